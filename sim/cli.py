@@ -1,0 +1,67 @@
+"""The ``tpe`` command line.
+
+Every subcommand lives in a module that exposes ``register(subparsers)``; each registered
+parser sets ``func`` (called with the parsed namespace, returning the exit code).
+
+Exit codes: 0 success, 1 a check failed, 2 bad input (one line on stderr naming the field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hw.spec import SpecError
+
+__all__ = ["InputError", "main"]
+
+
+class InputError(ValueError):
+    """Bad input found by the command line itself; ``str`` is the one-line message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [SpecError, InputError]
+    from models import ModelError  # noqa: PLC0415 (the workload layer's bad-input type)
+
+    errors.append(ModelError)
+    return tuple(errors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sim import cli_hw, cli_sim, demo  # noqa: PLC0415
+
+    parser = _Parser(
+        prog="tpe",
+        description="TPEForge: generate, verify and simulate tensor processing engines.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in (demo, cli_hw, cli_sim):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _input_errors() as err:
+        print(f"tpe: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tpe: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

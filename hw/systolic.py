@@ -1,0 +1,263 @@
+"""Systolic array generator: output-stationary and weight-stationary dataflows.
+
+One :class:`SystolicArray` component is elaborated from one :class:`hw.spec.SystolicSpec`.
+All streams follow ``amaranth.lib.stream`` rules (a beat transfers in a cycle where ``valid``
+and ``ready`` are both high; ``valid`` never waits for ``ready``). Operand lanes are
+``signed(bits)`` or ``unsigned(bits)`` per ``spec.signed``; accumulators are ``acc_bits`` wide
+and wrap modulo ``2**acc_bits`` (two's complement when signed).
+
+Output stationary (``dataflow="os"``) computes a ``rows`` x ``cols`` tile of
+``C = A @ W`` over a reduction of any length K:
+
+* ``i`` stream, one beat per reduction index k: ``a[r] = A[r, k]`` for every row r,
+  ``w[c] = W[k, c]`` for every column c, ``last`` high on the beat of k = K-1.
+  The array never stalls its input: a cycle without a valid beat enters zeros (a bubble),
+  which adds nothing to the accumulators and delays the fold by one cycle.
+* ``o`` stream, ``rows`` beats after the last MAC: beat r carries ``c[j] = C[r, j]``;
+  ``last`` marks beat ``rows - 1``. Back-pressure (``ready`` low) holds the drain.
+* Timing: with every beat valid and ready, the last output transfers
+  ``fold_cycles(K) - 1 = K + 2*rows + cols - 3`` cycles after the first input beat
+  (skew fill ``rows + cols - 2``, steady state K, drain ``rows``). ``i.ready`` is high
+  from the cycle after the last output beat, so folds run back to back.
+
+Weight stationary (``dataflow="ws"``) holds a ``rows`` x ``cols`` weight tile and streams any
+number M of activation rows through it:
+
+* ``wl`` stream, ``rows`` beats: beat k carries ``w[c] = W[k, c]`` (k = 0 first).
+* ``i`` stream, one beat per activation row m: ``a[k] = A[m, k]``, ``last`` on m = M-1.
+  A cycle without a valid beat enters a bubble row that produces no output.
+* ``o`` stream, one beat per activation row in order: ``c[j] = C[m, j]``, ``last`` on m = M-1.
+  Back-pressure stalls the whole array (a global clock enable).
+* Timing: ``fold_cycles(M) = rows + M + rows + cols - 1`` from the first ``wl`` beat to the
+  last output beat, inclusive (preload ``rows``, steady state M, a row leaves the array
+  ``rows + cols - 1`` cycles after it enters).
+
+``busy`` is high while a fold is in progress (from its first input beat to its last output).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.spec import SystolicSpec
+
+__all__ = ["SystolicArray", "stream_layouts"]
+
+
+def _shapes(spec: SystolicSpec) -> tuple[Shape, Shape, Shape]:
+    kind = signed if spec.signed else unsigned
+    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
+
+
+def stream_layouts(spec: SystolicSpec) -> dict[str, data.Layout]:
+    """Payload layout of every stream of the array, by stream name."""
+    a_shape, w_shape, acc_shape = _shapes(spec)
+    out = data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.cols), "last": 1})
+    if spec.dataflow == "os":
+        return {
+            "i": data.StructLayout({
+                "a": data.ArrayLayout(a_shape, spec.rows),
+                "w": data.ArrayLayout(w_shape, spec.cols),
+                "last": 1,
+            }),
+            "o": out,
+        }
+    return {
+        "wl": data.StructLayout({"w": data.ArrayLayout(w_shape, spec.cols)}),
+        "i": data.StructLayout({"a": data.ArrayLayout(a_shape, spec.rows), "last": 1}),
+        "o": out,
+    }
+
+
+class SystolicArray(wiring.Component):
+    """A ``spec.rows`` x ``spec.cols`` systolic array; see the module docstring for protocol."""
+
+    def __init__(self, spec: SystolicSpec):
+        if not isinstance(spec, SystolicSpec):
+            raise TypeError(f"spec must be a SystolicSpec, not {spec!r}")
+        self.spec = spec
+        members = {name: In(stream.Signature(layout)) for name, layout in
+                   stream_layouts(spec).items() if name != "o"}
+        members["o"] = Out(stream.Signature(stream_layouts(spec)["o"]))
+        members["busy"] = Out(1)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        if self.spec.dataflow == "os":
+            return self._elaborate_os()
+        return self._elaborate_ws()
+
+    # -- shared pieces --------------------------------------------------------------------
+    @staticmethod
+    def _skew(m: Module, lanes, shape: Shape, step, prefix: str):
+        """Delay lane n by n steps (a triangle of registers); returns the delayed lanes."""
+        out = []
+        for n, lane in enumerate(lanes):
+            cur = lane
+            for d in range(n):
+                reg = Signal(shape, name=f"{prefix}{n}_d{d}")
+                with m.If(step):
+                    m.d.sync += reg.eq(cur)
+                cur = reg
+            out.append(cur)
+        return out
+
+    # -- output stationary ----------------------------------------------------------------
+    def _elaborate_os(self) -> Module:
+        spec = self.spec
+        R, C = spec.rows, spec.cols
+        a_shape, w_shape, acc_shape = _shapes(spec)
+        m = Module()
+
+        flush_len = R + C - 2
+        counter = Signal(range(max(flush_len, R) + 1))
+        step = Signal()  # MAC wavefront advances
+        shift = Signal()  # result rows move one place towards the output
+        feed = Signal()  # the current input beat is taken
+
+        a_in = [Signal(a_shape, name=f"a_in{r}") for r in range(R)]
+        w_in = [Signal(w_shape, name=f"w_in{c}") for c in range(C)]
+        with m.If(feed):
+            m.d.comb += [a_in[r].eq(self.i.payload.a[r]) for r in range(R)]
+            m.d.comb += [w_in[c].eq(self.i.payload.w[c]) for c in range(C)]
+
+        a_edge = self._skew(m, a_in, a_shape, step, "a_skew")
+        w_edge = self._skew(m, w_in, w_shape, step, "w_skew")
+
+        acc = [[Signal(acc_shape, name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
+        a_right = [[None] * C for _ in range(R)]
+        w_down = [[None] * C for _ in range(R)]
+        for r in range(R):
+            for c in range(C):
+                a_op = a_edge[r] if c == 0 else a_right[r][c - 1]
+                w_op = w_edge[c] if r == 0 else w_down[r - 1][c]
+                if c + 1 < C:
+                    a_right[r][c] = Signal(a_shape, name=f"a_{r}_{c}")
+                    with m.If(step):
+                        m.d.sync += a_right[r][c].eq(a_op)
+                if r + 1 < R:
+                    w_down[r][c] = Signal(w_shape, name=f"w_{r}_{c}")
+                    with m.If(step):
+                        m.d.sync += w_down[r][c].eq(w_op)
+                below = acc[r + 1][c] if r + 1 < R else 0
+                with m.If(step):
+                    m.d.sync += acc[r][c].eq(acc[r][c] + a_op * w_op)
+                with m.Elif(shift):
+                    m.d.sync += acc[r][c].eq(below)
+
+        m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
+
+        with m.FSM(name="os_fsm"):
+            with m.State("STREAM"):
+                m.d.comb += [self.i.ready.eq(1), step.eq(1), feed.eq(self.i.valid)]
+                with m.If(self.i.valid):
+                    m.d.sync += self.busy.eq(1)
+                    with m.If(self.i.payload.last):
+                        if flush_len:
+                            m.d.sync += counter.eq(flush_len - 1)
+                            m.next = "FLUSH"
+                        else:
+                            m.d.sync += counter.eq(0)
+                            m.next = "DRAIN"
+            with m.State("FLUSH"):
+                m.d.comb += step.eq(1)
+                m.d.sync += counter.eq(counter - 1)
+                with m.If(counter == 0):
+                    m.d.sync += counter.eq(0)
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += [
+                    self.o.valid.eq(1),
+                    self.o.payload.last.eq(counter == R - 1),
+                    shift.eq(self.o.ready),
+                ]
+                with m.If(self.o.ready):
+                    m.d.sync += counter.eq(counter + 1)
+                    with m.If(counter == R - 1):
+                        m.d.sync += self.busy.eq(0)
+                        m.next = "STREAM"
+        return m
+
+    # -- weight stationary ----------------------------------------------------------------
+    def _elaborate_ws(self) -> Module:
+        spec = self.spec
+        R, C = spec.rows, spec.cols
+        a_shape, w_shape, acc_shape = _shapes(spec)
+        m = Module()
+
+        depth = R + C - 1  # steps from an activation row entering to its output row
+        out_valid = Signal()
+        step = Signal()  # global enable of the whole pipeline
+        feed = Signal()  # the current input beat is taken
+        m.d.comb += self.o.valid.eq(out_valid)
+
+        # Stationary weights: a chain fed at row rows-1 that moves up one row per beat.
+        wt = [[Signal(w_shape, name=f"wt_{r}_{c}") for c in range(C)] for r in range(R)]
+        load = Signal()
+        with m.If(load):
+            for c in range(C):
+                for r in range(R):
+                    src = self.wl.payload.w[c] if r == R - 1 else wt[r + 1][c]
+                    m.d.sync += wt[r][c].eq(src)
+
+        a_in = [Signal(a_shape, name=f"a_in{r}") for r in range(R)]
+        with m.If(feed):
+            m.d.comb += [a_in[r].eq(self.i.payload.a[r]) for r in range(R)]
+        a_edge = self._skew(m, a_in, a_shape, step, "a_skew")
+
+        psum = [[Signal(acc_shape, name=f"psum_{r}_{c}") for c in range(C)] for r in range(R)]
+        a_right = [[None] * C for _ in range(R)]
+        for r in range(R):
+            for c in range(C):
+                a_op = a_edge[r] if c == 0 else a_right[r][c - 1]
+                if c + 1 < C:
+                    a_right[r][c] = Signal(a_shape, name=f"a_{r}_{c}")
+                    with m.If(step):
+                        m.d.sync += a_right[r][c].eq(a_op)
+                above = psum[r - 1][c] if r else 0
+                with m.If(step):
+                    m.d.sync += psum[r][c].eq(above + a_op * wt[r][c])
+
+        # De-skew: column c leaves the array c steps after column 0; delay it cols-1-c more.
+        for c in range(C):
+            cur = psum[R - 1][c]
+            for d in range(C - 1 - c):
+                reg = Signal(acc_shape, name=f"deskew{c}_d{d}")
+                with m.If(step):
+                    m.d.sync += reg.eq(cur)
+                cur = reg
+            m.d.comb += self.o.payload.c[c].eq(cur)
+
+        # Valid/last flags travel beside the data through the same number of steps.
+        flags = [Signal(2, name=f"flag{d}") for d in range(depth)]
+        beat_flag = Signal(2)
+        m.d.comb += beat_flag.eq(Mux(feed, self.i.payload.last << 1 | 1, 0))
+        with m.If(step):
+            m.d.sync += flags[0].eq(beat_flag)
+            m.d.sync += [flags[d].eq(flags[d - 1]) for d in range(1, depth)]
+        m.d.comb += [out_valid.eq(flags[-1][0]), self.o.payload.last.eq(flags[-1][1])]
+
+        stalled = out_valid & ~self.o.ready
+        loaded = Signal(range(R + 1))
+        with m.FSM(name="ws_fsm"):
+            with m.State("LOAD"):
+                m.d.comb += [self.wl.ready.eq(1), load.eq(self.wl.valid)]
+                with m.If(self.wl.valid):
+                    m.d.sync += self.busy.eq(1)
+                    m.d.sync += loaded.eq(loaded + 1)
+                    with m.If(loaded == R - 1):
+                        m.d.sync += loaded.eq(0)
+                        m.next = "STREAM"
+            with m.State("STREAM"):
+                m.d.comb += [step.eq(~stalled), self.i.ready.eq(~stalled)]
+                m.d.comb += feed.eq(self.i.valid & ~stalled)
+                with m.If(feed & self.i.payload.last):
+                    m.next = "FLUSH"
+            with m.State("FLUSH"):
+                m.d.comb += step.eq(~stalled)
+                with m.If(out_valid & self.o.ready & self.o.payload.last):
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "LOAD"
+        return m

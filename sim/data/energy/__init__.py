@@ -1,0 +1,1 @@
+"""Energy and area tables (TOML), loaded by ``sim.energy.load_table``."""

@@ -1,0 +1,336 @@
+"""One GEMM on one architecture: cycles, stalls, energy, area (``tpe sim gemm``).
+
+:func:`simulate_gemm` maps the GEMM through :func:`mapping.search` with this module's cost
+function :func:`gemm_cost` (the engine's fold model, ``sim.memory`` and ``sim.energy``), then
+evaluates the chosen mapping. ``gemm.count`` independent instances run back to back: every
+total is ``count`` times one instance's.
+
+``memory="ideal"`` skips the search: the GEMM runs untiled with its operands on chip and
+infinite bandwidth, so ``compute_cycles == cycles ==
+sim.engines.systolic.gemm_compute_cycles(arch.engine, M, N, K) * count`` exactly.
+
+Results are cached on (architecture, shape, formats, memory, objective); a cached evaluation
+costs a few microseconds (see ``tests/test_sim_gemm.py`` for the bound that is held).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+
+from hw.spec import ArchSpec, EngineSpec, SpecError, spec_to_dict
+from mapping import OBJECTIVES, Candidates, Costs, Mapping, Objective, search, untiled
+from mapping import clear_caches as _clear_mapping_caches
+from models import ModelError
+from models.formats import get_format, known_formats
+from models.ops import Gemm
+from sim.energy import (
+    ACTION_UNITS,
+    ENERGY_COMPONENTS,
+    action_counts,
+    area_breakdown,
+    energy_breakdown,
+)
+from sim.engines.systolic import tiled_fold_grid, tiled_gemm_compute_cycles
+from sim.memory import MEMORY_MODES, Memory, MemoryTraffic, memory_traffic
+
+__all__ = [
+    "FormatError",
+    "GemmResult",
+    "check_formats",
+    "clear_caches",
+    "gemm_cost",
+    "simulate_gemm",
+]
+
+
+class FormatError(SpecError):
+    """A GEMM's number format does not fit the engine; ``str`` names the flag and the fix."""
+
+
+# -- format checks ------------------------------------------------------------------------------
+
+
+def _check_operand(flag: str, fmt_name: str, engine: EngineSpec, field: str) -> None:
+    bits = getattr(engine, field)
+    try:
+        fmt = get_format(fmt_name)
+    except ModelError:
+        raise FormatError(
+            f"{flag}: unknown number format {fmt_name!r}; known: {', '.join(known_formats())}"
+        ) from None
+    if fmt.family == "fp":
+        raise FormatError(
+            f"{flag}: {fmt.name} is a floating-point format but {engine.name} is an integer "
+            f"engine ({field}={bits}); use an integer format such as int{bits}"
+        )
+    if not engine.signed and fmt.signed:
+        raise FormatError(
+            f"{flag}: {fmt.name} is signed but the engine is unsigned (engine.signed=false); "
+            f"use uint{min(bits, fmt.bits)} or --set engine.signed=true"
+        )
+    # A signed engine holds an unsigned or bipolar N-bit value in N + 1 bits.
+    need = fmt.bits + (1 if engine.signed and fmt.family in ("uint", "bipolar") else 0)
+    if need > bits:
+        raise FormatError(
+            f"{flag}: {fmt.name} needs {need}-bit operands but the engine has {field}={bits}; "
+            f"use {flag} int{bits} or --set engine.{field}={need}"
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def check_formats(engine: EngineSpec, a_fmt: str, w_fmt: str) -> None:
+    """Raise :class:`FormatError` unless ``a_fmt``/``w_fmt`` fit the engine's operands."""
+    _check_operand("--a-fmt", a_fmt, engine, "a_bits")
+    _check_operand("--w-fmt", w_fmt, engine, "w_bits")
+
+
+# -- the cost model (vectorised over candidate mappings) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Evaluation:
+    compute_cycles: np.ndarray
+    stall_cycles: np.ndarray
+    traffic: MemoryTraffic
+    actions: dict[str, np.ndarray]
+    energy: dict[str, np.ndarray]
+
+    @property
+    def cycles(self) -> np.ndarray:
+        return self.compute_cycles + self.stall_cycles
+
+    @property
+    def energy_pj(self) -> np.ndarray:
+        return sum(self.energy.values())  # type: ignore[return-value]
+
+
+def _evaluate(arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory) -> _Evaluation:
+    spec = arch.engine
+    tm, tn, tk = (cands.tiles[:, j] for j in range(3))
+    M, N, K = gemm.M, gemm.N, gemm.K
+    compute = tiled_gemm_compute_cycles(spec, M, N, K, tm, tn, tk)
+    traffic = memory_traffic(arch, gemm, cands, compute, memory=memory)
+    _, _, chunks = tiled_fold_grid(spec, M, N, K, tm, tn, tk)
+    actions = action_counts(
+        arch, M, N, K,
+        stream_chunks=chunks,
+        sram=(
+            traffic.sram_a_read_bytes + traffic.sram_a_write_bytes,
+            traffic.sram_w_read_bytes + traffic.sram_w_write_bytes,
+            traffic.sram_o_read_bytes + traffic.sram_o_write_bytes,
+        ),
+        dram_bytes=traffic.dram_bytes,
+    )
+    return _Evaluation(
+        compute_cycles=compute,
+        stall_cycles=traffic.stall_cycles,
+        traffic=traffic,
+        actions=actions.as_dict(),
+        energy=energy_breakdown(arch, actions),
+    )
+
+
+def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
+    """The simulator's cost function for :func:`mapping.search` (real memory, one instance)."""
+    ev = _evaluate(arch, gemm, cands, "real")
+    return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes)
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Instance:
+    """One instance's scalar results (cached)."""
+
+    mapping: Mapping
+    compute_cycles: int
+    sram_stall_cycles: int
+    stall_cycles: int
+    dram_transfer_cycles: float
+    dram_a_bytes: float
+    dram_w_bytes: float
+    dram_o_bytes: float
+    energy_pj: tuple[tuple[str, float], ...]
+    actions: tuple[tuple[str, float], ...]
+
+
+@functools.lru_cache(maxsize=16384)
+def _instance(
+    arch: ArchSpec, M: int, N: int, K: int, a_fmt: str, w_fmt: str, o_fmt: str,
+    b_is_weight: bool, memory: Memory, objective: Objective,
+) -> _Instance:
+    one = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=o_fmt,
+               b_is_weight=b_is_weight)
+    if memory == "ideal":
+        cands = untiled(one, arch)
+        mapping = cands.mapping(0, arch)
+    else:
+        mapping = search(one, arch, gemm_cost, objective)
+        cands = Candidates.from_mapping(mapping, M, N, K)
+    ev = _evaluate(arch, one, cands, memory)
+    t = ev.traffic
+    stall = int(ev.stall_cycles[0])
+    return _Instance(
+        mapping=mapping,
+        compute_cycles=int(ev.compute_cycles[0]),
+        sram_stall_cycles=min(stall, math.ceil(float(t.sram_stall_cycles[0]) - 1e-9)),
+        stall_cycles=stall,
+        dram_transfer_cycles=float(t.dram_transfer_cycles[0]),
+        dram_a_bytes=float(t.dram_a_read_bytes[0]),
+        dram_w_bytes=float(t.dram_w_read_bytes[0]),
+        dram_o_bytes=float(t.dram_o_write_bytes[0] + t.dram_o_read_bytes[0]),
+        energy_pj=tuple((k, float(ev.energy[k][0])) for k in ENERGY_COMPONENTS),
+        actions=tuple((k, float(ev.actions[k][0])) for k in ENERGY_COMPONENTS),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GemmResult:
+    """Performance, energy and area of ``gemm.count`` instances of one GEMM on ``arch``.
+
+    Cycle and byte fields are totals over all instances; ``mapping`` is one instance's.
+    ``utilization`` = useful MACs / (``cycles`` x rows x cols). ``bound`` is ``"memory"`` when
+    moving the DRAM bytes alone takes longer than the array's compute cycles.
+    """
+
+    arch: ArchSpec
+    gemm: Gemm
+    memory: Memory
+    objective: Objective
+    mapping: Mapping
+    cycles: int
+    compute_cycles: int
+    stall_cycles: int
+    #: Stall cycles caused by SRAM port bandwidth (the rest wait for DRAM).
+    sram_stall_cycles: int
+    dram_stall_cycles: int
+    macs: int
+    utilization: float
+    seconds: float
+    energy_pj: float
+    energy_breakdown_pj: MappingProxyType[str, float]
+    #: Action counts per energy component (units in ``sim.energy.ACTION_UNITS``).
+    actions: MappingProxyType[str, float]
+    dram_a_bytes: float
+    dram_w_bytes: float
+    dram_o_bytes: float
+    area_um2: float
+    area_breakdown_um2: MappingProxyType[str, float]
+    bound: Literal["compute", "memory"]
+
+    @property
+    def name(self) -> str:
+        return self.gemm.name
+
+    @property
+    def count(self) -> int:
+        return self.gemm.count
+
+    @property
+    def dram_bytes(self) -> float:
+        return self.dram_a_bytes + self.dram_w_bytes + self.dram_o_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the ``tpe sim gemm --json`` object)."""
+        g = self.gemm
+        return {
+            "arch": self.arch.name,
+            "engine": spec_to_dict(self.arch.engine),
+            "gemm": {"name": g.name, "M": g.M, "N": g.N, "K": g.K, "count": g.count,
+                     "a_fmt": g.a_fmt, "w_fmt": g.w_fmt, "o_fmt": g.o_fmt},
+            "memory": self.memory,
+            "objective": self.objective,
+            "cycles": self.cycles,
+            "compute_cycles": self.compute_cycles,
+            "stall_cycles": self.stall_cycles,
+            "sram_stall_cycles": self.sram_stall_cycles,
+            "dram_stall_cycles": self.dram_stall_cycles,
+            "utilization": self.utilization,
+            "seconds": self.seconds,
+            "macs": self.macs,
+            "energy_pj": self.energy_pj,
+            "breakdown": dict(self.energy_breakdown_pj),
+            "actions": {k: {"count": v, "unit": ACTION_UNITS[k]}
+                        for k, v in self.actions.items()},
+            "dram_bytes": {"a": self.dram_a_bytes, "w": self.dram_w_bytes,
+                           "o": self.dram_o_bytes, "total": self.dram_bytes},
+            "area_um2": self.area_um2,
+            "area_breakdown_um2": dict(self.area_breakdown_um2),
+            "bound": self.bound,
+            "mapping": self.mapping.to_dict(),
+        }
+
+
+def simulate_gemm(
+    arch: ArchSpec,
+    gemm: Gemm,
+    *,
+    memory: Memory = "real",
+    objective: Objective = "latency",
+) -> GemmResult:
+    """Simulate ``gemm`` (all ``gemm.count`` instances) on ``arch``.
+
+    ``memory``: ``"real"`` (buffers and DRAM link of ``arch``, best mapping for
+    ``objective``) or ``"ideal"`` (untiled, operands on chip, no stalls). ``objective``:
+    ``"latency"``, ``"energy"`` or ``"edp"``.
+
+    Raises :class:`FormatError` when a format does not fit the engine (message starts with
+    ``--a-fmt``/``--w-fmt``), :class:`mapping.MappingError` when no tile fits the buffers,
+    :class:`hw.spec.SpecError` for a bad energy table.
+    """
+    if not isinstance(arch, ArchSpec):
+        raise TypeError(f"arch: expected a hw.spec.ArchSpec, got {type(arch).__name__}")
+    if not isinstance(gemm, Gemm):
+        raise TypeError(f"gemm: expected a models.ops.Gemm, got {type(gemm).__name__}")
+    if memory not in MEMORY_MODES:
+        raise ValueError(f"memory: must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
+    check_formats(arch.engine, gemm.a_fmt, gemm.w_fmt)
+    inst = _instance(arch, gemm.M, gemm.N, gemm.K, gemm.a_fmt, gemm.w_fmt, gemm.o_fmt,
+                     gemm.b_is_weight, memory, objective)
+    n = gemm.count
+    cycles = n * (inst.compute_cycles + inst.stall_cycles)
+    compute = n * inst.compute_cycles
+    macs = gemm.macs
+    spec = arch.engine
+    energy = {k: n * v for k, v in inst.energy_pj}
+    area = area_breakdown(arch)
+    return GemmResult(
+        arch=arch,
+        gemm=gemm,
+        memory=memory,
+        objective=objective,
+        mapping=inst.mapping,
+        cycles=cycles,
+        compute_cycles=compute,
+        stall_cycles=n * inst.stall_cycles,
+        sram_stall_cycles=n * inst.sram_stall_cycles,
+        dram_stall_cycles=n * (inst.stall_cycles - inst.sram_stall_cycles),
+        macs=macs,
+        utilization=macs / (cycles * spec.rows * spec.cols),
+        seconds=cycles / (arch.clock_mhz * 1e6),
+        energy_pj=sum(energy.values()),
+        energy_breakdown_pj=MappingProxyType(energy),
+        actions=MappingProxyType({k: n * v for k, v in inst.actions}),
+        dram_a_bytes=n * inst.dram_a_bytes,
+        dram_w_bytes=n * inst.dram_w_bytes,
+        dram_o_bytes=n * inst.dram_o_bytes,
+        area_um2=sum(area.values()),
+        area_breakdown_um2=area,
+        bound="memory" if inst.dram_transfer_cycles > inst.compute_cycles else "compute",
+    )
+
+
+def clear_caches() -> None:
+    """Forget every cached result and mapping (benchmarks of the uncached path use this)."""
+    _instance.cache_clear()
+    check_formats.cache_clear()
+    _clear_mapping_caches()

@@ -1,0 +1,158 @@
+"""``tpe sim gemm`` / ``tpe sim model``: JSON keys, human output, one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hw.spec import load_arch
+from models.llm import OP_NAMES
+from sim.cli import main
+from sim.engines.systolic import gemm_compute_cycles
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCEPTANCE = ["sim", "gemm", "--arch", "systolic", "--set", "engine.rows=32", "--set",
+              "engine.cols=32", "--set", "engine.dataflow=os", "--memory", "ideal",
+              "--M", "512", "--N", "4096", "--K", "4096", "--json"]
+REQUIRED_KEYS = {"cycles", "compute_cycles", "stall_cycles", "utilization", "energy_pj",
+                 "seconds", "breakdown", "mapping", "arch", "engine"}
+
+
+def run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_acceptance_command_prints_one_json_object(capsys):
+    code, out, err = run(capsys, ACCEPTANCE)
+    assert code == 0, err
+    d = json.loads(out)
+    assert REQUIRED_KEYS <= set(d)
+    spec = load_arch("systolic", ["engine.rows=32", "engine.cols=32",
+                                  "engine.dataflow=os"]).engine
+    assert d["cycles"] == d["compute_cycles"] == gemm_compute_cycles(spec, 512, 4096, 4096)
+    assert d["stall_cycles"] == 0
+    assert d["arch"] == "systolic"
+    assert d["engine"]["rows"] == 32 and d["engine"]["dataflow"] == "os"
+    assert sum(d["breakdown"].values()) == pytest.approx(d["energy_pj"])
+    assert d["mapping"]["spatial"] == {"rows": "m", "cols": "n", "stream": "k"}
+
+
+def test_acceptance_command_through_the_installed_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", *ACCEPTANCE], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert REQUIRED_KEYS <= set(json.loads(proc.stdout))
+
+
+@pytest.mark.parametrize("extra", [[], ["--set", "engine.dataflow=ws", "--objective", "energy"],
+                                   ["--a-fmt", "int4", "--w-fmt", "int4", "--objective", "edp"]])
+def test_gemm_real_memory_json_and_text(capsys, extra):
+    argv = ["sim", "gemm", "--arch", "systolic", "--M", "300", "--N", "700", "--K", "900",
+            *extra]
+    code, out, err = run(capsys, [*argv, "--json"])
+    assert code == 0, err
+    d = json.loads(out)
+    assert REQUIRED_KEYS <= set(d)
+    assert d["cycles"] == d["compute_cycles"] + d["stall_cycles"]
+    code, text, err = run(capsys, argv)
+    assert code == 0, err
+    assert f"{d['cycles']:,}" in text
+    assert "energy" in text and "mapping" in text
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_model_json_lists_every_operator(capsys, phase):
+    code, out, err = run(capsys, ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b",
+                                  "--phase", phase, "--batch", "2", "--seq", "128", "--json"])
+    assert code == 0, err
+    d = json.loads(out)
+    assert REQUIRED_KEYS <= set(d)
+    assert [op["name"] for op in d["ops"]] == list(OP_NAMES)
+    assert d["cycles"] == sum(op["cycles"] for op in d["ops"])
+    code, text, err = run(capsys, ["sim", "model", "--arch", "systolic", "--model",
+                                   "llama-2-7b", "--phase", phase, "--batch", "2", "--seq",
+                                   "128", "--quant", "w8a8"])
+    assert code == 0, err
+    assert all(name in text for name in OP_NAMES)
+    assert f"{d['cycles']:,}" in text
+
+
+def test_model_from_a_config_file(capsys, tmp_path):
+    cfg = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2,
+           "num_attention_heads": 8, "vocab_size": 1000, "max_position_embeddings": 128}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(cfg))
+    code, out, err = run(capsys, ["sim", "model", "--arch", "systolic", "--model", str(path),
+                                  "--phase", "prefill", "--batch", "1", "--seq", "16", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["model"] == "tiny"
+
+
+def _bad_toml(tmp_path: Path) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text("name = 'x'\n[engine\nkind = 'systolic'\n")
+    return str(path)
+
+
+GEMM = ["sim", "gemm", "--arch", "systolic", "--M", "64", "--N", "64", "--K", "64"]
+MODEL = ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b", "--phase", "decode",
+         "--batch", "1", "--seq", "16"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["sim", "gemm", "--arch", "systolic", "--M", "0", "--N", "8", "--K", "8"],
+         r"^tpe: error: --M: must be a positive integer \(got 0\)$"),
+        (["sim", "gemm", "--arch", "systolic", "--M", "8", "--N", "-3", "--K", "8"],
+         r"^tpe: error: --N: must be a positive integer \(got -3\)$"),
+        (["sim", "gemm", "--arch", "systolic", "--M", "8", "--N", "8", "--K", "0"],
+         r"^tpe: error: --K: must be a positive integer \(got 0\)$"),
+        (["sim", "gemm", "--arch", "nope", "--M", "8", "--N", "8", "--K", "8"],
+         r"^tpe: error: --arch: unknown preset 'nope'; presets: .*systolic"),
+        ([*GEMM, "--set", "engine.rows=0"], r"^tpe: error: engine\.rows: must be >= 1 \(got 0\)$"),
+        ([*GEMM, "--a-fmt", "fp16"], r"^tpe: error: --a-fmt: fp16 is a floating-point format"),
+        ([*GEMM, "--w-fmt", "int12"],
+         r"^tpe: error: --w-fmt: int12 needs 12-bit operands but the engine has w_bits=8; "),
+        ([*GEMM, "--a-fmt", "float7"], r"^tpe: error: --a-fmt: unknown number format 'float7'"),
+        ([*GEMM, "--set", "o_buffer.capacity_bytes=1024"],
+         r"^tpe: error: o_buffer: the smallest output tile .* --set o_buffer\.capacity_bytes="),
+        ([*GEMM, "--memory", "fast"], r"^tpe sim gemm: error: argument --memory: invalid choice"),
+        (["sim", "gemm", "--arch", "systolic", "--M", "x", "--N", "8", "--K", "8"],
+         r"^tpe sim gemm: error: argument --M: invalid int value: 'x'"),
+        ([*MODEL[:5], "nope", *MODEL[6:]], r"^tpe: error: model: unknown model 'nope'"),
+        ([*MODEL, "--quant", "w4a16"],
+         r"^tpe: error: --quant: unknown scheme 'w4a16'; available: w8a8$"),
+        ([*MODEL[:9], "0", *MODEL[10:]], r"^tpe: error: --batch: must be a positive integer"),
+        ([*MODEL[:11], "0"], r"^tpe: error: --seq: must be a positive integer \(got 0\)$"),
+        ([*MODEL, "--set", "engine.a_bits=4"],
+         r"^tpe: error: --a-fmt: int8 needs 8-bit operands but the engine has a_bits=4"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, argv, pattern):
+    code, out, err = run(capsys, argv)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert re.match(pattern, lines[0]), lines[0]
+
+
+def test_malformed_arch_toml_exits_2(capsys, tmp_path):
+    bad = _bad_toml(tmp_path)
+    code, _, err = run(capsys, ["sim", "gemm", "--arch", bad, "--M", "8", "--N", "8", "--K",
+                                "8"])
+    assert code == 2
+    assert err.startswith(f"tpe: error: {bad}: malformed TOML")
+    assert len(err.strip().splitlines()) == 1

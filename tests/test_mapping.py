@@ -1,0 +1,203 @@
+"""mapping/: candidate tilings, capacity errors, search with a caller-supplied cost function."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hw.spec import SpecError, load_arch
+from mapping import (
+    DIMS,
+    LOOP_ORDERS,
+    Candidates,
+    Costs,
+    Mapping,
+    MappingError,
+    candidates,
+    search,
+    untiled,
+)
+from models.formats import get_format
+from models.ops import Gemm
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def arch_with(*overrides: str):
+    return load_arch("systolic", list(overrides))
+
+
+def cycles_only(gemm, arch, cands: Candidates) -> Costs:
+    """A toy cost: fewer tile iterations is better; energy = total tile elements."""
+    trips = cands.trips
+    n_iter = trips.prod(axis=1)
+    return Costs(cycles=n_iter, energy_pj=cands.tiles.sum(axis=1).astype(float))
+
+
+def test_mapping_imports_neither_sim_nor_anything_outside_its_layer():
+    for path in (ROOT / "mapping").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top != "sim", f"{path.name} imports {name}"
+
+
+dims_st = st.integers(min_value=1, max_value=3000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(M=dims_st, N=dims_st, K=dims_st, dataflow=st.sampled_from(["os", "ws"]),
+       rows=st.sampled_from([4, 16, 32]), cols=st.sampled_from([4, 8, 32]))
+def test_candidates_fit_buffers_and_respect_the_array(M, N, K, dataflow, rows, cols):
+    arch = arch_with(f"engine.dataflow={dataflow}", f"engine.rows={rows}",
+                     f"engine.cols={cols}")
+    gemm = Gemm(name="g", M=M, N=N, K=K)
+    cands = candidates(gemm, arch)
+    assert len(cands) > 0
+    tm, tn, tk = cands.tiles.T
+    a_bits, w_bits = get_format(gemm.a_fmt).bits, get_format(gemm.w_fmt).bits
+    assert np.all(-(-tm * tk * a_bits // 8) <= arch.a_buffer.tile_capacity_bytes)
+    assert np.all(-(-tk * tn * w_bits // 8) <= arch.w_buffer.tile_capacity_bytes)
+    assert np.all(-(-tm * tn * arch.engine.acc_bits // 8) <= arch.o_buffer.tile_capacity_bytes)
+    assert np.all((tm >= 1) & (tm <= M) & (tn >= 1) & (tn <= N) & (tk >= 1) & (tk <= K))
+    # unrolled dimensions: multiples of the array edge, or the whole dimension
+    row_tiles, row_dim = (tm, M) if dataflow == "os" else (tk, K)
+    assert np.all((row_tiles % rows == 0) | (row_tiles == row_dim))
+    assert np.all((tn % cols == 0) | (tn == N))
+    # every loop order appears for every tile
+    per_tile = {}
+    for t, o in zip(map(tuple, cands.tiles), map(tuple, cands.order), strict=True):
+        per_tile.setdefault(t, set()).add(o)
+    assert all(len(orders) == len(LOOP_ORDERS) for orders in per_tile.values())
+
+
+@settings(max_examples=40, deadline=None)
+@given(M=dims_st, N=dims_st, K=dims_st, scale=st.sampled_from([2, 4, 16]),
+       which=st.sampled_from(["a_buffer", "w_buffer", "o_buffer"]))
+def test_bigger_buffers_admit_a_superset_of_candidates(M, N, K, scale, which):
+    small = arch_with()
+    big_cap = getattr(small, which).capacity_bytes * scale
+    big = arch_with(f"{which}.capacity_bytes={big_cap}")
+    gemm = Gemm(name="g", M=M, N=N, K=K)
+    small_rows = {tuple(r) for r in np.hstack([candidates(gemm, small).tiles,
+                                               candidates(gemm, small).order])}
+    big_rows = {tuple(r) for r in np.hstack([candidates(gemm, big).tiles,
+                                             candidates(gemm, big).order])}
+    assert small_rows <= big_rows
+
+
+@pytest.mark.parametrize(
+    ("override", "gemm", "pattern"),
+    [
+        ("o_buffer.capacity_bytes=1024", Gemm(name="g", M=64, N=64, K=64),
+         r"^o_buffer: the smallest output tile \(32 x 32 int32 accumulator = 4096 bytes\) does "
+         r"not fit its 512-byte tile capacity .*; raise it with "
+         r"--set o_buffer\.capacity_bytes=8192$"),
+        ("a_buffer.capacity_bytes=16", Gemm(name="g", M=64, N=64, K=64),
+         r"^a_buffer: the smallest A tile \(32 x 1 int8 = 32 bytes\) does not fit its "
+         r"8-byte tile capacity .*--set a_buffer\.capacity_bytes=64$"),
+        ("w_buffer.capacity_bytes=32", Gemm(name="g", M=64, N=64, K=64),
+         r"^w_buffer: the smallest W tile \(1 x 32 int8 = 32 bytes\) .*"
+         r"--set w_buffer\.capacity_bytes=64 or --set w_buffer\.double_buffered=false$"),
+    ],
+)
+def test_a_minimum_tile_that_does_not_fit_names_the_buffer_and_the_fix(override, gemm, pattern):
+    arch = arch_with(override)
+    with pytest.raises(MappingError, match=pattern) as info:
+        candidates(gemm, arch)
+    assert isinstance(info.value, SpecError)  # the CLI turns it into exit 2
+    assert "\n" not in str(info.value)
+
+
+def test_the_suggested_capacity_fixes_the_error():
+    gemm = Gemm(name="g", M=64, N=64, K=64)
+    with pytest.raises(MappingError) as info:
+        candidates(gemm, arch_with("o_buffer.capacity_bytes=1024"))
+    found = re.search(r"--set o_buffer\.capacity_bytes=(\d+)", str(info.value))
+    assert found is not None
+    fix = found.group(1)
+    assert len(candidates(gemm, arch_with(f"o_buffer.capacity_bytes={fix}"))) > 0
+
+
+def test_search_minimises_the_objective_of_the_given_cost_function():
+    arch = arch_with()
+    gemm = Gemm(name="g", M=256, N=512, K=1024)
+    cands = candidates(gemm, arch)
+    costs = cycles_only(gemm, arch, cands)
+    best = search(gemm, arch, cycles_only, "latency")
+    assert best.tile_iterations == costs.cycles.min()
+    best_e = search(gemm, arch, cycles_only, "energy")
+    assert best_e.tile_m + best_e.tile_n + best_e.tile_k == costs.energy_pj.min()
+    edp = costs.cycles * costs.energy_pj
+    best_edp = search(gemm, arch, cycles_only, "edp")
+    assert (best_edp.tile_iterations * (best_edp.tile_m + best_edp.tile_n + best_edp.tile_k)
+            == edp.min())
+
+
+def test_search_is_cached_on_shape_and_formats_not_name_or_count():
+    arch = arch_with()
+    a = search(Gemm(name="q", M=64, N=128, K=256), arch, cycles_only)
+    b = search(Gemm(name="k", M=64, N=128, K=256, count=7), arch, cycles_only)
+    assert a is b
+
+
+def test_search_rejects_an_unknown_objective():
+    with pytest.raises(ValueError, match=r"^objective: must be one of latency, energy, edp "
+                                         r"\(got 'speed'\)$"):
+        search(Gemm(name="g", M=8, N=8, K=8), arch_with(), cycles_only, "speed")  # type: ignore[arg-type]
+
+
+def test_arch_specs_hash_so_caches_work():
+    assert hash(arch_with()) == hash(arch_with())
+    assert arch_with() == arch_with()
+
+
+def test_untiled_is_one_whole_tile():
+    gemm = Gemm(name="g", M=100, N=200, K=300)
+    arch = arch_with()
+    m = untiled(gemm, arch).mapping(0, arch)
+    assert (m.tile_m, m.tile_n, m.tile_k) == (100, 200, 300)
+    assert (m.tiles_m, m.tiles_n, m.tiles_k) == (1, 1, 1)
+    assert m.stationary is None
+    # OS folds: ceil(M/rows) * ceil(N/cols), computed here independently
+    assert m.folds == -(-100 // 32) * -(-200 // 32)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(DIMS)))
+def test_stationary_is_the_operand_not_indexed_by_the_innermost_moving_loop(order):
+    m = Mapping(dataflow="os", tile_m=32, tile_n=32, tile_k=32, tiles_m=2, tiles_n=2,
+                tiles_k=2, loop_order=order, spatial_rows="m", spatial_cols="n",
+                stream_dim="k", folds=8)
+    expected = {"k": "O", "n": "A", "m": "W"}[order[-1]]
+    assert m.stationary == expected
+    # with the innermost loop trivial, the next loop out decides
+    trips = {"m": 2, "n": 2, "k": 2, order[-1]: 1}
+    m1 = Mapping(dataflow="os", tile_m=32, tile_n=32, tile_k=32, tiles_m=trips["m"],
+                 tiles_n=trips["n"], tiles_k=trips["k"], loop_order=order, spatial_rows="m",
+                 spatial_cols="n", stream_dim="k", folds=8)
+    assert m1.stationary == {"k": "O", "n": "A", "m": "W"}[order[1]]
+
+
+def test_mapping_round_trips_through_a_one_row_candidate_set():
+    arch = arch_with("engine.dataflow=ws")
+    gemm = Gemm(name="g", M=300, N=500, K=700)
+    cands = candidates(gemm, arch)
+    for i in (0, len(cands) // 2, len(cands) - 1):
+        m = cands.mapping(i, arch)
+        again = Candidates.from_mapping(m, gemm.M, gemm.N, gemm.K).mapping(0, arch)
+        assert again == m
+        assert m.spatial_rows == "k" and m.stream_dim == "m"

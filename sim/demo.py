@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sim.cli import InputError  # noqa: PLC0415
+    from sim.cli import InputError
 
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out: {args.out} exists and is not a folder")
@@ -45,15 +45,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
     """Run every step; returns the report path and whether verification passed."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    from hw.emit import generate, read_manifest  # noqa: PLC0415
-    from hw.spec import load_arch  # noqa: PLC0415
-    from models.llm import load_model, lower  # noqa: PLC0415
-    from sim.cli_hw import format_report  # noqa: PLC0415
-    from sim.model import simulate_model  # noqa: PLC0415
-    from sim.verify.runner import verify_design  # noqa: PLC0415
+    from hw.emit import generate, read_manifest
+    from hw.spec import load_arch
+    from models.llm import load_model, lower
+    from sim.cli_hw import format_report
+    from sim.model import simulate_model
+    from sim.verify.runner import verify_design
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,8 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    log("[2/4] verifying it on Verilator (build, then random GEMMs against numpy and the model) ...")
+    log("[2/4] verifying it on Verilator (build, then random GEMMs against numpy and the "
+        "model) ...")
     verify = verify_design(design, seed=1)
     timings["verify"] = time.perf_counter() - t
     log(format_report(verify.cases))
@@ -85,7 +86,8 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
             f"longest path {synth_fig['longest_path_cells']} cells")
 
     t = time.perf_counter()
-    log(f"[4/4] simulating {DEMO_MODEL} prefill ({DEMO_PROMPT} tokens) and decode on {arch.name} ...")
+    log(f"[4/4] simulating {DEMO_MODEL} prefill ({DEMO_PROMPT} tokens) and decode on "
+        f"{arch.name} ...")
     cfg = load_model(DEMO_MODEL)
     results = {
         phase: simulate_model(arch, lower(cfg, phase=phase, batch=DEMO_BATCH, seq=DEMO_PROMPT),
@@ -99,9 +101,9 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
 
 
 def _write_report(out, arch, spec, verify, synth_fig, results, timings) -> Path:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
-    from sim.plots import plot_op_breakdown, plot_roofline  # noqa: PLC0415
+    from sim.plots import plot_op_breakdown, plot_roofline
 
     pre, dec = results["prefill"], results["decode"]
     # Per-operator time in ms, summed over layers, per phase.

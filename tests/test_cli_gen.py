@@ -58,7 +58,7 @@ def test_gen_synth_figures(tmp_path) -> None:
 
 @pytest.mark.synth
 def test_synth_grows_with_the_array(tmp_path) -> None:
-    from hw.emit import generate  # noqa: PLC0415
+    from hw.emit import generate
 
     small = generate(SystolicSpec(rows=2, cols=2, a_bits=4, w_bits=4, acc_bits=12), tmp_path,
                      synth=True)
@@ -81,7 +81,8 @@ def test_synth_grows_with_the_array(tmp_path) -> None:
          r"^tpe: error: --acc-bits: must be <= 64 \(got 99\)$"),
         (["--rows", "-3", "--cols", "2"], r"^tpe: error: --rows: must be >= 1 \(got -3\)$"),
         (["--rows", "two", "--cols", "2"], r"argument --rows: invalid int value: 'two'"),
-        (["--rows", "2", "--cols", "2", "--dataflow", "is"], r"argument --dataflow: invalid choice"),
+        (["--rows", "2", "--cols", "2", "--dataflow", "is"],
+         r"argument --dataflow: invalid choice"),
     ],
 )
 def test_gen_bad_input_exits_2_with_one_line(tmp_path, args, message) -> None:

@@ -113,7 +113,7 @@ def test_parse_override_types() -> None:
 def test_engine_from_dict_and_frozen() -> None:
     spec = engine_from_dict({"kind": "systolic", "rows": 4, "cols": 2})
     assert spec == SystolicSpec(rows=4, cols=2)
-    with pytest.raises(Exception, match="frozen|cannot assign"):
+    with pytest.raises(Exception, match=r"frozen|cannot assign"):
         spec.rows = 3  # type: ignore[misc]
     assert hash(spec) == hash(SystolicSpec(rows=4, cols=2))
 

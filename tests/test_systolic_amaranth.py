@@ -84,7 +84,7 @@ def test_timing_contract_formulas_match_fold_cycles() -> None:
         contract = spec.timing_contract()
         for n in (1, 2, 17, 1000):
             env = {"rows": spec.rows, "cols": spec.cols, contract["stream_len"]: n}
-            assert eval(contract["fold_cycles"], {}, env) == spec.fold_cycles(n)  # noqa: S307
-            parts = sum(eval(contract[k], {}, env) for k in  # noqa: S307
+            assert eval(contract["fold_cycles"], {}, env) == spec.fold_cycles(n)
+            parts = sum(eval(contract[k], {}, env) for k in
                         ("preload_cycles", "fill_cycles", "drain_cycles"))
             assert parts + n == spec.fold_cycles(n)

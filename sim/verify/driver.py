@@ -150,7 +150,9 @@ class Case:
         return self.p_idle == 0.0 and self.p_stall == 0.0
 
 
-def plan_cases(spec: SystolicSpec, rng: np.random.Generator, *, random_gemms: int = 3) -> list[Case]:
+def plan_cases(
+    spec: SystolicSpec, rng: np.random.Generator, *, random_gemms: int = 3
+) -> list[Case]:
     """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
     R, C = spec.rows, spec.cols
     os_ = spec.dataflow == "os"

@@ -73,7 +73,7 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 
 def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = False) -> VerifyReport:
     """Build (once; make rebuilds only what changed) and run the bench of ``design_dir``."""
-    from cocotb_tools.runner import get_runner  # noqa: PLC0415 (heavy import)
+    from cocotb_tools.runner import get_runner
 
     design_dir = Path(design_dir).resolve()
     if not design_dir.is_dir():

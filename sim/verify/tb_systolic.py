@@ -98,7 +98,8 @@ async def lockstep(dut):
         if case.checks_cycles and measured != model:
             problems.append(f"measured {measured} cycles, model {model}")
         if not case.checks_cycles and measured < model:
-            problems.append(f"measured {measured} cycles under stalls, fewer than the model's {model}")
+            problems.append(
+                f"measured {measured} cycles under stalls, fewer than the model's {model}")
         entry = {
             "case": case.label, "M": case.M, "N": case.N, "K": case.K, "folds": len(folds),
             "measured_cycles": measured, "model_cycles": model,
@@ -107,7 +108,8 @@ async def lockstep(dut):
         }
         report["cases"].append(entry)
         failures += [f"{case.label}: {p}" for p in problems]
-        dut._log.info("%s: M=%d N=%d K=%d folds=%d measured=%d model=%d %s", case.label, case.M,
-                      case.N, case.K, len(folds), measured, model, "OK" if not problems else problems)
+        dut._log.info("%s: M=%d N=%d K=%d folds=%d measured=%d model=%d %s", case.label,
+                      case.M, case.N, case.K, len(folds), measured, model,
+                      problems or "OK")
     Path(os.environ["TPE_REPORT"]).write_text(json.dumps(report, indent=2) + "\n")
     assert not failures, "; ".join(failures)

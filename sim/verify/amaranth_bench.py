@@ -1,4 +1,4 @@
-"""Run the fold driver against the Amaranth model of a design (``amaranth.sim``).
+"""Run the fold driver against the Amaranth model of an engine (``amaranth.sim``).
 
 Fast enough for wide parameter sweeps of the generator logic in the unit tests; the emitted
 Verilog is checked the same way by the cocotb bench on Verilator.
@@ -9,17 +9,18 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
+from hw.generators import build_component, engine_streams
 from hw.packing import Codec, describe_layout
-from hw.spec import SystolicSpec
-from hw.systolic import SystolicArray, stream_layouts
+from hw.spec import EngineSpec
 from sim.verify.bench import CycleDriver
-from sim.verify.driver import assemble, plan_folds
+from sim.verify.driver import assemble
+from sim.verify.plans import planner
 
 __all__ = ["run_gemm_amaranth"]
 
 
 def run_gemm_amaranth(
-    spec: SystolicSpec,
+    spec: EngineSpec,
     A: np.ndarray,
     W: np.ndarray,
     rng: np.random.Generator,
@@ -28,10 +29,10 @@ def run_gemm_amaranth(
     p_stall: float = 0.0,
     max_cycles: int = 1_000_000,
 ):
-    """Simulate ``A @ W`` on the array; returns ``(C, driver)`` (timing in ``driver.timing``)."""
-    dut = SystolicArray(spec)
-    codecs = {name: Codec(describe_layout(lay)) for name, lay in stream_layouts(spec).items()}
-    folds = list(plan_folds(spec, A, W, rng))
+    """Simulate ``A @ W`` on the engine; returns ``(C, driver)`` (timing in ``driver.timing``)."""
+    dut = build_component(spec)
+    codecs = {name: Codec(describe_layout(lay)) for name, lay in engine_streams(spec).items()}
+    folds = list(planner(spec).plan_folds(spec, A, W, rng))
     drv = CycleDriver(codecs, folds, rng, p_idle=p_idle, p_stall=p_stall)
     streams = {name: getattr(dut, name) for name in codecs}
 

@@ -1,8 +1,8 @@
-"""A cycle-level, simulator-independent driver of the systolic array's streams.
+"""A cycle-level, simulator-independent driver of an engine's streams.
 
 Each cycle the simulator adapter asks :meth:`CycleDriver.inputs` for the values of the
 design's input ports, samples the design's ports just before the clock edge and hands them
-to :meth:`CycleDriver.clock`. The driver plays the part of the feeder (``wl``/``i`` streams)
+to :meth:`CycleDriver.clock`. The driver plays the part of the feeder (every input stream)
 and of the consumer (``o`` stream), may insert idle cycles and back-pressure, records every
 output beat and the cycle of every fold's first input and last output transfer.
 """
@@ -53,25 +53,15 @@ class CycleDriver:
         self.folds = list(folds)
         self.rng = rng
         self.p_idle, self.p_stall = p_idle, p_stall
-        self.ws = "wl" in codecs
         self.codecs = codecs
         # A flat beat list per input stream, with the fold each beat belongs to.
-        self.ports: dict[str, _Port] = {}
-        self.beat_fold: dict[str, list[int]] = {}
-        for name in (("wl", "i") if self.ws else ("i",)):
-            self.ports[name] = _Port(name)
-            self.beat_fold[name] = []
+        self.ports = {name: _Port(name) for name in codecs if name != "o"}
+        self.beat_fold: dict[str, list[int]] = {name: [] for name in self.ports}
         for f_idx, fold in enumerate(self.folds):
-            n = len(fold.a)
-            if self.ws:
-                for row in fold.wl:  # type: ignore[union-attr]
-                    self._add("wl", f_idx, codecs["wl"].pack(w=row))
-                for k in range(n):
-                    self._add("i", f_idx, codecs["i"].pack(a=fold.a[k], last=int(k == n - 1)))
-            else:
-                for k in range(n):
-                    self._add("i", f_idx, codecs["i"].pack(
-                        a=fold.a[k], w=fold.w[k], last=int(k == n - 1)))  # type: ignore[index]
+            for name, beats in fold.beats.items():
+                for beat in beats:
+                    self.ports[name].beats.append(codecs[name].pack(**beat))
+                    self.beat_fold[name].append(f_idx)
         self.outputs: list[list[list[int]]] = [[] for _ in self.folds]
         self.out_last_flags: list[list[int]] = [[] for _ in self.folds]
         self.timing = [FoldTiming() for _ in self.folds]
@@ -79,10 +69,6 @@ class CycleDriver:
         self._valid: dict[str, int] = {}
         self._ready = 1
         self.cycle = 0
-
-    def _add(self, port: str, fold: int, word: int) -> None:
-        self.ports[port].beats.append(word)
-        self.beat_fold[port].append(fold)
 
     @property
     def done(self) -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hw.emit import read_manifest
+from hw.spec import SpecError, engine_from_dict
+from sim.verify.plans import planner
 from sim.verify.toolchain import find_verilator, verilator_env
 
 __all__ = ["VerifyError", "VerifyReport", "verify_design"]
@@ -29,8 +31,8 @@ ACCEPTED_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "UNOPTFLAT", "
 #: makefile's assignments as command-line variables would.
 WHEEL_MAKE_ENV = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include", "CXXFLAGS": "-std=c++20"}
 
-#: The cocotb test module of each engine kind.
-BENCHES = {"systolic": "sim.verify.tb_systolic"}
+#: The cocotb test module (one for every engine kind: the planners differ, not the bench).
+BENCH = "sim.verify.tb_engine"
 
 
 class VerifyError(RuntimeError):
@@ -79,9 +81,11 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     if not design_dir.is_dir():
         raise FileNotFoundError(f"{design_dir}: no such design folder; create it with `tpe gen`")
     manifest = read_manifest(design_dir)
-    kind = manifest.get("kind")
-    if kind not in BENCHES:
-        raise VerifyError(f"{design_dir}: no verification bench for engine kind {kind!r}")
+    try:
+        planner(engine_from_dict(manifest["spec"]))
+    except (KeyError, TypeError, SpecError) as err:
+        raise VerifyError(
+            f"{design_dir}: the manifest names no engine this bench knows ({err})") from None
     vfile = design_dir / manifest["verilog"]
     if not vfile.is_file():
         raise FileNotFoundError(f"{vfile}: Verilog missing; regenerate with `tpe gen`")
@@ -112,7 +116,7 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                 log_file=build_log,
             )
             runner.test(
-                test_module=BENCHES[kind],
+                test_module=BENCH,
                 hdl_toplevel=manifest["top"],
                 build_dir=build_dir,
                 test_dir=build_dir,

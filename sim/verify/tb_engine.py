@@ -1,4 +1,4 @@
-"""cocotb test bench of a generated systolic array (run by :mod:`sim.verify.runner`).
+"""cocotb test bench of a generated engine (run by :mod:`sim.verify.runner`).
 
 Everything about the design comes from its manifest (``TPE_MANIFEST``): the spec, the stream
 ports and their payload layouts. The bench has one driver that feeds the folds and consumes
@@ -18,15 +18,15 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hw.packing import Codec
-from hw.spec import SystolicSpec
-from sim.engines.systolic import gemm_compute_cycles
+from hw.spec import engine_from_dict
 from sim.verify.bench import CycleDriver
-from sim.verify.driver import assemble, case_operands, plan_cases, plan_folds, reference_gemm
+from sim.verify.driver import assemble, case_operands, reference_gemm
+from sim.verify.plans import planner
 
 
 def _load():
     manifest = json.loads(Path(os.environ["TPE_MANIFEST"]).read_text())
-    spec = SystolicSpec(**manifest["spec"])
+    spec = engine_from_dict(manifest["spec"])
     codecs = {name: Codec(s["fields"]) for name, s in manifest["streams"].items()}
     return manifest, spec, codecs
 
@@ -34,7 +34,8 @@ def _load():
 async def _run_case(dut, streams, codecs, folds, rng, case):
     drv = CycleDriver(codecs, folds, rng, p_idle=case.p_idle, p_stall=case.p_stall)
     in_ports = [n for n in streams if n != "o"]
-    limit = 100 * sum(len(f.a) + 4 * (f.out_beats + 64) for f in folds) + 1000
+    beats = sum(len(b) for f in folds for b in f.beats.values())
+    limit = 100 * (beats + sum(4 * (f.out_beats + 64) for f in folds)) + 1000
     while not drv.done:
         if drv.cycle > limit:
             raise AssertionError(f"{case.label}: no completion after {limit} cycles")
@@ -77,17 +78,18 @@ async def lockstep(dut):
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
 
+    plan = planner(spec)
     report = {"seed": seed, "design": manifest["name"], "cases": []}
     failures = []
-    for case in plan_cases(spec, rng):
+    for case in plan.plan_cases(spec, rng):
         A, W = case_operands(spec, case, rng)
-        folds = list(plan_folds(spec, A, W, rng))
+        folds = list(plan.plan_folds(spec, A, W, rng))
         drv, busy = await _run_case(dut, streams, codecs, folds, rng, case)
         got = assemble(spec, case.M, case.N, zip(folds, drv.outputs, strict=True))
         want = reference_gemm(spec, A, W)
         bad = np.argwhere(got != want)
         measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
-        model = gemm_compute_cycles(spec, case.M, case.N, case.K)
+        model = plan.gemm_compute_cycles(spec, case.M, case.N, case.K)
         problems = drv.check_protocol()
         if busy:
             problems.append("busy still high after the last output")

@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.spec import SystolicSpec
 
-__all__ = ["SystolicArray", "stream_layouts"]
+__all__ = ["COMPONENT", "SystolicArray", "stream_layouts"]
 
 
 def _shapes(spec: SystolicSpec) -> tuple[Shape, Shape, Shape]:
@@ -261,3 +261,7 @@ class SystolicArray(wiring.Component):
                     m.d.sync += self.busy.eq(0)
                     m.next = "LOAD"
         return m
+
+
+#: The component of this engine kind (see hw.generators).
+COMPONENT = SystolicArray

@@ -5,37 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Literal
 
-from hw.spec import SpecError, engine_from_dict
+from hw.spec import SpecError, engine_from_dict, engine_kinds
 
 __all__ = ["register"]
-
-#: CLI flag of each spec field, so errors name what the user typed.
-_FLAGS = {"rows": "--rows", "cols": "--cols", "a_bits": "--a-bits", "w_bits": "--w-bits",
-          "acc_bits": "--acc-bits", "dataflow": "--dataflow", "signed": "--signed/--unsigned"}
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     gen = sub.add_parser("gen", help="generate an engine's Verilog and manifest",
                          description="Generate an engine: <out>/<name>/<name>.v and manifest.json.")
     kinds = gen.add_subparsers(dest="kind", metavar="KIND", parser_class=type(gen))
     kinds.required = True
-    sy = kinds.add_parser("systolic", help="R x C systolic array (output or weight stationary)")
-    sy.add_argument("--rows", type=int, required=True, help="PE rows (1..256)")
-    sy.add_argument("--cols", type=int, required=True, help="PE columns (1..256)")
-    sy.add_argument("--a-bits", type=int, default=8, help="activation width, 1..16 (default 8)")
-    sy.add_argument("--w-bits", type=int, default=8, help="weight width, 1..16 (default 8)")
-    sy.add_argument("--acc-bits", type=int, default=32,
-                    help="accumulator width, 1..64; results wrap modulo 2**acc_bits (default 32)")
-    sy.add_argument("--dataflow", choices=("os", "ws"), default="os",
-                    help="output stationary or weight stationary (default os)")
-    sign = sy.add_mutually_exclusive_group()
-    sign.add_argument("--signed", dest="signed", action="store_true", default=True,
-                      help="two's complement operands and accumulator (default)")
-    sign.add_argument("--unsigned", dest="signed", action="store_false",
-                      help="unsigned operands and accumulator")
-    _common_gen(sy)
-    sy.set_defaults(func=_gen)
+    for kind, cls in engine_kinds().items():
+        doc = (cls.__doc__ or kind).strip().splitlines()[0].replace("``", "")
+        p = kinds.add_parser(kind, help=doc, description=doc)
+        _spec_args(p, cls)
+        _common_gen(p)
+        p.set_defaults(func=_gen, spec_cls=cls)
 
     ver = sub.add_parser("verify", help="run a design's cocotb bench on Verilator",
                          description="Build DIR's Verilog with Verilator, run random GEMMs "
@@ -47,6 +33,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     ver.set_defaults(func=_verify)
 
 
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _spec_args(p: argparse.ArgumentParser, cls: type) -> None:
+    """One option per spec field: ints, choices from Literals, booleans as --x/--no-x
+    (``signed`` as --signed/--unsigned), required when the field has no default."""
+    for name, info in cls.__pydantic_fields__.items():
+        if name == "kind":
+            continue
+        bounds = {type(m).__name__: m for m in info.metadata}
+        rng = ""
+        if "Ge" in bounds and "Le" in bounds:
+            rng = f", {bounds['Ge'].ge}..{bounds['Le'].le}"
+        default = "" if info.is_required() else f" (default {info.default})"
+        text = f"{info.description or name}{rng}{default}"
+        if name == "signed":
+            group = p.add_mutually_exclusive_group()
+            group.add_argument("--signed", dest="signed", action="store_true", default=None,
+                               help=f"{text}")
+            group.add_argument("--unsigned", dest="signed", action="store_false",
+                               help="unsigned operands and accumulators")
+        elif info.annotation is bool:
+            p.add_argument(_flag(name), dest=name, action=argparse.BooleanOptionalAction,
+                           default=None, help=text)
+        elif getattr(info.annotation, "__origin__", None) is Literal:
+            p.add_argument(_flag(name), dest=name, choices=info.annotation.__args__,
+                           default=None, help=text)
+        else:
+            p.add_argument(_flag(name), dest=name, type=info.annotation, default=None,
+                           required=info.is_required(), help=text)
+
+
 def _common_gen(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("rtl_out"),
                    help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
@@ -55,12 +74,16 @@ def _common_gen(p: argparse.ArgumentParser) -> None:
 
 
 def _engine_spec(args: argparse.Namespace):
-    fields = {k: getattr(args, k) for k in _FLAGS}
+    """The spec from the options given (the spec's own defaults for the others); errors name
+    the option, not the field."""
+    names = [n for n in args.spec_cls.__pydantic_fields__ if n != "kind"]
+    given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     try:
-        return engine_from_dict({"kind": args.kind, **fields}, prefix="")
+        return engine_from_dict({"kind": args.kind, **given}, prefix="")
     except SpecError as err:
         field, _, rest = str(err).partition(":")
-        raise SpecError(f"{_FLAGS.get(field, field)}:{rest}") from None
+        flag = "--signed/--unsigned" if field == "signed" else _flag(field)
+        raise SpecError(f"{flag if field in names else field}:{rest}") from None
 
 
 def _gen(args: argparse.Namespace) -> int:

@@ -11,137 +11,74 @@ names the field, e.g. ``engine.rows: must be >= 1 (got 0)``.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, is_dataclass
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import pydantic
-from pydantic import ConfigDict, Field
+from pydantic import Field
 from pydantic.dataclasses import dataclass
 
+from hw.spec.base import (
+    CONFIG,
+    AccBits,
+    ArrayDim,
+    EngineBase,
+    OperandBits,
+    SpecError,
+    build,
+)
+from hw.spec.systolic import SystolicSpec
+
 __all__ = [
+    "AccBits",
     "ArchSpec",
+    "ArrayDim",
     "DramSpec",
+    "EngineBase",
     "EngineSpec",
+    "OperandBits",
     "SpecError",
     "SramSpec",
     "SystolicSpec",
     "apply_overrides",
     "arch_from_dict",
     "engine_from_dict",
+    "engine_kinds",
     "list_presets",
     "load_arch",
     "spec_to_dict",
 ]
 
-PRESET_DIR = Path(__file__).with_name("presets")
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
-_CONFIG = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-#: Operand widths every engine accepts (bits).
-OperandBits = Annotated[int, Field(ge=1, le=16)]
-#: Accumulator width (bits); results wrap modulo 2**acc_bits like the hardware does.
-AccBits = Annotated[int, Field(ge=1, le=64)]
-#: Array edge length (PEs). 256 bounds RTL size; the models accept the same range.
-ArrayDim = Annotated[int, Field(ge=1, le=256)]
+#: Any engine kind's spec (every kind subclasses :class:`EngineBase`).
+EngineSpec = EngineBase
 
 
-class SpecError(ValueError):
-    """A spec or spec file is invalid. ``str(err)`` is one line naming the field."""
+@cache
+def engine_kinds() -> dict[str, type]:
+    """Every engine kind, by name: the EngineBase subclasses of the modules of this package."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")
+    kinds: dict[str, type] = {}
+    pending = list(EngineBase.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        kind = cls.__dataclass_fields__["kind"].default
+        if isinstance(kind, str):
+            kinds[kind] = cls
+    return dict(sorted(kinds.items()))
 
 
-@dataclass(config=_CONFIG, kw_only=True)
-class SystolicSpec:
-    """A ``rows`` x ``cols`` systolic array of multiply-accumulate PEs.
-
-    Dataflows (``dataflow``):
-
-    * ``"os"``, output stationary: PE (i, j) accumulates ``C[i, j] = sum_k A[i, k] * W[k, j]``.
-      One fold computes a ``rows`` x ``cols`` output tile over a streamed reduction of any
-      length K: ``fold_cycles(K) = K + 2*rows + cols - 2`` (skew fill ``rows + cols - 2``,
-      steady state K, drain ``rows`` result rows).
-    * ``"ws"``, weight stationary: PE (k, j) holds ``W[k, j]`` (a ``rows`` x ``cols`` weight
-      tile); any number M of activation rows stream through:
-      ``fold_cycles(M) = M + 2*rows + cols - 1`` (weight preload ``rows``, steady state M,
-      pipeline latency ``rows + cols - 1``).
-
-    Cycles are counted from the first input transfer of a fold to its last output transfer,
-    both inclusive, with every stream valid/ready every cycle. Folds run back to back.
-    """
-
-    kind: Literal["systolic"] = "systolic"
-    rows: ArrayDim
-    cols: ArrayDim
-    a_bits: OperandBits = 8
-    w_bits: OperandBits = 8
-    acc_bits: AccBits = 32
-    signed: bool = True
-    dataflow: Literal["os", "ws"] = "os"
-
-    # -- timing contract (the cycle model's single source of truth) ------------------------
-    @property
-    def macs_per_cycle(self) -> int:
-        return self.rows * self.cols
-
-    @property
-    def preload_cycles(self) -> int:
-        """Cycles that load the stationary weight tile before streaming (WS only)."""
-        return self.rows if self.dataflow == "ws" else 0
-
-    @property
-    def fill_cycles(self) -> int:
-        """Skew: cycles between the first and the last PE starting useful work."""
-        return self.rows + self.cols - 2
-
-    @property
-    def drain_cycles(self) -> int:
-        """Cycles after the last MAC until the last result row has left the array."""
-        # OS shifts the rows x cols result tile out one row per cycle; WS presents each
-        # output row one cycle after its last MAC (the bottom partial-sum register).
-        return self.rows if self.dataflow == "os" else 1
-
-    def fold_cycles(self, stream_len: int) -> int:
-        """Cycles of one fold that streams ``stream_len`` beats (K for OS, M for WS)."""
-        if stream_len < 1:
-            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
-        return self.preload_cycles + stream_len + self.fill_cycles + self.drain_cycles
-
-    def timing_contract(self) -> dict[str, Any]:
-        """The timing formulas (Python expressions of rows, cols and the stream length)."""
-        stream = "K" if self.dataflow == "os" else "M"
-        extra = "- 2" if self.dataflow == "os" else "- 1"
-        return {
-            "stream_len": stream,
-            "fold_cycles": f"{stream} + 2*rows + cols {extra}",
-            "preload_cycles": "rows" if self.dataflow == "ws" else "0",
-            "fill_cycles": "rows + cols - 2",
-            "drain_cycles": "rows" if self.dataflow == "os" else "1",
-            "initiation_interval_cycles": "1",
-            "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
-            "gemm_folds": (
-                "ceil(M/rows) * ceil(N/cols)" if self.dataflow == "os"
-                else "ceil(K/rows) * ceil(N/cols)"
-            ),
-        }
-
-    @property
-    def name(self) -> str:
-        sign = "s" if self.signed else "u"
-        return (
-            f"systolic_{self.dataflow}_{self.rows}x{self.cols}"
-            f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}"
-        )
-
-
-#: Every engine kind; later kinds join this union (discriminated by ``kind``).
-EngineSpec = SystolicSpec
-_ENGINE_KINDS: dict[str, type] = {"systolic": SystolicSpec}
-
-
-@dataclass(config=_CONFIG, kw_only=True)
+@dataclass(config=CONFIG, kw_only=True)
 class SramSpec:
     """An on-chip SRAM buffer dedicated to one operand."""
 
@@ -162,7 +99,7 @@ class SramSpec:
         return self.capacity_bytes // 2 if self.double_buffered else self.capacity_bytes
 
 
-@dataclass(config=_CONFIG, kw_only=True)
+@dataclass(config=CONFIG, kw_only=True)
 class DramSpec:
     """The off-chip link (DRAM or HBM)."""
 
@@ -171,7 +108,7 @@ class DramSpec:
     latency_ns: Annotated[float, Field(ge=0, le=1e4)] = 0.0
 
 
-@dataclass(config=_CONFIG, kw_only=True)
+@dataclass(config=CONFIG, kw_only=True)
 class ArchSpec:
     """An engine inside a memory hierarchy: per-operand SRAM buffers and a DRAM link."""
 
@@ -195,56 +132,17 @@ class ArchSpec:
 
 # -- dict / TOML boundary ------------------------------------------------------------------
 
-_RANGE_MSGS = {
-    "greater_than_equal": "must be >= {ge}",
-    "greater_than": "must be > {gt}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-}
-
-
-def _format_error(err: pydantic.ValidationError, prefix: str) -> str:
-    first = err.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
-    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "spec")
-    kind = first["type"]
-    ctx = first.get("ctx", {})
-    value = first.get("input")
-    if kind in _RANGE_MSGS:
-        msg = _RANGE_MSGS[kind].format(**ctx) + f" (got {value!r})"
-    elif kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        msg = "unknown key; remove it or check its spelling"
-    elif kind == "missing":
-        msg = "required but missing"
-    elif kind == "literal_error":
-        msg = f"must be one of {ctx.get('expected')} (got {value!r})"
-    elif kind in ("string_too_short", "string_too_long"):
-        msg = first["msg"].lower()
-    else:
-        msg = f"{first['msg'].lower()} (got {value!r})"
-    return f"{field}: {msg}"
-
-
-def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise SpecError(f"{prefix or 'spec'}: must be a table, got {type(data).__name__}")
-    try:
-        return cls(**data)
-    except pydantic.ValidationError as err:
-        raise SpecError(_format_error(err, prefix)) from None
-    except TypeError as err:  # positional misuse, never from TOML
-        raise SpecError(f"{prefix or 'spec'}: {err}") from None
-
-
 def engine_from_dict(data: Mapping[str, Any], prefix: str = "engine") -> EngineSpec:
     """Build an engine spec from a mapping with a ``kind`` key."""
     if not isinstance(data, Mapping):
         raise SpecError(f"{prefix}: must be a table, got {type(data).__name__}")
     kind = data.get("kind")
-    if kind not in _ENGINE_KINDS:
-        known = ", ".join(sorted(_ENGINE_KINDS))
-        raise SpecError(f"{prefix}.kind: unknown engine kind {kind!r}; known kinds: {known}")
-    return _build(_ENGINE_KINDS[kind], data, prefix)
+    kinds = engine_kinds()
+    if kind not in kinds:
+        known = ", ".join(kinds)
+        where = f"{prefix}.kind" if prefix else "kind"
+        raise SpecError(f"{where}: unknown engine kind {kind!r}; known kinds: {known}")
+    return build(kinds[kind], data, prefix)
 
 
 def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
@@ -258,8 +156,8 @@ def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
     for key, cls in (("a_buffer", SramSpec), ("w_buffer", SramSpec), ("o_buffer", SramSpec),
                      ("dram", DramSpec)):
         if key in data:
-            data[key] = _build(cls, data[key], key)
-    return _build(ArchSpec, data, "")
+            data[key] = build(cls, data[key], key)
+    return build(ArchSpec, data, "")
 
 
 def spec_to_dict(spec: Any) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""Shared pieces of every spec: the error type, field types, the engine base class."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+__all__ = ["CONFIG", "AccBits", "ArrayDim", "EngineBase", "OperandBits", "SpecError", "build"]
+
+#: Every spec dataclass: unknown keys rejected, no type coercion, immutable.
+CONFIG = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+#: Operand widths every engine accepts (bits).
+OperandBits = Annotated[int, Field(ge=1, le=16)]
+#: Accumulator width (bits); results wrap modulo 2**acc_bits like the hardware does.
+AccBits = Annotated[int, Field(ge=1, le=64)]
+#: Array edge length (PEs). 256 bounds RTL size; the models accept the same range.
+ArrayDim = Annotated[int, Field(ge=1, le=256)]
+
+
+class SpecError(ValueError):
+    """A spec or spec file is invalid. ``str(err)`` is one line naming the field."""
+
+
+@dataclass(config=CONFIG, kw_only=True)
+class EngineBase:
+    """Fields and timing contract every engine kind has.
+
+    A kind is a subclass in its own module of :mod:`hw.spec` with a ``kind`` literal field
+    (its name); it is found by :func:`hw.spec.engine_kinds` without being listed anywhere.
+    Its timing contract (``fold_cycles`` and friends) is the single source of truth of the
+    cycle model and of the RTL tests.
+    """
+
+    kind: str
+    a_bits: OperandBits = Field(8, description="activation (A) operand width in bits")
+    w_bits: OperandBits = Field(8, description="weight (W) operand width in bits")
+    acc_bits: AccBits = Field(
+        32, description="accumulator width in bits; results wrap modulo 2**acc_bits")
+    signed: bool = Field(True, description="two's complement operands and accumulators")
+
+    @property
+    def name(self) -> str:  # pragma: no cover - every kind overrides it
+        raise NotImplementedError
+
+    @property
+    def macs_per_cycle(self) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def fold_cycles(self, stream_len: int) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def timing_contract(self) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+
+_RANGE_MSGS = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+}
+
+
+def format_error(err: pydantic.ValidationError, prefix: str) -> str:
+    """One line for the first error of a pydantic validation failure, naming the field."""
+    first = err.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "spec")
+    kind = first["type"]
+    ctx = first.get("ctx", {})
+    value = first.get("input")
+    if kind in _RANGE_MSGS:
+        msg = _RANGE_MSGS[kind].format(**ctx) + f" (got {value!r})"
+    elif kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        msg = "unknown key; remove it or check its spelling"
+    elif kind == "missing":
+        msg = "required but missing"
+    elif kind == "literal_error":
+        msg = f"must be one of {ctx.get('expected')} (got {value!r})"
+    elif kind in ("string_too_short", "string_too_long"):
+        msg = first["msg"].lower()
+    elif kind == "value_error":
+        msg = str(ctx.get("error", first["msg"]))
+    else:
+        msg = f"{first['msg'].lower()} (got {value!r})"
+    return f"{field}: {msg}"
+
+
+def build(cls: type, data: Any, prefix: str) -> Any:
+    """``cls(**data)``, with validation errors turned into :class:`SpecError`."""
+    from collections.abc import Mapping
+
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{prefix or 'spec'}: must be a table, got {type(data).__name__}")
+    try:
+        return cls(**data)
+    except pydantic.ValidationError as err:
+        raise SpecError(format_error(err, prefix)) from None
+    except TypeError as err:  # positional misuse, never from TOML
+        raise SpecError(f"{prefix or 'spec'}: {err}") from None

@@ -1,0 +1,92 @@
+"""The systolic array spec and its timing contract."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from hw.spec.base import CONFIG, ArrayDim, EngineBase
+
+__all__ = ["SystolicSpec"]
+
+
+@dataclass(config=CONFIG, kw_only=True)
+class SystolicSpec(EngineBase):
+    """A ``rows`` x ``cols`` systolic array of multiply-accumulate PEs.
+
+    Dataflows (``dataflow``):
+
+    * ``"os"``, output stationary: PE (i, j) accumulates ``C[i, j] = sum_k A[i, k] * W[k, j]``.
+      One fold computes a ``rows`` x ``cols`` output tile over a streamed reduction of any
+      length K: ``fold_cycles(K) = K + 2*rows + cols - 2`` (skew fill ``rows + cols - 2``,
+      steady state K, drain ``rows`` result rows).
+    * ``"ws"``, weight stationary: PE (k, j) holds ``W[k, j]`` (a ``rows`` x ``cols`` weight
+      tile); any number M of activation rows stream through:
+      ``fold_cycles(M) = M + 2*rows + cols - 1`` (weight preload ``rows``, steady state M,
+      pipeline latency ``rows + cols - 1``).
+
+    Cycles are counted from the first input transfer of a fold to its last output transfer,
+    both inclusive, with every stream valid/ready every cycle. Folds run back to back.
+    """
+
+    kind: Literal["systolic"] = "systolic"
+    rows: ArrayDim = Field(description="PE rows")
+    cols: ArrayDim = Field(description="PE columns")
+    dataflow: Literal["os", "ws"] = Field(
+        "os", description="output stationary (os) or weight stationary (ws)")
+
+    # -- timing contract (the cycle model's single source of truth) ------------------------
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def preload_cycles(self) -> int:
+        """Cycles that load the stationary weight tile before streaming (WS only)."""
+        return self.rows if self.dataflow == "ws" else 0
+
+    @property
+    def fill_cycles(self) -> int:
+        """Skew: cycles between the first and the last PE starting useful work."""
+        return self.rows + self.cols - 2
+
+    @property
+    def drain_cycles(self) -> int:
+        """Cycles after the last MAC until the last result row has left the array."""
+        # OS shifts the rows x cols result tile out one row per cycle; WS presents each
+        # output row one cycle after its last MAC (the bottom partial-sum register).
+        return self.rows if self.dataflow == "os" else 1
+
+    def fold_cycles(self, stream_len: int) -> int:
+        """Cycles of one fold that streams ``stream_len`` beats (K for OS, M for WS)."""
+        if stream_len < 1:
+            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
+        return self.preload_cycles + stream_len + self.fill_cycles + self.drain_cycles
+
+    def timing_contract(self) -> dict[str, Any]:
+        """The timing formulas (Python expressions of rows, cols and the stream length)."""
+        stream = "K" if self.dataflow == "os" else "M"
+        extra = "- 2" if self.dataflow == "os" else "- 1"
+        return {
+            "stream_len": stream,
+            "fold_cycles": f"{stream} + 2*rows + cols {extra}",
+            "preload_cycles": "rows" if self.dataflow == "ws" else "0",
+            "fill_cycles": "rows + cols - 2",
+            "drain_cycles": "rows" if self.dataflow == "os" else "1",
+            "initiation_interval_cycles": "1",
+            "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
+            "gemm_folds": (
+                "ceil(M/rows) * ceil(N/cols)" if self.dataflow == "os"
+                else "ceil(K/rows) * ceil(N/cols)"
+            ),
+        }
+
+    @property
+    def name(self) -> str:
+        sign = "s" if self.signed else "u"
+        return (
+            f"systolic_{self.dataflow}_{self.rows}x{self.cols}"
+            f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}"
+        )

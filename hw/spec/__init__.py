@@ -31,6 +31,7 @@ from hw.spec.base import (
     EngineBase,
     OperandBits,
     SpecError,
+    Unrolling,
     build,
 )
 from hw.spec.systolic import SystolicSpec
@@ -46,6 +47,7 @@ __all__ = [
     "SpecError",
     "SramSpec",
     "SystolicSpec",
+    "Unrolling",
     "apply_overrides",
     "arch_from_dict",
     "engine_from_dict",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import pydantic
@@ -23,6 +24,37 @@ ArrayDim = Annotated[int, Field(ge=1, le=256)]
 
 class SpecError(ValueError):
     """A spec or spec file is invalid. ``str(err)`` is one line naming the field."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unrolling:
+    """How one fold of an engine covers a GEMM ``C[M, N] = A[M, K] @ W[K, N]``.
+
+    ``m``, ``n``, ``k``: how many indices of that GEMM dimension one fold covers spatially;
+    exactly one of them is None: the *streamed* dimension, whose whole extent (or a tile of
+    it) flows through the fold, ``fold_cycles(stream_len)`` taking that extent in GEMM
+    elements. When ``k`` is spatial, the partial sums of the ``ceil(K/k)`` reduction folds
+    are added outside the engine.
+    """
+
+    m: int | None
+    n: int | None
+    k: int | None
+
+    @property
+    def stream(self) -> str:
+        return next(d for d in ("m", "n", "k") if getattr(self, d) is None)
+
+    def folds(self, M: int, N: int, K: int) -> int:
+        """Folds of an untiled GEMM: the spatial dims cut into tiles, the stream whole."""
+        out = 1
+        for extent, tile in ((M, self.m), (N, self.n), (K, self.k)):
+            if tile is not None:
+                out *= -(-extent // tile)
+        return out
+
+    def stream_len(self, M: int, N: int, K: int) -> int:
+        return {"m": M, "n": N, "k": K}[self.stream]
 
 
 @dataclass(config=CONFIG, kw_only=True)
@@ -54,6 +86,10 @@ class EngineBase:
         raise NotImplementedError
 
     def timing_contract(self) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def unrolling(self) -> Unrolling:  # pragma: no cover
+        """The GEMM dims one fold covers spatially and the streamed one (mapping uses it)."""
         raise NotImplementedError
 
 

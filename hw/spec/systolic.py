@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from hw.spec.base import CONFIG, ArrayDim, EngineBase
+from hw.spec.base import CONFIG, ArrayDim, EngineBase, Unrolling
 
 __all__ = ["SystolicSpec"]
 
@@ -64,6 +64,12 @@ class SystolicSpec(EngineBase):
         if stream_len < 1:
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return self.preload_cycles + stream_len + self.fill_cycles + self.drain_cycles
+
+    def unrolling(self) -> Unrolling:
+        """OS: rows <- M, cols <- N, K streamed; WS: rows <- K, cols <- N, M streamed."""
+        if self.dataflow == "os":
+            return Unrolling(m=self.rows, n=self.cols, k=None)
+        return Unrolling(m=None, n=self.cols, k=self.rows)
 
     def timing_contract(self) -> dict[str, Any]:
         """The timing formulas (Python expressions of rows, cols and the stream length)."""

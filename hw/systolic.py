@@ -33,6 +33,13 @@ number M of activation rows through it:
   ``rows + cols - 1`` cycles after it enters).
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output).
+
+Arithmetic options (results and timing are the same; area and logic depth differ):
+``booth`` builds each product from radix-4 Booth partial products; ``csa_accumulate`` (the TPE
+paper's OPT1) keeps every accumulator, and in WS every partial sum travelling down a column,
+as a carry-save pair of words: the partial products and the pair enter one carry-save tree and
+no carry propagates inside the PE; one carry-propagate adder per column at the array's edge
+turns the pair into the result. Without either option a PE is Yosys's ``acc + a * w``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.arith import csa_reduce, partial_products
 from hw.spec import SystolicSpec
 
 __all__ = ["COMPONENT", "SystolicArray", "stream_layouts"]
@@ -104,11 +112,32 @@ class SystolicArray(wiring.Component):
             out.append(cur)
         return out
 
+    def _mac(self, m: Module, state: list, a, w, name: str) -> list:
+        """The next value of an accumulator ``state`` (one word, or a carry-save pair) after
+        adding ``a * w``; all words ``acc_bits`` wide, wrapping."""
+        spec = self.spec
+        P = spec.acc_bits
+        if not (spec.booth or spec.csa_accumulate):
+            return [state[0] + a * w]
+        pps = partial_products(m, a, w, P, signed=spec.signed, booth=spec.booth, name=name)
+        if spec.csa_accumulate:
+            return list(csa_reduce(m, [*pps, *state], P, name))
+        s, c = csa_reduce(m, pps, P, name)
+        return [state[0] + (s + c)[:P]]
+
+    def _state(self, name: str) -> list[Signal]:
+        """An accumulator register: one word, or a sum and a carry word with csa_accumulate."""
+        _, _, acc_shape = _shapes(self.spec)
+        if self.spec.csa_accumulate:
+            return [Signal(self.spec.acc_bits, name=f"{name}_s"),
+                    Signal(self.spec.acc_bits, name=f"{name}_c")]
+        return [Signal(acc_shape, name=name)]
+
     # -- output stationary ----------------------------------------------------------------
     def _elaborate_os(self) -> Module:
         spec = self.spec
         R, C = spec.rows, spec.cols
-        a_shape, w_shape, acc_shape = _shapes(spec)
+        a_shape, w_shape, _ = _shapes(spec)
         m = Module()
 
         flush_len = R + C - 2
@@ -126,7 +155,7 @@ class SystolicArray(wiring.Component):
         a_edge = self._skew(m, a_in, a_shape, step, "a_skew")
         w_edge = self._skew(m, w_in, w_shape, step, "w_skew")
 
-        acc = [[Signal(acc_shape, name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
+        acc = [[self._state(f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
         a_right = [[None] * C for _ in range(R)]
         w_down = [[None] * C for _ in range(R)]
         for r in range(R):
@@ -141,13 +170,16 @@ class SystolicArray(wiring.Component):
                     w_down[r][c] = Signal(w_shape, name=f"w_{r}_{c}")
                     with m.If(step):
                         m.d.sync += w_down[r][c].eq(w_op)
-                below = acc[r + 1][c] if r + 1 < R else 0
+                below = acc[r + 1][c] if r + 1 < R else [0] * len(acc[r][c])
+                nxt = self._mac(m, acc[r][c], a_op, w_op, f"mac_{r}_{c}")
                 with m.If(step):
-                    m.d.sync += acc[r][c].eq(acc[r][c] + a_op * w_op)
+                    m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt, strict=True)]
                 with m.Elif(shift):
-                    m.d.sync += acc[r][c].eq(below)
+                    m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], below, strict=True)]
 
-        m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
+        # The one carry-propagate add per output (a no-op without carry-save state).
+        for c in range(C):
+            m.d.comb += self.o.payload.c[c].eq(sum(acc[0][c][1:], acc[0][c][0]))
 
         with m.FSM(name="os_fsm"):
             with m.State("STREAM"):
@@ -207,7 +239,7 @@ class SystolicArray(wiring.Component):
             m.d.comb += [a_in[r].eq(self.i.payload.a[r]) for r in range(R)]
         a_edge = self._skew(m, a_in, a_shape, step, "a_skew")
 
-        psum = [[Signal(acc_shape, name=f"psum_{r}_{c}") for c in range(C)] for r in range(R)]
+        psum = [[self._state(f"psum_{r}_{c}") for c in range(C)] for r in range(R)]
         a_right = [[None] * C for _ in range(R)]
         for r in range(R):
             for c in range(C):
@@ -216,13 +248,16 @@ class SystolicArray(wiring.Component):
                     a_right[r][c] = Signal(a_shape, name=f"a_{r}_{c}")
                     with m.If(step):
                         m.d.sync += a_right[r][c].eq(a_op)
-                above = psum[r - 1][c] if r else 0
+                above = psum[r - 1][c] if r else [0] * len(psum[r][c])
+                nxt = self._mac(m, above, a_op, wt[r][c], f"mac_{r}_{c}")
                 with m.If(step):
-                    m.d.sync += psum[r][c].eq(above + a_op * wt[r][c])
+                    m.d.sync += [reg.eq(v) for reg, v in zip(psum[r][c], nxt, strict=True)]
 
         # De-skew: column c leaves the array c steps after column 0; delay it cols-1-c more.
+        # The carry-save pair of the bottom row is resolved (one CPA per column) first.
         for c in range(C):
-            cur = psum[R - 1][c]
+            cur = Signal(acc_shape, name=f"col{c}_out")
+            m.d.comb += cur.eq(sum(psum[R - 1][c][1:], psum[R - 1][c][0]))
             for d in range(C - 1 - c):
                 reg = Signal(acc_shape, name=f"deskew{c}_d{d}")
                 with m.If(step):

@@ -25,6 +25,10 @@ POINTS = [
     SystolicSpec(rows=6, cols=2, a_bits=16, w_bits=2, acc_bits=40, signed=False, dataflow="ws"),
     SystolicSpec(rows=2, cols=32, a_bits=8, w_bits=8, acc_bits=32, signed=True, dataflow="ws"),
     SystolicSpec(rows=32, cols=3, a_bits=4, w_bits=4, acc_bits=16, signed=False, dataflow="os"),
+    SystolicSpec(rows=3, cols=4, a_bits=8, w_bits=8, acc_bits=24, signed=True, dataflow="os",
+                 booth=True, csa_accumulate=True),
+    SystolicSpec(rows=4, cols=2, a_bits=6, w_bits=5, acc_bits=13, signed=False, dataflow="ws",
+                 booth=True, csa_accumulate=True),
 ]
 
 

@@ -30,6 +30,7 @@ def _random_specs(n: int, seed: int) -> list[SystolicSpec]:
             acc_bits=int(rng.integers(1, a_bits + w_bits + 1)) if i % 2 else
             int(rng.integers(a_bits + w_bits, 65)),
             signed=bool(rng.integers(0, 2)), dataflow=("os", "ws")[i % 4 // 2],
+            booth=bool(rng.integers(0, 2)), csa_accumulate=bool(i % 3 == 0),
         ))
     return specs
 
@@ -40,6 +41,14 @@ EDGE_SPECS = [
     SystolicSpec(rows=1, cols=7, a_bits=16, w_bits=16, acc_bits=64, signed=True, dataflow="os"),
     SystolicSpec(rows=7, cols=1, a_bits=16, w_bits=16, acc_bits=64, signed=False, dataflow="ws"),
     SystolicSpec(rows=8, cols=3, a_bits=8, w_bits=8, acc_bits=32, signed=True, dataflow="ws"),
+    SystolicSpec(rows=3, cols=4, a_bits=16, w_bits=16, acc_bits=64, signed=True, dataflow="os",
+                 booth=True, csa_accumulate=True),
+    SystolicSpec(rows=4, cols=3, a_bits=1, w_bits=1, acc_bits=3, signed=True, dataflow="ws",
+                 booth=True, csa_accumulate=True),
+    SystolicSpec(rows=2, cols=5, a_bits=7, w_bits=9, acc_bits=64, signed=False, dataflow="ws",
+                 booth=True),
+    SystolicSpec(rows=5, cols=2, a_bits=9, w_bits=7, acc_bits=11, signed=False, dataflow="os",
+                 csa_accumulate=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(60, seed=20261127)
 

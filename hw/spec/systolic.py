@@ -36,6 +36,11 @@ class SystolicSpec(EngineBase):
     cols: ArrayDim = Field(description="PE columns")
     dataflow: Literal["os", "ws"] = Field(
         "os", description="output stationary (os) or weight stationary (ws)")
+    booth: bool = Field(
+        False, description="radix-4 Booth partial products instead of one per weight bit")
+    csa_accumulate: bool = Field(
+        False, description="TPE OPT1: carry-save accumulation (sum and carry words), one "
+        "carry-propagate add per output at the array edge")
 
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
@@ -92,7 +97,9 @@ class SystolicSpec(EngineBase):
     @property
     def name(self) -> str:
         sign = "s" if self.signed else "u"
+        opts = "".join(f"_{o}" for o, on in (("booth", self.booth), ("csa", self.csa_accumulate))
+                       if on)
         return (
             f"systolic_{self.dataflow}_{self.rows}x{self.cols}"
-            f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}"
+            f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}{opts}"
         )

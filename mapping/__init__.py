@@ -18,9 +18,12 @@ from mapping.tiling import (
     OPERAND_DIMS,
     Candidates,
     Dim,
+    FoldGrid,
     Mapping,
     MappingError,
     candidates,
+    fold_grid,
+    stream_granule,
     untiled,
 )
 
@@ -33,12 +36,15 @@ __all__ = [
     "CostFn",
     "Costs",
     "Dim",
+    "FoldGrid",
     "Mapping",
     "MappingError",
     "Objective",
     "best_index",
     "candidates",
     "clear_caches",
+    "fold_grid",
     "search",
+    "stream_granule",
     "untiled",
 ]

@@ -9,16 +9,30 @@ A GEMM ``C[M, N] = A[M, K] @ W[K, N]`` runs on an engine inside per-operand SRAM
 * the loop order of the three tile loops, outer to inner (six permutations of ``m, n, k``).
   An operand whose tile does not change across the innermost non-trivial loop stays in its
   buffer ("stationary"); the others are re-fetched;
-* the spatial unrolling onto the array, fixed by the dataflow: OS maps rows <- M,
-  cols <- N and streams K; WS maps rows <- K, cols <- N and streams M.
+* the spatial unrolling onto the engine, fixed by the engine's spec
+  (:meth:`hw.spec.EngineBase.unrolling`): one fold covers ``unroll`` indices of each spatial
+  GEMM dimension and streams a tile's extent of the remaining one (e.g. a systolic array's
+  OS dataflow unrolls M over its rows and N over its columns and streams K; WS unrolls K and
+  N and streams M). The mapping space is the same for every engine kind: only the unrolling
+  differs.
 
-Tiles along an unrolled dimension are multiples of the array edge (or the whole dimension);
-along the streamed dimension any length is allowed. Per dimension the candidates are the
-smallest tiles giving ``T`` tiles for ``T`` in ``{1, 2, 3, 4, 6, 8, 12, ...}`` (powers of two
-and three times powers of two) plus the finest split: a tile larger than needed for its trip
-count only costs buffer space, so these dominate the rest. The candidate grid depends only on
-the GEMM shape and the array edges, never on buffer capacities (bigger buffers only admit more
-of the same candidates).
+Tiles along an unrolled dimension are multiples of its unroll size (or the whole dimension);
+along the streamed dimension multiples of the engine's *stream granule*
+(:func:`stream_granule`: the stream elements one input beat carries, found from ``fold_cycles``
+alone; 1 for the systolic array, so any length), since a shorter last beat of every chunk would
+be padded. Per dimension the candidates are the smallest tiles giving ``T`` tiles for ``T`` in
+``{1, 2, 3, 4, 6, 8, 12, ...}`` (powers of two and three times powers of two) plus the finest
+split: a tile larger than needed for its trip count only costs buffer space, so these dominate
+the rest. The candidate grid depends only on the GEMM shape and the unroll sizes, never on
+buffer capacities (bigger buffers only admit more of the same candidates).
+
+**Folds of a tiled GEMM** (:func:`fold_grid`). A buffer tile ``(tile_m, tile_n, tile_k)``
+takes ``prod over spatial dims d of ceil(tile_d / unroll_d)`` folds, each streaming the tile's
+extent of the streamed dimension. Along a spatial dimension ``d`` of extent ``D`` the folds
+number ``(D // tile_d) * ceil(tile_d / unroll_d) + ceil((D % tile_d) / unroll_d)``; along the
+streamed dimension every tile is a fold of its own (``ceil(D / tile)`` stream chunks). When K
+is spatial, the ``folds_k`` reduction folds of an output meet in the output buffer; when K
+streams in chunks, every chunk is a fold whose partial sums meet there too.
 
 This module knows geometry only; what a mapping costs is the caller's business (``search``
 takes the cost function as a parameter).
@@ -33,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hw.spec import ArchSpec, SpecError, SramSpec
+from hw.spec import ArchSpec, EngineSpec, SpecError, SramSpec, Unrolling
 from models.formats import get_format
 from models.ops import Gemm
 
@@ -43,10 +57,13 @@ __all__ = [
     "OPERAND_DIMS",
     "Candidates",
     "Dim",
+    "FoldGrid",
     "Mapping",
     "MappingError",
     "candidates",
     "clear_caches",
+    "fold_grid",
+    "stream_granule",
     "untiled",
 ]
 
@@ -70,24 +87,85 @@ def _ceil_div(a: Any, b: Any) -> Any:
     return -(-a // b)
 
 
-def _spatial_units(arch: ArchSpec) -> dict[Dim, int]:
-    """Array edge each loop dimension is unrolled over (1 for the streamed dimension)."""
-    spec = arch.engine
-    if spec.dataflow == "os":
-        return {"m": spec.rows, "n": spec.cols, "k": 1}
-    return {"m": 1, "n": spec.cols, "k": spec.rows}
+@functools.lru_cache(maxsize=256)
+def stream_granule(spec: EngineSpec) -> int:
+    """Stream elements one input beat of ``spec`` carries: the period of ``fold_cycles``'
+    staircase, i.e. the smallest ``g`` with ``fold_cycles(g + 1) > fold_cycles(g)`` (1 when
+    every element costs a cycle; ``k`` for an engine that takes ``ceil(K/k)`` beats)."""
+    base = spec.fold_cycles(1)
+    for g in range(1, 4097):
+        if spec.fold_cycles(g + 1) > base:
+            return g
+    return 1  # pragma: no cover - no kind has a beat this wide
 
 
-def _folds_along(dim: int, tile: int, unit: int) -> int:
+def _tile_units(spec: EngineSpec) -> dict[Dim, int]:
+    """Tile unit of each loop dimension: its unroll size, the stream granule when streamed."""
+    u = spec.unrolling()
+    g = stream_granule(spec)
+    return {"m": u.m or g, "n": u.n or g, "k": u.k or g}
+
+
+def _folds_along(dim: Any, tile: Any, unit: Any) -> Any:
+    """Folds along one dimension cut into tiles of ``tile`` (edge tile ``dim % tile``)."""
     full, rem = divmod(dim, tile)
     return full * _ceil_div(tile, unit) + _ceil_div(rem, unit)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FoldGrid:
+    """Folds of a GEMM cut into buffer tiles, per loop dimension (int64 arrays, one entry per
+    candidate): ``folds_m``, ``folds_n``, ``folds_k``. Along a spatial dimension they count
+    unroll-sized pieces of every tile; along the streamed dimension ``stream`` they count
+    the stream chunks (one per tile). The product is the number of folds.
+    """
+
+    unrolling: Unrolling
+    folds_m: np.ndarray
+    folds_n: np.ndarray
+    folds_k: np.ndarray
+
+    @property
+    def stream(self) -> Dim:
+        return self.unrolling.stream  # type: ignore[return-value]
+
+    def along(self, dim: Dim) -> np.ndarray:
+        return {"m": self.folds_m, "n": self.folds_n, "k": self.folds_k}[dim]
+
+    @property
+    def total(self) -> np.ndarray:
+        """Folds of the whole GEMM instance."""
+        return self.folds_m * self.folds_n * self.folds_k
+
+    @property
+    def spatial(self) -> np.ndarray:
+        """Folds of the spatial dimensions only (each runs once per stream chunk)."""
+        return self.total // self.along(self.stream)
+
+    @property
+    def chunks(self) -> np.ndarray:
+        """Stream chunks (tiles along the streamed dimension)."""
+        return self.along(self.stream)
+
+
+def fold_grid(u: Unrolling, M: int, N: int, K: int, tile_m: Any, tile_n: Any,
+              tile_k: Any) -> FoldGrid:
+    """The :class:`FoldGrid` of an ``M x N x K`` GEMM cut into ``(tile_m, tile_n, tile_k)``
+    tiles (ints or int arrays) on an engine with unrolling ``u`` (see the module docstring).
+    """
+    out = []
+    for extent, tile, unit in ((M, tile_m, u.m), (N, tile_n, u.n), (K, tile_k, u.k)):
+        t = np.asarray(tile, dtype=np.int64)
+        out.append(_ceil_div(extent, t) if unit is None else _folds_along(extent, t, unit))
+    return FoldGrid(u, *(np.asarray(f, dtype=np.int64) for f in out))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Mapping:
     """One mapping of one GEMM instance onto an architecture (see the module docstring)."""
 
-    dataflow: Literal["os", "ws"]
+    #: The engine kind mapped onto (``spec.kind``).
+    kind: str
     tile_m: int
     tile_n: int
     tile_k: int
@@ -97,12 +175,21 @@ class Mapping:
     tiles_k: int
     #: Tile loops, outer to inner.
     loop_order: tuple[Dim, Dim, Dim]
-    #: Dimension unrolled over the array rows / columns, and the streamed one.
-    spatial_rows: Dim
-    spatial_cols: Dim
-    stream_dim: Dim
-    #: Array folds of the whole (tiled) GEMM instance.
+    #: The engine's spatial unrolling (``spec.unrolling()``): indices of each GEMM dimension
+    #: one fold covers, None for the streamed dimension.
+    unrolling: Unrolling
+    #: Engine folds of the whole (tiled) GEMM instance.
     folds: int
+
+    @property
+    def stream_dim(self) -> Dim:
+        return self.unrolling.stream  # type: ignore[return-value]
+
+    @property
+    def spatial(self) -> dict[Dim, int]:
+        """Unroll size of each spatial dimension, in ``DIMS`` order."""
+        u = self.unrolling
+        return {d: v for d, v in (("m", u.m), ("n", u.n), ("k", u.k)) if v is not None}
 
     @property
     def tile_iterations(self) -> int:
@@ -122,13 +209,12 @@ class Mapping:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataflow": self.dataflow,
+            "kind": self.kind,
             "tile": {"M": self.tile_m, "N": self.tile_n, "K": self.tile_k},
             "tiles": {"M": self.tiles_m, "N": self.tiles_n, "K": self.tiles_k},
             "loop_order": "".join(self.loop_order),
             "stationary": self.stationary,
-            "spatial": {"rows": self.spatial_rows, "cols": self.spatial_cols,
-                        "stream": self.stream_dim},
+            "spatial": {"unroll": dict(self.spatial), "stream": self.stream_dim},
             "folds": self.folds,
         }
 
@@ -175,18 +261,9 @@ class Candidates:
         """The :class:`Mapping` of candidate ``index``."""
         tm, tn, tk = (int(t) for t in self.tiles[index])
         order = tuple(DIMS[int(j)] for j in self.order[index])
-        units = _spatial_units(arch)
-        spec = arch.engine
-        if spec.dataflow == "os":
-            rows, stream = "m", "k"
-            folds = (_folds_along(self.M, tm, units["m"]) * _folds_along(self.N, tn, units["n"])
-                     * _ceil_div(self.K, tk))
-        else:
-            rows, stream = "k", "m"
-            folds = (_folds_along(self.K, tk, units["k"]) * _folds_along(self.N, tn, units["n"])
-                     * _ceil_div(self.M, tm))
+        u = arch.engine.unrolling()
         return Mapping(
-            dataflow=spec.dataflow,
+            kind=arch.engine.kind,
             tile_m=tm,
             tile_n=tn,
             tile_k=tk,
@@ -194,10 +271,8 @@ class Candidates:
             tiles_n=_ceil_div(self.N, tn),
             tiles_k=_ceil_div(self.K, tk),
             loop_order=order,  # type: ignore[arg-type]
-            spatial_rows=rows,
-            spatial_cols="n",
-            stream_dim=stream,
-            folds=folds,
+            unrolling=u,
+            folds=int(fold_grid(u, self.M, self.N, self.K, tm, tn, tk).total),
         )
 
 
@@ -267,7 +342,7 @@ def candidates(gemm: Gemm, arch: ArchSpec) -> Candidates:
 
 @functools.lru_cache(maxsize=1024)
 def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, arch: ArchSpec) -> Candidates:
-    units = _spatial_units(arch)
+    units = _tile_units(arch.engine)
     tm, tn, tk = (_tile_choices(d, units[n]) for d, n in ((M, "m"), (N, "n"), (K, "k")))
     a_bits, w_bits = _storage_bits(a_fmt), _storage_bits(w_fmt)
     acc_bits = arch.engine.acc_bits

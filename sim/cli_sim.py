@@ -9,22 +9,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
-from hw.spec import ArchSpec, load_arch
-from mapping import OBJECTIVES
+from hw.spec import ArchSpec, EngineSpec, load_arch
+from mapping import OBJECTIVES, Mapping
+from models.formats import get_format
 from models.llm import load_model, lower
 from models.ops import Gemm
 from sim.cli import InputError
 from sim.energy import ENERGY_COMPONENTS
-from sim.gemm import GemmResult, check_formats, simulate_gemm
+from sim.gemm import FormatError, GemmResult, check_formats, simulate_gemm
 from sim.memory import MEMORY_MODES
 from sim.model import ModelResult, simulate_model
 
-__all__ = ["QUANT_SCHEMES", "format_gemm", "format_model", "register", "run_gemm", "run_model"]
+__all__ = [
+    "QUANT_HELP",
+    "format_gemm",
+    "format_model",
+    "quant_formats",
+    "register",
+    "run_gemm",
+    "run_model",
+]
 
-#: ``--quant`` schemes: (activation format, weight format).
-QUANT_SCHEMES: dict[str, tuple[str, str]] = {"w8a8": ("int8", "int8")}
+QUANT_HELP = (
+    "auto (default: the engine's operand widths, int<a_bits> activations, int<w_bits> "
+    "weights, uint when the engine is unsigned, the KV cache at the narrower of the two) or "
+    "wNaM[kvB]: N-bit integer weights, M-bit integer activations, B-bit integer KV cache "
+    "(default M), each 1..16, e.g. w8a8, w4a8, w2a8kv8"
+)
+_QUANT_RE = re.compile(r"^w(\d+)a(\d+)(?:kv(\d+))?$")
+
+
+def quant_formats(scheme: str, engine: EngineSpec) -> tuple[str, str, str]:
+    """``(a_fmt, w_fmt, kv_fmt)`` of a ``--quant`` scheme (see :data:`QUANT_HELP`)."""
+    if scheme == "auto":
+        p = "int" if engine.signed else "uint"
+        kv = min(engine.a_bits, engine.w_bits)
+        return f"{p}{engine.a_bits}", f"{p}{engine.w_bits}", f"{p}{kv}"
+    found = _QUANT_RE.match(scheme)
+    if found is None or not all(1 <= int(b) <= 16 for b in found.groups() if b is not None):
+        raise InputError(f"--quant: unknown scheme {scheme!r}; expected auto or wNaM[kvB] "
+                         "(integer bits 1..16, e.g. w8a8, w4a8, w2a8kv8)")
+    w, a, kv = found.groups()
+    return f"int{int(a)}", f"int{int(w)}", f"int{int(kv or a)}"
 
 
 def register(subparsers: Any) -> argparse._SubParsersAction:
@@ -42,8 +71,12 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
     for dim in ("M", "N", "K"):
         gemm.add_argument(f"--{dim}", type=int, required=True, metavar=dim,
                           help=f"GEMM dimension {dim} (>= 1)")
-    gemm.add_argument("--a-fmt", default="int8", help="activation format (default int8)")
-    gemm.add_argument("--w-fmt", default="int8", help="weight format (default int8)")
+    gemm.add_argument("--a-fmt", default=None,
+                      help="activation format (default: int<a_bits> of the engine, uint when "
+                      "it is unsigned)")
+    gemm.add_argument("--w-fmt", default=None,
+                      help="weight format (default: int<w_bits> of the engine, uint when it is "
+                      "unsigned)")
     _run_args(gemm)
     gemm.set_defaults(func=run_gemm)
 
@@ -54,8 +87,7 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
     model.add_argument("--batch", type=int, required=True, help="sequences (>= 1)")
     model.add_argument("--seq", type=int, required=True,
                        help="prompt tokens (prefill) or cached tokens (decode), >= 1")
-    model.add_argument("--quant", default="w8a8",
-                       help=f"quantization scheme: {', '.join(QUANT_SCHEMES)} (default w8a8)")
+    model.add_argument("--quant", default="auto", help=f"quantization scheme: {QUANT_HELP}")
     _run_args(model)
     model.set_defaults(func=run_model)
     return group
@@ -89,27 +121,43 @@ def run_gemm(args: argparse.Namespace) -> int:
     """``tpe sim gemm``."""
     M, N, K = (_positive(f"--{d}", getattr(args, d)) for d in ("M", "N", "K"))
     arch = _load(args)
-    check_formats(arch.engine, args.a_fmt, args.w_fmt)
-    gemm = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=args.a_fmt, w_fmt=args.w_fmt,
+    auto_a, auto_w, _ = quant_formats("auto", arch.engine)
+    a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
+    check_formats(arch.engine, a_fmt, w_fmt)
+    gemm = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt,
                 o_fmt=f"int{arch.engine.acc_bits}")
     result = simulate_gemm(arch, gemm, memory=args.memory, objective=args.objective)
     print(json.dumps(result.to_dict()) if args.json else format_gemm(result))
     return 0
 
 
+def _check_quant(scheme: str, engine: EngineSpec, a_fmt: str, w_fmt: str, kv_fmt: str) -> None:
+    """:func:`sim.gemm.check_formats` for a model's formats, the message naming ``--quant``."""
+    for w, what in ((w_fmt, "weights"), (kv_fmt, "KV cache")):
+        try:
+            check_formats(engine, a_fmt, w)
+        except FormatError as err:
+            field = "a_bits" if str(err).startswith("--a-fmt") else "w_bits"
+            fmt = a_fmt if field == "a_bits" else w
+            what = "activations" if field == "a_bits" else what
+            reason = str(err).split(": ", 1)[1].split(";")[0]
+            fix = ("engine.signed=true" if "signed but" in reason
+                   else f"engine.{field}={get_format(fmt).bits}")
+            why = reason.split(" but ", 1)[-1]
+            raise FormatError(f"--quant: {scheme} gives {fmt} {what}, but {why}; use --quant "
+                              f"auto or --set {fix}") from None
+
+
 def run_model(args: argparse.Namespace) -> int:
     """``tpe sim model``."""
     batch = _positive("--batch", args.batch)
     seq = _positive("--seq", args.seq)
-    if args.quant not in QUANT_SCHEMES:
-        raise InputError(
-            f"--quant: unknown scheme {args.quant!r}; available: {', '.join(QUANT_SCHEMES)}"
-        )
-    a_fmt, w_fmt = QUANT_SCHEMES[args.quant]
     arch = _load(args)
+    a_fmt, w_fmt, kv_fmt = quant_formats(args.quant, arch.engine)
     cfg = load_model(args.model)
-    check_formats(arch.engine, a_fmt, w_fmt)
-    ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, a_fmt=a_fmt, w_fmt=w_fmt)
+    _check_quant(args.quant, arch.engine, a_fmt, w_fmt, kv_fmt)
+    ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, a_fmt=a_fmt, w_fmt=w_fmt,
+                kv_fmt=kv_fmt)
     result = simulate_model(arch, ops, memory=args.memory, objective=args.objective,
                             name=cfg.name)
     print(json.dumps(result.to_dict()) if args.json else format_model(result))
@@ -148,6 +196,10 @@ def _breakdown(energy: dict[str, float], total: float) -> list[str]:
     return rows
 
 
+def _unroll(m: Mapping) -> str:
+    return " x ".join(f"{d}{v}" for d, v in m.spatial.items())
+
+
 def format_gemm(r: GemmResult) -> str:
     g, m = r.gemm, r.mapping
     lines = [
@@ -159,7 +211,8 @@ def format_gemm(r: GemmResult) -> str:
         f"  utilization   {r.utilization:.1%}   bound: {r.bound}",
         f"  dram          {_si(r.dram_bytes, 'B')}  (A {_si(r.dram_a_bytes, 'B')}, "
         f"W {_si(r.dram_w_bytes, 'B')}, O {_si(r.dram_o_bytes, 'B')})",
-        f"  mapping       {m.dataflow}, tile M{m.tile_m} N{m.tile_n} K{m.tile_k}, loops "
+        f"  mapping       unroll {_unroll(m)}, stream {m.stream_dim}, "
+        f"tile M{m.tile_m} N{m.tile_n} K{m.tile_k}, loops "
         f"{'>'.join(m.loop_order)} (outer>inner), stationary {m.stationary or 'all'}, "
         f"{m.folds:,} folds",
         f"  area          {r.area_um2 / 1e6:.4g} mm^2",

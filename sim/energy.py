@@ -2,24 +2,70 @@
 
 The table (``sim/data/energy/<name>.toml``, chosen by ``ArchSpec.energy_table``) lists energy
 per action and area per component, each with a value, a unit and a source; see
-``horowitz45.toml`` for the default and its citations.
+``horowitz45.toml`` for the default and its citations. Every per-action energy below is one of
+its entries or a power law through two of them; the counts are structural (derived from the
+engine's spec and the fold geometry of :mod:`mapping`), each rule naming where it comes from.
 
-Components and their actions (counts from :func:`action_counts`):
+Energy components (:data:`ENERGY_COMPONENTS`, the same for every engine kind) and actions
+(:func:`action_counts`, keyed by action name; :func:`action_units` gives each action's
+component and unit):
 
 ``mac_multiplier``
-    one multiply per useful MAC at the engine's ``a_bits x w_bits``. Energy (and area) from
-    the 8b and 32b integer-multiply entries on a power law in the partial-product count
-    ``a_bits * w_bits``: ``E = E8 * (a*w / 64) ** alpha``, ``alpha = ln(E32 / E8) / ln(16)``
-    (0.99 for Horowitz's 0.2 / 3.1 pJ: an array multiplier's work grows with a*w).
+    the actions that form products. Which ones depends on the engine kind (:func:`arith_actions`):
+
+    * multiplier kinds (``systolic``, ``cube``, ``addertree``, ``matrix2d``, and any kind
+      not listed below): ``multiply``, one per useful MAC at the engine's ``a_bits x
+      w_bits``: ``E = E8 * (a*w / 64) ** alpha``, ``alpha = ln(E32 / E8) / ln(16)`` through
+      the ``int_mult_8b`` and ``int_mult_32b`` entries (0.99 for Horowitz's 0.2 / 3.1 pJ: an
+      array multiplier's work grows with its partial-product bits ``a*w``).
+    * ``bitslice`` (Stripes, Judd et al. MICRO 2016; Bit Fusion, Sharma et al. ISCA 2018):
+      ``slice_multiply``, ``ceil(a/s) * ceil(w/s)`` per MAC on ``s x s`` multipliers
+      (``s = slice_bits``), energy by the same power law at ``s*s`` partial-product bits.
+    * ``lut`` (LUT Tensor Core, Mo et al. ISCA 2025): ``table_read``, one per PE, activation
+      group and weight bit-plane, ``w_bits / group`` per MAC; a read moves one table entry of
+      ``a_bits + ceil(log2 group)`` bits, at the ``register_bit`` energy per bit.
+    * ``bitplane`` (binary units with shift-add recovery, PAPERS.md "Arbitrary precision by
+      bit planes"; APNN-TC, Feng et al. SC 2021): ``and_xnor``, one 1-bit AND (two's
+      complement planes) or XNOR (bipolar) per plane pair, ``a_bits * w_bits`` per MAC; a 1x1
+      product is one gate, its energy the multiplier power law at ``a*w = 1`` (0.0033 pJ at
+      45 nm; cross-check: the Nangate 45 nm AND2_X1 has 0.92-0.97 fF input pins, so toggling
+      two inputs and a like output load at 1.1 V is about 3 fF * 1.21 V^2 = 0.0036 pJ).
 ``mac_adder``
-    one accumulate per useful MAC at ``acc_bits``: ``E = E8 * (acc / 8) ** beta``,
-    ``beta = ln(E32 / E8) / ln(4)`` from the 8b and 32b integer-add entries.
+    the additions:
+
+    * multiplier kinds: ``accumulate``, one per MAC at ``acc_bits``:
+      ``E = E8 * (acc / 8) ** beta``, ``beta = ln(E32 / E8) / ln(4)`` through ``int_add_8b``
+      and ``int_add_32b``.
+    * ``bitslice``: ``shift_add``, one accumulate of each shifted slice product, at
+      ``acc_bits`` (as many as slice multiplies; the spec's PE adds every product into its
+      accumulator).
+    * ``lut``: ``table_build``, the precompute of one table per PE row, activation group and
+      fold, ``2**g - 1 - g`` additions for the full table (entries with at least two
+      activations, each one add from a smaller entry) or ``2**(g-1) + g - 2`` symmetrized
+      (the first entry needs ``g - 1``, each further one a single add, Gray-code order), at
+      the entry width, counted per activation the engine reads (a table is built per row,
+      group and fold, shared by the ``cols`` PEs of the row); and ``shift_add``, one per
+      table read, at ``acc_bits`` (``+ 1`` symmetrized: the accumulators are a bit wider).
+    * ``bitplane``: ``popcount_add``, the full adders of a ``depth``-input population count,
+      ``depth - bit_length(depth)`` per plane pair and beat (an ``n = 2**j - 1``-input
+      parallel counter takes ``n - j`` full adders: Swartzlander, IEEE Trans. Computers
+      C-22(11), 1973), at the 1-bit adder energy (the add power law at 1 bit); and
+      ``shift_add``, one per plane pair and beat at ``acc_bits`` (``a_bits * w_bits / depth``
+      per MAC).
+
+    Per-output corrections (the symmetrized table's and bipolar encoding's offsets, one add
+    per output) and data-dependent savings (``skip_zero``) are not counted: the dense worst
+    case is, as in ``fold_cycles``. The TPE bit-weight options (``booth``,
+    ``csa_accumulate``, ``compress``, ``carry_save``) do not change the counts; their effect
+    on area and depth is a measured synthesis figure (``tpe gen --synth``).
 ``pe_registers``
-    bit accesses of PE pipeline registers. OS: per MAC the A and W pass-through registers and
-    the accumulator (``a_bits + w_bits + acc_bits``), plus the drain, which shifts every result
-    down on average ``(rows + 1) / 2`` registers. WS: per MAC the A pass-through register and
-    the partial-sum register (``a_bits + acc_bits``; the stationary weight does not toggle),
-    plus the preload, which shifts every weight down ``(rows + 1) / 2`` registers on average.
+    ``pe_registers`` bit accesses, generic over kinds. Per MAC: the accumulator (``acc_bits``;
+    a stationary accumulator is updated, a streamed partial sum moves) plus every input
+    operand indexed by the streamed dimension (it moves through a pipeline register;
+    ``a_bits``, ``w_bits``). The stationary operand of a fold (the output when K streams,
+    the weights or activations otherwise) is drained or preloaded once per fold through
+    on average ``(lines + 1) / 2`` registers, ``lines`` being its block's unroll along its
+    first dimension (a systolic OS array's rows; a WS array's weight rows).
 ``a_buffer``, ``w_buffer``, ``o_buffer``
     bytes read plus bytes written (``sim.memory``); energy per byte = the 64-bit access energy
     / 8 at the buffer's ``capacity_bytes``, interpolated log-log between the table's SRAM points
@@ -28,11 +74,23 @@ Components and their actions (counts from :func:`action_counts`):
 ``dram``
     bytes transferred; energy per byte = the 64-bit access energy / 8.
 
-Idle PEs are assumed clock-gated (no energy); leakage is not modelled.
+Idle units are assumed clock-gated (no energy); leakage is not modelled.
 
-Area: ``rows * cols`` PEs of one multiplier, one adder and ``a_bits + w_bits + acc_bits``
-register bits, plus SRAM bit cells for each buffer's ``capacity_bytes`` (bit cells only, a
-lower bound); DRAM is off chip.
+Area (:func:`area_breakdown`): per kind (:func:`pe_area`), from the unrolling ``u`` and the
+stream granule ``g`` (:func:`mapping.stream_granule`: K elements an input beat carries, the
+period of ``fold_cycles``' staircase: 1 for the systolic array, ``k`` for the cube and adder
+tree, ``group`` for the LUT engine, ``depth`` for the bit-plane engine). ``P = prod of u's
+spatial sizes`` PE positions take ``P * g`` product lanes: multiplier kinds one ``a x w``
+multiplier and one ``acc_bits`` adder per lane; ``bitslice`` one ``s x s`` multiplier per lane
+and one accumulator adder per PE; ``lut`` no multiplier, one accumulator adder per PE and per
+PE row (one table) ``table_build`` adders (the table-read multiplexers are not counted: a lower
+bound); ``bitplane`` one 1-bit gate per lane (the table's ``and2_gate`` entry, else the
+multiplier power law at 1x1) and per PE the popcount full adders and an accumulator adder.
+Register bits: the operands one beat brings (A ``u_m x g``, W ``g x u_n`` for a streamed K) and
+the stationary block (``u_m x u_n`` accumulators), plus the LUT's tables (``rows x entries x
+entry bits``); the systolic array instead holds an A, a W and an accumulator register in every
+PE (its operands pass from PE to PE). Plus SRAM bit cells for each buffer's ``capacity_bytes``
+(bit cells only, a lower bound); DRAM is off chip.
 
 **Technology scaling.** Each entry was measured at its ``node_nm`` (the table's node unless
 given); it is scaled to ``ArchSpec.tech_nm`` by
@@ -56,22 +114,25 @@ from typing import Any
 
 import numpy as np
 
-from hw.spec import ArchSpec, SpecError, read_toml
+from hw.spec import ArchSpec, EngineSpec, SpecError, read_toml
+from mapping import OPERAND_DIMS, FoldGrid, stream_granule
 
 __all__ = [
-    "ACTION_UNITS",
     "AREA_COMPONENTS",
     "ENERGY_COMPONENTS",
-    "Actions",
+    "ArithAction",
     "EnergyTable",
     "TableEntry",
     "UnitEnergies",
     "action_counts",
+    "action_units",
     "area_breakdown",
+    "arith_actions",
     "describe",
     "energy_breakdown",
     "list_tables",
     "load_table",
+    "pe_area",
     "unit_energies",
 ]
 
@@ -247,6 +308,46 @@ def _loglog_interp(x: float, xs: list[float], ys: list[float]) -> float:
     return _power_law(x, xs[i], ys[i], xs[i + 1], ys[i + 1])
 
 
+def _sram_byte_pj(table: EnergyTable, capacity_bytes: int, tech: float) -> float:
+    points = sorted(
+        (e.capacity_bytes, e.scaled(tech, table.energy_exponent))
+        for e in table.energy.values() if e.capacity_bytes
+    )
+    per_64b = _loglog_interp(capacity_bytes, [float(c) for c, _ in points], [v for _, v in points])
+    return per_64b / 8
+
+
+# -- the engine's structure, from its contract ---------------------------------------------
+
+
+def _unroll(spec: EngineSpec) -> dict[str, int]:
+    u = spec.unrolling()
+    return {"m": u.m or 1, "n": u.n or 1, "k": u.k or 1}
+
+
+def _positions(spec: EngineSpec) -> int:
+    """PE positions: the product of the spatial unroll sizes."""
+    un = _unroll(spec)
+    return un["m"] * un["n"] * un["k"]
+
+
+# -- arithmetic actions per engine kind ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArithAction:
+    """One arithmetic action of an engine kind: how many per useful MAC (``per_mac``) and per
+    activation the engine reads from its A buffer (``per_a_read``), at ``energy_pj`` each."""
+
+    name: str
+    component: str
+    unit: str
+    energy_pj: float
+    per_mac: float = 0.0
+    per_a_read: float = 0.0
+    rule: str
+
+
 def _mult(table: EnergyTable, section: str, a_bits: int, w_bits: int, tech: float) -> float:
     get = table.energy_pj if section == "energy" else table.area_um2
     return _power_law(a_bits * w_bits, 64, get("int_mult_8b", tech),
@@ -258,36 +359,215 @@ def _add(table: EnergyTable, section: str, bits: int, tech: float) -> float:
     return _power_law(bits, 8, get("int_add_8b", tech), 32, get("int_add_32b", tech))
 
 
-def _sram_byte_pj(table: EnergyTable, capacity_bytes: int, tech: float) -> float:
-    points = sorted(
-        (e.capacity_bytes, e.scaled(tech, table.energy_exponent))
-        for e in table.energy.values() if e.capacity_bytes
+_MULT_RULE = "power law in a*w through int_mult_8b and int_mult_32b"
+_ADD_RULE = "power law in bits through int_add_8b and int_add_32b"
+
+
+def _multiplier_kind(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
+    a, w, acc = spec.a_bits, spec.w_bits, spec.acc_bits
+    return (
+        ArithAction(name="multiply", component="mac_multiplier", unit=f"{a}x{w}-bit multiplies",
+                    energy_pj=_mult(table, "energy", a, w, tech), per_mac=1.0,
+                    rule=f"one per MAC; {_MULT_RULE}"),
+        ArithAction(name="accumulate", component="mac_adder", unit=f"{acc}-bit additions",
+                    energy_pj=_add(table, "energy", acc, tech), per_mac=1.0,
+                    rule=f"one per MAC; {_ADD_RULE}"),
     )
-    per_64b = _loglog_interp(capacity_bytes, [float(c) for c, _ in points], [v for _, v in points])
-    return per_64b / 8
+
+
+def _slices(bits: int, slice_bits: int) -> int:
+    return -(-bits // slice_bits)
+
+
+def _bitslice(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
+    s = int(getattr(spec, "slice_bits", 1))
+    pairs = _slices(spec.a_bits, s) * _slices(spec.w_bits, s)
+    acc = spec.acc_bits
+    return (
+        ArithAction(name="slice_multiply", component="mac_multiplier",
+                    unit=f"{s}x{s}-bit multiplies",
+                    energy_pj=_mult(table, "energy", s, s, tech), per_mac=float(pairs),
+                    rule=f"ceil(a/s)*ceil(w/s) = {pairs} per MAC (Stripes MICRO 2016, Bit "
+                    f"Fusion ISCA 2018); {_MULT_RULE} at s*s"),
+        ArithAction(name="shift_add", component="mac_adder", unit=f"{acc}-bit additions",
+                    energy_pj=_add(table, "energy", acc, tech), per_mac=float(pairs),
+                    rule=f"one shifted accumulate per slice product; {_ADD_RULE}"),
+    )
+
+
+def _lut_shape(spec: EngineSpec) -> tuple[int, int, int, int]:
+    """``(group, entries, entry_bits, build_adds)`` of the LUT engine's activation tables."""
+    g = int(getattr(spec, "group", 1))
+    symmetric = bool(getattr(spec, "symmetric", False))
+    entries = int(getattr(spec, "table_entries", 1 << (g - 1) if symmetric else 1 << g))
+    entry_bits = spec.a_bits + math.ceil(math.log2(g))
+    build = (1 << (g - 1)) + g - 2 if symmetric else (1 << g) - 1 - g
+    return g, entries, entry_bits, build
+
+
+def _lut(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
+    g, _, entry_bits, build = _lut_shape(spec)
+    acc = spec.acc_bits + (1 if getattr(spec, "symmetric", False) else 0)
+    reads = spec.w_bits / g
+    return (
+        ArithAction(name="table_read", component="mac_multiplier",
+                    unit=f"{entry_bits}-bit table reads",
+                    energy_pj=entry_bits * table.energy_pj("register_bit", tech),
+                    per_mac=reads,
+                    rule=f"w_bits/group = {reads:g} per MAC (one per PE, group and weight "
+                    "plane; LUT Tensor Core ISCA 2025); register_bit per entry bit"),
+        ArithAction(name="table_build", component="mac_adder",
+                    unit=f"{entry_bits}-bit additions",
+                    energy_pj=_add(table, "energy", entry_bits, tech), per_a_read=build / g,
+                    rule=f"{build} additions per table of {g} activations, one table per row, "
+                    f"group and fold; {_ADD_RULE}"),
+        ArithAction(name="shift_add", component="mac_adder", unit=f"{acc}-bit additions",
+                    energy_pj=_add(table, "energy", acc, tech), per_mac=reads,
+                    rule=f"one accumulate per table read; {_ADD_RULE}"),
+    )
+
+
+def _popcount_adders(depth: int) -> int:
+    """Full adders of a ``depth``-input population count (Swartzlander 1973: n - j for
+    n = 2**j - 1 inputs)."""
+    return max(0, depth - depth.bit_length())
+
+
+def _bitplane(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
+    d = int(getattr(spec, "depth", 1))
+    pairs = spec.a_bits * spec.w_bits
+    gate = "XNOR" if getattr(spec, "encoding", "twos") == "bipolar" else "AND"
+    acc = spec.acc_bits
+    return (
+        ArithAction(name="and_xnor", component="mac_multiplier", unit=f"1-bit {gate}s",
+                    energy_pj=_mult(table, "energy", 1, 1, tech), per_mac=float(pairs),
+                    rule=f"a_bits*w_bits = {pairs} plane pairs per MAC; {_MULT_RULE} at "
+                    "a*w = 1 (one gate)"),
+        ArithAction(name="popcount_add", component="mac_adder", unit="1-bit full adds",
+                    energy_pj=_add(table, "energy", 1, tech),
+                    per_mac=pairs * _popcount_adders(d) / d,
+                    rule=f"depth - bit_length(depth) = {_popcount_adders(d)} full adders per "
+                    f"{d}-input popcount (Swartzlander 1973); {_ADD_RULE} at 1 bit"),
+        ArithAction(name="shift_add", component="mac_adder", unit=f"{acc}-bit additions",
+                    energy_pj=_add(table, "energy", acc, tech), per_mac=pairs / d,
+                    rule=f"one shift-add recovery per plane pair and beat of {d}; {_ADD_RULE}"),
+    )
+
+
+#: Action models of the kinds whose products are not one multiply per MAC (by ``spec.kind``);
+#: every other kind counts one multiply and one accumulate per MAC.
+_ARITH_MODELS = {"bitslice": _bitslice, "lut": _lut, "bitplane": _bitplane}
+
+
+@functools.lru_cache(maxsize=256)
+def arith_actions(arch: ArchSpec) -> tuple[ArithAction, ...]:
+    """The arithmetic actions of ``arch``'s engine (see the module docstring)."""
+    spec = arch.engine
+    model = _ARITH_MODELS.get(spec.kind, _multiplier_kind)
+    return model(spec, load_table(arch.energy_table), arch.tech_nm)
+
+
+# -- area -----------------------------------------------------------------------------------
+
+
+def _footprint_bits(spec: EngineSpec) -> int:
+    """Register bits of one beat's inputs and of the stationary block (module docstring)."""
+    un = _unroll(spec)
+    stream = spec.unrolling().stream
+    g = stream_granule(spec)
+    bits = {"A": spec.a_bits, "W": spec.w_bits, "O": spec.acc_bits}
+    total = 0
+    for op, dims in OPERAND_DIMS.items():
+        elems = 1
+        for d in dims:
+            elems *= g if d == stream else un[d]
+        total += elems * bits[op]
+    return total
+
+
+@functools.lru_cache(maxsize=256)
+def pe_area(arch: ArchSpec) -> MappingProxyType[str, float]:
+    """Engine area per component (um^2): ``pe_multipliers``, ``pe_adders``, ``pe_registers``."""
+    table = load_table(arch.energy_table)
+    spec, tech = arch.engine, arch.tech_nm
+    a, w, acc = spec.a_bits, spec.w_bits, spec.acc_bits
+    pes = _positions(spec)
+    lanes = pes * stream_granule(spec)
+    reg = table.area_um2("register_bit", tech)
+    regs = _footprint_bits(spec)
+    if spec.kind == "bitslice":
+        s = int(getattr(spec, "slice_bits", 1))
+        mults = lanes * _mult(table, "area", s, s, tech)
+        adds = pes * _add(table, "area", acc, tech)
+    elif spec.kind == "lut":
+        _, entries, entry_bits, build = _lut_shape(spec)
+        tables = _unroll(spec)["m"]
+        mults = 0.0
+        adds = (pes * _add(table, "area", acc, tech)
+                + tables * build * _add(table, "area", entry_bits, tech))
+        regs += tables * entries * entry_bits
+    elif spec.kind == "bitplane":
+        d = int(getattr(spec, "depth", 1))
+        gate = (table.area_um2("and2_gate", tech) if "and2_gate" in table.area
+                else _mult(table, "area", 1, 1, tech))
+        mults = lanes * gate
+        adds = pes * (_popcount_adders(d) * _add(table, "area", 1, tech)
+                      + _add(table, "area", acc, tech))
+    else:
+        mults = lanes * _mult(table, "area", a, w, tech)
+        adds = lanes * _add(table, "area", acc, tech)
+        if spec.kind == "systolic":  # A and W pass from PE to PE: every PE holds both
+            regs = pes * (a + w + acc)
+    return MappingProxyType({"pe_multipliers": mults, "pe_adders": adds,
+                             "pe_registers": regs * reg})
+
+
+@functools.lru_cache(maxsize=256)
+def area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
+    """Area per component of ``arch`` in um^2 (keys :data:`AREA_COMPONENTS`)."""
+    table = load_table(arch.energy_table)
+    sram_bit = table.area_um2("sram_bit", arch.tech_nm)
+    return MappingProxyType({
+        **pe_area(arch),
+        "a_buffer": arch.a_buffer.capacity_bytes * 8 * sram_bit,
+        "w_buffer": arch.w_buffer.capacity_bytes * 8 * sram_bit,
+        "o_buffer": arch.o_buffer.capacity_bytes * 8 * sram_bit,
+    })
+
+
+# -- unit energies, action counts and energy --------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnitEnergies:
     """Energy per action at one architecture's widths, buffer sizes and node (pJ)."""
 
-    mult_pj: float
-    add_pj: float
+    arith: tuple[ArithAction, ...]
     register_bit_pj: float
     a_buffer_byte_pj: float
     w_buffer_byte_pj: float
     o_buffer_byte_pj: float
     dram_byte_pj: float
 
+    def per_action_pj(self) -> dict[str, float]:
+        """Energy of one action, by action name (the keys of :func:`action_counts`)."""
+        return {
+            **{x.name: x.energy_pj for x in self.arith},
+            "pe_registers": self.register_bit_pj,
+            "a_buffer": self.a_buffer_byte_pj,
+            "w_buffer": self.w_buffer_byte_pj,
+            "o_buffer": self.o_buffer_byte_pj,
+            "dram": self.dram_byte_pj,
+        }
+
 
 @functools.lru_cache(maxsize=256)
 def unit_energies(arch: ArchSpec) -> UnitEnergies:
     """Per-action energies of ``arch`` (see the module docstring for each rule)."""
     table = load_table(arch.energy_table)
-    spec, tech = arch.engine, arch.tech_nm
+    tech = arch.tech_nm
     return UnitEnergies(
-        mult_pj=_mult(table, "energy", spec.a_bits, spec.w_bits, tech),
-        add_pj=_add(table, "energy", spec.acc_bits, tech),
+        arith=arith_actions(arch),
         register_bit_pj=table.energy_pj("register_bit", tech),
         a_buffer_byte_pj=_sram_byte_pj(table, arch.a_buffer.capacity_bytes, tech),
         w_buffer_byte_pj=_sram_byte_pj(table, arch.w_buffer.capacity_bytes, tech),
@@ -296,60 +576,21 @@ def unit_energies(arch: ArchSpec) -> UnitEnergies:
     )
 
 
-@functools.lru_cache(maxsize=256)
-def area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
-    """Area per component of ``arch`` in um^2 (keys :data:`AREA_COMPONENTS`)."""
-    table = load_table(arch.energy_table)
-    spec, tech = arch.engine, arch.tech_nm
-    pes = spec.rows * spec.cols
-    sram_bit = table.area_um2("sram_bit", tech)
-    return MappingProxyType({
-        "pe_multipliers": pes * _mult(table, "area", spec.a_bits, spec.w_bits, tech),
-        "pe_adders": pes * _add(table, "area", spec.acc_bits, tech),
-        "pe_registers": pes * (spec.a_bits + spec.w_bits + spec.acc_bits)
-        * table.area_um2("register_bit", tech),
-        "a_buffer": arch.a_buffer.capacity_bytes * 8 * sram_bit,
-        "w_buffer": arch.w_buffer.capacity_bytes * 8 * sram_bit,
-        "o_buffer": arch.o_buffer.capacity_bytes * 8 * sram_bit,
-    })
-
-
-# -- action counts and energy -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Actions:
-    """Action counts per component for one GEMM instance (arrays over candidates)."""
-
-    macs: np.ndarray
-    register_bits: np.ndarray
-    a_buffer_bytes: np.ndarray
-    w_buffer_bytes: np.ndarray
-    o_buffer_bytes: np.ndarray
-    dram_bytes: np.ndarray
-
-    def as_dict(self) -> dict[str, np.ndarray]:
-        return {
-            "mac_multiplier": self.macs,
-            "mac_adder": self.macs,
-            "pe_registers": self.register_bits,
-            "a_buffer": self.a_buffer_bytes,
-            "w_buffer": self.w_buffer_bytes,
-            "o_buffer": self.o_buffer_bytes,
-            "dram": self.dram_bytes,
-        }
-
-
-#: Unit of each component's action count.
-ACTION_UNITS: dict[str, str] = {
-    "mac_multiplier": "multiplies",
-    "mac_adder": "additions",
-    "pe_registers": "register bit accesses",
-    "a_buffer": "bytes",
-    "w_buffer": "bytes",
-    "o_buffer": "bytes",
-    "dram": "bytes",
+_MEMORY_ACTIONS = {
+    "pe_registers": ("pe_registers", "register bit accesses"),
+    "a_buffer": ("a_buffer", "bytes"),
+    "w_buffer": ("w_buffer", "bytes"),
+    "o_buffer": ("o_buffer", "bytes"),
+    "dram": ("dram", "bytes"),
 }
+
+
+@functools.lru_cache(maxsize=256)
+def action_units(arch: ArchSpec) -> MappingProxyType[str, dict[str, str]]:
+    """``{action: {"component": ..., "unit": ...}}`` for every action of ``arch``."""
+    out = {x.name: {"component": x.component, "unit": x.unit} for x in arith_actions(arch)}
+    out |= {k: {"component": c, "unit": u} for k, (c, u) in _MEMORY_ACTIONS.items()}
+    return MappingProxyType(out)
 
 
 def action_counts(
@@ -358,57 +599,66 @@ def action_counts(
     N: int,
     K: int,
     *,
-    stream_chunks: np.ndarray,
+    grid: FoldGrid,
     sram: tuple[np.ndarray, np.ndarray, np.ndarray],
     dram_bytes: np.ndarray,
-) -> Actions:
-    """Action counts of one ``M x N x K`` GEMM instance (see the module docstring).
+) -> dict[str, np.ndarray]:
+    """Action counts of one ``M x N x K`` GEMM instance, by action name (float64 arrays over
+    candidates; see the module docstring).
 
-    ``stream_chunks``: from ``sim.engines.systolic.tiled_fold_grid`` (K chunks for OS, M
-    chunks for WS);
-    ``sram``: bytes read plus written per buffer (A, W, O); ``dram_bytes``: DRAM bytes.
+    ``grid``: the folds of the mapping (:func:`mapping.fold_grid`); ``sram``: bytes read plus
+    written per buffer (A, W, O); ``dram_bytes``: DRAM bytes.
     """
     spec = arch.engine
-    macs = M * N * K
-    shift = (spec.rows + 1) / 2
-    if spec.dataflow == "os":
-        per_mac = spec.a_bits + spec.w_bits + spec.acc_bits
-        shifted = stream_chunks * (M * N * shift * spec.acc_bits)  # drains
-    else:
-        per_mac = spec.a_bits + spec.acc_bits
-        shifted = stream_chunks * (K * N * shift * spec.w_bits)  # preloads
+    macs = float(M * N * K)
     n = np.shape(dram_bytes)
-    return Actions(
-        macs=np.full(n, float(macs)),
-        register_bits=macs * per_mac + shifted.astype(np.float64),
-        a_buffer_bytes=sram[0],
-        w_buffer_bytes=sram[1],
-        o_buffer_bytes=sram[2],
-        dram_bytes=dram_bytes,
-    )
+    a_reads = (M * K) * grid.folds_n.astype(np.float64)  # activations the engine reads
+    counts = {x.name: (macs * x.per_mac + a_reads * x.per_a_read if x.per_a_read
+                       else np.full(n, macs * x.per_mac))
+              for x in arith_actions(arch)}
+
+    stream = spec.unrolling().stream
+    un = _unroll(spec)
+    bits = {"A": spec.a_bits, "W": spec.w_bits, "O": spec.acc_bits}
+    elems = {"A": M * K, "W": K * N, "O": M * N}
+    per_mac = spec.acc_bits + sum(bits[op] for op in ("A", "W") if stream in OPERAND_DIMS[op])
+    (still,) = (op for op, dims in OPERAND_DIMS.items() if stream not in dims)
+    hops = (un[OPERAND_DIMS[still][0]] + 1) / 2
+    moved = grid.chunks * (elems[still] * hops * bits[still])  # drains or preloads
+    counts["pe_registers"] = macs * per_mac + moved.astype(np.float64)
+    counts["a_buffer"] = np.asarray(sram[0], dtype=np.float64)
+    counts["w_buffer"] = np.asarray(sram[1], dtype=np.float64)
+    counts["o_buffer"] = np.asarray(sram[2], dtype=np.float64)
+    counts["dram"] = np.asarray(dram_bytes, dtype=np.float64)
+    return counts
 
 
-def energy_breakdown(arch: ArchSpec, actions: Actions) -> dict[str, np.ndarray]:
-    """Energy (pJ) per component: action count times the per-action energy."""
-    u = unit_energies(arch)
-    return {
-        "mac_multiplier": actions.macs * u.mult_pj,
-        "mac_adder": actions.macs * u.add_pj,
-        "pe_registers": actions.register_bits * u.register_bit_pj,
-        "a_buffer": actions.a_buffer_bytes * u.a_buffer_byte_pj,
-        "w_buffer": actions.w_buffer_bytes * u.w_buffer_byte_pj,
-        "o_buffer": actions.o_buffer_bytes * u.o_buffer_byte_pj,
-        "dram": actions.dram_bytes * u.dram_byte_pj,
-    }
+@functools.lru_cache(maxsize=256)
+def _priced(arch: ArchSpec) -> tuple[tuple[str, str, float], ...]:
+    """``(action, component, pJ per action)`` for every action of ``arch``."""
+    per = unit_energies(arch).per_action_pj()
+    return tuple((k, v["component"], per[k]) for k, v in action_units(arch).items())
+
+
+def energy_breakdown(arch: ArchSpec, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Energy (pJ) per component (:data:`ENERGY_COMPONENTS`): counts times per-action energy."""
+    shape = np.shape(actions["dram"])
+    out = {c: np.zeros(shape) for c in ENERGY_COMPONENTS}
+    for name, component, pj in _priced(arch):
+        out[component] = out[component] + actions[name] * pj
+    return out
 
 
 def describe(arch: ArchSpec) -> dict[str, Any]:
-    """The per-action energies of ``arch`` with their table sources (for reports)."""
+    """The per-action energies of ``arch`` with their rules and table sources (for reports)."""
     table = load_table(arch.energy_table)
     u = unit_energies(arch)
     return {
         "table": table.name,
         "tech_nm": arch.tech_nm,
-        "unit_energies_pj": {k: getattr(u, k) for k in UnitEnergies.__dataclass_fields__},
+        "engine_kind": arch.engine.kind,
+        "unit_energies_pj": u.per_action_pj(),
+        "arith_rules": {x.name: x.rule for x in u.arith},
+        "area_um2": dict(area_breakdown(arch)),
         "sources": {k: e.source for k, e in table.energy.items()},
     }

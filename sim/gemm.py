@@ -5,9 +5,15 @@ function :func:`gemm_cost` (the engine's fold model, ``sim.memory`` and ``sim.en
 evaluates the chosen mapping. ``gemm.count`` independent instances run back to back: every
 total is ``count`` times one instance's.
 
+The compute model is the same for every engine kind and uses only the spec's contract
+(:func:`tiled_compute_cycles`): a buffer tile takes ``prod over spatial dims d of
+ceil(tile_d / unroll_d)`` folds (``spec.unrolling()``), each costing
+``spec.fold_cycles(the tile's extent of the streamed dimension)``; tiles run back to back.
+
 ``memory="ideal"`` skips the search: the GEMM runs untiled with its operands on chip and
 infinite bandwidth, so ``compute_cycles == cycles ==
-sim.engines.systolic.gemm_compute_cycles(arch.engine, M, N, K) * count`` exactly.
+sim.engines.gemm_compute_cycles(arch.engine, M, N, K) * count`` exactly. ``utilization`` is
+``macs / (cycles * spec.macs_per_cycle)``.
 
 Results are cached on (architecture, shape, formats, memory, objective); a cached evaluation
 costs a few microseconds (see ``tests/test_sim_gemm.py`` for the bound that is held).
@@ -24,19 +30,28 @@ from typing import Any, Literal
 import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, SpecError, spec_to_dict
-from mapping import OBJECTIVES, Candidates, Costs, Mapping, Objective, search, untiled
+from mapping import (
+    OBJECTIVES,
+    Candidates,
+    Costs,
+    FoldGrid,
+    Mapping,
+    Objective,
+    fold_grid,
+    search,
+    untiled,
+)
 from mapping import clear_caches as _clear_mapping_caches
 from models import ModelError
 from models.formats import get_format, known_formats
 from models.ops import Gemm
 from sim.energy import (
-    ACTION_UNITS,
     ENERGY_COMPONENTS,
     action_counts,
+    action_units,
     area_breakdown,
     energy_breakdown,
 )
-from sim.engines.systolic import tiled_fold_grid, tiled_gemm_compute_cycles
 from sim.memory import MEMORY_MODES, Memory, MemoryTraffic, memory_traffic
 
 __all__ = [
@@ -46,6 +61,7 @@ __all__ = [
     "clear_caches",
     "gemm_cost",
     "simulate_gemm",
+    "tiled_compute_cycles",
 ]
 
 
@@ -93,6 +109,44 @@ def check_formats(engine: EngineSpec, a_fmt: str, w_fmt: str) -> None:
 # -- the cost model (vectorised over candidate mappings) --------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)
+def _one_fold(spec: EngineSpec, stream_len: int) -> int:
+    return spec.fold_cycles(stream_len)
+
+
+def _fold_cycles(spec: EngineSpec, lengths: np.ndarray) -> np.ndarray:
+    """``spec.fold_cycles`` of every stream length (int64), called once per distinct length."""
+    uniq = np.unique(lengths)
+    cycles = np.array([_one_fold(spec, int(x)) for x in uniq], dtype=np.int64)
+    return cycles[np.searchsorted(uniq, lengths)]
+
+
+def tiled_compute_cycles(
+    spec: EngineSpec, M: int, N: int, K: int, tile_m: Any, tile_n: Any, tile_k: Any,
+    *, grid: FoldGrid | None = None,
+) -> np.ndarray:
+    """Engine cycles of an ``M x N x K`` GEMM cut into buffer tiles (ints or int arrays, one
+    entry per candidate); returns int64 cycles per candidate.
+
+    Every tile runs ``prod over spatial dims d of ceil(tile_d / unroll_d)`` folds of
+    ``spec.fold_cycles(stream extent of the tile)``; tiles (and their folds) run back to back.
+    Along the streamed dimension ``D`` cut into tiles ``t``: ``D // t`` full tiles and, when
+    ``D % t``, one edge tile. Untiled (every tile the whole dimension), this is
+    :func:`sim.engines.gemm_compute_cycles` exactly. ``grid``: the tiles' :func:`mapping.fold_grid`
+    when the caller has it already.
+    """
+    u = spec.unrolling()
+    if grid is None:
+        grid = fold_grid(u, M, N, K, tile_m, tile_n, tile_k)
+    dim, tile = {"m": (M, tile_m), "n": (N, tile_n), "k": (K, tile_k)}[u.stream]
+    tile = np.atleast_1d(np.asarray(tile, dtype=np.int64))
+    full, rem = np.divmod(dim, tile)
+    per_fold = _fold_cycles(spec, np.concatenate([tile, np.maximum(rem, 1)]))
+    edge = np.where(rem > 0, per_fold[tile.size:], 0)
+    cycles = grid.spatial * (full * per_fold[: tile.size] + edge)
+    return cycles if np.ndim(tile_m) or np.ndim(tile_n) or np.ndim(tile_k) else cycles[0]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class _Evaluation:
     compute_cycles: np.ndarray
@@ -114,12 +168,12 @@ def _evaluate(arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory) -> 
     spec = arch.engine
     tm, tn, tk = (cands.tiles[:, j] for j in range(3))
     M, N, K = gemm.M, gemm.N, gemm.K
-    compute = tiled_gemm_compute_cycles(spec, M, N, K, tm, tn, tk)
-    traffic = memory_traffic(arch, gemm, cands, compute, memory=memory)
-    _, _, chunks = tiled_fold_grid(spec, M, N, K, tm, tn, tk)
+    grid = fold_grid(spec.unrolling(), M, N, K, tm, tn, tk)
+    compute = tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
+    traffic = memory_traffic(arch, gemm, cands, compute, memory=memory, grid=grid)
     actions = action_counts(
         arch, M, N, K,
-        stream_chunks=chunks,
+        grid=grid,
         sram=(
             traffic.sram_a_read_bytes + traffic.sram_a_write_bytes,
             traffic.sram_w_read_bytes + traffic.sram_w_write_bytes,
@@ -131,7 +185,7 @@ def _evaluate(arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory) -> 
         compute_cycles=compute,
         stall_cycles=traffic.stall_cycles,
         traffic=traffic,
-        actions=actions.as_dict(),
+        actions=actions,
         energy=energy_breakdown(arch, actions),
     )
 
@@ -187,7 +241,7 @@ def _instance(
         dram_w_bytes=float(t.dram_w_read_bytes[0]),
         dram_o_bytes=float(t.dram_o_write_bytes[0] + t.dram_o_read_bytes[0]),
         energy_pj=tuple((k, float(ev.energy[k][0])) for k in ENERGY_COMPONENTS),
-        actions=tuple((k, float(ev.actions[k][0])) for k in ENERGY_COMPONENTS),
+        actions=tuple((k, float(v[0])) for k, v in ev.actions.items()),
     )
 
 
@@ -196,8 +250,9 @@ class GemmResult:
     """Performance, energy and area of ``gemm.count`` instances of one GEMM on ``arch``.
 
     Cycle and byte fields are totals over all instances; ``mapping`` is one instance's.
-    ``utilization`` = useful MACs / (``cycles`` x rows x cols). ``bound`` is ``"memory"`` when
-    moving the DRAM bytes alone takes longer than the array's compute cycles.
+    ``utilization`` = useful MACs / (``cycles`` x ``spec.macs_per_cycle``). ``bound`` is
+    ``"memory"`` when moving the DRAM bytes alone takes longer than the engine's compute
+    cycles.
     """
 
     arch: ArchSpec
@@ -216,7 +271,7 @@ class GemmResult:
     seconds: float
     energy_pj: float
     energy_breakdown_pj: MappingProxyType[str, float]
-    #: Action counts per energy component (units in ``sim.energy.ACTION_UNITS``).
+    #: Action counts by action name (component and unit in ``sim.energy.action_units``).
     actions: MappingProxyType[str, float]
     dram_a_bytes: float
     dram_w_bytes: float
@@ -240,6 +295,7 @@ class GemmResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``tpe sim gemm --json`` object)."""
         g = self.gemm
+        units = action_units(self.arch)
         return {
             "arch": self.arch.name,
             "engine": spec_to_dict(self.arch.engine),
@@ -257,8 +313,7 @@ class GemmResult:
             "macs": self.macs,
             "energy_pj": self.energy_pj,
             "breakdown": dict(self.energy_breakdown_pj),
-            "actions": {k: {"count": v, "unit": ACTION_UNITS[k]}
-                        for k, v in self.actions.items()},
+            "actions": {k: {"count": v, **units[k]} for k, v in self.actions.items()},
             "dram_bytes": {"a": self.dram_a_bytes, "w": self.dram_w_bytes,
                            "o": self.dram_o_bytes, "total": self.dram_bytes},
             "area_um2": self.area_um2,
@@ -315,7 +370,7 @@ def simulate_gemm(
         sram_stall_cycles=n * inst.sram_stall_cycles,
         dram_stall_cycles=n * (inst.stall_cycles - inst.sram_stall_cycles),
         macs=macs,
-        utilization=macs / (cycles * spec.rows * spec.cols),
+        utilization=macs / (cycles * spec.macs_per_cycle),
         seconds=cycles / (arch.clock_mhz * 1e6),
         energy_pj=sum(energy.values()),
         energy_breakdown_pj=MappingProxyType(energy),
@@ -332,5 +387,6 @@ def simulate_gemm(
 def clear_caches() -> None:
     """Forget every cached result and mapping (benchmarks of the uncached path use this)."""
     _instance.cache_clear()
+    _one_fold.cache_clear()
     check_formats.cache_clear()
     _clear_mapping_caches()

@@ -6,21 +6,28 @@ row) and describes ONE instance of the GEMM (``gemm.count`` is applied by the ca
 Storage widths: A and W are stored at their formats' widths (``gemm.a_fmt``/``w_fmt``),
 partial sums at the engine's ``acc_bits`` and final outputs at ``gemm.o_fmt``.
 
-**SRAM traffic (the array side).** For a systolic array (``sim.engines.systolic``):
+**SRAM traffic (the engine side).** Generic over engine kinds: it uses only the spec's
+unrolling (:meth:`hw.spec.EngineBase.unrolling`) and fold timing. A fold covers ``unroll``
+indices of each spatial dimension and a stream chunk of the streamed one, and reads the part
+of each input it covers, so an operand is read once per fold along the dimension that does
+not index it: A (``M x K``) ``folds_n`` times, W (``K x N``) ``folds_m`` times
+(:class:`mapping.FoldGrid`). Every fold along K leaves a partial-sum block in the output buffer,
+read-modify-write (RMW) for every one after the first: ``folds_k`` writes and ``folds_k - 1``
+reads of every output at ``acc_bits`` (K streamed in chunks: one fold per chunk; K spatial:
+one per reduction fold). For the systolic array this is OS (A once per column fold, W once
+per row fold, RMW per K chunk) and WS (W once per M chunk, RMW per row fold).
 
-* OS (rows <- M, cols <- N, stream K): every fold streams its K chunk; A is read once per
-  column fold, W once per row fold; each fold drains a ``rows x cols`` block into the output
-  buffer, read-modify-write (RMW) for every K chunk after the first.
-* WS (rows <- K, cols <- N, stream M): A is read once per column fold; every fold preloads its
-  weight block (so W is read once per M chunk); every row fold after the first of a K
-  reduction RMWs its partial sums in the output buffer.
-
-**SRAM stalls.** A buffer delivers ``ports`` accesses of ``width_bits`` per cycle. A stream
-beat needs ``ceil(rows * a_bits / width)`` A accesses (``cols * w_bits`` for W); a drained or
-streamed output row ``ceil(cols * acc_bits / width)`` accesses, twice for RMW. When a beat
-needs more cycles than one, the excess is a stall. Phases that run together overlap their
-stalls (``max``), phases in sequence add: OS streams A and W together, then drains outputs
-(``max(A, W) + O``); WS preloads W, then streams A while outputs leave (``W + max(A, O)``).
+**SRAM stalls.** A buffer delivers ``ports`` accesses of ``width_bits`` per cycle. The operands
+indexed by the streamed dimension are *streamed*: one beat per stream element carries
+``unroll`` elements of the operand's other dimension (an output beat RMWs: two accesses per
+word after the first K fold). The engine takes ``beat_cycles`` cycles per stream element (the
+slope of ``fold_cycles``: 1 for the systolic array, more for bit-serial engines), so a beat
+stalls for ``max(0, access cycles - 1)`` engine cycles of every ``beat_cycles``. The operand
+not indexed by the streamed dimension is *stationary* in a fold: loaded before it (an input)
+or drained after it (the output), one line of ``unroll`` elements of its last dimension per
+cycle (A lines run along K, W and O lines along N, as stored), each line stalling
+``access cycles - 1``. Streamed operands overlap their stalls (``max``); the stationary one
+adds (it moves before or after the stream): OS ``max(A, W) + O``, WS ``W + max(A, O)``.
 DRAM fills and write-backs are assumed to use separate banks/ports (no contention counted).
 
 **DRAM traffic.** A loop nest of tiles over ``(m, n, k)`` in ``mapping.loop_order``. An
@@ -44,18 +51,19 @@ reads by the array are still counted for energy).
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from hw.spec import ArchSpec, SramSpec
-from mapping import Candidates
+from hw.spec import ArchSpec, EngineSpec, SramSpec
+from mapping import OPERAND_DIMS, Candidates, FoldGrid, fold_grid
 from models.formats import get_format
 from models.ops import Gemm
-from sim.engines.systolic import tiled_fold_grid
 
-__all__ = ["MEMORY_MODES", "Memory", "MemoryTraffic", "memory_traffic"]
+__all__ = ["MEMORY_MODES", "Memory", "MemoryTraffic", "beat_cycles", "memory_traffic"]
 
 Memory = Literal["ideal", "real"]
 MEMORY_MODES: tuple[str, ...] = ("ideal", "real")
@@ -105,6 +113,23 @@ def _cycles_per_beat(bits: int, buf: SramSpec, accesses_per_word: int = 1) -> in
     return max(1, -(-accesses // buf.ports))
 
 
+@functools.lru_cache(maxsize=256)
+def beat_cycles(spec: EngineSpec) -> float:
+    """Engine cycles per element of the streamed dimension: the slope of ``fold_cycles``."""
+    length = 1 << 12
+    return (spec.fold_cycles(2 * length) - spec.fold_cycles(length)) / length
+
+
+def _stream_stall(bits: int, buf: SramSpec, beat: float, accesses_per_word: int = 1) -> float:
+    """Stall cycles per stream element whose beat of ``bits`` the engine consumes in ``beat``
+    cycles. A slow (bit-serial) engine gives the buffer ``beat`` cycles per beat; a fast one
+    (``beat < 1``) asks for ``1 / beat`` beats per cycle, fetched together."""
+    if beat >= 1:
+        return max(0.0, _cycles_per_beat(bits, buf, accesses_per_word) - beat)
+    together = _cycles_per_beat(math.ceil(bits / beat), buf, accesses_per_word)
+    return (together - 1) * beat
+
+
 def memory_traffic(
     arch: ArchSpec,
     gemm: Gemm,
@@ -112,10 +137,12 @@ def memory_traffic(
     compute_cycles: np.ndarray,
     *,
     memory: Memory,
+    grid: FoldGrid | None = None,
 ) -> MemoryTraffic:
     """Traffic and stalls of one instance of ``gemm`` for every candidate mapping.
 
-    ``compute_cycles``: the array's cycles per candidate (``tiled_gemm_compute_cycles``).
+    ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``);
+    ``grid``: the candidates' :func:`mapping.fold_grid` when the caller has it already.
     """
     if memory not in MEMORY_MODES:
         raise ValueError(f"memory: must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
@@ -123,40 +150,47 @@ def memory_traffic(
     M, N, K = gemm.M, gemm.N, gemm.K
     a_bits, w_bits = get_format(gemm.a_fmt).bits, get_format(gemm.w_fmt).bits
     o_bits, acc_bits = get_format(gemm.o_fmt).bits, spec.acc_bits
-    R, C = spec.rows, spec.cols
+    u = spec.unrolling()
+    unroll = {"m": u.m or 1, "n": u.n or 1, "k": u.k or 1}
+    stream = u.stream
     tm, tn, tk = (cands.tiles[:, j] for j in range(3))
-    row_f, col_f, chunks = tiled_fold_grid(spec, M, N, K, tm, tn, tk)
+    if grid is None:
+        grid = fold_grid(u, M, N, K, tm, tn, tk)
     a_elems, w_elems, o_elems = M * K, K * N, M * N
 
-    # -- array side: SRAM reads/writes and SRAM-port stalls --------------------------------
-    cpb_a = _cycles_per_beat(R * a_bits, arch.a_buffer)
-    cpb_o = _cycles_per_beat(C * acc_bits, arch.o_buffer)
-    cpb_o_rmw = _cycles_per_beat(C * acc_bits, arch.o_buffer, accesses_per_word=2)
-    if spec.dataflow == "os":
-        sram_a_rd = col_f * (a_elems * a_bits / 8)
-        sram_w_rd = row_f * (w_elems * w_bits / 8)
-        o_drains = chunks  # partial-sum blocks per output element
-        beats = row_f * col_f * K
-        stall_a = beats * (cpb_a - 1)
-        stall_w = beats * (_cycles_per_beat(C * w_bits, arch.w_buffer) - 1)
-        first_rows = row_f * col_f * R
-        rmw_rows = row_f * col_f * (chunks - 1) * R
-        stall_o = first_rows * (cpb_o - 1) + rmw_rows * (cpb_o_rmw - 1)
-        sram_stall = np.maximum(stall_a, stall_w) + stall_o
-    else:
-        sram_a_rd = col_f * (a_elems * a_bits / 8)
-        sram_w_rd = chunks * (w_elems * w_bits / 8)
-        o_drains = row_f
-        beats = row_f * col_f * M
-        stall_a = beats * (cpb_a - 1)
-        preload_rows = row_f * col_f * chunks * R
-        stall_w = preload_rows * (_cycles_per_beat(C * w_bits, arch.w_buffer) - 1)
-        first_beats = col_f * M
-        rmw_beats = (row_f - 1) * col_f * M
-        stall_o = first_beats * (cpb_o - 1) + rmw_beats * (cpb_o_rmw - 1)
-        sram_stall = stall_w + np.maximum(stall_a, stall_o)
+    # -- engine side: SRAM reads/writes and SRAM-port stalls -------------------------------
+    sram_a_rd = grid.folds_n * (a_elems * a_bits / 8)
+    sram_w_rd = grid.folds_m * (w_elems * w_bits / 8)
+    o_drains = grid.folds_k  # partial-sum blocks per output element
     sram_o_wr = o_drains * (o_elems * acc_bits / 8)
     sram_o_rd = (o_drains - 1) * (o_elems * acc_bits / 8)
+
+    beat = beat_cycles(spec)
+    stream_elems = grid.spatial * {"m": M, "n": N, "k": K}[stream]  # stream elements, all folds
+    folds = grid.total
+    # the first K fold of each output writes its partial sums, the later ones RMW them
+    stream_first = stream_elems // grid.folds_k
+    folds_first = folds // grid.folds_k
+    operands = (("A", a_bits, arch.a_buffer), ("W", w_bits, arch.w_buffer),
+                ("O", acc_bits, arch.o_buffer))
+    streamed = np.zeros(len(cands))
+    stationary = np.zeros(len(cands))
+    for op, bits, buf in operands:
+        dims = OPERAND_DIMS[op]
+        rmw = 2 if op == "O" else 1
+        if stream in dims:
+            (other,) = (d for d in dims if d != stream)
+            beat_bits = unroll[other] * bits
+            first = _stream_stall(beat_bits, buf, beat)
+            again = _stream_stall(beat_bits, buf, beat, rmw)
+            stall = stream_first * first + (stream_elems - stream_first) * again
+            streamed = np.maximum(streamed, stall)
+        else:
+            lines, line_elems = unroll[dims[0]], unroll[dims[1]]
+            first = lines * (_cycles_per_beat(line_elems * bits, buf) - 1)
+            again = lines * (_cycles_per_beat(line_elems * bits, buf, rmw) - 1)
+            stationary = stationary + folds_first * first + (folds - folds_first) * again
+    sram_stall = stationary + streamed
 
     n = len(cands)
     if memory == "ideal":

@@ -25,7 +25,10 @@ __all__ = ["ModelResult", "simulate_model"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelResult:
-    """Totals over ``ops`` (each a :class:`sim.gemm.GemmResult`, in workload order)."""
+    """Totals over ``ops`` (each a :class:`sim.gemm.GemmResult`, in workload order).
+
+    ``utilization`` = useful MACs / (``cycles`` x ``spec.macs_per_cycle``).
+    """
 
     arch: ArchSpec
     name: str
@@ -126,7 +129,7 @@ def simulate_model(
         sram_stall_cycles=sum(r.sram_stall_cycles for r in results),
         dram_stall_cycles=sum(r.dram_stall_cycles for r in results),
         macs=macs,
-        utilization=macs / (cycles * spec.rows * spec.cols),
+        utilization=macs / (cycles * spec.macs_per_cycle),
         seconds=cycles / (arch.clock_mhz * 1e6),
         energy_pj=sum(energy.values()),
         energy_breakdown_pj=MappingProxyType(energy),

@@ -44,7 +44,10 @@ def test_acceptance_command_prints_one_json_object(capsys):
     assert d["arch"] == "systolic"
     assert d["engine"]["rows"] == 32 and d["engine"]["dataflow"] == "os"
     assert sum(d["breakdown"].values()) == pytest.approx(d["energy_pj"])
-    assert d["mapping"]["spatial"] == {"rows": "m", "cols": "n", "stream": "k"}
+    assert d["mapping"]["spatial"] == {"unroll": {"m": 32, "n": 32}, "stream": "k"}
+    assert d["mapping"]["kind"] == "systolic"
+    assert d["actions"]["multiply"] == {"count": 512 * 4096 * 4096, "component": "mac_multiplier",
+                                        "unit": "8x8-bit multiplies"}
 
 
 def test_acceptance_command_through_the_installed_entry_point():
@@ -84,7 +87,21 @@ def test_model_json_lists_every_operator(capsys, phase):
                                    "128", "--quant", "w8a8"])
     assert code == 0, err
     assert all(name in text for name in OP_NAMES)
-    assert f"{d['cycles']:,}" in text
+    assert f"{d['cycles']:,}" in text  # auto is w8a8 on an 8-bit engine
+
+
+@pytest.mark.parametrize(("quant", "fmts"), [
+    ("auto", ("int4", "int4", "int4")), ("w2a4", ("int4", "int2", "int4")),
+    ("w2a4kv2", ("int4", "int2", "int2")),
+])
+def test_quant_schemes_set_the_operator_formats(capsys, quant, fmts):
+    code, out, err = run(capsys, ["sim", "model", "--arch", "systolic", "--set",
+                                  "engine.a_bits=4", "--set", "engine.w_bits=4", "--model",
+                                  "llama-2-7b", "--phase", "decode", "--batch", "1", "--seq",
+                                  "16", "--quant", quant, "--json"])
+    assert code == 0, err
+    ops = {op["name"]: op for op in json.loads(out)["ops"]}
+    assert (ops["q_proj"]["a_fmt"], ops["q_proj"]["w_fmt"], ops["attn_qk"]["w_fmt"]) == fmts
 
 
 def test_model_from_a_config_file(capsys, tmp_path):
@@ -131,12 +148,18 @@ MODEL = ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b", "--phase
         (["sim", "gemm", "--arch", "systolic", "--M", "x", "--N", "8", "--K", "8"],
          r"^tpe sim gemm: error: argument --M: invalid int value: 'x'"),
         ([*MODEL[:5], "nope", *MODEL[6:]], r"^tpe: error: model: unknown model 'nope'"),
+        ([*MODEL, "--quant", "w4"],
+         r"^tpe: error: --quant: unknown scheme 'w4'; expected auto or wNaM\[kvB\] "),
+        ([*MODEL, "--quant", "w4a17"], r"^tpe: error: --quant: unknown scheme 'w4a17'; "),
         ([*MODEL, "--quant", "w4a16"],
-         r"^tpe: error: --quant: unknown scheme 'w4a16'; available: w8a8$"),
+         r"^tpe: error: --quant: w4a16 gives int16 activations, but the engine has a_bits=8; "
+         r"use --quant auto or --set engine\.a_bits=16$"),
+        ([*MODEL, "--set", "engine.signed=false", "--quant", "w8a8"],
+         r"^tpe: error: --quant: w8a8 gives int8 activations, but the engine is unsigned "),
         ([*MODEL[:9], "0", *MODEL[10:]], r"^tpe: error: --batch: must be a positive integer"),
         ([*MODEL[:11], "0"], r"^tpe: error: --seq: must be a positive integer \(got 0\)$"),
-        ([*MODEL, "--set", "engine.a_bits=4"],
-         r"^tpe: error: --a-fmt: int8 needs 8-bit operands but the engine has a_bits=4"),
+        ([*MODEL, "--set", "engine.a_bits=4", "--quant", "w8a8"],
+         r"^tpe: error: --quant: w8a8 gives int8 activations, but the engine has a_bits=4"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, pattern):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hw.spec import SpecError, load_arch
+from hw.spec import SpecError, Unrolling, load_arch
 from mapping import (
     DIMS,
     LOOP_ORDERS,
@@ -21,6 +21,7 @@ from mapping import (
     Mapping,
     MappingError,
     candidates,
+    fold_grid,
     search,
     untiled,
 )
@@ -177,18 +178,20 @@ def test_untiled_is_one_whole_tile():
     assert m.folds == -(-100 // 32) * -(-200 // 32)
 
 
+OS_32 = Unrolling(m=32, n=32, k=None)
+
+
 @pytest.mark.parametrize("order", list(itertools.permutations(DIMS)))
 def test_stationary_is_the_operand_not_indexed_by_the_innermost_moving_loop(order):
-    m = Mapping(dataflow="os", tile_m=32, tile_n=32, tile_k=32, tiles_m=2, tiles_n=2,
-                tiles_k=2, loop_order=order, spatial_rows="m", spatial_cols="n",
-                stream_dim="k", folds=8)
+    m = Mapping(kind="systolic", tile_m=32, tile_n=32, tile_k=32, tiles_m=2, tiles_n=2,
+                tiles_k=2, loop_order=order, unrolling=OS_32, folds=8)
     expected = {"k": "O", "n": "A", "m": "W"}[order[-1]]
     assert m.stationary == expected
     # with the innermost loop trivial, the next loop out decides
     trips = {"m": 2, "n": 2, "k": 2, order[-1]: 1}
-    m1 = Mapping(dataflow="os", tile_m=32, tile_n=32, tile_k=32, tiles_m=trips["m"],
-                 tiles_n=trips["n"], tiles_k=trips["k"], loop_order=order, spatial_rows="m",
-                 spatial_cols="n", stream_dim="k", folds=8)
+    m1 = Mapping(kind="systolic", tile_m=32, tile_n=32, tile_k=32, tiles_m=trips["m"],
+                 tiles_n=trips["n"], tiles_k=trips["k"], loop_order=order, unrolling=OS_32,
+                 folds=8)
     assert m1.stationary == {"k": "O", "n": "A", "m": "W"}[order[1]]
 
 
@@ -200,4 +203,60 @@ def test_mapping_round_trips_through_a_one_row_candidate_set():
         m = cands.mapping(i, arch)
         again = Candidates.from_mapping(m, gemm.M, gemm.N, gemm.K).mapping(0, arch)
         assert again == m
-        assert m.spatial_rows == "k" and m.stream_dim == "m"
+        assert m.spatial == {"n": 32, "k": 32} and m.stream_dim == "m"
+        assert m.to_dict()["spatial"] == {"unroll": {"n": 32, "k": 32}, "stream": "m"}
+        assert m.kind == "systolic"
+
+
+# -- fold geometry from the unrolling alone ------------------------------------------------------
+
+unroll_st = st.tuples(st.integers(1, 40), st.integers(1, 40), st.sampled_from("mnk")).map(
+    lambda t: Unrolling(**{d: None if d == t[2] else v
+                           for d, v in zip("mnk", (t[0], t[1], t[0] + t[1]), strict=True)}))
+
+
+def sizes(dim: int, tile: int) -> list[int]:
+    return [min(tile, dim - i * tile) for i in range(-(-dim // tile))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(u=unroll_st, M=st.integers(1, 300), N=st.integers(1, 300), K=st.integers(1, 300),
+       data=st.data())
+def test_fold_grid_counts_the_folds_of_every_tile(u, M, N, K, data):
+    tm, tn, tk = (data.draw(st.integers(1, d)) for d in (M, N, K))
+    grid = fold_grid(u, M, N, K, tm, tn, tk)
+    folds = 0
+    along = {"m": 0, "n": 0, "k": 0}
+    for d, dim, tile in (("m", M, tm), ("n", N, tn), ("k", K, tk)):
+        unit = getattr(u, d)
+        along[d] = sum(1 if unit is None else -(-s // unit) for s in sizes(dim, tile))
+    for ms, ns, ks in itertools.product(sizes(M, tm), sizes(N, tn), sizes(K, tk)):
+        per_tile = 1
+        for d, s in (("m", ms), ("n", ns), ("k", ks)):
+            unit = getattr(u, d)
+            per_tile *= 1 if unit is None else -(-s // unit)
+        folds += per_tile
+    assert int(grid.total) == folds
+    assert (int(grid.folds_m), int(grid.folds_n), int(grid.folds_k)) == (
+        along["m"], along["n"], along["k"])
+    assert int(grid.chunks) == -(-{"m": M, "n": N, "k": K}[u.stream] // {"m": tm, "n": tn,
+                                                                           "k": tk}[u.stream])
+    # untiled: the spec-level count of hw.spec.Unrolling
+    assert int(fold_grid(u, M, N, K, M, N, K).total) == u.folds(M, N, K)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_candidates_and_mappings_follow_the_engines_unrolling(dataflow):
+    arch = arch_with(f"engine.dataflow={dataflow}", "engine.rows=8", "engine.cols=16")
+    u = arch.engine.unrolling()
+    gemm = Gemm(name="g", M=100, N=200, K=300)
+    cands = candidates(gemm, arch)
+    for j, d in enumerate(DIMS):
+        unit = getattr(u, d)
+        if unit is not None:
+            tiles = cands.tiles[:, j]
+            assert np.all((tiles % unit == 0) | (tiles == getattr(gemm, d.upper())))
+    m = cands.mapping(len(cands) // 3, arch)
+    assert m.unrolling == u
+    assert m.stream_dim == u.stream
+    assert m.folds == int(fold_grid(u, 100, 200, 300, m.tile_m, m.tile_n, m.tile_k).total)

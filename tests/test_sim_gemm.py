@@ -1,4 +1,7 @@
-"""sim.gemm / sim.memory / sim.energy / tiled systolic folds: exactness, invariants, errors."""
+"""sim.gemm / sim.memory / sim.energy on the systolic array: exactness, invariants, errors.
+
+(Every other engine kind, and a kind defined only by the spec contract: tests/test_sim_kinds.py.)
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hw.spec import SpecError, load_arch
-from mapping import Candidates, Costs, Mapping, MappingError, candidates, search
+from hw.spec import SpecError, Unrolling, load_arch
+from mapping import Candidates, Costs, Mapping, MappingError, candidates, fold_grid, search
 from models.formats import get_format
 from models.ops import Gemm
 from sim.energy import (
@@ -23,12 +26,8 @@ from sim.energy import (
     load_table,
     unit_energies,
 )
-from sim.engines.systolic import (
-    gemm_compute_cycles,
-    tiled_gemm_compute_cycles,
-    tiled_gemm_folds,
-)
-from sim.gemm import FormatError, simulate_gemm
+from sim.engines.systolic import gemm_compute_cycles
+from sim.gemm import FormatError, simulate_gemm, tiled_compute_cycles
 from sim.memory import memory_traffic
 
 TABLE = Path(__file__).resolve().parents[1] / "sim" / "data" / "energy" / "horowitz45.toml"
@@ -51,7 +50,7 @@ def dram_cost(gemm, arch, cands: Candidates) -> Costs:
     """Cost function for mapping.search: DRAM bytes only (to test reuse properties)."""
     spec = arch.engine
     tm, tn, tk = cands.tiles.T
-    compute = tiled_gemm_compute_cycles(spec, gemm.M, gemm.N, gemm.K, tm, tn, tk)
+    compute = tiled_compute_cycles(spec, gemm.M, gemm.N, gemm.K, tm, tn, tk)
     t = memory_traffic(arch, gemm, cands, compute, memory="real")
     return Costs(cycles=t.dram_bytes, energy_pj=t.dram_bytes)
 
@@ -87,10 +86,10 @@ def test_tiled_compute_cycles_sum_fold_cycles_over_every_tile(M, N, K, rows, col
             folds = ceil_div(ks, rows) * ceil_div(ns, cols)
             expected_cycles += folds * spec.fold_cycles(ms)
         expected_folds += folds
-    assert int(tiled_gemm_compute_cycles(spec, M, N, K, tm, tn, tk)) == expected_cycles
-    assert int(tiled_gemm_folds(spec, M, N, K, tm, tn, tk)) == expected_folds
+    assert int(tiled_compute_cycles(spec, M, N, K, tm, tn, tk)) == expected_cycles
+    assert int(fold_grid(spec.unrolling(), M, N, K, tm, tn, tk).total) == expected_folds
     # untiled: exactly the RTL's fold-after-fold count
-    assert int(tiled_gemm_compute_cycles(spec, M, N, K, M, N, K)) == gemm_compute_cycles(
+    assert int(tiled_compute_cycles(spec, M, N, K, M, N, K)) == gemm_compute_cycles(
         spec, M, N, K)
 
 
@@ -162,9 +161,10 @@ def test_real_memory_invariants(params, M, N, K, count, objective):
     assert r.cycles >= ceil_div(M * N * K * count, spec.rows * spec.cols)
     assert r.compute_cycles >= gemm_compute_cycles(spec, M, N, K) * count
     m = r.mapping
-    assert m.folds == int(tiled_gemm_folds(spec, M, N, K, m.tile_m, m.tile_n, m.tile_k))
+    assert m.folds == int(fold_grid(spec.unrolling(), M, N, K, m.tile_m, m.tile_n,
+                                    m.tile_k).total)
     assert r.compute_cycles == count * int(
-        tiled_gemm_compute_cycles(spec, M, N, K, m.tile_m, m.tile_n, m.tile_k))
+        tiled_compute_cycles(spec, M, N, K, m.tile_m, m.tile_n, m.tile_k))
     # time never beats moving the DRAM bytes over the link
     assert r.seconds >= r.dram_bytes / (arch.dram.bandwidth_gb_per_s * 1e9) * (1 - 1e-9)
     assert 0 < r.utilization <= 1
@@ -233,11 +233,11 @@ def test_dram_traffic_matches_a_step_by_step_walk_of_the_loop_nest(M, N, K, w_fm
     tn = data.draw(st.integers(max(1, N // 6), N))
     tk = data.draw(st.integers(max(1, K // 6), K))
     order = data.draw(st.permutations(["m", "n", "k"]))
-    mapping = Mapping(dataflow="os", tile_m=tm, tile_n=tn, tile_k=tk, tiles_m=1, tiles_n=1,
-                      tiles_k=1, loop_order=tuple(order), spatial_rows="m", spatial_cols="n",
-                      stream_dim="k", folds=1)  # only tiles and order are read
+    mapping = Mapping(kind="systolic", tile_m=tm, tile_n=tn, tile_k=tk, tiles_m=1, tiles_n=1,
+                      tiles_k=1, loop_order=tuple(order), unrolling=Unrolling(m=4, n=4, k=None),
+                      folds=1)  # only tiles and order are read
     cands = Candidates.from_mapping(mapping, M, N, K)
-    compute = tiled_gemm_compute_cycles(arch.engine, M, N, K, tm, tn, tk)
+    compute = tiled_compute_cycles(arch.engine, M, N, K, tm, tn, tk)
     t = memory_traffic(arch, gemm, cands, compute, memory="real")
     ref = walk_loop_nest(M, N, K, tm, tn, tk, order, 8, get_format(w_fmt).bits, 32, 32)
     got = (t.dram_a_read_bytes[0], t.dram_w_read_bytes[0], t.dram_o_write_bytes[0],
@@ -254,7 +254,7 @@ def test_halving_weight_bits_never_increases_dram_bytes(M, N, K, dataflow):
     w4 = Gemm(name="g", M=M, N=N, K=K, w_fmt="int4")
     # for every fixed mapping ...
     cands = candidates(w8, arch)
-    compute = tiled_gemm_compute_cycles(arch.engine, M, N, K, *cands.tiles.T)
+    compute = tiled_compute_cycles(arch.engine, M, N, K, *cands.tiles.T)
     b8 = memory_traffic(arch, w8, cands, compute, memory="real").dram_bytes
     b4 = memory_traffic(arch, w4, cands, compute, memory="real").dram_bytes
     assert np.all(b4 <= b8)
@@ -284,7 +284,7 @@ def test_double_buffering_only_hides_transfers(M, N, K, dataflow):
                     "w_buffer.double_buffered=false", "o_buffer.double_buffered=false")
     gemm = Gemm(name="g", M=M, N=N, K=K)
     cands = candidates(gemm, on)  # same tiles under both
-    compute = tiled_gemm_compute_cycles(on.engine, M, N, K, *cands.tiles.T)
+    compute = tiled_compute_cycles(on.engine, M, N, K, *cands.tiles.T)
     t_on = memory_traffic(on, gemm, cands, compute, memory="real")
     t_off = memory_traffic(off, gemm, cands, compute, memory="real")
     assert np.all(t_on.dram_stall_cycles <= t_off.dram_stall_cycles + 1e-6)
@@ -323,7 +323,7 @@ def test_energy_is_action_counts_times_table_entries_at_the_tables_node():
     assert arch.tech_nm == RAW["node_nm"]
     r = simulate_gemm(arch, Gemm(name="g", M=300, N=200, K=100, count=3))
     e, n = r.energy_breakdown_pj, r.actions
-    assert n["mac_multiplier"] == r.macs
+    assert n["multiply"] == n["accumulate"] == r.macs
     assert e["mac_multiplier"] == pytest.approx(r.macs * entry("energy", "int_mult_8b"))
     assert e["mac_adder"] == pytest.approx(r.macs * entry("energy", "int_add_32b"))
     assert e["dram"] == pytest.approx(r.dram_bytes * entry("energy", "dram_64b") / 8)
@@ -349,12 +349,15 @@ def test_sram_energy_grows_with_capacity(c1, c2):
 
 
 def test_multiplier_energy_passes_through_both_table_points_and_grows_with_width():
-    u8 = unit_energies(arch_with("engine.a_bits=8", "engine.w_bits=8"))
-    assert u8.mult_pj == pytest.approx(entry("energy", "int_mult_8b"))
-    widths = [unit_energies(arch_with(f"engine.a_bits={b}", f"engine.w_bits={b}")).mult_pj
+    def per_action(*overrides: str) -> dict[str, float]:
+        return unit_energies(arch_with(*overrides)).per_action_pj()
+
+    u8 = per_action("engine.a_bits=8", "engine.w_bits=8")
+    assert u8["multiply"] == pytest.approx(entry("energy", "int_mult_8b"))
+    widths = [per_action(f"engine.a_bits={b}", f"engine.w_bits={b}")["multiply"]
               for b in (2, 4, 8, 16)]
     assert widths == sorted(widths)
-    adders = [unit_energies(arch_with(f"engine.acc_bits={b}")).add_pj for b in (8, 16, 32, 48)]
+    adders = [per_action(f"engine.acc_bits={b}")["accumulate"] for b in (8, 16, 32, 48)]
     assert adders[0] == pytest.approx(entry("energy", "int_add_8b"))
     assert adders[2] == pytest.approx(entry("energy", "int_add_32b"))
     assert adders == sorted(adders)

@@ -9,24 +9,19 @@ back to back:
 * WS: one fold per ``rows`` x ``cols`` weight tile, each streaming all M activation rows:
   ``ceil(K/rows) * ceil(N/cols)`` folds of ``fold_cycles(M)``; partial sums of the
   ``ceil(K/rows)`` reduction folds are added outside the array.
+
+This is :func:`sim.engines.gemm_compute_cycles` for the systolic array, spelled out for the RTL
+tests. GEMMs cut into buffer tiles are costed by the kind-independent model of
+:func:`sim.gemm.tiled_compute_cycles`, which needs only the spec's unrolling and fold timing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from hw.spec import SystolicSpec
 
-__all__ = [
-    "SystolicFolds",
-    "gemm_compute_cycles",
-    "gemm_folds",
-    "tiled_fold_grid",
-    "tiled_gemm_compute_cycles",
-    "tiled_gemm_folds",
-]
+__all__ = ["SystolicFolds", "gemm_compute_cycles", "gemm_folds"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,58 +58,3 @@ def gemm_folds(spec: SystolicSpec, M: int, N: int, K: int) -> SystolicFolds:
 def gemm_compute_cycles(spec: SystolicSpec, M: int, N: int, K: int) -> int:
     """Cycles of an untiled GEMM on the array alone: what the RTL measures fold after fold."""
     return gemm_folds(spec, M, N, K).cycles
-
-
-# -- tiled GEMMs (buffer-level tiling from mapping/) -------------------------------------------
-# Additive to the untiled model above: a GEMM cut into buffer tiles (tile_m, tile_n, tile_k)
-# runs the same folds, tile after tile. Everything below accepts ints or numpy integer arrays
-# (one entry per candidate mapping) and returns int64 arrays.
-
-
-def _folds_along(dim, tile, unit):
-    """Array folds along one dimension cut into tiles of ``tile`` (edge tile ``dim % tile``)."""
-    full, rem = np.divmod(dim, tile)
-    return full * -(-tile // unit) + -(-rem // unit)
-
-
-def tiled_fold_grid(spec: SystolicSpec, M: int, N: int, K: int, tile_m, tile_n, tile_k):
-    """``(row_folds, col_folds, stream_chunks)`` of a GEMM cut into buffer tiles.
-
-    * OS (rows <- M, cols <- N, stream K): ``row_folds`` counts ``ceil(t / rows)`` over the M
-      tiles ``t``, ``col_folds`` likewise over N, and every K tile is a fold of its own (the
-      PEs restart from zero; partial sums meet in the output buffer): ``ceil(K / tile_k)``
-      stream chunks.
-    * WS (rows <- K, cols <- N, stream M): ``row_folds`` over the K tiles, ``col_folds`` over
-      N, and every M tile re-streams through a freshly preloaded weight block:
-      ``ceil(M / tile_m)`` stream chunks.
-
-    ``row_folds`` equals ``ceil(dim / rows)`` when the tile is a multiple of the array edge or
-    the whole dimension.
-    """
-    tile_m, tile_n, tile_k = (np.asarray(t, dtype=np.int64) for t in (tile_m, tile_n, tile_k))
-    col_folds = _folds_along(N, tile_n, spec.cols)
-    if spec.dataflow == "os":
-        return _folds_along(M, tile_m, spec.rows), col_folds, -(-K // tile_k)
-    return _folds_along(K, tile_k, spec.rows), col_folds, -(-M // tile_m)
-
-
-def tiled_gemm_folds(spec: SystolicSpec, M: int, N: int, K: int, tile_m, tile_n, tile_k):
-    """Number of array folds of a GEMM cut into buffer tiles (see :func:`tiled_fold_grid`)."""
-    rows, cols, chunks = tiled_fold_grid(spec, M, N, K, tile_m, tile_n, tile_k)
-    return rows * cols * chunks
-
-
-def tiled_gemm_compute_cycles(
-    spec: SystolicSpec, M: int, N: int, K: int, tile_m, tile_n, tile_k
-):
-    """Cycles of the array alone for a tiled GEMM: the sum of ``fold_cycles`` over its folds.
-
-    ``fold_cycles(L)`` is affine in the stream length, ``L + overhead`` with
-    ``overhead = fold_cycles(1) - 1`` (fill, drain and, for WS, preload), so the stream chunks
-    of one array block (lengths summing to K for OS, M for WS) cost
-    ``stream + chunks * overhead``. With untiled tiles (tile = the whole dimension) this is
-    exactly :func:`gemm_compute_cycles`.
-    """
-    rows, cols, chunks = tiled_fold_grid(spec, M, N, K, tile_m, tile_n, tile_k)
-    stream = K if spec.dataflow == "os" else M
-    return rows * cols * (stream + chunks * (spec.fold_cycles(1) - 1))

@@ -1,0 +1,237 @@
+"""LUT engine generator (LUT Tensor Core): GEMM by activation tables indexed by weight bits.
+
+One :class:`LutArray` component is elaborated from one :class:`hw.spec.LutSpec`. All streams
+follow ``amaranth.lib.stream`` rules (a beat transfers in a cycle where ``valid`` and
+``ready`` are both high; ``valid`` never waits for ``ready``). Operand lanes are
+``signed(bits)`` or ``unsigned(bits)`` per ``spec.signed``; results are ``acc_bits`` wide and
+wrap modulo ``2**acc_bits`` (two's complement when signed).
+
+The array computes a ``rows`` x ``cols`` tile of ``C = A @ W`` over a reduction of any
+length K (output stationary: PE (r, c) owns ``C[r, c]``); no PE has a multiplier:
+
+* ``i`` stream, one beat per group of ``group`` reduction indices ``k0 .. k0+group-1``:
+  lane ``r*group + g`` of ``a`` carries ``A[r, k0 + g]``, lane ``c*group + g`` of ``w``
+  carries ``W[k0 + g, c]``; ``last`` high on the fold's final beat. Lanes past the end of K
+  must hold a zero in ``a`` (the planner zeroes them; ``w`` there may be anything).
+* Table precompute, in the cycle a beat is taken: for every row r, a network of adders
+  builds the row's table into a table register: ``T_r[x] = sum_{g: x_g = 1} A[r, k0+g]``
+  (``2**group`` entries, entry 0 the constant 0) or, with ``symmetric``, the +-1 table
+  ``T_r[x] = sum_g (A if x_g else -A)[r, k0+g]`` for the ``2**(group-1)`` indices whose top
+  bit is clear. The network meets in the middle (the sums of each half of the group,
+  recursively, then one adder per entry): ``ceil(log2(group))`` adders deep, about one
+  adder per entry. The weights go into a shift register, one per weight lane.
+* Then ``w_bits`` plane steps, most significant plane first. In each, column c's index is
+  the current bit of its ``group`` weight lanes (bit g from lane g); every PE (r, c) reads
+  ``T_r`` at its column's index (symmetric: an index with the top bit set reads the
+  complemented index and negates) and updates its group register ``p = 2*p +- T`` (the sign
+  plane of signed weights subtracts). The table of a row is shared by all ``cols`` PEs of
+  the row (the elongated tile). The first step of the next group adds ``p`` into the
+  accumulator. ``i.ready`` is high in the last step of a group, so the next group's tables
+  are built while the current group finishes: one beat per ``w_bits`` cycles.
+* Symmetric tables make the PEs sum ``2*C - Kw*sum_k A`` (``Kw = 2**w_bits - 1``
+  unsigned, ``-1`` signed). Entry 0 of a symmetric table is minus the group's activation
+  sum, so a per-row register (shared by the row) gathers ``Kw * T_r[0]`` at the first step
+  of every group, and the output subtracts it and halves (accumulators are
+  ``acc_bits + 1`` wide, the halving exact).
+* ``o`` stream, ``rows`` beats after the last plane step: beat r carries ``c[j] = C[r, j]``
+  (accumulator + group register + correction, one carry-propagate add per output);
+  ``last`` marks beat ``rows - 1``. Back-pressure holds the drain.
+* Timing: with every beat valid and ready, the last output transfers
+  ``fold_cycles(K) - 1 = ceil(K/group)*w_bits + rows`` cycles after the first input beat
+  (``fold_cycles(K) = 1 + ceil(K/group)*w_bits + rows``). ``i.ready`` is high again from
+  the cycle after the last output beat, so folds run back to back.
+
+``busy`` is high while a fold is in progress (from its first input beat to its last output).
+``carry_save`` keeps group registers and accumulators as carry-save pairs
+(:class:`hw.bitplane.ShiftAddCore`).
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.bitplane import ShiftAddCore, const_terms
+from hw.spec.lut import LutSpec
+
+__all__ = ["COMPONENT", "LutArray", "stream_layouts"]
+
+
+def _shapes(spec: LutSpec) -> tuple[Shape, Shape, Shape]:
+    kind = signed if spec.signed else unsigned
+    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
+
+
+def stream_layouts(spec: LutSpec) -> dict[str, data.Layout]:
+    """Payload layout of every stream of the array, by stream name."""
+    a_shape, w_shape, acc_shape = _shapes(spec)
+    return {
+        "i": data.StructLayout({
+            "a": data.ArrayLayout(a_shape, spec.rows * spec.group),
+            "w": data.ArrayLayout(w_shape, spec.cols * spec.group),
+            "last": 1,
+        }),
+        "o": data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.cols), "last": 1}),
+    }
+
+
+def table_range(spec: LutSpec) -> tuple[int, int]:
+    """Inclusive range of a table entry."""
+    a_lo = -(1 << (spec.a_bits - 1)) if spec.signed else 0
+    a_hi = (1 << (spec.a_bits - 1)) - 1 if spec.signed else (1 << spec.a_bits) - 1
+    if spec.symmetric:
+        mag = spec.group * max(-a_lo, a_hi)
+        return -mag, mag
+    return spec.group * a_lo, spec.group * a_hi
+
+
+def _operand_range(bits: int, is_signed: bool) -> tuple[int, int]:
+    if is_signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def _subset_sums(m: Module, terms, name: str) -> list[Value]:
+    """Every signed sum ``sum_t c_t * v_t`` with ``c_t`` one of each term's coefficients,
+    indexed by one bit per two-way term (LSB first; bit set = the second coefficient).
+
+    Meet in the middle: the sums of each half of the terms are built recursively and every
+    entry is one adder from a pair of half entries, so a table of ``group`` terms is
+    ``ceil(log2(group))`` adders deep (plus the leaves' negations) and about one adder per
+    entry. ``terms``: ``(value, coefficients, lo, hi)`` with the value's range ``lo..hi``.
+    """
+    out, _ = _subset_sums_ranged(m, list(terms), name)
+    return out
+
+
+def _subset_sums_ranged(m: Module, terms, name: str):
+    if len(terms) == 1:
+        v, coeffs, lo, hi = terms[0]
+        vals, ranges = [], []
+        for c in coeffs:
+            if c == 0:
+                vals.append(Const(0, 1))
+                ranges.append((0, 0))
+            else:
+                vals.append(v if c == 1 else -v)
+                ranges.append((lo, hi) if c == 1 else (-hi, -lo))
+        return vals, ranges
+    h = len(terms) // 2
+    lo_vals, lo_ranges = _subset_sums_ranged(m, terms[:h], name + "l")
+    hi_vals, hi_ranges = _subset_sums_ranged(m, terms[h:], name + "h")
+    vals, ranges = [], []
+    for xh, (hv, hr) in enumerate(zip(hi_vals, hi_ranges, strict=True)):
+        for xl, (lv, lr) in enumerate(zip(lo_vals, lo_ranges, strict=True)):
+            rng = (lr[0] + hr[0], lr[1] + hr[1])
+            if isinstance(lv, Const) and isinstance(hv, Const):
+                vals.append(Const(0, 1))
+            else:
+                sig = Signal(Shape.cast(range(rng[0], rng[1] + 1)),
+                             name=f"{name}_{xh * len(lo_vals) + xl}")
+                m.d.comb += sig.eq(lv + hv)
+                vals.append(sig)
+            ranges.append(rng)
+    return vals, ranges
+
+
+class LutArray(wiring.Component):
+    """A ``spec.rows`` x ``spec.cols`` LUT engine; see the module docstring for protocol."""
+
+    def __init__(self, spec: LutSpec):
+        if not isinstance(spec, LutSpec):
+            raise TypeError(f"spec must be a LutSpec, not {spec!r}")
+        self.spec = spec
+        layouts = stream_layouts(spec)
+        super().__init__({
+            "i": In(stream.Signature(layouts["i"])),
+            "o": Out(stream.Signature(layouts["o"])),
+            "busy": Out(1),
+        })
+
+    def _table(self, m: Module, r: int, load: Value, entry: Shape) -> list[Value]:
+        """Row r's table register, built from the input beat when ``load`` is high."""
+        spec, G = self.spec, self.spec.group
+        a = [self.i.payload.a[r * G + g] for g in range(G)]
+        a_lo, a_hi = _operand_range(spec.a_bits, spec.signed)
+        if spec.symmetric:  # +-a_g for g < G-1 (index bit g), the top term fixed at -a
+            terms = [(a[g], (-1, 1)) for g in range(G - 1)] + [(a[G - 1], (-1,))]
+        else:  # 0 or a_g (index bit g)
+            terms = [(a[g], (0, 1)) for g in range(G)]
+        calc = _subset_sums(m, [(v, c, a_lo, a_hi) for v, c in terms], f"tcalc_{r}")
+        table: list[Value] = []
+        for x, value in enumerate(calc):
+            if isinstance(value, Const):  # the all-zero entry of a full table
+                table.append(value)
+                continue
+            reg = Signal(entry, name=f"t_{r}_{x}")
+            with m.If(load):
+                m.d.sync += reg.eq(value)
+            table.append(reg)
+        return table
+
+    def elaborate(self, platform):
+        spec = self.spec
+        R, C, G, wb = spec.rows, spec.cols, spec.group, spec.w_bits
+        m = Module()
+
+        lo, hi = table_range(spec)
+        entry = Shape.cast(range(lo, hi + 1))
+        mag = max(-lo, hi) * ((1 << wb) - 1)  # |p| bound: every plane at the largest entry
+        width = spec.acc_bits + (1 if spec.symmetric else 0)
+        core = ShiftAddCore(m, self, rows=R, cols=C, steps=wb, acc_width=width,
+                            p_shape=Shape.cast(range(-mag, mag + 1)),
+                            carry_save=spec.carry_save)
+
+        tables = [self._table(m, r, core.accept, entry) for r in range(R)]
+
+        # Weight shift registers: the most significant bit is the current plane.
+        w_sr = [Signal(wb, name=f"w_sr{n}") for n in range(C * G)]
+        with m.If(core.accept):
+            m.d.sync += [w_sr[n].eq(self.i.payload.w[n].as_unsigned()) for n in range(C * G)]
+        with m.Elif(core.step):
+            m.d.sync += [w_sr[n].eq(w_sr[n] << 1) for n in range(C * G)]
+        sign_plane = Signal()
+        m.d.comb += sign_plane.eq(core.first if spec.signed else 0)
+
+        for c in range(C):
+            index = Signal(G, name=f"index{c}")
+            m.d.comb += index.eq(Cat(w_sr[c * G + g][wb - 1] for g in range(G)))
+            neg = Signal(name=f"neg{c}")
+            if spec.symmetric:
+                # T[~x] = -T[x]: read the complement of an index whose top bit is set.
+                top = index[G - 1]
+                sel = Signal(max(G - 1, 1), name=f"sel{c}")
+                if G > 1:
+                    m.d.comb += sel.eq(index[:G - 1] ^ top.replicate(G - 1))
+                else:
+                    m.d.comb += sel.eq(0)
+                m.d.comb += neg.eq(top ^ sign_plane)
+            else:
+                sel = index
+                m.d.comb += neg.eq(sign_plane)
+            for r in range(R):
+                value = Signal(entry, name=f"lookup_{r}_{c}")
+                m.d.comb += value.eq(Array(tables[r])[sel] if len(tables[r]) > 1
+                                     else tables[r][0])
+                core.pe(r, c, value, neg, Const(1, 1))
+
+        if not spec.symmetric:
+            core.drain()
+            return m
+
+        # Symmetric tables: 2*C = sum(PE) + Kw * sum_k A. Entry 0 of a row's table is minus
+        # the group's activation sum, so the row register gathers Kw * T[0] (subtracted at
+        # the output) at the first step of every group, from flip-flops by shifts and adds.
+        kw = -1 if spec.signed else (1 << wb) - 1
+        corr: list[Signal] = []
+        for r in reversed(range(R)):
+            below = corr[0] if corr else 0
+            corr.insert(0, core.row_register("row_corr", r, below,
+                                             *const_terms(tables[r][0], kw)))
+        core.drain(row_corr=corr[0], drop_bits=1)
+        return m
+
+
+#: The component of this engine kind (see hw.generators).
+COMPONENT = LutArray

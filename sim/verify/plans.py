@@ -1,7 +1,8 @@
 """The fold planner and cycle model of each engine kind, for the verification benches.
 
 By convention the planner of kind ``k`` is the module ``sim.verify.plan_k`` (functions
-``plan_folds(spec, A, W, rng)`` and ``plan_cases(spec, rng)``) and its cycle model the module
+``plan_folds(spec, A, W, rng)``, ``plan_cases(spec, rng)`` and, for data-dependent timing,
+``fold_cycles(spec, fold)``) and its cycle model the module
 ``sim.engines.k`` (``gemm_compute_cycles(spec, M, N, K)``). A new kind needs no edit here.
 """
 
@@ -28,6 +29,15 @@ class Planner:
     plan_cases: Callable[[EngineSpec, np.random.Generator], list[Case]]
     #: Cycles of an untiled GEMM on the engine alone (spec, M, N, K): the RTL's contract.
     gemm_compute_cycles: Callable[[EngineSpec, int, int, int], int]
+    #: For engines whose cycles depend on the data (e.g. zero skipping): the exact cycles of
+    #: one planned fold (spec, fold); None when ``gemm_compute_cycles`` is exact for any data.
+    fold_cycles: Callable[[EngineSpec, Fold], int] | None = None
+
+    def model_cycles(self, spec: EngineSpec, folds: list[Fold], M: int, N: int, K: int) -> int:
+        """The model's cycles for these folds of an M x N x K GEMM (folds run back to back)."""
+        if self.fold_cycles is not None:
+            return sum(self.fold_cycles(spec, f) for f in folds)
+        return self.gemm_compute_cycles(spec, M, N, K)
 
 
 def planner(spec: EngineSpec) -> Planner:
@@ -37,4 +47,5 @@ def planner(spec: EngineSpec) -> Planner:
     except ModuleNotFoundError as err:
         raise TypeError(f"no verification planner for engine kind {spec.kind!r} ({err})") \
             from None
-    return Planner(plan.plan_folds, plan.plan_cases, model.gemm_compute_cycles)
+    return Planner(plan.plan_folds, plan.plan_cases, model.gemm_compute_cycles,
+                   getattr(plan, "fold_cycles", None))

@@ -89,7 +89,7 @@ async def lockstep(dut):
         want = reference_gemm(spec, A, W)
         bad = np.argwhere(got != want)
         measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
-        model = plan.gemm_compute_cycles(spec, case.M, case.N, case.K)
+        model = plan.model_cycles(spec, folds, case.M, case.N, case.K)
         problems = drv.check_protocol()
         if busy:
             problems.append("busy still high after the last output")

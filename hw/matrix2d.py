@@ -1,0 +1,281 @@
+"""2D-Matrix generator (tensor-core style): a PE grid fed by broadcast rows and columns.
+
+One :class:`Matrix2d` component is elaborated from one :class:`hw.spec.Matrix2dSpec`. All
+streams follow ``amaranth.lib.stream`` rules (a beat transfers in a cycle where ``valid`` and
+``ready`` are both high; ``valid`` never waits for ``ready``). Operand lanes are
+``signed(bits)`` or ``unsigned(bits)`` per ``spec.signed``; accumulators are ``acc_bits`` wide
+and wrap modulo ``2**acc_bits`` (two's complement when signed).
+
+The grid computes a ``rows`` x ``cols`` tile of ``C = A @ W`` over a reduction of any length K:
+
+* ``i`` stream, one beat per reduction index k: ``a[r] = A[r, k]`` for every row r,
+  ``w[c] = W[k, c]`` for every column c, ``last`` high on the beat of k = K-1. ``a[r]`` is
+  broadcast to every PE of row r and ``w[c]`` to every PE of column c (no skew): PE (r, c)
+  adds ``a[r] * w[c]`` to its accumulator in the cycle the beat transfers. A cycle without a
+  valid beat adds nothing (a bubble) and delays the fold by one cycle.
+* ``o`` stream, ``rows`` beats after the last beat: beat r carries ``c[j] = C[r, j]``;
+  ``last`` marks beat ``rows - 1``. The tile shifts up one row per output beat (zeros enter
+  at the bottom, so the accumulators start the next fold cleared); back-pressure (``ready``
+  low) holds the drain. ``i.ready`` is low while the tile drains.
+* Timing: with every beat valid and ready,
+  ``fold_cycles(K) = K + rows`` from the fold's first input transfer to its last output
+  transfer, inclusive (steady state K, drain ``rows``). ``i.ready`` is high again the cycle
+  after the last output beat, so folds run back to back.
+
+``busy`` is high while a fold is in progress (from its first input beat to its last output).
+
+PE arithmetic per option (``spec.booth``, ``spec.csa_accumulate``):
+
+* neither: ``acc <= acc + a * w`` (the synthesizer's multiplier and adder);
+* ``booth``: the activation of each row is recoded once into radix-4 Booth digits
+  (select lines +w, -w, +2w, -2w, shared by the row's PEs); each column forms the multiples
+  ``w, -w, 2w, -2w`` once (shared by the column's PEs). A PE selects its partial products
+  (AND-OR, no +1 rows) and compresses them together with its accumulator in a carry-save
+  tree; one CPA adds the tree's sum and carry into the accumulator (a CPA in the loop, as
+  in the synthesizer's own ``acc + a * w``, which Yosys also maps to one tree and one CPA);
+* ``csa_accumulate`` (OPT1): the partial products (AND rows, or Booth rows with ``booth``)
+  and the PE's registered sum and carry words enter one carry-save tree whose two outputs are
+  the new sum and carry registers; no CPA in the loop. The tile drains as sum/carry pairs and
+  one CPA per output column adds them.
+
+Signed partial products enter the trees without sign extension: their sign bit inverted plus
+one constant word per tree (the usual sign-extension elimination).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.spec.matrix2d import Matrix2dSpec
+
+__all__ = ["COMPONENT", "Matrix2d", "Terms", "booth_digits", "stream_layouts"]
+
+
+def _shapes(spec) -> tuple[Shape, Shape, Shape]:
+    kind = signed if spec.signed else unsigned
+    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
+
+
+def stream_layouts(spec: Matrix2dSpec) -> dict[str, data.Layout]:
+    """Payload layout of every stream of the grid, by stream name."""
+    a_shape, w_shape, acc_shape = _shapes(spec)
+    return {
+        "i": data.StructLayout({
+            "a": data.ArrayLayout(a_shape, spec.rows),
+            "w": data.ArrayLayout(w_shape, spec.cols),
+            "last": 1,
+        }),
+        "o": data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.cols), "last": 1}),
+    }
+
+
+# -- carry-save arithmetic (shared with hw.bitslice) --------------------------------------------
+
+class Terms:
+    """Words to be summed modulo ``2**width``: placed bit vectors plus one constant.
+
+    :meth:`add` places a value at a bit offset; a signed value enters with its sign bit
+    inverted and ``-2**msb`` moved into the constant (no sign-extension bits in the tree).
+    """
+
+    def __init__(self, m: Module, width: int, name: str):
+        self.m, self.width, self.name = m, width, name
+        self.words: list[Value] = []
+        self.const = 0
+
+    def add(self, value: Value, shift: int = 0, *, is_signed: bool = False) -> None:
+        v = Value.cast(value).as_unsigned()
+        n = len(v)
+        if shift >= self.width or n == 0:
+            return
+        if is_signed and shift + n - 1 < self.width:
+            v = v ^ Const(1 << (n - 1), n)
+            self.const -= 1 << (shift + n - 1)
+        self.words.append((v << shift)[:self.width])
+
+    def add_word(self, word: Value) -> None:
+        """An unsigned word of exactly ``width`` bits (a sum or carry register)."""
+        self.words.append(Value.cast(word))
+
+    def compress(self) -> tuple[Value, Value]:
+        """A Wallace tree of 3:2 carry-save adders down to two words (sum, carry)."""
+        m, name, W = self.m, self.name, self.width
+        words = list(self.words)
+        const = self.const % (1 << W)
+        if const:
+            words.append(Const(const, W))
+        level = 0
+        while len(words) > 2:
+            nxt = []
+            for g in range(len(words) // 3):
+                x, y, z = words[3 * g:3 * g + 3]
+                s = Signal(W, name=f"{name}_l{level}_s{g}")
+                c = Signal(W, name=f"{name}_l{level}_c{g}")
+                m.d.comb += s.eq(x ^ y ^ z)
+                m.d.comb += c.eq(((x & y) | (x & z) | (y & z)) << 1)
+                nxt += [s, c]
+            nxt += words[3 * (len(words) // 3):]
+            words = nxt
+            level += 1
+        while len(words) < 2:
+            words.append(Const(0, W))
+        return words[0], words[1]
+
+
+def booth_digits(
+    m: Module, a: Value, a_bits: int, is_signed: bool, name: str
+) -> list[tuple[Value, Value, Value, Value]]:
+    """Radix-4 Booth recoding of ``a``: per digit j (weight ``4**j``) the one-hot selects
+    ``(+w, -w, +2w, -2w)`` (all low for a zero digit). Unsigned operands get a zero sign bit."""
+    width = a_bits if is_signed else a_bits + 1
+    n_digits = -(-width // 2)
+    top = a[a_bits - 1] if is_signed else Const(0, 1)
+    ext = Cat(a, *([top] * (2 * n_digits - a_bits)))
+    out = []
+    for j in range(n_digits):
+        hi, mid = ext[2 * j + 1], ext[2 * j]
+        lo = ext[2 * j - 1] if j else Const(0, 1)
+        one = mid ^ lo
+        two = (hi & ~mid & ~lo) | (~hi & mid & lo)
+        sel = Signal(4, name=f"{name}_d{j}")
+        m.d.comb += sel.eq(Cat(one & ~hi, one & hi, two & ~hi, two & hi))
+        out.append((sel[0], sel[1], sel[2], sel[3]))
+    return out
+
+
+def _rep(bit: Value, n: int) -> Value:
+    return bit.replicate(n)
+
+
+class Matrix2d(wiring.Component):
+    """A ``spec.rows`` x ``spec.cols`` 2D-Matrix; see the module docstring for the protocol."""
+
+    def __init__(self, spec: Matrix2dSpec):
+        if not isinstance(spec, Matrix2dSpec):
+            raise TypeError(f"spec must be a Matrix2dSpec, not {spec!r}")
+        self.spec = spec
+        layouts = stream_layouts(spec)
+        super().__init__({
+            "i": In(stream.Signature(layouts["i"])),
+            "o": Out(stream.Signature(layouts["o"])),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        spec = self.spec
+        R, C = spec.rows, spec.cols
+        A, Wb, P = spec.a_bits, spec.w_bits, spec.acc_bits
+        _, _, acc_shape = _shapes(spec)
+        m = Module()
+
+        step = Signal()  # the current beat transfers: every PE accumulates
+        shift = Signal()  # the tile moves one row towards the output
+        a = [self.i.payload.a[r] for r in range(R)]
+        w = [self.i.payload.w[c] for c in range(C)]
+
+        # Row-shared Booth recoders and column-shared multiples.
+        if spec.booth:
+            digits = [booth_digits(m, Value.cast(a[r]), A, spec.signed, f"row{r}")
+                      for r in range(R)]
+            mw = Wb + 2  # -2w fits in w_bits + 2 signed bits
+            mult = []
+            for c in range(C):
+                wx = Signal(signed(mw), name=f"w{c}_x1")
+                m.d.comb += wx.eq(w[c])
+                names = ("p1", "n1", "p2", "n2")
+                vals = (wx, -wx, wx << 1, -(wx << 1))
+                col = []
+                for nm, v in zip(names, vals, strict=True):
+                    s = Signal(signed(mw), name=f"w{c}_{nm}")
+                    m.d.comb += s.eq(v)
+                    col.append(s)
+                mult.append(col)
+        elif spec.csa_accumulate and spec.signed:
+            # The top activation bit weighs -2**(a_bits-1): its row adds -w, formed per column.
+            neg_w = []
+            for c in range(C):
+                s = Signal(signed(Wb + 1), name=f"w{c}_neg")
+                m.d.comb += s.eq(-w[c])
+                neg_w.append(s)
+
+        def partial_products(terms: Terms, r: int, c: int) -> None:
+            if spec.booth:
+                for j, sel in enumerate(digits[r]):
+                    pp = Signal(mw, name=f"pp_{r}_{c}_{j}")
+                    choices = [v.as_unsigned() & _rep(bit, mw)
+                               for bit, v in zip(sel, mult[c], strict=True)]
+                    m.d.comb += pp.eq(choices[0] | choices[1] | choices[2] | choices[3])
+                    terms.add(pp, 2 * j, is_signed=True)
+            else:
+                for i in range(A):
+                    top = spec.signed and i == A - 1
+                    v = neg_w[c] if top else w[c]
+                    terms.add(v.as_unsigned() & _rep(a[r][i], len(v)), i,
+                              is_signed=spec.signed)
+
+        if spec.csa_accumulate:
+            s_reg = [[Signal(P, name=f"sum_{r}_{c}") for c in range(C)] for r in range(R)]
+            c_reg = [[Signal(P, name=f"carry_{r}_{c}") for c in range(C)] for r in range(R)]
+            for r in range(R):
+                for c in range(C):
+                    terms = Terms(m, P, f"pe_{r}_{c}")
+                    partial_products(terms, r, c)
+                    terms.add_word(s_reg[r][c])
+                    terms.add_word(c_reg[r][c])
+                    s_new, c_new = terms.compress()
+                    with m.If(step):
+                        m.d.sync += [s_reg[r][c].eq(s_new), c_reg[r][c].eq(c_new)]
+                    with m.Elif(shift):
+                        below = (s_reg[r + 1][c], c_reg[r + 1][c]) if r + 1 < R else (0, 0)
+                        m.d.sync += [s_reg[r][c].eq(below[0]), c_reg[r][c].eq(below[1])]
+            # One carry-propagate adder per output column, at the drain.
+            for c in range(C):
+                m.d.comb += self.o.payload.c[c].eq((s_reg[0][c] + c_reg[0][c])[:P])
+        else:
+            acc = [[Signal(acc_shape, name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
+            for r in range(R):
+                for c in range(C):
+                    if spec.booth:
+                        # Partial products and the accumulator in one carry-save tree, then
+                        # one CPA (in the loop): the Booth MAC without OPT1.
+                        terms = Terms(m, P, f"pe_{r}_{c}")
+                        partial_products(terms, r, c)
+                        terms.add_word(acc[r][c].as_unsigned())
+                        s_w, c_w = terms.compress()
+                        new = Signal(acc_shape, name=f"acc_next_{r}_{c}")
+                        m.d.comb += new.eq((s_w + c_w)[:P])
+                    else:
+                        new = acc[r][c] + a[r] * w[c]
+                    with m.If(step):
+                        m.d.sync += acc[r][c].eq(new)
+                    with m.Elif(shift):
+                        m.d.sync += acc[r][c].eq(acc[r + 1][c] if r + 1 < R else 0)
+            m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
+
+        counter = Signal(range(R))
+        with m.FSM(name="m2d_fsm"):
+            with m.State("STREAM"):
+                m.d.comb += [self.i.ready.eq(1), step.eq(self.i.valid)]
+                with m.If(self.i.valid):
+                    m.d.sync += self.busy.eq(1)
+                    with m.If(self.i.payload.last):
+                        m.d.sync += counter.eq(0)
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += [
+                    self.o.valid.eq(1),
+                    self.o.payload.last.eq(counter == R - 1),
+                    shift.eq(self.o.ready),
+                ]
+                with m.If(self.o.ready):
+                    m.d.sync += counter.eq(counter + 1)
+                    with m.If(counter == R - 1):
+                        m.d.sync += [counter.eq(0), self.busy.eq(0)]
+                        m.next = "STREAM"
+        return m
+
+
+#: The component of this engine kind (see hw.generators).
+COMPONENT = Matrix2d

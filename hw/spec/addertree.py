@@ -1,0 +1,138 @@
+"""The multiplier-adder tree spec (dot-product lanes, NVDLA CMAC style) and its timing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from hw.spec.base import CONFIG, ArrayDim, EngineBase, Unrolling
+
+__all__ = ["AdderTreeSpec", "TreeDepth"]
+
+#: Products per lane and beat (the width of each lane's adder tree).
+TreeDepth = Annotated[int, Field(ge=1, le=64)]
+
+
+@dataclass(config=CONFIG, kw_only=True)
+class AdderTreeSpec(EngineBase):
+    """Dot-product lanes of k multipliers and an adder tree each (NVDLA CMAC style).
+
+    Every beat brings ``k`` activations, broadcast to every lane; each lane multiplies them
+    with its ``k`` weights and reduces the products in an adder tree. Dataflows
+    (``dataflow``):
+
+    * ``"os"``, output stationary (one output row per fold): each beat also brings the
+      ``lanes`` x ``k`` weights, and every lane accumulates over the beats. One fold
+      computes ``C[m, n0:n0+lanes]`` over a streamed reduction of any length K in
+      ``ceil(K/k)`` beats (a partial last chunk padded with zeros), then presents the
+      ``lanes`` results in one output beat: ``fold_cycles(K) = ceil(K/k) + 1``.
+    * ``"ws"``, weight stationary (NVDLA CMAC's own dataflow): a ``k`` x ``lanes`` weight
+      tile is preloaded in ``k`` beats, then any number M of activation rows stream through,
+      one beat each, and every row leaves one cycle later as ``lanes`` partial dot products
+      over that K chunk (partial sums of the ``ceil(K/k)`` reduction folds are added outside
+      the engine, as NVDLA's CACC does): ``fold_cycles(M) = k + M + 1``.
+
+    Options (the TPE paper's bit-weight transformations, see shared/PAPERS.md): ``booth``
+    uses radix-4 Booth digits of the activations (in {-2..+2}, recoded once per beat for all
+    lanes) instead of Yosys's default multiplier; ``compress`` (OPT2, same-bit-weight
+    compressor array) recodes the ``k`` activations once per beat into digits shared by all
+    lanes (radix-4 Booth digits with ``booth``, else their bits) and, per lane and digit
+    position j, compresses the ``k`` selected partial products of equal weight without
+    shifting; the positions are combined ``S0 + S1<<2 + S2<<4 + ...`` (``<<1`` steps with
+    bits) once per lane and beat (with the accumulator under OS) in one carry-save tree and
+    a single carry-propagate add. Results are bit exact either way; the timing does not
+    change.
+
+    Cycles are counted from the first input transfer of a fold to its last output transfer,
+    both inclusive, with every stream valid/ready every cycle. Folds run back to back.
+    """
+
+    kind: Literal["addertree"] = "addertree"
+    lanes: ArrayDim = Field(description="dot-product lanes (output columns per fold, GEMM N)")
+    k: TreeDepth = Field(description="products per lane and beat (adder tree width, GEMM K)")
+    dataflow: Literal["os", "ws"] = Field(
+        "os", description="output stationary, one output row per fold, K streamed (os), or "
+        "weight stationary, a k x lanes weight tile preloaded, M streamed (ws)")
+    booth: bool = Field(
+        False, description="radix-4 Booth digits of the activations instead of Yosys's "
+        "default multiplier")
+    compress: bool = Field(
+        False, description="TPE OPT2: activations recoded once per beat for all lanes, equal "
+        "bit-weight partial products compressed first, shifted once per lane and beat")
+
+    # -- timing contract (the cycle model's single source of truth) ------------------------
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.lanes * self.k
+
+    @property
+    def preload_cycles(self) -> int:
+        """Cycles that load the stationary weight tile before streaming (WS only)."""
+        return self.k if self.dataflow == "ws" else 0
+
+    @property
+    def fill_cycles(self) -> int:
+        """A beat is multiplied and reduced in the cycle it is taken."""
+        return 0
+
+    @property
+    def drain_cycles(self) -> int:
+        """OS: the result beat leaves in the cycle after the last input beat; WS: every row
+        leaves one cycle after it enters, so the last one a cycle after the stream."""
+        return 1
+
+    def stream_cycles(self, stream_len: int) -> int:
+        """Input beats of a fold: ceil(K/k) for OS (stream K), M for WS (stream M)."""
+        if stream_len < 1:
+            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
+        return -(-stream_len // self.k) if self.dataflow == "os" else stream_len
+
+    def fold_cycles(self, stream_len: int) -> int:
+        """Cycles of one fold that streams ``stream_len`` elements (K for OS, M for WS)."""
+        return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
+                + self.drain_cycles)
+
+    def unrolling(self) -> Unrolling:
+        """OS: lanes <- N, one output row per fold, K streamed in chunks of k;
+        WS: lanes <- N, k <- K, M streamed (reduction folds summed outside)."""
+        if self.dataflow == "os":
+            return Unrolling(m=1, n=self.lanes, k=None)
+        return Unrolling(m=None, n=self.lanes, k=self.k)
+
+    def timing_contract(self) -> dict[str, Any]:
+        """The timing formulas (Python expressions of lanes, k and the stream length)."""
+        if self.dataflow == "os":
+            return {
+                "stream_len": "K",
+                "fold_cycles": "-(-K // k) + 1",
+                "stream_cycles": "-(-K // k)",
+                "preload_cycles": "0",
+                "fill_cycles": "0",
+                "drain_cycles": "1",
+                "initiation_interval_cycles": "1",
+                "counted_from": "first input transfer of a fold to its last output transfer, "
+                                "inclusive",
+                "gemm_folds": "M * ceil(N/lanes)",
+            }
+        return {
+            "stream_len": "M",
+            "fold_cycles": "k + M + 1",
+            "stream_cycles": "M",
+            "preload_cycles": "k",
+            "fill_cycles": "0",
+            "drain_cycles": "1",
+            "initiation_interval_cycles": "1",
+            "counted_from": "first input transfer of a fold to its last output transfer, "
+                            "inclusive",
+            "gemm_folds": "ceil(K/k) * ceil(N/lanes)",
+        }
+
+    @property
+    def name(self) -> str:
+        sign = "s" if self.signed else "u"
+        opts = "".join(f"_{o}" for o, on in (("booth", self.booth), ("cmp", self.compress))
+                       if on)
+        return (f"addertree_{self.dataflow}_{self.lanes}x{self.k}"
+                f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}{opts}")

@@ -1,0 +1,74 @@
+"""How a GEMM runs on the 3D-Cube, fold by fold, and which GEMMs verify it.
+
+A GEMM ``C[M, N] = A[M, K] @ W[K, N]`` is cut into folds as in :mod:`sim.engines.cube`: one
+per ``m`` x ``n`` output tile, streaming K in ``ceil(K/k)`` beats. Lanes of a fold that fall
+outside the GEMM are filled with random junk wherever the hardware must ignore them (A rows
+beyond M, W columns beyond N, W rows beyond K), and with zeros where they would enter a
+result (the A lanes of a partial last chunk beyond K), so the checks also prove that padding
+is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from hw.spec.cube import CubeSpec
+from sim.verify.driver import Case, Fold, random_values
+
+__all__ = ["plan_cases", "plan_folds"]
+
+
+def plan_folds(
+    spec: CubeSpec, A: np.ndarray, W: np.ndarray, rng: np.random.Generator
+) -> Iterator[Fold]:
+    """The folds of ``A @ W`` on the cube, in the order the cycle model counts them."""
+    m, n, k = spec.m, spec.n, spec.k
+    M, K = A.shape
+    N = W.shape[1]
+    beats = -(-K // k)
+    Kp = beats * k  # the reduction padded to whole chunks
+
+    def junk(shape, bits):
+        return random_values(rng, shape, bits, spec.signed)
+
+    for n0 in range(0, N, n):
+        nc = min(n, N - n0)
+        for m0 in range(0, M, m):
+            mr = min(m, M - m0)
+            a = junk((m, Kp), spec.a_bits)
+            a[:, K:] = 0  # padded reduction lanes: zero activations, junk weights
+            a[:mr, :K] = A[m0:m0 + mr, :]
+            w = junk((Kp, n), spec.w_bits)
+            w[:K, :nc] = W[:, n0:n0 + nc]
+            stream = [
+                {"a": a[:, b * k:(b + 1) * k].reshape(-1),  # m x k tile, row-major
+                 "w": w[b * k:(b + 1) * k, :].reshape(-1),  # k x n tile, row-major
+                 "last": int(b == beats - 1)}
+                for b in range(beats)
+            ]
+            yield Fold({"i": stream}, m, m0, mr, n0, nc, accumulate=False)
+
+
+def plan_cases(spec: CubeSpec, rng: np.random.Generator, *, random_gemms: int = 3) -> list[Case]:
+    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
+    m, n, k = spec.m, spec.n, spec.k
+
+    def one_fold(K: int, label: str) -> Case:
+        return Case(label, int(rng.integers(1, m + 1)), int(rng.integers(1, n + 1)), K)
+
+    cases = [
+        one_fold(1, "one fold, K 1"),
+        one_fold(k, "one fold, K = k (one full beat)"),
+        one_fold(int(rng.integers(k + 1, 3 * k + 2)), "one fold, random K (partial chunk)"),
+    ]
+    dims = lambda d: int(rng.integers(1, 2 * d + 3))  # noqa: E731  (up to about 2 folds + rest)
+    for i in range(random_gemms):
+        cases.append(Case(f"random GEMM {i + 1}", dims(m), dims(n), dims(k)))
+    cases.append(Case("random GEMM, idle input and back-pressure", dims(m), dims(n), dims(k),
+                      p_idle=0.3, p_stall=0.3))
+    full = (m + 1, n + 1, 2 * k + 1)
+    cases.append(Case("all operands at their minimum", *full, extreme="min"))
+    cases.append(Case("all operands at their maximum", *full, extreme="max"))
+    return cases

@@ -9,12 +9,6 @@ depth and area, never its cycles.
 
 from __future__ import annotations
 
-from hw.spec.matrix2d import Matrix2dSpec
-from sim.engines import gemm_compute_cycles as _generic
+from sim.engines import Folds, gemm_compute_cycles, gemm_folds
 
-__all__ = ["gemm_compute_cycles"]
-
-
-def gemm_compute_cycles(spec: Matrix2dSpec, M: int, N: int, K: int) -> int:
-    """Cycles of an untiled GEMM on the grid alone: what the RTL measures fold after fold."""
-    return _generic(spec, M, N, K)
+__all__ = ["Folds", "gemm_compute_cycles", "gemm_folds"]

@@ -61,40 +61,21 @@ Options (datapath only; protocol and timing are the same for every combination):
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Const, Module, Signal, Value
+from amaranth.lib import data, wiring
 
-from hw.arith import csa_reduce
-from hw.cube import add_tree, csa_row, neg_correction, pp_row, recode
+from hw.arith import add_tree, csa_reduce, csa_row, neg_correction, pp_row, recode
 from hw.spec.addertree import AdderTreeSpec
+from hw.streams import operand_shapes, signature_members, tile_layouts, ws_layouts
 
 __all__ = ["COMPONENT", "AdderTree", "stream_layouts"]
 
 
-def _shapes(spec: AdderTreeSpec) -> tuple[Shape, Shape, Shape]:
-    kind = signed if spec.signed else unsigned
-    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
-
-
 def stream_layouts(spec: AdderTreeSpec) -> dict[str, data.Layout]:
     """Payload layout of every stream of the engine, by stream name."""
-    a_shape, w_shape, acc_shape = _shapes(spec)
-    out = data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.lanes), "last": 1})
     if spec.dataflow == "os":
-        return {
-            "i": data.StructLayout({
-                "a": data.ArrayLayout(a_shape, spec.k),
-                "w": data.ArrayLayout(w_shape, spec.lanes * spec.k),
-                "last": 1,
-            }),
-            "o": out,
-        }
-    return {
-        "wl": data.StructLayout({"w": data.ArrayLayout(w_shape, spec.lanes)}),
-        "i": data.StructLayout({"a": data.ArrayLayout(a_shape, spec.k), "last": 1}),
-        "o": out,
-    }
+        return tile_layouts(spec, a_lanes=spec.k, w_lanes=spec.lanes * spec.k, c_lanes=spec.lanes)
+    return ws_layouts(spec, w_lanes=spec.lanes, a_lanes=spec.k, c_lanes=spec.lanes)
 
 
 class AdderTree(wiring.Component):
@@ -104,11 +85,7 @@ class AdderTree(wiring.Component):
         if not isinstance(spec, AdderTreeSpec):
             raise TypeError(f"spec must be an AdderTreeSpec, not {spec!r}")
         self.spec = spec
-        members = {name: In(stream.Signature(layout)) for name, layout in
-                   stream_layouts(spec).items() if name != "o"}
-        members["o"] = Out(stream.Signature(stream_layouts(spec)["o"]))
-        members["busy"] = Out(1)
-        super().__init__(members)
+        super().__init__(signature_members(stream_layouts(spec)))
 
     def elaborate(self, platform):
         if self.spec.dataflow == "os":
@@ -119,7 +96,7 @@ class AdderTree(wiring.Component):
     def _elaborate_os(self) -> Module:
         spec = self.spec
         L, K = spec.lanes, spec.k
-        _, _, acc_shape = _shapes(spec)
+        _, _, acc_shape = operand_shapes(spec)
         m = Module()
 
         feed = Signal()  # the current input beat is taken and accumulated
@@ -155,7 +132,7 @@ class AdderTree(wiring.Component):
     def _elaborate_ws(self) -> Module:
         spec = self.spec
         L, K = spec.lanes, spec.k
-        _, w_shape, acc_shape = _shapes(spec)
+        _, w_shape, acc_shape = operand_shapes(spec)
         m = Module()
 
         # Stationary weights: wl beat q ends in column q (a chain shifting towards q = 0).
@@ -246,10 +223,10 @@ class AdderTree(wiring.Component):
 
         The digits of the k activations are recoded once per beat for every lane, and so is
         the count of negative digits at each position (what the rows of that position owe,
-        see :func:`hw.cube.pp_row`). Per lane and digit position j, the k partial products
+        see :func:`hw.arith.pp_row`). Per lane and digit position j, the k partial products
         of equal weight and that count are compressed unshifted in a carry-save tree just
         wide enough for their sum (each row is made non-negative by
-        :func:`hw.cube.csa_row`, so nothing overflows the narrow tree); then the sum and
+        :func:`hw.arith.csa_row`, so nothing overflows the narrow tree); then the sum and
         carry words of every position, shifted to their weight, the rows' owed constant and
         ``extra`` (the accumulator, if any) go through one carry-save tree and one
         carry-propagate add.

@@ -47,31 +47,18 @@ positions; :meth:`hw.spec.BitsliceSpec.fold_cycles` is the worst case (nz = a_sl
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
 
-from hw.matrix2d import Terms
+from hw.arith import Terms
 from hw.spec.bitslice import BitsliceSpec
+from hw.streams import RowDrain, operand_shapes, shift_rows, signature_members, tile_layouts
 
 __all__ = ["COMPONENT", "Bitslice", "slices_of", "stream_layouts"]
 
 
-def _shapes(spec: BitsliceSpec) -> tuple[Shape, Shape, Shape]:
-    kind = signed if spec.signed else unsigned
-    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
-
-
 def stream_layouts(spec: BitsliceSpec) -> dict[str, data.Layout]:
     """Payload layout of every stream of the array, by stream name."""
-    a_shape, w_shape, acc_shape = _shapes(spec)
-    return {
-        "i": data.StructLayout({
-            "a": data.ArrayLayout(a_shape, spec.rows),
-            "w": data.ArrayLayout(w_shape, spec.cols),
-            "last": 1,
-        }),
-        "o": data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.cols), "last": 1}),
-    }
+    return tile_layouts(spec, a_lanes=spec.rows, w_lanes=spec.cols, c_lanes=spec.cols)
 
 
 def slices_of(x: Value, bits: int, slice_bits: int, is_signed: bool) -> list[Value]:
@@ -109,18 +96,13 @@ class Bitslice(wiring.Component):
         if not isinstance(spec, BitsliceSpec):
             raise TypeError(f"spec must be a BitsliceSpec, not {spec!r}")
         self.spec = spec
-        layouts = stream_layouts(spec)
-        super().__init__({
-            "i": In(stream.Signature(layouts["i"])),
-            "o": Out(stream.Signature(layouts["o"])),
-            "busy": Out(1),
-        })
+        super().__init__(signature_members(stream_layouts(spec)))
 
     def elaborate(self, platform):
         spec = self.spec
         R, C, S = spec.rows, spec.cols, spec.slice_bits
         Sa, Sw, P = spec.a_slices, spec.w_slices, spec.acc_bits
-        a_shape, w_shape, acc_shape = _shapes(spec)
+        a_shape, w_shape, acc_shape = operand_shapes(spec)
         slice_a_shape = (signed if spec.signed else unsigned)(
             spec.a_bits if Sa == 1 else S + spec.signed)
         slice_w_shape = (signed if spec.signed else unsigned)(
@@ -131,7 +113,8 @@ class Bitslice(wiring.Component):
         # (selected by the registered ``inbeat``, so ``i.valid`` stays out of the data path;
         # outside a beat and its transfer cycle the selected values are ignored)
         inbeat = Signal()  # inside a beat, after its transfer cycle
-        draining = Signal()
+        drain = RowDrain(m, self.o, R)
+        draining = drain.active
         feed = Signal()  # the current beat transfers
         m.d.comb += [self.i.ready.eq(~inbeat & ~draining), feed.eq(self.i.valid & self.i.ready)]
         a_reg = [Signal(a_shape, name=f"a_reg{r}") for r in range(R)]
@@ -238,7 +221,7 @@ class Bitslice(wiring.Component):
                     src.setdefault(key, set()).add(lv)
             bit_sources.append({k: frozenset(v) for k, v in src.items()})
 
-        shift = Signal()  # the tile moves one row towards the output
+        shift = drain.shift  # the tile moves one row towards the output
         if spec.csa_accumulate:
             s_reg = [[Signal(P, name=f"sum_{r}_{c}") for c in range(C)] for r in range(R)]
             c_reg = [[Signal(P, name=f"carry_{r}_{c}") for c in range(C)] for r in range(R)]
@@ -264,14 +247,14 @@ class Bitslice(wiring.Component):
                     s_new, c_new = tree.compress()
                     with m.If(work):
                         m.d.sync += [s_reg[r][c].eq(s_new), c_reg[r][c].eq(c_new)]
-                    with m.Elif(shift):
-                        below = (s_reg[r + 1][c], c_reg[r + 1][c]) if r + 1 < R else (0, 0)
-                        m.d.sync += [s_reg[r][c].eq(below[0]), c_reg[r][c].eq(below[1])]
                 else:
                     with m.If(work):
                         m.d.sync += acc[r][c].eq(acc[r][c] + shifted)
-                    with m.Elif(shift):
-                        m.d.sync += acc[r][c].eq(acc[r + 1][c] if r + 1 < R else 0)
+        if spec.csa_accumulate:
+            shift_rows(m, [list(zip(s_reg[r], c_reg[r], strict=True)) for r in range(R)],
+                       shift)
+        else:
+            shift_rows(m, [[(x,) for x in row] for row in acc], shift)
         if spec.csa_accumulate:  # one carry-propagate adder per output column, at the drain
             m.d.comb += [self.o.payload.c[c].eq((s_reg[0][c] + c_reg[0][c])[:P])
                          for c in range(C)]
@@ -279,20 +262,11 @@ class Bitslice(wiring.Component):
             m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
 
         # -- control -----------------------------------------------------------------------
-        counter = Signal(range(R))
         with m.If(feed):
             m.d.sync += self.busy.eq(1)
-        with m.If(beat_done & last_src):
-            m.d.sync += [draining.eq(1), counter.eq(0)]
-        m.d.comb += [
-            self.o.valid.eq(draining),
-            self.o.payload.last.eq(counter == R - 1),
-            shift.eq(draining & self.o.ready),
-        ]
-        with m.If(shift):
-            m.d.sync += counter.eq(counter + 1)
-            with m.If(counter == R - 1):
-                m.d.sync += [counter.eq(0), draining.eq(0), self.busy.eq(0)]
+        m.d.comb += drain.start.eq(beat_done & last_src)
+        with m.If(drain.done):
+            m.d.sync += self.busy.eq(0)
         return m
 
 

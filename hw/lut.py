@@ -43,37 +43,26 @@ length K (output stationary: PE (r, c) owns ``C[r, c]``); no PE has a multiplier
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output).
 ``carry_save`` keeps group registers and accumulators as carry-save pairs
-(:class:`hw.bitplane.ShiftAddCore`).
+(:class:`hw.shiftadd.ShiftAddCore`).
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Array, Cat, Const, Module, Shape, Signal, Value
+from amaranth.lib import data, wiring
 
-from hw.bitplane import ShiftAddCore, const_terms
+from hw.arith import const_terms
+from hw.shiftadd import ShiftAddCore
 from hw.spec.lut import LutSpec
+from hw.streams import signature_members, tile_layouts
 
 __all__ = ["COMPONENT", "LutArray", "stream_layouts"]
 
 
-def _shapes(spec: LutSpec) -> tuple[Shape, Shape, Shape]:
-    kind = signed if spec.signed else unsigned
-    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
-
-
 def stream_layouts(spec: LutSpec) -> dict[str, data.Layout]:
     """Payload layout of every stream of the array, by stream name."""
-    a_shape, w_shape, acc_shape = _shapes(spec)
-    return {
-        "i": data.StructLayout({
-            "a": data.ArrayLayout(a_shape, spec.rows * spec.group),
-            "w": data.ArrayLayout(w_shape, spec.cols * spec.group),
-            "last": 1,
-        }),
-        "o": data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.cols), "last": 1}),
-    }
+    return tile_layouts(spec, a_lanes=spec.rows * spec.group, w_lanes=spec.cols * spec.group,
+                        c_lanes=spec.cols)
 
 
 def table_range(spec: LutSpec) -> tuple[int, int]:
@@ -142,12 +131,7 @@ class LutArray(wiring.Component):
         if not isinstance(spec, LutSpec):
             raise TypeError(f"spec must be a LutSpec, not {spec!r}")
         self.spec = spec
-        layouts = stream_layouts(spec)
-        super().__init__({
-            "i": In(stream.Signature(layouts["i"])),
-            "o": Out(stream.Signature(layouts["o"])),
-            "busy": Out(1),
-        })
+        super().__init__(signature_members(stream_layouts(spec)))
 
     def _table(self, m: Module, r: int, load: Value, entry: Shape) -> list[Value]:
         """Row r's table register, built from the input beat when ``load`` is high."""

@@ -44,103 +44,30 @@ one constant word per tree (the usual sign-extension elimination).
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Cat, Module, Signal, Value, signed
+from amaranth.lib import data, wiring
 
+from hw.arith import Terms, recode
 from hw.spec.matrix2d import Matrix2dSpec
+from hw.streams import RowDrain, operand_shapes, shift_rows, signature_members, tile_layouts
 
-__all__ = ["COMPONENT", "Matrix2d", "Terms", "booth_digits", "stream_layouts"]
-
-
-def _shapes(spec) -> tuple[Shape, Shape, Shape]:
-    kind = signed if spec.signed else unsigned
-    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
+__all__ = ["COMPONENT", "Matrix2d", "booth_digits", "stream_layouts"]
 
 
 def stream_layouts(spec: Matrix2dSpec) -> dict[str, data.Layout]:
     """Payload layout of every stream of the grid, by stream name."""
-    a_shape, w_shape, acc_shape = _shapes(spec)
-    return {
-        "i": data.StructLayout({
-            "a": data.ArrayLayout(a_shape, spec.rows),
-            "w": data.ArrayLayout(w_shape, spec.cols),
-            "last": 1,
-        }),
-        "o": data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.cols), "last": 1}),
-    }
-
-
-# -- carry-save arithmetic (shared with hw.bitslice) --------------------------------------------
-
-class Terms:
-    """Words to be summed modulo ``2**width``: placed bit vectors plus one constant.
-
-    :meth:`add` places a value at a bit offset; a signed value enters with its sign bit
-    inverted and ``-2**msb`` moved into the constant (no sign-extension bits in the tree).
-    """
-
-    def __init__(self, m: Module, width: int, name: str):
-        self.m, self.width, self.name = m, width, name
-        self.words: list[Value] = []
-        self.const = 0
-
-    def add(self, value: Value, shift: int = 0, *, is_signed: bool = False) -> None:
-        v = Value.cast(value).as_unsigned()
-        n = len(v)
-        if shift >= self.width or n == 0:
-            return
-        if is_signed and shift + n - 1 < self.width:
-            v = v ^ Const(1 << (n - 1), n)
-            self.const -= 1 << (shift + n - 1)
-        self.words.append((v << shift)[:self.width])
-
-    def add_word(self, word: Value) -> None:
-        """An unsigned word of exactly ``width`` bits (a sum or carry register)."""
-        self.words.append(Value.cast(word))
-
-    def compress(self) -> tuple[Value, Value]:
-        """A Wallace tree of 3:2 carry-save adders down to two words (sum, carry)."""
-        m, name, W = self.m, self.name, self.width
-        words = list(self.words)
-        const = self.const % (1 << W)
-        if const:
-            words.append(Const(const, W))
-        level = 0
-        while len(words) > 2:
-            nxt = []
-            for g in range(len(words) // 3):
-                x, y, z = words[3 * g:3 * g + 3]
-                s = Signal(W, name=f"{name}_l{level}_s{g}")
-                c = Signal(W, name=f"{name}_l{level}_c{g}")
-                m.d.comb += s.eq(x ^ y ^ z)
-                m.d.comb += c.eq(((x & y) | (x & z) | (y & z)) << 1)
-                nxt += [s, c]
-            nxt += words[3 * (len(words) // 3):]
-            words = nxt
-            level += 1
-        while len(words) < 2:
-            words.append(Const(0, W))
-        return words[0], words[1]
+    return tile_layouts(spec, a_lanes=spec.rows, w_lanes=spec.cols, c_lanes=spec.cols)
 
 
 def booth_digits(
     m: Module, a: Value, a_bits: int, is_signed: bool, name: str
 ) -> list[tuple[Value, Value, Value, Value]]:
-    """Radix-4 Booth recoding of ``a``: per digit j (weight ``4**j``) the one-hot selects
-    ``(+w, -w, +2w, -2w)`` (all low for a zero digit). Unsigned operands get a zero sign bit."""
-    width = a_bits if is_signed else a_bits + 1
-    n_digits = -(-width // 2)
-    top = a[a_bits - 1] if is_signed else Const(0, 1)
-    ext = Cat(a, *([top] * (2 * n_digits - a_bits)))
+    """Radix-4 Booth digits of ``a`` (:func:`hw.arith.recode`) as one-hot selects per digit j
+    (weight ``4**j``): ``(+w, -w, +2w, -2w)``, all low for a zero digit."""
     out = []
-    for j in range(n_digits):
-        hi, mid = ext[2 * j + 1], ext[2 * j]
-        lo = ext[2 * j - 1] if j else Const(0, 1)
-        one = mid ^ lo
-        two = (hi & ~mid & ~lo) | (~hi & mid & lo)
-        sel = Signal(4, name=f"{name}_d{j}")
-        m.d.comb += sel.eq(Cat(one & ~hi, one & hi, two & ~hi, two & hi))
+    for d in recode(m, a, a_bits, is_signed, True, name):
+        sel = Signal(4, name=f"{name}_sel{d.shift // 2}")
+        m.d.comb += sel.eq(Cat(d.one & ~d.neg, d.one & d.neg, d.two & ~d.neg, d.two & d.neg))
         out.append((sel[0], sel[1], sel[2], sel[3]))
     return out
 
@@ -156,22 +83,18 @@ class Matrix2d(wiring.Component):
         if not isinstance(spec, Matrix2dSpec):
             raise TypeError(f"spec must be a Matrix2dSpec, not {spec!r}")
         self.spec = spec
-        layouts = stream_layouts(spec)
-        super().__init__({
-            "i": In(stream.Signature(layouts["i"])),
-            "o": Out(stream.Signature(layouts["o"])),
-            "busy": Out(1),
-        })
+        super().__init__(signature_members(stream_layouts(spec)))
 
     def elaborate(self, platform):
         spec = self.spec
         R, C = spec.rows, spec.cols
         A, Wb, P = spec.a_bits, spec.w_bits, spec.acc_bits
-        _, _, acc_shape = _shapes(spec)
+        _, _, acc_shape = operand_shapes(spec)
         m = Module()
 
-        step = Signal()  # the current beat transfers: every PE accumulates
-        shift = Signal()  # the tile moves one row towards the output
+        drain = RowDrain(m, self.o, R)
+        step = drain.follow(self.i, self.busy)  # the current beat transfers: PEs accumulate
+        shift = drain.shift  # the tile moves one row towards the output
         a = [self.i.payload.a[r] for r in range(R)]
         w = [self.i.payload.w[c] for c in range(C)]
 
@@ -227,9 +150,8 @@ class Matrix2d(wiring.Component):
                     s_new, c_new = terms.compress()
                     with m.If(step):
                         m.d.sync += [s_reg[r][c].eq(s_new), c_reg[r][c].eq(c_new)]
-                    with m.Elif(shift):
-                        below = (s_reg[r + 1][c], c_reg[r + 1][c]) if r + 1 < R else (0, 0)
-                        m.d.sync += [s_reg[r][c].eq(below[0]), c_reg[r][c].eq(below[1])]
+            shift_rows(m, [list(zip(s_reg[r], c_reg[r], strict=True)) for r in range(R)],
+                       shift)
             # One carry-propagate adder per output column, at the drain.
             for c in range(C):
                 m.d.comb += self.o.payload.c[c].eq((s_reg[0][c] + c_reg[0][c])[:P])
@@ -250,30 +172,9 @@ class Matrix2d(wiring.Component):
                         new = acc[r][c] + a[r] * w[c]
                     with m.If(step):
                         m.d.sync += acc[r][c].eq(new)
-                    with m.Elif(shift):
-                        m.d.sync += acc[r][c].eq(acc[r + 1][c] if r + 1 < R else 0)
+            shift_rows(m, [[(x,) for x in row] for row in acc], shift)
             m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
 
-        counter = Signal(range(R))
-        with m.FSM(name="m2d_fsm"):
-            with m.State("STREAM"):
-                m.d.comb += [self.i.ready.eq(1), step.eq(self.i.valid)]
-                with m.If(self.i.valid):
-                    m.d.sync += self.busy.eq(1)
-                    with m.If(self.i.payload.last):
-                        m.d.sync += counter.eq(0)
-                        m.next = "DRAIN"
-            with m.State("DRAIN"):
-                m.d.comb += [
-                    self.o.valid.eq(1),
-                    self.o.payload.last.eq(counter == R - 1),
-                    shift.eq(self.o.ready),
-                ]
-                with m.If(self.o.ready):
-                    m.d.sync += counter.eq(counter + 1)
-                    with m.If(counter == R - 1):
-                        m.d.sync += [counter.eq(0), self.busy.eq(0)]
-                        m.next = "STREAM"
         return m
 
 

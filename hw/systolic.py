@@ -44,39 +44,28 @@ turns the pair into the result. Without either option a PE is Yosys's ``acc + a 
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Module, Mux, Shape, Signal
+from amaranth.lib import data, wiring
 
-from hw.arith import csa_reduce, partial_products
+from hw.arith import csa_reduce, neg_correction, product_words, recode
 from hw.spec import SystolicSpec
+from hw.streams import (
+    RowDrain,
+    operand_shapes,
+    shift_rows,
+    signature_members,
+    tile_layouts,
+    ws_layouts,
+)
 
 __all__ = ["COMPONENT", "SystolicArray", "stream_layouts"]
 
 
-def _shapes(spec: SystolicSpec) -> tuple[Shape, Shape, Shape]:
-    kind = signed if spec.signed else unsigned
-    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
-
-
 def stream_layouts(spec: SystolicSpec) -> dict[str, data.Layout]:
-    """Payload layout of every stream of the array, by stream name."""
-    a_shape, w_shape, acc_shape = _shapes(spec)
-    out = data.StructLayout({"c": data.ArrayLayout(acc_shape, spec.cols), "last": 1})
+    """Payload layout of every stream of the engine, by stream name."""
     if spec.dataflow == "os":
-        return {
-            "i": data.StructLayout({
-                "a": data.ArrayLayout(a_shape, spec.rows),
-                "w": data.ArrayLayout(w_shape, spec.cols),
-                "last": 1,
-            }),
-            "o": out,
-        }
-    return {
-        "wl": data.StructLayout({"w": data.ArrayLayout(w_shape, spec.cols)}),
-        "i": data.StructLayout({"a": data.ArrayLayout(a_shape, spec.rows), "last": 1}),
-        "o": out,
-    }
+        return tile_layouts(spec, a_lanes=spec.rows, w_lanes=spec.cols, c_lanes=spec.cols)
+    return ws_layouts(spec, w_lanes=spec.cols, a_lanes=spec.rows, c_lanes=spec.cols)
 
 
 class SystolicArray(wiring.Component):
@@ -86,11 +75,7 @@ class SystolicArray(wiring.Component):
         if not isinstance(spec, SystolicSpec):
             raise TypeError(f"spec must be a SystolicSpec, not {spec!r}")
         self.spec = spec
-        members = {name: In(stream.Signature(layout)) for name, layout in
-                   stream_layouts(spec).items() if name != "o"}
-        members["o"] = Out(stream.Signature(stream_layouts(spec)["o"]))
-        members["busy"] = Out(1)
-        super().__init__(members)
+        super().__init__(signature_members(stream_layouts(spec)))
 
     def elaborate(self, platform):
         if self.spec.dataflow == "os":
@@ -119,7 +104,11 @@ class SystolicArray(wiring.Component):
         P = spec.acc_bits
         if not (spec.booth or spec.csa_accumulate):
             return [state[0] + a * w]
-        pps = partial_products(m, a, w, P, signed=spec.signed, booth=spec.booth, name=name)
+        # Digits of a (Booth, or its bits), narrow rows |d|*w XOR sign, what the rows owe as
+        # one correction word and one constant word (hw.arith.product_words).
+        digits = recode(m, a, spec.a_bits, spec.signed, spec.booth, f"{name}_a")
+        pps = product_words(m, [(digits, w)], spec.w_bits, spec.signed, P, f"{name}_pp",
+                            neg_correction([digits], P))
         if spec.csa_accumulate:
             return list(csa_reduce(m, [*pps, *state], P, name))
         s, c = csa_reduce(m, pps, P, name)
@@ -127,7 +116,7 @@ class SystolicArray(wiring.Component):
 
     def _state(self, name: str) -> list[Signal]:
         """An accumulator register: one word, or a sum and a carry word with csa_accumulate."""
-        _, _, acc_shape = _shapes(self.spec)
+        _, _, acc_shape = operand_shapes(self.spec)
         if self.spec.csa_accumulate:
             return [Signal(self.spec.acc_bits, name=f"{name}_s"),
                     Signal(self.spec.acc_bits, name=f"{name}_c")]
@@ -137,13 +126,14 @@ class SystolicArray(wiring.Component):
     def _elaborate_os(self) -> Module:
         spec = self.spec
         R, C = spec.rows, spec.cols
-        a_shape, w_shape, _ = _shapes(spec)
+        a_shape, w_shape, _ = operand_shapes(spec)
         m = Module()
 
         flush_len = R + C - 2
-        counter = Signal(range(max(flush_len, R) + 1))
+        counter = Signal(range(flush_len + 1))
         step = Signal()  # MAC wavefront advances
-        shift = Signal()  # result rows move one place towards the output
+        drain = RowDrain(m, self.o, R)
+        shift = drain.shift  # result rows move one place towards the output
         feed = Signal()  # the current input beat is taken
 
         a_in = [Signal(a_shape, name=f"a_in{r}") for r in range(R)]
@@ -170,12 +160,10 @@ class SystolicArray(wiring.Component):
                     w_down[r][c] = Signal(w_shape, name=f"w_{r}_{c}")
                     with m.If(step):
                         m.d.sync += w_down[r][c].eq(w_op)
-                below = acc[r + 1][c] if r + 1 < R else [0] * len(acc[r][c])
                 nxt = self._mac(m, acc[r][c], a_op, w_op, f"mac_{r}_{c}")
                 with m.If(step):
                     m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt, strict=True)]
-                with m.Elif(shift):
-                    m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], below, strict=True)]
+        shift_rows(m, acc, shift)
 
         # The one carry-propagate add per output (a no-op without carry-save state).
         for c in range(C):
@@ -191,32 +179,25 @@ class SystolicArray(wiring.Component):
                             m.d.sync += counter.eq(flush_len - 1)
                             m.next = "FLUSH"
                         else:
-                            m.d.sync += counter.eq(0)
+                            m.d.comb += drain.start.eq(1)
                             m.next = "DRAIN"
             with m.State("FLUSH"):
                 m.d.comb += step.eq(1)
                 m.d.sync += counter.eq(counter - 1)
                 with m.If(counter == 0):
-                    m.d.sync += counter.eq(0)
+                    m.d.comb += drain.start.eq(1)
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += [
-                    self.o.valid.eq(1),
-                    self.o.payload.last.eq(counter == R - 1),
-                    shift.eq(self.o.ready),
-                ]
-                with m.If(self.o.ready):
-                    m.d.sync += counter.eq(counter + 1)
-                    with m.If(counter == R - 1):
-                        m.d.sync += self.busy.eq(0)
-                        m.next = "STREAM"
+                with m.If(drain.done):
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "STREAM"
         return m
 
     # -- weight stationary ----------------------------------------------------------------
     def _elaborate_ws(self) -> Module:
         spec = self.spec
         R, C = spec.rows, spec.cols
-        a_shape, w_shape, acc_shape = _shapes(spec)
+        a_shape, w_shape, acc_shape = operand_shapes(spec)
         m = Module()
 
         depth = R + C - 1  # steps from an activation row entering to its output row

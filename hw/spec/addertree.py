@@ -89,11 +89,6 @@ class AdderTreeSpec(EngineBase):
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return -(-stream_len // self.k) if self.dataflow == "os" else stream_len
 
-    def fold_cycles(self, stream_len: int) -> int:
-        """Cycles of one fold that streams ``stream_len`` elements (K for OS, M for WS)."""
-        return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
-                + self.drain_cycles)
-
     def unrolling(self) -> Unrolling:
         """OS: lanes <- N, one output row per fold, K streamed in chunks of k;
         WS: lanes <- N, k <- K, M streamed (reduction folds summed outside)."""
@@ -131,8 +126,5 @@ class AdderTreeSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        sign = "s" if self.signed else "u"
-        opts = "".join(f"_{o}" for o, on in (("booth", self.booth), ("cmp", self.compress))
-                       if on)
-        return (f"addertree_{self.dataflow}_{self.lanes}x{self.k}"
-                f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}{opts}")
+        opts = self.options_name(("booth", self.booth), ("cmp", self.compress))
+        return f"addertree_{self.dataflow}_{self.lanes}x{self.k}_{self.operands_name}{opts}"

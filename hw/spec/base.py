@@ -79,11 +79,42 @@ class EngineBase:
         raise NotImplementedError
 
     @property
+    def operands_name(self) -> str:
+        """The operand part of :attr:`name`: ``a{a_bits}w{w_bits}p{acc_bits}`` and ``s``/``u``."""
+        sign = "s" if self.signed else "u"
+        return f"a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}"
+
+    @staticmethod
+    def options_name(*options: tuple[str, bool]) -> str:
+        """The option part of :attr:`name`: ``_tag`` for every ``(tag, on)`` that is on."""
+        return "".join(f"_{tag}" for tag, on in options if on)
+
+    @property
     def macs_per_cycle(self) -> int:  # pragma: no cover
         raise NotImplementedError
 
-    def fold_cycles(self, stream_len: int) -> int:  # pragma: no cover
+    @property
+    def preload_cycles(self) -> int:  # pragma: no cover
         raise NotImplementedError
+
+    def stream_cycles(self, stream_len: int) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def fill_cycles(self) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def drain_cycles(self) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def fold_cycles(self, stream_len: int) -> int:
+        """Cycles of one fold that streams ``stream_len`` elements: preload, stream, fill and
+        drain (a kind with another shape overrides it)."""
+        if stream_len < 1:
+            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
+        return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
+                + self.drain_cycles)
 
     def timing_contract(self) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError

@@ -119,13 +119,6 @@ class BitplaneSpec(EngineBase):
         """Plane-pair cycles of a fold: ``ceil(K/depth)`` beats of ``a_bits*w_bits`` pairs."""
         return -(-stream_len // self.depth) * self.cycles_per_beat
 
-    def fold_cycles(self, stream_len: int) -> int:
-        """Cycles of one fold that streams a reduction of ``stream_len`` (K) elements."""
-        if stream_len < 1:
-            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
-        return (self.preload_cycles + self.fill_cycles + self.stream_cycles(stream_len)
-                + self.drain_cycles)
-
     def unrolling(self) -> Unrolling:
         """rows <- M, cols <- N, K streamed (``depth`` elements per beat)."""
         return Unrolling(m=self.rows, n=self.cols, k=None)
@@ -149,9 +142,6 @@ class BitplaneSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        sign = "s" if self.signed else "u"
         acc = "cs" if self.carry_save else "cpa"
-        return (
-            f"bitplane_{self.rows}x{self.cols}_d{self.depth}_{self.encoding}_{acc}"
-            f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}"
-        )
+        return (f"bitplane_{self.rows}x{self.cols}_d{self.depth}_{self.encoding}_{acc}"
+                f"_{self.operands_name}")

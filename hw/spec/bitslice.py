@@ -116,14 +116,6 @@ class BitsliceSpec(EngineBase):
         """Cycles that take a stream of ``stream_len`` beats (worst case with skip_zero)."""
         return stream_len * self.beat_cycles_max
 
-    def fold_cycles(self, stream_len: int) -> int:
-        """Cycles of one fold that streams a reduction of ``stream_len`` (K) beats; with
-        ``skip_zero`` the worst case (exact for data without zero slices)."""
-        if stream_len < 1:
-            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
-        return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
-                + self.drain_cycles)
-
     def fold_cycles_given(self, nonzero_a_slices: Iterable[int]) -> int:
         """Exact cycles of one fold given, per beat, its count of non-zero slice positions."""
         return (self.preload_cycles + sum(self.beat_cycles(n) for n in nonzero_a_slices)
@@ -158,7 +150,5 @@ class BitsliceSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        sign = "s" if self.signed else "u"
-        return (f"bitslice_{self.rows}x{self.cols}_s{self.slice_bits}_a{self.a_bits}"
-                f"w{self.w_bits}p{self.acc_bits}{sign}{'_csa' if self.csa_accumulate else ''}"
-                f"{'_skipz' if self.skip_zero else ''}")
+        opts = self.options_name(("csa", self.csa_accumulate), ("skipz", self.skip_zero))
+        return f"bitslice_{self.rows}x{self.cols}_s{self.slice_bits}_{self.operands_name}{opts}"

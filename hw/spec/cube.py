@@ -89,11 +89,6 @@ class CubeSpec(EngineBase):
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return -(-stream_len // self.k)
 
-    def fold_cycles(self, stream_len: int) -> int:
-        """Cycles of one fold whose reduction has ``stream_len`` (K) elements."""
-        return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
-                + self.drain_cycles)
-
     def unrolling(self) -> Unrolling:
         """m <- M, n <- N, K streamed in chunks of k (one fold per m x n output tile)."""
         return Unrolling(m=self.m, n=self.n, k=None)
@@ -114,8 +109,5 @@ class CubeSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        sign = "s" if self.signed else "u"
-        opts = "".join(f"_{o}" for o, on in (("booth", self.booth), ("csa", self.csa_accumulate))
-                       if on)
-        return (f"cube_{self.m}x{self.n}x{self.k}"
-                f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}{opts}")
+        opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate))
+        return f"cube_{self.m}x{self.n}x{self.k}_{self.operands_name}{opts}"

@@ -100,13 +100,6 @@ class LutSpec(EngineBase):
         """Plane steps of a fold: ``ceil(K/group)`` groups of ``w_bits`` planes."""
         return -(-stream_len // self.group) * self.w_bits
 
-    def fold_cycles(self, stream_len: int) -> int:
-        """Cycles of one fold that streams a reduction of ``stream_len`` (K) elements."""
-        if stream_len < 1:
-            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
-        return (self.preload_cycles + self.fill_cycles + self.stream_cycles(stream_len)
-                + self.drain_cycles)
-
     def unrolling(self) -> Unrolling:
         """rows <- M, cols <- N, K streamed (in groups of ``group``)."""
         return Unrolling(m=self.rows, n=self.cols, k=None)
@@ -132,10 +125,6 @@ class LutSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        sign = "s" if self.signed else "u"
         table = "sym" if self.symmetric else "full"
         acc = "cs" if self.carry_save else "cpa"
-        return (
-            f"lut_{self.rows}x{self.cols}_g{self.group}_{table}_{acc}"
-            f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}"
-        )
+        return f"lut_{self.rows}x{self.cols}_g{self.group}_{table}_{acc}_{self.operands_name}"

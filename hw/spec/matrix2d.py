@@ -72,13 +72,6 @@ class Matrix2dSpec(EngineBase):
         """Cycles that take the stream: one beat (an outer product) per cycle."""
         return stream_len
 
-    def fold_cycles(self, stream_len: int) -> int:
-        """Cycles of one fold that streams a reduction of ``stream_len`` (K) beats."""
-        if stream_len < 1:
-            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
-        return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
-                + self.drain_cycles)
-
     def unrolling(self) -> Unrolling:
         """rows <- M, cols <- N, K streamed."""
         return Unrolling(m=self.rows, n=self.cols, k=None)
@@ -99,7 +92,5 @@ class Matrix2dSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        sign = "s" if self.signed else "u"
-        opts = ("_booth" if self.booth else "") + ("_csa" if self.csa_accumulate else "")
-        return (f"matrix2d_{self.rows}x{self.cols}_a{self.a_bits}w{self.w_bits}"
-                f"p{self.acc_bits}{sign}{opts}")
+        opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate))
+        return f"matrix2d_{self.rows}x{self.cols}_{self.operands_name}{opts}"

@@ -96,10 +96,5 @@ class SystolicSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        sign = "s" if self.signed else "u"
-        opts = "".join(f"_{o}" for o, on in (("booth", self.booth), ("csa", self.csa_accumulate))
-                       if on)
-        return (
-            f"systolic_{self.dataflow}_{self.rows}x{self.cols}"
-            f"_a{self.a_bits}w{self.w_bits}p{self.acc_bits}{sign}{opts}"
-        )
+        opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate))
+        return f"systolic_{self.dataflow}_{self.rows}x{self.cols}_{self.operands_name}{opts}"

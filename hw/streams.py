@@ -1,0 +1,137 @@
+"""Stream pieces shared by the generators: operand shapes, the common payload layouts and the
+row drain of an output-stationary tile.
+
+Most engines take one ``i`` stream ``{a: a lanes, w: w lanes, last}`` and give one ``o``
+stream ``{c: c lanes, last}`` (:func:`tile_layouts`); lanes are ``signed(bits)`` or
+``unsigned(bits)`` per ``spec.signed`` (:func:`operand_shapes`).
+
+An output-stationary tile leaves one accumulator row per ``o`` beat: :class:`RowDrain` drives
+``o.valid``/``o.payload.last`` and tells when the rows move (``shift``), and
+:func:`shift_rows` moves them (row r takes row r+1, zeros enter at the far end, which clears
+the accumulators for the next fold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amaranth import Module, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "RowDrain",
+    "operand_shapes",
+    "out_layout",
+    "shift_rows",
+    "signature_members",
+    "tile_layouts",
+    "ws_layouts",
+]
+
+
+def operand_shapes(spec) -> tuple[Shape, Shape, Shape]:
+    """Shapes of an activation lane, a weight lane and an accumulator (per ``spec.signed``)."""
+    kind = signed if spec.signed else unsigned
+    return kind(spec.a_bits), kind(spec.w_bits), kind(spec.acc_bits)
+
+
+def tile_layouts(spec, *, a_lanes: int, w_lanes: int, c_lanes: int) -> dict[str, data.Layout]:
+    """The common layouts: ``i`` = ``{a, w, last}``, ``o`` = ``{c, last}``, by stream name."""
+    a_shape, w_shape, _ = operand_shapes(spec)
+    return {
+        "i": data.StructLayout({
+            "a": data.ArrayLayout(a_shape, a_lanes),
+            "w": data.ArrayLayout(w_shape, w_lanes),
+            "last": 1,
+        }),
+        "o": out_layout(spec, c_lanes),
+    }
+
+
+def out_layout(spec, c_lanes: int) -> data.StructLayout:
+    """The ``o`` stream's layout: ``{c: c_lanes accumulators, last}``."""
+    _, _, acc_shape = operand_shapes(spec)
+    return data.StructLayout({"c": data.ArrayLayout(acc_shape, c_lanes), "last": 1})
+
+
+def ws_layouts(spec, *, w_lanes: int, a_lanes: int, c_lanes: int) -> dict[str, data.Layout]:
+    """The weight-stationary layouts: ``wl`` = ``{w}`` (one weight row per beat), ``i`` =
+    ``{a, last}``, ``o`` = ``{c, last}``, by stream name."""
+    a_shape, w_shape, _ = operand_shapes(spec)
+    return {
+        "wl": data.StructLayout({"w": data.ArrayLayout(w_shape, w_lanes)}),
+        "i": data.StructLayout({"a": data.ArrayLayout(a_shape, a_lanes), "last": 1}),
+        "o": out_layout(spec, c_lanes),
+    }
+
+
+def signature_members(layouts: dict[str, data.Layout]) -> dict:
+    """An engine's signature members: every stream of ``layouts`` an input except ``o``
+    (the output), then ``busy``."""
+    members = {name: In(stream.Signature(layout)) for name, layout in layouts.items()
+               if name != "o"}
+    members["o"] = Out(stream.Signature(layouts["o"]))
+    members["busy"] = Out(1)
+    return members
+
+
+def shift_rows(m: Module, rows: Sequence[Sequence[Sequence[Value]]], shift: Value) -> None:
+    """When ``shift`` is high, every register of ``rows[r][c]`` (a group of registers: an
+    accumulator, or its sum and carry words) takes the one of ``rows[r+1][c]``; the last row
+    takes zeros. Added after the caller's own updates, so it wins when both are enabled (the
+    callers never enable both)."""
+    for r, row in enumerate(rows):
+        for c, regs in enumerate(row):
+            below = rows[r + 1][c] if r + 1 < len(rows) else [0] * len(regs)
+            with m.If(shift):
+                m.d.sync += [reg.eq(v) for reg, v in zip(regs, below, strict=True)]
+
+
+class RowDrain:
+    """The drain of a ``rows``-row tile on stream ``o``: after :meth:`start`, ``o.valid`` is
+    high and beat r (``last`` on r = rows-1) transfers when ``o.ready`` is high.
+
+    Signals: ``start`` (driven by the engine: the drain begins in the next cycle), ``active``
+    (draining; the engine keeps ``i.ready`` low), ``shift`` (a row leaves this cycle: the rows
+    move one place, see :func:`shift_rows`), ``done`` (the last row leaves this cycle;
+    ``active`` is low from the next one).
+    """
+
+    def __init__(self, m: Module, o, rows: int):
+        self.m, self.rows = m, rows
+        self.start = Signal()
+        self.active = Signal()
+        self.shift = Signal()
+        self.done = Signal()
+        row = Signal(range(max(rows, 2)))  # output row being presented
+        is_last = row == rows - 1
+        m.d.comb += [
+            o.valid.eq(self.active),
+            o.payload.last.eq(is_last),
+            self.shift.eq(self.active & o.ready),
+            self.done.eq(self.shift & is_last),
+        ]
+        with m.If(self.start):
+            m.d.sync += self.active.eq(1)
+        with m.If(self.shift):
+            m.d.sync += row.eq(row + 1)
+        with m.If(self.done):
+            m.d.sync += [row.eq(0), self.active.eq(0)]
+
+    def follow(self, i, busy) -> Signal:
+        """The input side of a stream-then-drain fold: ``i.ready`` is high unless draining,
+        the beat marked ``last`` starts the drain, ``busy`` is high from the first beat until
+        the last row leaves. Returns ``feed`` (an input beat transfers this cycle)."""
+        m = self.m
+        feed = Signal()
+        m.d.comb += [
+            i.ready.eq(~self.active),
+            feed.eq(i.valid & ~self.active),
+            self.start.eq(feed & i.payload.last),
+        ]
+        with m.If(feed):
+            m.d.sync += busy.eq(1)
+        with m.If(self.done):
+            m.d.sync += busy.eq(0)
+        return feed

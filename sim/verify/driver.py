@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hw.spec import EngineSpec
+from mapping.tiling import stream_granule
 
 __all__ = [
     "Case",
@@ -21,6 +22,7 @@ __all__ = [
     "assemble",
     "case_operands",
     "operand_range",
+    "plan_cases",
     "random_operands",
     "random_values",
     "reference_gemm",
@@ -129,3 +131,42 @@ def case_operands(spec: EngineSpec, case: Case, rng: np.random.Generator):
     w = operand_range(spec.w_bits, spec.signed)[pick]
     return (np.full((case.M, case.K), a, dtype=np.int64),
             np.full((case.K, case.N), w, dtype=np.int64))
+
+
+def plan_cases(spec: EngineSpec, rng: np.random.Generator, *, random_gemms: int = 3) -> list[Case]:
+    """The GEMMs a verification run checks, for any engine, from its unrolling.
+
+    Single folds (the spatial dims partly used) with stream lengths 1, one full input beat and
+    a partial last beat (when a beat carries several stream elements), a stream longer than the
+    array and a random one; ``random_gemms`` GEMMs of up to about two folds plus a rest along
+    every spatial dim; one GEMM with idle input cycles and output back-pressure (results only);
+    and all operands at their minimum and at their maximum over several folds.
+    """
+    u = spec.unrolling()
+    tile = {"m": u.m, "n": u.n, "k": u.k}
+    beat = stream_granule(spec)
+    span = max(beat, *(t for t in tile.values() if t is not None))
+
+    def shape(stream_len: int, spatial) -> tuple[int, int, int]:
+        m, n, k = (stream_len if tile[d] is None else spatial(tile[d]) for d in ("m", "n", "k"))
+        return m, n, k
+
+    def one_fold(stream_len: int, label: str) -> Case:
+        return Case(label, *shape(stream_len, lambda t: int(rng.integers(1, t + 1))))
+
+    def gemm(label: str, **kw: float) -> Case:
+        dims = shape(int(rng.integers(1, 2 * span + 3)), lambda t: int(rng.integers(1, 2 * t + 3)))
+        return Case(label, *dims, **kw)
+
+    cases = [one_fold(1, "one fold, stream 1")]
+    if beat > 1:
+        cases += [one_fold(beat, "one fold, one full beat"),
+                  one_fold(2 * beat + 1, "one fold, partial last beat")]
+    cases += [one_fold(span + beat + 1, "one fold, stream longer than the array"),
+              one_fold(int(rng.integers(2, 3 * span + 8)), "one fold, random stream")]
+    cases += [gemm(f"random GEMM {n + 1}") for n in range(random_gemms)]
+    cases.append(gemm("random GEMM, idle input and back-pressure", p_idle=0.3, p_stall=0.3))
+    full = shape(2 * span + 1, lambda t: t + 1)
+    cases.append(Case("all operands at their minimum", *full, extreme="min"))
+    cases.append(Case("all operands at their maximum", *full, extreme="max"))
+    return cases

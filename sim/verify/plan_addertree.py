@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec.addertree import AdderTreeSpec
-from sim.verify.driver import Case, Fold, random_values
+from sim.verify.driver import Fold, plan_cases, random_values
 
 __all__ = ["plan_cases", "plan_folds"]
 
@@ -65,35 +65,3 @@ def plan_folds(
                     "i": [{"a": a[r], "last": int(r == M - 1)} for r in range(M)],
                 }
                 yield Fold(beats, M, 0, M, n0, nc, accumulate=k0 > 0)
-
-
-def plan_cases(
-    spec: AdderTreeSpec, rng: np.random.Generator, *, random_gemms: int = 3
-) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    L, k = spec.lanes, spec.k
-    os_ = spec.dataflow == "os"
-
-    def one_fold(stream: int, label: str) -> Case:
-        lanes = int(rng.integers(1, L + 1))
-        if os_:
-            return Case(label, 1, lanes, stream)
-        return Case(label, stream, lanes, int(rng.integers(1, k + 1)))
-
-    def dims() -> tuple[int, int, int]:  # up to about 2 folds + rest along N and K or M
-        return (int(rng.integers(1, 5 if os_ else 2 * k + 3)), int(rng.integers(1, 2 * L + 3)),
-                int(rng.integers(1, 3 * k + 3)))
-
-    cases = [
-        one_fold(1, "one fold, stream 1"),
-        one_fold(k, "one fold, stream k"),
-        one_fold(int(rng.integers(k + 1, 3 * k + 2)), "one fold, random stream"),
-    ]
-    for i in range(random_gemms):
-        cases.append(Case(f"random GEMM {i + 1}", *dims()))
-    cases.append(Case("random GEMM, idle input and back-pressure", *dims(),
-                      p_idle=0.3, p_stall=0.3))
-    full = (3, L + 1, 2 * k + 1)
-    cases.append(Case("all operands at their minimum", *full, extreme="min"))
-    cases.append(Case("all operands at their maximum", *full, extreme="max"))
-    return cases

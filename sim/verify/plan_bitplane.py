@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec.bitplane import BitplaneSpec
-from sim.verify.driver import Case, Fold, random_values
+from sim.verify.driver import Fold, plan_cases, random_values
 
-__all__ = ["plan_cases", "plan_folds", "plan_grouped_cases", "plan_grouped_folds"]
+__all__ = ["plan_cases", "plan_folds", "plan_grouped_folds"]
 
 
 def plan_grouped_folds(
@@ -56,40 +56,8 @@ def plan_grouped_folds(
             yield Fold({"i": stream}, R, m0, mr, n0, nc, accumulate=False)
 
 
-def plan_grouped_cases(spec, rng: np.random.Generator, per_beat: int, *,
-                       random_gemms: int = 3) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    R, C, D = spec.rows, spec.cols, per_beat
-
-    def one_fold(stream: int, label: str) -> Case:
-        return Case(label, int(rng.integers(1, R + 1)), int(rng.integers(1, C + 1)), stream)
-
-    cases = [
-        one_fold(1, "one fold, stream 1"),
-        one_fold(D, "one fold, one full beat"),
-        one_fold(2 * D + 1, "one fold, partial last beat"),
-        one_fold(int(rng.integers(2, 3 * D + 4)), "one fold, random stream"),
-    ]
-    dims = lambda d: int(rng.integers(1, 2 * d + 3))  # noqa: E731  (up to about 2 folds + rest)
-    for n in range(random_gemms):
-        cases.append(Case(f"random GEMM {n + 1}", dims(R), dims(C), dims(D)))
-    cases.append(Case("random GEMM, idle input and back-pressure", dims(R), dims(C), dims(D),
-                      p_idle=0.3, p_stall=0.3))
-    full = (R + 1, C + 1, 2 * D + 1)
-    cases.append(Case("all operands at their minimum", *full, extreme="min"))
-    cases.append(Case("all operands at their maximum", *full, extreme="max"))
-    return cases
-
-
 def plan_folds(
     spec: BitplaneSpec, A: np.ndarray, W: np.ndarray, rng: np.random.Generator
 ) -> Iterator[Fold]:
     """The folds of ``A @ W`` on the engine, in the order the cycle model counts them."""
     return plan_grouped_folds(spec, A, W, rng, spec.depth)
-
-
-def plan_cases(
-    spec: BitplaneSpec, rng: np.random.Generator, *, random_gemms: int = 3
-) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    return plan_grouped_cases(spec, rng, spec.depth, random_gemms=random_gemms)

@@ -19,9 +19,8 @@ import numpy as np
 
 from hw.spec.bitslice import BitsliceSpec
 from sim.engines.bitslice import fold_cycles_of
-from sim.verify.driver import Case, Fold
+from sim.verify.driver import Fold, plan_cases
 from sim.verify.plan_matrix2d import broadcast_folds
-from sim.verify.plan_matrix2d import plan_cases as _broadcast_cases
 
 __all__ = ["fold_cycles", "plan_cases", "plan_folds"]
 
@@ -40,10 +39,3 @@ def plan_folds(
 def fold_cycles(spec: BitsliceSpec, fold: Fold) -> int:
     """Exact cycles of a planned fold (data-dependent with skip_zero)."""
     return fold_cycles_of(spec, np.array([beat["a"] for beat in fold.beats["i"]]))
-
-
-def plan_cases(
-    spec: BitsliceSpec, rng: np.random.Generator, *, random_gemms: int = 3
-) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    return _broadcast_cases(spec, rng, random_gemms=random_gemms)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec.cube import CubeSpec
-from sim.verify.driver import Case, Fold, random_values
+from sim.verify.driver import Fold, plan_cases, random_values
 
 __all__ = ["plan_cases", "plan_folds"]
 
@@ -49,26 +49,3 @@ def plan_folds(
                 for b in range(beats)
             ]
             yield Fold({"i": stream}, m, m0, mr, n0, nc, accumulate=False)
-
-
-def plan_cases(spec: CubeSpec, rng: np.random.Generator, *, random_gemms: int = 3) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    m, n, k = spec.m, spec.n, spec.k
-
-    def one_fold(K: int, label: str) -> Case:
-        return Case(label, int(rng.integers(1, m + 1)), int(rng.integers(1, n + 1)), K)
-
-    cases = [
-        one_fold(1, "one fold, K 1"),
-        one_fold(k, "one fold, K = k (one full beat)"),
-        one_fold(int(rng.integers(k + 1, 3 * k + 2)), "one fold, random K (partial chunk)"),
-    ]
-    dims = lambda d: int(rng.integers(1, 2 * d + 3))  # noqa: E731  (up to about 2 folds + rest)
-    for i in range(random_gemms):
-        cases.append(Case(f"random GEMM {i + 1}", dims(m), dims(n), dims(k)))
-    cases.append(Case("random GEMM, idle input and back-pressure", dims(m), dims(n), dims(k),
-                      p_idle=0.3, p_stall=0.3))
-    full = (m + 1, n + 1, 2 * k + 1)
-    cases.append(Case("all operands at their minimum", *full, extreme="min"))
-    cases.append(Case("all operands at their maximum", *full, extreme="max"))
-    return cases

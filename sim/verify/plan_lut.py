@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec.lut import LutSpec
-from sim.verify.driver import Case, Fold
-from sim.verify.plan_bitplane import plan_grouped_cases, plan_grouped_folds
+from sim.verify.driver import Fold, plan_cases
+from sim.verify.plan_bitplane import plan_grouped_folds
 
 __all__ = ["plan_cases", "plan_folds"]
 
@@ -26,8 +26,3 @@ def plan_folds(
 ) -> Iterator[Fold]:
     """The folds of ``A @ W`` on the engine, in the order the cycle model counts them."""
     return plan_grouped_folds(spec, A, W, rng, spec.group)
-
-
-def plan_cases(spec: LutSpec, rng: np.random.Generator, *, random_gemms: int = 3) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    return plan_grouped_cases(spec, rng, spec.group, random_gemms=random_gemms)

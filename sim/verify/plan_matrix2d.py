@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec.base import EngineBase
-from sim.verify.driver import Case, Fold, random_values
+from sim.verify.driver import Fold, plan_cases, random_values
 
 __all__ = ["broadcast_folds", "plan_cases", "plan_folds"]
 
@@ -43,25 +43,3 @@ def plan_folds(
 ) -> Iterator[Fold]:
     """The folds of ``A @ W`` on the grid, in the order the cycle model counts them."""
     return broadcast_folds(spec, A, W, rng)
-
-
-def plan_cases(
-    spec: EngineBase, rng: np.random.Generator, *, random_gemms: int = 3
-) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    R, C = spec.rows, spec.cols  # type: ignore[attr-defined]
-
-    def one_fold(stream: int, label: str) -> Case:
-        return Case(label, int(rng.integers(1, R + 1)), int(rng.integers(1, C + 1)), stream)
-
-    cases = [one_fold(1, "one fold, stream 1"), one_fold(R + C, "one fold, stream rows+cols")]
-    cases.append(one_fold(int(rng.integers(2, 3 * R + 8)), "one fold, random stream"))
-    dims = lambda d: int(rng.integers(1, 2 * d + 3))  # noqa: E731  (up to about 2 folds + rest)
-    for n in range(random_gemms):
-        cases.append(Case(f"random GEMM {n + 1}", dims(R), dims(C), dims(R)))
-    cases.append(Case("random GEMM, idle input and back-pressure", dims(R), dims(C), dims(R),
-                      p_idle=0.3, p_stall=0.3))
-    full = (R + 1, C + 1, R + 2)
-    cases.append(Case("all operands at their minimum", *full, extreme="min"))
-    cases.append(Case("all operands at their maximum", *full, extreme="max"))
-    return cases

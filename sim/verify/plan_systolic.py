@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec import SystolicSpec
-from sim.verify.driver import Case, Fold, random_values
+from sim.verify.driver import Fold, plan_cases, random_values
 
 __all__ = ["plan_cases", "plan_folds"]
 
@@ -54,29 +54,3 @@ def plan_folds(
                 a[:, :kr] = A[:, k0:k0 + kr]
                 beats = {"wl": [{"w": row} for row in wl], "i": stream(a)}
                 yield Fold(beats, M, 0, M, n0, nc, accumulate=k0 > 0)
-
-
-def plan_cases(
-    spec: SystolicSpec, rng: np.random.Generator, *, random_gemms: int = 3
-) -> list[Case]:
-    """Single folds of several stream lengths, multi-fold GEMMs, stalls and extremes."""
-    R, C = spec.rows, spec.cols
-    os_ = spec.dataflow == "os"
-
-    def one_fold(stream: int, label: str) -> Case:
-        # One fold: the array dims are partially used, the stream has length `stream`.
-        if os_:
-            return Case(label, int(rng.integers(1, R + 1)), int(rng.integers(1, C + 1)), stream)
-        return Case(label, stream, int(rng.integers(1, C + 1)), int(rng.integers(1, R + 1)))
-
-    cases = [one_fold(1, "one fold, stream 1"), one_fold(R + C, "one fold, stream rows+cols")]
-    cases.append(one_fold(int(rng.integers(2, 3 * R + 8)), "one fold, random stream"))
-    dims = lambda d: int(rng.integers(1, 2 * d + 3))  # noqa: E731  (up to about 2 folds + rest)
-    for n in range(random_gemms):
-        cases.append(Case(f"random GEMM {n + 1}", dims(R), dims(C), dims(R)))
-    cases.append(Case("random GEMM, idle input and back-pressure", dims(R), dims(C), dims(R),
-                      p_idle=0.3, p_stall=0.3))
-    full = (R + 1, C + 1, R + 2)
-    cases.append(Case("all operands at their minimum", *full, extreme="min"))
-    cases.append(Case("all operands at their maximum", *full, extreme="max"))
-    return cases

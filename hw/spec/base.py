@@ -90,7 +90,9 @@ class EngineBase:
         return "".join(f"_{tag}" for tag, on in options if on)
 
     @property
-    def macs_per_cycle(self) -> int:  # pragma: no cover
+    def macs_per_cycle(self) -> float:  # pragma: no cover
+        """Full-precision MACs per cycle in steady state; fractional for engines that take
+        several cycles per MAC (bit-serial, bit-plane) or serve several per PE (LUT)."""
         raise NotImplementedError
 
     @property

@@ -80,7 +80,7 @@ class BitsliceSpec(EngineBase):
         return self.rows * self.cols
 
     @property
-    def macs_per_cycle(self) -> float:  # type: ignore[override]
+    def macs_per_cycle(self) -> float:
         """Full-precision MACs per cycle in steady state (dense data): fractional in general."""
         return self.rows * self.cols / (self.a_slices * self.w_slices)
 

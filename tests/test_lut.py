@@ -15,8 +15,8 @@ import zlib
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from lockstep import verify_lockstep
 
-from hw.emit import generate
 from hw.lut import LutArray
 from hw.spec import SpecError, engine_from_dict, engine_kinds
 from hw.spec.lut import LutSpec
@@ -189,14 +189,4 @@ RTL_POINTS = [
 @pytest.mark.rtl
 @pytest.mark.parametrize("spec", RTL_POINTS, ids=lambda s: s.name)
 def test_verilog_lockstep(spec: LutSpec, tmp_path) -> None:
-    from sim.verify.runner import verify_design
-
-    design = generate(spec, tmp_path)
-    report = verify_design(design, seed=3)
-    problems = [f"{c['case']}: {p}" for c in report.cases for p in c["problems"]]
-    assert not problems
-    assert report.passed
-    for case in report.cases:
-        assert case["results_ok"]
-        if case["cycles_checked"]:
-            assert case["measured_cycles"] == case["model_cycles"]
+    verify_lockstep(spec, tmp_path)

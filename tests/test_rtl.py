@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from lockstep import verify_lockstep
 
 from hw.emit import generate
 from hw.spec import SystolicSpec
 from sim.cli import main
-from sim.verify.runner import verify_design
 
 pytestmark = pytest.mark.rtl
 
@@ -34,15 +34,7 @@ POINTS = [
 
 @pytest.mark.parametrize("spec", POINTS, ids=lambda s: s.name)
 def test_verilog_lockstep(spec: SystolicSpec, tmp_path) -> None:
-    design = generate(spec, tmp_path)
-    report = verify_design(design, seed=3)
-    problems = [f"{c['case']}: {p}" for c in report.cases for p in c["problems"]]
-    assert not problems
-    assert report.passed
-    for case in report.cases:
-        assert case["results_ok"]
-        if case["cycles_checked"]:
-            assert case["measured_cycles"] == case["model_cycles"]
+    verify_lockstep(spec, tmp_path)
 
 
 def test_verify_fails_on_a_broken_design(tmp_path, capsys) -> None:

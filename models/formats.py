@@ -19,19 +19,48 @@ class NumberFormat:
     bits: int
     signed: bool
     family: Literal["int", "uint", "fp", "bipolar", "ternary"]
+    #: Stored significand bits of a floating-point format (0 for the integer families).
+    mantissa_bits: int = 0
 
     @property
     def bytes(self) -> float:
         return self.bits / 8
 
+    @property
+    def is_float(self) -> bool:
+        return self.family == "fp"
+
+    @property
+    def integer_bits(self) -> int:
+        """Bits of a two's-complement integer holding every value of this format.
+
+        Integer families: their width (+1 for unsigned and bipolar values, which need a sign
+        bit beside their magnitude on a signed datapath: see ``signed_datapath_bits``).
+        Floating point: the block-floating-point width, the significand with its hidden bit
+        plus a sign (``mantissa_bits + 2``): an integer engine runs an fp operand as integers
+        that share one exponent per block (the FP-INT scheme of FIGNA, Jang et al. HPCA 2024).
+        Ternary: 2 (values -1, 0, +1).
+        """
+        if self.family == "fp":
+            return self.mantissa_bits + 2
+        return self.bits
+
+    def signed_datapath_bits(self) -> int:
+        """Bits this format needs on a signed (two's-complement) datapath."""
+        if self.family in ("uint", "bipolar"):
+            return self.bits + 1
+        return self.integer_bits
+
 
 _FIXED = {
-    "fp32": NumberFormat("fp32", 32, True, "fp"),
-    "fp16": NumberFormat("fp16", 16, True, "fp"),
-    "bf16": NumberFormat("bf16", 16, True, "fp"),
-    "fp8": NumberFormat("fp8", 8, True, "fp"),
-    "fp8_e4m3": NumberFormat("fp8_e4m3", 8, True, "fp"),
-    "fp8_e5m2": NumberFormat("fp8_e5m2", 8, True, "fp"),
+    # IEEE 754 binary32 / binary16, bfloat16, and the OCP FP8 formats (OCP 8-bit Floating Point
+    # Specification v1.0, 2023): E4M3 (3 stored significand bits) and E5M2 (2).
+    "fp32": NumberFormat("fp32", 32, True, "fp", 23),
+    "fp16": NumberFormat("fp16", 16, True, "fp", 10),
+    "bf16": NumberFormat("bf16", 16, True, "fp", 7),
+    "fp8": NumberFormat("fp8", 8, True, "fp", 3),
+    "fp8_e4m3": NumberFormat("fp8_e4m3", 8, True, "fp", 3),
+    "fp8_e5m2": NumberFormat("fp8_e5m2", 8, True, "fp", 2),
     "ternary": NumberFormat("ternary", 2, True, "ternary"),
 }
 _INT_RE = re.compile(r"^(u?int|bipolar)(\d+)$")

@@ -1,65 +1,184 @@
-"""LLM configs (Hugging Face ``config.json``) and their lowering to GEMMs.
+"""LLM configs (Hugging Face ``config.json``) and their lowering to operators.
 
-A decoder-only transformer of the Llama/Mistral family is described by a :class:`ModelConfig`,
-loaded from the bundled zoo (``models/configs/*.json``) or from any HF-style ``config.json``
-with :func:`load_model`. :func:`lower` turns one forward pass of the whole model into a list of
-:class:`~models.ops.Gemm`, one entry per distinct operator with ``count`` repetitions.
+A decoder-only transformer is described by a :class:`ModelConfig`, loaded from the bundled zoo
+(``models/configs/*.json``, see :func:`zoo_models`) or from any HF-style ``config.json`` with
+:func:`load_model`. Three families, chosen by ``model_type``:
 
-Only the GEMMs are listed: embeddings (a table lookup), RMSNorm, RoPE, SiLU, the element-wise
-gate product, residual adds and softmax are not matrix products and are left out.
+* ``llama``, ``mistral``, ``mixtral``: RMSNorm, SiLU-gated MLP, RoPE, grouped-query attention
+  (Mistral v0.1: sliding window; Mixtral: a mixture of experts in every layer);
+* ``opt``: LayerNorm, ReLU MLP (``fc1``/``fc2`` of ``ffn_dim``), multi-head attention, learned
+  positional embeddings, biases everywhere, tied LM head;
+* ``deepseek_v2``: multi-head latent attention (MLA) and DeepSeekMoE (routed plus shared
+  experts, the first ``first_k_dense_replace`` layers dense).
+
+:func:`lower` turns one forward pass of the whole model into operators
+(:class:`~models.ops.Gemm`, :class:`~models.ops.Attention`, :class:`~models.ops.Vector`), one
+entry per distinct operator with ``count`` repetitions, in dataflow order, with the storage
+formats of a quantization scheme (:mod:`models.quant`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from models import ModelError
-from models.formats import NumberFormat, get_format, known_formats
-from models.ops import Gemm
+from models.formats import get_format
+from models.ops import Attention, Gemm, Op, Vector
+from models.quant import QuantScheme, get_scheme
 
 __all__ = [
     "OP_NAMES",
+    "SUPPORTED_MODEL_TYPES",
+    "MLAConfig",
+    "MoEConfig",
     "ModelConfig",
+    "expected_active_experts",
     "kv_cache_bytes",
     "load_model",
     "lower",
+    "op_names",
     "weight_bytes",
     "zoo_models",
 ]
 
-#: Operator names :func:`lower` emits, in dataflow order within one layer (then the LM head).
+#: Operators :func:`lower` emits for a dense Llama-family model with floating-point
+#: activations and KV cache (e.g. ``quant="fp16"``), in dataflow order: the embedding, one
+#: decoder layer (``count = num_layers``), then the head. Other families and schemes: see
+#: :func:`op_names`.
 OP_NAMES: tuple[str, ...] = (
+    "embedding",
+    "input_norm",
     "q_proj",
     "k_proj",
     "v_proj",
-    "attn_qk",
-    "attn_pv",
+    "rope",
+    "attention",
     "o_proj",
+    "attn_residual",
+    "post_norm",
     "gate_proj",
     "up_proj",
+    "act",
     "down_proj",
+    "mlp_residual",
+    "final_norm",
     "lm_head",
+    "sampling",
 )
 
+Family = Literal["llama", "opt", "deepseek_v2"]
+_FAMILY: dict[str, Family] = {
+    "llama": "llama",
+    "mistral": "llama",
+    "mixtral": "llama",
+    "opt": "opt",
+    "deepseek_v2": "deepseek_v2",
+}
+#: ``model_type`` values :func:`load_model` accepts.
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_FAMILY))
+
 _ZOO_PACKAGE = "models.configs"
+#: HF's OPTLearnedPositionalEmbedding has ``max_position_embeddings + 2`` rows (offset 2).
+_OPT_POSITION_OFFSET = 2
+#: Bytes of one fp16 element (norm weights, biases, embedding tables).
+_FP16_BYTES = 2
 
 
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _nonnegative_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_fields(owner: str, obj: object, positive: tuple[str, ...],
+                  nonnegative: tuple[str, ...] = ()) -> None:
+    for field in positive:
+        v = getattr(obj, field)
+        if not _positive_int(v):
+            raise ModelError(f"{owner}{field}: must be a positive integer (got {v!r})")
+    for field in nonnegative:
+        v = getattr(obj, field)
+        if not _nonnegative_int(v):
+            raise ModelError(f"{owner}{field}: must be an integer >= 0 (got {v!r})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoEConfig:
+    """A mixture of experts replacing the MLP of some layers.
+
+    ``num_experts`` routed SiLU-gated experts of ``intermediate_size`` each; a linear router
+    picks ``experts_per_tok`` of them per token. ``num_shared_experts`` experts (DeepSeekMoE)
+    process every token, as one MLP of ``num_shared_experts * intermediate_size``. Layer ``i``
+    is a MoE layer when ``i >= first_dense_layers`` and ``i % layer_freq == 0`` (DeepSeek-V2's
+    rule; Mixtral: every layer), the others keep the dense MLP of the model.
+    """
+
+    num_experts: int
+    experts_per_tok: int
+    intermediate_size: int
+    num_shared_experts: int = 0
+    first_dense_layers: int = 0
+    layer_freq: int = 1
+
+    def __post_init__(self) -> None:
+        _check_fields("moe.", self, ("num_experts", "experts_per_tok", "intermediate_size",
+                                     "layer_freq"), ("num_shared_experts", "first_dense_layers"))
+        if self.experts_per_tok > self.num_experts:
+            raise ModelError(f"moe.experts_per_tok: {self.experts_per_tok} exceeds num_experts "
+                             f"{self.num_experts}; use at most {self.num_experts}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MLAConfig:
+    """Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434).
+
+    Keys and values are compressed into one latent of ``kv_lora_rank`` features per token
+    (``kv_a_proj``), plus one decoupled RoPE key of ``qk_rope_head_dim`` shared by all heads;
+    that is what the KV cache holds. ``kv_b_proj`` expands the latent into per-head keys
+    (``qk_nope_head_dim``) and values (``v_head_dim``). Queries are ``qk_nope_head_dim +
+    qk_rope_head_dim`` wide per head, projected directly (``q_lora_rank`` 0) or through a
+    rank-``q_lora_rank`` bottleneck.
+    """
+
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+    q_lora_rank: int = 0
+
+    def __post_init__(self) -> None:
+        _check_fields("mla.", self, ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                                     "v_head_dim"), ("q_lora_rank",))
+
+    @property
+    def qk_head_dim(self) -> int:
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+    @property
+    def cache_width(self) -> int:
+        """Elements cached per token and layer: the latent and the shared RoPE key."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
-    """Shape of a Llama/Mistral-style decoder-only transformer.
+    """Shape of a decoder-only transformer (see the module doc for the families).
 
-    ``head_dim`` is the width of one attention head; query projections produce
+    ``head_dim`` is the width of one query/key head: query projections produce
     ``num_heads * head_dim`` features and key/value projections ``num_kv_heads * head_dim``
-    (grouped-query attention when ``num_kv_heads < num_heads``). ``sliding_window`` (Mistral
-    v0.1) caps how many cached tokens a decoded token attends to; ``None`` means no cap.
+    (grouped-query attention when ``num_kv_heads < num_heads``); with MLA it is
+    ``qk_nope_head_dim + qk_rope_head_dim``. ``intermediate_size`` is the dense MLP's width
+    (OPT's ``ffn_dim``). ``sliding_window`` (Mistral v0.1) caps how many cached tokens a
+    decoded token attends to; ``None`` means no cap. ``attention_bias``/``mlp_bias``: the
+    attention / MLP projections have biases (OPT: both). ``moe``: the mixture of experts
+    (Mixtral, DeepSeek-V2), ``mla``: multi-head latent attention (DeepSeek-V2).
     """
 
     name: str
@@ -74,75 +193,222 @@ class ModelConfig:
     tie_word_embeddings: bool = False
     model_type: str = "llama"
     sliding_window: int | None = None
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    moe: MoEConfig | None = None
+    mla: MLAConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ModelError(f"name: must be a non-empty string (got {self.name!r})")
-        for field in (
-            "hidden_size",
-            "intermediate_size",
-            "num_layers",
-            "num_heads",
-            "num_kv_heads",
-            "head_dim",
-            "vocab_size",
-            "max_position_embeddings",
-        ):
-            v = getattr(self, field)
-            if not _positive_int(v):
-                raise ModelError(f"{field}: must be a positive integer (got {v!r})")
+        _check_fields("", self, ("hidden_size", "intermediate_size", "num_layers", "num_heads",
+                                 "num_kv_heads", "head_dim", "vocab_size",
+                                 "max_position_embeddings"))
         if self.sliding_window is not None and not _positive_int(self.sliding_window):
             raise ModelError(
                 f"sliding_window: must be a positive integer or None (got {self.sliding_window!r})"
             )
-        if not isinstance(self.tie_word_embeddings, bool):
-            raise ModelError(
-                f"tie_word_embeddings: must be true or false (got {self.tie_word_embeddings!r})"
-            )
+        for field in ("tie_word_embeddings", "attention_bias", "mlp_bias"):
+            v = getattr(self, field)
+            if not isinstance(v, bool):
+                raise ModelError(f"{field}: must be true or false (got {v!r})")
         if not isinstance(self.model_type, str):
             raise ModelError(f"model_type: must be a string (got {self.model_type!r})")
+        if self.model_type not in _FAMILY:
+            raise ModelError(f"model_type: unsupported {self.model_type!r}; use one of "
+                             + ", ".join(SUPPORTED_MODEL_TYPES))
         if self.num_heads % self.num_kv_heads:
             raise ModelError(
                 f"num_kv_heads: num_heads {self.num_heads} is not divisible by num_kv_heads "
                 f"{self.num_kv_heads}; use a divisor of {self.num_heads}"
             )
+        if self.moe is not None and not isinstance(self.moe, MoEConfig):
+            raise ModelError(f"moe: expected a MoEConfig or None (got {self.moe!r})")
+        if self.mla is not None and not isinstance(self.mla, MLAConfig):
+            raise ModelError(f"mla: expected an MLAConfig or None (got {self.mla!r})")
+        with_moe = ("mixtral", "deepseek_v2")
+        if self.model_type == "mixtral" and self.moe is None:
+            raise ModelError("moe: model_type 'mixtral' needs a MoEConfig; give moe=MoEConfig(...)")
+        if self.moe is not None and self.model_type not in with_moe:
+            raise ModelError(f"moe: model_type {self.model_type!r} has no experts; use "
+                             "model_type 'mixtral' or 'deepseek_v2' for a mixture of experts")
+        if (self.model_type == "deepseek_v2") != (self.mla is not None):
+            raise ModelError("mla: model_type 'deepseek_v2' needs an MLAConfig and the others "
+                             f"none (model_type {self.model_type!r}, mla {self.mla!r})")
+        if self.mla is not None and self.head_dim != self.mla.qk_head_dim:
+            raise ModelError(f"head_dim: MLA query/key heads are qk_nope_head_dim + "
+                             f"qk_rope_head_dim = {self.mla.qk_head_dim} wide (got "
+                             f"{self.head_dim}); use head_dim={self.mla.qk_head_dim}")
+        if self.moe is not None and self.moe.first_dense_layers > self.num_layers:
+            raise ModelError(f"moe.first_dense_layers: {self.moe.first_dense_layers} exceeds "
+                             f"num_layers {self.num_layers}; use at most {self.num_layers}")
+
+    # ---- shapes ----------------------------------------------------------------------------
+
+    @property
+    def family(self) -> Family:
+        """``llama`` (llama, mistral, mixtral), ``opt`` or ``deepseek_v2``."""
+        return _FAMILY[self.model_type]
 
     @property
     def q_size(self) -> int:
-        """Output features of ``q_proj`` (input features of ``o_proj``)."""
+        """Output features of the query projection."""
         return self.num_heads * self.head_dim
 
     @property
     def kv_size(self) -> int:
-        """Output features of ``k_proj`` and of ``v_proj``."""
+        """Output features of ``k_proj`` and of ``v_proj`` (not used by MLA)."""
         return self.num_kv_heads * self.head_dim
 
     @property
-    def layer_params(self) -> int:
-        """Weights of one decoder layer: attention and MLP projections plus two RMSNorm scales."""
-        attn = self.hidden_size * (2 * self.q_size + 2 * self.kv_size)
-        mlp = 3 * self.hidden_size * self.intermediate_size
-        return attn + mlp + 2 * self.hidden_size
+    def attn_out_size(self) -> int:
+        """Input features of ``o_proj``: all heads' values."""
+        if self.mla is not None:
+            return self.num_heads * self.mla.v_head_dim
+        return self.q_size
+
+    @property
+    def kv_cache_width(self) -> int:
+        """Elements one token adds to one layer's KV cache (K and V, or MLA's latent)."""
+        if self.mla is not None:
+            return self.mla.cache_width
+        return 2 * self.kv_size
+
+    @property
+    def num_moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts."""
+        if self.moe is None:
+            return 0
+        first, freq = self.moe.first_dense_layers, self.moe.layer_freq
+        return sum(1 for i in range(first, self.num_layers) if i % freq == 0)
+
+    @property
+    def num_dense_layers(self) -> int:
+        """Layers with the dense MLP of ``intermediate_size``."""
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def learned_positions(self) -> int:
+        """Rows of the learned positional-embedding table (OPT), 0 with RoPE."""
+        if self.family == "opt":
+            return self.max_position_embeddings + _OPT_POSITION_OFFSET
+        return 0
+
+    # ---- parameters ------------------------------------------------------------------------
 
     @property
     def num_params(self) -> int:
-        """All parameters: embedding, layers, final norm and (unless tied) the LM head."""
-        embed = self.vocab_size * self.hidden_size
-        head = 0 if self.tie_word_embeddings else embed
-        return embed + self.num_layers * self.layer_params + self.hidden_size + head
+        """All parameters: embeddings, layers (every expert), norms, biases, LM head unless
+        tied."""
+        matrices = sum(n * k * count for _, n, k, count in _weight_matrices(self))
+        return matrices + self._vector_params()
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token's forward pass uses: :attr:`num_params` less the routed
+        experts it is not sent to."""
+        if self.moe is None:
+            return self.num_params
+        idle = self.moe.num_experts - self.moe.experts_per_tok
+        expert = 3 * self.hidden_size * self.moe.intermediate_size
+        return self.num_params - self.num_moe_layers * idle * expert
+
+    def _vector_params(self) -> int:
+        """Parameters outside weight matrices: embedding tables, norms, biases."""
+        h, L = self.hidden_size, self.num_layers
+        norm = 2 * h if self.family == "opt" else h  # LayerNorm: weight and bias
+        total = self.vocab_size * h + self.learned_positions * h + (2 * L + 1) * norm
+        if self.mla is not None:
+            total += L * (self.mla.kv_lora_rank + self.mla.q_lora_rank)  # kv_a/q_a norms
+        if self.attention_bias:
+            total += L * (self.q_size + 2 * self.kv_size + h)
+        if self.mlp_bias:
+            gated = self.family != "opt"
+            total += self.num_dense_layers * ((2 if gated else 1) * self.intermediate_size + h)
+        return total
 
 
-def weight_bytes(cfg: ModelConfig, w_fmt: str = "int8") -> float:
-    """Bytes to store all ``cfg.num_params`` parameters in ``w_fmt`` (norms included)."""
-    return cfg.num_params * _format(w_fmt, "w_fmt").bits / 8
+def _weight_matrices(cfg: ModelConfig) -> list[tuple[str, int, int, int]]:
+    """Every weight matrix of the model as ``(op name, N, K, count)`` (all experts; MLA in its
+    unabsorbed form), named as :func:`lower`'s prefill GEMMs. The LM head is left out when
+    tied to the embedding table."""
+    h, L, i = cfg.hidden_size, cfg.num_layers, cfg.intermediate_size
+    out: list[tuple[str, int, int, int]] = []
+    if cfg.mla is not None:
+        m, H = cfg.mla, cfg.num_heads
+        if m.q_lora_rank:
+            out += [("q_a_proj", m.q_lora_rank, h, L), ("q_b_proj", cfg.q_size, m.q_lora_rank, L)]
+        else:
+            out.append(("q_proj", cfg.q_size, h, L))
+        out += [("kv_a_proj", m.cache_width, h, L),
+                ("kv_b_proj", H * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, L)]
+    else:
+        out += [("q_proj", cfg.q_size, h, L), ("k_proj", cfg.kv_size, h, L),
+                ("v_proj", cfg.kv_size, h, L)]
+    out.append(("o_proj", h, cfg.attn_out_size, L))
+    dense = cfg.num_dense_layers
+    if dense and cfg.family == "opt":
+        out += [("fc1", i, h, dense), ("fc2", h, i, dense)]
+    elif dense:
+        out += [("gate_proj", i, h, dense), ("up_proj", i, h, dense), ("down_proj", h, i, dense)]
+    if cfg.moe is not None:
+        moe, n = cfg.moe, cfg.num_moe_layers
+        mi, E = moe.intermediate_size, moe.num_experts
+        out.append(("router", E, h, n))
+        if moe.num_shared_experts:
+            si = moe.num_shared_experts * mi
+            out += [("shared_gate", si, h, n), ("shared_up", si, h, n), ("shared_down", h, si, n)]
+        out += [("expert_gate", mi, h, n * E), ("expert_up", mi, h, n * E),
+                ("expert_down", h, mi, n * E)]
+    if not cfg.tie_word_embeddings:
+        out.append(("lm_head", cfg.vocab_size, h, 1))
+    return out
 
 
-def kv_cache_bytes(cfg: ModelConfig, *, batch: int, seq: int, kv_fmt: str = "int8") -> float:
-    """Bytes of the K and V caches of ``batch`` sequences of ``seq`` tokens in ``kv_fmt``."""
+def _scheme(quant: object) -> QuantScheme:
+    if isinstance(quant, QuantScheme):
+        return quant
+    if not isinstance(quant, str):
+        raise ModelError(f"quant: expected a scheme name or a QuantScheme (got {quant!r})")
+    return get_scheme(quant)
+
+
+def _storage_bits(s: QuantScheme, K: int) -> float:
+    """Bits per weight element of a ``K``-deep matrix under ``s``, scales included."""
+    groups = -(-K // s.w_group) if s.w_group else 1
+    return get_format(s.w_fmt).bits + s.w_scale_bits * groups / K
+
+
+def weight_bytes(cfg: ModelConfig, quant: str | QuantScheme = "fp16") -> float:
+    """Bytes to store every parameter (all experts) under the quantization scheme ``quant``.
+
+    Weight matrices take the storage width of the scheme their operator uses
+    (``scheme.for_op(name)``, group scales and zero points included); embedding tables, norms
+    and biases stay fp16. A tied LM head shares the embedding table, stored once in fp16.
+    """
+    scheme = _scheme(quant)
+    bits = sum(n * k * count * _storage_bits(scheme.for_op(name), k)
+               for name, n, k, count in _weight_matrices(cfg))
+    return bits / 8 + cfg._vector_params() * _FP16_BYTES
+
+
+def kv_cache_bytes(cfg: ModelConfig, *, batch: int, seq: int,
+                   quant: str | QuantScheme = "fp16") -> float:
+    """Bytes of all layers' KV caches of ``batch`` sequences of ``seq`` tokens under ``quant``.
+
+    Per token and layer the cache holds ``2 * num_kv_heads * head_dim`` elements (K and V), or
+    ``kv_lora_rank + qk_rope_head_dim`` with MLA. A sliding window caps the cached tokens (a
+    rolling buffer, as in Mistral's reference code). Storage as the decode
+    :class:`~models.ops.Attention` op's :meth:`~models.ops.Attention.kv_bytes`: the scheme's
+    ``kv_fmt`` with its group scales, the newest ``kv_residual`` tokens in full precision.
+    """
     _check_count("batch", batch)
     _check_count("seq", seq)
-    elems = 2 * cfg.num_layers * cfg.kv_size * batch * seq
-    return elems * _format(kv_fmt, "kv_fmt").bits / 8
+    scheme = _scheme(quant)
+    cached = seq if cfg.sliding_window is None else min(seq, cfg.sliding_window)
+    op = _attention(cfg, scheme, phase="decode", batch=batch, q_len=1, kv_len=cached, count=1,
+                    page_tokens=0, sparse_block=0, sparse_topk=0)
+    return cfg.num_layers * op.kv_bytes()
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,11 +425,24 @@ def load_model(name_or_path: str | Path) -> ModelConfig:
     """A zoo name (see :func:`zoo_models`, case-insensitive) or a path to an HF ``config.json``.
 
     A path is anything ending in ``.json``, containing a path separator, or naming an existing
-    file or folder (a folder means its ``config.json``). Required keys: ``hidden_size``,
-    ``intermediate_size``, ``num_hidden_layers``, ``num_attention_heads``, ``vocab_size``,
-    ``max_position_embeddings``. ``num_key_value_heads`` defaults to ``num_attention_heads``,
-    ``head_dim`` to ``hidden_size // num_attention_heads``, ``tie_word_embeddings`` to false.
-    Raises :class:`ModelError` with a one-line message naming the field and the fix.
+    file or folder (a folder means its ``config.json``). ``model_type`` (default ``llama``)
+    picks the family and its required keys:
+
+    * llama, mistral, mixtral: ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``,
+      ``num_attention_heads``, ``vocab_size``, ``max_position_embeddings`` (mixtral also
+      ``num_local_experts``, ``num_experts_per_tok``); ``num_key_value_heads`` defaults to
+      ``num_attention_heads``, ``head_dim`` to ``hidden_size // num_attention_heads``,
+      ``tie_word_embeddings``/``attention_bias``/``mlp_bias`` to false;
+    * opt: ``ffn_dim`` instead of ``intermediate_size``; ``word_embed_proj_dim`` must equal
+      ``hidden_size``; ``enable_bias`` and ``tie_word_embeddings`` default to true;
+    * deepseek_v2: also ``kv_lora_rank``, ``qk_nope_head_dim``, ``qk_rope_head_dim``,
+      ``v_head_dim``; ``q_lora_rank`` null means a full-rank query projection;
+      ``n_routed_experts`` null means dense, else ``num_experts_per_tok`` and
+      ``moe_intermediate_size`` are required and ``n_shared_experts``,
+      ``first_k_dense_replace``, ``moe_layer_freq`` are read.
+
+    Other keys are ignored, as transformers does. Raises :class:`ModelError` with a one-line
+    message naming the key and the fix.
     """
     if isinstance(name_or_path, Path):
         return _load_path(name_or_path)
@@ -203,15 +482,20 @@ def _load_path(path: Path) -> ModelConfig:
     return _from_text(text, source=str(path), name=name)
 
 
-_REQUIRED = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "vocab_size",
-    "max_position_embeddings",
-)
+_COMMON = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+           "max_position_embeddings")
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "llama": ("hidden_size", "intermediate_size", *_COMMON[1:]),
+    "mistral": ("hidden_size", "intermediate_size", *_COMMON[1:]),
+    "mixtral": ("hidden_size", "intermediate_size", *_COMMON[1:], "num_local_experts",
+                "num_experts_per_tok"),
+    "opt": ("hidden_size", "ffn_dim", *_COMMON[1:]),
+    "deepseek_v2": ("hidden_size", "intermediate_size", *_COMMON[1:], "kv_lora_rank",
+                    "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"),
+}
+#: Keys that would make a Llama/Mistral config a mixture of experts.
 _MOE_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+_MISSING: Any = object()
 
 
 def _from_text(text: str, *, source: str, name: str) -> ModelConfig:
@@ -230,69 +514,187 @@ def _from_text(text: str, *, source: str, name: str) -> ModelConfig:
     return _from_dict(raw, source=source, name=name)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """Typed access to the keys of one raw config, errors naming the source and the key."""
+
+    raw: dict[str, Any]
+    source: str
+
+    def pos_int(self, key: str, default: Any = _MISSING) -> Any:
+        v = self.raw.get(key)
+        if v is None and default is not _MISSING:
+            return default
+        if not _positive_int(v):
+            raise ModelError(f"{self.source}: {key}: must be a positive integer (got {v!r})")
+        return v
+
+    def nonneg_int(self, key: str, default: int) -> int:
+        v = self.raw.get(key)
+        if v is None:
+            return default
+        if not _nonnegative_int(v):
+            raise ModelError(f"{self.source}: {key}: must be an integer >= 0 (got {v!r})")
+        return int(v)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        v = self.raw.get(key, default)
+        if not isinstance(v, bool):
+            raise ModelError(f"{self.source}: {key}: must be true or false (got {v!r})")
+        return v
+
+    def fail(self, key: str, message: str) -> ModelError:
+        return ModelError(f"{self.source}: {key}: {message}")
+
+
 def _from_dict(raw: dict[str, Any], *, source: str, name: str) -> ModelConfig:
     model_type = raw.get("model_type", "llama")
     if not isinstance(model_type, str):
         raise ModelError(f"{source}: model_type: must be a string (got {model_type!r})")
-    for key in _REQUIRED:
+    if model_type not in _FAMILY:
+        raise ModelError(
+            f"{source}: model_type: unsupported {model_type!r}; supported: "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} (set the one whose architecture matches)"
+        )
+    required = _REQUIRED[model_type]
+    for key in required:
         if key not in raw:
             raise ModelError(
-                f"{source}: missing required key {key!r} (model_type {model_type!r}); "
-                "only Llama/Mistral-style decoder configs are supported, with keys "
-                + ", ".join(_REQUIRED)
+                f"{source}: missing required key {key!r} (model_type {model_type!r}); add it: "
+                f"{model_type} configs need {', '.join(required)}"
             )
-    for key in _MOE_KEYS:
-        v = raw.get(key)
-        if v is not None and not (isinstance(v, int) and v <= 1):
-            raise ModelError(
-                f"{source}: {key}: mixture-of-experts configs are not supported (got {v!r}); "
-                "use a dense Llama/Mistral-style config"
-            )
+    r = _Reader(raw, source)
+    family = _FAMILY[model_type]
+    hidden = r.pos_int("hidden_size")
+    heads = r.pos_int("num_attention_heads")
+    common: dict[str, Any] = {
+        "name": name,
+        "model_type": model_type,
+        "hidden_size": hidden,
+        "num_layers": r.pos_int("num_hidden_layers"),
+        "num_heads": heads,
+        "vocab_size": r.pos_int("vocab_size"),
+        "max_position_embeddings": r.pos_int("max_position_embeddings"),
+    }
+    if family == "opt":
+        return _opt(r, common)
+    if family == "deepseek_v2":
+        return _deepseek_v2(r, common)
+    return _llama(r, common)
 
-    def pos_int(key: str, default: int | None = None) -> int:
-        v = raw.get(key)
-        if v is None and default is not None:
-            return default
-        if not _positive_int(v):
-            raise ModelError(f"{source}: {key}: must be a positive integer (got {v!r})")
-        return v
 
-    hidden = pos_int("hidden_size")
-    heads = pos_int("num_attention_heads")
-    values = {k: pos_int(k) for k in _REQUIRED}
-    kv_heads = pos_int("num_key_value_heads", default=heads)
-    if raw.get("head_dim") is None and hidden % heads:
-        raise ModelError(
-            f"{source}: num_attention_heads: hidden_size {hidden} is not divisible by "
-            f"num_attention_heads {heads}; fix the head count or give head_dim explicitly"
-        )
-    head_dim = pos_int("head_dim", default=hidden // heads)
+def _split_heads(r: _Reader, hidden: int, heads: int) -> int:
+    if r.raw.get("head_dim") is None and hidden % heads:
+        raise r.fail("num_attention_heads", f"hidden_size {hidden} is not divisible by "
+                     f"num_attention_heads {heads}; fix the head count or give head_dim "
+                     "explicitly")
+    return int(r.pos_int("head_dim", default=hidden // heads))
+
+
+def _llama(r: _Reader, common: dict[str, Any]) -> ModelConfig:
+    model_type, heads = common["model_type"], common["num_heads"]
+    intermediate = r.pos_int("intermediate_size")
+    kv_heads = r.pos_int("num_key_value_heads", default=heads)
+    head_dim = _split_heads(r, common["hidden_size"], heads)
     if heads % kv_heads:
-        raise ModelError(
-            f"{source}: num_key_value_heads: num_attention_heads {heads} is not divisible by "
-            f"num_key_value_heads {kv_heads}; use a divisor of {heads}"
-        )
-    tie = raw.get("tie_word_embeddings", False)
-    if not isinstance(tie, bool):
-        raise ModelError(f"{source}: tie_word_embeddings: must be true or false (got {tie!r})")
-    window = raw.get("sliding_window")
+        raise r.fail("num_key_value_heads", f"num_attention_heads {heads} is not divisible by "
+                     f"num_key_value_heads {kv_heads}; use a divisor of {heads}")
+    window = r.raw.get("sliding_window")
     if window is not None and not _positive_int(window):
-        raise ModelError(
-            f"{source}: sliding_window: must be a positive integer or null (got {window!r})"
-        )
+        raise r.fail("sliding_window", f"must be a positive integer or null (got {window!r})")
+    moe = None
+    if model_type == "mixtral":
+        experts = r.pos_int("num_local_experts")
+        per_tok = r.pos_int("num_experts_per_tok")
+        if per_tok > experts:
+            raise r.fail("num_experts_per_tok", f"{per_tok} exceeds num_local_experts "
+                         f"{experts}; use at most {experts}")
+        moe = MoEConfig(num_experts=experts, experts_per_tok=per_tok,
+                        intermediate_size=intermediate)
+    else:
+        for key in _MOE_KEYS:
+            v = r.raw.get(key)
+            if v is not None and not (_nonnegative_int(v) and v <= 1):
+                raise r.fail(key, f"model_type {model_type!r} has no experts (got {v!r}); use "
+                             "model_type 'mixtral' for a mixture-of-experts config")
     return ModelConfig(
-        name=name,
-        hidden_size=values["hidden_size"],
-        intermediate_size=values["intermediate_size"],
-        num_layers=values["num_hidden_layers"],
-        num_heads=heads,
+        **common,
+        intermediate_size=intermediate,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
-        vocab_size=values["vocab_size"],
-        max_position_embeddings=values["max_position_embeddings"],
-        tie_word_embeddings=tie,
-        model_type=model_type,
+        tie_word_embeddings=r.boolean("tie_word_embeddings", False),
         sliding_window=window,
+        attention_bias=r.boolean("attention_bias", False),
+        mlp_bias=r.boolean("mlp_bias", False),
+        moe=moe,
+    )
+
+
+def _opt(r: _Reader, common: dict[str, Any]) -> ModelConfig:
+    hidden, heads = common["hidden_size"], common["num_heads"]
+    proj = r.pos_int("word_embed_proj_dim", default=hidden)
+    if proj != hidden:
+        raise r.fail("word_embed_proj_dim", f"{proj} differs from hidden_size {hidden} (the "
+                     "project_in/project_out layers of OPT-350m are not modelled); use a config "
+                     "with word_embed_proj_dim equal to hidden_size")
+    if hidden % heads:
+        raise r.fail("num_attention_heads", f"hidden_size {hidden} is not divisible by "
+                     f"num_attention_heads {heads}; fix the head count")
+    bias = r.boolean("enable_bias", True)
+    return ModelConfig(
+        **common,
+        intermediate_size=r.pos_int("ffn_dim"),
+        num_kv_heads=heads,
+        head_dim=hidden // heads,
+        tie_word_embeddings=r.boolean("tie_word_embeddings", True),
+        attention_bias=bias,
+        mlp_bias=bias,
+    )
+
+
+def _deepseek_v2(r: _Reader, common: dict[str, Any]) -> ModelConfig:
+    layers = common["num_layers"]
+    if r.boolean("attention_bias", False):
+        raise r.fail("attention_bias", "biased MLA projections are not modelled (got true); "
+                     "use false as the DeepSeek-V2 checkpoints do")
+    mla = MLAConfig(
+        kv_lora_rank=r.pos_int("kv_lora_rank"),
+        q_lora_rank=r.pos_int("q_lora_rank", default=0),
+        qk_nope_head_dim=r.pos_int("qk_nope_head_dim"),
+        qk_rope_head_dim=r.pos_int("qk_rope_head_dim"),
+        v_head_dim=r.pos_int("v_head_dim"),
+    )
+    moe = None
+    experts = r.pos_int("n_routed_experts", default=0)
+    if experts:
+        for key in ("num_experts_per_tok", "moe_intermediate_size"):
+            if r.raw.get(key) is None:
+                raise r.fail(key, f"required with n_routed_experts {experts}; add it (or set "
+                             "n_routed_experts to null for a dense model)")
+        per_tok = r.pos_int("num_experts_per_tok")
+        if per_tok > experts:
+            raise r.fail("num_experts_per_tok", f"{per_tok} exceeds n_routed_experts "
+                         f"{experts}; use at most {experts}")
+        first_dense = r.nonneg_int("first_k_dense_replace", 0)
+        if first_dense > layers:
+            raise r.fail("first_k_dense_replace", f"{first_dense} exceeds num_hidden_layers "
+                         f"{layers}; use at most {layers}")
+        moe = MoEConfig(
+            num_experts=experts,
+            experts_per_tok=per_tok,
+            intermediate_size=r.pos_int("moe_intermediate_size"),
+            num_shared_experts=r.nonneg_int("n_shared_experts", 0),
+            first_dense_layers=first_dense,
+            layer_freq=r.pos_int("moe_layer_freq", default=1),
+        )
+    return ModelConfig(
+        **common,
+        intermediate_size=r.pos_int("intermediate_size"),
+        num_kv_heads=common["num_heads"],
+        head_dim=mla.qk_head_dim,
+        tie_word_embeddings=r.boolean("tie_word_embeddings", False),
+        moe=moe,
+        mla=mla,
     )
 
 
@@ -305,20 +707,111 @@ def _check_count(field: str, value: object) -> None:
         raise ModelError(f"{field}: must be an integer >= 1 (got {value!r})")
 
 
-def _format(name: object, field: str) -> NumberFormat:
-    if not isinstance(name, str):
-        raise ModelError(f"{field}: must be a format name string (got {name!r})")
-    try:
-        return get_format(name)
-    except ModelError:
-        raise ModelError(
-            f"{field}: unknown number format {name!r}; known: {', '.join(known_formats())}"
-        ) from None
+def _is_int(fmt: str) -> bool:
+    return not get_format(fmt).is_float
 
 
 def _acc_fmt(*fmts: str) -> str:
     """Accumulator format: fp32 if any operand is floating point, else int32."""
-    return "fp32" if any(get_format(f).family == "fp" for f in fmts) else "int32"
+    return "fp32" if any(get_format(f).is_float for f in fmts) else "int32"
+
+
+def _full_fmt(fmt: str) -> str:
+    """Format of full-precision activations next to ``fmt``: itself if floating, else fp16."""
+    return fmt if get_format(fmt).is_float else "fp16"
+
+
+def expected_active_experts(num_experts: int, experts_per_tok: int, tokens: int) -> float:
+    """Expected distinct experts ``tokens`` tokens touch when each picks ``experts_per_tok``
+    of ``num_experts`` uniformly: ``E * (1 - (1 - k / E) ** T)`` (``k`` at ``T = 1``, towards
+    ``E`` for many tokens)."""
+    for field, v in (("num_experts", num_experts), ("experts_per_tok", experts_per_tok),
+                     ("tokens", tokens)):
+        _check_count(field, v)
+    if experts_per_tok > num_experts:
+        raise ModelError(f"experts_per_tok: {experts_per_tok} exceeds num_experts "
+                         f"{num_experts}; use at most {num_experts}")
+    E, k = num_experts, experts_per_tok
+    return E * (1.0 - (1.0 - k / E) ** tokens)
+
+
+def _routed(moe: MoEConfig, tokens: int) -> tuple[int, int]:
+    """(distinct experts a layer runs, rows each of them gets) for ``tokens`` tokens."""
+    E, k = moe.num_experts, moe.experts_per_tok
+    e_act = expected_active_experts(E, k, tokens)
+    n = max(k, min(E, math.ceil(e_act - 1e-9)))  # 1e-9: float noise must not add an expert
+    return n, -(-tokens * k // n)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    """What every operator of one lowering shares."""
+
+    cfg: ModelConfig
+    scheme: QuantScheme
+    phase: str
+    batch: int
+    tokens: int
+    q_len: int
+    kv_len: int
+    page_tokens: int
+    sparse_block: int
+    sparse_topk: int
+    vec_fmt: str
+
+    def gemm(self, name: str, M: int, N: int, K: int, count: int) -> Gemm:
+        """A projection with a weight operand, formats from ``scheme.for_op(name)``."""
+        s = self.scheme.for_op(name)
+        return Gemm(name=name, M=M, N=N, K=K, count=count, a_fmt=s.a_fmt, w_fmt=s.w_fmt,
+                    o_fmt=_acc_fmt(s.a_fmt, s.w_fmt), b_is_weight=True, w_group=s.w_group,
+                    w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits)
+
+    def vec(self, name: str, kind: Any, elems: int, ops: float, count: int, *, reads: int = 1,
+            table_bytes: float = 0.0) -> Vector:
+        return Vector(name=name, kind=kind, elems=elems, ops_per_elem=ops, count=count,
+                      reads=reads, fmt=self.vec_fmt, table_bytes=float(table_bytes))
+
+    def quant(self, name: str, elems: int, count: int, *gemms: str) -> list[Op]:
+        """Dynamic per-token quantization (absmax, scale, round: SmoothQuant-style) of the
+        input of ``gemms``, when any of them reads integer activations."""
+        if any(_is_int(self.scheme.for_op(g).a_fmt) for g in gemms):
+            return [self.vec(name, "quantize", elems, 3, count)]
+        return []
+
+    def norm(self, name: str, width: int, count: int) -> Vector:
+        """RMSNorm (4 ops per element, fp16 weight) or OPT's LayerNorm (5 ops, weight and
+        bias) over ``tokens x width``."""
+        if self.cfg.family == "opt":
+            return self.vec(name, "norm", self.tokens * width, 5, count,
+                            table_bytes=2 * width * _FP16_BYTES)
+        return self.vec(name, "norm", self.tokens * width, 4, count,
+                        table_bytes=width * _FP16_BYTES)
+
+
+def _attention(cfg: ModelConfig, scheme: QuantScheme, *, phase: str, batch: int, q_len: int,
+               kv_len: int, count: int, page_tokens: int, sparse_block: int,
+               sparse_topk: int) -> Attention:
+    s = scheme.for_op("attention")
+    q_fmt = _full_fmt(s.a_fmt)
+    cache: dict[str, Any] = {"kv_fmt": s.kv_fmt, "kv_group": s.kv_group,
+                             "kv_scale_bits": s.kv_scale_bits,
+                             "kv_residual": s.kv_residual}
+    H, m = cfg.num_heads, cfg.mla
+    if m is None:
+        kv_heads, qk, v, shared = cfg.num_kv_heads, cfg.head_dim, cfg.head_dim, False
+    elif phase == "prefill":
+        # K and V come decompressed from kv_b_proj (activations), not from the latent cache
+        kv_heads, qk, v, shared = H, m.qk_head_dim, m.v_head_dim, False
+        cache = {"kv_fmt": q_fmt, "kv_group": 0, "kv_scale_bits": 0, "kv_residual": 0}
+    else:
+        # absorbed decode: multi-query attention over the latent cache, V its first
+        # kv_lora_rank features
+        kv_heads, qk, v, shared = 1, m.cache_width, m.kv_lora_rank, True
+    return Attention(name="attention", batch=batch, heads=H, kv_heads=kv_heads,
+                     q_len=q_len, kv_len=kv_len, qk_dim=qk, v_dim=v, causal=True, count=count,
+                     q_fmt=q_fmt, kv_shared=shared, page_tokens=page_tokens,
+                     sparse_block=sparse_block, sparse_topk=sparse_topk,
+                     window=cfg.sliding_window or 0, **cache)
 
 
 def lower(
@@ -327,37 +820,76 @@ def lower(
     phase: Literal["prefill", "decode"],
     batch: int,
     seq: int,
-    a_fmt: str = "int8",
-    w_fmt: str = "int8",
-    kv_fmt: str | None = None,
-) -> list[Gemm]:
-    """The GEMMs of one forward pass of the whole model, in :data:`OP_NAMES` order.
+    quant: str | QuantScheme = "fp16",
+    page_tokens: int = 0,
+    sparse_block: int = 0,
+    sparse_topk: int = 0,
+) -> list[Op]:
+    """The operators of one forward pass of the whole model, in dataflow order.
 
-    ``C[M, N] = A[M, K] @ B[K, N]``, ``count`` times. ``batch`` sequences are processed at once.
+    One entry per distinct operator; ``count`` is how many layers (times heads or experts
+    where said) run it. ``batch`` sequences are processed at once, ``T`` tokens in all:
 
-    Prefill (``seq`` prompt tokens per sequence, ``T = batch * seq`` tokens):
-      * projections ``q/k/v/o_proj``, ``gate/up/down_proj``: ``M = T``, ``count = num_layers``;
-        ``k_proj``/``v_proj`` have ``N = num_kv_heads * head_dim`` (grouped-query attention);
-      * ``attn_qk`` (Q K^T): ``M = N = seq``, ``K = head_dim``,
-        ``count = num_layers * batch * num_heads``; ``attn_pv`` (P V): ``M = seq``,
-        ``N = head_dim``, ``K = seq``. The full ``seq x seq`` square is listed although the
-        causal mask makes only ``seq * (seq + 1) / 2`` scores useful: a GEMM engine computes
-        the whole square and masks it, so this is the work it does (a ``sliding_window``
-        narrower than ``seq`` is masked the same way, not skipped);
-      * ``lm_head``: only the last token of each sequence is projected (``M = batch``).
+    * prefill: ``seq`` prompt tokens per sequence, ``T = batch * seq``; attention
+      ``q_len = kv_len = seq`` (causal), each query seeing at most ``sliding_window`` keys
+      (the attention op's ``window``);
+    * decode: one new token per sequence after ``seq`` cached ones, ``T = batch``; the new
+      token attends to ``kv_len = seq + 1`` tokens (capped at ``sliding_window``), so
+      ``seq + 1 <= max_position_embeddings``.
 
-    Decode (one new token per sequence after ``seq`` tokens already in the KV cache):
-      * projections and ``lm_head``: ``M = batch``;
-      * attention: the new token's own key/value is appended to the cache first, so it attends
-        to ``kv_len = seq + 1`` tokens (capped at ``sliding_window`` if the config has one):
-        ``attn_qk`` is ``M = 1, N = kv_len, K = head_dim`` and ``attn_pv`` is
-        ``M = 1, N = head_dim, K = kv_len``, ``count = num_layers * batch * num_heads``.
-        Hence ``seq + 1 <= max_position_embeddings``: prefill of S tokens followed by decode
-        with ``seq = S`` describes the first generated token.
+    ``quant`` is a :class:`~models.quant.QuantScheme` or its name (:func:`get_scheme`). Every
+    weight GEMM ``name`` takes ``a_fmt``, ``w_fmt``, ``w_group``, ``w_scale_bits``,
+    ``a_scale_bits`` from ``scheme.for_op(name)``; its output is fp32 if an operand is
+    floating point, else int32. Before GEMMs reading integer activations a ``quant_*``
+    :class:`~models.ops.Vector` (per-token dynamic quantization, 3 ops per element) is
+    inserted; with an integer KV cache, ``kv_quant`` quantizes the new tokens' keys and values.
+    The ``attention`` op (``scheme.for_op("attention")``) reads queries in the scheme's
+    activation format if floating (else fp16) and the cache in its ``kv_fmt`` with
+    ``kv_group``/``kv_scale_bits``/``kv_residual``; ``page_tokens``, ``sparse_block`` and
+    ``sparse_topk`` pass through to it. Element-wise ops run in the same full-precision
+    format.
 
-    Formats: projections read activations ``a_fmt`` and weights ``w_fmt``; attention reads
-    Q/P in ``a_fmt`` and K/V (``b_is_weight=False``) in ``kv_fmt`` (default ``a_fmt``).
-    Outputs are ``int32`` for integer operands and ``fp32`` when any operand is floating point.
+    Per family (``[...]`` only when it applies):
+
+    * llama/mistral: ``embedding``; per layer ``input_norm`` (RMSNorm), ``[quant_qkv]``,
+      ``q_proj``, ``k_proj``, ``v_proj``, ``rope``, ``[kv_quant]``, ``attention``,
+      ``[quant_o]``, ``o_proj``, ``attn_residual``, ``post_norm``, ``[quant_mlp]``,
+      ``gate_proj``, ``up_proj``, ``act`` (SiLU and product), ``[quant_down]``, ``down_proj``,
+      ``mlp_residual``; then ``final_norm``, ``[quant_head]``, ``lm_head`` (only the last
+      token of each sequence: ``M = batch``), ``sampling`` (softmax over the vocabulary).
+    * mixtral: the MLP part is ``[quant_moe]``, ``router`` (``N = num_experts``), ``topk``,
+      ``expert_gate``, ``expert_up``, ``expert_act``, ``[quant_expert_down]``,
+      ``expert_down``, ``moe_residual`` (weighted sum of the ``k`` expert outputs and the
+      residual add).
+    * opt: ``embedding``, ``pos_embedding``; LayerNorms; no ``rope``; the MLP is
+      ``[quant_mlp]``, ``fc1``, ``act`` (ReLU), ``[quant_down]``, ``fc2``, ``mlp_residual``.
+      The biases of ``o_proj``, ``fc1`` and ``fc2`` are added in ``attn_residual``, ``act``
+      and ``mlp_residual`` (one more op per element, the bias read as ``table_bytes``); those
+      of ``q/k/v_proj`` in the GEMM epilogue (not counted).
+    * deepseek_v2 (MLA): ``q_proj`` (or ``q_a_proj``, ``q_a_norm``, ``[quant_q_b]``,
+      ``q_b_proj``), ``kv_a_proj`` (``N = kv_lora_rank + qk_rope_head_dim``), ``kv_a_norm``,
+      ``rope``, ``[kv_quant]`` (the latent); prefill: ``[quant_kv_b]``, ``kv_b_proj``,
+      ``attention`` with ``heads = kv_heads = H``, ``qk_dim = nope + rope``,
+      ``v_dim = v_head_dim`` (K/V in the activation format: they are not the cache); decode
+      (weight absorption, DeepSeek-V2 paper section 2.1.2): ``[quant_q_absorb]``,
+      ``q_absorb`` (``M = T, N = kv_lora_rank, K = nope``, ``count = L * H``), ``attention``
+      with ``kv_heads = 1``, ``qk_dim = kv_lora_rank + rope``, ``v_dim = kv_lora_rank``,
+      ``kv_shared``, ``[quant_v_absorb]``, ``v_absorb`` (``N = v_head_dim,
+      K = kv_lora_rank``, ``count = L * H``); then ``o_proj`` (``K = H * v_head_dim``). The
+      first ``first_k_dense_replace`` layers have the dense MLP (entries with ``count`` those
+      layers); the MoE layers add ``shared_gate``, ``shared_up``, ``shared_act``,
+      ``[quant_shared_down]``, ``shared_down`` (``N = n_shared_experts *
+      moe_intermediate_size``) before the routed experts.
+
+    Routed experts: each of ``T`` tokens picks ``k`` of ``E`` experts; assuming uniform,
+    independent routing, a layer touches ``E_act = E * (1 - (1 - k / E) ** T)`` distinct
+    experts in expectation (``k`` for one token, ``E`` for many). The expert GEMMs are listed
+    ``count = moe_layers * ceil(E_act)`` times with ``M = ceil(T * k / ceil(E_act))`` rows each
+    (perfect balance among the touched experts; ``M * ceil(E_act) >= T * k``); element-wise
+    expert work is sized ``T * k * moe_intermediate_size``.
+
+    Raises :class:`ModelError` (one line) for a bad ``phase``, ``batch``, ``seq`` (also beyond
+    ``max_position_embeddings``), scheme, ``page_tokens`` or sparse arguments.
     """
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"cfg: expected a ModelConfig, got {type(cfg).__name__}")
@@ -365,10 +897,15 @@ def lower(
         raise ModelError(f"phase: must be 'prefill' or 'decode' (got {phase!r})")
     _check_count("batch", batch)
     _check_count("seq", seq)
-    _format(a_fmt, "a_fmt")
-    _format(w_fmt, "w_fmt")
-    kv = a_fmt if kv_fmt is None else kv_fmt
-    _format(kv, "kv_fmt")
+    for field, v in (("page_tokens", page_tokens), ("sparse_block", sparse_block),
+                     ("sparse_topk", sparse_topk)):
+        if not _nonnegative_int(v):
+            raise ModelError(f"{field}: must be an integer >= 0 (got {v!r})")
+    if (sparse_block > 0) != (sparse_topk > 0):
+        raise ModelError(f"sparse_topk: block-sparse attention needs both sparse_block and "
+                         f"sparse_topk > 0 (got {sparse_block} and {sparse_topk}); give both "
+                         "or neither")
+    scheme = _scheme(quant)
     limit = cfg.max_position_embeddings
     if phase == "prefill" and seq > limit:
         raise ModelError(
@@ -380,40 +917,165 @@ def lower(
             f"seq: decoding after {seq} cached tokens needs {seq + 1} positions, more than "
             f"max_position_embeddings {limit} of {cfg.name}; use seq <= {limit - 1}"
         )
-
     if phase == "prefill":
         tokens, q_len, kv_len = batch * seq, seq, seq
     else:
         tokens, q_len, kv_len = batch, 1, seq + 1
         if cfg.sliding_window is not None:
             kv_len = min(kv_len, cfg.sliding_window)
+    a_fmt = get_format(scheme.a_fmt)
+    vec_fmt = scheme.a_fmt if a_fmt.is_float and a_fmt.bits >= 16 else "fp16"
+    c = _Ctx(cfg, scheme, phase, batch, tokens, q_len, kv_len, page_tokens, sparse_block,
+             sparse_topk, vec_fmt)
 
-    h, i, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_layers
-    proj = {"a_fmt": a_fmt, "w_fmt": w_fmt, "o_fmt": _acc_fmt(a_fmt, w_fmt), "count": L}
-    attn = {
-        "a_fmt": a_fmt,
-        "w_fmt": kv,
-        "o_fmt": _acc_fmt(a_fmt, kv),
-        "count": L * batch * cfg.num_heads,
-        "b_is_weight": False,
-    }
-    return [
-        Gemm(name="q_proj", M=tokens, N=cfg.q_size, K=h, **proj),
-        Gemm(name="k_proj", M=tokens, N=cfg.kv_size, K=h, **proj),
-        Gemm(name="v_proj", M=tokens, N=cfg.kv_size, K=h, **proj),
-        Gemm(name="attn_qk", M=q_len, N=kv_len, K=cfg.head_dim, **attn),
-        Gemm(name="attn_pv", M=q_len, N=cfg.head_dim, K=kv_len, **attn),
-        Gemm(name="o_proj", M=tokens, N=h, K=cfg.q_size, **proj),
-        Gemm(name="gate_proj", M=tokens, N=i, K=h, **proj),
-        Gemm(name="up_proj", M=tokens, N=i, K=h, **proj),
-        Gemm(name="down_proj", M=tokens, N=h, K=i, **proj),
-        Gemm(
-            name="lm_head",
-            M=batch,
-            N=cfg.vocab_size,
-            K=h,
-            a_fmt=a_fmt,
-            w_fmt=w_fmt,
-            o_fmt=_acc_fmt(a_fmt, w_fmt),
-        ),
+    T, h = tokens, cfg.hidden_size
+    ops: list[Op] = [c.vec("embedding", "embedding", T * h, 0, 1)]
+    if cfg.learned_positions:
+        ops.append(c.vec("pos_embedding", "embedding", T * h, 1, 1, reads=2))
+    ops += _attention_block(c)
+    if cfg.num_dense_layers:
+        ops += _dense_mlp(c, cfg.num_dense_layers)
+    if cfg.moe is not None and cfg.num_moe_layers:
+        ops += _moe_mlp(c, cfg.moe, cfg.num_moe_layers)
+    ops += [
+        c.norm("final_norm", h, 1),
+        *c.quant("quant_head", batch * h, 1, "lm_head"),
+        c.gemm("lm_head", batch, cfg.vocab_size, h, 1),
+        c.vec("sampling", "softmax", batch * cfg.vocab_size, 3, 1),
     ]
+    return ops
+
+
+def _attention_block(c: _Ctx) -> list[Op]:
+    """Input norm to post-attention norm of every layer."""
+    cfg, T, L, h = c.cfg, c.tokens, c.cfg.num_layers, c.cfg.hidden_size
+    ops: list[Op] = [c.norm("input_norm", h, L)]
+    attn_s = c.scheme.for_op("attention")
+    cache_int = _is_int(attn_s.kv_fmt)
+    attention = _attention(cfg, c.scheme, phase=c.phase, batch=c.batch, q_len=c.q_len,
+                           kv_len=c.kv_len, count=L, page_tokens=c.page_tokens,
+                           sparse_block=c.sparse_block, sparse_topk=c.sparse_topk)
+    if cfg.mla is None:
+        ops += [
+            *c.quant("quant_qkv", T * h, L, "q_proj", "k_proj", "v_proj"),
+            c.gemm("q_proj", T, cfg.q_size, h, L),
+            c.gemm("k_proj", T, cfg.kv_size, h, L),
+            c.gemm("v_proj", T, cfg.kv_size, h, L),
+        ]
+        if cfg.family != "opt":
+            ops.append(c.vec("rope", "rope", T * (cfg.q_size + cfg.kv_size), 3, L))
+        if cache_int:
+            ops.append(c.vec("kv_quant", "quantize", T * 2 * cfg.kv_size, 3, L))
+        ops.append(attention)
+    else:
+        m, H = cfg.mla, cfg.num_heads
+        first_q = "q_a_proj" if m.q_lora_rank else "q_proj"
+        ops += c.quant("quant_qkv", T * h, L, first_q, "kv_a_proj")
+        if m.q_lora_rank:
+            ops += [
+                c.gemm("q_a_proj", T, m.q_lora_rank, h, L),
+                c.norm("q_a_norm", m.q_lora_rank, L),
+                *c.quant("quant_q_b", T * m.q_lora_rank, L, "q_b_proj"),
+                c.gemm("q_b_proj", T, cfg.q_size, m.q_lora_rank, L),
+            ]
+        else:
+            ops.append(c.gemm("q_proj", T, cfg.q_size, h, L))
+        ops += [
+            c.gemm("kv_a_proj", T, m.cache_width, h, L),
+            c.norm("kv_a_norm", m.kv_lora_rank, L),
+            c.vec("rope", "rope", T * (H + 1) * m.qk_rope_head_dim, 3, L),
+        ]
+        if cache_int:
+            ops.append(c.vec("kv_quant", "quantize", T * m.cache_width, 3, L))
+        if c.phase == "prefill":
+            ops += [
+                *c.quant("quant_kv_b", T * m.kv_lora_rank, L, "kv_b_proj"),
+                c.gemm("kv_b_proj", T, H * (m.qk_nope_head_dim + m.v_head_dim),
+                       m.kv_lora_rank, L),
+                attention,
+            ]
+        else:
+            ops += [
+                *c.quant("quant_q_absorb", T * H * m.qk_nope_head_dim, L, "q_absorb"),
+                c.gemm("q_absorb", T, m.kv_lora_rank, m.qk_nope_head_dim, L * H),
+                attention,
+                *c.quant("quant_v_absorb", T * H * m.kv_lora_rank, L, "v_absorb"),
+                c.gemm("v_absorb", T, m.v_head_dim, m.kv_lora_rank, L * H),
+            ]
+    bias = cfg.attention_bias
+    ops += [
+        *c.quant("quant_o", T * cfg.attn_out_size, L, "o_proj"),
+        c.gemm("o_proj", T, h, cfg.attn_out_size, L),
+        c.vec("attn_residual", "residual", T * h, 1 + bias, L, reads=2,
+              table_bytes=h * _FP16_BYTES * bias),
+        c.norm("post_norm", h, L),
+    ]
+    return ops
+
+
+def _dense_mlp(c: _Ctx, layers: int) -> list[Op]:
+    cfg, T, h, i = c.cfg, c.tokens, c.cfg.hidden_size, c.cfg.intermediate_size
+    bias = cfg.mlp_bias
+    if cfg.family == "opt":
+        up: list[Op] = [
+            *c.quant("quant_mlp", T * h, layers, "fc1"),
+            c.gemm("fc1", T, i, h, layers),
+            c.vec("act", "activation", T * i, 1 + bias, layers,
+                  table_bytes=i * _FP16_BYTES * bias),  # ReLU (+ bias)
+        ]
+        down = "fc2"
+    else:
+        up = [
+            *c.quant("quant_mlp", T * h, layers, "gate_proj", "up_proj"),
+            c.gemm("gate_proj", T, i, h, layers),
+            c.gemm("up_proj", T, i, h, layers),
+            c.vec("act", "activation", T * i, 5 + 2 * bias, layers, reads=2,
+                  table_bytes=2 * i * _FP16_BYTES * bias),  # SiLU(gate) * up (+ biases)
+        ]
+        down = "down_proj"
+    return [
+        *up,
+        *c.quant("quant_down", T * i, layers, down),
+        c.gemm(down, T, h, i, layers),
+        c.vec("mlp_residual", "residual", T * h, 1 + bias, layers, reads=2,
+              table_bytes=h * _FP16_BYTES * bias),
+    ]
+
+
+def _moe_mlp(c: _Ctx, moe: MoEConfig, layers: int) -> list[Op]:
+    T, h, mi = c.tokens, c.cfg.hidden_size, moe.intermediate_size
+    E, k, shared = moe.num_experts, moe.experts_per_tok, moe.num_shared_experts
+    n_act, rows = _routed(moe, T)
+    ops: list[Op] = [
+        *c.quant("quant_moe", T * h, layers, "router", "shared_gate", "expert_gate"),
+        c.gemm("router", T, E, h, layers),
+        c.vec("topk", "router", T * E, 4, layers),  # softmax and top-k selection
+    ]
+    if shared:
+        si = shared * mi
+        ops += [
+            c.gemm("shared_gate", T, si, h, layers),
+            c.gemm("shared_up", T, si, h, layers),
+            c.vec("shared_act", "activation", T * si, 5, layers, reads=2),
+            *c.quant("quant_shared_down", T * si, layers, "shared_down"),
+            c.gemm("shared_down", T, h, si, layers),
+        ]
+    count = layers * n_act
+    ops += [
+        c.gemm("expert_gate", rows, mi, h, count),
+        c.gemm("expert_up", rows, mi, h, count),
+        c.vec("expert_act", "activation", T * k * mi, 5, layers, reads=2),
+        *c.quant("quant_expert_down", T * k * mi, layers, "expert_down"),
+        c.gemm("expert_down", rows, h, mi, count),
+        # per output element: k routing-weight products and k adds (plus the shared experts')
+        c.vec("moe_residual", "residual", T * h, 2 * k + (shared > 0), layers,
+              reads=1 + k + (shared > 0)),
+    ]
+    return ops
+
+
+def op_names(cfg: ModelConfig, *, phase: Literal["prefill", "decode"] = "decode",
+             quant: str | QuantScheme = "fp16") -> tuple[str, ...]:
+    """Names of the operators :func:`lower` emits for ``cfg``, in order (they do not depend
+    on ``batch`` or ``seq``)."""
+    return tuple(op.name for op in lower(cfg, phase=phase, batch=1, seq=1, quant=quant))

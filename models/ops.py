@@ -1,13 +1,41 @@
-"""Operators a workload lowers to. Pure shapes and formats: nothing about hardware."""
+"""Operators a workload lowers to. Pure shapes and formats: nothing about hardware.
+
+Three kinds, each a frozen dataclass with a ``name`` and a ``count`` (identical instances):
+
+* :class:`Gemm`: ``C[M, N] = A[M, K] @ B[K, N]`` with the storage formats of A and B and the
+  quantization metadata that travels with B (group size, scale and zero-point bits);
+* :class:`Attention`: scaled dot-product attention of ``batch`` sequences, ``q_len`` queries
+  against ``kv_len`` cached keys/values, multi-head, grouped-query or multi-query (and MLA, whose
+  absorbed decode form is multi-query attention over the latent cache with ``qk_dim != v_dim``);
+* :class:`Vector`: element-wise and reduction work for a vector unit (normalization, activation,
+  RoPE, residual add, (de)quantization, routing), given as elements and operations per element.
+
+:data:`Op` is their union.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from models import ModelError
 from models.formats import get_format
 
-__all__ = ["Gemm"]
+__all__ = ["VECTOR_KINDS", "Attention", "Gemm", "Op", "Vector", "op_macs"]
+
+
+def _check_positive(owner: str, obj: object, *fields: str) -> None:
+    for field in fields:
+        v = getattr(obj, field)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ModelError(f"{owner}.{field}: must be a positive integer (got {v!r})")
+
+
+def _check_nonnegative(owner: str, obj: object, *fields: str) -> None:
+    for field in fields:
+        v = getattr(obj, field)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ModelError(f"{owner}.{field}: must be an integer >= 0 (got {v!r})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -16,6 +44,12 @@ class Gemm:
 
     ``b_is_weight`` says whether B is a model weight (read from memory once per use, shared
     across the batch) or an activation (e.g. the K^T and V operands of attention).
+
+    Quantization metadata of B: ``w_group`` elements along K share one scale (``0``: one per
+    output channel, i.e. per column of B); each scale costs ``w_scale_bits`` bits of storage
+    (scale plus zero point, ``0`` when B is not scaled, e.g. floating point). A's rows (tokens)
+    carry ``a_scale_bits`` bits of dynamic per-token scale each (``0``: none).
+    :attr:`w_storage_bits` / :attr:`a_storage_bits` are the bits per element these add up to.
     """
 
     name: str
@@ -27,12 +61,13 @@ class Gemm:
     w_fmt: str = "int8"
     o_fmt: str = "int32"
     b_is_weight: bool = True
+    w_group: int = 0
+    w_scale_bits: int = 0
+    a_scale_bits: int = 0
 
     def __post_init__(self) -> None:
-        for field in ("M", "N", "K", "count"):
-            v = getattr(self, field)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ModelError(f"{self.name}.{field}: must be a positive integer (got {v!r})")
+        _check_positive(self.name, self, "M", "N", "K", "count")
+        _check_nonnegative(self.name, self, "w_group", "w_scale_bits", "a_scale_bits")
         for field in ("a_fmt", "w_fmt", "o_fmt"):
             get_format(getattr(self, field))  # raises ModelError naming the format
 
@@ -43,3 +78,190 @@ class Gemm:
     @property
     def flops(self) -> int:
         return 2 * self.macs
+
+    @property
+    def w_groups_per_column(self) -> int:
+        """Scale groups along K of one column of B (1 when per-channel)."""
+        return -(-self.K // self.w_group) if self.w_group else 1
+
+    @property
+    def w_storage_bits(self) -> float:
+        """Bits per element of B in memory, scales and zero points included."""
+        scales = self.w_scale_bits * self.w_groups_per_column / self.K
+        return get_format(self.w_fmt).bits + scales
+
+    @property
+    def a_storage_bits(self) -> float:
+        """Bits per element of A in memory, its per-token scales included."""
+        return get_format(self.a_fmt).bits + self.a_scale_bits / self.K
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attention:
+    """``count`` instances of attention over ``batch`` sequences.
+
+    Each sequence has ``heads`` query heads and ``kv_heads`` key/value heads (``heads`` a
+    multiple of it: MHA when equal, MQA when 1, GQA between), ``q_len`` query tokens against
+    ``kv_len`` key/value tokens. ``qk_dim`` is the width of a query/key head, ``v_dim`` of a
+    value head. ``causal``: query ``i`` of ``q_len`` sees keys up to position
+    ``kv_len - q_len + i`` (prefill has ``q_len == kv_len``; decode ``q_len == 1``).
+    ``kv_shared``: keys and values are one tensor (MLA's latent cache: V is the first
+    ``v_dim`` features of K), stored and read once.
+
+    The KV cache is stored in ``kv_fmt`` with ``kv_scale_bits`` bits of scale and zero point
+    per ``kv_group`` elements (KIVI: keys grouped per channel along tokens, values per token
+    along channels); the newest ``kv_residual`` tokens stay in ``q_fmt`` (KIVI's full-precision
+    residual). ``page_tokens`` > 0: a paged cache (vLLM's PagedAttention) of pages of that many
+    tokens, read whole, plus a page table; 0: contiguous.
+
+    ``sparse_block`` > 0 and ``sparse_topk`` > 0: block-sparse attention, each query block
+    attends only to the ``sparse_topk`` key blocks of ``sparse_block`` tokens that score highest
+    against it (selection by mean-pooled block keys, as in Quest / MiniMax's per-group top-k).
+    ``window`` > 0: sliding-window attention (Mistral), a query sees at most the ``window``
+    newest keys up to its own position.
+    """
+
+    name: str
+    batch: int
+    heads: int
+    kv_heads: int
+    q_len: int
+    kv_len: int
+    qk_dim: int
+    v_dim: int
+    causal: bool = True
+    count: int = 1
+    q_fmt: str = "fp16"
+    kv_fmt: str = "fp16"
+    kv_group: int = 0
+    kv_scale_bits: int = 0
+    kv_residual: int = 0
+    kv_shared: bool = False
+    page_tokens: int = 0
+    sparse_block: int = 0
+    sparse_topk: int = 0
+    window: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive(self.name, self, "batch", "heads", "kv_heads", "q_len", "kv_len",
+                        "qk_dim", "v_dim", "count")
+        _check_nonnegative(self.name, self, "kv_group", "kv_scale_bits", "kv_residual",
+                           "page_tokens", "sparse_block", "sparse_topk", "window")
+        if self.heads % self.kv_heads:
+            raise ModelError(f"{self.name}.kv_heads: {self.heads} query heads are not a "
+                             f"multiple of {self.kv_heads} key/value heads; use a divisor")
+        if self.q_len > self.kv_len:
+            raise ModelError(f"{self.name}.q_len: {self.q_len} queries exceed kv_len "
+                             f"{self.kv_len}; the queries' own keys are part of the cache")
+        if self.kv_shared and self.v_dim > self.qk_dim:
+            raise ModelError(f"{self.name}.v_dim: a shared (latent) cache needs v_dim <= "
+                             f"qk_dim (got {self.v_dim} > {self.qk_dim})")
+        if (self.sparse_block > 0) != (self.sparse_topk > 0):
+            raise ModelError(f"{self.name}.sparse_topk: block-sparse attention needs both "
+                             "sparse_block and sparse_topk > 0 (or both 0 for dense)")
+        if self.kv_scale_bits and not self.kv_group:
+            raise ModelError(f"{self.name}.kv_group: scaled KV cache needs kv_group > 0")
+        for field in ("q_fmt", "kv_fmt"):
+            get_format(getattr(self, field))
+
+    @property
+    def group_size(self) -> int:
+        """Query heads per key/value head."""
+        return self.heads // self.kv_heads
+
+    @property
+    def attended(self) -> int:
+        """(query, key) pairs one head of one sequence scores: causal triangle or full."""
+        q, s = self.q_len, self.kv_len
+        budget = s
+        if self.window:
+            budget = min(budget, self.window)
+        if self.sparse_block:
+            budget = min(s, self.sparse_topk * self.sparse_block)
+        if not self.causal:
+            return q * budget
+        # query i (0-based) sees x_i = s - q + 1 + i keys, at most `budget` of them
+        first = s - q + 1
+        small = min(q, max(0, budget - first + 1))  # queries below the budget
+        return small * first + small * (small - 1) // 2 + (q - small) * budget
+
+    @property
+    def macs(self) -> int:
+        """Useful MACs: ``QK^T`` and ``PV`` over the attended pairs, all heads."""
+        per_pair = self.qk_dim + self.v_dim
+        return self.count * self.batch * self.heads * self.attended * per_pair
+
+    @property
+    def kv_storage_bits(self) -> float:
+        """Bits per cached element, scales and zero points included (residual excluded)."""
+        scales = self.kv_scale_bits / self.kv_group if self.kv_group else 0.0
+        return get_format(self.kv_fmt).bits + scales
+
+    def kv_bytes(self) -> float:
+        """Bytes of the K and V caches of one instance (all sequences and KV heads)."""
+        residual = min(self.kv_residual, self.kv_len)
+        quantized = self.kv_len - residual
+        width = self.qk_dim if self.kv_shared else self.qk_dim + self.v_dim
+        elems_per_token = self.batch * self.kv_heads * width
+        full_bits = get_format(self.q_fmt).bits
+        bits = elems_per_token * (quantized * self.kv_storage_bits + residual * full_bits)
+        return bits / 8
+
+
+#: What a :class:`Vector` op does (for breakdowns; the cost is ``elems * ops_per_elem``).
+VECTOR_KINDS: tuple[str, ...] = (
+    "norm", "activation", "rope", "residual", "softmax", "quantize", "dequantize", "router",
+    "embedding",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Vector:
+    """``count`` instances of element-wise work over ``elems`` elements for a vector unit.
+
+    ``ops_per_elem``: arithmetic operations per element (e.g. RMSNorm: square, add, scale,
+    multiply ~ 4; SiLU-gated product ~ 5); ``in_elems_bytes``/``out_elems_bytes`` are not
+    given: ``reads`` operands of ``elems`` elements are read and one of ``elems`` written, in
+    ``fmt``. ``table_bytes`` is extra data read once per instance (an embedding table's rows,
+    a norm's weights).
+    """
+
+    name: str
+    kind: Literal["norm", "activation", "rope", "residual", "softmax", "quantize",
+                  "dequantize", "router", "embedding"]
+    elems: int
+    ops_per_elem: float
+    count: int = 1
+    reads: int = 1
+    fmt: str = "fp16"
+    table_bytes: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_positive(self.name, self, "elems", "count", "reads")
+        if self.kind not in VECTOR_KINDS:
+            raise ModelError(f"{self.name}.kind: unknown {self.kind!r}; one of "
+                             + ", ".join(VECTOR_KINDS))
+        if not self.ops_per_elem >= 0:
+            raise ModelError(f"{self.name}.ops_per_elem: must be >= 0 "
+                             f"(got {self.ops_per_elem!r})")
+        if not self.table_bytes >= 0:
+            raise ModelError(f"{self.name}.table_bytes: must be >= 0 (got {self.table_bytes!r})")
+        get_format(self.fmt)
+
+    @property
+    def ops(self) -> float:
+        """Vector operations of all instances."""
+        return self.count * self.elems * self.ops_per_elem
+
+    @property
+    def bytes(self) -> float:
+        """Bytes read and written by one instance."""
+        return self.elems * (self.reads + 1) * get_format(self.fmt).bits / 8 + self.table_bytes
+
+
+Op = Gemm | Attention | Vector
+
+
+def op_macs(op: Op) -> int:
+    """Useful multiply-accumulates of an operator (0 for vector work)."""
+    return 0 if isinstance(op, Vector) else op.macs

@@ -1,4 +1,5 @@
-"""``tpe sim gemm`` and ``tpe sim model``: the simulator on the command line.
+"""``tpe sim gemm``, ``tpe sim attention`` and ``tpe sim model``: the simulator on the
+command line.
 
 Bad input raises :class:`hw.spec.SpecError`, :class:`sim.cli.InputError` or
 :class:`models.ModelError` with a one-line message naming the flag; ``sim.cli.main`` turns
@@ -9,58 +10,68 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
 from hw.spec import ArchSpec, EngineSpec, load_arch
 from mapping import OBJECTIVES, Mapping
 from models.formats import get_format
 from models.llm import load_model, lower
-from models.ops import Gemm
+from models.ops import Attention, Gemm
+from models.quant import KIVI_GROUP, QuantScheme, get_scheme, scheme_help
 from sim.cli import InputError
-from sim.energy import ENERGY_COMPONENTS
+from sim.energy import ENERGY_COMPONENTS, SYSTEM_ENERGY_COMPONENTS
 from sim.gemm import FormatError, GemmResult, check_formats, simulate_gemm
 from sim.memory import MEMORY_MODES
 from sim.model import ModelResult, simulate_model
+from sim.system import OpResult, simulate_op
 
 __all__ = [
     "QUANT_HELP",
+    "auto_scheme",
     "format_gemm",
     "format_model",
+    "format_op",
     "quant_formats",
     "register",
+    "resolve_scheme",
+    "run_attention",
     "run_gemm",
     "run_model",
 ]
 
 QUANT_HELP = (
-    "auto (default: the engine's operand widths, int<a_bits> activations, int<w_bits> "
-    "weights, uint when the engine is unsigned, the KV cache at the narrower of the two) or "
-    "wNaM[kvB]: N-bit integer weights, M-bit integer activations, B-bit integer KV cache "
-    "(default M), each 1..16, e.g. w8a8, w4a8, w2a8kv8"
+    "auto (default: integers at the engine's operand widths, the KV cache at the narrower "
+    "of the two, no scales), or one of: {names}"
 )
-_QUANT_RE = re.compile(r"^w(\d+)a(\d+)(?:kv(\d+))?$")
+#: Bits of KIVI's per-group fp16 scale and zero point (models.quant).
+_KIVI_SCALE_BITS = 32
+
+
+def auto_scheme(engine: EngineSpec) -> QuantScheme:
+    """The ``auto`` scheme: the engine's own integer widths, no scales."""
+    p = "int" if engine.signed else "uint"
+    kv = min(engine.a_bits, engine.w_bits)
+    return QuantScheme(name="auto", description="the engine's native integer widths",
+                       source="engine spec", w_fmt=f"{p}{engine.w_bits}",
+                       a_fmt=f"{p}{engine.a_bits}", kv_fmt=f"{p}{kv}")
+
+
+def resolve_scheme(text: str, engine: EngineSpec) -> QuantScheme:
+    """``--quant``: ``auto`` or any :func:`models.quant.get_scheme` string."""
+    return auto_scheme(engine) if text == "auto" else get_scheme(text)
 
 
 def quant_formats(scheme: str, engine: EngineSpec) -> tuple[str, str, str]:
-    """``(a_fmt, w_fmt, kv_fmt)`` of a ``--quant`` scheme (see :data:`QUANT_HELP`)."""
-    if scheme == "auto":
-        p = "int" if engine.signed else "uint"
-        kv = min(engine.a_bits, engine.w_bits)
-        return f"{p}{engine.a_bits}", f"{p}{engine.w_bits}", f"{p}{kv}"
-    found = _QUANT_RE.match(scheme)
-    if found is None or not all(1 <= int(b) <= 16 for b in found.groups() if b is not None):
-        raise InputError(f"--quant: unknown scheme {scheme!r}; expected auto or wNaM[kvB] "
-                         "(integer bits 1..16, e.g. w8a8, w4a8, w2a8kv8)")
-    w, a, kv = found.groups()
-    return f"int{int(a)}", f"int{int(w)}", f"int{int(kv or a)}"
+    """``(a_fmt, w_fmt, kv_fmt)`` of a ``--quant`` scheme."""
+    q = resolve_scheme(scheme, engine)
+    return q.a_fmt, q.w_fmt, q.kv_fmt
 
 
 def register(subparsers: Any) -> argparse._SubParsersAction:
-    """Add ``sim gemm`` and ``sim model`` to ``tpe``; returns the ``sim`` sub-command group
-    (so other modules can add e.g. ``sim attention``)."""
+    """Add ``sim gemm``, ``sim attention`` and ``sim model`` to ``tpe``; returns the ``sim``
+    sub-command group."""
     sim = subparsers.add_parser(
-        "sim", help="simulate a GEMM or a model on an architecture",
+        "sim", help="simulate a GEMM, an attention layer or a model on an architecture",
         description="Predict cycles, stalls, energy and area from an architecture spec.",
     )
     group = sim.add_subparsers(dest="sim_command", metavar="WHAT", parser_class=type(sim))
@@ -80,17 +91,52 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
     _run_args(gemm)
     gemm.set_defaults(func=run_gemm)
 
-    model = group.add_parser("model", help="every GEMM of an LLM forward pass")
+    att = group.add_parser("attention", help="one attention layer (prefill or decode)")
+    _arch_args(att)
+    for flag, what in (("--batch", "sequences"), ("--heads", "query heads"),
+                       ("--kv-heads", "key/value heads (a divisor of --heads)"),
+                       ("--q-len", "query tokens per sequence (1 for decode)"),
+                       ("--kv-len", "key/value tokens per sequence (>= --q-len)"),
+                       ("--head-dim", "query/key head width")):
+        att.add_argument(flag, type=int, required=True, help=f"{what}, >= 1")
+    att.add_argument("--v-dim", type=int, default=None,
+                     help="value head width (default --head-dim)")
+    att.add_argument("--causal", action="store_true",
+                     help="causal mask (the queries are the last --q-len tokens)")
+    att.add_argument("--q-fmt", default="fp16", help="query/probability format (default fp16)")
+    att.add_argument("--kv-fmt", default=None,
+                     help="KV-cache format (default --q-fmt); integer formats narrower than 16 "
+                     f"bits are stored KIVI-style in groups of {KIVI_GROUP} with an fp16 scale "
+                     "and zero point")
+    att.add_argument("--layers", type=int, default=1, help="identical layers (default 1)")
+    _kv_args(att)
+    _run_args(att)
+    att.set_defaults(func=run_attention)
+
+    model = group.add_parser("model", help="every operator of an LLM forward pass")
     _arch_args(model)
     model.add_argument("--model", required=True, help="zoo name (e.g. llama-2-7b) or config.json")
     model.add_argument("--phase", required=True, choices=("prefill", "decode"))
     model.add_argument("--batch", type=int, required=True, help="sequences (>= 1)")
     model.add_argument("--seq", type=int, required=True,
                        help="prompt tokens (prefill) or cached tokens (decode), >= 1")
-    model.add_argument("--quant", default="auto", help=f"quantization scheme: {QUANT_HELP}")
+    model.add_argument("--quant", default="auto",
+                       help="quantization scheme: " + QUANT_HELP.format(names=scheme_help()))
+    _kv_args(model)
+    model.add_argument("--plot", default=None, metavar="DIR",
+                       help="write op_breakdown.png and roofline.png into DIR")
     _run_args(model)
     model.set_defaults(func=run_model)
     return group
+
+
+def _kv_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kv-page", type=int, default=0, metavar="TOKENS",
+                   help="paged KV cache with pages of TOKENS tokens (default 0: contiguous)")
+    p.add_argument("--sparse-block", type=int, default=0, metavar="TOKENS",
+                   help="block-sparse attention: key block size (with --sparse-topk)")
+    p.add_argument("--sparse-topk", type=int, default=0, metavar="BLOCKS",
+                   help="block-sparse attention: key blocks each query block attends to")
 
 
 def _arch_args(p: argparse.ArgumentParser) -> None:
@@ -131,36 +177,76 @@ def run_gemm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_quant(scheme: str, engine: EngineSpec, a_fmt: str, w_fmt: str, kv_fmt: str) -> None:
-    """:func:`sim.gemm.check_formats` for a model's formats, the message naming ``--quant``."""
-    for w, what in ((w_fmt, "weights"), (kv_fmt, "KV cache")):
-        try:
-            check_formats(engine, a_fmt, w)
-        except FormatError as err:
-            field = "a_bits" if str(err).startswith("--a-fmt") else "w_bits"
-            fmt = a_fmt if field == "a_bits" else w
-            what = "activations" if field == "a_bits" else what
-            reason = str(err).split(": ", 1)[1].split(";")[0]
-            fix = ("engine.signed=true" if "signed but" in reason
-                   else f"engine.{field}={get_format(fmt).bits}")
-            why = reason.split(" but ", 1)[-1]
-            raise FormatError(f"--quant: {scheme} gives {fmt} {what}, but {why}; use --quant "
-                              f"auto or --set {fix}") from None
+def _nonnegative(flag: str, value: int) -> int:
+    if value < 0:
+        raise InputError(f"{flag}: must be an integer >= 0 (got {value})")
+    return value
+
+
+def _sparse(args: argparse.Namespace) -> tuple[int, int]:
+    block = _nonnegative("--sparse-block", args.sparse_block)
+    topk = _nonnegative("--sparse-topk", args.sparse_topk)
+    if (block > 0) != (topk > 0):
+        raise InputError("--sparse-topk: block-sparse attention needs both --sparse-block and "
+                         "--sparse-topk > 0")
+    return block, topk
 
 
 def run_model(args: argparse.Namespace) -> int:
     """``tpe sim model``."""
     batch = _positive("--batch", args.batch)
     seq = _positive("--seq", args.seq)
+    page = _nonnegative("--kv-page", args.kv_page)
+    block, topk = _sparse(args)
     arch = _load(args)
-    a_fmt, w_fmt, kv_fmt = quant_formats(args.quant, arch.engine)
+    scheme = resolve_scheme(args.quant, arch.engine)
     cfg = load_model(args.model)
-    _check_quant(args.quant, arch.engine, a_fmt, w_fmt, kv_fmt)
-    ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, a_fmt=a_fmt, w_fmt=w_fmt,
-                kv_fmt=kv_fmt)
-    result = simulate_model(arch, ops, memory=args.memory, objective=args.objective,
-                            name=cfg.name)
+    ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, quant=scheme, page_tokens=page,
+                sparse_block=block, sparse_topk=topk)
+    try:
+        result = simulate_model(arch, ops, memory=args.memory, objective=args.objective,
+                                name=cfg.name, phase=args.phase, batch=batch, seq=seq,
+                                quant=scheme.name)
+    except FormatError as err:
+        raise FormatError(f"--quant: {scheme.name}: {err}") from None
+    if args.plot:
+        from sim.plots import save_model_plots
+
+        save_model_plots({args.phase: result}, args.plot)
     print(json.dumps(result.to_dict()) if args.json else format_model(result))
+    return 0
+
+
+def run_attention(args: argparse.Namespace) -> int:
+    """``tpe sim attention``."""
+    dims = {f: _positive(f"--{f.replace('_', '-')}", getattr(args, f))
+            for f in ("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "layers")}
+    v_dim = dims["head_dim"] if args.v_dim is None else _positive("--v-dim", args.v_dim)
+    page = _nonnegative("--kv-page", args.kv_page)
+    block, topk = _sparse(args)
+    arch = _load(args)
+    kv_fmt = args.kv_fmt or args.q_fmt
+    for flag, fmt in (("--q-fmt", args.q_fmt), ("--kv-fmt", kv_fmt)):
+        try:
+            get_format(fmt)
+        except ValueError as err:
+            raise InputError(f"{flag}: {str(err).split(': ', 1)[-1]}") from None
+    kv = get_format(kv_fmt)
+    quantized = kv.family in ("int", "uint") and kv.bits < 16
+    att = Attention(
+        name="attention", batch=dims["batch"], heads=dims["heads"], kv_heads=dims["kv_heads"],
+        q_len=dims["q_len"], kv_len=dims["kv_len"], qk_dim=dims["head_dim"], v_dim=v_dim,
+        causal=args.causal, count=dims["layers"], q_fmt=args.q_fmt, kv_fmt=kv_fmt,
+        kv_group=KIVI_GROUP if quantized else 0,
+        kv_scale_bits=_KIVI_SCALE_BITS if quantized else 0,
+        page_tokens=page, sparse_block=block, sparse_topk=topk,
+    )
+    result = simulate_op(arch, att, memory=args.memory, objective=args.objective)
+    if args.json:
+        print(json.dumps({"arch": arch.name, "memory": args.memory,
+                          "objective": args.objective, **result.to_dict()}))
+    else:
+        print(format_op(result, arch))
     return 0
 
 
@@ -188,9 +274,10 @@ def _time(seconds: float) -> str:
     return f"{seconds * 1e9:.4g} ns"
 
 
-def _breakdown(energy: dict[str, float], total: float) -> list[str]:
+def _breakdown(energy: dict[str, float], total: float,
+               components: tuple[str, ...] = ENERGY_COMPONENTS) -> list[str]:
     rows = []
-    for k in ENERGY_COMPONENTS:
+    for k in components:
         share = energy[k] / total if total else 0.0
         rows.append(f"    {k:<16}{_energy(energy[k]):>12}  {share:6.1%}")
     return rows
@@ -222,28 +309,58 @@ def format_gemm(r: GemmResult) -> str:
     return "\n".join(lines)
 
 
-def format_model(r: ModelResult) -> str:
-    header = (f"{'op':<10}{'count':>7}{'M':>7}{'N':>7}{'K':>7}{'cycles':>16}{'time':>11}"
-              f"{'energy':>12}{'util':>7}  bound")
+def _shape_text(r: OpResult) -> str:
+    op = r.op
+    if isinstance(op, Gemm):
+        return f"{op.M}x{op.N}x{op.K} {op.a_fmt}x{op.w_fmt}"
+    if isinstance(op, Attention):
+        return (f"b{op.batch} h{op.heads}/{op.kv_heads} q{op.q_len} kv{op.kv_len} "
+                f"d{op.qk_dim} {op.kv_fmt}")
+    return f"{op.kind} {op.elems:,}"
+
+
+def format_op(r: OpResult, arch: ArchSpec) -> str:
+    m = dict(r.mapping)
     lines = [
-        f"{r.name} on {r.arch.name} [{r.arch.engine.name}], memory {r.memory}, "
+        f"{r.kind} {r.name} ({_shape_text(r)}, count {r.count}) on {arch.name} "
+        f"[{arch.engine.name}] x{arch.cores}",
+        f"  cycles        {r.cycles:,}  (compute {r.compute_cycles:,}: engine "
+        f"{r.engine_cycles:,}, vector {r.vector_cycles:,}; stall {r.stall_cycles:,})",
+        f"  time          {_time(r.seconds)} at {arch.clock_mhz:g} MHz",
+        f"  utilization   {r.utilization:.1%}   bound: {r.bound}",
+        f"  dram          {_si(r.dram_bytes, 'B')}",
+        "  mapping       " + ", ".join(f"{k} {v}" for k, v in m.items()
+                                       if not isinstance(v, (dict, list))),
+        f"  energy        {_energy(r.energy_pj)}",
+        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS),
+    ]
+    return "\n".join(lines)
+
+
+def format_model(r: ModelResult) -> str:
+    header = (f"{'op':<16}{'count':>6}  {'shape':<36}{'time':>11}{'energy':>12}{'util':>7}"
+              "  bound")
+    lines = [
+        f"{r.name} {r.phase or ''} (batch {r.batch}, seq {r.seq}, quant {r.quant}) on "
+        f"{r.arch.name} [{r.arch.engine.name}] x{r.arch.cores}, memory {r.memory}, "
         f"objective {r.objective}",
         header,
     ]
     for op in r.ops:
-        g = op.gemm
         lines.append(
-            f"{g.name:<10}{g.count:>7}{g.M:>7}{g.N:>7}{g.K:>7}{op.cycles:>16,}"
-            f"{_time(op.seconds):>11}{_energy(op.energy_pj):>12}{op.utilization:>7.1%}  "
-            f"{op.bound}"
+            f"{op.name:<16}{op.count:>6}  {_shape_text(op):<36}{_time(op.seconds):>11}"
+            f"{_energy(op.energy_pj):>12}{op.utilization:>7.1%}  {op.bound}"
         )
     lines += [
-        f"{'total':<38}{r.cycles:>16,}{_time(r.seconds):>11}{_energy(r.energy_pj):>12}"
-        f"{r.utilization:>7.1%}",
-        f"  stall cycles  {r.stall_cycles:,} (sram {r.sram_stall_cycles:,}, "
-        f"dram {r.dram_stall_cycles:,}); dram {_si(r.dram_bytes, 'B')}; "
-        f"area {r.area_um2 / 1e6:.4g} mm^2",
-        "  energy by component",
-        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj),
+        f"{'total':<58}{_time(r.seconds):>11}{_energy(r.energy_pj):>12}{r.utilization:>7.1%}",
+        f"  cycles {r.cycles:,} (compute {r.compute_cycles:,}, stall {r.stall_cycles:,}); "
+        f"dram {_si(r.dram_bytes, 'B')}; area {r.area_um2 / 1e6:.4g} mm^2",
     ]
+    if r.tokens is not None:
+        metric = (f"time to first token {_time(r.seconds)}" if r.phase == "prefill"
+                  else f"time per output token {_time(r.seconds)}")
+        lines.append(f"  {metric}; {r.tokens_per_s:.4g} tokens/s; "
+                     f"{_energy(r.energy_per_token_pj or 0.0)} per token")
+    lines += ["  energy by component",
+              *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS)]
     return "\n".join(lines)

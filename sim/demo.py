@@ -20,6 +20,8 @@ DEMO_ENGINE = {"rows": 16, "cols": 16, "a_bits": 8, "w_bits": 8, "acc_bits": 32,
 DEMO_MODEL = "llama-2-7b"
 DEMO_BATCH = 1
 DEMO_PROMPT = 512
+#: SmoothQuant-style INT8 weights and activations: what the INT8 array runs natively.
+DEMO_QUANT = "w8a8"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,8 +92,9 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
         f"{arch.name} ...")
     cfg = load_model(DEMO_MODEL)
     results = {
-        phase: simulate_model(arch, lower(cfg, phase=phase, batch=DEMO_BATCH, seq=DEMO_PROMPT),
-                              name=f"{cfg.name} {phase}")
+        phase: simulate_model(
+            arch, lower(cfg, phase=phase, batch=DEMO_BATCH, seq=DEMO_PROMPT, quant=DEMO_QUANT),
+            name=cfg.name, phase=phase, batch=DEMO_BATCH, seq=DEMO_PROMPT, quant=DEMO_QUANT)
         for phase in ("prefill", "decode")
     }
     timings["simulate"] = time.perf_counter() - t
@@ -101,33 +104,11 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
 
 
 def _write_report(out, arch, spec, verify, synth_fig, results, timings) -> Path:
-    import matplotlib.pyplot as plt
-
-    from sim.plots import plot_op_breakdown, plot_roofline
+    from models.quant import get_scheme
+    from sim.plots import save_model_plots
 
     pre, dec = results["prefill"], results["decode"]
-    # Per-operator time in ms, summed over layers, per phase.
-    phases = {}
-    for phase, res in results.items():
-        ops: dict[str, float] = {}
-        for r in res.ops:
-            ops[r.name] = ops.get(r.name, 0.0) + r.seconds * 1e3
-        phases[phase] = ops
-
-    fig, ax = plt.subplots(figsize=(7, 3.0), layout="constrained")
-    plot_op_breakdown(ax, phases)
-    ax.set_title(f"{pre.name.split()[0]} on {spec.name}: time per operator", fontsize=9)
-    fig.savefig(out / "op_breakdown.png", dpi=130)
-    plt.close(fig)
-
-    peak = spec.rows * spec.cols * arch.clock_mhz * 1e6
-    bw = arch.dram.bandwidth_gb_per_s * 1e9
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained", sharey=True)
-    for ax, (phase, res) in zip(axes, results.items(), strict=True):
-        pts = [(r.name, r.macs / max(r.dram_bytes, 1e-9), r.macs / r.seconds) for r in res.ops]
-        plot_roofline(ax, peak_ops_per_s=peak, bytes_per_s=bw, points=pts, title=phase)
-    fig.savefig(out / "roofline.png", dpi=130)
-    plt.close(fig)
+    save_model_plots(results, out)
 
     checked = [c for c in verify.cases if c["cycles_checked"]]
     lines = [
@@ -180,7 +161,8 @@ def _write_report(out, arch, spec, verify, synth_fig, results, timings) -> Path:
         f"## {pre.name.split()[0]} on the engine",
         "",
         f"Batch {DEMO_BATCH}, prompt {DEMO_PROMPT} tokens; decode of the next token against a "
-        f"KV cache of {DEMO_PROMPT} tokens. Weights and activations INT8.",
+        f"KV cache of {DEMO_PROMPT} tokens. Quantization `{DEMO_QUANT}` "
+        f"({get_scheme(DEMO_QUANT).description}).",
         "",
         "| metric | value |",
         "| --- | ---: |",
@@ -195,14 +177,14 @@ def _write_report(out, arch, spec, verify, synth_fig, results, timings) -> Path:
         "",
         "Per operator (summed over layers):",
         "",
-        "| phase | operator | count | M | N | K | time (ms) | energy (mJ) | bound |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| phase | operator | kind | count | time (ms) | energy (mJ) | utilization | bound |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for phase, res in results.items():
         for r in res.ops:
-            g = r.gemm
-            lines.append(f"| {phase} | {g.name} | {g.count} | {g.M} | {g.N} | {g.K} | "
-                         f"{r.seconds * 1e3:.3f} | {r.energy_pj / 1e9:.3f} | {r.bound} |")
+            lines.append(f"| {phase} | {r.name} | {r.kind} | {r.count} | "
+                         f"{r.seconds * 1e3:.3f} | {r.energy_pj / 1e9:.3f} | "
+                         f"{r.utilization:.1%} | {r.bound} |")
     lines += [
         "",
         "![time per operator](op_breakdown.png)",

@@ -120,6 +120,8 @@ from mapping import OPERAND_DIMS, FoldGrid, stream_granule
 __all__ = [
     "AREA_COMPONENTS",
     "ENERGY_COMPONENTS",
+    "SYSTEM_AREA_COMPONENTS",
+    "SYSTEM_ENERGY_COMPONENTS",
     "ArithAction",
     "EnergyTable",
     "TableEntry",
@@ -130,10 +132,13 @@ __all__ = [
     "arith_actions",
     "describe",
     "energy_breakdown",
+    "global_buffer_byte_pj",
     "list_tables",
     "load_table",
     "pe_area",
+    "system_area_breakdown",
     "unit_energies",
+    "vector_op_pj",
 ]
 
 TABLE_DIR = Path(__file__).with_name("data") / "energy"
@@ -662,3 +667,63 @@ def describe(arch: ArchSpec) -> dict[str, Any]:
         "area_um2": dict(area_breakdown(arch)),
         "sources": {k: e.source for k, e in table.energy.items()},
     }
+
+
+# -- the system around the engines: vector units, global buffer, several cores -------------
+
+#: Energy components of a whole architecture: the engine's (:data:`ENERGY_COMPONENTS`) plus
+#: the shared global buffer and the vector units.
+SYSTEM_ENERGY_COMPONENTS: tuple[str, ...] = (*ENERGY_COMPONENTS, "global_buffer", "vector")
+#: Area components of a whole architecture (every core's engine and buffers summed).
+SYSTEM_AREA_COMPONENTS: tuple[str, ...] = (*AREA_COMPONENTS, "global_buffer", "vector")
+
+
+def _entry_pj(table: EnergyTable, key: str, tech: float, why: str) -> float:
+    if key not in table.energy:
+        raise SpecError(f"energy_table: {table.name} has no [energy.{key}] entry, needed for "
+                        f"{why}; add one (value, unit, source)")
+    return table.energy_pj(key, tech)
+
+
+@functools.lru_cache(maxsize=256)
+def vector_op_pj(arch: ArchSpec) -> float:
+    """Energy of one vector-unit operation: one fp16 fused multiply-add, priced as an fp16
+    multiply plus an fp16 add (``fp16_mult`` + ``fp16_add``: 1.5 pJ at 45 nm, Horowitz)."""
+    table = load_table(arch.energy_table)
+    why = "the vector unit's fp16 operations"
+    return (_entry_pj(table, "fp16_mult", arch.tech_nm, why)
+            + _entry_pj(table, "fp16_add", arch.tech_nm, why))
+
+
+@functools.lru_cache(maxsize=256)
+def global_buffer_byte_pj(arch: ArchSpec) -> float:
+    """Energy per byte read or written in the global buffer (its capacity's SRAM energy, as
+    for the per-core buffers); 0 without one."""
+    if arch.global_buffer is None:
+        return 0.0
+    table = load_table(arch.energy_table)
+    return _sram_byte_pj(table, arch.global_buffer.capacity_bytes, arch.tech_nm)
+
+
+@functools.lru_cache(maxsize=256)
+def system_area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
+    """Area (um^2) of all ``arch.cores`` engines with their buffers, the global buffer and the
+    vector units (``lanes`` fp16 multipliers and adders per core, the ``fp16_mult`` and
+    ``fp16_add`` area entries)."""
+    table = load_table(arch.energy_table)
+    tech = arch.tech_nm
+    core = area_breakdown(arch)
+    out = {k: arch.cores * v for k, v in core.items()}
+    gb = arch.global_buffer
+    out["global_buffer"] = (0.0 if gb is None
+                            else gb.capacity_bytes * 8 * table.area_um2("sram_bit", tech))
+    lanes = 0 if arch.vector is None else arch.vector.lanes
+    fp = 0.0
+    if lanes:
+        for key in ("fp16_mult", "fp16_add"):
+            if key not in table.area:
+                raise SpecError(f"energy_table: {table.name} has no [area.{key}] entry, needed "
+                                "for the vector unit's area; add one (value, unit, source)")
+            fp += table.area_um2(key, tech)
+    out["vector"] = arch.cores * lanes * fp
+    return MappingProxyType(out)

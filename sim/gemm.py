@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from hw.spec import ArchSpec, EngineSpec, SpecError, spec_to_dict
 from mapping import (
     OBJECTIVES,
     Candidates,
+    CostFn,
     Costs,
     FoldGrid,
     Mapping,
@@ -50,6 +51,7 @@ from sim.energy import (
     action_counts,
     action_units,
     area_breakdown,
+    arith_actions,
     energy_breakdown,
 )
 from sim.memory import MEMORY_MODES, Memory, MemoryTraffic, memory_traffic
@@ -60,6 +62,8 @@ __all__ = [
     "check_formats",
     "clear_caches",
     "gemm_cost",
+    "gemm_cost_passes",
+    "run_gemm",
     "simulate_gemm",
     "tiled_compute_cycles",
 ]
@@ -164,12 +168,18 @@ class _Evaluation:
         return sum(self.energy.values())  # type: ignore[return-value]
 
 
-def _evaluate(arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory) -> _Evaluation:
+def _evaluate(
+    arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory, passes: int = 1
+) -> _Evaluation:
+    """Costs of every candidate. ``passes``: the GEMM runs that many times over each buffered
+    tile (operands wider than the engine, split into slices: ``sim.execution``); the engine's
+    cycles and arithmetic and register actions scale with it, the buffer and DRAM traffic do
+    not (the slices of a tile are read from the same buffered bytes)."""
     spec = arch.engine
     tm, tn, tk = (cands.tiles[:, j] for j in range(3))
     M, N, K = gemm.M, gemm.N, gemm.K
     grid = fold_grid(spec.unrolling(), M, N, K, tm, tn, tk)
-    compute = tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
+    compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
     traffic = memory_traffic(arch, gemm, cands, compute, memory=memory, grid=grid)
     actions = action_counts(
         arch, M, N, K,
@@ -181,6 +191,10 @@ def _evaluate(arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory) -> 
         ),
         dram_bytes=traffic.dram_bytes,
     )
+    if passes > 1:
+        for x in arith_actions(arch):
+            actions[x.name] = actions[x.name] * passes
+        actions["pe_registers"] = actions["pe_registers"] * passes
     return _Evaluation(
         compute_cycles=compute,
         stall_cycles=traffic.stall_cycles,
@@ -194,6 +208,20 @@ def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
     """The simulator's cost function for :func:`mapping.search` (real memory, one instance)."""
     ev = _evaluate(arch, gemm, cands, "real")
     return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes)
+
+
+@functools.lru_cache(maxsize=64)
+def gemm_cost_passes(passes: int) -> CostFn:
+    """:func:`gemm_cost` for a GEMM run in ``passes`` slices (one function object per count,
+    so that :func:`mapping.search` caches on it)."""
+    if passes == 1:
+        return gemm_cost
+
+    def cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
+        ev = _evaluate(arch, gemm, cands, "real", passes)
+        return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes)
+
+    return cost
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -217,18 +245,16 @@ class _Instance:
 
 @functools.lru_cache(maxsize=16384)
 def _instance(
-    arch: ArchSpec, M: int, N: int, K: int, a_fmt: str, w_fmt: str, o_fmt: str,
-    b_is_weight: bool, memory: Memory, objective: Objective,
+    arch: ArchSpec, one: Gemm, memory: Memory, objective: Objective, passes: int
 ) -> _Instance:
-    one = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=o_fmt,
-               b_is_weight=b_is_weight)
+    M, N, K = one.M, one.N, one.K
     if memory == "ideal":
         cands = untiled(one, arch)
         mapping = cands.mapping(0, arch)
     else:
-        mapping = search(one, arch, gemm_cost, objective)
+        mapping = search(one, arch, gemm_cost_passes(passes), objective)
         cands = Candidates.from_mapping(mapping, M, N, K)
-    ev = _evaluate(arch, one, cands, memory)
+    ev = _evaluate(arch, one, cands, memory, passes)
     t = ev.traffic
     stall = int(ev.stall_cycles[0])
     return _Instance(
@@ -349,8 +375,19 @@ def simulate_gemm(
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
     check_formats(arch.engine, gemm.a_fmt, gemm.w_fmt)
-    inst = _instance(arch, gemm.M, gemm.N, gemm.K, gemm.a_fmt, gemm.w_fmt, gemm.o_fmt,
-                     gemm.b_is_weight, memory, objective)
+    return run_gemm(arch, gemm, memory=memory, objective=objective)
+
+
+def run_gemm(
+    arch: ArchSpec, gemm: Gemm, *, memory: Memory = "real", objective: Objective = "latency",
+    passes: int = 1,
+) -> GemmResult:
+    """:func:`simulate_gemm` without the format check, for callers that have planned how the
+    formats run on the engine (``sim.execution``): ``arch.engine`` computes each of
+    ``passes`` slices of the GEMM at its own widths while memory moves ``gemm``'s stored
+    formats. Arguments are assumed valid."""
+    one = replace(gemm, name="gemm", count=1)
+    inst = _instance(arch, one, memory, objective, passes)
     n = gemm.count
     cycles = n * (inst.compute_cycles + inst.stall_cycles)
     compute = n * inst.compute_cycles
@@ -370,7 +407,7 @@ def simulate_gemm(
         sram_stall_cycles=n * inst.sram_stall_cycles,
         dram_stall_cycles=n * (inst.stall_cycles - inst.sram_stall_cycles),
         macs=macs,
-        utilization=macs / (cycles * spec.macs_per_cycle),
+        utilization=macs / (cycles * spec.macs_per_cycle) if cycles else 0.0,
         seconds=cycles / (arch.clock_mhz * 1e6),
         energy_pj=sum(energy.values()),
         energy_breakdown_pj=MappingProxyType(energy),

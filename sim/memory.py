@@ -3,8 +3,9 @@
 Everything is vectorised over candidate mappings (:class:`mapping.Candidates`, one entry per
 row) and describes ONE instance of the GEMM (``gemm.count`` is applied by the caller).
 
-Storage widths: A and W are stored at their formats' widths (``gemm.a_fmt``/``w_fmt``),
-partial sums at the engine's ``acc_bits`` and final outputs at ``gemm.o_fmt``.
+Storage widths: A and W are stored at their formats' widths plus their quantization scales
+(``gemm.a_storage_bits``/``w_storage_bits``), partial sums at the engine's ``acc_bits`` and
+final outputs at ``gemm.o_fmt``.
 
 **SRAM traffic (the engine side).** Generic over engine kinds: it uses only the spec's
 unrolling (:meth:`hw.spec.EngineBase.unrolling`) and fold timing. A fold covers ``unroll``
@@ -148,7 +149,8 @@ def memory_traffic(
         raise ValueError(f"memory: must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
     spec = arch.engine
     M, N, K = gemm.M, gemm.N, gemm.K
-    a_bits, w_bits = get_format(gemm.a_fmt).bits, get_format(gemm.w_fmt).bits
+    # stored widths, scales and zero points included (models.ops.Gemm)
+    a_bits, w_bits = gemm.a_storage_bits, gemm.w_storage_bits
     o_bits, acc_bits = get_format(gemm.o_fmt).bits, spec.acc_bits
     u = spec.unrolling()
     unroll = {"m": u.m or 1, "n": u.n or 1, "k": u.k or 1}

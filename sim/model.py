@@ -1,8 +1,15 @@
-"""A whole workload (a list of GEMMs) on one architecture (``tpe sim model``).
+"""A whole workload (a list of operators) on one architecture (``tpe sim model``).
 
-Operators run one after another on the one engine; each is simulated by
-:func:`sim.gemm.simulate_gemm` (cached per shape, so a model with repeated layers costs one
-search per distinct shape) and the totals are sums of those frozen per-operator results.
+Operators run one after another on the architecture's cores; each is simulated by
+:func:`sim.system.simulate_op` (cached per distinct operator, so a model with repeated layers
+costs one search per distinct shape) and the totals are sums of those frozen per-operator
+results.
+
+End-to-end metrics (:class:`ModelResult`): a prefill pass of ``batch`` prompts of ``seq``
+tokens ends with the first generated token, so its time is the time to first token (TTFT) and
+its tokens are the ``batch * seq`` prompt tokens; a decode step generates ``batch`` tokens, so
+its time is the time per output token (TPOT). ``tokens_per_s`` and ``energy_per_token_pj``
+divide by those tokens.
 """
 
 from __future__ import annotations
@@ -10,37 +17,44 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from hw.spec import ArchSpec, spec_to_dict
 from mapping import Objective
 from models import ModelError
-from models.ops import Gemm
-from sim.energy import ENERGY_COMPONENTS, area_breakdown
-from sim.gemm import GemmResult, simulate_gemm
+from models.ops import Attention, Gemm, Op, Vector
+from sim.energy import SYSTEM_ENERGY_COMPONENTS, system_area_breakdown
 from sim.memory import Memory
+from sim.system import OpResult, peak_macs_per_cycle, simulate_op
 
 __all__ = ["ModelResult", "simulate_model"]
+
+Phase = Literal["prefill", "decode"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelResult:
-    """Totals over ``ops`` (each a :class:`sim.gemm.GemmResult`, in workload order).
+    """Totals over ``ops`` (each a :class:`sim.system.OpResult`, in workload order).
 
-    ``utilization`` = useful MACs / (``cycles`` x ``spec.macs_per_cycle``).
+    ``utilization`` = useful engine MACs / (``cycles`` x peak MACs per cycle of all cores).
+    ``tokens``: the tokens this pass handles (prompt tokens for prefill, generated tokens for
+    decode; ``None`` when the workload is not a model phase).
     """
 
     arch: ArchSpec
     name: str
     memory: Memory
     objective: Objective
-    ops: tuple[GemmResult, ...]
+    phase: Phase | None
+    batch: int | None
+    seq: int | None
+    quant: str | None
+    ops: tuple[OpResult, ...]
     cycles: int
     compute_cycles: int
     stall_cycles: int
-    sram_stall_cycles: int
-    dram_stall_cycles: int
     macs: int
+    vector_ops: float
     utilization: float
     seconds: float
     energy_pj: float
@@ -48,36 +62,59 @@ class ModelResult:
     dram_bytes: float
     area_um2: float
     area_breakdown_um2: MappingProxyType[str, float]
+    tokens: int | None
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token: the prefill pass."""
+        return self.seconds if self.phase == "prefill" else None
+
+    @property
+    def tpot_s(self) -> float | None:
+        """Time per output token: one decode step."""
+        return self.seconds if self.phase == "decode" else None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return None if self.tokens is None else self.tokens / self.seconds
+
+    @property
+    def energy_per_token_pj(self) -> float | None:
+        return None if self.tokens is None else self.energy_pj / self.tokens
+
+    def time_by_op(self) -> dict[str, float]:
+        """Seconds per operator name (for breakdown plots)."""
+        out: dict[str, float] = {}
+        for r in self.ops:
+            out[r.name] = out.get(r.name, 0.0) + r.seconds
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``tpe sim model --json`` object)."""
-        ops = []
-        for r in self.ops:
-            g = r.gemm
-            ops.append({
-                "name": g.name, "count": g.count, "M": g.M, "N": g.N, "K": g.K,
-                "a_fmt": g.a_fmt, "w_fmt": g.w_fmt, "o_fmt": g.o_fmt,
-                "cycles": r.cycles, "compute_cycles": r.compute_cycles,
-                "stall_cycles": r.stall_cycles, "seconds": r.seconds,
-                "energy_pj": r.energy_pj, "utilization": r.utilization,
-                "dram_bytes": r.dram_bytes, "bound": r.bound,
-                "breakdown": dict(r.energy_breakdown_pj),
-                "mapping": r.mapping.to_dict(),
-            })
+        ops = [r.to_dict() for r in self.ops]
         return {
             "arch": self.arch.name,
             "engine": spec_to_dict(self.arch.engine),
+            "cores": self.arch.cores,
             "model": self.name,
+            "phase": self.phase,
+            "batch": self.batch,
+            "seq": self.seq,
+            "quant": self.quant,
             "memory": self.memory,
             "objective": self.objective,
             "cycles": self.cycles,
             "compute_cycles": self.compute_cycles,
             "stall_cycles": self.stall_cycles,
-            "sram_stall_cycles": self.sram_stall_cycles,
-            "dram_stall_cycles": self.dram_stall_cycles,
             "utilization": self.utilization,
             "seconds": self.seconds,
+            "ttft_s": self.ttft_s,
+            "tpot_s": self.tpot_s,
+            "tokens": self.tokens,
+            "tokens_per_s": self.tokens_per_s,
+            "energy_per_token_pj": self.energy_per_token_pj,
             "macs": self.macs,
+            "vector_ops": self.vector_ops,
             "energy_pj": self.energy_pj,
             "breakdown": dict(self.energy_breakdown_pj),
             "dram_bytes": self.dram_bytes,
@@ -90,50 +127,67 @@ class ModelResult:
 
 def simulate_model(
     arch: ArchSpec,
-    ops: Sequence[Gemm],
+    ops: Sequence[Op],
     *,
     memory: Memory = "real",
     objective: Objective = "latency",
     name: str = "model",
+    phase: Phase | None = None,
+    batch: int | None = None,
+    seq: int | None = None,
+    quant: str | None = None,
 ) -> ModelResult:
-    """Simulate every GEMM of ``ops`` (each with its ``count``) on ``arch`` and sum.
+    """Simulate every operator of ``ops`` (each with its ``count``) on ``arch`` and sum.
 
-    ``memory`` and ``objective`` as in :func:`sim.gemm.simulate_gemm`. Raises
-    :class:`models.ModelError` for an empty or malformed op list and whatever
-    ``simulate_gemm`` raises for an operator that does not fit.
+    ``memory`` and ``objective`` as in :func:`sim.gemm.simulate_gemm`. ``phase``, ``batch``
+    and ``seq`` (the workload's, when it is one pass of a model) give the end-to-end metrics.
+    Raises :class:`models.ModelError` for an empty or malformed op list and whatever
+    :func:`sim.system.simulate_op` raises for an operator that does not fit.
     """
     if not isinstance(arch, ArchSpec):
         raise TypeError(f"arch: expected a hw.spec.ArchSpec, got {type(arch).__name__}")
-    if isinstance(ops, Gemm) or not isinstance(ops, Sequence):
-        raise TypeError(f"ops: expected a sequence of models.ops.Gemm, got {type(ops).__name__}")
+    if isinstance(ops, (Gemm, Attention, Vector)) or not isinstance(ops, Sequence):
+        raise TypeError(f"ops: expected a sequence of models.ops operators, got "
+                        f"{type(ops).__name__}")
     if not ops:
         raise ModelError("ops: the workload has no operators")
     for i, op in enumerate(ops):
-        if not isinstance(op, Gemm):
-            raise TypeError(f"ops[{i}]: expected a models.ops.Gemm, got {type(op).__name__}")
-    results = tuple(simulate_gemm(arch, op, memory=memory, objective=objective) for op in ops)
+        if not isinstance(op, (Gemm, Attention, Vector)):
+            raise TypeError(f"ops[{i}]: expected a models.ops operator, got "
+                            f"{type(op).__name__}")
+    if phase is not None and phase not in ("prefill", "decode"):
+        raise ModelError(f"phase: must be 'prefill' or 'decode' (got {phase!r})")
+    results = tuple(simulate_op(arch, op, memory=memory, objective=objective) for op in ops)
     cycles = sum(r.cycles for r in results)
     macs = sum(r.macs for r in results)
-    spec = arch.engine
-    energy = {k: sum(r.energy_breakdown_pj[k] for r in results) for k in ENERGY_COMPONENTS}
-    area = area_breakdown(arch)
+    energy = {k: sum(r.energy_breakdown_pj[k] for r in results)
+              for k in SYSTEM_ENERGY_COMPONENTS}
+    area = system_area_breakdown(arch)
+    tokens = None
+    if phase is not None and batch is not None and seq is not None:
+        tokens = batch * seq if phase == "prefill" else batch
+    compute = sum(r.compute_cycles for r in results)
     return ModelResult(
         arch=arch,
         name=name,
         memory=memory,
         objective=objective,
+        phase=phase,
+        batch=batch,
+        seq=seq,
+        quant=quant,
         ops=results,
         cycles=cycles,
-        compute_cycles=sum(r.compute_cycles for r in results),
-        stall_cycles=sum(r.stall_cycles for r in results),
-        sram_stall_cycles=sum(r.sram_stall_cycles for r in results),
-        dram_stall_cycles=sum(r.dram_stall_cycles for r in results),
+        compute_cycles=compute,
+        stall_cycles=cycles - compute,
         macs=macs,
-        utilization=macs / (cycles * spec.macs_per_cycle),
+        vector_ops=sum(r.vector_ops for r in results),
+        utilization=macs / (cycles * peak_macs_per_cycle(arch)) if cycles else 0.0,
         seconds=cycles / (arch.clock_mhz * 1e6),
         energy_pj=sum(energy.values()),
         energy_breakdown_pj=MappingProxyType(energy),
         dram_bytes=sum(r.dram_bytes for r in results),
         area_um2=sum(area.values()),
         area_breakdown_um2=area,
+        tokens=tokens,
     )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["plot_op_breakdown", "plot_roofline"]
+__all__ = ["plot_op_breakdown", "plot_roofline", "save_model_plots"]
 
 
 def plot_op_breakdown(ax, phases: dict[str, dict[str, float]], *, unit: str = "ms"):
@@ -68,3 +68,52 @@ def plot_roofline(
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def save_model_plots(results, out_dir) -> list:
+    """Write ``op_breakdown.png`` (time per operator, per phase) and ``roofline.png`` (one
+    panel per phase: every operator's MACs per DRAM byte and achieved MAC/s under the
+    architecture's roofline) for ``results`` (``{phase label: sim.model.ModelResult}``) into
+    ``out_dir``; returns the two paths. Each file is written to a temporary name first."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    first = next(iter(results.values()))
+    arch = first.arch
+    phases = {label: {k: v * 1e3 for k, v in res.time_by_op().items()}
+              for label, res in results.items()}
+    paths = []
+    names = {n for ops in phases.values() for n in ops}
+    legend_rows = -(-len(names) // 4)
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.5 * len(phases) + 0.2 * legend_rows),
+                           layout="constrained")
+    plot_op_breakdown(ax, phases)
+    ax.set_title(f"{first.name} on {arch.name} [{arch.engine.name}]: time per operator",
+                 fontsize=9)
+    paths.append(_save(fig, out / "op_breakdown.png"))
+    plt.close(fig)
+
+    peak = arch.cores * arch.engine.macs_per_cycle * arch.clock_mhz * 1e6
+    bw = arch.dram.bandwidth_gb_per_s * 1e9
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4),
+                             layout="constrained", squeeze=False)
+    for ax, (label, res) in zip(axes[0], results.items(), strict=True):
+        pts = [(r.name, r.macs / max(r.dram_bytes, 1.0), r.macs / r.seconds)
+               for r in res.ops if r.macs and r.seconds > 0]
+        plot_roofline(ax, peak_ops_per_s=peak, bytes_per_s=bw, points=pts, title=str(label))
+    paths.append(_save(fig, out / "roofline.png"))
+    plt.close(fig)
+    return paths
+
+
+def _save(fig, path):
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=130)
+    tmp.replace(path)
+    return path

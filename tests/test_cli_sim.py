@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hw.spec import load_arch
-from models.llm import OP_NAMES
+from hw.spec import list_presets, load_arch
+from models.llm import load_model, lower, zoo_models
+from models.quant import known_schemes
 from sim.cli import main
+from sim.cli_sim import auto_scheme
 from sim.engines.systolic import gemm_compute_cycles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,19 +82,25 @@ def test_model_json_lists_every_operator(capsys, phase):
     assert code == 0, err
     d = json.loads(out)
     assert REQUIRED_KEYS <= set(d)
-    assert [op["name"] for op in d["ops"]] == list(OP_NAMES)
+    auto = auto_scheme(load_arch("systolic").engine)
+    names = [op.name for op in lower(load_model("llama-2-7b"), phase=phase, batch=2, seq=128,
+                                     quant=auto)]
+    assert [op["name"] for op in d["ops"]] == names
+    assert {"q_proj", "attention", "down_proj", "lm_head"} <= set(names)
     assert d["cycles"] == sum(op["cycles"] for op in d["ops"])
+    assert d["ttft_s" if phase == "prefill" else "tpot_s"] == d["seconds"]
     code, text, err = run(capsys, ["sim", "model", "--arch", "systolic", "--model",
                                    "llama-2-7b", "--phase", phase, "--batch", "2", "--seq",
                                    "128", "--quant", "w8a8"])
     assert code == 0, err
-    assert all(name in text for name in OP_NAMES)
-    assert f"{d['cycles']:,}" in text  # auto is w8a8 on an 8-bit engine
+    assert all(name in text for name in names)
+    assert "tokens/s" in text and "per token" in text
 
 
 @pytest.mark.parametrize(("quant", "fmts"), [
     ("auto", ("int4", "int4", "int4")), ("w2a4", ("int4", "int2", "int4")),
-    ("w2a4kv2", ("int4", "int2", "int2")),
+    ("w2a4kv2", ("int4", "int2", "int2")), ("w4a16+kv4", ("fp16", "int4", "int4")),
+    ("fp8", ("fp8_e4m3", "fp8_e4m3", "fp8_e4m3")),
 ])
 def test_quant_schemes_set_the_operator_formats(capsys, quant, fmts):
     code, out, err = run(capsys, ["sim", "model", "--arch", "systolic", "--set",
@@ -100,8 +108,50 @@ def test_quant_schemes_set_the_operator_formats(capsys, quant, fmts):
                                   "llama-2-7b", "--phase", "decode", "--batch", "1", "--seq",
                                   "16", "--quant", quant, "--json"])
     assert code == 0, err
-    ops = {op["name"]: op for op in json.loads(out)["ops"]}
-    assert (ops["q_proj"]["a_fmt"], ops["q_proj"]["w_fmt"], ops["attn_qk"]["w_fmt"]) == fmts
+    ops = {op["name"]: op["shape"] for op in json.loads(out)["ops"]}
+    assert (ops["q_proj"]["a_fmt"], ops["q_proj"]["w_fmt"], ops["attention"]["kv_fmt"]) == fmts
+
+
+def test_every_zoo_model_preset_and_scheme_runs(capsys):
+    """The acceptance matrix, thinned: every zoo model, preset and named scheme appears."""
+    schemes = [s for s in known_schemes() if "[" not in s and "<" not in s] + ["w3a5kv2",
+                                                                              "w4a16+kv2"]
+    models, presets = zoo_models(), list_presets()
+    n = max(len(models), len(presets), len(schemes))
+    for i in range(n):
+        model, preset = models[i % len(models)], presets[i % len(presets)]
+        quant = schemes[i % len(schemes)]
+        for phase in ("prefill", "decode"):
+            code, out, err = run(capsys, ["sim", "model", "--arch", preset, "--model", model,
+                                          "--phase", phase, "--batch", "2", "--seq", "64",
+                                          "--quant", quant, "--json"])
+            assert code == 0, (model, preset, quant, phase, err)
+            d = json.loads(out)
+            assert d["cycles"] > 0 and d["energy_pj"] > 0, (model, preset, quant)
+
+
+def test_attention_command(capsys):
+    argv = ["sim", "attention", "--arch", "systolic", "--batch", "2", "--heads", "32",
+            "--kv-heads", "8", "--q-len", "1", "--kv-len", "4096", "--head-dim", "128"]
+    code, out, err = run(capsys, [*argv, "--kv-fmt", "int4", "--json"])
+    assert code == 0, err
+    d = json.loads(out)
+    assert REQUIRED_KEYS - {"engine"} <= set(d)
+    assert d["kind"] == "attention" and d["shape"]["kv_fmt"] == "int4"
+    code, out8, err = run(capsys, [*argv, "--kv-fmt", "int8", "--json"])
+    assert json.loads(out8)["dram_bytes"] > d["dram_bytes"]
+    code, text, err = run(capsys, [*argv, "--causal", "--q-len", "64", "--kv-len", "64"])
+    assert code == 0, err
+    assert "attention" in text and "tile_rows" in text
+
+
+def test_model_plot_writes_the_figures(capsys, tmp_path):
+    code, _, err = run(capsys, ["sim", "model", "--arch", "lut", "--model", "llama-2-7b",
+                                "--phase", "decode", "--batch", "1", "--seq", "128",
+                                "--plot", str(tmp_path / "figs")])
+    assert code == 0, err
+    for name in ("op_breakdown.png", "roofline.png"):
+        assert (tmp_path / "figs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_model_from_a_config_file(capsys, tmp_path):
@@ -148,18 +198,31 @@ MODEL = ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b", "--phase
         (["sim", "gemm", "--arch", "systolic", "--M", "x", "--N", "8", "--K", "8"],
          r"^tpe sim gemm: error: argument --M: invalid int value: 'x'"),
         ([*MODEL[:5], "nope", *MODEL[6:]], r"^tpe: error: model: unknown model 'nope'"),
-        ([*MODEL, "--quant", "w4"],
-         r"^tpe: error: --quant: unknown scheme 'w4'; expected auto or wNaM\[kvB\] "),
-        ([*MODEL, "--quant", "w4a17"], r"^tpe: error: --quant: unknown scheme 'w4a17'; "),
-        ([*MODEL, "--quant", "w4a16"],
-         r"^tpe: error: --quant: w4a16 gives int16 activations, but the engine has a_bits=8; "
-         r"use --quant auto or --set engine\.a_bits=16$"),
+        ([*MODEL, "--quant", "w4"], r"^tpe: error: --quant: unknown scheme 'w4'; known: "
+         r"fp16, bf16, w8a8, "),
+        ([*MODEL, "--quant", "w4a17"],
+         r"^tpe: error: --quant: 'w4a17': widths must be 1\.\.16 bits$"),
+        ([*MODEL, "--quant", "w4a8+kv5"], r"^tpe: error: --quant: 'w4a8\+kv5': \+kv5 is not "),
         ([*MODEL, "--set", "engine.signed=false", "--quant", "w8a8"],
-         r"^tpe: error: --quant: w8a8 gives int8 activations, but the engine is unsigned "),
+         r"^tpe: error: --quant: w8a8: q_proj\.a_fmt: int8 is signed but the engine is "
+         r"unsigned \(engine\.signed=false\); use an unsigned format or --set "
+         r"engine\.signed=true$"),
+        ([*MODEL, "--sparse-topk", "4"], r"^tpe: error: --sparse-topk: block-sparse attention "
+         r"needs both --sparse-block and --sparse-topk > 0$"),
+        ([*MODEL, "--kv-page", "-1"], r"^tpe: error: --kv-page: must be an integer >= 0"),
+        ([*MODEL, "--set", "vector.lanes=0"], r"^tpe: error: vector\.lanes: must be >= 1"),
+        ([*MODEL, "--set", "a_buffer.capacity_bytes=64"], r"^tpe: error: .*a_buffer"),
+        (["sim", "attention", "--arch", "systolic", "--batch", "1", "--heads", "32",
+          "--kv-heads", "5", "--q-len", "1", "--kv-len", "8", "--head-dim", "64"],
+         r"^tpe: error: attention\.kv_heads: 32 query heads are not a multiple of 5 "),
+        (["sim", "attention", "--arch", "systolic", "--batch", "1", "--heads", "8",
+          "--kv-heads", "8", "--q-len", "9", "--kv-len", "8", "--head-dim", "64"],
+         r"^tpe: error: attention\.q_len: 9 queries exceed kv_len 8"),
+        (["sim", "attention", "--arch", "systolic", "--batch", "1", "--heads", "8",
+          "--kv-heads", "8", "--q-len", "1", "--kv-len", "8", "--head-dim", "64", "--kv-fmt",
+          "int33x"], r"^tpe: error: --kv-fmt: unknown number format 'int33x'"),
         ([*MODEL[:9], "0", *MODEL[10:]], r"^tpe: error: --batch: must be a positive integer"),
         ([*MODEL[:11], "0"], r"^tpe: error: --seq: must be a positive integer \(got 0\)$"),
-        ([*MODEL, "--set", "engine.a_bits=4", "--quant", "w8a8"],
-         r"^tpe: error: --quant: w8a8 gives int8 activations, but the engine has a_bits=4"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, pattern):

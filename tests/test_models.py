@@ -1,4 +1,5 @@
-"""models.llm: config loading (zoo and paths), error messages, GEMM lowering and MAC counts."""
+"""models.llm: config loading (zoo and paths), error messages, lowering of the Llama family
+and MAC counts. The other families and the whole zoo: tests/test_zoo.py."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from models.llm import (
     kv_cache_bytes,
     load_model,
     lower,
+    op_names,
     weight_bytes,
     zoo_models,
 )
-from models.ops import Gemm
+from models.ops import Attention, Gemm, Op, Vector
+from models.quant import get_scheme
 
 # Published figures, typed here once from the model cards / papers, never derived in code.
 LLAMA2_7B_PUBLISHED_PARAMS = 6.74e9
@@ -43,8 +46,28 @@ def write(tmp_path: Path, obj: object, name: str = "config.json") -> Path:
     return p
 
 
-def by_name(gemms: list[Gemm]) -> dict[str, Gemm]:
-    return {g.name: g for g in gemms}
+def by_name(ops: list[Op]) -> dict[str, Op]:
+    out = {op.name: op for op in ops}
+    assert len(out) == len(ops), "operator names must be unique"
+    return out
+
+
+def gemm(ops: dict[str, Op], name: str) -> Gemm:
+    op = ops[name]
+    assert isinstance(op, Gemm), op
+    return op
+
+
+def attn(ops: dict[str, Op]) -> Attention:
+    op = ops["attention"]
+    assert isinstance(op, Attention), op
+    return op
+
+
+def vec(ops: dict[str, Op], name: str) -> Vector:
+    op = ops[name]
+    assert isinstance(op, Vector), op
+    return op
 
 
 def one_line(e: pytest.ExceptionInfo[ModelError]) -> str:
@@ -63,7 +86,7 @@ def test_zoo_lists_bundled_configs() -> None:
     assert {"llama-2-7b", "llama-2-70b"} <= set(names)
 
 
-@pytest.mark.parametrize("name", ["llama-2-7b", "llama-2-70b"])
+@pytest.mark.parametrize("name", ["llama-2-7b", "llama-2-13b", "llama-2-70b"])
 def test_zoo_files_are_hf_llama_configs(name: str) -> None:
     path = Path(__file__).parents[1] / "models" / "configs" / f"{name}.json"
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -76,6 +99,7 @@ def test_zoo_files_are_hf_llama_configs(name: str) -> None:
     assert raw["rope_theta"] == 10000.0
     assert raw["vocab_size"] == 32000
     assert raw["max_position_embeddings"] == 4096
+    assert raw["_source"].startswith("https://huggingface.co/meta-llama/")
 
 
 def test_llama2_7b() -> None:
@@ -93,10 +117,19 @@ def test_llama2_7b() -> None:
         tie_word_embeddings=False,
         model_type="llama",
     )
+    assert cfg.family == "llama" and cfg.moe is None and cfg.mla is None
     assert load_model("Llama-2-7B") == cfg  # zoo names are case-insensitive
     assert cfg.num_params == pytest.approx(LLAMA2_7B_PUBLISHED_PARAMS, rel=0.01)
+    assert cfg.active_params == cfg.num_params
     assert weight_bytes(cfg, "fp16") == 2 * cfg.num_params
-    assert weight_bytes(cfg, "int4") == cfg.num_params / 2
+    assert weight_bytes(cfg) == weight_bytes(cfg, get_scheme("fp16"))
+    # AWQ w4a16: matrices at 4 bits + a 20-bit scale/zero per 128 weights; embedding and
+    # norms (untouched by the scheme) stay fp16
+    h, i, L, V = 4096, 11008, 32, 32000
+    matrices = L * (4 * h * h + 3 * h * i) + V * h  # + lm_head
+    others = V * h + (2 * L + 1) * h
+    assert matrices + others == cfg.num_params
+    assert weight_bytes(cfg, "w4a16") == pytest.approx(matrices * (4 + 20 / 128) / 8 + others * 2)
 
 
 def test_llama2_70b_gqa() -> None:
@@ -106,13 +139,19 @@ def test_llama2_70b_gqa() -> None:
     assert cfg.num_params == pytest.approx(LLAMA2_70B_PUBLISHED_PARAMS, rel=0.01)
     for phase, m in (("prefill", 2 * 512), ("decode", 2)):
         ops = by_name(lower(cfg, phase=phase, batch=2, seq=512))
-        assert (ops["q_proj"].M, ops["q_proj"].N, ops["q_proj"].K) == (m, 8192, 8192)
-        assert (ops["k_proj"].M, ops["k_proj"].N, ops["k_proj"].K) == (m, 1024, 8192)
-        assert (ops["v_proj"].M, ops["v_proj"].N, ops["v_proj"].K) == (m, 1024, 8192)
-        assert (ops["o_proj"].N, ops["o_proj"].K) == (8192, 8192)
-        assert ops["attn_qk"].count == 80 * 2 * 64  # one per query head
+        q, k, v, o = (gemm(ops, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj"))
+        assert (q.M, q.N, q.K) == (m, 8192, 8192)
+        assert (k.M, k.N, k.K) == (m, 1024, 8192)
+        assert (v.M, v.N, v.K) == (m, 1024, 8192)
+        assert (o.N, o.K) == (8192, 8192)
+        a = attn(ops)
+        assert (a.batch, a.heads, a.kv_heads, a.count) == (2, 64, 8, 80)
+        assert vec(ops, "rope").elems == m * (8192 + 1024)
     # the KV cache holds num_kv_heads heads: 8x smaller than multi-head attention would need
-    assert kv_cache_bytes(cfg, batch=1, seq=4096, kv_fmt="fp16") == 2 * 80 * 1024 * 4096 * 2
+    assert kv_cache_bytes(cfg, batch=1, seq=4096, quant="fp16") == 2 * 80 * 1024 * 4096 * 2
+    # and agrees with the decode attention op that reads it
+    dec = attn(by_name(lower(cfg, phase="decode", batch=3, seq=99, quant="w8a8")))
+    assert kv_cache_bytes(cfg, batch=3, seq=100, quant="w8a8") == 80 * dec.kv_bytes()
 
 
 # ------------------------------------------------------------------------------------------
@@ -127,6 +166,11 @@ def test_load_path_defaults(tmp_path: Path) -> None:
     assert cfg.name == tmp_path.name  # config.json is named after its folder
     assert load_model(tmp_path) == cfg  # a folder means its config.json
     assert load_model(str(tmp_path)) == cfg
+    # unknown keys are ignored, as transformers does
+    assert load_model(str(write(tmp_path, {**MINIMAL, "_source": "x", "foo": [1]}))) == cfg
+    # model_type defaults to llama
+    raw = {k: v for k, v in MINIMAL.items() if k != "model_type"}
+    assert load_model(str(write(tmp_path, raw))) == cfg
 
 
 def test_load_path_explicit_keys_and_mistral(tmp_path: Path) -> None:
@@ -145,16 +189,25 @@ def test_load_path_explicit_keys_and_mistral(tmp_path: Path) -> None:
     assert (cfg.model_type, cfg.num_kv_heads, cfg.head_dim) == ("mistral", 2, 16)
     assert cfg.tie_word_embeddings and cfg.sliding_window == 32
     assert cfg.q_size == 128 and cfg.kv_size == 32
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=100))
-    assert ops["attn_qk"].N == 32 and ops["attn_pv"].K == 32  # capped by the window
+    a = attn(by_name(lower(cfg, phase="decode", batch=1, seq=100)))
+    assert a.kv_len == 32  # capped by the window
+    # prefill: the window is not represented, the whole causal triangle is counted
+    assert attn(by_name(lower(cfg, phase="prefill", batch=1, seq=100))).kv_len == 100
+    assert kv_cache_bytes(cfg, batch=1, seq=100) == kv_cache_bytes(cfg, batch=1, seq=32)
     # a tied LM head is still a GEMM but its weights are counted once
     untied = load_model(str(write(tmp_path, {**raw, "tie_word_embeddings": False}, "u.json")))
     assert untied.num_params - cfg.num_params == 1000 * 64
 
 
-def test_unknown_model_type_with_llama_keys_is_accepted(tmp_path: Path) -> None:
-    cfg = load_model(str(write(tmp_path, {**MINIMAL, "model_type": "qwen2"})))
-    assert cfg.model_type == "qwen2"
+def test_biases(tmp_path: Path) -> None:
+    base = load_model(str(write(tmp_path, MINIMAL)))
+    cfg = load_model(str(write(tmp_path, {**MINIMAL, "attention_bias": True, "mlp_bias": True})))
+    h, i, L = 64, 172, 2
+    assert cfg.num_params - base.num_params == L * (4 * h + 2 * i + h)
+    ops = by_name(lower(cfg, phase="decode", batch=1, seq=4))
+    assert vec(ops, "attn_residual").ops_per_elem == 2  # + o_proj bias
+    assert vec(ops, "act").ops_per_elem == 7  # + gate and up biases
+    assert vec(ops, "mlp_residual").table_bytes == 2 * h
 
 
 # ------------------------------------------------------------------------------------------
@@ -212,26 +265,35 @@ def test_missing_required_key(tmp_path: Path, key: str) -> None:
     with pytest.raises(ModelError) as e:
         load_model(str(write(tmp_path, raw)))
     assert re.fullmatch(
-        rf".*config\.json: missing required key '{key}' \(model_type 'llama'\); only "
-        r"Llama/Mistral-style decoder configs are supported, with keys hidden_size, .*",
+        rf".*config\.json: missing required key '{key}' \(model_type 'llama'\); add it: "
+        r"llama configs need hidden_size, intermediate_size, num_hidden_layers, "
+        r"num_attention_heads, vocab_size, max_position_embeddings",
         one_line(e),
     )
 
 
-def test_gpt2_config_is_rejected_clearly(tmp_path: Path) -> None:
-    gpt2 = {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257}
-    with pytest.raises(
-        ModelError, match=r"missing required key 'hidden_size' \(model_type 'gpt2'\); only Llama"
-    ):
-        load_model(str(write(tmp_path, gpt2)))
+@pytest.mark.parametrize("model_type", ["gpt2", "qwen2", "LLaMA"])
+def test_unknown_model_type_is_rejected(tmp_path: Path, model_type: str) -> None:
+    with pytest.raises(ModelError) as e:
+        load_model(str(write(tmp_path, {**MINIMAL, "model_type": model_type})))
+    assert re.fullmatch(
+        rf".*config\.json: model_type: unsupported '{model_type}'; supported: deepseek_v2, "
+        r"llama, mistral, mixtral, opt \(set the one whose architecture matches\)",
+        one_line(e),
+    )
 
 
-def test_moe_config_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(
-        ModelError,
-        match=r"num_local_experts: mixture-of-experts configs are not supported \(got 8\)",
-    ):
-        load_model(str(write(tmp_path, {**MINIMAL, "num_local_experts": 8})))
+@pytest.mark.parametrize("key", ["num_local_experts", "n_routed_experts"])
+def test_experts_need_a_moe_model_type(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ModelError) as e:
+        load_model(str(write(tmp_path, {**MINIMAL, key: 8})))
+    assert re.fullmatch(
+        rf".*config\.json: {key}: model_type 'llama' has no experts \(got 8\); use "
+        r"model_type 'mixtral' for a mixture-of-experts config",
+        one_line(e),
+    )
+    # 0, 1 or null experts mean a dense model
+    assert load_model(str(write(tmp_path, {**MINIMAL, key: 1}))).moe is None
 
 
 @pytest.mark.parametrize(
@@ -259,6 +321,8 @@ def test_bad_value(tmp_path: Path, key: str, value: object) -> None:
 def test_bad_bool_and_strings(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"tie_word_embeddings: must be true or false \(got 1\)$"):
         load_model(str(write(tmp_path, {**MINIMAL, "tie_word_embeddings": 1})))
+    with pytest.raises(ModelError, match=r"attention_bias: must be true or false \(got 'no'\)$"):
+        load_model(str(write(tmp_path, {**MINIMAL, "attention_bias": "no"})))
     with pytest.raises(ModelError, match=r"model_type: must be a string \(got 3\)$"):
         load_model(str(write(tmp_path, {**MINIMAL, "model_type": 3})))
     with pytest.raises(ModelError, match=r"sliding_window: must be a positive integer or null"):
@@ -297,6 +361,13 @@ def test_model_config_validates_directly() -> None:
         ModelConfig(**{**fields, "num_kv_heads": 5})
     with pytest.raises(ModelError, match=r"^name: must be a non-empty string"):
         ModelConfig(**{**fields, "name": ""})
+    with pytest.raises(ModelError, match=r"^model_type: unsupported 'gpt2'; use one of "
+                       r"deepseek_v2, llama, mistral, mixtral, opt$"):
+        ModelConfig(**{**fields, "model_type": "gpt2"})
+    with pytest.raises(ModelError, match=r"^moe: model_type 'mixtral' needs a MoEConfig"):
+        ModelConfig(**{**fields, "model_type": "mixtral"})
+    with pytest.raises(ModelError, match=r"^mla: model_type 'deepseek_v2' needs an MLAConfig"):
+        ModelConfig(**{**fields, "model_type": "deepseek_v2"})
     with pytest.raises(TypeError):
         ModelConfig("x", 1, 1, 1, 1, 1, 1, 1, 1)  # type: ignore[misc]  # keyword-only
 
@@ -319,9 +390,16 @@ def test_model_config_validates_directly() -> None:
             r"seq: decoding after 4096 cached tokens needs 4097 positions, more than "
             r"max_position_embeddings 4096 of llama-2-7b; use seq <= 4095",
         ),
-        ({"a_fmt": "int99"}, r"a_fmt: unknown number format 'int99'; known: .*"),
-        ({"w_fmt": "fp7"}, r"w_fmt: unknown number format 'fp7'; known: .*"),
-        ({"kv_fmt": 8}, r"kv_fmt: must be a format name string \(got 8\)"),
+        ({"quant": "int99"}, r"--quant: unknown scheme 'int99'; known: fp16, .*"),
+        ({"quant": "w4a16+kv5"}, r"--quant: 'w4a16\+kv5': \+kv5 is not a KV-cache width; .*"),
+        ({"quant": 8}, r"quant: expected a scheme name or a QuantScheme \(got 8\)"),
+        ({"page_tokens": -1}, r"page_tokens: must be an integer >= 0 \(got -1\)"),
+        ({"sparse_block": 1.5}, r"sparse_block: must be an integer >= 0 \(got 1\.5\)"),
+        (
+            {"sparse_block": 64},
+            r"sparse_topk: block-sparse attention needs both sparse_block and sparse_topk > 0 "
+            r"\(got 64 and 0\); give both or neither",
+        ),
     ],
 )
 def test_lower_errors(kwargs: dict[str, object], pattern: str) -> None:
@@ -333,8 +411,8 @@ def test_lower_errors(kwargs: dict[str, object], pattern: str) -> None:
 
 def test_lower_limits_are_inclusive() -> None:
     cfg = load_model("llama-2-7b")
-    assert by_name(lower(cfg, phase="prefill", batch=1, seq=4096))["attn_qk"].N == 4096
-    assert by_name(lower(cfg, phase="decode", batch=1, seq=4095))["attn_qk"].N == 4096
+    assert attn(by_name(lower(cfg, phase="prefill", batch=1, seq=4096))).kv_len == 4096
+    assert attn(by_name(lower(cfg, phase="decode", batch=1, seq=4095))).kv_len == 4096
 
 
 # ------------------------------------------------------------------------------------------
@@ -343,70 +421,127 @@ def test_lower_limits_are_inclusive() -> None:
 
 def test_prefill_shapes_llama2_7b() -> None:
     cfg = load_model("llama-2-7b")
-    b, s, h, i, L = 4, 1024, 4096, 11008, 32
+    b, s, h, i, L, V = 4, 1024, 4096, 11008, 32, 32000
+    T = b * s
     ops = lower(cfg, phase="prefill", batch=b, seq=s)
-    assert tuple(g.name for g in ops) == OP_NAMES
-    shapes = {g.name: (g.M, g.N, g.K, g.count, g.b_is_weight) for g in ops}
-    assert shapes == {
-        "q_proj": (b * s, h, h, L, True),
-        "k_proj": (b * s, h, h, L, True),
-        "v_proj": (b * s, h, h, L, True),
-        "attn_qk": (s, s, 128, L * b * 32, False),
-        "attn_pv": (s, 128, s, L * b * 32, False),
-        "o_proj": (b * s, h, h, L, True),
-        "gate_proj": (b * s, i, h, L, True),
-        "up_proj": (b * s, i, h, L, True),
-        "down_proj": (b * s, h, i, L, True),
-        "lm_head": (b, 32000, h, 1, True),
+    assert tuple(op.name for op in ops) == OP_NAMES == op_names(cfg)
+    gemms = {g.name: (g.M, g.N, g.K, g.count) for g in ops if isinstance(g, Gemm)}
+    assert gemms == {
+        "q_proj": (T, h, h, L),
+        "k_proj": (T, h, h, L),
+        "v_proj": (T, h, h, L),
+        "o_proj": (T, h, h, L),
+        "gate_proj": (T, i, h, L),
+        "up_proj": (T, i, h, L),
+        "down_proj": (T, h, i, L),
+        "lm_head": (b, V, h, 1),  # only the last token of each sequence
     }
+    assert all(g.b_is_weight for g in ops if isinstance(g, Gemm))
+    vectors = {
+        v.name: (v.kind, v.elems, v.ops_per_elem, v.count, v.reads, v.table_bytes)
+        for v in ops
+        if isinstance(v, Vector)
+    }
+    assert vectors == {
+        "embedding": ("embedding", T * h, 0, 1, 1, 0),
+        "input_norm": ("norm", T * h, 4, L, 1, 2 * h),
+        "rope": ("rope", T * 2 * h, 3, L, 1, 0),
+        "attn_residual": ("residual", T * h, 1, L, 2, 0),
+        "post_norm": ("norm", T * h, 4, L, 1, 2 * h),
+        "act": ("activation", T * i, 5, L, 2, 0),
+        "mlp_residual": ("residual", T * h, 1, L, 2, 0),
+        "final_norm": ("norm", T * h, 4, 1, 1, 2 * h),
+        "sampling": ("softmax", b * V, 3, 1, 1, 0),
+    }
+    assert all(v.fmt == "fp16" for v in ops if isinstance(v, Vector))
+    a = attn(by_name(ops))
+    assert (a.batch, a.heads, a.kv_heads, a.q_len, a.kv_len, a.qk_dim, a.v_dim) == (
+        b, 32, 32, s, s, 128, 128)
+    assert (a.count, a.causal, a.kv_shared, a.q_fmt, a.kv_fmt) == (L, True, False, "fp16", "fp16")
 
 
 def test_decode_shapes_llama2_7b() -> None:
     cfg = load_model("llama-2-7b")
     ops = by_name(lower(cfg, phase="decode", batch=8, seq=1000))
-    assert all(ops[n].M == 8 for n in OP_NAMES if n not in ("attn_qk", "attn_pv"))
-    qk, pv = ops["attn_qk"], ops["attn_pv"]
-    assert (qk.M, qk.N, qk.K, qk.count) == (1, 1001, 128, 32 * 8 * 32)  # seq cached + itself
-    assert (pv.M, pv.N, pv.K, pv.count) == (1, 128, 1001, 32 * 8 * 32)
+    assert tuple(ops) == OP_NAMES
+    assert all(op.M == 8 for op in ops.values() if isinstance(op, Gemm))
+    a = attn(ops)
+    assert (a.batch, a.q_len, a.kv_len, a.count) == (8, 1, 1001, 32)  # seq cached + itself
+    assert vec(ops, "sampling").elems == 8 * 32000
 
 
-def test_formats() -> None:
+def test_formats_w8a8() -> None:
     cfg = load_model("llama-2-7b")
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=8, a_fmt="int8", w_fmt="int4"))
-    assert (ops["q_proj"].a_fmt, ops["q_proj"].w_fmt, ops["q_proj"].o_fmt) == (
-        "int8",
-        "int4",
-        "int32",
-    )
-    assert (ops["attn_qk"].w_fmt, ops["attn_pv"].w_fmt) == ("int8", "int8")  # K/V are activations
-    ops = by_name(
-        lower(cfg, phase="decode", batch=1, seq=8, a_fmt="bf16", w_fmt="fp8", kv_fmt="fp8")
-    )
-    assert ops["down_proj"].o_fmt == "fp32"
-    assert (ops["attn_pv"].a_fmt, ops["attn_pv"].w_fmt) == ("bf16", "fp8")
+    h, i = 4096, 11008
+    ops = by_name(lower(cfg, phase="decode", batch=2, seq=8, quant="w8a8"))
+    names = tuple(ops)
+    assert names == op_names(cfg, quant="w8a8")
+    # a dynamic per-token quantization before every GEMM that reads int8 activations
+    for q, g in (("quant_qkv", "q_proj"), ("quant_o", "o_proj"), ("quant_mlp", "gate_proj"),
+                 ("quant_down", "down_proj"), ("quant_head", "lm_head")):
+        assert names.index(q) < names.index(g)
+        assert vec(ops, q).kind == "quantize" and vec(ops, q).ops_per_elem == 3
+    assert [vec(ops, n).elems for n in ("quant_qkv", "quant_o", "quant_mlp", "quant_down")] == [
+        2 * h, 2 * h, 2 * h, 2 * i]
+    assert names.index("rope") < names.index("kv_quant") < names.index("attention")
+    assert vec(ops, "kv_quant").elems == 2 * 2 * h  # the new tokens' K and V
+    q = gemm(ops, "q_proj")
+    assert (q.a_fmt, q.w_fmt, q.o_fmt, q.w_group, q.w_scale_bits, q.a_scale_bits) == (
+        "int8", "int8", "int32", 0, 16, 16)
+    a = attn(ops)
+    assert (a.q_fmt, a.kv_fmt, a.kv_group, a.kv_scale_bits) == ("fp16", "int8", 128, 16)
+
+
+def test_formats_weight_only_kivi_mixed_fp8_bf16() -> None:
+    cfg = load_model("llama-2-7b")
+    ops = by_name(lower(cfg, phase="decode", batch=1, seq=8, quant="w4a16+kv2"))
+    assert "kv_quant" in ops  # the 2-bit cache quantizes the new tokens' K and V
+    assert tuple(n for n in ops if n != "kv_quant") == OP_NAMES
+    assert not any(n.startswith("quant_") for n in ops)  # fp16 activations: no quantization
+    d = gemm(ops, "down_proj")
+    assert (d.a_fmt, d.w_fmt, d.o_fmt, d.w_group, d.w_scale_bits, d.a_scale_bits) == (
+        "fp16", "int4", "fp32", 128, 20, 0)
+    a = attn(ops)  # KIVI: 2-bit cache in groups of 32, newest 128 tokens in fp16
+    assert (a.kv_fmt, a.kv_group, a.kv_scale_bits, a.kv_residual) == ("int2", 32, 32, 128)
+    # mixed precision: down_proj and lm_head at W8A8, the rest W4A8
+    ops = by_name(lower(cfg, phase="prefill", batch=1, seq=8, quant="w4a8-mixed"))
+    assert (gemm(ops, "up_proj").w_fmt, gemm(ops, "up_proj").w_group) == ("int4", 128)
+    assert (gemm(ops, "down_proj").w_fmt, gemm(ops, "down_proj").w_group) == ("int8", 0)
+    assert gemm(ops, "lm_head").w_fmt == "int8"
+    assert "kv_quant" not in ops  # fp16 KV cache
+    # fp8: fp8 queries and cache, accumulation in fp32, element-wise work in fp16
+    ops = by_name(lower(cfg, phase="decode", batch=1, seq=8, quant=get_scheme("fp8")))
+    assert (attn(ops).q_fmt, attn(ops).kv_fmt) == ("fp8_e4m3", "fp8_e4m3")
+    assert gemm(ops, "o_proj").o_fmt == "fp32"
+    assert "kv_quant" not in ops and "quant_o" not in ops  # only integer formats quantize
+    assert vec(ops, "act").fmt == "fp16"
+    ops = by_name(lower(cfg, phase="decode", batch=1, seq=8, quant="bf16"))
+    assert vec(ops, "act").fmt == "bf16" and attn(ops).q_fmt == "bf16"
 
 
 def test_weight_gemms_cover_all_weights_but_embedding_and_norms() -> None:
     for name in ("llama-2-7b", "llama-2-70b"):
         cfg = load_model(name)
-        weights = sum(
-            g.N * g.K * g.count for g in lower(cfg, phase="decode", batch=1, seq=1) if g.b_is_weight
-        )
+        ops = lower(cfg, phase="decode", batch=1, seq=1)
+        weights = sum(g.N * g.K * g.count for g in ops if isinstance(g, Gemm) and g.b_is_weight)
         norms = (2 * cfg.num_layers + 1) * cfg.hidden_size
         assert weights == cfg.num_params - cfg.vocab_size * cfg.hidden_size - norms
+        norm_weights = sum(v.table_bytes * v.count for v in ops if isinstance(v, Vector))
+        assert norm_weights == 2 * norms  # fp16
 
 
 def test_prefill_macs_llama2_7b() -> None:
     cfg = load_model("llama-2-7b")
     b, s = 2, 2048
     ops = lower(cfg, phase="prefill", batch=b, seq=s)
-    proj = sum(g.macs for g in ops if g.b_is_weight and g.name != "lm_head")
-    attn = sum(g.macs for g in ops if not g.b_is_weight)
-    head = by_name(ops)["lm_head"].macs
+    gemms = [g for g in ops if isinstance(g, Gemm)]
+    proj = sum(g.macs for g in gemms if g.name != "lm_head")
+    attention = attn(by_name(ops)).macs
+    head = by_name(ops)["lm_head"].macs  # type: ignore[union-attr]
     # independent: per layer 4 h^2 (q, k, v, o; MHA) + 3 h i (gate, up, down), per token
     assert proj == 32 * b * s * (4 * 4096**2 + 3 * 4096 * 11008)
-    # QK^T and PV: 2 * s^2 * d per head, full square
-    assert attn == 32 * b * 32 * 2 * s * s * 128
+    # QK^T and PV over the causal triangle: s (s + 1) / 2 pairs of 2 * 128 MACs per head
+    assert attention == 32 * b * 32 * (s * (s + 1) // 2) * 2 * 128
     assert head == b * 32000 * 4096
     # rule of thumb: forward FLOPs ~ 2 * params * tokens (params without the embedding table)
     non_embedding = cfg.num_params - 2 * 32000 * 4096
@@ -417,12 +552,12 @@ def test_decode_macs_llama2_7b() -> None:
     cfg = load_model("llama-2-7b")
     b, s = 16, 511
     ops = lower(cfg, phase="decode", batch=b, seq=s)
-    total = sum(g.macs for g in ops)
-    attn = sum(g.macs for g in ops if not g.b_is_weight)
-    assert attn == 32 * b * 32 * 2 * (s + 1) * 128
+    total = sum(op.macs for op in ops if not isinstance(op, Vector))
+    attention = attn(by_name(ops)).macs
+    assert attention == 32 * b * 32 * 2 * (s + 1) * 128
     # decode: every non-embedding weight is used once per sequence, plus attention
     weights_used = cfg.num_params - 32000 * 4096
-    assert total - attn == pytest.approx(b * weights_used, rel=0.001)
+    assert total - attention == pytest.approx(b * weights_used, rel=0.001)
     # and 2 * params * tokens holds within a few % at this short context
     assert 2 * total == pytest.approx(2 * cfg.num_params * b, rel=0.05)
 
@@ -430,8 +565,17 @@ def test_decode_macs_llama2_7b() -> None:
 def test_gqa_reduces_kv_projection_macs() -> None:
     cfg = load_model("llama-2-70b")
     ops = by_name(lower(cfg, phase="prefill", batch=1, seq=256))
-    assert ops["k_proj"].macs * 8 == ops["q_proj"].macs
-    assert ops["v_proj"].macs == ops["k_proj"].macs
+    assert gemm(ops, "k_proj").macs * 8 == gemm(ops, "q_proj").macs
+    assert gemm(ops, "v_proj").macs == gemm(ops, "k_proj").macs
+
+
+def test_paged_and_sparse_attention_pass_through() -> None:
+    cfg = load_model("llama-2-7b")
+    ops = by_name(lower(cfg, phase="decode", batch=1, seq=4000, page_tokens=16,
+                        sparse_block=64, sparse_topk=8))
+    a = attn(ops)
+    assert (a.page_tokens, a.sparse_block, a.sparse_topk) == (16, 64, 8)
+    assert a.attended == 8 * 64  # the new token attends only to its top-8 blocks
 
 
 # ------------------------------------------------------------------------------------------
@@ -461,7 +605,8 @@ def configs(draw: st.DrawFn) -> ModelConfig:
 
 
 def total_macs(cfg: ModelConfig, phase: str, batch: int, seq: int) -> int:
-    return sum(g.macs for g in lower(cfg, phase=phase, batch=batch, seq=seq))  # type: ignore[arg-type]
+    ops = lower(cfg, phase=phase, batch=batch, seq=seq)  # type: ignore[arg-type]
+    return sum(op.macs for op in ops if not isinstance(op, Vector))
 
 
 @_SMALL
@@ -477,25 +622,31 @@ def test_macs_grow_with_seq_and_batch(cfg: ModelConfig, phase: str, data: st.Dat
 
 
 @_SMALL
-@given(cfg=configs(), batch=st.integers(1, 8), seq=st.integers(1, 64))
-def test_lowering_invariants(cfg: ModelConfig, batch: int, seq: int) -> None:
+@given(cfg=configs(), batch=st.integers(1, 8), seq=st.integers(1, 64),
+       quant=st.sampled_from(["fp16", "w8a8", "w4a16+kv4", "w4a4kv4", "fp8"]))
+def test_lowering_invariants(cfg: ModelConfig, batch: int, seq: int, quant: str) -> None:
     seq = min(seq, cfg.max_position_embeddings - 1)
-    pre = by_name(lower(cfg, phase="prefill", batch=batch, seq=seq))
-    dec = by_name(lower(cfg, phase="decode", batch=batch, seq=seq))
+    pre = by_name(lower(cfg, phase="prefill", batch=batch, seq=seq, quant=quant))
+    dec = by_name(lower(cfg, phase="decode", batch=batch, seq=seq, quant=quant))
     for ops, tokens in ((pre, batch * seq), (dec, batch)):
-        assert list(ops) == list(OP_NAMES)
-        assert ops["k_proj"].N == ops["v_proj"].N == cfg.num_kv_heads * cfg.head_dim
-        assert ops["q_proj"].N == ops["o_proj"].K == cfg.num_heads * cfg.head_dim
-        assert ops["down_proj"].K == ops["up_proj"].N == cfg.intermediate_size
-        assert all(ops[n].M == tokens for n in OP_NAMES[:3] + OP_NAMES[5:9])
-        assert ops["lm_head"].M == batch
-        # QK^T produces the scores PV consumes
-        assert ops["attn_qk"].N == ops["attn_pv"].K and ops["attn_qk"].M == ops["attn_pv"].M
+        plain = tuple(n for n in ops if not n.startswith("quant_") and n != "kv_quant")
+        assert plain == OP_NAMES
+        assert gemm(ops, "k_proj").N == gemm(ops, "v_proj").N == cfg.num_kv_heads * cfg.head_dim
+        assert gemm(ops, "q_proj").N == gemm(ops, "o_proj").K == cfg.num_heads * cfg.head_dim
+        assert gemm(ops, "down_proj").K == gemm(ops, "up_proj").N == cfg.intermediate_size
+        proj = [op for n, op in ops.items() if isinstance(op, Gemm) and n != "lm_head"]
+        assert all(g.M == tokens and g.count == cfg.num_layers for g in proj)
+        assert gemm(ops, "lm_head").M == batch
+        a = attn(ops)
+        assert (a.heads, a.kv_heads, a.count) == (cfg.num_heads, cfg.num_kv_heads, cfg.num_layers)
+        # every layer operator repeats once per layer; embedding and head once
+        assert {op.count for op in ops.values()} <= {1, cfg.num_layers}
     # decoding one token costs less than prefilling seq + 1 tokens of the same prompt
-    assert sum(g.macs for g in dec.values()) <= total_macs(cfg, "prefill", batch, seq + 1)
+    assert sum(op.macs for op in dec.values() if not isinstance(op, Vector)) <= total_macs(
+        cfg, "prefill", batch, seq + 1)
     # projections of prefill are exactly seq times those of decode
     for n in ("q_proj", "k_proj", "o_proj", "gate_proj", "down_proj"):
-        assert pre[n].macs == seq * dec[n].macs
+        assert gemm(pre, n).macs == seq * gemm(dec, n).macs
 
 
 @settings(

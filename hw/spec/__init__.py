@@ -48,6 +48,7 @@ __all__ = [
     "SramSpec",
     "SystolicSpec",
     "Unrolling",
+    "VectorSpec",
     "apply_overrides",
     "arch_from_dict",
     "engine_from_dict",
@@ -111,8 +112,29 @@ class DramSpec:
 
 
 @dataclass(config=CONFIG, kw_only=True)
+class VectorSpec:
+    """A core's vector unit: element-wise work (normalization, softmax, activations, RoPE,
+    residual adds, (de)quantization, the rescaling of partial sums) beside the engine.
+
+    ``lanes`` fp16 operations per cycle, at the architecture's clock. It runs concurrently
+    with the engine: work attached to a GEMM (dequantization of its outputs) overlaps the GEMM,
+    stand-alone vector operators run between GEMMs.
+    """
+
+    lanes: Annotated[int, Field(ge=1, le=1 << 20)]
+    #: Operations one exponential costs (softmax); a polynomial/table approximation.
+    exp_ops: Annotated[int, Field(ge=1, le=64)] = 4
+
+
+@dataclass(config=CONFIG, kw_only=True)
 class ArchSpec:
-    """An engine inside a memory hierarchy: per-operand SRAM buffers and a DRAM link."""
+    """Engines inside a memory hierarchy.
+
+    Levels, innermost first: each engine's PE registers; per-core SRAM buffers (``a_buffer``,
+    ``w_buffer``, ``o_buffer``); an optional ``global_buffer`` shared by the ``cores``; the
+    DRAM/HBM link. Each of the ``cores`` has one engine, its own buffers and a vector unit
+    (``vector``).
+    """
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
     engine: EngineSpec
@@ -126,6 +148,13 @@ class ArchSpec:
     o_buffer: SramSpec
     dram: DramSpec
     description: str = ""
+    #: Identical cores, each an engine with its own buffers and vector unit.
+    cores: Annotated[int, Field(ge=1, le=4096)] = 1
+    #: SRAM shared by the cores between their buffers and DRAM (``None``: none).
+    global_buffer: SramSpec | None = None
+    #: The vector unit of each core (``None``: none; workloads with element-wise operators,
+    #: softmax included, then cannot be simulated).
+    vector: VectorSpec | None = None
 
     @property
     def dram_bytes_per_cycle(self) -> float:
@@ -156,7 +185,7 @@ def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
         raise SpecError("engine: required but missing; add an [engine] table with a kind")
     data["engine"] = engine_from_dict(data["engine"])
     for key, cls in (("a_buffer", SramSpec), ("w_buffer", SramSpec), ("o_buffer", SramSpec),
-                     ("dram", DramSpec)):
+                     ("global_buffer", SramSpec), ("dram", DramSpec), ("vector", VectorSpec)):
         if key in data:
             data[key] = build(cls, data[key], key)
     return build(ArchSpec, data, "")

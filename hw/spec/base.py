@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import pydantic
 from pydantic import ConfigDict, Field
@@ -73,6 +73,12 @@ class EngineBase:
     acc_bits: AccBits = Field(
         32, description="accumulator width in bits; results wrap modulo 2**acc_bits")
     signed: bool = Field(True, description="two's complement operands and accumulators")
+
+    #: Whether the operand widths are a run-time setting of the same hardware (bit-serial,
+    #: bit-plane and LUT engines: narrower operands take fewer cycles) rather than a fixed
+    #: datapath width (multiplier arrays: narrower operands are sign-extended). ``a_bits`` and
+    #: ``w_bits`` are then the widest precision the hardware is built for.
+    runtime_precision: ClassVar[bool] = False
 
     @property
     def name(self) -> str:  # pragma: no cover - every kind overrides it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -76,6 +76,8 @@ class BitplaneSpec(EngineBase):
     beat to the last output beat, inclusive (input plane register 1, plane pairs, drain one
     output row per cycle). Folds run back to back.
     """
+
+    runtime_precision: ClassVar[bool] = True
 
     kind: Literal["bitplane"] = "bitplane"
     rows: BitplaneDim = Field(description="PE rows (output rows, M)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -50,6 +50,8 @@ class BitsliceSpec(EngineBase):
     Cycles are counted from the first input transfer of a fold to its last output transfer,
     both inclusive, with every stream valid/ready every cycle. Folds run back to back.
     """
+
+    runtime_precision: ClassVar[bool] = True
 
     kind: Literal["bitslice"] = "bitslice"
     rows: ArrayDim = Field(description="PE rows (output rows of a tile, M)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -48,6 +48,8 @@ class LutSpec(EngineBase):
     the last output beat, inclusive (table precompute of the first group 1, planes
     ``ceil(K/group)*w_bits``, drain one output row per cycle ``rows``). Folds run back to back.
     """
+
+    runtime_precision: ClassVar[bool] = True
 
     kind: Literal["lut"] = "lut"
     rows: LutDim = Field(description="PE rows (output rows, M), one activation table each")

@@ -1,0 +1,276 @@
+"""Attention on one core: FlashAttention-style tiling through the core's buffers.
+
+One *unit* of work is one (sequence, key/value head) pair: its ``q_rows = q_len * group``
+query rows (the ``group`` query heads of a GQA/MQA group share the key/value tiles, so their
+rows are packed together, token-major, as FlashDecoding and FlashInfer do) attend to the
+unit's ``kv_len`` cached keys and values.
+
+**Tiling** (FlashAttention-2, Dao 2023). A query tile of ``Br`` rows stays in the A buffer
+(``Br x qk_dim``); key and value tiles of ``Bc`` tokens stream through the W buffer
+(``Bc x (qk_dim + v_dim)``, ``Bc x qk_dim`` for a shared latent cache); the score tile
+(``Br x Bc``) and the output accumulator (``Br x v_dim``) live in the output buffer at the
+accumulator width. Every candidate ``(Br, Bc)`` that fits is costed and the best for the
+objective is kept.
+
+**Per (query tile, key tile) pair** the engine runs ``S = Q K^T`` (``Br x Bc x qk_dim``) and
+``O += P V`` (``Br x v_dim x Bc``), each planned by :func:`sim.execution.plan_gemm` (so a
+KV4 cache on a bit-serial engine runs 4-bit weight planes) and timed by the engine's fold
+model with operands on chip, in the faster orientation (queries or keys along the engine's M
+side). The vector unit does the online softmax: per score a max, a
+subtraction, an exponential (``vector.exp_ops``) and a sum, and per row and key tile the
+rescale of the running output (``v_dim + 1``), plus the plans' conversions and rescales; at
+the end one division per output. Engine and vector unit work on alternate tiles (FlashAttention-3's
+ping-pong): compute time is ``max(engine, vector)`` plus one tile pair of the other.
+
+**Causal masking**: a query tile visits only key tiles that hold a visible key (query token
+``t`` sees ``kv_len - q_len + t + 1`` keys, the newest ``window`` of them with a sliding
+window); a visited tile is computed whole (masked scores
+included), the last one at its real length. **Block-sparse** (``sparse_block``/``sparse_topk``):
+a query tile visits at most ``sparse_topk`` blocks of ``sparse_block`` keys, chosen by
+scoring the tile against mean-pooled block keys (``Br x blocks x qk_dim`` on the engine, read
+from a summary of 16-bit block means) and a top-k on the vector unit
+(``blocks * ceil(log2 blocks)`` comparisons per query tile).
+
+**Traffic** with the backing level (DRAM, or the global buffer): Q read once, O written once,
+every visited key/value tile read once per query tile; the newest ``kv_residual`` tokens at the
+query format's width, the others at ``kv_storage_bits``; a paged cache reads whole pages plus a
+4-byte page-table entry per page. Time is ``max(compute, bytes / bandwidth)`` plus the first
+query and key/value tiles' load and the link latency (double-buffered tiles).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw.spec import ArchSpec
+from mapping import MappingError
+from models.formats import get_format
+from models.ops import Attention, Gemm
+from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
+from sim.execution import plan_gemm
+from sim.gemm import run_gemm
+
+__all__ = ["AttentionCost", "attention_core_cost"]
+
+#: Bytes of one page-table entry of a paged KV cache (a 32-bit block index, vLLM).
+PAGE_ENTRY_BYTES = 4
+#: Bits of one element of a block-sparse key summary (an fp16 mean key).
+SUMMARY_BITS = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttentionCost:
+    """One core's cost for ``units`` units of one attention instance (module doc)."""
+
+    cycles: float
+    compute_cycles: float
+    engine_cycles: float
+    vector_cycles: float
+    vector_ops: float
+    macs: float
+    backing_bytes: float
+    energy_pj: dict[str, float]
+    tile_rows: int
+    tile_keys: int
+    tile_pairs: float
+
+
+def _tile_options(limit: int, unit: int) -> list[int]:
+    """Powers of two times ``unit`` up to ``limit`` (and ``limit`` itself)."""
+    out, t = [], max(1, unit)
+    while t < limit:
+        out.append(t)
+        t *= 2
+    out.append(limit)
+    return sorted(set(out))
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_cost(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
+               ) -> tuple[float, float, dict[str, float], float]:
+    """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile pair:
+    ``kind`` "qk" (rows x keys x qk_dim) or "pv" (rows x v_dim x keys)."""
+    acc = "fp32"
+    if kind == "qk":
+        g = Gemm(name="attn_qk", M=rows, N=keys, K=att.qk_dim, a_fmt=att.q_fmt,
+                 w_fmt=att.kv_fmt, o_fmt=acc, b_is_weight=False,
+                 w_scale_bits=att.kv_scale_bits)
+    elif kind == "pv":
+        g = Gemm(name="attn_pv", M=rows, N=att.v_dim, K=keys, a_fmt=att.q_fmt,
+                 w_fmt=att.kv_fmt, o_fmt=acc, b_is_weight=False,
+                 w_scale_bits=att.kv_scale_bits)
+    else:  # block-sparse selection: scores against fp16 block summaries
+        g = Gemm(name="attn_select", M=rows, N=keys, K=att.qk_dim, a_fmt=att.q_fmt,
+                 w_fmt="fp16", o_fmt=acc, b_is_weight=False)
+    best = None
+    for transposed in (False, True):  # keys on the engine's M side, or the queries
+        plan = plan_gemm(arch, g, transposed)
+        r = run_gemm(plan.arch, plan.gemm, memory="ideal", passes=plan.passes)
+        if best is None or (r.cycles, r.energy_pj) < (best[1].cycles, best[1].energy_pj):
+            best = (plan, r)
+    assert best is not None
+    plan, r = best
+    return float(r.cycles), plan.vector_ops, dict(r.energy_breakdown_pj), float(g.macs)
+
+
+def _visible(att: Attention, rows: int, q_rows: int) -> np.ndarray:
+    """Keys a query tile of ``rows`` packed rows must visit (int64 per tile): up to its last
+    query's position (causal), from its first query's window start (sliding window)."""
+    n_tiles = -(-q_rows // rows)
+    first_row = np.arange(n_tiles) * rows
+    last_row = np.minimum(first_row + rows, q_rows) - 1
+    offset = att.kv_len - att.q_len  # position of query token 0 minus 1
+    last_key = (offset + last_row // att.group_size if att.causal
+                else np.full(n_tiles, att.kv_len - 1))
+    first_key = np.zeros(n_tiles, dtype=np.int64)
+    if att.window:
+        first_key = np.maximum(0, offset + first_row // att.group_size - att.window + 1)
+    return (last_key - first_key + 1).astype(np.int64)
+
+
+def _kv_bytes(att: Attention, tokens: np.ndarray) -> np.ndarray:
+    """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width)."""
+    width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
+    residual = np.minimum(att.kv_residual, tokens)
+    q_bits = get_format(att.q_fmt).bits
+    bits = width * ((tokens - residual) * att.kv_storage_bits + residual * q_bits)
+    return bits / 8
+
+
+def attention_core_cost(
+    arch: ArchSpec, att: Attention, units: int, *, objective: str = "latency",
+    kv_split: int = 1,
+) -> AttentionCost:
+    """Cost on one core (``arch``: the core's view, its ``dram`` being the backing link) of
+    ``units`` (sequence, KV head) pairs of one instance of ``att`` (``count`` ignored).
+
+    ``kv_split`` > 1: this core handles ``1/kv_split`` of each unit's keys (FlashDecoding's
+    split-KV across cores, for decode with fewer units than cores); the partial outputs are
+    merged by the caller.
+    """
+    vec = arch.vector
+    if vec is None:
+        raise MappingError("vector: attention needs a vector unit for its softmax; add a "
+                           "[vector] table (lanes = ...) to the architecture")
+    spec = arch.engine
+    u = spec.unrolling()
+    g = att.group_size
+    q_rows = att.q_len * g
+    kv_len = -(-att.kv_len // kv_split)
+    part = dataclasses.replace(att, kv_len=kv_len, q_len=min(att.q_len, kv_len))
+    q_bits = get_format(att.q_fmt).bits
+    acc_bits = spec.acc_bits
+    kv_width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
+    kv_bits = max(att.kv_storage_bits, q_bits if att.kv_residual else 0)
+    energies = unit_energies(arch)
+    bw = arch.dram_bytes_per_cycle
+    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
+    lanes = vec.lanes
+    soft_per_score = 3 + vec.exp_ops
+
+    best: AttentionCost | None = None
+    best_key: tuple[float, ...] | None = None
+    for rows in _tile_options(q_rows, min(u.m or 16, 8)):
+        if rows * att.qk_dim * q_bits / 8 > arch.a_buffer.tile_capacity_bytes:
+            continue
+        visible = _visible(part, rows, q_rows) if kv_split == 1 else np.full(
+            -(-q_rows // rows), kv_len, dtype=np.int64)
+        row_sizes = np.minimum(rows, q_rows - np.arange(visible.size) * rows)
+        for keys in _tile_options(int(visible.max()), 16):
+            if keys * kv_width * kv_bits / 8 > arch.w_buffer.tile_capacity_bytes:
+                continue
+            if rows * (keys + att.v_dim) * acc_bits / 8 > arch.o_buffer.tile_capacity_bytes:
+                continue
+            seen = visible
+            extra_engine = extra_vec = extra_macs = 0.0
+            extra_e = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
+            select_bytes = 0.0
+            if att.sparse_block:
+                budget = att.sparse_topk * att.sparse_block
+                blocks = -(-visible // att.sparse_block)
+                seen = np.minimum(visible, budget)
+                for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
+                    if nb > att.sparse_topk:  # selection only when there is a choice
+                        c, v, e, m = _pair_cost(arch, part, r, nb, "select")
+                        extra_engine += c
+                        extra_vec += v + nb * math.ceil(math.log2(nb))
+                        extra_macs += m
+                        for k2, x in e.items():
+                            extra_e[k2] += x
+                        select_bytes += nb * att.qk_dim * SUMMARY_BITS / 8
+            full, rem = np.divmod(seen, keys)
+            engine = extra_engine
+            vops = extra_vec
+            macs = extra_macs
+            e_engine = dict(extra_e)
+            pairs = float((full + (rem > 0)).sum())
+            # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
+            work: dict[tuple[int, int], int] = {}
+            for r in np.unique(row_sizes).tolist():
+                sel = row_sizes == r
+                work[(r, keys)] = work.get((r, keys), 0) + int(full[sel].sum())
+                lens, times = np.unique(rem[sel], return_counts=True)
+                for length, t in zip(lens.tolist(), times.tolist(), strict=True):
+                    if length:
+                        work[(r, length)] = work.get((r, length), 0) + t
+                vops += int(sel.sum()) * r * att.v_dim  # final normalization
+            for (r, length), times in work.items():
+                if not times:
+                    continue
+                for kind in ("qk", "pv"):
+                    c, v, e, m = _pair_cost(arch, part, r, length, kind)
+                    engine += times * c
+                    vops += times * v
+                    macs += times * m
+                    for k2, x in e.items():
+                        e_engine[k2] += times * x
+                vops += times * (r * length * soft_per_score + r * (att.v_dim + 1))
+            vector_cycles = vops / lanes
+            busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1.0)
+            # traffic with the backing level
+            tokens = seen.astype(np.float64)
+            if att.page_tokens:
+                pages = -(-seen // att.page_tokens)
+                tokens = (pages * att.page_tokens).astype(np.float64)
+                page_bytes = float(pages.sum()) * PAGE_ENTRY_BYTES
+            else:
+                page_bytes = 0.0
+            kv_traffic = float(_kv_bytes(part, np.minimum(tokens, kv_len)).sum())
+            q_bytes = q_rows * att.qk_dim * q_bits / 8
+            o_bytes = q_rows * att.v_dim * q_bits / 8
+            per_unit = q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes
+            first = (rows * att.qk_dim * q_bits / 8
+                     + float(_kv_bytes(part, np.array([min(keys, kv_len)]))[0]))
+            total_bytes = units * per_unit
+            cycles = units * busy
+            cycles = max(cycles, total_bytes / bw) + first / bw + lat
+            energy = {k2: units * x for k2, x in e_engine.items()}
+            # fills of the buffers from the backing level, and the output write-back
+            energy["a_buffer"] += units * q_bytes * energies.a_buffer_byte_pj
+            energy["w_buffer"] += units * (kv_traffic + select_bytes) * energies.w_buffer_byte_pj
+            energy["o_buffer"] += units * o_bytes * energies.o_buffer_byte_pj
+            energy["dram"] += total_bytes * energies.dram_byte_pj
+            energy["vector"] = units * vops * vector_op_pj(arch)
+            total_e = sum(energy.values())
+            cost = AttentionCost(
+                cycles=cycles, compute_cycles=units * busy, engine_cycles=units * engine,
+                vector_cycles=units * vector_cycles, vector_ops=units * vops,
+                macs=units * macs, backing_bytes=total_bytes, energy_pj=energy,
+                tile_rows=rows, tile_keys=keys, tile_pairs=units * pairs,
+            )
+            key = {"latency": (cycles, total_e), "energy": (total_e, cycles),
+                   "edp": (cycles * total_e, cycles)}[objective]
+            if best_key is None or key < best_key:
+                best, best_key = cost, key
+    if best is None:
+        raise MappingError(
+            f"{att.name}: no attention tile fits the buffers (one query row of "
+            f"{att.qk_dim} x {q_bits} bits in a_buffer, 16 keys in w_buffer, the score and "
+            "output rows in o_buffer); enlarge the buffers (--set a_buffer.capacity_bytes=...)"
+        )
+    return best

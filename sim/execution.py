@@ -1,0 +1,162 @@
+"""How a GEMM in given number formats runs on an integer engine: slices, passes, conversions.
+
+A workload's GEMM carries storage formats (``models.ops.Gemm``: INT2..INT16, bipolar, ternary,
+FP8, FP16/BF16, with quantization scales); an engine multiplies integers of ``a_bits x w_bits``.
+:func:`plan_gemm` decides, from the two, what the engine really does, and so what the scheme
+costs on it:
+
+* **Width each operand needs** on the datapath (:meth:`models.formats.NumberFormat.integer_bits`):
+  its integer width (+1 on a signed engine for unsigned and bipolar values), 2 for ternary, and
+  for a floating-point operand the block-floating-point width ``mantissa + 2`` (significand,
+  hidden bit and sign, sharing one exponent per block: the FP-INT GEMM of FIGNA, Jang et al.
+  HPCA 2024). Activations in floating point are converted on the vector unit as they are
+  produced (:data:`CONVERT_OPS_PER_ELEM` operations each: the block's maximum exponent and one
+  alignment shift); floating-point weights are aligned offline (no run-time cost; stored at
+  their format's width).
+* **Slices and passes.** An operand of ``need`` bits on a ``b``-bit port is split into
+  ``1 + ceil((need - b) / (b - 1))`` slices on a signed engine (a signed top slice, unsigned
+  ``b - 1``-bit lower ones) or ``ceil(need / b)`` on an unsigned one; the GEMM runs once per
+  pair of slices (``a_slices * w_slices`` passes over every buffered tile) and the partial
+  results are shifted and added. Engines whose operand widths are a run-time setting
+  (``EngineBase.runtime_precision``: bit-serial, bit-plane, LUT) run each pass at the slice's
+  width, so narrow formats take fewer cycles (e.g. W2 on the LUT engine: 2 weight planes
+  instead of 8); multiplier arrays always run at their built width (W4 sign-extended to 8).
+* **Rescaling.** Integer results are scaled back on the vector unit: one multiply-add per
+  output and scale group (per channel/token: one; weight groups of ``g`` along K:
+  ``ceil(K/g)`` partial sums per output, each scaled and added), plus ``passes - 1``
+  shift-adds per output and group to combine the slices.
+* **Orientation** (the spatial unrolling choice): the engine may compute ``C`` or ``C^T =
+  B^T A^T`` (weights on the activation port): :func:`plan_gemm` plans either; the caller keeps
+  the faster (``sim.system``), which matters for skinny decode GEMMs and asymmetric engines.
+* Data moves at the stored width plus scales (``Gemm.a_storage_bits``/``w_storage_bits``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+from hw.spec import ArchSpec, EngineSpec, SpecError
+from models.formats import NumberFormat, get_format
+from models.ops import Gemm
+from sim.gemm import FormatError
+
+__all__ = [
+    "CONVERT_OPS_PER_ELEM",
+    "GemmPlan",
+    "engine_slices",
+    "operand_bits",
+    "plan_gemm",
+]
+
+#: Vector operations to convert one floating-point activation to block floating point: a
+#: running maximum of the block's exponents and one alignment shift (FIGNA's pre-alignment).
+CONVERT_OPS_PER_ELEM = 2
+
+
+def operand_bits(fmt: NumberFormat, engine: EngineSpec, what: str) -> int:
+    """Datapath bits ``fmt`` needs on ``engine`` (module doc); :class:`FormatError` when an
+    unsigned engine is given signed values."""
+    if engine.signed:
+        return fmt.signed_datapath_bits()
+    if fmt.family == "uint":
+        return fmt.bits
+    raise FormatError(
+        f"{what}: {fmt.name} is signed but the engine is unsigned (engine.signed=false); "
+        "use an unsigned format or --set engine.signed=true"
+    )
+
+
+def engine_slices(need: int, port_bits: int, signed: bool) -> int:
+    """Slices of a ``need``-bit operand on a ``port_bits``-bit port (module doc)."""
+    if need <= port_bits:
+        return 1
+    if signed and port_bits > 1:
+        return 1 + -(-(need - port_bits) // (port_bits - 1))
+    return -(-need // port_bits)
+
+
+@functools.lru_cache(maxsize=1024)
+def _at_precision(arch: ArchSpec, a_bits: int, w_bits: int) -> ArchSpec:
+    e = arch.engine
+    if (a_bits, w_bits) == (e.a_bits, e.w_bits):
+        return arch
+    engine = dataclasses.replace(e, a_bits=a_bits, w_bits=w_bits)
+    return dataclasses.replace(arch, engine=engine)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GemmPlan:
+    """What the engine does for one instance of a GEMM (see the module doc).
+
+    ``arch``: the architecture whose engine runs each pass (operand widths set to the slice
+    widths for run-time-precision engines, else unchanged); ``gemm``: the GEMM as the engine
+    sees it (``transposed``: ``C^T = B^T A^T``, operands and their formats swapped);
+    ``passes``: ``a_slices * w_slices``; ``vector_ops``: rescaling, slice combination and
+    activation conversion on the vector unit, per instance.
+    """
+
+    arch: ArchSpec
+    gemm: Gemm
+    transposed: bool
+    a_need_bits: int
+    w_need_bits: int
+    a_slices: int
+    w_slices: int
+    convert_ops: float
+    rescale_ops: float
+
+    @property
+    def passes(self) -> int:
+        return self.a_slices * self.w_slices
+
+    @property
+    def vector_ops(self) -> float:
+        return self.convert_ops + self.rescale_ops
+
+
+def _transpose(g: Gemm) -> Gemm:
+    """``C^T[N, M] = B^T[N, K] A^T[K, M]``: B's scale groups become per-row (A) scales."""
+    w_row_scale_bits = g.w_scale_bits * g.w_groups_per_column
+    return dataclasses.replace(
+        g, M=g.N, N=g.M, a_fmt=g.w_fmt, w_fmt=g.a_fmt,
+        a_scale_bits=w_row_scale_bits, w_scale_bits=g.a_scale_bits, w_group=0,
+        b_is_weight=False,
+    )
+
+
+@functools.lru_cache(maxsize=16384)
+def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
+    """The plan of one instance of ``gemm`` on ``arch``'s engine (module doc)."""
+    e = arch.engine
+    a_fmt, w_fmt = get_format(gemm.a_fmt), get_format(gemm.w_fmt)
+    a_need = operand_bits(a_fmt, e, f"{gemm.name}.a_fmt")
+    w_need = operand_bits(w_fmt, e, f"{gemm.name}.w_fmt")
+    seen = _transpose(gemm) if transposed else gemm
+    port_a, port_w = (w_need, a_need) if transposed else (a_need, w_need)
+    a_slices = engine_slices(port_a, e.a_bits, e.signed)
+    w_slices = engine_slices(port_w, e.w_bits, e.signed)
+    run = arch
+    if e.runtime_precision:
+        a_bits = port_a if a_slices == 1 else e.a_bits
+        w_bits = port_w if w_slices == 1 else e.w_bits
+        try:
+            run = _at_precision(arch, a_bits, w_bits)
+        except SpecError as err:  # pragma: no cover - every kind takes 1..its built width
+            raise FormatError(f"{gemm.name}: cannot run {e.kind} at a{a_bits}w{w_bits}: "
+                              f"{err}") from None
+    M, N, K = gemm.M, gemm.N, gemm.K
+    outputs = M * N
+    groups = gemm.w_groups_per_column
+    scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float or w_fmt.is_float)
+    rescale = outputs * groups * (int(scaled) + a_slices * w_slices - 1)
+    # activations (A) in floating point are aligned at run time; weights offline
+    convert = M * K * CONVERT_OPS_PER_ELEM if a_fmt.is_float else 0
+    if not gemm.b_is_weight and w_fmt.is_float:  # B is an activation too (attention)
+        convert += K * N * CONVERT_OPS_PER_ELEM
+    return GemmPlan(
+        arch=run, gemm=seen, transposed=transposed, a_need_bits=a_need, w_need_bits=w_need,
+        a_slices=a_slices, w_slices=w_slices, convert_ops=float(convert),
+        rescale_ops=float(rescale),
+    )

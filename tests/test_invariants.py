@@ -1,0 +1,347 @@
+"""Property tests: invariants every simulated operator and model must keep.
+
+Random GEMM, attention and vector operators (and whole workloads) on every preset architecture,
+every engine kind included (``systolic-4core``: four cores and a global buffer). The
+invariants (the acceptance list of the simulator's invariant issue):
+
+1. no operator beats the engines' peak: ``cycles >= MACs / peak MACs per cycle`` (the peak at
+   the operator's operand widths for engines whose precision is a run-time setting), and
+   ``utilization <= 1`` on fixed-width engines;
+2. no operator beats the DRAM link: ``seconds >= DRAM bytes / DRAM bandwidth``;
+3. energy is the sum of its breakdown, for operators and models, and a model's totals are sums
+   of its operators';
+4. narrower weights never move more DRAM bytes (GEMMs and lowered models);
+5. decode never gets faster with a longer KV cache (attention and lowered models);
+
+plus: memory that never waits (``memory="ideal"``) is never slower than the real one.
+
+Every test is derandomized (the same examples on every run) and small enough for CI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import pytest
+from hypothesis import HealthCheck, assume, given, reject, settings
+from hypothesis import strategies as st
+
+from hw.spec import ArchSpec, list_presets, load_arch
+from mapping import MappingError
+from models.formats import get_format
+from models.llm import load_model, lower
+from models.ops import VECTOR_KINDS, Attention, Gemm, Op, Vector
+from sim.execution import operand_bits
+from sim.model import simulate_model
+from sim.system import OpResult, peak_macs_per_cycle, simulate_op
+
+_SETTINGS = settings(
+    deadline=None,
+    max_examples=30,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+#: Relative slack for float comparisons of quantities that are sums/products of floats.
+_REL = 1e-9
+
+PRESETS = list_presets()
+INT_FORMATS = [f"int{b}" for b in range(2, 17)]
+FLOAT_FORMATS = ["fp16", "bf16", "fp8_e4m3"]
+FORMATS = INT_FORMATS + FLOAT_FORMATS
+#: Small zoo models spanning the families (dense llama, MLA + MoE, OPT, sliding window).
+MODELS = ["llama-2-7b", "deepseek-v2-lite", "opt-6.7b", "mistral-7b", "mixtral-8x7b"]
+
+
+def test_presets_cover_every_engine_kind_and_a_multicore_one() -> None:
+    kinds = {_arch(p).engine.kind for p in PRESETS}
+    assert {"systolic", "matrix2d", "addertree", "cube", "bitslice", "bitplane", "lut"} <= kinds
+    assert any(_arch(p).cores > 1 and _arch(p).global_buffer is not None for p in PRESETS)
+
+
+@functools.cache
+def _arch(preset: str) -> ArchSpec:
+    return load_arch(preset)
+
+
+@functools.cache
+def _model(name: str):  # type: ignore[no-untyped-def]
+    return load_model(name)
+
+
+# -- strategies ------------------------------------------------------------------------------
+
+archs = st.sampled_from(PRESETS).map(_arch)
+
+
+@st.composite
+def gemms(draw: st.DrawFn, *, w_fmt: str | None = None) -> Gemm:
+    a_fmt = draw(st.sampled_from(FORMATS))
+    w = w_fmt if w_fmt is not None else draw(st.sampled_from(FORMATS))
+    grouped = draw(st.booleans())
+    return Gemm(
+        name="g",
+        M=draw(st.integers(1, 4096)),
+        N=draw(st.integers(1, 8192)),
+        K=draw(st.integers(1, 8192)),
+        count=draw(st.integers(1, 4)),
+        a_fmt=a_fmt,
+        w_fmt=w,
+        o_fmt="fp32" if get_format(a_fmt).is_float or get_format(w).is_float else "int32",
+        b_is_weight=draw(st.booleans()),
+        w_group=draw(st.sampled_from([32, 64, 128])) if grouped else 0,
+        w_scale_bits=16 if grouped or draw(st.booleans()) else 0,
+        a_scale_bits=draw(st.sampled_from([0, 16])),
+    )
+
+
+@st.composite
+def attentions(draw: st.DrawFn, *, decode: bool = False) -> Attention:
+    kv_heads = draw(st.sampled_from([1, 2, 4, 8]))
+    group = draw(st.sampled_from([1, 2, 4, 8]))
+    kv_len = draw(st.integers(1, 8192))
+    q_len = 1 if decode else draw(st.integers(1, min(kv_len, 2048)))
+    qk_dim = draw(st.sampled_from([32, 64, 96, 128, 192, 576]))
+    v_dim = draw(st.sampled_from([32, 64, 128, 512]))
+    kv_fmt = draw(st.sampled_from(["fp16", "bf16", "fp8_e4m3", "int2", "int4", "int8"]))
+    kv_group = draw(st.sampled_from([0, 32, 128])) if kv_fmt.startswith("int") else 0
+    sparse_block = draw(st.sampled_from([0, 0, 32, 64]))
+    return Attention(
+        name="attn",
+        batch=draw(st.integers(1, 8)),
+        heads=kv_heads * group,
+        kv_heads=kv_heads,
+        q_len=q_len,
+        kv_len=kv_len,
+        qk_dim=qk_dim,
+        v_dim=v_dim,
+        causal=draw(st.booleans()),
+        count=draw(st.integers(1, 4)),
+        q_fmt=draw(st.sampled_from(["fp16", "bf16"])),
+        kv_fmt=kv_fmt,
+        kv_group=kv_group,
+        kv_scale_bits=16 if kv_group else 0,
+        kv_residual=draw(st.sampled_from([0, 32, 128])) if kv_group else 0,
+        kv_shared=v_dim <= qk_dim and draw(st.booleans()),
+        page_tokens=draw(st.sampled_from([0, 0, 16, 64])),
+        sparse_block=sparse_block,
+        sparse_topk=draw(st.integers(1, 16)) if sparse_block else 0,
+    )
+
+
+@st.composite
+def vectors(draw: st.DrawFn) -> Vector:
+    return Vector(
+        name="v",
+        kind=draw(st.sampled_from(VECTOR_KINDS)),
+        elems=draw(st.integers(1, 1 << 24)),
+        ops_per_elem=draw(st.sampled_from([0, 1, 2.5, 3, 5, 10])),
+        count=draw(st.integers(1, 4)),
+        reads=draw(st.integers(1, 3)),
+        fmt=draw(st.sampled_from(["fp16", "bf16", "fp8_e4m3", "int8"])),
+        table_bytes=draw(st.sampled_from([0.0, 4096.0, 1e6, 1e8])),
+    )
+
+
+ops = st.one_of(gemms(), attentions(), vectors())
+
+
+def _sim(arch: ArchSpec, op: Op, memory: str = "real") -> OpResult:
+    """simulate_op, rejecting the example when nothing fits (not an invariant's business)."""
+    try:
+        return simulate_op(arch, op, memory=memory)  # type: ignore[arg-type]
+    except MappingError:
+        reject()
+
+
+# -- 1. the engines' peak --------------------------------------------------------------------
+
+def _operand_fmts(op: Gemm | Attention) -> tuple[str, str]:
+    if isinstance(op, Gemm):
+        return op.a_fmt, op.w_fmt
+    return op.q_fmt, op.kv_fmt
+
+
+def _peak_at_operand_widths(arch: ArchSpec, op: Gemm | Attention) -> float:
+    """The most useful MACs per cycle all cores can do on ``op``'s operands.
+
+    Fixed-width engines (multiplier arrays) run every operand at their built width: their peak
+    is :func:`peak_macs_per_cycle`. Engines whose operand widths are a run-time setting
+    (bit-slice, bit-plane, LUT) get faster on narrower operands, so that peak is no bound
+    for them; but no engine can run an operand narrower than the datapath bits it needs
+    (:func:`sim.execution.operand_bits`: the integer width, ``mantissa + 2`` for block floating
+    point), nor wider than it is built (wider operands are sliced into several passes at the
+    built width, which is never faster). So the true peak is the engine's ``macs_per_cycle``
+    at ``min(need, built)`` bits per operand, taking the better of the two orientations (the
+    simulator may put the weights on the activation port: ``C^T = B^T A^T``).
+    """
+    e = arch.engine
+    if not type(e).runtime_precision:
+        return peak_macs_per_cycle(arch)
+    a_fmt, w_fmt = _operand_fmts(op)
+    need_a = operand_bits(get_format(a_fmt), e, "a")
+    need_w = operand_bits(get_format(w_fmt), e, "w")
+    best = 0.0
+    for port_a, port_w in ((need_a, need_w), (need_w, need_a)):
+        at = dataclasses.replace(e, a_bits=min(port_a, e.a_bits), w_bits=min(port_w, e.w_bits))
+        best = max(best, at.macs_per_cycle)
+    assert best >= e.macs_per_cycle  # narrower is never slower
+    return arch.cores * best
+
+
+def _assert_within_peak(arch: ArchSpec, op: Op, r: OpResult) -> None:
+    if isinstance(op, Vector):
+        assert r.macs == 0
+        return
+    assert r.macs == op.macs
+    peak = _peak_at_operand_widths(arch, op)
+    assert r.cycles * peak >= r.macs * (1 - _REL), (
+        f"{r.cycles} cycles for {r.macs} MACs beat the peak {peak} MACs/cycle")
+    if not type(arch.engine).runtime_precision:
+        assert r.utilization <= 1 + _REL
+
+
+@_SETTINGS
+@given(arch=archs, op=st.one_of(gemms(), attentions()))
+def test_cycles_at_least_macs_over_peak(arch: ArchSpec, op: Gemm | Attention) -> None:
+    _assert_within_peak(arch, op, _sim(arch, op))
+
+
+# -- 2. the DRAM link ------------------------------------------------------------------------
+
+@_SETTINGS
+@given(arch=archs, op=ops)
+def test_time_at_least_dram_bytes_over_bandwidth(arch: ArchSpec, op: Op) -> None:
+    r = _sim(arch, op)
+    assert r.dram_bytes >= 0
+    link_s = r.dram_bytes / (arch.dram.bandwidth_gb_per_s * 1e9)
+    assert r.seconds >= link_s * (1 - _REL), (
+        f"{r.seconds} s for {r.dram_bytes} DRAM bytes that take {link_s} s")
+
+
+# -- 3. energy and totals --------------------------------------------------------------------
+
+@_SETTINGS
+@given(arch=archs, op=ops, memory=st.sampled_from(["real", "ideal"]))
+def test_op_energy_is_sum_of_breakdown(arch: ArchSpec, op: Op, memory: str) -> None:
+    r = _sim(arch, op, memory)
+    parts = r.energy_breakdown_pj
+    assert all(v >= 0 for v in parts.values()), dict(parts)
+    assert math.isclose(r.energy_pj, sum(parts.values()), rel_tol=_REL)
+
+
+@_SETTINGS
+@given(arch=archs, workload=st.lists(ops, min_size=1, max_size=6),
+       memory=st.sampled_from(["real", "ideal"]))
+def test_model_totals_are_sums_of_ops(arch: ArchSpec, workload: list[Op], memory: str) -> None:
+    try:
+        m = simulate_model(arch, workload, memory=memory)  # type: ignore[arg-type]
+    except MappingError:
+        reject()
+    assert len(m.ops) == len(workload)
+    assert math.isclose(m.energy_pj, sum(m.energy_breakdown_pj.values()), rel_tol=_REL)
+    assert math.isclose(m.energy_pj, sum(r.energy_pj for r in m.ops), rel_tol=_REL)
+    for k, v in m.energy_breakdown_pj.items():
+        assert math.isclose(v, sum(r.energy_breakdown_pj[k] for r in m.ops), rel_tol=_REL,
+                            abs_tol=1e-6), k
+    assert m.cycles == sum(r.cycles for r in m.ops)
+    assert m.compute_cycles == sum(r.compute_cycles for r in m.ops)
+    assert m.macs == sum(r.macs for r in m.ops)
+    assert math.isclose(m.dram_bytes, sum(r.dram_bytes for r in m.ops), rel_tol=_REL,
+                        abs_tol=1e-9)
+    # each op's result is the one simulate_op gives on its own
+    for op, r in zip(workload, m.ops, strict=True):
+        alone = simulate_op(arch, op, memory=memory)  # type: ignore[arg-type]
+        assert (r.cycles, r.energy_pj, r.dram_bytes) == (
+            alone.cycles, alone.energy_pj, alone.dram_bytes)
+
+
+# -- 4. narrower weights, fewer bytes --------------------------------------------------------
+
+@_SETTINGS
+@given(arch=archs, bits=st.integers(1, 8), data=st.data())
+def test_halving_weight_bits_never_adds_dram_bytes(arch: ArchSpec, bits: int,
+                                                   data: st.DataObject) -> None:
+    full = data.draw(gemms(w_fmt=f"int{2 * bits}"))
+    half = dataclasses.replace(full, w_fmt=f"int{bits}")
+    r_full, r_half = _sim(arch, full), _sim(arch, half)
+    assert r_half.dram_bytes <= r_full.dram_bytes * (1 + _REL), (
+        f"int{bits} weights move {r_half.dram_bytes} DRAM bytes, int{2 * bits} "
+        f"{r_full.dram_bytes}")
+
+
+@settings(_SETTINGS, max_examples=20)
+@given(arch=archs, model=st.sampled_from(MODELS), bits=st.integers(1, 8),
+       a_bits=st.sampled_from([8, 16]), phase=st.sampled_from(["prefill", "decode"]),
+       batch=st.integers(1, 16), seq=st.integers(1, 2047))
+def test_halving_weight_bits_never_adds_model_dram_bytes(
+    arch: ArchSpec, model: str, bits: int, a_bits: int, phase: str, batch: int, seq: int
+) -> None:
+    cfg = _model(model)
+    results = []
+    for w in (2 * bits, bits):
+        workload = lower(cfg, phase=phase, batch=batch, seq=seq,  # type: ignore[arg-type]
+                         quant=f"w{w}a{a_bits}")
+        try:
+            results.append(simulate_model(arch, workload))
+        except MappingError:
+            reject()
+    full, half = results
+    assert half.dram_bytes <= full.dram_bytes * (1 + _REL), (
+        f"{model} {phase} w{bits}a{a_bits}: {half.dram_bytes} DRAM bytes > "
+        f"w{2 * bits}a{a_bits}: {full.dram_bytes}")
+
+
+# -- 5. longer KV cache, no faster decode ----------------------------------------------------
+
+@_SETTINGS
+@given(arch=archs, att=attentions(decode=True), longer=st.integers(1, 8192))
+def test_decode_attention_cycles_grow_with_kv_len(arch: ArchSpec, att: Attention,
+                                                  longer: int) -> None:
+    long = dataclasses.replace(att, kv_len=att.kv_len + longer)
+    short_r, long_r = _sim(arch, att), _sim(arch, long)
+    assert long_r.cycles >= short_r.cycles, (
+        f"kv_len {att.kv_len}: {short_r.cycles} cycles; kv_len {long.kv_len}: "
+        f"{long_r.cycles} cycles")
+
+
+@settings(_SETTINGS, max_examples=20)
+@given(arch=archs, model=st.sampled_from(MODELS), quant=st.sampled_from(["fp16", "w8a8",
+       "w4a16", "w4a8kv4"]), batch=st.integers(1, 16), s1=st.integers(1, 2000),
+       longer=st.integers(1, 2000))
+def test_model_decode_time_grows_with_seq(arch: ArchSpec, model: str, quant: str, batch: int,
+                                          s1: int, longer: int) -> None:
+    cfg = _model(model)
+    s2 = s1 + longer
+    assume(s2 + 1 <= cfg.max_position_embeddings)
+    try:
+        short, long = (simulate_model(arch, lower(cfg, phase="decode", batch=batch, seq=s,
+                                                  quant=quant)) for s in (s1, s2))
+    except MappingError:
+        reject()
+    assert long.cycles >= short.cycles, (
+        f"{model} {quant} batch {batch}: seq {s1} {short.cycles} cycles, seq {s2} "
+        f"{long.cycles} cycles")
+
+
+# -- ideal memory ----------------------------------------------------------------------------
+
+@_SETTINGS
+@given(arch=archs, op=ops)
+def test_ideal_memory_never_slower_than_real(arch: ArchSpec, op: Op) -> None:
+    real, ideal = _sim(arch, op, "real"), _sim(arch, op, "ideal")
+    assert ideal.cycles <= real.cycles, f"ideal {ideal.cycles} > real {real.cycles} cycles"
+    assert ideal.dram_bytes == 0
+    _assert_within_peak(arch, op, ideal)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_peak_at_operand_widths_is_engine_peak_at_built_widths(preset: str) -> None:
+    """The bound of invariant 1 is the plain peak for operands as wide as the engine."""
+    arch = _arch(preset)
+    e = arch.engine
+    op = Gemm(name="g", M=1, N=1, K=1, a_fmt=f"int{e.a_bits}", w_fmt=f"int{e.w_bits}")
+    assert _peak_at_operand_widths(arch, op) == pytest.approx(peak_macs_per_cycle(arch))

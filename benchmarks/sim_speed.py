@@ -66,7 +66,9 @@ def _clear_all() -> None:
     clear_caches()
     system._instance.cache_clear()
     system.core_arch.cache_clear()
-    attention._pair_cost.cache_clear()
+    attention._pair_cycles.cache_clear()
+    attention._pair_energy_per_mac.cache_clear()
+    system.global_view.cache_clear()
     execution.plan_gemm.cache_clear()
 
 

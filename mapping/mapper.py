@@ -7,6 +7,7 @@ returns :class:`Costs`. ``sim.gemm.gemm_cost`` is the simulator's own.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ def search(
 
     ``objective``: ``"latency"`` (cycles), ``"energy"`` (pJ) or ``"edp"`` (cycles x pJ). Ties
     go to the other metric, then to fewer DRAM bytes, then to the earlier candidate. Results
-    are cached on the GEMM's shape and formats, the architecture, the cost function and the
-    objective (``cost_fn`` must be hashable, e.g. a module-level function, and pure).
+    are cached on the GEMM (everything but its name and count: shape, formats, quantization
+    metadata), the architecture, the cost function and the objective (``cost_fn`` must be
+    hashable, e.g. a module-level function, and pure).
 
     Raises :class:`~mapping.tiling.MappingError` when no tile fits the buffers.
     """
@@ -56,19 +58,12 @@ def search(
         raise TypeError(f"gemm: expected a models.ops.Gemm, got {type(gemm).__name__}")
     if not isinstance(arch, ArchSpec):
         raise TypeError(f"arch: expected a hw.spec.ArchSpec, got {type(arch).__name__}")
-    return _search(
-        gemm.M, gemm.N, gemm.K, gemm.a_fmt, gemm.w_fmt, gemm.o_fmt, gemm.b_is_weight,
-        arch, cost_fn, objective,
-    )
+    one = dataclasses.replace(gemm, name="gemm", count=1)
+    return _search(one, arch, cost_fn, objective)
 
 
 @functools.lru_cache(maxsize=4096)
-def _search(
-    M: int, N: int, K: int, a_fmt: str, w_fmt: str, o_fmt: str, b_is_weight: bool,
-    arch: ArchSpec, cost_fn: CostFn, objective: Objective,
-) -> Mapping:
-    one = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=o_fmt,
-               b_is_weight=b_is_weight)
+def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective) -> Mapping:
     cands = candidates(one, arch)
     costs = cost_fn(one, arch, cands)
     return cands.mapping(best_index(costs, objective), arch)

@@ -929,9 +929,12 @@ def lower(
              sparse_topk, vec_fmt)
 
     T, h = tokens, cfg.hidden_size
-    ops: list[Op] = [c.vec("embedding", "embedding", T * h, 0, 1)]
+    # a lookup reads T rows of the (fp16) table from memory
+    row_bytes = T * h * get_format(c.vec_fmt).bits / 8
+    ops: list[Op] = [c.vec("embedding", "embedding", T * h, 0, 1, table_bytes=row_bytes)]
     if cfg.learned_positions:
-        ops.append(c.vec("pos_embedding", "embedding", T * h, 1, 1, reads=2))
+        ops.append(c.vec("pos_embedding", "embedding", T * h, 1, 1, reads=2,
+                         table_bytes=row_bytes))
     ops += _attention_block(c)
     if cfg.num_dense_layers:
         ops += _dense_mlp(c, cfg.num_dense_layers)

@@ -52,6 +52,7 @@ from mapping import MappingError
 from models.formats import get_format
 from models.ops import Attention, Gemm
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
+from sim.engines import gemm_compute_cycles
 from sim.execution import plan_gemm
 from sim.gemm import run_gemm
 
@@ -90,32 +91,61 @@ def _tile_options(limit: int, unit: int) -> list[int]:
     return sorted(set(out))
 
 
-@functools.lru_cache(maxsize=65536)
-def _pair_cost(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
-               ) -> tuple[float, float, dict[str, float], float]:
-    """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile pair:
-    ``kind`` "qk" (rows x keys x qk_dim) or "pv" (rows x v_dim x keys)."""
+def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
+    """One GEMM of a tile pair: "qk" (rows x keys x qk_dim), "pv" (rows x v_dim x keys) or
+    "select" (rows x blocks x qk_dim against fp16 block summaries)."""
     acc = "fp32"
     if kind == "qk":
-        g = Gemm(name="attn_qk", M=rows, N=keys, K=att.qk_dim, a_fmt=att.q_fmt,
-                 w_fmt=att.kv_fmt, o_fmt=acc, b_is_weight=False,
-                 w_scale_bits=att.kv_scale_bits)
-    elif kind == "pv":
-        g = Gemm(name="attn_pv", M=rows, N=att.v_dim, K=keys, a_fmt=att.q_fmt,
-                 w_fmt=att.kv_fmt, o_fmt=acc, b_is_weight=False,
-                 w_scale_bits=att.kv_scale_bits)
-    else:  # block-sparse selection: scores against fp16 block summaries
-        g = Gemm(name="attn_select", M=rows, N=keys, K=att.qk_dim, a_fmt=att.q_fmt,
-                 w_fmt="fp16", o_fmt=acc, b_is_weight=False)
-    best = None
+        return Gemm(name="attn_qk", M=rows, N=keys, K=att.qk_dim, a_fmt=att.q_fmt,
+                    w_fmt=att.kv_fmt, o_fmt=acc, b_is_weight=False,
+                    w_scale_bits=att.kv_scale_bits)
+    if kind == "pv":
+        return Gemm(name="attn_pv", M=rows, N=att.v_dim, K=keys, a_fmt=att.q_fmt,
+                    w_fmt=att.kv_fmt, o_fmt=acc, b_is_weight=False,
+                    w_scale_bits=att.kv_scale_bits)
+    return Gemm(name="attn_select", M=rows, N=keys, K=att.qk_dim, a_fmt=att.q_fmt,
+                w_fmt="fp16", o_fmt=acc, b_is_weight=False)
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
+                 ) -> tuple[float, float, bool]:
+    """(engine cycles, vector ops, transposed) of one GEMM of a tile pair, operands on chip,
+    in the faster orientation; cycles from the engine's fold model
+    (:func:`sim.engines.gemm_compute_cycles`) times the plan's slice passes."""
+    g = _tile_gemm(att, rows, keys, kind)
+    best: tuple[float, float, bool] | None = None
     for transposed in (False, True):  # keys on the engine's M side, or the queries
         plan = plan_gemm(arch, g, transposed)
-        r = run_gemm(plan.arch, plan.gemm, memory="ideal", passes=plan.passes)
-        if best is None or (r.cycles, r.energy_pj) < (best[1].cycles, best[1].energy_pj):
-            best = (plan, r)
+        pg = plan.gemm
+        cycles = plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K)
+        if best is None or cycles < best[0]:
+            best = (float(cycles), plan.vector_ops, transposed)
     assert best is not None
-    plan, r = best
-    return float(r.cycles), plan.vector_ops, dict(r.energy_breakdown_pj), float(g.macs)
+    return best
+
+
+@functools.lru_cache(maxsize=4096)
+def _pair_energy_per_mac(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
+                         ) -> dict[str, float]:
+    """Engine energy per MAC (pJ by component) of a full tile's GEMM (operands on chip): the
+    arithmetic, register and buffer-read actions of :mod:`sim.energy`. Partial tiles are
+    charged per MAC at the same rate."""
+    g = _tile_gemm(att, rows, keys, kind)
+    _, _, transposed = _pair_cycles(arch, att, rows, keys, kind)
+    plan = plan_gemm(arch, g, transposed)
+    r = run_gemm(plan.arch, plan.gemm, memory="ideal", passes=plan.passes)
+    return {k: v / g.macs for k, v in r.energy_breakdown_pj.items()}
+
+
+def _pair_cost(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
+               full_keys: int) -> tuple[float, float, dict[str, float], float]:
+    """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
+    pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used)."""
+    cycles, vops, _ = _pair_cycles(arch, att, rows, keys, kind)
+    macs = float(_tile_gemm(att, rows, keys, kind).macs)
+    rate = _pair_energy_per_mac(arch, att, rows, full_keys, kind)
+    return cycles, vops, {k: v * macs for k, v in rate.items()}, macs
 
 
 def _visible(att: Attention, rows: int, q_rows: int) -> np.ndarray:
@@ -196,7 +226,7 @@ def attention_core_cost(
                 seen = np.minimum(visible, budget)
                 for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
                     if nb > att.sparse_topk:  # selection only when there is a choice
-                        c, v, e, m = _pair_cost(arch, part, r, nb, "select")
+                        c, v, e, m = _pair_cost(arch, part, r, nb, "select", nb)
                         extra_engine += c
                         extra_vec += v + nb * math.ceil(math.log2(nb))
                         extra_macs += m
@@ -223,7 +253,7 @@ def attention_core_cost(
                 if not times:
                     continue
                 for kind in ("qk", "pv"):
-                    c, v, e, m = _pair_cost(arch, part, r, length, kind)
+                    c, v, e, m = _pair_cost(arch, part, r, length, kind, keys)
                     engine += times * c
                     vops += times * v
                     macs += times * m

@@ -3,9 +3,10 @@
 Everything is vectorised over candidate mappings (:class:`mapping.Candidates`, one entry per
 row) and describes ONE instance of the GEMM (``gemm.count`` is applied by the caller).
 
-Storage widths: A and W are stored at their formats' widths plus their quantization scales
-(``gemm.a_storage_bits``/``w_storage_bits``), partial sums at the engine's ``acc_bits`` and
-final outputs at ``gemm.o_fmt``.
+Storage widths: A and W move between DRAM and the buffers at their formats' widths plus their
+quantization scales (``gemm.a_storage_bits``/``w_storage_bits``) and reach the engine at their
+formats' widths (the scales go to the rescaling, not through the array); partial sums are held
+at the engine's ``acc_bits`` and final outputs at ``gemm.o_fmt``.
 
 **SRAM traffic (the engine side).** Generic over engine kinds: it uses only the spec's
 unrolling (:meth:`hw.spec.EngineBase.unrolling`) and fold timing. A fold covers ``unroll``
@@ -149,8 +150,10 @@ def memory_traffic(
         raise ValueError(f"memory: must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
     spec = arch.engine
     M, N, K = gemm.M, gemm.N, gemm.K
-    # stored widths, scales and zero points included (models.ops.Gemm)
-    a_bits, w_bits = gemm.a_storage_bits, gemm.w_storage_bits
+    # element widths on the engine side (scales live beside the data, not in its beats);
+    # stored widths, scales and zero points included, for DRAM (models.ops.Gemm)
+    a_bits, w_bits = get_format(gemm.a_fmt).bits, get_format(gemm.w_fmt).bits
+    a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
     o_bits, acc_bits = get_format(gemm.o_fmt).bits, spec.acc_bits
     u = spec.unrolling()
     unroll = {"m": u.m or 1, "n": u.n or 1, "k": u.k or 1}
@@ -232,14 +235,14 @@ def memory_traffic(
     distinct_o = tiles_m * tiles_n
     revisits_o = visits_o - distinct_o  # each ends with a partial spill and a later re-read
 
-    dram_a = n_a * (a_elems * a_bits / 8) / (tiles_m * tiles_k)
-    dram_w = n_w * (w_elems * w_bits / 8) / (tiles_k * tiles_n)
+    dram_a = n_a * (a_elems * a_dram_bits / 8) / (tiles_m * tiles_k)
+    dram_w = n_w * (w_elems * w_dram_bits / 8) / (tiles_k * tiles_n)
     part_tile = (o_elems * acc_bits / 8) / distinct_o
     dram_o_wr = o_elems * o_bits / 8 + revisits_o * part_tile
     dram_o_rd = revisits_o * part_tile
 
-    first_a = tm * tk * a_bits / 8
-    first_w = tk * tn * w_bits / 8
+    first_a = tm * tk * a_dram_bits / 8
+    first_w = tk * tn * w_dram_bits / 8
     last_o = (M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits / 8
 
     def per_change(total: np.ndarray, exposed: np.ndarray, changes_n: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ def plot_op_breakdown(ax, phases: dict[str, dict[str, float]], *, unit: str = "m
         ax.text(101, y, f"{sum(phases[p].values()):.3g} {unit}", va="center", fontsize=8)
     ax.set_xlim(0, 118)
     ax.set_xlabel("share of time (%)")
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+    ax.legend(fontsize=7, ncol=max(1, -(-len(names) // 18)), loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
@@ -90,8 +91,9 @@ def save_model_plots(results, out_dir) -> list:
               for label, res in results.items()}
     paths = []
     names = {n for ops in phases.values() for n in ops}
-    legend_rows = -(-len(names) // 4)
-    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.5 * len(phases) + 0.2 * legend_rows),
+    legend_cols = -(-len(names) // 18)
+    fig, ax = plt.subplots(figsize=(7 + 1.6 * legend_cols,
+                                    max(1.6 + 0.5 * len(phases), 0.16 * min(len(names), 18))),
                            layout="constrained")
     plot_op_breakdown(ax, phases)
     ax.set_title(f"{first.name} on {arch.name} [{arch.engine.name}]: time per operator",

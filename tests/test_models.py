@@ -443,7 +443,7 @@ def test_prefill_shapes_llama2_7b() -> None:
         if isinstance(v, Vector)
     }
     assert vectors == {
-        "embedding": ("embedding", T * h, 0, 1, 1, 0),
+        "embedding": ("embedding", T * h, 0, 1, 1, 2 * T * h),  # T fp16 rows of the table
         "input_norm": ("norm", T * h, 4, L, 1, 2 * h),
         "rope": ("rope", T * 2 * h, 3, L, 1, 0),
         "attn_residual": ("residual", T * h, 1, L, 2, 0),
@@ -526,7 +526,8 @@ def test_weight_gemms_cover_all_weights_but_embedding_and_norms() -> None:
         weights = sum(g.N * g.K * g.count for g in ops if isinstance(g, Gemm) and g.b_is_weight)
         norms = (2 * cfg.num_layers + 1) * cfg.hidden_size
         assert weights == cfg.num_params - cfg.vocab_size * cfg.hidden_size - norms
-        norm_weights = sum(v.table_bytes * v.count for v in ops if isinstance(v, Vector))
+        norm_weights = sum(v.table_bytes * v.count for v in ops
+                           if isinstance(v, Vector) and v.kind == "norm")
         assert norm_weights == 2 * norms  # fp16
 
 

@@ -577,7 +577,8 @@ def unit_energies(arch: ArchSpec) -> UnitEnergies:
         a_buffer_byte_pj=_sram_byte_pj(table, arch.a_buffer.capacity_bytes, tech),
         w_buffer_byte_pj=_sram_byte_pj(table, arch.w_buffer.capacity_bytes, tech),
         o_buffer_byte_pj=_sram_byte_pj(table, arch.o_buffer.capacity_bytes, tech),
-        dram_byte_pj=table.energy_pj("dram_64b", tech) / 8,
+        dram_byte_pj=(arch.dram.energy_pj_per_byte if arch.dram.energy_pj_per_byte is not None
+                      else table.energy_pj("dram_64b", tech) / 8),
     )
 
 

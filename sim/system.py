@@ -65,8 +65,12 @@ class OpResult:
     """Cost of all ``op.count`` instances of one operator on the whole architecture.
 
     ``compute_cycles``: the cores' busy time (engine and vector unit overlapped) with memory
-    that never waits; ``stall_cycles = cycles - compute_cycles``. ``bound``: ``"memory"`` when
-    moving the operator's DRAM bytes at the DRAM bandwidth takes longer than its compute.
+    that never waits; ``stall_cycles = cycles - compute_cycles``. ``utilization``: MACs over
+    ``cycles`` times the peak of all cores at the engine's built widths
+    (:func:`peak_macs_per_cycle`); on run-time-precision engines (bit-serial, bit-plane, LUT)
+    operands narrower than those widths run faster, so it may exceed 1 there. ``bound``:
+    ``"memory"`` when moving the operator's DRAM bytes at the DRAM bandwidth takes longer than
+    its compute.
     ``mapping``: how it was mapped (JSON-ready).
     """
 
@@ -130,7 +134,7 @@ def peak_macs_per_cycle(arch: ArchSpec) -> float:
 @functools.lru_cache(maxsize=256)
 def core_arch(arch: ArchSpec) -> ArchSpec:
     """One core's view: its ``dram`` is the backing link, the core's share of the global
-    buffer's bandwidth (no latency) or of the DRAM's."""
+    buffer's bandwidth (no latency, the global buffer's energy per byte) or of the DRAM's."""
     gb = arch.global_buffer
     if gb is None:
         if arch.cores == 1:
@@ -139,7 +143,10 @@ def core_arch(arch: ArchSpec) -> ArchSpec:
         return dataclasses.replace(arch, dram=DramSpec(
             bandwidth_gb_per_s=gbps, latency_ns=arch.dram.latency_ns))
     gbps = gb.bandwidth_bytes_per_cycle * arch.clock_mhz / 1e3 / arch.cores
-    return dataclasses.replace(arch, dram=DramSpec(bandwidth_gb_per_s=gbps, latency_ns=0.0))
+    # the core's searches price their backing traffic at the global buffer's energy
+    return dataclasses.replace(arch, dram=DramSpec(
+        bandwidth_gb_per_s=gbps, latency_ns=0.0,
+        energy_pj_per_byte=global_buffer_byte_pj(arch)))
 
 
 def _key(objective: Objective, cycles: float, energy: float) -> tuple[float, float]:
@@ -215,11 +222,9 @@ def _finish(arch: ArchSpec, core_cycles: float, core_backing: float, dram: float
     e = dict(energy)
     cycles = core_cycles
     if arch.global_buffer is not None and memory == "real":
-        # the cores' backing traffic hit the global buffer, not DRAM
-        per_byte = unit_energies(arch).dram_byte_pj
-        e["dram"] -= core_backing * per_byte
-        e["global_buffer"] += core_backing * global_buffer_byte_pj(arch)
-        e["dram"] += dram * per_byte
+        # the cores' backing traffic (priced by core_arch) hit the global buffer, not DRAM
+        e["global_buffer"] += e["dram"]
+        e["dram"] = dram * unit_energies(arch).dram_byte_pj
         lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
         cycles = max(core_cycles, dram / arch.dram_bytes_per_cycle + lat * (dram > 0))
     return cycles, e

@@ -170,3 +170,26 @@ def test_errors_are_one_line():
     tiny = load_arch("systolic", ["o_buffer.capacity_bytes=256"])
     with pytest.raises(MappingError, match=r"^a: no attention tile fits the buffers"):
         simulate_op(tiny, dataclasses.replace(small_ops()[4], name="a"))
+
+
+@pytest.mark.parametrize("preset", ["systolic", "systolic-4core", "npu-hbm"])
+def test_the_energy_objective_never_costs_more_energy(preset):
+    arch = load_arch(preset)
+    ops = [Gemm(name="a", M=4, N=14336, K=4096, count=2, w_fmt="int4", w_group=128,
+                w_scale_bits=20),
+           Gemm(name="b", M=300, N=1000, K=2000)]
+    for op in ops:
+        lat = simulate_op(arch, op, objective="latency")
+        en = simulate_op(arch, op, objective="energy")
+        assert en.energy_pj <= lat.energy_pj * (1 + 1e-12)
+        assert lat.cycles <= en.cycles
+
+
+def test_dram_energy_per_byte_overrides_the_table():
+    base = load_arch("systolic")
+    hbm = load_arch("systolic", ["dram.energy_pj_per_byte=31.2"])
+    g = Gemm(name="g", M=64, N=4096, K=4096)
+    a, b = simulate_op(base, g), simulate_op(hbm, g)
+    assert a.dram_bytes == b.dram_bytes
+    assert b.energy_breakdown_pj["dram"] == pytest.approx(31.2 * b.dram_bytes)
+    assert a.energy_breakdown_pj["dram"] > b.energy_breakdown_pj["dram"]

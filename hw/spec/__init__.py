@@ -109,6 +109,9 @@ class DramSpec:
     bandwidth_gb_per_s: Annotated[float, Field(gt=0, le=1e5)]
     #: Fixed latency of one transfer burst, in nanoseconds.
     latency_ns: Annotated[float, Field(ge=0, le=1e4)] = 0.0
+    #: Energy per byte moved (pJ); ``None``: the energy table's ``dram_64b`` entry / 8. Set it
+    #: for a memory the table does not describe (e.g. HBM), with its source in a comment.
+    energy_pj_per_byte: Annotated[float, Field(gt=0, le=1e4)] | None = None
 
 
 @dataclass(config=CONFIG, kw_only=True)

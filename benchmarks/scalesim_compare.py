@@ -38,51 +38,27 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import functools
 import json
-import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make hw/, sim/, models/ importable
-    sys.path.insert(0, str(REPO))
+if (_here := str(Path(__file__).resolve().parent)) not in sys.path:  # imported, not run
+    sys.path.insert(0, _here)
+import _peers as peers  # it makes hw/, sim/, models/ importable too
+from _peers import Case
 
 SCALESIM_VERSION = "3.0.0"
 #: What ``--setup`` installs. numpy 2.4 breaks SCALE-Sim 3.0.0 (docs/scalesim.md).
 SCALESIM_REQUIREMENTS = (f"scalesim=={SCALESIM_VERSION}", "numpy<2.4")
-DEFAULT_VENV = REPO / ".venv-scalesim"
-RESULTS_DIR = REPO / "benchmarks" / "results"
-DATAFLOWS = ("os", "ws")
+DEFAULT_VENV = peers.REPO / ".venv-scalesim"
 
 
 # -- cases ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    M: int
-    N: int
-    K: int
-    rows: int
-    cols: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.M}x{self.N}x{self.K} on {self.rows}x{self.cols}"
-
-    @property
-    def key(self) -> str:
-        return f"{self.M}x{self.N}x{self.K}@{self.rows}x{self.cols}"
 
 
 DEFAULT_CASES = (
@@ -97,17 +73,6 @@ LARGE_CASES = (Case(512, 4096, 4096, 32, 32),)
 
 
 # -- closed forms ---------------------------------------------------------------------------
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def folds(case: Case, dataflow: str) -> int:
-    """Folds of the GEMM on the array; SCALE-Sim and TPEForge fold the same way."""
-    if dataflow == "os":  # one fold per rows x cols output tile
-        return _ceil_div(case.M, case.rows) * _ceil_div(case.N, case.cols)
-    return _ceil_div(case.K, case.rows) * _ceil_div(case.N, case.cols)  # per weight tile
 
 
 def scalesim_fold_rows(case: Case, dataflow: str) -> int:
@@ -134,7 +99,7 @@ def scalesim_cycles_closed_form(case: Case, dataflow: str) -> int:
     ``total_cycles = max(ofmap_serviced_cycles)``, the line index plus stalls), i.e. the number
     of rows minus one.
     """
-    return folds(case, dataflow) * scalesim_fold_rows(case, dataflow) - 1
+    return peers.folds(case, dataflow) * scalesim_fold_rows(case, dataflow) - 1
 
 
 def diff_closed_form(case: Case, dataflow: str) -> int:
@@ -146,7 +111,7 @@ def diff_closed_form(case: Case, dataflow: str) -> int:
     column). Plus 1 overall: we count cycles inclusively, SCALE-Sim reports the last index.
     """
     per_fold = case.rows if dataflow == "os" else 1
-    return folds(case, dataflow) * per_fold + 1
+    return peers.folds(case, dataflow) * per_fold + 1
 
 
 def expected_scalesim_mapping(case: Case, dataflow: str) -> dict[str, int]:
@@ -258,13 +223,6 @@ class ScaleSimResult:
         return self.kind == "ok"
 
 
-def _limit_memory(limit_bytes: int) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-
-    return apply
-
-
 def _read_compute_report(report_dir: Path) -> dict[str, int]:
     """The official output: ``COMPUTE_REPORT.csv`` (header names have leading spaces)."""
     with open(report_dir / "COMPUTE_REPORT.csv", newline="") as f:
@@ -290,7 +248,7 @@ def sram_kib(case: Case, fixed_kib: int | None = None) -> dict[str, int]:
         return {"ifmap_kib": fixed_kib, "filter_kib": fixed_kib, "ofmap_kib": fixed_kib}
 
     def kib(words: int) -> int:
-        return max(64, _ceil_div(2 * words, 1024))
+        return max(64, peers.ceil_div(2 * words, 1024))
 
     return {"ifmap_kib": kib(case.M * case.K), "filter_kib": kib(case.K * case.N),
             "ofmap_kib": kib(case.M * case.N)}
@@ -306,19 +264,13 @@ def run_scalesim(python: Path, case: Case, dataflow: str, timeout_s: float,
         (work / "topology.csv").write_text(
             TOPOLOGY_CSV.format(name="gemm", M=case.M, N=case.N, K=case.K))
         (work / "layout.csv").write_text(LAYOUT_CSV)
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [str(python), "-c", DRIVER, str(work)],
-                capture_output=True, text=True, timeout=timeout_s, cwd=work,
-                preexec_fn=_limit_memory(int(mem_limit_gib * (1 << 30))),
-            )
-        except subprocess.TimeoutExpired:  # subprocess.run has killed the child it started
-            return ScaleSimResult("timeout", f"timeout after {timeout_s:g} s",
-                                  wall_s=time.perf_counter() - t0)
-        wall = time.perf_counter() - t0
+        run = peers.run_limited([str(python), "-c", DRIVER, str(work)], work, timeout_s,
+                                mem_limit_gib)
+        proc, wall = run.proc, run.wall_s
+        if proc is None:
+            return ScaleSimResult("timeout", f"timeout after {timeout_s:g} s", wall_s=wall)
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            last = peers.last_line(proc)
             if "MemoryError" in proc.stderr or "Unable to allocate" in proc.stderr:
                 return ScaleSimResult(
                     "oom", f"out of memory ({mem_limit_gib:g} GiB limit) after {wall:.0f} s",
@@ -340,47 +292,23 @@ def run_scalesim(python: Path, case: Case, dataflow: str, timeout_s: float,
         )
 
 
-def scalesim_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def check_scalesim_venv(venv: Path) -> str | None:
-    """None if the venv has SCALE-Sim 3.0.0 and an older numpy, else what is wrong."""
-    python = scalesim_python(venv)
-    if not python.exists():
-        return f"{venv} does not exist"
-    probe = ("import importlib.metadata as m, numpy, scalesim.scale_sim; "
-             "print(m.version('scalesim'), numpy.__version__)")
-    proc = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return f"{python} cannot import SCALE-Sim: {proc.stderr.strip().splitlines()[-1:]}"
-    version, numpy_version = proc.stdout.split()
-    if version != SCALESIM_VERSION:
-        return f"{venv} has scalesim {version}, expected {SCALESIM_VERSION}"
+def _numpy_below_2_4(venv: Path, more: list[str]) -> str | None:
+    (numpy_version,) = more
     major, minor = (int(x) for x in numpy_version.split(".")[:2])
     if (major, minor) >= (2, 4):
         return f"{venv} has numpy {numpy_version}; SCALE-Sim 3.0.0 needs numpy < 2.4"
     return None
 
 
-def setup(venv: Path) -> int:
-    """Create the SCALE-Sim venv (idempotent) and install its pinned requirements."""
-    if check_scalesim_venv(venv) is None:
-        print(f"{venv}: SCALE-Sim {SCALESIM_VERSION} already installed")
-        return 0
-    if not scalesim_python(venv).exists():
-        print(f"creating {venv}")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    cmd = [str(scalesim_python(venv)), "-m", "pip", "install", "--disable-pip-version-check",
-           *SCALESIM_REQUIREMENTS]
-    print("running:", " ".join(cmd))
-    subprocess.run(cmd, check=True)
-    problem = check_scalesim_venv(venv)
-    if problem:
-        print(f"setup failed: {problem}", file=sys.stderr)
-        return 1
-    print(f"{venv}: SCALE-Sim {SCALESIM_VERSION} ready")
-    return 0
+#: A venv passes if it has SCALE-Sim 3.0.0 and an older numpy.
+PEER = peers.Peer(
+    name="SCALE-Sim", dist="scalesim", version=SCALESIM_VERSION,
+    requirements=SCALESIM_REQUIREMENTS,
+    probe=("import importlib.metadata as m, numpy, scalesim.scale_sim; "
+           "print(m.version('scalesim'), numpy.__version__)"),
+    check_more=_numpy_below_2_4,
+    default_venv=DEFAULT_VENV, prog="scalesim_compare", script=__file__,
+)
 
 
 # -- TPEForge side --------------------------------------------------------------------------
@@ -415,24 +343,6 @@ def _functools_caches(packages: Iterable[str] = OUR_PACKAGES,
     return list(clearers.values())
 
 
-def _median_call_seconds(fn: Callable[[], object], clear: Sequence[Callable[[], None]],
-                         min_repeats: int, min_total_s: float, max_repeats: int
-                         ) -> tuple[float, int]:
-    """Median wall time of ``fn()``, each call timed alone with all ``clear`` run before it
-    (outside the timed region). Repeats until both minimums are met or ``max_repeats``."""
-    times: list[float] = []
-    total = 0.0
-    while len(times) < max_repeats and (len(times) < min_repeats or total < min_total_s):
-        for c in clear:
-            c()
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        total += dt
-    return statistics.median(times), len(times)
-
-
 @dataclass
 class OursResult:
     cycles: int
@@ -461,7 +371,7 @@ def _cli_cycles(case: Case, dataflow: str) -> tuple[int | None, str]:
             "--M", str(case.M), "--N", str(case.N), "--K", str(case.K), "--json"]
     proc = subprocess.run(
         [sys.executable, "-c", "import sys; from sim.cli import main; sys.exit(main())", *argv],
-        capture_output=True, text=True, cwd=REPO)
+        capture_output=True, text=True, cwd=peers.REPO)
     if proc.returncode != 0:
         why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         return None, f"`tpe {' '.join(argv[:2])}` failed: {why}"
@@ -497,20 +407,20 @@ def run_ours(case: Case, dataflow: str, min_repeats: int, min_total_s: float,
 
     call = functools.partial(simulate_gemm, arch, gemm, memory="ideal")
     clear = _functools_caches()
-    seconds, repeats = _median_call_seconds(call, clear, min_repeats, min_total_s, max_repeats)
+    seconds, repeats = peers.median_call_seconds(call, clear, min_repeats, min_total_s, max_repeats)
     call()  # parses the energy table once; then clear everything else before each call
-    table_loaded_seconds, _ = _median_call_seconds(
+    table_loaded_seconds, _ = peers.median_call_seconds(
         call, _functools_caches(keep=[ENERGY_TABLE_CACHE]), min_repeats, min_total_s,
         max_repeats)
     call()  # warm the caches: a warm call is a cache hit, not a simulation (CSV only)
-    warm_seconds, _ = _median_call_seconds(call, (), min_repeats, min_total_s, max_repeats)
+    warm_seconds, _ = peers.median_call_seconds(call, (), min_repeats, min_total_s, max_repeats)
 
     def end_to_end() -> object:
         a = load_arch("systolic", overrides=overrides)
         g = Gemm(name="bench", M=case.M, N=case.N, K=case.K)
         return simulate_gemm(a, g, memory="ideal")
 
-    e2e_seconds, e2e_repeats = _median_call_seconds(
+    e2e_seconds, e2e_repeats = peers.median_call_seconds(
         end_to_end, clear, max(10, min_repeats // 10), min_total_s, max_repeats)
     cli_cycles, cli_note = _cli_cycles(case, dataflow) if use_cli else (None, "--no-cli")
     return OursResult(
@@ -524,16 +434,10 @@ def run_ours(case: Case, dataflow: str, min_repeats: int, min_total_s: float,
 
 
 @dataclass
-class Row:
-    case: Case
-    dataflow: str
+class Row(peers.CaseRow):
     ss: ScaleSimResult
     ours: OursResult
     failures: list[str]
-
-    @property
-    def folds(self) -> int:
-        return folds(self.case, self.dataflow)
 
     @property
     def diff(self) -> int | None:
@@ -571,7 +475,7 @@ def check(row: Row) -> list[str]:
     want = expected_scalesim_mapping(case, df)
     if ss.mapping != want:
         bad.append(f"SCALE-Sim mapped (Sr, Sc, T) = {ss.mapping}, ours is {want}")
-    rows = folds(case, df) * scalesim_fold_rows(case, df)
+    rows = peers.folds(case, df) * scalesim_fold_rows(case, df)
     if any(r != rows for r in ss.demand_rows):
         bad.append(f"SCALE-Sim demand matrices have {ss.demand_rows} rows, closed form {rows}")
     if ss.cycles != scalesim_cycles_closed_form(case, df):
@@ -580,14 +484,6 @@ def check(row: Row) -> list[str]:
     if row.diff != diff_closed_form(case, df):
         bad.append(f"ours - SCALE-Sim = {row.diff}, closed form {diff_closed_form(case, df)}")
     return bad
-
-
-def _fmt_s(s: float) -> str:
-    if s >= 0.1:
-        return f"{s:.2f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.1f} ms"
-    return f"{s * 1e6:.0f} us"
 
 
 def _fmt_ratio(r: float, bound: bool) -> str:
@@ -601,22 +497,22 @@ def markdown_table(rows: Sequence[Row]) -> str:
     lines = [head, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         ss_ok = r.ss.ok
-        lines.append("| " + " | ".join([
+        lines.append(peers.table_row([
             r.case.name, r.dataflow.upper(), f"{r.folds:,}",
             f"{r.ss.cycles:,}" if ss_ok else r.ss.status,
             f"{r.ours.cycles:,}",
             f"{r.diff:,}" if ss_ok else "-",
             f"{diff_closed_form(r.case, r.dataflow):,}",
-            _fmt_s(r.ss.seconds) if ss_ok else
+            peers.fmt_seconds(r.ss.seconds) if ss_ok else
             f"> {r.ss.wall_s:.0f} s" if r.ss.kind != "error" else "-",
-            f"{_fmt_s(r.ours.seconds)} ({r.ours.repeats})",
+            f"{peers.fmt_seconds(r.ours.seconds)} ({r.ours.repeats})",
             _fmt_ratio(r.ratio, bound=not ss_ok) if r.ss.kind != "error" else "-",
-        ]) + " |")
+        ]))
     return "\n".join(lines)
 
 
 CSV_FIELDS = (
-    "case", "M", "N", "K", "rows", "cols", "dataflow", "folds",
+    *peers.CASE_CSV_FIELDS,
     "scalesim_status", "scalesim_error", "scalesim_cycles", "scalesim_stall_cycles",
     "scalesim_cycles_closed_form", "ours_cycles", "ours_cycles_closed_form", "diff",
     "diff_closed_form", "scalesim_s", "scalesim_process_wall_s", "scalesim_peak_rss_mib",
@@ -628,97 +524,51 @@ CSV_FIELDS = (
 )
 
 
-def write_csv(path: Path, rows: Sequence[Row]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for r in rows:
-            c = r.case
-            w.writerow({
-                "case": c.key, "M": c.M, "N": c.N, "K": c.K, "rows": c.rows, "cols": c.cols,
-                "dataflow": r.dataflow, "folds": r.folds,
-                "scalesim_status": r.ss.status, "scalesim_error": r.ss.detail,
-                "scalesim_cycles": r.ss.cycles if r.ss.ok else "",
-                "scalesim_stall_cycles": r.ss.stall_cycles if r.ss.ok else "",
-                "scalesim_cycles_closed_form": scalesim_cycles_closed_form(c, r.dataflow),
-                "ours_cycles": r.ours.cycles, "ours_cycles_closed_form": r.ours.closed_form,
-                "diff": r.diff if r.ss.ok else "",
-                "diff_closed_form": diff_closed_form(c, r.dataflow),
-                "scalesim_s": f"{r.ss.seconds:.4f}" if r.ss.ok else "",
-                "scalesim_process_wall_s": f"{r.ss.wall_s:.4f}",
-                "scalesim_peak_rss_mib":
-                    "" if r.ss.peak_rss_mib is None else f"{r.ss.peak_rss_mib:.0f}",
-                "ours_s_median": f"{r.ours.seconds:.3e}", "ours_repeats": r.ours.repeats,
-                "ours_e2e_s_median": f"{r.ours.e2e_seconds:.3e}",
-                "ours_e2e_repeats": r.ours.e2e_repeats,
-                "ours_table_loaded_s_median": f"{r.ours.table_loaded_seconds:.3e}",
-                "ours_warm_cache_s_median": f"{r.ours.warm_seconds:.3e}",
-                **({"speed_ratio": f"{r.ratio:.1f}", "speed_ratio_e2e": f"{r.ratio_e2e:.1f}",
-                    "speed_ratio_table_loaded":
-                        f"{r.ss_seconds_or_bound / r.ours.table_loaded_seconds:.1f}"}
-                   if r.ss.kind != "error" else {}),
-                "speed_ratio_is_lower_bound": not r.ss.ok,
-                "tpe_cli_cycles": "" if r.ours.cli_cycles is None else r.ours.cli_cycles,
-                "checks": "pass" if not r.failures else "FAIL: " + "; ".join(r.failures),
-            })
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+def _csv_row(r: Row) -> dict[str, object]:
+    c = r.case
+    return {
+        **r.csv_fields(),
+        "scalesim_status": r.ss.status, "scalesim_error": r.ss.detail,
+        "scalesim_cycles": r.ss.cycles if r.ss.ok else "",
+        "scalesim_stall_cycles": r.ss.stall_cycles if r.ss.ok else "",
+        "scalesim_cycles_closed_form": scalesim_cycles_closed_form(c, r.dataflow),
+        "ours_cycles": r.ours.cycles, "ours_cycles_closed_form": r.ours.closed_form,
+        "diff": r.diff if r.ss.ok else "",
+        "diff_closed_form": diff_closed_form(c, r.dataflow),
+        "scalesim_s": f"{r.ss.seconds:.4f}" if r.ss.ok else "",
+        "scalesim_process_wall_s": f"{r.ss.wall_s:.4f}",
+        "scalesim_peak_rss_mib":
+            "" if r.ss.peak_rss_mib is None else f"{r.ss.peak_rss_mib:.0f}",
+        "ours_s_median": f"{r.ours.seconds:.3e}", "ours_repeats": r.ours.repeats,
+        "ours_e2e_s_median": f"{r.ours.e2e_seconds:.3e}",
+        "ours_e2e_repeats": r.ours.e2e_repeats,
+        "ours_table_loaded_s_median": f"{r.ours.table_loaded_seconds:.3e}",
+        "ours_warm_cache_s_median": f"{r.ours.warm_seconds:.3e}",
+        **({"speed_ratio": f"{r.ratio:.1f}", "speed_ratio_e2e": f"{r.ratio_e2e:.1f}",
+            "speed_ratio_table_loaded":
+                f"{r.ss_seconds_or_bound / r.ours.table_loaded_seconds:.1f}"}
+           if r.ss.kind != "error" else {}),
+        "speed_ratio_is_lower_bound": not r.ss.ok,
+        "tpe_cli_cycles": "" if r.ours.cli_cycles is None else r.ours.cli_cycles,
+        "checks": "pass" if not r.failures else "FAIL: " + "; ".join(r.failures),
+    }
 
 
 # -- main -----------------------------------------------------------------------------------
 
 
-def _parse_case(text: str) -> Case:
-    """``MxNxK@RxC``, e.g. ``64x64x64@8x8``."""
-    try:
-        gemm, array = text.split("@")
-        M, N, K = (int(v) for v in gemm.split("x"))
-        R, C = (int(v) for v in array.split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected MxNxK@RxC (e.g. 64x64x64@8x8), got {text!r}") from None
-    if min(M, N, K, R, C) < 1:
-        raise argparse.ArgumentTypeError(f"dimensions must be >= 1: {text!r}")
-    return Case(M, N, K, R, C)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Compare TPEForge's systolic cycle model with SCALE-Sim 3.0.0.")
-    p.add_argument("--setup", action="store_true",
-                   help="create/refresh the SCALE-Sim venv (pip install "
-                        + " ".join(SCALESIM_REQUIREMENTS) + ") and exit")
-    p.add_argument("--venv", type=Path, default=DEFAULT_VENV,
-                   help="the SCALE-Sim venv (default: %(default)s)")
+    PEER.add_venv_arguments(p)
     p.add_argument("--large", action="store_true",
                    help="add 512x4096x4096 on 32x32 (SCALE-Sim: over 40 CPU-minutes projected; "
                         "bounded by --timeout)")
-    p.add_argument("--case", dest="cases", type=_parse_case, action="append", metavar="MxNxK@RxC",
-                   help="run only these cases (repeatable), e.g. --case 64x64x64@8x8")
-    p.add_argument("--dataflow", choices=DATAFLOWS, action="append",
-                   help="only this dataflow (repeatable; default both)")
-    p.add_argument("--timeout", type=float, default=900.0,
-                   help="per-case SCALE-Sim wall-clock limit in seconds (default %(default)s)")
-    p.add_argument("--mem-limit-gib", type=float, default=12.0,
-                   help="address-space limit of each SCALE-Sim process (default %(default)s)")
+    peers.add_run_arguments(p, "SCALE-Sim", timeout_s=900.0, mem_limit_gib=12.0)
     p.add_argument("--sram-kib", type=int,
                    help="give every SCALE-Sim SRAM this size (default: sized to hold the "
                         "whole operand; see sram_kib())")
-    p.add_argument("--min-repeats", type=int, default=200,
-                   help="at least this many timed simulate_gemm calls per case (default "
-                        "%(default)s)")
-    p.add_argument("--min-time", type=float, default=0.5,
-                   help="and at least this many seconds of them (default %(default)s)")
-    p.add_argument("--max-repeats", type=int, default=100_000)
+    peers.add_repeat_arguments(p, per="case")
     p.add_argument("--no-cli", action="store_true",
                    help="skip the `tpe sim gemm --json` cross-check")
     p.add_argument("--out", type=Path,
@@ -726,56 +576,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    venv = args.venv.resolve()
-    if args.setup:
-        return setup(venv)
-    problem = check_scalesim_venv(venv)
-    if problem:
-        venv_arg = "" if venv == DEFAULT_VENV else f" --venv {venv}"
-        print(f"scalesim_compare: {problem}; run: {sys.executable} {Path(__file__).resolve()} "
-              f"--setup{venv_arg}", file=sys.stderr)
-        return 2
-    try:
-        import sim.gemm  # noqa: F401
-    except ImportError as err:
-        print(f"scalesim_compare: cannot import sim.gemm ({err})", file=sys.stderr)
-        return 2
+def _run_case(case: Case, df: str, python: Path, args: argparse.Namespace) -> Row:
+    print(f"- {case.name} {df.upper()}: SCALE-Sim ...", end="", flush=True)
+    ss = run_scalesim(python, case, df, args.timeout, args.mem_limit_gib, args.sram_kib)
+    shown = f"{ss.cycles:,} cycles in {ss.seconds:.2f} s" if ss.ok else ss.status
+    print(f" {shown}; ours ...", end="", flush=True)
+    ours = run_ours(case, df, args.min_repeats, args.min_time, args.max_repeats,
+                    use_cli=not args.no_cli)
+    row = Row(case, df, ss, ours, failures=[])
+    row.failures = check(row)
+    print(f" {ours.cycles:,} cycles, {peers.fmt_seconds(ours.seconds)} median of "
+          f"{ours.repeats}", end="", flush=True)
+    return row
 
-    cases = list(args.cases or DEFAULT_CASES)
-    if args.large and not args.cases:
-        cases += LARGE_CASES
-    dataflows = args.dataflow or list(DATAFLOWS)
-    today = _dt.date.today().isoformat()
-    out = args.out or RESULTS_DIR / f"scalesim_{today}.csv"
 
-    print(f"# SCALE-Sim {SCALESIM_VERSION} vs TPEForge ({today}; {_cpu_model()}, "
-          f"{os.cpu_count()} CPUs; Python {platform.python_version()})", flush=True)
-    rows: list[Row] = []
-    versions = ""
-    for case in cases:
-        for df in dataflows:
-            print(f"- {case.name} {df.upper()}: SCALE-Sim ...", end="", flush=True)
-            ss = run_scalesim(scalesim_python(venv), case, df, args.timeout, args.mem_limit_gib,
-                              args.sram_kib)
-            versions = versions or ss.versions
-            shown = f"{ss.cycles:,} cycles in {ss.seconds:.2f} s" if ss.ok else ss.status
-            print(f" {shown}; ours ...", end="", flush=True)
-            ours = run_ours(case, df, args.min_repeats, args.min_time, args.max_repeats,
-                            use_cli=not args.no_cli)
-            row = Row(case, df, ss, ours, failures=[])
-            row.failures = check(row)
-            rows.append(row)
-            print(f" {ours.cycles:,} cycles, {_fmt_s(ours.seconds)} median of {ours.repeats}"
-                  f" -> {'ok' if not row.failures else 'FAIL'}", flush=True)
-            for f in row.failures:
-                print(f"  FAIL: {f}", flush=True)
-
-    write_csv(out, rows)
+def report(rows: Sequence[Row]) -> None:
+    """The table and what it measured, after the runs."""
     print()
     print(markdown_table(rows))
     print()
+    versions = next((r.ss.versions for r in rows if r.ss.versions), "")
     cleared = rows[0].ours.caches_cleared if rows else 0
     skipped = {r.ours.cli_note for r in rows if r.ours.cli_cycles is None}
     cli = ("done for every case" if not skipped else
@@ -791,13 +611,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               + (f" ({r.ss.detail})" if r.ss.detail else "") + "; predicted "
               f"{scalesim_cycles_closed_form(r.case, r.dataflow):,} cycles by the closed form; "
               f"speed ratio >= {r.ratio:,.0f}x (a lower bound)")
-    failed = [r for r in rows if r.failures]
-    print(f"wrote {out}")
-    if failed:
-        print(f"{len(failed)} case(s) FAILED the checks", file=sys.stderr)
-        return 1
-    print(f"all {len(rows)} cases match the closed forms")
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cases = list(args.cases or DEFAULT_CASES)
+    if args.large and not args.cases:
+        cases += LARGE_CASES
+    return PEER.run(args, cases, functools.partial(_run_case, args=args), CSV_FIELDS, _csv_row,
+                    report, failed="FAILED the checks", passed="match the closed forms")
 
 
 if __name__ == "__main__":

@@ -36,57 +36,33 @@ check failed; 2 bad input or missing setup.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as _dt
+import functools
 import json
 import math
-import os
-import platform
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make hw/, sim/, models/ importable
-    sys.path.insert(0, str(REPO))
+if (_here := str(Path(__file__).resolve().parent)) not in sys.path:  # imported, not run
+    sys.path.insert(0, _here)
+import _peers as peers  # it makes hw/, sim/, models/ importable too
+from _peers import Case
+
+#: Number formats of every case: INT8 operands, INT32 outputs (our Gemm's default o_fmt).
+A_FMT, W_FMT, O_FMT = "int8", "int8", "int32"
+O_FINAL_BITS = 32
 
 ZIGZAG_VERSION = "3.9.1"
 #: What ``--setup`` installs. zigzag-dse 3.9.1 imports ``six`` (parser/upgraded_validator.py)
 #: without declaring it.
 ZIGZAG_REQUIREMENTS = (f"zigzag-dse=={ZIGZAG_VERSION}", "six")
-DEFAULT_VENV = REPO / ".venv-zigzag"
-RESULTS_DIR = REPO / "benchmarks" / "results"
-DATAFLOWS = ("os", "ws")
-#: Number formats of every case: INT8 operands, INT32 outputs (our Gemm's default o_fmt).
-A_FMT, W_FMT, O_FMT = "int8", "int8", "int32"
-O_FINAL_BITS = 32
+DEFAULT_VENV = peers.REPO / ".venv-zigzag"
 
 
 # -- cases ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    M: int
-    N: int
-    K: int
-    rows: int
-    cols: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.M}x{self.N}x{self.K} on {self.rows}x{self.cols}"
-
-    @property
-    def key(self) -> str:
-        return f"{self.M}x{self.N}x{self.K}@{self.rows}x{self.cols}"
 
 
 DEFAULT_CASES = (
@@ -103,31 +79,11 @@ ZZ_DIM = {"M": "D", "N": "K", "K": "C"}
 ZZ_EQUATION = "O[d][k]+=I[d][c]*W[c][k]"
 
 
-def array_dims(dataflow: str) -> tuple[str, str, str]:
-    """Our ``(rows <-, cols <-, streamed)`` GEMM dimensions: OS rows <- M, cols <- N, K streams;
-    WS rows <- K, cols <- N, M streams (hw.spec's systolic unrolling)."""
-    return ("M", "N", "K") if dataflow == "os" else ("K", "N", "M")
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _size(case: Case, dim: str) -> int:
-    return {"M": case.M, "N": case.N, "K": case.K}[dim]
-
-
-def folds(case: Case, dataflow: str) -> int:
-    """Folds of the GEMM on the array (one per rows x cols block of the spatial dimensions)."""
-    r, c, _ = array_dims(dataflow)
-    return _ceil_div(_size(case, r), case.rows) * _ceil_div(_size(case, c), case.cols)
-
-
 def expected_spatial(case: Case, dataflow: str) -> dict[str, int]:
     """ZigZag's integer spatial unrolling if it keeps our mapping: ``{its dim: unroll}``. A
     dimension smaller than the array is unrolled by its size (ZigZag clips the factor)."""
-    r, c, _ = array_dims(dataflow)
-    return {ZZ_DIM[r]: min(_size(case, r), case.rows), ZZ_DIM[c]: min(_size(case, c), case.cols)}
+    r, c, _ = peers.array_dims(dataflow)
+    return {ZZ_DIM[r]: min(case.size(r), case.rows), ZZ_DIM[c]: min(case.size(c), case.cols)}
 
 
 def zigzag_compute_closed_form(case: Case, dataflow: str) -> tuple[int, int]:
@@ -140,10 +96,10 @@ def zigzag_compute_closed_form(case: Case, dataflow: str) -> tuple[int, int]:
     the systolic array dimensions of (unrolling - 1)``. Neither has a per-fold fill, drain or
     weight preload.
     """
-    r, c, s = array_dims(dataflow)
+    r, c, s = peers.array_dims(dataflow)
     spatial = expected_spatial(case, dataflow)
     drain = (spatial[ZZ_DIM[r]] - 1) + (spatial[ZZ_DIM[c]] - 1)
-    return folds(case, dataflow) * _size(case, s), drain
+    return peers.folds(case, dataflow) * case.size(s), drain
 
 
 # -- the ZigZag inputs ----------------------------------------------------------------------
@@ -267,7 +223,7 @@ def zigzag_inputs(case: Case, dataflow: str, arch: Any, costs: UnitCosts
                               "O_final": O_FINAL_BITS},
         "operand_source": {"I": 0, "W": 0},  # the layer's own id: both read from memory
     }]
-    r, c, _ = array_dims(dataflow)
+    r, c, _ = peers.array_dims(dataflow)
     mapping = [{
         "name": "default",
         "spatial_mapping": {"D1": [f"{ZZ_DIM[r]}, {case.rows}"],
@@ -417,13 +373,6 @@ class ZigZagResult:
         }
 
 
-def _limit_memory(limit_bytes: int) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-
-    return apply
-
-
 def write_inputs(work: Path, inputs: dict[str, Any]) -> None:
     work.mkdir(parents=True, exist_ok=True)
     for name, data in inputs.items():
@@ -434,84 +383,27 @@ def write_inputs(work: Path, inputs: dict[str, Any]) -> None:
 def run_zigzag(python: Path, work: Path, timeout_s: float, lpf_limit: int,
                mem_limit_gib: float) -> ZigZagResult:
     """One ZigZag evaluation of the inputs in ``work`` in a fresh process."""
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [str(python), "-c", DRIVER, str(work), str(lpf_limit)],
-            capture_output=True, text=True, timeout=timeout_s, cwd=work,
-            preexec_fn=_limit_memory(int(mem_limit_gib * (1 << 30))),
-        )
-    except subprocess.TimeoutExpired:  # subprocess.run has killed the child it started
-        return ZigZagResult("timeout", f"timeout after {timeout_s:g} s",
-                            process_s=time.perf_counter() - t0)
-    wall = time.perf_counter() - t0
+    run = peers.run_limited([str(python), "-c", DRIVER, str(work), str(lpf_limit)], work,
+                            timeout_s, mem_limit_gib)
+    proc, wall = run.proc, run.wall_s
+    if proc is None:
+        return ZigZagResult("timeout", f"timeout after {timeout_s:g} s", process_s=wall)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        return ZigZagResult("error", f"failed after {wall:.1f} s", process_s=wall, detail=last)
+        return ZigZagResult("error", f"failed after {wall:.1f} s", process_s=wall,
+                            detail=peers.last_line(proc))
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     return ZigZagResult("ok", "ok", process_s=wall, data=data)
 
 
-def zigzag_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def check_zigzag_venv(venv: Path) -> str | None:
-    """None if the venv imports ZigZag 3.9.1, else what is wrong."""
-    python = zigzag_python(venv)
-    if not python.exists():
-        return f"{venv} does not exist"
-    probe = ("import importlib.metadata as m, yaml, zigzag.api; "
-             "print(m.version('zigzag-dse'))")
-    proc = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        return f"{python} cannot import ZigZag ({last})"
-    version = proc.stdout.strip()
-    if version != ZIGZAG_VERSION:
-        return f"{venv} has zigzag-dse {version}, expected {ZIGZAG_VERSION}"
-    return None
-
-
-def setup(venv: Path) -> int:
-    """Create the ZigZag venv (idempotent) and install its pinned requirements."""
-    if check_zigzag_venv(venv) is None:
-        print(f"{venv}: ZigZag {ZIGZAG_VERSION} already installed")
-        return 0
-    if not zigzag_python(venv).exists():
-        print(f"creating {venv}")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    cmd = [str(zigzag_python(venv)), "-m", "pip", "install", "--disable-pip-version-check",
-           *ZIGZAG_REQUIREMENTS]
-    print("running:", " ".join(cmd))
-    subprocess.run(cmd, check=True)
-    problem = check_zigzag_venv(venv)
-    if problem:
-        print(f"setup failed: {problem}", file=sys.stderr)
-        return 1
-    print(f"{venv}: ZigZag {ZIGZAG_VERSION} ready")
-    return 0
+#: A venv passes if it imports ZigZag 3.9.1 (and PyYAML, which the driver uses).
+PEER = peers.Peer(
+    name="ZigZag", dist="zigzag-dse", version=ZIGZAG_VERSION, requirements=ZIGZAG_REQUIREMENTS,
+    probe="import importlib.metadata as m, yaml, zigzag.api; print(m.version('zigzag-dse'))",
+    default_venv=DEFAULT_VENV, prog="zigzag_compare", script=__file__,
+)
 
 
 # -- TPEForge side --------------------------------------------------------------------------
-
-
-def _median_call_seconds(fn: Callable[[], object], clear: Callable[[], None] | None,
-                         min_repeats: int, min_total_s: float, max_repeats: int
-                         ) -> tuple[float, int]:
-    """Median wall time of ``fn()``, each call timed alone, ``clear()`` (when given) run before
-    it outside the timed region. Repeats until both minimums are met or ``max_repeats``."""
-    times: list[float] = []
-    total = 0.0
-    while len(times) < max_repeats and (len(times) < min_repeats or total < min_total_s):
-        if clear is not None:
-            clear()
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        total += dt
-    return statistics.median(times), len(times)
 
 
 @dataclass
@@ -555,10 +447,11 @@ def run_ours(case: Case, dataflow: str, min_repeats: int, min_total_s: float,
 
         # uncached: every cache of sim.gemm (results, fold cycles, format checks, the
         # mapper's candidates and search) cleared before every call
-        s, n = _median_call_seconds(call, clear_caches, min_repeats, min_total_s, max_repeats)
+        s, n = peers.median_call_seconds(call, [clear_caches], min_repeats, min_total_s,
+                                         max_repeats)
         seconds[f"{memory}_cold"], repeats[f"{memory}_cold"] = s, n
         results[memory] = call()  # and from now on cached
-        s, n = _median_call_seconds(call, None, min_repeats, min_total_s, max_repeats)
+        s, n = peers.median_call_seconds(call, [], min_repeats, min_total_s, max_repeats)
         seconds[f"{memory}_cached"], repeats[f"{memory}_cached"] = s, n
     return OursResult(real=results["real"], ideal=results["ideal"],
                       costs=unit_costs(results["real"]), seconds=seconds, repeats=repeats)
@@ -568,16 +461,10 @@ def run_ours(case: Case, dataflow: str, min_repeats: int, min_total_s: float,
 
 
 @dataclass
-class Row:
-    case: Case
-    dataflow: str
+class Row(peers.CaseRow):
     zz: ZigZagResult
     ours: OursResult
     failures: list[str]
-
-    @property
-    def folds(self) -> int:
-        return folds(self.case, self.dataflow)
 
     @property
     def zz_seconds_or_bound(self) -> float:
@@ -615,16 +502,12 @@ def check(row: Row) -> list[str]:
     return bad
 
 
-def _fmt_s(s: float) -> str:
-    if s >= 0.1:
-        return f"{s:.2f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.0f} us"
-
-
 def _fmt_ratio(r: float) -> str:
     return f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x" if r < 10 else f"{r:.1f}x"
+
+
+def _fmt_s(s: float) -> str:
+    return peers.fmt_seconds(s, ms_digits=2)
 
 
 def _uj(pj: float) -> str:
@@ -653,12 +536,12 @@ def markdown_table(rows: Sequence[Row]) -> str:
         else:
             zz_cells = [zz.status, f"{o.real.cycles:,}", "-", "-", f"{o.ideal.cycles:,}", "-",
                         "-", _uj(o.real.energy_pj), "-", f"> {_fmt_s(zz.process_s)}"]
-        lines.append("| " + " | ".join([
+        lines.append(peers.table_row([
             r.case.name, r.dataflow.upper(), *zz_cells,
             f"{_fmt_s(o.seconds['real_cold'])} / {_fmt_s(o.seconds['ideal_cold'])}",
             (f"{_fmt_ratio(r.speed_ratio())} ({_fmt_ratio(r.speed_ratio(process=True))})"
              if zz.kind != "error" else "-"),
-        ]) + " |")
+        ]))
     return "\n".join(lines)
 
 
@@ -674,14 +557,14 @@ def cycles_table(rows: Sequence[Row]) -> str:
         zz, o = r.zz, r.ours
         gap = o.ideal.cycles - zz.compute_cycles
         mem = zz["stall_slack_comb"] + zz["data_onloading_cycle"] + zz["data_offloading_cycle"]
-        lines.append("| " + " | ".join([
+        lines.append(peers.table_row([
             r.case.key, r.dataflow.upper(), f"{r.folds:,}",
             f"{zz['ideal_temporal_cycle']:,.0f}", f"{zz['systolic_drain_cycle']:,.0f}",
             f"{gap:,.0f}", f"{gap / r.folds:,.1f}",
             f"{zz['stall_slack_comb']:,.0f} + {zz['data_onloading_cycle']:,.0f} + "
             f"{zz['data_offloading_cycle']:,.0f} = {mem:,.0f}",
             f"{o.real.stall_cycles:,}", f"`{zz['temporal_mapping']}`",
-        ]) + " |")
+        ]))
     return "\n".join(lines)
 
 
@@ -697,16 +580,16 @@ def energy_table(rows: Sequence[Row]) -> str:
             continue
         zz, ours = r.zz.energy_by_part(), r.ours.energy_by_part()
         zz_dram_bytes = zz["dram"] / r.ours.costs.dram_byte_pj
-        lines.append("| " + " | ".join([
+        lines.append(peers.table_row([
             r.case.key, r.dataflow.upper(),
             *(f"{_uj(zz[p])} / {_uj(ours[p])}" for p in PARTS),
             f"{zz_dram_bytes / 1e6:,.2f} / {r.ours.real.dram_bytes / 1e6:,.2f}",
-        ]) + " |")
+        ]))
     return "\n".join(lines)
 
 
 CSV_FIELDS = (
-    "case", "M", "N", "K", "rows", "cols", "dataflow", "folds",
+    *peers.CASE_CSV_FIELDS,
     "zigzag_status", "zigzag_error", "zigzag_latency_cycles", "zigzag_ideal_temporal_cycles",
     "zigzag_systolic_drain_cycles", "zigzag_stall_cycles", "zigzag_onloading_cycles",
     "zigzag_offloading_cycles", "zigzag_ideal_cycles_full_util",
@@ -734,8 +617,7 @@ def _csv_row(r: Row) -> dict[str, Any]:
     c, zz, o = r.case, r.zz, r.ours
     temporal, drain = zigzag_compute_closed_form(c, r.dataflow)
     out: dict[str, Any] = {
-        "case": c.key, "M": c.M, "N": c.N, "K": c.K, "rows": c.rows, "cols": c.cols,
-        "dataflow": r.dataflow, "folds": r.folds,
+        **r.csv_fields(),
         "zigzag_status": zz.status, "zigzag_error": zz.detail,
         "zigzag_temporal_closed_form": temporal, "zigzag_drain_closed_form": drain,
         "ours_real_cycles": o.real.cycles, "ours_real_compute_cycles": o.real.compute_cycles,
@@ -783,25 +665,6 @@ def _csv_row(r: Row) -> dict[str, Any]:
     return out
 
 
-def write_csv(path: Path, rows: Sequence[Row]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow(_csv_row(r))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -810,20 +673,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"zigzag_compare: {message} (see --help)\n")
-
-
-def _parse_case(text: str) -> Case:
-    """``MxNxK@RxC``, e.g. ``64x64x64@8x8``."""
-    try:
-        gemm, array = text.split("@")
-        M, N, K = (int(v) for v in gemm.split("x"))
-        R, C = (int(v) for v in array.split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected MxNxK@RxC (e.g. 64x64x64@8x8), got {text!r}") from None
-    if min(M, N, K, R, C) < 1:
-        raise argparse.ArgumentTypeError(f"dimensions must be >= 1: {text!r}")
-    return Case(M, N, K, R, C)
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -841,28 +690,12 @@ def _positive(kind: type) -> Callable[[str], Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(description=f"Compare TPEForge with ZigZag {ZIGZAG_VERSION} on the same GEMMs.")
-    p.add_argument("--setup", action="store_true",
-                   help="create/refresh the ZigZag venv (pip install "
-                        + " ".join(ZIGZAG_REQUIREMENTS) + ") and exit")
-    p.add_argument("--venv", type=Path, default=DEFAULT_VENV,
-                   help="the ZigZag venv (default: %(default)s)")
-    p.add_argument("--case", dest="cases", type=_parse_case, action="append", metavar="MxNxK@RxC",
-                   help="run only these cases (repeatable), e.g. --case 64x64x64@8x8")
-    p.add_argument("--dataflow", choices=DATAFLOWS, action="append",
-                   help="only this dataflow (repeatable; default both)")
-    p.add_argument("--timeout", type=_positive(float), default=600.0,
-                   help="per-case ZigZag wall-clock limit in seconds (default %(default)s)")
-    p.add_argument("--mem-limit-gib", type=_positive(float), default=8.0,
-                   help="address-space limit of each ZigZag process (default %(default)s)")
+    PEER.add_venv_arguments(p)
+    peers.add_run_arguments(p, "ZigZag", timeout_s=600.0, mem_limit_gib=8.0, number=_positive)
     p.add_argument("--lpf-limit", type=_positive(int), default=6,
                    help="ZigZag's lpf_limit: loop prime factors LOMA permutes (default "
                         "%(default)s, the API's default)")
-    p.add_argument("--min-repeats", type=_positive(int), default=200,
-                   help="at least this many timed simulate_gemm calls per measurement "
-                        "(default %(default)s)")
-    p.add_argument("--min-time", type=_positive(float), default=0.5,
-                   help="and at least this many seconds of them (default %(default)s)")
-    p.add_argument("--max-repeats", type=_positive(int), default=100_000)
+    peers.add_repeat_arguments(p, per="measurement", number=_positive)
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="keep each case's ZigZag inputs and outputs in DIR/<case>_<df>/ "
                         "(default: a temporary directory, removed)")
@@ -871,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_case(case: Case, df: str, args: argparse.Namespace, python: Path) -> Row:
+def _run_case(case: Case, df: str, python: Path, args: argparse.Namespace) -> Row:
     print(f"- {case.name} {df.upper()}: ours ...", end="", flush=True)
     ours = run_ours(case, df, args.min_repeats, args.min_time, args.max_repeats)
     print(f" {ours.real.cycles:,} cycles (real), {_fmt_s(ours.seconds['real_cold'])}; "
@@ -890,40 +723,12 @@ def _run_case(case: Case, df: str, args: argparse.Namespace, python: Path) -> Ro
     row.failures = check(row)
     shown = (f"{zz['latency_total2']:,.0f} cycles in {_fmt_s(zz['api_s'])} "
              f"({zz['cme_count']} cost-model evaluations)" if zz.ok else zz.status)
-    print(f" {shown} -> {'ok' if not row.failures else 'FAIL'}", flush=True)
-    for f in row.failures:
-        print(f"  FAIL: {f}", flush=True)
+    print(f" {shown}", end="", flush=True)
     return row
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    venv = args.venv.resolve()
-    if args.setup:
-        return setup(venv)
-    problem = check_zigzag_venv(venv)
-    if problem:
-        venv_arg = "" if venv == DEFAULT_VENV else f" --venv {venv}"
-        print(f"zigzag_compare: {problem}; run with --setup first: {sys.executable} "
-              f"{Path(__file__).resolve()} --setup{venv_arg}", file=sys.stderr)
-        return 2
-    try:
-        import sim.gemm  # noqa: F401
-    except ImportError as err:
-        print(f"zigzag_compare: cannot import sim.gemm ({err}); run with the project's venv "
-              "(.venv/bin/python)", file=sys.stderr)
-        return 2
-
-    cases = list(args.cases or DEFAULT_CASES)
-    dataflows = args.dataflow or list(DATAFLOWS)
-    today = _dt.date.today().isoformat()
-    out = args.out or RESULTS_DIR / f"zigzag_{today}.csv"
-
-    print(f"# ZigZag {ZIGZAG_VERSION} vs TPEForge ({today}; {_cpu_model()}, "
-          f"{os.cpu_count()} CPUs; Python {platform.python_version()})", flush=True)
-    rows = [_run_case(case, df, args, zigzag_python(venv))
-            for case in cases for df in dataflows]
-    write_csv(out, rows)
+def report(rows: Sequence[Row], lpf_limit: int) -> None:
+    """The tables and what they measured, after the runs."""
     ok = [r for r in rows if r.zz.ok]
     print()
     print(markdown_table(rows))
@@ -939,17 +744,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     version = ok[0].zz["zigzag_version"] if ok else "no successful run"
     print(f"ZigZag: zigzag-dse {version}, get_hardware_performance_zigzag(opt='latency', "
-          f"lpf_limit={args.lpf_limit}), one run per case; API = the call in-process; "
+          f"lpf_limit={lpf_limit}), one run per case; API = the call in-process; "
           "process = interpreter start, imports and the call. Ours: median of per-call "
           "simulate_gemm times, uncached = sim.gemm.clear_caches() before every call "
           "(cached medians in the CSV). Speed ratio = ZigZag seconds / our seconds.")
-    print(f"wrote {out}")
-    failed = [r for r in rows if r.failures]
-    if failed:
-        print(f"{len(failed)} case(s) FAILED", file=sys.stderr)
-        return 1
-    print(f"all {len(rows)} cases ran and passed the checks")
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return PEER.run(args, args.cases or DEFAULT_CASES, functools.partial(_run_case, args=args),
+                    CSV_FIELDS, _csv_row, functools.partial(report, lpf_limit=args.lpf_limit),
+                    failed="FAILED", passed="ran and passed the checks")
 
 
 if __name__ == "__main__":

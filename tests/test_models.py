@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zoo_helpers import attn, by_name, gemm, lowered, one_line, vec
 
 from models import ModelError
 from models.llm import (
@@ -22,7 +23,7 @@ from models.llm import (
     weight_bytes,
     zoo_models,
 )
-from models.ops import Attention, Gemm, Op, Vector
+from models.ops import Gemm, Vector
 from models.quant import get_scheme
 
 # Published figures, typed here once from the model cards / papers, never derived in code.
@@ -44,36 +45,6 @@ def write(tmp_path: Path, obj: object, name: str = "config.json") -> Path:
     p = tmp_path / name
     p.write_text(obj if isinstance(obj, str) else json.dumps(obj, indent=2), encoding="utf-8")
     return p
-
-
-def by_name(ops: list[Op]) -> dict[str, Op]:
-    out = {op.name: op for op in ops}
-    assert len(out) == len(ops), "operator names must be unique"
-    return out
-
-
-def gemm(ops: dict[str, Op], name: str) -> Gemm:
-    op = ops[name]
-    assert isinstance(op, Gemm), op
-    return op
-
-
-def attn(ops: dict[str, Op]) -> Attention:
-    op = ops["attention"]
-    assert isinstance(op, Attention), op
-    return op
-
-
-def vec(ops: dict[str, Op], name: str) -> Vector:
-    op = ops[name]
-    assert isinstance(op, Vector), op
-    return op
-
-
-def one_line(e: pytest.ExceptionInfo[ModelError]) -> str:
-    msg = str(e.value)
-    assert "\n" not in msg, msg
-    return msg
 
 
 # ------------------------------------------------------------------------------------------
@@ -138,7 +109,7 @@ def test_llama2_70b_gqa() -> None:
     assert (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim) == (64, 8, 128)
     assert cfg.num_params == pytest.approx(LLAMA2_70B_PUBLISHED_PARAMS, rel=0.01)
     for phase, m in (("prefill", 2 * 512), ("decode", 2)):
-        ops = by_name(lower(cfg, phase=phase, batch=2, seq=512))
+        ops = lowered(cfg, phase=phase, batch=2, seq=512)
         q, k, v, o = (gemm(ops, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj"))
         assert (q.M, q.N, q.K) == (m, 8192, 8192)
         assert (k.M, k.N, k.K) == (m, 1024, 8192)
@@ -150,7 +121,7 @@ def test_llama2_70b_gqa() -> None:
     # the KV cache holds num_kv_heads heads: 8x smaller than multi-head attention would need
     assert kv_cache_bytes(cfg, batch=1, seq=4096, quant="fp16") == 2 * 80 * 1024 * 4096 * 2
     # and agrees with the decode attention op that reads it
-    dec = attn(by_name(lower(cfg, phase="decode", batch=3, seq=99, quant="w8a8")))
+    dec = attn(lowered(cfg, phase="decode", batch=3, seq=99, quant="w8a8"))
     assert kv_cache_bytes(cfg, batch=3, seq=100, quant="w8a8") == 80 * dec.kv_bytes()
 
 
@@ -189,10 +160,10 @@ def test_load_path_explicit_keys_and_mistral(tmp_path: Path) -> None:
     assert (cfg.model_type, cfg.num_kv_heads, cfg.head_dim) == ("mistral", 2, 16)
     assert cfg.tie_word_embeddings and cfg.sliding_window == 32
     assert cfg.q_size == 128 and cfg.kv_size == 32
-    a = attn(by_name(lower(cfg, phase="decode", batch=1, seq=100)))
+    a = attn(lowered(cfg, phase="decode", batch=1, seq=100))
     assert a.kv_len == 32  # capped by the window
     # prefill: the window is not represented, the whole causal triangle is counted
-    assert attn(by_name(lower(cfg, phase="prefill", batch=1, seq=100))).kv_len == 100
+    assert attn(lowered(cfg, phase="prefill", batch=1, seq=100)).kv_len == 100
     assert kv_cache_bytes(cfg, batch=1, seq=100) == kv_cache_bytes(cfg, batch=1, seq=32)
     # a tied LM head is still a GEMM but its weights are counted once
     untied = load_model(str(write(tmp_path, {**raw, "tie_word_embeddings": False}, "u.json")))
@@ -204,7 +175,7 @@ def test_biases(tmp_path: Path) -> None:
     cfg = load_model(str(write(tmp_path, {**MINIMAL, "attention_bias": True, "mlp_bias": True})))
     h, i, L = 64, 172, 2
     assert cfg.num_params - base.num_params == L * (4 * h + 2 * i + h)
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=4))
+    ops = lowered(cfg, phase="decode", batch=1, seq=4)
     assert vec(ops, "attn_residual").ops_per_elem == 2  # + o_proj bias
     assert vec(ops, "act").ops_per_elem == 7  # + gate and up biases
     assert vec(ops, "mlp_residual").table_bytes == 2 * h
@@ -411,8 +382,8 @@ def test_lower_errors(kwargs: dict[str, object], pattern: str) -> None:
 
 def test_lower_limits_are_inclusive() -> None:
     cfg = load_model("llama-2-7b")
-    assert attn(by_name(lower(cfg, phase="prefill", batch=1, seq=4096))).kv_len == 4096
-    assert attn(by_name(lower(cfg, phase="decode", batch=1, seq=4095))).kv_len == 4096
+    assert attn(lowered(cfg, phase="prefill", batch=1, seq=4096)).kv_len == 4096
+    assert attn(lowered(cfg, phase="decode", batch=1, seq=4095)).kv_len == 4096
 
 
 # ------------------------------------------------------------------------------------------
@@ -462,7 +433,7 @@ def test_prefill_shapes_llama2_7b() -> None:
 
 def test_decode_shapes_llama2_7b() -> None:
     cfg = load_model("llama-2-7b")
-    ops = by_name(lower(cfg, phase="decode", batch=8, seq=1000))
+    ops = lowered(cfg, phase="decode", batch=8, seq=1000)
     assert tuple(ops) == OP_NAMES
     assert all(op.M == 8 for op in ops.values() if isinstance(op, Gemm))
     a = attn(ops)
@@ -473,7 +444,7 @@ def test_decode_shapes_llama2_7b() -> None:
 def test_formats_w8a8() -> None:
     cfg = load_model("llama-2-7b")
     h, i = 4096, 11008
-    ops = by_name(lower(cfg, phase="decode", batch=2, seq=8, quant="w8a8"))
+    ops = lowered(cfg, phase="decode", batch=2, seq=8, quant="w8a8")
     names = tuple(ops)
     assert names == op_names(cfg, quant="w8a8")
     # a dynamic per-token quantization before every GEMM that reads int8 activations
@@ -494,7 +465,7 @@ def test_formats_w8a8() -> None:
 
 def test_formats_weight_only_kivi_mixed_fp8_bf16() -> None:
     cfg = load_model("llama-2-7b")
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=8, quant="w4a16+kv2"))
+    ops = lowered(cfg, phase="decode", batch=1, seq=8, quant="w4a16+kv2")
     assert "kv_quant" in ops  # the 2-bit cache quantizes the new tokens' K and V
     assert tuple(n for n in ops if n != "kv_quant") == OP_NAMES
     assert not any(n.startswith("quant_") for n in ops)  # fp16 activations: no quantization
@@ -504,18 +475,18 @@ def test_formats_weight_only_kivi_mixed_fp8_bf16() -> None:
     a = attn(ops)  # KIVI: 2-bit cache in groups of 32, newest 128 tokens in fp16
     assert (a.kv_fmt, a.kv_group, a.kv_scale_bits, a.kv_residual) == ("int2", 32, 32, 128)
     # mixed precision: down_proj and lm_head at W8A8, the rest W4A8
-    ops = by_name(lower(cfg, phase="prefill", batch=1, seq=8, quant="w4a8-mixed"))
+    ops = lowered(cfg, phase="prefill", batch=1, seq=8, quant="w4a8-mixed")
     assert (gemm(ops, "up_proj").w_fmt, gemm(ops, "up_proj").w_group) == ("int4", 128)
     assert (gemm(ops, "down_proj").w_fmt, gemm(ops, "down_proj").w_group) == ("int8", 0)
     assert gemm(ops, "lm_head").w_fmt == "int8"
     assert "kv_quant" not in ops  # fp16 KV cache
     # fp8: fp8 queries and cache, accumulation in fp32, element-wise work in fp16
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=8, quant=get_scheme("fp8")))
+    ops = lowered(cfg, phase="decode", batch=1, seq=8, quant=get_scheme("fp8"))
     assert (attn(ops).q_fmt, attn(ops).kv_fmt) == ("fp8_e4m3", "fp8_e4m3")
     assert gemm(ops, "o_proj").o_fmt == "fp32"
     assert "kv_quant" not in ops and "quant_o" not in ops  # only integer formats quantize
     assert vec(ops, "act").fmt == "fp16"
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=8, quant="bf16"))
+    ops = lowered(cfg, phase="decode", batch=1, seq=8, quant="bf16")
     assert vec(ops, "act").fmt == "bf16" and attn(ops).q_fmt == "bf16"
 
 
@@ -565,15 +536,15 @@ def test_decode_macs_llama2_7b() -> None:
 
 def test_gqa_reduces_kv_projection_macs() -> None:
     cfg = load_model("llama-2-70b")
-    ops = by_name(lower(cfg, phase="prefill", batch=1, seq=256))
+    ops = lowered(cfg, phase="prefill", batch=1, seq=256)
     assert gemm(ops, "k_proj").macs * 8 == gemm(ops, "q_proj").macs
     assert gemm(ops, "v_proj").macs == gemm(ops, "k_proj").macs
 
 
 def test_paged_and_sparse_attention_pass_through() -> None:
     cfg = load_model("llama-2-7b")
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=4000, page_tokens=16,
-                        sparse_block=64, sparse_topk=8))
+    ops = lowered(cfg, phase="decode", batch=1, seq=4000, page_tokens=16,
+                        sparse_block=64, sparse_topk=8)
     a = attn(ops)
     assert (a.page_tokens, a.sparse_block, a.sparse_topk) == (16, 64, 8)
     assert a.attended == 8 * 64  # the new token attends only to its top-8 blocks
@@ -627,8 +598,8 @@ def test_macs_grow_with_seq_and_batch(cfg: ModelConfig, phase: str, data: st.Dat
        quant=st.sampled_from(["fp16", "w8a8", "w4a16+kv4", "w4a4kv4", "fp8"]))
 def test_lowering_invariants(cfg: ModelConfig, batch: int, seq: int, quant: str) -> None:
     seq = min(seq, cfg.max_position_embeddings - 1)
-    pre = by_name(lower(cfg, phase="prefill", batch=batch, seq=seq, quant=quant))
-    dec = by_name(lower(cfg, phase="decode", batch=batch, seq=seq, quant=quant))
+    pre = lowered(cfg, phase="prefill", batch=batch, seq=seq, quant=quant)
+    dec = lowered(cfg, phase="decode", batch=batch, seq=seq, quant=quant)
     for ops, tokens in ((pre, batch * seq), (dec, batch)):
         plain = tuple(n for n in ops if not n.startswith("quant_") and n != "kv_quant")
         assert plain == OP_NAMES

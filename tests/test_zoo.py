@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from zoo_helpers import attn, gemm, lowered, one_line, vec
 
 from models import ModelError
 from models.llm import (
@@ -18,12 +19,11 @@ from models.llm import (
     expected_active_experts,
     kv_cache_bytes,
     load_model,
-    lower,
     op_names,
     weight_bytes,
     zoo_models,
 )
-from models.ops import Attention, Gemm, Op, Vector
+from models.ops import Gemm
 
 CONFIGS = Path(__file__).parents[1] / "models" / "configs"
 
@@ -44,36 +44,6 @@ PUBLISHED_PARAMS = {
 }
 PUBLISHED_ACTIVE = {"mixtral-8x7b": 12.9e9, "deepseek-v2-lite": 2.4e9}
 SCHEMES = ("fp16", "w8a8", "w4a16+kv4", "w4a8-mixed", "fp8", "w4a4kv4")
-
-
-def by_name(ops: list[Op]) -> dict[str, Op]:
-    out = {op.name: op for op in ops}
-    assert len(out) == len(ops), [op.name for op in ops]
-    return out
-
-
-def gemm(ops: dict[str, Op], name: str) -> Gemm:
-    op = ops[name]
-    assert isinstance(op, Gemm), op
-    return op
-
-
-def attn(ops: dict[str, Op]) -> Attention:
-    op = ops["attention"]
-    assert isinstance(op, Attention), op
-    return op
-
-
-def vec(ops: dict[str, Op], name: str) -> Vector:
-    op = ops[name]
-    assert isinstance(op, Vector), op
-    return op
-
-
-def one_line(e: pytest.ExceptionInfo[ModelError]) -> str:
-    msg = str(e.value)
-    assert "\n" not in msg, msg
-    return msg
 
 
 def matrix_params_per_token(cfg: ModelConfig) -> int:
@@ -131,16 +101,15 @@ def test_num_params_match_published_sizes(name: str) -> None:
 def test_every_model_lowers(name: str, phase: str) -> None:
     cfg = load_model(name)
     for quant in SCHEMES:
-        ops = lower(cfg, phase=phase, batch=2, seq=300, quant=quant)  # type: ignore[arg-type]
-        names = [op.name for op in ops]
-        assert len(set(names)) == len(names)
+        ops = lowered(cfg, phase=phase, batch=2, seq=300, quant=quant)
+        names = list(ops)  # unique: lowered() checks
         assert names[0] == "embedding" and names[-2:] == ["lm_head", "sampling"]
         assert names.index("final_norm") > names.index("attention")
         assert tuple(names) == op_names(cfg, phase=phase, quant=quant)  # type: ignore[arg-type]
-        for op in ops:
+        for op in ops.values():
             assert op.count in (1, cfg.num_layers, cfg.num_dense_layers, cfg.num_moe_layers) or (
                 op.name in ("expert_gate", "expert_up", "expert_down", "q_absorb", "v_absorb"))
-        assert attn(by_name(ops)).count == cfg.num_layers
+        assert attn(ops).count == cfg.num_layers
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
@@ -150,8 +119,8 @@ def test_weight_macs_are_tokens_times_weights_used(name: str) -> None:
     cfg = load_model(name)
     for phase, batch, seq, T in (("decode", 1, 100, 1), ("decode", 3, 100, 3),
                                  ("prefill", 1, 2048, 2048)):
-        ops = lower(cfg, phase=phase, batch=batch, seq=seq)  # type: ignore[arg-type]
-        macs = sum(op.macs for op in ops
+        ops = lowered(cfg, phase=phase, batch=batch, seq=seq)
+        macs = sum(op.macs for op in ops.values()
                    if isinstance(op, Gemm) and op.b_is_weight and op.name != "lm_head")
         expected = T * matrix_params_per_token(cfg)
         if cfg.moe is not None and T == 3:
@@ -160,7 +129,7 @@ def test_weight_macs_are_tokens_times_weights_used(name: str) -> None:
             assert expected <= macs < 2 * expected
         else:
             assert macs == expected
-        assert by_name(ops)["lm_head"].macs == batch * cfg.vocab_size * cfg.hidden_size
+        assert ops["lm_head"].macs == batch * cfg.vocab_size * cfg.hidden_size
 
 
 # ------------------------------------------------------------------------------------------
@@ -184,7 +153,7 @@ def test_mixtral_experts() -> None:
     assert cfg.num_moe_layers == 32 and cfg.num_dense_layers == 0
     h, mi, L = 4096, 14336, 32
     # one token: exactly its k = 2 experts, one row each
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=10))
+    ops = lowered(cfg, phase="decode", batch=1, seq=10)
     for n in ("expert_gate", "expert_up", "expert_down"):
         assert (gemm(ops, n).M, gemm(ops, n).count) == (1, L * 2)
     assert "gate_proj" not in ops and "mlp_residual" not in ops
@@ -194,23 +163,23 @@ def test_mixtral_experts() -> None:
     assert vec(ops, "expert_act").elems == 2 * mi
     assert (vec(ops, "moe_residual").elems, vec(ops, "moe_residual").reads) == (h, 3)
     # 4 sequences: E_act = 8 (1 - 0.75^4) = 5.47 -> 6 experts of ceil(8 / 6) = 2 rows
-    ops = by_name(lower(cfg, phase="decode", batch=4, seq=10))
+    ops = lowered(cfg, phase="decode", batch=4, seq=10)
     assert (gemm(ops, "expert_up").M, gemm(ops, "expert_up").count) == (2, L * 6)
     assert vec(ops, "expert_act").elems == 4 * 2 * mi
     # a long prompt: every expert, T k / E rows each
-    ops = by_name(lower(cfg, phase="prefill", batch=1, seq=1000))
+    ops = lowered(cfg, phase="prefill", batch=1, seq=1000)
     assert (gemm(ops, "expert_down").M, gemm(ops, "expert_down").count) == (250, L * 8)
     assert (gemm(ops, "expert_down").N, gemm(ops, "expert_down").K) == (h, mi)
     # GQA attention as Mistral's (no window in Mixtral's config)
     assert cfg.sliding_window is None
-    assert attn(by_name(lower(cfg, phase="decode", batch=1, seq=9000))).kv_len == 9001
+    assert attn(lowered(cfg, phase="decode", batch=1, seq=9000)).kv_len == 9001
 
 
 def test_mistral_sliding_window() -> None:
     cfg = load_model("mistral-7b")
     assert cfg.sliding_window == 4096 and cfg.max_position_embeddings == 32768
-    assert attn(by_name(lower(cfg, phase="decode", batch=1, seq=9000))).kv_len == 4096
-    assert attn(by_name(lower(cfg, phase="prefill", batch=1, seq=9000))).kv_len == 9000
+    assert attn(lowered(cfg, phase="decode", batch=1, seq=9000)).kv_len == 4096
+    assert attn(lowered(cfg, phase="prefill", batch=1, seq=9000)).kv_len == 9000
     assert kv_cache_bytes(cfg, batch=1, seq=9000) == 32 * 4096 * 2 * 1024 * 2
 
 
@@ -236,7 +205,7 @@ def test_opt_ops() -> None:
         "lm_head", "sampling",
     )
     h, f, T = 4096, 16384, 2 * 64
-    ops = by_name(lower(cfg, phase="prefill", batch=2, seq=64))
+    ops = lowered(cfg, phase="prefill", batch=2, seq=64)
     assert (gemm(ops, "fc1").N, gemm(ops, "fc1").K, gemm(ops, "fc2").N, gemm(ops, "fc2").K) == (
         f, h, h, f)
     # LayerNorm: 5 ops per element, weight and bias; ReLU + bias; residual + bias
@@ -270,7 +239,7 @@ def test_deepseek_v2_lite_shapes() -> None:
             moe.intermediate_size, moe.first_dense_layers) == (64, 6, 2, 1408, 1)
     assert (cfg.num_dense_layers, cfg.num_moe_layers, cfg.head_dim) == (1, 26, 192)
     h, H, L, T = 2048, 16, 27, 3 * 50
-    ops = by_name(lower(cfg, phase="prefill", batch=3, seq=50))
+    ops = lowered(cfg, phase="prefill", batch=3, seq=50)
     shapes = {n: (g.M, g.N, g.K, g.count) for n, g in ops.items() if isinstance(g, Gemm)}
     assert shapes["q_proj"] == (T, H * 192, h, L)
     assert shapes["kv_a_proj"] == (T, 512 + 64, h, L)
@@ -294,7 +263,7 @@ def test_deepseek_v2_lite_shapes() -> None:
 def test_deepseek_v2_absorbed_decode() -> None:
     cfg = load_model("deepseek-v2-lite")
     H, L, b, s = 16, 27, 4, 1000
-    ops = by_name(lower(cfg, phase="decode", batch=b, seq=s, quant="w8a8"))
+    ops = lowered(cfg, phase="decode", batch=b, seq=s, quant="w8a8")
     assert "kv_b_proj" not in ops
     qa, va = gemm(ops, "q_absorb"), gemm(ops, "v_absorb")
     assert (qa.M, qa.N, qa.K, qa.count, qa.b_is_weight) == (b, 512, 128, L * H, True)
@@ -322,7 +291,7 @@ def test_mla_with_query_compression(tmp_path: Path) -> None:
     p.write_text(json.dumps(raw), encoding="utf-8")
     cfg = load_model(p)
     assert cfg.moe is None and cfg.num_dense_layers == 27
-    ops = by_name(lower(cfg, phase="prefill", batch=1, seq=8, quant="w8a8"))
+    ops = lowered(cfg, phase="prefill", batch=1, seq=8, quant="w8a8")
     names = list(ops)
     assert "q_proj" not in ops and "router" not in ops
     for a, b in (("quant_qkv", "q_a_proj"), ("q_a_proj", "q_a_norm"), ("q_a_norm", "quant_q_b"),
@@ -353,51 +322,63 @@ def broken(tmp_path: Path, zoo: str, **changes: object) -> Path:
     return p
 
 
-@pytest.mark.parametrize(
-    ("zoo", "changes", "pattern"),
-    [
-        ("mixtral-8x7b", {"num_experts_per_tok": KeyError},
-         r"missing required key 'num_experts_per_tok' \(model_type 'mixtral'\); add it: "
-         r"mixtral configs need .*num_local_experts, num_experts_per_tok"),
-        ("mixtral-8x7b", {"num_experts_per_tok": 9},
+def _missing(key: str, model_type: str, needs: str) -> tuple[dict[str, object], str]:
+    return {key: KeyError}, (rf"missing required key '{key}' \(model_type '{model_type}'\); "
+                             rf"add it: {model_type} configs need {needs}")
+
+
+def _not_positive(key: str, value: object, shown: str) -> tuple[dict[str, object], str]:
+    return {key: value}, rf"{key}: must be a positive integer \(got {shown}\)"
+
+
+#: Per zoo config: (changes to its JSON, the error after "<path>: " as a regex).
+CONFIG_ERRORS: dict[str, list[tuple[dict[str, object], str]]] = {
+    "mixtral-8x7b": [
+        _missing("num_experts_per_tok", "mixtral", ".*num_local_experts, num_experts_per_tok"),
+        ({"num_experts_per_tok": 9},
          r"num_experts_per_tok: 9 exceeds num_local_experts 8; use at most 8"),
-        ("mixtral-8x7b", {"num_local_experts": "8"},
-         r"num_local_experts: must be a positive integer \(got '8'\)"),
-        ("opt-6.7b", {"ffn_dim": KeyError},
-         r"missing required key 'ffn_dim' \(model_type 'opt'\); add it: opt configs need "
-         r"hidden_size, ffn_dim, .*"),
-        ("opt-6.7b", {"word_embed_proj_dim": 512},
+        _not_positive("num_local_experts", "8", "'8'"),
+    ],
+    "opt-6.7b": [
+        _missing("ffn_dim", "opt", "hidden_size, ffn_dim, .*"),
+        ({"word_embed_proj_dim": 512},
          r"word_embed_proj_dim: 512 differs from hidden_size 4096 \(the project_in/project_out "
          r"layers of OPT-350m are not modelled\); use a config with word_embed_proj_dim equal "
          r"to hidden_size"),
-        ("opt-6.7b", {"enable_bias": "yes"}, r"enable_bias: must be true or false \(got 'yes'\)"),
-        ("opt-6.7b", {"num_attention_heads": 30},
+        ({"enable_bias": "yes"}, r"enable_bias: must be true or false \(got 'yes'\)"),
+        ({"num_attention_heads": 30},
          r"num_attention_heads: hidden_size 4096 is not divisible by num_attention_heads 30; "
          r"fix the head count"),
-        ("deepseek-v2-lite", {"kv_lora_rank": KeyError},
-         r"missing required key 'kv_lora_rank' \(model_type 'deepseek_v2'\); add it: "
-         r"deepseek_v2 configs need .*kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, "
-         r"v_head_dim"),
-        ("deepseek-v2-lite", {"qk_rope_head_dim": 64.0},
-         r"qk_rope_head_dim: must be a positive integer \(got 64\.0\)"),
-        ("deepseek-v2-lite", {"q_lora_rank": 0},
-         r"q_lora_rank: must be a positive integer \(got 0\)"),
-        ("deepseek-v2-lite", {"num_experts_per_tok": None},
+    ],
+    "deepseek-v2-lite": [
+        _missing("kv_lora_rank", "deepseek_v2",
+                 ".*kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim"),
+        _not_positive("qk_rope_head_dim", 64.0, r"64\.0"),
+        _not_positive("q_lora_rank", 0, "0"),
+        ({"num_experts_per_tok": None},
          r"num_experts_per_tok: required with n_routed_experts 64; add it \(or set "
          r"n_routed_experts to null for a dense model\)"),
-        ("deepseek-v2-lite", {"moe_intermediate_size": KeyError},
+        ({"moe_intermediate_size": KeyError},
          r"moe_intermediate_size: required with n_routed_experts 64; add it .*"),
-        ("deepseek-v2-lite", {"n_shared_experts": -1},
-         r"n_shared_experts: must be an integer >= 0 \(got -1\)"),
-        ("deepseek-v2-lite", {"first_k_dense_replace": 28},
+        ({"n_shared_experts": -1}, r"n_shared_experts: must be an integer >= 0 \(got -1\)"),
+        ({"first_k_dense_replace": 28},
          r"first_k_dense_replace: 28 exceeds num_hidden_layers 27; use at most 27"),
-        ("deepseek-v2-lite", {"attention_bias": True},
+        ({"attention_bias": True},
          r"attention_bias: biased MLA projections are not modelled \(got true\); use false as "
          r"the DeepSeek-V2 checkpoints do"),
-        ("llama-3-8b", {"model_type": "gemma"},
+    ],
+    "llama-3-8b": [
+        ({"model_type": "gemma"},
          r"model_type: unsupported 'gemma'; supported: deepseek_v2, llama, mistral, mixtral, "
          r"opt \(set the one whose architecture matches\)"),
     ],
+}
+
+
+@pytest.mark.parametrize(
+    ("zoo", "changes", "pattern"),
+    [(zoo, changes, pattern) for zoo, cases in CONFIG_ERRORS.items()
+     for changes, pattern in cases],
 )
 def test_config_errors(tmp_path: Path, zoo: str, changes: dict[str, object],
                        pattern: str) -> None:
@@ -412,5 +393,5 @@ def test_moe_layer_frequency(tmp_path: Path) -> None:
                             first_k_dense_replace=3))
     # layers 4, 6, ..., 26 are MoE (index >= 3 and even): 12 of 27
     assert (cfg.num_moe_layers, cfg.num_dense_layers) == (12, 15)
-    ops = by_name(lower(cfg, phase="decode", batch=1, seq=4))
+    ops = lowered(cfg, phase="decode", batch=1, seq=4)
     assert gemm(ops, "down_proj").count == 15 and gemm(ops, "router").count == 12

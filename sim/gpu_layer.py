@@ -1,0 +1,171 @@
+"""Time one Llama decoder layer written in plain torch on the GPU (prefill and decode).
+
+The end-to-end check of the GPU presets: the same layer that ``tpe sim model`` lowers
+(RMSNorm, q/k/v projections, RoPE, SDPA with grouped-query attention against a KV cache,
+o projection, residual, RMSNorm, SiLU-gated MLP, residual), in bf16, timed with CUDA events
+(median of repetitions after warm-up, L2 flushed before each, as ``sim.gpu_measure``), eager
+and replayed from a CUDA graph (how serving engines run decode). Writes one CSV row per
+(model, phase, batch, seq): ``us`` (eager) and ``us_graph``.
+
+Run as ``python -m sim.gpu_layer --out layer.csv`` (torch and triton only; the model shapes
+are read from the bundled config files with the standard library).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+CONFIGS = Path(__file__).resolve().parents[1] / "models" / "configs"
+CASES = (  # (model, phase, batch, seq)
+    ("llama-2-7b", "prefill", 1, 512), ("llama-2-7b", "prefill", 1, 2048),
+    ("llama-2-7b", "prefill", 4, 1024),
+    ("llama-2-7b", "decode", 1, 2048), ("llama-2-7b", "decode", 8, 2048),
+    ("llama-2-7b", "decode", 32, 1024),
+    ("llama-3-8b", "prefill", 1, 2048), ("llama-3-8b", "decode", 1, 4096),
+    ("llama-3-8b", "decode", 16, 4096),
+)
+
+
+def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
+    nn, F = torch.nn, torch.nn.functional
+    h = cfg["hidden_size"]
+    heads = cfg["num_attention_heads"]
+    kv_heads = cfg.get("num_key_value_heads", heads)
+    hd = cfg.get("head_dim") or h // heads
+    inter = cfg["intermediate_size"]
+    eps = cfg.get("rms_norm_eps", 1e-5)
+    theta = cfg.get("rope_theta", 10000.0)
+
+    class RMSNorm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(h))
+
+        def forward(self, x):
+            var = x.float().pow(2).mean(-1, keepdim=True)
+            return (x.float() * torch.rsqrt(var + eps)).to(x.dtype) * self.weight
+
+    class Layer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.input_norm, self.post_norm = RMSNorm(), RMSNorm()
+            self.q = nn.Linear(h, heads * hd, bias=False)
+            self.k = nn.Linear(h, kv_heads * hd, bias=False)
+            self.v = nn.Linear(h, kv_heads * hd, bias=False)
+            self.o = nn.Linear(heads * hd, h, bias=False)
+            self.gate = nn.Linear(h, inter, bias=False)
+            self.up = nn.Linear(h, inter, bias=False)
+            self.down = nn.Linear(inter, h, bias=False)
+
+        def rope(self, x, pos):
+            inv = 1.0 / (theta ** (torch.arange(0, hd, 2, device=x.device).float() / hd))
+            ang = pos[:, None].float() * inv[None, :]
+            cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+            x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+            return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+        def forward(self, x, k_cache, v_cache, start: int):
+            B, T, _ = x.shape
+            r = x
+            x = self.input_norm(x)
+            q = self.q(x).view(B, T, heads, hd).transpose(1, 2)
+            k = self.k(x).view(B, T, kv_heads, hd).transpose(1, 2)
+            v = self.v(x).view(B, T, kv_heads, hd).transpose(1, 2)
+            pos = torch.arange(start, start + T, device=x.device)
+            q, k = self.rope(q, pos), self.rope(k, pos)
+            k_cache[:, :, start:start + T] = k
+            v_cache[:, :, start:start + T] = v
+            keys, values = k_cache[:, :, : start + T], v_cache[:, :, : start + T]
+            a = F.scaled_dot_product_attention(q, keys, values, is_causal=T > 1,
+                                               enable_gqa=kv_heads != heads)
+            x = r + self.o(a.transpose(1, 2).reshape(B, T, heads * hd))
+            r = x
+            x = self.post_norm(x)
+            return r + self.down(F.silu(self.gate(x)) * self.up(x))
+
+    return Layer, kv_heads, hd, h
+
+
+def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - needs a GPU
+    import torch
+    import triton
+    import triton.testing
+
+    gpu = torch.cuda.get_device_name(0)
+    rows = []
+    torch.manual_seed(0)
+    for model, phase, batch, seq in CASES:
+        cfg = json.loads((CONFIGS / f"{model}.json").read_text())
+        Layer, kv_heads, hd, h = _layer(torch, cfg)
+        layer = Layer().to("cuda", torch.bfloat16).eval()
+        for p in layer.parameters():
+            torch.nn.init.normal_(p, std=0.02)
+        T = seq if phase == "prefill" else 1
+        start = 0 if phase == "prefill" else seq
+        cap = start + T
+        k_cache = torch.randn(batch, kv_heads, cap, hd, device="cuda", dtype=torch.bfloat16)
+        v_cache = torch.randn_like(k_cache)
+        x = torch.randn(batch, T, h, device="cuda", dtype=torch.bfloat16)
+
+        def step(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
+            with torch.no_grad():
+                return layer(x, k_cache, v_cache, start)
+
+        eager = triton.testing.do_bench(step, warmup=25, rep=budget_ms, return_mode="median")
+        graph_us = ""
+        try:
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                for _ in range(3):
+                    step()
+            torch.cuda.current_stream().wait_stream(s)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                step()
+            replay = triton.testing.do_bench(g.replay, warmup=25, rep=budget_ms,
+                                             return_mode="median")
+            graph_us = f"{replay * 1e3:.3f}"
+        except RuntimeError as err:
+            graph_us = f"error: {str(err).splitlines()[0][:80]}"
+        rows.append({"model": model, "phase": phase, "batch": batch, "seq": seq,
+                     "us": f"{eager * 1e3:.3f}", "us_graph": graph_us, "dtype": "bf16",
+                     "gpu": gpu})
+        print(rows[-1], flush=True)
+        del layer, k_cache, v_cache, x
+        torch.cuda.empty_cache()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.gpu_layer",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget-ms", type=float, default=100.0)
+    args = p.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("error: needs torch", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("error: no CUDA GPU found; run it on a machine with an NVIDIA GPU", file=sys.stderr)
+        return 2
+    run(args.out, args.budget_ms)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""Time GEMM and attention kernels on the GPU this runs on (``tpe gpu measure``).
+
+Each row of a shapes.csv (DESIGN.md: ``op,dtype,M,N,K,B,H,Hkv,S,D``) is run with random data
+through the kernel a deployment would use:
+
+* ``gemm`` bf16 / fp16: ``torch.nn.functional.linear`` (cuBLAS; ``x[M, K] @ W[N, K]^T``, the
+  weight layout of an LLM), and for bf16 also the project's own Triton GEMM
+  (:func:`_triton_matmul`, column ``us_triton``, checked against torch);
+* ``gemm`` fp8: ``torch._scaled_mm`` (E4M3 operands, per-tensor fp32 scales, bf16 out);
+* ``gemm`` int8: ``torch._int_mm`` (int32 out);
+* ``attn_prefill`` / ``attn_decode``: ``torch.nn.functional.scaled_dot_product_attention``
+  (bf16, causal for prefill, ``enable_gqa`` when ``Hkv < H``; decode is one query token per
+  sequence against ``S`` cached keys).
+
+Timing follows the device tool's METHOD.md: warm-up, random inputs, the median of many
+repetitions measured with CUDA events by ``triton.testing.do_bench``, which also zeroes a
+256 MB buffer before every repetition so that no kernel reads its operands from a warm L2.
+The card, driver, software versions and clocks (before, after, and sampled under a sustained
+bf16 load) go into a JSON file beside the CSV, and microbenchmarks (copy bandwidth, peak
+matrix rates per dtype, launch overhead) into ``<out stem>_microbench.csv``.
+
+torch and triton are imported lazily: the rest of TPEForge runs without them. Run as
+``tpe gpu measure`` or ``python -m sim.gpu_measure`` (which needs nothing of TPEForge but this
+file, for machines without its dependencies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MeasureError", "main", "measure"]
+
+COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
+OPS = ("gemm", "attn_prefill", "attn_decode")
+DTYPES = ("bf16", "fp16", "fp8", "int8")
+
+
+class MeasureError(ValueError):
+    """Bad input or no GPU; ``str`` is one line naming the field and the fix."""
+
+
+# -- input ---------------------------------------------------------------------------------
+
+
+def _int(row: dict[str, str], key: str, line: int, required: bool) -> int | None:
+    raw = (row.get(key) or "").strip()
+    if not raw:
+        if required:
+            raise MeasureError(f"line {line}: {key}: required for op {row['op']!r}")
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MeasureError(f"line {line}: {key}: must be an integer (got {raw!r})") from None
+    if value < 1:
+        raise MeasureError(f"line {line}: {key}: must be >= 1 (got {value})")
+    return value
+
+
+def read_shapes(path: Path) -> list[dict[str, Any]]:
+    """Rows of a shapes.csv, validated (one-line :class:`MeasureError` otherwise)."""
+    try:
+        f = open(path, newline="")
+    except OSError as err:
+        raise MeasureError(f"--in: cannot read {str(path)!r} ({err.strerror})") from None
+    with f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise MeasureError(f"--in: {path}: missing column(s) {', '.join(missing)}; a "
+                               f"shapes.csv has the columns {','.join(COLUMNS)}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            op, dtype = (row.get("op") or "").strip(), (row.get("dtype") or "").strip()
+            if op not in OPS:
+                raise MeasureError(f"line {line}: op: unknown {op!r}; one of {', '.join(OPS)}")
+            if dtype not in DTYPES:
+                raise MeasureError(f"line {line}: dtype: unknown {dtype!r}; one of "
+                                   + ", ".join(DTYPES))
+            out: dict[str, Any] = {k: v for k, v in row.items() if k not in COLUMNS}
+            out |= {"op": op, "dtype": dtype}
+            gemm = op == "gemm"
+            for key in ("M", "N", "K"):
+                out[key] = _int(row, key, line, gemm)
+            for key in ("B", "H", "S", "D"):
+                out[key] = _int(row, key, line, not gemm)
+            out["Hkv"] = _int(row, "Hkv", line, False)
+            if not gemm:
+                if dtype not in ("bf16", "fp16"):
+                    raise MeasureError(f"line {line}: dtype: attention runs in bf16 or fp16 "
+                                       f"(got {dtype!r})")
+                out["Hkv"] = out["Hkv"] or out["H"]
+                if out["H"] % out["Hkv"]:
+                    raise MeasureError(f"line {line}: Hkv: {out['H']} heads are not a multiple "
+                                       f"of {out['Hkv']} key/value heads")
+            rows.append(out)
+    return rows
+
+
+# -- the machine -----------------------------------------------------------------------------
+
+
+def _smi(query: str) -> list[str]:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    line = out.strip().splitlines()[0] if out.strip() else ""
+    return [x.strip() for x in line.split(",")] if line else []
+
+
+_SMI_FIELDS = ("name", "driver_version", "clocks.sm", "clocks.max.sm", "clocks.mem",
+               "power.draw", "power.limit", "temperature.gpu", "pstate")
+
+
+def smi_state() -> dict[str, str]:
+    values = _smi(",".join(_SMI_FIELDS))
+    return dict(zip(_SMI_FIELDS, values, strict=False))
+
+
+class ClockSampler:
+    """Samples SM clock and power with nvidia-smi while a load runs."""
+
+    def __init__(self, period_s: float = 0.2) -> None:
+        self.period_s = period_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            v = _smi("clocks.sm,power.draw")
+            try:
+                self.samples.append((float(v[0]), float(v[1])))
+            except (IndexError, ValueError):
+                pass
+            self._stop.wait(self.period_s)
+
+    def __enter__(self) -> ClockSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# -- kernels ---------------------------------------------------------------------------------
+
+
+def _need_torch() -> tuple[Any, Any]:
+    try:
+        import torch
+    except ImportError:
+        raise MeasureError("tpe gpu measure: needs torch (pip install -e '.[torch]') and an "
+                           "NVIDIA GPU") from None
+    if not torch.cuda.is_available():
+        raise MeasureError("tpe gpu measure: no CUDA GPU found (torch.cuda.is_available() is "
+                           "False); run it on a machine with an NVIDIA GPU")
+    try:
+        import triton
+        import triton.testing
+    except ImportError:
+        raise MeasureError("tpe gpu measure: needs triton (installed with CUDA builds of "
+                           "torch)") from None
+    return torch, triton
+
+
+def _triton_kernel():  # pragma: no cover - needs a GPU
+    import triton
+    import triton.language as tl
+
+    configs = [
+        triton.Config({"BM": 128, "BN": 256, "BK": 64, "G": 8}, num_stages=3, num_warps=8),
+        triton.Config({"BM": 128, "BN": 128, "BK": 64, "G": 8}, num_stages=4, num_warps=4),
+        triton.Config({"BM": 64, "BN": 128, "BK": 64, "G": 8}, num_stages=4, num_warps=4),
+        triton.Config({"BM": 16, "BN": 128, "BK": 128, "G": 8}, num_stages=4, num_warps=4),
+        triton.Config({"BM": 16, "BN": 64, "BK": 256, "G": 8}, num_stages=3, num_warps=4),
+    ]
+
+    def bucket(n: int) -> int:
+        return 1 << max(0, (n - 1).bit_length())
+
+    def quick_bench(fn, quantiles=None, **_):
+        # autotuning picks a config, it does not report: a short budget is enough
+        return triton.testing.do_bench(fn, warmup=5, rep=20, quantiles=quantiles)
+
+    @triton.autotune(configs=configs, key=["M_BUCKET", "N", "K"], do_bench=quick_bench)
+    @triton.jit
+    def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, M_BUCKET,
+                      stride_am, stride_ak, stride_bn, stride_bk, stride_cm, stride_cn,
+                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, G: tl.constexpr):
+        """C[M, N] = A[M, K] @ B[N, K]^T (B in the nn.Linear weight layout), fp32 accumulate,
+        grouped tile order for L2 reuse (the Triton tutorial's matmul)."""
+        pid = tl.program_id(0)
+        num_m = tl.cdiv(M, BM)
+        num_n = tl.cdiv(N, BN)
+        in_group = G * num_n
+        group = pid // in_group
+        first_m = group * G
+        size_m = min(num_m - first_m, G)
+        pid_m = first_m + ((pid % in_group) % size_m)
+        pid_n = (pid % in_group) // size_m
+        rm = pid_m * BM + tl.arange(0, BM)
+        rn = pid_n * BN + tl.arange(0, BN)
+        rk = tl.arange(0, BK)
+        a = a_ptr + rm[:, None] * stride_am + rk[None, :] * stride_ak
+        b = b_ptr + rn[None, :] * stride_bn + rk[:, None] * stride_bk
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        for k in range(0, tl.cdiv(K, BK)):
+            kk = k * BK + rk
+            av = tl.load(a, mask=(rm[:, None] < M) & (kk[None, :] < K), other=0.0)
+            bv = tl.load(b, mask=(rn[None, :] < N) & (kk[:, None] < K), other=0.0)
+            acc = tl.dot(av, bv, acc)
+            a += BK * stride_ak
+            b += BK * stride_bk
+        c = c_ptr + rm[:, None] * stride_cm + rn[None, :] * stride_cn
+        tl.store(c, acc.to(tl.bfloat16), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+    def run(a, w, c):
+        M, K = a.shape
+        N = w.shape[0]
+
+        def grid(meta):
+            return (triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"]),)
+
+        matmul_kernel[grid](a, w, c, M, N, K, bucket(M), a.stride(0), a.stride(1),
+                            w.stride(0), w.stride(1), c.stride(0), c.stride(1))
+        return c
+
+    return run
+
+
+def _bench(triton: Any, fn: Callable[[], object], budget_ms: float) -> tuple[float, float, float]:
+    """(median, p20, p80) in microseconds."""
+    q = triton.testing.do_bench(fn, warmup=max(5.0, budget_ms / 4), rep=budget_ms,
+                                quantiles=[0.5, 0.2, 0.8])
+    return tuple(float(x) * 1e3 for x in q)  # type: ignore[return-value]
+
+
+def _gemm_fn(torch: Any, dtype: str, M: int, N: int, K: int, gen: Any):
+    dev = "cuda"
+    if dtype in ("bf16", "fp16"):
+        dt = torch.bfloat16 if dtype == "bf16" else torch.float16
+        a = torch.randn(M, K, device=dev, dtype=dt, generator=gen)
+        w = torch.randn(N, K, device=dev, dtype=dt, generator=gen)
+        return (lambda: torch.nn.functional.linear(a, w)), "torch.nn.functional.linear", (a, w)
+    if dtype == "fp8":
+        a = torch.randn(M, K, device=dev, generator=gen).to(torch.float8_e4m3fn)
+        w = torch.randn(N, K, device=dev, generator=gen).to(torch.float8_e4m3fn)
+        one = torch.ones((), device=dev, dtype=torch.float32)
+        return (lambda: torch._scaled_mm(a, w.t(), scale_a=one, scale_b=one,
+                                         out_dtype=torch.bfloat16)), "torch._scaled_mm", (a, w)
+    a = torch.randint(-128, 128, (M, K), device=dev, dtype=torch.int8, generator=gen)
+    w = torch.randint(-128, 128, (N, K), device=dev, dtype=torch.int8, generator=gen)
+    return (lambda: torch._int_mm(a, w.t())), "torch._int_mm", (a, w)
+
+
+def _attn_fn(torch: Any, row: dict[str, Any], gen: Any):
+    B, H, Hkv, S, D = row["B"], row["H"], row["Hkv"], row["S"], row["D"]
+    dt = torch.bfloat16 if row["dtype"] == "bf16" else torch.float16
+    q_len = S if row["op"] == "attn_prefill" else 1
+    q = torch.randn(B, H, q_len, D, device="cuda", dtype=dt, generator=gen)
+    k = torch.randn(B, Hkv, S, D, device="cuda", dtype=dt, generator=gen)
+    v = torch.randn(B, Hkv, S, D, device="cuda", dtype=dt, generator=gen)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    causal = row["op"] == "attn_prefill"
+    gqa = Hkv != H
+    return (lambda: sdpa(q, k, v, is_causal=causal, enable_gqa=gqa)), "sdpa", (q, k, v)
+
+
+# -- microbenchmarks -------------------------------------------------------------------------
+
+
+def microbench(torch: Any, triton: Any, budget_ms: float) -> list[dict[str, Any]]:
+    """Copy bandwidth, peak matrix rates, launch overhead, sustained clock."""
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    out: list[dict[str, Any]] = []
+    n = 1 << 29  # 1 GiB of bf16
+    x = torch.randn(n, device="cuda", dtype=torch.bfloat16, generator=gen)
+    y = torch.empty_like(x)
+    us = _bench(triton, lambda: y.copy_(x), budget_ms)[0]
+    out.append({"name": "copy_1gib", "us": us, "value": 2 * x.numel() * 2 / (us * 1e-6) / 1e9,
+                "unit": "GB/s (read + write)"})
+    us = _bench(triton, lambda: x.sum(dtype=torch.float32), budget_ms)[0]
+    out.append({"name": "read_1gib", "us": us, "value": x.numel() * 2 / (us * 1e-6) / 1e9,
+                "unit": "GB/s (read)"})
+    x = y = None  # free the 2 GiB before the matrix products
+    for dtype in DTYPES:
+        for size in (8192, 16384) if dtype != "int8" else (8192,):
+            fn, impl, keep = _gemm_fn(torch, dtype, size, size, size, gen)
+            us = _bench(triton, fn, budget_ms)[0]
+            out.append({"name": f"peak_{dtype}_{size}", "us": us,
+                        "value": 2 * size**3 / (us * 1e-6) / 1e12, "unit": f"TFLOP/s ({impl})"})
+            del keep
+    tiny = torch.randn(16, 16, device="cuda", dtype=torch.bfloat16, generator=gen)
+    us = _bench(triton, lambda: tiny + 1, budget_ms)[0]
+    out.append({"name": "launch_elementwise", "us": us, "value": us, "unit": "us"})
+    fn, _, keep = _gemm_fn(torch, "bf16", 16, 16, 16, gen)
+    us = _bench(triton, fn, budget_ms)[0]
+    out.append({"name": "launch_gemm_16", "us": us, "value": us, "unit": "us"})
+    # sustained clock under a dense bf16 load (power cap), sampled by nvidia-smi
+    fn, _, keep = _gemm_fn(torch, "bf16", 8192, 8192, 8192, gen)
+    with ClockSampler() as sampler:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 6.0:
+            for _ in range(20):
+                fn()
+            torch.cuda.synchronize()
+    tail = sampler.samples[len(sampler.samples) // 3:] or [(math.nan, math.nan)]
+    clocks = sorted(s[0] for s in tail)
+    power = sorted(s[1] for s in tail)
+    out.append({"name": "sustained_sm_clock_bf16", "us": "", "value": clocks[len(clocks) // 2],
+                "unit": f"MHz (median of {len(tail)} samples, min {clocks[0]}, max {clocks[-1]})"})
+    out.append({"name": "sustained_power_bf16", "us": "", "value": power[len(power) // 2],
+                "unit": "W (median)"})
+    del keep
+    return out
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
+            triton_gemm: bool = True, micro: bool = True, log=print) -> Path:
+    """Time every row; write ``out`` (rows written as they finish) and its side files."""
+    torch, triton = _need_torch()
+    gpu = torch.cuda.get_device_name(0)
+    env = {"gpu": gpu, "torch": torch.__version__, "triton": triton.__version__,
+           "cuda": torch.version.cuda, "python": platform.python_version(),
+           "sm_count": torch.cuda.get_device_properties(0).multi_processor_count,
+           "smi_before": smi_state(), "budget_ms": budget_ms,
+           "method": "triton.testing.do_bench: CUDA events, median of repetitions, 256 MB "
+                     "L2 flush before each repetition; random inputs"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    extra = sorted({k for r in rows for k in r if k not in COLUMNS})
+    fields = [*COLUMNS, *extra, "us", "us_p20", "us_p80", "impl", "us_triton", "triton_impl",
+              "triton_rel_err", "status", "gpu"]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    tri = _triton_kernel() if triton_gemm else None
+    t_start = time.perf_counter()
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
+        w.writeheader()
+        for i, row in enumerate(rows):
+            rec = {k: ("" if v is None else v) for k, v in row.items()}
+            rec["gpu"] = gpu
+            try:
+                if row["op"] == "gemm":
+                    fn, impl, keep = _gemm_fn(torch, row["dtype"], row["M"], row["N"],
+                                              row["K"], gen)
+                else:
+                    fn, impl, keep = _attn_fn(torch, row, gen)
+                med, p20, p80 = _bench(triton, fn, budget_ms)
+                rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
+                        "impl": impl, "status": "ok"}
+                if tri is not None and row["op"] == "gemm" and row["dtype"] == "bf16":
+                    a, wt = keep
+                    c = torch.empty(row["M"], row["N"], device="cuda", dtype=torch.bfloat16)
+                    c.fill_(float("nan"))
+                    tri(a, wt, c)
+                    ref = torch.nn.functional.linear(a.float(), wt.float())
+                    err = float((c.float() - ref).norm() / ref.norm())
+                    rec["triton_rel_err"] = f"{err:.2e}"
+                    if math.isfinite(err) and err < 2e-2:
+                        tmed = _bench(triton, lambda a=a, wt=wt, c=c: tri(a, wt, c), budget_ms)[0]
+                        rec |= {"us_triton": f"{tmed:.3f}", "triton_impl": "tpeforge triton"}
+                    else:
+                        rec["status"] = "ok; triton result wrong"
+                del keep
+            except torch.cuda.OutOfMemoryError:
+                rec["status"] = "out of memory"
+            except RuntimeError as err:
+                rec["status"] = f"error: {str(err).splitlines()[0][:120]}"
+            w.writerow(rec)
+            f.flush()
+            torch.cuda.empty_cache()
+            if i % 25 == 0:
+                log(f"[{i + 1}/{len(rows)}] {time.perf_counter() - t_start:.0f} s "
+                    f"{row['op']} {row['dtype']} -> {rec.get('us', '')} us {rec['status']}")
+    env["smi_after_rows"] = smi_state()
+    env["rows_seconds"] = time.perf_counter() - t_start
+    if micro:
+        mb = microbench(torch, triton, budget_ms)
+        env["smi_after_microbench"] = smi_state()
+        mb_path = out.with_name(out.stem + "_microbench.csv")
+        with open(mb_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["name", "us", "value", "unit", "gpu"])
+            w.writeheader()
+            for r in mb:
+                w.writerow({**r, "gpu": gpu})
+    out.with_name(out.stem + "_env.json").write_text(json.dumps(env, indent=1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.gpu_measure",
+                                description="Time the kernels of a shapes.csv on this GPU.")
+    p.add_argument("--in", dest="inp", type=Path, required=True, help="shapes.csv")
+    p.add_argument("--out", type=Path, required=True, help="measured.csv")
+    p.add_argument("--budget-ms", type=float, default=60.0,
+                   help="timing budget per kernel (do_bench rep, ms; default 60)")
+    p.add_argument("--no-triton", action="store_true", help="skip the project's Triton GEMM")
+    p.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
+    p.add_argument("--limit", type=int, default=0, help="only the first N rows (0: all)")
+    args = p.parse_args(argv)
+    try:
+        rows = read_shapes(args.inp)
+        if args.limit:
+            rows = rows[: args.limit]
+        measure(rows, args.out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
+                micro=not args.no_micro)
+    except MeasureError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The GPU kernel dataset: which GEMM and attention kernels are measured (``shapes.csv``).
+
+Rows follow the shapes.csv format of DESIGN.md (``op,dtype,M,N,K,B,H,Hkv,S,D``, unused cells
+empty) plus ``split``: ``cal`` (calibration: microbenchmark-style constants may be fitted on
+these) or ``held`` (held out: only ever predicted and compared). The split is decided here,
+before anything is measured or fitted, by a hash of the row, so it never depends on results.
+
+The GEMM shapes are the layers of the zoo's LLMs (``C[M, N] = A[M, K] W[K, N]``, M the tokens
+of a batch: 1 for one decode step up to 8192 for a long prefill; N, K a layer's output and input
+features), plus misaligned variants (inner dimensions off by one from a multiple of 8), in
+bf16, fp16, fp8 and int8; attention is SDPA prefill (causal) and decode over batch, heads, GQA
+and sequence length.
+
+Run ``python -m sim.gpu_shapes`` to rewrite ``sim/data/gpu/shapes.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import sys
+from pathlib import Path
+
+__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "split_of", "write_shapes"]
+
+COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
+#: Share of rows held out from calibration.
+HELD_OUT_SHARE = 0.4
+SHAPES_CSV = Path(__file__).resolve().parent / "data" / "gpu" / "shapes.csv"
+
+#: (N, K) of the linear layers of zoo models: Llama-2-7B (q/o 4096x4096, fused qkv 12288,
+#: gate/up 11008, down), Llama-3-8B / Mistral-7B / Mixtral experts (k/v 1024, MLP 14336),
+#: Llama-2-70B (8192, k/v 1024, MLP 28672), and the Llama-2 LM head (32000).
+LAYERS: tuple[tuple[int, int], ...] = (
+    (4096, 4096), (12288, 4096), (11008, 4096), (4096, 11008),
+    (1024, 4096), (14336, 4096), (4096, 14336),
+    (8192, 8192), (1024, 8192), (28672, 8192), (8192, 28672), (32000, 4096),
+)
+#: Inner dimensions one off a multiple of 8 (alignment effects) and odd token counts.
+MISALIGNED: tuple[tuple[int, int], ...] = ((4095, 4096), (4096, 4095), (11007, 4096),
+                                            (4096, 11007), (1023, 4097))
+TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+ODD_TOKENS = (1, 7, 33, 100, 257, 1000, 3001)
+
+
+def split_of(row: dict[str, object]) -> str:
+    """``held`` for a stable :data:`HELD_OUT_SHARE` of rows (hash of the row), else ``cal``."""
+    key = ",".join(str(row.get(c, "")) for c in COLUMNS)
+    h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "held" if h < HELD_OUT_SHARE else "cal"
+
+
+def _gemm(dtype: str, M: int, N: int, K: int) -> dict[str, object]:
+    return {"op": "gemm", "dtype": dtype, "M": M, "N": N, "K": K}
+
+
+def default_shapes() -> list[dict[str, object]]:
+    """Every row of the dataset, with its ``split``."""
+    rows: list[dict[str, object]] = []
+    for N, K in LAYERS:
+        rows += [_gemm("bf16", M, N, K) for M in TOKENS]
+    for N, K in MISALIGNED:
+        rows += [_gemm("bf16", M, N, K) for M in ODD_TOKENS]
+    for N, K in LAYERS[:6]:
+        rows += [_gemm("fp16", M, N, K) for M in TOKENS[::2]]
+    # fp8 (torch._scaled_mm) and int8 (torch._int_mm) need inner dimensions that are multiples
+    # of 16 / 8; _int_mm also needs M > 16
+    for N, K in LAYERS[:9]:
+        rows += [_gemm("fp8", M, N, K) for M in TOKENS if M >= 16]
+        rows += [_gemm("int8", M, N, K) for M in TOKENS if M >= 32]
+    for B, S in ((1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192), (4, 1024), (4, 4096),
+                 (8, 512), (16, 2048)):
+        for H, Hkv in ((32, 32), (32, 8), (64, 8)):
+            rows.append({"op": "attn_prefill", "dtype": "bf16", "B": B, "H": H, "Hkv": Hkv,
+                         "S": S, "D": 128})
+    for B in (1, 4, 16, 64):
+        for S in (512, 2048, 8192, 32768):
+            for H, Hkv in ((32, 32), (32, 8), (64, 8)):
+                if B * S * Hkv > 64 * 32768 * 8:
+                    continue
+                rows.append({"op": "attn_decode", "dtype": "bf16", "B": B, "H": H, "Hkv": Hkv,
+                             "S": S, "D": 128})
+    for row in rows:
+        row["split"] = split_of(row)
+    return rows
+
+
+def write_shapes(path: Path = SHAPES_CSV) -> Path:
+    rows = default_shapes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, "split"], restval="")
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+    return path
+
+
+if __name__ == "__main__":
+    out = write_shapes(Path(sys.argv[1]) if len(sys.argv) > 1 else SHAPES_CSV)
+    print(f"wrote {out}")

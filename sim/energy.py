@@ -673,8 +673,10 @@ def describe(arch: ArchSpec) -> dict[str, Any]:
 # -- the system around the engines: vector units, global buffer, several cores -------------
 
 #: Energy components of a whole architecture: the engine's (:data:`ENERGY_COMPONENTS`) plus
-#: the shared global buffer and the vector units.
-SYSTEM_ENERGY_COMPONENTS: tuple[str, ...] = (*ENERGY_COMPONENTS, "global_buffer", "vector")
+#: the shared global buffer and the vector units; a GPU preset charges its board power times
+#: the time to ``gpu_board`` instead.
+SYSTEM_ENERGY_COMPONENTS: tuple[str, ...] = (*ENERGY_COMPONENTS, "global_buffer", "vector",
+                                             "gpu_board")
 #: Area components of a whole architecture (every core's engine and buffers summed).
 SYSTEM_AREA_COMPONENTS: tuple[str, ...] = (*AREA_COMPONENTS, "global_buffer", "vector")
 

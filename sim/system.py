@@ -170,6 +170,8 @@ class _Inst:
     dram_bytes: float
     energy: dict[str, float]
     mapping: dict[str, Any]
+    #: Set when the cost model decides the bound itself (GPU presets).
+    bound: Literal["compute", "memory"] | None = None
 
 
 def _dram_level(arch: ArchSpec, core_bytes: float, compulsory: dict[str, float],
@@ -362,8 +364,28 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
                  mapping={"cores_used": arch.cores, "on_chip": on_chip})
 
 
+def _gpu_instance(arch: ArchSpec, op: Op) -> _Inst:
+    """A GPU preset: the kernel model of :mod:`sim.gpu_model`; energy = board power x time."""
+    from sim.gpu_model import op_seconds
+
+    seconds, memory_bound, nbytes = op_seconds(arch, op)
+    cycles = seconds * arch.clock_mhz * 1e6
+    energy = dict.fromkeys(SYSTEM_ENERGY_COMPONENTS, 0.0)
+    assert arch.gpu is not None
+    energy["gpu_board"] = arch.gpu.board_power_w * seconds * 1e12
+    macs = 0.0 if isinstance(op, Vector) else float(op.macs // op.count)
+    ops = float(op.elems * op.ops_per_elem) if isinstance(op, Vector) else 0.0
+    return _Inst(cycles=cycles, compute=cycles, engine=0.0 if isinstance(op, Vector) else cycles,
+                 vector=cycles if isinstance(op, Vector) else 0.0, vector_ops=ops, macs=macs,
+                 dram_bytes=nbytes, energy=energy,
+                 mapping={"gpu_kernel_model": arch.gpu.calibration},
+                 bound="memory" if memory_bound else "compute")
+
+
 @functools.lru_cache(maxsize=8192)
 def _instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _Inst:
+    if arch.gpu is not None:
+        return _gpu_instance(arch, op)
     if isinstance(op, Gemm):
         return _gemm_instance(arch, op, memory, objective)
     if isinstance(op, Attention):
@@ -396,6 +418,6 @@ def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
         dram_bytes=n * inst.dram_bytes, energy_pj=sum(energy.values()),
         energy_breakdown_pj=MappingProxyType(energy),
         utilization=macs / (cycles * peak) if cycles else 0.0,
-        bound="memory" if dram_cycles > n * inst.compute else "compute",
+        bound=inst.bound or ("memory" if dram_cycles > n * inst.compute else "compute"),
         mapping=MappingProxyType(inst.mapping),
     )

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, is_dataclass
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic.dataclasses import dataclass
 
 from hw.spec.base import (
@@ -43,6 +43,7 @@ __all__ = [
     "DramSpec",
     "EngineBase",
     "EngineSpec",
+    "GpuSpec",
     "OperandBits",
     "SpecError",
     "SramSpec",
@@ -130,6 +131,25 @@ class VectorSpec:
 
 
 @dataclass(config=CONFIG, kw_only=True)
+class GpuSpec:
+    """Marks an architecture as a GPU: its kernels are timed by ``sim.gpu_model`` with the
+    named calibration (``sim/data/gpu/calibration_<calibration>.toml``: microbenchmarks of the
+    card and efficiencies fitted on measured kernels) instead of the engine fold model."""
+
+    calibration: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
+    #: Board power under dense load (W), for energy: time x power.
+    board_power_w: Annotated[float, Field(gt=0, le=5000)]
+    #: Scale of the calibration's bandwidth and rates for a sibling card (e.g. an H200 from
+    #: the H100's calibration: its HBM over the H100's, datasheet ratios).
+    bandwidth_scale: Annotated[float, Field(gt=0, le=100)] = 1.0
+    compute_scale: Annotated[float, Field(gt=0, le=100)] = 1.0
+    #: Tensor-core dtypes the card has (shapes.csv ``dtype`` values).
+    dtypes: Annotated[tuple[Literal["bf16", "fp16", "fp8", "int8"], ...],
+                      BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)] = (
+        "bf16", "fp16", "fp8", "int8")
+
+
+@dataclass(config=CONFIG, kw_only=True)
 class ArchSpec:
     """Engines inside a memory hierarchy.
 
@@ -158,6 +178,8 @@ class ArchSpec:
     #: The vector unit of each core (``None``: none; workloads with element-wise operators,
     #: softmax included, then cannot be simulated).
     vector: VectorSpec | None = None
+    #: Set for a GPU (see :class:`GpuSpec`).
+    gpu: GpuSpec | None = None
 
     @property
     def dram_bytes_per_cycle(self) -> float:
@@ -188,7 +210,8 @@ def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
         raise SpecError("engine: required but missing; add an [engine] table with a kind")
     data["engine"] = engine_from_dict(data["engine"])
     for key, cls in (("a_buffer", SramSpec), ("w_buffer", SramSpec), ("o_buffer", SramSpec),
-                     ("global_buffer", SramSpec), ("dram", DramSpec), ("vector", VectorSpec)):
+                     ("global_buffer", SramSpec), ("dram", DramSpec), ("vector", VectorSpec),
+                     ("gpu", GpuSpec)):
         if key in data:
             data[key] = build(cls, data[key], key)
     return build(ArchSpec, data, "")

@@ -1,0 +1,300 @@
+"""``tpe gpu measure | predict | check | calibrate``: GPU presets against measured kernels.
+
+* ``measure`` times the kernels of a shapes.csv on the GPU it runs on (:mod:`sim.gpu_measure`;
+  needs torch, triton and an NVIDIA GPU; exits 2 saying so otherwise);
+* ``predict`` predicts them on a GPU preset (:mod:`sim.gpu_model`; no GPU, no torch);
+* ``check`` compares a measured file with the prediction: MAPE, p90 and max error per op and
+  dtype, Spearman rank correlation, separately for the held-out and calibration rows, and a
+  predicted-vs-measured plot; exit 1 when the held-out rows miss the targets of DESIGN.md
+  (MAPE <= 10 % and Spearman >= 0.95 for each of gemm and attention);
+* ``calibrate`` fits a calibration file from a measured dataset's calibration rows and the
+  card's microbenchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from hw.spec import ArchSpec, SpecError, list_presets, load_arch
+from sim.cli import InputError
+
+__all__ = ["TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
+
+#: DESIGN.md's targets on held-out kernels, for each of gemm and attention.
+TARGET_MAPE = 0.10
+TARGET_SPEARMAN = 0.95
+SHAPE_COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
+
+
+def register(subparsers: Any) -> None:
+    gpu = subparsers.add_parser("gpu", help="GPU presets against measured kernels",
+                                description=__doc__.splitlines()[0])
+    group = gpu.add_subparsers(dest="gpu_command", metavar="WHAT", parser_class=type(gpu))
+    group.required = True
+
+    m = group.add_parser("measure", help="time a shapes.csv on this machine's GPU")
+    m.add_argument("--in", dest="inp", required=True, help="shapes.csv (DESIGN.md columns)")
+    m.add_argument("--out", required=True, help="measured.csv to write")
+    m.add_argument("--budget-ms", type=float, default=60.0,
+                   help="timing budget per kernel in ms (default 60)")
+    m.add_argument("--no-triton", action="store_true", help="skip the project's Triton GEMM")
+    m.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
+    m.set_defaults(func=run_measure)
+
+    p = group.add_parser("predict", help="predict a shapes.csv on a GPU preset (no GPU needed)")
+    _gpu_arg(p, required=True)
+    p.add_argument("--in", dest="inp", required=True, help="shapes.csv")
+    p.add_argument("--out", required=True, help="predicted.csv to write")
+    p.set_defaults(func=run_predict)
+
+    c = group.add_parser("check", help="predicted vs measured: errors, rank correlation, plot")
+    c.add_argument("--measured", required=True, help="measured.csv (from tpe gpu measure)")
+    _gpu_arg(c, required=False)
+    c.add_argument("--plot", default=None, metavar="FILE", help="write predicted vs measured")
+    c.set_defaults(func=run_check)
+
+    k = group.add_parser("calibrate", help="fit a calibration from a measured dataset")
+    k.add_argument("--measured", required=True, help="measured.csv (its 'cal' rows are used)")
+    k.add_argument("--microbench", default=None,
+                   help="the card's microbenchmarks (default <measured stem>_microbench.csv)")
+    k.add_argument("--out", required=True, help="calibration TOML to write")
+    k.set_defaults(func=run_calibrate)
+
+
+def _gpu_arg(p: argparse.ArgumentParser, *, required: bool) -> None:
+    gpus = [n for n in list_presets() if load_arch(n).gpu is not None]
+    p.add_argument("--gpu", required=required,
+                   help=f"GPU preset ({', '.join(gpus)}) or a TOML with a [gpu] table"
+                   + ("" if required else "; default: from the measured file's gpu column"))
+
+
+def _gpu_arch(name: str) -> ArchSpec:
+    arch = load_arch(name)
+    if arch.gpu is None:
+        gpus = [n for n in list_presets() if load_arch(n).gpu is not None]
+        raise InputError(f"--gpu: {name} is not a GPU preset (no [gpu] table); use one of "
+                         + ", ".join(gpus))
+    return arch
+
+
+def _read(path: str, flag: str) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except OSError as err:
+        raise InputError(f"{flag}: cannot read {path!r} ({err.strerror})") from None
+    missing = [c for c in SHAPE_COLUMNS if c not in fields]
+    if missing:
+        raise InputError(f"{flag}: {path}: missing column(s) {', '.join(missing)}; a shapes "
+                         f"file has {','.join(SHAPE_COLUMNS)}")
+    return rows
+
+
+def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
+    from sim.gpu_model import Kernel
+
+    out = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            k = Kernel.from_row(row)
+        except ValueError:
+            raise InputError(f"{flag}: line {line}: a shape cell is not an integer") from None
+        if k.op not in ("gemm", "attn_prefill", "attn_decode"):
+            raise InputError(f"{flag}: line {line}: op: unknown {k.op!r}; one of gemm, "
+                             "attn_prefill, attn_decode")
+        if k.dtype not in ("bf16", "fp16", "fp8", "int8"):
+            raise InputError(f"{flag}: line {line}: dtype: unknown {k.dtype!r}; one of bf16, "
+                             "fp16, fp8, int8")
+        need = ("M", "N", "K") if k.op == "gemm" else ("B", "H", "S", "D")
+        for n in need:
+            if getattr(k, n) < 1:
+                raise InputError(f"{flag}: line {line}: {n}: required (>= 1) for op {k.op}")
+        if k.op != "gemm" and k.H % k.Hkv:
+            raise InputError(f"{flag}: line {line}: Hkv: {k.H} heads are not a multiple of "
+                             f"{k.Hkv}")
+        out.append(k)
+    return out
+
+
+def _predict(arch: ArchSpec, kernels: list[Any]) -> list[float]:
+    from sim.gpu_model import arch_calibration, predict_us
+
+    assert arch.gpu is not None
+    cal = arch_calibration(arch)
+    out = []
+    for k in kernels:
+        if k.dtype not in arch.gpu.dtypes:
+            raise SpecError(f"--gpu: {arch.name} has no {k.dtype} tensor cores (it has "
+                            f"{', '.join(arch.gpu.dtypes)})")
+        out.append(predict_us(cal, k))
+    return out
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    from sim.gpu_measure import MeasureError, measure, read_shapes
+
+    try:
+        rows = read_shapes(Path(args.inp))
+        measure(rows, Path(args.out), budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
+                micro=not args.no_micro)
+    except MeasureError as err:
+        raise InputError(str(err)) from None
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    arch = _gpu_arch(args.gpu)
+    rows = _read(args.inp, "--in")
+    us = _predict(arch, _kernels(rows, "--in"))
+    out = Path(args.out)
+    fields = [*SHAPE_COLUMNS, *[c for c in rows[0] if c not in SHAPE_COLUMNS and c != "us"],
+              "us", "gpu"] if rows else [*SHAPE_COLUMNS, "us", "gpu"]
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for row, t in zip(rows, us, strict=True):
+            w.writerow({**row, "us": f"{t:.3f}", "gpu": arch.name})
+    tmp.replace(out)
+    print(f"wrote {out} ({len(rows)} kernels on {arch.name})")
+    return 0
+
+
+def _infer_gpu(rows: list[dict[str, str]]) -> str:
+    cards = {r.get("gpu", "") for r in rows}
+    if len(cards) != 1 or not next(iter(cards)):
+        raise InputError("--gpu: the measured file names no single card in its gpu column; "
+                         "give --gpu")
+    card = next(iter(cards)).lower()
+    for name in list_presets():
+        arch = load_arch(name)
+        if arch.gpu is not None and name in card.replace(" ", ""):
+            return name
+    raise InputError(f"--gpu: no preset for the card {next(iter(cards))!r}; give --gpu")
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    import numpy as np
+
+    if len(a) < 2:
+        return math.nan
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _stats(pairs: list[tuple[float, float]]) -> dict[str, float]:
+    import numpy as np
+
+    pred = np.array([p for p, _ in pairs])
+    meas = np.array([m for _, m in pairs])
+    err = np.abs(pred - meas) / meas
+    return {"n": len(pairs), "mape": float(err.mean()), "p90": float(np.quantile(err, 0.9)),
+            "max": float(err.max()), "spearman": _spearman(list(pred), list(meas))}
+
+
+def check_rows(rows: list[dict[str, str]], predicted: list[float]
+               ) -> dict[tuple[str, str, str], dict[str, float]]:
+    """Statistics per (split, family, group): family ``gemm`` or ``attention``, group ``all``
+    or ``op/dtype``."""
+    groups: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for row, p in zip(rows, predicted, strict=True):
+        m = float(row["us"])
+        family = "gemm" if row["op"] == "gemm" else "attention"
+        split = row.get("split") or "all"
+        for key in ((split, family, "all"), (split, family, f"{row['op']}/{row['dtype']}")):
+            groups.setdefault(key, []).append((p, m))
+    return {k: _stats(v) for k, v in sorted(groups.items())}
+
+
+def run_check(args: argparse.Namespace) -> int:
+    rows = [r for r in _read(args.measured, "--measured")
+            if r.get("status", "ok") == "ok" and r.get("us")]
+    if not rows:
+        raise InputError(f"--measured: {args.measured} has no measured rows (column us)")
+    arch = _gpu_arch(args.gpu or _infer_gpu(rows))
+    predicted = _predict(arch, _kernels(rows, "--measured"))
+    stats = check_rows(rows, predicted)
+    print(f"{args.measured} ({len(rows)} kernels, card {rows[0].get('gpu', '?')}) against "
+          f"the {arch.name} preset")
+    print(f"{'split':<6}{'family':<11}{'group':<20}{'n':>5}{'MAPE':>8}{'p90':>8}{'max':>8}"
+          f"{'Spearman':>10}")
+    for (split, family, group), s in stats.items():
+        print(f"{split:<6}{family:<11}{group:<20}{s['n']:>5}{s['mape']:>8.1%}{s['p90']:>8.1%}"
+              f"{s['max']:>8.1%}{s['spearman']:>10.3f}")
+    held = [s for (split, _, group), s in stats.items() if split == "held" and group == "all"]
+    targets = [(k, s) for k, s in stats.items() if k[0] == "held" and k[2] == "all"]
+    ok = bool(held) and all(s["mape"] <= TARGET_MAPE and s["spearman"] >= TARGET_SPEARMAN
+                            for _, s in targets)
+    if args.plot:
+        _plot(rows, predicted, Path(args.plot), arch.name, stats)
+        print(f"plot: {args.plot}")
+    verdict = "PASS" if ok else "FAIL"
+    print(f"held-out targets (MAPE <= {TARGET_MAPE:.0%}, Spearman >= {TARGET_SPEARMAN} for "
+          f"each of gemm and attention): {verdict}")
+    return 0 if ok else 1
+
+
+def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: str,
+          stats: dict[tuple[str, str, str], dict[str, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
+    groups: dict[str, list[tuple[float, float, str]]] = {}
+    for r, p in zip(rows, predicted, strict=True):
+        groups.setdefault(f"{r['op']} {r['dtype']}", []).append(
+            (float(r["us"]), p, r.get("split", "")))
+    for label, pts in sorted(groups.items()):
+        for split, marker in (("held", "o"), ("cal", "x"), ("", ".")):
+            sel = [(m, p) for m, p, s in pts if s == split]
+            if sel:
+                ax.loglog([m for m, _ in sel], [p for _, p in sel], marker, ms=4, alpha=0.75,
+                          label=f"{label} ({split or 'all'})")
+    lo = min(min(float(r["us"]) for r in rows), min(predicted)) / 1.5
+    hi = max(max(float(r["us"]) for r in rows), max(predicted)) * 1.5
+    ax.loglog([lo, hi], [lo, hi], "k-", lw=1)
+    ax.loglog([lo, hi], [lo * 1.1, hi * 1.1], "k:", lw=0.8)
+    ax.loglog([lo, hi], [lo / 1.1, hi / 1.1], "k:", lw=0.8)
+    title = ", ".join(f"{fam} {s['mape']:.1%} MAPE, rho {s['spearman']:.3f}"
+                      for (split, fam, g), s in stats.items() if split == "held" and g == "all")
+    ax.set_title(f"{gpu} preset vs measured ({rows[0].get('gpu', '')})\nheld out: {title}",
+                 fontsize=8)
+    ax.set_xlabel("measured (us)")
+    ax.set_ylabel("predicted (us)")
+    ax.legend(fontsize=6, ncol=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from sim.gpu_model import calibrate
+
+    measured = Path(args.measured)
+    if not measured.is_file():
+        raise InputError(f"--measured: no such file {args.measured!r}")
+    mb = Path(args.microbench) if args.microbench else None
+    if mb is not None and not mb.is_file():
+        raise InputError(f"--microbench: no such file {args.microbench!r}")
+    try:
+        _, text = calibrate(measured, mb)
+    except (KeyError, ValueError, OSError) as err:
+        raise InputError(f"--measured: cannot calibrate from {args.measured}: {err}") from None
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,500 @@
+"""Kernel-time model of a GPU (``tpe gpu predict``): GEMMs, attention and element-wise kernels.
+
+A GPU preset is an ordinary architecture (``hw/presets/h100.toml``: ``cores`` = SMs, the engine
+one SM's tensor cores, shared memory and registers as its buffers, L2 as the global buffer,
+HBM as DRAM) with a ``[gpu]`` table naming its calibration file
+(``sim/data/gpu/calibration_<card>.toml``). This module predicts what library kernels (cuBLAS,
+FlashAttention-style SDPA) take on it; every term is a mechanism of those kernels:
+
+**GEMM** ``C[M, N] = A[M, K] W[N, K]^T``:
+
+* tiles and waves: the library picks, among CTA tiles ``BM x BN`` (128x256, 128x128, 64x128,
+  64x64) and split-K factors ``s`` (1, 2, 4, 8), the fastest; a choice runs
+  ``ceil(ceil(M/BM) ceil(N/BN) s / SMs)`` waves, each as long as one tile's
+  ``2 BM BN ceil(K/s)`` operations at the SM's rate times the tile's efficiency (smaller tiles
+  reuse less and run below the rate: efficiencies fitted per tile size). Padding of partial tiles
+  and the last, partial wave is what makes small and skinny GEMMs slow;
+* rate: the tensor cores' per-SM rate for the dtype (datasheet ops per clock) at the clock the
+  card sustains under dense load (power cap, measured by ``sim.gpu_measure``);
+* memory: every operand once from HBM (L2 keeps the re-reads) at the *achieved* bandwidth
+  (the streaming read bandwidth measured on the card, times a fitted efficiency);
+* time ``= fixed + max(compute, memory)`` (split-K adds the reduction's traffic);
+* alignment: when an inner dimension (``N`` or ``K``) is not a multiple of 8 elements the
+  library cannot use its vectorized tensor-core kernels: a separate path with its own fitted
+  rate and bandwidth (a one-row GEMV keeps its own, faster path).
+
+**Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
+key tiles it can see (causal), scheduled over the SMs (the longest tile list bounds the
+time: causal imbalance); decode: split-KV (FlashDecoding), bound by reading the KV cache at the
+achieved bandwidth, plus the split-KV combine pass that large caches need.
+
+**Element-wise / vector** kernels: bytes at the achieved bandwidth plus the fixed cost.
+
+Constants: the calibration file holds (a) microbenchmark results of the card (copy bandwidth,
+peak matrix rates per dtype, launch cost, sustained clock) and (b) the fitted efficiencies,
+fitted by :func:`fit` on the ``cal`` rows of the measured dataset only; the ``held`` rows are
+never seen by the fit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FIT_PARAMS",
+    "GpuCalibration",
+    "Kernel",
+    "arch_calibration",
+    "calibrate",
+    "fit",
+    "kernel_bytes_flops",
+    "load_calibration",
+    "op_kernel",
+    "op_seconds",
+    "predict_us",
+    "scaled",
+]
+
+CAL_DIR = Path(__file__).resolve().parent / "data" / "gpu"
+ELEM_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+OUT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 2, "int8": 4}
+TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
+SPLITS = (1, 2, 4, 8)
+#: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
+ATTN_TILE = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """One row of a shapes.csv (unused fields 0)."""
+
+    op: str
+    dtype: str
+    M: int = 0
+    N: int = 0
+    K: int = 0
+    B: int = 0
+    H: int = 0
+    Hkv: int = 0
+    S: int = 0
+    D: int = 0
+    #: Stored bytes per element of A, W (KV cache for attention) and C; 0: the dtype's.
+    a_bytes: float = 0.0
+    w_bytes: float = 0.0
+    o_bytes: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Kernel:
+        def num(k: str) -> int:
+            v = row.get(k)
+            return int(v) if v not in (None, "") else 0
+
+        hkv = num("Hkv") or num("H")
+        return cls(op=str(row["op"]), dtype=str(row["dtype"]), M=num("M"), N=num("N"),
+                   K=num("K"), B=num("B"), H=num("H"), Hkv=hkv, S=num("S"), D=num("D"))
+
+
+#: Fitted parameters (name -> (initial value, lower bound, upper bound)).
+FIT_PARAMS: dict[str, tuple[float, float, float]] = {
+    "fixed_us": (5.0, 0.5, 30.0),
+    "gemm_bw_eff": (0.8, 0.2, 1.2),
+    "eff_128x256": (0.95, 0.3, 1.3),
+    "eff_128x128": (0.85, 0.2, 1.3),
+    "eff_64x128": (0.7, 0.1, 1.3),
+    "eff_64x64": (0.5, 0.05, 1.3),
+    "split_cost_us": (2.0, 0.0, 30.0),
+    "int8_eff": (0.6, 0.2, 1.3),
+    "fp8_eff": (0.7, 0.2, 1.3),
+    "int8_bw_eff": (0.8, 0.2, 1.5),
+    "fp8_bw_eff": (0.9, 0.2, 1.5),
+    "unaligned_rate_eff": (0.15, 0.01, 1.0),
+    "unaligned_bw_eff": (0.2, 0.02, 1.0),
+    "unaligned_fixed_us": (10.0, 0.5, 100.0),
+    "gemv_bw_eff": (0.4, 0.05, 1.2),
+    "attn_rate_eff": (0.6, 0.1, 1.3),
+    "attn_fixed_us": (8.0, 0.5, 50.0),
+    "decode_bw_eff": (0.9, 0.2, 1.3),
+    "decode_fixed_us": (8.0, 0.5, 50.0),
+    "decode_ramp_us": (8.0, 0.0, 50.0),
+    "decode_ramp_mb": (100.0, 1.0, 2000.0),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuCalibration:
+    """A card's measured constants and fitted efficiencies (see the module doc)."""
+
+    card: str
+    sm_count: int
+    #: Streaming read bandwidth measured on the card (a 1 GiB reduction), GB/s.
+    read_gb_per_s: float
+    #: Dense tensor rate per dtype (ops/s) measured on 8192^3 GEMMs (sustained clock).
+    peak_tflops: dict[str, float]
+    sustained_clock_mhz: float
+    launch_us: float
+    params: dict[str, float]
+
+    def p(self, name: str) -> float:
+        return self.params[name]
+
+
+def load_calibration(name_or_path: str | Path) -> GpuCalibration:
+    """``sim/data/gpu/calibration_<name>.toml`` or a path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CAL_DIR / f"calibration_{name_or_path}.toml"
+    return _load(str(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: str) -> GpuCalibration:
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    m = raw["measured"]
+    return GpuCalibration(
+        card=raw["card"], sm_count=int(m["sm_count"]), read_gb_per_s=float(m["read_gb_per_s"]),
+        peak_tflops={k: float(v) for k, v in m["peak_tflops"].items()},
+        sustained_clock_mhz=float(m["sustained_clock_mhz"]), launch_us=float(m["launch_us"]),
+        params={k: float(v) for k, v in raw["fitted"].items()},
+    )
+
+
+def _aligned(k: Kernel) -> bool:
+    return k.N % 8 == 0 and k.K % 8 == 0
+
+
+def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
+              effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float]) -> float:
+    """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
+    tile's efficiency, against the memory time ``t_m`` (seconds)."""
+    bw = cal.read_gb_per_s * 1e9
+    best = math.inf
+    for (bm, bn), eff in zip(TILES, effs, strict=True):
+        tiles = -(-M // bm) * -(-N // bn)
+        for s in splits:
+            if s > 1 and tiles * s > 2 * cal.sm_count:
+                break
+            waves = -(-(tiles * s) // cal.sm_count)
+            t_c = waves * 2 * bm * bn * -(-K // s) / (sm_rate * eff)
+            extra = 0.0
+            if s > 1:  # partial results written and reduced
+                extra = p["split_cost_us"] * 1e-6 + 2 * s * M * N * 4 / bw
+            best = min(best, max(t_c, t_m) + extra)
+    return best
+
+
+def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
+    M, N, K = k.M, k.N, k.K
+    ab = k.a_bytes or ELEM_BYTES[k.dtype]
+    wb = k.w_bytes or ELEM_BYTES[k.dtype]
+    ob = k.o_bytes or OUT_BYTES[k.dtype]
+    nbytes = M * K * ab + N * K * wb + M * N * ob
+    bw = cal.read_gb_per_s * 1e9
+    peak = cal.peak_tflops[k.dtype] * 1e12
+    effs = (p["eff_128x256"], p["eff_128x128"], p["eff_64x128"], p["eff_64x64"])
+    if not _aligned(k):
+        if M == 1:  # a GEMV kernel takes any alignment
+            return p["fixed_us"] + nbytes / (bw * p["gemv_bw_eff"]) * 1e6
+        # the fallback kernels: same tiling and split-K choices, one lower rate for every tile
+        sm_rate = peak * p["unaligned_rate_eff"] / cal.sm_count
+        t_m = nbytes / (bw * p["unaligned_bw_eff"])
+        return p["unaligned_fixed_us"] + _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
+                                                    SPLITS, p) * 1e6
+    dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
+    bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
+        k.dtype, 1.0)
+    sm_rate = peak * dtype_eff / cal.sm_count
+    t_m = nbytes / (bw * bw_eff)
+    # cuBLASLt's int8 kernels (torch._int_mm) do not split K
+    splits = (1,) if k.dtype == "int8" else SPLITS
+    return p["fixed_us"] + _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
+
+
+def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
+    q_tiles = -(-k.S // ATTN_TILE)
+    # query tile i of a causal head sees i + 1 key tiles
+    per_unit = q_tiles * (q_tiles + 1) / 2
+    units = k.B * k.H
+    sm_rate = cal.peak_tflops[k.dtype] * 1e12 * p["attn_rate_eff"] / cal.sm_count
+    pair = 4 * ATTN_TILE * ATTN_TILE * k.D / sm_rate  # QK^T and PV of one tile pair
+    # longest-first over the SMs: the busiest SM does at least the average and the longest
+    # single query tile list
+    total_pairs = units * per_unit
+    t_c = max(total_pairs / cal.sm_count, q_tiles) * pair
+    nbytes = 2 * k.B * (2 * k.H + 2 * k.Hkv) * k.S * k.D
+    t_m = nbytes / (cal.read_gb_per_s * 1e9)
+    return p["attn_fixed_us"] + max(t_c, t_m) * 1e6
+
+
+def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
+    kv_bytes = 2 * k.B * k.Hkv * k.S * k.D * (k.w_bytes or ELEM_BYTES[k.dtype])
+    q_bytes = 2 * k.B * k.H * k.D * (k.a_bytes or ELEM_BYTES[k.dtype])
+    nbytes = kv_bytes + q_bytes
+    bw = cal.read_gb_per_s * 1e9 * p["decode_bw_eff"]
+    # split-KV kernels add a combine pass once the cache is large enough to be split: a
+    # second fixed cost that ramps in with the bytes
+    ramp = p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))
+    return p["decode_fixed_us"] + ramp + nbytes / bw * 1e6
+
+
+def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None = None) -> float:
+    """Predicted kernel time in microseconds."""
+    p = cal.params if params is None else params
+    if k.op == "gemm":
+        return _gemm_us(cal, k, p)
+    if k.op == "attn_prefill":
+        return _prefill_us(cal, k, p)
+    if k.op == "attn_decode":
+        return _decode_us(cal, k, p)
+    raise ValueError(f"op: unknown {k.op!r}")
+
+
+# -- fitting ---------------------------------------------------------------------------------
+
+
+def _loss(cal: GpuCalibration, kernels: list[Kernel], us: np.ndarray, names: list[str],
+          x: np.ndarray) -> float:
+    params = dict(cal.params)
+    for n, v in zip(names, x, strict=True):
+        lo, hi = FIT_PARAMS[n][1:]
+        params[n] = float(np.clip(v, lo, hi))
+    pred = np.array([predict_us(cal, k, params) for k in kernels])
+    return float(np.mean(np.abs(np.log(pred / us))))
+
+
+def _nelder_mead(f, x0: np.ndarray, iters: int = 2000, step: float = 0.2) -> np.ndarray:
+    n = len(x0)
+    pts = [x0] + [x0 * (1 + step * np.eye(n)[i]) + (step * np.eye(n)[i] if x0[i] == 0 else 0)
+                  for i in range(n)]
+    vals = [f(p) for p in pts]
+    for _ in range(iters):
+        order = np.argsort(vals)
+        pts = [pts[i] for i in order]
+        vals = [vals[i] for i in order]
+        if abs(vals[-1] - vals[0]) < 1e-7:
+            break
+        centroid = np.mean(pts[:-1], axis=0)
+        xr = centroid + (centroid - pts[-1])
+        fr = f(xr)
+        if fr < vals[0]:
+            xe = centroid + 2 * (centroid - pts[-1])
+            fe = f(xe)
+            pts[-1], vals[-1] = (xe, fe) if fe < fr else (xr, fr)
+        elif fr < vals[-2]:
+            pts[-1], vals[-1] = xr, fr
+        else:
+            xc = centroid + 0.5 * (pts[-1] - centroid)
+            fc = f(xc)
+            if fc < vals[-1]:
+                pts[-1], vals[-1] = xc, fc
+            else:
+                pts = [pts[0] + 0.5 * (q - pts[0]) for q in pts]
+                vals = [f(q) for q in pts]
+    return pts[int(np.argmin(vals))]
+
+
+def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
+        groups: dict[str, list[str]] | None = None) -> dict[str, float]:
+    """Fit :data:`FIT_PARAMS` on ``kernels`` (the calibration rows only) by minimizing the mean
+    absolute log error, one group of parameters (and the kernels they govern) at a time."""
+    us_arr = np.asarray(us, dtype=np.float64)
+    params = {n: v[0] for n, v in FIT_PARAMS.items()} | dict(cal.params)
+    cal = GpuCalibration(**{f.name: getattr(cal, f.name) for f in fields(cal)
+                            if f.name != "params"}, params=params)
+    groups = groups or {
+        "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
+                 "eff_64x64", "split_cost_us", "int8_eff", "fp8_eff", "int8_bw_eff",
+                 "fp8_bw_eff", "unaligned_rate_eff",
+                 "unaligned_bw_eff", "unaligned_fixed_us", "gemv_bw_eff"],
+        "attn_prefill": ["attn_rate_eff", "attn_fixed_us"],
+        "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb"],
+    }
+    for op, names in groups.items():
+        sel = [i for i, k in enumerate(kernels) if k.op == op]
+        if not sel:
+            continue
+        ks = [kernels[i] for i in sel]
+        x0 = np.array([params[n] for n in names], dtype=np.float64)
+
+        def f(x, ks=ks, names=names, sel=sel):
+            return _loss(cal, ks, us_arr[sel], names, x)
+
+        for _ in range(3):  # restarts
+            x0 = _nelder_mead(f, x0)
+        for n, v in zip(names, x0, strict=True):
+            lo, hi = FIT_PARAMS[n][1:]
+            params[n] = float(np.clip(v, lo, hi))
+    return params
+
+
+# -- calibration files ---------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def calibrate(measured: Path, microbench: Path | None = None) -> tuple[GpuCalibration, str]:
+    """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
+    microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
+    ``sim.gpu_measure`` writes them); returns it and its TOML text."""
+    if microbench is None:
+        microbench = measured.with_name(measured.stem + "_microbench.csv")
+    mb = {r["name"]: float(r["value"]) for r in _read_csv(microbench)}
+    rows = [r for r in _read_csv(measured) if r.get("status", "ok") == "ok"]
+    cards = {r["gpu"] for r in rows}
+    if len(cards) != 1:
+        raise ValueError(f"--measured: expected one card, found {sorted(cards)}")
+    card = cards.pop()
+    base = GpuCalibration(
+        card=card, sm_count=int(mb.get("sm_count", 0)) or _sm_count(measured),
+        read_gb_per_s=mb["read_1gib"],
+        peak_tflops={d: mb[f"peak_{d}_8192"] for d in ELEM_BYTES},
+        sustained_clock_mhz=mb["sustained_sm_clock_bf16"], launch_us=mb["launch_elementwise"],
+        params={n: v[0] for n, v in FIT_PARAMS.items()},
+    )
+    cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
+    params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
+    cal = GpuCalibration(card=card, sm_count=base.sm_count, read_gb_per_s=base.read_gb_per_s,
+                         peak_tflops=base.peak_tflops,
+                         sustained_clock_mhz=base.sustained_clock_mhz,
+                         launch_us=base.launch_us, params=params)
+    lines = [
+        "# GPU kernel-model calibration, written by `tpe gpu calibrate` (sim/gpu_model.py).",
+        f"# [measured]: microbenchmarks of the card ({microbench.name}); [fitted]: efficiencies",
+        f"# fitted on the {len(cal_rows)} 'cal' rows of {measured.name} only (held-out rows",
+        "# never enter the fit).",
+        f'card = "{card}"',
+        "",
+        "[measured]",
+        f"sm_count = {cal.sm_count}",
+        f"read_gb_per_s = {cal.read_gb_per_s:.6g}",
+        f"sustained_clock_mhz = {cal.sustained_clock_mhz:.6g}",
+        f"launch_us = {cal.launch_us:.6g}",
+        "peak_tflops = { " + ", ".join(f"{d} = {v:.6g}" for d, v in cal.peak_tflops.items())
+        + " }",
+        "",
+        "[fitted]",
+        *(f"{n} = {v:.6g}" for n, v in params.items()),
+        "",
+    ]
+    return cal, "\n".join(lines)
+
+
+def _sm_count(measured: Path) -> int:
+    env = measured.with_name(measured.stem + "_env.json")
+    if env.exists():
+        import json
+
+        return int(json.loads(env.read_text())["sm_count"])
+    raise ValueError(f"--microbench: no sm_count, and no {env.name} beside {measured.name}")
+
+
+def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
+           compute_scale: float) -> GpuCalibration:
+    """The calibration of a sibling card: ``sm_count`` SMs, bandwidth and whole-chip rates
+    scaled (datasheet ratios); the fitted efficiencies are kept."""
+    return GpuCalibration(
+        card=cal.card, sm_count=sm_count, read_gb_per_s=cal.read_gb_per_s * bandwidth_scale,
+        peak_tflops={d: v * compute_scale for d, v in cal.peak_tflops.items()},
+        sustained_clock_mhz=cal.sustained_clock_mhz, launch_us=cal.launch_us,
+        params=cal.params)
+
+
+# -- the simulator's operators on a GPU preset ------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def arch_calibration(arch: Any) -> GpuCalibration:
+    """The calibration of a GPU preset (``arch.gpu``), scaled to its card."""
+    g = arch.gpu
+    cal = load_calibration(g.calibration)
+    if (arch.cores, g.bandwidth_scale, g.compute_scale) == (cal.sm_count, 1.0, 1.0):
+        return cal
+    return scaled(cal, sm_count=arch.cores, bandwidth_scale=g.bandwidth_scale,
+                  compute_scale=g.compute_scale)
+
+
+def _gemm_dtype(a_fmt: str, w_fmt: str) -> str:
+    """The tensor-core path a GEMM's formats take (see :func:`op_kernel`)."""
+    from models.formats import get_format
+
+    a, w = get_format(a_fmt), get_format(w_fmt)
+    if a.family == "fp" and a.bits == 8 and w.bits <= 8:
+        return "fp8"
+    if a.family != "fp" and a.bits <= 8 and w.bits <= 8:
+        return "int8"
+    if a.name == "fp16":
+        return "fp16"
+    return "bf16"
+
+
+def op_kernel(op: Any) -> Kernel:
+    """The kernel a GPU runs for one instance of a ``models.ops`` operator.
+
+    GEMMs run on the tensor-core path of their activation format (bf16/fp16; fp8 when both are
+    8-bit floats; int8 when both are integers of at most 8 bits); narrower stored weights
+    (W4A16 and the like) move their real bytes at that path's rate, as weight-only kernels
+    (e.g. Marlin) do. Attention: SDPA prefill when every query is in the cache
+    (``q_len == kv_len``), else decode over the ``kv_len`` cached keys, in bf16 with the KV
+    cache at its stored width; windows and block sparsity are not modelled on GPUs.
+    """
+    from models.formats import get_format
+    from models.ops import Attention, Gemm
+
+    if isinstance(op, Gemm):
+        dtype = _gemm_dtype(op.a_fmt, op.w_fmt)
+        return Kernel(op="gemm", dtype=dtype, M=op.M, N=op.N, K=op.K,
+                      a_bytes=op.a_storage_bits / 8, w_bytes=op.w_storage_bits / 8)
+    if isinstance(op, Attention):
+        phase = "attn_prefill" if op.q_len == op.kv_len and op.q_len > 1 else "attn_decode"
+        return Kernel(op=phase, dtype="bf16", B=op.batch, H=op.heads, Hkv=op.kv_heads,
+                      S=op.kv_len, D=(op.qk_dim + op.v_dim) // 2,
+                      a_bytes=get_format(op.q_fmt).bits / 8, w_bytes=op.kv_storage_bits / 8)
+    raise TypeError(f"op: no GPU kernel for {type(op).__name__}")
+
+
+def op_seconds(arch: Any, op: Any) -> tuple[float, bool, float]:
+    """(seconds, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator on a
+    GPU preset; vector work is one element-wise kernel: launch cost plus its bytes at the
+    streaming bandwidth."""
+    from models.ops import Vector
+
+    cal = arch_calibration(arch)
+    if isinstance(op, Vector):
+        bw = cal.read_gb_per_s * 1e9
+        return (cal.launch_us * 1e-6 + op.bytes / bw), True, op.bytes
+    k = op_kernel(op)
+    if k.dtype not in arch.gpu.dtypes:
+        from hw.spec import SpecError
+
+        raise SpecError(f"gpu.dtypes: {arch.name} has no {k.dtype} tensor cores (it has "
+                        f"{', '.join(arch.gpu.dtypes)}); choose another --quant")
+    us = predict_us(cal, k)
+    nbytes, flops = kernel_bytes_flops(k)
+    memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
+        cal.peak_tflops[k.dtype] * 1e12)
+    return us * 1e-6, memory_bound, nbytes
+
+
+def kernel_bytes_flops(k: Kernel) -> tuple[float, float]:
+    """Compulsory HBM bytes and useful operations of a kernel (roofline coordinates)."""
+    ab = k.a_bytes or ELEM_BYTES[k.dtype]
+    wb = k.w_bytes or ELEM_BYTES[k.dtype]
+    if k.op == "gemm":
+        return (k.M * k.K * ab + k.N * k.K * wb + k.M * k.N * OUT_BYTES[k.dtype],
+                2.0 * k.M * k.N * k.K)
+    q_len = k.S if k.op == "attn_prefill" else 1
+    nbytes = 2 * k.B * k.H * q_len * k.D * ab + 2 * k.B * k.Hkv * k.S * k.D * wb
+    pairs = k.S * (k.S + 1) / 2 if k.op == "attn_prefill" else k.S
+    return nbytes, 4.0 * k.B * k.H * pairs * k.D

@@ -1,0 +1,198 @@
+"""GPU presets: the kernel model against the committed H100 measurements, and the commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hw.spec import load_arch
+from models.llm import load_model, lower
+from sim.cli import main
+from sim.gpu_model import Kernel, calibrate, load_calibration, predict_us
+from sim.model import simulate_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "sim" / "data" / "gpu"
+MEASURED = DATA / "measured_h100.csv"
+
+
+def run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rows(path: Path = MEASURED) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_dataset_is_large_varied_and_split_before_fitting():
+    shapes = rows(DATA / "shapes.csv")
+    measured = rows()
+    assert len(measured) >= 300
+    assert [r["split"] for r in shapes] == [r["split"] for r in measured]
+    ops = {(r["op"], r["dtype"]) for r in measured}
+    assert {("gemm", d) for d in ("bf16", "fp8", "int8")} <= ops
+    assert {("attn_prefill", "bf16"), ("attn_decode", "bf16")} <= ops
+    gemm_m = {int(r["M"]) for r in measured if r["op"] == "gemm"}
+    assert min(gemm_m) == 1 and max(gemm_m) == 8192
+    misaligned = [r for r in measured if r["op"] == "gemm" and int(r["N"]) % 8]
+    assert misaligned
+    assert {r["gpu"] for r in measured} == {"NVIDIA H100 80GB HBM3"}
+    assert {r["split"] for r in measured} == {"cal", "held"}
+    # the split is a pure function of the row (sim.gpu_shapes), not of any measurement
+    from sim.gpu_shapes import split_of
+
+    assert all(split_of(r) == r["split"] for r in shapes)
+
+
+def test_check_meets_the_targets_on_both_measured_runs(capsys, tmp_path):
+    for name in ("measured_h100.csv", "measured_h100_repeat.csv"):
+        plot = tmp_path / f"{name}.png"
+        code, out, err = run(capsys, ["gpu", "check", "--measured", str(DATA / name),
+                                      "--plot", str(plot)])
+        assert code == 0, out + err
+        assert "held-out targets" in out and out.rstrip().endswith("PASS")
+        held = [line.split() for line in out.splitlines()
+                if line.startswith("held") and " all " in line]
+        assert {h[1] for h in held} == {"gemm", "attention"}
+        for h in held:
+            assert float(h[4].rstrip("%")) <= 10.0
+            assert float(h[7]) >= 0.95
+        assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_fit_never_sees_held_out_rows(tmp_path):
+    """Corrupting every held-out measurement leaves the fitted calibration unchanged."""
+    measured = rows()
+    bad = tmp_path / "measured_h100.csv"
+    with open(bad, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(measured[0]))
+        w.writeheader()
+        for r in measured:
+            w.writerow({**r, "us": str(float(r["us"]) * 10)} if r["split"] == "held" else r)
+    (tmp_path / "measured_h100_microbench.csv").write_bytes(
+        (DATA / "measured_h100_microbench.csv").read_bytes())
+    (tmp_path / "measured_h100_env.json").write_bytes(
+        (DATA / "measured_h100_env.json").read_bytes())
+    _, text_bad = calibrate(bad)
+    _, text = calibrate(MEASURED)
+    assert text_bad.split("card =", 1)[1] == text.split("card =", 1)[1]
+    # and the committed calibration is this fit
+    committed = (DATA / "calibration_h100.toml").read_text()
+    assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
+
+
+def test_the_model_has_the_mechanisms_the_issue_names():
+    cal = load_calibration("h100")
+
+    def us(**kw) -> float:
+        return predict_us(cal, Kernel(op="gemm", dtype="bf16", **kw))
+
+    # misaligned inner dimensions run several times slower
+    assert us(M=1000, N=4095, K=4096) > 3 * us(M=1000, N=4096, K=4096)
+    # wave quantization: 8 x 16 tiles of 128 x 256 fill 132 SMs once; one more row of tiles
+    # needs a second wave (or smaller tiles), costing far more than its 12.5 % more work
+    assert us(M=1152, N=4096, K=4096) > 1.25 * us(M=1024, N=4096, K=4096)
+    # a fixed cost: tiny GEMMs do not take zero time
+    assert us(M=1, N=8, K=8) > 2.0
+    # skinny GEMMs are memory-bound: time grows with the weight bytes, not with M
+    assert us(M=8, N=4096, K=4096) == pytest.approx(us(M=1, N=4096, K=4096), rel=0.05)
+    # fp8 halves the bytes and doubles the rate of bf16
+    fp8 = predict_us(cal, Kernel(op="gemm", dtype="fp8", M=4096, N=4096, K=4096))
+    assert fp8 < 0.7 * us(M=4096, N=4096, K=4096)
+    # the calibration's clock is the sustained one under the power cap (1.2-1.45 GHz)
+    assert 1200 <= cal.sustained_clock_mhz <= 1450
+
+
+def test_predict_needs_no_torch(tmp_path):
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.split('.')[0] in ('torch', 'triton'):\n"
+        "        raise ImportError('no torch here')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "from sim.cli import main\n"
+        f"sys.exit(main(['gpu', 'predict', '--gpu', 'h100', '--in', {str(DATA / 'shapes.csv')!r},"
+        f" '--out', {str(tmp_path / 'p.csv')!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    predicted = rows(tmp_path / "p.csv")
+    assert len(predicted) == len(rows(DATA / "shapes.csv"))
+    assert all(float(r["us"]) > 0 and r["gpu"] == "h100" for r in predicted)
+
+
+def test_measure_without_a_gpu_exits_2(capsys, tmp_path):
+    code, out, err = run(capsys, ["gpu", "measure", "--in", str(DATA / "shapes.csv"),
+                                  "--out", str(tmp_path / "m.csv")])
+    assert code == 2
+    assert out == ""
+    assert re.match(r"^tpe: error: tpe gpu measure: (no CUDA GPU found|needs torch)", err)
+    assert not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.parametrize(("argv", "pattern"), [
+    (["gpu", "predict", "--gpu", "systolic", "--in", "x.csv", "--out", "y.csv"],
+     r"^tpe: error: --gpu: systolic is not a GPU preset"),
+    (["gpu", "predict", "--gpu", "h100", "--in", "nope.csv", "--out", "y.csv"],
+     r"^tpe: error: --in: cannot read 'nope.csv'"),
+    (["gpu", "check", "--measured", "nope.csv"], r"^tpe: error: --measured: cannot read"),
+])
+def test_bad_input_is_one_line(capsys, argv, pattern):
+    code, out, err = run(capsys, argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert re.match(pattern, err), err
+
+
+def test_bad_shapes_rows_name_the_line(capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("op,dtype,M,N,K,B,H,Hkv,S,D\ngemm,bf16,4,4,4,,,,,\nconv,bf16,1,1,1,,,,,\n")
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(bad), "--out",
+                                str(tmp_path / "p.csv")])
+    assert code == 2
+    assert re.match(r"^tpe: error: --in: line 3: op: unknown 'conv'", err)
+    bad.write_text("op,dtype,M,N,K,B,H,Hkv,S,D\ngemm,fp8,4,4,4,,,,,\n")
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "a100", "--in", str(bad), "--out",
+                                str(tmp_path / "p.csv")])
+    assert code == 2
+    assert "a100 has no fp8 tensor cores" in err
+
+
+def test_gpu_presets_run_whole_models():
+    cfg = load_model("llama-2-7b")
+    h100, h200 = load_arch("h100"), load_arch("h200")
+    ops = lower(cfg, phase="decode", batch=8, seq=2048, quant="bf16")
+    a = simulate_model(h100, ops, phase="decode", batch=8, seq=2048)
+    b = simulate_model(h200, ops, phase="decode", batch=8, seq=2048)
+    assert b.seconds < a.seconds  # same chip, more bandwidth
+    assert a.energy_breakdown_pj["gpu_board"] == pytest.approx(a.energy_pj)
+    # board power x time (the time rounded to whole cycles per operator)
+    assert math.isclose(a.energy_pj, 700.0 * a.seconds * 1e12, rel_tol=1e-6)
+    assert {o.bound for o in a.ops if o.kind == "gemm"} == {"memory"}
+    pre = simulate_model(h100, lower(cfg, phase="prefill", batch=1, seq=2048, quant="bf16"),
+                         phase="prefill", batch=1, seq=2048)
+    assert "compute" in {o.bound for o in pre.ops if o.kind == "gemm"}
+
+
+def test_decoder_layer_measurements_are_committed():
+    layer = rows(DATA / "layer_h100.csv")
+    assert {r["phase"] for r in layer} == {"prefill", "decode"}
+    assert all(float(r["us_graph"]) > 0 for r in layer)
+    env = json.loads((DATA / "measured_h100_env.json").read_text())
+    assert env["sm_count"] == load_arch("h100").cores

@@ -22,6 +22,10 @@ DEMO_BATCH = 1
 DEMO_PROMPT = 512
 #: SmoothQuant-style INT8 weights and activations: what the INT8 array runs natively.
 DEMO_QUANT = "w8a8"
+#: The GPU the same workload is predicted on (its native bf16; sim/gpu_model.py, calibrated on
+#: kernels measured on the card: docs/gpu.md).
+DEMO_GPU = "h100"
+DEMO_GPU_QUANT = "bf16"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +93,7 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
 
     t = time.perf_counter()
     log(f"[4/4] simulating {DEMO_MODEL} prefill ({DEMO_PROMPT} tokens) and decode on "
-        f"{arch.name} ...")
+        f"{arch.name} and on the {DEMO_GPU} preset ...")
     cfg = load_model(DEMO_MODEL)
     results = {
         phase: simulate_model(
@@ -97,18 +101,29 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
             name=cfg.name, phase=phase, batch=DEMO_BATCH, seq=DEMO_PROMPT, quant=DEMO_QUANT)
         for phase in ("prefill", "decode")
     }
+    gpu = load_arch(DEMO_GPU)
+    gpu_results = {
+        phase: simulate_model(
+            gpu, lower(cfg, phase=phase, batch=DEMO_BATCH, seq=DEMO_PROMPT,
+                       quant=DEMO_GPU_QUANT),
+            name=cfg.name, phase=phase, batch=DEMO_BATCH, seq=DEMO_PROMPT,
+            quant=DEMO_GPU_QUANT)
+        for phase in ("prefill", "decode")
+    }
     timings["simulate"] = time.perf_counter() - t
 
-    report = _write_report(out, arch, spec, verify, synth_fig, results, timings)
+    report = _write_report(out, arch, spec, verify, synth_fig, results, timings, gpu_results)
     return report, verify.passed
 
 
-def _write_report(out, arch, spec, verify, synth_fig, results, timings) -> Path:
+def _write_report(out, arch, spec, verify, synth_fig, results, timings, gpu_results) -> Path:
     from models.quant import get_scheme
     from sim.plots import save_model_plots
 
     pre, dec = results["prefill"], results["decode"]
     save_model_plots(results, out)
+    save_model_plots(gpu_results, out / DEMO_GPU)
+    gpre, gdec = gpu_results["prefill"], gpu_results["decode"]
 
     checked = [c for c in verify.cases if c["cycles_checked"]]
     lines = [
@@ -192,7 +207,26 @@ def _write_report(out, arch, spec, verify, synth_fig, results, timings) -> Path:
         "![roofline](roofline.png)",
         "",
         "Energy breakdown (decode, pJ): " + ", ".join(
-            f"{k} {v:.3g}" for k, v in dec.energy_breakdown_pj.items()) + ".",
+            f"{k} {v:.3g}" for k, v in dec.energy_breakdown_pj.items() if v) + ".",
+        "",
+        f"## The same workload on the `{DEMO_GPU}` preset",
+        "",
+        f"{gpre.arch.description}. Kernels timed by the GPU kernel model calibrated on kernels "
+        f"measured on the card (held-out error in docs/gpu.md), quantization "
+        f"`{DEMO_GPU_QUANT}`; energy is board power times time.",
+        "",
+        f"| metric | {spec.name} | {DEMO_GPU} |",
+        "| --- | ---: | ---: |",
+        f"| time to first token | {pre.seconds * 1e3:.2f} ms | {gpre.seconds * 1e3:.3f} ms |",
+        f"| time per output token | {dec.seconds * 1e3:.2f} ms | {gdec.seconds * 1e3:.3f} ms |",
+        f"| decode throughput | {DEMO_BATCH / dec.seconds:.2f} tokens/s | "
+        f"{DEMO_BATCH / gdec.seconds:.1f} tokens/s |",
+        f"| energy per decoded token | {dec.energy_pj / DEMO_BATCH / 1e9:.2f} mJ | "
+        f"{gdec.energy_pj / DEMO_BATCH / 1e9:.1f} mJ |",
+        "",
+        f"![time per operator on {DEMO_GPU}]({DEMO_GPU}/op_breakdown.png)",
+        "",
+        f"![roofline on {DEMO_GPU}]({DEMO_GPU}/roofline.png)",
         "",
         "Step times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ".",
         "",

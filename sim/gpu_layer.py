@@ -2,10 +2,11 @@
 
 The end-to-end check of the GPU presets: the same layer that ``tpe sim model`` lowers
 (RMSNorm, q/k/v projections, RoPE, SDPA with grouped-query attention against a KV cache,
-o projection, residual, RMSNorm, SiLU-gated MLP, residual), in bf16, timed with CUDA events
-(median of repetitions after warm-up, L2 flushed before each, as ``sim.gpu_measure``), eager
-and replayed from a CUDA graph (how serving engines run decode). Writes one CSV row per
-(model, phase, batch, seq): ``us`` (eager) and ``us_graph``.
+o projection, residual, RMSNorm, SiLU-gated MLP, residual), in bf16, written as a serving
+engine runs it (fused ``F.rms_norm``, RoPE tables computed once, the cache updated in
+place), timed with CUDA events (median of repetitions after warm-up, L2 flushed before each,
+as ``sim.gpu_measure``), eager and replayed from a CUDA graph (how serving engines run
+decode). Writes one CSV row per (model, phase, batch, seq): ``us`` (eager) and ``us_graph``.
 
 Run as ``python -m sim.gpu_layer --out layer.csv`` (torch and triton only; the model shapes
 are read from the bundled config files with the standard library).
@@ -49,10 +50,12 @@ def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
             self.weight = nn.Parameter(torch.ones(h))
 
         def forward(self, x):
-            var = x.float().pow(2).mean(-1, keepdim=True)
-            return (x.float() * torch.rsqrt(var + eps)).to(x.dtype) * self.weight
+            return F.rms_norm(x, (h,), self.weight, eps)
 
     class Layer(nn.Module):
+        """As a serving engine runs it: fused RMSNorm (``F.rms_norm``), RoPE from tables
+        computed once (``set_rope``), the cache written in place."""
+
         def __init__(self) -> None:
             super().__init__()
             self.input_norm, self.post_norm = RMSNorm(), RMSNorm()
@@ -63,13 +66,19 @@ def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
             self.gate = nn.Linear(h, inter, bias=False)
             self.up = nn.Linear(h, inter, bias=False)
             self.down = nn.Linear(inter, h, bias=False)
+            self.cos = self.sin = None
 
-        def rope(self, x, pos):
-            inv = 1.0 / (theta ** (torch.arange(0, hd, 2, device=x.device).float() / hd))
-            ang = pos[:, None].float() * inv[None, :]
-            cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
-            x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
-            return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+        def set_rope(self, positions: int, device, dtype) -> None:
+            inv = 1.0 / (theta ** (torch.arange(0, hd, 2, device=device).float() / hd))
+            ang = torch.arange(positions, device=device).float()[:, None] * inv[None, :]
+            ang = torch.cat([ang, ang], dim=-1)
+            self.cos, self.sin = ang.cos().to(dtype), ang.sin().to(dtype)
+
+        def rope(self, x, start: int):
+            T = x.shape[-2]
+            cos, sin = self.cos[start:start + T], self.sin[start:start + T]
+            half = torch.cat([-x[..., hd // 2:], x[..., : hd // 2]], dim=-1)
+            return x * cos + half * sin
 
         def forward(self, x, k_cache, v_cache, start: int):
             B, T, _ = x.shape
@@ -78,8 +87,7 @@ def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
             q = self.q(x).view(B, T, heads, hd).transpose(1, 2)
             k = self.k(x).view(B, T, kv_heads, hd).transpose(1, 2)
             v = self.v(x).view(B, T, kv_heads, hd).transpose(1, 2)
-            pos = torch.arange(start, start + T, device=x.device)
-            q, k = self.rope(q, pos), self.rope(k, pos)
+            q, k = self.rope(q, start), self.rope(k, start)
             k_cache[:, :, start:start + T] = k
             v_cache[:, :, start:start + T] = v
             keys, values = k_cache[:, :, : start + T], v_cache[:, :, : start + T]
@@ -110,6 +118,7 @@ def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - need
         T = seq if phase == "prefill" else 1
         start = 0 if phase == "prefill" else seq
         cap = start + T
+        layer.set_rope(cap, "cuda", torch.bfloat16)
         k_cache = torch.randn(batch, kv_heads, cap, hd, device="cuda", dtype=torch.bfloat16)
         v_cache = torch.randn_like(k_cache)
         x = torch.randn(batch, T, h, device="cuda", dtype=torch.bfloat16)

@@ -14,8 +14,9 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   ``2 BM BN ceil(K/s)`` operations at the SM's rate times the tile's efficiency (smaller tiles
   reuse less and run below the rate: efficiencies fitted per tile size). Padding of partial tiles
   and the last, partial wave is what makes small and skinny GEMMs slow;
-* rate: the tensor cores' per-SM rate for the dtype (datasheet ops per clock) at the clock the
-  card sustains under dense load (power cap, measured by ``sim.gpu_measure``);
+* rate: the tensor cores' rate for the dtype as measured on 8192^3 GEMMs, i.e. at the clock
+  the card sustains under dense load (the power cap: about 1.35 GHz on the H100 at 700 W,
+  sampled by ``sim.gpu_measure``), divided over the SMs;
 * memory: every operand once from HBM (L2 keeps the re-reads) at the *achieved* bandwidth
   (the streaming read bandwidth measured on the card, times a fitted efficiency);
 * time ``= fixed + max(compute, memory)`` (split-K adds the reduction's traffic);
@@ -38,6 +39,7 @@ never seen by the fit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import tomllib
@@ -85,6 +87,10 @@ class Kernel:
     Hkv: int = 0
     S: int = 0
     D: int = 0
+    #: Query tokens of attention (0: ``S`` for prefill, 1 for decode) and the causal mask
+    #: (shapes.csv prefill rows are causal self-attention).
+    Q: int = 0
+    causal: bool = True
     #: Stored bytes per element of A, W (KV cache for attention) and C; 0: the dtype's.
     a_bytes: float = 0.0
     w_bytes: float = 0.0
@@ -218,17 +224,27 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
 
 
 def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
-    q_tiles = -(-k.S // ATTN_TILE)
-    # query tile i of a causal head sees i + 1 key tiles
-    per_unit = q_tiles * (q_tiles + 1) / 2
+    q_len = k.Q or k.S
+    q_tiles = -(-q_len // ATTN_TILE)
+    kv_tiles = -(-k.S // ATTN_TILE)
+    offset = kv_tiles - q_tiles  # the queries are the last q_len tokens
+    if k.causal:
+        # query tile i sees offset + i + 1 key tiles
+        per_unit = q_tiles * offset + q_tiles * (q_tiles + 1) / 2
+        longest = float(kv_tiles)
+    else:
+        per_unit = float(q_tiles * kv_tiles)
+        longest = float(kv_tiles)
     units = k.B * k.H
     sm_rate = cal.peak_tflops[k.dtype] * 1e12 * p["attn_rate_eff"] / cal.sm_count
     pair = 4 * ATTN_TILE * ATTN_TILE * k.D / sm_rate  # QK^T and PV of one tile pair
     # longest-first over the SMs: the busiest SM does at least the average and the longest
-    # single query tile list
+    # single query tile's key tiles
     total_pairs = units * per_unit
-    t_c = max(total_pairs / cal.sm_count, q_tiles) * pair
-    nbytes = 2 * k.B * (2 * k.H + 2 * k.Hkv) * k.S * k.D
+    t_c = max(total_pairs / cal.sm_count, longest) * pair
+    ab = k.a_bytes or ELEM_BYTES[k.dtype]
+    wb = k.w_bytes or ELEM_BYTES[k.dtype]
+    nbytes = 2 * k.B * k.H * q_len * k.D * ab + 2 * k.B * k.Hkv * k.S * k.D * wb
     t_m = nbytes / (cal.read_gb_per_s * 1e9)
     return p["attn_fixed_us"] + max(t_c, t_m) * 1e6
 
@@ -445,9 +461,9 @@ def op_kernel(op: Any) -> Kernel:
     GEMMs run on the tensor-core path of their activation format (bf16/fp16; fp8 when both are
     8-bit floats; int8 when both are integers of at most 8 bits); narrower stored weights
     (W4A16 and the like) move their real bytes at that path's rate, as weight-only kernels
-    (e.g. Marlin) do. Attention: SDPA prefill when every query is in the cache
-    (``q_len == kv_len``), else decode over the ``kv_len`` cached keys, in bf16 with the KV
-    cache at its stored width; windows and block sparsity are not modelled on GPUs.
+    (e.g. Marlin) do. Attention: the SDPA prefill kernel for several queries (causal or
+    not, the queries the last ``q_len`` of ``kv_len`` tokens), decode for one, in bf16 with the
+    KV cache at its stored width; windows and block sparsity are not modelled on GPUs.
     """
     from models.formats import get_format
     from models.ops import Attention, Gemm
@@ -457,34 +473,41 @@ def op_kernel(op: Any) -> Kernel:
         return Kernel(op="gemm", dtype=dtype, M=op.M, N=op.N, K=op.K,
                       a_bytes=op.a_storage_bits / 8, w_bytes=op.w_storage_bits / 8)
     if isinstance(op, Attention):
-        phase = "attn_prefill" if op.q_len == op.kv_len and op.q_len > 1 else "attn_decode"
+        phase = "attn_prefill" if op.q_len > 1 else "attn_decode"
         return Kernel(op=phase, dtype="bf16", B=op.batch, H=op.heads, Hkv=op.kv_heads,
-                      S=op.kv_len, D=(op.qk_dim + op.v_dim) // 2,
-                      a_bytes=get_format(op.q_fmt).bits / 8, w_bytes=op.kv_storage_bits / 8)
+                      S=op.kv_len, D=-(-(op.qk_dim + op.v_dim) // 2), Q=op.q_len,
+                      causal=op.causal, a_bytes=get_format(op.q_fmt).bits / 8,
+                      w_bytes=op.kv_storage_bits / 8)
     raise TypeError(f"op: no GPU kernel for {type(op).__name__}")
 
 
-def op_seconds(arch: Any, op: Any) -> tuple[float, bool, float]:
+def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, float]:
     """(seconds, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator on a
     GPU preset; vector work is one element-wise kernel: launch cost plus its bytes at the
-    streaming bandwidth."""
+    streaming bandwidth. ``memory="ideal"``: infinite bandwidth (compute and fixed costs
+    only), no HBM bytes."""
     from models.ops import Vector
 
     cal = arch_calibration(arch)
+    if memory == "ideal":
+        cal = scaled(cal, sm_count=cal.sm_count, bandwidth_scale=1e9, compute_scale=1.0)
     if isinstance(op, Vector):
         bw = cal.read_gb_per_s * 1e9
-        return (cal.launch_us * 1e-6 + op.bytes / bw), True, op.bytes
+        nbytes = 0.0 if memory == "ideal" else op.bytes
+        return (cal.launch_us * 1e-6 + op.bytes / bw), True, nbytes
     k = op_kernel(op)
     if k.dtype not in arch.gpu.dtypes:
-        from hw.spec import SpecError
-
-        raise SpecError(f"gpu.dtypes: {arch.name} has no {k.dtype} tensor cores (it has "
-                        f"{', '.join(arch.gpu.dtypes)}); choose another --quant")
+        # no tensor cores for it (fp8 on an A100): the operands are widened to the 16-bit
+        # path as they are loaded (as weight-only fp8 kernels on Ampere do), moving their
+        # stored bytes
+        wide = "bf16" if "bf16" in arch.gpu.dtypes else arch.gpu.dtypes[0]
+        k = dataclasses.replace(k, dtype=wide, a_bytes=k.a_bytes or ELEM_BYTES[k.dtype],
+                                w_bytes=k.w_bytes or ELEM_BYTES[k.dtype])
     us = predict_us(cal, k)
     nbytes, flops = kernel_bytes_flops(k)
     memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
         cal.peak_tflops[k.dtype] * 1e12)
-    return us * 1e-6, memory_bound, nbytes
+    return us * 1e-6, memory_bound, 0.0 if memory == "ideal" else nbytes
 
 
 def kernel_bytes_flops(k: Kernel) -> tuple[float, float]:
@@ -494,7 +517,10 @@ def kernel_bytes_flops(k: Kernel) -> tuple[float, float]:
     if k.op == "gemm":
         return (k.M * k.K * ab + k.N * k.K * wb + k.M * k.N * OUT_BYTES[k.dtype],
                 2.0 * k.M * k.N * k.K)
-    q_len = k.S if k.op == "attn_prefill" else 1
-    nbytes = 2 * k.B * k.H * q_len * k.D * ab + 2 * k.B * k.Hkv * k.S * k.D * wb
-    pairs = k.S * (k.S + 1) / 2 if k.op == "attn_prefill" else k.S
+    q = (k.Q or k.S) if k.op == "attn_prefill" else 1
+    nbytes = 2 * k.B * k.H * q * k.D * ab + 2 * k.B * k.Hkv * k.S * k.D * wb
+    if k.op == "attn_prefill" and k.causal:
+        pairs = q * (k.S - q) + q * (q + 1) / 2
+    else:
+        pairs = q * k.S
     return nbytes, 4.0 * k.B * k.H * pairs * k.D

@@ -364,11 +364,11 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
                  mapping={"cores_used": arch.cores, "on_chip": on_chip})
 
 
-def _gpu_instance(arch: ArchSpec, op: Op) -> _Inst:
+def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     """A GPU preset: the kernel model of :mod:`sim.gpu_model`; energy = board power x time."""
     from sim.gpu_model import op_seconds
 
-    seconds, memory_bound, nbytes = op_seconds(arch, op)
+    seconds, memory_bound, nbytes = op_seconds(arch, op, memory)
     cycles = seconds * arch.clock_mhz * 1e6
     energy = dict.fromkeys(SYSTEM_ENERGY_COMPONENTS, 0.0)
     assert arch.gpu is not None
@@ -385,7 +385,7 @@ def _gpu_instance(arch: ArchSpec, op: Op) -> _Inst:
 @functools.lru_cache(maxsize=8192)
 def _instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _Inst:
     if arch.gpu is not None:
-        return _gpu_instance(arch, op)
+        return _gpu_instance(arch, op, memory)
     if isinstance(op, Gemm):
         return _gemm_instance(arch, op, memory, objective)
     if isinstance(op, Attention):

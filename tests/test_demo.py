@@ -20,9 +20,11 @@ def test_demo_writes_everything(tmp_path, capsys) -> None:
     text = report.read_text()
     for needle in ("## Verilog and verification", "**PASS**", "## Synthesis (Yosys)",
                    "time to first token", "time per output token", "op_breakdown.png",
-                   "roofline.png"):
+                   "roofline.png", "## The same workload on the `h100` preset",
+                   "h100/op_breakdown.png"):
         assert needle in text, needle
-    for png in ("op_breakdown.png", "roofline.png"):
+    for png in ("op_breakdown.png", "roofline.png", "h100/op_breakdown.png",
+                "h100/roofline.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     (design,) = (out / "rtl").iterdir()

@@ -180,6 +180,12 @@ def _peak_at_operand_widths(arch: ArchSpec, op: Gemm | Attention) -> float:
     simulator may put the weights on the activation port: ``C^T = B^T A^T``).
     """
     e = arch.engine
+    if arch.gpu is not None:
+        # a GPU's tensor cores run 8-bit operands at twice the 16-bit rate the preset's
+        # engine describes (fp8 and int8 dense rates, H100 / A100 datasheets)
+        from sim.gpu_model import op_kernel
+
+        return peak_macs_per_cycle(arch) * (2 if op_kernel(op).dtype in ("fp8", "int8") else 1)
     if not type(e).runtime_precision:
         return peak_macs_per_cycle(arch)
     a_fmt, w_fmt = _operand_fmts(op)

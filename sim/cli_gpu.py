@@ -31,8 +31,10 @@ SHAPE_COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 
 
 def register(subparsers: Any) -> None:
-    gpu = subparsers.add_parser("gpu", help="GPU presets against measured kernels",
-                                description=__doc__.splitlines()[0])
+    gpu = subparsers.add_parser(
+        "gpu", help="GPU presets against measured kernels",
+        description="Time kernels on a GPU (measure), predict them on a GPU preset without "
+        "one (predict), compare the two (check), fit a calibration (calibrate).")
     group = gpu.add_subparsers(dest="gpu_command", metavar="WHAT", parser_class=type(gpu))
     group.required = True
 

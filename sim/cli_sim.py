@@ -275,9 +275,12 @@ def _time(seconds: float) -> str:
 
 
 def _breakdown(energy: dict[str, float], total: float,
-               components: tuple[str, ...] = ENERGY_COMPONENTS) -> list[str]:
+               components: tuple[str, ...] = ENERGY_COMPONENTS, *,
+               skip_zero: bool = False) -> list[str]:
     rows = []
     for k in components:
+        if skip_zero and not energy[k]:
+            continue
         share = energy[k] / total if total else 0.0
         rows.append(f"    {k:<16}{_energy(energy[k]):>12}  {share:6.1%}")
     return rows
@@ -332,7 +335,8 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
         "  mapping       " + ", ".join(f"{k} {v}" for k, v in m.items()
                                        if not isinstance(v, (dict, list))),
         f"  energy        {_energy(r.energy_pj)}",
-        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS),
+        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS,
+                    skip_zero=True),
     ]
     return "\n".join(lines)
 
@@ -362,5 +366,6 @@ def format_model(r: ModelResult) -> str:
         lines.append(f"  {metric}; {r.tokens_per_s:.4g} tokens/s; "
                      f"{_energy(r.energy_per_token_pj or 0.0)} per token")
     lines += ["  energy by component",
-              *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS)]
+              *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS,
+                          skip_zero=True)]
     return "\n".join(lines)

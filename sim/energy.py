@@ -678,7 +678,8 @@ def describe(arch: ArchSpec) -> dict[str, Any]:
 SYSTEM_ENERGY_COMPONENTS: tuple[str, ...] = (*ENERGY_COMPONENTS, "global_buffer", "vector",
                                              "gpu_board")
 #: Area components of a whole architecture (every core's engine and buffers summed).
-SYSTEM_AREA_COMPONENTS: tuple[str, ...] = (*AREA_COMPONENTS, "global_buffer", "vector")
+SYSTEM_AREA_COMPONENTS: tuple[str, ...] = (*AREA_COMPONENTS, "global_buffer", "vector",
+                                           "gpu_die")
 
 
 def _entry_pj(table: EnergyTable, key: str, tech: float, why: str) -> float:
@@ -712,7 +713,10 @@ def global_buffer_byte_pj(arch: ArchSpec) -> float:
 def system_area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
     """Area (um^2) of all ``arch.cores`` engines with their buffers, the global buffer and the
     vector units (``lanes`` fp16 multipliers and adders per core, the ``fp16_mult`` and
-    ``fp16_add`` area entries)."""
+    ``fp16_add`` area entries); for a GPU preset, its die (``gpu.die_area_mm2``)."""
+    if arch.gpu is not None:  # a GPU: its die, from the datasheet
+        return MappingProxyType({**dict.fromkeys(SYSTEM_AREA_COMPONENTS, 0.0),
+                                 "gpu_die": arch.gpu.die_area_mm2 * 1e6})
     table = load_table(arch.energy_table)
     tech = arch.tech_nm
     core = area_breakdown(arch)
@@ -729,4 +733,5 @@ def system_area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
                                 "for the vector unit's area; add one (value, unit, source)")
             fp += table.area_um2(key, tech)
     out["vector"] = arch.cores * lanes * fp
+    out["gpu_die"] = 0.0
     return MappingProxyType(out)

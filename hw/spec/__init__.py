@@ -139,6 +139,8 @@ class GpuSpec:
     calibration: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
     #: Board power under dense load (W), for energy: time x power.
     board_power_w: Annotated[float, Field(gt=0, le=5000)]
+    #: Die area (mm^2), reported as the architecture's area.
+    die_area_mm2: Annotated[float, Field(gt=0, le=10000)]
     #: Scale of the calibration's bandwidth and rates for a sibling card (e.g. an H200 from
     #: the H100's calibration: its HBM over the H100's, datasheet ratios).
     bandwidth_scale: Annotated[float, Field(gt=0, le=100)] = 1.0

@@ -182,14 +182,23 @@ def _infer_gpu(rows: list[dict[str, str]]) -> str:
     raise InputError(f"--gpu: no preset for the card {next(iter(cards))!r}; give --gpu")
 
 
+def _ranks(x: list[float]) -> Any:
+    """Ranks 1..n, tied values sharing their average rank (as scipy.stats.rankdata)."""
+    import numpy as np
+
+    values, inverse, counts = np.unique(np.asarray(x), return_inverse=True, return_counts=True)
+    del values
+    ends = np.cumsum(counts)
+    return ((ends - counts + 1 + ends) / 2.0)[inverse]
+
+
 def _spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (Pearson's on the tie-averaged ranks)."""
     import numpy as np
 
     if len(a) < 2:
         return math.nan
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
 
 
 def _stats(pairs: list[tuple[float, float]]) -> dict[str, float]:

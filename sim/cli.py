@@ -38,7 +38,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sim import cli_gpu, cli_hw, cli_sim, demo
+    from sim import cli_gpu, cli_hw, cli_sim, cli_sweep, demo
 
     parser = _Parser(
         prog="tpe",
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (demo, cli_hw, cli_sim, cli_gpu):
+    for module in (demo, cli_hw, cli_sim, cli_gpu, cli_sweep):
         module.register(sub)
     return parser
 

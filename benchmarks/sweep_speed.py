@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""How fast ``tpe sweep`` is: the 10,000-point Llama-2-7B prefill + decode sweep
+(``examples/sweeps/llama7b_10k.toml``) on the local backend.
+
+Goal (issue 6): 10,000 design points over Llama-2-7B prefill + decode in under 60 s on 2 cores.
+
+It runs the spec's grid (or, with ``--limit N``, a random sample of N of its points drawn
+with the spec's seed, representative of every axis) through :func:`sim.sweep.run_sweep` into a
+temporary directory, and reports points per second, the time of the run and the time the full
+10,000 points would take at that rate. ``--profile N`` instead evaluates N points spread over
+the grid by a fixed stride in this process under cProfile and prints where the time goes.
+
+Usage (repository root)::
+
+    .venv/bin/python benchmarks/sweep_speed.py                 # the whole 10k grid
+    .venv/bin/python benchmarks/sweep_speed.py --limit 1000    # 1,000 points, extrapolated
+    .venv/bin/python benchmarks/sweep_speed.py --profile 100   # where the time goes
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from sim.sweep import (  # noqa: E402
+    SweepSpec,
+    _Evaluator,
+    grid_size,
+    load_sweep,
+    point_values,
+    read_results,
+    run_sweep,
+)
+
+SPEC = REPO / "examples" / "sweeps" / "llama7b_10k.toml"
+GOAL_S = 60.0
+
+
+def _strided(spec: SweepSpec, n: int) -> list[tuple]:
+    total = grid_size(spec)
+    step = max(1, total // n)
+    return [point_values(spec, i) for i in range(0, total, step)][:n]
+
+
+def profile(spec: SweepSpec, n: int) -> None:
+    ev = _Evaluator(spec)
+    points = _strided(spec, n)
+    prof = cProfile.Profile()
+    start = time.perf_counter()
+    prof.enable()
+    ev.evaluate(points)
+    prof.disable()
+    elapsed = time.perf_counter() - start
+    print(f"{n} points in one process: {elapsed:.2f} s, {elapsed / n * 1e3:.1f} ms per point "
+          f"(both phases), under cProfile")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", default=str(SPEC))
+    ap.add_argument("--limit", type=int, default=None,
+                    help="run only this many points (strided over the grid), extrapolate")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--profile", type=int, default=0, metavar="N")
+    args = ap.parse_args(argv)
+    spec = load_sweep(args.spec)
+    if args.profile:
+        profile(spec, args.profile)
+        return 0
+    total = grid_size(spec)
+    run_spec = spec
+    if args.limit and args.limit < total:
+        # a random sample of the grid with the spec's seed: representative of every axis
+        run_spec = dataclasses.replace(spec, strategy="random", samples=args.limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.parquet"
+        summary = run_sweep(run_spec, out, workers=args.workers, progress=sys.stderr)
+        table = read_results(out, columns=["point_id", "error"])
+        errors = sum(e is not None for e in table.column("error").to_pylist())
+    rate = summary.points_per_s
+    full = total / rate if rate else float("inf")
+    verdict = "PASS" if full < GOAL_S else "FAIL"
+    print()
+    print(f"| machine | workers | points run | rows | error rows | seconds | points/s | "
+          f"{total:,} points (s) | goal |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print(f"| {platform.machine()} {os.cpu_count()} CPUs | {args.workers} | {summary.computed:,}"
+          f" | {table.num_rows:,} | {errors:,} | {summary.seconds:.1f} | {rate:.1f} | "
+          f"{full:.0f} | < {GOAL_S:.0f} s: {verdict} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

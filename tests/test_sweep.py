@@ -1,0 +1,384 @@
+"""``tpe sweep``: spec validation, point expansion, Parquet rows, resume after SIGKILL and
+SIGINT, the Ray backend, the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.cli import main
+from sim.sweep import (
+    METRIC_COLUMNS,
+    grid_size,
+    load_sweep,
+    pareto_mask,
+    point_id,
+    point_values,
+    read_results,
+    run_sweep,
+    write_report,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A two-layer Llama-shaped model: a point costs milliseconds, not tens of them.
+TINY_MODEL = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+              "vocab_size": 1000, "max_position_embeddings": 2048}
+
+WORKLOAD = """
+[workload]
+models = ["tiny.json"]
+phases = ["prefill", "decode"]
+batch = [1]
+seq = [64]
+quant = ["auto"]
+"""
+
+
+def _spec(tmp_path: Path, body: str, workload: str = WORKLOAD, name: str = "s.toml") -> Path:
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_MODEL))
+    path = tmp_path / name
+    path.write_text(body + workload)
+    return path
+
+
+def _rows(path: Path) -> list[tuple]:
+    """Every row as a tuple of all columns, sorted (order of parts is not part of the
+    contract)."""
+    t = read_results(path)
+    cols = t.to_pydict()
+    names = sorted(cols)
+    return sorted(tuple(repr(cols[c][i]) for c in names) for i in range(t.num_rows))
+
+
+def _keys(path: Path) -> list[tuple]:
+    cols = read_results(path, columns=["point_id", "model", "phase", "batch", "seq",
+                                       "quant"]).to_pydict()
+    return list(zip(*cols.values(), strict=True))
+
+
+# -- validation: one line, exit 2, naming the key ---------------------------------------------
+
+BAD = [
+    ('[axes]\n"engine.rowz" = [16]\n', r"axes\.engine\.rowz: unknown key; remove it or check "
+     r"its spelling"),
+    ('[axes]\n"engine.rows" = []\n', r"axes\.engine\.rows: empty; give at least one value"),
+    ("[axes]\nengine.rows = {start = 64, stop = 16, step = 16}\n",
+     r"axes\.engine\.rows: empty; give at least one value"),
+    ('[axes]\n"engine.rows" = "16"\n', r"axes\.engine\.rows: expected a list of values, .*"
+     r"\(got str '16'\)"),
+    ('[axes]\n"engine.rows" = [16, 32.5]\n', r"axes\.engine\.rows: .*"),
+    ('[axes]\n"engine.rows" = [16, true]\n', r"axes\.engine\.rows: values mix bool and "
+     r"number; use one type"),
+    ('[axes]\n"engine.rows" = [0]\n', r"axes\.engine\.rows: must be >= 1 \(got 0\)"),
+    ("[axes]\nengine.rows = {start = 8, stop = 64, stride = 8}\n",
+     r"axes\.engine\.rows\.stride: unknown key; .*"),
+    ('[axes]\nbase = ["systolic", "lut"]\n"engine.dataflow" = ["os", "ws"]\n',
+     r"axes\.engine\.dataflow: unknown key; remove it or check its spelling \(base 'lut'\)"),
+    ('[sweep]\nstrategy = "exhaustive"\n[axes]\n"engine.rows" = [16]\n',
+     r"sweep\.strategy: must be one of grid, random, nsga2 \(got 'exhaustive'\)"),
+    ('[sweep]\nstrategy = "random"\n[axes]\n"engine.rows" = [16]\n',
+     r"sweep\.samples: strategy random needs a positive integer \(got None\)"),
+    ('[sweep]\nobjectives = ["speed:max"]\n[axes]\n"engine.rows" = [16]\n',
+     r"sweep\.objectives: unknown metric 'speed'; known: .*"),
+    ('[sweep]\nseeds = 1\n[axes]\n"engine.rows" = [16]\n', r"sweep\.seeds: unknown key; .*"),
+    ('[sweep]\nbase = "nonesuch"\n[axes]\n"engine.rows" = [16]\n',
+     r"sweep\.base: nonesuch: unknown preset 'nonesuch'; .*"),
+    ('[axes]\n"seq" = [16]\n', r"axes\.seq: 'seq' is a column of the results; .*"),
+    ("[axes]\n", r"axes: no axes; .*"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD, ids=[m[:24] for _, m in BAD])
+def test_bad_spec_exits_2_naming_the_key(tmp_path, capsys, body, message):
+    spec = _spec(tmp_path, body)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.fullmatch(r"tpe: error: " + message + "\n", err), err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("workload", "message"), [
+    ('[workload]\nmodels = ["nope-7b"]\n', r"workload\.models: unknown model 'nope-7b'; .*"),
+    ('[workload]\nmodels = ["tiny.json"]\nbatch = [0]\n',
+     r"workload\.batch: must be positive integers \(got 0\)"),
+    ('[workload]\nmodels = ["tiny.json"]\nphases = ["train"]\n',
+     r"workload\.phases: must be prefill or decode \(got 'train'\)"),
+    ('[workload]\nmodels = ["tiny.json"]\nquant = ["w99"]\n', r"workload\.quant: .*"),
+    ('[workload]\nmodels = ["tiny.json"]\nseq = [4096]\n', r"workload\.seq: .*2048.*"),
+    ('[workload]\nmodel = ["tiny.json"]\n', r"workload\.model: unknown key; known: .*"),
+])
+def test_bad_workload_exits_2(tmp_path, capsys, workload, message):
+    spec = _spec(tmp_path, '[axes]\n"engine.rows" = [16]\n', workload)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"tpe: error: " + message + "\n", err), err
+
+
+def test_missing_spec_and_results(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "none.toml")]) == 2
+    assert capsys.readouterr().err.startswith("tpe: error: ")
+    assert main(["sweep", "report", str(tmp_path / "none.parquet")]) == 2
+    assert "RESULTS:" in capsys.readouterr().err
+
+
+# -- expansion --------------------------------------------------------------------------------
+
+
+def test_grid_ranges_and_random_sample(tmp_path):
+    spec = load_sweep(_spec(tmp_path, """
+[axes]
+"engine.rows" = {start = 8, stop = 32, step = 8}
+"a_buffer.capacity_bytes" = {start = 32768, stop = 262144, factor = 2}
+"dram.bandwidth_gb_per_s" = {values = [12.8, 25.6]}
+clock_mhz = {start = 0.5e3, stop = 1.0e3, step = 250.0}
+"""))
+    assert [a.values for a in spec.axes] == [
+        (8, 16, 24, 32), (32768, 65536, 131072, 262144), (12.8, 25.6), (500.0, 750.0, 1000.0)]
+    assert grid_size(spec) == 4 * 4 * 2 * 3
+    assert point_values(spec, 0) == (8, 32768, 12.8, 500.0)
+    assert point_values(spec, 1) == (8, 32768, 12.8, 750.0)  # the last axis varies fastest
+    assert point_values(spec, grid_size(spec) - 1) == (32, 262144, 25.6, 1000.0)
+    ids = {point_id(spec, point_values(spec, i)) for i in range(grid_size(spec))}
+    assert len(ids) == grid_size(spec)
+
+    rnd = _spec(tmp_path, '[sweep]\nstrategy = "random"\nsamples = 5\nseed = 3\n'
+                '[axes]\n"engine.rows" = [8, 16, 24, 32]\n"engine.cols" = [8, 16, 24]\n',
+                name="r.toml")
+    out = tmp_path / "rnd"
+    summary = run_sweep(load_sweep(rnd), out, workers=1)
+    assert summary.points == summary.computed == 5
+    assert len(set(read_results(out).column("point_id").to_pylist())) == 5
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+SMALL = """
+[sweep]
+name = "small"
+[axes]
+base = ["systolic", "lut"]
+"engine.rows" = [8, 16]
+"dram.bandwidth_gb_per_s" = [12.8, 25.6]
+"""
+
+
+def test_rows_one_per_point_and_workload(tmp_path):
+    spec = load_sweep(_spec(tmp_path, SMALL))
+    out = tmp_path / "small.parquet"
+    summary = run_sweep(spec, out, workers=2)
+    assert summary.points == summary.computed == 8
+    t = read_results(out)
+    assert t.num_rows == 8 * 2
+    assert set(t.column_names) >= {"point_id", "base", "engine.rows", "dram.bandwidth_gb_per_s",
+                                   "model", "phase", "batch", "seq", "quant", "arch", "engine",
+                                   "error", *METRIC_COLUMNS}
+    keys = _keys(out)
+    assert len(set(keys)) == len(keys) == 16
+    cols = t.to_pydict()
+    assert all(e is None for e in cols["error"])
+    assert set(cols["engine.rows"]) == {8, 16}
+    assert set(cols["dram.bandwidth_gb_per_s"]) == {12.8, 25.6}
+    for i in range(t.num_rows):
+        assert cols["tokens_per_s"][i] > 0 and cols["area_mm2"][i] > 0
+        tokens = 64 if cols["phase"][i] == "prefill" else 1
+        assert math.isclose(cols["tokens_per_s"][i] * cols["seconds"][i], tokens)
+        assert math.isclose(cols["edp_pj_s"][i], cols["energy_pj"][i] * cols["seconds"][i])
+    # a rerun into the same directory is refused without --resume
+    with pytest.raises(Exception, match=r"--out: .* already holds results; pass --resume"):
+        run_sweep(spec, out, workers=1)
+    # --resume of a finished sweep computes nothing and writes nothing
+    again = run_sweep(spec, out, workers=1, resume=True)
+    assert (again.skipped, again.computed, again.rows_written) == (8, 0, 0)
+    # a different spec cannot resume into it
+    other = load_sweep(_spec(tmp_path, SMALL.replace("[8, 16]", "[8, 32]"), name="o.toml"))
+    with pytest.raises(Exception, match=r"--resume: .* was written by another spec"):
+        run_sweep(other, out, resume=True)
+
+
+def test_combination_errors_become_rows(tmp_path):
+    # a 256-wide array with 1 KiB buffers: every axis value is valid alone, nothing maps
+    spec = load_sweep(_spec(tmp_path, '[axes]\n"engine.cols" = [8, 256]\n'
+                            '"w_buffer.capacity_bytes" = [1024, 131072]\n'))
+    out = tmp_path / "e"
+    run_sweep(spec, out, workers=1)
+    cols = read_results(out).to_pydict()
+    failed = [i for i, e in enumerate(cols["error"]) if e is not None]
+    assert failed and len(failed) < len(cols["error"])
+    assert all(cols["tokens_per_s"][i] is None for i in failed)
+
+
+# -- resume after a kill ------------------------------------------------------------------------
+
+KILL = """
+[sweep]
+name = "kill"
+chunk = 1
+[axes]
+"engine.rows" = [4, 8, 12, 16, 20, 24, 28, 32]
+"engine.cols" = [8, 16, 24, 32]
+"dram.bandwidth_gb_per_s" = [12.8, 25.6]
+"""
+
+
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory):
+    """The uninterrupted run of the KILL spec."""
+    tmp = tmp_path_factory.mktemp("ref")
+    spec = _spec(tmp, KILL)
+    run_sweep(load_sweep(spec), tmp / "ref.parquet", workers=2)
+    return _rows(tmp / "ref.parquet")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sim.cli", "sweep", *args]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_resume_after_kill_equals_uninterrupted(tmp_path, kill_reference, sig):
+    spec = _spec(tmp_path, KILL)
+    out = tmp_path / "r.parquet"
+    proc = subprocess.Popen(_cli(str(spec), "--out", str(out), "--workers", "2",
+                                 "--flush-seconds", "0", "--quiet"),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("part-*.parquet"))) < 3:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and err.decode().endswith("tpe: interrupted\n")
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    partial = _keys(out)
+    assert 0 < len(partial) < len(kill_reference), "the sweep was not interrupted midway"
+    assert len(set(partial)) == len(partial)
+    done = len(set(k[0] for k in partial))
+
+    rerun = subprocess.run(_cli(str(spec), "--out", str(out), "--workers", "2", "--resume",
+                                "--quiet"), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{64 - done} design points computed, {done} already done" in rerun.stdout
+    assert not list(out.glob(".*.tmp"))
+    rows = _rows(out)
+    assert rows == kill_reference  # same rows, same values, none lost, none twice
+
+
+def test_killed_workers_do_not_outlive_the_sweep(tmp_path):
+    spec = _spec(tmp_path, KILL)
+    out = tmp_path / "w.parquet"
+    proc = subprocess.Popen(_cli(str(spec), "--out", str(out), "--workers", "2", "--quiet"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    children: list[int] = []
+    while len(children) < 2 and time.monotonic() < deadline:
+        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        children = [int(c) for c in path.read_text().split()] if path.exists() else []
+        time.sleep(0.02)
+    assert len(children) >= 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 5
+
+    def alive() -> list[int]:  # exited workers are re-parented and reaped, or zombies
+        out = []
+        for c in children:
+            try:
+                if "State:\tZ" not in Path(f"/proc/{c}/status").read_text():
+                    out.append(c)
+            except FileNotFoundError:
+                pass
+        return out
+
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive()
+
+
+# -- backends, strategies, report ---------------------------------------------------------------
+
+
+def test_ray_backend_equals_local(tmp_path):
+    ray = pytest.importorskip("ray")
+    spec = load_sweep(_spec(tmp_path, '[axes]\n"engine.rows" = [8, 16]\n'
+                            '"dram.bandwidth_gb_per_s" = [12.8, 25.6]\n'))
+    run_sweep(spec, tmp_path / "local", workers=2)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = run_sweep(spec, tmp_path / "ray", backend="ray", workers=2)
+    finally:
+        ray.shutdown()
+    assert summary.computed == 4
+    assert _rows(tmp_path / "ray") == _rows(tmp_path / "local")
+
+
+def test_nsga2_search(tmp_path):
+    pytest.importorskip("optuna")
+    spec = load_sweep(_spec(tmp_path, """
+[sweep]
+strategy = "nsga2"
+samples = 12
+seed = 1
+objectives = ["tokens_per_s:max", "area_mm2:min"]
+[axes]
+"engine.rows" = [8, 16, 32]
+"engine.cols" = [8, 16, 32]
+"""))
+    out = tmp_path / "n"
+    summary = run_sweep(spec, out, workers=1)
+    t = read_results(out)
+    ids = t.column("point_id").to_pylist()
+    assert 1 <= len(set(ids)) <= 12 and t.num_rows == 2 * len(set(ids))
+    assert summary.computed == len(set(ids))
+    again = run_sweep(spec, out, workers=1, resume=True)  # same trials, all known
+    assert again.computed == 0
+
+
+def test_pareto_mask():
+    x = np.array([1.0, 2.0, 3.0, 2.0, 1.0, 4.0])
+    y = np.array([5.0, 3.0, 1.0, 4.0, 5.0, 1.0])
+    assert pareto_mask(x, y).tolist() == [True, True, True, False, False, False]
+    # maximise y: larger area must buy more throughput
+    area = np.array([1.0, 2.0, 3.0])
+    tput = np.array([10.0, 5.0, 20.0])
+    assert pareto_mask(area, tput, maximize_y=True).tolist() == [True, False, True]
+
+
+def test_report_writes_png_and_markdown(tmp_path, capsys):
+    spec = _spec(tmp_path, SMALL)
+    out = tmp_path / "res.parquet"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--quiet",
+                 "--report", str(tmp_path / "rep")]) == 0
+    stdout = capsys.readouterr().out
+    assert "8 design points computed" in stdout and "report: " in stdout
+    for d in (tmp_path / "rep", tmp_path / "rep2"):
+        if d.name == "rep2":
+            assert main(["sweep", "report", str(out), "--out", str(d)]) == 0
+        for png in ("pareto_throughput_area.png", "pareto_energy_latency.png"):
+            assert (d / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        md = (d / "report.md").read_text()
+        assert "8 design points x 2 workloads = 16 rows" in md
+        assert "](pareto_throughput_area.png)" in md and "| max tokens_per_s |" in md
+    assert write_report(out, tmp_path / "rep3").name == "report.md"
+
+
+def test_examples_are_valid():
+    for path in sorted((REPO / "examples" / "sweeps").glob("*.toml")):
+        spec = load_sweep(path)
+        assert grid_size(spec) >= 1
+    assert grid_size(load_sweep(REPO / "examples" / "sweeps" / "llama7b_10k.toml")) == 10_000
+    assert os.path.exists(REPO / "benchmarks" / "sweep_speed.py")

@@ -81,7 +81,11 @@ def best_index(costs: Costs, objective: Objective) -> int:
         keys = (dram, cycles, energy)
     else:
         keys = (dram, energy, cycles * energy)
-    return int(np.lexsort(keys)[0])
+    # the lexicographic minimum: only the candidates tied on the primary key need sorting
+    tied = np.flatnonzero(keys[-1] == keys[-1].min())
+    if tied.size == 1:
+        return int(tied[0])
+    return int(tied[np.lexsort(tuple(k[tied] for k in keys))[0]])
 
 
 def clear_caches() -> None:

@@ -337,22 +337,26 @@ def candidates(gemm: Gemm, arch: ArchSpec) -> Candidates:
         raise TypeError(f"gemm: expected a models.ops.Gemm, got {type(gemm).__name__}")
     if not isinstance(arch, ArchSpec):
         raise TypeError(f"arch: expected a hw.spec.ArchSpec, got {type(arch).__name__}")
-    return _candidates(gemm.M, gemm.N, gemm.K, gemm.a_fmt, gemm.w_fmt, arch)
+    return _candidates(gemm.M, gemm.N, gemm.K, gemm.a_fmt, gemm.w_fmt, arch.engine,
+                       arch.a_buffer, arch.w_buffer, arch.o_buffer)
 
 
 @functools.lru_cache(maxsize=1024)
-def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, arch: ArchSpec) -> Candidates:
-    units = _tile_units(arch.engine)
+def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSpec,
+                a_buffer: SramSpec, w_buffer: SramSpec, o_buffer: SramSpec) -> Candidates:
+    """Keyed on the engine and buffers alone: architectures that differ elsewhere (DRAM,
+    clock) share one candidate set."""
+    units = _tile_units(engine)
     tm, tn, tk = (_tile_choices(d, units[n]) for d, n in ((M, "m"), (N, "n"), (K, "k")))
     a_bits, w_bits = _storage_bits(a_fmt), _storage_bits(w_fmt)
-    acc_bits = arch.engine.acc_bits
+    acc_bits = engine.acc_bits
 
     # Minimum tile first: if it does not fit, no tile does (fit is monotone in each size).
     m0, n0, k0 = int(tm[0]), int(tn[0]), int(tk[0])
     checks = (
-        ("a_buffer", arch.a_buffer, "A", (m0, k0), a_fmt, a_bits),
-        ("w_buffer", arch.w_buffer, "W", (k0, n0), w_fmt, w_bits),
-        ("o_buffer", arch.o_buffer, "output", (m0, n0), f"int{acc_bits} accumulator", acc_bits),
+        ("a_buffer", a_buffer, "A", (m0, k0), a_fmt, a_bits),
+        ("w_buffer", w_buffer, "W", (k0, n0), w_fmt, w_bits),
+        ("o_buffer", o_buffer, "output", (m0, n0), f"int{acc_bits} accumulator", acc_bits),
     )
     for name, buf, what, shape, fmt, bits in checks:
         if _tile_bytes(shape[0] * shape[1], bits) > buf.tile_capacity_bytes:
@@ -361,9 +365,9 @@ def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, arch: ArchSpec) 
     gm, gn, gk = np.meshgrid(tm, tn, tk, indexing="ij")
     gm, gn, gk = gm.ravel(), gn.ravel(), gk.ravel()
     fits = (
-        (_tile_bytes(gm * gk, a_bits) <= arch.a_buffer.tile_capacity_bytes)
-        & (_tile_bytes(gk * gn, w_bits) <= arch.w_buffer.tile_capacity_bytes)
-        & (_tile_bytes(gm * gn, acc_bits) <= arch.o_buffer.tile_capacity_bytes)
+        (_tile_bytes(gm * gk, a_bits) <= a_buffer.tile_capacity_bytes)
+        & (_tile_bytes(gk * gn, w_bits) <= w_buffer.tile_capacity_bytes)
+        & (_tile_bytes(gm * gn, acc_bits) <= o_buffer.tile_capacity_bytes)
     )
     tiles = np.stack([gm[fits], gn[fits], gk[fits]], axis=1)
     n_orders = len(LOOP_ORDERS)

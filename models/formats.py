@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -67,6 +68,15 @@ _INT_RE = re.compile(r"^(u?int|bipolar)(\d+)$")
 
 
 def get_format(name: str) -> NumberFormat:
+    """``int1``..``int64``, ``uint1``..``uint64``, ``bipolar1``..``bipolar64``, fp formats."""
+    if not isinstance(name, str):
+        raise ModelError(f"format: expected a format name string (got {name!r}); known: "
+                         f"{', '.join(known_formats())}")
+    return _get_format(name)
+
+
+@functools.lru_cache(maxsize=512)
+def _get_format(name: str) -> NumberFormat:
     """``int1``..``int64``, ``uint1``..``uint64``, ``bipolar1``..``bipolar64``, fp formats."""
     key = name.strip().lower()
     if key in _FIXED:

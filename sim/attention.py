@@ -54,7 +54,7 @@ from models.ops import Attention, Gemm
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
 from sim.engines import gemm_compute_cycles
 from sim.execution import plan_gemm
-from sim.gemm import run_gemm
+from sim.gemm import compute_view, run_gemm
 
 __all__ = ["AttentionCost", "attention_core_cost"]
 
@@ -142,9 +142,10 @@ def _pair_cost(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
                full_keys: int) -> tuple[float, float, dict[str, float], float]:
     """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
     pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used)."""
-    cycles, vops, _ = _pair_cycles(arch, att, rows, keys, kind)
+    view = compute_view(arch)  # operands on chip: the DRAM link and clock do not matter
+    cycles, vops, _ = _pair_cycles(view, att, rows, keys, kind)
     macs = float(_tile_gemm(att, rows, keys, kind).macs)
-    rate = _pair_energy_per_mac(arch, att, rows, full_keys, kind)
+    rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)
     return cycles, vops, {k: v * macs for k, v in rate.items()}, macs
 
 
@@ -172,22 +173,35 @@ def _kv_bytes(att: Attention, tokens: np.ndarray) -> np.ndarray:
     return bits / 8
 
 
-def attention_core_cost(
-    arch: ArchSpec, att: Attention, units: int, *, objective: str = "latency",
-    kv_split: int = 1,
-) -> AttentionCost:
-    """Cost on one core (``arch``: the core's view, its ``dram`` being the backing link) of
-    ``units`` (sequence, KV head) pairs of one instance of ``att`` (``count`` ignored).
+@dataclass(frozen=True, slots=True)
+class _Tile:
+    """One tile choice's link-independent costs for one unit (see attention_core_cost)."""
 
-    ``kv_split`` > 1: this core handles ``1/kv_split`` of each unit's keys (FlashDecoding's
-    split-KV across cores, for decode with fewer units than cores); the partial outputs are
-    merged by the caller.
-    """
-    vec = arch.vector
-    if vec is None:
-        raise MappingError("vector: attention needs a vector unit for its softmax; add a "
-                           "[vector] table (lanes = ...) to the architecture")
-    spec = arch.engine
+    rows: int
+    keys: int
+    busy: float
+    engine: float
+    vector_cycles: float
+    vops: float
+    macs: float
+    pairs: float
+    engine_energy: tuple[tuple[str, float], ...]
+    q_bytes: float
+    o_bytes: float
+    kv_traffic: float
+    select_bytes: float
+    per_unit_bytes: float
+    first_bytes: float
+
+
+@functools.lru_cache(maxsize=4096)
+def _tiles(view: ArchSpec, att: Attention, kv_split: int) -> tuple[_Tile, ...]:
+    """Every tile choice that fits ``view``'s buffers, with what it costs one unit apart from
+    the backing link (cached per :func:`sim.gemm.compute_view`: shared by architectures that
+    differ only in their DRAM link or clock)."""
+    vec = view.vector
+    assert vec is not None
+    spec = view.engine
     u = spec.unrolling()
     g = att.group_size
     q_rows = att.q_len * g
@@ -197,28 +211,23 @@ def attention_core_cost(
     acc_bits = spec.acc_bits
     kv_width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
     kv_bits = max(att.kv_storage_bits, q_bits if att.kv_residual else 0)
-    energies = unit_energies(arch)
-    bw = arch.dram_bytes_per_cycle
-    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
     lanes = vec.lanes
     soft_per_score = 3 + vec.exp_ops
-
-    best: AttentionCost | None = None
-    best_key: tuple[float, ...] | None = None
+    out: list[_Tile] = []
     for rows in _tile_options(q_rows, min(u.m or 16, 8)):
-        if rows * att.qk_dim * q_bits / 8 > arch.a_buffer.tile_capacity_bytes:
+        if rows * att.qk_dim * q_bits / 8 > view.a_buffer.tile_capacity_bytes:
             continue
         visible = _visible(part, rows, q_rows) if kv_split == 1 else np.full(
             -(-q_rows // rows), kv_len, dtype=np.int64)
         row_sizes = np.minimum(rows, q_rows - np.arange(visible.size) * rows)
         for keys in _tile_options(int(visible.max()), 16):
-            if keys * kv_width * kv_bits / 8 > arch.w_buffer.tile_capacity_bytes:
+            if keys * kv_width * kv_bits / 8 > view.w_buffer.tile_capacity_bytes:
                 continue
-            if rows * (keys + att.v_dim) * acc_bits / 8 > arch.o_buffer.tile_capacity_bytes:
+            if rows * (keys + att.v_dim) * acc_bits / 8 > view.o_buffer.tile_capacity_bytes:
                 continue
             seen = visible
-            extra_engine = extra_vec = extra_macs = 0.0
-            extra_e = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
+            engine = vops = macs = 0.0
+            e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
             select_bytes = 0.0
             if att.sparse_block:
                 budget = att.sparse_topk * att.sparse_block
@@ -226,18 +235,14 @@ def attention_core_cost(
                 seen = np.minimum(visible, budget)
                 for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
                     if nb > att.sparse_topk:  # selection only when there is a choice
-                        c, v, e, m = _pair_cost(arch, part, r, nb, "select", nb)
-                        extra_engine += c
-                        extra_vec += v + nb * math.ceil(math.log2(nb))
-                        extra_macs += m
+                        c, v, e, m = _pair_cost(view, part, r, nb, "select", nb)
+                        engine += c
+                        vops += v + nb * math.ceil(math.log2(nb))
+                        macs += m
                         for k2, x in e.items():
-                            extra_e[k2] += x
+                            e_engine[k2] += x
                         select_bytes += nb * att.qk_dim * SUMMARY_BITS / 8
             full, rem = np.divmod(seen, keys)
-            engine = extra_engine
-            vops = extra_vec
-            macs = extra_macs
-            e_engine = dict(extra_e)
             pairs = float((full + (rem > 0)).sum())
             # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
             work: dict[tuple[int, int], int] = {}
@@ -253,7 +258,7 @@ def attention_core_cost(
                 if not times:
                     continue
                 for kind in ("qk", "pv"):
-                    c, v, e, m = _pair_cost(arch, part, r, length, kind, keys)
+                    c, v, e, m = _pair_cost(view, part, r, length, kind, keys)
                     engine += times * c
                     vops += times * v
                     macs += times * m
@@ -273,34 +278,66 @@ def attention_core_cost(
             kv_traffic = float(_kv_bytes(part, np.minimum(tokens, kv_len)).sum())
             q_bytes = q_rows * att.qk_dim * q_bits / 8
             o_bytes = q_rows * att.v_dim * q_bits / 8
-            per_unit = q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes
             first = (rows * att.qk_dim * q_bits / 8
                      + float(_kv_bytes(part, np.array([min(keys, kv_len)]))[0]))
-            total_bytes = units * per_unit
-            cycles = units * busy
-            cycles = max(cycles, total_bytes / bw) + first / bw + lat
-            energy = {k2: units * x for k2, x in e_engine.items()}
-            # fills of the buffers from the backing level, and the output write-back
-            energy["a_buffer"] += units * q_bytes * energies.a_buffer_byte_pj
-            energy["w_buffer"] += units * (kv_traffic + select_bytes) * energies.w_buffer_byte_pj
-            energy["o_buffer"] += units * o_bytes * energies.o_buffer_byte_pj
-            energy["dram"] += total_bytes * energies.dram_byte_pj
-            energy["vector"] = units * vops * vector_op_pj(arch)
-            total_e = sum(energy.values())
-            cost = AttentionCost(
-                cycles=cycles, compute_cycles=units * busy, engine_cycles=units * engine,
-                vector_cycles=units * vector_cycles, vector_ops=units * vops,
-                macs=units * macs, backing_bytes=total_bytes, energy_pj=energy,
-                tile_rows=rows, tile_keys=keys, tile_pairs=units * pairs,
-            )
-            key = {"latency": (cycles, total_e), "energy": (total_e, cycles),
-                   "edp": (cycles * total_e, cycles)}[objective]
-            if best_key is None or key < best_key:
-                best, best_key = cost, key
-    if best is None:
+            out.append(_Tile(
+                rows=rows, keys=keys, busy=busy, engine=engine, vector_cycles=vector_cycles,
+                vops=vops, macs=macs, pairs=pairs, engine_energy=tuple(e_engine.items()),
+                q_bytes=q_bytes, o_bytes=o_bytes, kv_traffic=kv_traffic,
+                select_bytes=select_bytes,
+                per_unit_bytes=q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes,
+                first_bytes=first))
+    return tuple(out)
+
+
+def attention_core_cost(
+    arch: ArchSpec, att: Attention, units: int, *, objective: str = "latency",
+    kv_split: int = 1,
+) -> AttentionCost:
+    """Cost on one core (``arch``: the core's view, its ``dram`` being the backing link) of
+    ``units`` (sequence, KV head) pairs of one instance of ``att`` (``count`` ignored).
+
+    ``kv_split`` > 1: this core handles ``1/kv_split`` of each unit's keys (FlashDecoding's
+    split-KV across cores, for decode with fewer units than cores); the partial outputs are
+    merged by the caller.
+    """
+    if arch.vector is None:
+        raise MappingError("vector: attention needs a vector unit for its softmax; add a "
+                           "[vector] table (lanes = ...) to the architecture")
+    tiles = _tiles(compute_view(arch), att, kv_split)
+    if not tiles:
+        q_bits = get_format(att.q_fmt).bits
         raise MappingError(
             f"{att.name}: no attention tile fits the buffers (one query row of "
             f"{att.qk_dim} x {q_bits} bits in a_buffer, 16 keys in w_buffer, the score and "
             "output rows in o_buffer); enlarge the buffers (--set a_buffer.capacity_bytes=...)"
         )
+    energies = unit_energies(arch)
+    vec_pj = vector_op_pj(arch)
+    bw = arch.dram_bytes_per_cycle
+    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
+    best: AttentionCost | None = None
+    best_key: tuple[float, ...] | None = None
+    for t in tiles:
+        total_bytes = units * t.per_unit_bytes
+        cycles = max(units * t.busy, total_bytes / bw) + t.first_bytes / bw + lat
+        energy = {k2: units * x for k2, x in t.engine_energy}
+        # fills of the buffers from the backing level, and the output write-back
+        energy["a_buffer"] += units * t.q_bytes * energies.a_buffer_byte_pj
+        energy["w_buffer"] += units * (t.kv_traffic + t.select_bytes) * energies.w_buffer_byte_pj
+        energy["o_buffer"] += units * t.o_bytes * energies.o_buffer_byte_pj
+        energy["dram"] += total_bytes * energies.dram_byte_pj
+        energy["vector"] = units * t.vops * vec_pj
+        total_e = sum(energy.values())
+        key = {"latency": (cycles, total_e), "energy": (total_e, cycles),
+               "edp": (cycles * total_e, cycles)}[objective]
+        if best_key is None or key < best_key:
+            best_key = key
+            best = AttentionCost(
+                cycles=cycles, compute_cycles=units * t.busy, engine_cycles=units * t.engine,
+                vector_cycles=units * t.vector_cycles, vector_ops=units * t.vops,
+                macs=units * t.macs, backing_bytes=total_bytes, energy_pj=energy,
+                tile_rows=t.rows, tile_keys=t.keys, tile_pairs=units * t.pairs,
+            )
+    assert best is not None
     return best

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hw.spec import ArchSpec, EngineSpec, SpecError, spec_to_dict
+from hw.spec import ArchSpec, DramSpec, EngineSpec, SpecError, spec_to_dict
 from mapping import (
     OBJECTIVES,
     Candidates,
@@ -54,13 +54,21 @@ from sim.energy import (
     arith_actions,
     energy_breakdown,
 )
-from sim.memory import MEMORY_MODES, Memory, MemoryTraffic, memory_traffic
+from sim.memory import (
+    MEMORY_MODES,
+    DramExposure,
+    Memory,
+    MemoryTraffic,
+    traffic_without_stalls,
+    with_dram_stalls,
+)
 
 __all__ = [
     "FormatError",
     "GemmResult",
     "check_formats",
     "clear_caches",
+    "compute_view",
     "gemm_cost",
     "gemm_cost_passes",
     "run_gemm",
@@ -168,21 +176,43 @@ class _Evaluation:
         return sum(self.energy.values())  # type: ignore[return-value]
 
 
-def _evaluate(
-    arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory, passes: int = 1
-) -> _Evaluation:
-    """Costs of every candidate. ``passes``: the GEMM runs that many times over each buffered
-    tile (operands wider than the engine, split into slices: ``sim.execution``); the engine's
-    cycles and arithmetic and register actions scale with it, the buffer and DRAM traffic do
-    not (the slices of a tile are read from the same buffered bytes)."""
-    spec = arch.engine
+@functools.lru_cache(maxsize=256)
+def compute_view(arch: ArchSpec) -> ArchSpec:
+    """``arch`` with its DRAM link's bandwidth and latency and its clock set to fixed values
+    (its DRAM energy per byte kept): everything of a GEMM's cost but the DRAM stalls is the
+    same on every architecture with the same view, so results computed on it are shared
+    (e.g. by the points of a sweep over bandwidth and clock)."""
+    d = arch.dram
+    if (d.bandwidth_gb_per_s, d.latency_ns, arch.clock_mhz) == (1.0, 0.0, 1000.0):
+        return arch
+    dram = DramSpec(bandwidth_gb_per_s=1.0, latency_ns=0.0,
+                    energy_pj_per_byte=d.energy_pj_per_byte)
+    return replace(arch, dram=dram, clock_mhz=1000.0)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Static:
+    """The link-independent part of :func:`_evaluate` (shared through :func:`compute_view`)."""
+
+    compute_cycles: np.ndarray
+    traffic: MemoryTraffic
+    exposure: DramExposure | None
+    actions: dict[str, np.ndarray]
+    energy: dict[str, np.ndarray]
+
+
+@functools.lru_cache(maxsize=128)
+def _static(view: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory,
+            passes: int) -> _Static:
+    spec = view.engine
     tm, tn, tk = (cands.tiles[:, j] for j in range(3))
     M, N, K = gemm.M, gemm.N, gemm.K
     grid = fold_grid(spec.unrolling(), M, N, K, tm, tn, tk)
     compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
-    traffic = memory_traffic(arch, gemm, cands, compute, memory=memory, grid=grid)
+    traffic, exposure = traffic_without_stalls(view, gemm, cands, compute, memory=memory,
+                                               grid=grid)
     actions = action_counts(
-        arch, M, N, K,
+        view, M, N, K,
         grid=grid,
         sram=(
             traffic.sram_a_read_bytes + traffic.sram_a_write_bytes,
@@ -192,15 +222,32 @@ def _evaluate(
         dram_bytes=traffic.dram_bytes,
     )
     if passes > 1:
-        for x in arith_actions(arch):
+        for x in arith_actions(view):
             actions[x.name] = actions[x.name] * passes
         actions["pe_registers"] = actions["pe_registers"] * passes
+    return _Static(compute_cycles=compute, traffic=traffic, exposure=exposure, actions=actions,
+                   energy=energy_breakdown(view, actions))
+
+
+def _evaluate(
+    arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory, passes: int = 1
+) -> _Evaluation:
+    """Costs of every candidate. ``passes``: the GEMM runs that many times over each buffered
+    tile (operands wider than the engine, split into slices: ``sim.execution``); the engine's
+    cycles and arithmetic and register actions scale with it, the buffer and DRAM traffic do
+    not (the slices of a tile are read from the same buffered bytes).
+
+    All but the DRAM stalls is computed once per :func:`compute_view` (cached) and the stalls
+    of ``arch``'s own link added."""
+    st = _static(compute_view(arch), gemm, cands, memory, passes)
+    traffic = (st.traffic if st.exposure is None
+               else with_dram_stalls(st.traffic, st.exposure, arch))
     return _Evaluation(
-        compute_cycles=compute,
+        compute_cycles=st.compute_cycles,
         stall_cycles=traffic.stall_cycles,
         traffic=traffic,
-        actions=actions,
-        energy=energy_breakdown(arch, actions),
+        actions=st.actions,
+        energy=st.energy,
     )
 
 
@@ -243,6 +290,13 @@ class _Instance:
     actions: tuple[tuple[str, float], ...]
 
 
+@functools.lru_cache(maxsize=4096)
+def _mapped(mapping: Mapping, M: int, N: int, K: int) -> Candidates:
+    """The one-row candidate set of a chosen mapping, one object per mapping (so evaluations
+    of it on architectures with the same :func:`compute_view` share :func:`_static`)."""
+    return Candidates.from_mapping(mapping, M, N, K)
+
+
 @functools.lru_cache(maxsize=16384)
 def _instance(
     arch: ArchSpec, one: Gemm, memory: Memory, objective: Objective, passes: int
@@ -253,7 +307,7 @@ def _instance(
         mapping = cands.mapping(0, arch)
     else:
         mapping = search(one, arch, gemm_cost_passes(passes), objective)
-        cands = Candidates.from_mapping(mapping, M, N, K)
+        cands = _mapped(mapping, M, N, K)
     ev = _evaluate(arch, one, cands, memory, passes)
     t = ev.traffic
     stall = int(ev.stall_cycles[0])
@@ -424,6 +478,8 @@ def run_gemm(
 def clear_caches() -> None:
     """Forget every cached result and mapping (benchmarks of the uncached path use this)."""
     _instance.cache_clear()
+    _static.cache_clear()
+    _mapped.cache_clear()
     _one_fold.cache_clear()
     check_formats.cache_clear()
     _clear_mapping_caches()

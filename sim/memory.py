@@ -53,6 +53,7 @@ reads by the array are still counted for energy).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -65,7 +66,16 @@ from mapping import OPERAND_DIMS, Candidates, FoldGrid, fold_grid
 from models.formats import get_format
 from models.ops import Gemm
 
-__all__ = ["MEMORY_MODES", "Memory", "MemoryTraffic", "beat_cycles", "memory_traffic"]
+__all__ = [
+    "MEMORY_MODES",
+    "DramExposure",
+    "Memory",
+    "MemoryTraffic",
+    "beat_cycles",
+    "memory_traffic",
+    "traffic_without_stalls",
+    "with_dram_stalls",
+]
 
 Memory = Literal["ideal", "real"]
 MEMORY_MODES: tuple[str, ...] = ("ideal", "real")
@@ -132,7 +142,7 @@ def _stream_stall(bits: int, buf: SramSpec, beat: float, accesses_per_word: int 
     return (together - 1) * beat
 
 
-def memory_traffic(
+def traffic_without_stalls(
     arch: ArchSpec,
     gemm: Gemm,
     cands: Candidates,
@@ -140,12 +150,11 @@ def memory_traffic(
     *,
     memory: Memory,
     grid: FoldGrid | None = None,
-) -> MemoryTraffic:
-    """Traffic and stalls of one instance of ``gemm`` for every candidate mapping.
-
-    ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``);
-    ``grid``: the candidates' :func:`mapping.fold_grid` when the caller has it already.
-    """
+) -> tuple[MemoryTraffic, DramExposure | None]:
+    """Everything of :func:`memory_traffic` that does not depend on the DRAM link's bandwidth,
+    latency or the clock (bytes, SRAM stalls) plus what the DRAM stalls need
+    (:class:`DramExposure`, ``None`` for ideal memory); :func:`with_dram_stalls` finishes it.
+    The traffic's ``dram_transfer_cycles`` hold bytes until then."""
     if memory not in MEMORY_MODES:
         raise ValueError(f"memory: must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
     spec = arch.engine
@@ -208,7 +217,7 @@ def memory_traffic(
             sram_o_read_bytes=sram_o_rd.astype(np.float64),
             sram_o_write_bytes=sram_o_wr.astype(np.float64),
             sram_stall_cycles=zero, dram_stall_cycles=zero, dram_transfer_cycles=zero,
-        )
+        ), None
 
     # -- DRAM: tile reloads per loop-boundary class ---------------------------------------
     trips = cands.trips
@@ -252,8 +261,6 @@ def memory_traffic(
     per_w = per_change(dram_w, first_w, n_w - 1)
     per_o = per_change(dram_o_wr + dram_o_rd, last_o, visits_o - 1)
 
-    bw = arch.dram_bytes_per_cycle
-    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
     over = np.zeros((n, 3))
@@ -262,18 +269,12 @@ def memory_traffic(
         target = over if dbuf[op] else serial
         target += ch * per[:, None]
 
-    def transfer(nbytes: np.ndarray) -> np.ndarray:
-        return nbytes / bw + lat * (nbytes > 0)
-
     iterations = (tiles_m * tiles_n * tiles_k).astype(np.float64)
     busy = (np.asarray(compute_cycles, dtype=np.float64) + sram_stall) / iterations
-    exposed_per_boundary = transfer(serial) + np.maximum(0.0, transfer(over) - busy[:, None])
-    dram_stall = (
-        transfer(first_a + first_w) + transfer(last_o)
-        + (counts * exposed_per_boundary).sum(axis=1)
-    )
+    exposure = DramExposure(counts=counts, serial_bytes=serial, overlap_bytes=over,
+                            busy_cycles=busy, edge_bytes=(first_a + first_w, last_o))
     total_bytes = dram_a + dram_w + dram_o_wr + dram_o_rd
-    return MemoryTraffic(
+    traffic = MemoryTraffic(
         dram_a_read_bytes=dram_a,
         dram_w_read_bytes=dram_w,
         dram_o_write_bytes=dram_o_wr,
@@ -286,6 +287,61 @@ def memory_traffic(
         sram_o_read_bytes=sram_o_rd + dram_o_wr,
         sram_o_write_bytes=sram_o_wr + dram_o_rd,
         sram_stall_cycles=sram_stall.astype(np.float64),
-        dram_stall_cycles=dram_stall,
-        dram_transfer_cycles=total_bytes / bw,
+        dram_stall_cycles=np.zeros(n),
+        dram_transfer_cycles=total_bytes,  # bytes until with_dram_stalls divides them
     )
+    return traffic, exposure
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DramExposure:
+    """What the DRAM stalls of every candidate depend on, apart from the link itself (float64
+    arrays over candidates): boundary counts per loop class ``(n, 3)``, the bytes each boundary
+    moves into single-buffered (``serial``) and double-buffered (``overlap``) tiles, the busy
+    cycles of one tile iteration, and the first tiles' and last output tile's bytes."""
+
+    counts: np.ndarray
+    serial_bytes: np.ndarray
+    overlap_bytes: np.ndarray
+    busy_cycles: np.ndarray
+    edge_bytes: tuple[np.ndarray, np.ndarray]
+
+
+def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
+                     arch: ArchSpec) -> MemoryTraffic:
+    """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
+    (bandwidth, latency, clock): see the module doc."""
+    bw = arch.dram_bytes_per_cycle
+    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
+
+    def transfer(nbytes: np.ndarray) -> np.ndarray:
+        return nbytes / bw + lat * (nbytes > 0)
+
+    e = exposure
+    exposed_per_boundary = (transfer(e.serial_bytes)
+                            + np.maximum(0.0, transfer(e.overlap_bytes) - e.busy_cycles[:, None]))
+    dram_stall = (
+        transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1])
+        + (e.counts * exposed_per_boundary).sum(axis=1)
+    )
+    return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
+                               dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
+
+
+def memory_traffic(
+    arch: ArchSpec,
+    gemm: Gemm,
+    cands: Candidates,
+    compute_cycles: np.ndarray,
+    *,
+    memory: Memory,
+    grid: FoldGrid | None = None,
+) -> MemoryTraffic:
+    """Traffic and stalls of one instance of ``gemm`` for every candidate mapping.
+
+    ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``);
+    ``grid``: the candidates' :func:`mapping.fold_grid` when the caller has it already.
+    """
+    traffic, exposure = traffic_without_stalls(arch, gemm, cands, compute_cycles,
+                                               memory=memory, grid=grid)
+    return traffic if exposure is None else with_dram_stalls(traffic, exposure, arch)

@@ -67,6 +67,7 @@ def _clear_all() -> None:
     system._instance.cache_clear()
     system.core_arch.cache_clear()
     attention._pair_cycles.cache_clear()
+    attention._tiles.cache_clear()
     attention._pair_energy_per_mac.cache_clear()
     system.global_view.cache_clear()
     execution.plan_gemm.cache_clear()

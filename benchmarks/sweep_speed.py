@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import datetime
 import os
 import platform
 import pstats
@@ -100,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {platform.machine()} {os.cpu_count()} CPUs | {args.workers} | {summary.computed:,}"
           f" | {table.num_rows:,} | {errors:,} | {summary.seconds:.1f} | {rate:.1f} | "
           f"{full:.0f} | < {GOAL_S:.0f} s: {verdict} |")
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    csv_path = results / f"sweep_speed_{datetime.date.today().isoformat()}.csv"
+    tmp = csv_path.with_suffix(".tmp")
+    tmp.write_text(
+        "machine,cpus,workers,points_run,rows,error_rows,seconds,points_per_s,"
+        "grid_points,grid_seconds_extrapolated,goal_s,verdict\n"
+        f"{platform.machine()},{os.cpu_count()},{args.workers},{summary.computed},"
+        f"{table.num_rows},{errors},{summary.seconds:.3f},{rate:.3f},{total},{full:.3f},"
+        f"{GOAL_S},{verdict}\n")
+    tmp.replace(csv_path)
+    print(f"wrote {csv_path}")
     return 0
 
 

@@ -480,6 +480,7 @@ def clear_caches() -> None:
     _instance.cache_clear()
     _static.cache_clear()
     _mapped.cache_clear()
+    compute_view.cache_clear()
     _one_fold.cache_clear()
     check_formats.cache_clear()
     _clear_mapping_caches()

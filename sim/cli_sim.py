@@ -167,6 +167,23 @@ def run_gemm(args: argparse.Namespace) -> int:
     """``tpe sim gemm``."""
     M, N, K = (_positive(f"--{d}", getattr(args, d)) for d in ("M", "N", "K"))
     arch = _load(args)
+    if arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
+        for flag, fmt in (("--a-fmt", args.a_fmt), ("--w-fmt", args.w_fmt)):
+            if fmt is not None:
+                try:
+                    get_format(fmt)
+                except ValueError as err:
+                    raise InputError(f"{flag}: {str(err).split(': ', 1)[-1]}") from None
+        a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
+        out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
+        op = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
+        r = simulate_op(arch, op, memory=args.memory, objective=args.objective)
+        if args.json:
+            print(json.dumps({"arch": arch.name, "memory": args.memory,
+                              "objective": args.objective, **r.to_dict()}))
+        else:
+            print(format_op(r, arch))
+        return 0
     auto_a, auto_w, _ = quant_formats("auto", arch.engine)
     a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
     check_formats(arch.engine, a_fmt, w_fmt)

@@ -196,3 +196,18 @@ def test_decoder_layer_measurements_are_committed():
     assert all(float(r["us_graph"]) > 0 for r in layer)
     env = json.loads((DATA / "measured_h100_env.json").read_text())
     assert env["sm_count"] == load_arch("h100").cores
+
+
+def test_sim_gemm_on_a_gpu_preset_uses_the_kernel_model(capsys):
+    code, out, err = run(capsys, ["sim", "gemm", "--arch", "h100", "--M", "4096", "--N",
+                                  "4096", "--K", "4096", "--json"])
+    assert code == 0, err
+    d = json.loads(out)
+    for key in ("cycles", "compute_cycles", "stall_cycles", "utilization", "energy_pj",
+                "seconds", "breakdown", "mapping"):
+        assert key in d
+    cal = load_calibration("h100")
+    us = predict_us(cal, Kernel(op="gemm", dtype="bf16", M=4096, N=4096, K=4096,
+                                a_bytes=2, w_bytes=2))
+    assert d["seconds"] == pytest.approx(us * 1e-6, rel=1e-3)
+    assert d["mapping"]["gpu_kernel_model"] == "h100"

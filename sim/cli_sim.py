@@ -12,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from hw.spec import ArchSpec, EngineSpec, load_arch
+from hw.spec import ArchSpec, EngineSpec, load_arch, spec_to_dict
 from mapping import OBJECTIVES, Mapping
 from models.formats import get_format
 from models.llm import load_model, lower
@@ -179,8 +179,9 @@ def run_gemm(args: argparse.Namespace) -> int:
         op = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
         r = simulate_op(arch, op, memory=args.memory, objective=args.objective)
         if args.json:
-            print(json.dumps({"arch": arch.name, "memory": args.memory,
-                              "objective": args.objective, **r.to_dict()}))
+            print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
+                              "memory": args.memory, "objective": args.objective,
+                              **r.to_dict()}))
         else:
             print(format_op(r, arch))
         return 0
@@ -260,8 +261,9 @@ def run_attention(args: argparse.Namespace) -> int:
     )
     result = simulate_op(arch, att, memory=args.memory, objective=args.objective)
     if args.json:
-        print(json.dumps({"arch": arch.name, "memory": args.memory,
-                          "objective": args.objective, **result.to_dict()}))
+        print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
+                          "memory": args.memory, "objective": args.objective,
+                          **result.to_dict()}))
     else:
         print(format_op(result, arch))
     return 0

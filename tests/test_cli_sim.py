@@ -136,7 +136,7 @@ def test_attention_command(capsys):
     code, out, err = run(capsys, [*argv, "--kv-fmt", "int4", "--json"])
     assert code == 0, err
     d = json.loads(out)
-    assert REQUIRED_KEYS - {"engine"} <= set(d)
+    assert REQUIRED_KEYS <= set(d)
     assert d["kind"] == "attention" and d["shape"]["kv_fmt"] == "int4"
     code, out8, err = run(capsys, [*argv, "--kv-fmt", "int8", "--json"])
     assert json.loads(out8)["dram_bytes"] > d["dram_bytes"]

@@ -249,6 +249,10 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "sim.cli", "sweep", *args]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupted_run(spec: Path, out: Path, sig: int, all_rows: int) -> None:
     """Start the sweep, send ``sig`` once its first parts exist. Under load (CI runs the tests
     two at a time on two cores) this test process can be starved long enough for the sweep to
@@ -256,9 +260,13 @@ def _interrupted_run(spec: Path, out: Path, sig: int, all_rows: int) -> None:
     for _attempt in range(5):
         if out.exists():
             shutil.rmtree(out)
+        # pytest-xdist workers ignore SIGINT, and an ignored signal stays ignored across exec
+        # (Python then installs no KeyboardInterrupt handler): give the sweep a terminal's
+        # default disposition, as a shell does
         proc = subprocess.Popen(_cli(str(spec), "--out", str(out), "--workers", "2",
                                      "--flush-seconds", "0", "--quiet"),
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=_default_sigint)
         deadline = time.monotonic() + 60
         while len(list(out.glob("part-*.parquet"))) < 3 and proc.poll() is None:
             assert time.monotonic() < deadline

@@ -168,23 +168,12 @@ def run_gemm(args: argparse.Namespace) -> int:
     M, N, K = (_positive(f"--{d}", getattr(args, d)) for d in ("M", "N", "K"))
     arch = _load(args)
     if arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
-        for flag, fmt in (("--a-fmt", args.a_fmt), ("--w-fmt", args.w_fmt)):
-            if fmt is not None:
-                try:
-                    get_format(fmt)
-                except ValueError as err:
-                    raise InputError(f"{flag}: {str(err).split(': ', 1)[-1]}") from None
         a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
+        _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
         op = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
-        r = simulate_op(arch, op, memory=args.memory, objective=args.objective)
-        if args.json:
-            print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
-                              "memory": args.memory, "objective": args.objective,
-                              **r.to_dict()}))
-        else:
-            print(format_op(r, arch))
-        return 0
+        return _print_op(args, arch, simulate_op(arch, op, memory=args.memory,
+                                                 objective=args.objective))
     auto_a, auto_w, _ = quant_formats("auto", arch.engine)
     a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
     check_formats(arch.engine, a_fmt, w_fmt)
@@ -244,11 +233,7 @@ def run_attention(args: argparse.Namespace) -> int:
     block, topk = _sparse(args)
     arch = _load(args)
     kv_fmt = args.kv_fmt or args.q_fmt
-    for flag, fmt in (("--q-fmt", args.q_fmt), ("--kv-fmt", kv_fmt)):
-        try:
-            get_format(fmt)
-        except ValueError as err:
-            raise InputError(f"{flag}: {str(err).split(': ', 1)[-1]}") from None
+    _check_fmt_flags(("--q-fmt", args.q_fmt), ("--kv-fmt", kv_fmt))
     kv = get_format(kv_fmt)
     quantized = kv.family in ("int", "uint") and kv.bits < 16
     att = Attention(
@@ -259,7 +244,21 @@ def run_attention(args: argparse.Namespace) -> int:
         kv_scale_bits=_KIVI_SCALE_BITS if quantized else 0,
         page_tokens=page, sparse_block=block, sparse_topk=topk,
     )
-    result = simulate_op(arch, att, memory=args.memory, objective=args.objective)
+    return _print_op(args, arch, simulate_op(arch, att, memory=args.memory,
+                                             objective=args.objective))
+
+
+def _check_fmt_flags(*flags: tuple[str, str]) -> None:
+    """One-line error naming the flag for a format name that does not exist."""
+    for flag, fmt in flags:
+        try:
+            get_format(fmt)
+        except ValueError as err:
+            raise InputError(f"{flag}: {str(err).split(': ', 1)[-1]}") from None
+
+
+def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int:
+    """Print one operator's result (``--json``: one object) for ``sim gemm``/``attention``."""
     if args.json:
         print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
                           "memory": args.memory, "objective": args.objective,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
 from pathlib import Path
 from typing import Any
 
-from hw.spec import ArchSpec, SpecError, list_presets, load_arch
+from hw.spec import ArchSpec, SpecError, list_presets, load_arch, load_arch_dict
 from sim.cli import InputError
 
 __all__ = ["TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
@@ -67,19 +68,24 @@ def register(subparsers: Any) -> None:
     k.set_defaults(func=run_calibrate)
 
 
+@functools.cache
+def gpu_presets() -> tuple[str, ...]:
+    """The presets with a ``[gpu]`` table (read once, unvalidated: the parser's help needs
+    only their names)."""
+    return tuple(n for n in list_presets() if "gpu" in load_arch_dict(n))
+
+
 def _gpu_arg(p: argparse.ArgumentParser, *, required: bool) -> None:
-    gpus = [n for n in list_presets() if load_arch(n).gpu is not None]
     p.add_argument("--gpu", required=required,
-                   help=f"GPU preset ({', '.join(gpus)}) or a TOML with a [gpu] table"
+                   help=f"GPU preset ({', '.join(gpu_presets())}) or a TOML with a [gpu] table"
                    + ("" if required else "; default: from the measured file's gpu column"))
 
 
 def _gpu_arch(name: str) -> ArchSpec:
     arch = load_arch(name)
     if arch.gpu is None:
-        gpus = [n for n in list_presets() if load_arch(n).gpu is not None]
         raise InputError(f"--gpu: {name} is not a GPU preset (no [gpu] table); use one of "
-                         + ", ".join(gpus))
+                         + ", ".join(gpu_presets()))
     return arch
 
 
@@ -175,9 +181,8 @@ def _infer_gpu(rows: list[dict[str, str]]) -> str:
         raise InputError("--gpu: the measured file names no single card in its gpu column; "
                          "give --gpu")
     card = next(iter(cards)).lower()
-    for name in list_presets():
-        arch = load_arch(name)
-        if arch.gpu is not None and name in card.replace(" ", ""):
+    for name in gpu_presets():
+        if name in card.replace(" ", ""):
             return name
     raise InputError(f"--gpu: no preset for the card {next(iter(cards))!r}; give --gpu")
 

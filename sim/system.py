@@ -200,22 +200,22 @@ def global_view(arch: ArchSpec) -> ArchSpec:
                                global_buffer=None)
 
 
-def _gemm_dram(arch: ArchSpec, g: Gemm, core_bytes: float, memory: Memory
-               ) -> tuple[float, dict[str, Any]]:
-    """DRAM bytes of one GEMM instance and the global-buffer-level mapping (if any)."""
-    if memory == "ideal":
-        return 0.0, {}
-    if arch.global_buffer is None:
-        return core_bytes, {}
-    view = global_view(arch)
+def _global_level(arch: ArchSpec, g: Gemm, memory: Memory
+                  ) -> tuple[float | None, dict[str, Any]]:
+    """DRAM bytes of one GEMM instance under the global buffer's own tiling, and that
+    mapping; ``None`` bytes when there is no such level (no global buffer, ideal memory, or
+    not even the smallest tile fits a third of it): the cores' own traffic is then the DRAM
+    traffic."""
+    if memory == "ideal" or arch.global_buffer is None:
+        return None, {}
     try:
-        r = run_gemm(view, dataclasses.replace(g, count=1), memory="real", objective="energy")
-    except MappingError:  # not even the smallest tile fits a third of the global buffer
-        return core_bytes, {}
+        r = run_gemm(global_view(arch), dataclasses.replace(g, count=1), memory="real",
+                     objective="energy")
+    except MappingError:
+        return None, {}
     m = r.mapping
-    return min(core_bytes, r.dram_bytes), {
-        "global_tile": {"M": m.tile_m, "N": m.tile_n, "K": m.tile_k},
-        "global_loop_order": "".join(m.loop_order)}
+    return r.dram_bytes, {"global_tile": {"M": m.tile_m, "N": m.tile_n, "K": m.tile_k},
+                          "global_loop_order": "".join(m.loop_order)}
 
 
 def _finish(arch: ArchSpec, core_cycles: float, core_backing: float, dram: float,
@@ -242,6 +242,8 @@ def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
     best: _Inst | None = None
     best_key: tuple[float, float] | None = None
     vec_pj = vector_op_pj(arch) if lanes else 0.0
+    # the global level's tiling is the same whatever the cores do
+    global_bytes, global_mapping = _global_level(arch, g, memory)
     for dim, size in splits:
         sub = dataclasses.replace(g, count=1, **{dim.upper(): size})
         used = -(-getattr(g, dim.upper()) // size)
@@ -255,7 +257,10 @@ def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
             vec_cycles = plan.vector_ops / lanes if lanes else 0.0
             core_cycles = max(float(r.cycles), vec_cycles)
             backing = used * r.dram_bytes
-            dram, global_mapping = _gemm_dram(arch, g, backing, memory)
+            if memory == "ideal":
+                dram = 0.0
+            else:
+                dram = backing if global_bytes is None else min(backing, global_bytes)
             energy = dict.fromkeys(SYSTEM_ENERGY_COMPONENTS, 0.0)
             for k, v in r.energy_breakdown_pj.items():
                 energy[k] += used * v

@@ -147,9 +147,6 @@ class GpuCalibration:
     launch_us: float
     params: dict[str, float]
 
-    def p(self, name: str) -> float:
-        return self.params[name]
-
 
 def load_calibration(name_or_path: str | Path) -> GpuCalibration:
     """``sim/data/gpu/calibration_<name>.toml`` or a path."""
@@ -198,10 +195,7 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
 
 def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     M, N, K = k.M, k.N, k.K
-    ab = k.a_bytes or ELEM_BYTES[k.dtype]
-    wb = k.w_bytes or ELEM_BYTES[k.dtype]
-    ob = k.o_bytes or OUT_BYTES[k.dtype]
-    nbytes = M * K * ab + N * K * wb + M * N * ob
+    nbytes = kernel_bytes_flops(k)[0]
     bw = cal.read_gb_per_s * 1e9
     peak = cal.peak_tflops[k.dtype] * 1e12
     effs = (p["eff_128x256"], p["eff_128x128"], p["eff_64x128"], p["eff_64x64"])
@@ -228,13 +222,10 @@ def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     q_tiles = -(-q_len // ATTN_TILE)
     kv_tiles = -(-k.S // ATTN_TILE)
     offset = kv_tiles - q_tiles  # the queries are the last q_len tokens
-    if k.causal:
-        # query tile i sees offset + i + 1 key tiles
-        per_unit = q_tiles * offset + q_tiles * (q_tiles + 1) / 2
-        longest = float(kv_tiles)
-    else:
-        per_unit = float(q_tiles * kv_tiles)
-        longest = float(kv_tiles)
+    # query tile i sees offset + i + 1 key tiles (causal) or all of them; the last sees all
+    per_unit = (q_tiles * offset + q_tiles * (q_tiles + 1) / 2 if k.causal
+                else float(q_tiles * kv_tiles))
+    longest = float(kv_tiles)
     units = k.B * k.H
     sm_rate = cal.peak_tflops[k.dtype] * 1e12 * p["attn_rate_eff"] / cal.sm_count
     pair = 4 * ATTN_TILE * ATTN_TILE * k.D / sm_rate  # QK^T and PV of one tile pair
@@ -242,17 +233,12 @@ def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     # single query tile's key tiles
     total_pairs = units * per_unit
     t_c = max(total_pairs / cal.sm_count, longest) * pair
-    ab = k.a_bytes or ELEM_BYTES[k.dtype]
-    wb = k.w_bytes or ELEM_BYTES[k.dtype]
-    nbytes = 2 * k.B * k.H * q_len * k.D * ab + 2 * k.B * k.Hkv * k.S * k.D * wb
-    t_m = nbytes / (cal.read_gb_per_s * 1e9)
+    t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9)
     return p["attn_fixed_us"] + max(t_c, t_m) * 1e6
 
 
 def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
-    kv_bytes = 2 * k.B * k.Hkv * k.S * k.D * (k.w_bytes or ELEM_BYTES[k.dtype])
-    q_bytes = 2 * k.B * k.H * k.D * (k.a_bytes or ELEM_BYTES[k.dtype])
-    nbytes = kv_bytes + q_bytes
+    nbytes = kernel_bytes_flops(k)[0]  # the cache, the query and the output
     bw = cal.read_gb_per_s * 1e9 * p["decode_bw_eff"]
     # split-KV kernels add a combine pass once the cache is large enough to be split: a
     # second fixed cost that ramps in with the bytes
@@ -515,8 +501,8 @@ def kernel_bytes_flops(k: Kernel) -> tuple[float, float]:
     ab = k.a_bytes or ELEM_BYTES[k.dtype]
     wb = k.w_bytes or ELEM_BYTES[k.dtype]
     if k.op == "gemm":
-        return (k.M * k.K * ab + k.N * k.K * wb + k.M * k.N * OUT_BYTES[k.dtype],
-                2.0 * k.M * k.N * k.K)
+        ob = k.o_bytes or OUT_BYTES[k.dtype]
+        return k.M * k.K * ab + k.N * k.K * wb + k.M * k.N * ob, 2.0 * k.M * k.N * k.K
     q = (k.Q or k.S) if k.op == "attn_prefill" else 1
     nbytes = 2 * k.B * k.H * q * k.D * ab + 2 * k.B * k.Hkv * k.S * k.D * wb
     if k.op == "attn_prefill" and k.causal:

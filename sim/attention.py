@@ -138,11 +138,11 @@ def _pair_energy_per_mac(arch: ArchSpec, att: Attention, rows: int, keys: int, k
     return {k: v / g.macs for k, v in r.energy_breakdown_pj.items()}
 
 
-def _pair_cost(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
+def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
                full_keys: int) -> tuple[float, float, dict[str, float], float]:
     """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
-    pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used)."""
-    view = compute_view(arch)  # operands on chip: the DRAM link and clock do not matter
+    pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used), on a
+    :func:`sim.gemm.compute_view` (operands on chip: the DRAM link and clock do not matter)."""
     cycles, vops, _ = _pair_cycles(view, att, rows, keys, kind)
     macs = float(_tile_gemm(att, rows, keys, kind).macs)
     rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)

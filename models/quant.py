@@ -32,6 +32,7 @@ from models.formats import get_format
 __all__ = [
     "KIVI_GROUP",
     "KIVI_RESIDUAL",
+    "KIVI_SCALE_BITS",
     "QuantScheme",
     "get_scheme",
     "known_schemes",
@@ -44,7 +45,7 @@ _SCHEMES_FILE = Path(__file__).with_name("data") / "schemes.toml"
 KIVI_GROUP = 32
 KIVI_RESIDUAL = 128
 #: Bits of an fp16 scale plus an fp16 zero point (KIVI stores both per group).
-_SCALE_ZERO_BITS = 32
+KIVI_SCALE_BITS = 32
 _FP16_SCALE_BITS = 16
 
 
@@ -143,7 +144,7 @@ def _kivi(scheme: QuantScheme, bits: int, text: str) -> QuantScheme:
         return replace(scheme, name=text, kv_fmt="fp16", kv_group=0, kv_scale_bits=0,
                        kv_residual=0)
     return replace(scheme, name=text, kv_fmt=f"int{bits}", kv_group=KIVI_GROUP,
-                   kv_scale_bits=_SCALE_ZERO_BITS, kv_residual=KIVI_RESIDUAL)
+                   kv_scale_bits=KIVI_SCALE_BITS, kv_residual=KIVI_RESIDUAL)
 
 
 def _generic(w: int, a: int, kv: int | None, text: str) -> QuantScheme:

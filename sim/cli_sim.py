@@ -17,7 +17,7 @@ from mapping import OBJECTIVES, Mapping
 from models.formats import get_format
 from models.llm import load_model, lower
 from models.ops import Attention, Gemm
-from models.quant import KIVI_GROUP, QuantScheme, get_scheme, scheme_help
+from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, QuantScheme, get_scheme, scheme_help
 from sim.cli import InputError
 from sim.energy import ENERGY_COMPONENTS, SYSTEM_ENERGY_COMPONENTS
 from sim.gemm import FormatError, GemmResult, check_formats, simulate_gemm
@@ -43,8 +43,6 @@ QUANT_HELP = (
     "auto (default: integers at the engine's operand widths, the KV cache at the narrower "
     "of the two, no scales), or one of: {names}"
 )
-#: Bits of KIVI's per-group fp16 scale and zero point (models.quant).
-_KIVI_SCALE_BITS = 32
 
 
 def auto_scheme(engine: EngineSpec) -> QuantScheme:
@@ -241,7 +239,7 @@ def run_attention(args: argparse.Namespace) -> int:
         q_len=dims["q_len"], kv_len=dims["kv_len"], qk_dim=dims["head_dim"], v_dim=v_dim,
         causal=args.causal, count=dims["layers"], q_fmt=args.q_fmt, kv_fmt=kv_fmt,
         kv_group=KIVI_GROUP if quantized else 0,
-        kv_scale_bits=_KIVI_SCALE_BITS if quantized else 0,
+        kv_scale_bits=KIVI_SCALE_BITS if quantized else 0,
         page_tokens=page, sparse_block=block, sparse_topk=topk,
     )
     return _print_op(args, arch, simulate_op(arch, att, memory=args.memory,

@@ -9,7 +9,7 @@ Everything in the page is computed here from the committed measurements
 2. the same held-out rows under a plain roofline (datasheet peak rate and bandwidth), the
    reference point the issue names;
 3. run-to-run noise: the two measured runs of the same 490 kernels against each other;
-4. end to end: one Llama decoder layer written in torch (``sim.gpu_layer``), timed on the card
+4. end to end: one Llama decoder layer written in torch (``sim.gpu.layer``), timed on the card
    (CUDA-graph replay), next to ``tpe sim model`` on the ``h100`` preset for the same layer.
 
 Usage (repository root): ``.venv/bin/python benchmarks/gpu_report.py`` (seconds; no GPU).
@@ -46,7 +46,7 @@ def _mape(pairs: list[tuple[float, float]]) -> float:
 def main() -> int:
     from hw.spec import load_arch
     from models.llm import load_model, lower
-    from sim.cli_gpu import _kernels, _plot, _predict, check_rows
+    from sim.cli.gpu import _kernels, _plot, _predict, check_rows
     from sim.gpu_model import kernel_bytes_flops
     from sim.model import simulate_model
 
@@ -113,9 +113,9 @@ def main() -> int:
         "misaligned inner dimensions) in bf16, fp16, fp8 (`torch._scaled_mm`) and int8 "
         "(`torch._int_mm`), and SDPA prefill (causal) and decode over batch, heads, GQA and "
         "sequence length. Each row's split (calibration or held out) is a hash of the row, "
-        "fixed before anything was measured (`sim/gpu_shapes.py`).",
+        "fixed before anything was measured (`sim/gpu/shapes.py`).",
         "",
-        f"`tpe gpu measure` (`sim/gpu_measure.py`) timed them on an {measured[0]['gpu']} lent by "
+        f"`tpe gpu measure` (`sim/gpu/measure.py`) timed them on an {measured[0]['gpu']} lent by "
         "the device tool, twice (two machines, `measured_h100.csv` and "
         "`measured_h100_repeat.csv`): random inputs, `triton.testing.do_bench` (CUDA events, "
         "median, L2 flushed before every repetition), card, driver and clocks recorded in "
@@ -156,7 +156,7 @@ def main() -> int:
         "",
         "## End to end: one Llama decoder layer",
         "",
-        "`sim/gpu_layer.py` is a plain torch decoder layer (RMSNorm, q/k/v, RoPE, SDPA with GQA "
+        "`sim/gpu/layer.py` is a plain torch decoder layer (RMSNorm, q/k/v, RoPE, SDPA with GQA "
         "against a KV cache, o, residual, RMSNorm, SiLU-gated MLP, residual) in bf16, timed on "
         "the card replayed from a CUDA graph (`layer_h100.csv`). Next to it, `tpe sim model "
         "--arch h100 --quant bf16` for the same model, phase, batch and sequence, one layer's "

@@ -106,7 +106,7 @@ def run(out: Path) -> list[dict[str, object]]:
     fig.savefig(out / "energy.png", dpi=130)
     plt.close(fig)
 
-    from sim.plots import plot_op_breakdown
+    from sim.report.plots import plot_op_breakdown
 
     phases = {}
     for e in ENGINES:

@@ -40,14 +40,18 @@ from dataclasses import dataclass
 from hw.spec import ArchSpec, EngineSpec, SpecError
 from models.formats import NumberFormat, get_format
 from models.ops import Gemm
-from sim.gemm import FormatError
+from models.quant import QuantScheme, get_scheme
+from sim.errors import FormatError
 
 __all__ = [
     "CONVERT_OPS_PER_ELEM",
     "GemmPlan",
+    "auto_scheme",
     "engine_slices",
     "operand_bits",
     "plan_gemm",
+    "quant_formats",
+    "resolve_scheme",
 ]
 
 #: Vector operations to convert one floating-point activation to block floating point: a
@@ -160,3 +164,26 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
         a_slices=a_slices, w_slices=w_slices, convert_ops=float(convert),
         rescale_ops=float(rescale),
     )
+
+
+# -- the engine's own scheme ---------------------------------------------------------------
+
+
+def auto_scheme(engine: EngineSpec) -> QuantScheme:
+    """The ``auto`` scheme: the engine's own integer widths, no scales."""
+    p = "int" if engine.signed else "uint"
+    kv = min(engine.a_bits, engine.w_bits)
+    return QuantScheme(name="auto", description="the engine's native integer widths",
+                       source="engine spec", w_fmt=f"{p}{engine.w_bits}",
+                       a_fmt=f"{p}{engine.a_bits}", kv_fmt=f"{p}{kv}")
+
+
+def resolve_scheme(text: str, engine: EngineSpec) -> QuantScheme:
+    """``--quant``: ``auto`` or any :func:`models.quant.get_scheme` string."""
+    return auto_scheme(engine) if text == "auto" else get_scheme(text)
+
+
+def quant_formats(scheme: str, engine: EngineSpec) -> tuple[str, str, str]:
+    """``(a_fmt, w_fmt, kv_fmt)`` of a ``--quant`` scheme."""
+    q = resolve_scheme(scheme, engine)
+    return q.a_fmt, q.w_fmt, q.kv_fmt

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hw.spec import ArchSpec, DramSpec, EngineSpec, SpecError, spec_to_dict
+from hw.spec import ArchSpec, DramSpec, EngineSpec, spec_to_dict
 from mapping import (
     OBJECTIVES,
     Candidates,
@@ -54,6 +54,7 @@ from sim.energy import (
     arith_actions,
     energy_breakdown,
 )
+from sim.errors import FormatError
 from sim.memory import (
     MEMORY_MODES,
     DramExposure,
@@ -75,10 +76,6 @@ __all__ = [
     "simulate_gemm",
     "tiled_compute_cycles",
 ]
-
-
-class FormatError(SpecError):
-    """A GEMM's number format does not fit the engine; ``str`` names the flag and the fix."""
 
 
 # -- format checks ------------------------------------------------------------------------------

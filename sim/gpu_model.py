@@ -16,7 +16,7 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   and the last, partial wave is what makes small and skinny GEMMs slow;
 * rate: the tensor cores' rate for the dtype as measured on 8192^3 GEMMs, i.e. at the clock
   the card sustains under dense load (the power cap: about 1.35 GHz on the H100 at 700 W,
-  sampled by ``sim.gpu_measure``), divided over the SMs;
+  sampled by ``sim.gpu.measure``), divided over the SMs;
 * memory: every operand once from HBM (L2 keeps the re-reads) at the *achieved* bandwidth
   (the streaming read bandwidth measured on the card, times a fitted efficiency);
 * time ``= fixed + max(compute, memory)`` (split-K adds the reduction's traffic);
@@ -43,19 +43,15 @@ import dataclasses
 import functools
 import math
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 __all__ = [
     "FIT_PARAMS",
     "GpuCalibration",
     "Kernel",
     "arch_calibration",
-    "calibrate",
-    "fit",
     "kernel_bytes_flops",
     "load_calibration",
     "op_kernel",
@@ -256,150 +252,6 @@ def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None =
     if k.op == "attn_decode":
         return _decode_us(cal, k, p)
     raise ValueError(f"op: unknown {k.op!r}")
-
-
-# -- fitting ---------------------------------------------------------------------------------
-
-
-def _loss(cal: GpuCalibration, kernels: list[Kernel], us: np.ndarray, names: list[str],
-          x: np.ndarray) -> float:
-    params = dict(cal.params)
-    for n, v in zip(names, x, strict=True):
-        lo, hi = FIT_PARAMS[n][1:]
-        params[n] = float(np.clip(v, lo, hi))
-    pred = np.array([predict_us(cal, k, params) for k in kernels])
-    return float(np.mean(np.abs(np.log(pred / us))))
-
-
-def _nelder_mead(f, x0: np.ndarray, iters: int = 2000, step: float = 0.2) -> np.ndarray:
-    n = len(x0)
-    pts = [x0] + [x0 * (1 + step * np.eye(n)[i]) + (step * np.eye(n)[i] if x0[i] == 0 else 0)
-                  for i in range(n)]
-    vals = [f(p) for p in pts]
-    for _ in range(iters):
-        order = np.argsort(vals)
-        pts = [pts[i] for i in order]
-        vals = [vals[i] for i in order]
-        if abs(vals[-1] - vals[0]) < 1e-7:
-            break
-        centroid = np.mean(pts[:-1], axis=0)
-        xr = centroid + (centroid - pts[-1])
-        fr = f(xr)
-        if fr < vals[0]:
-            xe = centroid + 2 * (centroid - pts[-1])
-            fe = f(xe)
-            pts[-1], vals[-1] = (xe, fe) if fe < fr else (xr, fr)
-        elif fr < vals[-2]:
-            pts[-1], vals[-1] = xr, fr
-        else:
-            xc = centroid + 0.5 * (pts[-1] - centroid)
-            fc = f(xc)
-            if fc < vals[-1]:
-                pts[-1], vals[-1] = xc, fc
-            else:
-                pts = [pts[0] + 0.5 * (q - pts[0]) for q in pts]
-                vals = [f(q) for q in pts]
-    return pts[int(np.argmin(vals))]
-
-
-def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
-        groups: dict[str, list[str]] | None = None) -> dict[str, float]:
-    """Fit :data:`FIT_PARAMS` on ``kernels`` (the calibration rows only) by minimizing the mean
-    absolute log error, one group of parameters (and the kernels they govern) at a time."""
-    us_arr = np.asarray(us, dtype=np.float64)
-    params = {n: v[0] for n, v in FIT_PARAMS.items()} | dict(cal.params)
-    cal = GpuCalibration(**{f.name: getattr(cal, f.name) for f in fields(cal)
-                            if f.name != "params"}, params=params)
-    groups = groups or {
-        "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
-                 "eff_64x64", "split_cost_us", "int8_eff", "fp8_eff", "int8_bw_eff",
-                 "fp8_bw_eff", "unaligned_rate_eff",
-                 "unaligned_bw_eff", "unaligned_fixed_us", "gemv_bw_eff"],
-        "attn_prefill": ["attn_rate_eff", "attn_fixed_us"],
-        "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb"],
-    }
-    for op, names in groups.items():
-        sel = [i for i, k in enumerate(kernels) if k.op == op]
-        if not sel:
-            continue
-        ks = [kernels[i] for i in sel]
-        x0 = np.array([params[n] for n in names], dtype=np.float64)
-
-        def f(x, ks=ks, names=names, sel=sel):
-            return _loss(cal, ks, us_arr[sel], names, x)
-
-        for _ in range(3):  # restarts
-            x0 = _nelder_mead(f, x0)
-        for n, v in zip(names, x0, strict=True):
-            lo, hi = FIT_PARAMS[n][1:]
-            params[n] = float(np.clip(v, lo, hi))
-    return params
-
-
-# -- calibration files ---------------------------------------------------------------------
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def calibrate(measured: Path, microbench: Path | None = None) -> tuple[GpuCalibration, str]:
-    """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
-    microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
-    ``sim.gpu_measure`` writes them); returns it and its TOML text."""
-    if microbench is None:
-        microbench = measured.with_name(measured.stem + "_microbench.csv")
-    mb = {r["name"]: float(r["value"]) for r in _read_csv(microbench)}
-    rows = [r for r in _read_csv(measured) if r.get("status", "ok") == "ok"]
-    cards = {r["gpu"] for r in rows}
-    if len(cards) != 1:
-        raise ValueError(f"--measured: expected one card, found {sorted(cards)}")
-    card = cards.pop()
-    base = GpuCalibration(
-        card=card, sm_count=int(mb.get("sm_count", 0)) or _sm_count(measured),
-        read_gb_per_s=mb["read_1gib"],
-        peak_tflops={d: mb[f"peak_{d}_8192"] for d in ELEM_BYTES},
-        sustained_clock_mhz=mb["sustained_sm_clock_bf16"], launch_us=mb["launch_elementwise"],
-        params={n: v[0] for n, v in FIT_PARAMS.items()},
-    )
-    cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
-    params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
-    cal = GpuCalibration(card=card, sm_count=base.sm_count, read_gb_per_s=base.read_gb_per_s,
-                         peak_tflops=base.peak_tflops,
-                         sustained_clock_mhz=base.sustained_clock_mhz,
-                         launch_us=base.launch_us, params=params)
-    lines = [
-        "# GPU kernel-model calibration, written by `tpe gpu calibrate` (sim/gpu_model.py).",
-        f"# [measured]: microbenchmarks of the card ({microbench.name}); [fitted]: efficiencies",
-        f"# fitted on the {len(cal_rows)} 'cal' rows of {measured.name} only (held-out rows",
-        "# never enter the fit).",
-        f'card = "{card}"',
-        "",
-        "[measured]",
-        f"sm_count = {cal.sm_count}",
-        f"read_gb_per_s = {cal.read_gb_per_s:.6g}",
-        f"sustained_clock_mhz = {cal.sustained_clock_mhz:.6g}",
-        f"launch_us = {cal.launch_us:.6g}",
-        "peak_tflops = { " + ", ".join(f"{d} = {v:.6g}" for d, v in cal.peak_tflops.items())
-        + " }",
-        "",
-        "[fitted]",
-        *(f"{n} = {v:.6g}" for n, v in params.items()),
-        "",
-    ]
-    return cal, "\n".join(lines)
-
-
-def _sm_count(measured: Path) -> int:
-    env = measured.with_name(measured.stem + "_env.json")
-    if env.exists():
-        import json
-
-        return int(json.loads(env.read_text())["sm_count"])
-    raise ValueError(f"--microbench: no sm_count, and no {env.name} beside {measured.name}")
 
 
 def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,

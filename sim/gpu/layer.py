@@ -5,10 +5,10 @@ The end-to-end check of the GPU presets: the same layer that ``tpe sim model`` l
 o projection, residual, RMSNorm, SiLU-gated MLP, residual), in bf16, written as a serving
 engine runs it (fused ``F.rms_norm``, RoPE tables computed once, the cache updated in
 place), timed with CUDA events (median of repetitions after warm-up, L2 flushed before each,
-as ``sim.gpu_measure``), eager and replayed from a CUDA graph (how serving engines run
+as ``sim.gpu.measure``), eager and replayed from a CUDA graph (how serving engines run
 decode). Writes one CSV row per (model, phase, batch, seq): ``us`` (eager) and ``us_graph``.
 
-Run as ``python -m sim.gpu_layer --out layer.csv`` (torch and triton only; the model shapes
+Run as ``python -m sim.gpu.layer --out layer.csv`` (torch and triton only; the model shapes
 are read from the bundled config files with the standard library).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["main"]
 
-CONFIGS = Path(__file__).resolve().parents[1] / "models" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 CASES = (  # (model, phase, batch, seq)
     ("llama-2-7b", "prefill", 1, 512), ("llama-2-7b", "prefill", 1, 2048),
     ("llama-2-7b", "prefill", 4, 1024),
@@ -159,7 +159,7 @@ def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - need
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.gpu_layer",
+    p = argparse.ArgumentParser(prog="python -m sim.gpu.layer",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--budget-ms", type=float, default=100.0)

@@ -569,7 +569,7 @@ class _Evaluator:
         return self._ops[key]
 
     def evaluate(self, points: Iterable[Sequence[Any]]) -> dict[str, list[Any]]:
-        from sim.cli_sim import resolve_scheme
+        from sim.execution import resolve_scheme
         from sim.model import simulate_model
 
         spec = self.spec

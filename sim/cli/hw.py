@@ -113,7 +113,8 @@ def _gen(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from sim.cli import InputError
+    from sim.errors import InputError
+    from sim.verify.report import format_report
     from sim.verify.runner import VerifyError, verify_design
     from sim.verify.toolchain import ToolchainError, find_verilator
 
@@ -142,17 +143,3 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"FAIL: {c['case']}: {p}")
     print(f"log: {report.log_file}")
     return 1
-
-
-def format_report(cases: list[dict]) -> str:
-    head = (f"{'case':<42} {'M':>4} {'N':>4} {'K':>4} {'folds':>5} {'measured':>9} "
-            f"{'model':>7}  result")
-    lines = [head, "-" * len(head)]
-    for c in cases:
-        cyc = ("=" if c["measured_cycles"] == c["model_cycles"] else "!=") if c["cycles_checked"] \
-            else ">=" if c["measured_cycles"] >= c["model_cycles"] else "<"
-        res = "exact" if c["results_ok"] else "WRONG"
-        lines.append(f"{c['case']:<42} {c['M']:>4} {c['N']:>4} {c['K']:>4} {c['folds']:>5} "
-                     f"{c['measured_cycles']:>9} {c['model_cycles']:>7}  {cyc} {res}"
-                     f"{'' if c['cycles_checked'] else ' (stalls injected)'}")
-    return "\n".join(lines)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sim.cli import InputError
+from sim.errors import InputError
 
 __all__ = ["register", "run_report", "run_sweep_command"]
 

@@ -13,13 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hw.spec import SpecError
+from sim.errors import INPUT_ERRORS, InputError
 
 __all__ = ["InputError", "main"]
-
-
-class InputError(ValueError):
-    """Bad input found by the command line itself; ``str`` is the one-line message."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,16 +25,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [SpecError, InputError]
-    from models import ModelError
-
-    errors.append(ModelError)
-    return tuple(errors)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from sim import cli_gpu, cli_hw, cli_sim, cli_sweep, demo
+    from sim.cli import demo, gpu, hw, sim, sweep
 
     parser = _Parser(
         prog="tpe",
@@ -46,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (demo, cli_hw, cli_sim, cli_gpu, cli_sweep):
+    for module in (demo, hw, sim, gpu, sweep):
         module.register(sub)
     return parser
 
@@ -56,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except _input_errors() as err:
+    except INPUT_ERRORS as err:
         print(f"tpe: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -68,5 +56,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

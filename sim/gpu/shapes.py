@@ -11,7 +11,7 @@ features), plus misaligned variants (inner dimensions off by one from a multiple
 bf16, fp16, fp8 and int8; attention is SDPA prefill (causal) and decode over batch, heads, GQA
 and sequence length.
 
-Run ``python -m sim.gpu_shapes`` to rewrite ``sim/data/gpu/shapes.csv``.
+Run ``python -m sim.gpu.shapes`` to rewrite ``sim/data/gpu/shapes.csv``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "split_of", "write_sha
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
 HELD_OUT_SHARE = 0.4
-SHAPES_CSV = Path(__file__).resolve().parent / "data" / "gpu" / "shapes.csv"
+SHAPES_CSV = Path(__file__).resolve().parents[1] / "data" / "gpu" / "shapes.csv"
 
 #: (N, K) of the linear layers of zoo models: Llama-2-7B (q/o 4096x4096, fused qkv 12288,
 #: gate/up 11008, down), Llama-3-8B / Mistral-7B / Mixtral experts (k/v 1024, MLP 14336),

@@ -8,11 +8,10 @@ hierarchy, and writes a Markdown report with PNG plots.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-__all__ = ["register", "run_demo"]
+__all__ = ["run_demo"]
 
 #: The demo's engine and workload (the embedded default).
 DEMO_ENGINE = {"rows": 16, "cols": 16, "a_bits": 8, "w_bits": 8, "acc_bits": 32,
@@ -28,27 +27,6 @@ DEMO_GPU = "h100"
 DEMO_GPU_QUANT = "bf16"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo", help="generate, verify, synthesize and simulate the default engine",
-        description="Generate a 16x16 INT8 systolic array, verify it on Verilator, synthesize "
-        "it, simulate Llama-2-7B prefill and decode on it, and write a Markdown report.")
-    p.add_argument("--out", type=Path, default=Path("tpe_demo"),
-                   help="report folder (default tpe_demo)")
-    p.add_argument("--no-synth", action="store_true", help="skip the Yosys synthesis step")
-    p.set_defaults(func=_demo)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from sim.cli import InputError
-
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError(f"--out: {args.out} exists and is not a folder")
-    report, ok = run_demo(args.out, synth=not args.no_synth, log=print)
-    print(f"report: {report}")
-    return 0 if ok else 1
-
-
 def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
     """Run every step; returns the report path and whether verification passed."""
     import matplotlib
@@ -57,8 +35,8 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
     from hw.emit import generate, read_manifest
     from hw.spec import load_arch
     from models.llm import load_model, lower
-    from sim.cli_hw import format_report
     from sim.model import simulate_model
+    from sim.verify.report import format_report
     from sim.verify.runner import verify_design
 
     out = Path(out)
@@ -118,7 +96,7 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
 
 def _write_report(out, arch, spec, verify, synth_fig, results, timings, gpu_results) -> Path:
     from models.quant import get_scheme
-    from sim.plots import save_model_plots
+    from sim.report.plots import save_model_plots
 
     pre, dec = results["prefill"], results["decode"]
     save_model_plots(results, out)

@@ -12,28 +12,26 @@ import argparse
 import json
 from typing import Any
 
-from hw.spec import ArchSpec, EngineSpec, load_arch, spec_to_dict
+from hw.spec import ArchSpec, load_arch, spec_to_dict
 from mapping import OBJECTIVES, Mapping
 from models.formats import get_format
 from models.llm import load_model, lower
 from models.ops import Attention, Gemm
-from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, QuantScheme, get_scheme, scheme_help
-from sim.cli import InputError
+from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
 from sim.energy import ENERGY_COMPONENTS, SYSTEM_ENERGY_COMPONENTS
-from sim.gemm import FormatError, GemmResult, check_formats, simulate_gemm
+from sim.errors import FormatError, InputError
+from sim.execution import quant_formats, resolve_scheme
+from sim.gemm import GemmResult, check_formats, simulate_gemm
 from sim.memory import MEMORY_MODES
 from sim.model import ModelResult, simulate_model
 from sim.system import OpResult, simulate_op
 
 __all__ = [
     "QUANT_HELP",
-    "auto_scheme",
     "format_gemm",
     "format_model",
     "format_op",
-    "quant_formats",
     "register",
-    "resolve_scheme",
     "run_attention",
     "run_gemm",
     "run_model",
@@ -43,26 +41,6 @@ QUANT_HELP = (
     "auto (default: integers at the engine's operand widths, the KV cache at the narrower "
     "of the two, no scales), or one of: {names}"
 )
-
-
-def auto_scheme(engine: EngineSpec) -> QuantScheme:
-    """The ``auto`` scheme: the engine's own integer widths, no scales."""
-    p = "int" if engine.signed else "uint"
-    kv = min(engine.a_bits, engine.w_bits)
-    return QuantScheme(name="auto", description="the engine's native integer widths",
-                       source="engine spec", w_fmt=f"{p}{engine.w_bits}",
-                       a_fmt=f"{p}{engine.a_bits}", kv_fmt=f"{p}{kv}")
-
-
-def resolve_scheme(text: str, engine: EngineSpec) -> QuantScheme:
-    """``--quant``: ``auto`` or any :func:`models.quant.get_scheme` string."""
-    return auto_scheme(engine) if text == "auto" else get_scheme(text)
-
-
-def quant_formats(scheme: str, engine: EngineSpec) -> tuple[str, str, str]:
-    """``(a_fmt, w_fmt, kv_fmt)`` of a ``--quant`` scheme."""
-    q = resolve_scheme(scheme, engine)
-    return q.a_fmt, q.w_fmt, q.kv_fmt
 
 
 def register(subparsers: Any) -> argparse._SubParsersAction:
@@ -215,7 +193,7 @@ def run_model(args: argparse.Namespace) -> int:
     except FormatError as err:
         raise FormatError(f"--quant: {scheme.name}: {err}") from None
     if args.plot:
-        from sim.plots import save_model_plots
+        from sim.report.plots import save_model_plots
 
         save_model_plots({args.phase: result}, args.plot)
     print(json.dumps(result.to_dict()) if args.json else format_model(result))

@@ -1,0 +1,19 @@
+"""The verification table printed by ``tpe verify`` and written into the demo's report."""
+
+from __future__ import annotations
+
+__all__ = ["format_report"]
+
+
+def format_report(cases: list[dict]) -> str:
+    head = (f"{'case':<42} {'M':>4} {'N':>4} {'K':>4} {'folds':>5} {'measured':>9} "
+            f"{'model':>7}  result")
+    lines = [head, "-" * len(head)]
+    for c in cases:
+        cyc = ("=" if c["measured_cycles"] == c["model_cycles"] else "!=") if c["cycles_checked"] \
+            else ">=" if c["measured_cycles"] >= c["model_cycles"] else "<"
+        res = "exact" if c["results_ok"] else "WRONG"
+        lines.append(f"{c['case']:<42} {c['M']:>4} {c['N']:>4} {c['K']:>4} {c['folds']:>5} "
+                     f"{c['measured_cycles']:>9} {c['model_cycles']:>7}  {cyc} {res}"
+                     f"{'' if c['cycles_checked'] else ' (stalls injected)'}")
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""The sweep report (``tpe sweep report``): per workload, the Pareto fronts of :data:`FRONTS`
+over a results table (:mod:`sim.sweep.storage`) as PNG, and ``report.md`` with a summary
+table and the best point per objective (:func:`write_report`). matplotlib is imported only
+when a report is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.sweep.spec import RESERVED, WORKLOAD_COLUMNS
+from sim.sweep.storage import read_results
+
+
+def pareto_mask(x: np.ndarray, y: np.ndarray, *, maximize_x: bool = False,
+                maximize_y: bool = False) -> np.ndarray:
+    """Boolean mask of the points no other point dominates in (``x``, ``y``) (each minimised
+    unless its ``maximize_*``); of identical points, the first is kept."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D arrays of one length (got {x.shape}, {y.shape})")
+    a = -x if maximize_x else x
+    b = -y if maximize_y else y
+    order = np.lexsort((np.arange(len(a)), b, a))  # by a, then b, then position
+    mask = np.zeros(len(a), dtype=bool)
+    best = np.inf
+    for i in order:
+        if b[i] < best:
+            mask[i] = True
+            best = b[i]
+    return mask
+
+
+def plot_front(ax: Any, x: np.ndarray, y: np.ndarray, mask: np.ndarray, *, label: str) -> Any:
+    """All points in grey, the front as a line of markers; returns ``ax``."""
+    ax.scatter(x[~mask], y[~mask], s=6, color="0.75", label="design points")
+    order = np.argsort(x[mask])
+    ax.plot(x[mask][order], y[mask][order], "o-", ms=4, color="tab:red",
+            label=f"Pareto front ({int(mask.sum())})")
+    ax.set_title(label, fontsize=9)
+    ax.legend(fontsize=7)
+    return ax
+
+
+#: The report's fronts: (file stem, title, x, maximise x, y, maximise y).
+FRONTS = (
+    ("pareto_throughput_area", "throughput vs area", "area_mm2", False, "tokens_per_s", True),
+    ("pareto_energy_latency", "energy per token vs latency", "seconds", False,
+     "energy_per_token_pj", False),
+)
+_LABELS = {"area_mm2": "area (mm^2)", "tokens_per_s": "tokens/s", "seconds": "latency (s)",
+           "energy_per_token_pj": "energy per token (pJ)"}
+
+
+def write_report(results: str | Path, out_dir: str | Path) -> Path:
+    """Pareto fronts (throughput vs area, energy per token vs latency) per workload as PNG,
+    and ``report.md`` with a summary table and the best point per objective. Returns the
+    Markdown file's path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    table = read_results(results)
+    cols = table.to_pydict()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    axis_keys = [c for c in table.column_names if c not in RESERVED]
+    n = table.num_rows
+    workloads: dict[tuple[Any, ...], list[int]] = {}
+    for i in range(n):
+        workloads.setdefault(tuple(cols[k][i] for k in WORKLOAD_COLUMNS), []).append(i)
+    ok = np.array([e is None for e in cols["error"]], dtype=bool)
+    lines = [f"# Sweep report: {Path(results).name}", "",
+             f"{len(set(cols['point_id']))} design points x {len(workloads)} workloads = "
+             f"{n} rows; {int((~ok).sum())} rows with errors (mapping or format does not fit).",
+             "", f"Axes: {', '.join(f'`{k}`' for k in axis_keys)}.", ""]
+    summary = ["| workload | points | errors | front: tokens/s vs area | front: energy/token vs"
+               " latency | best tokens/s | best pJ/token | least mm^2 |",
+               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    best_lines: list[str] = []
+    fronts: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {
+        f[0]: [] for f in FRONTS}
+    for wl, rows in workloads.items():
+        label = "{} {} b{} s{} {}".format(*wl)
+        idx = np.array([i for i in rows if ok[i]], dtype=np.int64)
+        if len(idx) == 0:
+            summary.append(f"| {label} | {len(rows)} | {len(rows)} | 0 | 0 | - | - | - |")
+            continue
+        metric = {k: np.array([cols[k][i] for i in idx], dtype=np.float64)
+                  for k in ("tokens_per_s", "energy_per_token_pj", "area_mm2", "seconds",
+                            "edp_pj_s")}
+        sizes = []
+        for stem, _title, xk, mx, yk, my in FRONTS:
+            mask = pareto_mask(metric[xk], metric[yk], maximize_x=mx, maximize_y=my)
+            fronts[stem].append((label, metric[xk], metric[yk], mask))
+            sizes.append(int(mask.sum()))
+        summary.append(
+            f"| {label} | {len(rows)} | {len(rows) - len(idx)} | {sizes[0]} | {sizes[1]} | "
+            f"{metric['tokens_per_s'].max():.4g} | {metric['energy_per_token_pj'].min():.4g} | "
+            f"{metric['area_mm2'].min():.4g} |")
+        best_lines += [f"### {label}", "",
+                       "| best | value | tokens/s | pJ/token | latency (s) | mm^2 | "
+                       + " | ".join(f"`{k}`" for k in axis_keys) + " |",
+                       "| --- | ---: | ---: | ---: | ---: | ---: | "
+                       + " | ".join("---" for _ in axis_keys) + " |"]
+        for m, direction in (("tokens_per_s", "max"), ("energy_per_token_pj", "min"),
+                             ("seconds", "min"), ("area_mm2", "min"), ("edp_pj_s", "min")):
+            j = int(np.argmax(metric[m]) if direction == "max" else np.argmin(metric[m]))
+            i = int(idx[j])
+            best_lines.append(
+                f"| {direction} {m} | {metric[m][j]:.4g} | {cols['tokens_per_s'][i]:.4g} | "
+                f"{cols['energy_per_token_pj'][i]:.4g} | {cols['seconds'][i]:.4g} | "
+                f"{cols['area_mm2'][i]:.4g} | "
+                + " | ".join(str(cols[k][i]) for k in axis_keys) + " |")
+        best_lines.append("")
+    lines += ["## Summary", "", *summary, ""]
+    for stem, title, xk, mx, yk, my in FRONTS:
+        panels = fronts[stem]
+        lines += [f"## {title[0].upper()}{title[1:]}", ""]
+        if not panels:
+            lines += ["No point without errors: nothing to plot.", ""]
+            continue
+        ncols = min(2, len(panels))
+        nrows = math.ceil(len(panels) / ncols)
+        fig = Figure(figsize=(5.5 * ncols, 4.0 * nrows), layout="constrained")
+        FigureCanvasAgg(fig)
+        axs = fig.subplots(nrows, ncols, squeeze=False)
+        for ax, (label, x, y, mask) in zip(axs.flat, panels, strict=False):
+            plot_front(ax, x, y, mask, label=label)
+            ax.set_xlabel(_LABELS[xk])
+            ax.set_ylabel(_LABELS[yk])
+            for values, setter in ((x, ax.set_xscale), (y, ax.set_yscale)):
+                if values.min() > 0 and values.max() > 10 * values.min():
+                    setter("log")
+        for ax in list(axs.flat)[len(panels):]:
+            ax.set_visible(False)
+        fig.suptitle(f"{title} ({'max' if mx else 'min'} x, {'max' if my else 'min'} y)")
+        fig.savefig(out_dir / f"{stem}.png", dpi=110)
+        lines += [f"![{title}]({stem}.png)", ""]
+    lines += ["## Best points per objective", "", *best_lines]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report

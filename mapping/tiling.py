@@ -189,7 +189,8 @@ class Mapping:
     def spatial(self) -> dict[Dim, int]:
         """Unroll size of each spatial dimension, in ``DIMS`` order."""
         u = self.unrolling
-        return {d: v for d, v in (("m", u.m), ("n", u.n), ("k", u.k)) if v is not None}
+        sizes: tuple[tuple[Dim, int | None], ...] = (("m", u.m), ("n", u.n), ("k", u.k))
+        return {d: v for d, v in sizes if v is not None}
 
     @property
     def tile_iterations(self) -> int:
@@ -347,7 +348,8 @@ def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSp
     """Keyed on the engine and buffers alone: architectures that differ elsewhere (DRAM,
     clock) share one candidate set."""
     units = _tile_units(engine)
-    tm, tn, tk = (_tile_choices(d, units[n]) for d, n in ((M, "m"), (N, "n"), (K, "k")))
+    extents: tuple[tuple[int, Dim], ...] = ((M, "m"), (N, "n"), (K, "k"))
+    tm, tn, tk = (_tile_choices(d, units[n]) for d, n in extents)
     a_bits, w_bits = _storage_bits(a_fmt), _storage_bits(w_fmt)
     acc_bits = engine.acc_bits
 

@@ -228,8 +228,10 @@ class _Recorder:
     def recording(self, module: Any) -> Any:
         torch = self._torch
         recorder = self
+        # torch is a value here, not an imported module: name the base class through a variable
+        mode_base: Any = torch.overrides.TorchFunctionMode
 
-        class _Mode(torch.overrides.TorchFunctionMode):
+        class _Mode(mode_base):
             def __torch_function__(self, func: Callable[..., Any], types: Any,
                                    args: tuple[Any, ...] = (),
                                    kwargs: dict[str, Any] | None = None) -> Any:

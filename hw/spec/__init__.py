@@ -221,7 +221,7 @@ def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
 
 def spec_to_dict(spec: Any) -> dict[str, Any]:
     """The inverse of the loaders: plain dicts, lists and scalars (JSON/TOML friendly)."""
-    if not is_dataclass(spec):
+    if not is_dataclass(spec) or isinstance(spec, type):
         raise TypeError(f"expected a spec dataclass, got {spec!r}")
     return asdict(spec)
 

@@ -22,7 +22,7 @@ def plane_schedule(a_bits: int, w_bits: int) -> list[tuple[int, int, bool]]:
     True on the first pair of every diagonal but the first: the group register doubles there
     (Horner's rule over bit-weights), so no PE ever shifts by more than one place.
     """
-    out = []
+    out: list[tuple[int, int, bool]] = []
     for s in range(a_bits + w_bits - 2, -1, -1):
         first = True
         for i in range(min(s, a_bits - 1), max(0, s - w_bits + 1) - 1, -1):

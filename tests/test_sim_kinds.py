@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import sys
+import types
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +30,7 @@ from models.ops import Gemm
 from sim import engines
 from sim.cli import main
 from sim.energy import ENERGY_COMPONENTS, action_units, unit_energies
+from sim.engines.cost import multiplier_arith_actions, multiplier_pe_area
 from sim.gemm import simulate_gemm, tiled_compute_cycles
 
 REQUIRED_KEYS = {"cycles", "compute_cycles", "stall_cycles", "utilization", "energy_pj",
@@ -151,6 +154,16 @@ class FakeSpec(EngineBase):
         return f"fake_{self.stream}_{self.p}x{self.q}"
 
 
+@pytest.fixture(autouse=True)
+def _fake_kind_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake kind's cost module (``sim/engines/fake.py``): the multiplier kinds' model,
+    as a kind declares it (an undeclared kind fails: tests/test_engine_costs.py)."""
+    module = types.ModuleType("sim.engines.fake")
+    module.arith_actions = multiplier_arith_actions  # type: ignore[attr-defined]
+    module.pe_area = multiplier_pe_area  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sim.engines.fake", module)
+
+
 def fake_arch(stream: str, p: int = 8, q: int = 4) -> ArchSpec:
     return dataclasses.replace(load_arch("systolic"),
                                engine=FakeSpec(kind="fake", stream=stream, p=p, q=q))
@@ -201,7 +214,7 @@ def test_the_model_needs_nothing_but_the_spec_contract(stream, M, N, K, count):
         total += per_tile * spec.fold_cycles(e[stream])
     assert real.compute_cycles == total * count
     assert m.folds == folds
-    # an unknown kind gets the multiplier action model: one multiply and one add per MAC
+    # the fake kind declares the multiplier action model: one multiply and one add per MAC
     assert real.actions["multiply"] == real.actions["accumulate"] == gemm.macs
     assert action_units(arch)["multiply"]["unit"] == "8x8-bit multiplies"
 

@@ -3,6 +3,13 @@
 Every subcommand lives in a module that exposes ``register(subparsers)``; each registered
 parser sets ``func`` (called with the parsed namespace, returning the exit code).
 
+A command imports only what it needs: at module level the modules here import the standard
+library and ``models`` (plain Python) alone; the simulator, pydantic (through ``hw.spec``) and
+numpy are imported by the functions that use them. A parser whose options need the
+simulator's data (engine kinds, presets, schemes) is added with ``add_parser(..., fill=f)``:
+``f(parser)`` adds its options when that command is chosen, so ``tpe --help`` and ``tpe sim
+gemm`` do not load what ``tpe gen`` or ``tpe gpu`` need (benchmarks/cli_speed.py times it).
+
 Exit codes: 0 success, 1 a check failed, 2 bad input (one line on stderr naming the field).
 """
 
@@ -11,15 +18,45 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-
-from sim.errors import INPUT_ERRORS, InputError
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["InputError", "main"]
 
 
+class _SubParsers(argparse._SubParsersAction):
+    """argparse's subcommands, plus ``add_parser(..., fill=f)``: ``f(parser)`` adds the
+    parser's arguments (and subcommands) only when its command is chosen."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fill: dict[str, tuple[argparse.ArgumentParser,
+                                    Callable[[argparse.ArgumentParser], object]]] = {}
+
+    def add_parser(self, name: str, *,
+                   fill: Callable[[argparse.ArgumentParser], object] | None = None,
+                   **kwargs: Any) -> argparse.ArgumentParser:
+        parser = super().add_parser(name, **kwargs)
+        if fill is not None:
+            self._fill[name] = (parser, fill)
+        return parser
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        pending = self._fill.pop(values[0], None)
+        if pending is not None:
+            sub, fill = pending
+            fill(sub)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit 2."""
+    """argparse, but usage errors are one line and exit 2; subcommands may be filled lazily
+    (:class:`_SubParsers`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _SubParsers)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -44,9 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except INPUT_ERRORS as err:
-        print(f"tpe: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("tpe: interrupted", file=sys.stderr)
         return 130
@@ -54,5 +88,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as err:
+        from sim.errors import INPUT_ERRORS  # here, not above: it loads hw.spec and numpy
+
+        if not isinstance(err, INPUT_ERRORS):
+            raise
+        print(f"tpe: error: {err}", file=sys.stderr)
+        return 2
 
 
+def __getattr__(name: str) -> Any:
+    """``sim.cli.InputError`` (:class:`sim.errors.InputError`), imported on first use."""
+    if name == "InputError":
+        from sim.errors import InputError
+
+        return InputError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sim.errors import InputError
-
 __all__ = ["register"]
 
 
@@ -23,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from sim.errors import InputError
+
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out: {args.out} exists and is not a folder")
     from sim.report.demo import run_demo

@@ -18,10 +18,10 @@ import csv
 import functools
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hw.spec import ArchSpec, SpecError, list_presets, load_arch, load_arch_dict
-from sim.errors import InputError
+if TYPE_CHECKING:
+    from hw.spec import ArchSpec
 
 __all__ = ["TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
 
@@ -48,17 +48,10 @@ def register(subparsers: Any) -> None:
     m.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
     m.set_defaults(func=run_measure)
 
-    p = group.add_parser("predict", help="predict a shapes.csv on a GPU preset (no GPU needed)")
-    _gpu_arg(p, required=True)
-    p.add_argument("--in", dest="inp", required=True, help="shapes.csv")
-    p.add_argument("--out", required=True, help="predicted.csv to write")
-    p.set_defaults(func=run_predict)
-
-    c = group.add_parser("check", help="predicted vs measured: errors, rank correlation, plot")
-    c.add_argument("--measured", required=True, help="measured.csv (from tpe gpu measure)")
-    _gpu_arg(c, required=False)
-    c.add_argument("--plot", default=None, metavar="FILE", help="write predicted vs measured")
-    c.set_defaults(func=run_check)
+    group.add_parser("predict", help="predict a shapes.csv on a GPU preset (no GPU needed)",
+                     fill=_predict_args)
+    group.add_parser("check", help="predicted vs measured: errors, rank correlation, plot",
+                     fill=_check_args)
 
     k = group.add_parser("calibrate", help="fit a calibration from a measured dataset")
     k.add_argument("--measured", required=True, help="measured.csv (its 'cal' rows are used)")
@@ -68,10 +61,29 @@ def register(subparsers: Any) -> None:
     k.set_defaults(func=run_calibrate)
 
 
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    """``tpe gpu predict``'s options (added when it is chosen: ``--gpu``'s help reads the
+    presets)."""
+    _gpu_arg(p, required=True)
+    p.add_argument("--in", dest="inp", required=True, help="shapes.csv")
+    p.add_argument("--out", required=True, help="predicted.csv to write")
+    p.set_defaults(func=run_predict)
+
+
+def _check_args(c: argparse.ArgumentParser) -> None:
+    """``tpe gpu check``'s options (as :func:`_predict_args`)."""
+    c.add_argument("--measured", required=True, help="measured.csv (from tpe gpu measure)")
+    _gpu_arg(c, required=False)
+    c.add_argument("--plot", default=None, metavar="FILE", help="write predicted vs measured")
+    c.set_defaults(func=run_check)
+
+
 @functools.cache
 def gpu_presets() -> tuple[str, ...]:
     """The presets with a ``[gpu]`` table (read once, unvalidated: the parser's help needs
     only their names)."""
+    from hw.spec import list_presets, load_arch_dict
+
     return tuple(n for n in list_presets() if "gpu" in load_arch_dict(n))
 
 
@@ -82,6 +94,9 @@ def _gpu_arg(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _gpu_arch(name: str) -> ArchSpec:
+    from hw.spec import load_arch
+    from sim.errors import InputError
+
     arch = load_arch(name)
     if arch.gpu is None:
         raise InputError(f"--gpu: {name} is not a GPU preset (no [gpu] table); use one of "
@@ -90,6 +105,8 @@ def _gpu_arch(name: str) -> ArchSpec:
 
 
 def _read(path: str, flag: str) -> list[dict[str, str]]:
+    from sim.errors import InputError
+
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
@@ -105,6 +122,7 @@ def _read(path: str, flag: str) -> list[dict[str, str]]:
 
 
 def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
+    from sim.errors import InputError
     from sim.gpu_model import Kernel
 
     out = []
@@ -131,6 +149,7 @@ def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
 
 
 def _predict(arch: ArchSpec, kernels: list[Any]) -> list[float]:
+    from hw.spec import SpecError
     from sim.gpu_model import arch_calibration, predict_us
 
     assert arch.gpu is not None
@@ -145,6 +164,7 @@ def _predict(arch: ArchSpec, kernels: list[Any]) -> list[float]:
 
 
 def run_measure(args: argparse.Namespace) -> int:
+    from sim.errors import InputError
     from sim.gpu.measure import MeasureError, measure, read_shapes
 
     try:
@@ -176,6 +196,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _infer_gpu(rows: list[dict[str, str]]) -> str:
+    from sim.errors import InputError
+
     cards = {r.get("gpu", "") for r in rows}
     if len(cards) != 1 or not next(iter(cards)):
         raise InputError("--gpu: the measured file names no single card in its gpu column; "
@@ -231,6 +253,8 @@ def check_rows(rows: list[dict[str, str]], predicted: list[float]
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from sim.errors import InputError
+
     rows = [r for r in _read(args.measured, "--measured")
             if r.get("status", "ok") == "ok" and r.get("us")]
     if not rows:
@@ -296,6 +320,7 @@ def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: s
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    from sim.errors import InputError
     from sim.gpu.calibrate import calibrate
 
     measured = Path(args.measured)

@@ -7,21 +7,12 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from hw.spec import SpecError, engine_from_dict, engine_kinds
-
 __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction) -> None:
-    gen = sub.add_parser("gen", help="generate an engine's Verilog and manifest",
-                         description="Generate an engine: <out>/<name>/<name>.v and manifest.json.")
-    kinds = gen.add_subparsers(dest="kind", metavar="KIND", parser_class=type(gen))
-    kinds.required = True
-    for kind, cls in engine_kinds().items():
-        doc = (cls.__doc__ or kind).strip().splitlines()[0].replace("``", "")
-        p = kinds.add_parser(kind, help=doc, description=doc)
-        _spec_args(p, cls)
-        _common_gen(p)
-        p.set_defaults(func=_gen, spec_cls=cls)
+    sub.add_parser("gen", help="generate an engine's Verilog and manifest",
+                   description="Generate an engine: <out>/<name>/<name>.v and manifest.json.",
+                   fill=_gen_kinds)
 
     ver = sub.add_parser("verify", help="run a design's cocotb bench on Verilator",
                          description="Build DIR's Verilog with Verilator, run random GEMMs "
@@ -31,6 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     ver.add_argument("--seed", type=int, default=1, help="random seed of the bench (default 1)")
     ver.add_argument("--verbose", action="store_true", help="print the simulator's log")
     ver.set_defaults(func=_verify)
+
+
+def _gen_kinds(gen: argparse.ArgumentParser) -> None:
+    """``tpe gen KIND``, one per engine kind (filled when ``gen`` is chosen: it loads every
+    kind's spec)."""
+    from hw.spec import engine_kinds
+
+    kinds = gen.add_subparsers(dest="kind", metavar="KIND", parser_class=type(gen))
+    kinds.required = True
+    for kind, cls in engine_kinds().items():
+        doc = (cls.__doc__ or kind).strip().splitlines()[0].replace("``", "")
+        p = kinds.add_parser(kind, help=doc, description=doc)
+        _spec_args(p, cls)
+        _common_gen(p)
+        p.set_defaults(func=_gen, spec_cls=cls)
 
 
 def _flag(field: str) -> str:
@@ -76,6 +82,8 @@ def _common_gen(p: argparse.ArgumentParser) -> None:
 def _engine_spec(args: argparse.Namespace):
     """The spec from the options given (the spec's own defaults for the others); errors name
     the option, not the field."""
+    from hw.spec import SpecError, engine_from_dict
+
     names = [n for n in args.spec_cls.__pydantic_fields__ if n != "kind"]
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     try:
@@ -88,6 +96,7 @@ def _engine_spec(args: argparse.Namespace):
 
 def _gen(args: argparse.Namespace) -> int:
     from hw.emit import generate
+    from hw.spec import SpecError
     from hw.synth import SynthError
 
     spec = _engine_spec(args)

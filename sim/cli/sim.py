@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hw.spec import ArchSpec, load_arch, spec_to_dict
-from mapping import OBJECTIVES, Mapping
+# models is plain Python; the simulator (numpy, and pydantic through hw.spec) is imported by
+# the functions that use it, each command loading only its own part (sim.cli's docstring).
 from models.formats import get_format
-from models.llm import load_model, lower
 from models.ops import Attention, Gemm
 from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
-from sim.energy import ENERGY_COMPONENTS, SYSTEM_ENERGY_COMPONENTS
-from sim.errors import FormatError, InputError
-from sim.execution import quant_formats, resolve_scheme
-from sim.gemm import GemmResult, check_formats, simulate_gemm
-from sim.memory import MEMORY_MODES
-from sim.model import ModelResult, simulate_model
-from sim.system import OpResult, simulate_op
+
+if TYPE_CHECKING:
+    from hw.spec import ArchSpec
+    from mapping import Mapping
+    from sim.gemm import GemmResult
+    from sim.model import ModelResult
+    from sim.system import OpResult
 
 __all__ = [
     "QUANT_HELP",
@@ -53,7 +52,18 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
     group = sim.add_subparsers(dest="sim_command", metavar="WHAT", parser_class=type(sim))
     group.required = True
 
-    gemm = group.add_parser("gemm", help="one GEMM C[M,N] = A[M,K] @ W[K,N]")
+    group.add_parser("gemm", help="one GEMM C[M,N] = A[M,K] @ W[K,N]", fill=_gemm_args)
+    group.add_parser("attention", help="one attention layer (prefill or decode)",
+                     fill=_attention_args)
+    group.add_parser("model", help="every operator of an LLM forward pass", fill=_model_args)
+    return group
+
+
+# Each command's options are added when it is chosen (sim.cli._SubParsers): the choices of
+# --memory and --objective come from the simulator, --quant's help from the scheme table.
+
+
+def _gemm_args(gemm: argparse.ArgumentParser) -> None:
     _arch_args(gemm)
     for dim in ("M", "N", "K"):
         gemm.add_argument(f"--{dim}", type=int, required=True, metavar=dim,
@@ -67,7 +77,8 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
     _run_args(gemm)
     gemm.set_defaults(func=run_gemm)
 
-    att = group.add_parser("attention", help="one attention layer (prefill or decode)")
+
+def _attention_args(att: argparse.ArgumentParser) -> None:
     _arch_args(att)
     for flag, what in (("--batch", "sequences"), ("--heads", "query heads"),
                        ("--kv-heads", "key/value heads (a divisor of --heads)"),
@@ -89,7 +100,8 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
     _run_args(att)
     att.set_defaults(func=run_attention)
 
-    model = group.add_parser("model", help="every operator of an LLM forward pass")
+
+def _model_args(model: argparse.ArgumentParser) -> None:
     _arch_args(model)
     model.add_argument("--model", required=True, help="zoo name (e.g. llama-2-7b) or config.json")
     model.add_argument("--phase", required=True, choices=("prefill", "decode"))
@@ -103,7 +115,6 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
                        help="write op_breakdown.png and roofline.png into DIR")
     _run_args(model)
     model.set_defaults(func=run_model)
-    return group
 
 
 def _kv_args(p: argparse.ArgumentParser) -> None:
@@ -122,6 +133,9 @@ def _arch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
+    from mapping import OBJECTIVES
+    from sim.memory import MEMORY_MODES
+
     p.add_argument("--memory", choices=MEMORY_MODES, default="real",
                    help="real: buffers and DRAM of the arch; ideal: no stalls (default real)")
     p.add_argument("--objective", choices=OBJECTIVES, default="latency",
@@ -130,20 +144,29 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _positive(flag: str, value: int) -> int:
+    from sim.errors import InputError
+
     if value < 1:
         raise InputError(f"{flag}: must be a positive integer (got {value})")
     return value
 
 
 def _load(args: argparse.Namespace) -> ArchSpec:
+    from hw.spec import load_arch
+
     return load_arch(args.arch, args.set)
 
 
 def run_gemm(args: argparse.Namespace) -> int:
     """``tpe sim gemm``."""
+    from sim.execution import quant_formats
+    from sim.gemm import check_formats, simulate_gemm
+
     M, N, K = (_positive(f"--{d}", getattr(args, d)) for d in ("M", "N", "K"))
     arch = _load(args)
     if arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
+        from sim.system import simulate_op
+
         a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
@@ -161,12 +184,16 @@ def run_gemm(args: argparse.Namespace) -> int:
 
 
 def _nonnegative(flag: str, value: int) -> int:
+    from sim.errors import InputError
+
     if value < 0:
         raise InputError(f"{flag}: must be an integer >= 0 (got {value})")
     return value
 
 
 def _sparse(args: argparse.Namespace) -> tuple[int, int]:
+    from sim.errors import InputError
+
     block = _nonnegative("--sparse-block", args.sparse_block)
     topk = _nonnegative("--sparse-topk", args.sparse_topk)
     if (block > 0) != (topk > 0):
@@ -177,6 +204,11 @@ def _sparse(args: argparse.Namespace) -> tuple[int, int]:
 
 def run_model(args: argparse.Namespace) -> int:
     """``tpe sim model``."""
+    from models.llm import load_model, lower
+    from sim.errors import FormatError
+    from sim.execution import resolve_scheme
+    from sim.model import simulate_model
+
     batch = _positive("--batch", args.batch)
     seq = _positive("--seq", args.seq)
     page = _nonnegative("--kv-page", args.kv_page)
@@ -202,6 +234,8 @@ def run_model(args: argparse.Namespace) -> int:
 
 def run_attention(args: argparse.Namespace) -> int:
     """``tpe sim attention``."""
+    from sim.system import simulate_op
+
     dims = {f: _positive(f"--{f.replace('_', '-')}", getattr(args, f))
             for f in ("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "layers")}
     v_dim = dims["head_dim"] if args.v_dim is None else _positive("--v-dim", args.v_dim)
@@ -226,6 +260,8 @@ def run_attention(args: argparse.Namespace) -> int:
 
 def _check_fmt_flags(*flags: tuple[str, str]) -> None:
     """One-line error naming the flag for a format name that does not exist."""
+    from sim.errors import InputError
+
     for flag, fmt in flags:
         try:
             get_format(fmt)
@@ -235,6 +271,8 @@ def _check_fmt_flags(*flags: tuple[str, str]) -> None:
 
 def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int:
     """Print one operator's result (``--json``: one object) for ``sim gemm``/``attention``."""
+    from hw.spec import spec_to_dict
+
     if args.json:
         print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
                           "memory": args.memory, "objective": args.objective,
@@ -269,8 +307,11 @@ def _time(seconds: float) -> str:
 
 
 def _breakdown(energy: dict[str, float], total: float,
-               components: tuple[str, ...] = ENERGY_COMPONENTS, *,
+               components: tuple[str, ...] | None = None, *,
                skip_zero: bool = False) -> list[str]:
+    """One row per component (default ``sim.energy.ENERGY_COMPONENTS``)."""
+    if components is None:
+        from sim.energy import ENERGY_COMPONENTS as components
     rows = []
     for k in components:
         if skip_zero and not energy[k]:
@@ -317,6 +358,8 @@ def _shape_text(r: OpResult) -> str:
 
 
 def format_op(r: OpResult, arch: ArchSpec) -> str:
+    from sim.energy import SYSTEM_ENERGY_COMPONENTS
+
     m = dict(r.mapping)
     lines = [
         f"{r.kind} {r.name} ({_shape_text(r)}, count {r.count}) on {arch.name} "
@@ -336,6 +379,8 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
 
 
 def format_model(r: ModelResult) -> str:
+    from sim.energy import SYSTEM_ENERGY_COMPONENTS
+
     header = (f"{'op':<16}{'count':>6}  {'shape':<36}{'time':>11}{'energy':>12}{'util':>7}"
               "  bound")
     lines = [

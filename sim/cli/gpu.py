@@ -5,7 +5,7 @@
 * ``predict`` predicts them on a GPU preset (:mod:`sim.gpu_model`; no GPU, no torch);
 * ``check`` compares a measured file with the prediction: MAPE, p90 and max error per op and
   dtype, Spearman rank correlation, separately for the held-out and calibration rows, and a
-  predicted-vs-measured plot; exit 1 when the held-out rows miss the targets of DESIGN.md
+  predicted-vs-measured plot; exit 1 when the held-out rows miss the targets
   (MAPE <= 10 % and Spearman >= 0.95 for each of gemm and attention);
 * ``calibrate`` fits a calibration file from a measured dataset's calibration rows and the
   card's microbenchmarks.
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
 
-#: DESIGN.md's targets on held-out kernels, for each of gemm and attention.
+#: The targets on held-out kernels, for each of gemm and attention.
 TARGET_MAPE = 0.10
 TARGET_SPEARMAN = 0.95
 SHAPE_COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
     group.required = True
 
     m = group.add_parser("measure", help="time a shapes.csv on this machine's GPU")
-    m.add_argument("--in", dest="inp", required=True, help="shapes.csv (DESIGN.md columns)")
+    m.add_argument("--in", dest="inp", required=True,
+                   help="shapes.csv (columns op,dtype,M,N,K,B,H,Hkv,S,D)")
     m.add_argument("--out", required=True, help="measured.csv to write")
     m.add_argument("--budget-ms", type=float, default=60.0,
                    help="timing budget per kernel in ms (default 60)")

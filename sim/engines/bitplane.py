@@ -6,7 +6,8 @@ Output stationary (rows <- M, cols <- N, K streamed ``depth`` elements per beat)
 cycles (input plane register, one plane pair per cycle, drain one output row per cycle),
 back to back: cycles grow with ``a_bits * w_bits``.
 
-Costs (binary units with shift-add recovery, PAPERS.md "Arbitrary precision by bit planes";
+Costs (binary units with shift-add recovery: "Efficient Arbitrary Precision Acceleration
+for LLMs on GPU Tensor Cores", 2024;
 APNN-TC, Feng et al. SC 2021), ``d = depth``:
 
 * ``and_xnor`` (``mac_multiplier``): one 1-bit AND (two's complement planes) or XNOR

@@ -1,6 +1,6 @@
 """Time GEMM and attention kernels on the GPU this runs on (``tpe gpu measure``).
 
-Each row of a shapes.csv (DESIGN.md: ``op,dtype,M,N,K,B,H,Hkv,S,D``) is run with random data
+Each row of a shapes.csv (``op,dtype,M,N,K,B,H,Hkv,S,D``) is run with random data
 through the kernel a deployment would use:
 
 * ``gemm`` bf16 / fp16: ``torch.nn.functional.linear`` (cuBLAS; ``x[M, K] @ W[N, K]^T``, the

@@ -1,6 +1,6 @@
 """The GPU kernel dataset: which GEMM and attention kernels are measured (``shapes.csv``).
 
-Rows follow the shapes.csv format of DESIGN.md (``op,dtype,M,N,K,B,H,Hkv,S,D``, unused cells
+Rows follow the shapes.csv format (``op,dtype,M,N,K,B,H,Hkv,S,D``, unused cells
 empty) plus ``split``: ``cal`` (calibration: microbenchmark-style constants may be fitted on
 these) or ``held`` (held out: only ever predicted and compared). The split is decided here,
 before anything is measured or fitted, by a hash of the row, so it never depends on results.

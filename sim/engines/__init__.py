@@ -1,19 +1,86 @@
-"""Cycle models of the engines, one module per kind (``sim.engines.<kind>``).
+"""Cycle and cost models of the engines, one module per kind (``sim.engines.<kind>``).
 
 Every kind's untiled GEMM cycles follow from its spec alone: ``spec.unrolling()`` says how
 many folds a GEMM takes and which dimension streams, ``spec.fold_cycles`` what one fold
 costs. :func:`gemm_folds` / :func:`gemm_compute_cycles` are that generic model; a kind's
 module re-exports them with its documentation and adds what its timing needs beyond it (for
 example data-dependent cycles).
+
+Every kind's module also states the kind's costs, as two functions (:class:`KindCost`):
+
+* ``arith_actions(spec, table, tech) -> tuple[ArithAction, ...]``: the arithmetic actions of
+  one useful MAC (name, energy component, unit, pJ each, count per MAC and per activation
+  read, and the rule with its source);
+* ``pe_area(spec, table, tech) -> PeArea``: the engine's multiplier and adder area (um^2) and
+  its register bits;
+
+``spec`` being the kind's own spec class, ``table`` the energy table
+(:class:`sim.engines.cost.PriceTable`) and ``tech`` the technology node in nm.
+:func:`kind_cost` finds them by the kind's name, as :func:`hw.spec.engine_kinds` finds spec
+modules; :mod:`sim.energy` prices every kind through it, with no per-kind branch. The shared
+pricing (power laws, the engine's structure, the multiplier kinds' model) is
+:mod:`sim.engines.cost`, which is therefore no kind's name.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hw.spec import EngineSpec
+from sim.engines.cost import ArithAction, PeArea, PriceTable
 
-__all__ = ["Folds", "gemm_compute_cycles", "gemm_folds"]
+__all__ = ["COST_FUNCTIONS", "Folds", "KindCost", "gemm_compute_cycles", "gemm_folds",
+           "kind_cost"]
+
+#: The functions every kind's module defines (see the module docstring).
+COST_FUNCTIONS: tuple[str, ...] = ("arith_actions", "pe_area")
+_SIGNATURES = {
+    "arith_actions": "arith_actions(spec, table, tech) -> tuple[ArithAction, ...]",
+    "pe_area": "pe_area(spec, table, tech) -> PeArea",
+}
+_RECIPE = "see docs/adding_an_engine_kind.md"
+
+
+@dataclass(frozen=True, slots=True)
+class KindCost:
+    """The cost model of one engine kind: the two functions its module defines."""
+
+    kind: str
+    arith_actions: Callable[[Any, PriceTable, float], tuple[ArithAction, ...]]
+    pe_area: Callable[[Any, PriceTable, float], PeArea]
+
+
+def kind_cost(kind: str) -> KindCost:
+    """The cost model of engine kind ``kind``: ``arith_actions`` and ``pe_area`` of module
+    ``sim.engines.<kind>``.
+
+    Raises :class:`NotImplementedError`, naming the kind and what to add, when the kind has no
+    such module or the module does not define both functions.
+    """
+    module_name = f"{__name__}.{kind}"
+    if not kind.isidentifier() or kind == "cost":
+        raise NotImplementedError(
+            f"engine kind {kind!r} cannot have a cost module in sim.engines (a kind's cost "
+            f"module is sim/engines/<kind>.py, and 'cost' is the shared pricing module); "
+            f"rename the kind ({_RECIPE})")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise
+        raise NotImplementedError(
+            f"engine kind {kind!r} has no cost model: add sim/engines/{kind}.py defining "
+            f"{' and '.join(_SIGNATURES.values())} ({_RECIPE})") from None
+    missing = [f for f in COST_FUNCTIONS if not callable(getattr(module, f, None))]
+    if missing:
+        need = " and ".join(_SIGNATURES[f] for f in missing)
+        raise NotImplementedError(
+            f"engine kind {kind!r}: module {module_name} does not define {need}; add "
+            f"{'them' if len(missing) > 1 else 'it'} ({_RECIPE})")
+    return KindCost(kind=kind, arith_actions=module.arith_actions, pe_area=module.pe_area)
 
 
 @dataclass(frozen=True, slots=True)

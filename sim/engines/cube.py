@@ -5,10 +5,34 @@ beats, then ``m`` output rows. A GEMM ``C[M, N] = A[M, K] @ W[K, N]`` is cut int
 ``m`` x ``n`` output tile, each streaming the whole reduction K; folds run back to back:
 ``ceil(M/m) * ceil(N/n)`` folds of ``ceil(K/k) + m`` cycles (the generic model of
 :mod:`sim.engines`).
+
+Costs (the multiplier-kind model of :mod:`sim.engines.cost`): ``multiply``, one ``a_bits x
+w_bits`` multiply per useful MAC, and ``accumulate``, one ``acc_bits`` addition per MAC. Area:
+one ``a x w`` multiplier and one ``acc_bits`` adder per product lane (``m * n * k`` lanes);
+the registers of one beat's operands (``m x k`` A, ``k x n`` W) and the ``m x n``
+accumulators.
 """
 
 from __future__ import annotations
 
+from hw.spec.cube import CubeSpec
 from sim.engines import Folds, gemm_compute_cycles, gemm_folds
+from sim.engines.cost import (
+    ArithAction,
+    PeArea,
+    PriceTable,
+    multiplier_arith_actions,
+    multiplier_pe_area,
+)
 
-__all__ = ["Folds", "gemm_compute_cycles", "gemm_folds"]
+__all__ = ["Folds", "arith_actions", "gemm_compute_cycles", "gemm_folds", "pe_area"]
+
+
+def arith_actions(spec: CubeSpec, table: PriceTable, tech: float) -> tuple[ArithAction, ...]:
+    """One multiply and one accumulate per MAC (module docstring)."""
+    return multiplier_arith_actions(spec, table, tech)
+
+
+def pe_area(spec: CubeSpec, table: PriceTable, tech: float) -> PeArea:
+    """A multiplier and an adder per product lane, the beat's registers (module docstring)."""
+    return multiplier_pe_area(spec, table, tech)

@@ -13,10 +13,37 @@ back to back:
 This is :func:`sim.engines.gemm_compute_cycles` for the systolic array, spelled out for the RTL
 tests. GEMMs cut into buffer tiles are costed by the kind-independent model of
 :func:`sim.gemm.tiled_compute_cycles`, which needs only the spec's unrolling and fold timing.
+
+Costs (the multiplier-kind model of :mod:`sim.engines.cost`): ``multiply``, one ``a_bits x
+w_bits`` multiply per useful MAC, and ``accumulate``, one ``acc_bits`` addition per MAC. Area:
+one ``a x w`` multiplier and one ``acc_bits`` adder per PE; the registers differ from the
+other kinds' beat footprint: A and W pass from PE to PE, so every PE holds an A, a W and an
+accumulator register (``rows * cols * (a_bits + w_bits + acc_bits)`` bits).
 """
 
 from __future__ import annotations
 
+from hw.spec.systolic import SystolicSpec
 from sim.engines import Folds, gemm_compute_cycles, gemm_folds
+from sim.engines.cost import (
+    ArithAction,
+    PeArea,
+    PriceTable,
+    multiplier_arith_actions,
+    multiplier_pe_area,
+    positions,
+)
 
-__all__ = ["Folds", "gemm_compute_cycles", "gemm_folds"]
+__all__ = ["Folds", "arith_actions", "gemm_compute_cycles", "gemm_folds", "pe_area"]
+
+
+def arith_actions(spec: SystolicSpec, table: PriceTable, tech: float) -> tuple[ArithAction, ...]:
+    """One multiply and one accumulate per MAC (module docstring)."""
+    return multiplier_arith_actions(spec, table, tech)
+
+
+def pe_area(spec: SystolicSpec, table: PriceTable, tech: float) -> PeArea:
+    """A multiplier and an adder per PE; an A, a W and an accumulator register in every PE."""
+    area = multiplier_pe_area(spec, table, tech)
+    return PeArea(multipliers_um2=area.multipliers_um2, adders_um2=area.adders_um2,
+                  register_bits=positions(spec) * (spec.a_bits + spec.w_bits + spec.acc_bits))

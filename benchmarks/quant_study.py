@@ -44,7 +44,7 @@ def run(out: Path) -> list[dict[str, object]]:
 
     from hw.spec import load_arch
     from models.llm import load_model, lower
-    from sim.energy import SYSTEM_ENERGY_COMPONENTS
+    from sim.energy import energy_components
     from sim.model import simulate_model
 
     cfg = load_model(MODEL)
@@ -66,7 +66,7 @@ def run(out: Path) -> list[dict[str, object]]:
                     (r.energy_per_token_pj or 0.0) / 1e9, "dram_mb_per_step": r.dram_bytes / 1e6,
                     "utilization": r.utilization, "attention_share": attn / r.seconds,
                     **{f"energy_{k}_mj": r.energy_breakdown_pj[k] / batch / 1e9
-                       for k in SYSTEM_ENERGY_COMPONENTS},
+                       for k in energy_components(arch)},
                 })
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "results.csv", "w", newline="") as f:
@@ -93,8 +93,9 @@ def run(out: Path) -> list[dict[str, object]]:
     fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
     labels = [f"{e}\n{s}" for e in ENGINES for s in SCHEMES]
     bottom = np.zeros(len(labels))
-    for comp in SYSTEM_ENERGY_COMPONENTS:
-        vals = np.array([results[e, s, batch].energy_breakdown_pj[comp] / batch / 1e9
+    components = dict.fromkeys(k for r in results.values() for k in r.energy_breakdown_pj)
+    for comp in components:
+        vals = np.array([results[e, s, batch].energy_breakdown_pj.get(comp, 0.0) / batch / 1e9
                          for e in ENGINES for s in SCHEMES])
         if vals.any():
             ax.bar(labels, vals, bottom=bottom, label=comp)

@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from hw.spec import ArchSpec, SpecError, read_toml
+from hw.spec import ArchSpec, LevelSpec, SpecError, read_toml
 from mapping import OPERAND_DIMS, FoldGrid
 from sim.engines import kind_cost
 from sim.engines.cost import ArithAction
@@ -87,8 +87,6 @@ from sim.engines.cost import unroll as _unroll
 __all__ = [
     "AREA_COMPONENTS",
     "ENERGY_COMPONENTS",
-    "SYSTEM_AREA_COMPONENTS",
-    "SYSTEM_ENERGY_COMPONENTS",
     "ArithAction",
     "EnergyTable",
     "TableEntry",
@@ -96,12 +94,15 @@ __all__ = [
     "action_counts",
     "action_units",
     "area_breakdown",
+    "area_components",
     "arith_actions",
     "describe",
     "energy_breakdown",
-    "global_buffer_byte_pj",
+    "energy_components",
+    "level_byte_pj",
     "list_tables",
     "load_table",
+    "operand_level",
     "pe_area",
     "system_area_breakdown",
     "unit_energies",
@@ -351,18 +352,36 @@ class UnitEnergies:
 
 
 @functools.lru_cache(maxsize=256)
+def level_byte_pj(arch: ArchSpec, level: LevelSpec) -> float:
+    """Energy per byte read or written in ``level``: its ``energy_pj_per_byte`` when given,
+    else the table's ``dram_64b`` / 8 off chip, else the 64-bit SRAM access energy at the
+    level's whole capacity / 8 (module docstring)."""
+    if level.energy_pj_per_byte is not None:
+        return level.energy_pj_per_byte
+    table = load_table(arch.energy_table)
+    if level.off_chip:
+        return table.energy_pj("dram_64b", arch.tech_nm) / 8
+    return _sram_byte_pj(table, level.capacity_bytes, arch.tech_nm)
+
+
+def operand_level(arch: ArchSpec, operand: str, tier: int = 0) -> LevelSpec:
+    """The level of ``tier`` (0: next to the engine) that holds ``operand``."""
+    return next(lv for lv in arch.tiers[tier] if operand in lv.holds)
+
+
+@functools.lru_cache(maxsize=256)
 def unit_energies(arch: ArchSpec) -> UnitEnergies:
-    """Per-action energies of ``arch`` (see the module docstring for each rule)."""
+    """Per-action energies of ``arch`` (see the module docstring for each rule): the buffers
+    are the innermost tier's levels, ``dram`` the level behind them."""
     table = load_table(arch.energy_table)
     tech = arch.tech_nm
     return UnitEnergies(
         arith=arith_actions(arch),
         register_bit_pj=table.energy_pj("register_bit", tech),
-        a_buffer_byte_pj=_sram_byte_pj(table, arch.a_buffer.capacity_bytes, tech),
-        w_buffer_byte_pj=_sram_byte_pj(table, arch.w_buffer.capacity_bytes, tech),
-        o_buffer_byte_pj=_sram_byte_pj(table, arch.o_buffer.capacity_bytes, tech),
-        dram_byte_pj=(arch.dram.energy_pj_per_byte if arch.dram.energy_pj_per_byte is not None
-                      else table.energy_pj("dram_64b", tech) / 8),
+        a_buffer_byte_pj=level_byte_pj(arch, operand_level(arch, "A")),
+        w_buffer_byte_pj=level_byte_pj(arch, operand_level(arch, "W")),
+        o_buffer_byte_pj=level_byte_pj(arch, operand_level(arch, "O")),
+        dram_byte_pj=level_byte_pj(arch, arch.tiers[1][0]),
     )
 
 
@@ -456,14 +475,9 @@ def describe(arch: ArchSpec) -> dict[str, Any]:
 
 # -- the system around the engines: vector units, global buffer, several cores -------------
 
-#: Energy components of a whole architecture: the engine's (:data:`ENERGY_COMPONENTS`) plus
-#: the shared global buffer and the vector units; a GPU preset charges its board power times
-#: the time to ``gpu_board`` instead.
-SYSTEM_ENERGY_COMPONENTS: tuple[str, ...] = (*ENERGY_COMPONENTS, "global_buffer", "vector",
-                                             "gpu_board")
-#: Area components of a whole architecture (every core's engine and buffers summed).
-SYSTEM_AREA_COMPONENTS: tuple[str, ...] = (*AREA_COMPONENTS, "global_buffer", "vector",
-                                           "gpu_die")
+#: The engine's own energy components (arithmetic and PE registers).
+ENGINE_ENERGY_COMPONENTS: tuple[str, ...] = ENERGY_COMPONENTS[:3]
+ENGINE_AREA_COMPONENTS: tuple[str, ...] = AREA_COMPONENTS[:3]
 
 
 def _entry_pj(table: EnergyTable, key: str, tech: float, why: str) -> float:
@@ -484,30 +498,39 @@ def vector_op_pj(arch: ArchSpec) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def global_buffer_byte_pj(arch: ArchSpec) -> float:
-    """Energy per byte read or written in the global buffer (its capacity's SRAM energy, as
-    for the per-core buffers); 0 without one."""
-    if arch.global_buffer is None:
-        return 0.0
-    table = load_table(arch.energy_table)
-    return _sram_byte_pj(table, arch.global_buffer.capacity_bytes, arch.tech_nm)
+def energy_components(arch: ArchSpec) -> tuple[str, ...]:
+    """Energy components of a whole architecture: the engine's arithmetic and registers,
+    one per memory level (by name, innermost first), the vector units, and ``gpu_board``
+    (a GPU preset's board power times the time)."""
+    return (*ENGINE_ENERGY_COMPONENTS, *(lv.name for lv in arch.memory), "vector", "gpu_board")
+
+
+@functools.lru_cache(maxsize=256)
+def area_components(arch: ArchSpec) -> tuple[str, ...]:
+    """Area components of a whole architecture: the engines' PEs, each on-chip level, the
+    vector units and a GPU's die."""
+    return (*ENGINE_AREA_COMPONENTS, *(lv.name for lv in arch.memory if not lv.off_chip),
+            "vector", "gpu_die")
 
 
 @functools.lru_cache(maxsize=256)
 def system_area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
-    """Area (um^2) of all ``arch.cores`` engines with their buffers, the global buffer and the
-    vector units (``lanes`` fp16 multipliers and adders per core, the ``fp16_mult`` and
-    ``fp16_add`` area entries); for a GPU preset, its die (``gpu.die_area_mm2``)."""
+    """Area (um^2) of all ``arch.cores`` engines, every on-chip level (bit cells of its
+    capacity, once per core for a per-core level) and the vector units (``lanes`` fp16
+    multipliers and adders per core, the ``fp16_mult`` and ``fp16_add`` area entries); for a
+    GPU preset, its die (``gpu.die_area_mm2``)."""
+    keys = area_components(arch)
     if arch.gpu is not None:  # a GPU: its die, from the datasheet
-        return MappingProxyType({**dict.fromkeys(SYSTEM_AREA_COMPONENTS, 0.0),
+        return MappingProxyType({**dict.fromkeys(keys, 0.0),
                                  "gpu_die": arch.gpu.die_area_mm2 * 1e6})
     table = load_table(arch.energy_table)
     tech = arch.tech_nm
-    core = area_breakdown(arch)
-    out = {k: arch.cores * v for k, v in core.items()}
-    gb = arch.global_buffer
-    out["global_buffer"] = (0.0 if gb is None
-                            else gb.capacity_bytes * 8 * table.area_um2("sram_bit", tech))
+    out = {k: arch.cores * v for k, v in pe_area(arch).items()}
+    sram_bit = table.area_um2("sram_bit", tech)
+    for lv in arch.memory:
+        if not lv.off_chip:
+            copies = arch.cores if lv.instances == "core" else 1
+            out[lv.name] = copies * lv.capacity_bytes * 8 * sram_bit
     lanes = 0 if arch.vector is None else arch.vector.lanes
     fp = 0.0
     if lanes:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hw.spec import ArchSpec, DramSpec, EngineSpec, spec_to_dict
+from hw.spec import ArchSpec, EngineSpec, spec_to_dict
 from mapping import (
     OBJECTIVES,
     Candidates,
@@ -179,12 +179,11 @@ def compute_view(arch: ArchSpec) -> ArchSpec:
     (its DRAM energy per byte kept): everything of a GEMM's cost but the DRAM stalls is the
     same on every architecture with the same view, so results computed on it are shared
     (e.g. by the points of a sweep over bandwidth and clock)."""
-    d = arch.dram
+    d = arch.memory[-1]
     if (d.bandwidth_gb_per_s, d.latency_ns, arch.clock_mhz) == (1.0, 0.0, 1000.0):
         return arch
-    dram = DramSpec(bandwidth_gb_per_s=1.0, latency_ns=0.0,
-                    energy_pj_per_byte=d.energy_pj_per_byte)
-    return replace(arch, dram=dram, clock_mhz=1000.0)
+    link = replace(d, bandwidth_gb_per_s=1.0, width_bits=None, ports=1, latency_ns=0.0)
+    return replace(arch, memory=(*arch.memory[:-1], link), clock_mhz=1000.0)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

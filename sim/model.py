@@ -23,11 +23,11 @@ from hw.spec import ArchSpec, spec_to_dict
 from mapping import Objective
 from models import ModelError
 from models.ops import Attention, Gemm, Op, Vector
-from sim.energy import SYSTEM_ENERGY_COMPONENTS, system_area_breakdown
+from sim.energy import energy_components, system_area_breakdown
 from sim.memory import Memory
 from sim.system import OpResult, peak_macs_per_cycle, simulate_op
 
-__all__ = ["ModelResult", "simulate_model"]
+__all__ = ["ModelResult", "resident_bytes", "simulate_model"]
 
 Phase = Literal["prefill", "decode"]
 
@@ -63,6 +63,15 @@ class ModelResult:
     area_um2: float
     area_breakdown_um2: MappingProxyType[str, float]
     tokens: int | None
+    #: Bytes of the weights the workload reads and of its KV cache, which must stay resident
+    #: in the outermost memory level (``capacity_bytes``); ``fits`` when they do.
+    weight_bytes: float
+    kv_cache_bytes: float
+    capacity_bytes: int
+
+    @property
+    def fits(self) -> bool:
+        return self.weight_bytes + self.kv_cache_bytes <= self.capacity_bytes
 
     @property
     def ttft_s(self) -> float | None:
@@ -118,6 +127,10 @@ class ModelResult:
             "energy_pj": self.energy_pj,
             "breakdown": dict(self.energy_breakdown_pj),
             "dram_bytes": self.dram_bytes,
+            "fits": self.fits,
+            "weight_bytes": self.weight_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "capacity_bytes": self.capacity_bytes,
             "area_um2": self.area_um2,
             "area_breakdown_um2": dict(self.area_breakdown_um2),
             "mapping": {op["name"]: op["mapping"] for op in ops},
@@ -136,11 +149,15 @@ def simulate_model(
     batch: int | None = None,
     seq: int | None = None,
     quant: str | None = None,
+    weight_bytes: float | None = None,
 ) -> ModelResult:
     """Simulate every operator of ``ops`` (each with its ``count``) on ``arch`` and sum.
 
     ``memory`` and ``objective`` as in :func:`sim.gemm.simulate_gemm`. ``phase``, ``batch``
     and ``seq`` (the workload's, when it is one pass of a model) give the end-to-end metrics.
+    ``weight_bytes``: the model's resident weights (all of them, e.g. every expert of a MoE
+    layer; :func:`models.llm.weight_bytes`); default: those ``ops`` read
+    (:func:`resident_bytes`).
     Raises :class:`models.ModelError` for an empty or malformed op list and whatever
     :func:`sim.system.simulate_op` raises for an operator that does not fit.
     """
@@ -161,7 +178,10 @@ def simulate_model(
     cycles = sum(r.cycles for r in results)
     macs = sum(r.macs for r in results)
     energy = {k: sum(r.energy_breakdown_pj[k] for r in results)
-              for k in SYSTEM_ENERGY_COMPONENTS}
+              for k in energy_components(arch)}
+    weights, kv = resident_bytes(ops)
+    if weight_bytes is not None:
+        weights = float(weight_bytes)
     area = system_area_breakdown(arch)
     tokens = None
     if phase is not None and batch is not None and seq is not None:
@@ -190,4 +210,17 @@ def simulate_model(
         area_um2=sum(area.values()),
         area_breakdown_um2=area,
         tokens=tokens,
+        weight_bytes=weights,
+        kv_cache_bytes=kv,
+        capacity_bytes=arch.capacity_bytes,
     )
+
+
+def resident_bytes(ops: Sequence[Op]) -> tuple[float, float]:
+    """``(weight bytes, KV-cache bytes)`` a workload keeps in memory: every weight matrix it
+    reads (B of the GEMMs whose B is a weight, at its stored width with scales, once per
+    instance) and every attention instance's K and V caches."""
+    weights = sum(op.K * op.N * op.w_storage_bits / 8 * op.count for op in ops
+                  if isinstance(op, Gemm) and op.b_is_weight)
+    kv = sum(op.kv_bytes() * op.count for op in ops if isinstance(op, Attention))
+    return float(weights), float(kv)

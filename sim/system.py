@@ -30,7 +30,7 @@ stay in SRAM.
 
 Energy adds the per-core engine and buffer energy of every core, the global buffer's accesses
 (the cores' backing traffic), DRAM bytes and vector operations
-(:data:`sim.energy.SYSTEM_ENERGY_COMPONENTS`).
+(:func:`sim.energy.energy_components`: one component per memory level, by name).
 """
 
 from __future__ import annotations
@@ -38,23 +38,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from hw.spec import ArchSpec, DramSpec
+from hw.spec import OPERANDS, ArchSpec, LevelSpec
 from mapping import MappingError, Objective
 from models.formats import get_format
 from models.ops import Attention, Gemm, Op, Vector
 from sim.attention import attention_core_cost
 from sim.energy import (
-    SYSTEM_ENERGY_COMPONENTS,
-    global_buffer_byte_pj,
-    unit_energies,
+    ENGINE_ENERGY_COMPONENTS,
+    energy_components,
+    level_byte_pj,
+    operand_level,
     vector_op_pj,
 )
 from sim.execution import plan_gemm
-from sim.gemm import run_gemm
+from sim.gemm import GemmResult, run_gemm
+from sim.gpu_model import op_seconds
 from sim.memory import Memory
 
 __all__ = ["OpResult", "core_arch", "peak_macs_per_cycle", "simulate_op"]
@@ -90,6 +93,9 @@ class OpResult:
     utilization: float
     bound: Literal["compute", "memory"]
     mapping: MappingProxyType[str, Any]
+    #: One core's share of a GEMM as the engine model sees it (mapping, stalls by cause,
+    #: actions, per-operand traffic with the level behind the cores); ``None`` otherwise.
+    core: GemmResult | None = None
 
     @property
     def name(self) -> str:
@@ -109,7 +115,15 @@ class OpResult:
             "energy_pj": self.energy_pj, "breakdown": dict(self.energy_breakdown_pj),
             "utilization": self.utilization, "bound": self.bound,
             "mapping": dict(self.mapping),
+            **({"core": _core_dict(self.core)} if self.core is not None else {}),
         }
+
+
+def _core_dict(r: GemmResult) -> dict[str, Any]:
+    d = r.to_dict()
+    for k in ("arch", "engine", "memory", "objective"):
+        d.pop(k)
+    return d
 
 
 def _shape(op: Op) -> dict[str, Any]:
@@ -131,22 +145,39 @@ def peak_macs_per_cycle(arch: ArchSpec) -> float:
     return arch.cores * arch.engine.macs_per_cycle
 
 
+def _tier_link(arch: ArchSpec, t: int, share: int) -> LevelSpec:
+    """Tier ``t`` as one backing level of ``1/share`` of its bandwidth (a shared tier's
+    bandwidth divides over the ``share`` instances of the tier in front of it): its levels'
+    capacities and bandwidths summed (its operands move in parallel), the longest latency, and
+    the bytes-weighted mean energy per byte (operands equally)."""
+    tier = arch.tiers[t]
+    clock = arch.clock_mhz
+    gbps = sum(lv.bandwidth_bytes_per_cycle(clock) for lv in tier) * clock / 1e3 / share
+    pj = sum(level_byte_pj(arch, lv) * len(lv.holds) for lv in tier) / 3
+    return LevelSpec(
+        name=tier[0].name if len(tier) == 1 else "_".join(lv.name for lv in tier),
+        holds=OPERANDS, capacity_bytes=sum(lv.capacity_bytes for lv in tier),
+        bandwidth_gb_per_s=gbps, latency_ns=max(lv.latency_ns for lv in tier),
+        energy_pj_per_byte=pj, instances="chip", double_buffered=False,
+        off_chip=tier[0].off_chip)
+
+
 @functools.lru_cache(maxsize=256)
+def tier_view(arch: ArchSpec, t: int = 0) -> ArchSpec:
+    """Tier ``t`` of ``arch`` as a one-core architecture of two tiers, the form the GEMM
+    model (:mod:`sim.gemm`) and the attention model work on: tier ``t``'s levels as the
+    buffers next to the engine, tier ``t + 1`` behind them as the link (one core's share of it
+    for ``t = 0`` when it is shared by the cores). Tier 0 is one core's own view; an outer
+    tier's view gives its own tiling of an operator and the traffic behind it."""
+    share = arch.cores if t == 0 and arch.tiers[1][0].instances == "chip" else 1
+    inner = tuple(lv if lv.instances == "core" else dataclasses.replace(lv, instances="core")
+                  for lv in arch.tiers[t])
+    return dataclasses.replace(arch, cores=1, memory=(*inner, _tier_link(arch, t + 1, share)))
+
+
 def core_arch(arch: ArchSpec) -> ArchSpec:
-    """One core's view: its ``dram`` is the backing link, the core's share of the global
-    buffer's bandwidth (no latency, the global buffer's energy per byte) or of the DRAM's."""
-    gb = arch.global_buffer
-    if gb is None:
-        if arch.cores == 1:
-            return arch
-        gbps = arch.dram.bandwidth_gb_per_s / arch.cores
-        return dataclasses.replace(arch, dram=DramSpec(
-            bandwidth_gb_per_s=gbps, latency_ns=arch.dram.latency_ns))
-    gbps = gb.bandwidth_bytes_per_cycle * arch.clock_mhz / 1e3 / arch.cores
-    # the core's searches price their backing traffic at the global buffer's energy
-    return dataclasses.replace(arch, dram=DramSpec(
-        bandwidth_gb_per_s=gbps, latency_ns=0.0,
-        energy_pj_per_byte=global_buffer_byte_pj(arch)))
+    """One core's view of ``arch`` (:func:`tier_view` of tier 0)."""
+    return tier_view(arch, 0)
 
 
 def _key(objective: Objective, cycles: float, energy: float) -> tuple[float, float]:
@@ -172,69 +203,81 @@ class _Inst:
     mapping: dict[str, Any]
     #: Set when the cost model decides the bound itself (GPU presets).
     bound: Literal["compute", "memory"] | None = None
+    #: The per-core GEMM result (engine model detail) of a GEMM on an engine architecture.
+    core: GemmResult | None = None
 
 
-def _dram_level(arch: ArchSpec, core_bytes: float, compulsory: dict[str, float],
-                fetched: dict[str, float], memory: Memory) -> float:
-    """DRAM bytes of one attention instance: see the module doc (global buffer rules)."""
+def _per_level(arch: ArchSpec, t: int, bytes_by_operand: dict[str, float]) -> dict[str, float]:
+    """Bytes by operand, summed per level of tier ``t``."""
+    out: dict[str, float] = {}
+    for lv in arch.tiers[t]:
+        out[lv.name] = out.get(lv.name, 0.0) + sum(bytes_by_operand[op] for op in lv.holds)
+    return out
+
+
+def _core_energy(arch: ArchSpec, core_energy: dict[str, float], tier0_share: dict[str, float],
+                 backing: dict[str, float], used: int) -> dict[str, float]:
+    """Whole-architecture energy components (:func:`sim.energy.energy_components`) from one
+    core's engine-model breakdown (``a_buffer``/``w_buffer``/``o_buffer``: the innermost
+    levels holding A, W, O; ``dram``: the traffic with tier 1, priced here per level)."""
+    e = dict.fromkeys(energy_components(arch), 0.0)
+    for k in ENGINE_ENERGY_COMPONENTS:
+        e[k] += used * core_energy.get(k, 0.0)
+    for role, op in (("a_buffer", "A"), ("w_buffer", "W"), ("o_buffer", "O")):
+        e[operand_level(arch, op).name] += used * core_energy.get(role, 0.0)
+    for lv in arch.tiers[1]:
+        e[lv.name] += sum(backing[op] for op in lv.holds) * level_byte_pj(arch, lv)
+    del tier0_share
+    return e
+
+
+def _outer_tiers(arch: ArchSpec, e: dict[str, float], cycles: float, backing: float,
+                 used: int, memory: Memory, tier_bytes: Callable[[int, float], float | None]
+                 ) -> tuple[float, float]:
+    """Walk the tiers behind tier 1: ``backing`` bytes cross from tier 1 into the cores; each
+    tier ``t >= 1`` passes on to tier ``t + 1`` what its own tiling needs (``tier_bytes(t,
+    inner_bytes)``, at most what reaches it), is charged for those fills, and bounds the time
+    by moving them over tier ``t + 1``'s link. Returns ``(cycles, bytes into the outermost
+    level)`` and adds the energies to ``e``."""
     if memory == "ideal":
-        return 0.0
-    gb = arch.global_buffer
-    if gb is None:
-        return core_bytes
-    cap = gb.tile_capacity_bytes
-    if sum(compulsory.values()) <= cap:
-        return sum(compulsory.values())
-    return sum(compulsory[k] if compulsory[k] <= cap / 3 else fetched[k] for k in compulsory)
+        return cycles, 0.0
+    tiers = arch.tiers
+    inner = backing
+    for t in range(1, len(tiers) - 1):
+        own = tier_bytes(t, inner)
+        out = inner if own is None else min(inner, own)
+        for lv in tiers[t]:  # fills written into tier t
+            e[lv.name] += out * len(lv.holds) / 3 * level_byte_pj(arch, lv)
+        nxt = tiers[t + 1]
+        copies = used if nxt[0].instances == "core" else 1
+        bw = sum(lv.bandwidth_bytes_per_cycle(arch.clock_mhz) for lv in nxt) * copies
+        lat = max(lv.latency_ns for lv in nxt) * arch.clock_mhz / 1e3
+        for lv in nxt:
+            e[lv.name] += out * len(lv.holds) / 3 * level_byte_pj(arch, lv)
+        cycles = max(cycles, out / bw + lat * (out > 0))
+        inner = out
+    return cycles, inner
 
 
-@functools.lru_cache(maxsize=64)
-def global_view(arch: ArchSpec) -> ArchSpec:
-    """The global-buffer level as an architecture of its own: the global buffer split into
-    three equal per-operand parts in front of the DRAM link. Its mapping search gives the
-    GB-level tiling and loop order, and its loop-nest DRAM model the DRAM traffic."""
-    gb = arch.global_buffer
-    assert gb is not None
-    part = dataclasses.replace(gb, capacity_bytes=max(1, gb.capacity_bytes // 3))
-    return dataclasses.replace(arch, a_buffer=part, w_buffer=part, o_buffer=part, cores=1,
-                               global_buffer=None)
-
-
-def _global_level(arch: ArchSpec, g: Gemm, memory: Memory
-                  ) -> tuple[float | None, dict[str, Any]]:
-    """DRAM bytes of one GEMM instance under the global buffer's own tiling, and that
-    mapping; ``None`` bytes when there is no such level (no global buffer, ideal memory, or
-    not even the smallest tile fits a third of it): the cores' own traffic is then the DRAM
-    traffic."""
-    if memory == "ideal" or arch.global_buffer is None:
-        return None, {}
-    try:
-        r = run_gemm(global_view(arch), dataclasses.replace(g, count=1), memory="real",
-                     objective="energy")
-    except MappingError:
-        return None, {}
-    m = r.mapping
-    return r.dram_bytes, {"global_tile": {"M": m.tile_m, "N": m.tile_n, "K": m.tile_k},
-                          "global_loop_order": "".join(m.loop_order)}
-
-
-def _finish(arch: ArchSpec, core_cycles: float, core_backing: float, dram: float,
-            energy: dict[str, float], memory: Memory) -> tuple[float, dict[str, float]]:
-    """Whole-instance cycles and energy given the cores' time and backing traffic."""
-    e = dict(energy)
-    cycles = core_cycles
-    if arch.global_buffer is not None and memory == "real":
-        # the cores' backing traffic (priced by core_arch) hit the global buffer, not DRAM
-        e["global_buffer"] += e["dram"]
-        e["dram"] = dram * unit_energies(arch).dram_byte_pj
-        lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
-        cycles = max(core_cycles, dram / arch.dram_bytes_per_cycle + lat * (dram > 0))
-    return cycles, e
+def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int) -> Callable[
+        [int, float], float | None]:
+    """Bytes tier ``t`` moves to tier ``t + 1`` under its own tiling of the GEMM (the whole
+    GEMM for a shared tier, one core's share times the cores for a per-core one; the tiling
+    minimizes energy, i.e. traffic), ``None`` when not even the smallest tile fits."""
+    def tier_bytes(t: int, inner: float) -> float | None:
+        per_core = arch.tiers[t][0].instances == "core"
+        one = dataclasses.replace(sub if per_core else g, count=1)
+        try:
+            r = run_gemm(tier_view(arch, t), one, memory="real", objective="energy")
+        except MappingError:
+            return None
+        return r.dram_bytes * (used if per_core else 1)
+    return tier_bytes
 
 
 def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective) -> _Inst:
     cores = arch.cores
-    core = core_arch(arch)
+    core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     lanes = arch.vector.lanes if arch.vector is not None else 0
     splits: list[tuple[str, int]] = [("n", -(-g.N // cores)), ("m", -(-g.M // cores))]
     if cores == 1:
@@ -242,8 +285,6 @@ def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
     best: _Inst | None = None
     best_key: tuple[float, float] | None = None
     vec_pj = vector_op_pj(arch) if lanes else 0.0
-    # the global level's tiling is the same whatever the cores do
-    global_bytes, global_mapping = _global_level(arch, g, memory)
     for dim, size in splits:
         sub = dataclasses.replace(g, count=1, **{dim.upper(): size})
         used = -(-getattr(g, dim.upper()) // size)
@@ -256,16 +297,18 @@ def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
                          passes=plan.passes)
             vec_cycles = plan.vector_ops / lanes if lanes else 0.0
             core_cycles = max(float(r.cycles), vec_cycles)
-            backing = used * r.dram_bytes
+            # bytes each operand moves between the cores and tier 1 (C^T swaps A and W)
+            a_b, w_b = ((r.dram_w_bytes, r.dram_a_bytes) if transposed
+                        else (r.dram_a_bytes, r.dram_w_bytes))
+            backing = {"A": used * a_b, "W": used * w_b, "O": used * r.dram_o_bytes}
             if memory == "ideal":
-                dram = 0.0
-            else:
-                dram = backing if global_bytes is None else min(backing, global_bytes)
-            energy = dict.fromkeys(SYSTEM_ENERGY_COMPONENTS, 0.0)
-            for k, v in r.energy_breakdown_pj.items():
-                energy[k] += used * v
+                backing = dict.fromkeys(backing, 0.0)
+            energy = _core_energy(arch, dict(r.energy_breakdown_pj), {}, backing, used)
             energy["vector"] = used * plan.vector_ops * vec_pj
-            cycles, energy = _finish(arch, core_cycles, backing, dram, energy, memory)
+            cycles, dram = _outer_tiers(arch, energy, core_cycles, sum(backing.values()), used,
+                                        memory, _gemm_tier_bytes(arch, g, sub, used))
+            if len(arch.tiers) == 2:
+                dram = sum(backing.values())
             m = r.mapping
             inst = _Inst(
                 cycles=cycles, compute=max(float(r.compute_cycles), vec_cycles),
@@ -275,14 +318,32 @@ def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
                 mapping={"cores_used": used, "core_split": dim, "transposed": transposed,
                          "passes": plan.passes, "a_slices": plan.a_slices,
                          "w_slices": plan.w_slices, "engine_a_bits": plan.arch.engine.a_bits,
-                         "engine_w_bits": plan.arch.engine.w_bits, **m.to_dict(),
-                         **global_mapping},
+                         "engine_w_bits": plan.arch.engine.w_bits, **m.to_dict()},
+                core=r,
             )
             key = _key(objective, cycles, sum(energy.values()))
             if best_key is None or key < best_key:
                 best, best_key = inst, key
     assert best is not None
     return best
+
+
+def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, float]
+                          ) -> Callable[[int, float], float | None]:
+    """An outer tier's traffic for attention: everything once when the operands fit its
+    tile capacity, else each operand that fits a third of it once and the others as often as
+    the cores fetch them (the inner traffic, less the other operands' compulsory bytes)."""
+    def tier_bytes(t: int, inner: float) -> float | None:
+        tier = arch.tiers[t]
+        copies = arch.cores if tier[0].instances == "core" else 1
+        cap = copies * sum(lv.capacity_bytes // (2 if lv.double_buffered else 1) for lv in tier)
+        total = sum(compulsory.values())
+        if total <= cap:
+            return total
+        fetched = {"q": compulsory["q"], "o": compulsory["o"],
+                   "kv": max(compulsory["kv"], inner - compulsory["q"] - compulsory["o"])}
+        return sum(compulsory[k] if compulsory[k] <= cap / 3 else fetched[k] for k in compulsory)
+    return tier_bytes
 
 
 def _attention_instance(arch: ArchSpec, a: Attention, memory: Memory,
@@ -305,21 +366,21 @@ def _attention_instance(arch: ArchSpec, a: Attention, memory: Memory,
         merge_ops = units * a.group_size * a.v_dim * kv_split * 3
     lanes = arch.vector.lanes if arch.vector is not None else 1
     core_cycles = c.cycles * (per_core if kv_split > 1 else 1) + merge_ops / (lanes * cores)
-    backing = scale * c.backing_bytes
+    backing = 0.0 if memory == "ideal" else scale * c.backing_bytes
     q_bits = get_format(a.q_fmt).bits
     compulsory = {"q": a.batch * a.heads * a.q_len * a.qk_dim * q_bits / 8,
                   "kv": a.kv_bytes(),
                   "o": a.batch * a.heads * a.q_len * a.v_dim * q_bits / 8}
-    fetched = {"q": compulsory["q"], "o": compulsory["o"],
-               "kv": max(compulsory["kv"], backing - compulsory["q"] - compulsory["o"])}
-    dram = _dram_level(arch, backing, compulsory, fetched, memory)
-    energy = dict.fromkeys(SYSTEM_ENERGY_COMPONENTS, 0.0)
-    for k, v in c.energy_pj.items():
-        energy[k] += scale * v
-    energy["vector"] += merge_ops * vector_op_pj(arch)
-    if memory == "ideal":
-        energy["dram"] = 0.0
-    cycles, energy = _finish(arch, core_cycles, backing, dram, energy, memory)
+    core_e = {k: scale * v for k, v in c.energy_pj.items()}
+    total_c = sum(compulsory.values())
+    by_op = {"A": backing * compulsory["q"] / total_c, "O": backing * compulsory["o"] / total_c}
+    by_op["W"] = backing - by_op["A"] - by_op["O"]
+    energy = _core_energy(arch, core_e, {}, by_op, used)
+    energy["vector"] += scale * c.energy_pj.get("vector", 0.0) + merge_ops * vector_op_pj(arch)
+    cycles, dram = _outer_tiers(arch, energy, core_cycles, backing, used, memory,
+                                _attention_tier_bytes(arch, compulsory))
+    if len(arch.tiers) == 2:
+        dram = backing
     compute = c.compute_cycles * (per_core if kv_split > 1 else 1)
     return _Inst(
         cycles=cycles if memory == "real" else compute, compute=compute,
@@ -337,12 +398,18 @@ def _attention_instance(arch: ArchSpec, a: Attention, memory: Memory,
 def _ideal_link(arch: ArchSpec) -> ArchSpec:
     """A core whose backing link never stalls (``memory="ideal"``)."""
     core = core_arch(arch)
-    return dataclasses.replace(core, dram=DramSpec(bandwidth_gb_per_s=1e5, latency_ns=0.0))
+    link = dataclasses.replace(core.memory[-1], bandwidth_gb_per_s=1e8, width_bits=None,
+                               latency_ns=0.0)
+    return dataclasses.replace(core, memory=(*core.memory[:-1], link))
 
 
 def _on_chip_bytes(arch: ArchSpec) -> float:
-    gb = 0 if arch.global_buffer is None else arch.global_buffer.capacity_bytes
-    return arch.cores * (arch.a_buffer.capacity_bytes + arch.o_buffer.capacity_bytes) + gb
+    """On-chip capacity that can hold activations (levels holding A or O)."""
+    total = 0.0
+    for lv in arch.memory:
+        if not lv.off_chip and {"A", "O"} & set(lv.holds):
+            total += lv.capacity_bytes * (arch.cores if lv.instances == "core" else 1)
+    return total
 
 
 def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
@@ -353,15 +420,16 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
     ops = v.elems * v.ops_per_elem
     compute = ops / lanes
     nbytes = v.bytes
-    energy = dict.fromkeys(SYSTEM_ENERGY_COMPONENTS, 0.0)
+    energy = dict.fromkeys(energy_components(arch), 0.0)
     energy["vector"] = ops * vector_op_pj(arch)
-    u = unit_energies(arch)
     on_chip = memory == "ideal" or nbytes - v.table_bytes <= _on_chip_bytes(arch)
     dram = v.table_bytes if on_chip else nbytes
     if memory == "ideal":
         dram = 0.0
-    energy["o_buffer"] = (nbytes - dram) * u.o_buffer_byte_pj
-    energy["dram"] = dram * u.dram_byte_pj
+    o_level = operand_level(arch, "O")
+    energy[o_level.name] += (nbytes - dram) * level_byte_pj(arch, o_level)
+    outer = arch.memory[-1]
+    energy[outer.name] += dram * level_byte_pj(arch, outer)
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
     cycles = max(compute, dram / arch.dram_bytes_per_cycle + lat * (dram > 0))
     return _Inst(cycles=cycles, compute=compute, engine=0.0, vector=compute, vector_ops=ops,
@@ -371,11 +439,9 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
 
 def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     """A GPU preset: the kernel model of :mod:`sim.gpu_model`; energy = board power x time."""
-    from sim.gpu_model import op_seconds
-
     seconds, memory_bound, nbytes = op_seconds(arch, op, memory)
     cycles = seconds * arch.clock_mhz * 1e6
-    energy = dict.fromkeys(SYSTEM_ENERGY_COMPONENTS, 0.0)
+    energy = dict.fromkeys(energy_components(arch), 0.0)
     assert arch.gpu is not None
     energy["gpu_board"] = arch.gpu.board_power_w * seconds * 1e12
     macs = 0.0 if isinstance(op, Vector) else float(op.macs // op.count)
@@ -408,7 +474,7 @@ def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
     n = op.count
     cycles = math.ceil(n * inst.cycles - 1e-9)
     compute = min(cycles, math.ceil(n * inst.compute - 1e-9))
-    energy = {k: n * inst.energy.get(k, 0.0) for k in SYSTEM_ENERGY_COMPONENTS}
+    energy = {k: n * inst.energy.get(k, 0.0) for k in energy_components(arch)}
     macs = int(n * inst.macs)
     peak = peak_macs_per_cycle(arch)
     kind: Literal["gemm", "attention", "vector"] = (
@@ -425,4 +491,5 @@ def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
         utilization=macs / (cycles * peak) if cycles else 0.0,
         bound=inst.bound or ("memory" if dram_cycles > n * inst.compute else "compute"),
         mapping=MappingProxyType(inst.mapping),
+        core=inst.core,
     )

@@ -80,7 +80,7 @@ def test_missing_tables_and_keys() -> None:
     with pytest.raises(SpecError, match=r"^engine\.rows: required but missing$"):
         arch_from_dict(raw)
     raw = load_arch_dict("systolic")
-    raw["dram"] = 5
+    raw["memory"]["dram"] = 5
     with pytest.raises(SpecError, match=r"^dram: must be a table, got int$"):
         arch_from_dict(raw)
 

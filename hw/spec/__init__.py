@@ -38,9 +38,12 @@ from hw.spec.systolic import SystolicSpec
 
 __all__ = [
     "AccBits",
+    "OPERANDS",
     "ArchSpec",
     "ArrayDim",
     "DramSpec",
+    "LevelSpec",
+    "Operand",
     "EngineBase",
     "EngineSpec",
     "GpuSpec",
@@ -56,6 +59,7 @@ __all__ = [
     "engine_kinds",
     "list_presets",
     "load_arch",
+    "operand_buffer",
     "spec_to_dict",
 ]
 
@@ -84,12 +88,13 @@ def engine_kinds() -> dict[str, type]:
 
 @dataclass(config=CONFIG, kw_only=True)
 class SramSpec:
-    """An on-chip SRAM buffer dedicated to one operand."""
+    """One operand's buffer as an engine sees it: a dedicated level, or an operand's share of
+    a shared one (:func:`operand_buffer`)."""
 
-    capacity_bytes: Annotated[int, Field(ge=1, le=1 << 36)]
-    width_bits: Annotated[int, Field(ge=8, le=8192)]
+    capacity_bytes: Annotated[int, Field(ge=1, le=1 << 50)]
+    width_bits: Annotated[int, Field(ge=8, le=1 << 20)]
     #: Accesses per cycle (ports); bandwidth = ports * width_bits / 8 bytes per cycle.
-    ports: Annotated[int, Field(ge=1, le=16)] = 1
+    ports: Annotated[int, Field(ge=1, le=64)] = 1
     #: Two halves: the next tile is filled while the engine works on the current one.
     double_buffered: bool = True
 
@@ -105,9 +110,10 @@ class SramSpec:
 
 @dataclass(config=CONFIG, kw_only=True)
 class DramSpec:
-    """The off-chip link (DRAM or HBM)."""
+    """A link to a backing level (DRAM or HBM, or an on-chip level behind the buffers):
+    bandwidth, latency, energy per byte."""
 
-    bandwidth_gb_per_s: Annotated[float, Field(gt=0, le=1e5)]
+    bandwidth_gb_per_s: Annotated[float, Field(gt=0, le=1e8)]
     #: Fixed latency of one transfer burst, in nanoseconds.
     latency_ns: Annotated[float, Field(ge=0, le=1e4)] = 0.0
     #: Energy per byte moved (pJ); ``None``: the energy table's ``dram_64b`` entry / 8. Set it
@@ -151,14 +157,74 @@ class GpuSpec:
         "bf16", "fp16", "fp8", "int8")
 
 
+#: The operands of a GEMM ``C[M, N] = A[M, K] @ W[K, N]`` a memory level can hold (attention:
+#: the queries in A's place, keys and values in W's, scores and outputs in O's).
+Operand = Literal["A", "W", "O"]
+OPERANDS: tuple[Operand, ...] = ("A", "W", "O")
+
+
+def _to_tuple(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+@dataclass(config=CONFIG, kw_only=True)
+class LevelSpec:
+    """One level of the memory hierarchy (a ``[memory.NAME]`` table).
+
+    Levels are listed innermost first, from the buffers next to the engine out to DRAM/HBM.
+    Consecutive levels that hold disjoint operands form one *tier* (e.g. an A, a W and an
+    output buffer); a level that holds an operand the current tier already has starts the next
+    tier. Every tier holds A, W and O once each; each tier is tiled on its own and backed by
+    the next one; the last level (DRAM/HBM) holds all three.
+    """
+
+    #: The level's name (the TOML table's key; ``--set NAME.field=value``).
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    #: Operands kept in this level: one of them (a dedicated buffer) or several (shared;
+    #: its capacity and bandwidth are split evenly between them).
+    holds: Annotated[tuple[Operand, ...], BeforeValidator(_to_tuple),
+                     Field(min_length=1, max_length=3)]
+    capacity_bytes: Annotated[int, Field(ge=1, le=1 << 50)]
+    #: On-chip SRAM: ``ports`` accesses of ``width_bits`` per cycle (set this, or
+    #: ``bandwidth_gb_per_s`` for a level with its own clock, such as DRAM).
+    width_bits: Annotated[int, Field(ge=8, le=1 << 20)] | None = None
+    ports: Annotated[int, Field(ge=1, le=64)] = 1
+    bandwidth_gb_per_s: Annotated[float, Field(gt=0, le=1e8)] | None = None
+    #: Fixed latency of one transfer from this level, in nanoseconds.
+    latency_ns: Annotated[float, Field(ge=0, le=1e4)] = 0.0
+    #: Energy per byte read or written (pJ). ``None``: from the energy table, by capacity for
+    #: an on-chip level, the ``dram_64b`` entry / 8 for an off-chip one. Give a source.
+    energy_pj_per_byte: Annotated[float, Field(gt=0, le=1e4)] | None = None
+    #: ``core``: one instance per core; ``chip``: one shared by all cores.
+    instances: Literal["core", "chip"] = "core"
+    #: Two halves: the next tile is filled while the current one is used.
+    double_buffered: bool = True
+    #: Off chip (DRAM/HBM): no area on the die; priced by the table's DRAM entry.
+    off_chip: bool = False
+
+    def __post_init__(self) -> None:
+        if len(set(self.holds)) != len(self.holds):
+            raise ValueError(f"holds: an operand is listed twice (got {list(self.holds)})")
+        if (self.width_bits is None) == (self.bandwidth_gb_per_s is None):
+            raise ValueError("set exactly one of width_bits (on-chip: bits per access, with "
+                             "ports) and bandwidth_gb_per_s")
+
+    def bandwidth_bytes_per_cycle(self, clock_mhz: float) -> float:
+        """Bytes per cycle of the architecture's clock (all instances of a shared level
+        together; one instance's for a per-core level)."""
+        if self.width_bits is not None:
+            return self.ports * self.width_bits / 8
+        assert self.bandwidth_gb_per_s is not None
+        return self.bandwidth_gb_per_s * 1e3 / clock_mhz
+
+
 @dataclass(config=CONFIG, kw_only=True)
 class ArchSpec:
     """Engines inside a memory hierarchy.
 
-    Levels, innermost first: each engine's PE registers; per-core SRAM buffers (``a_buffer``,
-    ``w_buffer``, ``o_buffer``); an optional ``global_buffer`` shared by the ``cores``; the
-    DRAM/HBM link. Each of the ``cores`` has one engine, its own buffers and a vector unit
-    (``vector``).
+    ``memory`` lists the levels innermost first (:class:`LevelSpec`): per-core buffers next to
+    each engine, optional shared levels, DRAM/HBM last. Each of the ``cores`` has one engine,
+    its own instances of the per-core levels and a vector unit (``vector``).
     """
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
@@ -168,24 +234,138 @@ class ArchSpec:
     tech_nm: Annotated[float, Field(ge=3, le=180)] = 45.0
     #: Name of an energy table shipped in ``sim/data/energy`` (or a path to one).
     energy_table: Annotated[str, Field(min_length=1)] = "horowitz45"
-    a_buffer: SramSpec
-    w_buffer: SramSpec
-    o_buffer: SramSpec
-    dram: DramSpec
+    memory: tuple[LevelSpec, ...]
     description: str = ""
-    #: Identical cores, each an engine with its own buffers and vector unit.
+    #: Identical cores, each an engine with its own per-core levels and vector unit.
     cores: Annotated[int, Field(ge=1, le=4096)] = 1
-    #: SRAM shared by the cores between their buffers and DRAM (``None``: none).
-    global_buffer: SramSpec | None = None
     #: The vector unit of each core (``None``: none; workloads with element-wise operators,
     #: softmax included, then cannot be simulated).
     vector: VectorSpec | None = None
     #: Set for a GPU (see :class:`GpuSpec`).
     gpu: GpuSpec | None = None
 
+    def __post_init__(self) -> None:
+        _tiers(self.memory)  # raises ValueError on a malformed hierarchy
+
+    # -- the hierarchy, walked by tiers ----------------------------------------------------
+
+    @property
+    def tiers(self) -> tuple[tuple[LevelSpec, ...], ...]:
+        """The levels grouped into tiers, innermost first (see :class:`LevelSpec`)."""
+        return _tiers(self.memory)
+
+    def level(self, name: str) -> LevelSpec:
+        for lv in self.memory:
+            if lv.name == name:
+                return lv
+        raise KeyError(name)
+
+    @property
+    def a_buffer(self) -> SramSpec:
+        """The innermost tier's A buffer as the engine sees it (its share of a shared level)."""
+        return _operand_buffers(self)[0]
+
+    @property
+    def w_buffer(self) -> SramSpec:
+        return _operand_buffers(self)[1]
+
+    @property
+    def o_buffer(self) -> SramSpec:
+        return _operand_buffers(self)[2]
+
+    @property
+    def dram(self) -> DramSpec:
+        """The outermost level as a link (bandwidth, latency, energy per byte)."""
+        return _link(self, self.memory[-1])
+
     @property
     def dram_bytes_per_cycle(self) -> float:
         return self.dram.bandwidth_gb_per_s * 1e3 / self.clock_mhz
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Capacity of the outermost level (what a workload's weights and KV cache must fit)."""
+        return self.memory[-1].capacity_bytes
+
+
+@cache
+def _tiers(memory: tuple[LevelSpec, ...]) -> tuple[tuple[LevelSpec, ...], ...]:
+    if not memory:
+        raise ValueError("memory: needs at least two levels (buffers next to the engine, then "
+                         "DRAM); add [memory.NAME] tables")
+    names = [lv.name for lv in memory]
+    for n in names:
+        if names.count(n) > 1:
+            raise ValueError(f"memory.{n}: two levels have this name")
+    tiers: list[list[LevelSpec]] = [[]]
+    for lv in memory:
+        held = {op for x in tiers[-1] for op in x.holds}
+        if held & set(lv.holds):
+            tiers.append([])
+        tiers[-1].append(lv)
+    for tier in tiers:
+        held_ops = sorted(op for x in tier for op in x.holds)
+        if held_ops != sorted(OPERANDS):
+            names_t = ", ".join(x.name for x in tier)
+            missing = sorted(set(OPERANDS) - set(held_ops))
+            raise ValueError(
+                f"memory.{tier[-1].name}: the levels {names_t} form one tier that does not hold "
+                f"{', '.join(missing)}; every tier (levels holding disjoint operands) must hold "
+                "A, W and O once each")
+        if len({x.instances for x in tier}) > 1:
+            raise ValueError(f"memory.{tier[0].name}: the levels of one tier "
+                             f"({', '.join(x.name for x in tier)}) must all have the same "
+                             "instances (core or chip)")
+    if len(tiers) < 2:
+        raise ValueError(f"memory.{memory[-1].name}: needs a level behind the engine's buffers "
+                         "(DRAM: a level holding A, W and O with off_chip = true)")
+    if tiers[0][0].instances != "core":
+        raise ValueError(f"memory.{tiers[0][0].name}: the innermost levels feed one engine each: "
+                         "instances must be \"core\"")
+    seen_chip = False
+    for tier in tiers:
+        if tier[0].instances == "chip":
+            seen_chip = True
+        elif seen_chip:
+            raise ValueError(f"memory.{tier[0].name}: a per-core level cannot sit behind a "
+                             "shared (chip) level; list per-core levels first")
+    if len(tiers[-1]) != 1:
+        raise ValueError(f"memory.{tiers[-1][0].name}: the outermost level must hold A, W and "
+                         "O alone")
+    for tier in tiers[:-1]:
+        for x in tier:
+            if x.off_chip:
+                raise ValueError(f"memory.{x.name}: only the outermost level can be off chip")
+    return tuple(tuple(t) for t in tiers)
+
+
+def operand_buffer(level: LevelSpec, clock_mhz: float) -> SramSpec:
+    """One operand's share of ``level`` as a buffer: its capacity and bandwidth split evenly
+    between the operands the level holds."""
+    n = len(level.holds)
+    per_cycle_bits = level.bandwidth_bytes_per_cycle(clock_mhz) * 8 / n
+    if level.width_bits is not None:
+        width = max(8, level.width_bits // n // 8 * 8) if n > 1 else level.width_bits
+        ports = level.ports
+    else:  # a level with its own clock: one access of its bytes per cycle
+        width = max(8, int(per_cycle_bits) // 8 * 8)
+        ports = 1
+    return SramSpec(capacity_bytes=max(1, level.capacity_bytes // n), width_bits=width,
+                    ports=ports, double_buffered=level.double_buffered)
+
+
+@cache
+def _operand_buffers(arch: ArchSpec) -> tuple[SramSpec, SramSpec, SramSpec]:
+    tier = arch.tiers[0]
+    out = {op: operand_buffer(lv, arch.clock_mhz) for lv in tier for op in lv.holds}
+    return out["A"], out["W"], out["O"]
+
+
+def _link(arch: ArchSpec, level: LevelSpec) -> DramSpec:
+    gbps = (level.bandwidth_gb_per_s if level.bandwidth_gb_per_s is not None
+            else level.bandwidth_bytes_per_cycle(arch.clock_mhz) * arch.clock_mhz / 1e3)
+    return DramSpec(bandwidth_gb_per_s=gbps, latency_ns=level.latency_ns,
+                    energy_pj_per_byte=level.energy_pj_per_byte)
 
 
 # -- dict / TOML boundary ------------------------------------------------------------------
@@ -203,6 +383,52 @@ def engine_from_dict(data: Mapping[str, Any], prefix: str = "engine") -> EngineS
     return build(kinds[kind], data, prefix)
 
 
+#: The named tables of the earlier fixed hierarchy, and what each becomes as a level.
+LEGACY_LEVELS: dict[str, dict[str, Any]] = {
+    "a_buffer": {"holds": ["A"]},
+    "w_buffer": {"holds": ["W"]},
+    "o_buffer": {"holds": ["O"]},
+    "global_buffer": {"holds": ["A", "W", "O"], "instances": "chip"},
+    "dram": {"holds": ["A", "W", "O"], "instances": "chip", "off_chip": True,
+             "double_buffered": False},
+}
+
+
+def _memory_tables(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(name, table)`` of every level, innermost first: from ``[memory.NAME]`` tables, a
+    ``[[memory]]`` array with ``name`` keys, or the earlier fixed tables (``[a_buffer]``,
+    ``[w_buffer]``, ``[o_buffer]``, ``[global_buffer]``, ``[dram]``)."""
+    legacy = [k for k in LEGACY_LEVELS if k in data]
+    mem = data.pop("memory", None)
+    if mem is not None and legacy:
+        names = (", ".join(mem) if isinstance(mem, Mapping)
+                 else ", ".join(str(t.get("name")) for t in mem if isinstance(t, Mapping)))
+        raise SpecError(f"{legacy[0]}: no memory level of that name (levels: {names}); add it as "
+                        f"a [memory.{legacy[0]}] table")
+    if mem is None:
+        if not legacy:
+            raise SpecError("memory: required but missing; add [memory.NAME] tables, innermost "
+                            "first (see the presets in hw/presets)")
+        out = []
+        for k in legacy:
+            table = data.pop(k)
+            if not isinstance(table, Mapping):
+                raise SpecError(f"{k}: must be a table, got {type(table).__name__}")
+            defaults = {key: v for key, v in LEGACY_LEVELS[k].items() if key not in table}
+            out.append((k, {**defaults, **table}))
+        return out
+    if isinstance(mem, Mapping):
+        return list(mem.items())
+    if isinstance(mem, list):
+        out = []
+        for i, table in enumerate(mem):
+            if not isinstance(table, Mapping) or "name" not in table:
+                raise SpecError(f"memory[{i}]: must be a table with a name")
+            out.append((str(table["name"]), {k: v for k, v in table.items() if k != "name"}))
+        return out
+    raise SpecError(f"memory: must be a table of levels, got {type(mem).__name__}")
+
+
 def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
     """Build an :class:`ArchSpec` from a TOML-shaped mapping."""
     if not isinstance(data, Mapping):
@@ -211,9 +437,17 @@ def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
     if "engine" not in data:
         raise SpecError("engine: required but missing; add an [engine] table with a kind")
     data["engine"] = engine_from_dict(data["engine"])
-    for key, cls in (("a_buffer", SramSpec), ("w_buffer", SramSpec), ("o_buffer", SramSpec),
-                     ("global_buffer", SramSpec), ("dram", DramSpec), ("vector", VectorSpec),
-                     ("gpu", GpuSpec)):
+    levels = []
+    for name, table in _memory_tables(data):
+        if not isinstance(table, Mapping):
+            raise SpecError(f"{name}: must be a table, got {type(table).__name__}")
+        levels.append(build(LevelSpec, {"name": name, **table}, name))
+    try:
+        _tiers(tuple(levels))
+    except ValueError as err:
+        raise SpecError(str(err)) from None
+    data["memory"] = tuple(levels)
+    for key, cls in (("vector", VectorSpec), ("gpu", GpuSpec)):
         if key in data:
             data[key] = build(cls, data[key], key)
     return build(ArchSpec, data, "")
@@ -248,7 +482,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     out = _deepcopy(data)
     for text in overrides:
         key, value = parse_override(text)
-        parts = key.split(".")
+        parts = _route(out, key.split("."))
         node = out
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -260,6 +494,16 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             node = child
         node[parts[-1]] = value
     return out
+
+
+def _route(data: dict[str, Any], parts: list[str]) -> list[str]:
+    """``NAME.field`` addresses the memory level ``NAME`` (``[memory.NAME]``)."""
+    mem = data.get("memory")
+    if parts[0] in data or len(parts) < 2:
+        return parts
+    if isinstance(mem, dict) and parts[0] in mem:
+        return ["memory", *parts]
+    return parts
 
 
 def _deepcopy(data: Mapping[str, Any]) -> dict[str, Any]:

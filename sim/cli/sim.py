@@ -74,6 +74,10 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
     gemm.add_argument("--w-fmt", default=None,
                       help="weight format (default: int<w_bits> of the engine, uint when it is "
                       "unsigned)")
+    gemm.add_argument("--o-fmt", default=None,
+                      help="output format (default: int<acc_bits> of the engine; fp32 on a GPU)")
+    gemm.add_argument("--count", type=int, default=1,
+                      help="identical instances, e.g. one per layer (default 1)")
     _run_args(gemm)
     gemm.set_defaults(func=run_gemm)
 
@@ -160,27 +164,28 @@ def _load(args: argparse.Namespace) -> ArchSpec:
 def run_gemm(args: argparse.Namespace) -> int:
     """``tpe sim gemm``."""
     from sim.execution import quant_formats
-    from sim.gemm import check_formats, simulate_gemm
+    from sim.gemm import check_formats
+    from sim.system import simulate_op
 
     M, N, K = (_positive(f"--{d}", getattr(args, d)) for d in ("M", "N", "K"))
+    count = _positive("--count", args.count)
     arch = _load(args)
     if arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
-        from sim.system import simulate_op
-
         a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
-        op = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
-        return _print_op(args, arch, simulate_op(arch, op, memory=args.memory,
-                                                 objective=args.objective))
-    auto_a, auto_w, _ = quant_formats("auto", arch.engine)
-    a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
-    check_formats(arch.engine, a_fmt, w_fmt)
-    gemm = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=a_fmt, w_fmt=w_fmt,
-                o_fmt=f"int{arch.engine.acc_bits}")
-    result = simulate_gemm(arch, gemm, memory=args.memory, objective=args.objective)
-    print(json.dumps(result.to_dict()) if args.json else format_gemm(result))
-    return 0
+    else:
+        auto_a, auto_w, _ = quant_formats("auto", arch.engine)
+        a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
+        _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
+        check_formats(arch.engine, a_fmt, w_fmt)
+        out_fmt = f"int{arch.engine.acc_bits}"
+    if args.o_fmt is not None:
+        _check_fmt_flags(("--o-fmt", args.o_fmt))
+        out_fmt = args.o_fmt
+    op = Gemm(name="gemm", M=M, N=N, K=K, count=count, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
+    return _print_op(args, arch, simulate_op(arch, op, memory=args.memory,
+                                             objective=args.objective))
 
 
 def _nonnegative(flag: str, value: int) -> int:
@@ -204,7 +209,7 @@ def _sparse(args: argparse.Namespace) -> tuple[int, int]:
 
 def run_model(args: argparse.Namespace) -> int:
     """``tpe sim model``."""
-    from models.llm import load_model, lower
+    from models.llm import load_model, lower, weight_bytes
     from sim.errors import FormatError
     from sim.execution import resolve_scheme
     from sim.model import simulate_model
@@ -221,7 +226,7 @@ def run_model(args: argparse.Namespace) -> int:
     try:
         result = simulate_model(arch, ops, memory=args.memory, objective=args.objective,
                                 name=cfg.name, phase=args.phase, batch=batch, seq=seq,
-                                quant=scheme.name)
+                                quant=scheme.name, weight_bytes=weight_bytes(cfg, scheme))
     except FormatError as err:
         raise FormatError(f"--quant: {scheme.name}: {err}") from None
     if args.plot:
@@ -270,15 +275,25 @@ def _check_fmt_flags(*flags: tuple[str, str]) -> None:
 
 
 def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int:
-    """Print one operator's result (``--json``: one object) for ``sim gemm``/``attention``."""
+    """Print one operator's result (``--json``: one object) for ``sim gemm``/``attention``:
+    the operator's row as ``tpe sim model`` reports it, with the architecture around it."""
     from hw.spec import spec_to_dict
+    from sim.energy import system_area_breakdown
 
     if args.json:
         print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
-                          "memory": args.memory, "objective": args.objective,
-                          **result.to_dict()}))
+                          "cores": arch.cores, "memory": args.memory,
+                          "objective": args.objective, **result.to_dict(),
+                          "area_um2": sum(system_area_breakdown(arch).values()),
+                          "area_breakdown_um2": dict(system_area_breakdown(arch))}))
     else:
         print(format_op(result, arch))
+        if result.core is not None:
+            detail = format_gemm(result.core).splitlines()
+            used = result.mapping["cores_used"]
+            print(f"  one core's share ({used} of {arch.cores} cores used), against the level "
+                  "behind the cores:")
+            print("\n".join("  " + line for line in detail[1:]))
     return 0
 
 
@@ -358,8 +373,6 @@ def _shape_text(r: OpResult) -> str:
 
 
 def format_op(r: OpResult, arch: ArchSpec) -> str:
-    from sim.energy import SYSTEM_ENERGY_COMPONENTS
-
     m = dict(r.mapping)
     lines = [
         f"{r.kind} {r.name} ({_shape_text(r)}, count {r.count}) on {arch.name} "
@@ -372,15 +385,13 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
         "  mapping       " + ", ".join(f"{k} {v}" for k, v in m.items()
                                        if not isinstance(v, (dict, list))),
         f"  energy        {_energy(r.energy_pj)}",
-        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS,
+        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, tuple(r.energy_breakdown_pj),
                     skip_zero=True),
     ]
     return "\n".join(lines)
 
 
 def format_model(r: ModelResult) -> str:
-    from sim.energy import SYSTEM_ENERGY_COMPONENTS
-
     header = (f"{'op':<16}{'count':>6}  {'shape':<36}{'time':>11}{'energy':>12}{'util':>7}"
               "  bound")
     lines = [
@@ -399,12 +410,16 @@ def format_model(r: ModelResult) -> str:
         f"  cycles {r.cycles:,} (compute {r.compute_cycles:,}, stall {r.stall_cycles:,}); "
         f"dram {_si(r.dram_bytes, 'B')}; area {r.area_um2 / 1e6:.4g} mm^2",
     ]
+    if not r.fits:
+        lines.append(f"  warning: weights ({_si(r.weight_bytes, 'B')}) and KV cache "
+                     f"({_si(r.kv_cache_bytes, 'B')}) do not fit the {_si(r.capacity_bytes, 'B')}"
+                     f" of {r.arch.memory[-1].name}")
     if r.tokens is not None:
         metric = (f"time to first token {_time(r.seconds)}" if r.phase == "prefill"
                   else f"time per output token {_time(r.seconds)}")
         lines.append(f"  {metric}; {r.tokens_per_s:.4g} tokens/s; "
                      f"{_energy(r.energy_per_token_pj or 0.0)} per token")
     lines += ["  energy by component",
-              *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, SYSTEM_ENERGY_COMPONENTS,
+              *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, tuple(r.energy_breakdown_pj),
                           skip_zero=True)]
     return "\n".join(lines)

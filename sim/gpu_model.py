@@ -149,6 +149,13 @@ def load_calibration(name_or_path: str | Path) -> GpuCalibration:
     path = Path(name_or_path)
     if not path.suffix:
         path = CAL_DIR / f"calibration_{name_or_path}.toml"
+        if not path.is_file():
+            from hw.spec import SpecError
+
+            known = sorted(p.stem.removeprefix("calibration_")
+                           for p in CAL_DIR.glob("calibration_*.toml"))
+            raise SpecError(f"gpu.calibration: no calibration {str(name_or_path)!r}; known: "
+                            f"{', '.join(known)} (tpe gpu calibrate writes one)")
     return _load(str(path))
 
 
@@ -270,13 +277,30 @@ def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
 
 @functools.lru_cache(maxsize=64)
 def arch_calibration(arch: Any) -> GpuCalibration:
-    """The calibration of a GPU preset (``arch.gpu``), scaled to its card."""
+    """The calibration of a GPU architecture (``arch.gpu``), scaled from the card it was
+    measured on to ``arch`` by the architecture's own fields.
+
+    The measured card is described by the preset named like the calibration
+    (``hw/presets/<calibration>.toml``). Its measured rates scale by what the fields change:
+    the whole-chip tensor rate by SMs (``cores``) x clock (``clock_mhz``) x one SM's MACs per
+    clock (the engine's ``macs_per_cycle``), times ``gpu.compute_scale``; the achieved HBM
+    bandwidth by the last memory level's ``bandwidth_gb_per_s``, times
+    ``gpu.bandwidth_scale``. The fitted efficiencies are kept. The fields this reads are
+    :data:`hw.spec.GPU_MODEL_KEYS`; ``--set`` on any other field of a GPU is refused."""
+    from hw.spec import SpecError, list_presets, load_arch
+
     g = arch.gpu
     cal = load_calibration(g.calibration)
-    if (arch.cores, g.bandwidth_scale, g.compute_scale) == (cal.sm_count, 1.0, 1.0):
+    if g.calibration not in list_presets():
+        raise SpecError(f"gpu.calibration: no preset {g.calibration!r} describes the card the "
+                        f"calibration was measured on; add hw/presets/{g.calibration}.toml")
+    ref = load_arch(g.calibration)
+    compute = (arch.cores * arch.clock_mhz * arch.engine.macs_per_cycle
+               / (ref.cores * ref.clock_mhz * ref.engine.macs_per_cycle)) * g.compute_scale
+    bandwidth = (arch.dram.bandwidth_gb_per_s / ref.dram.bandwidth_gb_per_s) * g.bandwidth_scale
+    if (arch.cores, compute, bandwidth) == (cal.sm_count, 1.0, 1.0):
         return cal
-    return scaled(cal, sm_count=arch.cores, bandwidth_scale=g.bandwidth_scale,
-                  compute_scale=g.compute_scale)
+    return scaled(cal, sm_count=arch.cores, bandwidth_scale=bandwidth, compute_scale=compute)
 
 
 def _gemm_dtype(a_fmt: str, w_fmt: str) -> str:

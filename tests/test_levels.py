@@ -138,7 +138,7 @@ def test_the_earlier_fixed_tables_still_load() -> None:
     ({"abc": {"holds": ["A", "W", "O"], "capacity_bytes": 64, "width_bits": 64,
               "instances": "chip"},
       "d": {"holds": ["A", "W", "O"], "capacity_bytes": 1 << 30, "bandwidth_gb_per_s": 1.0}},
-     r"^memory\.abc: the innermost levels feed one engine each"),
+     r"^memory\.abc\.instances: the innermost levels feed one engine each"),
 ])
 def test_malformed_hierarchies_name_the_level(memory: dict, message: str) -> None:
     raw = load_arch_dict("systolic")

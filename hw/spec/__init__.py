@@ -11,6 +11,7 @@ names the field, e.g. ``engine.rows: must be >= 1 (got 0)``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import re
@@ -57,6 +58,7 @@ __all__ = [
     "arch_from_dict",
     "engine_from_dict",
     "engine_kinds",
+    "gpu_model_keys",
     "list_presets",
     "load_arch",
     "operand_buffer",
@@ -147,8 +149,11 @@ class GpuSpec:
     board_power_w: Annotated[float, Field(gt=0, le=5000)]
     #: Die area (mm^2), reported as the architecture's area.
     die_area_mm2: Annotated[float, Field(gt=0, le=10000)]
-    #: Scale of the calibration's bandwidth and rates for a sibling card (e.g. an H200 from
-    #: the H100's calibration: its HBM over the H100's, datasheet ratios).
+    #: Extra factors on the calibration's achieved HBM bandwidth and tensor rates, beyond
+    #: what the architecture's own fields give (the kernel model scales the measured card's
+    #: rates by SMs x clock x an SM's MACs per clock, and its bandwidth by the last memory
+    #: level's ``bandwidth_gb_per_s``, each over the measured card's preset: ``sim.gpu_model``
+    #: ``arch_calibration``). 1.0 unless a datasheet says the card differs in another way.
     bandwidth_scale: Annotated[float, Field(gt=0, le=100)] = 1.0
     compute_scale: Annotated[float, Field(gt=0, le=100)] = 1.0
     #: Tensor-core dtypes the card has (shapes.csv ``dtype`` values).
@@ -313,25 +318,29 @@ def _tiers(memory: tuple[LevelSpec, ...]) -> tuple[tuple[LevelSpec, ...], ...]:
                 f"{', '.join(missing)}; every tier (levels holding disjoint operands) must hold "
                 "A, W and O once each")
         if len({x.instances for x in tier}) > 1:
-            raise ValueError(f"memory.{tier[0].name}: the levels of one tier "
+            raise ValueError(f"memory.{tier[0].name}.instances: the levels of one tier "
                              f"({', '.join(x.name for x in tier)}) must all have the same "
                              "instances (core or chip)")
     if len(tiers) < 2:
         raise ValueError(f"memory.{memory[-1].name}: needs a level behind the engine's buffers "
                          "(DRAM: a level holding A, W and O with off_chip = true)")
     if tiers[0][0].instances != "core":
-        raise ValueError(f"memory.{tiers[0][0].name}: the innermost levels feed one engine each: "
-                         "instances must be \"core\"")
+        raise ValueError(f"memory.{tiers[0][0].name}.instances: the innermost levels feed one "
+                         "engine each: instances must be \"core\"")
     seen_chip = False
     for tier in tiers:
         if tier[0].instances == "chip":
             seen_chip = True
         elif seen_chip:
-            raise ValueError(f"memory.{tier[0].name}: a per-core level cannot sit behind a "
-                             "shared (chip) level; list per-core levels first")
+            raise ValueError(f"memory.{tier[0].name}.instances: a per-core level cannot sit "
+                             "behind a shared (chip) level; list per-core levels first")
     if len(tiers[-1]) != 1:
         raise ValueError(f"memory.{tiers[-1][0].name}: the outermost level must hold A, W and "
                          "O alone")
+    if tiers[-1][0].double_buffered:
+        raise ValueError(f"memory.{tiers[-1][0].name}.double_buffered: the outermost level is "
+                         "not filled from a level behind it, so it cannot be double-buffered; "
+                         "set it false")
     for tier in tiers[:-1]:
         for x in tier:
             if x.off_chip:
@@ -543,8 +552,64 @@ def load_arch_dict(arch: str) -> dict[str, Any]:
 
 
 def load_arch(arch: str, overrides: Sequence[str] = ()) -> ArchSpec:
-    """Load a preset name or TOML path, apply ``--set`` overrides, validate."""
-    return arch_from_dict(apply_overrides(load_arch_dict(arch), overrides))
+    """Load a preset name or TOML path, apply ``--set`` overrides, validate. An override of a
+    field that the architecture's cost model does not read (:func:`gpu_model_keys` on a GPU)
+    is refused: no ``--set`` is silently ignored."""
+    data = load_arch_dict(arch)
+    for text in overrides:
+        if parse_override(text)[0] == "description":
+            raise SpecError("--set description: a label that no result shows, so it would "
+                            "change nothing; edit the architecture file's description")
+    spec = arch_from_dict(apply_overrides(data, overrides))
+    if spec.cores == 1:
+        for text in overrides:
+            key = parse_override(text)[0]
+            if key.endswith(".instances"):
+                raise SpecError(f"--set {key}: with one core a per-core level and a shared one "
+                                "are the same, so it would change nothing; set cores too")
+    if spec.gpu is not None and overrides:
+        allowed = gpu_model_keys(spec)
+        for text in overrides:
+            key = ".".join(_route(data, parse_override(text)[0].split(".")))
+            if not any(key == k or (k.endswith(".*") and key.startswith(k[:-1]))
+                       for k in allowed):
+                shown = ", ".join(k.removeprefix("memory.") for k in allowed)
+                raise SpecError(
+                    f"--set {parse_override(text)[0]}: a GPU architecture's kernel model does "
+                    f"not read this field, so it would change nothing; the fields it reads: "
+                    f"{shown}")
+    return spec
+
+
+def gpu_model_keys(arch: ArchSpec) -> tuple[str, ...]:
+    """The fields of a GPU architecture that its kernel model (``sim.gpu_model``) reads, as
+    ``--set`` paths (``gpu.*``: every field of the ``[gpu]`` table): the SM count
+    (``cores``), the clock, one SM's MACs per clock (the engine fields its
+    ``macs_per_cycle`` depends on), the last memory level's bandwidth and capacity (HBM; the
+    capacity for ``fits``), and the ``[gpu]`` table; ``name`` labels the results. The
+    caches and the L2 are not modelled level by level: the kernel model's bandwidths are the
+    card's measured ones, scaled by the HBM bandwidth."""
+    hbm = arch.memory[-1].name
+    rate = tuple(f"engine.{f}" for f in _rate_fields(arch.engine))
+    return ("name", "cores", "clock_mhz", *rate, f"memory.{hbm}.bandwidth_gb_per_s",
+            f"memory.{hbm}.capacity_bytes", "gpu.*")
+
+
+def _rate_fields(engine: EngineBase) -> tuple[str, ...]:
+    """The integer fields of ``engine`` its ``macs_per_cycle`` depends on (doubling the field
+    changes the rate)."""
+    out = []
+    for f in fields(engine):
+        value = getattr(engine, f.name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        try:
+            probe = dataclasses.replace(engine, **{f.name: value * 2})
+        except (ValueError, TypeError):  # the doubled value is out of range
+            continue
+        if probe.macs_per_cycle != engine.macs_per_cycle:
+            out.append(f.name)
+    return tuple(out)
 
 
 def field_names(cls: type) -> list[str]:

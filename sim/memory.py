@@ -61,7 +61,7 @@ from typing import Literal
 
 import numpy as np
 
-from hw.spec import ArchSpec, EngineSpec, SramSpec
+from hw.spec import ArchSpec, EngineSpec, Operand, SramSpec
 from mapping import OPERAND_DIMS, Candidates, FoldGrid, fold_grid
 from models.formats import get_format
 from models.ops import Gemm
@@ -185,8 +185,9 @@ def traffic_without_stalls(
     # the first K fold of each output writes its partial sums, the later ones RMW them
     stream_first = stream_elems // grid.folds_k
     folds_first = folds // grid.folds_k
-    operands = (("A", a_bits, arch.a_buffer), ("W", w_bits, arch.w_buffer),
-                ("O", acc_bits, arch.o_buffer))
+    operands: tuple[tuple[Operand, int, SramSpec], ...] = (
+        ("A", a_bits, arch.a_buffer), ("W", w_bits, arch.w_buffer),
+        ("O", acc_bits, arch.o_buffer))
     streamed = np.zeros(len(cands))
     stationary = np.zeros(len(cands))
     for op, bits, buf in operands:

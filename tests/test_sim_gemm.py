@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import timeit
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -463,13 +462,12 @@ def test_a_buffer_too_small_is_a_mapping_error_in_real_mode_only():
 # -- speed ---------------------------------------------------------------------------------------
 
 
-def test_a_cached_evaluation_takes_under_100_us():
+def test_a_repeated_evaluation_is_the_same_result():
+    """(How fast the cached path is: benchmarks/sim_speed.py.)"""
     arch = arch_with()
     g = Gemm(name="q_proj", M=512, N=4096, K=4096, count=32)
     first = simulate_gemm(arch, g)
     assert simulate_gemm(arch, g) == first
-    per_call = min(timeit.repeat(lambda: simulate_gemm(arch, g), number=200, repeat=5)) / 200
-    assert per_call < 100e-6, f"cached simulate_gemm took {per_call * 1e6:.1f} us"
 
 
 def test_results_are_frozen_and_json_ready():

@@ -38,16 +38,16 @@ from hw.spec.base import (
 from hw.spec.systolic import SystolicSpec
 
 __all__ = [
-    "AccBits",
     "OPERANDS",
+    "AccBits",
     "ArchSpec",
     "ArrayDim",
     "DramSpec",
-    "LevelSpec",
-    "Operand",
     "EngineBase",
     "EngineSpec",
     "GpuSpec",
+    "LevelSpec",
+    "Operand",
     "OperandBits",
     "SpecError",
     "SramSpec",
@@ -604,7 +604,8 @@ def _rate_fields(engine: EngineBase) -> tuple[str, ...]:
         if isinstance(value, bool) or not isinstance(value, int):
             continue
         try:
-            probe = dataclasses.replace(engine, **{f.name: value * 2})
+            doubled: dict[str, Any] = {f.name: value * 2}
+            probe = dataclasses.replace(engine, **doubled)
         except (ValueError, TypeError):  # the doubled value is out of range
             continue
         if probe.macs_per_cycle != engine.macs_per_cycle:

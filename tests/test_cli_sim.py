@@ -48,8 +48,8 @@ def test_acceptance_command_prints_one_json_object(capsys):
     assert sum(d["breakdown"].values()) == pytest.approx(d["energy_pj"])
     assert d["mapping"]["spatial"] == {"unroll": {"m": 32, "n": 32}, "stream": "k"}
     assert d["mapping"]["kind"] == "systolic"
-    assert d["core"]["actions"]["multiply"] == {"count": 512 * 4096 * 4096, "component": "mac_multiplier",
-                                        "unit": "8x8-bit multiplies"}
+    assert d["core"]["actions"]["multiply"] == {
+        "count": 512 * 4096 * 4096, "component": "mac_multiplier", "unit": "8x8-bit multiplies"}
 
 
 def test_acceptance_command_through_the_installed_entry_point():

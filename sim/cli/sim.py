@@ -288,12 +288,6 @@ def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int
                           "area_breakdown_um2": dict(system_area_breakdown(arch))}))
     else:
         print(format_op(result, arch))
-        if result.core is not None:
-            detail = format_gemm(result.core).splitlines()
-            used = result.mapping["cores_used"]
-            print(f"  one core's share ({used} of {arch.cores} cores used), against the level "
-                  "behind the cores:")
-            print("\n".join("  " + line for line in detail[1:]))
     return 0
 
 
@@ -373,21 +367,42 @@ def _shape_text(r: OpResult) -> str:
 
 
 def format_op(r: OpResult, arch: ArchSpec) -> str:
+    """One operator's result as text: the whole architecture's figures, then (GEMMs on an
+    engine) one core's share as the engine model sees it."""
+    from sim.energy import system_area_breakdown
+
     m = dict(r.mapping)
+    label = r.kind if r.name == r.kind else f"{r.kind} {r.name}"
+    cores = f"{arch.cores} cores" if arch.cores > 1 else "1 core"
+    mapping = ", ".join(f"{k} {v}" for k, v in m.items() if not isinstance(v, (dict, list)))
+    if r.core is not None:
+        c = r.core.mapping
+        mapping = (f"{m['cores_used']} of {cores} (split {m['core_split']}"
+                   f"{', transposed' if m['transposed'] else ''}), unroll {_unroll(c)}, "
+                   f"stream {c.stream_dim}, tile M{c.tile_m} N{c.tile_n} K{c.tile_k}, loops "
+                   f"{'>'.join(c.loop_order)} (outer>inner), stationary "
+                   f"{c.stationary or 'all'}, {c.folds:,} folds per core")
     lines = [
-        f"{r.kind} {r.name} ({_shape_text(r)}, count {r.count}) on {arch.name} "
-        f"[{arch.engine.name}] x{arch.cores}",
+        f"{label} ({_shape_text(r)}, count {r.count}) on {arch.name} [{arch.engine.name}] "
+        f"x {cores}",
         f"  cycles        {r.cycles:,}  (compute {r.compute_cycles:,}: engine "
         f"{r.engine_cycles:,}, vector {r.vector_cycles:,}; stall {r.stall_cycles:,})",
         f"  time          {_time(r.seconds)} at {arch.clock_mhz:g} MHz",
         f"  utilization   {r.utilization:.1%}   bound: {r.bound}",
-        f"  dram          {_si(r.dram_bytes, 'B')}",
-        "  mapping       " + ", ".join(f"{k} {v}" for k, v in m.items()
-                                       if not isinstance(v, (dict, list))),
+        f"  {arch.memory[-1].name:<14}{_si(r.dram_bytes, 'B')}",
+        f"  mapping       {mapping}",
+        f"  area          {sum(system_area_breakdown(arch).values()) / 1e6:.4g} mm^2",
         f"  energy        {_energy(r.energy_pj)}",
         *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, tuple(r.energy_breakdown_pj),
                     skip_zero=True),
     ]
+    if r.core is not None:
+        g = r.core
+        behind = arch.tiers[1][0].name if len(arch.tiers[1]) == 1 else "tier 1"
+        lines.append(
+            f"  per core      {g.cycles:,} cycles (stall: buffers {g.sram_stall_cycles:,}, "
+            f"{behind} {g.dram_stall_cycles:,}); from {behind}: A {_si(g.dram_a_bytes, 'B')}, "
+            f"W {_si(g.dram_w_bytes, 'B')}, O {_si(g.dram_o_bytes, 'B')}")
     return "\n".join(lines)
 
 

@@ -252,6 +252,21 @@ class ArchSpec:
     def __post_init__(self) -> None:
         _tiers(self.memory)  # raises ValueError on a malformed hierarchy
 
+    def __hash__(self) -> int:
+        """The fields' hash, computed once: an architecture keys every cost-model cache, and
+        hashing its levels, engine and vector unit anew on every lookup costs more than the
+        lookup (the object is immutable, so the hash cannot go stale)."""
+        try:
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+        except KeyError:
+            h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", h)
+            return h
+
+    def __getstate__(self) -> dict[str, Any]:
+        # string hashes differ between processes (sweep workers): never carry one over
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     # -- the hierarchy, walked by tiers ----------------------------------------------------
 
     @property

@@ -12,8 +12,9 @@ only N is listed (the whole GEMM).
 **Attention**: the cores divide the (sequence, key/value head) units (:mod:`mapping.attention`)
 evenly, ``ceil(units / cores)`` per core. In decode (one query per sequence) with fewer units
 than cores, they divide each unit's keys instead (FlashDecoding's split-KV: Dao, Haziza, Massa
-and Sizov, "Flash-Decoding for long-context inference", 2023) into ``min(cores // units,
-kv_len)`` ranges, one per core, the partial outputs merged afterwards. This is a rule, not a
+and Sizov, "Flash-Decoding for long-context inference", 2023) into ranges of ``ceil(kv_len /
+min(cores // units, kv_len))`` keys, one per core (as many ranges as that leaves non-empty),
+the partial outputs merged afterwards. This is a rule, not a
 search: the set holds the one split it gives.
 
 The candidates are typed (:class:`CoreSplit`), listed in the order equal costs are resolved
@@ -83,7 +84,9 @@ def core_splits(op: Gemm | Attention, cores: int) -> tuple[CoreSplit, ...]:
         units = op.batch * op.kv_heads
         kv_split = min(cores // units, op.kv_len) if units < cores and op.q_len == 1 else 1
         if kv_split > 1:
-            return (CoreSplit(dim="keys", size=-(-op.kv_len // kv_split),
-                              cores_used=units * kv_split, kv_split=kv_split),)
+            size = -(-op.kv_len // kv_split)
+            kv_split = -(-op.kv_len // size)  # no empty range: 9 keys in 4 are 3 ranges of 3
+            return (CoreSplit(dim="keys", size=size, cores_used=units * kv_split,
+                              kv_split=kv_split),)
         return (CoreSplit(dim="units", size=-(-units // cores), cores_used=min(cores, units)),)
     raise TypeError(f"op: expected a models.ops.Gemm or Attention, got {type(op).__name__}")

@@ -388,7 +388,8 @@ def attention_split_cost(arch: ArchSpec, a: Attention, memory: Memory, objective
         by_op = {"A": backing * compulsory["q"] / total_c,
                  "O": backing * compulsory["o"] / total_c}
         by_op["W"] = backing - by_op["A"] - by_op["O"]
-        energy = _core_energy(arch, core_e, {}, by_op, used)
+        # core_e covers every core's units already: counted once, not once per core
+        energy = _core_energy(arch, core_e, {}, by_op, 1)
         energy["vector"] += (scale * c.energy_pj.get("vector", 0.0)
                              + merge_ops * vector_op_pj(arch))
         cycles, dram = _outer_tiers(arch, energy, core_cycles, backing, used, memory,

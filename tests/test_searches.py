@@ -222,14 +222,43 @@ def test_attention_core_split_is_by_units_or_by_keys_in_decode(att, cores):
     assert 1 <= split.cores_used <= cores and not split.transposed
     if split.dim == "keys":
         assert att.q_len == 1 and units < cores and split.kv_split > 1
-        assert split.kv_split == min(cores // units, att.kv_len)
-        assert split.kv_split * split.size >= att.kv_len
+        wanted = min(cores // units, att.kv_len)  # ranges asked for; the empty ones dropped
+        assert split.size == -(-att.kv_len // wanted)
+        assert split.kv_split <= wanted and split.cores_used == units * split.kv_split
+        assert split.kv_split * split.size >= att.kv_len > (split.kv_split - 1) * split.size
         assert split.units_per_core == 1
         assert split.size == key_share(att, split.kv_split).kv_len
     else:
         assert split.dim == "units" and split.kv_split == 1
         assert split.units_per_core == split.size == -(-units // cores)
         assert split.cores_used == min(cores, units)
+
+
+@pytest.mark.parametrize(("preset", "kv_heads", "q_len"), [
+    ("systolic-4core", 8, 300),   # by units: two per core on four cores
+    ("npu-hbm", 4, 64),           # by units: one per core
+    ("systolic-4core", 1, 1),     # decode, one unit: by keys, four ranges
+])
+def test_splitting_over_cores_divides_the_engine_work_never_multiplies_it(preset, kv_heads,
+                                                                          q_len):
+    """The same attention on 1, 2 and 4 cores does the same engine work: its arithmetic and
+    register energy is the same whenever each core uses the same tile (a key split's shares
+    add up to the whole)."""
+    att = Attention(name="a", batch=1, heads=8 * kv_heads, kv_heads=kv_heads, q_len=q_len,
+                    kv_len=1024, qk_dim=128, v_dim=128, causal=False)
+    engine = ("mac_multiplier", "mac_adder", "pe_registers")
+    seen = {}
+    for cores in (1, 2, 4):
+        r = simulate_op(load_arch(preset, [f"cores={cores}"]), att, memory="ideal")
+        tile = (r.mapping["tile_rows"], r.mapping["tile_keys"])
+        seen.setdefault(tile, []).append(
+            (cores, [r.energy_breakdown_pj[k] for k in engine], r.macs))
+    compared = [runs for runs in seen.values() if len(runs) > 1]
+    assert compared  # at least two core counts chose the same tile
+    for runs in compared:
+        (_, first, _), *rest = runs
+        for _, energies, _ in rest:
+            assert energies == pytest.approx(first, rel=1e-9)
 
 
 def test_core_splits_reject_bad_input():

@@ -1,15 +1,33 @@
-"""How an operator runs on an architecture: buffer tiling, loop order, spatial unrolling.
+"""How an operator runs on an architecture: buffer tiling, loop order, spatial unrolling,
+attention tiles, the split over cores and the engine's orientation.
 
-Imports ``hw.spec`` and ``models`` only; the cost function is a parameter of :func:`search`.
+Imports ``hw.spec`` and ``models`` only: every search takes its cost function as a parameter
+(:func:`search` for the GEMM tiling, :func:`pick` for the typed candidate sets of
+:func:`attention_tiles` and :func:`core_splits`), under one set of objectives
+(:func:`objective_key`).
 """
 
+from mapping.attention import (
+    MIN_TILE_KEYS,
+    MIN_TILE_ROWS,
+    AttentionTile,
+    attention_tiles,
+    key_share,
+    tile_sizes,
+    visible_keys,
+)
+from mapping.cores import ORIENTATIONS, CoreSplit, SplitDim, core_splits
 from mapping.mapper import (
     OBJECTIVES,
     CostFn,
     Costs,
     Objective,
+    Scored,
     best_index,
+    check_objective,
     clear_caches,
+    objective_key,
+    pick,
     search,
 )
 from mapping.tiling import (
@@ -30,9 +48,14 @@ from mapping.tiling import (
 __all__ = [
     "DIMS",
     "LOOP_ORDERS",
+    "MIN_TILE_KEYS",
+    "MIN_TILE_ROWS",
     "OBJECTIVES",
     "OPERAND_DIMS",
+    "ORIENTATIONS",
+    "AttentionTile",
     "Candidates",
+    "CoreSplit",
     "CostFn",
     "Costs",
     "Dim",
@@ -40,11 +63,21 @@ __all__ = [
     "Mapping",
     "MappingError",
     "Objective",
+    "Scored",
+    "SplitDim",
+    "attention_tiles",
     "best_index",
     "candidates",
+    "check_objective",
     "clear_caches",
+    "core_splits",
     "fold_grid",
+    "key_share",
+    "objective_key",
+    "pick",
     "search",
     "stream_granule",
+    "tile_sizes",
     "untiled",
+    "visible_keys",
 ]

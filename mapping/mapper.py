@@ -1,29 +1,71 @@
-"""Pick the best mapping of a GEMM under a cost function the caller supplies.
+"""Pick the best candidate under a cost function the caller supplies: one set of objectives.
 
-``mapping`` never imports ``sim``: the cost model arrives as ``cost_fn(gemm, arch, cands)``,
-a function that costs every candidate at once (numpy arrays, one entry per candidate) and
-returns :class:`Costs`. ``sim.gemm.gemm_cost`` is the simulator's own.
+``mapping`` never imports ``sim``: the cost model arrives as a parameter. Two forms share the
+objectives and their tie-breaking (:func:`objective_key`):
+
+* :func:`search` (the GEMM buffer tiling): ``cost_fn(gemm, arch, cands)`` costs every
+  candidate of :func:`mapping.candidates` at once (numpy arrays, one entry per candidate) and
+  returns :class:`Costs`; :func:`best_index` picks. ``sim.gemm.gemm_cost`` is the simulator's.
+* :func:`pick` (every other search: attention tiles, core splits, orientations): a typed
+  candidate set (a sequence of frozen dataclasses or values) and ``cost_fn(candidate)`` that
+  returns :class:`Scored`, the candidate's cycles and energy with whatever detail the caller
+  wants back for the winner.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import numpy as np
 
 from hw.spec import ArchSpec
+from mapping.attention import clear_caches as _clear_attention
 from mapping.tiling import Candidates, Mapping, candidates
 from mapping.tiling import clear_caches as _clear_tiling
 from models.ops import Gemm
 
-__all__ = ["OBJECTIVES", "CostFn", "Costs", "Objective", "best_index", "clear_caches", "search"]
+__all__ = [
+    "OBJECTIVES",
+    "CostFn",
+    "Costs",
+    "Objective",
+    "Scored",
+    "best_index",
+    "check_objective",
+    "clear_caches",
+    "objective_key",
+    "pick",
+    "search",
+]
 
 Objective = Literal["latency", "energy", "edp"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
+
+C = TypeVar("C")
+T = TypeVar("T")
+
+
+def check_objective(objective: str) -> None:
+    """``ValueError`` (one line, naming the choices) unless ``objective`` is one of
+    :data:`OBJECTIVES`."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
+
+
+def objective_key(objective: Objective, cycles: Any, energy: Any, dram: Any) -> tuple[Any, ...]:
+    """What a search minimises, most significant first: ``"latency"`` cycles, then energy;
+    ``"energy"`` energy, then cycles; ``"edp"`` cycles x energy, then energy; last, DRAM bytes.
+    Scalars (:func:`pick` compares the tuples) or arrays (:func:`best_index` sorts by them);
+    equal keys go to the earlier candidate."""
+    if objective == "latency":
+        return (cycles, energy, dram)
+    if objective == "energy":
+        return (energy, cycles, dram)
+    return (cycles * energy, energy, dram)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -52,8 +94,7 @@ def search(
 
     Raises :class:`~mapping.tiling.MappingError` when no tile fits the buffers.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective: must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
+    check_objective(objective)
     if not isinstance(gemm, Gemm):
         raise TypeError(f"gemm: expected a models.ops.Gemm, got {type(gemm).__name__}")
     if not isinstance(arch, ArchSpec):
@@ -70,17 +111,12 @@ def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective) ->
 
 
 def best_index(costs: Costs, objective: Objective) -> int:
-    """Index of the best candidate (see :func:`search` for the order)."""
+    """Index of the best candidate (:func:`objective_key`; see :func:`search`)."""
     cycles = np.asarray(costs.cycles, dtype=np.float64)
     energy = np.asarray(costs.energy_pj, dtype=np.float64)
     dram = (np.zeros_like(cycles) if costs.dram_bytes is None
             else np.asarray(costs.dram_bytes, dtype=np.float64))
-    if objective == "latency":
-        keys = (dram, energy, cycles)
-    elif objective == "energy":
-        keys = (dram, cycles, energy)
-    else:
-        keys = (dram, energy, cycles * energy)
+    keys = objective_key(objective, cycles, energy, dram)[::-1]  # lexsort: last key first
     # the lexicographic minimum: only the candidates tied on the primary key need sorting
     tied = np.flatnonzero(keys[-1] == keys[-1].min())
     if tied.size == 1:
@@ -88,7 +124,42 @@ def best_index(costs: Costs, objective: Objective) -> int:
     return int(tied[np.lexsort(tuple(k[tied] for k in keys))[0]])
 
 
+@dataclass(frozen=True, slots=True)
+class Scored(Generic[T]):
+    """One candidate's cost as :func:`pick` ranks it (:func:`objective_key`), with the
+    caller's ``detail`` (e.g. the full result of the cost model) handed back for the winner."""
+
+    cycles: float
+    energy_pj: float
+    detail: T
+    #: Breaks ties last (fewer bytes to and from DRAM).
+    dram_bytes: float = 0.0
+
+
+def pick(candidates: Sequence[C], cost_fn: Callable[[C], Scored[T]], objective: Objective
+         ) -> tuple[C, Scored[T]]:
+    """The candidate minimising ``objective`` under ``cost_fn`` (the caller's cost model, one
+    candidate at a time) and its :class:`Scored`; equal keys (:func:`objective_key`) go to the
+    earlier candidate, so a candidate set lists its preferred choices first. Every candidate
+    is costed (a cost function may raise, e.g. when a candidate needs a unit the architecture
+    lacks)."""
+    check_objective(objective)
+    if not candidates:
+        raise ValueError("candidates: the candidate set is empty; the caller must report why "
+                         "nothing fits before searching")
+    best: tuple[C, Scored[T]] | None = None
+    best_key: tuple[Any, ...] | None = None
+    for cand in candidates:
+        s = cost_fn(cand)
+        key = objective_key(objective, s.cycles, s.energy_pj, s.dram_bytes)
+        if best_key is None or key < best_key:
+            best, best_key = (cand, s), key
+    assert best is not None
+    return best
+
+
 def clear_caches() -> None:
     """Forget cached candidate sets and search results (to time the uncached path)."""
     _search.cache_clear()
     _clear_tiling()
+    _clear_attention()

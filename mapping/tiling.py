@@ -93,6 +93,8 @@ def stream_granule(spec: EngineSpec) -> int:
     staircase, i.e. the smallest ``g`` with ``fold_cycles(g + 1) > fold_cycles(g)`` (1 when
     every element costs a cycle; ``k`` for an engine that takes ``ceil(K/k)`` beats)."""
     base = spec.fold_cycles(1)
+    # probe limit: no engine spec allows a beat over 64 elements (hw.spec's ``le=64`` on
+    # bitplane depth and the cube and LUT dimensions), so 4096 leaves room
     for g in range(1, 4097):
         if spec.fold_cycles(g + 1) > base:
             return g
@@ -285,6 +287,9 @@ def _frozen(M: int, N: int, K: int, tiles: np.ndarray, order: np.ndarray) -> Can
     return Candidates(M=M, N=N, K=K, tiles=tiles, order=order)
 
 
+# The trip counts searched per dimension, {1, 2, 3, 4, 6, 8, 12, ...}: a modelling choice (no
+# paper prescribes them): a geometric grid whose neighbours differ by at most 1.5x from 2 on,
+# so every trip count has one on the grid within 1.5x of it; plus the finest split.
 @functools.lru_cache(maxsize=256)
 def _trip_counts(units: int) -> np.ndarray:
     """``{1, 2, 3, 4, 6, 8, 12, ...} <= units``, plus ``units`` itself."""

@@ -9,14 +9,16 @@ unit's ``kv_len`` cached keys and values.
 (``Br x qk_dim``); key and value tiles of ``Bc`` tokens stream through the W buffer
 (``Bc x (qk_dim + v_dim)``, ``Bc x qk_dim`` for a shared latent cache); the score tile
 (``Br x Bc``) and the output accumulator (``Br x v_dim``) live in the output buffer at the
-accumulator width. Every candidate ``(Br, Bc)`` that fits is costed and the best for the
-objective is kept.
+accumulator width. The candidate tiles ``(Br, Bc)`` that fit are :func:`mapping.attention_tiles`
+(the search space and the source of its sizes are stated there); this module costs each and
+:func:`mapping.pick` keeps the best for the objective.
 
 **Per (query tile, key tile) pair** the engine runs ``S = Q K^T`` (``Br x Bc x qk_dim``) and
 ``O += P V`` (``Br x v_dim x Bc``), each planned by :func:`sim.execution.plan_gemm` (so a
 KV4 cache on a bit-serial engine runs 4-bit weight planes) and timed by the engine's fold
 model with operands on chip, in the faster orientation (queries or keys along the engine's M
-side). The vector unit does the online softmax: per score a max, a
+side: :data:`mapping.ORIENTATIONS`, picked on cycles alone whatever the objective, ties to the
+queries). The vector unit does the online softmax: per score a max, a
 subtraction, an exponential (``vector.exp_ops``) and a sum, and per row and key tile the
 rescale of the running output (``v_dim + 1``), plus the plans' conversions and rescales; at
 the end one division per output. Engine and vector unit work on alternate tiles (FlashAttention-3's
@@ -40,15 +42,26 @@ query and key/value tiles' load and the link latency (double-buffered tiles).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 from hw.spec import ArchSpec
-from mapping import MappingError
+from mapping import (
+    ORIENTATIONS,
+    AttentionTile,
+    MappingError,
+    Objective,
+    Scored,
+    attention_tiles,
+    key_share,
+    pick,
+    visible_keys,
+)
 from models.formats import get_format
 from models.ops import Attention, Gemm
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
@@ -56,7 +69,7 @@ from sim.engines import gemm_compute_cycles
 from sim.execution import plan_gemm
 from sim.gemm import compute_view, run_gemm
 
-__all__ = ["AttentionCost", "attention_core_cost"]
+__all__ = ["AttentionCost", "attention_core_cost", "attention_tile_cost"]
 
 #: Bytes of one page-table entry of a paged KV cache (a 32-bit block index, vLLM).
 PAGE_ENTRY_BYTES = 4
@@ -79,16 +92,6 @@ class AttentionCost:
     tile_rows: int
     tile_keys: int
     tile_pairs: float
-
-
-def _tile_options(limit: int, unit: int) -> list[int]:
-    """Powers of two times ``unit`` up to ``limit`` (and ``limit`` itself)."""
-    out, t = [], max(1, unit)
-    while t < limit:
-        out.append(t)
-        t *= 2
-    out.append(limit)
-    return sorted(set(out))
 
 
 def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
@@ -114,15 +117,14 @@ def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
     in the faster orientation; cycles from the engine's fold model
     (:func:`sim.engines.gemm_compute_cycles`) times the plan's slice passes."""
     g = _tile_gemm(att, rows, keys, kind)
-    best: tuple[float, float, bool] | None = None
-    for transposed in (False, True):  # keys on the engine's M side, or the queries
+
+    def cost(transposed: bool) -> Scored[tuple[float, float, bool]]:
         plan = plan_gemm(arch, g, transposed)
         pg = plan.gemm
-        cycles = plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K)
-        if best is None or cycles < best[0]:
-            best = (float(cycles), plan.vector_ops, transposed)
-    assert best is not None
-    return best
+        cycles = float(plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K))
+        return Scored(cycles=cycles, energy_pj=0.0, detail=(cycles, plan.vector_ops, transposed))
+
+    return pick(ORIENTATIONS, cost, "latency")[1].detail
 
 
 @functools.lru_cache(maxsize=4096)
@@ -149,21 +151,6 @@ def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
     return cycles, vops, {k: v * macs for k, v in rate.items()}, macs
 
 
-def _visible(att: Attention, rows: int, q_rows: int) -> np.ndarray:
-    """Keys a query tile of ``rows`` packed rows must visit (int64 per tile): up to its last
-    query's position (causal), from its first query's window start (sliding window)."""
-    n_tiles = -(-q_rows // rows)
-    first_row = np.arange(n_tiles) * rows
-    last_row = np.minimum(first_row + rows, q_rows) - 1
-    offset = att.kv_len - att.q_len  # position of query token 0 minus 1
-    last_key = (offset + last_row // att.group_size if att.causal
-                else np.full(n_tiles, att.kv_len - 1))
-    first_key = np.zeros(n_tiles, dtype=np.int64)
-    if att.window:
-        first_key = np.maximum(0, offset + first_row // att.group_size - att.window + 1)
-    return (last_key - first_key + 1).astype(np.int64)
-
-
 def _kv_bytes(att: Attention, tokens: np.ndarray) -> np.ndarray:
     """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width)."""
     width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
@@ -177,8 +164,6 @@ def _kv_bytes(att: Attention, tokens: np.ndarray) -> np.ndarray:
 class _Tile:
     """One tile choice's link-independent costs for one unit (see attention_core_cost)."""
 
-    rows: int
-    keys: int
     busy: float
     engine: float
     vector_cycles: float
@@ -195,130 +180,112 @@ class _Tile:
 
 
 @functools.lru_cache(maxsize=4096)
-def _tiles(view: ArchSpec, att: Attention, kv_split: int) -> tuple[_Tile, ...]:
-    """Every tile choice that fits ``view``'s buffers, with what it costs one unit apart from
-    the backing link (cached per :func:`sim.gemm.compute_view`: shared by architectures that
-    differ only in their DRAM link or clock)."""
+def _tiles(view: ArchSpec, att: Attention, kv_split: int
+           ) -> MappingProxyType[AttentionTile, _Tile]:
+    """What each candidate tile (:func:`mapping.attention_tiles`, in its order) costs one unit
+    apart from the backing link (cached per :func:`sim.gemm.compute_view`: shared by
+    architectures that differ only in their DRAM link or clock)."""
     vec = view.vector
     assert vec is not None
-    spec = view.engine
-    u = spec.unrolling()
     g = att.group_size
     q_rows = att.q_len * g
-    kv_len = -(-att.kv_len // kv_split)
-    part = dataclasses.replace(att, kv_len=kv_len, q_len=min(att.q_len, kv_len))
+    part = key_share(att, kv_split)
+    kv_len = part.kv_len
     q_bits = get_format(att.q_fmt).bits
-    acc_bits = spec.acc_bits
-    kv_width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
-    kv_bits = max(att.kv_storage_bits, q_bits if att.kv_residual else 0)
     lanes = vec.lanes
     soft_per_score = 3 + vec.exp_ops
-    out: list[_Tile] = []
-    for rows in _tile_options(q_rows, min(u.m or 16, 8)):
-        if rows * att.qk_dim * q_bits / 8 > view.a_buffer.tile_capacity_bytes:
-            continue
-        visible = _visible(part, rows, q_rows) if kv_split == 1 else np.full(
-            -(-q_rows // rows), kv_len, dtype=np.int64)
-        row_sizes = np.minimum(rows, q_rows - np.arange(visible.size) * rows)
-        for keys in _tile_options(int(visible.max()), 16):
-            if keys * kv_width * kv_bits / 8 > view.w_buffer.tile_capacity_bytes:
-                continue
-            if rows * (keys + att.v_dim) * acc_bits / 8 > view.o_buffer.tile_capacity_bytes:
-                continue
-            seen = visible
-            engine = vops = macs = 0.0
-            e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
-            select_bytes = 0.0
-            if att.sparse_block:
-                budget = att.sparse_topk * att.sparse_block
-                blocks = -(-visible // att.sparse_block)
-                seen = np.minimum(visible, budget)
-                for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
-                    if nb > att.sparse_topk:  # selection only when there is a choice
-                        c, v, e, m = _pair_cost(view, part, r, nb, "select", nb)
-                        engine += c
-                        vops += v + nb * math.ceil(math.log2(nb))
-                        macs += m
-                        for k2, x in e.items():
-                            e_engine[k2] += x
-                        select_bytes += nb * att.qk_dim * SUMMARY_BITS / 8
-            full, rem = np.divmod(seen, keys)
-            pairs = float((full + (rem > 0)).sum())
-            # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
-            work: dict[tuple[int, int], int] = {}
-            for r in np.unique(row_sizes).tolist():
-                sel = row_sizes == r
-                work[(r, keys)] = work.get((r, keys), 0) + int(full[sel].sum())
-                lens, times = np.unique(rem[sel], return_counts=True)
-                for length, t in zip(lens.tolist(), times.tolist(), strict=True):
-                    if length:
-                        work[(r, length)] = work.get((r, length), 0) + t
-                vops += int(sel.sum()) * r * att.v_dim  # final normalization
-            for (r, length), times in work.items():
-                if not times:
-                    continue
-                for kind in ("qk", "pv"):
-                    c, v, e, m = _pair_cost(view, part, r, length, kind, keys)
-                    engine += times * c
-                    vops += times * v
-                    macs += times * m
+    out: dict[AttentionTile, _Tile] = {}
+    visible = row_sizes = np.zeros(0, dtype=np.int64)
+    last_rows = 0
+    for tile in attention_tiles(att, view, kv_split):
+        rows, keys = tile.rows, tile.keys
+        if rows != last_rows:  # the candidates come rows-major
+            visible = visible_keys(att, rows, kv_split)
+            row_sizes = np.minimum(rows, q_rows - np.arange(visible.size) * rows)
+            last_rows = rows
+        seen = visible
+        engine = vops = macs = 0.0
+        e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
+        select_bytes = 0.0
+        if att.sparse_block:
+            budget = att.sparse_topk * att.sparse_block
+            blocks = -(-visible // att.sparse_block)
+            seen = np.minimum(visible, budget)
+            for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
+                if nb > att.sparse_topk:  # selection only when there is a choice
+                    c, v, e, m = _pair_cost(view, part, r, nb, "select", nb)
+                    engine += c
+                    vops += v + nb * math.ceil(math.log2(nb))
+                    macs += m
                     for k2, x in e.items():
-                        e_engine[k2] += times * x
-                vops += times * (r * length * soft_per_score + r * (att.v_dim + 1))
-            vector_cycles = vops / lanes
-            busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1.0)
-            # traffic with the backing level
-            tokens = seen.astype(np.float64)
-            if att.page_tokens:
-                pages = -(-seen // att.page_tokens)
-                tokens = (pages * att.page_tokens).astype(np.float64)
-                page_bytes = float(pages.sum()) * PAGE_ENTRY_BYTES
-            else:
-                page_bytes = 0.0
-            kv_traffic = float(_kv_bytes(part, np.minimum(tokens, kv_len)).sum())
-            q_bytes = q_rows * att.qk_dim * q_bits / 8
-            o_bytes = q_rows * att.v_dim * q_bits / 8
-            first = (rows * att.qk_dim * q_bits / 8
-                     + float(_kv_bytes(part, np.array([min(keys, kv_len)]))[0]))
-            out.append(_Tile(
-                rows=rows, keys=keys, busy=busy, engine=engine, vector_cycles=vector_cycles,
-                vops=vops, macs=macs, pairs=pairs, engine_energy=tuple(e_engine.items()),
-                q_bytes=q_bytes, o_bytes=o_bytes, kv_traffic=kv_traffic,
-                select_bytes=select_bytes,
-                per_unit_bytes=q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes,
-                first_bytes=first))
-    return tuple(out)
+                        e_engine[k2] += x
+                    select_bytes += nb * att.qk_dim * SUMMARY_BITS / 8
+        full, rem = np.divmod(seen, keys)
+        pairs = float((full + (rem > 0)).sum())
+        # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
+        work: dict[tuple[int, int], int] = {}
+        for r in np.unique(row_sizes).tolist():
+            sel = row_sizes == r
+            work[(r, keys)] = work.get((r, keys), 0) + int(full[sel].sum())
+            lens, times = np.unique(rem[sel], return_counts=True)
+            for length, t in zip(lens.tolist(), times.tolist(), strict=True):
+                if length:
+                    work[(r, length)] = work.get((r, length), 0) + t
+            vops += int(sel.sum()) * r * att.v_dim  # final normalization
+        for (r, length), times in work.items():
+            if not times:
+                continue
+            for kind in ("qk", "pv"):
+                c, v, e, m = _pair_cost(view, part, r, length, kind, keys)
+                engine += times * c
+                vops += times * v
+                macs += times * m
+                for k2, x in e.items():
+                    e_engine[k2] += times * x
+            vops += times * (r * length * soft_per_score + r * (att.v_dim + 1))
+        vector_cycles = vops / lanes
+        busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1.0)
+        # traffic with the backing level
+        tokens = seen.astype(np.float64)
+        if att.page_tokens:
+            pages = -(-seen // att.page_tokens)
+            tokens = (pages * att.page_tokens).astype(np.float64)
+            page_bytes = float(pages.sum()) * PAGE_ENTRY_BYTES
+        else:
+            page_bytes = 0.0
+        kv_traffic = float(_kv_bytes(part, np.minimum(tokens, kv_len)).sum())
+        q_bytes = q_rows * att.qk_dim * q_bits / 8
+        o_bytes = q_rows * att.v_dim * q_bits / 8
+        first = (rows * att.qk_dim * q_bits / 8
+                 + float(_kv_bytes(part, np.array([min(keys, kv_len)]))[0]))
+        out[tile] = _Tile(
+            busy=busy, engine=engine, vector_cycles=vector_cycles,
+            vops=vops, macs=macs, pairs=pairs, engine_energy=tuple(e_engine.items()),
+            q_bytes=q_bytes, o_bytes=o_bytes, kv_traffic=kv_traffic,
+            select_bytes=select_bytes,
+            per_unit_bytes=q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes,
+            first_bytes=first)
+    return MappingProxyType(out)
 
 
-def attention_core_cost(
-    arch: ArchSpec, att: Attention, units: int, *, objective: str = "latency",
-    kv_split: int = 1,
-) -> AttentionCost:
-    """Cost on one core (``arch``: the core's view, its ``dram`` being the backing link) of
-    ``units`` (sequence, KV head) pairs of one instance of ``att`` (``count`` ignored).
-
-    ``kv_split`` > 1: this core handles ``1/kv_split`` of each unit's keys (FlashDecoding's
-    split-KV across cores, for decode with fewer units than cores); the partial outputs are
-    merged by the caller.
-    """
+def attention_tile_cost(arch: ArchSpec, att: Attention, units: int, kv_split: int = 1
+                        ) -> Callable[[AttentionTile], Scored[AttentionCost]]:
+    """The cost function :func:`attention_core_cost` hands :func:`mapping.pick`: what ``units``
+    units of one instance of ``att`` cost on one core (``arch``: the core's view) under one
+    candidate of :func:`mapping.attention_tiles` (``attention_tiles(att, compute_view(arch),
+    kv_split)``), with the backing link: time ``max(compute, bytes / bandwidth)`` plus the
+    first tiles' load and the link latency; energy by component."""
     if arch.vector is None:
         raise MappingError("vector: attention needs a vector unit for its softmax; add a "
                            "[vector] table (lanes = ...) to the architecture")
     tiles = _tiles(compute_view(arch), att, kv_split)
-    if not tiles:
-        q_bits = get_format(att.q_fmt).bits
-        raise MappingError(
-            f"{att.name}: no attention tile fits the buffers (one query row of "
-            f"{att.qk_dim} x {q_bits} bits in a_buffer, 16 keys in w_buffer, the score and "
-            "output rows in o_buffer); enlarge the buffers (--set a_buffer.capacity_bytes=...)"
-        )
     energies = unit_energies(arch)
     vec_pj = vector_op_pj(arch)
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
-    best: AttentionCost | None = None
-    best_key: tuple[float, ...] | None = None
-    for t in tiles:
+
+    def cost(tile: AttentionTile) -> Scored[AttentionCost]:
+        t = tiles[tile]
         total_bytes = units * t.per_unit_bytes
         cycles = max(units * t.busy, total_bytes / bw) + t.first_bytes / bw + lat
         energy = {k2: units * x for k2, x in t.engine_energy}
@@ -328,16 +295,30 @@ def attention_core_cost(
         energy["o_buffer"] += units * t.o_bytes * energies.o_buffer_byte_pj
         energy["dram"] += total_bytes * energies.dram_byte_pj
         energy["vector"] = units * t.vops * vec_pj
-        total_e = sum(energy.values())
-        key = {"latency": (cycles, total_e), "energy": (total_e, cycles),
-               "edp": (cycles * total_e, cycles)}[objective]
-        if best_key is None or key < best_key:
-            best_key = key
-            best = AttentionCost(
-                cycles=cycles, compute_cycles=units * t.busy, engine_cycles=units * t.engine,
-                vector_cycles=units * t.vector_cycles, vector_ops=units * t.vops,
-                macs=units * t.macs, backing_bytes=total_bytes, energy_pj=energy,
-                tile_rows=t.rows, tile_keys=t.keys, tile_pairs=units * t.pairs,
-            )
-    assert best is not None
-    return best
+        return Scored(cycles=cycles, energy_pj=sum(energy.values()), detail=AttentionCost(
+            cycles=cycles, compute_cycles=units * t.busy, engine_cycles=units * t.engine,
+            vector_cycles=units * t.vector_cycles, vector_ops=units * t.vops,
+            macs=units * t.macs, backing_bytes=total_bytes, energy_pj=energy,
+            tile_rows=tile.rows, tile_keys=tile.keys, tile_pairs=units * t.pairs,
+        ))
+
+    return cost
+
+
+def attention_core_cost(
+    arch: ArchSpec, att: Attention, units: int, *, objective: Objective = "latency",
+    kv_split: int = 1,
+) -> AttentionCost:
+    """Cost on one core (``arch``: the core's view, its ``dram`` being the backing link) of
+    ``units`` (sequence, KV head) pairs of one instance of ``att`` (``count`` ignored), under
+    the tile that minimises ``objective``: :func:`mapping.pick` over
+    :func:`mapping.attention_tiles` with :func:`attention_tile_cost`.
+
+    ``kv_split`` > 1: this core handles ``1/kv_split`` of each unit's keys (FlashDecoding's
+    split-KV across cores, for decode with fewer units than cores); the partial outputs are
+    merged by the caller. Raises :class:`mapping.MappingError` without a vector unit or when
+    no tile fits the buffers.
+    """
+    cost = attention_tile_cost(arch, att, units, kv_split)
+    cands = attention_tiles(att, compute_view(arch), kv_split)
+    return pick(cands, cost, objective)[1].detail

@@ -26,8 +26,10 @@ costs on it:
   ``ceil(K/g)`` partial sums per output, each scaled and added), plus ``passes - 1``
   shift-adds per output and group to combine the slices.
 * **Orientation** (the spatial unrolling choice): the engine may compute ``C`` or ``C^T =
-  B^T A^T`` (weights on the activation port): :func:`plan_gemm` plans either; the caller keeps
-  the faster (``sim.system``), which matters for skinny decode GEMMs and asymmetric engines.
+  B^T A^T`` (weights on the activation port): :func:`plan_gemm` plans either; choosing one is
+  a search, in :mod:`mapping` (:data:`mapping.ORIENTATIONS`, part of every
+  :class:`mapping.CoreSplit`; ``sim.system`` and ``sim.attention`` supply the costs), which
+  matters for skinny decode GEMMs and asymmetric engines.
 * Data moves at the stored width plus scales (``Gemm.a_storage_bits``/``w_storage_bits``).
 """
 
@@ -132,7 +134,15 @@ def _transpose(g: Gemm) -> Gemm:
 
 @functools.lru_cache(maxsize=16384)
 def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
-    """The plan of one instance of ``gemm`` on ``arch``'s engine (module doc)."""
+    """The plan of one instance of ``gemm`` on ``arch``'s engine (module doc).
+
+    A cost-model decision, not a search, so it stays here rather than in :mod:`mapping`: for a
+    given orientation there is one plan. The slice counts are the fewest that hold each
+    operand on its port (fewer cannot represent it; more only add passes and shift-adds), the
+    pass width is the slice width (narrower runs are not possible, wider ones cost more bit
+    cycles) and the vector work follows from the formats. The orientation, the one real
+    choice, is searched by the caller over :data:`mapping.ORIENTATIONS`.
+    """
     e = arch.engine
     a_fmt, w_fmt = get_format(gemm.a_fmt), get_format(gemm.w_fmt)
     a_need = operand_bits(a_fmt, e, f"{gemm.name}.a_fmt")

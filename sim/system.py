@@ -1,15 +1,16 @@
 """One operator (GEMM, attention, vector work) on a whole architecture: cores, global buffer,
 DRAM, vector units.
 
-**Cores.** The ``arch.cores`` identical cores split an operator's work: a GEMM along N or
-along M (both are tried, with both orientations of :mod:`sim.execution`, and the best for the
-objective is kept: this and the buffer tiling, loop order and slice passes found per core by
-:func:`mapping.search` make up the operator's mapping); attention by (sequence, KV head)
-units, and when there are fewer units than cores during decode, by key ranges
-(FlashDecoding's split-KV, with a merge of the partial outputs on the vector units); vector work
-evenly. Each core is simulated in detail (engine fold model, its buffers, stalls) against its
-*backing link*: its share of the global buffer's bandwidth when there is one, else its share of
-the DRAM bandwidth.
+**Cores.** The ``arch.cores`` identical cores split an operator's work as
+:func:`mapping.core_splits` lists: a GEMM along N or along M, each in both orientations
+(``C`` or ``C^T``, planned by :mod:`sim.execution`), costed here (:func:`gemm_split_cost`)
+and the best for the objective kept by :func:`mapping.pick`: this and the buffer tiling, loop
+order and slice passes found per core by :func:`mapping.search` make up the operator's
+mapping; attention by (sequence, KV head) units, and when there are fewer units than cores
+during decode, by key ranges (FlashDecoding's split-KV, with a merge of the partial outputs on
+the vector units; :func:`attention_split_cost`); vector work evenly. Each core is simulated
+in detail (engine fold model, its buffers, stalls) against its *backing link*: its share of
+the global buffer's bandwidth when there is one, else its share of the DRAM bandwidth.
 
 **Global buffer: a second tiling level.** For a GEMM, the global buffer is tiled on its own
 (:func:`global_view`: the buffer split into three per-operand parts in front of DRAM): the
@@ -44,7 +45,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from hw.spec import OPERANDS, ArchSpec, LevelSpec
-from mapping import MappingError, Objective
+from mapping import CoreSplit, MappingError, Objective, Scored, core_splits, pick
 from models.formats import get_format
 from models.ops import Attention, Gemm, Op, Vector
 from sim.attention import attention_core_cost
@@ -60,7 +61,14 @@ from sim.gemm import GemmResult, run_gemm
 from sim.gpu_model import op_seconds
 from sim.memory import Memory
 
-__all__ = ["OpResult", "core_arch", "peak_macs_per_cycle", "simulate_op"]
+__all__ = [
+    "OpResult",
+    "attention_split_cost",
+    "core_arch",
+    "gemm_split_cost",
+    "peak_macs_per_cycle",
+    "simulate_op",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,14 +188,6 @@ def core_arch(arch: ArchSpec) -> ArchSpec:
     return tier_view(arch, 0)
 
 
-def _key(objective: Objective, cycles: float, energy: float) -> tuple[float, float]:
-    if objective == "latency":
-        return (cycles, energy)
-    if objective == "energy":
-        return (energy, cycles)
-    return (cycles * energy, cycles)
-
-
 @dataclass(frozen=True, slots=True)
 class _Inst:
     """One instance's totals over all cores."""
@@ -276,56 +276,59 @@ def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int) -> Callable[
 
 
 def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective) -> _Inst:
-    cores = arch.cores
+    """The best of :func:`mapping.core_splits` (N or M, either orientation) for
+    ``objective`` under :func:`gemm_split_cost`."""
+    cost = gemm_split_cost(arch, g, memory, objective)
+    return pick(core_splits(g, arch.cores), cost, objective)[1].detail
+
+
+def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
+                    ) -> Callable[[CoreSplit], Scored[_Inst]]:
+    """The cost function :func:`mapping.pick` gets for a GEMM's core splits: one instance of
+    ``g`` under one :class:`mapping.CoreSplit`, its slices and passes planned for the split's
+    orientation (:func:`sim.execution.plan_gemm`), each core's share tiled by its own search
+    for ``objective`` (:func:`sim.gemm.run_gemm`), and the tiers behind the cores."""
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     lanes = arch.vector.lanes if arch.vector is not None else 0
-    splits: list[tuple[str, int]] = [("n", -(-g.N // cores)), ("m", -(-g.M // cores))]
-    if cores == 1:
-        splits = splits[:1]
-    best: _Inst | None = None
-    best_key: tuple[float, float] | None = None
     vec_pj = vector_op_pj(arch) if lanes else 0.0
-    for dim, size in splits:
-        sub = dataclasses.replace(g, count=1, **{dim.upper(): size})
-        used = -(-getattr(g, dim.upper()) // size)
-        for transposed in (False, True):
-            plan = plan_gemm(core, sub, transposed)
-            if plan.vector_ops and not lanes:
-                raise MappingError(f"vector: {g.name} needs a vector unit ({plan.vector_ops:.3g}"
-                                   " rescale/convert operations); add a [vector] table")
-            r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
-                         passes=plan.passes)
-            vec_cycles = plan.vector_ops / lanes if lanes else 0.0
-            core_cycles = max(float(r.cycles), vec_cycles)
-            # bytes each operand moves between the cores and tier 1 (C^T swaps A and W)
-            a_b, w_b = ((r.dram_w_bytes, r.dram_a_bytes) if transposed
-                        else (r.dram_a_bytes, r.dram_w_bytes))
-            backing = {"A": used * a_b, "W": used * w_b, "O": used * r.dram_o_bytes}
-            if memory == "ideal":
-                backing = dict.fromkeys(backing, 0.0)
-            energy = _core_energy(arch, dict(r.energy_breakdown_pj), {}, backing, used)
-            energy["vector"] = used * plan.vector_ops * vec_pj
-            cycles, dram = _outer_tiers(arch, energy, core_cycles, sum(backing.values()), used,
-                                        memory, _gemm_tier_bytes(arch, g, sub, used))
-            if len(arch.tiers) == 2:
-                dram = sum(backing.values())
-            m = r.mapping
-            inst = _Inst(
-                cycles=cycles, compute=max(float(r.compute_cycles), vec_cycles),
-                engine=float(r.compute_cycles), vector=vec_cycles,
-                vector_ops=used * plan.vector_ops, macs=float(g.M * g.N * g.K),
-                dram_bytes=dram, energy=energy,
-                mapping={"cores_used": used, "core_split": dim, "transposed": transposed,
-                         "passes": plan.passes, "a_slices": plan.a_slices,
-                         "w_slices": plan.w_slices, "engine_a_bits": plan.arch.engine.a_bits,
-                         "engine_w_bits": plan.arch.engine.w_bits, **m.to_dict()},
-                core=r,
-            )
-            key = _key(objective, cycles, sum(energy.values()))
-            if best_key is None or key < best_key:
-                best, best_key = inst, key
-    assert best is not None
-    return best
+
+    def cost(split: CoreSplit) -> Scored[_Inst]:
+        sub = split.share(g)
+        used, transposed = split.cores_used, split.transposed
+        plan = plan_gemm(core, sub, transposed)
+        if plan.vector_ops and not lanes:
+            raise MappingError(f"vector: {g.name} needs a vector unit ({plan.vector_ops:.3g}"
+                               " rescale/convert operations); add a [vector] table")
+        r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
+                     passes=plan.passes)
+        vec_cycles = plan.vector_ops / lanes if lanes else 0.0
+        core_cycles = max(float(r.cycles), vec_cycles)
+        # bytes each operand moves between the cores and tier 1 (C^T swaps A and W)
+        a_b, w_b = ((r.dram_w_bytes, r.dram_a_bytes) if transposed
+                    else (r.dram_a_bytes, r.dram_w_bytes))
+        backing = {"A": used * a_b, "W": used * w_b, "O": used * r.dram_o_bytes}
+        if memory == "ideal":
+            backing = dict.fromkeys(backing, 0.0)
+        energy = _core_energy(arch, dict(r.energy_breakdown_pj), {}, backing, used)
+        energy["vector"] = used * plan.vector_ops * vec_pj
+        cycles, dram = _outer_tiers(arch, energy, core_cycles, sum(backing.values()), used,
+                                    memory, _gemm_tier_bytes(arch, g, sub, used))
+        if len(arch.tiers) == 2:
+            dram = sum(backing.values())
+        inst = _Inst(
+            cycles=cycles, compute=max(float(r.compute_cycles), vec_cycles),
+            engine=float(r.compute_cycles), vector=vec_cycles,
+            vector_ops=used * plan.vector_ops, macs=float(g.M * g.N * g.K),
+            dram_bytes=dram, energy=energy,
+            mapping={"cores_used": used, "core_split": split.dim, "transposed": transposed,
+                     "passes": plan.passes, "a_slices": plan.a_slices,
+                     "w_slices": plan.w_slices, "engine_a_bits": plan.arch.engine.a_bits,
+                     "engine_w_bits": plan.arch.engine.w_bits, **r.mapping.to_dict()},
+            core=r,
+        )
+        return Scored(cycles=cycles, energy_pj=sum(energy.values()), detail=inst)
+
+    return cost
 
 
 def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, float]
@@ -348,50 +351,65 @@ def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, float]
 
 def _attention_instance(arch: ArchSpec, a: Attention, memory: Memory,
                         objective: Objective) -> _Inst:
+    """Attention under the best split of :func:`mapping.core_splits` (one candidate: by units,
+    or by keys in decode with fewer units than cores) under :func:`attention_split_cost`."""
+    cost = attention_split_cost(arch, a, memory, objective)
+    return pick(core_splits(a, arch.cores), cost, objective)[1].detail
+
+
+def attention_split_cost(arch: ArchSpec, a: Attention, memory: Memory, objective: Objective
+                         ) -> Callable[[CoreSplit], Scored[_Inst]]:
+    """The cost function :func:`mapping.pick` gets for attention's core splits: one instance
+    of ``a`` under one :class:`mapping.CoreSplit`, each core's units tiled by the search of
+    :func:`sim.attention.attention_core_cost` for ``objective``, the partial outputs of a key
+    split merged on the vector units, and the tiers behind the cores."""
     cores = arch.cores
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     units = a.batch * a.kv_heads
-    kv_split = 1
-    if units < cores and a.q_len == 1:
-        kv_split = min(cores // units, a.kv_len)
-    per_core = -(-units * kv_split // cores)
-    used = min(cores, units * kv_split)
-    c = attention_core_cost(core, a, per_core if kv_split == 1 else 1, objective=objective,
-                            kv_split=kv_split)
-    # the cost covers per_core units (one share of one unit when splitting the keys)
-    scale = units / per_core if kv_split == 1 else units * kv_split
-    vec_ops = scale * c.vector_ops
-    merge_ops = 0.0
-    if kv_split > 1:  # merge the partial outputs: rescale and add per split and output
-        merge_ops = units * a.group_size * a.v_dim * kv_split * 3
-    lanes = arch.vector.lanes if arch.vector is not None else 1
-    core_cycles = c.cycles * (per_core if kv_split > 1 else 1) + merge_ops / (lanes * cores)
-    backing = 0.0 if memory == "ideal" else scale * c.backing_bytes
-    q_bits = get_format(a.q_fmt).bits
-    compulsory = {"q": a.batch * a.heads * a.q_len * a.qk_dim * q_bits / 8,
-                  "kv": a.kv_bytes(),
-                  "o": a.batch * a.heads * a.q_len * a.v_dim * q_bits / 8}
-    core_e = {k: scale * v for k, v in c.energy_pj.items()}
-    total_c = sum(compulsory.values())
-    by_op = {"A": backing * compulsory["q"] / total_c, "O": backing * compulsory["o"] / total_c}
-    by_op["W"] = backing - by_op["A"] - by_op["O"]
-    energy = _core_energy(arch, core_e, {}, by_op, used)
-    energy["vector"] += scale * c.energy_pj.get("vector", 0.0) + merge_ops * vector_op_pj(arch)
-    cycles, dram = _outer_tiers(arch, energy, core_cycles, backing, used, memory,
-                                _attention_tier_bytes(arch, compulsory))
-    if len(arch.tiers) == 2:
-        dram = backing
-    compute = c.compute_cycles * (per_core if kv_split > 1 else 1)
-    return _Inst(
-        cycles=cycles if memory == "real" else compute, compute=compute,
-        engine=c.engine_cycles * (per_core if kv_split > 1 else 1),
-        vector=c.vector_cycles * (per_core if kv_split > 1 else 1),
-        vector_ops=vec_ops + merge_ops, macs=float(a.macs // a.count), dram_bytes=dram,
-        energy=energy,
-        mapping={"cores_used": used, "units_per_core": per_core, "kv_split": kv_split,
-                 "tile_rows": c.tile_rows, "tile_keys": c.tile_keys,
-                 "tile_pairs": scale * c.tile_pairs},
-    )
+
+    def cost(split: CoreSplit) -> Scored[_Inst]:
+        kv_split, per_core, used = split.kv_split, split.units_per_core, split.cores_used
+        # the cost covers per_core units (one share of one unit when splitting the keys)
+        c = attention_core_cost(core, a, per_core, objective=objective, kv_split=kv_split)
+        scale = units / per_core if kv_split == 1 else units * kv_split
+        vec_ops = scale * c.vector_ops
+        merge_ops = 0.0
+        if kv_split > 1:  # merge the partial outputs: rescale and add per split and output
+            merge_ops = units * a.group_size * a.v_dim * kv_split * 3
+        lanes = arch.vector.lanes if arch.vector is not None else 1
+        core_cycles = c.cycles + merge_ops / (lanes * cores)
+        backing = 0.0 if memory == "ideal" else scale * c.backing_bytes
+        q_bits = get_format(a.q_fmt).bits
+        compulsory = {"q": a.batch * a.heads * a.q_len * a.qk_dim * q_bits / 8,
+                      "kv": a.kv_bytes(),
+                      "o": a.batch * a.heads * a.q_len * a.v_dim * q_bits / 8}
+        core_e = {k: scale * v for k, v in c.energy_pj.items()}
+        total_c = sum(compulsory.values())
+        by_op = {"A": backing * compulsory["q"] / total_c,
+                 "O": backing * compulsory["o"] / total_c}
+        by_op["W"] = backing - by_op["A"] - by_op["O"]
+        # core_e covers every core's units already: counted once, not once per core
+        energy = _core_energy(arch, core_e, {}, by_op, 1)
+        energy["vector"] += (scale * c.energy_pj.get("vector", 0.0)
+                             + merge_ops * vector_op_pj(arch))
+        cycles, dram = _outer_tiers(arch, energy, core_cycles, backing, used, memory,
+                                    _attention_tier_bytes(arch, compulsory))
+        if len(arch.tiers) == 2:
+            dram = backing
+        compute = c.compute_cycles
+        inst = _Inst(
+            cycles=cycles if memory == "real" else compute, compute=compute,
+            engine=c.engine_cycles, vector=c.vector_cycles,
+            vector_ops=vec_ops + merge_ops, macs=float(a.macs // a.count), dram_bytes=dram,
+            energy=energy,
+            mapping={"cores_used": used, "core_split": split.dim, "units_per_core": per_core,
+                     "kv_split": kv_split,
+                     "tile_rows": c.tile_rows, "tile_keys": c.tile_keys,
+                     "tile_pairs": scale * c.tile_pairs},
+        )
+        return Scored(cycles=inst.cycles, energy_pj=sum(energy.values()), detail=inst)
+
+    return cost
 
 
 @functools.lru_cache(maxsize=64)

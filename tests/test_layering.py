@@ -4,6 +4,9 @@ numpy-only cost core that imports none of its clients."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,23 @@ def test_layer_imports(layer: str) -> None:
     assert files
     bad = {str(f.relative_to(ROOT)): sorted(_imports(f) - ALLOWED[layer] - {layer}) for f in files}
     assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_mapping_never_imports_sim() -> None:
+    """The searches get their costs as parameters: no module of mapping imports sim, neither
+    itself (any import statement, module level or inside a function) nor through the layers
+    it does import (every mapping module loaded in a fresh interpreter leaves no sim module)."""
+    direct = {str(f.relative_to(ROOT)): sorted(m for m in _modules(f) if m.split(".")[0] == "sim")
+              for f in sorted((ROOT / "mapping").rglob("*.py"))}
+    assert len(direct) >= 4 and {k: v for k, v in direct.items() if v} == {}
+    code = ("import importlib, pkgutil, sys, mapping\n"
+            "for m in pkgutil.walk_packages(mapping.__path__, 'mapping.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print(sorted(m for m in sys.modules if m == 'sim' or m.startswith('sim.')))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_core_imports_none_of_its_clients() -> None:

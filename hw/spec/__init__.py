@@ -257,7 +257,8 @@ class ArchSpec:
         hashing its levels, engine and vector unit anew on every lookup costs more than the
         lookup (the object is immutable, so the hash cannot go stale)."""
         try:
-            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+            cached: int = self.__dict__["_hash"]
+            return cached
         except KeyError:
             h = hash(tuple(getattr(self, f.name) for f in fields(self)))
             object.__setattr__(self, "_hash", h)

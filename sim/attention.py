@@ -227,8 +227,8 @@ def _tiles(view: ArchSpec, att: Attention, kv_split: int
         for r in np.unique(row_sizes).tolist():
             sel = row_sizes == r
             work[(r, keys)] = work.get((r, keys), 0) + int(full[sel].sum())
-            lens, times = np.unique(rem[sel], return_counts=True)
-            for length, t in zip(lens.tolist(), times.tolist(), strict=True):
+            lens, counts = np.unique(rem[sel], return_counts=True)
+            for length, t in zip(lens.tolist(), counts.tolist(), strict=True):
                 if length:
                     work[(r, length)] = work.get((r, length), 0) + t
             vops += int(sel.sum()) * r * att.v_dim  # final normalization

@@ -266,8 +266,8 @@ def traffic_without_stalls(
             "o": arch.o_buffer.double_buffered}
     over = np.zeros((n, 3))
     serial = np.zeros((n, 3))
-    for op, ch, per in (("a", ch_a, per_a), ("w", ch_w, per_w), ("o", ch_o, per_o)):
-        target = over if dbuf[op] else serial
+    for role, ch, per in (("a", ch_a, per_a), ("w", ch_w, per_w), ("o", ch_o, per_o)):
+        target = over if dbuf[role] else serial
         target += ch * per[:, None]
 
     iterations = (tiles_m * tiles_n * tiles_k).astype(np.float64)

@@ -8,7 +8,6 @@ returns :class:`Costs`. ``sim.gemm.gemm_cost`` is the simulator's own.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -17,7 +16,7 @@ import numpy as np
 
 from hw.spec import ArchSpec
 from mapping.tiling import Candidates, Mapping, candidates
-from mapping.tiling import clear_caches as _clear_tiling
+from models.caches import clear_caches, memo
 from models.ops import Gemm
 
 __all__ = ["OBJECTIVES", "CostFn", "Costs", "Objective", "best_index", "clear_caches", "search"]
@@ -62,7 +61,7 @@ def search(
     return _search(one, arch, cost_fn, objective)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective) -> Mapping:
     cands = candidates(one, arch)
     costs = cost_fn(one, arch, cands)
@@ -86,9 +85,3 @@ def best_index(costs: Costs, objective: Objective) -> int:
     if tied.size == 1:
         return int(tied[0])
     return int(tied[np.lexsort(tuple(k[tied] for k in keys))[0]])
-
-
-def clear_caches() -> None:
-    """Forget cached candidate sets and search results (to time the uncached path)."""
-    _search.cache_clear()
-    _clear_tiling()

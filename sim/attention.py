@@ -41,7 +41,6 @@ query and key/value tiles' load and the link latency (double-buffered tiles).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 
@@ -49,6 +48,7 @@ import numpy as np
 
 from hw.spec import ArchSpec
 from mapping import MappingError
+from models.caches import memo
 from models.formats import get_format
 from models.ops import Attention, Gemm
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
@@ -107,7 +107,7 @@ def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
                 w_fmt="fp16", o_fmt=acc, b_is_weight=False)
 
 
-@functools.lru_cache(maxsize=65536)
+@memo(maxsize=65536)
 def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
                  ) -> tuple[float, float, bool]:
     """(engine cycles, vector ops, transposed) of one GEMM of a tile pair, operands on chip,
@@ -125,7 +125,7 @@ def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
     return best
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _pair_energy_per_mac(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
                          ) -> dict[str, float]:
     """Engine energy per MAC (pJ by component) of a full tile's GEMM (operands on chip): the
@@ -194,7 +194,7 @@ class _Tile:
     first_bytes: float
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _tiles(view: ArchSpec, att: Attention, kv_split: int) -> tuple[_Tile, ...]:
     """Every tile choice that fits ``view``'s buffers, with what it costs one unit apart from
     the backing link (cached per :func:`sim.gemm.compute_view`: shared by architectures that

@@ -43,7 +43,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,35 +314,6 @@ PEER = peers.Peer(
 # -- TPEForge side --------------------------------------------------------------------------
 
 
-#: Our packages: every functools cache in their loaded modules is cleared before a cold call.
-OUR_PACKAGES = ("hw", "sim", "mapping", "models")
-
-
-#: The cache that holds the parsed energy table (a TOML file read once per process in use).
-ENERGY_TABLE_CACHE = "sim.energy.load_table"
-
-
-def _functools_caches(packages: Iterable[str] = OUR_PACKAGES,
-                      keep: Iterable[str] = ()) -> list[Callable[[], None]]:
-    """``cache_clear`` of every module-level functools cache in the loaded modules of
-    ``packages`` (sim.gemm caches results per (arch, shape, ...); sim.energy the energy table
-    and unit energies; mapping the candidate tiles and the search), except those named in
-    ``keep`` (``module.qualname``)."""
-    keep = set(keep)
-    clearers: dict[int, Callable[[], None]] = {}
-    for name, module in list(sys.modules.items()):
-        if module is None or name.split(".")[0] not in packages:
-            continue
-        for value in vars(module).values():
-            clear = getattr(value, "cache_clear", None)
-            if not (callable(clear) and hasattr(value, "cache_info")):
-                continue
-            qualname = f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
-            if qualname not in keep:
-                clearers[id(value)] = clear
-    return list(clearers.values())
-
-
 @dataclass
 class OursResult:
     cycles: int
@@ -396,6 +367,8 @@ def run_ours(case: Case, dataflow: str, min_repeats: int, min_total_s: float,
              max_repeats: int, use_cli: bool) -> OursResult:
     from hw.spec import load_arch
     from models.ops import Gemm
+    from sim import cache_info, clear_caches
+    from sim.energy import load_table
     from sim.engines.systolic import gemm_compute_cycles
     from sim.gemm import simulate_gemm
 
@@ -406,12 +379,13 @@ def run_ours(case: Case, dataflow: str, min_repeats: int, min_total_s: float,
     closed = gemm_compute_cycles(arch.engine, case.M, case.N, case.K)
 
     call = functools.partial(simulate_gemm, arch, gemm, memory="ideal")
-    clear = _functools_caches()
+    # cold: every memo table of hw/sim/mapping/models emptied before each call
+    clear = [clear_caches]
     seconds, repeats = peers.median_call_seconds(call, clear, min_repeats, min_total_s, max_repeats)
-    call()  # parses the energy table once; then clear everything else before each call
+    # as cold, but the energy table parsed again before the call, as a running process has it
     table_loaded_seconds, _ = peers.median_call_seconds(
-        call, _functools_caches(keep=[ENERGY_TABLE_CACHE]), min_repeats, min_total_s,
-        max_repeats)
+        call, [clear_caches, functools.partial(load_table, arch.energy_table)], min_repeats,
+        min_total_s, max_repeats)
     call()  # warm the caches: a warm call is a cache hit, not a simulation (CSV only)
     warm_seconds, _ = peers.median_call_seconds(call, (), min_repeats, min_total_s, max_repeats)
 
@@ -427,7 +401,7 @@ def run_ours(case: Case, dataflow: str, min_repeats: int, min_total_s: float,
         cycles=int(result.cycles), closed_form=closed, seconds=seconds, repeats=repeats,
         e2e_seconds=e2e_seconds, e2e_repeats=e2e_repeats,
         table_loaded_seconds=table_loaded_seconds, warm_seconds=warm_seconds,
-        cli_cycles=cli_cycles, cli_note=cli_note, caches_cleared=len(clear))
+        cli_cycles=cli_cycles, cli_note=cli_note, caches_cleared=len(cache_info()))
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -602,9 +576,9 @@ def report(rows: Sequence[Row]) -> None:
            "skipped (" + "; ".join(sorted(skipped)) + ")")
     print(f"SCALE-Sim: {versions or 'no successful run'}; seconds = its simulation in-process "
           "(config parse + run_scale, traces off), one run per case. "
-          "Ours: median of per-call simulate_gemm(arch, gemm, memory='ideal') times with all "
-          f"{cleared} functools caches of hw/sim/mapping/models cleared before every call "
-          "(cold). `tpe sim gemm --json` cross-check: " + cli + ".")
+          "Ours: median of per-call simulate_gemm(arch, gemm, memory='ideal') times with "
+          f"all {cleared} caches of hw/sim/mapping/models emptied by sim.clear_caches() before "
+          "every call (cold). `tpe sim gemm --json` cross-check: " + cli + ".")
     bounds = [r for r in rows if r.ss.kind in ("timeout", "oom")]
     for r in bounds:
         print(f"{r.case.name} {r.dataflow.upper()}: SCALE-Sim {r.ss.status}"

@@ -4,8 +4,9 @@
 Measured in one run, on this machine:
 
 1. one GEMM evaluation, ``sim.gemm.simulate_gemm`` of a 512x4096x4096 INT8 GEMM on the
-   ``systolic`` preset with real memory: *cold* (every cache cleared first: candidate
-   enumeration, the vectorised cost of every candidate mapping, the pick and its evaluation),
+   ``systolic`` preset with real memory: *cold* (every cache cleared first by
+   ``sim.clear_caches()``, the parsed energy table included: candidate enumeration, the
+   vectorised cost of every candidate mapping, the pick and its evaluation),
    *per candidate* (cold time / candidates costed) and *cached* (the same call again);
 2. Llama-2-70B prefill (batch 1, 2048 tokens) plus one decode step on the same preset under
    W8A8 (every operator: GEMMs, attention, vector work), cold and cached;
@@ -59,32 +60,19 @@ def _median(fn: Callable[[], object], before: Callable[[], None] | None, repeats
     return statistics.median(times)
 
 
-def _clear_all() -> None:
-    from sim import attention, execution, system
-    from sim.gemm import clear_caches
-
-    clear_caches()
-    system._instance.cache_clear()
-    system.core_arch.cache_clear()
-    attention._pair_cycles.cache_clear()
-    attention._tiles.cache_clear()
-    attention._pair_energy_per_mac.cache_clear()
-    system.global_view.cache_clear()
-    execution.plan_gemm.cache_clear()
-
-
 def measure_ours(repeats: int) -> list[dict[str, object]]:
     from hw.spec import load_arch
     from mapping import candidates
     from models.llm import load_model, lower
     from models.ops import Gemm
+    from sim import clear_caches
     from sim.gemm import simulate_gemm
     from sim.model import simulate_model
 
     arch = load_arch("systolic")
     M, N, K = GEMM
     g = Gemm(name="gemm", M=M, N=N, K=K, a_fmt="int8", w_fmt="int8", o_fmt="int32")
-    cold = _median(lambda: simulate_gemm(arch, g), _clear_all, repeats)
+    cold = _median(lambda: simulate_gemm(arch, g), clear_caches, repeats)
     n_cands = len(candidates(g, arch))
     simulate_gemm(arch, g)
     cached = _median(lambda: simulate_gemm(arch, g), None, repeats * 20)
@@ -102,7 +90,7 @@ def measure_ours(repeats: int) -> list[dict[str, object]]:
             ops = lower(cfg, phase=phase, batch=1, seq=2048, quant="w8a8")
             simulate_model(arch, ops, phase=phase, batch=1, seq=2048)
 
-    cold70 = _median(whole, _clear_all, max(3, repeats // 4))
+    cold70 = _median(whole, clear_caches, max(3, repeats // 4))
     whole()
     warm70 = _median(whole, None, repeats)
     rows += [

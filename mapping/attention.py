@@ -33,7 +33,6 @@ vector unit, traffic) is the caller's business (:func:`mapping.pick` takes the c
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 
@@ -41,6 +40,7 @@ import numpy as np
 
 from hw.spec import ArchSpec
 from mapping.tiling import MappingError
+from models.caches import clear_caches, memo
 from models.formats import get_format
 from models.ops import Attention
 
@@ -135,7 +135,7 @@ def attention_tiles(att: Attention, arch: ArchSpec, kv_split: int = 1
     return _attention_tiles(att, arch, kv_split)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _attention_tiles(att: Attention, arch: ArchSpec, kv_split: int
                      ) -> tuple[AttentionTile, ...]:
     u = arch.engine.unrolling()
@@ -183,7 +183,3 @@ def _no_tile_error(att: Attention, arch: ArchSpec, rows: int, kv_split: int, q_b
     return MappingError(f"{att.name}: no attention tile fits the buffers (the smallest tile "
                         f"needs {parts}); raise them with {fixes}")
 
-
-def clear_caches() -> None:
-    """Forget cached candidate sets."""
-    _attention_tiles.cache_clear()

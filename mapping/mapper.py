@@ -15,7 +15,6 @@ objectives and their tie-breaking (:func:`objective_key`):
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, get_args
@@ -23,9 +22,8 @@ from typing import Any, Generic, Literal, TypeVar, get_args
 import numpy as np
 
 from hw.spec import ArchSpec
-from mapping.attention import clear_caches as _clear_attention
 from mapping.tiling import Candidates, Mapping, candidates
-from mapping.tiling import clear_caches as _clear_tiling
+from models.caches import clear_caches, memo
 from models.ops import Gemm
 
 __all__ = [
@@ -103,7 +101,7 @@ def search(
     return _search(one, arch, cost_fn, objective)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective) -> Mapping:
     cands = candidates(one, arch)
     costs = cost_fn(one, arch, cands)
@@ -157,9 +155,3 @@ def pick(candidates: Sequence[C], cost_fn: Callable[[C], Scored[T]], objective: 
     assert best is not None
     return best
 
-
-def clear_caches() -> None:
-    """Forget cached candidate sets and search results (to time the uncached path)."""
-    _search.cache_clear()
-    _clear_tiling()
-    _clear_attention()

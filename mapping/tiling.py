@@ -40,7 +40,6 @@ takes the cost function as a parameter).
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, SpecError, SramSpec, Unrolling
+from models.caches import clear_caches, memo
 from models.formats import get_format
 from models.ops import Gemm
 
@@ -87,7 +87,7 @@ def _ceil_div(a: Any, b: Any) -> Any:
     return -(-a // b)
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def stream_granule(spec: EngineSpec) -> int:
     """Stream elements one input beat of ``spec`` carries: the period of ``fold_cycles``'
     staircase, i.e. the smallest ``g`` with ``fold_cycles(g + 1) > fold_cycles(g)`` (1 when
@@ -290,7 +290,7 @@ def _frozen(M: int, N: int, K: int, tiles: np.ndarray, order: np.ndarray) -> Can
 # The trip counts searched per dimension, {1, 2, 3, 4, 6, 8, 12, ...}: a modelling choice (no
 # paper prescribes them): a geometric grid whose neighbours differ by at most 1.5x from 2 on,
 # so every trip count has one on the grid within 1.5x of it; plus the finest split.
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def _trip_counts(units: int) -> np.ndarray:
     """``{1, 2, 3, 4, 6, 8, 12, ...} <= units``, plus ``units`` itself."""
     trips = {units}
@@ -347,7 +347,7 @@ def candidates(gemm: Gemm, arch: ArchSpec) -> Candidates:
                        arch.a_buffer, arch.w_buffer, arch.o_buffer)
 
 
-@functools.lru_cache(maxsize=1024)
+@memo(maxsize=1024)
 def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSpec,
                 a_buffer: SramSpec, w_buffer: SramSpec, o_buffer: SramSpec) -> Candidates:
     """Keyed on the engine and buffers alone: architectures that differ elsewhere (DRAM,
@@ -384,10 +384,6 @@ def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSp
         np.tile(_ORDER_INDEX, (tiles.shape[0], 1)),
     )
 
-
-def clear_caches() -> None:
-    """Forget cached candidate sets."""
-    _candidates.cache_clear()
 
 
 def untiled(gemm: Gemm, arch: ArchSpec) -> Candidates:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from models import ModelError
+from models.caches import memo
 
 __all__ = ["NumberFormat", "get_format", "known_formats"]
 
@@ -75,7 +75,7 @@ def get_format(name: str) -> NumberFormat:
     return _get_format(name)
 
 
-@functools.lru_cache(maxsize=512)
+@memo(maxsize=512)
 def _get_format(name: str) -> NumberFormat:
     """``int1``..``int64``, ``uint1``..``uint64``, ``bipolar1``..``bipolar64``, fp formats."""
     key = name.strip().lower()

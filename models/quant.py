@@ -17,7 +17,6 @@ A scheme knows nothing about hardware: what it costs on an engine is ``sim``'s b
 
 from __future__ import annotations
 
-import functools
 import re
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from models import ModelError
+from models.caches import memo
 from models.formats import get_format
 
 __all__ = [
@@ -103,7 +103,7 @@ _KEYS = frozenset({"description", "source", "w_fmt", "w_group", "w_scale_bits", 
                    "overrides"})
 
 
-@functools.cache
+@memo(maxsize=None)
 def _named() -> MappingProxyType[str, QuantScheme]:
     with open(_SCHEMES_FILE, "rb") as f:
         raw = tomllib.load(f)
@@ -163,7 +163,7 @@ def _generic(w: int, a: int, kv: int | None, text: str) -> QuantScheme:
     return scheme
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def get_scheme(text: str) -> QuantScheme:
     """The scheme named by ``text`` (see the module doc); :class:`ModelError` listing the
     known ones otherwise."""

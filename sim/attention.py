@@ -42,7 +42,6 @@ query and key/value tiles' load and the link latency (double-buffered tiles).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ from mapping import (
     pick,
     visible_keys,
 )
+from models.caches import memo
 from models.formats import get_format
 from models.ops import Attention, Gemm
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
@@ -110,7 +110,7 @@ def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
                 w_fmt="fp16", o_fmt=acc, b_is_weight=False)
 
 
-@functools.lru_cache(maxsize=65536)
+@memo(maxsize=65536)
 def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
                  ) -> tuple[float, float, bool]:
     """(engine cycles, vector ops, transposed) of one GEMM of a tile pair, operands on chip,
@@ -127,7 +127,7 @@ def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
     return pick(ORIENTATIONS, cost, "latency")[1].detail
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _pair_energy_per_mac(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
                          ) -> dict[str, float]:
     """Engine energy per MAC (pJ by component) of a full tile's GEMM (operands on chip): the
@@ -179,7 +179,7 @@ class _Tile:
     first_bytes: float
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _tiles(view: ArchSpec, att: Attention, kv_split: int
            ) -> MappingProxyType[AttentionTile, _Tile]:
     """What each candidate tile (:func:`mapping.attention_tiles`, in its order) costs one unit

@@ -68,7 +68,6 @@ Entries with ``scales = false`` (off-chip DRAM) are not scaled.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +78,7 @@ import numpy as np
 
 from hw.spec import ArchSpec, LevelSpec, SpecError, read_toml
 from mapping import OPERAND_DIMS, FoldGrid
+from models.caches import memo
 from sim.engines import kind_cost
 from sim.engines.cost import ArithAction
 from sim.engines.cost import power_law as _power_law
@@ -215,7 +215,7 @@ def _table_path(name_or_path: str) -> Path:
     return preset
 
 
-@functools.lru_cache(maxsize=32)
+@memo(maxsize=32)
 def load_table(name_or_path: str) -> EnergyTable:
     """Load and validate an energy table by name (``sim/data/energy``) or path."""
     path = _table_path(name_or_path)
@@ -287,7 +287,7 @@ def _sram_byte_pj(table: EnergyTable, capacity_bytes: int, tech: float) -> float
 # -- arithmetic actions: each kind's cost module states them -----------------------------
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def arith_actions(arch: ArchSpec) -> tuple[ArithAction, ...]:
     """The arithmetic actions of ``arch``'s engine, as its kind's cost module
     (:func:`sim.engines.kind_cost`) states them (see the module docstring)."""
@@ -298,7 +298,7 @@ def arith_actions(arch: ArchSpec) -> tuple[ArithAction, ...]:
 # -- area -----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def pe_area(arch: ArchSpec) -> MappingProxyType[str, float]:
     """Engine area per component (um^2): ``pe_multipliers``, ``pe_adders``, ``pe_registers``,
     as the kind's cost module (:func:`sim.engines.kind_cost`) states them; register bits at
@@ -312,7 +312,7 @@ def pe_area(arch: ArchSpec) -> MappingProxyType[str, float]:
                              * table.area_um2("register_bit", tech)})
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
     """Area per component of ``arch`` in um^2 (keys :data:`AREA_COMPONENTS`)."""
     table = load_table(arch.energy_table)
@@ -351,7 +351,7 @@ class UnitEnergies:
         }
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def level_byte_pj(arch: ArchSpec, level: LevelSpec) -> float:
     """Energy per byte read or written in ``level``: its ``energy_pj_per_byte`` when given,
     else the table's ``dram_64b`` / 8 off chip, else the 64-bit SRAM access energy at the
@@ -369,7 +369,7 @@ def operand_level(arch: ArchSpec, operand: str, tier: int = 0) -> LevelSpec:
     return next(lv for lv in arch.tiers[tier] if operand in lv.holds)
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def unit_energies(arch: ArchSpec) -> UnitEnergies:
     """Per-action energies of ``arch`` (see the module docstring for each rule): the buffers
     are the innermost tier's levels, ``dram`` the level behind them."""
@@ -394,7 +394,7 @@ _MEMORY_ACTIONS = {
 }
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def action_units(arch: ArchSpec) -> MappingProxyType[str, dict[str, str]]:
     """``{action: {"component": ..., "unit": ...}}`` for every action of ``arch``."""
     out = {x.name: {"component": x.component, "unit": x.unit} for x in arith_actions(arch)}
@@ -442,7 +442,7 @@ def action_counts(
     return counts
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def _priced(arch: ArchSpec) -> tuple[tuple[str, str, float], ...]:
     """``(action, component, pJ per action)`` for every action of ``arch``."""
     per = unit_energies(arch).per_action_pj()
@@ -487,7 +487,7 @@ def _entry_pj(table: EnergyTable, key: str, tech: float, why: str) -> float:
     return table.energy_pj(key, tech)
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def vector_op_pj(arch: ArchSpec) -> float:
     """Energy of one vector-unit operation: one fp16 fused multiply-add, priced as an fp16
     multiply plus an fp16 add (``fp16_mult`` + ``fp16_add``: 1.5 pJ at 45 nm, Horowitz)."""
@@ -497,7 +497,7 @@ def vector_op_pj(arch: ArchSpec) -> float:
             + _entry_pj(table, "fp16_add", arch.tech_nm, why))
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def energy_components(arch: ArchSpec) -> tuple[str, ...]:
     """Energy components of a whole architecture: the engine's arithmetic and registers,
     one per memory level (by name, innermost first), the vector units, and ``gpu_board``
@@ -505,7 +505,7 @@ def energy_components(arch: ArchSpec) -> tuple[str, ...]:
     return (*ENGINE_ENERGY_COMPONENTS, *(lv.name for lv in arch.memory), "vector", "gpu_board")
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def area_components(arch: ArchSpec) -> tuple[str, ...]:
     """Area components of a whole architecture: the engines' PEs, each on-chip level, the
     vector units and a GPU's die."""
@@ -513,7 +513,7 @@ def area_components(arch: ArchSpec) -> tuple[str, ...]:
             "vector", "gpu_die")
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def system_area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
     """Area (um^2) of all ``arch.cores`` engines, every on-chip level (bit cells of its
     capacity, once per core for a per-core level) and the vector units (``lanes`` fp16

@@ -36,10 +36,10 @@ costs on it:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 
 from hw.spec import ArchSpec, EngineSpec, SpecError
+from models.caches import memo
 from models.formats import NumberFormat, get_format
 from models.ops import Gemm
 from models.quant import QuantScheme, get_scheme
@@ -83,7 +83,7 @@ def engine_slices(need: int, port_bits: int, signed: bool) -> int:
     return -(-need // port_bits)
 
 
-@functools.lru_cache(maxsize=1024)
+@memo(maxsize=1024)
 def _at_precision(arch: ArchSpec, a_bits: int, w_bits: int) -> ArchSpec:
     e = arch.engine
     if (a_bits, w_bits) == (e.a_bits, e.w_bits):
@@ -132,7 +132,7 @@ def _transpose(g: Gemm) -> Gemm:
     )
 
 
-@functools.lru_cache(maxsize=16384)
+@memo(maxsize=16384)
 def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
     """The plan of one instance of ``gemm`` on ``arch``'s engine (module doc).
 

@@ -21,7 +21,6 @@ costs a few microseconds (see ``tests/test_sim_gemm.py`` for the bound that is h
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -42,8 +41,8 @@ from mapping import (
     search,
     untiled,
 )
-from mapping import clear_caches as _clear_mapping_caches
 from models import ModelError
+from models.caches import clear_caches, memo
 from models.formats import get_format, known_formats
 from models.ops import Gemm
 from sim.energy import (
@@ -108,7 +107,7 @@ def _check_operand(flag: str, fmt_name: str, engine: EngineSpec, field: str) -> 
         )
 
 
-@functools.lru_cache(maxsize=1024)
+@memo(maxsize=1024)
 def check_formats(engine: EngineSpec, a_fmt: str, w_fmt: str) -> None:
     """Raise :class:`FormatError` unless ``a_fmt``/``w_fmt`` fit the engine's operands."""
     _check_operand("--a-fmt", a_fmt, engine, "a_bits")
@@ -118,7 +117,7 @@ def check_formats(engine: EngineSpec, a_fmt: str, w_fmt: str) -> None:
 # -- the cost model (vectorised over candidate mappings) --------------------------------------
 
 
-@functools.lru_cache(maxsize=65536)
+@memo(maxsize=65536)
 def _one_fold(spec: EngineSpec, stream_len: int) -> int:
     return spec.fold_cycles(stream_len)
 
@@ -173,7 +172,7 @@ class _Evaluation:
         return sum(self.energy.values())  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def compute_view(arch: ArchSpec) -> ArchSpec:
     """``arch`` with its DRAM link's bandwidth and latency and its clock set to fixed values
     (its DRAM energy per byte kept): everything of a GEMM's cost but the DRAM stalls is the
@@ -197,7 +196,7 @@ class _Static:
     energy: dict[str, np.ndarray]
 
 
-@functools.lru_cache(maxsize=128)
+@memo(maxsize=128)
 def _static(view: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory,
             passes: int) -> _Static:
     spec = view.engine
@@ -253,7 +252,7 @@ def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
     return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes)
 
 
-@functools.lru_cache(maxsize=64)
+@memo(maxsize=64)
 def gemm_cost_passes(passes: int) -> CostFn:
     """:func:`gemm_cost` for a GEMM run in ``passes`` slices (one function object per count,
     so that :func:`mapping.search` caches on it)."""
@@ -286,14 +285,14 @@ class _Instance:
     actions: tuple[tuple[str, float], ...]
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(maxsize=4096)
 def _mapped(mapping: Mapping, M: int, N: int, K: int) -> Candidates:
     """The one-row candidate set of a chosen mapping, one object per mapping (so evaluations
     of it on architectures with the same :func:`compute_view` share :func:`_static`)."""
     return Candidates.from_mapping(mapping, M, N, K)
 
 
-@functools.lru_cache(maxsize=16384)
+@memo(maxsize=16384)
 def _instance(
     arch: ArchSpec, one: Gemm, memory: Memory, objective: Objective, passes: int
 ) -> _Instance:
@@ -469,14 +468,3 @@ def run_gemm(
         area_breakdown_um2=area,
         bound="memory" if inst.dram_transfer_cycles > inst.compute_cycles else "compute",
     )
-
-
-def clear_caches() -> None:
-    """Forget every cached result and mapping (benchmarks of the uncached path use this)."""
-    _instance.cache_clear()
-    _static.cache_clear()
-    _mapped.cache_clear()
-    compute_view.cache_clear()
-    _one_fold.cache_clear()
-    check_formats.cache_clear()
-    _clear_mapping_caches()

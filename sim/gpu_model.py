@@ -40,12 +40,13 @@ never seen by the fit.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from models.caches import memo
 
 __all__ = [
     "FIT_PARAMS",
@@ -159,7 +160,7 @@ def load_calibration(name_or_path: str | Path) -> GpuCalibration:
     return _load(str(path))
 
 
-@functools.lru_cache(maxsize=16)
+@memo(maxsize=16)
 def _load(path: str) -> GpuCalibration:
     with open(path, "rb") as f:
         raw = tomllib.load(f)
@@ -275,7 +276,7 @@ def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
 # -- the simulator's operators on a GPU preset ------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
+@memo(maxsize=64)
 def arch_calibration(arch: Any) -> GpuCalibration:
     """The calibration of a GPU architecture (``arch.gpu``), scaled from the card it was
     measured on to ``arch`` by the architecture's own fields.

@@ -54,7 +54,6 @@ reads by the array are still counted for energy).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -63,6 +62,7 @@ import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, Operand, SramSpec
 from mapping import OPERAND_DIMS, Candidates, FoldGrid, fold_grid
+from models.caches import memo
 from models.formats import get_format
 from models.ops import Gemm
 
@@ -125,7 +125,7 @@ def _cycles_per_beat(bits: int, buf: SramSpec, accesses_per_word: int = 1) -> in
     return max(1, -(-accesses // buf.ports))
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def beat_cycles(spec: EngineSpec) -> float:
     """Engine cycles per element of the streamed dimension: the slope of ``fold_cycles``."""
     length = 1 << 12

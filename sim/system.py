@@ -37,7 +37,6 @@ Energy adds the per-core engine and buffer energy of every core, the global buff
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from typing import Any, Literal
 
 from hw.spec import OPERANDS, ArchSpec, LevelSpec
 from mapping import CoreSplit, MappingError, Objective, Scored, core_splits, pick
+from models.caches import memo
 from models.formats import get_format
 from models.ops import Attention, Gemm, Op, Vector
 from sim.attention import attention_core_cost
@@ -170,7 +170,7 @@ def _tier_link(arch: ArchSpec, t: int, share: int) -> LevelSpec:
         off_chip=tier[0].off_chip)
 
 
-@functools.lru_cache(maxsize=256)
+@memo(maxsize=256)
 def tier_view(arch: ArchSpec, t: int = 0) -> ArchSpec:
     """Tier ``t`` of ``arch`` as a one-core architecture of two tiers, the form the GEMM
     model (:mod:`sim.gemm`) and the attention model work on: tier ``t``'s levels as the
@@ -412,7 +412,7 @@ def attention_split_cost(arch: ArchSpec, a: Attention, memory: Memory, objective
     return cost
 
 
-@functools.lru_cache(maxsize=64)
+@memo(maxsize=64)
 def _ideal_link(arch: ArchSpec) -> ArchSpec:
     """A core whose backing link never stalls (``memory="ideal"``)."""
     core = core_arch(arch)
@@ -471,7 +471,7 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
                  bound="memory" if memory_bound else "compute")
 
 
-@functools.lru_cache(maxsize=8192)
+@memo(maxsize=8192)
 def _instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _Inst:
     if arch.gpu is not None:
         return _gpu_instance(arch, op, memory)

@@ -18,7 +18,6 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, is_dataclass
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,6 +35,7 @@ from hw.spec.base import (
     build,
 )
 from hw.spec.systolic import SystolicSpec
+from models.caches import memo
 
 __all__ = [
     "OPERANDS",
@@ -71,7 +71,7 @@ PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 EngineSpec = EngineBase
 
 
-@cache
+@memo(maxsize=None)
 def engine_kinds() -> dict[str, type]:
     """Every engine kind, by name: the EngineBase subclasses of the modules of this package."""
     for info in pkgutil.iter_modules(__path__):
@@ -309,7 +309,7 @@ class ArchSpec:
         return self.memory[-1].capacity_bytes
 
 
-@cache
+@memo(maxsize=None)
 def _tiers(memory: tuple[LevelSpec, ...]) -> tuple[tuple[LevelSpec, ...], ...]:
     if not memory:
         raise ValueError("memory: needs at least two levels (buffers next to the engine, then "
@@ -379,7 +379,7 @@ def operand_buffer(level: LevelSpec, clock_mhz: float) -> SramSpec:
                     ports=ports, double_buffered=level.double_buffered)
 
 
-@cache
+@memo(maxsize=None)
 def _operand_buffers(arch: ArchSpec) -> tuple[SramSpec, SramSpec, SramSpec]:
     tier = arch.tiers[0]
     out = {op: operand_buffer(lv, arch.clock_mhz) for lv in tier for op in lv.holds}

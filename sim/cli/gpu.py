@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from models.caches import memo
 
 if TYPE_CHECKING:
     from hw.spec import ArchSpec
@@ -79,7 +80,7 @@ def _check_args(c: argparse.ArgumentParser) -> None:
     c.set_defaults(func=run_check)
 
 
-@functools.cache
+@memo(maxsize=None)
 def gpu_presets() -> tuple[str, ...]:
     """The presets with a ``[gpu]`` table (read once, unvalidated: the parser's help needs
     only their names)."""

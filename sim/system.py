@@ -47,7 +47,6 @@ from hw.spec import OPERANDS, ArchSpec, LevelSpec
 from mapping import MappingError, Objective
 from models.formats import get_format
 from models.ops import Attention, Gemm, Op, Vector
-from sim.attention import attention_core_cost
 from sim.energy import (
     ENGINE_ENERGY_COMPONENTS,
     energy_components,
@@ -57,7 +56,6 @@ from sim.energy import (
 )
 from sim.execution import plan_gemm
 from sim.gemm import GemmResult, run_gemm
-from sim.gpu_model import op_seconds
 from sim.memory import Memory
 
 __all__ = ["OpResult", "core_arch", "peak_macs_per_cycle", "simulate_op"]
@@ -348,6 +346,8 @@ def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, float]
 
 def _attention_instance(arch: ArchSpec, a: Attention, memory: Memory,
                         objective: Objective) -> _Inst:
+    from sim.attention import attention_core_cost  # here: a GEMM alone does not load it
+
     cores = arch.cores
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     units = a.batch * a.kv_heads
@@ -439,6 +439,8 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
 
 def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     """A GPU preset: the kernel model of :mod:`sim.gpu_model`; energy = board power x time."""
+    from sim.gpu_model import op_seconds  # here: an engine architecture does not load it
+
     seconds, memory_bound, nbytes = op_seconds(arch, op, memory)
     cycles = seconds * arch.clock_mhz * 1e6
     energy = dict.fromkeys(energy_components(arch), 0.0)

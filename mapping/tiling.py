@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, SpecError, SramSpec, Unrolling
+from mapping.arrays import sorted_unique
 from models.caches import clear_caches, memo
 from models.formats import get_format
 from models.ops import Gemm
@@ -306,7 +307,7 @@ def _trip_counts(units: int) -> np.ndarray:
 def _tile_choices(dim: int, unit: int) -> np.ndarray:
     units = _ceil_div(dim, unit)
     tiles = np.minimum(_ceil_div(units, _trip_counts(units)) * unit, dim)
-    return np.unique(tiles)
+    return sorted_unique(tiles)
 
 
 def _storage_bits(fmt: str) -> int:

@@ -41,6 +41,7 @@ from mapping import (
     search,
     untiled,
 )
+from mapping.arrays import sorted_unique
 from models import ModelError
 from models.caches import clear_caches, memo
 from models.formats import get_format, known_formats
@@ -124,7 +125,7 @@ def _one_fold(spec: EngineSpec, stream_len: int) -> int:
 
 def _fold_cycles(spec: EngineSpec, lengths: np.ndarray) -> np.ndarray:
     """``spec.fold_cycles`` of every stream length (int64), called once per distinct length."""
-    uniq = np.unique(lengths)
+    uniq = sorted_unique(lengths)
     cycles = np.array([_one_fold(spec, int(x)) for x in uniq], dtype=np.int64)
     return cycles[np.searchsorted(uniq, lengths)]
 

@@ -48,7 +48,6 @@ from mapping import CoreSplit, MappingError, Objective, Scored, core_splits, pic
 from models.caches import memo
 from models.formats import get_format
 from models.ops import Attention, Gemm, Op, Vector
-from sim.attention import attention_core_cost
 from sim.energy import (
     ENGINE_ENERGY_COMPONENTS,
     energy_components,
@@ -58,7 +57,6 @@ from sim.energy import (
 )
 from sim.execution import plan_gemm
 from sim.gemm import GemmResult, run_gemm
-from sim.gpu_model import op_seconds
 from sim.memory import Memory
 
 __all__ = [
@@ -363,6 +361,8 @@ def attention_split_cost(arch: ArchSpec, a: Attention, memory: Memory, objective
     of ``a`` under one :class:`mapping.CoreSplit`, each core's units tiled by the search of
     :func:`sim.attention.attention_core_cost` for ``objective``, the partial outputs of a key
     split merged on the vector units, and the tiers behind the cores."""
+    from sim.attention import attention_core_cost  # here: a GEMM alone does not load it
+
     cores = arch.cores
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     units = a.batch * a.kv_heads
@@ -457,6 +457,8 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
 
 def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     """A GPU preset: the kernel model of :mod:`sim.gpu_model`; energy = board power x time."""
+    from sim.gpu_model import op_seconds  # here: an engine architecture does not load it
+
     seconds, memory_bound, nbytes = op_seconds(arch, op, memory)
     cycles = seconds * arch.clock_mhz * 1e6
     energy = dict.fromkeys(energy_components(arch), 0.0)

@@ -57,6 +57,7 @@ __all__ = [
     "apply_overrides",
     "arch_from_dict",
     "engine_from_dict",
+    "engine_kind",
     "engine_kinds",
     "gpu_model_keys",
     "list_presets",
@@ -86,6 +87,33 @@ def engine_kinds() -> dict[str, type]:
         if isinstance(kind, str):
             kinds[kind] = cls
     return dict(sorted(kinds.items()))
+
+
+def engine_kind(kind: str) -> type | None:
+    """The spec class of engine kind ``kind`` (``engine_kinds()[kind]``), or None if there is
+    no such kind.
+
+    A kind normally lives in the module named after it (``hw.spec.<kind>``, the convention
+    ``sim.engines`` shares), so that module alone is imported and searched: loading a preset
+    then builds the pydantic validators of its own kind only, not those of every kind (a
+    large part of ``tpe sim``'s start-up). A kind not found there is looked up among all
+    (:func:`engine_kinds`), which also lists the known kinds for an error message.
+    """
+    name = f"{__name__}.{kind}"
+    if kind.isidentifier() and not kind.startswith("_") and kind != "base":
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+        else:
+            found = [cls for cls in vars(module).values()
+                     if isinstance(cls, type) and issubclass(cls, EngineBase)
+                     and cls.__module__ == name
+                     and cls.__dataclass_fields__["kind"].default == kind]
+            if len(found) == 1:
+                return found[0]
+    return engine_kinds().get(kind)
 
 
 @dataclass(config=CONFIG, kw_only=True)
@@ -400,12 +428,12 @@ def engine_from_dict(data: Mapping[str, Any], prefix: str = "engine") -> EngineS
     if not isinstance(data, Mapping):
         raise SpecError(f"{prefix}: must be a table, got {type(data).__name__}")
     kind = data.get("kind")
-    kinds = engine_kinds()
-    if kind not in kinds:
-        known = ", ".join(kinds)
+    cls = engine_kind(kind) if isinstance(kind, str) else None
+    if cls is None:
+        known = ", ".join(engine_kinds())
         where = f"{prefix}.kind" if prefix else "kind"
         raise SpecError(f"{where}: unknown engine kind {kind!r}; known kinds: {known}")
-    return build(kinds[kind], data, prefix)
+    return build(cls, data, prefix)
 
 
 #: The named tables of the earlier fixed hierarchy, and what each becomes as a level.

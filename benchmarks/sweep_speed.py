@@ -2,7 +2,7 @@
 """How fast ``tpe sweep`` is: the 10,000-point Llama-2-7B prefill + decode sweep
 (``examples/sweeps/llama7b_10k.toml``) on the local backend.
 
-Goal (issue 6): 10,000 design points over Llama-2-7B prefill + decode in under 60 s on 2 cores.
+Goal: 10,000 design points over Llama-2-7B prefill + decode in at most 30 s on 2 cores.
 
 It runs the spec's grid (or, with ``--limit N``, a random sample of N of its points drawn
 with the spec's seed, representative of every axis) through :func:`sim.sweep.run_sweep` into a
@@ -46,7 +46,7 @@ from sim.sweep import (  # noqa: E402
 )
 
 SPEC = REPO / "examples" / "sweeps" / "llama7b_10k.toml"
-GOAL_S = 60.0
+GOAL_S = 30.0
 
 
 def _strided(spec: SweepSpec, n: int) -> list[tuple]:
@@ -93,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         errors = sum(e is not None for e in table.column("error").to_pylist())
     rate = summary.points_per_s
     full = total / rate if rate else float("inf")
-    verdict = "PASS" if full < GOAL_S else "FAIL"
+    verdict = "PASS" if full <= GOAL_S else "FAIL"
     print()
     print(f"| machine | workers | points run | rows | error rows | seconds | points/s | "
           f"{total:,} points (s) | goal |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     print(f"| {platform.machine()} {os.cpu_count()} CPUs | {args.workers} | {summary.computed:,}"
           f" | {table.num_rows:,} | {errors:,} | {summary.seconds:.1f} | {rate:.1f} | "
-          f"{full:.0f} | < {GOAL_S:.0f} s: {verdict} |")
+          f"{full:.0f} | <= {GOAL_S:.0f} s: {verdict} |")
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
     csv_path = results / f"sweep_speed_{datetime.date.today().isoformat()}.csv"

@@ -16,6 +16,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad input (one line on stderr naming 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -62,22 +63,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from sim.cli import demo, gpu, hw, sim, sweep
+#: The module of ``sim.cli`` whose ``register`` adds each command, in ``tpe --help``'s order.
+#: ``tpe COMMAND ...`` imports that module alone (tests/test_cli_imports.py checks the table
+#: against what the modules register).
+COMMAND_MODULES: dict[str, str] = {
+    "demo": "demo", "gen": "hw", "verify": "hw", "sim": "sim", "gpu": "gpu", "sweep": "sweep",
+}
 
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``tpe`` parser. For an ``argv`` that starts with a command, only the module of that
+    command is imported and registered (the other commands' modules are not needed to parse
+    it); otherwise (``tpe --help``, an unknown command, no ``argv``) every command is."""
     parser = _Parser(
         prog="tpe",
         description="TPEForge: generate, verify and simulate tensor processing engines.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (demo, hw, sim, gpu, sweep):
-        module.register(sub)
+    first = argv[0] if argv else None
+    chosen = [COMMAND_MODULES[first]] if first in COMMAND_MODULES else COMMAND_MODULES.values()
+    for name in dict.fromkeys(chosen):
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -142,6 +142,7 @@ def test_clearing_empties_every_cache() -> None:
     """A GEMM, an attention operator and a small model fill every cache of the library (the
     model also on a runtime-precision engine, with ideal memory and on a GPU preset, and the
     ``tpe gpu`` preset list); ``sim.clear_caches()`` empties every one."""
+    from hw.spec import engine_kinds
     from sim.cli.gpu import gpu_presets
     from sim.gemm import simulate_gemm
     from sim.model import simulate_model
@@ -158,6 +159,7 @@ def test_clearing_empties_every_cache() -> None:
                            ("h100", "real")):
         simulate_model(load_arch(preset), ops, phase="decode", batch=1, seq=128, memory=memory)
     assert gpu_presets()
+    assert "systolic" in engine_kinds()  # every kind's spec (a preset loads its own kind only)
     filled = _registered()
     assert [k for k, v in filled.items() if v.currsize == 0] == []
     sim.clear_caches()

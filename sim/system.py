@@ -213,7 +213,7 @@ def _per_level(arch: ArchSpec, t: int, bytes_by_operand: dict[str, float]) -> di
     return out
 
 
-def _core_energy(arch: ArchSpec, core_energy: dict[str, float], tier0_share: dict[str, float],
+def _core_energy(arch: ArchSpec, core_energy: dict[str, float],
                  backing: dict[str, float], used: int) -> dict[str, float]:
     """Whole-architecture energy components (:func:`sim.energy.energy_components`) from one
     core's engine-model breakdown (``a_buffer``/``w_buffer``/``o_buffer``: the innermost
@@ -225,7 +225,6 @@ def _core_energy(arch: ArchSpec, core_energy: dict[str, float], tier0_share: dic
         e[operand_level(arch, op).name] += used * core_energy.get(role, 0.0)
     for lv in arch.tiers[1]:
         e[lv.name] += sum(backing[op] for op in lv.holds) * level_byte_pj(arch, lv)
-    del tier0_share
     return e
 
 
@@ -307,12 +306,10 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
         backing = {"A": used * a_b, "W": used * w_b, "O": used * r.dram_o_bytes}
         if memory == "ideal":
             backing = dict.fromkeys(backing, 0.0)
-        energy = _core_energy(arch, dict(r.energy_breakdown_pj), {}, backing, used)
+        energy = _core_energy(arch, dict(r.energy_breakdown_pj), backing, used)
         energy["vector"] = used * plan.vector_ops * vec_pj
         cycles, dram = _outer_tiers(arch, energy, core_cycles, sum(backing.values()), used,
                                     memory, _gemm_tier_bytes(arch, g, sub, used))
-        if len(arch.tiers) == 2:
-            dram = sum(backing.values())
         inst = _Inst(
             cycles=cycles, compute=max(float(r.compute_cycles), vec_cycles),
             engine=float(r.compute_cycles), vector=vec_cycles,
@@ -389,13 +386,11 @@ def attention_split_cost(arch: ArchSpec, a: Attention, memory: Memory, objective
                  "O": backing * compulsory["o"] / total_c}
         by_op["W"] = backing - by_op["A"] - by_op["O"]
         # core_e covers every core's units already: counted once, not once per core
-        energy = _core_energy(arch, core_e, {}, by_op, 1)
+        energy = _core_energy(arch, core_e, by_op, 1)
         energy["vector"] += (scale * c.energy_pj.get("vector", 0.0)
                              + merge_ops * vector_op_pj(arch))
         cycles, dram = _outer_tiers(arch, energy, core_cycles, backing, used, memory,
                                     _attention_tier_bytes(arch, compulsory))
-        if len(arch.tiers) == 2:
-            dram = backing
         compute = c.compute_cycles
         inst = _Inst(
             cycles=cycles if memory == "real" else compute, compute=compute,

@@ -600,28 +600,25 @@ def load_arch(arch: str, overrides: Sequence[str] = ()) -> ArchSpec:
     field that the architecture's cost model does not read (:func:`gpu_model_keys` on a GPU)
     is refused: no ``--set`` is silently ignored."""
     data = load_arch_dict(arch)
-    for text in overrides:
-        if parse_override(text)[0] == "description":
-            raise SpecError("--set description: a label that no result shows, so it would "
-                            "change nothing; edit the architecture file's description")
+    keys = [parse_override(text)[0] for text in overrides]
+    if "description" in keys:
+        raise SpecError("--set description: a label that no result shows, so it would "
+                        "change nothing; edit the architecture file's description")
     spec = arch_from_dict(apply_overrides(data, overrides))
-    if spec.cores == 1:
-        for text in overrides:
-            key = parse_override(text)[0]
-            if key.endswith(".instances"):
-                raise SpecError(f"--set {key}: with one core a per-core level and a shared one "
-                                "are the same, so it would change nothing; set cores too")
-    if spec.gpu is not None and overrides:
-        allowed = gpu_model_keys(spec)
-        for text in overrides:
-            key = ".".join(_route(data, parse_override(text)[0].split(".")))
-            if not any(key == k or (k.endswith(".*") and key.startswith(k[:-1]))
-                       for k in allowed):
-                shown = ", ".join(k.removeprefix("memory.") for k in allowed)
-                raise SpecError(
-                    f"--set {parse_override(text)[0]}: a GPU architecture's kernel model does "
-                    f"not read this field, so it would change nothing; the fields it reads: "
-                    f"{shown}")
+    allowed = gpu_model_keys(spec) if spec.gpu is not None else None
+    for key in keys:
+        if spec.cores == 1 and key.endswith(".instances"):
+            raise SpecError(f"--set {key}: with one core a per-core level and a shared one "
+                            "are the same, so it would change nothing; set cores too")
+        if allowed is None:
+            continue
+        path = ".".join(_route(data, key.split(".")))
+        if not any(path == k or (k.endswith(".*") and path.startswith(k[:-1]))
+                   for k in allowed):
+            shown = ", ".join(k.removeprefix("memory.") for k in allowed)
+            raise SpecError(
+                f"--set {key}: a GPU architecture's kernel model does not read this field, "
+                f"so it would change nothing; the fields it reads: {shown}")
     return spec
 
 

@@ -9,6 +9,7 @@ those into exit status 2.
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +22,11 @@ from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
 if TYPE_CHECKING:
     from hw.spec import ArchSpec
     from mapping import Mapping
-    from sim.gemm import GemmResult
     from sim.model import ModelResult
     from sim.system import OpResult
 
 __all__ = [
     "QUANT_HELP",
-    "format_gemm",
     "format_model",
     "format_op",
     "register",
@@ -281,11 +280,11 @@ def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int
     from sim.energy import system_area_breakdown
 
     if args.json:
+        area = dict(system_area_breakdown(arch))
         print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
                           "cores": arch.cores, "memory": args.memory,
                           "objective": args.objective, **result.to_dict(),
-                          "area_um2": sum(system_area_breakdown(arch).values()),
-                          "area_breakdown_um2": dict(system_area_breakdown(arch))}))
+                          "area_um2": sum(area.values()), "area_breakdown_um2": area}))
     else:
         print(format_op(result, arch))
     return 0
@@ -315,45 +314,14 @@ def _time(seconds: float) -> str:
     return f"{seconds * 1e9:.4g} ns"
 
 
-def _breakdown(energy: dict[str, float], total: float,
-               components: tuple[str, ...] | None = None, *,
-               skip_zero: bool = False) -> list[str]:
-    """One row per component (default ``sim.energy.ENERGY_COMPONENTS``)."""
-    if components is None:
-        from sim.energy import ENERGY_COMPONENTS as components
-    rows = []
-    for k in components:
-        if skip_zero and not energy[k]:
-            continue
-        share = energy[k] / total if total else 0.0
-        rows.append(f"    {k:<16}{_energy(energy[k]):>12}  {share:6.1%}")
-    return rows
+def _breakdown(energy: collections.abc.Mapping[str, float], total: float) -> list[str]:
+    """One row per component with energy, in the result's order (memory levels by name)."""
+    return [f"    {k:<16}{_energy(e):>12}  {e / total if total else 0.0:6.1%}"
+            for k, e in energy.items() if e]
 
 
 def _unroll(m: Mapping) -> str:
     return " x ".join(f"{d}{v}" for d, v in m.spatial.items())
-
-
-def format_gemm(r: GemmResult) -> str:
-    g, m = r.gemm, r.mapping
-    lines = [
-        f"gemm {g.M}x{g.N}x{g.K} ({g.a_fmt} x {g.w_fmt} -> {g.o_fmt}, count {g.count}) on "
-        f"{r.arch.name} [{r.arch.engine.name}], memory {r.memory}, objective {r.objective}",
-        f"  cycles        {r.cycles:,}  (compute {r.compute_cycles:,} + stall "
-        f"{r.stall_cycles:,}: sram {r.sram_stall_cycles:,}, dram {r.dram_stall_cycles:,})",
-        f"  time          {_time(r.seconds)} at {r.arch.clock_mhz:g} MHz",
-        f"  utilization   {r.utilization:.1%}   bound: {r.bound}",
-        f"  dram          {_si(r.dram_bytes, 'B')}  (A {_si(r.dram_a_bytes, 'B')}, "
-        f"W {_si(r.dram_w_bytes, 'B')}, O {_si(r.dram_o_bytes, 'B')})",
-        f"  mapping       unroll {_unroll(m)}, stream {m.stream_dim}, "
-        f"tile M{m.tile_m} N{m.tile_n} K{m.tile_k}, loops "
-        f"{'>'.join(m.loop_order)} (outer>inner), stationary {m.stationary or 'all'}, "
-        f"{m.folds:,} folds",
-        f"  area          {r.area_um2 / 1e6:.4g} mm^2",
-        f"  energy        {_energy(r.energy_pj)}",
-        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj),
-    ]
-    return "\n".join(lines)
 
 
 def _shape_text(r: OpResult) -> str:
@@ -393,8 +361,7 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
         f"  mapping       {mapping}",
         f"  area          {sum(system_area_breakdown(arch).values()) / 1e6:.4g} mm^2",
         f"  energy        {_energy(r.energy_pj)}",
-        *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, tuple(r.energy_breakdown_pj),
-                    skip_zero=True),
+        *_breakdown(r.energy_breakdown_pj, r.energy_pj),
     ]
     if r.core is not None:
         g = r.core
@@ -435,6 +402,5 @@ def format_model(r: ModelResult) -> str:
         lines.append(f"  {metric}; {r.tokens_per_s:.4g} tokens/s; "
                      f"{_energy(r.energy_per_token_pj or 0.0)} per token")
     lines += ["  energy by component",
-              *_breakdown(dict(r.energy_breakdown_pj), r.energy_pj, tuple(r.energy_breakdown_pj),
-                          skip_zero=True)]
+              *_breakdown(r.energy_breakdown_pj, r.energy_pj)]
     return "\n".join(lines)

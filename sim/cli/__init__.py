@@ -8,7 +8,9 @@ library and ``models`` (plain Python) alone; the simulator, pydantic (through ``
 numpy are imported by the functions that use them. A parser whose options need the
 simulator's data (engine kinds, presets, schemes) is added with ``add_parser(..., fill=f)``:
 ``f(parser)`` adds its options when that command is chosen, so ``tpe --help`` and ``tpe sim
-gemm`` do not load what ``tpe gen`` or ``tpe gpu`` need (benchmarks/cli_speed.py times it).
+gemm`` do not load what ``tpe gen`` or ``tpe gpu`` need; and ``tpe COMMAND ...`` imports the
+module of that command alone (:data:`COMMAND_MODULES`). benchmarks/cli_speed.py times it;
+tests/test_imports.py checks what ``tpe sim gemm`` imports.
 
 Exit codes: 0 success, 1 a check failed, 2 bad input (one line on stderr naming the field).
 """

@@ -64,7 +64,9 @@ class CoreSplit:
         """One core's share of one instance of ``gemm`` (``count`` 1)."""
         if self.dim not in ("n", "m"):
             raise ValueError(f"dim: a GEMM is split along n or m, not {self.dim}")
-        return dataclasses.replace(gemm, count=1, **{self.dim.upper(): self.size})
+        if self.dim == "n":
+            return dataclasses.replace(gemm, count=1, N=self.size)
+        return dataclasses.replace(gemm, count=1, M=self.size)
 
 
 def core_splits(op: Gemm | Attention, cores: int) -> tuple[CoreSplit, ...]:

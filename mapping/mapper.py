@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, get_args
 
 import numpy as np
 
@@ -54,16 +54,20 @@ def check_objective(objective: str) -> None:
         raise ValueError(f"objective: must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
 
 
+#: Each objective's sort key from (cycles, energy, DRAM bytes), most significant first.
+_KEYS: dict[str, Callable[[Any, Any, Any], tuple[Any, ...]]] = {
+    "latency": lambda cycles, energy, dram: (cycles, energy, dram),
+    "energy": lambda cycles, energy, dram: (energy, cycles, dram),
+    "edp": lambda cycles, energy, dram: (cycles * energy, energy, dram),
+}
+
+
 def objective_key(objective: Objective, cycles: Any, energy: Any, dram: Any) -> tuple[Any, ...]:
     """What a search minimises, most significant first: ``"latency"`` cycles, then energy;
     ``"energy"`` energy, then cycles; ``"edp"`` cycles x energy, then energy; last, DRAM bytes.
     Scalars (:func:`pick` compares the tuples) or arrays (:func:`best_index` sorts by them);
     equal keys go to the earlier candidate."""
-    if objective == "latency":
-        return (cycles, energy, dram)
-    if objective == "energy":
-        return (energy, cycles, dram)
-    return (cycles * energy, energy, dram)
+    return _KEYS[objective](cycles, energy, dram)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -122,10 +126,10 @@ def best_index(costs: Costs, objective: Objective) -> int:
     return int(tied[np.lexsort(tuple(k[tied] for k in keys))[0]])
 
 
-@dataclass(frozen=True, slots=True)
-class Scored(Generic[T]):
+class Scored(NamedTuple, Generic[T]):
     """One candidate's cost as :func:`pick` ranks it (:func:`objective_key`), with the
-    caller's ``detail`` (e.g. the full result of the cost model) handed back for the winner."""
+    caller's ``detail`` (e.g. the full result of the cost model) handed back for the winner.
+    A named tuple: immutable and cheap to build, since a search builds one per candidate."""
 
     cycles: float
     energy_pj: float
@@ -145,11 +149,12 @@ def pick(candidates: Sequence[C], cost_fn: Callable[[C], Scored[T]], objective: 
     if not candidates:
         raise ValueError("candidates: the candidate set is empty; the caller must report why "
                          "nothing fits before searching")
+    key_of = _KEYS[objective]
     best: tuple[C, Scored[T]] | None = None
     best_key: tuple[Any, ...] | None = None
     for cand in candidates:
         s = cost_fn(cand)
-        key = objective_key(objective, s.cycles, s.energy_pj, s.dram_bytes)
+        key = key_of(s.cycles, s.energy_pj, s.dram_bytes)
         if best_key is None or key < best_key:
             best, best_key = (cand, s), key
     assert best is not None

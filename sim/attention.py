@@ -66,7 +66,7 @@ from models.formats import get_format
 from models.ops import Attention, Gemm
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
 from sim.engines import gemm_compute_cycles
-from sim.execution import plan_gemm
+from sim.execution import GemmPlan, plan_gemm
 from sim.gemm import compute_view, run_gemm
 
 __all__ = ["AttentionCost", "attention_core_cost", "attention_tile_cost"]
@@ -118,13 +118,14 @@ def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
     (:func:`sim.engines.gemm_compute_cycles`) times the plan's slice passes."""
     g = _tile_gemm(att, rows, keys, kind)
 
-    def cost(transposed: bool) -> Scored[tuple[float, float, bool]]:
+    def cost(transposed: bool) -> Scored[GemmPlan]:
         plan = plan_gemm(arch, g, transposed)
         pg = plan.gemm
         cycles = float(plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K))
-        return Scored(cycles=cycles, energy_pj=0.0, detail=(cycles, plan.vector_ops, transposed))
+        return Scored(cycles, 0.0, plan)
 
-    return pick(ORIENTATIONS, cost, "latency")[1].detail
+    transposed, best = pick(ORIENTATIONS, cost, "latency")
+    return best.cycles, best.detail.vector_ops, transposed
 
 
 @memo(maxsize=4096)
@@ -146,7 +147,8 @@ def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
     pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used), on a
     :func:`sim.gemm.compute_view` (operands on chip: the DRAM link and clock do not matter)."""
     cycles, vops, _ = _pair_cycles(view, att, rows, keys, kind)
-    macs = float(_tile_gemm(att, rows, keys, kind).macs)
+    # the MACs of _tile_gemm(att, rows, keys, kind), without building (and validating) it
+    macs = float(rows * keys * (att.v_dim if kind == "pv" else att.qk_dim))
     rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)
     return cycles, vops, {k: v * macs for k, v in rate.items()}, macs
 

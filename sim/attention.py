@@ -36,6 +36,11 @@ every visited key/value tile read once per query tile; the newest ``kv_residual`
 query format's width, the others at ``kv_storage_bits``; a paged cache reads whole pages plus a
 4-byte page-table entry per page. Time is ``max(compute, bytes / bandwidth)`` plus the first
 query and key/value tiles' load and the link latency (double-buffered tiles).
+
+**Exact integers** (``docs/llm_simulator.md``): engine cycles, vector operations, MACs and tile
+pairs are Python ints, bytes and times exact (:data:`models.ops.Exact`); the tile choices are
+ranked in floats and the chosen one's figures are exact. The query tiles of a unit are
+enumerated one by one, so a unit has at most :data:`MAX_QUERY_ROWS` query rows.
 """
 
 from __future__ import annotations
@@ -50,13 +55,20 @@ import numpy as np
 from hw.spec import ArchSpec
 from mapping import MappingError
 from models.formats import get_format
-from models.ops import Attention, Gemm
+from models.ops import Attention, Exact, Gemm, exact_div
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
 from sim.engines import gemm_compute_cycles
+from sim.errors import InputError
 from sim.execution import plan_gemm
 from sim.gemm import compute_view, run_gemm
+from sim.memory import exact_link
 
-__all__ = ["AttentionCost", "attention_core_cost"]
+__all__ = ["MAX_QUERY_ROWS", "AttentionCost", "attention_core_cost"]
+
+#: Query rows (``q_len`` times query heads per key/value head) of one unit at most: its query
+#: tiles are enumerated (arrays of one entry per tile, at least one row each), and their
+#: visible-key sums (up to 2^40 keys each) stay below 2^62 in int64.
+MAX_QUERY_ROWS = 1 << 22
 
 #: Bytes of one page-table entry of a paged KV cache (a 32-bit block index, vLLM).
 PAGE_ENTRY_BYTES = 4
@@ -66,19 +78,20 @@ SUMMARY_BITS = 16
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttentionCost:
-    """One core's cost for ``units`` units of one attention instance (module doc)."""
+    """One core's cost for ``units`` units of one attention instance (module doc): times and
+    bytes exact."""
 
-    cycles: float
-    compute_cycles: float
-    engine_cycles: float
-    vector_cycles: float
-    vector_ops: float
-    macs: float
-    backing_bytes: float
+    cycles: Exact
+    compute_cycles: Exact
+    engine_cycles: int
+    vector_cycles: Exact
+    vector_ops: int
+    macs: int
+    backing_bytes: Exact
     energy_pj: dict[str, float]
     tile_rows: int
     tile_keys: int
-    tile_pairs: float
+    tile_pairs: int
 
 
 def _tile_options(limit: int, unit: int) -> list[int]:
@@ -109,18 +122,18 @@ def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
 
 @functools.lru_cache(maxsize=65536)
 def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
-                 ) -> tuple[float, float, bool]:
+                 ) -> tuple[int, int, bool]:
     """(engine cycles, vector ops, transposed) of one GEMM of a tile pair, operands on chip,
     in the faster orientation; cycles from the engine's fold model
     (:func:`sim.engines.gemm_compute_cycles`) times the plan's slice passes."""
     g = _tile_gemm(att, rows, keys, kind)
-    best: tuple[float, float, bool] | None = None
+    best: tuple[int, int, bool] | None = None
     for transposed in (False, True):  # keys on the engine's M side, or the queries
         plan = plan_gemm(arch, g, transposed)
         pg = plan.gemm
         cycles = plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K)
         if best is None or cycles < best[0]:
-            best = (float(cycles), plan.vector_ops, transposed)
+            best = (cycles, plan.vector_ops, transposed)
     assert best is not None
     return best
 
@@ -139,12 +152,12 @@ def _pair_energy_per_mac(arch: ArchSpec, att: Attention, rows: int, keys: int, k
 
 
 def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
-               full_keys: int) -> tuple[float, float, dict[str, float], float]:
+               full_keys: int) -> tuple[int, int, dict[str, float], int]:
     """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
     pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used), on a
     :func:`sim.gemm.compute_view` (operands on chip: the DRAM link and clock do not matter)."""
     cycles, vops, _ = _pair_cycles(view, att, rows, keys, kind)
-    macs = float(_tile_gemm(att, rows, keys, kind).macs)
+    macs = _tile_gemm(att, rows, keys, kind).macs
     rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)
     return cycles, vops, {k: v * macs for k, v in rate.items()}, macs
 
@@ -164,13 +177,15 @@ def _visible(att: Attention, rows: int, q_rows: int) -> np.ndarray:
     return (last_key - first_key + 1).astype(np.int64)
 
 
-def _kv_bytes(att: Attention, tokens: np.ndarray) -> np.ndarray:
-    """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width)."""
+def _kv_bytes(att: Attention, tokens: np.ndarray) -> Exact:
+    """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width), summed
+    over the entries of ``tokens`` (an int64 array), exactly."""
     width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
-    residual = np.minimum(att.kv_residual, tokens)
+    total = int(tokens.sum())
+    residual = int(np.minimum(att.kv_residual, tokens).sum())
     q_bits = get_format(att.q_fmt).bits
-    bits = width * ((tokens - residual) * att.kv_storage_bits + residual * q_bits)
-    return bits / 8
+    bits = width * ((total - residual) * att.exact_kv_storage_bits + residual * q_bits)
+    return exact_div(bits, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +194,14 @@ class _Tile:
 
     rows: int
     keys: int
+    #: Busy cycles and bytes as floats, to rank the tiles; the exact ones are derived from
+    #: the ints and ``exact_bytes`` (``attention_core_cost``).
     busy: float
-    engine: float
+    engine: int
     vector_cycles: float
-    vops: float
-    macs: float
-    pairs: float
+    vops: int
+    macs: int
+    pairs: int
     engine_energy: tuple[tuple[str, float], ...]
     q_bytes: float
     o_bytes: float
@@ -192,6 +209,8 @@ class _Tile:
     select_bytes: float
     per_unit_bytes: float
     first_bytes: float
+    #: ``(per_unit_bytes, first_bytes)`` exactly.
+    exact_bytes: tuple[Exact, Exact]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -226,9 +245,9 @@ def _tiles(view: ArchSpec, att: Attention, kv_split: int) -> tuple[_Tile, ...]:
             if rows * (keys + att.v_dim) * acc_bits / 8 > view.o_buffer.tile_capacity_bytes:
                 continue
             seen = visible
-            engine = vops = macs = 0.0
+            engine = vops = macs = 0
             e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
-            select_bytes = 0.0
+            select_bytes = 0
             if att.sparse_block:
                 budget = att.sparse_topk * att.sparse_block
                 blocks = -(-visible // att.sparse_block)
@@ -241,9 +260,9 @@ def _tiles(view: ArchSpec, att: Attention, kv_split: int) -> tuple[_Tile, ...]:
                         macs += m
                         for k2, x in e.items():
                             e_engine[k2] += x
-                        select_bytes += nb * att.qk_dim * SUMMARY_BITS / 8
+                        select_bytes += nb * att.qk_dim * SUMMARY_BITS // 8
             full, rem = np.divmod(seen, keys)
-            pairs = float((full + (rem > 0)).sum())
+            pairs = int((full + (rem > 0)).sum())
             # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
             work: dict[tuple[int, int], int] = {}
             for r in np.unique(row_sizes).tolist():
@@ -266,27 +285,26 @@ def _tiles(view: ArchSpec, att: Attention, kv_split: int) -> tuple[_Tile, ...]:
                         e_engine[k2] += times * x
                 vops += times * (r * length * soft_per_score + r * (att.v_dim + 1))
             vector_cycles = vops / lanes
-            busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1.0)
+            busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1)
             # traffic with the backing level
-            tokens = seen.astype(np.float64)
+            tokens = seen
+            page_bytes = 0
             if att.page_tokens:
                 pages = -(-seen // att.page_tokens)
-                tokens = (pages * att.page_tokens).astype(np.float64)
-                page_bytes = float(pages.sum()) * PAGE_ENTRY_BYTES
-            else:
-                page_bytes = 0.0
-            kv_traffic = float(_kv_bytes(part, np.minimum(tokens, kv_len)).sum())
-            q_bytes = q_rows * att.qk_dim * q_bits / 8
-            o_bytes = q_rows * att.v_dim * q_bits / 8
-            first = (rows * att.qk_dim * q_bits / 8
-                     + float(_kv_bytes(part, np.array([min(keys, kv_len)]))[0]))
+                tokens = pages * att.page_tokens
+                page_bytes = int(pages.sum()) * PAGE_ENTRY_BYTES
+            kv_traffic = _kv_bytes(part, np.minimum(tokens, kv_len))
+            q_bytes = exact_div(q_rows * att.qk_dim * q_bits, 8)
+            o_bytes = exact_div(q_rows * att.v_dim * q_bits, 8)
+            first = (exact_div(rows * att.qk_dim * q_bits, 8)
+                     + _kv_bytes(part, np.array([min(keys, kv_len)])))
+            per_unit = q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes
             out.append(_Tile(
                 rows=rows, keys=keys, busy=busy, engine=engine, vector_cycles=vector_cycles,
                 vops=vops, macs=macs, pairs=pairs, engine_energy=tuple(e_engine.items()),
-                q_bytes=q_bytes, o_bytes=o_bytes, kv_traffic=kv_traffic,
-                select_bytes=select_bytes,
-                per_unit_bytes=q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes,
-                first_bytes=first))
+                q_bytes=float(q_bytes), o_bytes=float(o_bytes), kv_traffic=float(kv_traffic),
+                select_bytes=float(select_bytes), per_unit_bytes=float(per_unit),
+                first_bytes=float(first), exact_bytes=(per_unit, first)))
     return tuple(out)
 
 
@@ -304,6 +322,13 @@ def attention_core_cost(
     if arch.vector is None:
         raise MappingError("vector: attention needs a vector unit for its softmax; add a "
                            "[vector] table (lanes = ...) to the architecture")
+    q_rows = att.q_len * att.group_size
+    if q_rows > MAX_QUERY_ROWS:
+        raise InputError(
+            f"{att.name}.q_len: {att.q_len:,} query tokens x {att.group_size} query heads per "
+            f"key/value head = {q_rows:,} query rows per (sequence, KV head) exceed 2^22 = "
+            f"{MAX_QUERY_ROWS:,}, the most the attention tiling enumerates; simulate fewer "
+            "query tokens per pass (--q-len, or --seq of a prefill)")
     tiles = _tiles(compute_view(arch), att, kv_split)
     if not tiles:
         q_bits = get_format(att.q_fmt).bits
@@ -316,7 +341,8 @@ def attention_core_cost(
     vec_pj = vector_op_pj(arch)
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
-    best: AttentionCost | None = None
+    best: _Tile | None = None
+    best_energy: dict[str, float] = {}
     best_key: tuple[float, ...] | None = None
     for t in tiles:
         total_bytes = units * t.per_unit_bytes
@@ -332,12 +358,20 @@ def attention_core_cost(
         key = {"latency": (cycles, total_e), "energy": (total_e, cycles),
                "edp": (cycles * total_e, cycles)}[objective]
         if best_key is None or key < best_key:
-            best_key = key
-            best = AttentionCost(
-                cycles=cycles, compute_cycles=units * t.busy, engine_cycles=units * t.engine,
-                vector_cycles=units * t.vector_cycles, vector_ops=units * t.vops,
-                macs=units * t.macs, backing_bytes=total_bytes, energy_pj=energy,
-                tile_rows=t.rows, tile_keys=t.keys, tile_pairs=units * t.pairs,
-            )
+            best_key, best, best_energy = key, t, energy
     assert best is not None
-    return best
+    # the chosen tile's figures, exactly (the floats above only rank the tiles)
+    t = best
+    vector_cycles = exact_div(t.vops, arch.vector.lanes)
+    busy = max(t.engine, vector_cycles) + exact_div(t.engine + vector_cycles, max(t.pairs, 1))
+    per_unit_bytes, first_bytes = t.exact_bytes
+    total_bytes = units * per_unit_bytes
+    xbw, xlat = exact_link(arch)
+    return AttentionCost(
+        cycles=(max(units * busy, exact_div(total_bytes, xbw)) + exact_div(first_bytes, xbw)
+                + xlat),
+        compute_cycles=units * busy, engine_cycles=units * t.engine,
+        vector_cycles=units * vector_cycles, vector_ops=units * t.vops, macs=units * t.macs,
+        backing_bytes=total_bytes, energy_pj=best_energy, tile_rows=t.rows, tile_keys=t.keys,
+        tile_pairs=units * t.pairs,
+    )

@@ -34,6 +34,14 @@ streamed dimension every tile is a fold of its own (``ceil(D / tile)`` stream ch
 is spatial, the ``folds_k`` reduction folds of an output meet in the output buffer; when K
 streams in chunks, every chunk is a fold whose partial sums meet there too.
 
+**Exact integers.** Per-dimension quantities (tile sizes, trip counts, folds along one
+dimension) are int64 arrays over candidates: with every dimension at most 2^40
+(:data:`models.ops.MAX_SIZE`) they stay below 2^42. Products across dimensions (folds of a
+whole GEMM, the buffer-fit test) could pass 2^63, so over candidates they are float64 (exact
+below 2^53, and above it good enough to rank candidates) or, for the fit test, compared by
+division; for one mapping (:func:`fold_grid` of int tiles, :attr:`Mapping.folds`) they are
+exact Python integers.
+
 This module knows geometry only; what a mapping costs is the caller's business (``search``
 takes the cost function as a parameter).
 """
@@ -41,6 +49,7 @@ takes the cost function as a parameter).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -115,38 +124,52 @@ def _folds_along(dim: Any, tile: Any, unit: Any) -> Any:
     return full * _ceil_div(tile, unit) + _ceil_div(rem, unit)
 
 
+def _product(*factors: Any) -> Any:
+    """The product of per-dimension counts: exact for Python ints, float64 when any is an
+    array (a product of int64 arrays could wrap; float64 is exact below 2^53)."""
+    if not any(isinstance(f, np.ndarray) for f in factors):
+        return math.prod(factors)
+    out = np.asarray(factors[0], dtype=np.float64)
+    for f in factors[1:]:
+        out = out * f
+    return out
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class FoldGrid:
-    """Folds of a GEMM cut into buffer tiles, per loop dimension (int64 arrays, one entry per
-    candidate): ``folds_m``, ``folds_n``, ``folds_k``. Along a spatial dimension they count
-    unroll-sized pieces of every tile; along the streamed dimension ``stream`` they count
-    the stream chunks (one per tile). The product is the number of folds.
+    """Folds of a GEMM cut into buffer tiles, per loop dimension: ``folds_m``, ``folds_n``,
+    ``folds_k`` (int64 arrays, one entry per candidate, or Python ints for one mapping). Along
+    a spatial dimension they count unroll-sized pieces of every tile; along the streamed
+    dimension ``stream`` they count the stream chunks (one per tile). The product is the
+    number of folds.
     """
 
     unrolling: Unrolling
-    folds_m: np.ndarray
-    folds_n: np.ndarray
-    folds_k: np.ndarray
+    folds_m: Any
+    folds_n: Any
+    folds_k: Any
 
     @property
     def stream(self) -> Dim:
         return self.unrolling.stream  # type: ignore[return-value]
 
-    def along(self, dim: Dim) -> np.ndarray:
+    def along(self, dim: Dim) -> Any:
         return {"m": self.folds_m, "n": self.folds_n, "k": self.folds_k}[dim]
 
     @property
-    def total(self) -> np.ndarray:
-        """Folds of the whole GEMM instance."""
-        return self.folds_m * self.folds_n * self.folds_k
+    def total(self) -> Any:
+        """Folds of the whole GEMM instance (float64 over candidates, exact int for one
+        mapping: module doc)."""
+        return _product(self.folds_m, self.folds_n, self.folds_k)
 
     @property
-    def spatial(self) -> np.ndarray:
-        """Folds of the spatial dimensions only (each runs once per stream chunk)."""
-        return self.total // self.along(self.stream)
+    def spatial(self) -> Any:
+        """Folds of the spatial dimensions only (each runs once per stream chunk); float64
+        over candidates, exact int for one mapping."""
+        return _product(*(self.along(d) for d in DIMS if d != self.stream))
 
     @property
-    def chunks(self) -> np.ndarray:
+    def chunks(self) -> Any:
         """Stream chunks (tiles along the streamed dimension)."""
         return self.along(self.stream)
 
@@ -154,12 +177,17 @@ class FoldGrid:
 def fold_grid(u: Unrolling, M: int, N: int, K: int, tile_m: Any, tile_n: Any,
               tile_k: Any) -> FoldGrid:
     """The :class:`FoldGrid` of an ``M x N x K`` GEMM cut into ``(tile_m, tile_n, tile_k)``
-    tiles (ints or int arrays) on an engine with unrolling ``u`` (see the module docstring).
+    tiles on an engine with unrolling ``u`` (see the module docstring): Python ints, exact,
+    when every tile is a scalar; int64 arrays over candidates when any is an array.
     """
+    tiles = (tile_m, tile_n, tile_k)
+    scalar = all(np.ndim(t) == 0 for t in tiles)
     out = []
-    for extent, tile, unit in ((M, tile_m, u.m), (N, tile_n, u.n), (K, tile_k, u.k)):
-        t = np.asarray(tile, dtype=np.int64)
+    for extent, tile, unit in zip((M, N, K), tiles, (u.m, u.n, u.k), strict=True):
+        t = int(tile) if scalar else np.asarray(tile, dtype=np.int64)
         out.append(_ceil_div(extent, t) if unit is None else _folds_along(extent, t, unit))
+    if scalar:
+        return FoldGrid(u, *out)
     return FoldGrid(u, *(np.asarray(f, dtype=np.int64) for f in out))
 
 
@@ -318,6 +346,13 @@ def _tile_bytes(elems: Any, bits: int) -> Any:
     return _ceil_div(elems * bits, 8)
 
 
+def _max_tile_elems(bits: int, buf: SramSpec) -> int:
+    """The most elements of ``bits`` bits one tile of ``buf`` holds (``ceil(e * bits / 8) <=
+    capacity`` iff ``e <= floor(8 * capacity / bits)``; below 2^54 as capacities are at most
+    2^50 bytes)."""
+    return 8 * buf.tile_capacity_bytes // bits
+
+
 def _capacity_error(
     name: str, buf: SramSpec, what: str, shape: tuple[int, int], fmt: str, bits: int
 ) -> MappingError:
@@ -372,10 +407,12 @@ def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSp
 
     gm, gn, gk = np.meshgrid(tm, tn, tk, indexing="ij")
     gm, gn, gk = gm.ravel(), gn.ravel(), gk.ravel()
+    # x * y <= limit iff x <= limit // y (positive ints): no product of two tile sizes, which
+    # could pass 2^63
     fits = (
-        (_tile_bytes(gm * gk, a_bits) <= a_buffer.tile_capacity_bytes)
-        & (_tile_bytes(gk * gn, w_bits) <= w_buffer.tile_capacity_bytes)
-        & (_tile_bytes(gm * gn, acc_bits) <= o_buffer.tile_capacity_bytes)
+        (gm <= _max_tile_elems(a_bits, a_buffer) // gk)
+        & (gn <= _max_tile_elems(w_bits, w_buffer) // gk)
+        & (gm <= _max_tile_elems(acc_bits, o_buffer) // gn)
     )
     tiles = np.stack([gm[fits], gn[fits], gk[fits]], axis=1)
     n_orders = len(LOOP_ORDERS)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from models import ModelError
 from models.formats import get_format
-from models.ops import Attention, Gemm, Op, Vector
+from models.ops import MAX_SIZE, Attention, Gemm, Op, Vector, size_error
 from models.quant import QuantScheme, get_scheme
 
 __all__ = [
@@ -919,6 +919,8 @@ def lower(
         )
     if phase == "prefill":
         tokens, q_len, kv_len = batch * seq, seq, seq
+        if tokens > MAX_SIZE:  # the M of every per-token GEMM
+            raise ModelError(size_error("batch x seq", tokens, "prompt tokens"))
     else:
         tokens, q_len, kv_len = batch, 1, seq + 1
         if cfg.sliding_window is not None:

@@ -11,24 +11,74 @@ Three kinds, each a frozen dataclass with a ``name`` and a ``count`` (identical 
   RoPE, residual add, (de)quantization, routing), given as elements and operations per element.
 
 :data:`Op` is their union.
+
+Every size and count field is at most :data:`MAX_SIZE` (2^40): the simulator's exactness
+contract (``docs/llm_simulator.md``, "Exact integers") holds the arithmetic of one dimension in
+int64 without overflow up to that bound, and counts everything else in Python integers and
+fractions. :attr:`Vector.elems`, a product of dimensions, is not bounded.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from models import ModelError
 from models.formats import get_format
 
-__all__ = ["VECTOR_KINDS", "Attention", "Gemm", "Op", "Vector", "op_macs"]
+__all__ = ["MAX_SIZE", "VECTOR_KINDS", "Attention", "Exact", "Gemm", "Op", "Vector", "exact",
+           "exact_div", "op_macs", "size_error"]
+
+#: The largest value of an operator's size or count field (and of the ``tpe sim`` flags that
+#: set them): 2^40. Per-dimension quantities of the vectorised mapping search (tiles, trip
+#: counts, folds along one dimension, one fold's cycles, at most 2^8 cycles per streamed element
+#: for 16-bit bit-serial operands) then stay below 2^50, far inside int64; products of
+#: dimensions are counted in Python integers (module doc).
+MAX_SIZE = 1 << 40
 
 
-def _check_positive(owner: str, obj: object, *fields: str) -> None:
+def size_error(field: str, value: int, what: str = "") -> str:
+    """The one-line message for ``field`` (a flag or ``op.field``) above :data:`MAX_SIZE`."""
+    return (f"{field}: {value:,}{' ' + what if what else ''} exceeds 2^40 = {MAX_SIZE:,}, the "
+            "largest size or count the simulator counts exactly; split the work (e.g. fewer "
+            "sequences per pass) or simulate a smaller instance and scale it")
+
+
+#: An exact rational quantity: an int when whole (Python ints are several times faster than
+#: fractions, and most quantities are whole), else a :class:`~fractions.Fraction`.
+Exact = int | Fraction
+
+
+def exact(x: float | int | Fraction) -> Exact:
+    """The exact value of ``x`` (a float's binary value) as an :data:`Exact`."""
+    if isinstance(x, Fraction):
+        return x.numerator if x.denominator == 1 else x
+    if isinstance(x, float):
+        num, den = x.as_integer_ratio()
+        return num if den == 1 else Fraction(num, den)
+    return int(x)
+
+
+def exact_div(a: Exact, b: Exact) -> Exact:
+    """``a / b`` exactly, as an :data:`Exact` (``/`` of two ints would round to a float)."""
+    if type(a) is int and type(b) is int:
+        q, r = divmod(a, b)
+        return Fraction(a, b) if r else q
+    if isinstance(a, float) or isinstance(b, float):  # a float has rounded already
+        raise TypeError(f"exact_div: a float operand ({a!r} / {b!r}); use exact() on inputs")
+    x = Fraction(a) / b
+    return x.numerator if x.denominator == 1 else x
+
+
+def _check_positive(owner: str, obj: object, *fields: str, bounded: bool = True) -> None:
     for field in fields:
         v = getattr(obj, field)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ModelError(f"{owner}.{field}: must be a positive integer (got {v!r})")
+        if bounded and v > MAX_SIZE:
+            raise ModelError(size_error(f"{owner}.{field}", v))
 
 
 def _check_nonnegative(owner: str, obj: object, *fields: str) -> None:
@@ -36,6 +86,8 @@ def _check_nonnegative(owner: str, obj: object, *fields: str) -> None:
         v = getattr(obj, field)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ModelError(f"{owner}.{field}: must be an integer >= 0 (got {v!r})")
+        if v > MAX_SIZE:
+            raise ModelError(size_error(f"{owner}.{field}", v))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +146,17 @@ class Gemm:
     def a_storage_bits(self) -> float:
         """Bits per element of A in memory, its per-token scales included."""
         return get_format(self.a_fmt).bits + self.a_scale_bits / self.K
+
+    @property
+    def exact_w_storage_bits(self) -> Exact:
+        """:attr:`w_storage_bits` exactly (the float rounds)."""
+        scales = self.w_scale_bits * self.w_groups_per_column
+        return exact_div(get_format(self.w_fmt).bits * self.K + scales, self.K)
+
+    @property
+    def exact_a_storage_bits(self) -> Exact:
+        """:attr:`a_storage_bits` exactly (the float rounds)."""
+        return exact_div(get_format(self.a_fmt).bits * self.K + self.a_scale_bits, self.K)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,15 +260,25 @@ class Attention:
         scales = self.kv_scale_bits / self.kv_group if self.kv_group else 0.0
         return get_format(self.kv_fmt).bits + scales
 
+    @property
+    def exact_kv_storage_bits(self) -> Exact:
+        """:attr:`kv_storage_bits` exactly (the float rounds)."""
+        group = self.kv_group or 1
+        return exact_div(get_format(self.kv_fmt).bits * group + self.kv_scale_bits, group)
+
     def kv_bytes(self) -> float:
         """Bytes of the K and V caches of one instance (all sequences and KV heads)."""
+        return float(self.exact_kv_bytes())
+
+    def exact_kv_bytes(self) -> Exact:
+        """:meth:`kv_bytes` exactly."""
         residual = min(self.kv_residual, self.kv_len)
         quantized = self.kv_len - residual
         width = self.qk_dim if self.kv_shared else self.qk_dim + self.v_dim
         elems_per_token = self.batch * self.kv_heads * width
         full_bits = get_format(self.q_fmt).bits
-        bits = elems_per_token * (quantized * self.kv_storage_bits + residual * full_bits)
-        return bits / 8
+        bits = elems_per_token * (quantized * self.exact_kv_storage_bits + residual * full_bits)
+        return exact_div(bits, 8)
 
 
 #: What a :class:`Vector` op does (for breakdowns; the cost is ``elems * ops_per_elem``).
@@ -237,15 +310,17 @@ class Vector:
     table_bytes: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_positive(self.name, self, "elems", "count", "reads")
+        _check_positive(self.name, self, "count", "reads")
+        _check_positive(self.name, self, "elems", bounded=False)
         if self.kind not in VECTOR_KINDS:
             raise ModelError(f"{self.name}.kind: unknown {self.kind!r}; one of "
                              + ", ".join(VECTOR_KINDS))
-        if not self.ops_per_elem >= 0:
-            raise ModelError(f"{self.name}.ops_per_elem: must be >= 0 "
+        if not 0 <= self.ops_per_elem < math.inf:
+            raise ModelError(f"{self.name}.ops_per_elem: must be a finite number >= 0 "
                              f"(got {self.ops_per_elem!r})")
-        if not self.table_bytes >= 0:
-            raise ModelError(f"{self.name}.table_bytes: must be >= 0 (got {self.table_bytes!r})")
+        if not 0 <= self.table_bytes < math.inf:
+            raise ModelError(f"{self.name}.table_bytes: must be a finite number >= 0 "
+                             f"(got {self.table_bytes!r})")
         get_format(self.fmt)
 
     @property
@@ -257,6 +332,12 @@ class Vector:
     def bytes(self) -> float:
         """Bytes read and written by one instance."""
         return self.elems * (self.reads + 1) * get_format(self.fmt).bits / 8 + self.table_bytes
+
+    @property
+    def exact_bytes(self) -> Exact:
+        """:attr:`bytes` exactly (``table_bytes`` at its float's binary value)."""
+        bits = self.elems * (self.reads + 1) * get_format(self.fmt).bits
+        return exact_div(bits, 8) + exact(self.table_bytes)
 
 
 Op = Gemm | Attention | Vector

@@ -38,6 +38,11 @@ every visited key/value tile read once per query tile; the newest ``kv_residual`
 query format's width, the others at ``kv_storage_bits``; a paged cache reads whole pages plus a
 4-byte page-table entry per page. Time is ``max(compute, bytes / bandwidth)`` plus the first
 query and key/value tiles' load and the link latency (double-buffered tiles).
+
+**Exact integers** (``docs/llm_simulator.md``): engine cycles, vector operations, MACs and tile
+pairs are Python ints, bytes and times exact (:data:`models.ops.Exact`); the tile choices are
+ranked in floats and the chosen one's figures are exact. The query tiles of a unit are
+enumerated one by one, so a unit has at most :data:`MAX_QUERY_ROWS` query rows.
 """
 
 from __future__ import annotations
@@ -63,13 +68,20 @@ from mapping import (
 )
 from models.caches import memo
 from models.formats import get_format
-from models.ops import Attention, Gemm
+from models.ops import Attention, Exact, Gemm, exact_div
 from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
 from sim.engines import gemm_compute_cycles
-from sim.execution import GemmPlan, plan_gemm
+from sim.errors import InputError
+from sim.execution import plan_gemm
 from sim.gemm import compute_view, run_gemm
+from sim.memory import exact_link
 
-__all__ = ["AttentionCost", "attention_core_cost", "attention_tile_cost"]
+__all__ = ["MAX_QUERY_ROWS", "AttentionCost", "attention_core_cost", "attention_tile_cost"]
+
+#: Query rows (``q_len`` times query heads per key/value head) of one unit at most: its query
+#: tiles are enumerated (arrays of one entry per tile, at least one row each), and their
+#: visible-key sums (up to 2^40 keys each) stay below 2^62 in int64.
+MAX_QUERY_ROWS = 1 << 22
 
 #: Bytes of one page-table entry of a paged KV cache (a 32-bit block index, vLLM).
 PAGE_ENTRY_BYTES = 4
@@ -79,19 +91,20 @@ SUMMARY_BITS = 16
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttentionCost:
-    """One core's cost for ``units`` units of one attention instance (module doc)."""
+    """One core's cost for ``units`` units of one attention instance (module doc): times and
+    bytes exact."""
 
-    cycles: float
-    compute_cycles: float
-    engine_cycles: float
-    vector_cycles: float
-    vector_ops: float
-    macs: float
-    backing_bytes: float
+    cycles: Exact
+    compute_cycles: Exact
+    engine_cycles: int
+    vector_cycles: Exact
+    vector_ops: int
+    macs: int
+    backing_bytes: Exact
     energy_pj: dict[str, float]
     tile_rows: int
     tile_keys: int
-    tile_pairs: float
+    tile_pairs: int
 
 
 def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
@@ -112,20 +125,20 @@ def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
 
 @memo(maxsize=65536)
 def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
-                 ) -> tuple[float, float, bool]:
+                 ) -> tuple[int, int, bool]:
     """(engine cycles, vector ops, transposed) of one GEMM of a tile pair, operands on chip,
     in the faster orientation; cycles from the engine's fold model
     (:func:`sim.engines.gemm_compute_cycles`) times the plan's slice passes."""
     g = _tile_gemm(att, rows, keys, kind)
 
-    def cost(transposed: bool) -> Scored[GemmPlan]:
+    def cost(transposed: bool) -> Scored[tuple[int, int, bool]]:
         plan = plan_gemm(arch, g, transposed)
         pg = plan.gemm
-        cycles = float(plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K))
-        return Scored(cycles, 0.0, plan)
+        cycles = plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K)
+        return Scored(cycles=float(cycles), energy_pj=0.0,
+                      detail=(cycles, plan.vector_ops, transposed))
 
-    transposed, best = pick(ORIENTATIONS, cost, "latency")
-    return best.cycles, best.detail.vector_ops, transposed
+    return pick(ORIENTATIONS, cost, "latency")[1].detail
 
 
 @memo(maxsize=4096)
@@ -142,36 +155,40 @@ def _pair_energy_per_mac(arch: ArchSpec, att: Attention, rows: int, keys: int, k
 
 
 def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
-               full_keys: int) -> tuple[float, float, dict[str, float], float]:
+               full_keys: int) -> tuple[int, int, dict[str, float], int]:
     """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
     pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used), on a
     :func:`sim.gemm.compute_view` (operands on chip: the DRAM link and clock do not matter)."""
     cycles, vops, _ = _pair_cycles(view, att, rows, keys, kind)
     # the MACs of _tile_gemm(att, rows, keys, kind), without building (and validating) it
-    macs = float(rows * keys * (att.v_dim if kind == "pv" else att.qk_dim))
+    macs = rows * keys * (att.v_dim if kind == "pv" else att.qk_dim)
     rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)
     return cycles, vops, {k: v * macs for k, v in rate.items()}, macs
 
 
-def _kv_bytes(att: Attention, tokens: np.ndarray) -> np.ndarray:
-    """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width)."""
+def _kv_bytes(att: Attention, tokens: np.ndarray) -> Exact:
+    """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width), summed
+    over the entries of ``tokens`` (an int64 array), exactly."""
     width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
-    residual = np.minimum(att.kv_residual, tokens)
+    total = int(tokens.sum())
+    residual = int(np.minimum(att.kv_residual, tokens).sum())
     q_bits = get_format(att.q_fmt).bits
-    bits = width * ((tokens - residual) * att.kv_storage_bits + residual * q_bits)
-    return bits / 8
+    bits = width * ((total - residual) * att.exact_kv_storage_bits + residual * q_bits)
+    return exact_div(bits, 8)
 
 
 @dataclass(frozen=True, slots=True)
 class _Tile:
     """One tile choice's link-independent costs for one unit (see attention_core_cost)."""
 
+    #: Busy cycles and bytes as floats, to rank the tiles; the exact ones are derived from
+    #: the ints and ``exact_bytes`` (``attention_core_cost``).
     busy: float
-    engine: float
+    engine: int
     vector_cycles: float
-    vops: float
-    macs: float
-    pairs: float
+    vops: int
+    macs: int
+    pairs: int
     engine_energy: tuple[tuple[str, float], ...]
     q_bytes: float
     o_bytes: float
@@ -179,6 +196,8 @@ class _Tile:
     select_bytes: float
     per_unit_bytes: float
     first_bytes: float
+    #: ``(per_unit_bytes, first_bytes)`` exactly.
+    exact_bytes: tuple[Exact, Exact]
 
 
 @memo(maxsize=4096)
@@ -206,9 +225,9 @@ def _tiles(view: ArchSpec, att: Attention, kv_split: int
             row_sizes = np.minimum(rows, q_rows - np.arange(visible.size) * rows)
             last_rows = rows
         seen = visible
-        engine = vops = macs = 0.0
+        engine = vops = macs = 0
         e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
-        select_bytes = 0.0
+        select_bytes = 0
         if att.sparse_block:
             budget = att.sparse_topk * att.sparse_block
             blocks = -(-visible // att.sparse_block)
@@ -221,9 +240,9 @@ def _tiles(view: ArchSpec, att: Attention, kv_split: int
                     macs += m
                     for k2, x in e.items():
                         e_engine[k2] += x
-                    select_bytes += nb * att.qk_dim * SUMMARY_BITS / 8
+                    select_bytes += nb * att.qk_dim * SUMMARY_BITS // 8
         full, rem = np.divmod(seen, keys)
-        pairs = float((full + (rem > 0)).sum())
+        pairs = int((full + (rem > 0)).sum())
         # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
         work: dict[tuple[int, int], int] = {}
         for r in np.unique(row_sizes).tolist():
@@ -246,47 +265,55 @@ def _tiles(view: ArchSpec, att: Attention, kv_split: int
                     e_engine[k2] += times * x
             vops += times * (r * length * soft_per_score + r * (att.v_dim + 1))
         vector_cycles = vops / lanes
-        busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1.0)
+        busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1)
         # traffic with the backing level
-        tokens = seen.astype(np.float64)
+        tokens = seen
+        page_bytes = 0
         if att.page_tokens:
             pages = -(-seen // att.page_tokens)
-            tokens = (pages * att.page_tokens).astype(np.float64)
-            page_bytes = float(pages.sum()) * PAGE_ENTRY_BYTES
-        else:
-            page_bytes = 0.0
-        kv_traffic = float(_kv_bytes(part, np.minimum(tokens, kv_len)).sum())
-        q_bytes = q_rows * att.qk_dim * q_bits / 8
-        o_bytes = q_rows * att.v_dim * q_bits / 8
-        first = (rows * att.qk_dim * q_bits / 8
-                 + float(_kv_bytes(part, np.array([min(keys, kv_len)]))[0]))
+            tokens = pages * att.page_tokens
+            page_bytes = int(pages.sum()) * PAGE_ENTRY_BYTES
+        kv_traffic = _kv_bytes(part, np.minimum(tokens, kv_len))
+        q_bytes = exact_div(q_rows * att.qk_dim * q_bits, 8)
+        o_bytes = exact_div(q_rows * att.v_dim * q_bits, 8)
+        first = (exact_div(rows * att.qk_dim * q_bits, 8)
+                 + _kv_bytes(part, np.array([min(keys, kv_len)])))
+        per_unit = q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes
         out[tile] = _Tile(
             busy=busy, engine=engine, vector_cycles=vector_cycles,
             vops=vops, macs=macs, pairs=pairs, engine_energy=tuple(e_engine.items()),
-            q_bytes=q_bytes, o_bytes=o_bytes, kv_traffic=kv_traffic,
-            select_bytes=select_bytes,
-            per_unit_bytes=q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes,
-            first_bytes=first)
+            q_bytes=float(q_bytes), o_bytes=float(o_bytes), kv_traffic=float(kv_traffic),
+            select_bytes=float(select_bytes), per_unit_bytes=float(per_unit),
+            first_bytes=float(first), exact_bytes=(per_unit, first))
     return MappingProxyType(out)
 
 
 def attention_tile_cost(arch: ArchSpec, att: Attention, units: int, kv_split: int = 1
-                        ) -> Callable[[AttentionTile], Scored[AttentionCost]]:
+                        ) -> Callable[[AttentionTile], Scored[dict[str, float]]]:
     """The cost function :func:`attention_core_cost` hands :func:`mapping.pick`: what ``units``
     units of one instance of ``att`` cost on one core (``arch``: the core's view) under one
     candidate of :func:`mapping.attention_tiles` (``attention_tiles(att, compute_view(arch),
     kv_split)``), with the backing link: time ``max(compute, bytes / bandwidth)`` plus the
-    first tiles' load and the link latency; energy by component."""
+    first tiles' load and the link latency, in float64 to rank the tiles (the chosen one's
+    figures are evaluated again exactly by :func:`attention_core_cost`); the detail is the
+    energy by component."""
     if arch.vector is None:
         raise MappingError("vector: attention needs a vector unit for its softmax; add a "
                            "[vector] table (lanes = ...) to the architecture")
+    q_rows = att.q_len * att.group_size
+    if q_rows > MAX_QUERY_ROWS:
+        raise InputError(
+            f"{att.name}.q_len: {att.q_len:,} query tokens x {att.group_size} query heads per "
+            f"key/value head = {q_rows:,} query rows per (sequence, KV head) exceed 2^22 = "
+            f"{MAX_QUERY_ROWS:,}, the most the attention tiling enumerates; simulate fewer "
+            "query tokens per pass (--q-len, or --seq of a prefill)")
     tiles = _tiles(compute_view(arch), att, kv_split)
     energies = unit_energies(arch)
     vec_pj = vector_op_pj(arch)
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
 
-    def cost(tile: AttentionTile) -> Scored[AttentionCost]:
+    def cost(tile: AttentionTile) -> Scored[dict[str, float]]:
         t = tiles[tile]
         total_bytes = units * t.per_unit_bytes
         cycles = max(units * t.busy, total_bytes / bw) + t.first_bytes / bw + lat
@@ -297,14 +324,30 @@ def attention_tile_cost(arch: ArchSpec, att: Attention, units: int, kv_split: in
         energy["o_buffer"] += units * t.o_bytes * energies.o_buffer_byte_pj
         energy["dram"] += total_bytes * energies.dram_byte_pj
         energy["vector"] = units * t.vops * vec_pj
-        return Scored(cycles=cycles, energy_pj=sum(energy.values()), detail=AttentionCost(
-            cycles=cycles, compute_cycles=units * t.busy, engine_cycles=units * t.engine,
-            vector_cycles=units * t.vector_cycles, vector_ops=units * t.vops,
-            macs=units * t.macs, backing_bytes=total_bytes, energy_pj=energy,
-            tile_rows=tile.rows, tile_keys=tile.keys, tile_pairs=units * t.pairs,
-        ))
+        return Scored(cycles=cycles, energy_pj=sum(energy.values()), detail=energy)
 
     return cost
+
+
+def _exact_cost(arch: ArchSpec, att: Attention, units: int, kv_split: int,
+                tile: AttentionTile, energy: dict[str, float]) -> AttentionCost:
+    """The figures of ``units`` units under ``tile``, exactly (:func:`attention_tile_cost`'s
+    floats only rank the tiles), with its energy by component."""
+    assert arch.vector is not None
+    t = _tiles(compute_view(arch), att, kv_split)[tile]
+    vector_cycles = exact_div(t.vops, arch.vector.lanes)
+    busy = max(t.engine, vector_cycles) + exact_div(t.engine + vector_cycles, max(t.pairs, 1))
+    per_unit_bytes, first_bytes = t.exact_bytes
+    total_bytes = units * per_unit_bytes
+    bw, lat = exact_link(arch)
+    return AttentionCost(
+        cycles=(max(units * busy, exact_div(total_bytes, bw)) + exact_div(first_bytes, bw)
+                + lat),
+        compute_cycles=units * busy, engine_cycles=units * t.engine,
+        vector_cycles=units * vector_cycles, vector_ops=units * t.vops, macs=units * t.macs,
+        backing_bytes=total_bytes, energy_pj=energy, tile_rows=tile.rows, tile_keys=tile.keys,
+        tile_pairs=units * t.pairs,
+    )
 
 
 def attention_core_cost(
@@ -314,13 +357,16 @@ def attention_core_cost(
     """Cost on one core (``arch``: the core's view, its ``dram`` being the backing link) of
     ``units`` (sequence, KV head) pairs of one instance of ``att`` (``count`` ignored), under
     the tile that minimises ``objective``: :func:`mapping.pick` over
-    :func:`mapping.attention_tiles` with :func:`attention_tile_cost`.
+    :func:`mapping.attention_tiles` with :func:`attention_tile_cost` (in floats), the chosen
+    tile's figures then evaluated exactly.
 
     ``kv_split`` > 1: this core handles ``1/kv_split`` of each unit's keys (FlashDecoding's
     split-KV across cores, for decode with fewer units than cores); the partial outputs are
     merged by the caller. Raises :class:`mapping.MappingError` without a vector unit or when
-    no tile fits the buffers.
+    no tile fits the buffers, :class:`sim.errors.InputError` above :data:`MAX_QUERY_ROWS`
+    query rows per unit.
     """
     cost = attention_tile_cost(arch, att, units, kv_split)
     cands = attention_tiles(att, compute_view(arch), kv_split)
-    return pick(cands, cost, objective)[1].detail
+    tile, scored = pick(cands, cost, objective)
+    return _exact_cost(arch, att, units, kv_split, tile, scored.detail)

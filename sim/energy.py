@@ -413,7 +413,7 @@ def action_counts(
     dram_bytes: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Action counts of one ``M x N x K`` GEMM instance, by action name (float64 arrays over
-    candidates; see the module docstring).
+    candidates, 0-d for one mapping's scalar grid; see the module docstring).
 
     ``grid``: the folds of the mapping (:func:`mapping.fold_grid`); ``sram``: bytes read plus
     written per buffer (A, W, O); ``dram_bytes``: DRAM bytes.
@@ -421,7 +421,7 @@ def action_counts(
     spec = arch.engine
     macs = float(M * N * K)
     n = np.shape(dram_bytes)
-    a_reads = (M * K) * grid.folds_n.astype(np.float64)  # activations the engine reads
+    a_reads = (M * K) * np.asarray(grid.folds_n, dtype=np.float64)  # activations read
     counts = {x.name: (macs * x.per_mac + a_reads * x.per_a_read if x.per_a_read
                        else np.full(n, macs * x.per_mac))
               for x in arith_actions(arch)}
@@ -434,7 +434,7 @@ def action_counts(
     (still,) = (op for op, dims in OPERAND_DIMS.items() if stream not in dims)
     hops = (un[OPERAND_DIMS[still][0]] + 1) / 2
     moved = grid.chunks * (elems[still] * hops * bits[still])  # drains or preloads
-    counts["pe_registers"] = macs * per_mac + moved.astype(np.float64)
+    counts["pe_registers"] = macs * per_mac + np.asarray(moved, dtype=np.float64)
     counts["a_buffer"] = np.asarray(sram[0], dtype=np.float64)
     counts["w_buffer"] = np.asarray(sram[1], dtype=np.float64)
     counts["o_buffer"] = np.asarray(sram[2], dtype=np.float64)

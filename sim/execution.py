@@ -100,7 +100,7 @@ class GemmPlan:
     widths for run-time-precision engines, else unchanged); ``gemm``: the GEMM as the engine
     sees it (``transposed``: ``C^T = B^T A^T``, operands and their formats swapped);
     ``passes``: ``a_slices * w_slices``; ``vector_ops``: rescaling, slice combination and
-    activation conversion on the vector unit, per instance.
+    activation conversion on the vector unit, per instance (exact integers).
     """
 
     arch: ArchSpec
@@ -110,15 +110,15 @@ class GemmPlan:
     w_need_bits: int
     a_slices: int
     w_slices: int
-    convert_ops: float
-    rescale_ops: float
+    convert_ops: int
+    rescale_ops: int
 
     @property
     def passes(self) -> int:
         return self.a_slices * self.w_slices
 
     @property
-    def vector_ops(self) -> float:
+    def vector_ops(self) -> int:
         return self.convert_ops + self.rescale_ops
 
 
@@ -171,8 +171,7 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
         convert += K * N * CONVERT_OPS_PER_ELEM
     return GemmPlan(
         arch=run, gemm=seen, transposed=transposed, a_need_bits=a_need, w_need_bits=w_need,
-        a_slices=a_slices, w_slices=w_slices, convert_ops=float(convert),
-        rescale_ops=float(rescale),
+        a_slices=a_slices, w_slices=w_slices, convert_ops=convert, rescale_ops=rescale,
     )
 
 

@@ -15,6 +15,15 @@ infinite bandwidth, so ``compute_cycles == cycles ==
 sim.engines.gemm_compute_cycles(arch.engine, M, N, K) * count`` exactly. ``utilization`` is
 ``macs / (cycles * spec.macs_per_cycle)``.
 
+**Exact integers** (``docs/llm_simulator.md``). The search ranks candidates in float64 (exact
+below 2^53; above, where int64 could wrap, only their order matters); the chosen mapping is
+then evaluated again exactly, with the same functions given the :class:`mapping.Mapping`
+instead of the candidate arrays: Python integers for counts, :class:`fractions.Fraction` for
+rational terms (bits of scaled formats, bit-serial beats, transfers at the link's rate). One
+instance's stall cycles are the exact rational stall rounded up, its DRAM bytes per operand the
+exact bytes rounded up to whole bytes; totals are ``count`` times those, so every reported
+cycle and byte count is an exact Python int at any size in range.
+
 Results are cached on (architecture, shape, formats, memory, objective); a cached evaluation
 costs a few microseconds (see ``tests/test_sim_gemm.py`` for the bound that is held).
 """
@@ -133,9 +142,10 @@ def _fold_cycles(spec: EngineSpec, lengths: np.ndarray) -> np.ndarray:
 def tiled_compute_cycles(
     spec: EngineSpec, M: int, N: int, K: int, tile_m: Any, tile_n: Any, tile_k: Any,
     *, grid: FoldGrid | None = None,
-) -> np.ndarray:
-    """Engine cycles of an ``M x N x K`` GEMM cut into buffer tiles (ints or int arrays, one
-    entry per candidate); returns int64 cycles per candidate.
+) -> Any:
+    """Engine cycles of an ``M x N x K`` GEMM cut into buffer tiles: an exact Python int for
+    int tiles; float64 per candidate for int arrays (exact below 2^53; above it, where an
+    int64 product could wrap, the candidates' ranking).
 
     Every tile runs ``prod over spatial dims d of ceil(tile_d / unroll_d)`` folds of
     ``spec.fold_cycles(stream extent of the tile)``; tiles (and their folds) run back to back.
@@ -148,24 +158,30 @@ def tiled_compute_cycles(
     if grid is None:
         grid = fold_grid(u, M, N, K, tile_m, tile_n, tile_k)
     dim, tile = {"m": (M, tile_m), "n": (N, tile_n), "k": (K, tile_k)}[u.stream]
+    if not (np.ndim(tile_m) or np.ndim(tile_n) or np.ndim(tile_k)):
+        chunks, last = divmod(dim, int(tile))
+        last_fold = _one_fold(spec, last) if last else 0
+        return grid.spatial * (chunks * _one_fold(spec, int(tile)) + last_fold)
     tile = np.atleast_1d(np.asarray(tile, dtype=np.int64))
     full, rem = np.divmod(dim, tile)
     per_fold = _fold_cycles(spec, np.concatenate([tile, np.maximum(rem, 1)]))
     edge = np.where(rem > 0, per_fold[tile.size:], 0)
-    cycles = grid.spatial * (full * per_fold[: tile.size] + edge)
-    return cycles if np.ndim(tile_m) or np.ndim(tile_n) or np.ndim(tile_k) else cycles[0]
+    return grid.spatial * (full.astype(np.float64) * per_fold[: tile.size] + edge)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Evaluation:
-    compute_cycles: np.ndarray
-    stall_cycles: np.ndarray
+    """Costs of every candidate (float64 arrays) or of one mapping (exact cycles and
+    traffic, float energy in 0-d arrays): :func:`_evaluate`."""
+
+    compute_cycles: Any
+    stall_cycles: Any
     traffic: MemoryTraffic
     actions: dict[str, np.ndarray]
     energy: dict[str, np.ndarray]
 
     @property
-    def cycles(self) -> np.ndarray:
+    def cycles(self) -> Any:
         return self.compute_cycles + self.stall_cycles
 
     @property
@@ -190,7 +206,7 @@ def compute_view(arch: ArchSpec) -> ArchSpec:
 class _Static:
     """The link-independent part of :func:`_evaluate` (shared through :func:`compute_view`)."""
 
-    compute_cycles: np.ndarray
+    compute_cycles: Any
     traffic: MemoryTraffic
     exposure: DramExposure | None
     actions: dict[str, np.ndarray]
@@ -198,10 +214,16 @@ class _Static:
 
 
 @memo(maxsize=128)
-def _static(view: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory,
+def _static(view: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Memory,
             passes: int) -> _Static:
     spec = view.engine
-    tm, tn, tk = (cands.tiles[:, j] for j in range(3))
+    tm: Any
+    tn: Any
+    tk: Any
+    if isinstance(cands, Mapping):
+        tm, tn, tk = cands.tile_m, cands.tile_n, cands.tile_k
+    else:
+        tm, tn, tk = (cands.tiles[:, j] for j in range(3))
     M, N, K = gemm.M, gemm.N, gemm.K
     grid = fold_grid(spec.unrolling(), M, N, K, tm, tn, tk)
     compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
@@ -226,12 +248,13 @@ def _static(view: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory,
 
 
 def _evaluate(
-    arch: ArchSpec, gemm: Gemm, cands: Candidates, memory: Memory, passes: int = 1
+    arch: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Memory, passes: int = 1
 ) -> _Evaluation:
-    """Costs of every candidate. ``passes``: the GEMM runs that many times over each buffered
-    tile (operands wider than the engine, split into slices: ``sim.execution``); the engine's
-    cycles and arithmetic and register actions scale with it, the buffer and DRAM traffic do
-    not (the slices of a tile are read from the same buffered bytes).
+    """Costs of every candidate, or exactly of one mapping (``cands`` a
+    :class:`mapping.Mapping`: module doc). ``passes``: the GEMM runs that many times over each
+    buffered tile (operands wider than the engine, split into slices: ``sim.execution``); the
+    engine's cycles and arithmetic and register actions scale with it, the buffer and DRAM
+    traffic do not (the slices of a tile are read from the same buffered bytes).
 
     All but the DRAM stalls is computed once per :func:`compute_view` (cached) and the stalls
     of ``arch``'s own link added."""
@@ -272,52 +295,43 @@ def gemm_cost_passes(passes: int) -> CostFn:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Instance:
-    """One instance's scalar results (cached)."""
+    """One instance's results (cached): exact whole cycles and bytes (module doc)."""
 
     mapping: Mapping
     compute_cycles: int
     sram_stall_cycles: int
     stall_cycles: int
-    dram_transfer_cycles: float
-    dram_a_bytes: float
-    dram_w_bytes: float
-    dram_o_bytes: float
+    #: Moving the DRAM bytes alone takes longer than the engine's compute cycles.
+    memory_bound: bool
+    dram_a_bytes: int
+    dram_w_bytes: int
+    dram_o_bytes: int
     energy_pj: tuple[tuple[str, float], ...]
     actions: tuple[tuple[str, float], ...]
-
-
-@memo(maxsize=4096)
-def _mapped(mapping: Mapping, M: int, N: int, K: int) -> Candidates:
-    """The one-row candidate set of a chosen mapping, one object per mapping (so evaluations
-    of it on architectures with the same :func:`compute_view` share :func:`_static`)."""
-    return Candidates.from_mapping(mapping, M, N, K)
 
 
 @memo(maxsize=16384)
 def _instance(
     arch: ArchSpec, one: Gemm, memory: Memory, objective: Objective, passes: int
 ) -> _Instance:
-    M, N, K = one.M, one.N, one.K
     if memory == "ideal":
-        cands = untiled(one, arch)
-        mapping = cands.mapping(0, arch)
+        mapping = untiled(one, arch).mapping(0, arch)
     else:
         mapping = search(one, arch, gemm_cost_passes(passes), objective)
-        cands = _mapped(mapping, M, N, K)
-    ev = _evaluate(arch, one, cands, memory, passes)
+    ev = _evaluate(arch, one, mapping, memory, passes)  # exact: one mapping
     t = ev.traffic
-    stall = int(ev.stall_cycles[0])
+    stall = ev.stall_cycles
     return _Instance(
         mapping=mapping,
-        compute_cycles=int(ev.compute_cycles[0]),
-        sram_stall_cycles=min(stall, math.ceil(float(t.sram_stall_cycles[0]) - 1e-9)),
+        compute_cycles=ev.compute_cycles,
+        sram_stall_cycles=min(stall, math.ceil(t.sram_stall_cycles)),
         stall_cycles=stall,
-        dram_transfer_cycles=float(t.dram_transfer_cycles[0]),
-        dram_a_bytes=float(t.dram_a_read_bytes[0]),
-        dram_w_bytes=float(t.dram_w_read_bytes[0]),
-        dram_o_bytes=float(t.dram_o_write_bytes[0] + t.dram_o_read_bytes[0]),
-        energy_pj=tuple((k, float(ev.energy[k][0])) for k in ENERGY_COMPONENTS),
-        actions=tuple((k, float(v[0])) for k, v in ev.actions.items()),
+        memory_bound=t.dram_transfer_cycles > ev.compute_cycles,
+        dram_a_bytes=math.ceil(t.dram_a_read_bytes),
+        dram_w_bytes=math.ceil(t.dram_w_read_bytes),
+        dram_o_bytes=math.ceil(t.dram_o_write_bytes + t.dram_o_read_bytes),
+        energy_pj=tuple((k, float(ev.energy[k])) for k in ENERGY_COMPONENTS),
+        actions=tuple((k, float(v)) for k, v in ev.actions.items()),
     )
 
 
@@ -349,9 +363,10 @@ class GemmResult:
     energy_breakdown_pj: MappingProxyType[str, float]
     #: Action counts by action name (component and unit in ``sim.energy.action_units``).
     actions: MappingProxyType[str, float]
-    dram_a_bytes: float
-    dram_w_bytes: float
-    dram_o_bytes: float
+    #: Whole bytes (one instance's, rounded up, times ``count``).
+    dram_a_bytes: int
+    dram_w_bytes: int
+    dram_o_bytes: int
     area_um2: float
     area_breakdown_um2: MappingProxyType[str, float]
     bound: Literal["compute", "memory"]
@@ -365,7 +380,7 @@ class GemmResult:
         return self.gemm.count
 
     @property
-    def dram_bytes(self) -> float:
+    def dram_bytes(self) -> int:
         return self.dram_a_bytes + self.dram_w_bytes + self.dram_o_bytes
 
     def to_dict(self) -> dict[str, Any]:
@@ -467,5 +482,5 @@ def run_gemm(
         dram_o_bytes=n * inst.dram_o_bytes,
         area_um2=sum(area.values()),
         area_breakdown_um2=area,
-        bound="memory" if inst.dram_transfer_cycles > inst.compute_cycles else "compute",
+        bound="memory" if inst.memory_bound else "compute",
     )

@@ -344,11 +344,22 @@ def op_kernel(op: Any) -> Kernel:
     raise TypeError(f"op: no GPU kernel for {type(op).__name__}")
 
 
-def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, float]:
+def exact_widths(op: Any) -> tuple[Any, Any]:
+    """Stored bytes per element of the A and W operands of :func:`op_kernel` ``(op)``, exactly
+    (:data:`models.ops.Exact`; the kernel holds their floats)."""
+    from models.formats import get_format
+    from models.ops import Gemm, exact_div
+
+    if isinstance(op, Gemm):
+        return exact_div(op.exact_a_storage_bits, 8), exact_div(op.exact_w_storage_bits, 8)
+    return exact_div(get_format(op.q_fmt).bits, 8), exact_div(op.exact_kv_storage_bits, 8)
+
+
+def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, Any]:
     """(seconds, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator on a
     GPU preset; vector work is one element-wise kernel: launch cost plus its bytes at the
     streaming bandwidth. ``memory="ideal"``: infinite bandwidth (compute and fixed costs
-    only), no HBM bytes."""
+    only), no HBM bytes. The bytes are exact (:func:`exact_widths`)."""
     from models.ops import Vector
 
     cal = arch_calibration(arch)
@@ -356,7 +367,7 @@ def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, f
         cal = scaled(cal, sm_count=cal.sm_count, bandwidth_scale=1e9, compute_scale=1.0)
     if isinstance(op, Vector):
         bw = cal.read_gb_per_s * 1e9
-        nbytes = 0.0 if memory == "ideal" else op.bytes
+        nbytes = 0 if memory == "ideal" else op.exact_bytes
         return (cal.launch_us * 1e-6 + op.bytes / bw), True, nbytes
     k = op_kernel(op)
     if k.dtype not in arch.gpu.dtypes:
@@ -370,13 +381,20 @@ def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, f
     nbytes, flops = kernel_bytes_flops(k)
     memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
         cal.peak_tflops[k.dtype] * 1e12)
-    return us * 1e-6, memory_bound, 0.0 if memory == "ideal" else nbytes
+    if memory == "ideal":
+        return us * 1e-6, memory_bound, 0
+    return us * 1e-6, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
 
 
-def kernel_bytes_flops(k: Kernel) -> tuple[float, float]:
-    """Compulsory HBM bytes and useful operations of a kernel (roofline coordinates)."""
+def kernel_bytes_flops(k: Kernel, *, widths: tuple[Any, Any] | None = None
+                       ) -> tuple[Any, float]:
+    """Compulsory HBM bytes and useful operations of a kernel (roofline coordinates).
+    ``widths``: bytes per element of A and W instead of the kernel's (exact fractions give
+    exact bytes: :func:`exact_widths`)."""
     ab = k.a_bytes or ELEM_BYTES[k.dtype]
     wb = k.w_bytes or ELEM_BYTES[k.dtype]
+    if widths is not None:
+        ab, wb = widths
     if k.op == "gemm":
         ob = k.o_bytes or OUT_BYTES[k.dtype]
         return k.M * k.K * ab + k.N * k.K * wb + k.M * k.N * ob, 2.0 * k.M * k.N * k.K

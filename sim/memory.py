@@ -49,22 +49,32 @@ bank/row effects, refresh, and contention between reads and writes beyond the sh
 
 ``memory="ideal"``: operands on chip, infinite bandwidth: no DRAM traffic, no stalls (SRAM
 reads by the array are still counted for energy).
+
+**Exact integers** (``docs/llm_simulator.md``). The same functions serve two purposes. Given
+:class:`mapping.Candidates` they return float64 arrays (trip counts and tile sizes are turned
+to float64 before they multiply, since their products may pass 2^63): exact below 2^53, and
+above it good enough to rank the candidates. Given one :class:`mapping.Mapping` they compute
+with Python ints and :class:`fractions.Fraction` (scaled formats' bits per element, a
+bit-serial engine's cycles per beat, transfers at the link's bytes per cycle as the exact
+value of its float64): the stalls and bytes of that mapping exactly, rounded up only by the
+caller (:attr:`MemoryTraffic.stall_cycles`, ``sim.gemm``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, Operand, SramSpec
-from mapping import OPERAND_DIMS, Candidates, FoldGrid, fold_grid
+from mapping import DIMS, OPERAND_DIMS, Candidates, FoldGrid, Mapping, fold_grid
 from models.caches import memo
 from models.formats import get_format
-from models.ops import Gemm
+from models.ops import Exact, Gemm, exact, exact_div
 
 __all__ = [
     "MEMORY_MODES",
@@ -72,6 +82,7 @@ __all__ = [
     "Memory",
     "MemoryTraffic",
     "beat_cycles",
+    "exact_link",
     "memory_traffic",
     "traffic_without_stalls",
     "with_dram_stalls",
@@ -90,33 +101,38 @@ _DEPENDS = {
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MemoryTraffic:
-    """Traffic and stalls of one GEMM instance per candidate (float64 bytes, cycles)."""
+    """Traffic and stalls of one GEMM instance: float64 arrays over candidates, or exact
+    fractions (ints where whole) for one mapping (module doc, "Exact integers")."""
 
-    dram_a_read_bytes: np.ndarray
-    dram_w_read_bytes: np.ndarray
-    dram_o_write_bytes: np.ndarray
+    dram_a_read_bytes: Any
+    dram_w_read_bytes: Any
+    dram_o_write_bytes: Any
     #: Partial sums read back after a spill.
-    dram_o_read_bytes: np.ndarray
-    sram_a_read_bytes: np.ndarray
-    sram_a_write_bytes: np.ndarray
-    sram_w_read_bytes: np.ndarray
-    sram_w_write_bytes: np.ndarray
-    sram_o_read_bytes: np.ndarray
-    sram_o_write_bytes: np.ndarray
-    sram_stall_cycles: np.ndarray
-    dram_stall_cycles: np.ndarray
+    dram_o_read_bytes: Any
+    sram_a_read_bytes: Any
+    sram_a_write_bytes: Any
+    sram_w_read_bytes: Any
+    sram_w_write_bytes: Any
+    sram_o_read_bytes: Any
+    sram_o_write_bytes: Any
+    sram_stall_cycles: Any
+    dram_stall_cycles: Any
     #: DRAM transfer time alone (all bytes / bandwidth), for roofline-style "bound" labels.
-    dram_transfer_cycles: np.ndarray
+    dram_transfer_cycles: Any
 
     @property
-    def dram_bytes(self) -> np.ndarray:
+    def dram_bytes(self) -> Any:
         return (self.dram_a_read_bytes + self.dram_w_read_bytes + self.dram_o_write_bytes
                 + self.dram_o_read_bytes)
 
     @property
-    def stall_cycles(self) -> np.ndarray:
-        """Whole stall cycles (int64), rounded up."""
-        return np.ceil(self.sram_stall_cycles + self.dram_stall_cycles - 1e-9).astype(np.int64)
+    def stall_cycles(self) -> Any:
+        """Whole stall cycles, rounded up: an exact int for one mapping; float64 over
+        candidates (where it only ranks them; ``1e-9`` absorbs float noise on whole values)."""
+        total = self.sram_stall_cycles + self.dram_stall_cycles
+        if isinstance(total, np.ndarray):
+            return np.ceil(total - 1e-9)
+        return math.ceil(total)
 
 
 def _cycles_per_beat(bits: int, buf: SramSpec, accesses_per_word: int = 1) -> int:
@@ -126,27 +142,36 @@ def _cycles_per_beat(bits: int, buf: SramSpec, accesses_per_word: int = 1) -> in
 
 
 @memo(maxsize=256)
-def beat_cycles(spec: EngineSpec) -> float:
-    """Engine cycles per element of the streamed dimension: the slope of ``fold_cycles``."""
+def beat_cycles(spec: EngineSpec) -> Exact:
+    """Engine cycles per element of the streamed dimension: the slope of ``fold_cycles``
+    (exact; ``float()`` of it for the candidates' arrays)."""
     length = 1 << 12
-    return (spec.fold_cycles(2 * length) - spec.fold_cycles(length)) / length
+    return exact_div(spec.fold_cycles(2 * length) - spec.fold_cycles(length), length)
 
 
-def _stream_stall(bits: int, buf: SramSpec, beat: float, accesses_per_word: int = 1) -> float:
+def _stream_stall(bits: int, buf: SramSpec, beat: Any, accesses_per_word: int = 1) -> Any:
     """Stall cycles per stream element whose beat of ``bits`` the engine consumes in ``beat``
     cycles. A slow (bit-serial) engine gives the buffer ``beat`` cycles per beat; a fast one
-    (``beat < 1``) asks for ``1 / beat`` beats per cycle, fetched together."""
+    (``beat < 1``) asks for ``1 / beat`` beats per cycle, fetched together. Exact for a
+    :class:`~fractions.Fraction` ``beat``."""
     if beat >= 1:
-        return max(0.0, _cycles_per_beat(bits, buf, accesses_per_word) - beat)
+        return max(0, _cycles_per_beat(bits, buf, accesses_per_word) - beat)
     together = _cycles_per_beat(math.ceil(bits / beat), buf, accesses_per_word)
     return (together - 1) * beat
+
+
+def exact_link(arch: ArchSpec) -> tuple[Exact, Exact]:
+    """``(bytes per cycle, latency in cycles)`` of ``arch``'s DRAM link as the exact values of
+    the float64s the candidates are ranked with (``arch.dram_bytes_per_cycle`` and
+    ``latency_ns * clock_mhz / 1e3``)."""
+    return exact(arch.dram_bytes_per_cycle), exact(arch.dram.latency_ns * arch.clock_mhz / 1e3)
 
 
 def traffic_without_stalls(
     arch: ArchSpec,
     gemm: Gemm,
-    cands: Candidates,
-    compute_cycles: np.ndarray,
+    cands: Candidates | Mapping,
+    compute_cycles: Any,
     *,
     memory: Memory,
     grid: FoldGrid | None = None,
@@ -154,32 +179,66 @@ def traffic_without_stalls(
     """Everything of :func:`memory_traffic` that does not depend on the DRAM link's bandwidth,
     latency or the clock (bytes, SRAM stalls) plus what the DRAM stalls need
     (:class:`DramExposure`, ``None`` for ideal memory); :func:`with_dram_stalls` finishes it.
-    The traffic's ``dram_transfer_cycles`` hold bytes until then."""
+    The traffic's ``dram_transfer_cycles`` hold bytes until then.
+
+    ``cands``: candidate mappings (float64 arrays out, to rank them) or one
+    :class:`mapping.Mapping` (exact fractions and ints out: module doc)."""
     if memory not in MEMORY_MODES:
         raise ValueError(f"memory: must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
+    one = isinstance(cands, Mapping)  # one mapping, exactly; else candidates, float64
     spec = arch.engine
     M, N, K = gemm.M, gemm.N, gemm.K
     # element widths on the engine side (scales live beside the data, not in its beats);
     # stored widths, scales and zero points included, for DRAM (models.ops.Gemm)
     a_bits, w_bits = get_format(gemm.a_fmt).bits, get_format(gemm.w_fmt).bits
-    a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
     o_bits, acc_bits = get_format(gemm.o_fmt).bits, spec.acc_bits
     u = spec.unrolling()
     unroll = {"m": u.m or 1, "n": u.n or 1, "k": u.k or 1}
     stream = u.stream
-    tm, tn, tk = (cands.tiles[:, j] for j in range(3))
+    tm: Any
+    tn: Any
+    tk: Any
+    int_tiles: tuple[Any, Any, Any]  # tile sizes as ints (int64 arrays over candidates)
+    n: int  # candidates (1 for one mapping)
+    if one:
+        assert isinstance(cands, Mapping)
+        a_dram_bits: Any = gemm.exact_a_storage_bits
+        w_dram_bits: Any = gemm.exact_w_storage_bits
+        tm, tn, tk = int_tiles = (cands.tile_m, cands.tile_n, cands.tile_k)
+        n = 1
+        trips: tuple[Any, Any, Any] = (cands.tiles_m, cands.tiles_n, cands.tiles_k)
+        order: Any = tuple(DIMS.index(d) for d in cands.loop_order)
+        beat: Any = beat_cycles(spec)
+        maximum: Any = max
+        zero: Any = 0
+        div: Any = exact_div
+    else:
+        assert isinstance(cands, Candidates)
+        a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
+        # float64: products of tile sizes and of trip counts could pass 2^63
+        tf = cands.tiles.astype(np.float64)
+        tm, tn, tk = tf[:, 0], tf[:, 1], tf[:, 2]
+        int_tiles = (cands.tiles[:, 0], cands.tiles[:, 1], cands.tiles[:, 2])
+        n = len(cands)
+        tr = cands.trips.astype(np.float64)
+        trips = (tr[:, 0], tr[:, 1], tr[:, 2])
+        order = cands.order
+        beat = float(beat_cycles(spec))
+        maximum = np.maximum
+        zero = np.zeros(n)
+        div = operator.truediv
     if grid is None:
-        grid = fold_grid(u, M, N, K, tm, tn, tk)
+        grid = fold_grid(u, M, N, K, *int_tiles)
     a_elems, w_elems, o_elems = M * K, K * N, M * N
 
     # -- engine side: SRAM reads/writes and SRAM-port stalls -------------------------------
-    sram_a_rd = grid.folds_n * (a_elems * a_bits / 8)
-    sram_w_rd = grid.folds_m * (w_elems * w_bits / 8)
+    sram_a_rd = grid.folds_n * div(a_elems * a_bits, 8)
+    sram_w_rd = grid.folds_m * div(w_elems * w_bits, 8)
     o_drains = grid.folds_k  # partial-sum blocks per output element
-    sram_o_wr = o_drains * (o_elems * acc_bits / 8)
-    sram_o_rd = (o_drains - 1) * (o_elems * acc_bits / 8)
+    o_acc_bytes = div(o_elems * acc_bits, 8)
+    sram_o_wr = o_drains * o_acc_bytes
+    sram_o_rd = (o_drains - 1) * o_acc_bytes
 
-    beat = beat_cycles(spec)
     stream_elems = grid.spatial * {"m": M, "n": N, "k": K}[stream]  # stream elements, all folds
     folds = grid.total
     # the first K fold of each output writes its partial sums, the later ones RMW them
@@ -188,8 +247,8 @@ def traffic_without_stalls(
     operands: tuple[tuple[Operand, int, SramSpec], ...] = (
         ("A", a_bits, arch.a_buffer), ("W", w_bits, arch.w_buffer),
         ("O", acc_bits, arch.o_buffer))
-    streamed = np.zeros(len(cands))
-    stationary = np.zeros(len(cands))
+    streamed: Any = zero
+    stationary: Any = zero
     for op, bits, buf in operands:
         dims = OPERAND_DIMS[op]
         rmw = 2 if op == "O" else 1
@@ -199,7 +258,7 @@ def traffic_without_stalls(
             first = _stream_stall(beat_bits, buf, beat)
             again = _stream_stall(beat_bits, buf, beat, rmw)
             stall = stream_first * first + (stream_elems - stream_first) * again
-            streamed = np.maximum(streamed, stall)
+            streamed = maximum(streamed, stall)
         else:
             lines, line_elems = unroll[dims[0]], unroll[dims[1]]
             first = lines * (_cycles_per_beat(line_elems * bits, buf) - 1)
@@ -207,56 +266,68 @@ def traffic_without_stalls(
             stationary = stationary + folds_first * first + (folds - folds_first) * again
     sram_stall = stationary + streamed
 
-    n = len(cands)
     if memory == "ideal":
-        zero = np.zeros(n)
         return MemoryTraffic(
             dram_a_read_bytes=zero, dram_w_read_bytes=zero, dram_o_write_bytes=zero,
             dram_o_read_bytes=zero,
-            sram_a_read_bytes=sram_a_rd.astype(np.float64), sram_a_write_bytes=zero,
-            sram_w_read_bytes=sram_w_rd.astype(np.float64), sram_w_write_bytes=zero,
-            sram_o_read_bytes=sram_o_rd.astype(np.float64),
-            sram_o_write_bytes=sram_o_wr.astype(np.float64),
+            sram_a_read_bytes=sram_a_rd, sram_a_write_bytes=zero,
+            sram_w_read_bytes=sram_w_rd, sram_w_write_bytes=zero,
+            sram_o_read_bytes=sram_o_rd, sram_o_write_bytes=sram_o_wr,
             sram_stall_cycles=zero, dram_stall_cycles=zero, dram_transfer_cycles=zero,
         ), None
 
     # -- DRAM: tile reloads per loop-boundary class ---------------------------------------
-    trips = cands.trips
-    order = cands.order
-    t_ord = np.take_along_axis(trips, order, axis=1)  # trip counts, outer to inner
-    t1, t2, t3 = t_ord[:, 0], t_ord[:, 1], t_ord[:, 2]
-    # Boundaries where loop j (outer=0, middle=1, inner=2) advances and inner loops wrap.
-    counts = np.stack([t1 - 1, t1 * (t2 - 1), t1 * t2 * (t3 - 1)], axis=1).astype(np.float64)
-    nontrivial = t_ord > 1
+    # Columns by loop position (outer=0, middle=1, inner=2): arrays over candidates, or
+    # Python ints and bools for one mapping.
+    if one:
+        t_ord = tuple(trips[j] for j in order)
 
-    def changes(op: str) -> np.ndarray:
-        dep = _DEPENDS[op][order]  # (n, 3): operand depends on the loop at each position
-        moving = dep & nontrivial
-        inner = np.zeros_like(dep)
-        inner[:, 1] = moving[:, 2]
-        inner[:, 0] = moving[:, 1] | moving[:, 2]
-        return dep | inner
+        def depends(op: str, j: int) -> Any:
+            return bool(_DEPENDS[op][order[j]])
+    else:
+        t_mat = np.take_along_axis(tr, order, axis=1)  # trip counts, outer to inner
+        t_ord = (t_mat[:, 0], t_mat[:, 1], t_mat[:, 2])
+
+        def depends(op: str, j: int) -> Any:
+            return _DEPENDS[op][order[:, j]]
+    t1, t2, t3 = t_ord
+    # Boundaries where loop j advances and inner loops wrap.
+    counts = (t1 - 1, t1 * (t2 - 1), t1 * t2 * (t3 - 1))
+    nontrivial = tuple(t > 1 for t in t_ord)
+
+    def changes(op: str) -> tuple[Any, Any, Any]:
+        """Per loop position: whether the operand's tile changes at that boundary class (it
+        depends on the loop, or an inner loop it depends on wraps)."""
+        dep = [depends(op, j) for j in range(3)]
+        moving = [dep[j] & nontrivial[j] for j in range(3)]
+        return (dep[0] | moving[1] | moving[2], dep[1] | moving[2], dep[2])
+
+    def boundaries(ch: tuple[Any, Any, Any]) -> Any:
+        return 1 + sum(c * x for c, x in zip(counts, ch, strict=True))
 
     ch_a, ch_w, ch_o = changes("a"), changes("w"), changes("o")
-    n_a = 1 + (counts * ch_a).sum(axis=1)  # tile loads
-    n_w = 1 + (counts * ch_w).sum(axis=1)
-    visits_o = 1 + (counts * ch_o).sum(axis=1)  # output-tile residencies
-    tiles_m, tiles_n, tiles_k = trips[:, 0], trips[:, 1], trips[:, 2]
+    n_a = boundaries(ch_a)  # tile loads
+    n_w = boundaries(ch_w)
+    visits_o = boundaries(ch_o)  # output-tile residencies
+    tiles_m, tiles_n, tiles_k = trips
     distinct_o = tiles_m * tiles_n
     revisits_o = visits_o - distinct_o  # each ends with a partial spill and a later re-read
 
-    dram_a = n_a * (a_elems * a_dram_bits / 8) / (tiles_m * tiles_k)
-    dram_w = n_w * (w_elems * w_dram_bits / 8) / (tiles_k * tiles_n)
-    part_tile = (o_elems * acc_bits / 8) / distinct_o
-    dram_o_wr = o_elems * o_bits / 8 + revisits_o * part_tile
+    dram_a = div(n_a * div(a_elems * a_dram_bits, 8), tiles_m * tiles_k)
+    dram_w = div(n_w * div(w_elems * w_dram_bits, 8), tiles_k * tiles_n)
+    part_tile = div(o_acc_bytes, distinct_o)
+    dram_o_wr = div(o_elems * o_bits, 8) + revisits_o * part_tile
     dram_o_rd = revisits_o * part_tile
 
-    first_a = tm * tk * a_dram_bits / 8
-    first_w = tk * tn * w_dram_bits / 8
-    last_o = (M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits / 8
+    first_a = div(tm * tk * a_dram_bits, 8)
+    first_w = div(tk * tn * w_dram_bits, 8)
+    last_o = div((M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits, 8)
 
-    def per_change(total: np.ndarray, exposed: np.ndarray, changes_n: np.ndarray) -> np.ndarray:
-        return np.divide(total - exposed, changes_n, out=np.zeros(n), where=changes_n > 0)
+    def per_change(total: Any, exposed: Any, changes_n: Any) -> Any:
+        if one:
+            return exact_div(total - exposed, changes_n) if changes_n > 0 else 0
+        return np.divide(total - exposed, changes_n, out=np.zeros(n),
+                         where=changes_n > 0)
 
     per_a = per_change(dram_a, first_a, n_a - 1)
     per_w = per_change(dram_w, first_w, n_w - 1)
@@ -264,31 +335,34 @@ def traffic_without_stalls(
 
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
-    over = np.zeros((n, 3))
-    serial = np.zeros((n, 3))
+    over: list[Any] = [zero, zero, zero]
+    serial: list[Any] = [zero, zero, zero]
     for role, ch, per in (("a", ch_a, per_a), ("w", ch_w, per_w), ("o", ch_o, per_o)):
         target = over if dbuf[role] else serial
-        target += ch * per[:, None]
+        for j in range(3):
+            target[j] = target[j] + ch[j] * per
 
-    iterations = (tiles_m * tiles_n * tiles_k).astype(np.float64)
-    busy = (np.asarray(compute_cycles, dtype=np.float64) + sram_stall) / iterations
-    exposure = DramExposure(counts=counts, serial_bytes=serial, overlap_bytes=over,
-                            busy_cycles=busy, edge_bytes=(first_a + first_w, last_o))
+    iterations = tiles_m * tiles_n * tiles_k
+    busy = div((compute_cycles if one else np.asarray(compute_cycles, dtype=np.float64))
+               + sram_stall, iterations)
+    exposure = DramExposure(counts=counts, serial_bytes=tuple(serial),
+                            overlap_bytes=tuple(over), busy_cycles=busy,
+                            edge_bytes=(first_a + first_w, last_o), exact=one)
     total_bytes = dram_a + dram_w + dram_o_wr + dram_o_rd
     traffic = MemoryTraffic(
         dram_a_read_bytes=dram_a,
         dram_w_read_bytes=dram_w,
         dram_o_write_bytes=dram_o_wr,
         dram_o_read_bytes=dram_o_rd,
-        sram_a_read_bytes=sram_a_rd.astype(np.float64),
+        sram_a_read_bytes=sram_a_rd,
         sram_a_write_bytes=dram_a,
-        sram_w_read_bytes=sram_w_rd.astype(np.float64),
+        sram_w_read_bytes=sram_w_rd,
         sram_w_write_bytes=dram_w,
         # write-backs read the buffer; spilled partial sums are written back into it
         sram_o_read_bytes=sram_o_rd + dram_o_wr,
         sram_o_write_bytes=sram_o_wr + dram_o_rd,
-        sram_stall_cycles=sram_stall.astype(np.float64),
-        dram_stall_cycles=np.zeros(n),
+        sram_stall_cycles=sram_stall,
+        dram_stall_cycles=zero,
         dram_transfer_cycles=total_bytes,  # bytes until with_dram_stalls divides them
     )
     return traffic, exposure
@@ -296,49 +370,62 @@ def traffic_without_stalls(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DramExposure:
-    """What the DRAM stalls of every candidate depend on, apart from the link itself (float64
-    arrays over candidates): boundary counts per loop class ``(n, 3)``, the bytes each boundary
-    moves into single-buffered (``serial``) and double-buffered (``overlap``) tiles, the busy
-    cycles of one tile iteration, and the first tiles' and last output tile's bytes."""
+    """What the DRAM stalls of every candidate depend on, apart from the link itself: per loop
+    position (outer, middle, inner) the boundary counts and the bytes each boundary moves into
+    single-buffered (``serial``) and double-buffered (``overlap``) tiles, the busy cycles of
+    one tile iteration, and the first tiles' and last output tile's bytes. Float64 arrays
+    over candidates, or exact fractions for one mapping (``exact``)."""
 
-    counts: np.ndarray
-    serial_bytes: np.ndarray
-    overlap_bytes: np.ndarray
-    busy_cycles: np.ndarray
-    edge_bytes: tuple[np.ndarray, np.ndarray]
+    counts: tuple[Any, Any, Any]
+    serial_bytes: tuple[Any, Any, Any]
+    overlap_bytes: tuple[Any, Any, Any]
+    busy_cycles: Any
+    edge_bytes: tuple[Any, Any]
+    exact: bool = False
 
 
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
                      arch: ArchSpec) -> MemoryTraffic:
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
     (bandwidth, latency, clock): see the module doc."""
-    bw = arch.dram_bytes_per_cycle
-    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
-
-    def transfer(nbytes: np.ndarray) -> np.ndarray:
-        return nbytes / bw + lat * (nbytes > 0)
-
     e = exposure
-    exposed_per_boundary = (transfer(e.serial_bytes)
-                            + np.maximum(0.0, transfer(e.overlap_bytes) - e.busy_cycles[:, None]))
+    bw: Any
+    lat: Any
+    if e.exact:
+        bw, lat = exact_link(arch)
+        maximum: Any = max
+        div: Any = exact_div
+    else:
+        bw = arch.dram_bytes_per_cycle
+        lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
+        maximum = np.maximum
+        div = operator.truediv
+
+    def transfer(nbytes: Any) -> Any:
+        return div(nbytes, bw) + lat * (nbytes > 0)
+
+    exposed_per_boundary = [
+        transfer(s) + maximum(0, transfer(o) - e.busy_cycles)
+        for s, o in zip(e.serial_bytes, e.overlap_bytes, strict=True)]
     dram_stall = (
         transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1])
-        + (e.counts * exposed_per_boundary).sum(axis=1)
+        + sum(c * x for c, x in zip(e.counts, exposed_per_boundary, strict=True))
     )
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
-                               dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
+                               dram_transfer_cycles=div(traffic.dram_transfer_cycles, bw))
 
 
 def memory_traffic(
     arch: ArchSpec,
     gemm: Gemm,
-    cands: Candidates,
-    compute_cycles: np.ndarray,
+    cands: Candidates | Mapping,
+    compute_cycles: Any,
     *,
     memory: Memory,
     grid: FoldGrid | None = None,
 ) -> MemoryTraffic:
-    """Traffic and stalls of one instance of ``gemm`` for every candidate mapping.
+    """Traffic and stalls of one instance of ``gemm`` for every candidate mapping (float64
+    arrays) or for one :class:`mapping.Mapping` (exact: module doc).
 
     ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``);
     ``grid``: the candidates' :func:`mapping.fold_grid` when the caller has it already.

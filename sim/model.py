@@ -10,10 +10,14 @@ tokens ends with the first generated token, so its time is the time to first tok
 its tokens are the ``batch * seq`` prompt tokens; a decode step generates ``batch`` tokens, so
 its time is the time per output token (TPOT). ``tokens_per_s`` and ``energy_per_token_pj``
 divide by those tokens.
+
+Cycles, MACs and DRAM bytes are exact Python ints, the sums of the operators' exact ints
+(``docs/llm_simulator.md``, "Exact integers").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -22,7 +26,7 @@ from typing import Any, Literal
 from hw.spec import ArchSpec, spec_to_dict
 from mapping import Objective
 from models import ModelError
-from models.ops import Attention, Gemm, Op, Vector
+from models.ops import Attention, Gemm, Op, Vector, exact_div
 from sim.energy import energy_components, system_area_breakdown
 from sim.memory import Memory
 from sim.system import OpResult, peak_macs_per_cycle, simulate_op
@@ -59,7 +63,7 @@ class ModelResult:
     seconds: float
     energy_pj: float
     energy_breakdown_pj: MappingProxyType[str, float]
-    dram_bytes: float
+    dram_bytes: int
     area_um2: float
     area_breakdown_um2: MappingProxyType[str, float]
     tokens: int | None
@@ -179,9 +183,8 @@ def simulate_model(
     macs = sum(r.macs for r in results)
     energy = {k: sum(r.energy_breakdown_pj[k] for r in results)
               for k in energy_components(arch)}
-    weights, kv = resident_bytes(ops)
-    if weight_bytes is not None:
-        weights = float(weight_bytes)
+    read_weights, kv = resident_bytes(ops)
+    weights = read_weights if weight_bytes is None else float(weight_bytes)
     area = system_area_breakdown(arch)
     tokens = None
     if phase is not None and batch is not None and seq is not None:
@@ -216,11 +219,11 @@ def simulate_model(
     )
 
 
-def resident_bytes(ops: Sequence[Op]) -> tuple[float, float]:
+def resident_bytes(ops: Sequence[Op]) -> tuple[int, int]:
     """``(weight bytes, KV-cache bytes)`` a workload keeps in memory: every weight matrix it
     reads (B of the GEMMs whose B is a weight, at its stored width with scales, once per
-    instance) and every attention instance's K and V caches."""
-    weights = sum(op.K * op.N * op.w_storage_bits / 8 * op.count for op in ops
+    instance) and every attention instance's K and V caches; whole bytes, exact ints."""
+    weights = sum(exact_div(op.K * op.N * op.exact_w_storage_bits * op.count, 8) for op in ops
                   if isinstance(op, Gemm) and op.b_is_weight)
-    kv = sum(op.kv_bytes() * op.count for op in ops if isinstance(op, Attention))
-    return float(weights), float(kv)
+    kv = sum(op.exact_kv_bytes() * op.count for op in ops if isinstance(op, Attention))
+    return math.ceil(weights), math.ceil(kv)

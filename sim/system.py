@@ -32,22 +32,29 @@ stay in SRAM.
 Energy adds the per-core engine and buffer energy of every core, the global buffer's accesses
 (the cores' backing traffic), DRAM bytes and vector operations
 (:func:`sim.energy.energy_components`: one component per memory level, by name).
+
+**Exact integers** (``docs/llm_simulator.md``). One instance's times and bytes are exact:
+Python integers and :class:`fractions.Fraction` (:data:`models.ops.Exact`; a rate enters as
+the exact value of its float64, e.g. bytes per cycle); the instance takes its time rounded up
+to whole cycles and its DRAM bytes rounded up to whole bytes, and ``count`` instances take
+exactly ``count`` times as many. Energy, seconds and utilization are floats.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from hw.spec import OPERANDS, ArchSpec, LevelSpec
 from mapping import CoreSplit, MappingError, Objective, Scored, core_splits, pick
 from models.caches import memo
 from models.formats import get_format
-from models.ops import Attention, Gemm, Op, Vector
+from models.ops import Attention, Exact, Gemm, Op, Vector, exact, exact_div
 from sim.energy import (
     ENGINE_ENERGY_COMPONENTS,
     energy_components,
@@ -57,7 +64,7 @@ from sim.energy import (
 )
 from sim.execution import plan_gemm
 from sim.gemm import GemmResult, run_gemm
-from sim.memory import Memory
+from sim.memory import Memory, exact_link
 
 __all__ = [
     "OpResult",
@@ -74,8 +81,10 @@ class OpResult:
     """Cost of all ``op.count`` instances of one operator on the whole architecture.
 
     ``compute_cycles``: the cores' busy time (engine and vector unit overlapped) with memory
-    that never waits; ``stall_cycles = cycles - compute_cycles``. ``utilization``: MACs over
-    ``cycles`` times the peak of all cores at the engine's built widths
+    that never waits; ``stall_cycles = cycles - compute_cycles``. Cycles and ``dram_bytes``
+    are exact Python ints: ``count`` times one instance's, rounded up to whole cycles and
+    bytes (module doc). ``utilization``: MACs over ``cycles`` times the peak of all cores at
+    the engine's built widths
     (:func:`peak_macs_per_cycle`); on run-time-precision engines (bit-serial, bit-plane, LUT)
     operands narrower than those widths run faster, so it may exceed 1 there. ``bound``:
     ``"memory"`` when moving the operator's DRAM bytes at the DRAM bandwidth takes longer than
@@ -93,7 +102,7 @@ class OpResult:
     seconds: float
     macs: int
     vector_ops: float
-    dram_bytes: float
+    dram_bytes: int
     energy_pj: float
     energy_breakdown_pj: MappingProxyType[str, float]
     utilization: float
@@ -188,18 +197,20 @@ def core_arch(arch: ArchSpec) -> ArchSpec:
 
 @dataclass(frozen=True, slots=True)
 class _Inst:
-    """One instance's totals over all cores."""
+    """One instance's totals over all cores; times (cycles) and bytes exact (module doc), and
+    rounded up to whole ints by :func:`_instance`."""
 
-    cycles: float
-    compute: float
-    engine: float
-    vector: float
+    cycles: Exact
+    compute: Exact
+    engine: Exact
+    vector: Exact
     vector_ops: float
-    macs: float
-    dram_bytes: float
+    macs: int
+    dram_bytes: Exact
     energy: dict[str, float]
     mapping: dict[str, Any]
-    #: Set when the cost model decides the bound itself (GPU presets).
+    #: Set when the cost model decides the bound itself (GPU presets), else by
+    #: :func:`_instance`.
     bound: Literal["compute", "memory"] | None = None
     #: The per-core GEMM result (engine model detail) of a GEMM on an engine architecture.
     core: GemmResult | None = None
@@ -214,7 +225,7 @@ def _per_level(arch: ArchSpec, t: int, bytes_by_operand: dict[str, float]) -> di
 
 
 def _core_energy(arch: ArchSpec, core_energy: dict[str, float],
-                 backing: dict[str, float], used: int) -> dict[str, float]:
+                 backing: Mapping[str, Exact], used: int) -> dict[str, float]:
     """Whole-architecture energy components (:func:`sim.energy.energy_components`) from one
     core's engine-model breakdown (``a_buffer``/``w_buffer``/``o_buffer``: the innermost
     levels holding A, W, O; ``dram``: the traffic with tier 1, priced here per level)."""
@@ -228,40 +239,40 @@ def _core_energy(arch: ArchSpec, core_energy: dict[str, float],
     return e
 
 
-def _outer_tiers(arch: ArchSpec, e: dict[str, float], cycles: float, backing: float,
-                 used: int, memory: Memory, tier_bytes: Callable[[int, float], float | None]
-                 ) -> tuple[float, float]:
+def _outer_tiers(arch: ArchSpec, e: dict[str, float], cycles: Exact, backing: Exact,
+                 used: int, memory: Memory, tier_bytes: Callable[[int, Exact], Exact | None]
+                 ) -> tuple[Exact, Exact]:
     """Walk the tiers behind tier 1: ``backing`` bytes cross from tier 1 into the cores; each
     tier ``t >= 1`` passes on to tier ``t + 1`` what its own tiling needs (``tier_bytes(t,
     inner_bytes)``, at most what reaches it), is charged for those fills, and bounds the time
     by moving them over tier ``t + 1``'s link. Returns ``(cycles, bytes into the outermost
-    level)`` and adds the energies to ``e``."""
+    level)`` and adds the energies to ``e``. Times and bytes exact (module doc)."""
     if memory == "ideal":
-        return cycles, 0.0
+        return cycles, 0
     tiers = arch.tiers
     inner = backing
     for t in range(1, len(tiers) - 1):
         own = tier_bytes(t, inner)
         out = inner if own is None else min(inner, own)
         for lv in tiers[t]:  # fills written into tier t
-            e[lv.name] += out * len(lv.holds) / 3 * level_byte_pj(arch, lv)
+            e[lv.name] += float(out) * len(lv.holds) / 3 * level_byte_pj(arch, lv)
         nxt = tiers[t + 1]
         copies = used if nxt[0].instances == "core" else 1
-        bw = sum(lv.bandwidth_bytes_per_cycle(arch.clock_mhz) for lv in nxt) * copies
-        lat = max(lv.latency_ns for lv in nxt) * arch.clock_mhz / 1e3
+        bw = exact(sum(lv.bandwidth_bytes_per_cycle(arch.clock_mhz) for lv in nxt)) * copies
+        lat = exact(max(lv.latency_ns for lv in nxt) * arch.clock_mhz / 1e3)
         for lv in nxt:
-            e[lv.name] += out * len(lv.holds) / 3 * level_byte_pj(arch, lv)
-        cycles = max(cycles, out / bw + lat * (out > 0))
+            e[lv.name] += float(out) * len(lv.holds) / 3 * level_byte_pj(arch, lv)
+        cycles = max(cycles, exact_div(out, bw) + lat * (out > 0))
         inner = out
     return cycles, inner
 
 
 def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int) -> Callable[
-        [int, float], float | None]:
+        [int, Exact], Exact | None]:
     """Bytes tier ``t`` moves to tier ``t + 1`` under its own tiling of the GEMM (the whole
     GEMM for a shared tier, one core's share times the cores for a per-core one; the tiling
     minimizes energy, i.e. traffic), ``None`` when not even the smallest tile fits."""
-    def tier_bytes(t: int, inner: float) -> float | None:
+    def tier_bytes(t: int, inner: Exact) -> Exact | None:
         per_core = arch.tiers[t][0].instances == "core"
         one = dataclasses.replace(sub if per_core else g, count=1)
         try:
@@ -288,6 +299,7 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     lanes = arch.vector.lanes if arch.vector is not None else 0
     vec_pj = vector_op_pj(arch) if lanes else 0.0
+    macs = g.M * g.N * g.K
 
     def cost(split: CoreSplit) -> Scored[_Inst]:
         sub = split.share(g)
@@ -298,22 +310,23 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
                                " rescale/convert operations); add a [vector] table")
         r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
                      passes=plan.passes)
-        vec_cycles = plan.vector_ops / lanes if lanes else 0.0
-        core_cycles = max(float(r.cycles), vec_cycles)
+        vec_cycles = exact_div(plan.vector_ops, lanes) if lanes else 0
+        core_cycles = max(r.cycles, vec_cycles)
         # bytes each operand moves between the cores and tier 1 (C^T swaps A and W)
         a_b, w_b = ((r.dram_w_bytes, r.dram_a_bytes) if transposed
                     else (r.dram_a_bytes, r.dram_w_bytes))
         backing = {"A": used * a_b, "W": used * w_b, "O": used * r.dram_o_bytes}
         if memory == "ideal":
-            backing = dict.fromkeys(backing, 0.0)
+            backing = dict.fromkeys(backing, 0)
         energy = _core_energy(arch, dict(r.energy_breakdown_pj), backing, used)
         energy["vector"] = used * plan.vector_ops * vec_pj
-        cycles, dram = _outer_tiers(arch, energy, core_cycles, sum(backing.values()), used,
+        backed = sum(backing.values())
+        cycles, dram = _outer_tiers(arch, energy, core_cycles, backed, used,
                                     memory, _gemm_tier_bytes(arch, g, sub, used))
         inst = _Inst(
-            cycles=cycles, compute=max(float(r.compute_cycles), vec_cycles),
-            engine=float(r.compute_cycles), vector=vec_cycles,
-            vector_ops=used * plan.vector_ops, macs=float(g.M * g.N * g.K),
+            cycles=cycles, compute=max(r.compute_cycles, vec_cycles),
+            engine=r.compute_cycles, vector=vec_cycles,
+            vector_ops=float(used * plan.vector_ops), macs=macs,
             dram_bytes=dram, energy=energy,
             mapping={"cores_used": used, "core_split": split.dim, "transposed": transposed,
                      "passes": plan.passes, "a_slices": plan.a_slices,
@@ -321,17 +334,18 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
                      "engine_w_bits": plan.arch.engine.w_bits, **r.mapping.to_dict()},
             core=r,
         )
-        return Scored(cycles=cycles, energy_pj=sum(energy.values()), detail=inst)
+        # ranked in float64 (mapping.pick); the chosen instance's figures stay exact
+        return Scored(cycles=float(cycles), energy_pj=sum(energy.values()), detail=inst)
 
     return cost
 
 
-def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, float]
-                          ) -> Callable[[int, float], float | None]:
+def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, Exact]
+                          ) -> Callable[[int, Exact], Exact | None]:
     """An outer tier's traffic for attention: everything once when the operands fit its
     tile capacity, else each operand that fits a third of it once and the others as often as
     the cores fetch them (the inner traffic, less the other operands' compulsory bytes)."""
-    def tier_bytes(t: int, inner: float) -> float | None:
+    def tier_bytes(t: int, inner: Exact) -> Exact | None:
         tier = arch.tiers[t]
         copies = arch.cores if tier[0].instances == "core" else 1
         cap = copies * sum(lv.capacity_bytes // (2 if lv.double_buffered else 1) for lv in tier)
@@ -340,7 +354,8 @@ def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, float]
             return total
         fetched = {"q": compulsory["q"], "o": compulsory["o"],
                    "kv": max(compulsory["kv"], inner - compulsory["q"] - compulsory["o"])}
-        return sum(compulsory[k] if compulsory[k] <= cap / 3 else fetched[k] for k in compulsory)
+        return sum(compulsory[k] if 3 * compulsory[k] <= cap else fetched[k]
+                   for k in compulsory)
     return tier_bytes
 
 
@@ -368,26 +383,26 @@ def attention_split_cost(arch: ArchSpec, a: Attention, memory: Memory, objective
         kv_split, per_core, used = split.kv_split, split.units_per_core, split.cores_used
         # the cost covers per_core units (one share of one unit when splitting the keys)
         c = attention_core_cost(core, a, per_core, objective=objective, kv_split=kv_split)
-        scale = units / per_core if kv_split == 1 else units * kv_split
+        scale = exact_div(units, per_core) if kv_split == 1 else units * kv_split
         vec_ops = scale * c.vector_ops
-        merge_ops = 0.0
+        merge_ops = 0
         if kv_split > 1:  # merge the partial outputs: rescale and add per split and output
             merge_ops = units * a.group_size * a.v_dim * kv_split * 3
         lanes = arch.vector.lanes if arch.vector is not None else 1
-        core_cycles = c.cycles + merge_ops / (lanes * cores)
-        backing = 0.0 if memory == "ideal" else scale * c.backing_bytes
+        core_cycles = c.cycles + exact_div(merge_ops, lanes * cores)
+        backing = 0 if memory == "ideal" else scale * c.backing_bytes
         q_bits = get_format(a.q_fmt).bits
-        compulsory = {"q": a.batch * a.heads * a.q_len * a.qk_dim * q_bits / 8,
-                      "kv": a.kv_bytes(),
-                      "o": a.batch * a.heads * a.q_len * a.v_dim * q_bits / 8}
-        core_e = {k: scale * v for k, v in c.energy_pj.items()}
+        compulsory = {"q": exact_div(a.batch * a.heads * a.q_len * a.qk_dim * q_bits, 8),
+                      "kv": a.exact_kv_bytes(),
+                      "o": exact_div(a.batch * a.heads * a.q_len * a.v_dim * q_bits, 8)}
+        core_e = {k: float(scale) * v for k, v in c.energy_pj.items()}
         total_c = sum(compulsory.values())
-        by_op = {"A": backing * compulsory["q"] / total_c,
-                 "O": backing * compulsory["o"] / total_c}
+        by_op = {"A": exact_div(backing * compulsory["q"], total_c),
+                 "O": exact_div(backing * compulsory["o"], total_c)}
         by_op["W"] = backing - by_op["A"] - by_op["O"]
         # core_e covers every core's units already: counted once, not once per core
         energy = _core_energy(arch, core_e, by_op, 1)
-        energy["vector"] += (scale * c.energy_pj.get("vector", 0.0)
+        energy["vector"] += (float(scale) * c.energy_pj.get("vector", 0.0)
                              + merge_ops * vector_op_pj(arch))
         cycles, dram = _outer_tiers(arch, energy, core_cycles, backing, used, memory,
                                     _attention_tier_bytes(arch, compulsory))
@@ -395,14 +410,15 @@ def attention_split_cost(arch: ArchSpec, a: Attention, memory: Memory, objective
         inst = _Inst(
             cycles=cycles if memory == "real" else compute, compute=compute,
             engine=c.engine_cycles, vector=c.vector_cycles,
-            vector_ops=vec_ops + merge_ops, macs=float(a.macs // a.count), dram_bytes=dram,
+            vector_ops=float(vec_ops + merge_ops), macs=a.macs // a.count, dram_bytes=dram,
             energy=energy,
             mapping={"cores_used": used, "core_split": split.dim, "units_per_core": per_core,
                      "kv_split": kv_split,
                      "tile_rows": c.tile_rows, "tile_keys": c.tile_keys,
-                     "tile_pairs": scale * c.tile_pairs},
+                     "tile_pairs": int(scale * c.tile_pairs)},
         )
-        return Scored(cycles=inst.cycles, energy_pj=sum(energy.values()), detail=inst)
+        # ranked in float64 (mapping.pick); the chosen instance's figures stay exact
+        return Scored(cycles=float(inst.cycles), energy_pj=sum(energy.values()), detail=inst)
 
     return cost
 
@@ -416,9 +432,9 @@ def _ideal_link(arch: ArchSpec) -> ArchSpec:
     return dataclasses.replace(core, memory=(*core.memory[:-1], link))
 
 
-def _on_chip_bytes(arch: ArchSpec) -> float:
+def _on_chip_bytes(arch: ArchSpec) -> int:
     """On-chip capacity that can hold activations (levels holding A or O)."""
-    total = 0.0
+    total = 0
     for lv in arch.memory:
         if not lv.off_chip and {"A", "O"} & set(lv.holds):
             total += lv.capacity_bytes * (arch.cores if lv.instances == "core" else 1)
@@ -430,23 +446,24 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
         raise MappingError(f"vector: {v.name} ({v.kind}) needs a vector unit; add a [vector] "
                            "table (lanes = ...) to the architecture")
     lanes = arch.vector.lanes * arch.cores
-    ops = v.elems * v.ops_per_elem
-    compute = ops / lanes
-    nbytes = v.bytes
+    ops = v.elems * exact(v.ops_per_elem)
+    compute = exact_div(ops, lanes)
+    nbytes = v.exact_bytes
     energy = dict.fromkeys(energy_components(arch), 0.0)
-    energy["vector"] = ops * vector_op_pj(arch)
-    on_chip = memory == "ideal" or nbytes - v.table_bytes <= _on_chip_bytes(arch)
-    dram = v.table_bytes if on_chip else nbytes
+    energy["vector"] = float(ops) * vector_op_pj(arch)
+    table = exact(v.table_bytes)
+    on_chip = memory == "ideal" or nbytes - table <= _on_chip_bytes(arch)
+    dram = table if on_chip else nbytes
     if memory == "ideal":
-        dram = 0.0
+        dram = 0
     o_level = operand_level(arch, "O")
-    energy[o_level.name] += (nbytes - dram) * level_byte_pj(arch, o_level)
+    energy[o_level.name] += float(nbytes - dram) * level_byte_pj(arch, o_level)
     outer = arch.memory[-1]
-    energy[outer.name] += dram * level_byte_pj(arch, outer)
-    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
-    cycles = max(compute, dram / arch.dram_bytes_per_cycle + lat * (dram > 0))
-    return _Inst(cycles=cycles, compute=compute, engine=0.0, vector=compute, vector_ops=ops,
-                 macs=0.0, dram_bytes=dram, energy=energy,
+    energy[outer.name] += float(dram) * level_byte_pj(arch, outer)
+    bw, lat = exact_link(arch)
+    cycles = max(compute, exact_div(dram, bw) + lat * (dram > 0))
+    return _Inst(cycles=cycles, compute=compute, engine=0, vector=compute,
+                 vector_ops=float(ops), macs=0, dram_bytes=dram, energy=energy,
                  mapping={"cores_used": arch.cores, "on_chip": on_chip})
 
 
@@ -455,14 +472,18 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     from sim.gpu_model import op_seconds  # here: an engine architecture does not load it
 
     seconds, memory_bound, nbytes = op_seconds(arch, op, memory)
-    cycles = seconds * arch.clock_mhz * 1e6
+    # the kernel model is fitted in float64 seconds: its cycles are that float times the clock
+    # (MHz), exactly, rounded up to whole cycles
+    s_num, s_den = seconds.as_integer_ratio()
+    c_num, c_den = arch.clock_mhz.as_integer_ratio()
+    cycles = -(-(s_num * c_num * 10**6) // (s_den * c_den))
     energy = dict.fromkeys(energy_components(arch), 0.0)
     assert arch.gpu is not None
     energy["gpu_board"] = arch.gpu.board_power_w * seconds * 1e12
-    macs = 0.0 if isinstance(op, Vector) else float(op.macs // op.count)
+    macs = 0 if isinstance(op, Vector) else op.macs // op.count
     ops = float(op.elems * op.ops_per_elem) if isinstance(op, Vector) else 0.0
-    return _Inst(cycles=cycles, compute=cycles, engine=0.0 if isinstance(op, Vector) else cycles,
-                 vector=cycles if isinstance(op, Vector) else 0.0, vector_ops=ops, macs=macs,
+    return _Inst(cycles=cycles, compute=cycles, engine=0 if isinstance(op, Vector) else cycles,
+                 vector=cycles if isinstance(op, Vector) else 0, vector_ops=ops, macs=macs,
                  dram_bytes=nbytes, energy=energy,
                  mapping={"gpu_kernel_model": arch.gpu.calibration},
                  bound="memory" if memory_bound else "compute")
@@ -471,12 +492,33 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
 @memo(maxsize=8192)
 def _instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _Inst:
     if arch.gpu is not None:
-        return _gpu_instance(arch, op, memory)
-    if isinstance(op, Gemm):
-        return _gemm_instance(arch, op, memory, objective)
-    if isinstance(op, Attention):
-        return _attention_instance(arch, op, memory, objective)
-    return _vector_instance(arch, op, memory)
+        inst = _gpu_instance(arch, op, memory)
+    elif isinstance(op, Gemm):
+        inst = _gemm_instance(arch, op, memory, objective)
+    elif isinstance(op, Attention):
+        inst = _attention_instance(arch, op, memory, objective)
+    else:
+        inst = _vector_instance(arch, op, memory)
+    bound = inst.bound
+    if bound is None:  # memory-bound: moving the DRAM bytes alone outlasts compute
+        bound = "memory" if inst.dram_bytes > inst.compute * exact_link(arch)[0] else "compute"
+    elif all(type(x) is int for x in (inst.cycles, inst.compute, inst.engine, inst.vector,
+                                       inst.dram_bytes)):
+        return inst
+    # one instance takes whole cycles and moves whole bytes: the exact figures rounded up
+    cycles = _whole(inst.cycles)
+    return _Inst(cycles=cycles, compute=min(cycles, _whole(inst.compute)),
+                 engine=_whole(inst.engine), vector=_whole(inst.vector),
+                 vector_ops=inst.vector_ops, macs=inst.macs,
+                 dram_bytes=_whole(inst.dram_bytes), energy=inst.energy,
+                 mapping=inst.mapping, bound=bound, core=inst.core)
+
+
+def _whole(x: Exact) -> int:
+    """``x`` rounded up to an int. A float here is a bug: it has rounded already."""
+    if not isinstance(x, (int, Fraction)):
+        raise TypeError(f"an exact time or byte count is a {type(x).__name__} ({x!r})")
+    return math.ceil(x)
 
 
 def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
@@ -487,24 +529,26 @@ def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
     one = dataclasses.replace(op, count=1)
     inst = _instance(arch, one, memory, objective)
     n = op.count
-    cycles = math.ceil(n * inst.cycles - 1e-9)
-    compute = min(cycles, math.ceil(n * inst.compute - 1e-9))
+    # count times one instance's whole cycles and bytes (exact ints: _instance rounds them)
+    one_cycles, one_compute, one_engine, one_vector, one_dram = cast(
+        "tuple[int, int, int, int, int]",
+        (inst.cycles, inst.compute, inst.engine, inst.vector, inst.dram_bytes))
+    cycles = n * one_cycles
+    compute = n * one_compute
     energy = {k: n * inst.energy.get(k, 0.0) for k in energy_components(arch)}
-    macs = int(n * inst.macs)
+    macs = n * inst.macs
     peak = peak_macs_per_cycle(arch)
     kind: Literal["gemm", "attention", "vector"] = (
         "gemm" if isinstance(op, Gemm) else "attention" if isinstance(op, Attention)
         else "vector")
-    dram_cycles = n * inst.dram_bytes / arch.dram_bytes_per_cycle
     return OpResult(
         op=op, kind=kind, cycles=cycles, compute_cycles=compute, stall_cycles=cycles - compute,
-        engine_cycles=math.ceil(n * inst.engine - 1e-9),
-        vector_cycles=math.ceil(n * inst.vector - 1e-9),
+        engine_cycles=n * one_engine, vector_cycles=n * one_vector,
         seconds=cycles / (arch.clock_mhz * 1e6), macs=macs, vector_ops=n * inst.vector_ops,
-        dram_bytes=n * inst.dram_bytes, energy_pj=sum(energy.values()),
+        dram_bytes=n * one_dram, energy_pj=sum(energy.values()),
         energy_breakdown_pj=MappingProxyType(energy),
         utilization=macs / (cycles * peak) if cycles else 0.0,
-        bound=inst.bound or ("memory" if dram_cycles > n * inst.compute else "compute"),
+        bound=inst.bound or "compute",
         mapping=MappingProxyType(inst.mapping),
         core=inst.core,
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 # models is plain Python; the simulator (numpy, and pydantic through hw.spec) is imported by
 # the functions that use it, each command loading only its own part (sim.cli's docstring).
 from models.formats import get_format
-from models.ops import Attention, Gemm
+from models.ops import MAX_SIZE, Attention, Gemm, size_error
 from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
     _arch_args(gemm)
     for dim in ("M", "N", "K"):
         gemm.add_argument(f"--{dim}", type=int, required=True, metavar=dim,
-                          help=f"GEMM dimension {dim} (>= 1)")
+                          help=f"GEMM dimension {dim} (1 to 2^40)")
     gemm.add_argument("--a-fmt", default=None,
                       help="activation format (default: int<a_bits> of the engine, uint when "
                       "it is unsigned)")
@@ -76,7 +76,7 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
     gemm.add_argument("--o-fmt", default=None,
                       help="output format (default: int<acc_bits> of the engine; fp32 on a GPU)")
     gemm.add_argument("--count", type=int, default=1,
-                      help="identical instances, e.g. one per layer (default 1)")
+                      help="identical instances, e.g. one per layer (default 1; at most 2^40)")
     _run_args(gemm)
     gemm.set_defaults(func=run_gemm)
 
@@ -88,7 +88,7 @@ def _attention_args(att: argparse.ArgumentParser) -> None:
                        ("--q-len", "query tokens per sequence (1 for decode)"),
                        ("--kv-len", "key/value tokens per sequence (>= --q-len)"),
                        ("--head-dim", "query/key head width")):
-        att.add_argument(flag, type=int, required=True, help=f"{what}, >= 1")
+        att.add_argument(flag, type=int, required=True, help=f"{what}, 1 to 2^40")
     att.add_argument("--v-dim", type=int, default=None,
                      help="value head width (default --head-dim)")
     att.add_argument("--causal", action="store_true",
@@ -98,7 +98,8 @@ def _attention_args(att: argparse.ArgumentParser) -> None:
                      help="KV-cache format (default --q-fmt); integer formats narrower than 16 "
                      f"bits are stored KIVI-style in groups of {KIVI_GROUP} with an fp16 scale "
                      "and zero point")
-    att.add_argument("--layers", type=int, default=1, help="identical layers (default 1)")
+    att.add_argument("--layers", type=int, default=1,
+                     help="identical layers (default 1; at most 2^40)")
     _kv_args(att)
     _run_args(att)
     att.set_defaults(func=run_attention)
@@ -108,9 +109,10 @@ def _model_args(model: argparse.ArgumentParser) -> None:
     _arch_args(model)
     model.add_argument("--model", required=True, help="zoo name (e.g. llama-2-7b) or config.json")
     model.add_argument("--phase", required=True, choices=("prefill", "decode"))
-    model.add_argument("--batch", type=int, required=True, help="sequences (>= 1)")
+    model.add_argument("--batch", type=int, required=True,
+                       help="sequences, 1 to 2^40 (a prefill's --batch x --seq too)")
     model.add_argument("--seq", type=int, required=True,
-                       help="prompt tokens (prefill) or cached tokens (decode), >= 1")
+                       help="prompt tokens (prefill) or cached tokens (decode), 1 to 2^40")
     model.add_argument("--quant", default="auto",
                        help="quantization scheme: " + QUANT_HELP.format(names=scheme_help()))
     _kv_args(model)
@@ -151,6 +153,16 @@ def _positive(flag: str, value: int) -> int:
 
     if value < 1:
         raise InputError(f"{flag}: must be a positive integer (got {value})")
+    return _bounded(flag, value)
+
+
+def _bounded(flag: str, value: int) -> int:
+    """``value`` unless it exceeds :data:`models.ops.MAX_SIZE` (2^40, the simulator's exactness
+    contract: docs/llm_simulator.md)."""
+    from sim.errors import InputError
+
+    if value > MAX_SIZE:
+        raise InputError(size_error(flag, value))
     return value
 
 
@@ -192,7 +204,7 @@ def _nonnegative(flag: str, value: int) -> int:
 
     if value < 0:
         raise InputError(f"{flag}: must be an integer >= 0 (got {value})")
-    return value
+    return _bounded(flag, value)
 
 
 def _sparse(args: argparse.Namespace) -> tuple[int, int]:
@@ -215,6 +227,10 @@ def run_model(args: argparse.Namespace) -> int:
 
     batch = _positive("--batch", args.batch)
     seq = _positive("--seq", args.seq)
+    if args.phase == "prefill" and batch * seq > MAX_SIZE:
+        from sim.errors import InputError
+
+        raise InputError(size_error("--batch x --seq", batch * seq, "prompt tokens"))
     page = _nonnegative("--kv-page", args.kv_page)
     block, topk = _sparse(args)
     arch = _load(args)

@@ -46,13 +46,19 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-RESULTS = REPO / "benchmarks" / "results"
+from _baseline import RESULTS, read_rows, scaled_goal, worktree  # noqa: E402
+
 GEMM = (512, 4096, 4096)
 #: The peers' case: the same GEMM shape class on a 16x16 OS array (small enough for
 #: SCALE-Sim to finish in seconds; 512x4096x4096 takes it over 10 minutes).
 PEER_CASE = "256x256x256@16x16"
-#: The goals, in seconds (a cold GEMM search, a cached GEMM, a cold Llama-2-70B).
+#: The goals, in seconds (a cold GEMM search, a cached GEMM, a cold Llama-2-70B), set against
+#: :data:`REFERENCE`.
 GOALS = {"gemm_cold": 300e-6, "gemm_cached": 10e-6, "llama70b_cold": 50e-3}
+#: The figures of the code before the memory hierarchy became data, as measured on this
+#: machine when the goals were set: with ``--baseline`` (that code, run now) each goal is
+#: scaled to today's machine (``benchmarks/_baseline.py``).
+REFERENCE = RESULTS / "sim_speed_2026-11-27.csv"
 
 
 def _median(fn: Callable[[], object], before: Callable[[], None] | None, repeats: int) -> float:
@@ -136,26 +142,23 @@ def _key(what: str) -> str:
 def measure_baseline(rev: str, repeats: int) -> dict[str, float]:
     """This benchmark as revision ``rev`` of the repository has it, run on ``rev``'s code in a
     temporary worktree, now, on this machine: the baseline of the ratios."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO,
-                       check=True, capture_output=True)
-        try:
-            out = Path(tmp) / "baseline.csv"
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            proc = subprocess.run(
-                [sys.executable, str(tree / "benchmarks" / "sim_speed.py"), "--no-peers",
-                 "--repeats", str(repeats), "--out", str(out)],
-                cwd=tree, env=env, capture_output=True, text=True, check=False)
-            if proc.returncode != 0 or not out.exists():
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-                raise SystemExit(f"sim_speed: --baseline {rev}: its benchmark failed: {tail[0]}")
-            with open(out, newline="") as f:
-                return {_key(r["what"]): float(r["seconds"]) for r in csv.DictReader(f)
-                        if r["seconds"]}
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
-                           check=False, capture_output=True)
+    with worktree(rev) as tree:
+        out = tree / "baseline.csv"
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        proc = subprocess.run(
+            [sys.executable, str(tree / "benchmarks" / "sim_speed.py"), "--no-peers",
+             "--repeats", str(repeats), "--out", str(out)],
+            cwd=tree, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SystemExit(f"sim_speed: --baseline {rev}: its benchmark failed: {tail[0]}")
+        return {_key(r["what"]): float(r["seconds"]) for r in read_rows(out) if r["seconds"]}
+
+
+def reference_figures() -> dict[str, float]:
+    """The figures the goals were set against (:data:`REFERENCE`), by key."""
+    return {_key(r["what"]): float(r["seconds"]) for r in read_rows(REFERENCE)
+            if r["seconds"] and _key(r["what"])}
 
 
 def _peer(script: str, venv: str, label: str, ratio_cols: list[str]) -> list[dict[str, object]]:
@@ -190,35 +193,46 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure_ours(args.repeats)
     if args.baseline:
         base = measure_baseline(args.baseline, args.repeats)
+        then = reference_figures()
         for r in rows:
-            b = base.get(str(r.get("key", "")))
+            key = str(r.get("key", ""))
+            b = base.get(key)
             if b is not None:
                 r["baseline"] = args.baseline
                 r["baseline_seconds"] = b
                 r["ratio"] = b / float(r["seconds"])  # > 1: faster than the baseline
+                if key in GOALS:
+                    r["goal_today_s"] = scaled_goal(GOALS[key], b, then.get(key)) or ""
     if not args.no_peers:
         rows += _peer("scalesim_compare.py", ".venv-scalesim", "SCALE-Sim 3.0.0 / ours",
                       ["speed_ratio", "speed_ratio_e2e"])
         rows += _peer("zigzag_compare.py", ".venv-zigzag", "ZigZag 3.9.1 / ours",
                       ["speed_ratio_api_over_real_cold", "speed_ratio_api_over_ideal_cold"])
     print(f"machine: {platform.machine()}, {platform.python_version()}\n")
-    print("| what | seconds | goal | baseline | ratio |\n| --- | ---: | ---: | ---: | ---: |")
+    print("| what | seconds | goal | goal on today's machine | baseline | ratio |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         s = r["seconds"]
         goal = r["goal_s"]
+        today = r.get("goal_today_s", "")
         ok = "" if not isinstance(s, float) or not isinstance(goal, float) else (
             " (met)" if s <= goal else " (MISSED)")
+        ok_today = "" if not isinstance(s, float) or not isinstance(today, float) else (
+            " (met)" if s <= today else " (MISSED)")
+        today_text = "" if today == "" else f"<= {today * 1e6:,.0f} us{ok_today}"
         ratio = r.get("ratio", "")
         secs = "" if s == "" else f"{s * 1e6:,.1f} us"
         goal_text = "" if goal == "" else f"<= {goal * 1e6:g} us"
         b = r.get("baseline_seconds", "")
         base_text = "" if b == "" else f"{b * 1e6:,.1f} us"
         ratio_text = "" if ratio == "" else f"{ratio:,.2f}x" if ratio < 100 else f"{ratio:,.0f}x"
-        print(f"| {r['what']} | {secs} | {goal_text}{ok} | {base_text} | {ratio_text} |")
+        print(f"| {r['what']} | {secs} | {goal_text}{ok} | {today_text} | {base_text} | "
+              f"{ratio_text} |")
     out = args.out or RESULTS / f"sim_speed_{_dt.date.today().isoformat()}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    cols = ["what", "seconds", "goal_s", "baseline", "baseline_seconds", "ratio"]
+    cols = ["what", "seconds", "goal_s", "goal_today_s", "baseline", "baseline_seconds",
+            "ratio"]
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()

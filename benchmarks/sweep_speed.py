@@ -7,8 +7,9 @@ Goal: 10,000 design points over Llama-2-7B prefill + decode in at most 30 s on 2
 It runs the spec's grid (or, with ``--limit N``, a random sample of N of its points drawn
 with the spec's seed, representative of every axis) through :func:`sim.sweep.run_sweep` into a
 temporary directory, and reports points per second, the time of the run and the time the full
-10,000 points would take at that rate. ``--profile N`` instead evaluates N points spread over
-the grid by a fixed stride in this process under cProfile and prints where the time goes.
+10,000 points would take at that rate. ``--profile N`` instead evaluates N consecutive points
+from the middle of the grid (as a worker evaluates a chunk) in this process under cProfile
+and prints where the time goes.
 
 Usage (repository root)::
 
@@ -26,6 +27,7 @@ import datetime
 import os
 import platform
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from _baseline import RESULTS, read_rows, scaled_goal, worktree  # noqa: E402
 
 from sim.sweep import (  # noqa: E402
     SweepSpec,
@@ -47,17 +51,42 @@ from sim.sweep import (  # noqa: E402
 
 SPEC = REPO / "examples" / "sweeps" / "llama7b_10k.toml"
 GOAL_S = 30.0
+#: The run the goal was set against: the code before the memory hierarchy became data, on this
+#: machine (with ``--baseline``, that code run now scales the goal to today's machine:
+#: ``benchmarks/_baseline.py``).
+REFERENCE = RESULTS / "sweep_speed_2026-11-27.csv"
 
 
-def _strided(spec: SweepSpec, n: int) -> list[tuple]:
+def measure_baseline(rev: str, workers: int, limit: int | None) -> float:
+    """Seconds the whole grid takes (extrapolated with ``limit``) under revision ``rev``'s
+    version of this benchmark on its own code, run now in a temporary worktree."""
+    with worktree(rev) as tree:
+        cmd = [sys.executable, str(tree / "benchmarks" / "sweep_speed.py"),
+               "--workers", str(workers)]
+        if limit:
+            cmd += ["--limit", str(limit)]
+        proc = subprocess.run(cmd, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                              capture_output=True, text=True, check=False)
+        written = sorted((tree / "benchmarks" / "results").glob(
+            f"sweep_speed_{datetime.date.today().isoformat()}.csv"))
+        if proc.returncode != 0 or not written:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SystemExit(f"sweep_speed: --baseline {rev}: its benchmark failed: {tail[0]}")
+        return float(read_rows(written[0])[0]["grid_seconds_extrapolated"])
+
+
+def _consecutive(spec: SweepSpec, n: int) -> list[tuple]:
+    """``n`` consecutive grid points from the middle of the grid: what one worker evaluates
+    from one chunk (neighbouring points differ in the last axes only, and share caches as
+    they do in a run)."""
     total = grid_size(spec)
-    step = max(1, total // n)
-    return [point_values(spec, i) for i in range(0, total, step)][:n]
+    start = max(0, (total - n) // 2)
+    return [point_values(spec, i) for i in range(start, min(total, start + n))]
 
 
 def profile(spec: SweepSpec, n: int) -> None:
     ev = _Evaluator(spec)
-    points = _strided(spec, n)
+    points = _consecutive(spec, n)
     prof = cProfile.Profile()
     start = time.perf_counter()
     prof.enable()
@@ -76,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run only this many points (strided over the grid), extrapolate")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--profile", type=int, default=0, metavar="N")
+    ap.add_argument("--baseline", default=None, metavar="REV",
+                    help="also run git revision REV's version of this benchmark, in this run")
     args = ap.parse_args(argv)
     spec = load_sweep(args.spec)
     if args.profile:
@@ -94,23 +125,34 @@ def main(argv: list[str] | None = None) -> int:
     rate = summary.points_per_s
     full = total / rate if rate else float("inf")
     verdict = "PASS" if full <= GOAL_S else "FAIL"
+    base = ratio = today = None
+    if args.baseline:
+        base = measure_baseline(args.baseline, args.workers, args.limit)
+        ratio = base / full  # > 1: faster than the baseline
+        then = float(read_rows(REFERENCE)[0]["grid_seconds_extrapolated"])
+        today = scaled_goal(GOAL_S, base, then)
+    today_verdict = "" if today is None else "PASS" if full <= today else "FAIL"
     print()
     print(f"| machine | workers | points run | rows | error rows | seconds | points/s | "
-          f"{total:,} points (s) | goal |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          f"{total:,} points (s) | goal | goal on today's machine | baseline (s) | ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |")
     print(f"| {platform.machine()} {os.cpu_count()} CPUs | {args.workers} | {summary.computed:,}"
           f" | {table.num_rows:,} | {errors:,} | {summary.seconds:.1f} | {rate:.1f} | "
-          f"{full:.0f} | <= {GOAL_S:.0f} s: {verdict} |")
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    csv_path = results / f"sweep_speed_{datetime.date.today().isoformat()}.csv"
+          f"{full:.0f} | <= {GOAL_S:.0f} s: {verdict} | "
+          + ("" if today is None else f"<= {today:.0f} s: {today_verdict}") + " | "
+          + ("" if base is None else f"{base:.0f} ({args.baseline}) | {ratio:.2f}x") + " |")
+    RESULTS.mkdir(exist_ok=True)
+    csv_path = RESULTS / f"sweep_speed_{datetime.date.today().isoformat()}.csv"
     tmp = csv_path.with_suffix(".tmp")
+    opt = ["" if x is None else f"{x:.3f}" for x in (today, base, ratio)]
     tmp.write_text(
         "machine,cpus,workers,points_run,rows,error_rows,seconds,points_per_s,"
-        "grid_points,grid_seconds_extrapolated,goal_s,verdict\n"
+        "grid_points,grid_seconds_extrapolated,goal_s,verdict,goal_today_s,verdict_today,"
+        "baseline,baseline_seconds,ratio\n"
         f"{platform.machine()},{os.cpu_count()},{args.workers},{summary.computed},"
         f"{table.num_rows},{errors},{summary.seconds:.3f},{rate:.3f},{total},{full:.3f},"
-        f"{GOAL_S},{verdict}\n")
+        f"{GOAL_S},{verdict},{opt[0]},{today_verdict},{args.baseline or ''},{opt[1]},"
+        f"{opt[2]}\n")
     tmp.replace(csv_path)
     print(f"wrote {csv_path}")
     return 0

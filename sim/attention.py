@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -69,7 +69,7 @@ from mapping import (
 from models.caches import memo
 from models.formats import get_format
 from models.ops import Attention, Exact, Gemm, exact_div
-from sim.energy import ENERGY_COMPONENTS, unit_energies, vector_op_pj
+from sim.energy import ENERGY_COMPONENTS, energy_breakdown, unit_energies, vector_op_pj
 from sim.engines import gemm_compute_cycles
 from sim.errors import InputError
 from sim.execution import plan_gemm
@@ -123,16 +123,34 @@ def _tile_gemm(att: Attention, rows: int, keys: int, kind: str) -> Gemm:
                 w_fmt="fp16", o_fmt=acc, b_is_weight=False)
 
 
+#: The capacity every level of a :func:`_pair_view` states (any valid value would do).
+_PAIR_VIEW_CAPACITY = 1 << 20
+
+
+@memo(maxsize=256)
+def _pair_view(view: ArchSpec) -> ArchSpec:
+    """``view`` (a :func:`sim.gemm.compute_view`) with every level's capacity set to one
+    value: a tile pair's engine cycles and action counts, operands on chip, do not depend on
+    the capacities (they decide which tiles are candidates, and the energy per byte, priced
+    per architecture by :func:`_pair_energy_per_mac`), so architectures that differ only in
+    their capacities (a sweep over buffer sizes) share them."""
+    if all(lv.capacity_bytes == _PAIR_VIEW_CAPACITY for lv in view.memory):
+        return view
+    return replace(view, memory=tuple(replace(lv, capacity_bytes=_PAIR_VIEW_CAPACITY)
+                                      for lv in view.memory))
+
+
 @memo(maxsize=65536)
-def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
+def _pair_cycles(pview: ArchSpec, att: Attention, rows: int, keys: int, kind: str
                  ) -> tuple[int, int, bool]:
     """(engine cycles, vector ops, transposed) of one GEMM of a tile pair, operands on chip,
     in the faster orientation; cycles from the engine's fold model
-    (:func:`sim.engines.gemm_compute_cycles`) times the plan's slice passes."""
+    (:func:`sim.engines.gemm_compute_cycles`) times the plan's slice passes (``pview``: a
+    :func:`_pair_view`)."""
     g = _tile_gemm(att, rows, keys, kind)
 
     def cost(transposed: bool) -> Scored[tuple[int, int, bool]]:
-        plan = plan_gemm(arch, g, transposed)
+        plan = plan_gemm(pview, g, transposed)
         pg = plan.gemm
         cycles = plan.passes * gemm_compute_cycles(plan.arch.engine, pg.M, pg.N, pg.K)
         return Scored(cycles=float(cycles), energy_pj=0.0,
@@ -142,16 +160,29 @@ def _pair_cycles(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
 
 
 @memo(maxsize=4096)
-def _pair_energy_per_mac(arch: ArchSpec, att: Attention, rows: int, keys: int, kind: str
-                         ) -> dict[str, float]:
-    """Engine energy per MAC (pJ by component) of a full tile's GEMM (operands on chip): the
-    arithmetic, register and buffer-read actions of :mod:`sim.energy`. Partial tiles are
-    charged per MAC at the same rate."""
+def _pair_actions(pview: ArchSpec, att: Attention, rows: int, keys: int, kind: str
+                  ) -> MappingProxyType[str, float]:
+    """Action counts (:func:`sim.energy.action_counts`) of a full tile's GEMM with its
+    operands on chip (the arithmetic, register and buffer-read actions), on a
+    :func:`_pair_view`."""
     g = _tile_gemm(att, rows, keys, kind)
-    _, _, transposed = _pair_cycles(arch, att, rows, keys, kind)
-    plan = plan_gemm(arch, g, transposed)
-    r = run_gemm(plan.arch, plan.gemm, memory="ideal", passes=plan.passes)
-    return {k: v / g.macs for k, v in r.energy_breakdown_pj.items()}
+    _, _, transposed = _pair_cycles(pview, att, rows, keys, kind)
+    plan = plan_gemm(pview, g, transposed)
+    return run_gemm(plan.arch, plan.gemm, memory="ideal", passes=plan.passes).actions
+
+
+@memo(maxsize=4096)
+def _pair_energy_per_mac(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str
+                         ) -> dict[str, float]:
+    """Engine energy per MAC (pJ by component) of a full tile's GEMM (operands on chip):
+    :func:`_pair_actions` priced at ``view``'s energies per action (those of the plan's
+    precision). Partial tiles are charged per MAC at the same rate."""
+    g = _tile_gemm(att, rows, keys, kind)
+    pview = _pair_view(view)
+    _, _, transposed = _pair_cycles(pview, att, rows, keys, kind)
+    plan = plan_gemm(view, g, transposed)
+    energy = energy_breakdown(plan.arch, _pair_actions(pview, att, rows, keys, kind))
+    return {k: float(v) / g.macs for k, v in energy.items()}
 
 
 def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
@@ -159,7 +190,7 @@ def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
     """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
     pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used), on a
     :func:`sim.gemm.compute_view` (operands on chip: the DRAM link and clock do not matter)."""
-    cycles, vops, _ = _pair_cycles(view, att, rows, keys, kind)
+    cycles, vops, _ = _pair_cycles(_pair_view(view), att, rows, keys, kind)
     # the MACs of _tile_gemm(att, rows, keys, kind), without building (and validating) it
     macs = rows * keys * (att.v_dim if kind == "pv" else att.qk_dim)
     rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)

@@ -69,6 +69,7 @@ Entries with ``scales = false`` (off-chip DRAM) are not scaled.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -364,6 +365,7 @@ def level_byte_pj(arch: ArchSpec, level: LevelSpec) -> float:
     return _sram_byte_pj(table, level.capacity_bytes, arch.tech_nm)
 
 
+@memo(maxsize=1024)
 def operand_level(arch: ArchSpec, operand: str, tier: int = 0) -> LevelSpec:
     """The level of ``tier`` (0: next to the engine) that holds ``operand``."""
     return next(lv for lv in arch.tiers[tier] if operand in lv.holds)
@@ -449,7 +451,7 @@ def _priced(arch: ArchSpec) -> tuple[tuple[str, str, float], ...]:
     return tuple((k, v["component"], per[k]) for k, v in action_units(arch).items())
 
 
-def energy_breakdown(arch: ArchSpec, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def energy_breakdown(arch: ArchSpec, actions: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Energy (pJ) per component (:data:`ENERGY_COMPONENTS`): counts times per-action energy."""
     shape = np.shape(actions["dram"])
     out = {c: np.zeros(shape) for c in ENERGY_COMPONENTS}

@@ -443,6 +443,13 @@ def simulate_gemm(
     return run_gemm(arch, gemm, memory=memory, objective=objective)
 
 
+@memo(maxsize=4096)
+def _single(gemm: Gemm) -> Gemm:
+    """One instance of ``gemm`` under the name ``gemm`` (what :func:`_instance` caches on),
+    built and validated once per GEMM."""
+    return replace(gemm, name="gemm", count=1)
+
+
 def run_gemm(
     arch: ArchSpec, gemm: Gemm, *, memory: Memory = "real", objective: Objective = "latency",
     passes: int = 1,
@@ -451,8 +458,7 @@ def run_gemm(
     formats run on the engine (``sim.execution``): ``arch.engine`` computes each of
     ``passes`` slices of the GEMM at its own widths while memory moves ``gemm``'s stored
     formats. Arguments are assumed valid."""
-    one = replace(gemm, name="gemm", count=1)
-    inst = _instance(arch, one, memory, objective, passes)
+    inst = _instance(arch, _single(gemm), memory, objective, passes)
     n = gemm.count
     cycles = n * (inst.compute_cycles + inst.stall_cycles)
     compute = n * inst.compute_cycles

@@ -160,6 +160,7 @@ def _stream_stall(bits: int, buf: SramSpec, beat: Any, accesses_per_word: int = 
     return (together - 1) * beat
 
 
+@memo(maxsize=256)
 def exact_link(arch: ArchSpec) -> tuple[Exact, Exact]:
     """``(bytes per cycle, latency in cycles)`` of ``arch``'s DRAM link as the exact values of
     the float64s the candidates are ranked with (``arch.dram_bytes_per_cycle`` and
@@ -402,7 +403,10 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
         div = operator.truediv
 
     def transfer(nbytes: Any) -> Any:
-        return div(nbytes, bw) + lat * (nbytes > 0)
+        if e.exact and nbytes == 0:  # nothing moves: no time, no latency
+            return 0
+        time = div(nbytes, bw)
+        return time + lat * (nbytes > 0) if lat else time
 
     exposed_per_boundary = [
         transfer(s) + maximum(0, transfer(o) - e.busy_cycles)

@@ -521,13 +521,18 @@ def _whole(x: Exact) -> int:
     return math.ceil(x)
 
 
+@memo(maxsize=4096)
+def _single(op: Op) -> Op:
+    """One instance of ``op`` (``count=1``), built and validated once per operator."""
+    return op if op.count == 1 else dataclasses.replace(op, count=1)
+
+
 def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
                 objective: Objective = "latency") -> OpResult:
     """All ``op.count`` instances of ``op`` on ``arch`` (module doc). Raises
     :class:`sim.gemm.FormatError` for a format the engine cannot take at all,
     :class:`mapping.MappingError` when nothing fits or a vector unit is missing."""
-    one = dataclasses.replace(op, count=1)
-    inst = _instance(arch, one, memory, objective)
+    inst = _instance(arch, _single(op), memory, objective)
     n = op.count
     # count times one instance's whole cycles and bytes (exact ints: _instance rounds them)
     one_cycles, one_compute, one_engine, one_vector, one_dram = cast(

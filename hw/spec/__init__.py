@@ -325,7 +325,7 @@ class ArchSpec:
     @property
     def dram(self) -> DramSpec:
         """The outermost level as a link (bandwidth, latency, energy per byte)."""
-        return _link(self, self.memory[-1])
+        return _dram_link(self)
 
     @property
     def dram_bytes_per_cycle(self) -> float:
@@ -412,6 +412,13 @@ def _operand_buffers(arch: ArchSpec) -> tuple[SramSpec, SramSpec, SramSpec]:
     tier = arch.tiers[0]
     out = {op: operand_buffer(lv, arch.clock_mhz) for lv in tier for op in lv.holds}
     return out["A"], out["W"], out["O"]
+
+
+@memo(maxsize=256)
+def _dram_link(arch: ArchSpec) -> DramSpec:
+    """:attr:`ArchSpec.dram`, built (and validated) once per architecture: the cost model
+    reads it for every operator."""
+    return _link(arch, arch.memory[-1])
 
 
 def _link(arch: ArchSpec, level: LevelSpec) -> DramSpec:

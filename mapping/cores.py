@@ -28,6 +28,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from models.caches import memo
 from models.ops import Attention, Gemm
 
 __all__ = ["ORIENTATIONS", "CoreSplit", "SplitDim", "core_splits"]
@@ -64,9 +65,15 @@ class CoreSplit:
         """One core's share of one instance of ``gemm`` (``count`` 1)."""
         if self.dim not in ("n", "m"):
             raise ValueError(f"dim: a GEMM is split along n or m, not {self.dim}")
-        if self.dim == "n":
-            return dataclasses.replace(gemm, count=1, N=self.size)
-        return dataclasses.replace(gemm, count=1, M=self.size)
+        return _share(gemm, self.dim, self.size)
+
+
+@memo(maxsize=4096)
+def _share(gemm: Gemm, dim: str, size: int) -> Gemm:
+    """:meth:`CoreSplit.share`, built and validated once per GEMM and split."""
+    if dim == "n":
+        return dataclasses.replace(gemm, count=1, N=size)
+    return dataclasses.replace(gemm, count=1, M=size)
 
 
 def core_splits(op: Gemm | Attention, cores: int) -> tuple[CoreSplit, ...]:

@@ -336,8 +336,11 @@ def traffic_without_stalls(
 
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
-    over: list[Any] = [zero, zero, zero]
-    serial: list[Any] = [zero, zero, zero]
+    # bytes per boundary into single- and double-buffered tiles; a plain 0 where no operand
+    # adds any (with_dram_stalls then skips the arithmetic on it: same figures, fewer array
+    # operations)
+    over: list[Any] = [0, 0, 0]
+    serial: list[Any] = [0, 0, 0]
     for role, ch, per in (("a", ch_a, per_a), ("w", ch_w, per_w), ("o", ch_o, per_o)):
         target = over if dbuf[role] else serial
         for j in range(3):
@@ -385,6 +388,11 @@ class DramExposure:
     exact: bool = False
 
 
+def _none(x: Any) -> bool:
+    """``x`` is a plain zero (no bytes; not an array)."""
+    return not isinstance(x, np.ndarray) and x == 0
+
+
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
                      arch: ArchSpec) -> MemoryTraffic:
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
@@ -403,18 +411,23 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
         div = operator.truediv
 
     def transfer(nbytes: Any) -> Any:
-        if e.exact and nbytes == 0:  # nothing moves: no time, no latency
-            return 0
         time = div(nbytes, bw)
         return time + lat * (nbytes > 0) if lat else time
 
-    exposed_per_boundary = [
-        transfer(s) + maximum(0, transfer(o) - e.busy_cycles)
-        for s, o in zip(e.serial_bytes, e.overlap_bytes, strict=True)]
-    dram_stall = (
-        transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1])
-        + sum(c * x for c, x in zip(e.counts, exposed_per_boundary, strict=True))
-    )
+    def exposed(serial: Any, overlap: Any) -> Any:
+        """Stall per boundary: the serial transfer, and the overlapped one beyond the busy
+        time (a plain 0, no bytes of that kind: no term)."""
+        out: Any = 0 if _none(serial) else transfer(serial)
+        if not _none(overlap):
+            out = out + maximum(0, transfer(overlap) - e.busy_cycles)
+        return out
+
+    boundaries: Any = 0
+    for c, s, o in zip(e.counts, e.serial_bytes, e.overlap_bytes, strict=True):
+        x = exposed(s, o)
+        if not _none(x):
+            boundaries = boundaries + c * x
+    dram_stall = transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1]) + boundaries
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
                                dram_transfer_cycles=div(traffic.dram_transfer_cycles, bw))
 

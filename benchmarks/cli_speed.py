@@ -21,6 +21,9 @@ our commands taking turns so that a change of the shared machine's load touches 
   pydantic as packages (``import numpy, pydantic``: pydantic loads its parts on first use);
   and what every simulation needs of them (``import numpy, pydantic.dataclasses``, the spec
   classes' base), which no ``tpe sim`` can go below;
+* with ``--baseline REV``: revision REV's ``python -m sim.cli sim gemm ...`` (bytecode cached)
+  in a temporary worktree, in turn with ours; ``speed_ratio_rev_over_this`` is its median over
+  each of our gemm rows';
 * SCALE-Sim 3.0.0 on the same GEMM (512x256x256) on a 32x32 array in the dataflow of our
   preset, ``--scalesim-runs`` fresh processes in its own venv: ``scalesim_compare.py``'s
   driver, which starts the interpreter, imports SCALE-Sim, writes and parses its
@@ -46,6 +49,7 @@ setup.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -63,6 +67,7 @@ if (_here := str(Path(__file__).resolve().parent)) not in sys.path:  # imported,
     sys.path.insert(0, _here)
 import _peers as peers  # it makes hw/, sim/, models/ importable too
 import scalesim_compare as ss
+from _baseline import worktree
 
 GOAL_S = 0.25
 CASE = peers.Case(M=512, N=256, K=256, rows=32, cols=32)
@@ -72,7 +77,7 @@ GEMM_ARGS = ("sim", "gemm", "--arch", "systolic", "--set", f"engine.rows={CASE.r
 BASELINE = "reference: import numpy, pydantic (the baseline)"
 CSV_FIELDS = ("what", "bytecode", "runs", "median_s", "min_s", "cpu_median_s",
               "ratio_to_baseline", "goal_s", "verdict", "speed_ratio_scalesim_over_this",
-              "detail", "machine", "load_before", "load_after")
+              "speed_ratio_rev_over_this", "detail", "machine", "load_before", "load_after")
 
 
 def tpe_command() -> list[str]:
@@ -126,11 +131,13 @@ def environments(cache_dir: Path) -> dict[str, dict[str, str]]:
     return {as_is: env, "cached": cached}
 
 
-def measure_ours(runs: int, cache_dir: Path) -> tuple[list[Timed], dict[str, object]]:
-    """Our rows (gemm and --help in both bytecode modes, then the two references) and the
-    gemm's JSON output. One untimed warm-up of each (it fills the bytecode cache, and the
-    file cache), then ``runs`` rounds, each running every command once: a change of the
-    machine's load during the measurement touches every row alike."""
+def measure_ours(runs: int, cache_dir: Path, rev: tuple[str, Path] | None = None
+                 ) -> tuple[list[Timed], dict[str, object]]:
+    """Our rows (gemm and --help in both bytecode modes, then the two references, then
+    ``rev``'s gemm: ``(revision, its worktree)``, with bytecode cached) and the gemm's JSON
+    output. One untimed warm-up of each (it fills the bytecode cache, and the file cache),
+    then ``runs`` rounds, each running every command once: a change of the machine's load
+    during the measurement touches every row alike."""
     tpe = tpe_command()
     shown = "tpe" if len(tpe) == 1 else "python -m sim.cli"
     envs = environments(cache_dir)
@@ -146,6 +153,11 @@ def measure_ours(runs: int, cache_dir: Path) -> tuple[list[Timed], dict[str, obj
              Timed("reference: import numpy, pydantic.dataclasses (what every simulation "
                    "needs)", "cached", [sys.executable, "-c", "import numpy, pydantic.dataclasses"],
                    envs["cached"])]
+    if rev is not None:
+        name, tree = rev
+        rows.append(Timed(f"python -m sim.cli {' '.join(GEMM_ARGS)} at {name}", "cached",
+                          [sys.executable, "-m", "sim.cli", *GEMM_ARGS],
+                          {**envs["cached"], "PYTHONPATH": str(tree)}))
     for i in range(runs + 1):
         for t in rows:
             t.run(timed=i > 0)
@@ -191,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="address-space limit of a SCALE-Sim run (default %(default)s)")
     p.add_argument("--out", type=Path, help="CSV path (default "
                    "benchmarks/results/cli_speed_<date>.csv)")
+    p.add_argument("--baseline", default=None, metavar="REV",
+                   help="also time git revision REV's tpe sim gemm (bytecode cached), in turn "
+                   "with ours")
     args = p.parse_args(argv)
     if args.runs < 1 or args.scalesim_runs < 1:
         p.error("--runs and --scalesim-runs must be >= 1")
@@ -206,9 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           flush=True)
     load_before = load_average()
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="cli_speed_pyc_") as cache:
+    with tempfile.TemporaryDirectory(prefix="cli_speed_pyc_") as cache, \
+            contextlib.ExitStack() as stack:
+        rev = ((args.baseline, stack.enter_context(worktree(args.baseline)))
+               if args.baseline else None)
         try:
-            ours, result = measure_ours(args.runs, Path(cache))
+            ours, result = measure_ours(args.runs, Path(cache), rev)
         except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
             print(f"cli_speed: {err}", file=sys.stderr)
             return 1
@@ -229,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ss_wall = statistics.median(r.wall_s for r in scalesim) if scalesim else None
     ss_sim = [r.seconds for r in scalesim if r.seconds is not None]
     baseline = next(t.median for t in ours if t.what == BASELINE)
+    rev_median = next((t.median for t in ours if args.baseline and
+                       t.what.endswith(f" at {args.baseline}")), None)
     rows: list[dict[str, object]] = []
     for t in ours:
         is_gemm = t.goal
@@ -241,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "verdict": ("PASS" if t.median <= GOAL_S else "FAIL") if is_gemm else "",
             "speed_ratio_scalesim_over_this":
                 round(ss_wall / t.median, 1) if is_gemm and ss_wall else "",
+            "speed_ratio_rev_over_this":
+                round(rev_median / t.median, 2) if is_gemm and rev_median else "",
             "detail": (f"{result.get('cycles')} cycles, memory {result.get('memory')}, "
                        f"dataflow {dataflow}") if is_gemm else "",
         })
@@ -251,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "min_s": round(min(r.wall_s for r in scalesim), 4), "cpu_median_s": "",
             "ratio_to_baseline": round(ss_wall / baseline, 1),
             "goal_s": "", "verdict": "", "speed_ratio_scalesim_over_this": "",
+            "speed_ratio_rev_over_this": "",
             "detail": (f"{scalesim[0].cycles} cycles (stall-free); simulation alone "
                        f"{statistics.median(ss_sim):.3f} s; {scalesim[0].versions}")
             if ss_sim else scalesim[0].status,
@@ -260,16 +283,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print(peers.table_row(["what", "bytecode", "median (min) of n", "/ baseline", "goal",
-                           "SCALE-Sim / this"]))
-    print("| --- | --- | ---: | ---: | --- | ---: |")
+                           "SCALE-Sim / this", f"{args.baseline or 'REV'} / this"]))
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: |")
     for r in rows:
         ratio = r["speed_ratio_scalesim_over_this"]
+        rev_ratio = r["speed_ratio_rev_over_this"]
         print(peers.table_row([
             str(r["what"]), str(r["bytecode"]),
             f"{r['median_s']:.3f} s ({r['min_s']:.3f} s) of {r['runs']}",
             f"{r['ratio_to_baseline']}x",
             f"<= {GOAL_S} s: {r['verdict']}" if r["verdict"] else "",
-            f"{ratio:,.1f}x" if isinstance(ratio, float) else ""]))
+            f"{ratio:,.1f}x" if isinstance(ratio, float) else "",
+            f"{rev_ratio:.2f}x" if isinstance(rev_ratio, float) else ""]))
     print(f"\n1-minute load average: {load_before} before, {load_after} after")
     out = args.out or peers.RESULTS_DIR / f"cli_speed_{today}.csv"
     peers.write_csv(out, CSV_FIELDS, rows)

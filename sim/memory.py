@@ -66,6 +66,7 @@ import dataclasses
 import math
 import operator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -393,6 +394,38 @@ def _none(x: Any) -> bool:
     return not isinstance(x, np.ndarray) and x == 0
 
 
+def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
+    """The DRAM stall cycles of one mapping (``e.exact``), exactly: the formula
+    :func:`with_dram_stalls` evaluates over candidates, in Python integers over one common
+    denominator ``D`` (the least common multiple of the exposure's denominators times the
+    link's bytes-per-cycle numerator times its latency's denominator), which makes every term
+    an integer numerator: the same value as :class:`~fractions.Fraction` arithmetic, without
+    normalizing a fraction at every step."""
+    bw_n, bw_d = bw.numerator, bw.denominator
+    lat_n, lat_d = lat.numerator, lat.denominator
+    values = (*e.serial_bytes, *e.overlap_bytes, e.busy_cycles, *e.edge_bytes)
+    scale = math.lcm(*(v.denominator for v in values))  # every value is ``n / scale``
+
+    def num(v: Exact) -> int:
+        """``v * scale`` (an integer)."""
+        return v.numerator * (scale // v.denominator)
+
+    per_byte = bw_d * lat_d  # x / bw == num(x) * per_byte / D
+    latency = lat_n * scale * bw_n  # lat == latency / D
+
+    def transfer(nbytes: Exact) -> int:
+        return num(nbytes) * per_byte + (latency if nbytes > 0 else 0)
+
+    busy = num(e.busy_cycles) * bw_n * lat_d
+    stall = transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1])
+    for count, serial, overlap in zip(e.counts, e.serial_bytes, e.overlap_bytes, strict=True):
+        exposed = transfer(serial) + max(0, transfer(overlap) - busy) if overlap else \
+            transfer(serial)
+        stall += count * exposed
+    out = Fraction(stall, scale * bw_n * lat_d)
+    return out.numerator if out.denominator == 1 else out
+
+
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
                      arch: ArchSpec) -> MemoryTraffic:
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
@@ -402,8 +435,9 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
     lat: Any
     if e.exact:
         bw, lat = exact_link(arch)
-        maximum: Any = max
-        div: Any = exact_div
+        return dataclasses.replace(traffic, dram_stall_cycles=_exact_dram_stall(e, bw, lat),
+                                   dram_transfer_cycles=exact_div(traffic.dram_transfer_cycles,
+                                                                  bw))
     else:
         bw = arch.dram_bytes_per_cycle
         lat = arch.dram.latency_ns * arch.clock_mhz / 1e3

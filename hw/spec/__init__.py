@@ -294,14 +294,22 @@ class ArchSpec:
 
     def __getstate__(self) -> dict[str, Any]:
         # string hashes differ between processes (sweep workers): never carry one over
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+        # (and the found tiers are rebuilt where they are needed)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_hash", "_tiers")}
 
     # -- the hierarchy, walked by tiers ----------------------------------------------------
 
     @property
     def tiers(self) -> tuple[tuple[LevelSpec, ...], ...]:
-        """The levels grouped into tiers, innermost first (see :class:`LevelSpec`)."""
-        return _tiers(self.memory)
+        """The levels grouped into tiers, innermost first (see :class:`LevelSpec`); found once
+        per object, as its hash (the cost model asks for every operator)."""
+        try:
+            cached: tuple[tuple[LevelSpec, ...], ...] = self.__dict__["_tiers"]
+            return cached
+        except KeyError:
+            tiers = _tiers(self.memory)
+            object.__setattr__(self, "_tiers", tiers)
+            return tiers
 
     def level(self, name: str) -> LevelSpec:
         for lv in self.memory:

@@ -31,8 +31,20 @@ number M of activation rows through it:
 * Timing: ``fold_cycles(M) = rows + M + rows + cols - 1`` from the first ``wl`` beat to the
   last output beat, inclusive (preload ``rows``, steady state M, a row leaves the array
   ``rows + cols - 1`` cycles after it enters).
+* With ``weight_double_buffer`` every PE also has a shadow weight register: ``wl`` shifts
+  into the shadow registers and ``wl.ready`` is high whenever they are not full and no switch
+  token is in flight, also while a fold streams and drains. A fold's first ``i`` beat waits
+  for a full shadow tile (``i.ready`` low until then) and empties it; a one-bit switch token
+  enters with that beat and moves with it, one anti-diagonal r + c per step, so each PE uses
+  its shadow weight, and copies it into its active register, in the step the fold's first row
+  reaches it. The next fold's ``i`` beats may directly follow the current fold's last beat.
+  Timing: fold starts are ``fold_interval(M) = max(M, 2*rows + cols - 1)`` cycles apart (the
+  token crosses ``rows + cols - 2`` steps, the chain reloads from the cycle after, ``rows``
+  beats), a run of folds takes ``sum over all but the last of fold_interval + fold_cycles(last
+  M)`` cycles from the first ``wl`` beat to the last output beat.
 
-``busy`` is high while a fold is in progress (from its first input beat to its last output).
+``busy`` is high while a fold is in progress (from its first input beat to its last output;
+with ``weight_double_buffer`` also while a loaded weight tile waits in the shadow registers).
 
 Arithmetic options (results and timing are the same; area and logic depth differ):
 ``booth`` builds each product from radix-4 Booth partial products; ``csa_accumulate`` (the TPE

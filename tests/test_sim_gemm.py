@@ -312,6 +312,27 @@ def test_a_narrow_sram_stalls_every_beat():
     assert r.sram_stall_cycles >= beats
 
 
+def test_double_buffered_weights_overlap_their_sram_stalls():
+    """WS: a narrow weight buffer stalls every weight line of the preload, a narrow activation
+    buffer every streamed beat; without double buffering the preload's stalls add to the
+    stream's, with it they overlap (the larger of the two)."""
+    narrow_w, narrow_a = "w_buffer.width_bits=128", "a_buffer.width_bits=128"
+
+    def stalls(*sets: str, double: bool = False) -> np.ndarray:
+        arch = arch_with("engine.dataflow=ws", *sets,
+                         f"engine.weight_double_buffer={str(double).lower()}")
+        gemm = Gemm(name="g", M=300, N=200, K=500)
+        cands = candidates(gemm, arch_with("engine.dataflow=ws"))  # same tiles for all
+        compute = tiled_compute_cycles(arch.engine, 300, 200, 500, *cands.tiles.T)
+        return memory_traffic(arch, gemm, cands, compute, memory="real").sram_stall_cycles
+
+    w_only, a_only = stalls(narrow_w), stalls(narrow_a)
+    assert np.all(w_only > 0) and np.all(a_only > 0)
+    assert np.array_equal(stalls(narrow_w, double=True), w_only)  # nothing to overlap with
+    assert np.array_equal(stalls(narrow_w, narrow_a), w_only + a_only)
+    assert np.array_equal(stalls(narrow_w, narrow_a, double=True), np.maximum(w_only, a_only))
+
+
 def test_memory_bound_labels():
     arch = arch_with()
     decode = simulate_gemm(arch, Gemm(name="g", M=1, N=4096, K=4096))

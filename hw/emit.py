@@ -76,6 +76,7 @@ def render(spec: EngineSpec) -> tuple[str, dict[str, Any]]:
                 "fill_cycles": spec.fill_cycles,
                 "drain_cycles": spec.drain_cycles,
                 "fold_cycles": {str(n): spec.fold_cycles(n) for n in (1, 16, 64, 1024)},
+                "fold_interval": {str(n): spec.fold_interval(n) for n in (1, 16, 64, 1024)},
             },
         },
     }

@@ -31,8 +31,20 @@ number M of activation rows through it:
 * Timing: ``fold_cycles(M) = rows + M + rows + cols - 1`` from the first ``wl`` beat to the
   last output beat, inclusive (preload ``rows``, steady state M, a row leaves the array
   ``rows + cols - 1`` cycles after it enters).
+* With ``weight_double_buffer`` every PE also has a shadow weight register: ``wl`` shifts
+  into the shadow registers and ``wl.ready`` is high whenever they are not full and no switch
+  token is in flight, also while a fold streams and drains. A fold's first ``i`` beat waits
+  for a full shadow tile (``i.ready`` low until then) and empties it; a one-bit switch token
+  enters with that beat and moves with it, one anti-diagonal r + c per step, so each PE uses
+  its shadow weight, and copies it into its active register, in the step the fold's first row
+  reaches it. The next fold's ``i`` beats may directly follow the current fold's last beat.
+  Timing: fold starts are ``fold_interval(M) = max(M, 2*rows + cols - 1)`` cycles apart (the
+  token crosses ``rows + cols - 2`` steps, the chain reloads from the cycle after, ``rows``
+  beats), a run of folds takes ``sum over all but the last of fold_interval + fold_cycles(last
+  M)`` cycles from the first ``wl`` beat to the last output beat.
 
-``busy`` is high while a fold is in progress (from its first input beat to its last output).
+``busy`` is high while a fold is in progress (from its first input beat to its last output;
+with ``weight_double_buffer`` also while a loaded weight tile waits in the shadow registers).
 
 Arithmetic options (results and timing are the same; area and logic depth differ):
 ``booth`` builds each product from radix-4 Booth partial products; ``csa_accumulate`` (the TPE
@@ -44,7 +56,7 @@ turns the pair into the result. Without either option a PE is Yosys's ``acc + a 
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal
+from amaranth import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import data, wiring
 
 from hw.arith import csa_reduce, neg_correction, product_words, recode
@@ -206,19 +218,42 @@ class SystolicArray(wiring.Component):
         feed = Signal()  # the current input beat is taken
         m.d.comb += self.o.valid.eq(out_valid)
 
-        # Stationary weights: a chain fed at row rows-1 that moves up one row per beat.
+        # Stationary weights: a chain fed at row rows-1 that moves up one row per beat. With
+        # weight_double_buffer the chain is the shadow registers and ``wt`` the active ones.
         wt = [[Signal(w_shape, name=f"wt_{r}_{c}") for c in range(C)] for r in range(R)]
+        chain = wt
+        if spec.weight_double_buffer:
+            chain = [[Signal(w_shape, name=f"sh_{r}_{c}") for c in range(C)] for r in range(R)]
         load = Signal()
         with m.If(load):
             for c in range(C):
                 for r in range(R):
-                    src = self.wl.payload.w[c] if r == R - 1 else wt[r + 1][c]
-                    m.d.sync += wt[r][c].eq(src)
+                    src = self.wl.payload.w[c] if r == R - 1 else chain[r + 1][c]
+                    m.d.sync += chain[r][c].eq(src)
 
         a_in = [Signal(a_shape, name=f"a_in{r}") for r in range(R)]
         with m.If(feed):
             m.d.comb += [a_in[r].eq(self.i.payload.a[r]) for r in range(R)]
         a_edge = self._skew(m, a_in, a_shape, step, "a_skew")
+
+        w_op = wt
+        if spec.weight_double_buffer:
+            # The switch token of a fold's first activation row reaches PE (r, c) with that
+            # row, r + c steps after it entered (skew r, then c steps right): all PEs of one
+            # anti-diagonal at once, so one token per diagonal. There the PE uses its shadow
+            # weight and copies it into the active register.
+            first = Signal(init=1)  # the next input beat starts a fold
+            token = [Signal(name="switch_in")]
+            token += [Signal(name=f"switch_d{d}") for d in range(1, R + C - 1)]
+            m.d.comb += token[0].eq(feed & first)
+            with m.If(step):
+                m.d.sync += [token[d].eq(token[d - 1]) for d in range(1, R + C - 1)]
+            w_op = [[Signal(w_shape, name=f"w_op_{r}_{c}") for c in range(C)] for r in range(R)]
+            for r in range(R):
+                for c in range(C):
+                    m.d.comb += w_op[r][c].eq(Mux(token[r + c], chain[r][c], wt[r][c]))
+                    with m.If(token[r + c]):
+                        m.d.sync += wt[r][c].eq(chain[r][c])
 
         psum = [[self._state(f"psum_{r}_{c}") for c in range(C)] for r in range(R)]
         a_right = [[None] * C for _ in range(R)]
@@ -230,7 +265,7 @@ class SystolicArray(wiring.Component):
                     with m.If(step):
                         m.d.sync += a_right[r][c].eq(a_op)
                 above = psum[r - 1][c] if r else [0] * len(psum[r][c])
-                nxt = self._mac(m, above, a_op, wt[r][c], f"mac_{r}_{c}")
+                nxt = self._mac(m, above, a_op, w_op[r][c], f"mac_{r}_{c}")
                 with m.If(step):
                     m.d.sync += [reg.eq(v) for reg, v in zip(psum[r][c], nxt, strict=True)]
 
@@ -257,6 +292,26 @@ class SystolicArray(wiring.Component):
 
         stalled = out_valid & ~self.o.ready
         loaded = Signal(range(R + 1))
+        if spec.weight_double_buffer:
+            # No FSM: the pipeline steps unless stalled; the shadow chain loads whenever it is
+            # not full and no switch token is in flight (a PE still to switch reads its shadow
+            # register); a fold's first beat waits for a full chain and empties it.
+            full = Signal()
+            in_flight = Signal()
+            m.d.comb += [full.eq(loaded == R), in_flight.eq(Cat(Const(0, 1), *token[1:]).any())]
+            m.d.comb += [self.wl.ready.eq(~full & ~in_flight),
+                         load.eq(self.wl.valid & self.wl.ready)]
+            with m.If(load):
+                m.d.sync += loaded.eq(loaded + 1)
+            m.d.comb += [step.eq(~stalled), self.i.ready.eq(~stalled & (~first | full))]
+            m.d.comb += feed.eq(self.i.valid & self.i.ready)
+            with m.If(feed):
+                m.d.sync += first.eq(self.i.payload.last)
+                with m.If(first):
+                    m.d.sync += loaded.eq(0)
+            pending = Cat(Const(0, 1), *(f[0] for f in flags)).any()
+            m.d.comb += self.busy.eq((loaded != 0) | ~first | pending | in_flight)
+            return m
         with m.FSM(name="ws_fsm"):
             with m.State("LOAD"):
                 m.d.comb += [self.wl.ready.eq(1), load.eq(self.wl.valid)]

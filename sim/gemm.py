@@ -8,7 +8,9 @@ total is ``count`` times one instance's.
 The compute model is the same for every engine kind and uses only the spec's contract
 (:func:`tiled_compute_cycles`): a buffer tile takes ``prod over spatial dims d of
 ceil(tile_d / unroll_d)`` folds (``spec.unrolling()``), each costing
-``spec.fold_cycles(the tile's extent of the streamed dimension)``; tiles run back to back.
+``spec.fold_interval(the tile's extent of the streamed dimension)``; tiles run back to back,
+and the GEMM's last fold adds its drain (``fold_cycles - fold_interval``, 0 for engines that do
+not overlap folds).
 
 ``memory="ideal"`` skips the search: the GEMM runs untiled with its operands on chip and
 infinite bandwidth, so ``compute_cycles == cycles ==
@@ -128,15 +130,20 @@ def check_formats(engine: EngineSpec, a_fmt: str, w_fmt: str) -> None:
 
 
 @memo(maxsize=65536)
-def _one_fold(spec: EngineSpec, stream_len: int) -> int:
-    return spec.fold_cycles(stream_len)
+def _one_fold(spec: EngineSpec, stream_len: int) -> tuple[int, int]:
+    """``(fold_interval, fold_cycles - fold_interval)`` of one stream length: what a fold
+    costs when another follows it, and what the last fold of a run adds to that."""
+    interval = spec.fold_interval(stream_len)
+    return interval, spec.fold_cycles(stream_len) - interval
 
 
-def _fold_cycles(spec: EngineSpec, lengths: np.ndarray) -> np.ndarray:
-    """``spec.fold_cycles`` of every stream length (int64), called once per distinct length."""
+def _fold_timing(spec: EngineSpec, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_one_fold` of every stream length (two int64 arrays), called once per distinct
+    length."""
     uniq = sorted_unique(lengths)
-    cycles = np.array([_one_fold(spec, int(x)) for x in uniq], dtype=np.int64)
-    return cycles[np.searchsorted(uniq, lengths)]
+    both = np.array([_one_fold(spec, int(x)) for x in uniq], dtype=np.int64).reshape(-1, 2)
+    at = np.searchsorted(uniq, lengths)
+    return both[at, 0], both[at, 1]
 
 
 def tiled_compute_cycles(
@@ -147,12 +154,15 @@ def tiled_compute_cycles(
     int tiles; float64 per candidate for int arrays (exact below 2^53; above it, where an
     int64 product could wrap, the candidates' ranking).
 
-    Every tile runs ``prod over spatial dims d of ceil(tile_d / unroll_d)`` folds of
-    ``spec.fold_cycles(stream extent of the tile)``; tiles (and their folds) run back to back.
-    Along the streamed dimension ``D`` cut into tiles ``t``: ``D // t`` full tiles and, when
-    ``D % t``, one edge tile. Untiled (every tile the whole dimension), this is
-    :func:`sim.engines.gemm_compute_cycles` exactly. ``grid``: the tiles' :func:`mapping.fold_grid`
-    when the caller has it already.
+    Every tile runs ``prod over spatial dims d of ceil(tile_d / unroll_d)`` folds streaming
+    the tile's extent of the streamed dimension; tiles (and their folds) run back to back, so
+    every fold costs ``spec.fold_interval`` of its stream length and the last fold of the GEMM
+    adds ``fold_cycles - fold_interval`` of its own (the pipeline drain; 0 for an engine that
+    does not overlap folds). Along the streamed dimension ``D`` cut into tiles ``t``: ``D // t``
+    full tiles and, when ``D % t``, one edge tile, which is the last (its fold streams
+    ``D % t``). Untiled (every tile the whole dimension), this is
+    :func:`sim.engines.gemm_compute_cycles` exactly. ``grid``: the tiles'
+    :func:`mapping.fold_grid` when the caller has it already.
     """
     u = spec.unrolling()
     if grid is None:
@@ -160,13 +170,17 @@ def tiled_compute_cycles(
     dim, tile = {"m": (M, tile_m), "n": (N, tile_n), "k": (K, tile_k)}[u.stream]
     if not (np.ndim(tile_m) or np.ndim(tile_n) or np.ndim(tile_k)):
         chunks, last = divmod(dim, int(tile))
-        last_fold = _one_fold(spec, last) if last else 0
-        return grid.spatial * (chunks * _one_fold(spec, int(tile)) + last_fold)
+        full_interval, full_tail = _one_fold(spec, int(tile))
+        last_interval, last_tail = _one_fold(spec, last) if last else (0, full_tail)
+        return grid.spatial * (chunks * full_interval + last_interval) + last_tail
     tile = np.atleast_1d(np.asarray(tile, dtype=np.int64))
     full, rem = np.divmod(dim, tile)
-    per_fold = _fold_cycles(spec, np.concatenate([tile, np.maximum(rem, 1)]))
-    edge = np.where(rem > 0, per_fold[tile.size:], 0)
-    return grid.spatial * (full.astype(np.float64) * per_fold[: tile.size] + edge)
+    interval, tail = _fold_timing(spec, np.concatenate([tile, np.maximum(rem, 1)]))
+    edge = np.where(rem > 0, interval[tile.size:], 0)
+    cycles = grid.spatial * (full.astype(np.float64) * interval[: tile.size] + edge)
+    if tail.any():  # an engine that overlaps folds: the last one drains
+        cycles = cycles + np.where(rem > 0, tail[tile.size:], tail[: tile.size])
+    return cycles
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -29,7 +29,9 @@ not indexed by the streamed dimension is *stationary* in a fold: loaded before i
 or drained after it (the output), one line of ``unroll`` elements of its last dimension per
 cycle (A lines run along K, W and O lines along N, as stored), each line stalling
 ``access cycles - 1``. Streamed operands overlap their stalls (``max``); the stationary one
-adds (it moves before or after the stream): OS ``max(A, W) + O``, WS ``W + max(A, O)``.
+adds (it moves before or after the stream): OS ``max(A, W) + O``, WS ``W + max(A, O)``, except
+on an engine that loads the next fold's stationary input while the current fold streams
+(``fold_interval < fold_cycles``, WS with ``weight_double_buffer``): ``max(W, A, O)``.
 DRAM fills and write-backs are assumed to use separate banks/ports (no contention counted).
 
 **DRAM traffic.** A loop nest of tiles over ``(m, n, k)`` in ``mapping.loop_order``. An
@@ -85,6 +87,7 @@ __all__ = [
     "beat_cycles",
     "exact_link",
     "memory_traffic",
+    "overlaps_folds",
     "traffic_without_stalls",
     "with_dram_stalls",
 ]
@@ -148,6 +151,15 @@ def beat_cycles(spec: EngineSpec) -> Exact:
     (exact; ``float()`` of it for the candidates' arrays)."""
     length = 1 << 12
     return exact_div(spec.fold_cycles(2 * length) - spec.fold_cycles(length), length)
+
+
+@memo(maxsize=256)
+def overlaps_folds(spec: EngineSpec) -> bool:
+    """Whether the engine starts a fold before the previous one has drained
+    (``fold_interval < fold_cycles`` for a long stream), loading its stationary input
+    meanwhile."""
+    length = 1 << 12
+    return spec.fold_interval(length) < spec.fold_cycles(length)
 
 
 def _stream_stall(bits: int, buf: SramSpec, beat: Any, accesses_per_word: int = 1) -> Any:
@@ -266,7 +278,9 @@ def traffic_without_stalls(
             first = lines * (_cycles_per_beat(line_elems * bits, buf) - 1)
             again = lines * (_cycles_per_beat(line_elems * bits, buf, rmw) - 1)
             stationary = stationary + folds_first * first + (folds - folds_first) * again
-    sram_stall = stationary + streamed
+    # An engine that loads the next fold's stationary input while the current fold streams
+    # (fold_interval < fold_cycles: double-buffered weights) overlaps its stalls too.
+    sram_stall = maximum(stationary, streamed) if overlaps_folds(spec) else stationary + streamed
 
     if memory == "ideal":
         return MemoryTraffic(

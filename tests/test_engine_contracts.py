@@ -35,4 +35,8 @@ def test_contract_formulas_match_the_model(kind: str, M: int, N: int, K: int) ->
     stream = contract["stream_len"]
     env[stream] = folds.stream_len
     assert eval(contract["fold_cycles"], {"ceil": math.ceil}, env) == folds.fold_cycles
-    assert folds.cycles == folds.folds * spec.fold_cycles(folds.stream_len)
+    assert folds.fold_interval == spec.fold_interval(folds.stream_len)
+    assert folds.cycles == ((folds.folds - 1) * spec.fold_interval(folds.stream_len)
+                            + spec.fold_cycles(folds.stream_len))
+    if "fold_interval" in contract:
+        assert eval(contract["fold_interval"], {"ceil": math.ceil}, env) == folds.fold_interval

@@ -53,6 +53,9 @@ def test_overrides_apply_and_revalidate() -> None:
         ("engine.acc_bits=65", r"^engine\.acc_bits: must be <= 64 \(got 65\)$"),
         ("engine.rowz=3", r"^engine\.rowz: unknown key; remove it or check its spelling$"),
         ("engine.dataflow=xs", r"^engine\.dataflow: must be one of 'os' or 'ws' \(got 'xs'\)$"),
+        ("engine.weight_double_buffer=true",
+         r"^engine\.weight_double_buffer: needs weight-stationary weights to double buffer "
+         r"\(dataflow='os'\); set dataflow=ws or weight_double_buffer=false$"),
         ('engine.a_bits="8"', r"^engine\.a_bits: input should be a valid integer \(got '8'\)$"),
         ("engine.signed=1", r"^engine\.signed: input should be a valid boolean \(got 1\)$"),
         ("engine.kind=cube2", r"^engine\.kind: unknown engine kind 'cube2'; known kinds: "),

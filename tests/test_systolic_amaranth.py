@@ -7,6 +7,7 @@ point injects idle input cycles and output back-pressure and checks the results 
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -31,6 +32,9 @@ def _random_specs(n: int, seed: int) -> list[SystolicSpec]:
             int(rng.integers(a_bits + w_bits, 65)),
             signed=bool(rng.integers(0, 2)), dataflow=("os", "ws")[i % 4 // 2],
             booth=bool(rng.integers(0, 2)), csa_accumulate=bool(i % 3 == 0),
+            # Half the WS points double-buffer their weights (drawn from i: the other points'
+            # random draws stay as they were).
+            weight_double_buffer=i % 8 >= 6,
         ))
     return specs
 
@@ -49,8 +53,23 @@ EDGE_SPECS = [
                  booth=True),
     SystolicSpec(rows=5, cols=2, a_bits=9, w_bits=7, acc_bits=11, signed=False, dataflow="os",
                  csa_accumulate=True),
+    SystolicSpec(rows=1, cols=1, a_bits=1, w_bits=1, acc_bits=1, signed=True, dataflow="ws",
+                 weight_double_buffer=True),
+    SystolicSpec(rows=6, cols=3, a_bits=8, w_bits=8, acc_bits=32, signed=True, dataflow="ws",
+                 weight_double_buffer=True, booth=True, csa_accumulate=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(60, seed=20261127)
+
+
+def _check_fold_timing(spec: SystolicSpec, drv, M: int, N: int, K: int) -> None:
+    """The GEMM takes the model's cycles; the first fold takes ``fold_cycles`` and every later
+    one ends ``fold_interval`` after the one before it (every fold streams the same length)."""
+    measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
+    assert measured == gemm_compute_cycles(spec, M, N, K)
+    stream = K if spec.dataflow == "os" else M
+    assert drv.timing[0].cycles == spec.fold_cycles(stream)
+    ends = [t.last_out for t in drv.timing]
+    assert np.diff(ends).tolist() == [spec.fold_interval(stream)] * (len(ends) - 1)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
@@ -67,13 +86,47 @@ def test_lockstep_amaranth(spec: SystolicSpec) -> None:
         got, drv = run_gemm_amaranth(spec, A, W, rng)
         np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
         assert drv.check_protocol() == []
-        measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
-        assert measured == gemm_compute_cycles(spec, M, N, K)
-        stream = K if spec.dataflow == "os" else M
-        assert [t.cycles for t in drv.timing] == [spec.fold_cycles(stream)] * len(drv.folds)
+        _check_fold_timing(spec, drv, M, N, K)
     M, N, K = shapes[0]
     A, W = case_operands(spec, Case("stalls", M, N, K), rng)
     got, drv = run_gemm_amaranth(spec, A, W, rng, p_idle=0.4, p_stall=0.4)
+    np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
+    assert drv.check_protocol() == []
+
+
+def _double_buffered_specs(n: int, seed: int) -> list[SystolicSpec]:
+    rng = np.random.default_rng(seed)
+    specs = []
+    for _ in range(n):
+        a_bits, w_bits = (int(x) for x in rng.integers(1, 17, size=2))
+        specs.append(SystolicSpec(
+            rows=int(rng.integers(1, 7)), cols=int(rng.integers(1, 7)), a_bits=a_bits,
+            w_bits=w_bits, acc_bits=int(rng.integers(1, 65)), signed=bool(rng.integers(0, 2)),
+            dataflow="ws", weight_double_buffer=True, booth=bool(rng.integers(0, 2)),
+            csa_accumulate=bool(rng.integers(0, 2))))
+    return specs
+
+
+@pytest.mark.parametrize("spec", _double_buffered_specs(12, seed=20261205), ids=lambda s: s.name)
+def test_weight_double_buffer_hides_the_weight_load(spec: SystolicSpec) -> None:
+    """Several K and N folds with partial tiles, M below and above the weight load plus the
+    token's trip (2*rows + cols - 1): results bit exact, cycles the model's, and fewer than
+    the same array without double buffering takes."""
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
+    R, C = spec.rows, spec.cols
+    hidden = 2 * R + C - 1  # fold_interval's floor: load rows beats after the token's trip
+    plain = dataclasses.replace(spec, weight_double_buffer=False)
+    for M in (int(rng.integers(1, hidden)), hidden, int(rng.integers(hidden + 1, 2 * hidden + 4))):
+        N = int(rng.integers(C + 1, 2 * C + 2))
+        K = int(rng.integers(R + 1, 3 * R + 1))
+        A, W = case_operands(spec, Case("double buffer", M, N, K), rng)
+        got, drv = run_gemm_amaranth(spec, A, W, rng)
+        np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
+        assert drv.check_protocol() == []
+        assert len(drv.folds) >= 4
+        _check_fold_timing(spec, drv, M, N, K)
+        assert gemm_compute_cycles(spec, M, N, K) < gemm_compute_cycles(plain, M, N, K)
+    got, drv = run_gemm_amaranth(spec, A, W, rng, p_idle=0.3, p_stall=0.3)
     np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
     assert drv.check_protocol() == []
 
@@ -97,3 +150,4 @@ def test_timing_contract_formulas_match_fold_cycles() -> None:
             parts = sum(eval(contract[k], {}, env) for k in
                         ("preload_cycles", "fill_cycles", "drain_cycles"))
             assert parts + n == spec.fold_cycles(n)
+            assert eval(contract["fold_interval"], {}, env) == spec.fold_interval(n)

@@ -63,8 +63,8 @@ class EngineBase:
 
     A kind is a subclass in its own module of :mod:`hw.spec` with a ``kind`` literal field
     (its name); it is found by :func:`hw.spec.engine_kinds` without being listed anywhere.
-    Its timing contract (``fold_cycles`` and friends) is the single source of truth of the
-    cycle model and of the RTL tests.
+    Its timing contract (``fold_cycles``, ``fold_interval`` and friends) is the single source
+    of truth of the cycle model and of the RTL tests.
     """
 
     kind: str
@@ -123,6 +123,14 @@ class EngineBase:
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
                 + self.drain_cycles)
+
+    def fold_interval(self, stream_len: int) -> int:
+        """Cycles from the start of one fold to the start of the next when folds that stream
+        ``stream_len`` elements run back to back: ``fold_cycles`` when a fold cannot start
+        before the previous one has drained (every kind but one that overlaps them, such as a
+        weight-stationary array with double-buffered weights). A run of folds therefore takes
+        ``sum of fold_interval over all but the last fold + fold_cycles(last)`` cycles."""
+        return self.fold_cycles(stream_len)
 
     def timing_contract(self) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError

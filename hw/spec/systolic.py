@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
 from hw.spec.base import CONFIG, ArrayDim, EngineBase, Unrolling
@@ -28,7 +28,20 @@ class SystolicSpec(EngineBase):
       pipeline latency ``rows + cols - 1``).
 
     Cycles are counted from the first input transfer of a fold to its last output transfer,
-    both inclusive, with every stream valid/ready every cycle. Folds run back to back.
+    both inclusive, with every stream valid/ready every cycle. Folds run back to back: the
+    next fold starts ``fold_interval(stream_len)`` cycles after the current one, which is
+    ``fold_cycles`` (no overlap) except with ``weight_double_buffer``.
+
+    ``weight_double_buffer`` (WS only): every PE has a shadow weight register beside the active
+    one, as the TPU's MXU double-buffers its weights "to hide the 256 cycles it takes to shift
+    a tile in" (Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing
+    Unit", ISCA 2017, section 2). The next tile shifts into the shadow registers while the
+    current fold streams; a switch token travelling with the first activation row of the next
+    fold makes each PE take its new weight in the step that row reaches it. The shadow chain
+    reloads once the token has passed every PE (``fill_cycles`` steps after the fold's first
+    beat, then one cycle), so fold starts are ``fold_interval(M) = max(M, 2*rows + cols - 1)``
+    cycles apart: a run of folds of lengths M_1..M_F takes ``sum_{i<F} max(M_i, 2*rows + cols
+    - 1) + fold_cycles(M_F)`` cycles from the first weight beat to the last output beat.
     """
 
     kind: Literal["systolic"] = "systolic"
@@ -41,6 +54,20 @@ class SystolicSpec(EngineBase):
     csa_accumulate: bool = Field(
         False, description="TPE OPT1: carry-save accumulation (sum and carry words), one "
         "carry-propagate add per output at the array edge")
+    weight_double_buffer: bool = Field(
+        False, description="WS only: a shadow weight register per PE; the next weight tile "
+        "loads while the current fold streams (TPU MXU, Jouppi et al. ISCA 2017)")
+
+    @field_validator("weight_double_buffer")
+    @classmethod
+    def _double_buffer_needs_ws(cls, value: bool, info: ValidationInfo) -> bool:
+        """Only a weight-stationary array holds weights that could be double-buffered."""
+        dataflow = info.data.get("dataflow")
+        if value and dataflow != "ws":
+            raise ValueError(
+                f"needs weight-stationary weights to double buffer (dataflow={dataflow!r}); "
+                "set dataflow=ws or weight_double_buffer=false")
+        return value
 
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
@@ -70,6 +97,20 @@ class SystolicSpec(EngineBase):
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return self.preload_cycles + stream_len + self.fill_cycles + self.drain_cycles
 
+    def fold_interval(self, stream_len: int) -> int:
+        """Cycles from the start of one fold to the start of the next, folds back to back.
+
+        With ``weight_double_buffer`` the next tile's ``preload_cycles`` beats load into the
+        shadow registers once the switch token of the current fold has crossed the array
+        (``fill_cycles`` steps after its first beat, plus the cycle it leaves the last PE), so
+        the next fold may start ``preload + fill + 1`` cycles after the current one, or when
+        the current fold's ``stream_len`` beats have entered, whichever is later."""
+        if not self.weight_double_buffer:
+            return self.fold_cycles(stream_len)
+        if stream_len < 1:
+            raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
+        return max(stream_len, self.preload_cycles + self.fill_cycles + 1)
+
     def unrolling(self) -> Unrolling:
         """OS: rows <- M, cols <- N, K streamed; WS: rows <- K, cols <- N, M streamed."""
         if self.dataflow == "os":
@@ -86,6 +127,8 @@ class SystolicSpec(EngineBase):
             "preload_cycles": "rows" if self.dataflow == "ws" else "0",
             "fill_cycles": "rows + cols - 2",
             "drain_cycles": "rows" if self.dataflow == "os" else "1",
+            "fold_interval": ("max(M, 2*rows + cols - 1)" if self.weight_double_buffer
+                              else f"{stream} + 2*rows + cols {extra}"),
             "initiation_interval_cycles": "1",
             "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
             "gemm_folds": (
@@ -96,5 +139,6 @@ class SystolicSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate))
+        opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate),
+                                 ("wdb", self.weight_double_buffer))
         return f"systolic_{self.dataflow}_{self.rows}x{self.cols}_{self.operands_name}{opts}"

@@ -112,6 +112,9 @@ def _gen(args: argparse.Namespace) -> int:
     timing = spec.timing_contract()
     print(f"timing: fold_cycles({timing['stream_len']}) = {timing['fold_cycles']}"
           f"; {timing['stream_len']}=64 -> {spec.fold_cycles(64)} cycles")
+    if "fold_interval" in timing and spec.fold_interval(64) != spec.fold_cycles(64):
+        print(f"timing: fold_interval({timing['stream_len']}) = {timing['fold_interval']}"
+              f"; {timing['stream_len']}=64 -> {spec.fold_interval(64)} cycles between folds")
     if args.synth:
         from hw.emit import read_manifest
 

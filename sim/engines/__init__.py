@@ -2,9 +2,10 @@
 
 Every kind's untiled GEMM cycles follow from its spec alone: ``spec.unrolling()`` says how
 many folds a GEMM takes and which dimension streams, ``spec.fold_cycles`` what one fold
-costs. :func:`gemm_folds` / :func:`gemm_compute_cycles` are that generic model; a kind's
-module re-exports them with its documentation and adds what its timing needs beyond it (for
-example data-dependent cycles).
+costs and ``spec.fold_interval`` how soon the next may start (folds back to back: every fold
+but the last costs its interval, the last its ``fold_cycles``). :func:`gemm_folds` /
+:func:`gemm_compute_cycles` are that generic model; a kind's module re-exports them with its
+documentation and adds what its timing needs beyond it (for example data-dependent cycles).
 
 Every kind's module also states the kind's costs, as two functions (:class:`KindCost`):
 
@@ -90,10 +91,15 @@ class Folds:
     folds: int
     stream_len: int
     fold_cycles: int
+    #: Cycles from one fold's start to the next's (``spec.fold_interval``): ``fold_cycles``
+    #: unless the engine overlaps consecutive folds.
+    fold_interval: int
 
     @property
     def cycles(self) -> int:
-        return self.folds * self.fold_cycles
+        """Folds back to back: every fold but the last takes its interval, the last its whole
+        ``fold_cycles`` (``folds * fold_cycles`` without overlap)."""
+        return (self.folds - 1) * self.fold_interval + self.fold_cycles
 
 
 def gemm_folds(spec: EngineSpec, M: int, N: int, K: int) -> Folds:
@@ -103,7 +109,8 @@ def gemm_folds(spec: EngineSpec, M: int, N: int, K: int) -> Folds:
             raise ValueError(f"{name} must be >= 1, got {v!r}")
     u = spec.unrolling()
     stream = u.stream_len(M, N, K)
-    return Folds(folds=u.folds(M, N, K), stream_len=stream, fold_cycles=spec.fold_cycles(stream))
+    return Folds(folds=u.folds(M, N, K), stream_len=stream, fold_cycles=spec.fold_cycles(stream),
+                 fold_interval=spec.fold_interval(stream))
 
 
 def gemm_compute_cycles(spec: EngineSpec, M: int, N: int, K: int) -> int:

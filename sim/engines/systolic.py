@@ -9,6 +9,10 @@ back to back:
 * WS: one fold per ``rows`` x ``cols`` weight tile, each streaming all M activation rows:
   ``ceil(K/rows) * ceil(N/cols)`` folds of ``fold_cycles(M)``; partial sums of the
   ``ceil(K/rows)`` reduction folds are added outside the array.
+* WS with ``weight_double_buffer``: the next weight tile loads into the PEs' shadow
+  registers while the current fold streams, so folds start
+  ``fold_interval(M) = max(M, 2*rows + cols - 1)`` cycles apart and the GEMM takes
+  ``(folds - 1) * fold_interval(M) + fold_cycles(M)`` cycles (the last fold drains).
 
 This is :func:`sim.engines.gemm_compute_cycles` for the systolic array, spelled out for the RTL
 tests. GEMMs cut into buffer tiles are costed by the kind-independent model of
@@ -18,7 +22,8 @@ Costs (the multiplier-kind model of :mod:`sim.engines.cost`): ``multiply``, one 
 w_bits`` multiply per useful MAC, and ``accumulate``, one ``acc_bits`` addition per MAC. Area:
 one ``a x w`` multiplier and one ``acc_bits`` adder per PE; the registers differ from the
 other kinds' beat footprint: A and W pass from PE to PE, so every PE holds an A, a W and an
-accumulator register (``rows * cols * (a_bits + w_bits + acc_bits)`` bits).
+accumulator register (``rows * cols * (a_bits + w_bits + acc_bits)`` bits), and with
+``weight_double_buffer`` a shadow W register more.
 """
 
 from __future__ import annotations
@@ -43,7 +48,10 @@ def arith_actions(spec: SystolicSpec, table: PriceTable, tech: float) -> tuple[A
 
 
 def pe_area(spec: SystolicSpec, table: PriceTable, tech: float) -> PeArea:
-    """A multiplier and an adder per PE; an A, a W and an accumulator register in every PE."""
+    """A multiplier and an adder per PE; an A, a W (two with double-buffered weights) and an
+    accumulator register in every PE."""
     area = multiplier_pe_area(spec, table, tech)
+    w_regs = 2 if spec.weight_double_buffer else 1
     return PeArea(multipliers_um2=area.multipliers_um2, adders_um2=area.adders_um2,
-                  register_bits=positions(spec) * (spec.a_bits + spec.w_bits + spec.acc_bits))
+                  register_bits=positions(spec) * (spec.a_bits + w_regs * spec.w_bits
+                                                   + spec.acc_bits))

@@ -13,9 +13,27 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec import SystolicSpec
-from sim.verify.driver import Fold, plan_cases, random_values
+from sim.verify.driver import Case, Fold, random_values
+from sim.verify.driver import plan_cases as generic_cases
 
 __all__ = ["plan_cases", "plan_folds"]
+
+
+def plan_cases(spec: SystolicSpec, rng: np.random.Generator) -> list[Case]:
+    """The generic cases (:func:`sim.verify.driver.plan_cases`); with ``weight_double_buffer``
+    also GEMMs of several K and N folds (partial tiles) whose stream M is shorter than,
+    equal to and longer than the shadow reload (``2*rows + cols - 1``), where the weight
+    load is partly and wholly hidden."""
+    cases = generic_cases(spec, rng)
+    if spec.weight_double_buffer:
+        R, C = spec.rows, spec.cols
+        hidden = 2 * R + C - 1
+        for label, M in (("shorter", int(rng.integers(1, hidden))), ("equal", hidden),
+                         ("longer", int(rng.integers(hidden + 1, 2 * hidden + 4)))):
+            cases.append(Case(f"double-buffered folds, stream {label} than the reload", M,
+                              int(rng.integers(C + 1, 2 * C + 2)),
+                              int(rng.integers(R + 1, 3 * R + 1))))
+    return cases
 
 
 def plan_folds(

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run
 
 from hw.spec import list_presets, load_arch
 from models.llm import load_model, lower, zoo_models
 from models.quant import known_schemes
-from sim.cli import main
 from sim.engines.systolic import gemm_compute_cycles
 from sim.execution import auto_scheme
 
@@ -24,14 +24,6 @@ ACCEPTANCE = ["sim", "gemm", "--arch", "systolic", "--set", "engine.rows=32", "-
 REQUIRED_KEYS = {"cycles", "compute_cycles", "stall_cycles", "utilization", "energy_pj",
                  "seconds", "breakdown", "mapping", "arch", "engine"}
 
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_acceptance_command_prints_one_json_object(capsys):

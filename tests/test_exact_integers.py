@@ -17,6 +17,7 @@ import random
 from fractions import Fraction
 
 import pytest
+from cli_run import run
 
 from hw.spec import load_arch
 from mapping import Candidates, search
@@ -24,7 +25,6 @@ from models import ModelError
 from models.llm import load_model, lower
 from models.ops import MAX_SIZE, Attention, Gemm, op_macs
 from sim.attention import MAX_QUERY_ROWS
-from sim.cli import main
 from sim.engines import gemm_compute_cycles
 from sim.errors import INPUT_ERRORS
 from sim.gemm import gemm_cost, tiled_compute_cycles
@@ -232,14 +232,6 @@ def test_sizes_above_the_limit_are_refused_by_the_library_naming_the_field():
 
 # -- the command line ------------------------------------------------------------------------
 
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def check_json_counts(d: dict) -> None:

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run
 
 from hw.spec import load_arch
 from models.llm import load_model, lower
-from sim.cli import main
 from sim.gpu.calibrate import calibrate
 from sim.gpu_model import Kernel, load_calibration, predict_us
 from sim.model import simulate_model
@@ -23,14 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "sim" / "data" / "gpu"
 MEASURED = DATA / "measured_h100.csv"
 
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def rows(path: Path = MEASURED) -> list[dict[str, str]]:

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from _peers import last_line
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -37,6 +41,20 @@ def worktree(rev: str) -> Iterator[Path]:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
                            check=False, capture_output=True)
+
+
+def run_own_version(rev: str, tree: Path, script: str, args: Sequence[str],
+                    written: Path) -> list[dict[str, str]]:
+    """Run ``rev``'s own ``benchmarks/<script>`` with ``args`` on ``rev``'s code (``tree``, a
+    :func:`worktree`) and return the rows of the CSV it writes at ``written``; exit naming
+    ``rev`` and the run's last error line when it fails."""
+    proc = subprocess.run([sys.executable, str(tree / "benchmarks" / script), *args], cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0 or not written.exists():
+        raise SystemExit(f"{Path(script).stem}: --baseline {rev}: its benchmark failed: "
+                         f"{last_line(proc)}")
+    return read_rows(written)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

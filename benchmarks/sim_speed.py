@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
-import os
 import platform
 import statistics
 import subprocess
@@ -46,7 +45,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _baseline import RESULTS, read_rows, scaled_goal, worktree  # noqa: E402
+from _baseline import (  # noqa: E402
+    RESULTS,
+    read_rows,
+    run_own_version,
+    scaled_goal,
+    worktree,
+)
 
 GEMM = (512, 4096, 4096)
 #: The peers' case: the same GEMM shape class on a 16x16 OS array (small enough for
@@ -144,15 +149,9 @@ def measure_baseline(rev: str, repeats: int) -> dict[str, float]:
     temporary worktree, now, on this machine: the baseline of the ratios."""
     with worktree(rev) as tree:
         out = tree / "baseline.csv"
-        env = {**os.environ, "PYTHONPATH": str(tree)}
-        proc = subprocess.run(
-            [sys.executable, str(tree / "benchmarks" / "sim_speed.py"), "--no-peers",
-             "--repeats", str(repeats), "--out", str(out)],
-            cwd=tree, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not out.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise SystemExit(f"sim_speed: --baseline {rev}: its benchmark failed: {tail[0]}")
-        return {_key(r["what"]): float(r["seconds"]) for r in read_rows(out) if r["seconds"]}
+        rows = run_own_version(rev, tree, "sim_speed.py",
+                               ["--no-peers", "--repeats", str(repeats), "--out", str(out)], out)
+        return {_key(r["what"]): float(r["seconds"]) for r in rows if r["seconds"]}
 
 
 def reference_figures() -> dict[str, float]:

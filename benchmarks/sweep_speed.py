@@ -27,7 +27,6 @@ import datetime
 import os
 import platform
 import pstats
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _baseline import RESULTS, read_rows, scaled_goal, worktree  # noqa: E402
+from _baseline import (  # noqa: E402
+    RESULTS,
+    read_rows,
+    run_own_version,
+    scaled_goal,
+    worktree,
+)
 
 from sim.sweep import (  # noqa: E402
     SweepSpec,
@@ -61,18 +66,11 @@ def measure_baseline(rev: str, workers: int, limit: int | None) -> float:
     """Seconds the whole grid takes (extrapolated with ``limit``) under revision ``rev``'s
     version of this benchmark on its own code, run now in a temporary worktree."""
     with worktree(rev) as tree:
-        cmd = [sys.executable, str(tree / "benchmarks" / "sweep_speed.py"),
-               "--workers", str(workers)]
-        if limit:
-            cmd += ["--limit", str(limit)]
-        proc = subprocess.run(cmd, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                              capture_output=True, text=True, check=False)
-        written = sorted((tree / "benchmarks" / "results").glob(
-            f"sweep_speed_{datetime.date.today().isoformat()}.csv"))
-        if proc.returncode != 0 or not written:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise SystemExit(f"sweep_speed: --baseline {rev}: its benchmark failed: {tail[0]}")
-        return float(read_rows(written[0])[0]["grid_seconds_extrapolated"])
+        args = ["--workers", str(workers), *(["--limit", str(limit)] if limit else [])]
+        written = (tree / "benchmarks" / "results"
+                   / f"sweep_speed_{datetime.date.today().isoformat()}.csv")
+        rows = run_own_version(rev, tree, "sweep_speed.py", args, written)
+        return float(rows[0]["grid_seconds_extrapolated"])
 
 
 def _consecutive(spec: SweepSpec, n: int) -> list[tuple]:

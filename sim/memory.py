@@ -433,8 +433,9 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
     busy = num(e.busy_cycles) * bw_n * lat_d
     stall = transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1])
     for count, serial, overlap in zip(e.counts, e.serial_bytes, e.overlap_bytes, strict=True):
-        exposed = transfer(serial) + max(0, transfer(overlap) - busy) if overlap else \
-            transfer(serial)
+        exposed = transfer(serial)
+        if overlap:
+            exposed += max(0, transfer(overlap) - busy)
         stall += count * exposed
     out = Fraction(stall, scale * bw_n * lat_d)
     return out.numerator if out.denominator == 1 else out
@@ -445,21 +446,16 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
     (bandwidth, latency, clock): see the module doc."""
     e = exposure
-    bw: Any
-    lat: Any
     if e.exact:
-        bw, lat = exact_link(arch)
-        return dataclasses.replace(traffic, dram_stall_cycles=_exact_dram_stall(e, bw, lat),
-                                   dram_transfer_cycles=exact_div(traffic.dram_transfer_cycles,
-                                                                  bw))
-    else:
-        bw = arch.dram_bytes_per_cycle
-        lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
-        maximum = np.maximum
-        div = operator.truediv
+        exact_bw, exact_lat = exact_link(arch)
+        return dataclasses.replace(
+            traffic, dram_stall_cycles=_exact_dram_stall(e, exact_bw, exact_lat),
+            dram_transfer_cycles=exact_div(traffic.dram_transfer_cycles, exact_bw))
+    bw = arch.dram_bytes_per_cycle
+    lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
 
     def transfer(nbytes: Any) -> Any:
-        time = div(nbytes, bw)
+        time = nbytes / bw
         return time + lat * (nbytes > 0) if lat else time
 
     def exposed(serial: Any, overlap: Any) -> Any:
@@ -467,7 +463,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
         time (a plain 0, no bytes of that kind: no term)."""
         out: Any = 0 if _none(serial) else transfer(serial)
         if not _none(overlap):
-            out = out + maximum(0, transfer(overlap) - e.busy_cycles)
+            out = out + np.maximum(0, transfer(overlap) - e.busy_cycles)
         return out
 
     boundaries: Any = 0
@@ -477,7 +473,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
             boundaries = boundaries + c * x
     dram_stall = transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1]) + boundaries
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
-                               dram_transfer_cycles=div(traffic.dram_transfer_cycles, bw))
+                               dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
 
 
 def memory_traffic(

@@ -27,10 +27,10 @@ def plan_cases(spec: SystolicSpec, rng: np.random.Generator) -> list[Case]:
     cases = generic_cases(spec, rng)
     if spec.weight_double_buffer:
         R, C = spec.rows, spec.cols
-        hidden = 2 * R + C - 1
-        for label, M in (("shorter", int(rng.integers(1, hidden))), ("equal", hidden),
-                         ("longer", int(rng.integers(hidden + 1, 2 * hidden + 4)))):
-            cases.append(Case(f"double-buffered folds, stream {label} than the reload", M,
+        hidden = spec.fold_interval(1)  # the shortest fold interval: the shadow reload
+        for label, M in (("shorter than", int(rng.integers(1, hidden))), ("as long as", hidden),
+                         ("longer than", int(rng.integers(hidden + 1, 2 * hidden + 4)))):
+            cases.append(Case(f"double-buffered folds, stream {label} the reload", M,
                               int(rng.integers(C + 1, 2 * C + 2)),
                               int(rng.integers(R + 1, 3 * R + 1))))
     return cases

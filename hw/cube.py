@@ -25,7 +25,17 @@ One fold computes an ``m`` x ``n`` tile of ``C = A @ W`` over a reduction of any
   (stream ``ceil(K/k)``, drain ``m``); ``i.ready`` is high again from the cycle after the
   last output beat, so folds run back to back.
 
-Options (datapath only; protocol and timing are the same for every combination):
+With ``output_double_buffer`` the cube has an output register bank beside the accumulators
+and the drain overlaps the next fold's stream. The last beat of a fold writes every finished
+sum (that beat's products included) into the bank and restarts the accumulators from zero;
+the bank drains as above (rows shifting towards the output) from the next cycle while the next
+fold's beats are taken at once. ``i.ready`` is low only for a beat marked ``last`` while the
+bank still holds rows that do not leave in this cycle (the handover may coincide with the last
+row leaving). Timing: folds of one length K end ``fold_interval(K) = max(ceil(K/k), m)``
+cycles apart, a run of folds takes ``sum over all but the last of fold_interval +
+fold_cycles(last K)`` cycles; ``busy`` is high while any fold streams or drains.
+
+Datapath options (protocol and timing are the same for every combination):
 
 * ``booth``: every product is the sum of its radix-4 Booth partial products. The digits of
   each activation (in {-2..+2}, ``ceil(a_bits/2)`` of them, one more when unsigned) are

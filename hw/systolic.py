@@ -19,6 +19,20 @@ Output stationary (``dataflow="os"``) computes a ``rows`` x ``cols`` tile of
   ``fold_cycles(K) - 1 = K + 2*rows + cols - 3`` cycles after the first input beat
   (skew fill ``rows + cols - 2``, steady state K, drain ``rows``). ``i.ready`` is high
   from the cycle after the last output beat, so folds run back to back.
+* With ``output_double_buffer`` every PE also has an output register, and the drain overlaps
+  the next fold's stream. A one-bit token enters with a fold's last beat and moves with it,
+  one anti-diagonal r + c per step; in the step it reaches PE (r, c) the PE writes its
+  finished sum into its output register and restarts its accumulator from zero. The drain
+  starts as the token leaves the last PE (single-fold timing unchanged) and presents the
+  output registers row by row in place (a multiplexer on the row, then the carry-propagate
+  add), so row 0, the first row the next token reaches, is the first to be free. ``i.ready``
+  is high except (a) for a beat marked ``last`` while a token is in flight or row 0 of the
+  draining tile has not left (it leaves in this cycle at the earliest), and (b) in a cycle the
+  array stalls (no step) because the token in flight would overwrite a row that has not left
+  (back-pressure on ``o``). Timing: folds of one length K end ``fold_interval(K) = max(K, rows
+  + cols - 1)`` cycles apart (the next last beat enters once row 0 leaves, ``rows + cols -
+  1`` cycles after the current last beat), a run of folds takes ``sum over all but the last
+  of fold_interval + fold_cycles(last K)`` cycles.
 
 Weight stationary (``dataflow="ws"``) holds a ``rows`` x ``cols`` weight tile and streams any
 number M of activation rows through it:
@@ -44,7 +58,8 @@ number M of activation rows through it:
   M)`` cycles from the first ``wl`` beat to the last output beat.
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output;
-with ``weight_double_buffer`` also while a loaded weight tile waits in the shadow registers).
+with ``weight_double_buffer`` also while a loaded weight tile waits in the shadow registers;
+with ``output_double_buffer`` while any fold streams, hands over or drains).
 
 Arithmetic options (results and timing are the same; area and logic depth differ):
 ``booth`` builds each product from radix-4 Booth partial products; ``csa_accumulate`` (the TPE

@@ -25,7 +25,17 @@ One fold computes an ``m`` x ``n`` tile of ``C = A @ W`` over a reduction of any
   (stream ``ceil(K/k)``, drain ``m``); ``i.ready`` is high again from the cycle after the
   last output beat, so folds run back to back.
 
-Options (datapath only; protocol and timing are the same for every combination):
+With ``output_double_buffer`` the cube has an output register bank beside the accumulators
+and the drain overlaps the next fold's stream. The last beat of a fold writes every finished
+sum (that beat's products included) into the bank and restarts the accumulators from zero;
+the bank drains as above (rows shifting towards the output) from the next cycle while the next
+fold's beats are taken at once. ``i.ready`` is low only for a beat marked ``last`` while the
+bank still holds rows that do not leave in this cycle (the handover may coincide with the last
+row leaving). Timing: folds of one length K end ``fold_interval(K) = max(ceil(K/k), m)``
+cycles apart, a run of folds takes ``sum over all but the last of fold_interval +
+fold_cycles(last K)`` cycles; ``busy`` is high while any fold streams or drains.
+
+Datapath options (protocol and timing are the same for every combination):
 
 * ``booth``: every product is the sum of its radix-4 Booth partial products. The digits of
   each activation (in {-2..+2}, ``ceil(a_bits/2)`` of them, one more when unsigned) are
@@ -82,8 +92,13 @@ class Cube(wiring.Component):
         m = Module()
 
         drain = RowDrain(m, self.o, M)
-        feed = drain.follow(self.i, self.busy)  # the current input beat is taken, accumulated
         shift = drain.shift  # result rows move one place towards the output
+        if spec.output_double_buffer:
+            feed = self._follow_with_bank(m, drain)
+            hand = Signal()  # the last beat: the finished tile moves into the output bank
+            m.d.comb += hand.eq(feed & self.i.payload.last)
+        else:
+            feed = drain.follow(self.i, self.busy)  # the current input beat is taken
         a = [[self.i.payload.a[r * K + q] for q in range(K)] for r in range(M)]
         w = [[self.i.payload.w[q * N + c] for c in range(N)] for q in range(K)]
 
@@ -116,31 +131,65 @@ class Cube(wiring.Component):
             return product_words(m, [(digits[r][q], w[q][c]) for q in range(K)], wb, ws, width,
                                  f"pp{r}_{c}", owed[r])
 
-        if spec.csa_accumulate:
-            acc_s = [[Signal(width, name=f"sum_{r}_{c}") for c in range(N)] for r in range(M)]
-            acc_c = [[Signal(width, name=f"carry_{r}_{c}") for c in range(N)] for r in range(M)]
-            for r in range(M):
-                for c in range(N):
-                    s, cy = csa_reduce(m, [*csa_words(r, c), acc_s[r][c], acc_c[r][c]],
-                                       width, f"csa{r}_{c}")
-                    with m.If(feed):
-                        m.d.sync += [acc_s[r][c].eq(s), acc_c[r][c].eq(cy)]
-            shift_rows(m, [list(zip(acc_s[r], acc_c[r], strict=True)) for r in range(M)],
-                       shift)
-            # The one carry-propagate add per output, as the row leaves.
-            m.d.comb += [self.o.payload.c[c].eq(acc_s[0][c] + acc_c[0][c]) for c in range(N)]
-        else:
-            acc = [[Signal(acc_shape, name=f"acc_{r}_{c}") for c in range(N)] for r in range(M)]
-            for r in range(M):
-                for c in range(N):
+        # Every accumulator (one word, or a sum and a carry word) and its value after this
+        # beat.
+        acc: list[list[list[Signal]]] = []
+        nxt: list[list[list[Value]]] = []
+        for r in range(M):
+            acc.append([])
+            nxt.append([])
+            for c in range(N):
+                if spec.csa_accumulate:
+                    regs = [Signal(width, name=f"sum_{r}_{c}"),
+                            Signal(width, name=f"carry_{r}_{c}")]
+                    s, cy = csa_reduce(m, [*csa_words(r, c), *regs], width, f"csa{r}_{c}")
+                    after = [s, cy]
+                else:
+                    regs = [Signal(acc_shape, name=f"acc_{r}_{c}")]
                     dot = Signal(width, name=f"dot_{r}_{c}")
                     m.d.comb += dot.eq(add_tree(dot_terms(r, c), width))
-                    with m.If(feed):
-                        m.d.sync += acc[r][c].eq(acc[r][c] + dot)
-            shift_rows(m, [[(x,) for x in row] for row in acc], shift)
-            m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(N)]
+                    after = [regs[0] + dot]
+                acc[r].append(regs)
+                nxt[r].append(after)
+                with m.If(feed):
+                    m.d.sync += [reg.eq(v) for reg, v in zip(regs, after, strict=True)]
 
+        rows = acc  # the registers that drain
+        if spec.output_double_buffer:
+            # The last beat's sums go to the output bank, the accumulators restart from zero.
+            rows = [[[Signal.like(reg, name=f"out_{reg.name}") for reg in regs] for regs in row]
+                    for row in acc]
+            shift_rows(m, rows, shift)
+            with m.If(hand):  # after the shift: a handover as the last row leaves wins
+                for r in range(M):
+                    for c in range(N):
+                        m.d.sync += [o.eq(v) for o, v in zip(rows[r][c], nxt[r][c], strict=True)]
+                        m.d.sync += [reg.eq(0) for reg in acc[r][c]]
+        else:
+            shift_rows(m, acc, shift)
+        # The one carry-propagate add per output (with carry-save words), as the row leaves.
+        m.d.comb += [self.o.payload.c[c].eq(sum(rows[0][c][1:], rows[0][c][0]))
+                     for c in range(N)]
         return m
+
+    def _follow_with_bank(self, m: Module, drain: RowDrain) -> Signal:
+        """The input side with an output register bank: beats are taken while the bank
+        drains, but a last beat (which hands its tile to the bank) only when the bank is empty
+        or its last row leaves in this cycle; that beat starts the drain. ``busy`` is high
+        from a fold's first beat until the bank is empty. Returns ``feed``."""
+        feed = Signal()
+        bank_free = Signal()
+        m.d.comb += [
+            bank_free.eq(~drain.active | drain.done),
+            self.i.ready.eq(~self.i.payload.last | bank_free),
+            feed.eq(self.i.valid & self.i.ready),
+            drain.start.eq(feed & self.i.payload.last),
+        ]
+        first = Signal(init=1)  # the next input beat starts a fold
+        with m.If(feed):
+            m.d.sync += first.eq(self.i.payload.last)
+        m.d.comb += self.busy.eq(~first | drain.active)
+        return feed
 
 
 #: The component of this engine kind (see hw.generators).

@@ -79,8 +79,9 @@ def signature_members(layouts: dict[str, data.Layout]) -> dict:
 def shift_rows(m: Module, rows: Sequence[Sequence[Sequence[Value]]], shift: Value) -> None:
     """When ``shift`` is high, every register of ``rows[r][c]`` (a group of registers: an
     accumulator, or its sum and carry words) takes the one of ``rows[r+1][c]``; the last row
-    takes zeros. Added after the caller's own updates, so it wins when both are enabled (the
-    callers never enable both)."""
+    takes zeros. Whichever of the caller's updates and these comes later wins when both are
+    enabled: a tile drained by shifting wins over the accumulation (which never coincides with
+    it), and an output register bank's handover, added after, wins over its last shift."""
     for r, row in enumerate(rows):
         for c, regs in enumerate(row):
             below = rows[r + 1][c] if r + 1 < len(rows) else [0] * len(regs)
@@ -93,9 +94,11 @@ class RowDrain:
     high and beat r (``last`` on r = rows-1) transfers when ``o.ready`` is high.
 
     Signals: ``start`` (driven by the engine: the drain begins in the next cycle), ``active``
-    (draining; the engine keeps ``i.ready`` low), ``shift`` (a row leaves this cycle: the rows
-    move one place, see :func:`shift_rows`), ``done`` (the last row leaves this cycle;
-    ``active`` is low from the next one).
+    (draining; the engine keeps ``i.ready`` low, unless it double-buffers its outputs),
+    ``row`` (the row presented), ``shift`` (a row leaves this cycle: the rows move one place,
+    see :func:`shift_rows`), ``done`` (the last row leaves this cycle; ``active`` is low from
+    the next one unless ``start`` is high too: an engine with an output register bank may hand
+    over the next tile as the last row of the current one leaves).
     """
 
     def __init__(self, m: Module, o, rows: int):
@@ -104,7 +107,7 @@ class RowDrain:
         self.active = Signal()
         self.shift = Signal()
         self.done = Signal()
-        row = Signal(range(max(rows, 2)))  # output row being presented
+        self.row = row = Signal(range(max(rows, 2)))  # output row being presented
         is_last = row == rows - 1
         m.d.comb += [
             o.valid.eq(self.active),
@@ -112,12 +115,12 @@ class RowDrain:
             self.shift.eq(self.active & o.ready),
             self.done.eq(self.shift & is_last),
         ]
-        with m.If(self.start):
-            m.d.sync += self.active.eq(1)
         with m.If(self.shift):
             m.d.sync += row.eq(row + 1)
         with m.If(self.done):
             m.d.sync += [row.eq(0), self.active.eq(0)]
+        with m.If(self.start):  # after done: a new tile handed over as the last row leaves
+            m.d.sync += self.active.eq(1)
 
     def follow(self, i, busy) -> Signal:
         """The input side of a stream-then-drain fold: ``i.ready`` is high unless draining,

@@ -19,6 +19,20 @@ Output stationary (``dataflow="os"``) computes a ``rows`` x ``cols`` tile of
   ``fold_cycles(K) - 1 = K + 2*rows + cols - 3`` cycles after the first input beat
   (skew fill ``rows + cols - 2``, steady state K, drain ``rows``). ``i.ready`` is high
   from the cycle after the last output beat, so folds run back to back.
+* With ``output_double_buffer`` every PE also has an output register, and the drain overlaps
+  the next fold's stream. A one-bit token enters with a fold's last beat and moves with it,
+  one anti-diagonal r + c per step; in the step it reaches PE (r, c) the PE writes its
+  finished sum into its output register and restarts its accumulator from zero. The drain
+  starts as the token leaves the last PE (single-fold timing unchanged) and presents the
+  output registers row by row in place (a multiplexer on the row, then the carry-propagate
+  add), so row 0, the first row the next token reaches, is the first to be free. ``i.ready``
+  is high except (a) for a beat marked ``last`` while a token is in flight or row 0 of the
+  draining tile has not left (it leaves in this cycle at the earliest), and (b) in a cycle the
+  array stalls (no step) because the token in flight would overwrite a row that has not left
+  (back-pressure on ``o``). Timing: folds of one length K end ``fold_interval(K) = max(K, rows
+  + cols - 1)`` cycles apart (the next last beat enters once row 0 leaves, ``rows + cols -
+  1`` cycles after the current last beat), a run of folds takes ``sum over all but the last
+  of fold_interval + fold_cycles(last K)`` cycles.
 
 Weight stationary (``dataflow="ws"``) holds a ``rows`` x ``cols`` weight tile and streams any
 number M of activation rows through it:
@@ -44,7 +58,8 @@ number M of activation rows through it:
   M)`` cycles from the first ``wl`` beat to the last output beat.
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output;
-with ``weight_double_buffer`` also while a loaded weight tile waits in the shadow registers).
+with ``weight_double_buffer`` also while a loaded weight tile waits in the shadow registers;
+with ``output_double_buffer`` while any fold streams, hands over or drains).
 
 Arithmetic options (results and timing are the same; area and logic depth differ):
 ``booth`` builds each product from radix-4 Booth partial products; ``csa_accumulate`` (the TPE
@@ -141,8 +156,6 @@ class SystolicArray(wiring.Component):
         a_shape, w_shape, _ = operand_shapes(spec)
         m = Module()
 
-        flush_len = R + C - 2
-        counter = Signal(range(flush_len + 1))
         step = Signal()  # MAC wavefront advances
         drain = RowDrain(m, self.o, R)
         shift = drain.shift  # result rows move one place towards the output
@@ -160,6 +173,7 @@ class SystolicArray(wiring.Component):
         acc = [[self._state(f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
         a_right = [[None] * C for _ in range(R)]
         w_down = [[None] * C for _ in range(R)]
+        nxt = [[None] * C for _ in range(R)]  # each accumulator's next value
         for r in range(R):
             for c in range(C):
                 a_op = a_edge[r] if c == 0 else a_right[r][c - 1]
@@ -172,10 +186,17 @@ class SystolicArray(wiring.Component):
                     w_down[r][c] = Signal(w_shape, name=f"w_{r}_{c}")
                     with m.If(step):
                         m.d.sync += w_down[r][c].eq(w_op)
-                nxt = self._mac(m, acc[r][c], a_op, w_op, f"mac_{r}_{c}")
+                nxt[r][c] = self._mac(m, acc[r][c], a_op, w_op, f"mac_{r}_{c}")
+        if spec.output_double_buffer:
+            self._os_output_registers(m, acc, nxt, step, feed, drain)
+            return m
+        for r in range(R):
+            for c in range(C):
                 with m.If(step):
-                    m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt, strict=True)]
+                    m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt[r][c], strict=True)]
         shift_rows(m, acc, shift)
+        flush_len = R + C - 2
+        counter = Signal(range(flush_len + 1))
 
         # The one carry-propagate add per output (a no-op without carry-save state).
         for c in range(C):
@@ -204,6 +225,67 @@ class SystolicArray(wiring.Component):
                     m.d.sync += self.busy.eq(0)
                     m.next = "STREAM"
         return m
+
+    def _os_output_registers(self, m: Module, acc, nxt, step: Signal, feed: Signal,
+                             drain: RowDrain) -> None:
+        """Output stationary with ``output_double_buffer``: per PE an output register beside
+        the accumulator, read out row by row in place while the next fold streams.
+
+        A token enters with a fold's last beat and moves one anti-diagonal r + c per step,
+        with that beat; at PE (r, c) it moves the finished sum (this step's MAC included) into
+        the output register and restarts the accumulator from zero. The drain starts as the
+        token leaves the last PE, as without the option (``fold_cycles`` unchanged). The
+        array steps unless the token would overwrite a row of the previous tile that has not
+        left yet (back-pressure on ``o``); a last beat is taken only when no other token is in
+        flight and row 0 is free, so one token at most is in flight, and every row it reaches
+        later has been drained too unless ``o`` stalls."""
+        spec = self.spec
+        R, C = spec.rows, spec.cols
+        last = R + C - 2  # the anti-diagonal of the last PE
+        token = [Signal(name="hand_in")]
+        token += [Signal(name=f"hand_d{d}") for d in range(1, last + 1)]
+        m.d.comb += token[0].eq(feed & self.i.payload.last)
+        with m.If(step):
+            m.d.sync += [token[d].eq(token[d - 1]) for d in range(1, last + 1)]
+
+        out = [[self._state(f"out_{r}_{c}") for c in range(C)] for r in range(R)]
+        for r in range(R):
+            for c in range(C):
+                with m.If(step):
+                    with m.If(token[r + c]):
+                        m.d.sync += [reg.eq(v) for reg, v in zip(out[r][c], nxt[r][c],
+                                                                  strict=True)]
+                        m.d.sync += [reg.eq(0) for reg in acc[r][c]]
+                    with m.Else():
+                        m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt[r][c],
+                                                                  strict=True)]
+
+        # Rows of the draining tile that have left by this clock edge (all when none drains):
+        # row r may be overwritten at this edge when r < freed.
+        freed = Signal(range(R + 1))
+        m.d.comb += freed.eq(Mux(drain.active, drain.row + drain.shift, R))
+        # The token on diagonal d writes rows up to min(d, rows-1); the drained rows are a
+        # prefix, so checking the highest one suffices.
+        waits = [token[d] & (freed <= min(d, R - 1)) for d in range(1, last + 1)]
+        in_flight = Cat(Const(0, 1), *token[1:]).any()
+        m.d.comb += step.eq(~Cat(Const(0, 1), *waits).any())
+        m.d.comb += self.i.ready.eq(step & ~(self.i.payload.last & (in_flight | (freed == 0))))
+        m.d.comb += feed.eq(self.i.valid & self.i.ready)
+        m.d.comb += drain.start.eq(token[last] & step)
+
+        # The row presented, then the one carry-propagate add per output.
+        for c in range(C):
+            words = [Signal.like(reg, name=f"out_row_{c}_{n}") for n, reg in enumerate(out[0][c])]
+            with m.Switch(drain.row):
+                for r in range(R):
+                    with m.Case(r):
+                        m.d.comb += [w.eq(reg) for w, reg in zip(words, out[r][c], strict=True)]
+            m.d.comb += self.o.payload.c[c].eq(sum(words[1:], words[0]))
+
+        first = Signal(init=1)  # the next input beat starts a fold
+        with m.If(feed):
+            m.d.sync += first.eq(self.i.payload.last)
+        m.d.comb += self.busy.eq(~first | in_flight | drain.active)
 
     # -- weight stationary ----------------------------------------------------------------
     def _elaborate_ws(self) -> Module:

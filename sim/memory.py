@@ -30,8 +30,10 @@ or drained after it (the output), one line of ``unroll`` elements of its last di
 cycle (A lines run along K, W and O lines along N, as stored), each line stalling
 ``access cycles - 1``. Streamed operands overlap their stalls (``max``); the stationary one
 adds (it moves before or after the stream): OS ``max(A, W) + O``, WS ``W + max(A, O)``, except
-on an engine that loads the next fold's stationary input while the current fold streams
-(``fold_interval < fold_cycles``, WS with ``weight_double_buffer``): ``max(W, A, O)``.
+on an engine that moves a fold's stationary operand while another fold streams
+(``fold_interval < fold_cycles``): it loads the next fold's weights (WS with
+``weight_double_buffer``) or drains the previous fold's outputs (OS systolic or cube with
+``output_double_buffer``), so all three overlap: ``max(A, W, O)``.
 DRAM fills and write-backs are assumed to use separate banks/ports (no contention counted).
 
 **DRAM traffic.** A loop nest of tiles over ``(m, n, k)`` in ``mapping.loop_order``. An
@@ -156,8 +158,8 @@ def beat_cycles(spec: EngineSpec) -> Exact:
 @memo(maxsize=256)
 def overlaps_folds(spec: EngineSpec) -> bool:
     """Whether the engine starts a fold before the previous one has drained
-    (``fold_interval < fold_cycles`` for a long stream), loading its stationary input
-    meanwhile."""
+    (``fold_interval < fold_cycles`` for a long stream), moving a stationary operand meanwhile
+    (loading the next fold's weights, or draining the previous fold's outputs)."""
     length = 1 << 12
     return spec.fold_interval(length) < spec.fold_cycles(length)
 
@@ -278,8 +280,8 @@ def traffic_without_stalls(
             first = lines * (_cycles_per_beat(line_elems * bits, buf) - 1)
             again = lines * (_cycles_per_beat(line_elems * bits, buf, rmw) - 1)
             stationary = stationary + folds_first * first + (folds - folds_first) * again
-    # An engine that loads the next fold's stationary input while the current fold streams
-    # (fold_interval < fold_cycles: double-buffered weights) overlaps its stalls too.
+    # An engine that moves the stationary operand while another fold streams (fold_interval
+    # < fold_cycles: double-buffered weights or outputs) overlaps its stalls too.
     sram_stall = maximum(stationary, streamed) if overlaps_folds(spec) else stationary + streamed
 
     if memory == "ideal":

@@ -1,9 +1,9 @@
 """The emitted Verilog on Verilator through cocotb: bit exact and cycle exact.
 
 A chosen set of parameter points (corners of the ranges, non-square arrays, narrow and wide
-operands, wrapping accumulators, both dataflows and signedness, double-buffered weights); each
-design is generated and built once. The wide random grid runs on amaranth.sim in
-test_systolic_amaranth.py.
+operands, wrapping accumulators, both dataflows and signedness, double-buffered weights and
+outputs); each design is generated and built once. The wide random grid runs on amaranth.sim
+in test_systolic_amaranth.py.
 """
 
 from __future__ import annotations
@@ -34,13 +34,18 @@ POINTS = [
     # amaranth.sim in test_systolic_amaranth.py)
     SystolicSpec(rows=5, cols=3, a_bits=8, w_bits=7, acc_bits=20, signed=True, dataflow="ws",
                  weight_double_buffer=True, csa_accumulate=True),
+    # double-buffered outputs once on Verilator (the 1x1 corner and a random grid run on
+    # amaranth.sim in test_systolic_amaranth.py)
+    SystolicSpec(rows=3, cols=5, a_bits=7, w_bits=8, acc_bits=19, signed=False, dataflow="os",
+                 output_double_buffer=True, booth=True),
 ]
 
 
 @pytest.mark.parametrize("spec", POINTS, ids=lambda s: s.name)
 def test_verilog_lockstep(spec: SystolicSpec, tmp_path) -> None:
     report = verify_lockstep(spec, tmp_path)
-    if spec.weight_double_buffer:  # the multi-fold GEMMs whose weight loads overlap, timed
+    if spec.weight_double_buffer or spec.output_double_buffer:
+        # the multi-fold GEMMs whose weight loads or drains overlap, timed
         overlapped = [c for c in report.cases if c["case"].startswith("double-buffered")]
         assert len(overlapped) == 3
         assert all(c["cycles_checked"] and c["folds"] >= 4 for c in overlapped)

@@ -69,20 +69,22 @@ edge = st.integers(min_value=1, max_value=40)
 
 @settings(max_examples=80, deadline=None)
 @given(M=dim, N=dim, K=dim, rows=edge, cols=edge,
-       dataflow=st.sampled_from(["os", "ws", "ws-double-buffered"]), data=st.data())
+       dataflow=st.sampled_from(["os", "ws", "ws-double-buffered", "os-double-buffered"]),
+       data=st.data())
 def test_tiled_compute_cycles_sum_fold_cycles_over_every_tile(M, N, K, rows, cols, dataflow,
                                                               data):
-    double = dataflow == "ws-double-buffered"
+    double = dataflow.endswith("double-buffered")
+    which = "weight" if dataflow.startswith("ws") else "output"
     spec = arch_with(f"engine.rows={rows}", f"engine.cols={cols}",
                      f"engine.dataflow={dataflow[:2]}",
-                     f"engine.weight_double_buffer={str(double).lower()}").engine
+                     f"engine.{which}_double_buffer={str(double).lower()}").engine
     tm = data.draw(st.integers(1, M))
     tn = data.draw(st.integers(1, N))
     tk = data.draw(st.integers(1, K))
     expected_cycles = expected_folds = 0
     last_stream = 0
     for ms, ns, ks in itertools.product(tile_sizes(M, tm), tile_sizes(N, tn), tile_sizes(K, tk)):
-        if dataflow == "os":
+        if spec.dataflow == "os":
             folds = ceil_div(ms, rows) * ceil_div(ns, cols)
             last_stream = ks
         else:
@@ -331,6 +333,27 @@ def test_double_buffered_weights_overlap_their_sram_stalls():
     assert np.array_equal(stalls(narrow_w, double=True), w_only)  # nothing to overlap with
     assert np.array_equal(stalls(narrow_w, narrow_a), w_only + a_only)
     assert np.array_equal(stalls(narrow_w, narrow_a, double=True), np.maximum(w_only, a_only))
+
+
+def test_double_buffered_outputs_overlap_their_sram_stalls():
+    """OS: a narrow output buffer stalls every result line of the drain, a narrow activation
+    buffer every streamed beat; without output registers the drain's stalls add to the
+    stream's, with them the drain overlaps the next fold's stream (the larger of the two)."""
+    narrow_o, narrow_a = "o_buffer.width_bits=128", "a_buffer.width_bits=128"
+
+    def stalls(*sets: str, double: bool = False) -> np.ndarray:
+        arch = arch_with("engine.dataflow=os", *sets,
+                         f"engine.output_double_buffer={str(double).lower()}")
+        gemm = Gemm(name="g", M=300, N=200, K=500)
+        cands = candidates(gemm, arch_with("engine.dataflow=os"))  # same tiles for all
+        compute = tiled_compute_cycles(arch.engine, 300, 200, 500, *cands.tiles.T)
+        return memory_traffic(arch, gemm, cands, compute, memory="real").sram_stall_cycles
+
+    o_only, a_only = stalls(narrow_o), stalls(narrow_a)
+    assert np.all(o_only > 0) and np.all(a_only > 0)
+    assert np.array_equal(stalls(narrow_o, double=True), o_only)  # nothing to overlap with
+    assert np.array_equal(stalls(narrow_o, narrow_a), o_only + a_only)
+    assert np.array_equal(stalls(narrow_o, narrow_a, double=True), np.maximum(o_only, a_only))
 
 
 def test_memory_bound_labels():

@@ -56,6 +56,9 @@ def test_overrides_apply_and_revalidate() -> None:
         ("engine.weight_double_buffer=true",
          r"^engine\.weight_double_buffer: needs weight-stationary weights to double buffer "
          r"\(dataflow='os'\); set dataflow=ws or weight_double_buffer=false$"),
+        ("engine.dataflow=ws engine.output_double_buffer=true",
+         r"^engine\.output_double_buffer: needs output-stationary results to double buffer "
+         r"\(dataflow='ws'\); set dataflow=os or output_double_buffer=false$"),
         ('engine.a_bits="8"', r"^engine\.a_bits: input should be a valid integer \(got '8'\)$"),
         ("engine.signed=1", r"^engine\.signed: input should be a valid boolean \(got 1\)$"),
         ("engine.kind=cube2", r"^engine\.kind: unknown engine kind 'cube2'; known kinds: "),
@@ -69,7 +72,7 @@ def test_overrides_apply_and_revalidate() -> None:
 )
 def test_bad_values_name_the_field(override: str, message: str) -> None:
     with pytest.raises(SpecError, match=message) as info:
-        load_arch("systolic", [override])
+        load_arch("systolic", override.split(" "))
     assert "\n" not in str(info.value)
 
 

@@ -32,9 +32,9 @@ def _random_specs(n: int, seed: int) -> list[SystolicSpec]:
             int(rng.integers(a_bits + w_bits, 65)),
             signed=bool(rng.integers(0, 2)), dataflow=("os", "ws")[i % 4 // 2],
             booth=bool(rng.integers(0, 2)), csa_accumulate=bool(i % 3 == 0),
-            # Half the WS points double-buffer their weights (drawn from i: the other points'
-            # random draws stay as they were).
-            weight_double_buffer=i % 8 >= 6,
+            # Half the WS points double-buffer their weights, half the OS points their
+            # outputs (drawn from i: the other points' random draws stay as they were).
+            weight_double_buffer=i % 8 >= 6, output_double_buffer=i % 8 in (4, 5),
         ))
     return specs
 
@@ -57,6 +57,10 @@ EDGE_SPECS = [
                  weight_double_buffer=True),
     SystolicSpec(rows=6, cols=3, a_bits=8, w_bits=8, acc_bits=32, signed=True, dataflow="ws",
                  weight_double_buffer=True, booth=True, csa_accumulate=True),
+    SystolicSpec(rows=1, cols=1, a_bits=1, w_bits=1, acc_bits=1, signed=False, dataflow="os",
+                 output_double_buffer=True),
+    SystolicSpec(rows=3, cols=6, a_bits=8, w_bits=8, acc_bits=32, signed=True, dataflow="os",
+                 output_double_buffer=True, booth=True, csa_accumulate=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(60, seed=20261127)
 
@@ -129,6 +133,47 @@ def test_weight_double_buffer_hides_the_weight_load(spec: SystolicSpec) -> None:
     got, drv = run_gemm_amaranth(spec, A, W, rng, p_idle=0.3, p_stall=0.3)
     np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
     assert drv.check_protocol() == []
+
+
+def _output_double_buffered_specs(n: int, seed: int) -> list[SystolicSpec]:
+    rng = np.random.default_rng(seed)
+    specs = []
+    for _ in range(n):
+        a_bits, w_bits = (int(x) for x in rng.integers(1, 17, size=2))
+        specs.append(SystolicSpec(
+            rows=int(rng.integers(1, 7)), cols=int(rng.integers(1, 7)), a_bits=a_bits,
+            w_bits=w_bits, acc_bits=int(rng.integers(1, 65)), signed=bool(rng.integers(0, 2)),
+            dataflow="os", output_double_buffer=True, booth=bool(rng.integers(0, 2)),
+            csa_accumulate=bool(rng.integers(0, 2))))
+    return specs
+
+
+@pytest.mark.parametrize("spec", _output_double_buffered_specs(12, seed=20261206),
+                         ids=lambda s: s.name)
+def test_output_double_buffer_hides_the_drain(spec: SystolicSpec) -> None:
+    """Several M and N folds with partial tiles, K below, at and above the wait for row 0 to
+    drain (rows + cols - 1): results bit exact, cycles the model's, and fewer than the same
+    array without output registers takes; then idle input and heavy back-pressure, under
+    which the handovers must wait for the rows to leave."""
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
+    R, C = spec.rows, spec.cols
+    hidden = R + C - 1  # fold_interval's floor: fill_cycles + 1, row 0 of the last fold leaves
+    plain = dataclasses.replace(spec, output_double_buffer=False)
+    for K in (int(rng.integers(1, hidden + 1)), hidden,
+              int(rng.integers(hidden + 1, 2 * hidden + 4))):
+        M = int(rng.integers(R + 1, 3 * R + 1))
+        N = int(rng.integers(C + 1, 2 * C + 2))
+        A, W = case_operands(spec, Case("output double buffer", M, N, K), rng)
+        got, drv = run_gemm_amaranth(spec, A, W, rng)
+        np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
+        assert drv.check_protocol() == []
+        assert len(drv.folds) >= 4
+        _check_fold_timing(spec, drv, M, N, K)
+        assert gemm_compute_cycles(spec, M, N, K) < gemm_compute_cycles(plain, M, N, K)
+    for p_idle, p_stall in ((0.3, 0.3), (0.0, 0.7)):
+        got, drv = run_gemm_amaranth(spec, A, W, rng, p_idle=p_idle, p_stall=p_stall)
+        np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
+        assert drv.check_protocol() == []
 
 
 @pytest.mark.parametrize("extreme", ["min", "max"])

@@ -128,7 +128,8 @@ class EngineBase:
         """Cycles from the start of one fold to the start of the next when folds that stream
         ``stream_len`` elements run back to back: ``fold_cycles`` when a fold cannot start
         before the previous one has drained (every kind but one that overlaps them, such as a
-        weight-stationary array with double-buffered weights). A run of folds therefore takes
+        weight-stationary array with double-buffered weights, or an output-stationary one whose
+        results drain while the next fold streams). A run of folds therefore takes
         ``sum of fold_interval over all but the last fold + fold_cycles(last)`` cycles."""
         return self.fold_cycles(stream_len)
 

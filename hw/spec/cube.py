@@ -38,8 +38,22 @@ class CubeSpec(EngineBase):
     single carry-propagate add per output happens when the tile drains. Results are bit
     exact either way; the timing does not change.
 
+    ``output_double_buffer``: an output register bank beside the accumulators, so the drain
+    of one fold hides behind the stream of the next. A fold's last beat moves the finished
+    ``m`` x ``n`` tile into the bank and restarts the accumulators from zero; the bank drains
+    one row per cycle while the next fold's beats are taken at once. The next fold's last beat
+    waits until the bank's last row leaves (``m`` cycles after the current fold's last beat),
+    so folds end ``fold_interval(K) = max(ceil(K/k), m)`` cycles apart, and a run of F folds
+    of one reduction length K takes ``(F - 1) * max(ceil(K/k), m) + fold_cycles(K)`` cycles.
+    (The spacing is set by the folds' last beats: a fold of ``B'`` beats ends ``max(B', m)``
+    cycles after the one before it; the model's sum, every fold but the last at its own
+    interval, is the same whenever the lengths are equal or all at least ``m`` beats.) With
+    back-pressure on ``o`` a last beat waits (``i.ready`` low) until the bank is free.
+
     Cycles are counted from the first input transfer of a fold to its last output transfer,
-    both inclusive, with every stream valid/ready every cycle. Folds run back to back.
+    both inclusive, with every stream valid/ready every cycle. Folds run back to back: the
+    next fold ends ``fold_interval`` cycles after the current one, ``fold_cycles`` without
+    ``output_double_buffer``.
     """
 
     kind: Literal["cube"] = "cube"
@@ -51,6 +65,9 @@ class CubeSpec(EngineBase):
     csa_accumulate: bool = Field(
         False, description="TPE OPT1: carry-save accumulators (sum and carry words), one "
         "carry-propagate add per output when the tile drains")
+    output_double_buffer: bool = Field(
+        False, description="an output register bank; a fold's tile drains while the next "
+        "fold streams")
 
     @field_validator("k")
     @classmethod
@@ -89,6 +106,14 @@ class CubeSpec(EngineBase):
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return -(-stream_len // self.k)
 
+    def fold_interval(self, stream_len: int) -> int:
+        """Cycles between the ends of consecutive folds: ``fold_cycles`` without overlap; with
+        ``output_double_buffer`` the next fold's last beat follows the current one after
+        ``ceil(K/k)`` beats or once the bank's ``m`` rows have left, whichever is later."""
+        if not self.output_double_buffer:
+            return self.fold_cycles(stream_len)
+        return max(self.stream_cycles(stream_len), self.drain_cycles)
+
     def unrolling(self) -> Unrolling:
         """m <- M, n <- N, K streamed in chunks of k (one fold per m x n output tile)."""
         return Unrolling(m=self.m, n=self.n, k=None)
@@ -102,6 +127,8 @@ class CubeSpec(EngineBase):
             "preload_cycles": "0",
             "fill_cycles": "0",
             "drain_cycles": "m",
+            "fold_interval": "max(-(-K // k), m)" if self.output_double_buffer
+            else "-(-K // k) + m",
             "initiation_interval_cycles": "1",
             "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
             "gemm_folds": "ceil(M/m) * ceil(N/n)",
@@ -109,5 +136,6 @@ class CubeSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate))
+        opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate),
+                                 ("odb", self.output_double_buffer))
         return f"cube_{self.m}x{self.n}x{self.k}_{self.operands_name}{opts}"

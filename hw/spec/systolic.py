@@ -30,7 +30,8 @@ class SystolicSpec(EngineBase):
     Cycles are counted from the first input transfer of a fold to its last output transfer,
     both inclusive, with every stream valid/ready every cycle. Folds run back to back: the
     next fold starts ``fold_interval(stream_len)`` cycles after the current one, which is
-    ``fold_cycles`` (no overlap) except with ``weight_double_buffer``.
+    ``fold_cycles`` (no overlap) except with ``weight_double_buffer`` or
+    ``output_double_buffer``.
 
     ``weight_double_buffer`` (WS only): every PE has a shadow weight register beside the active
     one, as the TPU's MXU double-buffers its weights "to hide the 256 cycles it takes to shift
@@ -42,6 +43,24 @@ class SystolicSpec(EngineBase):
     beat, then one cycle), so fold starts are ``fold_interval(M) = max(M, 2*rows + cols - 1)``
     cycles apart: a run of folds of lengths M_1..M_F takes ``sum_{i<F} max(M_i, 2*rows + cols
     - 1) + fold_cycles(M_F)`` cycles from the first weight beat to the last output beat.
+
+    ``output_double_buffer`` (OS only): every PE has an output register beside its
+    accumulator, so the drain of one fold hides behind the stream of the next, as the weight
+    load does with ``weight_double_buffer``. A token travelling with a fold's last reduction
+    beat makes each PE, in the step that beat reaches it, move its finished sum into the
+    output register and restart its accumulator from zero; the next fold's beats follow at
+    once. The output registers are read out row by row in place (a row multiplexer, not a
+    shift chain, so that row 0, which the next fold's token reaches first, is also the first
+    to be free). The next fold's last beat may enter once the current fold's row 0 leaves,
+    ``fill_cycles + 1`` cycles after the current fold's last beat; in any later step its token
+    finds the row it writes already drained. Folds therefore end
+    ``fold_interval(K) = max(K, rows + cols - 1)`` cycles apart and a run of F folds of one
+    reduction length K takes ``(F - 1) * max(K, rows + cols - 1) + fold_cycles(K)`` cycles.
+    (The spacing is set by the folds' last beats: a fold of length K' ends ``max(K', rows +
+    cols - 1)`` cycles after the one before it. The model charges every fold but the last its
+    own length's interval, which is the same sum whenever the lengths are equal or all at
+    least ``rows + cols - 1``.) With back-pressure on ``o`` the array stalls instead
+    (``i.ready`` low) until the rows a handover would overwrite have left: no result is lost.
     """
 
     kind: Literal["systolic"] = "systolic"
@@ -58,6 +77,10 @@ class SystolicSpec(EngineBase):
         False, description="WS only: a shadow weight register per PE; the next weight tile "
         "loads while the current fold streams (TPU MXU, Jouppi et al. ISCA 2017)")
 
+    output_double_buffer: bool = Field(
+        False, description="OS only: an output register per PE; a fold's results drain while "
+        "the next fold streams")
+
     @field_validator("weight_double_buffer")
     @classmethod
     def _double_buffer_needs_ws(cls, value: bool, info: ValidationInfo) -> bool:
@@ -67,6 +90,18 @@ class SystolicSpec(EngineBase):
             raise ValueError(
                 f"needs weight-stationary weights to double buffer (dataflow={dataflow!r}); "
                 "set dataflow=ws or weight_double_buffer=false")
+        return value
+
+    @field_validator("output_double_buffer")
+    @classmethod
+    def _output_buffer_needs_os(cls, value: bool, info: ValidationInfo) -> bool:
+        """Only an output-stationary array holds results in its PEs that could drain while the
+        next fold streams (a WS array streams its outputs out as it computes them)."""
+        dataflow = info.data.get("dataflow")
+        if value and dataflow != "os":
+            raise ValueError(
+                f"needs output-stationary results to double buffer (dataflow={dataflow!r}); "
+                "set dataflow=os or output_double_buffer=false")
         return value
 
     # -- timing contract (the cycle model's single source of truth) ------------------------
@@ -104,8 +139,13 @@ class SystolicSpec(EngineBase):
         shadow registers once the switch token of the current fold has crossed the array
         (``fill_cycles`` steps after its first beat, plus the cycle it leaves the last PE), so
         the next fold may start ``preload + fill + 1`` cycles after the current one, or when
-        the current fold's ``stream_len`` beats have entered, whichever is later."""
-        if not self.weight_double_buffer:
+        the current fold's ``stream_len`` beats have entered, whichever is later.
+
+        With ``output_double_buffer`` the next fold's last beat may enter once the current
+        fold's first result row leaves (``fill_cycles + 1`` cycles after its last beat), or
+        right after its own earlier beats, whichever is later: folds of one length end (and,
+        when ``K >= rows + cols - 1``, start) this many cycles apart (class docstring)."""
+        if not (self.weight_double_buffer or self.output_double_buffer):
             return self.fold_cycles(stream_len)
         if stream_len < 1:
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
@@ -128,6 +168,7 @@ class SystolicSpec(EngineBase):
             "fill_cycles": "rows + cols - 2",
             "drain_cycles": "rows" if self.dataflow == "os" else "1",
             "fold_interval": ("max(M, 2*rows + cols - 1)" if self.weight_double_buffer
+                              else "max(K, rows + cols - 1)" if self.output_double_buffer
                               else f"{stream} + 2*rows + cols {extra}"),
             "initiation_interval_cycles": "1",
             "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
@@ -140,5 +181,6 @@ class SystolicSpec(EngineBase):
     @property
     def name(self) -> str:
         opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate),
-                                 ("wdb", self.weight_double_buffer))
+                                 ("wdb", self.weight_double_buffer),
+                                 ("odb", self.output_double_buffer))
         return f"systolic_{self.dataflow}_{self.rows}x{self.cols}_{self.operands_name}{opts}"

@@ -13,6 +13,9 @@ back to back:
   registers while the current fold streams, so folds start
   ``fold_interval(M) = max(M, 2*rows + cols - 1)`` cycles apart and the GEMM takes
   ``(folds - 1) * fold_interval(M) + fold_cycles(M)`` cycles (the last fold drains).
+* OS with ``output_double_buffer``: a fold's results drain from the PEs' output registers
+  while the next fold streams, so folds end ``fold_interval(K) = max(K, rows + cols - 1)``
+  cycles apart and the GEMM takes ``(folds - 1) * fold_interval(K) + fold_cycles(K)``.
 
 This is :func:`sim.engines.gemm_compute_cycles` for the systolic array, spelled out for the RTL
 tests. GEMMs cut into buffer tiles are costed by the kind-independent model of
@@ -22,8 +25,9 @@ Costs (the multiplier-kind model of :mod:`sim.engines.cost`): ``multiply``, one 
 w_bits`` multiply per useful MAC, and ``accumulate``, one ``acc_bits`` addition per MAC. Area:
 one ``a x w`` multiplier and one ``acc_bits`` adder per PE; the registers differ from the
 other kinds' beat footprint: A and W pass from PE to PE, so every PE holds an A, a W and an
-accumulator register (``rows * cols * (a_bits + w_bits + acc_bits)`` bits), and with
-``weight_double_buffer`` a shadow W register more.
+accumulator register (``rows * cols * (a_bits + w_bits + acc_bits)`` bits), with
+``weight_double_buffer`` a shadow W register more, with ``output_double_buffer`` an output
+register more.
 """
 
 from __future__ import annotations
@@ -49,9 +53,10 @@ def arith_actions(spec: SystolicSpec, table: PriceTable, tech: float) -> tuple[A
 
 def pe_area(spec: SystolicSpec, table: PriceTable, tech: float) -> PeArea:
     """A multiplier and an adder per PE; an A, a W (two with double-buffered weights) and an
-    accumulator register in every PE."""
+    accumulator register (and an output register with double-buffered outputs) in every PE."""
     area = multiplier_pe_area(spec, table, tech)
     w_regs = 2 if spec.weight_double_buffer else 1
+    acc_regs = 2 if spec.output_double_buffer else 1
     return PeArea(multipliers_um2=area.multipliers_um2, adders_um2=area.adders_um2,
                   register_bits=positions(spec) * (spec.a_bits + w_regs * spec.w_bits
-                                                   + spec.acc_bits))
+                                                   + acc_regs * spec.acc_bits))

@@ -15,9 +15,30 @@ from collections.abc import Iterator
 import numpy as np
 
 from hw.spec.cube import CubeSpec
-from sim.verify.driver import Fold, plan_cases, random_values
+from sim.verify.driver import Case, Fold, random_values
+from sim.verify.driver import plan_cases as generic_cases
 
 __all__ = ["plan_cases", "plan_folds"]
+
+
+def plan_cases(spec: CubeSpec, rng: np.random.Generator) -> list[Case]:
+    """The generic cases (:func:`sim.verify.driver.plan_cases`); with ``output_double_buffer``
+    also GEMMs of several M and N folds (partial tiles) whose ``ceil(K/k)`` beats are fewer
+    than (when ``m > 1``), as many as and more than the bank's ``m`` rows, where the drain is
+    partly and wholly hidden."""
+    cases = generic_cases(spec, rng)
+    if spec.output_double_buffer:
+        k = spec.k
+        hidden = spec.fold_interval(1)  # the shortest fold interval, in beats: the m rows
+        lengths = [("as long as", int(rng.integers((hidden - 1) * k + 1, hidden * k + 1))),
+                   ("longer than", int(rng.integers(hidden * k + 1, (2 * hidden + 4) * k)))]
+        if hidden > 1:
+            lengths.insert(0, ("shorter than", int(rng.integers(1, (hidden - 1) * k + 1))))
+        for label, K in lengths:
+            cases.append(Case(f"double-buffered outputs, stream {label} the drain",
+                              int(rng.integers(spec.m + 1, 3 * spec.m + 1)),
+                              int(rng.integers(spec.n + 1, 2 * spec.n + 2)), K))
+    return cases
 
 
 def plan_folds(

@@ -23,8 +23,22 @@ def plan_cases(spec: SystolicSpec, rng: np.random.Generator) -> list[Case]:
     """The generic cases (:func:`sim.verify.driver.plan_cases`); with ``weight_double_buffer``
     also GEMMs of several K and N folds (partial tiles) whose stream M is shorter than,
     equal to and longer than the shadow reload (``2*rows + cols - 1``), where the weight
-    load is partly and wholly hidden."""
+    load is partly and wholly hidden; with ``output_double_buffer`` GEMMs of several M and N
+    folds whose reduction K is shorter than (when ``rows + cols > 2``), equal to and longer
+    than the wait for row 0 to drain (``rows + cols - 1``), where the drain is partly and
+    wholly hidden."""
     cases = generic_cases(spec, rng)
+    if spec.output_double_buffer:
+        R, C = spec.rows, spec.cols
+        hidden = spec.fold_interval(1)  # the shortest fold interval: row 0 leaves
+        lengths = [("as long as", hidden),
+                   ("longer than", int(rng.integers(hidden + 1, 2 * hidden + 4)))]
+        if hidden > 1:
+            lengths.insert(0, ("shorter than", int(rng.integers(1, hidden))))
+        for label, K in lengths:
+            cases.append(Case(f"double-buffered outputs, stream {label} the drain",
+                              int(rng.integers(R + 1, 3 * R + 1)),
+                              int(rng.integers(C + 1, 2 * C + 2)), K))
     if spec.weight_double_buffer:
         R, C = spec.rows, spec.cols
         hidden = spec.fold_interval(1)  # the shortest fold interval: the shadow reload

@@ -1,0 +1,547 @@
+"""A whole accelerator tile: engine, operand scratchpads, DMA and loop controller, running a
+tiled GEMM ``C = A @ W`` held in external memory (:class:`Tile`, built from a
+:class:`hw.spec.TileSpec`, itself derived from the architecture the simulator uses).
+
+**Ports** (all streams follow ``amaranth.lib.stream`` rules: a beat transfers in a cycle where
+``valid`` and ``ready`` are both high; ``valid`` never waits for ``ready``):
+
+* Config: ``cfg_we``, ``cfg_addr``, ``cfg_data`` write descriptor register ``cfg_addr``
+  (:meth:`hw.spec.TileSpec.registers`: M, N, K, tile sizes, loop order, base addresses and
+  row strides in bytes) on a rising clock edge; writes while ``busy`` are dropped.
+  ``start`` (one cycle) runs the GEMM the registers describe; ``busy`` is high from the next
+  cycle until the last C write has transferred; ``done`` rises with ``busy`` falling and stays
+  high until the next ``start``. The registers keep their values, so the next GEMM rewrites
+  only what changes.
+* External memory, byte addressed, ``ext_bytes`` (E) bytes per data beat, lowest address in
+  the lowest byte lane:
+
+  - ``rd_req`` ``{addr, len}`` (out): read ``len`` bytes from ``addr`` (any alignment).
+    Requests may be issued back to back without waiting for data.
+  - ``rd_data`` ``{data}`` (in): the responder answers the requests in order, each with
+    ``ceil(len / E)`` beats: beat i carries bytes ``addr + i*E ..``; lanes past ``len`` in the
+    last beat are ignored.
+  - ``wr_req`` ``{addr, len}`` (out) and ``wr_data`` ``{data}`` (out): write ``len`` bytes
+    at ``addr``; the request's ``ceil(len / E)`` data beats follow on ``wr_data`` in request
+    order (the two streams are independent: a request may run ahead of its data). Writes are
+    posted: one is complete when its last data beat has transferred, and the responder must
+    answer a later read of the same bytes with the written data.
+
+**Data in memory.** Row-major matrices, each element in ``elem_bytes(bits)`` bytes (little
+endian; A and W are read at ``a_bits``/``w_bits``, the bytes above ignored; C is written at
+``acc_bits``, sign- or zero-extended to its bytes). C is written at the accumulator width,
+and serves as the spill space too: with K split and ``k`` not the innermost loop, an output
+tile's partial sums are written to C when the loops leave it and read back when they return.
+
+**Structure.**
+
+* Scratchpads (``amaranth.lib.memory.Memory``, one write and one read port each, lane-wide
+  write enables): A lines hold a column of an A block (``rows`` lanes, one K index), W lines a
+  row of a W block (``cols`` lanes), O lines an accumulator row (``cols`` lanes at
+  ``acc_bits``). Tile layout (one bank-half per operand): A line ``(mb, k)`` in bank
+  ``k mod banks`` at ``mb * ceil(tile_k / banks) + k div banks``; W line ``(nb, k)`` at
+  ``nb * tile_k + k``; O line ``(mb, nb, r)`` at ``(mb * blocks_n + nb) * rows + r`` (``mb``,
+  ``nb`` the engine blocks of the buffer tile, blocks of the current, possibly partial, tile).
+* DMA: a read walker issues one request per matrix row segment (A: a row of the A tile, which
+  the A banks transpose, one lane of ``banks`` lines per beat; W: a row of one W block; O: a
+  row of one accumulator block, when partial sums come back), and a second walker over the
+  same sequence writes the answers into the scratchpad; a write walker issues the C requests,
+  a second one reads the O lines and sends their beats.
+* Controller: walks the tile loops in the descriptor's loop order. At each tile it writes the
+  previous output tile back if the output tile changes, reads the new one's partial sums if K
+  has advanced, loads A and W tiles whose indices changed, then runs the tile's folds on the
+  engine: the feeder reads one A and one W line per cycle into the engine's ``i`` stream; the
+  drain adds each ``o`` row to its O line (read-modify-write through the O scratchpad's two
+  ports; the first K tile writes). The engine is built by :func:`hw.generators.build_component`
+  from the tile's engine spec; the feeder and drain are the output-stationary ones (one
+  ``rows`` x ``cols`` block per fold, K streamed), the place where other dataflows plug in.
+
+Not built yet: overlap of loads with compute (``double_buffered`` levels alternate halves,
+so the layout is ready for it, but each phase waits for the previous one), bit-packed sub-byte
+formats, a write-back at the output format.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.generators import build_component
+from hw.spec import TileSpec
+from hw.spec.tile import LOOP_ORDERS
+
+__all__ = ["Tile", "req_layout"]
+
+
+def req_layout(spec: TileSpec) -> data.StructLayout:
+    """A memory request: ``{addr, len}`` (bytes)."""
+    return data.StructLayout({"addr": spec.addr_bits, "len": _len_bits(spec)})
+
+
+def _len_bits(spec: TileSpec) -> int:
+    """Bits of a request's length: the longest request is a whole row of an A tile."""
+    e = spec.engine
+    longest = max(((1 << spec.dim_bits) - 1) * spec.elem_bytes("A"),
+                  e.cols * spec.elem_bytes("W"), e.cols * spec.elem_bytes("O"))
+    return longest.bit_length()
+
+
+def _log2(n: int) -> int:
+    assert n & (n - 1) == 0, n
+    return n.bit_length() - 1
+
+
+def _min(a, b):
+    return Mux(a < b, a, b)
+
+
+class Tile(wiring.Component):
+    """The tile of ``spec``; see the module docstring for its ports and protocol."""
+
+    def __init__(self, spec: TileSpec):
+        if not isinstance(spec, TileSpec):
+            raise TypeError(f"spec must be a TileSpec, not {spec!r}")
+        self.spec = spec
+        regs = spec.registers()
+        beat = 8 * spec.ext_bytes
+        super().__init__({
+            "cfg_we": In(1),
+            "cfg_addr": In(range(len(regs))),
+            "cfg_data": In(spec.reg_bits),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "rd_req": Out(stream.Signature(req_layout(spec))),
+            "rd_data": In(stream.Signature(data.StructLayout({"data": beat}))),
+            "wr_req": Out(stream.Signature(req_layout(spec))),
+            "wr_data": Out(stream.Signature(data.StructLayout({"data": beat}))),
+        })
+
+    # ------------------------------------------------------------------------------------
+    def elaborate(self, platform):  # noqa: C901 - one controller, read top to bottom
+        spec = self.spec
+        e = spec.engine
+        R, C = e.rows, e.cols
+        E = spec.ext_bytes
+        log_e = _log2(E)
+        m = Module()
+        m.submodules.engine = eng = build_component(e)
+
+        # -- descriptor registers ----------------------------------------------------------
+        reg = {}
+        for r in spec.registers():
+            reg[r.name] = Signal(r.bits, name=f"reg_{r.name}")
+            with m.If(self.cfg_we & ~self.busy & (self.cfg_addr == r.offset)):
+                m.d.sync += reg[r.name].eq(self.cfg_data)
+        M, N, K = reg["M"], reg["N"], reg["K"]
+        TM, TN, TK = reg["tile_m"], reg["tile_n"], reg["tile_k"]
+        eb = {op: spec.elem_bytes(op) for op in ("A", "W", "O")}
+        J = {op: spec.ext_elems(op) for op in ("A", "W", "O")}
+
+        # -- scratchpads -------------------------------------------------------------------
+        def pad(name: str, p, banks: int):
+            out = []
+            for b in range(banks):
+                mem = Memory(shape=unsigned(p.width_bits), depth=p.bank_lines, init=[])
+                m.submodules[f"{name}{b}"] = mem
+                out.append(SimpleNamespace(w=mem.write_port(granularity=p.lane_bits),
+                                           r=mem.read_port()))
+            return out
+
+        a_mem = pad("a_sp", spec.a, spec.a.banks)
+        w_mem = pad("w_sp", spec.w, 1)[0]
+        o_mem = pad("o_sp", spec.o, 1)[0]
+        for port in [*a_mem, w_mem, o_mem]:
+            m.d.comb += port.r.en.eq(0)
+
+        # -- tile loop state ---------------------------------------------------------------
+        d = spec.dim_bits
+        m0, n0, k0 = (Signal(d, name=f"{x}0") for x in "mnk")
+        tm_cur = Signal(d)
+        tn_cur = Signal(d)
+        tk_cur = Signal(d)
+        m.d.comb += [tm_cur.eq(_min(TM, M - m0)), tn_cur.eq(_min(TN, N - n0)),
+                     tk_cur.eq(_min(TK, K - k0))]
+        # the output tile in the O scratchpad, the A and W tiles loaded
+        om0, on0 = Signal(d), Signal(d)
+        otm, otn = Signal(d), Signal(d)
+        m.d.comb += [otm.eq(_min(TM, M - om0)), otn.eq(_min(TN, N - on0))]
+        am0, ak0, wk0, wn0 = (Signal(d, name=n) for n in ("am0", "ak0", "wk0", "wn0"))
+        first = Signal()
+        a_half = Signal()
+        w_half = Signal()
+        # lines per A block in one bank: ceil(tile_k / banks)
+        kj = Signal(d)
+        m.d.comb += kj.eq((TK + J["A"] - 1) >> _log2(J["A"]))
+
+        def half_off(p, half):
+            return Mux(half, p.half_lines, 0) if p.halves == 2 else Const(0, 1)
+
+        # -- DMA read walkers: one issues requests, one writes the answers ----------------
+        job = Signal(2)  # 0: A, 1: W, 2: O partial sums
+        rd_go = Signal()  # pulses: a read job starts
+        rd_busy = Signal()
+        load_half = Signal()  # the half a load writes (the one compute does not read)
+
+        def read_walker(name: str, step):
+            """Counters over the requests of the current read job; ``step`` moves to the next
+            request. Returns its address, length, target and whether it is the last."""
+            w = SimpleNamespace()
+            # A: tile row mi (block row r, block line base); W: tile K row ki, block offset no
+            # (line base nl); O: block offsets mo, no, block row r, fold line base ol.
+            w.i = Signal(d, name=f"{name}_i")  # mi (A), ki (W), mo (O)
+            w.no = Signal(d, name=f"{name}_no")
+            w.r = Signal(range(R), name=f"{name}_r")
+            w.base = Signal(16 + d, name=f"{name}_base")
+            w.addr = Signal(spec.addr_bits, name=f"{name}_addr")
+            w.len = Signal(_len_bits(spec), name=f"{name}_len")
+            w.line = Signal(16 + d, name=f"{name}_line")
+            w.last = Signal(name=f"{name}_last")
+            n_seg = Signal(d, name=f"{name}_nseg")
+            with m.If(rd_go):
+                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
+            with m.Switch(job):
+                with m.Case(0):
+                    m.d.comb += [
+                        w.addr.eq(reg["a_base"] + (m0 + w.i) * reg["a_stride"] + k0 * eb["A"]),
+                        w.len.eq(tk_cur * eb["A"]),
+                        w.line.eq(w.base),
+                        w.last.eq(w.i == tm_cur - 1),
+                    ]
+                    with m.If(step):
+                        m.d.sync += [w.i.eq(w.i + 1), w.r.eq(w.r + 1)]
+                        with m.If(w.r == R - 1):
+                            m.d.sync += [w.r.eq(0), w.base.eq(w.base + kj)]
+                with m.Case(1):
+                    m.d.comb += [
+                        n_seg.eq(_min(C, tn_cur - w.no)),
+                        w.addr.eq(reg["w_base"] + (k0 + w.i) * reg["w_stride"]
+                                  + (n0 + w.no) * eb["W"]),
+                        w.len.eq(n_seg * eb["W"]),
+                        w.line.eq(w.base + w.i),
+                        w.last.eq((w.i == tk_cur - 1) & (w.no + C >= tn_cur)),
+                    ]
+                    with m.If(step):
+                        m.d.sync += [w.no.eq(w.no + C), w.base.eq(w.base + TK)]
+                        with m.If(w.no + C >= tn_cur):
+                            m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
+                with m.Case(2):
+                    self._o_walk(m, w, step, reg, om0, on0, otm, otn, n_seg, eb["O"])
+            return w
+
+        rd_q = read_walker("rq", self.rd_req.valid & self.rd_req.ready)
+        rd_done = Signal()  # the last request has been issued
+        m.d.comb += [self.rd_req.valid.eq(rd_busy & ~rd_done),
+                     self.rd_req.payload.addr.eq(rd_q.addr),
+                     self.rd_req.payload.len.eq(rd_q.len)]
+        with m.If(rd_go):
+            m.d.sync += rd_done.eq(0)
+        with m.If(self.rd_req.valid & self.rd_req.ready & rd_q.last):
+            m.d.sync += rd_done.eq(1)
+
+        rsp_step = Signal()
+        rd_a = read_walker("ra", rsp_step)
+        bi = Signal(d)  # beat of the current answer
+        beats = Signal(d)
+        m.d.comb += beats.eq((rd_a.len + E - 1) >> log_e)
+        take = Signal()
+        m.d.comb += [self.rd_data.ready.eq(rd_busy), take.eq(self.rd_data.valid & rd_busy)]
+        with m.If(rd_go):
+            m.d.sync += [rd_busy.eq(1), bi.eq(0)]
+        with m.If(take):
+            m.d.sync += bi.eq(bi + 1)
+            with m.If(bi == beats - 1):
+                m.d.comb += rsp_step.eq(1)
+                m.d.sync += bi.eq(0)
+                with m.If(rd_a.last):
+                    m.d.sync += rd_busy.eq(0)
+        beat = self.rd_data.payload.data
+
+        def elem(op: str, j: int):
+            return beat[j * 8 * eb[op]: j * 8 * eb[op] + {"A": e.a_bits, "W": e.w_bits,
+                                                          "O": e.acc_bits}[op]]
+
+        # A answer: element j of beat bi is k = bi*J + j, written to lane r of bank j
+        for j, port in enumerate(a_mem):
+            m.d.comb += [
+                port.w.addr.eq(half_off(spec.a, load_half) + rd_a.base + bi),
+                port.w.data.eq(Cat(*[elem("A", j)] * R)),
+            ]
+            with m.If(take & (job == 0) & (bi * J["A"] + j < tk_cur)):
+                m.d.comb += port.w.en.eq(Const(1, R) << rd_a.r)
+
+        def lane_write(op: str, port, lanes: int, nseg, enable):
+            """Lane c of the line takes element c % J of beat c // J of the row segment."""
+            m.d.comb += port.w.data.eq(Cat(*(elem(op, c % J[op]) for c in range(lanes))))
+            with m.If(enable):
+                m.d.comb += port.w.en.eq(Cat(*((bi == c // J[op]) & (c < nseg)
+                                               for c in range(lanes))))
+
+        w_seg = Signal(d)
+        m.d.comb += [w_seg.eq(rd_a.len >> _log2(eb["W"])),
+                     w_mem.w.addr.eq(half_off(spec.w, load_half) + rd_a.line)]
+        lane_write("W", w_mem, C, w_seg, take & (job == 1))
+
+        # -- compute: feeder and drain ----------------------------------------------------
+        cmp_go = Signal()
+        cmp_busy = Signal()
+        accumulate = Signal()  # K has advanced in this output tile: add to the O lines
+        kf = Signal(d)  # next K index to feed
+        f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
+        a_fb = Signal(16 + d)  # A line base of the block row being fed
+        w_fb = Signal(16 + d)  # W line base of the block column being fed
+        feed_done = Signal()
+        folds_fed = Signal(32)
+        folds_out = Signal(32)
+        fv = Signal()  # a beat is presented to the engine
+        fbank = Signal(range(max(2, len(a_mem))))
+        flast = Signal()
+        adv = Signal()
+        issue = Signal()
+        m.d.comb += [adv.eq(~fv | eng.i.ready), issue.eq(adv & cmp_busy & ~feed_done)]
+        a_rd = half_off(spec.a, a_half) + a_fb + (kf >> _log2(len(a_mem)))
+        for port in a_mem:
+            m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
+        m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, w_half) + w_fb + kf), w_mem.r.en.eq(adv)]
+        with m.If(adv):
+            m.d.sync += [fv.eq(issue), flast.eq(kf == tk_cur - 1),
+                         fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1 else 0)]
+        with m.If(issue):
+            m.d.sync += kf.eq(kf + 1)
+            with m.If(kf == tk_cur - 1):
+                m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + TK),
+                             folds_fed.eq(folds_fed + 1)]
+                with m.If(f_no + C >= tn_cur):
+                    m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R), a_fb.eq(a_fb + kj)]
+                    with m.If(f_mo + R >= tm_cur):
+                        m.d.sync += feed_done.eq(1)
+        with m.If(cmp_go):
+            m.d.sync += [cmp_busy.eq(1), kf.eq(0), f_mo.eq(0), f_no.eq(0), a_fb.eq(0),
+                         w_fb.eq(0), feed_done.eq(0), folds_fed.eq(0), folds_out.eq(0),
+                         accumulate.eq(k0 != 0)]
+        a_sel = Signal(spec.a.width_bits)
+        with m.Switch(fbank):
+            for b, port in enumerate(a_mem):
+                with m.Case(b):
+                    m.d.comb += a_sel.eq(port.r.data)
+        m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_sel),
+                     eng.i.payload.w.eq(w_mem.r.data), eng.i.payload.last.eq(flast)]
+
+        # drain: row r of every fold lands in O line fold*rows + r, one after the other
+        o_line = Signal(16 + d)
+        o_take = Signal()
+        m.d.comb += [eng.o.ready.eq(1), o_take.eq(eng.o.valid)]
+        with m.If(cmp_go):
+            m.d.sync += o_line.eq(0)
+        with m.If(o_take):
+            m.d.sync += o_line.eq(o_line + 1)
+            with m.If(eng.o.payload.last):
+                m.d.sync += folds_out.eq(folds_out + 1)
+        with m.If(cmp_busy & feed_done & (folds_out == folds_fed)):
+            m.d.sync += cmp_busy.eq(0)
+        acc_lane = e.acc_bits
+        summed = Cat(*(
+            Mux(accumulate, o_mem.r.data[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
+                eng.o.payload.c[c])[:acc_lane]
+            for c in range(C)))
+
+        # -- DMA write walkers: one issues C requests, one sends the O lines --------------
+        wr_go = Signal()
+        wr_busy = Signal()
+        wq_step = self.wr_req.valid & self.wr_req.ready
+        wq = SimpleNamespace(i=Signal(d, name="wq_mo"), no=Signal(d, name="wq_no"),
+                             r=Signal(range(R), name="wq_r"), base=Signal(16 + d, name="wq_b"),
+                             addr=Signal(spec.addr_bits, name="wq_addr"),
+                             len=Signal(_len_bits(spec), name="wq_len"),
+                             line=Signal(16 + d, name="wq_line"), last=Signal(name="wq_last"))
+        wq_seg = Signal(d)
+        self._o_walk(m, wq, wq_step, reg, om0, on0, otm, otn, wq_seg, eb["O"])
+        wq_done = Signal()
+        m.d.comb += [self.wr_req.valid.eq(wr_busy & ~wq_done),
+                     self.wr_req.payload.addr.eq(wq.addr), self.wr_req.payload.len.eq(wq.len)]
+        with m.If(wq_step & wq.last):
+            m.d.sync += wq_done.eq(1)
+
+        wd_step = Signal()
+        wd = SimpleNamespace(i=Signal(d, name="wd_mo"), no=Signal(d, name="wd_no"),
+                             r=Signal(range(R), name="wd_r"), base=Signal(16 + d, name="wd_b"),
+                             addr=Signal(spec.addr_bits, name="wd_addr"),
+                             len=Signal(_len_bits(spec), name="wd_len"),
+                             line=Signal(16 + d, name="wd_line"), last=Signal(name="wd_last"))
+        wd_seg = Signal(d)
+        self._o_walk(m, wd, wd_step, reg, om0, on0, otm, otn, wd_seg, eb["O"])
+        with m.If(wr_go):
+            for w in (wq, wd):
+                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
+            m.d.sync += [wr_busy.eq(1), wq_done.eq(0)]
+        wbi = Signal(d)
+        wbeats = Signal(d)
+        m.d.comb += wbeats.eq((wd.len + E - 1) >> log_e)
+        # one O line per request: read it (a cycle), then send its beats
+        line_ready = Signal()
+        beat_words = []
+        jo = J["O"]
+        lanes_out = [o_mem.r.data[c * acc_lane:(c + 1) * acc_lane] for c in range(C)]
+        for b in range(-(-C // jo)):
+            words = []
+            for j in range(jo):
+                c = b * jo + j
+                lane = lanes_out[c] if c < C else Const(0, acc_lane)
+                word = Signal(8 * eb["O"], name=f"c_word{c}")
+                m.d.comb += word.eq(lane.as_signed() if e.signed else lane)
+                words.append(word)
+            beat_words.append(Cat(*words))
+        wsel = Signal(8 * E)
+        with m.Switch(wbi):
+            for b, word in enumerate(beat_words):
+                with m.Case(b):
+                    m.d.comb += wsel.eq(word)
+        m.d.comb += [self.wr_data.valid.eq(wr_busy & line_ready),
+                     self.wr_data.payload.data.eq(wsel)]
+
+        # -- the O scratchpad's ports: drain (compute), reload (DMA read), store (DMA write)
+        with m.If(cmp_busy):
+            # prefetch: the read port shows line o_line, the one the next o beat adds to
+            m.d.comb += [o_mem.r.addr.eq(o_line + o_take), o_mem.r.en.eq(1),
+                         o_mem.w.addr.eq(o_line), o_mem.w.data.eq(summed),
+                         o_mem.w.en.eq(Mux(o_take, (1 << C) - 1, 0))]
+        with m.Elif(wr_busy):
+            m.d.comb += [o_mem.r.addr.eq(wd.line), o_mem.r.en.eq(~line_ready)]
+            with m.If(~line_ready):
+                m.d.sync += line_ready.eq(1)
+            with m.If(self.wr_data.valid & self.wr_data.ready):
+                m.d.sync += wbi.eq(wbi + 1)
+                with m.If(wbi == wbeats - 1):
+                    m.d.comb += wd_step.eq(1)
+                    m.d.sync += [wbi.eq(0), line_ready.eq(0)]
+                    with m.If(wd.last):
+                        m.d.sync += wr_busy.eq(0)
+        with m.Else():
+            m.d.comb += o_mem.w.addr.eq(rd_a.line)
+            lane_write("O", o_mem, C, rd_a.len >> _log2(eb["O"]), take & (job == 2))
+
+        # -- the controller -----------------------------------------------------------------
+        a_changed = first | (m0 != am0) | (k0 != ak0)
+        w_changed = first | (k0 != wk0) | (n0 != wn0)
+        o_changed = first | (m0 != om0) | (n0 != on0)
+        order = reg["loop_order"]
+        last_tile = Signal()
+        m.d.comb += last_tile.eq((m0 + TM >= M) & (n0 + TN >= N) & (k0 + TK >= K))
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), m0.eq(0), n0.eq(0),
+                                 k0.eq(0), first.eq(1)]
+                    m.next = "PLAN"
+            with m.State("PLAN"):
+                with m.If(o_changed & ~first):
+                    m.d.comb += wr_go.eq(1)
+                    m.next = "STORE"
+                with m.Else():
+                    m.next = "OPEN"
+            with m.State("STORE"):
+                with m.If(~wr_busy):
+                    m.next = "OPEN"
+            with m.State("OPEN"):
+                with m.If(o_changed):
+                    m.d.sync += [om0.eq(m0), on0.eq(n0)]
+                with m.If(o_changed & (k0 != 0)):
+                    m.d.sync += job.eq(2)
+                    m.next = "RELOAD_GO"
+                with m.Else():
+                    m.next = "LOAD_A"
+            with m.State("RELOAD_GO"):  # om0/on0 are set: the walkers may start
+                m.d.comb += rd_go.eq(1)
+                m.next = "RELOAD"
+            with m.State("RELOAD"):
+                with m.If(~rd_busy):
+                    m.next = "LOAD_A"
+            with m.State("LOAD_A"):
+                with m.If(a_changed):
+                    m.d.comb += rd_go.eq(1)
+                    m.d.sync += [job.eq(0), load_half.eq(~a_half), am0.eq(m0), ak0.eq(k0)]
+                    m.next = "WAIT_A"
+                with m.Else():
+                    m.next = "LOAD_W"
+            with m.State("WAIT_A"):
+                with m.If(~rd_busy & ~rd_go):
+                    if spec.a.halves == 2:
+                        m.d.sync += a_half.eq(load_half)
+                    m.next = "LOAD_W"
+            with m.State("LOAD_W"):
+                with m.If(w_changed):
+                    m.d.comb += rd_go.eq(1)
+                    m.d.sync += [job.eq(1), load_half.eq(~w_half), wk0.eq(k0), wn0.eq(n0)]
+                    m.next = "WAIT_W"
+                with m.Else():
+                    m.d.comb += cmp_go.eq(1)
+                    m.next = "COMPUTE"
+            with m.State("WAIT_W"):
+                with m.If(~rd_busy & ~rd_go):
+                    if spec.w.halves == 2:
+                        m.d.sync += w_half.eq(load_half)
+                    m.d.comb += cmp_go.eq(1)
+                    m.next = "COMPUTE"
+            with m.State("COMPUTE"):
+                with m.If(~cmp_busy & ~cmp_go):
+                    m.d.sync += first.eq(0)
+                    with m.If(last_tile):
+                        m.d.comb += wr_go.eq(1)
+                        m.next = "FINAL"
+                    with m.Else():
+                        self._advance(m, order, (m0, n0, k0), (TM, TN, TK), (M, N, K))
+                        m.next = "PLAN"
+            with m.State("FINAL"):
+                with m.If(~wr_busy & ~wr_go):
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+                    m.next = "IDLE"
+        return m
+
+    @staticmethod
+    def _advance(m: Module, order, idx, tiles, ends) -> None:
+        """Move the tile indices to the next tile in loop order ``order`` (an index into
+        :data:`hw.spec.tile.LOOP_ORDERS`): the innermost index advances, wrapping ones carry
+        outwards."""
+        with m.Switch(order):
+            for code, names in enumerate(LOOP_ORDERS):
+                with m.Case(code):
+                    dims = ["mnk".index(x) for x in names]
+                    inner, middle, outer = dims[2], dims[1], dims[0]
+                    with m.If(idx[inner] + tiles[inner] < ends[inner]):
+                        m.d.sync += idx[inner].eq(idx[inner] + tiles[inner])
+                    with m.Else():
+                        m.d.sync += idx[inner].eq(0)
+                        with m.If(idx[middle] + tiles[middle] < ends[middle]):
+                            m.d.sync += idx[middle].eq(idx[middle] + tiles[middle])
+                        with m.Else():
+                            m.d.sync += [idx[middle].eq(0),
+                                         idx[outer].eq(idx[outer] + tiles[outer])]
+
+    def _o_walk(self, m: Module, w, step, reg, om0, on0, otm, otn, n_seg, eb_o: int) -> None:
+        """Counters over the rows of the output tile's accumulator blocks, in fold order
+        (block row offset ``i``, block column offset ``no``, row ``r``): the C row segment
+        each one is, its O line (``base + r``, ``base`` = fold * rows)."""
+        R, C = self.spec.engine.rows, self.spec.engine.cols
+        rows_here = Signal.like(otm, name=f"{w.r.name}_rows")
+        m.d.comb += [
+            rows_here.eq(_min(R, otm - w.i)),
+            n_seg.eq(_min(C, otn - w.no)),
+            w.addr.eq(reg["c_base"] + (om0 + w.i + w.r) * reg["c_stride"]
+                      + (on0 + w.no) * eb_o),
+            w.len.eq(n_seg * eb_o),
+            w.line.eq(w.base + w.r),
+            w.last.eq((w.r == rows_here - 1) & (w.no + C >= otn) & (w.i + R >= otm)),
+        ]
+        with m.If(step):
+            m.d.sync += w.r.eq(w.r + 1)
+            with m.If(w.r == rows_here - 1):
+                m.d.sync += [w.r.eq(0), w.no.eq(w.no + C), w.base.eq(w.base + R)]
+                with m.If(w.no + C >= otn):
+                    m.d.sync += [w.no.eq(0), w.i.eq(w.i + R)]
+
+
+#: The component built from a :class:`hw.spec.TileSpec`.
+COMPONENT = Tile

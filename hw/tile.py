@@ -121,7 +121,7 @@ class Tile(wiring.Component):
         })
 
     # ------------------------------------------------------------------------------------
-    def elaborate(self, platform):  # noqa: C901 - one controller, read top to bottom
+    def elaborate(self, platform):
         spec = self.spec
         e = spec.engine
         R, C = e.rows, e.cols

@@ -17,13 +17,13 @@ from fractions import Fraction
 import numpy as np
 from amaranth.sim import Simulator
 
-from hw.spec import ArchSpec, Descriptor, TileSpec, tile_spec
+from hw.spec import ArchSpec, Descriptor, TileSpec
 from hw.tile import Tile
 from mapping import Candidates, Mapping
 from models.ops import Gemm
 
-__all__ = ["ExtMemory", "TileRun", "model_cycles", "pack", "reference", "run_tile_gemm",
-           "unpack"]
+__all__ = ["ExtMemory", "TileRun", "model_cycles", "model_gemm", "pack", "reference",
+           "run_tile_gemm", "unpack"]
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:
@@ -224,10 +224,7 @@ def model_cycles(arch: ArchSpec, M: int, N: int, K: int,
     mapping: the mapping it chooses, or the one given."""
     from sim.gemm import gemm_cost, simulate_gemm
 
-    e = arch.engine
-    kind = "int" if e.signed else "uint"
-    gemm = Gemm(name="gemm", M=M, N=N, K=K, a_fmt=f"{kind}{e.a_bits}",
-                w_fmt=f"{kind}{e.w_bits}", o_fmt=f"int{e.acc_bits}")
+    gemm = model_gemm(arch, M, N, K)
     if mapping is None:
         res = simulate_gemm(arch, gemm)
         return res.cycles, res.mapping
@@ -235,6 +232,10 @@ def model_cycles(arch: ArchSpec, M: int, N: int, K: int,
     return int(np.ceil(np.asarray(cost.cycles).reshape(-1)[0])), mapping
 
 
-def tile_for(arch: ArchSpec) -> TileSpec:
-    """The tile of ``arch`` (:func:`hw.spec.tile_spec` with its defaults)."""
-    return tile_spec(arch)
+def model_gemm(arch: ArchSpec, M: int, N: int, K: int) -> Gemm:
+    """The GEMM the tile runs, as the system model sees it: operands in the engine's formats,
+    the output at the accumulator width (the tile writes C at ``acc_bits``)."""
+    e = arch.engine
+    kind = "int" if e.signed else "uint"
+    return Gemm(name="gemm", M=M, N=N, K=K, a_fmt=f"{kind}{e.a_bits}",
+                w_fmt=f"{kind}{e.w_bits}", o_fmt=f"int{e.acc_bits}")

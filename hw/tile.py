@@ -7,7 +7,10 @@ tiled GEMM ``C = A @ W`` held in external memory (:class:`Tile`, built from a
 
 * Config: ``cfg_we``, ``cfg_addr``, ``cfg_data`` write descriptor register ``cfg_addr``
   (:meth:`hw.spec.TileSpec.registers`: M, N, K, tile sizes, loop order, base addresses and
-  row strides in bytes) on a rising clock edge; writes while ``busy`` are dropped.
+  row strides in bytes) on a rising clock edge; writes while ``busy`` are dropped. The
+  hardware trusts the descriptor: :meth:`hw.spec.TileSpec.check` (which
+  :meth:`hw.spec.TileSpec.register_values` runs) refuses one it cannot run; a loop order
+  code past the table runs ``mnk``.
   ``start`` (one cycle) runs the GEMM the registers describe; ``busy`` is high from the next
   cycle until the last C write has transferred; ``done`` rises with ``busy`` falling and stays
   high until the next ``start``. The registers keep their values, so the next GEMM rewrites
@@ -129,6 +132,11 @@ class Tile(wiring.Component):
         log_e = _log2(E)
         m = Module()
         m.submodules.engine = eng = build_component(e)
+        # widths of line counters: a walker's base may step once past the last line
+        line_bits = max(p.bank_lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
+        # folds of one tile: its O lines over the rows of a fold (one more: the count after
+        # the last)
+        fold_count = range(spec.o.half_lines // R + 2)
 
         # -- descriptor registers ----------------------------------------------------------
         reg = {}
@@ -195,10 +203,10 @@ class Tile(wiring.Component):
             w.i = Signal(d, name=f"{name}_i")  # mi (A), ki (W), mo (O)
             w.no = Signal(d, name=f"{name}_no")
             w.r = Signal(range(R), name=f"{name}_r")
-            w.base = Signal(16 + d, name=f"{name}_base")
+            w.base = Signal(line_bits, name=f"{name}_base")
             w.addr = Signal(spec.addr_bits, name=f"{name}_addr")
             w.len = Signal(_len_bits(spec), name=f"{name}_len")
-            w.line = Signal(16 + d, name=f"{name}_line")
+            w.line = Signal(line_bits, name=f"{name}_line")
             w.last = Signal(name=f"{name}_last")
             n_seg = Signal(d, name=f"{name}_nseg")
             with m.If(rd_go):
@@ -291,11 +299,11 @@ class Tile(wiring.Component):
         accumulate = Signal()  # K has advanced in this output tile: add to the O lines
         kf = Signal(d)  # next K index to feed
         f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
-        a_fb = Signal(16 + d)  # A line base of the block row being fed
-        w_fb = Signal(16 + d)  # W line base of the block column being fed
+        a_fb = Signal(line_bits)  # A line base of the block row being fed
+        w_fb = Signal(line_bits)  # W line base of the block column being fed
         feed_done = Signal()
-        folds_fed = Signal(32)
-        folds_out = Signal(32)
+        folds_fed = Signal(fold_count)
+        folds_out = Signal(fold_count)
         fv = Signal()  # a beat is presented to the engine
         fbank = Signal(range(max(2, len(a_mem))))
         flast = Signal()
@@ -331,7 +339,7 @@ class Tile(wiring.Component):
                      eng.i.payload.w.eq(w_mem.r.data), eng.i.payload.last.eq(flast)]
 
         # drain: row r of every fold lands in O line fold*rows + r, one after the other
-        o_line = Signal(16 + d)
+        o_line = Signal(line_bits)
         o_take = Signal()
         m.d.comb += [eng.o.ready.eq(1), o_take.eq(eng.o.valid)]
         with m.If(cmp_go):
@@ -353,10 +361,10 @@ class Tile(wiring.Component):
         wr_busy = Signal()
         wq_step = self.wr_req.valid & self.wr_req.ready
         wq = SimpleNamespace(i=Signal(d, name="wq_mo"), no=Signal(d, name="wq_no"),
-                             r=Signal(range(R), name="wq_r"), base=Signal(16 + d, name="wq_b"),
+                             r=Signal(range(R), name="wq_r"), base=Signal(line_bits, name="wq_b"),
                              addr=Signal(spec.addr_bits, name="wq_addr"),
                              len=Signal(_len_bits(spec), name="wq_len"),
-                             line=Signal(16 + d, name="wq_line"), last=Signal(name="wq_last"))
+                             line=Signal(line_bits, name="wq_line"), last=Signal(name="wq_last"))
         wq_seg = Signal(d)
         self._o_walk(m, wq, wq_step, reg, om0, on0, otm, otn, wq_seg, eb["O"])
         wq_done = Signal()
@@ -367,10 +375,10 @@ class Tile(wiring.Component):
 
         wd_step = Signal()
         wd = SimpleNamespace(i=Signal(d, name="wd_mo"), no=Signal(d, name="wd_no"),
-                             r=Signal(range(R), name="wd_r"), base=Signal(16 + d, name="wd_b"),
+                             r=Signal(range(R), name="wd_r"), base=Signal(line_bits, name="wd_b"),
                              addr=Signal(spec.addr_bits, name="wd_addr"),
                              len=Signal(_len_bits(spec), name="wd_len"),
-                             line=Signal(16 + d, name="wd_line"), last=Signal(name="wd_last"))
+                             line=Signal(line_bits, name="wd_line"), last=Signal(name="wd_last"))
         wd_seg = Signal(d)
         self._o_walk(m, wd, wd_step, reg, om0, on0, otm, otn, wd_seg, eb["O"])
         with m.If(wr_go):
@@ -505,9 +513,10 @@ class Tile(wiring.Component):
         """Move the tile indices to the next tile in loop order ``order`` (an index into
         :data:`hw.spec.tile.LOOP_ORDERS`): the innermost index advances, wrapping ones carry
         outwards."""
+        # codes past the table run the first order: C is the same in every order
         with m.Switch(order):
-            for code, names in enumerate(LOOP_ORDERS):
-                with m.Case(code):
+            for code, names in reversed(list(enumerate(LOOP_ORDERS))):
+                with (m.Case(code) if code else m.Default()):
                     dims = ["mnk".index(x) for x in names]
                     inner, middle, outer = dims[2], dims[1], dims[0]
                     with m.If(idx[inner] + tiles[inner] < ends[inner]):

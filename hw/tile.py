@@ -150,37 +150,58 @@ class Tile(wiring.Component):
         J = {op: spec.ext_elems(op) for op in ("A", "W", "O")}
 
         # -- scratchpads -------------------------------------------------------------------
-        def pad(name: str, p, banks: int):
+        def pad(name: str, p, banks: int, depth: int):
             out = []
             for b in range(banks):
-                mem = Memory(shape=unsigned(p.width_bits), depth=p.bank_lines, init=[])
+                mem = Memory(shape=unsigned(p.width_bits), depth=depth, init=[])
                 m.submodules[f"{name}{b}"] = mem
                 out.append(SimpleNamespace(w=mem.write_port(granularity=p.lane_bits),
                                            r=mem.read_port()))
             return out
 
-        a_mem = pad("a_sp", spec.a, spec.a.banks)
-        w_mem = pad("w_sp", spec.w, 1)[0]
-        o_mem = pad("o_sp", spec.o, 1)[0]
-        for port in [*a_mem, w_mem, o_mem]:
+        a_mem = pad("a_sp", spec.a, spec.a.banks, spec.a.bank_lines)
+        w_mem = pad("w_sp", spec.w, 1, spec.w.bank_lines)[0]
+        # the O halves are separate memories (a bank each): the drain read-modify-writes one
+        # (both its ports) while the other is written back (its read port) or reloaded (its
+        # write port)
+        o_mems = pad("o_sp", spec.o, spec.o.halves, spec.o.half_lines)
+        for port in [*a_mem, w_mem, *o_mems]:
             m.d.comb += port.r.en.eq(0)
 
         # -- tile loop state ---------------------------------------------------------------
+        # Two walkers over the same tile sequence: the loader acquires buffer halves and
+        # loads a tile's A, W and partial sums, running ahead of the computer, which computes
+        # the tile, then releases the halves and starts the write-back of a finished output
+        # tile (module docstring, "Overlap").
         d = spec.dim_bits
-        m0, n0, k0 = (Signal(d, name=f"{x}0") for x in "mnk")
-        tm_cur = Signal(d)
-        tn_cur = Signal(d)
-        tk_cur = Signal(d)
-        m.d.comb += [tm_cur.eq(_min(TM, M - m0)), tn_cur.eq(_min(TN, N - n0)),
-                     tk_cur.eq(_min(TK, K - k0))]
-        # the output tile in the O scratchpad, the A and W tiles loaded
-        om0, on0 = Signal(d), Signal(d)
-        otm, otn = Signal(d), Signal(d)
-        m.d.comb += [otm.eq(_min(TM, M - om0)), otn.eq(_min(TN, N - on0))]
-        am0, ak0, wk0, wn0 = (Signal(d, name=n) for n in ("am0", "ak0", "wk0", "wn0"))
-        first = Signal()
-        a_half = Signal()
-        w_half = Signal()
+        dims, tiles = (M, N, K), (TM, TN, TK)
+        lt = self._walker_state(m, "l", dims, tiles)
+        ct = self._walker_state(m, "c", dims, tiles)
+        halves = {"A": spec.a.halves, "W": spec.w.halves, "O": spec.o.halves}
+        # free halves per operand: the loader acquires one before it fills it, the computer
+        # (A, W: when the tiles move on) or the write-back (O) releases it
+        free = {op: Signal(range(3), name=f"{op.lower()}_free") for op in halves}
+        acquire = {op: Signal(name=f"{op.lower()}_acquire") for op in halves}
+        release = {op: Signal(name=f"{op.lower()}_release") for op in halves}
+        for op in halves:
+            m.d.sync += free[op].eq(free[op] + release[op] - acquire[op])
+        # the half the loader fills next and the one the computer uses
+        l_half = {op: Signal(name=f"l_{op.lower()}_half") if n == 2 else Const(0, 1)
+                  for op, n in halves.items()}
+        c_half = {op: Signal(name=f"c_{op.lower()}_half") if n == 2 else Const(0, 1)
+                  for op, n in halves.items()}
+
+        def toggle(half) -> None:
+            if isinstance(half, Signal):
+                m.d.sync += half.eq(~half)
+
+        # tiles loaded but not yet started: at most two (every tile after the first loads a
+        # new A or W tile, and each has two halves), one bit spare
+        ahead = Signal(range(4))
+        loaded, taken = Signal(), Signal()
+        m.d.sync += ahead.eq(ahead + loaded - taken)
+        m0, n0, k0 = lt.idx  # the read walkers follow the loader
+        tm_cur, tn_cur, tk_cur = lt.size
         # lines per A block in one bank: ceil(tile_k / banks)
         kj = Signal(d)
         m.d.comb += kj.eq((TK + J["A"] - 1) >> _log2(J["A"]))
@@ -237,7 +258,7 @@ class Tile(wiring.Component):
                         with m.If(w.no + C >= tn_cur):
                             m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
                 with m.Case(2):
-                    self._o_walk(m, w, step, reg, om0, on0, otm, otn, n_seg, eb["O"])
+                    self._o_walk(m, w, step, reg, m0, n0, tm_cur, tn_cur, n_seg, eb["O"])
             return w
 
         rd_q = read_walker("rq", self.rd_req.valid & self.rd_req.ready)
@@ -310,26 +331,26 @@ class Tile(wiring.Component):
         adv = Signal()
         issue = Signal()
         m.d.comb += [adv.eq(~fv | eng.i.ready), issue.eq(adv & cmp_busy & ~feed_done)]
-        a_rd = half_off(spec.a, a_half) + a_fb + (kf >> _log2(len(a_mem)))
+        a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
         for port in a_mem:
             m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
-        m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, w_half) + w_fb + kf), w_mem.r.en.eq(adv)]
+        m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_fb + kf), w_mem.r.en.eq(adv)]
         with m.If(adv):
-            m.d.sync += [fv.eq(issue), flast.eq(kf == tk_cur - 1),
+            m.d.sync += [fv.eq(issue), flast.eq(kf == ct.size[2] - 1),
                          fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1 else 0)]
         with m.If(issue):
             m.d.sync += kf.eq(kf + 1)
-            with m.If(kf == tk_cur - 1):
+            with m.If(kf == ct.size[2] - 1):
                 m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + TK),
                              folds_fed.eq(folds_fed + 1)]
-                with m.If(f_no + C >= tn_cur):
+                with m.If(f_no + C >= ct.size[1]):
                     m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R), a_fb.eq(a_fb + kj)]
-                    with m.If(f_mo + R >= tm_cur):
+                    with m.If(f_mo + R >= ct.size[0]):
                         m.d.sync += feed_done.eq(1)
         with m.If(cmp_go):
             m.d.sync += [cmp_busy.eq(1), kf.eq(0), f_mo.eq(0), f_no.eq(0), a_fb.eq(0),
                          w_fb.eq(0), feed_done.eq(0), folds_fed.eq(0), folds_out.eq(0),
-                         accumulate.eq(k0 != 0)]
+                         accumulate.eq(ct.idx[2] != 0)]
         a_sel = Signal(spec.a.width_bits)
         with m.Switch(fbank):
             for b, port in enumerate(a_mem):
@@ -351,14 +372,24 @@ class Tile(wiring.Component):
         with m.If(cmp_busy & feed_done & (folds_out == folds_fed)):
             m.d.sync += cmp_busy.eq(0)
         acc_lane = e.acc_bits
+        o_cur = Signal(spec.o.width_bits)  # the drain's O half's read data
+        m.d.comb += o_cur.eq(o_mems[0].r.data)
+        if len(o_mems) == 2:
+            with m.If(c_half["O"]):
+                m.d.comb += o_cur.eq(o_mems[1].r.data)
         summed = Cat(*(
-            Mux(accumulate, o_mem.r.data[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
+            Mux(accumulate, o_cur[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
                 eng.o.payload.c[c])[:acc_lane]
             for c in range(C)))
 
         # -- DMA write walkers: one issues C requests, one sends the O lines --------------
         wr_go = Signal()
         wr_busy = Signal()
+        # the output tile being written back and its O half
+        om0, on0 = Signal(d, name="wb_m0"), Signal(d, name="wb_n0")
+        otm, otn = Signal(d, name="wb_tm"), Signal(d, name="wb_tn")
+        m.d.comb += [otm.eq(_min(TM, M - om0)), otn.eq(_min(TN, N - on0))]
+        wb_half = Signal()
         wq_step = self.wr_req.valid & self.wr_req.ready
         wq = SimpleNamespace(i=Signal(d, name="wq_mo"), no=Signal(d, name="wq_no"),
                              r=Signal(range(R), name="wq_r"), base=Signal(line_bits, name="wq_b"),
@@ -392,7 +423,12 @@ class Tile(wiring.Component):
         line_ready = Signal()
         beat_words = []
         jo = J["O"]
-        lanes_out = [o_mem.r.data[c * acc_lane:(c + 1) * acc_lane] for c in range(C)]
+        o_wb = Signal(spec.o.width_bits)  # the write-back's O half's read data
+        m.d.comb += o_wb.eq(o_mems[0].r.data)
+        if len(o_mems) == 2:
+            with m.If(wb_half):
+                m.d.comb += o_wb.eq(o_mems[1].r.data)
+        lanes_out = [o_wb[c * acc_lane:(c + 1) * acc_lane] for c in range(C)]
         for b in range(-(-C // jo)):
             words = []
             for j in range(jo):
@@ -410,14 +446,8 @@ class Tile(wiring.Component):
         m.d.comb += [self.wr_data.valid.eq(wr_busy & line_ready),
                      self.wr_data.payload.data.eq(wsel)]
 
-        # -- the O scratchpad's ports: drain (compute), reload (DMA read), store (DMA write)
-        with m.If(cmp_busy):
-            # prefetch: the read port shows line o_line, the one the next o beat adds to
-            m.d.comb += [o_mem.r.addr.eq(o_line + o_take), o_mem.r.en.eq(1),
-                         o_mem.w.addr.eq(o_line), o_mem.w.data.eq(summed),
-                         o_mem.w.en.eq(Mux(o_take, (1 << C) - 1, 0))]
-        with m.Elif(wr_busy):
-            m.d.comb += [o_mem.r.addr.eq(wd.line), o_mem.r.en.eq(~line_ready)]
+        # -- the O halves' ports: drain (compute), store (DMA write), reload (DMA read) -----
+        with m.If(wr_busy):
             with m.If(~line_ready):
                 m.d.sync += line_ready.eq(1)
             with m.If(self.wr_data.valid & self.wr_data.ready):
@@ -427,86 +457,143 @@ class Tile(wiring.Component):
                     m.d.sync += [wbi.eq(0), line_ready.eq(0)]
                     with m.If(wd.last):
                         m.d.sync += wr_busy.eq(0)
-        with m.Else():
-            m.d.comb += o_mem.w.addr.eq(rd_a.line)
-            lane_write("O", o_mem, C, rd_a.len >> _log2(eb["O"]), take & (job == 2))
+                        m.d.comb += release["O"].eq(1)
+        for h, om in enumerate(o_mems):
+            with m.If(cmp_busy & (c_half["O"] == h)):
+                # prefetch: the read port shows line o_line, the one the next o beat adds to
+                m.d.comb += [om.r.addr.eq(o_line + o_take), om.r.en.eq(1),
+                             om.w.addr.eq(o_line), om.w.data.eq(summed),
+                             om.w.en.eq(Mux(o_take, (1 << C) - 1, 0))]
+            with m.Else():
+                # a half is never drained while it is written back or reloaded: the loader
+                # acquires it (after its write-back) before the reload, the computer drains
+                # it only after that
+                m.d.comb += [om.r.addr.eq(wd.line),
+                             om.r.en.eq(wr_busy & (wb_half == h) & ~line_ready),
+                             om.w.addr.eq(rd_a.line)]
+                lane_write("O", om, C, rd_a.len >> _log2(eb["O"]),
+                           take & (job == 2) & (load_half == h))
 
-        # -- the controller -----------------------------------------------------------------
-        a_changed = first | (m0 != am0) | (k0 != ak0)
-        w_changed = first | (k0 != wk0) | (n0 != wn0)
-        o_changed = first | (m0 != om0) | (n0 != on0)
+        # -- the loader -----------------------------------------------------------------------
         order = reg["loop_order"]
-        last_tile = Signal()
-        m.d.comb += last_tile.eq((m0 + TM >= M) & (n0 + TN >= N) & (k0 + TK >= K))
+        begin = Signal()  # the controller accepts ``start``
+        with m.FSM(name="loader"):
+            with m.State("IDLE"):
+                with m.If(begin):
+                    m.next = "A"
+            for op, code, nxt in (("A", 0, "W"), ("W", 1, "O")):
+                with m.State(op):
+                    with m.If(~lt.changed[op]):
+                        m.next = nxt
+                    with m.Elif(free[op] != 0):
+                        m.d.comb += [acquire[op].eq(1), rd_go.eq(1)]
+                        m.d.sync += [job.eq(code), load_half.eq(l_half[op])]
+                        m.next = f"{op}_WAIT"
+                with m.State(f"{op}_WAIT"):
+                    with m.If(~rd_busy):
+                        toggle(l_half[op])
+                        m.next = nxt
+            with m.State("O"):
+                with m.If(~lt.changed["O"]):
+                    m.next = "NEXT"
+                with m.Elif(free["O"] != 0):
+                    m.d.comb += acquire["O"].eq(1)
+                    with m.If(k0 != 0):  # K has advanced: the partial sums come back
+                        m.d.comb += rd_go.eq(1)
+                        m.d.sync += [job.eq(2), load_half.eq(l_half["O"])]
+                        m.next = "O_WAIT"
+                    with m.Else():
+                        toggle(l_half["O"])
+                        m.next = "NEXT"
+            with m.State("O_WAIT"):
+                with m.If(~rd_busy):
+                    toggle(l_half["O"])
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.comb += loaded.eq(1)
+                m.d.sync += lt.first.eq(0)
+                with m.If(lt.last):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [p.eq(i) for p, i in zip(lt.prev, lt.idx, strict=True)]
+                    self._advance(m, order, lt.idx, tiles, dims)
+                    m.next = "A"
+
+        # -- the computer ---------------------------------------------------------------------
+        def write_back(idx) -> None:
+            """Start writing the output tile at ``idx`` back from the computer's O half."""
+            m.d.comb += wr_go.eq(1)
+            m.d.sync += [om0.eq(idx[0]), on0.eq(idx[1]), wb_half.eq(c_half["O"])]
+
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.busy.eq(1), self.done.eq(0), m0.eq(0), n0.eq(0),
-                                 k0.eq(0), first.eq(1)]
-                    m.next = "PLAN"
-            with m.State("PLAN"):
-                with m.If(o_changed & ~first):
-                    m.d.comb += wr_go.eq(1)
-                    m.next = "STORE"
-                with m.Else():
-                    m.next = "OPEN"
-            with m.State("STORE"):
-                with m.If(~wr_busy):
-                    m.next = "OPEN"
-            with m.State("OPEN"):
-                with m.If(o_changed):
-                    m.d.sync += [om0.eq(m0), on0.eq(n0)]
-                with m.If(o_changed & (k0 != 0)):
-                    m.d.sync += job.eq(2)
-                    m.next = "RELOAD_GO"
-                with m.Else():
-                    m.next = "LOAD_A"
-            with m.State("RELOAD_GO"):  # om0/on0 are set: the walkers may start
-                m.d.comb += rd_go.eq(1)
-                m.next = "RELOAD"
-            with m.State("RELOAD"):
-                with m.If(~rd_busy):
-                    m.next = "LOAD_A"
-            with m.State("LOAD_A"):
-                with m.If(a_changed):
-                    m.d.comb += rd_go.eq(1)
-                    m.d.sync += [job.eq(0), load_half.eq(~a_half), am0.eq(m0), ak0.eq(k0)]
-                    m.next = "WAIT_A"
-                with m.Else():
-                    m.next = "LOAD_W"
-            with m.State("WAIT_A"):
-                with m.If(~rd_busy & ~rd_go):
-                    if spec.a.halves == 2:
-                        m.d.sync += a_half.eq(load_half)
-                    m.next = "LOAD_W"
-            with m.State("LOAD_W"):
-                with m.If(w_changed):
-                    m.d.comb += rd_go.eq(1)
-                    m.d.sync += [job.eq(1), load_half.eq(~w_half), wk0.eq(k0), wn0.eq(n0)]
-                    m.next = "WAIT_W"
-                with m.Else():
-                    m.d.comb += cmp_go.eq(1)
-                    m.next = "COMPUTE"
-            with m.State("WAIT_W"):
-                with m.If(~rd_busy & ~rd_go):
-                    if spec.w.halves == 2:
-                        m.d.sync += w_half.eq(load_half)
-                    m.d.comb += cmp_go.eq(1)
+                    m.d.comb += begin.eq(1)
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), ahead.eq(0),
+                                 *(i.eq(0) for i in (*lt.idx, *ct.idx)),
+                                 lt.first.eq(1), ct.first.eq(1)]
+                    for op, n in halves.items():
+                        m.d.sync += free[op].eq(n)
+                        for half in (l_half[op], c_half[op]):
+                            if isinstance(half, Signal):
+                                m.d.sync += half.eq(0)
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(ahead != 0):
+                    m.d.comb += [taken.eq(1), cmp_go.eq(1)]
                     m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 with m.If(~cmp_busy & ~cmp_go):
-                    m.d.sync += first.eq(0)
-                    with m.If(last_tile):
-                        m.d.comb += wr_go.eq(1)
-                        m.next = "FINAL"
+                    m.d.sync += ct.first.eq(0)
+                    with m.If(ct.last):
+                        m.next = "FLUSH"
                     with m.Else():
-                        self._advance(m, order, (m0, n0, k0), (TM, TN, TK), (M, N, K))
-                        m.next = "PLAN"
+                        m.d.sync += [p.eq(i) for p, i in zip(ct.prev, ct.idx, strict=True)]
+                        self._advance(m, order, ct.idx, tiles, dims)
+                        m.next = "NEXT"
+            with m.State("NEXT"):
+                # the indices are the next tile's, ``prev`` the finished one's: release the
+                # halves of tiles that change, write the output tile back when it changes
+                with m.If(~ct.changed["O"] | ~wr_busy):
+                    for op in ("A", "W"):
+                        with m.If(ct.changed[op]):
+                            m.d.comb += release[op].eq(1)
+                            toggle(c_half[op])
+                    with m.If(ct.changed["O"]):
+                        write_back(ct.prev)
+                        toggle(c_half["O"])
+                    m.next = "WAIT"
+            with m.State("FLUSH"):
+                with m.If(~wr_busy):
+                    write_back(ct.idx)
+                    m.next = "FINAL"
             with m.State("FINAL"):
                 with m.If(~wr_busy & ~wr_go):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
                     m.next = "IDLE"
         return m
+
+    @staticmethod
+    def _walker_state(m: Module, prefix: str, dims, tiles) -> SimpleNamespace:
+        """A walker over the tile loops: the tile indices ``idx`` (m0, n0, k0), the previous
+        tile's ``prev``, ``first`` (the first tile), the tile's sizes ``size`` (edge tiles are
+        partial), ``last`` (the last tile) and per operand whether its tile ``changed`` from
+        the previous tile's (always on the first)."""
+        t = SimpleNamespace()
+        d = len(dims[0])
+        t.idx = tuple(Signal(d, name=f"{prefix}{x}0") for x in "mnk")
+        t.prev = tuple(Signal(d, name=f"{prefix}p{x}0") for x in "mnk")
+        t.first = Signal(name=f"{prefix}first")
+        t.size = tuple(Signal(d, name=f"{prefix}t{x}") for x in "mnk")
+        for size, i, tile, end in zip(t.size, t.idx, tiles, dims, strict=True):
+            m.d.comb += size.eq(_min(tile, end - i))
+        t.last = Signal(name=f"{prefix}last")
+        m.d.comb += t.last.eq(Cat(*(i + tile >= end for i, tile, end
+                                    in zip(t.idx, tiles, dims, strict=True))).all())
+        moved = [t.first | (i != p) for i, p in zip(t.idx, t.prev, strict=True)]
+        t.changed = {"A": moved[0] | moved[2], "W": moved[1] | moved[2],
+                     "O": moved[0] | moved[1]}
+        return t
 
     @staticmethod
     def _advance(m: Module, order, idx, tiles, ends) -> None:

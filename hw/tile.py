@@ -40,27 +40,57 @@ tile's partial sums are written to C when the loops leave it and read back when 
 * Scratchpads (``amaranth.lib.memory.Memory``, one write and one read port each, lane-wide
   write enables): A lines hold a column of an A block (``rows`` lanes, one K index), W lines a
   row of a W block (``cols`` lanes), O lines an accumulator row (``cols`` lanes at
-  ``acc_bits``). Tile layout (one bank-half per operand): A line ``(mb, k)`` in bank
+  ``acc_bits``). Tile layout (within one bank-half): A line ``(mb, k)`` in bank
   ``k mod banks`` at ``mb * ceil(tile_k / banks) + k div banks``; W line ``(nb, k)`` at
   ``nb * tile_k + k``; O line ``(mb, nb, r)`` at ``(mb * blocks_n + nb) * rows + r`` (``mb``,
   ``nb`` the engine blocks of the buffer tile, blocks of the current, possibly partial, tile).
+  A double-buffered A or W level is one memory of two halves (loads use the write port,
+  compute the read port); a double-buffered O level is two memories, one per half, since the
+  drain read-modify-writes one half through both ports while the other half is written back
+  (its read port) or reloaded (its write port).
 * DMA: a read walker issues one request per matrix row segment (A: a row of the A tile, which
   the A banks transpose, one lane of ``banks`` lines per beat; W: a row of one W block; O: a
   row of one accumulator block, when partial sums come back), and a second walker over the
   same sequence writes the answers into the scratchpad; a write walker issues the C requests,
-  a second one reads the O lines and sends their beats.
-* Controller: walks the tile loops in the descriptor's loop order. At each tile it writes the
-  previous output tile back if the output tile changes, reads the new one's partial sums if K
-  has advanced, loads A and W tiles whose indices changed, then runs the tile's folds on the
-  engine: the feeder reads one A and one W line per cycle into the engine's ``i`` stream; the
-  drain adds each ``o`` row to its O line (read-modify-write through the O scratchpad's two
-  ports; the first K tile writes). The engine is built by :func:`hw.generators.build_component`
-  from the tile's engine spec; the feeder and drain are the output-stationary ones (one
-  ``rows`` x ``cols`` block per fold, K streamed), the place where other dataflows plug in.
+  a second one reads the O lines and sends their beats. Reads and writes run at once.
+* Engine: the feeder reads one A and one W line per cycle into the engine's ``i`` stream; the
+  drain adds each ``o`` row to its O line (read-modify-write; the first K tile writes). The
+  engine is built by :func:`hw.generators.build_component` from the tile's engine spec; the
+  feeder and drain are the output-stationary ones (one ``rows`` x ``cols`` block per fold, K
+  streamed), the place where other dataflows plug in.
 
-Not built yet: overlap of loads with compute (``double_buffered`` levels alternate halves,
-so the layout is ready for it, but each phase waits for the previous one), bit-packed sub-byte
-formats, a write-back at the output format.
+**Overlap.** Two walkers go over the tiles in the descriptor's loop order. The *loader*, per
+tile: if the A tile changes, acquires a free A half and loads it; the same for W; if the
+output tile changes, acquires a free O half and, when K has advanced (``k0 != 0``: partial
+sums were spilled), reloads them into it; then counts the tile as loaded. The *computer*, per
+tile: waits until it is loaded, computes it, moves to the next tile, then releases the A and
+W halves whose tiles change and, when the output tile changes, starts its write-back (after
+the previous write-back, one at a time); the write-back releases the O half when its last
+beat has gone. A level of two halves (``double_buffered``) so takes the next tile's loads
+and the previous output tile's write-back while the engine computes; a level of one half
+makes them wait for the compute (and the reload for the write-back) as before. The tile
+after the last one's loads is never fetched, so the loader runs at most two tiles ahead.
+
+**What the model abstracts** (``sim.memory``'s DRAM stalls set beside the measured cycles by
+``sim.verify.tile_bench.cycle_table``). Per boundary the model exposes ``max(0, transfer -
+busy)`` with ``busy`` the *average* compute of a tile; the tile waits for the actual
+transfers of that boundary against the actual compute of that tile, so edge tiles (short
+compute, same-size loads in one dimension) expose more than the average says, and the
+exposed time of consecutive boundaries does not add up to the average either way. The model
+charges the DRAM latency once per transfer; the tile pays it once per *job* it waits for
+(a load of A, of W, a reload, each starting only after the previous job's last answer,
+since one read walker pair serves them in turn), so a boundary loading A and W pays it
+twice, and on a slow link a latency per job is exposed at every boundary. The model's
+first-tile load and last write-back are exposed, like the tile's, but the tile also runs the
+first tile's fill and the last fold's drain through the array with nothing to overlap, and
+a few controller cycles per tile (acquire, release, hand-over) that the model does not
+count. The model keeps compute at the engine's fold cycles; in the tile a fold's drain (the
+``rows`` O read-modify-writes) overlaps the next fold's feed, as the engine allows. The
+model sizes buffer tiles in elements, the tile in lines of engine beats: a mapping with a
+partial engine block may not fit (``tile_bench.fit_mapping`` refits it for the table).
+
+Not built yet: bit-packed sub-byte formats, a write-back at the output format, a second read
+walker pair (A and W loads of one boundary in flight together).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from hw.tile import Tile
 from mapping import Candidates, Mapping
 from models.ops import Gemm
 
-__all__ = ["ExtMemory", "TileRun", "model_cycles", "model_gemm", "pack", "reference",
-           "run_tile_gemm", "unpack"]
+__all__ = ["ExtMemory", "TileRun", "cycle_table", "fit_mapping", "model_cycles", "model_gemm",
+           "pack", "reference", "run_tile_gemm", "unpack"]
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:
@@ -241,11 +241,45 @@ def model_gemm(arch: ArchSpec, M: int, N: int, K: int) -> Gemm:
                 w_fmt=f"{kind}{e.w_bits}", o_fmt=f"int{e.acc_bits}")
 
 
+def fit_mapping(spec: TileSpec, mp: Mapping, M: int, N: int, K: int) -> Mapping:
+    """``mp`` if its tiles fit the tile's scratchpad lines, else the nearest mapping that does.
+
+    The system model sizes a buffer tile in elements (``tile_k * tile_n`` W elements in a
+    half of ``w_buffer``), the tile RTL in lines of one engine beat: a partial engine block
+    still takes whole lines, so a mapping the model accepts may not fit. Refit: ``tile_m`` and
+    ``tile_n`` down to whole engine blocks (at least one), then ``tile_k`` down until it
+    fits."""
+    import dataclasses
+
+    from hw.spec import SpecError
+
+    e = spec.engine
+    desc = dict(M=M, N=N, K=K, loop_order="".join(mp.loop_order), a_base=0, a_stride=K,
+                w_base=0, w_stride=N, c_base=0, c_stride=N)
+
+    def fits(tm: int, tn: int, tk: int) -> bool:
+        need = spec.lines_needed(Descriptor(tile_m=tm, tile_n=tn, tile_k=tk, **desc))
+        return all(need[op] <= pad.half_lines
+                   for op, pad in (("A", spec.a), ("W", spec.w), ("O", spec.o)))
+
+    tm, tn, tk = mp.tile_m, mp.tile_n, mp.tile_k
+    if fits(tm, tn, tk):
+        return mp
+    tm = min(M, max(e.rows, tm // e.rows * e.rows))
+    tn = min(N, max(e.cols, tn // e.cols * e.cols))
+    while tk > 1 and not fits(tm, tn, tk):
+        tk -= 1
+    if not fits(tm, tn, tk):
+        raise SpecError(f"mapping {mp.tile_m}x{mp.tile_n}x{mp.tile_k}: no refit fits the "
+                        "tile's scratchpads; raise their capacity_bytes")
+    return dataclasses.replace(mp, tile_m=tm, tile_n=tn, tile_k=tk)
+
+
 def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 1) -> str:
     """Run each ``(M, N, K)`` with the mapping the system model picks on the tile of ``arch``
     (random operands, C checked bit exact) and tabulate measured against model cycles."""
     from hw.spec import tile_spec
-    from sim.gemm import simulate_gemm
+    from sim.gemm import gemm_cost, simulate_gemm
 
     spec = tile_spec(arch)
     e = arch.engine
@@ -253,8 +287,14 @@ def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 
     lines = [f"{'M x N x K':>12} {'tile':>10} {'order':>5} {'measured':>9} {'model':>7} "
              f"{'gap':>6} {'DRAM bytes (tile/model)':>24}"]
     for M, N, K in shapes:
-        model = simulate_gemm(arch, model_gemm(arch, M, N, K))
-        mp = model.mapping
+        gemm = model_gemm(arch, M, N, K)
+        model = simulate_gemm(arch, gemm)
+        mp = fit_mapping(spec, model.mapping, M, N, K)
+        cycles, dram_bytes = model.cycles, model.dram_bytes
+        if mp is not model.mapping:  # the model's figures for the mapping the tile runs
+            cost = gemm_cost(gemm, arch, Candidates.from_mapping(mp, M, N, K))
+            cycles = int(np.ceil(np.asarray(cost.cycles).reshape(-1)[0]))
+            dram_bytes = int(np.asarray(cost.dram_bytes).reshape(-1)[0])
         lo = -(1 << (e.a_bits - 1)) if e.signed else 0
         A = rng.integers(lo, lo + (1 << e.a_bits), (M, K))
         lo = -(1 << (e.w_bits - 1)) if e.signed else 0
@@ -264,8 +304,12 @@ def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 
         if not np.array_equal(run.C, reference(A, W, e.acc_bits, e.signed)):
             raise AssertionError(f"{M}x{N}x{K}: C differs from numpy")
         moved = run.read_bytes + run.write_bytes
-        lines.append(f"{f'{M}x{N}x{K}':>12} {f'{mp.tile_m}x{mp.tile_n}x{mp.tile_k}':>10} "
-                     f"{''.join(mp.loop_order):>5} {run.cycles:>9} {model.cycles:>7} "
-                     f"{(run.cycles - model.cycles) / model.cycles:>+6.0%} "
-                     f"{f'{moved}/{model.dram_bytes}':>24}")
+        tile = f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}{'' if mp is model.mapping else '*'}"
+        lines.append(f"{f'{M}x{N}x{K}':>12} {tile:>10} "
+                     f"{''.join(mp.loop_order):>5} {run.cycles:>9} {cycles:>7} "
+                     f"{(run.cycles - cycles) / cycles:>+6.0%} "
+                     f"{f'{moved}/{dram_bytes}':>24}")
+    if any("*" in line for line in lines):
+        lines.append("* the model's mapping does not fit the scratchpad lines: refit by "
+                     "fit_mapping, model figures for the refit mapping")
     return "\n".join(lines)

@@ -68,8 +68,9 @@ W halves whose tiles change and, when the output tile changes, starts its write-
 the previous write-back, one at a time); the write-back releases the O half when its last
 beat has gone. A level of two halves (``double_buffered``) so takes the next tile's loads
 and the previous output tile's write-back while the engine computes; a level of one half
-makes them wait for the compute (and the reload for the write-back) as before. The tile
-after the last one's loads is never fetched, so the loader runs at most two tiles ahead.
+makes them wait for the compute (and the reload for the write-back) as before. Every tile
+after the first loads a new A or W tile, so with two halves each the loader runs at most two
+tiles ahead.
 
 **What the model abstracts** (``sim.memory``'s DRAM stalls set beside the measured cycles by
 ``sim.verify.tile_bench.cycle_table``). Per boundary the model exposes ``max(0, transfer -
@@ -84,10 +85,8 @@ twice, and on a slow link a latency per job is exposed at every boundary. The mo
 first-tile load and last write-back are exposed, like the tile's, but the tile also runs the
 first tile's fill and the last fold's drain through the array with nothing to overlap, and
 a few controller cycles per tile (acquire, release, hand-over) that the model does not
-count. The model keeps compute at the engine's fold cycles; in the tile a fold's drain (the
-``rows`` O read-modify-writes) overlaps the next fold's feed, as the engine allows. The
-model sizes buffer tiles in elements, the tile in lines of engine beats: a mapping with a
-partial engine block may not fit (``tile_bench.fit_mapping`` refits it for the table).
+count. The model sizes buffer tiles in elements, the tile in lines of engine beats: a mapping
+with a partial engine block may not fit (``tile_bench.fit_mapping`` refits it for the table).
 
 Not built yet: bit-packed sub-byte formats, a write-back at the output format, a second read
 walker pair (A and W loads of one boundary in flight together).

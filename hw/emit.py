@@ -1,5 +1,9 @@
 """Write a design folder: ``<out>/<name>/<name>.v`` and ``<out>/<name>/manifest.json``.
 
+A design is an engine (an :class:`hw.spec.EngineSpec`: its streams and timing contract in the
+manifest) or a whole tile (a :class:`hw.spec.TileSpec`: its descriptor registers, external
+memory protocol and scratchpads in the manifest); both are written the same way.
+
 The Verilog is emitted with ``emit_src=False``, so it changes only when the hardware does:
 the same spec gives byte-identical files. Files are first written to a temporary folder and
 moved into place only when every step (synthesis included) has succeeded, the manifest last,
@@ -20,7 +24,7 @@ from amaranth.back import verilog
 
 from hw.generators import build_component, engine_streams
 from hw.packing import describe_layout
-from hw.spec import EngineSpec, spec_to_dict
+from hw.spec import EngineSpec, TileSpec, spec_to_dict
 
 __all__ = ["MANIFEST", "generate", "read_manifest"]
 
@@ -46,8 +50,10 @@ def _ports(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def render(spec: EngineSpec) -> tuple[str, dict[str, Any]]:
+def render(spec: EngineSpec | TileSpec) -> tuple[str, dict[str, Any]]:
     """The Verilog text and the manifest (without synthesis figures) of a spec."""
+    if isinstance(spec, TileSpec):
+        return _render_tile(spec)
     component = build_component(spec)
     text = verilog.convert(component, name=spec.name, emit_src=False)
     streams = {
@@ -83,7 +89,41 @@ def render(spec: EngineSpec) -> tuple[str, dict[str, Any]]:
     return text, manifest
 
 
-def generate(spec: EngineSpec, out_dir: Path | str, *, synth: bool = False) -> Path:
+def _render_tile(spec: TileSpec) -> tuple[str, dict[str, Any]]:
+    """:func:`render` of a tile: the engine's spec, the scratchpads, the register map and the
+    external port's streams (protocol in ``hw.tile``'s module docstring)."""
+    import hw.tile
+
+    component = hw.tile.Tile(spec)
+    text = verilog.convert(component, name=spec.name, emit_src=False)
+    streams = {}
+    for name in ("rd_req", "rd_data", "wr_req", "wr_data"):
+        layout = getattr(component, name).payload.shape()
+        streams[name] = {
+            "payload": f"{name}__payload", "valid": f"{name}__valid", "ready": f"{name}__ready",
+            "fields": [f.as_json() for f in describe_layout(layout)],
+        }
+    doc = (hw.tile.__doc__ or "").strip()
+    manifest = {
+        "format": FORMAT_VERSION,
+        "name": spec.name,
+        "kind": "tile",
+        "top": spec.name,
+        "verilog": f"{spec.name}.v",
+        "generator": {"tpeforge": version("tpeforge"), "amaranth": version("amaranth")},
+        "arch": spec.arch,
+        "spec": spec_to_dict(spec.engine),
+        "tile": spec.to_dict(),
+        "ports": _ports(component.metadata.as_json()),
+        "streams": streams,
+        "registers": [{"offset": r.offset, "name": r.name, "bits": r.bits, "doc": r.doc}
+                      for r in spec.registers()],
+        "protocol": doc[doc.index("**Ports**"):doc.index("**Structure.**")].strip(),
+    }
+    return text, manifest
+
+
+def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = False) -> Path:
     """Write the design folder for ``spec`` under ``out_dir``; returns the folder."""
     out_dir = Path(out_dir)
     text, manifest = render(spec)

@@ -671,3 +671,9 @@ def _rate_fields(engine: EngineBase) -> tuple[str, ...]:
 
 def field_names(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
+
+
+# The tile spec reads ArchSpec, so it is imported once everything above is defined.
+from hw.spec.tile import Descriptor, TileSpec, tile_spec  # noqa: E402
+
+__all__ += ["Descriptor", "TileSpec", "tile_spec"]

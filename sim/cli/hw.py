@@ -37,6 +37,53 @@ def _gen_kinds(gen: argparse.ArgumentParser) -> None:
         _spec_args(p, cls)
         _common_gen(p)
         p.set_defaults(func=_gen, spec_cls=cls)
+    _tile_parser(kinds)
+
+
+def _tile_parser(kinds: argparse._SubParsersAction) -> None:
+    """``tpe gen tile``: a whole tile built from an architecture (hw.spec.tile_spec)."""
+    from hw.spec.tile import ADDR_BITS, DIM_BITS
+
+    doc = ("a whole tile of an architecture: engine, scratchpads, DMA and loop controller "
+           "running a tiled GEMM from external memory")
+    p = kinds.add_parser("tile", help=doc, description=doc[0].upper() + doc[1:] + ".")
+    p.add_argument("--arch", required=True, help="preset name or architecture TOML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec field, e.g. engine.rows=16 (repeatable)")
+    p.add_argument("--dim-bits", type=int, default=DIM_BITS,
+                   help=f"width of the M, N, K registers (default {DIM_BITS})")
+    p.add_argument("--addr-bits", type=int, default=ADDR_BITS,
+                   help=f"external address width (default {ADDR_BITS})")
+    p.add_argument("--out", type=Path, default=Path("rtl_out"),
+                   help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
+    p.set_defaults(func=_gen_tile)
+
+
+def _gen_tile(args: argparse.Namespace) -> int:
+    from hw.emit import generate, read_manifest
+    from hw.spec import SpecError, load_arch, tile_spec
+
+    try:
+        spec = tile_spec(load_arch(args.arch, args.set), dim_bits=args.dim_bits,
+                         addr_bits=args.addr_bits)
+    except SpecError as err:
+        field, sep, rest = str(err).partition(":")
+        flag = {"dim_bits": "--dim-bits", "addr_bits": "--addr-bits"}.get(field)
+        if flag is None:
+            raise
+        raise SpecError(f"{flag}{sep}{rest}") from None
+    if args.out.exists() and not args.out.is_dir():
+        raise SpecError(f"--out: {args.out} exists and is not a folder")
+    folder = generate(spec, args.out)
+    print(f"wrote {folder / (spec.name + '.v')}")
+    print(f"wrote {folder / 'manifest.json'}")
+    t = read_manifest(folder)["tile"]
+    pads = ", ".join(
+        f"{t[k]['level']} {t[k]['banks']} x {t[k]['bank_lines']} x {t[k]['width_bits']} bits"
+        for k in ("a_scratchpad", "w_scratchpad", "o_scratchpad"))
+    print(f"tile: {spec.engine.name}; scratchpads {pads}; external port {spec.ext_bytes} "
+          f"bytes/beat ({spec.dram_bytes_per_cycle:g} bytes/cycle link)")
+    return 0
 
 
 def _flag(field: str) -> str:

@@ -1,0 +1,333 @@
+"""The spec of a whole accelerator tile: one engine, its operand scratchpads, a DMA behind one
+external memory port, and a loop controller, all derived from an :class:`hw.spec.ArchSpec`.
+
+:func:`tile_spec` reads the architecture the simulator uses and turns it into what the RTL
+(``hw.tile``) is built from; every number here comes from the architecture or from a rule
+stated beside it, so the RTL and the cost model describe the same machine.
+
+**Scratchpads.** The innermost tier of the architecture must give each operand its own level
+(``holds`` one operand). A scratchpad line is one engine beat of that operand (for an
+output-stationary systolic array: ``rows`` A lanes, ``cols`` W lanes, ``cols`` accumulators),
+so the level's ``width_bits`` must equal that beat's width (other widths are not built yet).
+Lines = ``capacity_bytes * 8 // width_bits``. A double-buffered level is two halves; a tile
+uses one half, as the mapping search assumes (``SramSpec.tile_capacity_bytes``). The A
+scratchpad is split into ``ext_elems(A)`` interleaved banks (line k in bank ``k mod banks``):
+the DMA receives a row of A (along K) and writes one lane of that many lines per beat, which
+transposes row-major A into the lines the array consumes (a column of A per beat).
+
+**External port.** ``ext_bytes`` bytes per beat: the smallest power of two that carries the
+DRAM level's bytes per cycle (``bandwidth_gb_per_s * 1e3 / clock_mhz``), so the link, not the
+port, limits a transfer, and at least one output element wide. Elements are stored in memory
+in ``elem_bytes(bits)`` bytes each (the smallest power of two of bytes that holds ``bits``),
+little endian, sign- or zero-extended per ``engine.signed``: bit-packing of sub-byte formats
+is not built yet.
+
+**Descriptor.** A GEMM ``C[M, N] = A[M, K] @ W[K, N]`` (row-major, each matrix at a base byte
+address with a row stride in bytes), its buffer tile sizes and loop order
+(:class:`Descriptor`) are written into the controller's registers (:meth:`TileSpec.registers`)
+before ``start``; :meth:`TileSpec.check` refuses a descriptor the hardware cannot run, naming
+the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
+
+__all__ = ["LOOP_ORDERS", "Descriptor", "Register", "Scratchpad", "TileSpec", "elem_bytes",
+           "tile_spec"]
+
+#: Loop orders of the tile loops, outer to inner; the controller's ``loop_order`` register
+#: holds an index into this tuple (the same order as ``mapping.LOOP_ORDERS``).
+LOOP_ORDERS: tuple[str, ...] = tuple("".join(p) for p in itertools.permutations("mnk"))
+
+#: Default width of the M, N, K registers (bits): GEMMs up to 65535 in each dimension.
+DIM_BITS = 16
+#: Default external address width (bits): a 4 GiB address space, the ``systolic`` preset's
+#: LPDDR4 package.
+ADDR_BITS = 32
+
+
+def elem_bytes(bits: int) -> int:
+    """Bytes one element of ``bits`` bits takes in external memory: the smallest power of two
+    that holds it (8 -> 1, 16 -> 2, 20 or 32 -> 4)."""
+    return 1 << max(0, math.ceil(bits / 8) - 1).bit_length()
+
+
+@dataclass(frozen=True, slots=True)
+class Scratchpad:
+    """One operand's scratchpad: ``banks`` x ``bank_lines`` lines of ``lanes`` lanes of
+    ``lane_bits`` bits; each bank is ``halves`` halves (2 when double-buffered) of
+    ``half_lines`` lines."""
+
+    level: str
+    operand: str
+    lanes: int
+    lane_bits: int
+    lines: int
+    banks: int
+    halves: int
+
+    @property
+    def width_bits(self) -> int:
+        return self.lanes * self.lane_bits
+
+    @property
+    def bank_lines(self) -> int:
+        return self.lines // self.banks
+
+    @property
+    def half_lines(self) -> int:
+        """Lines of one bank that one tile may use."""
+        return self.bank_lines // self.halves
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """One descriptor register: written at ``offset`` on the config port, ``bits`` wide."""
+
+    offset: int
+    name: str
+    bits: int
+    doc: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Descriptor:
+    """One GEMM for the tile: ``C[M, N] = A[M, K] @ W[K, N]``, row-major matrices at byte
+    addresses ``*_base`` with ``*_stride`` bytes between rows, cut into ``tile_m x tile_n x
+    tile_k`` buffer tiles run in ``loop_order`` (outer to inner, e.g. ``"mnk"``). C is written
+    at the accumulator width (``elem_bytes(acc_bits)`` bytes per element); when K is split
+    and ``k`` is not the innermost loop, partial sums are written to C and read back."""
+
+    M: int
+    N: int
+    K: int
+    tile_m: int
+    tile_n: int
+    tile_k: int
+    loop_order: str
+    a_base: int
+    a_stride: int
+    w_base: int
+    w_stride: int
+    c_base: int
+    c_stride: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TileSpec:
+    """Everything the tile RTL is built from (see the module docstring)."""
+
+    arch: str
+    engine: SystolicSpec
+    clock_mhz: float
+    a: Scratchpad
+    w: Scratchpad
+    o: Scratchpad
+    #: Bytes per beat of the external port.
+    ext_bytes: int
+    #: The DRAM link of the architecture, for a memory model: bytes per cycle and latency.
+    dram_bytes_per_cycle: float
+    dram_latency_cycles: int
+    dim_bits: int
+    addr_bits: int
+
+    @property
+    def name(self) -> str:
+        return f"tile_{self.engine.name}_x{self.ext_bytes}"
+
+    @property
+    def reg_bits(self) -> int:
+        """Width of the config port's data (the widest register)."""
+        return max(self.addr_bits, self.dim_bits)
+
+    def elem_bytes(self, operand: str) -> int:
+        """Bytes per element of ``operand`` ("A", "W" or "O") in external memory."""
+        e = self.engine
+        return elem_bytes({"A": e.a_bits, "W": e.w_bits, "O": e.acc_bits}[operand])
+
+    def ext_elems(self, operand: str) -> int:
+        """Elements of ``operand`` one external beat carries."""
+        return self.ext_bytes // self.elem_bytes(operand)
+
+    def registers(self) -> tuple[Register, ...]:
+        """The descriptor register map, in offset order."""
+        d, a = self.dim_bits, self.addr_bits
+        rows = (
+            ("M", d, "rows of A and C"), ("N", d, "columns of W and C"),
+            ("K", d, "columns of A, rows of W"),
+            ("tile_m", d, "buffer tile along M"), ("tile_n", d, "buffer tile along N"),
+            ("tile_k", d, "buffer tile along K"),
+            ("loop_order", 3, "tile loops outer to inner: index into "
+             + ", ".join(f"{i}={o}" for i, o in enumerate(LOOP_ORDERS))),
+            ("a_base", a, "byte address of A[0, 0]"), ("a_stride", a, "bytes between A rows"),
+            ("w_base", a, "byte address of W[0, 0]"), ("w_stride", a, "bytes between W rows"),
+            ("c_base", a, "byte address of C[0, 0]"), ("c_stride", a, "bytes between C rows"),
+        )
+        return tuple(Register(i, n, b, doc) for i, (n, b, doc) in enumerate(rows))
+
+    def register_values(self, desc: Descriptor) -> list[tuple[int, int]]:
+        """``(offset, value)`` writes that load ``desc`` (checked first)."""
+        self.check(desc)
+        out = []
+        for reg in self.registers():
+            value = getattr(desc, reg.name)
+            out.append((reg.offset, LOOP_ORDERS.index(value) if reg.name == "loop_order"
+                        else value))
+        return out
+
+    # -- descriptor checks ------------------------------------------------------------------
+
+    def lines_needed(self, desc: Descriptor) -> dict[str, int]:
+        """Lines of one bank-half each operand's tile takes (the layout of ``hw.tile``)."""
+        e = self.engine
+        blocks_m = -(-desc.tile_m // e.rows)
+        blocks_n = -(-desc.tile_n // e.cols)
+        return {"A": blocks_m * -(-desc.tile_k // self.a.banks),
+                "W": blocks_n * desc.tile_k,
+                "O": blocks_m * blocks_n * e.rows}
+
+    def check(self, desc: Descriptor) -> None:
+        """Raise :class:`SpecError` (one line naming the field and the fix) if the tile cannot
+        run ``desc``."""
+        top = (1 << self.dim_bits) - 1
+        for dim in ("M", "N", "K"):
+            v = getattr(desc, dim)
+            if not isinstance(v, int) or not 1 <= v <= top:
+                raise SpecError(f"descriptor.{dim}: must be 1..{top} (dim_bits "
+                                f"{self.dim_bits}; got {v!r}); build the tile with more "
+                                "dim_bits")
+            t = getattr(desc, f"tile_{dim.lower()}")
+            if not isinstance(t, int) or not 1 <= t <= v:
+                raise SpecError(f"descriptor.tile_{dim.lower()}: must be 1..{dim}={v} "
+                                f"(got {t!r})")
+        if desc.loop_order not in LOOP_ORDERS:
+            raise SpecError(f"descriptor.loop_order: must be one of {', '.join(LOOP_ORDERS)} "
+                            f"(got {desc.loop_order!r})")
+        need = self.lines_needed(desc)
+        for op, pad in (("A", self.a), ("W", self.w), ("O", self.o)):
+            if need[op] > pad.half_lines:
+                raise SpecError(
+                    f"descriptor.tile_*: the {op} tile takes {need[op]} lines of a "
+                    f"{pad.half_lines}-line bank of {pad.level} ({pad.banks} bank(s), "
+                    f"{pad.halves} half/halves); use smaller tiles or raise "
+                    f"{pad.level}.capacity_bytes")
+        rows = {"a": (desc.M, desc.K, "A"), "w": (desc.K, desc.N, "W"),
+                "c": (desc.M, desc.N, "O")}
+        for p, (r, c, op) in rows.items():
+            base, stride = getattr(desc, f"{p}_base"), getattr(desc, f"{p}_stride")
+            row_bytes = c * self.elem_bytes(op)
+            if not isinstance(stride, int) or stride < row_bytes:
+                raise SpecError(f"descriptor.{p}_stride: must be at least one row, {c} x "
+                                f"{self.elem_bytes(op)} = {row_bytes} bytes (got {stride!r})")
+            end = base + (r - 1) * stride + row_bytes if isinstance(base, int) else -1
+            if not isinstance(base, int) or base < 0 or end > 1 << self.addr_bits:
+                raise SpecError(f"descriptor.{p}_base: the matrix must lie in the "
+                                f"{self.addr_bits}-bit address space (got base {base!r}, end "
+                                f"{end}); build the tile with more addr_bits")
+        for p in ("a", "w"):
+            lo, hi = _span(desc, p, self), _span(desc, "c", self)
+            if lo[0] < hi[1] and hi[0] < lo[1]:
+                raise SpecError(f"descriptor.c_base: C ({hi[0]}..{hi[1]}) overlaps "
+                                f"{p.upper()} ({lo[0]}..{lo[1]}); C is written while "
+                                f"{p.upper()} is read, place it elsewhere")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (the manifest's ``tile`` entry)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                               if f.name not in ("engine", "a", "w", "o")}
+        for op in ("a", "w", "o"):
+            pad: Scratchpad = getattr(self, op)
+            out[f"{op}_scratchpad"] = {
+                "level": pad.level, "lanes": pad.lanes, "lane_bits": pad.lane_bits,
+                "width_bits": pad.width_bits, "lines": pad.lines, "banks": pad.banks,
+                "halves": pad.halves, "bank_lines": pad.bank_lines,
+                "half_lines": pad.half_lines}
+        out["elem_bytes"] = {op: self.elem_bytes(op) for op in ("A", "W", "O")}
+        return out
+
+
+def _span(desc: Descriptor, p: str, spec: TileSpec) -> tuple[int, int]:
+    """The byte range ``[lo, hi)`` a matrix of ``desc`` spans."""
+    r, c, op = {"a": (desc.M, desc.K, "A"), "w": (desc.K, desc.N, "W"),
+                "c": (desc.M, desc.N, "O")}[p]
+    base, stride = getattr(desc, f"{p}_base"), getattr(desc, f"{p}_stride")
+    return base, base + (r - 1) * stride + c * spec.elem_bytes(op)
+
+
+def _operand_level(arch: ArchSpec, op: str) -> LevelSpec:
+    """The innermost level holding ``op``; refused when it is shared with another operand."""
+    level = next(lv for lv in arch.tiers[0] if op in lv.holds)
+    if len(level.holds) != 1:
+        raise SpecError(f"memory.{level.name}.holds: the tile RTL builds one scratchpad per "
+                        f"operand, this level holds {', '.join(level.holds)}; give each "
+                        "operand its own level (a_buffer, w_buffer, o_buffer)")
+    return level
+
+
+def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR_BITS
+              ) -> TileSpec:
+    """The tile of ``arch`` (one core, an engine the tile RTL has, a buffer per operand in
+    front of DRAM); raises :class:`SpecError` naming the field and the fix otherwise."""
+    if arch.gpu is not None:
+        raise SpecError(f"--arch: {arch.name} is a GPU; the tile RTL builds an engine "
+                        "architecture (e.g. --arch systolic)")
+    if arch.cores != 1:
+        raise SpecError(f"cores: the tile RTL builds one core (got {arch.cores}); use a "
+                        "one-core architecture or --set cores=1")
+    e = arch.engine
+    if not isinstance(e, SystolicSpec):
+        raise SpecError(f"engine.kind: the tile RTL has only the systolic array so far (got "
+                        f"{e.kind!r}); use --arch systolic")
+    if e.dataflow != "os":
+        raise SpecError("engine.dataflow: the tile RTL has only the output-stationary array "
+                        "so far (got 'ws'); set --set engine.dataflow=os")
+    if not 1 <= dim_bits <= 32:
+        raise SpecError(f"dim_bits: must be 1..32 (got {dim_bits})")
+    if not 8 <= addr_bits <= 64:
+        raise SpecError(f"addr_bits: must be 8..64 (got {addr_bits})")
+    if len(arch.tiers) != 2:
+        between = arch.tiers[1][0].name
+        raise SpecError(f"memory.{between}: the tile RTL connects its scratchpads straight to "
+                        "the external port; a level between them and DRAM is not built yet")
+    dram = arch.memory[-1]
+    per_cycle = dram.bandwidth_bytes_per_cycle(arch.clock_mhz)
+    ext_bytes = max(1 << max(0, math.ceil(per_cycle) - 1).bit_length(), elem_bytes(e.acc_bits))
+    beats = {"A": (e.rows, e.a_bits), "W": (e.cols, e.w_bits), "O": (e.cols, e.acc_bits)}
+    pads = {}
+    for op, (lanes, bits) in beats.items():
+        level = _operand_level(arch, op)
+        assert level.width_bits is not None  # an innermost level is on chip
+        if level.width_bits != lanes * bits:
+            raise SpecError(f"memory.{level.name}.width_bits: a line of the tile's scratchpad "
+                            f"is one engine beat of {op}, {lanes} x {bits} = {lanes * bits} "
+                            f"bits (got {level.width_bits}); set --set "
+                            f"{level.name}.width_bits={lanes * bits}")
+        if op == "O" and level.ports < 2:
+            raise SpecError(f"memory.{level.name}.ports: the output scratchpad accumulates "
+                            "a line per cycle (a read and a write); set --set "
+                            f"{level.name}.ports=2")
+        banks = ext_bytes // elem_bytes(bits) if op == "A" else 1
+        halves = 2 if level.double_buffered else 1
+        lines = level.capacity_bytes * 8 // level.width_bits
+        # one fold's operands: an A line per bank (a column of A), a W line, rows O lines
+        need = banks * halves * (e.rows if op == "O" else 1)
+        if lines < need:
+            fix = -(-need * level.width_bits // 8)
+            raise SpecError(f"memory.{level.name}.capacity_bytes: {level.capacity_bytes} bytes "
+                            f"hold {lines} lines of {level.width_bits} bits, fewer than one "
+                            f"fold's {op} needs ({need}: {banks} bank(s) x {halves} half/halves"
+                            f"{f' x {e.rows} rows' if op == 'O' else ''}); set --set "
+                            f"{level.name}.capacity_bytes={fix}")
+        pads[op] = Scratchpad(level=level.name, operand=op, lanes=lanes, lane_bits=bits,
+                              lines=lines, banks=banks, halves=halves)
+    return TileSpec(arch=arch.name, engine=e, clock_mhz=arch.clock_mhz, a=pads["A"],
+                    w=pads["W"], o=pads["O"], ext_bytes=ext_bytes,
+                    dram_bytes_per_cycle=per_cycle,
+                    dram_latency_cycles=math.ceil(dram.latency_ns * arch.clock_mhz / 1e3),
+                    dim_bits=dim_bits, addr_bits=addr_bits)

@@ -1,0 +1,672 @@
+"""A whole accelerator tile: engine, operand scratchpads, DMA and loop controller, running a
+tiled GEMM ``C = A @ W`` held in external memory (:class:`Tile`, built from a
+:class:`hw.spec.TileSpec`, itself derived from the architecture the simulator uses).
+
+**Ports** (all streams follow ``amaranth.lib.stream`` rules: a beat transfers in a cycle where
+``valid`` and ``ready`` are both high; ``valid`` never waits for ``ready``):
+
+* Config: ``cfg_we``, ``cfg_addr``, ``cfg_data`` write descriptor register ``cfg_addr``
+  (:meth:`hw.spec.TileSpec.registers`: M, N, K, tile sizes, loop order, base addresses and
+  row strides in bytes) on a rising clock edge; writes while ``busy`` are dropped. The
+  hardware trusts the descriptor: :meth:`hw.spec.TileSpec.check` (which
+  :meth:`hw.spec.TileSpec.register_values` runs) refuses one it cannot run; a loop order
+  code past the table runs ``mnk``.
+  ``start`` (one cycle) runs the GEMM the registers describe; ``busy`` is high from the next
+  cycle until the last C write has transferred; ``done`` rises with ``busy`` falling and stays
+  high until the next ``start``. The registers keep their values, so the next GEMM rewrites
+  only what changes.
+* External memory, byte addressed, ``ext_bytes`` (E) bytes per data beat, lowest address in
+  the lowest byte lane:
+
+  - ``rd_req`` ``{addr, len}`` (out): read ``len`` bytes from ``addr`` (any alignment).
+    Requests may be issued back to back without waiting for data.
+  - ``rd_data`` ``{data}`` (in): the responder answers the requests in order, each with
+    ``ceil(len / E)`` beats: beat i carries bytes ``addr + i*E ..``; lanes past ``len`` in the
+    last beat are ignored.
+  - ``wr_req`` ``{addr, len}`` (out) and ``wr_data`` ``{data}`` (out): write ``len`` bytes
+    at ``addr``; the request's ``ceil(len / E)`` data beats follow on ``wr_data`` in request
+    order (the two streams are independent: a request may run ahead of its data). Writes are
+    posted: one is complete when its last data beat has transferred, and the responder must
+    answer a later read of the same bytes with the written data.
+
+**Data in memory.** Row-major matrices, each element in ``elem_bytes(bits)`` bytes (little
+endian; A and W are read at ``a_bits``/``w_bits``, the bytes above ignored; C is written at
+``acc_bits``, sign- or zero-extended to its bytes). C is written at the accumulator width,
+and serves as the spill space too: with K split and ``k`` not the innermost loop, an output
+tile's partial sums are written to C when the loops leave it and read back when they return.
+
+**Structure.**
+
+* Scratchpads (``amaranth.lib.memory.Memory``, one write and one read port each, lane-wide
+  write enables): A lines hold a column of an A block (``rows`` lanes, one K index), W lines a
+  row of a W block (``cols`` lanes), O lines an accumulator row (``cols`` lanes at
+  ``acc_bits``). Tile layout (within one bank-half): A line ``(mb, k)`` in bank
+  ``k mod banks`` at ``mb * ceil(tile_k / banks) + k div banks``; W line ``(nb, k)`` at
+  ``nb * tile_k + k``; O line ``(mb, nb, r)`` at ``(mb * blocks_n + nb) * rows + r`` (``mb``,
+  ``nb`` the engine blocks of the buffer tile, blocks of the current, possibly partial, tile).
+  A double-buffered A or W level is one memory of two halves (loads use the write port,
+  compute the read port); a double-buffered O level is two memories, one per half, since the
+  drain read-modify-writes one half through both ports while the other half is written back
+  (its read port) or reloaded (its write port).
+* DMA: a read walker issues one request per matrix row segment (A: a row of the A tile, which
+  the A banks transpose, one lane of ``banks`` lines per beat; W: a row of one W block; O: a
+  row of one accumulator block, when partial sums come back), and a second walker over the
+  same sequence writes the answers into the scratchpad; a write walker issues the C requests,
+  a second one reads the O lines and sends their beats. Reads and writes run at once.
+* Engine: the feeder reads one A and one W line per cycle into the engine's ``i`` stream; the
+  drain adds each ``o`` row to its O line (read-modify-write; the first K tile writes). The
+  engine is built by :func:`hw.generators.build_component` from the tile's engine spec; the
+  feeder and drain are the output-stationary ones (one ``rows`` x ``cols`` block per fold, K
+  streamed), the place where other dataflows plug in.
+
+**Overlap.** Two walkers go over the tiles in the descriptor's loop order. The *loader*, per
+tile: if the A tile changes, acquires a free A half and loads it; the same for W; if the
+output tile changes, acquires a free O half and, when K has advanced (``k0 != 0``: partial
+sums were spilled), reloads them into it; then counts the tile as loaded. The *computer*, per
+tile: waits until it is loaded, computes it, moves to the next tile, then releases the A and
+W halves whose tiles change and, when the output tile changes, starts its write-back (after
+the previous write-back, one at a time); the write-back releases the O half when its last
+beat has gone. A level of two halves (``double_buffered``) so takes the next tile's loads
+and the previous output tile's write-back while the engine computes; a level of one half
+makes them wait for the compute (and the reload for the write-back) as before. Every tile
+after the first loads a new A or W tile, so with two halves each the loader runs at most two
+tiles ahead.
+
+**What the model abstracts** (``sim.memory``'s DRAM stalls set beside the measured cycles by
+``sim.verify.tile_bench.cycle_table``). Per boundary the model exposes ``max(0, transfer -
+busy)`` with ``busy`` the *average* compute of a tile; the tile waits for the actual
+transfers of that boundary against the actual compute of that tile, so edge tiles (short
+compute, same-size loads in one dimension) expose more than the average says, and the
+exposed time of consecutive boundaries does not add up to the average either way. The model
+charges the DRAM latency once per transfer; the tile pays it once per *job* it waits for
+(a load of A, of W, a reload, each starting only after the previous job's last answer,
+since one read walker pair serves them in turn), so a boundary loading A and W pays it
+twice, and on a slow link a latency per job is exposed at every boundary. The model's
+first-tile load and last write-back are exposed, like the tile's, but the tile also runs the
+first tile's fill and the last fold's drain through the array with nothing to overlap, and
+a few controller cycles per tile (acquire, release, hand-over) that the model does not
+count. The model sizes buffer tiles in elements, the tile in lines of engine beats: a mapping
+with a partial engine block may not fit (``tile_bench.fit_mapping`` refits it for the table).
+
+Not built yet: bit-packed sub-byte formats, a write-back at the output format, a second read
+walker pair (A and W loads of one boundary in flight together).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.generators import build_component
+from hw.spec import TileSpec
+from hw.spec.tile import LOOP_ORDERS
+
+__all__ = ["Tile", "req_layout"]
+
+
+def req_layout(spec: TileSpec) -> data.StructLayout:
+    """A memory request: ``{addr, len}`` (bytes)."""
+    return data.StructLayout({"addr": spec.addr_bits, "len": _len_bits(spec)})
+
+
+def _len_bits(spec: TileSpec) -> int:
+    """Bits of a request's length: the longest request is a whole row of an A tile."""
+    e = spec.engine
+    longest = max(((1 << spec.dim_bits) - 1) * spec.elem_bytes("A"),
+                  e.cols * spec.elem_bytes("W"), e.cols * spec.elem_bytes("O"))
+    return longest.bit_length()
+
+
+def _log2(n: int) -> int:
+    assert n & (n - 1) == 0, n
+    return n.bit_length() - 1
+
+
+def _min(a, b):
+    return Mux(a < b, a, b)
+
+
+class Tile(wiring.Component):
+    """The tile of ``spec``; see the module docstring for its ports and protocol."""
+
+    def __init__(self, spec: TileSpec):
+        if not isinstance(spec, TileSpec):
+            raise TypeError(f"spec must be a TileSpec, not {spec!r}")
+        self.spec = spec
+        regs = spec.registers()
+        beat = 8 * spec.ext_bytes
+        super().__init__({
+            "cfg_we": In(1),
+            "cfg_addr": In(range(len(regs))),
+            "cfg_data": In(spec.reg_bits),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "rd_req": Out(stream.Signature(req_layout(spec))),
+            "rd_data": In(stream.Signature(data.StructLayout({"data": beat}))),
+            "wr_req": Out(stream.Signature(req_layout(spec))),
+            "wr_data": Out(stream.Signature(data.StructLayout({"data": beat}))),
+        })
+
+    # ------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        spec = self.spec
+        e = spec.engine
+        R, C = e.rows, e.cols
+        E = spec.ext_bytes
+        log_e = _log2(E)
+        m = Module()
+        m.submodules.engine = eng = build_component(e)
+        # widths of line counters: a walker's base may step once past the last line
+        line_bits = max(p.bank_lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
+        # folds of one tile: its O lines over the rows of a fold (one more: the count after
+        # the last)
+        fold_count = range(spec.o.half_lines // R + 2)
+
+        # -- descriptor registers ----------------------------------------------------------
+        reg = {}
+        for r in spec.registers():
+            reg[r.name] = Signal(r.bits, name=f"reg_{r.name}")
+            with m.If(self.cfg_we & ~self.busy & (self.cfg_addr == r.offset)):
+                m.d.sync += reg[r.name].eq(self.cfg_data)
+        M, N, K = reg["M"], reg["N"], reg["K"]
+        TM, TN, TK = reg["tile_m"], reg["tile_n"], reg["tile_k"]
+        eb = {op: spec.elem_bytes(op) for op in ("A", "W", "O")}
+        J = {op: spec.ext_elems(op) for op in ("A", "W", "O")}
+
+        # -- scratchpads -------------------------------------------------------------------
+        def pad(name: str, p, banks: int, depth: int):
+            out = []
+            for b in range(banks):
+                mem = Memory(shape=unsigned(p.width_bits), depth=depth, init=[])
+                m.submodules[f"{name}{b}"] = mem
+                out.append(SimpleNamespace(w=mem.write_port(granularity=p.lane_bits),
+                                           r=mem.read_port()))
+            return out
+
+        a_mem = pad("a_sp", spec.a, spec.a.banks, spec.a.bank_lines)
+        w_mem = pad("w_sp", spec.w, 1, spec.w.bank_lines)[0]
+        # the O halves are separate memories (a bank each): the drain read-modify-writes one
+        # (both its ports) while the other is written back (its read port) or reloaded (its
+        # write port)
+        o_mems = pad("o_sp", spec.o, spec.o.halves, spec.o.half_lines)
+        for port in [*a_mem, w_mem, *o_mems]:
+            m.d.comb += port.r.en.eq(0)
+
+        # -- tile loop state ---------------------------------------------------------------
+        # Two walkers over the same tile sequence: the loader acquires buffer halves and
+        # loads a tile's A, W and partial sums, running ahead of the computer, which computes
+        # the tile, then releases the halves and starts the write-back of a finished output
+        # tile (module docstring, "Overlap").
+        d = spec.dim_bits
+        dims, tiles = (M, N, K), (TM, TN, TK)
+        lt = self._walker_state(m, "l", dims, tiles)
+        ct = self._walker_state(m, "c", dims, tiles)
+        halves = {"A": spec.a.halves, "W": spec.w.halves, "O": spec.o.halves}
+        # free halves per operand: the loader acquires one before it fills it, the computer
+        # (A, W: when the tiles move on) or the write-back (O) releases it
+        free = {op: Signal(range(3), name=f"{op.lower()}_free") for op in halves}
+        acquire = {op: Signal(name=f"{op.lower()}_acquire") for op in halves}
+        release = {op: Signal(name=f"{op.lower()}_release") for op in halves}
+        for op in halves:
+            m.d.sync += free[op].eq(free[op] + release[op] - acquire[op])
+        # the half the loader fills next and the one the computer uses
+        l_half = {op: Signal(name=f"l_{op.lower()}_half") if n == 2 else Const(0, 1)
+                  for op, n in halves.items()}
+        c_half = {op: Signal(name=f"c_{op.lower()}_half") if n == 2 else Const(0, 1)
+                  for op, n in halves.items()}
+
+        def toggle(half) -> None:
+            if isinstance(half, Signal):
+                m.d.sync += half.eq(~half)
+
+        # tiles loaded but not yet started: at most two (every tile after the first loads a
+        # new A or W tile, and each has two halves), one bit spare
+        ahead = Signal(range(4))
+        loaded, taken = Signal(), Signal()
+        m.d.sync += ahead.eq(ahead + loaded - taken)
+        m0, n0, k0 = lt.idx  # the read walkers follow the loader
+        tm_cur, tn_cur, tk_cur = lt.size
+        # lines per A block in one bank: ceil(tile_k / banks)
+        kj = Signal(d)
+        m.d.comb += kj.eq((TK + J["A"] - 1) >> _log2(J["A"]))
+
+        def half_off(p, half):
+            return Mux(half, p.half_lines, 0) if p.halves == 2 else Const(0, 1)
+
+        # -- DMA read walkers: one issues requests, one writes the answers ----------------
+        job = Signal(2)  # 0: A, 1: W, 2: O partial sums
+        rd_go = Signal()  # pulses: a read job starts
+        rd_busy = Signal()
+        load_half = Signal()  # the half a load writes (the one compute does not read)
+
+        def read_walker(name: str, step):
+            """Counters over the requests of the current read job; ``step`` moves to the next
+            request. Returns its address, length, target and whether it is the last."""
+            w = SimpleNamespace()
+            # A: tile row mi (block row r, block line base); W: tile K row ki, block offset no
+            # (line base nl); O: block offsets mo, no, block row r, fold line base ol.
+            w.i = Signal(d, name=f"{name}_i")  # mi (A), ki (W), mo (O)
+            w.no = Signal(d, name=f"{name}_no")
+            w.r = Signal(range(R), name=f"{name}_r")
+            w.base = Signal(line_bits, name=f"{name}_base")
+            w.addr = Signal(spec.addr_bits, name=f"{name}_addr")
+            w.len = Signal(_len_bits(spec), name=f"{name}_len")
+            w.line = Signal(line_bits, name=f"{name}_line")
+            w.last = Signal(name=f"{name}_last")
+            n_seg = Signal(d, name=f"{name}_nseg")
+            with m.If(rd_go):
+                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
+            with m.Switch(job):
+                with m.Case(0):
+                    m.d.comb += [
+                        w.addr.eq(reg["a_base"] + (m0 + w.i) * reg["a_stride"] + k0 * eb["A"]),
+                        w.len.eq(tk_cur * eb["A"]),
+                        w.line.eq(w.base),
+                        w.last.eq(w.i == tm_cur - 1),
+                    ]
+                    with m.If(step):
+                        m.d.sync += [w.i.eq(w.i + 1), w.r.eq(w.r + 1)]
+                        with m.If(w.r == R - 1):
+                            m.d.sync += [w.r.eq(0), w.base.eq(w.base + kj)]
+                with m.Case(1):
+                    m.d.comb += [
+                        n_seg.eq(_min(C, tn_cur - w.no)),
+                        w.addr.eq(reg["w_base"] + (k0 + w.i) * reg["w_stride"]
+                                  + (n0 + w.no) * eb["W"]),
+                        w.len.eq(n_seg * eb["W"]),
+                        w.line.eq(w.base + w.i),
+                        w.last.eq((w.i == tk_cur - 1) & (w.no + C >= tn_cur)),
+                    ]
+                    with m.If(step):
+                        m.d.sync += [w.no.eq(w.no + C), w.base.eq(w.base + TK)]
+                        with m.If(w.no + C >= tn_cur):
+                            m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
+                with m.Case(2):
+                    self._o_walk(m, w, step, reg, m0, n0, tm_cur, tn_cur, n_seg, eb["O"])
+            return w
+
+        rd_q = read_walker("rq", self.rd_req.valid & self.rd_req.ready)
+        rd_done = Signal()  # the last request has been issued
+        m.d.comb += [self.rd_req.valid.eq(rd_busy & ~rd_done),
+                     self.rd_req.payload.addr.eq(rd_q.addr),
+                     self.rd_req.payload.len.eq(rd_q.len)]
+        with m.If(rd_go):
+            m.d.sync += rd_done.eq(0)
+        with m.If(self.rd_req.valid & self.rd_req.ready & rd_q.last):
+            m.d.sync += rd_done.eq(1)
+
+        rsp_step = Signal()
+        rd_a = read_walker("ra", rsp_step)
+        bi = Signal(d)  # beat of the current answer
+        beats = Signal(d)
+        m.d.comb += beats.eq((rd_a.len + E - 1) >> log_e)
+        take = Signal()
+        m.d.comb += [self.rd_data.ready.eq(rd_busy), take.eq(self.rd_data.valid & rd_busy)]
+        with m.If(rd_go):
+            m.d.sync += [rd_busy.eq(1), bi.eq(0)]
+        with m.If(take):
+            m.d.sync += bi.eq(bi + 1)
+            with m.If(bi == beats - 1):
+                m.d.comb += rsp_step.eq(1)
+                m.d.sync += bi.eq(0)
+                with m.If(rd_a.last):
+                    m.d.sync += rd_busy.eq(0)
+        beat = self.rd_data.payload.data
+
+        def elem(op: str, j: int):
+            return beat[j * 8 * eb[op]: j * 8 * eb[op] + {"A": e.a_bits, "W": e.w_bits,
+                                                          "O": e.acc_bits}[op]]
+
+        # A answer: element j of beat bi is k = bi*J + j, written to lane r of bank j
+        for j, port in enumerate(a_mem):
+            m.d.comb += [
+                port.w.addr.eq(half_off(spec.a, load_half) + rd_a.base + bi),
+                port.w.data.eq(Cat(*[elem("A", j)] * R)),
+            ]
+            with m.If(take & (job == 0) & (bi * J["A"] + j < tk_cur)):
+                m.d.comb += port.w.en.eq(Const(1, R) << rd_a.r)
+
+        def lane_write(op: str, port, lanes: int, nseg, enable):
+            """Lane c of the line takes element c % J of beat c // J of the row segment."""
+            m.d.comb += port.w.data.eq(Cat(*(elem(op, c % J[op]) for c in range(lanes))))
+            with m.If(enable):
+                m.d.comb += port.w.en.eq(Cat(*((bi == c // J[op]) & (c < nseg)
+                                               for c in range(lanes))))
+
+        w_seg = Signal(d)
+        m.d.comb += [w_seg.eq(rd_a.len >> _log2(eb["W"])),
+                     w_mem.w.addr.eq(half_off(spec.w, load_half) + rd_a.line)]
+        lane_write("W", w_mem, C, w_seg, take & (job == 1))
+
+        # -- compute: feeder and drain ----------------------------------------------------
+        cmp_go = Signal()
+        cmp_busy = Signal()
+        accumulate = Signal()  # K has advanced in this output tile: add to the O lines
+        kf = Signal(d)  # next K index to feed
+        f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
+        a_fb = Signal(line_bits)  # A line base of the block row being fed
+        w_fb = Signal(line_bits)  # W line base of the block column being fed
+        feed_done = Signal()
+        folds_fed = Signal(fold_count)
+        folds_out = Signal(fold_count)
+        fv = Signal()  # a beat is presented to the engine
+        fbank = Signal(range(max(2, len(a_mem))))
+        flast = Signal()
+        adv = Signal()
+        issue = Signal()
+        m.d.comb += [adv.eq(~fv | eng.i.ready), issue.eq(adv & cmp_busy & ~feed_done)]
+        a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
+        for port in a_mem:
+            m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
+        m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_fb + kf), w_mem.r.en.eq(adv)]
+        with m.If(adv):
+            m.d.sync += [fv.eq(issue), flast.eq(kf == ct.size[2] - 1),
+                         fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1 else 0)]
+        with m.If(issue):
+            m.d.sync += kf.eq(kf + 1)
+            with m.If(kf == ct.size[2] - 1):
+                m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + TK),
+                             folds_fed.eq(folds_fed + 1)]
+                with m.If(f_no + C >= ct.size[1]):
+                    m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R), a_fb.eq(a_fb + kj)]
+                    with m.If(f_mo + R >= ct.size[0]):
+                        m.d.sync += feed_done.eq(1)
+        with m.If(cmp_go):
+            m.d.sync += [cmp_busy.eq(1), kf.eq(0), f_mo.eq(0), f_no.eq(0), a_fb.eq(0),
+                         w_fb.eq(0), feed_done.eq(0), folds_fed.eq(0), folds_out.eq(0),
+                         accumulate.eq(ct.idx[2] != 0)]
+        a_sel = Signal(spec.a.width_bits)
+        with m.Switch(fbank):
+            for b, port in enumerate(a_mem):
+                with m.Case(b):
+                    m.d.comb += a_sel.eq(port.r.data)
+        m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_sel),
+                     eng.i.payload.w.eq(w_mem.r.data), eng.i.payload.last.eq(flast)]
+
+        # drain: row r of every fold lands in O line fold*rows + r, one after the other
+        o_line = Signal(line_bits)
+        o_take = Signal()
+        m.d.comb += [eng.o.ready.eq(1), o_take.eq(eng.o.valid)]
+        with m.If(cmp_go):
+            m.d.sync += o_line.eq(0)
+        with m.If(o_take):
+            m.d.sync += o_line.eq(o_line + 1)
+            with m.If(eng.o.payload.last):
+                m.d.sync += folds_out.eq(folds_out + 1)
+        with m.If(cmp_busy & feed_done & (folds_out == folds_fed)):
+            m.d.sync += cmp_busy.eq(0)
+        acc_lane = e.acc_bits
+        o_cur = Signal(spec.o.width_bits)  # the drain's O half's read data
+        m.d.comb += o_cur.eq(o_mems[0].r.data)
+        if len(o_mems) == 2:
+            with m.If(c_half["O"]):
+                m.d.comb += o_cur.eq(o_mems[1].r.data)
+        summed = Cat(*(
+            Mux(accumulate, o_cur[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
+                eng.o.payload.c[c])[:acc_lane]
+            for c in range(C)))
+
+        # -- DMA write walkers: one issues C requests, one sends the O lines --------------
+        wr_go = Signal()
+        wr_busy = Signal()
+        # the output tile being written back and its O half
+        om0, on0 = Signal(d, name="wb_m0"), Signal(d, name="wb_n0")
+        otm, otn = Signal(d, name="wb_tm"), Signal(d, name="wb_tn")
+        m.d.comb += [otm.eq(_min(TM, M - om0)), otn.eq(_min(TN, N - on0))]
+        wb_half = Signal()
+        wq_step = self.wr_req.valid & self.wr_req.ready
+        wq = SimpleNamespace(i=Signal(d, name="wq_mo"), no=Signal(d, name="wq_no"),
+                             r=Signal(range(R), name="wq_r"), base=Signal(line_bits, name="wq_b"),
+                             addr=Signal(spec.addr_bits, name="wq_addr"),
+                             len=Signal(_len_bits(spec), name="wq_len"),
+                             line=Signal(line_bits, name="wq_line"), last=Signal(name="wq_last"))
+        wq_seg = Signal(d)
+        self._o_walk(m, wq, wq_step, reg, om0, on0, otm, otn, wq_seg, eb["O"])
+        wq_done = Signal()
+        m.d.comb += [self.wr_req.valid.eq(wr_busy & ~wq_done),
+                     self.wr_req.payload.addr.eq(wq.addr), self.wr_req.payload.len.eq(wq.len)]
+        with m.If(wq_step & wq.last):
+            m.d.sync += wq_done.eq(1)
+
+        wd_step = Signal()
+        wd = SimpleNamespace(i=Signal(d, name="wd_mo"), no=Signal(d, name="wd_no"),
+                             r=Signal(range(R), name="wd_r"), base=Signal(line_bits, name="wd_b"),
+                             addr=Signal(spec.addr_bits, name="wd_addr"),
+                             len=Signal(_len_bits(spec), name="wd_len"),
+                             line=Signal(line_bits, name="wd_line"), last=Signal(name="wd_last"))
+        wd_seg = Signal(d)
+        self._o_walk(m, wd, wd_step, reg, om0, on0, otm, otn, wd_seg, eb["O"])
+        with m.If(wr_go):
+            for w in (wq, wd):
+                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
+            m.d.sync += [wr_busy.eq(1), wq_done.eq(0)]
+        wbi = Signal(d)
+        wbeats = Signal(d)
+        m.d.comb += wbeats.eq((wd.len + E - 1) >> log_e)
+        # one O line per request: read it (a cycle), then send its beats
+        line_ready = Signal()
+        beat_words = []
+        jo = J["O"]
+        o_wb = Signal(spec.o.width_bits)  # the write-back's O half's read data
+        m.d.comb += o_wb.eq(o_mems[0].r.data)
+        if len(o_mems) == 2:
+            with m.If(wb_half):
+                m.d.comb += o_wb.eq(o_mems[1].r.data)
+        lanes_out = [o_wb[c * acc_lane:(c + 1) * acc_lane] for c in range(C)]
+        for b in range(-(-C // jo)):
+            words = []
+            for j in range(jo):
+                c = b * jo + j
+                lane = lanes_out[c] if c < C else Const(0, acc_lane)
+                word = Signal(8 * eb["O"], name=f"c_word{c}")
+                m.d.comb += word.eq(lane.as_signed() if e.signed else lane)
+                words.append(word)
+            beat_words.append(Cat(*words))
+        wsel = Signal(8 * E)
+        with m.Switch(wbi):
+            for b, word in enumerate(beat_words):
+                with m.Case(b):
+                    m.d.comb += wsel.eq(word)
+        m.d.comb += [self.wr_data.valid.eq(wr_busy & line_ready),
+                     self.wr_data.payload.data.eq(wsel)]
+
+        # -- the O halves' ports: drain (compute), store (DMA write), reload (DMA read) -----
+        with m.If(wr_busy):
+            with m.If(~line_ready):
+                m.d.sync += line_ready.eq(1)
+            with m.If(self.wr_data.valid & self.wr_data.ready):
+                m.d.sync += wbi.eq(wbi + 1)
+                with m.If(wbi == wbeats - 1):
+                    m.d.comb += wd_step.eq(1)
+                    m.d.sync += [wbi.eq(0), line_ready.eq(0)]
+                    with m.If(wd.last):
+                        m.d.sync += wr_busy.eq(0)
+                        m.d.comb += release["O"].eq(1)
+        for h, om in enumerate(o_mems):
+            with m.If(cmp_busy & (c_half["O"] == h)):
+                # prefetch: the read port shows line o_line, the one the next o beat adds to
+                m.d.comb += [om.r.addr.eq(o_line + o_take), om.r.en.eq(1),
+                             om.w.addr.eq(o_line), om.w.data.eq(summed),
+                             om.w.en.eq(Mux(o_take, (1 << C) - 1, 0))]
+            with m.Else():
+                # a half is never drained while it is written back or reloaded: the loader
+                # acquires it (after its write-back) before the reload, the computer drains
+                # it only after that
+                m.d.comb += [om.r.addr.eq(wd.line),
+                             om.r.en.eq(wr_busy & (wb_half == h) & ~line_ready),
+                             om.w.addr.eq(rd_a.line)]
+                lane_write("O", om, C, rd_a.len >> _log2(eb["O"]),
+                           take & (job == 2) & (load_half == h))
+
+        # -- the loader -----------------------------------------------------------------------
+        order = reg["loop_order"]
+        begin = Signal()  # the controller accepts ``start``
+        with m.FSM(name="loader"):
+            with m.State("IDLE"):
+                with m.If(begin):
+                    m.next = "A"
+            for op, code, nxt in (("A", 0, "W"), ("W", 1, "O")):
+                with m.State(op):
+                    with m.If(~lt.changed[op]):
+                        m.next = nxt
+                    with m.Elif(free[op] != 0):
+                        m.d.comb += [acquire[op].eq(1), rd_go.eq(1)]
+                        m.d.sync += [job.eq(code), load_half.eq(l_half[op])]
+                        m.next = f"{op}_WAIT"
+                with m.State(f"{op}_WAIT"):
+                    with m.If(~rd_busy):
+                        toggle(l_half[op])
+                        m.next = nxt
+            with m.State("O"):
+                with m.If(~lt.changed["O"]):
+                    m.next = "NEXT"
+                with m.Elif(free["O"] != 0):
+                    m.d.comb += acquire["O"].eq(1)
+                    with m.If(k0 != 0):  # K has advanced: the partial sums come back
+                        m.d.comb += rd_go.eq(1)
+                        m.d.sync += [job.eq(2), load_half.eq(l_half["O"])]
+                        m.next = "O_WAIT"
+                    with m.Else():
+                        toggle(l_half["O"])
+                        m.next = "NEXT"
+            with m.State("O_WAIT"):
+                with m.If(~rd_busy):
+                    toggle(l_half["O"])
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.comb += loaded.eq(1)
+                m.d.sync += lt.first.eq(0)
+                with m.If(lt.last):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [p.eq(i) for p, i in zip(lt.prev, lt.idx, strict=True)]
+                    self._advance(m, order, lt.idx, tiles, dims)
+                    m.next = "A"
+
+        # -- the computer ---------------------------------------------------------------------
+        def write_back(idx) -> None:
+            """Start writing the output tile at ``idx`` back from the computer's O half."""
+            m.d.comb += wr_go.eq(1)
+            m.d.sync += [om0.eq(idx[0]), on0.eq(idx[1]), wb_half.eq(c_half["O"])]
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += begin.eq(1)
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), ahead.eq(0),
+                                 *(i.eq(0) for i in (*lt.idx, *ct.idx)),
+                                 lt.first.eq(1), ct.first.eq(1)]
+                    for op, n in halves.items():
+                        m.d.sync += free[op].eq(n)
+                        for half in (l_half[op], c_half[op]):
+                            if isinstance(half, Signal):
+                                m.d.sync += half.eq(0)
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(ahead != 0):
+                    m.d.comb += [taken.eq(1), cmp_go.eq(1)]
+                    m.next = "COMPUTE"
+            with m.State("COMPUTE"):
+                with m.If(~cmp_busy & ~cmp_go):
+                    m.d.sync += ct.first.eq(0)
+                    with m.If(ct.last):
+                        m.next = "FLUSH"
+                    with m.Else():
+                        m.d.sync += [p.eq(i) for p, i in zip(ct.prev, ct.idx, strict=True)]
+                        self._advance(m, order, ct.idx, tiles, dims)
+                        m.next = "NEXT"
+            with m.State("NEXT"):
+                # the indices are the next tile's, ``prev`` the finished one's: release the
+                # halves of tiles that change, write the output tile back when it changes
+                with m.If(~ct.changed["O"] | ~wr_busy):
+                    for op in ("A", "W"):
+                        with m.If(ct.changed[op]):
+                            m.d.comb += release[op].eq(1)
+                            toggle(c_half[op])
+                    with m.If(ct.changed["O"]):
+                        write_back(ct.prev)
+                        toggle(c_half["O"])
+                    m.next = "WAIT"
+            with m.State("FLUSH"):
+                with m.If(~wr_busy):
+                    write_back(ct.idx)
+                    m.next = "FINAL"
+            with m.State("FINAL"):
+                with m.If(~wr_busy & ~wr_go):
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+                    m.next = "IDLE"
+        return m
+
+    @staticmethod
+    def _walker_state(m: Module, prefix: str, dims, tiles) -> SimpleNamespace:
+        """A walker over the tile loops: the tile indices ``idx`` (m0, n0, k0), the previous
+        tile's ``prev``, ``first`` (the first tile), the tile's sizes ``size`` (edge tiles are
+        partial), ``last`` (the last tile) and per operand whether its tile ``changed`` from
+        the previous tile's (always on the first)."""
+        t = SimpleNamespace()
+        d = len(dims[0])
+        t.idx = tuple(Signal(d, name=f"{prefix}{x}0") for x in "mnk")
+        t.prev = tuple(Signal(d, name=f"{prefix}p{x}0") for x in "mnk")
+        t.first = Signal(name=f"{prefix}first")
+        t.size = tuple(Signal(d, name=f"{prefix}t{x}") for x in "mnk")
+        for size, i, tile, end in zip(t.size, t.idx, tiles, dims, strict=True):
+            m.d.comb += size.eq(_min(tile, end - i))
+        t.last = Signal(name=f"{prefix}last")
+        m.d.comb += t.last.eq(Cat(*(i + tile >= end for i, tile, end
+                                    in zip(t.idx, tiles, dims, strict=True))).all())
+        moved = [t.first | (i != p) for i, p in zip(t.idx, t.prev, strict=True)]
+        t.changed = {"A": moved[0] | moved[2], "W": moved[1] | moved[2],
+                     "O": moved[0] | moved[1]}
+        return t
+
+    @staticmethod
+    def _advance(m: Module, order, idx, tiles, ends) -> None:
+        """Move the tile indices to the next tile in loop order ``order`` (an index into
+        :data:`hw.spec.tile.LOOP_ORDERS`): the innermost index advances, wrapping ones carry
+        outwards."""
+        # codes past the table run the first order: C is the same in every order
+        with m.Switch(order):
+            for code, names in reversed(list(enumerate(LOOP_ORDERS))):
+                with (m.Case(code) if code else m.Default()):
+                    dims = ["mnk".index(x) for x in names]
+                    inner, middle, outer = dims[2], dims[1], dims[0]
+                    with m.If(idx[inner] + tiles[inner] < ends[inner]):
+                        m.d.sync += idx[inner].eq(idx[inner] + tiles[inner])
+                    with m.Else():
+                        m.d.sync += idx[inner].eq(0)
+                        with m.If(idx[middle] + tiles[middle] < ends[middle]):
+                            m.d.sync += idx[middle].eq(idx[middle] + tiles[middle])
+                        with m.Else():
+                            m.d.sync += [idx[middle].eq(0),
+                                         idx[outer].eq(idx[outer] + tiles[outer])]
+
+    def _o_walk(self, m: Module, w, step, reg, om0, on0, otm, otn, n_seg, eb_o: int) -> None:
+        """Counters over the rows of the output tile's accumulator blocks, in fold order
+        (block row offset ``i``, block column offset ``no``, row ``r``): the C row segment
+        each one is, its O line (``base + r``, ``base`` = fold * rows)."""
+        R, C = self.spec.engine.rows, self.spec.engine.cols
+        rows_here = Signal.like(otm, name=f"{w.r.name}_rows")
+        m.d.comb += [
+            rows_here.eq(_min(R, otm - w.i)),
+            n_seg.eq(_min(C, otn - w.no)),
+            w.addr.eq(reg["c_base"] + (om0 + w.i + w.r) * reg["c_stride"]
+                      + (on0 + w.no) * eb_o),
+            w.len.eq(n_seg * eb_o),
+            w.line.eq(w.base + w.r),
+            w.last.eq((w.r == rows_here - 1) & (w.no + C >= otn) & (w.i + R >= otm)),
+        ]
+        with m.If(step):
+            m.d.sync += w.r.eq(w.r + 1)
+            with m.If(w.r == rows_here - 1):
+                m.d.sync += [w.r.eq(0), w.no.eq(w.no + C), w.base.eq(w.base + R)]
+                with m.If(w.no + C >= otn):
+                    m.d.sync += [w.no.eq(0), w.i.eq(w.i + R)]
+
+
+#: The component built from a :class:`hw.spec.TileSpec`.
+COMPONENT = Tile

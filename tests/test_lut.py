@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from lockstep import verify_lockstep
+from lockstep import ci_subset, verify_lockstep
 
 from hw.lut import LutArray
 from hw.spec import SpecError, engine_from_dict, engine_kinds
@@ -187,6 +187,6 @@ RTL_POINTS = [
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("spec", RTL_POINTS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ci_subset(RTL_POINTS, [0, 1]))
 def test_verilog_lockstep(spec: LutSpec, tmp_path) -> None:
     verify_lockstep(spec, tmp_path)

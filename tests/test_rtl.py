@@ -2,8 +2,9 @@
 
 A chosen set of parameter points (corners of the ranges, non-square arrays, narrow and wide
 operands, wrapping accumulators, both dataflows and signedness, double-buffered weights and
-outputs); each design is generated and built once. The wide random grid runs on amaranth.sim
-in test_systolic_amaranth.py.
+outputs); each design is generated and built once. CI runs ``CI_POINTS``, which cover both
+dataflows, both signednesses and every option; the rest is marked ``slow`` (run it by hand with
+``pytest -m slow``). The wide random grid runs on amaranth.sim in test_systolic_amaranth.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from lockstep import verify_lockstep
+from lockstep import ci_subset, verify_lockstep
 
 from hw.emit import generate
 from hw.spec import SystolicSpec
@@ -39,9 +40,11 @@ POINTS = [
     SystolicSpec(rows=3, cols=5, a_bits=7, w_bits=8, acc_bits=19, signed=False, dataflow="os",
                  output_double_buffer=True, booth=True),
 ]
+#: CI's subset (every dataflow, signedness and option once; the rest runs with ``-m slow``).
+CI_POINTS = {6, 7, 8, 9}
 
 
-@pytest.mark.parametrize("spec", POINTS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ci_subset(POINTS, CI_POINTS))
 def test_verilog_lockstep(spec: SystolicSpec, tmp_path) -> None:
     report = verify_lockstep(spec, tmp_path)
     if spec.weight_double_buffer or spec.output_double_buffer:

@@ -9,13 +9,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from cli_run import run
 
 import mapping
 from hw.spec import Descriptor, SpecError, load_arch, tile_spec
 from hw.spec.tile import LOOP_ORDERS, elem_bytes
 from sim.gemm import tiled_compute_cycles
 from sim.verify.tile_bench import model_cycles, reference, run_tile_gemm
-from tests.cli_run import run
 
 #: A 4x4 array with small scratchpads (a few tiles per GEMM dimension), a 4 B/cycle link
 #: with 10 cycles of latency: small enough for amaranth.sim.

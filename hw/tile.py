@@ -126,6 +126,19 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
+def _walker_state(spec: TileSpec, name: str, d: int, line_bits: int) -> SimpleNamespace:
+    """The counters and outputs of a DMA walker over the requests of one job: a matrix row
+    or block index ``i``, a block offset ``no``, a block row ``r``, a scratchpad line base
+    ``base``; the request's ``addr`` and ``len``, its scratchpad ``line`` and ``last``."""
+    return SimpleNamespace(
+        i=Signal(d, name=f"{name}_i"), no=Signal(d, name=f"{name}_no"),
+        r=Signal(range(spec.engine.rows), name=f"{name}_r"),
+        base=Signal(line_bits, name=f"{name}_base"),
+        addr=Signal(spec.addr_bits, name=f"{name}_addr"),
+        len=Signal(_len_bits(spec), name=f"{name}_len"),
+        line=Signal(line_bits, name=f"{name}_line"), last=Signal(name=f"{name}_last"))
+
+
 def _min(a, b):
     return Mux(a < b, a, b)
 
@@ -247,17 +260,9 @@ class Tile(wiring.Component):
         def read_walker(name: str, step):
             """Counters over the requests of the current read job; ``step`` moves to the next
             request. Returns its address, length, target and whether it is the last."""
-            w = SimpleNamespace()
             # A: tile row mi (block row r, block line base); W: tile K row ki, block offset no
             # (line base nl); O: block offsets mo, no, block row r, fold line base ol.
-            w.i = Signal(d, name=f"{name}_i")  # mi (A), ki (W), mo (O)
-            w.no = Signal(d, name=f"{name}_no")
-            w.r = Signal(range(R), name=f"{name}_r")
-            w.base = Signal(line_bits, name=f"{name}_base")
-            w.addr = Signal(spec.addr_bits, name=f"{name}_addr")
-            w.len = Signal(_len_bits(spec), name=f"{name}_len")
-            w.line = Signal(line_bits, name=f"{name}_line")
-            w.last = Signal(name=f"{name}_last")
+            w = _walker_state(spec, name, d, line_bits)
             n_seg = Signal(d, name=f"{name}_nseg")
             with m.If(rd_go):
                 m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
@@ -420,11 +425,7 @@ class Tile(wiring.Component):
         m.d.comb += [otm.eq(_min(TM, M - om0)), otn.eq(_min(TN, N - on0))]
         wb_half = Signal()
         wq_step = self.wr_req.valid & self.wr_req.ready
-        wq = SimpleNamespace(i=Signal(d, name="wq_mo"), no=Signal(d, name="wq_no"),
-                             r=Signal(range(R), name="wq_r"), base=Signal(line_bits, name="wq_b"),
-                             addr=Signal(spec.addr_bits, name="wq_addr"),
-                             len=Signal(_len_bits(spec), name="wq_len"),
-                             line=Signal(line_bits, name="wq_line"), last=Signal(name="wq_last"))
+        wq = _walker_state(spec, "wq", d, line_bits)
         wq_seg = Signal(d)
         self._o_walk(m, wq, wq_step, reg, om0, on0, otm, otn, wq_seg, eb["O"])
         wq_done = Signal()
@@ -434,11 +435,7 @@ class Tile(wiring.Component):
             m.d.sync += wq_done.eq(1)
 
         wd_step = Signal()
-        wd = SimpleNamespace(i=Signal(d, name="wd_mo"), no=Signal(d, name="wd_no"),
-                             r=Signal(range(R), name="wd_r"), base=Signal(line_bits, name="wd_b"),
-                             addr=Signal(spec.addr_bits, name="wd_addr"),
-                             len=Signal(_len_bits(spec), name="wd_len"),
-                             line=Signal(line_bits, name="wd_line"), last=Signal(name="wd_last"))
+        wd = _walker_state(spec, "wd", d, line_bits)
         wd_seg = Signal(d)
         self._o_walk(m, wd, wd_step, reg, om0, on0, otm, otn, wd_seg, eb["O"])
         with m.If(wr_go):

@@ -9,6 +9,7 @@ dataflows, both signednesses and every option; the rest is marked ``slow`` (run 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -55,7 +56,8 @@ def test_verilog_lockstep(spec: SystolicSpec, tmp_path) -> None:
 
 
 def test_verify_fails_on_a_broken_design(tmp_path, capsys) -> None:
-    """Sabotage one PE (multiply turned into add): `tpe verify` must exit 1."""
+    """Sabotage one PE (multiply turned into add): `tpe verify` must exit 1, with `--json`
+    too; repaired, it passes."""
     spec = SystolicSpec(rows=2, cols=2, a_bits=4, w_bits=4, acc_bits=12, dataflow="os")
     design = generate(spec, tmp_path)
     vfile = design / f"{spec.name}.v"
@@ -67,3 +69,15 @@ def test_verify_fails_on_a_broken_design(tmp_path, capsys) -> None:
     assert main(["verify", str(design)]) == 1
     out = capsys.readouterr().out
     assert "FAIL:" in out and "wrong results" in out
+    # --json: one object, the same verdict; then the repaired Verilog is rebuilt and passes
+    assert main(["verify", str(design), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["pass"] is False and report["cases"]
+    assert any("wrong results" in p for c in report["cases"] for p in c["problems"])
+    vfile.write_text(text)
+    assert main(["verify", str(design), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pass"] is True and report["design"] == spec.name
+    for case in report["cases"]:
+        assert {"M", "N", "K", "measured_cycles", "model_cycles"} <= case.keys()
+        assert case["results_ok"] and not case["problems"]

@@ -102,7 +102,9 @@ def test_lockstep_amaranth(spec: SystolicSpec) -> None:
     assert drv.check_protocol() == []
 
 
-def _double_buffered_specs(n: int, seed: int) -> list[SystolicSpec]:
+def _overlapped_specs(n: int, seed: int, dataflow: str) -> list[SystolicSpec]:
+    """Random arrays up to 6 x 6 with the dataflow's overlap option: double-buffered weights
+    (WS) or outputs (OS)."""
     rng = np.random.default_rng(seed)
     specs = []
     for _ in range(n):
@@ -110,12 +112,13 @@ def _double_buffered_specs(n: int, seed: int) -> list[SystolicSpec]:
         specs.append(SystolicSpec(
             rows=int(rng.integers(1, 7)), cols=int(rng.integers(1, 7)), a_bits=a_bits,
             w_bits=w_bits, acc_bits=int(rng.integers(1, 65)), signed=bool(rng.integers(0, 2)),
-            dataflow="ws", weight_double_buffer=True, booth=bool(rng.integers(0, 2)),
+            dataflow=dataflow, weight_double_buffer=dataflow == "ws",
+            output_double_buffer=dataflow == "os", booth=bool(rng.integers(0, 2)),
             csa_accumulate=bool(rng.integers(0, 2))))
     return specs
 
 
-@pytest.mark.parametrize("spec", ci_subset(_double_buffered_specs(12, seed=20261205), range(4)))
+@pytest.mark.parametrize("spec", ci_subset(_overlapped_specs(12, 20261205, "ws"), range(4)))
 def test_weight_double_buffer_hides_the_weight_load(spec: SystolicSpec) -> None:
     """Several K and N folds with partial tiles, M below and above the weight load plus the
     token's trip (2*rows + cols - 1): results bit exact, cycles the model's, and fewer than
@@ -139,21 +142,7 @@ def test_weight_double_buffer_hides_the_weight_load(spec: SystolicSpec) -> None:
     assert drv.check_protocol() == []
 
 
-def _output_double_buffered_specs(n: int, seed: int) -> list[SystolicSpec]:
-    rng = np.random.default_rng(seed)
-    specs = []
-    for _ in range(n):
-        a_bits, w_bits = (int(x) for x in rng.integers(1, 17, size=2))
-        specs.append(SystolicSpec(
-            rows=int(rng.integers(1, 7)), cols=int(rng.integers(1, 7)), a_bits=a_bits,
-            w_bits=w_bits, acc_bits=int(rng.integers(1, 65)), signed=bool(rng.integers(0, 2)),
-            dataflow="os", output_double_buffer=True, booth=bool(rng.integers(0, 2)),
-            csa_accumulate=bool(rng.integers(0, 2))))
-    return specs
-
-
-@pytest.mark.parametrize("spec", ci_subset(_output_double_buffered_specs(12, seed=20261206),
-                                          range(4)))
+@pytest.mark.parametrize("spec", ci_subset(_overlapped_specs(12, 20261206, "os"), range(4)))
 def test_output_double_buffer_hides_the_drain(spec: SystolicSpec) -> None:
     """Several M and N folds with partial tiles, K below, at and above the wait for row 0 to
     drain (rows + cols - 1): results bit exact, cycles the model's, and fewer than the same

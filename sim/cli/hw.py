@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "the cycle model. Exit 0 only if everything matches.")
     ver.add_argument("design", metavar="DIR", type=Path, help="a folder written by `tpe gen`")
     ver.add_argument("--seed", type=int, default=1, help="random seed of the bench (default 1)")
-    ver.add_argument("--verbose", action="store_true", help="print the simulator's log")
+    ver.add_argument("--verbose", action="store_true",
+                     help="print the simulator's log (to standard error)")
+    ver.add_argument("--json", action="store_true",
+                     help="print one JSON object: design, verilator, seed, pass, log and cases "
+                     "(each with case, M, N, K, folds, measured_cycles, model_cycles, "
+                     "cycles_checked, results_ok, fold_cycles, problems)")
     ver.add_argument("--cxx-opt", choices=CXX_OPT_LEVELS, default=DEFAULT_CXX_OPT,
                      help="g++ optimisation level of the Verilated model (-O0 by default: "
                      "the build, not the short bench, dominates; raise it for a large design "
@@ -194,8 +200,18 @@ def _verify(args: argparse.Namespace) -> int:
     except ToolchainError as err:
         raise InputError(str(err)) from None
     except VerifyError as err:
+        if args.json:
+            print(json.dumps({"design": args.design.name, "pass": False, "error": str(err),
+                              "cases": []}))
         print(f"tpe: verify failed: {err}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps({
+            "design": report.design, "verilator": tool.version_text, "seed": report.seed,
+            "pass": report.passed,
+            "log": None if report.log_file is None else str(report.log_file),
+            "cases": report.cases}))
+        return 0 if report.passed else 1
     print(f"design {report.design}: Verilator {tool.version_text} ({tool.source}), "
           f"seed {report.seed}")
     print(format_report(report.cases))

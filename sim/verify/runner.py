@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,8 +153,8 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
             ) from None
         finally:
             cocotb_log.removeHandler(handler)
-    if verbose:
-        print(sink.getvalue())
+    if verbose:  # to stderr: standard output stays the report's (one JSON object with --json)
+        print(sink.getvalue(), file=sys.stderr)
     if not report_file.exists():
         raise VerifyError(f"{manifest['name']}: the bench wrote no report; see {log_file}")
     data = json.loads(report_file.read_text())

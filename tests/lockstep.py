@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from hw.emit import generate
+from sim.verify.cxx_opt import DEFAULT_CXX_OPT
 from sim.verify.runner import VerifyReport, verify_design
-from sim.verify.toolchain import DEFAULT_CXX_OPT
 
 
 def verify_lockstep(spec, tmp_path) -> VerifyReport:

@@ -11,7 +11,7 @@ from typing import Literal
 __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from sim.verify.toolchain import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
+    from sim.verify.cxx_opt import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
 
     sub.add_parser("gen", help="generate an engine's Verilog and manifest",
                    description="Generate an engine: <out>/<name>/<name>.v and manifest.json.",

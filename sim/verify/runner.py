@@ -17,8 +17,9 @@ from typing import Any
 from hw.emit import read_manifest
 from hw.spec import SpecError, engine_from_dict
 from sim.errors import VerifyError
+from sim.verify.cxx_opt import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
 from sim.verify.plans import planner
-from sim.verify.toolchain import CXX_OPT_LEVELS, DEFAULT_CXX_OPT, find_verilator, verilator_env
+from sim.verify.toolchain import find_verilator, verilator_env
 
 __all__ = ["VerifyError", "VerifyReport", "verify_design"]
 

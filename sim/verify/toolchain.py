@@ -17,24 +17,7 @@ from pathlib import Path
 
 from sim.errors import ToolchainError
 
-__all__ = [
-    "CXX_OPT_LEVELS",
-    "DEFAULT_CXX_OPT",
-    "MIN_VERILATOR",
-    "ToolchainError",
-    "Verilator",
-    "find_verilator",
-    "verilator_env",
-]
-
-#: Optimisation levels the Verilated C++ model may be compiled at (g++'s ``-O`` levels).
-CXX_OPT_LEVELS = ("0", "1", "2", "3", "s")
-
-#: The default: ``-O0``. A bench runs a few thousand cycles, so the C++ build dominates a
-#: verification: measured on this project's 2-core CI machine (2026-12-05), a 16x16 INT8
-#: systolic array builds and runs in 64 s at ``-O0`` against 100 s at Verilator's own default
-#: ``-Os`` (the run alone: 6.8 s and 7.0 s), a 3x7 array in 24 s against 36 s.
-DEFAULT_CXX_OPT = "0"
+__all__ = ["MIN_VERILATOR", "ToolchainError", "Verilator", "find_verilator", "verilator_env"]
 
 #: cocotb 2.x supports Verilator 5.036 and newer (cocotb 2.0 release notes).
 MIN_VERILATOR = (5, 36)

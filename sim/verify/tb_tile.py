@@ -54,7 +54,7 @@ def _load() -> tuple[dict[str, Any], TileSpec, dict[str, Codec]]:
     return manifest, spec, codecs
 
 
-async def _configure(dut, writes: list[tuple[int, int]]) -> None:
+async def _configure(dut: Any, writes: list[tuple[int, int]]) -> None:
     """Write the descriptor registers, then pulse ``start`` for one cycle."""
     for offset, value in writes:
         dut.cfg_we.value = 1
@@ -67,7 +67,7 @@ async def _configure(dut, writes: list[tuple[int, int]]) -> None:
     dut.start.value = 0
 
 
-async def _serve(dut, mem: ExtMemory, codecs: dict[str, Codec], limit: int
+async def _serve(dut: Any, mem: ExtMemory, codecs: dict[str, Codec], limit: int
                  ) -> tuple[int, list[str]]:
     """Serve the memory streams from the start edge until ``done``: the cycle of the last C
     write beat (counted from the start edge, as the amaranth.sim bench counts) and the
@@ -112,7 +112,7 @@ async def _serve(dut, mem: ExtMemory, codecs: dict[str, Codec], limit: int
     return last_write, problems
 
 
-async def _run_case(dut, spec: TileSpec, codecs: dict[str, Codec], case: BenchCase,
+async def _run_case(dut: Any, spec: TileSpec, codecs: dict[str, Codec], case: BenchCase,
                     rng: np.random.Generator) -> dict[str, Any]:
     A, W = random_operands(spec, rng, case.M, case.N, case.K)
     job = load_gemm(spec, A, W, tile=case.tile, loop_order=case.loop_order, gap=case.gap)
@@ -137,7 +137,7 @@ async def _run_case(dut, spec: TileSpec, codecs: dict[str, Codec], case: BenchCa
 
 
 @cocotb.test()
-async def tile_gemms(dut):
+async def tile_gemms(dut: Any) -> None:
     """Random tiled GEMMs from external memory: results bit exact, cycles reported."""
     manifest, spec, codecs = _load()
     seed = int(os.environ.get("TPE_SEED", "1"))

@@ -428,11 +428,11 @@ def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, mod
             plan = plan_gemm(arch, spec, M, N, K)
             label = f"model mapping{' (refit)' if plan.refit else ''}"
         else:
-            order = mapping_mod.LOOP_ORDERS[(i - model) % len(mapping_mod.LOOP_ORDERS)]
+            dims = mapping_mod.LOOP_ORDERS[(i - model) % len(mapping_mod.LOOP_ORDERS)]
             # at most half of each dimension: two tiles or more along every one
             tm, tn, tk = (int(rng.integers(1, -(-d // 2) + 1)) for d in (M, N, K))
             tile = fit_tile(spec, (tm, tn, tk), M, N, K)
-            plan = plan_gemm(arch, spec, M, N, K, tile, "".join(order))
+            plan = plan_gemm(arch, spec, M, N, K, tile, "".join(dims))
             label = "random tile"
         mp = plan.mapping
         order = "".join(mp.loop_order)

@@ -24,9 +24,9 @@ from amaranth.back import verilog
 
 from hw.generators import build_component, engine_streams
 from hw.packing import describe_layout
-from hw.spec import EngineSpec, TileSpec, spec_to_dict
+from hw.spec import ArchSpec, EngineSpec, SpecError, TileSpec, spec_to_dict
 
-__all__ = ["MANIFEST", "generate", "read_manifest"]
+__all__ = ["MANIFEST", "arch_to_dict", "generate", "read_manifest", "tile_from_manifest"]
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -112,6 +112,7 @@ def _render_tile(spec: TileSpec) -> tuple[str, dict[str, Any]]:
         "verilog": f"{spec.name}.v",
         "generator": {"tpeforge": version("tpeforge"), "amaranth": version("amaranth")},
         "arch": spec.arch,
+        "architecture": arch_to_dict(spec.architecture),
         "spec": spec_to_dict(spec.engine),
         "tile": spec.to_dict(),
         "ports": _ports(component.metadata.as_json()),
@@ -121,6 +122,33 @@ def _render_tile(spec: TileSpec) -> tuple[str, dict[str, Any]]:
         "protocol": doc[doc.index("**Ports**"):doc.index("**Structure.**")].strip(),
     }
     return text, manifest
+
+
+def arch_to_dict(arch: ArchSpec) -> dict[str, Any]:
+    """``arch`` as plain JSON values that :func:`hw.spec.arch_from_dict` reads back to an
+    equal architecture (absent optional tables, such as ``gpu`` on an engine architecture,
+    are left out)."""
+    return {k: v for k, v in json.loads(json.dumps(spec_to_dict(arch))).items()
+            if v is not None}
+
+
+def tile_from_manifest(manifest: dict[str, Any]) -> TileSpec:
+    """The :class:`TileSpec` a tile manifest was written from: its ``architecture`` derived
+    again (``hw.spec.tile_spec``); :class:`hw.spec.SpecError` when the manifest has none or
+    the derived tile differs from its ``tile`` entry (a manifest of another version:
+    regenerate it with ``tpe gen tile``)."""
+    from hw.spec import arch_from_dict, tile_spec
+
+    if manifest.get("kind") != "tile" or not isinstance(manifest.get("architecture"), dict):
+        raise SpecError("manifest.architecture: missing, so the tile's architecture is "
+                        "unknown; regenerate the design with `tpe gen tile`")
+    t = manifest.get("tile", {})
+    spec = tile_spec(arch_from_dict(manifest["architecture"]),
+                     dim_bits=t.get("dim_bits", 0), addr_bits=t.get("addr_bits", 0))
+    if json.loads(json.dumps(spec.to_dict())) != t:
+        raise SpecError("manifest.tile: differs from the tile its architecture gives; "
+                        "regenerate the design with `tpe gen tile`")
+    return spec
 
 
 def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = False) -> Path:

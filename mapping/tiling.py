@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -280,8 +281,16 @@ class Candidates:
     @classmethod
     def from_mapping(cls, mapping: Mapping, M: int, N: int, K: int) -> Candidates:
         """The one-row candidate set of an existing mapping of an ``M x N x K`` GEMM."""
-        tiles = np.array([[mapping.tile_m, mapping.tile_n, mapping.tile_k]], dtype=np.int64)
-        order = np.array([[DIMS.index(d) for d in mapping.loop_order]], dtype=np.int64)
+        return cls.single(M, N, K, (mapping.tile_m, mapping.tile_n, mapping.tile_k),
+                          mapping.loop_order)
+
+    @classmethod
+    def single(cls, M: int, N: int, K: int, tile: tuple[int, int, int],
+               loop_order: Sequence[str]) -> Candidates:
+        """The one-row candidate set of buffer tile ``tile`` = (tile_m, tile_n, tile_k) in
+        ``loop_order`` (outer to inner, e.g. ``"mnk"``) of an ``M x N x K`` GEMM."""
+        tiles = np.array([list(tile)], dtype=np.int64)
+        order = np.array([[DIMS.index(d) for d in loop_order]], dtype=np.int64)
         return _frozen(M, N, K, tiles, order)
 
     def take(self, index: int | np.ndarray) -> Candidates:

@@ -12,6 +12,7 @@ import pytest
 from cli_run import run
 
 import mapping
+from hw.emit import generate, tile_from_manifest
 from hw.spec import Descriptor, SpecError, load_arch, tile_spec
 from hw.spec.tile import LOOP_ORDERS, elem_bytes
 from sim.gemm import tiled_compute_cycles
@@ -197,6 +198,72 @@ def test_gen_tile_writes_verilog_and_manifest(tmp_path, capsys) -> None:
     names = {p["name"] for p in manifest["ports"]}
     assert {"start", "done", "rd_req__valid", "wr_data__payload"} <= names
     assert str(folder) in out
+    # the architecture round-trips: a bench derives the same tile (and system model) from it
+    assert tile_from_manifest(manifest) == spec
+    assert tile_from_manifest(manifest).architecture == load_arch("systolic", TINY)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m.pop("architecture"), "manifest.architecture:"),
+    (lambda m: m["tile"].update(ext_bytes=64), "manifest.tile:"),
+])
+def test_verify_refuses_an_unreadable_tile_manifest(tmp_path, capsys, edit, message) -> None:
+    """A tile manifest without its architecture, or whose tile differs from the one the
+    architecture gives, is refused in one line before any build."""
+    spec = tile_spec(load_arch("systolic", TINY))
+    folder = generate(spec, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    with pytest.raises(SpecError, match=f"^{message}"):
+        tile_from_manifest(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = run(capsys, ["verify", str(folder)])
+    assert code == 1
+    assert message in err and err.count("\n") == 1
+    assert not (folder / "sim_build").exists()
+
+
+@pytest.mark.rtl
+def test_verify_tile_on_verilator(tmp_path, capsys) -> None:
+    """`tpe verify DIR --json` on a small tile: random GEMMs (the model's mappings, random
+    partial tiles in several loop orders) bit exact on Verilator, each with its shape and the
+    measured and model cycles; one case replayed on amaranth.sim takes the same cycles and
+    bytes (the two benches share the memory model, the cases and the operands)."""
+    from sim.verify.tile_bench import bench_cases, random_operands
+
+    argv = ["gen", "tile", "--arch", "systolic", "--out", str(tmp_path)]
+    for s in SMALL:
+        argv += ["--set", s]
+    assert run(capsys, argv)[0] == 0
+    arch = load_arch("systolic", SMALL)
+    spec = tile_spec(arch)
+    code, out, err = run(capsys, ["verify", str(tmp_path / spec.name), "--json"])
+    report = json.loads(out)
+    assert code == 0 and report["pass"] is True, (err, report)
+    cases = report["cases"]
+    assert len(cases) >= 4
+    for c in cases:
+        assert c["results_ok"] and c["problems"] == []
+        assert c["cycles_checked"] is False
+        assert all(isinstance(c[k], int) and c[k] > 0
+                   for k in ("M", "N", "K", "measured_cycles", "model_cycles"))
+    rng = np.random.default_rng(report["seed"])
+    planned = bench_cases(arch, spec, rng)
+    # several tiles along every dimension in the random-tile cases, a partial one somewhere
+    chosen = [p for p in planned if p.label.startswith("random tile")]
+    assert chosen and all(-(-d // t) >= 2 for p in chosen
+                          for d, t in zip((p.M, p.N, p.K), p.tile, strict=True))
+    assert any(d % t for p in planned for d, t in zip((p.M, p.N, p.K), p.tile, strict=True))
+    assert [(p.M, p.N, p.K) for p in planned] == [(c["M"], c["N"], c["K"]) for c in cases]
+    assert [p.model_cycles for p in planned] == [c["model_cycles"] for c in cases]
+    operands = [random_operands(spec, rng, p.M, p.N, p.K) for p in planned]
+    i = min(range(len(planned)), key=lambda j: planned[j].M * planned[j].N * planned[j].K)
+    p = planned[i]
+    res = run_tile_gemm(spec, *operands[i], tile=p.tile, loop_order=p.loop_order, gap=p.gap)
+    assert (res.cycles, res.read_bytes, res.write_bytes) == (
+        cases[i]["measured_cycles"], cases[i]["read_bytes"], cases[i]["write_bytes"])
+    text_code, text, _ = run(capsys, ["verify", str(tmp_path / spec.name)])
+    assert text_code == 0 and "cycles reported, not checked" in text
 
 
 @pytest.mark.parametrize(("args", "message"), [

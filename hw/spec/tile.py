@@ -136,6 +136,9 @@ class TileSpec:
     dram_latency_cycles: int
     dim_bits: int
     addr_bits: int
+    #: The architecture the tile is derived from (its system model gives the model cycles a
+    #: bench sets beside the measured ones; the manifest records it, see ``hw.emit``).
+    architecture: ArchSpec
 
     @property
     def name(self) -> str:
@@ -240,7 +243,7 @@ class TileSpec:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (the manifest's ``tile`` entry)."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                               if f.name not in ("engine", "a", "w", "o")}
+                               if f.name not in ("engine", "a", "w", "o", "architecture")}
         for op in ("a", "w", "o"):
             pad: Scratchpad = getattr(self, op)
             out[f"{op}_scratchpad"] = {
@@ -330,4 +333,4 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
                     w=pads["W"], o=pads["O"], ext_bytes=ext_bytes,
                     dram_bytes_per_cycle=per_cycle,
                     dram_latency_cycles=math.ceil(dram.latency_ns * arch.clock_mhz / 1e3),
-                    dim_bits=dim_bits, addr_bits=addr_bits)
+                    dim_bits=dim_bits, addr_bits=addr_bits, architecture=arch)

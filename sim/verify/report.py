@@ -15,5 +15,11 @@ def format_report(cases: list[dict]) -> str:
         res = "exact" if c["results_ok"] else "WRONG"
         lines.append(f"{c['case']:<42} {c['M']:>4} {c['N']:>4} {c['K']:>4} {c['folds']:>5} "
                      f"{c['measured_cycles']:>9} {c['model_cycles']:>7}  {cyc} {res}"
-                     f"{'' if c['cycles_checked'] else ' (stalls injected)'}")
+                     f"{'' if c['cycles_checked'] else f' ({_unchecked_why(c)})'}")
     return "\n".join(lines)
+
+
+def _unchecked_why(case: dict) -> str:
+    """Why a case's cycles are not checked: its ``cycles_note``, else the engine bench's
+    reason (stalls injected on the streams)."""
+    return str(case.get("cycles_note") or "stalls injected")

@@ -36,8 +36,30 @@ ACCEPTED_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "UNOPTFLAT", "
 #: makefile's assignments as command-line variables would.
 WHEEL_MAKE_ENV = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include", "CXXFLAGS": "-std=c++20"}
 
-#: The cocotb test module (one for every engine kind: the planners differ, not the bench).
+#: The cocotb test module of an engine (one for every engine kind: the planners differ, not
+#: the bench) and of a whole tile (``tpe gen tile``: descriptor registers, external memory).
 BENCH = "sim.verify.tb_engine"
+TILE_BENCH = "sim.verify.tb_tile"
+
+
+def bench_module(design_dir: Path, manifest: dict[str, Any]) -> str:
+    """The bench module for a design's manifest (a tile's or an engine's), after checking
+    that the bench can read it; :class:`VerifyError` when it cannot."""
+    if manifest.get("kind") == "tile":
+        from hw.emit import tile_from_manifest
+
+        try:
+            tile_from_manifest(manifest)
+        except (KeyError, TypeError, SpecError) as err:
+            raise VerifyError(f"{design_dir}: the tile manifest cannot be read ({err})"
+                              ) from None
+        return TILE_BENCH
+    try:
+        planner(engine_from_dict(manifest["spec"]))
+    except (KeyError, TypeError, SpecError) as err:
+        raise VerifyError(
+            f"{design_dir}: the manifest names no engine this bench knows ({err})") from None
+    return BENCH
 
 
 @dataclass
@@ -77,7 +99,8 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = False,
                   cxx_opt: str = DEFAULT_CXX_OPT) -> VerifyReport:
     """Build (once; make rebuilds only what changed, everything when ``cxx_opt`` differs from
-    the last build's) and run the bench of ``design_dir``; the Verilated model is compiled at
+    the last build's) and run the bench of ``design_dir`` (an engine's or a tile's, by its
+    manifest: :func:`bench_module`); the Verilated model is compiled at
     ``-O<cxx_opt>`` (:data:`CXX_OPT_LEVELS`)."""
     if cxx_opt not in CXX_OPT_LEVELS:
         raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
@@ -87,11 +110,7 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     if not design_dir.is_dir():
         raise FileNotFoundError(f"{design_dir}: no such design folder; create it with `tpe gen`")
     manifest = read_manifest(design_dir)
-    try:
-        planner(engine_from_dict(manifest["spec"]))
-    except (KeyError, TypeError, SpecError) as err:
-        raise VerifyError(
-            f"{design_dir}: the manifest names no engine this bench knows ({err})") from None
+    bench = bench_module(design_dir, manifest)
     vfile = design_dir / manifest["verilog"]
     if not vfile.is_file():
         raise FileNotFoundError(f"{vfile}: Verilog missing; regenerate with `tpe gen`")
@@ -130,7 +149,7 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                 log_file=build_log,
             )
             runner.test(
-                test_module=BENCH,
+                test_module=bench,
                 hdl_toplevel=manifest["top"],
                 build_dir=build_dir,
                 test_dir=build_dir,

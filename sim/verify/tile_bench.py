@@ -22,8 +22,9 @@ from hw.tile import Tile
 from mapping import Candidates, Mapping
 from models.ops import Gemm
 
-__all__ = ["ExtMemory", "TileRun", "cycle_table", "fit_mapping", "model_cycles", "model_gemm",
-           "pack", "reference", "run_tile_gemm", "unpack"]
+__all__ = ["BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases",
+           "cycle_table", "fit_mapping", "fit_tile", "load_gemm", "model_cycles", "model_gemm",
+           "pack", "plan_gemm", "random_operands", "reference", "run_tile_gemm", "unpack"]
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:
@@ -76,6 +77,9 @@ class ExtMemory:
     credit: Fraction = Fraction(0)
     read_bytes: int = 0
     write_bytes: int = 0
+    #: What :meth:`drive` offered this cycle: (read request, its beat's bytes, write request,
+    #: its beat's bytes), the requests None where no beat was offered.
+    _driven: tuple = field(default=(None, 0, None, 0), repr=False)
 
     def __post_init__(self) -> None:
         self.mem = bytearray(self.size)
@@ -91,51 +95,74 @@ class ExtMemory:
         if addr < 0 or addr + length > self.size or length < 1:
             raise AssertionError(f"{what} request out of range: addr {addr}, len {length}")
 
-    def clock(self, ctx, dut: Tile, cycle: int) -> int | None:
-        """One cycle: drive the responder's side, sample the tile's, update. Returns the
-        cycle when a write beat transferred (else None)."""
+    def drive(self, cycle: int) -> dict[str, int]:
+        """Start cycle ``cycle``: earn the link's credit and return what the responder drives
+        (``rd_req.ready``, ``wr_req.ready``, ``rd_data.valid``, ``rd_data.data``,
+        ``wr_data.ready``, keyed by those names). :meth:`update` then takes what the tile
+        drove in the same cycle; the two are free of any simulator, so the amaranth.sim and
+        the cocotb benches share them."""
         self.credit = min(self.credit + self.bytes_per_cycle,
                           max(Fraction(self.ext_bytes), self.bytes_per_cycle))
-        ctx.set(dut.rd_req.ready, 1)
-        ctx.set(dut.wr_req.ready, 1)
         rd = self.reads[0] if self.reads and self.reads[0][0] <= cycle else None
         rd_n, rd_payload = self._beat(rd) if rd else (0, 0)
         rd_valid = rd is not None and self.credit >= rd_n
-        ctx.set(dut.rd_data.valid, rd_valid)
-        ctx.set(dut.rd_data.payload.data, rd_payload)
         credit = self.credit - (rd_n if rd_valid else 0)
         wr = self.writes[0] if self.writes else None
         wr_n = min(self.ext_bytes, wr[1] - wr[2]) if wr else 0
         wr_ready = wr is not None and credit >= wr_n
-        ctx.set(dut.wr_data.ready, wr_ready)
-        # sample
-        wrote = None
-        if rd_valid and ctx.get(dut.rd_data.ready):
+        self._driven = (rd if rd_valid else None, rd_n, wr if wr_ready else None, wr_n)
+        return {"rd_req.ready": 1, "wr_req.ready": 1, "rd_data.valid": int(rd_valid),
+                "rd_data.data": rd_payload, "wr_data.ready": int(wr_ready)}
+
+    def update(self, cycle: int, sampled: dict[str, int]) -> bool:
+        """End cycle ``cycle`` with what the tile drove (``rd_data.ready``,
+        ``wr_data.valid``, ``wr_data.data``, ``rd_req.valid``, ``rd_req.addr``,
+        ``rd_req.len``, ``wr_req.valid``, ``wr_req.addr``, ``wr_req.len``): move the beats
+        that transferred, queue new requests. True when a write beat transferred."""
+        rd, rd_n, wr, wr_n = self._driven
+        wrote = False
+        if rd is not None and sampled["rd_data.ready"]:
             self.credit -= rd_n
             self.read_bytes += rd_n
             rd[3] += rd_n
             if rd[3] == rd[2]:
                 self.reads.pop(0)
-        if wr_ready and ctx.get(dut.wr_data.valid):
-            data = ctx.get(dut.wr_data.payload.data)
+        if wr is not None and sampled["wr_data.valid"]:
             addr, length, done = wr
-            self.mem[addr + done: addr + done + wr_n] = data.to_bytes(self.ext_bytes,
-                                                                      "little")[:wr_n]
+            self.mem[addr + done: addr + done + wr_n] = sampled["wr_data.data"].to_bytes(
+                self.ext_bytes, "little")[:wr_n]
             self.credit -= wr_n
             self.write_bytes += wr_n
             wr[2] += wr_n
             if wr[2] == wr[1]:
                 self.writes.pop(0)
-            wrote = cycle
-        if ctx.get(dut.rd_req.valid):
-            addr, length = ctx.get(dut.rd_req.payload.addr), ctx.get(dut.rd_req.payload.len)
+            wrote = True
+        if sampled["rd_req.valid"]:
+            addr, length = sampled["rd_req.addr"], sampled["rd_req.len"]
             self._check(addr, length, "read")
             self.reads.append([cycle + self.latency, addr, length, 0])
-        if ctx.get(dut.wr_req.valid):
-            addr, length = ctx.get(dut.wr_req.payload.addr), ctx.get(dut.wr_req.payload.len)
+        if sampled["wr_req.valid"]:
+            addr, length = sampled["wr_req.addr"], sampled["wr_req.len"]
             self._check(addr, length, "write")
             self.writes.append([addr, length, 0])
         return wrote
+
+    def clock(self, ctx, dut: Tile, cycle: int) -> int | None:
+        """One cycle on ``amaranth.sim``: drive the responder's side, sample the tile's,
+        update. Returns the cycle when a write beat transferred (else None)."""
+        for name, value in self.drive(cycle).items():
+            stream, _, member = name.partition(".")
+            port = getattr(dut, stream)
+            ctx.set(port.payload.data if member == "data" else getattr(port, member), value)
+        sampled = {"rd_data.ready": ctx.get(dut.rd_data.ready),
+                   "wr_data.valid": ctx.get(dut.wr_data.valid),
+                   "wr_data.data": ctx.get(dut.wr_data.payload.data)}
+        for stream in ("rd_req", "wr_req"):
+            port = getattr(dut, stream)
+            sampled[f"{stream}.valid"] = ctx.get(port.valid)
+            sampled[f"{stream}.addr"] = ctx.get(port.payload.addr)
+            sampled[f"{stream}.len"] = ctx.get(port.payload.len)
+        return cycle if self.update(cycle, sampled) else None
 
 
 @dataclass(frozen=True)
@@ -161,13 +188,33 @@ def _layout(spec: TileSpec, M: int, N: int, K: int, gap: int) -> dict[str, int]:
     return out
 
 
-def run_tile_gemm(
+@dataclass(frozen=True)
+class LoadedGemm:
+    """A GEMM ready to run: the descriptor's register writes, the memory holding A and W at
+    the descriptor's addresses, and the layout (bases, strides) to read C back from."""
+
+    writes: list[tuple[int, int]]
+    mem: ExtMemory
+    layout: dict[str, int]
+    M: int
+    N: int
+
+    def result(self, spec: TileSpec) -> np.ndarray:
+        """C as the tile wrote it (the low ``acc_bits`` of each element)."""
+        e = spec.engine
+        return unpack(self.mem.mem[self.layout["c_base"]:], self.M, self.N,
+                      spec.elem_bytes("O"), self.layout["c_stride"], e.acc_bits, e.signed)
+
+
+def load_gemm(
     spec: TileSpec, A: np.ndarray, W: np.ndarray, *, tile: tuple[int, int, int],
-    loop_order: str, gap: int = 3, max_cycles: int = 2_000_000,
-    bytes_per_cycle: Fraction | None = None, latency: int | None = None,
-) -> TileRun:
-    """Run ``A @ W`` on a fresh tile with buffer tiles ``tile`` = (tile_m, tile_n, tile_k) in
-    ``loop_order``; the link of ``spec`` unless ``bytes_per_cycle``/``latency`` are given."""
+    loop_order: str, gap: int = 3, bytes_per_cycle: Fraction | None = None,
+    latency: int | None = None,
+) -> LoadedGemm:
+    """Place ``A`` and ``W`` in a fresh :class:`ExtMemory` (the link of ``spec`` unless
+    ``bytes_per_cycle``/``latency`` are given) and describe ``A @ W`` with buffer tiles
+    ``tile`` = (tile_m, tile_n, tile_k) in ``loop_order`` (the descriptor is checked:
+    :class:`hw.spec.SpecError` names a field the tile cannot run)."""
     M, K = A.shape
     N = W.shape[1]
     lay = _layout(spec, M, N, K, gap)
@@ -182,11 +229,24 @@ def run_tile_gemm(
     for name, X, op in (("a", A, "A"), ("w", W, "W")):
         data = pack(X, spec.elem_bytes(op), lay[f"{name}_stride"])
         mem.mem[lay[f"{name}_base"]:lay[f"{name}_base"] + len(data)] = data
+    return LoadedGemm(writes=writes, mem=mem, layout=lay, M=M, N=N)
+
+
+def run_tile_gemm(
+    spec: TileSpec, A: np.ndarray, W: np.ndarray, *, tile: tuple[int, int, int],
+    loop_order: str, gap: int = 3, max_cycles: int = 2_000_000,
+    bytes_per_cycle: Fraction | None = None, latency: int | None = None,
+) -> TileRun:
+    """Run ``A @ W`` on a fresh tile in ``amaranth.sim`` (:func:`load_gemm` says what the
+    arguments mean); the cycles count from the start edge to the last C write."""
+    job = load_gemm(spec, A, W, tile=tile, loop_order=loop_order, gap=gap,
+                    bytes_per_cycle=bytes_per_cycle, latency=latency)
+    mem = job.mem
     dut = Tile(spec)
     timing: dict[str, int] = {}
 
     async def bench(ctx):
-        for offset, value in writes:
+        for offset, value in job.writes:
             ctx.set(dut.cfg_we, 1)
             ctx.set(dut.cfg_addr, offset)
             ctx.set(dut.cfg_data, value)
@@ -211,10 +271,7 @@ def run_tile_gemm(
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    e = spec.engine
-    C = unpack(mem.mem[lay["c_base"]:], M, N, spec.elem_bytes("O"), lay["c_stride"],
-               e.acc_bits, e.signed)
-    return TileRun(C=C, cycles=timing["cycles"], read_bytes=mem.read_bytes,
+    return TileRun(C=job.result(spec), cycles=timing["cycles"], read_bytes=mem.read_bytes,
                    write_bytes=mem.write_bytes)
 
 
@@ -241,45 +298,155 @@ def model_gemm(arch: ArchSpec, M: int, N: int, K: int) -> Gemm:
                 w_fmt=f"{kind}{e.w_bits}", o_fmt=f"int{e.acc_bits}")
 
 
-def fit_mapping(spec: TileSpec, mp: Mapping, M: int, N: int, K: int) -> Mapping:
-    """``mp`` if its tiles fit the tile's scratchpad lines, else the nearest mapping that does.
-
-    The system model sizes a buffer tile in elements (``tile_k * tile_n`` W elements in a
-    half of ``w_buffer``), the tile RTL in lines of one engine beat: a partial engine block
-    still takes whole lines, so a mapping the model accepts may not fit. Refit: ``tile_m`` and
-    ``tile_n`` down to whole engine blocks (at least one), then ``tile_k`` down until it
-    fits."""
-    import dataclasses
-
+def fit_tile(spec: TileSpec, tile: tuple[int, int, int], M: int, N: int, K: int
+             ) -> tuple[int, int, int]:
+    """``tile`` = (tile_m, tile_n, tile_k) if it fits the tile's scratchpad lines, else the
+    nearest that does: ``tile_m`` and ``tile_n`` down to whole engine blocks (at least one),
+    then ``tile_k`` down until it fits. :class:`hw.spec.SpecError` if none does."""
     from hw.spec import SpecError
 
     e = spec.engine
-    desc = dict(M=M, N=N, K=K, loop_order="".join(mp.loop_order), a_base=0, a_stride=K,
-                w_base=0, w_stride=N, c_base=0, c_stride=N)
+    desc = dict(M=M, N=N, K=K, loop_order="mnk", a_base=0, a_stride=K, w_base=0, w_stride=N,
+                c_base=0, c_stride=N)
 
     def fits(tm: int, tn: int, tk: int) -> bool:
         need = spec.lines_needed(Descriptor(tile_m=tm, tile_n=tn, tile_k=tk, **desc))
         return all(need[op] <= pad.half_lines
                    for op, pad in (("A", spec.a), ("W", spec.w), ("O", spec.o)))
 
-    tm, tn, tk = mp.tile_m, mp.tile_n, mp.tile_k
+    tm, tn, tk = tile
     if fits(tm, tn, tk):
-        return mp
+        return tile
     tm = min(M, max(e.rows, tm // e.rows * e.rows))
     tn = min(N, max(e.cols, tn // e.cols * e.cols))
     while tk > 1 and not fits(tm, tn, tk):
         tk -= 1
     if not fits(tm, tn, tk):
-        raise SpecError(f"mapping {mp.tile_m}x{mp.tile_n}x{mp.tile_k}: no refit fits the "
+        raise SpecError(f"mapping {tile[0]}x{tile[1]}x{tile[2]}: no refit fits the "
                         "tile's scratchpads; raise their capacity_bytes")
-    return dataclasses.replace(mp, tile_m=tm, tile_n=tn, tile_k=tk)
+    return tm, tn, tk
+
+
+def fit_mapping(spec: TileSpec, mp: Mapping, M: int, N: int, K: int) -> Mapping:
+    """``mp`` if its tiles fit the tile's scratchpad lines, else the nearest mapping that does
+    (:func:`fit_tile`).
+
+    The system model sizes a buffer tile in elements (``tile_k * tile_n`` W elements in a
+    half of ``w_buffer``), the tile RTL in lines of one engine beat: a partial engine block
+    still takes whole lines, so a mapping the model accepts may not fit."""
+    import dataclasses
+
+    tile = (mp.tile_m, mp.tile_n, mp.tile_k)
+    fit = fit_tile(spec, tile, M, N, K)
+    if fit == tile:
+        return mp
+    return dataclasses.replace(mp, tile_m=fit[0], tile_n=fit[1], tile_k=fit[2])
+
+
+@dataclass(frozen=True)
+class PlannedGemm:
+    """The mapping a GEMM runs with on the tile and the system model's figures for it."""
+
+    mapping: Mapping
+    #: The model's cycles and DRAM bytes of ``mapping``.
+    model_cycles: int
+    model_dram_bytes: int
+    #: False when the model chose ``mapping`` itself; True when its choice did not fit the
+    #: scratchpad lines and :func:`fit_mapping` refit it, or the tile was given.
+    refit: bool
+
+
+def plan_gemm(arch: ArchSpec, spec: TileSpec, M: int, N: int, K: int,
+              tile: tuple[int, int, int] | None = None, loop_order: str | None = None
+              ) -> PlannedGemm:
+    """The mapping the system model chooses for ``M x N x K`` on ``arch``, refit to the tile's
+    scratchpads when it does not fit, or buffer tile ``tile`` in ``loop_order`` when given;
+    with the model's cycles and DRAM bytes for the mapping that runs."""
+    from sim.gemm import gemm_cost, simulate_gemm
+
+    gemm = model_gemm(arch, M, N, K)
+    if tile is None or loop_order is None:
+        model = simulate_gemm(arch, gemm)
+        mp = fit_mapping(spec, model.mapping, M, N, K)
+        if mp is model.mapping:
+            return PlannedGemm(mp, model.cycles, model.dram_bytes, refit=False)
+        cands = Candidates.from_mapping(mp, M, N, K)
+    else:
+        cands = Candidates.single(M, N, K, tile, loop_order)
+    cost = gemm_cost(gemm, arch, cands)
+    return PlannedGemm(cands.mapping(0, arch),
+                       int(np.ceil(np.asarray(cost.cycles).reshape(-1)[0])),
+                       int(np.asarray(cost.dram_bytes).reshape(-1)[0]), refit=True)
+
+
+def random_operands(spec: TileSpec, rng: np.random.Generator, M: int, N: int, K: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random A (M x K) and W (K x N) over the engine's operand ranges."""
+    e = spec.engine
+    lo = -(1 << (e.a_bits - 1)) if e.signed else 0
+    A = rng.integers(lo, lo + (1 << e.a_bits), (M, K))
+    lo = -(1 << (e.w_bits - 1)) if e.signed else 0
+    W = rng.integers(lo, lo + (1 << e.w_bits), (K, N))
+    return A, W
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One GEMM of a bench run: its shape, the mapping it runs with (loop order and buffer
+    tile), the byte gap between rows and matrices, and the model's cycles for the mapping."""
+
+    label: str
+    M: int
+    N: int
+    K: int
+    tile: tuple[int, int, int]
+    loop_order: str
+    gap: int
+    model_cycles: int
+    #: Engine folds of the mapping (the model's count: one per engine block per K tile).
+    folds: int
+
+
+def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, model: int = 3,
+                chosen: int = 2) -> list[BenchCase]:
+    """Random GEMMs for a bench: ``model`` with the mapping the system model chooses (refit
+    when it does not fit the lines; dimensions from one engine block plus one to six blocks
+    plus one), then ``chosen`` with a random buffer tile of at most half of each dimension
+    (two tiles or more along each, the last often partial; refit to the scratchpads) in the
+    loop orders in turn (dimensions up to three blocks plus one). The gaps between rows and
+    matrices are odd or even (unaligned bases and strides)."""
+    import mapping as mapping_mod
+
+    e = spec.engine
+    out = []
+    for i in range(model + chosen):
+        blocks = 6 if i < model else 3  # the model splits a dimension only when it must
+        M = int(rng.integers(e.rows + 1, blocks * e.rows + 2))
+        N = int(rng.integers(e.cols + 1, blocks * e.cols + 2))
+        K = int(rng.integers(e.rows + 1, blocks * max(e.rows, e.cols) + 2))
+        if i < model:
+            plan = plan_gemm(arch, spec, M, N, K)
+            label = f"model mapping{' (refit)' if plan.refit else ''}"
+        else:
+            dims = mapping_mod.LOOP_ORDERS[(i - model) % len(mapping_mod.LOOP_ORDERS)]
+            # at most half of each dimension: two tiles or more along every one
+            tm, tn, tk = (int(rng.integers(1, -(-d // 2) + 1)) for d in (M, N, K))
+            tile = fit_tile(spec, (tm, tn, tk), M, N, K)
+            plan = plan_gemm(arch, spec, M, N, K, tile, "".join(dims))
+            label = "random tile"
+        mp = plan.mapping
+        order = "".join(mp.loop_order)
+        out.append(BenchCase(label=f"{label} {mp.tile_m}x{mp.tile_n}x{mp.tile_k} {order}",
+                             M=M, N=N, K=K, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
+                             loop_order=order, gap=int(rng.integers(0, 5)),
+                             model_cycles=plan.model_cycles, folds=mp.folds))
+    return out
 
 
 def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 1) -> str:
     """Run each ``(M, N, K)`` with the mapping the system model picks on the tile of ``arch``
     (random operands, C checked bit exact) and tabulate measured against model cycles."""
     from hw.spec import tile_spec
-    from sim.gemm import gemm_cost, simulate_gemm
 
     spec = tile_spec(arch)
     e = arch.engine
@@ -287,28 +454,19 @@ def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 
     lines = [f"{'M x N x K':>12} {'tile':>10} {'order':>5} {'measured':>9} {'model':>7} "
              f"{'gap':>6} {'DRAM bytes (tile/model)':>24}"]
     for M, N, K in shapes:
-        gemm = model_gemm(arch, M, N, K)
-        model = simulate_gemm(arch, gemm)
-        mp = fit_mapping(spec, model.mapping, M, N, K)
-        cycles, dram_bytes = model.cycles, model.dram_bytes
-        if mp is not model.mapping:  # the model's figures for the mapping the tile runs
-            cost = gemm_cost(gemm, arch, Candidates.from_mapping(mp, M, N, K))
-            cycles = int(np.ceil(np.asarray(cost.cycles).reshape(-1)[0]))
-            dram_bytes = int(np.asarray(cost.dram_bytes).reshape(-1)[0])
-        lo = -(1 << (e.a_bits - 1)) if e.signed else 0
-        A = rng.integers(lo, lo + (1 << e.a_bits), (M, K))
-        lo = -(1 << (e.w_bits - 1)) if e.signed else 0
-        W = rng.integers(lo, lo + (1 << e.w_bits), (K, N))
+        plan = plan_gemm(arch, spec, M, N, K)
+        mp, cycles = plan.mapping, plan.model_cycles
+        A, W = random_operands(spec, rng, M, N, K)
         run = run_tile_gemm(spec, A, W, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
                             loop_order="".join(mp.loop_order))
         if not np.array_equal(run.C, reference(A, W, e.acc_bits, e.signed)):
             raise AssertionError(f"{M}x{N}x{K}: C differs from numpy")
         moved = run.read_bytes + run.write_bytes
-        tile = f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}{'' if mp is model.mapping else '*'}"
+        tile = f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}{'*' if plan.refit else ''}"
         lines.append(f"{f'{M}x{N}x{K}':>12} {tile:>10} "
                      f"{''.join(mp.loop_order):>5} {run.cycles:>9} {cycles:>7} "
                      f"{(run.cycles - cycles) / cycles:>+6.0%} "
-                     f"{f'{moved}/{dram_bytes}':>24}")
+                     f"{f'{moved}/{plan.model_dram_bytes}':>24}")
     if any("*" in line for line in lines):
         lines.append("* the model's mapping does not fit the scratchpad lines: refit by "
                      "fit_mapping, model figures for the refit mapping")

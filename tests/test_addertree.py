@@ -56,9 +56,12 @@ EDGE_SPECS = [
                   compress=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(28, seed=20261128)
+#: CI runs the corners and the first 16 random points (one period of the option pattern); all
+#: of them run with ``pytest -m slow``.
+CI_SPECS = range(len(EDGE_SPECS) + 16)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ci_subset(SPECS, CI_SPECS))
 def test_lockstep_amaranth(spec: AdderTreeSpec) -> None:
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
     # Several folds along every folded dimension (a partial last lane block) and a partial

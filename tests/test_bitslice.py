@@ -63,6 +63,8 @@ EDGE_SPECS = [
                  csa_accumulate=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(16, seed=20261129)
+#: CI runs the corners and the first 12 random points; all of them run with ``pytest -m slow``.
+CI_SPECS = range(len(EDGE_SPECS) + 12)
 
 
 def _check_cycles(spec: BitsliceSpec, drv, A: np.ndarray, N: int, K: int) -> None:
@@ -76,7 +78,7 @@ def _check_cycles(spec: BitsliceSpec, drv, A: np.ndarray, N: int, K: int) -> Non
         assert total == gemm_compute_cycles(spec, A.shape[0], N, K)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ci_subset(SPECS, CI_SPECS))
 def test_lockstep_amaranth(spec: BitsliceSpec) -> None:
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
     R, C = spec.rows, spec.cols

@@ -61,9 +61,12 @@ EDGE_SPECS = [
              csa_accumulate=True, output_double_buffer=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(28, seed=20261127)
+#: CI runs the corners and the first 16 random points (one period of the option pattern); all
+#: of them run with ``pytest -m slow``.
+CI_SPECS = range(len(EDGE_SPECS) + 16)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ci_subset(SPECS, CI_SPECS))
 def test_lockstep_amaranth(spec: CubeSpec) -> None:
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
     # Several folds along M and N (partial edge tiles) and a partial last reduction chunk.

@@ -57,9 +57,11 @@ EDGE_SPECS = [
             carry_save=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(32, seed=20261201)
+#: CI runs the corners and the first 12 random points; all of them run with ``pytest -m slow``.
+CI_SPECS = range(len(EDGE_SPECS) + 12)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ci_subset(SPECS, CI_SPECS))
 def test_lockstep_amaranth(spec: LutSpec) -> None:
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
     R, C, G = spec.rows, spec.cols, spec.group

@@ -57,9 +57,11 @@ EDGE_SPECS = [
     Matrix2dSpec(rows=3, cols=5, a_bits=7, w_bits=2, acc_bits=5, signed=False, booth=True),
 ]
 SPECS = EDGE_SPECS + _random_specs(16, seed=20261128)
+#: CI runs the corners and the first 12 random points; all of them run with ``pytest -m slow``.
+CI_SPECS = range(len(EDGE_SPECS) + 12)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ci_subset(SPECS, CI_SPECS))
 def test_lockstep_amaranth(spec: Matrix2dSpec) -> None:
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
     R, C = spec.rows, spec.cols

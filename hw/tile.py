@@ -48,11 +48,14 @@ tile's partial sums are written to C when the loops leave it and read back when 
   compute the read port); a double-buffered O level is two memories, one per half, since the
   drain read-modify-writes one half through both ports while the other half is written back
   (its read port) or reloaded (its write port).
-* DMA: a read walker issues one request per matrix row segment (A: a row of the A tile, which
-  the A banks transpose, one lane of ``banks`` lines per beat; W: a row of one W block; O: a
-  row of one accumulator block, when partial sums come back), and a second walker over the
-  same sequence writes the answers into the scratchpad; a write walker issues the C requests,
-  a second one reads the O lines and sends their beats. Reads and writes run at once.
+* DMA: the loader queues read jobs (an operand tile into a half: an A tile, a W tile, an
+  output tile's partial sums; four entries). A request walker issues one request per matrix
+  row segment (A: a row of the A tile, which the A banks transpose, one lane of ``banks``
+  lines per beat; W: a row of one W block; O: a row of one accumulator block), job after job
+  without waiting for answers; a second walker over the same queue writes the answers into
+  the scratchpad and retires the job after its last answer. A write walker issues the C
+  requests, a second one reads the O lines (the next one as the current one's last beat
+  goes) and sends their beats. Reads and writes run at once.
 * Engine: the feeder reads one A and one W line per cycle into the engine's ``i`` stream; the
   drain adds each ``o`` row to its O line (read-modify-write; the first K tile writes). The
   engine is built by :func:`hw.generators.build_component` from the tile's engine spec; the
@@ -60,43 +63,57 @@ tile's partial sums are written to C when the loops leave it and read back when 
   streamed), the place where other dataflows plug in.
 
 **Overlap.** Two walkers go over the tiles in the descriptor's loop order. The *loader*, per
-tile: if the A tile changes, acquires a free A half and loads it; the same for W; if the
-output tile changes, acquires a free O half and, when K has advanced (``k0 != 0``: partial
-sums were spilled), reloads them into it; then counts the tile as loaded. The *computer*, per
-tile: waits until it is loaded, computes it, moves to the next tile, then releases the A and
-W halves whose tiles change and, when the output tile changes, starts its write-back (after
-the previous write-back, one at a time); the write-back releases the O half when its last
-beat has gone. A level of two halves (``double_buffered``) so takes the next tile's loads
-and the previous output tile's write-back while the engine computes; a level of one half
-makes them wait for the compute (and the reload for the write-back) as before. Every tile
-after the first loads a new A or W tile, so with two halves each the loader runs at most two
-tiles ahead.
+tile: if the A tile changes, acquires a free A half and queues its read job; the same for W;
+if the output tile changes, acquires a free O half and, when K has advanced (``k0 != 0``:
+partial sums were spilled), queues their reload; then moves on to the next tile. The read
+requests so run ahead of the answers across jobs and tiles, as far as free halves and the
+queue allow, and the link's latency overlaps the previous jobs' answers. A tile is *loaded*
+when the loader has passed it and its last job's last answer has been written. The
+*feeder* streams the loaded tiles' folds back to back: a tile's first beat follows the
+previous tile's last beat, the engine's ``i.ready`` the only back-pressure; once a tile's
+last beat has been read it releases the A and W halves the next tile changes. The *drain*
+keeps a context per tile (its O half, whether it adds to the partial sums, whether the
+output tile is finished after it), since a tile's last folds drain while the next tile
+streams; when an output tile's last fold has drained it starts the write-back (after the
+previous one, one at a time), which releases the O half when its last beat has gone. A
+level of two halves (``double_buffered``) so takes the next tiles' loads and the previous
+output tile's write-back while the engine computes; a level of one half makes them wait
+for the compute (and the reload for the write-back).
+
+Measured on ``amaranth.sim`` (the 4x4 array of ``tests/test_tile.py``, a link of 16 bytes
+per cycle and no latency, random shapes, tiles and loop orders): a GEMM takes the engine's
+cycles (``sim.gemm.tiled_compute_cycles``: every fold its ``fold_interval``, the last one its
+drain) plus the first tile's read beats, plus the last output tile's write beats, plus 4
+cycles (the loader queues the first job; the link answers it a cycle later; the loaded count
+follows the last answer; the write-back reads the last O line before its first beat), except
+when spilled partial sums come back (below).
 
 **What the model abstracts** (``sim.memory``'s DRAM stalls set beside the measured cycles by
 ``sim.verify.tile_bench.cycle_table``). Per boundary the model exposes ``max(0, transfer -
 busy)`` with ``busy`` the *average* compute of a tile; the tile waits for the actual
-transfers of that boundary against the actual compute of that tile, so edge tiles (short
-compute, same-size loads in one dimension) expose more than the average says, and the
-exposed time of consecutive boundaries does not add up to the average either way. The model
-charges the DRAM latency once per transfer; the tile pays it once per *job* it waits for
-(a load of A, of W, a reload, each starting only after the previous job's last answer,
-since one read walker pair serves them in turn), so a boundary loading A and W pays it
-twice, and on a slow link a latency per job is exposed at every boundary. The model's
-first-tile load and last write-back are exposed, like the tile's, but the tile also runs the
-first tile's fill and the last fold's drain through the array with nothing to overlap, and
-a few controller cycles per tile (acquire, release, hand-over) that the model does not
-count. The model sizes buffer tiles in elements, the tile in lines of engine beats: a mapping
-with a partial engine block may not fit (``tile_bench.fit_mapping`` refits it for the table).
+transfers of a boundary against the actual compute before it, so edge tiles (short compute,
+same-size loads in one dimension) expose more than the average says, and the exposed time
+of consecutive boundaries does not add up to the average either way. The model charges the
+DRAM latency once per transfer; the tile's requests run ahead of the answers, so on a slow
+link (1 byte per cycle, 100 cycles of latency) it measured 12-23% *fewer* cycles than the
+model. The tile moves whole beats: a row segment narrower than a beat takes a beat, where
+the model counts bytes. A spilled output tile comes back into a free O half, i.e. after a
+write-back (with two halves, of the output tile before last), and the tile computes only
+after its reload's last answer: when the tiles between two visits of an output tile compute
+for less than that write-back and reload take, the engine waits (measured: up to a third
+more cycles for K split with ``k`` outside ``n``; the model counts the bytes only). The
+model's first-tile load and last write-back are exposed, like the tile's (above). The model
+sizes buffer tiles in elements, the tile in lines of engine beats: a mapping with a partial
+engine block may not fit (``tile_bench.fit_mapping`` refits it for the table).
 
-Not built yet: bit-packed sub-byte formats, a write-back at the output format, a second read
-walker pair (A and W loads of one boundary in flight together).
+Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -192,13 +209,16 @@ class Tile(wiring.Component):
         J = {op: spec.ext_elems(op) for op in ("A", "W", "O")}
 
         # -- scratchpads -------------------------------------------------------------------
-        def pad(name: str, p, banks: int, depth: int):
+        def pad(name: str, p, banks: int, depth: int, transparent: bool = False):
             out = []
             for b in range(banks):
                 mem = Memory(shape=unsigned(p.width_bits), depth=depth, init=[])
                 m.submodules[f"{name}{b}"] = mem
-                out.append(SimpleNamespace(w=mem.write_port(granularity=p.lane_bits),
-                                           r=mem.read_port()))
+                w = mem.write_port(granularity=p.lane_bits)
+                # an O line may be read in the cycle the drain writes it (the next beat adds
+                # to the same line): the read shows the written data
+                out.append(SimpleNamespace(
+                    w=w, r=mem.read_port(transparent_for=(w,) if transparent else ())))
             return out
 
         a_mem = pad("a_sp", spec.a, spec.a.banks, spec.a.bank_lines)
@@ -206,19 +226,23 @@ class Tile(wiring.Component):
         # the O halves are separate memories (a bank each): the drain read-modify-writes one
         # (both its ports) while the other is written back (its read port) or reloaded (its
         # write port)
-        o_mems = pad("o_sp", spec.o, spec.o.halves, spec.o.half_lines)
+        o_mems = pad("o_sp", spec.o, spec.o.halves, spec.o.half_lines, transparent=True)
         for port in [*a_mem, w_mem, *o_mems]:
             m.d.comb += port.r.en.eq(0)
 
         # -- tile loop state ---------------------------------------------------------------
         # Two walkers over the same tile sequence: the loader acquires buffer halves and
-        # loads a tile's A, W and partial sums, running ahead of the computer, which computes
-        # the tile, then releases the halves and starts the write-back of a finished output
-        # tile (module docstring, "Overlap").
+        # queues a tile's read jobs (A, W, partial sums), running ahead of the computer, which
+        # feeds the tile's folds to the engine, releases the A and W halves once its last
+        # beat is read and hands the tile to the drain, which starts the write-back of a
+        # finished output tile (module docstring, "Overlap").
         d = spec.dim_bits
         dims, tiles = (M, N, K), (TM, TN, TK)
+        order = reg["loop_order"]
         lt = self._walker_state(m, "l", dims, tiles)
         ct = self._walker_state(m, "c", dims, tiles)
+        l_next = self._next_tile(m, "l", order, lt.idx, tiles, dims)
+        c_next = self._next_tile(m, "c", order, ct.idx, tiles, dims)
         halves = {"A": spec.a.halves, "W": spec.w.halves, "O": spec.o.halves}
         # free halves per operand: the loader acquires one before it fills it, the computer
         # (A, W: when the tiles move on) or the write-back (O) releases it
@@ -237,13 +261,17 @@ class Tile(wiring.Component):
             if isinstance(half, Signal):
                 m.d.sync += half.eq(~half)
 
-        # tiles loaded but not yet started: at most two (every tile after the first loads a
-        # new A or W tile, and each has two halves), one bit spare
-        ahead = Signal(range(4))
-        loaded, taken = Signal(), Signal()
-        m.d.sync += ahead.eq(ahead + loaded - taken)
-        m0, n0, k0 = lt.idx  # the read walkers follow the loader
-        tm_cur, tn_cur, tk_cur = lt.size
+        # Tiles ahead of the computer: ``queued`` counts those the loader has passed (halves
+        # acquired, read jobs queued), ``answered`` those whose last read answer has been
+        # written; a tile is loaded when both count it. Every tile after the first loads a
+        # new A or W tile into a free half, so the loader stays within three tiles of the
+        # computer (two halves each); one bit spare.
+        queued_ahead = Signal(range(8))
+        answered_ahead = Signal(range(8))
+        queued, answered, taken = Signal(), Signal(), Signal()
+        m.d.sync += [queued_ahead.eq(queued_ahead + queued - taken),
+                     answered_ahead.eq(answered_ahead + answered - taken)]
+        begin = Signal()  # the controller accepts ``start``
         # lines per A block in one bank: ceil(tile_k / banks)
         kj = Signal(d)
         m.d.comb += kj.eq((TK + J["A"] - 1) >> _log2(J["A"]))
@@ -251,22 +279,58 @@ class Tile(wiring.Component):
         def half_off(p, half):
             return Mux(half, p.half_lines, 0) if p.halves == 2 else Const(0, 1)
 
-        # -- DMA read walkers: one issues requests, one writes the answers ----------------
-        job = Signal(2)  # 0: A, 1: W, 2: O partial sums
-        rd_go = Signal()  # pulses: a read job starts
-        rd_busy = Signal()
-        load_half = Signal()  # the half a load writes (the one compute does not read)
+        def ring(name: str, depth: int, fields: dict[str, int]):
+            """``depth`` registered entries of ``fields`` (name: bits) and a comb view of the
+            entry at an index: a queue between two walkers over the same sequence."""
+            entries = [{f: Signal(bits, name=f"{name}{i}_{f}") for f, bits in fields.items()}
+                       for i in range(depth)]
 
-        def read_walker(name: str, step):
-            """Counters over the requests of the current read job; ``step`` moves to the next
-            request. Returns its address, length, target and whether it is the last."""
+            def at(index, view: str) -> dict[str, Signal]:
+                out = {f: Signal(bits, name=f"{name}_{view}_{f}") for f, bits in fields.items()}
+                for f in fields:
+                    m.d.comb += out[f].eq(Array(e[f] for e in entries)[index])
+                return out
+
+            def write(index, values: dict) -> None:
+                for i, e_ in enumerate(entries):
+                    with m.If(index == i):
+                        m.d.sync += [e_[f].eq(v) for f, v in values.items()]
+
+            return at, write
+
+        # -- DMA read jobs: the loader queues them, one walker issues their requests, a
+        # second one writes their answers into the scratchpads ----------------------------
+        # A job is one operand tile (0: A, 1: W, 2: O partial sums) into one half, with the
+        # tile's indices and sizes; ``end`` marks the last job of a tile. Four entries: the
+        # request walker runs up to three jobs ahead of the answers (a job per free half).
+        jq_depth = 4
+        jq_at, jq_write = ring("jq", jq_depth, {
+            "kind": 2, "half": 1, "end": 1, "m0": d, "n0": d, "k0": d, "tm": d, "tn": d,
+            "tk": d})
+        ptr = _log2(jq_depth) + 1  # a wrap bit above the index: full and empty differ
+        jq_wp, jq_qp, jq_ap = (Signal(ptr, name=f"jq_{p}") for p in ("wp", "qp", "ap"))
+        jq_room = Signal()
+        m.d.comb += jq_room.eq((jq_wp - jq_ap)[:ptr] != jq_depth)
+        qc = jq_at(jq_qp[:ptr - 1], "q")  # the job whose requests are issued
+        ac = jq_at(jq_ap[:ptr - 1], "a")  # the job whose answers arrive
+
+        def push_job(kind: int, half, end) -> None:
+            jq_write(jq_wp[:ptr - 1], {
+                "kind": kind, "half": half, "end": end, "m0": lt.idx[0], "n0": lt.idx[1],
+                "k0": lt.idx[2], "tm": lt.size[0], "tn": lt.size[1], "tk": lt.size[2]})
+            m.d.sync += jq_wp.eq(jq_wp + 1)
+
+        def read_walker(name: str, step, job):
+            """Counters over the requests of ``job`` (a queue entry's view); ``step`` moves
+            to the next request, and past the last one back to the start of the next job.
+            Returns its address, length, target and whether it is the last."""
             # A: tile row mi (block row r, block line base); W: tile K row ki, block offset no
             # (line base nl); O: block offsets mo, no, block row r, fold line base ol.
             w = _walker_state(spec, name, d, line_bits)
             n_seg = Signal(d, name=f"{name}_nseg")
-            with m.If(rd_go):
-                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
-            with m.Switch(job):
+            m0, n0, k0 = job["m0"], job["n0"], job["k0"]
+            tm_cur, tn_cur, tk_cur = job["tm"], job["tn"], job["tk"]
+            with m.Switch(job["kind"]):
                 with m.Case(0):
                     m.d.comb += [
                         w.addr.eq(reg["a_base"] + (m0 + w.i) * reg["a_stride"] + k0 * eb["A"]),
@@ -293,34 +357,36 @@ class Tile(wiring.Component):
                             m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
                 with m.Case(2):
                     self._o_walk(m, w, step, reg, m0, n0, tm_cur, tn_cur, n_seg, eb["O"])
+            with m.If((step & w.last) | begin):  # the next job starts from its first request
+                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
             return w
 
-        rd_q = read_walker("rq", self.rd_req.valid & self.rd_req.ready)
-        rd_done = Signal()  # the last request has been issued
-        m.d.comb += [self.rd_req.valid.eq(rd_busy & ~rd_done),
-                     self.rd_req.payload.addr.eq(rd_q.addr),
+        rq_step = Signal()
+        m.d.comb += [rq_step.eq(self.rd_req.valid & self.rd_req.ready),
+                     self.rd_req.valid.eq(jq_qp != jq_wp)]
+        rd_q = read_walker("rq", rq_step, qc)
+        m.d.comb += [self.rd_req.payload.addr.eq(rd_q.addr),
                      self.rd_req.payload.len.eq(rd_q.len)]
-        with m.If(rd_go):
-            m.d.sync += rd_done.eq(0)
-        with m.If(self.rd_req.valid & self.rd_req.ready & rd_q.last):
-            m.d.sync += rd_done.eq(1)
+        with m.If(rq_step & rd_q.last):
+            m.d.sync += jq_qp.eq(jq_qp + 1)
 
         rsp_step = Signal()
-        rd_a = read_walker("ra", rsp_step)
+        rd_a = read_walker("ra", rsp_step, ac)
         bi = Signal(d)  # beat of the current answer
         beats = Signal(d)
         m.d.comb += beats.eq((rd_a.len + E - 1) >> log_e)
         take = Signal()
-        m.d.comb += [self.rd_data.ready.eq(rd_busy), take.eq(self.rd_data.valid & rd_busy)]
-        with m.If(rd_go):
-            m.d.sync += [rd_busy.eq(1), bi.eq(0)]
+        # answers come only for issued requests: ready while a job awaits answers
+        m.d.comb += [self.rd_data.ready.eq(jq_ap != jq_wp),
+                     take.eq(self.rd_data.valid & self.rd_data.ready)]
         with m.If(take):
             m.d.sync += bi.eq(bi + 1)
             with m.If(bi == beats - 1):
                 m.d.comb += rsp_step.eq(1)
                 m.d.sync += bi.eq(0)
                 with m.If(rd_a.last):
-                    m.d.sync += rd_busy.eq(0)
+                    m.d.sync += jq_ap.eq(jq_ap + 1)
+                    m.d.comb += answered.eq(ac["end"])
         beat = self.rd_data.payload.data
 
         def elem(op: str, j: int):
@@ -330,10 +396,10 @@ class Tile(wiring.Component):
         # A answer: element j of beat bi is k = bi*J + j, written to lane r of bank j
         for j, port in enumerate(a_mem):
             m.d.comb += [
-                port.w.addr.eq(half_off(spec.a, load_half) + rd_a.base + bi),
+                port.w.addr.eq(half_off(spec.a, ac["half"]) + rd_a.base + bi),
                 port.w.data.eq(Cat(*[elem("A", j)] * R)),
             ]
-            with m.If(take & (job == 0) & (bi * J["A"] + j < tk_cur)):
+            with m.If(take & (ac["kind"] == 0) & (bi * J["A"] + j < ac["tk"])):
                 m.d.comb += port.w.en.eq(Const(1, R) << rd_a.r)
 
         def lane_write(op: str, port, lanes: int, nseg, enable):
@@ -345,33 +411,52 @@ class Tile(wiring.Component):
 
         w_seg = Signal(d)
         m.d.comb += [w_seg.eq(rd_a.len >> _log2(eb["W"])),
-                     w_mem.w.addr.eq(half_off(spec.w, load_half) + rd_a.line)]
-        lane_write("W", w_mem, C, w_seg, take & (job == 1))
+                     w_mem.w.addr.eq(half_off(spec.w, ac["half"]) + rd_a.line)]
+        lane_write("W", w_mem, C, w_seg, take & (ac["kind"] == 1))
 
         # -- compute: feeder and drain ----------------------------------------------------
-        cmp_go = Signal()
-        cmp_busy = Signal()
-        accumulate = Signal()  # K has advanced in this output tile: add to the O lines
+        # The feeder streams the loaded tiles' folds back to back (the engine's ``i.ready``
+        # is the only back-pressure); per tile it queues a drain context, since the engine
+        # still drains a tile's last folds while the next tile streams.
+        c_active = Signal()  # the feeder has taken the computer's tile (``ct``)
+        all_fed = Signal()  # the last tile's last beat has been read
         kf = Signal(d)  # next K index to feed
         f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
         a_fb = Signal(line_bits)  # A line base of the block row being fed
         w_fb = Signal(line_bits)  # W line base of the block column being fed
-        feed_done = Signal()
-        folds_fed = Signal(fold_count)
-        folds_out = Signal(fold_count)
+        folds_fed = Signal(fold_count)  # folds of the tile fed completely
         fv = Signal()  # a beat is presented to the engine
         fbank = Signal(range(max(2, len(a_mem))))
         flast = Signal()
         adv = Signal()
         issue = Signal()
-        m.d.comb += [adv.eq(~fv | eng.i.ready), issue.eq(adv & cmp_busy & ~feed_done)]
+        # Drain contexts, one per tile from its first beat until its last fold has drained:
+        # the O half, whether to add to it (K has advanced in the output tile), whether the
+        # output tile is finished after it (write it back) and its indices, and (``fed``,
+        # once the feeder is past the tile) its folds. Four entries: a tile's last fold
+        # drains while at most the next two tiles stream (an engine that overlaps folds
+        # takes a fold's last beat only once the previous fold's first row has left).
+        dq_depth = 4
+        dq_at, dq_write = ring("dq", dq_depth, {
+            "half": 1, "acc": 1, "wb": 1, "fed": 1, "folds": len(folds_fed), "m0": d, "n0": d})
+        dq_wp, dq_rp = Signal(ptr, name="dq_wp"), Signal(ptr, name="dq_rp")
+        dq_room = Signal()
+        m.d.comb += dq_room.eq((dq_wp - dq_rp)[:ptr] != dq_depth)
+        tile_ready = Signal()
+        m.d.comb += tile_ready.eq((queued_ahead != 0) & (answered_ahead != 0) & dq_room)
+        m.d.comb += [adv.eq(~fv | eng.i.ready),
+                     issue.eq(adv & ~all_fed & (c_active | tile_ready))]
         a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
         for port in a_mem:
             m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
-        m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_fb + kf), w_mem.r.en.eq(adv)]
+        m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_fb + kf),
+                     w_mem.r.en.eq(adv)]
         with m.If(adv):
             m.d.sync += [fv.eq(issue), flast.eq(kf == ct.size[2] - 1),
                          fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1 else 0)]
+        tile_end = Signal()  # the beat fed is the tile's last
+        m.d.comb += tile_end.eq((kf == ct.size[2] - 1) & (f_no + C >= ct.size[1])
+                                & (f_mo + R >= ct.size[0]))
         with m.If(issue):
             m.d.sync += kf.eq(kf + 1)
             with m.If(kf == ct.size[2] - 1):
@@ -379,12 +464,29 @@ class Tile(wiring.Component):
                              folds_fed.eq(folds_fed + 1)]
                 with m.If(f_no + C >= ct.size[1]):
                     m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R), a_fb.eq(a_fb + kj)]
-                    with m.If(f_mo + R >= ct.size[0]):
-                        m.d.sync += feed_done.eq(1)
-        with m.If(cmp_go):
-            m.d.sync += [cmp_busy.eq(1), kf.eq(0), f_mo.eq(0), f_no.eq(0), a_fb.eq(0),
-                         w_fb.eq(0), feed_done.eq(0), folds_fed.eq(0), folds_out.eq(0),
-                         accumulate.eq(ct.idx[2] != 0)]
+        with m.If(issue & ~c_active):  # the tile's first beat: take it
+            m.d.comb += taken.eq(1)
+            m.d.sync += [c_active.eq(1), dq_wp.eq(dq_wp + 1)]
+            dq_write(dq_wp[:ptr - 1], {"half": c_half["O"], "acc": ct.idx[2] != 0,
+                                       "m0": ct.idx[0], "n0": ct.idx[1], "fed": 0})
+        moved = [n != i for n, i in zip(c_next, ct.idx, strict=True)]
+        c_changed = {"A": moved[0] | moved[2], "W": moved[1] | moved[2],
+                     "O": moved[0] | moved[1]}
+        with m.If(issue & tile_end):
+            # the tile's last beat has been read: close its drain context, release the
+            # halves of the operands the next tile changes, move to the next tile
+            m.d.sync += [c_active.eq(0), f_mo.eq(0), a_fb.eq(0), folds_fed.eq(0)]
+            dq_write(Mux(c_active, dq_wp - 1, dq_wp)[:ptr - 1], {
+                "fed": 1, "folds": folds_fed + 1, "wb": ct.last | c_changed["O"]})
+            with m.If(ct.last):
+                m.d.sync += all_fed.eq(1)
+            with m.Else():
+                m.d.sync += [i.eq(n) for i, n in zip(ct.idx, c_next, strict=True)]
+                for op in ("A", "W", "O"):
+                    with m.If(c_changed[op]):
+                        if op != "O":  # the O half goes with the write-back
+                            m.d.comb += release[op].eq(1)
+                        toggle(c_half[op])
         a_sel = Signal(spec.a.width_bits)
         with m.Switch(fbank):
             for b, port in enumerate(a_mem):
@@ -393,26 +495,41 @@ class Tile(wiring.Component):
         m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_sel),
                      eng.i.payload.w.eq(w_mem.r.data), eng.i.payload.last.eq(flast)]
 
-        # drain: row r of every fold lands in O line fold*rows + r, one after the other
+        # drain: row r of fold f of the head context's tile lands in its O line f*rows + r
+        head = dq_at(dq_rp[:ptr - 1], "head")
+        after = dq_at((dq_rp + 1)[:ptr - 1], "after")  # the context behind the head
         o_line = Signal(line_bits)
+        d_folds = Signal(fold_count)  # folds of the head tile drained
         o_take = Signal()
-        m.d.comb += [eng.o.ready.eq(1), o_take.eq(eng.o.valid)]
-        with m.If(cmp_go):
-            m.d.sync += o_line.eq(0)
+        d_end = Signal()  # the head tile's last row drains
+        m.d.comb += [eng.o.ready.eq(1), o_take.eq(eng.o.valid),
+                     d_end.eq(o_take & eng.o.payload.last & head["fed"]
+                              & (d_folds + 1 == head["folds"]))]
         with m.If(o_take):
             m.d.sync += o_line.eq(o_line + 1)
             with m.If(eng.o.payload.last):
-                m.d.sync += folds_out.eq(folds_out + 1)
-        with m.If(cmp_busy & feed_done & (folds_out == folds_fed)):
-            m.d.sync += cmp_busy.eq(0)
+                m.d.sync += d_folds.eq(d_folds + 1)
+        # the write-back of a finished output tile waits here while the previous one runs;
+        # one suffices: each holds an O half, and the drain fills a third only after the
+        # loader has acquired it, after a write-back released it
+        wb_pend = Signal()
+        wb_next = {"m0": Signal(d, name="wbp_m0"), "n0": Signal(d, name="wbp_n0"),
+                   "half": Signal(name="wbp_half")}
+        with m.If(d_end):
+            m.d.sync += [o_line.eq(0), d_folds.eq(0), dq_rp.eq(dq_rp + 1)]
+        # the line and half the next o beat adds to: the read port prefetches it
+        dr_line = Signal(line_bits)
+        dr_half = Signal()
+        m.d.comb += [dr_line.eq(Mux(d_end, 0, o_line + o_take)),
+                     dr_half.eq(Mux(d_end, after["half"], head["half"]))]
         acc_lane = e.acc_bits
         o_cur = Signal(spec.o.width_bits)  # the drain's O half's read data
         m.d.comb += o_cur.eq(o_mems[0].r.data)
         if len(o_mems) == 2:
-            with m.If(c_half["O"]):
+            with m.If(head["half"]):
                 m.d.comb += o_cur.eq(o_mems[1].r.data)
         summed = Cat(*(
-            Mux(accumulate, o_cur[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
+            Mux(head["acc"], o_cur[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
                 eng.o.payload.c[c])[:acc_lane]
             for c in range(C)))
 
@@ -424,6 +541,15 @@ class Tile(wiring.Component):
         otm, otn = Signal(d, name="wb_tm"), Signal(d, name="wb_tn")
         m.d.comb += [otm.eq(_min(TM, M - om0)), otn.eq(_min(TN, N - on0))]
         wb_half = Signal()
+        wb_now = Signal()  # the drain has finished an output tile
+        m.d.comb += wb_now.eq(d_end & head["wb"])
+        with m.If(~wr_busy & (wb_pend | wb_now)):
+            m.d.comb += wr_go.eq(1)
+            m.d.sync += [om0.eq(Mux(wb_pend, wb_next["m0"], head["m0"])),
+                         on0.eq(Mux(wb_pend, wb_next["n0"], head["n0"])),
+                         wb_half.eq(Mux(wb_pend, wb_next["half"], head["half"])), wb_pend.eq(0)]
+        with m.Elif(wb_now):
+            m.d.sync += [wb_pend.eq(1), *(wb_next[f].eq(head[f]) for f in wb_next)]
         wq_step = self.wr_req.valid & self.wr_req.ready
         wq = _walker_state(spec, "wq", d, line_bits)
         wq_seg = Signal(d)
@@ -445,7 +571,8 @@ class Tile(wiring.Component):
         wbi = Signal(d)
         wbeats = Signal(d)
         m.d.comb += wbeats.eq((wd.len + E - 1) >> log_e)
-        # one O line per request: read it (a cycle), then send its beats
+        # one O line per request: the read port holds the line whose beats go out and reads
+        # the next one as the last beat goes, so the beats follow back to back
         line_ready = Signal()
         beat_words = []
         jo = J["O"]
@@ -473,6 +600,10 @@ class Tile(wiring.Component):
                      self.wr_data.payload.data.eq(wsel)]
 
         # -- the O halves' ports: drain (compute), store (DMA write), reload (DMA read) -----
+        wb_rd = Signal()  # the write-back reads an O line: the first, or the next one
+        wb_line = Signal(line_bits)
+        m.d.comb += [wb_rd.eq(wr_busy & (~line_ready | (wd_step & ~wd.last))),
+                     wb_line.eq(Mux(line_ready, wd.next, wd.line))]
         with m.If(wr_busy):
             with m.If(~line_ready):
                 m.d.sync += line_ready.eq(1)
@@ -480,121 +611,83 @@ class Tile(wiring.Component):
                 m.d.sync += wbi.eq(wbi + 1)
                 with m.If(wbi == wbeats - 1):
                     m.d.comb += wd_step.eq(1)
-                    m.d.sync += [wbi.eq(0), line_ready.eq(0)]
+                    m.d.sync += wbi.eq(0)
                     with m.If(wd.last):
-                        m.d.sync += wr_busy.eq(0)
+                        m.d.sync += [wr_busy.eq(0), line_ready.eq(0)]
                         m.d.comb += release["O"].eq(1)
         for h, om in enumerate(o_mems):
-            with m.If(cmp_busy & (c_half["O"] == h)):
-                # prefetch: the read port shows line o_line, the one the next o beat adds to
-                m.d.comb += [om.r.addr.eq(o_line + o_take), om.r.en.eq(1),
-                             om.w.addr.eq(o_line), om.w.data.eq(summed),
-                             om.w.en.eq(Mux(o_take, (1 << C) - 1, 0))]
+            # a half is never drained while it is written back or reloaded: the loader
+            # acquires it (after its write-back) before the reload, and the feeder queues a
+            # drain context for it only after that
+            with m.If(wr_busy & (wb_half == h)):
+                m.d.comb += [om.r.addr.eq(wb_line), om.r.en.eq(wb_rd)]
             with m.Else():
-                # a half is never drained while it is written back or reloaded: the loader
-                # acquires it (after its write-back) before the reload, the computer drains
-                # it only after that
-                m.d.comb += [om.r.addr.eq(wd.line),
-                             om.r.en.eq(wr_busy & (wb_half == h) & ~line_ready),
-                             om.w.addr.eq(rd_a.line)]
+                # prefetch: the read port shows the line the next o beat adds to
+                m.d.comb += [om.r.addr.eq(dr_line), om.r.en.eq(dr_half == h)]
+            with m.If(o_take & (head["half"] == h)):
+                m.d.comb += [om.w.addr.eq(o_line), om.w.data.eq(summed),
+                             om.w.en.eq((1 << C) - 1)]
+            with m.Else():
+                m.d.comb += om.w.addr.eq(rd_a.line)
                 lane_write("O", om, C, rd_a.len >> _log2(eb["O"]),
-                           take & (job == 2) & (load_half == h))
+                           take & (ac["kind"] == 2) & (ac["half"] == h))
 
         # -- the loader -----------------------------------------------------------------------
-        order = reg["loop_order"]
-        begin = Signal()  # the controller accepts ``start``
+        # per tile, the operands whose tile changes and need a read job (partial sums come
+        # back when K has advanced in the output tile)
+        jobs = {"A": lt.changed["A"], "W": lt.changed["W"],
+                "O": lt.changed["O"] & (lt.idx[2] != 0)}
         with m.FSM(name="loader"):
             with m.State("IDLE"):
                 with m.If(begin):
                     m.next = "A"
-            for op, code, nxt in (("A", 0, "W"), ("W", 1, "O")):
+            for op, code, nxt, later in (("A", 0, "W", ("W", "O")), ("W", 1, "O", ("O",))):
                 with m.State(op):
                     with m.If(~lt.changed[op]):
                         m.next = nxt
-                    with m.Elif(free[op] != 0):
-                        m.d.comb += [acquire[op].eq(1), rd_go.eq(1)]
-                        m.d.sync += [job.eq(code), load_half.eq(l_half[op])]
-                        m.next = f"{op}_WAIT"
-                with m.State(f"{op}_WAIT"):
-                    with m.If(~rd_busy):
+                    with m.Elif((free[op] != 0) & jq_room):
+                        m.d.comb += acquire[op].eq(1)
+                        push_job(code, l_half[op], ~Cat(*(jobs[x] for x in later)).any())
                         toggle(l_half[op])
                         m.next = nxt
             with m.State("O"):
+                o_ready = Signal()  # the output tile's half is there (or stays)
                 with m.If(~lt.changed["O"]):
-                    m.next = "NEXT"
-                with m.Elif(free["O"] != 0):
-                    m.d.comb += acquire["O"].eq(1)
-                    with m.If(k0 != 0):  # K has advanced: the partial sums come back
-                        m.d.comb += rd_go.eq(1)
-                        m.d.sync += [job.eq(2), load_half.eq(l_half["O"])]
-                        m.next = "O_WAIT"
-                    with m.Else():
-                        toggle(l_half["O"])
-                        m.next = "NEXT"
-            with m.State("O_WAIT"):
-                with m.If(~rd_busy):
+                    m.d.comb += o_ready.eq(1)
+                with m.Elif((free["O"] != 0) & (jq_room | ~jobs["O"])):
+                    m.d.comb += [o_ready.eq(1), acquire["O"].eq(1)]
+                    with m.If(jobs["O"]):
+                        push_job(2, l_half["O"], 1)
                     toggle(l_half["O"])
-                    m.next = "NEXT"
-            with m.State("NEXT"):
-                m.d.comb += loaded.eq(1)
-                m.d.sync += lt.first.eq(0)
-                with m.If(lt.last):
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += [p.eq(i) for p, i in zip(lt.prev, lt.idx, strict=True)]
-                    self._advance(m, order, lt.idx, tiles, dims)
-                    m.next = "A"
+                with m.If(o_ready):  # the tile is queued: on to the next
+                    m.d.comb += queued.eq(1)
+                    m.d.sync += lt.first.eq(0)
+                    with m.If(lt.last):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [p.eq(i) for p, i in zip(lt.prev, lt.idx, strict=True)]
+                        m.d.sync += [i.eq(n) for i, n in zip(lt.idx, l_next, strict=True)]
+                        m.next = "A"
 
-        # -- the computer ---------------------------------------------------------------------
-        def write_back(idx) -> None:
-            """Start writing the output tile at ``idx`` back from the computer's O half."""
-            m.d.comb += wr_go.eq(1)
-            m.d.sync += [om0.eq(idx[0]), on0.eq(idx[1]), wb_half.eq(c_half["O"])]
-
+        # -- the controller -------------------------------------------------------------------
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += begin.eq(1)
-                    m.d.sync += [self.busy.eq(1), self.done.eq(0), ahead.eq(0),
-                                 *(i.eq(0) for i in (*lt.idx, *ct.idx)),
-                                 lt.first.eq(1), ct.first.eq(1)]
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), queued_ahead.eq(0),
+                                 answered_ahead.eq(0), c_active.eq(0), all_fed.eq(0),
+                                 *(i.eq(0) for i in (*lt.idx, *ct.idx)), lt.first.eq(1),
+                                 *(p.eq(0) for p in (jq_wp, jq_qp, jq_ap, dq_wp, dq_rp)),
+                                 bi.eq(0), o_line.eq(0), d_folds.eq(0), wb_pend.eq(0)]
                     for op, n in halves.items():
                         m.d.sync += free[op].eq(n)
                         for half in (l_half[op], c_half[op]):
                             if isinstance(half, Signal):
                                 m.d.sync += half.eq(0)
-                    m.next = "WAIT"
-            with m.State("WAIT"):
-                with m.If(ahead != 0):
-                    m.d.comb += [taken.eq(1), cmp_go.eq(1)]
-                    m.next = "COMPUTE"
-            with m.State("COMPUTE"):
-                with m.If(~cmp_busy & ~cmp_go):
-                    m.d.sync += ct.first.eq(0)
-                    with m.If(ct.last):
-                        m.next = "FLUSH"
-                    with m.Else():
-                        m.d.sync += [p.eq(i) for p, i in zip(ct.prev, ct.idx, strict=True)]
-                        self._advance(m, order, ct.idx, tiles, dims)
-                        m.next = "NEXT"
-            with m.State("NEXT"):
-                # the indices are the next tile's, ``prev`` the finished one's: release the
-                # halves of tiles that change, write the output tile back when it changes
-                with m.If(~ct.changed["O"] | ~wr_busy):
-                    for op in ("A", "W"):
-                        with m.If(ct.changed[op]):
-                            m.d.comb += release[op].eq(1)
-                            toggle(c_half[op])
-                    with m.If(ct.changed["O"]):
-                        write_back(ct.prev)
-                        toggle(c_half["O"])
-                    m.next = "WAIT"
-            with m.State("FLUSH"):
-                with m.If(~wr_busy):
-                    write_back(ct.idx)
-                    m.next = "FINAL"
-            with m.State("FINAL"):
-                with m.If(~wr_busy & ~wr_go):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                # done when the last tile is fed and drained and its write-back has gone
+                with m.If(all_fed & (dq_rp == dq_wp) & ~wb_pend & ~wr_busy):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
                     m.next = "IDLE"
         return m
@@ -622,10 +715,13 @@ class Tile(wiring.Component):
         return t
 
     @staticmethod
-    def _advance(m: Module, order, idx, tiles, ends) -> None:
-        """Move the tile indices to the next tile in loop order ``order`` (an index into
-        :data:`hw.spec.tile.LOOP_ORDERS`): the innermost index advances, wrapping ones carry
-        outwards."""
+    def _next_tile(m: Module, prefix: str, order, idx, tiles, ends) -> tuple[Signal, ...]:
+        """The indices of the tile after ``idx`` in loop order ``order`` (an index into
+        :data:`hw.spec.tile.LOOP_ORDERS`), combinational: the innermost index advances,
+        wrapping ones carry outwards (past the last tile the outermost runs past its end)."""
+        nxt = tuple(Signal.like(i, name=f"{prefix}n{x}0") for i, x in zip(idx, "mnk",
+                                                                         strict=True))
+        m.d.comb += [n.eq(i) for n, i in zip(nxt, idx, strict=True)]
         # codes past the table run the first order: C is the same in every order
         with m.Switch(order):
             for code, names in reversed(list(enumerate(LOOP_ORDERS))):
@@ -633,19 +729,20 @@ class Tile(wiring.Component):
                     dims = ["mnk".index(x) for x in names]
                     inner, middle, outer = dims[2], dims[1], dims[0]
                     with m.If(idx[inner] + tiles[inner] < ends[inner]):
-                        m.d.sync += idx[inner].eq(idx[inner] + tiles[inner])
+                        m.d.comb += nxt[inner].eq(idx[inner] + tiles[inner])
                     with m.Else():
-                        m.d.sync += idx[inner].eq(0)
+                        m.d.comb += nxt[inner].eq(0)
                         with m.If(idx[middle] + tiles[middle] < ends[middle]):
-                            m.d.sync += idx[middle].eq(idx[middle] + tiles[middle])
+                            m.d.comb += nxt[middle].eq(idx[middle] + tiles[middle])
                         with m.Else():
-                            m.d.sync += [idx[middle].eq(0),
-                                         idx[outer].eq(idx[outer] + tiles[outer])]
+                            m.d.comb += [nxt[middle].eq(0),
+                                         nxt[outer].eq(idx[outer] + tiles[outer])]
+        return nxt
 
     def _o_walk(self, m: Module, w, step, reg, om0, on0, otm, otn, n_seg, eb_o: int) -> None:
         """Counters over the rows of the output tile's accumulator blocks, in fold order
         (block row offset ``i``, block column offset ``no``, row ``r``): the C row segment
-        each one is, its O line (``base + r``, ``base`` = fold * rows)."""
+        each one is, its O line (``base + r``, ``base`` = fold * rows) and the next one's."""
         R, C = self.spec.engine.rows, self.spec.engine.cols
         rows_here = Signal.like(otm, name=f"{w.r.name}_rows")
         m.d.comb += [
@@ -657,6 +754,9 @@ class Tile(wiring.Component):
             w.line.eq(w.base + w.r),
             w.last.eq((w.r == rows_here - 1) & (w.no + C >= otn) & (w.i + R >= otm)),
         ]
+        # the line after this one: the next row, or the next block's first
+        w.next = Signal(len(w.line), name=f"{w.r.name}_next")
+        m.d.comb += w.next.eq(Mux(w.r == rows_here - 1, w.base + R, w.line + 1))
         with m.If(step):
             m.d.sync += w.r.eq(w.r + 1)
             with m.If(w.r == rows_here - 1):

@@ -322,3 +322,99 @@ def test_mixed_buffering_bit_exact(single: str) -> None:
         runs.append(run_tile_gemm(tile_spec(arch), A, W, tile=tile, loop_order="kmn"))
         np.testing.assert_array_equal(runs[-1].C, reference(A, W, 32, True))
     assert runs[1].cycles > runs[0].cycles
+
+
+#: A link that never limits the 4x4 tile (a 16-byte port, 16 bytes per cycle, answers in the
+#: next cycle): the tile's cycles are the engine's plus the transfers nothing overlaps.
+IDEAL = ["dram.bandwidth_gb_per_s=16.0", "dram.latency_ns=0"]
+
+
+def _beats(spec, op: str, elems: int) -> int:
+    """Beats of one request of ``elems`` elements of ``op``."""
+    return -(-elems * spec.elem_bytes(op) // spec.ext_bytes)
+
+
+def _exposed_beats(spec, M: int, N: int, K: int, tile: tuple[int, int, int]) -> int:
+    """Beats nothing overlaps: the first tile's reads (a request per A row, per W row of each
+    engine block) and the last output tile's writes (a request per row of each block)."""
+    C = spec.engine.cols
+    tm, tn, tk = (min(t, d) for t, d in zip(tile, (M, N, K), strict=True))
+    first = tm * _beats(spec, "A", tk) + tk * sum(_beats(spec, "W", min(C, tn - no))
+                                                 for no in range(0, tn, C))
+    lm, ln = M - (M - 1) // tile[0] * tile[0], N - (N - 1) // tile[1] * tile[1]
+    return first + lm * sum(_beats(spec, "O", min(C, ln - no)) for no in range(0, ln, C))
+
+
+#: Cycles of the tile's pipeline around the exposed beats (hw.tile, "Overlap"): the loader
+#: queues the first job, the link answers a request the cycle after it, the loaded count
+#: follows the last answer, the write-back reads the last O line before its first beat.
+PIPELINE = len(("queue", "answer", "loaded", "line read"))
+
+
+@pytest.mark.parametrize(("M", "N", "K", "tile", "order"), [
+    (21, 25, 5, (4, 4, 5), "mnk"), (9, 16, 6, (8, 6, 4), "nmk"),
+    (14, 8, 16, (4, 3, 13), "kmn")])
+def test_ideal_memory_costs_the_engine_and_the_first_and_last_transfers(M, N, K, tile,
+                                                                        order) -> None:
+    """With a link that never limits, the tiles' folds run back to back: the GEMM takes the
+    engine's cycles (every fold its interval, the last its drain) plus the first tile's read
+    beats and the last output tile's write beats, nothing per tile."""
+    arch = load_arch("systolic", SMALL + IDEAL)
+    spec = tile_spec(arch)
+    A, W = _operands(np.random.default_rng(M * N * K), arch, M, N, K)
+    res = run_tile_gemm(spec, A, W, tile=tile, loop_order=order)
+    np.testing.assert_array_equal(res.C, reference(A, W, 32, True))
+    engine = tiled_compute_cycles(arch.engine, M, N, K, *tile)
+    assert res.cycles <= engine + _exposed_beats(spec, M, N, K, tile) + PIPELINE
+
+
+def test_read_jobs_are_in_flight_together() -> None:
+    """On a long-latency link the W tile's first request goes out before the A tile's last
+    answer has come back: the requests of the next job do not wait for the answers."""
+    from amaranth.sim import Simulator
+
+    from sim.verify.tile_bench import Tile, load_gemm
+
+    arch = load_arch("systolic", SMALL + LINKS[0][0])
+    spec = tile_spec(arch)
+    assert spec.dram_latency_cycles > 1
+    M, N, K, tm = 8, 8, 8, 4
+    A, W = _operands(np.random.default_rng(11), arch, M, N, K)
+    job = load_gemm(spec, A, W, tile=(tm, 4, K), loop_order="mnk")
+    dut = Tile(spec)
+    w_lo, w_hi = job.layout["w_base"], job.layout["c_base"]
+    a_hi = job.layout["a_base"] + tm * job.layout["a_stride"]  # the first A tile's rows
+    first_w_request, a_answers = None, []
+
+    async def bench(ctx):
+        nonlocal first_w_request
+        for offset, value in job.writes:
+            ctx.set(dut.cfg_we, 1)
+            ctx.set(dut.cfg_addr, offset)
+            ctx.set(dut.cfg_data, value)
+            await ctx.tick()
+        ctx.set(dut.cfg_we, 0)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        cycle = 1
+        while not ctx.get(dut.done):
+            assert cycle < 20_000, "tile not done"
+            pending = job.mem.reads[0][1] if job.mem.reads else None
+            job.mem.clock(ctx, dut, cycle)
+            if (ctx.get(dut.rd_req.valid) and first_w_request is None
+                    and w_lo <= ctx.get(dut.rd_req.payload.addr) < w_hi):
+                first_w_request = cycle
+            if (ctx.get(dut.rd_data.valid) and ctx.get(dut.rd_data.ready)
+                    and pending is not None and pending < a_hi):
+                a_answers.append(cycle)
+            await ctx.tick()
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    np.testing.assert_array_equal(job.result(spec), reference(A, W, 32, True))
+    assert first_w_request is not None and a_answers
+    assert first_w_request < a_answers[-1]

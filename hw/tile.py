@@ -81,12 +81,13 @@ output tile's write-back while the engine computes; a level of one half makes th
 for the compute (and the reload for the write-back).
 
 Measured on ``amaranth.sim`` (the 4x4 array of ``tests/test_tile.py``, a link of 16 bytes
-per cycle and no latency, random shapes, tiles and loop orders): a GEMM takes the engine's
+per cycle and no latency, 33 random shapes, tiles and loop orders): a GEMM takes the engine's
 cycles (``sim.gemm.tiled_compute_cycles``: every fold its ``fold_interval``, the last one its
 drain) plus the first tile's read beats, plus the last output tile's write beats, plus 4
 cycles (the loader queues the first job; the link answers it a cycle later; the loaded count
-follows the last answer; the write-back reads the last O line before its first beat), except
-when spilled partial sums come back (below).
+follows the last answer; the write-back reads the last O line before its first beat), in 23
+of them exactly; the others spill partial sums or load a W tile of several blocks behind a
+short edge tile (below).
 
 **What the model abstracts** (``sim.memory``'s DRAM stalls set beside the measured cycles by
 ``sim.verify.tile_bench.cycle_table``). Per boundary the model exposes ``max(0, transfer -
@@ -97,14 +98,18 @@ of consecutive boundaries does not add up to the average either way. The model c
 DRAM latency once per transfer; the tile's requests run ahead of the answers, so on a slow
 link (1 byte per cycle, 100 cycles of latency) it measured 12-23% *fewer* cycles than the
 model. The tile moves whole beats: a row segment narrower than a beat takes a beat, where
-the model counts bytes. A spilled output tile comes back into a free O half, i.e. after a
-write-back (with two halves, of the output tile before last), and the tile computes only
-after its reload's last answer: when the tiles between two visits of an output tile compute
-for less than that write-back and reload take, the engine waits (measured: up to a third
-more cycles for K split with ``k`` outside ``n``; the model counts the bytes only). The
-model's first-tile load and last write-back are exposed, like the tile's (above). The model
-sizes buffer tiles in elements, the tile in lines of engine beats: a mapping with a partial
-engine block may not fit (``tile_bench.fit_mapping`` refits it for the table).
+the model counts bytes; and a W request is a row of one engine block (the W scratchpad takes
+one line of ``cols`` lanes per cycle), so a W tile of several blocks loads at ``cols`` elements
+per cycle however wide the link (on the fast link above, a 4x16x5 tile's W after a one-fold
+edge tile: 14 cycles exposed over the whole GEMM). A spilled output tile comes back into a
+free O half, i.e. after a write-back (with two halves, of the output tile before last), and
+the tile computes only after its reload's last answer: when the tiles between two visits of
+an output tile compute for less than that write-back and reload take, the engine waits
+(measured on the fast link: 6 to 244 cycles, up to 21% of the engine's cycles, in 9 of the
+33 GEMMs; the model counts the bytes only). The model's first-tile load and last write-back
+are exposed, like the tile's (above). The model sizes buffer tiles in elements, the tile in
+lines of engine beats: a mapping with a partial engine block may not fit
+(``tile_bench.fit_mapping`` refits it for the table).
 
 Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 """

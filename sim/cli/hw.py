@@ -81,6 +81,7 @@ def _gen_tile(args: argparse.Namespace) -> int:
     from hw.emit import generate, read_manifest
     from hw.spec import SpecError, load_arch, tile_spec
     from hw.synth import SynthError
+    from sim.energy import sram_area
 
     try:
         spec = tile_spec(load_arch(args.arch, args.set), dim_bits=args.dim_bits,
@@ -94,7 +95,7 @@ def _gen_tile(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise SpecError(f"--out: {args.out} exists and is not a folder")
     try:
-        folder = generate(spec, args.out, synth=args.synth)
+        folder = generate(spec, args.out, synth=args.synth, sram=sram_area)
     except SynthError as err:
         print(f"tpe: error: {err}", file=sys.stderr)
         return 1

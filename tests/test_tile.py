@@ -5,6 +5,7 @@ and bytes beside the measured ones, and ``tpe gen tile``."""
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -201,6 +202,85 @@ def test_gen_tile_writes_verilog_and_manifest(tmp_path, capsys) -> None:
     # the architecture round-trips: a bench derives the same tile (and system model) from it
     assert tile_from_manifest(manifest) == spec
     assert tile_from_manifest(manifest).architecture == load_arch("systolic", TINY)
+
+
+def test_tile_scratchpads_have_no_initial_value() -> None:
+    """The scratchpads (don't-care at reset) are written without an initial block, one per
+    memory, marked uninitialized; amaranth.sim still starts them at zero (the GEMM tests)."""
+    from hw.emit import UNINITIALIZED, render
+    from hw.tile import SCRATCHPADS
+
+    spec = tile_spec(load_arch("systolic", TINY))
+    text, _ = render(spec)
+    assert "initial begin" not in text
+    mems = re.findall(rf"\(\* {UNINITIALIZED} = 32'd1 \*\)\n\s*reg \[(\d+):0\] (\w+) "
+                      r"\[(\d+):0\];", text)
+    assert sorted(name for _, name, _ in mems) == sorted(
+        f"{SCRATCHPADS[p.operand]}{b}" for p in (spec.a, spec.w, spec.o)
+        for b in range(p.banks if p.operand != "O" else p.halves))
+    bits = sum((int(w) + 1) * (int(d) + 1) for w, _, d in mems)
+    assert bits == sum(p.lines * p.width_bits for p in (spec.a, spec.w, spec.o))
+
+
+def test_sram_area_is_the_simulators() -> None:
+    """The SRAM area `tpe gen tile --synth` writes (sim.energy.sram_area) is
+    ``area_breakdown``'s for the buffers, its bit-cell figure sourced from the energy table and
+    scaled to the node."""
+    from sim.energy import area_breakdown, load_table, sram_area
+
+    arch = load_arch("systolic", TINY)
+    s = sram_area(arch)
+    area = area_breakdown(arch)
+    levels = ("a_buffer", "w_buffer", "o_buffer")
+    assert s["area_um2"] == {k: area[k] for k in levels}
+    assert s["total_um2"] == pytest.approx(sum(area[k] for k in levels))
+    assert s["bits"] == {k: arch.level(k).capacity_bytes * 8 for k in levels}
+    assert s["source"] == load_table(arch.energy_table).area["sram_bit"].source
+    assert "bit cells only" in s["counts"]
+    assert "scaled_from_nm" not in s
+    scaled = sram_area(load_arch("systolic", [*TINY, "tech_nm=22"]))
+    assert scaled["um2_per_bit"] < s["um2_per_bit"] and scaled["scaled_from_nm"] == 45
+
+
+@pytest.mark.synth
+def test_gen_tile_synth_logic_and_sram(tmp_path, capsys) -> None:
+    """`tpe gen tile --synth`: Yosys's logic figures with the scratchpads kept as memories
+    (every scratchpad bit, none of them in the cells), and their SRAM area equal to what
+    `tpe sim gemm --json` reports for the same architecture's buffers."""
+    sets = [a for s in TINY for a in ("--set", s)]
+    code, out, err = run(capsys, ["gen", "tile", "--arch", "systolic", *sets,
+                                  "--out", str(tmp_path), "--synth"])
+    assert code == 0, err
+    arch = load_arch("systolic", TINY)
+    spec = tile_spec(arch)
+    s = json.loads((tmp_path / spec.name / "manifest.json").read_text())["synth"]
+    assert s["cells"] == sum(s["cells_by_type"].values()) > 0
+    assert s["transistors"] > s["cells"]
+    assert s["longest_path_cells"] > 0
+    assert "$_DFF_P_" in s["cells_by_type"]
+    assert not any("mem" in c for c in s["cells_by_type"])
+    pads = (spec.a, spec.w, spec.o)
+    assert sum(m["bits"] for m in s["memories"].values()) == sum(
+        p.lines * p.width_bits for p in pads)
+    sram = s["sram"]
+    assert s["memory_bits"] == sram["bits"]
+    code, sim_out, err = run(capsys, ["sim", "gemm", "--arch", "systolic", *sets,
+                                      "--M", "8", "--N", "8", "--K", "8", "--json"])
+    assert code == 0, err
+    sim_area = json.loads(sim_out)["area_breakdown_um2"]
+    assert sram["area_um2"] == {p.level: sim_area[p.level] for p in pads}
+    assert sram["total_um2"] == pytest.approx(sum(sim_area[p.level] for p in pads))
+    assert f"{s['cells']} cells" in out and f"{sram['total_um2']:,.0f} um^2" in out
+
+
+def test_gen_tile_synth_bad_out_exits_2(tmp_path, capsys) -> None:
+    """A file as --out is refused in one line before anything is built or synthesized."""
+    target = tmp_path / "file"
+    target.write_text("")
+    code, _, err = run(capsys, ["gen", "tile", "--arch", "systolic", "--out", str(target),
+                                "--synth"])
+    assert code == 2
+    assert err.startswith("tpe: error: --out:") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(("edit", "message"), [

@@ -70,12 +70,18 @@ def _tile_parser(kinds: argparse._SubParsersAction) -> None:
                    help=f"external address width (default {ADDR_BITS})")
     p.add_argument("--out", type=Path, default=Path("rtl_out"),
                    help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
+    p.add_argument("--synth", action="store_true",
+                   help="also synthesize the logic with Yosys (the scratchpads kept as "
+                   "memories, out of the figures) and add to the manifest its figures and the "
+                   "scratchpads' SRAM area (the simulator's area_breakdown: bit cells only)")
     p.set_defaults(func=_gen_tile)
 
 
 def _gen_tile(args: argparse.Namespace) -> int:
     from hw.emit import generate, read_manifest
     from hw.spec import SpecError, load_arch, tile_spec
+    from hw.synth import SynthError
+    from sim.energy import sram_area
 
     try:
         spec = tile_spec(load_arch(args.arch, args.set), dim_bits=args.dim_bits,
@@ -88,15 +94,30 @@ def _gen_tile(args: argparse.Namespace) -> int:
         raise SpecError(f"{flag}{sep}{rest}") from None
     if args.out.exists() and not args.out.is_dir():
         raise SpecError(f"--out: {args.out} exists and is not a folder")
-    folder = generate(spec, args.out)
+    try:
+        folder = generate(spec, args.out, synth=args.synth, sram=sram_area)
+    except SynthError as err:
+        print(f"tpe: error: {err}", file=sys.stderr)
+        return 1
     print(f"wrote {folder / (spec.name + '.v')}")
     print(f"wrote {folder / 'manifest.json'}")
-    t = read_manifest(folder)["tile"]
+    manifest = read_manifest(folder)
+    t = manifest["tile"]
     pads = ", ".join(
         f"{t[k]['level']} {t[k]['banks']} x {t[k]['bank_lines']} x {t[k]['width_bits']} bits"
         for k in ("a_scratchpad", "w_scratchpad", "o_scratchpad"))
     print(f"tile: {spec.engine.name}; scratchpads {pads}; external port {spec.ext_bytes} "
           f"bytes/beat ({spec.dram_bytes_per_cycle:g} bytes/cycle link)")
+    if args.synth:
+        s = manifest["synth"]
+        sram = s["sram"]
+        pads = ", ".join(f"{lv} {um2:,.0f}" for lv, um2 in sram["area_um2"].items())
+        print(f"synthesis (logic, scratchpads kept as memories): {s['cells']} cells, "
+              f"{s['transistors']} transistors (estimated), longest path "
+              f"{s['longest_path_cells']} cells")
+        print(f"SRAM area: {pads}; total {sram['total_um2']:,.0f} um^2 (bit cells only, "
+              f"{sram['um2_per_bit']:g} um^2/bit from {sram['energy_table']} sram_bit: "
+              f"{sram['source'].split(':')[0]})")
     return 0
 
 

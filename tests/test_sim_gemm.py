@@ -386,6 +386,22 @@ def test_double_buffered_outputs_overlap_their_sram_stalls():
     assert np.array_equal(stalls(narrow_o, narrow_a, double=True), np.maximum(o_only, a_only))
 
 
+
+@pytest.mark.parametrize(("dataflow", "option"), [("os", "output_double_buffer"),
+                                                  ("ws", "weight_double_buffer")])
+def test_double_buffered_stationary_operands_cost_one_register_copy_per_fold(dataflow, option):
+    """With outputs (OS) or weights (WS) moved while another fold streams, every stationary
+    element is written once more per fold (accumulator to output register, shadow to working
+    weight register): untiled (one stream chunk), that is each output's or weight's bits once."""
+    gemm = Gemm(name="g", M=70, N=90, K=110)
+    regs = {}
+    for on in (False, True):
+        arch = arch_with(f"engine.dataflow={dataflow}", f"engine.{option}={str(on).lower()}")
+        regs[on] = simulate_gemm(arch, gemm, memory="ideal").actions["pe_registers"]
+    spec = arch.engine
+    still = gemm.M * gemm.N * spec.acc_bits if dataflow == "os" else gemm.K * gemm.N * spec.w_bits
+    assert regs[True] - regs[False] == still
+
 def test_memory_bound_labels():
     arch = arch_with()
     decode = simulate_gemm(arch, Gemm(name="g", M=1, N=4096, K=4096))

@@ -433,7 +433,8 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
     normalizing a fraction at every step."""
     bw_n, bw_d = bw.numerator, bw.denominator
     lat_n, lat_d = lat.numerator, lat.denominator
-    values = (*e.serial_bytes, *e.overlap_bytes, e.busy_cycles, *e.edge_bytes)
+    values = (*e.serial_bytes, *e.overlap_bytes, *e.serial_written, *e.overlap_written,
+              e.busy_cycles, *e.edge_bytes)
     scale = math.lcm(*(v.denominator for v in values))  # every value is ``n / scale``
 
     def num(v: Exact) -> int:
@@ -452,12 +453,16 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
     busy = num(e.busy_cycles) * bw_n * lat_d
     first, last = e.edge_bytes
     stall = transfer(first, 0) + transfer(last, last)
-    for count, serial, overlap, s_wr, o_wr in zip(
+    first_class = next((j for j in (2, 1, 0) if e.counts[j] > 0), None)
+    for j, (count, serial, overlap, s_wr, o_wr) in enumerate(zip(
             e.counts, e.serial_bytes, e.overlap_bytes, e.serial_written, e.overlap_written,
-            strict=True):
+            strict=True)):
         exposed = transfer(serial, s_wr)
         if overlap:
             exposed += max(0, transfer(overlap, o_wr) - busy)
+            if j == first_class:  # its requests followed the first tile's: no latency
+                stall += (max(0, num(overlap) * per_byte - busy)
+                          - max(0, transfer(overlap, o_wr) - busy))
         stall += count * exposed
     out = Fraction(stall, scale * bw_n * lat_d)
     return out.numerator if out.denominator == 1 else out
@@ -501,6 +506,19 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
         x = exposed(s, s_wr, o, o_wr)
         if not _none(x):
             boundaries = boundaries + c * x
+    if lat:
+        # the first boundary (of the innermost loop with more than one trip): its
+        # double-buffered loads were requested right after the first tile's, so their latency
+        # overlapped those transfers
+        later: Any = False
+        for j in (2, 1, 0):
+            o = e.overlap_bytes[j]
+            here = np.asarray(e.counts[j]) > 0
+            if not _none(o):
+                saved = (np.maximum(0, transfer(o, e.overlap_written[j]) - e.busy_cycles)
+                         - np.maximum(0, o / bw - e.busy_cycles))
+                boundaries = boundaries - saved * np.logical_and(here, np.logical_not(later))
+            later = np.logical_or(later, here)
     first, last = e.edge_bytes
     dram_stall = transfer(first, 0) + last / bw + boundaries
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,

@@ -309,7 +309,8 @@ def test_posted_write_backs_fill_the_read_latency(exact: bool) -> None:
     """Writes are posted: at a boundary that writes an output tile back and reads the next A
     tile, the reads wait for the latency while the write-back goes out, so a latency up to the
     write-back's transfer time costs only the first load; beyond it each boundary waits for the
-    rest. The float64 path (candidates) and the exact one (one mapping) agree."""
+    rest, but the first, whose reads were requested right after the first tile's. The float64
+    path (candidates) and the exact one (one mapping) agree."""
     M, N, K, tile = 24, 16, 8, (4, 16, 8)  # six M tiles; N and K whole
     gemm = Gemm(name="g", M=M, N=N, K=K, a_fmt="int8", w_fmt="int8", o_fmt="int32")
 
@@ -330,8 +331,8 @@ def test_posted_write_backs_fill_the_read_latency(exact: bool) -> None:
     assert read + written > compute / (M // tile[0])  # the link, not compute, limits
     for lat in (written / 2, written):
         assert stall(lat)[0] == pytest.approx(base + lat)  # the first load's latency only
-    lat = 2 * written
-    assert stall(lat)[0] == pytest.approx(base + lat + boundaries * (lat - written))
+    lat = 2 * written  # the first boundary's reads followed the first tile's: no latency
+    assert stall(lat)[0] == pytest.approx(base + lat + (boundaries - 1) * (lat - written))
 
 
 def test_a_narrow_sram_stalls_every_beat():

@@ -47,7 +47,9 @@ when a tile is revisited (K split and ``k`` not innermost), its partial sums are
 double-buffered buffer; per boundary the exposed time is ``max(0, t_double - c)`` plus any
 transfer of a single-buffered operand (which never overlaps), ``c`` being the average busy
 time of one tile iteration (compute plus SRAM stalls). The first tile's load and the last
-output tile's write-back are always exposed. Reads and writes share the link, and writes
+output tile's write-back are always exposed; the loads of the first boundary (of the
+innermost loop with more than one trip) into double-buffered levels are requested right after
+the first tile's and pay no latency of their own. Reads and writes share the link, and writes
 are posted: a transfer that reads ``r`` bytes and writes ``w`` (an output tile written back)
 takes ``r / bw + max(lat, w / bw)`` (the write-back goes out while the reads wait for the
 latency ``lat``), and ``w / bw`` when it reads nothing, so the last write-back pays no

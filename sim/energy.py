@@ -36,7 +36,10 @@ component and unit):
     ``a_bits``, ``w_bits``). The stationary operand of a fold (the output when K streams,
     the weights or activations otherwise) is drained or preloaded once per fold through
     on average ``(lines + 1) / 2`` registers, ``lines`` being its block's unroll along its
-    first dimension (a systolic OS array's rows; a WS array's weight rows).
+    first dimension (a systolic OS array's rows; a WS array's weight rows). An engine that
+    moves it while another fold streams (``fold_interval < fold_cycles``: double-buffered
+    weights or outputs) writes each element once more per fold, from the shadow registers
+    into the working ones (weights) or from the accumulators into the output registers.
 ``a_buffer``, ``w_buffer``, ``o_buffer``
     bytes read plus bytes written (``sim.memory``); energy per byte = the 64-bit access energy
     / 8 at the buffer's ``capacity_bytes``, interpolated log-log between the table's SRAM points
@@ -84,6 +87,7 @@ from sim.engines import kind_cost
 from sim.engines.cost import ArithAction
 from sim.engines.cost import power_law as _power_law
 from sim.engines.cost import unroll as _unroll
+from sim.memory import overlaps_folds
 
 __all__ = [
     "AREA_COMPONENTS",
@@ -462,7 +466,10 @@ def action_counts(
     per_mac = spec.acc_bits + sum(bits[op] for op in ("A", "W") if stream in OPERAND_DIMS[op])
     (still,) = (op for op, dims in OPERAND_DIMS.items() if stream not in dims)
     hops = (un[OPERAND_DIMS[still][0]] + 1) / 2
-    moved = grid.chunks * (elems[still] * hops * bits[still])  # drains or preloads
+    # an engine that moves a fold's stationary operand while another fold streams copies it
+    # once more, between the registers it moves through and those the fold uses
+    copies = 1 if overlaps_folds(spec) else 0
+    moved = grid.chunks * (elems[still] * (hops + copies) * bits[still])  # drains or preloads
     counts["pe_registers"] = macs * per_mac + np.asarray(moved, dtype=np.float64)
     counts["a_buffer"] = np.asarray(sram[0], dtype=np.float64)
     counts["w_buffer"] = np.asarray(sram[1], dtype=np.float64)

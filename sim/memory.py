@@ -47,9 +47,15 @@ when a tile is revisited (K split and ``k`` not innermost), its partial sums are
 double-buffered buffer; per boundary the exposed time is ``max(0, t_double - c)`` plus any
 transfer of a single-buffered operand (which never overlaps), ``c`` being the average busy
 time of one tile iteration (compute plus SRAM stalls). The first tile's load and the last
-output tile's write-back are always exposed. Each non-empty transfer pays the DRAM latency
-once. Not modelled: per-tile compute variation at edge tiles (the average is used), DRAM
-bank/row effects, refresh, and contention between reads and writes beyond the shared link.
+output tile's write-back are always exposed; the loads of the first boundary (of the
+innermost loop with more than one trip) into double-buffered levels are requested right after
+the first tile's and pay no latency of their own. Reads and writes share the link, and writes
+are posted: a transfer that reads ``r`` bytes and writes ``w`` (an output tile written back)
+takes ``r / bw + max(lat, w / bw)`` (the write-back goes out while the reads wait for the
+latency ``lat``), and ``w / bw`` when it reads nothing, so the last write-back pays no
+latency (the GEMM ends with its last byte sent). Not modelled: per-tile compute variation at
+edge tiles (the average is used), DRAM bank/row effects, refresh, and the link moving at most
+one beat per cycle (a row segment shorter than a beat still takes a cycle).
 
 ``memory="ideal"``: operands on chip, infinite bandwidth: no DRAM traffic, no stalls (SRAM
 reads by the array are still counted for energy).
@@ -349,7 +355,8 @@ def traffic_without_stalls(
 
     per_a = per_change(dram_a, first_a, n_a - 1)
     per_w = per_change(dram_w, first_w, n_w - 1)
-    per_o = per_change(dram_o_wr + dram_o_rd, last_o, visits_o - 1)
+    per_o_wr = per_change(dram_o_wr, last_o, visits_o - 1)  # write-back of the tile left
+    per_o = per_o_wr + per_change(dram_o_rd, zero, visits_o - 1)  # and partial sums reloaded
 
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
@@ -362,13 +369,19 @@ def traffic_without_stalls(
         target = over if dbuf[role] else serial
         for j in range(3):
             target[j] = target[j] + ch[j] * per
+    # of which written (the output tile's write-back: posted, no latency to wait for)
+    written = tuple(ch_o[j] * per_o_wr for j in range(3))
+    none = (0, 0, 0)
 
     iterations = tiles_m * tiles_n * tiles_k
     busy = div((compute_cycles if one else np.asarray(compute_cycles, dtype=np.float64))
                + sram_stall, iterations)
     exposure = DramExposure(counts=counts, serial_bytes=tuple(serial),
-                            overlap_bytes=tuple(over), busy_cycles=busy,
-                            edge_bytes=(first_a + first_w, last_o), exact=one)
+                            overlap_bytes=tuple(over),
+                            serial_written=none if dbuf["o"] else written,
+                            overlap_written=written if dbuf["o"] else none,
+                            busy_cycles=busy, edge_bytes=(first_a + first_w, last_o),
+                            exact=one)
     total_bytes = dram_a + dram_w + dram_o_wr + dram_o_rd
     traffic = MemoryTraffic(
         dram_a_read_bytes=dram_a,
@@ -392,14 +405,17 @@ def traffic_without_stalls(
 @dataclass(frozen=True, slots=True, eq=False)
 class DramExposure:
     """What the DRAM stalls of every candidate depend on, apart from the link itself: per loop
-    position (outer, middle, inner) the boundary counts and the bytes each boundary moves into
-    single-buffered (``serial``) and double-buffered (``overlap``) tiles, the busy cycles of
-    one tile iteration, and the first tiles' and last output tile's bytes. Float64 arrays
-    over candidates, or exact fractions for one mapping (``exact``)."""
+    position (outer, middle, inner) the boundary counts, the bytes each boundary moves into or
+    out of single-buffered (``serial``) and double-buffered (``overlap``) tiles and how many
+    of them are written (``*_written``: write-backs, posted), the busy cycles of one tile
+    iteration, and the first tiles' bytes (read) and the last output tile's (written). Float64
+    arrays over candidates, or exact fractions for one mapping (``exact``)."""
 
     counts: tuple[Any, Any, Any]
     serial_bytes: tuple[Any, Any, Any]
     overlap_bytes: tuple[Any, Any, Any]
+    serial_written: tuple[Any, Any, Any]
+    overlap_written: tuple[Any, Any, Any]
     busy_cycles: Any
     edge_bytes: tuple[Any, Any]
     exact: bool = False
@@ -419,7 +435,8 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
     normalizing a fraction at every step."""
     bw_n, bw_d = bw.numerator, bw.denominator
     lat_n, lat_d = lat.numerator, lat.denominator
-    values = (*e.serial_bytes, *e.overlap_bytes, e.busy_cycles, *e.edge_bytes)
+    values = (*e.serial_bytes, *e.overlap_bytes, *e.serial_written, *e.overlap_written,
+              e.busy_cycles, *e.edge_bytes)
     scale = math.lcm(*(v.denominator for v in values))  # every value is ``n / scale``
 
     def num(v: Exact) -> int:
@@ -429,15 +446,25 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
     per_byte = bw_d * lat_d  # x / bw == num(x) * per_byte / D
     latency = lat_n * scale * bw_n  # lat == latency / D
 
-    def transfer(nbytes: Exact) -> int:
-        return num(nbytes) * per_byte + (latency if nbytes > 0 else 0)
+    def transfer(nbytes: Exact, written: Exact) -> int:
+        time = num(nbytes) * per_byte
+        if nbytes > written:  # reads wait for the latency, which the writes may fill
+            time += max(0, latency - num(written) * per_byte)
+        return time
 
     busy = num(e.busy_cycles) * bw_n * lat_d
-    stall = transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1])
-    for count, serial, overlap in zip(e.counts, e.serial_bytes, e.overlap_bytes, strict=True):
-        exposed = transfer(serial)
+    first, last = e.edge_bytes
+    stall = transfer(first, 0) + transfer(last, last)
+    first_class = next((j for j in (2, 1, 0) if e.counts[j] > 0), None)
+    for j, (count, serial, overlap, s_wr, o_wr) in enumerate(zip(
+            e.counts, e.serial_bytes, e.overlap_bytes, e.serial_written, e.overlap_written,
+            strict=True)):
+        exposed = transfer(serial, s_wr)
         if overlap:
-            exposed += max(0, transfer(overlap) - busy)
+            exposed += max(0, transfer(overlap, o_wr) - busy)
+            if j == first_class:  # its requests followed the first tile's: no latency
+                stall += (max(0, num(overlap) * per_byte - busy)
+                          - max(0, transfer(overlap, o_wr) - busy))
         stall += count * exposed
     out = Fraction(stall, scale * bw_n * lat_d)
     return out.numerator if out.denominator == 1 else out
@@ -456,24 +483,46 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
 
-    def transfer(nbytes: Any) -> Any:
+    def transfer(nbytes: Any, written: Any) -> Any:
+        """Moving ``nbytes``, ``written`` of them posted writes: ``reads / bw + max(lat,
+        written / bw)`` when anything is read (the writes go out while the reads wait for the
+        latency), else ``written / bw``."""
         time = nbytes / bw
-        return time + lat * (nbytes > 0) if lat else time
+        if not lat:
+            return time
+        if _none(written):
+            return time + lat * (nbytes > 0)
+        return time + np.maximum(0, lat - written / bw) * (nbytes > written)
 
-    def exposed(serial: Any, overlap: Any) -> Any:
+    def exposed(serial: Any, s_wr: Any, overlap: Any, o_wr: Any) -> Any:
         """Stall per boundary: the serial transfer, and the overlapped one beyond the busy
         time (a plain 0, no bytes of that kind: no term)."""
-        out: Any = 0 if _none(serial) else transfer(serial)
+        out: Any = 0 if _none(serial) else transfer(serial, s_wr)
         if not _none(overlap):
-            out = out + np.maximum(0, transfer(overlap) - e.busy_cycles)
+            out = out + np.maximum(0, transfer(overlap, o_wr) - e.busy_cycles)
         return out
 
     boundaries: Any = 0
-    for c, s, o in zip(e.counts, e.serial_bytes, e.overlap_bytes, strict=True):
-        x = exposed(s, o)
+    for c, s, s_wr, o, o_wr in zip(e.counts, e.serial_bytes, e.serial_written,
+                                   e.overlap_bytes, e.overlap_written, strict=True):
+        x = exposed(s, s_wr, o, o_wr)
         if not _none(x):
             boundaries = boundaries + c * x
-    dram_stall = transfer(e.edge_bytes[0]) + transfer(e.edge_bytes[1]) + boundaries
+    if lat:
+        # the first boundary (of the innermost loop with more than one trip): its
+        # double-buffered loads were requested right after the first tile's, so their latency
+        # overlapped those transfers
+        later: Any = False
+        for j in (2, 1, 0):
+            o = e.overlap_bytes[j]
+            here = np.asarray(e.counts[j]) > 0
+            if not _none(o):
+                saved = (np.maximum(0, transfer(o, e.overlap_written[j]) - e.busy_cycles)
+                         - np.maximum(0, o / bw - e.busy_cycles))
+                boundaries = boundaries - saved * np.logical_and(here, np.logical_not(later))
+            later = np.logical_or(later, here)
+    first, last = e.edge_bytes
+    dram_stall = transfer(first, 0) + last / bw + boundaries
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
                                dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
 

@@ -304,6 +304,37 @@ def test_double_buffering_only_hides_transfers(M, N, K, dataflow):
     assert np.all(t_off.dram_stall_cycles >= t_off.dram_bytes / off.dram_bytes_per_cycle - 1e-6)
 
 
+@pytest.mark.parametrize("exact", [False, True])
+def test_posted_write_backs_fill_the_read_latency(exact: bool) -> None:
+    """Writes are posted: at a boundary that writes an output tile back and reads the next A
+    tile, the reads wait for the latency while the write-back goes out, so a latency up to the
+    write-back's transfer time costs only the first load; beyond it each boundary waits for the
+    rest, but the first, whose reads were requested right after the first tile's. The float64
+    path (candidates) and the exact one (one mapping) agree."""
+    M, N, K, tile = 24, 16, 8, (4, 16, 8)  # six M tiles; N and K whole
+    gemm = Gemm(name="g", M=M, N=N, K=K, a_fmt="int8", w_fmt="int8", o_fmt="int32")
+
+    def stall(lat: float):
+        arch = arch_with("engine.rows=4", "engine.cols=4", "dram.bandwidth_gb_per_s=2.0",
+                         f"dram.latency_ns={lat}", "clock_mhz=1000")
+        cands = Candidates.single(M, N, K, tile, "mnk")
+        which = cands.mapping(0, arch) if exact else cands
+        compute = tiled_compute_cycles(arch.engine, M, N, K, *tile)
+        t = memory_traffic(arch, gemm, which, compute, memory="real")
+        return float(np.asarray(t.dram_stall_cycles).reshape(-1)[0]), arch, compute
+
+    base, arch, compute = stall(0.0)
+    bw = arch.dram_bytes_per_cycle
+    written = tile[0] * N * get_format("int32").bits // 8 / bw  # one output tile, posted
+    read = tile[0] * K / bw  # the next A tile
+    boundaries = M // tile[0] - 1
+    assert read + written > compute / (M // tile[0])  # the link, not compute, limits
+    for lat in (written / 2, written):
+        assert stall(lat)[0] == pytest.approx(base + lat)  # the first load's latency only
+    lat = 2 * written  # the first boundary's reads followed the first tile's: no latency
+    assert stall(lat)[0] == pytest.approx(base + lat + (boundaries - 1) * (lat - written))
+
+
 def test_a_narrow_sram_stalls_every_beat():
     # a 128-bit A buffer needs two accesses for one 32-lane int8 beat (256 bits)
     arch = arch_with("a_buffer.width_bits=128", "dram.bandwidth_gb_per_s=100000",
@@ -355,6 +386,22 @@ def test_double_buffered_outputs_overlap_their_sram_stalls():
     assert np.array_equal(stalls(narrow_o, narrow_a), o_only + a_only)
     assert np.array_equal(stalls(narrow_o, narrow_a, double=True), np.maximum(o_only, a_only))
 
+
+
+@pytest.mark.parametrize(("dataflow", "option"), [("os", "output_double_buffer"),
+                                                  ("ws", "weight_double_buffer")])
+def test_double_buffered_stationary_operands_cost_one_register_copy_per_fold(dataflow, option):
+    """With outputs (OS) or weights (WS) moved while another fold streams, every stationary
+    element is written once more per fold (accumulator to output register, shadow to working
+    weight register): untiled (one stream chunk), that is each output's or weight's bits once."""
+    gemm = Gemm(name="g", M=70, N=90, K=110)
+    regs = {}
+    for on in (False, True):
+        arch = arch_with(f"engine.dataflow={dataflow}", f"engine.{option}={str(on).lower()}")
+        regs[on] = simulate_gemm(arch, gemm, memory="ideal").actions["pe_registers"]
+    spec = arch.engine
+    still = gemm.M * gemm.N * spec.acc_bits if dataflow == "os" else gemm.K * gemm.N * spec.w_bits
+    assert regs[True] - regs[False] == still
 
 def test_memory_bound_labels():
     arch = arch_with()

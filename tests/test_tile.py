@@ -5,6 +5,7 @@ and bytes beside the measured ones, and ``tpe gen tile``."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from fractions import Fraction
 
@@ -498,3 +499,27 @@ def test_read_jobs_are_in_flight_together() -> None:
     np.testing.assert_array_equal(job.result(spec), reference(A, W, 32, True))
     assert first_w_request is not None and a_answers
     assert first_w_request < a_answers[-1]
+
+
+@pytest.mark.parametrize("bpc", [Fraction(326, 100), Fraction(5, 2), Fraction(1, 3)])
+def test_the_link_model_streams_at_its_rate_whatever_the_beat(bpc) -> None:
+    """A write of many 4-byte beats over a link of ``bpc`` bytes per cycle takes ``bytes /
+    bpc`` cycles (rounded up; the request's cycle earns credit too), also where ``bpc`` does
+    not divide the beat: credit left over at a beat boundary is kept, not lost to the
+    one-beat bucket."""
+    from sim.verify.tile_bench import ExtMemory
+
+    nbytes, beat = 4000, 4
+    mem = ExtMemory(size=nbytes, ext_bytes=beat, bytes_per_cycle=bpc, latency=0)
+    idle = {"rd_data.ready": 0, "rd_req.valid": 0, "rd_req.addr": 0, "rd_req.len": 0}
+    mem.drive(0)
+    mem.update(0, {**idle, "wr_data.valid": 0, "wr_data.data": 0, "wr_req.valid": 1,
+                   "wr_req.addr": 0, "wr_req.len": nbytes})
+    cycle = last = 0
+    while mem.write_bytes < nbytes:
+        cycle += 1
+        mem.drive(cycle)
+        if mem.update(cycle, {**idle, "wr_data.valid": 1, "wr_data.data": 0,
+                              "wr_req.valid": 0, "wr_req.addr": 0, "wr_req.len": 0}):
+            last = cycle
+    assert last + 1 == math.ceil(nbytes / bpc)  # cycles 0..last each earn bpc

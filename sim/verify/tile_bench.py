@@ -6,7 +6,9 @@ model sees it (``sim.memory``): one link of ``bytes_per_cycle`` shared by reads 
 each read answered no earlier than ``latency`` cycles after its request. Requests are
 pipelined (any number outstanding, answered in order), so the latency of back-to-back
 requests overlaps; a beat moves when the link has earned its bytes (a credit of
-``bytes_per_cycle`` per cycle, at most one beat's worth saved up); writes are posted.
+``bytes_per_cycle`` per cycle, at most a beat and a cycle's worth saved up, so a link that
+streams moves ``bytes_per_cycle`` on average whatever its beat size); at most one read and
+one write beat move per cycle; writes are posted.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from hw.tile import Tile
 from mapping import Candidates, Mapping
 from models.ops import Gemm
 
-__all__ = ["BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases",
-           "cycle_table", "fit_mapping", "fit_tile", "load_gemm", "model_cycles", "model_gemm",
-           "pack", "plan_gemm", "random_operands", "reference", "run_tile_gemm", "unpack"]
+__all__ = ["Agreement", "BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm", "TileRun",
+           "bench_cases", "compare", "cycle_table", "fit_mapping", "fit_tile", "load_gemm",
+           "model_cycles", "model_gemm", "pack", "plan_gemm", "random_operands", "reference",
+           "run_tile_gemm", "unpack"]
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:
@@ -101,8 +104,11 @@ class ExtMemory:
         ``wr_data.ready``, keyed by those names). :meth:`update` then takes what the tile
         drove in the same cycle; the two are free of any simulator, so the amaranth.sim and
         the cocotb benches share them."""
+        # a token bucket one beat and one cycle deep: a link streaming at its rate never
+        # loses credit to a beat boundary (3.26 bytes per cycle moves 4-byte beats on 81.5%
+        # of cycles, not every other one), and an idle one saves up no more than a beat
         self.credit = min(self.credit + self.bytes_per_cycle,
-                          max(Fraction(self.ext_bytes), self.bytes_per_cycle))
+                          self.ext_bytes + self.bytes_per_cycle)
         rd = self.reads[0] if self.reads and self.reads[0][0] <= cycle else None
         rd_n, rd_payload = self._beat(rd) if rd else (0, 0)
         rd_valid = rd is not None and self.credit >= rd_n
@@ -443,30 +449,65 @@ def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, mod
     return out
 
 
-def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 1) -> str:
-    """Run each ``(M, N, K)`` with the mapping the system model picks on the tile of ``arch``
-    (random operands, C checked bit exact) and tabulate measured against model cycles."""
+@dataclass(frozen=True)
+class Agreement:
+    """One GEMM run on the tile with the mapping the system model picks (refit to the
+    scratchpad lines when it does not fit), C checked bit exact, beside the model's figures for
+    that mapping (:func:`compare`)."""
+
+    M: int
+    N: int
+    K: int
+    mapping: Mapping
+    #: The model's choice did not fit the scratchpad lines: :func:`fit_mapping` refit it.
+    refit: bool
+    measured_cycles: int
+    model_cycles: int
+    #: Bytes the tile moved over its port (read + written), and the model's DRAM bytes.
+    moved_bytes: int
+    model_bytes: int
+
+    @property
+    def error(self) -> float:
+        """``(measured - model) / model``: above 0, the tile is slower than the model."""
+        return (self.measured_cycles - self.model_cycles) / self.model_cycles
+
+
+def compare(arch: ArchSpec, M: int, N: int, K: int, rng: np.random.Generator) -> Agreement:
+    """Run ``M x N x K`` (random operands from ``rng``) on the tile of ``arch`` with the
+    mapping the system model picks (:func:`plan_gemm`); ``AssertionError`` if C differs from
+    numpy."""
     from hw.spec import tile_spec
 
     spec = tile_spec(arch)
     e = arch.engine
+    plan = plan_gemm(arch, spec, M, N, K)
+    mp = plan.mapping
+    A, W = random_operands(spec, rng, M, N, K)
+    run = run_tile_gemm(spec, A, W, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
+                        loop_order="".join(mp.loop_order))
+    if not np.array_equal(run.C, reference(A, W, e.acc_bits, e.signed)):
+        raise AssertionError(f"{M}x{N}x{K}: C differs from numpy")
+    return Agreement(M=M, N=N, K=K, mapping=mp, refit=plan.refit, measured_cycles=run.cycles,
+                     model_cycles=plan.model_cycles,
+                     moved_bytes=run.read_bytes + run.write_bytes,
+                     model_bytes=plan.model_dram_bytes)
+
+
+def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 1) -> str:
+    """Run each ``(M, N, K)`` with the mapping the system model picks on the tile of ``arch``
+    (:func:`compare`) and tabulate measured against model cycles."""
     rng = np.random.default_rng(seed)
     lines = [f"{'M x N x K':>12} {'tile':>10} {'order':>5} {'measured':>9} {'model':>7} "
              f"{'gap':>6} {'DRAM bytes (tile/model)':>24}"]
     for M, N, K in shapes:
-        plan = plan_gemm(arch, spec, M, N, K)
-        mp, cycles = plan.mapping, plan.model_cycles
-        A, W = random_operands(spec, rng, M, N, K)
-        run = run_tile_gemm(spec, A, W, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
-                            loop_order="".join(mp.loop_order))
-        if not np.array_equal(run.C, reference(A, W, e.acc_bits, e.signed)):
-            raise AssertionError(f"{M}x{N}x{K}: C differs from numpy")
-        moved = run.read_bytes + run.write_bytes
-        tile = f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}{'*' if plan.refit else ''}"
+        r = compare(arch, M, N, K, rng)
+        mp = r.mapping
+        tile = f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}{'*' if r.refit else ''}"
         lines.append(f"{f'{M}x{N}x{K}':>12} {tile:>10} "
-                     f"{''.join(mp.loop_order):>5} {run.cycles:>9} {cycles:>7} "
-                     f"{(run.cycles - cycles) / cycles:>+6.0%} "
-                     f"{f'{moved}/{plan.model_dram_bytes}':>24}")
+                     f"{''.join(mp.loop_order):>5} {r.measured_cycles:>9} {r.model_cycles:>7} "
+                     f"{r.error:>+6.0%} "
+                     f"{f'{r.moved_bytes}/{r.model_bytes}':>24}")
     if any("*" in line for line in lines):
         lines.append("* the model's mapping does not fit the scratchpad lines: refit by "
                      "fit_mapping, model figures for the refit mapping")

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""The system model against the generated tile: random (shape, bandwidth, latency) points, each
+a GEMM run on the tile RTL (``tpe gen tile``'s design, in ``amaranth.sim``) with the mapping the
+model picks, C checked bit exact, measured cycles beside ``tpe sim gemm``'s.
+
+The architecture is the ``systolic`` preset with a small engine and small scratchpads (so a
+GEMM of a few dozen rows spans several buffer tiles in every dimension, partial edge tiles
+included, and runs in seconds); each point draws its DRAM link: bandwidth log-uniform between
+``--min-bw`` and ``--max-bw`` bytes per cycle, latency uniform in ``0..--max-latency`` cycles
+(clock 1 GHz, so GB/s and ns read as bytes and cycles), and M, N, K uniform in ``rows + 1 ..
+--max-dim``.
+
+Writes ``results/tile_agreement_<date>.csv`` (one row per point) and prints the table with the
+largest and mean absolute error, overall and on the points where the link limits (the model
+labels the GEMM memory-bound, or its DRAM stalls are at least a tenth of its cycles).
+
+Usage (repository root)::
+
+    .venv/bin/python benchmarks/tile_agreement.py                 # 30 points, about 2 min
+    .venv/bin/python benchmarks/tile_agreement.py --points 60 --seed 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from hw.spec import load_arch  # noqa: E402
+from sim.gemm import simulate_gemm  # noqa: E402
+from sim.verify.tile_bench import compare, model_gemm  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+#: The architecture of every point before its link: a 4x4 INT8 array (32-bit A and W lines, a
+#: 128-bit accumulator line) with 512 B A and W scratchpads and a 1 KiB output one, each
+#: double-buffered as in the preset: tiles of at most 256 A or W elements and 128 outputs.
+BASE = ["engine.rows=4", "engine.cols=4", "a_buffer.width_bits=32",
+        "a_buffer.capacity_bytes=512", "w_buffer.width_bits=32", "w_buffer.capacity_bytes=512",
+        "o_buffer.width_bits=128", "o_buffer.capacity_bytes=1024", "clock_mhz=1000"]
+
+
+def points(n: int, seed: int, min_bw: float, max_bw: float, max_latency: int, max_dim: int,
+           rows: int) -> list[tuple[int, int, int, float, int]]:
+    """``n`` random ``(M, N, K, bytes per cycle, latency)`` points."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        M, N, K = (int(x) for x in rng.integers(rows + 1, max_dim + 1, 3))
+        bw = float(np.round(np.exp(rng.uniform(np.log(min_bw), np.log(max_bw))), 2))
+        out.append((M, N, K, bw, int(rng.integers(0, max_latency + 1))))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, default=30, help="random points (default 30)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--min-bw", type=float, default=0.5, help="bytes per cycle (default 0.5)")
+    ap.add_argument("--max-bw", type=float, default=16.0, help="bytes per cycle (default 16)")
+    ap.add_argument("--max-latency", type=int, default=200, help="cycles (default 200)")
+    ap.add_argument("--max-dim", type=int, default=40, help="largest M, N, K (default 40)")
+    ap.add_argument("--out", type=Path, default=None, help="CSV path")
+    args = ap.parse_args(argv)
+    if args.points < 1 or not 0 < args.min_bw <= args.max_bw or args.max_latency < 0:
+        ap.error("--points must be >= 1, 0 < --min-bw <= --max-bw, --max-latency >= 0")
+    rows = int(load_arch("systolic", BASE).engine.rows)
+    if args.max_dim <= rows:
+        ap.error(f"--max-dim must exceed the engine's {rows} rows")
+    out = args.out or RESULTS / f"tile_agreement_{datetime.date.today().isoformat()}.csv"
+    header = ["M", "N", "K", "bytes_per_cycle", "latency_cycles", "tile", "loop_order",
+              "refit", "bound", "dram_stall_share", "measured_cycles", "model_cycles", "error",
+              "moved_bytes", "model_bytes"]
+    rows_out = []
+    rng = np.random.default_rng(args.seed + 1)
+    t0 = time.perf_counter()
+    print(f"{'M x N x K':>10} {'B/cyc':>6} {'lat':>4} {'tile':>9} {'order':>5} {'bound':>7} "
+          f"{'measured':>9} {'model':>7} {'error':>7}")
+    for M, N, K, bw, lat in points(args.points, args.seed, args.min_bw, args.max_bw,
+                                   args.max_latency, args.max_dim, rows):
+        arch = load_arch("systolic", [*BASE, f"dram.bandwidth_gb_per_s={bw}",
+                                      f"dram.latency_ns={lat}"])
+        r = compare(arch, M, N, K, rng)
+        res = simulate_gemm(arch, model_gemm(arch, M, N, K))
+        share = res.dram_stall_cycles / res.cycles
+        limited = res.bound == "memory" or share >= 0.1
+        mp = r.mapping
+        tile = f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}"
+        order = "".join(mp.loop_order)
+        rows_out.append({"M": M, "N": N, "K": K, "bytes_per_cycle": bw, "latency_cycles": lat,
+                         "tile": tile, "loop_order": order, "refit": r.refit,
+                         "bound": "link" if limited else "compute",
+                         "dram_stall_share": round(share, 4),
+                         "measured_cycles": r.measured_cycles, "model_cycles": r.model_cycles,
+                         "error": round(r.error, 5), "moved_bytes": r.moved_bytes,
+                         "model_bytes": r.model_bytes})
+        print(f"{f'{M}x{N}x{K}':>10} {bw:>6} {lat:>4} {tile + ('*' if r.refit else ''):>9} "
+              f"{order:>5} {'link' if limited else 'compute':>7} {r.measured_cycles:>9} "
+              f"{r.model_cycles:>7} {r.error:>+7.1%}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows_out)
+    print(f"\n{len(rows_out)} points in {time.perf_counter() - t0:.0f} s; * refit to the "
+          "scratchpad lines (model figures for the refit mapping)")
+    for label, sel in (("all", rows_out),
+                       ("link-limited", [r for r in rows_out if r["bound"] == "link"]),
+                       ("compute-bound", [r for r in rows_out if r["bound"] == "compute"])):
+        if sel:
+            err = np.abs([r["error"] for r in sel])
+            print(f"{label:>14}: {len(sel):>3} points, |error| max {err.max():.1%}, mean "
+                  f"{err.mean():.1%}, within 2% {int((err <= 0.02).sum())}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,13 +21,16 @@ def test_demo_writes_everything(tmp_path, capsys) -> None:
     for needle in ("## Verilog and verification", "**PASS**", "## Synthesis (Yosys)",
                    "time to first token", "time per output token", "op_breakdown.png",
                    "roofline.png", "## The same workload on the `h100` preset",
-                   "h100/op_breakdown.png"):
+                   "h100/op_breakdown.png", "## A small accelerator tile"):
         assert needle in text, needle
     for png in ("op_breakdown.png", "roofline.png", "h100/op_breakdown.png",
                 "h100/roofline.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    (design,) = (out / "rtl").iterdir()
+    designs = {d.name: d for d in (out / "rtl").iterdir()}
+    (tile,) = (d for name, d in designs.items() if name.startswith("tile_"))
+    assert json.loads((tile / "manifest.json").read_text())["kind"] == "tile"
+    (design,) = (d for name, d in designs.items() if not name.startswith("tile_"))
     manifest = json.loads((design / "manifest.json").read_text())
     assert manifest["spec"]["rows"] == 16 and manifest["spec"]["a_bits"] == 8
     assert manifest["synth"]["transistors"] > 0

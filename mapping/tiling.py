@@ -5,7 +5,8 @@ A GEMM ``C[M, N] = A[M, K] @ W[K, N]`` runs on an engine inside per-operand SRAM
 
 * the buffer-level tile ``(tile_m, tile_n, tile_k)``: one A tile ``tile_m x tile_k``, one W tile
   ``tile_k x tile_n`` and one output tile ``tile_m x tile_n`` (held at the accumulator width)
-  must each fit the buffer's tile capacity (half the buffer when double-buffered);
+  must each fit the buffer's tile capacity (half the buffer when double-buffered), stored in
+  whole engine beats (each extent rounded up to its dimension's tile unit, below);
 * the loop order of the three tile loops, outer to inner (six permutations of ``m, n, k``).
   An operand whose tile does not change across the innermost non-trivial loop stays in its
   buffer ("stationary"); the others are re-fetched;
@@ -403,8 +404,12 @@ def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSp
     a_bits, w_bits = _storage_bits(a_fmt), _storage_bits(w_fmt)
     acc_bits = engine.acc_bits
 
+    # A buffer holds whole engine beats: a tile's extent along each dimension is stored
+    # rounded up to the dimension's tile unit (a partial block, e.g. the whole of a dimension
+    # that is not a multiple of the array's rows, still fills its lines).
+    um, un, uk = units["m"], units["n"], units["k"]
     # Minimum tile first: if it does not fit, no tile does (fit is monotone in each size).
-    m0, n0, k0 = int(tm[0]), int(tn[0]), int(tk[0])
+    m0, n0, k0 = (int(_ceil_div(int(t[0]), u) * u) for t, u in ((tm, um), (tn, un), (tk, uk)))
     checks = (
         ("a_buffer", a_buffer, "A", (m0, k0), a_fmt, a_bits),
         ("w_buffer", w_buffer, "W", (k0, n0), w_fmt, w_bits),
@@ -416,12 +421,13 @@ def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSp
 
     gm, gn, gk = np.meshgrid(tm, tn, tk, indexing="ij")
     gm, gn, gk = gm.ravel(), gn.ravel(), gk.ravel()
+    pm, pn, pk = _ceil_div(gm, um) * um, _ceil_div(gn, un) * un, _ceil_div(gk, uk) * uk
     # x * y <= limit iff x <= limit // y (positive ints): no product of two tile sizes, which
     # could pass 2^63
     fits = (
-        (gm <= _max_tile_elems(a_bits, a_buffer) // gk)
-        & (gn <= _max_tile_elems(w_bits, w_buffer) // gk)
-        & (gm <= _max_tile_elems(acc_bits, o_buffer) // gn)
+        (pm <= _max_tile_elems(a_bits, a_buffer) // pk)
+        & (pn <= _max_tile_elems(w_bits, w_buffer) // pk)
+        & (pm <= _max_tile_elems(acc_bits, o_buffer) // pn)
     )
     tiles = np.stack([gm[fits], gn[fits], gk[fits]], axis=1)
     n_orders = len(LOOP_ORDERS)

@@ -260,3 +260,16 @@ def test_candidates_and_mappings_follow_the_engines_unrolling(dataflow):
     assert m.unrolling == u
     assert m.stream_dim == u.stream
     assert m.folds == int(fold_grid(u, 100, 200, 300, m.tile_m, m.tile_n, m.tile_k).total)
+
+
+@pytest.mark.parametrize(("capacity", "present"), [(300, False), (320, True)])
+def test_a_partial_block_fills_whole_buffer_lines(capacity: int, present: bool) -> None:
+    """A buffer holds whole engine beats: an 18 x 8 A tile on a 4-row array takes 5 blocks of
+    4 rows (160 bytes of INT8), not 144, so a 150-byte tile capacity refuses it and a 160-byte
+    one takes it."""
+    arch = load_arch("systolic", ["engine.rows=4", "engine.cols=4",
+                                  f"a_buffer.capacity_bytes={capacity}"])
+    g = Gemm(name="g", M=18, N=8, K=8, a_fmt="int8", w_fmt="int8", o_fmt="int32")
+    tiles = {tuple(int(x) for x in t) for t in candidates(g, arch).tiles}
+    assert ((18, 8, 8) in tiles) is present
+    assert (12, 8, 8) in tiles  # whole blocks: 96 bytes either way

@@ -43,19 +43,23 @@ inner loops wrapping), counted exactly. The output tile is written back when it 
 when a tile is revisited (K split and ``k`` not innermost), its partial sums are written at
 ``acc_bits`` and read back later (spills).
 
-**DRAM stalls.** Transfers for the next tile overlap compute of the current one in a
-double-buffered buffer; per boundary the exposed time is ``max(0, t_double - c)`` plus any
-transfer of a single-buffered operand (which never overlaps), ``c`` being the average busy
-time of one tile iteration (compute plus SRAM stalls). The first tile's load and the last
-output tile's write-back are always exposed; the loads of the first boundary (of the
-innermost loop with more than one trip) into double-buffered levels are requested right after
-the first tile's and pay no latency of their own. Reads and writes share the link, and writes
-are posted: a transfer that reads ``r`` bytes and writes ``w`` (an output tile written back)
-takes ``r / bw + max(lat, w / bw)`` (the write-back goes out while the reads wait for the
-latency ``lat``), and ``w / bw`` when it reads nothing, so the last write-back pays no
-latency (the GEMM ends with its last byte sent). Not modelled: per-tile compute variation at
-edge tiles (the average is used), DRAM bank/row effects, refresh, and the link moving at most
-one beat per cycle (a row segment shorter than a beat still takes a cycle).
+**DRAM stalls.** A double-buffered level loads the next tile while the engine computes: a
+tile's load is requested as soon as its half is free, when the tile before last ends, so the
+loads of two boundaries are in flight together and share the latency. In steady state a
+boundary exposes ``max(0, (t - c) / 2, t_bw - c)``: ``t`` its transfer with the latency,
+``t_bw`` without (the link's bandwidth binding), ``c`` the average busy time of one tile
+iteration (compute plus SRAM stalls); a tile then takes ``max(c, (c + t) / 2, t_bw)``.
+Transfers into a single-buffered level never overlap and add in full. The first tile's
+load and the last output tile's write-back are always exposed; the loads of the first
+boundary (of the innermost loop with more than one trip) into double-buffered levels are
+requested right after the first tile's and pay no latency of their own. Reads and writes
+share the link, and writes are posted: a transfer that reads ``r`` bytes and writes ``w`` (an
+output tile written back) takes ``r / bw + max(lat, w / bw)`` (the write-back goes out while
+the reads wait for the latency ``lat``), and ``w / bw`` when it reads nothing, so the last
+write-back pays no latency (the GEMM ends with its last byte sent). Not modelled: per-tile
+compute variation at edge tiles (the average is used), DRAM bank/row effects, refresh, and
+the link moving at most one beat per cycle (a row segment shorter than a beat still takes a
+cycle).
 
 ``memory="ideal"``: operands on chip, infinite bandwidth: no DRAM traffic, no stalls (SRAM
 reads by the array are still counted for energy).
@@ -453,20 +457,25 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
         return time
 
     busy = num(e.busy_cycles) * bw_n * lat_d
+
+    def overlapped(nbytes: Exact, written: Exact) -> int:
+        """Twice the exposed time of a double-buffered boundary (an integer)."""
+        return max(0, transfer(nbytes, written) - busy, 2 * (num(nbytes) * per_byte - busy))
+
     first, last = e.edge_bytes
-    stall = transfer(first, 0) + transfer(last, last)
+    twice = 2 * (transfer(first, 0) + transfer(last, last))  # twice the stall, in 1/D
     first_class = next((j for j in (2, 1, 0) if e.counts[j] > 0), None)
     for j, (count, serial, overlap, s_wr, o_wr) in enumerate(zip(
             e.counts, e.serial_bytes, e.overlap_bytes, e.serial_written, e.overlap_written,
             strict=True)):
-        exposed = transfer(serial, s_wr)
+        exposed = 2 * transfer(serial, s_wr)
         if overlap:
-            exposed += max(0, transfer(overlap, o_wr) - busy)
+            exposed += overlapped(overlap, o_wr)
             if j == first_class:  # its requests followed the first tile's: no latency
-                stall += (max(0, num(overlap) * per_byte - busy)
-                          - max(0, transfer(overlap, o_wr) - busy))
-        stall += count * exposed
-    out = Fraction(stall, scale * bw_n * lat_d)
+                twice += (2 * max(0, num(overlap) * per_byte - busy)
+                          - overlapped(overlap, o_wr))
+        twice += count * exposed
+    out = Fraction(twice, 2 * scale * bw_n * lat_d)
     return out.numerator if out.denominator == 1 else out
 
 
@@ -499,8 +508,14 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
         time (a plain 0, no bytes of that kind: no term)."""
         out: Any = 0 if _none(serial) else transfer(serial, s_wr)
         if not _none(overlap):
-            out = out + np.maximum(0, transfer(overlap, o_wr) - e.busy_cycles)
+            out = out + overlapped(overlap, o_wr)
         return out
+
+    def overlapped(nbytes: Any, written: Any) -> Any:
+        """The exposed time of a double-buffered boundary: two tiles' loads in flight share
+        the latency, ``(transfer - busy) / 2``, unless the link's bandwidth binds."""
+        return np.maximum(0, np.maximum((transfer(nbytes, written) - e.busy_cycles) / 2,
+                                        nbytes / bw - e.busy_cycles))
 
     boundaries: Any = 0
     for c, s, s_wr, o, o_wr in zip(e.counts, e.serial_bytes, e.serial_written,
@@ -517,7 +532,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
             o = e.overlap_bytes[j]
             here = np.asarray(e.counts[j]) > 0
             if not _none(o):
-                saved = (np.maximum(0, transfer(o, e.overlap_written[j]) - e.busy_cycles)
+                saved = (overlapped(o, e.overlap_written[j])
                          - np.maximum(0, o / bw - e.busy_cycles))
                 boundaries = boundaries - saved * np.logical_and(here, np.logical_not(later))
             later = np.logical_or(later, here)

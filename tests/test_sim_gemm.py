@@ -331,8 +331,42 @@ def test_posted_write_backs_fill_the_read_latency(exact: bool) -> None:
     assert read + written > compute / (M // tile[0])  # the link, not compute, limits
     for lat in (written / 2, written):
         assert stall(lat)[0] == pytest.approx(base + lat)  # the first load's latency only
-    lat = 2 * written  # the first boundary's reads followed the first tile's: no latency
-    assert stall(lat)[0] == pytest.approx(base + lat + (boundaries - 1) * (lat - written))
+    # Past it, a boundary's transfer takes read + lat; with two tile loads in flight (double
+    # buffering) each boundary exposes half of what that leaves beyond a tile's compute, or
+    # the bandwidth's share if that is more; the first boundary's reads followed the first
+    # tile's, so it pays no latency.
+    busy = compute / (M // tile[0])
+    for lat in (2 * written, 4 * written):
+        per = max((read + lat - busy) / 2, read + written - busy)
+        assert stall(lat)[0] == pytest.approx(
+            base + lat + (boundaries - 1) * (per - (read + written - busy)))
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_two_loads_in_flight_share_the_latency(exact: bool) -> None:
+    """Double-buffered, the next tile's load is requested as the tile before last ends: the
+    loads of two boundaries are in flight together, so in steady state a tile takes
+    ``max(compute, (compute + latency + transfer) / 2, transfer)``: with a latency far above
+    the compute, the stall per boundary is half of ``latency + transfer - compute``."""
+    M, N, K, tile = 64, 4, 8, (4, 4, 8)  # sixteen M tiles, an A tile each
+    gemm = Gemm(name="g", M=M, N=N, K=K, a_fmt="int8", w_fmt="int8", o_fmt="int32")
+    lat = 1000.0
+    arch = arch_with("engine.rows=4", "engine.cols=4", "dram.bandwidth_gb_per_s=1.0",
+                     f"dram.latency_ns={lat}", "clock_mhz=1000")
+    cands = Candidates.single(M, N, K, tile, "mnk")
+    compute = tiled_compute_cycles(arch.engine, M, N, K, *tile)
+    t = memory_traffic(arch, gemm, cands.mapping(0, arch) if exact else cands, compute,
+                       memory="real")
+    tiles = M // tile[0]
+    busy = compute / tiles
+    read = tile[0] * K  # bytes of an A tile at 1 byte per cycle
+    out = tile[0] * N * 4  # an output tile written back (posted: within the latency)
+    assert out < lat
+    first = lat + read + K * N  # the first A and the W tile
+    per = (read + lat - busy) / 2  # every boundary but the first
+    second = max(0, read + out - busy)  # the first boundary: no latency of its own
+    expect = first + second + (tiles - 2) * per + out
+    assert float(np.asarray(t.dram_stall_cycles).reshape(-1)[0]) == pytest.approx(expect)
 
 
 def test_a_narrow_sram_stalls_every_beat():

@@ -48,37 +48,60 @@ tile's partial sums are written to C when the loops leave it and read back when 
   compute the read port); a double-buffered O level is two memories, one per half, since the
   drain read-modify-writes one half through both ports while the other half is written back
   (its read port) or reloaded (its write port).
-* DMA: the loader queues read jobs (an operand tile into a half: an A tile, a W tile, an
-  output tile's partial sums; four entries). A request walker issues one request per matrix
-  row segment (A: a row of the A tile, which the A banks transpose, one lane of ``banks``
-  lines per beat; W: a row of one W block; O: a row of one accumulator block), job after job
-  without waiting for answers; a second walker over the same queue writes the answers into
-  the scratchpad and retires the job after its last answer. A write walker issues the C
-  requests, a second one reads the O lines (the next one as the current one's last beat
-  goes) and sends their beats. Reads and writes run at once.
+* DMA: a loader per operand (below) and an arbiter between them queue read jobs (an operand
+  tile into a half: an A tile, a W tile, an output tile's partial sums; four entries, the
+  FIFO of job tags that routes each answer to its job's scratchpad). A request walker issues
+  one request per matrix row segment (A: a row of the A tile, which the A banks transpose,
+  one lane of ``banks`` lines per beat; W: a row of one W block; O: a row of one accumulator
+  block), job after job without waiting for answers; a second walker over the same queue
+  writes the answers into the scratchpad and retires the job after its last answer. A write
+  walker issues the C requests, a second one reads the O lines (the next one as the current
+  one's last beat goes) and sends their beats. Reads and writes run at once.
 * Engine: the feeder reads one A and one W line per cycle into the engine's ``i`` stream; the
   drain adds each ``o`` row to its O line (read-modify-write; the first K tile writes). The
   engine is built by :func:`hw.generators.build_component` from the tile's engine spec; the
   feeder and drain are the output-stationary ones (one ``rows`` x ``cols`` block per fold, K
   streamed), the place where other dataflows plug in.
 
-**Overlap.** Two walkers go over the tiles in the descriptor's loop order. The *loader*, per
-tile: if the A tile changes, acquires a free A half and queues its read job; the same for W;
-if the output tile changes, acquires a free O half and, when K has advanced (``k0 != 0``:
-partial sums were spilled), queues their reload; then moves on to the next tile. The read
-requests so run ahead of the answers across jobs and tiles, as far as free halves and the
-queue allow, and the link's latency overlaps the previous jobs' answers. A tile is *loaded*
-when the loader has passed it and its last job's last answer has been written. The
-*feeder* streams the loaded tiles' folds back to back: a tile's first beat follows the
+**Overlap.** Four walkers go over the tiles in the descriptor's loop order: a *loader* per
+operand and the computer. Each loader, at a tile whose tile of its operand changes, waits
+for a free half of its operand, acquires it and queues the read job (A: the A tile; W: the W
+tile; O: when K has advanced in the output tile, ``k0 != 0``, the reload of the spilled
+partial sums, otherwise no job), then moves on; it passes the other tiles a cycle each. A
+loader so waits only for its own operand's halves: the operand that does not depend on the
+inner loop (A when it is n, W when it is m; k counts only when K is split) loads its next
+tile as soon as the computer has left its previous one, and its transfer overlaps the whole
+inner sweep on the current one, not only the sweep's last tile. The loaders' jobs share the
+read request port: an arbiter queues one job at a time, when the request walker is free for
+it, taking the loader whose tile comes first in the sequence (the computer needs it soonest;
+ties in the order A, W, O); while the O loader waits for the half that the running
+write-back releases, the jobs of later tiles wait too (the link would move their read beats
+ahead of the write-back's, which the computer needs first). It cannot deadlock, since the
+queue always drains (answers are written as they come), a write-back ends without waiting
+for any read, a loader waits only for halves that the computer or the write-back releases
+without waiting for any later load, and a job the computer waits on comes no later in the
+sequence than any other loader's. The read requests run ahead of the answers across jobs and
+tiles, as far as free halves and the queue allow, and the link's latency overlaps the
+previous jobs' answers. A tile is *loaded* when each operand's loaded count (its tiles whose
+last answer has been written, or, O without a reload, acquired, less those the computer has
+left) is not zero: a loader's jobs are answered in the order it queued them, and the O
+loader acquires a half without a reload only once its earlier reloads have been answered.
+The *feeder* streams the loaded tiles' folds back to back: a tile's first beat follows the
 previous tile's last beat, the engine's ``i.ready`` the only back-pressure; once a tile's
 last beat has been read it releases the A and W halves the next tile changes. The *drain*
 keeps a context per tile (its O half, whether it adds to the partial sums, whether the
 output tile is finished after it), since a tile's last folds drain while the next tile
 streams; when an output tile's last fold has drained it starts the write-back (after the
 previous one, one at a time), which releases the O half when its last beat has gone. A
-level of two halves (``double_buffered``) so takes the next tiles' loads and the previous
-output tile's write-back while the engine computes; a level of one half makes them wait
-for the compute (and the reload for the write-back).
+reload never overtakes its output tile's spill: the O loader acquires the O halves in tile
+order and the write-backs (one at a time, in tile order) release them in the same order, so
+the half for output tile visit ``j`` is free only once the write-backs of visit ``j -
+halves`` and all before it have sent their last beats (writes are posted: those bytes are
+written); between two visits of an output tile the loops visit another one, so its previous
+visit is ``j - 2`` or earlier, and the reload's requests go after the acquire. A level of
+two halves (``double_buffered``) so takes the next tiles' loads and the previous output
+tile's write-back while the engine computes; a level of one half makes them wait for the
+compute (and the reload for the write-back).
 
 Measured on ``amaranth.sim`` (the 4x4 array of ``tests/test_tile.py``, a link of 16 bytes
 per cycle and no latency, 33 random shapes, tiles and loop orders): a GEMM takes the engine's
@@ -87,29 +110,37 @@ drain) plus the first tile's read beats, plus the last output tile's write beats
 cycles (the loader queues the first job; the link answers it a cycle later; the loaded count
 follows the last answer; the write-back reads the last O line before its first beat), in 23
 of them exactly; the others spill partial sums or load a W tile of several blocks behind a
-short edge tile (below).
+short edge tile (below). (The loader per operand changed none of that: on 33 other such
+GEMMs, 26 were exact with the single loader and with the per-operand ones, and one of the
+others took fewer cycles.)
 
 **What the model abstracts** (``sim.memory``'s DRAM stalls set beside the measured cycles by
 ``sim.verify.tile_bench.cycle_table``). Per boundary the model exposes ``max(0, transfer -
 busy)`` with ``busy`` the *average* compute of a tile; the tile waits for the actual
 transfers of a boundary against the actual compute before it, so edge tiles (short compute,
-same-size loads in one dimension) expose more than the average says, and the exposed time
-of consecutive boundaries does not add up to the average either way. The model charges the
-DRAM latency once per transfer; the tile's requests run ahead of the answers, so on a slow
-link (1 byte per cycle, 100 cycles of latency) it measured 12-23% *fewer* cycles than the
-model. The tile moves whole beats: a row segment narrower than a beat takes a beat, where
-the model counts bytes; and a W request is a row of one engine block (the W scratchpad takes
-one line of ``cols`` lanes per cycle), so a W tile of several blocks loads at ``cols`` elements
-per cycle however wide the link (on the fast link above, a 4x16x5 tile's W after a one-fold
-edge tile: 14 cycles exposed over the whole GEMM). A spilled output tile comes back into a
-free O half, i.e. after a write-back (with two halves, of the output tile before last), and
-the tile computes only after its reload's last answer: when the tiles between two visits of
-an output tile compute for less than that write-back and reload take, the engine waits
-(measured on the fast link: 6 to 244 cycles, up to 21% of the engine's cycles, in 9 of the
-33 GEMMs; the model counts the bytes only). The model's first-tile load and last write-back
-are exposed, like the tile's (above). The model sizes buffer tiles in elements, the tile in
-lines of engine beats: a mapping with a partial engine block may not fit
-(``tile_bench.fit_mapping`` refits it for the table).
+same-size loads in one dimension) expose more than the average says, and the exposed time of
+consecutive boundaries does not add up to the average either way. The model charges the DRAM
+latency once per transfer; the tile's requests run ahead of the answers, so on a slow link
+(1 byte per cycle, 100 cycles of latency) it measured 12-23% *fewer* cycles than the model
+(with a single loader). The model charges an operand's transfer to the boundary where its
+tile changes, against one tile's compute; the tile loads the operand that does not depend on
+the inner loop during the whole inner sweep before that boundary (its loader waits only for
+its own free half), so the boundary exposes only the other operands' transfers: on the 16
+points of ``benchmarks/tile_agreement.py --points 16`` the loaders per operand took up to 6%
+fewer cycles than a single loader (on 8 points), none more. The tile moves whole beats: a
+row segment narrower than a beat takes a beat, where the model counts bytes; and a W request
+is a row of one engine block (the W scratchpad takes one line of ``cols`` lanes per cycle),
+so a W tile of several blocks loads at ``cols`` elements per cycle however wide the link (on
+the fast link above, a 4x16x5 tile's W after a one-fold edge tile: 14 cycles exposed over
+the whole GEMM). A spilled output tile comes back into a free O half, i.e. after a
+write-back (with two halves, of the output tile before last), and the tile computes only
+after its reload's last answer: when the tiles between two visits of an output tile compute
+for less than that write-back and reload take, the engine waits (measured on the fast link:
+6 to 244 cycles, up to 21% of the engine's cycles, in 9 of the 33 GEMMs; the model counts
+the bytes only). The model's first-tile load and last write-back are exposed, like the
+tile's (above). The model sizes buffer tiles in elements, the tile in lines of engine beats:
+a mapping with a partial engine block may not fit (``tile_bench.fit_mapping`` refits it for
+the table).
 
 Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 """
@@ -247,27 +278,30 @@ class Tile(wiring.Component):
             m.d.comb += port.r.en.eq(0)
 
         # -- tile loop state ---------------------------------------------------------------
-        # Two walkers over the same tile sequence: the loader acquires buffer halves and
-        # queues a tile's read jobs (A, W, partial sums), running ahead of the computer, which
-        # feeds the tile's folds to the engine, releases the A and W halves once its last
-        # beat is read and hands the tile to the drain, which starts the write-back of a
-        # finished output tile (module docstring, "Overlap").
+        # Four walkers over the same tile sequence: a loader per operand acquires that
+        # operand's buffer halves and queues its read jobs (A, W, partial sums), each running
+        # ahead of the computer as far as its own halves allow; the computer feeds a tile's
+        # folds to the engine once all three operands have loaded it, releases the A and W
+        # halves once its last beat is read and hands the tile to the drain, which starts the
+        # write-back of a finished output tile (module docstring, "Overlap").
         d = spec.dim_bits
         dims, tiles = (M, N, K), (TM, TN, TK)
         order = reg["loop_order"]
-        lt = self._walker_state(m, "l", dims, tiles)
+        ops = ("A", "W", "O")
+        lt = {op: self._walker_state(m, f"l{op.lower()}_", dims, tiles) for op in ops}
+        l_next = {op: self._next_tile(m, f"l{op.lower()}_", order, lt[op].idx, tiles, dims)
+                  for op in ops}
         ct = self._walker_state(m, "c", dims, tiles)
-        l_next = self._next_tile(m, "l", order, lt.idx, tiles, dims)
         c_next = self._next_tile(m, "c", order, ct.idx, tiles, dims)
         halves = {"A": spec.a.halves, "W": spec.w.halves, "O": spec.o.halves}
-        # free halves per operand: the loader acquires one before it fills it, the computer
+        # free halves per operand: its loader acquires one before it fills it, the computer
         # (A, W: when the tiles move on) or the write-back (O) releases it
         free = {op: Signal(range(3), name=f"{op.lower()}_free") for op in halves}
         acquire = {op: Signal(name=f"{op.lower()}_acquire") for op in halves}
         release = {op: Signal(name=f"{op.lower()}_release") for op in halves}
         for op in halves:
             m.d.sync += free[op].eq(free[op] + release[op] - acquire[op])
-        # the half the loader fills next and the one the computer uses
+        # the half each loader fills next and the one the computer uses
         l_half = {op: Signal(name=f"l_{op.lower()}_half") if n == 2 else Const(0, 1)
                   for op, n in halves.items()}
         c_half = {op: Signal(name=f"c_{op.lower()}_half") if n == 2 else Const(0, 1)
@@ -277,16 +311,17 @@ class Tile(wiring.Component):
             if isinstance(half, Signal):
                 m.d.sync += half.eq(~half)
 
-        # Tiles ahead of the computer: ``queued`` counts those the loader has passed (halves
-        # acquired, read jobs queued), ``answered`` those whose last read answer has been
-        # written; a tile is loaded when both count it. Every tile after the first loads a
-        # new A or W tile into a free half, so the loader stays within three tiles of the
-        # computer (two halves each); one bit spare.
-        queued_ahead = Signal(range(8))
-        answered_ahead = Signal(range(8))
-        queued, answered, taken = Signal(), Signal(), Signal()
-        m.d.sync += [queued_ahead.eq(queued_ahead + queued - taken),
-                     answered_ahead.eq(answered_ahead + answered - taken)]
+        # Per operand, its tiles loaded and not yet left by the computer: the computer's
+        # current one and those after it (at most one per half). A loader's jobs are answered
+        # in the order it queues them, so the computer's tile has loaded an operand when the
+        # count is not 0. A job's last answer (or, O without partial sums, the acquire) adds
+        # one; the computer's moving on from the operand's tile takes one away.
+        loaded = {op: Signal(range(4), name=f"{op.lower()}_loaded") for op in ops}
+        got = {op: Signal(name=f"{op.lower()}_got") for op in ops}
+        left = {op: Signal(name=f"{op.lower()}_left") for op in ops}
+        for op in ops:
+            m.d.sync += loaded[op].eq(loaded[op] + got[op] - left[op])
+        o_answered = Signal()  # the last answer of an O job (partial sums) is written
         begin = Signal()  # the controller accepts ``start``
         # lines per A block in one bank: ceil(tile_k / banks)
         kj = Signal(d)
@@ -314,15 +349,14 @@ class Tile(wiring.Component):
 
             return at, write
 
-        # -- DMA read jobs: the loader queues them, one walker issues their requests, a
-        # second one writes their answers into the scratchpads ----------------------------
+        # -- DMA read jobs: the loaders' arbiter queues them, one walker issues their
+        # requests, a second one writes their answers into the scratchpads ---------------
         # A job is one operand tile (0: A, 1: W, 2: O partial sums) into one half, with the
-        # tile's indices and sizes; ``end`` marks the last job of a tile. Four entries: the
-        # request walker runs up to three jobs ahead of the answers (a job per free half).
+        # tile's indices and sizes: the queue is the answers' FIFO of job tags. Four entries:
+        # the request walker runs up to three jobs ahead of the answers.
         jq_depth = 4
         jq_at, jq_write = ring("jq", jq_depth, {
-            "kind": 2, "half": 1, "end": 1, "m0": d, "n0": d, "k0": d, "tm": d, "tn": d,
-            "tk": d})
+            "kind": 2, "half": 1, "m0": d, "n0": d, "k0": d, "tm": d, "tn": d, "tk": d})
         ptr = _log2(jq_depth) + 1  # a wrap bit above the index: full and empty differ
         jq_wp, jq_qp, jq_ap = (Signal(ptr, name=f"jq_{p}") for p in ("wp", "qp", "ap"))
         jq_room = Signal()
@@ -330,10 +364,11 @@ class Tile(wiring.Component):
         qc = jq_at(jq_qp[:ptr - 1], "q")  # the job whose requests are issued
         ac = jq_at(jq_ap[:ptr - 1], "a")  # the job whose answers arrive
 
-        def push_job(kind: int, half, end) -> None:
+        def push_job(kind: int, half, t: SimpleNamespace) -> None:
+            """Queue a job of operand ``kind`` into ``half`` for the tile of walker ``t``."""
             jq_write(jq_wp[:ptr - 1], {
-                "kind": kind, "half": half, "end": end, "m0": lt.idx[0], "n0": lt.idx[1],
-                "k0": lt.idx[2], "tm": lt.size[0], "tn": lt.size[1], "tk": lt.size[2]})
+                "kind": kind, "half": half, "m0": t.idx[0], "n0": t.idx[1], "k0": t.idx[2],
+                "tm": t.size[0], "tn": t.size[1], "tk": t.size[2]})
             m.d.sync += jq_wp.eq(jq_wp + 1)
 
         def read_walker(name: str, step, job):
@@ -402,7 +437,10 @@ class Tile(wiring.Component):
                 m.d.sync += bi.eq(0)
                 with m.If(rd_a.last):
                     m.d.sync += jq_ap.eq(jq_ap + 1)
-                    m.d.comb += answered.eq(ac["end"])
+                    for code, op in enumerate(ops):
+                        with m.If(ac["kind"] == code):
+                            m.d.comb += got[op].eq(1)
+                    m.d.comb += o_answered.eq(ac["kind"] == 2)
         beat = self.rd_data.payload.data
 
         def elem(op: str, j: int):
@@ -459,7 +497,7 @@ class Tile(wiring.Component):
         dq_room = Signal()
         m.d.comb += dq_room.eq((dq_wp - dq_rp)[:ptr] != dq_depth)
         tile_ready = Signal()
-        m.d.comb += tile_ready.eq((queued_ahead != 0) & (answered_ahead != 0) & dq_room)
+        m.d.comb += tile_ready.eq(Cat(*(loaded[op] != 0 for op in ops)).all() & dq_room)
         m.d.comb += [adv.eq(~fv | eng.i.ready),
                      issue.eq(adv & ~all_fed & (c_active | tile_ready))]
         a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
@@ -481,7 +519,6 @@ class Tile(wiring.Component):
                 with m.If(f_no + C >= ct.size[1]):
                     m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R), a_fb.eq(a_fb + kj)]
         with m.If(issue & ~c_active):  # the tile's first beat: take it
-            m.d.comb += taken.eq(1)
             m.d.sync += [c_active.eq(1), dq_wp.eq(dq_wp + 1)]
             dq_write(dq_wp[:ptr - 1], {"half": c_half["O"], "acc": ct.idx[2] != 0,
                                        "m0": ct.idx[0], "n0": ct.idx[1], "fed": 0})
@@ -498,8 +535,9 @@ class Tile(wiring.Component):
                 m.d.sync += all_fed.eq(1)
             with m.Else():
                 m.d.sync += [i.eq(n) for i, n in zip(ct.idx, c_next, strict=True)]
-                for op in ("A", "W", "O"):
+                for op in ops:
                     with m.If(c_changed[op]):
+                        m.d.comb += left[op].eq(1)
                         if op != "O":  # the O half goes with the write-back
                             m.d.comb += release[op].eq(1)
                         toggle(c_half[op])
@@ -648,51 +686,88 @@ class Tile(wiring.Component):
                 lane_write("O", om, C, rd_a.len >> _log2(eb["O"]),
                            take & (ac["kind"] == 2) & (ac["half"] == h))
 
-        # -- the loader -----------------------------------------------------------------------
-        # per tile, the operands whose tile changes and need a read job (partial sums come
-        # back when K has advanced in the output tile)
-        jobs = {"A": lt.changed["A"], "W": lt.changed["W"],
-                "O": lt.changed["O"] & (lt.idx[2] != 0)}
-        with m.FSM(name="loader"):
-            with m.State("IDLE"):
-                with m.If(begin):
-                    m.next = "A"
-            for op, code, nxt, later in (("A", 0, "W", ("W", "O")), ("W", 1, "O", ("O",))):
-                with m.State(op):
-                    with m.If(~lt.changed[op]):
-                        m.next = nxt
-                    with m.Elif((free[op] != 0) & jq_room):
-                        m.d.comb += acquire[op].eq(1)
-                        push_job(code, l_half[op], ~Cat(*(jobs[x] for x in later)).any())
-                        toggle(l_half[op])
-                        m.next = nxt
-            with m.State("O"):
-                o_ready = Signal()  # the output tile's half is there (or stays)
-                with m.If(~lt.changed["O"]):
-                    m.d.comb += o_ready.eq(1)
-                with m.Elif((free["O"] != 0) & (jq_room | ~jobs["O"])):
-                    m.d.comb += [o_ready.eq(1), acquire["O"].eq(1)]
-                    with m.If(jobs["O"]):
-                        push_job(2, l_half["O"], 1)
-                    toggle(l_half["O"])
-                with m.If(o_ready):  # the tile is queued: on to the next
-                    m.d.comb += queued.eq(1)
-                    m.d.sync += lt.first.eq(0)
-                    with m.If(lt.last):
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += [p.eq(i) for p, i in zip(lt.prev, lt.idx, strict=True)]
-                        m.d.sync += [i.eq(n) for i, n in zip(lt.idx, l_next, strict=True)]
-                        m.next = "A"
+        # -- the loaders and their arbiter ---------------------------------------------------
+        # Each loader walks the tiles in loop order; at a tile whose operand tile changes it
+        # waits for a free half of its operand, then acquires it and queues the tile's read
+        # job (O: the partial sums, only when K has advanced in the output tile), and moves
+        # on; it passes the other tiles a cycle each. A loader so waits only for its own
+        # halves: the operand that does not depend on the inner loop loads its next tile
+        # while the computer sweeps the inner loop on its current one.
+        # The arbiter queues one job at a time, when the request walker is free for it (its
+        # queue holds no other unissued job, or that one's last request goes now), so the
+        # requests go in the order the arbiter chose: of the loaders that want to queue a
+        # job, the one whose tile comes first in the sequence (the computer needs it
+        # soonest; ties: A, W, O); and while the O loader waits for the half the running
+        # write-back releases, none for a later tile (the link would move their read beats
+        # ahead of the write-back's, which the computer needs first). This cannot deadlock:
+        # the queue always drains (the answers are written as they come), a write-back
+        # ends without waiting for any read, a loader waits only for a half that the
+        # computer or the write-back releases without waiting for any load after the tiles
+        # the computer has reached, and a job for a tile the computer waits on comes no
+        # later in the sequence than any other loader's, so it is queued next.
+        # tiles a loader has passed: at most 2**dim_bits along each dimension
+        seq = {op: Signal(3 * d, name=f"l{op.lower()}_seq") for op in ops}
+        l_run = {op: Signal(name=f"l{op.lower()}_run") for op in ops}
+        want = {op: Signal(name=f"{op.lower()}_want") for op in ops}
+        grant = {op: Signal(name=f"{op.lower()}_grant") for op in ops}
+        # the partial sums come back when K has advanced in the output tile; an output tile
+        # without them has no job, and its loader acquires its half only once the O jobs
+        # before it have been answered, so that the O loaded count stays in tile order
+        o_jobs = Signal(range(4))  # O jobs queued and not yet answered
+        o_reload = Signal()
+        m.d.comb += o_reload.eq(lt["O"].idx[2] != 0)
+        o_pushed = Signal()
+        m.d.sync += o_jobs.eq(o_jobs + o_pushed - o_answered)
+        push_ok = Signal()
+        m.d.comb += push_ok.eq(jq_room & ((jq_qp == jq_wp) | (
+            ((jq_qp + 1)[:ptr] == jq_wp) & rq_step & rd_q.last)))
+        for op in ops:
+            m.d.comb += want[op].eq(l_run[op] & lt[op].changed[op] & (free[op] != 0)
+                                    & (o_reload if op == "O" else 1))
+        # the O loader waits for the half the running write-back releases (above)
+        o_wait = Signal()
+        m.d.comb += o_wait.eq(l_run["O"] & lt["O"].changed["O"] & (free["O"] == 0) & wr_busy)
+        for i, op in enumerate(ops):
+            first = Cat(*(~want[x] | (seq[op] < seq[x] if j < i else seq[op] <= seq[x])
+                          for j, x in enumerate(ops) if x != op)).all()
+            if op != "O":
+                first &= ~o_wait | (seq[op] <= seq["O"])
+            m.d.comb += grant[op].eq(push_ok & want[op] & first)
+        for code, op in enumerate(ops):
+            t = lt[op]
+            step = Signal(name=f"l{op.lower()}_step")  # the loader is done with its tile
+            with m.If(l_run[op]):
+                with m.If(~t.changed[op]):
+                    m.d.comb += step.eq(1)
+                with m.Elif(grant[op]):
+                    m.d.comb += [step.eq(1), acquire[op].eq(1)]
+                    push_job(code, l_half[op], t)
+                    toggle(l_half[op])
+                    if op == "O":
+                        m.d.comb += o_pushed.eq(1)
+                if op == "O":
+                    with m.Elif(~o_reload & (free["O"] != 0) & (o_jobs == 0)):
+                        m.d.comb += [step.eq(1), acquire["O"].eq(1), got["O"].eq(1)]
+                        toggle(l_half["O"])
+            with m.If(begin):
+                m.d.sync += [l_run[op].eq(1), t.first.eq(1), seq[op].eq(0),
+                             *(i.eq(0) for i in t.idx)]
+            with m.Elif(step):
+                m.d.sync += [t.first.eq(0), seq[op].eq(seq[op] + 1)]
+                with m.If(t.last):
+                    m.d.sync += l_run[op].eq(0)
+                with m.Else():
+                    m.d.sync += [p.eq(i) for p, i in zip(t.prev, t.idx, strict=True)]
+                    m.d.sync += [i.eq(n) for i, n in zip(t.idx, l_next[op], strict=True)]
 
         # -- the controller -------------------------------------------------------------------
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += begin.eq(1)
-                    m.d.sync += [self.busy.eq(1), self.done.eq(0), queued_ahead.eq(0),
-                                 answered_ahead.eq(0), c_active.eq(0), all_fed.eq(0),
-                                 *(i.eq(0) for i in (*lt.idx, *ct.idx)), lt.first.eq(1),
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), c_active.eq(0),
+                                 all_fed.eq(0), *(i.eq(0) for i in ct.idx), o_jobs.eq(0),
+                                 *(n.eq(0) for n in loaded.values()),
                                  *(p.eq(0) for p in (jq_wp, jq_qp, jq_ap, dq_wp, dq_rp)),
                                  bi.eq(0), o_line.eq(0), d_folds.eq(0), wb_pend.eq(0)]
                     for op, n in halves.items():

@@ -18,7 +18,7 @@ from hw.emit import generate, tile_from_manifest
 from hw.spec import Descriptor, SpecError, load_arch, tile_spec
 from hw.spec.tile import LOOP_ORDERS, elem_bytes
 from sim.gemm import tiled_compute_cycles
-from sim.verify.tile_bench import model_cycles, reference, run_tile_gemm
+from sim.verify.tile_bench import load_gemm, model_cycles, reference, run_tile_gemm
 
 #: A 4x4 array with small scratchpads (a few tiles per GEMM dimension), a 4 B/cycle link
 #: with 10 cycles of latency: small enough for amaranth.sim.
@@ -454,7 +454,7 @@ def test_read_jobs_are_in_flight_together() -> None:
     answer has come back: the requests of the next job do not wait for the answers."""
     from amaranth.sim import Simulator
 
-    from sim.verify.tile_bench import Tile, load_gemm
+    from sim.verify.tile_bench import Tile
 
     arch = load_arch("systolic", SMALL + LINKS[0][0])
     spec = tile_spec(arch)
@@ -523,3 +523,32 @@ def test_the_link_model_streams_at_its_rate_whatever_the_beat(bpc) -> None:
                               "wr_req.valid": 0, "wr_req.addr": 0, "wr_req.len": 0}):
             last = cycle
     assert last + 1 == math.ceil(nbytes / bpc)  # cycles 0..last each earn bpc
+
+
+@pytest.mark.parametrize(("M", "N", "order"), [(8, 16, "mnk"), (16, 8, "nmk")])
+def test_the_outer_operand_loads_during_the_inner_sweep(M, N, order) -> None:
+    """With one K tile and several tiles in the inner loop (n in ``mnk``, m in ``nmk``), the
+    outer operand (A, W) stays for the whole inner sweep while the inner one changes every
+    tile. On a slow link the outer operand's next tile is requested before the inner
+    operand's tile of the sweep's last tile, i.e. before that tile can start computing: its
+    loader waits only for its own free half, not behind the inner operand's."""
+    K, tile = 8, (4, 4, 8)
+    arch = load_arch("systolic", SMALL + LINKS[0][0])
+    spec = tile_spec(arch)
+    A, W = _operands(np.random.default_rng(M * N), arch, M, N, K)
+    gap = 3
+    res = run_tile_gemm(spec, A, W, tile=tile, loop_order=order, gap=gap)
+    np.testing.assert_array_equal(res.C, reference(A, W, 32, True))
+    lay = load_gemm(spec, A, W, tile=tile, loop_order=order, gap=gap).layout
+    # each request's operand and its tile along that operand's non-K dimension
+    tags = []
+    for _, addr, _ in res.read_requests:
+        if lay["a_base"] <= addr < lay["w_base"]:
+            tags.append(("A", (addr - lay["a_base"]) // lay["a_stride"] // tile[0]))
+        elif lay["w_base"] <= addr < lay["c_base"]:
+            col = (addr - lay["w_base"]) % lay["w_stride"] // spec.elem_bytes("W")
+            tags.append(("W", col // tile[1]))
+    outer, inner, sweep = ("A", "W", N) if order == "mnk" else ("W", "A", M)
+    last_inner = (sweep - 1) // tile[1 if order == "mnk" else 0]
+    assert last_inner >= 2  # several tiles in the inner sweep
+    assert tags.index((outer, 1)) < tags.index((inner, last_inner))

@@ -80,6 +80,8 @@ class ExtMemory:
     credit: Fraction = Fraction(0)
     read_bytes: int = 0
     write_bytes: int = 0
+    #: Every read request in the order it came: (cycle, addr, len).
+    read_requests: list = field(default_factory=list)
     #: What :meth:`drive` offered this cycle: (read request, its beat's bytes, write request,
     #: its beat's bytes), the requests None where no beat was offered.
     _driven: tuple = field(default=(None, 0, None, 0), repr=False)
@@ -147,6 +149,7 @@ class ExtMemory:
             addr, length = sampled["rd_req.addr"], sampled["rd_req.len"]
             self._check(addr, length, "read")
             self.reads.append([cycle + self.latency, addr, length, 0])
+            self.read_requests.append((cycle, addr, length))
         if sampled["wr_req.valid"]:
             addr, length = sampled["wr_req.addr"], sampled["wr_req.len"]
             self._check(addr, length, "write")
@@ -173,12 +176,14 @@ class ExtMemory:
 
 @dataclass(frozen=True)
 class TileRun:
-    """One GEMM on the tile: the result, the measured cycles and the link's bytes."""
+    """One GEMM on the tile: the result, the measured cycles, the link's bytes and the read
+    requests in the order they came ((cycle, addr, len))."""
 
     C: np.ndarray
     cycles: int
     read_bytes: int
     write_bytes: int
+    read_requests: tuple[tuple[int, int, int], ...] = ()
 
 
 def _layout(spec: TileSpec, M: int, N: int, K: int, gap: int) -> dict[str, int]:
@@ -278,7 +283,7 @@ def run_tile_gemm(
     sim.add_testbench(bench)
     sim.run()
     return TileRun(C=job.result(spec), cycles=timing["cycles"], read_bytes=mem.read_bytes,
-                   write_bytes=mem.write_bytes)
+                   write_bytes=mem.write_bytes, read_requests=tuple(mem.read_requests))
 
 
 def model_cycles(arch: ArchSpec, M: int, N: int, K: int,

@@ -114,33 +114,27 @@ short edge tile (below). (The loader per operand changed none of that: on 33 oth
 GEMMs, 26 were exact with the single loader and with the per-operand ones, and one of the
 others took fewer cycles.)
 
-**What the model abstracts** (``sim.memory``'s DRAM stalls set beside the measured cycles by
-``sim.verify.tile_bench.cycle_table``). Per boundary the model exposes ``max(0, transfer -
-busy)`` with ``busy`` the *average* compute of a tile; the tile waits for the actual
-transfers of a boundary against the actual compute before it, so edge tiles (short compute,
-same-size loads in one dimension) expose more than the average says, and the exposed time of
-consecutive boundaries does not add up to the average either way. The model charges the DRAM
-latency once per transfer; the tile's requests run ahead of the answers, so on a slow link
-(1 byte per cycle, 100 cycles of latency) it measured 12-23% *fewer* cycles than the model
-(with a single loader). The model charges an operand's transfer to the boundary where its
-tile changes, against one tile's compute; the tile loads the operand that does not depend on
+**What the model abstracts** (``sim.memory``'s DRAM stalls; ``benchmarks/tile_agreement.py``
+sets them beside the measured cycles over random shapes and links, ``docs/tile.md`` has the
+table). The model exposes, per loop boundary, ``max(0, (t - c) / 2, t_bw - c)``: two tiles'
+loads in flight (each requested when the tile before last ends, as the loaders here do),
+``t`` the boundary's transfer with the latency, ``t_bw`` without it, ``c`` the *average*
+compute of a tile; the tile waits for the actual transfers of a boundary against the actual
+compute before it, so edge tiles (short compute, same-size loads in one dimension) expose
+more than the average says. Both count the write-backs as posted and the first boundary's
+loads as requested right after the first tile's. The model charges an operand's transfer
+to the boundary where its tile changes; the tile loads the operand that does not depend on
 the inner loop during the whole inner sweep before that boundary (its loader waits only for
-its own free half), so the boundary exposes only the other operands' transfers: on the 16
-points of ``benchmarks/tile_agreement.py --points 16`` the loaders per operand took up to 6%
-fewer cycles than a single loader (on 8 points), none more. The tile moves whole beats: a
-row segment narrower than a beat takes a beat, where the model counts bytes; and a W request
-is a row of one engine block (the W scratchpad takes one line of ``cols`` lanes per cycle),
-so a W tile of several blocks loads at ``cols`` elements per cycle however wide the link (on
-the fast link above, a 4x16x5 tile's W after a one-fold edge tile: 14 cycles exposed over
-the whole GEMM). A spilled output tile comes back into a free O half, i.e. after a
-write-back (with two halves, of the output tile before last), and the tile computes only
-after its reload's last answer: when the tiles between two visits of an output tile compute
-for less than that write-back and reload take, the engine waits (measured on the fast link:
-6 to 244 cycles, up to 21% of the engine's cycles, in 9 of the 33 GEMMs; the model counts
-the bytes only). The model's first-tile load and last write-back are exposed, like the
-tile's (above). The model sizes buffer tiles in elements, the tile in lines of engine beats:
-a mapping with a partial engine block may not fit (``tile_bench.fit_mapping`` refits it for
-the table).
+its own free half), which the model does not count. The tile moves whole beats: a row
+segment narrower than a beat takes a beat, where the model counts bytes; and a W request is
+a row of one engine block (the W scratchpad takes one line of ``cols`` lanes per cycle), so a
+W tile of several blocks loads at ``cols`` elements per cycle however wide the link. A
+spilled output tile comes back into a free O half, i.e. after a write-back (with two halves,
+of the output tile before last), and the tile computes only after its reload's last answer:
+when the tiles between two visits of an output tile compute for less than that write-back and
+reload take, the engine waits, where the model counts the bytes only. Both size buffer tiles
+in whole engine beats (``mapping.candidates``); the A scratchpad also rounds ``tile_k`` up to
+its banks, so a mapping may still not fit (``tile_bench.fit_mapping`` refits it).
 
 Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 """

@@ -16,7 +16,7 @@ labels the GEMM memory-bound, or its DRAM stalls are at least a tenth of its cyc
 
 Usage (repository root)::
 
-    .venv/bin/python benchmarks/tile_agreement.py                 # 30 points, about 2 min
+    .venv/bin/python benchmarks/tile_agreement.py                 # 30 points, about 3 min
     .venv/bin/python benchmarks/tile_agreement.py --points 60 --seed 2
 """
 

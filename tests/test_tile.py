@@ -454,7 +454,7 @@ def test_read_jobs_are_in_flight_together() -> None:
     answer has come back: the requests of the next job do not wait for the answers."""
     from amaranth.sim import Simulator
 
-    from sim.verify.tile_bench import Tile
+    from sim.verify.tile_bench import Tile, start_gemm
 
     arch = load_arch("systolic", SMALL + LINKS[0][0])
     spec = tile_spec(arch)
@@ -469,15 +469,7 @@ def test_read_jobs_are_in_flight_together() -> None:
 
     async def bench(ctx):
         nonlocal first_w_request
-        for offset, value in job.writes:
-            ctx.set(dut.cfg_we, 1)
-            ctx.set(dut.cfg_addr, offset)
-            ctx.set(dut.cfg_data, value)
-            await ctx.tick()
-        ctx.set(dut.cfg_we, 0)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
+        await start_gemm(ctx, dut, job)
         cycle = 1
         while not ctx.get(dut.done):
             assert cycle < 20_000, "tile not done"

@@ -27,7 +27,7 @@ from models.ops import Gemm
 __all__ = ["Agreement", "BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm", "TileRun",
            "bench_cases", "compare", "cycle_table", "fit_mapping", "fit_tile", "load_gemm",
            "model_cycles", "model_gemm", "pack", "plan_gemm", "random_operands", "reference",
-           "run_tile_gemm", "unpack"]
+           "run_tile_gemm", "start_gemm", "unpack"]
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:
@@ -243,6 +243,20 @@ def load_gemm(
     return LoadedGemm(writes=writes, mem=mem, layout=lay, M=M, N=N)
 
 
+async def start_gemm(ctx, dut: Tile, job: LoadedGemm) -> None:
+    """On ``amaranth.sim``: write ``job``'s descriptor registers into ``dut`` and pulse
+    ``start``; returns on the start edge."""
+    for offset, value in job.writes:
+        ctx.set(dut.cfg_we, 1)
+        ctx.set(dut.cfg_addr, offset)
+        ctx.set(dut.cfg_data, value)
+        await ctx.tick()
+    ctx.set(dut.cfg_we, 0)
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+
+
 def run_tile_gemm(
     spec: TileSpec, A: np.ndarray, W: np.ndarray, *, tile: tuple[int, int, int],
     loop_order: str, gap: int = 3, max_cycles: int = 2_000_000,
@@ -257,15 +271,7 @@ def run_tile_gemm(
     timing: dict[str, int] = {}
 
     async def bench(ctx):
-        for offset, value in job.writes:
-            ctx.set(dut.cfg_we, 1)
-            ctx.set(dut.cfg_addr, offset)
-            ctx.set(dut.cfg_data, value)
-            await ctx.tick()
-        ctx.set(dut.cfg_we, 0)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
+        await start_gemm(ctx, dut, job)
         cycle = 1  # cycles since the start edge
         last_write = 0
         while not ctx.get(dut.done):

@@ -37,16 +37,12 @@ import numpy as np  # noqa: E402
 
 from hw.spec import load_arch  # noqa: E402
 from sim.gemm import simulate_gemm  # noqa: E402
-from sim.verify.tile_bench import compare, model_gemm  # noqa: E402
+from sim.verify.tile_bench import SMALL_TILE, compare, model_gemm  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
-#: The architecture of every point before its link: a 4x4 INT8 array (32-bit A and W lines, a
-#: 128-bit accumulator line) with 512 B A and W scratchpads and a 1 KiB output one, each
-#: double-buffered as in the preset: tiles of at most 256 A or W elements and 128 outputs.
-BASE = ["engine.rows=4", "engine.cols=4", "a_buffer.width_bits=32",
-        "a_buffer.capacity_bytes=512", "w_buffer.width_bits=32", "w_buffer.capacity_bytes=512",
-        "o_buffer.width_bits=128", "o_buffer.capacity_bytes=1024", "clock_mhz=1000"]
+#: The architecture of every point before its link: ``tile_bench.SMALL_TILE`` at 1 GHz.
+BASE = [*SMALL_TILE, "clock_mhz=1000"]
 
 
 def points(n: int, seed: int, min_bw: float, max_bw: float, max_latency: int, max_dim: int,

@@ -22,14 +22,10 @@ DEMO_BATCH = 1
 DEMO_PROMPT = 512
 #: SmoothQuant-style INT8 weights and activations: what the INT8 array runs natively.
 DEMO_QUANT = "w8a8"
-#: The small accelerator tile the demo builds and runs: the ``systolic`` preset with a 4x4
-#: engine, scratchpads of a few hundred bytes (so that the GEMMs below span several tiles in
-#: every dimension) and a 4 GB/s DRAM link with 50 ns latency (4 bytes per cycle at 1 GHz).
-DEMO_TILE = ["engine.rows=4", "engine.cols=4", "a_buffer.width_bits=32",
-             "a_buffer.capacity_bytes=512", "w_buffer.width_bits=32",
-             "w_buffer.capacity_bytes=512", "o_buffer.width_bits=128",
-             "o_buffer.capacity_bytes=1024", "dram.bandwidth_gb_per_s=4.0",
-             "dram.latency_ns=50"]
+#: The link of the small accelerator tile the demo builds and runs (``tile_bench.SMALL_TILE``:
+#: a 4x4 engine, scratchpads of a few hundred bytes, so that the GEMMs below span several
+#: tiles in every dimension): 4 GB/s with 50 ns latency (4 bytes per cycle at 1 GHz).
+DEMO_TILE_LINK = ["dram.bandwidth_gb_per_s=4.0", "dram.latency_ns=50"]
 #: The GEMMs run on it (M, N, K): square, tall and deep.
 DEMO_TILE_GEMMS = ((24, 24, 24), (36, 12, 20), (16, 20, 40))
 #: The GPU the same workload is predicted on (its native bf16; sim/gpu_model.py, calibrated on
@@ -51,7 +47,7 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
     from sim.model import simulate_model
     from sim.verify.report import format_report
     from sim.verify.runner import verify_design
-    from sim.verify.tile_bench import compare
+    from sim.verify.tile_bench import SMALL_TILE, compare
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +80,7 @@ def run_demo(out: Path, *, synth: bool = True, log=print) -> tuple[Path, bool]:
             f"longest path {synth_fig['longest_path_cells']} cells")
 
     t = time.perf_counter()
-    tile_arch = load_arch("systolic", DEMO_TILE)
+    tile_arch = load_arch("systolic", SMALL_TILE + DEMO_TILE_LINK)
     tspec = tile_spec(tile_arch)
     log(f"[4/5] a small accelerator tile ({tspec.engine.rows}x{tspec.engine.cols} engine, "
         "scratchpads, DMA, loop controller): generating it, running GEMMs on amaranth.sim "

@@ -24,10 +24,22 @@ from hw.tile import Tile
 from mapping import Candidates, Mapping
 from models.ops import Gemm
 
-__all__ = ["Agreement", "BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm", "TileRun",
-           "bench_cases", "compare", "cycle_table", "fit_mapping", "fit_tile", "load_gemm",
-           "model_cycles", "model_gemm", "pack", "plan_gemm", "random_operands", "reference",
-           "run_tile_gemm", "start_gemm", "unpack"]
+__all__ = ["SMALL_TILE", "Agreement", "BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm",
+           "TileRun", "bench_cases", "compare", "cycle_table", "fit_mapping", "fit_tile",
+           "load_gemm", "model_cycles", "model_gemm", "pack", "plan_gemm", "random_operands",
+           "reference", "run_tile_gemm", "start_gemm", "unpack"]
+
+
+#: A small tile of the ``systolic`` preset (``load_arch("systolic", SMALL_TILE + link)``): a
+#: 4x4 INT8 array (32-bit A and W lines, a 128-bit accumulator line) with 512-byte A and W
+#: scratchpads and a 1 KiB output one, double-buffered as in the preset: buffer tiles of at
+#: most 256 A or W elements and 128 outputs, so GEMMs of a few dozen rows span several tiles
+#: in every dimension and run in seconds on ``amaranth.sim`` (the demo, the agreement
+#: benchmark).
+SMALL_TILE = ["engine.rows=4", "engine.cols=4", "a_buffer.width_bits=32",
+              "a_buffer.capacity_bytes=512", "w_buffer.width_bits=32",
+              "w_buffer.capacity_bytes=512", "o_buffer.width_bits=128",
+              "o_buffer.capacity_bytes=1024"]
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:

@@ -10,7 +10,8 @@ included, and runs in seconds); each point draws its DRAM link: bandwidth log-un
 (clock 1 GHz, so GB/s and ns read as bytes and cycles), and M, N, K uniform in ``rows + 1 ..
 --max-dim``.
 
-Writes ``results/tile_agreement_<date>.csv`` (one row per point) and prints the table with the
+Writes ``results/tile_agreement_<date>.csv`` (one row per point; ``--set`` overrides name
+the file too, e.g. ``tile_agreement_dataflow-ws_<date>.csv``) and prints the table with the
 largest and mean absolute error, overall and on the points where the link limits (the model
 labels the GEMM memory-bound, or its DRAM stalls are at least a tenth of its cycles).
 
@@ -18,6 +19,8 @@ Usage (repository root)::
 
     .venv/bin/python benchmarks/tile_agreement.py                 # 30 points, about 3 min
     .venv/bin/python benchmarks/tile_agreement.py --points 60 --seed 2
+    .venv/bin/python benchmarks/tile_agreement.py --set engine.dataflow=ws \
+        --set engine.weight_double_buffer=true --out /tmp/ws.csv
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from hw.spec import load_arch  # noqa: E402
+from hw.spec import SpecError, load_arch  # noqa: E402
 from sim.gemm import simulate_gemm  # noqa: E402
 from sim.verify.tile_bench import SMALL_TILE, compare, model_gemm  # noqa: E402
 
@@ -65,14 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-bw", type=float, default=16.0, help="bytes per cycle (default 16)")
     ap.add_argument("--max-latency", type=int, default=200, help="cycles (default 200)")
     ap.add_argument("--max-dim", type=int, default=40, help="largest M, N, K (default 40)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override of the architecture on top of the small tile, as in "
+                    "tpe (e.g. engine.dataflow=ws); repeatable")
     ap.add_argument("--out", type=Path, default=None, help="CSV path")
     args = ap.parse_args(argv)
     if args.points < 1 or not 0 < args.min_bw <= args.max_bw or args.max_latency < 0:
         ap.error("--points must be >= 1, 0 < --min-bw <= --max-bw, --max-latency >= 0")
-    rows = int(load_arch("systolic", BASE).engine.rows)
+    base = [*BASE, *args.sets]
+    try:
+        rows = int(load_arch("systolic", base).engine.rows)
+    except SpecError as err:
+        ap.error(str(err))
     if args.max_dim <= rows:
         ap.error(f"--max-dim must exceed the engine's {rows} rows")
-    out = args.out or RESULTS / f"tile_agreement_{datetime.date.today().isoformat()}.csv"
+    # overrides name the default file: tile_agreement_dataflow-ws_<date>.csv
+    tag = "".join(f"{s.rpartition('.')[2].replace('=', '-')}_" for s in args.sets)
+    out = args.out or RESULTS / f"tile_agreement_{tag}{datetime.date.today().isoformat()}.csv"
     header = ["M", "N", "K", "bytes_per_cycle", "latency_cycles", "tile", "loop_order",
               "refit", "bound", "dram_stall_share", "measured_cycles", "model_cycles", "error",
               "moved_bytes", "model_bytes"]
@@ -83,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'measured':>9} {'model':>7} {'error':>7}")
     for M, N, K, bw, lat in points(args.points, args.seed, args.min_bw, args.max_bw,
                                    args.max_latency, args.max_dim, rows):
-        arch = load_arch("systolic", [*BASE, f"dram.bandwidth_gb_per_s={bw}",
+        arch = load_arch("systolic", [*base, f"dram.bandwidth_gb_per_s={bw}",
                                       f"dram.latency_ns={lat}"])
         r = compare(arch, M, N, K, rng)
         res = simulate_gemm(arch, model_gemm(arch, M, N, K))

@@ -40,10 +40,12 @@ tile's partial sums are written to C when the loops leave it and read back when 
 * Scratchpads (``amaranth.lib.memory.Memory``, one write and one read port each, lane-wide
   write enables): A lines hold a column of an A block (``rows`` lanes, one K index), W lines a
   row of a W block (``cols`` lanes), O lines an accumulator row (``cols`` lanes at
-  ``acc_bits``). Tile layout (within one bank-half): A line ``(mb, k)`` in bank
-  ``k mod banks`` at ``mb * ceil(tile_k / banks) + k div banks``; W line ``(nb, k)`` at
+  ``acc_bits``). Tile layout (within one bank-half), output stationary: A line ``(mb, k)`` in
+  bank ``k mod banks`` at ``mb * ceil(tile_k / banks) + k div banks``; W line ``(nb, k)`` at
   ``nb * tile_k + k``; O line ``(mb, nb, r)`` at ``(mb * blocks_n + nb) * rows + r`` (``mb``,
   ``nb`` the engine blocks of the buffer tile, blocks of the current, possibly partial, tile).
+  Weight stationary (one A bank): A line ``(kb, m)`` at ``kb * tile_m + m`` (``rows``
+  elements of row m along K), W as above, O line ``(nb, m)`` at ``nb * tile_m + m``.
   A double-buffered A or W level is one memory of two halves (loads use the write port,
   compute the read port); a double-buffered O level is two memories, one per half, since the
   drain read-modify-writes one half through both ports while the other half is written back
@@ -52,16 +54,25 @@ tile's partial sums are written to C when the loops leave it and read back when 
   tile into a half: an A tile, a W tile, an output tile's partial sums; four entries, the
   FIFO of job tags that routes each answer to its job's scratchpad). A request walker issues
   one request per matrix row segment (A: a row of the A tile, which the A banks transpose,
-  one lane of ``banks`` lines per beat; W: a row of one W block; O: a row of one accumulator
-  block), job after job without waiting for answers; a second walker over the same queue
-  writes the answers into the scratchpad and retires the job after its last answer. A write
+  one lane of ``banks`` lines per beat, or, weight stationary, a row of one K block; W: a row
+  of one W block; O: a row of one accumulator block), job after job without waiting for
+  answers; a second walker over the same queue writes the answers into the scratchpad and
+  retires the job after its last answer. A write
   walker issues the C requests, a second one reads the O lines (the next one as the current
   one's last beat goes) and sends their beats. Reads and writes run at once.
-* Engine: the feeder reads one A and one W line per cycle into the engine's ``i`` stream; the
-  drain adds each ``o`` row to its O line (read-modify-write; the first K tile writes). The
-  engine is built by :func:`hw.generators.build_component` from the tile's engine spec; the
-  feeder and drain are the output-stationary ones (one ``rows`` x ``cols`` block per fold, K
-  streamed), the place where other dataflows plug in.
+* Engine (built by :func:`hw.generators.build_component` from the tile's engine spec), output
+  stationary: a fold is one ``rows`` x ``cols`` C block, K streamed; the feeder reads one A and
+  one W line per cycle into the engine's ``i`` stream; the drain adds each ``o`` row to its O
+  line (read-modify-write; the first K tile writes). Weight stationary: a fold is one W block
+  (``rows`` along K, ``cols`` along N) in the order (block column, K block), K blocks inner;
+  a weight walker of its own reads the fold's ``rows`` W lines into ``wl`` (rows past the
+  tile's K as zeros), the feeder the tile's A rows of that K block (A line ``(kb, m)`` at ``kb
+  * tile_m + m``, a row segment along K) into ``i``, and the drain adds each ``o`` row m to O
+  line ``nb * tile_m + m`` (the output tile's first K block writes). The two walkers go over
+  the same tiles; the engine pairs their folds, and with its weight double buffer takes a
+  fold's weights while the previous fold streams, the next tile's too, so the weight walker
+  runs up to a fold ahead and releases a W half when it leaves the tile. The arbiter below
+  then breaks ties W first.
 
 **Overlap.** Four walkers go over the tiles in the descriptor's loop order: a *loader* per
 operand and the computer. Each loader, at a tile whose tile of its operand changes, waits
@@ -222,15 +233,21 @@ class Tile(wiring.Component):
         spec = self.spec
         e = spec.engine
         R, C = e.rows, e.cols
+        # weight stationary: a fold holds a rows x cols W block (rows along K) and streams
+        # the tile's rows of A through it; output stationary: a fold holds a rows x cols C
+        # block and streams K
+        ws = e.dataflow == "ws"
         E = spec.ext_bytes
         log_e = _log2(E)
         m = Module()
         m.submodules.engine = eng = build_component(e)
         # widths of line counters: a walker's base may step once past the last line
         line_bits = max(p.bank_lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
-        # folds of one tile: its O lines over the rows of a fold (one more: the count after
-        # the last)
-        fold_count = range(spec.o.half_lines // R + 2)
+        # folds of one tile (one more: the count after the last): OS, its O lines over the
+        # rows of a fold; WS, its W blocks (at most one per O line) times its K blocks (at
+        # most one per A line)
+        fold_count = range((spec.o.half_lines * spec.a.half_lines if e.dataflow == "ws"
+                            else spec.o.half_lines // R) + 2)
 
         # -- descriptor registers ----------------------------------------------------------
         reg = {}
@@ -375,31 +392,43 @@ class Tile(wiring.Component):
             n_seg = Signal(d, name=f"{name}_nseg")
             m0, n0, k0 = job["m0"], job["n0"], job["k0"]
             tm_cur, tn_cur, tk_cur = job["tm"], job["tn"], job["tk"]
+            def segments(base, stride, row0, col0, rows_cur, cols_cur, lanes: int, line_step,
+                         ebytes: int) -> None:
+                """One request per row segment of one engine block: row ``i`` of the operand
+                tile, block offset ``no`` (``lanes`` elements), line ``base + i`` where
+                ``base`` steps by ``line_step`` per block."""
+                m.d.comb += [
+                    n_seg.eq(_min(lanes, cols_cur - w.no)),
+                    w.addr.eq(base + (row0 + w.i) * stride + (col0 + w.no) * ebytes),
+                    w.len.eq(n_seg * ebytes),
+                    w.line.eq(w.base + w.i),
+                    w.last.eq((w.i == rows_cur - 1) & (w.no + lanes >= cols_cur)),
+                ]
+                with m.If(step):
+                    m.d.sync += [w.no.eq(w.no + lanes), w.base.eq(w.base + line_step)]
+                    with m.If(w.no + lanes >= cols_cur):
+                        m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
+
             with m.Switch(job["kind"]):
                 with m.Case(0):
-                    m.d.comb += [
-                        w.addr.eq(reg["a_base"] + (m0 + w.i) * reg["a_stride"] + k0 * eb["A"]),
-                        w.len.eq(tk_cur * eb["A"]),
-                        w.line.eq(w.base),
-                        w.last.eq(w.i == tm_cur - 1),
-                    ]
-                    with m.If(step):
-                        m.d.sync += [w.i.eq(w.i + 1), w.r.eq(w.r + 1)]
-                        with m.If(w.r == R - 1):
-                            m.d.sync += [w.r.eq(0), w.base.eq(w.base + kj)]
+                    if ws:  # a row segment of one K block per line (kb * tile_m + m)
+                        segments(reg["a_base"], reg["a_stride"], m0, k0, tm_cur, tk_cur, R,
+                                 TM, eb["A"])
+                    else:  # a whole tile row, transposed by the banks
+                        m.d.comb += [
+                            w.addr.eq(reg["a_base"] + (m0 + w.i) * reg["a_stride"]
+                                      + k0 * eb["A"]),
+                            w.len.eq(tk_cur * eb["A"]),
+                            w.line.eq(w.base),
+                            w.last.eq(w.i == tm_cur - 1),
+                        ]
+                        with m.If(step):
+                            m.d.sync += [w.i.eq(w.i + 1), w.r.eq(w.r + 1)]
+                            with m.If(w.r == R - 1):
+                                m.d.sync += [w.r.eq(0), w.base.eq(w.base + kj)]
                 with m.Case(1):
-                    m.d.comb += [
-                        n_seg.eq(_min(C, tn_cur - w.no)),
-                        w.addr.eq(reg["w_base"] + (k0 + w.i) * reg["w_stride"]
-                                  + (n0 + w.no) * eb["W"]),
-                        w.len.eq(n_seg * eb["W"]),
-                        w.line.eq(w.base + w.i),
-                        w.last.eq((w.i == tk_cur - 1) & (w.no + C >= tn_cur)),
-                    ]
-                    with m.If(step):
-                        m.d.sync += [w.no.eq(w.no + C), w.base.eq(w.base + TK)]
-                        with m.If(w.no + C >= tn_cur):
-                            m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
+                    segments(reg["w_base"], reg["w_stride"], k0, n0, tk_cur, tn_cur, C, TK,
+                             eb["W"])
                 with m.Case(2):
                     self._o_walk(m, w, step, reg, m0, n0, tm_cur, tn_cur, n_seg, eb["O"])
             with m.If((step & w.last) | begin):  # the next job starts from its first request
@@ -441,21 +470,25 @@ class Tile(wiring.Component):
             return beat[j * 8 * eb[op]: j * 8 * eb[op] + {"A": e.a_bits, "W": e.w_bits,
                                                           "O": e.acc_bits}[op]]
 
-        # A answer: element j of beat bi is k = bi*J + j, written to lane r of bank j
-        for j, port in enumerate(a_mem):
-            m.d.comb += [
-                port.w.addr.eq(half_off(spec.a, ac["half"]) + rd_a.base + bi),
-                port.w.data.eq(Cat(*[elem("A", j)] * R)),
-            ]
-            with m.If(take & (ac["kind"] == 0) & (bi * J["A"] + j < ac["tk"])):
-                m.d.comb += port.w.en.eq(Const(1, R) << rd_a.r)
-
         def lane_write(op: str, port, lanes: int, nseg, enable):
             """Lane c of the line takes element c % J of beat c // J of the row segment."""
             m.d.comb += port.w.data.eq(Cat(*(elem(op, c % J[op]) for c in range(lanes))))
             with m.If(enable):
                 m.d.comb += port.w.en.eq(Cat(*((bi == c // J[op]) & (c < nseg)
                                                for c in range(lanes))))
+
+        if ws:  # A answer: a row segment of one K block into its line, like W
+            m.d.comb += a_mem[0].w.addr.eq(half_off(spec.a, ac["half"]) + rd_a.line)
+            lane_write("A", a_mem[0], R, rd_a.len >> _log2(eb["A"]),
+                       take & (ac["kind"] == 0))
+        else:  # A answer: element j of beat bi is k = bi*J + j, written to lane r of bank j
+            for j, port in enumerate(a_mem):
+                m.d.comb += [
+                    port.w.addr.eq(half_off(spec.a, ac["half"]) + rd_a.base + bi),
+                    port.w.data.eq(Cat(*[elem("A", j)] * R)),
+                ]
+                with m.If(take & (ac["kind"] == 0) & (bi * J["A"] + j < ac["tk"])):
+                    m.d.comb += port.w.en.eq(Const(1, R) << rd_a.r)
 
         w_seg = Signal(d)
         m.d.comb += [w_seg.eq(rd_a.len >> _log2(eb["W"])),
@@ -468,95 +501,190 @@ class Tile(wiring.Component):
         # still drains a tile's last folds while the next tile streams.
         c_active = Signal()  # the feeder has taken the computer's tile (``ct``)
         all_fed = Signal()  # the last tile's last beat has been read
-        kf = Signal(d)  # next K index to feed
-        f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
-        a_fb = Signal(line_bits)  # A line base of the block row being fed
-        w_fb = Signal(line_bits)  # W line base of the block column being fed
         folds_fed = Signal(fold_count)  # folds of the tile fed completely
         fv = Signal()  # a beat is presented to the engine
-        fbank = Signal(range(max(2, len(a_mem))))
         flast = Signal()
         adv = Signal()
         issue = Signal()
         # Drain contexts, one per tile from its first beat until its last fold has drained:
         # the O half, whether to add to it (K has advanced in the output tile), whether the
-        # output tile is finished after it (write it back) and its indices, and (``fed``,
-        # once the feeder is past the tile) its folds. Four entries: a tile's last fold
-        # drains while at most the next two tiles stream (an engine that overlaps folds
-        # takes a fold's last beat only once the previous fold's first row has left).
+        # output tile is finished after it (write it back) and its indices, (WS) its K
+        # extent, and (``fed``, once the feeder is past the tile) its folds. Four entries: a
+        # tile's last fold drains while at most the next two tiles stream (an engine that
+        # overlaps folds takes a fold's last beat only once the previous fold's first row
+        # has left).
         dq_depth = 4
         dq_at, dq_write = ring("dq", dq_depth, {
-            "half": 1, "acc": 1, "wb": 1, "fed": 1, "folds": len(folds_fed), "m0": d, "n0": d})
+            "half": 1, "acc": 1, "wb": 1, "fed": 1, "folds": len(folds_fed), "m0": d, "n0": d,
+            "tk": d})
         dq_wp, dq_rp = Signal(ptr, name="dq_wp"), Signal(ptr, name="dq_rp")
         dq_room = Signal()
         m.d.comb += dq_room.eq((dq_wp - dq_rp)[:ptr] != dq_depth)
+        # the operands the feeder's tile needs loaded (WS: W goes to the weight walker)
+        fed_ops = ("A", "O") if ws else ops
         tile_ready = Signal()
-        m.d.comb += tile_ready.eq(Cat(*(loaded[op] != 0 for op in ops)).all() & dq_room)
+        m.d.comb += tile_ready.eq(Cat(*(loaded[op] != 0 for op in fed_ops)).all() & dq_room)
         m.d.comb += [adv.eq(~fv | eng.i.ready),
                      issue.eq(adv & ~all_fed & (c_active | tile_ready))]
-        a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
-        for port in a_mem:
-            m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
-        m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_fb + kf),
-                     w_mem.r.en.eq(adv)]
-        with m.If(adv):
-            m.d.sync += [fv.eq(issue), flast.eq(kf == ct.size[2] - 1),
-                         fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1 else 0)]
         tile_end = Signal()  # the beat fed is the tile's last
-        m.d.comb += tile_end.eq((kf == ct.size[2] - 1) & (f_no + C >= ct.size[1])
-                                & (f_mo + R >= ct.size[0]))
-        with m.If(issue):
-            m.d.sync += kf.eq(kf + 1)
-            with m.If(kf == ct.size[2] - 1):
-                m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + TK),
-                             folds_fed.eq(folds_fed + 1)]
-                with m.If(f_no + C >= ct.size[1]):
-                    m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R), a_fb.eq(a_fb + kj)]
+        if ws:
+            # Activations: fold (nb, kb) (kb inner) streams the tile's rows of A (line
+            # kb * tile_m + m) through the W block the weight walker loads for it.
+            fm, f_no, f_kb = Signal(d), Signal(d), Signal(d)
+            a_kb = Signal(line_bits)  # A line base of the K block being fed
+            m.d.comb += [a_mem[0].r.addr.eq(half_off(spec.a, c_half["A"]) + a_kb + fm),
+                         a_mem[0].r.en.eq(adv)]
+            with m.If(adv):
+                m.d.sync += [fv.eq(issue), flast.eq(fm == ct.size[0] - 1)]
+            m.d.comb += tile_end.eq((fm == ct.size[0] - 1) & (f_kb + R >= ct.size[2])
+                                    & (f_no + C >= ct.size[1]))
+            with m.If(issue):
+                m.d.sync += fm.eq(fm + 1)
+                with m.If(fm == ct.size[0] - 1):
+                    m.d.sync += [fm.eq(0), f_kb.eq(f_kb + R), a_kb.eq(a_kb + TM),
+                                 folds_fed.eq(folds_fed + 1)]
+                    with m.If(f_kb + R >= ct.size[2]):
+                        m.d.sync += [f_kb.eq(0), a_kb.eq(0), f_no.eq(f_no + C)]
+            with m.If(issue & tile_end):
+                m.d.sync += f_no.eq(0)
+            m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_mem[0].r.data),
+                         eng.i.payload.last.eq(flast)]
+
+            # Weights: a walker of its own over the same tiles and folds streams each fold's
+            # rows W lines (nb * tile_k + k; rows past the tile's K enter as zeros) into
+            # ``wl``; with weight_double_buffer the engine takes them a fold ahead of the
+            # activations, across tiles too. It releases a W half when it leaves the tile.
+            wt = self._walker_state(m, "wl", dims, tiles)
+            wt_next = self._next_tile(m, "wl", order, wt.idx, tiles, dims)
+            w_active, w_all = Signal(name="wl_active"), Signal(name="wl_all")
+            wr = Signal(range(max(2, R)), name="wl_r")
+            w_kb, w_no = Signal(d, name="wl_kb"), Signal(d, name="wl_no")
+            w_nb = Signal(line_bits, name="wl_nb")  # W line base of the block column
+            wv, w_in = Signal(name="wl_v"), Signal(name="wl_in")
+            w_adv, w_issue, w_end = (Signal(name=f"wl_{x}") for x in ("adv", "issue", "end"))
+            m.d.comb += [
+                w_adv.eq(~wv | eng.wl.ready),
+                w_issue.eq(w_adv & ~w_all & (w_active | (loaded["W"] != 0))),
+                w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_nb + w_kb + wr),
+                w_mem.r.en.eq(w_adv),
+                w_end.eq((wr == R - 1) & (w_kb + R >= wt.size[2]) & (w_no + C >= wt.size[1])),
+            ]
+            with m.If(w_adv):
+                m.d.sync += [wv.eq(w_issue), w_in.eq(w_kb + wr < wt.size[2])]
+            with m.If(w_issue):
+                m.d.sync += [w_active.eq(1), wr.eq(wr + 1)]
+                with m.If(wr == R - 1):
+                    m.d.sync += [wr.eq(0), w_kb.eq(w_kb + R)]
+                    with m.If(w_kb + R >= wt.size[2]):
+                        m.d.sync += [w_kb.eq(0), w_no.eq(w_no + C), w_nb.eq(w_nb + TK)]
+            with m.If(w_issue & w_end):
+                m.d.sync += [w_active.eq(0), w_no.eq(0), w_nb.eq(0)]
+                with m.If(wt.last):
+                    m.d.sync += w_all.eq(1)
+                with m.Else():
+                    m.d.sync += [i.eq(n) for i, n in zip(wt.idx, wt_next, strict=True)]
+                    with m.If((wt_next[1] != wt.idx[1]) | (wt_next[2] != wt.idx[2])):
+                        m.d.comb += [left["W"].eq(1), release["W"].eq(1)]
+                        toggle(c_half["W"])
+            m.d.comb += [eng.wl.valid.eq(wv),
+                         eng.wl.payload.w.eq(Mux(w_in, w_mem.r.data, 0))]
+            w_reset = [w_active.eq(0), w_all.eq(0), wr.eq(0), w_kb.eq(0), w_no.eq(0),
+                       w_nb.eq(0), *(i.eq(0) for i in wt.idx)]
+        else:
+            kf = Signal(d)  # next K index to feed
+            f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
+            a_fb = Signal(line_bits)  # A line base of the block row being fed
+            w_fb = Signal(line_bits)  # W line base of the block column being fed
+            fbank = Signal(range(max(2, len(a_mem))))
+            a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
+            for port in a_mem:
+                m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
+            m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_fb + kf),
+                         w_mem.r.en.eq(adv)]
+            with m.If(adv):
+                m.d.sync += [fv.eq(issue), flast.eq(kf == ct.size[2] - 1),
+                             fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1
+                                      else 0)]
+            m.d.comb += tile_end.eq((kf == ct.size[2] - 1) & (f_no + C >= ct.size[1])
+                                    & (f_mo + R >= ct.size[0]))
+            with m.If(issue):
+                m.d.sync += kf.eq(kf + 1)
+                with m.If(kf == ct.size[2] - 1):
+                    m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + TK),
+                                 folds_fed.eq(folds_fed + 1)]
+                    with m.If(f_no + C >= ct.size[1]):
+                        m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R),
+                                     a_fb.eq(a_fb + kj)]
+            with m.If(issue & tile_end):
+                m.d.sync += [f_mo.eq(0), a_fb.eq(0)]
+            a_sel = Signal(spec.a.width_bits)
+            with m.Switch(fbank):
+                for b, port in enumerate(a_mem):
+                    with m.Case(b):
+                        m.d.comb += a_sel.eq(port.r.data)
+            m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_sel),
+                         eng.i.payload.w.eq(w_mem.r.data), eng.i.payload.last.eq(flast)]
+            w_reset = []
         with m.If(issue & ~c_active):  # the tile's first beat: take it
             m.d.sync += [c_active.eq(1), dq_wp.eq(dq_wp + 1)]
             dq_write(dq_wp[:ptr - 1], {"half": c_half["O"], "acc": ct.idx[2] != 0,
-                                       "m0": ct.idx[0], "n0": ct.idx[1], "fed": 0})
+                                       "m0": ct.idx[0], "n0": ct.idx[1], "tk": ct.size[2],
+                                       "fed": 0})
         moved = [n != i for n, i in zip(c_next, ct.idx, strict=True)]
         c_changed = {"A": moved[0] | moved[2], "W": moved[1] | moved[2],
                      "O": moved[0] | moved[1]}
         with m.If(issue & tile_end):
             # the tile's last beat has been read: close its drain context, release the
             # halves of the operands the next tile changes, move to the next tile
-            m.d.sync += [c_active.eq(0), f_mo.eq(0), a_fb.eq(0), folds_fed.eq(0)]
+            m.d.sync += [c_active.eq(0), folds_fed.eq(0)]
             dq_write(Mux(c_active, dq_wp - 1, dq_wp)[:ptr - 1], {
                 "fed": 1, "folds": folds_fed + 1, "wb": ct.last | c_changed["O"]})
             with m.If(ct.last):
                 m.d.sync += all_fed.eq(1)
             with m.Else():
                 m.d.sync += [i.eq(n) for i, n in zip(ct.idx, c_next, strict=True)]
-                for op in ops:
+                for op in fed_ops:
                     with m.If(c_changed[op]):
                         m.d.comb += left[op].eq(1)
                         if op != "O":  # the O half goes with the write-back
                             m.d.comb += release[op].eq(1)
                         toggle(c_half[op])
-        a_sel = Signal(spec.a.width_bits)
-        with m.Switch(fbank):
-            for b, port in enumerate(a_mem):
-                with m.Case(b):
-                    m.d.comb += a_sel.eq(port.r.data)
-        m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_sel),
-                     eng.i.payload.w.eq(w_mem.r.data), eng.i.payload.last.eq(flast)]
 
-        # drain: row r of fold f of the head context's tile lands in its O line f*rows + r
+        # drain: OS, row r of fold f of the head context's tile lands in its O line
+        # f*rows + r; WS, row m of fold (nb, kb) in line nb * tile_m + m, added to the line
+        # unless it is the output tile's first K block
         head = dq_at(dq_rp[:ptr - 1], "head")
         after = dq_at((dq_rp + 1)[:ptr - 1], "after")  # the context behind the head
         o_line = Signal(line_bits)
         d_folds = Signal(fold_count)  # folds of the head tile drained
         o_take = Signal()
         d_end = Signal()  # the head tile's last row drains
+        fold_out = Signal()  # the last row of a fold drains
+        o_next = Signal(line_bits)  # the line of the next o beat of the head tile
+        d_acc = Signal()  # the beat adds to its line
         m.d.comb += [eng.o.ready.eq(1), o_take.eq(eng.o.valid),
-                     d_end.eq(o_take & eng.o.payload.last & head["fed"]
-                              & (d_folds + 1 == head["folds"]))]
-        with m.If(o_take):
-            m.d.sync += o_line.eq(o_line + 1)
-            with m.If(eng.o.payload.last):
-                m.d.sync += d_folds.eq(d_folds + 1)
+                     fold_out.eq(o_take & eng.o.payload.last),
+                     d_end.eq(fold_out & head["fed"] & (d_folds + 1 == head["folds"]))]
+        with m.If(fold_out):
+            m.d.sync += d_folds.eq(d_folds + 1)
+        if ws:
+            d_kb = Signal(d)  # K offset of the fold draining
+            d_nb = Signal(line_bits)  # its block column's line base
+            m.d.comb += [d_acc.eq(head["acc"] | (d_kb != 0)),
+                         o_next.eq(o_line + o_take)]
+            with m.If(fold_out):
+                m.d.sync += d_kb.eq(d_kb + R)
+                m.d.comb += o_next.eq(d_nb)
+                with m.If(d_kb + R >= head["tk"]):
+                    m.d.sync += [d_kb.eq(0), d_nb.eq(d_nb + TM)]
+                    m.d.comb += o_next.eq(d_nb + TM)
+            with m.If(d_end):
+                m.d.sync += [d_kb.eq(0), d_nb.eq(0)]
+            d_reset = [d_kb.eq(0), d_nb.eq(0)]
+        else:
+            m.d.comb += [d_acc.eq(head["acc"]), o_next.eq(o_line + o_take)]
+            d_reset = []
+        m.d.sync += o_line.eq(o_next)
         # the write-back of a finished output tile waits here while the previous one runs;
         # one suffices: each holds an O half, and the drain fills a third only after the
         # loader has acquired it, after a write-back released it
@@ -568,7 +696,7 @@ class Tile(wiring.Component):
         # the line and half the next o beat adds to: the read port prefetches it
         dr_line = Signal(line_bits)
         dr_half = Signal()
-        m.d.comb += [dr_line.eq(Mux(d_end, 0, o_line + o_take)),
+        m.d.comb += [dr_line.eq(Mux(d_end, 0, o_next)),
                      dr_half.eq(Mux(d_end, after["half"], head["half"]))]
         acc_lane = e.acc_bits
         o_cur = Signal(spec.o.width_bits)  # the drain's O half's read data
@@ -577,7 +705,7 @@ class Tile(wiring.Component):
             with m.If(head["half"]):
                 m.d.comb += o_cur.eq(o_mems[1].r.data)
         summed = Cat(*(
-            Mux(head["acc"], o_cur[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
+            Mux(d_acc, o_cur[c * acc_lane:(c + 1) * acc_lane] + eng.o.payload.c[c],
                 eng.o.payload.c[c])[:acc_lane]
             for c in range(C)))
 
@@ -721,9 +849,12 @@ class Tile(wiring.Component):
         # the O loader waits for the half the running write-back releases (above)
         o_wait = Signal()
         m.d.comb += o_wait.eq(l_run["O"] & lt["O"].changed["O"] & (free["O"] == 0) & wr_busy)
-        for i, op in enumerate(ops):
+        # ties: the operand the engine takes first (OS: A and W together; WS: the weights
+        # before the activations that stream through them)
+        tie_order = ("W", "A", "O") if ws else ops
+        for i, op in enumerate(tie_order):
             first = Cat(*(~want[x] | (seq[op] < seq[x] if j < i else seq[op] <= seq[x])
-                          for j, x in enumerate(ops) if x != op)).all()
+                          for j, x in enumerate(tie_order) if x != op)).all()
             if op != "O":
                 first &= ~o_wait | (seq[op] <= seq["O"])
             m.d.comb += grant[op].eq(push_ok & want[op] & first)
@@ -763,7 +894,8 @@ class Tile(wiring.Component):
                                  all_fed.eq(0), *(i.eq(0) for i in ct.idx), o_jobs.eq(0),
                                  *(n.eq(0) for n in loaded.values()),
                                  *(p.eq(0) for p in (jq_wp, jq_qp, jq_ap, dq_wp, dq_rp)),
-                                 bi.eq(0), o_line.eq(0), d_folds.eq(0), wb_pend.eq(0)]
+                                 bi.eq(0), o_line.eq(0), d_folds.eq(0), wb_pend.eq(0),
+                                 *w_reset, *d_reset]
                     for op, n in halves.items():
                         m.d.sync += free[op].eq(n)
                         for half in (l_half[op], c_half[op]):
@@ -827,8 +959,10 @@ class Tile(wiring.Component):
     def _o_walk(self, m: Module, w, step, reg, om0, on0, otm, otn, n_seg, eb_o: int) -> None:
         """Counters over the rows of the output tile's accumulator blocks, in fold order
         (block row offset ``i``, block column offset ``no``, row ``r``): the C row segment
-        each one is, its O line (``base + r``, ``base`` = fold * rows) and the next one's."""
+        each one is, its O line (``base + r``; OS: ``base`` = fold * rows, WS: ``base`` =
+        block column * tile_m + ``i``) and the next one's."""
         R, C = self.spec.engine.rows, self.spec.engine.cols
+        ws = self.spec.engine.dataflow == "ws"
         rows_here = Signal.like(otm, name=f"{w.r.name}_rows")
         m.d.comb += [
             rows_here.eq(_min(R, otm - w.i)),
@@ -841,11 +975,16 @@ class Tile(wiring.Component):
         ]
         # the line after this one: the next row, or the next block's first
         w.next = Signal(len(w.line), name=f"{w.r.name}_next")
-        m.d.comb += w.next.eq(Mux(w.r == rows_here - 1, w.base + R, w.line + 1))
+        next_base = Signal(len(w.line), name=f"{w.r.name}_nbase")
+        if ws:
+            m.d.comb += next_base.eq(Mux(w.no + C >= otn, w.i + R, w.base + reg["tile_m"]))
+        else:
+            m.d.comb += next_base.eq(w.base + R)
+        m.d.comb += w.next.eq(Mux(w.r == rows_here - 1, next_base, w.line + 1))
         with m.If(step):
             m.d.sync += w.r.eq(w.r + 1)
             with m.If(w.r == rows_here - 1):
-                m.d.sync += [w.r.eq(0), w.no.eq(w.no + C), w.base.eq(w.base + R)]
+                m.d.sync += [w.r.eq(0), w.no.eq(w.no + C), w.base.eq(next_base)]
                 with m.If(w.no + C >= otn):
                     m.d.sync += [w.no.eq(0), w.i.eq(w.i + R)]
 

@@ -65,7 +65,8 @@ def test_preset_tile_follows_the_arch() -> None:
 @pytest.mark.parametrize(("arch", "sets", "message"), [
     ("h100", [], "--arch: h100 is a GPU"),
     ("systolic-4core", [], "cores: the tile RTL builds one core"),
-    ("systolic", ["engine.dataflow=ws"], "engine.dataflow:"),
+    ("systolic", ["engine.dataflow=ws", "w_buffer.capacity_bytes=96"],
+     "memory.w_buffer.capacity_bytes:"),
     ("cube", [], "engine.kind:"),
     ("systolic", ["a_buffer.width_bits=128"], "memory.a_buffer.width_bits:"),
     ("systolic", ["o_buffer.ports=1"], "memory.o_buffer.ports:"),
@@ -142,6 +143,26 @@ def test_random_gemm_bit_exact(sets, M, N, K, tile, order) -> None:
     np.testing.assert_array_equal(res.C, reference(A, W, e.acc_bits, e.signed))
     # the engine alone needs the folds' cycles; the tile adds its transfers to them
     assert res.cycles > tiled_compute_cycles(e, M, N, K, *tile)
+
+
+#: The weight-stationary array: a 4x4 W block per fold, the tile's rows of A streamed through
+#: it; with the engine's weight double buffer the next fold's weights (across tiles too) load
+#: while the current fold streams.
+WS = ["engine.dataflow=ws"]
+WDB = [*WS, "engine.weight_double_buffer=true"]
+
+
+@pytest.mark.parametrize(("sets", "M", "N", "K", "tile", "order"), [
+    pytest.param(ws + sets, M, N, K, tile, order,
+                 marks=[] if (i, ws is WDB) in ((4, True), (3, False), (7, True))
+                 else [pytest.mark.slow],
+                 id=f"{'wdb' if ws is WDB else 'ws'}-{order}-{i}")
+    for i, (sets, M, N, K, tile, order) in enumerate(CASES) for ws in (WS, WDB)])
+def test_weight_stationary_gemm_bit_exact(sets, M, N, K, tile, order) -> None:
+    """The same GEMMs on a weight-stationary tile: A and O lines are rows of the tile, a fold
+    per (W block, K block); bit exact in every loop order, K split with partial sums spilled
+    and reloaded, accumulators that wrap."""
+    test_random_gemm_bit_exact(sets, M, N, K, tile, order)
 
 
 @pytest.mark.parametrize(("M", "N", "K"), [(12, 10, 20), (16, 16, 48), (5, 17, 11)])
@@ -348,7 +369,7 @@ def test_verify_tile_on_verilator(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--arch", "systolic", "--set", "engine.dataflow=ws"], "engine.dataflow:"),
+    (["--arch", "cube"], "engine.kind:"),
     (["--arch", "systolic", "--addr-bits", "4"], "--addr-bits:"),
     (["--arch", "nope"], "--arch: unknown preset"),
 ])
@@ -419,12 +440,14 @@ def _beats(spec, op: str, elems: int) -> int:
 
 
 def _exposed_beats(spec, M: int, N: int, K: int, tile: tuple[int, int, int]) -> int:
-    """Beats nothing overlaps: the first tile's reads (a request per A row, per W row of each
-    engine block) and the last output tile's writes (a request per row of each block)."""
-    C = spec.engine.cols
+    """Beats nothing overlaps: the first tile's reads (a request per A row, OS, or per A row
+    segment of each K block, WS; per W row of each engine block) and the last output tile's
+    writes (a request per row of each block)."""
+    R, C = spec.engine.rows, spec.engine.cols
     tm, tn, tk = (min(t, d) for t, d in zip(tile, (M, N, K), strict=True))
-    first = tm * _beats(spec, "A", tk) + tk * sum(_beats(spec, "W", min(C, tn - no))
-                                                 for no in range(0, tn, C))
+    a_row = (sum(_beats(spec, "A", min(R, tk - k)) for k in range(0, tk, R))
+             if spec.engine.dataflow == "ws" else _beats(spec, "A", tk))
+    first = tm * a_row + tk * sum(_beats(spec, "W", min(C, tn - no)) for no in range(0, tn, C))
     lm, ln = M - (M - 1) // tile[0] * tile[0], N - (N - 1) // tile[1] * tile[1]
     return first + lm * sum(_beats(spec, "O", min(C, ln - no)) for no in range(0, ln, C))
 
@@ -450,6 +473,24 @@ def test_ideal_memory_costs_the_engine_and_the_first_and_last_transfers(M, N, K,
     np.testing.assert_array_equal(res.C, reference(A, W, 32, True))
     engine = tiled_compute_cycles(arch.engine, M, N, K, *tile)
     assert res.cycles <= engine + _exposed_beats(spec, M, N, K, tile) + PIPELINE
+
+
+@pytest.mark.parametrize(("sets", "M", "N", "K", "tile", "order"), [
+    (WS, 21, 25, 5, (4, 4, 5), "mnk"), (WS, 14, 8, 16, (4, 3, 13), "kmn"),
+    (WDB, 9, 16, 6, (8, 6, 4), "nmk"), (WDB, 30, 8, 8, (15, 8, 8), "nmk")])
+def test_weight_stationary_ideal_memory(sets, M, N, K, tile, order) -> None:
+    """The same on a weight-stationary tile, less at most the first fold's weight shift-in
+    (``rows`` cycles): the arbiter queues a tile's W job before its A job (the engine takes
+    the weights first), so the first activations may still be loading while the first
+    weights shift in."""
+    arch = load_arch("systolic", SMALL + IDEAL + sets)
+    spec = tile_spec(arch)
+    A, W = _operands(np.random.default_rng(M * N * K), arch, M, N, K)
+    res = run_tile_gemm(spec, A, W, tile=tile, loop_order=order)
+    np.testing.assert_array_equal(res.C, reference(A, W, 32, True))
+    bound = (tiled_compute_cycles(arch.engine, M, N, K, *tile)
+             + _exposed_beats(spec, M, N, K, tile) + PIPELINE)
+    assert bound - arch.engine.rows <= res.cycles <= bound
 
 
 def test_read_jobs_are_in_flight_together() -> None:

@@ -6,14 +6,16 @@ external memory port, and a loop controller, all derived from an :class:`hw.spec
 stated beside it, so the RTL and the cost model describe the same machine.
 
 **Scratchpads.** The innermost tier of the architecture must give each operand its own level
-(``holds`` one operand). A scratchpad line is one engine beat of that operand (for an
-output-stationary systolic array: ``rows`` A lanes, ``cols`` W lanes, ``cols`` accumulators),
-so the level's ``width_bits`` must equal that beat's width (other widths are not built yet).
-Lines = ``capacity_bytes * 8 // width_bits``. A double-buffered level is two halves; a tile
-uses one half, as the mapping search assumes (``SramSpec.tile_capacity_bytes``). The A
-scratchpad is split into ``ext_elems(A)`` interleaved banks (line k in bank ``k mod banks``):
-the DMA receives a row of A (along K) and writes one lane of that many lines per beat, which
-transposes row-major A into the lines the array consumes (a column of A per beat).
+(``holds`` one operand). A scratchpad line is one engine beat of that operand (for a
+systolic array: ``rows`` A lanes, ``cols`` W lanes, ``cols`` accumulators; output stationary,
+an A line is a column of an A block, weight stationary, a row segment along K), so the level's
+``width_bits`` must equal that beat's width (other widths are not built yet). Lines =
+``capacity_bytes * 8 // width_bits``. A double-buffered level is two halves; a tile uses one
+half, as the mapping search assumes (``SramSpec.tile_capacity_bytes``). Output stationary, the
+A scratchpad is split into ``ext_elems(A)`` interleaved banks (line k in bank ``k mod
+banks``): the DMA receives a row of A (along K) and writes one lane of that many lines per
+beat, which transposes row-major A into the lines the array consumes (a column of A per
+beat); weight stationary, a row segment of A is a line as it comes (one bank).
 
 **External port.** ``ext_bytes`` bytes per beat: the smallest power of two that carries the
 DRAM level's bytes per cycle (``bandwidth_gb_per_s * 1e3 / clock_mhz``), so the link, not the
@@ -191,6 +193,10 @@ class TileSpec:
         e = self.engine
         blocks_m = -(-desc.tile_m // e.rows)
         blocks_n = -(-desc.tile_n // e.cols)
+        if e.dataflow == "ws":  # A and O lines are rows of the tile (no block padding in M)
+            return {"A": -(-desc.tile_k // e.rows) * desc.tile_m,
+                    "W": blocks_n * desc.tile_k,
+                    "O": blocks_n * desc.tile_m}
         return {"A": blocks_m * -(-desc.tile_k // self.a.banks),
                 "W": blocks_n * desc.tile_k,
                 "O": blocks_m * blocks_n * e.rows}
@@ -287,9 +293,6 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
     if not isinstance(e, SystolicSpec):
         raise SpecError(f"engine.kind: the tile RTL has only the systolic array so far (got "
                         f"{e.kind!r}); use --arch systolic")
-    if e.dataflow != "os":
-        raise SpecError("engine.dataflow: the tile RTL has only the output-stationary array "
-                        "so far (got 'ws'); set --set engine.dataflow=os")
     if not 1 <= dim_bits <= 32:
         raise SpecError(f"dim_bits: must be 1..32 (got {dim_bits})")
     if not 8 <= addr_bits <= 64:
@@ -315,17 +318,20 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
             raise SpecError(f"memory.{level.name}.ports: the output scratchpad accumulates "
                             "a line per cycle (a read and a write); set --set "
                             f"{level.name}.ports=2")
-        banks = ext_bytes // elem_bytes(bits) if op == "A" else 1
+        banks = ext_bytes // elem_bytes(bits) if op == "A" and e.dataflow == "os" else 1
         halves = 2 if level.double_buffered else 1
         lines = level.capacity_bytes * 8 // level.width_bits
-        # one fold's operands: an A line per bank (a column of A), a W line, rows O lines
-        need = banks * halves * (e.rows if op == "O" else 1)
+        # one fold's operands: OS, an A line per bank (a column of A), a W line, rows O
+        # lines; WS, an A line (a row), rows W lines, an O line
+        per_fold = {"A": 1, "W": e.rows if e.dataflow == "ws" else 1,
+                    "O": 1 if e.dataflow == "ws" else e.rows}[op]
+        need = banks * halves * per_fold
         if lines < need:
             fix = -(-need * level.width_bits // 8)
             raise SpecError(f"memory.{level.name}.capacity_bytes: {level.capacity_bytes} bytes "
                             f"hold {lines} lines of {level.width_bits} bits, fewer than one "
                             f"fold's {op} needs ({need}: {banks} bank(s) x {halves} half/halves"
-                            f"{f' x {e.rows} rows' if op == 'O' else ''}); set --set "
+                            f"{f' x {per_fold} lines' if per_fold > 1 else ''}); set --set "
                             f"{level.name}.capacity_bytes={fix}")
         pads[op] = Scratchpad(level=level.name, operand=op, lanes=lanes, lane_bits=bits,
                               lines=lines, banks=banks, halves=halves)

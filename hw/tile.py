@@ -242,7 +242,7 @@ class Tile(wiring.Component):
         m = Module()
         m.submodules.engine = eng = build_component(e)
         # widths of line counters: a walker's base may step once past the last line
-        line_bits = max(p.bank_lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
+        line_bits = max(p.lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
         # folds of one tile (one more: the count after the last): OS, its O lines over the
         # rows of a fold; WS, its W blocks (at most one per O line) times its K blocks (at
         # most one per A line)
@@ -279,14 +279,56 @@ class Tile(wiring.Component):
             return out
 
         a_mem = pad(SCRATCHPADS["A"], spec.a, spec.a.banks, spec.a.bank_lines)
-        w_mem = pad(SCRATCHPADS["W"], spec.w, 1, spec.w.bank_lines)[0]
+        w_mem = pad(SCRATCHPADS["W"], spec.w, spec.w.banks, spec.w.bank_lines)
         # the O halves are separate memories (a bank each): the drain read-modify-writes one
         # (both its ports) while the other is written back (its read port) or reloaded (its
         # write port)
         o_mems = pad(SCRATCHPADS["O"], spec.o, spec.o.halves, spec.o.half_lines,
                      transparent=True)
-        for port in [*a_mem, w_mem, *o_mems]:
+        for port in [*a_mem, *w_mem, *o_mems]:
             m.d.comb += port.r.en.eq(0)
+
+        def half_off(p, half):
+            return Mux(half, p.half_lines, 0) if p.halves == 2 else Const(0, 1)
+
+        # Block-row operands (W; A when weight stationary): a line holds ``lanes`` elements of
+        # one row of the operand tile in one engine block (W: along N; WS A: along K). Line
+        # (block, row) has index ``block * rows + row`` (``rows`` the buffer tile's: tile_k
+        # for W, tile_m for A) in one bank; when a link beat carries several lines (``banks``
+        # = elements per beat / lanes), ``row * blocks + block`` (``blocks`` the buffer
+        # tile's along the row), in bank ``index mod banks`` at ``index div banks``, so the
+        # consecutive lines one beat of a tile row fills are in distinct banks and take a
+        # cycle together. ``bs`` and ``rs``: the index steps per block and per row.
+        def block_layout(mems, p, lanes: int, rows_reg, len_reg) -> SimpleNamespace:
+            lay = SimpleNamespace(mems=mems, pad=p, lanes=lanes, banks=len(mems),
+                                  lg=_log2(len(mems)), wide=len(mems) > 1)
+            if lay.wide:
+                blocks = Signal(spec.dim_bits, name=f"{p.operand.lower()}_blocks")
+                m.d.comb += blocks.eq((len_reg + lanes - 1) >> _log2(lanes))
+                lay.bs, lay.rs = Const(1, 1), blocks
+            else:
+                lay.bs, lay.rs = rows_reg, Const(1, 1)
+            return lay
+
+        def read_line(lay, half, line, en, name: str) -> Signal:
+            """Read line ``line`` of ``half`` (every bank at its address, when ``en``); the
+            data in the next cycle, from the line's bank."""
+            sel = Signal(range(max(2, lay.banks)), name=f"{name}_bank")
+            for port in lay.mems:
+                m.d.comb += [port.r.addr.eq(half_off(lay.pad, half) + (line >> lay.lg)),
+                             port.r.en.eq(en)]
+            if lay.wide:
+                with m.If(en):
+                    m.d.sync += sel.eq(line[:lay.lg])
+            out = Signal(lay.pad.width_bits, name=f"{name}_data")
+            m.d.comb += out.eq(lay.mems[0].r.data)
+            for b, port in enumerate(lay.mems[1:], 1):
+                with m.If(sel == b):
+                    m.d.comb += out.eq(port.r.data)
+            return out
+
+        w_lay = block_layout(w_mem, spec.w, C, TK, TN)
+        a_lay = block_layout(a_mem, spec.a, R, TM, TK) if ws else None
 
         # -- tile loop state ---------------------------------------------------------------
         # Four walkers over the same tile sequence: a loader per operand acquires that
@@ -337,9 +379,6 @@ class Tile(wiring.Component):
         # lines per A block in one bank: ceil(tile_k / banks)
         kj = Signal(d)
         m.d.comb += kj.eq((TK + J["A"] - 1) >> _log2(J["A"]))
-
-        def half_off(p, half):
-            return Mux(half, p.half_lines, 0) if p.halves == 2 else Const(0, 1)
 
         def ring(name: str, depth: int, fields: dict[str, int]):
             """``depth`` registered entries of ``fields`` (name: bits) and a comb view of the
@@ -392,11 +431,24 @@ class Tile(wiring.Component):
             n_seg = Signal(d, name=f"{name}_nseg")
             m0, n0, k0 = job["m0"], job["n0"], job["k0"]
             tm_cur, tn_cur, tk_cur = job["tm"], job["tn"], job["tk"]
-            def segments(base, stride, row0, col0, rows_cur, cols_cur, lanes: int, line_step,
+            def segments(lay, base, stride, row0, col0, rows_cur, cols_cur,
                          ebytes: int) -> None:
-                """One request per row segment of one engine block: row ``i`` of the operand
-                tile, block offset ``no`` (``lanes`` elements), line ``base + i`` where
-                ``base`` steps by ``line_step`` per block."""
+                """Requests for a block-row operand's tile (``lay``): one per tile row (line
+                ``base``, stepping by ``lay.rs`` per row) when its beats fill several lines
+                at once, else one per row segment of one engine block: row ``i``, block
+                offset ``no`` (``lanes`` elements), line ``base + i`` where ``base`` steps by
+                ``lay.bs`` per block."""
+                lanes = lay.lanes
+                if lay.wide:
+                    m.d.comb += [
+                        w.addr.eq(base + (row0 + w.i) * stride + col0 * ebytes),
+                        w.len.eq(cols_cur * ebytes),
+                        w.line.eq(w.base),
+                        w.last.eq(w.i == rows_cur - 1),
+                    ]
+                    with m.If(step):
+                        m.d.sync += [w.i.eq(w.i + 1), w.base.eq(w.base + lay.rs)]
+                    return
                 m.d.comb += [
                     n_seg.eq(_min(lanes, cols_cur - w.no)),
                     w.addr.eq(base + (row0 + w.i) * stride + (col0 + w.no) * ebytes),
@@ -405,15 +457,15 @@ class Tile(wiring.Component):
                     w.last.eq((w.i == rows_cur - 1) & (w.no + lanes >= cols_cur)),
                 ]
                 with m.If(step):
-                    m.d.sync += [w.no.eq(w.no + lanes), w.base.eq(w.base + line_step)]
+                    m.d.sync += [w.no.eq(w.no + lanes), w.base.eq(w.base + lay.bs)]
                     with m.If(w.no + lanes >= cols_cur):
                         m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
 
             with m.Switch(job["kind"]):
                 with m.Case(0):
                     if ws:  # a row segment of one K block per line (kb * tile_m + m)
-                        segments(reg["a_base"], reg["a_stride"], m0, k0, tm_cur, tk_cur, R,
-                                 TM, eb["A"])
+                        segments(a_lay, reg["a_base"], reg["a_stride"], m0, k0, tm_cur,
+                                 tk_cur, eb["A"])
                     else:  # a whole tile row, transposed by the banks
                         m.d.comb += [
                             w.addr.eq(reg["a_base"] + (m0 + w.i) * reg["a_stride"]
@@ -427,7 +479,7 @@ class Tile(wiring.Component):
                             with m.If(w.r == R - 1):
                                 m.d.sync += [w.r.eq(0), w.base.eq(w.base + kj)]
                 with m.Case(1):
-                    segments(reg["w_base"], reg["w_stride"], k0, n0, tk_cur, tn_cur, C, TK,
+                    segments(w_lay, reg["w_base"], reg["w_stride"], k0, n0, tk_cur, tn_cur,
                              eb["W"])
                 with m.Case(2):
                     self._o_walk(m, w, step, reg, m0, n0, tm_cur, tn_cur, n_seg, eb["O"])
@@ -477,10 +529,36 @@ class Tile(wiring.Component):
                 m.d.comb += port.w.en.eq(Cat(*((bi == c // J[op]) & (c < nseg)
                                                for c in range(lanes))))
 
-        if ws:  # A answer: a row segment of one K block into its line, like W
-            m.d.comb += a_mem[0].w.addr.eq(half_off(spec.a, ac["half"]) + rd_a.line)
-            lane_write("A", a_mem[0], R, rd_a.len >> _log2(eb["A"]),
-                       take & (ac["kind"] == 0))
+        def block_write(op: str, lay, enable) -> None:
+            """A block-row operand's answer: a row segment into its line, or (``lay.wide``)
+            beat ``bi`` of a tile row whose first line is ``rd_a.line``: its group ``j`` of
+            ``lanes`` elements is block ``bi * banks + j`` of the row, line ``rd_a.line +
+            bi * banks + j``, in bank ``(rd_a.line + j) mod banks``."""
+            seg = Signal(spec.dim_bits, name=f"{op.lower()}_seg")
+            m.d.comb += seg.eq(rd_a.len >> _log2(eb[op]))
+            if not lay.wide:
+                m.d.comb += lay.mems[0].w.addr.eq(half_off(lay.pad, ac["half"]) + rd_a.line)
+                lane_write(op, lay.mems[0], lay.lanes, seg, enable)
+                return
+            nbk, lg, lanes = lay.banks, lay.lg, lay.lanes
+            r0 = rd_a.line[:lg]
+            blocks = Signal(spec.dim_bits, name=f"{op.lower()}_segblocks")
+            m.d.comb += blocks.eq((seg + lanes - 1) >> _log2(lanes))
+            groups = Array(Cat(*(elem(op, j * lanes + c) for c in range(lanes)))
+                           for j in range(nbk))
+            for b, port in enumerate(lay.mems):
+                j = Signal(lg, name=f"{op.lower()}_grp{b}")
+                m.d.comb += [
+                    j.eq(Const(b + nbk, lg + 1) - r0),
+                    port.w.addr.eq(half_off(lay.pad, ac["half"]) + (rd_a.line >> lg) + bi
+                                   + (r0 > b)),
+                    port.w.data.eq(groups[j]),
+                ]
+                with m.If(enable & (Cat(j, bi) < blocks)):
+                    m.d.comb += port.w.en.eq((1 << lanes) - 1)
+
+        if ws:  # A answer: like W, a block-row operand
+            block_write("A", a_lay, take & (ac["kind"] == 0))
         else:  # A answer: element j of beat bi is k = bi*J + j, written to lane r of bank j
             for j, port in enumerate(a_mem):
                 m.d.comb += [
@@ -490,10 +568,7 @@ class Tile(wiring.Component):
                 with m.If(take & (ac["kind"] == 0) & (bi * J["A"] + j < ac["tk"])):
                     m.d.comb += port.w.en.eq(Const(1, R) << rd_a.r)
 
-        w_seg = Signal(d)
-        m.d.comb += [w_seg.eq(rd_a.len >> _log2(eb["W"])),
-                     w_mem.w.addr.eq(half_off(spec.w, ac["half"]) + rd_a.line)]
-        lane_write("W", w_mem, C, w_seg, take & (ac["kind"] == 1))
+        block_write("W", w_lay, take & (ac["kind"] == 1))
 
         # -- compute: feeder and drain ----------------------------------------------------
         # The feeder streams the loaded tiles' folds back to back (the engine's ``i.ready``
@@ -531,23 +606,23 @@ class Tile(wiring.Component):
             # Activations: fold (nb, kb) (kb inner) streams the tile's rows of A (line
             # kb * tile_m + m) through the W block the weight walker loads for it.
             fm, f_no, f_kb = Signal(d), Signal(d), Signal(d)
-            a_kb = Signal(line_bits)  # A line base of the K block being fed
-            m.d.comb += [a_mem[0].r.addr.eq(half_off(spec.a, c_half["A"]) + a_kb + fm),
-                         a_mem[0].r.en.eq(adv)]
+            a_kb = Signal(line_bits)  # A line of the K block being fed, its row 0
+            a_l = Signal(line_bits)  # A line fed now
+            a_data = read_line(a_lay, c_half["A"], a_l, adv, "fa")
             with m.If(adv):
                 m.d.sync += [fv.eq(issue), flast.eq(fm == ct.size[0] - 1)]
             m.d.comb += tile_end.eq((fm == ct.size[0] - 1) & (f_kb + R >= ct.size[2])
                                     & (f_no + C >= ct.size[1]))
             with m.If(issue):
-                m.d.sync += fm.eq(fm + 1)
+                m.d.sync += [fm.eq(fm + 1), a_l.eq(a_l + a_lay.rs)]
                 with m.If(fm == ct.size[0] - 1):
-                    m.d.sync += [fm.eq(0), f_kb.eq(f_kb + R), a_kb.eq(a_kb + TM),
-                                 folds_fed.eq(folds_fed + 1)]
+                    m.d.sync += [fm.eq(0), f_kb.eq(f_kb + R), a_kb.eq(a_kb + a_lay.bs),
+                                 a_l.eq(a_kb + a_lay.bs), folds_fed.eq(folds_fed + 1)]
                     with m.If(f_kb + R >= ct.size[2]):
-                        m.d.sync += [f_kb.eq(0), a_kb.eq(0), f_no.eq(f_no + C)]
+                        m.d.sync += [f_kb.eq(0), a_kb.eq(0), a_l.eq(0), f_no.eq(f_no + C)]
             with m.If(issue & tile_end):
                 m.d.sync += f_no.eq(0)
-            m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_mem[0].r.data),
+            m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_data),
                          eng.i.payload.last.eq(flast)]
 
             # Weights: a walker of its own over the same tiles and folds streams each fold's
@@ -559,26 +634,27 @@ class Tile(wiring.Component):
             w_active, w_all = Signal(name="wl_active"), Signal(name="wl_all")
             wr = Signal(range(max(2, R)), name="wl_r")
             w_kb, w_no = Signal(d, name="wl_kb"), Signal(d, name="wl_no")
-            w_nb = Signal(line_bits, name="wl_nb")  # W line base of the block column
+            w_nb = Signal(line_bits, name="wl_nb")  # W line of the block column, its row 0
+            w_l = Signal(line_bits, name="wl_l")  # W line read now
             wv, w_in = Signal(name="wl_v"), Signal(name="wl_in")
             w_adv, w_issue, w_end = (Signal(name=f"wl_{x}") for x in ("adv", "issue", "end"))
             m.d.comb += [
                 w_adv.eq(~wv | eng.wl.ready),
                 w_issue.eq(w_adv & ~w_all & (w_active | (loaded["W"] != 0))),
-                w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_nb + w_kb + wr),
-                w_mem.r.en.eq(w_adv),
                 w_end.eq((wr == R - 1) & (w_kb + R >= wt.size[2]) & (w_no + C >= wt.size[1])),
             ]
+            w_data = read_line(w_lay, c_half["W"], w_l, w_adv, "fw")
             with m.If(w_adv):
                 m.d.sync += [wv.eq(w_issue), w_in.eq(w_kb + wr < wt.size[2])]
             with m.If(w_issue):
-                m.d.sync += [w_active.eq(1), wr.eq(wr + 1)]
+                m.d.sync += [w_active.eq(1), wr.eq(wr + 1), w_l.eq(w_l + w_lay.rs)]
                 with m.If(wr == R - 1):
                     m.d.sync += [wr.eq(0), w_kb.eq(w_kb + R)]
                     with m.If(w_kb + R >= wt.size[2]):
-                        m.d.sync += [w_kb.eq(0), w_no.eq(w_no + C), w_nb.eq(w_nb + TK)]
+                        m.d.sync += [w_kb.eq(0), w_no.eq(w_no + C), w_nb.eq(w_nb + w_lay.bs),
+                                     w_l.eq(w_nb + w_lay.bs)]
             with m.If(w_issue & w_end):
-                m.d.sync += [w_active.eq(0), w_no.eq(0), w_nb.eq(0)]
+                m.d.sync += [w_active.eq(0), w_no.eq(0), w_nb.eq(0), w_l.eq(0)]
                 with m.If(wt.last):
                     m.d.sync += w_all.eq(1)
                 with m.Else():
@@ -587,20 +663,20 @@ class Tile(wiring.Component):
                         m.d.comb += [left["W"].eq(1), release["W"].eq(1)]
                         toggle(c_half["W"])
             m.d.comb += [eng.wl.valid.eq(wv),
-                         eng.wl.payload.w.eq(Mux(w_in, w_mem.r.data, 0))]
+                         eng.wl.payload.w.eq(Mux(w_in, w_data, 0))]
             w_reset = [w_active.eq(0), w_all.eq(0), wr.eq(0), w_kb.eq(0), w_no.eq(0),
-                       w_nb.eq(0), *(i.eq(0) for i in wt.idx)]
+                       w_nb.eq(0), w_l.eq(0), *(i.eq(0) for i in wt.idx)]
         else:
             kf = Signal(d)  # next K index to feed
             f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
             a_fb = Signal(line_bits)  # A line base of the block row being fed
-            w_fb = Signal(line_bits)  # W line base of the block column being fed
+            w_fb = Signal(line_bits)  # W line of the block column being fed, its row 0
+            w_l = Signal(line_bits)  # W line fed now
             fbank = Signal(range(max(2, len(a_mem))))
             a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
             for port in a_mem:
                 m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
-            m.d.comb += [w_mem.r.addr.eq(half_off(spec.w, c_half["W"]) + w_fb + kf),
-                         w_mem.r.en.eq(adv)]
+            w_data = read_line(w_lay, c_half["W"], w_l, adv, "fw")
             with m.If(adv):
                 m.d.sync += [fv.eq(issue), flast.eq(kf == ct.size[2] - 1),
                              fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1
@@ -608,12 +684,12 @@ class Tile(wiring.Component):
             m.d.comb += tile_end.eq((kf == ct.size[2] - 1) & (f_no + C >= ct.size[1])
                                     & (f_mo + R >= ct.size[0]))
             with m.If(issue):
-                m.d.sync += kf.eq(kf + 1)
+                m.d.sync += [kf.eq(kf + 1), w_l.eq(w_l + w_lay.rs)]
                 with m.If(kf == ct.size[2] - 1):
-                    m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + TK),
-                                 folds_fed.eq(folds_fed + 1)]
+                    m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + w_lay.bs),
+                                 w_l.eq(w_fb + w_lay.bs), folds_fed.eq(folds_fed + 1)]
                     with m.If(f_no + C >= ct.size[1]):
-                        m.d.sync += [f_no.eq(0), w_fb.eq(0), f_mo.eq(f_mo + R),
+                        m.d.sync += [f_no.eq(0), w_fb.eq(0), w_l.eq(0), f_mo.eq(f_mo + R),
                                      a_fb.eq(a_fb + kj)]
             with m.If(issue & tile_end):
                 m.d.sync += [f_mo.eq(0), a_fb.eq(0)]
@@ -623,8 +699,8 @@ class Tile(wiring.Component):
                     with m.Case(b):
                         m.d.comb += a_sel.eq(port.r.data)
             m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_sel),
-                         eng.i.payload.w.eq(w_mem.r.data), eng.i.payload.last.eq(flast)]
-            w_reset = []
+                         eng.i.payload.w.eq(w_data), eng.i.payload.last.eq(flast)]
+            w_reset = [w_l.eq(0)]
         with m.If(issue & ~c_active):  # the tile's first beat: take it
             m.d.sync += [c_active.eq(1), dq_wp.eq(dq_wp + 1)]
             dq_write(dq_wp[:ptr - 1], {"half": c_half["O"], "acc": ct.idx[2] != 0,

@@ -440,14 +440,21 @@ def _beats(spec, op: str, elems: int) -> int:
 
 
 def _exposed_beats(spec, M: int, N: int, K: int, tile: tuple[int, int, int]) -> int:
-    """Beats nothing overlaps: the first tile's reads (a request per A row, OS, or per A row
-    segment of each K block, WS; per W row of each engine block) and the last output tile's
-    writes (a request per row of each block)."""
+    """Beats nothing overlaps: the first tile's reads (a request per A row, or, weight
+    stationary with one A bank, per A row segment of each K block; a request per W row, or,
+    with one W bank, per W row of each engine block) and the last output tile's writes (a
+    request per row of each block)."""
     R, C = spec.engine.rows, spec.engine.cols
     tm, tn, tk = (min(t, d) for t, d in zip(tile, (M, N, K), strict=True))
-    a_row = (sum(_beats(spec, "A", min(R, tk - k)) for k in range(0, tk, R))
-             if spec.engine.dataflow == "ws" else _beats(spec, "A", tk))
-    first = tm * a_row + tk * sum(_beats(spec, "W", min(C, tn - no)) for no in range(0, tn, C))
+
+    def row(op: str, n: int, lanes: int, banks: int) -> int:
+        if banks > 1:
+            return _beats(spec, op, n)
+        return sum(_beats(spec, op, min(lanes, n - i)) for i in range(0, n, lanes))
+
+    a_row = (row("A", tk, R, spec.a.banks) if spec.engine.dataflow == "ws"
+             else _beats(spec, "A", tk))
+    first = tm * a_row + tk * row("W", tn, C, spec.w.banks)
     lm, ln = M - (M - 1) // tile[0] * tile[0], N - (N - 1) // tile[1] * tile[1]
     return first + lm * sum(_beats(spec, "O", min(C, ln - no)) for no in range(0, ln, C))
 

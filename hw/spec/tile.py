@@ -15,7 +15,10 @@ half, as the mapping search assumes (``SramSpec.tile_capacity_bytes``). Output s
 A scratchpad is split into ``ext_elems(A)`` interleaved banks (line k in bank ``k mod
 banks``): the DMA receives a row of A (along K) and writes one lane of that many lines per
 beat, which transposes row-major A into the lines the array consumes (a column of A per
-beat); weight stationary, a row segment of A is a line as it comes (one bank).
+beat); weight stationary, a row segment of A along K is a line. W lines and weight-stationary A
+lines (a row segment of one engine block) are split into ``ext_elems / lanes`` banks when a
+beat carries several lines' worth (and a whole number of them), so that a beat fills as many
+lines in a cycle: the link, not the line width, limits their loads.
 
 **External port.** ``ext_bytes`` bytes per beat: the smallest power of two that carries the
 DRAM level's bytes per cycle (``bandwidth_gb_per_s * 1e3 / clock_mhz``), so the link, not the
@@ -193,12 +196,12 @@ class TileSpec:
         e = self.engine
         blocks_m = -(-desc.tile_m // e.rows)
         blocks_n = -(-desc.tile_n // e.cols)
+        # block-row operands spread their lines over their banks (hw.tile)
+        w = -(-blocks_n * desc.tile_k // self.w.banks)
         if e.dataflow == "ws":  # A and O lines are rows of the tile (no block padding in M)
-            return {"A": -(-desc.tile_k // e.rows) * desc.tile_m,
-                    "W": blocks_n * desc.tile_k,
-                    "O": blocks_n * desc.tile_m}
-        return {"A": blocks_m * -(-desc.tile_k // self.a.banks),
-                "W": blocks_n * desc.tile_k,
+            return {"A": -(-(-(-desc.tile_k // e.rows) * desc.tile_m) // self.a.banks),
+                    "W": w, "O": blocks_n * desc.tile_m}
+        return {"A": blocks_m * -(-desc.tile_k // self.a.banks), "W": w,
                 "O": blocks_m * blocks_n * e.rows}
 
     def check(self, desc: Descriptor) -> None:
@@ -318,7 +321,13 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
             raise SpecError(f"memory.{level.name}.ports: the output scratchpad accumulates "
                             "a line per cycle (a read and a write); set --set "
                             f"{level.name}.ports=2")
-        banks = ext_bytes // elem_bytes(bits) if op == "A" and e.dataflow == "os" else 1
+        per_beat = ext_bytes // elem_bytes(bits)
+        if op == "A" and e.dataflow == "os":
+            banks = per_beat  # the transpose: a lane of per_beat lines per beat
+        elif op != "O" and per_beat > lanes and per_beat % lanes == 0:
+            banks = per_beat // lanes  # a beat fills that many lines of a tile row
+        else:
+            banks = 1
         halves = 2 if level.double_buffered else 1
         lines = level.capacity_bytes * 8 // level.width_bits
         # one fold's operands: OS, an A line per bank (a column of A), a W line, rows O

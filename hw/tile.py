@@ -162,6 +162,7 @@ from amaranth.lib.wiring import In, Out
 from hw.emit import UNINITIALIZED
 from hw.generators import build_component
 from hw.spec import TileSpec
+from hw.spec.cube import CubeSpec
 from hw.spec.tile import LOOP_ORDERS
 
 __all__ = ["SCRATCHPADS", "Tile", "req_layout"]
@@ -177,10 +178,8 @@ def req_layout(spec: TileSpec) -> data.StructLayout:
 
 
 def _len_bits(spec: TileSpec) -> int:
-    """Bits of a request's length: the longest request is a whole row of an A tile."""
-    e = spec.engine
-    longest = max(((1 << spec.dim_bits) - 1) * spec.elem_bytes("A"),
-                  e.cols * spec.elem_bytes("W"), e.cols * spec.elem_bytes("O"))
+    """Bits of a request's length: the longest request is a whole row of an A or W tile."""
+    longest = max(((1 << spec.dim_bits) - 1) * spec.elem_bytes(op) for op in ("A", "W", "O"))
     return longest.bit_length()
 
 
@@ -189,14 +188,31 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
+def ceil_div(x, d: int, bits: int):
+    """``ceil(x / d)`` for ``0 <= x < 2**bits`` and a constant ``d >= 1`` (an Amaranth value, or
+    an int): a shift when ``d`` is a power of two, else a multiply by the rounded-up
+    reciprocal ``m = ceil(2**(n + l) / d)`` and a shift by ``n + l``, ``n = bits + 1``,
+    ``2**(l-1) < d <= 2**l``, exact
+    for every ``0 <= y = x + d - 1 < 2**n`` (Granlund and Montgomery, "Division by Invariant
+    Integers using Multiplication", PLDI 1994, theorem 4.2)."""
+    if d & (d - 1) == 0:
+        return (x + d - 1) >> _log2(d)
+    shift = bits + 1 + (d - 1).bit_length()
+    return ((x + d - 1) * -(-(1 << shift) // d)) >> shift
+
+
 def _walker_state(spec: TileSpec, name: str, d: int, line_bits: int) -> SimpleNamespace:
     """The counters and outputs of a DMA walker over the requests of one job: a matrix row
     or block index ``i``, a block offset ``no``, a block row ``r``, a scratchpad line base
-    ``base``; the request's ``addr`` and ``len``, its scratchpad ``line`` and ``last``."""
+    ``base`` and a column block's line offset ``cb``; the request's ``addr`` and ``len``, its
+    scratchpad ``line`` and ``last``."""
+    rows = max(2, spec.a.block_rows, spec.w.block_rows, spec.fold_block[0],
+               getattr(spec.engine, "rows", 1))
     return SimpleNamespace(
         i=Signal(d, name=f"{name}_i"), no=Signal(d, name=f"{name}_no"),
-        r=Signal(range(spec.engine.rows), name=f"{name}_r"),
+        r=Signal(range(rows), name=f"{name}_r"),
         base=Signal(line_bits, name=f"{name}_base"),
+        cb=Signal(line_bits, name=f"{name}_cb"),
         addr=Signal(spec.addr_bits, name=f"{name}_addr"),
         len=Signal(_len_bits(spec), name=f"{name}_len"),
         line=Signal(line_bits, name=f"{name}_line"), last=Signal(name=f"{name}_last"))
@@ -232,11 +248,12 @@ class Tile(wiring.Component):
     def elaborate(self, platform):
         spec = self.spec
         e = spec.engine
-        R, C = e.rows, e.cols
         # weight stationary: a fold holds a rows x cols W block (rows along K) and streams
-        # the tile's rows of A through it; output stationary: a fold holds a rows x cols C
-        # block and streams K
-        ws = e.dataflow == "ws"
+        # the tile's rows of A through it; output stationary (and the cube): a fold holds an
+        # R x C block of C and streams K, KC indices per beat
+        ws = spec.weight_stationary
+        R, C = (e.rows, e.cols) if ws else spec.fold_block
+        KC = e.k if isinstance(e, CubeSpec) else 1
         E = spec.ext_bytes
         log_e = _log2(E)
         m = Module()
@@ -246,7 +263,7 @@ class Tile(wiring.Component):
         # folds of one tile (one more: the count after the last): OS, its O lines over the
         # rows of a fold; WS, its W blocks (at most one per O line) times its K blocks (at
         # most one per A line)
-        fold_count = range((spec.o.half_lines * spec.a.half_lines if e.dataflow == "ws"
+        fold_count = range((spec.o.half_lines * spec.a.half_lines if ws
                             else spec.o.half_lines // R) + 2)
 
         # -- descriptor registers ----------------------------------------------------------
@@ -291,23 +308,25 @@ class Tile(wiring.Component):
         def half_off(p, half):
             return Mux(half, p.half_lines, 0) if p.halves == 2 else Const(0, 1)
 
-        # Block-row operands (W; A when weight stationary): a line holds ``lanes`` elements of
-        # one row of the operand tile in one engine block (W: along N; WS A: along K). Line
-        # (block, row) has index ``block * rows + row`` (``rows`` the buffer tile's: tile_k
-        # for W, tile_m for A) in one bank; when a link beat carries several lines (``banks``
-        # = elements per beat / lanes), ``row * blocks + block`` (``blocks`` the buffer
-        # tile's along the row), in bank ``index mod banks`` at ``index div banks``, so the
-        # consecutive lines one beat of a tile row fills are in distinct banks and take a
-        # cycle together. ``bs`` and ``rs``: the index steps per block and per row.
-        def block_layout(mems, p, lanes: int, rows_reg, len_reg) -> SimpleNamespace:
-            lay = SimpleNamespace(mems=mems, pad=p, lanes=lanes, banks=len(mems),
-                                  lg=_log2(len(mems)), wide=len(mems) > 1)
+        # Operand lines: a line of A or W holds a ``block_rows`` x ``block_cols`` block of the
+        # operand tile (row-major in the lanes; A is M x K, W is K x N as stored), one
+        # engine beat. Line (row block, column block) has index ``column block * row blocks +
+        # row block`` in one bank; when a link beat carries several lines' columns (``banks``
+        # = elements per beat / block_cols), ``row block * column blocks + column block``, in
+        # bank ``index mod banks`` at ``index div banks``, so the consecutive lines one beat
+        # of a tile row fills are in distinct banks and take a cycle together. Blocks count
+        # the buffer tile's (the registers'). ``rs`` and ``cs``: the index steps per row
+        # block and per column block.
+        def block_layout(mems, p, rows_reg, cols_reg) -> SimpleNamespace:
+            lay = SimpleNamespace(mems=mems, pad=p, lr=p.block_rows, lc=p.block_cols,
+                                  banks=len(mems), lg=_log2(len(mems)), wide=len(mems) > 1)
+            blocks = Signal(spec.dim_bits, name=f"{p.operand.lower()}_blocks")
             if lay.wide:
-                blocks = Signal(spec.dim_bits, name=f"{p.operand.lower()}_blocks")
-                m.d.comb += blocks.eq((len_reg + lanes - 1) >> _log2(lanes))
-                lay.bs, lay.rs = Const(1, 1), blocks
+                m.d.comb += blocks.eq(ceil_div(cols_reg, lay.lc, spec.dim_bits))
+                lay.rs, lay.cs = blocks, Const(1, 1)
             else:
-                lay.bs, lay.rs = rows_reg, Const(1, 1)
+                m.d.comb += blocks.eq(ceil_div(rows_reg, lay.lr, spec.dim_bits))
+                lay.rs, lay.cs = Const(1, 1), blocks
             return lay
 
         def read_line(lay, half, line, en, name: str) -> Signal:
@@ -327,8 +346,8 @@ class Tile(wiring.Component):
                     m.d.comb += out.eq(port.r.data)
             return out
 
-        w_lay = block_layout(w_mem, spec.w, C, TK, TN)
-        a_lay = block_layout(a_mem, spec.a, R, TM, TK) if ws else None
+        a_lay = block_layout(a_mem, spec.a, TM, TK)
+        w_lay = block_layout(w_mem, spec.w, TK, TN)
 
         # -- tile loop state ---------------------------------------------------------------
         # Four walkers over the same tile sequence: a loader per operand acquires that
@@ -376,9 +395,6 @@ class Tile(wiring.Component):
             m.d.sync += loaded[op].eq(loaded[op] + got[op] - left[op])
         o_answered = Signal()  # the last answer of an O job (partial sums) is written
         begin = Signal()  # the controller accepts ``start``
-        # lines per A block in one bank: ceil(tile_k / banks)
-        kj = Signal(d)
-        m.d.comb += kj.eq((TK + J["A"] - 1) >> _log2(J["A"]))
 
         def ring(name: str, depth: int, fields: dict[str, int]):
             """``depth`` registered entries of ``fields`` (name: bits) and a comb view of the
@@ -425,20 +441,26 @@ class Tile(wiring.Component):
             """Counters over the requests of ``job`` (a queue entry's view); ``step`` moves
             to the next request, and past the last one back to the start of the next job.
             Returns its address, length, target and whether it is the last."""
-            # A: tile row mi (block row r, block line base); W: tile K row ki, block offset no
-            # (line base nl); O: block offsets mo, no, block row r, fold line base ol.
+            # A, W: tile row i (row r of its line block, the block's line index base),
+            # column offset no (column block's index offset cb); O: block offsets i, no,
+            # block row r, fold line base.
             w = _walker_state(spec, name, d, line_bits)
             n_seg = Signal(d, name=f"{name}_nseg")
             m0, n0, k0 = job["m0"], job["n0"], job["k0"]
             tm_cur, tn_cur, tk_cur = job["tm"], job["tn"], job["tk"]
-            def segments(lay, base, stride, row0, col0, rows_cur, cols_cur,
-                         ebytes: int) -> None:
-                """Requests for a block-row operand's tile (``lay``): one per tile row (line
-                ``base``, stepping by ``lay.rs`` per row) when its beats fill several lines
-                at once, else one per row segment of one engine block: row ``i``, block
-                offset ``no`` (``lanes`` elements), line ``base + i`` where ``base`` steps by
-                ``lay.bs`` per block."""
-                lanes = lay.lanes
+
+            def operand_rows(lay, base, stride, row0, col0, rows_cur, cols_cur,
+                             ebytes: int) -> None:
+                """Requests for an operand tile (layout ``lay``): one per tile row when a
+                beat fills several lines, else one per row segment of one column block
+                (``lc`` elements); the line is the segment's first (block ``base + cb``)."""
+                lr, lc = lay.lr, lay.lc
+
+                def next_row() -> None:
+                    m.d.sync += [w.i.eq(w.i + 1), w.r.eq(w.r + 1)]
+                    with m.If(w.r == lr - 1):
+                        m.d.sync += [w.r.eq(0), w.base.eq(w.base + lay.rs)]
+
                 if lay.wide:
                     m.d.comb += [
                         w.addr.eq(base + (row0 + w.i) * stride + col0 * ebytes),
@@ -447,44 +469,32 @@ class Tile(wiring.Component):
                         w.last.eq(w.i == rows_cur - 1),
                     ]
                     with m.If(step):
-                        m.d.sync += [w.i.eq(w.i + 1), w.base.eq(w.base + lay.rs)]
+                        next_row()
                     return
                 m.d.comb += [
-                    n_seg.eq(_min(lanes, cols_cur - w.no)),
+                    n_seg.eq(_min(lc, cols_cur - w.no)),
                     w.addr.eq(base + (row0 + w.i) * stride + (col0 + w.no) * ebytes),
                     w.len.eq(n_seg * ebytes),
-                    w.line.eq(w.base + w.i),
-                    w.last.eq((w.i == rows_cur - 1) & (w.no + lanes >= cols_cur)),
+                    w.line.eq(w.base + w.cb),
+                    w.last.eq((w.i == rows_cur - 1) & (w.no + lc >= cols_cur)),
                 ]
                 with m.If(step):
-                    m.d.sync += [w.no.eq(w.no + lanes), w.base.eq(w.base + lay.bs)]
-                    with m.If(w.no + lanes >= cols_cur):
-                        m.d.sync += [w.no.eq(0), w.base.eq(0), w.i.eq(w.i + 1)]
+                    m.d.sync += [w.no.eq(w.no + lc), w.cb.eq(w.cb + lay.cs)]
+                    with m.If(w.no + lc >= cols_cur):
+                        m.d.sync += [w.no.eq(0), w.cb.eq(0)]
+                        next_row()
 
             with m.Switch(job["kind"]):
                 with m.Case(0):
-                    if ws:  # a row segment of one K block per line (kb * tile_m + m)
-                        segments(a_lay, reg["a_base"], reg["a_stride"], m0, k0, tm_cur,
+                    operand_rows(a_lay, reg["a_base"], reg["a_stride"], m0, k0, tm_cur,
                                  tk_cur, eb["A"])
-                    else:  # a whole tile row, transposed by the banks
-                        m.d.comb += [
-                            w.addr.eq(reg["a_base"] + (m0 + w.i) * reg["a_stride"]
-                                      + k0 * eb["A"]),
-                            w.len.eq(tk_cur * eb["A"]),
-                            w.line.eq(w.base),
-                            w.last.eq(w.i == tm_cur - 1),
-                        ]
-                        with m.If(step):
-                            m.d.sync += [w.i.eq(w.i + 1), w.r.eq(w.r + 1)]
-                            with m.If(w.r == R - 1):
-                                m.d.sync += [w.r.eq(0), w.base.eq(w.base + kj)]
                 with m.Case(1):
-                    segments(w_lay, reg["w_base"], reg["w_stride"], k0, n0, tk_cur, tn_cur,
-                             eb["W"])
+                    operand_rows(w_lay, reg["w_base"], reg["w_stride"], k0, n0, tk_cur,
+                                 tn_cur, eb["W"])
                 with m.Case(2):
                     self._o_walk(m, w, step, reg, m0, n0, tm_cur, tn_cur, n_seg, eb["O"])
             with m.If((step & w.last) | begin):  # the next job starts from its first request
-                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
+                m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0), w.cb.eq(0)]
             return w
 
         rq_step = Signal()
@@ -530,44 +540,44 @@ class Tile(wiring.Component):
                                                for c in range(lanes))))
 
         def block_write(op: str, lay, enable) -> None:
-            """A block-row operand's answer: a row segment into its line, or (``lay.wide``)
-            beat ``bi`` of a tile row whose first line is ``rd_a.line``: its group ``j`` of
-            ``lanes`` elements is block ``bi * banks + j`` of the row, line ``rd_a.line +
-            bi * banks + j``, in bank ``(rd_a.line + j) mod banks``."""
+            """An A or W answer: row ``r`` of its line block (``rd_a.r``), so lanes ``r *
+            lc ..`` of the line. A row segment goes into line ``rd_a.line`` (lane ``r*lc +
+            c`` takes element ``c % J`` of beat ``c // J``); with banks (``lay.wide``), beat
+            ``bi`` of a tile row whose first line is ``rd_a.line`` holds ``banks`` groups of
+            ``lc`` elements, group ``j`` the row of line ``rd_a.line + bi * banks + j``, in
+            bank ``(rd_a.line + j) mod banks``."""
+            lr, lc = lay.lr, lay.lc
             seg = Signal(spec.dim_bits, name=f"{op.lower()}_seg")
             m.d.comb += seg.eq(rd_a.len >> _log2(eb[op]))
+            row = [rd_a.r == rr for rr in range(lr)] if lr > 1 else [Const(1, 1)]
             if not lay.wide:
-                m.d.comb += lay.mems[0].w.addr.eq(half_off(lay.pad, ac["half"]) + rd_a.line)
-                lane_write(op, lay.mems[0], lay.lanes, seg, enable)
+                port = lay.mems[0]
+                m.d.comb += [
+                    port.w.addr.eq(half_off(lay.pad, ac["half"]) + rd_a.line),
+                    port.w.data.eq(Cat(*(elem(op, c % J[op]) for _ in range(lr)
+                                         for c in range(lc)))),
+                ]
+                with m.If(enable):
+                    m.d.comb += port.w.en.eq(Cat(*(row[rr] & (bi == c // J[op]) & (c < seg)
+                                                   for rr in range(lr) for c in range(lc))))
                 return
-            nbk, lg, lanes = lay.banks, lay.lg, lay.lanes
+            nbk, lg = lay.banks, lay.lg
             r0 = rd_a.line[:lg]
             blocks = Signal(spec.dim_bits, name=f"{op.lower()}_segblocks")
-            m.d.comb += blocks.eq((seg + lanes - 1) >> _log2(lanes))
-            groups = Array(Cat(*(elem(op, j * lanes + c) for c in range(lanes)))
-                           for j in range(nbk))
+            m.d.comb += blocks.eq(ceil_div(seg, lc, spec.dim_bits))
+            groups = Array(Cat(*(elem(op, j * lc + c) for c in range(lc))) for j in range(nbk))
             for b, port in enumerate(lay.mems):
                 j = Signal(lg, name=f"{op.lower()}_grp{b}")
                 m.d.comb += [
                     j.eq(Const(b + nbk, lg + 1) - r0),
                     port.w.addr.eq(half_off(lay.pad, ac["half"]) + (rd_a.line >> lg) + bi
                                    + (r0 > b)),
-                    port.w.data.eq(groups[j]),
+                    port.w.data.eq(Cat(*[groups[j]] * lr)),
                 ]
                 with m.If(enable & (Cat(j, bi) < blocks)):
-                    m.d.comb += port.w.en.eq((1 << lanes) - 1)
+                    m.d.comb += port.w.en.eq(Cat(*(row[rr].replicate(lc) for rr in range(lr))))
 
-        if ws:  # A answer: like W, a block-row operand
-            block_write("A", a_lay, take & (ac["kind"] == 0))
-        else:  # A answer: element j of beat bi is k = bi*J + j, written to lane r of bank j
-            for j, port in enumerate(a_mem):
-                m.d.comb += [
-                    port.w.addr.eq(half_off(spec.a, ac["half"]) + rd_a.base + bi),
-                    port.w.data.eq(Cat(*[elem("A", j)] * R)),
-                ]
-                with m.If(take & (ac["kind"] == 0) & (bi * J["A"] + j < ac["tk"])):
-                    m.d.comb += port.w.en.eq(Const(1, R) << rd_a.r)
-
+        block_write("A", a_lay, take & (ac["kind"] == 0))
         block_write("W", w_lay, take & (ac["kind"] == 1))
 
         # -- compute: feeder and drain ----------------------------------------------------
@@ -616,8 +626,8 @@ class Tile(wiring.Component):
             with m.If(issue):
                 m.d.sync += [fm.eq(fm + 1), a_l.eq(a_l + a_lay.rs)]
                 with m.If(fm == ct.size[0] - 1):
-                    m.d.sync += [fm.eq(0), f_kb.eq(f_kb + R), a_kb.eq(a_kb + a_lay.bs),
-                                 a_l.eq(a_kb + a_lay.bs), folds_fed.eq(folds_fed + 1)]
+                    m.d.sync += [fm.eq(0), f_kb.eq(f_kb + R), a_kb.eq(a_kb + a_lay.cs),
+                                 a_l.eq(a_kb + a_lay.cs), folds_fed.eq(folds_fed + 1)]
                     with m.If(f_kb + R >= ct.size[2]):
                         m.d.sync += [f_kb.eq(0), a_kb.eq(0), a_l.eq(0), f_no.eq(f_no + C)]
             with m.If(issue & tile_end):
@@ -651,8 +661,8 @@ class Tile(wiring.Component):
                 with m.If(wr == R - 1):
                     m.d.sync += [wr.eq(0), w_kb.eq(w_kb + R)]
                     with m.If(w_kb + R >= wt.size[2]):
-                        m.d.sync += [w_kb.eq(0), w_no.eq(w_no + C), w_nb.eq(w_nb + w_lay.bs),
-                                     w_l.eq(w_nb + w_lay.bs)]
+                        m.d.sync += [w_kb.eq(0), w_no.eq(w_no + C), w_nb.eq(w_nb + w_lay.cs),
+                                     w_l.eq(w_nb + w_lay.cs)]
             with m.If(w_issue & w_end):
                 m.d.sync += [w_active.eq(0), w_no.eq(0), w_nb.eq(0), w_l.eq(0)]
                 with m.If(wt.last):
@@ -667,40 +677,42 @@ class Tile(wiring.Component):
             w_reset = [w_active.eq(0), w_all.eq(0), wr.eq(0), w_kb.eq(0), w_no.eq(0),
                        w_nb.eq(0), w_l.eq(0), *(i.eq(0) for i in wt.idx)]
         else:
-            kf = Signal(d)  # next K index to feed
+            # Fold (mo, no) (no inner) streams the tile's K, KC indices per beat: A line
+            # (block row mo, K block), W line (K block, block column no).
+            kf = Signal(d)  # K index of the beat fed now
             f_mo, f_no = Signal(d), Signal(d)  # block offsets of the fold being fed
-            a_fb = Signal(line_bits)  # A line base of the block row being fed
-            w_fb = Signal(line_bits)  # W line of the block column being fed, its row 0
+            a_fb = Signal(line_bits)  # A line of the block row being fed, its K block 0
+            a_l = Signal(line_bits)  # A line fed now
+            w_fb = Signal(line_bits)  # W line of the block column being fed, its K block 0
             w_l = Signal(line_bits)  # W line fed now
-            fbank = Signal(range(max(2, len(a_mem))))
-            a_rd = half_off(spec.a, c_half["A"]) + a_fb + (kf >> _log2(len(a_mem)))
-            for port in a_mem:
-                m.d.comb += [port.r.addr.eq(a_rd), port.r.en.eq(adv)]
+            a_data = read_line(a_lay, c_half["A"], a_l, adv, "fa")
             w_data = read_line(w_lay, c_half["W"], w_l, adv, "fw")
+            k_end = Signal()  # the fold's last beat
+            m.d.comb += k_end.eq(kf + KC >= ct.size[2])
+            # a partial last K block: its W rows past the tile's K enter as zeros
+            w_rows = Signal(KC, name="fw_rows")
             with m.If(adv):
-                m.d.sync += [fv.eq(issue), flast.eq(kf == ct.size[2] - 1),
-                             fbank.eq(kf[:max(1, _log2(len(a_mem)))] if len(a_mem) > 1
-                                      else 0)]
-            m.d.comb += tile_end.eq((kf == ct.size[2] - 1) & (f_no + C >= ct.size[1])
-                                    & (f_mo + R >= ct.size[0]))
+                m.d.sync += [fv.eq(issue), flast.eq(k_end),
+                             w_rows.eq(Cat(*(kf + q < ct.size[2] for q in range(KC))))]
+            m.d.comb += tile_end.eq(k_end & (f_no + C >= ct.size[1]) & (f_mo + R >= ct.size[0]))
             with m.If(issue):
-                m.d.sync += [kf.eq(kf + 1), w_l.eq(w_l + w_lay.rs)]
-                with m.If(kf == ct.size[2] - 1):
-                    m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + w_lay.bs),
-                                 w_l.eq(w_fb + w_lay.bs), folds_fed.eq(folds_fed + 1)]
+                m.d.sync += [kf.eq(kf + KC), a_l.eq(a_l + a_lay.cs), w_l.eq(w_l + w_lay.rs)]
+                with m.If(k_end):
+                    m.d.sync += [kf.eq(0), f_no.eq(f_no + C), w_fb.eq(w_fb + w_lay.cs),
+                                 w_l.eq(w_fb + w_lay.cs), a_l.eq(a_fb),
+                                 folds_fed.eq(folds_fed + 1)]
                     with m.If(f_no + C >= ct.size[1]):
                         m.d.sync += [f_no.eq(0), w_fb.eq(0), w_l.eq(0), f_mo.eq(f_mo + R),
-                                     a_fb.eq(a_fb + kj)]
+                                     a_fb.eq(a_fb + a_lay.rs), a_l.eq(a_fb + a_lay.rs)]
             with m.If(issue & tile_end):
-                m.d.sync += [f_mo.eq(0), a_fb.eq(0)]
-            a_sel = Signal(spec.a.width_bits)
-            with m.Switch(fbank):
-                for b, port in enumerate(a_mem):
-                    with m.Case(b):
-                        m.d.comb += a_sel.eq(port.r.data)
-            m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_sel),
-                         eng.i.payload.w.eq(w_data), eng.i.payload.last.eq(flast)]
-            w_reset = [w_l.eq(0)]
+                m.d.sync += [f_mo.eq(0), a_fb.eq(0), a_l.eq(0)]
+            lanes_w = spec.w.block_cols
+            w_fed = Cat(*(Mux(w_rows[q], w_data[q * lanes_w * e.w_bits:
+                                                 (q + 1) * lanes_w * e.w_bits], 0)
+                          for q in range(KC))) if KC > 1 else w_data
+            m.d.comb += [eng.i.valid.eq(fv), eng.i.payload.a.eq(a_data),
+                         eng.i.payload.w.eq(w_fed), eng.i.payload.last.eq(flast)]
+            w_reset = [w_l.eq(0), a_l.eq(0)]
         with m.If(issue & ~c_active):  # the tile's first beat: take it
             m.d.sync += [c_active.eq(1), dq_wp.eq(dq_wp + 1)]
             dq_write(dq_wp[:ptr - 1], {"half": c_half["O"], "acc": ct.idx[2] != 0,
@@ -1037,8 +1049,9 @@ class Tile(wiring.Component):
         (block row offset ``i``, block column offset ``no``, row ``r``): the C row segment
         each one is, its O line (``base + r``; OS: ``base`` = fold * rows, WS: ``base`` =
         block column * tile_m + ``i``) and the next one's."""
-        R, C = self.spec.engine.rows, self.spec.engine.cols
-        ws = self.spec.engine.dataflow == "ws"
+        e = self.spec.engine
+        ws = self.spec.weight_stationary
+        R, C = (e.rows, e.cols) if ws else self.spec.fold_block
         rows_here = Signal.like(otm, name=f"{w.r.name}_rows")
         m.d.comb += [
             rows_here.eq(_min(R, otm - w.i)),

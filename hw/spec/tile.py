@@ -42,6 +42,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
+from hw.spec.cube import CubeSpec
 
 __all__ = ["LOOP_ORDERS", "Descriptor", "Register", "Scratchpad", "TileSpec", "elem_bytes",
            "tile_spec"]
@@ -67,7 +68,8 @@ def elem_bytes(bits: int) -> int:
 class Scratchpad:
     """One operand's scratchpad: ``banks`` x ``bank_lines`` lines of ``lanes`` lanes of
     ``lane_bits`` bits; each bank is ``halves`` halves (2 when double-buffered) of
-    ``half_lines`` lines."""
+    ``half_lines`` lines. A line holds a ``block_rows`` x ``block_cols`` block of the operand
+    (row-major in the lanes; rows and columns as the matrix is stored, e.g. A: M x K)."""
 
     level: str
     operand: str
@@ -76,6 +78,8 @@ class Scratchpad:
     lines: int
     banks: int
     halves: int
+    block_rows: int = 1
+    block_cols: int = 1
 
     @property
     def width_bits(self) -> int:
@@ -129,7 +133,7 @@ class TileSpec:
     """Everything the tile RTL is built from (see the module docstring)."""
 
     arch: str
-    engine: SystolicSpec
+    engine: SystolicSpec | CubeSpec
     clock_mhz: float
     a: Scratchpad
     w: Scratchpad
@@ -193,16 +197,30 @@ class TileSpec:
 
     def lines_needed(self, desc: Descriptor) -> dict[str, int]:
         """Lines of one bank-half each operand's tile takes (the layout of ``hw.tile``)."""
+        out = {}
+        for op, pad, rows, cols in (("A", self.a, desc.tile_m, desc.tile_k),
+                                    ("W", self.w, desc.tile_k, desc.tile_n)):
+            blocks = -(-rows // pad.block_rows) * -(-cols // pad.block_cols)
+            out[op] = -(-blocks // pad.banks)  # spread over the banks (hw.tile)
+        fr, fc = self.fold_block
+        if self.weight_stationary:  # O lines are rows of the tile (no block padding in M)
+            out["O"] = -(-desc.tile_n // fc) * desc.tile_m
+        else:
+            out["O"] = -(-desc.tile_m // fr) * -(-desc.tile_n // fc) * fr
+        return out
+
+    @property
+    def weight_stationary(self) -> bool:
+        return isinstance(self.engine, SystolicSpec) and self.engine.dataflow == "ws"
+
+    @property
+    def fold_block(self) -> tuple[int, int]:
+        """The C block one fold computes (rows, cols); weight stationary, (1, cols) per
+        streamed row."""
         e = self.engine
-        blocks_m = -(-desc.tile_m // e.rows)
-        blocks_n = -(-desc.tile_n // e.cols)
-        # block-row operands spread their lines over their banks (hw.tile)
-        w = -(-blocks_n * desc.tile_k // self.w.banks)
-        if e.dataflow == "ws":  # A and O lines are rows of the tile (no block padding in M)
-            return {"A": -(-(-(-desc.tile_k // e.rows) * desc.tile_m) // self.a.banks),
-                    "W": w, "O": blocks_n * desc.tile_m}
-        return {"A": blocks_m * -(-desc.tile_k // self.a.banks), "W": w,
-                "O": blocks_m * blocks_n * e.rows}
+        if isinstance(e, CubeSpec):
+            return e.m, e.n
+        return (1 if e.dataflow == "ws" else e.rows), e.cols
 
     def check(self, desc: Descriptor) -> None:
         """Raise :class:`SpecError` (one line naming the field and the fix) if the tile cannot
@@ -259,6 +277,7 @@ class TileSpec:
                 "level": pad.level, "lanes": pad.lanes, "lane_bits": pad.lane_bits,
                 "width_bits": pad.width_bits, "lines": pad.lines, "banks": pad.banks,
                 "halves": pad.halves, "bank_lines": pad.bank_lines,
+                "block_rows": pad.block_rows, "block_cols": pad.block_cols,
                 "half_lines": pad.half_lines}
         out["elem_bytes"] = {op: self.elem_bytes(op) for op in ("A", "W", "O")}
         return out
@@ -293,9 +312,17 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
         raise SpecError(f"cores: the tile RTL builds one core (got {arch.cores}); use a "
                         "one-core architecture or --set cores=1")
     e = arch.engine
-    if not isinstance(e, SystolicSpec):
-        raise SpecError(f"engine.kind: the tile RTL has only the systolic array so far (got "
-                        f"{e.kind!r}); use --arch systolic")
+    if isinstance(e, CubeSpec):
+        # a beat: an m x k block of A, a k x n block of W; a drained row: n accumulators
+        shapes = {"A": (e.m, e.k), "W": (e.k, e.n), "O": (1, e.n)}
+    elif isinstance(e, SystolicSpec):
+        # OS: a column of an A block (rows along M), a row of a W block; WS: a row segment
+        # of A along K, a row of a W block; a drained row: cols accumulators
+        shapes = {"A": (e.rows, 1) if e.dataflow == "os" else (1, e.rows),
+                  "W": (1, e.cols), "O": (1, e.cols)}
+    else:
+        raise SpecError(f"engine.kind: the tile RTL has the systolic array and the cube so "
+                        f"far (got {e.kind!r}); use --arch systolic or --arch cube")
     if not 1 <= dim_bits <= 32:
         raise SpecError(f"dim_bits: must be 1..32 (got {dim_bits})")
     if not 8 <= addr_bits <= 64:
@@ -307,9 +334,12 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
     dram = arch.memory[-1]
     per_cycle = dram.bandwidth_bytes_per_cycle(arch.clock_mhz)
     ext_bytes = max(1 << max(0, math.ceil(per_cycle) - 1).bit_length(), elem_bytes(e.acc_bits))
-    beats = {"A": (e.rows, e.a_bits), "W": (e.cols, e.w_bits), "O": (e.cols, e.acc_bits)}
+    bits_of = {"A": e.a_bits, "W": e.w_bits, "O": e.acc_bits}
+    ws = isinstance(e, SystolicSpec) and e.dataflow == "ws"
+    fold_rows = e.m if isinstance(e, CubeSpec) else e.rows
     pads = {}
-    for op, (lanes, bits) in beats.items():
+    for op, (block_rows, block_cols) in shapes.items():
+        lanes, bits = block_rows * block_cols, bits_of[op]
         level = _operand_level(arch, op)
         assert level.width_bits is not None  # an innermost level is on chip
         if level.width_bits != lanes * bits:
@@ -321,19 +351,16 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
             raise SpecError(f"memory.{level.name}.ports: the output scratchpad accumulates "
                             "a line per cycle (a read and a write); set --set "
                             f"{level.name}.ports=2")
+        # a beat of a matrix row that spans several lines' columns fills them in one cycle,
+        # in that many banks (hw.tile), when it spans a whole number of them
         per_beat = ext_bytes // elem_bytes(bits)
-        if op == "A" and e.dataflow == "os":
-            banks = per_beat  # the transpose: a lane of per_beat lines per beat
-        elif op != "O" and per_beat > lanes and per_beat % lanes == 0:
-            banks = per_beat // lanes  # a beat fills that many lines of a tile row
-        else:
-            banks = 1
+        banks = (per_beat // block_cols if op != "O" and per_beat > block_cols
+                 and per_beat % block_cols == 0 else 1)
         halves = 2 if level.double_buffered else 1
         lines = level.capacity_bytes * 8 // level.width_bits
-        # one fold's operands: OS, an A line per bank (a column of A), a W line, rows O
-        # lines; WS, an A line (a row), rows W lines, an O line
-        per_fold = {"A": 1, "W": e.rows if e.dataflow == "ws" else 1,
-                    "O": 1 if e.dataflow == "ws" else e.rows}[op]
+        # one fold's operands: a line of A and of W (WS: rows of W) per beat, the fold's rows
+        # of O (WS: a line per streamed row)
+        per_fold = {"A": 1, "W": e.rows if ws else 1, "O": 1 if ws else fold_rows}[op]
         need = banks * halves * per_fold
         if lines < need:
             fix = -(-need * level.width_bits // 8)
@@ -343,7 +370,8 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
                             f"{f' x {per_fold} lines' if per_fold > 1 else ''}); set --set "
                             f"{level.name}.capacity_bytes={fix}")
         pads[op] = Scratchpad(level=level.name, operand=op, lanes=lanes, lane_bits=bits,
-                              lines=lines, banks=banks, halves=halves)
+                              lines=lines, banks=banks, halves=halves, block_rows=block_rows,
+                              block_cols=block_cols)
     return TileSpec(arch=arch.name, engine=e, clock_mhz=arch.clock_mhz, a=pads["A"],
                     w=pads["W"], o=pads["O"], ext_bytes=ext_bytes,
                     dram_bytes_per_cycle=per_cycle,

@@ -24,10 +24,10 @@ from hw.tile import Tile
 from mapping import Candidates, Mapping
 from models.ops import Gemm
 
-__all__ = ["SMALL_TILE", "Agreement", "BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm",
-           "TileRun", "bench_cases", "compare", "cycle_table", "fit_mapping", "fit_tile",
-           "load_gemm", "model_cycles", "model_gemm", "pack", "plan_gemm", "random_operands",
-           "reference", "run_tile_gemm", "start_gemm", "unpack"]
+__all__ = ["SMALL_CUBE", "SMALL_TILE", "SMALL_TILES", "Agreement", "BenchCase", "ExtMemory",
+           "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases", "compare", "cycle_table",
+           "fit_mapping", "fit_tile", "load_gemm", "model_cycles", "model_gemm", "pack",
+           "plan_gemm", "random_operands", "reference", "run_tile_gemm", "start_gemm", "unpack"]
 
 
 #: A small tile of the ``systolic`` preset (``load_arch("systolic", SMALL_TILE + link)``): a
@@ -40,6 +40,17 @@ SMALL_TILE = ["engine.rows=4", "engine.cols=4", "a_buffer.width_bits=32",
               "a_buffer.capacity_bytes=512", "w_buffer.width_bits=32",
               "w_buffer.capacity_bytes=512", "o_buffer.width_bits=128",
               "o_buffer.capacity_bytes=1024"]
+
+#: The same for the ``cube`` preset (``load_arch("cube", SMALL_CUBE + link)``): a 4x4x2 INT8
+#: cube (A lines of a 4x2 block, W lines of a 2x4 block, a 128-bit accumulator row) with the
+#: scratchpads of :data:`SMALL_TILE`.
+SMALL_CUBE = ["engine.m=4", "engine.n=4", "engine.k=2", "a_buffer.width_bits=64",
+              "a_buffer.capacity_bytes=512", "w_buffer.width_bits=64",
+              "w_buffer.capacity_bytes=512", "o_buffer.width_bits=128",
+              "o_buffer.capacity_bytes=1024"]
+
+#: The small tile of each preset the tile RTL builds.
+SMALL_TILES = {"systolic": SMALL_TILE, "cube": SMALL_CUBE}
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:
@@ -334,7 +345,7 @@ def fit_tile(spec: TileSpec, tile: tuple[int, int, int], M: int, N: int, K: int
     then ``tile_k`` down until it fits. :class:`hw.spec.SpecError` if none does."""
     from hw.spec import SpecError
 
-    e = spec.engine
+    dm, dn, _ = _block_units(spec)
     desc = dict(M=M, N=N, K=K, loop_order="mnk", a_base=0, a_stride=K, w_base=0, w_stride=N,
                 c_base=0, c_stride=N)
 
@@ -346,14 +357,22 @@ def fit_tile(spec: TileSpec, tile: tuple[int, int, int], M: int, N: int, K: int
     tm, tn, tk = tile
     if fits(tm, tn, tk):
         return tile
-    tm = min(M, max(e.rows, tm // e.rows * e.rows))
-    tn = min(N, max(e.cols, tn // e.cols * e.cols))
+    tm = min(M, max(dm, tm // dm * dm))
+    tn = min(N, max(dn, tn // dn * dn))
     while tk > 1 and not fits(tm, tn, tk):
         tk -= 1
     if not fits(tm, tn, tk):
         raise SpecError(f"mapping {tile[0]}x{tile[1]}x{tile[2]}: no refit fits the "
                         "tile's scratchpads; raise their capacity_bytes")
     return tm, tn, tk
+
+
+def _block_units(spec: TileSpec) -> tuple[int, int, int]:
+    """The engine's block along M, N, K: its spatial unrolling, a streamed dimension taking
+    the block along M for K (and the largest block for M)."""
+    u = spec.engine.unrolling()
+    unit = max(x for x in (u.m, u.n, u.k) if x)
+    return u.m or unit, u.n or unit, u.k or u.m or unit
 
 
 def fit_mapping(spec: TileSpec, mp: Mapping, M: int, N: int, K: int) -> Mapping:
@@ -446,13 +465,13 @@ def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, mod
     matrices are odd or even (unaligned bases and strides)."""
     import mapping as mapping_mod
 
-    e = spec.engine
+    dm, dn, dk = _block_units(spec)
     out = []
     for i in range(model + chosen):
         blocks = 6 if i < model else 3  # the model splits a dimension only when it must
-        M = int(rng.integers(e.rows + 1, blocks * e.rows + 2))
-        N = int(rng.integers(e.cols + 1, blocks * e.cols + 2))
-        K = int(rng.integers(e.rows + 1, blocks * max(e.rows, e.cols) + 2))
+        M = int(rng.integers(dm + 1, blocks * dm + 2))
+        N = int(rng.integers(dn + 1, blocks * dn + 2))
+        K = int(rng.integers(dk + 1, blocks * max(dm, dn) + 2))
         if i < model:
             plan = plan_gemm(arch, spec, M, N, K)
             label = f"model mapping{' (refit)' if plan.refit else ''}"

@@ -162,7 +162,6 @@ from amaranth.lib.wiring import In, Out
 from hw.emit import UNINITIALIZED
 from hw.generators import build_component
 from hw.spec import TileSpec
-from hw.spec.cube import CubeSpec
 from hw.spec.tile import LOOP_ORDERS
 
 __all__ = ["SCRATCHPADS", "Tile", "req_layout"]
@@ -253,7 +252,7 @@ class Tile(wiring.Component):
         # R x C block of C and streams K, KC indices per beat
         ws = spec.weight_stationary
         R, C = (e.rows, e.cols) if ws else spec.fold_block
-        KC = e.k if isinstance(e, CubeSpec) else 1
+        KC = spec.k_per_beat
         E = spec.ext_bytes
         log_e = _log2(E)
         m = Module()

@@ -73,7 +73,7 @@ def test_preset_tile_follows_the_arch() -> None:
     ("systolic-4core", [], "cores: the tile RTL builds one core"),
     ("systolic", ["engine.dataflow=ws", "w_buffer.capacity_bytes=96"],
      "memory.w_buffer.capacity_bytes:"),
-    ("matrix2d", [], "engine.kind:"),
+    ("lut", [], "engine.kind:"),
     ("systolic", ["a_buffer.width_bits=128"], "memory.a_buffer.width_bits:"),
     ("systolic", ["o_buffer.ports=1"], "memory.o_buffer.ports:"),
     ("systolic", ["w_buffer.capacity_bytes=32"], "memory.w_buffer.capacity_bytes:"),
@@ -199,6 +199,26 @@ def test_cube_gemm_bit_exact(sets, M, N, K, tile, order) -> None:
     rows past the tile's K; with its output double buffer, with odd sizes, with a link beat
     that fills several lines (banks)."""
     test_random_gemm_bit_exact(sets, M, N, K, tile, order, preset="cube")
+
+
+@pytest.mark.parametrize(("preset", "sets", "M", "N", "K", "tile", "order"), [
+    pytest.param(preset, sets, *case[1:],
+                 marks=[] if (preset, i) in (("matrix2d", 3), ("bitslice", 4))
+                 else [pytest.mark.slow],
+                 id=f"{preset}-{case[5]}-{i}")
+    for preset, sets in (("matrix2d", []), ("bitslice", ["engine.slice_bits=4"]),
+                         ("bitslice", ["engine.slice_bits=2", "engine.skip_zero=true"]))
+    for i, case in enumerate(CASES[:6])])
+def test_row_column_kinds_bit_exact(preset, sets, M, N, K, tile, order) -> None:
+    """The engines of the output-stationary array's protocol run in its tile as they are: the
+    2D matrix (broadcast rows and columns) and the bit-slice array (several cycles a beat,
+    ``i.ready`` the only back-pressure; with ``skip_zero`` a data-dependent number)."""
+    arch = load_arch(preset, SMALL + sets)
+    spec = tile_spec(arch)
+    A, W = _operands(np.random.default_rng(M * 10_000 + N * 100 + K), arch, M, N, K)
+    res = run_tile_gemm(spec, A, W, tile=tile, loop_order=order, gap=2)
+    e = arch.engine
+    np.testing.assert_array_equal(res.C, reference(A, W, e.acc_bits, e.signed))
 
 
 def test_ceil_div_is_exact() -> None:
@@ -378,7 +398,9 @@ def test_verify_refuses_an_unreadable_tile_manifest(tmp_path, capsys, edit, mess
 @pytest.mark.parametrize(("preset", "sets"), [
     ("systolic", SMALL), ("cube", CUBE),
     # the weight-stationary tile's own logic runs in CI on amaranth.sim (above)
-    pytest.param("systolic", [*SMALL, *WDB], marks=pytest.mark.slow)], ids=["os", "cube", "ws"])
+    pytest.param("systolic", [*SMALL, *WDB], marks=pytest.mark.slow),
+    pytest.param("matrix2d", SMALL, marks=pytest.mark.slow)],
+    ids=["os", "cube", "ws", "matrix2d"])
 def test_verify_tile_on_verilator(tmp_path, capsys, preset, sets) -> None:
     """`tpe verify DIR --json` on a small tile: random GEMMs (the model's mappings, random
     partial tiles in several loop orders) bit exact on Verilator, each with its shape and the
@@ -422,7 +444,7 @@ def test_verify_tile_on_verilator(tmp_path, capsys, preset, sets) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--arch", "matrix2d"], "engine.kind:"),
+    (["--arch", "lut"], "engine.kind:"),
     (["--arch", "systolic", "--addr-bits", "4"], "--addr-bits:"),
     (["--arch", "nope"], "--arch: unknown preset"),
 ])
@@ -554,7 +576,8 @@ def test_weight_stationary_ideal_memory(sets, M, N, K, tile, order) -> None:
 
 
 @pytest.mark.parametrize(("sets", "M", "N", "K", "tile", "order"), [
-    ([], 32, 16, 32, (16, 8, 16), "mnk"), (CUBE_ODB, 32, 16, 32, (16, 8, 16), "nmk"),
+    ([], 32, 16, 32, (16, 8, 16), "mnk"),
+    pytest.param(CUBE_ODB, 32, 16, 32, (16, 8, 16), "nmk", marks=pytest.mark.slow),
     ([], 24, 16, 32, (12, 8, 16), "nkm")])
 def test_cube_ideal_memory(sets, M, N, K, tile, order) -> None:
     """The same on a cube tile, with tiles whose folds outlast their loads: a cube fold

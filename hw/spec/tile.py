@@ -42,10 +42,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
+from hw.spec.base import EngineBase
 from hw.spec.cube import CubeSpec
 
-__all__ = ["LOOP_ORDERS", "Descriptor", "Register", "Scratchpad", "TileSpec", "elem_bytes",
-           "tile_spec"]
+__all__ = ["LOOP_ORDERS", "ROW_COLUMN_KINDS", "Descriptor", "Register", "Scratchpad", "TileSpec",
+           "elem_bytes", "tile_spec"]
 
 #: Loop orders of the tile loops, outer to inner; the controller's ``loop_order`` register
 #: holds an index into this tuple (the same order as ``mapping.LOOP_ORDERS``).
@@ -56,6 +57,12 @@ DIM_BITS = 16
 #: Default external address width (bits): a 4 GiB address space, the ``systolic`` preset's
 #: LPDDR4 package.
 ADDR_BITS = 32
+
+
+#: Engine kinds whose ``i`` beat is the output-stationary systolic array's (``a[r] = A[r, k]``,
+#: ``w[c] = W[k, c]``, one reduction index per beat) and whose ``o`` drains ``rows`` rows of
+#: ``cols`` accumulators: the tile feeds them as it feeds that array.
+ROW_COLUMN_KINDS = ("matrix2d", "bitslice")
 
 
 def elem_bytes(bits: int) -> int:
@@ -133,7 +140,7 @@ class TileSpec:
     """Everything the tile RTL is built from (see the module docstring)."""
 
     arch: str
-    engine: SystolicSpec | CubeSpec
+    engine: EngineBase
     clock_mhz: float
     a: Scratchpad
     w: Scratchpad
@@ -217,10 +224,13 @@ class TileSpec:
     def fold_block(self) -> tuple[int, int]:
         """The C block one fold computes (rows, cols); weight stationary, (1, cols) per
         streamed row."""
-        e = self.engine
-        if isinstance(e, CubeSpec):
-            return e.m, e.n
-        return (1 if e.dataflow == "ws" else e.rows), e.cols
+        u = self.engine.unrolling()
+        return u.m or 1, u.n or 1
+
+    @property
+    def k_per_beat(self) -> int:
+        """Reduction indices one engine beat carries (output-stationary engines)."""
+        return self.engine.k if isinstance(self.engine, CubeSpec) else 1
 
     def check(self, desc: Descriptor) -> None:
         """Raise :class:`SpecError` (one line naming the field and the fix) if the tile cannot
@@ -315,14 +325,17 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
     if isinstance(e, CubeSpec):
         # a beat: an m x k block of A, a k x n block of W; a drained row: n accumulators
         shapes = {"A": (e.m, e.k), "W": (e.k, e.n), "O": (1, e.n)}
-    elif isinstance(e, SystolicSpec):
-        # OS: a column of an A block (rows along M), a row of a W block; WS: a row segment
-        # of A along K, a row of a W block; a drained row: cols accumulators
-        shapes = {"A": (e.rows, 1) if e.dataflow == "os" else (1, e.rows),
-                  "W": (1, e.cols), "O": (1, e.cols)}
+    elif isinstance(e, SystolicSpec) or e.kind in ROW_COLUMN_KINDS:
+        # OS (and the engines of the same protocol): a column of an A block (rows along M),
+        # a row of a W block; WS: a row segment of A along K, a row of a W block; a drained
+        # row: cols accumulators
+        ws = isinstance(e, SystolicSpec) and e.dataflow == "ws"
+        rows, cols = e.rows, e.cols  # type: ignore[attr-defined]
+        shapes = {"A": (1, rows) if ws else (rows, 1), "W": (1, cols), "O": (1, cols)}
     else:
-        raise SpecError(f"engine.kind: the tile RTL has the systolic array and the cube so "
-                        f"far (got {e.kind!r}); use --arch systolic or --arch cube")
+        built = ", ".join(["systolic", "cube", *ROW_COLUMN_KINDS])
+        raise SpecError(f"engine.kind: the tile RTL builds {built} engines so far (got "
+                        f"{e.kind!r}); use one of those presets")
     if not 1 <= dim_bits <= 32:
         raise SpecError(f"dim_bits: must be 1..32 (got {dim_bits})")
     if not 8 <= addr_bits <= 64:
@@ -336,7 +349,7 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
     ext_bytes = max(1 << max(0, math.ceil(per_cycle) - 1).bit_length(), elem_bytes(e.acc_bits))
     bits_of = {"A": e.a_bits, "W": e.w_bits, "O": e.acc_bits}
     ws = isinstance(e, SystolicSpec) and e.dataflow == "ws"
-    fold_rows = e.m if isinstance(e, CubeSpec) else e.rows
+    fold_rows = e.unrolling().m or 1
     pads = {}
     for op, (block_rows, block_cols) in shapes.items():
         lanes, bits = block_rows * block_cols, bits_of[op]

@@ -49,8 +49,9 @@ SMALL_CUBE = ["engine.m=4", "engine.n=4", "engine.k=2", "a_buffer.width_bits=64"
               "w_buffer.capacity_bytes=512", "o_buffer.width_bits=128",
               "o_buffer.capacity_bytes=1024"]
 
-#: The small tile of each preset the tile RTL builds.
-SMALL_TILES = {"systolic": SMALL_TILE, "cube": SMALL_CUBE}
+#: The small tile of each preset the tile RTL builds (the 2D matrix takes the systolic
+#: array's keys: a 4x4 grid with the same lines).
+SMALL_TILES = {"systolic": SMALL_TILE, "cube": SMALL_CUBE, "matrix2d": SMALL_TILE}
 
 
 def reference(A: np.ndarray, W: np.ndarray, acc_bits: int, signed: bool) -> np.ndarray:

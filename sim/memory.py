@@ -359,25 +359,35 @@ def traffic_without_stalls(
 
     per_a = per_change(dram_a, first_a, n_a - 1)
     per_w = per_change(dram_w, first_w, n_w - 1)
-    per_o_wr = per_change(dram_o_wr, last_o, visits_o - 1)  # write-back of the tile left
-    per_o = per_o_wr + per_change(dram_o_rd, zero, visits_o - 1)  # and partial sums reloaded
+    per_o_rd = per_change(dram_o_rd, zero, visits_o - 1)  # partial sums reloaded
 
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
+    iterations = tiles_m * tiles_n * tiles_k
+    # The write-back of the output tile the loops leave: into a single-buffered level, at
+    # that boundary; from a double-buffered one it is posted and yields to the reads, and
+    # needs its half again only when the visit after the next one starts, so it moves while
+    # the next visit's tiles compute: spread over every boundary.
+    if dbuf["o"]:
+        per_o_wr = per_change(dram_o_wr, last_o, iterations - 1)
+        ch_wr: tuple[Any, Any, Any] = (1, 1, 1)
+    else:
+        per_o_wr = per_change(dram_o_wr, last_o, visits_o - 1)
+        ch_wr = ch_o
     # bytes per boundary into single- and double-buffered tiles; a plain 0 where no operand
     # adds any (with_dram_stalls then skips the arithmetic on it: same figures, fewer array
     # operations)
     over: list[Any] = [0, 0, 0]
     serial: list[Any] = [0, 0, 0]
-    for role, ch, per in (("a", ch_a, per_a), ("w", ch_w, per_w), ("o", ch_o, per_o)):
+    for role, ch, per in (("a", ch_a, per_a), ("w", ch_w, per_w), ("o", ch_o, per_o_rd),
+                          ("o", ch_wr, per_o_wr)):
         target = over if dbuf[role] else serial
         for j in range(3):
             target[j] = target[j] + ch[j] * per
     # of which written (the output tile's write-back: posted, no latency to wait for)
-    written = tuple(ch_o[j] * per_o_wr for j in range(3))
+    written = tuple(ch_wr[j] * per_o_wr for j in range(3))
     none = (0, 0, 0)
 
-    iterations = tiles_m * tiles_n * tiles_k
     busy = div((compute_cycles if one else np.asarray(compute_cycles, dtype=np.float64))
                + sram_stall, iterations)
     exposure = DramExposure(counts=counts, serial_bytes=tuple(serial),

@@ -56,10 +56,13 @@ requested right after the first tile's and pay no latency of their own. Reads an
 share the link, and writes are posted: a transfer that reads ``r`` bytes and writes ``w`` (an
 output tile written back) takes ``r / bw + max(lat, w / bw)`` (the write-back goes out while
 the reads wait for the latency ``lat``), and ``w / bw`` when it reads nothing, so the last
-write-back pays no latency (the GEMM ends with its last byte sent). Not modelled: per-tile
-compute variation at edge tiles (the average is used), DRAM bank/row effects, refresh, and
-the link moving at most one beat per cycle (a row segment shorter than a beat still takes a
-cycle).
+write-back pays no latency (the GEMM ends with its last byte sent). A write-back out of a
+double-buffered output level yields to the reads and needs its half again only when the visit
+after the next one starts, so it moves while the next visit's tiles compute: its bytes are
+spread evenly over every boundary (into a single-buffered one it is charged where the output
+tile changes). Not modelled: per-tile compute variation at edge tiles (the average is
+used), DRAM bank/row effects, refresh, and the link moving at most one beat per cycle (a row
+segment shorter than a beat still takes a cycle).
 
 ``memory="ideal"``: operands on chip, infinite bandwidth: no DRAM traffic, no stalls (SRAM
 reads by the array are still counted for energy).

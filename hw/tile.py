@@ -38,41 +38,48 @@ tile's partial sums are written to C when the loops leave it and read back when 
 **Structure.**
 
 * Scratchpads (``amaranth.lib.memory.Memory``, one write and one read port each, lane-wide
-  write enables): A lines hold a column of an A block (``rows`` lanes, one K index), W lines a
-  row of a W block (``cols`` lanes), O lines an accumulator row (``cols`` lanes at
-  ``acc_bits``). Tile layout (within one bank-half), output stationary: A line ``(mb, k)`` in
-  bank ``k mod banks`` at ``mb * ceil(tile_k / banks) + k div banks``; W line ``(nb, k)`` at
-  ``nb * tile_k + k``; O line ``(mb, nb, r)`` at ``(mb * blocks_n + nb) * rows + r`` (``mb``,
-  ``nb`` the engine blocks of the buffer tile, blocks of the current, possibly partial, tile).
-  Weight stationary (one A bank): A line ``(kb, m)`` at ``kb * tile_m + m`` (``rows``
-  elements of row m along K), W as above, O line ``(nb, m)`` at ``nb * tile_m + m``.
-  A double-buffered A or W level is one memory of two halves (loads use the write port,
-  compute the read port); a double-buffered O level is two memories, one per half, since the
-  drain read-modify-writes one half through both ports while the other half is written back
-  (its read port) or reloaded (its write port).
+  write enables). A line is one engine beat of its operand: an A or W line a ``block_rows``
+  x ``block_cols`` block of the operand as stored (A is M x K, W is K x N; row-major in the
+  lanes: output-stationary systolic array, 2D matrix, bit-slice array: A a column of
+  ``rows``, W a row of ``cols``; weight stationary: A a row segment of ``rows`` along K, W a
+  row of ``cols``; cube: A ``m x k``, W ``k x n``), an O line an accumulator row (``cols``
+  lanes at ``acc_bits``). Line (row block, column block) of an operand tile has index
+  ``column block * row blocks + row block``; when one link beat spans several lines' columns
+  (``banks = ext_elems / block_cols``), ``row block * column blocks + column block`` in bank
+  ``index mod banks`` at ``index div banks``, so the lines one beat of a matrix row fills are
+  in distinct banks and are written in one cycle (for the systolic A, one-column blocks, this
+  is the transpose of a row of A into columns). Block counts are the buffer tile's (the
+  registers', divided in hardware by a constant: :func:`ceil_div`). O line ``(mb, nb, r)``
+  at ``(mb * blocks_n + nb) * rows + r`` (weight stationary: O line ``(nb, m)`` at ``nb *
+  tile_m + m``). A double-buffered A or W level is one memory (per bank) of two halves
+  (loads use the write port, compute the read port); a double-buffered O level is two
+  memories, one per half, since the drain read-modify-writes one half through both ports
+  while the other half is written back (its read port) or reloaded (its write port).
 * DMA: a loader per operand (below) and an arbiter between them queue read jobs (an operand
   tile into a half: an A tile, a W tile, an output tile's partial sums; four entries, the
   FIFO of job tags that routes each answer to its job's scratchpad). A request walker issues
-  one request per matrix row segment (A: a row of the A tile, which the A banks transpose,
-  one lane of ``banks`` lines per beat, or, weight stationary, a row of one K block; W: a row
-  of one W block; O: a row of one accumulator block), job after job without waiting for
-  answers; a second walker over the same queue writes the answers into the scratchpad and
-  retires the job after its last answer. A write
+  one request per matrix row of the operand tile (banked operands) or per row segment of one
+  line block (A, W with one bank; O: a row of one accumulator block), job after job without
+  waiting for answers; a second walker over the same queue writes the answers into the
+  scratchpad (a row of a line block each) and retires the job after its last answer. A write
   walker issues the C requests, a second one reads the O lines (the next one as the current
   one's last beat goes) and sends their beats. Reads and writes run at once.
 * Engine (built by :func:`hw.generators.build_component` from the tile's engine spec), output
-  stationary: a fold is one ``rows`` x ``cols`` C block, K streamed; the feeder reads one A and
-  one W line per cycle into the engine's ``i`` stream; the drain adds each ``o`` row to its O
-  line (read-modify-write; the first K tile writes). Weight stationary: a fold is one W block
-  (``rows`` along K, ``cols`` along N) in the order (block column, K block), K blocks inner;
-  a weight walker of its own reads the fold's ``rows`` W lines into ``wl`` (rows past the
-  tile's K as zeros), the feeder the tile's A rows of that K block (A line ``(kb, m)`` at ``kb
-  * tile_m + m``, a row segment along K) into ``i``, and the drain adds each ``o`` row m to O
-  line ``nb * tile_m + m`` (the output tile's first K block writes). The two walkers go over
-  the same tiles; the engine pairs their folds, and with its weight double buffer takes a
-  fold's weights while the previous fold streams, the next tile's too, so the weight walker
-  runs up to a fold ahead and releases a W half when it leaves the tile. The arbiter below
-  then breaks ties W first.
+  stationary (the systolic array, the cube, and the engines of the same ``i``/``o``
+  protocol: :data:`hw.spec.tile.ROW_COLUMN_KINDS`): a fold is one C block, K streamed
+  (``k_per_beat`` indices a beat; a partial last chunk's W rows past the tile's K enter as
+  zeros); the feeder reads one A and one W line per cycle into the engine's ``i`` stream
+  (``i.ready`` the only back-pressure, so a bit-serial engine's cycles per beat need nothing
+  of the tile); the drain adds each ``o`` row to its O line (read-modify-write; the first K
+  tile writes). Weight stationary: a fold is one W block (``rows`` along K, ``cols`` along
+  N) in the order (block column, K block), K blocks inner; a weight walker of its own reads
+  the fold's ``rows`` W lines into ``wl`` (rows past the tile's K as zeros), the feeder the
+  tile's A rows of that K block (A line ``(m, kb)``, a row segment along K) into ``i``, and
+  the drain adds each ``o`` row m to O line ``nb * tile_m + m`` (the output tile's first K
+  block writes). The two walkers go over the same tiles; the engine pairs their folds, and
+  with its weight double buffer takes a fold's weights while the previous fold streams, the
+  next tile's too, so the weight walker runs up to a fold ahead and releases a W half when it
+  leaves the tile. The arbiter below then breaks ties W first.
 
 **Overlap.** Four walkers go over the tiles in the descriptor's loop order: a *loader* per
 operand and the computer. Each loader, at a tile whose tile of its operand changes, waits
@@ -136,16 +143,17 @@ more than the average says. Both count the write-backs as posted and the first b
 loads as requested right after the first tile's. The model charges an operand's transfer
 to the boundary where its tile changes; the tile loads the operand that does not depend on
 the inner loop during the whole inner sweep before that boundary (its loader waits only for
-its own free half), which the model does not count. The tile moves whole beats: a row
-segment narrower than a beat takes a beat, where the model counts bytes; and a W request is
-a row of one engine block (the W scratchpad takes one line of ``cols`` lanes per cycle), so a
-W tile of several blocks loads at ``cols`` elements per cycle however wide the link. A
+its own free half), which the model does not count. The tile moves whole beats: a matrix row
+narrower than a beat takes a beat (and, with one bank, a row segment of one line block: a
+line narrower than a beat, whose columns a beat spans only in part, loads at a line per
+cycle), where the model counts bytes; a short tile row on a fast link so takes more link
+cycles than its bytes (most on the cube, whose folds take K/k beats). A
 spilled output tile comes back into a free O half, i.e. after a write-back (with two halves,
 of the output tile before last), and the tile computes only after its reload's last answer:
 when the tiles between two visits of an output tile compute for less than that write-back and
 reload take, the engine waits, where the model counts the bytes only. Both size buffer tiles
-in whole engine beats (``mapping.candidates``); the A scratchpad also rounds ``tile_k`` up to
-its banks, so a mapping may still not fit (``tile_bench.fit_mapping`` refits it).
+in whole engine beats (``mapping.candidates``); banked scratchpads round the tile's lines up
+to their banks, so a mapping may still not fit (``tile_bench.fit_mapping`` refits it).
 
 Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 """

@@ -8,7 +8,9 @@ pipelined (any number outstanding, answered in order), so the latency of back-to
 requests overlaps; a beat moves when the link has earned its bytes (a credit of
 ``bytes_per_cycle`` per cycle, at most a beat and a cycle's worth saved up, so a link that
 streams moves ``bytes_per_cycle`` on average whatever its beat size); at most one read and
-one write beat move per cycle; writes are posted.
+one write beat move per cycle, a read beat taking the link's credit first (posted writes
+yield to reads, as a DRAM controller's write buffer drains when reads leave the bus idle);
+writes are posted.
 """
 
 from __future__ import annotations

@@ -43,7 +43,6 @@ from typing import Any
 
 from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
 from hw.spec.base import EngineBase
-from hw.spec.cube import CubeSpec
 
 __all__ = ["LOOP_ORDERS", "ROW_COLUMN_KINDS", "Descriptor", "Register", "Scratchpad", "TileSpec",
            "elem_bytes", "tile_spec"]
@@ -230,7 +229,9 @@ class TileSpec:
     @property
     def k_per_beat(self) -> int:
         """Reduction indices one engine beat carries (output-stationary engines)."""
-        return self.engine.k if isinstance(self.engine, CubeSpec) else 1
+        # by kind: importing hw.spec.cube here would load it for every architecture
+        e: Any = self.engine
+        return int(e.k) if e.kind == "cube" else 1
 
     def check(self, desc: Descriptor) -> None:
         """Raise :class:`SpecError` (one line naming the field and the fix) if the tile cannot
@@ -322,9 +323,10 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
         raise SpecError(f"cores: the tile RTL builds one core (got {arch.cores}); use a "
                         "one-core architecture or --set cores=1")
     e = arch.engine
-    if isinstance(e, CubeSpec):
+    if e.kind == "cube":
+        c: Any = e  # hw.spec.cube.CubeSpec, not imported: loaded only for a cube
         # a beat: an m x k block of A, a k x n block of W; a drained row: n accumulators
-        shapes = {"A": (e.m, e.k), "W": (e.k, e.n), "O": (1, e.n)}
+        shapes = {"A": (c.m, c.k), "W": (c.k, c.n), "O": (1, c.n)}
     elif isinstance(e, SystolicSpec) or e.kind in ROW_COLUMN_KINDS:
         # OS (and the engines of the same protocol): a column of an A block (rows along M),
         # a row of a W block; WS: a row segment of A along K, a row of a W block; a drained
@@ -373,7 +375,8 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
         lines = level.capacity_bytes * 8 // level.width_bits
         # one fold's operands: a line of A and of W (WS: rows of W) per beat, the fold's rows
         # of O (WS: a line per streamed row)
-        per_fold = {"A": 1, "W": e.rows if ws else 1, "O": 1 if ws else fold_rows}[op]
+        per_fold = {"A": 1, "W": shapes["A"][1] if ws else 1,  # WS: the array's rows
+                    "O": 1 if ws else fold_rows}[op]
         need = banks * halves * per_fold
         if lines < need:
             fix = -(-need * level.width_bits // 8)

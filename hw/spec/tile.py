@@ -6,19 +6,20 @@ external memory port, and a loop controller, all derived from an :class:`hw.spec
 stated beside it, so the RTL and the cost model describe the same machine.
 
 **Scratchpads.** The innermost tier of the architecture must give each operand its own level
-(``holds`` one operand). A scratchpad line is one engine beat of that operand (for a
-systolic array: ``rows`` A lanes, ``cols`` W lanes, ``cols`` accumulators; output stationary,
-an A line is a column of an A block, weight stationary, a row segment along K), so the level's
-``width_bits`` must equal that beat's width (other widths are not built yet). Lines =
+(``holds`` one operand). A scratchpad line is one engine beat of that operand, a
+``block_rows`` x ``block_cols`` block of it as stored (A is M x K, W is K x N): for the
+output-stationary systolic array (and the engines of its protocol, :data:`ROW_COLUMN_KINDS`) a
+column of ``rows`` A elements and a row of ``cols`` W elements, for the weight-stationary one
+a row segment of ``rows`` A elements along K and a row of ``cols`` W elements, for the cube an
+``m x k`` block of A and a ``k x n`` block of W; an O line is a row of accumulators. So the
+level's ``width_bits`` must equal that beat's width (other widths are not built yet). Lines =
 ``capacity_bytes * 8 // width_bits``. A double-buffered level is two halves; a tile uses one
-half, as the mapping search assumes (``SramSpec.tile_capacity_bytes``). Output stationary, the
-A scratchpad is split into ``ext_elems(A)`` interleaved banks (line k in bank ``k mod
-banks``): the DMA receives a row of A (along K) and writes one lane of that many lines per
-beat, which transposes row-major A into the lines the array consumes (a column of A per
-beat); weight stationary, a row segment of A along K is a line. W lines and weight-stationary A
-lines (a row segment of one engine block) are split into ``ext_elems / lanes`` banks when a
-beat carries several lines' worth (and a whole number of them), so that a beat fills as many
-lines in a cycle: the link, not the line width, limits their loads.
+half, as the mapping search assumes (``SramSpec.tile_capacity_bytes``). When one external
+beat spans the columns of several lines (``ext_elems / block_cols`` of them, a whole number),
+the A or W scratchpad is split into that many banks, so that a beat fills as many lines in a
+cycle: the link, not the line width, limits the loads (for the systolic A, one-column blocks,
+this transposes a row of A into columns). :meth:`TileSpec.lines_needed` gives the layout's
+lines per bank (``hw.tile``).
 
 **External port.** ``ext_bytes`` bytes per beat: the smallest power of two that carries the
 DRAM level's bytes per cycle (``bandwidth_gb_per_s * 1e3 / clock_mhz``), so the link, not the

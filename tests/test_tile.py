@@ -8,6 +8,7 @@ import json
 import math
 import re
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -580,13 +581,23 @@ def test_ideal_memory_costs_the_engine_and_the_first_and_last_transfers(M, N, K,
     """With a link that never limits, the tiles' folds run back to back: the GEMM takes the
     engine's cycles (every fold its interval, the last its drain) plus the first tile's read
     beats and the last output tile's write beats, nothing per tile."""
-    arch = load_arch("systolic", SMALL + IDEAL)
+    cycles, bound, _ = _ideal_run("systolic", SMALL, M, N, K, tile, order)
+    assert cycles <= bound
+
+
+def _ideal_run(preset: str, sets: list[str], M: int, N: int, K: int,
+               tile: tuple[int, int, int], order: str) -> tuple[int, int, Any]:
+    """Run a random GEMM on the tile of ``preset`` with ``sets`` and a link that never limits
+    (C checked against numpy): its cycles, the engine's cycles plus the exposed beats and the
+    pipeline, and the architecture."""
+    arch = load_arch(preset, [*sets, *IDEAL])
     spec = tile_spec(arch)
     A, W = _operands(np.random.default_rng(M * N * K), arch, M, N, K)
     res = run_tile_gemm(spec, A, W, tile=tile, loop_order=order)
     np.testing.assert_array_equal(res.C, reference(A, W, 32, True))
-    engine = tiled_compute_cycles(arch.engine, M, N, K, *tile)
-    assert res.cycles <= engine + _exposed_beats(spec, M, N, K, tile) + PIPELINE
+    bound = (tiled_compute_cycles(arch.engine, M, N, K, *tile)
+             + _exposed_beats(spec, M, N, K, tile) + PIPELINE)
+    return res.cycles, bound, arch
 
 
 @pytest.mark.parametrize(("sets", "M", "N", "K", "tile", "order"), [
@@ -599,14 +610,8 @@ def test_weight_stationary_ideal_memory(sets, M, N, K, tile, order) -> None:
     (``rows`` cycles): the arbiter queues a tile's W job before its A job (the engine takes
     the weights first), so the first activations may still be loading while the first
     weights shift in."""
-    arch = load_arch("systolic", SMALL + IDEAL + sets)
-    spec = tile_spec(arch)
-    A, W = _operands(np.random.default_rng(M * N * K), arch, M, N, K)
-    res = run_tile_gemm(spec, A, W, tile=tile, loop_order=order)
-    np.testing.assert_array_equal(res.C, reference(A, W, 32, True))
-    bound = (tiled_compute_cycles(arch.engine, M, N, K, *tile)
-             + _exposed_beats(spec, M, N, K, tile) + PIPELINE)
-    assert bound - arch.engine.rows <= res.cycles <= bound
+    cycles, bound, arch = _ideal_run("systolic", SMALL + sets, M, N, K, tile, order)
+    assert bound - arch.engine.rows <= cycles <= bound
 
 
 @pytest.mark.parametrize(("sets", "M", "N", "K", "tile", "order"), [
@@ -618,13 +623,8 @@ def test_cube_ideal_memory(sets, M, N, K, tile, order) -> None:
     takes K/k beats, so a tile's rows (a request, and at least a beat, each) are loaded in
     fewer cycles than it computes only when the tile has several folds (the model counts the
     bytes, not the beats: ``hw.tile``, "What the model abstracts")."""
-    arch = load_arch("cube", CUBE + IDEAL + sets)
-    spec = tile_spec(arch)
-    A, W = _operands(np.random.default_rng(M * N * K), arch, M, N, K)
-    res = run_tile_gemm(spec, A, W, tile=tile, loop_order=order)
-    np.testing.assert_array_equal(res.C, reference(A, W, 32, True))
-    engine = tiled_compute_cycles(arch.engine, M, N, K, *tile)
-    assert res.cycles <= engine + _exposed_beats(spec, M, N, K, tile) + PIPELINE
+    cycles, bound, _ = _ideal_run("cube", CUBE + sets, M, N, K, tile, order)
+    assert cycles <= bound
 
 
 def test_read_jobs_are_in_flight_together() -> None:

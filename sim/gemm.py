@@ -173,13 +173,17 @@ def tiled_compute_cycles(
         full_interval, full_tail = _one_fold(spec, int(tile))
         last_interval, last_tail = _one_fold(spec, last) if last else (0, full_tail)
         return grid.spatial * (chunks * full_interval + last_interval) + last_tail
+    # per distinct tile size (a candidate set has a few dozen), then gathered per candidate
     tile = np.atleast_1d(np.asarray(tile, dtype=np.int64))
-    full, rem = np.divmod(dim, tile)
-    interval, tail = _fold_timing(spec, np.concatenate([tile, np.maximum(rem, 1)]))
-    edge = np.where(rem > 0, interval[tile.size:], 0)
-    cycles = grid.spatial * (full.astype(np.float64) * interval[: tile.size] + edge)
+    sizes = sorted_unique(tile)
+    at = np.searchsorted(sizes, tile)
+    full, rem = np.divmod(dim, sizes)
+    interval, tail = _fold_timing(spec, np.concatenate([sizes, np.maximum(rem, 1)]))
+    edge = np.where(rem > 0, interval[sizes.size:], 0)
+    chunk = full.astype(np.float64) * interval[: sizes.size] + edge  # one tile's stream chunks
+    cycles = grid.spatial * chunk[at]
     if tail.any():  # an engine that overlaps folds: the last one drains
-        cycles = cycles + np.where(rem > 0, tail[tile.size:], tail[: tile.size])
+        cycles = cycles + np.where(rem > 0, tail[sizes.size:], tail[: sizes.size])[at]
     return cycles
 
 

@@ -316,7 +316,8 @@ def traffic_without_stalls(
         def depends(op: str, j: int) -> Any:
             return bool(_DEPENDS[op][order[j]])
     else:
-        t_mat = np.take_along_axis(tr, order, axis=1)  # trip counts, outer to inner
+        # trip counts, outer to inner (a flat take: faster than take_along_axis)
+        t_mat = np.take(tr, order + 3 * np.arange(n)[:, None])
         t_ord = (t_mat[:, 0], t_mat[:, 1], t_mat[:, 2])
 
         def depends(op: str, j: int) -> Any:
@@ -504,36 +505,34 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
             dram_transfer_cycles=exact_div(traffic.dram_transfer_cycles, exact_bw))
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
+    busy = e.busy_cycles
 
-    def transfer(nbytes: Any, written: Any) -> Any:
-        """Moving ``nbytes``, ``written`` of them posted writes: ``reads / bw + max(lat,
-        written / bw)`` when anything is read (the writes go out while the reads wait for the
-        latency), else ``written / bw``."""
-        time = nbytes / bw
+    def transfer(nbytes: Any, written: Any, alone: Any) -> Any:
+        """Moving ``nbytes`` (``alone``: ``nbytes / bw``), ``written`` of them posted writes:
+        ``reads / bw + max(lat, written / bw)`` when anything is read (the writes go out
+        while the reads wait for the latency), else ``written / bw``."""
         if not lat:
-            return time
+            return alone
         if _none(written):
-            return time + lat * (nbytes > 0)
-        return time + np.maximum(0, lat - written / bw) * (nbytes > written)
+            return alone + lat * (nbytes > 0)
+        return alone + np.maximum(0, lat - written / bw) * (nbytes > written)
 
-    def exposed(serial: Any, s_wr: Any, overlap: Any, o_wr: Any) -> Any:
-        """Stall per boundary: the serial transfer, and the overlapped one beyond the busy
-        time (a plain 0, no bytes of that kind: no term)."""
-        out: Any = 0 if _none(serial) else transfer(serial, s_wr)
-        if not _none(overlap):
-            out = out + overlapped(overlap, o_wr)
-        return out
-
-    def overlapped(nbytes: Any, written: Any) -> Any:
-        """The exposed time of a double-buffered boundary: two tiles' loads in flight share
-        the latency, ``(transfer - busy) / 2``, unless the link's bandwidth binds."""
-        return np.maximum(0, np.maximum((transfer(nbytes, written) - e.busy_cycles) / 2,
-                                        nbytes / bw - e.busy_cycles))
-
+    # Stall per boundary class: the serial transfer, and the double-buffered one beyond the
+    # busy time (two tiles' loads in flight share the latency, ``(transfer - busy) / 2``,
+    # unless the link's bandwidth binds, ``nbytes / bw - busy``); a plain 0 where a class
+    # moves no bytes of that kind (no term).
     boundaries: Any = 0
-    for c, s, s_wr, o, o_wr in zip(e.counts, e.serial_bytes, e.serial_written,
-                                   e.overlap_bytes, e.overlap_written, strict=True):
-        x = exposed(s, s_wr, o, o_wr)
+    overlapped: list[tuple[Any, Any] | None] = [None, None, None]
+    for j, (c, s, s_wr, o, o_wr) in enumerate(zip(
+            e.counts, e.serial_bytes, e.serial_written, e.overlap_bytes, e.overlap_written,
+            strict=True)):
+        x: Any = 0 if _none(s) else transfer(s, s_wr, s / bw)
+        if not _none(o):
+            alone = o / bw
+            slack = alone - busy  # the link's bandwidth alone beyond the busy time
+            ov = np.maximum(0, np.maximum((transfer(o, o_wr, alone) - busy) / 2, slack))
+            overlapped[j] = (ov, slack)
+            x = x + ov
         if not _none(x):
             boundaries = boundaries + c * x
     if lat:
@@ -542,15 +541,15 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
         # overlapped those transfers
         later: Any = False
         for j in (2, 1, 0):
-            o = e.overlap_bytes[j]
             here = np.asarray(e.counts[j]) > 0
-            if not _none(o):
-                saved = (overlapped(o, e.overlap_written[j])
-                         - np.maximum(0, o / bw - e.busy_cycles))
+            terms = overlapped[j]
+            if terms is not None:
+                ov, slack = terms
+                saved = ov - np.maximum(0, slack)
                 boundaries = boundaries - saved * np.logical_and(here, np.logical_not(later))
             later = np.logical_or(later, here)
     first, last = e.edge_bytes
-    dram_stall = transfer(first, 0) + last / bw + boundaries
+    dram_stall = transfer(first, 0, first / bw) + last / bw + boundaries
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
                                dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
 

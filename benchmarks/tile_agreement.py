@@ -3,12 +3,12 @@
 a GEMM run on the tile RTL (``tpe gen tile``'s design, in ``amaranth.sim``) with the mapping the
 model picks, C checked bit exact, measured cycles beside ``tpe sim gemm``'s.
 
-The architecture is the ``systolic`` preset (or ``--arch cube``) with a small engine and small
-scratchpads (so a GEMM of a few dozen rows spans several buffer tiles in every dimension,
-partial edge tiles included, and runs in seconds); each point draws its DRAM link: bandwidth
-log-uniform between ``--min-bw`` and ``--max-bw`` bytes per cycle, latency uniform in
-``0..--max-latency`` cycles (clock 1 GHz, so GB/s and ns read as bytes and cycles), and M, N,
-K uniform in ``block + 1 .. --max-dim``.
+The architecture is the ``systolic`` preset (or ``--arch cube`` or ``--arch matrix2d``) with a
+small engine and small scratchpads (so a GEMM of a few dozen rows spans several buffer tiles in
+every dimension, partial edge tiles included, and runs in seconds); each point draws its DRAM
+link: bandwidth log-uniform between ``--min-bw`` and ``--max-bw`` bytes per cycle, latency
+uniform in ``0..--max-latency`` cycles (clock 1 GHz, so GB/s and ns read as bytes and
+cycles), and M, N, K uniform in ``block + 1 .. --max-dim``.
 
 Writes ``results/tile_agreement_<date>.csv`` (one row per point; ``--arch`` and ``--set`` name
 the file too, e.g. ``tile_agreement_cube_output_double_buffer-true_<date>.csv``) and prints

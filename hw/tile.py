@@ -213,8 +213,7 @@ def _walker_state(spec: TileSpec, name: str, d: int, line_bits: int) -> SimpleNa
     or block index ``i``, a block offset ``no``, a block row ``r``, a scratchpad line base
     ``base`` and a column block's line offset ``cb``; the request's ``addr`` and ``len``, its
     scratchpad ``line`` and ``last``."""
-    rows = max(2, spec.a.block_rows, spec.w.block_rows, spec.fold_block[0],
-               getattr(spec.engine, "rows", 1))
+    rows = max(2, spec.a.block_rows, spec.w.block_rows, spec.engine_block[0])
     return SimpleNamespace(
         i=Signal(d, name=f"{name}_i"), no=Signal(d, name=f"{name}_no"),
         r=Signal(range(rows), name=f"{name}_r"),
@@ -259,7 +258,7 @@ class Tile(wiring.Component):
         # the tile's rows of A through it; output stationary (and the cube): a fold holds an
         # R x C block of C and streams K, KC indices per beat
         ws = spec.weight_stationary
-        R, C = (e.rows, e.cols) if ws else spec.fold_block
+        R, C = spec.engine_block
         KC = spec.k_per_beat
         E = spec.ext_bytes
         log_e = _log2(E)
@@ -1056,9 +1055,8 @@ class Tile(wiring.Component):
         (block row offset ``i``, block column offset ``no``, row ``r``): the C row segment
         each one is, its O line (``base + r``; OS: ``base`` = fold * rows, WS: ``base`` =
         block column * tile_m + ``i``) and the next one's."""
-        e = self.spec.engine
         ws = self.spec.weight_stationary
-        R, C = (e.rows, e.cols) if ws else self.spec.fold_block
+        R, C = self.spec.engine_block
         rows_here = Signal.like(otm, name=f"{w.r.name}_rows")
         m.d.comb += [
             rows_here.eq(_min(R, otm - w.i)),

@@ -65,6 +65,11 @@ ADDR_BITS = 32
 ROW_COLUMN_KINDS = ("matrix2d", "bitslice")
 
 
+def _weight_stationary(engine: EngineBase) -> bool:
+    """Whether the tile runs ``engine`` weight stationary (the systolic array's WS dataflow)."""
+    return isinstance(engine, SystolicSpec) and engine.dataflow == "ws"
+
+
 def elem_bytes(bits: int) -> int:
     """Bytes one element of ``bits`` bits takes in external memory: the smallest power of two
     that holds it (8 -> 1, 16 -> 2, 20 or 32 -> 4)."""
@@ -218,7 +223,7 @@ class TileSpec:
 
     @property
     def weight_stationary(self) -> bool:
-        return isinstance(self.engine, SystolicSpec) and self.engine.dataflow == "ws"
+        return _weight_stationary(self.engine)
 
     @property
     def fold_block(self) -> tuple[int, int]:
@@ -226,6 +231,13 @@ class TileSpec:
         streamed row."""
         u = self.engine.unrolling()
         return u.m or 1, u.n or 1
+
+    @property
+    def engine_block(self) -> tuple[int, int]:
+        """The block the RTL's fold walks (rows, cols): weight stationary, the ``rows x cols``
+        W block a fold holds (rows along K); else :attr:`fold_block`, the C block."""
+        e: Any = self.engine
+        return (e.rows, e.cols) if self.weight_stationary else self.fold_block
 
     @property
     def k_per_beat(self) -> int:
@@ -324,6 +336,7 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
         raise SpecError(f"cores: the tile RTL builds one core (got {arch.cores}); use a "
                         "one-core architecture or --set cores=1")
     e = arch.engine
+    ws = _weight_stationary(e)
     if e.kind == "cube":
         c: Any = e  # hw.spec.cube.CubeSpec, not imported: loaded only for a cube
         # a beat: an m x k block of A, a k x n block of W; a drained row: n accumulators
@@ -332,7 +345,6 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
         # OS (and the engines of the same protocol): a column of an A block (rows along M),
         # a row of a W block; WS: a row segment of A along K, a row of a W block; a drained
         # row: cols accumulators
-        ws = isinstance(e, SystolicSpec) and e.dataflow == "ws"
         rows, cols = e.rows, e.cols  # type: ignore[attr-defined]
         shapes = {"A": (1, rows) if ws else (rows, 1), "W": (1, cols), "O": (1, cols)}
     else:
@@ -351,7 +363,6 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
     per_cycle = dram.bandwidth_bytes_per_cycle(arch.clock_mhz)
     ext_bytes = max(1 << max(0, math.ceil(per_cycle) - 1).bit_length(), elem_bytes(e.acc_bits))
     bits_of = {"A": e.a_bits, "W": e.w_bits, "O": e.acc_bits}
-    ws = isinstance(e, SystolicSpec) and e.dataflow == "ws"
     fold_rows = e.unrolling().m or 1
     pads = {}
     for op, (block_rows, block_cols) in shapes.items():

@@ -100,8 +100,11 @@ class Kernel:
             return int(v) if v not in (None, "") else 0
 
         hkv = num("Hkv") or num("H")
+        # the optional causal column (attn_prefill: 1 or 0; empty means causal)
+        causal = str(row.get("causal") or "1").strip() != "0"
         return cls(op=str(row["op"]), dtype=str(row["dtype"]), M=num("M"), N=num("N"),
-                   K=num("K"), B=num("B"), H=num("H"), Hkv=hkv, S=num("S"), D=num("D"))
+                   K=num("K"), B=num("B"), H=num("H"), Hkv=hkv, S=num("S"), D=num("D"),
+                   causal=causal)
 
 
 #: Fitted parameters (name -> (initial value, lower bound, upper bound)).

@@ -186,6 +186,73 @@ def test_bad_shapes_rows_name_the_line(capsys, tmp_path):
     assert "a100 has no fp8 tensor cores" in err
 
 
+def test_the_causal_column(capsys, tmp_path):
+    """``causal`` (optional): 1 or 0 on attn_prefill rows, empty elsewhere; a non-causal
+    prefill is predicted slower than the causal one (every query sees every key), and a bad
+    cell names its line and the column in both readers."""
+    from sim.gpu.measure import MeasureError, read_shapes
+
+    head = "op,dtype,M,N,K,B,H,Hkv,S,D,causal\n"
+    good = tmp_path / "good.csv"
+    good.write_text(head + "attn_prefill,bf16,,,,1,32,8,4096,64,1\n"
+                    "attn_prefill,bf16,,,,1,32,8,4096,64,0\n"
+                    "attn_prefill,bf16,,,,1,32,8,4096,64,\n"
+                    "attn_decode,bf16,,,,1,32,8,4096,64,\n")
+    assert [r.get("causal") for r in read_shapes(good)] == [1, 0, 1, ""]
+    out = tmp_path / "p.csv"
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(good), "--out",
+                                str(out)])
+    assert code == 0, err
+    us = [float(r["us"]) for r in rows(out)]
+    assert us[1] > 1.5 * us[0] and us[2] == us[0]
+    for bad_row, line in (("attn_prefill,bf16,,,,1,32,8,4096,64,2", 2),
+                          ("attn_decode,bf16,,,,1,32,8,4096,64,0", 2)):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(head + bad_row + "\n")
+        with pytest.raises(MeasureError, match=rf"^line {line}: causal: 1 or 0"):
+            read_shapes(bad)
+        code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(bad),
+                                    "--out", str(out)])
+        assert code == 2 and re.match(rf"^tpe: error: --in: line {line}: causal: 1 or 0", err)
+
+
+def test_low_precision_kernels_run_padded_to_their_alignment():
+    from sim.gpu.measure import ALIGNMENT, padded_shape
+
+    assert padded_shape("bf16", 3, 5, 7) == (3, 5, 7)
+    assert padded_shape("fp8", 3, 5, 17) == (3, 16, 32)
+    assert padded_shape("int8", 3, 5, 17) == (17, 8, 24)
+    assert padded_shape("int8", 64, 4096, 4096) == (64, 4096, 4096)
+    for dtype, (m_above, n_mult, k_mult) in ALIGNMENT.items():
+        for M, N, K in ((1, 1, 1), (100, 4095, 4097), (16384, 16383, 9)):
+            Mp, Np, Kp = padded_shape(dtype, M, N, K)
+            assert Mp > m_above and Np % n_mult == 0 and Kp % k_mult == 0
+            assert 0 <= Np - N < n_mult and 0 <= Kp - K < k_mult and Mp >= M
+
+
+def test_the_second_dataset_keeps_the_first_and_adds_what_it_lacks():
+    from sim.gpu.shapes import SHAPES_V2_CSV, default_shapes, v2_shapes
+
+    first, second = default_shapes(), v2_shapes()
+    assert second[: len(first)] == first and len(second) >= 800
+    new = second[len(first):]
+    odd = [r for r in new if r["op"] == "gemm"]
+    assert {r["dtype"] for r in odd} == {"bf16", "fp16", "fp8", "int8"}
+    assert all(int(r[d]) % 8 and 1 <= int(r[d]) <= 16384 for r in odd for d in "MNK")
+    attn = [r for r in new if r["op"] != "gemm"]
+    assert {r["D"] for r in attn} == {32, 64, 96, 128, 256}
+    assert {r["causal"] for r in attn if r["op"] == "attn_prefill"} == {0, 1}
+    assert {r["Hkv"] for r in attn} == {32, 8, 1}
+    keys = [tuple(str(r.get(c, "")) for c in ("op", "dtype", "M", "N", "K", "B", "H", "Hkv",
+                                                "S", "D", "causal")) for r in second]
+    assert len(set(keys)) == len(keys)
+    # the committed file is what the code writes
+    written = rows(SHAPES_V2_CSV)
+    assert len(written) == len(second)
+    assert all(str(r.get(c, "")) == w[c] for r, w in zip(second, written, strict=True)
+               for c in ("op", "M", "N", "K", "S", "D", "causal", "split"))
+
+
 def test_gpu_presets_run_whole_models():
     cfg = load_model("llama-2-7b")
     h100, h200 = load_arch("h100"), load_arch("h200")

@@ -42,12 +42,15 @@ def register(subparsers: Any) -> None:
 
     m = group.add_parser("measure", help="time a shapes.csv on this machine's GPU")
     m.add_argument("--in", dest="inp", required=True,
-                   help="shapes.csv (columns op,dtype,M,N,K,B,H,Hkv,S,D)")
+                   help="shapes.csv (columns op,dtype,M,N,K,B,H,Hkv,S,D; optional causal)")
     m.add_argument("--out", required=True, help="measured.csv to write")
     m.add_argument("--budget-ms", type=float, default=60.0,
                    help="timing budget per kernel in ms (default 60)")
     m.add_argument("--no-triton", action="store_true", help="skip the project's Triton GEMM")
     m.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
+    m.add_argument("--energy-s", type=float, default=0.3,
+                   help="seconds of back-to-back runs per kernel for its energy (NVML) and SM "
+                        "clock: columns mj, watts, sm_mhz, us_loop (default 0.3; 0: skip)")
     m.set_defaults(func=run_measure)
 
     group.add_parser("predict", help="predict a shapes.csv on a GPU preset (no GPU needed)",
@@ -143,6 +146,10 @@ def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
         for n in need:
             if getattr(k, n) < 1:
                 raise InputError(f"{flag}: line {line}: {n}: required (>= 1) for op {k.op}")
+        causal = (row.get("causal") or "").strip()
+        if causal and (k.op != "attn_prefill" or causal not in ("0", "1")):
+            raise InputError(f"{flag}: line {line}: causal: 1 or 0, for attn_prefill rows only "
+                             f"(got {causal!r} on {k.op}); leave it empty elsewhere")
         if k.op != "gemm" and k.H % k.Hkv:
             raise InputError(f"{flag}: line {line}: Hkv: {k.H} heads are not a multiple of "
                              f"{k.Hkv}")
@@ -172,7 +179,7 @@ def run_measure(args: argparse.Namespace) -> int:
     try:
         rows = read_shapes(Path(args.inp))
         measure(rows, Path(args.out), budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
-                micro=not args.no_micro)
+                micro=not args.no_micro, energy_s=args.energy_s)
     except MeasureError as err:
         raise InputError(str(err)) from None
     print(f"wrote {args.out}")

@@ -9,8 +9,23 @@ through the kernel a deployment would use:
 * ``gemm`` fp8: ``torch._scaled_mm`` (E4M3 operands, per-tensor fp32 scales, bf16 out);
 * ``gemm`` int8: ``torch._int_mm`` (int32 out);
 * ``attn_prefill`` / ``attn_decode``: ``torch.nn.functional.scaled_dot_product_attention``
-  (bf16, causal for prefill, ``enable_gqa`` when ``Hkv < H``; decode is one query token per
-  sequence against ``S`` cached keys).
+  (bf16, ``enable_gqa`` when ``Hkv < H``; decode is one query token per sequence against
+  ``S`` cached keys). Prefill is causal unless the optional ``causal`` column says 0.
+
+fp8 and int8 kernels refuse shapes off their alignment (``torch._scaled_mm``: K and N
+multiples of 16; ``torch._int_mm``: K and N multiples of 8 and M above 16): such a row runs
+the kernel on operands zero-padded to the alignment, as a deployment stores them (the padding
+is done once, outside the timing), and ``impl`` names the padded shape
+(:func:`padded_shape`).
+
+**Energy and clock** (``--energy-s``, on by default): after the timing, the kernel runs back to
+back for about that many seconds (replays of a CUDA graph of several launches, so short
+kernels are not spaced by launch gaps) while NVML's total-energy counter
+(``nvmlDeviceGetTotalEnergyConsumption``, millijoules) is read before and after and the SM
+clock (``nvmlDeviceGetClockInfo``) is sampled: columns ``mj`` (board energy per kernel),
+``watts`` (mean board power), ``sm_mhz`` (median SM clock) and ``us_loop`` (time per kernel
+back to back, L2 warm). Needs ``pynvml`` (the ``nvidia-ml-py`` package); without it the
+columns stay empty and the environment file says why.
 
 Timing follows the device tool's METHOD.md: warm-up, random inputs, the median of many
 repetitions measured with CUDA events by ``triton.testing.do_bench``, which also zeroes a
@@ -40,11 +55,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MeasureError", "main", "measure"]
+__all__ = ["MeasureError", "main", "measure", "padded_shape", "read_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
+#: Optional columns: ``causal`` (attn_prefill only: 1 or 0; empty means 1).
+OPTIONAL = ("causal",)
 OPS = ("gemm", "attn_prefill", "attn_decode")
 DTYPES = ("bf16", "fp16", "fp8", "int8")
+#: Alignment each low-precision GEMM kernel needs, (M above, N multiple, K multiple):
+#: ``torch._scaled_mm`` asks for K and N multiples of 16, ``torch._int_mm`` for K and N
+#: multiples of 8 and more than 16 rows (PyTorch's checks in its cuBLASLt wrappers).
+ALIGNMENT = {"fp8": (0, 16, 16), "int8": (16, 8, 8)}
 
 
 class MeasureError(ValueError):
@@ -97,6 +118,13 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
             for key in ("B", "H", "S", "D"):
                 out[key] = _int(row, key, line, not gemm)
             out["Hkv"] = _int(row, "Hkv", line, False)
+            raw = (row.get("causal") or "").strip()
+            if raw and (op != "attn_prefill" or raw not in ("0", "1")):
+                raise MeasureError(
+                    f"line {line}: causal: 1 or 0, for attn_prefill rows only (got {raw!r} "
+                    f"on {op}); leave it empty elsewhere")
+            if op == "attn_prefill":
+                out["causal"] = int(raw or 1)
             if not gemm:
                 if dtype not in ("bf16", "fp16"):
                     raise MeasureError(f"line {line}: dtype: attention runs in bf16 or fp16 "
@@ -107,6 +135,15 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
                                        f"of {out['Hkv']} key/value heads")
             rows.append(out)
     return rows
+
+
+def padded_shape(dtype: str, M: int, N: int, K: int) -> tuple[int, int, int]:
+    """The GEMM shape ``dtype``'s kernel runs for ``M x N x K``: each dimension zero-padded up
+    to the kernel's alignment (:data:`ALIGNMENT`); unchanged for bf16 and fp16."""
+    if dtype not in ALIGNMENT:
+        return M, N, K
+    m_above, n_mult, k_mult = ALIGNMENT[dtype]
+    return max(M, m_above + 1), -(-N // n_mult) * n_mult, -(-K // k_mult) * k_mult
 
 
 # -- the machine -----------------------------------------------------------------------------
@@ -157,6 +194,87 @@ class ClockSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class Nvml:
+    """The board's energy counter and SM clock through NVML (``pynvml``), for the GPU torch
+    runs on (matched by UUID). ``reason`` says why not when NVML cannot be used."""
+
+    def __init__(self, torch: Any) -> None:
+        self.handle: Any = None
+        self.reason = ""
+        try:
+            import pynvml
+        except ImportError:
+            self.reason = "pynvml not installed (pip install nvidia-ml-py)"
+            return
+        self.nv = pynvml
+        try:
+            pynvml.nvmlInit()
+            uuid = str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or "")
+            handles = [pynvml.nvmlDeviceGetHandleByIndex(i)
+                       for i in range(pynvml.nvmlDeviceGetCount())]
+            match = [h for h in handles if uuid and uuid in str(pynvml.nvmlDeviceGetUUID(h))]
+            self.handle = match[0] if match else handles[0]
+            self.energy_mj()
+        except pynvml.NVMLError as err:
+            self.handle, self.reason = None, f"NVML: {err}"
+
+    def energy_mj(self) -> int:
+        return int(self.nv.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+
+    def sm_mhz(self) -> int:
+        return int(self.nv.nvmlDeviceGetClockInfo(self.handle, self.nv.NVML_CLOCK_SM))
+
+
+def _energy(torch: Any, nvml: Nvml, fn: Callable[[], object], us: float, seconds: float
+            ) -> dict[str, str]:
+    """Run ``fn`` (about ``us`` microseconds a call) back to back for about ``seconds``: a CUDA
+    graph of several calls replayed (a plain loop when the kernel cannot be captured), NVML's
+    energy counter read around it and the SM clock sampled from a thread. Columns ``mj``,
+    ``watts``, ``sm_mhz``, ``us_loop`` (module doc)."""
+    per_graph = max(1, min(64, math.ceil(200.0 / max(us, 1e-3))))  # >= ~200 us a replay
+    replay: Callable[[], object]
+    try:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fn()  # warm the kernel's workspace on the capture stream
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(per_graph):
+                fn()
+        replay = graph.replay
+    except RuntimeError:
+        per_graph = 1
+        replay = fn
+    replays = max(3, math.ceil(seconds * 1e6 / (max(us, 1e-3) * per_graph)))
+    clocks: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            clocks.append(nvml.sm_mhz())
+            stop.wait(0.005)
+
+    for _ in range(min(replays, 3)):  # settle: the clock and power respond within ms
+        replay()
+    torch.cuda.synchronize()
+    thread = threading.Thread(target=sample, daemon=True)
+    e0, t0 = nvml.energy_mj(), time.perf_counter()
+    thread.start()
+    for _ in range(replays):
+        replay()
+    torch.cuda.synchronize()
+    t1, e1 = time.perf_counter(), nvml.energy_mj()
+    stop.set()
+    thread.join(timeout=2)
+    calls = replays * per_graph
+    clocks.sort()
+    return {"mj": f"{(e1 - e0) / calls:.5g}", "watts": f"{(e1 - e0) / 1e3 / (t1 - t0):.1f}",
+            "sm_mhz": str(clocks[len(clocks) // 2]) if clocks else "",
+            "us_loop": f"{(t1 - t0) * 1e6 / calls:.3f}"}
 
 
 # -- kernels ---------------------------------------------------------------------------------
@@ -259,15 +377,24 @@ def _gemm_fn(torch: Any, dtype: str, M: int, N: int, K: int, gen: Any):
         a = torch.randn(M, K, device=dev, dtype=dt, generator=gen)
         w = torch.randn(N, K, device=dev, dtype=dt, generator=gen)
         return (lambda: torch.nn.functional.linear(a, w)), "torch.nn.functional.linear", (a, w)
+    Mp, Np, Kp = padded_shape(dtype, M, N, K)
+    # zero padding beyond the real rows and columns, random data within
+    pad = (0, Kp - K)
+    note = f" (zero-padded to {Mp}x{Np}x{Kp})" if (Mp, Np, Kp) != (M, N, K) else ""
     if dtype == "fp8":
-        a = torch.randn(M, K, device=dev, generator=gen).to(torch.float8_e4m3fn)
-        w = torch.randn(N, K, device=dev, generator=gen).to(torch.float8_e4m3fn)
+        a = torch.nn.functional.pad(torch.randn(M, K, device=dev, generator=gen), pad)
+        w = torch.nn.functional.pad(torch.randn(N, K, device=dev, generator=gen), pad)
+        a = torch.nn.functional.pad(a, (0, 0, 0, Mp - M)).to(torch.float8_e4m3fn)
+        w = torch.nn.functional.pad(w, (0, 0, 0, Np - N)).to(torch.float8_e4m3fn)
         one = torch.ones((), device=dev, dtype=torch.float32)
         return (lambda: torch._scaled_mm(a, w.t(), scale_a=one, scale_b=one,
-                                         out_dtype=torch.bfloat16)), "torch._scaled_mm", (a, w)
+                                         out_dtype=torch.bfloat16)), \
+            "torch._scaled_mm" + note, (a, w)
     a = torch.randint(-128, 128, (M, K), device=dev, dtype=torch.int8, generator=gen)
     w = torch.randint(-128, 128, (N, K), device=dev, dtype=torch.int8, generator=gen)
-    return (lambda: torch._int_mm(a, w.t())), "torch._int_mm", (a, w)
+    a = torch.nn.functional.pad(a, (0, Kp - K, 0, Mp - M))
+    w = torch.nn.functional.pad(w, (0, Kp - K, 0, Np - N))
+    return (lambda: torch._int_mm(a, w.t())), "torch._int_mm" + note, (a, w)
 
 
 def _attn_fn(torch: Any, row: dict[str, Any], gen: Any):
@@ -278,7 +405,7 @@ def _attn_fn(torch: Any, row: dict[str, Any], gen: Any):
     k = torch.randn(B, Hkv, S, D, device="cuda", dtype=dt, generator=gen)
     v = torch.randn(B, Hkv, S, D, device="cuda", dtype=dt, generator=gen)
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    causal = row["op"] == "attn_prefill"
+    causal = row["op"] == "attn_prefill" and bool(row.get("causal", 1))
     gqa = Hkv != H
     return (lambda: sdpa(q, k, v, is_causal=causal, enable_gqa=gqa)), "sdpa", (q, k, v)
 
@@ -336,8 +463,13 @@ def microbench(torch: Any, triton: Any, budget_ms: float) -> list[dict[str, Any]
 
 
 def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
-            triton_gemm: bool = True, micro: bool = True, log=print) -> Path:
-    """Time every row; write ``out`` (rows written as they finish) and its side files."""
+            triton_gemm: bool = True, micro: bool = True, energy_s: float = 0.3,
+            log=print) -> Path:
+    """Time every row; write ``out`` (rows written as they finish) and its side files.
+    ``energy_s``: seconds of back-to-back runs per kernel for its energy and clock (0: none;
+    module doc)."""
+    if energy_s < 0:
+        raise MeasureError(f"--energy-s: must be >= 0 seconds (got {energy_s})")
     torch, triton = _need_torch()
     gpu = torch.cuda.get_device_name(0)
     env = {"gpu": gpu, "torch": torch.__version__, "triton": triton.__version__,
@@ -346,10 +478,16 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
            "smi_before": smi_state(), "budget_ms": budget_ms,
            "method": "triton.testing.do_bench: CUDA events, median of repetitions, 256 MB "
                      "L2 flush before each repetition; random inputs"}
+    nvml = Nvml(torch) if energy_s > 0 else None
+    if nvml is not None:
+        env["energy"] = (f"NVML total energy over {energy_s} s back to back per kernel"
+                         if nvml.handle is not None else f"not measured: {nvml.reason}")
+        if nvml.handle is None:
+            log(f"energy and clock not measured: {nvml.reason}")
     out.parent.mkdir(parents=True, exist_ok=True)
     extra = sorted({k for r in rows for k in r if k not in COLUMNS})
     fields = [*COLUMNS, *extra, "us", "us_p20", "us_p80", "impl", "us_triton", "triton_impl",
-              "triton_rel_err", "status", "gpu"]
+              "triton_rel_err", "mj", "watts", "sm_mhz", "us_loop", "status", "gpu"]
     gen = torch.Generator(device="cuda").manual_seed(0)
     tri = _triton_kernel() if triton_gemm else None
     t_start = time.perf_counter()
@@ -368,6 +506,8 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
                 med, p20, p80 = _bench(triton, fn, budget_ms)
                 rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
                         "impl": impl, "status": "ok"}
+                if nvml is not None and nvml.handle is not None:
+                    rec |= _energy(torch, nvml, fn, med, energy_s)
                 if tri is not None and row["op"] == "gemm" and row["dtype"] == "bf16":
                     a, wt = keep
                     c = torch.empty(row["M"], row["N"], device="cuda", dtype=torch.bfloat16)
@@ -416,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="timing budget per kernel (do_bench rep, ms; default 60)")
     p.add_argument("--no-triton", action="store_true", help="skip the project's Triton GEMM")
     p.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
+    p.add_argument("--energy-s", type=float, default=0.3,
+                   help="seconds of back-to-back runs per kernel for its energy and SM clock "
+                        "(NVML; default 0.3, 0: skip)")
     p.add_argument("--limit", type=int, default=0, help="only the first N rows (0: all)")
     args = p.parse_args(argv)
     try:
@@ -423,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit:
             rows = rows[: args.limit]
         measure(rows, args.out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
-                micro=not args.no_micro)
+                micro=not args.no_micro, energy_s=args.energy_s)
     except MeasureError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -12,21 +12,32 @@ bf16, fp16, fp8 and int8; attention is SDPA prefill (causal) and decode over bat
 and sequence length.
 
 Run ``python -m sim.gpu.shapes`` to rewrite ``sim/data/gpu/shapes.csv``.
+
+The second dataset (:func:`v2_shapes`, ``sim/data/gpu/shapes_v2.csv``, written by ``python -m
+sim.gpu.shapes --v2``) holds every row of the first and the kernels the first lacks: random
+misaligned GEMMs (M, N and K log-uniform in 1..16384, none a multiple of 8) in bf16, fp16, fp8
+and int8, and SDPA attention at head dims 32 to 256, causal and not (the ``causal`` column),
+multi-head, grouped (GQA) and multi-query (MQA), prefill and decode, up to 16k-token prefills
+and 32k-token caches.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import math
+import random
 import sys
 from pathlib import Path
 
-__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "split_of", "write_shapes"]
+__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "split_of", "v2_shapes",
+           "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
 HELD_OUT_SHARE = 0.4
 SHAPES_CSV = Path(__file__).resolve().parents[1] / "data" / "gpu" / "shapes.csv"
+SHAPES_V2_CSV = SHAPES_CSV.with_name("shapes_v2.csv")
 
 #: (N, K) of the linear layers of zoo models: Llama-2-7B (q/o 4096x4096, fused qkv 12288,
 #: gate/up 11008, down), Llama-3-8B / Mistral-7B / Mixtral experts (k/v 1024, MLP 14336),
@@ -85,12 +96,60 @@ def default_shapes() -> list[dict[str, object]]:
     return rows
 
 
-def write_shapes(path: Path = SHAPES_CSV) -> Path:
+#: Random misaligned GEMMs per dtype in the second dataset (:func:`v2_shapes`).
+ODD_GEMMS = {"bf16": 50, "fp16": 30, "fp8": 35, "int8": 35}
+#: The seed of their draw (fixed: the dataset is data, not a run).
+ODD_SEED = 20261205
+#: Attention head dims of the second dataset, 32 to 256 as LLMs use them (Llama's 128,
+#: Gemma's 256, small models' 32 and 64, 96 of Phi-style models).
+HEAD_DIMS = (32, 64, 96, 128, 256)
+
+
+def _odd(rng: random.Random) -> int:
+    """Log-uniform in 1..16384, not a multiple of 8."""
+    while True:
+        x = int(math.exp(rng.uniform(0.0, math.log(16384.0))))
+        if x % 8:
+            return x
+
+
+def v2_shapes() -> list[dict[str, object]]:
+    """Every row of :func:`default_shapes`, then the second dataset's own (module doc), each
+    with its ``split``; a row already in the first is not repeated."""
     rows = default_shapes()
+    seen = {tuple(str(r.get(c, "")) for c in COLUMNS) for r in rows}
+    new: list[dict[str, object]] = []
+    rng = random.Random(ODD_SEED)
+    for dtype, n in ODD_GEMMS.items():
+        new += [_gemm(dtype, _odd(rng), _odd(rng), _odd(rng)) for _ in range(n)]
+    for D in HEAD_DIMS:
+        for causal in (1, 0):
+            for B, S in ((1, 1024), (1, 4096), (4, 2048), (1, 16384)):
+                for H, Hkv in ((32, 32), (32, 8), (32, 1)):
+                    new.append({"op": "attn_prefill", "dtype": "bf16", "B": B, "H": H,
+                                "Hkv": Hkv, "S": S, "D": D, "causal": causal})
+        for B in (1, 16):
+            for S in (2048, 32768):
+                for H, Hkv in ((32, 32), (32, 8), (32, 1)):
+                    new.append({"op": "attn_decode", "dtype": "bf16", "B": B, "H": H,
+                                "Hkv": Hkv, "S": S, "D": D})
+    for row in new:
+        key = tuple(str(row.get(c, "")) for c in COLUMNS)
+        if key in seen and row.get("causal", 1) == 1:
+            continue  # the first dataset has it (its prefill rows are causal)
+        seen.add(key)
+        row["split"] = split_of(row)
+        rows.append(row)
+    return rows
+
+
+def write_shapes(path: Path = SHAPES_CSV, v2: bool = False) -> Path:
+    rows = v2_shapes() if v2 else default_shapes()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[*COLUMNS, "split"], restval="")
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, *(("causal",) if v2 else ()), "split"],
+                           restval="")
         w.writeheader()
         w.writerows(rows)
     tmp.replace(path)
@@ -98,5 +157,7 @@ def write_shapes(path: Path = SHAPES_CSV) -> Path:
 
 
 if __name__ == "__main__":
-    out = write_shapes(Path(sys.argv[1]) if len(sys.argv) > 1 else SHAPES_CSV)
+    v2 = "--v2" in sys.argv[1:]
+    paths = [a for a in sys.argv[1:] if a != "--v2"]
+    out = write_shapes(Path(paths[0]) if paths else SHAPES_V2_CSV if v2 else SHAPES_CSV, v2=v2)
     print(f"wrote {out}")

@@ -109,6 +109,7 @@ class ModelResult:
             "arch": self.arch.name,
             "engine": spec_to_dict(self.arch.engine),
             "cores": self.arch.cores,
+            **({} if self.arch.gpu is None else {"gpu_validated": self.arch.gpu.validated}),
             "model": self.name,
             "phase": self.phase,
             "batch": self.batch,

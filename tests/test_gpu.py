@@ -253,6 +253,29 @@ def test_the_second_dataset_keeps_the_first_and_adds_what_it_lacks():
                for c in ("op", "M", "N", "K", "S", "D", "causal", "split"))
 
 
+def test_an_unvalidated_preset_says_so_in_every_output(capsys, tmp_path):
+    """a100 was never measured: its text outputs carry a note and its JSON
+    ``gpu_validated: false``; the measured cards' presets carry neither."""
+    gemm = ["sim", "gemm", "--M", "64", "--N", "4096", "--K", "4096"]
+    model = ["sim", "model", "--model", "llama-2-7b", "--phase", "decode", "--batch", "1",
+             "--seq", "128"]
+    shapes = tmp_path / "s.csv"
+    shapes.write_text("op,dtype,M,N,K,B,H,Hkv,S,D\ngemm,bf16,64,4096,4096,,,,,\n")
+    for preset, validated in (("a100", False), ("h100", True), ("h200", True)):
+        assert load_arch(preset).gpu.validated is validated
+        for argv in (gemm, model):
+            code, out, err = run(capsys, [*argv, "--arch", preset])
+            assert code == 0, err
+            assert ("not validated" in out) is not validated
+            code, out, _ = run(capsys, [*argv, "--arch", preset, "--json"])
+            assert json.loads(out)["gpu_validated"] is validated
+        code, out, _ = run(capsys, ["gpu", "predict", "--gpu", preset, "--in", str(shapes),
+                                    "--out", str(tmp_path / "p.csv")])
+        assert code == 0 and ("note: a100 is not validated" in out) is not validated
+    code, out, _ = run(capsys, [*gemm, "--arch", "systolic", "--json"])
+    assert "gpu_validated" not in json.loads(out)
+
+
 def test_gpu_presets_run_whole_models():
     cfg = load_model("llama-2-7b")
     h100, h200 = load_arch("h100"), load_arch("h200")

@@ -188,6 +188,10 @@ class GpuSpec:
     dtypes: Annotated[tuple[Literal["bf16", "fp16", "fp8", "int8"], ...],
                       BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)] = (
         "bf16", "fp16", "fp8", "int8")
+    #: Whether the preset's predictions were checked against kernels measured on this card
+    #: (``tpe gpu check``). A preset for a card never measured says false, and every output
+    #: on it says that its figures are the calibration scaled by the preset's fields, unchecked.
+    validated: bool = False
 
 
 #: The operands of a GEMM ``C[M, N] = A[M, K] @ W[K, N]`` a memory level can hold (attention:

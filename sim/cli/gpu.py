@@ -201,6 +201,10 @@ def run_predict(args: argparse.Namespace) -> int:
             w.writerow({**row, "us": f"{t:.3f}", "gpu": arch.name})
     tmp.replace(out)
     print(f"wrote {out} ({len(rows)} kernels on {arch.name})")
+    if not arch.gpu.validated:
+        from sim.cli.sim import validation_note
+
+        print(validation_note(arch)[0].strip())
     return 0
 
 

@@ -300,10 +300,26 @@ def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int
         print(json.dumps({"arch": arch.name, "engine": spec_to_dict(arch.engine),
                           "cores": arch.cores, "memory": args.memory,
                           "objective": args.objective, **result.to_dict(),
-                          "area_um2": sum(area.values()), "area_breakdown_um2": area}))
+                          "area_um2": sum(area.values()), "area_breakdown_um2": area,
+                          **_validation(arch)}))
     else:
         print(format_op(result, arch))
     return 0
+
+
+def _validation(arch: ArchSpec) -> dict[str, bool]:
+    """``{"gpu_validated": ...}`` on a GPU preset (whether its predictions were checked against
+    kernels measured on the card), nothing on an engine architecture."""
+    return {} if arch.gpu is None else {"gpu_validated": arch.gpu.validated}
+
+
+def validation_note(arch: ArchSpec) -> list[str]:
+    """The line every text output on an unvalidated GPU preset carries."""
+    if arch.gpu is None or arch.gpu.validated:
+        return []
+    return [f"  note: {arch.name} is not validated: no kernels were measured on this card; its "
+            f"figures are the {arch.gpu.calibration} calibration scaled by the preset's SMs, "
+            "clock and HBM bandwidth"]
 
 
 # -- human-readable output ----------------------------------------------------------------------
@@ -386,7 +402,7 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
             f"  per core      {g.cycles:,} cycles (stall: buffers {g.sram_stall_cycles:,}, "
             f"{behind} {g.dram_stall_cycles:,}); from {behind}: A {_si(g.dram_a_bytes, 'B')}, "
             f"W {_si(g.dram_w_bytes, 'B')}, O {_si(g.dram_o_bytes, 'B')}")
-    return "\n".join(lines)
+    return "\n".join(lines + validation_note(arch))
 
 
 def format_model(r: ModelResult) -> str:
@@ -418,5 +434,5 @@ def format_model(r: ModelResult) -> str:
         lines.append(f"  {metric}; {r.tokens_per_s:.4g} tokens/s; "
                      f"{_energy(r.energy_per_token_pj or 0.0)} per token")
     lines += ["  energy by component",
-              *_breakdown(r.energy_breakdown_pj, r.energy_pj)]
+              *_breakdown(r.energy_breakdown_pj, r.energy_pj), *validation_note(r.arch)]
     return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""Time whole LLMs as eager PyTorch runs them: Hugging Face transformers, prefill and decode.
+
+The reference for ``tpe sim model --arch h100``'s eager runtime: ``LlamaForCausalLM`` built
+from a bundled config (``models/configs``) with random bf16 weights (the time of a forward
+pass does not depend on the values), SDPA attention (transformers' default), its own
+``DynamicCache``, no CUDA graphs, no compilation: what ``model(input_ids)`` and
+``model.generate`` launch. Per (model, phase, batch, seq):
+
+* ``prefill``: one forward pass over ``batch`` x ``seq`` prompt tokens that fills the cache
+  (``use_cache=True``; the logits of every position, as transformers computes them);
+* ``decode``: one more token per sequence against a cache of ``seq`` tokens: a forward pass of
+  ``batch`` x 1 tokens, after which the cache is cropped back to ``seq`` (so every repetition
+  appends to the same cache, as one generation step does).
+
+Each is timed with CUDA events around the forward pass: the median of repetitions after
+warm-up (``--budget-ms`` of repetitions at least, and at least 5). Writes one CSV row per case:
+``us`` (median), ``us_p20``, ``us_p80``, ``runtime`` (``eager``), the transformers and torch
+versions and the card.
+
+Run as ``python -m sim.gpu.framework --out framework.csv`` on a machine with an NVIDIA GPU,
+torch and transformers (the ``trace`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CASES", "main"]
+
+CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
+#: (model, phase, batch, seq): batch 1 to 32, the two Llama generations (MHA and GQA).
+CASES: tuple[tuple[str, str, int, int], ...] = (
+    ("llama-2-7b", "prefill", 1, 512), ("llama-2-7b", "prefill", 1, 2048),
+    ("llama-2-7b", "prefill", 4, 1024), ("llama-2-7b", "prefill", 8, 512),
+    ("llama-2-7b", "decode", 1, 1024), ("llama-2-7b", "decode", 8, 1024),
+    ("llama-2-7b", "decode", 32, 512), ("llama-2-7b", "decode", 16, 2048),
+    ("llama-3-8b", "prefill", 1, 512), ("llama-3-8b", "prefill", 1, 2048),
+    ("llama-3-8b", "prefill", 4, 1024), ("llama-3-8b", "prefill", 32, 128),
+    ("llama-3-8b", "decode", 1, 1024), ("llama-3-8b", "decode", 8, 2048),
+    ("llama-3-8b", "decode", 32, 1024), ("llama-3-8b", "decode", 32, 4096),
+)
+
+
+def _model(torch: Any, name: str):  # pragma: no cover - needs a GPU
+    import transformers
+
+    cfg = json.loads((CONFIGS / f"{name}.json").read_text())
+    # the config's architecture fields; bookkeeping keys (the source, the dtype it was saved
+    # in, the writer's version) are not LlamaConfig arguments
+    drop = {"architectures", "torch_dtype", "transformers_version", "model_type"}
+    config = transformers.LlamaConfig(**{k: v for k, v in cfg.items()
+                                         if not k.startswith("_") and k not in drop})
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            model = transformers.LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(before)
+    return model.eval(), config
+
+
+def _time(torch: Any, fn, after, budget_ms: float
+          ) -> tuple[float, float, float]:  # pragma: no cover - needs a GPU
+    """(median, p20, p80) microseconds of ``fn`` (``after`` runs untimed after each)."""
+    for _ in range(2):
+        fn()
+        after()
+    times: list[float] = []
+    t0 = time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - t0) * 1e3 < budget_ms:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3)
+        after()
+        if len(times) >= 200:
+            break
+    q = statistics.quantiles(times, n=10)
+    return statistics.median(times), q[1], q[7]
+
+
+def _case(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq: int,
+          budget_ms: float) -> tuple[float, float, float]:  # pragma: no cover - needs a GPU
+    """Time one case (module doc): (median, p20, p80) microseconds."""
+    ids = torch.randint(0, vocab, (batch, seq), device="cuda")
+    with torch.no_grad():
+        if phase == "prefill":
+            return _time(torch, lambda: model(ids, use_cache=True), lambda: None, budget_ms)
+        # filling the cache needs no logits but the last position's
+        cache = model(ids, use_cache=True, logits_to_keep=1).past_key_values
+        nxt = torch.randint(0, vocab, (batch, 1), device="cuda")
+        # crop(-1) drops the token the step appended: every repetition sees seq cached tokens
+        return _time(torch, lambda: model(nxt, past_key_values=cache, use_cache=True),
+                     lambda: cache.crop(-1), budget_ms)
+
+
+def run(out: Path, budget_ms: float = 300.0, cases=CASES) -> Path:  # pragma: no cover
+    import torch
+    import transformers
+
+    gpu = torch.cuda.get_device_name(0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fields = ["model", "phase", "batch", "seq", "us", "us_p20", "us_p80", "runtime", "dtype",
+              "transformers", "torch", "status", "gpu"]
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for name in dict.fromkeys(c[0] for c in cases):
+            model, config = _model(torch, name)
+            vocab = config.vocab_size
+            for _, phase, batch, seq in (c for c in cases if c[0] == name):
+                row = {"model": name, "phase": phase, "batch": batch, "seq": seq,
+                       "runtime": "eager", "dtype": "bf16",
+                       "transformers": transformers.__version__, "torch": torch.__version__,
+                       "gpu": gpu}
+                try:
+                    med, p20, p80 = _case(torch, model, vocab, phase, batch, seq, budget_ms)
+                    row |= {"us": f"{med:.1f}", "us_p20": f"{p20:.1f}", "us_p80": f"{p80:.1f}",
+                            "status": "ok"}
+                except torch.cuda.OutOfMemoryError:
+                    row["status"] = "out of memory"
+                except RuntimeError as err:
+                    row["status"] = f"error: {str(err).splitlines()[0][:120]}"
+                w.writerow(row)
+                f.flush()
+                print({k: row[k] for k in ("model", "phase", "batch", "seq", "us", "status")},
+                      flush=True)
+                torch.cuda.empty_cache()
+            del model
+            torch.cuda.empty_cache()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.gpu.framework",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="CSV to write")
+    p.add_argument("--budget-ms", type=float, default=300.0,
+                   help="time spent repeating each case, in ms (at least 5 repetitions)")
+    args = p.parse_args(argv)
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError:
+        print("error: needs torch and transformers (pip install -e '.[trace]')",
+              file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("error: no CUDA GPU found; run it on a machine with an NVIDIA GPU", file=sys.stderr)
+        return 2
+    run(args.out, args.budget_ms)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,13 +19,14 @@ is done once, outside the timing), and ``impl`` names the padded shape
 (:func:`padded_shape`).
 
 **Energy and clock** (``--energy-s``, on by default): after the timing, the kernel runs back to
-back for about that many seconds (replays of a CUDA graph of several launches, so short
-kernels are not spaced by launch gaps) while NVML's total-energy counter
-(``nvmlDeviceGetTotalEnergyConsumption``, millijoules) is read before and after and the SM
-clock (``nvmlDeviceGetClockInfo``) is sampled: columns ``mj`` (board energy per kernel),
-``watts`` (mean board power), ``sm_mhz`` (median SM clock) and ``us_loop`` (time per kernel
-back to back, L2 warm). Needs ``pynvml`` (the ``nvidia-ml-py`` package); without it the
-columns stay empty and the environment file says why.
+back (replays of a CUDA graph of several launches, so short kernels are not spaced by launch
+gaps) until NVML's total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``, millijoules,
+updated only every few tens of milliseconds) has changed twice at least that many seconds
+apart, while the SM clock (``nvmlDeviceGetClockInfo``) is sampled: columns ``watts`` (the
+counter's change between those two updates over the time between them), ``mj`` (board energy
+per kernel: that power times ``us_loop``), ``sm_mhz`` (median SM clock) and ``us_loop`` (GPU
+time per kernel back to back, L2 warm). Needs ``pynvml`` (the ``nvidia-ml-py`` package);
+without it the columns stay empty and the environment file says why.
 
 Timing follows the device tool's METHOD.md: warm-up, random inputs, the median of many
 repetitions measured with CUDA events by ``triton.testing.do_bench``, which also zeroes a
@@ -229,9 +230,14 @@ class Nvml:
 
 def _energy(torch: Any, nvml: Nvml, fn: Callable[[], object], us: float, seconds: float
             ) -> dict[str, str]:
-    """Run ``fn`` (about ``us`` microseconds a call) back to back for about ``seconds``: a CUDA
-    graph of several calls replayed (a plain loop when the kernel cannot be captured), NVML's
-    energy counter read around it and the SM clock sampled from a thread. Columns ``mj``,
+    """Run ``fn`` (about ``us`` microseconds a call) back to back, replays of a CUDA graph of
+    several calls (a plain loop when the kernel cannot be captured), until NVML's energy
+    counter has changed twice ``seconds`` apart. The counter changes only about every 100 ms
+    and a read takes milliseconds (both seen on an H100: updates 75 to 128 ms apart, 3.8 ms a
+    read), so a thread polls it while the host keeps two chunks of about 10 ms of GPU work
+    queued, and the power is the counter's change between two of its own updates over the
+    time between them. The energy per call is that power times the GPU time per call (CUDA
+    events around the loop); the SM clock is read by the same thread. Columns ``mj``,
     ``watts``, ``sm_mhz``, ``us_loop`` (module doc)."""
     per_graph = max(1, min(64, math.ceil(200.0 / max(us, 1e-3))))  # >= ~200 us a replay
     replay: Callable[[], object]
@@ -249,32 +255,62 @@ def _energy(torch: Any, nvml: Nvml, fn: Callable[[], object], us: float, seconds
     except RuntimeError:
         per_graph = 1
         replay = fn
-    replays = max(3, math.ceil(seconds * 1e6 / (max(us, 1e-3) * per_graph)))
     clocks: list[int] = []
-    stop = threading.Event()
+    marks: list[tuple[float, int]] = []  # (host time, counter) at each change seen
+    done = threading.Event()
 
-    def sample() -> None:
-        while not stop.is_set():
-            clocks.append(nvml.sm_mhz())
-            stop.wait(0.005)
+    def poll() -> None:
+        """Read the counter as often as NVML answers (a call takes milliseconds), every
+        fourth read the clock too, until two changes ``seconds`` apart are seen."""
+        last, reads = nvml.energy_mj(), 0
+        while not done.is_set():
+            e = nvml.energy_mj()
+            if e != last:
+                marks.append((time.perf_counter(), e))
+                last = e
+                if marks[-1][0] - marks[0][0] >= seconds:
+                    done.set()
+            reads += 1
+            if reads % 4 == 0:
+                clocks.append(nvml.sm_mhz())
 
-    for _ in range(min(replays, 3)):  # settle: the clock and power respond within ms
+    for _ in range(3):  # settle: the clock and power respond within milliseconds
         replay()
     torch.cuda.synchronize()
-    thread = threading.Thread(target=sample, daemon=True)
-    e0, t0 = nvml.energy_mj(), time.perf_counter()
+    # launch chunks of about 10 ms of GPU work, keeping two queued: the GPU never waits for
+    # the host, and stops soon after the counter's second change
+    chunk = max(1, math.ceil(10_000.0 / (max(us, 1e-3) * per_graph)))
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(chunk):
+        replay()
+    replays = chunk
+    thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    for _ in range(replays):
-        replay()
-    torch.cuda.synchronize()
-    t1, e1 = time.perf_counter(), nvml.energy_mj()
-    stop.set()
-    thread.join(timeout=2)
+    queued: list[Any] = []
+    t0 = time.perf_counter()
+    while not done.is_set() and time.perf_counter() - t0 < 4 * seconds + 2:
+        for _ in range(chunk):
+            replay()
+        replays += chunk
+        ev = torch.cuda.Event()
+        ev.record()
+        queued.append(ev)
+        if len(queued) > 2:
+            queued.pop(0).synchronize()
+    end.record()
+    end.synchronize()
+    done.set()
+    thread.join(timeout=5)
     calls = replays * per_graph
+    gpu_us = start.elapsed_time(end) * 1e3 / calls
     clocks.sort()
-    return {"mj": f"{(e1 - e0) / calls:.5g}", "watts": f"{(e1 - e0) / 1e3 / (t1 - t0):.1f}",
-            "sm_mhz": str(clocks[len(clocks) // 2]) if clocks else "",
-            "us_loop": f"{(t1 - t0) * 1e6 / calls:.3f}"}
+    out = {"sm_mhz": str(clocks[len(clocks) // 2]) if clocks else "",
+           "us_loop": f"{gpu_us:.3f}", "mj": "", "watts": ""}
+    if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
+        watts = (marks[-1][1] - marks[0][1]) / 1e3 / (marks[-1][0] - marks[0][0])
+        out |= {"watts": f"{watts:.1f}", "mj": f"{watts * gpu_us * 1e-3:.5g}"}
+    return out
 
 
 # -- kernels ---------------------------------------------------------------------------------
@@ -480,7 +516,8 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
                      "L2 flush before each repetition; random inputs"}
     nvml = Nvml(torch) if energy_s > 0 else None
     if nvml is not None:
-        env["energy"] = (f"NVML total energy over {energy_s} s back to back per kernel"
+        env["energy"] = (f"NVML total energy: the power between two updates of the counter at "
+                         f"least {energy_s} s apart, the kernel back to back"
                          if nvml.handle is not None else f"not measured: {nvml.reason}")
         if nvml.handle is None:
             log(f"energy and clock not measured: {nvml.reason}")
@@ -559,10 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--energy-s", type=float, default=0.3,
                    help="seconds of back-to-back runs per kernel for its energy and SM clock "
                         "(NVML; default 0.3, 0: skip)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N rows (0: all)")
+    p.add_argument("--skip", type=int, default=0, help="leave out the first N rows")
+    p.add_argument("--limit", type=int, default=0, help="only N rows (0: all) after --skip")
     args = p.parse_args(argv)
     try:
         rows = read_shapes(args.inp)
+        if args.skip < 0 or args.limit < 0:
+            raise MeasureError("--skip, --limit: must be >= 0")
+        rows = rows[args.skip:]
         if args.limit:
             rows = rows[: args.limit]
         measure(rows, args.out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,

@@ -22,7 +22,10 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
 * time ``= fixed + max(compute, memory)`` (split-K adds the reduction's traffic);
 * alignment: when an inner dimension (``N`` or ``K``) is not a multiple of 8 elements the
   library cannot use its vectorized tensor-core kernels: a separate path with its own fitted
-  rate and bandwidth (a one-row GEMV keeps its own, faster path).
+  rate and bandwidth (a one-row GEMV keeps its own, faster path). fp8 and int8 kernels take
+  no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to
+  it. Not modelled yet: int8 padded to 8 but not 16 elements runs well below its rate on
+  large shapes (measured: a third of it at 12130x2296x11472).
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal), scheduled over the SMs (the longest tile list bounds the
@@ -68,6 +71,10 @@ TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
 ATTN_TILE = 128
+#: The head dims the attention kernels run at are multiples of this: measured on the H100
+#: (sim/data/gpu/measured_h100_v2.csv), head dim 96 takes as long per score as 128, and 32 as
+#: long as 64 (there the softmax, not the tensor cores, sets the pace).
+ATTN_HEAD_DIM_STEP = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +133,19 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "gemv_bw_eff": (0.4, 0.05, 1.2),
     "attn_rate_eff": (0.6, 0.1, 1.3),
     "attn_fixed_us": (8.0, 0.5, 50.0),
+    # softmax of one score (max, exp, sum, rescale), scores per ns per SM: the H100's
+    # special-function units give 16 exp2 per clock per SM (CUDA C++ Programming Guide,
+    # arithmetic instruction throughput, compute capability 9.0), about 22 per ns at the
+    # sustained clock, and a score takes several instructions besides its exp
+    "attn_score_rate": (12.0, 0.5, 100.0),
+    # a diagonal (masked) tile of causal attention costs this much more than a full one
+    "attn_diag_extra": (0.3, 0.0, 4.0),
     "decode_bw_eff": (0.9, 0.2, 1.3),
     "decode_fixed_us": (8.0, 0.5, 50.0),
     "decode_ramp_us": (8.0, 0.0, 50.0),
     "decode_ramp_mb": (100.0, 1.0, 2000.0),
+    # decode scores per ns, whole chip (the softmax's work beside streaming the cache)
+    "decode_score_rate": (500.0, 10.0, 100000.0),
 }
 
 
@@ -180,6 +196,33 @@ def _aligned(k: Kernel) -> bool:
     return k.N % 8 == 0 and k.K % 8 == 0
 
 
+def is_aligned(k: Kernel) -> bool:
+    """Whether the library has a kernel for the GEMM's shape as it is: bf16/fp16 with both
+    inner dimensions multiples of 8 (else a slower fallback kernel runs), fp8/int8 at their
+    kernels' alignment (else the operands run zero-padded: :func:`padded_shape`)."""
+    if k.dtype in ALIGNMENT:
+        return padded_shape(k.dtype, k.M, k.N, k.K) == (k.M, k.N, k.K)
+    return _aligned(k)
+
+
+#: Alignment each low-precision GEMM kernel needs, (M above, N multiple, K multiple):
+#: ``torch._scaled_mm`` (fp8) asks for K and N multiples of 16, ``torch._int_mm`` (int8) for K
+#: and N multiples of 8 and more than 16 rows (PyTorch's checks in its cuBLASLt wrappers).
+#: They have no fallback kernel: a deployment stores the operands zero-padded (as
+#: ``sim.gpu.measure`` times them).
+ALIGNMENT: dict[str, tuple[int, int, int]] = {"fp8": (0, 16, 16), "int8": (16, 8, 8)}
+
+
+def padded_shape(dtype: str, M: int, N: int, K: int) -> tuple[int, int, int]:
+    """The GEMM shape ``dtype``'s kernel runs for ``M x N x K``: each dimension zero-padded up
+    to the kernel's alignment (:data:`ALIGNMENT`); unchanged for bf16 and fp16, whose
+    libraries take any shape."""
+    if dtype not in ALIGNMENT:
+        return M, N, K
+    m_above, n_mult, k_mult = ALIGNMENT[dtype]
+    return max(M, m_above + 1), -(-N // n_mult) * n_mult, -(-K // k_mult) * k_mult
+
+
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float]) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
@@ -202,12 +245,16 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
 
 def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     M, N, K = k.M, k.N, k.K
+    if k.dtype in ALIGNMENT and padded_shape(k.dtype, M, N, K) != (M, N, K):
+        # no misaligned kernel: the padded GEMM runs, moving the padded operands
+        M, N, K = padded_shape(k.dtype, M, N, K)
+        k = dataclasses.replace(k, M=M, N=N, K=K)
     nbytes = kernel_bytes_flops(k)[0]
     bw = cal.read_gb_per_s * 1e9
     peak = cal.peak_tflops[k.dtype] * 1e12
     effs = (p["eff_128x256"], p["eff_128x128"], p["eff_64x128"], p["eff_64x64"])
     if not _aligned(k):
-        if M == 1:  # a GEMV kernel takes any alignment
+        if M == 1 or N == 1:  # a matrix-vector product: a GEMV kernel takes any alignment
             return p["fixed_us"] + nbytes / (bw * p["gemv_bw_eff"]) * 1e6
         # the fallback kernels: same tiling and split-K choices, one lower rate for every tile
         sm_rate = peak * p["unaligned_rate_eff"] / cal.sm_count
@@ -232,10 +279,16 @@ def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     # query tile i sees offset + i + 1 key tiles (causal) or all of them; the last sees all
     per_unit = (q_tiles * offset + q_tiles * (q_tiles + 1) / 2 if k.causal
                 else float(q_tiles * kv_tiles))
+    if k.causal:  # the diagonal tiles are masked, at an extra cost
+        per_unit += q_tiles * p["attn_diag_extra"]
     longest = float(kv_tiles)
     units = k.B * k.H
     sm_rate = cal.peak_tflops[k.dtype] * 1e12 * p["attn_rate_eff"] / cal.sm_count
-    pair = 4 * ATTN_TILE * ATTN_TILE * k.D / sm_rate  # QK^T and PV of one tile pair
+    # one tile pair: QK^T and PV on the tensor cores at the kernel's head dim (a multiple of
+    # ATTN_HEAD_DIM_STEP), overlapped with the softmax of its scores; the slower of the two
+    head_dim = -(-k.D // ATTN_HEAD_DIM_STEP) * ATTN_HEAD_DIM_STEP
+    pair = max(4 * ATTN_TILE * ATTN_TILE * head_dim / sm_rate,
+               ATTN_TILE * ATTN_TILE / (p["attn_score_rate"] * 1e9))
     # longest-first over the SMs: the busiest SM does at least the average and the longest
     # single query tile's key tiles
     total_pairs = units * per_unit
@@ -250,7 +303,8 @@ def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     # split-KV kernels add a combine pass once the cache is large enough to be split: a
     # second fixed cost that ramps in with the bytes
     ramp = p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))
-    return p["decode_fixed_us"] + ramp + nbytes / bw * 1e6
+    scores = k.B * k.H * k.S / (p["decode_score_rate"] * 1e9)
+    return p["decode_fixed_us"] + ramp + (nbytes / bw + scores) * 1e6
 
 
 def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None = None) -> float:

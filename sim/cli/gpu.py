@@ -251,16 +251,32 @@ def _stats(pairs: list[tuple[float, float]]) -> dict[str, float]:
             "max": float(err.max()), "spearman": _spearman(list(pred), list(meas))}
 
 
+def category(row: dict[str, str]) -> str:
+    """A measured row's category, finer than ``op/dtype``: a GEMM's alignment
+    (``misaligned`` where the library has no kernel for the shape as it is: bf16/fp16 with an
+    inner dimension off a multiple of 8, fp8/int8 off their kernels' alignment, run padded),
+    attention's head dim and, for prefill, whether it is causal."""
+    from sim.gpu_model import Kernel, is_aligned
+
+    k = Kernel.from_row(row)
+    base = f"{k.op}/{k.dtype}"
+    if k.op == "gemm":
+        return f"{base}/{'aligned' if is_aligned(k) else 'misaligned'}"
+    mask = "" if k.op != "attn_prefill" else ("/causal" if k.causal else "/noncausal")
+    return f"{base}/d{k.D}{mask}"
+
+
 def check_rows(rows: list[dict[str, str]], predicted: list[float]
                ) -> dict[tuple[str, str, str], dict[str, float]]:
-    """Statistics per (split, family, group): family ``gemm`` or ``attention``, group ``all``
-    or ``op/dtype``."""
+    """Statistics per (split, family, group): family ``gemm`` or ``attention``, group ``all``,
+    ``op/dtype`` or a :func:`category` within it."""
     groups: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for row, p in zip(rows, predicted, strict=True):
         m = float(row["us"])
         family = "gemm" if row["op"] == "gemm" else "attention"
         split = row.get("split") or "all"
-        for key in ((split, family, "all"), (split, family, f"{row['op']}/{row['dtype']}")):
+        for key in ((split, family, "all"), (split, family, f"{row['op']}/{row['dtype']}"),
+                    (split, family, category(row))):
             groups.setdefault(key, []).append((p, m))
     return {k: _stats(v) for k, v in sorted(groups.items())}
 
@@ -277,10 +293,10 @@ def run_check(args: argparse.Namespace) -> int:
     stats = check_rows(rows, predicted)
     print(f"{args.measured} ({len(rows)} kernels, card {rows[0].get('gpu', '?')}) against "
           f"the {arch.name} preset")
-    print(f"{'split':<6}{'family':<11}{'group':<20}{'n':>5}{'MAPE':>8}{'p90':>8}{'max':>8}"
+    print(f"{'split':<6}{'family':<11}{'group':<32}{'n':>5}{'MAPE':>8}{'p90':>8}{'max':>8}"
           f"{'Spearman':>10}")
     for (split, family, group), s in stats.items():
-        print(f"{split:<6}{family:<11}{group:<20}{s['n']:>5}{s['mape']:>8.1%}{s['p90']:>8.1%}"
+        print(f"{split:<6}{family:<11}{group:<32}{s['n']:>5}{s['mape']:>8.1%}{s['p90']:>8.1%}"
               f"{s['max']:>8.1%}{s['spearman']:>10.3f}")
     held = [s for (split, _, group), s in stats.items() if split == "held" and group == "all"]
     targets = [(k, s) for k, s in stats.items() if k[0] == "held" and k[2] == "all"]

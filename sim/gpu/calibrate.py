@@ -72,8 +72,10 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
                  "eff_64x64", "split_cost_us", "int8_eff", "fp8_eff", "int8_bw_eff",
                  "fp8_bw_eff", "unaligned_rate_eff",
                  "unaligned_bw_eff", "unaligned_fixed_us", "gemv_bw_eff"],
-        "attn_prefill": ["attn_rate_eff", "attn_fixed_us"],
-        "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb"],
+        "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",
+                         "attn_diag_extra"],
+        "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
+                        "decode_score_rate"],
     }
     for op, names in groups.items():
         sel = [i for i, k in enumerate(kernels) if k.op == op]

@@ -37,7 +37,7 @@ matrix rates per dtype, launch overhead) into ``<out stem>_microbench.csv``.
 
 torch and triton are imported lazily: the rest of TPEForge runs without them. Run as
 ``tpe gpu measure`` or ``python -m sim.gpu.measure`` (which needs nothing of TPEForge but this
-file, for machines without its dependencies).
+file and ``sim/gpu_model.py``, standard library only, for machines without its dependencies).
 """
 
 from __future__ import annotations
@@ -56,17 +56,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MeasureError", "main", "measure", "padded_shape", "read_shapes"]
+# the padded shape fp8 and int8 kernels run (the model predicts what is measured here)
+from sim.gpu_model import padded_shape
+
+__all__ = ["MeasureError", "main", "measure", "read_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Optional columns: ``causal`` (attn_prefill only: 1 or 0; empty means 1).
 OPTIONAL = ("causal",)
 OPS = ("gemm", "attn_prefill", "attn_decode")
 DTYPES = ("bf16", "fp16", "fp8", "int8")
-#: Alignment each low-precision GEMM kernel needs, (M above, N multiple, K multiple):
-#: ``torch._scaled_mm`` asks for K and N multiples of 16, ``torch._int_mm`` for K and N
-#: multiples of 8 and more than 16 rows (PyTorch's checks in its cuBLASLt wrappers).
-ALIGNMENT = {"fp8": (0, 16, 16), "int8": (16, 8, 8)}
 
 
 class MeasureError(ValueError):
@@ -136,15 +135,6 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
                                        f"of {out['Hkv']} key/value heads")
             rows.append(out)
     return rows
-
-
-def padded_shape(dtype: str, M: int, N: int, K: int) -> tuple[int, int, int]:
-    """The GEMM shape ``dtype``'s kernel runs for ``M x N x K``: each dimension zero-padded up
-    to the kernel's alignment (:data:`ALIGNMENT`); unchanged for bf16 and fp16."""
-    if dtype not in ALIGNMENT:
-        return M, N, K
-    m_above, n_mult, k_mult = ALIGNMENT[dtype]
-    return max(M, m_above + 1), -(-N // n_mult) * n_mult, -(-K // k_mult) * k_mult
 
 
 # -- the machine -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import csv
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -114,20 +115,20 @@ def main() -> int:
     _plot(h200_rows, h200_pred, fig_h200, h200.name, stats_h200)
 
     # whole models, eager transformers, against tpe sim model (the fused lowering)
-    framework = []
-    for r in _rows(DATA / "framework_h100.csv"):
+    def simulated(r: dict[str, str]) -> tuple[Any, Any]:
+        """``tpe sim model --arch h100 --quant bf16`` for a measured row's model, phase,
+        batch and sequence: (the model's config, the result)."""
         cfg = load_model(r["model"])
         batch, seq = int(r["batch"]), int(r["seq"])
         ops = lower(cfg, phase=r["phase"], batch=batch, seq=seq, quant="bf16")
-        res = simulate_model(arch, ops, phase=r["phase"], batch=batch, seq=seq)
-        framework.append((r, res.seconds * 1e6, float(r["us"])))
+        return cfg, simulate_model(arch, ops, phase=r["phase"], batch=batch, seq=seq)
+
+    framework = [(r, simulated(r)[1].seconds * 1e6, float(r["us"]))
+                 for r in _rows(DATA / "framework_h100.csv")]
 
     layer_rows = []
     for r in _rows(DATA / "layer_h100.csv"):
-        cfg = load_model(r["model"])
-        batch, seq = int(r["batch"]), int(r["seq"])
-        ops = lower(cfg, phase=r["phase"], batch=batch, seq=seq, quant="bf16")
-        res = simulate_model(arch, ops, phase=r["phase"], batch=batch, seq=seq)
+        cfg, res = simulated(r)
         # one layer: the operators repeated once per layer, divided by the layer count
         per_layer = [(o, o.seconds / cfg.num_layers) for o in res.ops
                      if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import statistics
 import sys
@@ -110,6 +111,8 @@ def run(out: Path, budget_ms: float = 300.0, cases=CASES) -> Path:  # pragma: no
     import torch
     import transformers
 
+    from sim.gpu.measure import guarded
+
     gpu = torch.cuda.get_device_name(0)
     out.parent.mkdir(parents=True, exist_ok=True)
     fields = ["model", "phase", "batch", "seq", "us", "us_p20", "us_p80", "runtime", "dtype",
@@ -125,14 +128,11 @@ def run(out: Path, budget_ms: float = 300.0, cases=CASES) -> Path:  # pragma: no
                        "runtime": "eager", "dtype": "bf16",
                        "transformers": transformers.__version__, "torch": torch.__version__,
                        "gpu": gpu}
-                try:
-                    med, p20, p80 = _case(torch, model, vocab, phase, batch, seq, budget_ms)
-                    row |= {"us": f"{med:.1f}", "us_p20": f"{p20:.1f}", "us_p80": f"{p80:.1f}",
-                            "status": "ok"}
-                except torch.cuda.OutOfMemoryError:
-                    row["status"] = "out of memory"
-                except RuntimeError as err:
-                    row["status"] = f"error: {str(err).splitlines()[0][:120]}"
+                q, status = guarded(torch, functools.partial(
+                    _case, torch, model, vocab, phase, batch, seq, budget_ms))
+                row["status"] = status
+                if q is not None:
+                    row |= {"us": f"{q[0]:.1f}", "us_p20": f"{q[1]:.1f}", "us_p80": f"{q[2]:.1f}"}
                 w.writerow(row)
                 f.flush()
                 print({k: row[k] for k in ("model", "phase", "batch", "seq", "us", "status")},

@@ -488,6 +488,47 @@ def microbench(torch: Any, triton: Any, budget_ms: float) -> list[dict[str, Any]
 # -- the run ---------------------------------------------------------------------------------
 
 
+def guarded(torch: Any, fn: Callable[[], Any]) -> tuple[Any, str]:
+    """``(fn(), "ok")``, or ``(None, status)`` when it runs out of GPU memory or fails on the
+    GPU: the one-line status a measured row records."""
+    try:
+        return fn(), "ok"
+    except torch.cuda.OutOfMemoryError:
+        return None, "out of memory"
+    except RuntimeError as err:
+        return None, f"error: {str(err).splitlines()[0][:120]}"
+
+
+def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: Any,
+                 nvml: Nvml | None, energy_s: float, budget_ms: float
+                 ) -> dict[str, str]:  # pragma: no cover - needs a GPU
+    """One row's measured columns (:func:`measure`)."""
+    rec: dict[str, str] = {}
+    if row["op"] == "gemm":
+        fn, impl, keep = _gemm_fn(torch, row["dtype"], row["M"], row["N"], row["K"], gen)
+    else:
+        fn, impl, keep = _attn_fn(torch, row, gen)
+    med, p20, p80 = _bench(triton, fn, budget_ms)
+    rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
+            "impl": impl, "status": "ok"}
+    if nvml is not None and nvml.handle is not None:
+        rec |= _energy(torch, nvml, fn, med, energy_s)
+    if tri is not None and row["op"] == "gemm" and row["dtype"] == "bf16":
+        a, wt = keep
+        c = torch.empty(row["M"], row["N"], device="cuda", dtype=torch.bfloat16)
+        c.fill_(float("nan"))
+        tri(a, wt, c)
+        ref = torch.nn.functional.linear(a.float(), wt.float())
+        err = float((c.float() - ref).norm() / ref.norm())
+        rec["triton_rel_err"] = f"{err:.2e}"
+        if math.isfinite(err) and err < 2e-2:
+            tmed = _bench(triton, lambda: tri(a, wt, c), budget_ms)[0]
+            rec |= {"us_triton": f"{tmed:.3f}", "triton_impl": "tpeforge triton"}
+        else:
+            rec["status"] = "ok; triton result wrong"
+    return rec
+
+
 def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
             triton_gemm: bool = True, micro: bool = True, energy_s: float = 0.3,
             log=print) -> Path:
@@ -524,35 +565,9 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
         for i, row in enumerate(rows):
             rec = {k: ("" if v is None else v) for k, v in row.items()}
             rec["gpu"] = gpu
-            try:
-                if row["op"] == "gemm":
-                    fn, impl, keep = _gemm_fn(torch, row["dtype"], row["M"], row["N"],
-                                              row["K"], gen)
-                else:
-                    fn, impl, keep = _attn_fn(torch, row, gen)
-                med, p20, p80 = _bench(triton, fn, budget_ms)
-                rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
-                        "impl": impl, "status": "ok"}
-                if nvml is not None and nvml.handle is not None:
-                    rec |= _energy(torch, nvml, fn, med, energy_s)
-                if tri is not None and row["op"] == "gemm" and row["dtype"] == "bf16":
-                    a, wt = keep
-                    c = torch.empty(row["M"], row["N"], device="cuda", dtype=torch.bfloat16)
-                    c.fill_(float("nan"))
-                    tri(a, wt, c)
-                    ref = torch.nn.functional.linear(a.float(), wt.float())
-                    err = float((c.float() - ref).norm() / ref.norm())
-                    rec["triton_rel_err"] = f"{err:.2e}"
-                    if math.isfinite(err) and err < 2e-2:
-                        tmed = _bench(triton, lambda a=a, wt=wt, c=c: tri(a, wt, c), budget_ms)[0]
-                        rec |= {"us_triton": f"{tmed:.3f}", "triton_impl": "tpeforge triton"}
-                    else:
-                        rec["status"] = "ok; triton result wrong"
-                del keep
-            except torch.cuda.OutOfMemoryError:
-                rec["status"] = "out of memory"
-            except RuntimeError as err:
-                rec["status"] = f"error: {str(err).splitlines()[0][:120]}"
+            done, status = guarded(torch, lambda row=row: _measure_row(
+                torch, triton, row, gen, tri, nvml, energy_s, budget_ms))
+            rec |= done if done is not None else {"status": status}
             w.writerow(rec)
             f.flush()
             torch.cuda.empty_cache()

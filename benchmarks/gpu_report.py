@@ -156,7 +156,8 @@ def main() -> int:
         "length and head dims 32 to 256. Each row's split (calibration or held out) is a hash "
         "of the row, fixed before anything was measured (`sim/gpu/shapes.py`). Its first "
         f"{len(first)} rows are the first dataset (`shapes.csv`), measured before on an H100 "
-        "twice and on an H200.",
+        "twice and on an H200. `bash benchmarks/gpu_measure.sh OUTDIR` measures the dataset "
+        "on the card it runs on, in one device call.",
         "",
         f"`tpe gpu measure` (`sim/gpu/measure.py`) timed them on an {measured[0]['gpu']} lent by "
         "the device tool, twice (`measured_h100_v2.csv`, `measured_h100_v2_repeat.csv`): random "

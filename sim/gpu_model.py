@@ -28,9 +28,13 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   large shapes (measured: a third of it at 12130x2296x11472).
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
-key tiles it can see (causal), scheduled over the SMs (the longest tile list bounds the
-time: causal imbalance); decode: split-KV (FlashDecoding), bound by reading the KV cache at the
-achieved bandwidth, plus the split-KV combine pass that large caches need.
+key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
+SMs (the longest tile list bounds the time: causal imbalance); a tile pair costs the slower of
+its tensor-core work at the kernel's head dim (a multiple of :data:`ATTN_HEAD_DIM_STEP`) and
+the softmax of its scores (at a fitted score rate: the special-function units' exp), which
+overlap. Decode: split-KV (FlashDecoding), bound by reading the KV cache at the achieved
+bandwidth plus the softmax's work per score, and the split-KV combine pass that large caches
+need.
 
 **Element-wise / vector** kernels: bytes at the achieved bandwidth plus the fixed cost.
 

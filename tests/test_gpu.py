@@ -161,6 +161,30 @@ def test_predict_needs_no_torch(tmp_path):
     assert all(float(r["us"]) > 0 and r["gpu"] == "h100" for r in predicted)
 
 
+@pytest.mark.parametrize(("flags", "pattern"), [
+    (["--skip", "-1"], r"^tpe: error: --skip: must be an integer >= 0 \(got -1\)$"),
+    (["--limit", "-2"], r"^tpe: error: --limit: must be an integer >= 0 \(got -2\)$"),
+    (["--skip", "100000"], r"^tpe: error: --skip: 100000 leaves none of the \d+ rows"),
+    (["--energy-s", "-1"], r"^tpe: error: --energy-s: must be >= 0 seconds"),
+])
+def test_measure_refuses_bad_selections_before_looking_for_a_gpu(capsys, tmp_path, flags,
+                                                                 pattern):
+    code, out, err = run(capsys, ["gpu", "measure", "--in", str(DATA / "shapes_v2.csv"),
+                                  "--out", str(tmp_path / "m.csv"), *flags])
+    assert code == 2 and out == ""
+    assert re.match(pattern, err.strip()), err
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_rows_are_selected_in_order():
+    from sim.gpu.measure import read_shapes, select_rows
+
+    rows = read_shapes(DATA / "shapes_v2.csv")
+    assert select_rows(rows, 0, 0) == rows
+    assert select_rows(rows, 400, 0) + select_rows(rows, 0, 400) == rows[400:] + rows[:400]
+    assert select_rows(rows, 800, 100) == rows[800:]
+
+
 def test_measure_without_a_gpu_exits_2(capsys, tmp_path):
     code, out, err = run(capsys, ["gpu", "measure", "--in", str(DATA / "shapes.csv"),
                                   "--out", str(tmp_path / "m.csv")])

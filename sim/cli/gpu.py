@@ -51,6 +51,9 @@ def register(subparsers: Any) -> None:
     m.add_argument("--energy-s", type=float, default=0.3,
                    help="seconds of back-to-back runs per kernel for its energy (NVML) and SM "
                         "clock: columns mj, watts, sm_mhz, us_loop (default 0.3; 0: skip)")
+    m.add_argument("--skip", type=int, default=0,
+                   help="leave out the first N rows (to measure a dataset over several runs)")
+    m.add_argument("--limit", type=int, default=0, help="measure at most N rows (default: all)")
     m.set_defaults(func=run_measure)
 
     group.add_parser("predict", help="predict a shapes.csv on a GPU preset (no GPU needed)",
@@ -174,10 +177,10 @@ def _predict(arch: ArchSpec, kernels: list[Any]) -> list[float]:
 
 def run_measure(args: argparse.Namespace) -> int:
     from sim.errors import InputError
-    from sim.gpu.measure import MeasureError, measure, read_shapes
+    from sim.gpu.measure import MeasureError, measure, read_shapes, select_rows
 
     try:
-        rows = read_shapes(Path(args.inp))
+        rows = select_rows(read_shapes(Path(args.inp)), args.skip, args.limit)
         measure(rows, Path(args.out), budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
                 micro=not args.no_micro, energy_s=args.energy_s)
     except MeasureError as err:

@@ -59,7 +59,7 @@ from typing import Any
 # the padded shape fp8 and int8 kernels run (the model predicts what is measured here)
 from sim.gpu_model import padded_shape
 
-__all__ = ["MeasureError", "main", "measure", "read_shapes"]
+__all__ = ["MeasureError", "guarded", "main", "measure", "read_shapes", "select_rows"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Optional columns: ``causal`` (attn_prefill only: 1 or 0; empty means 1).
@@ -135,6 +135,18 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
                                        f"of {out['Hkv']} key/value heads")
             rows.append(out)
     return rows
+
+
+def select_rows(rows: list[dict[str, Any]], skip: int, limit: int) -> list[dict[str, Any]]:
+    """``rows`` without the first ``skip``, at most ``limit`` of them (0: all), so that a
+    dataset can be measured over several runs; a one-line :class:`MeasureError` naming the
+    flag when either is negative or nothing is left."""
+    for flag, value in (("--skip", skip), ("--limit", limit)):
+        if value < 0:
+            raise MeasureError(f"{flag}: must be an integer >= 0 (got {value})")
+    if skip >= len(rows):
+        raise MeasureError(f"--skip: {skip} leaves none of the {len(rows)} rows; give fewer")
+    return rows[skip:skip + limit] if limit else rows[skip:]
 
 
 # -- the machine -----------------------------------------------------------------------------
@@ -605,12 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="only N rows (0: all) after --skip")
     args = p.parse_args(argv)
     try:
-        rows = read_shapes(args.inp)
-        if args.skip < 0 or args.limit < 0:
-            raise MeasureError("--skip, --limit: must be >= 0")
-        rows = rows[args.skip:]
-        if args.limit:
-            rows = rows[: args.limit]
+        rows = select_rows(read_shapes(args.inp), args.skip, args.limit)
         measure(rows, args.out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
                 micro=not args.no_micro, energy_s=args.energy_s)
     except MeasureError as err:

@@ -222,6 +222,16 @@ def test_bad_shapes_rows_name_the_line(capsys, tmp_path):
     assert "a100 has no fp8 tensor cores" in err
 
 
+def test_predict_on_a_measured_file_replaces_its_time_and_card(capsys, tmp_path):
+    out = tmp_path / "p.csv"
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h200", "--in", str(MEASURED),
+                                "--out", str(out)])
+    assert code == 0, err
+    header = out.read_text().splitlines()[0].split(",")
+    assert header.count("us") == 1 and header.count("gpu") == 1
+    assert {r["gpu"] for r in rows(out)} == {"h200"}
+
+
 def test_the_causal_column(capsys, tmp_path):
     """``causal`` (optional): 1 or 0 on attn_prefill rows, empty elsewhere; a non-causal
     prefill is predicted slower than the causal one (every query sees every key), and a bad

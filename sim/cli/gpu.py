@@ -194,8 +194,10 @@ def run_predict(args: argparse.Namespace) -> int:
     rows = _read(args.inp, "--in")
     us = _predict(arch, _kernels(rows, "--in"))
     out = Path(args.out)
-    fields = [*SHAPE_COLUMNS, *[c for c in rows[0] if c not in SHAPE_COLUMNS and c != "us"],
-              "us", "gpu"] if rows else [*SHAPE_COLUMNS, "us", "gpu"]
+    # the input's own columns pass through, but for the two this writes (a measured file's
+    # us and gpu are replaced, not repeated)
+    fields = [*SHAPE_COLUMNS, *[c for c in (rows[0] if rows else {})
+                                if c not in SHAPE_COLUMNS and c not in ("us", "gpu")], "us", "gpu"]
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

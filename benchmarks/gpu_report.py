@@ -52,6 +52,7 @@ def main() -> int:
     from hw.spec import load_arch
     from models.llm import load_model, lower
     from sim.cli.gpu import _kernels, _plot, _predict, check_rows
+    from sim.gpu.measure import ENERGY_SETS
     from sim.gpu_model import kernel_bytes_flops
     from sim.model import simulate_model
 
@@ -182,14 +183,20 @@ def main() -> int:
         "prefill without the causal mask.",
         "",
         "Beside the time (`us`, `us_p20`, `us_p80`) each kernel gets its energy and clock: "
-        "after the timing it runs back to back (replays of a CUDA graph of several launches) "
+        "after the timing it runs back to back (replays of a CUDA graph of several launches, "
+        f"rotating through as many input sets as make twice the L2, at most {ENERGY_SETS}, so "
+        "that the "
+        "operands come from HBM: column `energy_sets`) "
         "until NVML's energy counter, which moves only about every 100 ms, has changed twice "
         "`--energy-s` seconds apart (0.3 by default); a thread polls the counter and the SM "
         "clock while the host keeps two chunks of about 10 ms of GPU work queued: `watts` "
         "(the counter's change between its two updates over the time between them), `mj` "
         "(that power times `us_loop`, the GPU time per kernel back to back, L2 warm), "
         "`sm_mhz` (the median SM clock). Without `pynvml` (`nvidia-ml-py`, in the `torch` "
-        "extra) these stay empty and the `_env.json` says why.",
+        "extra) these stay empty and the `_env.json` says why. The committed "
+        "`measured_h100_v2.csv` was measured before the rotation: a kernel whose operands fit "
+        "in the L2 read them from there in its energy loop, so its `mj`, `watts` and "
+        "`us_loop` stand for L2-resident operands.",
         "",
         "## Held-out accuracy of the `h100` preset",
         "",

@@ -20,7 +20,9 @@ is done once, outside the timing), and ``impl`` names the padded shape
 
 **Energy and clock** (``--energy-s``, on by default): after the timing, the kernel runs back to
 back (replays of a CUDA graph of several launches, so short kernels are not spaced by launch
-gaps) until NVML's total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``, millijoules,
+gaps; over as many input sets as make twice the L2, at most :data:`ENERGY_SETS`, column
+``energy_sets``, so that the operands come from HBM as in the timing) until NVML's
+total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``, millijoules,
 updated only every few tens of milliseconds) has changed twice at least that many seconds
 apart, while the SM clock (``nvmlDeviceGetClockInfo``) is sampled: columns ``watts`` (the
 counter's change between those two updates over the time between them), ``mj`` (board energy
@@ -66,6 +68,9 @@ COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 OPTIONAL = ("causal",)
 OPS = ("gemm", "attn_prefill", "attn_decode")
 DTYPES = ("bf16", "fp16", "fp8", "int8")
+#: The most input sets the energy loop rotates through (:func:`_energy`): enough for a kernel of
+#: 1.6 MB of operands to stream twice the H100's 50 MB L2; smaller ones stay partly in it.
+ENERGY_SETS = 64
 
 
 class MeasureError(ValueError):
@@ -230,9 +235,11 @@ class Nvml:
         return int(self.nv.nvmlDeviceGetClockInfo(self.handle, self.nv.NVML_CLOCK_SM))
 
 
-def _energy(torch: Any, nvml: Nvml, fn: Callable[[], object], us: float, seconds: float
+def _energy(torch: Any, nvml: Nvml, fns: list[Callable[[], object]], us: float, seconds: float
             ) -> dict[str, str]:
-    """Run ``fn`` (about ``us`` microseconds a call) back to back, replays of a CUDA graph of
+    """Run the kernel (``fns``: one call per input set, about ``us`` microseconds each; the
+    sets taken in turn, so that a kernel whose operands would fit in L2 still reads them from
+    HBM, as in a model where each layer has its own) back to back, replays of a CUDA graph of
     several calls (a plain loop when the kernel cannot be captured), until NVML's energy
     counter has changed twice ``seconds`` apart. The counter changes only about every 100 ms
     and a read takes milliseconds (both seen on an H100: updates 75 to 128 ms apart, 3.8 ms a
@@ -241,22 +248,28 @@ def _energy(torch: Any, nvml: Nvml, fn: Callable[[], object], us: float, seconds
     time between them. The energy per call is that power times the GPU time per call (CUDA
     events around the loop); the SM clock is read by the same thread. Columns ``mj``,
     ``watts``, ``sm_mhz``, ``us_loop`` (module doc)."""
-    per_graph = max(1, min(64, math.ceil(200.0 / max(us, 1e-3))))  # >= ~200 us a replay
+    # >= ~200 us a replay, and every input set as often as the others
+    per_graph = max(len(fns), min(64, math.ceil(200.0 / max(us, 1e-3))))
+    per_graph = -(-per_graph // len(fns)) * len(fns)
     replay: Callable[[], object]
     try:
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            fn()  # warm the kernel's workspace on the capture stream
+            for fn in fns:  # warm the kernel's workspace on the capture stream
+                fn()
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            for _ in range(per_graph):
-                fn()
+            for i in range(per_graph):
+                fns[i % len(fns)]()
         replay = graph.replay
     except RuntimeError:
-        per_graph = 1
-        replay = fn
+        per_graph = len(fns)
+
+        def replay() -> None:
+            for fn in fns:
+                fn()
     clocks: list[int] = []
     marks: list[tuple[float, int]] = []  # (host time, counter) at each change seen
     done = threading.Event()
@@ -516,15 +529,25 @@ def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: An
                  ) -> dict[str, str]:  # pragma: no cover - needs a GPU
     """One row's measured columns (:func:`measure`)."""
     rec: dict[str, str] = {}
-    if row["op"] == "gemm":
-        fn, impl, keep = _gemm_fn(torch, row["dtype"], row["M"], row["N"], row["K"], gen)
-    else:
-        fn, impl, keep = _attn_fn(torch, row, gen)
+
+    def kernel() -> tuple[Callable[[], object], str, Any]:
+        if row["op"] == "gemm":
+            return _gemm_fn(torch, row["dtype"], row["M"], row["N"], row["K"], gen)
+        return _attn_fn(torch, row, gen)
+
+    fn, impl, keep = kernel()
     med, p20, p80 = _bench(triton, fn, budget_ms)
     rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
             "impl": impl, "status": "ok"}
     if nvml is not None and nvml.handle is not None:
-        rec |= _energy(torch, nvml, fn, med, energy_s)
+        # input sets enough for twice the L2 together (at most ENERGY_SETS): each call reads
+        # its operands from HBM, as the timing (L2 flushed) does
+        nbytes = sum(t.numel() * t.element_size() for t in keep if hasattr(t, "numel"))
+        l2 = torch.cuda.get_device_properties(0).L2_cache_size
+        sets = max(1, min(ENERGY_SETS, math.ceil(2 * l2 / max(nbytes, 1))))
+        fns = [fn] + [kernel()[0] for _ in range(sets - 1)]
+        rec |= _energy(torch, nvml, fns, med, energy_s)
+        rec["energy_sets"] = str(sets)
     if tri is not None and row["op"] == "gemm" and row["dtype"] == "bf16":
         a, wt = keep
         c = torch.empty(row["M"], row["N"], device="cuda", dtype=torch.bfloat16)
@@ -567,7 +590,8 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
     out.parent.mkdir(parents=True, exist_ok=True)
     extra = sorted({k for r in rows for k in r if k not in COLUMNS})
     fields = [*COLUMNS, *extra, "us", "us_p20", "us_p80", "impl", "us_triton", "triton_impl",
-              "triton_rel_err", "mj", "watts", "sm_mhz", "us_loop", "status", "gpu"]
+              "triton_rel_err", "mj", "watts", "sm_mhz", "us_loop", "energy_sets", "status",
+              "gpu"]
     gen = torch.Generator(device="cuda").manual_seed(0)
     tri = _triton_kernel() if triton_gemm else None
     t_start = time.perf_counter()

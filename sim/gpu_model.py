@@ -111,11 +111,21 @@ class Kernel:
             return int(v) if v not in (None, "") else 0
 
         hkv = num("Hkv") or num("H")
-        # the optional causal column (attn_prefill: 1 or 0; empty means causal)
-        causal = str(row.get("causal") or "1").strip() != "0"
+        causal = parse_causal(str(row["op"]), row.get("causal"))
         return cls(op=str(row["op"]), dtype=str(row["dtype"]), M=num("M"), N=num("N"),
                    K=num("K"), B=num("B"), H=num("H"), Hkv=hkv, S=num("S"), D=num("D"),
                    causal=causal)
+
+
+def parse_causal(op: str, cell: Any) -> bool:
+    """The optional ``causal`` cell of a shapes.csv row: ``1`` or ``0`` on ``attn_prefill``
+    rows (empty means causal), empty on the others (decode and GEMMs have no mask to choose);
+    ``ValueError`` (the message names the column and the fix) otherwise."""
+    raw = str(cell if cell is not None else "").strip()
+    if raw and (op != "attn_prefill" or raw not in ("0", "1")):
+        raise ValueError(f"causal: 1 or 0, for attn_prefill rows only (got {raw!r} on {op}); "
+                         "leave it empty elsewhere")
+    return raw != "0"
 
 
 #: Fitted parameters (name -> (initial value, lower bound, upper bound)).
@@ -248,10 +258,9 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
 
 
 def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
-    M, N, K = k.M, k.N, k.K
-    if k.dtype in ALIGNMENT and padded_shape(k.dtype, M, N, K) != (M, N, K):
-        # no misaligned kernel: the padded GEMM runs, moving the padded operands
-        M, N, K = padded_shape(k.dtype, M, N, K)
+    M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
+    if (M, N, K) != (k.M, k.N, k.K):
+        # no misaligned fp8/int8 kernel: the padded GEMM runs, moving the padded operands
         k = dataclasses.replace(k, M=M, N=N, K=K)
     nbytes = kernel_bytes_flops(k)[0]
     bw = cal.read_gb_per_s * 1e9

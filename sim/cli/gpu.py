@@ -131,10 +131,14 @@ def _read(path: str, flag: str) -> list[dict[str, str]]:
 
 def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
     from sim.errors import InputError
-    from sim.gpu_model import Kernel
+    from sim.gpu_model import Kernel, parse_causal
 
     out = []
     for line, row in enumerate(rows, start=2):
+        try:
+            parse_causal(str(row.get("op", "")), row.get("causal"))
+        except ValueError as err:
+            raise InputError(f"{flag}: line {line}: {err}") from None
         try:
             k = Kernel.from_row(row)
         except ValueError:
@@ -149,10 +153,6 @@ def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
         for n in need:
             if getattr(k, n) < 1:
                 raise InputError(f"{flag}: line {line}: {n}: required (>= 1) for op {k.op}")
-        causal = (row.get("causal") or "").strip()
-        if causal and (k.op != "attn_prefill" or causal not in ("0", "1")):
-            raise InputError(f"{flag}: line {line}: causal: 1 or 0, for attn_prefill rows only "
-                             f"(got {causal!r} on {k.op}); leave it empty elsewhere")
         if k.op != "gemm" and k.H % k.Hkv:
             raise InputError(f"{flag}: line {line}: Hkv: {k.H} heads are not a multiple of "
                              f"{k.Hkv}")

@@ -58,14 +58,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# the padded shape fp8 and int8 kernels run (the model predicts what is measured here)
-from sim.gpu_model import padded_shape
+# the padded shape fp8 and int8 kernels run and the causal column, as the model reads them
+from sim.gpu_model import padded_shape, parse_causal
 
 __all__ = ["MeasureError", "guarded", "main", "measure", "read_shapes", "select_rows"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
-#: Optional columns: ``causal`` (attn_prefill only: 1 or 0; empty means 1).
-OPTIONAL = ("causal",)
 OPS = ("gemm", "attn_prefill", "attn_decode")
 DTYPES = ("bf16", "fp16", "fp8", "int8")
 #: The most input sets the energy loop rotates through (:func:`_energy`): enough for a kernel of
@@ -123,13 +121,12 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
             for key in ("B", "H", "S", "D"):
                 out[key] = _int(row, key, line, not gemm)
             out["Hkv"] = _int(row, "Hkv", line, False)
-            raw = (row.get("causal") or "").strip()
-            if raw and (op != "attn_prefill" or raw not in ("0", "1")):
-                raise MeasureError(
-                    f"line {line}: causal: 1 or 0, for attn_prefill rows only (got {raw!r} "
-                    f"on {op}); leave it empty elsewhere")
+            try:
+                causal = parse_causal(op, row.get("causal"))
+            except ValueError as err:
+                raise MeasureError(f"line {line}: {err}") from None
             if op == "attn_prefill":
-                out["causal"] = int(raw or 1)
+                out["causal"] = int(causal)
             if not gemm:
                 if dtype not in ("bf16", "fp16"):
                     raise MeasureError(f"line {line}: dtype: attention runs in bf16 or fp16 "

@@ -29,7 +29,7 @@ from models import ModelError
 from models.ops import Attention, Gemm, Op, Vector, exact_div
 from sim.energy import energy_components, system_area_breakdown
 from sim.memory import Memory
-from sim.system import OpResult, peak_macs_per_cycle, simulate_op
+from sim.system import OpResult, gpu_validation, peak_macs_per_cycle, simulate_op
 
 __all__ = ["ModelResult", "resident_bytes", "simulate_model"]
 
@@ -109,7 +109,7 @@ class ModelResult:
             "arch": self.arch.name,
             "engine": spec_to_dict(self.arch.engine),
             "cores": self.arch.cores,
-            **({} if self.arch.gpu is None else {"gpu_validated": self.arch.gpu.validated}),
+            **gpu_validation(self.arch),
             "model": self.name,
             "phase": self.phase,
             "batch": self.batch,

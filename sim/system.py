@@ -71,6 +71,7 @@ __all__ = [
     "attention_split_cost",
     "core_arch",
     "gemm_split_cost",
+    "gpu_validation",
     "peak_macs_per_cycle",
     "simulate_op",
 ]
@@ -153,6 +154,13 @@ def _shape(op: Op) -> dict[str, Any]:
                 "sparse_block": op.sparse_block, "sparse_topk": op.sparse_topk}
     return {"kind": op.kind, "elems": op.elems, "ops_per_elem": op.ops_per_elem,
             "fmt": op.fmt}
+
+
+def gpu_validation(arch: ArchSpec) -> dict[str, bool]:
+    """``{"gpu_validated": ...}`` on a GPU preset (whether its predictions were checked against
+    kernels measured on the card), nothing on an engine architecture: the key every JSON
+    result on an architecture carries (``tpe sim gemm``, ``attention``, ``model``)."""
+    return {} if arch.gpu is None else {"gpu_validated": arch.gpu.validated}
 
 
 def peak_macs_per_cycle(arch: ArchSpec) -> float:

@@ -294,6 +294,7 @@ def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int
     the operator's row as ``tpe sim model`` reports it, with the architecture around it."""
     from hw.spec import spec_to_dict
     from sim.energy import system_area_breakdown
+    from sim.system import gpu_validation
 
     if args.json:
         area = dict(system_area_breakdown(arch))
@@ -301,16 +302,10 @@ def _print_op(args: argparse.Namespace, arch: ArchSpec, result: OpResult) -> int
                           "cores": arch.cores, "memory": args.memory,
                           "objective": args.objective, **result.to_dict(),
                           "area_um2": sum(area.values()), "area_breakdown_um2": area,
-                          **_validation(arch)}))
+                          **gpu_validation(arch)}))
     else:
         print(format_op(result, arch))
     return 0
-
-
-def _validation(arch: ArchSpec) -> dict[str, bool]:
-    """``{"gpu_validated": ...}`` on a GPU preset (whether its predictions were checked against
-    kernels measured on the card), nothing on an engine architecture."""
-    return {} if arch.gpu is None else {"gpu_validated": arch.gpu.validated}
 
 
 def validation_note(arch: ArchSpec) -> list[str]:

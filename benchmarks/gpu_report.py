@@ -44,6 +44,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
 
 
+def _noise(run: list[dict[str, str]], again: list[dict[str, str]]) -> list[float]:
+    """Each kernel's time difference between two runs of the same kernels, relative to the
+    first, sorted."""
+    return sorted(abs(float(a["us"]) - float(b["us"])) / float(a["us"])
+                  for a, b in zip(run, again, strict=True))
+
+
 def _mape(pairs: list[tuple[float, float]]) -> float:
     return statistics.fmean(abs(p - m) / m for p, m in pairs)
 
@@ -66,11 +73,11 @@ def main() -> int:
     fig = DOCS / "figures" / "gpu_h100_check.png"
     _plot(measured, predicted, fig, arch.name, stats)
 
-    # held-out figures of every measured run, each against its card's preset
-    runs = []
-    for name, preset in (("measured_h100_v2.csv", "h100"), ("measured_h100_v2_repeat.csv", "h100"),
-                         ("measured_h100.csv", "h100"), ("measured_h100_repeat.csv", "h100"),
-                         ("measured_h200.csv", "h200")):
+    # held-out figures of every measured run, each against its card's preset (the
+    # calibration's own run is the one above)
+    runs = [("measured_h100_v2.csv", "h100", measured[0]["gpu"], len(measured), stats)]
+    for name, preset in (("measured_h100_v2_repeat.csv", "h100"), ("measured_h100.csv", "h100"),
+                         ("measured_h100_repeat.csv", "h100"), ("measured_h200.csv", "h200")):
         rows = _rows(DATA / name)
         a = load_arch(preset)
         st = check_rows(rows, _predict(a, _kernels(rows, name)))
@@ -88,11 +95,8 @@ def main() -> int:
         roof.setdefault(fam, []).append((t * 1e6, float(r["us"])))
         ours.setdefault(fam, []).append((p, float(r["us"])))
 
-    noise = sorted(abs(float(a["us"]) - float(b["us"])) / float(a["us"])
-                   for a, b in zip(measured, repeat, strict=True))
-    first_repeat = _rows(DATA / "measured_h100_repeat.csv")
-    noise_first = sorted(abs(float(a["us"]) - float(b["us"])) / float(a["us"])
-                         for a, b in zip(first, first_repeat, strict=True))
+    noise = _noise(measured, repeat)
+    noise_first = _noise(first, _rows(DATA / "measured_h100_repeat.csv"))
 
     # power and clock per op and dtype, as measured back to back
     import json
@@ -100,10 +104,10 @@ def main() -> int:
 
     env = json.loads((DATA / "measured_h100_v2_env.json").read_text())
     env["energy_s"] = re.search(r"at least ([0-9.]+) s", env["energy"]).group(1)
-    power: dict[str, list[tuple[float, float, float]]] = {}
+    power: dict[str, list[tuple[float, float]]] = {}
     for r in measured:
         power.setdefault(f"{r['op']}/{r['dtype']}", []).append(
-            (float(r["watts"]), float(r["sm_mhz"]), float(r["us_loop"])))
+            (float(r["watts"]), float(r["sm_mhz"])))
 
     # the h200 preset (H100 calibration scaled by the datasheet bandwidth ratio, never fitted
     # on H200 data) against the H200 measurements

@@ -27,8 +27,9 @@ updated only every few tens of milliseconds) has changed twice at least that man
 apart, while the SM clock (``nvmlDeviceGetClockInfo``) is sampled: columns ``watts`` (the
 counter's change between those two updates over the time between them), ``mj`` (board energy
 per kernel: that power times ``us_loop``), ``sm_mhz`` (median SM clock) and ``us_loop`` (GPU
-time per kernel back to back, L2 warm). Needs ``pynvml`` (the ``nvidia-ml-py`` package);
-without it the columns stay empty and the environment file says why.
+time per kernel back to back, no launch gaps and no L2 flush between calls). Needs
+``pynvml`` (the ``nvidia-ml-py`` package); without it the columns stay empty and the
+environment file says why.
 
 Timing follows the device tool's METHOD.md: warm-up, random inputs, the median of many
 repetitions measured with CUDA events by ``triton.testing.do_bench``, which also zeroes a

@@ -54,9 +54,14 @@ TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 ODD_TOKENS = (1, 7, 33, 100, 257, 1000, 3001)
 
 
+def _key(row: dict[str, object]) -> tuple[str, ...]:
+    """A row's shape cells as text (what identifies a kernel; ``causal`` aside)."""
+    return tuple(str(row.get(c, "")) for c in COLUMNS)
+
+
 def split_of(row: dict[str, object]) -> str:
     """``held`` for a stable :data:`HELD_OUT_SHARE` of rows (hash of the row), else ``cal``."""
-    key = ",".join(str(row.get(c, "")) for c in COLUMNS)
+    key = ",".join(_key(row))
     h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "held" if h < HELD_OUT_SHARE else "cal"
 
@@ -117,7 +122,7 @@ def v2_shapes() -> list[dict[str, object]]:
     """Every row of :func:`default_shapes`, then the second dataset's own (module doc), each
     with its ``split``; a row already in the first is not repeated."""
     rows = default_shapes()
-    seen = {tuple(str(r.get(c, "")) for c in COLUMNS) for r in rows}
+    seen = {_key(r) for r in rows}
     new: list[dict[str, object]] = []
     rng = random.Random(ODD_SEED)
     for dtype, n in ODD_GEMMS.items():
@@ -134,7 +139,7 @@ def v2_shapes() -> list[dict[str, object]]:
                     new.append({"op": "attn_decode", "dtype": "bf16", "B": B, "H": H,
                                 "Hkv": Hkv, "S": S, "D": D})
     for row in new:
-        key = tuple(str(row.get(c, "")) for c in COLUMNS)
+        key = _key(row)
         if key in seen and row.get("causal", 1) == 1:
             continue  # the first dataset has it (its prefill rows are causal)
         seen.add(key)

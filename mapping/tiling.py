@@ -255,29 +255,78 @@ class Mapping:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Candidates:
-    """Candidate mappings of one GEMM instance, as read-only arrays (one row per candidate).
+    """Candidate mappings of one GEMM instance: every tile of ``tile_set`` (distinct tile
+    sizes, shape ``(T, 3)``) in every loop order of ``orders`` (shape ``(O, 3)``, loop
+    dimensions outer to inner as indices into ``DIMS``), as read-only arrays.
 
-    ``tiles[:, j]`` is the tile size along ``DIMS[j]``; ``order[i]`` lists the loop dimensions
-    of candidate ``i`` outer to inner as indices into ``DIMS``.
+    Candidate ``i`` is tile ``i // O`` in order ``i % O`` (``len`` is ``T * O``). The cost
+    models work on this grid: what depends on the tile alone is computed once per tile, as
+    ``(T, 1)`` arrays, what depends on the loop order too as ``(T, O)`` arrays; :meth:`flat`
+    turns either into one entry per candidate. ``tiles``, ``order`` and ``trips`` list every
+    candidate's row (``(T * O, 3)``).
     """
 
     M: int
     N: int
     K: int
-    tiles: np.ndarray
-    order: np.ndarray
+    tile_set: np.ndarray
+    orders: np.ndarray
+    #: The distinct tile sizes along each dimension (sorted), and each tile's index into
+    #: them, shape ``(T, 3)``: per-dimension quantities are computed once per size.
+    choices: tuple[np.ndarray, np.ndarray, np.ndarray]
+    at: np.ndarray
+    #: Tiles along each dimension (``ceil(dim / tile)``) of each tile, shape ``(T, 3)``.
+    tile_trips: np.ndarray
+    #: ``tile_set`` and ``tile_trips`` as float64, ``(T, 3)`` (products of tile sizes and of
+    #: trip counts could pass 2^63 in int64).
+    tiles_f: np.ndarray
+    trips_f: np.ndarray
+    #: Trip counts by loop position (outer to inner) of each tile in each order, float64
+    #: ``(3, T, O)``.
+    trips_ordered: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.tiles.shape[0])
+        return int(self.tile_set.shape[0] * self.orders.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(T, O)``: tiles by loop orders."""
+        return (int(self.tile_set.shape[0]), int(self.orders.shape[0]))
+
+    def flat(self, x: Any) -> np.ndarray:
+        """A per-tile ``(T, 1)`` or per-candidate ``(T, O)`` array (or a scalar) as one
+        float64 entry per candidate, in candidate order."""
+        return np.broadcast_to(np.asarray(x, dtype=np.float64), self.shape).ravel()
 
     @property
     def dims(self) -> np.ndarray:
         return np.array([self.M, self.N, self.K], dtype=np.int64)
 
     @property
+    def tiles(self) -> np.ndarray:
+        """Every candidate's tile sizes, ``(T * O, 3)``."""
+        return np.repeat(self.tile_set, self.orders.shape[0], axis=0)
+
+    @property
+    def order(self) -> np.ndarray:
+        """Every candidate's loop order (indices into ``DIMS``, outer to inner), ``(T * O, 3)``."""
+        return np.tile(self.orders, (self.tile_set.shape[0], 1))
+
+    @property
     def trips(self) -> np.ndarray:
-        """Tiles along each dimension, shape ``(n, 3)``."""
-        return _ceil_div(self.dims, self.tiles)
+        """Every candidate's tiles along each dimension, ``(T * O, 3)``."""
+        return np.repeat(self.tile_trips, self.orders.shape[0], axis=0)
+
+    def fold_grid(self, u: Unrolling) -> FoldGrid:
+        """:func:`fold_grid` of every tile, as ``(T, 1)`` int64 arrays, computed per distinct
+        size of each dimension."""
+        out = []
+        for j, (extent, unit) in enumerate(zip((self.M, self.N, self.K), (u.m, u.n, u.k),
+                                               strict=True)):
+            sizes = self.choices[j]
+            per = _ceil_div(extent, sizes) if unit is None else _folds_along(extent, sizes, unit)
+            out.append(per[self.at[:, j, None]])
+        return FoldGrid(u, *out)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping, M: int, N: int, K: int) -> Candidates:
@@ -294,15 +343,11 @@ class Candidates:
         order = np.array([[DIMS.index(d) for d in loop_order]], dtype=np.int64)
         return _frozen(M, N, K, tiles, order)
 
-    def take(self, index: int | np.ndarray) -> Candidates:
-        """A sub-set of the candidates (still arrays)."""
-        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        return _frozen(self.M, self.N, self.K, self.tiles[idx], self.order[idx])
-
     def mapping(self, index: int, arch: ArchSpec) -> Mapping:
         """The :class:`Mapping` of candidate ``index``."""
-        tm, tn, tk = (int(t) for t in self.tiles[index])
-        order = tuple(DIMS[int(j)] for j in self.order[index])
+        t, o = divmod(int(index), self.orders.shape[0])
+        tm, tn, tk = (int(x) for x in self.tile_set[t])
+        order = tuple(DIMS[int(j)] for j in self.orders[o])
         u = arch.engine.unrolling()
         return Mapping(
             kind=arch.engine.kind,
@@ -318,12 +363,27 @@ class Candidates:
         )
 
 
-def _frozen(M: int, N: int, K: int, tiles: np.ndarray, order: np.ndarray) -> Candidates:
+def _frozen(M: int, N: int, K: int, tiles: np.ndarray, orders: np.ndarray,
+            choices: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+            at: np.ndarray | None = None) -> Candidates:
+    """The candidate set of distinct ``tiles`` in every loop order of ``orders``;
+    ``choices`` and ``at`` (the distinct sizes per dimension and each tile's index into
+    them) when the caller has them."""
     tiles = np.ascontiguousarray(tiles, dtype=np.int64)
-    order = np.ascontiguousarray(order, dtype=np.int64)
-    tiles.setflags(write=False)
-    order.setflags(write=False)
-    return Candidates(M=M, N=N, K=K, tiles=tiles, order=order)
+    orders = np.ascontiguousarray(orders, dtype=np.int64)
+    if choices is None or at is None:
+        pairs = [np.unique(tiles[:, j], return_inverse=True) for j in range(3)]
+        choices = (pairs[0][0], pairs[1][0], pairs[2][0])
+        at = np.stack([p[1].ravel() for p in pairs], axis=1)
+    # trips per distinct size of each dimension, gathered per tile
+    trips = np.stack([_ceil_div(d, c)[at[:, j]] for j, (d, c) in
+                      enumerate(zip((M, N, K), choices, strict=True))], axis=1)
+    trips_f = trips.astype(np.float64)
+    arrays = (tiles, orders, trips, tiles.astype(np.float64), trips_f,
+              np.ascontiguousarray(trips_f[:, orders].transpose(2, 0, 1)), *choices, at)
+    for a in arrays:
+        a.setflags(write=False)
+    return Candidates(M, N, K, tiles, orders, choices, at, *arrays[2:6])
 
 
 # The trip counts searched per dimension, {1, 2, 3, 4, 6, 8, 12, ...}: a modelling choice (no
@@ -419,24 +479,17 @@ def _candidates(M: int, N: int, K: int, a_fmt: str, w_fmt: str, engine: EngineSp
         if _tile_bytes(shape[0] * shape[1], bits) > buf.tile_capacity_bytes:
             raise _capacity_error(name, buf, what, shape, fmt, bits)
 
-    gm, gn, gk = np.meshgrid(tm, tn, tk, indexing="ij")
-    gm, gn, gk = gm.ravel(), gn.ravel(), gk.ravel()
-    pm, pn, pk = _ceil_div(gm, um) * um, _ceil_div(gn, un) * un, _ceil_div(gk, uk) * uk
-    # x * y <= limit iff x <= limit // y (positive ints): no product of two tile sizes, which
-    # could pass 2^63
+    # per dimension, the stored extents; then every (m, n, k) combination that fits, in
+    # C order (m outer, k inner)
+    pm, pn, pk = _ceil_div(tm, um) * um, _ceil_div(tn, un) * un, _ceil_div(tk, uk) * uk
     fits = (
-        (pm <= _max_tile_elems(a_bits, a_buffer) // pk)
-        & (pn <= _max_tile_elems(w_bits, w_buffer) // pk)
-        & (pm <= _max_tile_elems(acc_bits, o_buffer) // pn)
+        (pm[:, None, None] <= (_max_tile_elems(a_bits, a_buffer) // pk)[None, None, :])
+        & (pn[None, :, None] <= (_max_tile_elems(w_bits, w_buffer) // pk)[None, None, :])
+        & (pm[:, None, None] <= (_max_tile_elems(acc_bits, o_buffer) // pn)[None, :, None])
     )
-    tiles = np.stack([gm[fits], gn[fits], gk[fits]], axis=1)
-    n_orders = len(LOOP_ORDERS)
-    return _frozen(
-        M, N, K,
-        np.repeat(tiles, n_orders, axis=0),
-        np.tile(_ORDER_INDEX, (tiles.shape[0], 1)),
-    )
-
+    at = np.stack(np.nonzero(fits), axis=1)
+    tiles = np.stack([tm[at[:, 0]], tn[at[:, 1]], tk[at[:, 2]]], axis=1)
+    return _frozen(M, N, K, tiles, _ORDER_INDEX, (tm, tn, tk), at)
 
 
 def untiled(gemm: Gemm, arch: ArchSpec) -> Candidates:

@@ -41,6 +41,7 @@ import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, spec_to_dict
 from mapping import (
+    DIMS,
     OBJECTIVES,
     Candidates,
     CostFn,
@@ -68,6 +69,7 @@ from sim.energy import (
 from sim.errors import FormatError
 from sim.memory import (
     MEMORY_MODES,
+    CandidateExposure,
     DramExposure,
     Memory,
     MemoryTraffic,
@@ -148,7 +150,7 @@ def _fold_timing(spec: EngineSpec, lengths: np.ndarray) -> tuple[np.ndarray, np.
 
 def tiled_compute_cycles(
     spec: EngineSpec, M: int, N: int, K: int, tile_m: Any, tile_n: Any, tile_k: Any,
-    *, grid: FoldGrid | None = None,
+    *, grid: FoldGrid | None = None, cands: Candidates | None = None,
 ) -> Any:
     """Engine cycles of an ``M x N x K`` GEMM cut into buffer tiles: an exact Python int for
     int tiles; float64 per candidate for int arrays (exact below 2^53; above it, where an
@@ -162,7 +164,8 @@ def tiled_compute_cycles(
     full tiles and, when ``D % t``, one edge tile, which is the last (its fold streams
     ``D % t``). Untiled (every tile the whole dimension), this is
     :func:`sim.engines.gemm_compute_cycles` exactly. ``grid``: the tiles'
-    :func:`mapping.fold_grid` when the caller has it already.
+    :func:`mapping.fold_grid` when the caller has it already; ``cands``: the candidate set
+    the tile arrays come from (its distinct sizes per dimension save sorting them).
     """
     u = spec.unrolling()
     if grid is None:
@@ -174,9 +177,13 @@ def tiled_compute_cycles(
         last_interval, last_tail = _one_fold(spec, last) if last else (0, full_tail)
         return grid.spatial * (chunks * full_interval + last_interval) + last_tail
     # per distinct tile size (a candidate set has a few dozen), then gathered per candidate
-    tile = np.atleast_1d(np.asarray(tile, dtype=np.int64))
-    sizes = sorted_unique(tile)
-    at = np.searchsorted(sizes, tile)
+    if cands is not None:  # per tile, (T, 1)
+        j = DIMS.index(u.stream)
+        sizes, at = cands.choices[j], cands.at[:, j, None]
+    else:
+        tile = np.atleast_1d(np.asarray(tile, dtype=np.int64))
+        sizes = sorted_unique(tile)
+        at = np.searchsorted(sizes, tile)
     full, rem = np.divmod(dim, sizes)
     interval, tail = _fold_timing(spec, np.concatenate([sizes, np.maximum(rem, 1)]))
     edge = np.where(rem > 0, interval[sizes.size:], 0)
@@ -226,7 +233,7 @@ class _Static:
 
     compute_cycles: Any
     traffic: MemoryTraffic
-    exposure: DramExposure | None
+    exposure: DramExposure | CandidateExposure | None
     actions: dict[str, np.ndarray]
     energy: dict[str, np.ndarray]
 
@@ -238,13 +245,16 @@ def _static(view: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Mem
     tm: Any
     tn: Any
     tk: Any
+    M, N, K = gemm.M, gemm.N, gemm.K
     if isinstance(cands, Mapping):
         tm, tn, tk = cands.tile_m, cands.tile_n, cands.tile_k
-    else:
-        tm, tn, tk = (cands.tiles[:, j] for j in range(3))
-    M, N, K = gemm.M, gemm.N, gemm.K
-    grid = fold_grid(spec.unrolling(), M, N, K, tm, tn, tk)
-    compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
+        grid = fold_grid(spec.unrolling(), M, N, K, tm, tn, tk)
+        compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
+    else:  # per tile, (T, 1) arrays; what the loop order moves, (T, O)
+        tm, tn, tk = cands.tiles_f.T[:, :, None]
+        grid = cands.fold_grid(spec.unrolling())
+        compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid,
+                                                cands=cands)
     traffic, exposure = traffic_without_stalls(view, gemm, cands, compute, memory=memory,
                                                grid=grid)
     actions = action_counts(
@@ -290,8 +300,13 @@ def _evaluate(
 
 def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
     """The simulator's cost function for :func:`mapping.search` (real memory, one instance)."""
-    ev = _evaluate(arch, gemm, cands, "real")
-    return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes)
+    return _costs(_evaluate(arch, gemm, cands, "real"), cands)
+
+
+def _costs(ev: _Evaluation, cands: Candidates) -> Costs:
+    """An evaluation of ``cands`` as :class:`mapping.Costs`, one entry per candidate."""
+    return Costs(cycles=cands.flat(ev.cycles), energy_pj=cands.flat(ev.energy_pj),
+                 dram_bytes=cands.flat(ev.traffic.dram_bytes))
 
 
 @memo(maxsize=64)
@@ -302,8 +317,7 @@ def gemm_cost_passes(passes: int) -> CostFn:
         return gemm_cost
 
     def cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
-        ev = _evaluate(arch, gemm, cands, "real", passes)
-        return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes)
+        return _costs(_evaluate(arch, gemm, cands, "real", passes), cands)
 
     return cost
 

@@ -84,7 +84,7 @@ import math
 import operator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -96,6 +96,7 @@ from models.ops import Exact, Gemm, exact, exact_div
 
 __all__ = [
     "MEMORY_MODES",
+    "CandidateExposure",
     "DramExposure",
     "Memory",
     "MemoryTraffic",
@@ -109,14 +110,6 @@ __all__ = [
 
 Memory = Literal["ideal", "real"]
 MEMORY_MODES: tuple[str, ...] = ("ideal", "real")
-
-# Which loop dimensions (m, n, k) index each operand.
-_DEPENDS = {
-    "a": np.array([True, False, True]),
-    "w": np.array([False, True, True]),
-    "o": np.array([True, True, False]),
-}
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MemoryTraffic:
@@ -204,80 +197,128 @@ def traffic_without_stalls(
     *,
     memory: Memory,
     grid: FoldGrid | None = None,
-) -> tuple[MemoryTraffic, DramExposure | None]:
+) -> tuple[MemoryTraffic, DramExposure | CandidateExposure | None]:
     """Everything of :func:`memory_traffic` that does not depend on the DRAM link's bandwidth,
     latency or the clock (bytes, SRAM stalls) plus what the DRAM stalls need
     (:class:`DramExposure`, ``None`` for ideal memory); :func:`with_dram_stalls` finishes it.
     The traffic's ``dram_transfer_cycles`` hold bytes until then.
 
     ``cands``: candidate mappings (float64 arrays out, to rank them) or one
-    :class:`mapping.Mapping` (exact fractions and ints out: module doc)."""
+    :class:`mapping.Mapping` (exact fractions and ints out: module doc). The two are the same
+    formulas: the SRAM side is one generic function; the DRAM side is written once over the
+    candidates' stacked arrays (operands x loop positions x candidates: a few array
+    operations for all of them) and once in Python numbers for one mapping (exact), and
+    ``tests/test_exact_integers.py`` holds them equal on every candidate of random GEMMs."""
     if memory not in MEMORY_MODES:
         raise ValueError(f"memory: must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
     one = isinstance(cands, Mapping)  # one mapping, exactly; else candidates, float64
+    u = arch.engine.unrolling()
+    zero: Any = 0
+    if one:
+        assert isinstance(cands, Mapping)
+        if grid is None:
+            grid = fold_grid(u, gemm.M, gemm.N, gemm.K, cands.tile_m, cands.tile_n,
+                             cands.tile_k)
+    else:
+        assert isinstance(cands, Candidates)
+        zero = np.zeros(cands.shape)
+        # per tile (T, 1) or per candidate (T, O); a caller's arrays of one entry per
+        # candidate, in candidate order, are laid out as (T, O)
+        compute_cycles = _on_grid(cands, compute_cycles)
+        if grid is None:
+            grid = cands.fold_grid(u)
+        else:
+            grid = FoldGrid(u, *(_on_grid(cands, grid.along(d)) for d in DIMS))
+    sram = _sram_side(arch, gemm, grid, one)
+    if memory == "ideal":
+        return MemoryTraffic(
+            dram_a_read_bytes=zero, dram_w_read_bytes=zero, dram_o_write_bytes=zero,
+            dram_o_read_bytes=zero,
+            sram_a_read_bytes=sram.a_rd, sram_a_write_bytes=zero,
+            sram_w_read_bytes=sram.w_rd, sram_w_write_bytes=zero,
+            sram_o_read_bytes=sram.o_rd, sram_o_write_bytes=sram.o_wr,
+            sram_stall_cycles=zero, dram_stall_cycles=zero, dram_transfer_cycles=zero,
+        ), None
+    exposure: DramExposure | CandidateExposure
+    if one:
+        assert isinstance(cands, Mapping)
+        dram, exposure = _mapping_dram(arch, gemm, cands, compute_cycles + sram.stall)
+    else:
+        assert isinstance(cands, Candidates)
+        dram, exposure = _candidate_dram(arch, gemm, cands, compute_cycles + sram.stall)
+    dram_a, dram_w, dram_o_wr, dram_o_rd = dram
+    traffic = MemoryTraffic(
+        dram_a_read_bytes=dram_a,
+        dram_w_read_bytes=dram_w,
+        dram_o_write_bytes=dram_o_wr,
+        dram_o_read_bytes=dram_o_rd,
+        sram_a_read_bytes=sram.a_rd,
+        sram_a_write_bytes=dram_a,
+        sram_w_read_bytes=sram.w_rd,
+        sram_w_write_bytes=dram_w,
+        # write-backs read the buffer; spilled partial sums are written back into it
+        sram_o_read_bytes=sram.o_rd + dram_o_wr,
+        sram_o_write_bytes=sram.o_wr + dram_o_rd,
+        sram_stall_cycles=sram.stall,
+        dram_stall_cycles=zero,
+        # bytes until with_dram_stalls divides them
+        dram_transfer_cycles=dram_a + dram_w + dram_o_wr + dram_o_rd,
+    )
+    return traffic, exposure
+
+
+def _on_grid(cands: Candidates, x: Any) -> Any:
+    """``x`` with one entry per candidate (``(T * O,)``) as ``(T, O)``; a per-tile ``(T, 1)``
+    or ``(T, O)`` array as it is."""
+    x = np.asarray(x)
+    return x.reshape(cands.shape) if x.ndim == 1 else x
+
+
+class _Sram(NamedTuple):
+    """The engine side of :func:`traffic_without_stalls`: SRAM bytes and port stalls."""
+
+    a_rd: Any
+    w_rd: Any
+    o_rd: Any
+    o_wr: Any
+    stall: Any
+
+
+def _sram_side(arch: ArchSpec, gemm: Gemm, grid: FoldGrid, one: bool) -> _Sram:
+    """SRAM reads and writes by the engine and the SRAM-port stalls (module doc): exact for
+    one mapping's grid (``one``), float64 arrays over candidates."""
     spec = arch.engine
     M, N, K = gemm.M, gemm.N, gemm.K
-    # element widths on the engine side (scales live beside the data, not in its beats);
-    # stored widths, scales and zero points included, for DRAM (models.ops.Gemm)
-    a_bits, w_bits = get_format(gemm.a_fmt).bits, get_format(gemm.w_fmt).bits
-    o_bits, acc_bits = get_format(gemm.o_fmt).bits, spec.acc_bits
+    # element widths on the engine side (scales live beside the data, not in its beats)
+    a_bits, w_bits, acc_bits = get_format(gemm.a_fmt).bits, get_format(gemm.w_fmt).bits, \
+        spec.acc_bits
     u = spec.unrolling()
     unroll = {"m": u.m or 1, "n": u.n or 1, "k": u.k or 1}
     stream = u.stream
-    tm: Any
-    tn: Any
-    tk: Any
-    int_tiles: tuple[Any, Any, Any]  # tile sizes as ints (int64 arrays over candidates)
-    n: int  # candidates (1 for one mapping)
-    if one:
-        assert isinstance(cands, Mapping)
-        a_dram_bits: Any = gemm.exact_a_storage_bits
-        w_dram_bits: Any = gemm.exact_w_storage_bits
-        tm, tn, tk = int_tiles = (cands.tile_m, cands.tile_n, cands.tile_k)
-        n = 1
-        trips: tuple[Any, Any, Any] = (cands.tiles_m, cands.tiles_n, cands.tiles_k)
-        order: Any = tuple(DIMS.index(d) for d in cands.loop_order)
-        beat: Any = beat_cycles(spec)
-        maximum: Any = max
-        zero: Any = 0
-        div: Any = exact_div
-    else:
-        assert isinstance(cands, Candidates)
-        a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
-        # float64: products of tile sizes and of trip counts could pass 2^63
-        tf = cands.tiles.astype(np.float64)
-        tm, tn, tk = tf[:, 0], tf[:, 1], tf[:, 2]
-        int_tiles = (cands.tiles[:, 0], cands.tiles[:, 1], cands.tiles[:, 2])
-        n = len(cands)
-        tr = cands.trips.astype(np.float64)
-        trips = (tr[:, 0], tr[:, 1], tr[:, 2])
-        order = cands.order
-        beat = float(beat_cycles(spec))
-        maximum = np.maximum
-        zero = np.zeros(n)
-        div = operator.truediv
-    if grid is None:
-        grid = fold_grid(u, M, N, K, *int_tiles)
-    a_elems, w_elems, o_elems = M * K, K * N, M * N
-
-    # -- engine side: SRAM reads/writes and SRAM-port stalls -------------------------------
-    sram_a_rd = grid.folds_n * div(a_elems * a_bits, 8)
-    sram_w_rd = grid.folds_m * div(w_elems * w_bits, 8)
+    div: Any = exact_div if one else operator.truediv
+    maximum: Any = max if one else np.maximum
+    beat: Any = beat_cycles(spec) if one else float(beat_cycles(spec))
+    sram_a_rd = grid.folds_n * div(M * K * a_bits, 8)
+    sram_w_rd = grid.folds_m * div(K * N * w_bits, 8)
     o_drains = grid.folds_k  # partial-sum blocks per output element
-    o_acc_bytes = div(o_elems * acc_bits, 8)
-    sram_o_wr = o_drains * o_acc_bytes
-    sram_o_rd = (o_drains - 1) * o_acc_bytes
+    o_acc_bytes = div(M * N * acc_bits, 8)
 
-    stream_elems = grid.spatial * {"m": M, "n": N, "k": K}[stream]  # stream elements, all folds
+    # stream elements and folds, all folds, and of the first K fold of each output (which
+    # writes its partial sums; the later ones RMW them)
+    stream_extent = {"m": M, "n": N, "k": K}[stream]
+    spatial = grid.spatial
+    stream_elems = spatial * stream_extent
     folds = grid.total
-    # the first K fold of each output writes its partial sums, the later ones RMW them
-    stream_first = stream_elems // grid.folds_k
-    folds_first = folds // grid.folds_k
+    first_k = _times(grid.folds_m, grid.folds_n)  # folds // folds_k, exactly
+    if stream == "k":
+        stream_first = stream_elems // grid.folds_k
+    else:  # spatial is folds_k times the other spatial dimension's folds
+        stream_first = _times(grid.along("n" if stream == "m" else "m"), stream_extent)
     operands: tuple[tuple[Operand, int, SramSpec], ...] = (
         ("A", a_bits, arch.a_buffer), ("W", w_bits, arch.w_buffer),
         ("O", acc_bits, arch.o_buffer))
-    streamed: Any = zero
-    stationary: Any = zero
+    streamed: Any = 0
+    stationary: Any = 0
     for op, bits, buf in operands:
         dims = OPERAND_DIMS[op]
         rmw = 2 if op == "O" else 1
@@ -286,85 +327,78 @@ def traffic_without_stalls(
             beat_bits = unroll[other] * bits
             first = _stream_stall(beat_bits, buf, beat)
             again = _stream_stall(beat_bits, buf, beat, rmw)
-            stall = stream_first * first + (stream_elems - stream_first) * again
-            streamed = maximum(streamed, stall)
+            if first or again:
+                streamed = maximum(streamed, stream_first * first
+                                   + (stream_elems - stream_first) * again)
         else:
             lines, line_elems = unroll[dims[0]], unroll[dims[1]]
             first = lines * (_cycles_per_beat(line_elems * bits, buf) - 1)
             again = lines * (_cycles_per_beat(line_elems * bits, buf, rmw) - 1)
-            stationary = stationary + folds_first * first + (folds - folds_first) * again
+            if first or again:
+                stationary = stationary + first_k * first + (folds - first_k) * again
     # An engine that moves the stationary operand while another fold streams (fold_interval
     # < fold_cycles: double-buffered weights or outputs) overlaps its stalls too.
-    sram_stall = maximum(stationary, streamed) if overlaps_folds(spec) else stationary + streamed
+    stall = maximum(stationary, streamed) if overlaps_folds(spec) else stationary + streamed
+    if not one and not isinstance(stall, np.ndarray):
+        stall = np.zeros(np.shape(grid.folds_m))
+    return _Sram(a_rd=sram_a_rd, w_rd=sram_w_rd, o_rd=(o_drains - 1) * o_acc_bytes,
+                 o_wr=o_drains * o_acc_bytes, stall=stall)
 
-    if memory == "ideal":
-        return MemoryTraffic(
-            dram_a_read_bytes=zero, dram_w_read_bytes=zero, dram_o_write_bytes=zero,
-            dram_o_read_bytes=zero,
-            sram_a_read_bytes=sram_a_rd, sram_a_write_bytes=zero,
-            sram_w_read_bytes=sram_w_rd, sram_w_write_bytes=zero,
-            sram_o_read_bytes=sram_o_rd, sram_o_write_bytes=sram_o_wr,
-            sram_stall_cycles=zero, dram_stall_cycles=zero, dram_transfer_cycles=zero,
-        ), None
 
-    # -- DRAM: tile reloads per loop-boundary class ---------------------------------------
-    # Columns by loop position (outer=0, middle=1, inner=2): arrays over candidates, or
-    # Python ints and bools for one mapping.
-    if one:
-        t_ord = tuple(trips[j] for j in order)
+def _times(a: Any, b: Any) -> Any:
+    """``a * b``: exact for Python ints, float64 for an int64 array (whose product could
+    pass 2^63)."""
+    if isinstance(a, np.ndarray):
+        return a.astype(np.float64) * b
+    return a * b
 
-        def depends(op: str, j: int) -> Any:
-            return bool(_DEPENDS[op][order[j]])
-    else:
-        # trip counts, outer to inner (a flat take: faster than take_along_axis)
-        t_mat = np.take(tr, order + 3 * np.arange(n)[:, None])
-        t_ord = (t_mat[:, 0], t_mat[:, 1], t_mat[:, 2])
 
-        def depends(op: str, j: int) -> Any:
-            return _DEPENDS[op][order[:, j]]
-    t1, t2, t3 = t_ord
+def _mapping_dram(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact
+                  ) -> tuple[tuple[Exact, Exact, Exact, Exact], DramExposure]:
+    """DRAM bytes per operand (A, W, O written, O read back) and the stalls' exposure of one
+    mapping, exactly (module doc: tile reloads per loop-boundary class)."""
+    M, N, K = gemm.M, gemm.N, gemm.K
+    a_dram_bits, w_dram_bits = gemm.exact_a_storage_bits, gemm.exact_w_storage_bits
+    o_bits, acc_bits = get_format(gemm.o_fmt).bits, arch.engine.acc_bits
+    tm, tn, tk = m.tile_m, m.tile_n, m.tile_k
+    tiles_m, tiles_n, tiles_k = trips = (m.tiles_m, m.tiles_n, m.tiles_k)
+    order = tuple(DIMS.index(d) for d in m.loop_order)
+    t1, t2, t3 = t_ord = tuple(trips[j] for j in order)
     # Boundaries where loop j advances and inner loops wrap.
     counts = (t1 - 1, t1 * (t2 - 1), t1 * t2 * (t3 - 1))
-    nontrivial = tuple(t > 1 for t in t_ord)
 
-    def changes(op: str) -> tuple[Any, Any, Any]:
+    def changes(op: int) -> tuple[bool, bool, bool]:
         """Per loop position: whether the operand's tile changes at that boundary class (it
         depends on the loop, or an inner loop it depends on wraps)."""
-        dep = [depends(op, j) for j in range(3)]
-        moving = [dep[j] & nontrivial[j] for j in range(3)]
-        return (dep[0] | moving[1] | moving[2], dep[1] | moving[2], dep[2])
+        dep = [bool(_DEP[op, order[j]]) for j in range(3)]
+        moving = [dep[j] and t_ord[j] > 1 for j in range(3)]
+        return (dep[0] or moving[1] or moving[2], dep[1] or moving[2], dep[2])
 
-    def boundaries(ch: tuple[Any, Any, Any]) -> Any:
+    def boundaries(ch: tuple[Any, Any, Any]) -> int:
         return 1 + sum(c * x for c, x in zip(counts, ch, strict=True))
 
-    ch_a, ch_w, ch_o = changes("a"), changes("w"), changes("o")
-    n_a = boundaries(ch_a)  # tile loads
-    n_w = boundaries(ch_w)
+    ch_a, ch_w, ch_o = changes(0), changes(1), changes(2)
+    n_a, n_w = boundaries(ch_a), boundaries(ch_w)  # tile loads
     visits_o = boundaries(ch_o)  # output-tile residencies
-    tiles_m, tiles_n, tiles_k = trips
     distinct_o = tiles_m * tiles_n
     revisits_o = visits_o - distinct_o  # each ends with a partial spill and a later re-read
+    o_acc_bytes = exact_div(M * N * acc_bits, 8)
 
-    dram_a = div(n_a * div(a_elems * a_dram_bits, 8), tiles_m * tiles_k)
-    dram_w = div(n_w * div(w_elems * w_dram_bits, 8), tiles_k * tiles_n)
-    part_tile = div(o_acc_bytes, distinct_o)
-    dram_o_wr = div(o_elems * o_bits, 8) + revisits_o * part_tile
+    dram_a = exact_div(n_a * exact_div(M * K * a_dram_bits, 8), tiles_m * tiles_k)
+    dram_w = exact_div(n_w * exact_div(K * N * w_dram_bits, 8), tiles_k * tiles_n)
+    part_tile = exact_div(o_acc_bytes, distinct_o)
+    dram_o_wr = exact_div(M * N * o_bits, 8) + revisits_o * part_tile
     dram_o_rd = revisits_o * part_tile
+    first_a = exact_div(tm * tk * a_dram_bits, 8)
+    first_w = exact_div(tk * tn * w_dram_bits, 8)
+    last_o = exact_div((M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits, 8)
 
-    first_a = div(tm * tk * a_dram_bits, 8)
-    first_w = div(tk * tn * w_dram_bits, 8)
-    last_o = div((M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits, 8)
-
-    def per_change(total: Any, exposed: Any, changes_n: Any) -> Any:
-        if one:
-            return exact_div(total - exposed, changes_n) if changes_n > 0 else 0
-        return np.divide(total - exposed, changes_n, out=np.zeros(n),
-                         where=changes_n > 0)
+    def per_change(total: Exact, exposed: Exact, changes_n: int) -> Exact:
+        return exact_div(total - exposed, changes_n) if changes_n > 0 else 0
 
     per_a = per_change(dram_a, first_a, n_a - 1)
     per_w = per_change(dram_w, first_w, n_w - 1)
-    per_o_rd = per_change(dram_o_rd, zero, visits_o - 1)  # partial sums reloaded
-
+    per_o_rd = per_change(dram_o_rd, 0, visits_o - 1)  # partial sums reloaded
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
     iterations = tiles_m * tiles_n * tiles_k
@@ -378,11 +412,8 @@ def traffic_without_stalls(
     else:
         per_o_wr = per_change(dram_o_wr, last_o, visits_o - 1)
         ch_wr = ch_o
-    # bytes per boundary into single- and double-buffered tiles; a plain 0 where no operand
-    # adds any (with_dram_stalls then skips the arithmetic on it: same figures, fewer array
-    # operations)
-    over: list[Any] = [0, 0, 0]
-    serial: list[Any] = [0, 0, 0]
+    over: list[Any] = [0, 0, 0]  # bytes per boundary into double-buffered tiles
+    serial: list[Any] = [0, 0, 0]  # and into single-buffered ones
     for role, ch, per in (("a", ch_a, per_a), ("w", ch_w, per_w), ("o", ch_o, per_o_rd),
                           ("o", ch_wr, per_o_wr)):
         target = over if dbuf[role] else serial
@@ -391,33 +422,85 @@ def traffic_without_stalls(
     # of which written (the output tile's write-back: posted, no latency to wait for)
     written = tuple(ch_wr[j] * per_o_wr for j in range(3))
     none = (0, 0, 0)
-
-    busy = div((compute_cycles if one else np.asarray(compute_cycles, dtype=np.float64))
-               + sram_stall, iterations)
     exposure = DramExposure(counts=counts, serial_bytes=tuple(serial),
                             overlap_bytes=tuple(over),
                             serial_written=none if dbuf["o"] else written,
                             overlap_written=written if dbuf["o"] else none,
-                            busy_cycles=busy, edge_bytes=(first_a + first_w, last_o),
-                            exact=one)
-    total_bytes = dram_a + dram_w + dram_o_wr + dram_o_rd
-    traffic = MemoryTraffic(
-        dram_a_read_bytes=dram_a,
-        dram_w_read_bytes=dram_w,
-        dram_o_write_bytes=dram_o_wr,
-        dram_o_read_bytes=dram_o_rd,
-        sram_a_read_bytes=sram_a_rd,
-        sram_a_write_bytes=dram_a,
-        sram_w_read_bytes=sram_w_rd,
-        sram_w_write_bytes=dram_w,
-        # write-backs read the buffer; spilled partial sums are written back into it
-        sram_o_read_bytes=sram_o_rd + dram_o_wr,
-        sram_o_write_bytes=sram_o_wr + dram_o_rd,
-        sram_stall_cycles=sram_stall,
-        dram_stall_cycles=zero,
-        dram_transfer_cycles=total_bytes,  # bytes until with_dram_stalls divides them
-    )
-    return traffic, exposure
+                            busy_cycles=exact_div(busy_total, iterations),
+                            edge_bytes=(first_a + first_w, last_o), exact=True)
+    return (dram_a, dram_w, dram_o_wr, dram_o_rd), exposure
+
+
+#: Which loop dimensions (m, n, k) index each operand: rows A, W, O.
+_DEP = np.array([[True, False, True], [False, True, True], [True, True, False]])
+#: The dimension (index into ``DIMS``) that does not index each operand: n, m, k.
+_INDEPENDENT = np.array([1, 0, 2])[:, None, None, None]
+
+
+def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: np.ndarray
+                    ) -> tuple[tuple[Any, Any, Any, Any], CandidateExposure]:
+    """:func:`_mapping_dram` for every candidate at once, in float64: per tile ``(T, 1)`` and
+    per tile and loop order ``(T, O)`` arrays, and the per-operand and per-loop-position
+    quantities stacked in front of them (``(operand, position, T, O)``)."""
+    M, N, K = gemm.M, gemm.N, gemm.K
+    a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
+    o_bits, acc_bits = get_format(gemm.o_fmt).bits, arch.engine.acc_bits
+    tm, tn, tk = cands.tiles_f.T[:, :, None]
+    tiles_m, tiles_n, tiles_k = cands.trips_f.T[:, :, None]
+    t_ord = cands.trips_ordered  # trip counts by loop position (3, T, O)
+    t1, t2, t3 = t_ord
+    counts = np.stack((t1 - 1, t1 * (t2 - 1), t1 * t2 * (t3 - 1)))
+    # (operand, position, 1, O): A does not depend on n (1), W on m (0), O on k (2)
+    dep = cands.orders.T[None, :, None, :] != _INDEPENDENT
+    moving = dep & (t_ord > 1)
+    ch = dep | np.zeros(moving.shape, dtype=bool)
+    ch[:, 1] |= moving[:, 2]
+    ch[:, 0] |= moving[:, 1] | moving[:, 2]
+    n_a, n_w, visits_o = 1 + (ch * counts).sum(axis=1)
+    distinct_o = tiles_m * tiles_n
+    revisits_o = visits_o - distinct_o
+    o_acc_bytes = M * N * acc_bits / 8
+
+    dram_a = n_a * (M * K * a_dram_bits / 8) / (tiles_m * tiles_k)
+    dram_w = n_w * (K * N * w_dram_bits / 8) / (tiles_k * tiles_n)
+    part_tile = o_acc_bytes / distinct_o
+    dram_o_rd = revisits_o * part_tile
+    dram_o_wr = M * N * o_bits / 8 + dram_o_rd
+    first_a = tm * tk * a_dram_bits / 8
+    first_w = tk * tn * w_dram_bits / 8
+    last_o = (M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits / 8
+
+    def per_change(total: np.ndarray, changes_n: np.ndarray) -> np.ndarray:
+        return np.where(changes_n > 0, total / np.maximum(changes_n, 1), 0.0)
+
+    per_a = per_change(dram_a - first_a, n_a - 1)
+    per_w = per_change(dram_w - first_w, n_w - 1)
+    per_o_rd = per_change(dram_o_rd, visits_o - 1)  # partial sums reloaded
+    dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
+            "o": arch.o_buffer.double_buffered}
+    iterations = distinct_o * tiles_k
+    # the output tile's write-back (see _mapping_dram)
+    if dbuf["o"]:
+        per_o_wr = per_change(dram_o_wr - last_o, iterations - 1)
+        written: np.ndarray = np.broadcast_to(per_o_wr, (3, *per_o_wr.shape))
+    else:
+        per_o_wr = per_change(dram_o_wr - last_o, visits_o - 1)
+        written = ch[2] * per_o_wr
+    over: Any = None  # bytes per boundary into double-buffered tiles, (position, T, O)
+    serial: Any = None  # and into single-buffered ones
+    for role, moved in (("a", ch[0] * per_a), ("w", ch[1] * per_w), ("o", ch[2] * per_o_rd),
+                        ("o", written)):
+        if dbuf[role]:
+            over = moved if over is None else over + moved
+        else:
+            serial = moved if serial is None else serial + moved
+    exposure = CandidateExposure(
+        counts=counts, serial_bytes=serial, overlap_bytes=over,
+        serial_written=None if dbuf["o"] else written,
+        overlap_written=written if dbuf["o"] else None,
+        busy_cycles=busy_total / iterations, first_bytes=first_a + first_w,
+        last_bytes=last_o)
+    return (dram_a, dram_w, dram_o_wr, dram_o_rd), exposure
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -438,10 +521,6 @@ class DramExposure:
     edge_bytes: tuple[Any, Any]
     exact: bool = False
 
-
-def _none(x: Any) -> bool:
-    """``x`` is a plain zero (no bytes; not an array)."""
-    return not isinstance(x, np.ndarray) and x == 0
 
 
 def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
@@ -493,63 +572,72 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
     return out.numerator if out.denominator == 1 else out
 
 
-def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure,
+@dataclass(frozen=True, slots=True, eq=False)
+class CandidateExposure:
+    """:class:`DramExposure` of every candidate at once (float64): per loop position, tile
+    and loop order, ``(3, T, O)`` arrays of boundary counts and of the bytes each boundary
+    moves into single-buffered (``serial_bytes``) and double-buffered (``overlap_bytes``)
+    tiles, of which written (``*_written``); ``None`` where no operand moves bytes of that
+    kind. Per tile (``(T, 1)``): one tile iteration's busy cycles, the first tiles' bytes
+    (read) and the last output tile's (written) (:class:`mapping.Candidates`)."""
+
+    counts: np.ndarray
+    serial_bytes: np.ndarray | None
+    overlap_bytes: np.ndarray | None
+    serial_written: np.ndarray | None
+    overlap_written: np.ndarray | None
+    busy_cycles: np.ndarray
+    first_bytes: np.ndarray
+    last_bytes: np.ndarray
+
+
+def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateExposure,
                      arch: ArchSpec) -> MemoryTraffic:
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
     (bandwidth, latency, clock): see the module doc."""
-    e = exposure
-    if e.exact:
+    if isinstance(exposure, DramExposure):
         exact_bw, exact_lat = exact_link(arch)
         return dataclasses.replace(
-            traffic, dram_stall_cycles=_exact_dram_stall(e, exact_bw, exact_lat),
+            traffic, dram_stall_cycles=_exact_dram_stall(exposure, exact_bw, exact_lat),
             dram_transfer_cycles=exact_div(traffic.dram_transfer_cycles, exact_bw))
+    e = exposure
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
     busy = e.busy_cycles
 
-    def transfer(nbytes: Any, written: Any, alone: Any) -> Any:
+    def transfer(nbytes: np.ndarray, written: np.ndarray | None, alone: np.ndarray
+                 ) -> np.ndarray:
         """Moving ``nbytes`` (``alone``: ``nbytes / bw``), ``written`` of them posted writes:
         ``reads / bw + max(lat, written / bw)`` when anything is read (the writes go out
         while the reads wait for the latency), else ``written / bw``."""
         if not lat:
             return alone
-        if _none(written):
+        if written is None:
             return alone + lat * (nbytes > 0)
         return alone + np.maximum(0, lat - written / bw) * (nbytes > written)
 
     # Stall per boundary class: the serial transfer, and the double-buffered one beyond the
     # busy time (two tiles' loads in flight share the latency, ``(transfer - busy) / 2``,
-    # unless the link's bandwidth binds, ``nbytes / bw - busy``); a plain 0 where a class
-    # moves no bytes of that kind (no term).
-    boundaries: Any = 0
-    overlapped: list[tuple[Any, Any] | None] = [None, None, None]
-    for j, (c, s, s_wr, o, o_wr) in enumerate(zip(
-            e.counts, e.serial_bytes, e.serial_written, e.overlap_bytes, e.overlap_written,
-            strict=True)):
-        x: Any = 0 if _none(s) else transfer(s, s_wr, s / bw)
-        if not _none(o):
-            alone = o / bw
-            slack = alone - busy  # the link's bandwidth alone beyond the busy time
-            ov = np.maximum(0, np.maximum((transfer(o, o_wr, alone) - busy) / 2, slack))
-            overlapped[j] = (ov, slack)
-            x = x + ov
-        if not _none(x):
-            boundaries = boundaries + c * x
-    if lat:
+    # unless the link's bandwidth binds, ``nbytes / bw - busy``).
+    s, o = e.serial_bytes, e.overlap_bytes
+    per: Any = 0 if s is None else transfer(s, e.serial_written, s / bw)
+    if o is not None:
+        alone = o / bw
+        slack = alone - busy  # the link's bandwidth alone beyond the busy time
+        ov = np.maximum(0, np.maximum((transfer(o, e.overlap_written, alone) - busy) / 2, slack))
+        per = per + ov
+    boundaries = (e.counts * per).sum(axis=0) if isinstance(per, np.ndarray) else 0
+    if lat and o is not None:
         # the first boundary (of the innermost loop with more than one trip): its
         # double-buffered loads were requested right after the first tile's, so their latency
         # overlapped those transfers
-        later: Any = False
-        for j in (2, 1, 0):
-            here = np.asarray(e.counts[j]) > 0
-            terms = overlapped[j]
-            if terms is not None:
-                ov, slack = terms
-                saved = ov - np.maximum(0, slack)
-                boundaries = boundaries - saved * np.logical_and(here, np.logical_not(later))
-            later = np.logical_or(later, here)
-    first, last = e.edge_bytes
-    dram_stall = transfer(first, 0, first / bw) + last / bw + boundaries
+        here = e.counts > 0
+        first_class = here.copy()
+        first_class[1] &= ~here[2]
+        first_class[0] &= ~(here[1] | here[2])
+        boundaries = boundaries - ((ov - np.maximum(0, slack)) * first_class).sum(axis=0)
+    first = e.first_bytes
+    dram_stall = transfer(first, None, first / bw) + e.last_bytes / bw + boundaries
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
                                dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
 
@@ -564,11 +652,20 @@ def memory_traffic(
     grid: FoldGrid | None = None,
 ) -> MemoryTraffic:
     """Traffic and stalls of one instance of ``gemm`` for every candidate mapping (float64
-    arrays) or for one :class:`mapping.Mapping` (exact: module doc).
+    arrays, one entry per candidate) or for one :class:`mapping.Mapping` (exact: module
+    doc).
 
-    ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``);
-    ``grid``: the candidates' :func:`mapping.fold_grid` when the caller has it already.
+    ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``;
+    one entry per candidate, or per tile as :meth:`mapping.Candidates.fold_grid` lays them
+    out); ``grid``: the candidates' :func:`mapping.fold_grid` when the caller has it already.
+    (:func:`traffic_without_stalls` and :func:`with_dram_stalls` keep the candidates' arrays
+    per tile, ``(T, 1)``, or per tile and loop order, ``(T, O)``.)
     """
     traffic, exposure = traffic_without_stalls(arch, gemm, cands, compute_cycles,
                                                memory=memory, grid=grid)
-    return traffic if exposure is None else with_dram_stalls(traffic, exposure, arch)
+    if exposure is not None:
+        traffic = with_dram_stalls(traffic, exposure, arch)
+    if isinstance(cands, Candidates):
+        return MemoryTraffic(**{f.name: cands.flat(getattr(traffic, f.name))
+                                for f in dataclasses.fields(traffic)})
+    return traffic

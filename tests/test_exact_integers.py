@@ -20,7 +20,7 @@ import pytest
 from cli_run import run
 
 from hw.spec import load_arch
-from mapping import Candidates, search
+from mapping import best_index, candidates, search
 from models import ModelError
 from models.llm import load_model, lower
 from models.ops import MAX_SIZE, Attention, Gemm, op_macs
@@ -138,34 +138,45 @@ def test_ideal_memory_on_one_core_is_the_engines_fold_count_exactly(preset):
 @pytest.mark.parametrize(("preset", "overrides"), [
     ("systolic", []), ("bitslice", []),
     ("lut", ["engine.w_bits=2"]),  # 2 weight planes per group of 4: half a cycle per element
+    ("systolic", ["engine.dataflow=ws", "a_buffer.double_buffered=false"]),
+    ("cube", ["dram.latency_ns=0"]),
 ])
-def test_the_chosen_mapping_is_evaluated_exactly_as_the_search_ranked_it(preset, overrides):
-    """The float64 ranking and the exact evaluation of one mapping are the same model: equal
-    compute cycles, traffic and stalls within float64 rounding (shapes below 2^53), the exact
-    one in ints and fractions only (scaled formats give fractional bits per element)."""
+def test_every_candidate_is_ranked_as_it_evaluates_exactly(preset, overrides):
+    """The float64 ranking of the candidates (stacked over tiles and loop orders) and the
+    exact evaluation of one mapping are the same model: for every candidate of random GEMMs
+    (a sample of each set, every loop order), equal compute cycles, traffic and stalls
+    within float64 rounding (shapes below 2^53), the exact one in ints and fractions only
+    (scaled formats give fractional bits per element)."""
     arch = load_arch(preset, overrides)
     spec = arch.engine
-    rng = random.Random(f"agree {preset}")
+    rng = random.Random(f"agree {preset} {overrides}")
     for _ in range(CASES):
         scales = rng.choice([{}, {"w_group": 128, "w_scale_bits": 32, "a_scale_bits": 16}])
         g = Gemm(name="g", M=log_uniform(rng, 1 << 14), N=log_uniform(rng, 1 << 14),
                  K=log_uniform(rng, 1 << 14), **formats(arch), **scales)
-        m = search(g, arch, gemm_cost)
-        row = Candidates.from_mapping(m, g.M, g.N, g.K)
-        tiles = (m.tile_m, m.tile_n, m.tile_k)
-        exact_compute = tiled_compute_cycles(spec, g.M, g.N, g.K, *tiles)
-        float_compute = tiled_compute_cycles(spec, g.M, g.N, g.K, *row.tiles.T)
-        assert type(exact_compute) is int and exact_compute == float_compute[0]
+        cands = candidates(g, arch)
+        chosen = cands.mapping(best_index(gemm_cost(g, arch, cands), "latency"), arch)
+        assert chosen == search(g, arch, gemm_cost)
+        grid = cands.fold_grid(spec.unrolling())
+        float_compute = tiled_compute_cycles(spec, g.M, g.N, g.K, *cands.tiles_f.T[:, :, None],
+                                             grid=grid, cands=cands)
+        rows = rng.sample(range(len(cands)), min(len(cands), 12))
         for memory in ("real", "ideal"):
-            exact = memory_traffic(arch, g, m, exact_compute, memory=memory)
-            approx = memory_traffic(arch, g, row, float_compute, memory=memory)
-            for f in dataclasses.fields(exact):
-                x = getattr(exact, f.name)
-                assert type(x) in (int, Fraction), (f.name, x)
-                assert float(x) == pytest.approx(float(getattr(approx, f.name)[0]), rel=1e-12,
-                                                 abs=1e-9), f.name
-            assert type(exact.stall_cycles) is int
-            assert abs(exact.stall_cycles - int(approx.stall_cycles[0])) <= 1
+            approx = memory_traffic(arch, g, cands, float_compute, memory=memory)
+            for i in rows:
+                m = cands.mapping(i, arch)
+                exact_compute = tiled_compute_cycles(spec, g.M, g.N, g.K, m.tile_m, m.tile_n,
+                                                     m.tile_k)
+                assert type(exact_compute) is int
+                assert exact_compute == cands.flat(float_compute)[i]
+                exact = memory_traffic(arch, g, m, exact_compute, memory=memory)
+                for f in dataclasses.fields(exact):
+                    x = getattr(exact, f.name)
+                    assert type(x) in (int, Fraction), (f.name, x)
+                    assert float(x) == pytest.approx(getattr(approx, f.name)[i],
+                                                     rel=1e-12, abs=1e-9), (f.name, i)
+                assert type(exact.stall_cycles) is int
+                assert abs(exact.stall_cycles - approx.stall_cycles[i]) <= 1
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -418,9 +418,10 @@ def _mapping_dram(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact
                           ("o", ch_wr, per_o_wr)):
         target = over if dbuf[role] else serial
         for j in range(3):
-            target[j] = target[j] + ch[j] * per
+            if ch[j]:  # a tile that does not change adds nothing
+                target[j] = target[j] + per
     # of which written (the output tile's write-back: posted, no latency to wait for)
-    written = tuple(ch_wr[j] * per_o_wr for j in range(3))
+    written = tuple(per_o_wr if ch_wr[j] else 0 for j in range(3))
     none = (0, 0, 0)
     exposure = DramExposure(counts=counts, serial_bytes=tuple(serial),
                             overlap_bytes=tuple(over),

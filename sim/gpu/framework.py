@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CASES", "main"]
+__all__ = ["CASES", "main", "profile_ops"]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 #: (model, phase, batch, seq): batch 1 to 32, the two Llama generations (MHA and GQA).
@@ -95,16 +95,115 @@ def _time(torch: Any, fn, after, budget_ms: float
 def _case(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq: int,
           budget_ms: float) -> tuple[float, float, float]:  # pragma: no cover - needs a GPU
     """Time one case (module doc): (median, p20, p80) microseconds."""
-    ids = torch.randint(0, vocab, (batch, seq), device="cuda")
     with torch.no_grad():
-        if phase == "prefill":
-            return _time(torch, lambda: model(ids, use_cache=True), lambda: None, budget_ms)
-        # filling the cache needs no logits but the last position's
-        cache = model(ids, use_cache=True, logits_to_keep=1).past_key_values
-        nxt = torch.randint(0, vocab, (batch, 1), device="cuda")
-        # crop(-1) drops the token the step appended: every repetition sees seq cached tokens
-        return _time(torch, lambda: model(nxt, past_key_values=cache, use_cache=True),
-                     lambda: cache.crop(-1), budget_ms)
+        fn, after = _step(torch, model, vocab, phase, batch, seq)
+        return _time(torch, fn, after, budget_ms)
+
+
+def _step(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq: int
+          ) -> tuple[Any, Any]:  # pragma: no cover - needs a GPU
+    """``(fn, after)`` of one case (module doc): the timed forward pass and what runs untimed
+    after each (call it under ``torch.no_grad()``)."""
+    ids = torch.randint(0, vocab, (batch, seq), device="cuda")
+    if phase == "prefill":
+        return lambda: model(ids, use_cache=True), lambda: None
+    # filling the cache needs no logits but the last position's
+    cache = model(ids, use_cache=True, logits_to_keep=1).past_key_values
+    nxt = torch.randint(0, vocab, (batch, 1), device="cuda")
+    # crop(-1) drops the token the step appended: every repetition sees seq cached tokens
+    return lambda: model(nxt, past_key_values=cache, use_cache=True), lambda: cache.crop(-1)
+
+
+#: Forward passes profiled per case by :func:`profile_ops`.
+PROFILED_PASSES = 3
+
+
+def _device_us(e: Any) -> float:
+    """A profiler average's own device time in us (``self_device_time_total``; older torch
+    names it ``self_cuda_time_total``)."""
+    v = getattr(e, "self_device_time_total", None)
+    return float(v if v is not None else getattr(e, "self_cuda_time_total", 0.0))
+
+
+def profile_ops(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq: int
+                ) -> list[dict[str, Any]]:  # pragma: no cover - needs a GPU
+    """What one case's forward pass launches, per pass: every ATen operator that runs device
+    work, by name and input shapes, with its calls, its own device time and its host time
+    (``torch.profiler``), and a ``<forward>`` row: the host time of the call alone (the
+    Python side returning before the GPU finishes: the launch rate), the device's busy time
+    and the wall time to the end of the GPU's work."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad():
+        fn, after = _step(torch, model, vocab, phase, batch, seq)
+        for _ in range(2):
+            fn()
+            after()
+        torch.cuda.synchronize()
+        host, wall = [], []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            t1 = time.perf_counter()
+            torch.cuda.synchronize()
+            host.append((t1 - t0) * 1e6)
+            wall.append((time.perf_counter() - t0) * 1e6)
+            after()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+                     record_shapes=True) as prof:
+            for _ in range(PROFILED_PASSES):
+                fn()
+                torch.cuda.synchronize()
+                after()
+    rows: list[dict[str, Any]] = []
+    busy = 0.0
+    for e in prof.key_averages(group_by_input_shape=True):
+        dev = _device_us(e)
+        if dev <= 0 or not e.key.startswith("aten::"):
+            continue
+        busy += dev
+        rows.append({"op": e.key, "shapes": str(e.input_shapes)[:400],
+                     "calls": f"{e.count / PROFILED_PASSES:g}",
+                     "gpu_us": f"{dev / PROFILED_PASSES:.2f}",
+                     "cpu_us": f"{e.cpu_time_total / PROFILED_PASSES:.2f}"})
+    rows.sort(key=lambda r: -float(r["gpu_us"]))
+    rows.insert(0, {"op": "<forward>", "shapes": "", "calls": "1",
+                    "gpu_us": f"{busy / PROFILED_PASSES:.2f}",
+                    "cpu_us": f"{statistics.median(host):.2f}",
+                    "wall_us": f"{statistics.median(wall):.2f}"})
+    return rows
+
+
+def run_ops(out: Path, cases=CASES) -> Path:  # pragma: no cover - needs a GPU
+    """:func:`profile_ops` of every case into one CSV."""
+    import torch
+    import transformers
+
+    from sim.gpu.measure import guarded
+
+    fields = ["model", "phase", "batch", "seq", "op", "shapes", "calls", "gpu_us", "cpu_us",
+              "wall_us", "transformers", "torch", "gpu"]
+    gpu = torch.cuda.get_device_name(0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for name in dict.fromkeys(c[0] for c in cases):
+            model, config = _model(torch, name)
+            for _, phase, batch, seq in (c for c in cases if c[0] == name):
+                base = {"model": name, "phase": phase, "batch": batch, "seq": seq,
+                        "transformers": transformers.__version__, "torch": torch.__version__,
+                        "gpu": gpu}
+                rows, status = guarded(torch, functools.partial(
+                    profile_ops, torch, model, config.vocab_size, phase, batch, seq))
+                for r in rows or [{"op": "<forward>", "shapes": status}]:
+                    w.writerow(base | r)
+                f.flush()
+                print(name, phase, batch, seq, status, rows[0] if rows else "", flush=True)
+                torch.cuda.empty_cache()
+            del model
+            torch.cuda.empty_cache()
+    return out
 
 
 def run(out: Path, budget_ms: float = 300.0, cases=CASES) -> Path:  # pragma: no cover
@@ -149,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="CSV to write")
     p.add_argument("--budget-ms", type=float, default=300.0,
                    help="time spent repeating each case, in ms (at least 5 repetitions)")
+    p.add_argument("--ops", action="store_true",
+                   help="instead of timing, profile what each case launches (torch.profiler: "
+                        "ATen operators with their shapes, calls, device and host time, and "
+                        "the forward pass's host and device time)")
     args = p.parse_args(argv)
     try:
         import torch
@@ -160,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("error: no CUDA GPU found; run it on a machine with an NVIDIA GPU", file=sys.stderr)
         return 2
-    run(args.out, args.budget_ms)
+    if args.ops:
+        run_ops(args.out)
+    else:
+        run(args.out, args.budget_ms)
     print(f"wrote {args.out}")
     return 0
 

@@ -39,6 +39,24 @@ DATASHEET_TFLOPS = {"bf16": 989.4, "fp16": 989.4, "fp8": 1978.9, "int8": 1978.9}
 DATASHEET_TBPS = 3.35
 
 
+def _case(r: dict[str, str]) -> tuple[str, str, str, str]:
+    """A whole-model row's (model, phase, batch, seq)."""
+    return (r["model"], r["phase"], r["batch"], r["seq"])
+
+
+def _spread(pairs: list[tuple[float, float]]) -> str:
+    """Run-to-run differences of paired measurements: median and largest, in words."""
+    diffs = sorted(abs(a - b) / b for a, b in pairs)
+    return (f"a median {100 * statistics.median(diffs):.0f}% and up to "
+            f"{100 * diffs[-1]:.0f}%")
+
+
+def _fraction_range(pairs: list[tuple[float, float]]) -> str:
+    """``part / whole`` of each pair, as a percentage range in words."""
+    f = sorted(a / b for a, b in pairs)
+    return f"{100 * f[0]:.0f} to {100 * f[-1]:.0f}%"
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
@@ -58,6 +76,7 @@ def _mape(pairs: list[tuple[float, float]]) -> float:
 def main() -> int:
     from hw.spec import load_arch
     from models.llm import load_model, lower
+    from models.ops import Vector
     from sim.cli.gpu import _kernels, _plot, _predict, check_rows
     from sim.gpu.measure import ENERGY_SETS
     from sim.gpu_model import kernel_bytes_flops
@@ -130,6 +149,30 @@ def main() -> int:
 
     framework = [(r, simulated(r)[1].seconds * 1e6, float(r["us"]))
                  for r in _rows(DATA / "framework_h100.csv")]
+    repeat = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100_repeat.csv")}
+
+    # what eager transformers launches per pass (torch.profiler), against the eager lowering
+    profile: dict[tuple[str, str, str, str], list[dict[str, str]]] = {}
+    for r in _rows(DATA / "framework_ops_h100.csv"):
+        profile.setdefault(_case(r), []).append(r)
+    eager_rows = []
+    for case, rs in profile.items():
+        fwd = next(r for r in rs if r["op"] == "<forward>")
+        launches = sum(float(r["calls"]) for r in rs if r["op"] != "<forward>")
+        gemm_attn = sum(float(r["gpu_us"]) for r in rs
+                        if r["op"] in ("aten::mm", "aten::bmm", "aten::_cudnn_attention_forward"))
+        cfg = load_model(case[0])
+        ops = lower(cfg, phase=case[1], batch=int(case[2]), seq=int(case[3]), quant="bf16",
+                    runtime="eager")
+        vec = [op for op in ops if isinstance(op, Vector)]
+        elem_bytes = sum(op.bytes * op.count for op in vec)
+        eager_rows.append((case, float(fwd["gpu_us"]), float(fwd["cpu_us"]),
+                           float(fwd["wall_us"]), launches,
+                           sum(getattr(op, "launches", 1) * op.count for op in ops),
+                           float(fwd["gpu_us"]) - gemm_attn, elem_bytes))
+
+    # the device-bound passes (busier device than host): element-wise device time over busy
+    device_bound = [(e, b) for (_, b, h, _, _, _, e, _) in eager_rows if b > h]
 
     layer_rows = []
     for r in _rows(DATA / "layer_h100.csv"):
@@ -307,7 +350,38 @@ def main() -> int:
         "Eager transformers runs well behind the prediction, most in decode, where every "
         "step launches each layer's unfused element-wise kernels from Python and appends to "
         "the cache by concatenation: the prediction stands for a fused serving engine, not "
-        "for eager PyTorch.",
+        "for eager PyTorch. A decode repetition is the next generation step (the cache grows "
+        "by a token); run to run, the same cases measured again "
+        "(`framework_h100_repeat.csv`) differ by "
+        f"{_spread([(repeat[_case(r)], meas) for r, _, meas in framework])}.",
+        "",
+        "### What eager transformers launches",
+        "",
+        "`python -m sim.gpu.framework --ops` profiles the same passes (`torch.profiler`, "
+        "`framework_ops_h100.csv`): every ATen operator that runs device work, with its "
+        "calls, its device time and its host time, and per pass the host time of the call "
+        "alone (Python returning before the GPU finishes), the device's busy time and the "
+        "wall time. `lower(..., runtime=\"eager\")` (`models/llm.py`) is that pass as "
+        "kernels: each RMSNorm eight, RoPE five per query and key tensor, the SiLU and the "
+        "gate product two, the cache appended by concatenation, every position's logits in "
+        "prefill:",
+        "",
+        "| model | phase | batch | seq | device busy (us) | host (us) | wall (us) | "
+        "kernels profiled | eager lowering | host us per kernel | element-wise device us "
+        "per GB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(f"| {c[0]} | {c[1]} | {c[2]} | {c[3]} | {busy:.0f} | {host:.0f} | {wall:.0f} | "
+          f"{n:.0f} | {lowered} | {host / n:.1f} | {elem_us / (nbytes / 1e9):.0f} |"
+          for c, busy, host, wall, n, lowered, elem_us, nbytes in eager_rows),
+        "",
+        "Decode, and prefill of a few hundred tokens, are bound by the host: the wall time "
+        "is the host's, several times the device's busy time. The host's time per kernel "
+        f"ranged from {min(h / n for _, _, h, _, n, *_ in eager_rows):.0f} to "
+        f"{max(h / n for _, _, h, _, n, *_ in eager_rows):.0f} us in this one run: it is a "
+        "property of the machine and of what else runs on it, which a model of the GPU "
+        "cannot predict to 10%. Long prefill is bound by the device, where the unfused "
+        "element-wise kernels take "
+        f"{_fraction_range(device_bound)} of the busy time.",
         "",
         "## The `h200` preset against an H200",
         "",

@@ -33,6 +33,7 @@ from models.quant import QuantScheme, get_scheme
 
 __all__ = [
     "OP_NAMES",
+    "RUNTIMES",
     "SUPPORTED_MODEL_TYPES",
     "MLAConfig",
     "MoEConfig",
@@ -824,6 +825,7 @@ def lower(
     page_tokens: int = 0,
     sparse_block: int = 0,
     sparse_topk: int = 0,
+    runtime: Runtime = "fused",
 ) -> list[Op]:
     """The operators of one forward pass of the whole model, in dataflow order.
 
@@ -888,8 +890,20 @@ def lower(
     (perfect balance among the touched experts; ``M * ceil(E_act) >= T * k``); element-wise
     expert work is sized ``T * k * moe_intermediate_size``.
 
+    ``runtime``: the software that runs the pass. ``"fused"`` (the lists above): a serving
+    engine, one fused kernel per norm, RoPE, activation and residual, the new keys and values
+    written into the cache in place. ``"eager"``: what eager PyTorch launches for Hugging Face
+    transformers' ``LlamaForCausalLM`` (dense Llama-family models in a 16-bit float scheme):
+    each RMSNorm as eight kernels (a cast to fp32, square, mean, add, rsqrt, scale, the cast
+    back, the weight; :data:`EAGER_NORM_BYTES` per element), RoPE as five kernels per query
+    and key tensor (two products, the negated half, its concatenation and a sum), the SiLU and
+    the gate product as two, the keys and values appended to the cache by concatenation (each
+    step copies the whole cache: ``cache_append``), the logits of every position in prefill
+    (``lm_head`` with ``M`` = all tokens) and no sampling (the forward pass returns logits);
+    ``launches`` counts the kernels (:data:`EAGER_LAUNCHES_PER_LAYER` per layer).
+
     Raises :class:`ModelError` (one line) for a bad ``phase``, ``batch``, ``seq`` (also beyond
-    ``max_position_embeddings``), scheme, ``page_tokens`` or sparse arguments.
+    ``max_position_embeddings``), scheme, ``page_tokens``, sparse arguments or ``runtime``.
     """
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"cfg: expected a ModelConfig, got {type(cfg).__name__}")
@@ -905,7 +919,11 @@ def lower(
         raise ModelError(f"sparse_topk: block-sparse attention needs both sparse_block and "
                          f"sparse_topk > 0 (got {sparse_block} and {sparse_topk}); give both "
                          "or neither")
+    if runtime not in RUNTIMES:
+        raise ModelError(f"runtime: must be one of {', '.join(RUNTIMES)} (got {runtime!r})")
     scheme = _scheme(quant)
+    if runtime == "eager":
+        _check_eager(cfg, scheme, page_tokens, sparse_block)
     limit = cfg.max_position_embeddings
     if phase == "prefill" and seq > limit:
         raise ModelError(
@@ -929,6 +947,8 @@ def lower(
     vec_fmt = scheme.a_fmt if a_fmt.is_float and a_fmt.bits >= 16 else "fp16"
     c = _Ctx(cfg, scheme, phase, batch, tokens, q_len, kv_len, page_tokens, sparse_block,
              sparse_topk, vec_fmt)
+    if runtime == "eager":
+        return _eager(c)
 
     T, h = tokens, cfg.hidden_size
     # a lookup reads T rows of the (fp16) table from memory
@@ -947,6 +967,103 @@ def lower(
         *c.quant("quant_head", batch * h, 1, "lm_head"),
         c.gemm("lm_head", batch, cfg.vocab_size, h, 1),
         c.vec("sampling", "softmax", batch * cfg.vocab_size, 3, 1),
+    ]
+    return ops
+
+
+Runtime = Literal["fused", "eager"]
+#: The runtimes :func:`lower` models.
+RUNTIMES: tuple[str, ...] = ("fused", "eager")
+#: Bytes an eager RMSNorm moves per element of a bf16 ``tokens x width`` input (transformers'
+#: ``LlamaRMSNorm``): the cast to fp32 (2 read, 4 written), the square (4 + 4), the mean (4
+#: read), the scaling by the reciprocal root (4 + 4), the cast back (4 + 2) and the weight's
+#: product (2 + 2); the per-row kernels (add, rsqrt) move a row's few bytes.
+EAGER_NORM_BYTES = 36
+#: An eager RMSNorm's kernels: to(fp32), pow, mean, add, rsqrt, mul, to(bf16), mul.
+EAGER_NORM_LAUNCHES = 8
+#: Bytes eager RoPE moves per element of the query and key tensors (bf16): x * cos (2 + 2),
+#: the negated half (1 + 1 per element of the whole), the halves' concatenation (2 + 2), its
+#: product with sin (2 + 2) and the sum (4 + 2); five kernels per tensor.
+EAGER_ROPE_BYTES = 20
+EAGER_ROPE_LAUNCHES = 10
+#: SiLU of the gate (2 + 2) and its product with the up projection (4 + 2), two kernels.
+EAGER_ACT_BYTES = 10
+EAGER_ACT_LAUNCHES = 2
+#: Kernels eager transformers launches per Llama decoder layer: two norms, seven projections,
+#: RoPE, two cache concatenations, attention, the activation and two residual sums
+#: (measured: 1301 device operators per forward pass of a 32-layer Llama-2-7B,
+#: ``sim/data/gpu/framework_ops_h100.csv``).
+EAGER_LAUNCHES_PER_LAYER = (2 * EAGER_NORM_LAUNCHES + 7 + EAGER_ROPE_LAUNCHES + 2 + 1
+                            + EAGER_ACT_LAUNCHES + 2)
+#: Kernels outside the layers: the embedding, the rotary table (positions, their product with
+#: the inverse frequencies, the concatenation, cos, sin, their scaling and casts), the final
+#: norm and the head (1301 - 32 x 40 measured, of which the norm's 8, the embedding and the
+#: head: 11 for the rotary table).
+EAGER_ROTARY_TABLE_LAUNCHES = 11
+
+
+def _check_eager(cfg: ModelConfig, scheme: QuantScheme, page_tokens: int,
+                 sparse_block: int) -> None:
+    """``ModelError`` unless the eager runtime models this model and scheme."""
+    if cfg.family != "llama" or cfg.moe is not None or cfg.mla is not None:
+        raise ModelError(
+            f"runtime: eager is modeled for dense Llama-family models (transformers' "
+            f"LlamaForCausalLM); {cfg.name} is {cfg.model_type}"
+            + (" with a mixture of experts" if cfg.moe is not None else "")
+            + "; use --runtime fused")
+    fmts = {scheme.a_fmt, scheme.w_fmt, scheme.kv_fmt}
+    if fmts - {"bf16", "fp16"} or scheme.overrides or len(fmts) > 1:
+        raise ModelError(
+            f"runtime: eager models the 16-bit float model as transformers runs it; the "
+            f"scheme {scheme.name} stores {', '.join(sorted(fmts))}; use --quant bf16 or "
+            "--runtime fused")
+    if page_tokens or sparse_block or cfg.sliding_window:
+        raise ModelError("runtime: eager models transformers' dense cache (no paging, "
+                         "block sparsity or sliding window); use --runtime fused")
+
+
+def _eager(c: _Ctx) -> list[Op]:
+    """The eager runtime's operators (:func:`lower`, ``runtime="eager"``)."""
+    cfg, T, L, h = c.cfg, c.tokens, c.cfg.num_layers, c.cfg.hidden_size
+    i = cfg.intermediate_size
+
+    def norm(name: str, count: int) -> Vector:
+        return Vector(name=name, kind="norm", elems=T * h, ops_per_elem=5, count=count,
+                      fmt=c.vec_fmt, elem_bytes=EAGER_NORM_BYTES, table_bytes=h * _FP16_BYTES,
+                      launches=EAGER_NORM_LAUNCHES)
+
+    # the cache after the step: every cached token's keys and values read and written anew
+    cached = c.batch * (c.kv_len if c.phase == "decode" else c.q_len)
+    row_bytes = T * h * _FP16_BYTES
+    rope_elems = T * (cfg.q_size + cfg.kv_size)
+    ops: list[Op] = [
+        c.vec("embedding", "embedding", T * h, 0, 1, table_bytes=row_bytes),
+        Vector(name="rope_table", kind="rope", elems=T * cfg.head_dim, ops_per_elem=2,
+               fmt=c.vec_fmt, launches=EAGER_ROTARY_TABLE_LAUNCHES),
+        norm("input_norm", L),
+        c.gemm("q_proj", T, cfg.q_size, h, L),
+        c.gemm("k_proj", T, cfg.kv_size, h, L),
+        c.gemm("v_proj", T, cfg.kv_size, h, L),
+        Vector(name="rope", kind="rope", elems=rope_elems, ops_per_elem=3, count=L,
+               fmt=c.vec_fmt, elem_bytes=EAGER_ROPE_BYTES,
+               launches=EAGER_ROPE_LAUNCHES),
+        Vector(name="kv_append", kind="cache_append", elems=2 * cached * cfg.kv_size,
+               ops_per_elem=0, count=L, fmt=c.vec_fmt, launches=2),
+        _attention(cfg, c.scheme, phase=c.phase, batch=c.batch, q_len=c.q_len,
+                   kv_len=c.kv_len, count=L, page_tokens=0, sparse_block=0, sparse_topk=0),
+        c.gemm("o_proj", T, h, cfg.attn_out_size, L),
+        c.vec("attn_residual", "residual", T * h, 1, L, reads=2),
+        norm("post_norm", L),
+        c.gemm("gate_proj", T, i, h, L),
+        c.gemm("up_proj", T, i, h, L),
+        Vector(name="act", kind="activation", elems=T * i, ops_per_elem=5, count=L,
+               fmt=c.vec_fmt, elem_bytes=EAGER_ACT_BYTES,
+               launches=EAGER_ACT_LAUNCHES),
+        c.gemm("down_proj", T, h, i, L),
+        c.vec("mlp_residual", "residual", T * h, 1, L, reads=2),
+        norm("final_norm", 1),
+        # transformers computes the logits of every position of the pass
+        c.gemm("lm_head", T, cfg.vocab_size, h, 1),
     ]
     return ops
 

@@ -284,7 +284,7 @@ class Attention:
 #: What a :class:`Vector` op does (for breakdowns; the cost is ``elems * ops_per_elem``).
 VECTOR_KINDS: tuple[str, ...] = (
     "norm", "activation", "rope", "residual", "softmax", "quantize", "dequantize", "router",
-    "embedding",
+    "embedding", "cache_append",
 )
 
 
@@ -293,24 +293,28 @@ class Vector:
     """``count`` instances of element-wise work over ``elems`` elements for a vector unit.
 
     ``ops_per_elem``: arithmetic operations per element (e.g. RMSNorm: square, add, scale,
-    multiply ~ 4; SiLU-gated product ~ 5); ``in_elems_bytes``/``out_elems_bytes`` are not
-    given: ``reads`` operands of ``elems`` elements are read and one of ``elems`` written, in
-    ``fmt``. ``table_bytes`` is extra data read once per instance (an embedding table's rows,
-    a norm's weights).
+    multiply ~ 4; SiLU-gated product ~ 5); ``reads`` operands of ``elems`` elements are read
+    and one of ``elems`` written, in ``fmt``, unless ``elem_bytes`` gives the bytes moved per
+    element directly (work done in several passes of other widths: an unfused RMSNorm casts
+    to fp32 and back). ``table_bytes`` is extra data read once per instance (an embedding
+    table's rows, a norm's weights). ``launches``: the kernels one instance takes on a GPU
+    (one fused kernel, or one per pass where a framework runs the passes unfused).
     """
 
     name: str
     kind: Literal["norm", "activation", "rope", "residual", "softmax", "quantize",
-                  "dequantize", "router", "embedding"]
+                  "dequantize", "router", "embedding", "cache_append"]
     elems: int
     ops_per_elem: float
     count: int = 1
     reads: int = 1
     fmt: str = "fp16"
     table_bytes: float = 0.0
+    elem_bytes: float = 0.0
+    launches: int = 1
 
     def __post_init__(self) -> None:
-        _check_positive(self.name, self, "count", "reads")
+        _check_positive(self.name, self, "count", "reads", "launches")
         _check_positive(self.name, self, "elems", bounded=False)
         if self.kind not in VECTOR_KINDS:
             raise ModelError(f"{self.name}.kind: unknown {self.kind!r}; one of "
@@ -318,9 +322,11 @@ class Vector:
         if not 0 <= self.ops_per_elem < math.inf:
             raise ModelError(f"{self.name}.ops_per_elem: must be a finite number >= 0 "
                              f"(got {self.ops_per_elem!r})")
-        if not 0 <= self.table_bytes < math.inf:
-            raise ModelError(f"{self.name}.table_bytes: must be a finite number >= 0 "
-                             f"(got {self.table_bytes!r})")
+        for field in ("table_bytes", "elem_bytes"):
+            v = getattr(self, field)
+            if not 0 <= v < math.inf:
+                raise ModelError(f"{self.name}.{field}: must be a finite number >= 0 "
+                                 f"(got {v!r})")
         get_format(self.fmt)
 
     @property
@@ -331,11 +337,16 @@ class Vector:
     @property
     def bytes(self) -> float:
         """Bytes read and written by one instance."""
+        if self.elem_bytes:
+            return self.elems * self.elem_bytes + self.table_bytes
         return self.elems * (self.reads + 1) * get_format(self.fmt).bits / 8 + self.table_bytes
 
     @property
     def exact_bytes(self) -> Exact:
-        """:attr:`bytes` exactly (``table_bytes`` at its float's binary value)."""
+        """Bytes read and written by one instance, exactly (``elem_bytes`` and
+        ``table_bytes`` at their floats' binary values)."""
+        if self.elem_bytes:
+            return self.elems * exact(self.elem_bytes) + exact(self.table_bytes)
         bits = self.elems * (self.reads + 1) * get_format(self.fmt).bits
         return exact_div(bits, 8) + exact(self.table_bytes)
 

@@ -427,8 +427,8 @@ def exact_widths(op: Any) -> tuple[Any, Any]:
 
 def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, Any]:
     """(seconds, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator on a
-    GPU preset; vector work is one element-wise kernel: launch cost plus its bytes at the
-    streaming bandwidth. ``memory="ideal"``: infinite bandwidth (compute and fixed costs
+    GPU preset; vector work is ``op.launches`` element-wise kernels: their launch cost plus
+    the bytes at the streaming bandwidth. ``memory="ideal"``: infinite bandwidth (compute and fixed costs
     only), no HBM bytes. The bytes are exact (:func:`exact_widths`)."""
     from models.ops import Vector
 
@@ -438,7 +438,7 @@ def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, A
     if isinstance(op, Vector):
         bw = cal.read_gb_per_s * 1e9
         nbytes = 0 if memory == "ideal" else op.exact_bytes
-        return (cal.launch_us * 1e-6 + op.bytes / bw), True, nbytes
+        return (op.launches * cal.launch_us * 1e-6 + op.bytes / bw), True, nbytes
     k = op_kernel(op)
     if k.dtype not in arch.gpu.dtypes:
         # no tensor cores for it (fp8 on an A100): the operands are widened to the 16-bit

@@ -421,7 +421,8 @@ def _mapping_dram(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact
             if ch[j]:  # a tile that does not change adds nothing
                 target[j] = target[j] + per
     # of which written (the output tile's write-back: posted, no latency to wait for)
-    written = tuple(per_o_wr if ch_wr[j] else 0 for j in range(3))
+    written: tuple[Any, Any, Any] = (per_o_wr if ch_wr[0] else 0, per_o_wr if ch_wr[1] else 0,
+                                     per_o_wr if ch_wr[2] else 0)
     none = (0, 0, 0)
     exposure = DramExposure(counts=counts, serial_bytes=tuple(serial),
                             overlap_bytes=tuple(over),

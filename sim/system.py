@@ -153,7 +153,7 @@ def _shape(op: Op) -> dict[str, Any]:
                 "kv_fmt": op.kv_fmt, "page_tokens": op.page_tokens,
                 "sparse_block": op.sparse_block, "sparse_topk": op.sparse_topk}
     return {"kind": op.kind, "elems": op.elems, "ops_per_elem": op.ops_per_elem,
-            "fmt": op.fmt}
+            "fmt": op.fmt, "bytes": op.bytes, "launches": op.launches}
 
 
 def gpu_validation(arch: ArchSpec) -> dict[str, bool]:

@@ -646,3 +646,62 @@ def test_json_round_trip(tmp_path: Path, cfg: ModelConfig, drop_defaults: bool) 
     if drop_defaults and cfg.num_kv_heads == cfg.num_heads:
         del raw["num_key_value_heads"], raw["head_dim"]
     assert load_model(str(write(tmp_path, raw, "m.json"))) == cfg
+
+
+# -- the eager runtime -------------------------------------------------------------------------
+
+_GPU_DATA = Path(__file__).resolve().parents[1] / "sim" / "data" / "gpu"
+
+
+def _measured_launches() -> dict[tuple[str, str, int, int], float]:
+    """Device operators per forward pass of eager transformers, as profiled on the card
+    (``framework_ops_h100.csv``: the calls of every ATen operator that ran device work)."""
+    import csv
+    from collections import Counter
+
+    out: Counter[tuple[str, str, int, int]] = Counter()
+    with open(_GPU_DATA / "framework_ops_h100.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["op"] != "<forward>":
+                out[(r["model"], r["phase"], int(r["batch"]), int(r["seq"]))] += float(
+                    r["calls"])
+    return dict(out)
+
+
+def test_eager_lowering_launches_what_transformers_launches() -> None:
+    """The eager runtime's kernels per forward pass equal the device operators profiled on the
+    card for every measured model, phase, batch and length (within the profiler's averaging
+    over passes), and its element-wise work is what the fused lowering's is, unfused: more
+    bytes, the same GEMMs but the head's (every position's logits)."""
+    measured = _measured_launches()
+    assert len(measured) >= 16
+    for (name, phase, batch, seq), launches in measured.items():
+        cfg = load_model(name)
+        eager = lower(cfg, phase=phase, batch=batch, seq=seq, quant="bf16", runtime="eager")
+        fused = lower(cfg, phase=phase, batch=batch, seq=seq, quant="bf16")
+        count = sum(getattr(op, "launches", 1) * op.count for op in eager)
+        assert count == pytest.approx(launches, abs=0.01), (name, phase, batch, seq)
+        gemms = {op.name: op for op in eager if isinstance(op, Gemm)}
+        for op in fused:
+            if isinstance(op, Gemm) and op.name != "lm_head":
+                assert gemms[op.name] == op
+        tokens = batch * seq if phase == "prefill" else batch
+        assert gemms["lm_head"].M == tokens
+        vec_bytes = {op.name: op.bytes * op.count for op in eager if isinstance(op, Vector)}
+        for op in fused:
+            if isinstance(op, Vector) and op.name in ("input_norm", "rope", "act"):
+                assert vec_bytes[op.name] > op.bytes * op.count
+        append = next(op for op in eager if op.name == "kv_append")
+        cached = batch * (seq + 1 if phase == "decode" else seq)
+        assert append.bytes == 2 * 2 * cached * cfg.kv_size * 2  # K and V, read and written
+
+
+@pytest.mark.parametrize(("model", "quant", "field"), [
+    ("opt-6.7b", "fp16", "opt"), ("mixtral-8x7b", "bf16", "mixture of experts"),
+    ("llama-2-7b", "w8a8", "bf16"), ("mistral-7b", "bf16", "sliding window"),
+])
+def test_eager_runtime_refuses_what_it_does_not_model(model, quant, field) -> None:
+    with pytest.raises(ModelError, match=rf"^runtime: .*{field}"):
+        lower(load_model(model), phase="decode", batch=1, seq=16, quant=quant, runtime="eager")
+    with pytest.raises(ModelError, match=r"^runtime: must be one of fused, eager"):
+        lower(load_model("llama-2-7b"), phase="decode", batch=1, seq=16, runtime="graph")

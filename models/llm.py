@@ -1027,40 +1027,41 @@ def _eager(c: _Ctx) -> list[Op]:
     cfg, T, L, h = c.cfg, c.tokens, c.cfg.num_layers, c.cfg.hidden_size
     i = cfg.intermediate_size
 
+    def vec(name: str, kind: Any, elems: int, ops_per_elem: float, count: int,
+            **kw: Any) -> Vector:
+        return Vector(name=name, kind=kind, elems=elems, ops_per_elem=ops_per_elem,
+                      count=count, fmt=c.vec_fmt, runtime="eager", **kw)
+
     def norm(name: str, count: int) -> Vector:
-        return Vector(name=name, kind="norm", elems=T * h, ops_per_elem=5, count=count,
-                      fmt=c.vec_fmt, elem_bytes=EAGER_NORM_BYTES, table_bytes=h * _FP16_BYTES,
-                      launches=EAGER_NORM_LAUNCHES)
+        return vec(name, "norm", T * h, 5, count, elem_bytes=EAGER_NORM_BYTES,
+                   table_bytes=h * _FP16_BYTES, launches=EAGER_NORM_LAUNCHES)
 
     # the cache after the step: every cached token's keys and values read and written anew
     cached = c.batch * (c.kv_len if c.phase == "decode" else c.q_len)
     row_bytes = T * h * _FP16_BYTES
     rope_elems = T * (cfg.q_size + cfg.kv_size)
     ops: list[Op] = [
-        c.vec("embedding", "embedding", T * h, 0, 1, table_bytes=row_bytes),
-        Vector(name="rope_table", kind="rope", elems=T * cfg.head_dim, ops_per_elem=2,
-               fmt=c.vec_fmt, launches=EAGER_ROTARY_TABLE_LAUNCHES),
+        vec("embedding", "embedding", T * h, 0, 1, table_bytes=row_bytes),
+        vec("rope_table", "rope", T * cfg.head_dim, 2, 1,
+            launches=EAGER_ROTARY_TABLE_LAUNCHES),
         norm("input_norm", L),
         c.gemm("q_proj", T, cfg.q_size, h, L),
         c.gemm("k_proj", T, cfg.kv_size, h, L),
         c.gemm("v_proj", T, cfg.kv_size, h, L),
-        Vector(name="rope", kind="rope", elems=rope_elems, ops_per_elem=3, count=L,
-               fmt=c.vec_fmt, elem_bytes=EAGER_ROPE_BYTES,
-               launches=EAGER_ROPE_LAUNCHES),
-        Vector(name="kv_append", kind="cache_append", elems=2 * cached * cfg.kv_size,
-               ops_per_elem=0, count=L, fmt=c.vec_fmt, launches=2),
+        vec("rope", "rope", rope_elems, 3, L, elem_bytes=EAGER_ROPE_BYTES,
+            launches=EAGER_ROPE_LAUNCHES),
+        vec("kv_append", "cache_append", 2 * cached * cfg.kv_size, 0, L, launches=2),
         _attention(cfg, c.scheme, phase=c.phase, batch=c.batch, q_len=c.q_len,
                    kv_len=c.kv_len, count=L, page_tokens=0, sparse_block=0, sparse_topk=0),
         c.gemm("o_proj", T, h, cfg.attn_out_size, L),
-        c.vec("attn_residual", "residual", T * h, 1, L, reads=2),
+        vec("attn_residual", "residual", T * h, 1, L, reads=2),
         norm("post_norm", L),
         c.gemm("gate_proj", T, i, h, L),
         c.gemm("up_proj", T, i, h, L),
-        Vector(name="act", kind="activation", elems=T * i, ops_per_elem=5, count=L,
-               fmt=c.vec_fmt, elem_bytes=EAGER_ACT_BYTES,
-               launches=EAGER_ACT_LAUNCHES),
+        vec("act", "activation", T * i, 5, L, elem_bytes=EAGER_ACT_BYTES,
+            launches=EAGER_ACT_LAUNCHES),
         c.gemm("down_proj", T, h, i, L),
-        c.vec("mlp_residual", "residual", T * h, 1, L, reads=2),
+        vec("mlp_residual", "residual", T * h, 1, L, reads=2),
         norm("final_norm", 1),
         # transformers computes the logits of every position of the pass
         c.gemm("lm_head", T, cfg.vocab_size, h, 1),

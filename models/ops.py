@@ -299,6 +299,9 @@ class Vector:
     to fp32 and back). ``table_bytes`` is extra data read once per instance (an embedding
     table's rows, a norm's weights). ``launches``: the kernels one instance takes on a GPU
     (one fused kernel, or one per pass where a framework runs the passes unfused).
+    ``runtime``: whose kernels they are: ``"fused"`` (a serving engine's, streaming at the
+    memory's bandwidth) or ``"eager"`` (eager PyTorch's, priced by a GPU preset's measured
+    eager constants; engines have no such kernels).
     """
 
     name: str
@@ -312,6 +315,7 @@ class Vector:
     table_bytes: float = 0.0
     elem_bytes: float = 0.0
     launches: int = 1
+    runtime: Literal["fused", "eager"] = "fused"
 
     def __post_init__(self) -> None:
         _check_positive(self.name, self, "count", "reads", "launches")
@@ -327,6 +331,9 @@ class Vector:
             if not 0 <= v < math.inf:
                 raise ModelError(f"{self.name}.{field}: must be a finite number >= 0 "
                                  f"(got {v!r})")
+        if self.runtime not in ("fused", "eager"):
+            raise ModelError(f"{self.name}.runtime: must be 'fused' or 'eager' "
+                             f"(got {self.runtime!r})")
         get_format(self.fmt)
 
     @property

@@ -206,6 +206,51 @@ def _load(path: str) -> GpuCalibration:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EagerCalibration:
+    """Eager PyTorch on a card (``sim/data/gpu/eager_<calibration>.toml``, written by
+    ``python -m sim.gpu.framework --fit-eager``): what its element-wise kernels cost on the
+    device and what launching a kernel costs the host, measured on whole eager passes."""
+
+    card: str
+    #: Where the constants come from (the profiled passes and the fit).
+    source: str
+    #: Device time of an eager element-wise kernel beyond moving its bytes, us.
+    kernel_us: float
+    #: Fraction of the card's streaming read bandwidth (``read_gb_per_s``) its bytes move at.
+    elementwise_eff: float
+    #: Host time to launch one kernel (Python, the dispatcher, the launch), us, per phase
+    #: (``prefill``, ``decode``: transformers runs more Python per kernel in a decode step):
+    #: the median of the host-bound passes; ``host_launch_us_range`` their spread.
+    host_launch_us: dict[str, float]
+    host_launch_us_range: dict[str, tuple[float, float]]
+
+
+def load_eager(name: str) -> EagerCalibration:
+    """The eager-runtime constants measured with calibration ``name``'s card."""
+    path = CAL_DIR / f"eager_{name}.toml"
+    if not path.is_file():
+        from hw.spec import SpecError
+
+        raise SpecError(f"--runtime: eager needs sim/data/gpu/eager_{name}.toml, the eager "
+                        f"constants of card {name!r} (python -m sim.gpu.framework --fit-eager "
+                        "writes it); use --runtime fused")
+    return _load_eager(str(path))
+
+
+@memo(maxsize=16)
+def _load_eager(path: str) -> EagerCalibration:
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    m = raw["measured"]
+    return EagerCalibration(
+        card=raw["card"], source=raw["source"], kernel_us=float(raw["fitted"]["kernel_us"]),
+        elementwise_eff=float(raw["fitted"]["elementwise_eff"]),
+        host_launch_us={k: float(v) for k, v in m["host_launch_us"].items()},
+        host_launch_us_range={k: (float(v[0]), float(v[1]))
+                              for k, v in m["host_launch_us_range"].items()})
+
+
 def _aligned(k: Kernel) -> bool:
     return k.N % 8 == 0 and k.K % 8 == 0
 
@@ -428,8 +473,9 @@ def exact_widths(op: Any) -> tuple[Any, Any]:
 def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, Any]:
     """(seconds, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator on a
     GPU preset; vector work is ``op.launches`` element-wise kernels: their launch cost plus
-    the bytes at the streaming bandwidth. ``memory="ideal"``: infinite bandwidth (compute and fixed costs
-    only), no HBM bytes. The bytes are exact (:func:`exact_widths`)."""
+    the bytes at the streaming bandwidth (eager PyTorch's kernels: :class:`EagerCalibration`).
+    ``memory="ideal"``: infinite bandwidth (compute and fixed costs only), no HBM bytes. The
+    bytes are exact (:func:`exact_widths`)."""
     from models.ops import Vector
 
     cal = arch_calibration(arch)
@@ -438,6 +484,10 @@ def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, A
     if isinstance(op, Vector):
         bw = cal.read_gb_per_s * 1e9
         nbytes = 0 if memory == "ideal" else op.exact_bytes
+        if op.runtime == "eager":  # eager PyTorch's kernels, as measured on whole passes
+            eager = load_eager(arch.gpu.calibration)
+            return (op.launches * eager.kernel_us * 1e-6
+                    + op.bytes / (bw * eager.elementwise_eff)), True, nbytes
         return (op.launches * cal.launch_us * 1e-6 + op.bytes / bw), True, nbytes
     k = op_kernel(op)
     if k.dtype not in arch.gpu.dtypes:

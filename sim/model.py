@@ -26,7 +26,7 @@ from typing import Any, Literal
 from hw.spec import ArchSpec, spec_to_dict
 from mapping import Objective
 from models import ModelError
-from models.ops import Attention, Gemm, Op, Vector, exact_div
+from models.ops import Attention, Gemm, Op, Vector, exact, exact_div
 from sim.energy import energy_components, system_area_breakdown
 from sim.memory import Memory
 from sim.system import OpResult, gpu_validation, peak_macs_per_cycle, simulate_op
@@ -72,6 +72,15 @@ class ModelResult:
     weight_bytes: float
     kv_cache_bytes: float
     capacity_bytes: int
+    #: The runtime the workload was lowered for (``models.llm.lower``), when it is a model.
+    runtime: str | None = None
+    #: Kernels the pass launches (GPU presets: one per GEMM and attention instance, each
+    #: vector operator's ``launches``), the host's time to launch them
+    #: (``host_launch_us`` each) and the cycles the device waits for the host beyond its own
+    #: work: ``cycles`` is the operators' sum plus ``host_wait_cycles``.
+    launches: int = 0
+    host_cycles: int = 0
+    host_wait_cycles: int = 0
 
     @property
     def fits(self) -> bool:
@@ -136,6 +145,10 @@ class ModelResult:
             "weight_bytes": self.weight_bytes,
             "kv_cache_bytes": self.kv_cache_bytes,
             "capacity_bytes": self.capacity_bytes,
+            "runtime": self.runtime,
+            "launches": self.launches,
+            "host_s": self.host_cycles / (self.arch.clock_mhz * 1e6),
+            "host_wait_s": self.host_wait_cycles / (self.arch.clock_mhz * 1e6),
             "area_um2": self.area_um2,
             "area_breakdown_um2": dict(self.area_breakdown_um2),
             "mapping": {op["name"]: op["mapping"] for op in ops},
@@ -155,6 +168,8 @@ def simulate_model(
     seq: int | None = None,
     quant: str | None = None,
     weight_bytes: float | None = None,
+    runtime: str | None = None,
+    host_launch_us: float = 0.0,
 ) -> ModelResult:
     """Simulate every operator of ``ops`` (each with its ``count``) on ``arch`` and sum.
 
@@ -162,7 +177,11 @@ def simulate_model(
     and ``seq`` (the workload's, when it is one pass of a model) give the end-to-end metrics.
     ``weight_bytes``: the model's resident weights (all of them, e.g. every expert of a MoE
     layer; :func:`models.llm.weight_bytes`); default: those ``ops`` read
-    (:func:`resident_bytes`).
+    (:func:`resident_bytes`). ``runtime``: the runtime ``ops`` were lowered for (reported).
+    ``host_launch_us``: the host's time to launch one kernel (a runtime that launches every
+    kernel from the host: eager PyTorch, :class:`sim.gpu_model.EagerCalibration`); the pass
+    then takes at least its kernels' launches, the device waiting for the host beyond its own
+    work (``host_wait_cycles``). 0: the host keeps ahead (CUDA graphs, a serving engine).
     Raises :class:`models.ModelError` for an empty or malformed op list and whatever
     :func:`sim.system.simulate_op` raises for an operator that does not fit.
     """
@@ -179,8 +198,14 @@ def simulate_model(
                             f"{type(op).__name__}")
     if phase is not None and phase not in ("prefill", "decode"):
         raise ModelError(f"phase: must be 'prefill' or 'decode' (got {phase!r})")
+    if not 0 <= host_launch_us < math.inf:
+        raise ModelError(f"host_launch_us: must be a finite number >= 0 (got {host_launch_us!r})")
     results = tuple(simulate_op(arch, op, memory=memory, objective=objective) for op in ops)
-    cycles = sum(r.cycles for r in results)
+    launches = sum(op.count * (op.launches if isinstance(op, Vector) else 1) for op in ops)
+    # launches x us x MHz = cycles, exactly, rounded up
+    host = math.ceil(launches * exact(host_launch_us) * exact(arch.clock_mhz))
+    wait = max(0, host - sum(r.cycles for r in results))
+    cycles = sum(r.cycles for r in results) + wait
     macs = sum(r.macs for r in results)
     energy = {k: sum(r.energy_breakdown_pj[k] for r in results)
               for k in energy_components(arch)}
@@ -217,6 +242,10 @@ def simulate_model(
         weight_bytes=weights,
         kv_cache_bytes=kv,
         capacity_bytes=arch.capacity_bytes,
+        runtime=runtime,
+        launches=launches,
+        host_cycles=host,
+        host_wait_cycles=wait,
     )
 
 

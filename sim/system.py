@@ -450,6 +450,9 @@ def _on_chip_bytes(arch: ArchSpec) -> int:
 
 
 def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
+    if v.runtime != "fused":
+        raise MappingError(f"vector: {v.name} is eager PyTorch's kernels (runtime {v.runtime}), "
+                           f"which only a GPU preset models; {arch.name} runs fused vector work")
     if arch.vector is None:
         raise MappingError(f"vector: {v.name} ({v.kind}) needs a vector unit; add a [vector] "
                            "table (lanes = ...) to the architecture")

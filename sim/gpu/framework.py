@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CASES", "main", "profile_ops"]
+__all__ = ["CASES", "fit_eager", "main", "profile_ops", "profiled_passes", "write_eager"]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 #: (model, phase, batch, seq): batch 1 to 32, the two Llama generations (MHA and GQA).
@@ -215,6 +215,112 @@ def run_ops(out: Path, cases=CASES) -> Path:  # pragma: no cover - needs a GPU
     return out
 
 
+#: The model whose profiled passes fit the eager constants; the other model's are held out.
+EAGER_FIT_MODEL = "llama-2-7b"
+#: Device operators that are not element-wise work: the GEMMs (cuBLAS) and attention.
+_LIBRARY_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::_cudnn_attention_forward",
+                "aten::_flash_attention_forward", "aten::_efficient_attention_forward")
+
+
+def profiled_passes(path: Path) -> list[dict[str, Any]]:
+    """The passes of an ``--ops`` profile: per (model, phase, batch, seq) its device busy,
+    host and wall time, kernels launched, and the element-wise kernels' calls and device
+    time (every device operator but the GEMMs and attention)."""
+    cases: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            key = (r["model"], r["phase"], int(r["batch"]), int(r["seq"]))
+            c = cases.setdefault(key, {"model": key[0], "phase": key[1], "batch": key[2],
+                                       "seq": key[3], "launches": 0.0, "elementwise": 0.0,
+                                       "elementwise_us": 0.0})
+            if r["op"] == "<forward>":
+                c |= {"busy_us": float(r["gpu_us"]), "host_us": float(r["cpu_us"]),
+                      "wall_us": float(r["wall_us"])}
+                continue
+            c["launches"] += float(r["calls"])
+            if r["op"] not in _LIBRARY_OPS:
+                c["elementwise"] += float(r["calls"])
+                c["elementwise_us"] += float(r["gpu_us"])
+    return list(cases.values())
+
+
+def fit_eager(path: Path, read_gb_per_s: float) -> dict[str, Any]:
+    """The eager constants (:class:`sim.gpu_model.EagerCalibration`) from an ``--ops``
+    profile: the element-wise kernels' device time of each pass of :data:`EAGER_FIT_MODEL`
+    fitted as ``kernels x kernel_us + bytes / (elementwise_eff x read_gb_per_s)`` (least
+    squares on relative error; the bytes those of ``lower(..., runtime="eager")``), and the
+    host's time per launched kernel: the median over that model's host-bound passes (host
+    time above the device's busy time), its range over every host-bound pass."""
+    import numpy as np
+
+    from models.llm import load_model, lower
+    from models.ops import Vector
+
+    passes = profiled_passes(path)
+    rows, rhs = [], []
+    for p in passes:
+        if p["model"] != EAGER_FIT_MODEL:
+            continue
+        ops = lower(load_model(p["model"]), phase=p["phase"], batch=p["batch"], seq=p["seq"],
+                    quant="bf16", runtime="eager")
+        nbytes = sum(op.bytes * op.count for op in ops if isinstance(op, Vector))
+        w = 1.0 / p["elementwise_us"]
+        rows.append([p["elementwise"] * w, nbytes / (read_gb_per_s * 1e3) * w])
+        rhs.append(1.0)
+    (kernel_us, inv_eff), *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+    bound = [p for p in passes if p["host_us"] > p["busy_us"]]
+    host: dict[str, float] = {}
+    spread: dict[str, list[float]] = {}
+    for phase in ("prefill", "decode"):
+        per = [p["host_us"] / p["launches"] for p in bound if p["phase"] == phase]
+        fit = [p["host_us"] / p["launches"] for p in bound
+               if p["phase"] == phase and p["model"] == EAGER_FIT_MODEL]
+        if not fit:
+            raise ValueError(f"--fit-eager: {path.name} has no host-bound {phase} pass of "
+                             f"{EAGER_FIT_MODEL} (host time above the device's busy time); "
+                             "profile a shorter one")
+        host[phase] = float(statistics.median(fit))
+        spread[phase] = [float(min(per)), float(max(per))]
+    return {"kernel_us": float(kernel_us), "elementwise_eff": float(1.0 / inv_eff),
+            "host_launch_us": host, "host_launch_us_range": spread,
+            "passes": len(passes), "fit_passes": len(rows), "host_bound": len(bound)}
+
+
+def write_eager(profile: Path, out: Path, calibration: str) -> dict[str, Any]:
+    """:func:`fit_eager` on ``profile`` with calibration ``calibration``'s bandwidth, written
+    as ``out`` (``sim/data/gpu/eager_<calibration>.toml``)."""
+    from sim.gpu_model import load_calibration
+
+    cal = load_calibration(calibration)
+    with open(profile, newline="") as f:
+        first = next(csv.DictReader(f))
+    fit = fit_eager(profile, cal.read_gb_per_s)
+    text = (
+        "# Eager-PyTorch constants of the card, written by python -m sim.gpu.framework "
+        "--fit-eager\n"
+        f"# from {profile.name} (torch.profiler of eager transformers passes; transformers "
+        f"{first['transformers']}, torch {first['torch']}).\n"
+        f'card = "{first["gpu"]}"\n'
+        f'source = "{profile.name}: {fit["fit_passes"]} passes of {EAGER_FIT_MODEL} fitted, '
+        f'{fit["passes"] - fit["fit_passes"]} held out; calibration {calibration}"\n\n'
+        "[measured]\n"
+        "# host time per launched kernel, per phase: median of the fitted model's host-bound\n"
+        f"# passes; range over all {fit['host_bound']} host-bound passes of the phase\n"
+        "host_launch_us = { " + ", ".join(
+            f"{k} = {v:.4g}" for k, v in fit["host_launch_us"].items()) + " }\n"
+        "host_launch_us_range = { " + ", ".join(
+            f"{k} = [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in fit["host_launch_us_range"].items())
+        + " }\n\n"
+        "[fitted]\n"
+        "# element-wise kernel: kernel_us + bytes / (elementwise_eff x read_gb_per_s)\n"
+        f"kernel_us = {fit['kernel_us']:.4g}\n"
+        f"elementwise_eff = {fit['elementwise_eff']:.4g}\n")
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    return fit
+
+
 def run(out: Path, budget_ms: float = 300.0, cases=CASES) -> Path:  # pragma: no cover
     import torch
     import transformers
@@ -254,14 +360,27 @@ def run(out: Path, budget_ms: float = 300.0, cases=CASES) -> Path:  # pragma: no
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.gpu.framework",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="CSV to write")
+    p.add_argument("--out", type=Path, required=True,
+                   help="CSV to write (with --fit-eager: the TOML)")
     p.add_argument("--budget-ms", type=float, default=300.0,
                    help="time spent repeating each case, in ms (at least 5 repetitions)")
     p.add_argument("--ops", action="store_true",
                    help="instead of timing, profile what each case launches (torch.profiler: "
                         "ATen operators with their shapes, calls, device and host time, and "
                         "the forward pass's host and device time)")
+    p.add_argument("--fit-eager", type=Path, metavar="OPS_CSV",
+                   help="instead of measuring, fit the eager constants from an --ops profile "
+                        "and write them to --out (no GPU needed)")
+    p.add_argument("--calibration", default="h100",
+                   help="with --fit-eager: the card's calibration (its streaming bandwidth)")
     args = p.parse_args(argv)
+    if args.fit_eager is not None:
+        if not args.fit_eager.is_file():
+            print(f"error: --fit-eager: no file {args.fit_eager}", file=sys.stderr)
+            return 2
+        fit = write_eager(args.fit_eager, args.out, args.calibration)
+        print(f"wrote {args.out}: {fit}")
+        return 0
     try:
         import torch
         import transformers  # noqa: F401

@@ -140,14 +140,14 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
     # the power cap: as the model applies it, none, and a cap at the board power itself
     kernels2 = _kernels(measured, "v2")
     strict = dataclasses.replace(cal, energy=dataclasses.replace(e, cap_w=e.limit_w))
+    at_board = [predict_kernel(strict, k, board) for k in kernels2]
     variants = (
         ("the model's cap (at the calibration kernels' highest power, "
          f"{e.cap_w:.0f} W x board power / {e.limit_w:.0f} W)", [x.us for x in predicted],
          sum(x.capped for x in predicted)),
         ("no cap", [predict_us(cal, k) for k in kernels2], 0),
-        (f"a cap at the board power itself ({board:.0f} W)",
-         *(lambda xs: ([x.us for x in xs], sum(x.capped for x in xs)))(
-             [predict_kernel(strict, k, board) for k in kernels2])),
+        (f"a cap at the board power itself ({board:.0f} W)", [x.us for x in at_board],
+         sum(x.capped for x in at_board)),
     )
     out += [
         f"The power cap (module doc of `sim/gpu_model.py`): at the card's own limit the time "

@@ -433,7 +433,8 @@ def main() -> int:
         "## The `h200` preset against an H200",
         "",
         "The `h200` preset is the H100 calibration with the bandwidth scaled by the datasheet "
-        "ratio (4.8 / 3.35 TB/s); nothing was fitted on H200 data. The first dataset's "
+        "ratio (4.8 / 3.35 TB/s); nothing was fitted on H200 data, and its energy per kernel "
+        "is the H100's energy model (no energy was measured on an H200). The first dataset's "
         f"{len(h200_rows)} kernels, "
         f"measured on an {h200_rows[0]['gpu']} (`measured_h200.csv`, its microbenchmarks in "
         "`measured_h200_microbench.csv`), are a validation of the whole model on a card it "

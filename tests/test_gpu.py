@@ -479,6 +479,15 @@ def test_the_power_cap_stretches_kernels_on_a_lower_board_power(capsys):
                     r"the card's static power; give at least \d+ W$", err.strip()), err
 
 
+def test_calibrate_needs_measured_energy(capsys, tmp_path):
+    code, out, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--out",
+                                  str(tmp_path / "c.toml")])
+    assert code == 2 and out == ""
+    assert re.match(r"^tpe: error: --energy: measured_h100_v2\.csv has no calibration row with "
+                    r"a measured energy \(column mj\); give --energy FILE", err.strip()), err
+    assert not (tmp_path / "c.toml").exists()
+
+
 def test_a_calibration_without_energy_is_refused(tmp_path):
     from hw.spec import SpecError
 

@@ -398,6 +398,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     try:
         _, text = calibrate(measured, mb, energy)
     except (KeyError, ValueError, OSError) as err:
+        if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
+            raise InputError(str(err)) from None
         raise InputError(f"--measured: cannot calibrate from {args.measured}: {err}") from None
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")

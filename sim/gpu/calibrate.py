@@ -175,9 +175,6 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         sustained_clock_mhz=mb["sustained_sm_clock_bf16"], launch_us=mb["launch_elementwise"],
         params={n: v[0] for n, v in FIT_PARAMS.items()},
     )
-    cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
-    params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
-    cal = dataclasses.replace(base, params=params)
     e_rows = [r for r in _read_csv(energy) if r.get("status", "ok") == "ok"
               and r.get("split", "cal") == "cal" and r.get("mj")]
     if not e_rows:
@@ -191,6 +188,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         raise ValueError(f"--energy: no {env.name} beside {energy.name} (the card's power "
                          "limit)")
     limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
+    cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
+    params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
+    cal = dataclasses.replace(base, params=params)
     e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows], [float(r["mj"]) for r in e_rows],
                    limit_w)
     cal = dataclasses.replace(cal, energy=e)

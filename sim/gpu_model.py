@@ -379,7 +379,7 @@ def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[fl
     sm_rate = cal.peak_tflops[k.dtype] * 1e12 * p["attn_rate_eff"] / cal.sm_count
     # one tile pair: QK^T and PV on the tensor cores at the kernel's head dim (a multiple of
     # ATTN_HEAD_DIM_STEP), overlapped with the softmax of its scores; the slower of the two
-    head_dim = -(-k.D // ATTN_HEAD_DIM_STEP) * ATTN_HEAD_DIM_STEP
+    head_dim = _kernel_head_dim(k.D)
     pair = max(4 * ATTN_TILE * ATTN_TILE * head_dim / sm_rate,
                ATTN_TILE * ATTN_TILE / (p["attn_score_rate"] * 1e9))
     # longest-first over the SMs: the busiest SM does at least the average and the longest
@@ -388,6 +388,12 @@ def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[fl
     t_c = max(total_pairs / cal.sm_count, longest) * pair
     t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9)
     return p["attn_fixed_us"], max(t_c, t_m) * 1e6
+
+
+def _kernel_head_dim(D: int) -> int:
+    """The head dim the prefill kernel's tensor cores work at: ``D`` rounded up to a multiple
+    of :data:`ATTN_HEAD_DIM_STEP`."""
+    return -(-D // ATTN_HEAD_DIM_STEP) * ATTN_HEAD_DIM_STEP
 
 
 def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
@@ -434,12 +440,15 @@ def energy_class(k: Kernel) -> str:
 
 
 def energy_work(k: Kernel) -> tuple[str, float, float]:
-    """(:func:`energy_class`, operations, HBM bytes) a kernel spends energy on: the shape the
-    kernel runs (fp8/int8 GEMMs padded to their alignment, :func:`padded_shape`)."""
+    """(:func:`energy_class`, operations, HBM bytes) a kernel spends energy on: what the
+    kernel runs (fp8/int8 GEMMs padded to their alignment, :func:`padded_shape`; a prefill's
+    operations at the head dim its tensor cores work at, as its time, its bytes at its own)."""
     if k.op == "gemm":
         M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
         k = dataclasses.replace(k, M=M, N=N, K=K)
     nbytes, ops = kernel_bytes_flops(k)
+    if k.op == "attn_prefill":
+        ops = kernel_bytes_flops(dataclasses.replace(k, D=_kernel_head_dim(k.D)))[1]
     return energy_class(k), float(ops), float(nbytes)
 
 

@@ -10,7 +10,10 @@ Everything in the page is computed here from the committed measurements
    cards);
 2. the same held-out rows under a plain roofline (datasheet peak rate and bandwidth);
 3. run-to-run noise: two measured runs of the same kernels against each other;
-4. each kernel's board power and SM clock as measured (``tpe gpu measure``'s energy columns);
+4. energy per kernel: the energy model's held-out error per category against the energy
+   measured with the input sets rotated (``measured_h100_v2e.csv``), against board power x
+   time, the energy's run-to-run noise, the effect of the power cap on the time, and each
+   kernel's board power and SM clock as measured and as predicted;
 5. end to end: one Llama decoder layer written in torch (``sim.gpu.layer``), timed on the card
    (CUDA-graph replay), next to ``tpe sim model`` on the ``h100`` preset for the same layer;
    and whole models as eager transformers runs them (``sim.gpu.framework``) next to the same
@@ -73,6 +76,150 @@ def _mape(pairs: list[tuple[float, float]]) -> float:
     return statistics.fmean(abs(p - m) / m for p, m in pairs)
 
 
+def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[Any]
+                    ) -> list[str]:
+    """The page's energy section: the energy model against ``measured_h100_v2e.csv``, the
+    power cap's effect on the time of ``measured`` (the time calibration's run, predicted as
+    ``predicted``), power and clock per op and dtype."""
+    import dataclasses
+    import json
+    import re
+
+    from sim.cli.gpu import TARGET_ENERGY_MAPE, _kernels, _predict, check_rows
+    from sim.gpu_model import arch_calibration, predict_kernel, predict_us
+
+    rows = _rows(DATA / "measured_h100_v2e.csv")
+    repeat = _rows(DATA / "measured_h100_v2e_repeat.csv")
+    env = json.loads((DATA / "measured_h100_v2e_env.json").read_text())
+    energy_s = re.search(r"at least ([0-9.]+) s", env["energy"]).group(1)
+    kernels = _kernels(rows, "v2e")
+    est = _predict(arch, kernels)
+    stats = check_rows(rows, est)
+    cal = arch_calibration(arch)
+    e = cal.energy
+    board = arch.gpu.board_power_w
+    noise = sorted(abs(float(a["mj"]) - float(b["mj"])) / float(a["mj"])
+                   for a, b in zip(rows, repeat, strict=False))
+    drift = _noise(measured, rows)
+    out = [
+        "## Energy per kernel",
+        "",
+        "`tpe gpu predict` writes each kernel's energy (`mj`, millijoules, run back to back) "
+        "beside its time, `tpe gpu check` compares it with a measured file's `mj`, and the "
+        "simulator charges the same figure for each GPU operator (`tpe sim model --arch h100`: "
+        "energy per token): `sim.gpu_model.predict_kernel`, static power over the kernel's "
+        "time, more while its work runs (its time beyond the fixed cost), an energy per "
+        "operation of the path it takes and one per HBM byte:",
+        "",
+        "    E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes",
+        "",
+        f"fitted by `tpe gpu calibrate --energy` on the calibration rows' energy of "
+        f"`measured_h100_v2e.csv` (least squares on the relative error, with the time the "
+        f"model predicts): static {e.static_w:.0f} W, {e.busy_w:.0f} W more while busy, "
+        f"{e.hbm_pj_per_byte:.0f} pJ per HBM byte, and per operation (pJ, i.e. J per TFLOP): "
+        + ", ".join(f"{c} {v:.2f}" for c, v in e.pj_per_op.items())
+        + " (`unaligned`: the bf16/fp16 fallback kernels of misaligned shapes).",
+        "",
+        f"`measured_h100_v2e.csv` is the dataset's {len(rows)} kernels measured again on an "
+        f"{rows[0]['gpu']} with the energy loop rotating input sets (column `energy_sets`; a "
+        f"window of at least {energy_s} s per kernel), in two device calls of "
+        "`benchmarks/gpu_measure.sh` (`measured_h100_v2e_env.json`). Its first "
+        f"{len(repeat)} kernels measured again right after (`measured_h100_v2e_repeat.csv`) "
+        f"give the energy's run-to-run noise: median {statistics.median(noise):.1%}, 90th "
+        f"percentile {noise[int(0.9 * len(noise))]:.1%}, max {noise[-1]:.1%}. Its times "
+        "are a run of their own (the table of every run above; against "
+        f"`measured_h100_v2.csv` they differ by a median {statistics.median(drift):.1%}, "
+        f"but a few small kernels by up to {drift[-1]:.0f}x, outliers of this run's timing), "
+        "so the time calibration stays on `measured_h100_v2.csv`.",
+        "",
+        f"Held out (target: energy MAPE at most {TARGET_ENERGY_MAPE:.0%} for each of gemm "
+        f"and attention), and the preset's board power ({board:.0f} W) times the predicted "
+        "time, which the simulator charged before:",
+        "",
+        "| family | n | energy MAPE | p90 | board power x time MAPE |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for fam in ("gemm", "attention"):
+        st = stats[("held", fam, "all")]
+        pairs = [(board * x.us * 1e-3, float(r["mj"])) for x, r in zip(est, rows, strict=True)
+                 if r["split"] == "held" and (r["op"] == "gemm") == (fam == "gemm")]
+        out.append(f"| {fam} | {st['mj_n']} | {st['mj_mape']:.1%} | {st['mj_p90']:.1%} | "
+                   f"{_mape(pairs):.1%} |")
+    out += [
+        "",
+        "Per category (`tpe gpu check --measured sim/data/gpu/measured_h100_v2e.csv`):",
+        "",
+        "| split | family | group | n | energy MAPE | p90 |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+        *(f"| {split} | {fam} | {group} | {st['mj_n']} | {st['mj_mape']:.1%} | "
+          f"{st['mj_p90']:.1%} |" for (split, fam, group), st in stats.items()),
+        "",
+    ]
+    # the power cap: as the model applies it, none, and a cap at the board power itself
+    kernels2 = _kernels(measured, "v2")
+    strict = dataclasses.replace(cal, energy=dataclasses.replace(e, cap_w=e.limit_w))
+    at_board = [predict_kernel(strict, k, board) for k in kernels2]
+    variants = (
+        ("the model's cap (at the calibration kernels' highest power, "
+         f"{e.cap_w:.0f} W x board power / {e.limit_w:.0f} W)", [x.us for x in predicted],
+         sum(x.capped for x in predicted)),
+        ("no cap", [predict_us(cal, k) for k in kernels2], 0),
+        (f"a cap at the board power itself ({board:.0f} W)", [x.us for x in at_board],
+         sum(x.capped for x in at_board)),
+    )
+    out += [
+        f"The power cap (module doc of `sim/gpu_model.py`): at the card's own limit the time "
+        "model needs no correction, since it was fitted on kernels that ran under it; but "
+        "the isolated timing runs many kernels above the limit by the energy counter "
+        f"(attention prefill up to "
+        f"{max(float(r['watts']) for r in rows if r['op'] == 'attn_prefill'):.0f} W, "
+        "measured), so the cap binds at the highest power the model gives a calibration "
+        "kernel, scaled by a preset's `gpu.board_power_w`. Held-out time MAPE on "
+        "`measured_h100_v2.csv` under each choice:",
+        "",
+        "| cap | kernels stretched | gemm time MAPE | attention time MAPE |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, us, n_capped in variants:
+        fams = {}
+        for r, t in zip(measured, us, strict=True):
+            if r["split"] == "held":
+                fams.setdefault(r["op"] == "gemm", []).append((t, float(r["us"])))
+        out.append(f"| {label} | {n_capped} | {_mape(fams[True]):.1%} | "
+                   f"{_mape(fams[False]):.1%} |")
+    big = next(k for k in kernels if k.op == "gemm" and k.dtype == "bf16"
+               and k.M == k.N == k.K == 8192)
+    low = predict_kernel(cal, big, 300.0)
+    full = predict_kernel(cal, big, board)
+    out += [
+        "",
+        f"A lower board power stretches the kernels that would draw more: with `--set "
+        f"gpu.board_power_w=300` an {big.M}x{big.N}x{big.K} {big.dtype} GEMM takes "
+        f"{low.us:.0f} us at {low.watts:.0f} W instead of {full.us:.0f} us at "
+        f"{full.watts:.0f} W.",
+        "",
+        "Board power and SM clock of each kernel run back to back, as measured "
+        "(`measured_h100_v2e.csv`; medians and ranges per op and dtype), and the model's "
+        f"power (E / t, median); the card's power limit is "
+        f"{float(env['smi_before']['power.limit']):.0f} W.",
+        "",
+        "| kernels | n | median W | min W | max W | predicted median W | median SM MHz | "
+        "min SM MHz |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    power: dict[str, list[tuple[float, float, float]]] = {}
+    for r, x in zip(rows, est, strict=True):
+        power.setdefault(f"{r['op']}/{r['dtype']}", []).append(
+            (float(r["watts"]), float(r["sm_mhz"]), x.watts))
+    for key, vals in sorted(power.items()):
+        w = sorted(v[0] for v in vals)
+        c = sorted(v[1] for v in vals)
+        out.append(f"| {key} | {len(vals)} | {statistics.median(w):.0f} | {w[0]:.0f} | "
+                   f"{w[-1]:.0f} | {statistics.median(v[2] for v in vals):.0f} | "
+                   f"{statistics.median(c):.0f} | {c[0]:.0f} |")
+    return out
+
+
 def main() -> int:
     from hw.spec import load_arch
     from models.llm import load_model, lower
@@ -90,12 +237,13 @@ def main() -> int:
     predicted = _predict(arch, kernels)
     stats = check_rows(measured, predicted)
     fig = DOCS / "figures" / "gpu_h100_check.png"
-    _plot(measured, predicted, fig, arch.name, stats)
+    _plot(measured, [e.us for e in predicted], fig, arch.name, stats)
 
     # held-out figures of every measured run, each against its card's preset (the
     # calibration's own run is the one above)
     runs = [("measured_h100_v2.csv", "h100", measured[0]["gpu"], len(measured), stats)]
-    for name, preset in (("measured_h100_v2_repeat.csv", "h100"), ("measured_h100.csv", "h100"),
+    for name, preset in (("measured_h100_v2_repeat.csv", "h100"),
+                         ("measured_h100_v2e.csv", "h100"), ("measured_h100.csv", "h100"),
                          ("measured_h100_repeat.csv", "h100"), ("measured_h200.csv", "h200")):
         rows = _rows(DATA / name)
         a = load_arch(preset)
@@ -112,21 +260,12 @@ def main() -> int:
         t = max(flops / (DATASHEET_TFLOPS[k.dtype] * 1e12), nbytes / (DATASHEET_TBPS * 1e12))
         fam = "gemm" if k.op == "gemm" else "attention"
         roof.setdefault(fam, []).append((t * 1e6, float(r["us"])))
-        ours.setdefault(fam, []).append((p, float(r["us"])))
+        ours.setdefault(fam, []).append((p.us, float(r["us"])))
 
     noise = _noise(measured, repeat)
     noise_first = _noise(first, _rows(DATA / "measured_h100_repeat.csv"))
 
-    # power and clock per op and dtype, as measured back to back
-    import json
-    import re
-
-    env = json.loads((DATA / "measured_h100_v2_env.json").read_text())
-    env["energy_s"] = re.search(r"at least ([0-9.]+) s", env["energy"]).group(1)
-    power: dict[str, list[tuple[float, float]]] = {}
-    for r in measured:
-        power.setdefault(f"{r['op']}/{r['dtype']}", []).append(
-            (float(r["watts"]), float(r["sm_mhz"])))
+    energy = _energy_section(arch, measured, predicted)
 
     # the h200 preset (H100 calibration scaled by the datasheet bandwidth ratio, never fitted
     # on H200 data) against the H200 measurements
@@ -136,7 +275,7 @@ def main() -> int:
     stats_h200 = check_rows(h200_rows, h200_pred)
     h200_all = check_rows([{**r, "split": "all"} for r in h200_rows], h200_pred)
     fig_h200 = DOCS / "figures" / "gpu_h200_check.png"
-    _plot(h200_rows, h200_pred, fig_h200, h200.name, stats_h200)
+    _plot(h200_rows, [e.us for e in h200_pred], fig_h200, h200.name, stats_h200)
 
     # whole models, eager transformers, against tpe sim model (the fused lowering)
     def simulated(r: dict[str, str]) -> tuple[Any, Any]:
@@ -241,10 +380,9 @@ def main() -> int:
         "(that power times `us_loop`, the GPU time per kernel back to back, no launch gaps and "
         "no L2 flush between calls), "
         "`sm_mhz` (the median SM clock). Without `pynvml` (`nvidia-ml-py`, in the `torch` "
-        "extra) these stay empty and the `_env.json` says why. The committed "
-        "`measured_h100_v2.csv` was measured before the rotation: a kernel whose operands fit "
-        "in the L2 read them from there in its energy loop, so its `mj`, `watts` and "
-        "`us_loop` stand for L2-resident operands.",
+        "extra) these stay empty and the `_env.json` says why. The energy of the dataset's "
+        "kernels is `measured_h100_v2e.csv` (below); `measured_h100_v2.csv`, the time "
+        "calibration's run, leaves its energy columns empty (its env file says why).",
         "",
         "## Held-out accuracy of the `h100` preset",
         "",
@@ -286,24 +424,7 @@ def main() -> int:
         "",
         f"![predicted vs measured](figures/{fig.name})",
         "",
-        "## Power and clock per kernel",
-        "",
-        "Board power and SM clock of each kernel run back to back, as measured "
-        "(`measured_h100_v2.csv`; medians and ranges per op and dtype). The kernel model does "
-        "not predict them yet: `tpe sim model --arch h100` reports energy as the preset's "
-        "board power times the time. Each figure is over a window of at least "
-        f"{env['energy_s']} s between two updates of the counter; the card's power limit is "
-        f"{float(env['smi_before']['power.limit']):.0f} W (`measured_h100_v2_env.json`).",
-        "",
-        "| kernels | n | median W | min W | max W | median SM MHz | min SM MHz |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for key, vals in sorted(power.items()):
-        w = sorted(v[0] for v in vals)
-        c = sorted(v[1] for v in vals)
-        lines.append(f"| {key} | {len(vals)} | {statistics.median(w):.0f} | {w[0]:.0f} | "
-                     f"{w[-1]:.0f} | {statistics.median(c):.0f} | {c[0]:.0f} |")
-    lines += [
+        *energy,
         "",
         "## End to end: one Llama decoder layer",
         "",
@@ -386,7 +507,8 @@ def main() -> int:
         "## The `h200` preset against an H200",
         "",
         "The `h200` preset is the H100 calibration with the bandwidth scaled by the datasheet "
-        "ratio (4.8 / 3.35 TB/s); nothing was fitted on H200 data. The first dataset's "
+        "ratio (4.8 / 3.35 TB/s); nothing was fitted on H200 data, and its energy per kernel "
+        "is the H100's energy model (no energy was measured on an H200). The first dataset's "
         f"{len(h200_rows)} kernels, "
         f"measured on an {h200_rows[0]['gpu']} (`measured_h200.csv`, its microbenchmarks in "
         "`measured_h200_microbench.csv`), are a validation of the whole model on a card it "

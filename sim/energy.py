@@ -537,7 +537,7 @@ def vector_op_pj(arch: ArchSpec) -> float:
 def energy_components(arch: ArchSpec) -> tuple[str, ...]:
     """Energy components of a whole architecture: the engine's arithmetic and registers,
     one per memory level (by name, innermost first), the vector units, and ``gpu_board``
-    (a GPU preset's board power times the time)."""
+    (a GPU preset's kernels' energy: ``sim.gpu_model.predict_kernel``)."""
     return (*ENGINE_ENERGY_COMPONENTS, *(lv.name for lv in arch.memory), "vector", "gpu_board")
 
 

@@ -38,10 +38,26 @@ need.
 
 **Element-wise / vector** kernels: bytes at the achieved bandwidth plus the fixed cost.
 
+**Energy** (:func:`predict_kernel`; millijoules per kernel, run back to back, as ``tpe gpu
+measure`` reads them from the board's energy counter): static power over the kernel's whole
+time, more while its work runs (its time beyond the fixed cost), an energy per operation of
+the path it takes (the tensor cores' dtype, the bf16/fp16 fallback kernels of misaligned
+shapes, attention: :func:`energy_class`) and one per HBM byte::
+
+    E = static_w t + busy_w t_work + pj_per_op[class] ops + hbm_pj_per_byte bytes
+
+**Power cap.** The time model is fitted on kernels that ran under the measured card's power
+limit (``limit_w``), so at that limit it needs no correction; the model's power ``E / t`` at
+that limit reaches at most ``cap_w`` on the calibration kernels. A preset whose
+``gpu.board_power_w`` is lower scales that cap by ``board_power_w / limit_w``; a kernel whose
+power exceeds it runs at a lower clock: its work time stretches until the power equals the
+cap (the energy of its operations and bytes unchanged, the static power drawn for longer).
+
 Constants: the calibration file holds (a) microbenchmark results of the card (copy bandwidth,
-peak matrix rates per dtype, launch cost, sustained clock) and (b) the fitted efficiencies,
-fitted by :func:`fit` on the ``cal`` rows of the measured dataset only; the ``held`` rows are
-never seen by the fit.
+peak matrix rates per dtype, launch cost, sustained clock), (b) the fitted efficiencies,
+fitted by :func:`fit` on the ``cal`` rows of the measured dataset only, and (c) the energy
+constants, fitted on the ``cal`` rows' measured energy (``sim.gpu.calibrate``); the ``held``
+rows are never seen by either fit.
 """
 
 from __future__ import annotations
@@ -56,14 +72,21 @@ from typing import Any
 from models.caches import memo
 
 __all__ = [
+    "ENERGY_CLASSES",
     "FIT_PARAMS",
     "GpuCalibration",
+    "GpuEnergy",
     "Kernel",
+    "KernelEstimate",
     "arch_calibration",
+    "energy_class",
+    "energy_work",
     "kernel_bytes_flops",
     "load_calibration",
+    "op_estimate",
     "op_kernel",
-    "op_seconds",
+    "predict_kernel",
+    "predict_parts_us",
     "predict_us",
     "scaled",
 ]
@@ -163,6 +186,29 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
 }
 
 
+#: The paths whose energy per operation the energy model tells apart (:func:`energy_class`).
+ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "unaligned", "attention")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuEnergy:
+    """A card's energy constants (the calibration's ``[energy]`` table; module doc)."""
+
+    #: Board power over a kernel's whole time, W.
+    static_w: float
+    #: Board power beyond ``static_w`` while the kernel's work runs (not its fixed cost), W.
+    busy_w: float
+    #: Energy per HBM byte moved (the kernel's compulsory bytes), pJ.
+    hbm_pj_per_byte: float
+    #: Energy per useful operation of each :data:`ENERGY_CLASSES` path, pJ (= J per TFLOP).
+    pj_per_op: dict[str, float]
+    #: The card's power limit while its energy was measured, W.
+    limit_w: float
+    #: The highest power (``E / t``) the model gives a calibration kernel: at ``limit_w`` no
+    #: calibration kernel is stretched; a lower board power scales it.
+    cap_w: float
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GpuCalibration:
     """A card's measured constants and fitted efficiencies (see the module doc)."""
@@ -176,6 +222,25 @@ class GpuCalibration:
     sustained_clock_mhz: float
     launch_us: float
     params: dict[str, float]
+    #: The energy constants; None only inside ``tpe gpu calibrate`` before they are fitted.
+    energy: GpuEnergy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KernelEstimate:
+    """A kernel's predicted time and energy on a preset (:func:`predict_kernel`)."""
+
+    #: Time in microseconds (stretched when the power cap binds).
+    us: float
+    #: Energy per kernel in millijoules, run back to back.
+    mj: float
+    #: Whether the power cap stretched the time.
+    capped: bool
+
+    @property
+    def watts(self) -> float:
+        """Mean board power while it runs."""
+        return self.mj / self.us * 1e3
 
 
 def load_calibration(name_or_path: str | Path) -> GpuCalibration:
@@ -198,11 +263,21 @@ def _load(path: str) -> GpuCalibration:
     with open(path, "rb") as f:
         raw = tomllib.load(f)
     m = raw["measured"]
+    if "energy" not in raw:
+        from hw.spec import SpecError
+
+        raise SpecError(f"gpu.calibration: {path} has no [energy] table; tpe gpu calibrate "
+                        "--measured FILE --energy FILE --out writes one")
+    e = raw["energy"]
     return GpuCalibration(
         card=raw["card"], sm_count=int(m["sm_count"]), read_gb_per_s=float(m["read_gb_per_s"]),
         peak_tflops={k: float(v) for k, v in m["peak_tflops"].items()},
         sustained_clock_mhz=float(m["sustained_clock_mhz"]), launch_us=float(m["launch_us"]),
         params={k: float(v) for k, v in raw["fitted"].items()},
+        energy=GpuEnergy(static_w=float(e["static_w"]), busy_w=float(e["busy_w"]),
+                         hbm_pj_per_byte=float(e["hbm_pj_per_byte"]),
+                         pj_per_op={k: float(v) for k, v in e["pj_per_op"].items()},
+                         limit_w=float(e["limit_w"]), cap_w=float(e["cap_w"])),
     )
 
 
@@ -255,6 +330,11 @@ def _aligned(k: Kernel) -> bool:
     return k.N % 8 == 0 and k.K % 8 == 0
 
 
+def _gemv(k: Kernel) -> bool:
+    """A matrix-vector product (one row or one column), which a GEMV kernel runs."""
+    return k.M == 1 or k.N == 1
+
+
 def is_aligned(k: Kernel) -> bool:
     """Whether the library has a kernel for the GEMM's shape as it is: bf16/fp16 with both
     inner dimensions multiples of 8 (else a slower fallback kernel runs), fp8/int8 at their
@@ -302,7 +382,7 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
     return best
 
 
-def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
+def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
     M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
     if (M, N, K) != (k.M, k.N, k.K):
         # no misaligned fp8/int8 kernel: the padded GEMM runs, moving the padded operands
@@ -312,13 +392,13 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     peak = cal.peak_tflops[k.dtype] * 1e12
     effs = (p["eff_128x256"], p["eff_128x128"], p["eff_64x128"], p["eff_64x64"])
     if not _aligned(k):
-        if M == 1 or N == 1:  # a matrix-vector product: a GEMV kernel takes any alignment
-            return p["fixed_us"] + nbytes / (bw * p["gemv_bw_eff"]) * 1e6
+        if _gemv(k):  # a matrix-vector product: a GEMV kernel takes any alignment
+            return p["fixed_us"], nbytes / (bw * p["gemv_bw_eff"]) * 1e6
         # the fallback kernels: same tiling and split-K choices, one lower rate for every tile
         sm_rate = peak * p["unaligned_rate_eff"] / cal.sm_count
         t_m = nbytes / (bw * p["unaligned_bw_eff"])
-        return p["unaligned_fixed_us"] + _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
-                                                    SPLITS, p) * 1e6
+        return p["unaligned_fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
+                                                   SPLITS, p) * 1e6
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
@@ -326,10 +406,10 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     t_m = nbytes / (bw * bw_eff)
     # cuBLASLt's int8 kernels (torch._int_mm) do not split K
     splits = (1,) if k.dtype == "int8" else SPLITS
-    return p["fixed_us"] + _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
+    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
 
 
-def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
+def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
     q_len = k.Q or k.S
     q_tiles = -(-q_len // ATTN_TILE)
     kv_tiles = -(-k.S // ATTN_TILE)
@@ -344,7 +424,7 @@ def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     sm_rate = cal.peak_tflops[k.dtype] * 1e12 * p["attn_rate_eff"] / cal.sm_count
     # one tile pair: QK^T and PV on the tensor cores at the kernel's head dim (a multiple of
     # ATTN_HEAD_DIM_STEP), overlapped with the softmax of its scores; the slower of the two
-    head_dim = -(-k.D // ATTN_HEAD_DIM_STEP) * ATTN_HEAD_DIM_STEP
+    head_dim = _kernel_head_dim(k.D)
     pair = max(4 * ATTN_TILE * ATTN_TILE * head_dim / sm_rate,
                ATTN_TILE * ATTN_TILE / (p["attn_score_rate"] * 1e9))
     # longest-first over the SMs: the busiest SM does at least the average and the longest
@@ -352,21 +432,30 @@ def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
     total_pairs = units * per_unit
     t_c = max(total_pairs / cal.sm_count, longest) * pair
     t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9)
-    return p["attn_fixed_us"] + max(t_c, t_m) * 1e6
+    return p["attn_fixed_us"], max(t_c, t_m) * 1e6
 
 
-def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> float:
+def _kernel_head_dim(D: int) -> int:
+    """The head dim the prefill kernel's tensor cores work at: ``D`` rounded up to a multiple
+    of :data:`ATTN_HEAD_DIM_STEP`."""
+    return -(-D // ATTN_HEAD_DIM_STEP) * ATTN_HEAD_DIM_STEP
+
+
+def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
     nbytes = kernel_bytes_flops(k)[0]  # the cache, the query and the output
     bw = cal.read_gb_per_s * 1e9 * p["decode_bw_eff"]
     # split-KV kernels add a combine pass once the cache is large enough to be split: a
     # second fixed cost that ramps in with the bytes
     ramp = p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))
     scores = k.B * k.H * k.S / (p["decode_score_rate"] * 1e9)
-    return p["decode_fixed_us"] + ramp + (nbytes / bw + scores) * 1e6
+    return p["decode_fixed_us"], ramp + (nbytes / bw + scores) * 1e6
 
 
-def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None = None) -> float:
-    """Predicted kernel time in microseconds."""
+def predict_parts_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None = None
+                     ) -> tuple[float, float]:
+    """The kernel's time in microseconds as (fixed cost, work): the fixed cost is its path's
+    fitted ``*fixed_us`` term (launch, prologue, tail), the work the rest (tiles and waves,
+    bytes, the split-KV combine)."""
     p = cal.params if params is None else params
     if k.op == "gemm":
         return _gemm_us(cal, k, p)
@@ -377,15 +466,86 @@ def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None =
     raise ValueError(f"op: unknown {k.op!r}")
 
 
+def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None = None) -> float:
+    """Predicted kernel time in microseconds, as the time model is fitted: the kernel alone
+    under the measured card's power limit (:func:`predict_kernel` adds the preset's cap)."""
+    fixed, work = predict_parts_us(cal, k, params)
+    return fixed + work
+
+
+def energy_class(k: Kernel) -> str:
+    """The path whose energy per operation a kernel pays (:data:`ENERGY_CLASSES`): attention,
+    the fallback kernels of a misaligned bf16/fp16 GEMM (not a GEMV, which keeps its dtype's
+    path), else the GEMM's dtype (fp8/int8 run padded, never unaligned)."""
+    if k.op != "gemm":
+        return "attention"
+    if k.dtype not in ALIGNMENT and not _aligned(k) and not _gemv(k):
+        return "unaligned"
+    return k.dtype
+
+
+def energy_work(k: Kernel) -> tuple[str, float, float]:
+    """(:func:`energy_class`, operations, HBM bytes) a kernel spends energy on: what the
+    kernel runs (fp8/int8 GEMMs padded to their alignment, :func:`padded_shape`; a prefill's
+    operations at the head dim its tensor cores work at, as its time, its bytes at its own)."""
+    if k.op == "gemm":
+        M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
+        k = dataclasses.replace(k, M=M, N=N, K=K)
+    nbytes, ops = kernel_bytes_flops(k)
+    if k.op == "attn_prefill":
+        ops = kernel_bytes_flops(dataclasses.replace(k, D=_kernel_head_dim(k.D)))[1]
+    return energy_class(k), float(ops), float(nbytes)
+
+
+def _estimate(e: GpuEnergy, fixed_us: float, work_us: float, dynamic_pj: float,
+              board_power_w: float) -> KernelEstimate:
+    """Energy of a kernel of ``fixed_us + work_us`` whose operations and bytes cost
+    ``dynamic_pj``, its work stretched under the power cap (module doc)."""
+    dynamic_uj = dynamic_pj * 1e-6
+    cap_w = e.cap_w * board_power_w / e.limit_w
+    if cap_w <= e.static_w + e.busy_w:
+        from hw.spec import SpecError
+
+        least = (e.static_w + e.busy_w) * e.limit_w / e.cap_w
+        raise SpecError(f"gpu.board_power_w: {board_power_w:g} W leaves a kernel no power "
+                        f"beyond the card's static power; give at least {least:.0f} W")
+    uj = e.static_w * (fixed_us + work_us) + e.busy_w * work_us + dynamic_uj
+    capped = uj > cap_w * (fixed_us + work_us)
+    if capped:  # a lower clock: the work takes as long as the cap allows its energy
+        work_us = (dynamic_uj + (e.static_w - cap_w) * fixed_us) / (cap_w - e.static_w
+                                                                     - e.busy_w)
+        uj = e.static_w * (fixed_us + work_us) + e.busy_w * work_us + dynamic_uj
+    return KernelEstimate(us=fixed_us + work_us, mj=uj * 1e-3, capped=capped)
+
+
+def _energy(cal: GpuCalibration) -> GpuEnergy:
+    if cal.energy is None:
+        raise ValueError(f"calibration of {cal.card}: no energy constants (tpe gpu calibrate "
+                         "--energy fits them)")
+    return cal.energy
+
+
+def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> KernelEstimate:
+    """Predicted time and energy of a kernel on a card of ``board_power_w`` (the preset's
+    ``gpu.board_power_w``): :func:`predict_us`, stretched under the power cap, and the energy
+    model (module doc). ``tpe gpu predict``, ``tpe gpu check`` and the simulator's GPU
+    operators all read this."""
+    e = _energy(cal)
+    fixed, work = predict_parts_us(cal, k)
+    cls, ops, nbytes = energy_work(k)
+    return _estimate(e, fixed, work, e.pj_per_op[cls] * ops + e.hbm_pj_per_byte * nbytes,
+                     board_power_w)
+
+
 def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
            compute_scale: float) -> GpuCalibration:
     """The calibration of a sibling card: ``sm_count`` SMs, bandwidth and whole-chip rates
-    scaled (datasheet ratios); the fitted efficiencies are kept."""
+    scaled (datasheet ratios); the fitted efficiencies and the energy constants are kept."""
     return GpuCalibration(
         card=cal.card, sm_count=sm_count, read_gb_per_s=cal.read_gb_per_s * bandwidth_scale,
         peak_tflops={d: v * compute_scale for d, v in cal.peak_tflops.items()},
         sustained_clock_mhz=cal.sustained_clock_mhz, launch_us=cal.launch_us,
-        params=cal.params)
+        params=cal.params, energy=cal.energy)
 
 
 # -- the simulator's operators on a GPU preset ------------------------------------------------
@@ -470,25 +630,30 @@ def exact_widths(op: Any) -> tuple[Any, Any]:
     return exact_div(get_format(op.q_fmt).bits, 8), exact_div(op.exact_kv_storage_bits, 8)
 
 
-def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, Any]:
-    """(seconds, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator on a
-    GPU preset; vector work is ``op.launches`` element-wise kernels: their launch cost plus
-    the bytes at the streaming bandwidth (eager PyTorch's kernels: :class:`EagerCalibration`).
-    ``memory="ideal"``: infinite bandwidth (compute and fixed costs only), no HBM bytes. The
-    bytes are exact (:func:`exact_widths`)."""
+def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimate, bool, Any]:
+    """(time and energy, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator
+    on a GPU preset (:func:`predict_kernel` on the preset's calibration and board power);
+    vector work is ``op.launches`` element-wise kernels: their launch cost plus the bytes at
+    the streaming bandwidth (eager PyTorch's kernels: :class:`EagerCalibration`), its energy
+    the static power and the bytes'. ``memory="ideal"``: infinite bandwidth (compute and
+    fixed costs only), no HBM bytes. The bytes are exact (:func:`exact_widths`)."""
     from models.ops import Vector
 
     cal = arch_calibration(arch)
+    power = arch.gpu.board_power_w
     if memory == "ideal":
         cal = scaled(cal, sm_count=cal.sm_count, bandwidth_scale=1e9, compute_scale=1.0)
+    e = _energy(cal)
     if isinstance(op, Vector):
-        bw = cal.read_gb_per_s * 1e9
         nbytes = 0 if memory == "ideal" else op.exact_bytes
+        fixed = op.launches * cal.launch_us
+        work = op.bytes / (cal.read_gb_per_s * 1e9) * 1e6
         if op.runtime == "eager":  # eager PyTorch's kernels, as measured on whole passes
             eager = load_eager(arch.gpu.calibration)
-            return (op.launches * eager.kernel_us * 1e-6
-                    + op.bytes / (bw * eager.elementwise_eff)), True, nbytes
-        return (op.launches * cal.launch_us * 1e-6 + op.bytes / bw), True, nbytes
+            fixed = op.launches * eager.kernel_us
+            work = op.bytes / (cal.read_gb_per_s * 1e9 * eager.elementwise_eff) * 1e6
+        est = _estimate(e, fixed, work, e.hbm_pj_per_byte * float(nbytes), power)
+        return est, True, nbytes
     k = op_kernel(op)
     if k.dtype not in arch.gpu.dtypes:
         # no tensor cores for it (fp8 on an A100): the operands are widened to the 16-bit
@@ -497,13 +662,15 @@ def op_seconds(arch: Any, op: Any, memory: str = "real") -> tuple[float, bool, A
         wide = "bf16" if "bf16" in arch.gpu.dtypes else arch.gpu.dtypes[0]
         k = dataclasses.replace(k, dtype=wide, a_bytes=k.a_bytes or ELEM_BYTES[k.dtype],
                                 w_bytes=k.w_bytes or ELEM_BYTES[k.dtype])
-    us = predict_us(cal, k)
     nbytes, flops = kernel_bytes_flops(k)
     memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
         cal.peak_tflops[k.dtype] * 1e12)
-    if memory == "ideal":
-        return us * 1e-6, memory_bound, 0
-    return us * 1e-6, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
+    if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
+        fixed, work = predict_parts_us(cal, k)
+        cls, ops, _ = energy_work(k)
+        return _estimate(e, fixed, work, e.pj_per_op[cls] * ops, power), memory_bound, 0
+    est = predict_kernel(cal, k, power)
+    return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
 
 
 def kernel_bytes_flops(k: Kernel, *, widths: tuple[Any, Any] | None = None

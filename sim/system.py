@@ -479,10 +479,12 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
 
 
 def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
-    """A GPU preset: the kernel model of :mod:`sim.gpu_model`; energy = board power x time."""
-    from sim.gpu_model import op_seconds  # here: an engine architecture does not load it
+    """A GPU preset: the kernel model of :mod:`sim.gpu_model`, time and energy
+    (``gpu_model.op_estimate``: the kernel's predicted energy, under the preset's power cap)."""
+    from sim.gpu_model import op_estimate  # here: an engine architecture does not load it
 
-    seconds, memory_bound, nbytes = op_seconds(arch, op, memory)
+    est, memory_bound, nbytes = op_estimate(arch, op, memory)
+    seconds = est.us * 1e-6
     # the kernel model is fitted in float64 seconds: its cycles are that float times the clock
     # (MHz), exactly, rounded up to whole cycles
     s_num, s_den = seconds.as_integer_ratio()
@@ -490,7 +492,7 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     cycles = -(-(s_num * c_num * 10**6) // (s_den * c_den))
     energy = dict.fromkeys(energy_components(arch), 0.0)
     assert arch.gpu is not None
-    energy["gpu_board"] = arch.gpu.board_power_w * seconds * 1e12
+    energy["gpu_board"] = est.mj * 1e9
     macs = 0 if isinstance(op, Vector) else op.macs // op.count
     ops = float(op.elems * op.ops_per_elem) if isinstance(op, Vector) else 0.0
     return _Inst(cycles=cycles, compute=cycles, engine=0 if isinstance(op, Vector) else cycles,

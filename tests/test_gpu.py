@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 import subprocess
 import sys
@@ -23,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "sim" / "data" / "gpu"
 #: The calibration's source: the second dataset (sim/data/gpu/shapes_v2.csv) measured on an H100.
 MEASURED = DATA / "measured_h100_v2.csv"
+#: The energy constants' source: the same kernels, their energy read with the input sets rotated.
+ENERGY = DATA / "measured_h100_v2e.csv"
 
 
 
@@ -45,8 +46,12 @@ def test_the_dataset_is_large_varied_and_split_before_fitting():
             and all(int(r[d]) % 8 for d in "MNK")} == {"bf16", "fp16", "fp8", "int8"}
     assert {int(r["D"]) for r in measured if r["op"] != "gemm"} == {32, 64, 96, 128, 256}
     assert {r["causal"] for r in measured if r["op"] == "attn_prefill"} == {"0", "1"}
-    # energy and clock per kernel
-    assert all(float(r["mj"]) > 0 and 300 <= int(r["sm_mhz"]) <= 2000 for r in measured)
+    # energy and clock per kernel, on the same kernels
+    energy = rows(ENERGY)
+    assert [r["split"] for r in energy] == [r["split"] for r in measured]
+    assert all(float(r["mj"]) > 0 and 300 <= int(r["sm_mhz"]) <= 2000
+               and 1 <= int(r["energy_sets"]) <= 64 for r in energy)
+    assert {r["gpu"] for r in energy} == {"NVIDIA H100 80GB HBM3"}
     ops = {(r["op"], r["dtype"]) for r in measured}
     assert {("gemm", d) for d in ("bf16", "fp8", "int8")} <= ops
     assert {("attn_prefill", "bf16"), ("attn_decode", "bf16")} <= ops
@@ -71,7 +76,8 @@ def test_check_meets_the_targets_on_every_measured_run(capsys, tmp_path):
         code, out, err = run(capsys, ["gpu", "check", "--measured", str(DATA / name),
                                       "--plot", str(plot)])
         assert code == 0, out + err
-        assert "held-out targets" in out and out.rstrip().endswith("PASS")
+        assert re.search(r"^held-out targets .*: PASS$", out, re.M)
+        assert "held-out energy: not checked" in out  # these files have no energy
         held = [line.split() for line in out.splitlines()
                 if line.startswith("held") and " all " in line]
         assert {h[1] for h in held} == {"gemm", "attention"}
@@ -81,22 +87,33 @@ def test_check_meets_the_targets_on_every_measured_run(capsys, tmp_path):
         assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
-    """The fit is given exactly the 'cal' rows: with every held-out measurement corrupted, it
-    receives the same kernels and times (seen by a stand-in for the fit, so the Nelder-Mead
-    search runs once, in the next test, not twice)."""
-    import sim.gpu.calibrate as calibration
-
-    measured = rows()
-    bad = tmp_path / MEASURED.name
+def _corrupted(tmp_path: Path, source: Path, column: str) -> Path:
+    """A copy of a measured file (and its side files) with ``column`` of every held-out row
+    multiplied by 10."""
+    measured = rows(source)
+    bad = tmp_path / source.name
     with open(bad, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(measured[0]))
         w.writeheader()
         for r in measured:
-            w.writerow({**r, "us": str(float(r["us"]) * 10)} if r["split"] == "held" else r)
+            w.writerow({**r, column: str(float(r[column]) * 10)} if r["split"] == "held" else r)
     for side in ("_microbench.csv", "_env.json"):
-        (tmp_path / f"{MEASURED.stem}{side}").write_bytes(
-            (DATA / f"{MEASURED.stem}{side}").read_bytes())
+        (tmp_path / f"{source.stem}{side}").write_bytes(
+            (DATA / f"{source.stem}{side}").read_bytes())
+    return bad
+
+
+def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
+    """The fits are given exactly the 'cal' rows: with every held-out time corrupted, the time
+    fit receives the same kernels and times (seen by a stand-in for it, so the Nelder-Mead
+    search runs once, in the next test, not twice); with every held-out energy corrupted, the
+    energy constants come out the same."""
+    import sim.gpu.calibrate as calibration
+
+    measured = rows()
+    bad = _corrupted(tmp_path, MEASURED, "us")
+    (tmp_path / "e").mkdir()
+    bad_energy = _corrupted(tmp_path / "e", ENERGY, "mj")
     seen: list[tuple[list[Kernel], list[float]]] = []
 
     def spy(base, kernels, us):
@@ -104,16 +121,17 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
         return dict(base.params)
 
     monkeypatch.setattr(calibration, "fit", spy)
-    calibrate(bad)
-    calibrate(MEASURED)
+    a, _ = calibrate(bad, energy=bad_energy)
+    b, _ = calibrate(MEASURED, energy=ENERGY)
     assert len(seen) == 2 and seen[0] == seen[1]
     cal = [r for r in measured if r["split"] == "cal" and r.get("status", "ok") == "ok"]
     assert 0 < len(seen[0][0]) == len(cal) < len(measured)
     assert seen[0][1] == [float(r["us"]) for r in cal]
+    assert a.energy == b.energy and a.energy is not None
 
 
 def test_the_committed_calibration_is_the_fit():
-    _, text = calibrate(MEASURED)
+    _, text = calibrate(MEASURED, energy=ENERGY)
     committed = (DATA / "calibration_h100.toml").read_text()
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
@@ -330,10 +348,13 @@ def test_gpu_presets_run_whole_models():
     b = simulate_model(h200, ops, phase="decode", batch=8, seq=2048)
     assert b.seconds < a.seconds  # same chip, more bandwidth
     assert a.energy_breakdown_pj["gpu_board"] == pytest.approx(a.energy_pj)
-    # board power x time, the time rounded up to whole cycles per operator instance
-    rounding_s = sum(o.count for o in a.ops) / (h100.clock_mhz * 1e6)
-    assert math.isclose(a.energy_pj, 700.0 * a.seconds * 1e12, rel_tol=1e-9,
-                        abs_tol=700.0 * rounding_s * 1e12)
+    # each operator instance's energy is the kernel model's prediction for it
+    from sim.gpu_model import op_estimate
+
+    assert a.energy_pj == pytest.approx(sum(
+        o.op.count * op_estimate(h100, o.op)[0].mj * 1e9 for o in a.ops), rel=1e-12)
+    # a decode step draws less than the board's power limit
+    assert a.energy_pj < 700.0 * a.seconds * 1e12
     assert {o.bound for o in a.ops if o.kind == "gemm"} == {"memory"}
     pre = simulate_model(h100, lower(cfg, phase="prefill", batch=1, seq=2048, quant="bf16"),
                          phase="prefill", batch=1, seq=2048)
@@ -361,3 +382,118 @@ def test_sim_gemm_on_a_gpu_preset_uses_the_kernel_model(capsys):
                                 a_bytes=2, w_bytes=2))
     assert d["seconds"] == pytest.approx(us * 1e-6, rel=1e-3)
     assert d["mapping"]["gpu_kernel_model"] == "h100"
+
+
+def _one_kernel(capsys, tmp_path: Path, row: str, sim: list[str]) -> tuple[float, float, float]:
+    """A kernel's energy in mJ as ``tpe gpu predict`` writes it, as ``tpe gpu check`` compares
+    it (the statistics of a measured file of that one row, measured as 1 mJ), and as
+    ``tpe sim`` charges it (``energy_pj``)."""
+    from sim.cli.gpu import _kernels, _predict, check_rows
+
+    shapes = tmp_path / "s.csv"
+    shapes.write_text("op,dtype,M,N,K,B,H,Hkv,S,D\n" + row + "\n")
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(shapes),
+                                "--out", str(tmp_path / "p.csv")])
+    assert code == 0, err
+    predicted = float(rows(tmp_path / "p.csv")[0]["mj"])
+    measured = [{**rows(shapes)[0], "us": "1", "mj": "1", "split": "held"}]
+    est = _predict(load_arch("h100"), _kernels(measured, "m"))
+    checked = 1 + check_rows(measured, est)[("held", "gemm" if "gemm" in row else "attention",
+                                              "all")]["mj_mape"]
+    assert est[0].mj >= 1  # so that 1 + the error is the prediction
+    code, out, err = run(capsys, [*sim, "--arch", "h100", "--json"])
+    assert code == 0, err
+    return predicted, checked, json.loads(out)["energy_pj"] * 1e-9
+
+
+def test_one_energy_per_kernel_in_predict_check_and_the_simulator(capsys, tmp_path):
+    for row, sim in (
+        ("gemm,bf16,4096,4096,4096,,,,,", ["sim", "gemm", "--M", "4096", "--N", "4096",
+                                             "--K", "4096"]),
+        ("attn_decode,bf16,,,,8,32,8,4096,128",
+         ["sim", "attention", "--batch", "8", "--heads", "32", "--kv-heads", "8", "--q-len",
+          "1", "--kv-len", "4096", "--head-dim", "128"]),
+    ):
+        predicted, checked, charged = _one_kernel(capsys, tmp_path, row, sim)
+        assert predicted == pytest.approx(charged, rel=1e-4)  # predict writes 5 digits
+        assert checked == pytest.approx(charged, rel=1e-12)
+
+
+def test_held_out_energy_meets_the_target():
+    """The energy model on the kernels whose energy was never fitted, against the measured
+    energy (input sets rotated), and against board power x time, which it replaces."""
+    from sim.cli.gpu import TARGET_ENERGY_MAPE, _kernels, _predict, check_rows
+
+    measured = [r for r in rows(ENERGY) if r["status"] == "ok"]
+    h100 = load_arch("h100")
+    est = _predict(h100, _kernels(measured, "m"))
+    stats = check_rows(measured, est)
+    for family in ("gemm", "attention"):
+        s = stats[("held", family, "all")]
+        assert s["mj_n"] == s["n"] > 50
+        assert s["mj_mape"] <= TARGET_ENERGY_MAPE
+    held = [(e, r) for e, r in zip(est, measured, strict=True) if r["split"] == "held"]
+    board = sum(abs(h100.gpu.board_power_w * e.us * 1e-3 - float(r["mj"])) / float(r["mj"])
+                for e, r in held) / len(held)
+    ours = sum(abs(e.mj - float(r["mj"])) / float(r["mj"]) for e, r in held) / len(held)
+    assert ours < board / 3
+
+
+def test_check_reports_energy_where_the_file_has_it(capsys):
+    code, out, _ = run(capsys, ["gpu", "check", "--measured", str(ENERGY)])
+    assert re.search(r"^held-out energy targets \(MAPE <= 15% for each of gemm and "
+                     r"attention\): PASS$", out, re.M)
+    held = [line.split() for line in out.splitlines()
+            if line.startswith("held") and " all " in line]
+    assert {h[1] for h in held} == {"gemm", "attention"}
+    assert all(float(h[8].rstrip("%")) <= 15.0 for h in held)
+    # exit 1 iff a target is missed (this run's own times have host outliers: see docs/gpu.md)
+    time_ok = re.search(r"^held-out targets .*: PASS$", out, re.M) is not None
+    assert code == (0 if time_ok else 1)
+
+
+def test_the_power_cap_stretches_kernels_on_a_lower_board_power(capsys):
+    """At the measured card's limit no calibration kernel is stretched; at 300 W a large GEMM
+    runs at a lower clock, drawing the scaled cap; too little power for any work is refused."""
+    from sim.gpu_model import predict_kernel
+
+    cal = load_calibration("h100")
+    assert cal.energy is not None and cal.energy.limit_w == 700
+    ks = [Kernel.from_row(r) for r in rows(ENERGY) if r["split"] == "cal"]
+    assert not any(predict_kernel(cal, k, 700.0).capped for k in ks)
+    gemm = ["sim", "gemm", "--arch", "h100", "--M", "8192", "--N", "8192", "--K", "8192",
+            "--json"]
+    seconds, watts = [], []
+    for power in (700, 300):
+        code, out, err = run(capsys, [*gemm, "--set", f"gpu.board_power_w={power}"])
+        assert code == 0, err
+        d = json.loads(out)
+        seconds.append(d["seconds"])
+        watts.append(d["energy_pj"] * 1e-12 / d["seconds"])
+    assert seconds[1] > 1.5 * seconds[0]
+    assert watts[0] < cal.energy.cap_w
+    assert watts[1] == pytest.approx(cal.energy.cap_w * 300 / 700, rel=1e-3)
+    code, out, err = run(capsys, [*gemm, "--set", "gpu.board_power_w=100"])
+    assert code == 2 and out == ""
+    assert re.match(r"^tpe: error: gpu\.board_power_w: 100 W leaves a kernel no power beyond "
+                    r"the card's static power; give at least \d+ W$", err.strip()), err
+
+
+def test_calibrate_needs_measured_energy(capsys, tmp_path):
+    code, out, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--out",
+                                  str(tmp_path / "c.toml")])
+    assert code == 2 and out == ""
+    assert re.match(r"^tpe: error: --energy: measured_h100_v2\.csv has no calibration row with "
+                    r"a measured energy \(column mj\); give --energy FILE", err.strip()), err
+    assert not (tmp_path / "c.toml").exists()
+
+
+def test_a_calibration_without_energy_is_refused(tmp_path):
+    from hw.spec import SpecError
+
+    text = (DATA / "calibration_h100.toml").read_text().split("[energy]")[0]
+    path = tmp_path / "old.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=r"^gpu\.calibration: .*old\.toml has no \[energy\] "
+                                        r"table; tpe gpu calibrate"):
+        load_calibration(path)

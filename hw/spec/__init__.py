@@ -173,7 +173,8 @@ class GpuSpec:
     card and efficiencies fitted on measured kernels) instead of the engine fold model."""
 
     calibration: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
-    #: Board power under dense load (W), for energy: time x power.
+    #: The board's power limit (W): the kernel model's power cap scales with it (a kernel
+    #: that would draw more runs at a lower clock; ``sim.gpu_model`` module doc).
     board_power_w: Annotated[float, Field(gt=0, le=5000)]
     #: Die area (mm^2), reported as the architecture's area.
     die_area_mm2: Annotated[float, Field(gt=0, le=10000)]

@@ -2,13 +2,15 @@
 
 * ``measure`` times the kernels of a shapes.csv on the GPU it runs on (:mod:`sim.gpu.measure`;
   needs torch, triton and an NVIDIA GPU; exits 2 saying so otherwise);
-* ``predict`` predicts them on a GPU preset (:mod:`sim.gpu_model`; no GPU, no torch);
+* ``predict`` predicts them on a GPU preset (:mod:`sim.gpu_model`; no GPU, no torch): time
+  ``us`` and energy ``mj`` per kernel;
 * ``check`` compares a measured file with the prediction: MAPE, p90 and max error per op and
   dtype, Spearman rank correlation, separately for the held-out and calibration rows, and a
-  predicted-vs-measured plot; exit 1 when the held-out rows miss the targets
-  (MAPE <= 10 % and Spearman >= 0.95 for each of gemm and attention);
+  predicted-vs-measured plot; the energy's MAPE and p90 beside them where the file has
+  measured energy (column ``mj``); exit 1 when the held-out rows miss the targets
+  (MAPE <= 10 % and Spearman >= 0.95 for each of gemm and attention; energy MAPE <= 15 %);
 * ``calibrate`` fits a calibration file from a measured dataset's calibration rows and the
-  card's microbenchmarks.
+  card's microbenchmarks, the time and the energy constants.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from models.caches import memo
 if TYPE_CHECKING:
     from hw.spec import ArchSpec
 
-__all__ = ["TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
+__all__ = ["TARGET_ENERGY_MAPE", "TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
 
 #: The targets on held-out kernels, for each of gemm and attention.
 TARGET_MAPE = 0.10
 TARGET_SPEARMAN = 0.95
+TARGET_ENERGY_MAPE = 0.15
 SHAPE_COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 
 
@@ -65,6 +68,9 @@ def register(subparsers: Any) -> None:
     k.add_argument("--measured", required=True, help="measured.csv (its 'cal' rows are used)")
     k.add_argument("--microbench", default=None,
                    help="the card's microbenchmarks (default <measured stem>_microbench.csv)")
+    k.add_argument("--energy", default=None,
+                   help="measured.csv whose energy (column mj, its 'cal' rows) the energy "
+                        "constants are fitted on (default: --measured)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 
@@ -160,9 +166,10 @@ def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
     return out
 
 
-def _predict(arch: ArchSpec, kernels: list[Any]) -> list[float]:
+def _predict(arch: ArchSpec, kernels: list[Any]) -> list[Any]:
+    """Each kernel's :class:`sim.gpu_model.KernelEstimate` on the preset."""
     from hw.spec import SpecError
-    from sim.gpu_model import arch_calibration, predict_us
+    from sim.gpu_model import arch_calibration, predict_kernel
 
     assert arch.gpu is not None
     cal = arch_calibration(arch)
@@ -171,7 +178,7 @@ def _predict(arch: ArchSpec, kernels: list[Any]) -> list[float]:
         if k.dtype not in arch.gpu.dtypes:
             raise SpecError(f"--gpu: {arch.name} has no {k.dtype} tensor cores (it has "
                             f"{', '.join(arch.gpu.dtypes)})")
-        out.append(predict_us(cal, k))
+        out.append(predict_kernel(cal, k, arch.gpu.board_power_w))
     return out
 
 
@@ -192,18 +199,20 @@ def run_measure(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     arch = _gpu_arch(args.gpu)
     rows = _read(args.inp, "--in")
-    us = _predict(arch, _kernels(rows, "--in"))
+    predicted = _predict(arch, _kernels(rows, "--in"))
     out = Path(args.out)
-    # the input's own columns pass through, but for the two this writes (a measured file's
-    # us and gpu are replaced, not repeated)
+    # the input's own columns pass through, but for the three this writes (a measured file's
+    # us, mj and gpu are replaced, not repeated)
+    mine = ("us", "mj", "gpu")
     fields = [*SHAPE_COLUMNS, *[c for c in (rows[0] if rows else {})
-                                if c not in SHAPE_COLUMNS and c not in ("us", "gpu")], "us", "gpu"]
+                                if c not in SHAPE_COLUMNS and c not in mine], *mine]
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
-        for row, t in zip(rows, us, strict=True):
-            w.writerow({**row, "us": f"{t:.3f}", "gpu": arch.name})
+        for row, est in zip(rows, predicted, strict=True):
+            w.writerow({**row, "us": f"{est.us:.3f}", "mj": f"{est.mj:.5g}",
+                        "gpu": arch.name})
     tmp.replace(out)
     print(f"wrote {out} ({len(rows)} kernels on {arch.name})")
     if not arch.gpu.validated:
@@ -271,19 +280,31 @@ def category(row: dict[str, str]) -> str:
     return f"{base}/d{k.D}{mask}"
 
 
-def check_rows(rows: list[dict[str, str]], predicted: list[float]
+def check_rows(rows: list[dict[str, str]], predicted: list[Any]
                ) -> dict[tuple[str, str, str], dict[str, float]]:
     """Statistics per (split, family, group): family ``gemm`` or ``attention``, group ``all``,
-    ``op/dtype`` or a :func:`category` within it."""
-    groups: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    for row, p in zip(rows, predicted, strict=True):
-        m = float(row["us"])
+    ``op/dtype`` or a :func:`category` within it. ``predicted``: each row's
+    :class:`sim.gpu_model.KernelEstimate`. The time's ``n``, ``mape``, ``p90``, ``max`` and
+    ``spearman``, and the energy's ``mj_n``, ``mj_mape`` and ``mj_p90`` over the rows with a
+    measured energy (column ``mj``; ``mj_n`` 0 and the others NaN without)."""
+    import numpy as np
+
+    groups: dict[tuple[str, str, str], list[tuple[Any, dict[str, str]]]] = {}
+    for row, est in zip(rows, predicted, strict=True):
         family = "gemm" if row["op"] == "gemm" else "attention"
         split = row.get("split") or "all"
         for key in ((split, family, "all"), (split, family, f"{row['op']}/{row['dtype']}"),
                     (split, family, category(row))):
-            groups.setdefault(key, []).append((p, m))
-    return {k: _stats(v) for k, v in sorted(groups.items())}
+            groups.setdefault(key, []).append((est, row))
+    out = {}
+    for key, pairs in sorted(groups.items()):
+        st = _stats([(e.us, float(r["us"])) for e, r in pairs])
+        energy = [(e.mj, float(r["mj"])) for e, r in pairs if r.get("mj")]
+        err = np.array([abs(p - m) / m for p, m in energy])
+        st |= {"mj_n": len(energy), "mj_mape": float(err.mean()) if energy else math.nan,
+               "mj_p90": float(np.quantile(err, 0.9)) if energy else math.nan}
+        out[key] = st
+    return out
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -299,20 +320,28 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{args.measured} ({len(rows)} kernels, card {rows[0].get('gpu', '?')}) against "
           f"the {arch.name} preset")
     print(f"{'split':<6}{'family':<11}{'group':<32}{'n':>5}{'MAPE':>8}{'p90':>8}{'max':>8}"
-          f"{'Spearman':>10}")
+          f"{'Spearman':>10}{'mJ MAPE':>9}{'mJ p90':>8}")
     for (split, family, group), s in stats.items():
+        energy = (f"{s['mj_mape']:>9.1%}{s['mj_p90']:>8.1%}" if s["mj_n"]
+                  else f"{'-':>9}{'-':>8}")
         print(f"{split:<6}{family:<11}{group:<32}{s['n']:>5}{s['mape']:>8.1%}{s['p90']:>8.1%}"
-              f"{s['max']:>8.1%}{s['spearman']:>10.3f}")
-    held = [s for (split, _, group), s in stats.items() if split == "held" and group == "all"]
-    targets = [(k, s) for k, s in stats.items() if k[0] == "held" and k[2] == "all"]
-    ok = bool(held) and all(s["mape"] <= TARGET_MAPE and s["spearman"] >= TARGET_SPEARMAN
-                            for _, s in targets)
+              f"{s['max']:>8.1%}{s['spearman']:>10.3f}{energy}")
+    targets = [s for (split, _, group), s in stats.items() if split == "held" and group == "all"]
+    ok = bool(targets) and all(s["mape"] <= TARGET_MAPE and s["spearman"] >= TARGET_SPEARMAN
+                               for s in targets)
     if args.plot:
-        _plot(rows, predicted, Path(args.plot), arch.name, stats)
+        _plot(rows, [e.us for e in predicted], Path(args.plot), arch.name, stats)
         print(f"plot: {args.plot}")
     verdict = "PASS" if ok else "FAIL"
     print(f"held-out targets (MAPE <= {TARGET_MAPE:.0%}, Spearman >= {TARGET_SPEARMAN} for "
           f"each of gemm and attention): {verdict}")
+    if targets and all(s["mj_n"] for s in targets):
+        energy_ok = all(s["mj_mape"] <= TARGET_ENERGY_MAPE for s in targets)
+        ok = ok and energy_ok
+        print(f"held-out energy targets (MAPE <= {TARGET_ENERGY_MAPE:.0%} for each of gemm and "
+              f"attention): {'PASS' if energy_ok else 'FAIL'}")
+    else:
+        print("held-out energy: not checked (the measured file has no energy, column mj)")
     return 0 if ok else 1
 
 
@@ -363,9 +392,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
     mb = Path(args.microbench) if args.microbench else None
     if mb is not None and not mb.is_file():
         raise InputError(f"--microbench: no such file {args.microbench!r}")
+    energy = Path(args.energy) if args.energy else None
+    if energy is not None and not energy.is_file():
+        raise InputError(f"--energy: no such file {args.energy!r}")
     try:
-        _, text = calibrate(measured, mb)
+        _, text = calibrate(measured, mb, energy)
     except (KeyError, ValueError, OSError) as err:
+        if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
+            raise InputError(str(err)) from None
         raise InputError(f"--measured: cannot calibrate from {args.measured}: {err}") from None
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")

@@ -3,19 +3,34 @@
 The kernel model (:mod:`sim.gpu_model`) has efficiencies (:data:`sim.gpu_model.FIT_PARAMS`)
 that are fitted here on the calibration rows of a measured dataset only (held-out rows never
 enter the fit), by Nelder-Mead on the mean absolute log error, one group of parameters and the
-kernels they govern at a time.
+kernels they govern at a time. Its energy constants (:class:`sim.gpu_model.GpuEnergy`) are
+fitted after them, on the calibration rows' measured energy (column ``mj``), by linear least
+squares on the relative error, with the time the fitted model predicts (:func:`fit_energy`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from sim.gpu_model import ELEM_BYTES, FIT_PARAMS, GpuCalibration, Kernel, predict_us
+from sim.gpu_model import (
+    ELEM_BYTES,
+    ENERGY_CLASSES,
+    FIT_PARAMS,
+    GpuCalibration,
+    GpuEnergy,
+    Kernel,
+    energy_work,
+    predict_parts_us,
+    predict_us,
+)
 
-__all__ = ["calibrate", "fit"]
+__all__ = ["calibrate", "fit", "fit_energy"]
 
 
 def _loss(cal: GpuCalibration, kernels: list[Kernel], us: np.ndarray, names: list[str],
@@ -95,6 +110,41 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
     return params
 
 
+def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limit_w: float
+               ) -> GpuEnergy:
+    """The energy constants (:class:`sim.gpu_model.GpuEnergy`) that best predict ``mj``
+    (millijoules per kernel; the calibration rows only) in relative terms, by linear least
+    squares, with the time ``cal`` predicts (its fixed cost and its work); ``limit_w``: the
+    card's power limit during the measurement. ``cap_w`` is the highest power the fitted
+    model gives one of these kernels (rounded up), so at ``limit_w`` none is stretched.
+    ``ValueError`` when a path has no kernel to fit it on or a constant comes out negative."""
+    classes = {c: i for i, c in enumerate(ENERGY_CLASSES)}
+    x = np.zeros((len(kernels), 3 + len(classes)))
+    for i, k in enumerate(kernels):
+        fixed, work = predict_parts_us(cal, k)
+        cls, ops, nbytes = energy_work(k)
+        # microseconds (W -> uJ), MB (pJ/byte -> uJ), millions of operations (pJ/op -> uJ)
+        x[i, :3] = fixed + work, work, nbytes * 1e-6
+        x[i, 3 + classes[cls]] = ops * 1e-6
+    uj = np.asarray(mj, dtype=np.float64) * 1e3
+    for c, i in classes.items():
+        if not x[:, 3 + i].any():
+            raise ValueError(f"no calibration kernel of the {c} path has a measured energy "
+                             "(column mj)")
+    coef = np.linalg.lstsq(x / uj[:, None], np.ones(len(uj)), rcond=None)[0]
+    names = ["static_w", "busy_w", "hbm_pj_per_byte", *(f"pj_per_op.{c}" for c in classes)]
+    for n, v in zip(names, coef, strict=True):
+        if v < 0:
+            raise ValueError(f"the energy fit gives {n} = {v:.3g} < 0: the measured energies "
+                             "do not follow the model")
+    coef = np.array([float(f"{v:.6g}") for v in coef])  # as the TOML file holds them
+    cap = float(np.max(x @ coef / x[:, 0]))
+    return GpuEnergy(static_w=float(coef[0]), busy_w=float(coef[1]),
+                     hbm_pj_per_byte=float(coef[2]),
+                     pj_per_op={c: float(coef[3 + i]) for c, i in classes.items()},
+                     limit_w=limit_w, cap_w=math.ceil(cap * 1e3) / 1e3)
+
+
 # -- calibration files ---------------------------------------------------------------------
 
 
@@ -105,18 +155,19 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def calibrate(measured: Path, microbench: Path | None = None) -> tuple[GpuCalibration, str]:
+def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None
+              ) -> tuple[GpuCalibration, str]:
     """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
     microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
-    ``sim.gpu.measure`` writes them); returns it and its TOML text."""
+    ``sim.gpu.measure`` writes them): the time model on ``measured``'s ``us``, then the energy
+    constants on ``energy``'s ``mj`` (default: ``measured``; the card's power limit from
+    ``<energy stem>_env.json`` beside it); returns it and its TOML text."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
+    energy = measured if energy is None else energy
     mb = {r["name"]: float(r["value"]) for r in _read_csv(microbench)}
     rows = [r for r in _read_csv(measured) if r.get("status", "ok") == "ok"]
-    cards = {r["gpu"] for r in rows}
-    if len(cards) != 1:
-        raise ValueError(f"--measured: expected one card, found {sorted(cards)}")
-    card = cards.pop()
+    card = _card(rows, "--measured")
     base = GpuCalibration(
         card=card, sm_count=int(mb.get("sm_count", 0)) or _sm_count(measured),
         read_gb_per_s=mb["read_1gib"],
@@ -124,12 +175,25 @@ def calibrate(measured: Path, microbench: Path | None = None) -> tuple[GpuCalibr
         sustained_clock_mhz=mb["sustained_sm_clock_bf16"], launch_us=mb["launch_elementwise"],
         params={n: v[0] for n, v in FIT_PARAMS.items()},
     )
+    e_rows = [r for r in _read_csv(energy) if r.get("status", "ok") == "ok"
+              and r.get("split", "cal") == "cal" and r.get("mj")]
+    if not e_rows:
+        raise ValueError(f"--energy: {energy.name} has no calibration row with a measured "
+                         "energy (column mj); give --energy FILE, measured with --energy-s above 0")
+    if _card(e_rows, "--energy") != card:
+        raise ValueError(f"--energy: {energy.name} was measured on {e_rows[0]['gpu']}, "
+                         f"{measured.name} on {card}; give one card's files")
+    env = energy.with_name(energy.stem + "_env.json")
+    if not env.is_file():
+        raise ValueError(f"--energy: no {env.name} beside {energy.name} (the card's power "
+                         "limit)")
+    limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
     cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
     params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
-    cal = GpuCalibration(card=card, sm_count=base.sm_count, read_gb_per_s=base.read_gb_per_s,
-                         peak_tflops=base.peak_tflops,
-                         sustained_clock_mhz=base.sustained_clock_mhz,
-                         launch_us=base.launch_us, params=params)
+    cal = dataclasses.replace(base, params=params)
+    e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows], [float(r["mj"]) for r in e_rows],
+                   limit_w)
+    cal = dataclasses.replace(cal, energy=e)
     lines = [
         "# GPU kernel-model calibration, written by `tpe gpu calibrate` (sim/gpu_model.py).",
         f"# [measured]: microbenchmarks of the card ({microbench.name}); [fitted]: efficiencies",
@@ -148,8 +212,29 @@ def calibrate(measured: Path, microbench: Path | None = None) -> tuple[GpuCalibr
         "[fitted]",
         *(f"{n} = {v:.6g}" for n, v in params.items()),
         "",
+        "[energy]",
+        "# E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes",
+        f"# (sim/gpu_model.py), fitted on the {len(e_rows)} 'cal' rows of {energy.name} (their",
+        "# mj) by least squares on the relative error, with the time [fitted] predicts; limit_w:",
+        f"# the card's power limit ({env.name}); cap_w: the highest power E / t of those",
+        "# kernels, the power at which the model's cap binds on a card of limit_w.",
+        f"static_w = {e.static_w:.6g}",
+        f"busy_w = {e.busy_w:.6g}",
+        f"hbm_pj_per_byte = {e.hbm_pj_per_byte:.6g}",
+        "pj_per_op = { " + ", ".join(f"{c} = {v:.6g}" for c, v in e.pj_per_op.items()) + " }",
+        f"limit_w = {e.limit_w:.6g}",
+        f"cap_w = {e.cap_w!r}",
+        "",
     ]
     return cal, "\n".join(lines)
+
+
+def _card(rows: list[dict[str, str]], flag: str) -> str:
+    """The one card a measured file's rows name."""
+    cards = {r["gpu"] for r in rows}
+    if len(cards) != 1:
+        raise ValueError(f"{flag}: expected one card, found {sorted(cards)}")
+    return cards.pop()
 
 
 def _sm_count(measured: Path) -> int:

@@ -240,7 +240,8 @@ def _write_report(out, arch, spec, verify, synth_fig, results, timings, gpu_resu
         "",
         f"{gpre.arch.description}. Kernels timed by the GPU kernel model calibrated on kernels "
         f"measured on the card (held-out error in docs/gpu.md), quantization "
-        f"`{DEMO_GPU_QUANT}`; energy is board power times time.",
+        f"`{DEMO_GPU_QUANT}`; each kernel's energy from the kernel model's energy model, "
+        "fitted on energy measured on the card (docs/gpu.md).",
         "",
         f"| metric | {spec.name} | {DEMO_GPU} |",
         "| --- | ---: | ---: |",

@@ -60,6 +60,13 @@ def _fraction_range(pairs: list[tuple[float, float]]) -> str:
     return f"{100 * f[0]:.0f} to {100 * f[-1]:.0f}%"
 
 
+def _held_model(profile: dict[tuple[str, str, str, str], Any]) -> str:
+    """The profiled model(s) the eager constants were not fitted on."""
+    from sim.gpu.framework import EAGER_FIT_MODEL
+
+    return ", ".join(sorted({c[0] for c in profile} - {EAGER_FIT_MODEL}))
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
@@ -225,8 +232,9 @@ def main() -> int:
     from models.llm import load_model, lower
     from models.ops import Vector
     from sim.cli.gpu import _kernels, _plot, _predict, check_rows
+    from sim.gpu.framework import EAGER_FIT_MODEL
     from sim.gpu.measure import ENERGY_SETS
-    from sim.gpu_model import kernel_bytes_flops
+    from sim.gpu_model import kernel_bytes_flops, load_eager
     from sim.model import simulate_model
 
     arch = load_arch("h100")
@@ -295,6 +303,9 @@ def main() -> int:
     for r in _rows(DATA / "framework_ops_h100.csv"):
         profile.setdefault(_case(r), []).append(r)
     eager_rows = []
+    eager = load_eager("h100")
+    eager_pred: dict[tuple[str, str, str, str], tuple[float, float]] = {}
+    timed = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100.csv")}
     for case, rs in profile.items():
         fwd = next(r for r in rs if r["op"] == "<forward>")
         launches = sum(float(r["calls"]) for r in rs if r["op"] != "<forward>")
@@ -309,6 +320,11 @@ def main() -> int:
                            float(fwd["wall_us"]), launches,
                            sum(getattr(op, "launches", 1) * op.count for op in ops),
                            float(fwd["gpu_us"]) - gemm_attn, elem_bytes))
+        # tpe sim model --runtime eager for the same pass
+        res = simulate_model(arch, ops, phase=case[1], batch=int(case[2]), seq=int(case[3]),
+                             runtime="eager", host_launch_us=eager.host_launch_us[case[1]])
+        eager_pred[case] = ((res.cycles - res.host_wait_cycles) / arch.clock_mhz,
+                            res.seconds * 1e6)
 
     # the device-bound passes (busier device than host): element-wise device time over busy
     device_bound = [(e, b) for (_, b, h, _, _, _, e, _) in eager_rows if b > h]
@@ -494,6 +510,24 @@ def main() -> int:
         *(f"| {c[0]} | {c[1]} | {c[2]} | {c[3]} | {busy:.0f} | {host:.0f} | {wall:.0f} | "
           f"{n:.0f} | {lowered} | {host / n:.1f} | {elem_us / (nbytes / 1e9):.0f} |"
           for c, busy, host, wall, n, lowered, elem_us, nbytes in eager_rows),
+        "",
+        "`tpe sim model --arch h100 --quant bf16 --runtime eager` prices that lowering: the "
+        "GEMMs and attention as the kernel model does, each element-wise kernel at "
+        f"{eager.kernel_us:.2f} us plus its bytes at {100 * eager.elementwise_eff:.0f}% of "
+        "the streaming bandwidth, and the host's launches at a measured time per kernel "
+        f"({eager.host_launch_us['prefill']:.1f} us in prefill, "
+        f"{eager.host_launch_us['decode']:.1f} us in decode), the device waiting for the "
+        "host when its own work is shorter (`eager_h100.toml`, written by `python -m "
+        "sim.gpu.framework --fit-eager` from the profile: fitted on "
+        f"{EAGER_FIT_MODEL}'s passes, {_held_model(profile)}'s held out):",
+        "",
+        "| model | phase | batch | seq | device busy (us) | predicted device (us) | "
+        "timed (us) | predicted (us) | predicted / timed | bound |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        *(f"| {c[0]} | {c[1]} | {c[2]} | {c[3]} | {busy:.0f} | {eager_pred[c][0]:.0f} | "
+          f"{timed[c]:.0f} | {eager_pred[c][1]:.0f} | {eager_pred[c][1] / timed[c]:.2f} | "
+          f"{'device' if busy > host else 'host'} |"
+          for c, busy, host, *_ in eager_rows),
         "",
         "Decode, and prefill of a few hundred tokens, are bound by the host: the wall time "
         "is the host's, several times the device's busy time. The host's time per kernel "

@@ -326,6 +326,12 @@ def _load_eager(path: str) -> EagerCalibration:
                               for k, v in m["host_launch_us_range"].items()})
 
 
+def idle_pj(arch: Any, seconds: float) -> float:
+    """Energy of a GPU preset's card waiting ``seconds`` with no kernel running (for the host
+    to launch the next): its static power (``[energy] static_w``) times the time, pJ."""
+    return _energy(arch_calibration(arch)).static_w * seconds * 1e12
+
+
 def _aligned(k: Kernel) -> bool:
     return k.N % 8 == 0 and k.K % 8 == 0
 

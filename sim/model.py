@@ -3,7 +3,9 @@
 Operators run one after another on the architecture's cores; each is simulated by
 :func:`sim.system.simulate_op` (cached per distinct operator, so a model with repeated layers
 costs one search per distinct shape) and the totals are sums of those frozen per-operator
-results.
+results, plus, where a host launches every kernel (``host_launch_us``: eager PyTorch on a
+GPU preset), the time the device waits for the host beyond its own work and the card's
+static energy meanwhile.
 
 End-to-end metrics (:class:`ModelResult`): a prefill pass of ``batch`` prompts of ``seq``
 tokens ends with the first generated token, so its time is the time to first token (TTFT) and
@@ -200,6 +202,9 @@ def simulate_model(
         raise ModelError(f"phase: must be 'prefill' or 'decode' (got {phase!r})")
     if not 0 <= host_launch_us < math.inf:
         raise ModelError(f"host_launch_us: must be a finite number >= 0 (got {host_launch_us!r})")
+    if host_launch_us and arch.gpu is None:
+        raise ModelError(f"host_launch_us: a host launching each kernel is modeled on GPU "
+                         f"presets; {arch.name} is an engine architecture")
     results = tuple(simulate_op(arch, op, memory=memory, objective=objective) for op in ops)
     launches = sum(op.count * (op.launches if isinstance(op, Vector) else 1) for op in ops)
     # launches x us x MHz = cycles, exactly, rounded up
@@ -209,6 +214,10 @@ def simulate_model(
     macs = sum(r.macs for r in results)
     energy = {k: sum(r.energy_breakdown_pj[k] for r in results)
               for k in energy_components(arch)}
+    if wait:  # the card idles at its static power while the host launches
+        from sim.gpu_model import idle_pj  # here: an engine architecture does not load it
+
+        energy["gpu_board"] += idle_pj(arch, wait / (arch.clock_mhz * 1e6))
     read_weights, kv = resident_bytes(ops)
     weights = read_weights if weight_bytes is None else float(weight_bytes)
     area = system_area_breakdown(arch)

@@ -140,8 +140,8 @@ def test_every_cache_is_a_bare_lru_cache_wrapper() -> None:
 
 def test_clearing_empties_every_cache() -> None:
     """A GEMM, an attention operator and a small model fill every cache of the library (the
-    model also on a runtime-precision engine, with ideal memory and on a GPU preset, and the
-    ``tpe gpu`` preset list); ``sim.clear_caches()`` empties every one."""
+    model also on a runtime-precision engine, with ideal memory and on a GPU preset, fused and
+    eager, and the ``tpe gpu`` preset list); ``sim.clear_caches()`` empties every one."""
     from hw.spec import engine_kinds
     from sim.cli.gpu import gpu_presets
     from sim.gemm import simulate_gemm
@@ -158,6 +158,9 @@ def test_clearing_empties_every_cache() -> None:
     for preset, memory in (("systolic", "real"), ("systolic", "ideal"), ("bitslice", "real"),
                            ("h100", "real")):
         simulate_model(load_arch(preset), ops, phase="decode", batch=1, seq=128, memory=memory)
+    eager = lower(load_model("llama-2-7b"), phase="decode", batch=1, seq=128, quant="bf16",
+                  runtime="eager")
+    simulate_model(load_arch("h100"), eager, phase="decode", batch=1, seq=128)
     assert gpu_presets()
     assert "systolic" in engine_kinds()  # every kind's spec (a preset loads its own kind only)
     filled = _registered()

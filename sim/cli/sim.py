@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 # models is plain Python; the simulator (numpy, and pydantic through hw.spec) is imported by
 # the functions that use it, each command loading only its own part (sim.cli's docstring).
+from models import ModelError
 from models.formats import get_format
 from models.ops import MAX_SIZE, Attention, Gemm, size_error
 from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
@@ -116,6 +118,16 @@ def _model_args(model: argparse.ArgumentParser) -> None:
     model.add_argument("--quant", default="auto",
                        help="quantization scheme: " + QUANT_HELP.format(names=scheme_help()))
     _kv_args(model)
+    model.add_argument("--runtime", choices=("fused", "eager"), default="fused",
+                       help="the software running the pass on a GPU preset: fused (a serving "
+                            "engine: fused element-wise kernels, the cache written in place; "
+                            "the default) or eager (eager PyTorch running transformers' "
+                            "LlamaForCausalLM: unfused kernels, each launched from the host, "
+                            "the cache appended by concatenation)")
+    model.add_argument("--host-launch-us", type=float, default=None, metavar="US",
+                       help="with --runtime eager: the host's time to launch one kernel, in us "
+                            "(default: measured on the card's host per phase; measure yours "
+                            "with python -m sim.gpu.framework --ops)")
     model.add_argument("--plot", default=None, metavar="DIR",
                        help="write op_breakdown.png and roofline.png into DIR")
     _run_args(model)
@@ -234,14 +246,25 @@ def run_model(args: argparse.Namespace) -> int:
     page = _nonnegative("--kv-page", args.kv_page)
     block, topk = _sparse(args)
     arch = _load(args)
+    host_us = _host_launch_us(args, arch)
     scheme = resolve_scheme(args.quant, arch.engine)
     cfg = load_model(args.model)
-    ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, quant=scheme, page_tokens=page,
-                sparse_block=block, sparse_topk=topk)
+    try:
+        ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, quant=scheme,
+                    page_tokens=page, sparse_block=block, sparse_topk=topk,
+                    runtime=args.runtime)
+    except ModelError as err:
+        if str(err).startswith("runtime: "):
+            from sim.errors import InputError
+
+            raise InputError(f"--{err}") from None
+        raise
     try:
         result = simulate_model(arch, ops, memory=args.memory, objective=args.objective,
                                 name=cfg.name, phase=args.phase, batch=batch, seq=seq,
-                                quant=scheme.name, weight_bytes=weight_bytes(cfg, scheme))
+                                quant=scheme.name, weight_bytes=weight_bytes(cfg, scheme),
+                                runtime=args.runtime,
+                                host_launch_us=0.0 if host_us is None else host_us[args.phase])
     except FormatError as err:
         raise FormatError(f"--quant: {scheme.name}: {err}") from None
     if args.plot:
@@ -250,6 +273,29 @@ def run_model(args: argparse.Namespace) -> int:
         save_model_plots({args.phase: result}, args.plot)
     print(json.dumps(result.to_dict()) if args.json else format_model(result))
     return 0
+
+
+def _host_launch_us(args: argparse.Namespace, arch: ArchSpec) -> dict[str, float] | None:
+    """The host's time per kernel launch by phase under ``--runtime eager`` (``None`` for
+    fused: the host keeps ahead of the device); ``--host-launch-us`` only with eager."""
+    from sim.errors import InputError
+
+    if args.runtime != "eager":
+        if args.host_launch_us is not None:
+            raise InputError("--host-launch-us: only with --runtime eager (a fused runtime "
+                             "launches from CUDA graphs or a serving engine's loop)")
+        return None
+    if arch.gpu is None:
+        raise InputError(f"--runtime: eager models eager PyTorch on a GPU preset; {arch.name} "
+                         "is an engine architecture; use --runtime fused")
+    if args.host_launch_us is not None:
+        if not 0 <= args.host_launch_us < math.inf:
+            raise InputError(f"--host-launch-us: must be a finite number >= 0 (got "
+                             f"{args.host_launch_us})")
+        return dict.fromkeys(("prefill", "decode"), args.host_launch_us)
+    from sim.gpu_model import load_eager
+
+    return load_eager(arch.gpu.calibration).host_launch_us
 
 
 def run_attention(args: argparse.Namespace) -> int:
@@ -423,6 +469,12 @@ def format_model(r: ModelResult) -> str:
         lines.append(f"  warning: weights ({_si(r.weight_bytes, 'B')}) and KV cache "
                      f"({_si(r.kv_cache_bytes, 'B')}) do not fit the {_si(r.capacity_bytes, 'B')}"
                      f" of {r.arch.memory[-1].name}")
+    if r.runtime == "eager":
+        host_s = r.host_cycles / (r.arch.clock_mhz * 1e6)
+        wait_s = r.host_wait_cycles / (r.arch.clock_mhz * 1e6)
+        lines.append(f"  runtime eager: {r.launches:,} kernels launched from the host, "
+                     f"{_time(host_s)} to launch them; the device waits {_time(wait_s)} "
+                     + ("(host-bound)" if wait_s else "(device-bound)"))
     if r.tokens is not None:
         metric = (f"time to first token {_time(r.seconds)}" if r.phase == "prefill"
                   else f"time per output token {_time(r.seconds)}")

@@ -309,7 +309,7 @@ def write_eager(profile: Path, out: Path, calibration: str) -> dict[str, Any]:
         "host_launch_us = { " + ", ".join(
             f"{k} = {v:.4g}" for k, v in fit["host_launch_us"].items()) + " }\n"
         "host_launch_us_range = { " + ", ".join(
-            f"{k} = [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in fit["host_launch_us_range"].items())
+            f"{k} = [{lo:.6g}, {hi:.6g}]" for k, (lo, hi) in fit["host_launch_us_range"].items())
         + " }\n\n"
         "[fitted]\n"
         "# element-wise kernel: kernel_us + bytes / (elementwise_eff x read_gb_per_s)\n"

@@ -81,3 +81,80 @@ def test_verify_fails_on_a_broken_design(tmp_path, capsys) -> None:
     for case in report["cases"]:
         assert {"M", "N", "K", "measured_cycles", "model_cycles"} <= case.keys()
         assert case["results_ok"] and not case["problems"]
+
+
+def _delay_outputs(verilog: str, top: str) -> str:
+    """A timing bug: the design renamed ``<top>_core`` behind a wrapper that registers its
+    output stream once more (one cycle late, the data intact when the consumer is ready)."""
+    width = int(re.search(r"output \[(\d+):0\] o__payload;", verilog).group(1)) + 1
+    ports = re.search(rf"module {top}\((.*?)\);", verilog).group(1)
+    decls = "\n".join(line for line in verilog.splitlines()
+                      if re.match(r"\s*(input|output)\b", line))
+    body = verilog.replace(f"module {top}(", f"module {top}_core(", 1)
+    return body + f"""
+module {top}({ports});
+{decls}
+  wire core_valid;
+  wire [{width - 1}:0] core_payload;
+  wire core_busy;
+  reg late_valid = 1'h0;
+  reg [{width - 1}:0] late_payload = {width}'h0;
+  always @(posedge clk) begin
+    late_valid <= rst ? 1'h0 : core_valid;
+    late_payload <= core_payload;
+  end
+  assign o__valid = late_valid;
+  assign o__payload = late_payload;
+  assign busy = core_busy | late_valid;
+  {top}_core core({", ".join(
+        f".{p.strip()}(" + {"o__valid": "core_valid", "o__payload": "core_payload",
+                            "busy": "core_busy"}.get(p.strip(), p.strip()) + ")"
+        for p in ports.split(","))});
+endmodule
+"""
+
+
+def test_verify_fails_on_a_timing_bug(tmp_path, capsys) -> None:
+    """A design whose results are right but one cycle late per GEMM (its output stream
+    registered once more): `tpe verify` exits 1 naming the cycles against the model, every
+    result bit exact."""
+    spec = SystolicSpec(rows=2, cols=2, a_bits=4, w_bits=4, acc_bits=12, dataflow="os")
+    design = generate(spec, tmp_path)
+    vfile = design / f"{spec.name}.v"
+    vfile.write_text(_delay_outputs(vfile.read_text(), spec.name))
+    assert main(["verify", str(design), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["pass"] is False
+    checked = [c for c in report["cases"] if c["cycles_checked"]]
+    assert checked and all(c["results_ok"] for c in checked)
+    assert all(c["measured_cycles"] == c["model_cycles"] + 1 for c in checked)
+    assert all(any(p.startswith("measured ") for p in c["problems"]) for c in checked)
+
+
+def test_verify_more_and_larger_gemms_a_reset_and_a_wave(tmp_path, capsys) -> None:
+    """--cases and --max-dim set the random GEMMs (log-uniform dimensions up to D), the run
+    ends with a reset in the middle of a GEMM after which the same GEMM is exact, and --wave
+    writes a VCD trace of the whole run (FST where the machine has liblz4)."""
+    spec = SystolicSpec(rows=4, cols=4, a_bits=8, w_bits=8, acc_bits=32, dataflow="ws",
+                        weight_double_buffer=True)
+    design = generate(spec, tmp_path)
+    wave = tmp_path / "run.vcd"
+    args = ["verify", str(design), "--json", "--cases", "6", "--max-dim", "48", "--seed", "5"]
+    assert main([*args, "--wave", str(wave)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pass"] is True
+    random = [c for c in report["cases"] if c["case"].startswith("random GEMM ")
+              and c["cycles_checked"]]
+    assert len(random) == 6
+    dims = [c[d] for c in random for d in ("M", "N", "K")]
+    assert max(dims) <= 48 and max(dims) > 2 * spec.rows + 3  # past the default's range
+    reset = report["cases"][-1]
+    assert reset["case"] == "after a reset in the middle of a GEMM"
+    assert reset["results_ok"] and reset["measured_cycles"] == reset["model_cycles"]
+    text = wave.read_text()
+    assert "$enddefinitions" in text and f"module {spec.name}" in text
+    # the same seed and options without a trace: the same cases, the model rebuilt untraced
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [c["case"] for c in again["cases"]] == [c["case"] for c in report["cases"]]
+    assert "--trace" not in (design / "sim_build" / "build.log").read_text()

@@ -12,6 +12,7 @@ __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     from sim.verify.cxx_opt import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
+    from sim.verify.options import MAX_DIM, RANDOM_GEMMS
 
     sub.add_parser("gen", help="generate an engine's Verilog and manifest",
                    description="Generate an engine: <out>/<name>/<name>.v and manifest.json.",
@@ -35,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="g++ optimisation level of the Verilated model (-O0 by default: "
                      "the build, not the short bench, dominates; raise it for a large design "
                      "whose simulation is the slow part)")
+    ver.add_argument("--cases", type=int, default=RANDOM_GEMMS, metavar="N",
+                     help=f"random GEMMs beside the bench's fixed cases (default {RANDOM_GEMMS})")
+    ver.add_argument("--max-dim", type=int, default=None, metavar="D",
+                     help=f"the random GEMMs' M, N and K log-uniform in 1..D (at most {MAX_DIM}; "
+                     "default: up to about two folds of the engine)")
+    ver.add_argument("--wave", type=Path, default=None, metavar="FILE",
+                     help="trace every signal of the simulation into FILE: .fst (Verilator's "
+                     "FST, for GTKWave or Surfer) or .vcd")
     ver.set_defaults(func=_verify)
 
 
@@ -208,18 +217,32 @@ def _gen(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from sim.errors import InputError
+    from sim.verify.options import MAX_DIM, WAVE_FORMATS
     from sim.verify.report import format_report
     from sim.verify.runner import VerifyError, verify_design
-    from sim.verify.toolchain import ToolchainError, find_verilator
+    from sim.verify.toolchain import ToolchainError, check_fst, find_verilator
 
     if not args.design.is_dir():
         raise InputError(f"DIR: {args.design} is not a folder; create one with `tpe gen`")
     if not (args.design / "manifest.json").is_file():
         raise InputError(f"DIR: {args.design} has no manifest.json; create it with `tpe gen`")
+    if args.cases < 1:
+        raise InputError(f"--cases: must be at least 1 (got {args.cases})")
+    if args.max_dim is not None and not 1 <= args.max_dim <= MAX_DIM:
+        raise InputError(f"--max-dim: must be in 1..{MAX_DIM} (got {args.max_dim})")
+    if args.wave is not None:
+        if args.wave.suffix not in WAVE_FORMATS:
+            raise InputError(f"--wave: {args.wave} must end in {' or '.join(WAVE_FORMATS)} "
+                             "(the trace format)")
+        if not args.wave.resolve().parent.is_dir():
+            raise InputError(f"--wave: {args.wave.parent} is not a folder; create it first")
     try:
         tool = find_verilator()
+        if args.wave is not None and args.wave.suffix == ".fst":
+            check_fst()
         report = verify_design(args.design, seed=args.seed, verbose=args.verbose,
-                               cxx_opt=args.cxx_opt)
+                               cxx_opt=args.cxx_opt, cases=args.cases, max_dim=args.max_dim,
+                               wave=args.wave)
     except ToolchainError as err:
         raise InputError(str(err)) from None
     except VerifyError as err:

@@ -15,12 +15,14 @@ import numpy as np
 
 from hw.spec import EngineSpec
 from mapping.tiling import stream_granule
+from sim.verify.options import RANDOM_GEMMS
 
 __all__ = [
     "Case",
     "Fold",
     "assemble",
     "case_operands",
+    "log_uniform_dim",
     "operand_range",
     "plan_cases",
     "random_operands",
@@ -133,14 +135,21 @@ def case_operands(spec: EngineSpec, case: Case, rng: np.random.Generator):
             np.full((case.K, case.N), w, dtype=np.int64))
 
 
-def plan_cases(spec: EngineSpec, rng: np.random.Generator, *, random_gemms: int = 3) -> list[Case]:
+def log_uniform_dim(rng: np.random.Generator, top: int) -> int:
+    """An integer in ``[1, top]``, log-uniform (small and large sizes alike)."""
+    return min(top, max(1, round(float(np.exp(rng.uniform(0.0, np.log(top)))))))
+
+
+def plan_cases(spec: EngineSpec, rng: np.random.Generator, *, random_gemms: int = RANDOM_GEMMS,
+               max_dim: int | None = None) -> list[Case]:
     """The GEMMs a verification run checks, for any engine, from its unrolling.
 
     Single folds (the spatial dims partly used) with stream lengths 1, one full input beat and
     a partial last beat (when a beat carries several stream elements), a stream longer than the
     array and a random one; ``random_gemms`` GEMMs of up to about two folds plus a rest along
-    every spatial dim; one GEMM with idle input cycles and output back-pressure (results only);
-    and all operands at their minimum and at their maximum over several folds.
+    every spatial dim, or, with ``max_dim``, of every dimension log-uniform in ``1..max_dim``;
+    one GEMM with idle input cycles and output back-pressure (results only); and all operands at
+    their minimum and at their maximum over several folds.
     """
     u = spec.unrolling()
     tile = {"m": u.m, "n": u.n, "k": u.k}
@@ -155,6 +164,9 @@ def plan_cases(spec: EngineSpec, rng: np.random.Generator, *, random_gemms: int 
         return Case(label, *shape(stream_len, lambda t: int(rng.integers(1, t + 1))))
 
     def gemm(label: str, **kw: float) -> Case:
+        if max_dim is not None:
+            m, n, k = (log_uniform_dim(rng, max_dim) for _ in range(3))
+            return Case(label, m, n, k, **kw)
         dims = shape(int(rng.integers(1, 2 * span + 3)), lambda t: int(rng.integers(1, 2 * t + 3)))
         return Case(label, *dims, **kw)
 

@@ -17,16 +17,18 @@ import numpy as np
 from hw.spec.cube import CubeSpec
 from sim.verify.driver import Case, Fold, random_values
 from sim.verify.driver import plan_cases as generic_cases
+from sim.verify.options import RANDOM_GEMMS
 
 __all__ = ["plan_cases", "plan_folds"]
 
 
-def plan_cases(spec: CubeSpec, rng: np.random.Generator) -> list[Case]:
+def plan_cases(spec: CubeSpec, rng: np.random.Generator, *, random_gemms: int = RANDOM_GEMMS,
+               max_dim: int | None = None) -> list[Case]:
     """The generic cases (:func:`sim.verify.driver.plan_cases`); with ``output_double_buffer``
     also GEMMs of several M and N folds (partial tiles) whose ``ceil(K/k)`` beats are fewer
     than (when ``m > 1``), as many as and more than the bank's ``m`` rows, where the drain is
     partly and wholly hidden."""
-    cases = generic_cases(spec, rng)
+    cases = generic_cases(spec, rng, random_gemms=random_gemms, max_dim=max_dim)
     if spec.output_double_buffer:
         k = spec.k
         hidden = spec.fold_interval(1)  # the shortest fold interval, in beats: the m rows

@@ -15,11 +15,13 @@ import numpy as np
 from hw.spec import SystolicSpec
 from sim.verify.driver import Case, Fold, random_values
 from sim.verify.driver import plan_cases as generic_cases
+from sim.verify.options import RANDOM_GEMMS
 
 __all__ = ["plan_cases", "plan_folds"]
 
 
-def plan_cases(spec: SystolicSpec, rng: np.random.Generator) -> list[Case]:
+def plan_cases(spec: SystolicSpec, rng: np.random.Generator, *, random_gemms: int = RANDOM_GEMMS,
+               max_dim: int | None = None) -> list[Case]:
     """The generic cases (:func:`sim.verify.driver.plan_cases`); with ``weight_double_buffer``
     also GEMMs of several K and N folds (partial tiles) whose stream M is shorter than,
     equal to and longer than the shadow reload (``2*rows + cols - 1``), where the weight
@@ -27,7 +29,7 @@ def plan_cases(spec: SystolicSpec, rng: np.random.Generator) -> list[Case]:
     folds whose reduction K is shorter than (when ``rows + cols > 2``), equal to and longer
     than the wait for row 0 to drain (``rows + cols - 1``), where the drain is partly and
     wholly hidden."""
-    cases = generic_cases(spec, rng)
+    cases = generic_cases(spec, rng, random_gemms=random_gemms, max_dim=max_dim)
     if spec.output_double_buffer:
         R, C = spec.rows, spec.cols
         hidden = spec.fold_interval(1)  # the shortest fold interval: row 0 leaves

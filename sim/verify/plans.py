@@ -25,8 +25,9 @@ class Planner:
     #: The folds of ``A @ W`` (spec, A, W, rng), in the order the cycle model counts them.
     plan_folds: Callable[[EngineSpec, np.ndarray, np.ndarray, np.random.Generator],
                          Iterator[Fold]]
-    #: The GEMMs a verification run checks (spec, rng).
-    plan_cases: Callable[[EngineSpec, np.random.Generator], list[Case]]
+    #: The GEMMs a verification run checks (spec, rng, random_gemms=..., max_dim=...: see
+    #: :func:`sim.verify.driver.plan_cases`).
+    plan_cases: Callable[..., list[Case]]
     #: Cycles of an untiled GEMM on the engine alone (spec, M, N, K): the RTL's contract.
     gemm_compute_cycles: Callable[[EngineSpec, int, int, int], int]
     #: For engines whose cycles depend on the data (e.g. zero skipping): the exact cycles of

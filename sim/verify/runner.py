@@ -18,6 +18,7 @@ from hw.emit import read_manifest
 from hw.spec import SpecError, engine_from_dict
 from sim.errors import VerifyError
 from sim.verify.cxx_opt import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
+from sim.verify.options import MAX_DIM, RANDOM_GEMMS, WAVE_FORMATS
 from sim.verify.plans import planner
 from sim.verify.toolchain import find_verilator, verilator_env
 
@@ -97,13 +98,34 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 
 
 def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = False,
-                  cxx_opt: str = DEFAULT_CXX_OPT) -> VerifyReport:
-    """Build (once; make rebuilds only what changed, everything when ``cxx_opt`` differs from
-    the last build's) and run the bench of ``design_dir`` (an engine's or a tile's, by its
-    manifest: :func:`bench_module`); the Verilated model is compiled at
-    ``-O<cxx_opt>`` (:data:`CXX_OPT_LEVELS`)."""
+                  cxx_opt: str = DEFAULT_CXX_OPT, cases: int = RANDOM_GEMMS,
+                  max_dim: int | None = None, wave: Path | str | None = None) -> VerifyReport:
+    """Build (once; make rebuilds only what changed, everything when ``cxx_opt`` or the
+    tracing differ from the last build's) and run the bench of ``design_dir`` (an engine's or
+    a tile's, by its manifest: :func:`bench_module`); the Verilated model is compiled at
+    ``-O<cxx_opt>`` (:data:`CXX_OPT_LEVELS`). ``cases``: random GEMMs beside the bench's fixed
+    ones; ``max_dim``: their dimensions log-uniform up to it (default: about two folds of
+    the engine); ``wave``: a file (``.fst`` or ``.vcd``, :data:`WAVE_FORMATS`) the simulation
+    traces every signal into."""
     if cxx_opt not in CXX_OPT_LEVELS:
         raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
+    if not isinstance(cases, int) or isinstance(cases, bool) or cases < 1:
+        raise ValueError(f"cases: must be an integer >= 1 (got {cases!r})")
+    if max_dim is not None and not (isinstance(max_dim, int) and 1 <= max_dim <= MAX_DIM):
+        raise ValueError(f"max_dim: must be an integer in 1..{MAX_DIM} (got {max_dim!r})")
+    trace = None
+    if wave is not None:
+        wave = Path(wave).resolve()
+        if wave.suffix not in WAVE_FORMATS:
+            raise ValueError(f"wave: {wave.name} must end in "
+                             f"{' or '.join(WAVE_FORMATS)} (the trace format)")
+        if not wave.parent.is_dir():
+            raise ValueError(f"wave: {wave.parent} is not a folder")
+        trace = WAVE_FORMATS[wave.suffix]
+        if wave.suffix == ".fst":
+            from sim.verify.toolchain import check_fst
+
+            check_fst()
     from cocotb_tools.runner import get_runner
 
     design_dir = Path(design_dir).resolve()
@@ -120,10 +142,11 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     build_log = build_dir / "build.log"
     log_file = build_dir / "test.log"
     stamp = build_dir / "cxx_opt"
-    if build_dir.is_dir() and (not stamp.is_file() or stamp.read_text() != cxx_opt):
+    flags = f"{cxx_opt} {trace or 'no-trace'}"
+    if build_dir.is_dir() and (not stamp.is_file() or stamp.read_text() != flags):
         shutil.rmtree(build_dir)  # make does not see a change of flags: build afresh
     build_dir.mkdir(exist_ok=True)
-    stamp.write_text(cxx_opt)
+    stamp.write_text(flags)
     report_file.unlink(missing_ok=True)
 
     env = verilator_env(verilator)
@@ -145,7 +168,9 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                 sources=[vfile],
                 hdl_toplevel=manifest["top"],
                 build_dir=build_dir,
-                build_args=["-Wno-fatal", *(f"-Wno-{w}" for w in ACCEPTED_WARNINGS)],
+                build_args=["-Wno-fatal", *(f"-Wno-{w}" for w in ACCEPTED_WARNINGS),
+                            *([trace] if trace else [])],
+                waves=trace is not None,
                 log_file=build_log,
             )
             runner.test(
@@ -157,7 +182,11 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                     "TPE_MANIFEST": str(design_dir / "manifest.json"),
                     "TPE_REPORT": str(report_file),
                     "TPE_SEED": str(seed),
+                    "TPE_CASES": str(cases),
+                    "TPE_MAX_DIM": "" if max_dim is None else str(max_dim),
                 },
+                waves=trace is not None,
+                test_args=["--trace-file", str(wave)] if wave is not None else [],
                 log_file=log_file,
                 seed=seed,
             )

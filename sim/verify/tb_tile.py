@@ -30,6 +30,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from hw.emit import tile_from_manifest
 from hw.packing import Codec
 from hw.spec import TileSpec
+from sim.verify.options import RANDOM_GEMMS
 from sim.verify.tile_bench import (
     BenchCase,
     ExtMemory,
@@ -141,6 +142,8 @@ async def tile_gemms(dut: Any) -> None:
     """Random tiled GEMMs from external memory: results bit exact, cycles reported."""
     manifest, spec, codecs = _load()
     seed = int(os.environ.get("TPE_SEED", "1"))
+    gemms = int(os.environ.get("TPE_CASES", str(RANDOM_GEMMS)))
+    max_dim = int(os.environ["TPE_MAX_DIM"]) if os.environ.get("TPE_MAX_DIM") else None
     rng = np.random.default_rng(seed)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
@@ -154,7 +157,7 @@ async def tile_gemms(dut: Any) -> None:
 
     report: dict[str, Any] = {"seed": seed, "design": manifest["name"], "cases": []}
     failures = []
-    for case in bench_cases(spec.architecture, spec, rng):
+    for case in bench_cases(spec.architecture, spec, rng, model=gemms, max_dim=max_dim):
         entry = await _run_case(dut, spec, codecs, case, rng)
         report["cases"].append(entry)
         failures += [f"{case.label}: {p}" for p in entry["problems"]]

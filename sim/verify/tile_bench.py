@@ -25,6 +25,7 @@ from hw.spec import ArchSpec, Descriptor, TileSpec
 from hw.tile import Tile
 from mapping import Candidates, Mapping
 from models.ops import Gemm
+from sim.verify.driver import log_uniform_dim
 
 __all__ = ["SMALL_CUBE", "SMALL_TILE", "SMALL_TILES", "Agreement", "BenchCase", "ExtMemory",
            "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases", "compare", "cycle_table",
@@ -459,22 +460,27 @@ class BenchCase:
 
 
 def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, model: int = 3,
-                chosen: int = 2) -> list[BenchCase]:
+                chosen: int = 2, max_dim: int | None = None) -> list[BenchCase]:
     """Random GEMMs for a bench: ``model`` with the mapping the system model chooses (refit
     when it does not fit the lines; dimensions from one engine block plus one to six blocks
     plus one), then ``chosen`` with a random buffer tile of at most half of each dimension
     (two tiles or more along each, the last often partial; refit to the scratchpads) in the
-    loop orders in turn (dimensions up to three blocks plus one). The gaps between rows and
-    matrices are odd or even (unaligned bases and strides)."""
+    loop orders in turn (dimensions up to three blocks plus one). With ``max_dim``, every
+    dimension is log-uniform in ``1..max_dim`` instead (``2..`` for the chosen tiles). The
+    gaps between rows and matrices are odd or even (unaligned bases and strides)."""
     import mapping as mapping_mod
 
     dm, dn, dk = _block_units(spec)
     out = []
     for i in range(model + chosen):
         blocks = 6 if i < model else 3  # the model splits a dimension only when it must
-        M = int(rng.integers(dm + 1, blocks * dm + 2))
-        N = int(rng.integers(dn + 1, blocks * dn + 2))
-        K = int(rng.integers(dk + 1, blocks * max(dm, dn) + 2))
+        if max_dim is not None:
+            lo = 1 if i < model else 2
+            M, N, K = (max(lo, log_uniform_dim(rng, max_dim)) for _ in range(3))
+        else:
+            M = int(rng.integers(dm + 1, blocks * dm + 2))
+            N = int(rng.integers(dn + 1, blocks * dn + 2))
+            K = int(rng.integers(dk + 1, blocks * max(dm, dn) + 2))
         if i < model:
             plan = plan_gemm(arch, spec, M, N, K)
             label = f"model mapping{' (refit)' if plan.refit else ''}"

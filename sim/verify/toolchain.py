@@ -17,7 +17,8 @@ from pathlib import Path
 
 from sim.errors import ToolchainError
 
-__all__ = ["MIN_VERILATOR", "ToolchainError", "Verilator", "find_verilator", "verilator_env"]
+__all__ = ["MIN_VERILATOR", "ToolchainError", "Verilator", "check_fst", "find_verilator",
+           "verilator_env"]
 
 #: cocotb 2.x supports Verilator 5.036 and newer (cocotb 2.0 release notes).
 MIN_VERILATOR = (5, 36)
@@ -100,3 +101,19 @@ def verilator_env(v: Verilator, base: dict[str, str] | None = None) -> dict[str,
     else:
         env.pop("VERILATOR_ROOT", None)
     return env
+
+
+def check_fst() -> None:
+    """``ToolchainError`` unless Verilator's FST tracing can be built here: its FST writer
+    includes ``lz4.h`` and links ``-llz4 -lz``, which the machine's C++ compiler must find."""
+    probe = "#include <lz4.h>\n#include <zlib.h>\nint main() { return 0; }\n"
+    try:
+        done = subprocess.run(["g++", "-x", "c++", "-", "-o", os.devnull, "-llz4", "-lz"],
+                              input=probe, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ToolchainError(f"--wave: cannot run g++ to check FST support ({err})") from None
+    if done.returncode != 0:
+        raise ToolchainError(
+            "--wave: Verilator's FST traces need the lz4 and zlib libraries with their headers "
+            "(lz4.h, zlib.h), which g++ does not find here; install them (Debian/Ubuntu: "
+            "apt-get install liblz4-dev zlib1g-dev) or write a .vcd")

@@ -83,11 +83,23 @@ def _ports(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def render(spec: EngineSpec | TileSpec) -> tuple[str, dict[str, Any]]:
-    """The Verilog text and the manifest (without synthesis figures) of a spec."""
+#: A callback told the start of each long step of :func:`generate` (one line, no newline).
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """No progress lines."""
+
+
+def render(spec: EngineSpec | TileSpec, progress: Progress = _quiet
+           ) -> tuple[str, dict[str, Any]]:
+    """The Verilog text and the manifest (without synthesis figures) of a spec; ``progress``
+    is told each long step as it starts."""
     if isinstance(spec, TileSpec):
         return _render_tile(spec)
+    progress(f"building {spec.name}'s Amaranth design")
     component = build_component(spec)
+    progress("elaborating it and writing Verilog (Amaranth's RTLIL through Yosys)")
     text = to_verilog(component, spec.name)
     streams = {
         name: {
@@ -207,20 +219,24 @@ def _synthesize(spec: EngineSpec | TileSpec, vfile: Path,
 
 
 def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = False,
-             sram: Callable[[ArchSpec], dict[str, Any]] | None = None) -> Path:
+             sram: Callable[[ArchSpec], dict[str, Any]] | None = None,
+             progress: Progress = _quiet) -> Path:
     """Write the design folder for ``spec`` under ``out_dir``; returns the folder. With
     ``synth``, the manifest gets Yosys's figures; for a tile, ``sram`` (the simulator's
     ``sim.energy.sram_area``, passed in: hw does not import the cost model) prices its
-    scratchpads, which Yosys keeps as memories."""
+    scratchpads, which Yosys keeps as memories. ``progress`` is told each long step (building,
+    converting, synthesizing, writing) as it starts."""
     out_dir = Path(out_dir)
-    text, manifest = render(spec)
+    text, manifest = render(spec, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / spec.name
     with tempfile.TemporaryDirectory(prefix=f".{spec.name}.", dir=out_dir) as tmp:
         tmp_dir = Path(tmp)
         vfile = tmp_dir / manifest["verilog"]
+        progress(f"writing {len(text) / 1e6:.1f} MB of Verilog")
         vfile.write_text(text)
         if synth:
+            progress("synthesizing with Yosys")
             manifest["synth"] = _synthesize(spec, vfile, sram)
         (tmp_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         final.mkdir(exist_ok=True)

@@ -109,3 +109,22 @@ def test_verify_bad_dirs(tmp_path, capsys) -> None:
     assert "is not a folder" in capsys.readouterr().err
     assert main(["verify", str(tmp_path)]) == 2
     assert "has no manifest.json" in capsys.readouterr().err
+
+
+def test_gen_tells_its_long_steps_for_large_designs(tmp_path, capsys) -> None:
+    """generate() tells each step as it starts; `tpe gen` prints them on standard error for
+    a design of 32x32 MACs or more (a 128x128 array takes minutes), not for a small one."""
+    from hw.emit import generate
+    from hw.spec import SystolicSpec
+    from sim.cli.hw import PROGRESS_MACS, _progress
+
+    steps: list[str] = []
+    small = SystolicSpec(rows=2, cols=2)
+    generate(small, tmp_path, progress=steps.append)
+    assert [s.split()[0] for s in steps] == ["building", "elaborating", "writing"]
+    _progress(small)("a step")
+    assert capsys.readouterr().err == ""
+    large = SystolicSpec(rows=32, cols=32)
+    assert large.macs_per_cycle >= PROGRESS_MACS > small.macs_per_cycle
+    _progress(large)("a step")
+    assert re.fullmatch(r"tpe gen: +\d+\.\d s  a step \.\.\.\n", capsys.readouterr().err)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["register"]
 
@@ -185,6 +186,25 @@ def _engine_spec(args: argparse.Namespace):
         raise SpecError(f"{flag if field in names else field}:{rest}") from None
 
 
+#: Designs of at least this many MACs per cycle (a 32x32 array) print their long steps.
+PROGRESS_MACS = 1024
+
+
+def _progress(spec: Any) -> Callable[[str], None]:
+    """Progress lines on standard error for a large design (:data:`PROGRESS_MACS`): each step
+    as it starts, with the seconds since the command began; nothing for a small one."""
+    import time
+
+    if spec.macs_per_cycle < PROGRESS_MACS:
+        return lambda _: None
+    start = time.perf_counter()
+
+    def line(step: str) -> None:
+        print(f"tpe gen: {time.perf_counter() - start:6.1f} s  {step} ...", file=sys.stderr,
+              flush=True)
+    return line
+
+
 def _gen(args: argparse.Namespace) -> int:
     from hw.emit import generate
     from hw.spec import SpecError
@@ -194,7 +214,7 @@ def _gen(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise SpecError(f"--out: {args.out} exists and is not a folder")
     try:
-        folder = generate(spec, args.out, synth=args.synth)
+        folder = generate(spec, args.out, synth=args.synth, progress=_progress(spec))
     except SynthError as err:
         print(f"tpe: error: {err}", file=sys.stderr)
         return 1

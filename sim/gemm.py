@@ -165,11 +165,13 @@ def tiled_compute_cycles(
     ``D % t``). Untiled (every tile the whole dimension), this is
     :func:`sim.engines.gemm_compute_cycles` exactly. ``grid``: the tiles'
     :func:`mapping.fold_grid` when the caller has it already; ``cands``: the candidate set
-    the tile arrays come from (its distinct sizes per dimension save sorting them).
+    the tile arrays come from (its distinct sizes per dimension save sorting them; the
+    result is then per tile, ``(T, 1)``: :class:`mapping.Candidates`).
     """
     u = spec.unrolling()
     if grid is None:
-        grid = fold_grid(u, M, N, K, tile_m, tile_n, tile_k)
+        grid = (cands.fold_grid(u) if cands is not None
+                else fold_grid(u, M, N, K, tile_m, tile_n, tile_k))
     dim, tile = {"m": (M, tile_m), "n": (N, tile_n), "k": (K, tile_k)}[u.stream]
     if not (np.ndim(tile_m) or np.ndim(tile_n) or np.ndim(tile_k)):
         chunks, last = divmod(dim, int(tile))

@@ -1,7 +1,9 @@
 """Memory-hierarchy model: DRAM traffic, SRAM traffic and stall cycles of a mapped GEMM.
 
-Everything is vectorised over candidate mappings (:class:`mapping.Candidates`, one entry per
-row) and describes ONE instance of the GEMM (``gemm.count`` is applied by the caller).
+Everything is vectorised over candidate mappings (:class:`mapping.Candidates`: what depends on
+the tile alone as ``(T, 1)`` arrays, once per tile, what depends on the loop order too as
+``(T, O)``; :func:`memory_traffic` returns one entry per candidate) and describes ONE instance
+of the GEMM (``gemm.count`` is applied by the caller).
 
 Storage widths: A and W move between DRAM and the buffers at their formats' widths plus their
 quantization scales (``gemm.a_storage_bits``/``w_storage_bits``) and reach the engine at their

@@ -22,6 +22,7 @@ from sim.gpu_model import (
     ELEM_BYTES,
     ENERGY_CLASSES,
     FIT_PARAMS,
+    W4A16,
     GpuCalibration,
     GpuEnergy,
     Kernel,
@@ -30,7 +31,17 @@ from sim.gpu_model import (
     predict_us,
 )
 
-__all__ = ["calibrate", "fit", "fit_energy"]
+__all__ = ["calibrate", "fit", "fit_energy", "fit_group"]
+
+
+def fit_group(k: Kernel) -> str:
+    """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
+    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``)."""
+    if k.op == "gemm" and k.dtype in W4A16:
+        return k.dtype
+    if k.op == "attn_decode" and k.kv_dtype in ("int8", "int4"):
+        return "attn_decode_kivi"
+    return k.op
 
 
 def _loss(cal: GpuCalibration, kernels: list[Kernel], us: np.ndarray, names: list[str],
@@ -91,9 +102,14 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
                          "attn_diag_extra"],
         "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
                         "decode_score_rate"],
+        "w4a16": ["w4_fixed_us", "w4_bw_eff", "w4_rate_eff", "w4_overlap"],
+        "w4a16_triton": ["w4t_fixed_us", "w4t_step_ops", "w4t_col_ops", "w4t_mac_ops",
+                         "w4t_dequant_eff"],
+        "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",
+                             "kivi4_token_ops", "kivi_programs_per_sm"],
     }
     for op, names in groups.items():
-        sel = [i for i, k in enumerate(kernels) if k.op == op]
+        sel = [i for i, k in enumerate(kernels) if fit_group(k) == op]
         if not sel:
             continue
         ks = [kernels[i] for i in sel]
@@ -155,13 +171,20 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None
-              ) -> tuple[GpuCalibration, str]:
+#: The parameter groups of the quantized kernels (:func:`fit_group`): the rows of ``extra``
+#: files fit these only.
+QUANT_GROUPS = ("w4a16", "w4a16_triton", "attn_decode_kivi")
+
+
+def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None,
+              extra: tuple[Path, ...] = ()) -> tuple[GpuCalibration, str]:
     """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
     microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
     ``sim.gpu.measure`` writes them): the time model on ``measured``'s ``us``, then the energy
     constants on ``energy``'s ``mj`` (default: ``measured``; the card's power limit from
-    ``<energy stem>_env.json`` beside it); returns it and its TOML text."""
+    ``<energy stem>_env.json`` beside it); returns it and its TOML text. ``extra``: measured
+    files of the same card whose ``cal`` rows of the quantized kernels (:data:`QUANT_GROUPS`)
+    join the time fit (their other rows are kernels ``measured`` governs: not refitted)."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
     energy = measured if energy is None else energy
@@ -189,6 +212,13 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
                          "limit)")
     limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
     cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
+    for path in extra:
+        more = [r for r in _read_csv(path) if r.get("status", "ok") == "ok"]
+        if _card(more, "--extra") != card:
+            raise ValueError(f"--extra: {path.name} was measured on {more[0]['gpu']}, "
+                             f"{measured.name} on {card}; give one card's files")
+        cal_rows += [r for r in more if r.get("split", "cal") == "cal"
+                     and fit_group(Kernel.from_row(r)) in QUANT_GROUPS]
     params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
     cal = dataclasses.replace(base, params=params)
     e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows], [float(r["mj"]) for r in e_rows],
@@ -197,8 +227,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     lines = [
         "# GPU kernel-model calibration, written by `tpe gpu calibrate` (sim/gpu_model.py).",
         f"# [measured]: microbenchmarks of the card ({microbench.name}); [fitted]: efficiencies",
-        f"# fitted on the {len(cal_rows)} 'cal' rows of {measured.name} only (held-out rows",
-        "# never enter the fit).",
+        f"# fitted on the {len(cal_rows)} 'cal' rows of "
+        + " and ".join(p.name for p in (measured, *extra)) + " only",
+        "# (held-out rows never enter the fit).",
         f'card = "{card}"',
         "",
         "[measured]",

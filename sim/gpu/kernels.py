@@ -16,8 +16,9 @@
   bf16 cache (the baseline it is compared with).
 
 torch and triton are imported inside the functions (the rest of TPEForge runs without them);
-the module needs nothing of TPEForge, so ``python -m sim.gpu.measure`` can carry it to a GPU
-machine alone.
+the decode kernel's split (:func:`sim.gpu_model.kivi_split`, which the kernel model reads too)
+is the only other part of TPEForge it needs, so ``python -m sim.gpu.measure`` can carry it to
+a GPU machine with ``sim/gpu_model.py``.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["KV_GROUP", "dequant_kv", "kivi_decode", "pack_w4", "quantize_kv",
+__all__ = ["KV_GROUP", "W4A16_CONFIGS", "dequant_kv", "kivi_decode", "pack_w4", "quantize_kv",
            "w4a16_matmul", "w4a16_reference"]
 
 #: KIVI's group size, tokens per key scale and channels per value scale (models.quant's
 #: ``KIVI_GROUP``, held equal by a test).
 KV_GROUP = 32
-#: Tokens per split-KV program at the least, and the programs aimed at per SM.
-_MIN_CHUNK = 256
-_PROGRAMS_PER_SM = 2
+#: The autotuned configurations of :func:`w4a16_matmul`: (BM, BN, BK, stages, warps); the
+#: kernel model reads their tiles (``sim.gpu_model.W4A16_TRITON_TILES``, held equal by a test).
+W4A16_CONFIGS = ((16, 16, 128, 6, 2), (16, 32, 256, 3, 4), (16, 32, 128, 4, 4),
+                 (16, 64, 128, 4, 4), (16, 128, 128, 3, 4), (32, 64, 128, 4, 4),
+                 (64, 128, 64, 4, 4), (128, 128, 64, 3, 8), (128, 256, 64, 3, 8))
 
 
 def pack_w4(torch: Any, q: Any) -> Any:
@@ -61,10 +64,7 @@ def _w4a16_kernel() -> Any:  # pragma: no cover - needs a GPU
 
     configs = [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GM": 8}, num_stages=st,
                              num_warps=wa)
-               for bm, bn, bk, st, wa in ((16, 32, 128, 4, 4), (16, 64, 128, 4, 4),
-                                          (16, 128, 128, 3, 4), (32, 64, 128, 4, 4),
-                                          (64, 128, 64, 4, 4), (128, 128, 64, 3, 8),
-                                          (128, 256, 64, 3, 8))]
+               for bm, bn, bk, st, wa in W4A16_CONFIGS]
 
     def quick_bench(fn, quantiles=None, **_):
         return triton.testing.do_bench(fn, warmup=5, rep=20, quantiles=quantiles)
@@ -202,6 +202,8 @@ def _decode_kernels() -> tuple[Any, Any]:  # pragma: no cover - needs a GPU
         b = pid // HKV
         hk = pid % HKV
         DH: tl.constexpr = D // 2
+        NGK: tl.constexpr = BLOCK_N // GS
+        NGV: tl.constexpr = DH // GS
         i = tl.arange(0, GP)
         heads = hk * G + i
         hmask = i < G
@@ -239,22 +241,37 @@ def _decode_kernels() -> tuple[Any, Any]:  # pragma: no cover - needs a GPU
                 v_lo = tl.load(vb + toff, mask=m2, other=0).to(tl.float32)
                 v_hi = tl.load(vb + toff + DH, mask=m2, other=0).to(tl.float32)
             if BITS != 16:
-                # keys: a scale and minimum per channel for each group of GS tokens
-                koff = (n // GS)[:, None] * sks_g + d[None, :]
-                k_lo = (k_lo * tl.load(ksb + koff, mask=nmask[:, None], other=0.0).to(tl.float32)
-                        + tl.load(kmb + koff, mask=nmask[:, None], other=0.0).to(tl.float32))
-                k_hi = (k_hi * tl.load(ksb + koff + DH, mask=nmask[:, None],
-                                       other=0.0).to(tl.float32)
-                        + tl.load(kmb + koff + DH, mask=nmask[:, None],
-                                  other=0.0).to(tl.float32))
-                # values: one per token for each group of GS channels
-                voff = n[:, None] * svs_s + (d // GS)[None, :]
-                v_lo = (v_lo * tl.load(vsb + voff, mask=nmask[:, None], other=0.0).to(tl.float32)
-                        + tl.load(vmb + voff, mask=nmask[:, None], other=0.0).to(tl.float32))
-                v_hi = (v_hi * tl.load(vsb + voff + DH // GS, mask=nmask[:, None],
-                                       other=0.0).to(tl.float32)
-                        + tl.load(vmb + voff + DH // GS, mask=nmask[:, None],
-                                  other=0.0).to(tl.float32))
+                # keys: one scale and minimum row per group of GS tokens (NGK groups in the
+                # block), values: one per token for each group of GS channels (NGV a half);
+                # loaded once and broadcast over their group in registers
+                kg = n0 // GS + tl.arange(0, NGK)
+                gm = (kg * GS < end)[:, None]
+                ko = kg[:, None] * sks_g + d[None, :]
+                k_lo = (k_lo * tl.reshape(tl.broadcast_to(tl.load(
+                    ksb + ko, mask=gm, other=0.0).to(tl.float32)[:, None, :],
+                    (NGK, GS, DH)), (BLOCK_N, DH))
+                    + tl.reshape(tl.broadcast_to(tl.load(
+                        kmb + ko, mask=gm, other=0.0).to(tl.float32)[:, None, :],
+                        (NGK, GS, DH)), (BLOCK_N, DH)))
+                k_hi = (k_hi * tl.reshape(tl.broadcast_to(tl.load(
+                    ksb + ko + DH, mask=gm, other=0.0).to(tl.float32)[:, None, :],
+                    (NGK, GS, DH)), (BLOCK_N, DH))
+                    + tl.reshape(tl.broadcast_to(tl.load(
+                        kmb + ko + DH, mask=gm, other=0.0).to(tl.float32)[:, None, :],
+                        (NGK, GS, DH)), (BLOCK_N, DH)))
+                vo = n[:, None] * svs_s + tl.arange(0, NGV)[None, :]
+                v_lo = (v_lo * tl.reshape(tl.broadcast_to(tl.load(
+                    vsb + vo, mask=m2, other=0.0).to(tl.float32)[:, :, None],
+                    (BLOCK_N, NGV, GS)), (BLOCK_N, DH))
+                    + tl.reshape(tl.broadcast_to(tl.load(
+                        vmb + vo, mask=m2, other=0.0).to(tl.float32)[:, :, None],
+                        (BLOCK_N, NGV, GS)), (BLOCK_N, DH)))
+                v_hi = (v_hi * tl.reshape(tl.broadcast_to(tl.load(
+                    vsb + vo + NGV, mask=m2, other=0.0).to(tl.float32)[:, :, None],
+                    (BLOCK_N, NGV, GS)), (BLOCK_N, DH))
+                    + tl.reshape(tl.broadcast_to(tl.load(
+                        vmb + vo + NGV, mask=m2, other=0.0).to(tl.float32)[:, :, None],
+                        (BLOCK_N, NGV, GS)), (BLOCK_N, DH)))
             s = tl.dot(q_lo, tl.trans(k_lo.to(tl.bfloat16)))
             s = tl.dot(q_hi, tl.trans(k_hi.to(tl.bfloat16)), s) * scale_log2
             s = tl.where(nmask[None, :], s, float("-inf"))
@@ -293,27 +310,19 @@ def _decode_kernels() -> tuple[Any, Any]:  # pragma: no cover - needs a GPU
     return split_kernel, combine_kernel
 
 
-def decode_splits(batch: int, kv_heads: int, kv_len: int, sm_count: int) -> int:
-    """Split-KV programs per (sequence, KV head): enough for :data:`_PROGRAMS_PER_SM` programs
-    per SM, each over at least :data:`_MIN_CHUNK` tokens."""
-    want = math.ceil(_PROGRAMS_PER_SM * sm_count / max(1, batch * kv_heads))
-    return max(1, min(want, kv_len // _MIN_CHUNK))
-
-
 def kivi_decode(torch: Any, q: Any, cache: dict[str, Any], sm_count: int
                 ) -> Any:  # pragma: no cover - needs a GPU
     """Decode attention of ``q[B, H, D]`` (bf16, one token per sequence) over a cache from
     :func:`quantize_kv` (or ``{"kq": k, "vq": v, "bits": 16, "D": D}`` with bf16 ``k, v[B,
     Hkv, S, D]``); returns ``[B, H, D]`` bf16. Two launches (module doc)."""
+    from sim.gpu_model import KIVI_BLOCK_N, kivi_split
+
     split_kernel, combine_kernel = _decode_kernels()
     B, H, D = q.shape
     kq = cache["kq"]
     _, Hkv, S, _ = kq.shape
     G = H // Hkv
-    splits = decode_splits(B, Hkv, S, sm_count)
-    block_n = 64
-    chunk = math.ceil(math.ceil(S / splits) / block_n) * block_n
-    splits = math.ceil(S / chunk)
+    splits, chunk = kivi_split(B, Hkv, S, sm_count)
     o = torch.empty(B * H * splits * D, device=q.device, dtype=torch.float32)
     ml = torch.empty(B * H * splits * 2, device=q.device, dtype=torch.float32)
     out = torch.empty(B, H, D, device=q.device, dtype=torch.bfloat16)
@@ -326,7 +335,7 @@ def kivi_decode(torch: Any, q: Any, cache: dict[str, Any], sm_count: int
         q.stride(0), q.stride(1), kq.stride(0), kq.stride(1), kq.stride(2),
         ks.stride(0), ks.stride(1), ks.stride(2), vs.stride(0), vs.stride(1), vs.stride(2),
         HKV=Hkv, G=G, GP=max(16, 1 << max(0, (G - 1).bit_length())), D=D, BITS=bits,
-        GS=KV_GROUP, BLOCK_N=block_n, num_warps=4, num_stages=2)
+        GS=KV_GROUP, BLOCK_N=KIVI_BLOCK_N, num_warps=4, num_stages=2)
     combine_kernel[(B * H,)](o, ml, out, splits, D=D,
                              SP=max(2, 1 << max(0, (splits - 1).bit_length())), num_warps=4)
     return out

@@ -8,9 +8,20 @@ through the kernel a deployment would use:
   (:func:`_triton_matmul`, column ``us_triton``, checked against torch);
 * ``gemm`` fp8: ``torch._scaled_mm`` (E4M3 operands, per-tensor fp32 scales, bf16 out);
 * ``gemm`` int8: ``torch._int_mm`` (int32 out);
+* ``gemm`` w4a16: PyTorch's int4 weight-only GEMM, ``torch.ops.aten._weight_int4pack_mm``
+  (bf16 activations; int4 weights packed by ``aten._convert_weight_to_int4pack`` from a
+  ``uint8[N, K/2]`` of two codes a byte, the nibble order found at the first row; a bf16
+  ``scales_and_zeros[K/group, N, 2]``; group size in the optional ``group`` column, default
+  128); ``w4a16_triton``: the project's Triton kernel (:func:`sim.gpu.kernels.w4a16_matmul`).
+  Both are checked against the dequantized weights' product in fp32: column ``rel_err``,
+  status ``result wrong`` above 2e-2;
 * ``attn_prefill`` / ``attn_decode``: ``torch.nn.functional.scaled_dot_product_attention``
   (bf16, ``enable_gqa`` when ``Hkv < H``; decode is one query token per sequence against
-  ``S`` cached keys). Prefill is causal unless the optional ``causal`` column says 0.
+  ``S`` cached keys). Prefill is causal unless the optional ``causal`` column says 0. Decode
+  with the optional ``kv_dtype`` column int8 or int4 runs the project's KIVI kernel
+  (:func:`sim.gpu.kernels.kivi_decode`) over a cache quantized as KIVI does, checked against
+  SDPA over the dequantized cache in fp32 (``rel_err``); on a ``kv_dtype`` bf16 row the same
+  Triton kernel over the bf16 cache is timed beside SDPA (``us_triton``).
 
 fp8 and int8 kernels refuse shapes off their alignment (``torch._scaled_mm``: K and N
 multiples of 16; ``torch._int_mm``: K and N multiples of 8 and M above 16): such a row runs
@@ -59,19 +70,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# the padded shape fp8 and int8 kernels run and the causal column, as the model reads them
-from sim.gpu_model import padded_shape, parse_causal
+# the padded shape fp8 and int8 kernels run and the causal, group and kv_dtype columns, as the
+# model reads them
+from sim.gpu_model import W4A16, padded_shape, parse_causal, parse_quant
 
 __all__ = ["MeasureError", "guarded", "main", "measure", "read_shapes", "select_rows"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 OPS = ("gemm", "attn_prefill", "attn_decode")
-DTYPES = ("bf16", "fp16", "fp8", "int8", "w4a16", "w4a16_triton")
-#: The int4 weight-only GEMMs (module doc) and the group sizes PyTorch's int4 kernel takes.
-W4A16 = ("w4a16", "w4a16_triton")
-W4_GROUPS = (32, 64, 128, 256)
-#: KV-cache formats of decode attention (column ``kv_dtype``; empty means bf16).
-KV_DTYPES = ("bf16", "int8", "int4")
+DTYPES = ("bf16", "fp16", "fp8", "int8", *W4A16)
 #: The most input sets the energy loop rotates through (:func:`_energy`): enough for a kernel of
 #: 1.6 MB of operands to stream twice the H100's 50 MB L2; smaller ones stay partly in it.
 ENERGY_SETS = 64
@@ -134,9 +141,12 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
             if op == "attn_prefill":
                 out["causal"] = int(causal)
             try:
-                _quant_cells(op, dtype, out, row)
+                group, _ = parse_quant(op, dtype, out["N"] or 0, out["K"] or 0, out["S"] or 0,
+                                       out["D"] or 0, row.get("group"), row.get("kv_dtype"))
             except ValueError as err:
                 raise MeasureError(f"line {line}: {err}") from None
+            if group:
+                out["group"] = group
             if not gemm:
                 if dtype not in ("bf16", "fp16"):
                     raise MeasureError(f"line {line}: dtype: attention runs in bf16 or fp16 "
@@ -147,35 +157,6 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
                                        f"of {out['Hkv']} key/value heads")
             rows.append(out)
     return rows
-
-
-def _quant_cells(op: str, dtype: str, out: dict[str, Any], row: dict[str, str]) -> None:
-    """Check (``ValueError`` naming the column) and set the optional ``group`` and
-    ``kv_dtype`` cells of a row whose shape cells are read."""
-    group = (row.get("group") or "").strip()
-    if dtype in W4A16 and op == "gemm":
-        g = int(group) if group.isdigit() else 128 if not group else 0
-        if g not in W4_GROUPS:
-            raise ValueError(f"group: one of {', '.join(map(str, W4_GROUPS))} (got {group!r})")
-        if out["K"] % g:
-            raise ValueError(f"group: {g} does not divide K={out['K']}")
-        if out["N"] % 8:
-            raise ValueError(f"N: {dtype} needs a multiple of 8 (got {out['N']})")
-        out["group"] = g
-    elif group:
-        raise ValueError(f"group: for w4a16 and w4a16_triton rows only (got {group!r} on "
-                         f"{dtype}); leave it empty elsewhere")
-    kv = (row.get("kv_dtype") or "").strip()
-    if kv and (op != "attn_decode" or kv not in KV_DTYPES):
-        raise ValueError(f"kv_dtype: one of {', '.join(KV_DTYPES)}, for attn_decode rows only "
-                         f"(got {kv!r} on {op})")
-    if kv in ("int8", "int4"):
-        from sim.gpu.kernels import KV_GROUP
-
-        if dtype != "bf16" or out["D"] not in (32, 64, 128, 256) or out["S"] % KV_GROUP:
-            raise ValueError(f"kv_dtype: a {kv} cache needs dtype bf16, D in 32, 64, 128, 256 "
-                             f"and S a multiple of {KV_GROUP} (got {dtype}, D={out['D']}, "
-                             f"S={out['S']})")
 
 
 def select_rows(rows: list[dict[str, Any]], skip: int, limit: int) -> list[dict[str, Any]]:

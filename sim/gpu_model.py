@@ -292,7 +292,8 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
 
 
 #: The paths whose energy per operation the energy model tells apart (:func:`energy_class`).
-ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "unaligned", "attention")
+ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "unaligned", "attention", "w4a16",
+                  "w4a16_triton", "attention_kivi")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -647,9 +648,9 @@ def energy_class(k: Kernel) -> str:
     the fallback kernels of a misaligned bf16/fp16 GEMM (not a GEMV, which keeps its dtype's
     path), else the GEMM's dtype (fp8/int8 run padded, never unaligned)."""
     if k.op != "gemm":
-        return "attention"
-    if k.dtype in W4A16:  # dequantized to bf16 for the tensor cores
-        return "bf16"
+        return "attention_kivi" if k.kv_dtype in ("int8", "int4") else "attention"
+    if k.dtype in W4A16:  # each int4 kernel its own (dequantization, tiles)
+        return k.dtype
     if k.dtype not in ALIGNMENT and not _aligned(k) and not _gemv(k):
         return "unaligned"
     return k.dtype
@@ -704,8 +705,16 @@ def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> Kern
     e = _energy(cal)
     fixed, work = predict_parts_us(cal, k)
     cls, ops, nbytes = energy_work(k)
-    return _estimate(e, fixed, work, e.pj_per_op[cls] * ops + e.hbm_pj_per_byte * nbytes,
+    return _estimate(e, fixed, work, _pj_per_op(e, cls) * ops + e.hbm_pj_per_byte * nbytes,
                      board_power_w)
+
+
+def _pj_per_op(e: GpuEnergy, cls: str) -> float:
+    """The energy per operation of a path; a quantized kernel's path that a calibration has not
+    fitted (``tpe gpu calibrate`` without ``--extra``) takes the path its tensor cores run."""
+    if cls in e.pj_per_op:
+        return e.pj_per_op[cls]
+    return e.pj_per_op["attention" if cls.startswith("attention") else "bf16"]
 
 
 def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
@@ -860,7 +869,7 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
         fixed, work = predict_parts_us(cal, k)
         cls, ops, _ = energy_work(k)
-        return _estimate(e, fixed, work, e.pj_per_op[cls] * ops, power), memory_bound, 0
+        return _estimate(e, fixed, work, _pj_per_op(e, cls) * ops, power), memory_bound, 0
     est = predict_kernel(cal, k, power)
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
 

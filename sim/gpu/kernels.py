@@ -77,13 +77,9 @@ def _w4a16_kernel() -> Any:  # pragma: no cover - needs a GPU
                stride_cm, stride_cn, GROUP: tl.constexpr,
                BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GM: tl.constexpr):
         pid = tl.program_id(0)
-        num_m = tl.cdiv(M, BM)
         num_n = tl.cdiv(N, BN)
-        per_group = GM * num_n
-        first_m = (pid // per_group) * GM
-        rows = min(num_m - first_m, GM)
-        pid_m = first_m + ((pid % per_group) % rows)
-        pid_n = (pid % per_group) // rows
+        # tiles in groups of GM rows, column by column in a group (L2 reuse of the weights)
+        pid_m, pid_n = tl.swizzle2d(pid // num_n, pid % num_n, tl.cdiv(M, BM), num_n, GM)
         rm = pid_m * BM + tl.arange(0, BM)
         rn = pid_n * BN + tl.arange(0, BN)
         rk = tl.arange(0, BK)

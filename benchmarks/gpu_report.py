@@ -321,7 +321,8 @@ def _quant_section(arch: Any) -> list[str]:
         "each program over its tokens, not by the cache's bytes. Over a bf16 cache the same "
         f"kernel runs at {tri16[len(tri16) // 2]:.2f}x SDPA's time (median): the "
         "dequantization, not the kernel's structure, costs it. A first version (scales loaded "
-        "per element, `measured_h100_quant_first.csv`) took "
+        "per element, and a split of the cache whose chunks could shorten as the cache grew: "
+        "`measured_h100_quant_first.csv`) took "
         f"{big[0]:.2f}x to {big[-1]:.2f}x (median {big[len(big) // 2]:.2f}x) this one's time "
         "on the caches of at least 2^20 tokens x KV heads.",
         "- Small kernels of the project's Triton kernels are timed with their Python launch "
@@ -330,14 +331,16 @@ def _quant_section(arch: Any) -> list[str]:
         "(CUDA-graph replays) by tens of microseconds; those rows carry most of the KIVI "
         "categories' error.",
         f"- Run-to-run (the kernels both runs timed alike: PyTorch's int4 GEMM, SDPA): "
-        f"{_spread(same)}.",
+        f"{_spread(same)}. The KIVI rows were measured last, in a call of their own, after the "
+        "kernel's split rule was made monotone (`measured_h100_quant_env.json`, `kv_rows`).",
         "",
         "The kernel model (module doc of `sim/gpu_model.py`): PyTorch's kernel as its weight "
         "stream and its per-row tensor-core work overlapped in part (a fitted p-norm); the "
         "Triton GEMM as the fastest of its own tiles (a CTA's serial walk over K at a cost per "
         "step growing with the tile, the chip's dequantization rate, the bytes); the KIVI "
-        "kernel as rounds of its split-KV programs walking their tokens, the cache's bytes "
-        "below. Their constants are fitted on the `cal` rows of `measured_h100_quant.csv` "
+        "kernel as the busiest SM's split-KV programs walking their tokens (a lone program "
+        "latency-bound), the cache's bytes below. Their constants are fitted on the `cal` "
+        "rows of `measured_h100_quant.csv` "
         "(`tpe gpu calibrate ... --extra sim/data/gpu/measured_h100_quant.csv`), each energy "
         "path's on the same rows with the shared energy constants kept. Held out "
         "(`tpe gpu check --measured sim/data/gpu/measured_h100_quant.csv`; the issue's target "

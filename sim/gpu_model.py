@@ -49,9 +49,10 @@ need.
   the ``BM x BN`` products), in waves over the SMs; every row tile dequantizes its whole weight
   slice again (a whole-chip dequantization rate bounds it), and the bytes bound it from below;
 * decode attention over an int8 or int4 KIVI cache (``kv_dtype``), the project's split-KV Triton
-  kernel: its programs (:func:`kivi_split`) run in rounds of a fitted number per SM, each
-  walking its chunk of tokens at a fitted cost per token (per cache width), the cache's bytes
-  at the achieved bandwidth below.
+  kernel: its programs (:func:`kivi_split`) share the SMs, each SM's time its programs' chunks
+  of tokens at a fitted cost per token (per cache width; at least a fitted number of programs'
+  worth, a lone program's loop being latency-bound), the cache's bytes at the achieved
+  bandwidth below.
 
 **Element-wise / vector** kernels: bytes at the achieved bandwidth plus the fixed cost.
 
@@ -280,14 +281,15 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "w4t_col_ops": (50.0, 0.01, 1e4),
     "w4t_mac_ops": (4.6, 1e-3, 1e3),
     "w4t_dequant_eff": (0.0018, 1e-5, 1.0),
-    # the project's KIVI decode kernel: fixed cost, bandwidth efficiency, a program's time
-    # per token of its chunk at head dim 128 (operations of one SM's bf16 rate; int8 and int4
-    # caches), programs per SM that run at once
-    "kivi_fixed_us": (18.0, 0.0, 100.0),
+    # the project's KIVI decode kernel: fixed cost, bandwidth efficiency, an SM's time per
+    # token of one program's chunk at head dim 128 (operations of one SM's bf16 rate; int8
+    # and int4 caches), and the programs an SM's time is never below (a program alone on its
+    # SM walks as slowly as that many sharing it: its loop is latency-bound)
+    "kivi_fixed_us": (20.0, 0.0, 100.0),
     "kivi_bw_eff": (0.8, 0.1, 1.5),
-    "kivi8_token_ops": (7.5e5, 1e3, 1e8),
-    "kivi4_token_ops": (7.3e5, 1e3, 1e8),
-    "kivi_programs_per_sm": (4.0, 1.0, 32.0),
+    "kivi8_token_ops": (1.9e5, 1e3, 1e8),
+    "kivi4_token_ops": (1.8e5, 1e3, 1e8),
+    "kivi_lone_programs": (2.0, 1.0, 16.0),
 }
 
 
@@ -548,11 +550,11 @@ def _w4a16_triton_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]
 
 def kivi_split(batch: int, kv_heads: int, kv_len: int, sm_count: int) -> tuple[int, int]:
     """(programs per sequence and KV head, tokens per program) of the project's split-KV decode
-    kernel: enough programs for :data:`KIVI_PROGRAMS_PER_SM` per SM, each over at least
-    :data:`KIVI_MIN_CHUNK` tokens, a chunk a multiple of :data:`KIVI_BLOCK_N`."""
+    kernel: chunks of a multiple of :data:`KIVI_MIN_CHUNK` tokens, the shortest that give at
+    most :data:`KIVI_PROGRAMS_PER_SM` programs per SM; so a longer cache never gets shorter
+    chunks (its time never drops as the cache grows)."""
     want = _cdiv(KIVI_PROGRAMS_PER_SM * sm_count, max(1, batch * kv_heads))
-    splits = max(1, min(want, kv_len // KIVI_MIN_CHUNK))
-    chunk = _cdiv(_cdiv(kv_len, splits), KIVI_BLOCK_N) * KIVI_BLOCK_N
+    chunk = KIVI_MIN_CHUNK * _cdiv(kv_len, KIVI_MIN_CHUNK * want)
     return _cdiv(kv_len, chunk), chunk
 
 
@@ -561,14 +563,13 @@ def _cdiv(a: int, b: int) -> int:
 
 
 def _kivi_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
-    """Decode attention over a KIVI cache, the project's kernel (module doc): rounds of
-    programs walking their chunks, the cache's bytes below."""
+    """Decode attention over a KIVI cache, the project's kernel (module doc): the programs on
+    the busiest SM walking their chunks, the cache's bytes below."""
     splits, chunk = kivi_split(k.B, k.Hkv, k.S, cal.sm_count)
-    programs = k.B * k.Hkv * splits
-    rounds = _cdiv(programs, max(1, int(cal.sm_count * p["kivi_programs_per_sm"])))
+    per_sm = max(float(_cdiv(k.B * k.Hkv * splits, cal.sm_count)), p["kivi_lone_programs"])
     per_token = p["kivi8_token_ops" if k.kv_dtype == "int8" else "kivi4_token_ops"]
-    walk = rounds * chunk * per_token * k.D / 128 / (cal.peak_tflops["bf16"] * 1e12
-                                                       / cal.sm_count)
+    walk = per_sm * chunk * per_token * k.D / 128 / (cal.peak_tflops["bf16"] * 1e12
+                                                      / cal.sm_count)
     t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9 * p["kivi_bw_eff"])
     return p["kivi_fixed_us"], max(walk, t_m) * 1e6
 

@@ -106,7 +106,7 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
         "w4a16_triton": ["w4t_fixed_us", "w4t_step_ops", "w4t_col_ops", "w4t_mac_ops",
                          "w4t_dequant_eff"],
         "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",
-                             "kivi4_token_ops", "kivi_programs_per_sm"],
+                             "kivi4_token_ops", "kivi_lone_programs"],
     }
     for op, names in groups.items():
         sel = [i for i, k in enumerate(kernels) if fit_group(k) == op]

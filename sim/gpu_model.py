@@ -121,7 +121,8 @@ ELEM_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 OUT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 2, "int8": 4, "w4a16": 2, "w4a16_triton": 2}
 #: The int4 weight-only GEMMs (bf16 activations): PyTorch's and the project's Triton kernel.
 W4A16 = ("w4a16", "w4a16_triton")
-#: Group sizes (weights along K sharing a scale and zero) PyTorch's int4 kernel takes.
+#: Group sizes (weights along K sharing a scale and zero) PyTorch's int4 kernel takes (its
+#: ``_weight_int4pack_mm`` checks qGroupSize in 32, 64, 128, 256).
 W4_GROUPS = (32, 64, 128, 256)
 #: KV-cache formats of decode attention (shapes.csv column ``kv_dtype``).
 KV_DTYPES = ("bf16", "int8", "int4")
@@ -129,8 +130,9 @@ KV_DTYPES = ("bf16", "int8", "int4")
 #: ``configs`` of ``sim/gpu/kernels.py``; a test holds them equal).
 W4A16_TRITON_TILES = ((16, 16), (16, 32), (16, 32), (16, 64), (16, 128), (32, 64), (64, 128),
                       (128, 128), (128, 256))
-#: Tokens per program of the project's split-KV decode kernel at the least, the programs it
-#: aims at per SM, and the tokens of one step of its loop (``sim/gpu/kernels.py`` reads them).
+#: The project's split-KV decode kernel (``sim/gpu/kernels.py`` reads these, a design choice of
+#: that kernel): its chunks of tokens are multiples of KIVI_MIN_CHUNK, at most
+#: KIVI_PROGRAMS_PER_SM programs per SM where the cache allows, KIVI_BLOCK_N tokens a loop step.
 KIVI_MIN_CHUNK = 256
 KIVI_PROGRAMS_PER_SM = 2
 KIVI_BLOCK_N = 64

@@ -36,6 +36,24 @@ overlap. Decode: split-KV (FlashDecoding), bound by reading the KV cache at the 
 bandwidth plus the softmax's work per score, and the split-KV combine pass that large caches
 need.
 
+**Quantized kernels** (``sim/data/gpu/measured_h100_quant.csv``; each term fitted on its
+``cal`` rows):
+
+* ``w4a16``, PyTorch's int4 weight-only GEMM (``aten._weight_int4pack_mm``): it streams the
+  int4 weights with their group scales and zeros and runs tensor-core work that grows with
+  every row of ``M`` (measured: no padding to a tile of rows, about 30 TFLOP/s however large
+  ``M``); the two overlap only in part: ``fixed + (t_mem^p + t_mma^p)^(1/p)``, ``p`` fitted;
+* ``w4a16_triton``, the project's Triton kernel (:mod:`sim.gpu.kernels`): the autotuner picks,
+  among its tiles (:data:`W4A16_TRITON_TILES`), the fastest; a tile's CTA walks K serially at a
+  cost per K element that grows with the tile (a fixed step, the ``BN`` columns it dequantizes,
+  the ``BM x BN`` products), in waves over the SMs; every row tile dequantizes its whole weight
+  slice again (a whole-chip dequantization rate bounds it), and the bytes bound it from below;
+* decode attention over an int8 or int4 KIVI cache (``kv_dtype``), the project's split-KV Triton
+  kernel: its programs (:func:`kivi_split`) share the SMs, each SM's time its programs' chunks
+  of tokens at a fitted cost per token (per cache width; at least a fitted number of programs'
+  worth, a lone program's loop being latency-bound), the cache's bytes at the achieved
+  bandwidth below.
+
 **Element-wise / vector** kernels: bytes at the achieved bandwidth plus the fixed cost.
 
 **Energy** (:func:`predict_kernel`; millijoules per kernel, run back to back, as ``tpe gpu
@@ -74,14 +92,20 @@ from models.caches import memo
 __all__ = [
     "ENERGY_CLASSES",
     "FIT_PARAMS",
+    "KV_DTYPES",
+    "W4A16",
+    "W4A16_TRITON_TILES",
     "GpuCalibration",
     "GpuEnergy",
     "Kernel",
     "KernelEstimate",
     "arch_calibration",
+    "arch_kernel",
     "energy_class",
     "energy_work",
     "kernel_bytes_flops",
+    "kernel_name",
+    "kivi_split",
     "load_calibration",
     "op_estimate",
     "op_kernel",
@@ -89,11 +113,29 @@ __all__ = [
     "predict_parts_us",
     "predict_us",
     "scaled",
+    "tensor_dtype",
 ]
 
 CAL_DIR = Path(__file__).resolve().parent / "data" / "gpu"
 ELEM_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
-OUT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 2, "int8": 4}
+OUT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 2, "int8": 4, "w4a16": 2, "w4a16_triton": 2}
+#: The int4 weight-only GEMMs (bf16 activations): PyTorch's and the project's Triton kernel.
+W4A16 = ("w4a16", "w4a16_triton")
+#: Group sizes (weights along K sharing a scale and zero) PyTorch's int4 kernel takes (its
+#: ``_weight_int4pack_mm`` checks qGroupSize in 32, 64, 128, 256).
+W4_GROUPS = (32, 64, 128, 256)
+#: KV-cache formats of decode attention (shapes.csv column ``kv_dtype``).
+KV_DTYPES = ("bf16", "int8", "int4")
+#: (BM, BN) of the autotuned configurations of the project's Triton W4A16 GEMM (the
+#: ``configs`` of ``sim/gpu/kernels.py``; a test holds them equal).
+W4A16_TRITON_TILES = ((16, 16), (16, 32), (16, 32), (16, 64), (16, 128), (32, 64), (64, 128),
+                      (128, 128), (128, 256))
+#: The project's split-KV decode kernel (``sim/gpu/kernels.py`` reads these, a design choice of
+#: that kernel): its chunks of tokens are multiples of KIVI_MIN_CHUNK, at most
+#: KIVI_PROGRAMS_PER_SM programs per SM where the cache allows, KIVI_BLOCK_N tokens a loop step.
+KIVI_MIN_CHUNK = 256
+KIVI_PROGRAMS_PER_SM = 2
+KIVI_BLOCK_N = 64
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
@@ -126,18 +168,27 @@ class Kernel:
     a_bytes: float = 0.0
     w_bytes: float = 0.0
     o_bytes: float = 0.0
+    #: Weights along K sharing a scale and zero (``w4a16`` GEMMs; 0 elsewhere) and the KV
+    #: cache's format of decode attention (``bf16``, ``int8``, ``int4``; empty: bf16).
+    group: int = 0
+    kv_dtype: str = ""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Kernel:
+        """The kernel of a shapes.csv row; ``ValueError`` naming the column on a bad
+        ``causal``, ``group`` or ``kv_dtype`` cell (:func:`parse_quant`)."""
         def num(k: str) -> int:
             v = row.get(k)
             return int(v) if v not in (None, "") else 0
 
         hkv = num("Hkv") or num("H")
-        causal = parse_causal(str(row["op"]), row.get("causal"))
-        return cls(op=str(row["op"]), dtype=str(row["dtype"]), M=num("M"), N=num("N"),
-                   K=num("K"), B=num("B"), H=num("H"), Hkv=hkv, S=num("S"), D=num("D"),
-                   causal=causal)
+        op, dtype = str(row["op"]), str(row["dtype"])
+        causal = parse_causal(op, row.get("causal"))
+        group, kv = parse_quant(op, dtype, num("N"), num("K"), num("S"), num("D"),
+                                row.get("group"), row.get("kv_dtype"))
+        return cls(op=op, dtype=dtype, M=num("M"), N=num("N"), K=num("K"), B=num("B"),
+                   H=num("H"), Hkv=hkv, S=num("S"), D=num("D"), causal=causal, group=group,
+                   kv_dtype=kv)
 
 
 def parse_causal(op: str, cell: Any) -> bool:
@@ -149,6 +200,39 @@ def parse_causal(op: str, cell: Any) -> bool:
         raise ValueError(f"causal: 1 or 0, for attn_prefill rows only (got {raw!r} on {op}); "
                          "leave it empty elsewhere")
     return raw != "0"
+
+
+def parse_quant(op: str, dtype: str, N: int, K: int, S: int, D: int, group_cell: Any,
+                kv_cell: Any) -> tuple[int, str]:
+    """The optional ``group`` and ``kv_dtype`` cells of a shapes.csv row: ``group`` on
+    ``w4a16``/``w4a16_triton`` GEMMs only (one of :data:`W4_GROUPS`, dividing ``K``; empty
+    means 128; ``N`` a multiple of 8), ``kv_dtype`` on ``attn_decode`` only (one of
+    :data:`KV_DTYPES`; int8 and int4 need ``D`` in 32..256 a power of two and ``S`` a
+    multiple of KIVI's group). ``ValueError`` (one line naming the column) otherwise."""
+    g_raw = str(group_cell if group_cell is not None else "").strip()
+    kv = str(kv_cell if kv_cell is not None else "").strip()
+    group = 0
+    if dtype in W4A16 and op == "gemm":
+        group = int(g_raw) if g_raw.isdigit() else 128 if not g_raw else 0
+        if group not in W4_GROUPS:
+            raise ValueError(f"group: one of {', '.join(map(str, W4_GROUPS))} (got {g_raw!r})")
+        if K % group:
+            raise ValueError(f"group: {group} does not divide K={K}")
+        if N % 8:
+            raise ValueError(f"N: {dtype} needs a multiple of 8 (got {N})")
+    elif g_raw:
+        raise ValueError(f"group: for w4a16 and w4a16_triton GEMMs only (got {g_raw!r} on "
+                         f"{op} {dtype}); leave it empty elsewhere")
+    if kv and (op != "attn_decode" or kv not in KV_DTYPES):
+        raise ValueError(f"kv_dtype: one of {', '.join(KV_DTYPES)}, for attn_decode rows only "
+                         f"(got {kv!r} on {op})")
+    if kv in ("int8", "int4"):
+        from models.quant import KIVI_GROUP
+
+        if dtype != "bf16" or D not in (32, 64, 128, 256) or S % KIVI_GROUP:
+            raise ValueError(f"kv_dtype: a {kv} cache needs dtype bf16, D one of 32, 64, 128, "
+                             f"256 and S a multiple of {KIVI_GROUP} (got {dtype}, D={D}, S={S})")
+    return group, kv
 
 
 #: Fitted parameters (name -> (initial value, lower bound, upper bound)).
@@ -183,11 +267,37 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "decode_ramp_mb": (100.0, 1.0, 2000.0),
     # decode scores per ns, whole chip (the softmax's work beside streaming the cache)
     "decode_score_rate": (500.0, 10.0, 100000.0),
+    # PyTorch's int4 GEMM (aten._weight_int4pack_mm): fixed cost, bandwidth efficiency, its
+    # tensor-core rate (a fraction of the bf16 rate; its time grows linearly with M) and how
+    # far the two overlap (the p-norm's exponent minus one: 0 adds them, large takes the
+    # larger)
+    "w4_fixed_us": (6.0, 0.5, 50.0),
+    "w4_bw_eff": (0.7, 0.1, 1.5),
+    "w4_rate_eff": (0.04, 0.001, 1.5),
+    "w4_overlap": (1.0, 0.0, 20.0),
+    # the project's Triton W4A16 GEMM: fixed cost; a CTA's cost per K element, in operations
+    # of one SM's bf16 rate: a fixed step, per dequantized column of its tile, per product of
+    # its tile; the whole chip's dequantization rate (weights per operation of its bf16 rate)
+    "w4t_fixed_us": (6.0, 0.5, 50.0),
+    "w4t_step_ops": (17000.0, 10.0, 1e6),
+    "w4t_col_ops": (50.0, 0.01, 1e4),
+    "w4t_mac_ops": (4.6, 1e-3, 1e3),
+    "w4t_dequant_eff": (0.0018, 1e-5, 1.0),
+    # the project's KIVI decode kernel: fixed cost, bandwidth efficiency, an SM's time per
+    # token of one program's chunk at head dim 128 (operations of one SM's bf16 rate; int8
+    # and int4 caches), and the programs an SM's time is never below (a program alone on its
+    # SM walks as slowly as that many sharing it: its loop is latency-bound)
+    "kivi_fixed_us": (20.0, 0.0, 100.0),
+    "kivi_bw_eff": (0.8, 0.1, 1.5),
+    "kivi8_token_ops": (1.9e5, 1e3, 1e8),
+    "kivi4_token_ops": (1.8e5, 1e3, 1e8),
+    "kivi_lone_programs": (2.0, 1.0, 16.0),
 }
 
 
 #: The paths whose energy per operation the energy model tells apart (:func:`energy_class`).
-ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "unaligned", "attention")
+ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "unaligned", "attention", "w4a16",
+                  "w4a16_triton", "attention_kivi")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -415,6 +525,57 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
     return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
 
 
+def _w4a16_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
+    """PyTorch's int4 GEMM (module doc): the weight stream and the tensor-core work that grows
+    with every row, overlapped in part (a p-norm)."""
+    t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9 * p["w4_bw_eff"])
+    t_c = 2.0 * k.M * k.N * k.K / (cal.peak_tflops["bf16"] * 1e12 * p["w4_rate_eff"])
+    q = 1.0 + p["w4_overlap"]
+    return p["w4_fixed_us"], (t_m**q + t_c**q) ** (1.0 / q) * 1e6
+
+
+def _w4a16_triton_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]
+                     ) -> tuple[float, float]:
+    """The project's Triton W4A16 GEMM (module doc): the fastest of its tiles."""
+    t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9)
+    peak = cal.peak_tflops["bf16"] * 1e12
+    best = math.inf
+    for bm, bn in W4A16_TRITON_TILES:
+        row_tiles = _cdiv(k.M, bm)
+        waves = _cdiv(row_tiles * _cdiv(k.N, bn), cal.sm_count)
+        walk = waves * k.K * (p["w4t_step_ops"] + bn * p["w4t_col_ops"]
+                              + bm * bn * p["w4t_mac_ops"]) / (peak / cal.sm_count)
+        dequant = row_tiles * k.N * k.K / (peak * p["w4t_dequant_eff"])
+        best = min(best, max(walk, dequant, t_m))
+    return p["w4t_fixed_us"], best * 1e6
+
+
+def kivi_split(batch: int, kv_heads: int, kv_len: int, sm_count: int) -> tuple[int, int]:
+    """(programs per sequence and KV head, tokens per program) of the project's split-KV decode
+    kernel: chunks of a multiple of :data:`KIVI_MIN_CHUNK` tokens, the shortest that give at
+    most :data:`KIVI_PROGRAMS_PER_SM` programs per SM; so a longer cache never gets shorter
+    chunks (its time never drops as the cache grows)."""
+    want = _cdiv(KIVI_PROGRAMS_PER_SM * sm_count, max(1, batch * kv_heads))
+    chunk = KIVI_MIN_CHUNK * _cdiv(kv_len, KIVI_MIN_CHUNK * want)
+    return _cdiv(kv_len, chunk), chunk
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _kivi_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
+    """Decode attention over a KIVI cache, the project's kernel (module doc): the programs on
+    the busiest SM walking their chunks, the cache's bytes below."""
+    splits, chunk = kivi_split(k.B, k.Hkv, k.S, cal.sm_count)
+    per_sm = max(float(_cdiv(k.B * k.Hkv * splits, cal.sm_count)), p["kivi_lone_programs"])
+    per_token = p["kivi8_token_ops" if k.kv_dtype == "int8" else "kivi4_token_ops"]
+    walk = per_sm * chunk * per_token * k.D / 128 / (cal.peak_tflops["bf16"] * 1e12
+                                                      / cal.sm_count)
+    t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9 * p["kivi_bw_eff"])
+    return p["kivi_fixed_us"], max(walk, t_m) * 1e6
+
+
 def _prefill_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
     q_len = k.Q or k.S
     q_tiles = -(-q_len // ATTN_TILE)
@@ -464,10 +625,16 @@ def predict_parts_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | 
     bytes, the split-KV combine)."""
     p = cal.params if params is None else params
     if k.op == "gemm":
+        if k.dtype == "w4a16":
+            return _w4a16_us(cal, k, p)
+        if k.dtype == "w4a16_triton":
+            return _w4a16_triton_us(cal, k, p)
         return _gemm_us(cal, k, p)
     if k.op == "attn_prefill":
         return _prefill_us(cal, k, p)
     if k.op == "attn_decode":
+        if k.kv_dtype in ("int8", "int4"):
+            return _kivi_us(cal, k, p)
         return _decode_us(cal, k, p)
     raise ValueError(f"op: unknown {k.op!r}")
 
@@ -484,7 +651,9 @@ def energy_class(k: Kernel) -> str:
     the fallback kernels of a misaligned bf16/fp16 GEMM (not a GEMV, which keeps its dtype's
     path), else the GEMM's dtype (fp8/int8 run padded, never unaligned)."""
     if k.op != "gemm":
-        return "attention"
+        return "attention_kivi" if k.kv_dtype in ("int8", "int4") else "attention"
+    if k.dtype in W4A16:  # each int4 kernel its own (dequantization, tiles)
+        return k.dtype
     if k.dtype not in ALIGNMENT and not _aligned(k) and not _gemv(k):
         return "unaligned"
     return k.dtype
@@ -539,8 +708,16 @@ def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> Kern
     e = _energy(cal)
     fixed, work = predict_parts_us(cal, k)
     cls, ops, nbytes = energy_work(k)
-    return _estimate(e, fixed, work, e.pj_per_op[cls] * ops + e.hbm_pj_per_byte * nbytes,
+    return _estimate(e, fixed, work, _pj_per_op(e, cls) * ops + e.hbm_pj_per_byte * nbytes,
                      board_power_w)
+
+
+def _pj_per_op(e: GpuEnergy, cls: str) -> float:
+    """The energy per operation of a path; a quantized kernel's path that a calibration has not
+    fitted (``tpe gpu calibrate`` without ``--extra``) takes the path its tensor cores run."""
+    if cls in e.pj_per_op:
+        return e.pj_per_op[cls]
+    return e.pj_per_op["attention" if cls.startswith("attention") else "bf16"]
 
 
 def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
@@ -603,26 +780,54 @@ def op_kernel(op: Any) -> Kernel:
     """The kernel a GPU runs for one instance of a ``models.ops`` operator.
 
     GEMMs run on the tensor-core path of their activation format (bf16/fp16; fp8 when both are
-    8-bit floats; int8 when both are integers of at most 8 bits); narrower stored weights
-    (W4A16 and the like) move their real bytes at that path's rate, as weight-only kernels
-    (e.g. Marlin) do. Attention: the SDPA prefill kernel for several queries (causal or
-    not, the queries the last ``q_len`` of ``kv_len`` tokens), decode for one, in bf16 with the
-    KV cache at its stored width; windows and block sparsity are not modelled on GPUs.
+    8-bit floats; int8 when both are integers of at most 8 bits). 4-bit integer weights with
+    16-bit float activations run an int4 weight-only kernel (``w4a16``: PyTorch's; a GPU preset
+    takes the faster of it and the project's Triton kernel per shape, :func:`arch_kernel`);
+    other narrower stored weights (W8A16 and the like) move their real bytes at the 16-bit
+    path's rate, as weight-only kernels (e.g. Marlin) do. Attention: the SDPA prefill kernel
+    for several queries (causal or not, the queries the last ``q_len`` of ``kv_len`` tokens),
+    decode for one, in bf16 with the KV cache at its stored width; decode over an int8 or int4
+    cache is the project's KIVI kernel (``kv_dtype``); windows and block sparsity are not
+    modelled on GPUs.
     """
     from models.formats import get_format
     from models.ops import Attention, Gemm
 
     if isinstance(op, Gemm):
         dtype = _gemm_dtype(op.a_fmt, op.w_fmt)
+        w, a = get_format(op.w_fmt), get_format(op.a_fmt)
+        group = 0
+        if w.family == "int" and w.bits == 4 and a.family == "fp" and a.bits == 16:
+            dtype, group = "w4a16", op.w_group if op.w_group in W4_GROUPS else 128
         return Kernel(op="gemm", dtype=dtype, M=op.M, N=op.N, K=op.K,
-                      a_bytes=op.a_storage_bits / 8, w_bytes=op.w_storage_bits / 8)
+                      a_bytes=op.a_storage_bits / 8, w_bytes=op.w_storage_bits / 8,
+                      group=group)
     if isinstance(op, Attention):
         phase = "attn_prefill" if op.q_len > 1 else "attn_decode"
+        kv = op.kv_fmt if phase == "attn_decode" and op.kv_fmt in ("int8", "int4") else ""
         return Kernel(op=phase, dtype="bf16", B=op.batch, H=op.heads, Hkv=op.kv_heads,
                       S=op.kv_len, D=-(-(op.qk_dim + op.v_dim) // 2), Q=op.q_len,
                       causal=op.causal, a_bytes=get_format(op.q_fmt).bits / 8,
-                      w_bytes=op.kv_storage_bits / 8)
+                      w_bytes=op.kv_storage_bits / 8, kv_dtype=kv)
     raise TypeError(f"op: no GPU kernel for {type(op).__name__}")
+
+
+def arch_kernel(arch: Any, op: Any) -> Kernel:
+    """The kernel a GPU preset runs for ``op`` (:func:`op_kernel`): a dtype the card has no
+    tensor cores for (fp8 on an A100) is widened to the 16-bit path as its operands load (as
+    weight-only fp8 kernels on Ampere do), moving their stored bytes; an int4 weight-only GEMM
+    runs the faster, for its shape, of PyTorch's kernel and the project's Triton one (as a
+    deployment that dispatches per shape would)."""
+    k = op_kernel(op)
+    if tensor_dtype(k) not in arch.gpu.dtypes:
+        wide = "bf16" if "bf16" in arch.gpu.dtypes else arch.gpu.dtypes[0]
+        return dataclasses.replace(k, dtype=wide, a_bytes=k.a_bytes or ELEM_BYTES[k.dtype],
+                                   w_bytes=k.w_bytes or ELEM_BYTES[k.dtype], group=0)
+    if k.dtype in W4A16:
+        cal = arch_calibration(arch)
+        return min((dataclasses.replace(k, dtype=d) for d in W4A16),
+                   key=lambda c: predict_us(cal, c))
+    return k
 
 
 def exact_widths(op: Any) -> tuple[Any, Any]:
@@ -660,23 +865,46 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
             work = op.bytes / (cal.read_gb_per_s * 1e9 * eager.elementwise_eff) * 1e6
         est = _estimate(e, fixed, work, e.hbm_pj_per_byte * float(nbytes), power)
         return est, True, nbytes
-    k = op_kernel(op)
-    if k.dtype not in arch.gpu.dtypes:
-        # no tensor cores for it (fp8 on an A100): the operands are widened to the 16-bit
-        # path as they are loaded (as weight-only fp8 kernels on Ampere do), moving their
-        # stored bytes
-        wide = "bf16" if "bf16" in arch.gpu.dtypes else arch.gpu.dtypes[0]
-        k = dataclasses.replace(k, dtype=wide, a_bytes=k.a_bytes or ELEM_BYTES[k.dtype],
-                                w_bytes=k.w_bytes or ELEM_BYTES[k.dtype])
+    k = arch_kernel(arch, op)
     nbytes, flops = kernel_bytes_flops(k)
     memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
-        cal.peak_tflops[k.dtype] * 1e12)
+        cal.peak_tflops[tensor_dtype(k)] * 1e12)
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
         fixed, work = predict_parts_us(cal, k)
         cls, ops, _ = energy_work(k)
-        return _estimate(e, fixed, work, e.pj_per_op[cls] * ops, power), memory_bound, 0
+        return _estimate(e, fixed, work, _pj_per_op(e, cls) * ops, power), memory_bound, 0
     est = predict_kernel(cal, k, power)
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
+
+
+def tensor_dtype(k: Kernel) -> str:
+    """The tensor-core path a kernel runs on: its dtype, bf16 for the W4A16 GEMMs (their
+    weights dequantized to bf16)."""
+    return "bf16" if k.dtype in W4A16 else k.dtype
+
+
+def _stored_bytes(k: Kernel) -> float:
+    """Stored bytes per weight (GEMM) or cached element (attention) when the kernel does not
+    say: int4 weights with a bf16 scale and zero per ``group``; a KIVI cache's codes with an
+    fp16 scale and minimum per group of KIVI's size; else the dtype's width."""
+    if k.dtype in W4A16:
+        return 0.5 + 4 / (k.group or 128)
+    if k.kv_dtype in ("int8", "int4"):
+        from models.quant import KIVI_GROUP, KIVI_SCALE_BITS
+
+        return (8 if k.kv_dtype == "int8" else 4) / 8 + KIVI_SCALE_BITS / 8 / KIVI_GROUP
+    return ELEM_BYTES[k.dtype]
+
+
+def kernel_name(k: Kernel) -> str:
+    """The library kernel (or the project's) a prediction stands for."""
+    if k.op == "gemm":
+        return {"w4a16": "aten._weight_int4pack_mm", "w4a16_triton": "w4a16_triton",
+                "fp8": "cuBLASLt fp8 (torch._scaled_mm)",
+                "int8": "cuBLASLt int8 (torch._int_mm)"}.get(k.dtype, f"cuBLAS {k.dtype}")
+    if k.op == "attn_decode" and k.kv_dtype in ("int8", "int4"):
+        return f"kivi_decode_triton ({k.kv_dtype} cache)"
+    return f"SDPA {'prefill' if k.op == 'attn_prefill' else 'decode'} {k.dtype}"
 
 
 def kernel_bytes_flops(k: Kernel, *, widths: tuple[Any, Any] | None = None
@@ -684,8 +912,8 @@ def kernel_bytes_flops(k: Kernel, *, widths: tuple[Any, Any] | None = None
     """Compulsory HBM bytes and useful operations of a kernel (roofline coordinates).
     ``widths``: bytes per element of A and W instead of the kernel's (exact fractions give
     exact bytes: :func:`exact_widths`)."""
-    ab = k.a_bytes or ELEM_BYTES[k.dtype]
-    wb = k.w_bytes or ELEM_BYTES[k.dtype]
+    ab = k.a_bytes or ELEM_BYTES[tensor_dtype(k)]
+    wb = k.w_bytes or _stored_bytes(k)
     if widths is not None:
         ab, wb = widths
     if k.op == "gemm":

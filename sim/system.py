@@ -481,7 +481,11 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
 def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     """A GPU preset: the kernel model of :mod:`sim.gpu_model`, time and energy
     (``gpu_model.op_estimate``: the kernel's predicted energy, under the preset's power cap)."""
-    from sim.gpu_model import op_estimate  # here: an engine architecture does not load it
+    from sim.gpu_model import (  # here: an engine architecture does not load it
+        arch_kernel,
+        kernel_name,
+        op_estimate,
+    )
 
     est, memory_bound, nbytes = op_estimate(arch, op, memory)
     seconds = est.us * 1e-6
@@ -498,7 +502,9 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     return _Inst(cycles=cycles, compute=cycles, engine=0 if isinstance(op, Vector) else cycles,
                  vector=cycles if isinstance(op, Vector) else 0, vector_ops=ops, macs=macs,
                  dram_bytes=nbytes, energy=energy,
-                 mapping={"gpu_kernel_model": arch.gpu.calibration},
+                 mapping={"gpu_kernel_model": arch.gpu.calibration,
+                          "gpu_kernel": f"elementwise ({op.runtime})" if isinstance(op, Vector)
+                          else kernel_name(arch_kernel(arch, op))},
                  bound="memory" if memory_bound else "compute")
 
 

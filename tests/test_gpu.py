@@ -24,6 +24,9 @@ DATA = ROOT / "sim" / "data" / "gpu"
 MEASURED = DATA / "measured_h100_v2.csv"
 #: The energy constants' source: the same kernels, their energy read with the input sets rotated.
 ENERGY = DATA / "measured_h100_v2e.csv"
+#: The quantized kernels (sim/data/gpu/shapes_quant.csv) measured on the same H100: their own
+#: parameter groups are fitted on its 'cal' rows.
+QUANT = DATA / "measured_h100_quant.csv"
 
 
 
@@ -98,8 +101,9 @@ def _corrupted(tmp_path: Path, source: Path, column: str) -> Path:
         for r in measured:
             w.writerow({**r, column: str(float(r[column]) * 10)} if r["split"] == "held" else r)
     for side in ("_microbench.csv", "_env.json"):
-        (tmp_path / f"{source.stem}{side}").write_bytes(
-            (DATA / f"{source.stem}{side}").read_bytes())
+        if (DATA / f"{source.stem}{side}").is_file():
+            (tmp_path / f"{source.stem}{side}").write_bytes(
+                (DATA / f"{source.stem}{side}").read_bytes())
     return bad
 
 
@@ -120,18 +124,23 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
         seen.append((kernels, us))
         return dict(base.params)
 
+    (tmp_path / "q").mkdir()
+    bad_quant = _corrupted(tmp_path / "q", QUANT, "us")
     monkeypatch.setattr(calibration, "fit", spy)
-    a, _ = calibrate(bad, energy=bad_energy)
-    b, _ = calibrate(MEASURED, energy=ENERGY)
+    a, _ = calibrate(bad, energy=bad_energy, extra=(bad_quant,))
+    b, _ = calibrate(MEASURED, energy=ENERGY, extra=(QUANT,))
     assert len(seen) == 2 and seen[0] == seen[1]
     cal = [r for r in measured if r["split"] == "cal" and r.get("status", "ok") == "ok"]
-    assert 0 < len(seen[0][0]) == len(cal) < len(measured)
-    assert seen[0][1] == [float(r["us"]) for r in cal]
+    quant = [r for r in rows(QUANT) if r["split"] == "cal" and r["status"] == "ok"
+             and (r["dtype"] != "bf16" or r["kv_dtype"] != "bf16")]
+    assert 0 < len(cal) < len(measured) and quant
+    assert len(seen[0][0]) == len(cal) + len(quant)
+    assert seen[0][1] == [float(r["us"]) for r in cal + quant]
     assert a.energy == b.energy and a.energy is not None
 
 
 def test_the_committed_calibration_is_the_fit():
-    _, text = calibrate(MEASURED, energy=ENERGY)
+    _, text = calibrate(MEASURED, energy=ENERGY, extra=(QUANT,))
     committed = (DATA / "calibration_h100.toml").read_text()
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
@@ -580,3 +589,122 @@ def test_eager_runtime_refusals_name_the_flag(capsys, argv, flag):
                                   "--batch", "1", "--seq", "64", *argv])
     assert code == 2 and not out
     assert err.startswith(f"tpe: error: {flag}: ") and err.count("\n") == 1
+
+
+# -- quantized kernels (issue 12 item 4) ------------------------------------------------------
+
+
+def test_the_quantized_kernels_are_measured_checked_and_split_before_fitting():
+    from models.quant import KIVI_GROUP
+    from sim.gpu.kernels import KV_GROUP
+    from sim.gpu.shapes import quant_shapes, split_of
+
+    shapes, measured = rows(DATA / "shapes_quant.csv"), rows(QUANT)
+    assert [r["split"] for r in shapes] == [r["split"] for r in measured]
+    assert [r["split"] for r in shapes] == [str(r["split"]) for r in quant_shapes()]
+    assert all(split_of(r) == r["split"] for r in shapes)
+    assert {r["gpu"] for r in measured} == {"NVIDIA H100 80GB HBM3"}
+    assert {r["status"] for r in measured} == {"ok"}
+    # every quantized kernel was checked against its dequantized reference (bf16-level error)
+    quant = [r for r in measured if r["dtype"] != "bf16" or r["kv_dtype"] != "bf16"]
+    assert all(0 < float(r["rel_err"]) < 1e-2 for r in quant)
+    assert {(r["dtype"], r["kv_dtype"]) for r in measured} == {
+        ("w4a16", ""), ("w4a16_triton", ""), ("bf16", "bf16"), ("bf16", "int8"),
+        ("bf16", "int4")}
+    assert {r["split"] for r in quant} == {"cal", "held"}
+    assert all(float(r["mj"]) > 0 for r in measured)
+    assert KV_GROUP == KIVI_GROUP
+
+
+def test_the_kernel_model_reads_the_triton_kernels_own_tiles_and_split():
+    from sim.gpu.kernels import W4A16_CONFIGS
+    from sim.gpu_model import KIVI_BLOCK_N, W4A16_TRITON_TILES, kivi_split
+
+    assert W4A16_TRITON_TILES == tuple((bm, bn) for bm, bn, *_ in W4A16_CONFIGS)
+    for b, hkv, s in ((1, 8, 512), (1, 32, 32768), (64, 8, 8192), (4, 32, 96)):
+        splits, chunk = kivi_split(b, hkv, s, 132)
+        assert chunk % KIVI_BLOCK_N == 0 and (splits - 1) * chunk < s <= splits * chunk
+
+
+def test_quantized_kernels_held_out_per_category():
+    """The held-out rows of the quantized kernels, per category (``tpe gpu check``'s own
+    statistics): the int4 GEMMs within the issue's 10 %; the KIVI decode kernel's categories
+    are reported (docs/gpu.md), their small kernels' times being the host's launch."""
+    from sim.cli.gpu import TARGET_MAPE, _gpu_arch, _kernels, _predict, check_rows
+
+    measured = rows(QUANT)
+    stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
+    for group in ("gemm/w4a16/aligned", "gemm/w4a16_triton/aligned"):
+        s = stats[("held", "gemm", group)]
+        assert s["n"] >= 10 and s["mape"] <= TARGET_MAPE and s["spearman"] >= 0.95
+    for cache in ("int8", "int4"):
+        s = stats[("held", "attention", f"attn_decode/bf16/d128/kv_{cache}")]
+        assert s["n"] >= 10 and s["spearman"] >= 0.95
+
+
+def test_the_quantized_kernels_mechanisms():
+    cal = load_calibration("h100")
+
+    def us(dtype: str, M: int, N: int = 4096, K: int = 4096, **kw) -> float:
+        return predict_us(cal, Kernel(op="gemm", dtype=dtype, M=M, N=N, K=K, **kw))
+
+    # PyTorch's int4 kernel: a GEMV streams a quarter of bf16's bytes; its time then grows
+    # with every row (no tile of rows to fill)
+    assert us("w4a16", 1, group=128) < 0.7 * us("bf16", 1)
+    assert us("w4a16", 1024, group=128) == pytest.approx(2 * us("w4a16", 512, group=128),
+                                                         rel=0.05)
+    # the Triton kernel: flat while one tile of rows covers M, far faster than PyTorch's
+    # at prefill sizes
+    assert us("w4a16_triton", 16, group=128) == pytest.approx(us("w4a16_triton", 1,
+                                                                 group=128), rel=0.01)
+    assert us("w4a16_triton", 4096, group=128) < 0.2 * us("w4a16", 4096, group=128)
+
+    def decode(kv: str, B: int = 16, S: int = 8192) -> float:
+        return predict_us(cal, Kernel(op="attn_decode", dtype="bf16", B=B, H=32, Hkv=8, S=S,
+                                      D=128, kv_dtype=kv))
+
+    # the KIVI kernel walks its chunk of tokens: time grows with the cache's length
+    assert decode("int8", S=32768) > 3 * decode("int8", S=8192)
+
+
+def test_sim_model_names_the_kernel_of_every_gpu_operator(capsys):
+    for quant, phase, want in (
+            ("bf16", "decode", {"cuBLAS bf16", "SDPA decode bf16"}),
+            ("w4a16", "decode", {"aten._weight_int4pack_mm"}),
+            ("w4a16", "prefill", {"w4a16_triton"}),
+            ("w4a16+kv4", "decode", {"kivi_decode_triton (int4 cache)"}),
+            ("w4a16+kv8", "decode", {"kivi_decode_triton (int8 cache)"})):
+        code, out, err = run(capsys, ["sim", "model", "--arch", "h100", "--model",
+                                      "llama-2-7b", "--phase", phase, "--batch", "1", "--seq",
+                                      "1024", "--quant", quant, "--json"])
+        assert code == 0, err
+        kernels = {m["gpu_kernel"] for m in json.loads(out)["mapping"].values()}
+        assert want <= kernels, (quant, phase, kernels)
+        code, out, err = run(capsys, ["sim", "model", "--arch", "h100", "--model",
+                                      "llama-2-7b", "--phase", phase, "--batch", "1", "--seq",
+                                      "1024", "--quant", quant])
+        assert code == 0 and re.search(r"\bbound\s+kernel$", out, re.M)
+        assert all(k in out for k in want)
+
+
+@pytest.mark.parametrize(("line", "pattern"), [
+    ("gemm,w4a16,1,4096,4000,,,,,,,", r"group: 128 does not divide K=4000$"),
+    ("gemm,w4a16,1,4096,4096,,,,,,100,", r"group: one of 32, 64, 128, 256 \(got '100'\)$"),
+    ("gemm,w4a16_triton,1,4090,4096,,,,,,,", r"N: w4a16_triton needs a multiple of 8"),
+    ("gemm,bf16,1,4096,4096,,,,,,128,", r"group: for w4a16 and w4a16_triton GEMMs only"),
+    ("gemm,bf16,1,4096,4096,,,,,,,int8", r"kv_dtype: one of bf16, int8, int4, for "
+                                         r"attn_decode rows only \(got 'int8' on gemm\)$"),
+    ("attn_decode,bf16,,,,1,32,8,1000,128,,int4", r"kv_dtype: a int4 cache needs dtype bf16, "
+                                                  r"D one of 32, 64, 128, 256 and S a multiple"),
+])
+def test_bad_quantized_cells_are_one_line_naming_the_column(capsys, tmp_path, line, pattern):
+    from sim.gpu.measure import MeasureError, read_shapes
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"op,dtype,M,N,K,B,H,Hkv,S,D,group,kv_dtype\n{line}\n")
+    code, out, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(bad),
+                                  "--out", str(tmp_path / "p.csv")])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert re.match(r"^tpe: error: --in: line 2: " + pattern, err.strip()), err
+    with pytest.raises(MeasureError, match=r"^line 2: " + pattern):
+        read_shapes(bad)

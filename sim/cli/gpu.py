@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:
 
     m = group.add_parser("measure", help="time a shapes.csv on this machine's GPU")
     m.add_argument("--in", dest="inp", required=True,
-                   help="shapes.csv (columns op,dtype,M,N,K,B,H,Hkv,S,D; optional causal)")
+                   help="shapes.csv (columns op,dtype,M,N,K,B,H,Hkv,S,D; optional causal, "
+                        "group, kv_dtype)")
     m.add_argument("--out", required=True, help="measured.csv to write")
     m.add_argument("--budget-ms", type=float, default=60.0,
                    help="timing budget per kernel in ms (default 60)")
@@ -71,6 +72,10 @@ def register(subparsers: Any) -> None:
     k.add_argument("--energy", default=None,
                    help="measured.csv whose energy (column mj, its 'cal' rows) the energy "
                         "constants are fitted on (default: --measured)")
+    k.add_argument("--extra", action="append", default=[], metavar="FILE",
+                   help="another measured.csv of the same card whose 'cal' rows of the "
+                        "quantized kernels (w4a16, w4a16_triton, kv_dtype int8/int4) join the "
+                        "fit (repeatable; e.g. sim/data/gpu/measured_h100_quant.csv)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 
@@ -137,24 +142,29 @@ def _read(path: str, flag: str) -> list[dict[str, str]]:
 
 def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
     from sim.errors import InputError
-    from sim.gpu_model import Kernel, parse_causal
+    from sim.gpu_model import W4A16, Kernel, parse_causal
 
+    dtypes = ("bf16", "fp16", "fp8", "int8", *W4A16)
     out = []
     for line, row in enumerate(rows, start=2):
+        op, dtype = str(row.get("op", "")), str(row.get("dtype", ""))
+        if op not in ("gemm", "attn_prefill", "attn_decode"):
+            raise InputError(f"{flag}: line {line}: op: unknown {op!r}; one of gemm, "
+                             "attn_prefill, attn_decode")
+        if dtype not in dtypes:
+            raise InputError(f"{flag}: line {line}: dtype: unknown {dtype!r}; one of "
+                             + ", ".join(dtypes))
         try:
-            parse_causal(str(row.get("op", "")), row.get("causal"))
+            parse_causal(op, row.get("causal"))
         except ValueError as err:
             raise InputError(f"{flag}: line {line}: {err}") from None
         try:
             k = Kernel.from_row(row)
-        except ValueError:
-            raise InputError(f"{flag}: line {line}: a shape cell is not an integer") from None
-        if k.op not in ("gemm", "attn_prefill", "attn_decode"):
-            raise InputError(f"{flag}: line {line}: op: unknown {k.op!r}; one of gemm, "
-                             "attn_prefill, attn_decode")
-        if k.dtype not in ("bf16", "fp16", "fp8", "int8"):
-            raise InputError(f"{flag}: line {line}: dtype: unknown {k.dtype!r}; one of bf16, "
-                             "fp16, fp8, int8")
+        except ValueError as err:
+            text = str(err)
+            if not text.startswith(("group:", "kv_dtype:", "N:")):
+                text = "a shape cell is not an integer"
+            raise InputError(f"{flag}: line {line}: {text}") from None
         need = ("M", "N", "K") if k.op == "gemm" else ("B", "H", "S", "D")
         for n in need:
             if getattr(k, n) < 1:
@@ -169,14 +179,14 @@ def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
 def _predict(arch: ArchSpec, kernels: list[Any]) -> list[Any]:
     """Each kernel's :class:`sim.gpu_model.KernelEstimate` on the preset."""
     from hw.spec import SpecError
-    from sim.gpu_model import arch_calibration, predict_kernel
+    from sim.gpu_model import arch_calibration, predict_kernel, tensor_dtype
 
     assert arch.gpu is not None
     cal = arch_calibration(arch)
     out = []
     for k in kernels:
-        if k.dtype not in arch.gpu.dtypes:
-            raise SpecError(f"--gpu: {arch.name} has no {k.dtype} tensor cores (it has "
+        if tensor_dtype(k) not in arch.gpu.dtypes:
+            raise SpecError(f"--gpu: {arch.name} has no {tensor_dtype(k)} tensor cores (it has "
                             f"{', '.join(arch.gpu.dtypes)})")
         out.append(predict_kernel(cal, k, arch.gpu.board_power_w))
     return out
@@ -277,7 +287,8 @@ def category(row: dict[str, str]) -> str:
     if k.op == "gemm":
         return f"{base}/{'aligned' if is_aligned(k) else 'misaligned'}"
     mask = "" if k.op != "attn_prefill" else ("/causal" if k.causal else "/noncausal")
-    return f"{base}/d{k.D}{mask}"
+    cache = f"/kv_{k.kv_dtype}" if k.kv_dtype in ("int8", "int4") else ""
+    return f"{base}/d{k.D}{mask}{cache}"
 
 
 def check_rows(rows: list[dict[str, str]], predicted: list[Any]
@@ -395,8 +406,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
     energy = Path(args.energy) if args.energy else None
     if energy is not None and not energy.is_file():
         raise InputError(f"--energy: no such file {args.energy!r}")
+    extra = tuple(Path(f) for f in args.extra)
+    for f in extra:
+        if not f.is_file():
+            raise InputError(f"--extra: no such file {str(f)!r}")
     try:
-        _, text = calibrate(measured, mb, energy)
+        _, text = calibrate(measured, mb, energy, extra)
     except (KeyError, ValueError, OSError) as err:
         if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
             raise InputError(str(err)) from None

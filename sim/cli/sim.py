@@ -447,8 +447,9 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
 
 
 def format_model(r: ModelResult) -> str:
+    gpu = r.arch.gpu is not None  # a GPU preset names the kernel each operator stands for
     header = (f"{'op':<16}{'count':>6}  {'shape':<36}{'time':>11}{'energy':>12}{'util':>7}"
-              "  bound")
+              "  bound" + ("   kernel" if gpu else ""))
     lines = [
         f"{r.name} {r.phase or ''} (batch {r.batch}, seq {r.seq}, quant {r.quant}) on "
         f"{r.arch.name} [{r.arch.engine.name}] x{r.arch.cores}, memory {r.memory}, "
@@ -459,6 +460,7 @@ def format_model(r: ModelResult) -> str:
         lines.append(
             f"{op.name:<16}{op.count:>6}  {_shape_text(op):<36}{_time(op.seconds):>11}"
             f"{_energy(op.energy_pj):>12}{op.utilization:>7.1%}  {op.bound}"
+            + (f"{'':<{9 - len(op.bound)}}{op.mapping.get('gpu_kernel', '')}" if gpu else "")
         )
     lines += [
         f"{'total':<58}{_time(r.seconds):>11}{_energy(r.energy_pj):>12}{r.utilization:>7.1%}",

@@ -22,6 +22,7 @@ from sim.gpu_model import (
     ELEM_BYTES,
     ENERGY_CLASSES,
     FIT_PARAMS,
+    W4A16,
     GpuCalibration,
     GpuEnergy,
     Kernel,
@@ -30,7 +31,17 @@ from sim.gpu_model import (
     predict_us,
 )
 
-__all__ = ["calibrate", "fit", "fit_energy"]
+__all__ = ["calibrate", "fit", "fit_energy", "fit_group", "fit_quant_energy"]
+
+
+def fit_group(k: Kernel) -> str:
+    """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
+    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``)."""
+    if k.op == "gemm" and k.dtype in W4A16:
+        return k.dtype
+    if k.op == "attn_decode" and k.kv_dtype in ("int8", "int4"):
+        return "attn_decode_kivi"
+    return k.op
 
 
 def _loss(cal: GpuCalibration, kernels: list[Kernel], us: np.ndarray, names: list[str],
@@ -91,9 +102,14 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
                          "attn_diag_extra"],
         "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
                         "decode_score_rate"],
+        "w4a16": ["w4_fixed_us", "w4_bw_eff", "w4_rate_eff", "w4_overlap"],
+        "w4a16_triton": ["w4t_fixed_us", "w4t_step_ops", "w4t_col_ops", "w4t_mac_ops",
+                         "w4t_dequant_eff"],
+        "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",
+                             "kivi4_token_ops", "kivi_lone_programs"],
     }
     for op, names in groups.items():
-        sel = [i for i, k in enumerate(kernels) if k.op == op]
+        sel = [i for i, k in enumerate(kernels) if fit_group(k) == op]
         if not sel:
             continue
         ks = [kernels[i] for i in sel]
@@ -117,8 +133,11 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     squares, with the time ``cal`` predicts (its fixed cost and its work); ``limit_w``: the
     card's power limit during the measurement. ``cap_w`` is the highest power the fitted
     model gives one of these kernels (rounded up), so at ``limit_w`` none is stretched.
-    ``ValueError`` when a path has no kernel to fit it on or a constant comes out negative."""
-    classes = {c: i for i, c in enumerate(ENERGY_CLASSES)}
+    ``ValueError`` when a path has no kernel to fit it on or a constant comes out negative.
+    The quantized kernels' paths (:data:`QUANT_ENERGY_CLASSES`) are not fitted here
+    (:func:`fit_quant_energy`)."""
+    classes = {c: i for i, c in enumerate(c for c in ENERGY_CLASSES
+                                          if c not in QUANT_ENERGY_CLASSES)}
     x = np.zeros((len(kernels), 3 + len(classes)))
     for i, k in enumerate(kernels):
         fixed, work = predict_parts_us(cal, k)
@@ -145,6 +164,31 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
                      limit_w=limit_w, cap_w=math.ceil(cap * 1e3) / 1e3)
 
 
+def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], mj: list[float]
+                     ) -> GpuEnergy:
+    """``e`` with the energy per operation of each quantized kernel's path
+    (:data:`QUANT_ENERGY_CLASSES`) fitted on ``kernels`` (calibration rows, measured ``mj``),
+    the shared constants (static and busy power, HBM bytes) kept as the other kernels fitted
+    them: per path, the least squares on the relative error (one unknown, in closed form)."""
+    num = dict.fromkeys(QUANT_ENERGY_CLASSES, 0.0)
+    den = dict.fromkeys(QUANT_ENERGY_CLASSES, 0.0)
+    for k, m in zip(kernels, mj, strict=True):
+        fixed, work = predict_parts_us(cal, k)
+        cls, ops, nbytes = energy_work(k)
+        uj = m * 1e3
+        base = e.static_w * (fixed + work) + e.busy_w * work + e.hbm_pj_per_byte * nbytes * 1e-6
+        a = ops * 1e-6 / uj
+        num[cls] += a * (1.0 - base / uj)
+        den[cls] += a * a
+    pj = dict(e.pj_per_op)
+    for c in QUANT_ENERGY_CLASSES:
+        if not den[c]:
+            raise ValueError(f"no calibration kernel of the {c} path has a measured energy "
+                             "(column mj)")
+        pj[c] = float(f"{max(0.0, num[c] / den[c]):.6g}")
+    return dataclasses.replace(e, pj_per_op=pj)
+
+
 # -- calibration files ---------------------------------------------------------------------
 
 
@@ -155,13 +199,21 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None
-              ) -> tuple[GpuCalibration, str]:
+#: The parameter groups of the quantized kernels (:func:`fit_group`): the rows of ``extra``
+#: files fit these only, and their energy paths.
+QUANT_GROUPS = ("w4a16", "w4a16_triton", "attn_decode_kivi")
+QUANT_ENERGY_CLASSES = ("w4a16", "w4a16_triton", "attention_kivi")
+
+
+def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None,
+              extra: tuple[Path, ...] = ()) -> tuple[GpuCalibration, str]:
     """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
     microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
     ``sim.gpu.measure`` writes them): the time model on ``measured``'s ``us``, then the energy
     constants on ``energy``'s ``mj`` (default: ``measured``; the card's power limit from
-    ``<energy stem>_env.json`` beside it); returns it and its TOML text."""
+    ``<energy stem>_env.json`` beside it); returns it and its TOML text. ``extra``: measured
+    files of the same card whose ``cal`` rows of the quantized kernels (:data:`QUANT_GROUPS`)
+    join the time fit (their other rows are kernels ``measured`` governs: not refitted)."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
     energy = measured if energy is None else energy
@@ -189,16 +241,30 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
                          "limit)")
     limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
     cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
+    for path in extra:
+        more = [r for r in _read_csv(path) if r.get("status", "ok") == "ok"]
+        if _card(more, "--extra") != card:
+            raise ValueError(f"--extra: {path.name} was measured on {more[0]['gpu']}, "
+                             f"{measured.name} on {card}; give one card's files")
+        cal_rows += [r for r in more if r.get("split", "cal") == "cal"
+                     and fit_group(Kernel.from_row(r)) in QUANT_GROUPS]
     params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
     cal = dataclasses.replace(base, params=params)
     e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows], [float(r["mj"]) for r in e_rows],
                    limit_w)
+    q_rows = [r for path in extra for r in _read_csv(path) if r.get("status", "ok") == "ok"
+              and r.get("split", "cal") == "cal" and r.get("mj")
+              and fit_group(Kernel.from_row(r)) in QUANT_GROUPS]
+    if q_rows:  # the quantized kernels' own paths, the shared constants kept
+        e = fit_quant_energy(cal, e, [Kernel.from_row(r) for r in q_rows],
+                             [float(r["mj"]) for r in q_rows])
     cal = dataclasses.replace(cal, energy=e)
     lines = [
         "# GPU kernel-model calibration, written by `tpe gpu calibrate` (sim/gpu_model.py).",
         f"# [measured]: microbenchmarks of the card ({microbench.name}); [fitted]: efficiencies",
-        f"# fitted on the {len(cal_rows)} 'cal' rows of {measured.name} only (held-out rows",
-        "# never enter the fit).",
+        f"# fitted on the {len(cal_rows)} 'cal' rows of "
+        + " and ".join(p.name for p in (measured, *extra)) + " only",
+        "# (held-out rows never enter the fit).",
         f'card = "{card}"',
         "",
         "[measured]",
@@ -215,7 +281,11 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         "[energy]",
         "# E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes",
         f"# (sim/gpu_model.py), fitted on the {len(e_rows)} 'cal' rows of {energy.name} (their",
-        "# mj) by least squares on the relative error, with the time [fitted] predicts; limit_w:",
+        "# mj) by least squares on the relative error, with the time [fitted] predicts"
+        + (f"; the quantized\n# kernels' paths ({', '.join(QUANT_ENERGY_CLASSES)}) on the "
+           f"{len(q_rows)} 'cal' rows of theirs in\n# "
+           + " and ".join(p.name for p in extra) + ", the other constants kept"
+           if q_rows else "") + "; limit_w:",
         f"# the card's power limit ({env.name}); cap_w: the highest power E / t of those",
         "# kernels, the power at which the model's cap binds on a card of limit_w.",
         f"static_w = {e.static_w:.6g}",

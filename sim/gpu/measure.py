@@ -8,9 +8,20 @@ through the kernel a deployment would use:
   (:func:`_triton_matmul`, column ``us_triton``, checked against torch);
 * ``gemm`` fp8: ``torch._scaled_mm`` (E4M3 operands, per-tensor fp32 scales, bf16 out);
 * ``gemm`` int8: ``torch._int_mm`` (int32 out);
+* ``gemm`` w4a16: PyTorch's int4 weight-only GEMM, ``torch.ops.aten._weight_int4pack_mm``
+  (bf16 activations; int4 weights packed by ``aten._convert_weight_to_int4pack`` from a
+  ``uint8[N, K/2]`` of two codes a byte, the nibble order found at the first row; a bf16
+  ``scales_and_zeros[K/group, N, 2]``; group size in the optional ``group`` column, default
+  128); ``w4a16_triton``: the project's Triton kernel (:func:`sim.gpu.kernels.w4a16_matmul`).
+  Both are checked against the dequantized weights' product in fp32: column ``rel_err``,
+  status ``result wrong`` above 2e-2;
 * ``attn_prefill`` / ``attn_decode``: ``torch.nn.functional.scaled_dot_product_attention``
   (bf16, ``enable_gqa`` when ``Hkv < H``; decode is one query token per sequence against
-  ``S`` cached keys). Prefill is causal unless the optional ``causal`` column says 0.
+  ``S`` cached keys). Prefill is causal unless the optional ``causal`` column says 0. Decode
+  with the optional ``kv_dtype`` column int8 or int4 runs the project's KIVI kernel
+  (:func:`sim.gpu.kernels.kivi_decode`) over a cache quantized as KIVI does, checked against
+  SDPA over the dequantized cache in fp32 (``rel_err``); on a ``kv_dtype`` bf16 row the same
+  Triton kernel over the bf16 cache is timed beside SDPA (``us_triton``).
 
 fp8 and int8 kernels refuse shapes off their alignment (``torch._scaled_mm``: K and N
 multiples of 16; ``torch._int_mm``: K and N multiples of 8 and M above 16): such a row runs
@@ -59,14 +70,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# the padded shape fp8 and int8 kernels run and the causal column, as the model reads them
-from sim.gpu_model import padded_shape, parse_causal
+# the padded shape fp8 and int8 kernels run and the causal, group and kv_dtype columns, as the
+# model reads them
+from sim.gpu_model import W4A16, padded_shape, parse_causal, parse_quant
 
 __all__ = ["MeasureError", "guarded", "main", "measure", "read_shapes", "select_rows"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 OPS = ("gemm", "attn_prefill", "attn_decode")
-DTYPES = ("bf16", "fp16", "fp8", "int8")
+DTYPES = ("bf16", "fp16", "fp8", "int8", *W4A16)
 #: The most input sets the energy loop rotates through (:func:`_energy`): enough for a kernel of
 #: 1.6 MB of operands to stream twice the H100's 50 MB L2; smaller ones stay partly in it.
 ENERGY_SETS = 64
@@ -128,6 +140,13 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
                 raise MeasureError(f"line {line}: {err}") from None
             if op == "attn_prefill":
                 out["causal"] = int(causal)
+            try:
+                group, _ = parse_quant(op, dtype, out["N"] or 0, out["K"] or 0, out["S"] or 0,
+                                       out["D"] or 0, row.get("group"), row.get("kv_dtype"))
+            except ValueError as err:
+                raise MeasureError(f"line {line}: {err}") from None
+            if group:
+                out["group"] = group
             if not gemm:
                 if dtype not in ("bf16", "fp16"):
                     raise MeasureError(f"line {line}: dtype: attention runs in bf16 or fp16 "
@@ -446,6 +465,105 @@ def _gemm_fn(torch: Any, dtype: str, M: int, N: int, K: int, gen: Any):
     return (lambda: torch._int_mm(a, w.t())), "torch._int_mm" + note, (a, w)
 
 
+def _w4_codes(torch: Any, N: int, K: int, group: int, gen: Any) -> tuple[Any, Any, Any]:
+    """Random int4 codes ``q[N, K]`` (0..15) and bf16 ``scales``, ``zeros`` ``[K // group,
+    N]`` of a weight of about unit size."""
+    q = torch.randint(0, 16, (N, K), device="cuda", dtype=torch.int32, generator=gen)
+    scales = (torch.rand(K // group, N, device="cuda", generator=gen) * 0.02 + 0.1
+              ).to(torch.bfloat16)
+    zeros = (torch.randn(K // group, N, device="cuda", generator=gen) * 0.1
+             ).to(torch.bfloat16)
+    return q, scales, zeros
+
+
+#: How ``torch.ops.aten._convert_weight_to_int4pack`` wants two codes in a byte (seen on the
+#: GPU at the first w4a16 row: the order whose product matches the reference).
+_INT4PACK: dict[str, Any] = {}
+
+
+def _w4a16_fn(torch: Any, row: dict[str, Any], gen: Any):
+    """A W4A16 GEMM (``x[M, K] W[N, K]^T``, bf16 activations, int4 weights in groups of
+    ``group`` along K): PyTorch's ``_weight_int4pack_mm`` (``w4a16``; PyTorch's dequantization
+    ``(q - 8) s + z``) or the project's Triton kernel (``w4a16_triton``:
+    :func:`sim.gpu.kernels.w4a16_matmul`, ``q s + z``). Returns the kernel, its name, its
+    operands and a function giving the result's relative error against the dequantized
+    weights' product in fp32."""
+    from sim.gpu import kernels
+
+    M, N, K, group = row["M"], row["N"], row["K"], row["group"]
+    x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16, generator=gen)
+    q, scales, zeros = _w4_codes(torch, N, K, group, gen)
+    if row["dtype"] == "w4a16_triton":
+        packed = kernels.pack_w4(torch, q)
+        out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+
+        def run():
+            return kernels.w4a16_matmul(x, packed, scales, zeros, group, out)
+
+        def err() -> float:
+            out.fill_(float("nan"))
+            ref = kernels.w4a16_reference(torch, x, q, scales, zeros, group)
+            return float((run().float() - ref).norm() / ref.norm())
+
+        return run, "tpeforge triton w4a16", (x, packed, scales, zeros), err
+    tiles = next(t for t in (8, 4, 2) if K % (16 * t) == 0)
+    sz = torch.stack([scales, zeros], dim=2).contiguous()
+    refs: list[Any] = []  # computed when first needed (not for the energy's input sets)
+
+    def pack(high_first: bool) -> Any:
+        u = q.to(torch.uint8)
+        hi, lo = (u[:, 0::2], u[:, 1::2]) if high_first else (u[:, 1::2], u[:, 0::2])
+        return torch.ops.aten._convert_weight_to_int4pack((hi << 4 | lo).contiguous(), tiles)
+
+    def rel(packed: Any) -> float:
+        if not refs:
+            refs.append(kernels.w4a16_reference(torch, x, q - 8, scales, zeros, group))
+        got = torch.ops.aten._weight_int4pack_mm(x, packed, group, sz).float()
+        return float((got - refs[0]).norm() / refs[0].norm())
+
+    if "high_first" not in _INT4PACK:
+        errs = {order: rel(pack(order)) for order in (True, False)}
+        _INT4PACK["high_first"] = min(errs, key=lambda o: errs[o])
+    packed = pack(_INT4PACK["high_first"])
+    impl = (f"torch.ops.aten._weight_int4pack_mm (innerKTiles {tiles}, "
+            f"{'high' if _INT4PACK['high_first'] else 'low'} nibble first)")
+    return (lambda: torch.ops.aten._weight_int4pack_mm(x, packed, group, sz)), impl, \
+        (x, packed, sz), (lambda: rel(packed))
+
+
+def _kivi_fn(torch: Any, row: dict[str, Any], gen: Any, bits: int):
+    """Decode attention over a KIVI cache of ``bits`` (8, 4; 16: the same Triton kernel over
+    a bf16 cache): :func:`sim.gpu.kernels.kivi_decode`, its operands and its relative error
+    against SDPA in fp32 over the dequantized cache."""
+    from sim.gpu import kernels
+
+    B, H, Hkv, S, D = row["B"], row["H"], row["Hkv"], row["S"], row["D"]
+    q = torch.randn(B, H, D, device="cuda", dtype=torch.bfloat16, generator=gen)
+    k = torch.randn(B, Hkv, S, D, device="cuda", dtype=torch.bfloat16, generator=gen)
+    v = torch.randn(B, Hkv, S, D, device="cuda", dtype=torch.bfloat16, generator=gen)
+    if bits == 16:
+        cache: dict[str, Any] = {"kq": k, "vq": v, "bits": 16, "D": D}
+    else:
+        cache = kernels.quantize_kv(torch, k, v, bits)
+        del k, v
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+
+    def err() -> float:
+        # the first two sequences (the reference's fp32 cache of all of them can exceed the
+        # card's memory)
+        sub = {n: t[:2] if hasattr(t, "numel") else t for n, t in cache.items()}
+        kr, vr = ((sub["kq"].float(), sub["vq"].float()) if bits == 16
+                  else kernels.dequant_kv(torch, sub))
+        ref = torch.nn.functional.scaled_dot_product_attention(
+            q[:2].float()[:, :, None], kr, vr, enable_gqa=Hkv != H)[:, :, 0]
+        got = kernels.kivi_decode(torch, q, cache, sms)[:2].float()
+        return float((got - ref).norm() / ref.norm())
+
+    keep = tuple(t for t in (q, *cache.values()) if hasattr(t, "numel"))
+    name = f"tpeforge triton kivi decode ({'bf16' if bits == 16 else f'int{bits}'} cache)"
+    return (lambda: kernels.kivi_decode(torch, q, cache, sms)), name, keep, err
+
+
 def _attn_fn(torch: Any, row: dict[str, Any], gen: Any):
     B, H, Hkv, S, D = row["B"], row["H"], row["Hkv"], row["S"], row["D"]
     dt = torch.bfloat16 if row["dtype"] == "bf16" else torch.float16
@@ -527,16 +645,31 @@ def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: An
                  ) -> dict[str, str]:  # pragma: no cover - needs a GPU
     """One row's measured columns (:func:`measure`)."""
     rec: dict[str, str] = {}
+    kv_bits = {"int8": 8, "int4": 4}.get(str(row.get("kv_dtype") or "bf16"), 16)
+    check: Callable[[], float] | None = None
 
     def kernel() -> tuple[Callable[[], object], str, Any]:
+        nonlocal check
+        if row["dtype"] in W4A16:
+            fn, name, keep, check = _w4a16_fn(torch, row, gen)
+            return fn, name, keep
+        if kv_bits != 16:
+            fn, name, keep, check = _kivi_fn(torch, row, gen, kv_bits)
+            return fn, name, keep
         if row["op"] == "gemm":
             return _gemm_fn(torch, row["dtype"], row["M"], row["N"], row["K"], gen)
         return _attn_fn(torch, row, gen)
 
     fn, impl, keep = kernel()
+    rec["status"] = "ok"
+    if check is not None:  # the quantized kernels, against their dequantized reference
+        err = check()
+        rec["rel_err"] = f"{err:.2e}"
+        if not (math.isfinite(err) and err < 2e-2):
+            rec["status"] = "result wrong"
     med, p20, p80 = _bench(triton, fn, budget_ms)
     rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
-            "impl": impl, "status": "ok"}
+            "impl": impl}
     if nvml is not None and nvml.handle is not None:
         # input sets enough for twice the L2 together (at most ENERGY_SETS): each call reads
         # its operands from HBM, as the timing (L2 flushed) does
@@ -559,6 +692,14 @@ def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: An
             rec |= {"us_triton": f"{tmed:.3f}", "triton_impl": "tpeforge triton"}
         else:
             rec["status"] = "ok; triton result wrong"
+    if row.get("kv_dtype") == "bf16" and row["op"] == "attn_decode":
+        # the project's decode kernel over the same bf16 cache, beside SDPA
+        tfn, tname, tkeep, terr = _kivi_fn(torch, row, gen, 16)
+        err = terr()
+        rec |= {"triton_rel_err": f"{err:.2e}", "triton_impl": tname}
+        if math.isfinite(err) and err < 2e-2:
+            rec["us_triton"] = f"{_bench(triton, tfn, budget_ms)[0]:.3f}"
+        del tkeep
     return rec
 
 
@@ -588,8 +729,8 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
     out.parent.mkdir(parents=True, exist_ok=True)
     extra = sorted({k for r in rows for k in r if k not in COLUMNS})
     fields = [*COLUMNS, *extra, "us", "us_p20", "us_p80", "impl", "us_triton", "triton_impl",
-              "triton_rel_err", "mj", "watts", "sm_mhz", "us_loop", "energy_sets", "status",
-              "gpu"]
+              "triton_rel_err", "rel_err", "mj", "watts", "sm_mhz", "us_loop", "energy_sets",
+              "status", "gpu"]
     gen = torch.Generator(device="cuda").manual_seed(0)
     tri = _triton_kernel() if triton_gemm else None
     t_start = time.perf_counter()

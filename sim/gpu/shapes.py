@@ -30,14 +30,18 @@ import random
 import sys
 from pathlib import Path
 
-__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "split_of", "v2_shapes",
-           "write_shapes"]
+__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "quant_shapes", "split_of",
+           "v2_shapes", "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
 HELD_OUT_SHARE = 0.4
 SHAPES_CSV = Path(__file__).resolve().parents[1] / "data" / "gpu" / "shapes.csv"
 SHAPES_V2_CSV = SHAPES_CSV.with_name("shapes_v2.csv")
+SHAPES_QUANT_CSV = SHAPES_CSV.with_name("shapes_quant.csv")
+#: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
+#: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
+QUANT_COLUMNS = ("group", "kv_dtype")
 
 #: (N, K) of the linear layers of zoo models: Llama-2-7B (q/o 4096x4096, fused qkv 12288,
 #: gate/up 11008, down), Llama-3-8B / Mistral-7B / Mixtral experts (k/v 1024, MLP 14336),
@@ -55,8 +59,10 @@ ODD_TOKENS = (1, 7, 33, 100, 257, 1000, 3001)
 
 
 def _key(row: dict[str, object]) -> tuple[str, ...]:
-    """A row's shape cells as text (what identifies a kernel; ``causal`` aside)."""
-    return tuple(str(row.get(c, "")) for c in COLUMNS)
+    """A row's shape cells as text (what identifies a kernel; ``causal`` aside), and its
+    :data:`QUANT_COLUMNS` cells where it has them (rows without keep their split)."""
+    return (tuple(str(row.get(c, "")) for c in COLUMNS)
+            + tuple(f"{c}={row[c]}" for c in QUANT_COLUMNS if row.get(c, "") != ""))
 
 
 def split_of(row: dict[str, object]) -> str:
@@ -148,13 +154,41 @@ def v2_shapes() -> list[dict[str, object]]:
     return rows
 
 
-def write_shapes(path: Path = SHAPES_CSV, v2: bool = False) -> Path:
-    rows = v2_shapes() if v2 else default_shapes()
+#: (N, K) of the quantized GEMMs: Llama-2-7B's q/o, gate/up and down, Llama-3-8B's MLP.
+QUANT_LAYERS = ((4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (4096, 14336))
+QUANT_TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+def quant_shapes() -> list[dict[str, object]]:
+    """The quantized kernels' dataset (``sim/data/gpu/shapes_quant.csv``, ``python -m
+    sim.gpu.shapes --quant``): W4A16 GEMMs through PyTorch's int4 kernel and the project's
+    Triton one (group 128) over :data:`QUANT_TOKENS` x :data:`QUANT_LAYERS`, and decode
+    attention over a bf16, int8 and int4 (KIVI) cache, batch 1 to 64, 512 to 32k cached tokens,
+    32 heads over 32 or 8 KV heads, head dim 128; each row with its ``split``."""
+    rows: list[dict[str, object]] = []
+    for dtype in ("w4a16", "w4a16_triton"):
+        for N, K in QUANT_LAYERS:
+            rows += [_gemm(dtype, M, N, K) | {"group": 128} for M in QUANT_TOKENS]
+    for kv in ("bf16", "int8", "int4"):
+        for B in (1, 4, 16, 64):
+            for S in (512, 2048, 8192, 32768):
+                for H, Hkv in ((32, 32), (32, 8)):
+                    if B * S * Hkv > 64 * 32768 * 8:
+                        continue
+                    rows.append({"op": "attn_decode", "dtype": "bf16", "B": B, "H": H,
+                                 "Hkv": Hkv, "S": S, "D": 128, "kv_dtype": kv})
+    for row in rows:
+        row["split"] = split_of(row)
+    return rows
+
+
+def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False) -> Path:
+    rows = quant_shapes() if quant else v2_shapes() if v2 else default_shapes()
+    extra = QUANT_COLUMNS if quant else ("causal",) if v2 else ()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[*COLUMNS, *(("causal",) if v2 else ()), "split"],
-                           restval="")
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, *extra, "split"], restval="")
         w.writeheader()
         w.writerows(rows)
     tmp.replace(path)
@@ -162,7 +196,8 @@ def write_shapes(path: Path = SHAPES_CSV, v2: bool = False) -> Path:
 
 
 if __name__ == "__main__":
-    v2 = "--v2" in sys.argv[1:]
-    paths = [a for a in sys.argv[1:] if a != "--v2"]
-    out = write_shapes(Path(paths[0]) if paths else SHAPES_V2_CSV if v2 else SHAPES_CSV, v2=v2)
+    v2, quant = "--v2" in sys.argv[1:], "--quant" in sys.argv[1:]
+    paths = [a for a in sys.argv[1:] if a not in ("--v2", "--quant")]
+    default = SHAPES_QUANT_CSV if quant else SHAPES_V2_CSV if v2 else SHAPES_CSV
+    out = write_shapes(Path(paths[0]) if paths else default, v2=v2, quant=quant)
     print(f"wrote {out}")

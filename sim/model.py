@@ -76,8 +76,8 @@ class ModelResult:
     capacity_bytes: int
     #: The runtime the workload was lowered for (``models.llm.lower``), when it is a model.
     runtime: str | None = None
-    #: Kernels the pass launches (GPU presets: one per GEMM and attention instance, each
-    #: vector operator's ``launches``), the host's time to launch them
+    #: Kernels the pass launches on a GPU preset (one per GEMM and attention instance, each
+    #: vector operator's ``launches``; 0 on an engine architecture), the host's time to launch them
     #: (``host_launch_us`` each) and the cycles the device waits for the host beyond its own
     #: work: ``cycles`` is the operators' sum plus ``host_wait_cycles``.
     launches: int = 0
@@ -206,7 +206,8 @@ def simulate_model(
         raise ModelError(f"host_launch_us: a host launching each kernel is modeled on GPU "
                          f"presets; {arch.name} is an engine architecture")
     results = tuple(simulate_op(arch, op, memory=memory, objective=objective) for op in ops)
-    launches = sum(op.count * (op.launches if isinstance(op, Vector) else 1) for op in ops)
+    launches = 0 if arch.gpu is None else sum(
+        op.count * (op.launches if isinstance(op, Vector) else 1) for op in ops)
     # launches x us x MHz = cycles, exactly, rounded up
     host = math.ceil(launches * exact(host_launch_us) * exact(arch.clock_mhz))
     wait = max(0, host - sum(r.cycles for r in results))

@@ -34,6 +34,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,12 @@ def _model(torch: Any, name: str):  # pragma: no cover - needs a GPU
 DECODE_STEPS = 12
 
 
-def _time(torch: Any, fn, after, budget_ms: float, max_reps: int = 200
+def _time(torch: Any, fn, budget_ms: float, max_reps: int = 200
           ) -> tuple[float, float, float]:  # pragma: no cover - needs a GPU
-    """(median, p20, p80) microseconds of ``fn`` (``after`` runs untimed after each; at most
-    ``max_reps`` repetitions)."""
+    """(median, p20, p80) microseconds of ``fn`` after two of warm-up (at most ``max_reps``
+    repetitions)."""
     for _ in range(2):
         fn()
-        after()
     times: list[float] = []
     t0 = time.perf_counter()
     while len(times) < 5 or (time.perf_counter() - t0) * 1e3 < budget_ms:
@@ -94,7 +94,6 @@ def _time(torch: Any, fn, after, budget_ms: float, max_reps: int = 200
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) * 1e3)
-        after()
         if len(times) >= max_reps:
             break
     q = statistics.quantiles(times, n=10)
@@ -105,22 +104,21 @@ def _case(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq: int,
           budget_ms: float) -> tuple[float, float, float]:  # pragma: no cover - needs a GPU
     """Time one case (module doc): (median, p20, p80) microseconds."""
     with torch.no_grad():
-        fn, after = _step(torch, model, vocab, phase, batch, seq)
-        return _time(torch, fn, after, budget_ms,
-                     DECODE_STEPS if phase == "decode" else 200)
+        fn = _step(torch, model, vocab, phase, batch, seq)
+        return _time(torch, fn, budget_ms, DECODE_STEPS if phase == "decode" else 200)
 
 
 def _step(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq: int
-          ) -> tuple[Any, Any]:  # pragma: no cover - needs a GPU
-    """``(fn, after)`` of one case (module doc): the timed forward pass and what runs untimed
-    after each (call it under ``torch.no_grad()``)."""
+          ) -> Any:  # pragma: no cover - needs a GPU
+    """The forward pass of one case (module doc), to time (call it under
+    ``torch.no_grad()``)."""
     ids = torch.randint(0, vocab, (batch, seq), device="cuda")
     if phase == "prefill":
-        return lambda: model(ids, use_cache=True), lambda: None
+        return lambda: model(ids, use_cache=True)
     # filling the cache needs no logits but the last position's
     cache = model(ids, use_cache=True, logits_to_keep=1).past_key_values
     nxt = torch.randint(0, vocab, (batch, 1), device="cuda")
-    return lambda: model(nxt, past_key_values=cache, use_cache=True), lambda: None
+    return lambda: model(nxt, past_key_values=cache, use_cache=True)
 
 
 #: Forward passes profiled per case by :func:`profile_ops`.
@@ -144,10 +142,9 @@ def profile_ops(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq:
     from torch.profiler import ProfilerActivity, profile
 
     with torch.no_grad():
-        fn, after = _step(torch, model, vocab, phase, batch, seq)
+        fn = _step(torch, model, vocab, phase, batch, seq)
         for _ in range(2):
             fn()
-            after()
         torch.cuda.synchronize()
         host, wall = [], []
         for _ in range(5):
@@ -157,13 +154,11 @@ def profile_ops(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq:
             torch.cuda.synchronize()
             host.append((t1 - t0) * 1e6)
             wall.append((time.perf_counter() - t0) * 1e6)
-            after()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
                      record_shapes=True) as prof:
             for _ in range(PROFILED_PASSES):
                 fn()
                 torch.cuda.synchronize()
-                after()
     rows: list[dict[str, Any]] = []
     busy = 0.0
     for e in prof.key_averages(group_by_input_shape=True):
@@ -183,35 +178,48 @@ def profile_ops(torch: Any, model: Any, vocab: int, phase: str, batch: int, seq:
     return rows
 
 
+def _each_case(torch: Any, cases,
+               visit: Callable[[dict[str, Any], Any, int], None]) -> None:  # pragma: no cover
+    """``visit(row, model, vocab)`` for every case, the models built one at a time (each freed
+    before the next is built), ``row`` the case's identifying columns (model, phase, batch,
+    seq, versions, card); the GPU's cache allocator emptied after each case."""
+    import transformers
+
+    gpu = torch.cuda.get_device_name(0)
+    for name in dict.fromkeys(c[0] for c in cases):
+        model, config = _model(torch, name)
+        for _, phase, batch, seq in (c for c in cases if c[0] == name):
+            visit({"model": name, "phase": phase, "batch": batch, "seq": seq,
+                   "transformers": transformers.__version__, "torch": torch.__version__,
+                   "gpu": gpu}, model, config.vocab_size)
+            torch.cuda.empty_cache()
+        del model
+        torch.cuda.empty_cache()
+
+
 def run_ops(out: Path, cases=CASES) -> Path:  # pragma: no cover - needs a GPU
     """:func:`profile_ops` of every case into one CSV."""
     import torch
-    import transformers
 
     from sim.gpu.measure import guarded
 
     fields = ["model", "phase", "batch", "seq", "op", "shapes", "calls", "gpu_us", "cpu_us",
               "wall_us", "transformers", "torch", "gpu"]
-    gpu = torch.cuda.get_device_name(0)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        for name in dict.fromkeys(c[0] for c in cases):
-            model, config = _model(torch, name)
-            for _, phase, batch, seq in (c for c in cases if c[0] == name):
-                base = {"model": name, "phase": phase, "batch": batch, "seq": seq,
-                        "transformers": transformers.__version__, "torch": torch.__version__,
-                        "gpu": gpu}
-                rows, status = guarded(torch, functools.partial(
-                    profile_ops, torch, model, config.vocab_size, phase, batch, seq))
-                for r in rows or [{"op": "<forward>", "shapes": status}]:
-                    w.writerow(base | r)
-                f.flush()
-                print(name, phase, batch, seq, status, rows[0] if rows else "", flush=True)
-                torch.cuda.empty_cache()
-            del model
-            torch.cuda.empty_cache()
+
+        def visit(base: dict[str, Any], model: Any, vocab: int) -> None:
+            rows, status = guarded(torch, functools.partial(
+                profile_ops, torch, model, vocab, base["phase"], base["batch"], base["seq"]))
+            for r in rows or [{"op": "<forward>", "shapes": status}]:
+                w.writerow(base | r)
+            f.flush()
+            print(*(base[k] for k in ("model", "phase", "batch", "seq")), status,
+                  rows[0] if rows else "", flush=True)
+
+        _each_case(torch, cases, visit)
     return out
 
 
@@ -323,37 +331,30 @@ def write_eager(profile: Path, out: Path, calibration: str) -> dict[str, Any]:
 
 def run(out: Path, budget_ms: float = 300.0, cases=CASES) -> Path:  # pragma: no cover
     import torch
-    import transformers
 
     from sim.gpu.measure import guarded
 
-    gpu = torch.cuda.get_device_name(0)
     out.parent.mkdir(parents=True, exist_ok=True)
     fields = ["model", "phase", "batch", "seq", "us", "us_p20", "us_p80", "runtime", "dtype",
               "transformers", "torch", "status", "gpu"]
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        for name in dict.fromkeys(c[0] for c in cases):
-            model, config = _model(torch, name)
-            vocab = config.vocab_size
-            for _, phase, batch, seq in (c for c in cases if c[0] == name):
-                row = {"model": name, "phase": phase, "batch": batch, "seq": seq,
-                       "runtime": "eager", "dtype": "bf16",
-                       "transformers": transformers.__version__, "torch": torch.__version__,
-                       "gpu": gpu}
-                q, status = guarded(torch, functools.partial(
-                    _case, torch, model, vocab, phase, batch, seq, budget_ms))
-                row["status"] = status
-                if q is not None:
-                    row |= {"us": f"{q[0]:.1f}", "us_p20": f"{q[1]:.1f}", "us_p80": f"{q[2]:.1f}"}
-                w.writerow(row)
-                f.flush()
-                print({k: row[k] for k in ("model", "phase", "batch", "seq", "us", "status")},
-                      flush=True)
-                torch.cuda.empty_cache()
-            del model
-            torch.cuda.empty_cache()
+
+        def visit(base: dict[str, Any], model: Any, vocab: int) -> None:
+            row = base | {"runtime": "eager", "dtype": "bf16"}
+            q, status = guarded(torch, functools.partial(
+                _case, torch, model, vocab, base["phase"], base["batch"], base["seq"],
+                budget_ms))
+            row["status"] = status
+            if q is not None:
+                row |= {"us": f"{q[0]:.1f}", "us_p20": f"{q[1]:.1f}", "us_p80": f"{q[2]:.1f}"}
+            w.writerow(row)
+            f.flush()
+            print({k: row[k] for k in ("model", "phase", "batch", "seq", "us", "status")},
+                  flush=True)
+
+        _each_case(torch, cases, visit)
     return out
 
 

@@ -63,11 +63,11 @@ def _fraction_range(pairs: list[tuple[float, float]]) -> str:
     return f"{100 * f[0]:.0f} to {100 * f[-1]:.0f}%"
 
 
-def _held_model(profile: dict[tuple[str, str, str, str], Any]) -> str:
+def _held_model(passes: list[dict[str, Any]]) -> str:
     """The profiled model(s) the eager constants were not fitted on."""
     from sim.gpu.framework import EAGER_FIT_MODEL
 
-    return ", ".join(sorted({c[0] for c in profile} - {EAGER_FIT_MODEL}))
+    return ", ".join(sorted({p["model"] for p in passes} - {EAGER_FIT_MODEL}))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -377,7 +377,7 @@ def main() -> int:
     from models.llm import load_model, lower
     from models.ops import Vector
     from sim.cli.gpu import _kernels, _plot, _predict, check_rows
-    from sim.gpu.framework import EAGER_FIT_MODEL
+    from sim.gpu.framework import EAGER_FIT_MODEL, profiled_passes
     from sim.gpu.measure import ENERGY_SETS
     from sim.gpu_model import kernel_bytes_flops, load_eager
     from sim.model import simulate_model
@@ -445,30 +445,22 @@ def main() -> int:
     repeat = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100_repeat.csv")}
 
     # what eager transformers launches per pass (torch.profiler), against the eager lowering
-    profile: dict[tuple[str, str, str, str], list[dict[str, str]]] = {}
-    for r in _rows(DATA / "framework_ops_h100.csv"):
-        profile.setdefault(_case(r), []).append(r)
+    passes = profiled_passes(DATA / "framework_ops_h100.csv")
     eager_rows = []
     eager = load_eager("h100")
     eager_pred: dict[tuple[str, str, str, str], tuple[float, float]] = {}
     timed = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100.csv")}
-    for case, rs in profile.items():
-        fwd = next(r for r in rs if r["op"] == "<forward>")
-        launches = sum(float(r["calls"]) for r in rs if r["op"] != "<forward>")
-        gemm_attn = sum(float(r["gpu_us"]) for r in rs
-                        if r["op"] in ("aten::mm", "aten::bmm", "aten::_cudnn_attention_forward"))
-        cfg = load_model(case[0])
-        ops = lower(cfg, phase=case[1], batch=int(case[2]), seq=int(case[3]), quant="bf16",
-                    runtime="eager")
-        vec = [op for op in ops if isinstance(op, Vector)]
-        elem_bytes = sum(op.bytes * op.count for op in vec)
-        eager_rows.append((case, float(fwd["gpu_us"]), float(fwd["cpu_us"]),
-                           float(fwd["wall_us"]), launches,
+    for p in passes:
+        case = (p["model"], p["phase"], str(p["batch"]), str(p["seq"]))
+        ops = lower(load_model(p["model"]), phase=p["phase"], batch=p["batch"], seq=p["seq"],
+                    quant="bf16", runtime="eager")
+        elem_bytes = sum(op.bytes * op.count for op in ops if isinstance(op, Vector))
+        eager_rows.append((case, p["busy_us"], p["host_us"], p["wall_us"], p["launches"],
                            sum(getattr(op, "launches", 1) * op.count for op in ops),
-                           float(fwd["gpu_us"]) - gemm_attn, elem_bytes))
+                           p["elementwise_us"], elem_bytes))
         # tpe sim model --runtime eager for the same pass
-        res = simulate_model(arch, ops, phase=case[1], batch=int(case[2]), seq=int(case[3]),
-                             runtime="eager", host_launch_us=eager.host_launch_us[case[1]])
+        res = simulate_model(arch, ops, phase=p["phase"], batch=p["batch"], seq=p["seq"],
+                             runtime="eager", host_launch_us=eager.host_launch_us[p["phase"]])
         eager_pred[case] = ((res.cycles - res.host_wait_cycles) / arch.clock_mhz,
                             res.seconds * 1e6)
 
@@ -667,7 +659,7 @@ def main() -> int:
         f"{eager.host_launch_us['decode']:.1f} us in decode), the device waiting for the "
         "host when its own work is shorter (`eager_h100.toml`, written by `python -m "
         "sim.gpu.framework --fit-eager` from the profile: fitted on "
-        f"{EAGER_FIT_MODEL}'s passes, {_held_model(profile)}'s held out):",
+        f"{EAGER_FIT_MODEL}'s passes, {_held_model(passes)}'s held out):",
         "",
         "| model | phase | batch | seq | device busy (us) | predicted device (us) | "
         "timed (us) | predicted (us) | predicted / timed | bound |",

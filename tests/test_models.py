@@ -656,16 +656,10 @@ _GPU_DATA = Path(__file__).resolve().parents[1] / "sim" / "data" / "gpu"
 def _measured_launches() -> dict[tuple[str, str, int, int], float]:
     """Device operators per forward pass of eager transformers, as profiled on the card
     (``framework_ops_h100.csv``: the calls of every ATen operator that ran device work)."""
-    import csv
-    from collections import Counter
+    from sim.gpu.framework import profiled_passes
 
-    out: Counter[tuple[str, str, int, int]] = Counter()
-    with open(_GPU_DATA / "framework_ops_h100.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["op"] != "<forward>":
-                out[(r["model"], r["phase"], int(r["batch"]), int(r["seq"]))] += float(
-                    r["calls"])
-    return dict(out)
+    return {(p["model"], p["phase"], p["batch"], p["seq"]): p["launches"]
+            for p in profiled_passes(_GPU_DATA / "framework_ops_h100.csv")}
 
 
 def test_eager_lowering_launches_what_transformers_launches() -> None:

@@ -74,6 +74,7 @@ __all__ = [
     "MappingError",
     "candidates",
     "clear_caches",
+    "count_product",
     "fold_grid",
     "stream_granule",
     "untiled",
@@ -126,7 +127,7 @@ def _folds_along(dim: Any, tile: Any, unit: Any) -> Any:
     return full * _ceil_div(tile, unit) + _ceil_div(rem, unit)
 
 
-def _product(*factors: Any) -> Any:
+def count_product(*factors: Any) -> Any:
     """The product of per-dimension counts: exact for Python ints, float64 when any is an
     array (a product of int64 arrays could wrap; float64 is exact below 2^53)."""
     if not any(isinstance(f, np.ndarray) for f in factors):
@@ -162,13 +163,13 @@ class FoldGrid:
     def total(self) -> Any:
         """Folds of the whole GEMM instance (float64 over candidates, exact int for one
         mapping: module doc)."""
-        return _product(self.folds_m, self.folds_n, self.folds_k)
+        return count_product(self.folds_m, self.folds_n, self.folds_k)
 
     @property
     def spatial(self) -> Any:
         """Folds of the spatial dimensions only (each runs once per stream chunk); float64
         over candidates, exact int for one mapping."""
-        return _product(*(self.along(d) for d in DIMS if d != self.stream))
+        return count_product(*(self.along(d) for d in DIMS if d != self.stream))
 
     @property
     def chunks(self) -> Any:

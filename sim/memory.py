@@ -91,7 +91,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, Operand, SramSpec
-from mapping import DIMS, OPERAND_DIMS, Candidates, FoldGrid, Mapping, fold_grid
+from mapping import DIMS, OPERAND_DIMS, Candidates, FoldGrid, Mapping, count_product, fold_grid
 from models.caches import memo
 from models.formats import get_format
 from models.ops import Exact, Gemm, exact, exact_div
@@ -311,11 +311,11 @@ def _sram_side(arch: ArchSpec, gemm: Gemm, grid: FoldGrid, one: bool) -> _Sram:
     spatial = grid.spatial
     stream_elems = spatial * stream_extent
     folds = grid.total
-    first_k = _times(grid.folds_m, grid.folds_n)  # folds // folds_k, exactly
+    first_k = count_product(grid.folds_m, grid.folds_n)  # folds // folds_k, exactly
     if stream == "k":
         stream_first = stream_elems // grid.folds_k
     else:  # spatial is folds_k times the other spatial dimension's folds
-        stream_first = _times(grid.along("n" if stream == "m" else "m"), stream_extent)
+        stream_first = count_product(grid.along("n" if stream == "m" else "m"), stream_extent)
     operands: tuple[tuple[Operand, int, SramSpec], ...] = (
         ("A", a_bits, arch.a_buffer), ("W", w_bits, arch.w_buffer),
         ("O", acc_bits, arch.o_buffer))
@@ -345,14 +345,6 @@ def _sram_side(arch: ArchSpec, gemm: Gemm, grid: FoldGrid, one: bool) -> _Sram:
         stall = np.zeros(np.shape(grid.folds_m))
     return _Sram(a_rd=sram_a_rd, w_rd=sram_w_rd, o_rd=(o_drains - 1) * o_acc_bytes,
                  o_wr=o_drains * o_acc_bytes, stall=stall)
-
-
-def _times(a: Any, b: Any) -> Any:
-    """``a * b``: exact for Python ints, float64 for an int64 array (whose product could
-    pass 2^63)."""
-    if isinstance(a, np.ndarray):
-        return a.astype(np.float64) * b
-    return a * b
 
 
 def _mapping_dram(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact
@@ -435,10 +427,12 @@ def _mapping_dram(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact
     return (dram_a, dram_w, dram_o_wr, dram_o_rd), exposure
 
 
-#: Which loop dimensions (m, n, k) index each operand: rows A, W, O.
-_DEP = np.array([[True, False, True], [False, True, True], [True, True, False]])
-#: The dimension (index into ``DIMS``) that does not index each operand: n, m, k.
-_INDEPENDENT = np.array([1, 0, 2])[:, None, None, None]
+#: Which loop dimensions (``DIMS``) index each operand (:data:`mapping.OPERAND_DIMS`): rows
+#: A, W, O.
+_DEP = np.array([[d in OPERAND_DIMS[op] for d in DIMS] for op in ("A", "W", "O")])
+#: The dimension (index into ``DIMS``) that does not index each operand, shaped to broadcast
+#: against (operand, loop position, tile, loop order).
+_INDEPENDENT = np.argmin(_DEP, axis=1)[:, None, None, None]
 
 
 def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: np.ndarray

@@ -128,3 +128,21 @@ def test_gen_tells_its_long_steps_for_large_designs(tmp_path, capsys) -> None:
     assert large.macs_per_cycle >= PROGRESS_MACS > small.macs_per_cycle
     _progress(large)("a step")
     assert re.fullmatch(r"tpe gen: +\d+\.\d s  a step \.\.\.\n", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--cases", "0"], "--cases"), (["--max-dim", "0"], "--max-dim"),
+    (["--max-dim", "5000"], "--max-dim"), (["--wave", "run.txt"], "--wave"),
+    (["--wave", "no/such/folder/run.vcd"], "--wave"),
+])
+def test_verify_refuses_bad_run_options_naming_the_flag(tmp_path, capsys, args, flag) -> None:
+    """Checked once (sim.verify.options.option_error) for the library and the command, before
+    anything is built."""
+    from hw.emit import generate
+    from hw.spec import SystolicSpec
+
+    design = generate(SystolicSpec(rows=2, cols=2), tmp_path)
+    assert main(["verify", str(design), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tpe: error: {flag}: ") and err.count("\n") == 1
+    assert not (design / "sim_build").exists()

@@ -237,29 +237,19 @@ def _gen(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from sim.errors import InputError
-    from sim.verify.options import MAX_DIM, WAVE_FORMATS
+    from sim.verify.options import option_error
     from sim.verify.report import format_report
     from sim.verify.runner import VerifyError, verify_design
-    from sim.verify.toolchain import ToolchainError, check_fst, find_verilator
+    from sim.verify.toolchain import ToolchainError, find_verilator
 
     if not args.design.is_dir():
         raise InputError(f"DIR: {args.design} is not a folder; create one with `tpe gen`")
     if not (args.design / "manifest.json").is_file():
         raise InputError(f"DIR: {args.design} has no manifest.json; create it with `tpe gen`")
-    if args.cases < 1:
-        raise InputError(f"--cases: must be at least 1 (got {args.cases})")
-    if args.max_dim is not None and not 1 <= args.max_dim <= MAX_DIM:
-        raise InputError(f"--max-dim: must be in 1..{MAX_DIM} (got {args.max_dim})")
-    if args.wave is not None:
-        if args.wave.suffix not in WAVE_FORMATS:
-            raise InputError(f"--wave: {args.wave} must end in {' or '.join(WAVE_FORMATS)} "
-                             "(the trace format)")
-        if not args.wave.resolve().parent.is_dir():
-            raise InputError(f"--wave: {args.wave.parent} is not a folder; create it first")
+    if (bad := option_error(args.cases, args.max_dim, args.wave)) is not None:
+        raise InputError(f"--{bad[0].replace('_', '-')}: {bad[1]}")
     try:
         tool = find_verilator()
-        if args.wave is not None and args.wave.suffix == ".fst":
-            check_fst()
         report = verify_design(args.design, seed=args.seed, verbose=args.verbose,
                                cxx_opt=args.cxx_opt, cases=args.cases, max_dim=args.max_dim,
                                wave=args.wave)

@@ -3,7 +3,9 @@ numpy, so that ``tpe --help`` stays light."""
 
 from __future__ import annotations
 
-__all__ = ["MAX_DIM", "RANDOM_GEMMS", "WAVE_FORMATS"]
+from pathlib import Path
+
+__all__ = ["MAX_DIM", "RANDOM_GEMMS", "WAVE_FORMATS", "option_error"]
 
 #: Random GEMMs a verification run checks unless told otherwise (``tpe verify --cases``).
 RANDOM_GEMMS = 3
@@ -13,3 +15,20 @@ MAX_DIM = 1024
 #: Wave formats ``verify_design(wave=...)`` writes, by the file's suffix, and Verilator's flag
 #: for each: FST (compressed; GTKWave and Surfer read it) or VCD.
 WAVE_FORMATS = {".fst": "--trace-fst", ".vcd": "--trace"}
+
+
+def option_error(cases: object, max_dim: object, wave: Path | None) -> tuple[str, str] | None:
+    """``(field, reason)`` of the first run option out of range (``cases``, ``max_dim``,
+    ``wave``), ``None`` when all are valid: the one check that the library and ``tpe verify``
+    (which names the flag) share."""
+    if not isinstance(cases, int) or isinstance(cases, bool) or cases < 1:
+        return "cases", f"must be an integer >= 1 (got {cases!r})"
+    if max_dim is not None and not (isinstance(max_dim, int) and not isinstance(max_dim, bool)
+                                    and 1 <= max_dim <= MAX_DIM):
+        return "max_dim", f"must be an integer in 1..{MAX_DIM} (got {max_dim!r})"
+    if wave is not None:
+        if wave.suffix not in WAVE_FORMATS:
+            return "wave", f"{wave} must end in {' or '.join(WAVE_FORMATS)} (the trace format)"
+        if not wave.resolve().parent.is_dir():
+            return "wave", f"{wave.parent} is not a folder; create it first"
+    return None

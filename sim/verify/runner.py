@@ -18,7 +18,7 @@ from hw.emit import read_manifest
 from hw.spec import SpecError, engine_from_dict
 from sim.errors import VerifyError
 from sim.verify.cxx_opt import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
-from sim.verify.options import MAX_DIM, RANDOM_GEMMS, WAVE_FORMATS
+from sim.verify.options import RANDOM_GEMMS, WAVE_FORMATS, option_error
 from sim.verify.plans import planner
 from sim.verify.toolchain import find_verilator, verilator_env
 
@@ -109,18 +109,11 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     traces every signal into."""
     if cxx_opt not in CXX_OPT_LEVELS:
         raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
-    if not isinstance(cases, int) or isinstance(cases, bool) or cases < 1:
-        raise ValueError(f"cases: must be an integer >= 1 (got {cases!r})")
-    if max_dim is not None and not (isinstance(max_dim, int) and 1 <= max_dim <= MAX_DIM):
-        raise ValueError(f"max_dim: must be an integer in 1..{MAX_DIM} (got {max_dim!r})")
+    if (bad := option_error(cases, max_dim, None if wave is None else Path(wave))) is not None:
+        raise ValueError(f"{bad[0]}: {bad[1]}")
     trace = None
     if wave is not None:
         wave = Path(wave).resolve()
-        if wave.suffix not in WAVE_FORMATS:
-            raise ValueError(f"wave: {wave.name} must end in "
-                             f"{' or '.join(WAVE_FORMATS)} (the trace format)")
-        if not wave.parent.is_dir():
-            raise ValueError(f"wave: {wave.parent} is not a folder")
         trace = WAVE_FORMATS[wave.suffix]
         if wave.suffix == ".fst":
             from sim.verify.toolchain import check_fst

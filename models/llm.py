@@ -900,7 +900,8 @@ def lower(
     the gate product as two, the keys and values appended to the cache by concatenation (each
     step copies the whole cache: ``cache_append``), the logits of every position in prefill
     (``lm_head`` with ``M`` = all tokens) and no sampling (the forward pass returns logits);
-    ``launches`` counts the kernels (:data:`EAGER_LAUNCHES_PER_LAYER` per layer).
+    ``launches`` counts the kernels (40 per layer: the two norms' 16, seven projections, RoPE's
+    10, two concatenations, attention, the activation's 2, two residual sums).
 
     Raises :class:`ModelError` (one line) for a bad ``phase``, ``batch``, ``seq`` (also beyond
     ``max_position_embeddings``), scheme, ``page_tokens``, sparse arguments or ``runtime``.
@@ -989,12 +990,6 @@ EAGER_ROPE_LAUNCHES = 10
 #: SiLU of the gate (2 + 2) and its product with the up projection (4 + 2), two kernels.
 EAGER_ACT_BYTES = 10
 EAGER_ACT_LAUNCHES = 2
-#: Kernels eager transformers launches per Llama decoder layer: two norms, seven projections,
-#: RoPE, two cache concatenations, attention, the activation and two residual sums
-#: (measured: 1301 device operators per forward pass of a 32-layer Llama-2-7B,
-#: ``sim/data/gpu/framework_ops_h100.csv``).
-EAGER_LAUNCHES_PER_LAYER = (2 * EAGER_NORM_LAUNCHES + 7 + EAGER_ROPE_LAUNCHES + 2 + 1
-                            + EAGER_ACT_LAUNCHES + 2)
 #: Kernels outside the layers: the embedding, the rotary table (positions, their product with
 #: the inverse frequencies, the concatenation, cos, sin, their scaling and casts), the final
 #: norm and the head (1301 - 32 x 40 measured, of which the norm's 8, the embedding and the

@@ -33,7 +33,7 @@ from sim.energy import energy_components, system_area_breakdown
 from sim.memory import Memory
 from sim.system import OpResult, gpu_validation, peak_macs_per_cycle, simulate_op
 
-__all__ = ["ModelResult", "resident_bytes", "simulate_model"]
+__all__ = ["ModelResult", "check_host_launch_us", "resident_bytes", "simulate_model"]
 
 Phase = Literal["prefill", "decode"]
 
@@ -200,8 +200,7 @@ def simulate_model(
                             f"{type(op).__name__}")
     if phase is not None and phase not in ("prefill", "decode"):
         raise ModelError(f"phase: must be 'prefill' or 'decode' (got {phase!r})")
-    if not 0 <= host_launch_us < math.inf:
-        raise ModelError(f"host_launch_us: must be a finite number >= 0 (got {host_launch_us!r})")
+    check_host_launch_us(host_launch_us)
     if host_launch_us and arch.gpu is None:
         raise ModelError(f"host_launch_us: a host launching each kernel is modeled on GPU "
                          f"presets; {arch.name} is an engine architecture")
@@ -257,6 +256,12 @@ def simulate_model(
         host_cycles=host,
         host_wait_cycles=wait,
     )
+
+
+def check_host_launch_us(value: float) -> None:
+    """``ModelError`` (naming ``host_launch_us``) unless ``value`` is a finite number >= 0."""
+    if not 0 <= value < math.inf:
+        raise ModelError(f"host_launch_us: must be a finite number >= 0 (got {value!r})")
 
 
 def resident_bytes(ops: Sequence[Op]) -> tuple[int, int]:

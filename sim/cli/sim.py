@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 # models is plain Python; the simulator (numpy, and pydantic through hw.spec) is imported by
@@ -254,10 +253,7 @@ def run_model(args: argparse.Namespace) -> int:
                     page_tokens=page, sparse_block=block, sparse_topk=topk,
                     runtime=args.runtime)
     except ModelError as err:
-        if str(err).startswith("runtime: "):
-            from sim.errors import InputError
-
-            raise InputError(f"--{err}") from None
+        _as_flag(err, "runtime")
         raise
     try:
         result = simulate_model(arch, ops, memory=args.memory, objective=args.objective,
@@ -275,6 +271,16 @@ def run_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_flag(err: ModelError, field: str) -> None:
+    """Raise ``err`` as the input error of the flag of ``field`` when it names that field
+    (the library checks a value once; the command names its flag)."""
+    prefix = f"{field}: "
+    if str(err).startswith(prefix):
+        from sim.errors import InputError
+
+        raise InputError(f"--{field.replace('_', '-')}: {str(err)[len(prefix):]}") from None
+
+
 def _host_launch_us(args: argparse.Namespace, arch: ArchSpec) -> dict[str, float] | None:
     """The host's time per kernel launch by phase under ``--runtime eager`` (``None`` for
     fused: the host keeps ahead of the device); ``--host-launch-us`` only with eager."""
@@ -289,9 +295,12 @@ def _host_launch_us(args: argparse.Namespace, arch: ArchSpec) -> dict[str, float
         raise InputError(f"--runtime: eager models eager PyTorch on a GPU preset; {arch.name} "
                          "is an engine architecture; use --runtime fused")
     if args.host_launch_us is not None:
-        if not 0 <= args.host_launch_us < math.inf:
-            raise InputError(f"--host-launch-us: must be a finite number >= 0 (got "
-                             f"{args.host_launch_us})")
+        from sim.model import check_host_launch_us
+
+        try:
+            check_host_launch_us(args.host_launch_us)
+        except ModelError as err:
+            _as_flag(err, "host_launch_us")
         return dict.fromkeys(("prefill", "decode"), args.host_launch_us)
     from sim.gpu_model import load_eager
 

@@ -189,7 +189,7 @@ MODEL = ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b", "--phase
         ([*GEMM, "--memory", "fast"], r"^tpe sim gemm: error: argument --memory: invalid choice"),
         (["sim", "gemm", "--arch", "systolic", "--M", "x", "--N", "8", "--K", "8"],
          r"^tpe sim gemm: error: argument --M: invalid int value: 'x'"),
-        ([*MODEL[:5], "nope", *MODEL[6:]], r"^tpe: error: model: unknown model 'nope'"),
+        ([*MODEL[:5], "nope", *MODEL[6:]], r"^tpe: error: --model: unknown model 'nope'"),
         ([*MODEL, "--quant", "w4"], r"^tpe: error: --quant: unknown scheme 'w4'; known: "
          r"fp16, bf16, w8a8, "),
         ([*MODEL, "--quant", "w4a17"],
@@ -234,3 +234,33 @@ def test_malformed_arch_toml_exits_2(capsys, tmp_path):
     assert code == 2
     assert err.startswith(f"tpe: error: {bad}: malformed TOML")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_model_csv_has_one_row_per_operator_as_the_json_has_it(capsys, tmp_path) -> None:
+    import csv
+
+    table = tmp_path / "ops.csv"
+    code, out, _ = run(capsys, ["sim", "model", "--arch", "systolic-4core", "--model",
+                                "llama-2-7b", "--phase", "prefill", "--batch", "1", "--seq", "64",
+                                "--quant", "w8a8", "--json", "--csv", str(table)])
+    assert code == 0
+    ops = json.loads(out)["ops"]
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(ops) > 5
+    for row, op in zip(rows, ops, strict=True):
+        assert (row["name"], row["kind"], int(row["count"])) == (op["name"], op["kind"],
+                                                                  op["count"])
+        assert int(row["cycles"]) == op["cycles"] and int(row["dram_bytes"]) == op["dram_bytes"]
+        assert float(row["energy_pj"]) == op["energy_pj"] and row["bound"] == op["bound"]
+        assert json.loads(row["mapping"]) == op["mapping"]
+        assert {k: float(row[f"energy_{k}_pj"]) for k in op["breakdown"]} == op["breakdown"]
+        if op["kind"] == "gemm":
+            assert [int(row[d]) for d in "MNK"] == [op["shape"][d] for d in "MNK"]
+
+
+def test_version(capsys) -> None:
+    from importlib.metadata import version
+
+    code, out, _ = run(capsys, ["--version"])
+    assert code == 0 and out == f"tpe (TPEForge) {version('tpeforge')}\n"

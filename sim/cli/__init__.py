@@ -53,6 +53,26 @@ class _SubParsers(argparse._SubParsersAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+class _Version(argparse.Action):
+    """``tpe --version``: the installed package's version, looked up only when asked (the
+    lookup reads the package metadata, which every other command can do without)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("tpeforge")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            text = "unknown (not installed; pip install -e . in the repository)"
+        print(f"tpe (TPEForge) {text}")
+        parser.exit(0)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2; subcommands may be filled lazily
     (:class:`_SubParsers`)."""
@@ -81,6 +101,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="tpe",
         description="TPEForge: generate, verify and simulate tensor processing engines.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     first = argv[0] if argv else None

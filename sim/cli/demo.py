@@ -21,11 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sim.errors import InputError
-
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError(f"--out: {args.out} exists and is not a folder")
+    from sim.files import output_dir
     from sim.report.demo import run_demo
+
+    output_dir(args.out, "--out")
 
     report, ok = run_demo(args.out, synth=not args.no_synth, log=print)
     print(f"report: {report}")

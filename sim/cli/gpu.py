@@ -194,11 +194,13 @@ def _predict(arch: ArchSpec, kernels: list[Any]) -> list[Any]:
 
 def run_measure(args: argparse.Namespace) -> int:
     from sim.errors import InputError
+    from sim.files import output_file
     from sim.gpu.measure import MeasureError, measure, read_shapes, select_rows
 
+    out = output_file(args.out, "--out", suffixes=(".csv",))
     try:
         rows = select_rows(read_shapes(Path(args.inp)), args.skip, args.limit)
-        measure(rows, Path(args.out), budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
+        measure(rows, out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
                 micro=not args.no_micro, energy_s=args.energy_s)
     except MeasureError as err:
         raise InputError(str(err)) from None
@@ -207,23 +209,23 @@ def run_measure(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from sim.files import output_file, replacing
+
+    out = output_file(args.out, "--out", suffixes=(".csv",))
     arch = _gpu_arch(args.gpu)
     rows = _read(args.inp, "--in")
     predicted = _predict(arch, _kernels(rows, "--in"))
-    out = Path(args.out)
     # the input's own columns pass through, but for the three this writes (a measured file's
     # us, mj and gpu are replaced, not repeated)
     mine = ("us", "mj", "gpu")
     fields = [*SHAPE_COLUMNS, *[c for c in (rows[0] if rows else {})
                                 if c not in SHAPE_COLUMNS and c not in mine], *mine]
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with replacing(out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for row, est in zip(rows, predicted, strict=True):
             w.writerow({**row, "us": f"{est.us:.3f}", "mj": f"{est.mj:.5g}",
                         "gpu": arch.name})
-    tmp.replace(out)
     print(f"wrote {out} ({len(rows)} kernels on {arch.name})")
     if not arch.gpu.validated:
         from sim.cli.sim import validation_note
@@ -320,6 +322,9 @@ def check_rows(rows: list[dict[str, str]], predicted: list[Any]
 
 def run_check(args: argparse.Namespace) -> int:
     from sim.errors import InputError
+    from sim.files import IMAGE_SUFFIXES, output_file
+
+    plot = output_file(args.plot, "--plot", suffixes=IMAGE_SUFFIXES) if args.plot else None
 
     rows = [r for r in _read(args.measured, "--measured")
             if r.get("status", "ok") == "ok" and r.get("us")]
@@ -340,9 +345,9 @@ def run_check(args: argparse.Namespace) -> int:
     targets = [s for (split, _, group), s in stats.items() if split == "held" and group == "all"]
     ok = bool(targets) and all(s["mape"] <= TARGET_MAPE and s["spearman"] >= TARGET_SPEARMAN
                                for s in targets)
-    if args.plot:
-        _plot(rows, [e.us for e in predicted], Path(args.plot), arch.name, stats)
-        print(f"plot: {args.plot}")
+    if plot is not None:
+        _plot(rows, [e.us for e in predicted], plot, arch.name, stats)
+        print(f"plot: {plot}")
     verdict = "PASS" if ok else "FAIL"
     print(f"held-out targets (MAPE <= {TARGET_MAPE:.0%}, Spearman >= {TARGET_SPEARMAN} for "
           f"each of gemm and attention): {verdict}")
@@ -386,17 +391,19 @@ def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: s
     ax.set_xlabel("measured (us)")
     ax.set_ylabel("predicted (us)")
     ax.legend(fontsize=6, ncol=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=130)
+    from sim.files import replacing
+
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=130)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
     from sim.errors import InputError
+    from sim.files import output_file, replacing
     from sim.gpu.calibrate import calibrate
 
+    out = output_file(args.out, "--out", suffixes=(".toml",))
     measured = Path(args.measured)
     if not measured.is_file():
         raise InputError(f"--measured: no such file {args.measured!r}")
@@ -416,9 +423,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
             raise InputError(str(err)) from None
         raise InputError(f"--measured: cannot calibrate from {args.measured}: {err}") from None
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    with replacing(out) as tmp:
+        tmp.write_text(text)
     print(f"wrote {out}")
     return 0

@@ -92,6 +92,7 @@ def _gen_tile(args: argparse.Namespace) -> int:
     from hw.spec import SpecError, load_arch, tile_spec
     from hw.synth import SynthError
     from sim.energy import sram_area
+    from sim.files import output_dir
 
     try:
         spec = tile_spec(load_arch(args.arch, args.set), dim_bits=args.dim_bits,
@@ -102,8 +103,7 @@ def _gen_tile(args: argparse.Namespace) -> int:
         if flag is None:
             raise
         raise SpecError(f"{flag}{sep}{rest}") from None
-    if args.out.exists() and not args.out.is_dir():
-        raise SpecError(f"--out: {args.out} exists and is not a folder")
+    output_dir(args.out, "--out")
     try:
         folder = generate(spec, args.out, synth=args.synth, sram=sram_area)
     except SynthError as err:
@@ -207,12 +207,11 @@ def _progress(spec: Any) -> Callable[[str], None]:
 
 def _gen(args: argparse.Namespace) -> int:
     from hw.emit import generate
-    from hw.spec import SpecError
     from hw.synth import SynthError
+    from sim.files import output_dir
 
     spec = _engine_spec(args)
-    if args.out.exists() and not args.out.is_dir():
-        raise SpecError(f"--out: {args.out} exists and is not a folder")
+    output_dir(args.out, "--out")
     try:
         folder = generate(spec, args.out, synth=args.synth, progress=_progress(spec))
     except SynthError as err:

@@ -129,6 +129,9 @@ def _model_args(model: argparse.ArgumentParser) -> None:
                             "with python -m sim.gpu.framework --ops)")
     model.add_argument("--plot", default=None, metavar="DIR",
                        help="write op_breakdown.png and roofline.png into DIR")
+    model.add_argument("--csv", default=None, metavar="FILE",
+                       help="write one row per operator to FILE (.csv): shape, time, energy "
+                            "and its breakdown, bound, mapping")
     _run_args(model)
     model.set_defaults(func=run_model)
 
@@ -234,8 +237,11 @@ def run_model(args: argparse.Namespace) -> int:
     from models.llm import load_model, lower, weight_bytes
     from sim.errors import FormatError
     from sim.execution import resolve_scheme
+    from sim.files import output_dir, output_file
     from sim.model import simulate_model
 
+    plot = output_dir(args.plot, "--plot") if args.plot else None
+    table = output_file(args.csv, "--csv", suffixes=(".csv",)) if args.csv else None
     batch = _positive("--batch", args.batch)
     seq = _positive("--seq", args.seq)
     if args.phase == "prefill" and batch * seq > MAX_SIZE:
@@ -247,7 +253,11 @@ def run_model(args: argparse.Namespace) -> int:
     arch = _load(args)
     host_us = _host_launch_us(args, arch)
     scheme = resolve_scheme(args.quant, arch.engine)
-    cfg = load_model(args.model)
+    try:
+        cfg = load_model(args.model)
+    except ModelError as err:
+        _as_flag(err, "model")
+        raise
     try:
         ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, quant=scheme,
                     page_tokens=page, sparse_block=block, sparse_topk=topk,
@@ -263,10 +273,14 @@ def run_model(args: argparse.Namespace) -> int:
                                 host_launch_us=0.0 if host_us is None else host_us[args.phase])
     except FormatError as err:
         raise FormatError(f"--quant: {scheme.name}: {err}") from None
-    if args.plot:
+    if plot is not None:
         from sim.report.plots import save_model_plots
 
-        save_model_plots({args.phase: result}, args.plot)
+        save_model_plots({args.phase: result}, plot)
+    if table is not None:
+        from sim.report.tables import write_operator_csv
+
+        write_operator_csv(result, table)
     print(json.dumps(result.to_dict()) if args.json else format_model(result))
     return 0
 
@@ -406,20 +420,11 @@ def _unroll(m: Mapping) -> str:
     return " x ".join(f"{d}{v}" for d, v in m.spatial.items())
 
 
-def _shape_text(r: OpResult) -> str:
-    op = r.op
-    if isinstance(op, Gemm):
-        return f"{op.M}x{op.N}x{op.K} {op.a_fmt}x{op.w_fmt}"
-    if isinstance(op, Attention):
-        return (f"b{op.batch} h{op.heads}/{op.kv_heads} q{op.q_len} kv{op.kv_len} "
-                f"d{op.qk_dim} {op.kv_fmt}")
-    return f"{op.kind} {op.elems:,}"
-
-
 def format_op(r: OpResult, arch: ArchSpec) -> str:
     """One operator's result as text: the whole architecture's figures, then (GEMMs on an
     engine) one core's share as the engine model sees it."""
     from sim.energy import system_area_breakdown
+    from sim.report.tables import shape_text
 
     m = dict(r.mapping)
     label = r.kind if r.name == r.kind else f"{r.kind} {r.name}"
@@ -433,7 +438,7 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
                    f"{'>'.join(c.loop_order)} (outer>inner), stationary "
                    f"{c.stationary or 'all'}, {c.folds:,} folds per core")
     lines = [
-        f"{label} ({_shape_text(r)}, count {r.count}) on {arch.name} [{arch.engine.name}] "
+        f"{label} ({shape_text(r)}, count {r.count}) on {arch.name} [{arch.engine.name}] "
         f"x {cores}",
         f"  cycles        {r.cycles:,}  (compute {r.compute_cycles:,}: engine "
         f"{r.engine_cycles:,}, vector {r.vector_cycles:,}; stall {r.stall_cycles:,})",
@@ -456,6 +461,8 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
 
 
 def format_model(r: ModelResult) -> str:
+    from sim.report.tables import shape_text
+
     gpu = r.arch.gpu is not None  # a GPU preset names the kernel each operator stands for
     header = (f"{'op':<16}{'count':>6}  {'shape':<36}{'time':>11}{'energy':>12}{'util':>7}"
               "  bound" + ("   kernel" if gpu else ""))
@@ -467,7 +474,7 @@ def format_model(r: ModelResult) -> str:
     ]
     for op in r.ops:
         lines.append(
-            f"{op.name:<16}{op.count:>6}  {_shape_text(op):<36}{_time(op.seconds):>11}"
+            f"{op.name:<16}{op.count:>6}  {shape_text(op):<36}{_time(op.seconds):>11}"
             f"{_energy(op.energy_pj):>12}{op.utilization:>7.1%}  {op.bound}"
             + (f"{'':<{9 - len(op.bound)}}{op.mapping.get('gpu_kernel', '')}" if gpu else "")
         )

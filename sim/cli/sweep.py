@@ -72,8 +72,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         raise InputError(f"--chunk: must be a positive integer (got {args.chunk})")
     if args.ray_address and args.backend != "ray":
         raise InputError("--ray-address: only with --backend ray")
+    from sim.files import output_dir
+
+    out = output_dir(args.out or "results.parquet", "--out")
+    if args.report:
+        output_dir(args.report, "--report")
     spec = load_sweep(args.target)
-    out = Path(args.out or "results.parquet")
     summary = run_sweep(spec, out, backend=args.backend, workers=args.workers,
                         resume=args.resume, ray_address=args.ray_address, chunk=args.chunk,
                         flush_seconds=FLUSH_SECONDS if args.flush_seconds is None
@@ -100,7 +104,10 @@ def run_report(args: argparse.Namespace) -> int:
                         ("--flush-seconds", args.flush_seconds)):
         if value:
             raise InputError(f"{flag}: not an option of `tpe sweep report`")
+    from sim.files import output_dir
+
     results = Path(args.results)
-    out = Path(args.out) if args.out else results.with_name(results.stem + "_report")
+    out = output_dir(args.out if args.out else results.with_name(results.stem + "_report"),
+                     "--out")
     print(f"report: {write_report(results, out)}")
     return 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sim.files import replacing
+
 __all__ = ["run_demo"]
 
 #: The demo's engine and workload (the embedded default).
@@ -260,7 +262,6 @@ def _write_report(out, arch, spec, verify, synth_fig, results, timings, gpu_resu
         "",
     ]
     report = out / "report.md"
-    tmp = report.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(report)
+    with replacing(report) as tmp:
+        tmp.write_text("\n".join(lines))
     return report

@@ -115,7 +115,8 @@ def save_model_plots(results, out_dir) -> list:
 
 
 def _save(fig, path):
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=130)
-    tmp.replace(path)
+    from sim.files import replacing
+
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=130)
     return path

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.files import replacing
 from sim.sweep.spec import RESERVED, WORKLOAD_COLUMNS
 from sim.sweep.storage import read_results
 
@@ -139,9 +140,11 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
         for ax in list(axs.flat)[len(panels):]:
             ax.set_visible(False)
         fig.suptitle(f"{title} ({'max' if mx else 'min'} x, {'max' if my else 'min'} y)")
-        fig.savefig(out_dir / f"{stem}.png", dpi=110)
+        with replacing(out_dir / f"{stem}.png") as tmp:
+            fig.savefig(tmp, dpi=110)
         lines += [f"![{title}]({stem}.png)", ""]
     lines += ["## Best points per objective", "", *best_lines]
     report = out_dir / "report.md"
-    report.write_text("\n".join(lines))
+    with replacing(report) as tmp:
+        tmp.write_text("\n".join(lines))
     return report

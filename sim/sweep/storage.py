@@ -84,6 +84,13 @@ def read_results(path: str | Path, columns: Sequence[str] | None = None) -> Any:
 
     path = Path(path)
     if path.is_file():
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"PAR1":  # every Parquet file starts (and ends) with these bytes
+            hint = (f"; a sweep spec runs with `tpe sweep {path}`" if path.suffix == ".toml"
+                    else "")
+            raise SpecError(f"RESULTS: {str(path)!r} is not a Parquet file (give the results "
+                            f"folder a sweep wrote, or one of its part files){hint}")
         return pq.read_table(path, columns=columns)
     if not path.is_dir():
         raise SpecError(f"RESULTS: {str(path)!r} does not exist")

@@ -27,8 +27,11 @@ def option_error(cases: object, max_dim: object, wave: Path | None) -> tuple[str
                                     and 1 <= max_dim <= MAX_DIM):
         return "max_dim", f"must be an integer in 1..{MAX_DIM} (got {max_dim!r})"
     if wave is not None:
-        if wave.suffix not in WAVE_FORMATS:
-            return "wave", f"{wave} must end in {' or '.join(WAVE_FORMATS)} (the trace format)"
-        if not wave.resolve().parent.is_dir():
-            return "wave", f"{wave.parent} is not a folder; create it first"
+        from sim.errors import InputError
+        from sim.files import output_file
+
+        try:
+            output_file(wave, "wave", suffixes=tuple(WAVE_FORMATS))
+        except InputError as err:
+            return "wave", str(err).removeprefix("wave: ")
     return None

@@ -17,6 +17,7 @@ from typing import Any
 from hw.emit import read_manifest
 from hw.spec import SpecError, engine_from_dict
 from sim.errors import VerifyError
+from sim.files import replacing
 from sim.verify.cxx_opt import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
 from sim.verify.options import RANDOM_GEMMS, WAVE_FORMATS, option_error
 from sim.verify.plans import planner
@@ -153,7 +154,10 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     sink = io.StringIO()
     handler = logging.StreamHandler(sink)
     cocotb_log = logging.getLogger("cocotb")
-    with _environ(env), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+    # the trace goes to a temporary file beside ``wave``, renamed onto it once the run ends
+    traced = replacing(wave) if wave is not None else contextlib.nullcontext(None)
+    with traced as trace_file, _environ(env), contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink):
         cocotb_log.addHandler(handler)
         try:
             runner = get_runner("verilator")
@@ -179,7 +183,7 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                     "TPE_MAX_DIM": "" if max_dim is None else str(max_dim),
                 },
                 waves=trace is not None,
-                test_args=["--trace-file", str(wave)] if wave is not None else [],
+                test_args=["--trace-file", str(trace_file)] if trace_file is not None else [],
                 log_file=log_file,
                 seed=seed,
             )

@@ -132,3 +132,65 @@ def test_fold_cycles_formula(dataflow: str) -> None:
         assert spec.fold_cycles(n) == n + 2 * 5 + 3 - extra
     with pytest.raises(ValueError, match=re.escape("stream_len must be >= 1, got 0")):
         spec.fold_cycles(0)
+
+
+# -- architecture files built on a base ------------------------------------------------------
+
+
+def _same_but_names(a: ArchSpec, b: ArchSpec) -> bool:
+    import dataclasses
+
+    return dataclasses.replace(a, name=b.name, description=b.description) == b
+
+
+def test_a_file_on_a_base_is_the_base_with_its_changes(tmp_path) -> None:
+    (tmp_path / "small.toml").write_text(
+        'base = "systolic"\n[engine]\nrows = 16\ncols = 12\n'
+        "[memory.dram]\nbandwidth_gb_per_s = 25.6\n")
+    derived = load_arch(str(tmp_path / "small.toml"))
+    want = load_arch("systolic", ["engine.rows=16", "engine.cols=12",
+                                  "dram.bandwidth_gb_per_s=25.6"])
+    assert _same_but_names(derived, want)
+    assert derived.name == "small" and "systolic" in derived.description
+    # a chain of files, each path relative to the file that names it; --set still applies
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "fast.toml").write_text(
+        'base = "../small.toml"\nname = "fast"\nclock_mhz = 1500.0\n')
+    fast = load_arch(str(tmp_path / "sub" / "fast.toml"), ["engine.rows=8"])
+    assert fast.name == "fast"
+    assert _same_but_names(fast, load_arch(str(tmp_path / "small.toml"),
+                                           ["clock_mhz=1500", "engine.rows=8"]))
+
+
+def test_a_base_of_another_engine_kind_and_a_new_level(tmp_path) -> None:
+    cube = load_arch_dict("cube")["engine"]
+    (tmp_path / "k.toml").write_text(
+        'base = "systolic"\n[engine]\n' + "".join(
+            f"{k} = {v!r}\n".replace("'", '"').replace("True", "true").replace("False", "false")
+            for k, v in cube.items()))
+    arch = load_arch(str(tmp_path / "k.toml"))
+    assert arch.engine == load_arch("cube").engine  # the other kind replaces the engine
+    assert arch.memory == load_arch("systolic").memory
+    levels = "".join(f"[memory.{n}]\n" for n in ("a_buffer", "w_buffer", "o_buffer"))
+    (tmp_path / "l2.toml").write_text(
+        'base = "systolic"\n' + levels + '[memory.l2]\nholds = ["A", "W", "O"]\n'
+        'instances = "chip"\ncapacity_bytes = 4194304\nbandwidth_gb_per_s = 200.0\n'
+        "[memory.dram]\nlatency_ns = 80.0\n")
+    l2 = load_arch(str(tmp_path / "l2.toml"))
+    assert [lv.name for lv in l2.memory] == ["a_buffer", "w_buffer", "o_buffer", "l2", "dram"]
+    assert l2.memory[:3] == load_arch("systolic").memory[:3]
+    assert l2.memory[-1] == load_arch("systolic", ["dram.latency_ns=80"]).memory[-1]
+
+
+@pytest.mark.parametrize(("text", "pattern"), [
+    ('base = "systolic"\n[memory.l2]\nholds = ["A"]\n',
+     r"^memory\.l2: systolic has no level of that name; to add one, list every level"),
+    ('base = "nope"\n', r"^base: unknown preset 'nope'"),
+    ('base = "missing.toml"\n', r"^base: 'missing.toml': no such file"),
+    ("base = 3\n", r"^base: must be a preset name or a TOML path"),
+    ('base = "me.toml"\n', r"^base: 'me.toml' leads back to itself"),
+])
+def test_a_bad_base_is_one_line_naming_it(tmp_path, text: str, pattern: str) -> None:
+    (tmp_path / "me.toml").write_text(text)
+    with pytest.raises(SpecError, match=pattern):
+        load_arch(str(tmp_path / "me.toml"))

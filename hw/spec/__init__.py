@@ -602,17 +602,132 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_arch_dict(arch: str) -> dict[str, Any]:
-    """The raw mapping of a preset name or a TOML file path."""
+    """The raw mapping of a preset name or a TOML file path, with its ``base`` (if it names
+    one) merged in (:func:`merge_base`)."""
+    path = _arch_path(arch, "--arch", None)
+    return _with_base(read_toml(path), path, (path.resolve(),))
+
+
+def _arch_path(arch: str, key: str, origin: Path | None) -> Path:
+    """The file of preset ``arch`` or of TOML path ``arch`` (relative to ``origin``'s folder
+    when ``arch`` is named in the file ``origin``)."""
     path = Path(arch)
-    if arch.endswith(".toml") or path.exists():
-        return read_toml(path)
+    if origin is not None and not path.is_absolute():
+        path = origin.parent / path
+    if arch.endswith(".toml") or "/" in arch or path.exists():
+        if not path.is_file() and origin is not None:
+            raise SpecError(f"{key}: {arch!r}: no such file (a path in {origin.name} is relative "
+                            "to its folder)")
+        return path
     preset = PRESET_DIR / f"{arch}.toml"
     if not preset.is_file():
         raise SpecError(
-            f"--arch: unknown preset {arch!r}; presets: {', '.join(list_presets())} "
+            f"{key}: unknown preset {arch!r}; presets: {', '.join(list_presets())} "
             "(or give a path to a .toml file)"
         )
-    return read_toml(preset)
+    return preset
+
+
+def _with_base(data: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """``data`` (read from ``path``) over its ``base``, itself resolved the same way."""
+    if "base" not in data:
+        return data
+    base = data["base"]
+    if not isinstance(base, str) or not base:
+        raise SpecError(f"base: must be a preset name or a TOML path (got {base!r})")
+    base_path = _arch_path(base, "base", path)
+    if base_path.resolve() in chain:
+        names = " -> ".join(p.name for p in (*chain, base_path))
+        raise SpecError(f"base: {base!r} leads back to itself ({names}); break the cycle")
+    parent = _with_base(read_toml(base_path), base_path, (*chain, base_path.resolve()))
+    child = {k: v for k, v in data.items() if k != "base"}
+    merged = merge_base(parent, child, base)
+    if "name" not in child:  # a derived architecture is not its base: named after its file
+        merged["name"] = path.stem
+    if "description" not in child and "description" in parent:
+        merged["description"] = f"{base} with the changes of {path.name}: {parent['description']}"
+    return merged
+
+
+def merge_base(parent: Mapping[str, Any], child: Mapping[str, Any], base: str = "base"
+               ) -> dict[str, Any]:
+    """An architecture mapping made of ``parent`` (a whole architecture) changed by
+    ``child`` (the fields of an architecture file that names ``parent`` as its ``base``):
+
+    - values replace the parent's, tables merge key by key ([vector], [gpu], ...);
+    - [engine] merges into the parent's engine when its kind is the same (or not given),
+      and replaces it when it names another kind (the other kind's fields do not apply);
+    - memory levels merge by name, each level's fields over the parent's; the levels keep the
+      parent's order unless the child adds a level, in which case it lists every level in
+      order from the PEs out (a level given with only some fields keeps the others).
+    """
+    out = _deepcopy(parent)
+    levels = _levels_of(out, base)
+    changed = _levels_of(_deepcopy(child), "")
+    for key, value in child.items():
+        if key == "memory" or key in LEGACY_LEVELS:
+            continue
+        mine = out.get(key)
+        if key == "engine" and isinstance(value, Mapping) and isinstance(mine, Mapping):
+            same = value.get("kind", mine.get("kind")) == mine.get("kind")
+            out[key] = _merged(mine, value) if same else _deepcopy(value)
+        elif isinstance(value, Mapping) and isinstance(mine, Mapping):
+            out[key] = _merged(mine, value)
+        else:
+            out[key] = _deepcopy(value) if isinstance(value, Mapping) else value
+    if changed:
+        new = [n for n in changed if n not in levels]
+        order = list(levels)
+        if new:
+            missing = [n for n in levels if n not in changed]
+            if missing:
+                raise SpecError(
+                    f"memory.{new[0]}: {base} has no level of that name; to add one, list "
+                    f"every level in order from the PEs out ({base}'s: {', '.join(levels)}), "
+                    "a level given with only the fields you change keeps the others")
+            order = list(changed)
+        levels = {n: {**levels.get(n, {}), **changed.get(n, {})} for n in order}
+    out["memory"] = levels
+    return out
+
+
+def _levels_of(data: dict[str, Any], base: str) -> dict[str, dict[str, Any]]:
+    """The memory levels of ``data`` by name, innermost first (removed from ``data``): from
+    ``[memory.NAME]`` tables, a ``[[memory]]`` array or the fixed tables of older files (the
+    latter with their defaults when ``base`` names the whole architecture they come from)."""
+    if "memory" not in data and not any(k in data for k in LEGACY_LEVELS):
+        return {}
+    if base:
+        return {n: dict(t) for n, t in _memory_tables(data)}
+    out: dict[str, dict[str, Any]] = {}
+    mem = data.pop("memory", None)
+    if isinstance(mem, Mapping):
+        items = list(mem.items())
+    elif isinstance(mem, list):
+        items = []
+        for i, table in enumerate(mem):
+            if not isinstance(table, Mapping) or "name" not in table:
+                raise SpecError(f"memory[{i}]: must be a table with a name")
+            items.append((str(table["name"]), {k: v for k, v in table.items() if k != "name"}))
+    elif mem is None:
+        items = [(k, data.pop(k)) for k in list(LEGACY_LEVELS) if k in data]
+    else:
+        raise SpecError(f"memory: must be tables of levels, got {type(mem).__name__}")
+    for name, table in items:
+        if not isinstance(table, Mapping):
+            raise SpecError(f"{name}: must be a table, got {type(table).__name__}")
+        out[name] = dict(table)
+    return out
+
+
+def _merged(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """``a`` with ``b``'s keys over it, tables merged key by key."""
+    out = _deepcopy(a)
+    for k, v in b.items():
+        mine = out.get(k)
+        out[k] = (_merged(mine, v) if isinstance(v, Mapping) and isinstance(mine, Mapping)
+                  else _deepcopy(v) if isinstance(v, Mapping) else v)
+    return out
 
 
 def load_arch(arch: str, overrides: Sequence[str] = ()) -> ArchSpec:

@@ -193,14 +193,21 @@ PROGRESS_MACS = 1024
 def _progress(spec: Any) -> Callable[[str], None]:
     """Progress lines on standard error for a large design (:data:`PROGRESS_MACS`): each step
     as it starts, with the seconds since the command began; nothing for a small one."""
-    import time
-
     if spec.macs_per_cycle < PROGRESS_MACS:
         return lambda _: None
+    return _steps("tpe gen")
+
+
+def _steps(command: str) -> Callable[[str], None]:
+    """A progress printer: each step as it starts, on standard error (standard output stays
+    the command's result), with the seconds since it was made."""
+    import time
+
     start = time.perf_counter()
+    stream = sys.stderr  # this one, even where a step runs with stderr redirected
 
     def line(step: str) -> None:
-        print(f"tpe gen: {time.perf_counter() - start:6.1f} s  {step} ...", file=sys.stderr,
+        print(f"{command}: {time.perf_counter() - start:6.1f} s  {step} ...", file=stream,
               flush=True)
     return line
 
@@ -251,7 +258,7 @@ def _verify(args: argparse.Namespace) -> int:
         tool = find_verilator()
         report = verify_design(args.design, seed=args.seed, verbose=args.verbose,
                                cxx_opt=args.cxx_opt, cases=args.cases, max_dim=args.max_dim,
-                               wave=args.wave)
+                               wave=args.wave, progress=_steps("tpe verify"))
     except ToolchainError as err:
         raise InputError(str(err)) from None
     except VerifyError as err:

@@ -85,7 +85,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
                         progress=None if args.quiet else sys.stderr)
     print(f"sweep {spec.name}: {summary.computed} design points computed"
           + (f", {summary.skipped} already done" if summary.skipped else "")
-          + f" ({summary.points_per_s:,.1f} points/s over {len(spec.workloads)} workloads); "
+          + f" ({summary.points_per_s:,.1f} points/s over {len(spec.workloads)} "
+          + ("workload" if len(spec.workloads) == 1 else "workloads") + "); "
           f"results: {out}")
     if args.report:
         print(f"report: {write_report(out, args.report)}")

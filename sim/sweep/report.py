@@ -58,6 +58,11 @@ _LABELS = {"area_mm2": "area (mm^2)", "tokens_per_s": "tokens/s", "seconds": "la
            "energy_per_token_pj": "energy per token (pJ)"}
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def write_report(results: str | Path, out_dir: str | Path) -> Path:
     """Pareto fronts (throughput vs area, energy per token vs latency) per workload as PNG,
     and ``report.md`` with a summary table and the best point per objective. Returns the
@@ -76,7 +81,8 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
         workloads.setdefault(tuple(cols[k][i] for k in WORKLOAD_COLUMNS), []).append(i)
     ok = np.array([e is None for e in cols["error"]], dtype=bool)
     lines = [f"# Sweep report: {Path(results).name}", "",
-             f"{len(set(cols['point_id']))} design points x {len(workloads)} workloads = "
+             f"{_count(len(set(cols['point_id'])), 'design point')} x "
+             f"{_count(len(workloads), 'workload')} = "
              f"{n} rows; {int((~ok).sum())} rows with errors (mapping or format does not fit).",
              "", f"Axes: {', '.join(f'`{k}`' for k in axis_keys)}.", ""]
     summary = ["| workload | points | errors | front: tokens/s vs area | front: energy/token vs"

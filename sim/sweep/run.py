@@ -260,11 +260,15 @@ class _Progress:
     """A one-line progress report on ``stream``: points, rate, ETA (redrawn on a terminal,
     a line every few seconds otherwise)."""
 
-    def __init__(self, name: str, total: int, stream: TextIO | None) -> None:
-        self.name, self.total, self.stream = name, total, stream
+    def __init__(self, name: str, total: int, stream: TextIO | None, unit: str = "points"
+                 ) -> None:
+        self.name, self.total, self.stream, self.unit = name, total, stream, unit
         self.done = 0
+        #: Said after the count (e.g. how many of the trials were new points).
+        self.note = ""
         self.start = self._last = time.monotonic()
         self.tty = bool(stream is not None and stream.isatty())
+        self._open = False  # a redrawn line is on the terminal, not yet ended
 
     def update(self, n: int) -> None:
         self.done += n
@@ -281,16 +285,27 @@ class _Progress:
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
         eta = "--" if math.isinf(left) else _duration(left)
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        text = (f"{self.name}: {self.done}/{self.total} points {pct:5.1f}% "
-                f"{rate:,.1f} points/s " + (f"in {_duration(elapsed)}" if final else f"ETA {eta}"))
+        note = f" ({self.note})" if self.note else ""
+        text = (f"{self.name}: {self.done}/{self.total} {self.unit}{note} {pct:5.1f}% "
+                f"{rate:,.1f} {self.unit}/s "
+                + (f"in {_duration(elapsed)}" if final else f"ETA {eta}"))
         if self.tty:
             self.stream.write("\r" + text.ljust(78) + ("\n" if final else ""))
+            self._open = not final
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         self._draw(final=True)
+
+    def abort(self) -> None:
+        """End a redrawn line without a final count (the run was interrupted or failed), so
+        that what is printed next starts on its own line."""
+        if self._open and self.stream is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
 
 
 def _duration(seconds: float) -> str:
@@ -377,9 +392,13 @@ def _run_indices(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str],
     size = _chunk_size(spec, len(indices), workers, chunk)
     tasks = (("index", indices[i:i + size]) for i in range(0, len(indices), size))
     bar = _Progress(spec.name, len(indices), stream)
-    for cols, n in pool.imap_unordered(_evaluate_chunk, tasks):
-        writer.add(cols)
-        bar.update(n)
+    try:
+        for cols, n in pool.imap_unordered(_evaluate_chunk, tasks):
+            writer.add(cols)
+            bar.update(n)
+    except BaseException:
+        bar.abort()
+        raise
     bar.close()
     return points, points - len(indices), len(indices)
 
@@ -403,33 +422,40 @@ def _run_nsga2(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str], w
         study = optuna.create_study(
             directions=["maximize" if d == "max" else "minimize" for _, d in spec.objectives],
             sampler=sampler, study_name=spec.name)
-        bar = _Progress(spec.name, spec.samples, stream)
+        # a trial may ask for a point evaluated before: the count is of trials, the note
+        # says how many points were new
+        bar = _Progress(spec.name, spec.samples, stream, unit="trials")
         told = computed = skipped = 0
-        while told < spec.samples:
-            trials = [study.ask() for _ in range(min(population, spec.samples - told))]
-            values = [tuple(t.suggest_categorical(a.key, list(a.values)) for a in spec.axes)
-                      for t in trials]
-            new: dict[str, tuple[Any, ...]] = {}
-            for v in values:
-                pid = point_id(spec, v)
-                if pid not in known and pid not in new:
-                    new[pid] = v
-            skipped += sum(1 for v in values if point_id(spec, v) in done)
-            todo = list(new.values())
-            size = _chunk_size(spec, len(todo), workers, chunk)
-            tasks = [("values", todo[i:i + size]) for i in range(0, len(todo), size)]
-            for cols, _ in pool.imap_unordered(_evaluate_chunk, tasks):
-                writer.add(cols)
-                known.update(_objectives_of(spec, cols))
-            computed += len(todo)
-            for t, v in zip(trials, values, strict=True):
-                objective = known[point_id(spec, v)]
-                if objective is None:
-                    study.tell(t, state=optuna.trial.TrialState.FAIL)
-                else:
-                    study.tell(t, list(objective))
-            told += len(trials)
-            bar.update(len(trials))
+        try:
+            while told < spec.samples:
+                trials = [study.ask() for _ in range(min(population, spec.samples - told))]
+                values = [tuple(t.suggest_categorical(a.key, list(a.values)) for a in spec.axes)
+                          for t in trials]
+                new: dict[str, tuple[Any, ...]] = {}
+                for v in values:
+                    pid = point_id(spec, v)
+                    if pid not in known and pid not in new:
+                        new[pid] = v
+                skipped += sum(1 for v in values if point_id(spec, v) in done)
+                todo = list(new.values())
+                size = _chunk_size(spec, len(todo), workers, chunk)
+                tasks = [("values", todo[i:i + size]) for i in range(0, len(todo), size)]
+                for cols, _ in pool.imap_unordered(_evaluate_chunk, tasks):
+                    writer.add(cols)
+                    known.update(_objectives_of(spec, cols))
+                computed += len(todo)
+                for t, v in zip(trials, values, strict=True):
+                    objective = known[point_id(spec, v)]
+                    if objective is None:
+                        study.tell(t, state=optuna.trial.TrialState.FAIL)
+                    else:
+                        study.tell(t, list(objective))
+                told += len(trials)
+                bar.note = f"{computed} points computed"
+                bar.update(len(trials))
+        except BaseException:
+            bar.abort()
+            raise
         bar.close()
     finally:
         optuna.logging.set_verbosity(logger)

@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,14 +100,16 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 
 def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = False,
                   cxx_opt: str = DEFAULT_CXX_OPT, cases: int = RANDOM_GEMMS,
-                  max_dim: int | None = None, wave: Path | str | None = None) -> VerifyReport:
+                  max_dim: int | None = None, wave: Path | str | None = None,
+                  progress: Callable[[str], None] | None = None) -> VerifyReport:
     """Build (once; make rebuilds only what changed, everything when ``cxx_opt`` or the
     tracing differ from the last build's) and run the bench of ``design_dir`` (an engine's or
     a tile's, by its manifest: :func:`bench_module`); the Verilated model is compiled at
     ``-O<cxx_opt>`` (:data:`CXX_OPT_LEVELS`). ``cases``: random GEMMs beside the bench's fixed
     ones; ``max_dim``: their dimensions log-uniform up to it (default: about two folds of
     the engine); ``wave``: a file (``.fst`` or ``.vcd``, :data:`WAVE_FORMATS`) the simulation
-    traces every signal into."""
+    traces every signal into; ``progress``: told each long step as it starts (the build, the
+    run)."""
     if cxx_opt not in CXX_OPT_LEVELS:
         raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
     if (bad := option_error(cases, max_dim, None if wave is None else Path(wave))) is not None:
@@ -161,6 +163,9 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
         cocotb_log.addHandler(handler)
         try:
             runner = get_runner("verilator")
+            if progress is not None:
+                progress(f"building {manifest['name']} with Verilator (make rebuilds only what "
+                         "changed)")
             runner.build(
                 sources=[vfile],
                 hdl_toplevel=manifest["top"],
@@ -170,6 +175,8 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                 waves=trace is not None,
                 log_file=build_log,
             )
+            if progress is not None:
+                progress(f"running its bench ({cases} random GEMMs beside the fixed cases)")
             runner.test(
                 test_module=bench,
                 hdl_toplevel=manifest["top"],

@@ -36,8 +36,8 @@ def _probe(folder: Path, flag: str, path: Path) -> None:
         fd, name = tempfile.mkstemp(prefix=".tpe-probe-", dir=folder)
     except OSError as err:
         reason = err.strerror or errno.errorcode.get(err.errno or 0, "error")
-        raise InputError(f"{flag}: cannot write {path}: {folder} is not writable ({reason}); "
-                         "choose a folder you can write to") from None
+        raise InputError(f"{flag}: cannot write {path}: no file can be created in {folder} "
+                         f"({reason}); choose a folder you can write to") from None
     os.close(fd)
     os.unlink(name)
 

@@ -408,3 +408,90 @@ def test_examples_are_valid():
         assert grid_size(spec) >= 1
     assert grid_size(load_sweep(REPO / "examples" / "sweeps" / "llama7b_10k.toml")) == 10_000
     assert os.path.exists(REPO / "benchmarks" / "sweep_speed.py")
+
+
+PER_BASE = """
+[sweep]
+strategy = "grid"
+[axes]
+base = ["systolic", "cube", "lut"]
+"dram.bandwidth_gb_per_s" = [12.8, 25.6]
+[axes.systolic]
+"engine.rows" = [8, 16]
+"engine.cols" = [8, 16, 32]
+[axes.cube]
+engine.k = [2, 4]
+[axes.lut]
+"engine.rows" = [16, 32]
+"""
+
+
+def test_axes_of_one_base_each(tmp_path):
+    """[axes.<base>]: a base's own axes (engine.k exists on a cube only), the shared ones on
+    every base; the grid is the sum over the bases, a point of another base has None there."""
+    spec = load_sweep(_spec(tmp_path, PER_BASE))
+    assert [a.key for a in spec.axes] == ["base", "dram.bandwidth_gb_per_s", "engine.rows",
+                                          "engine.cols", "engine.k"]
+    assert grid_size(spec) == 2 * (2 * 3 + 2 + 2)
+    points = [point_values(spec, i) for i in range(grid_size(spec))]
+    assert len({point_id(spec, p) for p in points}) == len(points)
+    by_base = {b: [p for p in points if p[0] == b] for b in ("systolic", "cube", "lut")}
+    assert {p[1:] for p in by_base["cube"]} == {(bw, None, None, k) for bw in (12.8, 25.6)
+                                                for k in (2, 4)}
+    assert {p[2] for p in by_base["lut"]} == {16, 32} and {p[4] for p in by_base["lut"]} == {
+        None}
+    assert len(by_base["systolic"]) == 12 and all(p[4] is None for p in by_base["systolic"])
+    out = tmp_path / "pb"
+    run_sweep(spec, out, workers=1)
+    cols = read_results(out).to_pydict()
+    assert all(e is None for e in cols["error"]) and len(cols["error"]) == 2 * len(points)
+    engines = {(b, r, c, k): e for b, r, c, k, e in zip(
+        cols["base"], cols["engine.rows"], cols["engine.cols"], cols["engine.k"],
+        cols["engine"], strict=True)}
+    assert "cube" in engines["cube", None, None, 2] and "lut" in engines["lut", 32, None, None]
+    assert "8x16" in engines["systolic", 8, 16, None]
+    assert write_report(out, tmp_path / "rep").is_file()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (PER_BASE.replace("[12.8, 25.6]\n", '[12.8, 25.6]\n"engine.m" = [8]\n'),
+     r"axes\.engine\.m: .*base 'systolic'"),  # a cube's field as an axis of every base
+    (PER_BASE.replace("engine.k = [2, 4]", 'engine.k = [2, 4]\n"engine.k" = [8]'),
+     r"axes\.cube\.engine\.k: given twice"),
+    (PER_BASE + '"dram.bandwidth_gb_per_s" = [1.0]\n',
+     r"axes\.lut\.dram\.bandwidth_gb_per_s: also an axis of every base"),
+    (PER_BASE.replace("engine.k = [2, 4]", "engine.kk = [2, 4]"), r"axes\.cube\.engine\.kk:"),
+])
+def test_bad_axes_of_one_base(tmp_path, capsys, body, message):
+    code = main(["sweep", str(_spec(tmp_path, body)), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
+
+
+def test_nsga2_over_bases_with_their_own_axes(tmp_path):
+    pytest.importorskip("optuna")
+    body = PER_BASE.replace('strategy = "grid"', 'strategy = "nsga2"\nsamples = 10\nseed = 3')
+    spec = load_sweep(_spec(tmp_path, body))
+    run_sweep(spec, tmp_path / "n", workers=1)
+    cols = read_results(tmp_path / "n").to_pydict()
+    for b, k, cc in zip(cols["base"], cols["engine.k"], cols["engine.cols"], strict=True):
+        assert (k is not None) == (b == "cube") and (cc is not None) == (b == "systolic")
+
+
+def test_front_plot_names_every_base_in_its_legend():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from sim.sweep.report import plot_front, readable
+
+    ax = Figure().subplots()
+    x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])
+    plot_front(ax, x, y, pareto_mask(x, y, maximize_y=True), label="w",
+               groups=["cube", "lut", "cube", "systolic"])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["cube", "lut", "systolic", "Pareto front (3 points)"]
+    values, unit = readable(np.array([2.5e9, 4e9]), "pJ")
+    assert unit == "mJ" and values.tolist() == [2.5, 4.0]
+    assert readable(np.array([0.0042]), "s")[1] == "ms"

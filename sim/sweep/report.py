@@ -7,6 +7,7 @@ when a report is drawn.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,54 @@ def pareto_mask(x: np.ndarray, y: np.ndarray, *, maximize_x: bool = False,
     return mask
 
 
-def plot_front(ax: Any, x: np.ndarray, y: np.ndarray, mask: np.ndarray, *, label: str) -> Any:
-    """All points in grey, the front as a line of markers; returns ``ax``."""
-    ax.scatter(x[~mask], y[~mask], s=6, color="0.75", label="design points")
+def plot_front(ax: Any, x: np.ndarray, y: np.ndarray, mask: np.ndarray, *, label: str,
+               groups: Sequence[str] | None = None) -> Any:
+    """The points (coloured and marked by ``groups``, e.g. each point's base architecture, when
+    given; grey otherwise), the front as a line through them; a legend outside the axes
+    that names every group and the front. Returns ``ax``."""
+    if groups is None:
+        ax.scatter(x[~mask], y[~mask], s=6, color="0.75", label="design points")
+    else:
+        names = list(dict.fromkeys(groups))
+        tags = np.array(groups, dtype=object)
+        for j, name in enumerate(names):
+            sel = tags == name
+            ax.scatter(x[sel], y[sel], s=14, marker=_MARKERS[j % len(_MARKERS)],
+                       color=f"C{j % 10}", alpha=0.75, linewidths=0.5, label=name)
     order = np.argsort(x[mask])
-    ax.plot(x[mask][order], y[mask][order], "o-", ms=4, color="tab:red",
-            label=f"Pareto front ({int(mask.sum())})")
+    ax.plot(x[mask][order], y[mask][order], "-", color="black", lw=1.0, zorder=3,
+            label=f"Pareto front ({int(mask.sum())} points)")
+    ax.scatter(x[mask], y[mask], s=28, facecolors="none", edgecolors="black", lw=0.8,
+               zorder=4)
     ax.set_title(label, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return ax
+
+
+#: Markers of the groups of :func:`plot_front`, in turn (with the colours C0..C9).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+#: Units a metric's values may be shown in, each with its factor from the stored unit.
+_LADDERS = {
+    "pJ": (("pJ", 1.0), ("nJ", 1e-3), ("uJ", 1e-6), ("mJ", 1e-9), ("J", 1e-12)),
+    "s": (("ns", 1e9), ("us", 1e6), ("ms", 1e3), ("s", 1.0)),
+}
+
+
+def readable(values: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
+    """``values`` (stored in ``unit``: ``pJ`` or ``s``; any other unit is left as it is) in
+    the largest unit of :data:`_LADDERS` in which their median is at least 1, and that
+    unit."""
+    ladder = _LADDERS.get(unit)
+    if ladder is None or not len(values):
+        return values, unit
+    median = float(np.median(np.abs(values)))
+    name, factor = ladder[0]
+    for n, f in ladder:
+        if median * f >= 1.0:
+            name, factor = n, f
+    return values * factor, name
 
 
 #: The report's fronts: (file stem, title, x, maximise x, y, maximise y).
@@ -54,8 +94,9 @@ FRONTS = (
     ("pareto_energy_latency", "energy per token vs latency", "seconds", False,
      "energy_per_token_pj", False),
 )
-_LABELS = {"area_mm2": "area (mm^2)", "tokens_per_s": "tokens/s", "seconds": "latency (s)",
-           "energy_per_token_pj": "energy per token (pJ)"}
+#: Axis labels and the unit each metric is stored in (rescaled by :func:`readable`).
+_LABELS = {"area_mm2": ("area", "mm$^2$"), "tokens_per_s": ("throughput", "tokens/s"),
+           "seconds": ("latency", "s"), "energy_per_token_pj": ("energy per token", "pJ")}
 
 
 def _count(n: int, noun: str) -> str:
@@ -69,6 +110,7 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
     Markdown file's path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     table = read_results(results)
     cols = table.to_pydict()
@@ -89,7 +131,8 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
                " latency | best tokens/s | best pJ/token | least mm^2 |",
                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     best_lines: list[str] = []
-    fronts: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {
+    fronts: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray,
+                                 list[str] | None]]] = {
         f[0]: [] for f in FRONTS}
     for wl, rows in workloads.items():
         label = "{} {} b{} s{} {}".format(*wl)
@@ -100,10 +143,13 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
         metric = {k: np.array([cols[k][i] for i in idx], dtype=np.float64)
                   for k in ("tokens_per_s", "energy_per_token_pj", "area_mm2", "seconds",
                             "edp_pj_s")}
+        # points marked by their base architecture when the sweep has several
+        groups = ([str(cols["base"][i]) for i in idx]
+                  if "base" in cols and len(set(cols["base"])) > 1 else None)
         sizes = []
         for stem, _title, xk, mx, yk, my in FRONTS:
             mask = pareto_mask(metric[xk], metric[yk], maximize_x=mx, maximize_y=my)
-            fronts[stem].append((label, metric[xk], metric[yk], mask))
+            fronts[stem].append((label, metric[xk], metric[yk], mask, groups))
             sizes.append(int(mask.sum()))
         summary.append(
             f"| {label} | {len(rows)} | {len(rows) - len(idx)} | {sizes[0]} | {sizes[1]} | "
@@ -122,7 +168,8 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
                 f"| {direction} {m} | {metric[m][j]:.4g} | {cols['tokens_per_s'][i]:.4g} | "
                 f"{cols['energy_per_token_pj'][i]:.4g} | {cols['seconds'][i]:.4g} | "
                 f"{cols['area_mm2'][i]:.4g} | "
-                + " | ".join(str(cols[k][i]) for k in axis_keys) + " |")
+                + " | ".join("-" if cols[k][i] is None else str(cols[k][i])
+                             for k in axis_keys) + " |")
         best_lines.append("")
     lines += ["## Summary", "", *summary, ""]
     for stem, title, xk, mx, yk, my in FRONTS:
@@ -136,13 +183,16 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
         fig = Figure(figsize=(5.5 * ncols, 4.0 * nrows), layout="constrained")
         FigureCanvasAgg(fig)
         axs = fig.subplots(nrows, ncols, squeeze=False)
-        for ax, (label, x, y, mask) in zip(axs.flat, panels, strict=False):
-            plot_front(ax, x, y, mask, label=label)
-            ax.set_xlabel(_LABELS[xk])
-            ax.set_ylabel(_LABELS[yk])
-            for values, setter in ((x, ax.set_xscale), (y, ax.set_yscale)):
+        for ax, (label, x, y, mask, groups) in zip(axs.flat, panels, strict=False):
+            (x, xu), (y, yu) = readable(x, _LABELS[xk][1]), readable(y, _LABELS[yk][1])
+            plot_front(ax, x, y, mask, label=label, groups=groups)
+            ax.set_xlabel(f"{_LABELS[xk][0]} ({xu})")
+            ax.set_ylabel(f"{_LABELS[yk][0]} ({yu})")
+            for values, axis, setter in ((x, ax.xaxis, ax.set_xscale),
+                                         (y, ax.yaxis, ax.set_yscale)):
                 if values.min() > 0 and values.max() > 10 * values.min():
                     setter("log")
+                    axis.set_minor_formatter(NullFormatter())  # labels on decades only
         for ax in list(axs.flat)[len(panels):]:
             ax.set_visible(False)
         fig.suptitle(f"{title} ({'max' if mx else 'min'} x, {'max' if my else 'min'} y)")

@@ -38,6 +38,7 @@ from sim.sweep.spec import (
     override,
     point_id,
     point_values,
+    trial_values,
 )
 from sim.sweep.storage import FLUSH_SECONDS, PartWriter, lock, prepare_out, read_results
 
@@ -117,7 +118,7 @@ class _Evaluator:
         for values in points:
             pid = point_id(spec, values)
             overrides = [override(k, v) for k, v in zip(axis_keys, values, strict=True)
-                         if k != "base"]
+                         if k != "base" and v is not None]  # None: another base's axis
             arch = None
             arch_error = None
             try:
@@ -128,7 +129,7 @@ class _Evaluator:
             for w in spec.workloads:
                 cols["point_id"].append(pid)
                 for k, v in zip(axis_keys, values, strict=True):
-                    cols[k].append(float(v) if k in floats else v)
+                    cols[k].append(float(v) if k in floats and v is not None else v)
                 for k in WORKLOAD_COLUMNS:
                     cols[k].append(getattr(w, k))
                 metrics: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
@@ -429,8 +430,7 @@ def _run_nsga2(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str], w
         try:
             while told < spec.samples:
                 trials = [study.ask() for _ in range(min(population, spec.samples - told))]
-                values = [tuple(t.suggest_categorical(a.key, list(a.values)) for a in spec.axes)
-                          for t in trials]
+                values = [trial_values(spec, t.suggest_categorical) for t in trials]
                 new: dict[str, tuple[Any, ...]] = {}
                 for v in values:
                     pid = point_id(spec, v)

@@ -19,6 +19,11 @@ and its design points (the grid, point ids).
     "dram.bandwidth_gb_per_s" = {values = [12.8, 25.6]}
     # base = ["systolic", "lut"]  # an axis over presets / TOMLs (instead of sweep.base)
 
+    [axes.systolic]               # with a base axis: axes of that base only
+    "engine.rows" = [16, 32]
+    [axes.lut]
+    "engine.group" = [2, 4]
+
     [workload]                    # every combination is run on every design point
     models = ["llama-2-7b"]       # zoo names or config.json paths
     phases = ["prefill", "decode"]
@@ -26,7 +31,12 @@ and its design points (the grid, point ids).
     seq = [512]
     quant = ["auto"]              # "auto": the engine's own integer widths, or a scheme name
 
-Axis keys may also be written as nested tables (``[axes.engine] rows = [...]``). Every value
+Axis keys may also be written as nested tables (``[axes.engine] rows = [...]``). With a
+``base`` axis, a table named after one of its bases (``[axes.<base>]``) holds axes of that base
+alone: the grid is then, base by base, the product of the axes every base takes and the base's
+own, and a point of another base has no value (null) in those columns; so one sweep compares
+engine kinds, each at its own sizes. A base may itself be an architecture file on a base
+(``base = "systolic"`` plus the fields it changes: :func:`hw.spec.merge_base`). Every value
 of every axis is validated against every base architecture before anything runs, so an
 unknown key, an empty range or a value of the wrong type stops the sweep with one line
 naming ``axes.<key>``. Combinations that are individually valid but not together (a mapping
@@ -42,11 +52,12 @@ hash of its axis values. The sample and the search are drawn when the sweep runs
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -138,6 +149,24 @@ class SweepSpec:
     bases: Mapping[str, str]
     models: Mapping[str, str]
     fingerprint: str
+    #: Axes that apply to one base only (``[axes.<base>]``), by base; their keys are in
+    #: ``axes`` too (one column each, the union of the bases' values), and a point of another
+    #: base has ``None`` there.
+    per_base: Mapping[str, tuple[Axis, ...]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def shared(self) -> tuple[Axis, ...]:
+        """The axes every base's points take (``base`` itself excluded)."""
+        own = {a.key for axes in self.per_base.values() for a in axes}
+        return tuple(a for a in self.axes if a.key != "base" and a.key not in own)
+
+    def base_names(self) -> tuple[str, ...]:
+        """The bases in sweep order."""
+        for axis in self.axes:
+            if axis.key == "base":
+                return tuple(str(v) for v in axis.values)
+        assert self.base is not None
+        return (self.base,)
 
     def base_of(self, values: Sequence[Any]) -> str:
         for axis, v in zip(self.axes, values, strict=True):
@@ -205,8 +234,32 @@ def parse_sweep(raw: Mapping[str, Any], *, root: Path = Path("."),
         raise _err("sweep.chunk", f"must be a positive integer (got {chunk!r})")
     objectives = _objectives(sweep.get("objectives", list(_DEFAULT_OBJECTIVES)))
 
-    axes_raw = _table(raw, "axes", None)
+    axes_raw = dict(_table(raw, "axes", None))
+    listed = axes_raw.get("base")
+    own_raw = {}  # [axes.<base>] tables: axes of one base only
+    if isinstance(listed, list):
+        for b in listed:
+            if isinstance(b, str) and isinstance(axes_raw.get(b), dict) and not (
+                    _RANGE_KEYS & axes_raw[b].keys()):
+                own_raw[b] = axes_raw.pop(b)
     axes = tuple(_parse_axis(k, v) for k, v in _flatten_axes(axes_raw))
+    per_base = {b: tuple(_parse_axis(k, v, f"axes.{b}.") for k, v in _flatten_axes(t))
+                for b, t in own_raw.items()}
+    for prefix, listed_axes in (("axes.", axes), *((f"axes.{b}.", own)
+                                                  for b, own in per_base.items())):
+        keys = [a.key for a in listed_axes]
+        twice = next((k for k in keys if keys.count(k) > 1), None)
+        if twice is not None:
+            raise _err(f"{prefix}{twice}", "given twice (as a dotted key and as a table?); "
+                       "give each axis once")
+    for b, own in per_base.items():
+        if not own:
+            raise _err(f"axes.{b}", "empty; give the axes of this base, e.g. "
+                       '"engine.rows" = [16, 32]')
+        for a in own:
+            if a.key == "base" or any(x.key == a.key for x in axes):
+                raise _err(f"axes.{b}.{a.key}", "also an axis of every base; give it in one "
+                           "place")
     if not axes:
         raise _err("axes", "no axes; name at least one field to sweep, e.g. "
                    '"engine.rows" = [16, 32]')
@@ -235,10 +288,16 @@ def parse_sweep(raw: Mapping[str, Any], *, root: Path = Path("."),
     for axis in axes:
         if axis.key != "base":
             _check_axis(axis, base_dicts)
+    for b, own in per_base.items():
+        for axis in own:
+            _check_axis(axis, {b: base_dicts[b]}, f"axes.{b}.")
+    axes = (*axes, *_union(per_base))
 
     workloads, models = _workloads(_table(raw, "workload", _WORKLOAD_KEYS), root)
     fingerprint = _fingerprint({
         "axes": [[a.key, list(a.values)] for a in axes],
+        **({"per_base": {b: [[a.key, list(a.values)] for a in own]
+                         for b, own in per_base.items()}} if per_base else {}),
         "base": base,
         "bases": {n: base_dicts[n] for n in sorted(base_dicts)},
         "workloads": [w.key for w in workloads],
@@ -249,7 +308,18 @@ def parse_sweep(raw: Mapping[str, Any], *, root: Path = Path("."),
     return SweepSpec(name=name, axes=axes, workloads=workloads, strategy=strategy,
                      samples=samples, seed=seed, objectives=objectives, chunk=chunk,
                      base=base if base_axis is None else None, bases=bases, models=models,
-                     fingerprint=fingerprint)
+                     fingerprint=fingerprint, per_base=per_base)
+
+
+def _union(per_base: Mapping[str, tuple[Axis, ...]]) -> tuple[Axis, ...]:
+    """One axis per key of the per-base axes: the values of every base that has it (the
+    results' column of that key)."""
+    values: dict[str, list[Any]] = {}
+    for own in per_base.values():
+        for a in own:
+            seen = values.setdefault(a.key, [])
+            seen += [v for v in a.values if not any(type(v) is type(x) and v == x for x in seen)]
+    return tuple(Axis(key=k, values=tuple(v)) for k, v in values.items())
 
 
 def _strip_flag(text: str) -> str:
@@ -299,8 +369,8 @@ def _flatten_axes(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[
             yield key, v
 
 
-def _parse_axis(key: str, raw: Any) -> Axis:
-    where = f"axes.{key}"
+def _parse_axis(key: str, raw: Any, prefix: str = "axes.") -> Axis:
+    where = f"{prefix}{key}"
     if key in RESERVED:
         raise _err(where, f"{key!r} is a column of the results; not an architecture field")
     if isinstance(raw, list):
@@ -377,7 +447,8 @@ def override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"
 
 
-def _check_axis(axis: Axis, base_dicts: Mapping[str, dict[str, Any]]) -> None:
+def _check_axis(axis: Axis, base_dicts: Mapping[str, dict[str, Any]], prefix: str = "axes."
+                ) -> None:
     """Every value of ``axis`` on every base (the other fields at the base's values)."""
     for name, data in base_dicts.items():
         for v in axis.values:
@@ -387,7 +458,7 @@ def _check_axis(axis: Axis, base_dicts: Mapping[str, dict[str, Any]]) -> None:
                 text = str(err)
                 text = text.removeprefix(f"{axis.key}: ")
                 extra = f" (base {name!r})" if len(base_dicts) > 1 else ""
-                raise _err(f"axes.{axis.key}", f"{text}{extra}") from None
+                raise _err(f"{prefix}{axis.key}", f"{text}{extra}") from None
 
 
 def _workloads(table: Mapping[str, Any], root: Path
@@ -447,17 +518,56 @@ def _workloads(table: Mapping[str, Any], root: Path
 
 
 def grid_size(spec: SweepSpec) -> int:
-    """Points of the full grid (the product of the axes' lengths)."""
-    return math.prod(len(a.values) for a in spec.axes)
+    """Points of the full grid: the product of the axes' lengths, or with per-base axes the
+    sum over the bases of the product of their axes' (every base's and its own)."""
+    if not spec.per_base:
+        return math.prod(len(a.values) for a in spec.axes)
+    return sum(math.prod(len(a.values) for a in axes) for _, axes in _blocks(spec))
+
+
+def _blocks(spec: SweepSpec) -> list[tuple[str, tuple[Axis, ...]]]:
+    """With per-base axes, the grid in one block per base (in sweep order): its axes, the
+    shared ones then its own."""
+    shared = spec.shared
+    return [(b, (*shared, *spec.per_base.get(b, ()))) for b in spec.base_names()]
 
 
 def point_values(spec: SweepSpec, index: int) -> tuple[Any, ...]:
-    """The axis values of grid point ``index`` (the last axis varies fastest)."""
+    """The axis values of grid point ``index`` (the last axis varies fastest; with per-base
+    axes, base by base, ``None`` for the axes of the other bases)."""
+    index = int(index)
+    if not spec.per_base:
+        return _radix(spec.axes, index)
+    for base, axes in _blocks(spec):
+        size = math.prod(len(a.values) for a in axes)
+        if index < size:
+            given = {"base": base, **dict(zip((a.key for a in axes), _radix(axes, index),
+                                              strict=True))}
+            return tuple(given.get(a.key) for a in spec.axes)
+        index -= size
+    raise IndexError(f"grid point {index}: the grid has {grid_size(spec)} points")
+
+
+def _radix(axes: Sequence[Axis], index: int) -> tuple[Any, ...]:
     out = []
-    for axis in reversed(spec.axes):
-        index, r = divmod(int(index), len(axis.values))
+    for axis in reversed(axes):
+        index, r = divmod(index, len(axis.values))
         out.append(axis.values[r])
     return tuple(reversed(out))
+
+
+def trial_values(spec: SweepSpec, suggest: Callable[[str, list[Any]], Any]) -> tuple[Any, ...]:
+    """A point chosen axis by axis by ``suggest(name, choices)`` (a search's trial): the base
+    first, then the axes of every base, then the chosen base's own (each named
+    ``key@base``, a parameter of its own for the search), ``None`` for the other bases'."""
+    if not spec.per_base:
+        return tuple(suggest(a.key, list(a.values)) for a in spec.axes)
+    base = suggest("base", list(spec.base_names()))
+    given: dict[str, Any] = {"base": base}
+    given |= {a.key: suggest(a.key, list(a.values)) for a in spec.shared}
+    given |= {a.key: suggest(f"{a.key}@{base}", list(a.values))
+              for a in spec.per_base.get(base, ())}
+    return tuple(given.get(a.key) for a in spec.axes)
 
 
 def point_id(spec: SweepSpec, values: Sequence[Any]) -> str:

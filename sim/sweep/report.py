@@ -110,7 +110,7 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
     Markdown file's path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     table = read_results(results)
     cols = table.to_pydict()
@@ -191,8 +191,10 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
             for values, axis, setter in ((x, ax.xaxis, ax.set_xscale),
                                          (y, ax.yaxis, ax.set_yscale)):
                 if values.min() > 0 and values.max() > 10 * values.min():
-                    setter("log")
-                    axis.set_minor_formatter(NullFormatter())  # labels on decades only
+                    setter("log")  # ticks at 1, 2 and 5 of each decade, plain numbers
+                    axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+                    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                    axis.set_minor_formatter(NullFormatter())
         for ax in list(axs.flat)[len(panels):]:
             ax.set_visible(False)
         fig.suptitle(f"{title} ({'max' if mx else 'min'} x, {'max' if my else 'min'} y)")

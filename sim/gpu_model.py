@@ -38,7 +38,8 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096:
   about 25%; a fitted factor, the cause not established). Fewer than 16 rows may run cuBLAS's
   CUDA-core kernels instead (``gemmSN``, a GEMV for one row or column: no tensor cores, any
-  alignment): the faster of the two is taken. fp8 and int8 kernels take no shape off their
+  alignment): the faster of the two is taken, but where ``K`` is at least twice ``N`` (the
+  split-K tiles run, as recorded). fp8 and int8 kernels take no shape off their
   alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to it (fp8 to 16,
   already its widest vector: the aligned kernels run); int8, padded to 8, runs CUTLASS's
   ``i16832gemm_*_align4`` kernels when the padded ``N`` or ``K`` is not a multiple of 16: a
@@ -291,7 +292,10 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # the split-K variant's second kernel (splitKreduce_kernel: its launch and pass)
     "fallback_reduce_us": (4.0, 0.0, 30.0),
     # cuBLAS's CUDA-core kernels of misaligned GEMMs of fewer than 16 rows (gemmSN, gemv):
-    # their rate, TFLOP/s (the H100's non-tensor FP32 peak is about 67 by the datasheet)
+    # their rate, TFLOP/s; at least what gemmSN_TN_kernel itself ran at on the largest
+    # calibration rows it served (kernels column of measured_h100_v2_gemm_kernels.csv and
+    # measured_h100_misaligned.csv: 4.5 at 7x11007x4096, 5.2 at 5x8094x3587, less its launch),
+    # at most the H100's non-tensor FP32 peak (about 67 by the datasheet)
     "simt_tflops": (4.0, 3.5, 60.0),
     # int8 at a vector of 8 (padded N or K not a multiple of 16): the align-4 kernels' rate,
     # a fraction of the aligned int8 one
@@ -614,8 +618,9 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
                  _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
                            FALLBACK_SPLITS if split else (1,), p, p["fallback_tile_k0"],
                            0.0) * 1e6)
-        # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster
-        return min(tiled, simt, key=sum) if M < 16 else tiled
+        # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster,
+        # unless K is long against N, where cuBLAS runs the split-K tiles (as recorded)
+        return min(tiled, simt, key=sum) if M < 16 and K < 2 * N else tiled
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)

@@ -822,6 +822,6 @@ def test_misaligned_gemms_held_out_per_category():
 
     measured = rows(MISALIGNED)
     stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
-    for dtype, mape in (("bf16", 0.15), ("fp16", 0.10), ("fp8", 0.10), ("int8", 0.30)):
+    for dtype, mape in (("bf16", 0.13), ("fp16", 0.10), ("fp8", 0.10), ("int8", 0.27)):
         s = stats[("held", "gemm", f"gemm/{dtype}/misaligned")]
         assert s["n"] >= 10 and s["mape"] <= mape and s["spearman"] >= 0.9, (dtype, s)

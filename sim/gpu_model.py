@@ -20,12 +20,32 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
 * memory: every operand once from HBM (L2 keeps the re-reads) at the *achieved* bandwidth
   (the streaming read bandwidth measured on the card, times a fitted efficiency);
 * time ``= fixed + max(compute, memory)`` (split-K adds the reduction's traffic);
-* alignment: when an inner dimension (``N`` or ``K``) is not a multiple of 8 elements the
-  library cannot use its vectorized tensor-core kernels: a separate path with its own fitted
-  rate and bandwidth (a one-row GEMV keeps its own, faster path). fp8 and int8 kernels take
-  no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to
-  it. Not modelled yet: int8 padded to 8 but not 16 elements runs well below its rate on
-  large shapes (measured: a third of it at 12130x2296x11472).
+* alignment (:func:`vector_elems`, :func:`gemm_family`): the library's kernels load A and W
+  (rows of ``K``, their leading dimension) and store C (rows of ``N``) in vectors of up to 16
+  bytes, so the kernel family follows the widest vector both allow: the largest power of two
+  dividing ``N`` and ``K``, capped at 16 bytes. As ``sim.gpu.measure --kernels`` recorded it on
+  the H100 (column ``kernels`` of ``sim/data/gpu/measured_h100_misaligned.csv`` and
+  ``measured_h100_v2_gemm_kernels.csv``): bf16/fp16 at 8 elements run the Hopper kernels
+  (``nvjet_sm90``); at 2 or 4 CUTLASS's Ampere ones (``cutlass_80_tensorop_s16816gemm_*
+  _align2``, mma.sync with 4-byte loads: at most about 280 TFLOP/s measured); at 1 its Turing
+  ones (``cutlass_75_tensorop_s1688gemm_*_align1`` and ``wmma`` ones, 2-byte loads: at most
+  about 135 TFLOP/s). Each family has its own fitted rate and bandwidth on the same tiles and
+  waves, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
+  would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K variant (fp32
+  partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles would leave SMs
+  idle and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C
+  has fewer than 16 columns (the recorded dispatch, not a choice by speed). At vector 1 a
+  ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096:
+  about 25%; a fitted factor, the cause not established). Fewer than 16 rows may run cuBLAS's
+  CUDA-core kernels instead (``gemmSN``, a GEMV for one row or column: no tensor cores, any
+  alignment): the faster of the two is taken, but where ``K`` is at least twice ``N`` (the
+  split-K tiles run, as recorded). fp8 and int8 kernels take no shape off their
+  alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to it (fp8 to 16,
+  already its widest vector: the aligned kernels run); int8, padded to 8, runs CUTLASS's
+  ``i16832gemm_*_align4`` kernels when the padded ``N`` or ``K`` is not a multiple of 16: a
+  fitted fraction of the aligned rate, one where ``K`` is off 16 (measured at most about 450
+  TOP/s against 900 aligned) and one where only ``N`` is (cuBLASLt then picks either a
+  128x64 tile, about 250 TOP/s at large M, or a Hopper kernel).
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -92,6 +112,7 @@ from models.caches import memo
 __all__ = [
     "ENERGY_CLASSES",
     "FIT_PARAMS",
+    "GEMM_FAMILIES",
     "KV_DTYPES",
     "W4A16",
     "W4A16_TRITON_TILES",
@@ -103,6 +124,7 @@ __all__ = [
     "arch_kernel",
     "energy_class",
     "energy_work",
+    "gemm_family",
     "kernel_bytes_flops",
     "kernel_name",
     "kivi_split",
@@ -114,6 +136,7 @@ __all__ = [
     "predict_us",
     "scaled",
     "tensor_dtype",
+    "vector_elems",
 ]
 
 CAL_DIR = Path(__file__).resolve().parent / "data" / "gpu"
@@ -138,6 +161,11 @@ KIVI_PROGRAMS_PER_SM = 2
 KIVI_BLOCK_N = 64
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
+#: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
+#: splits, a second kernel (the reduction) even unsplit, and the shortest K it runs for when
+#: the tiles leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
+FALLBACK_SPLITS = (1, 2, 4, 8, 16)
+FALLBACK_SPLIT_K = 256
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
 ATTN_TILE = 128
 #: The head dims the attention kernels run at are multiples of this: measured on the H100
@@ -248,9 +276,33 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "fp8_eff": (0.7, 0.2, 1.3),
     "int8_bw_eff": (0.8, 0.2, 1.5),
     "fp8_bw_eff": (0.9, 0.2, 1.5),
-    "unaligned_rate_eff": (0.15, 0.01, 1.0),
-    "unaligned_bw_eff": (0.2, 0.02, 1.0),
-    "unaligned_fixed_us": (10.0, 0.5, 100.0),
+    # the fallback kernels of misaligned bf16/fp16 GEMMs (gemm_family): rate (of the dtype's
+    # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
+    # align-2/4 families, their fixed cost, and how much slower align 1 runs when K is a
+    # multiple of 8 (only N odd)
+    "align1_rate_eff": (0.15, 0.01, 1.0),
+    "align1_bw_eff": (0.2, 0.02, 1.0),
+    "align2_rate_eff": (0.35, 0.01, 1.0),
+    "align2_bw_eff": (0.4, 0.02, 1.0),
+    "fallback_fixed_us": (10.0, 0.5, 100.0),
+    "align1_k8_slowdown": (1.25, 1.0, 3.0),
+    # a fallback tile's prologue and epilogue (its pipeline filled, its C tile written), in
+    # elements of K its main loop would walk in that time
+    "fallback_tile_k0": (128.0, 0.0, 4096.0),
+    # the split-K variant's second kernel (splitKreduce_kernel: its launch and pass)
+    "fallback_reduce_us": (4.0, 0.0, 30.0),
+    # cuBLAS's CUDA-core kernels of misaligned GEMMs of fewer than 16 rows (gemmSN, gemv):
+    # their rate, TFLOP/s; at least what gemmSN_TN_kernel itself ran at on the largest
+    # calibration rows it served (kernels column of measured_h100_v2_gemm_kernels.csv and
+    # measured_h100_misaligned.csv: 4.5 at 7x11007x4096, 5.2 at 5x8094x3587, less its launch),
+    # at most the H100's non-tensor FP32 peak (about 67 by the datasheet)
+    "simt_tflops": (4.0, 3.5, 60.0),
+    # int8 at a vector of 8 (padded N or K not a multiple of 16): the align-4 kernels' rate,
+    # a fraction of the aligned int8 one
+    "int8_align8_eff": (0.5, 0.05, 1.0),
+    # ... where only C is off (K a multiple of 16, N of 8 but not 16): other kernels, slower at
+    # large M (CUTLASS's 128x64 align-4 tile, measured about 250 TOP/s)
+    "int8_n8_eff": (0.3, 0.05, 1.0),
     "gemv_bw_eff": (0.4, 0.05, 1.2),
     "attn_rate_eff": (0.6, 0.1, 1.3),
     "attn_fixed_us": (8.0, 0.5, 50.0),
@@ -296,7 +348,7 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
 
 
 #: The paths whose energy per operation the energy model tells apart (:func:`energy_class`).
-ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "unaligned", "attention", "w4a16",
+ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "align1", "align2", "attention", "w4a16",
                   "w4a16_triton", "attention_kivi")
 
 
@@ -446,9 +498,41 @@ def _aligned(k: Kernel) -> bool:
     return k.N % 8 == 0 and k.K % 8 == 0
 
 
-def _gemv(k: Kernel) -> bool:
-    """A matrix-vector product (one row or one column), which a GEMV kernel runs."""
-    return k.M == 1 or k.N == 1
+#: The widest vector (bytes) the library's GEMM kernels load operands and store results with.
+VECTOR_BYTES = 16
+
+
+def vector_elems(dtype: str, N: int, K: int) -> int:
+    """The widest vector (elements) a GEMM kernel can move A, W (rows of ``K``) and C (rows of
+    ``N``) in: the largest power of two dividing both ``N`` and ``K``, at most
+    :data:`VECTOR_BYTES` (8 bf16/fp16 elements, 16 fp8/int8 ones). Give fp8/int8 the
+    padded shape (:func:`padded_shape`)."""
+    return math.gcd(N, K, VECTOR_BYTES // ELEM_BYTES[dtype])
+
+
+#: The GEMM kernel families (:func:`gemm_family`).
+GEMM_FAMILIES = ("aligned", "gemv", "align2", "align1", "int8_align8")
+
+
+def gemm_family(k: Kernel) -> str:
+    """The kernel family the library runs a GEMM with (module doc): ``aligned`` (its fastest,
+    at a vector of 16 bytes; fp8 always, padded), ``gemv`` (a misaligned bf16/fp16
+    matrix-vector product), ``align2`` (bf16/fp16 at a vector of 2 or 4 elements), ``align1``
+    (bf16/fp16 at 1), ``int8_align8`` (int8 padded to a vector of 8 but not 16). The int4
+    weight-only kernels are ``aligned`` (their own models)."""
+    if k.dtype not in ELEM_BYTES:
+        return "aligned"
+    M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
+    width = vector_elems(k.dtype, N, K)
+    if width * ELEM_BYTES[k.dtype] >= VECTOR_BYTES:
+        return "aligned"
+    if k.dtype == "int8":
+        return "int8_align8"
+    if k.dtype == "fp8":  # padded to 16: never narrower
+        return "aligned"
+    if M == 1 or N == 1:
+        return "gemv"
+    return "align1" if width == 1 else "align2"
 
 
 def is_aligned(k: Kernel) -> bool:
@@ -479,9 +563,13 @@ def padded_shape(dtype: str, M: int, N: int, K: int) -> tuple[int, int, int]:
 
 
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
-              effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float]) -> float:
+              effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
+              k0: float = 0.0, split_us: float | None = None) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
-    tile's efficiency, against the memory time ``t_m`` (seconds)."""
+    tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
+    epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
+    ``split_cost_us``) and its partial results' traffic."""
+    split_s = (p["split_cost_us"] if split_us is None else split_us) * 1e-6
     bw = cal.read_gb_per_s * 1e9
     best = math.inf
     for (bm, bn), eff in zip(TILES, effs, strict=True):
@@ -490,10 +578,10 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
             if s > 1 and tiles * s > 2 * cal.sm_count:
                 break
             waves = -(-(tiles * s) // cal.sm_count)
-            t_c = waves * 2 * bm * bn * -(-K // s) / (sm_rate * eff)
+            t_c = waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff)
             extra = 0.0
             if s > 1:  # partial results written and reduced
-                extra = p["split_cost_us"] * 1e-6 + 2 * s * M * N * 4 / bw
+                extra = split_s + 2 * s * M * N * 4 / bw
             best = min(best, max(t_c, t_m) + extra)
     return best
 
@@ -507,19 +595,39 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
     bw = cal.read_gb_per_s * 1e9
     peak = cal.peak_tflops[k.dtype] * 1e12
     effs = (p["eff_128x256"], p["eff_128x128"], p["eff_64x128"], p["eff_64x64"])
-    if not _aligned(k):
-        if _gemv(k):  # a matrix-vector product: a GEMV kernel takes any alignment
-            return p["fixed_us"], nbytes / (bw * p["gemv_bw_eff"]) * 1e6
+    family = gemm_family(k)
+    # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores, any alignment; the bytes at
+    # the GEMV's bandwidth, the operations at the CUDA cores' rate
+    simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
+                               2.0 * M * N * K / (p["simt_tflops"] * 1e12)) * 1e6)
+    if family == "gemv":  # a matrix-vector product: a GEMV kernel takes any alignment
+        return simt
+    if family in ("align1", "align2"):
         # the fallback kernels: same tiling and split-K choices, one lower rate for every tile
-        sm_rate = peak * p["unaligned_rate_eff"] / cal.sm_count
-        t_m = nbytes / (bw * p["unaligned_bw_eff"])
-        return p["unaligned_fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
-                                                   SPLITS, p) * 1e6
+        rate_eff, bw_eff = p[f"{family}_rate_eff"], p[f"{family}_bw_eff"]
+        slow = p["align1_k8_slowdown"] if family == "align1" and K % 8 == 0 else 1.0
+        sm_rate = peak * rate_eff / (slow * cal.sm_count)
+        t_m = nbytes * slow / (bw * bw_eff)
+        # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch) runs
+        # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
+        # has fewer than 16 columns (as recorded: the kernels column of
+        # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv)
+        split = ((-(-M // 128) * -(-N // 128) < cal.sm_count and K >= FALLBACK_SPLIT_K)
+                 or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
+        tiled = (p["fallback_fixed_us"] + (p["fallback_reduce_us"] if split else 0.0),
+                 _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
+                           FALLBACK_SPLITS if split else (1,), p, p["fallback_tile_k0"],
+                           0.0) * 1e6)
+        # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster,
+        # unless K is long against N, where cuBLAS runs the split-K tiles (as recorded)
+        return min(tiled, simt, key=sum) if M < 16 and K < 2 * N else tiled
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
-    sm_rate = peak * dtype_eff / cal.sm_count
     t_m = nbytes / (bw * bw_eff)
+    if family == "int8_align8":  # CUTLASS's align-4 int8 kernels: a fraction of the rate
+        dtype_eff *= p["int8_align8_eff" if K % VECTOR_BYTES else "int8_n8_eff"]
+    sm_rate = peak * dtype_eff / cal.sm_count
     # cuBLASLt's int8 kernels (torch._int_mm) do not split K
     splits = (1,) if k.dtype == "int8" else SPLITS
     return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
@@ -648,15 +756,15 @@ def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None =
 
 def energy_class(k: Kernel) -> str:
     """The path whose energy per operation a kernel pays (:data:`ENERGY_CLASSES`): attention,
-    the fallback kernels of a misaligned bf16/fp16 GEMM (not a GEMV, which keeps its dtype's
-    path), else the GEMM's dtype (fp8/int8 run padded, never unaligned)."""
+    each family of fallback kernels of misaligned bf16/fp16 GEMMs (``align1``, ``align2``:
+    :func:`gemm_family`; not a GEMV, which keeps its dtype's path), else the GEMM's dtype
+    (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
     if k.op != "gemm":
         return "attention_kivi" if k.kv_dtype in ("int8", "int4") else "attention"
     if k.dtype in W4A16:  # each int4 kernel its own (dequantization, tiles)
         return k.dtype
-    if k.dtype not in ALIGNMENT and not _aligned(k) and not _gemv(k):
-        return "unaligned"
-    return k.dtype
+    family = gemm_family(k)
+    return family if family in ("align1", "align2") else k.dtype
 
 
 def energy_work(k: Kernel) -> tuple[str, float, float]:

@@ -27,6 +27,11 @@ ENERGY = DATA / "measured_h100_v2e.csv"
 #: The quantized kernels (sim/data/gpu/shapes_quant.csv) measured on the same H100: their own
 #: parameter groups are fitted on its 'cal' rows.
 QUANT = DATA / "measured_h100_quant.csv"
+#: The misaligned GEMMs (sim/data/gpu/shapes_misaligned.csv) measured on the same H100 with the
+#: kernels each launched; their 'cal' rows join the fit.
+MISALIGNED = DATA / "measured_h100_misaligned.csv"
+#: The second dataset's GEMMs timed again with their kernels (kernel names only).
+GEMM_KERNELS = DATA / "measured_h100_v2_gemm_kernels.csv"
 
 
 
@@ -126,21 +131,28 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
 
     (tmp_path / "q").mkdir()
     bad_quant = _corrupted(tmp_path / "q", QUANT, "us")
+    (tmp_path / "m").mkdir()
+    bad_misaligned = _corrupted(tmp_path / "m", MISALIGNED, "us")
+    (tmp_path / "me").mkdir()
+    bad_misaligned_energy = _corrupted(tmp_path / "me", MISALIGNED, "mj")
     monkeypatch.setattr(calibration, "fit", spy)
-    a, _ = calibrate(bad, energy=bad_energy, extra=(bad_quant,))
-    b, _ = calibrate(MEASURED, energy=ENERGY, extra=(QUANT,))
-    assert len(seen) == 2 and seen[0] == seen[1]
+    a, _ = calibrate(bad, energy=bad_energy, extra=(bad_quant, bad_misaligned))
+    b, _ = calibrate(MEASURED, energy=ENERGY, extra=(QUANT, MISALIGNED))
+    c, _ = calibrate(MEASURED, energy=ENERGY, extra=(QUANT, bad_misaligned_energy))
+    assert len(seen) == 3 and seen[0] == seen[1] == seen[2][:1] + seen[2][1:]
     cal = [r for r in measured if r["split"] == "cal" and r.get("status", "ok") == "ok"]
+    # the quantized file's bf16-cache decode rows are kernels the measured file has: left out
     quant = [r for r in rows(QUANT) if r["split"] == "cal" and r["status"] == "ok"
              and (r["dtype"] != "bf16" or r["kv_dtype"] != "bf16")]
-    assert 0 < len(cal) < len(measured) and quant
-    assert len(seen[0][0]) == len(cal) + len(quant)
-    assert seen[0][1] == [float(r["us"]) for r in cal + quant]
-    assert a.energy == b.energy and a.energy is not None
+    odd = [r for r in rows(MISALIGNED) if r["split"] == "cal" and r["status"] == "ok"]
+    assert 0 < len(cal) < len(measured) and quant and odd
+    assert len(seen[0][0]) == len(cal) + len(quant) + len(odd)
+    assert seen[0][1] == [float(r["us"]) for r in cal + quant + odd]
+    assert a.energy == b.energy == c.energy and a.energy is not None
 
 
 def test_the_committed_calibration_is_the_fit():
-    _, text = calibrate(MEASURED, energy=ENERGY, extra=(QUANT,))
+    _, text = calibrate(MEASURED, energy=ENERGY, extra=(QUANT, MISALIGNED))
     committed = (DATA / "calibration_h100.toml").read_text()
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
@@ -708,3 +720,108 @@ def test_bad_quantized_cells_are_one_line_naming_the_column(capsys, tmp_path, li
     assert re.match(r"^tpe: error: --in: line 2: " + pattern, err.strip()), err
     with pytest.raises(MeasureError, match=r"^line 2: " + pattern):
         read_shapes(bad)
+
+
+def test_the_misaligned_gemms_are_measured_with_their_kernels_and_split_before_fitting():
+    from sim.gpu.shapes import misaligned_shapes, split_of
+
+    shapes, measured = rows(DATA / "shapes_misaligned.csv"), rows(MISALIGNED)
+    assert [r["split"] for r in shapes] == [str(r["split"]) for r in misaligned_shapes()]
+    assert [(r["dtype"], r["M"], r["N"], r["K"], r["split"]) for r in shapes] == [
+        (r["dtype"], r["M"], r["N"], r["K"], r["split"]) for r in measured]
+    assert all(split_of(r) == r["split"] for r in shapes)
+    assert {r["split"] for r in measured} == {"cal", "held"}
+    assert {r["gpu"] for r in measured} == {"NVIDIA H100 80GB HBM3"}
+    assert {r["status"] for r in measured} == {"ok"}
+    assert all(float(r["mj"]) > 0 for r in measured)
+    # in every dtype, random shapes with none of M, N, K a multiple of 8, up to 16384
+    odd = [r for r in measured if all(int(r[d]) % 8 for d in "MNK")]
+    assert {r["dtype"] for r in odd} == {"bf16", "fp16", "fp8", "int8"} and len(odd) >= 180
+    assert all(1 <= int(r[d]) <= 16384 for r in measured for d in "MNK")
+    # no kernel of the second dataset again
+    v2 = {(r["dtype"], r["M"], r["N"], r["K"]) for r in rows() if r["op"] == "gemm"}
+    assert not v2 & {(r["dtype"], r["M"], r["N"], r["K"]) for r in measured}
+    for path in (MISALIGNED, GEMM_KERNELS):
+        assert all(r["kernels"] and "profiler error" not in r["kernels"] for r in rows(path))
+
+
+def test_vector_width_and_kernel_family_on_hand_checked_shapes():
+    from sim.gpu_model import gemm_family, vector_elems
+
+    # the largest power of two dividing N and K, at most 16 bytes
+    assert vector_elems("bf16", 4096, 4096) == 8 and vector_elems("bf16", 4096, 4104) == 8
+    assert vector_elems("bf16", 4100, 4096) == 4 and vector_elems("fp16", 4096, 4098) == 2
+    assert vector_elems("bf16", 4097, 4096) == 1 and vector_elems("bf16", 4098, 4101) == 1
+    assert vector_elems("int8", 4104, 4112) == 8 and vector_elems("int8", 4112, 4112) == 16
+    assert vector_elems("fp8", 16, 48) == 16
+
+    def family(dtype: str, M: int, N: int, K: int) -> str:
+        return gemm_family(Kernel(op="gemm", dtype=dtype, M=M, N=N, K=K))
+
+    assert family("bf16", 1000, 4096, 4096) == "aligned"
+    assert family("bf16", 1000, 4100, 4098) == "align2"
+    assert family("fp16", 1000, 4096, 4097) == "align1"
+    assert family("bf16", 1, 4095, 4096) == "gemv" and family("bf16", 77, 1, 9) == "gemv"
+    # fp8 runs padded to 16: its aligned kernels; int8 padded to 8 (4097 -> 4104, 8 off 16)
+    assert family("fp8", 1000, 4097, 4097) == "aligned"
+    assert family("int8", 1000, 4097, 4097) == "int8_align8"
+    assert family("int8", 1000, 4105, 4105) == "aligned"  # padded to 4112
+    assert family("w4a16", 16, 4096, 4096) == "aligned"
+
+
+def test_the_kernel_families_are_the_kernels_cublas_ran():
+    """Every GEMM measured with its kernels: the family the model gives its alignment class is
+    the family of its GEMM kernel (the longest that is not a split-K reduction; profiler
+    names)."""
+    from sim.gpu_model import gemm_family
+
+    expect = {
+        "aligned": ("nvjet_sm90", "sm90_xmma", "_align16"),
+        "align2": ("_align2",),
+        "align1": ("_align1", "gemmSN_TN"),
+        "gemv": ("gemv", "dot_kernel", "reduce_1Block", "_align1", "_align2"),
+        "int8_align8": ("_align4", "sm90_xmma"),
+    }
+    seen = set()
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+        parts = [p.rsplit(" us=", 1) for p in r["kernels"].split(" ; ")]
+        name = max(parts, key=lambda x: ("reduce" not in x[0], float(x[1])))[0]
+        family = gemm_family(Kernel.from_row(r))
+        seen.add(family)
+        assert any(tag in name for tag in expect[family]), (family, r["dtype"], r["M"], r["N"],
+                                                          r["K"], name[:90])
+    assert seen == set(expect)
+
+
+def test_the_misaligned_kernels_mechanisms():
+    cal = load_calibration("h100")
+
+    def us(dtype: str, N: int, K: int, M: int = 6001) -> float:
+        return predict_us(cal, Kernel(op="gemm", dtype=dtype, M=M, N=N, K=K))
+
+    # a vector of 2 or 4 elements runs CUTLASS's align-2 kernels, about twice the align-1 rate
+    # (measured at 6001 x 4096 x 4098: 261 TFLOP/s; 4097: 128)
+    assert us("bf16", 4096, 4097) > 1.7 * us("bf16", 4096, 4098)
+    assert us("bf16", 4096, 4100) == pytest.approx(us("bf16", 4096, 4098), rel=0.01)
+    # both far below the aligned kernels
+    assert us("bf16", 4096, 4098) > 2 * us("bf16", 4096, 4096)
+    # int8 padded to 8 but not 16 runs CUTLASS's align-4 kernels, padded to 16 its aligned ones
+    assert us("int8", 4105, 4097) > 1.6 * us("int8", 4105, 4105)
+    # no fitted rate above the aligned one
+    p = cal.params
+    assert 0 < p["align1_rate_eff"] < p["align2_rate_eff"] < 1
+    assert 0 < p["int8_n8_eff"] <= 1 and 0 < p["int8_align8_eff"] <= 1
+
+
+def test_misaligned_gemms_held_out_per_category():
+    """The held-out misaligned GEMMs, per category (``tpe gpu check``'s statistics), against
+    the levels this model reaches (docs/gpu.md): fp16 and fp8 within the issue's 10 %; bf16
+    and int8 not yet (cuBLAS's choice among kernels of one family for small shapes, and of
+    int8's align-4 tile, is not modelled), held here so that they do not get worse."""
+    from sim.cli.gpu import _gpu_arch, _kernels, _predict, check_rows
+
+    measured = rows(MISALIGNED)
+    stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
+    for dtype, mape in (("bf16", 0.13), ("fp16", 0.10), ("fp8", 0.10), ("int8", 0.27)):
+        s = stats[("held", "gemm", f"gemm/{dtype}/misaligned")]
+        assert s["n"] >= 10 and s["mape"] <= mape and s["spearman"] >= 0.9, (dtype, s)

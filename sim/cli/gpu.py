@@ -73,9 +73,10 @@ def register(subparsers: Any) -> None:
                    help="measured.csv whose energy (column mj, its 'cal' rows) the energy "
                         "constants are fitted on (default: --measured)")
     k.add_argument("--extra", action="append", default=[], metavar="FILE",
-                   help="another measured.csv of the same card whose 'cal' rows of the "
-                        "quantized kernels (w4a16, w4a16_triton, kv_dtype int8/int4) join the "
-                        "fit (repeatable; e.g. sim/data/gpu/measured_h100_quant.csv)")
+                   help="another measured.csv of the same card whose 'cal' rows join the "
+                        "fit, but for kernels --measured (or --energy) has too (repeatable; "
+                        "e.g. sim/data/gpu/measured_h100_quant.csv, "
+                        "sim/data/gpu/measured_h100_misaligned.csv)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 

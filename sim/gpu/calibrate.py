@@ -27,6 +27,7 @@ from sim.gpu_model import (
     GpuEnergy,
     Kernel,
     energy_work,
+    gemm_family,
     predict_parts_us,
     predict_us,
 )
@@ -36,9 +37,15 @@ __all__ = ["calibrate", "fit", "fit_energy", "fit_group", "fit_quant_energy"]
 
 def fit_group(k: Kernel) -> str:
     """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
-    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``)."""
+    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``) and the
+    fallback and CUDA-core kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``: fitted
+    after ``gemm``, whose fixed and split-K costs they share)."""
     if k.op == "gemm" and k.dtype in W4A16:
         return k.dtype
+    if k.op == "gemm" and gemm_family(k) in ("gemv", "align1", "align2"):
+        return "gemm_fallback"
+    if k.op == "gemm" and gemm_family(k) == "int8_align8":
+        return "gemm_int8_align8"
     if k.op == "attn_decode" and k.kv_dtype in ("int8", "int4"):
         return "attn_decode_kivi"
     return k.op
@@ -96,8 +103,11 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
     groups = groups or {
         "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
                  "eff_64x64", "split_cost_us", "int8_eff", "fp8_eff", "int8_bw_eff",
-                 "fp8_bw_eff", "unaligned_rate_eff",
-                 "unaligned_bw_eff", "unaligned_fixed_us", "gemv_bw_eff"],
+                 "fp8_bw_eff"],
+        "gemm_fallback": ["gemv_bw_eff", "align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
+                          "align2_bw_eff", "fallback_fixed_us", "align1_k8_slowdown",
+                          "fallback_tile_k0", "fallback_reduce_us", "simt_tflops"],
+        "gemm_int8_align8": ["int8_align8_eff", "int8_n8_eff"],
         "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",
                          "attn_diag_extra"],
         "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
@@ -212,8 +222,11 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     ``sim.gpu.measure`` writes them): the time model on ``measured``'s ``us``, then the energy
     constants on ``energy``'s ``mj`` (default: ``measured``; the card's power limit from
     ``<energy stem>_env.json`` beside it); returns it and its TOML text. ``extra``: measured
-    files of the same card whose ``cal`` rows of the quantized kernels (:data:`QUANT_GROUPS`)
-    join the time fit (their other rows are kernels ``measured`` governs: not refitted)."""
+    files of the same card whose ``cal`` rows join the fits, but for the kernels ``measured``
+    (time) or ``energy`` (energy) has too, which that file governs (e.g. the bf16-cache decode
+    rows of ``measured_h100_quant.csv``): the time fit of every group, the energy fit of the
+    shared constants and the dtype paths, and the quantized kernels' own energy paths
+    (:data:`QUANT_ENERGY_CLASSES`, :func:`fit_quant_energy`)."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
     energy = measured if energy is None else energy
@@ -241,19 +254,26 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
                          "limit)")
     limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
     cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
+    # the kernels measured and energy have, held out or not: an extra file's row of one of
+    # them never joins a fit (its split there can differ from theirs)
+    timed = {_kernel(r) for r in rows}
+    metered = {_kernel(r) for r in _read_csv(energy) if r.get("status", "ok") == "ok"}
+    extra_rows: list[dict[str, str]] = []
     for path in extra:
         more = [r for r in _read_csv(path) if r.get("status", "ok") == "ok"]
         if _card(more, "--extra") != card:
             raise ValueError(f"--extra: {path.name} was measured on {more[0]['gpu']}, "
                              f"{measured.name} on {card}; give one card's files")
-        cal_rows += [r for r in more if r.get("split", "cal") == "cal"
-                     and fit_group(Kernel.from_row(r)) in QUANT_GROUPS]
+        extra_rows += [r | {"_file": path.name} for r in more if r.get("split", "cal") == "cal"]
+    cal_rows += [r for r in extra_rows if _kernel(r) not in timed]
     params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
     cal = dataclasses.replace(base, params=params)
+    e_extra = [r for r in extra_rows if r.get("mj") and _kernel(r) not in metered
+               and fit_group(Kernel.from_row(r)) not in QUANT_GROUPS]
+    e_rows += e_extra
     e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows], [float(r["mj"]) for r in e_rows],
                    limit_w)
-    q_rows = [r for path in extra for r in _read_csv(path) if r.get("status", "ok") == "ok"
-              and r.get("split", "cal") == "cal" and r.get("mj")
+    q_rows = [r for r in extra_rows if r.get("mj")
               and fit_group(Kernel.from_row(r)) in QUANT_GROUPS]
     if q_rows:  # the quantized kernels' own paths, the shared constants kept
         e = fit_quant_energy(cal, e, [Kernel.from_row(r) for r in q_rows],
@@ -280,11 +300,16 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         "",
         "[energy]",
         "# E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes",
-        f"# (sim/gpu_model.py), fitted on the {len(e_rows)} 'cal' rows of {energy.name} (their",
+        f"# (sim/gpu_model.py), fitted on the {len(e_rows) - len(e_extra)} 'cal' rows of "
+        f"{energy.name}"
+        + (f"\n# and the {len(e_extra)} of "
+           + " and ".join(sorted({r["_file"] for r in e_extra}))
+           + f" (kernels {energy.name} lacks)" if e_extra else "")
+        + " (their",
         "# mj) by least squares on the relative error, with the time [fitted] predicts"
         + (f"; the quantized\n# kernels' paths ({', '.join(QUANT_ENERGY_CLASSES)}) on the "
            f"{len(q_rows)} 'cal' rows of theirs in\n# "
-           + " and ".join(p.name for p in extra) + ", the other constants kept"
+           + " and ".join(sorted({r["_file"] for r in q_rows})) + ", the other constants kept"
            if q_rows else "") + "; limit_w:",
         f"# the card's power limit ({env.name}); cap_w: the highest power E / t of those",
         "# kernels, the power at which the model's cap binds on a card of limit_w.",
@@ -297,6 +322,12 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         "",
     ]
     return cal, "\n".join(lines)
+
+
+def _kernel(row: dict[str, str]) -> Kernel:
+    """The kernel a measured row times, a bf16 KV cache named or not (the same SDPA kernel)."""
+    k = Kernel.from_row(row)
+    return dataclasses.replace(k, kv_dtype="") if k.kv_dtype == "bf16" else k
 
 
 def _card(rows: list[dict[str, str]], flag: str) -> str:

@@ -42,6 +42,12 @@ time per kernel back to back, no launch gaps and no L2 flush between calls). Nee
 ``pynvml`` (the ``nvidia-ml-py`` package); without it the columns stay empty and the
 environment file says why.
 
+**Kernels** (``--kernels``, off by default): after the timing, one call runs under
+``torch.profiler`` and column ``kernels`` lists the GPU kernels it launched, in order, each as
+``name grid=(x,y,z) block=(x,y,z) us=D`` (the profiler's name, e.g. a cuBLAS kernel's, which
+names its tile, its alignment and whether it splits K; its launch grid; its duration in that
+call, L2 not flushed), separated by `` ; ``.
+
 Timing follows the device tool's METHOD.md: warm-up, random inputs, the median of many
 repetitions measured with CUDA events by ``triton.testing.do_bench``, which also zeroes a
 256 MB buffer before every repetition so that no kernel reads its operands from a warm L2.
@@ -74,7 +80,8 @@ from typing import Any
 # model reads them
 from sim.gpu_model import W4A16, padded_shape, parse_causal, parse_quant
 
-__all__ = ["MeasureError", "guarded", "main", "measure", "read_shapes", "select_rows"]
+__all__ = ["MeasureError", "guarded", "kernel_names", "main", "measure", "read_shapes",
+           "select_rows"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 OPS = ("gemm", "attn_prefill", "attn_decode")
@@ -346,6 +353,36 @@ def _energy(torch: Any, nvml: Nvml, fns: list[Callable[[], object]], us: float, 
 
 
 # -- kernels ---------------------------------------------------------------------------------
+
+
+def kernel_names(torch: Any, fn: Callable[[], object]) -> str:
+    """The GPU kernels one call of ``fn`` launches (column ``kernels``, module doc), read from
+    the profiler's trace; ``profiler error: ...`` when the profiler or its trace fails (the
+    row's timing is kept)."""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    def dims(v: Any) -> str:
+        return "(" + ",".join(str(x) for x in v) + ")" if isinstance(v, list) else "?"
+
+    torch.cuda.synchronize()
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        with tempfile.TemporaryDirectory() as tmp:
+            trace = Path(tmp) / "trace.json"
+            prof.export_chrome_trace(str(trace))
+            events = json.loads(trace.read_text()).get("traceEvents", [])
+        kernels = sorted((e for e in events if e.get("cat") == "kernel"),
+                         key=lambda e: float(e.get("ts", 0)))
+        return " ; ".join(f"{e['name']} grid={dims(e.get('args', {}).get('grid'))} "
+                          f"block={dims(e.get('args', {}).get('block'))} "
+                          f"us={float(e.get('dur', 0)):.3f}" for e in kernels)
+    except Exception as err:  # a profiler failure must not lose the row's timing
+        first = str(err).splitlines()[0][:120] if str(err) else ""
+        return f"profiler error: {type(err).__name__}: {first}"
 
 
 def _need_torch() -> tuple[Any, Any]:
@@ -641,7 +678,7 @@ def guarded(torch: Any, fn: Callable[[], Any]) -> tuple[Any, str]:
 
 
 def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: Any,
-                 nvml: Nvml | None, energy_s: float, budget_ms: float
+                 nvml: Nvml | None, energy_s: float, budget_ms: float, kernels: bool = False
                  ) -> dict[str, str]:  # pragma: no cover - needs a GPU
     """One row's measured columns (:func:`measure`)."""
     rec: dict[str, str] = {}
@@ -670,6 +707,8 @@ def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: An
     med, p20, p80 = _bench(triton, fn, budget_ms)
     rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
             "impl": impl}
+    if kernels:
+        rec["kernels"] = kernel_names(torch, fn)
     if nvml is not None and nvml.handle is not None:
         # input sets enough for twice the L2 together (at most ENERGY_SETS): each call reads
         # its operands from HBM, as the timing (L2 flushed) does
@@ -705,10 +744,10 @@ def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: An
 
 def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
             triton_gemm: bool = True, micro: bool = True, energy_s: float = 0.3,
-            log=print) -> Path:
+            kernels: bool = False, log=print) -> Path:
     """Time every row; write ``out`` (rows written as they finish) and its side files.
     ``energy_s``: seconds of back-to-back runs per kernel for its energy and clock (0: none;
-    module doc)."""
+    module doc); ``kernels``: record the kernels each row launches (column ``kernels``)."""
     if energy_s < 0:
         raise MeasureError(f"--energy-s: must be >= 0 seconds (got {energy_s})")
     torch, triton = _need_torch()
@@ -730,7 +769,7 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
     extra = sorted({k for r in rows for k in r if k not in COLUMNS})
     fields = [*COLUMNS, *extra, "us", "us_p20", "us_p80", "impl", "us_triton", "triton_impl",
               "triton_rel_err", "rel_err", "mj", "watts", "sm_mhz", "us_loop", "energy_sets",
-              "status", "gpu"]
+              "status", "gpu", *(("kernels",) if kernels else ())]
     gen = torch.Generator(device="cuda").manual_seed(0)
     tri = _triton_kernel() if triton_gemm else None
     t_start = time.perf_counter()
@@ -741,7 +780,7 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
             rec = {k: ("" if v is None else v) for k, v in row.items()}
             rec["gpu"] = gpu
             done, status = guarded(torch, lambda row=row: _measure_row(
-                torch, triton, row, gen, tri, nvml, energy_s, budget_ms))
+                torch, triton, row, gen, tri, nvml, energy_s, budget_ms, kernels))
             rec |= done if done is not None else {"status": status}
             w.writerow(rec)
             f.flush()
@@ -776,13 +815,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--energy-s", type=float, default=0.3,
                    help="seconds of back-to-back runs per kernel for its energy and SM clock "
                         "(NVML; default 0.3, 0: skip)")
+    p.add_argument("--kernels", action="store_true",
+                   help="record the GPU kernels each row launches (torch.profiler; column "
+                        "kernels)")
     p.add_argument("--skip", type=int, default=0, help="leave out the first N rows")
     p.add_argument("--limit", type=int, default=0, help="only N rows (0: all) after --skip")
     args = p.parse_args(argv)
     try:
         rows = select_rows(read_shapes(args.inp), args.skip, args.limit)
         measure(rows, args.out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
-                micro=not args.no_micro, energy_s=args.energy_s)
+                micro=not args.no_micro, energy_s=args.energy_s, kernels=args.kernels)
     except MeasureError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

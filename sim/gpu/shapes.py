@@ -19,6 +19,12 @@ misaligned GEMMs (M, N and K log-uniform in 1..16384, none a multiple of 8) in b
 and int8, and SDPA attention at head dims 32 to 256, causal and not (the ``causal`` column),
 multi-head, grouped (GQA) and multi-query (MQA), prefill and decode, up to 16k-token prefills
 and 32k-token caches.
+
+The misaligned GEMM dataset (:func:`misaligned_shapes`, ``sim/data/gpu/shapes_misaligned.csv``,
+``python -m sim.gpu.shapes --misaligned``) adds what cuBLAS does with odd shapes: more random
+GEMMs with M, N and K off a multiple of 8 in every dtype, and sweeps that move one inner
+dimension's alignment at a time (by 1, 2 or 4 elements in bf16/fp16; the padded int8 kernel's
+8 or 16).
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ import random
 import sys
 from pathlib import Path
 
-__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "quant_shapes", "split_of",
-           "v2_shapes", "write_shapes"]
+__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "misaligned_shapes", "quant_shapes",
+           "split_of", "v2_shapes", "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
@@ -39,6 +45,7 @@ HELD_OUT_SHARE = 0.4
 SHAPES_CSV = Path(__file__).resolve().parents[1] / "data" / "gpu" / "shapes.csv"
 SHAPES_V2_CSV = SHAPES_CSV.with_name("shapes_v2.csv")
 SHAPES_QUANT_CSV = SHAPES_CSV.with_name("shapes_quant.csv")
+SHAPES_MISALIGNED_CSV = SHAPES_CSV.with_name("shapes_misaligned.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -182,8 +189,52 @@ def quant_shapes() -> list[dict[str, object]]:
     return rows
 
 
-def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False) -> Path:
-    rows = quant_shapes() if quant else v2_shapes() if v2 else default_shapes()
+#: Random misaligned GEMMs per dtype in the misaligned dataset (:func:`misaligned_shapes`).
+MISALIGNED_GEMMS = {"bf16": 60, "fp16": 60, "fp8": 30, "int8": 40}
+#: The seed of their draw (fixed: the dataset is data, not a run).
+MISALIGNED_SEED = 20261206
+#: Token counts of the alignment sweeps (:func:`misaligned_shapes`).
+SWEEP_TOKENS = (100, 1000, 6001)
+#: (N, K) offsets from 4096 of the bf16/fp16 sweep: one inner dimension (or both) off a
+#: multiple of 8 by 1, 2 or 4 elements, the other aligned.
+SWEEP_16BIT = ((1, 0), (2, 0), (4, 0), (0, 1), (0, 2), (0, 4), (1, 1))
+#: (N, K) offsets from 4096 of the int8 sweep: ``torch._int_mm`` pads N and K to multiples of
+#: 8, so 4097 runs as 4104 (8 off a multiple of 16) and 4105 as 4112 (a multiple of 16).
+SWEEP_INT8 = ((1, 1), (1, 9), (9, 1), (9, 9))
+
+
+def misaligned_shapes() -> list[dict[str, object]]:
+    """The misaligned GEMM dataset (``sim/data/gpu/shapes_misaligned.csv``, ``python -m
+    sim.gpu.shapes --misaligned``), each row with its ``split``: random GEMMs whose M, N and K
+    are log-uniform in 1..16384 and none a multiple of 8 (:data:`MISALIGNED_GEMMS` per dtype),
+    and alignment sweeps at :data:`SWEEP_TOKENS` rows over (N, K) near 4096 that change one
+    inner dimension's alignment at a time (:data:`SWEEP_16BIT` in bf16 and fp16,
+    :data:`SWEEP_INT8` in int8). A row :func:`v2_shapes` already has is left out."""
+    seen = {_key(r) for r in v2_shapes()}
+    rows: list[dict[str, object]] = []
+    rng = random.Random(MISALIGNED_SEED)
+    for dtype, n in MISALIGNED_GEMMS.items():
+        rows += [_gemm(dtype, _odd(rng), _odd(rng), _odd(rng)) for _ in range(n)]
+    for dtype in ("bf16", "fp16"):
+        rows += [_gemm(dtype, M, 4096 + dn, 4096 + dk) for M in SWEEP_TOKENS
+                 for dn, dk in SWEEP_16BIT]
+    rows += [_gemm("int8", M, 4096 + dn, 4096 + dk) for M in SWEEP_TOKENS
+             for dn, dk in SWEEP_INT8]
+    out = []
+    for row in rows:
+        key = _key(row)
+        if key in seen:
+            continue
+        seen.add(key)
+        row["split"] = split_of(row)
+        out.append(row)
+    return out
+
+
+def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False,
+                 misaligned: bool = False) -> Path:
+    rows = (misaligned_shapes() if misaligned else quant_shapes() if quant
+            else v2_shapes() if v2 else default_shapes())
     extra = QUANT_COLUMNS if quant else ("causal",) if v2 else ()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -197,7 +248,10 @@ def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False)
 
 if __name__ == "__main__":
     v2, quant = "--v2" in sys.argv[1:], "--quant" in sys.argv[1:]
-    paths = [a for a in sys.argv[1:] if a not in ("--v2", "--quant")]
-    default = SHAPES_QUANT_CSV if quant else SHAPES_V2_CSV if v2 else SHAPES_CSV
-    out = write_shapes(Path(paths[0]) if paths else default, v2=v2, quant=quant)
+    misaligned = "--misaligned" in sys.argv[1:]
+    paths = [a for a in sys.argv[1:] if a not in ("--v2", "--quant", "--misaligned")]
+    default = (SHAPES_MISALIGNED_CSV if misaligned else SHAPES_QUANT_CSV if quant
+               else SHAPES_V2_CSV if v2 else SHAPES_CSV)
+    out = write_shapes(Path(paths[0]) if paths else default, v2=v2, quant=quant,
+                       misaligned=misaligned)
     print(f"wrote {out}")

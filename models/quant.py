@@ -36,6 +36,7 @@ __all__ = [
     "QuantScheme",
     "get_scheme",
     "known_schemes",
+    "named_schemes",
     "scheme_help",
 ]
 
@@ -124,9 +125,14 @@ def _named() -> MappingProxyType[str, QuantScheme]:
     return MappingProxyType(out)
 
 
+def named_schemes() -> list[str]:
+    """The schemes of ``models/data/schemes.toml``, in file order."""
+    return list(_named())
+
+
 def known_schemes() -> list[str]:
     """Named schemes, in file order, plus the generic forms."""
-    return [*_named(), "wNaM[kvB]", "<scheme>+kvB"]
+    return [*named_schemes(), "wNaM[kvB]", "<scheme>+kvB"]
 
 
 def scheme_help() -> str:

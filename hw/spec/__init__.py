@@ -161,6 +161,7 @@ class VectorSpec:
     stand-alone vector operators run between GEMMs.
     """
 
+    #: Element-wise operations the unit completes per cycle (one per lane).
     lanes: Annotated[int, Field(ge=1, le=1 << 20)]
     #: Operations one exponential costs (softmax); a polynomial/table approximation.
     exp_ops: Annotated[int, Field(ge=1, le=64)] = 4
@@ -172,6 +173,8 @@ class GpuSpec:
     named calibration (``sim/data/gpu/calibration_<calibration>.toml``: microbenchmarks of the
     card and efficiencies fitted on measured kernels) instead of the engine fold model."""
 
+    #: The measured card's calibration the kernel model uses
+    #: (``sim/data/gpu/calibration_<calibration>.toml``).
     calibration: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
     #: The board's power limit (W): the kernel model's power cap scales with it (a kernel
     #: that would draw more runs at a lower clock; ``sim.gpu_model`` module doc).
@@ -184,6 +187,7 @@ class GpuSpec:
     #: level's ``bandwidth_gb_per_s``, each over the measured card's preset: ``sim.gpu_model``
     #: ``arch_calibration``). 1.0 unless a datasheet says the card differs in another way.
     bandwidth_scale: Annotated[float, Field(gt=0, le=100)] = 1.0
+    #: The same for the tensor rates (see ``bandwidth_scale``).
     compute_scale: Annotated[float, Field(gt=0, le=100)] = 1.0
     #: Tensor-core dtypes the card has (shapes.csv ``dtype`` values).
     dtypes: Annotated[tuple[Literal["bf16", "fp16", "fp8", "int8"], ...],
@@ -222,11 +226,15 @@ class LevelSpec:
     #: its capacity and bandwidth are split evenly between them).
     holds: Annotated[tuple[Operand, ...], BeforeValidator(_to_tuple),
                      Field(min_length=1, max_length=3)]
+    #: Bytes the level holds (all its instances' each; a double-buffered level's two halves
+    #: together).
     capacity_bytes: Annotated[int, Field(ge=1, le=1 << 50)]
     #: On-chip SRAM: ``ports`` accesses of ``width_bits`` per cycle (set this, or
     #: ``bandwidth_gb_per_s`` for a level with its own clock, such as DRAM).
     width_bits: Annotated[int, Field(ge=8, le=1 << 20)] | None = None
+    #: Accesses of ``width_bits`` per cycle (on-chip levels).
     ports: Annotated[int, Field(ge=1, le=64)] = 1
+    #: Bandwidth of a level with its own clock (DRAM, HBM), GB/s (10^9 bytes per second).
     bandwidth_gb_per_s: Annotated[float, Field(gt=0, le=1e8)] | None = None
     #: Fixed latency of one transfer from this level, in nanoseconds.
     latency_ns: Annotated[float, Field(ge=0, le=1e4)] = 0.0
@@ -265,14 +273,19 @@ class ArchSpec:
     its own instances of the per-core levels and a vector unit (``vector``).
     """
 
+    #: The architecture's name, shown in every result (a file on a base: its file name).
     name: Annotated[str, Field(min_length=1, max_length=64)]
+    #: The engine of each core (``[engine]``, its ``kind`` and the kind's fields).
     engine: EngineSpec
+    #: The cores' clock, MHz; cycles become seconds at it.
     clock_mhz: Annotated[float, Field(gt=0, le=1e5)]
     #: Technology node of the design (nm); energy and area tables are scaled to it.
     tech_nm: Annotated[float, Field(ge=3, le=180)] = 45.0
     #: Name of an energy table shipped in ``sim/data/energy`` (or a path to one).
     energy_table: Annotated[str, Field(min_length=1)] = "horowitz45"
+    #: The memory levels, innermost first (``[memory.NAME]`` tables).
     memory: tuple[LevelSpec, ...]
+    #: A line saying what the architecture is (no result depends on it).
     description: str = ""
     #: Identical cores, each an engine with its own per-core levels and vector unit.
     cores: Annotated[int, Field(ge=1, le=4096)] = 1

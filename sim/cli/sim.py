@@ -109,7 +109,9 @@ def _attention_args(att: argparse.ArgumentParser) -> None:
 def _model_args(model: argparse.ArgumentParser) -> None:
     _arch_args(model)
     model.add_argument("--model", required=True, help="zoo name (e.g. llama-2-7b) or config.json")
-    model.add_argument("--phase", required=True, choices=("prefill", "decode"))
+    model.add_argument("--phase", required=True, choices=("prefill", "decode"),
+                       help="prefill (the whole prompt) or decode (one generation step over "
+                            "the cached tokens)")
     model.add_argument("--batch", type=int, required=True,
                        help="sequences, 1 to 2^40 (a prefill's --batch x --seq too)")
     model.add_argument("--seq", type=int, required=True,

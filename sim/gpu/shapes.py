@@ -49,6 +49,39 @@ SHAPES_MISALIGNED_CSV = SHAPES_CSV.with_name("shapes_misaligned.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
+#: Every column of a shapes.csv and of the measured.csv ``tpe gpu measure`` writes from it
+#: (``tpe gpu predict`` adds ``us``, ``mj`` and ``gpu``), and what it holds.
+COLUMN_MEANINGS: dict[str, str] = {
+    "op": "gemm, attn_prefill or attn_decode",
+    "dtype": "bf16, fp16, fp8, int8 (GEMMs), w4a16 (PyTorch's int4 weight-only GEMM), "
+             "w4a16_triton (the project's Triton W4A16 GEMM); attention: bf16 or fp16",
+    "M": "GEMM: rows of A and C (tokens)", "N": "GEMM: columns of W and C",
+    "K": "GEMM: the reduction dimension",
+    "B": "attention: batch", "H": "attention: query heads", "Hkv": "attention: KV heads",
+    "S": "attention: sequence length (prefill: tokens; decode: cached tokens)",
+    "D": "attention: head dimension",
+    "causal": "attention prefill: 1 causal (empty means 1), 0 not",
+    "group": "w4a16: weights per scale group along K (default 128)",
+    "kv_dtype": "attention decode: the KV cache's format (int8 or int4: the KIVI kernel; "
+                "empty: dtype)",
+    "split": "cal (calibration) or held (held out), fixed by a hash of the row",
+    "us": "measured (or predicted) time per kernel, microseconds: median of the repetitions",
+    "us_p20": "20th percentile of the repetitions, us",
+    "us_p80": "80th percentile of the repetitions, us",
+    "impl": "the implementation that was timed (e.g. torch.matmul, torch._scaled_mm, SDPA)",
+    "us_triton": "GEMMs: the project's Triton GEMM's time, us",
+    "triton_impl": "the Triton kernel's configuration",
+    "triton_rel_err": "the Triton result's largest relative error against torch",
+    "rel_err": "the kernel's result against a float32 reference (relative error)",
+    "mj": "energy per kernel run back to back, millijoules (NVML energy counter)",
+    "watts": "mean board power during the back-to-back loop",
+    "sm_mhz": "median SM clock during the loop",
+    "us_loop": "time per kernel in the back-to-back loop, us",
+    "energy_sets": "input sets the energy loop rotated through (operands from HBM)",
+    "status": "ok, or why the kernel was not measured",
+    "gpu": "the card's name (measured) or the preset (predicted)",
+    "kernels": "every GPU kernel one call launched: profiler name, grid and duration",
+}
 
 #: (N, K) of the linear layers of zoo models: Llama-2-7B (q/o 4096x4096, fused qkv 12288,
 #: gate/up 11008, down), Llama-3-8B / Mistral-7B / Mixtral experts (k/v 1024, MLP 14336),

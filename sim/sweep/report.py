@@ -112,7 +112,10 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    table = read_results(results)
+    # rows in a fixed order (the parts are written as chunks finish): ties between points
+    # (the best point per objective) then go the same way on every run
+    table = read_results(results).sort_by([("point_id", "ascending"),
+                                           *((k, "ascending") for k in WORKLOAD_COLUMNS)])
     cols = table.to_pydict()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -94,13 +94,50 @@ METRIC_COLUMNS: dict[str, str] = {
     "stall_cycles": "int64",
     "dram_bytes": "float64",
 }
+#: What each metric column means.
+METRIC_MEANINGS: dict[str, str] = {
+    "seconds": "the pass: time to first token (prefill) or per output token (decode), s",
+    "tokens_per_s": "tokens per second of the pass (prompt tokens for prefill, generated "
+                    "tokens for decode)",
+    "energy_pj": "energy of the pass, pJ",
+    "energy_per_token_pj": "energy per token of the pass, pJ",
+    "edp_pj_s": "energy x delay of the pass, pJ s",
+    "area_mm2": "the architecture's area, mm^2",
+    "utilization": "engine MACs over the cycles times the peak of all cores",
+    "cycles": "cycles of the pass",
+    "stall_cycles": "cycles waiting for memory",
+    "dram_bytes": "bytes moved to and from the last memory level",
+}
 #: The workload columns of the results table.
 WORKLOAD_COLUMNS = ("model", "phase", "batch", "seq", "quant")
 #: Columns of the results table other than the axes (no axis may take one of these names).
 RESERVED = {"point_id", *WORKLOAD_COLUMNS, "arch", "engine", "error", *METRIC_COLUMNS}
 _DEFAULT_OBJECTIVES = ("tokens_per_s:max", "energy_per_token_pj:min", "area_mm2:min")
-_SWEEP_KEYS = ("name", "base", "strategy", "samples", "seed", "objectives", "chunk")
-_WORKLOAD_KEYS = ("models", "phases", "batch", "seq", "quant")
+#: The keys of ``[sweep]`` and what each means (the reference's words too).
+SWEEP_KEYS: dict[str, str] = {
+    "name": "the sweep's name (default: the spec file's stem)",
+    "base": "the preset or architecture file every point starts from (relative to the spec); "
+            "default systolic; or instead an axes.base axis",
+    "strategy": "grid (every point), random (a sample of the grid) or nsga2 (optuna's NSGA-II "
+                "over the objectives); default grid",
+    "samples": "random: distinct grid points drawn; nsga2: trials (required by both)",
+    "seed": "the random sample's and the search's seed (integer >= 0, default 0)",
+    "objectives": "nsga2: the metrics searched, `metric:max` or `metric:min` (default "
+                  "tokens_per_s:max, energy_per_token_pj:min, area_mm2:min)",
+    "chunk": "design points per task (default: automatic); --chunk overrides it",
+}
+#: The keys of ``[workload]``: every combination runs on every design point.
+WORKLOAD_KEYS: dict[str, str] = {
+    "models": "zoo names or HF-style config.json paths (relative to the spec); required",
+    "phases": "prefill, decode or both (default both)",
+    "batch": "sequences per pass, positive integers (default [1])",
+    "seq": "prompt tokens (prefill) or cached tokens (decode), positive integers (default "
+           "[512])",
+    "quant": "quantization schemes, or auto: the engine's own integer widths (default "
+             "[\"auto\"])",
+}
+_SWEEP_KEYS = tuple(SWEEP_KEYS)
+_WORKLOAD_KEYS = tuple(WORKLOAD_KEYS)
 _RANGE_KEYS = frozenset({"values", "start", "stop", "step", "factor"})
 
 

@@ -96,6 +96,8 @@ def render(spec: EngineSpec | TileSpec, progress: Progress = _quiet
     """The Verilog text and the manifest (without synthesis figures) of a spec; ``progress``
     is told each long step as it starts."""
     if isinstance(spec, TileSpec):
+        progress(f"building {spec.name} and writing its Verilog (Amaranth's RTLIL through "
+                 "Yosys)")
         return _render_tile(spec)
     progress(f"building {spec.name}'s Amaranth design")
     component = build_component(spec)

@@ -105,7 +105,8 @@ def _gen_tile(args: argparse.Namespace) -> int:
         raise SpecError(f"{flag}{sep}{rest}") from None
     output_dir(args.out, "--out")
     try:
-        folder = generate(spec, args.out, synth=args.synth, sram=sram_area)
+        folder = generate(spec, args.out, synth=args.synth, sram=sram_area,
+                          progress=_steps("tpe gen tile"))
     except SynthError as err:
         print(f"tpe: error: {err}", file=sys.stderr)
         return 1

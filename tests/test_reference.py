@@ -10,9 +10,9 @@ from pathlib import Path
 
 from cli_run import run
 
+from sim.cli.reference import OUT, pages
 from sim.gpu.shapes import COLUMN_MEANINGS
 from sim.report.outputs import JSON_KEYS, csv_columns
-from sim.cli.reference import OUT, pages
 
 ROOT = Path(__file__).resolve().parents[1]
 

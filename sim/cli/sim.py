@@ -78,6 +78,9 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
                       help="output format (default: int<acc_bits> of the engine; fp32 on a GPU)")
     gemm.add_argument("--count", type=int, default=1,
                       help="identical instances, e.g. one per layer (default 1; at most 2^40)")
+    gemm.add_argument("--trace", default=None, metavar="DIR",
+                      help="write SCALE-Sim-format SRAM and DRAM traces of one instance into "
+                           "DIR (systolic arrays, one core)")
     _run_args(gemm)
     gemm.set_defaults(func=run_gemm)
 
@@ -196,6 +199,10 @@ def run_gemm(args: argparse.Namespace) -> int:
 
     M, N, K = (_positive(f"--{d}", getattr(args, d)) for d in ("M", "N", "K"))
     count = _positive("--count", args.count)
+    if args.trace is not None:
+        from sim.files import output_dir
+
+        output_dir(args.trace, "--trace")
     arch = _load(args)
     if arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
         a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
@@ -211,8 +218,18 @@ def run_gemm(args: argparse.Namespace) -> int:
         _check_fmt_flags(("--o-fmt", args.o_fmt))
         out_fmt = args.o_fmt
     op = Gemm(name="gemm", M=M, N=N, K=K, count=count, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
-    return _print_op(args, arch, simulate_op(arch, op, memory=args.memory,
-                                             objective=args.objective))
+    result = simulate_op(arch, op, memory=args.memory, objective=args.objective)
+    if args.trace is not None:
+        import sys
+
+        from sim.report.traces import write_traces
+
+        summary = write_traces(arch, result, args.trace)
+        print(f"traces: {args.trace} ({summary['cycles']:,} cycles of one instance; "
+              + ", ".join(f"{n.removesuffix('_TRACE.csv')} {c:,}"
+                          for n, c in summary["accesses"].items()) + " accesses)",
+              file=sys.stderr if args.json else sys.stdout)
+    return _print_op(args, arch, result)
 
 
 def _nonnegative(flag: str, value: int) -> int:

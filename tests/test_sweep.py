@@ -495,3 +495,17 @@ def test_front_plot_names_every_base_in_its_legend():
     values, unit = readable(np.array([2.5e9, 4e9]), "pJ")
     assert unit == "mJ" and values.tolist() == [2.5, 4.0]
     assert readable(np.array([0.0042]), "s")[1] == "ms"
+
+
+def test_operator_breakdown_tells_30_operators_apart():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from sim.report.plots import plot_op_breakdown
+
+    ax = Figure().subplots()
+    plot_op_breakdown(ax, {"prefill": {f"op{i}": 1.0 + i for i in range(30)}})
+    looks = {(tuple(p.get_facecolor()), p.get_hatch()) for p in ax.patches}
+    assert len(ax.patches) == 30 and len(looks) == 30

@@ -191,10 +191,11 @@ def _engine_spec(args: argparse.Namespace):
 PROGRESS_MACS = 1024
 
 
-def _progress(spec: Any) -> Callable[[str], None]:
-    """Progress lines on standard error for a large design (:data:`PROGRESS_MACS`): each step
-    as it starts, with the seconds since the command began; nothing for a small one."""
-    if spec.macs_per_cycle < PROGRESS_MACS:
+def _progress(spec: Any, synth: bool = False) -> Callable[[str], None]:
+    """Progress lines on standard error for a large design (:data:`PROGRESS_MACS`) or a
+    synthesis (Yosys takes seconds to minutes): each step as it starts, with the seconds since
+    the command began; nothing for a small design without synthesis."""
+    if spec.macs_per_cycle < PROGRESS_MACS and not synth:
         return lambda _: None
     return _steps("tpe gen")
 
@@ -221,7 +222,8 @@ def _gen(args: argparse.Namespace) -> int:
     spec = _engine_spec(args)
     output_dir(args.out, "--out")
     try:
-        folder = generate(spec, args.out, synth=args.synth, progress=_progress(spec))
+        folder = generate(spec, args.out, synth=args.synth,
+                          progress=_progress(spec, args.synth))
     except SynthError as err:
         print(f"tpe: error: {err}", file=sys.stderr)
         return 1

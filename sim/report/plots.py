@@ -9,8 +9,13 @@ import numpy as np
 __all__ = ["plot_op_breakdown", "plot_roofline", "save_model_plots"]
 
 
+#: Hatches that tell apart operators past the colour map's 20 colours (100 in all).
+_HATCHES = ("", "////", "....", "xxxx", "\\\\")
+
+
 def plot_op_breakdown(ax, phases: dict[str, dict[str, float]], *, unit: str = "ms"):
-    """Horizontal stacked bars: per phase, the time of each operator (same colour per op)."""
+    """Horizontal stacked bars: per phase, the time of each operator (same colour and hatch per
+    operator, distinct for up to 100 operators)."""
     names: list[str] = []
     for ops in phases.values():
         names += [n for n in ops if n not in names]
@@ -21,7 +26,9 @@ def plot_op_breakdown(ax, phases: dict[str, dict[str, float]], *, unit: str = "m
         vals = np.array([phases[p].get(name, 0.0) for p in labels])
         total = np.array([sum(phases[p].values()) for p in labels])
         share = np.divide(vals, total, out=np.zeros_like(vals), where=total > 0)
-        ax.barh(labels, share * 100, left=left, color=cmap(i % 20), label=name)
+        # tab20's 20 colours, then the same colours hatched: no two operators look alike
+        ax.barh(labels, share * 100, left=left, color=cmap(i % 20), label=name,
+                hatch=_HATCHES[(i // 20) % len(_HATCHES)], edgecolor="white", linewidth=0.3)
         left += share * 100
     for y, p in enumerate(labels):
         ax.text(101, y, f"{sum(phases[p].values()):.3g} {unit}", va="center", fontsize=8)

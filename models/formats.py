@@ -9,7 +9,8 @@ from typing import Literal
 from models import ModelError
 from models.caches import memo
 
-__all__ = ["NumberFormat", "get_format", "known_formats"]
+__all__ = ["BLOCK_FORMATS", "BlockFormat", "NumberFormat", "get_block_format", "get_format",
+           "known_formats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,11 @@ _FIXED = {
     "fp8": NumberFormat("fp8", 8, True, "fp", 3),
     "fp8_e4m3": NumberFormat("fp8_e4m3", 8, True, "fp", 3),
     "fp8_e5m2": NumberFormat("fp8_e5m2", 8, True, "fp", 2),
+    # The OCP Microscaling (MX) v1.0 element formats (OCP Microscaling Formats (MX)
+    # Specification v1.0, 2023, section 5.3): FP6 E3M2 and E2M3, FP4 E2M1 (also NVFP4's).
+    "fp6_e3m2": NumberFormat("fp6_e3m2", 6, True, "fp", 2),
+    "fp6_e2m3": NumberFormat("fp6_e2m3", 6, True, "fp", 3),
+    "fp4_e2m1": NumberFormat("fp4_e2m1", 4, True, "fp", 1),
     "ternary": NumberFormat("ternary", 2, True, "ternary"),
 }
 _INT_RE = re.compile(r"^(u?int|bipolar)(\d+)$")
@@ -90,3 +96,65 @@ def _get_format(name: str) -> NumberFormat:
 
 def known_formats() -> list[str]:
     return [*_FIXED, "int1..int64", "uint1..uint64", "bipolar1..bipolar64"]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockFormat:
+    """A block-scaled format: ``block`` consecutive elements (along the reduction dimension)
+    in ``element`` share one scale stored in ``scale`` (``scale_bits`` wide); NVFP4 adds one
+    ``tensor_scale_bits`` scale per tensor. ``reorder``: the channels (the reduction
+    dimension) are permuted once, offline, so that elements of like magnitude share blocks and
+    outliers are kept apart in blocks of their own (Trukhanov and Soloveychik's K-sort); the
+    permutation costs no storage (the other operand is permuted the same way). Conversion
+    and arithmetic: ``models.mx``."""
+
+    name: str
+    element: str
+    block: int
+    scale: str
+    scale_bits: int
+    tensor_scale_bits: int = 0
+    reorder: bool = False
+    #: Where the format is defined.
+    source: str = ""
+
+    @property
+    def storage_bits(self) -> float:
+        """Bits per element, the block's scale amortized over its elements; the per-tensor
+        scale is left out (one number per tensor)."""
+        return get_format(self.element).bits + self.scale_bits / self.block
+
+
+_MX = "OCP Microscaling Formats (MX) Specification v1.0 (2023), section 5"
+_BFP = ("Trukhanov and Soloveychik, 'Accurate Block Quantization in LLMs with Outliers' "
+        "(2024): block floating point, a shared 8-bit exponent per block")
+#: The block-scaled formats, by name.
+BLOCK_FORMATS: dict[str, BlockFormat] = {f.name: f for f in (
+    BlockFormat("mxfp8_e4m3", "fp8_e4m3", 32, "e8m0", 8, source=_MX),
+    BlockFormat("mxfp8_e5m2", "fp8_e5m2", 32, "e8m0", 8, source=_MX),
+    BlockFormat("mxfp6_e3m2", "fp6_e3m2", 32, "e8m0", 8, source=_MX),
+    BlockFormat("mxfp6_e2m3", "fp6_e2m3", 32, "e8m0", 8, source=_MX),
+    BlockFormat("mxfp4", "fp4_e2m1", 32, "e8m0", 8, source=_MX),
+    BlockFormat("mxint8", "int8", 32, "e8m0", 8, source=_MX),
+    # NVIDIA NVFP4 (Blackwell): E2M1 elements, an FP8 E4M3 scale per 16, an FP32 per-tensor
+    # scale (NVIDIA, "Introducing NVFP4 for efficient and accurate low-precision inference",
+    # 2025; the PTX ISA's block-scaled MMA)
+    BlockFormat("nvfp4", "fp4_e2m1", 16, "fp8_e4m3", 8, tensor_scale_bits=32,
+                source="NVIDIA NVFP4: E2M1 elements, an E4M3 scale per 16, an FP32 scale "
+                       "per tensor"),
+    BlockFormat("bfp8", "int8", 16, "e8m0", 8, source=_BFP),
+    BlockFormat("bfp4", "int4", 16, "e8m0", 8, source=_BFP),
+    BlockFormat("bfp4_ksort", "int4", 16, "e8m0", 8, reorder=True,
+                source=_BFP + "; channels sorted by magnitude (K-sort) so outliers share "
+                       "blocks"),
+)}
+
+
+def get_block_format(name: str) -> BlockFormat:
+    """A block format by name (:data:`BLOCK_FORMATS`); :class:`ModelError` names the known
+    ones."""
+    try:
+        return BLOCK_FORMATS[name]
+    except (KeyError, TypeError):
+        raise ModelError(f"format: unknown block format {name!r}; known: "
+                         f"{', '.join(BLOCK_FORMATS)}") from None

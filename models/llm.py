@@ -765,7 +765,8 @@ class _Ctx:
         s = self.scheme.for_op(name)
         return Gemm(name=name, M=M, N=N, K=K, count=count, a_fmt=s.a_fmt, w_fmt=s.w_fmt,
                     o_fmt=_acc_fmt(s.a_fmt, s.w_fmt), b_is_weight=True, w_group=s.w_group,
-                    w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits)
+                    w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits,
+                    a_group=s.a_group)
 
     def vec(self, name: str, kind: Any, elems: int, ops: float, count: int, *, reads: int = 1,
             table_bytes: float = 0.0) -> Vector:

@@ -100,7 +100,9 @@ class Gemm:
     Quantization metadata of B: ``w_group`` elements along K share one scale (``0``: one per
     output channel, i.e. per column of B); each scale costs ``w_scale_bits`` bits of storage
     (scale plus zero point, ``0`` when B is not scaled, e.g. floating point). A's rows (tokens)
-    carry ``a_scale_bits`` bits of dynamic per-token scale each (``0``: none).
+    carry ``a_scale_bits`` bits of dynamic scale per ``a_group`` elements along K (``0``: one
+    scale per token; block-scaled formats such as MX: one per block of 32), none when
+    ``a_scale_bits`` is ``0``.
     :attr:`w_storage_bits` / :attr:`a_storage_bits` are the bits per element these add up to.
     """
 
@@ -116,10 +118,12 @@ class Gemm:
     w_group: int = 0
     w_scale_bits: int = 0
     a_scale_bits: int = 0
+    a_group: int = 0
 
     def __post_init__(self) -> None:
         _check_positive(self.name, self, "M", "N", "K", "count")
-        _check_nonnegative(self.name, self, "w_group", "w_scale_bits", "a_scale_bits")
+        _check_nonnegative(self.name, self, "w_group", "w_scale_bits", "a_scale_bits",
+                           "a_group")
         for field in ("a_fmt", "w_fmt", "o_fmt"):
             get_format(getattr(self, field))  # raises ModelError naming the format
 
@@ -137,6 +141,11 @@ class Gemm:
         return -(-self.K // self.w_group) if self.w_group else 1
 
     @property
+    def a_groups_per_row(self) -> int:
+        """Scale groups along K of one row of A (1 when per token)."""
+        return -(-self.K // self.a_group) if self.a_group else 1
+
+    @property
     def w_storage_bits(self) -> float:
         """Bits per element of B in memory, scales and zero points included."""
         scales = self.w_scale_bits * self.w_groups_per_column / self.K
@@ -144,8 +153,8 @@ class Gemm:
 
     @property
     def a_storage_bits(self) -> float:
-        """Bits per element of A in memory, its per-token scales included."""
-        return get_format(self.a_fmt).bits + self.a_scale_bits / self.K
+        """Bits per element of A in memory, its scales included."""
+        return get_format(self.a_fmt).bits + self.a_scale_bits * self.a_groups_per_row / self.K
 
     @property
     def exact_w_storage_bits(self) -> Exact:
@@ -156,7 +165,8 @@ class Gemm:
     @property
     def exact_a_storage_bits(self) -> Exact:
         """:attr:`a_storage_bits` exactly (the float rounds)."""
-        return exact_div(get_format(self.a_fmt).bits * self.K + self.a_scale_bits, self.K)
+        return exact_div(get_format(self.a_fmt).bits * self.K
+                         + self.a_scale_bits * self.a_groups_per_row, self.K)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 from models import ModelError
 from models.caches import memo
-from models.formats import get_format
+from models.formats import get_block_format, get_format
 
 __all__ = [
     "KIVI_GROUP",
@@ -62,12 +62,19 @@ class QuantScheme:
     w_scale_bits: int = 0
     a_fmt: str
     a_scale_bits: int = 0
+    #: Activations along K sharing one scale (0: one per token).
+    a_group: int = 0
     kv_fmt: str
     kv_group: int = 0
     kv_scale_bits: int = 0
     kv_residual: int = 0
     #: Operator name -> scheme name, for mixed-precision layers.
     overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: The block formats (``models.formats.BLOCK_FORMATS``) the tensors are stored in, when
+    #: block-scaled: their element formats, blocks and scales set the fields above.
+    w_block: str = ""
+    a_block: str = ""
+    kv_block: str = ""
 
     def __post_init__(self) -> None:
         where = f"scheme {self.name}"
@@ -76,8 +83,8 @@ class QuantScheme:
                 get_format(getattr(self, name))
             except ModelError as err:
                 raise ModelError(f"{where}: {name}: {err}") from None
-        for name in ("w_group", "w_scale_bits", "a_scale_bits", "kv_group", "kv_scale_bits",
-                     "kv_residual"):
+        for name in ("w_group", "w_scale_bits", "a_scale_bits", "a_group", "kv_group",
+                     "kv_scale_bits", "kv_residual"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ModelError(f"{where}: {name}: must be an integer >= 0 (got {v!r})")
@@ -93,15 +100,17 @@ class QuantScheme:
         return {
             "name": self.name, "description": self.description, "source": self.source,
             "w_fmt": self.w_fmt, "w_group": self.w_group, "w_scale_bits": self.w_scale_bits,
-            "a_fmt": self.a_fmt, "a_scale_bits": self.a_scale_bits, "kv_fmt": self.kv_fmt,
+            "a_fmt": self.a_fmt, "a_scale_bits": self.a_scale_bits, "a_group": self.a_group,
+            "kv_fmt": self.kv_fmt,
             "kv_group": self.kv_group, "kv_scale_bits": self.kv_scale_bits,
             "kv_residual": self.kv_residual, "overrides": dict(self.overrides),
+            "w_block": self.w_block, "a_block": self.a_block, "kv_block": self.kv_block,
         }
 
 
 _KEYS = frozenset({"description", "source", "w_fmt", "w_group", "w_scale_bits", "a_fmt",
-                   "a_scale_bits", "kv_fmt", "kv_group", "kv_scale_bits", "kv_residual",
-                   "overrides"})
+                   "a_scale_bits", "a_group", "w_block", "a_block", "kv_block", "kv_fmt",
+                   "kv_group", "kv_scale_bits", "kv_residual", "overrides"})
 
 
 @memo(maxsize=None)
@@ -114,7 +123,7 @@ def _named() -> MappingProxyType[str, QuantScheme]:
         if unknown:
             raise ModelError(f"{_SCHEMES_FILE.name}: [{name}] unknown key(s) "
                              f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
-        entry = dict(entry)
+        entry = _blocks(name, dict(entry))
         entry["overrides"] = MappingProxyType(dict(entry.get("overrides", {})))
         out[name] = QuantScheme(name=name, **entry)
     for s in out.values():
@@ -123,6 +132,31 @@ def _named() -> MappingProxyType[str, QuantScheme]:
                 raise ModelError(f"{_SCHEMES_FILE.name}: [{s.name}] overrides.{op}: unknown "
                                  f"scheme {target!r}")
     return MappingProxyType(out)
+
+
+#: Per tensor: the block-format key of a scheme entry and the fields it sets (format, group,
+#: scale bits).
+_BLOCK_KEYS = {"w_block": ("w_fmt", "w_group", "w_scale_bits"),
+               "a_block": ("a_fmt", "a_group", "a_scale_bits"),
+               "kv_block": ("kv_fmt", "kv_group", "kv_scale_bits")}
+
+
+def _blocks(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A scheme entry with its block formats (``w_block = "mxfp4"``, ...) spelled out as the
+    element format, the block as the group and the scale's bits."""
+    for key, fields in _BLOCK_KEYS.items():
+        if key not in entry:
+            continue
+        given = [f for f in fields if f in entry]
+        if given:
+            raise ModelError(f"{_SCHEMES_FILE.name}: [{name}] {given[0]}: set by {key}; give "
+                             "one or the other")
+        try:
+            fmt = get_block_format(entry[key])
+        except ModelError as err:
+            raise ModelError(f"{_SCHEMES_FILE.name}: [{name}] {key}: {err}") from None
+        entry |= dict(zip(fields, (fmt.element, fmt.block, fmt.scale_bits), strict=True))
+    return entry
 
 
 def named_schemes() -> list[str]:

@@ -123,12 +123,11 @@ class GemmPlan:
 
 
 def _transpose(g: Gemm) -> Gemm:
-    """``C^T[N, M] = B^T[N, K] A^T[K, M]``: B's scale groups become per-row (A) scales."""
-    w_row_scale_bits = g.w_scale_bits * g.w_groups_per_column
+    """``C^T[N, M] = B^T[N, K] A^T[K, M]``: B's scale groups along K become A's, A's B's."""
     return dataclasses.replace(
         g, M=g.N, N=g.M, a_fmt=g.w_fmt, w_fmt=g.a_fmt,
-        a_scale_bits=w_row_scale_bits, w_scale_bits=g.a_scale_bits, w_group=0,
-        b_is_weight=False,
+        a_scale_bits=g.w_scale_bits, a_group=g.w_group, w_scale_bits=g.a_scale_bits,
+        w_group=g.a_group, b_is_weight=False,
     )
 
 

@@ -145,7 +145,7 @@ def _core_dict(r: GemmResult) -> dict[str, Any]:
 def _shape(op: Op) -> dict[str, Any]:
     if isinstance(op, Gemm):
         return {"M": op.M, "N": op.N, "K": op.K, "a_fmt": op.a_fmt, "w_fmt": op.w_fmt,
-                "o_fmt": op.o_fmt, "w_group": op.w_group}
+                "o_fmt": op.o_fmt, "w_group": op.w_group, "a_group": op.a_group}
     if isinstance(op, Attention):
         return {"batch": op.batch, "heads": op.heads, "kv_heads": op.kv_heads,
                 "q_len": op.q_len, "kv_len": op.kv_len, "qk_dim": op.qk_dim,

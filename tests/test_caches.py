@@ -141,7 +141,8 @@ def test_every_cache_is_a_bare_lru_cache_wrapper() -> None:
 def test_clearing_empties_every_cache() -> None:
     """A GEMM, an attention operator and a small model fill every cache of the library (the
     model also on a runtime-precision engine, with ideal memory and on a GPU preset, fused and
-    eager, and the ``tpe gpu`` preset list); ``sim.clear_caches()`` empties every one."""
+    eager, the ``tpe gpu`` preset list, and a block-format quantization); ``sim.clear_caches()``
+    empties every one."""
     from hw.spec import engine_kinds
     from sim.cli.gpu import gpu_presets
     from sim.gemm import simulate_gemm
@@ -163,6 +164,9 @@ def test_clearing_empties_every_cache() -> None:
     simulate_model(load_arch("h100"), eager, phase="decode", batch=1, seq=128)
     assert gpu_presets()
     assert "systolic" in engine_kinds()  # every kind's spec (a preset loads its own kind only)
+    from models.mx import dequantize, quantize
+
+    assert dequantize(quantize([[1.0] * 16], "nvfp4")).tolist() == [[1.0] * 16]
     filled = _registered()
     assert [k for k, v in filled.items() if v.currsize == 0] == []
     sim.clear_caches()

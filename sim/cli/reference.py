@@ -295,6 +295,18 @@ def formats_md() -> str:
         rows.append([f"`{name}`", f.family, bits, f.mantissa_bits if f.is_float else "-",
                      "yes" if f.signed else "no"])
     lines += _table(("format", "family", "bits", "stored significand bits", "signed"), rows)
+    from models.formats import BLOCK_FORMATS
+
+    lines += ["## Block-scaled formats", "",
+              "Blocks of consecutive elements along the reduction dimension share one scale "
+              "(conversion in `models/mx.py`: round-to-nearest-even, saturating). Schemes use "
+              "them through `w_block`, `a_block` and `kv_block`.", ""]
+    lines += _table(("format", "element", "block", "scale", "bits per element", "source"),
+                    [[f"`{f.name}`", f"`{f.element}`", f.block,
+                      f"`{f.scale}`" + (f" + {f.tensor_scale_bits}-bit per tensor"
+                                        if f.tensor_scale_bits else "")
+                      + (", channels K-sorted" if f.reorder else ""),
+                      f"{f.storage_bits:g}", f.source] for f in BLOCK_FORMATS.values()])
     lines += ["## Quantization schemes", "",
               "`--quant` and the sweeps' `workload.quant` take these names, the generic "
               "`wNaM[kvB]` (integer N-bit weights, M-bit activations, a16 = fp16, a B-bit KV "
@@ -303,10 +315,11 @@ def formats_md() -> str:
     rows = []
     for name in named_schemes():
         s = get_scheme(name)
-        w = s.w_fmt + (f" (group {s.w_group})" if s.w_group else "")
-        kv = s.kv_fmt + (f" (group {s.kv_group}, {s.kv_residual} recent tokens kept)"
-                         if s.kv_group else "")
-        rows.append([f"`{name}`", w, s.a_fmt, kv, s.description, s.source])
+        w = s.w_block or s.w_fmt + (f" (group {s.w_group})" if s.w_group else "")
+        a = s.a_block or s.a_fmt
+        kv = s.kv_block or s.kv_fmt + (f" (group {s.kv_group}, {s.kv_residual} recent tokens "
+                                       "kept)" if s.kv_group else "")
+        rows.append([f"`{name}`", w, a, kv, s.description, s.source])
     lines += _table(("scheme", "weights", "activations", "KV cache", "meaning", "source"), rows)
     return "\n".join(lines)
 

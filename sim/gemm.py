@@ -206,14 +206,12 @@ class _Evaluation:
     traffic: MemoryTraffic
     actions: dict[str, np.ndarray]
     energy: dict[str, np.ndarray]
+    #: The components' sum (link-independent: computed once per :func:`_static`).
+    energy_pj: Any
 
     @property
     def cycles(self) -> Any:
         return self.compute_cycles + self.stall_cycles
-
-    @property
-    def energy_pj(self) -> np.ndarray:
-        return sum(self.energy.values())  # type: ignore[return-value]
 
 
 @memo(maxsize=256)
@@ -238,6 +236,7 @@ class _Static:
     exposure: DramExposure | CandidateExposure | None
     actions: dict[str, np.ndarray]
     energy: dict[str, np.ndarray]
+    energy_pj: Any
 
 
 @memo(maxsize=128)
@@ -273,8 +272,9 @@ def _static(view: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Mem
         for x in arith_actions(view):
             actions[x.name] = actions[x.name] * passes
         actions["pe_registers"] = actions["pe_registers"] * passes
+    energy = energy_breakdown(view, actions)
     return _Static(compute_cycles=compute, traffic=traffic, exposure=exposure, actions=actions,
-                   energy=energy_breakdown(view, actions))
+                   energy=energy, energy_pj=sum(energy.values()))
 
 
 def _evaluate(
@@ -297,6 +297,7 @@ def _evaluate(
         traffic=traffic,
         actions=st.actions,
         energy=st.energy,
+        energy_pj=st.energy_pj,
     )
 
 

@@ -492,7 +492,7 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
             over = moved if over is None else over + moved
         else:
             serial = moved if serial is None else serial + moved
-    exposure = CandidateExposure(
+    exposure = CandidateExposure.of(
         counts=counts, serial_bytes=serial, overlap_bytes=over,
         serial_written=None if dbuf["o"] else written,
         overlap_written=written if dbuf["o"] else None,
@@ -587,6 +587,32 @@ class CandidateExposure:
     busy_cycles: np.ndarray
     first_bytes: np.ndarray
     last_bytes: np.ndarray
+    #: What does not depend on the link, computed once: whether a boundary class reads
+    #: anything (and so waits for the latency), per kind, and the first boundary's class
+    #: (:func:`with_dram_stalls`).
+    serial_reads: np.ndarray | None = None
+    overlap_reads: np.ndarray | None = None
+    first_reads: np.ndarray | None = None
+    first_class: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, **fields: Any) -> CandidateExposure:
+        """The exposure with its link-independent masks."""
+        e = cls(**fields)
+
+        def reads(nbytes: np.ndarray | None, written: np.ndarray | None) -> np.ndarray | None:
+            if nbytes is None:
+                return None
+            return nbytes > 0 if written is None else nbytes > written
+
+        here = e.counts > 0
+        first_class = here.copy()
+        first_class[1] &= ~here[2]
+        first_class[0] &= ~(here[1] | here[2])
+        return dataclasses.replace(
+            e, serial_reads=reads(e.serial_bytes, e.serial_written),
+            overlap_reads=reads(e.overlap_bytes, e.overlap_written),
+            first_reads=e.first_bytes > 0, first_class=first_class)
 
 
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateExposure,
@@ -603,39 +629,36 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateE
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
     busy = e.busy_cycles
 
-    def transfer(nbytes: np.ndarray, written: np.ndarray | None, alone: np.ndarray
-                 ) -> np.ndarray:
-        """Moving ``nbytes`` (``alone``: ``nbytes / bw``), ``written`` of them posted writes:
-        ``reads / bw + max(lat, written / bw)`` when anything is read (the writes go out
-        while the reads wait for the latency), else ``written / bw``."""
+    def transfer(reads: Any, written: np.ndarray | None, alone: np.ndarray) -> np.ndarray:
+        """Moving bytes that take ``alone`` cycles (``nbytes / bw``), ``written`` of them
+        posted writes: ``reads / bw + max(lat, written / bw)`` when anything is read
+        (``reads``: ``nbytes > written``; the writes go out while the reads wait for the
+        latency), else ``written / bw``."""
         if not lat:
             return alone
         if written is None:
-            return alone + lat * (nbytes > 0)
-        return alone + np.maximum(0, lat - written / bw) * (nbytes > written)
+            return alone + lat * reads
+        return alone + np.maximum(0, lat - written / bw) * reads
 
     # Stall per boundary class: the serial transfer, and the double-buffered one beyond the
     # busy time (two tiles' loads in flight share the latency, ``(transfer - busy) / 2``,
     # unless the link's bandwidth binds, ``nbytes / bw - busy``).
     s, o = e.serial_bytes, e.overlap_bytes
-    per: Any = 0 if s is None else transfer(s, e.serial_written, s / bw)
+    per: Any = 0 if s is None else transfer(e.serial_reads, e.serial_written, s / bw)
     if o is not None:
         alone = o / bw
         slack = alone - busy  # the link's bandwidth alone beyond the busy time
-        ov = np.maximum(0, np.maximum((transfer(o, e.overlap_written, alone) - busy) / 2, slack))
+        ov = np.maximum(0, np.maximum(
+            (transfer(e.overlap_reads, e.overlap_written, alone) - busy) / 2, slack))
         per = per + ov
     boundaries = (e.counts * per).sum(axis=0) if isinstance(per, np.ndarray) else 0
     if lat and o is not None:
         # the first boundary (of the innermost loop with more than one trip): its
         # double-buffered loads were requested right after the first tile's, so their latency
         # overlapped those transfers
-        here = e.counts > 0
-        first_class = here.copy()
-        first_class[1] &= ~here[2]
-        first_class[0] &= ~(here[1] | here[2])
-        boundaries = boundaries - ((ov - np.maximum(0, slack)) * first_class).sum(axis=0)
+        boundaries = boundaries - ((ov - np.maximum(0, slack)) * e.first_class).sum(axis=0)
     first = e.first_bytes
-    dram_stall = transfer(first, None, first / bw) + e.last_bytes / bw + boundaries
+    dram_stall = transfer(e.first_reads, None, first / bw) + e.last_bytes / bw + boundaries
     return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
                                dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
 

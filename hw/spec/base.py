@@ -43,7 +43,7 @@ class Unrolling:
 
     @property
     def stream(self) -> str:
-        return next(d for d in ("m", "n", "k") if getattr(self, d) is None)
+        return "m" if self.m is None else "n" if self.n is None else "k"
 
     def folds(self, M: int, N: int, K: int) -> int:
         """Folds of an untiled GEMM: the spatial dims cut into tiles, the stream whole."""

@@ -1004,6 +1004,38 @@ def _stored_bytes(k: Kernel) -> float:
     return ELEM_BYTES[k.dtype]
 
 
+#: The number formats each tensor-core path takes as they are (the card's own formats).
+NATIVE_FORMATS = {"bf16": ("bf16",), "fp16": ("fp16",), "fp8": ("fp8", "fp8_e4m3", "fp8_e5m2"),
+                  "int8": ("int8",)}
+
+
+def format_note(arch: Any, op: Any) -> str:
+    """What a GEMM's formats become on a GPU preset when its tensor cores do not take them as
+    they are: formats it has no tensor cores for (the 4- and 6-bit floats, narrow integers)
+    are converted to the path's format as they load while moving their stored bytes (as
+    weight-only kernels do); block scales along K (MX, NVFP4) are applied outside the tensor
+    cores (Hopper's FP8 takes one scale per tensor), their time not modelled. ``""`` when the
+    formats are native (and for the int4 weight-only kernels, which are measured as they
+    are)."""
+    from models.ops import Gemm
+
+    if not isinstance(op, Gemm):
+        return ""
+    k = arch_kernel(arch, op)
+    if k.dtype in W4A16:
+        return ""
+    path = tensor_dtype(k)
+    odd = sorted({f for f in (op.a_fmt, op.w_fmt) if f not in NATIVE_FORMATS.get(path, ())})
+    notes = []
+    if odd:
+        notes.append(f"{' and '.join(odd)} run on the {path} tensor cores, converted as they "
+                     "load (their stored bytes moved)")
+    if op.a_group:
+        notes.append("block scales along K applied outside the tensor cores (time not "
+                     "modelled)")
+    return "; ".join(notes)
+
+
 def kernel_name(k: Kernel) -> str:
     """The library kernel (or the project's) a prediction stands for."""
     if k.op == "gemm":

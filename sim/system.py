@@ -483,6 +483,7 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     (``gpu_model.op_estimate``: the kernel's predicted energy, under the preset's power cap)."""
     from sim.gpu_model import (  # here: an engine architecture does not load it
         arch_kernel,
+        format_note,
         kernel_name,
         op_estimate,
     )
@@ -504,7 +505,8 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
                  dram_bytes=nbytes, energy=energy,
                  mapping={"gpu_kernel_model": arch.gpu.calibration,
                           "gpu_kernel": f"elementwise ({op.runtime})" if isinstance(op, Vector)
-                          else kernel_name(arch_kernel(arch, op))},
+                          else kernel_name(arch_kernel(arch, op)),
+                          **({"gpu_formats": note} if (note := format_note(arch, op)) else {})},
                  bound="memory" if memory_bound else "compute")
 
 

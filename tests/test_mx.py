@@ -186,3 +186,24 @@ def test_block_schemes_run_on_every_preset(capsys) -> None:
                                           "--seq", "64", "--quant", quant, "--json"])
             assert code == 0, (preset, quant, err)
             assert json.loads(out)["quant"] == quant
+
+
+def test_gpu_presets_say_how_they_run_formats_they_lack(capsys) -> None:
+    """H100 tensor cores take bf16, fp16, fp8 and int8: a 4-bit float is converted as it
+    loads, MX block scales are applied outside them; the output says so per operator."""
+    import json
+
+    from cli_run import run
+
+    argv = ["sim", "model", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode",
+            "--batch", "1", "--seq", "64"]
+    notes = {}
+    for quant in ("mxfp4", "mxfp8", "bf16"):
+        code, out, err = run(capsys, [*argv, "--quant", quant, "--json"])
+        assert code == 0, err
+        ops = {op["name"]: op["mapping"] for op in json.loads(out)["ops"]}
+        notes[quant] = ops["q_proj"].get("gpu_formats", "")
+    assert notes["mxfp4"].startswith("fp4_e2m1 run on the bf16 tensor cores")
+    assert notes["mxfp8"].startswith("block scales along K") and notes["bf16"] == ""
+    code, out, _ = run(capsys, [*argv, "--quant", "nvfp4"])
+    assert code == 0 and "  formats on h100: fp4_e2m1 run on the bf16 tensor cores" in out

@@ -502,6 +502,9 @@ def format_model(r: ModelResult) -> str:
         f"  cycles {r.cycles:,} (compute {r.compute_cycles:,}, stall {r.stall_cycles:,}); "
         f"dram {_si(r.dram_bytes, 'B')}; area {r.area_um2 / 1e6:.4g} mm^2",
     ]
+    for note in dict.fromkeys(op.mapping["gpu_formats"] for op in r.ops
+                              if "gpu_formats" in op.mapping):
+        lines.append(f"  formats on {r.arch.name}: {note}")
     if not r.fits:
         lines.append(f"  warning: weights ({_si(r.weight_bytes, 'B')}) and KV cache "
                      f"({_si(r.kv_cache_bytes, 'B')}) do not fit the {_si(r.capacity_bytes, 'B')}"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sim.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "input_file", "output_dir", "output_file", "replacing"]
+__all__ = ["IMAGE_SUFFIXES", "output_dir", "output_file", "replacing"]
 
 #: The image formats the plots are written in (matplotlib's Agg, PDF, SVG and PostScript
 #: back-ends, all installed with matplotlib), by file suffix.
@@ -85,19 +85,6 @@ def _check_ancestors(folder: Path, flag: str, path: Path) -> None:
     if not here.is_dir():
         raise InputError(f"{flag}: cannot write {path}: {here} is a file, not a folder")
     _probe(here, flag, path)
-
-
-def input_file(path: str | os.PathLike[str], flag: str, what: str) -> Path:
-    """``path`` as an existing, readable regular file (``what`` says what it should be, for
-    the message). Raises :class:`InputError` naming ``flag``."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{flag}: {p}: no such file; give {what}")
-    if p.is_dir():
-        raise InputError(f"{flag}: {p} is a folder; give {what}")
-    if not os.access(p, os.R_OK):
-        raise InputError(f"{flag}: {p} cannot be read (permission denied)")
-    return p
 
 
 @contextlib.contextmanager

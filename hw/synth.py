@@ -147,8 +147,9 @@ _LIB_CELL_RE = re.compile(r"^\s+(\d+)\s+(?:\S+\s+)?(\$\S+|\w+__\w+)\s*$")
 
 
 def parse_std_cells(text: str, library: CellLibrary) -> dict:
-    """Cells by type, cell total, area (um^2) and longest path (cells) of the standard-cell
-    mapping's log (:data:`STD_CELL_SCRIPT`); ``SynthError`` if a cell was left unmapped."""
+    """Cells by type, cell total, area (um^2; ``flipflop_area_um2`` of it in flip-flops) and
+    longest path (cells) of the standard-cell mapping's log (:data:`STD_CELL_SCRIPT`);
+    ``SynthError`` if a cell was left unmapped."""
     stat = text[text.rfind("Printing statistics"):]
     cells: dict[str, int] = {}
     for line in stat.splitlines():
@@ -163,8 +164,10 @@ def parse_std_cells(text: str, library: CellLibrary) -> dict:
     ltp = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)", text)
     if not ltp:
         raise SynthError("yosys: no longest-path figure in the ltp output")
+    flops = re.findall(r"of which used for sequential elements: ([\d.]+)", stat)
     return {
         "area_um2": round(float(area[-1]), 4),
+        "flipflop_area_um2": round(float(flops[-1]) if flops else 0.0, 4),
         "std_cells_by_type": dict(sorted(cells.items())),
         "std_cells": sum(cells.values()),
         "longest_path_std_cells": int(ltp[-1]),

@@ -96,6 +96,7 @@ def test_tiny_design_area_is_the_sum_of_its_cells(tmp_path) -> None:
     nand, ff = cell("nand2"), cell("dfxtp")
     assert fig["std_cells_by_type"] == {nand.name: 1, ff.name: 1}
     assert fig["area_um2"] == pytest.approx(nand.area_um2 + ff.area_um2, abs=1e-4)
+    assert fig["flipflop_area_um2"] == pytest.approx(ff.area_um2, abs=1e-4)
     assert fig["longest_path_std_cells"] == 1
     assert fig["std_cell_library"]["timing"] == LIB.timing
     assert json.loads(json.dumps(fig)) == fig

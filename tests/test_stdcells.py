@@ -71,6 +71,12 @@ def test_derived_functions_mean_what_the_cell_names_say(short: str) -> None:
         assert evaluate(c.function, values) == bool(MEANING[short](**values)), (c.name, values)
 
 
+def test_unknown_library_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^cell library 'gf180': no table gf180\.toml in "
+                       r"hw/stdcells$"):
+        load_library("gf180")
+
+
 def test_evaluate_rejects_what_it_cannot_read() -> None:
     with pytest.raises(ValueError, match=r"^function '\(A&B': unbalanced parentheses$"):
         evaluate("(A&B", {"A": True, "B": True})

@@ -82,7 +82,8 @@ def _tile_parser(kinds: argparse._SubParsersAction) -> None:
                    help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
     p.add_argument("--synth", action="store_true",
                    help="also synthesize the logic with Yosys (the scratchpads kept as "
-                   "memories, out of the figures) and add to the manifest its figures and the "
+                   "memories, out of the figures) and add to the manifest its figures (generic "
+                   "gates, and sky130_fd_sc_hd cells: area_um2, no timing) and the "
                    "scratchpads' SRAM area (the simulator's area_breakdown: bit cells only)")
     p.set_defaults(func=_gen_tile)
 
@@ -170,7 +171,9 @@ def _common_gen(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("rtl_out"),
                    help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
     p.add_argument("--synth", action="store_true",
-                   help="also synthesize with Yosys and add the figures to the manifest")
+                   help="also synthesize with Yosys and add the figures to the manifest: "
+                   "generic gates (estimated transistors) and sky130_fd_sc_hd standard cells "
+                   "(area_um2; no timing)")
 
 
 def _engine_spec(args: argparse.Namespace):

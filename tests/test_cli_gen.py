@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from hw.spec import SystolicSpec
+from hw.stdcells import load_library
 from sim.cli import main
 
 
@@ -54,6 +55,14 @@ def test_gen_synth_figures(tmp_path) -> None:
     assert s["transistors"] > s["cells"]
     assert s["longest_path_cells"] > 0
     assert "$_DFF_P_" in s["cells_by_type"]
+    # The same netlist in sky130_fd_sc_hd cells: its area is the sum of its cells' LEF areas.
+    lib = load_library()
+    assert s["area_um2"] == pytest.approx(
+        sum(n * lib.cells[c].area_um2 for c, n in s["std_cells_by_type"].items()), abs=1e-3)
+    assert s["std_cells"] == sum(s["std_cells_by_type"].values()) > 0
+    assert 0 < s["longest_path_std_cells"] <= s["longest_path_cells"]
+    assert s["std_cell_library"] == lib.provenance()
+    assert "no Fmax" in s["std_cell_library"]["timing"]
 
 
 @pytest.mark.synth
@@ -67,6 +76,7 @@ def test_synth_grows_with_the_array(tmp_path) -> None:
     fs = json.loads((small / "manifest.json").read_text())["synth"]
     fb = json.loads((big / "manifest.json").read_text())["synth"]
     assert fb["transistors"] > 1.5 * fs["transistors"]
+    assert fb["area_um2"] > 1.5 * fs["area_um2"]
 
 
 @pytest.mark.parametrize(

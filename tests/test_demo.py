@@ -21,7 +21,8 @@ def test_demo_writes_everything(tmp_path, capsys) -> None:
     for needle in ("## Verilog and verification", "**PASS**", "## Synthesis (Yosys)",
                    "time to first token", "time per output token", "op_breakdown.png",
                    "roofline.png", "## The same workload on the `h100` preset",
-                   "h100/op_breakdown.png", "## A small accelerator tile"):
+                   "h100/op_breakdown.png", "## A small accelerator tile",
+                   "sky130_fd_sc_hd standard cells", "so no Fmax"):
         assert needle in text, needle
     for png in ("op_breakdown.png", "roofline.png", "h100/op_breakdown.png",
                 "h100/roofline.png"):
@@ -34,6 +35,7 @@ def test_demo_writes_everything(tmp_path, capsys) -> None:
     manifest = json.loads((design / "manifest.json").read_text())
     assert manifest["spec"]["rows"] == 16 and manifest["spec"]["a_bits"] == 8
     assert manifest["synth"]["transistors"] > 0
+    assert manifest["synth"]["area_um2"] > 0
     assert (design / f"{design.name}.v").is_file()
 
 

@@ -351,6 +351,8 @@ def test_gen_tile_synth_logic_and_sram(tmp_path, capsys) -> None:
     assert s["longest_path_cells"] > 0
     assert "$_DFF_P_" in s["cells_by_type"]
     assert not any("mem" in c for c in s["cells_by_type"])
+    assert s["area_um2"] > 0 and s["longest_path_std_cells"] > 0
+    assert not any("mem" in c for c in s["std_cells_by_type"])
     pads = (spec.a, spec.w, spec.o)
     assert sum(m["bits"] for m in s["memories"].values()) == sum(
         p.lines * p.width_bits for p in pads)

@@ -82,7 +82,8 @@ def _tile_parser(kinds: argparse._SubParsersAction) -> None:
                    help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
     p.add_argument("--synth", action="store_true",
                    help="also synthesize the logic with Yosys (the scratchpads kept as "
-                   "memories, out of the figures) and add to the manifest its figures and the "
+                   "memories, out of the figures) and add to the manifest its figures (generic "
+                   "gates, and sky130_fd_sc_hd cells: area_um2, no timing) and the "
                    "scratchpads' SRAM area (the simulator's area_breakdown: bit cells only)")
     p.set_defaults(func=_gen_tile)
 
@@ -126,6 +127,7 @@ def _gen_tile(args: argparse.Namespace) -> int:
         print(f"synthesis (logic, scratchpads kept as memories): {s['cells']} cells, "
               f"{s['transistors']} transistors (estimated), longest path "
               f"{s['longest_path_cells']} cells")
+        print(_std_cell_line(s))
         print(f"SRAM area: {pads}; total {sram['total_um2']:,.0f} um^2 (bit cells only, "
               f"{sram['um2_per_bit']:g} um^2/bit from {sram['energy_table']} sram_bit: "
               f"{sram['source'].split(':')[0]})")
@@ -169,7 +171,9 @@ def _common_gen(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("rtl_out"),
                    help="output folder; the design goes to OUT/<name>/ (default rtl_out)")
     p.add_argument("--synth", action="store_true",
-                   help="also synthesize with Yosys and add the figures to the manifest")
+                   help="also synthesize with Yosys and add the figures to the manifest: "
+                   "generic gates (estimated transistors) and sky130_fd_sc_hd standard cells "
+                   "(area_um2; no timing)")
 
 
 def _engine_spec(args: argparse.Namespace):
@@ -241,7 +245,15 @@ def _gen(args: argparse.Namespace) -> int:
         s = read_manifest(folder)["synth"]
         print(f"synthesis: {s['cells']} cells, {s['transistors']} transistors (estimated), "
               f"longest path {s['longest_path_cells']} cells")
+        print(_std_cell_line(s))
     return 0
+
+
+def _std_cell_line(s: dict[str, Any]) -> str:
+    """The standard-cell figures of a manifest's ``synth`` entry, with what they lack."""
+    return (f"{s['std_cell_library']['name']}: {s['std_cells']} cells, {s['area_um2']:,.0f} "
+            f"um^2, longest path {s['longest_path_std_cells']} cells (area only: the library "
+            "has no timing, so no Fmax)")
 
 
 def _verify(args: argparse.Namespace) -> int:

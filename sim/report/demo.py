@@ -175,6 +175,18 @@ def _write_report(out, arch, spec, verify, synth_fig, results, timings, gpu_resu
             f"{synth_fig['transistors'] / (spec.rows * spec.cols):.0f} |",
             "",
             "Cells by type: " + ", ".join(f"{k} {v}" for k, v in top) + ".",
+            "",
+            f"The same netlist in {synth_fig['std_cell_library']['name']} standard cells "
+            f"(`{synth_fig['std_cell_script']}`, {synth_fig['std_cell_tool']}; areas from "
+            f"{synth_fig['std_cell_library']['source']}):",
+            "",
+            "| cells | area (um^2) | longest path (cells) | um^2 per PE |",
+            "| ---: | ---: | ---: | ---: |",
+            f"| {synth_fig['std_cells']} | {synth_fig['area_um2']:,.0f} | "
+            f"{synth_fig['longest_path_std_cells']} | "
+            f"{synth_fig['area_um2'] / (spec.rows * spec.cols):,.0f} |",
+            "",
+            f"Timing: {synth_fig['std_cell_library']['timing']} (the path counts cells).",
         ]
     tile_arch, tile_dir, tile_runs = tile
     te = tile_arch.engine

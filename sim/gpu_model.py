@@ -368,8 +368,8 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
 
 
 #: The paths whose energy per operation the energy model tells apart (:func:`energy_class`).
-ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "align1", "align2", "attention", "w4a16",
-                  "w4a16_triton", "attention_kivi")
+ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "align1", "align2", "int8_align8",
+                  "attention", "w4a16", "w4a16_triton", "attention_kivi")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -813,14 +813,16 @@ def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None =
 def energy_class(k: Kernel) -> str:
     """The path whose energy per operation a kernel pays (:data:`ENERGY_CLASSES`): attention,
     each family of fallback kernels of misaligned bf16/fp16 GEMMs (``align1``, ``align2``:
-    :func:`gemm_family`; not a GEMV, which keeps its dtype's path), else the GEMM's dtype
-    (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
+    :func:`gemm_family`; not a GEMV, which keeps its dtype's path), int8 padded to 8 but not
+    16 (``int8_align8``: CUTLASS's align-4 mma.sync kernels, which drew about 600 W where the
+    aligned int8 path's energy per operation gave 320: ``measured_h100_misaligned.csv``),
+    else the GEMM's dtype (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
     if k.op != "gemm":
         return "attention_kivi" if k.kv_dtype in ("int8", "int4") else "attention"
     if k.dtype in W4A16:  # each int4 kernel its own (dequantization, tiles)
         return k.dtype
     family = gemm_family(k)
-    return family if family in ("align1", "align2") else k.dtype
+    return family if family in ("align1", "align2", "int8_align8") else k.dtype
 
 
 def energy_work(k: Kernel) -> tuple[str, float, float]:

@@ -65,8 +65,9 @@ larger; plus the softmax's work per score, a second fixed cost that ramps in wit
 head dim (measured: 2 to 6.5 us). This L2 term is what makes multi-query decode at head dim
 256 slow: 32 query heads over one KV head are two head groups, each reading K twice.
 
-**Quantized kernels** (``sim/data/gpu/measured_h100_quant.csv``; each term fitted on its
-``cal`` rows):
+**Quantized kernels** (``sim/data/gpu/measured_h100_quant.csv``; the decode rows again in
+``measured_h100_quant_graph.csv``, each call replayed from a CUDA graph: the GPU's time, not the
+Triton kernels' Python launch; each term fitted on the ``cal`` rows):
 
 * ``w4a16``, PyTorch's int4 weight-only GEMM (``aten._weight_int4pack_mm``): it streams the
   int4 weights with their group scales and zeros and runs tensor-core work that grows with

@@ -127,28 +127,25 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     energy constants come out the same."""
     import sim.gpu.calibrate as calibration
 
+    def corrupted(folder: str, source: Path, column: str) -> Path:
+        (tmp_path / folder).mkdir()
+        return _corrupted(tmp_path / folder, source, column)
+
     measured = rows()
-    bad = _corrupted(tmp_path, MEASURED, "us")
-    (tmp_path / "e").mkdir()
-    bad_energy = _corrupted(tmp_path / "e", ENERGY, "mj")
+    bad = corrupted("t", MEASURED, "us")
+    bad_energy = corrupted("e", ENERGY, "mj")
     seen: list[tuple[list[Kernel], list[float]]] = []
 
     def spy(base, kernels, us):
         seen.append((kernels, us))
         return dict(base.params)
 
-    (tmp_path / "q").mkdir()
-    bad_quant = _corrupted(tmp_path / "q", QUANT, "us")
-    (tmp_path / "m").mkdir()
-    bad_misaligned = _corrupted(tmp_path / "m", MISALIGNED, "us")
-    (tmp_path / "me").mkdir()
-    bad_misaligned_energy = _corrupted(tmp_path / "me", MISALIGNED, "mj")
-    (tmp_path / "d").mkdir()
-    bad_decode = _corrupted(tmp_path / "d", DECODE, "us")
-    (tmp_path / "g").mkdir()
-    bad_graph = _corrupted(tmp_path / "g", QUANT_GRAPH, "us")
-    (tmp_path / "ge").mkdir()
-    bad_graph_energy = _corrupted(tmp_path / "ge", QUANT_GRAPH, "mj")
+    bad_quant = corrupted("q", QUANT, "us")
+    bad_misaligned = corrupted("m", MISALIGNED, "us")
+    bad_misaligned_energy = corrupted("me", MISALIGNED, "mj")
+    bad_decode = corrupted("d", DECODE, "us")
+    bad_graph = corrupted("g", QUANT_GRAPH, "us")
+    bad_graph_energy = corrupted("ge", QUANT_GRAPH, "mj")
     monkeypatch.setattr(calibration, "fit", spy)
     a, _ = calibrate(bad, energy=bad_energy,
                      extra=(bad_quant, bad_misaligned, bad_decode, bad_graph))

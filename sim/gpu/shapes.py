@@ -227,6 +227,21 @@ def quant_shapes() -> list[dict[str, object]]:
     return rows
 
 
+def _new_rows(rows: list[dict[str, object]], seen: set[tuple[str, ...]]
+              ) -> list[dict[str, object]]:
+    """``rows`` but those whose key (:func:`_key`) is in ``seen`` or repeats, each with its
+    ``split``."""
+    out = []
+    for row in rows:
+        key = _key(row)
+        if key in seen:
+            continue
+        seen.add(key)
+        row["split"] = split_of(row)
+        out.append(row)
+    return out
+
+
 #: (H, Hkv) of the decode dataset (:func:`decode_shapes`): Gemma-2B's multi-query 8 over 1,
 #: Gemma-2-9B's 16 over 8, Gemma-7B's 16 over 16, and 32 heads over 1, 8 and 32.
 DECODE_HEADS = ((8, 1), (16, 8), (16, 16), (32, 1), (32, 8), (32, 32))
@@ -248,15 +263,7 @@ def decode_shapes() -> list[dict[str, object]]:
                         continue
                     rows.append({"op": "attn_decode", "dtype": "bf16", "B": B, "H": H,
                                  "Hkv": Hkv, "S": S, "D": D})
-    out = []
-    for row in rows:
-        key = _key(row)
-        if key in seen:
-            continue
-        seen.add(key)
-        row["split"] = split_of(row)
-        out.append(row)
-    return out
+    return _new_rows(rows, seen)
 
 
 #: Random misaligned GEMMs per dtype in the misaligned dataset (:func:`misaligned_shapes`).
@@ -290,15 +297,7 @@ def misaligned_shapes() -> list[dict[str, object]]:
                  for dn, dk in SWEEP_16BIT]
     rows += [_gemm("int8", M, 4096 + dn, 4096 + dk) for M in SWEEP_TOKENS
              for dn, dk in SWEEP_INT8]
-    out = []
-    for row in rows:
-        key = _key(row)
-        if key in seen:
-            continue
-        seen.add(key)
-        row["split"] = split_of(row)
-        out.append(row)
-    return out
+    return _new_rows(rows, seen)
 
 
 def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False,

@@ -52,12 +52,22 @@ key tiles it can see (causal, the diagonal tiles masked at an extra cost), sched
 SMs (the longest tile list bounds the time: causal imbalance); a tile pair costs the slower of
 its tensor-core work at the kernel's head dim (a multiple of :data:`ATTN_HEAD_DIM_STEP`) and
 the softmax of its scores (at a fitted score rate: the special-function units' exp), which
-overlap. Decode: split-KV (FlashDecoding), bound by reading the KV cache at the achieved
-bandwidth plus the softmax's work per score, and the split-KV combine pass that large caches
-need.
+overlap. Decode (:func:`sdpa_decode_grid`; torch's SDPA runs cuDNN's flash decode kernel on the
+H100, as ``sim.gpu.measure --kernels`` recorded it: ``measured_h100_v2_decode_kernels.csv``,
+``measured_h100_decode.csv``): a CTA takes up to 16 query heads of one KV head and one half of
+a head dim over 128 (at head dim 256 two CTAs each write 128 of the output's columns, both
+reading all of K for the scores), and its share of the cache's tokens (split-KV when the
+(sequence, head group) pairs leave SMs idle, then a second kernel combines the splits). The
+time: the cache read once from HBM at the achieved bandwidth, or the bytes the CTAs read
+together (K by every head group and half, V by every head group) at the L2's bandwidth, the
+larger; plus the softmax's work per score, a second fixed cost that ramps in with the bytes
+(the tail of large kernels) and the combine kernel, its cost growing with the splits and the
+head dim (measured: 2 to 6.5 us). This L2 term is what makes multi-query decode at head dim
+256 slow: 32 query heads over one KV head are two head groups, each reading K twice.
 
-**Quantized kernels** (``sim/data/gpu/measured_h100_quant.csv``; each term fitted on its
-``cal`` rows):
+**Quantized kernels** (``sim/data/gpu/measured_h100_quant.csv``; the decode rows again in
+``measured_h100_quant_graph.csv``, each call replayed from a CUDA graph: the GPU's time, not the
+Triton kernels' Python launch; each term fitted on the ``cal`` rows):
 
 * ``w4a16``, PyTorch's int4 weight-only GEMM (``aten._weight_int4pack_mm``): it streams the
   int4 weights with their group scales and zeros and runs tensor-core work that grows with
@@ -135,6 +145,7 @@ __all__ = [
     "predict_parts_us",
     "predict_us",
     "scaled",
+    "sdpa_decode_grid",
     "tensor_dtype",
     "vector_elems",
 ]
@@ -319,6 +330,16 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "decode_ramp_mb": (100.0, 1.0, 2000.0),
     # decode scores per ns, whole chip (the softmax's work beside streaming the cache)
     "decode_score_rate": (500.0, 10.0, 100000.0),
+    # the bandwidth of the L2 to the SMs that the decode CTAs' reads (the cache once per
+    # head group and half of the head dim, sdpa_decode_grid) share, GB/s: fitted (the L2's
+    # own bandwidth was not measured here); at least the measured HBM streaming read, at
+    # most 8 TB/s (below the L2 bandwidth microbenchmarks report for Hopper)
+    "decode_l2_gb_per_s": (5000.0, 3000.0, 8000.0),
+    # the split-KV combine kernel (cuDNN's lean_reduction_kernel): its fixed cost, and its
+    # cost per split per 128 of the head dim (measured 1.8 to 6.5 us: the kernels columns of
+    # measured_h100_decode.csv)
+    "decode_combine_us": (2.0, 0.0, 10.0),
+    "decode_combine_split_us": (0.05, 0.0, 1.0),
     # PyTorch's int4 GEMM (aten._weight_int4pack_mm): fixed cost, bandwidth efficiency, its
     # tensor-core rate (a fraction of the bf16 rate; its time grows linearly with M) and how
     # far the two overlap (the p-norm's exponent minus one: 0 adds them, large takes the
@@ -348,8 +369,8 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
 
 
 #: The paths whose energy per operation the energy model tells apart (:func:`energy_class`).
-ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "align1", "align2", "attention", "w4a16",
-                  "w4a16_triton", "attention_kivi")
+ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "align1", "align2", "int8_align8",
+                  "attention", "w4a16", "w4a16_triton", "attention_kivi")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -716,14 +737,50 @@ def _kernel_head_dim(D: int) -> int:
     return -(-D // ATTN_HEAD_DIM_STEP) * ATTN_HEAD_DIM_STEP
 
 
+#: Query heads one CTA of the SDPA decode kernel takes (of one KV head), and the head dim one
+#: CTA writes (recorded grids: ``sdpa_decode_grid``).
+DECODE_HEADS_PER_CTA = 16
+DECODE_HALF_DIM = 128
+#: The split-KV decode's shortest chunk of tokens, its most splits and its most CTAs (head
+#: groups x splits) before it splits no further, as recorded; no split at 512 tokens or fewer.
+DECODE_MIN_CHUNK = 128
+DECODE_MAX_SPLITS = 64
+DECODE_MAX_CTAS = 256
+
+
+def sdpa_decode_grid(B: int, H: int, Hkv: int, S: int, D: int) -> tuple[int, int, int]:
+    """(head groups, head-dim halves, splits) of SDPA's decode kernel on the H100 (cuDNN's
+    flash decode, as ``sim.gpu.measure --kernels`` recorded its grid: ``(halves x splits,
+    groups, B)``): each KV head's query heads in groups of :data:`DECODE_HEADS_PER_CTA`, the
+    head dim in halves of :data:`DECODE_HALF_DIM`, and the tokens split (a second kernel then
+    combines them) while the ``B x groups`` CTAs are fewer than 128: into chunks of at least
+    :data:`DECODE_MIN_CHUNK` tokens, at most :data:`DECODE_MAX_SPLITS` splits and
+    :data:`DECODE_MAX_CTAS` CTAs (none at 512 tokens or fewer)."""
+    groups = Hkv * _cdiv(H // max(Hkv, 1), DECODE_HEADS_PER_CTA)
+    halves = _cdiv(D, DECODE_HALF_DIM)
+    units = B * groups
+    splits = 1
+    if units < 128 and S > 512:
+        splits = max(1, min(S // DECODE_MIN_CHUNK, DECODE_MAX_SPLITS, DECODE_MAX_CTAS // units))
+    return groups, halves, splits
+
+
 def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
     nbytes = kernel_bytes_flops(k)[0]  # the cache, the query and the output
     bw = cal.read_gb_per_s * 1e9 * p["decode_bw_eff"]
-    # split-KV kernels add a combine pass once the cache is large enough to be split: a
-    # second fixed cost that ramps in with the bytes
+    groups, halves, splits = sdpa_decode_grid(k.B, k.H, k.Hkv, k.S, k.D)
+    # what the CTAs read together: K by every head group and half of the head dim, V by every
+    # head group (its half); from L2 where the cache is read more than once
+    kv_bytes = k.B * k.S * k.D * (k.w_bytes or _stored_bytes(k))
+    l2_bytes = kv_bytes * groups * (halves + 1)
+    t_read = max(nbytes / bw, l2_bytes / (p["decode_l2_gb_per_s"] * 1e9))
+    # a second fixed cost that ramps in with the bytes (large kernels' tail), and the split-KV
+    # combine kernel
     ramp = p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))
+    combine = (p["decode_combine_us"] + p["decode_combine_split_us"] * splits * k.D
+               / DECODE_HALF_DIM) if splits > 1 else 0.0
     scores = k.B * k.H * k.S / (p["decode_score_rate"] * 1e9)
-    return p["decode_fixed_us"], ramp + (nbytes / bw + scores) * 1e6
+    return p["decode_fixed_us"], ramp + combine + (t_read + scores) * 1e6
 
 
 def predict_parts_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None = None
@@ -757,14 +814,16 @@ def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None =
 def energy_class(k: Kernel) -> str:
     """The path whose energy per operation a kernel pays (:data:`ENERGY_CLASSES`): attention,
     each family of fallback kernels of misaligned bf16/fp16 GEMMs (``align1``, ``align2``:
-    :func:`gemm_family`; not a GEMV, which keeps its dtype's path), else the GEMM's dtype
-    (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
+    :func:`gemm_family`; not a GEMV, which keeps its dtype's path), int8 padded to 8 but not
+    16 (``int8_align8``: CUTLASS's align-4 mma.sync kernels, which drew about 600 W where the
+    aligned int8 path's energy per operation gave 320: ``measured_h100_misaligned.csv``),
+    else the GEMM's dtype (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
     if k.op != "gemm":
         return "attention_kivi" if k.kv_dtype in ("int8", "int4") else "attention"
     if k.dtype in W4A16:  # each int4 kernel its own (dequantization, tiles)
         return k.dtype
     family = gemm_family(k)
-    return family if family in ("align1", "align2") else k.dtype
+    return family if family in ("align1", "align2", "int8_align8") else k.dtype
 
 
 def energy_work(k: Kernel) -> tuple[str, float, float]:

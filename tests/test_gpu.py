@@ -15,7 +15,7 @@ from cli_run import run
 from hw.spec import load_arch
 from models.llm import load_model, lower
 from sim.gpu.calibrate import calibrate
-from sim.gpu_model import Kernel, load_calibration, predict_us
+from sim.gpu_model import Kernel, load_calibration, predict_parts_us, predict_us
 from sim.model import simulate_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +32,14 @@ QUANT = DATA / "measured_h100_quant.csv"
 MISALIGNED = DATA / "measured_h100_misaligned.csv"
 #: The second dataset's GEMMs timed again with their kernels (kernel names only).
 GEMM_KERNELS = DATA / "measured_h100_v2_gemm_kernels.csv"
+#: Decode at head dim 256 and multi-query decode (sim/data/gpu/shapes_decode.csv), replayed from
+#: CUDA graphs, with the kernels each launched; their 'cal' rows join the fit.
+DECODE = DATA / "measured_h100_decode.csv"
+#: The quantized file's decode rows again, replayed from CUDA graphs: the KIVI kernels' time
+#: and energy are fitted on its 'cal' rows (superseding the quantized file's).
+QUANT_GRAPH = DATA / "measured_h100_quant_graph.csv"
+#: The calibration's extra files, in the order later ones supersede earlier ones.
+EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH)
 
 
 
@@ -119,40 +127,52 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     energy constants come out the same."""
     import sim.gpu.calibrate as calibration
 
+    def corrupted(folder: str, source: Path, column: str) -> Path:
+        (tmp_path / folder).mkdir()
+        return _corrupted(tmp_path / folder, source, column)
+
     measured = rows()
-    bad = _corrupted(tmp_path, MEASURED, "us")
-    (tmp_path / "e").mkdir()
-    bad_energy = _corrupted(tmp_path / "e", ENERGY, "mj")
+    bad = corrupted("t", MEASURED, "us")
+    bad_energy = corrupted("e", ENERGY, "mj")
     seen: list[tuple[list[Kernel], list[float]]] = []
 
     def spy(base, kernels, us):
         seen.append((kernels, us))
         return dict(base.params)
 
-    (tmp_path / "q").mkdir()
-    bad_quant = _corrupted(tmp_path / "q", QUANT, "us")
-    (tmp_path / "m").mkdir()
-    bad_misaligned = _corrupted(tmp_path / "m", MISALIGNED, "us")
-    (tmp_path / "me").mkdir()
-    bad_misaligned_energy = _corrupted(tmp_path / "me", MISALIGNED, "mj")
+    bad_quant = corrupted("q", QUANT, "us")
+    bad_misaligned = corrupted("m", MISALIGNED, "us")
+    bad_misaligned_energy = corrupted("me", MISALIGNED, "mj")
+    bad_decode = corrupted("d", DECODE, "us")
+    bad_graph = corrupted("g", QUANT_GRAPH, "us")
+    bad_graph_energy = corrupted("ge", QUANT_GRAPH, "mj")
     monkeypatch.setattr(calibration, "fit", spy)
-    a, _ = calibrate(bad, energy=bad_energy, extra=(bad_quant, bad_misaligned))
-    b, _ = calibrate(MEASURED, energy=ENERGY, extra=(QUANT, MISALIGNED))
-    c, _ = calibrate(MEASURED, energy=ENERGY, extra=(QUANT, bad_misaligned_energy))
+    a, _ = calibrate(bad, energy=bad_energy,
+                     extra=(bad_quant, bad_misaligned, bad_decode, bad_graph))
+    b, _ = calibrate(MEASURED, energy=ENERGY, extra=EXTRA)
+    c, _ = calibrate(MEASURED, energy=ENERGY,
+                     extra=(QUANT, bad_misaligned_energy, DECODE, bad_graph_energy))
     assert len(seen) == 3 and seen[0] == seen[1] == seen[2][:1] + seen[2][1:]
     cal = [r for r in measured if r["split"] == "cal" and r.get("status", "ok") == "ok"]
-    # the quantized file's bf16-cache decode rows are kernels the measured file has: left out
+
+    def kivi(r: dict[str, str]) -> bool:
+        return r["kv_dtype"] in ("int8", "int4")
+
+    # the quantized file's bf16-cache decode rows are kernels the measured file has, its KIVI
+    # rows kernels the CUDA-graph file (a later one) has: both left out
     quant = [r for r in rows(QUANT) if r["split"] == "cal" and r["status"] == "ok"
-             and (r["dtype"] != "bf16" or r["kv_dtype"] != "bf16")]
+             and r["dtype"] != "bf16"]
     odd = [r for r in rows(MISALIGNED) if r["split"] == "cal" and r["status"] == "ok"]
-    assert 0 < len(cal) < len(measured) and quant and odd
-    assert len(seen[0][0]) == len(cal) + len(quant) + len(odd)
-    assert seen[0][1] == [float(r["us"]) for r in cal + quant + odd]
+    decode = [r for r in rows(DECODE) if r["split"] == "cal"]
+    graph = [r for r in rows(QUANT_GRAPH) if r["split"] == "cal" and kivi(r)]
+    assert 0 < len(cal) < len(measured) and quant and odd and decode and graph
+    assert len(seen[0][0]) == len(cal) + len(quant) + len(odd) + len(decode) + len(graph)
+    assert seen[0][1] == [float(r["us"]) for r in cal + quant + odd + decode + graph]
     assert a.energy == b.energy == c.energy and a.energy is not None
 
 
 def test_the_committed_calibration_is_the_fit():
-    _, text = calibrate(MEASURED, energy=ENERGY, extra=(QUANT, MISALIGNED))
+    _, text = calibrate(MEASURED, energy=ENERGY, extra=EXTRA)
     committed = (DATA / "calibration_h100.toml").read_text()
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
@@ -638,20 +658,98 @@ def test_the_kernel_model_reads_the_triton_kernels_own_tiles_and_split():
         assert chunk % KIVI_BLOCK_N == 0 and (splits - 1) * chunk < s <= splits * chunk
 
 
+def _held_out_stats(path: Path) -> dict:
+    from sim.cli.gpu import _gpu_arch, _kernels, _predict, check_rows
+
+    measured = rows(path)
+    return check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
+
+
 def test_quantized_kernels_held_out_per_category():
     """The held-out rows of the quantized kernels, per category (``tpe gpu check``'s own
-    statistics): the int4 GEMMs within the issue's 10 %; the KIVI decode kernel's categories
-    are reported (docs/gpu.md), their small kernels' times being the host's launch."""
-    from sim.cli.gpu import TARGET_MAPE, _gpu_arch, _kernels, _predict, check_rows
+    statistics): the int4 GEMMs and the KIVI decode kernel (timed replayed from CUDA graphs,
+    the GPU's time) within the issue's 10 %, their energy within 15 %."""
+    from sim.cli.gpu import TARGET_MAPE
 
-    measured = rows(QUANT)
-    stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
+    stats = _held_out_stats(QUANT)
     for group in ("gemm/w4a16/aligned", "gemm/w4a16_triton/aligned"):
         s = stats[("held", "gemm", group)]
         assert s["n"] >= 10 and s["mape"] <= TARGET_MAPE and s["spearman"] >= 0.95
+    stats = _held_out_stats(QUANT_GRAPH)
     for cache in ("int8", "int4"):
         s = stats[("held", "attention", f"attn_decode/bf16/d128/kv_{cache}")]
-        assert s["n"] >= 10 and s["spearman"] >= 0.95
+        assert s["n"] >= 10 and s["mape"] <= TARGET_MAPE and s["spearman"] >= 0.95
+        assert s["mj_mape"] <= 0.15
+
+
+def test_the_kivi_kernels_are_timed_as_the_gpu_runs_them():
+    """The CUDA-graph file times the KIVI kernel without its Python launch: a one-sequence
+    cache of at most 2048 tokens took 50 to 90 us launched from Python, 25 to 33 us replayed;
+    the environment file says how it was timed, and a repeat agrees."""
+    import json
+
+    graph, launched = rows(QUANT_GRAPH), rows(QUANT)
+    key = ("B", "H", "Hkv", "S", "D", "kv_dtype")
+    before = {tuple(r[c] for c in key): float(r["us"]) for r in launched
+              if r["op"] == "attn_decode"}
+    assert [r["split"] for r in graph] == [r["split"] for r in launched
+                                           if r["op"] == "attn_decode"]
+    small = [r for r in graph if r["kv_dtype"] != "bf16" and r["B"] == "1"
+             and int(r["S"]) <= 2048]
+    assert len(small) == 8
+    for r in small:
+        assert float(r["us"]) < 0.7 * before[tuple(r[c] for c in key)] and float(r["us"]) < 35
+    env = json.loads((DATA / "measured_h100_quant_graph_env.json").read_text())
+    assert env["method"].startswith("one call captured in a CUDA graph")
+    assert "--graph" in env["command"]
+    repeat = {tuple(r[c] for c in key): float(r["us"])
+              for r in rows(DATA / "measured_h100_quant_graph_repeat.csv")}
+    assert all(abs(repeat[k] / us - 1) < 0.05 for k, us in
+               ((tuple(r[c] for c in key), float(r["us"])) for r in small))
+
+
+def test_the_decode_model_runs_the_grid_sdpa_launched():
+    """The kernel model's SDPA decode grid (head groups, head-dim halves, splits) is the one
+    cuDNN's decode kernel launched for every recorded decode row (its grid ``(halves x splits,
+    groups, B)``; a second, combining kernel exactly when it split), and the decode dataset was
+    split by the row hash before measuring."""
+    from sim.gpu.shapes import decode_shapes, split_of
+    from sim.gpu_model import sdpa_decode_grid
+
+    assert [r["split"] for r in rows(DATA / "shapes_decode.csv")] == [
+        str(r["split"]) for r in decode_shapes()]
+    recorded = rows(DATA / "measured_h100_v2_decode_kernels.csv") + rows(DECODE)
+    assert len(recorded) == 99 + 112 and all(split_of(r) == r["split"] for r in rows(DECODE))
+    for r in recorded:
+        B, H, Hkv, S, D = (int(r[c]) for c in ("B", "H", "Hkv", "S", "D"))
+        kernels = r["kernels"].split(" ; ")
+        assert "sdpa" in kernels[0]
+        grid = tuple(int(x) for x in kernels[0].split(" grid=(")[1].split(")")[0].split(","))
+        groups, halves, splits = sdpa_decode_grid(B, H, Hkv, S, D)
+        assert grid == (halves * splits, groups, B), (B, H, Hkv, S, D, grid)
+        assert len(kernels) == (2 if splits > 1 else 1)
+
+
+def test_decode_held_out_per_head_dim():
+    """Decode attention held out at every head dim within the issue's 10 % (head dim 256:
+    the second dataset's three rows and the decode dataset's 28, multi-query among them);
+    multi-query decode at head dim 256 is slower than at 128 by more than its bytes' share
+    (two head groups, each reading K twice, from L2)."""
+    from sim.cli.gpu import TARGET_MAPE
+
+    for path, dims in ((MEASURED, (32, 64, 96, 128, 256)), (DECODE, (64, 128, 256))):
+        stats = _held_out_stats(path)
+        for d in dims:
+            s = stats[("held", "attention", f"attn_decode/bf16/d{d}")]
+            assert s["n"] >= 3 and s["mape"] <= TARGET_MAPE, (path.name, d, s)
+    cal = load_calibration("h100")
+
+    def decode(D: int, Hkv: int) -> float:
+        return predict_parts_us(cal, Kernel(op="attn_decode", dtype="bf16", B=16, H=32,
+                                            Hkv=Hkv, S=32768, D=D))[1]
+
+    assert decode(256, 1) > 2.3 * decode(128, 1)
+    assert decode(256, 8) == pytest.approx(2 * decode(128, 8), rel=0.1)
 
 
 def test_the_quantized_kernels_mechanisms():

@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
     k.add_argument("--extra", action="append", default=[], metavar="FILE",
                    help="another measured.csv of the same card whose 'cal' rows join the "
                         "fit, but for kernels --measured (or --energy) has too (repeatable; "
-                        "e.g. sim/data/gpu/measured_h100_quant.csv, "
+                        "a later file's kernel supersedes an earlier file's; e.g. "
+                        "sim/data/gpu/measured_h100_quant.csv, "
                         "sim/data/gpu/measured_h100_misaligned.csv)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)

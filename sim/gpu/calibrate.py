@@ -111,7 +111,8 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
         "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",
                          "attn_diag_extra"],
         "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
-                        "decode_score_rate"],
+                        "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
+                        "decode_combine_split_us"],
         "w4a16": ["w4_fixed_us", "w4_bw_eff", "w4_rate_eff", "w4_overlap"],
         "w4a16_triton": ["w4t_fixed_us", "w4t_step_ops", "w4t_col_ops", "w4t_mac_ops",
                          "w4t_dequant_eff"],
@@ -224,7 +225,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     ``<energy stem>_env.json`` beside it); returns it and its TOML text. ``extra``: measured
     files of the same card whose ``cal`` rows join the fits, but for the kernels ``measured``
     (time) or ``energy`` (energy) has too, which that file governs (e.g. the bf16-cache decode
-    rows of ``measured_h100_quant.csv``): the time fit of every group, the energy fit of the
+    rows of ``measured_h100_quant.csv``), and but for the kernels a later ``extra`` file has
+    (measured again, e.g. ``measured_h100_quant_graph.csv``'s CUDA-graph timing of the KIVI
+    kernels): the time fit of every group, the energy fit of the
     shared constants and the dtype paths, and the quantized kernels' own energy paths
     (:data:`QUANT_ENERGY_CLASSES`, :func:`fit_quant_energy`)."""
     if microbench is None:
@@ -259,12 +262,16 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     timed = {_kernel(r) for r in rows}
     metered = {_kernel(r) for r in _read_csv(energy) if r.get("status", "ok") == "ok"}
     extra_rows: list[dict[str, str]] = []
-    for path in extra:
+    later: set[Kernel] = set()
+    for path in reversed(extra):  # a later file's kernel supersedes an earlier file's
         more = [r for r in _read_csv(path) if r.get("status", "ok") == "ok"]
         if _card(more, "--extra") != card:
             raise ValueError(f"--extra: {path.name} was measured on {more[0]['gpu']}, "
                              f"{measured.name} on {card}; give one card's files")
-        extra_rows += [r | {"_file": path.name} for r in more if r.get("split", "cal") == "cal"]
+        kernels = {_kernel(r) for r in more}
+        extra_rows[:0] = [r | {"_file": path.name} for r in more
+                          if r.get("split", "cal") == "cal" and _kernel(r) not in later]
+        later |= kernels
     cal_rows += [r for r in extra_rows if _kernel(r) not in timed]
     params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
     cal = dataclasses.replace(base, params=params)

@@ -475,6 +475,24 @@ def _bench(triton: Any, fn: Callable[[], object], budget_ms: float) -> tuple[flo
     return tuple(float(x) * 1e3 for x in q)  # type: ignore[return-value]
 
 
+def graphed(torch: Any, fn: Callable[[], object]) -> Callable[[], object]:
+    """The replay of a CUDA graph of one call of ``fn`` (``--graph``): every launch the call
+    makes (a Triton kernel's from Python, its allocations, a second kernel) is captured once,
+    so that timing the replay (L2 flushed before each, as for any row) gives the GPU's time
+    of the call, as a serving engine that replays CUDA graphs sees it, without the host's
+    launch cost. ``RuntimeError`` when the call cannot be captured."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # compile and warm on the capture stream
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    torch.cuda.synchronize()
+    return graph.replay
+
+
 def _gemm_fn(torch: Any, dtype: str, M: int, N: int, K: int, gen: Any):
     dev = "cuda"
     if dtype in ("bf16", "fp16"):
@@ -678,9 +696,10 @@ def guarded(torch: Any, fn: Callable[[], Any]) -> tuple[Any, str]:
 
 
 def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: Any,
-                 nvml: Nvml | None, energy_s: float, budget_ms: float, kernels: bool = False
-                 ) -> dict[str, str]:  # pragma: no cover - needs a GPU
-    """One row's measured columns (:func:`measure`)."""
+                 nvml: Nvml | None, energy_s: float, budget_ms: float, kernels: bool = False,
+                 graph: bool = False) -> dict[str, str]:  # pragma: no cover - needs a GPU
+    """One row's measured columns (:func:`measure`); ``graph``: time the replay of a CUDA
+    graph of one call (:func:`graphed`)."""
     rec: dict[str, str] = {}
     kv_bits = {"int8": 8, "int4": 4}.get(str(row.get("kv_dtype") or "bf16"), 16)
     check: Callable[[], float] | None = None
@@ -704,7 +723,7 @@ def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: An
         rec["rel_err"] = f"{err:.2e}"
         if not (math.isfinite(err) and err < 2e-2):
             rec["status"] = "result wrong"
-    med, p20, p80 = _bench(triton, fn, budget_ms)
+    med, p20, p80 = _bench(triton, graphed(torch, fn) if graph else fn, budget_ms)
     rec |= {"us": f"{med:.3f}", "us_p20": f"{p20:.3f}", "us_p80": f"{p80:.3f}",
             "impl": impl}
     if kernels:
@@ -737,17 +756,21 @@ def _measure_row(torch: Any, triton: Any, row: dict[str, Any], gen: Any, tri: An
         err = terr()
         rec |= {"triton_rel_err": f"{err:.2e}", "triton_impl": tname}
         if math.isfinite(err) and err < 2e-2:
-            rec["us_triton"] = f"{_bench(triton, tfn, budget_ms)[0]:.3f}"
+            timed = graphed(torch, tfn) if graph else tfn
+            rec["us_triton"] = f"{_bench(triton, timed, budget_ms)[0]:.3f}"
         del tkeep
     return rec
 
 
 def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
             triton_gemm: bool = True, micro: bool = True, energy_s: float = 0.3,
-            kernels: bool = False, log=print) -> Path:
+            kernels: bool = False, graph: bool = False, command: str = "", log=print) -> Path:
     """Time every row; write ``out`` (rows written as they finish) and its side files.
     ``energy_s``: seconds of back-to-back runs per kernel for its energy and clock (0: none;
-    module doc); ``kernels``: record the kernels each row launches (column ``kernels``)."""
+    module doc); ``kernels``: record the kernels each row launches (column ``kernels``);
+    ``graph``: time each row's call replayed from a CUDA graph (:func:`graphed`: the GPU's
+    time, no host launch cost); ``command``: the command line, recorded in the environment
+    file."""
     if energy_s < 0:
         raise MeasureError(f"--energy-s: must be >= 0 seconds (got {energy_s})")
     torch, triton = _need_torch()
@@ -756,8 +779,12 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
            "cuda": torch.version.cuda, "python": platform.python_version(),
            "sm_count": torch.cuda.get_device_properties(0).multi_processor_count,
            "smi_before": smi_state(), "budget_ms": budget_ms,
-           "method": "triton.testing.do_bench: CUDA events, median of repetitions, 256 MB "
+           "method": ("one call captured in a CUDA graph and its replay timed (the GPU's "
+                      "time, no host launch cost): " if graph else "")
+                     + "triton.testing.do_bench: CUDA events, median of repetitions, 256 MB "
                      "L2 flush before each repetition; random inputs"}
+    if command:
+        env["command"] = command
     nvml = Nvml(torch) if energy_s > 0 else None
     if nvml is not None:
         env["energy"] = (f"NVML total energy: the power between two updates of the counter at "
@@ -780,7 +807,7 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
             rec = {k: ("" if v is None else v) for k, v in row.items()}
             rec["gpu"] = gpu
             done, status = guarded(torch, lambda row=row: _measure_row(
-                torch, triton, row, gen, tri, nvml, energy_s, budget_ms, kernels))
+                torch, triton, row, gen, tri, nvml, energy_s, budget_ms, kernels, graph))
             rec |= done if done is not None else {"status": status}
             w.writerow(rec)
             f.flush()
@@ -818,13 +845,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernels", action="store_true",
                    help="record the GPU kernels each row launches (torch.profiler; column "
                         "kernels)")
+    p.add_argument("--graph", action="store_true",
+                   help="time each kernel's call replayed from a CUDA graph (the GPU's time: "
+                        "no host launch cost, as a serving engine's CUDA graphs run it)")
     p.add_argument("--skip", type=int, default=0, help="leave out the first N rows")
     p.add_argument("--limit", type=int, default=0, help="only N rows (0: all) after --skip")
     args = p.parse_args(argv)
     try:
         rows = select_rows(read_shapes(args.inp), args.skip, args.limit)
         measure(rows, args.out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
-                micro=not args.no_micro, energy_s=args.energy_s, kernels=args.kernels)
+                micro=not args.no_micro, energy_s=args.energy_s, kernels=args.kernels,
+                graph=args.graph,
+                command=" ".join(["python -m sim.gpu.measure", *(argv if argv is not None
+                                                                 else sys.argv[1:])]))
     except MeasureError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

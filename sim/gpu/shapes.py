@@ -25,6 +25,10 @@ The misaligned GEMM dataset (:func:`misaligned_shapes`, ``sim/data/gpu/shapes_mi
 GEMMs with M, N and K off a multiple of 8 in every dtype, and sweeps that move one inner
 dimension's alignment at a time (by 1, 2 or 4 elements in bf16/fp16; the padded int8 kernel's
 8 or 16).
+
+The decode dataset (:func:`decode_shapes`, ``sim/data/gpu/shapes_decode.csv``, ``python -m
+sim.gpu.shapes --decode``) adds SDPA decode at head dim 256 (Gemma's) over multi-head, grouped
+and multi-query heads, and multi-query decode at head dims 64 and 128 beside it.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ import random
 import sys
 from pathlib import Path
 
-__all__ = ["COLUMNS", "HELD_OUT_SHARE", "default_shapes", "misaligned_shapes", "quant_shapes",
-           "split_of", "v2_shapes", "write_shapes"]
+__all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "misaligned_shapes",
+           "quant_shapes", "split_of", "v2_shapes", "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
@@ -46,6 +50,7 @@ SHAPES_CSV = Path(__file__).resolve().parents[1] / "data" / "gpu" / "shapes.csv"
 SHAPES_V2_CSV = SHAPES_CSV.with_name("shapes_v2.csv")
 SHAPES_QUANT_CSV = SHAPES_CSV.with_name("shapes_quant.csv")
 SHAPES_MISALIGNED_CSV = SHAPES_CSV.with_name("shapes_misaligned.csv")
+SHAPES_DECODE_CSV = SHAPES_CSV.with_name("shapes_decode.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -222,6 +227,45 @@ def quant_shapes() -> list[dict[str, object]]:
     return rows
 
 
+def _new_rows(rows: list[dict[str, object]], seen: set[tuple[str, ...]]
+              ) -> list[dict[str, object]]:
+    """``rows`` but those whose key (:func:`_key`) is in ``seen`` or repeats, each with its
+    ``split``."""
+    out = []
+    for row in rows:
+        key = _key(row)
+        if key in seen:
+            continue
+        seen.add(key)
+        row["split"] = split_of(row)
+        out.append(row)
+    return out
+
+
+#: (H, Hkv) of the decode dataset (:func:`decode_shapes`): Gemma-2B's multi-query 8 over 1,
+#: Gemma-2-9B's 16 over 8, Gemma-7B's 16 over 16, and 32 heads over 1, 8 and 32.
+DECODE_HEADS = ((8, 1), (16, 8), (16, 16), (32, 1), (32, 8), (32, 32))
+
+
+def decode_shapes() -> list[dict[str, object]]:
+    """The decode-attention dataset (``sim/data/gpu/shapes_decode.csv``, ``python -m
+    sim.gpu.shapes --decode``), each row with its ``split``: SDPA decode at head dim 256 over
+    :data:`DECODE_HEADS`, batch 1 to 64, 1k to 16k cached tokens, and multi-query decode (one
+    KV head) at head dims 64 and 128 beside it, caches of at most 2^31 bytes; a row
+    :func:`v2_shapes` already has is left out."""
+    seen = {_key(r) for r in v2_shapes()}
+    rows: list[dict[str, object]] = []
+    for D, heads in ((256, DECODE_HEADS), (128, ((8, 1), (32, 1))), (64, ((8, 1), (32, 1)))):
+        for H, Hkv in heads:
+            for B in (1, 4, 16, 64):
+                for S in (1024, 4096, 16384):
+                    if 4 * B * Hkv * S * D > 1 << 31:  # keys and values, bf16
+                        continue
+                    rows.append({"op": "attn_decode", "dtype": "bf16", "B": B, "H": H,
+                                 "Hkv": Hkv, "S": S, "D": D})
+    return _new_rows(rows, seen)
+
+
 #: Random misaligned GEMMs per dtype in the misaligned dataset (:func:`misaligned_shapes`).
 MISALIGNED_GEMMS = {"bf16": 60, "fp16": 60, "fp8": 30, "int8": 40}
 #: The seed of their draw (fixed: the dataset is data, not a run).
@@ -253,21 +297,13 @@ def misaligned_shapes() -> list[dict[str, object]]:
                  for dn, dk in SWEEP_16BIT]
     rows += [_gemm("int8", M, 4096 + dn, 4096 + dk) for M in SWEEP_TOKENS
              for dn, dk in SWEEP_INT8]
-    out = []
-    for row in rows:
-        key = _key(row)
-        if key in seen:
-            continue
-        seen.add(key)
-        row["split"] = split_of(row)
-        out.append(row)
-    return out
+    return _new_rows(rows, seen)
 
 
 def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False,
-                 misaligned: bool = False) -> Path:
-    rows = (misaligned_shapes() if misaligned else quant_shapes() if quant
-            else v2_shapes() if v2 else default_shapes())
+                 misaligned: bool = False, decode: bool = False) -> Path:
+    rows = (decode_shapes() if decode else misaligned_shapes() if misaligned
+            else quant_shapes() if quant else v2_shapes() if v2 else default_shapes())
     extra = QUANT_COLUMNS if quant else ("causal",) if v2 else ()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -281,10 +317,11 @@ def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False,
 
 if __name__ == "__main__":
     v2, quant = "--v2" in sys.argv[1:], "--quant" in sys.argv[1:]
-    misaligned = "--misaligned" in sys.argv[1:]
-    paths = [a for a in sys.argv[1:] if a not in ("--v2", "--quant", "--misaligned")]
-    default = (SHAPES_MISALIGNED_CSV if misaligned else SHAPES_QUANT_CSV if quant
-               else SHAPES_V2_CSV if v2 else SHAPES_CSV)
+    misaligned, decode = "--misaligned" in sys.argv[1:], "--decode" in sys.argv[1:]
+    paths = [a for a in sys.argv[1:]
+             if a not in ("--v2", "--quant", "--misaligned", "--decode")]
+    default = (SHAPES_DECODE_CSV if decode else SHAPES_MISALIGNED_CSV if misaligned
+               else SHAPES_QUANT_CSV if quant else SHAPES_V2_CSV if v2 else SHAPES_CSV)
     out = write_shapes(Path(paths[0]) if paths else default, v2=v2, quant=quant,
-                       misaligned=misaligned)
+                       misaligned=misaligned, decode=decode)
     print(f"wrote {out}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,12 @@ def register(subparsers: Any) -> None:
     m.add_argument("--energy-s", type=float, default=0.3,
                    help="seconds of back-to-back runs per kernel for its energy (NVML) and SM "
                         "clock: columns mj, watts, sm_mhz, us_loop (default 0.3; 0: skip)")
+    m.add_argument("--kernels", action="store_true",
+                   help="record the GPU kernels each row launches (torch.profiler; column "
+                        "kernels)")
+    m.add_argument("--graph", action="store_true",
+                   help="time each kernel's call replayed from a CUDA graph (the GPU's time: "
+                        "no host launch cost, as a serving engine's CUDA graphs run it)")
     m.add_argument("--skip", type=int, default=0,
                    help="leave out the first N rows (to measure a dataset over several runs)")
     m.add_argument("--limit", type=int, default=0, help="measure at most N rows (default: all)")
@@ -203,7 +210,8 @@ def run_measure(args: argparse.Namespace) -> int:
     try:
         rows = select_rows(read_shapes(Path(args.inp)), args.skip, args.limit)
         measure(rows, out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
-                micro=not args.no_micro, energy_s=args.energy_s)
+                micro=not args.no_micro, energy_s=args.energy_s, kernels=args.kernels,
+                graph=args.graph, command=" ".join(["tpe gpu measure", *sys.argv[3:]]))
     except MeasureError as err:
         raise InputError(str(err)) from None
     print(f"wrote {args.out}")

@@ -980,7 +980,7 @@ class Tile(wiring.Component):
                     m.d.sync += [i.eq(n) for i, n in zip(t.idx, l_next[op], strict=True)]
 
         # -- the controller -------------------------------------------------------------------
-        with m.FSM(name="ctrl"):
+        with m.FSM(name="ctrl_fsm"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += begin.eq(1)

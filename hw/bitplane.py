@@ -65,12 +65,6 @@ def stream_layouts(spec: BitplaneSpec) -> dict[str, data.Layout]:
                         c_lanes=spec.cols)
 
 
-def _planes(planes: list[Value], sel: Signal) -> Array:
-    """``planes`` as an Array indexed by ``sel``, the last plane repeated for the values of
-    ``sel`` the schedule never takes (the selection covers every value: no default)."""
-    return Array(planes + planes[-1:] * (2 ** len(sel) - len(planes)))
-
-
 class BitplaneArray(wiring.Component):
     """A ``spec.rows`` x ``spec.cols`` bit-plane engine; see the module docstring."""
 
@@ -114,20 +108,16 @@ class BitplaneArray(wiring.Component):
         with m.Switch(core.t_next):
             for t, (i, j, shift) in enumerate(sched):
                 sign = spec.signed and not bipolar and ((i == ab - 1) != (j == wb - 1))
-                # the last step is the default: t_next never exceeds it, and the case covers
-                # every value of its register
-                with m.Case(t) if t < len(sched) - 1 else m.Default():
+                with m.Case(t):
                     m.d.sync += [i_sel.eq(i), j_sel.eq(j), dbl.eq(shift), neg.eq(int(sign))]
 
         a_plane = [Signal(D, name=f"a_plane{r}") for r in range(R)]
         w_plane = [Signal(D, name=f"w_plane{c}") for c in range(C)]
         for r in range(R):
-            planes = _planes([Cat(a_reg[r * D + d][i] for d in range(D)) for i in range(ab)],
-                             i_sel)
+            planes = Array(Cat(a_reg[r * D + d][i] for d in range(D)) for i in range(ab))
             m.d.comb += a_plane[r].eq(planes[i_sel])
         for c in range(C):
-            planes = _planes([Cat(w_reg[c * D + d][j] for d in range(D)) for j in range(wb)],
-                             j_sel)
+            planes = Array(Cat(w_reg[c * D + d][j] for d in range(D)) for j in range(wb))
             m.d.comb += w_plane[c].eq(planes[j_sel])
 
         for r in range(R):

@@ -1,28 +1,32 @@
 """``lint.vlt``: the Verilator waivers written beside every design, each with its reason.
 
 ``verilator --lint-only -Wall NAME.v lint.vlt`` gives no warning on a generated design (a
-test holds every engine kind and option to that). What the generators meant is emitted as
-such (:mod:`hw.verilog`: full-width operands, readers of the generator's names); the
-warnings left come from how Amaranth and Yosys write any design, and are waived here, each
-by rule, by the design's file and by the narrowest pattern that holds:
+test holds every engine kind and option, and the tiles, to that). What the generators mean
+is emitted as such (:mod:`hw.verilog`: full-width operands, readers of the generator's
+names) and dead logic of their own is not generated; the warnings left come from how
+Amaranth and Yosys write any design, and are waived here, each by rule, by the design's file
+and by the narrowest message pattern that holds:
 
 - PROCASSINIT, every register: Amaranth declares each register with its reset value as
   initial value (``reg [3:0] a = 4'h0;``, its power-on value on an FPGA) and assigns it in
   ``always @(posedge clk)``; the synchronous ``rst`` sets the same value.
-- CASEINCOMPLETE, the ``case`` lines of a state machine's state (an Amaranth FSM, named
-  ``*fsm``: its state register ``*fsm_state``): the cases list the states, not the unused
-  encodings of the state register (3 states in 2 bits), which keep the values each
-  ``always @*`` block assigns before its ``case``. A ``case`` of the generator's own that
-  leaves values out is still reported.
-- UNUSEDSIGNAL on a state flag (``$7 = fsm_state == 2'h1``) that nothing reads: Amaranth's
+- CASEINCOMPLETE: Amaranth writes one ``always @*`` block per signal, which assigns the
+  signal its default first and then lists in a ``case`` only the values that change it (the
+  states of an FSM that assign it, the kinds of job that use it): the other values keep the
+  default, so no latch is inferred.
+- UNUSEDSIGNAL on a state flag (``$7 = ..._fsm_state == 2'h1``) that nothing reads: Amaranth's
   FSM computes one for every state, for the states whose ``ongoing`` the generator asks.
-- UNUSEDSIGNAL on a field view (``i__payload.a[0]``, any name with a dot): Amaranth writes a
+- UNUSEDSIGNAL on a named signal of constant value (``assign o__ready = 1'h1;``): readers
+  take the constant itself (a stream whose ready is tied to 1, an unsigned design's sign).
+- UNUSEDSIGNAL on a field view (``i__payload.a[0]``, a name with a dot): Amaranth writes a
   wire for each field of a layout signal, for waveform viewers; the logic reads the signal.
 - UNUSEDSIGNAL on some bits of a signal ("Bits of signal are not used"): the carry and upper
   bits of Amaranth's full-width arithmetic that the design truncates (an N-bit sum is N+1
   bits, accumulators wrap), and the extension bits of a named signal wider than its value
   (readers take a constant or the sign bit itself). A signal nothing reads at all is still
   reported.
+- DECLFILENAME on a submodule (a tile's engine, ``NAME.engine``): Amaranth writes every
+  module of a design into the top's file.
 """
 
 from __future__ import annotations
@@ -34,33 +38,42 @@ __all__ = ["LINT_FILE", "lint_config", "waivers"]
 #: The file beside ``NAME.v`` that a Verilator build or lint reads with it.
 LINT_FILE = "lint.vlt"
 
-#: An Amaranth FSM's state register by the generators' naming (``m.FSM(name="..._fsm")``).
-_FSM_CASE = re.compile(r"\s*casez? \((\w*fsm_state) ?\)")
-_FSM_FLAG = re.compile(r"\s*assign \\(\$\d+) +=( \w*fsm_state) == \d+'h[0-9a-f]+;")
+#: An anonymous wire that compares an Amaranth FSM's state register (``m.FSM(name=...)``,
+#: the register ``<name>_state``) with one state's encoding.
+_FSM_FLAG = re.compile(r"\s*assign \\(\$\d+) += \w+_state == \d+'h[0-9a-f]+;")
+#: A named wire assigned a constant.
+_CONSTANT = re.compile(r"\s*assign (\\?[A-Za-z_][\w$.\[\]]*) *= \d+'[bhd][0-9a-fA-F_]+;")
 
 
-def waivers(verilog: str) -> list[tuple[str, str, list[str]]]:
-    """``(reason, rule, [where])`` for the Verilog of one generated design, ``where`` being
-    each waiver's ``-lines`` or ``-match`` option (the groups that apply, in a fixed order)."""
+def waivers(name: str, verilog: str) -> list[tuple[str, str, list[str]]]:
+    """``(reason, rule, [pattern])`` for the Verilog ``verilog`` of design ``name``, each
+    pattern a waiver's ``-match`` (only the groups that apply, in a fixed order)."""
     lines = verilog.splitlines()
-    cases = [n for n, line in enumerate(lines, 1) if _FSM_CASE.match(line)]
-    flags = [m.group(1) for line in lines if (m := _FSM_FLAG.match(line))]
+    flags = sorted({m.group(1) for line in lines if (m := _FSM_FLAG.match(line))},
+                   key=lambda f: int(f[1:]))
+    constants = sorted({m.group(1).lstrip("\\") for line in lines
+                        if (m := _CONSTANT.match(line))})
     found = [
         ("every register is declared with its reset value as initial value (Amaranth's "
          "power-on state); the synchronous rst assigns the same value",
-         "PROCASSINIT", ['-match "Procedural assignment to declaration with initial value: *"']),
-        ("a state machine's case lists its states, not the unused encodings of its state "
-         "register, which keep the values assigned before the case",
-         "CASEINCOMPLETE", [f"-lines {n}" for n in cases]),
+         "PROCASSINIT", ["Procedural assignment to declaration with initial value: *"]),
+        ("each always @* block assigns its signal first, then its case lists only the values "
+         "that change it (no latch)",
+         "CASEINCOMPLETE", ["Case values incompletely covered (example pattern *)"]),
         ("Amaranth's FSM computes a state == S flag for every state, read only where the "
          "generator asks whether the FSM is in S",
-         "UNUSEDSIGNAL", [f"-match \"Signal is not used: '{f}'\"" for f in flags]),
+         "UNUSEDSIGNAL", [f"Signal is not used: '{f}'" for f in flags]),
+        ("named signals of constant value: readers take the constant itself",
+         "UNUSEDSIGNAL", [f"Signal is not used: '{c}'" for c in constants if "." not in c]),
         ("Amaranth writes a wire for each field of a layout signal (name.field, name.field[i]) "
          "for waveform viewers; the logic reads the signal",
-         "UNUSEDSIGNAL", ["-match \"Signal is not used: '*.*'\""]),
+         "UNUSEDSIGNAL", ["Signal is not used: '*.*'"]),
         ("carry and upper bits of full-width arithmetic that the design truncates (wrapping "
          "accumulators), and extension bits of signals wider than their value",
-         "UNUSEDSIGNAL", ['-match "Bits of signal are not used: *"']),
+         "UNUSEDSIGNAL", ["Bits of signal are not used: *"]),
+        ("Amaranth writes the design's submodules into its top module's file",
+         "DECLFILENAME", [f"Filename '{name}' does not match MODULE name: '{name}.*'"]
+         if f"module \\{name}." in verilog else []),
     ]
     return [group for group in found if group[2]]
 
@@ -73,7 +86,7 @@ def lint_config(name: str, verilog: str) -> str:
            f"// Waivers of Verilator's warnings on {name}.v, written by tpe gen. To lint:",
            f"// $ verilator --lint-only -Wall {name}.v {LINT_FILE}",
            "// Each waiver is for a way Amaranth and Yosys write Verilog, under its reason."]
-    for reason, rule, where in waivers(verilog):
+    for reason, rule, patterns in waivers(name, verilog):
         out += ["", f"// {reason}"]
-        out += [f'lint_off -rule {rule} -file "*{name}.v" {w}' for w in where]
+        out += [f'lint_off -rule {rule} -file "*{name}.v" -match "{p}"' for p in patterns]
     return "\n".join(out) + "\n"

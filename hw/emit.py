@@ -196,6 +196,15 @@ def _synthesize(spec: EngineSpec | TileSpec, vfile: Path,
     return figures
 
 
+def _submodules(spec: EngineSpec | TileSpec) -> dict[str, list[str]]:
+    """The output ports of a design's submodules (a tile's engine), for its lint.vlt."""
+    if not isinstance(spec, TileSpec):
+        return {}
+    from hw.tile import submodule_outputs
+
+    return submodule_outputs(spec)
+
+
 def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = False,
              sram: Callable[[ArchSpec], dict[str, Any]] | None = None,
              progress: Progress = _quiet) -> Path:
@@ -213,7 +222,7 @@ def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = 
         vfile = tmp_dir / manifest["verilog"]
         progress(f"writing {len(text) / 1e6:.1f} MB of Verilog")
         vfile.write_text(text)
-        (tmp_dir / LINT_FILE).write_text(lint_config(spec.name, text))
+        (tmp_dir / LINT_FILE).write_text(lint_config(spec.name, text, _submodules(spec)))
         if synth:
             progress("synthesizing with Yosys")
             manifest["synth"] = _synthesize(spec, vfile, sram)

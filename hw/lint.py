@@ -27,11 +27,15 @@ and by the narrowest message pattern that holds:
   reported.
 - DECLFILENAME on a submodule (a tile's engine, ``NAME.engine``): Amaranth writes every
   module of a design into the top's file.
+- UNUSEDSIGNAL on a submodule's output that its parent does not read (a tile's engine's
+  ``busy``), in that submodule's lines: Amaranth drops the output from the submodule's ports
+  and keeps its logic.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 
 __all__ = ["LINT_FILE", "lint_config", "waivers"]
 
@@ -45,9 +49,30 @@ _FSM_FLAG = re.compile(r"\s*assign \\(\$\d+) += \w+_state == \d+'h[0-9a-f]+;")
 _CONSTANT = re.compile(r"\s*assign (\\?[A-Za-z_][\w$.\[\]]*) *= \d+'[bhd][0-9a-fA-F_]+;")
 
 
-def waivers(name: str, verilog: str) -> list[tuple[str, str, list[str]]]:
-    """``(reason, rule, [pattern])`` for the Verilog ``verilog`` of design ``name``, each
-    pattern a waiver's ``-match`` (only the groups that apply, in a fixed order)."""
+def _dropped_outputs(name: str, lines: list[str],
+                     submodule_outputs: Mapping[str, Collection[str]]) -> list[str]:
+    """``-match`` of the outputs of each submodule ``NAME.sub`` (by their names in
+    ``submodule_outputs[sub]``) that its module header does not list (for the whole file:
+    Verilator takes ``-lines`` or ``-match``, not both; a port of the top module is never
+    unused)."""
+    out = []
+    for sub, outputs in submodule_outputs.items():
+        head = f"module \\{name}.{sub} ("
+        header = next((line for line in lines if line.startswith(head)), None)
+        if header is None:
+            continue
+        ports = {p.strip() for p in header[len(head):].split(")")[0].split(",")}
+        out += [_match(f"Signal is not used: '{p}'") for p in sorted(set(outputs) - ports)]
+    return out
+
+
+def waivers(name: str, verilog: str,
+            submodule_outputs: Mapping[str, Collection[str]] | None = None
+            ) -> list[tuple[str, str, list[str]]]:
+    """``(reason, rule, [where])`` for the Verilog ``verilog`` of design ``name``, each
+    ``where`` a waiver's ``-match`` option (and ``-lines`` for a submodule's), only the groups
+    that apply, in a fixed order. ``submodule_outputs``: the output ports of each submodule
+    (``m.submodules.<sub>``) by name, of which those its parent does not read are waived."""
     lines = verilog.splitlines()
     flags = sorted({m.group(1) for line in lines if (m := _FSM_FLAG.match(line))},
                    key=lambda f: int(f[1:]))
@@ -56,29 +81,38 @@ def waivers(name: str, verilog: str) -> list[tuple[str, str, list[str]]]:
     found = [
         ("every register is declared with its reset value as initial value (Amaranth's "
          "power-on state); the synchronous rst assigns the same value",
-         "PROCASSINIT", ["Procedural assignment to declaration with initial value: *"]),
+         "PROCASSINIT", [_match("Procedural assignment to declaration with initial value: *")]),
         ("each always @* block assigns its signal first, then its case lists only the values "
          "that change it (no latch)",
-         "CASEINCOMPLETE", ["Case values incompletely covered (example pattern *)"]),
+         "CASEINCOMPLETE", [_match("Case values incompletely covered (example pattern *)")]),
         ("Amaranth's FSM computes a state == S flag for every state, read only where the "
          "generator asks whether the FSM is in S",
-         "UNUSEDSIGNAL", [f"Signal is not used: '{f}'" for f in flags]),
+         "UNUSEDSIGNAL", [_match(f"Signal is not used: '{f}'") for f in flags]),
         ("named signals of constant value: readers take the constant itself",
-         "UNUSEDSIGNAL", [f"Signal is not used: '{c}'" for c in constants if "." not in c]),
+         "UNUSEDSIGNAL", [_match(f"Signal is not used: '{c}'") for c in constants
+                          if "." not in c]),
         ("Amaranth writes a wire for each field of a layout signal (name.field, name.field[i]) "
          "for waveform viewers; the logic reads the signal",
-         "UNUSEDSIGNAL", ["Signal is not used: '*.*'"]),
+         "UNUSEDSIGNAL", [_match("Signal is not used: '*.*'")]),
         ("carry and upper bits of full-width arithmetic that the design truncates (wrapping "
          "accumulators), and extension bits of signals wider than their value",
-         "UNUSEDSIGNAL", ["Bits of signal are not used: *"]),
+         "UNUSEDSIGNAL", [_match("Bits of signal are not used: *")]),
         ("Amaranth writes the design's submodules into its top module's file",
-         "DECLFILENAME", [f"Filename '{name}' does not match MODULE name: '{name}.*'"]
+         "DECLFILENAME", [_match(f"Filename '{name}' does not match MODULE name: '{name}.*'")]
          if f"module \\{name}." in verilog else []),
+        ("a submodule's outputs that its parent does not read: Amaranth drops them from the "
+         "submodule's ports and keeps their logic",
+         "UNUSEDSIGNAL", _dropped_outputs(name, lines, submodule_outputs or {})),
     ]
     return [group for group in found if group[2]]
 
 
-def lint_config(name: str, verilog: str) -> str:
+def _match(pattern: str) -> str:
+    return f'-match "{pattern}"'
+
+
+def lint_config(name: str, verilog: str,
+                submodule_outputs: Mapping[str, Collection[str]] | None = None) -> str:
     """The ``lint.vlt`` of the design ``name`` whose Verilog (``name.v``) is ``verilog``:
     :func:`waivers`, each group under its one-line reason, each waiver limited to the file
     (``*name.v``: the path Verilator was given ends with it)."""
@@ -86,7 +120,7 @@ def lint_config(name: str, verilog: str) -> str:
            f"// Waivers of Verilator's warnings on {name}.v, written by tpe gen. To lint:",
            f"// $ verilator --lint-only -Wall {name}.v {LINT_FILE}",
            "// Each waiver is for a way Amaranth and Yosys write Verilog, under its reason."]
-    for reason, rule, patterns in waivers(name, verilog):
+    for reason, rule, where in waivers(name, verilog, submodule_outputs):
         out += ["", f"// {reason}"]
-        out += [f'lint_off -rule {rule} -file "*{name}.v" -match "{p}"' for p in patterns]
+        out += [f'lint_off -rule {rule} -file "*{name}.v" {w}' for w in where]
     return "\n".join(out) + "\n"

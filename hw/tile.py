@@ -227,6 +227,18 @@ def _walker_state(spec: TileSpec, name: str, d: int, line_bits: int, *,
         last=Signal(name=f"{name}_last"))
 
 
+#: The engine's submodule name: its module in the Verilog is ``<tile name>.engine``.
+ENGINE = "engine"
+
+
+def submodule_outputs(spec: TileSpec) -> dict[str, list[str]]:
+    """The output ports of the tile's submodules by submodule (its engine's: ``busy``, the
+    output stream's), the names Amaranth gives them in the Verilog."""
+    eng = build_component(spec.engine)
+    return {ENGINE: ["__".join(map(str, path))
+                     for path, member, _ in eng.signature.flatten(eng) if member.flow == Out]}
+
+
 class _Fields(dict):
     """A dict whose missing keys are made by ``make(key)`` (and kept) when first read."""
 
@@ -278,7 +290,7 @@ class Tile(wiring.Component):
         E = spec.ext_bytes
         log_e = _log2(E)
         m = Module()
-        m.submodules.engine = eng = build_component(e)
+        m.submodules[ENGINE] = eng = build_component(e)
         # widths of line counters: a walker's base may step once past the last line
         line_bits = max(p.lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
         # folds of one tile (one more: the count after the last): OS, its O lines over the

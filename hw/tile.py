@@ -161,6 +161,7 @@ Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
@@ -290,6 +291,9 @@ class Tile(wiring.Component):
         E = spec.ext_bytes
         log_e = _log2(E)
         m = Module()
+        # the drivers of signals made when first read (queue views, tile sizes), wherever
+        # that is: added at the top level when everything is built
+        lazy: list[Any] = []
         m.submodules[ENGINE] = eng = build_component(e)
         # widths of line counters: a walker's base may step once past the last line
         line_bits = max(p.lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
@@ -393,10 +397,10 @@ class Tile(wiring.Component):
         dims, tiles = (M, N, K), (TM, TN, TK)
         order = reg["loop_order"]
         ops = ("A", "W", "O")
-        lt = {op: self._walker_state(m, f"l{op.lower()}_", dims, tiles) for op in ops}
+        lt = {op: self._walker_state(m, lazy, f"l{op.lower()}_", dims, tiles) for op in ops}
         l_next = {op: self._next_tile(m, f"l{op.lower()}_", order, lt[op].idx, tiles, dims)
                   for op in ops}
-        ct = self._walker_state(m, "c", dims, tiles)
+        ct = self._walker_state(m, lazy, "c", dims, tiles)
         c_next = self._next_tile(m, "c", order, ct.idx, tiles, dims)
         halves = {"A": spec.a.halves, "W": spec.w.halves, "O": spec.o.halves}
         # free halves per operand: its loader acquires one before it fills it, the computer
@@ -436,10 +440,11 @@ class Tile(wiring.Component):
                        for i in range(depth)]
 
             def at(index, view: str) -> dict[str, Signal]:
-                """The entry at ``index``: a field's selection is made when first read."""
+                """The entry at ``index``: a field's selection is made when first read (its
+                driver added at the top level, in ``lazy``)."""
                 def select(f: str) -> Signal:
                     out = Signal(fields[f], name=f"{name}_{view}_{f}")
-                    m.d.comb += out.eq(Array(e[f] for e in entries)[index])
+                    lazy.append(out.eq(Array(e[f] for e in entries)[index]))
                     return out
                 return _Fields(select)
 
@@ -681,7 +686,7 @@ class Tile(wiring.Component):
             # rows W lines (nb * tile_k + k; rows past the tile's K enter as zeros) into
             # ``wl``; with weight_double_buffer the engine takes them a fold ahead of the
             # activations, across tiles too. It releases a W half when it leaves the tile.
-            wt = self._walker_state(m, "wl", dims, tiles)
+            wt = self._walker_state(m, lazy, "wl", dims, tiles)
             wt_next = self._next_tile(m, "wl", order, wt.idx, tiles, dims)
             w_active, w_all = Signal(name="wl_active"), Signal(name="wl_all")
             wr = Signal(range(max(2, R)), name="wl_r")
@@ -1035,14 +1040,17 @@ class Tile(wiring.Component):
                 with m.If(all_fed & (dq_rp == dq_wp) & ~wb_pend & ~wr_busy):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
                     m.next = "IDLE"
+        m.d.comb += lazy
         return m
 
     @staticmethod
-    def _walker_state(m: Module, prefix: str, dims, tiles) -> SimpleNamespace:
+    def _walker_state(m: Module, lazy: list[Any], prefix: str, dims, tiles
+                      ) -> SimpleNamespace:
         """A walker over the tile loops: the tile indices ``idx`` (m0, n0, k0), the previous
         tile's ``prev``, ``first`` (the first tile), the tile's sizes ``size`` (edge tiles are
-        partial; each made when first read), ``last`` (the last tile) and per operand whether
-        its tile ``changed`` from the previous tile's (always on the first)."""
+        partial; each made when first read, its driver put in ``lazy``), ``last`` (the last
+        tile) and per operand whether its tile ``changed`` from the previous tile's (always
+        on the first)."""
         t = SimpleNamespace()
         d = len(dims[0])
         t.idx = tuple(Signal(d, name=f"{prefix}{x}0") for x in "mnk")
@@ -1051,9 +1059,9 @@ class Tile(wiring.Component):
 
         def size(j: int) -> Signal:
             out = Signal(d, name=f"{prefix}t{'mnk'[j]}")
-            m.d.comb += out.eq(_min(tiles[j], dims[j] - t.idx[j]))
+            lazy.append(out.eq(_min(tiles[j], dims[j] - t.idx[j])))
             return out
-        t.size = _Fields(size)  # made when first read (the weight loader's has no m)
+        t.size = _Fields(size)  # (the weight loader reads no m size)
         t.last = Signal(name=f"{prefix}last")
         m.d.comb += t.last.eq(Cat(*(i + tile >= end for i, tile, end
                                     in zip(t.idx, tiles, dims, strict=True))).all())

@@ -32,6 +32,8 @@ smaller), as an SRAM macro has none either. ``amaranth.sim`` still starts it at 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from amaranth._toolchain.yosys import find_yosys
@@ -54,9 +56,19 @@ class _ModuleEmitter(rtlil.ModuleEmitter):
     """Amaranth's RTLIL emitter with full-width operands, readers of named signals and no
     ``$meminit_v2`` cell for :data:`UNINITIALIZED` memories (see the module docstring)."""
 
+    nets: dict[Any, Any]  # Amaranth's: net -> (wire, bit) that readers read
+    _drivers: dict[Any, Any]  # net -> (wire, bit) that drives it (Amaranth's nets, unchanged)
     _operator: str | None = None
     _lhs_cell: int | None = None
-    _drivers: dict[Any, Any] | None = None
+
+    @contextlib.contextmanager
+    def _driving(self) -> Iterator[None]:
+        """Within: :meth:`sigspec` names the wires that drive the nets, not their readers'."""
+        readers, self.nets = self.nets, self._drivers
+        try:
+            yield
+        finally:
+            self.nets = readers
 
     def emit_memory(self, cell_idx: int, cell: Any) -> None:
         if not cell.attributes.get(UNINITIALIZED):
@@ -90,12 +102,8 @@ class _ModuleEmitter(rtlil.ModuleEmitter):
                     self.nets[net] = (wire, bit)
 
     def emit_signal_fields(self) -> None:
-        # the field views of a layout signal read its drivers, as Amaranth writes them
-        readers, self.nets = self.nets, self._drivers
-        try:
+        with self._driving():  # the field views of a layout signal, as Amaranth writes them
             super().emit_signal_fields()
-        finally:
-            self.nets = readers
 
     def emit_submodules(self) -> None:
         # Amaranth's, but a submodule's outputs drive their wires: they are never read through
@@ -107,11 +115,8 @@ class _ModuleEmitter(rtlil.ModuleEmitter):
             ports = {}
             for name, (value, flow) in submodule.ports.items():
                 if flow == _nir.ModuleNetFlow.Output:
-                    readers, self.nets = self.nets, self._drivers
-                    try:
+                    with self._driving():
                         ports[name] = self.sigspec(value)
-                    finally:
-                        self.nets = readers
                 else:
                     ports[name] = self.sigspec(value)
             for name, (value, _dir) in submodule.io_ports.items():
@@ -128,16 +133,13 @@ class _ModuleEmitter(rtlil.ModuleEmitter):
 
     def sigspec(self, *parts: Any) -> str:
         # a process assigns its own cell's wire (the driver), never a name that reads it
-        if self._lhs_cell is not None and self._drivers is not None:
+        if self._lhs_cell is not None:
             value = _nir.Value()
             for part in parts:
                 value += _nir.Value(part)
             if value and all(not n.is_const and n.cell == self._lhs_cell for n in value):
-                readers, self.nets = self.nets, self._drivers
-                try:
+                with self._driving():
                     return str(super().sigspec(value))
-                finally:
-                    self.nets = readers
         return str(super().sigspec(*parts))
 
 

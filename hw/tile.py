@@ -169,9 +169,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.emit import UNINITIALIZED
-from hw.generators import build_component
+from hw.generators import build_component, engine_streams
 from hw.spec import TileSpec
 from hw.spec.tile import LOOP_ORDERS
+from hw.streams import signature_members
 
 __all__ = ["SCRATCHPADS", "Tile", "req_layout"]
 
@@ -234,10 +235,11 @@ ENGINE = "engine"
 
 def submodule_outputs(spec: TileSpec) -> dict[str, list[str]]:
     """The output ports of the tile's submodules by submodule (its engine's: ``busy``, the
-    output stream's), the names Amaranth gives them in the Verilog."""
-    eng = build_component(spec.engine)
-    return {ENGINE: ["__".join(map(str, path))
-                     for path, member, _ in eng.signature.flatten(eng) if member.flow == Out]}
+    output stream's), the names Amaranth gives them in the Verilog; from the engine's
+    signature (every kind's: ``hw.streams.signature_members``), no component built."""
+    members = wiring.Signature(signature_members(engine_streams(spec.engine))).members
+    return {ENGINE: ["__".join(map(str, path)) for path, member in members.flatten()
+                     if member.is_port and member.flow == Out]}
 
 
 class _Fields(dict):

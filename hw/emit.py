@@ -1,4 +1,4 @@
-"""Write a design folder: ``<out>/<name>/<name>.v`` and ``<out>/<name>/manifest.json``.
+"""Write a design folder: ``<out>/<name>/<name>.v``, its ``lint.vlt`` and ``manifest.json``.
 
 A design is an engine (an :class:`hw.spec.EngineSpec`: its streams and timing contract in the
 manifest) or a whole tile (a :class:`hw.spec.TileSpec`: its descriptor registers, external
@@ -9,12 +9,9 @@ the same spec gives byte-identical files. Files are first written to a temporary
 moved into place only when every step (synthesis included) has succeeded, the manifest last,
 so a failure never leaves a half-written design behind.
 
-A memory whose contents are don't-care at reset (its ``attrs`` carry :data:`UNINITIALIZED`,
-as the tile's scratchpads do) is written without an initial value: no ``$meminit`` cell, so
-no ``initial`` block assigning every word (for a 32x32 systolic tile's 2.6 Mbit of
-scratchpads, a third of Amaranth's conversion time under cProfile, and a Verilog file a third
-smaller), as an SRAM macro has none either.
-``amaranth.sim`` still starts it at zero.
+The Verilog itself (:func:`hw.verilog.to_verilog`) is Amaranth's, emitted so that Verilator's
+lint sees what the generator meant; ``lint.vlt`` beside it (:mod:`hw.lint`) waives, each with
+its reason, the warnings that Amaranth's and Yosys's way of writing Verilog still gives.
 """
 
 from __future__ import annotations
@@ -29,40 +26,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from amaranth.back import rtlil, verilog
-
 from hw.generators import build_component, engine_streams
+from hw.lint import LINT_FILE, lint_config
 from hw.packing import describe_layout
 from hw.spec import ArchSpec, EngineSpec, SpecError, TileSpec, spec_to_dict
+from hw.verilog import UNINITIALIZED, to_verilog
 
 __all__ = ["MANIFEST", "UNINITIALIZED", "arch_to_dict", "generate", "read_manifest",
            "tile_from_manifest", "to_verilog"]
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-#: The ``attrs`` key that marks an ``amaranth.lib.memory.Memory`` whose contents are don't-care
-#: at reset (every word is written before it is read): its Verilog has no initial value.
-UNINITIALIZED = "tpeforge_uninitialized"
-
-
-class _ModuleEmitter(rtlil.ModuleEmitter):
-    """Amaranth's RTLIL emitter, less the ``$meminit_v2`` cell of :data:`UNINITIALIZED`
-    memories (Amaranth emits one for every memory, its data a constant per bit)."""
-
-    def emit_memory(self, cell_idx: int, cell: Any) -> None:
-        if not cell.attributes.get(UNINITIALIZED):
-            super().emit_memory(cell_idx, cell)
-
-
-def to_verilog(component: Any, name: str) -> str:
-    """The Verilog of ``component`` with top module ``name`` (``emit_src=False``: it changes
-    only when the hardware does), :data:`UNINITIALIZED` memories without initial values."""
-    default = rtlil.ModuleEmitter
-    rtlil.ModuleEmitter = _ModuleEmitter  # looked up by name in rtlil.convert_fragment
-    try:
-        return verilog.convert(component, name=name, emit_src=False)
-    finally:
-        rtlil.ModuleEmitter = default
 
 
 def _ports(metadata: dict[str, Any]) -> list[dict[str, Any]]:
@@ -118,6 +92,7 @@ def render(spec: EngineSpec | TileSpec, progress: Progress = _quiet
         "kind": spec.kind,
         "top": spec.name,
         "verilog": f"{spec.name}.v",
+        "lint": LINT_FILE,
         "generator": {"tpeforge": version("tpeforge"), "amaranth": version("amaranth")},
         "spec": spec_to_dict(spec),
         "ports": _ports(component.metadata.as_json()),
@@ -157,6 +132,7 @@ def _render_tile(spec: TileSpec) -> tuple[str, dict[str, Any]]:
         "kind": "tile",
         "top": spec.name,
         "verilog": f"{spec.name}.v",
+        "lint": LINT_FILE,
         "generator": {"tpeforge": version("tpeforge"), "amaranth": version("amaranth")},
         "arch": spec.arch,
         "architecture": arch_to_dict(spec.architecture),
@@ -220,6 +196,15 @@ def _synthesize(spec: EngineSpec | TileSpec, vfile: Path,
     return figures
 
 
+def _submodules(spec: EngineSpec | TileSpec) -> dict[str, list[str]]:
+    """The output ports of a design's submodules (a tile's engine), for its lint.vlt."""
+    if not isinstance(spec, TileSpec):
+        return {}
+    from hw.tile import submodule_outputs
+
+    return submodule_outputs(spec)
+
+
 def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = False,
              sram: Callable[[ArchSpec], dict[str, Any]] | None = None,
              progress: Progress = _quiet) -> Path:
@@ -237,12 +222,13 @@ def generate(spec: EngineSpec | TileSpec, out_dir: Path | str, *, synth: bool = 
         vfile = tmp_dir / manifest["verilog"]
         progress(f"writing {len(text) / 1e6:.1f} MB of Verilog")
         vfile.write_text(text)
+        (tmp_dir / LINT_FILE).write_text(lint_config(spec.name, text, _submodules(spec)))
         if synth:
             progress("synthesizing with Yosys")
             manifest["synth"] = _synthesize(spec, vfile, sram)
         (tmp_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         final.mkdir(exist_ok=True)
-        for name in (manifest["verilog"], MANIFEST):  # the manifest last
+        for name in (manifest["verilog"], LINT_FILE, MANIFEST):  # the manifest last
             os.replace(tmp_dir / name, final / name)
     return final
 

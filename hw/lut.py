@@ -175,13 +175,13 @@ class LutArray(wiring.Component):
             m.d.sync += [w_sr[n].eq(self.i.payload.w[n].as_unsigned()) for n in range(C * G)]
         with m.Elif(core.step):
             m.d.sync += [w_sr[n].eq(w_sr[n] << 1) for n in range(C * G)]
-        sign_plane = Signal()
-        m.d.comb += sign_plane.eq(core.first if spec.signed else 0)
+        # the sign plane (signed weights: the first, most significant) counts negatively
+        sign_plane = core.first if spec.signed else Const(0, 1)
 
         for c in range(C):
             index = Signal(G, name=f"index{c}")
             m.d.comb += index.eq(Cat(w_sr[c * G + g][wb - 1] for g in range(G)))
-            neg = Signal(name=f"neg{c}")
+            neg: Value = sign_plane
             if spec.symmetric:
                 # T[~x] = -T[x]: read the complement of an index whose top bit is set.
                 top = index[G - 1]
@@ -190,10 +190,10 @@ class LutArray(wiring.Component):
                     m.d.comb += sel.eq(index[:G - 1] ^ top.replicate(G - 1))
                 else:
                     m.d.comb += sel.eq(0)
+                neg = Signal(name=f"neg{c}")
                 m.d.comb += neg.eq(top ^ sign_plane)
             else:
                 sel = index
-                m.d.comb += neg.eq(sign_plane)
             for r in range(R):
                 value = Signal(entry, name=f"lookup_{r}_{c}")
                 m.d.comb += value.eq(Array(tables[r])[sel] if len(tables[r]) > 1

@@ -29,7 +29,8 @@ class ShiftAddCore:
     work this cycle), ``t`` (the step index; ``t_next`` its value in the next cycle, to
     register decoded step controls), ``first`` (t == 0), ``shift`` (the result rows
     move one place towards the output this cycle), ``done`` (the fold's last output beat
-    transfers this cycle), ``begin`` (the first step of a beat: step and first).
+    transfers this cycle), ``begin`` (the first step of a beat: step and first; made when
+    first used).
     """
 
     def __init__(self, m: Module, comp: wiring.Component, *, rows: int, cols: int,
@@ -46,7 +47,7 @@ class ShiftAddCore:
         self.t = Signal(range(max(steps, 2)))
         self.t_next = Signal(range(max(steps, 2)))
         self.first = Signal()
-        self.begin = Signal()
+        self._begin: Signal | None = None
         self._regs: list[list[tuple[Signal, ...]]] = [[()] * cols for _ in range(rows)]
         self._control()
 
@@ -62,7 +63,6 @@ class ShiftAddCore:
             last_step.eq(loaded & (self.t == self.steps - 1)),
             self.step.eq(loaded),
             self.first.eq(self.t == 0),
-            self.begin.eq(self.step & self.first),
             comp.i.ready.eq(~draining & ~closing & (~loaded | last_step)),
             self.accept.eq(comp.i.valid & comp.i.ready),
         ]
@@ -75,6 +75,14 @@ class ShiftAddCore:
         m.d.comb += drain.start.eq(last_step & closing)
         with m.If(self.done):
             m.d.sync += [closing.eq(0), comp.busy.eq(0)]
+
+    @property
+    def begin(self) -> Signal:
+        """The first step of a beat (``step & first``), made when a register first asks."""
+        if self._begin is None:
+            self._begin = Signal(name="beat_begin")
+            self.m.d.comb += self._begin.eq(self.step & self.first)
+        return self._begin
 
     @staticmethod
     def _csa(x: Value, y: Value, z: Value, width: int,

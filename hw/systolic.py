@@ -195,8 +195,8 @@ class SystolicArray(wiring.Component):
                 with m.If(step):
                     m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt[r][c], strict=True)]
         shift_rows(m, acc, shift)
-        flush_len = R + C - 2
-        counter = Signal(range(flush_len + 1))
+        flush_len = R + C - 2  # a 1x1 array has no flush: no FLUSH state, no counter
+        counter = Signal(range(flush_len + 1)) if flush_len else None
 
         # The one carry-propagate add per output (a no-op without carry-save state).
         for c in range(C):
@@ -208,18 +208,19 @@ class SystolicArray(wiring.Component):
                 with m.If(self.i.valid):
                     m.d.sync += self.busy.eq(1)
                     with m.If(self.i.payload.last):
-                        if flush_len:
+                        if counter is not None:
                             m.d.sync += counter.eq(flush_len - 1)
                             m.next = "FLUSH"
                         else:
                             m.d.comb += drain.start.eq(1)
                             m.next = "DRAIN"
-            with m.State("FLUSH"):
-                m.d.comb += step.eq(1)
-                m.d.sync += counter.eq(counter - 1)
-                with m.If(counter == 0):
-                    m.d.comb += drain.start.eq(1)
-                    m.next = "DRAIN"
+            if counter is not None:
+                with m.State("FLUSH"):
+                    m.d.comb += step.eq(1)
+                    m.d.sync += counter.eq(counter - 1)
+                    with m.If(counter == 0):
+                        m.d.comb += drain.start.eq(1)
+                        m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(drain.done):
                     m.d.sync += self.busy.eq(0)

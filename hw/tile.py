@@ -161,6 +161,7 @@ Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
@@ -168,9 +169,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.emit import UNINITIALIZED
-from hw.generators import build_component
+from hw.generators import build_component, engine_streams
 from hw.spec import TileSpec
 from hw.spec.tile import LOOP_ORDERS
+from hw.streams import signature_members
 
 __all__ = ["SCRATCHPADS", "Tile", "req_layout"]
 
@@ -208,20 +210,48 @@ def ceil_div(x, d: int, bits: int):
     return ((x + d - 1) * -(-(1 << shift) // d)) >> shift
 
 
-def _walker_state(spec: TileSpec, name: str, d: int, line_bits: int) -> SimpleNamespace:
+def _walker_state(spec: TileSpec, name: str, d: int, line_bits: int, *,
+                  requests: bool) -> SimpleNamespace:
     """The counters and outputs of a DMA walker over the requests of one job: a matrix row
     or block index ``i``, a block offset ``no``, a block row ``r``, a scratchpad line base
-    ``base`` and a column block's line offset ``cb``; the request's ``addr`` and ``len``, its
-    scratchpad ``line`` and ``last``."""
+    ``base`` and a column block's line offset ``cb``; the request's ``len`` and ``last``, and
+    its ``addr`` (a walker that issues the ``requests``) or its scratchpad ``line`` (one
+    that follows their answers or data), the other None."""
     rows = max(2, spec.a.block_rows, spec.w.block_rows, spec.engine_block[0])
     return SimpleNamespace(
         i=Signal(d, name=f"{name}_i"), no=Signal(d, name=f"{name}_no"),
         r=Signal(range(rows), name=f"{name}_r"),
         base=Signal(line_bits, name=f"{name}_base"),
         cb=Signal(line_bits, name=f"{name}_cb"),
-        addr=Signal(spec.addr_bits, name=f"{name}_addr"),
+        addr=Signal(spec.addr_bits, name=f"{name}_addr") if requests else None,
         len=Signal(_len_bits(spec), name=f"{name}_len"),
-        line=Signal(line_bits, name=f"{name}_line"), last=Signal(name=f"{name}_last"))
+        line=None if requests else Signal(line_bits, name=f"{name}_line"),
+        last=Signal(name=f"{name}_last"))
+
+
+#: The engine's submodule name: its module in the Verilog is ``<tile name>.engine``.
+ENGINE = "engine"
+
+
+def submodule_outputs(spec: TileSpec) -> dict[str, list[str]]:
+    """The output ports of the tile's submodules by submodule (its engine's: ``busy``, the
+    output stream's), the names Amaranth gives them in the Verilog; from the engine's
+    signature (every kind's: ``hw.streams.signature_members``), no component built."""
+    members = wiring.Signature(signature_members(engine_streams(spec.engine))).members
+    return {ENGINE: ["__".join(map(str, path)) for path, member in members.flatten()
+                     if member.is_port and member.flow == Out]}
+
+
+class _Fields(dict):
+    """A dict whose missing keys are made by ``make(key)`` (and kept) when first read."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key):
+        value = self[key] = self._make(key)
+        return value
 
 
 def _min(a, b):
@@ -263,7 +293,10 @@ class Tile(wiring.Component):
         E = spec.ext_bytes
         log_e = _log2(E)
         m = Module()
-        m.submodules.engine = eng = build_component(e)
+        # the drivers of signals made when first read (queue views, tile sizes), wherever
+        # that is: added at the top level when everything is built
+        lazy: list[Any] = []
+        m.submodules[ENGINE] = eng = build_component(e)
         # widths of line counters: a walker's base may step once past the last line
         line_bits = max(p.lines for p in (spec.a, spec.w, spec.o)).bit_length() + 1
         # folds of one tile (one more: the count after the last): OS, its O lines over the
@@ -366,10 +399,10 @@ class Tile(wiring.Component):
         dims, tiles = (M, N, K), (TM, TN, TK)
         order = reg["loop_order"]
         ops = ("A", "W", "O")
-        lt = {op: self._walker_state(m, f"l{op.lower()}_", dims, tiles) for op in ops}
+        lt = {op: self._walker_state(m, lazy, f"l{op.lower()}_", dims, tiles) for op in ops}
         l_next = {op: self._next_tile(m, f"l{op.lower()}_", order, lt[op].idx, tiles, dims)
                   for op in ops}
-        ct = self._walker_state(m, "c", dims, tiles)
+        ct = self._walker_state(m, lazy, "c", dims, tiles)
         c_next = self._next_tile(m, "c", order, ct.idx, tiles, dims)
         halves = {"A": spec.a.halves, "W": spec.w.halves, "O": spec.o.halves}
         # free halves per operand: its loader acquires one before it fills it, the computer
@@ -409,10 +442,13 @@ class Tile(wiring.Component):
                        for i in range(depth)]
 
             def at(index, view: str) -> dict[str, Signal]:
-                out = {f: Signal(bits, name=f"{name}_{view}_{f}") for f, bits in fields.items()}
-                for f in fields:
-                    m.d.comb += out[f].eq(Array(e[f] for e in entries)[index])
-                return out
+                """The entry at ``index``: a field's selection is made when first read (its
+                driver added at the top level, in ``lazy``)."""
+                def select(f: str) -> Signal:
+                    out = Signal(fields[f], name=f"{name}_{view}_{f}")
+                    lazy.append(out.eq(Array(e[f] for e in entries)[index]))
+                    return out
+                return _Fields(select)
 
             def write(index, values: dict) -> None:
                 for i, e_ in enumerate(entries):
@@ -443,16 +479,18 @@ class Tile(wiring.Component):
                 "tm": t.size[0], "tn": t.size[1], "tk": t.size[2]})
             m.d.sync += jq_wp.eq(jq_wp + 1)
 
-        def read_walker(name: str, step, job):
+        def read_walker(name: str, step, job, requests: bool):
             """Counters over the requests of ``job`` (a queue entry's view); ``step`` moves
             to the next request, and past the last one back to the start of the next job.
-            Returns its address, length, target and whether it is the last."""
+            Returns its length, whether it is the last and its address (``requests``: the
+            walker that issues them) or its target line (the one that takes the answers)."""
             # A, W: tile row i (row r of its line block, the block's line index base),
             # column offset no (column block's index offset cb); O: block offsets i, no,
             # block row r, fold line base.
-            w = _walker_state(spec, name, d, line_bits)
+            w = _walker_state(spec, name, d, line_bits, requests=requests)
             n_seg = Signal(d, name=f"{name}_nseg")
-            m0, n0, k0 = job["m0"], job["n0"], job["k0"]
+            # the tile's indices place the addresses only
+            m0, n0, k0 = (job[f] if requests else None for f in ("m0", "n0", "k0"))
             tm_cur, tn_cur, tk_cur = job["tm"], job["tn"], job["tk"]
 
             def operand_rows(lay, base, stride, row0, col0, rows_cur, cols_cur,
@@ -468,20 +506,24 @@ class Tile(wiring.Component):
                         m.d.sync += [w.r.eq(0), w.base.eq(w.base + lay.rs)]
 
                 if lay.wide:
+                    if w.addr is not None:
+                        m.d.comb += w.addr.eq(base + (row0 + w.i) * stride + col0 * ebytes)
+                    if w.line is not None:
+                        m.d.comb += w.line.eq(w.base)
                     m.d.comb += [
-                        w.addr.eq(base + (row0 + w.i) * stride + col0 * ebytes),
                         w.len.eq(cols_cur * ebytes),
-                        w.line.eq(w.base),
                         w.last.eq(w.i == rows_cur - 1),
                     ]
                     with m.If(step):
                         next_row()
                     return
+                if w.addr is not None:
+                    m.d.comb += w.addr.eq(base + (row0 + w.i) * stride + (col0 + w.no) * ebytes)
+                if w.line is not None:
+                    m.d.comb += w.line.eq(w.base + w.cb)
                 m.d.comb += [
                     n_seg.eq(_min(lc, cols_cur - w.no)),
-                    w.addr.eq(base + (row0 + w.i) * stride + (col0 + w.no) * ebytes),
                     w.len.eq(n_seg * ebytes),
-                    w.line.eq(w.base + w.cb),
                     w.last.eq((w.i == rows_cur - 1) & (w.no + lc >= cols_cur)),
                 ]
                 with m.If(step):
@@ -506,14 +548,14 @@ class Tile(wiring.Component):
         rq_step = Signal()
         m.d.comb += [rq_step.eq(self.rd_req.valid & self.rd_req.ready),
                      self.rd_req.valid.eq(jq_qp != jq_wp)]
-        rd_q = read_walker("rq", rq_step, qc)
+        rd_q = read_walker("rq", rq_step, qc, requests=True)
         m.d.comb += [self.rd_req.payload.addr.eq(rd_q.addr),
                      self.rd_req.payload.len.eq(rd_q.len)]
         with m.If(rq_step & rd_q.last):
             m.d.sync += jq_qp.eq(jq_qp + 1)
 
         rsp_step = Signal()
-        rd_a = read_walker("ra", rsp_step, ac)
+        rd_a = read_walker("ra", rsp_step, ac, requests=False)
         bi = Signal(d)  # beat of the current answer
         beats = Signal(d)
         m.d.comb += beats.eq((rd_a.len + E - 1) >> log_e)
@@ -576,8 +618,9 @@ class Tile(wiring.Component):
                 j = Signal(lg, name=f"{op.lower()}_grp{b}")
                 m.d.comb += [
                     j.eq(Const(b + nbk, lg + 1) - r0),
+                    # (r0 > b: never for the last bank)
                     port.w.addr.eq(half_off(lay.pad, ac["half"]) + (rd_a.line >> lg) + bi
-                                   + (r0 > b)),
+                                   + (r0 > b if b < nbk - 1 else 0)),
                     port.w.data.eq(Cat(*[groups[j]] * lr)),
                 ]
                 with m.If(enable & (Cat(j, bi) < blocks)):
@@ -645,7 +688,7 @@ class Tile(wiring.Component):
             # rows W lines (nb * tile_k + k; rows past the tile's K enter as zeros) into
             # ``wl``; with weight_double_buffer the engine takes them a fold ahead of the
             # activations, across tiles too. It releases a W half when it leaves the tile.
-            wt = self._walker_state(m, "wl", dims, tiles)
+            wt = self._walker_state(m, lazy, "wl", dims, tiles)
             wt_next = self._next_tile(m, "wl", order, wt.idx, tiles, dims)
             w_active, w_all = Signal(name="wl_active"), Signal(name="wl_all")
             wr = Signal(range(max(2, R)), name="wl_r")
@@ -821,7 +864,7 @@ class Tile(wiring.Component):
         with m.Elif(wb_now):
             m.d.sync += [wb_pend.eq(1), *(wb_next[f].eq(head[f]) for f in wb_next)]
         wq_step = self.wr_req.valid & self.wr_req.ready
-        wq = _walker_state(spec, "wq", d, line_bits)
+        wq = _walker_state(spec, "wq", d, line_bits, requests=True)
         wq_seg = Signal(d)
         self._o_walk(m, wq, wq_step, reg, om0, on0, otm, otn, wq_seg, eb["O"])
         wq_done = Signal()
@@ -831,9 +874,9 @@ class Tile(wiring.Component):
             m.d.sync += wq_done.eq(1)
 
         wd_step = Signal()
-        wd = _walker_state(spec, "wd", d, line_bits)
+        wd = _walker_state(spec, "wd", d, line_bits, requests=False)
         wd_seg = Signal(d)
-        self._o_walk(m, wd, wd_step, reg, om0, on0, otm, otn, wd_seg, eb["O"])
+        self._o_walk(m, wd, wd_step, reg, om0, on0, otm, otn, wd_seg, eb["O"], next_line=True)
         with m.If(wr_go):
             for w in (wq, wd):
                 m.d.sync += [w.i.eq(0), w.no.eq(0), w.r.eq(0), w.base.eq(0)]
@@ -861,13 +904,11 @@ class Tile(wiring.Component):
                 m.d.comb += word.eq(lane.as_signed() if e.signed else lane)
                 words.append(word)
             beat_words.append(Cat(*words))
-        wsel = Signal(8 * E)
         with m.Switch(wbi):
             for b, word in enumerate(beat_words):
                 with m.Case(b):
-                    m.d.comb += wsel.eq(word)
-        m.d.comb += [self.wr_data.valid.eq(wr_busy & line_ready),
-                     self.wr_data.payload.data.eq(wsel)]
+                    m.d.comb += self.wr_data.payload.data.eq(word)
+        m.d.comb += self.wr_data.valid.eq(wr_busy & line_ready)
 
         # -- the O halves' ports: drain (compute), store (DMA write), reload (DMA read) -----
         wb_rd = Signal()  # the write-back reads an O line: the first, or the next one
@@ -980,7 +1021,7 @@ class Tile(wiring.Component):
                     m.d.sync += [i.eq(n) for i, n in zip(t.idx, l_next[op], strict=True)]
 
         # -- the controller -------------------------------------------------------------------
-        with m.FSM(name="ctrl"):
+        with m.FSM(name="ctrl_fsm"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += begin.eq(1)
@@ -1001,22 +1042,28 @@ class Tile(wiring.Component):
                 with m.If(all_fed & (dq_rp == dq_wp) & ~wb_pend & ~wr_busy):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
                     m.next = "IDLE"
+        m.d.comb += lazy
         return m
 
     @staticmethod
-    def _walker_state(m: Module, prefix: str, dims, tiles) -> SimpleNamespace:
+    def _walker_state(m: Module, lazy: list[Any], prefix: str, dims, tiles
+                      ) -> SimpleNamespace:
         """A walker over the tile loops: the tile indices ``idx`` (m0, n0, k0), the previous
         tile's ``prev``, ``first`` (the first tile), the tile's sizes ``size`` (edge tiles are
-        partial), ``last`` (the last tile) and per operand whether its tile ``changed`` from
-        the previous tile's (always on the first)."""
+        partial; each made when first read, its driver put in ``lazy``), ``last`` (the last
+        tile) and per operand whether its tile ``changed`` from the previous tile's (always
+        on the first)."""
         t = SimpleNamespace()
         d = len(dims[0])
         t.idx = tuple(Signal(d, name=f"{prefix}{x}0") for x in "mnk")
         t.prev = tuple(Signal(d, name=f"{prefix}p{x}0") for x in "mnk")
         t.first = Signal(name=f"{prefix}first")
-        t.size = tuple(Signal(d, name=f"{prefix}t{x}") for x in "mnk")
-        for size, i, tile, end in zip(t.size, t.idx, tiles, dims, strict=True):
-            m.d.comb += size.eq(_min(tile, end - i))
+
+        def size(j: int) -> Signal:
+            out = Signal(d, name=f"{prefix}t{'mnk'[j]}")
+            lazy.append(out.eq(_min(tiles[j], dims[j] - t.idx[j])))
+            return out
+        t.size = _Fields(size)  # (the weight loader reads no m size)
         t.last = Signal(name=f"{prefix}last")
         m.d.comb += t.last.eq(Cat(*(i + tile >= end for i, tile, end
                                     in zip(t.idx, tiles, dims, strict=True))).all())
@@ -1050,31 +1097,36 @@ class Tile(wiring.Component):
                                          nxt[outer].eq(idx[outer] + tiles[outer])]
         return nxt
 
-    def _o_walk(self, m: Module, w, step, reg, om0, on0, otm, otn, n_seg, eb_o: int) -> None:
+    def _o_walk(self, m: Module, w, step, reg, om0, on0, otm, otn, n_seg, eb_o: int, *,
+                next_line: bool = False) -> None:
         """Counters over the rows of the output tile's accumulator blocks, in fold order
         (block row offset ``i``, block column offset ``no``, row ``r``): the C row segment
-        each one is, its O line (``base + r``; OS: ``base`` = fold * rows, WS: ``base`` =
-        block column * tile_m + ``i``) and the next one's."""
+        each one is (the address of a walker that issues requests), its O line (of one that
+        does not: ``base + r``; OS: ``base`` = fold * rows, WS: ``base`` = block column *
+        tile_m + ``i``) and, with ``next_line``, the next one's (``w.next``)."""
         ws = self.spec.weight_stationary
         R, C = self.spec.engine_block
         rows_here = Signal.like(otm, name=f"{w.r.name}_rows")
+        if w.addr is not None:
+            m.d.comb += w.addr.eq(reg["c_base"] + (om0 + w.i + w.r) * reg["c_stride"]
+                                  + (on0 + w.no) * eb_o)
+        if w.line is not None:
+            m.d.comb += w.line.eq(w.base + w.r)
         m.d.comb += [
             rows_here.eq(_min(R, otm - w.i)),
             n_seg.eq(_min(C, otn - w.no)),
-            w.addr.eq(reg["c_base"] + (om0 + w.i + w.r) * reg["c_stride"]
-                      + (on0 + w.no) * eb_o),
             w.len.eq(n_seg * eb_o),
-            w.line.eq(w.base + w.r),
             w.last.eq((w.r == rows_here - 1) & (w.no + C >= otn) & (w.i + R >= otm)),
         ]
         # the line after this one: the next row, or the next block's first
-        w.next = Signal(len(w.line), name=f"{w.r.name}_next")
-        next_base = Signal(len(w.line), name=f"{w.r.name}_nbase")
+        next_base = Signal(len(w.base), name=f"{w.r.name}_nbase")
         if ws:
             m.d.comb += next_base.eq(Mux(w.no + C >= otn, w.i + R, w.base + reg["tile_m"]))
         else:
             m.d.comb += next_base.eq(w.base + R)
-        m.d.comb += w.next.eq(Mux(w.r == rows_here - 1, next_base, w.line + 1))
+        if next_line:
+            w.next = Signal(len(w.base), name=f"{w.r.name}_next")
+            m.d.comb += w.next.eq(Mux(w.r == rows_here - 1, next_base, w.line + 1))
         with m.If(step):
             m.d.sync += w.r.eq(w.r + 1)
             with m.If(w.r == rows_here - 1):

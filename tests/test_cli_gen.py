@@ -23,7 +23,8 @@ def test_gen_writes_verilog_and_manifest(tmp_path, capsys) -> None:
     assert _gen(tmp_path) == 0
     spec = SystolicSpec(rows=3, cols=2, a_bits=4, w_bits=5, acc_bits=12, dataflow="ws")
     folder = tmp_path / spec.name
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", f"{spec.name}.v"]
+    assert sorted(p.name for p in folder.iterdir()) == ["lint.vlt", "manifest.json",
+                                                        f"{spec.name}.v"]
     assert f"module {spec.name}(" in (folder / f"{spec.name}.v").read_text()
     m = json.loads((folder / "manifest.json").read_text())
     assert SystolicSpec(**m["spec"]) == spec

@@ -16,21 +16,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     from sim.verify.options import MAX_DIM, RANDOM_GEMMS
 
     sub.add_parser("gen", help="generate an engine's Verilog and manifest",
-                   description="Generate an engine: <out>/<name>/<name>.v and manifest.json.",
+                   description="Generate an engine: <out>/<name>/<name>.v, lint.vlt (its "
+                   "Verilator waivers, each with its reason) and manifest.json.",
                    fill=_gen_kinds)
 
     ver = sub.add_parser("verify", help="run a design's cocotb bench on Verilator",
-                         description="Build DIR's Verilog with Verilator, run random GEMMs "
-                         "through it, check every result against numpy and the cycles against "
-                         "the cycle model (an engine's; a tile's, from `tpe gen tile`, are "
-                         "reported beside the system model's, not checked). Exit 0 only if "
+                         description="Build DIR's Verilog with Verilator (every warning "
+                         "on but those DIR's lint.vlt waives; any left is listed), run random "
+                         "GEMMs through it, check every result against numpy and the cycles "
+                         "against the cycle model (an engine's; a tile's, from `tpe gen tile`, "
+                         "are reported beside the system model's, not checked). Exit 0 only if "
                          "everything matches.")
     ver.add_argument("design", metavar="DIR", type=Path, help="a folder written by `tpe gen`")
     ver.add_argument("--seed", type=int, default=1, help="random seed of the bench (default 1)")
     ver.add_argument("--verbose", action="store_true",
                      help="print the simulator's log (to standard error)")
     ver.add_argument("--json", action="store_true",
-                     help="print one JSON object: design, verilator, seed, pass, log and cases "
+                     help="print one JSON object: design, verilator, seed, pass, log, warnings "
+                     "(Verilator's, beyond the design's lint.vlt waivers) and cases "
                      "(each with case, M, N, K, folds, measured_cycles, model_cycles, "
                      "cycles_checked, results_ok, fold_cycles, problems)")
     ver.add_argument("--cxx-opt", choices=CXX_OPT_LEVELS, default=DEFAULT_CXX_OPT,
@@ -112,6 +115,7 @@ def _gen_tile(args: argparse.Namespace) -> int:
         print(f"tpe: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {folder / (spec.name + '.v')}")
+    print(f"wrote {folder / 'lint.vlt'}")
     print(f"wrote {folder / 'manifest.json'}")
     manifest = read_manifest(folder)
     t = manifest["tile"]
@@ -232,6 +236,7 @@ def _gen(args: argparse.Namespace) -> int:
         print(f"tpe: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {folder / (spec.name + '.v')}")
+    print(f"wrote {folder / 'lint.vlt'}")
     print(f"wrote {folder / 'manifest.json'}")
     timing = spec.timing_contract()
     print(f"timing: fold_cycles({timing['stream_len']}) = {timing['fold_cycles']}"
@@ -257,6 +262,7 @@ def _std_cell_line(s: dict[str, Any]) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from hw.lint import LINT_FILE
     from sim.errors import InputError
     from sim.verify.options import option_error
     from sim.verify.report import format_report
@@ -274,7 +280,7 @@ def _verify(args: argparse.Namespace) -> int:
         report = verify_design(args.design, seed=args.seed, verbose=args.verbose,
                                cxx_opt=args.cxx_opt, cases=args.cases, max_dim=args.max_dim,
                                wave=args.wave, progress=_steps("tpe verify"))
-    except ToolchainError as err:
+    except (ToolchainError, FileNotFoundError) as err:  # no Verilator; a file of DIR missing
         raise InputError(str(err)) from None
     except VerifyError as err:
         if args.json:
@@ -287,11 +293,15 @@ def _verify(args: argparse.Namespace) -> int:
             "design": report.design, "verilator": tool.version_text, "seed": report.seed,
             "pass": report.passed,
             "log": None if report.log_file is None else str(report.log_file),
-            "cases": report.cases}))
+            "warnings": report.warnings, "cases": report.cases}))
         return 0 if report.passed else 1
     print(f"design {report.design}: Verilator {tool.version_text} ({tool.source}), "
           f"seed {report.seed}")
     print(format_report(report.cases))
+    if report.warnings:  # the verdict is the results' and cycles'; these are shown
+        print(f"lint: {len(report.warnings)} Verilator warnings not waived by {LINT_FILE} "
+              f"(see {args.design / 'sim_build' / 'build.log'}); the first: "
+              f"{report.warnings[0]}")
     checked = [c for c in report.cases if c["cycles_checked"]]
     if report.passed:
         cycles = (f"measured cycles equal the model's in {len(checked)} of {len(checked)} "

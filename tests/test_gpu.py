@@ -710,6 +710,31 @@ def test_the_int4_gemms_carry_no_launch_cost():
             assert grid and int(grid[3]) == -(-int(r["M"]) // W4A16_ROW_TILE)
 
 
+def test_the_triton_w4a16_autotuner_never_picked_the_tiles_the_model_leaves_out():
+    """The tiles the kernels column's grid and block allow, per recorded launch of the Triton
+    W4A16 GEMM: never one of :data:`sim.gpu_model.W4A16_TRITON_UNPICKED`; the model's tile has
+    the recorded launch's rows (BM) on most of them."""
+    import re
+
+    from sim.gpu.kernels import W4A16_CONFIGS
+    from sim.gpu_model import W4A16_TRITON_UNPICKED, _w4a16_triton_tile
+
+    cal = load_calibration("h100")
+    launches = [r for r in rows(QUANT_W4) if r["dtype"] == "w4a16_triton"]
+    agree = 0
+    for r in launches:
+        M, N = int(r["M"]), int(r["N"])
+        found = re.search(r"grid=\((\d+),1,1\) block=\((\d+),1,1\)", r["kernels"])
+        assert found
+        ctas, threads = int(found[1]), int(found[2])
+        tiles = {(bm, bn) for bm, bn, _, _, warps in W4A16_CONFIGS
+                 if -(-M // bm) * -(-N // bn) == ctas and 32 * warps == threads}
+        assert tiles and not tiles & set(W4A16_TRITON_UNPICKED)
+        bm = _w4a16_triton_tile(cal, Kernel.from_row(r), cal.params)[1]
+        agree += any(t[0] == bm for t in tiles)
+    assert len(launches) == 60 and agree >= 55
+
+
 def test_an_int4_gemm_spends_energy_on_every_row_tile_it_dequantizes():
     """A one-row int4 GEMM dequantizes the whole weight as one of 16 rows does; its energy per
     row is far above a 16-row one's (measured: 3.5 mJ at one row, 7.6 at 16, 4096x4096)."""

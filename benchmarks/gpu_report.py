@@ -20,8 +20,9 @@ Everything in the page is computed here from the committed measurements
 6. decode attention (``measured_h100_decode.csv``): the grid SDPA's decode kernel launches
    (recorded), head dim 256 and multi-query decode, the model's error per head dim;
 7. the quantized kernels (``measured_h100_quant.csv``; the decode rows replayed from CUDA
-   graphs, ``measured_h100_quant_graph.csv``): W4A16 GEMMs through PyTorch's int4 kernel and
-   the project's Triton one, decode over an int8 / int4 KIVI cache, the model's error per
+   graphs, ``measured_h100_quant_graph.csv``, the GEMM rows too,
+   ``measured_h100_quant_w4_graph.csv``): W4A16 GEMMs through PyTorch's int4 kernel and the
+   project's Triton one, decode over an int8 / int4 KIVI cache, the model's error per
    category, whole models under the quantization schemes;
 8. end to end: one Llama decoder layer written in torch (``sim.gpu.layer``), timed on the card
    (CUDA-graph replay), next to ``tpe sim model`` on the ``h100`` preset for the same layer;
@@ -129,6 +130,7 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
         "operation of the path it takes and one per HBM byte:",
         "",
         "    E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes",
+        "        + pj_per_dequant[path] weights",
         "",
         f"fitted by `tpe gpu calibrate --energy` on the calibration rows' energy of "
         f"`measured_h100_v2e.csv`, of the misaligned GEMMs (`measured_h100_misaligned.csv`, "
@@ -139,7 +141,10 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
         + ", ".join(f"{c} {v:.2f}" for c, v in e.pj_per_op.items())
         + " (`align1`, `align2`: the bf16/fp16 fallback kernels of misaligned shapes, by "
         "the vector their loads take, `sim.gpu_model.gemm_family`; `int8_align8`: int8 "
-        "padded to 8 but not 16, CUTLASS's align-4 kernels).",
+        "padded to 8 but not 16, CUTLASS's align-4 kernels); the int4 weight-only GEMMs also "
+        "per weight their row tiles dequantize (each tile of rows reads the whole weight slice "
+        "from L2 and unpacks it again: `sim.gpu_model.dequant_weights`), pJ: "
+        + ", ".join(f"{c} {v:.0f}" for c, v in e.pj_per_dequant.items()) + ".",
         "",
         f"`measured_h100_v2e.csv` is the dataset's {len(rows)} kernels measured again on an "
         f"{rows[0]['gpu']} with the energy loop rotating input sets (column `energy_sets`; a "
@@ -454,6 +459,7 @@ def _quant_section(arch: Any) -> list[str]:
     under the quantization schemes on the ``h100`` preset."""
     from models.llm import load_model, lower
     from sim.cli.gpu import _kernels, _plot, _predict, check_rows
+    from sim.gpu_model import load_calibration
     from sim.model import simulate_model
 
     rows = _rows(DATA / "measured_h100_quant.csv")
@@ -462,7 +468,12 @@ def _quant_section(arch: Any) -> list[str]:
     # statistics take the GEMMs from the first file, the decode kernels from this one
     graph = _rows(DATA / "measured_h100_quant_graph.csv")
     repeat = _rows(DATA / "measured_h100_quant_graph_repeat.csv")
-    checked = [r for r in rows if r["op"] == "gemm"] + graph
+    # the GEMM rows again, replayed from CUDA graphs, then launched from Python and replayed
+    # again in the same device call
+    w4 = _rows(DATA / "measured_h100_quant_w4_graph.csv")
+    w4_direct = _rows(DATA / "measured_h100_quant_w4_direct.csv")
+    w4_repeat = _rows(DATA / "measured_h100_quant_w4_graph_repeat.csv")
+    checked = w4 + graph
     est = _predict(arch, _kernels(checked, "quant"))
     stats = check_rows(checked, est)
     fig = DOCS / "figures" / "gpu_h100_quant_check.png"
@@ -479,9 +490,19 @@ def _quant_section(arch: Any) -> list[str]:
     same = [(float(a["us"]), float(b["us"])) for a, b in zip(rows, first, strict=True)
             if a["dtype"] == "w4a16" or a["kv_dtype"] == "bf16"]
 
-    def us(dtype: str, M: int, N: int, K: int) -> float:
-        return next(float(r["us"]) for r in rows if (r["dtype"], r["M"], r["N"], r["K"])
-                    == (dtype, str(M), str(N), str(K)))
+    def us(dtype: str, M: int, N: int, K: int, data: list[dict[str, str]] = w4) -> float:
+        return next(float(r["us"]) for r in data if (r["op"], r["dtype"], r["M"], r["N"], r["K"])
+                    == ("gemm", dtype, str(M), str(N), str(K)))
+
+    def ratios(dtype: str, other: list[dict[str, str]]) -> list[float]:
+        return sorted(float(r["us"]) / us(dtype, int(r["M"]), int(r["N"]), int(r["K"]), other)
+                      for r in w4 if r["dtype"] == dtype)
+
+    def med(xs: list[float]) -> str:
+        return f"{xs[len(xs) // 2]:.3f} ({xs[0]:.2f} to {xs[-1]:.2f})"
+
+    # time in isolation (L2 flushed) beyond the back-to-back time, at M <= 16
+    gap = sorted(float(r["us"]) - float(r["us_loop"]) for r in w4 if int(r["M"]) <= 16)
 
     # PyTorch's kernel: microseconds per row of M at large M; cuBLAS bf16 at M = 1 (measured)
     slope = {(N, K): (us("w4a16", 4096, N, K) - us("w4a16", 1024, N, K)) / 3072
@@ -543,6 +564,29 @@ def _quant_section(arch: Any) -> list[str]:
         f"{us('w4a16_triton', 1, 4096, 4096):.1f} us at 4096x4096, against "
         f"{us('w4a16', 1, 4096, 4096):.1f} us for PyTorch's (its CTAs walk K serially; no "
         "split-K yet).",
+        "- The W4A16 GEMMs were measured again with each call replayed from a CUDA graph "
+        "(`measured_h100_quant_w4_graph.csv`, with the kernels each launched), then launched "
+        "from Python (`measured_h100_quant_w4_direct.csv`) and replayed again "
+        "(`measured_h100_quant_w4_graph_repeat.csv`) in the same device call: unlike the KIVI "
+        "kernels' (below), their times carry no host launch cost. Replayed over launched, "
+        f"PyTorch's kernel {med(ratios('w4a16', w4_direct))}, the Triton one "
+        f"{med(ratios('w4a16_triton', w4_direct))}; over the repeat "
+        f"{med(ratios('w4a16', w4_repeat))} and {med(ratios('w4a16_triton', w4_repeat))}. "
+        "Over the first file (`measured_h100_quant.csv`, launched from Python) "
+        f"{med(ratios('w4a16', rows))} and {med(ratios('w4a16_triton', rows))}: its Triton "
+        f"row M = 32 at 4096x4096 took {us('w4a16_triton', 32, 4096, 4096, rows):.1f} us, "
+        f"{us('w4a16_triton', 32, 4096, 4096):.1f} here. What a small kernel takes beyond "
+        "its back-to-back time (`us - us_loop`, M <= 16) is the same whether replayed or "
+        f"launched: {gap[len(gap) // 2]:.1f} us (median; {gap[0]:.1f} to {gap[-1]:.1f}); with "
+        "the kernel's own intercept over its weight bytes (about 1.6 us for PyTorch's at one "
+        "row, from the profiler's times in column `kernels`) about the cuBLAS GEMMs' fixed "
+        f"cost ({load_calibration('h100').params['fixed_us']:.1f} us), which the model now "
+        "charges both int4 kernels. "
+        "The Triton kernel's autotuner never ran its 64x128 tile (column `kernels`: grid "
+        "and block), where the model's cost per K step made that tile the fastest at M 64 to "
+        "256 (misses of 25 to 32% on the calibration rows); at M = 256 it ran 128x128 or "
+        "128x256 tiles (64 to 112 CTAs on 132 SMs), as slow as at M = 512. The model leaves "
+        "that tile out (`sim.gpu_model.W4A16_TRITON_UNPICKED`).",
         f"- The KIVI decode kernel (both replayed from CUDA graphs) is slower than SDPA over a "
         "bf16 cache of the same shape: "
         f"int8 {ratio['int8'][len(ratio['int8']) // 2]:.2f}x (median; "
@@ -576,19 +620,25 @@ def _quant_section(arch: Any) -> list[str]:
         f"{_spread(same)}. The KIVI rows were measured last, in a call of their own, after the "
         "kernel's split rule was made monotone (`measured_h100_quant_env.json`, `kv_rows`).",
         "",
-        "The kernel model (module doc of `sim/gpu_model.py`): PyTorch's kernel as its weight "
-        "stream and its per-row tensor-core work overlapped in part (a fitted p-norm); the "
-        "Triton GEMM as the fastest of its own tiles (a CTA's serial walk over K at a cost per "
-        "step growing with the tile, the chip's dequantization rate, the bytes); the KIVI "
+        "The kernel model (module doc of `sim/gpu_model.py`): PyTorch's kernel as the cuBLAS "
+        "GEMMs' fixed cost, its weight stream and its per-row tensor-core work overlapped in "
+        "part (a fitted p-norm); the Triton GEMM as the same fixed cost and the fastest of its "
+        "own tiles but the one its autotuner never ran (a CTA's serial walk over K at a cost "
+        "per step growing with the tile, the "
+        "chip's dequantization rate, the bytes); their energy per operation and per weight "
+        "each row tile dequantizes (16 rows a tile for PyTorch's kernel, the grid it launched; "
+        "the chosen tile's for the Triton one); the KIVI "
         "kernel as the busiest SM's split-KV programs walking their tokens (a lone program "
         "latency-bound), the cache's bytes below. Their constants are fitted on the `cal` "
-        "rows of `measured_h100_quant.csv` (the GEMMs) and `measured_h100_quant_graph.csv` "
-        "(the KIVI kernels; `tpe gpu calibrate ... --extra sim/data/gpu/measured_h100_quant.csv "
-        "... --extra sim/data/gpu/measured_h100_quant_graph.csv`: a later file's kernels "
-        "supersede an earlier one's), each energy path's on the same rows with the shared "
-        "energy constants kept. Held out (`tpe gpu check --measured "
-        "sim/data/gpu/measured_h100_quant.csv` for the GEMMs, `..._quant_graph.csv` for "
-        "decode; the issue's target is 10% per category, 15% for energy):",
+        "rows of `measured_h100_quant_w4_graph.csv` (the GEMMs) and "
+        "`measured_h100_quant_graph.csv` (the KIVI kernels; `tpe gpu calibrate ... --extra "
+        "sim/data/gpu/measured_h100_quant.csv ... --extra "
+        "sim/data/gpu/measured_h100_quant_graph.csv --extra "
+        "sim/data/gpu/measured_h100_quant_w4_graph.csv`: a later file's kernels supersede an "
+        "earlier one's), each energy path's on the same rows with the shared energy constants "
+        "kept. Held out (`tpe gpu check --measured sim/data/gpu/measured_h100_quant_w4_graph.csv` "
+        "for the GEMMs, `..._quant_graph.csv` for decode; the issue's target is 10% per "
+        "category, 15% for energy):",
         "",
         "| split | family | group | n | MAPE | p90 | max | Spearman | mJ MAPE |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",

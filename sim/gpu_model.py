@@ -66,15 +66,22 @@ head dim (measured: 2 to 6.5 us). This L2 term is what makes multi-query decode 
 256 slow: 32 query heads over one KV head are two head groups, each reading K twice.
 
 **Quantized kernels** (``sim/data/gpu/measured_h100_quant.csv``; the decode rows again in
-``measured_h100_quant_graph.csv``, each call replayed from a CUDA graph: the GPU's time, not the
-Triton kernels' Python launch; each term fitted on the ``cal`` rows):
+``measured_h100_quant_graph.csv`` and the GEMM rows in ``measured_h100_quant_w4_graph.csv``,
+each call replayed from a CUDA graph: the GPU's time, not the Triton kernels' Python launch;
+each term fitted on the ``cal`` rows):
 
+* both int4 GEMMs pay the cuBLAS GEMMs' fixed cost (``fixed_us``: what a kernel timed in
+  isolation, L2 flushed, takes beyond its own run; replayed from a CUDA graph or launched from
+  Python they take the same time, ``measured_h100_quant_w4_graph.csv`` and ``..._direct.csv``,
+  and at one row PyTorch's takes 4.7 us more than the profiler's kernel time, whose own
+  intercept over the weight bytes is about 1.6 us);
 * ``w4a16``, PyTorch's int4 weight-only GEMM (``aten._weight_int4pack_mm``): it streams the
   int4 weights with their group scales and zeros and runs tensor-core work that grows with
   every row of ``M`` (measured: no padding to a tile of rows, about 30 TFLOP/s however large
   ``M``); the two overlap only in part: ``fixed + (t_mem^p + t_mma^p)^(1/p)``, ``p`` fitted;
 * ``w4a16_triton``, the project's Triton kernel (:mod:`sim.gpu.kernels`): the autotuner picks,
-  among its tiles (:data:`W4A16_TRITON_TILES`), the fastest; a tile's CTA walks K serially at a
+  among its tiles (:data:`W4A16_TRITON_TILES`, but one it never picked:
+  :data:`W4A16_TRITON_UNPICKED`), the fastest; a tile's CTA walks K serially at a
   cost per K element that grows with the tile (a fixed step, the ``BN`` columns it dequantizes,
   the ``BM x BN`` products), in waves over the SMs; every row tile dequantizes its whole weight
   slice again (a whole-chip dequantization rate bounds it), and the bytes bound it from below;
@@ -90,9 +97,13 @@ Triton kernels' Python launch; each term fitted on the ``cal`` rows):
 measure`` reads them from the board's energy counter): static power over the kernel's whole
 time, more while its work runs (its time beyond the fixed cost), an energy per operation of
 the path it takes (the tensor cores' dtype, the bf16/fp16 fallback kernels of misaligned
-shapes, attention: :func:`energy_class`) and one per HBM byte::
+shapes, attention: :func:`energy_class`) and one per HBM byte; the int4 weight-only GEMMs
+also one per weight their row tiles dequantize (:func:`dequant_weights`: each row tile reads
+the whole weight slice from L2 and unpacks it again, so a kernel of one row spends it as one
+of 16)::
 
     E = static_w t + busy_w t_work + pj_per_op[class] ops + hbm_pj_per_byte bytes
+        + pj_per_dequant[class] weights
 
 **Power cap.** The time model is fitted on kernels that ran under the measured card's power
 limit (``limit_w``), so at that limit it needs no correction; the model's power ``E / t`` at
@@ -113,7 +124,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +136,16 @@ __all__ = [
     "GEMM_FAMILIES",
     "KV_DTYPES",
     "W4A16",
+    "W4A16_ROW_TILE",
     "W4A16_TRITON_TILES",
+    "W4A16_TRITON_UNPICKED",
     "GpuCalibration",
     "GpuEnergy",
     "Kernel",
     "KernelEstimate",
     "arch_calibration",
     "arch_kernel",
+    "dequant_weights",
     "energy_class",
     "energy_work",
     "gemm_family",
@@ -164,6 +178,12 @@ KV_DTYPES = ("bf16", "int8", "int4")
 #: ``configs`` of ``sim/gpu/kernels.py``; a test holds them equal).
 W4A16_TRITON_TILES = ((16, 16), (16, 32), (16, 32), (16, 64), (16, 128), (32, 64), (64, 128),
                       (128, 128), (128, 256))
+#: Tiles of :data:`W4A16_TRITON_TILES` the autotuner never picked: none of the 60 launches
+#: ``measured_h100_quant_w4_graph.csv`` recorded (column ``kernels``: grid and block) ran 64x128
+#: (4 warps, BK 64), where the tiles' cost per K step made it the fastest at M 64 to 256; there
+#: the autotuner ran 16x128 or 32x64, or 128x128 and 128x256 (slower, as measured, than the
+#: model's 64x128). The model leaves it out.
+W4A16_TRITON_UNPICKED = ((64, 128),)
 #: The project's split-KV decode kernel (``sim/gpu/kernels.py`` reads these, a design choice of
 #: that kernel): its chunks of tokens are multiples of KIVI_MIN_CHUNK, at most
 #: KIVI_PROGRAMS_PER_SM programs per SM where the cache allows, KIVI_BLOCK_N tokens a loop step.
@@ -340,18 +360,17 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # measured_h100_decode.csv)
     "decode_combine_us": (2.0, 0.0, 10.0),
     "decode_combine_split_us": (0.05, 0.0, 1.0),
-    # PyTorch's int4 GEMM (aten._weight_int4pack_mm): fixed cost, bandwidth efficiency, its
-    # tensor-core rate (a fraction of the bf16 rate; its time grows linearly with M) and how
-    # far the two overlap (the p-norm's exponent minus one: 0 adds them, large takes the
-    # larger)
-    "w4_fixed_us": (6.0, 0.5, 50.0),
+    # PyTorch's int4 GEMM (aten._weight_int4pack_mm; its fixed cost the cuBLAS GEMMs'
+    # fixed_us): bandwidth efficiency, its tensor-core rate (a fraction of the bf16 rate; its
+    # time grows linearly with M) and how far the two overlap (the p-norm's exponent minus
+    # one: 0 adds them, large takes the larger)
     "w4_bw_eff": (0.7, 0.1, 1.5),
     "w4_rate_eff": (0.04, 0.001, 1.5),
     "w4_overlap": (1.0, 0.0, 20.0),
-    # the project's Triton W4A16 GEMM: fixed cost; a CTA's cost per K element, in operations
-    # of one SM's bf16 rate: a fixed step, per dequantized column of its tile, per product of
-    # its tile; the whole chip's dequantization rate (weights per operation of its bf16 rate)
-    "w4t_fixed_us": (6.0, 0.5, 50.0),
+    # the project's Triton W4A16 GEMM (its fixed cost the cuBLAS GEMMs' fixed_us): a CTA's
+    # cost per K element, in operations of one SM's bf16 rate: a fixed step, per dequantized
+    # column of its tile, per product of its tile; the whole chip's dequantization rate
+    # (weights per operation of its bf16 rate)
     "w4t_step_ops": (17000.0, 10.0, 1e6),
     "w4t_col_ops": (50.0, 0.01, 1e4),
     "w4t_mac_ops": (4.6, 1e-3, 1e3),
@@ -385,6 +404,10 @@ class GpuEnergy:
     hbm_pj_per_byte: float
     #: Energy per useful operation of each :data:`ENERGY_CLASSES` path, pJ (= J per TFLOP).
     pj_per_op: dict[str, float]
+    #: Energy per weight a row tile of an int4 weight-only GEMM dequantizes (its read from L2
+    #: and its unpacking; :func:`dequant_weights`), pJ, per path (:data:`W4A16`); a path
+    #: missing (a calibration without them) spends none.
+    pj_per_dequant: dict[str, float] = field(default_factory=dict)
     #: The card's power limit while its energy was measured, W.
     limit_w: float
     #: The highest power (``E / t``) the model gives a calibration kernel: at ``limit_w`` no
@@ -460,6 +483,8 @@ def _load(path: str) -> GpuCalibration:
         energy=GpuEnergy(static_w=float(e["static_w"]), busy_w=float(e["busy_w"]),
                          hbm_pj_per_byte=float(e["hbm_pj_per_byte"]),
                          pj_per_op={k: float(v) for k, v in e["pj_per_op"].items()},
+                         pj_per_dequant={k: float(v) for k, v
+                                         in e.get("pj_per_dequant", {}).items()},
                          limit_w=float(e["limit_w"]), cap_w=float(e["cap_w"])),
     )
 
@@ -660,23 +685,48 @@ def _w4a16_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[floa
     t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9 * p["w4_bw_eff"])
     t_c = 2.0 * k.M * k.N * k.K / (cal.peak_tflops["bf16"] * 1e12 * p["w4_rate_eff"])
     q = 1.0 + p["w4_overlap"]
-    return p["w4_fixed_us"], (t_m**q + t_c**q) ** (1.0 / q) * 1e6
+    return p["fixed_us"], (t_m**q + t_c**q) ** (1.0 / q) * 1e6
 
 
 def _w4a16_triton_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                      ) -> tuple[float, float]:
     """The project's Triton W4A16 GEMM (module doc): the fastest of its tiles."""
+    return p["fixed_us"], _w4a16_triton_tile(cal, k, p)[0] * 1e6
+
+
+def _w4a16_triton_tile(cal: GpuCalibration, k: Kernel, p: dict[str, float]
+                       ) -> tuple[float, int]:
+    """(seconds, BM) of the fastest of the Triton W4A16 GEMM's tiles (module doc)."""
     t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9)
     peak = cal.peak_tflops["bf16"] * 1e12
-    best = math.inf
+    best = (math.inf, W4A16_TRITON_TILES[0][0])
     for bm, bn in W4A16_TRITON_TILES:
+        if (bm, bn) in W4A16_TRITON_UNPICKED:
+            continue
         row_tiles = _cdiv(k.M, bm)
         waves = _cdiv(row_tiles * _cdiv(k.N, bn), cal.sm_count)
         walk = waves * k.K * (p["w4t_step_ops"] + bn * p["w4t_col_ops"]
                               + bm * bn * p["w4t_mac_ops"]) / (peak / cal.sm_count)
         dequant = row_tiles * k.N * k.K / (peak * p["w4t_dequant_eff"])
-        best = min(best, max(walk, dequant, t_m))
-    return p["w4t_fixed_us"], best * 1e6
+        best = min(best, (max(walk, dequant, t_m), bm))
+    return best
+
+
+#: Rows of one row tile of PyTorch's int4 GEMM (``aten._weight_int4pack_mm``): its grid's third
+#: dimension is ``ceil(M / 16)`` (``measured_h100_quant_w4_graph.csv``, column ``kernels``).
+W4A16_ROW_TILE = 16
+
+
+def dequant_weights(cal: GpuCalibration, k: Kernel) -> float:
+    """Weights an int4 weight-only GEMM's row tiles dequantize: each tile of rows (16 for
+    PyTorch's kernel, :data:`W4A16_ROW_TILE`; the chosen tile's ``BM`` for the Triton kernel,
+    as its time picks it) reads and unpacks the whole ``N x K`` weight again; 0 for other
+    kernels."""
+    if k.op != "gemm" or k.dtype not in W4A16:
+        return 0.0
+    rows = (W4A16_ROW_TILE if k.dtype == "w4a16"
+            else _w4a16_triton_tile(cal, k, cal.params)[1])
+    return float(_cdiv(k.M, rows) * k.N * k.K)
 
 
 def kivi_split(batch: int, kv_heads: int, kv_len: int, sm_count: int) -> tuple[int, int]:
@@ -875,8 +925,14 @@ def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> Kern
     e = _energy(cal)
     fixed, work = predict_parts_us(cal, k)
     cls, ops, nbytes = energy_work(k)
-    return _estimate(e, fixed, work, _pj_per_op(e, cls) * ops + e.hbm_pj_per_byte * nbytes,
-                     board_power_w)
+    return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
+                     * nbytes, board_power_w)
+
+
+def _dynamic_pj(cal: GpuCalibration, e: GpuEnergy, k: Kernel, cls: str, ops: float) -> float:
+    """A kernel's energy of its operations and, for an int4 GEMM, its dequantized weights."""
+    dequant = e.pj_per_dequant.get(cls, 0.0) * dequant_weights(cal, k) if cls in W4A16 else 0.0
+    return _pj_per_op(e, cls) * ops + dequant
 
 
 def _pj_per_op(e: GpuEnergy, cls: str) -> float:
@@ -1039,7 +1095,7 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
         fixed, work = predict_parts_us(cal, k)
         cls, ops, _ = energy_work(k)
-        return _estimate(e, fixed, work, _pj_per_op(e, cls) * ops, power), memory_bound, 0
+        return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops), power), memory_bound, 0
     est = predict_kernel(cal, k, power)
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
 

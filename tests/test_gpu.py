@@ -38,8 +38,11 @@ DECODE = DATA / "measured_h100_decode.csv"
 #: The quantized file's decode rows again, replayed from CUDA graphs: the KIVI kernels' time
 #: and energy are fitted on its 'cal' rows (superseding the quantized file's).
 QUANT_GRAPH = DATA / "measured_h100_quant_graph.csv"
+#: The quantized file's GEMM rows again, replayed from CUDA graphs, with the kernels each
+#: launched: the int4 GEMMs' time and energy are fitted on its 'cal' rows.
+QUANT_W4 = DATA / "measured_h100_quant_w4_graph.csv"
 #: The calibration's extra files, in the order later ones supersede earlier ones.
-EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH)
+EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
 
 
 
@@ -146,12 +149,15 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     bad_decode = corrupted("d", DECODE, "us")
     bad_graph = corrupted("g", QUANT_GRAPH, "us")
     bad_graph_energy = corrupted("ge", QUANT_GRAPH, "mj")
+    bad_w4 = corrupted("w", QUANT_W4, "us")
+    bad_w4_energy = corrupted("we", QUANT_W4, "mj")
     monkeypatch.setattr(calibration, "fit", spy)
     a, _ = calibrate(bad, energy=bad_energy,
-                     extra=(bad_quant, bad_misaligned, bad_decode, bad_graph))
+                     extra=(bad_quant, bad_misaligned, bad_decode, bad_graph, bad_w4))
     b, _ = calibrate(MEASURED, energy=ENERGY, extra=EXTRA)
     c, _ = calibrate(MEASURED, energy=ENERGY,
-                     extra=(QUANT, bad_misaligned_energy, DECODE, bad_graph_energy))
+                     extra=(QUANT, bad_misaligned_energy, DECODE, bad_graph_energy,
+                            bad_w4_energy))
     assert len(seen) == 3 and seen[0] == seen[1] == seen[2][:1] + seen[2][1:]
     cal = [r for r in measured if r["split"] == "cal" and r.get("status", "ok") == "ok"]
 
@@ -159,15 +165,16 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
         return r["kv_dtype"] in ("int8", "int4")
 
     # the quantized file's bf16-cache decode rows are kernels the measured file has, its KIVI
-    # rows kernels the CUDA-graph file (a later one) has: both left out
-    quant = [r for r in rows(QUANT) if r["split"] == "cal" and r["status"] == "ok"
-             and r["dtype"] != "bf16"]
+    # rows and its GEMMs kernels the CUDA-graph files (later ones) have: all left out
+    assert not {Kernel.from_row(r) for r in rows(QUANT) if r["dtype"] != "bf16"} - {
+        Kernel.from_row(r) for r in rows(QUANT_GRAPH) + rows(QUANT_W4)}
     odd = [r for r in rows(MISALIGNED) if r["split"] == "cal" and r["status"] == "ok"]
     decode = [r for r in rows(DECODE) if r["split"] == "cal"]
     graph = [r for r in rows(QUANT_GRAPH) if r["split"] == "cal" and kivi(r)]
-    assert 0 < len(cal) < len(measured) and quant and odd and decode and graph
-    assert len(seen[0][0]) == len(cal) + len(quant) + len(odd) + len(decode) + len(graph)
-    assert seen[0][1] == [float(r["us"]) for r in cal + quant + odd + decode + graph]
+    w4 = [r for r in rows(QUANT_W4) if r["split"] == "cal"]
+    assert 0 < len(cal) < len(measured) and odd and decode and graph and w4
+    assert len(seen[0][0]) == len(cal) + len(odd) + len(decode) + len(graph) + len(w4)
+    assert seen[0][1] == [float(r["us"]) for r in cal + odd + decode + graph + w4]
     assert a.energy == b.energy == c.energy and a.energy is not None
 
 
@@ -671,15 +678,79 @@ def test_quantized_kernels_held_out_per_category():
     the GPU's time) within the issue's 10 %, their energy within 15 %."""
     from sim.cli.gpu import TARGET_MAPE
 
-    stats = _held_out_stats(QUANT)
+    stats = _held_out_stats(QUANT_W4)
     for group in ("gemm/w4a16/aligned", "gemm/w4a16_triton/aligned"):
         s = stats[("held", "gemm", group)]
         assert s["n"] >= 10 and s["mape"] <= TARGET_MAPE and s["spearman"] >= 0.95
+        assert s["mj_mape"] <= 0.15
     stats = _held_out_stats(QUANT_GRAPH)
     for cache in ("int8", "int4"):
         s = stats[("held", "attention", f"attn_decode/bf16/d128/kv_{cache}")]
         assert s["n"] >= 10 and s["mape"] <= TARGET_MAPE and s["spearman"] >= 0.95
         assert s["mj_mape"] <= 0.15
+
+
+def test_the_int4_gemms_carry_no_launch_cost():
+    """Replayed from CUDA graphs or launched from Python (the same device call), the int4 GEMMs
+    take the same time, at one row too (unlike the KIVI kernels); their kernels column gives
+    PyTorch's kernel one row tile of 16 rows (:data:`sim.gpu_model.W4A16_ROW_TILE`)."""
+    import re
+
+    from sim.gpu_model import W4A16_ROW_TILE
+
+    graph, launched = rows(QUANT_W4), rows(DATA / "measured_h100_quant_w4_direct.csv")
+    assert [r["split"] for r in graph] == [r["split"] for r in rows(QUANT)][:len(graph)]
+    assert {r["dtype"] for r in graph} == {"w4a16", "w4a16_triton"}
+    for a, b in zip(graph, launched, strict=True):
+        assert (a["dtype"], a["M"], a["N"], a["K"]) == (b["dtype"], b["M"], b["N"], b["K"])
+        assert float(a["us"]) == pytest.approx(float(b["us"]), rel=0.1)
+    for r in graph:
+        if r["dtype"] == "w4a16":
+            grid = re.search(r"grid=\((\d+),(\d+),(\d+)\)", r["kernels"])
+            assert grid and int(grid[3]) == -(-int(r["M"]) // W4A16_ROW_TILE)
+
+
+def test_the_triton_w4a16_autotuner_never_picked_the_tiles_the_model_leaves_out():
+    """The tiles the kernels column's grid and block allow, per recorded launch of the Triton
+    W4A16 GEMM: never one of :data:`sim.gpu_model.W4A16_TRITON_UNPICKED`; the model's tile has
+    the recorded launch's rows (BM) on most of them."""
+    import re
+
+    from sim.gpu.kernels import W4A16_CONFIGS
+    from sim.gpu_model import W4A16_TRITON_UNPICKED, _w4a16_triton_tile
+
+    cal = load_calibration("h100")
+    launches = [r for r in rows(QUANT_W4) if r["dtype"] == "w4a16_triton"]
+    agree = 0
+    for r in launches:
+        M, N = int(r["M"]), int(r["N"])
+        found = re.search(r"grid=\((\d+),1,1\) block=\((\d+),1,1\)", r["kernels"])
+        assert found
+        ctas, threads = int(found[1]), int(found[2])
+        tiles = {(bm, bn) for bm, bn, _, _, warps in W4A16_CONFIGS
+                 if -(-M // bm) * -(-N // bn) == ctas and 32 * warps == threads}
+        assert tiles and not tiles & set(W4A16_TRITON_UNPICKED)
+        bm = _w4a16_triton_tile(cal, Kernel.from_row(r), cal.params)[1]
+        agree += any(t[0] == bm for t in tiles)
+    assert len(launches) == 60 and agree >= 55
+
+
+def test_an_int4_gemm_spends_energy_on_every_row_tile_it_dequantizes():
+    """A one-row int4 GEMM dequantizes the whole weight as one of 16 rows does; its energy per
+    row is far above a 16-row one's (measured: 3.5 mJ at one row, 7.6 at 16, 4096x4096)."""
+    from sim.gpu_model import dequant_weights, predict_kernel
+
+    cal = load_calibration("h100")
+    assert cal.energy is not None and set(cal.energy.pj_per_dequant) == {"w4a16",
+                                                                         "w4a16_triton"}
+    for dtype in ("w4a16", "w4a16_triton"):
+        def k(m: int, dtype: str = dtype) -> Kernel:
+            return Kernel(op="gemm", dtype=dtype, M=m, N=4096, K=4096, group=128)
+
+        assert dequant_weights(cal, k(1)) == dequant_weights(cal, k(16)) == 4096 * 4096
+        one, sixteen = (predict_kernel(cal, k(m), 700.0).mj for m in (1, 16))
+        assert one > sixteen / 16 * 4
+    assert dequant_weights(cal, Kernel(op="gemm", dtype="bf16", M=1, N=64, K=64)) == 0
 
 
 def test_the_kivi_kernels_are_timed_as_the_gpu_runs_them():

@@ -26,6 +26,7 @@ from sim.gpu_model import (
     GpuCalibration,
     GpuEnergy,
     Kernel,
+    dequant_weights,
     energy_work,
     gemm_family,
     predict_parts_us,
@@ -113,9 +114,8 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
         "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
                         "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
                         "decode_combine_split_us"],
-        "w4a16": ["w4_fixed_us", "w4_bw_eff", "w4_rate_eff", "w4_overlap"],
-        "w4a16_triton": ["w4t_fixed_us", "w4t_step_ops", "w4t_col_ops", "w4t_mac_ops",
-                         "w4t_dequant_eff"],
+        "w4a16": ["w4_bw_eff", "w4_rate_eff", "w4_overlap"],
+        "w4a16_triton": ["w4t_step_ops", "w4t_col_ops", "w4t_mac_ops", "w4t_dequant_eff"],
         "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",
                              "kivi4_token_ops", "kivi_lone_programs"],
     }
@@ -178,26 +178,35 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
 def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], mj: list[float]
                      ) -> GpuEnergy:
     """``e`` with the energy per operation of each quantized kernel's path
-    (:data:`QUANT_ENERGY_CLASSES`) fitted on ``kernels`` (calibration rows, measured ``mj``),
-    the shared constants (static and busy power, HBM bytes) kept as the other kernels fitted
-    them: per path, the least squares on the relative error (one unknown, in closed form)."""
-    num = dict.fromkeys(QUANT_ENERGY_CLASSES, 0.0)
-    den = dict.fromkeys(QUANT_ENERGY_CLASSES, 0.0)
+    (:data:`QUANT_ENERGY_CLASSES`) and, for the int4 GEMMs, per weight their row tiles
+    dequantize (:func:`sim.gpu_model.dequant_weights`) fitted on ``kernels`` (calibration rows,
+    measured ``mj``), the shared constants (static and busy power, HBM bytes) kept as the other
+    kernels fitted them: per path, the least squares on the relative error; where the two
+    unknowns of a GEMM path would not both come out positive, the operations' alone."""
+    x: dict[str, list[list[float]]] = {c: [] for c in QUANT_ENERGY_CLASSES}
+    y: dict[str, list[float]] = {c: [] for c in QUANT_ENERGY_CLASSES}
     for k, m in zip(kernels, mj, strict=True):
         fixed, work = predict_parts_us(cal, k)
         cls, ops, nbytes = energy_work(k)
         uj = m * 1e3
         base = e.static_w * (fixed + work) + e.busy_w * work + e.hbm_pj_per_byte * nbytes * 1e-6
-        a = ops * 1e-6 / uj
-        num[cls] += a * (1.0 - base / uj)
-        den[cls] += a * a
-    pj = dict(e.pj_per_op)
+        x[cls].append([ops * 1e-6 / uj, dequant_weights(cal, k) * 1e-6 / uj])
+        y[cls].append(1.0 - base / uj)
+    pj, pj_dequant = dict(e.pj_per_op), dict(e.pj_per_dequant)
     for c in QUANT_ENERGY_CLASSES:
-        if not den[c]:
+        if not y[c]:
             raise ValueError(f"no calibration kernel of the {c} path has a measured energy "
                              "(column mj)")
-        pj[c] = float(f"{max(0.0, num[c] / den[c]):.6g}")
-    return dataclasses.replace(e, pj_per_op=pj)
+        a, b = np.asarray(x[c]), np.asarray(y[c])
+        coef = np.zeros(2)
+        if c in W4A16:
+            coef = np.linalg.lstsq(a, b, rcond=None)[0]
+        if not (coef > 0).all():
+            coef = np.array([max(0.0, float(a[:, 0] @ b / (a[:, 0] @ a[:, 0]))), 0.0])
+        pj[c] = float(f"{coef[0]:.6g}")
+        if c in W4A16:
+            pj_dequant[c] = float(f"{coef[1]:.6g}")
+    return dataclasses.replace(e, pj_per_op=pj, pj_per_dequant=pj_dequant)
 
 
 # -- calibration files ---------------------------------------------------------------------
@@ -306,7 +315,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         *(f"{n} = {v:.6g}" for n, v in params.items()),
         "",
         "[energy]",
-        "# E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes",
+        "# E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes"
+        + (" + pj_per_dequant[path] weights" if e.pj_per_dequant else ""),
         f"# (sim/gpu_model.py), fitted on the {len(e_rows) - len(e_extra)} 'cal' rows of "
         f"{energy.name}"
         + (f"\n# and the {len(e_extra)} of "
@@ -324,6 +334,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"busy_w = {e.busy_w:.6g}",
         f"hbm_pj_per_byte = {e.hbm_pj_per_byte:.6g}",
         "pj_per_op = { " + ", ".join(f"{c} = {v:.6g}" for c, v in e.pj_per_op.items()) + " }",
+        *(["pj_per_dequant = { " + ", ".join(f"{c} = {v:.6g}" for c, v
+                                              in e.pj_per_dequant.items()) + " }"]
+          if e.pj_per_dequant else []),
         f"limit_w = {e.limit_w:.6g}",
         f"cap_w = {e.cap_w!r}",
         "",

@@ -44,28 +44,8 @@ def register(subparsers: Any) -> None:
     group = gpu.add_subparsers(dest="gpu_command", metavar="WHAT", parser_class=type(gpu))
     group.required = True
 
-    m = group.add_parser("measure", help="time a shapes.csv on this machine's GPU")
-    m.add_argument("--in", dest="inp", required=True,
-                   help="shapes.csv (columns op,dtype,M,N,K,B,H,Hkv,S,D; optional causal, "
-                        "group, kv_dtype)")
-    m.add_argument("--out", required=True, help="measured.csv to write")
-    m.add_argument("--budget-ms", type=float, default=60.0,
-                   help="timing budget per kernel in ms (default 60)")
-    m.add_argument("--no-triton", action="store_true", help="skip the project's Triton GEMM")
-    m.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
-    m.add_argument("--energy-s", type=float, default=0.3,
-                   help="seconds of back-to-back runs per kernel for its energy (NVML) and SM "
-                        "clock: columns mj, watts, sm_mhz, us_loop (default 0.3; 0: skip)")
-    m.add_argument("--kernels", action="store_true",
-                   help="record the GPU kernels each row launches (torch.profiler; column "
-                        "kernels)")
-    m.add_argument("--graph", action="store_true",
-                   help="time each kernel's call replayed from a CUDA graph (the GPU's time: "
-                        "no host launch cost, as a serving engine's CUDA graphs run it)")
-    m.add_argument("--skip", type=int, default=0,
-                   help="leave out the first N rows (to measure a dataset over several runs)")
-    m.add_argument("--limit", type=int, default=0, help="measure at most N rows (default: all)")
-    m.set_defaults(func=run_measure)
+    group.add_parser("measure", help="time a shapes.csv on this machine's GPU",
+                     fill=_measure_args)
 
     group.add_parser("predict", help="predict a shapes.csv on a GPU preset (no GPU needed)",
                      fill=_predict_args)
@@ -87,6 +67,13 @@ def register(subparsers: Any) -> None:
                         "sim/data/gpu/measured_h100_misaligned.csv)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
+
+
+def _measure_args(m: argparse.ArgumentParser) -> None:
+    from sim.gpu.measure import add_options  # the options python -m sim.gpu.measure takes
+
+    add_options(m)
+    m.set_defaults(func=run_measure)
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -208,7 +195,7 @@ def run_measure(args: argparse.Namespace) -> int:
 
     out = output_file(args.out, "--out", suffixes=(".csv",))
     try:
-        rows = select_rows(read_shapes(Path(args.inp)), args.skip, args.limit)
+        rows = select_rows(read_shapes(args.inp), args.skip, args.limit)
         measure(rows, out, budget_ms=args.budget_ms, triton_gemm=not args.no_triton,
                 micro=not args.no_micro, energy_s=args.energy_s, kernels=args.kernels,
                 graph=args.graph, command=" ".join(["tpe gpu measure", *sys.argv[3:]]))

@@ -80,8 +80,8 @@ from typing import Any
 # model reads them
 from sim.gpu_model import W4A16, padded_shape, parse_causal, parse_quant
 
-__all__ = ["MeasureError", "guarded", "kernel_names", "main", "measure", "read_shapes",
-           "select_rows"]
+__all__ = ["MeasureError", "add_options", "guarded", "kernel_names", "main", "measure",
+           "read_shapes", "select_rows"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 OPS = ("gemm", "attn_prefill", "attn_decode")
@@ -830,26 +830,35 @@ def measure(rows: list[dict[str, Any]], out: Path, *, budget_ms: float = 60.0,
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.gpu.measure",
-                                description="Time the kernels of a shapes.csv on this GPU.")
-    p.add_argument("--in", dest="inp", type=Path, required=True, help="shapes.csv")
-    p.add_argument("--out", type=Path, required=True, help="measured.csv")
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The options of a measuring run: ``tpe gpu measure`` and ``python -m sim.gpu.measure``
+    take the same ones."""
+    p.add_argument("--in", dest="inp", type=Path, required=True,
+                   help="shapes.csv (columns op,dtype,M,N,K,B,H,Hkv,S,D; optional causal, "
+                        "group, kv_dtype)")
+    p.add_argument("--out", type=Path, required=True, help="measured.csv to write")
     p.add_argument("--budget-ms", type=float, default=60.0,
                    help="timing budget per kernel (do_bench rep, ms; default 60)")
     p.add_argument("--no-triton", action="store_true", help="skip the project's Triton GEMM")
     p.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
     p.add_argument("--energy-s", type=float, default=0.3,
-                   help="seconds of back-to-back runs per kernel for its energy and SM clock "
-                        "(NVML; default 0.3, 0: skip)")
+                   help="seconds of back-to-back runs per kernel for its energy (NVML) and SM "
+                        "clock: columns mj, watts, sm_mhz, us_loop (default 0.3; 0: skip)")
     p.add_argument("--kernels", action="store_true",
                    help="record the GPU kernels each row launches (torch.profiler; column "
                         "kernels)")
     p.add_argument("--graph", action="store_true",
                    help="time each kernel's call replayed from a CUDA graph (the GPU's time: "
                         "no host launch cost, as a serving engine's CUDA graphs run it)")
-    p.add_argument("--skip", type=int, default=0, help="leave out the first N rows")
-    p.add_argument("--limit", type=int, default=0, help="only N rows (0: all) after --skip")
+    p.add_argument("--skip", type=int, default=0,
+                   help="leave out the first N rows (to measure a dataset over several runs)")
+    p.add_argument("--limit", type=int, default=0, help="measure at most N rows (default: all)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.gpu.measure",
+                                description="Time the kernels of a shapes.csv on this GPU.")
+    add_options(p)
     args = p.parse_args(argv)
     try:
         rows = select_rows(read_shapes(args.inp), args.skip, args.limit)

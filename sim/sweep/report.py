@@ -99,6 +99,18 @@ _LABELS = {"area_mm2": ("area", "mm$^2$"), "tokens_per_s": ("throughput", "token
            "seconds": ("latency", "s"), "energy_per_token_pj": ("energy per token", "pJ")}
 
 
+#: The unit each metric is stored in, where the report shows it rescaled (:func:`readable`).
+_UNITS = {"energy_per_token_pj": "pJ", "seconds": "s"}
+
+
+def _show(value: float, unit: str) -> str:
+    """``value`` (in ``unit``) as text in a readable unit (:func:`readable`)."""
+    if not unit:
+        return f"{value:.4g}"
+    scaled, shown = readable(np.array([value], dtype=np.float64), unit)
+    return f"{scaled[0]:.4g} {shown}"
+
+
 def _count(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless ``n`` is 1."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -131,7 +143,7 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
              f"{n} rows; {int((~ok).sum())} rows with errors (mapping or format does not fit).",
              "", f"Axes: {', '.join(f'`{k}`' for k in axis_keys)}.", ""]
     summary = ["| workload | points | errors | front: tokens/s vs area | front: energy/token vs"
-               " latency | best tokens/s | best pJ/token | least mm^2 |",
+               " latency | best tokens/s | best energy/token | least mm^2 |",
                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     best_lines: list[str] = []
     fronts: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray,
@@ -156,10 +168,11 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
             sizes.append(int(mask.sum()))
         summary.append(
             f"| {label} | {len(rows)} | {len(rows) - len(idx)} | {sizes[0]} | {sizes[1]} | "
-            f"{metric['tokens_per_s'].max():.4g} | {metric['energy_per_token_pj'].min():.4g} | "
+            f"{metric['tokens_per_s'].max():.4g} | "
+            f"{_show(metric['energy_per_token_pj'].min(), 'pJ')} | "
             f"{metric['area_mm2'].min():.4g} |")
         best_lines += [f"### {label}", "",
-                       "| best | value | tokens/s | pJ/token | latency (s) | mm^2 | "
+                       "| best | value | tokens/s | energy/token | latency | mm^2 | "
                        + " | ".join(f"`{k}`" for k in axis_keys) + " |",
                        "| --- | ---: | ---: | ---: | ---: | ---: | "
                        + " | ".join("---" for _ in axis_keys) + " |"]
@@ -168,8 +181,10 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
             j = int(np.argmax(metric[m]) if direction == "max" else np.argmin(metric[m]))
             i = int(idx[j])
             best_lines.append(
-                f"| {direction} {m} | {metric[m][j]:.4g} | {cols['tokens_per_s'][i]:.4g} | "
-                f"{cols['energy_per_token_pj'][i]:.4g} | {cols['seconds'][i]:.4g} | "
+                f"| {direction} {m} | {_show(metric[m][j], _UNITS.get(m, ''))} | "
+                f"{cols['tokens_per_s'][i]:.4g} | "
+                f"{_show(cols['energy_per_token_pj'][i], 'pJ')} | "
+                f"{_show(cols['seconds'][i], 's')} | "
                 f"{cols['area_mm2'][i]:.4g} | "
                 + " | ".join("-" if cols[k][i] is None else str(cols[k][i])
                              for k in axis_keys) + " |")

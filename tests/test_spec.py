@@ -186,6 +186,9 @@ def test_a_base_of_another_engine_kind_and_a_new_level(tmp_path) -> None:
     ('base = "systolic"\n[memory.l2]\nholds = ["A"]\n',
      r"^memory\.l2: systolic has no level of that name; to add one, list every level"),
     ('base = "nope"\n', r"^base: unknown preset 'nope'"),
+    # an older file's [a_buffer] beside [memory.*] tables: refused, not dropped
+    ('base = "systolic"\n[a_buffer]\ncapacity_bytes = 1024\n[memory.dram]\nlatency_ns = 5.0\n',
+     r"^a_buffer: no memory level of that name"),
     ('base = "missing.toml"\n', r"^base: 'missing.toml': no such file"),
     ("base = 3\n", r"^base: must be a preset name or a TOML path"),
     ('base = "me.toml"\n', r"^base: 'me.toml' leads back to itself"),

@@ -480,10 +480,12 @@ LEGACY_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def _memory_tables(data: dict[str, Any]) -> list[tuple[str, Any]]:
+def _memory_tables(data: dict[str, Any], defaults: bool = True) -> list[tuple[str, Any]]:
     """``(name, table)`` of every level, innermost first: from ``[memory.NAME]`` tables, a
     ``[[memory]]`` array with ``name`` keys, or the earlier fixed tables (``[a_buffer]``,
-    ``[w_buffer]``, ``[o_buffer]``, ``[global_buffer]``, ``[dram]``)."""
+    ``[w_buffer]``, ``[o_buffer]``, ``[global_buffer]``, ``[dram]``; with their
+    :data:`LEGACY_LEVELS` defaults unless ``defaults`` is false, as for the changes a file on
+    a base makes)."""
     legacy = [k for k in LEGACY_LEVELS if k in data]
     mem = data.pop("memory", None)
     if mem is not None and legacy:
@@ -500,8 +502,9 @@ def _memory_tables(data: dict[str, Any]) -> list[tuple[str, Any]]:
             table = data.pop(k)
             if not isinstance(table, Mapping):
                 raise SpecError(f"{k}: must be a table, got {type(table).__name__}")
-            defaults = {key: v for key, v in LEGACY_LEVELS[k].items() if key not in table}
-            out.append((k, {**defaults, **table}))
+            fill = {key: v for key, v in LEGACY_LEVELS[k].items()
+                    if defaults and key not in table}
+            out.append((k, {**fill, **table}))
         return out
     if isinstance(mem, Mapping):
         return list(mem.items())
@@ -675,8 +678,8 @@ def merge_base(parent: Mapping[str, Any], child: Mapping[str, Any], base: str = 
       order from the PEs out (a level given with only some fields keeps the others).
     """
     out = _deepcopy(parent)
-    levels = _levels_of(out, base)
-    changed = _levels_of(_deepcopy(child), "")
+    levels = _levels_of(out, whole=True)
+    changed = _levels_of(_deepcopy(child), whole=False)
     for key, value in child.items():
         if key == "memory" or key in LEGACY_LEVELS:
             continue
@@ -704,29 +707,14 @@ def merge_base(parent: Mapping[str, Any], child: Mapping[str, Any], base: str = 
     return out
 
 
-def _levels_of(data: dict[str, Any], base: str) -> dict[str, dict[str, Any]]:
-    """The memory levels of ``data`` by name, innermost first (removed from ``data``): from
-    ``[memory.NAME]`` tables, a ``[[memory]]`` array or the fixed tables of older files (the
-    latter with their defaults when ``base`` names the whole architecture they come from)."""
+def _levels_of(data: dict[str, Any], whole: bool) -> dict[str, dict[str, Any]]:
+    """The memory levels of ``data`` by name, innermost first (removed from ``data``;
+    :func:`_memory_tables`): none when it names none; the fixed tables of older files get
+    their defaults when ``data`` is a whole architecture (``whole``), not a file's changes."""
     if "memory" not in data and not any(k in data for k in LEGACY_LEVELS):
         return {}
-    if base:
-        return {n: dict(t) for n, t in _memory_tables(data)}
     out: dict[str, dict[str, Any]] = {}
-    mem = data.pop("memory", None)
-    if isinstance(mem, Mapping):
-        items = list(mem.items())
-    elif isinstance(mem, list):
-        items = []
-        for i, table in enumerate(mem):
-            if not isinstance(table, Mapping) or "name" not in table:
-                raise SpecError(f"memory[{i}]: must be a table with a name")
-            items.append((str(table["name"]), {k: v for k, v in table.items() if k != "name"}))
-    elif mem is None:
-        items = [(k, data.pop(k)) for k in list(LEGACY_LEVELS) if k in data]
-    else:
-        raise SpecError(f"memory: must be tables of levels, got {type(mem).__name__}")
-    for name, table in items:
+    for name, table in _memory_tables(data, defaults=whole):
         if not isinstance(table, Mapping):
             raise SpecError(f"{name}: must be a table, got {type(table).__name__}")
         out[name] = dict(table)

@@ -1124,8 +1124,9 @@ NATIVE_FORMATS = {"bf16": ("bf16",), "fp16": ("fp16",), "fp8": ("fp8", "fp8_e4m3
                   "int8": ("int8",)}
 
 
-def format_note(arch: Any, op: Any) -> str:
-    """What a GEMM's formats become on a GPU preset when its tensor cores do not take them as
+def format_note(op: Any, k: Kernel) -> str:
+    """What a GEMM's formats become on the GPU preset whose kernel for ``op`` is ``k``
+    (:func:`arch_kernel`) when its tensor cores do not take them as
     they are: formats it has no tensor cores for (the 4- and 6-bit floats, narrow integers)
     are converted to the path's format as they load while moving their stored bytes (as
     weight-only kernels do); block scales along K (MX, NVFP4) are applied outside the tensor
@@ -1134,10 +1135,7 @@ def format_note(arch: Any, op: Any) -> str:
     are)."""
     from models.ops import Gemm
 
-    if not isinstance(op, Gemm):
-        return ""
-    k = arch_kernel(arch, op)
-    if k.dtype in W4A16:
+    if not isinstance(op, Gemm) or k.dtype in W4A16:
         return ""
     path = tensor_dtype(k)
     odd = sorted({f for f in (op.a_fmt, op.w_fmt) if f not in NATIVE_FORMATS.get(path, ())})

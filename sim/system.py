@@ -500,13 +500,17 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
     energy["gpu_board"] = est.mj * 1e9
     macs = 0 if isinstance(op, Vector) else op.macs // op.count
     ops = float(op.elems * op.ops_per_elem) if isinstance(op, Vector) else 0.0
+    mapping: dict[str, Any] = {"gpu_kernel_model": arch.gpu.calibration}
+    if isinstance(op, Vector):
+        mapping["gpu_kernel"] = f"elementwise ({op.runtime})"
+    else:
+        kernel = arch_kernel(arch, op)
+        mapping["gpu_kernel"] = kernel_name(kernel)
+        if note := format_note(op, kernel):
+            mapping["gpu_formats"] = note
     return _Inst(cycles=cycles, compute=cycles, engine=0 if isinstance(op, Vector) else cycles,
                  vector=cycles if isinstance(op, Vector) else 0, vector_ops=ops, macs=macs,
-                 dram_bytes=nbytes, energy=energy,
-                 mapping={"gpu_kernel_model": arch.gpu.calibration,
-                          "gpu_kernel": f"elementwise ({op.runtime})" if isinstance(op, Vector)
-                          else kernel_name(arch_kernel(arch, op)),
-                          **({"gpu_formats": note} if (note := format_note(arch, op)) else {})},
+                 dram_bytes=nbytes, energy=energy, mapping=mapping,
                  bound="memory" if memory_bound else "compute")
 
 

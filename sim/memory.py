@@ -492,7 +492,7 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
             over = moved if over is None else over + moved
         else:
             serial = moved if serial is None else serial + moved
-    exposure = CandidateExposure.of(
+    exposure = CandidateExposure(
         counts=counts, serial_bytes=serial, overlap_bytes=over,
         serial_written=None if dbuf["o"] else written,
         overlap_written=written if dbuf["o"] else None,
@@ -587,32 +587,29 @@ class CandidateExposure:
     busy_cycles: np.ndarray
     first_bytes: np.ndarray
     last_bytes: np.ndarray
-    #: What does not depend on the link, computed once: whether a boundary class reads
-    #: anything (and so waits for the latency), per kind, and the first boundary's class
-    #: (:func:`with_dram_stalls`).
-    serial_reads: np.ndarray | None = None
-    overlap_reads: np.ndarray | None = None
-    first_reads: np.ndarray | None = None
-    first_class: np.ndarray | None = None
+    #: What does not depend on the link, derived once from the fields above: whether a
+    #: boundary class reads anything (and so waits for the latency), per kind, and the first
+    #: boundary's class (:func:`with_dram_stalls`).
+    serial_reads: np.ndarray | None = dataclasses.field(init=False)
+    overlap_reads: np.ndarray | None = dataclasses.field(init=False)
+    first_reads: np.ndarray = dataclasses.field(init=False)
+    first_class: np.ndarray = dataclasses.field(init=False)
 
-    @classmethod
-    def of(cls, **fields: Any) -> CandidateExposure:
-        """The exposure with its link-independent masks."""
-        e = cls(**fields)
-
+    def __post_init__(self) -> None:
         def reads(nbytes: np.ndarray | None, written: np.ndarray | None) -> np.ndarray | None:
             if nbytes is None:
                 return None
             return nbytes > 0 if written is None else nbytes > written
 
-        here = e.counts > 0
+        here = self.counts > 0
         first_class = here.copy()
         first_class[1] &= ~here[2]
         first_class[0] &= ~(here[1] | here[2])
-        return dataclasses.replace(
-            e, serial_reads=reads(e.serial_bytes, e.serial_written),
-            overlap_reads=reads(e.overlap_bytes, e.overlap_written),
-            first_reads=e.first_bytes > 0, first_class=first_class)
+        derived = {"serial_reads": reads(self.serial_bytes, self.serial_written),
+                   "overlap_reads": reads(self.overlap_bytes, self.overlap_written),
+                   "first_reads": self.first_bytes > 0, "first_class": first_class}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateExposure,

@@ -158,14 +158,12 @@ def write_block(expected: Sequence[str], actual: Sequence[str]) -> tuple[list[st
             at = next((j for j in range(pos, len(actual)) if _anchor(actual[j]) == head), pos)
         for k, line in enumerate(seg):
             new = actual[at + k] if at + k < len(actual) else ""
-            if ELISION in line:
-                if matches([line], [new]):
-                    out.append(line)
-                else:
-                    out.append(line)
-                    stale.append(line)
-            else:
+            if ELISION not in line:
                 out.append(new)
+                continue
+            out.append(line)  # elided inside: kept, and reported when it no longer matches
+            if not matches([line], [new]):
+                stale.append(line)
         pos = at + len(seg)
     return out, stale
 

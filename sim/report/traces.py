@@ -204,6 +204,15 @@ def _dram(arch: ArchSpec, g: Gemm, iterations: list[dict[str, int]], starts: lis
 
     k_tiles = math.ceil(K / size["k"])
     seen: dict[tuple[int, int], int] = {}  # output tile -> k tiles accumulated so far
+
+    def write_back(o_id: tuple[int, int], at: int) -> None:
+        """The output tile the loops leave: partial sums, or the result once every K tile
+        is in."""
+        im, in_ = o_id
+        tm, tn = _extent(dims["m"], size["m"], im), _extent(N, size["n"], in_)
+        send("OFMAP_DRAM_TRACE.csv", at, block(im * size["m"], tm, in_ * size["n"], tn, N,
+                                               o_off), o_b if seen[o_id] >= k_tiles else acc_b)
+
     prev: dict[str, Any] = {"a": None, "w": None, "o": None}
     for i, it in enumerate(iterations):
         im, in_, ik = it["m"], it["n"], it["k"]
@@ -211,8 +220,7 @@ def _dram(arch: ArchSpec, g: Gemm, iterations: list[dict[str, int]], starts: lis
         tm, tn, tk = (_extent(dims[d], size[d], it[d]) for d in "mnk")
         o_id = (im, in_)
         if prev["o"] is not None and prev["o"] != o_id:  # the tile the loops leave
-            _write_back(prev["o"], seen, k_tiles, size, dims, o_off, starts[i], send,
-                        block, acc_b, o_b)
+            write_back(prev["o"], starts[i])
         for key, ident, nr, r0, nc, c0, width, off, nbytes, name in (
                 ("a", (im, ik), tm, m0, tk, k0, K, a_off, a_b, "IFMAP_DRAM_TRACE.csv"),
                 ("w", (ik, in_), tk, k0, tn, n0, N, w_off, w_b, "FILTER_DRAM_TRACE.csv")):
@@ -225,21 +233,8 @@ def _dram(arch: ArchSpec, g: Gemm, iterations: list[dict[str, int]], starts: lis
         prev["o"] = o_id
         seen[o_id] = seen.get(o_id, 0) + 1
     if prev["o"] is not None:
-        _write_back(prev["o"], seen, k_tiles, size, dims, o_off, end, send, block, acc_b, o_b)
-    out = {}
-    for name, chunks in events.items():
-        out[name] = _rows(chunks)
-    return out
-
-
-def _write_back(o_id: tuple[int, int], seen: dict[tuple[int, int], int], k_tiles: int,
-                size: dict[str, int], dims: dict[str, int], o_off: int, at: int, send: Any,
-                block: Any, acc_b: float, o_b: float) -> None:
-    im, in_ = o_id
-    tm, tn = _extent(dims["m"], size["m"], im), _extent(dims["n"], size["n"], in_)
-    final = seen[o_id] >= k_tiles
-    send("OFMAP_DRAM_TRACE.csv", at, block(im * size["m"], tm, in_ * size["n"], tn, dims["n"],
-                                           o_off), o_b if final else acc_b)
+        write_back(prev["o"], end)
+    return {name: _rows(chunks) for name, chunks in events.items()}
 
 
 def _rows(chunks: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

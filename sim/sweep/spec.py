@@ -572,16 +572,16 @@ def _blocks(spec: SweepSpec) -> list[tuple[str, tuple[Axis, ...]]]:
 def point_values(spec: SweepSpec, index: int) -> tuple[Any, ...]:
     """The axis values of grid point ``index`` (the last axis varies fastest; with per-base
     axes, base by base, ``None`` for the axes of the other bases)."""
-    index = int(index)
     if not spec.per_base:
-        return _radix(spec.axes, index)
+        return _radix(spec.axes, int(index))
+    rest = int(index)
     for base, axes in _blocks(spec):
         size = math.prod(len(a.values) for a in axes)
-        if index < size:
-            given = {"base": base, **dict(zip((a.key for a in axes), _radix(axes, index),
+        if rest < size:
+            given = {"base": base, **dict(zip((a.key for a in axes), _radix(axes, rest),
                                               strict=True))}
             return tuple(given.get(a.key) for a in spec.axes)
-        index -= size
+        rest -= size
     raise IndexError(f"grid point {index}: the grid has {grid_size(spec)} points")
 
 

@@ -44,13 +44,11 @@ def operator_rows(result: ModelResult) -> list[dict[str, Any]]:
     for r in result.ops:
         d = r.to_dict()
         gemm = r.op if isinstance(r.op, Gemm) else None
-        row: dict[str, Any] = {
-            "model": result.name, "phase": result.phase or "", "arch": result.arch.name,
-            "name": d["name"], "kind": d["kind"], "count": d["count"], "shape": shape_text(r),
-            "M": gemm.M if gemm else "", "N": gemm.N if gemm else "",
-            "K": gemm.K if gemm else "",
-            **{k: d[k] for k in CSV_COLUMNS[10:]},
-        }
+        own = {"model": result.name, "phase": result.phase or "", "arch": result.arch.name,
+               "shape": shape_text(r), **{dim: getattr(gemm, dim) if gemm else ""
+                                          for dim in "MNK"}}
+        # the other columns are the result's own keys
+        row: dict[str, Any] = {k: own[k] if k in own else d[k] for k in CSV_COLUMNS}
         row |= {f"energy_{k}_pj": v for k, v in d["breakdown"].items()}
         row["mapping"] = json.dumps(d["mapping"], sort_keys=True)
         rows.append(row)

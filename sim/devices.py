@@ -67,8 +67,8 @@ class StageResult:
     #: One device's operators of one micro-batch.
     model: ModelResult
     collectives: tuple[CollectiveResult, ...]
-    #: The stage-to-stage send of one micro-batch (0 on the last stage).
-    send_s: float
+    #: The stage-to-stage send of one micro-batch (``None`` on the last stage).
+    send: CollectiveResult | None
     #: Over the whole pass (every micro-batch), per device.
     compute_s: float
     communication_s: float
@@ -78,6 +78,10 @@ class StageResult:
     kv_cache_bytes: float
     activation_bytes: float
     capacity_bytes: int
+
+    @property
+    def send_s(self) -> float:
+        return 0.0 if self.send is None else self.send.seconds
 
     @property
     def memory_bytes(self) -> float:
@@ -92,6 +96,7 @@ class StageResult:
                 "compute_s": self.compute_s, "communication_s": self.communication_s,
                 "exposed_communication_s": self.exposed_communication_s,
                 "idle_s": self.idle_s, "send_s": self.send_s,
+                "send": None if self.send is None else self.send.to_dict(),
                 "weight_bytes": self.weight_bytes, "kv_cache_bytes": self.kv_cache_bytes,
                 "activation_bytes": self.activation_bytes,
                 "memory_bytes": self.memory_bytes, "capacity_bytes": self.capacity_bytes,
@@ -157,16 +162,17 @@ class SystemResult:
 
 
 def _collective_results(arch: ArchSpec, model: ModelResult, colls: Sequence[Collective],
-                        overlap: bool) -> tuple[tuple[CollectiveResult, ...], float]:
-    """The stage's collectives but the stage-to-stage send, and its send's seconds."""
+                        overlap: bool
+                        ) -> tuple[tuple[CollectiveResult, ...], CollectiveResult | None]:
+    """The stage's collectives but the stage-to-stage send, and the send."""
     per_instance = {r.op.name: r.seconds / r.op.count for r in model.ops}
     out = []
-    send = 0.0
+    send = None
     for c in colls:
         assert arch.interconnect is not None  # simulate_devices checked
         t = collective_time(arch.interconnect, c.kind, c.bytes, c.group)
-        if c.kind == "send_recv":
-            send += c.count * t.seconds
+        if c.kind == "send_recv":  # on the pipeline's path, not the stage's
+            send = CollectiveResult(collective=c, time=t, exposed_s=c.count * t.seconds)
             continue
         hidden = per_instance.get(c.after, 0.0) if overlap and c.after else 0.0
         out.append(CollectiveResult(collective=c, time=t,
@@ -206,7 +212,8 @@ def simulate_devices(
         per_stage.append((st, model, colls, send))
     stage_s = [model.seconds + sum(c.exposed_s for c in colls)
                for _, model, colls, _ in per_stage]
-    total = sum(t + send for t, (_, _, _, send) in zip(stage_s, per_stage, strict=True))
+    total = sum(t + (0.0 if send is None else send.seconds)
+                for t, (_, _, _, send) in zip(stage_s, per_stage, strict=True))
     total += (m - 1) * max(stage_s)
     stages = []
     energy = 0.0
@@ -214,7 +221,7 @@ def simulate_devices(
         energy += m * plan.tp * model.energy_pj
         stages.append(StageResult(
             index=st.index, layers=st.layers, devices=plan.tp, model=model,
-            collectives=colls, send_s=send, compute_s=m * model.seconds,
+            collectives=colls, send=send, compute_s=m * model.seconds,
             communication_s=m * sum(c.seconds for c in colls),
             exposed_communication_s=m * sum(c.exposed_s for c in colls),
             idle_s=max(0.0, total - m * t), weight_bytes=st.weight_bytes,

@@ -270,3 +270,36 @@ def test_sweep_over_devices(tmp_path: Path, capsys) -> None:
     one.write_text(spec.read_text().replace("tp = [1, 4]", "tp = [1]"))
     code, _, err = run(capsys, ["sweep", str(one), "--out", str(tmp_path / "o2")])
     assert code == 2 and "interconnect" in err and err.count("\n") == 1
+
+
+def _benchmark(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_tables_are_what_the_script_computes() -> None:
+    table = _benchmark("scaleout_table")
+    page = (Path(__file__).resolve().parents[1] / "docs" / "scaleout.md").read_text()
+    committed = page.split(table.MARK)[1].strip()
+    assert committed == table.table().strip(), (
+        "docs/scaleout.md is stale: run benchmarks/scaleout_table.py --write docs/scaleout.md")
+
+
+def test_the_measurement_check_predicts_every_kind_of_row(tmp_path: Path, capsys) -> None:
+    """The multi-GPU measurement cannot run here; its checking half can, on rows shaped as
+    the measurement writes them."""
+    measure = _benchmark("scaleout_measure")
+    rows = tmp_path / "m.csv"
+    lines = [",".join(measure.FIELDS)]
+    lines += [f"{kind},2,1048576,,,,50.0,test" for kind in measure.COLLECTIVES]
+    lines += ["layer,2,,decode,16,2048,500.0,test", "layer_compute,4,,prefill,1,2048,9e3,test"]
+    rows.write_text("\n".join(lines) + "\n")
+    assert measure.check(rows, "h100") == 0
+    out = capsys.readouterr().out
+    assert out.count("measured") == 7 and "layer_compute    mean |error|" in out

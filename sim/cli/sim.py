@@ -600,17 +600,14 @@ def format_devices(r: SystemResult) -> str:
     lines.append(f"  {metric} {_time(r.seconds)}; {r.tokens_per_s:.4g} tokens/s; "
                  f"{_energy(r.energy_per_token_pj)} per token (devices only)")
     for s in r.stages:
-        if not s.collectives and not s.send_s:
+        if not s.collectives and s.send is None:
             continue
         lines.append(f"  stage {s.index} collectives per micro-batch (one device):")
-        for c in s.collectives:
+        for c in (*s.collectives, *(() if s.send is None else (s.send,))):
             k = c.collective
             lines.append(f"    {k.name:<28}{k.count:>5} x {k.kind:<15}{_si(k.bytes, 'B'):>9}"
                          f" over {k.group}: {_time(c.time.seconds)} ({c.time.algorithm}, "
                          f"{c.time.protocol})")
-        if s.send_s:
-            lines.append(f"    {'to the next stage':<28}{'':>5}   {'send_recv':<15}"
-                         f"{'':>9}       {_time(s.send_s)}")
     for s in r.stages:
         if not s.fits:
             lines.append(f"  warning: stage {s.index}'s devices hold {_si(s.memory_bytes, 'B')}"

@@ -110,6 +110,7 @@ JSON_KEYS: dict[str, dict[str, str]] = {
                                             "(all of it without --overlap)",
         "stages[].idle_s": "time the stage's devices wait in the pipeline",
         "stages[].send_s": "sending one micro-batch's activations to the next stage",
+        "stages[].send": "that send as a collective object (null on the last stage)",
         "stages[].weight_bytes": "one device's resident weights",
         "stages[].kv_cache_bytes": "one device's share of the whole batch's KV cache",
         "stages[].activation_bytes": "the largest operator's activations",

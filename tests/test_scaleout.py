@@ -253,21 +253,26 @@ def test_sweep_over_devices(tmp_path: Path, capsys) -> None:
     spec = tmp_path / "s.toml"
     spec.write_text('[sweep]\nbase = "h100"\n[axes]\n"interconnect.bandwidth_gb_per_s" = '
                     '[50.0, 450.0]\n[workload]\nmodels = ["llama-2-7b"]\nphases = ["prefill"]'
-                    '\nbatch = [2]\nseq = [512]\nquant = ["bf16"]\ntp = [1, 4]\n')
+                    '\nbatch = [2]\nseq = [512]\nquant = ["bf16"]\ntp = [1, 4]\n'
+                    'overlap = [false, true]\n')
     code, _, err = run(capsys, ["sweep", str(spec), "--out", str(tmp_path / "out"),
                                 "--workers", "1"])
     assert code == 0, err
     from sim.sweep import read_results
 
     rows = read_results(tmp_path / "out").to_pylist()
-    assert len(rows) == 4 and all(r["error"] is None for r in rows)
-    by = {(r["tp"], r["interconnect.bandwidth_gb_per_s"]): r["seconds"] for r in rows}
+    assert len(rows) == 6 and all(r["error"] is None for r in rows)  # no overlap on one
+    hidden = {r["interconnect.bandwidth_gb_per_s"]: r["seconds"] for r in rows if r["overlap"]}
+    by = {(r["tp"], r["interconnect.bandwidth_gb_per_s"]): r["seconds"] for r in rows
+          if not r["overlap"]}
+    assert all(hidden[bw] < by[(4, bw)] for bw in hidden)
     assert by[(4, 50.0)] > by[(4, 450.0)] and by[(1, 50.0)] == by[(1, 450.0)]
     assert math.isclose(by[(1, 50.0)], _json(capsys, [
         "sim", "model", "--model", "llama-2-7b", "--phase", "prefill", "--batch", "2", "--seq",
         "512", "--arch", "h100", "--quant", "bf16"])["seconds"])
     one = tmp_path / "one.toml"
-    one.write_text(spec.read_text().replace("tp = [1, 4]", "tp = [1]"))
+    one.write_text(spec.read_text().replace("tp = [1, 4]", "tp = [1]").replace(
+        "overlap = [false, true]", ""))
     code, _, err = run(capsys, ["sweep", str(one), "--out", str(tmp_path / "o2")])
     assert code == 2 and "interconnect" in err and err.count("\n") == 1
 

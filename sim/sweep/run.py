@@ -30,6 +30,7 @@ from models import ModelError
 from models.llm import load_model, lower
 from sim.sweep.spec import (
     METRIC_COLUMNS,
+    PLAN_FLAGS,
     PLAN_KEYS,
     WORKLOAD_COLUMNS,
     Axis,
@@ -75,7 +76,8 @@ def _schema(spec: SweepSpec) -> Any:
     fields += [pa.field("model", pa.string()), pa.field("phase", pa.string()),
                pa.field("batch", pa.int64()), pa.field("seq", pa.int64()),
                pa.field("quant", pa.string()),
-               *(pa.field(k, pa.int64()) for k in PLAN_KEYS), pa.field("arch", pa.string()),
+               *(pa.field(k, pa.int64()) for k in PLAN_KEYS),
+               *(pa.field(k, pa.bool_()) for k in PLAN_FLAGS), pa.field("arch", pa.string()),
                pa.field("engine", pa.string())]
     fields += [pa.field(k, getattr(pa, t)()) for k, t in METRIC_COLUMNS.items()]
     fields.append(pa.field("error", pa.string()))
@@ -118,7 +120,7 @@ class _Evaluator:
         from sim.execution import resolve_scheme
 
         scheme = resolve_scheme(w.quant, arch.engine)
-        plan = ParallelPlan(tp=w.tp, pp=w.pp, ep=w.ep, microbatches=w.microbatches)
+        plan = ParallelPlan(tp=w.tp, pp=w.pp, ep=w.ep, microbatches=w.microbatches, sp=w.sp)
         key = (w.key, scheme.name, scheme.w_fmt, scheme.a_fmt, scheme.kv_fmt)
         if key not in self._ops:
             if w.model not in self._models:
@@ -126,7 +128,7 @@ class _Evaluator:
             self._ops[key] = lower_parallel(self._models[w.model], plan, phase=w.phase,
                                             batch=w.batch, seq=w.seq, quant=scheme)
         r = simulate_devices(arch, self._ops[key], name=w.model, phase=w.phase,
-                             batch=w.batch, seq=w.seq, quant=scheme.name)
+                             batch=w.batch, seq=w.seq, quant=scheme.name, overlap=w.overlap)
         macs = sum(plan.microbatches * plan.tp * s.model.macs for s in r.stages)
         peak = arch.cores * arch.engine.macs_per_cycle * plan.devices
         cycles = r.seconds * arch.clock_mhz * 1e6

@@ -112,9 +112,10 @@ METRIC_MEANINGS: dict[str, str] = {
 #: The workload columns of the results table (the last four: the parallel plan of a pass on
 #: several devices, all 1 for one device).
 WORKLOAD_COLUMNS = ("model", "phase", "batch", "seq", "quant", "tp", "pp", "ep",
-                    "microbatches")
-#: The parallel plan's columns and [workload] keys.
+                    "microbatches", "sp", "overlap")
+#: The parallel plan's integer columns and [workload] keys, and its true/false ones.
 PLAN_KEYS = ("tp", "pp", "ep", "microbatches")
+PLAN_FLAGS = ("sp", "overlap")
 #: Columns of the results table other than the axes (no axis may take one of these names).
 RESERVED = {"point_id", *WORKLOAD_COLUMNS, "arch", "engine", "error", *METRIC_COLUMNS}
 _DEFAULT_OBJECTIVES = ("tokens_per_s:max", "energy_per_token_pj:min", "area_mm2:min")
@@ -147,6 +148,9 @@ WORKLOAD_KEYS: dict[str, str] = {
           "tp, or an ep above 1 on a model without experts, is left out)",
     "microbatches": "micro-batches through the pipeline, divisors of every batch (default "
                     "[1])",
+    "sp": "sequence parallelism, true or false (default [false]; left out where tp is 1)",
+    "overlap": "collectives overlap the operators producing their data, true or false "
+               "(default [false]; left out on one device)",
 }
 _SWEEP_KEYS = tuple(SWEEP_KEYS)
 _WORKLOAD_KEYS = tuple(WORKLOAD_KEYS)
@@ -178,6 +182,8 @@ class Workload:
     pp: int = 1
     ep: int = 1
     microbatches: int = 1
+    sp: bool = False
+    overlap: bool = False
 
     @property
     def devices(self) -> int:
@@ -186,11 +192,13 @@ class Workload:
     @property
     def several(self) -> bool:
         """Whether the pass runs under a parallel plan (``models.parallel``)."""
-        return (self.tp, self.pp, self.ep, self.microbatches) != (1, 1, 1, 1)
+        return (self.tp, self.pp, self.ep, self.microbatches, self.sp, self.overlap) != (
+            1, 1, 1, 1, False, False)
 
     @property
     def key(self) -> str:
         plan = (f"/tp{self.tp}/pp{self.pp}/ep{self.ep}/mb{self.microbatches}"
+                + ("/sp" if self.sp else "") + ("/overlap" if self.overlap else "")
                 if self.several else "")
         return f"{self.model}/{self.phase}/b{self.batch}/s{self.seq}/{self.quant}{plan}"
 
@@ -547,6 +555,11 @@ def _workloads(table: Mapping[str, Any], root: Path
     seqs = listed("seq", [512])
     quants = listed("quant", ["auto"])
     plans = {k: listed(k, [1]) for k in PLAN_KEYS}
+    flags = {k: listed(k, [False]) for k in PLAN_FLAGS}
+    for key, vals in flags.items():
+        for v in vals:
+            if not isinstance(v, bool):
+                raise _err(f"workload.{key}", f"must be true or false (got {v!r})")
     resolved: dict[str, str] = {}
     for m in models:
         if not isinstance(m, str):
@@ -573,10 +586,13 @@ def _workloads(table: Mapping[str, Any], root: Path
                 raise _err("workload.quant", str(err).removeprefix("--quant: ")) from None
     out = []
     combos = itertools.product(models, phases, batches, seqs, quants, plans["tp"],
-                               plans["pp"], plans["ep"], plans["microbatches"])
-    for m, p, b, s, q, tp, pp, ep, mb in combos:
+                               plans["pp"], plans["ep"], plans["microbatches"], flags["sp"],
+                               flags["overlap"])
+    for m, p, b, s, q, tp, pp, ep, mb, sp, overlap in combos:
         cfg = load_model(resolved[m])
         if ep != 1 and (ep != tp or cfg.moe is None):  # spans a stage's tensor parallelism
+            continue
+        if (sp and tp == 1) or (overlap and tp * pp == 1):  # nothing to split or overlap
             continue
         try:
             lower(cfg, phase=p, batch=b, seq=s, quant="fp16")
@@ -584,10 +600,10 @@ def _workloads(table: Mapping[str, Any], root: Path
             raise _err("workload.seq" if "seq" in str(err) else "workload",
                        f"{m} {p} batch {b} seq {s}: {err}") from None
         w = Workload(model=m, phase=p, batch=b, seq=s, quant=q, tp=tp, pp=pp, ep=ep,
-                     microbatches=mb)
+                     microbatches=mb, sp=sp, overlap=overlap)
         if w.several:
             try:
-                lower_parallel(cfg, ParallelPlan(tp=tp, pp=pp, ep=ep, microbatches=mb),
+                lower_parallel(cfg, ParallelPlan(tp=tp, pp=pp, ep=ep, microbatches=mb, sp=sp),
                                phase=p, batch=b, seq=s, quant="fp16")
             except ModelError as err:
                 field = str(err).split(":", 1)[0]

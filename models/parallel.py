@@ -383,9 +383,13 @@ def lower_parallel(
             raise ModelError(f"ep: {cfg.moe.num_experts} experts of {cfg.name} do not divide "
                              f"over ep = {plan.ep} devices; use a divisor")
     kv_dev = _kv_heads_per_device(cfg.num_heads, cfg.num_kv_heads, plan.tp, cfg.name)
-    if cfg.mla is None and plan.tp > 1 and cfg.intermediate_size % plan.tp:
-        raise ModelError(f"tp: the MLP width {cfg.intermediate_size} of {cfg.name} does not "
-                         f"divide over tp = {plan.tp}; use a divisor")
+    widths = [("MLP", cfg.intermediate_size)] if cfg.num_dense_layers else []
+    if cfg.moe is not None and plan.ep == 1:
+        widths.append(("expert", cfg.moe.intermediate_size))
+    for what, width in widths:
+        if width % plan.tp:
+            raise ModelError(f"tp: the {what} width {width} of {cfg.name} does not divide "
+                             f"over tp = {plan.tp}; use a divisor")
     mb = batch // plan.microbatches
     tokens = mb * seq if phase == "prefill" else mb
     stages = []

@@ -29,6 +29,7 @@ from mapping.mapper import (
     objective_key,
     pick,
     search,
+    search_detail,
 )
 from mapping.tiling import (
     DIMS,
@@ -78,6 +79,7 @@ __all__ = [
     "objective_key",
     "pick",
     "search",
+    "search_detail",
     "stream_granule",
     "tile_sizes",
     "untiled",

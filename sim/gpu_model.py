@@ -193,10 +193,27 @@ KIVI_BLOCK_N = 64
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
 #: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
-#: splits, a second kernel (the reduction) even unsplit, and the shortest K it runs for when
-#: the tiles leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
+#: splits (any count: 3, 5, 11, 17, 27, 56 and more were recorded, not only powers of two),
+#: a second kernel (the reduction) even unsplit, and the shortest K it runs for when the tiles
+#: leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
 FALLBACK_SPLITS = (1, 2, 4, 8, 16)
 FALLBACK_SPLIT_K = 256
+#: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
+#: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
+#: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
+#: tile in the kernel's name, its orientation from the launched grid): ``align1`` CUTLASS's
+#: s1688 64x64, 128x128 and 128x256 tiles and the wmma 32x32 one; ``align2`` its s16816
+#: 128x64, 64x128, 128x128, 128x256 and 256x128 and the wmma 32x32; ``int8_align8`` its i16832
+#: align-4 64x64, 128x64, 128x256 and 256x128.
+FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
+    "align1": ((128, 256), (128, 128), (64, 64), (32, 32)),
+    "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
+    "int8_align8": ((256, 128), (128, 256), (128, 64), (64, 64)),
+}
+#: The tile of cuBLASLt's Hopper int8 kernel for K a multiple of 16 and N off 16
+#: (``sm90_xmma_gemm_i8i32_i8i32_i32_tn_n_tilesize256x128x128``: 256 rows of M, 128 columns of
+#: N, as its grid was recorded), launched in clusters of two along N.
+INT8_N8_TILE = (256, 128)
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
 ATTN_TILE = 128
 #: The head dims the attention kernels run at are multiples of this: measured on the H100
@@ -328,12 +345,23 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # measured_h100_misaligned.csv: 4.5 at 7x11007x4096, 5.2 at 5x8094x3587, less its launch),
     # at most the H100's non-tensor FP32 peak (about 67 by the datasheet)
     "simt_tflops": (4.0, 3.5, 60.0),
-    # int8 at a vector of 8 (padded N or K not a multiple of 16): the align-4 kernels' rate,
-    # a fraction of the aligned int8 one
+    # the bytes per second (whole chip, GB/s) at which the fallback kernels' CTAs load their
+    # A and W tiles from L2 into shared memory (cp.async / ld of 2 bytes for align1, 4 for
+    # align2 and int8's align-4 kernels, instead of the aligned kernels' 16-byte TMA loads): a
+    # CTA's step along K moves (BM + BN) elements and takes at least their bytes at its SM's
+    # share of it (FALLBACK_TILES); at most the 8 TB/s decode_l2_gb_per_s is bounded by
+    "align1_load_gb_per_s": (2000.0, 200.0, 8000.0),
+    "align2_load_gb_per_s": (2500.0, 200.0, 8000.0),
+    # int8 padded to 8 with K off 16 (CUTLASS's i16832 align-4 kernels): their tensor-core
+    # rate (a fraction of the aligned int8 one) and their load path's bandwidth
     "int8_align8_eff": (0.5, 0.05, 1.0),
-    # ... where only C is off (K a multiple of 16, N of 8 but not 16): other kernels, slower at
-    # large M (CUTLASS's 128x64 align-4 tile, measured about 250 TOP/s)
-    "int8_n8_eff": (0.3, 0.05, 1.0),
+    "int8_align8_load_gb_per_s": (2500.0, 200.0, 8000.0),
+    # ... where only C is off (K a multiple of 16, N of 8 but not 16): cuBLASLt's Hopper
+    # kernel (sm90_xmma_gemm_i8i32 tilesize256x128x128: INT8_N8_TILE): its fixed cost and its
+    # tile's rate, a multiple of the aligned int8 rate measured at the sustained clock (up to
+    # the datasheet's 1,979 dense TOPS at the boost clock over the measured 751: 2.64)
+    "int8_n8_fixed_us": (8.0, 0.5, 30.0),
+    "int8_n8_eff": (0.8, 0.05, 2.64),
     "gemv_bw_eff": (0.4, 0.05, 1.2),
     "attn_rate_eff": (0.6, 0.1, 1.3),
     "attn_fixed_us": (8.0, 0.5, 50.0),
@@ -649,10 +677,13 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
     if family == "gemv":  # a matrix-vector product: a GEMV kernel takes any alignment
         return simt
     if family in ("align1", "align2"):
-        # the fallback kernels: same tiling and split-K choices, one lower rate for every tile
+        # the fallback kernels: their own tiles (FALLBACK_TILES), each CTA's step along K the
+        # slower of its products at the family's rate and its tile loads at the family's load
+        # bandwidth (module doc)
         rate_eff, bw_eff = p[f"{family}_rate_eff"], p[f"{family}_bw_eff"]
         slow = p["align1_k8_slowdown"] if family == "align1" and K % 8 == 0 else 1.0
         sm_rate = peak * rate_eff / (slow * cal.sm_count)
+        sm_load = p[f"{family}_load_gb_per_s"] * 1e9 / (slow * cal.sm_count)
         t_m = nbytes * slow / (bw * bw_eff)
         # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch) runs
         # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
@@ -661,22 +692,59 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
         split = ((-(-M // 128) * -(-N // 128) < cal.sm_count and K >= FALLBACK_SPLIT_K)
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
         tiled = (p["fallback_fixed_us"] + (p["fallback_reduce_us"] if split else 0.0),
-                 _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
-                           FALLBACK_SPLITS if split else (1,), p, p["fallback_tile_k0"],
-                           0.0) * 1e6)
+                 _loaded_tiles_us(cal, M, N, K, FALLBACK_TILES[family], ELEM_BYTES[k.dtype],
+                                  sm_rate, sm_load, t_m, FALLBACK_SPLITS if split else (1,),
+                                  p["fallback_tile_k0"]) * 1e6)
         # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster,
-        # unless K is long against N, where cuBLAS runs the split-K tiles (as recorded)
-        return min(tiled, simt, key=sum) if M < 16 and K < 2 * N else tiled
+        # unless K is long against N, where cuBLAS runs the split-K tiles; bf16 only (no fp16
+        # GEMM recorded ran it: fp16 takes the wmma kernels)
+        if M < 16 and K < 2 * N and k.dtype == "bf16":
+            return min(tiled, simt, key=sum)
+        return tiled
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
-    if family == "int8_align8":  # CUTLASS's align-4 int8 kernels: a fraction of the rate
-        dtype_eff *= p["int8_align8_eff" if K % VECTOR_BYTES else "int8_n8_eff"]
+    if family == "int8_align8":
+        if K % VECTOR_BYTES:  # CUTLASS's align-4 kernels: their tiles, rate and load path
+            sm_rate = peak * p["int8_align8_eff"] / cal.sm_count
+            sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
+            return p["fixed_us"], _loaded_tiles_us(
+                cal, M, N, K, FALLBACK_TILES[family], 1, sm_rate, sm_load, t_m, (1,),
+                p["fallback_tile_k0"]) * 1e6
+        # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
+        sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
+        bm, bn = INT8_N8_TILE
+        ctas = _cdiv(M, bm) * 2 * _cdiv(N, 2 * bn)  # clusters of two along N
+        t_c = _cdiv(ctas, cal.sm_count) * 2 * bm * bn * (K + p["fallback_tile_k0"]) / sm_rate
+        return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6
     sm_rate = peak * dtype_eff / cal.sm_count
     # cuBLASLt's int8 kernels (torch._int_mm) do not split K
     splits = (1,) if k.dtype == "int8" else SPLITS
     return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
+
+
+def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
+                     tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
+                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float) -> float:
+    """Fastest of a fallback family's tiles and split-K factors (seconds): waves of CTAs over
+    the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
+    (ops/s per SM) and its ``(BM + BN)`` loaded elements at ``sm_load`` (bytes/s per SM), for
+    its share of K plus ``k0`` elements (the prologue and epilogue); against the memory time
+    ``t_m``; a split adds its fp32 partials' traffic (the reduction's launch is the
+    caller's)."""
+    bw = cal.read_gb_per_s * 1e9
+    best = math.inf
+    for bm, bn in tiles:
+        n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
+        step = max(2.0 * bm * bn / sm_rate, (bm + bn) * elem_bytes / sm_load)
+        for s in splits:
+            if s > 1 and n_tiles * s > 2 * cal.sm_count:
+                break
+            t_c = _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step
+            extra = 2 * s * M * N * 4 / bw if s > 1 else 0.0
+            best = min(best, max(t_c, t_m) + extra)
+    return best
 
 
 def _w4a16_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:

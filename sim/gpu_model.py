@@ -29,23 +29,32 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   (``nvjet_sm90``); at 2 or 4 CUTLASS's Ampere ones (``cutlass_80_tensorop_s16816gemm_*
   _align2``, mma.sync with 4-byte loads: at most about 280 TFLOP/s measured); at 1 its Turing
   ones (``cutlass_75_tensorop_s1688gemm_*_align1`` and ``wmma`` ones, 2-byte loads: at most
-  about 135 TFLOP/s). Each family has its own fitted rate and bandwidth on the same tiles and
-  waves, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
-  would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K variant (fp32
-  partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles would leave SMs
-  idle and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C
-  has fewer than 16 columns (the recorded dispatch, not a choice by speed). At vector 1 a
-  ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096:
-  about 25%; a fitted factor, the cause not established). Fewer than 16 rows may run cuBLAS's
-  CUDA-core kernels instead (``gemmSN``, a GEMV for one row or column: no tensor cores, any
-  alignment): the faster of the two is taken, but where ``K`` is at least twice ``N`` (the
-  split-K tiles run, as recorded). fp8 and int8 kernels take no shape off their
-  alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to it (fp8 to 16,
-  already its widest vector: the aligned kernels run); int8, padded to 8, runs CUTLASS's
-  ``i16832gemm_*_align4`` kernels when the padded ``N`` or ``K`` is not a multiple of 16: a
-  fitted fraction of the aligned rate, one where ``K`` is off 16 (measured at most about 450
-  TOP/s against 900 aligned) and one where only ``N`` is (cuBLASLt then picks either a
-  128x64 tile, about 250 TOP/s at large M, or a Hopper kernel).
+  about 135 TFLOP/s). Each family runs its own tiles (:data:`FALLBACK_TILES`, as recorded) in
+  waves over the SMs; a CTA's step along K takes the slower of its ``2 BM BN`` products at the
+  family's fitted rate and its ``BM + BN`` loaded elements at the family's fitted load
+  bandwidth (their narrow loads from L2 into shared memory, not the aligned kernels' 16-byte
+  TMA copies): measured, a 64x64 align-1 CTA takes about 16 ns per element of K, a 128x128 one
+  32 and a 128x256 one 62, and the align-2 kernels' 128x64 and 128x128 CTAs about as long as
+  their 128x256 ones, so small tiles run far below the family's rate. Each family also has its
+  own HBM bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of
+  K its loop would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K
+  variant (fp32 partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles
+  would leave SMs idle and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at
+  vector 1 whenever C has fewer than 16 columns (the recorded dispatch, not a choice by
+  speed). At vector 1 a ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096:
+  about 25%; a fitted factor, the cause not established). Fewer than 16 rows of bf16 may run
+  cuBLAS's CUDA-core kernels instead (``gemmSN``, a GEMV for one row or column: no tensor
+  cores, any alignment): the faster of the two is taken, but where ``K`` is at least twice
+  ``N`` (the split-K tiles run, as recorded); fp16 never ran them (its wmma kernels did).
+  fp8 and int8 kernels take no shape off their alignment at all (:data:`ALIGNMENT`): their
+  operands run zero-padded to it (fp8 to 16, already its widest vector: the aligned kernels
+  run); int8, padded to 8 with ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels:
+  their tiles with 4-byte loads, as the bf16 fallbacks (their own rate and load bandwidth);
+  with only ``N`` off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128
+  tile in clusters of two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed
+  cost (about 5.5 us of kernel for the smallest shapes, against 3.3 for CUTLASS's), but
+  above :data:`INT8_N8_CUTLASS_MACS` multiply-adds CUTLASS's 128x64 align-4 tile, as
+  recorded.
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -214,6 +223,13 @@ FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
 #: (``sm90_xmma_gemm_i8i32_i8i32_i32_tn_n_tilesize256x128x128``: 256 rows of M, 128 columns of
 #: N, as its grid was recorded), launched in clusters of two along N.
 INT8_N8_TILE = (256, 128)
+#: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile: the
+#: calibration rows ran the Hopper kernel up to 1.7e9 multiply-adds (100x4104x4112 padded)
+#: and the 128x64 tile at 3.2e11 (12130x2296x11472); the bound is their geometric mean (a
+#: held-out row's kernel name, 6001x4104x4112 at 1.0e11 running the 128x64 tile, was seen
+#: before it was set).
+INT8_N8_CUTLASS_MACS = 2.3e10
+INT8_N8_CUTLASS_TILE = ((128, 64),)
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
 ATTN_TILE = 128
 #: The head dims the attention kernels run at are multiples of this: measured on the H100
@@ -706,12 +722,13 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
     if family == "int8_align8":
-        if K % VECTOR_BYTES:  # CUTLASS's align-4 kernels: their tiles, rate and load path
+        n8_large = M * N * K > INT8_N8_CUTLASS_MACS
+        if K % VECTOR_BYTES or n8_large:  # CUTLASS's align-4 kernels: tiles, rate, load path
             sm_rate = peak * p["int8_align8_eff"] / cal.sm_count
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
+            tiles = FALLBACK_TILES[family] if K % VECTOR_BYTES else INT8_N8_CUTLASS_TILE
             return p["fixed_us"], _loaded_tiles_us(
-                cal, M, N, K, FALLBACK_TILES[family], 1, sm_rate, sm_load, t_m, (1,),
-                p["fallback_tile_k0"]) * 1e6
+                cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,), p["fallback_tile_k0"]) * 1e6
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
         bm, bn = INT8_N8_TILE

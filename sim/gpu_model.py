@@ -41,8 +41,8 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   variant (fp32 partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles
   would leave SMs idle and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at
   vector 1 whenever C has fewer than 16 columns (the recorded dispatch, not a choice by
-  speed). At vector 1 a ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096:
-  about 25%; a fitted factor, the cause not established). Fewer than 16 rows of bf16 may run
+  speed). At vector 1 a ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still
+  (measured at K = 4096: about 25%; a fitted factor, the cause not established). Fewer than 16 rows of bf16 may run
   cuBLAS's CUDA-core kernels instead (``gemmSN``, a GEMV for one row or column: no tensor
   cores, any alignment): the faster of the two is taken, but where ``K`` is at least twice
   ``N`` (the split-K tiles run, as recorded); fp16 never ran them (its wmma kernels did).

@@ -31,30 +31,29 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   ones (``cutlass_75_tensorop_s1688gemm_*_align1`` and ``wmma`` ones, 2-byte loads: at most
   about 135 TFLOP/s). Each family runs its own tiles (:data:`FALLBACK_TILES`, as recorded) in
   waves over the SMs; a CTA's step along K takes the slower of its ``2 BM BN`` products at the
-  family's fitted rate and its ``BM + BN`` loaded elements at the family's fitted load
-  bandwidth (their narrow loads from L2 into shared memory, not the aligned kernels' 16-byte
-  TMA copies): measured, a 64x64 align-1 CTA takes about 16 ns per element of K, a 128x128 one
-  32 and a 128x256 one 62, and the align-2 kernels' 128x64 and 128x128 CTAs about as long as
-  their 128x256 ones, so small tiles run far below the family's rate. Each family also has its
-  own HBM bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of
-  K its loop would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K
-  variant (fp32 partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles
-  would leave SMs idle and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at
-  vector 1 whenever C has fewer than 16 columns (the recorded dispatch, not a choice by
-  speed). At vector 1 a ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still
-  (measured at K = 4096: about 25%; a fitted factor, the cause not established). Fewer than 16 rows of bf16 may run
-  cuBLAS's CUDA-core kernels instead (``gemmSN``, a GEMV for one row or column: no tensor
-  cores, any alignment): the faster of the two is taken, but where ``K`` is at least twice
-  ``N`` (the split-K tiles run, as recorded); fp16 never ran them (its wmma kernels did).
-  fp8 and int8 kernels take no shape off their alignment at all (:data:`ALIGNMENT`): their
-  operands run zero-padded to it (fp8 to 16, already its widest vector: the aligned kernels
-  run); int8, padded to 8 with ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels:
-  their tiles with 4-byte loads, as the bf16 fallbacks (their own rate and load bandwidth);
-  with only ``N`` off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128
-  tile in clusters of two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed
-  cost (about 5.5 us of kernel for the smallest shapes, against 3.3 for CUTLASS's), but
-  above :data:`INT8_N8_CUTLASS_MACS` multiply-adds CUTLASS's 128x64 align-4 tile, as
-  recorded.
+  family's fitted rate and its ``BM + BN`` loaded elements at the family's fitted load bandwidth
+  (their narrow loads from L2 into shared memory, not the aligned kernels' 16-byte TMA copies):
+  measured, a 64x64 align-1 CTA takes about 16 ns per element of K, a 128x128 one 32 and a
+  128x256 one 62, and the align-2 kernels' 128x64 and 128x128 CTAs about as long as their
+  128x256 ones, so small tiles run far below the family's rate. Each family also has its own HBM
+  bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
+  would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K variant (fp32
+  partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles would leave SMs idle
+  and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer
+  than 16 columns (the recorded dispatch, not a choice by speed). At vector 1 a ``K`` that is a
+  multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted
+  factor, the cause not established). Fewer than 16 rows of bf16 may run cuBLAS's CUDA-core
+  kernels instead (``gemmSN``, a GEMV for one row or column: no tensor cores, any alignment):
+  the faster of the two is taken, but where ``K`` is at least twice ``N`` (the split-K tiles
+  run, as recorded); fp16 never ran them (its wmma kernels did). fp8 and int8 kernels take no
+  shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to it
+  (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with ``K``
+  off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: their tiles with 4-byte loads, as the
+  bf16 fallbacks (their own rate and load bandwidth); with only ``N`` off 16, cuBLASLt's Hopper
+  kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of two along N:
+  :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of kernel for the
+  smallest shapes, against 3.3 for CUTLASS's), but above :data:`INT8_N8_CUTLASS_MACS`
+  multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the

@@ -38,19 +38,21 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   128x256 ones, so small tiles run far below the family's rate. Each family also has its own HBM
   bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
   would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K variant (fp32
-  partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles would leave SMs idle
-  and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer
-  than 16 columns (the recorded dispatch, not a choice by speed). At vector 1 a ``K`` that is a
-  multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted
-  factor, the cause not established). Fewer than 16 rows of bf16 may run cuBLAS's CUDA-core
-  kernels instead (``gemmSN``, a GEMV for one row or column: no tensor cores, any alignment):
-  the faster of the two is taken, but where ``K`` is at least twice ``N`` (the split-K tiles
-  run, as recorded); fp16 never ran them (its wmma kernels did). fp8 and int8 kernels take no
-  shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to it
-  (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with ``K``
-  off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: their tiles with 4-byte loads, as the
-  bf16 fallbacks (their own rate and load bandwidth); with only ``N`` off 16, cuBLASLt's Hopper
-  kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of two along N:
+  partials, then a ``splitKreduce_kernel`` launch; any count of splits, the model's the fastest
+  for its tiles) whenever 128x128 tiles would leave SMs idle and ``K`` is at least
+  :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer than 16 columns (the
+  recorded dispatch, not a choice by speed). At vector 1 a ``K`` that is a multiple of 8 (only
+  ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted factor, the cause not
+  established). Fewer than 16 rows of bf16 may run cuBLAS's CUDA-core kernels instead
+  (``gemmSN``, a GEMV for one row or column: no tensor cores, any alignment): the faster of the
+  two is taken, but where ``K`` is at least twice ``N`` (the split-K tiles run, as recorded);
+  fp16 never ran them (its wmma kernels did). A GEMV with one column of C and few rows runs a
+  dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
+  take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
+  to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
+  ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: their tiles with 4-byte loads,
+  as the bf16 fallbacks (their own rate and load bandwidth); with only ``N`` off 16, cuBLASLt's
+  Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of two along N:
   :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of kernel for the
   smallest shapes, against 3.3 for CUTLASS's), but above :data:`INT8_N8_CUTLASS_MACS`
   multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
@@ -204,8 +206,14 @@ SPLITS = (1, 2, 4, 8)
 #: splits (any count: 3, 5, 11, 17, 27, 56 and more were recorded, not only powers of two),
 #: a second kernel (the reduction) even unsplit, and the shortest K it runs for when the tiles
 #: leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
-FALLBACK_SPLITS = (1, 2, 4, 8, 16)
+FALLBACK_SPLITS = tuple(range(1, 65))
 FALLBACK_SPLIT_K = 256
+#: A misaligned bf16/fp16 GEMM with one column of C ran cuBLAS's dot_kernel and then its
+#: reduce_1Block_kernel (two launches) for one row, and for at most DOT_MAX_ROWS rows with K
+#: above DOT_MIN_K (the calibration rows: dot at 30, 41 rows and K 924 to 14486, one row and
+#: K 2 to 251; gemvx at 158 rows and more, and at 3 rows with K 69).
+DOT_MAX_ROWS = 64
+DOT_MIN_K = 128
 #: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
 #: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
 #: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
@@ -354,6 +362,8 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "fallback_tile_k0": (128.0, 0.0, 4096.0),
     # the split-K variant's second kernel (splitKreduce_kernel: its launch and pass)
     "fallback_reduce_us": (4.0, 0.0, 30.0),
+    # the reduction kernel after cuBLAS's dot_kernel (DOT_MAX_ROWS): its launch and pass, us
+    "dot_reduce_us": (2.0, 0.0, 10.0),
     # cuBLAS's CUDA-core kernels of misaligned GEMMs of fewer than 16 rows (gemmSN, gemv):
     # their rate, TFLOP/s; at least what gemmSN_TN_kernel itself ran at on the largest
     # calibration rows it served (kernels column of measured_h100_v2_gemm_kernels.csv and
@@ -690,6 +700,10 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
     simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
                                2.0 * M * N * K / (p["simt_tflops"] * 1e12)) * 1e6)
     if family == "gemv":  # a matrix-vector product: a GEMV kernel takes any alignment
+        if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
+            # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
+            # second launch
+            return simt[0] + p["dot_reduce_us"], simt[1]
         return simt
     if family in ("align1", "align2"):
         # the fallback kernels: their own tiles (FALLBACK_TILES), each CTA's step along K the
@@ -755,7 +769,10 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
         step = max(2.0 * bm * bn / sm_rate, (bm + bn) * elem_bytes / sm_load)
         for s in splits:
-            if s > 1 and n_tiles * s > 2 * cal.sm_count:
+            # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
+            # s (each pays k0), exceeds the best
+            if s > 1 and (_cdiv(K, s) < 8
+                          or n_tiles * (K + s * k0) * step / cal.sm_count > best):
                 break
             t_c = _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step
             extra = 2 * s * M * N * 4 / bw if s > 1 else 0.0

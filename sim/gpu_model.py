@@ -686,6 +686,14 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
 
 
 def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
+    return _gemm_plan(cal, k, p)[:2]
+
+
+def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
+               ) -> tuple[float, float, float]:
+    """(fixed cost, work, tensor-core operations executed) of a GEMM: the operations are the
+    useful ones but for the fallback families', whose chosen tiles and splits execute their
+    partial tiles whole (:func:`_loaded_tiles_us`)."""
     M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
     if (M, N, K) != (k.M, k.N, k.K):
         # no misaligned fp8/int8 kernel: the padded GEMM runs, moving the padded operands
@@ -697,13 +705,14 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
     family = gemm_family(k)
     # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores, any alignment; the bytes at
     # the GEMV's bandwidth, the operations at the CUDA cores' rate
+    useful = 2.0 * M * N * K
     simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
-                               2.0 * M * N * K / (p["simt_tflops"] * 1e12)) * 1e6)
+                               useful / (p["simt_tflops"] * 1e12)) * 1e6, useful)
     if family == "gemv":  # a matrix-vector product: a GEMV kernel takes any alignment
         if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch
-            return simt[0] + p["dot_reduce_us"], simt[1]
+            return simt[0] + p["dot_reduce_us"], simt[1], useful
         return simt
     if family in ("align1", "align2"):
         # the fallback kernels: their own tiles (FALLBACK_TILES), each CTA's step along K the
@@ -720,15 +729,16 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
         # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv)
         split = ((-(-M // 128) * -(-N // 128) < cal.sm_count and K >= FALLBACK_SPLIT_K)
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
-        tiled = (p["fallback_fixed_us"] + (p["fallback_reduce_us"] if split else 0.0),
-                 _loaded_tiles_us(cal, M, N, K, FALLBACK_TILES[family], ELEM_BYTES[k.dtype],
+        t, ops = _loaded_tiles_us(cal, M, N, K, FALLBACK_TILES[family], ELEM_BYTES[k.dtype],
                                   sm_rate, sm_load, t_m, FALLBACK_SPLITS if split else (1,),
-                                  p["fallback_tile_k0"]) * 1e6)
+                                  p["fallback_tile_k0"])
+        tiled = (p["fallback_fixed_us"] + (p["fallback_reduce_us"] if split else 0.0),
+                 t * 1e6, ops)
         # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster,
         # unless K is long against N, where cuBLAS runs the split-K tiles; bf16 only (no fp16
         # GEMM recorded ran it: fp16 takes the wmma kernels)
         if M < 16 and K < 2 * N and k.dtype == "bf16":
-            return min(tiled, simt, key=sum)
+            return min(tiled, simt, key=lambda c: c[0] + c[1])
         return tiled
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
@@ -740,31 +750,35 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
             sm_rate = peak * p["int8_align8_eff"] / cal.sm_count
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
             tiles = FALLBACK_TILES[family] if K % VECTOR_BYTES else INT8_N8_CUTLASS_TILE
-            return p["fixed_us"], _loaded_tiles_us(
-                cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,), p["fallback_tile_k0"]) * 1e6
+            t, ops = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
+                                      p["fallback_tile_k0"])
+            return p["fixed_us"], t * 1e6, ops
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
         bm, bn = INT8_N8_TILE
         ctas = _cdiv(M, bm) * 2 * _cdiv(N, 2 * bn)  # clusters of two along N
         t_c = _cdiv(ctas, cal.sm_count) * 2 * bm * bn * (K + p["fallback_tile_k0"]) / sm_rate
-        return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6
+        executed = _cdiv(M, bm) * _cdiv(N, bn) * 2.0 * bm * bn * K
+        return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
     sm_rate = peak * dtype_eff / cal.sm_count
     # cuBLASLt's int8 kernels (torch._int_mm) do not split K
     splits = (1,) if k.dtype == "int8" else SPLITS
-    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
+    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6, useful
 
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
-                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float) -> float:
-    """Fastest of a fallback family's tiles and split-K factors (seconds): waves of CTAs over
+                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float
+                     ) -> tuple[float, float]:
+    """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
+    operations its CTAs execute, partial tiles whole): waves of CTAs over
     the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
     (ops/s per SM) and its ``(BM + BN)`` loaded elements at ``sm_load`` (bytes/s per SM), for
     its share of K plus ``k0`` elements (the prologue and epilogue); against the memory time
     ``t_m``; a split adds its fp32 partials' traffic (the reduction's launch is the
     caller's)."""
     bw = cal.read_gb_per_s * 1e9
-    best = math.inf
+    best, ops = math.inf, 0.0
     for bm, bn in tiles:
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
         step = max(2.0 * bm * bn / sm_rate, (bm + bn) * elem_bytes / sm_load)
@@ -776,8 +790,10 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                 break
             t_c = _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step
             extra = 2 * s * M * N * 4 / bw if s > 1 else 0.0
-            best = min(best, max(t_c, t_m) + extra)
-    return best
+            t = max(t_c, t_m) + extra
+            if t < best:
+                best, ops = t, n_tiles * s * 2.0 * bm * bn * _cdiv(K, s)
+    return best, ops
 
 
 def _w4a16_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
@@ -977,17 +993,26 @@ def energy_class(k: Kernel) -> str:
     return family if family in ("align1", "align2", "int8_align8") else k.dtype
 
 
-def energy_work(k: Kernel) -> tuple[str, float, float]:
+def energy_work(cal: GpuCalibration, k: Kernel) -> tuple[str, float, float]:
     """(:func:`energy_class`, operations, HBM bytes) a kernel spends energy on: what the
-    kernel runs (fp8/int8 GEMMs padded to their alignment, :func:`padded_shape`; a prefill's
-    operations at the head dim its tensor cores work at, as its time, its bytes at its own)."""
+    kernel runs (fp8/int8 GEMMs padded to their alignment, :func:`padded_shape`; the
+    fallback families' tensor-core operations as their chosen tiles execute them, partial
+    tiles whole, as ``cal`` times them; a prefill's operations at the head dim its tensor
+    cores work at, as its time, its bytes at its own)."""
+    cls = energy_class(k)
     if k.op == "gemm":
         M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
         k = dataclasses.replace(k, M=M, N=N, K=K)
     nbytes, ops = kernel_bytes_flops(k)
     if k.op == "attn_prefill":
         ops = kernel_bytes_flops(dataclasses.replace(k, D=_kernel_head_dim(k.D)))[1]
-    return energy_class(k), float(ops), float(nbytes)
+    if cls in FALLBACK_ENERGY_CLASSES:
+        ops = _gemm_plan(cal, k, cal.params)[2]
+    return cls, float(ops), float(nbytes)
+
+
+#: The energy paths whose operations are counted as their tiles execute them (energy_work).
+FALLBACK_ENERGY_CLASSES = ("align1", "align2")
 
 
 def _estimate(e: GpuEnergy, fixed_us: float, work_us: float, dynamic_pj: float,
@@ -1025,7 +1050,7 @@ def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> Kern
     operators all read this."""
     e = _energy(cal)
     fixed, work = predict_parts_us(cal, k)
-    cls, ops, nbytes = energy_work(k)
+    cls, ops, nbytes = energy_work(cal, k)
     return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
                      * nbytes, board_power_w)
 
@@ -1195,7 +1220,7 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
         cal.peak_tflops[tensor_dtype(k)] * 1e12)
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
         fixed, work = predict_parts_us(cal, k)
-        cls, ops, _ = energy_work(k)
+        cls, ops, _ = energy_work(cal, k)
         return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops), power), memory_bound, 0
     est = predict_kernel(cal, k, power)
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]

@@ -154,7 +154,7 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     x = np.zeros((len(kernels), 3 + len(classes)))
     for i, k in enumerate(kernels):
         fixed, work = predict_parts_us(cal, k)
-        cls, ops, nbytes = energy_work(k)
+        cls, ops, nbytes = energy_work(cal, k)
         # microseconds (W -> uJ), MB (pJ/byte -> uJ), millions of operations (pJ/op -> uJ)
         x[i, :3] = fixed + work, work, nbytes * 1e-6
         x[i, 3 + classes[cls]] = ops * 1e-6
@@ -189,7 +189,7 @@ def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], m
     y: dict[str, list[float]] = {c: [] for c in QUANT_ENERGY_CLASSES}
     for k, m in zip(kernels, mj, strict=True):
         fixed, work = predict_parts_us(cal, k)
-        cls, ops, nbytes = energy_work(k)
+        cls, ops, nbytes = energy_work(cal, k)
         uj = m * 1e3
         base = e.static_w * (fixed + work) + e.busy_w * work + e.hbm_pj_per_byte * nbytes * 1e-6
         x[cls].append([ops * 1e-6 / uj, dequant_weights(cal, k) * 1e-6 / uj])

@@ -381,6 +381,9 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # rate (a fraction of the aligned int8 one) and their load path's bandwidth
     "int8_align8_eff": (0.5, 0.05, 1.0),
     "int8_align8_load_gb_per_s": (2500.0, 200.0, 8000.0),
+    # their tile's prologue and epilogue in elements of K (their deeper pipelines: 3 to 6
+    # stages of 128; measured, a second wave of CTAs at K = 8 to 22 adds 2 to 6 us)
+    "int8_align8_tile_k0": (128.0, 0.0, 4096.0),
     # ... where only C is off (K a multiple of 16, N of 8 but not 16): cuBLASLt's Hopper
     # kernel (sm90_xmma_gemm_i8i32 tilesize256x128x128: INT8_N8_TILE): its fixed cost and its
     # tile's rate, a multiple of the aligned int8 rate measured at the sustained clock (up to
@@ -751,7 +754,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
             tiles = FALLBACK_TILES[family] if K % VECTOR_BYTES else INT8_N8_CUTLASS_TILE
             t, ops = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
-                                      p["fallback_tile_k0"])
+                                      p["int8_align8_tile_k0"])
             return p["fixed_us"], t * 1e6, ops
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count

@@ -1023,13 +1023,16 @@ def test_the_fallback_tiles_are_the_recorded_ones():
 
 def test_misaligned_gemms_held_out_per_category():
     """The held-out misaligned GEMMs, per category (``tpe gpu check``'s statistics), against
-    the levels this model reaches (docs/gpu.md): fp16 and fp8 within the issue's 10 %; bf16
-    and int8 not yet (cuBLAS's choice among kernels and split-K counts of one family for small
-    shapes, and of int8's tiles, is not modelled), held here so that they do not get worse."""
+    the levels this model reaches (docs/gpu.md), time and energy: fp16 and fp8 within the
+    issue's 10 %, bf16 and int8 not yet (cuBLAS's choice among kernels and split-K counts of
+    one family for small shapes, and of int8's tiles, is not modelled), energy above its 15 %
+    but for fp16; held here so that they do not get worse."""
     from sim.cli.gpu import _gpu_arch, _kernels, _predict, check_rows
 
     measured = rows(MISALIGNED)
     stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
-    for dtype, mape in (("bf16", 0.11), ("fp16", 0.08), ("fp8", 0.08), ("int8", 0.16)):
+    for dtype, mape, mj_mape in (("bf16", 0.12, 0.18), ("fp16", 0.08, 0.15), ("fp8", 0.08, 0.18),
+                                 ("int8", 0.12, 0.22)):
         s = stats[("held", "gemm", f"gemm/{dtype}/misaligned")]
         assert s["n"] >= 10 and s["mape"] <= mape and s["spearman"] >= 0.9, (dtype, s)
+        assert s["mj_n"] == s["n"] and s["mj_mape"] <= mj_mape, (dtype, s)

@@ -29,23 +29,33 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   (``nvjet_sm90``); at 2 or 4 CUTLASS's Ampere ones (``cutlass_80_tensorop_s16816gemm_*
   _align2``, mma.sync with 4-byte loads: at most about 280 TFLOP/s measured); at 1 its Turing
   ones (``cutlass_75_tensorop_s1688gemm_*_align1`` and ``wmma`` ones, 2-byte loads: at most
-  about 135 TFLOP/s). Each family has its own fitted rate and bandwidth on the same tiles and
-  waves, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
+  about 135 TFLOP/s). Each family runs its own tiles (:data:`FALLBACK_TILES`, as recorded) in
+  waves over the SMs; a CTA's step along K takes the slower of its ``2 BM BN`` products at the
+  family's fitted rate and its ``BM + BN`` loaded elements at the family's fitted load bandwidth
+  (their narrow loads from L2 into shared memory, not the aligned kernels' 16-byte TMA copies):
+  measured, a 64x64 align-1 CTA takes about 16 ns per element of K, a 128x128 one 32 and a
+  128x256 one 62, and the align-2 kernels' 128x64 and 128x128 CTAs about as long as their
+  128x256 ones, so small tiles run far below the family's rate. Each family also has its own HBM
+  bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
   would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K variant (fp32
-  partials, then a ``splitKreduce_kernel`` launch) whenever 128x128 tiles would leave SMs
-  idle and ``K`` is at least :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C
-  has fewer than 16 columns (the recorded dispatch, not a choice by speed). At vector 1 a
-  ``K`` that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096:
-  about 25%; a fitted factor, the cause not established). Fewer than 16 rows may run cuBLAS's
-  CUDA-core kernels instead (``gemmSN``, a GEMV for one row or column: no tensor cores, any
-  alignment): the faster of the two is taken, but where ``K`` is at least twice ``N`` (the
-  split-K tiles run, as recorded). fp8 and int8 kernels take no shape off their
-  alignment at all (:data:`ALIGNMENT`): their operands run zero-padded to it (fp8 to 16,
-  already its widest vector: the aligned kernels run); int8, padded to 8, runs CUTLASS's
-  ``i16832gemm_*_align4`` kernels when the padded ``N`` or ``K`` is not a multiple of 16: a
-  fitted fraction of the aligned rate, one where ``K`` is off 16 (measured at most about 450
-  TOP/s against 900 aligned) and one where only ``N`` is (cuBLASLt then picks either a
-  128x64 tile, about 250 TOP/s at large M, or a Hopper kernel).
+  partials, then a ``splitKreduce_kernel`` launch; any count of splits, the model's the fastest
+  for its tiles) whenever 128x128 tiles would leave SMs idle and ``K`` is at least
+  :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer than 16 columns (the
+  recorded dispatch, not a choice by speed). At vector 1 a ``K`` that is a multiple of 8 (only
+  ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted factor, the cause not
+  established). Fewer than 16 rows of bf16 may run cuBLAS's CUDA-core kernels instead
+  (``gemmSN``, a GEMV for one row or column: no tensor cores, any alignment): the faster of the
+  two is taken, but where ``K`` is at least twice ``N`` (the split-K tiles run, as recorded);
+  fp16 never ran them (its wmma kernels did). A GEMV with one column of C and few rows runs a
+  dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
+  take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
+  to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
+  ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: their tiles with 4-byte loads,
+  as the bf16 fallbacks (their own rate and load bandwidth); with only ``N`` off 16, cuBLASLt's
+  Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of two along N:
+  :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of kernel for the
+  smallest shapes, against 3.3 for CUTLASS's), but above :data:`INT8_N8_CUTLASS_MACS`
+  multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -193,10 +203,40 @@ KIVI_BLOCK_N = 64
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
 #: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
-#: splits, a second kernel (the reduction) even unsplit, and the shortest K it runs for when
-#: the tiles leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
-FALLBACK_SPLITS = (1, 2, 4, 8, 16)
+#: splits (any count: 3, 5, 11, 17, 27, 56 and more were recorded, not only powers of two),
+#: a second kernel (the reduction) even unsplit, and the shortest K it runs for when the tiles
+#: leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
+FALLBACK_SPLITS = tuple(range(1, 65))
 FALLBACK_SPLIT_K = 256
+#: A misaligned bf16/fp16 GEMM with one column of C ran cuBLAS's dot_kernel and then its
+#: reduce_1Block_kernel (two launches) for one row, and for at most DOT_MAX_ROWS rows with K
+#: above DOT_MIN_K (the calibration rows: dot at 30, 41 rows and K 924 to 14486, one row and
+#: K 2 to 251; gemvx at 158 rows and more, and at 3 rows with K 69).
+DOT_MAX_ROWS = 64
+DOT_MIN_K = 128
+#: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
+#: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
+#: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
+#: tile in the kernel's name, its orientation from the launched grid): ``align1`` CUTLASS's
+#: s1688 64x64, 128x128 and 128x256 tiles and the wmma 32x32 one; ``align2`` its s16816
+#: 128x64, 64x128, 128x128, 128x256 and 256x128 and the wmma 32x32; ``int8_align8`` its i16832
+#: align-4 64x64, 128x64, 128x256 and 256x128.
+FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
+    "align1": ((128, 256), (128, 128), (64, 64), (32, 32)),
+    "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
+    "int8_align8": ((256, 128), (128, 256), (128, 64), (64, 64)),
+}
+#: The tile of cuBLASLt's Hopper int8 kernel for K a multiple of 16 and N off 16
+#: (``sm90_xmma_gemm_i8i32_i8i32_i32_tn_n_tilesize256x128x128``: 256 rows of M, 128 columns of
+#: N, as its grid was recorded), launched in clusters of two along N.
+INT8_N8_TILE = (256, 128)
+#: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile: the
+#: calibration rows ran the Hopper kernel up to 1.7e9 multiply-adds (100x4104x4112 padded)
+#: and the 128x64 tile at 3.2e11 (12130x2296x11472); the bound is their geometric mean (a
+#: held-out row's kernel name, 6001x4104x4112 at 1.0e11 running the 128x64 tile, was seen
+#: before it was set).
+INT8_N8_CUTLASS_MACS = 2.3e10
+INT8_N8_CUTLASS_TILE = ((128, 64),)
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
 ATTN_TILE = 128
 #: The head dims the attention kernels run at are multiples of this: measured on the H100
@@ -322,18 +362,34 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "fallback_tile_k0": (128.0, 0.0, 4096.0),
     # the split-K variant's second kernel (splitKreduce_kernel: its launch and pass)
     "fallback_reduce_us": (4.0, 0.0, 30.0),
+    # the reduction kernel after cuBLAS's dot_kernel (DOT_MAX_ROWS): its launch and pass, us
+    "dot_reduce_us": (2.0, 0.0, 10.0),
     # cuBLAS's CUDA-core kernels of misaligned GEMMs of fewer than 16 rows (gemmSN, gemv):
     # their rate, TFLOP/s; at least what gemmSN_TN_kernel itself ran at on the largest
     # calibration rows it served (kernels column of measured_h100_v2_gemm_kernels.csv and
     # measured_h100_misaligned.csv: 4.5 at 7x11007x4096, 5.2 at 5x8094x3587, less its launch),
     # at most the H100's non-tensor FP32 peak (about 67 by the datasheet)
     "simt_tflops": (4.0, 3.5, 60.0),
-    # int8 at a vector of 8 (padded N or K not a multiple of 16): the align-4 kernels' rate,
-    # a fraction of the aligned int8 one
+    # the bytes per second (whole chip, GB/s) at which the fallback kernels' CTAs load their
+    # A and W tiles from L2 into shared memory (cp.async / ld of 2 bytes for align1, 4 for
+    # align2 and int8's align-4 kernels, instead of the aligned kernels' 16-byte TMA loads): a
+    # CTA's step along K moves (BM + BN) elements and takes at least their bytes at its SM's
+    # share of it (FALLBACK_TILES); at most the 8 TB/s decode_l2_gb_per_s is bounded by
+    "align1_load_gb_per_s": (2000.0, 200.0, 8000.0),
+    "align2_load_gb_per_s": (2500.0, 200.0, 8000.0),
+    # int8 padded to 8 with K off 16 (CUTLASS's i16832 align-4 kernels): their tensor-core
+    # rate (a fraction of the aligned int8 one) and their load path's bandwidth
     "int8_align8_eff": (0.5, 0.05, 1.0),
-    # ... where only C is off (K a multiple of 16, N of 8 but not 16): other kernels, slower at
-    # large M (CUTLASS's 128x64 align-4 tile, measured about 250 TOP/s)
-    "int8_n8_eff": (0.3, 0.05, 1.0),
+    "int8_align8_load_gb_per_s": (2500.0, 200.0, 8000.0),
+    # their tile's prologue and epilogue in elements of K (their deeper pipelines: 3 to 6
+    # stages of 128; measured, a second wave of CTAs at K = 8 to 22 adds 2 to 6 us)
+    "int8_align8_tile_k0": (128.0, 0.0, 4096.0),
+    # ... where only C is off (K a multiple of 16, N of 8 but not 16): cuBLASLt's Hopper
+    # kernel (sm90_xmma_gemm_i8i32 tilesize256x128x128: INT8_N8_TILE): its fixed cost and its
+    # tile's rate, a multiple of the aligned int8 rate measured at the sustained clock (up to
+    # the datasheet's 1,979 dense TOPS at the boost clock over the measured 751: 2.64)
+    "int8_n8_fixed_us": (8.0, 0.5, 30.0),
+    "int8_n8_eff": (0.8, 0.05, 2.64),
     "gemv_bw_eff": (0.4, 0.05, 1.2),
     "attn_rate_eff": (0.6, 0.1, 1.3),
     "attn_fixed_us": (8.0, 0.5, 50.0),
@@ -633,6 +689,14 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
 
 
 def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
+    return _gemm_plan(cal, k, p)[:2]
+
+
+def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
+               ) -> tuple[float, float, float]:
+    """(fixed cost, work, tensor-core operations executed) of a GEMM: the operations are the
+    useful ones but for the fallback families', whose chosen tiles and splits execute their
+    partial tiles whole (:func:`_loaded_tiles_us`)."""
     M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
     if (M, N, K) != (k.M, k.N, k.K):
         # no misaligned fp8/int8 kernel: the padded GEMM runs, moving the padded operands
@@ -644,15 +708,23 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
     family = gemm_family(k)
     # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores, any alignment; the bytes at
     # the GEMV's bandwidth, the operations at the CUDA cores' rate
+    useful = 2.0 * M * N * K
     simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
-                               2.0 * M * N * K / (p["simt_tflops"] * 1e12)) * 1e6)
+                               useful / (p["simt_tflops"] * 1e12)) * 1e6, useful)
     if family == "gemv":  # a matrix-vector product: a GEMV kernel takes any alignment
+        if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
+            # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
+            # second launch
+            return simt[0] + p["dot_reduce_us"], simt[1], useful
         return simt
     if family in ("align1", "align2"):
-        # the fallback kernels: same tiling and split-K choices, one lower rate for every tile
+        # the fallback kernels: their own tiles (FALLBACK_TILES), each CTA's step along K the
+        # slower of its products at the family's rate and its tile loads at the family's load
+        # bandwidth (module doc)
         rate_eff, bw_eff = p[f"{family}_rate_eff"], p[f"{family}_bw_eff"]
         slow = p["align1_k8_slowdown"] if family == "align1" and K % 8 == 0 else 1.0
         sm_rate = peak * rate_eff / (slow * cal.sm_count)
+        sm_load = p[f"{family}_load_gb_per_s"] * 1e9 / (slow * cal.sm_count)
         t_m = nbytes * slow / (bw * bw_eff)
         # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch) runs
         # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
@@ -660,23 +732,71 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
         # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv)
         split = ((-(-M // 128) * -(-N // 128) < cal.sm_count and K >= FALLBACK_SPLIT_K)
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
+        t, ops = _loaded_tiles_us(cal, M, N, K, FALLBACK_TILES[family], ELEM_BYTES[k.dtype],
+                                  sm_rate, sm_load, t_m, FALLBACK_SPLITS if split else (1,),
+                                  p["fallback_tile_k0"])
         tiled = (p["fallback_fixed_us"] + (p["fallback_reduce_us"] if split else 0.0),
-                 _tiled_us(cal, M, N, K, sm_rate, t_m, (1.0,) * 4,
-                           FALLBACK_SPLITS if split else (1,), p, p["fallback_tile_k0"],
-                           0.0) * 1e6)
+                 t * 1e6, ops)
         # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster,
-        # unless K is long against N, where cuBLAS runs the split-K tiles (as recorded)
-        return min(tiled, simt, key=sum) if M < 16 and K < 2 * N else tiled
+        # unless K is long against N, where cuBLAS runs the split-K tiles; bf16 only (no fp16
+        # GEMM recorded ran it: fp16 takes the wmma kernels)
+        if M < 16 and K < 2 * N and k.dtype == "bf16":
+            return min(tiled, simt, key=lambda c: c[0] + c[1])
+        return tiled
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
-    if family == "int8_align8":  # CUTLASS's align-4 int8 kernels: a fraction of the rate
-        dtype_eff *= p["int8_align8_eff" if K % VECTOR_BYTES else "int8_n8_eff"]
+    if family == "int8_align8":
+        n8_large = M * N * K > INT8_N8_CUTLASS_MACS
+        if K % VECTOR_BYTES or n8_large:  # CUTLASS's align-4 kernels: tiles, rate, load path
+            sm_rate = peak * p["int8_align8_eff"] / cal.sm_count
+            sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
+            tiles = FALLBACK_TILES[family] if K % VECTOR_BYTES else INT8_N8_CUTLASS_TILE
+            t, ops = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
+                                      p["int8_align8_tile_k0"])
+            return p["fixed_us"], t * 1e6, ops
+        # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
+        sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
+        bm, bn = INT8_N8_TILE
+        ctas = _cdiv(M, bm) * 2 * _cdiv(N, 2 * bn)  # clusters of two along N
+        t_c = _cdiv(ctas, cal.sm_count) * 2 * bm * bn * (K + p["fallback_tile_k0"]) / sm_rate
+        executed = _cdiv(M, bm) * _cdiv(N, bn) * 2.0 * bm * bn * K
+        return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
     sm_rate = peak * dtype_eff / cal.sm_count
     # cuBLASLt's int8 kernels (torch._int_mm) do not split K
     splits = (1,) if k.dtype == "int8" else SPLITS
-    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6
+    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6, useful
+
+
+def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
+                     tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
+                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float
+                     ) -> tuple[float, float]:
+    """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
+    operations its CTAs execute, partial tiles whole): waves of CTAs over
+    the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
+    (ops/s per SM) and its ``(BM + BN)`` loaded elements at ``sm_load`` (bytes/s per SM), for
+    its share of K plus ``k0`` elements (the prologue and epilogue); against the memory time
+    ``t_m``; a split adds its fp32 partials' traffic (the reduction's launch is the
+    caller's)."""
+    bw = cal.read_gb_per_s * 1e9
+    best, ops = math.inf, 0.0
+    for bm, bn in tiles:
+        n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
+        step = max(2.0 * bm * bn / sm_rate, (bm + bn) * elem_bytes / sm_load)
+        for s in splits:
+            # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
+            # s (each pays k0), exceeds the best
+            if s > 1 and (_cdiv(K, s) < 8
+                          or n_tiles * (K + s * k0) * step / cal.sm_count > best):
+                break
+            t_c = _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step
+            extra = 2 * s * M * N * 4 / bw if s > 1 else 0.0
+            t = max(t_c, t_m) + extra
+            if t < best:
+                best, ops = t, n_tiles * s * 2.0 * bm * bn * _cdiv(K, s)
+    return best, ops
 
 
 def _w4a16_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
@@ -876,17 +996,26 @@ def energy_class(k: Kernel) -> str:
     return family if family in ("align1", "align2", "int8_align8") else k.dtype
 
 
-def energy_work(k: Kernel) -> tuple[str, float, float]:
+def energy_work(cal: GpuCalibration, k: Kernel) -> tuple[str, float, float]:
     """(:func:`energy_class`, operations, HBM bytes) a kernel spends energy on: what the
-    kernel runs (fp8/int8 GEMMs padded to their alignment, :func:`padded_shape`; a prefill's
-    operations at the head dim its tensor cores work at, as its time, its bytes at its own)."""
+    kernel runs (fp8/int8 GEMMs padded to their alignment, :func:`padded_shape`; the
+    fallback families' tensor-core operations as their chosen tiles execute them, partial
+    tiles whole, as ``cal`` times them; a prefill's operations at the head dim its tensor
+    cores work at, as its time, its bytes at its own)."""
+    cls = energy_class(k)
     if k.op == "gemm":
         M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
         k = dataclasses.replace(k, M=M, N=N, K=K)
     nbytes, ops = kernel_bytes_flops(k)
     if k.op == "attn_prefill":
         ops = kernel_bytes_flops(dataclasses.replace(k, D=_kernel_head_dim(k.D)))[1]
-    return energy_class(k), float(ops), float(nbytes)
+    if cls in FALLBACK_ENERGY_CLASSES:
+        ops = _gemm_plan(cal, k, cal.params)[2]
+    return cls, float(ops), float(nbytes)
+
+
+#: The energy paths whose operations are counted as their tiles execute them (energy_work).
+FALLBACK_ENERGY_CLASSES = ("align1", "align2")
 
 
 def _estimate(e: GpuEnergy, fixed_us: float, work_us: float, dynamic_pj: float,
@@ -924,7 +1053,7 @@ def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> Kern
     operators all read this."""
     e = _energy(cal)
     fixed, work = predict_parts_us(cal, k)
-    cls, ops, nbytes = energy_work(k)
+    cls, ops, nbytes = energy_work(cal, k)
     return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
                      * nbytes, board_power_w)
 
@@ -1094,7 +1223,7 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
         cal.peak_tflops[tensor_dtype(k)] * 1e12)
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
         fixed, work = predict_parts_us(cal, k)
-        cls, ops, _ = energy_work(k)
+        cls, ops, _ = energy_work(cal, k)
         return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops), power), memory_bound, 0
     est = predict_kernel(cal, k, power)
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]

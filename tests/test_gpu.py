@@ -979,18 +979,60 @@ def test_the_misaligned_kernels_mechanisms():
     # no fitted rate above the aligned one
     p = cal.params
     assert 0 < p["align1_rate_eff"] < p["align2_rate_eff"] < 1
-    assert 0 < p["int8_n8_eff"] <= 1 and 0 < p["int8_align8_eff"] <= 1
+    # the Hopper int8 kernel's rate at most the datasheet's dense int8 rate (1,979 TOPS at the
+    # boost clock) over the measured aligned one; the align-4 kernels' at most the aligned one
+    assert 0 < p["int8_n8_eff"] <= 2.64 and 0 < p["int8_align8_eff"] <= 1
+    # a CTA's step along K bounded by its tile loads: a 64x64 align-1 CTA (2-byte loads) at
+    # the fitted load bandwidth takes about the 16 ns per element of K the recorded single-wave
+    # kernels took (measured_h100_v2_gemm_kernels.csv: 14.8 to 19.4 ns, tiles from their
+    # names), below the L2 bandwidth bound the decode model uses
+    step_ns = (64 + 64) * 2 / (p["align1_load_gb_per_s"] / cal.sm_count)
+    assert 12 < step_ns < 20
+    for fam in ("align1", "align2", "int8_align8"):
+        assert p[f"{fam}_load_gb_per_s"] < p["decode_l2_gb_per_s"]
+    # small tiles run below the family's rate: at 64 rows, a K twice as long costs more than
+    # the product's rate alone would add
+    assert us("bf16", 4097, 8191, M=64) > 1.6 * us("bf16", 4097, 4095, M=64)
+
+
+def test_the_fallback_tiles_are_the_recorded_ones():
+    """The CUTLASS fallback kernels the calibration rows recorded (the tile in the kernel's
+    name) run tiles of FALLBACK_TILES of their family, in either orientation, but the wmma
+    16x16 ones (not modelled: the 32x32 is the smallest tile); int8 with K a multiple of 16
+    (padded) ran cuBLASLt's Hopper kernel up to INT8_N8_CUTLASS_MACS, CUTLASS's beyond."""
+    from sim.gpu_model import FALLBACK_TILES, INT8_N8_CUTLASS_MACS, gemm_family, padded_shape
+
+    seen = set()
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+        k = Kernel.from_row(r)
+        family = gemm_family(k)
+        name = r["kernels"].split(" ; ")[0]
+        tile = re.search(r"gemm_(?:bf16|f16|s8)_(\d+)x(\d+)_", name)
+        if r["split"] == "cal" and family in FALLBACK_TILES and tile and "cutlass" in name:
+            bm, bn = int(tile.group(1)), int(tile.group(2))
+            if (bm, bn) != (16, 16):
+                assert {(bm, bn), (bn, bm)} & set(FALLBACK_TILES[family]), (family, name)
+                seen.add((family, min(bm, bn), max(bm, bn)))
+        if family == "int8_align8":
+            _, _, K = padded_shape("int8", k.M, k.N, k.K)
+            hopper = "sm90_xmma" in name
+            macs = k.M * k.N * k.K
+            assert hopper == (K % 16 == 0 and macs <= INT8_N8_CUTLASS_MACS), name
+    assert seen == {(f, min(t), max(t)) for f, tiles in FALLBACK_TILES.items() for t in tiles}
 
 
 def test_misaligned_gemms_held_out_per_category():
     """The held-out misaligned GEMMs, per category (``tpe gpu check``'s statistics), against
-    the levels this model reaches (docs/gpu.md): fp16 and fp8 within the issue's 10 %; bf16
-    and int8 not yet (cuBLAS's choice among kernels of one family for small shapes, and of
-    int8's align-4 tile, is not modelled), held here so that they do not get worse."""
+    the levels this model reaches (docs/gpu.md), time and energy: fp16 and fp8 within the
+    issue's 10 %, bf16 and int8 not yet (cuBLAS's choice among kernels and split-K counts of
+    one family for small shapes, and of int8's tiles, is not modelled), energy above its 15 %
+    but for fp16; held here so that they do not get worse."""
     from sim.cli.gpu import _gpu_arch, _kernels, _predict, check_rows
 
     measured = rows(MISALIGNED)
     stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
-    for dtype, mape in (("bf16", 0.13), ("fp16", 0.10), ("fp8", 0.10), ("int8", 0.27)):
+    for dtype, mape, mj_mape in (("bf16", 0.12, 0.18), ("fp16", 0.08, 0.15), ("fp8", 0.08, 0.18),
+                                 ("int8", 0.12, 0.22)):
         s = stats[("held", "gemm", f"gemm/{dtype}/misaligned")]
         assert s["n"] >= 10 and s["mape"] <= mape and s["spearman"] >= 0.9, (dtype, s)
+        assert s["mj_n"] == s["n"] and s["mj_mape"] <= mj_mape, (dtype, s)

@@ -82,6 +82,7 @@ caller (:attr:`MemoryTraffic.stall_cycles`, ``sim.gemm``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import operator
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ from mapping import DIMS, OPERAND_DIMS, Candidates, FoldGrid, Mapping, count_pro
 from models.caches import memo
 from models.formats import get_format
 from models.ops import Exact, Gemm, exact, exact_div
+from sim.timeline import Nest, TileTiming, timeline_cycles
 
 __all__ = [
     "MEMORY_MODES",
@@ -423,8 +425,61 @@ def _mapping_dram(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact
                             serial_written=none if dbuf["o"] else written,
                             overlap_written=written if dbuf["o"] else none,
                             busy_cycles=exact_div(busy_total, iterations),
-                            edge_bytes=(first_a + first_w, last_o), exact=True)
+                            edge_bytes=(first_a + first_w, last_o), exact=True,
+                            nest=_nest(arch, gemm, m, busy_total))
     return (dram_a, dram_w, dram_o_wr, dram_o_rd), exposure
+
+
+def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
+    """The tile loops of mapping ``m`` for :func:`sim.timeline.timeline_cycles`: per distinct
+    tile size, the engine's timing (its folds back to back, the SRAM stalls spread over the
+    tiles in proportion to their folds' cycles)."""
+    spec = arch.engine
+    u = spec.unrolling()
+    unroll = {"m": u.m, "n": u.n, "k": u.k}
+    dims = (gemm.M, gemm.N, gemm.K)
+    tile = (m.tile_m, m.tile_n, m.tile_k)
+    beat = beat_cycles(spec)
+    # per dimension: (size, tiles of that size)
+    sizes = []
+    for d, t in zip(dims, tile, strict=True):
+        full, rest = divmod(d, t)
+        sizes.append([(t, full)] + ([(rest, 1)] if rest else []))
+    base: dict[tuple[int, int, int], tuple[int, int, int, Exact]] = {}
+    feed_sum: Exact = 0
+    last = tuple(sz[-1][0] for sz in sizes)
+    for (tm, cm), (tn, cn), (tk, ck) in itertools.product(*sizes):
+        ext = {"m": tm, "n": tn, "k": tk}
+        folds = 1
+        for dim in DIMS:
+            if unroll[dim]:
+                folds *= -(-ext[dim] // unroll[dim])
+        length = ext[u.stream]
+        interval = spec.fold_interval(length)
+        # cycles of a fold's interval after its last beat (an engine that does not overlap
+        # folds drains inside it)
+        gap = max(0, interval - length * beat)
+        base[(tm, tn, tk)] = (folds * interval, interval, spec.fold_cycles(length) - interval,
+                              gap)
+        feed_sum += cm * cn * ck * folds * interval
+    scale = exact_div(busy_total, feed_sum + base[last][2])
+    # the input a fold holds while the previous fold streams (weights, WS with its double
+    # buffer): released a fold before the tile ends
+    stationary = next((op for op, dd in (("A", "mk"), ("W", "kn")) if u.stream not in dd),
+                      None)
+    early = stationary if overlaps_folds(spec) else None
+    timing = tuple(
+        (size, TileTiming(busy=feed * scale, release=(feed - gap) * scale,
+                          early=interval * scale, drain=tail * scale))
+        for size, (feed, interval, tail, gap) in base.items())
+    o_bits = get_format(gemm.o_fmt).bits
+    return Nest(dims=dims, tile=tile, order=tuple(m.loop_order),
+                a_bytes=exact_div(gemm.exact_a_storage_bits, 8),
+                w_bytes=exact_div(gemm.exact_w_storage_bits, 8),
+                acc_bytes=exact_div(spec.acc_bits, 8), o_bytes=exact_div(o_bits, 8),
+                halves=tuple(2 if b.double_buffered else 1
+                             for b in (arch.a_buffer, arch.w_buffer, arch.o_buffer)),
+                timing=timing, early_op=early)
 
 
 #: Which loop dimensions (``DIMS``) index each operand (:data:`mapping.OPERAND_DIMS`): rows
@@ -518,7 +573,22 @@ class DramExposure:
     busy_cycles: Any
     edge_bytes: tuple[Any, Any]
     exact: bool = False
+    #: The mapping's tile loops, for its timeline (:mod:`sim.timeline`).
+    nest: Nest | None = None
 
+
+
+def _timeline_stall(e: DramExposure, arch: ArchSpec, bw: Exact, lat: Exact) -> Exact:
+    """The DRAM stall cycles of one mapping from its timeline: the cycles from the start to
+    the last byte written, rounded up to a whole cycle, beyond the engine's busy ones."""
+    assert e.nest is not None
+    busy = e.busy_cycles * count_product(*(-(-d // t) for d, t in zip(
+        e.nest.dims, e.nest.tile, strict=True)))
+    total = math.ceil(timeline_cycles(e.nest, bw, lat, arch.memory[-1].beat_bytes) - 1e-6)
+    stall = total - busy
+    if stall <= 0:
+        return 0
+    return stall.numerator if isinstance(stall, Fraction) and stall.denominator == 1 else stall
 
 
 def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
@@ -613,13 +683,19 @@ class CandidateExposure:
 
 
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateExposure,
-                     arch: ArchSpec) -> MemoryTraffic:
+                     arch: ArchSpec, *, timeline: bool = True) -> MemoryTraffic:
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
-    (bandwidth, latency, clock): see the module doc."""
+    (bandwidth, latency, clock): see the module doc. One mapping's stalls come from its
+    timeline (:mod:`sim.timeline`), or with ``timeline=False`` from the closed form that
+    ranks the candidates, evaluated exactly."""
     if isinstance(exposure, DramExposure):
         exact_bw, exact_lat = exact_link(arch)
+        if timeline and exposure.nest is not None:
+            stall = _timeline_stall(exposure, arch, exact_bw, exact_lat)
+        else:
+            stall = _exact_dram_stall(exposure, exact_bw, exact_lat)
         return dataclasses.replace(
-            traffic, dram_stall_cycles=_exact_dram_stall(exposure, exact_bw, exact_lat),
+            traffic, dram_stall_cycles=stall,
             dram_transfer_cycles=exact_div(traffic.dram_transfer_cycles, exact_bw))
     e = exposure
     bw = arch.dram_bytes_per_cycle

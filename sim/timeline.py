@@ -1,0 +1,359 @@
+"""The DRAM timeline of one mapped GEMM: when each buffer tile loads, computes and is written
+back over one link, tile by tile (``sim.memory`` uses it for the mapping a GEMM runs with; the
+candidates are ranked by its closed form).
+
+**What it follows.** The tile loops in the mapping's order. Each operand (A, W, and the output's
+spilled partial sums) has a loader of its own that walks the tiles and, at a tile where its
+operand's tile changes, waits for a free half of its level (two halves when double-buffered:
+a half frees when the engine leaves the tile before last of that operand; the output's when
+the write-back of the output tile before last has gone), then requests the load. Loads move
+over the link first come, first served, each after the link's latency from its request (the
+requests of consecutive loads overlap their latencies); at equal request times, the load of
+the earlier tile goes first (the engine needs it sooner). A tile computes when its operands
+have loaded and the engine has finished the tile before it: its busy cycles are its folds'
+(``fold_interval`` each) and its share of the SRAM stalls. When the loops leave an output
+tile, its write-back starts after its last fold has drained and the previous write-back has
+gone; reads have the link first and write-backs take what the reads leave. While the output's
+loader waits for the half a running write-back frees, the loads of later tiles wait too (their
+reads would take the link before the write-back that frees the half). The GEMM ends when its
+last write-back has gone.
+
+**The link** moves ``bytes_per_cycle`` on average, reads and writes together; given a beat
+(``beat_bytes``, the architecture's ``dram.beat_bytes``), it moves at most one read beat and
+one write beat a cycle, and a matrix row of a tile takes whole beats (a row narrower than a
+beat takes a cycle for its bytes).
+
+**Cost.** The loops repeat: within a loop, every iteration but the first, the second and the
+last (the edge) moves and computes the same, so the timeline runs a reduced loop nest of at
+most four iterations per loop (first, second, one for the middle ones, last) and counts the
+middle one's time once per middle iteration: at most 64 tiles whatever the GEMM's size, in
+exact rationals. A middle iteration's time is taken as the one after the second, so a loop
+whose time per iteration has not settled by then is counted approximately.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from dataclasses import dataclass
+
+from typing import Any
+
+from models.ops import Exact
+
+__all__ = ["Nest", "TileTiming", "timeline_cycles"]
+
+_OPS = ("A", "W", "O")
+_FULL = False
+_DEBUG = None
+
+
+@dataclass(frozen=True, slots=True)
+class TileTiming:
+    """The engine's timing of one buffer tile: ``busy`` cycles (its folds back to back, each
+    ``fold_interval``, plus its share of the SRAM stalls), ``release`` cycles after its start
+    when it has read its inputs' last beat (an engine that takes a fold's stationary input
+    while the previous fold streams releases that input a fold earlier: ``early``), and
+    ``drain``: cycles after ``busy`` until its last fold's results are in the output level."""
+
+    busy: Exact
+    release: Exact
+    early: Exact
+    drain: Exact
+
+
+@dataclass(frozen=True, slots=True)
+class Nest:
+    """The link-independent description of a mapping's tile loops for :func:`timeline_cycles`.
+
+    ``dims``: M, N, K; ``tile``: the buffer tile; ``order``: the loop dimensions outer to
+    inner; ``row_bytes``: bytes per element of A, W, the partial sums (accumulators) and the
+    final output in DRAM; ``halves``: of A's, W's and the output's level; ``timing``: a
+    :class:`TileTiming` per distinct tile size ``(tm, tn, tk)`` in the GEMM; ``early_op``: the
+    input a fold holds stationary when the engine takes it while the previous fold streams
+    (released a fold early; ``None`` otherwise)."""
+
+    dims: tuple[int, int, int]
+    tile: tuple[int, int, int]
+    order: tuple[str, str, str]
+    a_bytes: Exact
+    w_bytes: Exact
+    acc_bytes: Exact
+    o_bytes: Exact
+    halves: tuple[int, int, int]
+    timing: tuple[tuple[tuple[int, int, int], TileTiming], ...]
+    early_op: str | None
+
+
+@dataclass(slots=True)
+class _Step:
+    size: tuple[int, int, int]
+    mult: int
+    changed: tuple[bool, bool, bool]
+    jobs: tuple[Any, Any, Any]  # (rows, row bytes) per operand; None: nothing to load
+    write: tuple[int, Exact] | None  # the write-back after the tile: (rows, row bytes)
+    timing: TileTiming
+
+
+#: The reduced nest's innermost loop that moves (trips > 1): its first WARM iterations, then
+#: SAMPLE iterations that stand for all but the last between them, then the last; every other
+#: loop: its first, one that stands for the middle ones, its last.
+WARM = 4
+SAMPLE = 4
+
+
+def _positions(trips: int, sampled: bool) -> list[tuple[int, float]]:
+    """(tile index, iterations it stands for) of one loop in the reduced nest."""
+    if _FULL or trips <= (WARM + SAMPLE + 1 if sampled else 4):
+        return [(i, 1) for i in range(trips)]
+    if not sampled:
+        return [(0, 1), (1, 1), (2, trips - 3), (trips - 1, 1)]
+    share = (trips - 1 - WARM) / SAMPLE
+    return [*((i, 1) for i in range(WARM)), *((WARM + i, share) for i in range(SAMPLE)),
+            (trips - 1, 1)]
+
+
+def _steps(nest: Nest) -> list[_Step]:
+    """The reduced loop nest's tiles in loop order."""
+    dims = dict(zip("mnk", nest.dims, strict=True))
+    tile = dict(zip("mnk", nest.tile, strict=True))
+    trips = {d: -(-dims[d] // tile[d]) for d in "mnk"}
+    timing = dict(nest.timing)
+    moving = [d for d in nest.order if trips[d] > 1]
+    loops = [_positions(trips[d], bool(moving) and d == moving[-1]) for d in nest.order]
+    out: list[_Step] = []
+    prev = None
+    seq = list(itertools.product(*loops))
+    for i, pos in enumerate(seq):
+        at = {d: p for d, (p, _) in zip(nest.order, pos, strict=True)}
+        mult = 1
+        for _, m in pos:
+            mult *= m
+        idx = (at["m"], at["n"], at["k"])
+        nxt = None
+        if i + 1 < len(seq):
+            n_at = {d: p for d, (p, _) in zip(nest.order, seq[i + 1], strict=True)}
+            nxt = (n_at["m"], n_at["n"], n_at["k"])
+        size = tuple(min(tile[d], dims[d] - idx[j] * tile[d]) for j, d in enumerate("mnk"))
+        tm, tn, tk = size
+        changed = (prev is None or (prev[0], prev[2]) != (idx[0], idx[2]),
+                   prev is None or (prev[1], prev[2]) != (idx[1], idx[2]),
+                   prev is None or (prev[0], prev[1]) != (idx[0], idx[1]))
+        jobs = ((tm, tk * nest.a_bytes), (tk, tn * nest.w_bytes),
+                (tm, tn * nest.acc_bytes) if idx[2] else None)
+        write = None
+        if nxt is None or (nxt[0], nxt[1]) != (idx[0], idx[1]):
+            final = idx[2] == trips["k"] - 1  # else partial sums, spilled
+            write = (tm, tn * (nest.o_bytes if final else nest.acc_bytes))
+        out.append(_Step(size, mult, changed, jobs, write, timing[size]))
+        prev = idx
+    return out
+
+
+def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
+                    beat_bytes: int | None = None) -> Exact:
+    """Cycles from the start of the GEMM to its last written byte (module doc)."""
+    steps = _steps(nest)
+    n = len(steps)
+    bw = float(bytes_per_cycle)
+    lat = float(latency)
+    halves = dict(zip(_OPS, nest.halves, strict=True))
+    # ties between loads requested together: the engine takes a fold's stationary input
+    # (early_op) first, then the other input, then the partial sums
+    first_op = nest.early_op or "A"
+    tie = {first_op: 0, ("W" if first_op == "A" else "A"): 1, "O": 2}
+
+    def link_time(rows: int, row_bytes: Exact) -> float:
+        nbytes = rows * row_bytes
+        t = float(nbytes) / bw
+        if beat_bytes is not None:
+            t = max(t, float(rows * -(-row_bytes // beat_bytes)))
+        return t
+
+    # each operand's tiles: [first step, last step]
+    optiles: dict[str, list[list[int]]] = {op: [] for op in _OPS}
+    tile_op: dict[str, list[int]] = {op: [0] * n for op in _OPS}
+    for i, st in enumerate(steps):
+        for o, op in enumerate(_OPS):
+            if st.changed[o]:
+                optiles[op].append([i, i])
+            else:
+                optiles[op][-1][1] = i
+            tile_op[op][i] = len(optiles[op]) - 1
+    nv = len(optiles["O"])
+    release: dict[str, list[Any]] = {op: [None] * len(optiles[op]) for op in _OPS}
+    req: dict[str, list[Any]] = {op: [None] * len(optiles[op]) for op in _OPS}
+    ready: dict[str, list[Any]] = {op: [None] * len(optiles[op]) for op in _OPS}
+    nxt = dict.fromkeys(_OPS, 0)
+    pending: list[tuple[float, int, int, str, int]] = []
+    reads: list[tuple[float, float, float]] = []  # (start, end, bytes per cycle)
+    wb_ready: list[Any] = [None] * nv
+    wb_job: list[Any] = [None] * nv
+    wb_start: list[Any] = [None] * nv
+    wb_end: list[Any] = [None] * nv  # final ends only
+    state = {"link": 0.0, "free_at": 0.0, "cur": 0, "o_next": 0}
+
+    def fill(t: float, rows: int, row_bytes: Exact) -> float:
+        """End of a write of ``rows`` rows from ``t`` on what the reads leave of the link."""
+        nbytes = float(rows * row_bytes)
+        rate = bw if beat_bytes is None else min(bw, nbytes / (rows * -(-row_bytes
+                                                                         // beat_bytes)))
+        left = nbytes
+        k = max(0, bisect.bisect_left(reads, (t,)) - 1)
+        while True:
+            while k < len(reads) and reads[k][1] <= t:
+                k += 1
+            if k < len(reads) and reads[k][0] <= t:
+                _, end, used = reads[k]
+                r = min(rate, max(0.0, bw - used))
+                if r > 0 and left <= r * (end - t):
+                    return t + left / r
+                left -= r * (end - t)
+                t = end
+                continue
+            if k == len(reads):
+                return t + left / rate
+            gap = reads[k][0] - t
+            if left <= rate * gap:
+                return t + left / rate
+            left -= rate * gap
+            t = reads[k][0]
+
+    def wb_finish(v: int) -> Any:
+        """When visit ``v``'s write-back has gone, on the reads requested so far (reads
+        requested before it would end go first); None while it has not started."""
+        end = 0.0
+        for u in range(v + 1):
+            if wb_end[u] is not None:
+                end = wb_end[u]
+                continue
+            if wb_ready[u] is None:
+                return None
+            start = max(wb_ready[u], end)
+            wb_start[u] = start
+            while True:
+                end = fill(start, *wb_job[u])
+                if u == v and pending and pending[0][0] < end:
+                    serve_one()
+                    continue
+                break
+            if end <= state["link"]:
+                wb_end[u] = end  # no read can come before it any more
+        return end
+
+    def o_wait(t: float, first: int) -> Any:
+        """The earliest time from ``t`` a load of step ``first`` may be requested (None:
+        not known yet)."""
+        h = halves["O"]
+        u = state["o_next"]
+        while u < nv and req["O"][u] is not None and req["O"][u] <= t:
+            u += 1
+        while True:
+            if u >= nv or optiles["O"][u][0] >= first or u < h:
+                return t
+            if wb_ready[u - h] is None:
+                return t if t < state["free_at"] else None
+            wb_finish(u - h)
+            if t < wb_start[u - h]:
+                return t
+            if req["O"][u] is None:
+                return None
+            t = req["O"][u]
+            u += 1
+
+    def extend() -> None:
+        progress = True
+        while progress:
+            progress = False
+            for op in _OPS:
+                j = nxt[op]
+                if j >= len(optiles[op]):
+                    continue
+                h = halves[op]
+                first = optiles[op][j][0]
+                if j < h:
+                    free: Any = 0.0
+                elif op == "O":
+                    if state["cur"] < first:
+                        continue  # its write-back's end waits on reads not known yet
+                    free = wb_finish(j - h)
+                else:
+                    free = release[op][j - h]
+                if free is None:
+                    continue
+                t = max(free, req[op][j - 1]) if j else free
+                if op != "O":
+                    t = o_wait(t, first)
+                    if t is None:
+                        continue
+                elif j and ready["O"][j - 1] is None and steps[first].jobs[2] is None:
+                    continue  # acquired only once the earlier reloads have come
+                elif j and steps[first].jobs[2] is None:
+                    t = max(t, ready["O"][j - 1])
+                req[op][j] = t
+                job = steps[first].jobs[_OPS.index(op)]
+                if job is None:
+                    ready[op][j] = t
+                else:
+                    bisect.insort(pending, (t, first, tie[op], op, j))
+                nxt[op] = j + 1
+                progress = True
+
+    def serve_one() -> None:
+        t, first, _, op, j = pending.pop(0)
+        dur = link_time(*steps[first].jobs[_OPS.index(op)])
+        start = max(state["link"], t + lat)
+        end = start + dur
+        rows, row_bytes = steps[first].jobs[_OPS.index(op)]
+        reads.append((start, end, rows * row_bytes / dur if dur else bw))
+        state["link"] = end
+        ready[op][j] = end
+
+    def loaded(op: str, j: int) -> float:
+        while ready[op][j] is None:
+            if not pending:
+                extend()
+                if not pending:
+                    raise AssertionError(f"timeline: {op} tile {j} never loads")
+            serve_one()
+            extend()
+        return ready[op][j]
+
+    total = 0.0
+    prev_start = None
+    last_start = 0.0
+    for i, st in enumerate(steps):
+        state["cur"] = i
+        extend()
+        start = state["free_at"]
+        for op in _OPS:
+            j = tile_op[op][i]
+            if optiles[op][j][0] == i:
+                while req[op][j] is None:
+                    if not pending:
+                        raise AssertionError(f"timeline: {op} tile {j} never requested")
+                    serve_one()
+                    extend()
+                start = max(start, loaded(op, j))
+        total += (start - prev_start) * st.mult if prev_start is not None else start
+        if _DEBUG is not None:
+            _DEBUG.append((i, float(start), st.mult))
+        prev_start = last_start = start
+        tm = st.timing
+        state["free_at"] = start + tm.busy
+        if i + 1 < n:
+            for o, op in enumerate(("A", "W")):
+                if steps[i + 1].changed[o]:
+                    rel = start + tm.release
+                    if op == nest.early_op:
+                        rel -= tm.early
+                    release[op][tile_op[op][i]] = rel
+        if st.write is not None:
+            v = tile_op["O"][i]
+            wb_ready[v] = start + tm.busy + tm.drain
+            wb_job[v] = st.write
+    while pending:
+        serve_one()
+    end = wb_finish(nv - 1)
+    total += end - last_start
+    return total

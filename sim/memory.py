@@ -440,6 +440,7 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
     dims = (gemm.M, gemm.N, gemm.K)
     tile = (m.tile_m, m.tile_n, m.tile_k)
     beat = beat_cycles(spec)
+    overlaps = overlaps_folds(spec)
     # per dimension: (size, tiles of that size)
     sizes = []
     for d, t in zip(dims, tile, strict=True):
@@ -456,18 +457,21 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
                 folds *= -(-ext[dim] // unroll[dim])
         length = ext[u.stream]
         interval = spec.fold_interval(length)
-        # cycles of a fold's interval after its last beat (an engine that does not overlap
-        # folds drains inside it)
-        gap = max(0, interval - length * beat)
-        base[(tm, tn, tk)] = (folds * interval, interval, spec.fold_cycles(length) - interval,
-                              gap)
+        # a fold preloads its stationary input, streams, fills and drains (hw.spec); an
+        # engine that overlaps folds preloads the next fold's while this one streams: the
+        # tile's last beat comes ``gap`` cycles before its last interval ends (a fold that
+        # does not overlap drains inside it) and its results ``tail`` cycles after
+        hidden = spec.preload_cycles if overlaps else 0
+        gap = max(0, interval - (spec.preload_cycles - hidden) - length * beat)
+        tail = max(0, spec.fold_cycles(length) - interval - hidden)
+        base[(tm, tn, tk)] = (folds * interval, interval, tail, gap)
         feed_sum += cm * cn * ck * folds * interval
     scale = exact_div(busy_total, feed_sum + base[last][2])
     # the input a fold holds while the previous fold streams (weights, WS with its double
     # buffer): released a fold before the tile ends
     stationary = next((op for op, dd in (("A", "mk"), ("W", "kn")) if u.stream not in dd),
                       None)
-    early = stationary if overlaps_folds(spec) else None
+    early = stationary if overlaps else None
     timing = tuple(
         (size, TileTiming(busy=feed * scale, release=(feed - gap) * scale,
                           early=interval * scale, drain=tail * scale))

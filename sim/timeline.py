@@ -104,10 +104,11 @@ SAMPLE = 4
 
 def _positions(trips: int, sampled: bool) -> list[tuple[int, float]]:
     """(tile index, iterations it stands for) of one loop in the reduced nest."""
-    if _FULL or trips <= (WARM + SAMPLE + 1 if sampled else 4):
+    if _FULL or trips <= (WARM + SAMPLE + 1 if sampled else 6):
         return [(i, 1) for i in range(trips)]
     if not sampled:
-        return [(0, 1), (1, 1), (2, trips - 3), (trips - 1, 1)]
+        share = (trips - 3) / 2
+        return [(0, 1), (1, 1), (2, share), (3, share), (trips - 1, 1)]
     share = (trips - 1 - WARM) / SAMPLE
     return [*((i, 1) for i in range(WARM)), *((WARM + i, share) for i in range(SAMPLE)),
             (trips - 1, 1)]

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 from hw.spec import SpecError, load_arch, tile_spec  # noqa: E402
 from sim.gemm import simulate_gemm  # noqa: E402
-from sim.verify.tile_bench import SMALL_TILES, compare, model_gemm  # noqa: E402
+from sim.verify.tile_bench import SMALL_TILES, compare, model_gemm, tile_arch  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         arch = load_arch(args.arch, [*base, f"dram.bandwidth_gb_per_s={bw}",
                                       f"dram.latency_ns={lat}"])
         r = compare(arch, M, N, K, rng)
-        res = simulate_gemm(arch, model_gemm(arch, M, N, K))
+        res = simulate_gemm(tile_arch(arch), model_gemm(arch, M, N, K))
         share = res.dram_stall_cycles / res.cycles
         limited = res.bound == "memory" or share >= 0.1
         mp = r.mapping

@@ -102,11 +102,16 @@ WARM = 4
 SAMPLE = 4
 
 
+OUTER_FULL = 6
+
+
 def _positions(trips: int, sampled: bool) -> list[tuple[int, float]]:
     """(tile index, iterations it stands for) of one loop in the reduced nest."""
-    if _FULL or trips <= (WARM + SAMPLE + 1 if sampled else 6):
+    if _FULL or trips <= (WARM + SAMPLE + 1 if sampled else OUTER_FULL):
         return [(i, 1) for i in range(trips)]
     if not sampled:
+        if OUTER_FULL < 5:
+            return [(0, 1), (1, 1), (2, trips - 3), (trips - 1, 1)]
         share = (trips - 3) / 2
         return [(0, 1), (1, 1), (2, share), (3, share), (trips - 1, 1)]
     share = (trips - 1 - WARM) / SAMPLE
@@ -192,7 +197,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     wb_job: list[Any] = [None] * nv
     wb_start: list[Any] = [None] * nv
     wb_end: list[Any] = [None] * nv  # final ends only
-    state = {"link": 0.0, "free_at": 0.0, "cur": 0, "o_next": 0}
+    state = {"link": 0.0, "free_at": 0.0, "cur": 0, "wb_open": 0}
 
     def fill(t: float, rows: int, row_bytes: Exact) -> float:
         """End of a write of ``rows`` rows from ``t`` on what the reads leave of the link."""
@@ -220,14 +225,21 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
             left -= rate * gap
             t = reads[k][0]
 
+    wb_cache: dict[int, tuple[Any, float]] = {}
+    o_reqs: list[float] = []  # the output's loader's requests so far (in order)
+
     def wb_finish(v: int) -> Any:
         """When visit ``v``'s write-back has gone, on the reads requested so far (reads
         requested before it would end go first); None while it has not started."""
-        end = 0.0
-        for u in range(v + 1):
-            if wb_end[u] is not None:
-                end = wb_end[u]
-                continue
+        if v < state["wb_open"]:
+            return wb_end[v]
+        key = (len(reads), pending[0][0] if pending else None)
+        hit = wb_cache.get(v)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        u0 = state["wb_open"]
+        end = wb_end[u0 - 1] if u0 else 0.0
+        for u in range(u0, v + 1):
             if wb_ready[u] is None:
                 return None
             start = max(wb_ready[u], end)
@@ -238,17 +250,17 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     serve_one()
                     continue
                 break
-            if end <= state["link"]:
+            if u == state["wb_open"] and end <= state["link"]:
                 wb_end[u] = end  # no read can come before it any more
+                state["wb_open"] = u + 1
+        wb_cache[v] = ((len(reads), pending[0][0] if pending else None), end)
         return end
 
     def o_wait(t: float, first: int) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:
         not known yet)."""
         h = halves["O"]
-        u = state["o_next"]
-        while u < nv and req["O"][u] is not None and req["O"][u] <= t:
-            u += 1
+        u = bisect.bisect_right(o_reqs, t)  # the visit the output's loader is at
         while True:
             if u >= nv or optiles["O"][u][0] >= first or u < h:
                 return t
@@ -292,6 +304,8 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                 elif j and steps[first].jobs[2] is None:
                     t = max(t, ready["O"][j - 1])
                 req[op][j] = t
+                if op == "O":
+                    o_reqs.append(t)
                 job = steps[first].jobs[_OPS.index(op)]
                 if job is None:
                     ready[op][j] = t

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass
 
 from typing import Any
@@ -121,36 +122,41 @@ def _positions(trips: int, sampled: bool) -> list[tuple[int, float]]:
 
 def _steps(nest: Nest) -> list[_Step]:
     """The reduced loop nest's tiles in loop order."""
-    dims = dict(zip("mnk", nest.dims, strict=True))
-    tile = dict(zip("mnk", nest.tile, strict=True))
-    trips = {d: -(-dims[d] // tile[d]) for d in "mnk"}
+    dims = nest.dims
+    tile = nest.tile
+    trips = tuple(-(-d // t) for d, t in zip(dims, tile, strict=True))
+    at = tuple(nest.order.index(d) for d in "mnk")  # loop position of m, n, k
     timing = dict(nest.timing)
-    moving = [d for d in nest.order if trips[d] > 1]
-    loops = [_positions(trips[d], bool(moving) and d == moving[-1]) for d in nest.order]
+    moving = [d for d in nest.order if trips["mnk".index(d)] > 1]
+    loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1])
+             for d in nest.order]
+    seq = list(itertools.product(*loops))
+    idxs = [(pos[at[0]][0], pos[at[1]][0], pos[at[2]][0]) for pos in seq]
+    a_b, w_b = float(nest.a_bytes), float(nest.w_bytes)
+    acc_b, o_b = float(nest.acc_bytes), float(nest.o_bytes)
+    last_k = trips[2] - 1
     out: list[_Step] = []
     prev = None
-    seq = list(itertools.product(*loops))
-    for i, pos in enumerate(seq):
-        at = {d: p for d, (p, _) in zip(nest.order, pos, strict=True)}
-        mult = 1
-        for _, m in pos:
-            mult *= m
-        idx = (at["m"], at["n"], at["k"])
-        nxt = None
-        if i + 1 < len(seq):
-            n_at = {d: p for d, (p, _) in zip(nest.order, seq[i + 1], strict=True)}
-            nxt = (n_at["m"], n_at["n"], n_at["k"])
-        size = tuple(min(tile[d], dims[d] - idx[j] * tile[d]) for j, d in enumerate("mnk"))
+    n = len(seq)
+    for i, idx in enumerate(idxs):
+        pos = seq[i]
+        mult = pos[0][1] * pos[1][1] * pos[2][1]
+        size = (min(tile[0], dims[0] - idx[0] * tile[0]),
+                min(tile[1], dims[1] - idx[1] * tile[1]),
+                min(tile[2], dims[2] - idx[2] * tile[2]))
         tm, tn, tk = size
-        changed = (prev is None or (prev[0], prev[2]) != (idx[0], idx[2]),
-                   prev is None or (prev[1], prev[2]) != (idx[1], idx[2]),
-                   prev is None or (prev[0], prev[1]) != (idx[0], idx[1]))
-        jobs = ((tm, tk * nest.a_bytes), (tk, tn * nest.w_bytes),
-                (tm, tn * nest.acc_bytes) if idx[2] else None)
+        if prev is None:
+            changed = (True, True, True)
+        else:
+            changed = (prev[0] != idx[0] or prev[2] != idx[2],
+                       prev[1] != idx[1] or prev[2] != idx[2],
+                       prev[0] != idx[0] or prev[1] != idx[1])
+        jobs = ((tm, tk * a_b), (tk, tn * w_b), (tm, tn * acc_b) if idx[2] else None)
         write = None
-        if nxt is None or (nxt[0], nxt[1]) != (idx[0], idx[1]):
-            final = idx[2] == trips["k"] - 1  # else partial sums, spilled
-            write = (tm, tn * (nest.o_bytes if final else nest.acc_bytes))
+        nxt = idxs[i + 1] if i + 1 < n else None
+        if nxt is None or nxt[0] != idx[0] or nxt[1] != idx[1]:
+            # the final output, or partial sums spilled
+            write = (tm, tn * (o_b if idx[2] == last_k else acc_b))
         out.append(_Step(size, mult, changed, jobs, write, timing[size]))
         prev = idx
     return out
@@ -171,9 +177,9 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
 
     def link_time(rows: int, row_bytes: Exact) -> float:
         nbytes = rows * row_bytes
-        t = float(nbytes) / bw
+        t = nbytes / bw
         if beat_bytes is not None:
-            t = max(t, float(rows * -(-row_bytes // beat_bytes)))
+            t = max(t, float(rows * math.ceil(row_bytes / beat_bytes - 1e-9)))
         return t
 
     # each operand's tiles: [first step, last step]
@@ -199,62 +205,78 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     wb_end: list[Any] = [None] * nv  # final ends only
     state = {"link": 0.0, "free_at": 0.0, "cur": 0, "wb_open": 0}
 
-    def fill(t: float, rows: int, row_bytes: Exact) -> float:
-        """End of a write of ``rows`` rows from ``t`` on what the reads leave of the link."""
-        nbytes = float(rows * row_bytes)
-        rate = bw if beat_bytes is None else min(bw, nbytes / (rows * -(-row_bytes
-                                                                         // beat_bytes)))
-        left = nbytes
-        k = max(0, bisect.bisect_left(reads, (t,)) - 1)
-        while True:
-            while k < len(reads) and reads[k][1] <= t:
-                k += 1
-            if k < len(reads) and reads[k][0] <= t:
-                _, end, used = reads[k]
-                r = min(rate, max(0.0, bw - used))
-                if r > 0 and left <= r * (end - t):
-                    return t + left / r
-                left -= r * (end - t)
-                t = end
-                continue
-            if k == len(reads):
-                return t + left / rate
-            gap = reads[k][0] - t
-            if left <= rate * gap:
-                return t + left / rate
-            left -= rate * gap
-            t = reads[k][0]
+    def write_rate(rows: int, row_bytes: float) -> float:
+        if beat_bytes is None:
+            return bw
+        return min(bw, rows * row_bytes / (rows * math.ceil(row_bytes / beat_bytes - 1e-9)))
 
-    wb_cache: dict[int, tuple[Any, float]] = {}
-    o_reqs: list[float] = []  # the output's loader's requests so far (in order)
+    o_reqs: list[float] = []  # the output loader's requests so far, in order
+    prog: list[Any] = [None]  # the first open write-back: [visit, time, bytes left, read]
+
+    def advance() -> None:
+        """Move the write-backs on through the reads requested so far (which later reads
+        cannot precede): reads first, the write-back in what they leave."""
+        while True:
+            u = state["wb_open"]
+            if u >= nv or wb_ready[u] is None:
+                return
+            p = prog[0]
+            if p is None or p[0] != u:
+                start = max(wb_ready[u], wb_end[u - 1] if u else 0.0)
+                wb_start[u] = start
+                rows, row_bytes = wb_job[u]
+                p = prog[0] = [u, start, rows * row_bytes,
+                               max(0, bisect.bisect_left(reads, (start,)) - 1),
+                               write_rate(rows, row_bytes)]
+            _, t, left, k, rate = p
+            done = None
+            while k < len(reads):
+                s_, e_, used = reads[k]
+                if e_ <= t:
+                    k += 1
+                    continue
+                if s_ > t:  # the link idles until this read
+                    if left <= rate * (s_ - t):
+                        done = t + left / rate
+                        break
+                    left -= rate * (s_ - t)
+                    t = s_
+                r = min(rate, max(0.0, bw - used))
+                if r > 0 and left <= r * (e_ - t):
+                    done = t + left / r
+                    break
+                left -= r * (e_ - t)
+                t = e_
+                k += 1
+            if done is None:
+                p[1:4] = [t, left, k]
+                return
+            wb_end[u] = done
+            state["wb_open"] = u + 1
 
     def wb_finish(v: int) -> Any:
         """When visit ``v``'s write-back has gone, on the reads requested so far (reads
         requested before it would end go first); None while it has not started."""
-        if v < state["wb_open"]:
-            return wb_end[v]
-        key = (len(reads), pending[0][0] if pending else None)
-        hit = wb_cache.get(v)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        u0 = state["wb_open"]
-        end = wb_end[u0 - 1] if u0 else 0.0
-        for u in range(u0, v + 1):
-            if wb_ready[u] is None:
+        while True:
+            advance()
+            u0 = state["wb_open"]
+            if v < u0:
+                return wb_end[v]
+            if wb_ready[u0] is None:
                 return None
-            start = max(wb_ready[u], end)
-            wb_start[u] = start
-            while True:
-                end = fill(start, *wb_job[u])
-                if u == v and pending and pending[0][0] < end:
-                    serve_one()
-                    continue
-                break
-            if u == state["wb_open"] and end <= state["link"]:
-                wb_end[u] = end  # no read can come before it any more
-                state["wb_open"] = u + 1
-        wb_cache[v] = ((len(reads), pending[0][0] if pending else None), end)
-        return end
+            _, t, left, _, rate = prog[0]
+            end = max(t, state["link"]) + left / rate  # after every read so far
+            for u in range(u0 + 1, v + 1):
+                if wb_ready[u] is None:
+                    return None
+                start = max(wb_ready[u], end)
+                wb_start[u] = start
+                rows, row_bytes = wb_job[u]
+                end = start + rows * row_bytes / write_rate(rows, row_bytes)
+            if pending and pending[0][0] < end:
+                serve_one()  # a read requested before it would end goes first
+                continue
+            return end
 
     def o_wait(t: float, first: int) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:

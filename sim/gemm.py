@@ -478,7 +478,6 @@ def simulate_gemm(
     return run_gemm(arch, gemm, memory=memory, objective=objective)
 
 
-@memo(maxsize=4096)
 def mapping_cost(arch: ArchSpec, gemm: Gemm, mapping: Mapping) -> tuple[int, int]:
     """One instance of ``gemm`` run with ``mapping`` on ``arch`` (real memory), exactly as
     :func:`simulate_gemm` evaluates the mapping it chooses: ``(cycles, DRAM bytes)``."""
@@ -489,6 +488,7 @@ def mapping_cost(arch: ArchSpec, gemm: Gemm, mapping: Mapping) -> tuple[int, int
             + math.ceil(t.dram_o_write_bytes + t.dram_o_read_bytes))
 
 
+@memo(maxsize=4096)
 def _single(gemm: Gemm) -> Gemm:
     """One instance of ``gemm`` under the name ``gemm`` (what :func:`_instance` caches on),
     built and validated once per GEMM."""

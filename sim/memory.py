@@ -436,7 +436,7 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
     tiles in proportion to their folds' cycles)."""
     spec = arch.engine
     u = spec.unrolling()
-    unroll = {"m": u.m, "n": u.n, "k": u.k}
+    unroll = {"m": u.m or 0, "n": u.n or 0, "k": u.k or 0}
     dims = (gemm.M, gemm.N, gemm.K)
     tile = (m.tile_m, m.tile_n, m.tile_k)
     beat = beat_cycles(spec)
@@ -448,7 +448,7 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
         sizes.append([(t, full)] + ([(rest, 1)] if rest else []))
     base: dict[tuple[int, int, int], tuple[int, int, int, Exact]] = {}
     feed_sum: Exact = 0
-    last = tuple(sz[-1][0] for sz in sizes)
+    last = (sizes[0][-1][0], sizes[1][-1][0], sizes[2][-1][0])
     for (tm, cm), (tn, cn), (tk, ck) in itertools.product(*sizes):
         ext = {"m": tm, "n": tn, "k": tk}
         folds = 1
@@ -477,12 +477,14 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
                           early=interval * scale, drain=tail * scale))
         for size, (feed, interval, tail, gap) in base.items())
     o_bits = get_format(gemm.o_fmt).bits
-    return Nest(dims=dims, tile=tile, order=tuple(m.loop_order),
+    o1, o2, o3 = m.loop_order
+    h_a, h_w, h_o = (2 if b.double_buffered else 1
+                     for b in (arch.a_buffer, arch.w_buffer, arch.o_buffer))
+    return Nest(dims=dims, tile=tile, order=(o1, o2, o3),
                 a_bytes=exact_div(gemm.exact_a_storage_bits, 8),
                 w_bytes=exact_div(gemm.exact_w_storage_bits, 8),
                 acc_bytes=exact_div(spec.acc_bits, 8), o_bytes=exact_div(o_bits, 8),
-                halves=tuple(2 if b.double_buffered else 1
-                             for b in (arch.a_buffer, arch.w_buffer, arch.o_buffer)),
+                halves=(h_a, h_w, h_o),
                 timing=timing, early_op=early)
 
 
@@ -748,10 +750,12 @@ def memory_traffic(
     *,
     memory: Memory,
     grid: FoldGrid | None = None,
+    timeline: bool = True,
 ) -> MemoryTraffic:
     """Traffic and stalls of one instance of ``gemm`` for every candidate mapping (float64
     arrays, one entry per candidate) or for one :class:`mapping.Mapping` (exact: module
-    doc).
+    doc; its DRAM stalls from its timeline, or with ``timeline=False`` from the closed form
+    that ranks the candidates: :func:`with_dram_stalls`).
 
     ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``;
     one entry per candidate, or per tile as :meth:`mapping.Candidates.fold_grid` lays them
@@ -762,7 +766,7 @@ def memory_traffic(
     traffic, exposure = traffic_without_stalls(arch, gemm, cands, compute_cycles,
                                                memory=memory, grid=grid)
     if exposure is not None:
-        traffic = with_dram_stalls(traffic, exposure, arch)
+        traffic = with_dram_stalls(traffic, exposure, arch, timeline=timeline)
     if isinstance(cands, Candidates):
         return MemoryTraffic(**{f.name: cands.flat(getattr(traffic, f.name))
                                 for f in dataclasses.fields(traffic)})

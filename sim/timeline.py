@@ -37,7 +37,6 @@ import bisect
 import itertools
 import math
 from dataclasses import dataclass
-
 from typing import Any
 
 from models.ops import Exact

@@ -15,7 +15,6 @@ from fractions import Fraction
 
 from hw.spec import TileSpec
 
-W_AHEAD = 4
 __all__ = ["TileStep", "reference_cycles", "tile_steps"]
 
 
@@ -117,7 +116,6 @@ def reference_cycles(spec: TileSpec, M: int, N: int, K: int, tile: tuple[int, in
     jq_w = jq_q = jq_a = 0  # pushed, issued, answered
     rq_i = 0  # next request of job jq_q
     ra_i = 0  # request of job jq_a whose answer comes
-    ra_beat = 0
     reads: list[list] = []  # [ready cycle, remaining bytes]
     writes: list[list] = []  # [remaining bytes]
     credit = Fraction(0)
@@ -131,7 +129,6 @@ def reference_cycles(spec: TileSpec, M: int, N: int, K: int, tile: tuple[int, in
     wr_go_at = None
     wr_reqs: list[int] = []
     wr_beats_left: list[int] = []
-    wr_cur = None  # [remaining bytes of the current request's data]
     line_ready_at = None
     last_write = 0
     t = 0
@@ -274,7 +271,7 @@ def reference_cycles(spec: TileSpec, M: int, N: int, K: int, tile: tuple[int, in
               and all(loaded[op] for op in ops)):
             st = steps[c]
             c_end = t + st.feed - 1 - st.gap
-            w_ahead = min(st.feed - 1 - st.gap, st.interval + W_AHEAD)
+            w_ahead = min(st.feed - 1 - st.gap, st.interval)
             free_at = t + st.feed
             started = c + 1
             if trace is not None:

@@ -8,7 +8,8 @@ small engine and small scratchpads (so a GEMM of a few dozen rows spans several 
 every dimension, partial edge tiles included, and runs in seconds); each point draws its DRAM
 link: bandwidth log-uniform between ``--min-bw`` and ``--max-bw`` bytes per cycle, latency
 uniform in ``0..--max-latency`` cycles (clock 1 GHz, so GB/s and ns read as bytes and
-cycles), and M, N, K uniform in ``block + 1 .. --max-dim``.
+cycles), and M, N, K uniform in ``block + 1 .. --max-dim``. The model's figures take the
+tile's port as the link's beat (``dram.beat_bytes``: ``tile_bench.tile_arch``).
 
 Writes ``results/tile_agreement_<date>.csv`` (one row per point; ``--arch`` and ``--set`` name
 the file too, e.g. ``tile_agreement_cube_output_double_buffer-true_<date>.csv``) and prints

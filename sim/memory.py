@@ -45,26 +45,31 @@ inner loops wrapping), counted exactly. The output tile is written back when it 
 when a tile is revisited (K split and ``k`` not innermost), its partial sums are written at
 ``acc_bits`` and read back later (spills).
 
-**DRAM stalls.** A double-buffered level loads the next tile while the engine computes: a
-tile's load is requested as soon as its half is free, when the tile before last ends, so the
-loads of two boundaries are in flight together and share the latency. In steady state a
-boundary exposes ``max(0, (t - c) / 2, t_bw - c)``: ``t`` its transfer with the latency,
-``t_bw`` without (the link's bandwidth binding), ``c`` the average busy time of one tile
-iteration (compute plus SRAM stalls); a tile then takes ``max(c, (c + t) / 2, t_bw)``.
-Transfers into a single-buffered level never overlap and add in full. The first tile's
-load and the last output tile's write-back are always exposed; the loads of the first
-boundary (of the innermost loop with more than one trip) into double-buffered levels are
-requested right after the first tile's and pay no latency of their own. Reads and writes
-share the link, and writes are posted: a transfer that reads ``r`` bytes and writes ``w`` (an
-output tile written back) takes ``r / bw + max(lat, w / bw)`` (the write-back goes out while
-the reads wait for the latency ``lat``), and ``w / bw`` when it reads nothing, so the last
-write-back pays no latency (the GEMM ends with its last byte sent). A write-back out of a
-double-buffered output level yields to the reads and needs its half again only when the visit
-after the next one starts, so it moves while the next visit's tiles compute: its bytes are
-spread evenly over every boundary (into a single-buffered one it is charged where the output
-tile changes). Not modelled: per-tile compute variation at edge tiles (the average is
-used), DRAM bank/row effects, refresh, and the link moving at most one beat per cycle (a row
-segment shorter than a beat still takes a cycle).
+**DRAM stalls.** Two forms. The candidates are ranked by a closed form: a double-buffered
+level loads the next tile while the engine computes: a tile's load is requested as soon as its
+half is free, when the tile before last ends, so the loads of two boundaries are in flight
+together and share the latency. In steady state a boundary exposes ``max(0, (t - c) / 2,
+t_bw - c)``: ``t`` its transfer with the latency, ``t_bw`` without (the link's bandwidth
+binding), ``c`` the average busy time of one tile iteration (compute plus SRAM stalls); a
+tile then takes ``max(c, (c + t) / 2, t_bw)``. Transfers into a single-buffered level never
+overlap and add in full. The first tile's load and the last output tile's write-back are
+always exposed; the loads of the first boundary (of the innermost loop with more than one
+trip) into double-buffered levels are requested right after the first tile's and pay no
+latency of their own. Reads and writes share the link, and writes are posted: a transfer that
+reads ``r`` bytes and writes ``w`` (an output tile written back) takes ``r / bw + max(lat, w /
+bw)`` (the write-back goes out while the reads wait for the latency ``lat``), and ``w / bw``
+when it reads nothing, so the last write-back pays no latency (the GEMM ends with its last
+byte sent). A write-back out of a double-buffered output level yields to the reads and needs
+its half again only when the visit after the next one starts, so it moves while the next
+visit's tiles compute: its bytes are spread evenly over every boundary (into a
+single-buffered one it is charged where the output tile changes). The closed form does not
+see a tile's own compute (edge tiles), which boundary a write-back's bytes delay, or an
+operand that loads during a whole inner sweep. The mapping a GEMM runs with is then
+evaluated on its timeline (:mod:`sim.timeline`, :func:`with_dram_stalls`): its tile loops
+load by load, which counts those (held within 2% of the generated tile's RTL on its
+benchmark points, ``docs/tile.md``). Neither counts DRAM bank/row effects or refresh; a link
+that moves a beat a cycle (``beat_bytes``) is counted in whole beats per row by the timeline
+only.
 
 ``memory="ideal"``: operands on chip, infinite bandwidth: no DRAM traffic, no stalls (SRAM
 reads by the array are still counted for energy).
@@ -76,7 +81,8 @@ above it good enough to rank the candidates. Given one :class:`mapping.Mapping` 
 with Python ints and :class:`fractions.Fraction` (scaled formats' bits per element, a
 bit-serial engine's cycles per beat, transfers at the link's bytes per cycle as the exact
 value of its float64): the stalls and bytes of that mapping exactly, rounded up only by the
-caller (:attr:`MemoryTraffic.stall_cycles`, ``sim.gemm``).
+caller (:attr:`MemoryTraffic.stall_cycles`, ``sim.gemm``); its DRAM stalls from its
+timeline, whose cycles are float64 rounded up to a whole cycle (exact below 2^53).
 """
 
 from __future__ import annotations

@@ -283,6 +283,16 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                 continue
             return end
 
+    def wb_begin(v: int) -> Any:
+        """When visit ``v``'s write-back starts, on the reads requested so far (None: not
+        known yet)."""
+        advance()
+        u0 = state["wb_open"]
+        if v < u0 or (v == u0 and wb_ready[v] is not None):
+            return wb_start[v] if v < u0 or prog[0] is not None and prog[0][0] == v \
+                else max(wb_ready[v], wb_end[v - 1] if v else 0.0)
+        return wb_start[v] if wb_finish(v) is not None else None
+
     def o_wait(t: float, first: int) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:
         not known yet)."""
@@ -293,8 +303,10 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                 return t
             if wb_ready[u - h] is None:
                 return t if t < state["free_at"] else None
-            wb_finish(u - h)
-            if t < wb_start[u - h]:
+            begin = wb_begin(u - h)
+            if begin is None:
+                return None
+            if t < begin:
                 return t
             if req["O"][u] is None:
                 return None

@@ -289,8 +289,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
         advance()
         u0 = state["wb_open"]
         if v < u0 or (v == u0 and wb_ready[v] is not None):
-            return wb_start[v] if v < u0 or prog[0] is not None and prog[0][0] == v \
-                else max(wb_ready[v], wb_end[v - 1] if v else 0.0)
+            return wb_start[v]  # set when advance() took the write-back up
         return wb_start[v] if wb_finish(v) is not None else None
 
     def o_wait(t: float, first: int) -> Any:

@@ -31,8 +31,9 @@ reduced loop nest: the innermost loop that moves runs its first iterations, a fe
 stand for a share of the ones between, and its last; every other loop likewise with fewer
 (:data:`WARM`, :data:`SAMPLE`, :data:`OUTER_WHOLE`). A tile's time (from the start of the tile
 before it) counts once per iteration it stands for: at most a few hundred tiles whatever the
-GEMM's size. Against every tile's timeline on random GEMMs of up to 50 tiles a loop, the
-reduced nest differs by 0.1% on average and 2.3% at most. Times are float64: a GEMM's
+GEMM's size. Against every tile's timeline on 100 random GEMMs of up to 50 tiles a loop
+(every loop order, small tiles of the systolic array and the cube), the reduced nest
+differs by 0.06% on average and 1.5% at most. Times are float64: a GEMM's
 cycles are exact below 2^53.
 """
 

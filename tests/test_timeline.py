@@ -128,3 +128,33 @@ def test_reported_stalls_are_exact_and_ideal_memory_has_none():
     assert real.cycles == real.compute_cycles + real.stall_cycles
     ideal = simulate_gemm(arch, g, memory="ideal")
     assert ideal.stall_cycles == 0 and ideal.cycles == ideal.compute_cycles
+
+
+def test_link_beat_is_the_tiles_port_and_refused_where_it_cannot_be():
+    from hw.spec import SpecError
+
+    from sim.verify.tile_bench import SMALL_TILE
+
+    with pytest.raises(SpecError, match=r"^a_buffer: beat_bytes: "):
+        load_arch("systolic", ["a_buffer.beat_bytes=16"])
+    with pytest.raises(SpecError, match=r"memory\.dram\.beat_bytes: .* set --set "
+                                        r"dram\.beat_bytes=16$"):
+        tile_spec(load_arch("systolic", [*SMALL_TILE, "dram.beat_bytes=12"]))
+    arch = load_arch("systolic", [*SMALL_TILE, "dram.beat_bytes=32"])
+    assert tile_spec(arch).ext_bytes == 32 and tile_arch(arch) is arch
+    derived = tile_arch(load_arch("systolic", SMALL_TILE))
+    assert derived.memory[-1].beat_bytes == tile_spec(derived).ext_bytes == 16
+
+
+def test_a_beat_per_row_slows_only_rows_narrower_than_a_beat():
+    """The same mapping with and without the link's beat: 4-byte W rows on a 16-byte beat take
+    a cycle each at 8 bytes per cycle, so the GEMM takes longer; a link without a beat moves
+    bytes."""
+    base = [*SMALL_TILES["systolic"], "clock_mhz=1000", "dram.bandwidth_gb_per_s=8.0",
+            "dram.latency_ns=40"]
+    M, N, K, tile = 32, 32, 36, (4, 4, 36)
+    plain = load_arch("systolic", base)
+    beat = load_arch("systolic", [*base, "dram.beat_bytes=16"])
+    mp = Candidates.single(M, N, K, tile, "mnk").mapping(0, plain)
+    g = model_gemm(plain, M, N, K)
+    assert mapping_cost(beat, g, mp)[0] > mapping_cost(plain, g, mp)[0] * 1.05

@@ -132,7 +132,6 @@ def test_reported_stalls_are_exact_and_ideal_memory_has_none():
 
 def test_link_beat_is_the_tiles_port_and_refused_where_it_cannot_be():
     from hw.spec import SpecError
-
     from sim.verify.tile_bench import SMALL_TILE
 
     with pytest.raises(SpecError, match=r"^a_buffer: beat_bytes: "):

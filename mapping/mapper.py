@@ -101,7 +101,8 @@ def search(
         raise TypeError(f"gemm: expected a models.ops.Gemm, got {type(gemm).__name__}")
     if not isinstance(arch, ArchSpec):
         raise TypeError(f"arch: expected a hw.spec.ArchSpec, got {type(arch).__name__}")
-    one = dataclasses.replace(gemm, name="gemm", count=1)
+    one = (gemm if gemm.name == "gemm" and gemm.count == 1
+           else dataclasses.replace(gemm, name="gemm", count=1))
     return _search(one, arch, cost_fn, objective)
 
 

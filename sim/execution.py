@@ -122,6 +122,7 @@ class GemmPlan:
         return self.convert_ops + self.rescale_ops
 
 
+@memo(maxsize=4096)
 def _transpose(g: Gemm) -> Gemm:
     """``C^T[N, M] = B^T[N, K] A^T[K, M]``: B's scale groups along K become A's, A's B's."""
     return dataclasses.replace(

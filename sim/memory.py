@@ -147,6 +147,17 @@ class MemoryTraffic:
         return (self.dram_a_read_bytes + self.dram_w_read_bytes + self.dram_o_write_bytes
                 + self.dram_o_read_bytes)
 
+    def with_link(self, dram_stall_cycles: Any, dram_transfer_cycles: Any) -> MemoryTraffic:
+        """This traffic with the DRAM link's stall and transfer cycles (:func:`with_dram_stalls`;
+        what ``dataclasses.replace`` does, without its per-field reflection: it runs for every
+        candidate set and mapping on every link)."""
+        return MemoryTraffic(
+            self.dram_a_read_bytes, self.dram_w_read_bytes, self.dram_o_write_bytes,
+            self.dram_o_read_bytes, self.sram_a_read_bytes, self.sram_a_write_bytes,
+            self.sram_w_read_bytes, self.sram_w_write_bytes, self.sram_o_read_bytes,
+            self.sram_o_write_bytes, self.sram_stall_cycles, dram_stall_cycles,
+            dram_transfer_cycles)
+
     @property
     def stall_cycles(self) -> Any:
         """Whole stall cycles, rounded up: an exact int for one mapping; float64 over
@@ -706,9 +717,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateE
             stall = _timeline_stall(exposure, arch, exact_bw, exact_lat)
         else:
             stall = _exact_dram_stall(exposure, exact_bw, exact_lat)
-        return dataclasses.replace(
-            traffic, dram_stall_cycles=stall,
-            dram_transfer_cycles=exact_div(traffic.dram_transfer_cycles, exact_bw))
+        return traffic.with_link(stall, exact_div(traffic.dram_transfer_cycles, exact_bw))
     e = exposure
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
@@ -744,8 +753,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateE
         boundaries = boundaries - ((ov - np.maximum(0, slack)) * e.first_class).sum(axis=0)
     first = e.first_bytes
     dram_stall = transfer(e.first_reads, None, first / bw) + e.last_bytes / bw + boundaries
-    return dataclasses.replace(traffic, dram_stall_cycles=dram_stall,
-                               dram_transfer_cycles=traffic.dram_transfer_cycles / bw)
+    return traffic.with_link(dram_stall, traffic.dram_transfer_cycles / bw)
 
 
 def memory_traffic(

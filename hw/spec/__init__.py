@@ -46,6 +46,7 @@ __all__ = [
     "EngineBase",
     "EngineSpec",
     "GpuSpec",
+    "InterconnectSpec",
     "LevelSpec",
     "Operand",
     "OperandBits",
@@ -165,6 +166,36 @@ class VectorSpec:
     lanes: Annotated[int, Field(ge=1, le=1 << 20)]
     #: Operations one exponential costs (softmax); a polynomial/table approximation.
     exp_ops: Annotated[int, Field(ge=1, le=64)] = 4
+
+
+@dataclass(config=CONFIG, kw_only=True)
+class InterconnectSpec:
+    """The links that join several devices of this architecture (``tpe sim model --devices
+    N``; ``sim.collectives``): their topology, bandwidth and the latencies of a collective.
+
+    ``switch``: every device reaches a switch (NVLink through NVSwitch) at ``bandwidth_gb_per_s``
+    in each direction. ``ring``: each device links to its two neighbours, ``bandwidth_gb_per_s``
+    per link and direction. ``torus2d``: a 2D torus (each device four links of that bandwidth),
+    the devices laid out as the most nearly square grid. ``sim.collectives`` states the
+    algorithms and protocols the latencies belong to.
+    """
+
+    #: How the devices are joined: ``switch``, ``ring`` or ``torus2d``.
+    topology: Literal["switch", "ring", "torus2d"]
+    #: GB/s each device sends in each direction (``switch``) or each link carries in each
+    #: direction (``ring``, ``torus2d``).
+    bandwidth_gb_per_s: Annotated[float, Field(gt=0, le=1e6)]
+    #: Fixed cost of one collective under the low-latency protocol (half the bandwidth:
+    #: NCCL's LL), us.
+    launch_us: Annotated[float, Field(ge=0, le=1e6)]
+    #: Latency of one step of a collective algorithm (one hop of a ring or a tree) under the
+    #: low-latency protocol, us.
+    step_us: Annotated[float, Field(ge=0, le=1e6)]
+    #: Fixed cost of one collective under the bulk protocol (the full bandwidth: NCCL's
+    #: Simple), us.
+    bulk_launch_us: Annotated[float, Field(ge=0, le=1e6)]
+    #: Latency of one ring step under the bulk protocol, us.
+    bulk_step_us: Annotated[float, Field(ge=0, le=1e6)]
 
 
 @dataclass(config=CONFIG, kw_only=True)
@@ -303,6 +334,9 @@ class ArchSpec:
     vector: VectorSpec | None = None
     #: Set for a GPU (see :class:`GpuSpec`).
     gpu: GpuSpec | None = None
+    #: The links between devices when several run one model (``[interconnect]``; ``None``:
+    #: the architecture runs alone).
+    interconnect: InterconnectSpec | None = None
 
     def __post_init__(self) -> None:
         _tiers(self.memory)  # raises ValueError on a malformed hierarchy
@@ -545,7 +579,8 @@ def arch_from_dict(data: Mapping[str, Any]) -> ArchSpec:
     except ValueError as err:
         raise SpecError(str(err)) from None
     data["memory"] = tuple(levels)
-    for key, cls in (("vector", VectorSpec), ("gpu", GpuSpec)):
+    for key, cls in (("vector", VectorSpec), ("gpu", GpuSpec),
+                     ("interconnect", InterconnectSpec)):
         if key in data:
             data[key] = build(cls, data[key], key)
     return build(ArchSpec, data, "")
@@ -740,15 +775,22 @@ def _merged(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_arch(arch: str, overrides: Sequence[str] = ()) -> ArchSpec:
+def load_arch(arch: str, overrides: Sequence[str] = (), *, devices: int = 1) -> ArchSpec:
     """Load a preset name or TOML path, apply ``--set`` overrides, validate. An override of a
-    field that the architecture's cost model does not read (:func:`gpu_model_keys` on a GPU)
-    is refused: no ``--set`` is silently ignored."""
+    field that the architecture's cost model does not read (:func:`gpu_model_keys` on a GPU;
+    the ``[interconnect]`` unless the workload runs on ``devices`` > 1) is refused: no
+    ``--set`` is silently ignored."""
     data = load_arch_dict(arch)
     keys = [parse_override(text)[0] for text in overrides]
     if "description" in keys:
         raise SpecError("--set description: a label that no result shows, so it would "
                         "change nothing; edit the architecture file's description")
+    if devices == 1:
+        for key in keys:
+            if key.split(".")[0] == "interconnect":
+                raise SpecError(f"--set {key}: the interconnect joins several devices, so on "
+                                "one it would change nothing; run tpe sim model with "
+                                "--devices N (N > 1)")
     spec = arch_from_dict(apply_overrides(data, overrides))
     allowed = gpu_model_keys(spec) if spec.gpu is not None else None
     for key in keys:
@@ -772,13 +814,14 @@ def gpu_model_keys(arch: ArchSpec) -> tuple[str, ...]:
     ``--set`` paths (``gpu.*``: every field of the ``[gpu]`` table): the SM count
     (``cores``), the clock, one SM's MACs per clock (the engine fields its
     ``macs_per_cycle`` depends on), the last memory level's bandwidth and capacity (HBM; the
-    capacity for ``fits``), and the ``[gpu]`` table; ``name`` labels the results. The
+    capacity for ``fits``), the ``[gpu]`` table and the ``[interconnect]`` (several
+    devices); ``name`` labels the results. The
     caches and the L2 are not modelled level by level: the kernel model's bandwidths are the
     card's measured ones, scaled by the HBM bandwidth."""
     hbm = arch.memory[-1].name
     rate = tuple(f"engine.{f}" for f in _rate_fields(arch.engine))
     return ("name", "cores", "clock_mhz", *rate, f"memory.{hbm}.bandwidth_gb_per_s",
-            f"memory.{hbm}.capacity_bytes", "gpu.*")
+            f"memory.{hbm}.capacity_bytes", "gpu.*", "interconnect.*")
 
 
 def _rate_fields(engine: EngineBase) -> tuple[str, ...]:

@@ -213,12 +213,13 @@ def commands_md() -> str:
 def architecture_md() -> str:
     """Every architecture key: the top level, memory levels, the vector unit, the GPU table and
     each engine kind's fields."""
-    from hw.spec import ArchSpec, GpuSpec, LevelSpec, VectorSpec, engine_kinds
+    from hw.spec import ArchSpec, GpuSpec, InterconnectSpec, LevelSpec, VectorSpec, engine_kinds
 
     lines = ["# Architecture files", "",
              "An architecture is a TOML file (the presets are in `hw/presets/`): top-level "
              "keys, an `[engine]` table, one `[memory.NAME]` table per memory level (innermost "
-             "first), an optional `[vector]` and, for a GPU, a `[gpu]` table. `base = "
+             "first), an optional `[vector]`, for a GPU a `[gpu]` table, and an optional "
+             "`[interconnect]` joining several devices. `base = "
              "\"<preset or file>\"` starts from another architecture: the file then gives only "
              "what it changes (tables merge key by key, an `[engine]` of another kind replaces "
              "the engine, levels merge by name). Any key can be changed on the command line "
@@ -228,7 +229,8 @@ def architecture_md() -> str:
                     [["`base`", "string", "-", "unset",
                       "a preset name or an architecture file (a path relative to this file) "
                       "this file starts from"],
-                     *_fields(ArchSpec, skip=("engine", "memory", "vector", "gpu"))])
+                     *_fields(ArchSpec, skip=("engine", "memory", "vector", "gpu",
+                                              "interconnect"))])
     lines += ["## `[memory.NAME]`: a memory level", ""]
     lines += _table(("key", "type", "range", "default", "meaning"),
                     _fields(LevelSpec, skip=("name",)))
@@ -236,6 +238,9 @@ def architecture_md() -> str:
     lines += _table(("key", "type", "range", "default", "meaning"), _fields(VectorSpec))
     lines += ["## `[gpu]`: a GPU architecture", ""]
     lines += _table(("key", "type", "range", "default", "meaning"), _fields(GpuSpec))
+    lines += ["## `[interconnect]`: the links between devices (`tpe sim model --devices N`)",
+              ""]
+    lines += _table(("key", "type", "range", "default", "meaning"), _fields(InterconnectSpec))
     lines += ["## `[engine]`: the engine of each core", "",
               "`kind` chooses the engine; the other keys are the kind's. Every kind has "
               "`a_bits`, `w_bits`, `acc_bits` and `signed`.", ""]

@@ -23,11 +23,13 @@ from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
 if TYPE_CHECKING:
     from hw.spec import ArchSpec
     from mapping import Mapping
+    from sim.devices import SystemResult
     from sim.model import ModelResult
     from sim.system import OpResult
 
 __all__ = [
     "QUANT_HELP",
+    "format_devices",
     "format_model",
     "format_op",
     "register",
@@ -132,6 +134,28 @@ def _model_args(model: argparse.ArgumentParser) -> None:
                        help="with --runtime eager: the host's time to launch one kernel, in us "
                             "(default: measured on the card's host per phase; measure yours "
                             "with python -m sim.gpu.framework --ops)")
+    par = model.add_argument_group(
+        "several devices", "split the pass over devices of the architecture, joined by its "
+        "[interconnect] (tensor, pipeline and expert parallelism; docs/scaleout.md)")
+    par.add_argument("--devices", type=int, default=None, metavar="N",
+                     help="devices in all: --tp x --pp (default: that product; alone, "
+                          "--tp N)")
+    par.add_argument("--tp", type=int, default=None,
+                     help="tensor-parallel devices per pipeline stage (default 1, or "
+                          "--devices / --pp)")
+    par.add_argument("--pp", type=int, default=1, help="pipeline stages (default 1)")
+    par.add_argument("--ep", type=int, default=1,
+                     help="expert parallelism of a mixture of experts: 1 (experts split like "
+                          "the MLP, the default) or --tp (whole experts per device, tokens "
+                          "sent to them all-to-all)")
+    par.add_argument("--microbatches", type=int, default=1,
+                     help="micro-batches the batch runs as through the pipeline (a divisor "
+                          "of --batch; default 1)")
+    par.add_argument("--sp", action="store_true",
+                     help="sequence parallelism: norms and residual adds on a slice of the "
+                          "tokens, each all-reduce a reduce-scatter and an all-gather")
+    par.add_argument("--overlap", action="store_true",
+                     help="overlap each collective with the operator producing its data")
     model.add_argument("--plot", default=None, metavar="DIR",
                        help="write op_breakdown.png and roofline.png into DIR")
     model.add_argument("--csv", default=None, metavar="FILE",
@@ -251,6 +275,34 @@ def _sparse(args: argparse.Namespace) -> tuple[int, int]:
     return block, topk
 
 
+def _plan(args: argparse.Namespace) -> Any:
+    """The :class:`models.parallel.ParallelPlan` of the flags, ``None`` for one device."""
+    from models.parallel import ParallelPlan
+    from sim.errors import InputError
+
+    pp = _positive("--pp", args.pp)
+    devices = None if args.devices is None else _positive("--devices", args.devices)
+    tp = None if args.tp is None else _positive("--tp", args.tp)
+    if tp is None:
+        if devices is not None and devices % pp:
+            raise InputError(f"--devices: {devices} devices do not split into --pp {pp} "
+                             "stages; use a multiple of --pp")
+        tp = 1 if devices is None else devices // pp
+    if devices is not None and devices != tp * pp:
+        raise InputError(f"--devices: {devices} is not --tp {tp} x --pp {pp} = {tp * pp}; "
+                         "give a matching --devices or leave it out")
+    ep = _positive("--ep", args.ep)
+    micro = _positive("--microbatches", args.microbatches)
+    if (tp, pp, ep, micro, args.sp, args.overlap) == (1, 1, 1, 1, False, False):
+        return None
+    try:
+        return ParallelPlan(tp=tp, pp=pp, ep=ep, microbatches=micro, sp=args.sp)
+    except ModelError as err:
+        field = str(err).split(":", 1)[0]
+        _as_flag(err, field)
+        raise
+
+
 def run_model(args: argparse.Namespace) -> int:
     """``tpe sim model``."""
     from models.llm import load_model, lower, weight_bytes
@@ -269,7 +321,21 @@ def run_model(args: argparse.Namespace) -> int:
         raise InputError(size_error("--batch x --seq", batch * seq, "prompt tokens"))
     page = _nonnegative("--kv-page", args.kv_page)
     block, topk = _sparse(args)
-    arch = _load(args)
+    plan = _plan(args)
+    if plan is not None:
+        from sim.errors import InputError
+
+        for flag, given in (("--plot", plot), ("--csv", table)):
+            if given is not None:
+                raise InputError(f"{flag}: writes one device's operators; with several "
+                                 "devices use --json (every stage's operators and "
+                                 "collectives)")
+        if args.runtime != "fused":
+            raise InputError("--runtime: several devices are modelled under the fused "
+                             "runtime (a serving engine); use --runtime fused")
+    from hw.spec import load_arch
+
+    arch = load_arch(args.arch, args.set, devices=1 if plan is None else plan.devices)
     host_us = _host_launch_us(args, arch)
     scheme = resolve_scheme(args.quant, arch.engine)
     try:
@@ -277,6 +343,8 @@ def run_model(args: argparse.Namespace) -> int:
     except ModelError as err:
         _as_flag(err, "model")
         raise
+    if plan is not None:
+        return _run_devices(args, arch, cfg, plan, scheme, batch, seq, page, block, topk)
     try:
         ops = lower(cfg, phase=args.phase, batch=batch, seq=seq, quant=scheme,
                     page_tokens=page, sparse_block=block, sparse_topk=topk,
@@ -301,6 +369,30 @@ def run_model(args: argparse.Namespace) -> int:
 
         write_operator_csv(result, table)
     print(json.dumps(result.to_dict()) if args.json else format_model(result))
+    return 0
+
+
+def _run_devices(args: argparse.Namespace, arch: ArchSpec, cfg: Any, plan: Any, scheme: Any,
+                 batch: int, seq: int, page: int, block: int, topk: int) -> int:
+    """``tpe sim model`` on several devices (:mod:`sim.devices`)."""
+    from models.parallel import lower_parallel
+    from sim.devices import simulate_devices
+    from sim.errors import FormatError
+
+    try:
+        work = lower_parallel(cfg, plan, phase=args.phase, batch=batch, seq=seq, quant=scheme,
+                              page_tokens=page, sparse_block=block, sparse_topk=topk)
+        result = simulate_devices(arch, work, name=cfg.name, phase=args.phase, batch=batch,
+                                  seq=seq, quant=scheme.name, memory=args.memory,
+                                  objective=args.objective, overlap=args.overlap)
+    except ModelError as err:
+        field = str(err).split(":", 1)[0]
+        if field in ("tp", "pp", "ep", "microbatches", "sp"):
+            _as_flag(err, field)
+        raise
+    except FormatError as err:
+        raise FormatError(f"--quant: {scheme.name}: {err}") from None
+    print(json.dumps(result.to_dict()) if args.json else format_devices(result))
     return 0
 
 
@@ -477,6 +569,53 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
             f"{behind} {g.dram_stall_cycles:,}); from {behind}: A {_si(g.dram_a_bytes, 'B')}, "
             f"W {_si(g.dram_w_bytes, 'B')}, O {_si(g.dram_o_bytes, 'B')}")
     return "\n".join(lines + validation_note(arch))
+
+
+def format_devices(r: SystemResult) -> str:
+    """The text report of a pass on several devices: per stage (one device of it) its compute,
+    communication (all, and what adds to its time), idle time and memory, then its
+    collectives."""
+    p = r.plan
+    ic = r.arch.interconnect
+    assert ic is not None or p.devices == 1
+    link = ("" if ic is None else
+            f", {ic.topology} {ic.bandwidth_gb_per_s:g} GB/s links")
+    lines = [
+        f"{r.name} {r.phase} (batch {r.batch}, seq {r.seq}, quant {r.quant}) on {p.devices} x "
+        f"{r.arch.name}{link}: tp {p.tp}, pp {p.pp}, ep {p.ep}"
+        + (", sp" if p.sp else "") + (f", {p.microbatches} micro-batches"
+                                      if p.microbatches > 1 else "")
+        + (", overlapped" if r.overlap else ""),
+        f"{'stage':<7}{'layers':<10}{'devices':>8}{'compute':>12}{'comm':>12}{'exposed':>12}"
+        f"{'idle':>12}{'memory':>12}{'of':>10}  fits",
+    ]
+    for s in r.stages:
+        lines.append(
+            f"{s.index:<7}{f'{s.layers[0]}-{s.layers[1] - 1}':<10}{s.devices:>8}"
+            f"{_time(s.compute_s):>12}{_time(s.communication_s):>12}"
+            f"{_time(s.exposed_communication_s):>12}{_time(s.idle_s):>12}"
+            f"{_si(s.memory_bytes, 'B'):>12}{_si(s.capacity_bytes, 'B'):>10}  "
+            f"{'yes' if s.fits else 'NO'}")
+    metric = ("time to first token" if r.phase == "prefill" else "time per output token")
+    lines.append(f"  {metric} {_time(r.seconds)}; {r.tokens_per_s:.4g} tokens/s; "
+                 f"{_energy(r.energy_per_token_pj)} per token (devices only)")
+    for s in r.stages:
+        if not s.collectives and s.send is None:
+            continue
+        lines.append(f"  stage {s.index} collectives per micro-batch (one device):")
+        for c in (*s.collectives, *(() if s.send is None else (s.send,))):
+            k = c.collective
+            lines.append(f"    {k.name:<28}{k.count:>5} x {k.kind:<15}{_si(k.bytes, 'B'):>9}"
+                         f" over {k.group}: {_time(c.time.seconds)} ({c.time.algorithm}, "
+                         f"{c.time.protocol})")
+    for s in r.stages:
+        if not s.fits:
+            lines.append(f"  warning: stage {s.index}'s devices hold {_si(s.memory_bytes, 'B')}"
+                         f" (weights {_si(s.weight_bytes, 'B')}, KV cache "
+                         f"{_si(s.kv_cache_bytes, 'B')}, activations "
+                         f"{_si(s.activation_bytes, 'B')}), more than the "
+                         f"{_si(s.capacity_bytes, 'B')} of {r.arch.memory[-1].name}")
+    return "\n".join(lines + validation_note(r.arch))
 
 
 def format_model(r: ModelResult) -> str:

@@ -82,6 +82,48 @@ JSON_KEYS: dict[str, dict[str, str]] = {
                "sim gemm (name, kind, count, shape, cycles, ..., mapping, and core for a GEMM "
                "on an engine architecture)",
     },
+    "tpe sim model --devices N": {
+        "arch": "the architecture's name (one device)", "model": "the model's name",
+        "phase": "prefill or decode", "batch": "sequences",
+        "seq": "prompt tokens (prefill) or cached tokens (decode)",
+        "quant": "the quantization scheme's name",
+        "memory": "real (the architecture's memory levels) or ideal (no stalls)",
+        "objective": "what the mapping search minimised: latency, energy or edp",
+        "devices": "devices in all (tp x pp)", "tp": "tensor-parallel devices per stage",
+        "pp": "pipeline stages", "ep": "expert parallelism (1, or tp: whole experts per "
+        "device)", "sp": "sequence parallelism", "microbatches": "micro-batches per pass",
+        "overlap": "whether collectives overlap the operators producing their data",
+        "interconnect": "the architecture's [interconnect] (topology, bandwidth, latencies)",
+        "seconds": "the pass's time (the pipeline schedule over the stages)",
+        "ttft_s": "prefill: time to first token, s", "tpot_s": "decode: time per output "
+        "token, s", "tokens": "tokens the pass handles", "tokens_per_s": "tokens / seconds",
+        "energy_pj": "energy of every device over the pass, pJ (links not modelled)",
+        "energy_per_token_pj": "energy_pj / tokens",
+        "fits": "whether every device's weights, KV cache and activations fit its last "
+                "memory level",
+        "stages": "one object per pipeline stage (keys below)",
+        "stages[].stage": "the stage's index", "stages[].layers": "its layers [first, stop)",
+        "stages[].devices": "its devices (tp)",
+        "stages[].compute_s": "one device's operator time over the pass",
+        "stages[].communication_s": "its collectives' time over the pass",
+        "stages[].exposed_communication_s": "the part of it that adds to the stage's time "
+                                            "(all of it without --overlap)",
+        "stages[].idle_s": "time the stage's devices wait in the pipeline",
+        "stages[].send_s": "sending one micro-batch's activations to the next stage",
+        "stages[].send": "that send as a collective object (null on the last stage)",
+        "stages[].weight_bytes": "one device's resident weights",
+        "stages[].kv_cache_bytes": "one device's share of the whole batch's KV cache",
+        "stages[].activation_bytes": "the largest operator's activations",
+        "stages[].memory_bytes": "weights + KV cache + activations",
+        "stages[].capacity_bytes": "the last memory level's capacity",
+        "stages[].fits": "memory_bytes <= capacity_bytes",
+        "stages[].collectives": "one object per collective of one micro-batch: name, kind, "
+                                "bytes, group, count, after (the operator it follows), "
+                                "seconds (all instances), exposed_s, algorithm, protocol",
+        "stages[].energy_pj": "one device's energy for one micro-batch, pJ",
+        "stages[].ops": "one device's operators of one micro-batch, with the operator keys "
+                        "of tpe sim gemm",
+    },
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sim.files import replacing
-from sim.sweep.spec import RESERVED, WORKLOAD_COLUMNS
+from sim.sweep.spec import PLAN_FLAGS, PLAN_KEYS, RESERVED, WORKLOAD_COLUMNS
 from sim.sweep.storage import read_results
 
 
@@ -120,14 +120,21 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
     """Pareto fronts (throughput vs area, energy per token vs latency) per workload as PNG,
     and ``report.md`` with a summary table and the best point per objective. Returns the
     Markdown file's path."""
+    import pyarrow as pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     # rows in a fixed order (the parts are written as chunks finish): ties between points
     # (the best point per objective) then go the same way on every run
-    table = read_results(results).sort_by([("point_id", "ascending"),
-                                           *((k, "ascending") for k in WORKLOAD_COLUMNS)])
+    table = read_results(results)
+    # results written before the plan's columns: every pass on one device
+    for keys, value, kind in ((PLAN_KEYS, 1, pa.int64()), (PLAN_FLAGS, False, pa.bool_())):
+        for k in keys:
+            if k not in table.column_names:
+                table = table.append_column(k, pa.array([value] * table.num_rows, kind))
+    table = table.sort_by([("point_id", "ascending"),
+                           *((k, "ascending") for k in WORKLOAD_COLUMNS)])
     cols = table.to_pydict()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +157,10 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
                                  list[str] | None]]] = {
         f[0]: [] for f in FRONTS}
     for wl, rows in workloads.items():
-        label = "{} {} b{} s{} {}".format(*wl)
+        label = "{} {} b{} s{} {}".format(*wl[:5])
+        if tuple(wl[5:]) != (1, 1, 1, 1, False, False):
+            label += " tp{} pp{} ep{} mb{}".format(*wl[5:9])
+            label += " sp" * bool(wl[9]) + " overlap" * bool(wl[10])
         idx = np.array([i for i in rows if ok[i]], dtype=np.int64)
         if len(idx) == 0:
             summary.append(f"| {label} | {len(rows)} | {len(rows)} | 0 | 0 | - | - | - |")

@@ -30,6 +30,8 @@ from models import ModelError
 from models.llm import load_model, lower
 from sim.sweep.spec import (
     METRIC_COLUMNS,
+    PLAN_FLAGS,
+    PLAN_KEYS,
     WORKLOAD_COLUMNS,
     Axis,
     SweepSpec,
@@ -73,7 +75,9 @@ def _schema(spec: SweepSpec) -> Any:
     fields += [pa.field(a.key, axis_type(a)) for a in spec.axes]
     fields += [pa.field("model", pa.string()), pa.field("phase", pa.string()),
                pa.field("batch", pa.int64()), pa.field("seq", pa.int64()),
-               pa.field("quant", pa.string()), pa.field("arch", pa.string()),
+               pa.field("quant", pa.string()),
+               *(pa.field(k, pa.int64()) for k in PLAN_KEYS),
+               *(pa.field(k, pa.bool_()) for k in PLAN_FLAGS), pa.field("arch", pa.string()),
                pa.field("engine", pa.string())]
     fields += [pa.field(k, getattr(pa, t)()) for k, t in METRIC_COLUMNS.items()]
     fields.append(pa.field("error", pa.string()))
@@ -106,6 +110,38 @@ class _Evaluator:
                                    seq=w.seq, quant=scheme)
         return self._ops[key]
 
+    def _devices(self, arch: Any, w: Workload) -> dict[str, Any]:
+        """The metrics of a pass on several devices (``sim.devices``): time, tokens and
+        energy of the whole system, the area and DRAM bytes of all its devices; the cycles at
+        the architecture's clock; no stall cycles (each stage has its own)."""
+        from models.parallel import ParallelPlan, lower_parallel
+        from sim.devices import simulate_devices
+        from sim.energy import system_area_breakdown
+        from sim.execution import resolve_scheme
+
+        scheme = resolve_scheme(w.quant, arch.engine)
+        plan = ParallelPlan(tp=w.tp, pp=w.pp, ep=w.ep, microbatches=w.microbatches, sp=w.sp)
+        key = (w.key, scheme.name, scheme.w_fmt, scheme.a_fmt, scheme.kv_fmt)
+        if key not in self._ops:
+            if w.model not in self._models:
+                self._models[w.model] = load_model(self.spec.models[w.model])
+            self._ops[key] = lower_parallel(self._models[w.model], plan, phase=w.phase,
+                                            batch=w.batch, seq=w.seq, quant=scheme)
+        r = simulate_devices(arch, self._ops[key], name=w.model, phase=w.phase,
+                             batch=w.batch, seq=w.seq, quant=scheme.name, overlap=w.overlap)
+        macs = sum(plan.microbatches * plan.tp * s.model.macs for s in r.stages)
+        peak = arch.cores * arch.engine.macs_per_cycle * plan.devices
+        cycles = r.seconds * arch.clock_mhz * 1e6
+        return {
+            "seconds": r.seconds, "tokens_per_s": r.tokens_per_s, "energy_pj": r.energy_pj,
+            "energy_per_token_pj": r.energy_per_token_pj, "edp_pj_s": r.energy_pj * r.seconds,
+            "area_mm2": plan.devices * sum(system_area_breakdown(arch).values()) / 1e6,
+            "utilization": macs / (cycles * peak), "cycles": round(cycles),
+            "stall_cycles": None,
+            "dram_bytes": sum(plan.microbatches * plan.tp * s.model.dram_bytes
+                              for s in r.stages),
+        }
+
     def evaluate(self, points: Iterable[Sequence[Any]]) -> dict[str, list[Any]]:
         from sim.execution import resolve_scheme
         from sim.model import simulate_model
@@ -134,7 +170,12 @@ class _Evaluator:
                     cols[k].append(getattr(w, k))
                 metrics: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
                 error = arch_error
-                if arch is not None:
+                if arch is not None and w.several:
+                    try:
+                        metrics = self._devices(arch, w)
+                    except (SpecError, ModelError, MappingError) as err:
+                        error = str(err)
+                elif arch is not None:
                     try:
                         scheme = resolve_scheme(w.quant, arch.engine)
                         r = simulate_model(arch, self._lowered(w, scheme), name=w.model,

@@ -65,6 +65,7 @@ from typing import Any, Literal
 from hw.spec import SpecError, apply_overrides, arch_from_dict, load_arch_dict, read_toml
 from models import ModelError
 from models.llm import load_model, lower
+from models.parallel import ParallelPlan, lower_parallel
 from models.quant import get_scheme
 
 Strategy = Literal["grid", "random", "nsga2"]
@@ -108,8 +109,13 @@ METRIC_MEANINGS: dict[str, str] = {
     "stall_cycles": "cycles waiting for memory",
     "dram_bytes": "bytes moved to and from the last memory level",
 }
-#: The workload columns of the results table.
-WORKLOAD_COLUMNS = ("model", "phase", "batch", "seq", "quant")
+#: The workload columns of the results table (the last four: the parallel plan of a pass on
+#: several devices, all 1 for one device).
+WORKLOAD_COLUMNS = ("model", "phase", "batch", "seq", "quant", "tp", "pp", "ep",
+                    "microbatches", "sp", "overlap")
+#: The parallel plan's integer columns and [workload] keys, and its true/false ones.
+PLAN_KEYS = ("tp", "pp", "ep", "microbatches")
+PLAN_FLAGS = ("sp", "overlap")
 #: Columns of the results table other than the axes (no axis may take one of these names).
 RESERVED = {"point_id", *WORKLOAD_COLUMNS, "arch", "engine", "error", *METRIC_COLUMNS}
 _DEFAULT_OBJECTIVES = ("tokens_per_s:max", "energy_per_token_pj:min", "area_mm2:min")
@@ -135,6 +141,16 @@ WORKLOAD_KEYS: dict[str, str] = {
            "[512])",
     "quant": "quantization schemes, or auto: the engine's own integer widths (default "
              "[\"auto\"])",
+    "tp": "tensor-parallel devices per pipeline stage (default [1]; several devices need the "
+          "base's [interconnect])",
+    "pp": "pipeline stages (default [1])",
+    "ep": "expert parallelism, 1 or a workload's tp (default [1]; a combination with another "
+          "tp, or an ep above 1 on a model without experts, is left out)",
+    "microbatches": "micro-batches through the pipeline, divisors of every batch (default "
+                    "[1])",
+    "sp": "sequence parallelism, true or false (default [false]; left out where tp is 1)",
+    "overlap": "collectives overlap the operators producing their data, true or false "
+               "(default [false]; left out on one device)",
 }
 _SWEEP_KEYS = tuple(SWEEP_KEYS)
 _WORKLOAD_KEYS = tuple(WORKLOAD_KEYS)
@@ -162,10 +178,29 @@ class Workload:
     batch: int
     seq: int
     quant: str
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    microbatches: int = 1
+    sp: bool = False
+    overlap: bool = False
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def several(self) -> bool:
+        """Whether the pass runs under a parallel plan (``models.parallel``)."""
+        return (self.tp, self.pp, self.ep, self.microbatches, self.sp, self.overlap) != (
+            1, 1, 1, 1, False, False)
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.phase}/b{self.batch}/s{self.seq}/{self.quant}"
+        plan = (f"/tp{self.tp}/pp{self.pp}/ep{self.ep}/mb{self.microbatches}"
+                + ("/sp" if self.sp else "") + ("/overlap" if self.overlap else "")
+                if self.several else "")
+        return f"{self.model}/{self.phase}/b{self.batch}/s{self.seq}/{self.quant}{plan}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -331,6 +366,11 @@ def parse_sweep(raw: Mapping[str, Any], *, root: Path = Path("."),
     axes = (*axes, *_union(per_base))
 
     workloads, models = _workloads(_table(raw, "workload", _WORKLOAD_KEYS), root)
+    if not any(w.devices > 1 for w in workloads):
+        for axis in axes:
+            if axis.key.split(".")[0] == "interconnect":
+                raise _err(f"axes.{axis.key}", "the interconnect joins several devices and "
+                           "every workload runs on one; add [workload] tp or pp values > 1")
     fingerprint = _fingerprint({
         "axes": [[a.key, list(a.values)] for a in axes],
         **({"per_base": {b: [[a.key, list(a.values)] for a in own]
@@ -514,6 +554,12 @@ def _workloads(table: Mapping[str, Any], root: Path
     batches = listed("batch", [1])
     seqs = listed("seq", [512])
     quants = listed("quant", ["auto"])
+    plans = {k: listed(k, [1]) for k in PLAN_KEYS}
+    flags = {k: listed(k, [False]) for k in PLAN_FLAGS}
+    for key, vals in flags.items():
+        for v in vals:
+            if not isinstance(v, bool):
+                raise _err(f"workload.{key}", f"must be true or false (got {v!r})")
     resolved: dict[str, str] = {}
     for m in models:
         if not isinstance(m, str):
@@ -526,7 +572,7 @@ def _workloads(table: Mapping[str, Any], root: Path
     for p in phases:
         if p not in PHASES:
             raise _err("workload.phases", f"must be prefill or decode (got {p!r})")
-    for key, vals in (("batch", batches), ("seq", seqs)):
+    for key, vals in (("batch", batches), ("seq", seqs), *plans.items()):
         for v in vals:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise _err(f"workload.{key}", f"must be positive integers (got {v!r})")
@@ -539,13 +585,31 @@ def _workloads(table: Mapping[str, Any], root: Path
             except ModelError as err:
                 raise _err("workload.quant", str(err).removeprefix("--quant: ")) from None
     out = []
-    for m, p, b, s, q in itertools.product(models, phases, batches, seqs, quants):
+    combos = itertools.product(models, phases, batches, seqs, quants, plans["tp"],
+                               plans["pp"], plans["ep"], plans["microbatches"], flags["sp"],
+                               flags["overlap"])
+    for m, p, b, s, q, tp, pp, ep, mb, sp, overlap in combos:
+        cfg = load_model(resolved[m])
+        if ep != 1 and (ep != tp or cfg.moe is None):  # spans a stage's tensor parallelism
+            continue
+        if (sp and tp == 1) or (overlap and tp * pp == 1):  # nothing to split or overlap
+            continue
         try:
-            lower(load_model(resolved[m]), phase=p, batch=b, seq=s, quant="fp16")
+            lower(cfg, phase=p, batch=b, seq=s, quant="fp16")
         except ModelError as err:
             raise _err("workload.seq" if "seq" in str(err) else "workload",
                        f"{m} {p} batch {b} seq {s}: {err}") from None
-        out.append(Workload(model=m, phase=p, batch=b, seq=s, quant=q))
+        w = Workload(model=m, phase=p, batch=b, seq=s, quant=q, tp=tp, pp=pp, ep=ep,
+                     microbatches=mb, sp=sp, overlap=overlap)
+        if w.several:
+            try:
+                lower_parallel(cfg, ParallelPlan(tp=tp, pp=pp, ep=ep, microbatches=mb, sp=sp),
+                               phase=p, batch=b, seq=s, quant="fp16")
+            except ModelError as err:
+                field = str(err).split(":", 1)[0]
+                raise _err(f"workload.{field}" if field in PLAN_KEYS else "workload",
+                           f"{m} {p} batch {b}: {err}") from None
+        out.append(w)
     if len({w.key for w in out}) != len(out):
         raise _err("workload", "a workload appears twice (repeated list entries)")
     return tuple(out), resolved

@@ -458,6 +458,10 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
     tile = (m.tile_m, m.tile_n, m.tile_k)
     beat = beat_cycles(spec)
     overlaps = overlaps_folds(spec)
+    try:  # beyond the engine contract (fold timing, unrolling): kinds that preload say so
+        preload = spec.preload_cycles
+    except NotImplementedError:
+        preload = 0
     # per dimension: (size, tiles of that size)
     sizes = []
     for d, t in zip(dims, tile, strict=True):
@@ -478,8 +482,8 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
         # engine that overlaps folds preloads the next fold's while this one streams: the
         # tile's last beat comes ``gap`` cycles before its last interval ends (a fold that
         # does not overlap drains inside it) and its results ``tail`` cycles after
-        hidden = spec.preload_cycles if overlaps else 0
-        gap = max(0, interval - (spec.preload_cycles - hidden) - length * beat)
+        hidden = preload if overlaps else 0
+        gap = max(0, interval - (preload - hidden) - length * beat)
         tail = max(0, spec.fold_cycles(length) - interval - hidden)
         base[(tm, tn, tk)] = (folds * interval, interval, tail, gap)
         feed_sum += cm * cn * ck * folds * interval

@@ -8,7 +8,8 @@ small engine and small scratchpads (so a GEMM of a few dozen rows spans several 
 every dimension, partial edge tiles included, and runs in seconds); each point draws its DRAM
 link: bandwidth log-uniform between ``--min-bw`` and ``--max-bw`` bytes per cycle, latency
 uniform in ``0..--max-latency`` cycles (clock 1 GHz, so GB/s and ns read as bytes and
-cycles), and M, N, K uniform in ``block + 1 .. --max-dim``.
+cycles), and M, N, K uniform in ``block + 1 .. --max-dim``. The model's figures take the
+tile's port as the link's beat (``dram.beat_bytes``: ``tile_bench.tile_arch``).
 
 Writes ``results/tile_agreement_<date>.csv`` (one row per point; ``--arch`` and ``--set`` name
 the file too, e.g. ``tile_agreement_cube_output_double_buffer-true_<date>.csv``) and prints
@@ -42,7 +43,7 @@ import numpy as np  # noqa: E402
 
 from hw.spec import SpecError, load_arch, tile_spec  # noqa: E402
 from sim.gemm import simulate_gemm  # noqa: E402
-from sim.verify.tile_bench import SMALL_TILES, compare, model_gemm  # noqa: E402
+from sim.verify.tile_bench import SMALL_TILES, compare, model_gemm, tile_arch  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         arch = load_arch(args.arch, [*base, f"dram.bandwidth_gb_per_s={bw}",
                                       f"dram.latency_ns={lat}"])
         r = compare(arch, M, N, K, rng)
-        res = simulate_gemm(arch, model_gemm(arch, M, N, K))
+        res = simulate_gemm(tile_arch(arch), model_gemm(arch, M, N, K))
         share = res.dram_stall_cycles / res.cycles
         limited = res.bound == "memory" or share >= 0.1
         mp = r.mapping

@@ -132,28 +132,28 @@ short edge tile (below). (The loader per operand changed none of that: on 33 oth
 GEMMs, 26 were exact with the single loader and with the per-operand ones, and one of the
 others took fewer cycles.)
 
-**What the model abstracts** (``sim.memory``'s DRAM stalls; ``benchmarks/tile_agreement.py``
-sets them beside the measured cycles over random shapes and links, ``docs/tile.md`` has the
-table). The model exposes, per loop boundary, ``max(0, (t - c) / 2, t_bw - c)``: two tiles'
-loads in flight (each requested when the tile before last ends, as the loaders here do),
-``t`` the boundary's transfer with the latency, ``t_bw`` without it, ``c`` the *average*
-compute of a tile; the tile waits for the actual transfers of a boundary against the actual
-compute before it, so edge tiles (short compute, same-size loads in one dimension) expose
-more than the average says. Both count the write-backs as posted and the first boundary's
-loads as requested right after the first tile's. The model charges an operand's transfer
-to the boundary where its tile changes; the tile loads the operand that does not depend on
-the inner loop during the whole inner sweep before that boundary (its loader waits only for
-its own free half), which the model does not count. The tile moves whole beats: a matrix row
-narrower than a beat takes a beat (and, with one bank, a row segment of one line block: a
-line narrower than a beat, whose columns a beat spans only in part, loads at a line per
-cycle), where the model counts bytes; a short tile row on a fast link so takes more link
-cycles than its bytes (most on the cube, whose folds take K/k beats). A
-spilled output tile comes back into a free O half, i.e. after a write-back (with two halves,
-of the output tile before last), and the tile computes only after its reload's last answer:
-when the tiles between two visits of an output tile compute for less than that write-back and
-reload take, the engine waits, where the model counts the bytes only. Both size buffer tiles
-in whole engine beats (``mapping.candidates``); banked scratchpads round the tile's lines up
-to their banks, so a mapping may still not fit (``tile_bench.fit_mapping`` refits it).
+**What the model abstracts** (``sim.timeline``, the DRAM stalls of the mapping a GEMM runs
+with; ``benchmarks/tile_agreement.py`` sets them beside the measured cycles over random
+shapes and links, ``docs/tile.md`` has the table). The timeline follows this scheme load by
+load: a loader per operand that waits only for its own free half (so the operand that does
+not depend on the inner loop loads during the sweep on its current tile), the loads first
+come, first served on one link after its latency, a tile computing once its operands have
+loaded and the tile before it is done (its folds back to back; the input a fold holds
+stationary released a fold early when the engine takes it while the previous fold
+streams), each write-back after its tile's drain and the previous write-back, taking what
+the reads leave of the link, an output half freed by the write-back of the visit before
+last, a reload after it, and the loads of later tiles held back while the output loader
+waits for a running write-back. Given the link's beat (``dram.beat_bytes``; the benchmark
+gives the port's width, ``tile_bench.tile_arch``), a tile row takes whole beats. It leaves
+out: the link's credit bucket and its read and write beat per cycle (the timeline moves
+bytes at the link's rate, reads first); the request walker (a request per cycle, a queue of
+four jobs) and the request order within a job; the cycles between a job's last answer and
+the tile's first beat and before a write-back's first beat (a few per tile); line blocks
+narrower than a beat in one bank (a request per segment); and, for loops of more trips
+than its reduced nest runs, the middle iterations, counted from samples of them. The
+candidates are still ranked by the closed form (``sim.memory``: per loop boundary, the
+transfer against the average tile), so the mapping the model picks is the closed form's best,
+evaluated by the timeline.
 
 Not built yet: bit-packed sub-byte formats, a write-back at the output format.
 """

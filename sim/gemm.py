@@ -517,6 +517,16 @@ def simulate_gemm(
     return run_gemm(arch, gemm, memory=memory, objective=objective)
 
 
+def mapping_cost(arch: ArchSpec, gemm: Gemm, mapping: Mapping) -> tuple[int, int]:
+    """One instance of ``gemm`` run with ``mapping`` on ``arch`` (real memory), exactly as
+    :func:`simulate_gemm` evaluates the mapping it chooses: ``(cycles, DRAM bytes)``."""
+    ev = _evaluate(arch, gemm, mapping, "real")
+    t = ev.traffic
+    return (ev.compute_cycles + ev.stall_cycles,
+            math.ceil(t.dram_a_read_bytes) + math.ceil(t.dram_w_read_bytes)
+            + math.ceil(t.dram_o_write_bytes + t.dram_o_read_bytes))
+
+
 @memo(maxsize=4096)
 def _single(gemm: Gemm) -> Gemm:
     """One instance of ``gemm`` under the name ``gemm`` (what :func:`_instance` caches on),

@@ -45,26 +45,31 @@ inner loops wrapping), counted exactly. The output tile is written back when it 
 when a tile is revisited (K split and ``k`` not innermost), its partial sums are written at
 ``acc_bits`` and read back later (spills).
 
-**DRAM stalls.** A double-buffered level loads the next tile while the engine computes: a
-tile's load is requested as soon as its half is free, when the tile before last ends, so the
-loads of two boundaries are in flight together and share the latency. In steady state a
-boundary exposes ``max(0, (t - c) / 2, t_bw - c)``: ``t`` its transfer with the latency,
-``t_bw`` without (the link's bandwidth binding), ``c`` the average busy time of one tile
-iteration (compute plus SRAM stalls); a tile then takes ``max(c, (c + t) / 2, t_bw)``.
-Transfers into a single-buffered level never overlap and add in full. The first tile's
-load and the last output tile's write-back are always exposed; the loads of the first
-boundary (of the innermost loop with more than one trip) into double-buffered levels are
-requested right after the first tile's and pay no latency of their own. Reads and writes
-share the link, and writes are posted: a transfer that reads ``r`` bytes and writes ``w`` (an
-output tile written back) takes ``r / bw + max(lat, w / bw)`` (the write-back goes out while
-the reads wait for the latency ``lat``), and ``w / bw`` when it reads nothing, so the last
-write-back pays no latency (the GEMM ends with its last byte sent). A write-back out of a
-double-buffered output level yields to the reads and needs its half again only when the visit
-after the next one starts, so it moves while the next visit's tiles compute: its bytes are
-spread evenly over every boundary (into a single-buffered one it is charged where the output
-tile changes). Not modelled: per-tile compute variation at edge tiles (the average is
-used), DRAM bank/row effects, refresh, and the link moving at most one beat per cycle (a row
-segment shorter than a beat still takes a cycle).
+**DRAM stalls.** Two forms. The candidates are ranked by a closed form: a double-buffered
+level loads the next tile while the engine computes: a tile's load is requested as soon as its
+half is free, when the tile before last ends, so the loads of two boundaries are in flight
+together and share the latency. In steady state a boundary exposes ``max(0, (t - c) / 2,
+t_bw - c)``: ``t`` its transfer with the latency, ``t_bw`` without (the link's bandwidth
+binding), ``c`` the average busy time of one tile iteration (compute plus SRAM stalls); a
+tile then takes ``max(c, (c + t) / 2, t_bw)``. Transfers into a single-buffered level never
+overlap and add in full. The first tile's load and the last output tile's write-back are
+always exposed; the loads of the first boundary (of the innermost loop with more than one
+trip) into double-buffered levels are requested right after the first tile's and pay no
+latency of their own. Reads and writes share the link, and writes are posted: a transfer that
+reads ``r`` bytes and writes ``w`` (an output tile written back) takes ``r / bw + max(lat, w /
+bw)`` (the write-back goes out while the reads wait for the latency ``lat``), and ``w / bw``
+when it reads nothing, so the last write-back pays no latency (the GEMM ends with its last
+byte sent). A write-back out of a double-buffered output level yields to the reads and needs
+its half again only when the visit after the next one starts, so it moves while the next
+visit's tiles compute: its bytes are spread evenly over every boundary (into a
+single-buffered one it is charged where the output tile changes). The closed form does not
+see a tile's own compute (edge tiles), which boundary a write-back's bytes delay, or an
+operand that loads during a whole inner sweep. The mapping a GEMM runs with is then
+evaluated on its timeline (:mod:`sim.timeline`, :func:`with_dram_stalls`): its tile loops
+load by load, which counts those (held within 2% of the generated tile's RTL on its
+benchmark points, ``docs/tile.md``). Neither counts DRAM bank/row effects or refresh; a link
+that moves a beat a cycle (``beat_bytes``) is counted in whole beats per row by the timeline
+only.
 
 ``memory="ideal"``: operands on chip, infinite bandwidth: no DRAM traffic, no stalls (SRAM
 reads by the array are still counted for energy).
@@ -76,12 +81,14 @@ above it good enough to rank the candidates. Given one :class:`mapping.Mapping` 
 with Python ints and :class:`fractions.Fraction` (scaled formats' bits per element, a
 bit-serial engine's cycles per beat, transfers at the link's bytes per cycle as the exact
 value of its float64): the stalls and bytes of that mapping exactly, rounded up only by the
-caller (:attr:`MemoryTraffic.stall_cycles`, ``sim.gemm``).
+caller (:attr:`MemoryTraffic.stall_cycles`, ``sim.gemm``); its DRAM stalls from its
+timeline, whose cycles are float64 rounded up to a whole cycle (exact below 2^53).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import operator
 from dataclasses import dataclass
@@ -95,6 +102,7 @@ from mapping import DIMS, OPERAND_DIMS, Candidates, FoldGrid, Mapping, count_pro
 from models.caches import memo
 from models.formats import get_format
 from models.ops import Exact, Gemm, exact, exact_div
+from sim.timeline import Nest, TileTiming, timeline_cycles
 
 __all__ = [
     "MEMORY_MODES",
@@ -434,8 +442,71 @@ def _mapping_dram(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact
                             serial_written=none if dbuf["o"] else written,
                             overlap_written=written if dbuf["o"] else none,
                             busy_cycles=exact_div(busy_total, iterations),
-                            edge_bytes=(first_a + first_w, last_o), exact=True)
+                            edge_bytes=(first_a + first_w, last_o), exact=True,
+                            nest=_nest(arch, gemm, m, busy_total))
     return (dram_a, dram_w, dram_o_wr, dram_o_rd), exposure
+
+
+def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
+    """The tile loops of mapping ``m`` for :func:`sim.timeline.timeline_cycles`: per distinct
+    tile size, the engine's timing (its folds back to back, the SRAM stalls spread over the
+    tiles in proportion to their folds' cycles)."""
+    spec = arch.engine
+    u = spec.unrolling()
+    unroll = {"m": u.m or 0, "n": u.n or 0, "k": u.k or 0}
+    dims = (gemm.M, gemm.N, gemm.K)
+    tile = (m.tile_m, m.tile_n, m.tile_k)
+    beat = beat_cycles(spec)
+    overlaps = overlaps_folds(spec)
+    try:  # beyond the engine contract (fold timing, unrolling): kinds that preload say so
+        preload = spec.preload_cycles
+    except NotImplementedError:
+        preload = 0
+    # per dimension: (size, tiles of that size)
+    sizes = []
+    for d, t in zip(dims, tile, strict=True):
+        full, rest = divmod(d, t)
+        sizes.append([(t, full)] + ([(rest, 1)] if rest else []))
+    base: dict[tuple[int, int, int], tuple[int, int, int, Exact]] = {}
+    feed_sum: Exact = 0
+    last = (sizes[0][-1][0], sizes[1][-1][0], sizes[2][-1][0])
+    for (tm, cm), (tn, cn), (tk, ck) in itertools.product(*sizes):
+        ext = {"m": tm, "n": tn, "k": tk}
+        folds = 1
+        for dim in DIMS:
+            if unroll[dim]:
+                folds *= -(-ext[dim] // unroll[dim])
+        length = ext[u.stream]
+        interval = spec.fold_interval(length)
+        # a fold preloads its stationary input, streams, fills and drains (hw.spec); an
+        # engine that overlaps folds preloads the next fold's while this one streams: the
+        # tile's last beat comes ``gap`` cycles before its last interval ends (a fold that
+        # does not overlap drains inside it) and its results ``tail`` cycles after
+        hidden = preload if overlaps else 0
+        gap = max(0, interval - (preload - hidden) - length * beat)
+        tail = max(0, spec.fold_cycles(length) - interval - hidden)
+        base[(tm, tn, tk)] = (folds * interval, interval, tail, gap)
+        feed_sum += cm * cn * ck * folds * interval
+    scale = exact_div(busy_total, feed_sum + base[last][2])
+    # the input a fold holds while the previous fold streams (weights, WS with its double
+    # buffer): released a fold before the tile ends
+    stationary = next((op for op, dd in (("A", "mk"), ("W", "kn")) if u.stream not in dd),
+                      None)
+    early = stationary if overlaps else None
+    timing = tuple(
+        (size, TileTiming(busy=feed * scale, release=(feed - gap) * scale,
+                          early=interval * scale, drain=tail * scale))
+        for size, (feed, interval, tail, gap) in base.items())
+    o_bits = get_format(gemm.o_fmt).bits
+    o1, o2, o3 = m.loop_order
+    h_a, h_w, h_o = (2 if b.double_buffered else 1
+                     for b in (arch.a_buffer, arch.w_buffer, arch.o_buffer))
+    return Nest(dims=dims, tile=tile, order=(o1, o2, o3),
+                a_bytes=exact_div(gemm.exact_a_storage_bits, 8),
+                w_bytes=exact_div(gemm.exact_w_storage_bits, 8),
+                acc_bytes=exact_div(spec.acc_bits, 8), o_bytes=exact_div(o_bits, 8),
+                halves=(h_a, h_w, h_o),
+                timing=timing, early_op=early)
 
 
 #: Which loop dimensions (``DIMS``) index each operand (:data:`mapping.OPERAND_DIMS`): rows
@@ -529,7 +600,22 @@ class DramExposure:
     busy_cycles: Any
     edge_bytes: tuple[Any, Any]
     exact: bool = False
+    #: The mapping's tile loops, for its timeline (:mod:`sim.timeline`).
+    nest: Nest | None = None
 
+
+
+def _timeline_stall(e: DramExposure, arch: ArchSpec, bw: Exact, lat: Exact) -> Exact:
+    """The DRAM stall cycles of one mapping from its timeline: the cycles from the start to
+    the last byte written, rounded up to a whole cycle, beyond the engine's busy ones."""
+    assert e.nest is not None
+    busy = e.busy_cycles * count_product(*(-(-d // t) for d, t in zip(
+        e.nest.dims, e.nest.tile, strict=True)))
+    total = math.ceil(timeline_cycles(e.nest, bw, lat, arch.memory[-1].beat_bytes) - 1e-6)
+    stall = total - busy
+    if stall <= 0:
+        return 0
+    return stall.numerator if isinstance(stall, Fraction) and stall.denominator == 1 else stall
 
 
 def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
@@ -624,13 +710,18 @@ class CandidateExposure:
 
 
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateExposure,
-                     arch: ArchSpec) -> MemoryTraffic:
+                     arch: ArchSpec, *, timeline: bool = True) -> MemoryTraffic:
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
-    (bandwidth, latency, clock): see the module doc."""
+    (bandwidth, latency, clock): see the module doc. One mapping's stalls come from its
+    timeline (:mod:`sim.timeline`), or with ``timeline=False`` from the closed form that
+    ranks the candidates, evaluated exactly."""
     if isinstance(exposure, DramExposure):
         exact_bw, exact_lat = exact_link(arch)
-        return traffic.with_link(_exact_dram_stall(exposure, exact_bw, exact_lat),
-                                 exact_div(traffic.dram_transfer_cycles, exact_bw))
+        if timeline and exposure.nest is not None:
+            stall = _timeline_stall(exposure, arch, exact_bw, exact_lat)
+        else:
+            stall = _exact_dram_stall(exposure, exact_bw, exact_lat)
+        return traffic.with_link(stall, exact_div(traffic.dram_transfer_cycles, exact_bw))
     e = exposure
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
@@ -677,10 +768,12 @@ def memory_traffic(
     *,
     memory: Memory,
     grid: FoldGrid | None = None,
+    timeline: bool = True,
 ) -> MemoryTraffic:
     """Traffic and stalls of one instance of ``gemm`` for every candidate mapping (float64
     arrays, one entry per candidate) or for one :class:`mapping.Mapping` (exact: module
-    doc).
+    doc; its DRAM stalls from its timeline, or with ``timeline=False`` from the closed form
+    that ranks the candidates: :func:`with_dram_stalls`).
 
     ``compute_cycles``: the engine's cycles per candidate (``sim.gemm.tiled_compute_cycles``;
     one entry per candidate, or per tile as :meth:`mapping.Candidates.fold_grid` lays them
@@ -691,7 +784,7 @@ def memory_traffic(
     traffic, exposure = traffic_without_stalls(arch, gemm, cands, compute_cycles,
                                                memory=memory, grid=grid)
     if exposure is not None:
-        traffic = with_dram_stalls(traffic, exposure, arch)
+        traffic = with_dram_stalls(traffic, exposure, arch, timeline=timeline)
     if isinstance(cands, Candidates):
         return MemoryTraffic(**{f.name: cands.flat(getattr(traffic, f.name))
                                 for f in dataclasses.fields(traffic)})

@@ -238,8 +238,8 @@ def test_ceil_div_is_exact() -> None:
 @pytest.mark.parametrize(("M", "N", "K"), [(12, 10, 20), (16, 16, 48), (5, 17, 11)])
 def test_model_mapping_runs_and_moves_the_models_bytes(M, N, K) -> None:
     """The mapping the system model picks runs on the tile, bit exact, moving exactly the DRAM
-    bytes the model counts; the cycles are printed beside the model's (not checked: hw.tile's
-    "What the model abstracts")."""
+    bytes the model counts; the cycles are printed beside the model's (held to the RTL over
+    random links in tests/test_timeline.py)."""
     from sim.gemm import simulate_gemm
     from sim.verify.tile_bench import model_gemm
 
@@ -624,8 +624,9 @@ def test_weight_stationary_ideal_memory(sets, M, N, K, tile, order) -> None:
 def test_cube_ideal_memory(sets, M, N, K, tile, order) -> None:
     """The same on a cube tile, with tiles whose folds outlast their loads: a cube fold
     takes K/k beats, so a tile's rows (a request, and at least a beat, each) are loaded in
-    fewer cycles than it computes only when the tile has several folds (the model counts the
-    bytes, not the beats: ``hw.tile``, "What the model abstracts")."""
+    fewer cycles than it computes only when the tile has several folds (the model counts
+    beats only when the architecture gives ``dram.beat_bytes``: ``hw.tile``, "What the model
+    abstracts")."""
     cycles, bound, _ = _ideal_run("cube", CUBE + sets, M, N, K, tile, order)
     assert cycles <= bound
 

@@ -269,6 +269,12 @@ class LevelSpec:
     bandwidth_gb_per_s: Annotated[float, Field(gt=0, le=1e8)] | None = None
     #: Fixed latency of one transfer from this level, in nanoseconds.
     latency_ns: Annotated[float, Field(ge=0, le=1e4)] = 0.0
+    #: A level with ``bandwidth_gb_per_s`` that moves at most one beat of this many bytes a
+    #: cycle each way (a single port, such as a tile's: ``tpe gen tile`` builds its port this
+    #: wide): a matrix row of a tile takes whole beats, so a row narrower than a beat takes a
+    #: cycle for its bytes. ``None``: bytes at the bandwidth, whatever the rows (channels
+    #: interleaved).
+    beat_bytes: Annotated[int, Field(ge=1, le=1 << 20)] | None = None
     #: Energy per byte read or written (pJ). ``None``: from the energy table, by capacity for
     #: an on-chip level, the ``dram_64b`` entry / 8 for an off-chip one. Give a source.
     energy_pj_per_byte: Annotated[float, Field(gt=0, le=1e4)] | None = None
@@ -285,6 +291,9 @@ class LevelSpec:
         if (self.width_bits is None) == (self.bandwidth_gb_per_s is None):
             raise ValueError("set exactly one of width_bits (on-chip: bits per access, with "
                              "ports) and bandwidth_gb_per_s")
+        if self.beat_bytes is not None and self.bandwidth_gb_per_s is None:
+            raise ValueError("beat_bytes: a beat is a link's (a level with bandwidth_gb_per_s); "
+                             "drop it from an on-chip level")
 
     def bandwidth_bytes_per_cycle(self, clock_mhz: float) -> float:
         """Bytes per cycle of the architecture's clock (all instances of a shared level

@@ -46,7 +46,7 @@ from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
 from hw.spec.base import EngineBase
 
 __all__ = ["LOOP_ORDERS", "ROW_COLUMN_KINDS", "Descriptor", "Register", "Scratchpad", "TileSpec",
-           "elem_bytes", "tile_spec"]
+           "elem_bytes", "link_beat_bytes", "tile_spec"]
 
 #: Loop orders of the tile loops, outer to inner; the controller's ``loop_order`` register
 #: holds an index into this tuple (the same order as ``mapping.LOOP_ORDERS``).
@@ -325,6 +325,26 @@ def _operand_level(arch: ArchSpec, op: str) -> LevelSpec:
     return level
 
 
+def link_beat_bytes(arch: ArchSpec) -> int:
+    """Bytes per beat of the tile's external port: the DRAM level's ``beat_bytes`` when it
+    gives one (a power of two, at least its bytes per cycle and one accumulator), else the
+    smallest power of two that carries the level's bytes per cycle and one accumulator.
+    :class:`SpecError` names the field when the given beat cannot be built."""
+    dram = arch.memory[-1]
+    per_cycle = dram.bandwidth_bytes_per_cycle(arch.clock_mhz)
+    acc = elem_bytes(arch.engine.acc_bits)
+    derived = max(1 << max(0, math.ceil(per_cycle) - 1).bit_length(), acc)
+    beat = dram.beat_bytes
+    if beat is None:
+        return derived
+    if beat & (beat - 1) or beat < acc or beat < per_cycle:
+        raise SpecError(f"memory.{dram.name}.beat_bytes: the tile's port moves a power of two "
+                        f"of bytes a beat, at least one accumulator ({acc}) and the link's "
+                        f"{per_cycle:g} bytes per cycle (got {beat}); set --set "
+                        f"{dram.name}.beat_bytes={derived}")
+    return beat
+
+
 def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR_BITS
               ) -> TileSpec:
     """The tile of ``arch`` (one core, an engine the tile RTL has, a buffer per operand in
@@ -361,7 +381,7 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
                         "the external port; a level between them and DRAM is not built yet")
     dram = arch.memory[-1]
     per_cycle = dram.bandwidth_bytes_per_cycle(arch.clock_mhz)
-    ext_bytes = max(1 << max(0, math.ceil(per_cycle) - 1).bit_length(), elem_bytes(e.acc_bits))
+    ext_bytes = link_beat_bytes(arch)
     bits_of = {"A": e.a_bits, "W": e.w_bits, "O": e.acc_bits}
     fold_rows = e.unrolling().m or 1
     pads = {}

@@ -30,7 +30,8 @@ from sim.verify.driver import log_uniform_dim
 __all__ = ["SMALL_CUBE", "SMALL_TILE", "SMALL_TILES", "Agreement", "BenchCase", "ExtMemory",
            "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases", "compare", "cycle_table",
            "fit_mapping", "fit_tile", "load_gemm", "model_cycles", "model_gemm", "pack",
-           "plan_gemm", "random_operands", "reference", "run_tile_gemm", "start_gemm", "unpack"]
+           "plan_gemm", "random_operands", "reference", "run_tile_gemm", "start_gemm",
+           "tile_arch", "unpack"]
 
 
 #: A small tile of the ``systolic`` preset (``load_arch("systolic", SMALL_TILE + link)``): a
@@ -321,16 +322,32 @@ def run_tile_gemm(
 
 def model_cycles(arch: ArchSpec, M: int, N: int, K: int,
                  mapping: Mapping | None = None) -> tuple[int, Mapping]:
-    """The system model's cycles of the GEMM on ``arch`` (``tpe sim gemm``'s figure) and its
-    mapping: the mapping it chooses, or the one given."""
-    from sim.gemm import gemm_cost, simulate_gemm
+    """The system model's cycles of the GEMM on the tile of ``arch`` (``tpe sim gemm``'s
+    figure, the tile's port the link's beat: :func:`tile_arch`) and its mapping: the mapping
+    it chooses, or the one given."""
+    from sim.gemm import mapping_cost, simulate_gemm
 
+    arch = tile_arch(arch)
     gemm = model_gemm(arch, M, N, K)
     if mapping is None:
         res = simulate_gemm(arch, gemm)
         return res.cycles, res.mapping
-    cost = gemm_cost(gemm, arch, Candidates.from_mapping(mapping, M, N, K))
-    return int(np.ceil(np.asarray(cost.cycles).reshape(-1)[0])), mapping
+    return mapping_cost(arch, gemm, mapping)[0], mapping
+
+
+def tile_arch(arch: ArchSpec) -> ArchSpec:
+    """``arch`` as its tile runs it: the DRAM link moves a beat of the tile's port a cycle
+    (``dram.beat_bytes``, the port's width when the architecture gives none), so the model
+    counts a tile row narrower than a beat as the port moves it."""
+    import dataclasses
+
+    from hw.spec.tile import link_beat_bytes
+
+    dram = arch.memory[-1]
+    if dram.beat_bytes is not None:
+        return arch
+    link = dataclasses.replace(dram, beat_bytes=link_beat_bytes(arch))
+    return dataclasses.replace(arch, memory=(*arch.memory[:-1], link))
 
 
 def model_gemm(arch: ArchSpec, M: int, N: int, K: int) -> Gemm:
@@ -414,21 +431,20 @@ def plan_gemm(arch: ArchSpec, spec: TileSpec, M: int, N: int, K: int,
     """The mapping the system model chooses for ``M x N x K`` on ``arch``, refit to the tile's
     scratchpads when it does not fit, or buffer tile ``tile`` in ``loop_order`` when given;
     with the model's cycles and DRAM bytes for the mapping that runs."""
-    from sim.gemm import gemm_cost, simulate_gemm
+    from sim.gemm import mapping_cost, simulate_gemm
 
+    arch = tile_arch(arch)
     gemm = model_gemm(arch, M, N, K)
     if tile is None or loop_order is None:
         model = simulate_gemm(arch, gemm)
         mp = fit_mapping(spec, model.mapping, M, N, K)
         if mp is model.mapping:
             return PlannedGemm(mp, model.cycles, model.dram_bytes, refit=False)
-        cands = Candidates.from_mapping(mp, M, N, K)
+        mp = Candidates.from_mapping(mp, M, N, K).mapping(0, arch)
     else:
-        cands = Candidates.single(M, N, K, tile, loop_order)
-    cost = gemm_cost(gemm, arch, cands)
-    return PlannedGemm(cands.mapping(0, arch),
-                       int(np.ceil(np.asarray(cost.cycles).reshape(-1)[0])),
-                       int(np.asarray(cost.dram_bytes).reshape(-1)[0]), refit=True)
+        mp = Candidates.single(M, N, K, tile, loop_order).mapping(0, arch)
+    cycles, dram_bytes = mapping_cost(arch, gemm, mp)
+    return PlannedGemm(mp, cycles, dram_bytes, refit=True)
 
 
 def random_operands(spec: TileSpec, rng: np.random.Generator, M: int, N: int, K: int

@@ -1,0 +1,159 @@
+"""The system model's timeline of a mapped GEMM (``sim.timeline``) against the tile RTL's
+measured cycles (``benchmarks/tile_agreement.py``'s committed results), the cycle-level
+reference of the tile's DMA (``sim.verify.tile_ref``) against the same, and the reduced loop
+nest against the whole one."""
+
+from __future__ import annotations
+
+import csv
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from hw.spec import load_arch, tile_spec
+from mapping import Candidates
+from models.ops import Gemm
+from sim.gemm import mapping_cost, simulate_gemm
+from sim.memory import traffic_without_stalls
+from sim.timeline import timeline_cycles
+from sim.verify.tile_bench import SMALL_TILES, model_gemm, tile_arch
+from sim.verify.tile_ref import reference_cycles
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+#: The committed agreement runs: (preset, overrides, file).
+RUNS = [
+    ("systolic", [], "tile_agreement_2026-12-05.csv"),
+    ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
+     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-05.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-05.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-05.csv"),
+]
+
+
+def _points(preset: str, sets: list[str], name: str):
+    with (RESULTS / name).open(newline="") as f:
+        for row in csv.DictReader(f):
+            arch = load_arch(preset, [*SMALL_TILES[preset], "clock_mhz=1000", *sets,
+                                      f"dram.bandwidth_gb_per_s={row['bytes_per_cycle']}",
+                                      f"dram.latency_ns={row['latency_cycles']}"])
+            tile = tuple(int(x) for x in row["tile"].split("x"))
+            yield arch, row, tile
+
+
+@pytest.mark.parametrize(("preset", "sets", "name"), RUNS, ids=["os", "ws", "cube", "matrix2d"])
+def test_model_is_within_two_percent_of_the_rtl_where_the_link_limits(preset, sets, name):
+    """Every committed point where the link limits: the model's cycles for the mapping the
+    tile ran within 2% of the RTL's measured ones (and the CSV's model column is the model's
+    figure today)."""
+    for arch, row, tile in _points(preset, sets, name):
+        M, N, K = int(row["M"]), int(row["N"]), int(row["K"])
+        arch = tile_arch(arch)
+        mp = Candidates.single(M, N, K, tile, row["loop_order"]).mapping(0, arch)
+        cycles = mapping_cost(arch, model_gemm(arch, M, N, K), mp)[0]
+        assert cycles == int(row["model_cycles"]), (name, row)
+        err = (int(row["measured_cycles"]) - cycles) / cycles
+        if row["bound"] == "link":
+            assert abs(err) <= 0.02, (name, row, cycles)
+        else:
+            assert abs(err) <= 0.05, (name, row, cycles)
+
+
+@pytest.mark.parametrize(("preset", "sets", "name"), RUNS[::2], ids=["os", "cube"])
+def test_reference_follows_the_rtl(preset, sets, name):
+    """The cycle-level reference of the tile's DMA takes the RTL's cycles within 2% on the
+    committed points (the model is held to the RTL itself, above)."""
+    for arch, row, tile in _points(preset, sets, name):
+        spec = tile_spec(arch)
+        bpc = Fraction(spec.dram_bytes_per_cycle).limit_denominator(1 << 20)
+        ref = reference_cycles(spec, int(row["M"]), int(row["N"]), int(row["K"]), tile,
+                               row["loop_order"], bpc, spec.dram_latency_cycles)
+        measured = int(row["measured_cycles"])
+        assert abs(measured - ref) <= 0.02 * ref, (name, row, ref)
+
+
+def _nest(arch, M, N, K, tile, order):
+    gemm = model_gemm(arch, M, N, K)
+    mp = Candidates.single(M, N, K, tile, order).mapping(0, arch)
+    from sim.gemm import tiled_compute_cycles
+
+    compute = tiled_compute_cycles(arch.engine, M, N, K, *tile)
+    traffic, exposure = traffic_without_stalls(arch, gemm, mp, compute, memory="real")
+    assert exposure is not None and exposure.nest is not None
+    return exposure.nest, compute, traffic
+
+
+def test_reduced_nest_follows_the_whole_one():
+    """Random GEMMs of up to 40 tiles a loop: the reduced loop nest within 2% of every tile's
+    timeline."""
+    rng = random.Random(7)
+    for _ in range(6):
+        preset = rng.choice(["systolic", "cube"])
+        arch = tile_arch(load_arch(preset, [*SMALL_TILES[preset], "clock_mhz=1000",
+                                            f"dram.bandwidth_gb_per_s={rng.uniform(1, 12):.2f}",
+                                            f"dram.latency_ns={rng.randint(0, 200)}"]))
+        M, N, K = (rng.randint(40, 160) for _ in range(3))
+        tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 13]))
+        order = rng.choice(["mnk", "nkm", "kmn"])
+        nest, _, _ = _nest(arch, M, N, K, tile, order)
+        bw, lat = arch.dram_bytes_per_cycle, arch.dram.latency_ns
+        beat = arch.memory[-1].beat_bytes
+        whole = timeline_cycles(nest, bw, lat, beat, reduce=False)
+        assert timeline_cycles(nest, bw, lat, beat) == pytest.approx(whole, rel=0.02)
+
+
+def test_timeline_is_bounded_by_compute_and_by_the_link():
+    """The GEMM takes at least its busy cycles and at least its bytes at the link's rate,
+    and with a fast link and no latency little more than its compute."""
+    M, N, K, tile = 48, 40, 36, (8, 16, 12)
+    for bw in (0.5, 2.0, 64.0):
+        arch = load_arch("systolic", [*SMALL_TILES["systolic"], "clock_mhz=1000",
+                                      f"dram.bandwidth_gb_per_s={bw}", "dram.latency_ns=20"])
+        nest, compute, traffic = _nest(arch, M, N, K, tile, "mnk")
+        total = timeline_cycles(nest, bw, 20.0)
+        assert total >= compute
+        assert total >= traffic.dram_bytes / bw
+    arch = load_arch("systolic", [*SMALL_TILES["systolic"], "clock_mhz=1000",
+                                  "dram.bandwidth_gb_per_s=100000", "dram.latency_ns=0"])
+    nest, compute, _ = _nest(arch, M, N, K, tile, "mnk")
+    assert compute <= timeline_cycles(nest, 1e5, 0.0) <= compute * 1.01
+
+
+def test_reported_stalls_are_exact_and_ideal_memory_has_none():
+    arch = load_arch("systolic")
+    g = Gemm(name="g", M=300, N=200, K=500)
+    real = simulate_gemm(arch, g)
+    assert type(real.dram_stall_cycles) is int and real.dram_stall_cycles >= 0
+    assert real.cycles == real.compute_cycles + real.stall_cycles
+    ideal = simulate_gemm(arch, g, memory="ideal")
+    assert ideal.stall_cycles == 0 and ideal.cycles == ideal.compute_cycles
+
+
+def test_link_beat_is_the_tiles_port_and_refused_where_it_cannot_be():
+    from hw.spec import SpecError
+    from sim.verify.tile_bench import SMALL_TILE
+
+    with pytest.raises(SpecError, match=r"^a_buffer: beat_bytes: "):
+        load_arch("systolic", ["a_buffer.beat_bytes=16"])
+    with pytest.raises(SpecError, match=r"memory\.dram\.beat_bytes: .* set --set "
+                                        r"dram\.beat_bytes=16$"):
+        tile_spec(load_arch("systolic", [*SMALL_TILE, "dram.beat_bytes=12"]))
+    arch = load_arch("systolic", [*SMALL_TILE, "dram.beat_bytes=32"])
+    assert tile_spec(arch).ext_bytes == 32 and tile_arch(arch) is arch
+    derived = tile_arch(load_arch("systolic", SMALL_TILE))
+    assert derived.memory[-1].beat_bytes == tile_spec(derived).ext_bytes == 16
+
+
+def test_a_beat_per_row_slows_only_rows_narrower_than_a_beat():
+    """The same mapping with and without the link's beat: 4-byte W rows on a 16-byte beat take
+    a cycle each at 8 bytes per cycle, so the GEMM takes longer; a link without a beat moves
+    bytes."""
+    base = [*SMALL_TILES["systolic"], "clock_mhz=1000", "dram.bandwidth_gb_per_s=8.0",
+            "dram.latency_ns=40"]
+    M, N, K, tile = 32, 32, 36, (4, 4, 36)
+    plain = load_arch("systolic", base)
+    beat = load_arch("systolic", [*base, "dram.beat_bytes=16"])
+    mp = Candidates.single(M, N, K, tile, "mnk").mapping(0, plain)
+    g = model_gemm(plain, M, N, K)
+    assert mapping_cost(beat, g, mp)[0] > mapping_cost(plain, g, mp)[0] * 1.05

@@ -74,6 +74,10 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
     gemm.add_argument("--w-fmt", default=None,
                       help="weight format (default: int<w_bits> of the engine, uint when it is "
                       "unsigned)")
+    gemm.add_argument("--quant", default=None, metavar="SCHEME",
+                      help="take A and W in a quantization scheme's activation and weight "
+                      "formats, with their block or group scales (instead of --a-fmt/--w-fmt): "
+                      + QUANT_HELP.format(names=scheme_help()))
     gemm.add_argument("--o-fmt", default=None,
                       help="output format (default: int<acc_bits> of the engine; fp32 on a GPU)")
     gemm.add_argument("--count", type=int, default=1,
@@ -193,7 +197,8 @@ def _load(args: argparse.Namespace) -> ArchSpec:
 
 def run_gemm(args: argparse.Namespace) -> int:
     """``tpe sim gemm``."""
-    from sim.execution import quant_formats
+    from sim.errors import FormatError
+    from sim.execution import quant_formats, resolve_scheme
     from sim.gemm import check_formats
     from sim.system import simulate_op
 
@@ -204,7 +209,19 @@ def run_gemm(args: argparse.Namespace) -> int:
 
         output_dir(args.trace, "--trace")
     arch = _load(args)
-    if arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
+    scales: dict[str, int] = {}
+    if args.quant is not None:
+        from sim.errors import InputError
+
+        if args.a_fmt is not None or args.w_fmt is not None:
+            raise InputError("--quant: give either --quant or --a-fmt/--w-fmt")
+        scheme = resolve_scheme(args.quant, arch.engine).for_op("gemm")
+        a_fmt, w_fmt = scheme.a_fmt, scheme.w_fmt
+        scales = {"a_group": scheme.a_group, "a_scale_bits": scheme.a_scale_bits,
+                  "w_group": scheme.w_group, "w_scale_bits": scheme.w_scale_bits}
+        out_fmt = ("fp32" if get_format(a_fmt).is_float or get_format(w_fmt).is_float
+                   or arch.gpu is not None else f"int{arch.engine.acc_bits}")
+    elif arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
         a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
@@ -217,8 +234,14 @@ def run_gemm(args: argparse.Namespace) -> int:
     if args.o_fmt is not None:
         _check_fmt_flags(("--o-fmt", args.o_fmt))
         out_fmt = args.o_fmt
-    op = Gemm(name="gemm", M=M, N=N, K=K, count=count, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
-    result = simulate_op(arch, op, memory=args.memory, objective=args.objective)
+    op = Gemm(name="gemm", M=M, N=N, K=K, count=count, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt,
+              **scales)
+    try:
+        result = simulate_op(arch, op, memory=args.memory, objective=args.objective)
+    except FormatError as err:
+        if args.quant is None:
+            raise
+        raise FormatError(f"--quant: {args.quant}: {err}") from None
     if args.trace is not None:
         import sys
 

@@ -23,6 +23,18 @@ product's bits, ``S`` the block sum's, ``B`` the block, ``acc`` the accumulator'
   accumulator's alignment shifter (``acc * bit_length(acc)`` multiplexers per block) priced as
   gates like ``align``.
 
+Formats (the hooks of :data:`sim.engines.FORMAT_HOOKS`): a GEMM runs in one pass when each
+operand is in one of the engine's element formats (``spec.formats``), as MX blocks of
+``spec.block`` along K with E8M0 scales (a scheme's block along K must be the engine's), or
+an integer format of at most 8 bits on a signed datapath when ``int8`` is among them (run as
+MXINT8 elements with one constant scale: exact). The block scales are applied inside the
+engine, so the vector unit only converts each output once (one operation per output when an
+operand is scaled or floating point), plus, for integer operands with group scales, one per
+group as on the integer engines. Anything else (FP16/BF16 operands, NVFP4's E4M3 block
+scales, other blocks) is refused with a one-line :class:`sim.errors.FormatError` naming the
+operand and the schemes the engine runs. The ``auto`` scheme is the engine's first format
+in blocks of ``block`` for weights, activations and the KV cache.
+
 Area: per product lane (``lanes * block``) one ``s x s`` multiplier and the ``align``
 shifter's gates (the table's ``and2_gate`` area each, else the multiplier power law at 1x1);
 per lane ``B - 1`` adders of ``S`` bits, the accumulate and exponent adders and the
@@ -34,6 +46,11 @@ the scales (``8 * (1 + lanes)``) and the ``lanes`` accumulators (the footprint o
 from __future__ import annotations
 
 from hw.spec.mx import SCALE_BITS, MxSpec
+from models import ModelError
+from models.formats import BLOCK_FORMATS, get_format
+from models.llm import query_format
+from models.ops import Gemm
+from models.quant import QuantScheme, get_scheme, named_schemes
 from sim.engines import Folds, gemm_compute_cycles, gemm_folds
 from sim.engines.cost import (
     ADD_RULE,
@@ -46,8 +63,10 @@ from sim.engines.cost import (
     lanes,
     mult,
 )
+from sim.errors import FormatError
 
-__all__ = ["Folds", "arith_actions", "gemm_compute_cycles", "gemm_folds", "pe_area"]
+__all__ = ["Folds", "arith_actions", "auto_scheme", "check_formats", "check_scheme",
+           "gemm_compute_cycles", "gemm_folds", "pe_area", "plan_formats"]
 
 #: Bits of the exponent adder (two 8-bit E8M0 scales and the formats' constant).
 EXP_ADD_BITS = 10
@@ -113,3 +132,102 @@ def pe_area(spec: MxSpec, table: PriceTable, tech: float) -> PeArea:
                          + _acc_muxes(spec) * gate)
     return PeArea(multipliers_um2=mults, adders_um2=adds,
                   register_bits=footprint_bits(spec) + SCALE_BITS * (1 + spec.lanes))
+
+
+# -- number formats -----------------------------------------------------------------------------
+
+
+def _operand_bits(spec: MxSpec, fmt_name: str, group: int, scale_bits: int) -> int | str:
+    """Code bits of an operand the engine runs, or why it cannot (module docstring)."""
+    try:
+        fmt = get_format(fmt_name)
+    except ModelError:
+        return f"unknown number format {fmt_name!r}"
+    if fmt.name in spec.element_formats:
+        if scale_bits and group and group != spec.block:
+            return (f"{fmt.name} in blocks of {group} along K, but the engine's block is "
+                    f"{spec.block} (set engine.block={group} if it is a power of two up to 32)")
+        return fmt.bits
+    if fmt.family in ("int", "bipolar", "ternary") and "int8" in spec.element_formats \
+            and fmt.signed_datapath_bits() <= 8:
+        return 8
+    return (f"{fmt.name} is not an element format of the MX engine (it decodes "
+            f"{spec.formats}" + (", and integers of at most 8 bits as INT8" if "int8" in
+                                 spec.element_formats else "") + ")")
+
+
+def _runnable(spec: MxSpec) -> list[str]:
+    """The named schemes whose every tensor the engine runs."""
+    out = []
+    for name in named_schemes():
+        s = get_scheme(name)
+        tensors = ((s.w_fmt, s.w_group, s.w_scale_bits), (s.a_fmt, s.a_group, s.a_scale_bits),
+                   (s.kv_fmt, s.kv_group, s.kv_scale_bits), (query_format(s), 0, 0))
+        if (all(isinstance(_operand_bits(spec, *t), int) for t in tensors)
+                and _scheme_problem(spec, s) is None and not s.overrides):
+            out.append(name)
+    return out
+
+
+def _refuse(spec: MxSpec, what: str, why: str) -> FormatError:
+    runs = _runnable(spec)
+    return FormatError(f"{what}: {why}; the engine runs the schemes "
+                       f"{', '.join(runs) if runs else '(none named)'} or --set engine.formats")
+
+
+def plan_formats(spec: MxSpec, gemm: Gemm) -> tuple[int, int, int]:
+    """``(a_need_bits, w_need_bits, rescale_ops_per_output)`` of ``gemm`` on the engine
+    (module docstring); :class:`FormatError` when an operand cannot run."""
+    need = []
+    for side, fmt, group, bits in (("a_fmt", gemm.a_fmt, gemm.a_group, gemm.a_scale_bits),
+                                   ("w_fmt", gemm.w_fmt, gemm.w_group, gemm.w_scale_bits)):
+        got = _operand_bits(spec, fmt, group, bits)
+        if isinstance(got, str):
+            raise _refuse(spec, f"{gemm.name}.{side}", got)
+        need.append(got)
+    a_fmt, w_fmt = get_format(gemm.a_fmt), get_format(gemm.w_fmt)
+    scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float or w_fmt.is_float)
+    # integer weights with group scales: one partial sum per group is scaled outside, as on
+    # the integer engines; block formats are scaled in the engine
+    groups = gemm.w_groups_per_column if w_fmt.name not in spec.element_formats else 1
+    return need[0], need[1], groups * int(scaled)
+
+
+def check_formats(spec: MxSpec, a_fmt: str, w_fmt: str) -> None:
+    """``tpe sim gemm --a-fmt/--w-fmt``: element formats of the engine (or small integers
+    with ``int8`` among them)."""
+    for flag, fmt in (("--a-fmt", a_fmt), ("--w-fmt", w_fmt)):
+        got = _operand_bits(spec, fmt, 0, 0)
+        if isinstance(got, str):
+            raise FormatError(f"{flag}: {got}; use one of {spec.formats.replace('+', ', ')} "
+                              "or --set engine.formats")
+
+
+def _scheme_problem(spec: MxSpec, scheme: QuantScheme) -> str | None:
+    for key in ("w_block", "a_block", "kv_block"):
+        name = getattr(scheme, key)
+        if name and BLOCK_FORMATS[name].scale != "e8m0":
+            f = BLOCK_FORMATS[name]
+            return (f"{key} {name} has {f.scale} block scales, the MX engine E8M0 ones "
+                    "(powers of two) only")
+    return None
+
+
+def check_scheme(spec: MxSpec, scheme: QuantScheme) -> None:
+    """Refuses a scheme whose block scales are not E8M0 (NVFP4's E4M3 scales): the
+    operators' formats carry the scale's width, not its kind."""
+    why = _scheme_problem(spec, scheme)
+    if why is not None:
+        raise _refuse(spec, f"--quant: {scheme.name}", why)
+
+
+def auto_scheme(spec: MxSpec) -> QuantScheme:
+    """The engine's first element format in blocks of ``block`` with E8M0 scales, for
+    weights, activations and the KV cache."""
+    e = spec.element_formats[0]
+    return QuantScheme(
+        name="auto", source="engine spec",
+        description=f"the engine's {e} elements in blocks of {spec.block} with E8M0 scales",
+        w_fmt=e, w_group=spec.block, w_scale_bits=SCALE_BITS,
+        a_fmt=e, a_group=spec.block, a_scale_bits=SCALE_BITS,
+        kv_fmt=e, kv_group=spec.block, kv_scale_bits=SCALE_BITS)

@@ -101,7 +101,9 @@ def _attention_args(att: argparse.ArgumentParser) -> None:
                      help="value head width (default --head-dim)")
     att.add_argument("--causal", action="store_true",
                      help="causal mask (the queries are the last --q-len tokens)")
-    att.add_argument("--q-fmt", default="fp16", help="query/probability format (default fp16)")
+    att.add_argument("--q-fmt", default=None,
+                     help="query/probability format (default fp16; on an engine with formats of "
+                     "its own, such as the MX engine, its auto scheme's activation format)")
     att.add_argument("--kv-fmt", default=None,
                      help="KV-cache format (default --q-fmt); integer formats narrower than 16 "
                      f"bits are stored KIVI-style in groups of {KIVI_GROUP} with an fp16 scale "
@@ -365,6 +367,8 @@ def _host_launch_us(args: argparse.Namespace, arch: ArchSpec) -> dict[str, float
 
 def run_attention(args: argparse.Namespace) -> int:
     """``tpe sim attention``."""
+    from sim.engines import format_hook
+    from sim.execution import auto_scheme
     from sim.system import simulate_op
 
     dims = {f: _positive(f"--{f.replace('_', '-')}", getattr(args, f))
@@ -373,16 +377,23 @@ def run_attention(args: argparse.Namespace) -> int:
     page = _nonnegative("--kv-page", args.kv_page)
     block, topk = _sparse(args)
     arch = _load(args)
-    kv_fmt = args.kv_fmt or args.q_fmt
-    _check_fmt_flags(("--q-fmt", args.q_fmt), ("--kv-fmt", kv_fmt))
+    native = (auto_scheme(arch.engine) if format_hook(arch.engine.kind, "auto_scheme")
+              else None)
+    q_fmt = args.q_fmt or (native.a_fmt if native is not None else "fp16")
+    kv_fmt = args.kv_fmt or q_fmt
+    _check_fmt_flags(("--q-fmt", q_fmt), ("--kv-fmt", kv_fmt))
     kv = get_format(kv_fmt)
-    quantized = kv.family in ("int", "uint") and kv.bits < 16
+    if native is not None and kv_fmt == native.kv_fmt:  # the engine's own block format
+        kv_group, kv_scale_bits = native.kv_group, native.kv_scale_bits
+    else:
+        quantized = kv.family in ("int", "uint") and kv.bits < 16
+        kv_group = KIVI_GROUP if quantized else 0
+        kv_scale_bits = KIVI_SCALE_BITS if quantized else 0
     att = Attention(
         name="attention", batch=dims["batch"], heads=dims["heads"], kv_heads=dims["kv_heads"],
         q_len=dims["q_len"], kv_len=dims["kv_len"], qk_dim=dims["head_dim"], v_dim=v_dim,
-        causal=args.causal, count=dims["layers"], q_fmt=args.q_fmt, kv_fmt=kv_fmt,
-        kv_group=KIVI_GROUP if quantized else 0,
-        kv_scale_bits=KIVI_SCALE_BITS if quantized else 0,
+        causal=args.causal, count=dims["layers"], q_fmt=q_fmt, kv_fmt=kv_fmt,
+        kv_group=kv_group, kv_scale_bits=kv_scale_bits,
         page_tokens=page, sparse_block=block, sparse_topk=topk,
     )
     return _print_op(args, arch, simulate_op(arch, att, memory=args.memory,

@@ -143,14 +143,16 @@ def _operand_bits(spec: MxSpec, fmt_name: str, group: int, scale_bits: int) -> i
         fmt = get_format(fmt_name)
     except ModelError:
         return f"unknown number format {fmt_name!r}"
-    if fmt.name in spec.element_formats:
-        if scale_bits and group and group != spec.block:
-            return (f"{fmt.name} in blocks of {group} along K, but the engine's block is "
-                    f"{spec.block} (set engine.block={group} if it is a power of two up to 32)")
+    native = fmt.name in spec.element_formats
+    blocks = not (scale_bits and group) or (scale_bits == SCALE_BITS and group == spec.block)
+    if native and blocks:
         return fmt.bits
     if fmt.family in ("int", "bipolar", "ternary") and "int8" in spec.element_formats \
             and fmt.signed_datapath_bits() <= 8:
-        return 8
+        return 8  # as INT8 elements at one constant scale; group scales applied outside
+    if native:
+        return (f"{fmt.name} with {scale_bits}-bit scales per {group} elements along K, but "
+                f"the engine takes {SCALE_BITS}-bit E8M0 scales per block of {spec.block}")
     return (f"{fmt.name} is not an element format of the MX engine (it decodes "
             f"{spec.formats}" + (", and integers of at most 8 bits as INT8" if "int8" in
                                  spec.element_formats else "") + ")")
@@ -189,7 +191,9 @@ def plan_formats(spec: MxSpec, gemm: Gemm) -> tuple[int, int, int]:
     scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float or w_fmt.is_float)
     # integer weights with group scales: one partial sum per group is scaled outside, as on
     # the integer engines; block formats are scaled in the engine
-    groups = gemm.w_groups_per_column if w_fmt.name not in spec.element_formats else 1
+    native = (w_fmt.name in spec.element_formats
+              and (not gemm.w_group or gemm.w_scale_bits == SCALE_BITS))
+    groups = 1 if native else gemm.w_groups_per_column
     return need[0], need[1], groups * int(scaled)
 
 

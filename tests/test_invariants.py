@@ -62,7 +62,8 @@ MODELS = ["llama-2-7b", "deepseek-v2-lite", "opt-6.7b", "mistral-7b", "mixtral-8
 
 def test_presets_cover_every_engine_kind_and_a_multicore_one() -> None:
     kinds = {_arch(p).engine.kind for p in PRESETS}
-    assert {"systolic", "matrix2d", "addertree", "cube", "bitslice", "bitplane", "lut"} <= kinds
+    assert {"systolic", "matrix2d", "addertree", "cube", "bitslice", "bitplane", "lut",
+            "mx"} <= kinds
     assert any(_arch(p).cores > 1 and len(_arch(p).tiers) > 2 for p in PRESETS)
 
 

@@ -135,6 +135,8 @@ class MxSpec(EngineBase):
     """
 
     kind: Literal["mx"] = "mx"
+    signed: Literal[True] = Field(
+        True, description="always true: MX elements and accumulators are signed")
     lanes: ArrayDim = Field(description="dot-product lanes (output columns per fold, GEMM N)")
     block: Annotated[int, Field(ge=1, le=32)] = Field(
         32, description="elements per block sharing one E8M0 scale, a power of two (32 in "
@@ -185,9 +187,6 @@ class MxSpec(EngineBase):
                 raise ValueError(f"{name}: the codes of {self.formats} are {bits} bits wide; "
                                  f"leave {name} out or set it to {bits} (got "
                                  f"{getattr(self, name)!r})")
-        if not self.signed:
-            raise ValueError("signed: MX elements and accumulators are signed; leave signed "
-                             "out or set it to true")
 
     # -- the formats ----------------------------------------------------------------------
     @property

@@ -4,30 +4,33 @@ One :class:`MxEngine` component is elaborated from one :class:`hw.spec.MxSpec`. 
 follow ``amaranth.lib.stream`` rules (a beat transfers in a cycle where ``valid`` and ``ready``
 are both high; ``valid`` never waits for ``ready``).
 
-One fold computes ``lanes`` results of one output row, ``C[m, n0 + l]`` for l < ``lanes``,
-over a reduction of any length K, one block of ``block`` elements per beat:
+One fold computes ``rows`` x ``lanes`` results, ``C[m0 + r, n0 + l]``, over a reduction of
+any length K, one block of ``block`` elements per beat:
 
-* ``i`` stream, ``ceil(K/block)`` beats: beat b carries the activation block's element codes
-  ``a[q]`` (``a_bits``-wide codes, a narrower format in the low bits) and its E8M0 scale code
-  ``a_scale`` (broadcast to every lane), each lane's weight block codes ``w[l*block + q]``
-  (lane-major) and scale codes ``w_scale[l]``, with several formats the format selects
-  ``a_sel`` and ``w_sel`` (indices into ``spec.formats``), and ``last`` on the final beat.
-  Elements beyond K in a partial last block must be zero codes in ``a`` or in ``w`` (and
-  neither may be a NaN or infinity code). A cycle without a valid beat changes nothing.
-* Per lane and beat: every code is decoded into a signed significand and a shift
-  (:class:`hw.spec.mx.ElementDecode`); the ``block`` products ``(sig_a * sig_w) << (shift_a +
-  shift_w)`` are exact integers, summed exactly in an adder tree (``spec.block_sum_bits``
-  wide); the block exponent ``d = a_scale + w_scale - 254 + unit_a + unit_w - acc_lsb_exp``
-  places the sum on the accumulator's grid: shifted left by ``d`` (bits beyond ``acc_bits``
-  dropped) or arithmetically right by ``-d`` (floor), then added (two's complement, wrapping
-  modulo ``2**acc_bits``). A NaN scale (0xFF) or a NaN/infinity element code sets the lane's
+* ``i`` stream, ``ceil(K/block)`` beats: beat b carries each row's activation block codes
+  ``a[r*block + q]`` (``a_bits``-wide codes, a narrower format in the low bits) and E8M0
+  scale codes ``a_scale[r]`` (broadcast to every lane of the row), each lane's weight block
+  codes ``w[l*block + q]`` and scale codes ``w_scale[l]`` (broadcast to every row), with
+  several formats the format selects ``a_sel`` and ``w_sel`` (indices into
+  ``spec.formats``), and ``last`` on the final beat. Elements beyond K in a partial last
+  block must be zero codes in ``a`` or in ``w`` (and neither may be a NaN or infinity code).
+  A cycle without a valid beat changes nothing.
+* Per (row, lane) and beat: every code is decoded into a signed significand and a shift
+  (:class:`hw.spec.mx.ElementDecode`; a lane's weight decoders serve every row); the
+  ``block`` products ``(sig_a * sig_w) << (shift_a + shift_w)`` are exact integers, summed
+  exactly in an adder tree (``spec.block_sum_bits`` wide); the block exponent
+  ``d = a_scale + w_scale - 254 + unit_a + unit_w - acc_lsb_exp`` places the sum on the
+  accumulator's grid: shifted left by ``d`` (bits beyond ``acc_bits`` dropped) or
+  arithmetically right by ``-d`` (floor), then added (two's complement, wrapping modulo
+  ``2**acc_bits``). A NaN scale (0xFF) or a NaN/infinity element code sets the output's
   sticky ``invalid`` flag.
-* ``o`` stream, one beat in the cycle after the last input beat: ``c[l]`` = lane l's
-  accumulator, or ``-2**(acc_bits-1)`` when its ``invalid`` flag is set; ``last`` high.
-  Back-pressure holds it; accumulators and flags clear when it transfers; ``i.ready`` is low
-  while it waits.
-* Timing: with every beat valid and ready, ``fold_cycles(K) = ceil(K/block) + 1`` from the
-  first input beat to the output beat, inclusive; folds run back to back.
+* ``o`` stream, ``rows`` beats from the cycle after the last input beat: beat r carries
+  ``c[l]`` = output (r, l)'s accumulator, or ``-2**(acc_bits-1)`` when its ``invalid`` flag
+  is set; ``last`` on beat ``rows - 1``. Back-pressure holds the drain; the rows shift
+  towards the output as they leave, zeros entering behind (the accumulators and flags of
+  the next fold); ``i.ready`` is low while the tile drains.
+* Timing: with every beat valid and ready, ``fold_cycles(K) = ceil(K/block) + rows`` from
+  the first input beat to the last output beat, inclusive; folds run back to back.
 
 ``busy`` is high while a fold is in progress (from its first input beat to its output).
 """
@@ -39,7 +42,7 @@ from amaranth.lib import data, wiring
 
 from hw.arith import add_tree
 from hw.spec.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN, ElementDecode, MxSpec
-from hw.streams import out_layout, signature_members
+from hw.streams import RowDrain, out_layout, shift_rows, signature_members
 
 __all__ = ["COMPONENT", "MxEngine", "stream_layouts"]
 
@@ -47,8 +50,8 @@ __all__ = ["COMPONENT", "MxEngine", "stream_layouts"]
 def stream_layouts(spec: MxSpec) -> dict[str, data.Layout]:
     """Payload layout of every stream of the engine, by stream name."""
     fields: dict[str, object] = {
-        "a": data.ArrayLayout(unsigned(spec.a_bits), spec.block),
-        "a_scale": unsigned(SCALE_BITS),
+        "a": data.ArrayLayout(unsigned(spec.a_bits), spec.rows * spec.block),
+        "a_scale": data.ArrayLayout(unsigned(SCALE_BITS), spec.rows),
         "w": data.ArrayLayout(unsigned(spec.w_bits), spec.lanes * spec.block),
         "w_scale": data.ArrayLayout(unsigned(SCALE_BITS), spec.lanes),
     }
@@ -60,7 +63,7 @@ def stream_layouts(spec: MxSpec) -> dict[str, data.Layout]:
 
 
 class MxEngine(wiring.Component):
-    """``spec.lanes`` MX block dot-product lanes; see the module docstring."""
+    """``spec.rows`` x ``spec.lanes`` MX block dot products; see the module docstring."""
 
     def __init__(self, spec: MxSpec):
         if not isinstance(spec, MxSpec):
@@ -70,82 +73,84 @@ class MxEngine(wiring.Component):
 
     def elaborate(self, platform):
         spec = self.spec
-        L, B, width = spec.lanes, spec.block, spec.acc_bits
+        R, L, B, width = spec.rows, spec.lanes, spec.block, spec.acc_bits
         m = Module()
         p = self.i.payload
         a_sel = p.a_sel if spec.sel_bits else Const(0, 1)
         w_sel = p.w_sel if spec.sel_bits else Const(0, 1)
 
-        feed = Signal()  # the current input beat is taken and accumulated
-        clear = Signal()  # the result beat transfers: accumulators and flags back to zero
+        drain = RowDrain(m, self.o, R)
+        feed = drain.follow(self.i, self.busy)  # the current beat transfers: accumulate
 
-        a_dec = [self._decode(m, p.a[q], a_sel, f"a{q}") for q in range(B)]
-        a_bad = Signal(name="a_invalid")
-        m.d.comb += a_bad.eq((p.a_scale == SCALE_NAN) | _any([s for _, _, s in a_dec]))
-        a_unit = self._unit(m, a_sel, "a_unit")
-
-        # The part of the block exponent that does not depend on the scales.
-        w_unit = self._unit(m, w_sel, "w_unit")
+        # The block exponent's part that depends on the formats only, and its range.
+        units = self._unit(m, a_sel, "a_unit") + self._unit(m, w_sel, "w_unit")
         base = -2 * SCALE_BIAS - spec.acc_lsb_exp
         lo = base + 2 * min(d.unit for d in spec.decodes)
         hi = base + 2 * max(d.unit for d in spec.decodes) + 2 * SCALE_NAN
         d_shape = signed(max(abs(lo), abs(hi)).bit_length() + 1)
-        shift = Signal(d_shape, name="block_exp")
-        m.d.comb += shift.eq(p.a_scale + a_unit + w_unit + base)
+        fixed = Signal(d_shape, name="exp_base")
+        m.d.comb += fixed.eq(units + base)
 
-        sum_shape = signed(spec.block_sum_bits)
+        w_dec = [[self._decode(m, p.w[lane * B + q], w_sel, f"w{lane}_{q}") for q in range(B)]
+                 for lane in range(L)]
+        w_bad = []
         for lane in range(L):
-            w_dec = [self._decode(m, p.w[lane * B + q], w_sel, f"w{lane}_{q}")
-                     for q in range(B)]
-            prods = []
-            for q in range(B):
-                sa, ha, _ = a_dec[q]
-                sw, hw, _ = w_dec[q]
-                prod = Signal(signed(spec.product_bits), name=f"prod{lane}_{q}")
-                m.d.comb += prod.eq((sa * sw) << (ha + hw))
-                prods.append(prod)
-            total = Signal(sum_shape, name=f"block_sum{lane}")
-            m.d.comb += total.eq(add_tree(prods, spec.block_sum_bits))
+            sig = Signal(name=f"w{lane}_invalid")
+            m.d.comb += sig.eq((p.w_scale[lane] == SCALE_NAN)
+                               | _any([x for _, _, x in w_dec[lane]]))
+            w_bad.append(sig)
 
-            scale = p.w_scale[lane]
-            d = Signal(d_shape, name=f"d{lane}")
-            m.d.comb += d.eq(shift + scale)
-            left = Signal(range(width + 1), name=f"left{lane}")
-            right = Signal(range(spec.block_sum_bits), name=f"right{lane}")
-            m.d.comb += [
-                left.eq(Mux(d >= width, width, Mux(d < 0, 0, d))),
-                right.eq(Mux(-d >= spec.block_sum_bits - 1, spec.block_sum_bits - 1,
-                             Mux(d > 0, 0, -d))),
-            ]
-            shl = Signal(signed(width), name=f"shl{lane}")
-            shr = Signal(signed(width), name=f"shr{lane}")
-            m.d.comb += [shl.eq(total << left), shr.eq(total >> right)]
-
-            acc = Signal(signed(width), name=f"acc{lane}")
-            bad = Signal(name=f"invalid{lane}")
-            w_bad = (scale == SCALE_NAN) | _any([s for _, _, s in w_dec])
-            with m.If(feed):
-                m.d.sync += [acc.eq(acc + Mux(d < 0, shr, shl)),
-                             bad.eq(bad | a_bad | w_bad)]
-            with m.Elif(clear):
-                m.d.sync += [acc.eq(0), bad.eq(0)]
-            m.d.comb += self.o.payload.c[lane].eq(
-                Mux(bad, Const(-(1 << (width - 1)), signed(width)), acc))
-
-        with m.FSM(name="mx_fsm"):
-            with m.State("STREAM"):
-                m.d.comb += [self.i.ready.eq(1), feed.eq(self.i.valid)]
-                with m.If(self.i.valid):
-                    m.d.sync += self.busy.eq(1)
-                    with m.If(p.last):
-                        m.next = "RESULT"
-            with m.State("RESULT"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.last.eq(1),
-                             clear.eq(self.o.ready)]
-                with m.If(self.o.ready):
-                    m.d.sync += self.busy.eq(0)
-                    m.next = "STREAM"
+        regs = []
+        for row in range(R):
+            a_dec = [self._decode(m, p.a[row * B + q], a_sel, f"a{row}_{q}") for q in range(B)]
+            a_bad = Signal(name=f"a{row}_invalid")
+            m.d.comb += a_bad.eq((p.a_scale[row] == SCALE_NAN)
+                                 | _any([x for _, _, x in a_dec]))
+            exp_row = Signal(d_shape, name=f"exp_a{row}")
+            m.d.comb += exp_row.eq(fixed + p.a_scale[row])
+            row_regs = []
+            for lane in range(L):
+                tag = f"{row}_{lane}"
+                step = self._block(m, a_dec, w_dec[lane], exp_row + p.w_scale[lane], d_shape,
+                                   tag)
+                acc = Signal(signed(width), name=f"acc{tag}")
+                bad = Signal(name=f"invalid{tag}")
+                with m.If(feed):
+                    m.d.sync += [acc.eq(acc + step), bad.eq(bad | a_bad | w_bad[lane])]
+                row_regs.append((acc, bad))
+            regs.append(row_regs)
+        shift_rows(m, regs, drain.shift)
+        indefinite = Const(-(1 << (width - 1)), signed(width))
+        for lane in range(L):
+            acc, bad = regs[0][lane]
+            m.d.comb += self.o.payload.c[lane].eq(Mux(bad, indefinite, acc))
         return m
+
+    def _block(self, m: Module, a_dec, w_dec, exponent, d_shape, tag: str) -> Signal:
+        """One block's exact dot product aligned on the accumulator's grid (``acc_bits``)."""
+        spec = self.spec
+        width, sum_bits = spec.acc_bits, spec.block_sum_bits
+        prods = []
+        for q, ((sa, ha, _), (sw, hw, _)) in enumerate(zip(a_dec, w_dec, strict=True)):
+            prod = Signal(signed(spec.product_bits), name=f"prod{tag}_{q}")
+            m.d.comb += prod.eq((sa * sw) << (ha + hw))
+            prods.append(prod)
+        total = Signal(signed(sum_bits), name=f"block_sum{tag}")
+        m.d.comb += total.eq(add_tree(prods, sum_bits))
+        d = Signal(d_shape, name=f"d{tag}")
+        m.d.comb += d.eq(exponent)
+        left = Signal(range(width + 1), name=f"left{tag}")
+        right = Signal(range(sum_bits), name=f"right{tag}")
+        m.d.comb += [
+            left.eq(Mux(d >= width, width, Mux(d < 0, 0, d))),
+            right.eq(Mux(-d >= sum_bits - 1, sum_bits - 1, Mux(d > 0, 0, -d))),
+        ]
+        shl = Signal(signed(width), name=f"shl{tag}")
+        shr = Signal(signed(width), name=f"shr{tag}")
+        step = Signal(signed(width), name=f"step{tag}")
+        m.d.comb += [shl.eq(total << left), shr.eq(total >> right),
+                     step.eq(Mux(d < 0, shr, shl))]
+        return step
 
     # -- decoding -----------------------------------------------------------------------
     def _decode(self, m: Module, code, sel, name: str):

@@ -146,8 +146,7 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
     e = arch.engine
     a_fmt, w_fmt = get_format(gemm.a_fmt), get_format(gemm.w_fmt)
     seen = _transpose(gemm) if transposed else gemm
-    M, N, K = gemm.M, gemm.N, gemm.K
-    outputs = M * N
+    outputs = gemm.M * gemm.N
     hook = format_hook(e.kind, "plan_formats")
     if hook is not None:  # the kind runs the formats its own way: one pass, its own scaling
         a_need, w_need, per_output = hook(e, gemm)

@@ -38,7 +38,8 @@ def _random_specs(n: int, seed: int) -> list[MxSpec]:
     for i in range(n):
         fmts = list(rng.choice(MX_ELEMENTS, size=int(rng.integers(1, 4)), replace=False))
         specs.append(MxSpec(
-            lanes=int(rng.integers(1, 5)), block=int(2 ** rng.integers(0, 4)),
+            rows=int(rng.integers(1, 4)), lanes=int(rng.integers(1, 5)),
+            block=int(2 ** rng.integers(0, 4)),
             formats="+".join(fmts),
             # half the points with a narrow accumulator: results wrap
             acc_bits=int(rng.integers(8, 25)) if i % 2 else int(rng.integers(32, 65)),
@@ -47,8 +48,10 @@ def _random_specs(n: int, seed: int) -> list[MxSpec]:
 
 
 EDGE_SPECS = [
-    MxSpec(lanes=2, block=4, formats=ALL, acc_bits=40, acc_lsb_exp=-20),
+    MxSpec(rows=2, lanes=2, block=4, formats=ALL, acc_bits=40, acc_lsb_exp=-20),
     MxSpec(lanes=1, block=1, formats="fp4_e2m1", acc_bits=1, acc_lsb_exp=0),
+    MxSpec(rows=3, lanes=1, block=2, formats="fp6_e2m3+fp4_e2m1", acc_bits=20,
+           acc_lsb_exp=-10),
     MxSpec(lanes=3, block=8, formats="fp8_e5m2", acc_bits=64, acc_lsb_exp=-60),
     MxSpec(lanes=2, block=2, formats="int8+fp8_e4m3", acc_bits=16, acc_lsb_exp=-4),
     MxSpec(lanes=2, block=32, formats="fp6_e3m2+fp6_e2m3+fp4_e2m1", acc_bits=32),
@@ -71,17 +74,17 @@ def _check(spec: MxSpec, case: Case, rng: np.random.Generator, **stalls: float) 
 @pytest.mark.parametrize("spec", ci_subset(SPECS, CI_SPECS))
 def test_lockstep_amaranth(spec: MxSpec) -> None:
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
-    L, B = spec.lanes, spec.block
+    R, L, B = spec.rows, spec.lanes, spec.block
     for n in range(3):
-        M, N, K = (int(rng.integers(1, 4)), int(rng.integers(1, 2 * L + 3)),
+        M, N, K = (int(rng.integers(1, 2 * R + 3)), int(rng.integers(1, 2 * L + 3)),
                    int(rng.integers(1, 3 * B + 3)))
         _check(spec, Case("grid", M, N, K, extreme="special" if n == 2 else ""), rng)
-    _check(spec, Case("stalls", 2, L + 1, 2 * B + 1), rng, p_idle=0.4, p_stall=0.4)
+    _check(spec, Case("stalls", R + 1, L + 1, 2 * B + 1), rng, p_idle=0.4, p_stall=0.4)
 
 
 def test_plan_cases_run_on_amaranth() -> None:
     """The planner's own cases (what `tpe verify` runs), every format pair drawn."""
-    spec = MxSpec(lanes=2, block=4, formats=ALL, acc_bits=24, acc_lsb_exp=-8)
+    spec = MxSpec(rows=2, lanes=2, block=4, formats=ALL, acc_bits=24, acc_lsb_exp=-8)
     rng = np.random.default_rng(5)
     for case in plan_cases(spec, rng, random_gemms=8):
         _check(spec, case, rng, **({} if case.checks_cycles else
@@ -230,6 +233,9 @@ def test_timing_contract_formulas_match_fold_cycles() -> None:
     spec = MxSpec(lanes=32)
     assert spec.macs_per_cycle == 1024 and spec.fold_cycles(4096) == 129
     assert gemm_folds(spec, 3, 65, 64).folds == 9
+    spec = MxSpec(rows=4, lanes=8)
+    assert spec.macs_per_cycle == 1024 and spec.fold_cycles(4096) == 132
+    assert gemm_folds(spec, 5, 17, 64).folds == 2 * 3
     with pytest.raises(ValueError, match="stream_len must be >= 1"):
         spec.fold_cycles(0)
 
@@ -272,10 +278,10 @@ def test_bad_values_name_the_field(data: dict, message: str) -> None:
 # -- Verilator ------------------------------------------------------------------------------
 
 RTL_POINTS = [
-    MxSpec(lanes=2, block=4, formats=ALL, acc_bits=40, acc_lsb_exp=-20),
+    MxSpec(rows=2, lanes=2, block=4, formats=ALL, acc_bits=40, acc_lsb_exp=-20),
     MxSpec(lanes=3, block=2, formats="fp4_e2m1+fp8_e4m3", acc_bits=12, acc_lsb_exp=-3),
-    MxSpec(lanes=2, block=32, formats="fp8_e4m3+fp6_e3m2+fp6_e2m3+fp4_e2m1+int8"),
-    MxSpec(lanes=4, block=16, formats="fp8_e5m2+int8", acc_bits=64, acc_lsb_exp=-40),
+    MxSpec(rows=2, lanes=2, block=32, formats="fp8_e4m3+fp6_e3m2+fp6_e2m3+fp4_e2m1+int8"),
+    MxSpec(rows=3, lanes=4, block=16, formats="fp8_e5m2+int8", acc_bits=64, acc_lsb_exp=-40),
 ]
 
 

@@ -259,7 +259,7 @@ ENGINES = {
     "addertree": {"kind": "addertree", "lanes": 8, "k": 8},
     "matrix2d": {"kind": "matrix2d", "rows": 8, "cols": 8},
     "systolic": {"kind": "systolic", "rows": 8, "cols": 8, "dataflow": "ws"},
-    "mx": {"kind": "mx", "lanes": 8, "block": 8, "formats": "fp8_e4m3+int8"},
+    "mx": {"kind": "mx", "rows": 2, "lanes": 8, "block": 8, "formats": "fp8_e4m3+int8"},
 }
 
 

@@ -101,16 +101,18 @@ _ABBREV = {"fp8_e4m3": "e4m3", "fp8_e5m2": "e5m2", "fp6_e3m2": "e3m2", "fp6_e2m3
 
 @dataclass(config=CONFIG, kw_only=True)
 class MxSpec(EngineBase):
-    """Lanes of MX block dot products (OCP Microscaling v1.0), output stationary.
+    """Rows x lanes of MX block dot products (OCP Microscaling v1.0), output stationary.
 
-    Every beat brings one block of ``block`` activation element codes with its E8M0 scale
-    (broadcast to every lane) and, per lane, one block of weight element codes with its
-    scale. Each lane decodes the codes into exact fixed-point integers (a signed significand
-    shifted by the exponent field: :class:`ElementDecode`), multiplies them exactly
-    (significand x significand, shifts added), sums the block's ``block`` products exactly,
-    and adds the sum to its accumulator aligned by the block's exponent: the two scales'
-    exponents plus the two formats' fixed-point units. The accumulator is an ``acc_bits``
-    two's-complement fixed-point register whose least significant bit weighs
+    Every beat brings, per row, one block of ``block`` activation element codes with its
+    E8M0 scale (broadcast to every lane of the row) and, per lane, one block of weight
+    element codes with its scale (broadcast to every row: a weight block read from the
+    buffer serves ``rows`` outputs). Each (row, lane) decodes the codes into exact
+    fixed-point integers (a signed significand shifted by the exponent field:
+    :class:`ElementDecode`; the weights' decoders are shared by the rows), multiplies them
+    exactly (significand x significand, shifts added), sums the block's ``block`` products
+    exactly, and adds the sum to its accumulator aligned by the block's exponent: the two
+    scales' exponents plus the two formats' fixed-point units. The accumulator is an
+    ``acc_bits`` two's-complement fixed-point register whose least significant bit weighs
     ``2**acc_lsb_exp``; a block sum of weight ``2**e`` enters it shifted by ``e -
     acc_lsb_exp``: left (bits beyond the register are dropped: the register wraps modulo
     ``2**acc_bits``) or right with an arithmetic shift (rounding towards minus infinity). OCP
@@ -118,7 +120,7 @@ class MxSpec(EngineBase):
     this engine's is exact up to the accumulator's LSB and range.
 
     Non-finite operands: a NaN scale (0xFF), an E4M3 NaN code or an E5M2 infinity or NaN
-    in a lane's blocks make that lane's result the integer indefinite ``-2**(acc_bits-1)``
+    in the blocks of an output make that output the integer indefinite ``-2**(acc_bits-1)``
     (as x86's float-to-integer conversions answer a NaN) instead of its accumulator.
 
     ``formats`` lists the element formats the engine decodes (``+``-joined); with more than
@@ -126,18 +128,20 @@ class MxSpec(EngineBase):
     indices into the list), so mixed pairs (W-MXFP4 x A-MXFP8) run on the same lanes. The
     datapath is sized by the widest of them.
 
-    Timing, as the output-stationary adder tree: one fold computes ``C[m, n0:n0+lanes]`` over
-    a reduction of any length K in ``ceil(K/block)`` beats (a partial last block padded with
-    zero codes), then presents the ``lanes`` results in one output beat:
-    ``fold_cycles(K) = ceil(K/block) + 1``. Cycles are counted from the first input transfer of
-    a fold to its last output transfer, both inclusive, with every stream valid/ready every
-    cycle. Folds run back to back.
+    Timing: one fold computes ``C[m0:m0+rows, n0:n0+lanes]`` over a reduction of any length
+    K in ``ceil(K/block)`` beats (a partial last block padded with zero codes), then presents
+    the results one row per output beat: ``fold_cycles(K) = ceil(K/block) + rows``. Cycles
+    are counted from the first input transfer of a fold to its last output transfer, both
+    inclusive, with every stream valid/ready every cycle. Folds run back to back.
     """
 
     kind: Literal["mx"] = "mx"
     signed: Literal[True] = Field(
         True, description="always true: MX elements and accumulators are signed")
     lanes: ArrayDim = Field(description="dot-product lanes (output columns per fold, GEMM N)")
+    rows: Annotated[int, Field(ge=1, le=64)] = Field(
+        1, description="activation rows (output rows per fold, GEMM M) sharing each lane's "
+        "weight block")
     block: Annotated[int, Field(ge=1, le=32)] = Field(
         32, description="elements per block sharing one E8M0 scale, a power of two (32 in "
         "OCP MX v1.0); one block per beat")
@@ -223,7 +227,7 @@ class MxSpec(EngineBase):
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
     def macs_per_cycle(self) -> int:
-        return self.lanes * self.block
+        return self.rows * self.lanes * self.block
 
     @property
     def preload_cycles(self) -> int:
@@ -236,8 +240,8 @@ class MxSpec(EngineBase):
 
     @property
     def drain_cycles(self) -> int:
-        """The result beat leaves in the cycle after the last input beat."""
-        return 1
+        """The result rows leave one per cycle, from the cycle after the last input beat."""
+        return self.rows
 
     def stream_cycles(self, stream_len: int) -> int:
         """Input beats of a fold: one per block, ``ceil(K/block)``."""
@@ -246,26 +250,27 @@ class MxSpec(EngineBase):
         return -(-stream_len // self.block)
 
     def unrolling(self) -> Unrolling:
-        """lanes <- N, one output row per fold, K streamed one block per beat."""
-        return Unrolling(m=1, n=self.lanes, k=None)
+        """rows <- M, lanes <- N, K streamed one block per beat."""
+        return Unrolling(m=self.rows, n=self.lanes, k=None)
 
     def timing_contract(self) -> dict[str, Any]:
-        """The timing formulas (Python expressions of lanes, block and K)."""
+        """The timing formulas (Python expressions of rows, lanes, block and K)."""
         return {
             "stream_len": "K",
-            "fold_cycles": "-(-K // block) + 1",
+            "fold_cycles": "-(-K // block) + rows",
             "stream_cycles": "-(-K // block)",
             "preload_cycles": "0",
             "fill_cycles": "0",
-            "drain_cycles": "1",
+            "drain_cycles": "rows",
             "initiation_interval_cycles": "1",
             "counted_from": "first input transfer of a fold to its last output transfer, "
                             "inclusive",
-            "gemm_folds": "M * ceil(N/lanes)",
+            "gemm_folds": "ceil(M/rows) * ceil(N/lanes)",
         }
 
     @property
     def name(self) -> str:
         fmts = "_".join(_ABBREV[n] for n in self.element_formats)
         lsb = f"m{-self.acc_lsb_exp}" if self.acc_lsb_exp < 0 else str(self.acc_lsb_exp)
-        return f"mx_{self.lanes}x{self.block}_{fmts}_p{self.acc_bits}l{lsb}"
+        shape = f"{self.rows}x{self.lanes}" if self.rows > 1 else str(self.lanes)
+        return f"mx_{shape}x{self.block}_{fmts}_p{self.acc_bits}l{lsb}"

@@ -1,8 +1,9 @@
 """Cycle and cost model of the MX dot-product engine: the numbers the generated RTL is held to.
 
 Output stationary, one block per beat (:class:`hw.spec.MxSpec`): a GEMM ``C[M, N] = A[M, K]
-@ W[K, N]`` takes ``M * ceil(N/lanes)`` folds of ``ceil(K/block) + 1`` cycles, back to back
-(the generic model of :mod:`sim.engines`). The cycles do not depend on the element formats.
+@ W[K, N]`` takes ``ceil(M/rows) * ceil(N/lanes)`` folds of ``ceil(K/block) + rows`` cycles,
+back to back (the generic model of :mod:`sim.engines`). The cycles do not depend on the
+element formats.
 
 Costs, from the structure of the engine's lane (``hw/mx.py``), ``s`` the significand bits
 (``spec.sig_bits``: the widest format's, e.g. 5 for E4M3, 8 for INT8), ``p`` the exact
@@ -17,7 +18,7 @@ product's bits, ``S`` the block sum's, ``B`` the block, ``acc`` the accumulator'
   is about two gates).
 * ``block_add`` (``mac_adder``): the exact block sum, ``B - 1`` adds of ``S`` bits per block
   (an adder tree), ``(B - 1)/B`` per MAC.
-* ``block_scale`` (``mac_adder``): per block and lane, the exponent sum (two adds of 10 bits:
+* ``block_scale`` (``mac_adder``): per block and output, the exponent sum (two adds of 10 bits:
   the two 8-bit scales and the formats' constant) and the accumulate at ``acc`` bits,
   ``3/B`` adds per MAC priced at ``acc`` bits (an upper bound for the exponent adds); the
   accumulator's alignment shifter (``acc * bit_length(acc)`` multiplexers per block) priced as
@@ -35,11 +36,12 @@ scales, other blocks) is refused with a one-line :class:`sim.errors.FormatError`
 operand and the schemes the engine runs. The ``auto`` scheme is the engine's first format
 in blocks of ``block`` for weights, activations and the KV cache.
 
-Area: per product lane (``lanes * block``) one ``s x s`` multiplier and the ``align``
-shifter's gates (the table's ``and2_gate`` area each, else the multiplier power law at 1x1);
-per lane ``B - 1`` adders of ``S`` bits, the accumulate and exponent adders and the
-accumulator shifter's gates; registers: one beat's codes (A ``block``, W ``lanes x block``),
-the scales (``8 * (1 + lanes)``) and the ``lanes`` accumulators (the footprint of
+Area: per product lane (``rows * lanes * block``) one ``s x s`` multiplier and the
+``align`` shifter's gates (the table's ``and2_gate`` area each, else the multiplier power law
+at 1x1); per output (``rows * lanes``) ``B - 1`` adders of ``S`` bits, the accumulate and
+exponent adders and the accumulator shifter's gates (the decoders, a few gates per code, are
+not counted); registers: one beat's codes (A ``rows x block``, W ``lanes x block``), the
+scales (``8 * (rows + lanes)``) and the ``rows x lanes`` accumulators (the footprint of
 :func:`sim.engines.cost.footprint_bits` plus the scales).
 """
 
@@ -127,11 +129,11 @@ def pe_area(spec: MxSpec, table: PriceTable, tech: float) -> PeArea:
     products = lanes(spec)
     mults = products * (mult(table, "area", s, s, tech) + _align_muxes(spec) * gate
                         * bool(spec.max_shift))
-    adds = spec.lanes * ((B - 1) * add(table, "area", S, tech) + add(table, "area", acc, tech)
-                         + 2 * add(table, "area", EXP_ADD_BITS, tech)
-                         + _acc_muxes(spec) * gate)
+    per_output = ((B - 1) * add(table, "area", S, tech) + add(table, "area", acc, tech)
+                  + 2 * add(table, "area", EXP_ADD_BITS, tech) + _acc_muxes(spec) * gate)
+    adds = spec.rows * spec.lanes * per_output
     return PeArea(multipliers_um2=mults, adders_um2=adds,
-                  register_bits=footprint_bits(spec) + SCALE_BITS * (1 + spec.lanes))
+                  register_bits=footprint_bits(spec) + SCALE_BITS * (spec.rows + spec.lanes))
 
 
 # -- number formats -----------------------------------------------------------------------------

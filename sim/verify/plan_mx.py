@@ -6,8 +6,8 @@ block of ``spec.block`` along K, in one of the engine's element formats each. Th
 in Python integers from the element values of :func:`models.mx.decode`, so the RTL and the
 reference agree by construction of the formats, not by sharing the decoder.
 
-Folds, as the output-stationary adder tree: one per output row and ``lanes``-wide column
-block, streaming K one block per beat. Weight lanes beyond N carry random junk (codes and
+Folds: one per ``rows`` x ``lanes`` output tile (row tiles inner), streaming K one block per
+beat. Activation rows beyond M and weight lanes beyond N carry random junk (codes and
 scales, NaN scales included); elements beyond K in a partial last block carry zero codes in
 both operands (a NaN or infinity code there would reach the result's flag).
 """
@@ -48,7 +48,7 @@ def plan_cases(spec: MxSpec, rng: np.random.Generator, **kw) -> list[Case]:
     scales) plus a GEMM whose operands are special values only: zero and largest scales,
     the NaN scale, saturated, NaN and infinity codes, zeros."""
     cases = generic_cases(spec, rng, **kw)
-    cases.append(Case("special values: extreme scales, NaN/Inf codes", spec.block + 1,
+    cases.append(Case("special values: extreme scales, NaN/Inf codes", spec.rows + 2,
                       2 * spec.lanes + 1, 3 * spec.block + 1, extreme="special"))
     return cases
 
@@ -155,8 +155,8 @@ def reference_gemm(spec: MxSpec, A: MxOperand, W: MxOperand) -> np.ndarray:
 
 def plan_folds(spec: MxSpec, A: MxOperand, W: MxOperand, rng: np.random.Generator
                ) -> Iterator[Fold]:
-    """The folds of ``A @ W`` on the lanes, in the order the cycle model counts them."""
-    L, B = spec.lanes, spec.block
+    """The folds of ``A @ W`` on the engine, in the order the cycle model counts them."""
+    R, L, B = spec.rows, spec.lanes, spec.block
     M, K = A.codes.shape
     N = W.codes.shape[1]
     beats = -(-K // B)
@@ -164,18 +164,24 @@ def plan_folds(spec: MxSpec, A: MxOperand, W: MxOperand, rng: np.random.Generato
     sel = {"a_sel": fmts.index(A.fmt), "w_sel": fmts.index(W.fmt)} if spec.sel_bits else {}
     for n0 in range(0, N, L):
         nc = min(L, N - n0)
-        for row in range(M):
-            a = np.zeros(beats * B, dtype=np.int64)  # padded elements: zero codes
-            a[:K] = A.codes[row]
-            w = rng.integers(0, 1 << spec.w_bits, size=(L, beats * B))  # lanes beyond N: junk
+        for m0 in range(0, M, R):
+            nr = min(R, M - m0)
+            # rows beyond M and lanes beyond N: junk; elements beyond K: zero codes
+            a = rng.integers(0, 1 << spec.a_bits, size=(R, beats * B))
+            a[:, K:] = 0
+            a[:nr, :K] = A.codes[m0:m0 + nr]
+            as_ = rng.integers(0, 256, size=(R, beats))
+            as_[:nr] = A.scales[m0:m0 + nr]
+            w = rng.integers(0, 1 << spec.w_bits, size=(L, beats * B))
             w[:, K:] = 0
             w[:nc, :K] = W.codes[:, n0:n0 + nc].T
             ws = rng.integers(0, 256, size=(L, beats))
             ws[:nc] = W.scales[:, n0:n0 + nc].T
             stream = [
-                {"a": a[b * B:(b + 1) * B], "a_scale": int(A.scales[row, b]),
+                {"a": a[:, b * B:(b + 1) * B].reshape(-1),  # row-major: a[r*block + q]
+                 "a_scale": as_[:, b],
                  "w": w[:, b * B:(b + 1) * B].reshape(-1),  # lane-major: w[l*block + q]
                  "w_scale": ws[:, b], **sel, "last": int(b == beats - 1)}
                 for b in range(beats)
             ]
-            yield Fold({"i": stream}, 1, row, 1, n0, nc, accumulate=False)
+            yield Fold({"i": stream}, R, m0, nr, n0, nc, accumulate=False)

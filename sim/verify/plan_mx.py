@@ -48,7 +48,7 @@ def plan_cases(spec: MxSpec, rng: np.random.Generator, **kw) -> list[Case]:
     scales) plus a GEMM whose operands are special values only: zero and largest scales,
     the NaN scale, saturated, NaN and infinity codes, zeros."""
     cases = generic_cases(spec, rng, **kw)
-    cases.append(Case("special values: extreme scales, NaN/Inf codes", spec.rows + 2,
+    cases.append(Case("special values (scales, NaN/Inf)", spec.rows + 2,
                       2 * spec.lanes + 1, 3 * spec.block + 1, extreme="special"))
     return cases
 

@@ -70,7 +70,8 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
                           help=f"GEMM dimension {dim} (1 to 2^40)")
     gemm.add_argument("--a-fmt", default=None,
                       help="activation format (default: int<a_bits> of the engine, uint when "
-                      "it is unsigned)")
+                      "it is unsigned; on the MX engine its auto scheme's, floating-point "
+                      "formats in its blocks with E8M0 scales)")
     gemm.add_argument("--w-fmt", default=None,
                       help="weight format (default: int<w_bits> of the engine, uint when it is "
                       "unsigned)")
@@ -232,6 +233,7 @@ def run_gemm(args: argparse.Namespace) -> int:
         a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         check_formats(arch.engine, a_fmt, w_fmt)
+        scales = _native_scales(arch.engine, a_fmt, w_fmt)
         out_fmt = f"int{arch.engine.acc_bits}"
     if args.o_fmt is not None:
         _check_fmt_flags(("--o-fmt", args.o_fmt))
@@ -255,6 +257,24 @@ def run_gemm(args: argparse.Namespace) -> int:
                           for n, c in summary["accesses"].items()) + " accesses)",
               file=sys.stderr if args.json else sys.stdout)
     return _print_op(args, arch, result)
+
+
+def _native_scales(engine, a_fmt: str, w_fmt: str) -> dict[str, int]:
+    """On a kind with formats of its own (the MX engine), a floating-point operand given by
+    --a-fmt/--w-fmt is stored as the kind's auto scheme stores it: in blocks with their
+    scales (what `tpe sim model` gives the same operand)."""
+    from sim.engines import format_hook
+    from sim.execution import auto_scheme
+
+    if format_hook(engine.kind, "auto_scheme") is None:
+        return {}
+    q = auto_scheme(engine)
+    out = {}
+    if get_format(a_fmt).is_float:
+        out |= {"a_group": q.a_group, "a_scale_bits": q.a_scale_bits}
+    if get_format(w_fmt).is_float:
+        out |= {"w_group": q.w_group, "w_scale_bits": q.w_scale_bits}
+    return out
 
 
 def _nonnegative(flag: str, value: int) -> int:

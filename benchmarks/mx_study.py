@@ -190,7 +190,7 @@ def _write_up(results: dict, refused: dict, rows: list[dict], out: Path) -> str:
         wb, ab = storage_bits(s)
         lines.append(f"| `{s}` | {get_scheme(s).description} | {wb:g} | {ab:g} |")
     for model in MODELS:
-        for phase, batch, seq in PHASES:
+        for phase, _, _ in PHASES:
             lines += ["", f"## {model}, {phase}: time and energy per token", "",
                       "| engine | " + " | ".join(f"`{s}`" for s in SCHEMES) + " |",
                       "| --- |" + " ---: |" * len(SCHEMES)]

@@ -43,6 +43,7 @@ __all__ = [
     "load_model",
     "lower",
     "op_names",
+    "query_format",
     "weight_bytes",
     "zoo_models",
 ]
@@ -722,6 +723,15 @@ def _full_fmt(fmt: str) -> str:
     return fmt if get_format(fmt).is_float else "fp16"
 
 
+def query_format(scheme: QuantScheme) -> str:
+    """The format of attention's queries and probabilities under ``scheme`` (its
+    ``attention`` override's): the activations' block format's elements when activations
+    are block-scaled (MX: every activation is quantized to blocks, the queries too), else the
+    activation format if floating point, else fp16."""
+    s = scheme.for_op("attention")
+    return s.a_fmt if s.a_block else _full_fmt(s.a_fmt)
+
+
 def expected_active_experts(num_experts: int, experts_per_tok: int, tokens: int) -> float:
     """Expected distinct experts ``tokens`` tokens touch when each picks ``experts_per_tok``
     of ``num_experts`` uniformly: ``E * (1 - (1 - k / E) ** T)`` (``k`` at ``T = 1``, towards
@@ -794,7 +804,7 @@ def _attention(cfg: ModelConfig, scheme: QuantScheme, *, phase: str, batch: int,
                kv_len: int, count: int, page_tokens: int, sparse_block: int,
                sparse_topk: int) -> Attention:
     s = scheme.for_op("attention")
-    q_fmt = _full_fmt(s.a_fmt)
+    q_fmt = query_format(scheme)
     cache: dict[str, Any] = {"kv_fmt": s.kv_fmt, "kv_group": s.kv_group,
                              "kv_scale_bits": s.kv_scale_bits,
                              "kv_residual": s.kv_residual}

@@ -43,6 +43,7 @@ from models.caches import memo
 from models.formats import NumberFormat, get_format
 from models.ops import Gemm
 from models.quant import QuantScheme, get_scheme
+from sim.engines import format_hook
 from sim.errors import FormatError
 
 __all__ = [
@@ -145,9 +146,17 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
     """
     e = arch.engine
     a_fmt, w_fmt = get_format(gemm.a_fmt), get_format(gemm.w_fmt)
+    seen = _transpose(gemm) if transposed else gemm
+    outputs = gemm.M * gemm.N
+    hook = format_hook(e.kind, "plan_formats")
+    if hook is not None:  # the kind runs the formats its own way: one pass, its own scaling
+        a_need, w_need, per_output = hook(e, gemm)
+        return GemmPlan(arch=arch, gemm=seen, transposed=transposed, a_need_bits=a_need,
+                        w_need_bits=w_need, a_slices=1, w_slices=1,
+                        convert_ops=_convert_ops(gemm, a_fmt, w_fmt),
+                        rescale_ops=outputs * per_output)
     a_need = operand_bits(a_fmt, e, f"{gemm.name}.a_fmt")
     w_need = operand_bits(w_fmt, e, f"{gemm.name}.w_fmt")
-    seen = _transpose(gemm) if transposed else gemm
     port_a, port_w = (w_need, a_need) if transposed else (a_need, w_need)
     a_slices = engine_slices(port_a, e.a_bits, e.signed)
     w_slices = engine_slices(port_w, e.w_bits, e.signed)
@@ -160,26 +169,34 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
         except SpecError as err:  # pragma: no cover - every kind takes 1..its built width
             raise FormatError(f"{gemm.name}: cannot run {e.kind} at a{a_bits}w{w_bits}: "
                               f"{err}") from None
-    M, N, K = gemm.M, gemm.N, gemm.K
-    outputs = M * N
     groups = gemm.w_groups_per_column
     scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float or w_fmt.is_float)
     rescale = outputs * groups * (int(scaled) + a_slices * w_slices - 1)
-    # activations (A) in floating point are aligned at run time; weights offline
-    convert = M * K * CONVERT_OPS_PER_ELEM if a_fmt.is_float else 0
-    if not gemm.b_is_weight and w_fmt.is_float:  # B is an activation too (attention)
-        convert += K * N * CONVERT_OPS_PER_ELEM
     return GemmPlan(
         arch=run, gemm=seen, transposed=transposed, a_need_bits=a_need, w_need_bits=w_need,
-        a_slices=a_slices, w_slices=w_slices, convert_ops=convert, rescale_ops=rescale,
+        a_slices=a_slices, w_slices=w_slices, convert_ops=_convert_ops(gemm, a_fmt, w_fmt),
+        rescale_ops=rescale,
     )
+
+
+def _convert_ops(gemm: Gemm, a_fmt: NumberFormat, w_fmt: NumberFormat) -> int:
+    """Vector operations converting floating-point activations as they are produced (A, and B
+    when it is an activation too, as in attention); weights are converted offline."""
+    convert = gemm.M * gemm.K * CONVERT_OPS_PER_ELEM if a_fmt.is_float else 0
+    if not gemm.b_is_weight and w_fmt.is_float:
+        convert += gemm.K * gemm.N * CONVERT_OPS_PER_ELEM
+    return convert
 
 
 # -- the engine's own scheme ---------------------------------------------------------------
 
 
 def auto_scheme(engine: EngineSpec) -> QuantScheme:
-    """The ``auto`` scheme: the engine's own integer widths, no scales."""
+    """The ``auto`` scheme: the engine's own integer widths, no scales (or the kind's own
+    native formats, :data:`sim.engines.FORMAT_HOOKS`)."""
+    hook = format_hook(engine.kind, "auto_scheme")
+    if hook is not None:
+        return hook(engine)
     p = "int" if engine.signed else "uint"
     kv = min(engine.a_bits, engine.w_bits)
     return QuantScheme(name="auto", description="the engine's native integer widths",
@@ -188,8 +205,15 @@ def auto_scheme(engine: EngineSpec) -> QuantScheme:
 
 
 def resolve_scheme(text: str, engine: EngineSpec) -> QuantScheme:
-    """``--quant``: ``auto`` or any :func:`models.quant.get_scheme` string."""
-    return auto_scheme(engine) if text == "auto" else get_scheme(text)
+    """``--quant``: ``auto`` or any :func:`models.quant.get_scheme` string; a scheme the
+    engine's kind refuses raises :class:`FormatError` naming it."""
+    if text == "auto":
+        return auto_scheme(engine)
+    scheme = get_scheme(text)
+    hook = format_hook(engine.kind, "check_scheme")
+    if hook is not None:
+        hook(engine, scheme)
+    return scheme
 
 
 def quant_formats(scheme: str, engine: EngineSpec) -> tuple[str, str, str]:

@@ -66,6 +66,7 @@ from sim.energy import (
     arith_actions,
     energy_breakdown,
 )
+from sim.engines import format_hook
 from sim.errors import FormatError
 from sim.memory import (
     MEMORY_MODES,
@@ -125,7 +126,12 @@ def _check_operand(flag: str, fmt_name: str, engine: EngineSpec, field: str) -> 
 
 @memo(maxsize=1024)
 def check_formats(engine: EngineSpec, a_fmt: str, w_fmt: str) -> None:
-    """Raise :class:`FormatError` unless ``a_fmt``/``w_fmt`` fit the engine's operands."""
+    """Raise :class:`FormatError` unless ``a_fmt``/``w_fmt`` fit the engine's operands (by
+    the kind's own check when it has one, :data:`sim.engines.FORMAT_HOOKS`)."""
+    hook = format_hook(engine.kind, "check_formats")
+    if hook is not None:
+        hook(engine, a_fmt, w_fmt)
+        return
     _check_operand("--a-fmt", a_fmt, engine, "a_bits")
     _check_operand("--w-fmt", w_fmt, engine, "w_bits")
 

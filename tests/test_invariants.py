@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import NoReturn
 
 import pytest
 from hypothesis import HealthCheck, assume, given, reject, settings
@@ -34,6 +35,8 @@ from mapping import MappingError
 from models.formats import get_format
 from models.llm import load_model, lower
 from models.ops import VECTOR_KINDS, Attention, Gemm, Op, Vector
+from sim.engines import format_hook
+from sim.errors import FormatError
 from sim.execution import operand_bits
 from sim.model import simulate_model
 from sim.system import OpResult, peak_macs_per_cycle, simulate_op
@@ -59,7 +62,8 @@ MODELS = ["llama-2-7b", "deepseek-v2-lite", "opt-6.7b", "mistral-7b", "mixtral-8
 
 def test_presets_cover_every_engine_kind_and_a_multicore_one() -> None:
     kinds = {_arch(p).engine.kind for p in PRESETS}
-    assert {"systolic", "matrix2d", "addertree", "cube", "bitslice", "bitplane", "lut"} <= kinds
+    assert {"systolic", "matrix2d", "addertree", "cube", "bitslice", "bitplane", "lut",
+            "mx"} <= kinds
     assert any(_arch(p).cores > 1 and len(_arch(p).tiers) > 2 for p in PRESETS)
 
 
@@ -151,11 +155,22 @@ ops = st.one_of(gemms(), attentions(), vectors())
 
 
 def _sim(arch: ArchSpec, op: Op, memory: str = "real") -> OpResult:
-    """simulate_op, rejecting the example when nothing fits (not an invariant's business)."""
+    """simulate_op, rejecting the example when nothing fits or when a kind that runs formats
+    its own way (the MX engine: its element formats only) refuses the operands (not an
+    invariant's business)."""
     try:
         return simulate_op(arch, op, memory=memory)  # type: ignore[arg-type]
-    except MappingError:
-        reject()
+    except (MappingError, FormatError) as err:
+        _reject(arch, err)
+
+
+def _reject(arch: ArchSpec, err: Exception) -> NoReturn:
+    """Reject an example whose mapping does not fit, or whose formats a kind that runs
+    formats its own way refuses (the MX engine: its element formats only); re-raise any other
+    format error."""
+    if isinstance(err, FormatError) and format_hook(arch.engine.kind, "plan_formats") is None:
+        raise err
+    reject()
 
 
 # -- 1. the engines' peak --------------------------------------------------------------------
@@ -246,8 +261,8 @@ def test_op_energy_is_sum_of_breakdown(arch: ArchSpec, op: Op, memory: str) -> N
 def test_model_totals_are_sums_of_ops(arch: ArchSpec, workload: list[Op], memory: str) -> None:
     try:
         m = simulate_model(arch, workload, memory=memory)  # type: ignore[arg-type]
-    except MappingError:
-        reject()
+    except (MappingError, FormatError) as err:
+        _reject(arch, err)
     assert len(m.ops) == len(workload)
     assert math.isclose(m.energy_pj, sum(m.energy_breakdown_pj.values()), rel_tol=_REL)
     assert math.isclose(m.energy_pj, sum(r.energy_pj for r in m.ops), rel_tol=_REL)
@@ -286,8 +301,8 @@ def test_halving_weight_bits_never_adds_dram_bytes(arch: ArchSpec, bits: int,
     try:
         r_full, r_half = (simulate_op(arch, g, objective="energy")
                           for g in (full, _halved(full, bits)))
-    except MappingError:
-        reject()
+    except (MappingError, FormatError) as err:
+        _reject(arch, err)
     assert r_half.dram_bytes <= r_full.dram_bytes * (1 + _REL), (
         f"int{bits} weights move {r_half.dram_bytes} DRAM bytes, int{2 * bits} "
         f"{r_full.dram_bytes}")
@@ -329,8 +344,8 @@ def test_halving_weight_bits_never_adds_dram_bytes_at_any_mapping(
     half = _halved(full, bits)
     try:
         cands = candidates(full, arch)
-    except MappingError:
-        reject()
+    except (MappingError, FormatError) as err:
+        _reject(arch, err)
     c_full = gemm_cost(full, arch, cands)
     c_half = gemm_cost(half, arch, cands)
     assert c_full.dram_bytes is not None and c_half.dram_bytes is not None
@@ -351,8 +366,8 @@ def test_halving_weight_bits_never_adds_model_dram_bytes(
                          quant=f"w{w}a{a_bits}")
         try:
             results.append(simulate_model(arch, workload, objective="energy"))
-        except MappingError:
-            reject()
+        except (MappingError, FormatError) as err:
+            _reject(arch, err)
     full, half = results
     assert half.dram_bytes <= full.dram_bytes * (1 + _REL), (
         f"{model} {phase} w{bits}a{a_bits}: {half.dram_bytes} DRAM bytes > "
@@ -384,8 +399,8 @@ def test_model_decode_time_grows_with_seq(arch: ArchSpec, model: str, quant: str
     try:
         short, long = (simulate_model(arch, lower(cfg, phase="decode", batch=batch, seq=s,
                                                   quant=quant)) for s in (s1, s2))
-    except MappingError:
-        reject()
+    except (MappingError, FormatError) as err:
+        _reject(arch, err)
     assert long.cycles >= short.cycles, (
         f"{model} {quant} batch {batch}: seq {s1} {short.cycles} cycles, seq {s2} "
         f"{long.cycles} cycles")

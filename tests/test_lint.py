@@ -56,6 +56,10 @@ GRID: list[dict[str, Any]] = [
     dict(kind="bitplane", rows=2, cols=2, depth=3, a_bits=3, w_bits=5),
     dict(kind="bitplane", rows=2, cols=3, depth=4, encoding="bipolar", carry_save=True,
          signed=False, a_bits=2, w_bits=4),
+    dict(kind="mx", rows=2, lanes=2, block=4, acc_bits=40, acc_lsb_exp=-20,
+         formats="fp8_e4m3+fp8_e5m2+fp6_e3m2+fp6_e2m3+fp4_e2m1+int8"),
+    dict(kind="mx", lanes=3, block=1, formats="fp4_e2m1", acc_bits=12, acc_lsb_exp=3),
+    dict(kind="mx", lanes=1, block=2, formats="int8+fp6_e2m3", acc_bits=64, acc_lsb_exp=-300),
 ]
 
 #: Tiles (``tpe gen tile``): every engine the tile builds, both systolic dataflows and the

@@ -172,6 +172,10 @@ def test_transposing_keeps_block_scales() -> None:
     assert t.exact_w_storage_bits * t.K * t.N == g.exact_a_storage_bits * g.M * g.K
 
 
+#: The block schemes the MX preset cannot run: NVFP4's E4M3 block scales, BF16 activations.
+MX_REFUSED = {"nvfp4", "bf16-kvmxint8", "bf16-kvbfp4"}
+
+
 def test_block_schemes_run_on_every_preset(capsys) -> None:
     import json
 
@@ -184,6 +188,11 @@ def test_block_schemes_run_on_every_preset(capsys) -> None:
             code, out, err = run(capsys, ["sim", "model", "--arch", preset, "--model",
                                           "llama-3-8b", "--phase", "decode", "--batch", "1",
                                           "--seq", "64", "--quant", quant, "--json"])
+            if preset == "mx" and quant in MX_REFUSED:
+                # the MX engine: E8M0 blocks of its element formats only, refused in one line
+                assert code == 2 and err.startswith(f"tpe: error: --quant: {quant}: ") \
+                    and err.count("\n") == 1, (quant, err)
+                continue
             assert code == 0, (preset, quant, err)
             assert json.loads(out)["quant"] == quant
 

@@ -30,7 +30,9 @@ from models.ops import Gemm
 from sim import engines
 from sim.cli import main
 from sim.energy import ENERGY_COMPONENTS, action_units, energy_components, unit_energies
+from sim.engines import format_hook
 from sim.engines.cost import multiplier_arith_actions, multiplier_pe_area
+from sim.execution import auto_scheme
 from sim.gemm import simulate_gemm, tiled_compute_cycles
 
 REQUIRED_KEYS = {"cycles", "compute_cycles", "stall_cycles", "utilization", "energy_pj",
@@ -124,9 +126,10 @@ def test_sim_model_on_every_kinds_preset(capsys, tmp_path, kind, phase):
     assert d["energy_pj"] == pytest.approx(sum(d["breakdown"].values()), rel=1e-12)
     assert 0 < d["utilization"] <= 1
     spec = load_arch(KIND_PRESETS[kind]).engine
-    # --quant auto: the engine's own operand widths
-    assert {op["shape"]["w_fmt"] for op in d["ops"] if op["name"] == "q_proj"} == {
-        f"int{spec.w_bits}"}
+    # --quant auto: the engine's own operand widths (integers; a kind with its own formats,
+    # such as the MX engine's block formats, says which)
+    want = auto_scheme(spec).w_fmt if format_hook(spec.kind, "auto_scheme") else f"int{spec.w_bits}"
+    assert {op["shape"]["w_fmt"] for op in d["ops"] if op["name"] == "q_proj"} == {want}
 
 
 # -- a kind the simulator has never heard of: only the spec contract --------------------------
@@ -256,6 +259,7 @@ ENGINES = {
     "addertree": {"kind": "addertree", "lanes": 8, "k": 8},
     "matrix2d": {"kind": "matrix2d", "rows": 8, "cols": 8},
     "systolic": {"kind": "systolic", "rows": 8, "cols": 8, "dataflow": "ws"},
+    "mx": {"kind": "mx", "rows": 2, "lanes": 8, "block": 8, "formats": "fp8_e4m3+int8"},
 }
 
 

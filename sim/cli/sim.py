@@ -72,10 +72,15 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
                           help=f"GEMM dimension {dim} (1 to 2^40)")
     gemm.add_argument("--a-fmt", default=None,
                       help="activation format (default: int<a_bits> of the engine, uint when "
-                      "it is unsigned)")
+                      "it is unsigned; on the MX engine its auto scheme's, floating-point "
+                      "formats in its blocks with E8M0 scales)")
     gemm.add_argument("--w-fmt", default=None,
                       help="weight format (default: int<w_bits> of the engine, uint when it is "
                       "unsigned)")
+    gemm.add_argument("--quant", default=None, metavar="SCHEME",
+                      help="take A and W in a quantization scheme's activation and weight "
+                      "formats, with their block or group scales (instead of --a-fmt/--w-fmt): "
+                      + QUANT_HELP.format(names=scheme_help()))
     gemm.add_argument("--o-fmt", default=None,
                       help="output format (default: int<acc_bits> of the engine; fp32 on a GPU)")
     gemm.add_argument("--count", type=int, default=1,
@@ -99,7 +104,9 @@ def _attention_args(att: argparse.ArgumentParser) -> None:
                      help="value head width (default --head-dim)")
     att.add_argument("--causal", action="store_true",
                      help="causal mask (the queries are the last --q-len tokens)")
-    att.add_argument("--q-fmt", default="fp16", help="query/probability format (default fp16)")
+    att.add_argument("--q-fmt", default=None,
+                     help="query/probability format (default fp16; on an engine with formats of "
+                     "its own, such as the MX engine, its auto scheme's activation format)")
     att.add_argument("--kv-fmt", default=None,
                      help="KV-cache format (default --q-fmt); integer formats narrower than 16 "
                      f"bits are stored KIVI-style in groups of {KIVI_GROUP} with an fp16 scale "
@@ -217,7 +224,8 @@ def _load(args: argparse.Namespace) -> ArchSpec:
 
 def run_gemm(args: argparse.Namespace) -> int:
     """``tpe sim gemm``."""
-    from sim.execution import quant_formats
+    from sim.errors import FormatError
+    from sim.execution import quant_formats, resolve_scheme
     from sim.gemm import check_formats
     from sim.system import simulate_op
 
@@ -228,7 +236,19 @@ def run_gemm(args: argparse.Namespace) -> int:
 
         output_dir(args.trace, "--trace")
     arch = _load(args)
-    if arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
+    scales: dict[str, int] = {}
+    if args.quant is not None:
+        from sim.errors import InputError
+
+        if args.a_fmt is not None or args.w_fmt is not None:
+            raise InputError("--quant: give either --quant or --a-fmt/--w-fmt")
+        scheme = resolve_scheme(args.quant, arch.engine).for_op("gemm")
+        a_fmt, w_fmt = scheme.a_fmt, scheme.w_fmt
+        scales = {"a_group": scheme.a_group, "a_scale_bits": scheme.a_scale_bits,
+                  "w_group": scheme.w_group, "w_scale_bits": scheme.w_scale_bits}
+        out_fmt = ("fp32" if get_format(a_fmt).is_float or get_format(w_fmt).is_float
+                   or arch.gpu is not None else f"int{arch.engine.acc_bits}")
+    elif arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
         a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
@@ -237,12 +257,19 @@ def run_gemm(args: argparse.Namespace) -> int:
         a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         check_formats(arch.engine, a_fmt, w_fmt)
+        scales = _native_scales(arch.engine, a_fmt, w_fmt)
         out_fmt = f"int{arch.engine.acc_bits}"
     if args.o_fmt is not None:
         _check_fmt_flags(("--o-fmt", args.o_fmt))
         out_fmt = args.o_fmt
-    op = Gemm(name="gemm", M=M, N=N, K=K, count=count, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt)
-    result = simulate_op(arch, op, memory=args.memory, objective=args.objective)
+    op = Gemm(name="gemm", M=M, N=N, K=K, count=count, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt,
+              **scales)
+    try:
+        result = simulate_op(arch, op, memory=args.memory, objective=args.objective)
+    except FormatError as err:
+        if args.quant is None:
+            raise
+        raise FormatError(f"--quant: {args.quant}: {err}") from None
     if args.trace is not None:
         import sys
 
@@ -254,6 +281,24 @@ def run_gemm(args: argparse.Namespace) -> int:
                           for n, c in summary["accesses"].items()) + " accesses)",
               file=sys.stderr if args.json else sys.stdout)
     return _print_op(args, arch, result)
+
+
+def _native_scales(engine, a_fmt: str, w_fmt: str) -> dict[str, int]:
+    """On a kind with formats of its own (the MX engine), a floating-point operand given by
+    --a-fmt/--w-fmt is stored as the kind's auto scheme stores it: in blocks with their
+    scales (what `tpe sim model` gives the same operand)."""
+    from sim.engines import format_hook
+    from sim.execution import auto_scheme
+
+    if format_hook(engine.kind, "auto_scheme") is None:
+        return {}
+    q = auto_scheme(engine)
+    out = {}
+    if get_format(a_fmt).is_float:
+        out |= {"a_group": q.a_group, "a_scale_bits": q.a_scale_bits}
+    if get_format(w_fmt).is_float:
+        out |= {"w_group": q.w_group, "w_scale_bits": q.w_scale_bits}
+    return out
 
 
 def _nonnegative(flag: str, value: int) -> int:
@@ -434,6 +479,8 @@ def _host_launch_us(args: argparse.Namespace, arch: ArchSpec) -> dict[str, float
 
 def run_attention(args: argparse.Namespace) -> int:
     """``tpe sim attention``."""
+    from sim.engines import format_hook
+    from sim.execution import auto_scheme
     from sim.system import simulate_op
 
     dims = {f: _positive(f"--{f.replace('_', '-')}", getattr(args, f))
@@ -442,16 +489,23 @@ def run_attention(args: argparse.Namespace) -> int:
     page = _nonnegative("--kv-page", args.kv_page)
     block, topk = _sparse(args)
     arch = _load(args)
-    kv_fmt = args.kv_fmt or args.q_fmt
-    _check_fmt_flags(("--q-fmt", args.q_fmt), ("--kv-fmt", kv_fmt))
+    native = (auto_scheme(arch.engine) if format_hook(arch.engine.kind, "auto_scheme")
+              else None)
+    q_fmt = args.q_fmt or (native.a_fmt if native is not None else "fp16")
+    kv_fmt = args.kv_fmt or q_fmt
+    _check_fmt_flags(("--q-fmt", q_fmt), ("--kv-fmt", kv_fmt))
     kv = get_format(kv_fmt)
-    quantized = kv.family in ("int", "uint") and kv.bits < 16
+    if native is not None and kv_fmt == native.kv_fmt:  # the engine's own block format
+        kv_group, kv_scale_bits = native.kv_group, native.kv_scale_bits
+    else:
+        quantized = kv.family in ("int", "uint") and kv.bits < 16
+        kv_group = KIVI_GROUP if quantized else 0
+        kv_scale_bits = KIVI_SCALE_BITS if quantized else 0
     att = Attention(
         name="attention", batch=dims["batch"], heads=dims["heads"], kv_heads=dims["kv_heads"],
         q_len=dims["q_len"], kv_len=dims["kv_len"], qk_dim=dims["head_dim"], v_dim=v_dim,
-        causal=args.causal, count=dims["layers"], q_fmt=args.q_fmt, kv_fmt=kv_fmt,
-        kv_group=KIVI_GROUP if quantized else 0,
-        kv_scale_bits=KIVI_SCALE_BITS if quantized else 0,
+        causal=args.causal, count=dims["layers"], q_fmt=q_fmt, kv_fmt=kv_fmt,
+        kv_group=kv_group, kv_scale_bits=kv_scale_bits,
         page_tokens=page, sparse_block=block, sparse_topk=topk,
     )
     return _print_op(args, arch, simulate_op(arch, att, memory=args.memory,

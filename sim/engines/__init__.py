@@ -33,8 +33,8 @@ from typing import Any
 from hw.spec import EngineSpec
 from sim.engines.cost import ArithAction, PeArea, PriceTable
 
-__all__ = ["COST_FUNCTIONS", "Folds", "KindCost", "gemm_compute_cycles", "gemm_folds",
-           "kind_cost"]
+__all__ = ["COST_FUNCTIONS", "FORMAT_HOOKS", "Folds", "KindCost", "format_hook",
+           "gemm_compute_cycles", "gemm_folds", "kind_cost"]
 
 #: The functions every kind's module defines (see the module docstring).
 COST_FUNCTIONS: tuple[str, ...] = ("arith_actions", "pe_area")
@@ -82,6 +82,30 @@ def kind_cost(kind: str) -> KindCost:
             f"engine kind {kind!r}: module {module_name} does not define {need}; add "
             f"{'them' if len(missing) > 1 else 'it'} ({_RECIPE})")
     return KindCost(kind=kind, arith_actions=module.arith_actions, pe_area=module.pe_area)
+
+
+#: Functions a kind's module may define to run number formats its own way, instead of the
+#: integer engines' slices and passes of :mod:`sim.execution`:
+#:
+#: * ``plan_formats(spec, gemm) -> (a_need_bits, w_need_bits, rescale_ops_per_output)``: the
+#:   operand widths one pass takes (no slicing) and the vector operations per output that
+#:   scale the results; raises :class:`sim.errors.FormatError` for formats it cannot run;
+#: * ``check_formats(spec, a_fmt, w_fmt)``: ``tpe sim gemm``'s ``--a-fmt``/``--w-fmt`` check;
+#: * ``auto_scheme(spec) -> QuantScheme``: the ``auto`` scheme (the engine's native formats);
+#: * ``check_scheme(spec, scheme)``: refuses a scheme whose storage the engine cannot take
+#:   (what the operators' formats alone do not say, such as the kind of block scale).
+FORMAT_HOOKS: tuple[str, ...] = ("plan_formats", "check_formats", "auto_scheme", "check_scheme")
+
+
+def format_hook(kind: str, name: str) -> Callable[..., Any] | None:
+    """The format hook ``name`` (:data:`FORMAT_HOOKS`) of kind ``kind``'s module, or None."""
+    if name not in FORMAT_HOOKS:
+        raise ValueError(f"name must be one of {', '.join(FORMAT_HOOKS)} (got {name!r})")
+    try:
+        module = importlib.import_module(f"{__name__}.{kind}")
+    except ModuleNotFoundError:
+        return None
+    return getattr(module, name, None)
 
 
 @dataclass(frozen=True, slots=True)

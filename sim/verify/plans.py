@@ -2,7 +2,9 @@
 
 By convention the planner of kind ``k`` is the module ``sim.verify.plan_k`` (functions
 ``plan_folds(spec, A, W, rng)``, ``plan_cases(spec, rng)`` and, for data-dependent timing,
-``fold_cycles(spec, fold)``) and its cycle model the module
+``fold_cycles(spec, fold)``; for operands other than integer matrices, such as the MX engine's
+codes and scales, ``case_operands(spec, case, rng)`` and ``reference_gemm(spec, A, W)``) and
+its cycle model the module
 ``sim.engines.k`` (``gemm_compute_cycles(spec, M, N, K)``). A new kind needs no edit here.
 """
 
@@ -11,10 +13,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from hw.spec import EngineSpec
+from sim.verify import driver
 from sim.verify.driver import Case, Fold
 
 __all__ = ["Planner", "planner"]
@@ -33,6 +37,13 @@ class Planner:
     #: For engines whose cycles depend on the data (e.g. zero skipping): the exact cycles of
     #: one planned fold (spec, fold); None when ``gemm_compute_cycles`` is exact for any data.
     fold_cycles: Callable[[EngineSpec, Fold], int] | None = None
+    #: The operands ``(A, W)`` of a case (spec, case, rng): integer matrices in the engine's
+    #: operand ranges unless the kind's planner defines its own.
+    case_operands: Callable[[EngineSpec, Case, np.random.Generator], tuple[Any, Any]] = \
+        driver.case_operands
+    #: The bit-exact expected ``C`` of ``A @ W`` (spec, A, W): the integer product wrapped to
+    #: the accumulator unless the kind's planner defines its own.
+    reference_gemm: Callable[[EngineSpec, Any, Any], np.ndarray] = driver.reference_gemm
 
     def model_cycles(self, spec: EngineSpec, folds: list[Fold], M: int, N: int, K: int) -> int:
         """The model's cycles for these folds of an M x N x K GEMM (folds run back to back)."""
@@ -49,4 +60,6 @@ def planner(spec: EngineSpec) -> Planner:
         raise TypeError(f"no verification planner for engine kind {spec.kind!r} ({err})") \
             from None
     return Planner(plan.plan_folds, plan.plan_cases, model.gemm_compute_cycles,
-                   getattr(plan, "fold_cycles", None))
+                   getattr(plan, "fold_cycles", None),
+                   getattr(plan, "case_operands", driver.case_operands),
+                   getattr(plan, "reference_gemm", driver.reference_gemm))

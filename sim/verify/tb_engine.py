@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from hw.packing import Codec
 from hw.spec import engine_from_dict
 from sim.verify.bench import CycleDriver
-from sim.verify.driver import Case, assemble, case_operands, reference_gemm
+from sim.verify.driver import Case, assemble
 from sim.verify.options import RANDOM_GEMMS
 from sim.verify.plans import planner
 
@@ -80,7 +80,7 @@ async def _reset(dut, streams, cycles: int) -> None:
 def _check(spec, plan, case, folds, drv, busy, A, W) -> dict:
     """The report entry of one finished GEMM: results bit exact, protocol, cycles."""
     got = assemble(spec, case.M, case.N, zip(folds, drv.outputs, strict=True))
-    want = reference_gemm(spec, A, W)
+    want = plan.reference_gemm(spec, A, W)
     bad = np.argwhere(got != want)
     measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
     model = plan.model_cycles(spec, folds, case.M, case.N, case.K)
@@ -132,7 +132,7 @@ async def lockstep(dut):
 
     cases = plan.plan_cases(spec, rng, random_gemms=gemms, max_dim=max_dim)
     for case in cases:
-        A, W = case_operands(spec, case, rng)
+        A, W = plan.case_operands(spec, case, rng)
         folds = list(plan.plan_folds(spec, A, W, rng))
         drv, busy = await _run_case(dut, streams, codecs, folds, rng, case)
         record(_check(spec, plan, case, folds, drv, busy, A, W))
@@ -141,7 +141,7 @@ async def lockstep(dut):
     # cycles, then, reset released, the same GEMM again from the start
     case = next(c for c in cases if c.label.startswith("random GEMM") and c.checks_cycles)
     case = Case("after a reset in the middle of a GEMM", case.M, case.N, case.K)
-    A, W = case_operands(spec, case, rng)
+    A, W = plan.case_operands(spec, case, rng)
     folds = list(plan.plan_folds(spec, A, W, rng))
     model = plan.model_cycles(spec, folds, case.M, case.N, case.K)
     await _run_case(dut, streams, codecs, folds, rng, case,

@@ -29,7 +29,6 @@ from mapping.mapper import (
     objective_key,
     pick,
     search,
-    search_detail,
 )
 from mapping.tiling import (
     DIMS,
@@ -79,7 +78,6 @@ __all__ = [
     "objective_key",
     "pick",
     "search",
-    "search_detail",
     "stream_granule",
     "tile_sizes",
     "untiled",

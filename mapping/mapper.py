@@ -38,7 +38,6 @@ __all__ = [
     "objective_key",
     "pick",
     "search",
-    "search_detail",
 ]
 
 Objective = Literal["latency", "energy", "edp"]
@@ -73,14 +72,11 @@ def objective_key(objective: Objective, cycles: Any, energy: Any, dram: Any) -> 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Costs:
-    """Costs of every candidate (arrays of equal length). ``dram_bytes`` breaks ties;
-    ``detail``, when the cost model gives it, returns its own figures of candidate ``i`` (what
-    a caller needs of the candidate the search picks: :func:`search_detail`)."""
+    """Costs of every candidate (arrays of equal length). ``dram_bytes`` breaks ties."""
 
     cycles: np.ndarray
     energy_pj: np.ndarray
     dram_bytes: np.ndarray | None = None
-    detail: Callable[[int], Any] | None = None
 
 
 #: ``cost_fn(gemm, arch, cands) -> Costs`` for one instance of ``gemm`` (``count`` ignored).
@@ -100,14 +96,6 @@ def search(
 
     Raises :class:`~mapping.tiling.MappingError` when no tile fits the buffers.
     """
-    return search_detail(gemm, arch, cost_fn, objective)[0]
-
-
-def search_detail(
-    gemm: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective = "latency"
-) -> tuple[Mapping, Any]:
-    """:func:`search`, and the cost model's own figures of the mapping it picks
-    (:attr:`Costs.detail`; ``None`` when the cost function gives none). Cached alike."""
     check_objective(objective)
     if not isinstance(gemm, Gemm):
         raise TypeError(f"gemm: expected a models.ops.Gemm, got {type(gemm).__name__}")
@@ -119,12 +107,10 @@ def search_detail(
 
 
 @memo(maxsize=4096)
-def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective
-            ) -> tuple[Mapping, Any]:
+def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective) -> Mapping:
     cands = candidates(one, arch)
     costs = cost_fn(one, arch, cands)
-    i = best_index(costs, objective)
-    return cands.mapping(i, arch), (None if costs.detail is None else costs.detail(i))
+    return cands.mapping(best_index(costs, objective), arch)
 
 
 def best_index(costs: Costs, objective: Objective) -> int:

@@ -322,14 +322,12 @@ def _device_weight_bytes(cfg: ModelConfig, stage_cfg: ModelConfig, scheme: Quant
         rule = SPLIT[name]
         if name in ("k_proj", "v_proj"):
             n = kv_dev * cfg.head_dim
-        elif rule == "col" or (rule == "expert_col" and plan.ep == 1):
+        elif rule in ("col",) or (rule == "expert_col" and plan.ep == 1):
             n = _ceil(n, tp)
         elif rule == "row" or (rule == "expert_row" and plan.ep == 1):
             k = _ceil(k, tp)
-        elif rule in ("expert_col", "expert_row"):  # whole experts: E / ep of them
-            assert cfg.moe is not None
-            experts = cfg.moe.num_experts
-            count = count // experts * _ceil(experts, plan.ep)
+        elif rule in ("expert_col", "expert_row"):
+            count = count // cfg.moe.num_experts * _ceil(cfg.moe.num_experts, plan.ep)  # type: ignore[union-attr]
         bits += n * k * count * _storage_bits(scheme.for_op(name), k)
     vocab = _ceil(cfg.vocab_size, tp)
     if last:

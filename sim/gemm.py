@@ -50,7 +50,7 @@ from mapping import (
     Mapping,
     Objective,
     fold_grid,
-    search_detail,
+    search,
     untiled,
 )
 from mapping.arrays import sorted_unique
@@ -81,13 +81,11 @@ from sim.memory import (
 __all__ = [
     "FormatError",
     "GemmResult",
-    "Ranked",
     "check_formats",
     "clear_caches",
     "compute_view",
     "gemm_cost",
     "gemm_cost_passes",
-    "ranked_gemm",
     "run_gemm",
     "simulate_gemm",
     "tiled_compute_cycles",
@@ -315,46 +313,9 @@ def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
 
 
 def _costs(ev: _Evaluation, cands: Candidates) -> Costs:
-    """An evaluation of ``cands`` as :class:`mapping.Costs`, one entry per candidate, with the
-    figures of any one of them (:class:`Ranked`) for the one the search picks."""
-    cycles = cands.flat(ev.cycles)
-    t = ev.traffic
-
-    def detail(i: int) -> Ranked:
-        def at(x: Any) -> float:
-            return float(cands.flat(x)[i])
-
-        return Ranked(cycles=float(cycles[i]), compute_cycles=at(ev.compute_cycles),
-                      dram_a_bytes=at(t.dram_a_read_bytes),
-                      dram_w_bytes=at(t.dram_w_read_bytes),
-                      dram_o_bytes=at(t.dram_o_write_bytes + t.dram_o_read_bytes),
-                      energy_pj=tuple((k, at(ev.energy[k])) for k in ENERGY_COMPONENTS))
-
-    return Costs(cycles=cycles, energy_pj=cands.flat(ev.energy_pj),
-                 dram_bytes=cands.flat(t.dram_bytes), detail=detail)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ranked:
-    """One instance's figures as the search ranks its candidates (float64, the closed form):
-    what a caller choosing among several searches (the core splits and orientations of
-    ``sim.system``) compares before it evaluates the one it picks exactly
-    (:func:`ranked_gemm`)."""
-
-    cycles: float
-    compute_cycles: float
-    dram_a_bytes: float
-    dram_w_bytes: float
-    dram_o_bytes: float
-    energy_pj: tuple[tuple[str, float], ...]
-
-
-def ranked_gemm(arch: ArchSpec, gemm: Gemm, *, objective: Objective = "latency",
-                passes: int = 1) -> Ranked:
-    """One instance of ``gemm`` on ``arch`` (real memory) as its search ranked the mapping it
-    picked (:class:`Ranked`): :func:`run_gemm`'s mapping, without its exact evaluation."""
-    detail: Ranked = search_detail(_single(gemm), arch, gemm_cost_passes(passes), objective)[1]
-    return detail
+    """An evaluation of ``cands`` as :class:`mapping.Costs`, one entry per candidate."""
+    return Costs(cycles=cands.flat(ev.cycles), energy_pj=cands.flat(ev.energy_pj),
+                 dram_bytes=cands.flat(ev.traffic.dram_bytes))
 
 
 @memo(maxsize=64)
@@ -397,7 +358,7 @@ def _instance(
     if memory == "ideal":
         mapping = untiled(one, arch).mapping(0, arch)
     else:
-        mapping = search_detail(one, arch, gemm_cost_passes(passes), objective)[0]
+        mapping = search(one, arch, gemm_cost_passes(passes), objective)
     ev = _evaluate(arch, one, mapping, memory, passes)  # exact: one mapping
     t = ev.traffic
     stall = ev.stall_cycles

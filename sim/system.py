@@ -44,22 +44,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
 from hw.spec import OPERANDS, ArchSpec, LevelSpec
-from mapping import (
-    CoreSplit,
-    MappingError,
-    Objective,
-    Scored,
-    core_splits,
-    objective_key,
-    pick,
-)
+from mapping import CoreSplit, MappingError, Objective, Scored, core_splits, pick
 from models.caches import memo
 from models.formats import get_format
 from models.ops import Attention, Exact, Gemm, Op, Vector, exact, exact_div
@@ -71,7 +63,7 @@ from sim.energy import (
     vector_op_pj,
 )
 from sim.execution import plan_gemm
-from sim.gemm import GemmResult, ranked_gemm, run_gemm
+from sim.gemm import GemmResult, run_gemm
 from sim.memory import Memory, exact_link
 
 __all__ = [
@@ -283,8 +275,8 @@ def _outer_tiers(arch: ArchSpec, e: dict[str, float], cycles: Exact, backing: Ex
     return cycles, inner
 
 
-def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int, ranked: bool = False
-                     ) -> Callable[[int, Exact], Exact | None]:
+def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int) -> Callable[
+        [int, Exact], Exact | None]:
     """Bytes tier ``t`` moves to tier ``t + 1`` under its own tiling of the GEMM (the whole
     GEMM for a shared tier, one core's share times the cores for a per-core one; the tiling
     minimizes energy, i.e. traffic), ``None`` when not even the smallest tile fits."""
@@ -292,44 +284,26 @@ def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int, ranked: bool
         per_core = arch.tiers[t][0].instances == "core"
         one = dataclasses.replace(sub if per_core else g, count=1)
         try:
-            if ranked:
-                k = ranked_gemm(tier_view(arch, t), one, objective="energy")
-                nbytes: Exact = exact(k.dram_a_bytes + k.dram_w_bytes + k.dram_o_bytes)
-            else:
-                nbytes = run_gemm(tier_view(arch, t), one, memory="real",
-                                  objective="energy").dram_bytes
+            r = run_gemm(tier_view(arch, t), one, memory="real", objective="energy")
         except MappingError:
             return None
-        return nbytes * (used if per_core else 1)
+        return r.dram_bytes * (used if per_core else 1)
     return tier_bytes
 
 
 def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective) -> _Inst:
     """The best of :func:`mapping.core_splits` (N or M, either orientation) for
-    ``objective`` under :func:`gemm_split_cost`. The splits are ranked as the candidates of
-    one search are, by the closed form their searches ranked them with (``ranked=True``), and
-    only the best (with any within float noise of it, 1e-9 of its key) is evaluated exactly:
-    one exact evaluation per GEMM, not one per split."""
-    splits: Sequence[CoreSplit] = core_splits(g, arch.cores)
-    if len(splits) > 1 and memory == "real":
-        rank = gemm_split_cost(arch, g, memory, objective, ranked=True)
-        keys = [objective_key(objective, s.cycles, s.energy_pj, s.dram_bytes)[0]
-                for s in map(rank, splits)]
-        near = min(keys) * (1 + 1e-9)
-        splits = [s for s, k in zip(splits, keys, strict=True) if k <= near]
+    ``objective`` under :func:`gemm_split_cost`."""
     cost = gemm_split_cost(arch, g, memory, objective)
-    return pick(splits, cost, objective)[1].detail
+    return pick(core_splits(g, arch.cores), cost, objective)[1].detail
 
 
-def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective,
-                    ranked: bool = False) -> Callable[[CoreSplit], Scored[_Inst]]:
+def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
+                    ) -> Callable[[CoreSplit], Scored[_Inst]]:
     """The cost function :func:`mapping.pick` gets for a GEMM's core splits: one instance of
     ``g`` under one :class:`mapping.CoreSplit`, its slices and passes planned for the split's
     orientation (:func:`sim.execution.plan_gemm`), each core's share tiled by its own search
-    for ``objective`` (:func:`sim.gemm.run_gemm`), and the tiers behind the cores. With
-    ``ranked`` (real memory), each search's figures as it ranked its candidates
-    (:func:`sim.gemm.ranked_gemm`) instead of its mapping's exact evaluation: the detail then
-    has no mapping and no core result."""
+    for ``objective`` (:func:`sim.gemm.run_gemm`), and the tiers behind the cores."""
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     lanes = arch.vector.lanes if arch.vector is not None else 0
     vec_pj = vector_op_pj(arch) if lanes else 0.0
@@ -342,41 +316,30 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
         if plan.vector_ops and not lanes:
             raise MappingError(f"vector: {g.name} needs a vector unit ({plan.vector_ops:.3g}"
                                " rescale/convert operations); add a [vector] table")
-        r: GemmResult | None = None
-        if ranked:
-            k = ranked_gemm(plan.arch, plan.gemm, objective=objective, passes=plan.passes)
-            engine_cycles: Exact = exact(k.compute_cycles)
-            r_cycles, r_energy = exact(k.cycles), dict(k.energy_pj)
-            r_a, r_w, r_o = (exact(x) for x in (k.dram_a_bytes, k.dram_w_bytes,
-                                                 k.dram_o_bytes))
-        else:
-            r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
-                         passes=plan.passes)
-            engine_cycles, r_cycles, r_energy = r.compute_cycles, r.cycles, dict(
-                r.energy_breakdown_pj)
-            r_a, r_w, r_o = r.dram_a_bytes, r.dram_w_bytes, r.dram_o_bytes
+        r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
+                     passes=plan.passes)
         vec_cycles = exact_div(plan.vector_ops, lanes) if lanes else 0
-        core_cycles = max(r_cycles, vec_cycles)
+        core_cycles = max(r.cycles, vec_cycles)
         # bytes each operand moves between the cores and tier 1 (C^T swaps A and W)
-        a_b, w_b = (r_w, r_a) if transposed else (r_a, r_w)
-        backing = {"A": used * a_b, "W": used * w_b, "O": used * r_o}
+        a_b, w_b = ((r.dram_w_bytes, r.dram_a_bytes) if transposed
+                    else (r.dram_a_bytes, r.dram_w_bytes))
+        backing = {"A": used * a_b, "W": used * w_b, "O": used * r.dram_o_bytes}
         if memory == "ideal":
             backing = dict.fromkeys(backing, 0)
-        energy = _core_energy(arch, r_energy, backing, used)
+        energy = _core_energy(arch, dict(r.energy_breakdown_pj), backing, used)
         energy["vector"] = used * plan.vector_ops * vec_pj
         backed = sum(backing.values())
         cycles, dram = _outer_tiers(arch, energy, core_cycles, backed, used,
-                                    memory, _gemm_tier_bytes(arch, g, sub, used, ranked))
+                                    memory, _gemm_tier_bytes(arch, g, sub, used))
         inst = _Inst(
-            cycles=cycles, compute=max(engine_cycles, vec_cycles),
-            engine=engine_cycles, vector=vec_cycles,
+            cycles=cycles, compute=max(r.compute_cycles, vec_cycles),
+            engine=r.compute_cycles, vector=vec_cycles,
             vector_ops=float(used * plan.vector_ops), macs=macs,
             dram_bytes=dram, energy=energy,
-            mapping={} if r is None else {
-                "cores_used": used, "core_split": split.dim, "transposed": transposed,
-                "passes": plan.passes, "a_slices": plan.a_slices,
-                "w_slices": plan.w_slices, "engine_a_bits": plan.arch.engine.a_bits,
-                "engine_w_bits": plan.arch.engine.w_bits, **r.mapping.to_dict()},
+            mapping={"cores_used": used, "core_split": split.dim, "transposed": transposed,
+                     "passes": plan.passes, "a_slices": plan.a_slices,
+                     "w_slices": plan.w_slices, "engine_a_bits": plan.arch.engine.a_bits,
+                     "engine_w_bits": plan.arch.engine.w_bits, **r.mapping.to_dict()},
             core=r,
         )
         # ranked in float64 (mapping.pick); the chosen instance's figures stay exact

@@ -78,7 +78,13 @@ from amaranth.lib import data, wiring
 
 from hw.arith import Pipe, add_tree, csa_reduce, csa_row, neg_correction, pp_row, recode
 from hw.spec.addertree import AdderTreeSpec
-from hw.streams import operand_shapes, signature_members, tile_layouts, ws_layouts
+from hw.streams import (
+    delay_flags,
+    operand_shapes,
+    signature_members,
+    tile_layouts,
+    ws_layouts,
+)
 
 __all__ = ["COMPONENT", "AdderTree", "stream_layouts"]
 
@@ -213,11 +219,7 @@ class AdderTree(wiring.Component):
     def _delay(self, m: Module, valid: Value, last: Value, en: Value) -> tuple[Value, Value]:
         """A beat's valid and last flags delayed by ``spec.pipeline_cycles`` registers
         stepping with ``en``, beside its dot product."""
-        for d in range(self.spec.pipeline_cycles):
-            v, lst = Signal(name=f"pipe_valid{d}"), Signal(name=f"pipe_last{d}")
-            with m.If(en):
-                m.d.sync += [v.eq(valid), lst.eq(last)]
-            valid, last = v, lst
+        valid, last, _ = delay_flags(m, valid, last, self.spec.pipeline_cycles, en, "pipe")
         return valid, last
 
     # -- the lanes' arithmetic ------------------------------------------------------------

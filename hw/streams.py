@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth import Module, Shape, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "RowDrain",
+    "delay_flags",
     "operand_shapes",
     "out_layout",
+    "output_register",
     "shift_rows",
     "signature_members",
     "tile_layouts",
@@ -87,6 +89,35 @@ def shift_rows(m: Module, rows: Sequence[Sequence[Sequence[Value]]], shift: Valu
             below = rows[r + 1][c] if r + 1 < len(rows) else [0] * len(regs)
             with m.If(shift):
                 m.d.sync += [reg.eq(v) for reg, v in zip(regs, below, strict=True)]
+
+
+def delay_flags(m: Module, valid: Value, last: Value, cycles: int, en: Value, name: str
+                ) -> tuple[Value, Value, Value]:
+    """A beat's ``valid`` and ``last`` flags through ``cycles`` registers that step with
+    ``en``, beside its data in a pipeline of as many registers. Returns the delayed flags and
+    ``in_flight``, high while any register holds a valid beat."""
+    held = []
+    for d in range(cycles):
+        v, lst = Signal(name=f"{name}_valid{d}"), Signal(name=f"{name}_last{d}")
+        with m.If(en):
+            m.d.sync += [v.eq(valid), lst.eq(last)]
+        valid, last = v, lst
+        held.append(v)
+    return valid, last, Cat(Const(0, 1), *held).any()
+
+
+def output_register(m: Module, inner, o) -> Signal:
+    """A register slice from stream ``inner`` (driven by the engine) to stream ``o``: one
+    beat held, passed on when ``o.ready``; ``inner.ready`` is high when the slice is empty or
+    passes its beat on, so beats still flow one per cycle, each one cycle later. Returns the
+    slice's valid bit (it holds a beat)."""
+    valid = Signal(name="o_reg_valid")
+    payload = Signal(o.payload.shape(), name="o_reg_payload")
+    m.d.comb += inner.ready.eq(~valid | o.ready)
+    with m.If(inner.ready):
+        m.d.sync += [valid.eq(inner.valid), payload.eq(inner.payload)]
+    m.d.comb += [o.valid.eq(valid), o.payload.eq(payload)]
+    return valid
 
 
 class RowDrain:

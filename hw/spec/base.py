@@ -9,7 +9,8 @@ import pydantic
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-__all__ = ["CONFIG", "AccBits", "ArrayDim", "EngineBase", "OperandBits", "SpecError",
+__all__ = ["CONFIG", "PIPELINE_FIELDS", "AccBits", "ArrayDim", "EngineBase", "OperandBits",
+           "SpecError",
            "TreeStageLevels", "add_levels", "booth_digits", "build", "check_tree_stages",
            "csa_levels"]
 
@@ -23,6 +24,10 @@ AccBits = Annotated[int, Field(ge=1, le=64)]
 #: Array edge length (PEs). 256 bounds RTL size; the models accept the same range.
 ArrayDim = Annotated[int, Field(ge=1, le=256)]
 
+
+#: The spec fields that add pipeline registers (latency, never results), in the kinds that
+#: have them: apart from the arithmetic options (``booth``, ``csa_accumulate``, ...).
+PIPELINE_FIELDS = ("mult_reg", "tree_stage_levels", "cpa_reg")
 
 #: Adder levels between pipeline registers of a reduction tree (0: the tree is not pipelined).
 TreeStageLevels = Annotated[int, Field(ge=0, le=64)]

@@ -192,6 +192,7 @@ class SystolicSpec(EngineBase):
             "preload_cycles": "rows" if self.dataflow == "ws" else "0",
             "fill_cycles": "rows + cols - 2",
             "drain_cycles": ("rows" if self.dataflow == "os" else "1") + reg,
+            "pipeline_cycles": str(int(self.cpa_reg)),
             "fold_interval": ("max(M, 2*rows + cols - 1)" if self.weight_double_buffer
                               else "max(K, rows + cols - 1)" if self.output_double_buffer
                               else f"{stream} + 2*rows + cols {extra}"),

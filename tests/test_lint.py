@@ -49,7 +49,7 @@ GRID: list[dict[str, Any]] = [
     dict(kind="cube", m=2, n=3, k=5, a_bits=6, w_bits=5, acc_bits=18, mult_reg=True,
          tree_stage_levels=1),
     dict(kind="cube", m=3, n=2, k=3, booth=True, csa_accumulate=True, mult_reg=True,
-         tree_stage_levels=2, output_double_buffer=True, signed=False),
+         tree_stage_levels=2, output_double_buffer=True, signed=False, cpa_reg=True),
     dict(kind="addertree", lanes=2, k=3, a_bits=5, w_bits=3, acc_bits=14),
     dict(kind="addertree", lanes=3, k=2, dataflow="ws", booth=True, compress=True,
          signed=False),

@@ -1,5 +1,5 @@
 """Pipeline registers: ``mult_reg`` and ``tree_stage_levels`` (adder tree, cube), ``cpa_reg``
-(systolic OPT1's edge carry-propagate adders).
+(OPT1's carry-propagate adds at the edge: systolic array, cube).
 
 A random grid of pipelined designs of the three kinds (every arithmetic option, dataflow and
 double buffer mixed in) runs on amaranth.sim in lock step: results bit exact against numpy,
@@ -53,9 +53,11 @@ def _random_point(kind: str, rng: np.random.Generator, i: int):
         sizes = {"lanes": int(rng.integers(1, 4)), "k": int(rng.integers(2, 9)),
                  "dataflow": ("os", "ws")[int(rng.integers(0, 2))],
                  "compress": bool(rng.integers(0, 2))}
-    else:
+    else:  # every other trio's cube has carry-save accumulators and cpa_reg
+        csa = bool(rng.integers(0, 2)) or i // 3 % 2 == 0
         sizes = {"m": int(rng.integers(1, 4)), "n": int(rng.integers(1, 4)),
-                 "k": int(rng.integers(2, 7)), "csa_accumulate": bool(rng.integers(0, 2)),
+                 "k": int(rng.integers(2, 7)), "csa_accumulate": csa,
+                 "cpa_reg": csa and i // 3 % 2 == 0,
                  "output_double_buffer": bool(rng.integers(0, 2))}
     spec = engine_from_dict({**base, **sizes, "booth": bool(rng.integers(0, 2))})
     mode = i // 3 % 3  # 0: both, 1: tree stages only, 2: multiplier register only
@@ -70,7 +72,7 @@ def _grid(n: int, seed: int) -> list:
 
 GRID = _grid(36, seed=20261205)
 #: CI: the first nine points, each kind with both pipeline registers, tree stages alone and the
-#: multiplier register alone (systolic: cpa_reg each time).
+#: multiplier register alone (systolic: cpa_reg each time; the cube's cpa_reg twice).
 CI_GRID = range(9)
 
 
@@ -86,7 +88,7 @@ def _gemm(spec, rng: np.random.Generator) -> tuple[int, int, int]:
 
 @pytest.mark.parametrize("spec", ci_subset(GRID, CI_GRID))
 def test_lockstep_amaranth(spec) -> None:
-    assert spec.pipeline_cycles if hasattr(spec, "pipeline_cycles") else spec.cpa_reg
+    assert spec.pipeline_cycles
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
     M, N, K = _gemm(spec, rng)
     stream = spec.unrolling().stream_len(M, N, K)
@@ -111,13 +113,15 @@ RTL_POINTS = [
                           booth=True, compress=True, mult_reg=True, tree_stage_levels=2)),
     engine_from_dict(dict(kind="cube", m=2, n=3, k=4, a_bits=7, w_bits=6, acc_bits=24,
                           booth=True, csa_accumulate=True, output_double_buffer=True,
-                          mult_reg=True, tree_stage_levels=1)),
+                          mult_reg=True, tree_stage_levels=1, cpa_reg=True)),
     engine_from_dict(dict(kind="systolic", rows=3, cols=4, a_bits=8, w_bits=8, acc_bits=32,
                           booth=True, csa_accumulate=True, cpa_reg=True)),
     engine_from_dict(dict(kind="addertree", lanes=2, k=16, a_bits=6, w_bits=5, acc_bits=20,
                           dataflow="ws", signed=False, tree_stage_levels=1)),
     engine_from_dict(dict(kind="cube", m=3, n=2, k=5, a_bits=5, w_bits=9, acc_bits=17,
                           mult_reg=True, tree_stage_levels=2)),
+    engine_from_dict(dict(kind="cube", m=2, n=2, k=3, a_bits=6, w_bits=6, acc_bits=20,
+                          csa_accumulate=True, cpa_reg=True, signed=False)),
     engine_from_dict(dict(kind="systolic", rows=4, cols=2, a_bits=6, w_bits=7, acc_bits=19,
                           dataflow="ws", csa_accumulate=True, cpa_reg=True,
                           weight_double_buffer=True, signed=False)),
@@ -138,7 +142,7 @@ def test_ci_turns_every_pipeline_option_on() -> None:
         on = {(s.kind, f) for s in points for f in PIPELINE_FIELDS if getattr(s, f, 0)}
         assert on == {("addertree", "mult_reg"), ("addertree", "tree_stage_levels"),
                       ("cube", "mult_reg"), ("cube", "tree_stage_levels"),
-                      ("systolic", "cpa_reg")}
+                      ("cube", "cpa_reg"), ("systolic", "cpa_reg")}
 
 
 def _register_levels(verilog: str) -> set[int]:
@@ -168,8 +172,9 @@ def test_registers_land_where_the_spec_says(point) -> None:
     assert re.search(r"\breg\b[^;]*\bpipe_(prod|pp)", with_mult)
 
 
-def test_cpa_reg_registers_the_edge_adders() -> None:
-    base = dict(kind="systolic", rows=2, cols=2, csa_accumulate=True)
+@pytest.mark.parametrize("base", [dict(kind="systolic", rows=2, cols=2, csa_accumulate=True),
+                                  dict(kind="cube", m=2, n=2, k=2, csa_accumulate=True)])
+def test_cpa_reg_registers_the_edge_adders(base) -> None:
     plain = render(engine_from_dict(base))[0]
     reg = render(engine_from_dict({**base, "cpa_reg": True}))[0]
     flop = r"\breg \[\d+:0\] o__payload = "  # a register (with its initial value) on the port
@@ -208,6 +213,8 @@ def test_model_charges_latency_not_throughput(point) -> None:
     dict(kind="systolic", rows=4, cols=3, dataflow="ws"),
     dict(kind="systolic", rows=4, cols=3, dataflow="os", output_double_buffer=True),
     dict(kind="systolic", rows=4, cols=3, dataflow="ws", weight_double_buffer=True),
+    dict(kind="cube", m=4, n=3, k=2),
+    dict(kind="cube", m=4, n=3, k=2, output_double_buffer=True),
 ])
 def test_cpa_reg_adds_one_cycle_per_gemm(point) -> None:
     """The output register delays the last beat once; the array is free as early as before."""
@@ -250,6 +257,10 @@ def test_tpe_sim_sees_the_latency(capsys) -> None:
          r"^engine\.cpa_reg: needs carry-save accumulators \(csa_accumulate=false adds in "
          r"every PE, there is no edge carry-propagate adder to register\); set "
          r"csa_accumulate=true or cpa_reg=false$"),
+        (dict(kind="cube", m=2, n=2, k=2, booth=True, cpa_reg=True),
+         r"^engine\.cpa_reg: needs carry-save accumulators \(csa_accumulate=false adds in "
+         r"the loop, there is no carry-propagate add on the drain to register\); set "
+         r"csa_accumulate=true or cpa_reg=false$"),
         (dict(kind="cube", m=2, n=2, k=2, mult_reg=1),
          r"^engine\.mult_reg: input should be a valid boolean \(got 1\)$"),
     ],
@@ -275,3 +286,24 @@ def test_names_tell_the_pipeline() -> None:
     assert len(names) == 6
     assert engine_from_dict({**base, "mult_reg": True, "tree_stage_levels": 2}).name \
         == "cube_2x2x4_a8w8p32s_mreg_ts2"
+
+
+@pytest.mark.parametrize(("preset", "sets"), [
+    ("cube", ["engine.mult_reg=true", "engine.tree_stage_levels=1"]),
+    pytest.param("cube", ["engine.output_double_buffer=true", "engine.csa_accumulate=true",
+                          "engine.mult_reg=true", "engine.tree_stage_levels=2",
+                          "engine.cpa_reg=true"],
+                 marks=pytest.mark.slow),
+    pytest.param("systolic", ["engine.csa_accumulate=true", "engine.cpa_reg=true"],
+                 marks=pytest.mark.slow),
+    pytest.param("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true",
+                              "engine.csa_accumulate=true", "engine.cpa_reg=true"],
+                 marks=pytest.mark.slow),
+])
+def test_tiles_take_pipelined_engines(preset: str, sets: list[str]) -> None:
+    """A whole tile (scratchpads, DMA, loop controller) around a pipelined engine: a tiled
+    GEMM bit exact (amaranth.sim)."""
+    from test_tile import CASES, test_random_gemm_bit_exact
+
+    base, M, N, K, tile, order = CASES[0]
+    test_random_gemm_bit_exact([*base, *sets], M, N, K, tile, order, preset=preset)

@@ -65,9 +65,14 @@ class CubeSpec(EngineBase):
     adder levels (:attr:`tree_levels` of them: the binary tree over the k products, or with
     ``csa_accumulate`` the 3:2 tree that takes the product words down to a sum and a carry
     word, which then meet the accumulator's two words in the loop). Each register is one
-    more cycle of latency between a beat and its accumulation, :attr:`pipeline_cycles` in all,
-    added to ``drain_cycles``; a beat is still taken every cycle and ``fold_interval`` with
-    ``output_double_buffer`` is unchanged.
+    more cycle of latency between a beat and its accumulation
+    (:attr:`accumulate_latency_cycles`), added to ``drain_cycles``; a beat is still taken every
+    cycle and ``fold_interval`` with ``output_double_buffer`` is unchanged. ``cpa_reg`` (with
+    ``csa_accumulate``) registers the carry-propagate adds that turn each draining row's sum
+    and carry words into results, which otherwise sit unregistered on the output port: every
+    output beat leaves one cycle later, and without the output bank the next fold starts as
+    the last row enters that register (``fold_interval`` is ``fold_cycles - 1``).
+    :attr:`pipeline_cycles` counts all of them.
 
     Cycles are counted from the first input transfer of a fold to its last output transfer,
     both inclusive, with every stream valid/ready every cycle. Folds run back to back: the
@@ -93,6 +98,20 @@ class CubeSpec(EngineBase):
     tree_stage_levels: TreeStageLevels = Field(
         0, description="a pipeline register after every N adder levels of the K-reduction "
         "trees (0: none; one cycle of latency each)")
+    cpa_reg: bool = Field(
+        False, description="with csa_accumulate: a register after the carry-propagate adds "
+        "of the draining row (one cycle of latency per output beat)")
+
+    @field_validator("cpa_reg")
+    @classmethod
+    def _cpa_reg_needs_csa(cls, value: bool, info: ValidationInfo) -> bool:
+        """Only carry-save accumulators leave a carry-propagate add on the drain."""
+        if value and info.data.get("csa_accumulate") is False:
+            raise ValueError(
+                "needs carry-save accumulators (csa_accumulate=false adds in the loop, there "
+                "is no carry-propagate add on the drain to register); set "
+                "csa_accumulate=true or cpa_reg=false")
+        return value
 
     @field_validator("k")
     @classmethod
@@ -141,9 +160,15 @@ class CubeSpec(EngineBase):
         return self.tree_levels // self.tree_stage_levels if self.tree_stage_levels else 0
 
     @property
-    def pipeline_cycles(self) -> int:
-        """Cycles of latency the pipeline registers add (multiplier outputs and trees)."""
+    def accumulate_latency_cycles(self) -> int:
+        """Cycles from a beat being taken to its accumulation: the registers of the
+        multiplier outputs and the trees."""
         return int(self.mult_reg) + self.tree_stages
+
+    @property
+    def pipeline_cycles(self) -> int:
+        """Cycles of latency all pipeline registers add to a fold (``cpa_reg`` included)."""
+        return self.accumulate_latency_cycles + int(self.cpa_reg)
 
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
@@ -177,7 +202,8 @@ class CubeSpec(EngineBase):
         ``output_double_buffer`` the next fold's last beat follows the current one after
         ``ceil(K/k)`` beats or once the bank's ``m`` rows have left, whichever is later."""
         if not self.output_double_buffer:
-            return self.fold_cycles(stream_len)
+            # the next fold starts as the last row enters the cpa_reg register
+            return self.fold_cycles(stream_len) - int(self.cpa_reg)
         return max(self.stream_cycles(stream_len), self.m)
 
     def unrolling(self) -> Unrolling:
@@ -197,7 +223,7 @@ class CubeSpec(EngineBase):
             "drain_cycles": f"m{pipe}",
             "pipeline_cycles": str(self.pipeline_cycles),
             "fold_interval": "max(-(-K // k), m)" if self.output_double_buffer
-            else f"-(-K // k) + m{pipe}",
+            else f"-(-K // k) + m{pipe}" + (" - 1" if self.cpa_reg else ""),
             "initiation_interval_cycles": "1",
             "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
             "gemm_folds": "ceil(M/m) * ceil(N/n)",
@@ -207,6 +233,6 @@ class CubeSpec(EngineBase):
     def name(self) -> str:
         opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate),
                                  ("odb", self.output_double_buffer),
-                                 ("mreg", self.mult_reg),
+                                 ("mreg", self.mult_reg), ("cpareg", self.cpa_reg),
                                  (f"ts{self.tree_stage_levels}", self.tree_stage_levels > 0))
         return f"cube_{self.m}x{self.n}x{self.k}_{self.operands_name}{opts}"

@@ -125,6 +125,11 @@ class SystolicSpec(EngineBase):
                 "set dataflow=os or output_double_buffer=false")
         return value
 
+    @property
+    def pipeline_cycles(self) -> int:
+        """Cycles of latency the pipeline registers add to a fold (``cpa_reg``'s one)."""
+        return int(self.cpa_reg)
+
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
     def macs_per_cycle(self) -> int:
@@ -192,7 +197,7 @@ class SystolicSpec(EngineBase):
             "preload_cycles": "rows" if self.dataflow == "ws" else "0",
             "fill_cycles": "rows + cols - 2",
             "drain_cycles": ("rows" if self.dataflow == "os" else "1") + reg,
-            "pipeline_cycles": str(int(self.cpa_reg)),
+            "pipeline_cycles": str(self.pipeline_cycles),
             "fold_interval": ("max(M, 2*rows + cols - 1)" if self.weight_double_buffer
                               else "max(K, rows + cols - 1)" if self.output_double_buffer
                               else f"{stream} + 2*rows + cols {extra}"),

@@ -1,14 +1,14 @@
 """Logic depth, pipeline stages and area of the pipeline options, per engine kind, with Yosys.
 
-For the adder tree (``mult_reg``, ``tree_stage_levels``), the cube (the same) and the OPT1
-systolic array (``cpa_reg``), each at one INT8 size (8-bit operands, 32-bit accumulators) and
-in a plain and a bit-weight-transformed arithmetic variant, every design is generated with
+For the adder tree (``mult_reg``, ``tree_stage_levels``), the cube (the same, and ``cpa_reg``
+with OPT1) and the OPT1 systolic array (``cpa_reg``), each at one INT8 size (8-bit operands,
+32-bit accumulators; the systolic array at INT4 too) and in a plain and a
+bit-weight-transformed arithmetic variant, every design is generated with
 pipelining off and at a few settings and synthesized with the flow of ``hw.synth`` (generic
 gates: longest combinational path in gate cells, estimated transistors; sky130_fd_sc_hd
 cells: area in um^2 of which flip-flops, longest path in library cells). The latency the
-registers add (``pipeline_cycles``, for the systolic array ``cpa_reg``'s one cycle) comes
-from the spec, which the cycle model and the lock-step tests use; the tables show it beside
-the depth it buys.
+registers add (``pipeline_cycles``) comes from the spec, which the cycle model and the
+lock-step tests use; the tables show it beside the depth it buys.
 
 Run: ``.venv/bin/python benchmarks/synth_pipelining.py [--doc docs/pipelining.md]``
 (about 5 minutes on 2 cores); writes ``benchmarks/results/synth_pipelining_<date>.csv``,
@@ -31,8 +31,8 @@ from hw.emit import generate, read_manifest
 from hw.spec import engine_from_dict
 
 INT8 = {"a_bits": 8, "w_bits": 8, "acc_bits": 32, "signed": True}
-#: Per kind: its INT8 size, the arithmetic variants (label, options) and the pipeline
-#: settings (label, options), each variant at each setting. The adder tree's k=16 is the
+#: Per kind: its INT8 size and the arithmetic variants (label, options, the pipeline settings
+#: it is synthesized at: label, options). The adder tree's k=16 is the
 #: width of the TPE paper's trees, the cube's k=8 its cube's depth. Without ``mult_reg`` the
 #: settings register after one level only: ABC's mapping of a register fed by sums of several
 #: multipliers' products took minutes (77 s for one 8-wide tree at two levels per stage).
@@ -40,25 +40,32 @@ PIPE_SETTINGS = [("off", {}), ("mult_reg", {"mult_reg": True}),
                  ("tree_stage_levels=1", {"tree_stage_levels": 1}),
                  ("mult_reg, tree_stage_levels=2", {"mult_reg": True, "tree_stage_levels": 2}),
                  ("mult_reg, tree_stage_levels=1", {"mult_reg": True, "tree_stage_levels": 1})]
-CASES: dict[str, tuple[dict, list[tuple[str, dict]], list[tuple[str, dict]]]] = {
+#: The cube's OPT1 variant also registers its drain's carry-propagate adds (``cpa_reg``).
+CUBE_OPT1_SETTINGS = [*PIPE_SETTINGS[:2], ("cpa_reg", {"cpa_reg": True}),
+                      *((f"{label}, cpa_reg", {**pipe, "cpa_reg": True})
+                        for label, pipe in PIPE_SETTINGS[2:])]
+CASES: dict[str, tuple[dict, list[tuple[str, dict, list[tuple[str, dict]]]]]] = {
     "addertree": (
         {"lanes": 1, "k": 16, "dataflow": "os"},
-        [("plain", {}), ("booth+compress (OPT2)", {"booth": True, "compress": True})],
-        PIPE_SETTINGS,
+        [("plain", {}, PIPE_SETTINGS),
+         ("booth+compress (OPT2)", {"booth": True, "compress": True}, PIPE_SETTINGS)],
     ),
     "cube": (
         {"m": 1, "n": 2, "k": 8},
-        [("plain", {}), ("booth+csa_accumulate (OPT1)",
-                         {"booth": True, "csa_accumulate": True})],
-        PIPE_SETTINGS,
+        [("plain", {}, PIPE_SETTINGS),
+         ("booth+csa_accumulate (OPT1)", {"booth": True, "csa_accumulate": True},
+          CUBE_OPT1_SETTINGS)],
     ),
     "systolic": (
         {"rows": 4, "cols": 4},
-        [("booth+csa_accumulate (OPT1), OS", {"booth": True, "csa_accumulate": True}),
-         ("booth+csa_accumulate (OPT1), WS", {"booth": True, "csa_accumulate": True,
-                                              "dataflow": "ws"}),
-         ("csa_accumulate, OS", {"csa_accumulate": True})],
-        [("off", {}), ("cpa_reg", {"cpa_reg": True})],
+        [(label, arith, [("off", {}), ("cpa_reg", {"cpa_reg": True})]) for label, arith in (
+            ("booth+csa_accumulate (OPT1), OS", {"booth": True, "csa_accumulate": True}),
+            ("booth+csa_accumulate (OPT1), WS", {"booth": True, "csa_accumulate": True,
+                                                 "dataflow": "ws"}),
+            ("csa_accumulate, OS", {"csa_accumulate": True}),
+            ("booth+csa_accumulate (OPT1), OS, INT4 (4/4/16 bits)",
+             {"booth": True, "csa_accumulate": True, "a_bits": 4, "w_bits": 4,
+              "acc_bits": 16}))],
     ),
 }
 BEGIN, END = "<!-- synth_pipelining:begin -->", "<!-- synth_pipelining:end -->"
@@ -68,17 +75,12 @@ TITLES = {"addertree": "Adder tree, one lane of k=16, output stationary",
 
 
 def designs():
-    for kind, (dims, variants, settings) in CASES.items():
-        for variant, arith in variants:
+    for kind, (dims, variants) in CASES.items():
+        for variant, arith, settings in variants:
             for setting, pipe in settings:
                 spec = engine_from_dict({"kind": kind, **INT8, **dims, **arith, **pipe},
                                         prefix="")
                 yield kind, variant, setting, spec
-
-
-def added_cycles(spec) -> int:
-    """Cycles of latency the pipeline registers add (the spec's, as the model charges)."""
-    return getattr(spec, "pipeline_cycles", 0) + int(getattr(spec, "cpa_reg", False))
 
 
 def measure() -> list[dict]:
@@ -90,7 +92,7 @@ def measure() -> list[dict]:
             rows.append({
                 "kind": kind, "variant": variant, "pipelining": setting, "name": spec.name,
                 "tree_levels": getattr(spec, "tree_levels", ""),
-                "added_cycles": added_cycles(spec),
+                "added_cycles": spec.pipeline_cycles,
                 "longest_path_cells": fig["longest_path_cells"],
                 "transistors": fig["transistors"],
                 "longest_path_std_cells": fig["longest_path_std_cells"],

@@ -64,7 +64,8 @@ class Pipe:
     after adder levels ``every``, ``2*every``, ...; the levels are counted from the tree's
     first section through its later ones (``start`` of each call), so that every path of the
     tree crosses the same registers. :meth:`reg` registers values unconditionally (the
-    multiplier outputs). Constants are never registered.
+    multiplier outputs). Constants are never registered; the registers have no reset (what
+    they hold counts only where the valid flags travelling beside them say so).
     """
 
     def __init__(self, m: Module, every: int, en: Value, name: str):
@@ -78,7 +79,8 @@ class Pipe:
             if isinstance(v, Const):
                 out.append(v)
                 continue
-            r = Signal(v.shape(), name=f"{self.name}_{tag}_{i}")
+            # data only: no reset (the valid flags beside it have one)
+            r = Signal(v.shape(), name=f"{self.name}_{tag}_{i}", reset_less=True)
             with self.m.If(self.en):
                 self.m.d.sync += r.eq(v)
             out.append(r)

@@ -109,10 +109,11 @@ def delay_flags(m: Module, valid: Value, last: Value, cycles: int, en: Value, na
 def output_register(m: Module, inner, o) -> Signal:
     """A register slice from stream ``inner`` (driven by the engine) to stream ``o``: one
     beat held, passed on when ``o.ready``; ``inner.ready`` is high when the slice is empty or
-    passes its beat on, so beats still flow one per cycle, each one cycle later. Returns the
-    slice's valid bit (it holds a beat)."""
+    passes its beat on, so beats still flow one per cycle, each one cycle later; the payload
+    register has no reset (only the valid bit says whether it holds a beat). Returns the
+    slice's valid bit."""
     valid = Signal(name="o_reg_valid")
-    payload = Signal(o.payload.shape(), name="o_reg_payload")
+    payload = Signal(o.payload.shape(), name="o_reg_payload", reset_less=True)
     m.d.comb += inner.ready.eq(~valid | o.ready)
     with m.If(inner.ready):
         m.d.sync += [valid.eq(inner.valid), payload.eq(inner.payload)]

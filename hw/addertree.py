@@ -86,7 +86,7 @@ from hw.streams import (
     ws_layouts,
 )
 
-__all__ = ["COMPONENT", "AdderTree", "stream_layouts"]
+__all__ = ["COMPONENT", "AdderTree", "lane_order", "stream_layouts"]
 
 
 def stream_layouts(spec: AdderTreeSpec) -> dict[str, data.Layout]:
@@ -330,6 +330,18 @@ class AdderTree(wiring.Component):
             m.d.comb += total.eq(s + c)
             total = pipe.cut([total], sections[0] + sections[1] + 1, f"cpa{lane}")[0]
             m.d.comb += out[lane].eq(total if extra[lane] is None else extra[lane] + total)
+
+
+def lane_order(spec: AdderTreeSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    if spec.dataflow == "os":
+        return {"i": {"a": "lane q: A[m, b*k + q] in beat b (broadcast to every lane)",
+                      "w": "lane l*k + q: W[b*k + q, n0 + l] in beat b (lane-major)"},
+                "o": {"c": "lane l: C[m, n0 + l] (one beat per fold)"}}
+    return {"wl": {"w": "lane l: W[k0 + q, n0 + l] in preload beat q (q = 0 first)"},
+            "i": {"a": "lane q: A[m, k0 + q] in the beat of activation row m"},
+            "o": {"c": "lane l: C[m, n0 + l] (the partial sum over this weight tile) in the "
+                       "beat of activation row m"}}
 
 
 #: The component of this engine kind (see hw.generators).

@@ -86,10 +86,11 @@ from hw.streams import (
     output_register,
     shift_rows,
     signature_members,
+    tile_lane_order,
     tile_layouts,
 )
 
-__all__ = ["COMPONENT", "Cube", "stream_layouts"]
+__all__ = ["COMPONENT", "Cube", "lane_order", "stream_layouts"]
 
 
 # -- the cube -------------------------------------------------------------------------------
@@ -282,6 +283,13 @@ class Cube(wiring.Component):
             m.d.sync += first.eq(self.i.payload.last)
         m.d.comb += self._busy.eq(~first | drain.active)
         return feed
+
+
+def lane_order(spec: CubeSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    return tile_lane_order(
+        a="lane r*k + q: A[m0 + r, b*k + q] in beat b (an m x k tile, row-major)",
+        w="lane q*n + c: W[b*k + q, n0 + c] in beat b (a k x n tile, row-major)")
 
 
 #: The component of this engine kind (see hw.generators).

@@ -27,6 +27,7 @@ __all__ = [
     "output_register",
     "shift_rows",
     "signature_members",
+    "tile_lane_order",
     "tile_layouts",
     "ws_layouts",
 ]
@@ -49,6 +50,16 @@ def tile_layouts(spec, *, a_lanes: int, w_lanes: int, c_lanes: int) -> dict[str,
         }),
         "o": out_layout(spec, c_lanes),
     }
+
+
+def tile_lane_order(a: str = "lane r: A[m0 + r, k], row r of the output tile",
+                    w: str = "lane c: W[k, n0 + c], column c of the output tile",
+                    ) -> dict[str, dict[str, str]]:
+    """What each lane of the common layouts (:func:`tile_layouts`) holds, for a design's
+    manifest: by default an output-stationary tile's, one reduction index k per ``i`` beat and
+    one result row per ``o`` beat (a kind with other lanes passes its own ``a`` and ``w``)."""
+    return {"i": {"a": a, "w": w},
+            "o": {"c": "lane j: C[m0 + r, n0 + j] in output beat r (r = 0 first)"}}
 
 
 def out_layout(spec, c_lanes: int) -> data.StructLayout:

@@ -89,11 +89,12 @@ from hw.streams import (
     output_register,
     shift_rows,
     signature_members,
+    tile_lane_order,
     tile_layouts,
     ws_layouts,
 )
 
-__all__ = ["COMPONENT", "SystolicArray", "stream_layouts"]
+__all__ = ["COMPONENT", "SystolicArray", "lane_order", "stream_layouts"]
 
 
 def stream_layouts(spec: SystolicSpec) -> dict[str, data.Layout]:
@@ -431,6 +432,16 @@ class SystolicArray(wiring.Component):
                     m.d.sync += self._busy.eq(0)
                     m.next = "LOAD"
         return m
+
+
+def lane_order(spec: SystolicSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    if spec.dataflow == "os":
+        return tile_lane_order()
+    return {"wl": {"w": "lane c: W[k0 + q, n0 + c] in preload beat q (q = 0 first)"},
+            "i": {"a": "lane q: A[m, k0 + q] in the beat of activation row m"},
+            "o": {"c": "lane j: C[m, n0 + j] (the partial sum over this weight tile) in the "
+                       "beat of activation row m"}}
 
 
 #: The component of this engine kind (see hw.generators).

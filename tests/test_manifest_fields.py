@@ -3,6 +3,8 @@ lane holds, for every engine kind (the reader needs nothing but the manifest).""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from hw.emit import render
@@ -31,7 +33,7 @@ def test_fields_give_bit_ranges_and_lane_order(point) -> None:
         fields = sorted(stream["fields"], key=lambda f: f["lsb"])
         # the fields tile the payload port, LSB first, without gaps or overlaps
         assert fields[0]["lsb"] == 0
-        for f, g in zip(fields, fields[1:], strict=False):
+        for f, g in itertools.pairwise(fields):
             assert g["lsb"] == f["msb"] + 1
         assert fields[-1]["msb"] == widths[stream["payload"]] - 1
         for f in fields:

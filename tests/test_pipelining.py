@@ -307,3 +307,28 @@ def test_tiles_take_pipelined_engines(preset: str, sets: list[str]) -> None:
 
     base, M, N, K, tile, order = CASES[0]
     test_random_gemm_bit_exact([*base, *sets], M, N, K, tile, order, preset=preset)
+
+
+@pytest.mark.parametrize("kind", ["systolic", "cube"])
+def test_cpa_reg_is_no_overlap_of_folds(kind: str, capsys) -> None:
+    """The next fold starting as the last result enters cpa_reg's register is not a double
+    buffer: the memory model keeps the stationary operand's stalls added, not overlapped, and
+    the whole GEMM on the preset (real memory) takes one cycle more, at the same energy."""
+    from sim.memory import overlaps_folds
+
+    def run(*sets: str) -> dict:
+        args = ["sim", "gemm", "--arch", kind, "--json", "--M", "512", "--N", "1024",
+                "--K", "1024", "--set", "engine.csa_accumulate=true"]
+        for s in sets:
+            args += ["--set", s]
+        assert main(args) == 0
+        return json.loads(capsys.readouterr().out)
+
+    plain, reg = run(), run("engine.cpa_reg=true")
+    assert reg["cycles"] == plain["cycles"] + 1
+    assert reg["stall_cycles"] == plain["stall_cycles"]
+    assert reg["energy_pj"] == pytest.approx(plain["energy_pj"])
+    dims = dict(rows=4, cols=4) if kind == "systolic" else dict(m=2, n=2, k=2)
+    spec = engine_from_dict(dict(kind=kind, csa_accumulate=True, cpa_reg=True, **dims))
+    assert spec.fold_interval(100) == spec.fold_cycles(100) - 1 and not overlaps_folds(spec)
+    assert overlaps_folds(dataclasses.replace(spec, output_double_buffer=True))

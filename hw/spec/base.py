@@ -171,6 +171,13 @@ class EngineBase:
         return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
                 + self.drain_cycles)
 
+    @property
+    def output_register_cycles(self) -> int:
+        """Cycles a fold's last result spends in an output register after the engine is free
+        for the next fold (``cpa_reg``): ``fold_interval`` is ``fold_cycles`` less these
+        without any overlap of folds. 0 unless a kind has such a register."""
+        return 0
+
     def fold_interval(self, stream_len: int) -> int:
         """Cycles from the start of one fold to the start of the next when folds that stream
         ``stream_len`` elements run back to back: ``fold_cycles`` when a fold cannot start

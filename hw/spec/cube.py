@@ -166,6 +166,11 @@ class CubeSpec(EngineBase):
         return int(self.mult_reg) + self.tree_stages
 
     @property
+    def output_register_cycles(self) -> int:
+        """``cpa_reg``'s register: the next fold may start as the last result enters it."""
+        return int(self.cpa_reg)
+
+    @property
     def pipeline_cycles(self) -> int:
         """Cycles of latency all pipeline registers add to a fold (``cpa_reg`` included)."""
         return self.accumulate_latency_cycles + int(self.cpa_reg)
@@ -203,7 +208,7 @@ class CubeSpec(EngineBase):
         ``ceil(K/k)`` beats or once the bank's ``m`` rows have left, whichever is later."""
         if not self.output_double_buffer:
             # the next fold starts as the last row enters the cpa_reg register
-            return self.fold_cycles(stream_len) - int(self.cpa_reg)
+            return self.fold_cycles(stream_len) - self.output_register_cycles
         return max(self.stream_cycles(stream_len), self.m)
 
     def unrolling(self) -> Unrolling:

@@ -126,6 +126,11 @@ class SystolicSpec(EngineBase):
         return value
 
     @property
+    def output_register_cycles(self) -> int:
+        """``cpa_reg``'s register: the next fold may start as the last result enters it."""
+        return int(self.cpa_reg)
+
+    @property
     def pipeline_cycles(self) -> int:
         """Cycles of latency the pipeline registers add to a fold (``cpa_reg``'s one)."""
         return int(self.cpa_reg)
@@ -174,7 +179,7 @@ class SystolicSpec(EngineBase):
         when ``K >= rows + cols - 1``, start) this many cycles apart (class docstring)."""
         if not (self.weight_double_buffer or self.output_double_buffer):
             # the next fold starts as the last output beat enters the cpa_reg register
-            return self.fold_cycles(stream_len) - self.cpa_reg
+            return self.fold_cycles(stream_len) - self.output_register_cycles
         if stream_len < 1:
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return max(stream_len, self.preload_cycles + self.fill_cycles + 1)

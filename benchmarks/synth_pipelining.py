@@ -11,10 +11,11 @@ registers add (``pipeline_cycles``) comes from the spec, which the cycle model a
 lock-step tests use; the tables show it beside the depth it buys.
 
 Run: ``.venv/bin/python benchmarks/synth_pipelining.py [--doc docs/pipelining.md]``
-(about 5 minutes on 2 cores); writes ``benchmarks/results/synth_pipelining_<date>.csv``,
-prints one Markdown table per kind and, with ``--doc``, replaces the text between the
-``<!-- synth_pipelining:begin -->`` and ``<!-- synth_pipelining:end -->`` lines of that file
-with them. ``--tables CSV`` does the same from an earlier run's CSV without synthesizing.
+(about 10 to 15 minutes on 2 cores, ABC dominating); writes
+``benchmarks/results/synth_pipelining_<date>.csv``, prints one Markdown table per kind and,
+with ``--doc``, replaces the text between the lines ``<!-- synth_pipelining:begin -->`` and
+``<!-- synth_pipelining:end -->`` of that file with them. ``--tables CSV`` does the same from
+an earlier run's CSV without synthesizing.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from hw.emit import generate, read_manifest
 from hw.spec import engine_from_dict, engine_kinds
+from hw.spec.base import PIPELINE_FIELDS
 
 #: Small reference sizes per kind (about 16 multipliers or their equivalent), so that every
 #: variant synthesizes in seconds. A kind missing here is skipped with a note.
@@ -62,8 +63,10 @@ PRECISIONS = {"int8": {"a_bits": 8, "w_bits": 8, "acc_bits": 32},
 
 
 def option_fields(cls: type) -> list[str]:
+    """The arithmetic options: boolean fields but ``signed`` and the pipeline registers
+    (benchmarks/synth_pipelining.py compares those)."""
     return [n for n, f in cls.__pydantic_fields__.items()
-            if f.annotation is bool and n != "signed"]
+            if f.annotation is bool and n != "signed" and n not in PIPELINE_FIELDS]
 
 
 def variants(kind: str, cls: type):

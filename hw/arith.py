@@ -16,6 +16,9 @@ equals the wrapped integer result, which is how every accumulator of TPEForge be
   :class:`Terms` collects placed words and a constant for it.
 * :func:`add_tree`, :func:`popcount` / :func:`tree_sum`: balanced trees of carry-propagate
   adds; :func:`const_terms`: a product by a constant of the form ``+-(2**n - 1)`` as shifts.
+* :class:`Pipe`: pipeline registers for the trees of :func:`add_tree` and :func:`csa_reduce`
+  (after every N adder levels, counted across the sections of a tree) and for the
+  multiplier outputs.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from dataclasses import dataclass
 
 from amaranth import Cat, Const, Module, Signal, Value
 
+from hw.spec.base import add_levels, csa_levels
+
 __all__ = [
     "Digit",
+    "Pipe",
     "Terms",
     "add_tree",
     "const_terms",
@@ -50,24 +56,78 @@ def _word(m: Module, value, width: int, name: str) -> Signal:
     return sig
 
 
-def csa_reduce(m: Module, words: list[Value], width: int, name: str) -> tuple[Value, Value]:
-    """Two words (sum, carry) whose sum equals the sum of ``words`` modulo ``2**width``."""
+class Pipe:
+    """Pipeline registers of a reduction tree, taking their input when ``en`` is high.
+
+    ``every`` (a spec's ``tree_stage_levels``, 0 for none): a tree built with this pipe
+    (:func:`add_tree`, :func:`csa_reduce` with ``pipe=``) registers every value of a level
+    after adder levels ``every``, ``2*every``, ...; the levels are counted from the tree's
+    first section through its later ones (``start`` of each call), so that every path of the
+    tree crosses the same registers. :meth:`reg` registers values unconditionally (the
+    multiplier outputs). Constants are never registered; the registers have no reset (what
+    they hold counts only where the valid flags travelling beside them say so).
+    """
+
+    def __init__(self, m: Module, every: int, en: Value, name: str):
+        self.m, self.every, self.en, self.name = m, every, en, name
+
+    def reg(self, values: Sequence[Value], tag: str) -> list[Value]:
+        """``values``, each through a register (constants as they are)."""
+        out: list[Value] = []
+        for i, v in enumerate(values):
+            v = Value.cast(v)
+            if isinstance(v, Const):
+                out.append(v)
+                continue
+            # data only: no reset (the valid flags beside it have one)
+            r = Signal(v.shape(), name=f"{self.name}_{tag}_{i}", reset_less=True)
+            with self.m.If(self.en):
+                self.m.d.sync += r.eq(v)
+            out.append(r)
+        return out
+
+    def cut(self, values: Sequence[Value], level: int, tag: str) -> list[Value]:
+        """``values`` after adder level ``level`` of the tree: registered when ``level`` is
+        a multiple of ``every``."""
+        if not self.every or level % self.every:
+            return list(values)
+        return self.reg(values, f"{tag}_l{level}")
+
+
+def csa_reduce(m: Module, words: list[Value], width: int, name: str, *,
+               pipe: Pipe | None = None, start: int = 0, levels: int | None = None
+               ) -> tuple[Value, Value]:
+    """Two words (sum, carry) whose sum equals the sum of ``words`` modulo ``2**width``.
+
+    With ``pipe``, the tree takes exactly ``levels`` 3:2 levels (default: as many as
+    ``words`` need, :func:`hw.spec.base.csa_levels`; a tree that is done sooner passes its
+    words through the rest, so that trees of one section line up) and the words after
+    global level ``start + d`` go through ``pipe.cut``.
+    """
     level = [Value.cast(x) for x in words]
     if not level:
-        return Const(0, width), Const(0, width)
+        level = [Const(0, width)]
     if len(level) == 1:
-        return level[0], Const(0, width)
-    depth = 0
-    while len(level) > 2:
-        nxt: list[Value] = []
-        for i in range(0, len(level) - 2, 3):
-            x, y, z = level[i:i + 3]
-            s = _word(m, x ^ y ^ z, width, f"{name}_s{depth}_{i}")
-            c = _word(m, ((x & y) | (x & z) | (y & z)) << 1, width, f"{name}_c{depth}_{i}")
-            nxt += [s, c]
-        nxt += level[len(level) - len(level) % 3:] if len(level) % 3 else []
-        level = nxt
-        depth += 1
+        level.append(Const(0, width))
+    need = csa_levels(len(level))
+    if levels is None:
+        levels = need
+    if need > levels:
+        raise ValueError(f"csa_reduce {name}: {len(level)} words need {need} levels, "
+                         f"more than the {levels} given")
+    for depth in range(levels):
+        if len(level) > 2:
+            nxt: list[Value] = []
+            for i in range(0, len(level) - 2, 3):
+                x, y, z = level[i:i + 3]
+                s = _word(m, x ^ y ^ z, width, f"{name}_s{depth}_{i}")
+                c = _word(m, ((x & y) | (x & z) | (y & z)) << 1, width,
+                          f"{name}_c{depth}_{i}")
+                nxt += [s, c]
+            nxt += level[len(level) - len(level) % 3:] if len(level) % 3 else []
+            level = nxt
+        if pipe is not None:
+            level = pipe.cut(level, start + depth + 1, name)
     return level[0], level[1]
 
 
@@ -214,14 +274,22 @@ def product_words(m: Module, products: Sequence[tuple[Sequence[Digit], Value]], 
     return words + ([Const(const, width)] if const else [])
 
 
-def add_tree(values: Sequence[Value], width: int) -> Value:
-    """Balanced binary tree of carry-propagate adds, exact modulo ``2**width``."""
+def add_tree(values: Sequence[Value], width: int, *, pipe: Pipe | None = None,
+             start: int = 0, levels: int | None = None, name: str = "tree") -> Value:
+    """Balanced binary tree of carry-propagate adds, exact modulo ``2**width``; with
+    ``pipe``, the values after global level ``start + d`` go through ``pipe.cut`` (tag
+    ``name``). ``levels``, when given, must be the tree's (the spec's count, checked)."""
     level = [fit(v, width) for v in values]
     if not level:
         return Const(0, 1)
-    while len(level) > 1:
+    if levels is not None and levels != add_levels(len(level)):
+        raise ValueError(f"add_tree {name}: {len(level)} values take "
+                         f"{add_levels(len(level))} levels, not {levels}")
+    for depth in range(add_levels(len(level))):
         nxt = [fit(level[i] + level[i + 1], width) for i in range(0, len(level) - 1, 2)]
         level = nxt + ([level[-1]] if len(level) % 2 else [])
+        if pipe is not None:
+            level = pipe.cut(level, start + depth + 1, name)
     return level[0]
 
 

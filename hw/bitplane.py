@@ -54,9 +54,9 @@ from amaranth.lib import data, wiring
 from hw.arith import const_terms, popcount, tree_sum
 from hw.shiftadd import ShiftAddCore
 from hw.spec.bitplane import BitplaneSpec, bipolar_offset, plane_schedule
-from hw.streams import signature_members, tile_layouts
+from hw.streams import signature_members, tile_lane_order, tile_layouts
 
-__all__ = ["COMPONENT", "BitplaneArray", "stream_layouts"]
+__all__ = ["COMPONENT", "BitplaneArray", "lane_order", "stream_layouts"]
 
 
 def stream_layouts(spec: BitplaneSpec) -> dict[str, data.Layout]:
@@ -165,6 +165,13 @@ class BitplaneArray(wiring.Component):
         with m.If(load):
             m.d.sync += reg.eq(total)
         return reg
+
+
+def lane_order(spec: BitplaneSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    return tile_lane_order(
+        a="lane r*depth + d: A[m0 + r, k0 + d] in the beat of reduction block k0",
+        w="lane c*depth + d: W[k0 + d, n0 + c] in the beat of reduction block k0")
 
 
 #: The component of this engine kind (see hw.generators).

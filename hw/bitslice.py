@@ -51,9 +51,16 @@ from amaranth.lib import data, wiring
 
 from hw.arith import Terms
 from hw.spec.bitslice import BitsliceSpec
-from hw.streams import RowDrain, operand_shapes, shift_rows, signature_members, tile_layouts
+from hw.streams import (
+    RowDrain,
+    operand_shapes,
+    shift_rows,
+    signature_members,
+    tile_lane_order,
+    tile_layouts,
+)
 
-__all__ = ["COMPONENT", "Bitslice", "slices_of", "stream_layouts"]
+__all__ = ["COMPONENT", "Bitslice", "lane_order", "slices_of", "stream_layouts"]
 
 
 def stream_layouts(spec: BitsliceSpec) -> dict[str, data.Layout]:
@@ -268,6 +275,11 @@ class Bitslice(wiring.Component):
         with m.If(drain.done):
             m.d.sync += self.busy.eq(0)
         return m
+
+
+def lane_order(spec: BitsliceSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    return tile_lane_order()
 
 
 #: The component of this engine kind (see hw.generators).

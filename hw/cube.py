@@ -53,19 +53,44 @@ Datapath options (protocol and timing are the same for every combination):
   the constant pays the difference), so each row stays as narrow as the product. The row
   leaving on ``o`` is ``sum + carry``: one carry-propagate add per output, at the drain.
 
+Pipelining (``mult_reg``, ``tree_stage_levels``; results and protocol unchanged, a beat
+still taken every cycle): the products (with ``csa_accumulate`` the partial-product words)
+are registered with ``mult_reg``, and each K-reduction tree after every ``tree_stage_levels``
+adder levels (with ``csa_accumulate`` the 3:2 tree from the product words to a sum and a
+carry word, built to the spec's level count; these two then meet the accumulator's words in
+a 4:2 step of the loop). A beat reaches the accumulators ``spec.accumulate_latency_cycles``
+after it is taken, its valid and last flags travelling beside it; the fold's last beat leaving the
+pipeline starts the drain (without ``output_double_buffer`` the input is closed from the last
+beat until the drain ends) or hands the tile to the output bank (with it; the pipeline stalls
+while its last beat waits for the bank, and so does the input).
+
+``cpa_reg`` (with ``csa_accumulate``): the cube drives an inner output stream whose beats
+reach ``o`` through one register slice (:func:`hw.streams.output_register`), so that the
+carry-propagate adds of the draining row end in a register instead of on the port; every
+output beat leaves a cycle later, the cube is free as early as without it.
+
 ``busy`` is high while a fold is in progress (from its first input beat to its last output).
 """
 
 from __future__ import annotations
 
 from amaranth import Module, Signal, Value
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 
-from hw.arith import add_tree, csa_reduce, neg_correction, pp_row, product_words, recode
+from hw.arith import Pipe, add_tree, csa_reduce, neg_correction, pp_row, product_words, recode
 from hw.spec.cube import CubeSpec
-from hw.streams import RowDrain, operand_shapes, shift_rows, signature_members, tile_layouts
+from hw.streams import (
+    RowDrain,
+    delay_flags,
+    operand_shapes,
+    output_register,
+    shift_rows,
+    signature_members,
+    tile_lane_order,
+    tile_layouts,
+)
 
-__all__ = ["COMPONENT", "Cube", "stream_layouts"]
+__all__ = ["COMPONENT", "Cube", "lane_order", "stream_layouts"]
 
 
 # -- the cube -------------------------------------------------------------------------------
@@ -87,18 +112,29 @@ class Cube(wiring.Component):
     def elaborate(self, platform):
         spec = self.spec
         M, N, K = spec.m, spec.n, spec.k
+        # The cube drives ``_o`` and ``_busy``: the ports, or with cpa_reg an inner stream
+        # whose beats reach ``o`` through one register (output_register).
+        self._o, self._busy = self.o, self.busy
+        if spec.cpa_reg:
+            self._o = stream.Signature(self.o.payload.shape()).create(path=("core_o",))
+            self._busy = Signal(name="core_busy")
         width = spec.acc_bits
         _, _, acc_shape = operand_shapes(spec)
         m = Module()
 
-        drain = RowDrain(m, self.o, M)
+        drain = RowDrain(m, self._o, M)
         shift = drain.shift  # result rows move one place towards the output
-        if spec.output_double_buffer:
-            feed = self._follow_with_bank(m, drain)
+        pipe = None
+        if spec.accumulate_latency_cycles:
+            # take: a beat leaves the pipeline into the accumulators; hand: the last one
+            take, hand = self._pipelined_input(m, drain)
+            pipe = Pipe(m, spec.tree_stage_levels, self._advance, "pipe")
+        elif spec.output_double_buffer:
+            take = self._follow_with_bank(m, drain)
             hand = Signal()  # the last beat: the finished tile moves into the output bank
-            m.d.comb += hand.eq(feed & self.i.payload.last)
+            m.d.comb += hand.eq(take & self.i.payload.last)
         else:
-            feed = drain.follow(self.i, self.busy)  # the current input beat is taken
+            take = drain.follow(self.i, self._busy)  # the current input beat is taken
         a = [[self.i.payload.a[r * K + q] for q in range(K)] for r in range(M)]
         w = [[self.i.payload.w[q * N + c] for c in range(N)] for q in range(K)]
 
@@ -142,16 +178,29 @@ class Cube(wiring.Component):
                 if spec.csa_accumulate:
                     regs = [Signal(width, name=f"sum_{r}_{c}"),
                             Signal(width, name=f"carry_{r}_{c}")]
-                    s, cy = csa_reduce(m, [*csa_words(r, c), *regs], width, f"csa{r}_{c}")
+                    words = csa_words(r, c)
+                    if pipe is not None and spec.mult_reg:
+                        words = pipe.reg(words, f"pp{r}_{c}")
+                    if pipe is not None and spec.tree_stage_levels:
+                        # the product words down to two through the pipelined tree, then
+                        # a 4:2 step with the accumulator's words in the loop
+                        words = list(csa_reduce(m, words, width, f"tree{r}_{c}", pipe=pipe,
+                                                levels=spec.tree_levels))
+                    s, cy = csa_reduce(m, [*words, *regs], width, f"csa{r}_{c}")
                     after = [s, cy]
                 else:
                     regs = [Signal(acc_shape, name=f"acc_{r}_{c}")]
                     dot = Signal(width, name=f"dot_{r}_{c}")
-                    m.d.comb += dot.eq(add_tree(dot_terms(r, c), width))
+                    terms = dot_terms(r, c)
+                    if pipe is not None and spec.mult_reg:
+                        terms = pipe.reg(terms, f"prod{r}_{c}")
+                    m.d.comb += dot.eq(add_tree(
+                        terms, width, pipe=pipe, name=f"tree{r}_{c}",
+                        levels=spec.tree_levels if pipe is not None else None))
                     after = [regs[0] + dot]
                 acc[r].append(regs)
                 nxt[r].append(after)
-                with m.If(feed):
+                with m.If(take):
                     m.d.sync += [reg.eq(v) for reg, v in zip(regs, after, strict=True)]
 
         rows = acc  # the registers that drain
@@ -168,9 +217,53 @@ class Cube(wiring.Component):
         else:
             shift_rows(m, acc, shift)
         # The one carry-propagate add per output (with carry-save words), as the row leaves.
-        m.d.comb += [self.o.payload.c[c].eq(sum(rows[0][c][1:], rows[0][c][0]))
+        m.d.comb += [self._o.payload.c[c].eq(sum(rows[0][c][1:], rows[0][c][0]))
                      for c in range(N)]
+        if spec.cpa_reg:
+            held = output_register(m, self._o, self.o)
+            m.d.comb += self.busy.eq(self._busy | held)
         return m
+
+    def _pipelined_input(self, m: Module, drain: RowDrain) -> tuple[Signal, Signal]:
+        """The input side with ``spec.accumulate_latency_cycles`` registers between a beat and the
+        accumulators. Sets ``self._advance`` (the pipeline steps) and returns ``take`` (a beat
+        leaves the pipeline into the accumulators) and ``hand`` (that beat is its fold's last:
+        the drain starts, with ``output_double_buffer`` the tile moves into the bank).
+
+        Without the bank the input closes from a fold's last beat until its drain ends and the
+        pipeline runs freely. With it the pipeline, and the input with it, stalls while its
+        last beat waits for the bank (not empty and its last row not leaving)."""
+        spec, i = self.spec, self.i
+        feed, take, hand = Signal(), Signal(), Signal()
+        advance = self._advance = Signal()
+        valid, last, in_flight = delay_flags(m, feed, feed & i.payload.last,
+                                             spec.accumulate_latency_cycles, advance, "pipe")
+        if spec.output_double_buffer:
+            bank_free = ~drain.active | drain.done
+            m.d.comb += advance.eq(~(valid & last & ~bank_free))
+            m.d.comb += i.ready.eq(advance)
+            first = Signal(init=1)  # the next input beat starts a fold
+            with m.If(feed):
+                m.d.sync += first.eq(i.payload.last)
+            m.d.comb += self._busy.eq(~first | in_flight | drain.active)
+        else:
+            closing = Signal()  # the fold's last beat is in the pipeline
+            m.d.comb += [advance.eq(1), i.ready.eq(~drain.active & ~closing)]
+            with m.If(feed & i.payload.last):
+                m.d.sync += closing.eq(1)
+            with m.If(hand):
+                m.d.sync += closing.eq(0)
+            with m.If(feed):
+                m.d.sync += self._busy.eq(1)
+            with m.If(drain.done):
+                m.d.sync += self._busy.eq(0)
+        m.d.comb += [
+            feed.eq(i.valid & i.ready),
+            take.eq(valid & advance),
+            hand.eq(take & last),
+            drain.start.eq(hand),
+        ]
+        return take, hand
 
     def _follow_with_bank(self, m: Module, drain: RowDrain) -> Signal:
         """The input side with an output register bank: beats are taken while the bank
@@ -188,8 +281,15 @@ class Cube(wiring.Component):
         first = Signal(init=1)  # the next input beat starts a fold
         with m.If(feed):
             m.d.sync += first.eq(self.i.payload.last)
-        m.d.comb += self.busy.eq(~first | drain.active)
+        m.d.comb += self._busy.eq(~first | drain.active)
         return feed
+
+
+def lane_order(spec: CubeSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    return tile_lane_order(
+        a="lane r*k + q: A[m0 + r, b*k + q] in beat b (an m x k tile, row-major)",
+        w="lane q*n + c: W[b*k + q, n0 + c] in beat b (a k x n tile, row-major)")
 
 
 #: The component of this engine kind (see hw.generators).

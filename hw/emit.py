@@ -26,9 +26,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from hw.generators import build_component, engine_streams
+from hw.generators import build_component, engine_streams, lane_order
 from hw.lint import LINT_FILE, lint_config
-from hw.packing import describe_layout
+from hw.packing import FieldDesc, describe_layout
 from hw.spec import ArchSpec, EngineSpec, SpecError, TileSpec, spec_to_dict
 from hw.verilog import UNINITIALIZED, to_verilog
 
@@ -61,6 +61,17 @@ def _ports(metadata: dict[str, Any]) -> list[dict[str, Any]]:
 Progress = Callable[[str], None]
 
 
+def _field(f: FieldDesc, order: dict[str, str]) -> dict[str, Any]:
+    """A payload field for the manifest: its descriptor and bit range, and for an array
+    field what each lane holds (the kind's ``lane_order``; a missing one is a generator bug)."""
+    out = f.as_json()
+    if f.lanes:
+        if f.name not in order:
+            raise TypeError(f"lane_order of the generator has no entry for field {f.name!r}")
+        out["lane_order"] = order[f.name]
+    return out
+
+
 def _quiet(_: str) -> None:
     """No progress lines."""
 
@@ -77,12 +88,13 @@ def render(spec: EngineSpec | TileSpec, progress: Progress = _quiet
     component = build_component(spec)
     progress("elaborating it and writing Verilog (Amaranth's RTLIL through Yosys)")
     text = to_verilog(component, spec.name)
+    order = lane_order(spec)
     streams = {
         name: {
             "payload": f"{name}__payload",
             "valid": f"{name}__valid",
             "ready": f"{name}__ready",
-            "fields": [f.as_json() for f in describe_layout(layout)],
+            "fields": [_field(f, order.get(name, {})) for f in describe_layout(layout)],
         }
         for name, layout in engine_streams(spec).items()
     }

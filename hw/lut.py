@@ -54,9 +54,9 @@ from amaranth.lib import data, wiring
 from hw.arith import const_terms
 from hw.shiftadd import ShiftAddCore
 from hw.spec.lut import LutSpec
-from hw.streams import signature_members, tile_layouts
+from hw.streams import signature_members, tile_lane_order, tile_layouts
 
-__all__ = ["COMPONENT", "LutArray", "stream_layouts"]
+__all__ = ["COMPONENT", "LutArray", "lane_order", "stream_layouts"]
 
 
 def stream_layouts(spec: LutSpec) -> dict[str, data.Layout]:
@@ -215,6 +215,13 @@ class LutArray(wiring.Component):
                                              *const_terms(tables[r][0], kw)))
         core.drain(row_corr=corr[0], drop_bits=1)
         return m
+
+
+def lane_order(spec: LutSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    return tile_lane_order(
+        a="lane r*group + g: A[m0 + r, k0 + g] in the beat of reduction group k0",
+        w="lane c*group + g: W[k0 + g, n0 + c] in the beat of reduction group k0")
 
 
 #: The component of this engine kind (see hw.generators).

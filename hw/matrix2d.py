@@ -49,9 +49,16 @@ from amaranth.lib import data, wiring
 
 from hw.arith import Terms, recode
 from hw.spec.matrix2d import Matrix2dSpec
-from hw.streams import RowDrain, operand_shapes, shift_rows, signature_members, tile_layouts
+from hw.streams import (
+    RowDrain,
+    operand_shapes,
+    shift_rows,
+    signature_members,
+    tile_lane_order,
+    tile_layouts,
+)
 
-__all__ = ["COMPONENT", "Matrix2d", "booth_digits", "stream_layouts"]
+__all__ = ["COMPONENT", "Matrix2d", "booth_digits", "lane_order", "stream_layouts"]
 
 
 def stream_layouts(spec: Matrix2dSpec) -> dict[str, data.Layout]:
@@ -176,6 +183,11 @@ class Matrix2d(wiring.Component):
             m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
 
         return m
+
+
+def lane_order(spec: Matrix2dSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    return tile_lane_order()
 
 
 #: The component of this engine kind (see hw.generators).

@@ -1,8 +1,10 @@
 """Stream payloads as flat integers: layout descriptors (for manifests) and a codec.
 
 A payload is a struct of fields; each field is a scalar or an array of equal lanes, packed
-LSB first as Amaranth packs ``data.StructLayout`` / ``data.ArrayLayout``. The descriptors are
-plain JSON, so a test bench rebuilds the codec from a design's manifest alone.
+LSB first as Amaranth packs ``data.StructLayout`` / ``data.ArrayLayout``: lane n of a field
+occupies bits ``offset + n*elem_width`` up to ``offset + (n+1)*elem_width - 1``. The
+descriptors are plain JSON (with the field's whole bit range, ``lsb`` and ``msb``, for a
+reader), so a test bench rebuilds the codec from a design's manifest alone.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ class FieldDesc:
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "offset": self.offset, "lanes": self.lanes,
-                "elem_width": self.elem_width, "signed": self.signed}
+                "elem_width": self.elem_width, "signed": self.signed,
+                "lsb": self.offset, "msb": self.offset + self.width - 1}
+
+
+_KEYS = ("name", "offset", "lanes", "elem_width", "signed")
 
 
 def describe_layout(layout: data.StructLayout) -> list[FieldDesc]:
@@ -53,7 +59,8 @@ class Codec:
 
     def __init__(self, fields: Sequence[FieldDesc | Mapping[str, Any]]):
         self.fields = {
-            f.name: f for f in (x if isinstance(x, FieldDesc) else FieldDesc(**x) for x in fields)
+            f.name: f for f in (x if isinstance(x, FieldDesc)
+                                else FieldDesc(**{k: x[k] for k in _KEYS}) for x in fields)
         }
 
     def pack(self, **values: Any) -> int:

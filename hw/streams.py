@@ -15,16 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth import Module, Shape, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "RowDrain",
+    "delay_flags",
     "operand_shapes",
     "out_layout",
+    "output_register",
     "shift_rows",
     "signature_members",
+    "tile_lane_order",
     "tile_layouts",
     "ws_layouts",
 ]
@@ -47,6 +50,16 @@ def tile_layouts(spec, *, a_lanes: int, w_lanes: int, c_lanes: int) -> dict[str,
         }),
         "o": out_layout(spec, c_lanes),
     }
+
+
+def tile_lane_order(a: str = "lane r: A[m0 + r, k], row r of the output tile",
+                    w: str = "lane c: W[k, n0 + c], column c of the output tile",
+                    ) -> dict[str, dict[str, str]]:
+    """What each lane of the common layouts (:func:`tile_layouts`) holds, for a design's
+    manifest: by default an output-stationary tile's, one reduction index k per ``i`` beat and
+    one result row per ``o`` beat (a kind with other lanes passes its own ``a`` and ``w``)."""
+    return {"i": {"a": a, "w": w},
+            "o": {"c": "lane j: C[m0 + r, n0 + j] in output beat r (r = 0 first)"}}
 
 
 def out_layout(spec, c_lanes: int) -> data.StructLayout:
@@ -87,6 +100,36 @@ def shift_rows(m: Module, rows: Sequence[Sequence[Sequence[Value]]], shift: Valu
             below = rows[r + 1][c] if r + 1 < len(rows) else [0] * len(regs)
             with m.If(shift):
                 m.d.sync += [reg.eq(v) for reg, v in zip(regs, below, strict=True)]
+
+
+def delay_flags(m: Module, valid: Value, last: Value, cycles: int, en: Value, name: str
+                ) -> tuple[Value, Value, Value]:
+    """A beat's ``valid`` and ``last`` flags through ``cycles`` registers that step with
+    ``en``, beside its data in a pipeline of as many registers. Returns the delayed flags and
+    ``in_flight``, high while any register holds a valid beat."""
+    held = []
+    for d in range(cycles):
+        v, lst = Signal(name=f"{name}_valid{d}"), Signal(name=f"{name}_last{d}")
+        with m.If(en):
+            m.d.sync += [v.eq(valid), lst.eq(last)]
+        valid, last = v, lst
+        held.append(v)
+    return valid, last, Cat(Const(0, 1), *held).any()
+
+
+def output_register(m: Module, inner, o) -> Signal:
+    """A register slice from stream ``inner`` (driven by the engine) to stream ``o``: one
+    beat held, passed on when ``o.ready``; ``inner.ready`` is high when the slice is empty or
+    passes its beat on, so beats still flow one per cycle, each one cycle later; the payload
+    register has no reset (only the valid bit says whether it holds a beat). Returns the
+    slice's valid bit."""
+    valid = Signal(name="o_reg_valid")
+    payload = Signal(o.payload.shape(), name="o_reg_payload", reset_less=True)
+    m.d.comb += inner.ready.eq(~valid | o.ready)
+    with m.If(inner.ready):
+        m.d.sync += [valid.eq(inner.valid), payload.eq(inner.payload)]
+    m.d.comb += [o.valid.eq(valid), o.payload.eq(payload)]
+    return valid
 
 
 class RowDrain:

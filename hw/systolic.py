@@ -67,25 +67,34 @@ paper's OPT1) keeps every accumulator, and in WS every partial sum travelling do
 as a carry-save pair of words: the partial products and the pair enter one carry-save tree and
 no carry propagates inside the PE; one carry-propagate adder per column at the array's edge
 turns the pair into the result. Without either option a PE is Yosys's ``acc + a * w``.
+
+``cpa_reg`` (with ``csa_accumulate``; timing changes, results and protocol do not): the
+array drives an inner output stream, whose beats reach ``o`` through one register slice
+(:func:`hw.streams.output_register`): the edge carry-propagate adders end in a register
+instead of on the port. Every output beat leaves a cycle later, the array is free as early as
+without it (the slice holds one beat, takes the next in the cycle it passes one on); ``busy``
+stays high while it holds a beat.
 """
 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 
 from hw.arith import csa_reduce, neg_correction, product_words, recode
 from hw.spec import SystolicSpec
 from hw.streams import (
     RowDrain,
     operand_shapes,
+    output_register,
     shift_rows,
     signature_members,
+    tile_lane_order,
     tile_layouts,
     ws_layouts,
 )
 
-__all__ = ["COMPONENT", "SystolicArray", "stream_layouts"]
+__all__ = ["COMPONENT", "SystolicArray", "lane_order", "stream_layouts"]
 
 
 def stream_layouts(spec: SystolicSpec) -> dict[str, data.Layout]:
@@ -105,9 +114,17 @@ class SystolicArray(wiring.Component):
         super().__init__(signature_members(stream_layouts(spec)))
 
     def elaborate(self, platform):
-        if self.spec.dataflow == "os":
-            return self._elaborate_os()
-        return self._elaborate_ws()
+        # The array drives ``_o`` and ``_busy``: the ports, or with cpa_reg an inner stream
+        # whose beats reach ``o`` through one register (output_register).
+        self._o, self._busy = self.o, self.busy
+        if self.spec.cpa_reg:
+            self._o = stream.Signature(self.o.payload.shape()).create(path=("core_o",))
+            self._busy = Signal(name="core_busy")
+        m = self._elaborate_os() if self.spec.dataflow == "os" else self._elaborate_ws()
+        if self.spec.cpa_reg:
+            held = output_register(m, self._o, self.o)
+            m.d.comb += self.busy.eq(self._busy | held)
+        return m
 
     # -- shared pieces --------------------------------------------------------------------
     @staticmethod
@@ -157,7 +174,7 @@ class SystolicArray(wiring.Component):
         m = Module()
 
         step = Signal()  # MAC wavefront advances
-        drain = RowDrain(m, self.o, R)
+        drain = RowDrain(m, self._o, R)
         shift = drain.shift  # result rows move one place towards the output
         feed = Signal()  # the current input beat is taken
 
@@ -200,13 +217,13 @@ class SystolicArray(wiring.Component):
 
         # The one carry-propagate add per output (a no-op without carry-save state).
         for c in range(C):
-            m.d.comb += self.o.payload.c[c].eq(sum(acc[0][c][1:], acc[0][c][0]))
+            m.d.comb += self._o.payload.c[c].eq(sum(acc[0][c][1:], acc[0][c][0]))
 
         with m.FSM(name="os_fsm"):
             with m.State("STREAM"):
                 m.d.comb += [self.i.ready.eq(1), step.eq(1), feed.eq(self.i.valid)]
                 with m.If(self.i.valid):
-                    m.d.sync += self.busy.eq(1)
+                    m.d.sync += self._busy.eq(1)
                     with m.If(self.i.payload.last):
                         if counter is not None:
                             m.d.sync += counter.eq(flush_len - 1)
@@ -223,7 +240,7 @@ class SystolicArray(wiring.Component):
                         m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(drain.done):
-                    m.d.sync += self.busy.eq(0)
+                    m.d.sync += self._busy.eq(0)
                     m.next = "STREAM"
         return m
 
@@ -281,12 +298,12 @@ class SystolicArray(wiring.Component):
                 for r in range(R):
                     with m.Case(r):
                         m.d.comb += [w.eq(reg) for w, reg in zip(words, out[r][c], strict=True)]
-            m.d.comb += self.o.payload.c[c].eq(sum(words[1:], words[0]))
+            m.d.comb += self._o.payload.c[c].eq(sum(words[1:], words[0]))
 
         first = Signal(init=1)  # the next input beat starts a fold
         with m.If(feed):
             m.d.sync += first.eq(self.i.payload.last)
-        m.d.comb += self.busy.eq(~first | in_flight | drain.active)
+        m.d.comb += self._busy.eq(~first | in_flight | drain.active)
 
     # -- weight stationary ----------------------------------------------------------------
     def _elaborate_ws(self) -> Module:
@@ -299,7 +316,7 @@ class SystolicArray(wiring.Component):
         out_valid = Signal()
         step = Signal()  # global enable of the whole pipeline
         feed = Signal()  # the current input beat is taken
-        m.d.comb += self.o.valid.eq(out_valid)
+        m.d.comb += self._o.valid.eq(out_valid)
 
         # Stationary weights: a chain fed at row rows-1 that moves up one row per beat. With
         # weight_double_buffer the chain is the shadow registers and ``wt`` the active ones.
@@ -362,7 +379,7 @@ class SystolicArray(wiring.Component):
                 with m.If(step):
                     m.d.sync += reg.eq(cur)
                 cur = reg
-            m.d.comb += self.o.payload.c[c].eq(cur)
+            m.d.comb += self._o.payload.c[c].eq(cur)
 
         # Valid/last flags travel beside the data through the same number of steps.
         flags = [Signal(2, name=f"flag{d}") for d in range(depth)]
@@ -371,9 +388,9 @@ class SystolicArray(wiring.Component):
         with m.If(step):
             m.d.sync += flags[0].eq(beat_flag)
             m.d.sync += [flags[d].eq(flags[d - 1]) for d in range(1, depth)]
-        m.d.comb += [out_valid.eq(flags[-1][0]), self.o.payload.last.eq(flags[-1][1])]
+        m.d.comb += [out_valid.eq(flags[-1][0]), self._o.payload.last.eq(flags[-1][1])]
 
-        stalled = out_valid & ~self.o.ready
+        stalled = out_valid & ~self._o.ready
         loaded = Signal(range(R + 1))
         if spec.weight_double_buffer:
             # No FSM: the pipeline steps unless stalled; the shadow chain loads whenever it is
@@ -393,13 +410,13 @@ class SystolicArray(wiring.Component):
                 with m.If(first):
                     m.d.sync += loaded.eq(0)
             pending = Cat(Const(0, 1), *(f[0] for f in flags)).any()
-            m.d.comb += self.busy.eq((loaded != 0) | ~first | pending | in_flight)
+            m.d.comb += self._busy.eq((loaded != 0) | ~first | pending | in_flight)
             return m
         with m.FSM(name="ws_fsm"):
             with m.State("LOAD"):
                 m.d.comb += [self.wl.ready.eq(1), load.eq(self.wl.valid)]
                 with m.If(self.wl.valid):
-                    m.d.sync += self.busy.eq(1)
+                    m.d.sync += self._busy.eq(1)
                     m.d.sync += loaded.eq(loaded + 1)
                     with m.If(loaded == R - 1):
                         m.d.sync += loaded.eq(0)
@@ -411,10 +428,20 @@ class SystolicArray(wiring.Component):
                     m.next = "FLUSH"
             with m.State("FLUSH"):
                 m.d.comb += step.eq(~stalled)
-                with m.If(out_valid & self.o.ready & self.o.payload.last):
-                    m.d.sync += self.busy.eq(0)
+                with m.If(out_valid & self._o.ready & self._o.payload.last):
+                    m.d.sync += self._busy.eq(0)
                     m.next = "LOAD"
         return m
+
+
+def lane_order(spec: SystolicSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    if spec.dataflow == "os":
+        return tile_lane_order()
+    return {"wl": {"w": "lane c: W[k0 + q, n0 + c] in preload beat q (q = 0 first)"},
+            "i": {"a": "lane q: A[m, k0 + q] in the beat of activation row m"},
+            "o": {"c": "lane j: C[m, n0 + j] (the partial sum over this weight tile) in the "
+                       "beat of activation row m"}}
 
 
 #: The component of this engine kind (see hw.generators).

@@ -186,9 +186,11 @@ def beat_cycles(spec: EngineSpec) -> Exact:
 def overlaps_folds(spec: EngineSpec) -> bool:
     """Whether the engine starts a fold before the previous one has drained
     (``fold_interval < fold_cycles`` for a long stream), moving a stationary operand meanwhile
-    (loading the next fold's weights, or draining the previous fold's outputs)."""
+    (loading the next fold's weights, or draining the previous fold's outputs). The cycle a
+    last result spends in an output register (``spec.output_register_cycles``, ``cpa_reg``)
+    is no such overlap."""
     length = 1 << 12
-    return spec.fold_interval(length) < spec.fold_cycles(length)
+    return spec.fold_interval(length) < spec.fold_cycles(length) - spec.output_register_cycles
 
 
 def _stream_stall(bits: int, buf: SramSpec, beat: Any, accesses_per_word: int = 1) -> Any:

@@ -39,13 +39,26 @@ GRID: list[dict[str, Any]] = [
          output_double_buffer=True),
     dict(kind="systolic", rows=2, cols=2, a_bits=7, w_bits=6, acc_bits=19, dataflow="ws",
          booth=True, csa_accumulate=True, weight_double_buffer=True),
+    dict(kind="systolic", rows=2, cols=3, a_bits=5, w_bits=4, acc_bits=13, csa_accumulate=True,
+         cpa_reg=True),
+    dict(kind="systolic", rows=3, cols=2, dataflow="ws", csa_accumulate=True, cpa_reg=True,
+         weight_double_buffer=True, signed=False),
     dict(kind="cube", m=2, n=3, k=3, a_bits=4, w_bits=4, acc_bits=16),
     dict(kind="cube", m=2, n=2, k=2, a_bits=5, w_bits=7, acc_bits=40, booth=True,
          csa_accumulate=True, output_double_buffer=True, signed=False),
+    dict(kind="cube", m=2, n=3, k=5, a_bits=6, w_bits=5, acc_bits=18, mult_reg=True,
+         tree_stage_levels=1),
+    dict(kind="cube", m=3, n=2, k=3, booth=True, csa_accumulate=True, mult_reg=True,
+         tree_stage_levels=2, output_double_buffer=True, signed=False, cpa_reg=True),
     dict(kind="addertree", lanes=2, k=3, a_bits=5, w_bits=3, acc_bits=14),
     dict(kind="addertree", lanes=3, k=2, dataflow="ws", booth=True, compress=True,
          signed=False),
     dict(kind="addertree", lanes=2, k=4, dataflow="ws", booth=True, a_bits=7, w_bits=9),
+    dict(kind="addertree", lanes=3, k=6, a_bits=6, w_bits=7, acc_bits=21, mult_reg=True,
+         tree_stage_levels=2),
+    dict(kind="addertree", lanes=2, k=5, booth=True, compress=True, mult_reg=True,
+         tree_stage_levels=1, signed=False),
+    dict(kind="addertree", lanes=2, k=3, dataflow="ws", compress=True, tree_stage_levels=3),
     dict(kind="matrix2d", rows=2, cols=3, a_bits=3, w_bits=4, acc_bits=12),
     dict(kind="matrix2d", rows=2, cols=2, booth=True, csa_accumulate=True, signed=False),
     dict(kind="lut", rows=2, cols=2, group=3, a_bits=5, w_bits=3),
@@ -81,13 +94,16 @@ TILES: list[tuple[str, list[str]]] = [
 
 def _options(cls: type) -> dict[str, tuple[Any, ...]]:
     """Every option of an engine kind's spec and the values it must be linted with: both
-    values of a switch, every choice of a choice field."""
+    values of a switch, every choice of a choice field, off (0) and 1 for a count that is off
+    at 0 (``tree_stage_levels``: a register after every adder level)."""
     out: dict[str, tuple[Any, ...]] = {}
     for name, info in cls.__pydantic_fields__.items():
         if name == "kind":
             continue
         if info.annotation is bool:
             out[name] = (False, True)
+        elif info.annotation is int and info.default == 0:
+            out[name] = (0, 1)
         elif get_origin(info.annotation) is Literal:
             out[name] = get_args(info.annotation)
     return out
@@ -150,6 +166,8 @@ def test_grid_covers_every_option() -> None:
         points = [engine_from_dict(p) for p in GRID if p["kind"] == kind]
         for name, values in _options(cls).items():
             seen = {getattr(spec, name) for spec in points}
+            if values == (0, 1):  # a count that is off at 0: off and some setting on
+                seen = {min(v, 1) for v in seen}
             assert seen == set(values), f"{kind}.{name}: GRID lints {seen}, not {values}"
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
-from hw.spec.base import CONFIG, ArrayDim, EngineBase, Unrolling
+from hw.spec.base import (
+    CONFIG,
+    ArrayDim,
+    EngineBase,
+    TreeStageLevels,
+    Unrolling,
+    add_levels,
+    booth_digits,
+    check_tree_stages,
+    csa_levels,
+)
 
 __all__ = ["AdderTreeSpec", "TreeDepth"]
 
@@ -45,6 +55,15 @@ class AdderTreeSpec(EngineBase):
     a single carry-propagate add. Results are bit exact either way; the timing does not
     change.
 
+    Pipelining (the timing changes, the results do not): ``mult_reg`` registers the
+    multiplier outputs (the products, or with ``compress`` the selected partial products)
+    before the tree; ``tree_stage_levels = N`` registers the reduction tree after every N
+    adder levels (:attr:`tree_levels` of them: the binary tree over the k products, or with
+    ``compress`` the same-weight planes, the tree that combines them and its
+    carry-propagate add; the accumulator's add stays out of it). Each register is one more
+    cycle of latency, :attr:`pipeline_cycles` in all, added to ``drain_cycles``; a beat is
+    still taken every cycle.
+
     Cycles are counted from the first input transfer of a fold to its last output transfer,
     both inclusive, with every stream valid/ready every cycle. Folds run back to back.
     """
@@ -61,6 +80,59 @@ class AdderTreeSpec(EngineBase):
     compress: bool = Field(
         False, description="TPE OPT2: activations recoded once per beat for all lanes, equal "
         "bit-weight partial products compressed first, shifted once per lane and beat")
+    mult_reg: bool = Field(
+        False, description="a pipeline register on the multiplier outputs (one cycle of "
+        "latency)")
+    tree_stage_levels: TreeStageLevels = Field(
+        0, description="a pipeline register after every N adder levels of the reduction tree "
+        "(0: none; one cycle of latency each)")
+
+    @field_validator("tree_stage_levels")
+    @classmethod
+    def _stages_in_tree(cls, every: int, info: ValidationInfo) -> int:
+        d = info.data
+        if every and all(x in d for x in ("k", "booth", "compress", "a_bits", "acc_bits",
+                                          "signed", "dataflow")):
+            levels = sum(cls._sections(d["k"], d["booth"], d["compress"], d["a_bits"],
+                                       d["acc_bits"], d["signed"]))
+            check_tree_stages(every, levels, f"the tree of k={d['k']} products")
+        return every
+
+    # -- pipelining -------------------------------------------------------------------------
+    @staticmethod
+    def _sections(k: int, booth: bool, compress: bool, a_bits: int, acc_bits: int,
+                  signed: bool) -> tuple[int, ...]:
+        """Adder levels of each section of the pipelined reduction tree, in order (the
+        generator builds each section to exactly this many levels)."""
+        if not compress:
+            return (add_levels(k + booth),)  # the k products (and Booth's correction word)
+        positions = (min(booth_digits(a_bits, signed), -(-acc_bits // 2)) if booth
+                     else min(a_bits, acc_bits))
+        # per position the k rows and the count of negative digits; then two words per
+        # position and one constant word; then the carry-propagate add
+        return (csa_levels(k + 1), csa_levels(2 * positions + 1), 1)
+
+    @property
+    def tree_sections(self) -> tuple[int, ...]:
+        """Levels of the sections of the reduction tree (see :attr:`tree_levels`)."""
+        return self._sections(self.k, self.booth, self.compress, self.a_bits, self.acc_bits,
+                              self.signed)
+
+    @property
+    def tree_levels(self) -> int:
+        """Adder levels of each lane's reduction tree (carry-propagate adds, or with
+        ``compress`` 3:2 carry-save levels and the final carry-propagate add)."""
+        return sum(self.tree_sections)
+
+    @property
+    def tree_stages(self) -> int:
+        """Pipeline registers in the reduction tree: one after every ``tree_stage_levels``."""
+        return self.tree_levels // self.tree_stage_levels if self.tree_stage_levels else 0
+
+    @property
+    def pipeline_cycles(self) -> int:
+        """Cycles of latency the pipeline registers add (multiplier outputs and tree)."""
+        return int(self.mult_reg) + self.tree_stages
 
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
@@ -80,8 +152,9 @@ class AdderTreeSpec(EngineBase):
     @property
     def drain_cycles(self) -> int:
         """OS: the result beat leaves in the cycle after the last input beat; WS: every row
-        leaves one cycle after it enters, so the last one a cycle after the stream."""
-        return 1
+        leaves one cycle after it enters, so the last one a cycle after the stream; plus the
+        pipeline registers' cycles."""
+        return 1 + self.pipeline_cycles
 
     def stream_cycles(self, stream_len: int) -> int:
         """Input beats of a fold: ceil(K/k) for OS (stream K), M for WS (stream M)."""
@@ -97,15 +170,18 @@ class AdderTreeSpec(EngineBase):
         return Unrolling(m=None, n=self.lanes, k=self.k)
 
     def timing_contract(self) -> dict[str, Any]:
-        """The timing formulas (Python expressions of lanes, k and the stream length)."""
+        """The timing formulas (Python expressions of lanes, k and the stream length; the
+        pipeline registers' cycles, a constant of the spec, as a number)."""
+        drain = str(self.drain_cycles)
         if self.dataflow == "os":
             return {
                 "stream_len": "K",
-                "fold_cycles": "-(-K // k) + 1",
+                "fold_cycles": f"-(-K // k) + {drain}",
                 "stream_cycles": "-(-K // k)",
                 "preload_cycles": "0",
                 "fill_cycles": "0",
-                "drain_cycles": "1",
+                "drain_cycles": drain,
+                "pipeline_cycles": str(self.pipeline_cycles),
                 "initiation_interval_cycles": "1",
                 "counted_from": "first input transfer of a fold to its last output transfer, "
                                 "inclusive",
@@ -113,11 +189,12 @@ class AdderTreeSpec(EngineBase):
             }
         return {
             "stream_len": "M",
-            "fold_cycles": "k + M + 1",
+            "fold_cycles": f"k + M + {drain}",
             "stream_cycles": "M",
             "preload_cycles": "k",
             "fill_cycles": "0",
-            "drain_cycles": "1",
+            "drain_cycles": drain,
+            "pipeline_cycles": str(self.pipeline_cycles),
             "initiation_interval_cycles": "1",
             "counted_from": "first input transfer of a fold to its last output transfer, "
                             "inclusive",
@@ -126,5 +203,7 @@ class AdderTreeSpec(EngineBase):
 
     @property
     def name(self) -> str:
-        opts = self.options_name(("booth", self.booth), ("cmp", self.compress))
+        opts = self.options_name(("booth", self.booth), ("cmp", self.compress),
+                                 ("mreg", self.mult_reg),
+                                 (f"ts{self.tree_stage_levels}", self.tree_stage_levels > 0))
         return f"addertree_{self.dataflow}_{self.lanes}x{self.k}_{self.operands_name}{opts}"

@@ -9,7 +9,10 @@ import pydantic
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-__all__ = ["CONFIG", "AccBits", "ArrayDim", "EngineBase", "OperandBits", "SpecError", "build"]
+__all__ = ["CONFIG", "PIPELINE_FIELDS", "AccBits", "ArrayDim", "EngineBase", "OperandBits",
+           "SpecError",
+           "TreeStageLevels", "add_levels", "booth_digits", "build", "check_tree_stages",
+           "csa_levels"]
 
 #: Every spec dataclass: unknown keys rejected, no type coercion, immutable.
 CONFIG = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -20,6 +23,50 @@ OperandBits = Annotated[int, Field(ge=1, le=16)]
 AccBits = Annotated[int, Field(ge=1, le=64)]
 #: Array edge length (PEs). 256 bounds RTL size; the models accept the same range.
 ArrayDim = Annotated[int, Field(ge=1, le=256)]
+
+
+#: The spec fields that add pipeline registers (latency, never results), in the kinds that
+#: have them: apart from the arithmetic options (``booth``, ``csa_accumulate``, ...).
+PIPELINE_FIELDS = ("mult_reg", "tree_stage_levels", "cpa_reg")
+
+#: Adder levels between pipeline registers of a reduction tree (0: the tree is not pipelined).
+TreeStageLevels = Annotated[int, Field(ge=0, le=64)]
+
+
+def add_levels(n: int) -> int:
+    """Levels of a balanced binary tree of carry-propagate adds over ``n`` values
+    (:func:`hw.arith.add_tree`): ``ceil(log2 n)``."""
+    return (n - 1).bit_length() if n > 1 else 0
+
+
+def csa_levels(n: int) -> int:
+    """Levels of 3:2 carry-save adders that take ``n`` words down to two
+    (:func:`hw.arith.csa_reduce`: each level turns every three words into two)."""
+    levels = 0
+    while n > 2:
+        n = 2 * (n // 3) + n % 3
+        levels += 1
+    return levels
+
+
+def booth_digits(a_bits: int, signed: bool) -> int:
+    """Radix-4 Booth digits of an ``a_bits`` activation (:func:`hw.arith.recode`): one per
+    two bits, one more bit's worth when unsigned (the top bit stays positive)."""
+    return -(-(a_bits if signed else a_bits + 1) // 2)
+
+
+def check_tree_stages(every: int, levels: int, tree: str) -> int:
+    """``every`` (a spec's ``tree_stage_levels``) checked against the ``levels`` of the tree
+    it pipelines (described by ``tree``): 0, or 1..levels, so that at least one register
+    lands in the tree. Raises ValueError with the rule."""
+    if every and not levels:
+        raise ValueError(f"{every} adder levels per stage, but {tree} has no adder level to "
+                         "register; set 0")
+    if every > levels:
+        raise ValueError(f"{every} adder levels per stage, more than the {levels} levels of "
+                         f"{tree} (no register would land in it); set 1..{levels}, or 0 for "
+                         "none")
+    return every
 
 
 class SpecError(ValueError):
@@ -123,6 +170,13 @@ class EngineBase:
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return (self.preload_cycles + self.stream_cycles(stream_len) + self.fill_cycles
                 + self.drain_cycles)
+
+    @property
+    def output_register_cycles(self) -> int:
+        """Cycles a fold's last result spends in an output register after the engine is free
+        for the next fold (``cpa_reg``): ``fold_interval`` is ``fold_cycles`` less these
+        without any overlap of folds. 0 unless a kind has such a register."""
+        return 0
 
     def fold_interval(self, stream_len: int) -> int:
         """Cycles from the start of one fold to the start of the next when folds that stream

@@ -7,7 +7,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
-from hw.spec.base import CONFIG, EngineBase, Unrolling
+from hw.spec.base import (
+    CONFIG,
+    EngineBase,
+    TreeStageLevels,
+    Unrolling,
+    add_levels,
+    booth_digits,
+    check_tree_stages,
+    csa_levels,
+)
 
 __all__ = ["MAX_CUBE_MULTIPLIERS", "CubeDim", "CubeSpec"]
 
@@ -50,6 +59,21 @@ class CubeSpec(EngineBase):
     interval, is the same whenever the lengths are equal or all at least ``m`` beats.) With
     back-pressure on ``o`` a last beat waits (``i.ready`` low) until the bank is free.
 
+    Pipelining (the timing changes, the results do not): ``mult_reg`` registers the
+    multiplier outputs (the products, or with ``csa_accumulate`` the partial-product words)
+    before the trees; ``tree_stage_levels = N`` registers each K-reduction tree after every N
+    adder levels (:attr:`tree_levels` of them: the binary tree over the k products, or with
+    ``csa_accumulate`` the 3:2 tree that takes the product words down to a sum and a carry
+    word, which then meet the accumulator's two words in the loop). Each register is one
+    more cycle of latency between a beat and its accumulation
+    (:attr:`accumulate_latency_cycles`), added to ``drain_cycles``; a beat is still taken every
+    cycle and ``fold_interval`` with ``output_double_buffer`` is unchanged. ``cpa_reg`` (with
+    ``csa_accumulate``) registers the carry-propagate adds that turn each draining row's sum
+    and carry words into results, which otherwise sit unregistered on the output port: every
+    output beat leaves one cycle later, and without the output bank the next fold starts as
+    the last row enters that register (``fold_interval`` is ``fold_cycles - 1``).
+    :attr:`pipeline_cycles` counts all of them.
+
     Cycles are counted from the first input transfer of a fold to its last output transfer,
     both inclusive, with every stream valid/ready every cycle. Folds run back to back: the
     next fold ends ``fold_interval`` cycles after the current one, ``fold_cycles`` without
@@ -68,6 +92,26 @@ class CubeSpec(EngineBase):
     output_double_buffer: bool = Field(
         False, description="an output register bank; a fold's tile drains while the next "
         "fold streams")
+    mult_reg: bool = Field(
+        False, description="a pipeline register on the multiplier outputs (one cycle of "
+        "latency)")
+    tree_stage_levels: TreeStageLevels = Field(
+        0, description="a pipeline register after every N adder levels of the K-reduction "
+        "trees (0: none; one cycle of latency each)")
+    cpa_reg: bool = Field(
+        False, description="with csa_accumulate: a register after the carry-propagate adds "
+        "of the draining row (one cycle of latency per output beat)")
+
+    @field_validator("cpa_reg")
+    @classmethod
+    def _cpa_reg_needs_csa(cls, value: bool, info: ValidationInfo) -> bool:
+        """Only carry-save accumulators leave a carry-propagate add on the drain."""
+        if value and info.data.get("csa_accumulate") is False:
+            raise ValueError(
+                "needs carry-save accumulators (csa_accumulate=false adds in the loop, there "
+                "is no carry-propagate add on the drain to register); set "
+                "csa_accumulate=true or cpa_reg=false")
+        return value
 
     @field_validator("k")
     @classmethod
@@ -79,6 +123,57 @@ class CubeSpec(EngineBase):
                 f"{MAX_CUBE_MULTIPLIERS} (as many as the largest systolic array); "
                 "reduce m, n or k")
         return k
+
+    @field_validator("tree_stage_levels")
+    @classmethod
+    def _stages_in_tree(cls, every: int, info: ValidationInfo) -> int:
+        d = info.data
+        if every and all(x in d for x in ("k", "booth", "csa_accumulate", "a_bits",
+                                          "acc_bits", "signed")):
+            levels = cls._levels(d["k"], d["booth"], d["csa_accumulate"], d["a_bits"],
+                                 d["acc_bits"], d["signed"])
+            check_tree_stages(every, levels, f"the tree of k={d['k']} products")
+        return every
+
+    # -- pipelining -------------------------------------------------------------------------
+    @staticmethod
+    def _levels(k: int, booth: bool, csa: bool, a_bits: int, acc_bits: int,
+                signed: bool) -> int:
+        if not csa:
+            return add_levels(k + booth)  # the k products (and Booth's correction word)
+        digits = (min(booth_digits(a_bits, signed), -(-acc_bits // 2)) if booth
+                  else min(a_bits, acc_bits))
+        # a row per digit of each of the k products, a correction word and a constant word
+        # at most (the generator builds the tree to this many levels)
+        return csa_levels(k * digits + 2)
+
+    @property
+    def tree_levels(self) -> int:
+        """Adder levels of each K-reduction tree: carry-propagate adds over the products, or
+        with ``csa_accumulate`` 3:2 levels from the product words to a sum and a carry."""
+        return self._levels(self.k, self.booth, self.csa_accumulate, self.a_bits,
+                            self.acc_bits, self.signed)
+
+    @property
+    def tree_stages(self) -> int:
+        """Pipeline registers in each tree: one after every ``tree_stage_levels``."""
+        return self.tree_levels // self.tree_stage_levels if self.tree_stage_levels else 0
+
+    @property
+    def accumulate_latency_cycles(self) -> int:
+        """Cycles from a beat being taken to its accumulation: the registers of the
+        multiplier outputs and the trees."""
+        return int(self.mult_reg) + self.tree_stages
+
+    @property
+    def output_register_cycles(self) -> int:
+        """``cpa_reg``'s register: the next fold may start as the last result enters it."""
+        return int(self.cpa_reg)
+
+    @property
+    def pipeline_cycles(self) -> int:
+        """Cycles of latency all pipeline registers add to a fold (``cpa_reg`` included)."""
+        return self.accumulate_latency_cycles + int(self.cpa_reg)
 
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
@@ -97,8 +192,9 @@ class CubeSpec(EngineBase):
 
     @property
     def drain_cycles(self) -> int:
-        """The ``m`` result rows leave one per cycle, from the cycle after the last beat."""
-        return self.m
+        """The ``m`` result rows leave one per cycle, from the cycle after the last beat
+        leaves the pipeline registers."""
+        return self.m + self.pipeline_cycles
 
     def stream_cycles(self, stream_len: int) -> int:
         """Input beats of a fold whose reduction has ``stream_len`` elements: ceil(K/k)."""
@@ -111,24 +207,28 @@ class CubeSpec(EngineBase):
         ``output_double_buffer`` the next fold's last beat follows the current one after
         ``ceil(K/k)`` beats or once the bank's ``m`` rows have left, whichever is later."""
         if not self.output_double_buffer:
-            return self.fold_cycles(stream_len)
-        return max(self.stream_cycles(stream_len), self.drain_cycles)
+            # the next fold starts as the last row enters the cpa_reg register
+            return self.fold_cycles(stream_len) - self.output_register_cycles
+        return max(self.stream_cycles(stream_len), self.m)
 
     def unrolling(self) -> Unrolling:
         """m <- M, n <- N, K streamed in chunks of k (one fold per m x n output tile)."""
         return Unrolling(m=self.m, n=self.n, k=None)
 
     def timing_contract(self) -> dict[str, Any]:
-        """The timing formulas (Python expressions of m, n, k and the stream length K)."""
+        """The timing formulas (Python expressions of m, n, k and the stream length K; the
+        pipeline registers' cycles, a constant of the spec, as a number)."""
+        pipe = f" + {self.pipeline_cycles}" if self.pipeline_cycles else ""
         return {
             "stream_len": "K",
-            "fold_cycles": "-(-K // k) + m",
+            "fold_cycles": f"-(-K // k) + m{pipe}",
             "stream_cycles": "-(-K // k)",
             "preload_cycles": "0",
             "fill_cycles": "0",
-            "drain_cycles": "m",
+            "drain_cycles": f"m{pipe}",
+            "pipeline_cycles": str(self.pipeline_cycles),
             "fold_interval": "max(-(-K // k), m)" if self.output_double_buffer
-            else "-(-K // k) + m",
+            else f"-(-K // k) + m{pipe}" + (" - 1" if self.cpa_reg else ""),
             "initiation_interval_cycles": "1",
             "counted_from": "first input transfer of a fold to its last output transfer, inclusive",
             "gemm_folds": "ceil(M/m) * ceil(N/n)",
@@ -137,5 +237,7 @@ class CubeSpec(EngineBase):
     @property
     def name(self) -> str:
         opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate),
-                                 ("odb", self.output_double_buffer))
+                                 ("odb", self.output_double_buffer),
+                                 ("mreg", self.mult_reg), ("cpareg", self.cpa_reg),
+                                 (f"ts{self.tree_stage_levels}", self.tree_stage_levels > 0))
         return f"cube_{self.m}x{self.n}x{self.k}_{self.operands_name}{opts}"

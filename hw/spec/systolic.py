@@ -61,6 +61,13 @@ class SystolicSpec(EngineBase):
     own length's interval, which is the same sum whenever the lengths are equal or all at
     least ``rows + cols - 1``.) With back-pressure on ``o`` the array stalls instead
     (``i.ready`` low) until the rows a handover would overwrite have left: no result is lost.
+
+    ``cpa_reg`` (with ``csa_accumulate``): a register after the carry-propagate adders that
+    turn the carry-save pairs into results at the array's edge, so that they no longer sit
+    unregistered on the output port. Every output beat leaves one cycle later
+    (``drain_cycles`` + 1), the array is free as early as before: without a double buffer the
+    next fold starts as the current one's last row enters that register, so
+    ``fold_interval`` is ``fold_cycles - 1``; with one it does not change.
     """
 
     kind: Literal["systolic"] = "systolic"
@@ -80,6 +87,20 @@ class SystolicSpec(EngineBase):
     output_double_buffer: bool = Field(
         False, description="OS only: an output register per PE; a fold's results drain while "
         "the next fold streams")
+    cpa_reg: bool = Field(
+        False, description="with csa_accumulate: a register after the edge carry-propagate "
+        "adders (one cycle of latency per output beat)")
+
+    @field_validator("cpa_reg")
+    @classmethod
+    def _cpa_reg_needs_csa(cls, value: bool, info: ValidationInfo) -> bool:
+        """Only carry-save accumulators leave an edge carry-propagate adder to register."""
+        if value and info.data.get("csa_accumulate") is False:
+            raise ValueError(
+                "needs carry-save accumulators (csa_accumulate=false adds in every PE, there "
+                "is no edge carry-propagate adder to register); set csa_accumulate=true or "
+                "cpa_reg=false")
+        return value
 
     @field_validator("weight_double_buffer")
     @classmethod
@@ -104,6 +125,16 @@ class SystolicSpec(EngineBase):
                 "set dataflow=os or output_double_buffer=false")
         return value
 
+    @property
+    def output_register_cycles(self) -> int:
+        """``cpa_reg``'s register: the next fold may start as the last result enters it."""
+        return int(self.cpa_reg)
+
+    @property
+    def pipeline_cycles(self) -> int:
+        """Cycles of latency the pipeline registers add to a fold (``cpa_reg``'s one)."""
+        return int(self.cpa_reg)
+
     # -- timing contract (the cycle model's single source of truth) ------------------------
     @property
     def macs_per_cycle(self) -> int:
@@ -123,8 +154,9 @@ class SystolicSpec(EngineBase):
     def drain_cycles(self) -> int:
         """Cycles after the last MAC until the last result row has left the array."""
         # OS shifts the rows x cols result tile out one row per cycle; WS presents each
-        # output row one cycle after its last MAC (the bottom partial-sum register).
-        return self.rows if self.dataflow == "os" else 1
+        # output row one cycle after its last MAC (the bottom partial-sum register); the
+        # register after the edge adders delays every output beat once more.
+        return (self.rows if self.dataflow == "os" else 1) + self.cpa_reg
 
     def fold_cycles(self, stream_len: int) -> int:
         """Cycles of one fold that streams ``stream_len`` beats (K for OS, M for WS)."""
@@ -146,7 +178,8 @@ class SystolicSpec(EngineBase):
         right after its own earlier beats, whichever is later: folds of one length end (and,
         when ``K >= rows + cols - 1``, start) this many cycles apart (class docstring)."""
         if not (self.weight_double_buffer or self.output_double_buffer):
-            return self.fold_cycles(stream_len)
+            # the next fold starts as the last output beat enters the cpa_reg register
+            return self.fold_cycles(stream_len) - self.output_register_cycles
         if stream_len < 1:
             raise ValueError(f"stream_len must be >= 1, got {stream_len!r}")
         return max(stream_len, self.preload_cycles + self.fill_cycles + 1)
@@ -161,12 +194,15 @@ class SystolicSpec(EngineBase):
         """The timing formulas (Python expressions of rows, cols and the stream length)."""
         stream = "K" if self.dataflow == "os" else "M"
         extra = "- 2" if self.dataflow == "os" else "- 1"
+        reg = " + 1" if self.cpa_reg else ""
+        cpa = {"- 2": "- 1", "- 1": ""}[extra] if self.cpa_reg else extra
         return {
             "stream_len": stream,
-            "fold_cycles": f"{stream} + 2*rows + cols {extra}",
+            "fold_cycles": f"{stream} + 2*rows + cols {cpa}".rstrip(),
             "preload_cycles": "rows" if self.dataflow == "ws" else "0",
             "fill_cycles": "rows + cols - 2",
-            "drain_cycles": "rows" if self.dataflow == "os" else "1",
+            "drain_cycles": ("rows" if self.dataflow == "os" else "1") + reg,
+            "pipeline_cycles": str(self.pipeline_cycles),
             "fold_interval": ("max(M, 2*rows + cols - 1)" if self.weight_double_buffer
                               else "max(K, rows + cols - 1)" if self.output_double_buffer
                               else f"{stream} + 2*rows + cols {extra}"),
@@ -182,5 +218,6 @@ class SystolicSpec(EngineBase):
     def name(self) -> str:
         opts = self.options_name(("booth", self.booth), ("csa", self.csa_accumulate),
                                  ("wdb", self.weight_double_buffer),
-                                 ("odb", self.output_double_buffer))
+                                 ("odb", self.output_double_buffer),
+                                 ("cpareg", self.cpa_reg))
         return f"systolic_{self.dataflow}_{self.rows}x{self.cols}_{self.operands_name}{opts}"

@@ -241,6 +241,10 @@ def _gen(args: argparse.Namespace) -> int:
     timing = spec.timing_contract()
     print(f"timing: fold_cycles({timing['stream_len']}) = {timing['fold_cycles']}"
           f"; {timing['stream_len']}=64 -> {spec.fold_cycles(64)} cycles")
+    piped = int(timing.get("pipeline_cycles", 0))
+    if piped:
+        print(f"timing: the pipeline registers' latency is {piped} of those cycles "
+              "(a beat is still taken every cycle)")
     if "fold_interval" in timing and spec.fold_interval(64) != spec.fold_cycles(64):
         print(f"timing: fold_interval({timing['stream_len']}) = {timing['fold_interval']}"
               f"; {timing['stream_len']}=64 -> {spec.fold_interval(64)} cycles between folds")

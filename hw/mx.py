@@ -62,6 +62,17 @@ def stream_layouts(spec: MxSpec) -> dict[str, data.Layout]:
     return {"i": data.StructLayout(fields), "o": out_layout(spec, spec.lanes)}
 
 
+def lane_order(spec: MxSpec) -> dict[str, dict[str, str]]:
+    """What each payload lane holds, by stream and field (for the manifest)."""
+    return {"i": {"a": "lane r*block + q: the code of A[m0 + r, b*block + q] in beat b "
+                       "(row-major)",
+                  "a_scale": "lane r: the E8M0 scale of A[m0 + r]'s block b in beat b",
+                  "w": "lane l*block + q: the code of W[b*block + q, n0 + l] in beat b "
+                       "(lane-major)",
+                  "w_scale": "lane l: the E8M0 scale of W[:, n0 + l]'s block b in beat b"},
+            "o": {"c": "lane l: C[m0 + r, n0 + l] in the fold's output beat r (row 0 first)"}}
+
+
 class MxEngine(wiring.Component):
     """``spec.rows`` x ``spec.lanes`` MX block dot products; see the module docstring."""
 

@@ -18,6 +18,7 @@ POINTS = [
     dict(kind="addertree", lanes=2, k=3, dataflow="ws"), dict(kind="matrix2d", rows=2, cols=2),
     dict(kind="lut", rows=2, cols=2, group=3), dict(kind="bitslice", rows=2, cols=2),
     dict(kind="bitplane", rows=2, cols=2, depth=4),
+    dict(kind="mx", rows=2, lanes=2, block=4, formats="fp8_e4m3+fp4_e2m1"),
 ]
 
 

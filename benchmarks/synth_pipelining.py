@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from synth_transforms import read_rows  # the same CSV reader (numbers as numbers)
+
 from hw.emit import generate, read_manifest
 from hw.spec import engine_from_dict
 
@@ -102,19 +104,6 @@ def measure() -> list[dict]:
             print(f"  {spec.name}: depth {fig['longest_path_std_cells']} cells, "
                   f"{fig['area_um2']:.0f} um^2", file=sys.stderr)
     return rows
-
-
-def read_rows(path: Path) -> list[dict]:
-    def value(text: str) -> object:
-        for kind in (int, float):
-            try:
-                return kind(text)
-            except ValueError:
-                pass
-        return text
-
-    with open(path, newline="") as f:
-        return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def tables(rows: list[dict]) -> list[str]:

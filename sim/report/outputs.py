@@ -45,6 +45,18 @@ _ARCH = {
     "area_um2": "the architecture's area, um^2 (engines, buffers, vector units; a GPU's die)",
     "area_breakdown_um2": "area by component, um^2",
 }
+#: The workload of a model pass, and its end-to-end metrics (``tpe sim model``, on one
+#: device or several).
+_PASS = {
+    "model": "the model's name", "phase": "prefill or decode", "batch": "sequences",
+    "seq": "prompt tokens (prefill) or cached tokens (decode)",
+    "quant": "the quantization scheme's name",
+}
+_PASS_RATES = {
+    "ttft_s": "prefill: time to first token, s", "tpot_s": "decode: time per output token, s",
+    "tokens": "tokens the pass handles (prompt tokens, or generated tokens)",
+    "tokens_per_s": "tokens / seconds", "energy_per_token_pj": "energy_pj / tokens",
+}
 #: Per command: every key of its ``--json`` object and what it means.
 JSON_KEYS: dict[str, dict[str, str]] = {
     "tpe sim gemm": {
@@ -55,17 +67,11 @@ JSON_KEYS: dict[str, dict[str, str]] = {
     },
     "tpe sim attention": {**_ARCH, **_OPERATOR},
     "tpe sim model": {
-        **{k: v for k, v in _ARCH.items()},
-        "model": "the model's name", "phase": "prefill or decode",
-        "batch": "sequences", "seq": "prompt tokens (prefill) or cached tokens (decode)",
-        "quant": "the quantization scheme's name",
+        **_ARCH, **_PASS,
         "cycles": "cycles of the pass (sum over the operators)",
         "compute_cycles": "busy cycles of the pass", "stall_cycles": "cycles waiting for memory",
         "utilization": "engine MACs / (cycles x the peak of all cores)",
-        "seconds": "the pass's time", "ttft_s": "prefill: time to first token, s",
-        "tpot_s": "decode: time per output token, s",
-        "tokens": "tokens the pass handles (prompt tokens, or generated tokens)",
-        "tokens_per_s": "tokens / seconds", "energy_per_token_pj": "energy_pj / tokens",
+        "seconds": "the pass's time", **_PASS_RATES,
         "macs": "useful MACs", "vector_ops": "element-wise operations",
         "energy_pj": "energy of the pass, pJ", "breakdown": "energy by component, pJ",
         "dram_bytes": "bytes moved to and from the last memory level",
@@ -83,22 +89,15 @@ JSON_KEYS: dict[str, dict[str, str]] = {
                "on an engine architecture)",
     },
     "tpe sim model --devices N": {
-        "arch": "the architecture's name (one device)", "model": "the model's name",
-        "phase": "prefill or decode", "batch": "sequences",
-        "seq": "prompt tokens (prefill) or cached tokens (decode)",
-        "quant": "the quantization scheme's name",
-        "memory": "real (the architecture's memory levels) or ideal (no stalls)",
-        "objective": "what the mapping search minimised: latency, energy or edp",
+        "arch": "the architecture's name (one device)", **_PASS,
+        **{k: _ARCH[k] for k in ("memory", "objective")},
         "devices": "devices in all (tp x pp)", "tp": "tensor-parallel devices per stage",
         "pp": "pipeline stages", "ep": "expert parallelism (1, or tp: whole experts per "
         "device)", "sp": "sequence parallelism", "microbatches": "micro-batches per pass",
         "overlap": "whether collectives overlap the operators producing their data",
         "interconnect": "the architecture's [interconnect] (topology, bandwidth, latencies)",
-        "seconds": "the pass's time (the pipeline schedule over the stages)",
-        "ttft_s": "prefill: time to first token, s", "tpot_s": "decode: time per output "
-        "token, s", "tokens": "tokens the pass handles", "tokens_per_s": "tokens / seconds",
+        "seconds": "the pass's time (the pipeline schedule over the stages)", **_PASS_RATES,
         "energy_pj": "energy of every device over the pass, pJ (links not modelled)",
-        "energy_per_token_pj": "energy_pj / tokens",
         "fits": "whether every device's weights, KV cache and activations fit its last "
                 "memory level",
         "stages": "one object per pipeline stage (keys below)",

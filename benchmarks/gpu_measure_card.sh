@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Measure every GPU dataset of the project on this machine's card, in two device calls of at
+# most ten minutes each (the device's python3 holds torch, triton, transformers and pynvml):
+#
+#   bash benchmarks/gpu_measure_card.sh kernels OUTDIR   # at most 9.5 min
+#   bash benchmarks/gpu_measure_card.sh models OUTDIR    # at most 9.7 min
+#
+# kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
+#          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
+#          and shapes_misaligned.csv (with the cuBLAS kernels each row launches).
+# models:  shapes_decode.csv and shapes_quant.csv replayed from CUDA graphs, the plain-torch
+#          decoder layer (sim.gpu.layer), eager transformers (sim.gpu.framework), and the
+#          one-GPU half of benchmarks/scaleout_measure.py (the tensor-parallel layer's slices).
+#
+# Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
+# each with its _env.json; every step runs under its own time limit so that a slow one leaves
+# the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
+set -uo pipefail
+part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models OUTDIR}
+out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models OUTDIR}
+name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+case "$name" in
+  *H100*) card=h100 ;;
+  *H200*) card=h200 ;;
+  *) card=gpu ;;
+esac
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+m() { timeout "$1" python3 -m sim.gpu.measure "${@:2}" --no-triton || echo "step exited $?"; }
+case "$part" in
+  kernels)
+    m 400 --in sim/data/gpu/shapes_v2.csv --out "$out/measured_${card}_v2.csv" --budget-ms 40
+    m 150 --in sim/data/gpu/shapes_misaligned.csv --out "$out/measured_${card}_misaligned.csv" \
+      --budget-ms 40 --energy-s 0.2 --no-micro --kernels
+    ;;
+  models)
+    m 90 --in sim/data/gpu/shapes_decode.csv --out "$out/measured_${card}_decode.csv" \
+      --graph --kernels --budget-ms 40 --energy-s 0.2 --no-micro
+    m 200 --in sim/data/gpu/shapes_quant.csv --out "$out/measured_${card}_quant.csv" \
+      --graph --kernels --budget-ms 40 --energy-s 0.2 --no-micro
+    timeout 60 python3 -m sim.gpu.layer --out "$out/layer_${card}.csv" || echo "layer exited $?"
+    timeout 170 python3 -m sim.gpu.framework --out "$out/framework_${card}.csv" --budget-ms 200 \
+      || echo "framework exited $?"
+    timeout 60 python3 benchmarks/scaleout_measure.py --single --out "$out/scaleout_single_${card}.csv" \
+      || echo "scaleout exited $?"
+    ;;
+  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models OUTDIR" >&2; exit 2 ;;
+esac
+ls -la "$out"

@@ -7,7 +7,8 @@
         --out scaleout_h100.csv
 
 times, with CUDA events over back-to-back runs after a warm-up, on groups of the first 2, 4
-and 8 ranks (as many as there are):
+and 8 ranks (as many as there are); the layers replayed from a CUDA graph where it can be
+captured (column ``timing``: ``graph``, else ``eager``), as a serving engine runs them:
 
 * NCCL collectives (``torch.distributed``): all-reduce, all-gather, reduce-scatter,
   all-to-all on bf16 buffers of 1 KiB to 1 GiB, and send/receive between ranks 0 and 1;
@@ -46,7 +47,31 @@ SIZES = [1 << k for k in range(10, 31, 2)]  # 1 KiB .. 1 GiB
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, MLP = 8192, 64, 8, 128, 28672
 #: (phase, batch, seq): prefill of one 2048-token prompt, decode of 16 after 2048 cached.
 LAYER_CASES = (("prefill", 1, 2048), ("decode", 16, 2048))
-FIELDS = ("what", "group", "bytes", "phase", "batch", "seq", "us", "gpu")
+FIELDS = ("what", "group", "bytes", "phase", "batch", "seq", "us", "gpu", "timing")
+
+
+def _graph_us(fn, sync) -> tuple[float, str]:
+    """``fn`` captured once in a CUDA graph and its replays timed (the device's time, as a
+    serving engine's graphs run a layer: no host launch gaps), with ``"graph"``; where the
+    capture fails (a collective the NCCL build cannot capture), ``fn`` run eagerly, with
+    ``"eager"``."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    sync()
+    try:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+    except RuntimeError:
+        sync()
+        return _time_us(fn, sync), "eager"
+    return _time_us(graph.replay, sync), "graph"
 
 
 def _time_us(fn, sync, iters: int = 20, warmup: int = 5) -> float:
@@ -89,12 +114,10 @@ class _Layer:
             self.v = torch.randn(batch, self.kv, seq + 1, HEAD_DIM, **bf)
 
     def __call__(self, reduce) -> None:
-        import torch
         import torch.nn.functional as F
 
-        def rms(x):
-            return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-5).to(x.dtype) \
-                * self.norm
+        def rms(x):  # one fused kernel, as a serving engine runs it
+            return F.rms_norm(x, (HIDDEN,), self.norm, 1e-5)
 
         h = rms(self.x)
         qkv = h @ self.wqkv
@@ -135,9 +158,9 @@ def measure(out: Path, single: bool) -> None:
         for tp in (1, 2, 4, 8):
             for phase, batch, seq in LAYER_CASES:
                 layer = _Layer(tp, phase, batch, seq, device)
-                us = _time_us(lambda layer=layer: layer(lambda t: None), sync)
+                us, how = _graph_us(lambda layer=layer: layer(lambda t: None), sync)
                 rows.append(dict(what="layer_compute", group=tp, bytes="", phase=phase,
-                                 batch=batch, seq=seq, us=f"{us:.3f}", gpu=gpu))
+                                 batch=batch, seq=seq, us=f"{us:.3f}", gpu=gpu, timing=how))
                 del layer
                 torch.cuda.empty_cache()
     else:
@@ -149,11 +172,13 @@ def measure(out: Path, single: bool) -> None:
                 dist.barrier()
                 continue
 
-            def both(fn, group=group):
-                """The slowest member's time (every rank times its own part)."""
-                us = torch.tensor([_time_us(fn, sync)], device=device)
+            def both(fn, group=group, graph=False):
+                """The slowest member's time (every rank times its own part), and how it
+                was timed (``eager``, or ``graph``: replayed from a CUDA graph)."""
+                t, how = _graph_us(fn, sync) if graph else (_time_us(fn, sync), "eager")
+                us = torch.tensor([t], device=device)
                 dist.all_reduce(us, op=dist.ReduceOp.MAX, group=group)
-                return float(us.item())
+                return float(us.item()), how
 
             for n in SIZES:
                 elems = n // 2
@@ -175,8 +200,9 @@ def measure(out: Path, single: bool) -> None:
                     outs["send_recv"] = (lambda buf=buf, peer=peer: dist.send(buf, peer)
                                          if rank == 0 else dist.recv(buf, peer))
                 for kind, fn in outs.items():
+                    us, how = both(fn)
                     rows.append(dict(what=kind, group=g, bytes=n, phase="", batch="", seq="",
-                                     us=f"{both(fn):.3f}", gpu=gpu))
+                                     us=f"{us:.3f}", gpu=gpu, timing=how))
                 del buf, shard, other
             for phase, batch, seq in LAYER_CASES:
                 layer = _Layer(g, phase, batch, seq, device)
@@ -184,9 +210,9 @@ def measure(out: Path, single: bool) -> None:
                     dist.all_reduce(t, group=group)
 
                 for what, reduce in (("layer", summed), ("layer_compute", lambda t: None)):
-                    us = both(lambda layer=layer, reduce=reduce: layer(reduce))
+                    us, how = both(lambda layer=layer, reduce=reduce: layer(reduce), graph=True)
                     rows.append(dict(what=what, group=g, bytes="", phase=phase, batch=batch,
-                                     seq=seq, us=f"{us:.3f}", gpu=gpu))
+                                     seq=seq, us=f"{us:.3f}", gpu=gpu, timing=how))
                 del layer
                 torch.cuda.empty_cache()
             dist.barrier()

@@ -78,6 +78,25 @@ def _held_model(passes: list[dict[str, Any]]) -> str:
     return ", ".join(sorted({p["model"] for p in passes} - {EAGER_FIT_MODEL}))
 
 
+def _finer_cell(rows: list[dict[str, str]], predicted: list[Any],
+                stats: dict[tuple[str, str, str], dict[str, float]]) -> str:
+    """What ``tpe gpu check`` prints on its finer-targets line, as a table cell."""
+    from sim.cli.gpu import _finer_verdict
+
+    return _finer_verdict(rows, predicted, stats).partition("): ")[2]
+
+
+def _unsteady(rows: list[dict[str, str]]) -> int:
+    """Rows whose timed repetitions spread widely (80th over 20th percentile above 1.3: the
+    host, not the kernel, set those medians)."""
+    return sum(1 for r in rows if r.get("us_p20") and float(r["us_p80"]) > 1.3 * float(r["us_p20"]))
+
+
+def _shape(r: dict[str, str]) -> tuple[str, ...]:
+    """A kernel row's shape columns (the same kernel in two runs)."""
+    return tuple(r.get(c, "") for c in ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D"))
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
@@ -695,15 +714,20 @@ def main() -> int:
     # held-out figures of every measured run, each against its card's preset (the
     # calibration's own run is the one above)
     runs = [("measured_h100_v2.csv", "h100", measured[0]["gpu"], len(measured), stats)]
+    finer = {"measured_h100_v2.csv": _finer_cell(measured, predicted, stats)}
     for name, preset in (("measured_h100_v2_repeat.csv", "h100"),
                          ("measured_h100_v2e.csv", "h100"), ("measured_h100.csv", "h100"),
                          ("measured_h100_repeat.csv", "h100"), ("measured_h200.csv", "h200"),
                          ("measured_h100_misaligned.csv", "h100"),
-                         ("measured_h100_decode.csv", "h100")):
+                         ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
+                         *((f"measured_h200_{name}.csv", "h200")
+                           for name in ("v2", "misaligned", "decode", "quant"))):
         rows = _rows(DATA / name)
         a = load_arch(preset)
-        st = check_rows(rows, _predict(a, _kernels(rows, name)))
+        pred = _predict(a, _kernels(rows, name))
+        st = check_rows(rows, pred)
         runs.append((name, preset, rows[0]["gpu"], len(rows), st))
+        finer[name] = _finer_cell(rows, pred, st)
 
     # plain roofline on the held-out rows
     roof: dict[str, list[tuple[float, float]]] = {}
@@ -736,13 +760,13 @@ def main() -> int:
     _plot(h200_rows, [e.us for e in h200_pred], fig_h200, h200.name, stats_h200)
 
     # whole models, eager transformers, against tpe sim model (the fused lowering)
-    def simulated(r: dict[str, str]) -> tuple[Any, Any]:
-        """``tpe sim model --arch h100 --quant bf16`` for a measured row's model, phase,
-        batch and sequence: (the model's config, the result)."""
+    def simulated(r: dict[str, str], on: Any = arch) -> tuple[Any, Any]:
+        """``tpe sim model --arch h100 --quant bf16`` (or on ``on``) for a measured row's
+        model, phase, batch and sequence: (the model's config, the result)."""
         cfg = load_model(r["model"])
         batch, seq = int(r["batch"]), int(r["seq"])
         ops = lower(cfg, phase=r["phase"], batch=batch, seq=seq, quant="bf16")
-        return cfg, simulate_model(arch, ops, phase=r["phase"], batch=batch, seq=seq)
+        return cfg, simulate_model(on, ops, phase=r["phase"], batch=batch, seq=seq)
 
     framework = [(r, simulated(r)[1].seconds * 1e6, float(r["us"]))
                  for r in _rows(DATA / "framework_h100.csv")]
@@ -780,6 +804,26 @@ def main() -> int:
         total = sum(t for _, t in per_layer) * 1e6
         gemm_attn = sum(t for o, t in per_layer if o.kind != "vector") * 1e6
         layer_rows.append((r, total, gemm_attn, float(r["us_graph"])))
+
+    layer_h200 = []
+    for r in _rows(DATA / "layer_h200.csv"):
+        cfg, res = simulated(r, h200)
+        per_layer = [o.seconds / cfg.num_layers for o in res.ops
+                     if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]
+        layer_h200.append((r, sum(per_layer) * 1e6, 0.0, float(r["us_graph"])))
+    h100_mis = {_shape(r): r for r in _rows(DATA / "measured_h100_misaligned.csv")}
+    loop_ratio = statistics.median(
+        float(r["us_loop"]) / float(h100_mis[_shape(r)]["us_loop"])
+        for r in _rows(DATA / "measured_h200_misaligned.csv")
+        if _unsteady([r]) and r.get("us_loop") and h100_mis.get(_shape(r), {}).get("us_loop"))
+    eager_h200 = []
+    for r in _rows(DATA / "framework_h200.csv"):
+        batch, seq = int(r["batch"]), int(r["seq"])
+        ops = lower(load_model(r["model"]), phase=r["phase"], batch=batch, seq=seq,
+                    quant="bf16", runtime="eager")
+        res = simulate_model(h200, ops, phase=r["phase"], batch=batch, seq=seq,
+                             runtime="eager", host_launch_us=eager.host_launch_us[r["phase"]])
+        eager_h200.append((r, res.seconds * 1e6, float(r["us"])))
 
     held = {fam: s for (split, fam, g), s in stats.items() if split == "held" and g == "all"}
     lines = [
@@ -858,18 +902,21 @@ def main() -> int:
         "",
         "Held out on every measured run, each against its card's preset (`tpe gpu check "
         "--measured sim/data/gpu/FILE`; the target is MAPE at most 10% and Spearman at least "
-        "0.95 for each of gemm and attention):",
+        "0.95 for each of gemm and attention; the finer targets, the check's last line, hold "
+        "all held-out kernels together within 7% at a Spearman of 0.97 and every category of "
+        "five or more within 10%: the column names what misses them):",
         "",
         "| run | card | preset | kernels | gemm MAPE | gemm Spearman | attention MAPE | "
-        "attention Spearman |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "attention Spearman | finer targets |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, preset, gpu, n, st in runs:
         g = st.get(("held", "gemm", "all"))  # the decode file has no GEMM
         a = st.get(("held", "attention", "all"))  # the misaligned GEMMs have no attention
         lines.append(f"| `{name}` | {gpu} | {preset} | {n} | "
                      + (f"{g['mape']:.1%} | {g['spearman']:.3f} | " if g else "- | - | ")
-                     + (f"{a['mape']:.1%} | {a['spearman']:.3f} |" if a else "- | - |"))
+                     + (f"{a['mape']:.1%} | {a['spearman']:.3f} | " if a else "- | - | ")
+                     + f"{finer[name]} |")
     lines += [
         "",
         "Held out on the calibration's dataset against a plain roofline "
@@ -992,7 +1039,7 @@ def main() -> int:
         "",
         "The `h200` preset is the H100 calibration with the bandwidth scaled by the datasheet "
         "ratio (4.8 / 3.35 TB/s); nothing was fitted on H200 data, and its energy per kernel "
-        "is the H100's energy model (no energy was measured on an H200). The first dataset's "
+        "is the H100's energy model. The first dataset's "
         f"{len(h200_rows)} kernels, "
         f"measured on an {h200_rows[0]['gpu']} (`measured_h200.csv`, its microbenchmarks in "
         "`measured_h200_microbench.csv`), are a validation of the whole model on a card it "
@@ -1006,6 +1053,66 @@ def main() -> int:
             lines.append(f"| {split} | {fam} | {st['n']} | {st['mape']:.1%} | "
                          f"{st['p90']:.1%} | {st['max']:.1%} | {st['spearman']:.3f} |")
     lines += [
+        "",
+        "Every other dataset was measured on an H200 too, in two device calls "
+        "(`bash benchmarks/gpu_measure_card.sh kernels|models OUTDIR`: the v2 dataset with "
+        "energy, the misaligned GEMMs with their kernels, decode and the quantized kernels "
+        "replayed from CUDA graphs, the torch layer and eager transformers). Against the "
+        "`h200` preset, all rows (none was fitted on an H200) and the held-out ones, with the "
+        "energy per kernel (the H100's energy model) where the file has it; `unsteady` counts "
+        "the rows whose repetitions spread widely (80th over 20th percentile above 1.3), where "
+        "the host rather than the kernel set the median:",
+        "",
+        "| run | family | kernels | MAPE (all) | MAPE (held out) | Spearman (all) | "
+        "mJ MAPE (all) | unsteady |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("measured_h200_v2.csv", "measured_h200_misaligned.csv",
+                 "measured_h200_decode.csv", "measured_h200_quant.csv"):
+        rows = _rows(DATA / name)
+        pred = _predict(h200, _kernels(rows, name))
+        every = check_rows([{**r, "split": "all"} for r in rows], pred)
+        held_st = check_rows(rows, pred)
+        for fam in ("gemm", "attention"):
+            a = every.get(("all", fam, "all"))
+            if a is None:
+                continue
+            h = held_st[("held", fam, "all")]
+            fam_rows = [r for r in rows if (r["op"] == "gemm") == (fam == "gemm")]
+            mj = f"{a['mj_mape']:.1%}" if a["mj_n"] else "-"
+            lines.append(f"| `{name}` | {fam} | {a['n']} | {a['mape']:.1%} | {h['mape']:.1%} | "
+                         f"{a['spearman']:.3f} | {mj} | {_unsteady(fam_rows)} |")
+    lines += [
+        "",
+        "The misaligned GEMMs' run on the H200 has many unsteady rows: small kernels whose "
+        "median the host's launch jitter set; the same kernels back to back (column "
+        "`us_loop`) ran at a median "
+        f"{loop_ratio:.2f}x their H100 time. The torch decoder layer on the H200 "
+        "(`layer_h200.csv`, replayed from a CUDA graph) against `tpe sim model --arch h200`, "
+        "and eager transformers (`framework_h200.csv`) against `tpe sim model --arch h200 "
+        "--runtime eager` (its host constants are the H100 machine's):",
+        "",
+        "| model | phase | batch | seq | layer measured (us) | layer predicted (us) | error |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        *(f"| {r['model']} | {r['phase']} | {r['batch']} | {r['seq']} | {meas:.0f} | "
+          f"{total:.0f} | {total / meas - 1:+.0%} |" for r, total, _, meas in layer_h200),
+        "",
+        "| model | phase | batch | seq | eager transformers (us) | --runtime eager (us) | "
+        "error |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        *(f"| {r['model']} | {r['phase']} | {r['batch']} | {r['seq']} | {meas:.0f} | "
+          f"{pred:.0f} | {pred / meas - 1:+.0%} |" for r, pred, meas in eager_h200),
+        "",
+        "On this machine eager transformers is within "
+        f"{max(abs(p / m - 1) for _, p, m in eager_h200):.0%} of the eager prediction "
+        f"(mean {statistics.mean(abs(p / m - 1) for _, p, m in eager_h200):.0%}; the H100 "
+        "machine's own run, above, was slower than its profile). Long prefill runs slower "
+        "than predicted on the H200: the layer by up to "
+        f"{max(1 - t / m for r, t, _, m in layer_h200 if r['phase'] == 'prefill'):.0%}, "
+        "eager transformers by up to "
+        f"{max(1 - p / m for r, p, m in eager_h200 if r['phase'] == 'prefill'):.0%}; decode "
+        "layers are within "
+        f"{max(abs(t / m - 1) for r, t, _, m in layer_h200 if r['phase'] == 'decode'):.0%}.",
         "",
         f"![h200 predicted vs measured](figures/{fig_h200.name})",
         "",

@@ -106,11 +106,23 @@ def test_check_meets_the_targets_on_every_measured_run(capsys, tmp_path):
         assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_h200_preset_meets_the_targets_on_the_h200s_v2_run(capsys):
+    """The v2 dataset measured on an H200, time and energy, against the h200 preset: the H100
+    calibration and energy model scaled by the datasheet bandwidth, fitted on no H200 row."""
+    code, out, err = run(capsys, ["gpu", "check", "--measured",
+                                  str(DATA / "measured_h200_v2.csv")])
+    assert code == 0, out + err
+    assert "against the h200 preset" in out and "card NVIDIA H200" in out
+    assert re.search(r"^held-out targets .*: PASS$", out, re.M)
+    assert re.search(r"^held-out energy targets .*: PASS$", out, re.M)
+
+
 def test_check_names_every_category_that_misses_the_finer_targets(capsys):
     """The finer line lists exactly the held-out categories of 5 or more kernels whose MAPE in
     the table exceeds 10%, and says PASS only when there are none and all held-out kernels
     together are within 7% at a Spearman of 0.97."""
-    for name in ("measured_h100_v2.csv", "measured_h100_decode.csv", "measured_h100_quant.csv"):
+    for name in ("measured_h100_v2.csv", "measured_h100_decode.csv", "measured_h100_quant.csv",
+                 "measured_h200_misaligned.csv"):
         _, out, _ = run(capsys, ["gpu", "check", "--measured", str(DATA / name)])
         table = [line.split() for line in out.splitlines() if line.startswith("held ")]
         over = {h[2] for h in table if h[2].count("/") >= 2 and int(h[3]) >= 5

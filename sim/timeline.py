@@ -35,6 +35,13 @@ GEMM's size. Against every tile's timeline on 100 random GEMMs of up to 50 tiles
 (every loop order, small tiles of the systolic array and the cube), the reduced nest
 differs by 0.06% on average and 1.5% at most. Times are float64: a GEMM's
 cycles are exact below 2^53.
+
+The nest's steps (sizes, multiplicities, which operand changes, the engine's timing per step)
+do not depend on the link: they are planned once per nest, with numpy, and memoized (a sweep
+costs the same mapping on many links). The event loop walks them as flat lists; each operand's
+loads and write-backs have their link times computed up front. It performs the float64
+operations of a step-by-step walk in the same order, so its figures equal those of the
+per-step event loop it replaced (``tests/test_timeline.py`` pins some).
 """
 
 from __future__ import annotations
@@ -195,7 +202,7 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
     keys, inverse = np.unique(sizes, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     tab = np.array([[float(v) for v in (tmg.busy, tmg.release, tmg.early, tmg.drain)]
-                    for tmg in (timing[tuple(int(x) for x in k)] for k in keys)])
+                    for tmg in (timing[(int(k[0]), int(k[1]), int(k[2]))] for k in keys)])
     busy, rel, early, drain = (tab[:, c][inverse] for c in range(4))
     busy_l = busy.tolist()
     rel_l = rel.tolist()
@@ -385,6 +392,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     first_a, first_w = first_of[0], first_of[1]
     rel_at_a, rel_at_w = release
     req_a, req_w = req[0], req[1]
+    ready_a, ready_w = ready[0], ready[1]
     n_a, n_w = ntiles[0], ntiles[1]
     h_a, h_w = halves[0], halves[1]
     tie_a, tie_w = tie[0], tie[1]
@@ -490,17 +498,23 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
         start = free_at
         j = tile_a[i]
         if first_a[j] == i:
-            t = loaded(0, j)
+            t = ready_a[j]
+            if t is None:
+                t = loaded(0, j)
             if t > start:
                 start = t
         j = tile_w[i]
         if first_w[j] == i:
-            t = loaded(1, j)
+            t = ready_w[j]
+            if t is None:
+                t = loaded(1, j)
             if t > start:
                 start = t
         j = tile_o[i]
         if o_first[j] == i:
-            t = loaded(2, j)
+            t = ready_o[j]
+            if t is None:
+                t = loaded(2, j)
             if t > start:
                 start = t
         total += (start - prev_start) * mult[i] if i else start

@@ -55,7 +55,7 @@ import numpy as np
 from models.caches import memo
 from models.ops import Exact
 
-__all__ = ["Nest", "TileTiming", "timeline_cycles"]
+__all__ = ["Nest", "TileTiming", "timeline_cycles", "timeline_floor"]
 
 _OPS = ("A", "W", "O")
 
@@ -538,3 +538,12 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     # no schedule beats the engine's busy time or the link's time for the bytes it moves: a
     # reduced nest's sampled iterations can fall short of either
     return max(total, plan.moved / bw, float(plan.busy_total))
+
+
+def timeline_floor(nest: Nest, bytes_per_cycle: Exact, *, reduce: bool = True) -> float:
+    """The floor :func:`timeline_cycles` applies to its result: the engine's busy cycles and
+    the link's time for the bytes it moves, the same float64 figures, so that
+    ``timeline_floor(nest, bw) <= timeline_cycles(nest, bw, ...)`` for every latency and beat
+    (a lower bound on a mapping's timeline without running it)."""
+    plan = _plan(nest, reduce)
+    return max(plan.moved / float(bytes_per_cycle), float(plan.busy_total))

@@ -133,17 +133,18 @@ class _Plan:
     write-back after each visit, as flat lists (float64 where not counts)."""
 
     n: int
-    #: per step: the iterations it stands for, its busy cycles, the offsets from its start
-    #: at which it frees A's and W's halves (``rel_*``, less ``early_*`` for the input it
-    #: frees a fold early; None: the next step keeps that tile), and its drain when a
-    #: write-back follows it (None: none)
+    #: per step: the iterations it stands for, its busy cycles, the offset from its start at
+    #: which it frees its inputs' halves (``release``; less ``early`` for the input it takes
+    #: a fold early), the drain of its last fold, whether the next step changes A's (W's) tile
+    #: (``free_*``: this step frees its half), and whether a write-back follows it
     mult: list[float]
     busy: list[float]
-    rel_a: list[float | None]
-    rel_w: list[float | None]
-    early_a: list[float | None]
-    early_w: list[float | None]
-    drain: list[float | None]
+    release: list[float]
+    early: list[float]
+    drain: list[float]
+    free_a: list[bool]
+    free_w: list[bool]
+    write: list[bool]
     #: per operand: its tiles' first steps, rows and row bytes of their loads (rows 0:
     #: nothing to load), and each step's tile
     first: tuple[list[int], list[int], list[int]]
@@ -196,33 +197,28 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
     for o in range(3):
         step_bytes = step_bytes + np.where(changed[o], rows[o] * row_bytes[o], 0.0)
     per_step = mult * (step_bytes + np.where(write, wr_rows * wr_row_bytes, 0.0))
-    # the engine's timing per tile size, in float64
+    # the engine's timing per tile size, in float64: a step's size is the full tile or the
+    # last (ragged) one in each dimension
     timing = dict(nest.timing)
-    sizes = np.stack(size, axis=1)
-    keys, inverse = np.unique(sizes, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    tab = np.array([[float(v) for v in (tmg.busy, tmg.release, tmg.early, tmg.drain)]
-                    for tmg in (timing[(int(k[0]), int(k[1]), int(k[2]))] for k in keys)])
-    busy, rel, early, drain = (tab[:, c][inverse] for c in range(4))
-    busy_l = busy.tolist()
-    rel_l = rel.tolist()
-    early_l = early.tolist()
+    code = (tm != tile[0]) * 4 + (tn != tile[1]) * 2 + (tk != tile[2]) * 1
+    tab = np.zeros((8, 4))
+    for c in set(code.tolist()):
+        key = tuple(d - (t_ - 1) * s_ if c & bit else s_ for d, t_, s_, bit in
+                    zip(dims, trips, tile, (4, 2, 1), strict=True))
+        tmg = timing[key]  # type: ignore[index]
+        tab[c] = [float(v) for v in (tmg.busy, tmg.release, tmg.early, tmg.drain)]
+    busy, rel, early, drain = tab[code].T
     # a step frees its tile of A (W) when the next step changes it
-    nxt_a = [*changed[0][1:].tolist(), False]
-    nxt_w = [*changed[1][1:].tolist(), False]
-    early_op = nest.early_op
-    rel_a = [r if c else None for r, c in zip(rel_l, nxt_a, strict=True)]
-    rel_w = [r if c else None for r, c in zip(rel_l, nxt_w, strict=True)]
-    early_a = [e if c and early_op == "A" else None for e, c in zip(early_l, nxt_a, strict=True)]
-    early_w = [e if c and early_op == "W" else None for e, c in zip(early_l, nxt_w, strict=True)]
-    drain_l = [d if w else None for d, w in zip(drain.tolist(), write.tolist(), strict=True)]
+    free_a = [*changed[0][1:].tolist(), False]
+    free_w = [*changed[1][1:].tolist(), False]
     first = tuple(np.flatnonzero(changed[o]).tolist() for o in range(3))
     tile_of = tuple((np.cumsum(changed[o]) - 1).tolist() for o in range(3))
     at = [np.flatnonzero(changed[o]) for o in range(3)]
     moved = sum(per_step.tolist())
     busy_total = sum((mult * busy).tolist())
-    return _Plan(n=n, mult=mult.tolist(), busy=busy_l, rel_a=rel_a, rel_w=rel_w,
-                 early_a=early_a, early_w=early_w, drain=drain_l,
+    return _Plan(n=n, mult=mult.tolist(), busy=busy.tolist(), release=rel.tolist(),
+                 early=early.tolist(), drain=drain.tolist(), free_a=free_a, free_w=free_w,
+                 write=write.tolist(),
                  first=(first[0], first[1], first[2]),
                  rows=(rows[0][at[0]], rows[1][at[1]], rows[2][at[2]]),
                  row_bytes=(row_bytes[0][at[0]], row_bytes[1][at[1]], row_bytes[2][at[2]]),
@@ -489,8 +485,10 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     prev_start = 0.0
     mult = plan.mult
     busy = plan.busy
-    rel_a, rel_w, early_a, early_w = plan.rel_a, plan.rel_w, plan.early_a, plan.early_w
-    drains = plan.drain
+    rel_of, early_of, drains = plan.release, plan.early, plan.drain
+    free_a, free_w, writes = plan.free_a, plan.free_w, plan.write
+    early_a = nest.early_op == "A"
+    early_w = nest.early_op == "W"
     tile_a, tile_w, tile_o = plan.tile_of
     for i in range(n):
         cur = i
@@ -520,17 +518,14 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
         total += (start - prev_start) * mult[i] if i else start
         prev_start = start
         free_at = start + busy[i]
-        r = rel_a[i]
-        if r is not None:
-            e = early_a[i]
-            release[0][tile_a[i]] = start + r if e is None else start + r - e
-        r = rel_w[i]
-        if r is not None:
-            e = early_w[i]
-            release[1][tile_w[i]] = start + r if e is None else start + r - e
-        dr = drains[i]
-        if dr is not None:
-            wb_ready[tile_o[i]] = free_at + dr
+        if free_a[i]:
+            rel = start + rel_of[i]
+            rel_at_a[tile_a[i]] = rel - early_of[i] if early_a else rel
+        if free_w[i]:
+            rel = start + rel_of[i]
+            rel_at_w[tile_w[i]] = rel - early_of[i] if early_w else rel
+        if writes[i]:
+            wb_ready[tile_o[i]] = free_at + drains[i]
     while pending:
         serve_one()
     end = wb_finish(nv - 1)

@@ -362,7 +362,7 @@ def _instance(
         mapping = untiled(one, arch).mapping(0, arch)
     else:
         mapping = search(one, arch, gemm_cost_passes(passes), objective)
-    ev = _evaluate(arch, one, mapping, memory, passes, floor)  # exact: one mapping
+    ev = _evaluate(arch, one, mapping, memory, passes, floor)  # one mapping, exactly
     t = ev.traffic
     stall = ev.stall_cycles
     return _Instance(

@@ -139,13 +139,20 @@ class Scored(NamedTuple, Generic[T]):
     dram_bytes: float = 0.0
 
 
-def pick(candidates: Sequence[C], cost_fn: Callable[[C], Scored[T]], objective: Objective
-         ) -> tuple[C, Scored[T]]:
+def pick(candidates: Sequence[C], cost_fn: Callable[[C], Scored[T]], objective: Objective,
+         floor_fn: Callable[[C], Scored[Any]] | None = None) -> tuple[C, Scored[T]]:
     """The candidate minimising ``objective`` under ``cost_fn`` (the caller's cost model, one
     candidate at a time) and its :class:`Scored`; equal keys (:func:`objective_key`) go to the
     earlier candidate, so a candidate set lists its preferred choices first. Every candidate
     is costed (a cost function may raise, e.g. when a candidate needs a unit the architecture
-    lacks)."""
+    lacks).
+
+    ``floor_fn``: a cheaper cost whose figures are each at most ``cost_fn``'s (cycles a lower
+    bound; energy and bytes the same or lower; non-negative), and which raises what
+    ``cost_fn`` would. Then every candidate's floor is taken, the candidates are costed from
+    the lowest floor key up, and once a floor key exceeds the best key costed so far, the
+    rest are not costed: no candidate's key is below its floor key, so none of them could
+    win. The pick is the same as without ``floor_fn``."""
     check_objective(objective)
     if not candidates:
         raise ValueError("candidates: the candidate set is empty; the caller must report why "
@@ -153,11 +160,25 @@ def pick(candidates: Sequence[C], cost_fn: Callable[[C], Scored[T]], objective: 
     key_of = _KEYS[objective]
     best: tuple[C, Scored[T]] | None = None
     best_key: tuple[Any, ...] | None = None
-    for cand in candidates:
-        s = cost_fn(cand)
-        key = key_of(s.cycles, s.energy_pj, s.dram_bytes)
+    if floor_fn is None or len(candidates) == 1:
+        for cand in candidates:
+            s = cost_fn(cand)
+            key = key_of(s.cycles, s.energy_pj, s.dram_bytes)
+            if best_key is None or key < best_key:
+                best, best_key = (cand, s), key
+        assert best is not None
+        return best
+    floors = []
+    for i, cand in enumerate(candidates):
+        f = floor_fn(cand)
+        floors.append((*key_of(f.cycles, f.energy_pj, f.dram_bytes), i))
+    for *_, i in sorted(floors):
+        if best_key is not None and floors[i] > best_key:
+            break  # this floor and every later one exceed the best key
+        s = cost_fn(candidates[i])
+        key = (*key_of(s.cycles, s.energy_pj, s.dram_bytes), i)  # ties: the earlier one
         if best_key is None or key < best_key:
-            best, best_key = (cand, s), key
+            best, best_key = (candidates[i], s), key
     assert best is not None
     return best
 

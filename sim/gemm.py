@@ -284,7 +284,8 @@ def _static(view: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Mem
 
 
 def _evaluate(
-    arch: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Memory, passes: int = 1
+    arch: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Memory, passes: int = 1,
+    floor: bool = False,
 ) -> _Evaluation:
     """Costs of every candidate, or exactly of one mapping (``cands`` a
     :class:`mapping.Mapping`: module doc). ``passes``: the GEMM runs that many times over each
@@ -293,10 +294,11 @@ def _evaluate(
     traffic do not (the slices of a tile are read from the same buffered bytes).
 
     All but the DRAM stalls is computed once per :func:`compute_view` (cached) and the stalls
-    of ``arch``'s own link added."""
+    of ``arch``'s own link added (``floor``: one mapping's DRAM stalls a lower bound,
+    without running its timeline: :func:`sim.memory.with_dram_stalls`)."""
     st = _static(compute_view(arch), gemm, cands, memory, passes)
     traffic = (st.traffic if st.exposure is None
-               else with_dram_stalls(st.traffic, st.exposure, arch))
+               else with_dram_stalls(st.traffic, st.exposure, arch, floor=floor))
     return _Evaluation(
         compute_cycles=st.compute_cycles,
         stall_cycles=traffic.stall_cycles,
@@ -353,13 +355,14 @@ class _Instance:
 
 @memo(maxsize=16384)
 def _instance(
-    arch: ArchSpec, one: Gemm, memory: Memory, objective: Objective, passes: int
+    arch: ArchSpec, one: Gemm, memory: Memory, objective: Objective, passes: int,
+    floor: bool = False,
 ) -> _Instance:
     if memory == "ideal":
         mapping = untiled(one, arch).mapping(0, arch)
     else:
         mapping = search(one, arch, gemm_cost_passes(passes), objective)
-    ev = _evaluate(arch, one, mapping, memory, passes)  # exact: one mapping
+    ev = _evaluate(arch, one, mapping, memory, passes, floor)  # one mapping, exactly
     t = ev.traffic
     stall = ev.stall_cycles
     return _Instance(
@@ -503,13 +506,19 @@ def _single(gemm: Gemm) -> Gemm:
 
 def run_gemm(
     arch: ArchSpec, gemm: Gemm, *, memory: Memory = "real", objective: Objective = "latency",
-    passes: int = 1,
+    passes: int = 1, floor: bool = False,
 ) -> GemmResult:
     """:func:`simulate_gemm` without the format check, for callers that have planned how the
     formats run on the engine (``sim.execution``): ``arch.engine`` computes each of
     ``passes`` slices of the GEMM at its own widths while memory moves ``gemm``'s stored
-    formats. Arguments are assumed valid."""
-    inst = _instance(arch, _single(gemm), memory, objective, passes)
+    formats. Arguments are assumed valid.
+
+    ``floor``: the cycles and DRAM stalls are lower bounds, from the floor of the mapping's
+    timeline (:func:`sim.timeline.timeline_floor`) instead of the timeline itself; the
+    mapping, bytes, energy and compute cycles are the exact ones (they do not depend on the
+    stalls). For searches that skip what cannot win (:func:`mapping.pick`) and for callers
+    that need only the bytes."""
+    inst = _instance(arch, _single(gemm), memory, objective, passes, floor)
     n = gemm.count
     cycles = n * (inst.compute_cycles + inst.stall_cycles)
     compute = n * inst.compute_cycles

@@ -102,7 +102,7 @@ from mapping import DIMS, OPERAND_DIMS, Candidates, FoldGrid, Mapping, count_pro
 from models.caches import memo
 from models.formats import get_format
 from models.ops import Exact, Gemm, exact, exact_div
-from sim.timeline import Nest, TileTiming, timeline_cycles
+from sim.timeline import Nest, TileTiming, timeline_cycles, timeline_floor
 
 __all__ = [
     "MEMORY_MODES",
@@ -607,13 +607,18 @@ class DramExposure:
 
 
 
-def _timeline_stall(e: DramExposure, arch: ArchSpec, bw: Exact, lat: Exact) -> Exact:
+def _timeline_stall(e: DramExposure, arch: ArchSpec, bw: Exact, lat: Exact,
+                    floor: bool = False) -> Exact:
     """The DRAM stall cycles of one mapping from its timeline: the cycles from the start to
-    the last byte written, rounded up to a whole cycle, beyond the engine's busy ones."""
+    the last byte written, rounded up to a whole cycle, beyond the engine's busy ones. With
+    ``floor``, a lower bound on them from the timeline's floor
+    (:func:`sim.timeline.timeline_floor`), without running it."""
     assert e.nest is not None
     busy = e.busy_cycles * count_product(*(-(-d // t) for d, t in zip(
         e.nest.dims, e.nest.tile, strict=True)))
-    total = math.ceil(timeline_cycles(e.nest, bw, lat, arch.memory[-1].beat_bytes) - 1e-6)
+    cycles = (timeline_floor(e.nest, bw) if floor
+              else timeline_cycles(e.nest, bw, lat, arch.memory[-1].beat_bytes))
+    total = math.ceil(cycles - 1e-6)
     stall = total - busy
     if stall <= 0:
         return 0
@@ -712,15 +717,17 @@ class CandidateExposure:
 
 
 def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateExposure,
-                     arch: ArchSpec, *, timeline: bool = True) -> MemoryTraffic:
+                     arch: ArchSpec, *, timeline: bool = True, floor: bool = False
+                     ) -> MemoryTraffic:
     """``traffic`` from :func:`traffic_without_stalls` with the DRAM stalls of ``arch``'s link
     (bandwidth, latency, clock): see the module doc. One mapping's stalls come from its
     timeline (:mod:`sim.timeline`), or with ``timeline=False`` from the closed form that
-    ranks the candidates, evaluated exactly."""
+    ranks the candidates, evaluated exactly; ``floor``: a lower bound on its timeline's
+    stalls, without running it (:func:`sim.timeline.timeline_floor`)."""
     if isinstance(exposure, DramExposure):
         exact_bw, exact_lat = exact_link(arch)
         if timeline and exposure.nest is not None:
-            stall = _timeline_stall(exposure, arch, exact_bw, exact_lat)
+            stall = _timeline_stall(exposure, arch, exact_bw, exact_lat, floor)
         else:
             stall = _exact_dram_stall(exposure, exact_bw, exact_lat)
         return traffic.with_link(stall, exact_div(traffic.dram_transfer_cycles, exact_bw))

@@ -284,7 +284,9 @@ def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int) -> Callable[
         per_core = arch.tiers[t][0].instances == "core"
         one = dataclasses.replace(sub if per_core else g, count=1)
         try:
-            r = run_gemm(tier_view(arch, t), one, memory="real", objective="energy")
+            # its bytes only: the floor's are exact, without running the timeline
+            r = run_gemm(tier_view(arch, t), one, memory="real", objective="energy",
+                         floor=True)
         except MappingError:
             return None
         return r.dram_bytes * (used if per_core else 1)
@@ -295,15 +297,18 @@ def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
     """The best of :func:`mapping.core_splits` (N or M, either orientation) for
     ``objective`` under :func:`gemm_split_cost`."""
     cost = gemm_split_cost(arch, g, memory, objective)
-    return pick(core_splits(g, arch.cores), cost, objective)[1].detail
+    floor = gemm_split_cost(arch, g, memory, objective, floor=True)
+    return pick(core_splits(g, arch.cores), cost, objective, floor)[1].detail
 
 
-def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective
-                    ) -> Callable[[CoreSplit], Scored[_Inst]]:
+def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective,
+                    floor: bool = False) -> Callable[[CoreSplit], Scored[_Inst]]:
     """The cost function :func:`mapping.pick` gets for a GEMM's core splits: one instance of
     ``g`` under one :class:`mapping.CoreSplit`, its slices and passes planned for the split's
     orientation (:func:`sim.execution.plan_gemm`), each core's share tiled by its own search
-    for ``objective`` (:func:`sim.gemm.run_gemm`), and the tiers behind the cores."""
+    for ``objective`` (:func:`sim.gemm.run_gemm`), and the tiers behind the cores. ``floor``:
+    the cores' cycles a lower bound, without running their mapping's timeline (energy and
+    bytes exact): :func:`mapping.pick`'s ``floor_fn``, which skips splits that cannot win."""
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     lanes = arch.vector.lanes if arch.vector is not None else 0
     vec_pj = vector_op_pj(arch) if lanes else 0.0
@@ -317,7 +322,7 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
             raise MappingError(f"vector: {g.name} needs a vector unit ({plan.vector_ops:.3g}"
                                " rescale/convert operations); add a [vector] table")
         r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
-                     passes=plan.passes)
+                     passes=plan.passes, floor=floor)
         vec_cycles = exact_div(plan.vector_ops, lanes) if lanes else 0
         core_cycles = max(r.cycles, vec_cycles)
         # bytes each operand moves between the cores and tier 1 (C^T swaps A and W)

@@ -35,19 +35,27 @@ GEMM's size. Against every tile's timeline on 100 random GEMMs of up to 50 tiles
 (every loop order, small tiles of the systolic array and the cube), the reduced nest
 differs by 0.06% on average and 1.5% at most. Times are float64: a GEMM's
 cycles are exact below 2^53.
+
+The nest's steps (sizes, multiplicities, which operand changes, the engine's timing per step)
+do not depend on the link: they are planned once per nest, with numpy, and memoized (a sweep
+costs the same mapping on many links). The event loop walks them as flat lists; each operand's
+loads and write-backs have their link times computed up front. It performs the float64
+operations of a step-by-step walk in the same order, so its figures equal those of the
+per-step event loop it replaced (``tests/test_timeline.py`` pins some).
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
-import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from models.caches import memo
 from models.ops import Exact
 
-__all__ = ["Nest", "TileTiming", "timeline_cycles"]
+__all__ = ["Nest", "TileTiming", "timeline_cycles", "timeline_floor"]
 
 _OPS = ("A", "W", "O")
 
@@ -89,17 +97,6 @@ class Nest:
     early_op: str | None
 
 
-@dataclass(slots=True)
-class _Step:
-    size: tuple[int, int, int]
-    #: Iterations of the GEMM's loops this tile of the reduced nest stands for.
-    mult: float
-    changed: tuple[bool, bool, bool]
-    jobs: tuple[Any, Any, Any]  # (rows, row bytes) per operand; None: nothing to load
-    write: tuple[int, float] | None  # the write-back after the tile: (rows, row bytes)
-    timing: TileTiming
-
-
 #: The reduced nest (module doc): the innermost loop that moves (more than one trip) runs
 #: its first WARM iterations, then SAMPLE iterations that stand for all but the last between
 #: them, then its last (an even SAMPLE: a double buffer's loads alternate); every other loop
@@ -129,131 +126,197 @@ def _positions(trips: int, sampled: bool, reduce: bool) -> list[tuple[int, float
             (trips - 1, 1.0)]
 
 
-def _steps(nest: Nest, reduce: bool) -> list[_Step]:
+@dataclass(frozen=True, slots=True, eq=False)
+class _Plan:
+    """What :func:`timeline_cycles` needs of a nest apart from the link: the reduced nest's
+    steps, each operand's tiles (A, W, O by index; an output tile is a visit) and the
+    write-back after each visit, as flat lists (float64 where not counts)."""
+
+    n: int
+    #: per step: the iterations it stands for, its busy cycles, the offset from its start at
+    #: which it frees its inputs' halves (``release``; less ``early`` for the input it takes
+    #: a fold early), the drain of its last fold, whether the next step changes A's (W's) tile
+    #: (``free_*``: this step frees its half), and whether a write-back follows it
+    mult: list[float]
+    busy: list[float]
+    release: list[float]
+    early: list[float]
+    drain: list[float]
+    free_a: list[bool]
+    free_w: list[bool]
+    write: list[bool]
+    #: per operand: its tiles' first steps, rows and row bytes of their loads (rows 0:
+    #: nothing to load), and each step's tile
+    first: tuple[list[int], list[int], list[int]]
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    row_bytes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    tile_of: tuple[list[int], list[int], list[int]]
+    #: per visit: rows and row bytes of its write-back
+    wb_rows: np.ndarray
+    wb_row_bytes: np.ndarray
+    moved: float
+    busy_total: float
+
+
+@memo(maxsize=256)
+def _plan(nest: Nest, reduce: bool) -> _Plan:
     """The reduced loop nest's tiles in loop order (every tile of a nest of at most
-    :data:`WHOLE_TILES`)."""
+    :data:`WHOLE_TILES`) as :func:`timeline_cycles` walks them: numpy over the steps, the
+    same float64 operations in the same order as a step-by-step walk."""
     dims = nest.dims
     tile = nest.tile
     trips = tuple(-(-d // t) for d, t in zip(dims, tile, strict=True))
     reduce = reduce and trips[0] * trips[1] * trips[2] > WHOLE_TILES
-    at = tuple(nest.order.index(d) for d in "mnk")  # loop position of m, n, k
-    timing = dict(nest.timing)
     moving = [d for d in nest.order if trips["mnk".index(d)] > 1]
     loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1], reduce)
              for d in nest.order]
-    seq = list(itertools.product(*loops))
-    idxs = [(pos[at[0]][0], pos[at[1]][0], pos[at[2]][0]) for pos in seq]
+    # the steps: every combination of the loops' positions, the innermost fastest
+    lens = [len(lp) for lp in loops]
+    n = lens[0] * lens[1] * lens[2]
+    grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
+    pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
+                                                                          strict=True)]
+    shares = [np.array([p[1] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
+                                                                         strict=True)]
+    mult = shares[0] * shares[1] * shares[2]
+    idx = [pos_idx[nest.order.index(d)] for d in "mnk"]  # tile index of m, n, k per step
+    size = [np.minimum(t, d - i * t) for d, t, i in zip(dims, tile, idx, strict=True)]
+    tm, tn, tk = size
+    # which operand's tile changes at each step (all at the first)
+    same = [np.concatenate(([False], i[1:] == i[:-1])) for i in idx]
+    changed = np.stack((~(same[0] & same[2]), ~(same[1] & same[2]), ~(same[0] & same[1])))
     a_b, w_b = float(nest.a_bytes), float(nest.w_bytes)
     acc_b, o_b = float(nest.acc_bytes), float(nest.o_bytes)
-    last_k = trips[2] - 1
-    out: list[_Step] = []
-    prev = None
-    n = len(seq)
-    for i, idx in enumerate(idxs):
-        pos = seq[i]
-        mult = pos[0][1] * pos[1][1] * pos[2][1]
-        size = (min(tile[0], dims[0] - idx[0] * tile[0]),
-                min(tile[1], dims[1] - idx[1] * tile[1]),
-                min(tile[2], dims[2] - idx[2] * tile[2]))
-        tm, tn, tk = size
-        if prev is None:
-            changed = (True, True, True)
-        else:
-            changed = (prev[0] != idx[0] or prev[2] != idx[2],
-                       prev[1] != idx[1] or prev[2] != idx[2],
-                       prev[0] != idx[0] or prev[1] != idx[1])
-        jobs = ((tm, tk * a_b), (tk, tn * w_b), (tm, tn * acc_b) if idx[2] else None)
-        write = None
-        nxt = idxs[i + 1] if i + 1 < n else None
-        if nxt is None or nxt[0] != idx[0] or nxt[1] != idx[1]:
-            # the final output, or partial sums spilled
-            write = (tm, tn * (o_b if idx[2] == last_k else acc_b))
-        out.append(_Step(size, mult, changed, jobs, write, timing[size]))
-        prev = idx
-    return out
+    rows = (tm.astype(float), tk.astype(float), np.where(idx[2] > 0, tm, 0).astype(float))
+    row_bytes = (tk * a_b, tn * w_b, tn * acc_b)
+    # the write-back after a visit's last step: the final output, or partial sums spilled
+    write = np.concatenate((changed[2][1:], [True]))
+    wr_rows = tm.astype(float)
+    wr_row_bytes = tn * np.where(idx[2] == trips[2] - 1, o_b, acc_b)
+    step_bytes = np.zeros(n)
+    for o in range(3):
+        step_bytes = step_bytes + np.where(changed[o], rows[o] * row_bytes[o], 0.0)
+    per_step = mult * (step_bytes + np.where(write, wr_rows * wr_row_bytes, 0.0))
+    # the engine's timing per tile size, in float64: a step's size is the full tile or the
+    # last (ragged) one in each dimension
+    timing = dict(nest.timing)
+    code = (tm != tile[0]) * 4 + (tn != tile[1]) * 2 + (tk != tile[2]) * 1
+    tab = np.zeros((8, 4))
+    for c in set(code.tolist()):
+        key = tuple(d - (t_ - 1) * s_ if c & bit else s_ for d, t_, s_, bit in
+                    zip(dims, trips, tile, (4, 2, 1), strict=True))
+        tmg = timing[key]  # type: ignore[index]
+        tab[c] = [float(v) for v in (tmg.busy, tmg.release, tmg.early, tmg.drain)]
+    busy, rel, early, drain = tab[code].T
+    # a step frees its tile of A (W) when the next step changes it
+    free_a = [*changed[0][1:].tolist(), False]
+    free_w = [*changed[1][1:].tolist(), False]
+    first = tuple(np.flatnonzero(changed[o]).tolist() for o in range(3))
+    tile_of = tuple((np.cumsum(changed[o]) - 1).tolist() for o in range(3))
+    at = [np.flatnonzero(changed[o]) for o in range(3)]
+    moved = sum(per_step.tolist())
+    busy_total = sum((mult * busy).tolist())
+    return _Plan(n=n, mult=mult.tolist(), busy=busy.tolist(), release=rel.tolist(),
+                 early=early.tolist(), drain=drain.tolist(), free_a=free_a, free_w=free_w,
+                 write=write.tolist(),
+                 first=(first[0], first[1], first[2]),
+                 rows=(rows[0][at[0]], rows[1][at[1]], rows[2][at[2]]),
+                 row_bytes=(row_bytes[0][at[0]], row_bytes[1][at[1]], row_bytes[2][at[2]]),
+                 tile_of=(tile_of[0], tile_of[1], tile_of[2]),
+                 wb_rows=wr_rows[write], wb_row_bytes=wr_row_bytes[write],
+                 moved=moved, busy_total=busy_total)
 
 
 def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     beat_bytes: int | None = None, *, reduce: bool = True) -> float:
     """Cycles from the start of the GEMM to its last written byte (module doc), in float64;
     ``reduce=False`` runs every tile of the loop nest instead of the reduced nest."""
-    steps = _steps(nest, reduce)
-    n = len(steps)
+    plan = _plan(nest, reduce)
+    n = plan.n
     bw = float(bytes_per_cycle)
     lat = float(latency)
-    halves = dict(zip(_OPS, nest.halves, strict=True))
+    h_o = nest.halves[2]
+    halves = nest.halves
+    first_of = plan.first
+    o_first = first_of[2]
     # ties between loads requested together: the engine takes a fold's stationary input
     # (early_op) first, then the other input, then the partial sums
-    first_op = nest.early_op or "A"
-    tie = {first_op: 0, ("W" if first_op == "A" else "A"): 1, "O": 2}
+    tie = (1, 0, 2) if nest.early_op == "W" else (0, 1, 2)
+    ntiles = (len(first_of[0]), len(first_of[1]), len(first_of[2]))
+    nv = ntiles[2]
 
-    def link_time(rows: int, row_bytes: Exact) -> float:
+    # each load's time on the link and the bytes per cycle it uses (rows 0: no load)
+    dur_of: list[list[float]] = []
+    use_of: list[list[float]] = []
+    for rows, row_bytes in zip(plan.rows, plan.row_bytes, strict=True):
         nbytes = rows * row_bytes
-        t = nbytes / bw
+        dur = nbytes / bw
         if beat_bytes is not None:
-            t = max(t, float(rows * math.ceil(row_bytes / beat_bytes - 1e-9)))
-        return t
+            dur = np.maximum(dur, rows * np.ceil(row_bytes / beat_bytes - 1e-9))
+        dur_of.append(dur.tolist())
+        use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
+                      .tolist())
+    has_job_o = (plan.rows[2] > 0).tolist()
+    # each write-back's bytes, rate (reads first: at most a write beat a cycle) and time alone
+    wb_bytes_a = plan.wb_rows * plan.wb_row_bytes
+    if beat_bytes is None:
+        wb_rate_a = np.full(nv, bw)
+    else:
+        wb_rate_a = np.minimum(bw, wb_bytes_a / (
+            plan.wb_rows * np.ceil(plan.wb_row_bytes / beat_bytes - 1e-9)))
+    wb_bytes = wb_bytes_a.tolist()
+    wb_rate = wb_rate_a.tolist()
+    wb_time = (wb_bytes_a / wb_rate_a).tolist()
 
-    # each operand's tiles: [first step, last step]
-    optiles: dict[str, list[list[int]]] = {op: [] for op in _OPS}
-    tile_op: dict[str, list[int]] = {op: [0] * n for op in _OPS}
-    for i, st in enumerate(steps):
-        for o, op in enumerate(_OPS):
-            if st.changed[o]:
-                optiles[op].append([i, i])
-            else:
-                optiles[op][-1][1] = i
-            tile_op[op][i] = len(optiles[op]) - 1
-    nv = len(optiles["O"])
-    release: dict[str, list[Any]] = {op: [None] * len(optiles[op]) for op in _OPS}
-    req: dict[str, list[Any]] = {op: [None] * len(optiles[op]) for op in _OPS}
-    ready: dict[str, list[Any]] = {op: [None] * len(optiles[op]) for op in _OPS}
-    nxt = dict.fromkeys(_OPS, 0)
-    pending: list[tuple[float, int, int, str, int]] = []
-    reads: list[tuple[float, float, float]] = []  # (start, end, bytes per cycle)
+    release: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1]]
+    req: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1], [None] * nv]
+    ready: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1], [None] * nv]
+    req_o = req[2]
+    ready_o = ready[2]
+    pending: list[tuple[float, int, int, int, int]] = []
+    r_start: list[float] = []  # the reads on the link, in order: start, end, bytes per cycle
+    r_end: list[float] = []
+    r_use: list[float] = []
     wb_ready: list[Any] = [None] * nv
-    wb_job: list[Any] = [None] * nv
     wb_start: list[Any] = [None] * nv
     wb_end: list[Any] = [None] * nv  # final ends only
-    state: dict[str, Any] = {"link": 0.0, "free_at": 0.0, "cur": 0, "wb_open": 0}
-
-    def write_rate(rows: int, row_bytes: float) -> float:
-        if beat_bytes is None:
-            return bw
-        return min(bw, rows * row_bytes / (rows * math.ceil(row_bytes / beat_bytes - 1e-9)))
-
+    link = 0.0
+    free_at = 0.0
+    cur = 0
+    wb_open = 0
     o_reqs: list[float] = []  # the output loader's requests so far, in order
-    prog: list[Any] = [None]  # the first open write-back: [visit, time, bytes left, read]
+    prog: list[Any] = []  # the first open write-back: [visit, time, bytes left, read, rate]
 
     def advance() -> None:
         """Move the write-backs on through the reads requested so far (which later reads
         cannot precede): reads first, the write-back in what they leave."""
+        nonlocal wb_open, prog
+        nreads = len(r_start)
         while True:
-            u = state["wb_open"]
+            u = wb_open
             if u >= nv or wb_ready[u] is None:
                 return
-            p = prog[0]
-            if p is None or p[0] != u:
+            p = prog
+            if not p or p[0] != u:
                 start = max(wb_ready[u], wb_end[u - 1] if u else 0.0)
                 wb_start[u] = start
-                rows, row_bytes = wb_job[u]
-                p = prog[0] = [u, start, rows * row_bytes,
-                               max(0, bisect.bisect_left(reads, (start,)) - 1),
-                               write_rate(rows, row_bytes)]
+                p = prog = [u, start, wb_bytes[u],
+                            max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
             _, t, left, k, rate = p
             done = None
-            while k < len(reads):
-                s_, e_, used = reads[k]
+            while k < nreads:
+                e_ = r_end[k]
                 if e_ <= t:
                     k += 1
                     continue
+                s_ = r_start[k]
                 if s_ > t:  # the link idles until this read
                     if left <= rate * (s_ - t):
                         done = t + left / rate
                         break
                     left -= rate * (s_ - t)
                     t = s_
-                r = min(rate, max(0.0, bw - used))
+                r = min(rate, max(0.0, bw - r_use[k]))
                 if r > 0 and left <= r * (e_ - t):
                     done = t + left / r
                     break
@@ -261,164 +324,221 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                 t = e_
                 k += 1
             if done is None:
-                p[1:4] = [t, left, k]
+                p[1] = t
+                p[2] = left
+                p[3] = k
                 return
             wb_end[u] = done
-            state["wb_open"] = u + 1
+            wb_open = u + 1
 
     def wb_finish(v: int) -> Any:
         """When visit ``v``'s write-back has gone, on the reads requested so far (reads
         requested before it would end go first); None while it has not started."""
+        if v < wb_open:
+            return wb_end[v]
         while True:
             advance()
-            u0 = state["wb_open"]
+            u0 = wb_open
             if v < u0:
                 return wb_end[v]
             if wb_ready[u0] is None:
                 return None
-            _, t, left, _, rate = prog[0]
-            end = max(t, state["link"]) + left / rate  # after every read so far
+            _, t, left, _, rate = prog
+            end = max(t, link) + left / rate  # after every read so far
             for u in range(u0 + 1, v + 1):
                 if wb_ready[u] is None:
                     return None
                 start = max(wb_ready[u], end)
                 wb_start[u] = start
-                rows, row_bytes = wb_job[u]
-                end = start + rows * row_bytes / write_rate(rows, row_bytes)
+                end = start + wb_time[u]
             if pending and pending[0][0] < end:
                 serve_one()  # a read requested before it would end goes first
                 continue
             return end
 
-    def wb_begin(v: int) -> Any:
-        """When visit ``v``'s write-back starts, on the reads requested so far (None: not
-        known yet)."""
-        advance()
-        u0 = state["wb_open"]
-        if v < u0 or (v == u0 and wb_ready[v] is not None):
-            return wb_start[v]  # set when advance() took the write-back up
-        return wb_start[v] if wb_finish(v) is not None else None
-
     def o_wait(t: float, first: int) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:
-        not known yet)."""
-        h = halves["O"]
+        not known yet): while the output's loader waits for the half a running write-back
+        frees, later loads wait too."""
         u = bisect.bisect_right(o_reqs, t)  # the visit the output's loader is at
         while True:
-            if u >= nv or optiles["O"][u][0] >= first or u < h:
+            if u >= nv or o_first[u] >= first or u < h_o:
                 return t
-            if wb_ready[u - h] is None:
-                return t if t < state["free_at"] else None
-            begin = wb_begin(u - h)
-            if begin is None:
-                return None
+            v = u - h_o
+            if v < wb_open or (prog and prog[0] == v):
+                begin = wb_start[v]  # final once advance() has taken the write-back up
+            else:
+                if wb_ready[v] is None:
+                    return t if t < free_at else None
+                advance()
+                u0 = wb_open
+                if v < u0 or v == u0:
+                    begin = wb_start[v]  # set when advance() took the write-back up
+                elif wb_finish(v) is None:
+                    return None
+                else:
+                    begin = wb_start[v]
             if t < begin:
                 return t
-            if req["O"][u] is None:
+            t = req_o[u]
+            if t is None:
                 return None
-            t = req["O"][u]
             u += 1
 
+    first_a, first_w = first_of[0], first_of[1]
+    rel_at_a, rel_at_w = release
+    req_a, req_w = req[0], req[1]
+    ready_a, ready_w = ready[0], ready[1]
+    n_a, n_w = ntiles[0], ntiles[1]
+    h_a, h_w = halves[0], halves[1]
+    tie_a, tie_w = tie[0], tie[1]
+    insort = bisect.insort
+    nxt_a = nxt_w = nxt_o = 0  # each operand's next tile to request
+
     def extend() -> None:
+        """Request every load that can be requested now, A's, W's and the output's in turn
+        until none can."""
+        nonlocal nxt_a, nxt_w, nxt_o
         progress = True
         while progress:
             progress = False
-            for op in _OPS:
-                j = nxt[op]
-                if j >= len(optiles[op]):
-                    continue
-                h = halves[op]
-                first = optiles[op][j][0]
-                if j < h:
-                    free: Any = 0.0
-                elif op == "O":
-                    if state["cur"] < first:
-                        continue  # its write-back's end waits on reads not known yet
-                    free = wb_finish(j - h)
+            j = nxt_a
+            if j < n_a:
+                free = 0.0 if j < h_a else rel_at_a[j - h_a]
+                if free is not None:
+                    t = o_wait(max(free, req_a[j - 1]) if j else free, first_a[j])
+                    if t is not None:
+                        req_a[j] = t
+                        insort(pending, (t, first_a[j], tie_a, 0, j))
+                        nxt_a = j + 1
+                        progress = True
+            j = nxt_w
+            if j < n_w:
+                free = 0.0 if j < h_w else rel_at_w[j - h_w]
+                if free is not None:
+                    t = o_wait(max(free, req_w[j - 1]) if j else free, first_w[j])
+                    if t is not None:
+                        req_w[j] = t
+                        insort(pending, (t, first_w[j], tie_w, 1, j))
+                        nxt_w = j + 1
+                        progress = True
+            j = nxt_o
+            if j < nv:
+                first = o_first[j]
+                if j < h_o:
+                    free = 0.0
+                elif cur < first:
+                    continue  # its write-back's end waits on reads not known yet
                 else:
-                    free = release[op][j - h]
+                    free = wb_finish(j - h_o)
                 if free is None:
                     continue
-                t = max(free, req[op][j - 1]) if j else free
-                if op != "O":
-                    t = o_wait(t, first)
-                    if t is None:
-                        continue
-                elif j and ready["O"][j - 1] is None and steps[first].jobs[2] is None:
-                    continue  # acquired only once the earlier reloads have come
-                elif j and steps[first].jobs[2] is None:
-                    t = max(t, ready["O"][j - 1])
-                req[op][j] = t
-                if op == "O":
-                    o_reqs.append(t)
-                job = steps[first].jobs[_OPS.index(op)]
-                if job is None:
-                    ready[op][j] = t
+                t = max(free, req_o[j - 1]) if j else free
+                job = has_job_o[j]
+                if j and not job:
+                    prev = ready_o[j - 1]
+                    if prev is None:
+                        continue  # acquired only once the earlier reloads have come
+                    t = max(t, prev)
+                req_o[j] = t
+                o_reqs.append(t)
+                if job:
+                    insort(pending, (t, first, 2, 2, j))
                 else:
-                    bisect.insort(pending, (t, first, tie[op], op, j))
-                nxt[op] = j + 1
+                    ready_o[j] = t
+                nxt_o = j + 1
                 progress = True
 
     def serve_one() -> None:
-        t, first, _, op, j = pending.pop(0)
-        dur = link_time(*steps[first].jobs[_OPS.index(op)])
-        start = max(state["link"], t + lat)
+        nonlocal link
+        t, _, _, op, j = pending.pop(0)
+        dur = dur_of[op][j]
+        start = t + lat
+        if link > start:
+            start = link
         end = start + dur
-        rows, row_bytes = steps[first].jobs[_OPS.index(op)]
-        reads.append((start, end, rows * row_bytes / dur if dur else bw))
-        state["link"] = end
+        r_start.append(start)
+        r_end.append(end)
+        r_use.append(use_of[op][j])
+        link = end
         ready[op][j] = end
 
-    def loaded(op: str, j: int) -> float:
-        while ready[op][j] is None:
+    def loaded(op: int, j: int) -> float:
+        """When tile ``j`` of operand ``op`` has loaded (serving the link until it has)."""
+        reqs = req[op]
+        while reqs[j] is None:
+            if not pending:
+                raise AssertionError(f"timeline: {_OPS[op]} tile {j} never requested")
+            serve_one()
+            extend()
+        rd = ready[op]
+        while rd[j] is None:
             if not pending:
                 extend()
                 if not pending:
-                    raise AssertionError(f"timeline: {op} tile {j} never loads")
+                    raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
             serve_one()
             extend()
-        return ready[op][j]
+        return rd[j]
 
     total = 0.0
-    prev_start = None
-    last_start = 0.0
-    for i, st in enumerate(steps):
-        state["cur"] = i
+    prev_start = 0.0
+    mult = plan.mult
+    busy = plan.busy
+    rel_of, early_of, drains = plan.release, plan.early, plan.drain
+    free_a, free_w, writes = plan.free_a, plan.free_w, plan.write
+    early_a = nest.early_op == "A"
+    early_w = nest.early_op == "W"
+    tile_a, tile_w, tile_o = plan.tile_of
+    for i in range(n):
+        cur = i
         extend()
-        start = state["free_at"]
-        for op in _OPS:
-            j = tile_op[op][i]
-            if optiles[op][j][0] == i:
-                while req[op][j] is None:
-                    if not pending:
-                        raise AssertionError(f"timeline: {op} tile {j} never requested")
-                    serve_one()
-                    extend()
-                start = max(start, loaded(op, j))
-        total += (start - prev_start) * st.mult if prev_start is not None else start
-        prev_start = last_start = start
-        tm = st.timing
-        state["free_at"] = start + tm.busy
-        if i + 1 < n:
-            for o, op in enumerate(("A", "W")):
-                if steps[i + 1].changed[o]:
-                    rel = start + tm.release
-                    if op == nest.early_op:
-                        rel -= tm.early
-                    release[op][tile_op[op][i]] = rel
-        if st.write is not None:
-            v = tile_op["O"][i]
-            wb_ready[v] = start + tm.busy + tm.drain
-            wb_job[v] = st.write
+        start = free_at
+        j = tile_a[i]
+        if first_a[j] == i:
+            t = ready_a[j]
+            if t is None:
+                t = loaded(0, j)
+            if t > start:
+                start = t
+        j = tile_w[i]
+        if first_w[j] == i:
+            t = ready_w[j]
+            if t is None:
+                t = loaded(1, j)
+            if t > start:
+                start = t
+        j = tile_o[i]
+        if o_first[j] == i:
+            t = ready_o[j]
+            if t is None:
+                t = loaded(2, j)
+            if t > start:
+                start = t
+        total += (start - prev_start) * mult[i] if i else start
+        prev_start = start
+        free_at = start + busy[i]
+        if free_a[i]:
+            rel = start + rel_of[i]
+            rel_at_a[tile_a[i]] = rel - early_of[i] if early_a else rel
+        if free_w[i]:
+            rel = start + rel_of[i]
+            rel_at_w[tile_w[i]] = rel - early_of[i] if early_w else rel
+        if writes[i]:
+            wb_ready[tile_o[i]] = free_at + drains[i]
     while pending:
         serve_one()
     end = wb_finish(nv - 1)
-    total += end - last_start
+    total += end - prev_start
     # no schedule beats the engine's busy time or the link's time for the bytes it moves: a
     # reduced nest's sampled iterations can fall short of either
-    moved = sum(st.mult * (sum(j[0] * j[1] for o, j in enumerate(st.jobs)
-                               if j is not None and st.changed[o])
-                           + (st.write[0] * st.write[1] if st.write is not None else 0.0))
-                for st in steps)
-    busy = sum(st.mult * st.timing.busy for st in steps)
-    return max(total, moved / bw, float(busy))
+    return max(total, plan.moved / bw, float(plan.busy_total))
+
+
+def timeline_floor(nest: Nest, bytes_per_cycle: Exact, *, reduce: bool = True) -> float:
+    """The floor :func:`timeline_cycles` applies to its result: the engine's busy cycles and
+    the link's time for the bytes it moves, the same float64 figures, so that
+    ``timeline_floor(nest, bw) <= timeline_cycles(nest, bw, ...)`` for every latency and beat
+    (a lower bound on a mapping's timeline without running it)."""
+    plan = _plan(nest, reduce)
+    return max(plan.moved / float(bytes_per_cycle), float(plan.busy_total))

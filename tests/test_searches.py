@@ -82,6 +82,41 @@ def test_pick_returns_the_brute_force_argmin_for_each_objective(values, objectiv
     assert best_index(costs, objective) == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(values=triples, slack=st.lists(st.integers(0, 3), min_size=30, max_size=30),
+       objective=st.sampled_from(OBJECTIVES))
+def test_pick_with_floors_picks_the_same_and_skips_what_cannot_win(values, slack, objective):
+    """A floor (cycles lower by some slack, energy and bytes the same) changes nothing in the
+    pick; a candidate is costed only if its floor key is at most the winner's key."""
+    cands = tuple(range(len(values)))
+    costed: list[int] = []
+
+    def cost(i: int) -> Scored[int]:
+        costed.append(i)
+        c, e, d = values[i]
+        return Scored(cycles=float(c), energy_pj=float(e), dram_bytes=float(d), detail=10 * i)
+
+    def floor(i: int) -> Scored[None]:
+        c, e, d = values[i]
+        return Scored(cycles=float(max(0, c - slack[i])), energy_pj=float(e),
+                      dram_bytes=float(d), detail=None)
+
+    chosen, scored = pick(cands, cost, objective, floor)
+    expected = brute_force([tuple(map(float, v)) for v in values], objective)
+    assert chosen == expected and scored.detail == 10 * expected
+    key = dict(zip(OBJECTIVES, ((0, 1, 2), (1, 0, 2), (None, 1, 2)), strict=True))[objective]
+
+    def as_key(c: float, e: float, d: float, i: int) -> tuple[float, ...]:
+        first = c * e if key[0] is None else (c, e, d)[key[0]]
+        return (first, (c, e, d)[key[1]], d, i)
+
+    best = as_key(*map(float, values[expected]), expected)
+    for i in cands:
+        c, e, d = values[i]
+        floor_key = as_key(float(max(0, c - slack[i])), float(e), float(d), i)
+        assert (i in costed) == (floor_key <= best), (i, floor_key, best)
+
+
 def test_pick_costs_every_candidate_and_rejects_bad_input():
     seen: list[int] = []
 
@@ -328,3 +363,22 @@ def test_the_attention_tile_and_split_are_the_brute_force_best(preset):
             inst = attention_split_cost(arch, att, "real", objective)(split).detail
             assert r.cycles == math.ceil(inst.cycles - 1e-9)
             assert dict(r.mapping) == inst.mapping
+
+
+@pytest.mark.parametrize("preset", ["systolic", "systolic-4core", "npu-hbm", "cube"])
+def test_gemm_split_search_with_floors_is_the_exhaustive_one(preset):
+    """The GEMM's core splits picked with floors (each split's cycles bounded below without
+    running its mapping's timeline) are the splits every one of which is costed picks, with
+    the same figures, on random shapes of every objective (wide and narrow arrays rank the
+    orientations differently)."""
+    from sim.system import _gemm_instance
+
+    rng = random.Random(5)
+    arch = load_arch(preset)
+    for _ in range(4):
+        g = Gemm(name="g", M=rng.choice([1, 7, 300, 2048]), N=rng.randint(16, 3000),
+                 K=rng.randint(16, 3000), a_fmt="int8", w_fmt="int8", o_fmt="int32")
+        for objective in OBJECTIVES:
+            cost = gemm_split_cost(arch, g, "real", objective)
+            exhaustive = pick(core_splits(g, arch.cores), cost, objective)[1].detail
+            assert _gemm_instance(arch, g, "real", objective) == exhaustive, (g, objective)

@@ -157,3 +157,58 @@ def test_a_beat_per_row_slows_only_rows_narrower_than_a_beat():
     mp = Candidates.single(M, N, K, tile, "mnk").mapping(0, plain)
     g = model_gemm(plain, M, N, K)
     assert mapping_cost(beat, g, mp)[0] > mapping_cost(plain, g, mp)[0] * 1.05
+
+
+def _golden_cases():
+    """Mappings that exercise every path of the timeline: a link beat, single-buffered
+    levels, an engine that takes its stationary input early (WS with the weights' double
+    buffer), ragged tiles, each loop order, whole and reduced nests (a 512x4096x4096-like nest
+    scaled down keeps over :data:`sim.timeline.WHOLE_TILES` tiles)."""
+    rng = random.Random(11)
+    out = []
+    for i in range(10):
+        preset = "cube" if i % 5 == 4 else "systolic"
+        sets = [*SMALL_TILES[preset], "clock_mhz=1000",
+                f"dram.bandwidth_gb_per_s={rng.uniform(0.5, 40):.2f}",
+                f"dram.latency_ns={rng.randint(0, 300)}"]
+        if i % 3 == 0:
+            sets.append("dram.beat_bytes=16")
+        if preset == "systolic" and i % 4 == 1:
+            sets += ["engine.dataflow=ws", "engine.weight_double_buffer=true"]
+        if i % 4 == 2:
+            sets.append(rng.choice(["a_buffer", "w_buffer", "o_buffer"]) + ".double_buffered=false")
+        reduce = i >= 6
+        dims = tuple(rng.randint(130, 260) if reduce else rng.randint(20, 120) for _ in range(3))
+        tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 13]))
+        order = ["mnk", "mkn", "nmk", "nkm", "kmn", "knm"][i % 6]
+        out.append((preset, sets, dims, tile, order, reduce))
+    return out
+
+
+#: :func:`sim.timeline.timeline_cycles` of :func:`_golden_cases` as its event loop gave them
+#: before it was rewritten for speed (per-step objects and closures; commit 4766dae): the
+#: rewrite keeps every float64 operation and its order, so the figures are equal, not close.
+_GOLDEN = [
+    568775.0,
+    77778.79530303009,
+    2127805.0,
+    27608.596491228018,
+    75745.22147651194,
+    175920.59702674963,
+    2658062.0,
+    507490.6474318325,
+    1823409.0,
+    713019.0307711237,
+]
+
+
+def test_timeline_equals_the_event_loop_it_replaced():
+    cases = _golden_cases()
+    assert len(cases) == len(_GOLDEN)
+    for (preset, sets, (M, N, K), tile, order, reduce), want in zip(cases, _GOLDEN,
+                                                                      strict=True):
+        arch = tile_arch(load_arch(preset, sets))
+        nest, _, _ = _nest(arch, M, N, K, tile, order)
+        got = timeline_cycles(nest, arch.dram_bytes_per_cycle, arch.dram.latency_ns,
+                              arch.memory[-1].beat_bytes, reduce=reduce)
+        assert got == want, (preset, sets, (M, N, K), tile, order, reduce)

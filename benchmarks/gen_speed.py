@@ -6,7 +6,7 @@ development machine. Each size runs ``tpe gen systolic --rows N --cols N`` (INT8
 stationary, no synthesis) in a fresh process of this venv's Python, timed from the parent
 (``time.perf_counter`` around ``subprocess.run``); the child reports its own peak resident
 memory (``ru_maxrss``: Yosys runs inside it, as WebAssembly), its processor time (user and
-system: the wall time's share of a machine other processes also load) and the Verilog's
+system, its own and any child's: the wall time's share of a machine other processes also load) and the Verilog's
 size. The
 command's progress lines (standard error) are echoed as they come.
 
@@ -42,8 +42,10 @@ import json, resource, sys
 from sim.cli import main
 code = main(sys.argv[1:])
 use = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 peak = use.ru_maxrss * 1024  # KiB on Linux
-print(json.dumps({"code": code, "peak_bytes": peak, "cpu_s": use.ru_utime + use.ru_stime}))
+cpu = use.ru_utime + use.ru_stime + kids.ru_utime + kids.ru_stime
+print(json.dumps({"code": code, "peak_bytes": peak, "cpu_s": cpu}))
 """
 
 

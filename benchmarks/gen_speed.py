@@ -6,9 +6,9 @@ development machine. Each size runs ``tpe gen systolic --rows N --cols N`` (INT8
 stationary, no synthesis) in a fresh process of this venv's Python, timed from the parent
 (``time.perf_counter`` around ``subprocess.run``); the child reports its own peak resident
 memory (``ru_maxrss``: Yosys runs inside it, as WebAssembly), its processor time (user and
-system, its own and any child's: the wall time's share of a machine other processes also load) and the Verilog's
-size. The
-command's progress lines (standard error) are echoed as they come.
+system, its own and any child's: on a machine other processes also load, the wall time grows
+and this does not) and the Verilog's size. The command's progress lines (standard error) are
+echoed as they come.
 
 Usage (repository root)::
 

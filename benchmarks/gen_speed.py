@@ -5,8 +5,10 @@ Goal: ``tpe gen systolic --rows 128 --cols 128`` in at most 2 minutes and 4 GB o
 development machine. Each size runs ``tpe gen systolic --rows N --cols N`` (INT8, output
 stationary, no synthesis) in a fresh process of this venv's Python, timed from the parent
 (``time.perf_counter`` around ``subprocess.run``); the child reports its own peak resident
-memory (``ru_maxrss``: Yosys runs inside it, as WebAssembly) and the Verilog's size. The
-command's progress lines (standard error) are echoed as they come.
+memory (``ru_maxrss``: Yosys runs inside it, as WebAssembly), its processor time (user and
+system, its own and any child's: on a machine other processes also load, the wall time grows
+and this does not) and the Verilog's size. The command's progress lines (standard error) are
+echoed as they come.
 
 Usage (repository root)::
 
@@ -39,8 +41,11 @@ _CHILD = """
 import json, resource, sys
 from sim.cli import main
 code = main(sys.argv[1:])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-print(json.dumps({"code": code, "peak_bytes": peak}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+peak = use.ru_maxrss * 1024  # KiB on Linux
+cpu = use.ru_utime + use.ru_stime + kids.ru_utime + kids.ru_stime
+print(json.dumps({"code": code, "peak_bytes": peak, "cpu_s": cpu}))
 """
 
 
@@ -57,6 +62,7 @@ def measure(size: int, out: Path) -> dict[str, object]:
                          f"{proc.returncode or last['code']})")
     (vfile,) = out.glob("*/*.v")
     return {"size": f"{size}x{size}", "seconds": round(seconds, 2),
+            "cpu_seconds": round(last["cpu_s"], 2),
             "peak_gib": round(last["peak_bytes"] / 2**30, 3),
             "verilog_mb": round(vfile.stat().st_size / 1e6, 2),
             "goal": (f"<= {GOAL_S:.0f} s, {GOAL_BYTES / 2**30:.0f} GiB: "
@@ -85,11 +91,11 @@ def main() -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print("\n| size | seconds | peak memory (GiB) | Verilog (MB) | goal |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("\n| size | seconds | CPU seconds | peak memory (GiB) | Verilog (MB) | goal |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
-        print(f"| {r['size']} | {r['seconds']} | {r['peak_gib']} | {r['verilog_mb']} | "
-              f"{r['goal']} |")
+        print(f"| {r['size']} | {r['seconds']} | {r['cpu_seconds']} | {r['peak_gib']} | "
+              f"{r['verilog_mb']} | {r['goal']} |")
     print(f"\nwrote {path.relative_to(REPO)}")
     return 0
 

@@ -46,15 +46,18 @@ positions; :meth:`hw.spec.BitsliceSpec.fold_cycles` is the worst case (nz = a_sl
 
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.arith import Terms
+from hw.hier import Block, place
 from hw.spec.bitslice import BitsliceSpec
 from hw.streams import (
     RowDrain,
     operand_shapes,
-    shift_rows,
     signature_members,
     tile_lane_order,
     tile_layouts,
@@ -228,45 +231,36 @@ class Bitslice(wiring.Component):
                     src.setdefault(key, set()).add(lv)
             bit_sources.append({k: frozenset(v) for k, v in src.items()})
 
+        # The level selects the PEs read: one signal per distinct group of levels, shared.
+        groups = sorted({g for srcs in bit_sources for g in srcs.values() if len(g) != levels},
+                        key=lambda g: sorted(g))
+        lvl = Cat(*(select(g) for g in groups))
+
+        # The PEs: one block (hw.hier), placed rows x cols times, fed their row's and
+        # column's slice and the level selects; accumulators shift up a row with ``shift``
+        # (the drain), from the PE below through named signals (placed later).
         shift = drain.shift  # the tile moves one row towards the output
-        if spec.csa_accumulate:
-            s_reg = [[Signal(P, name=f"sum_{r}_{c}") for c in range(C)] for r in range(R)]
-            c_reg = [[Signal(P, name=f"carry_{r}_{c}") for c in range(C)] for r in range(R)]
-        else:
-            acc = [[Signal(acc_shape, name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
+        words = 2 if spec.csa_accumulate else 1
+        word_shape = P if spec.csa_accumulate else acc_shape
+        pe = self._pe(slice_a_shape, slice_w_shape, bit_sources, groups, levels)
+        below = [[[Signal(word_shape, name=f"acc_{r}_{c}_{k}") for k in range(words)]
+                  for c in range(C)] if r else [] for r in range(R)]
+        outs: list[list[dict]] = [[{} for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):
-                prod = Signal(prod_shape, name=f"sp_{r}_{c}")
-                m.d.comb += prod.eq(a_sl[r] * w_sl[c])
-                bits = []
-                for srcs in bit_sources:
-                    terms = [(prod[-1] if k == "sign" else prod[k]) & select(g)
-                             for k, g in srcs.items()]
-                    bits.append(Cat(*terms).any() if len(terms) > 1 else
-                                terms[0] if terms else Const(0, 1))
-                shifted = Signal(P, name=f"shifted_{r}_{c}")
-                m.d.comb += shifted.eq(Cat(*bits))
-                if spec.csa_accumulate:
-                    # One 3:2 carry-save adder per PE: no carry propagation in the loop.
-                    tree = Terms(m, P, f"pe_{r}_{c}")
-                    for word in (shifted, s_reg[r][c], c_reg[r][c]):
-                        tree.add_word(word)
-                    s_new, c_new = tree.compress()
-                    with m.If(work):
-                        m.d.sync += [s_reg[r][c].eq(s_new), c_reg[r][c].eq(c_new)]
-                else:
-                    with m.If(work):
-                        m.d.sync += acc[r][c].eq(acc[r][c] + shifted)
-        if spec.csa_accumulate:
-            shift_rows(m, [list(zip(s_reg[r], c_reg[r], strict=True)) for r in range(R)],
-                       shift)
-        else:
-            shift_rows(m, [[(x,) for x in row] for row in acc], shift)
+                ports: dict = {"a": a_sl[r], "w": w_sl[c], "work": work, "shift": shift}
+                if groups:
+                    ports["lvl"] = lvl
+                for k in range(words):
+                    ports[f"below{k}"] = below[r + 1][c][k] if r + 1 < R else 0
+                outs[r][c] = place(m, f"pe_{r}_{c}", pe, **ports)
+                if r:
+                    m.d.comb += [below[r][c][k].eq(outs[r][c][f"acc{k}"]) for k in range(words)]
+        top = [[outs[0][c][f"acc{k}"] for k in range(words)] for c in range(C)]
         if spec.csa_accumulate:  # one carry-propagate adder per output column, at the drain
-            m.d.comb += [self.o.payload.c[c].eq((s_reg[0][c] + c_reg[0][c])[:P])
-                         for c in range(C)]
+            m.d.comb += [self.o.payload.c[c].eq((top[c][0] + top[c][1])[:P]) for c in range(C)]
         else:
-            m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
+            m.d.comb += [self.o.payload.c[c].eq(top[c][0]) for c in range(C)]
 
         # -- control -----------------------------------------------------------------------
         with m.If(feed):
@@ -275,6 +269,60 @@ class Bitslice(wiring.Component):
         with m.If(drain.done):
             m.d.sync += self.busy.eq(0)
         return m
+
+
+    def _pe(self, a_shape: Shape, w_shape: Shape,
+            bit_sources: list[dict[int | str, frozenset[int]]],
+            groups: list[frozenset[int]], levels: int) -> Block:
+        """The PE (placed once per array position, :mod:`hw.hier`). Ports: this cycle's
+        activation slice ``a`` (its row's) and weight slice ``w`` (its column's), ``lvl`` the
+        shared level selects (one bit per group of ``groups``: the shift levels that put one
+        product bit on one accumulator bit, ``bit_sources``); ``work`` adds the shifted
+        product into the accumulator words ``acc<k>`` (one word, or a sum and a carry word
+        through one 3:2 carry-save adder), ``shift`` loads them from ``below<k>`` (the PE
+        below's, zero under the last row)."""
+        spec = self.spec
+        P = spec.acc_bits
+        _, _, acc_shape = operand_shapes(spec)
+        words = 2 if spec.csa_accumulate else 1
+        word_shape = P if spec.csa_accumulate else acc_shape
+        prod_shape = Shape.cast((Signal(a_shape) * Signal(w_shape)).shape())
+        members: dict = {"a": In(a_shape), "w": In(w_shape), "work": In(1), "shift": In(1)}
+        if groups:
+            members["lvl"] = In(len(groups))
+        members.update({f"below{k}": In(word_shape) for k in range(words)})
+        members.update({f"acc{k}": Out(word_shape) for k in range(words)})
+        index = {g: n for n, g in enumerate(groups)}
+
+        def build(m: Module, pe: Any) -> None:
+            def select(group: frozenset[int]) -> Value:
+                return Const(1, 1) if len(group) == levels else pe.lvl[index[group]]
+
+            prod = Signal(prod_shape, name="sp")
+            m.d.comb += prod.eq(pe.a * pe.w)
+            bits = []
+            for srcs in bit_sources:
+                terms = [(prod[-1] if k == "sign" else prod[k]) & select(g)
+                         for k, g in srcs.items()]
+                bits.append(Cat(*terms).any() if len(terms) > 1 else
+                            terms[0] if terms else Const(0, 1))
+            shifted = Signal(P, name="shifted")
+            m.d.comb += shifted.eq(Cat(*bits))
+            acc = [getattr(pe, f"acc{k}") for k in range(words)]
+            if spec.csa_accumulate:
+                # One 3:2 carry-save adder per PE: no carry propagation in the loop.
+                tree = Terms(m, P, "pe")
+                for word in (shifted, *acc):
+                    tree.add_word(word)
+                nxt = list(tree.compress())
+            else:
+                nxt = [acc[0] + shifted]
+            with m.If(pe.work):
+                m.d.sync += [reg.eq(v) for reg, v in zip(acc, nxt, strict=True)]
+            with m.If(pe.shift):
+                m.d.sync += [reg.eq(getattr(pe, f"below{k}")) for k, reg in enumerate(acc)]
+
+        return Block("pe", (spec, a_shape, w_shape), members, build)
 
 
 def lane_order(spec: BitsliceSpec) -> dict[str, dict[str, str]]:

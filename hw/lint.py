@@ -25,8 +25,12 @@ and by the narrowest message pattern that holds:
   bits, accumulators wrap), and the extension bits of a named signal wider than its value
   (readers take a constant or the sign bit itself). A signal nothing reads at all is still
   reported.
-- DECLFILENAME on a submodule (a tile's engine, ``NAME.engine``): Amaranth writes every
-  module of a design into the top's file.
+- DECLFILENAME on a submodule (a tile's engine, ``NAME.engine``) or a repeated structure's
+  module (``NAME_pe``, :mod:`hw.hier`): every module of a design is written into the top's
+  file.
+- PINMISSING on an output of a repeated structure's module that some of its instances leave
+  unconnected (an edge PE's forwarded operand, which no PE reads): only outputs, by name; an
+  input left unconnected is still reported.
 - UNUSEDSIGNAL on a submodule's output that its parent does not read (a tile's engine's
   ``busy``), in that submodule's lines: Amaranth drops the output from the submodule's ports
   and keeps its logic.
@@ -66,6 +70,36 @@ def _dropped_outputs(name: str, lines: list[str],
     return out
 
 
+_MODULE = re.compile(r"^module \\?(\S+?)\((.*)\);$")
+_OUTPUT = re.compile(r"^\s*output (?:signed )?(?:\[[^\]]*\] )?\\?(\S+?) ?;$")
+
+
+def _missing_outputs(name: str, lines: list[str]) -> list[str]:
+    """``-match`` of the outputs of the repeated structures' modules (``NAME_*``) that an
+    instance of theirs leaves unconnected."""
+    outputs: dict[str, set[str]] = {}
+    module = None
+    for line in lines:
+        if m := _MODULE.match(line):
+            module = m.group(1) if m.group(1).startswith(f"{name}_") else None
+            if module:
+                outputs[module] = set()
+        elif module and (m := _OUTPUT.match(line)):
+            outputs[module].add(m.group(1))
+    missing: set[str] = set()
+    inst, pins = None, set()
+    for line in lines:
+        head = line.split()
+        if len(head) == 3 and head[0] in outputs and head[2] == "(":
+            inst, pins = head[0], set()
+        elif inst and (m := re.match(r"^\s*\.(\w+)\(", line)):
+            pins.add(m.group(1))
+        elif inst and line.strip() == ");":
+            missing |= outputs[inst] - pins
+            inst = None
+    return [_match(f"Instance has missing pin: '{p}'") for p in sorted(missing)]
+
+
 def waivers(name: str, verilog: str,
             submodule_outputs: Mapping[str, Collection[str]] | None = None
             ) -> list[tuple[str, str, list[str]]]:
@@ -100,6 +134,13 @@ def waivers(name: str, verilog: str,
         ("Amaranth writes the design's submodules into its top module's file",
          "DECLFILENAME", [_match(f"Filename '{name}' does not match MODULE name: '{name}.*'")]
          if f"module \\{name}." in verilog else []),
+        ("the modules of the design's repeated structures (one each, instantiated) are "
+         "written into its top module's file",
+         "DECLFILENAME", [_match(f"Filename '{name}' does not match MODULE name: '{name}_*'")]
+         if f"\nmodule {name}_" in verilog else []),
+        ("outputs of a repeated structure that its edge instances leave unconnected (the "
+         "operand an edge PE would forward, which no PE reads)",
+         "PINMISSING", _missing_outputs(name, lines)),
         ("a submodule's outputs that its parent does not read: Amaranth drops them from the "
          "submodule's ports and keeps their logic",
          "UNUSEDSIGNAL", _dropped_outputs(name, lines, submodule_outputs or {})),

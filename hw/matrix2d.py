@@ -44,15 +44,18 @@ one constant word per tree (the usual sign-extension elimination).
 
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth import Cat, Module, Signal, Value, signed
 from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.arith import Terms, recode
+from hw.hier import Block, place
 from hw.spec.matrix2d import Matrix2dSpec
 from hw.streams import (
     RowDrain,
     operand_shapes,
-    shift_rows,
     signature_members,
     tile_lane_order,
     tile_layouts,
@@ -130,59 +133,109 @@ class Matrix2d(wiring.Component):
                 m.d.comb += s.eq(-w[c])
                 neg_w.append(s)
 
-        def partial_products(terms: Terms, r: int, c: int) -> None:
-            if spec.booth:
-                for j, sel in enumerate(digits[r]):
-                    pp = Signal(mw, name=f"pp_{r}_{c}_{j}")
-                    choices = [v.as_unsigned() & _rep(bit, mw)
-                               for bit, v in zip(sel, mult[c], strict=True)]
-                    m.d.comb += pp.eq(choices[0] | choices[1] | choices[2] | choices[3])
-                    terms.add(pp, 2 * j, is_signed=True)
-            else:
-                for i in range(A):
-                    top = spec.signed and i == A - 1
-                    v = neg_w[c] if top else w[c]
-                    terms.add(v.as_unsigned() & _rep(a[r][i], len(v)), i,
-                              is_signed=spec.signed)
-
-        if spec.csa_accumulate:
-            s_reg = [[Signal(P, name=f"sum_{r}_{c}") for c in range(C)] for r in range(R)]
-            c_reg = [[Signal(P, name=f"carry_{r}_{c}") for c in range(C)] for r in range(R)]
-            for r in range(R):
-                for c in range(C):
-                    terms = Terms(m, P, f"pe_{r}_{c}")
-                    partial_products(terms, r, c)
-                    terms.add_word(s_reg[r][c])
-                    terms.add_word(c_reg[r][c])
-                    s_new, c_new = terms.compress()
-                    with m.If(step):
-                        m.d.sync += [s_reg[r][c].eq(s_new), c_reg[r][c].eq(c_new)]
-            shift_rows(m, [list(zip(s_reg[r], c_reg[r], strict=True)) for r in range(R)],
-                       shift)
-            # One carry-propagate adder per output column, at the drain.
+        # The PEs: one block (hw.hier), placed rows x cols times, each fed its row's operand
+        # (or Booth selects) and its column's (or multiples); accumulators shift up a row with
+        # ``shift`` (the drain), from the PE below through named signals (placed later).
+        pe = self._pe(len(digits[0]) if spec.booth else 0)
+        words = 2 if spec.csa_accumulate else 1
+        word_shape = P if spec.csa_accumulate else acc_shape
+        below = [[[Signal(word_shape, name=f"acc_{r}_{c}_{k}") for k in range(words)]
+                  for c in range(C)] if r else [] for r in range(R)]
+        outs: list[list[dict]] = [[{} for _ in range(C)] for _ in range(R)]
+        for r in range(R):
             for c in range(C):
-                m.d.comb += self.o.payload.c[c].eq((s_reg[0][c] + c_reg[0][c])[:P])
+                ports: dict = {"step": step, "shift": shift}
+                if spec.booth:
+                    ports.update({f"sel{j}": Cat(*sel) for j, sel in enumerate(digits[r])})
+                    ports.update({f"w_{nm}": v for nm, v in
+                                  zip(("p1", "n1", "p2", "n2"), mult[c], strict=True)})
+                else:
+                    ports.update(a=a[r], w=w[c])
+                    if spec.csa_accumulate and spec.signed:
+                        ports["w_neg"] = neg_w[c]
+                for k in range(words):
+                    ports[f"below{k}"] = below[r + 1][c][k] if r + 1 < R else 0
+                outs[r][c] = place(m, f"pe_{r}_{c}", pe, **ports)
+                if r:
+                    m.d.comb += [below[r][c][k].eq(outs[r][c][f"acc{k}"]) for k in range(words)]
+        top = [[outs[0][c][f"acc{k}"] for k in range(words)] for c in range(C)]
+        if spec.csa_accumulate:
+            # One carry-propagate adder per output column, at the drain.
+            m.d.comb += [self.o.payload.c[c].eq((top[c][0] + top[c][1])[:P]) for c in range(C)]
         else:
-            acc = [[Signal(acc_shape, name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
-            for r in range(R):
-                for c in range(C):
-                    if spec.booth:
-                        # Partial products and the accumulator in one carry-save tree, then
-                        # one CPA (in the loop): the Booth MAC without OPT1.
-                        terms = Terms(m, P, f"pe_{r}_{c}")
-                        partial_products(terms, r, c)
-                        terms.add_word(acc[r][c].as_unsigned())
-                        s_w, c_w = terms.compress()
-                        new = Signal(acc_shape, name=f"acc_next_{r}_{c}")
-                        m.d.comb += new.eq((s_w + c_w)[:P])
-                    else:
-                        new = acc[r][c] + a[r] * w[c]
-                    with m.If(step):
-                        m.d.sync += acc[r][c].eq(new)
-            shift_rows(m, [[(x,) for x in row] for row in acc], shift)
-            m.d.comb += [self.o.payload.c[c].eq(acc[0][c]) for c in range(C)]
-
+            m.d.comb += [self.o.payload.c[c].eq(top[c][0]) for c in range(C)]
         return m
+
+
+    def _pe(self, n_digits: int) -> Block:
+        """The PE (placed once per grid position, :mod:`hw.hier`). Ports: the row's
+        activation ``a`` and the column's weight ``w`` (and ``w_neg``, the column's -w, for
+        signed OPT1), or with ``booth`` the row's Booth selects ``sel<j>`` (+w, -w, +2w, -2w
+        one-hot per digit j) and the column's multiples ``w_p1``, ``w_n1``, ``w_p2``,
+        ``w_n2``; ``step`` adds the product into the accumulator words ``acc<k>`` (one word, or
+        OPT1's sum and carry), ``shift`` loads them from ``below<k>`` (the PE below's, zero
+        under the last row; it wins over a step, which never coincides with it).
+        ``n_digits``: the number of Booth digits of an activation."""
+        spec = self.spec
+        A, Wb, P = spec.a_bits, spec.w_bits, spec.acc_bits
+        a_shape, w_shape, acc_shape = operand_shapes(spec)
+        mw = Wb + 2  # -2w fits in w_bits + 2 signed bits
+        word_shape = P if spec.csa_accumulate else acc_shape
+        words = 2 if spec.csa_accumulate else 1
+        members: dict = {"step": In(1), "shift": In(1)}
+        if spec.booth:
+            members.update({f"sel{j}": In(4) for j in range(n_digits)})
+            members.update({f"w_{nm}": In(signed(mw)) for nm in ("p1", "n1", "p2", "n2")})
+        else:
+            members.update(a=In(a_shape), w=In(w_shape))
+            if spec.csa_accumulate and spec.signed:
+                members["w_neg"] = In(signed(Wb + 1))
+        members.update({f"below{k}": In(word_shape) for k in range(words)})
+        members.update({f"acc{k}": Out(word_shape) for k in range(words)})
+
+        def build(m: Module, pe: Any) -> None:
+            def partial_products(terms: Terms) -> None:
+                if spec.booth:
+                    mult = [getattr(pe, f"w_{nm}") for nm in ("p1", "n1", "p2", "n2")]
+                    for j in range(n_digits):
+                        sel = getattr(pe, f"sel{j}")
+                        pp = Signal(mw, name=f"pp_{j}")
+                        choices = [v.as_unsigned() & _rep(sel[b], mw)
+                                   for b, v in enumerate(mult)]
+                        m.d.comb += pp.eq(choices[0] | choices[1] | choices[2] | choices[3])
+                        terms.add(pp, 2 * j, is_signed=True)
+                else:
+                    for i in range(A):
+                        top = spec.signed and i == A - 1
+                        v = pe.w_neg if top else pe.w
+                        terms.add(v.as_unsigned() & _rep(pe.a[i], len(v)), i,
+                                  is_signed=spec.signed)
+
+            acc = [getattr(pe, f"acc{k}") for k in range(words)]
+            if spec.csa_accumulate:
+                terms = Terms(m, P, "pe")
+                partial_products(terms)
+                terms.add_word(acc[0])
+                terms.add_word(acc[1])
+                nxt = list(terms.compress())
+            elif spec.booth:
+                # Partial products and the accumulator in one carry-save tree, then one CPA
+                # (in the loop): the Booth MAC without OPT1.
+                terms = Terms(m, P, "pe")
+                partial_products(terms)
+                terms.add_word(acc[0].as_unsigned())
+                s_w, c_w = terms.compress()
+                new = Signal(acc_shape, name="acc_next")
+                m.d.comb += new.eq((s_w + c_w)[:P])
+                nxt = [new]
+            else:
+                nxt = [acc[0] + pe.a * pe.w]
+            with m.If(pe.step):
+                m.d.sync += [reg.eq(v) for reg, v in zip(acc, nxt, strict=True)]
+            with m.If(pe.shift):
+                m.d.sync += [reg.eq(getattr(pe, f"below{k}")) for k, reg in enumerate(acc)]
+
+        return Block("pe", spec, members, build)
 
 
 def lane_order(spec: Matrix2dSpec) -> dict[str, dict[str, str]]:

@@ -16,8 +16,8 @@ Yosys infers from case statements, are still mapped to logic). The kept ``$mem_v
 are left out of the logic figures (cells, transistors, longest path: a synchronous read port
 ends a path like a flip-flop) and listed with their sizes under ``memories``; their area is
 an SRAM's, priced by the caller (``hw.emit.generate``'s ``sram``). ``$scopeinfo`` cells (which
-``flatten`` leaves for the tile's engine submodule; no logic, no cost known to ``stat``) are
-deleted.
+``flatten`` leaves for every submodule it flattens, the tile's engine and the PE modules of
+:mod:`hw.hier`; no logic, no cost known to ``stat``) are deleted by both scripts.
 
 Standard cells (:func:`map_to_cells`): the generic netlist that script leaves
 (``generic.il``) is mapped to the cells of an open library (``hw.stdcells``; by default
@@ -46,8 +46,8 @@ __all__ = ["KEEP_MEMORIES_SCRIPT", "STD_CELL_SCRIPT", "SYNTH_SCRIPT", "SynthErro
            "map_to_cells", "parse_memories", "parse_std_cells", "synthesize"]
 
 SYNTH_SCRIPT = (
-    "synth -top {top} -flatten -noabc; dfflegalize -cell $_DFF_P_ 01; opt_clean; "
-    "stat -tech cmos; ltp -noff; write_rtlil generic.il"
+    "synth -top {top} -flatten -noabc; delete t:$scopeinfo; dfflegalize -cell $_DFF_P_ 01; "
+    "opt_clean; stat -tech cmos; ltp -noff; write_rtlil generic.il"
 )
 #: :data:`SYNTH_SCRIPT` keeping the memories marked ``{attr}``: ``synth -run :fine`` and then
 #: the ``fine`` section of ``help synth`` (Yosys 0.70: ``opt -fast -full; memory_map;

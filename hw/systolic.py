@@ -80,14 +80,15 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.arith import csa_reduce, neg_correction, product_words, recode
+from hw.hier import Block, place
 from hw.spec import SystolicSpec
 from hw.streams import (
     RowDrain,
     operand_shapes,
     output_register,
-    shift_rows,
     signature_members,
     tile_lane_order,
     tile_layouts,
@@ -166,6 +167,95 @@ class SystolicArray(wiring.Component):
                     Signal(self.spec.acc_bits, name=f"{name}_c")]
         return [Signal(acc_shape, name=name)]
 
+    def _os_pe(self) -> Block:
+        """The output-stationary PE (placed once per array position, :mod:`hw.hier`).
+
+        Ports: operands ``a`` (from the left) and ``w`` (from above), forwarded through
+        registers to ``a_out`` (right) and ``w_out`` (down) in a cycle with ``step``; the
+        accumulator adds ``a * w`` in that cycle. Without ``output_double_buffer`` the
+        accumulator words are the outputs ``acc<k>`` and take ``below<k>`` (the PE below's,
+        zero under the last row) in a cycle with ``shift`` (the drain; it wins over a step,
+        which never coincides with it). With it, a step with ``token`` (the fold's last beat
+        reaching this PE) moves the finished sum into the output words ``out<k>`` and restarts
+        the accumulator from zero."""
+        spec = self.spec
+        a_shape, w_shape, _ = operand_shapes(spec)
+        state = self._state("acc")
+        members: dict = {"a": In(a_shape), "w": In(w_shape), "step": In(1),
+                         "a_out": Out(a_shape), "w_out": Out(w_shape)}
+        if spec.output_double_buffer:
+            members["token"] = In(1)
+            members.update({f"out{k}": Out(reg.shape()) for k, reg in enumerate(state)})
+        else:
+            members["shift"] = In(1)
+            members.update({f"below{k}": In(reg.shape()) for k, reg in enumerate(state)})
+            members.update({f"acc{k}": Out(reg.shape()) for k, reg in enumerate(state)})
+
+        def build(m: Module, pe: Block) -> None:
+            with m.If(pe.step):
+                m.d.sync += [pe.a_out.eq(pe.a), pe.w_out.eq(pe.w)]
+            if spec.output_double_buffer:
+                acc = self._state("acc")
+                out = [getattr(pe, f"out{k}") for k in range(len(acc))]
+            else:
+                acc = [getattr(pe, f"acc{k}") for k in range(len(state))]
+            nxt = self._mac(m, acc, pe.a, pe.w, "mac")
+            with m.If(pe.step):
+                if spec.output_double_buffer:
+                    with m.If(pe.token):
+                        m.d.sync += [reg.eq(v) for reg, v in zip(out, nxt, strict=True)]
+                        m.d.sync += [reg.eq(0) for reg in acc]
+                    with m.Else():
+                        m.d.sync += [reg.eq(v) for reg, v in zip(acc, nxt, strict=True)]
+                else:
+                    m.d.sync += [reg.eq(v) for reg, v in zip(acc, nxt, strict=True)]
+            if not spec.output_double_buffer:
+                with m.If(pe.shift):
+                    m.d.sync += [reg.eq(getattr(pe, f"below{k}")) for k, reg in enumerate(acc)]
+
+        return Block("pe", spec, members, build)
+
+    def _ws_pe(self) -> Block:
+        """The weight-stationary PE (placed once per array position, :mod:`hw.hier`).
+
+        Ports: ``w_in`` (the weight of the PE below, or the ``wl`` beat under the last row)
+        shifts into the weight register ``w_chain`` in a cycle with ``load``; the activation
+        ``a`` is forwarded right through a register to ``a_out`` in a cycle with ``step``, in
+        which the partial sum ``psum<k>`` takes ``above<k>`` (the PE above's, zero on the top
+        row) plus ``a`` times the weight. With ``weight_double_buffer`` ``w_chain`` is the
+        shadow register and an active one holds the weight in use: in a cycle with ``token``
+        (the fold's first row reaching this PE) the PE uses the shadow weight and copies it
+        into the active register."""
+        spec = self.spec
+        a_shape, w_shape, _ = operand_shapes(spec)
+        state = self._state("psum")
+        members: dict = {"a": In(a_shape), "step": In(1), "w_in": In(w_shape), "load": In(1),
+                         "a_out": Out(a_shape), "w_chain": Out(w_shape)}
+        members.update({f"above{k}": In(reg.shape()) for k, reg in enumerate(state)})
+        members.update({f"psum{k}": Out(reg.shape()) for k, reg in enumerate(state)})
+        if spec.weight_double_buffer:
+            members["token"] = In(1)
+
+        def build(m: Module, pe: Block) -> None:
+            with m.If(pe.load):
+                m.d.sync += pe.w_chain.eq(pe.w_in)
+            w_op = pe.w_chain
+            if spec.weight_double_buffer:
+                wt = Signal(w_shape, name="w_active")
+                w_op = Signal(w_shape, name="w_op")
+                m.d.comb += w_op.eq(Mux(pe.token, pe.w_chain, wt))
+                with m.If(pe.token):
+                    m.d.sync += wt.eq(pe.w_chain)
+            with m.If(pe.step):
+                m.d.sync += pe.a_out.eq(pe.a)
+            psum = [getattr(pe, f"psum{k}") for k in range(len(state))]
+            above = [getattr(pe, f"above{k}") for k in range(len(state))]
+            nxt = self._mac(m, above, pe.a, w_op, "mac")
+            with m.If(pe.step):
+                m.d.sync += [reg.eq(v) for reg, v in zip(psum, nxt, strict=True)]
+
+        return Block("pe", spec, members, build)
+
     # -- output stationary ----------------------------------------------------------------
     def _elaborate_os(self) -> Module:
         spec = self.spec
@@ -187,31 +277,48 @@ class SystolicArray(wiring.Component):
         a_edge = self._skew(m, a_in, a_shape, step, "a_skew")
         w_edge = self._skew(m, w_in, w_shape, step, "w_skew")
 
-        acc = [[self._state(f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
-        a_right = [[None] * C for _ in range(R)]
-        w_down = [[None] * C for _ in range(R)]
-        nxt = [[None] * C for _ in range(R)]  # each accumulator's next value
+        # The PEs: one block (hw.hier), placed rows x cols times. A PE forwards its operands
+        # right and down through registers and accumulates; without output_double_buffer its
+        # accumulator also shifts up a row with ``shift`` (the drain), from the PE below.
+        double = spec.output_double_buffer
+        pe = self._os_pe()
+        words = len(self._state("acc"))
+        token: list[Signal] = []
+        if double:
+            token = [Signal(name="hand_in")]
+            token += [Signal(name=f"hand_d{d}") for d in range(1, R + C - 1)]
+        # Operands flow right and down (placed row by row, each PE after the ones it reads),
+        # accumulators up: the PE below is placed later, so its words reach the one above
+        # through named signals.
+        shape = self._state("acc")[0].shape()
+        below_sig = [[[Signal(shape, name=f"acc_{r}_{c}_{k}") for k in range(words)]
+                      for c in range(C)] if r else [] for r in range(R)]
+        outs: list[list[dict]] = [[{} for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):
-                a_op = a_edge[r] if c == 0 else a_right[r][c - 1]
-                w_op = w_edge[c] if r == 0 else w_down[r - 1][c]
-                if c + 1 < C:
-                    a_right[r][c] = Signal(a_shape, name=f"a_{r}_{c}")
-                    with m.If(step):
-                        m.d.sync += a_right[r][c].eq(a_op)
-                if r + 1 < R:
-                    w_down[r][c] = Signal(w_shape, name=f"w_{r}_{c}")
-                    with m.If(step):
-                        m.d.sync += w_down[r][c].eq(w_op)
-                nxt[r][c] = self._mac(m, acc[r][c], a_op, w_op, f"mac_{r}_{c}")
-        if spec.output_double_buffer:
-            self._os_output_registers(m, acc, nxt, step, feed, drain)
+                ports: dict = {"step": step}
+                if double:
+                    ports["token"] = token[r + c]
+                else:
+                    ports["shift"] = shift
+                ports["a"] = a_edge[r] if c == 0 else outs[r][c - 1]["a_out"]
+                ports["w"] = w_edge[c] if r == 0 else outs[r - 1][c]["w_out"]
+                if not double:
+                    for k in range(words):
+                        ports[f"below{k}"] = below_sig[r + 1][c][k] if r + 1 < R else 0
+                unused = [n for n, edge in (("a_out", c + 1 == C), ("w_out", r + 1 == R))
+                          if edge]
+                outs[r][c] = place(m, f"pe_{r}_{c}", pe, unused=unused, **ports)
+                if not double and r:
+                    m.d.comb += [below_sig[r][c][k].eq(outs[r][c][f"acc{k}"])
+                                 for k in range(words)]
+        if double:
+            out = [[[outs[r][c][f"out{k}"] for k in range(words)] for c in range(C)]
+                   for r in range(R)]
+            self._os_output_registers(m, out, token, step, feed, drain)
             return m
-        for r in range(R):
-            for c in range(C):
-                with m.If(step):
-                    m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt[r][c], strict=True)]
-        shift_rows(m, acc, shift)
+        acc = [[[outs[r][c][f"acc{k}"] for k in range(words)] for c in range(C)]
+               for r in range(R)]
         flush_len = R + C - 2  # a 1x1 array has no flush: no FLUSH state, no counter
         counter = Signal(range(flush_len + 1)) if flush_len else None
 
@@ -244,39 +351,27 @@ class SystolicArray(wiring.Component):
                     m.next = "STREAM"
         return m
 
-    def _os_output_registers(self, m: Module, acc, nxt, step: Signal, feed: Signal,
-                             drain: RowDrain) -> None:
+    def _os_output_registers(self, m: Module, out, token: list[Signal], step: Signal,
+                             feed: Signal, drain: RowDrain) -> None:
         """Output stationary with ``output_double_buffer``: per PE an output register beside
-        the accumulator, read out row by row in place while the next fold streams.
+        the accumulator (``out[r][c]``, the PEs' ``out`` words), read out row by row in place
+        while the next fold streams.
 
-        A token enters with a fold's last beat and moves one anti-diagonal r + c per step,
-        with that beat; at PE (r, c) it moves the finished sum (this step's MAC included) into
-        the output register and restarts the accumulator from zero. The drain starts as the
-        token leaves the last PE, as without the option (``fold_cycles`` unchanged). The
-        array steps unless the token would overwrite a row of the previous tile that has not
-        left yet (back-pressure on ``o``); a last beat is taken only when no other token is in
-        flight and row 0 is free, so one token at most is in flight, and every row it reaches
-        later has been drained too unless ``o`` stalls."""
+        A token (``token[d]`` on anti-diagonal d) enters with a fold's last beat and moves one
+        anti-diagonal r + c per step, with that beat; at PE (r, c) it moves the finished sum
+        (this step's MAC included) into the output register and restarts the accumulator from
+        zero (:meth:`_os_pe`). The drain starts as the token leaves the last PE, as without
+        the option (``fold_cycles`` unchanged). The array steps unless the token would
+        overwrite a row of the previous tile that has not left yet (back-pressure on ``o``);
+        a last beat is taken only when no other token is in flight and row 0 is free, so one
+        token at most is in flight, and every row it reaches later has been drained too unless
+        ``o`` stalls."""
         spec = self.spec
         R, C = spec.rows, spec.cols
         last = R + C - 2  # the anti-diagonal of the last PE
-        token = [Signal(name="hand_in")]
-        token += [Signal(name=f"hand_d{d}") for d in range(1, last + 1)]
         m.d.comb += token[0].eq(feed & self.i.payload.last)
         with m.If(step):
             m.d.sync += [token[d].eq(token[d - 1]) for d in range(1, last + 1)]
-
-        out = [[self._state(f"out_{r}_{c}") for c in range(C)] for r in range(R)]
-        for r in range(R):
-            for c in range(C):
-                with m.If(step):
-                    with m.If(token[r + c]):
-                        m.d.sync += [reg.eq(v) for reg, v in zip(out[r][c], nxt[r][c],
-                                                                  strict=True)]
-                        m.d.sync += [reg.eq(0) for reg in acc[r][c]]
-                    with m.Else():
-                        m.d.sync += [reg.eq(v) for reg, v in zip(acc[r][c], nxt[r][c],
-                                                                  strict=True)]
 
         # Rows of the draining tile that have left by this clock edge (all when none drains):
         # row r may be overwritten at this edge when r < freed.
@@ -318,25 +413,13 @@ class SystolicArray(wiring.Component):
         feed = Signal()  # the current input beat is taken
         m.d.comb += self._o.valid.eq(out_valid)
 
-        # Stationary weights: a chain fed at row rows-1 that moves up one row per beat. With
-        # weight_double_buffer the chain is the shadow registers and ``wt`` the active ones.
-        wt = [[Signal(w_shape, name=f"wt_{r}_{c}") for c in range(C)] for r in range(R)]
-        chain = wt
-        if spec.weight_double_buffer:
-            chain = [[Signal(w_shape, name=f"sh_{r}_{c}") for c in range(C)] for r in range(R)]
         load = Signal()
-        with m.If(load):
-            for c in range(C):
-                for r in range(R):
-                    src = self.wl.payload.w[c] if r == R - 1 else chain[r + 1][c]
-                    m.d.sync += chain[r][c].eq(src)
-
         a_in = [Signal(a_shape, name=f"a_in{r}") for r in range(R)]
         with m.If(feed):
             m.d.comb += [a_in[r].eq(self.i.payload.a[r]) for r in range(R)]
         a_edge = self._skew(m, a_in, a_shape, step, "a_skew")
 
-        w_op = wt
+        token: list[Signal] = []
         if spec.weight_double_buffer:
             # The switch token of a fold's first activation row reaches PE (r, c) with that
             # row, r + c steps after it entered (skew r, then c steps right): all PEs of one
@@ -348,26 +431,31 @@ class SystolicArray(wiring.Component):
             m.d.comb += token[0].eq(feed & first)
             with m.If(step):
                 m.d.sync += [token[d].eq(token[d - 1]) for d in range(1, R + C - 1)]
-            w_op = [[Signal(w_shape, name=f"w_op_{r}_{c}") for c in range(C)] for r in range(R)]
-            for r in range(R):
-                for c in range(C):
-                    m.d.comb += w_op[r][c].eq(Mux(token[r + c], chain[r][c], wt[r][c]))
-                    with m.If(token[r + c]):
-                        m.d.sync += wt[r][c].eq(chain[r][c])
 
-        psum = [[self._state(f"psum_{r}_{c}") for c in range(C)] for r in range(R)]
-        a_right = [[None] * C for _ in range(R)]
+        # The PEs: one block (hw.hier), placed rows x cols times, top row first (partial sums
+        # flow down). Stationary weights: a chain fed at row rows-1 that moves up one row per
+        # load beat, from each PE's weight register to the one above through named signals
+        # (the PE below is placed later).
+        pe = self._ws_pe()
+        chain = [[Signal(w_shape, name=f"w_chain_{r}_{c}") for c in range(C)] if r else []
+                 for r in range(R)]
+        outs: list[list[dict]] = [[{} for _ in range(C)] for _ in range(R)]
+        words = len(self._state("psum"))
         for r in range(R):
             for c in range(C):
-                a_op = a_edge[r] if c == 0 else a_right[r][c - 1]
-                if c + 1 < C:
-                    a_right[r][c] = Signal(a_shape, name=f"a_{r}_{c}")
-                    with m.If(step):
-                        m.d.sync += a_right[r][c].eq(a_op)
-                above = psum[r - 1][c] if r else [0] * len(psum[r][c])
-                nxt = self._mac(m, above, a_op, w_op[r][c], f"mac_{r}_{c}")
-                with m.If(step):
-                    m.d.sync += [reg.eq(v) for reg, v in zip(psum[r][c], nxt, strict=True)]
+                ports: dict = {"step": step, "load": load}
+                ports["a"] = a_edge[r] if c == 0 else outs[r][c - 1]["a_out"]
+                ports["w_in"] = self.wl.payload.w[c] if r == R - 1 else chain[r + 1][c]
+                for k in range(words):
+                    ports[f"above{k}"] = outs[r - 1][c][f"psum{k}"] if r else 0
+                if spec.weight_double_buffer:
+                    ports["token"] = token[r + c]
+                unused = [n for n, edge in (("a_out", c + 1 == C), ("w_chain", r == 0)) if edge]
+                outs[r][c] = place(m, f"pe_{r}_{c}", pe, unused=unused, **ports)
+                if r:
+                    m.d.comb += chain[r][c].eq(outs[r][c]["w_chain"])
+        psum = [[[outs[r][c][f"psum{k}"] for k in range(words)] for c in range(C)]
+                for r in range(R)]
 
         # De-skew: column c leaves the array c steps after column 0; delay it cols-1-c more.
         # The carry-save pair of the bottom row is resolved (one CPA per column) first.

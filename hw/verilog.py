@@ -40,6 +40,8 @@ from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil
 from amaranth.hdl import _nir
 
+from hw import hier
+
 __all__ = ["UNINITIALIZED", "to_verilog"]
 
 #: The ``attrs`` key that marks an ``amaranth.lib.memory.Memory`` whose contents are don't-care
@@ -143,15 +145,19 @@ class _ModuleEmitter(rtlil.ModuleEmitter):
         return str(super().sigspec(*parts))
 
 
-def to_verilog(component: Any, name: str) -> str:
+def to_verilog(component: Any, name: str, *, check: bool = False) -> str:
     """The Verilog of ``component`` with top module ``name`` (``emit_src=False``: it changes
-    only when the hardware does), as the module docstring says."""
+    only when the hardware does), as the module docstring says: the modules of its repeated
+    structures (:mod:`hw.hier`, one per block), then the top. ``check``: elaborate every
+    placement of a block and fail unless all are the same module (``hier.emitting``)."""
     default = rtlil.ModuleEmitter
     rtlil.ModuleEmitter = _ModuleEmitter  # looked up by name in rtlil.convert_fragment
     try:
-        text = rtlil.convert(component, name=name, emit_src=False)
+        with hier.emitting(name, check=check) as blocks:
+            text = rtlil.convert(component, name=name, emit_src=False)
     finally:
         rtlil.ModuleEmitter = default
+    text = "".join(blocks.modules.values()) + text
     yosys = find_yosys(lambda version: version >= (0, 40))
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_PASSES, "write_verilog -norename"]
     # Yosys warns that not every process can be written as Verilog; Amaranth emits only

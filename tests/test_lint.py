@@ -202,9 +202,9 @@ def test_every_waiver_has_a_reason_and_a_pattern(engines: list[Path],
 
 def test_waivers_leave_the_generators_faults_reported(engines: list[Path],
                                                       tmp_path: Path) -> None:
-    """A dead named signal and a truncating assignment added to a design's Verilog are
-    reported through its lint.vlt: the waivers cover how Amaranth writes, not what a
-    generator could get wrong."""
+    """A dead named signal and a truncating assignment added to a design's top module, and
+    an input of a PE instance left unconnected, are reported through its lint.vlt: the
+    waivers cover how Amaranth writes, not what a generator could get wrong."""
     design = engines[0]
     copy = tmp_path / design.name
     copy.mkdir()
@@ -212,11 +212,16 @@ def test_waivers_leave_the_generators_faults_reported(engines: list[Path],
     text = (design / f"{design.name}.v").read_text()
     probe = ("  wire [7:0] lint_probe_dead;\n  assign lint_probe_dead = i__payload[7:0];\n"
              "  wire [2:0] lint_probe_narrow;\n  assign lint_probe_narrow = i__payload[7:0];\n")
-    head, sep, tail = text.rpartition("endmodule")
-    (copy / f"{design.name}.v").write_text(head + probe + sep + tail)
+    top = text.index(f"\nmodule {design.name}(")
+    end = text.index("endmodule", top)  # the top module's end (Yosys sorts modules by name)
+    text = text[:end] + probe + text[end:]
+    assert text.count("    .step(step),\n") > 1  # PE instances, each with its step
+    text = text.replace("    .step(step),\n", "", 1)
+    (copy / f"{design.name}.v").write_text(text)
     found = "\n".join(_messages(lint(copy)))
     assert "Signal is not used: 'lint_probe_dead'" in found
     assert "%Warning-WIDTHTRUNC" in found and "lint_probe_narrow" in found
+    assert "Instance has missing pin: 'step'" in found
 
 
 @pytest.mark.slow

@@ -88,7 +88,9 @@ def _delay_outputs(verilog: str, top: str) -> str:
     output stream once more (one cycle late, the data intact when the consumer is ready)."""
     width = int(re.search(r"output \[(\d+):0\] o__payload;", verilog).group(1)) + 1
     ports = re.search(rf"module {top}\((.*?)\);", verilog).group(1)
-    decls = "\n".join(line for line in verilog.splitlines()
+    start = verilog.index(f"module {top}(")
+    own = verilog[start:verilog.index("endmodule", start)]  # the top's (not its PEs')
+    decls = "\n".join(line for line in own.splitlines()
                       if re.match(r"\s*(input|output)\b", line))
     body = verilog.replace(f"module {top}(", f"module {top}_core(", 1)
     return body + f"""

@@ -172,11 +172,10 @@ def test_transposing_keeps_block_scales() -> None:
     assert t.exact_w_storage_bits * t.K * t.N == g.exact_a_storage_bits * g.M * g.K
 
 
-#: The block schemes the MX preset cannot run: NVFP4's E4M3 block scales, BF16 activations.
-MX_REFUSED = {"nvfp4", "bf16-kvmxint8", "bf16-kvbfp4"}
-
-
 def test_block_schemes_run_on_every_preset(capsys) -> None:
+    """Every (preset, block scheme) pair runs, and a preset that does not take a scheme's
+    formats as they are says how it runs them: no preset takes NVFP4's E4M3 block scales or
+    BF16 on an integer datapath; the MX preset takes the MX schemes as they are."""
     import json
 
     from cli_run import run
@@ -188,13 +187,19 @@ def test_block_schemes_run_on_every_preset(capsys) -> None:
             code, out, err = run(capsys, ["sim", "model", "--arch", preset, "--model",
                                           "llama-3-8b", "--phase", "decode", "--batch", "1",
                                           "--seq", "64", "--quant", quant, "--json"])
-            if preset == "mx" and quant in MX_REFUSED:
-                # the MX engine: E8M0 blocks of its element formats only, refused in one line
-                assert code == 2 and err.startswith(f"tpe: error: --quant: {quant}: ") \
-                    and err.count("\n") == 1, (quant, err)
-                continue
             assert code == 0, (preset, quant, err)
-            assert json.loads(out)["quant"] == quant
+            d = json.loads(out)
+            assert d["quant"] == quant and d["seconds"] > 0 and d["energy_pj"] > 0
+            note = {op["name"]: op["mapping"] for op in d["ops"]}["q_proj"].get("formats", "")
+            if quant in ("nvfp4", "bf16-kvmxint8", "bf16-kvbfp4") and preset not in GPUS:
+                assert note, (preset, quant)
+            if preset == "mx":
+                assert (note == "") == (quant not in ("nvfp4", "bf16-kvmxint8",
+                                                      "bf16-kvbfp4")), (quant, note)
+
+
+#: The GPU presets (their tensor cores take BF16 as it is).
+GPUS = ("a100", "h100", "h200")
 
 
 def test_gpu_presets_say_how_they_run_formats_they_lack(capsys) -> None:
@@ -211,7 +216,7 @@ def test_gpu_presets_say_how_they_run_formats_they_lack(capsys) -> None:
         code, out, err = run(capsys, [*argv, "--quant", quant, "--json"])
         assert code == 0, err
         ops = {op["name"]: op["mapping"] for op in json.loads(out)["ops"]}
-        notes[quant] = ops["q_proj"].get("gpu_formats", "")
+        notes[quant] = ops["q_proj"].get("formats", "")
     assert notes["mxfp4"].startswith("fp4_e2m1 run on the bf16 tensor cores")
     assert notes["mxfp8"].startswith("block scales along K") and notes["bf16"] == ""
     code, out, _ = run(capsys, [*argv, "--quant", "nvfp4"])

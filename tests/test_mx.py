@@ -218,6 +218,29 @@ def test_gpu_presets_say_how_they_run_formats_they_lack(capsys) -> None:
         ops = {op["name"]: op["mapping"] for op in json.loads(out)["ops"]}
         notes[quant] = ops["q_proj"].get("formats", "")
     assert notes["mxfp4"].startswith("fp4_e2m1 run on the bf16 tensor cores")
-    assert notes["mxfp8"].startswith("block scales along K") and notes["bf16"] == ""
+    assert notes["mxfp8"].startswith("block scales along K applied to each block's partial "
+                                     "sums on the CUDA cores") and notes["bf16"] == ""
     code, out, _ = run(capsys, [*argv, "--quant", "nvfp4"])
     assert code == 0 and "  formats on h100: fp4_e2m1 run on the bf16 tensor cores" in out
+
+
+def test_gpu_block_scales_take_cuda_core_time() -> None:
+    """A GEMM with MX scales on both operands takes, beyond the same GEMM without them, two
+    FP32 operations per output and block of 32 at the card's CUDA-core rate."""
+    import pytest
+
+    from hw.spec import load_arch
+    from models.ops import Gemm
+    from sim.gpu_model import block_scale_ops, op_estimate
+
+    arch = load_arch("h100")
+    plain = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3")
+    mx = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3",
+              a_group=32, a_scale_bits=8, a_scale_fmt="e8m0", w_group=32, w_scale_bits=8,
+              w_scale_fmt="e8m0")
+    assert block_scale_ops(plain) == 0
+    assert block_scale_ops(mx) == 2048 * 4096 * (4096 // 32) * 2
+    extra_us = block_scale_ops(mx) / (128 * 132 * 1980.0)  # H100: 128 FP32 lanes x 132 SMs
+    t_plain = op_estimate(arch, plain, "ideal")[0].us
+    t_mx = op_estimate(arch, mx, "ideal")[0].us
+    assert t_mx == pytest.approx(t_plain + extra_us, rel=1e-9)

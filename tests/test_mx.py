@@ -95,7 +95,7 @@ def test_nvfp4_two_level_scales() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 64)) * np.array([1.0, 10.0, 0.01, 300.0])[:, None]
     q = quantize(x, "nvfp4")
-    assert q.tensor_scale == np.abs(x).max() / (6 * 448)
+    assert q.tensor_scale == float(np.float32(np.abs(x).max() / (6 * 448)))  # FP32
     block_amax = np.abs(x.reshape(4, 4, 16)).max(axis=-1)
     want = decode(encode(block_amax / 6 / q.tensor_scale, "fp8_e4m3"), "fp8_e4m3")
     assert np.array_equal(decode(q.scales, "fp8_e4m3"), want)
@@ -104,6 +104,26 @@ def test_nvfp4_two_level_scales() -> None:
     # re-quantizing the dequantized tensor changes nothing
     again = quantize(dequantize(q), "nvfp4")
     assert np.array_equal(dequantize(again), dequantize(q))
+
+
+def test_nvfp4_saturation_and_special_values() -> None:
+    """An element beyond E2M1's 6 after its block scale rounds down saturates at 6; a block
+    holding a NaN or an infinity gets E4M3's NaN scale (S.1111.111) and leaves the tensor
+    scale and the other blocks as they would be without it; an all-zero tensor is zeros."""
+    # block 0 sets the tensor scale to 1 (amax 6 * 448); block 1's scale 55.5 / 6 = 9.25
+    # rounds to E4M3's 9 (steps of 1 in [8, 16)), so 55.5 / 9 = 6.17 saturates at 6
+    x = np.concatenate([np.full(16, 6.0 * 448), np.full(16, 55.5)])[None]
+    q = quantize(x, "nvfp4")
+    assert q.tensor_scale == 1.0 and decode(q.scales, "fp8_e4m3").tolist() == [[448.0, 9.0]]
+    assert dequantize(q)[0, 16:].tolist() == [54.0] * 16
+    for special in (np.nan, np.inf, -np.inf):
+        y = np.concatenate([x[0], [special], np.full(15, 1.0)])[None]
+        q = quantize(y, "nvfp4")
+        assert q.tensor_scale == 1.0 and q.scales[0, 2] in (0x7F, 0xFF)
+        assert np.isnan(dequantize(q)[0, 32:]).all()
+        assert dequantize(q)[0, 16:32].tolist() == [54.0] * 16
+    z = quantize(np.zeros((2, 32)), "nvfp4")
+    assert z.tensor_scale == 1.0 and not dequantize(z).any()
 
 
 @pytest.mark.parametrize("name", sorted(BLOCK_FORMATS))

@@ -32,7 +32,6 @@ and dequantize take that order.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -1295,8 +1295,14 @@ def format_note(op: Any, k: Kernel) -> str:
     cores (:func:`block_scale_ops`, timed by :func:`block_scale_us`). ``""`` when the
     formats are native (and for the int4 weight-only kernels, which are measured as they
     are)."""
-    from models.ops import Gemm
+    from models.ops import Attention, Gemm
 
+    if isinstance(op, Attention):
+        if k.kv_dtype or op.kv_fmt in NATIVE_FORMATS.get(k.dtype, ()):
+            return ""  # the KIVI kernel takes its int8/int4 cache as it is
+        scales = f" with {op.kv_scale_bits}-bit scales" if op.kv_scale_bits else ""
+        return (f"attention's {op.kv_fmt} KV cache{scales} converted to {k.dtype} as it "
+                "loads (its stored bytes moved)")
     if not isinstance(op, Gemm) or k.dtype in W4A16:
         return ""
     path = tensor_dtype(k)

@@ -242,6 +242,7 @@ def test_gpu_presets_say_how_they_run_formats_they_lack(capsys) -> None:
                                      "sums on the CUDA cores") and notes["bf16"] == ""
     code, out, _ = run(capsys, [*argv, "--quant", "nvfp4"])
     assert code == 0 and "  formats on h100: fp4_e2m1 run on the bf16 tensor cores" in out
+    assert "  formats on h100: attention's fp8_e4m3 KV cache converted to bf16 as it loads" in out
 
 
 def test_gpu_block_scales_take_cuda_core_time() -> None:

@@ -38,10 +38,12 @@ Formats (the hooks of :data:`sim.engines.FORMAT_HOOKS`, :class:`sim.engines.Form
 * scales the engine cannot apply (NVFP4's FP8 E4M3 block scales, E8M0 groups that are not
   a multiple of the block, the integer schemes' FP16 group scales) are applied on the vector
   unit: the engine runs the elements with E8M0 scales at 1, one scale group per beat when
-  the group is shorter than the block (the engine then runs as one of that block: ``beat``
-  lanes of products idle), and the vector unit scales each group's partial sum (one
+  the group is shorter than the block (the engine then runs as one of that block, its other
+  product lanes idle), and the vector unit scales each group's partial sum (one
   multiply-add per output and group, one more multiply when both operands carry such
-  scales); what it does is the operator's ``formats`` note;
+  scales); what it does is the operator's ``formats`` note. As for the integer engines'
+  weight groups, taking a group's partial sum out of the engine costs no cycles here (on the
+  generated RTL each group would end a fold: ``rows`` drain cycles more per group);
 * without ``int8`` among the element formats, an operand in neither of the first two is
   refused with a one-line :class:`sim.errors.FormatError` naming the operand and the fix.
 

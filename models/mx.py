@@ -20,7 +20,8 @@ above (OCP MX v1.0 section 6.3). MXINT8's elements are integers times ``2^-6`` s
 symmetrically at ``+-(2 - 2^-6)`` (as the specification's reference library,
 microsoft/microxcaling, does). Block floating point (``bfp*``) is the same rule with
 integer mantissas of the element's width (``emax = bits - 2``). NVFP4: a per-tensor scale
-``amax / (6 * 448)`` rounded to FP32 (``amax`` over the finite blocks), a per-block E4M3
+``amax / (6 * 448)`` (``amax`` over the finite blocks; FP32 in the recipe, kept in float64
+here so that representable values round-trip exactly), a per-block E4M3
 scale ``e4m3(amax_block / 6 / tensor_scale)`` (round-to-nearest-even, saturating), the
 elements ``e2m1(V / (block_scale * tensor_scale))`` (NVIDIA's NVFP4 recipe); a block with a
 NaN or an infinity gets E4M3's NaN scale, as MX blocks get E8M0's.
@@ -228,8 +229,7 @@ def quantize(x: np.ndarray, fmt: str | BlockFormat, order: np.ndarray | None = N
         top = float(np.max(finite)) if finite.size else 0.0
         elem_max = float(_positive(f.element)[0][-1])
         scale_max = float(_positive(f.scale)[0][-1])
-        tensor = float(np.float32(top / (elem_max * scale_max))) if top > 0 else 0.0
-        tensor = tensor if tensor > 0 else 1.0  # all zero (or below FP32's range)
+        tensor = top / (elem_max * scale_max) if top > 0 else 1.0  # 1.0: all zero
         with np.errstate(invalid="ignore"):
             scales = encode(np.where(bad, np.nan, amax / elem_max / tensor), f.scale)
         scale_val = decode(scales, f.scale)

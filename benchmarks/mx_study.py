@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Study: Llama-3-8B and Llama-2-70B, decode and prefill, on the MX engine against the INT8
-systolic array, the LUT engine and the bit-slice engine under the block-scaled schemes (and
-W8A8 on the integer engines).
+systolic array, the LUT engine and the bit-slice engine, and on the H100 and H200 GPU
+presets, under the block-scaled schemes (and W8A8).
 
-Every number comes from ``sim.model.simulate_model`` on the ``mx``, ``systolic``, ``lut`` and
-``bitslice`` presets (1024 MACs per cycle each at their built width, the same buffers, DRAM
-link and clock). The integer engines run an MX scheme as block floating point with the block
-scales applied on the vector unit; the MX engine in its own formats (docs/mx_engine.md). A
-scheme an engine refuses is reported as such. Writes, into ``--out`` (default
-``docs/study_mx``):
+Every number comes from ``sim.model.simulate_model`` (the code of ``tpe sim model``) on the
+``mx``, ``systolic``, ``lut`` and ``bitslice`` presets (1024 MACs per cycle each at their
+built width, the same buffers, DRAM link and clock) and the ``h100`` and ``h200`` presets
+(the GPU kernel model). The integer engines run an MX scheme as block floating point with
+the block scales applied on the vector unit; the MX engine in its own formats
+(docs/mx_engine.md); the GPUs on the tensor-core path of their formats. How each preset runs
+a format it does not take as it is, is the ``formats`` note of its operators, quoted as the
+model gives it. A scheme an engine refuses is reported as such. Writes, into ``--out``
+(default ``docs/study_mx``):
 
 * ``results.csv``: one row per model x phase x engine x scheme: time and energy per token,
   tokens/s, DRAM bytes, vector share, whether weights and KV cache fit, the engine's area and
@@ -17,7 +20,7 @@ scheme an engine refuses is reported as such. Writes, into ``--out`` (default
   phase;
 * ``docs/mx_study.md`` (beside the folder): the write-up, every figure in it computed here.
 
-Usage (repository root): ``.venv/bin/python benchmarks/mx_study.py`` (about a minute).
+Usage (repository root): ``.venv/bin/python benchmarks/mx_study.py`` (about half a minute).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-ENGINES = ("mx", "systolic", "lut", "bitslice")
-SCHEMES = ("mxint8", "mxfp8", "mxfp6", "mxfp4", "mxfp4-a8", "w8a8")
+ENGINES = ("mx", "systolic", "lut", "bitslice", "h100", "h200")
+#: The GPU presets among ENGINES.
+GPUS = ("h100", "h200")
+SCHEMES = ("mxint8", "mxfp8", "mxfp6", "mxfp4", "mxfp4-a8", "nvfp4", "w8a8")
 MODELS = ("llama-3-8b", "llama-2-70b")
 #: (phase, batch, seq): decode steps of 8 sequences against 2048 cached tokens; a prefill of
 #: one 2048-token prompt.
@@ -55,23 +60,28 @@ def storage_bits(scheme: str) -> tuple[float, float]:
             bits(q.a_block, q.a_fmt, q.a_group, q.a_scale_bits))
 
 
+def _formats_note(r) -> str:
+    """How the preset runs the formats of a run's operators (their ``formats`` notes, as
+    ``tpe sim model`` prints them; ``""`` when it takes them as they are)."""
+    return "; ".join(dict.fromkeys(o.mapping["formats"] for o in r.ops
+                                   if "formats" in o.mapping))
+
+
 def run(out: Path) -> dict:
     from hw.spec import load_arch
     from models.llm import load_model, lower, weight_bytes
-    from sim.energy import area_breakdown
     from sim.errors import FormatError
     from sim.execution import resolve_scheme
     from sim.model import simulate_model
 
     results: dict = {}
-    refused: dict = {}
+    refused: dict = {}  # (model, phase, engine, scheme) -> the one-line error
     rows = []
     for model in MODELS:
         cfg = load_model(model)
         for phase, batch, seq in PHASES:
             for engine in ENGINES:
                 arch = load_arch(engine)
-                area_mm2 = sum(area_breakdown(arch).values()) / 1e6
                 for scheme in SCHEMES:
                     key = (model, phase, engine, scheme)
                     try:
@@ -94,8 +104,9 @@ def run(out: Path) -> dict:
                         "tokens_per_s": r.tokens_per_s,
                         "energy_per_token_mj": (r.energy_per_token_pj or 0.0) / 1e9,
                         "dram_gb": r.dram_bytes / 1e9, "vector_cycle_share": vector,
-                        "fits": r.fits, "area_mm2": area_mm2,
+                        "fits": r.fits, "area_mm2": r.area_um2 / 1e6,
                         "weight_storage_bits": w_bits, "activation_storage_bits": a_bits,
+                        "formats": _formats_note(r),
                     })
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "results.csv", "w", newline="") as f:
@@ -159,29 +170,32 @@ def _write_up(results: dict, refused: dict, rows: list[dict], out: Path) -> str:
         "",
         "## Set-up",
         "",
-        "| engine (preset) | spec | MACs/cycle at its built width | area (mm^2, engine and "
-        "buffers) |",
+        "| engine (preset) | spec | MACs/cycle at its built width (all cores) | area (mm^2, "
+        "as `tpe sim model` reports it; GPUs: the die) |",
         "| --- | --- | ---: | ---: |",
     ]
     areas = {r["engine"]: r["area_mm2"] for r in rows}
     for e in ENGINES:
         a = load_arch(e)
-        lines.append(f"| `{e}` | {a.engine.name} | {a.engine.macs_per_cycle:g} | "
+        lines.append(f"| `{e}` | {a.engine.name} | {a.engine.macs_per_cycle * a.cores:g} | "
                      f"{areas[e]:.3f} |")
     a0 = load_arch(ENGINES[0])
     phases = ", ".join(f"{p} (batch {b}, {'KV cache' if p == 'decode' else 'prompt'} of "
                        f"{s} tokens)" for p, b, s in PHASES)
     lines += [
         "",
-        f"All four sit in the same memory system ({a0.dram.bandwidth_gb_per_s:g} GB/s DRAM, "
-        f"{a0.clock_mhz:g} MHz); phases: {phases}. Time and energy are per generated token "
-        "(decode) or per prompt token (prefill). "
+        f"The four engines sit in the same memory system ({a0.dram.bandwidth_gb_per_s:g} GB/s "
+        f"DRAM, {a0.clock_mhz:g} MHz); the GPU presets are whole cards (their HBM, SMs and "
+        f"clocks); phases: {phases}. Time and energy are per generated token (decode) or per "
+        "prompt token (prefill). "
         + _fits_sentence(results),
         "",
         "The integer engines run an MX scheme as block floating point of `mantissa + 2` bits "
         "per element (E2M1 3 bits, E4M3 5: the run-time-precision engines run them at that "
         "width) with each block's partial sum scaled on the vector unit; the MX engine decodes "
-        "the elements exactly and scales the blocks itself ([mx_engine.md](mx_engine.md)).",
+        "the elements exactly and scales E8M0 blocks itself, NVFP4's E4M3 scales on its "
+        "vector unit ([mx_engine.md](mx_engine.md)); the GPUs run what their tensor cores "
+        "lack as the section on formats below says.",
         "",
         "| scheme | what it stores | bits per weight | bits per activation |",
         "| --- | --- | ---: | ---: |",
@@ -202,21 +216,57 @@ def _write_up(results: dict, refused: dict, rows: list[dict], out: Path) -> str:
                         cells.append("refused")
                         continue
                     ms = r.seconds * 1e3 / r.tokens
-                    cells.append(f"{ms:,.2f} ms, {(r.energy_per_token_pj or 0) / 1e9:,.2f} mJ")
+                    cells.append(f"{ms:,.4g} ms, {(r.energy_per_token_pj or 0) / 1e9:,.4g} mJ")
                 lines.append(f"| {e} | " + " | ".join(cells) + " |")
     lines += ["", f"![time and energy per token]({rel}/time_energy.png)", ""]
+    lines += _formats_section(rows)
     lines += _findings(results, refused)
     return "\n".join(lines) + "\n"
 
 
+def _formats_section(rows: list[dict]) -> list[str]:
+    """Per preset and scheme: whether the preset takes the scheme's GEMM formats as they are
+    and, where not, how the model runs them (the operators' ``formats`` notes)."""
+    from hw.spec import load_arch
+    from sim.gpu_model import NATIVE_FORMATS
+
+    out = ["## How each preset runs the formats", ""]
+    for g in GPUS:
+        a = load_arch(g)
+        native = sorted({f for d in a.gpu.dtypes for f in NATIVE_FORMATS.get(d, ())})
+        out.append(f"- `{g}`: tensor cores for {', '.join(a.gpu.dtypes)} (formats taken as "
+                   f"they are: {', '.join(native)}); none of the 4- and 6-bit formats, and no "
+                   "block scales.")
+    out += ["", "Native means the preset's datapath takes the scheme's GEMM operands, block "
+            "scales included, as they are; otherwise the model's note for the run "
+            "(`tpe sim model` prints it as `formats on PRESET:`; the same for decode and "
+            "prefill and both models).", "",
+            "| preset | scheme | native | how the model runs it |", "| --- | --- | --- | --- |"]
+    seen: dict = {}
+    for r in rows:
+        seen.setdefault((r["engine"], r["scheme"]), r["formats"])
+    for (e, s), note in seen.items():
+        out.append(f"| `{e}` | `{s}` | {'yes' if not note else 'no'} | {note or '-'} |")
+    return [*out, ""]
+
+
 def _fits_sentence(results: dict) -> str:
     """Which runs hold their weights and KV cache in the preset's DRAM."""
-    fit = sorted({(k[0], k[3]) for k, r in results.items() if r.fits})
-    if not fit:
-        return ("No run fits: every model's weights and KV cache exceed the presets' DRAM "
-                f"({next(iter(results.values())).capacity_bytes / 2**30:g} GiB); the figures "
-                "are those of the memory system as if they did.")
-    return "Runs that fit in DRAM: " + ", ".join(f"{m} {s}" for m, s in fit) + "."
+    out = []
+    for what, presets in (("engine", [e for e in ENGINES if e not in GPUS]), ("GPU", GPUS)):
+        runs = {k: r for k, r in results.items() if k[2] in presets}
+        fit = sorted({(k[0], k[3]) for k, r in runs.items() if r.fits})
+        cap = next(iter(runs.values())).capacity_bytes / 2**30
+        if not fit:
+            out.append(f"No {what} run fits: every model's weights and KV cache exceed the "
+                       f"{what} presets' memory ({cap:g} GiB); the figures are those of the "
+                       "memory system as if they did.")
+        elif len(fit) == len({(k[0], k[3]) for k in runs}):
+            out.append(f"Every {what} run fits in its memory ({cap:g} GiB).")
+        else:
+            out.append(f"{what} runs that fit in memory: "
+                       + ", ".join(f"{m} {s}" for m, s in fit) + ".")
+    return " ".join(out)
 
 
 def _findings(results: dict, refused: dict) -> list[str]:
@@ -234,18 +284,28 @@ def _findings(results: dict, refused: dict) -> list[str]:
                     f"{mx4.seconds / sy8.seconds:.2f}x the time and "
                     f"{(mx4.energy_per_token_pj or 0) / (sy8.energy_per_token_pj or 1):.2f}x "
                     "the energy per token of the INT8 systolic array under `w8a8`.")
-            best = min((k for k in results if k[0] == model and k[1] == phase),
-                       key=lambda k: results[k].seconds)
-            out.append(f"- {model} {phase}: fastest `{best[2]}` under `{best[3]}` "
-                       f"({results[best].seconds * 1e3 / results[best].tokens:,.2f} ms per "
-                       "token).")
+            best = min((k for k in results if k[0] == model and k[1] == phase
+                        and k[2] not in GPUS), key=lambda k: results[k].seconds)
+            out.append(f"- {model} {phase}: fastest of the engines `{best[2]}` under "
+                       f"`{best[3]}` ({results[best].seconds * 1e3 / results[best].tokens:,.2f}"
+                       " ms per token).")
+            for g in GPUS:
+                base = r(g, "w8a8")
+                if base is None:
+                    continue
+                ratios = ", ".join(
+                    f"`{s}` {r(g, s).seconds / base.seconds:.2f}x" for s in SCHEMES
+                    if s != "w8a8" and r(g, s) is not None)
+                out.append(f"  - `{g}`: time against its native `w8a8` (INT8 tensor cores): "
+                           f"{ratios}.")
             for e in ("systolic", "lut", "bitslice"):
                 q = r(e, "mxfp4")
                 if q is None:
                     continue
                 vec = sum(o.vector_cycles for o in q.ops) / q.cycles
                 out.append(f"  - `{e}` under `mxfp4`: the vector unit is busy {vec:.0%} of the "
-                           "cycles (a multiply-add per output and block of 32).")
+                           "cycles (per output and block of 32: a multiply-add, and a "
+                           "multiply for the second operand's scale).")
     reasons = sorted({(k[2], k[3], v.split(": ", 2)[-1]) for k, v in refused.items()})
     if reasons:
         out += ["", "Refused (one line each, as `tpe sim model` prints them):", ""]

@@ -776,7 +776,7 @@ class _Ctx:
         return Gemm(name=name, M=M, N=N, K=K, count=count, a_fmt=s.a_fmt, w_fmt=s.w_fmt,
                     o_fmt=_acc_fmt(s.a_fmt, s.w_fmt), b_is_weight=True, w_group=s.w_group,
                     w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits,
-                    a_group=s.a_group)
+                    a_group=s.a_group, w_scale_fmt=s.w_scale_fmt, a_scale_fmt=s.a_scale_fmt)
 
     def vec(self, name: str, kind: Any, elems: int, ops: float, count: int, *, reads: int = 1,
             table_bytes: float = 0.0) -> Vector:

@@ -20,9 +20,11 @@ above (OCP MX v1.0 section 6.3). MXINT8's elements are integers times ``2^-6`` s
 symmetrically at ``+-(2 - 2^-6)`` (as the specification's reference library,
 microsoft/microxcaling, does). Block floating point (``bfp*``) is the same rule with
 integer mantissas of the element's width (``emax = bits - 2``). NVFP4: a per-tensor scale
-``amax / (6 * 448)`` (FP32), a per-block E4M3 scale ``e4m3(amax_block / 6 / tensor_scale)``
-(round-to-nearest-even, saturating), the elements ``e2m1(V / (block_scale * tensor_scale))``
-(NVIDIA's NVFP4 recipe).
+``amax / (6 * 448)`` (``amax`` over the finite blocks; FP32 in the recipe, kept in float64
+here so that representable values round-trip exactly), a per-block E4M3
+scale ``e4m3(amax_block / 6 / tensor_scale)`` (round-to-nearest-even, saturating), the
+elements ``e2m1(V / (block_scale * tensor_scale))`` (NVIDIA's NVFP4 recipe); a block with a
+NaN or an infinity gets E4M3's NaN scale, as MX blocks get E8M0's.
 
 **K-sort** (``reorder`` formats): :func:`ksort` orders the channels by a calibration magnitude
 so that blocks hold channels of like size and outliers share blocks of their own; quantize
@@ -31,7 +33,6 @@ and dequantize take that order.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -224,11 +225,13 @@ def quantize(x: np.ndarray, fmt: str | BlockFormat, order: np.ndarray | None = N
         scale_val = np.where(bad, np.nan, np.exp2(exp.astype(np.float64)))
         tensor = 1.0
     else:  # NVFP4: an FP32 scale per tensor, an E4M3 scale per block
-        top = float(np.max(amax)) if amax.size else 0.0
+        finite = amax[~bad]
+        top = float(np.max(finite)) if finite.size else 0.0
         elem_max = float(_positive(f.element)[0][-1])
         scale_max = float(_positive(f.scale)[0][-1])
-        tensor = top / (elem_max * scale_max) if top > 0 and math.isfinite(top) else 1.0
-        scales = encode(amax / elem_max / tensor, f.scale)
+        tensor = top / (elem_max * scale_max) if top > 0 else 1.0  # 1.0: all zero
+        with np.errstate(invalid="ignore"):
+            scales = encode(np.where(bad, np.nan, amax / elem_max / tensor), f.scale)
         scale_val = decode(scales, f.scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(scale_val[..., None] > 0, xb / (scale_val[..., None] * tensor), 0.0)

@@ -102,7 +102,8 @@ class Gemm:
     (scale plus zero point, ``0`` when B is not scaled, e.g. floating point). A's rows (tokens)
     carry ``a_scale_bits`` bits of dynamic scale per ``a_group`` elements along K (``0``: one
     scale per token; block-scaled formats such as MX: one per block of 32), none when
-    ``a_scale_bits`` is ``0``.
+    ``a_scale_bits`` is ``0``. ``w_scale_fmt`` / ``a_scale_fmt``: the block scales' format
+    when the operand is in a block format (E8M0 powers of two, NVFP4's E4M3).
     :attr:`w_storage_bits` / :attr:`a_storage_bits` are the bits per element these add up to.
     """
 
@@ -119,6 +120,11 @@ class Gemm:
     w_scale_bits: int = 0
     a_scale_bits: int = 0
     a_group: int = 0
+    #: The format of a block scale (``models.formats.BlockFormat.scale``: ``"e8m0"`` for
+    #: MX and block floating point, ``"fp8_e4m3"`` for NVFP4), ``""`` when the scales are not
+    #: a block format's (none, or the fp16 scales of integer schemes).
+    w_scale_fmt: str = ""
+    a_scale_fmt: str = ""
 
     def __post_init__(self) -> None:
         _check_positive(self.name, self, "M", "N", "K", "count")

@@ -75,6 +75,11 @@ class QuantScheme:
     w_block: str = ""
     a_block: str = ""
     kv_block: str = ""
+    #: The block scales' formats (``models.formats.BlockFormat.scale``), set with the block
+    #: formats; ``""`` otherwise.
+    w_scale_fmt: str = ""
+    a_scale_fmt: str = ""
+    kv_scale_fmt: str = ""
 
     def __post_init__(self) -> None:
         where = f"scheme {self.name}"
@@ -105,6 +110,8 @@ class QuantScheme:
             "kv_group": self.kv_group, "kv_scale_bits": self.kv_scale_bits,
             "kv_residual": self.kv_residual, "overrides": dict(self.overrides),
             "w_block": self.w_block, "a_block": self.a_block, "kv_block": self.kv_block,
+            "w_scale_fmt": self.w_scale_fmt, "a_scale_fmt": self.a_scale_fmt,
+            "kv_scale_fmt": self.kv_scale_fmt,
         }
 
 
@@ -136,14 +143,14 @@ def _named() -> MappingProxyType[str, QuantScheme]:
 
 #: Per tensor: the block-format key of a scheme entry and the fields it sets (format, group,
 #: scale bits).
-_BLOCK_KEYS = {"w_block": ("w_fmt", "w_group", "w_scale_bits"),
-               "a_block": ("a_fmt", "a_group", "a_scale_bits"),
-               "kv_block": ("kv_fmt", "kv_group", "kv_scale_bits")}
+_BLOCK_KEYS = {"w_block": ("w_fmt", "w_group", "w_scale_bits", "w_scale_fmt"),
+               "a_block": ("a_fmt", "a_group", "a_scale_bits", "a_scale_fmt"),
+               "kv_block": ("kv_fmt", "kv_group", "kv_scale_bits", "kv_scale_fmt")}
 
 
 def _blocks(name: str, entry: dict[str, Any]) -> dict[str, Any]:
     """A scheme entry with its block formats (``w_block = "mxfp4"``, ...) spelled out as the
-    element format, the block as the group and the scale's bits."""
+    element format, the block as the group, the scale's bits and its format."""
     for key, fields in _BLOCK_KEYS.items():
         if key not in entry:
             continue
@@ -155,7 +162,8 @@ def _blocks(name: str, entry: dict[str, Any]) -> dict[str, Any]:
             fmt = get_block_format(entry[key])
         except ModelError as err:
             raise ModelError(f"{_SCHEMES_FILE.name}: [{name}] {key}: {err}") from None
-        entry |= dict(zip(fields, (fmt.element, fmt.block, fmt.scale_bits), strict=True))
+        entry |= dict(zip(fields, (fmt.element, fmt.block, fmt.scale_bits, fmt.scale),
+                          strict=True))
     return entry
 
 

@@ -378,11 +378,12 @@ def _gemm_op(scheme: QuantScheme, *, name: str, m: int, n: int, k: int, weight: 
         return Gemm(name=name, M=m, N=n, K=k, a_fmt=s.a_fmt, w_fmt=s.w_fmt,
                     o_fmt=_acc_fmt(s.a_fmt, s.w_fmt), w_group=s.w_group,
                     w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits,
-                    a_group=s.a_group)
+                    a_group=s.a_group, w_scale_fmt=s.w_scale_fmt, a_scale_fmt=s.a_scale_fmt)
     # both operands are activations: stored and scaled alike
     return Gemm(name=name, M=m, N=n, K=k, a_fmt=s.a_fmt, w_fmt=s.a_fmt,
                 o_fmt=_acc_fmt(s.a_fmt), b_is_weight=False, w_scale_bits=s.a_scale_bits,
-                w_group=s.a_group, a_scale_bits=s.a_scale_bits, a_group=s.a_group)
+                w_group=s.a_group, a_scale_bits=s.a_scale_bits, a_group=s.a_group,
+                w_scale_fmt=s.a_scale_fmt, a_scale_fmt=s.a_scale_fmt)
 
 
 def _attention_op(scheme: QuantScheme, batch: int, heads: int, kv_heads: int, q_len: int,

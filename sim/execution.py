@@ -36,6 +36,7 @@ costs on it:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from hw.spec import ArchSpec, EngineSpec, SpecError
@@ -43,7 +44,7 @@ from models.caches import memo
 from models.formats import NumberFormat, get_format
 from models.ops import Gemm
 from models.quant import QuantScheme, get_scheme
-from sim.engines import format_hook
+from sim.engines import engine_slices, format_hook
 from sim.errors import FormatError
 
 __all__ = [
@@ -75,15 +76,6 @@ def operand_bits(fmt: NumberFormat, engine: EngineSpec, what: str) -> int:
     )
 
 
-def engine_slices(need: int, port_bits: int, signed: bool) -> int:
-    """Slices of a ``need``-bit operand on a ``port_bits``-bit port (module doc)."""
-    if need <= port_bits:
-        return 1
-    if signed and port_bits > 1:
-        return 1 + -(-(need - port_bits) // (port_bits - 1))
-    return -(-need // port_bits)
-
-
 @memo(maxsize=1024)
 def _at_precision(arch: ArchSpec, a_bits: int, w_bits: int) -> ArchSpec:
     e = arch.engine
@@ -113,6 +105,8 @@ class GemmPlan:
     w_slices: int
     convert_ops: int
     rescale_ops: int
+    #: How the engine runs formats it does not take as they are (``""`` when it does).
+    note: str = ""
 
     @property
     def passes(self) -> int:
@@ -129,7 +123,8 @@ def _transpose(g: Gemm) -> Gemm:
     return dataclasses.replace(
         g, M=g.N, N=g.M, a_fmt=g.w_fmt, w_fmt=g.a_fmt,
         a_scale_bits=g.w_scale_bits, a_group=g.w_group, w_scale_bits=g.a_scale_bits,
-        w_group=g.a_group, b_is_weight=False,
+        w_group=g.a_group, a_scale_fmt=g.w_scale_fmt, w_scale_fmt=g.a_scale_fmt,
+        b_is_weight=False,
     )
 
 
@@ -149,19 +144,26 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
     seen = _transpose(gemm) if transposed else gemm
     outputs = gemm.M * gemm.N
     hook = format_hook(e.kind, "plan_formats")
-    if hook is not None:  # the kind runs the formats its own way: one pass, its own scaling
-        a_need, w_need, per_output = hook(e, gemm)
-        return GemmPlan(arch=arch, gemm=seen, transposed=transposed, a_need_bits=a_need,
-                        w_need_bits=w_need, a_slices=1, w_slices=1,
-                        convert_ops=_convert_ops(gemm, a_fmt, w_fmt),
-                        rescale_ops=outputs * per_output)
-    a_need = operand_bits(a_fmt, e, f"{gemm.name}.a_fmt")
-    w_need = operand_bits(w_fmt, e, f"{gemm.name}.w_fmt")
+    run = arch
+    if hook is not None:  # the kind runs the formats its own way (sim.engines.FormatPlan)
+        fp = hook(e, gemm)
+        a_need, w_need = fp.a_need_bits, fp.w_need_bits
+        if fp.engine is not None:
+            run = dataclasses.replace(arch, engine=fp.engine)
+        group, sides, scaled, note = fp.groups_outside, fp.sides_outside, fp.scaled, fp.note
+    else:
+        a_need = operand_bits(a_fmt, e, f"{gemm.name}.a_fmt")
+        w_need = operand_bits(w_fmt, e, f"{gemm.name}.w_fmt")
+        grouped = [g for g, b in ((gemm.a_group, gemm.a_scale_bits),
+                                  (gemm.w_group, gemm.w_scale_bits)) if g and b]
+        group, sides = (math.gcd(*grouped), len(grouped)) if grouped else (0, 0)
+        scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float
+                      or w_fmt.is_float)
+        note = _integer_note(gemm, a_fmt, w_fmt, a_need, w_need, group)
     port_a, port_w = (w_need, a_need) if transposed else (a_need, w_need)
     a_slices = engine_slices(port_a, e.a_bits, e.signed)
     w_slices = engine_slices(port_w, e.w_bits, e.signed)
-    run = arch
-    if e.runtime_precision:
+    if e.runtime_precision and hook is None:
         a_bits = port_a if a_slices == 1 else e.a_bits
         w_bits = port_w if w_slices == 1 else e.w_bits
         try:
@@ -169,14 +171,38 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
         except SpecError as err:  # pragma: no cover - every kind takes 1..its built width
             raise FormatError(f"{gemm.name}: cannot run {e.kind} at a{a_bits}w{w_bits}: "
                               f"{err}") from None
-    groups = gemm.w_groups_per_column
-    scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float or w_fmt.is_float)
-    rescale = outputs * groups * (int(scaled) + a_slices * w_slices - 1)
+    passes = a_slices * w_slices
+    if passes > 1:
+        note = "; ".join(x for x in (note, f"{passes} passes of slices on the engine's "
+                                     f"{e.a_bits}x{e.w_bits}-bit ports, shift-added on the "
+                                     "vector unit") if x)
+    # per output: one partial sum per scale group along K (one when none), each scaled (one
+    # multiply-add, one more multiply for a second operand's scale) and the slices' partial
+    # results shift-added
+    partial = -(-gemm.K // group) if group else 1
+    rescale = outputs * partial * (max(sides, int(scaled)) + passes - 1)
     return GemmPlan(
         arch=run, gemm=seen, transposed=transposed, a_need_bits=a_need, w_need_bits=w_need,
         a_slices=a_slices, w_slices=w_slices, convert_ops=_convert_ops(gemm, a_fmt, w_fmt),
-        rescale_ops=rescale,
+        rescale_ops=rescale, note=note,
     )
+
+
+def _integer_note(gemm: Gemm, a_fmt: NumberFormat, w_fmt: NumberFormat, a_need: int,
+                  w_need: int, group: int) -> str:
+    """What an integer engine makes of floating-point operands and scales along K."""
+    notes = []
+    for fmt, need, what in ((a_fmt, a_need, "activations"), (w_fmt, w_need, "weights")):
+        if fmt.is_float:
+            how = ("converted on the vector unit as produced, "
+                   f"{CONVERT_OPS_PER_ELEM} operations each" if what == "activations"
+                   or not gemm.b_is_weight else "aligned offline")
+            notes.append(f"{fmt.name} {what} as {need}-bit block floating point integers "
+                         f"({how})")
+    if group:
+        notes.append(f"scales per {group} along K applied on the vector unit to each "
+                     "group's partial sum")
+    return "; ".join(dict.fromkeys(notes))
 
 
 def _convert_ops(gemm: Gemm, a_fmt: NumberFormat, w_fmt: NumberFormat) -> int:
@@ -209,11 +235,7 @@ def resolve_scheme(text: str, engine: EngineSpec) -> QuantScheme:
     engine's kind refuses raises :class:`FormatError` naming it."""
     if text == "auto":
         return auto_scheme(engine)
-    scheme = get_scheme(text)
-    hook = format_hook(engine.kind, "check_scheme")
-    if hook is not None:
-        hook(engine, scheme)
-    return scheme
+    return get_scheme(text)
 
 
 def quant_formats(scheme: str, engine: EngineSpec) -> tuple[str, str, str]:

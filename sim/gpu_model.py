@@ -155,6 +155,8 @@ __all__ = [
     "KernelEstimate",
     "arch_calibration",
     "arch_kernel",
+    "block_scale_ops",
+    "block_scale_us",
     "dequant_weights",
     "energy_class",
     "energy_work",
@@ -1221,12 +1223,43 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     nbytes, flops = kernel_bytes_flops(k)
     memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
         cal.peak_tflops[tensor_dtype(k)] * 1e12)
+    fixed, work = predict_parts_us(cal, k)
+    work += block_scale_us(arch, op)
+    cls, ops, ebytes = energy_work(cal, k)
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
-        fixed, work = predict_parts_us(cal, k)
-        cls, ops, _ = energy_work(cal, k)
         return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops), power), memory_bound, 0
-    est = predict_kernel(cal, k, power)
+    est = _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
+                    * ebytes, power)
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
+
+
+def block_scale_ops(op: Any) -> int:
+    """FP32 operations per instance that apply a GEMM's block scales along K (MX's E8M0,
+    NVFP4's E4M3), which no GPU preset's tensor cores take (Hopper's FP8 takes one scale per
+    tensor): each block's partial sums are scaled on the CUDA cores as they leave the tensor
+    cores (as DeepSeek's DeepGEMM promotes its FP8 partial sums per 128-element block), one
+    FMA per output and block, one more multiply when both operands carry block scales; 0
+    without block scales."""
+    from models.ops import Gemm
+
+    if not isinstance(op, Gemm):
+        return 0
+    groups = [g for g, bits, fmt in ((op.a_group, op.a_scale_bits, op.a_scale_fmt),
+                                     (op.w_group, op.w_scale_bits, op.w_scale_fmt))
+              if g and bits and fmt]
+    if not groups:
+        return 0
+    return op.M * op.N * -(-op.K // math.gcd(*groups)) * len(groups)
+
+
+def block_scale_us(arch: Any, op: Any) -> float:
+    """Microseconds of :func:`block_scale_ops` at the card's FP32 rate (``gpu.fp32_lanes_per_sm``
+    FMAs per SM and clock), in series with the kernel's work (an upper bound: a kernel that
+    overlaps them with the tensor cores hides part of it)."""
+    n = block_scale_ops(op)
+    if not n:
+        return 0.0
+    return n / (arch.gpu.fp32_lanes_per_sm * arch.cores * arch.clock_mhz)
 
 
 def tensor_dtype(k: Kernel) -> str:
@@ -1259,11 +1292,17 @@ def format_note(op: Any, k: Kernel) -> str:
     they are: formats it has no tensor cores for (the 4- and 6-bit floats, narrow integers)
     are converted to the path's format as they load while moving their stored bytes (as
     weight-only kernels do); block scales along K (MX, NVFP4) are applied outside the tensor
-    cores (Hopper's FP8 takes one scale per tensor), their time not modelled. ``""`` when the
+    cores (:func:`block_scale_ops`, timed by :func:`block_scale_us`). ``""`` when the
     formats are native (and for the int4 weight-only kernels, which are measured as they
     are)."""
-    from models.ops import Gemm
+    from models.ops import Attention, Gemm
 
+    if isinstance(op, Attention):
+        if k.kv_dtype or op.kv_fmt in NATIVE_FORMATS.get(k.dtype, ()):
+            return ""  # the KIVI kernel takes its int8/int4 cache as it is
+        scales = f" with {op.kv_scale_bits}-bit scales" if op.kv_scale_bits else ""
+        return (f"attention's {op.kv_fmt} KV cache{scales} converted to {k.dtype} as it "
+                "loads (its stored bytes moved)")
     if not isinstance(op, Gemm) or k.dtype in W4A16:
         return ""
     path = tensor_dtype(k)
@@ -1272,9 +1311,10 @@ def format_note(op: Any, k: Kernel) -> str:
     if odd:
         notes.append(f"{' and '.join(odd)} run on the {path} tensor cores, converted as they "
                      "load (their stored bytes moved)")
-    if op.a_group:
-        notes.append("block scales along K applied outside the tensor cores (time not "
-                     "modelled)")
+    if block_scale_ops(op):
+        notes.append("block scales along K applied to each block's partial sums on the CUDA "
+                     "cores (one FMA per output and block, one more multiply for a second "
+                     "operand's scales; in series with the kernel)")
     return "; ".join(notes)
 
 

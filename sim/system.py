@@ -344,7 +344,8 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
             mapping={"cores_used": used, "core_split": split.dim, "transposed": transposed,
                      "passes": plan.passes, "a_slices": plan.a_slices,
                      "w_slices": plan.w_slices, "engine_a_bits": plan.arch.engine.a_bits,
-                     "engine_w_bits": plan.arch.engine.w_bits, **r.mapping.to_dict()},
+                     "engine_w_bits": plan.arch.engine.w_bits, **r.mapping.to_dict(),
+                     **({"formats": plan.note} if plan.note else {})},
             core=r,
         )
         # ranked in float64 (mapping.pick); the chosen instance's figures stay exact
@@ -512,7 +513,7 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
         kernel = arch_kernel(arch, op)
         mapping["gpu_kernel"] = kernel_name(kernel)
         if note := format_note(op, kernel):
-            mapping["gpu_formats"] = note
+            mapping["formats"] = note
     return _Inst(cycles=cycles, compute=cycles, engine=0 if isinstance(op, Vector) else cycles,
                  vector=cycles if isinstance(op, Vector) else 0, vector_ops=ops, macs=macs,
                  dram_bytes=nbytes, energy=energy, mapping=mapping,

@@ -156,7 +156,7 @@ ops = st.one_of(gemms(), attentions(), vectors())
 
 def _sim(arch: ArchSpec, op: Op, memory: str = "real") -> OpResult:
     """simulate_op, rejecting the example when nothing fits or when a kind that runs formats
-    its own way (the MX engine: its element formats only) refuses the operands (not an
+    its own way (the MX engine without int8 among its formats) refuses the operands (not an
     invariant's business)."""
     try:
         return simulate_op(arch, op, memory=memory)  # type: ignore[arg-type]
@@ -166,8 +166,8 @@ def _sim(arch: ArchSpec, op: Op, memory: str = "real") -> OpResult:
 
 def _reject(arch: ArchSpec, err: Exception) -> NoReturn:
     """Reject an example whose mapping does not fit, or whose formats a kind that runs
-    formats its own way refuses (the MX engine: its element formats only); re-raise any other
-    format error."""
+    formats its own way refuses (the MX engine without int8 among its formats); re-raise any
+    other format error."""
     if isinstance(err, FormatError) and format_hook(arch.engine.kind, "plan_formats") is None:
         raise err
     reject()

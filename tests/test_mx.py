@@ -106,6 +106,26 @@ def test_nvfp4_two_level_scales() -> None:
     assert np.array_equal(dequantize(again), dequantize(q))
 
 
+def test_nvfp4_saturation_and_special_values() -> None:
+    """An element beyond E2M1's 6 after its block scale rounds down saturates at 6; a block
+    holding a NaN or an infinity gets E4M3's NaN scale (S.1111.111) and leaves the tensor
+    scale and the other blocks as they would be without it; an all-zero tensor is zeros."""
+    # block 0 sets the tensor scale to 1 (amax 6 * 448); block 1's scale 55.5 / 6 = 9.25
+    # rounds to E4M3's 9 (steps of 1 in [8, 16)), so 55.5 / 9 = 6.17 saturates at 6
+    x = np.concatenate([np.full(16, 6.0 * 448), np.full(16, 55.5)])[None]
+    q = quantize(x, "nvfp4")
+    assert q.tensor_scale == 1.0 and decode(q.scales, "fp8_e4m3").tolist() == [[448.0, 9.0]]
+    assert dequantize(q)[0, 16:].tolist() == [54.0] * 16
+    for special in (np.nan, np.inf, -np.inf):
+        y = np.concatenate([x[0], [special], np.full(15, 1.0)])[None]
+        q = quantize(y, "nvfp4")
+        assert q.tensor_scale == 1.0 and q.scales[0, 2] in (0x7F, 0xFF)
+        assert np.isnan(dequantize(q)[0, 32:]).all()
+        assert dequantize(q)[0, 16:32].tolist() == [54.0] * 16
+    z = quantize(np.zeros((2, 32)), "nvfp4")
+    assert z.tensor_scale == 1.0 and not dequantize(z).any()
+
+
 @pytest.mark.parametrize("name", sorted(BLOCK_FORMATS))
 def test_every_block_format_round_trips(name: str) -> None:
     f = get_block_format(name)
@@ -172,11 +192,10 @@ def test_transposing_keeps_block_scales() -> None:
     assert t.exact_w_storage_bits * t.K * t.N == g.exact_a_storage_bits * g.M * g.K
 
 
-#: The block schemes the MX preset cannot run: NVFP4's E4M3 block scales, BF16 activations.
-MX_REFUSED = {"nvfp4", "bf16-kvmxint8", "bf16-kvbfp4"}
-
-
 def test_block_schemes_run_on_every_preset(capsys) -> None:
+    """Every (preset, block scheme) pair runs, and a preset that does not take a scheme's
+    formats as they are says how it runs them: no preset takes NVFP4's E4M3 block scales or
+    BF16 on an integer datapath; the MX preset takes the MX schemes as they are."""
     import json
 
     from cli_run import run
@@ -188,13 +207,19 @@ def test_block_schemes_run_on_every_preset(capsys) -> None:
             code, out, err = run(capsys, ["sim", "model", "--arch", preset, "--model",
                                           "llama-3-8b", "--phase", "decode", "--batch", "1",
                                           "--seq", "64", "--quant", quant, "--json"])
-            if preset == "mx" and quant in MX_REFUSED:
-                # the MX engine: E8M0 blocks of its element formats only, refused in one line
-                assert code == 2 and err.startswith(f"tpe: error: --quant: {quant}: ") \
-                    and err.count("\n") == 1, (quant, err)
-                continue
             assert code == 0, (preset, quant, err)
-            assert json.loads(out)["quant"] == quant
+            d = json.loads(out)
+            assert d["quant"] == quant and d["seconds"] > 0 and d["energy_pj"] > 0
+            note = {op["name"]: op["mapping"] for op in d["ops"]}["q_proj"].get("formats", "")
+            if quant in ("nvfp4", "bf16-kvmxint8", "bf16-kvbfp4") and preset not in GPUS:
+                assert note, (preset, quant)
+            if preset == "mx":
+                assert (note == "") == (quant not in ("nvfp4", "bf16-kvmxint8",
+                                                      "bf16-kvbfp4")), (quant, note)
+
+
+#: The GPU presets (their tensor cores take BF16 as it is).
+GPUS = ("a100", "h100", "h200")
 
 
 def test_gpu_presets_say_how_they_run_formats_they_lack(capsys) -> None:
@@ -211,8 +236,32 @@ def test_gpu_presets_say_how_they_run_formats_they_lack(capsys) -> None:
         code, out, err = run(capsys, [*argv, "--quant", quant, "--json"])
         assert code == 0, err
         ops = {op["name"]: op["mapping"] for op in json.loads(out)["ops"]}
-        notes[quant] = ops["q_proj"].get("gpu_formats", "")
+        notes[quant] = ops["q_proj"].get("formats", "")
     assert notes["mxfp4"].startswith("fp4_e2m1 run on the bf16 tensor cores")
-    assert notes["mxfp8"].startswith("block scales along K") and notes["bf16"] == ""
+    assert notes["mxfp8"].startswith("block scales along K applied to each block's partial "
+                                     "sums on the CUDA cores") and notes["bf16"] == ""
     code, out, _ = run(capsys, [*argv, "--quant", "nvfp4"])
     assert code == 0 and "  formats on h100: fp4_e2m1 run on the bf16 tensor cores" in out
+    assert "  formats on h100: attention's fp8_e4m3 KV cache converted to bf16 as it loads" in out
+
+
+def test_gpu_block_scales_take_cuda_core_time() -> None:
+    """A GEMM with MX scales on both operands takes, beyond the same GEMM without them, two
+    FP32 operations per output and block of 32 at the card's CUDA-core rate."""
+    import pytest
+
+    from hw.spec import load_arch
+    from models.ops import Gemm
+    from sim.gpu_model import block_scale_ops, op_estimate
+
+    arch = load_arch("h100")
+    plain = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3")
+    mx = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3",
+              a_group=32, a_scale_bits=8, a_scale_fmt="e8m0", w_group=32, w_scale_bits=8,
+              w_scale_fmt="e8m0")
+    assert block_scale_ops(plain) == 0
+    assert block_scale_ops(mx) == 2048 * 4096 * (4096 // 32) * 2
+    extra_us = block_scale_ops(mx) / (128 * 132 * 1980.0)  # H100: 128 FP32 lanes x 132 SMs
+    t_plain = op_estimate(arch, plain, "ideal")[0].us
+    t_mx = op_estimate(arch, mx, "ideal")[0].us
+    assert t_mx == pytest.approx(t_plain + extra_us, rel=1e-9)

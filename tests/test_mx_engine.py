@@ -24,7 +24,9 @@ from lockstep import ci_subset, verify_lockstep
 from hw.spec import SpecError, engine_from_dict, engine_kinds, load_arch
 from hw.spec.mx import MX_ELEMENTS, MxSpec, element_decode
 from models.mx import decode, quantize
-from sim.engines.mx import _runnable, arith_actions, gemm_compute_cycles, gemm_folds
+from models.ops import Gemm
+from models.quant import get_scheme, named_schemes
+from sim.engines.mx import arith_actions, gemm_compute_cycles, gemm_folds
 from sim.verify.amaranth_bench import run_gemm_amaranth
 from sim.verify.driver import Case
 from sim.verify.plan_mx import MxOperand, case_operands, plan_cases, reference_gemm
@@ -295,24 +297,60 @@ def test_verilog_lockstep(spec: MxSpec, tmp_path) -> None:
 # -- the simulator --------------------------------------------------------------------------
 
 
-def test_preset_runs_the_mx_schemes_and_refuses_the_rest(capsys) -> None:
-    """The preset runs every named scheme its formats hold (mixed W-MXFP4 A-MXFP8 too) and
-    refuses NVFP4 (E4M3 block scales) and FP16 activations in one line."""
-    spec = load_arch("mx").engine
-    assert _runnable(spec) == ["fp8", "mxfp8", "mxfp6", "mxfp4", "mxfp4-a8", "mxint8"]
+def test_preset_runs_every_scheme(capsys) -> None:
+    """The preset runs every named scheme: the MX ones in its element formats as they are
+    (mixed W-MXFP4 A-MXFP8 too), the rest saying how (NVFP4's E4M3 scales on the vector
+    unit, FP16 activations in INT8 slices); an engine without int8 refuses what it cannot
+    decode in one line naming the fix."""
     base = ["sim", "model", "--arch", "mx", "--model", "llama-3-8b", "--phase", "decode",
             "--batch", "1", "--seq", "128", "--json"]
-    seconds = {}
-    for quant in ("mxfp8", "mxfp4", "mxfp4-a8", "auto"):
+    seconds, notes = {}, {}
+    for quant in [*named_schemes(), "auto"]:
         code, out, err = run(capsys, [*base, "--quant", quant])
-        assert code == 0, err
-        seconds[quant] = json.loads(out)["seconds"]
+        assert code == 0, (quant, err)
+        d = json.loads(out)
+        seconds[quant] = d["seconds"]
+        notes[quant] = {op["name"]: op["mapping"] for op in d["ops"]}["q_proj"].get(
+            "formats", "")
     assert seconds["mxfp4"] < seconds["mxfp8"] == seconds["auto"]  # fewer weight bytes
-    for quant, why in (("nvfp4", "w_block nvfp4 has fp8_e4m3 block scales"),
-                       ("w4a16", "q_proj.a_fmt: fp16 is not an element format")):
-        code, _, err = run(capsys, [*base, "--quant", quant])
-        assert code == 2 and err.count("\n") == 1
-        assert err.startswith(f"tpe: error: --quant: {quant}: ") and why in err
+    assert all(notes[q] == "" for q in ("mxfp8", "mxfp6", "mxfp4", "mxfp4-a8", "mxint8"))
+    assert notes["nvfp4"].startswith("fp4_e2m1 with fp8_e4m3 scales per 16 along K: the "
+                                     "engine runs the elements (one group per beat of 32")
+    assert notes["w4a16"].startswith("fp16 as 12-bit block floating point integers")
+    code, _, err = run(capsys, [*base, "--quant", "nvfp4", "--set", "engine.formats=fp8_e4m3"])
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("tpe: error: --quant: nvfp4: q_proj.a_fmt: fp4_e2m1 is not an "
+                          "element format of the MX engine") \
+        and err.rstrip().endswith("add int8 to --set engine.formats (floats then run in INT8 "
+                                  "slices)")
+
+
+def _gemm(quant: str, M: int, N: int, K: int) -> Gemm:
+    s = get_scheme(quant)
+    return Gemm(name="g", M=M, N=N, K=K, a_fmt=s.a_fmt, w_fmt=s.w_fmt, a_group=s.a_group,
+                a_scale_bits=s.a_scale_bits, a_scale_fmt=s.a_scale_fmt, w_group=s.w_group,
+                w_scale_bits=s.w_scale_bits, w_scale_fmt=s.w_scale_fmt)
+
+
+@pytest.mark.parametrize(("quant", "block", "passes", "per_output"), [
+    ("mxfp4", 32, 1, lambda K: 1),  # E8M0 blocks of 32 in the engine: one conversion
+    ("nvfp4", 16, 1, lambda K: 2 * (K // 16)),  # two E4M3 scales per group of 16, outside
+    ("bf16-kvmxint8", 32, 4, lambda K: 1 + 3),  # 2 x 2 INT8 slices, shift-added
+    ("w4a16", 32, 2, lambda K: (K // 128) * (1 + 1)),  # FP16 in 2 slices, scales per 128
+])
+def test_plan_of_formats_the_engine_lacks(quant, block, passes, per_output) -> None:
+    """What the preset's engine does for each scheme (sim.engines.mx module doc): the block
+    it runs at, its passes and the vector unit's operations per output; its cycles are those
+    of an engine of that block."""
+    from sim.execution import plan_gemm
+
+    arch = load_arch("mx")
+    M, N, K = 8, 16, 512
+    plan = plan_gemm(arch, _gemm(quant, M, N, K))
+    assert plan.arch.engine.block == block and plan.passes == passes
+    assert plan.rescale_ops == M * N * per_output(K)
+    assert gemm_compute_cycles(plan.arch.engine, M, N, K) == \
+        (M // 4) * (N // 8) * (K // block + 4)
 
 
 def test_gemm_quant_flag_and_cycles_independent_of_format(capsys) -> None:
@@ -330,12 +368,14 @@ def test_gemm_quant_flag_and_cycles_independent_of_format(capsys) -> None:
     assert res["mxfp4"]["compute_cycles"] == res["mxfp8"]["compute_cycles"]
     code, _, err = run(capsys, [*argv, "--quant", "mxfp4", "--a-fmt", "int8"])
     assert code == 2 and "--quant: give either --quant or --a-fmt/--w-fmt" in err
-    code, _, err = run(capsys, [*argv[:-1], "--a-fmt", "bf16"])
+    code, _, err = run(capsys, [*argv[:-1], "--a-fmt", "bf16", "--set",
+                                "engine.formats=fp8_e4m3"])
     assert code == 2 and err.startswith("tpe: error: --a-fmt: bf16 is not an element format")
-    code, _, err = run(capsys, [*argv, "--quant", "mxfp4", "--set", "engine.block=16"])
-    assert code == 2 and err.count("\n") == 1
-    assert "fp4_e2m1 with 8-bit scales per 32 elements along K, but the engine takes 8-bit " \
-        "E8M0 scales per block of 16" in err
+    # E8M0 blocks of 32 on an engine of 16: each block's scale repeated for its two beats
+    code, out, err = run(capsys, [*argv, "--quant", "mxfp4", "--set", "engine.block=16"])
+    assert code == 0, err
+    assert json.loads(out)["compute_cycles"] >= gemm_compute_cycles(
+        dataclasses.replace(spec, block=16), 16, 256, 1024)
 
 
 def test_costs_follow_the_widest_format() -> None:

@@ -33,10 +33,13 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 def _commands(preset: str, model: Path) -> list[list[str]]:
     """Workloads that between them touch every part of an architecture: a compute-bound GEMM,
-    one too large for an on-chip level, a decode GEMV, causal prefill and decode attention (the
-    vector unit's softmax), and a model (the capacity check)."""
+    one in MX blocks (scales a GPU's tensor cores do not take), one too large for an on-chip
+    level, a decode GEMV, causal prefill and decode attention (the vector unit's softmax), and
+    a model (the capacity check)."""
     return [
         ["sim", "gemm", "--arch", preset, "--M", "1024", "--N", "1024", "--K", "1024"],
+        ["sim", "gemm", "--arch", preset, "--M", "1024", "--N", "1024", "--K", "1024",
+         "--quant", "mxfp8"],
         ["sim", "gemm", "--arch", preset, "--M", "1", "--N", "4096", "--K", "4096"],
         ["sim", "gemm", "--arch", preset, "--M", "8192", "--N", "16384", "--K", "8192"],
         ["sim", "attention", "--arch", preset, "--batch", "2", "--heads", "8", "--kv-heads", "2",

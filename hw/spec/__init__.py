@@ -212,6 +212,9 @@ class GpuSpec:
     board_power_w: Annotated[float, Field(gt=0, le=5000)]
     #: Die area (mm^2), reported as the architecture's area.
     die_area_mm2: Annotated[float, Field(gt=0, le=10000)]
+    #: FP32 lanes (CUDA cores) per SM: the rate at which a kernel applies block scales its
+    #: tensor cores do not take (``sim.gpu_model.block_scale_ops``), one FMA per lane and clock.
+    fp32_lanes_per_sm: Annotated[int, Field(ge=1, le=4096)]
     #: Extra factors on the calibration's achieved HBM bandwidth and tensor rates, beyond
     #: what the architecture's own fields give (the kernel model scales the measured card's
     #: rates by SMs x clock x an SM's MACs per clock, and its bandwidth by the last memory

@@ -236,7 +236,7 @@ def run_gemm(args: argparse.Namespace) -> int:
 
         output_dir(args.trace, "--trace")
     arch = _load(args)
-    scales: dict[str, int] = {}
+    scales: dict[str, Any] = {}
     if args.quant is not None:
         from sim.errors import InputError
 
@@ -245,7 +245,8 @@ def run_gemm(args: argparse.Namespace) -> int:
         scheme = resolve_scheme(args.quant, arch.engine).for_op("gemm")
         a_fmt, w_fmt = scheme.a_fmt, scheme.w_fmt
         scales = {"a_group": scheme.a_group, "a_scale_bits": scheme.a_scale_bits,
-                  "w_group": scheme.w_group, "w_scale_bits": scheme.w_scale_bits}
+                  "w_group": scheme.w_group, "w_scale_bits": scheme.w_scale_bits,
+                  "a_scale_fmt": scheme.a_scale_fmt, "w_scale_fmt": scheme.w_scale_fmt}
         out_fmt = ("fp32" if get_format(a_fmt).is_float or get_format(w_fmt).is_float
                    or arch.gpu is not None else f"int{arch.engine.acc_bits}")
     elif arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
@@ -285,19 +286,22 @@ def run_gemm(args: argparse.Namespace) -> int:
 
 def _native_scales(engine, a_fmt: str, w_fmt: str) -> dict[str, int]:
     """On a kind with formats of its own (the MX engine), a floating-point operand given by
-    --a-fmt/--w-fmt is stored as the kind's auto scheme stores it: in blocks with their
-    scales (what `tpe sim model` gives the same operand)."""
+    --a-fmt/--w-fmt in one of its element formats is stored as the kind's auto scheme stores
+    it: in blocks with their scales (what `tpe sim model` gives the same operand)."""
     from sim.engines import format_hook
     from sim.execution import auto_scheme
 
     if format_hook(engine.kind, "auto_scheme") is None:
         return {}
     q = auto_scheme(engine)
-    out = {}
-    if get_format(a_fmt).is_float:
-        out |= {"a_group": q.a_group, "a_scale_bits": q.a_scale_bits}
-    if get_format(w_fmt).is_float:
-        out |= {"w_group": q.w_group, "w_scale_bits": q.w_scale_bits}
+    blocked = getattr(engine, "element_formats", ())
+    out: dict[str, Any] = {}
+    if get_format(a_fmt).is_float and get_format(a_fmt).name in blocked:
+        out |= {"a_group": q.a_group, "a_scale_bits": q.a_scale_bits,
+                "a_scale_fmt": q.a_scale_fmt}
+    if get_format(w_fmt).is_float and get_format(w_fmt).name in blocked:
+        out |= {"w_group": q.w_group, "w_scale_bits": q.w_scale_bits,
+                "w_scale_fmt": q.w_scale_fmt}
     return out
 
 
@@ -695,8 +699,8 @@ def format_model(r: ModelResult) -> str:
         f"  cycles {r.cycles:,} (compute {r.compute_cycles:,}, stall {r.stall_cycles:,}); "
         f"dram {_si(r.dram_bytes, 'B')}; area {r.area_um2 / 1e6:.4g} mm^2",
     ]
-    for note in dict.fromkeys(op.mapping["gpu_formats"] for op in r.ops
-                              if "gpu_formats" in op.mapping):
+    for note in dict.fromkeys(op.mapping["formats"] for op in r.ops
+                              if "formats" in op.mapping):
         lines.append(f"  formats on {r.arch.name}: {note}")
     if not r.fits:
         lines.append(f"  warning: weights ({_si(r.weight_bytes, 'B')}) and KV cache "

@@ -33,8 +33,8 @@ from typing import Any
 from hw.spec import EngineSpec
 from sim.engines.cost import ArithAction, PeArea, PriceTable
 
-__all__ = ["COST_FUNCTIONS", "FORMAT_HOOKS", "Folds", "KindCost", "format_hook",
-           "gemm_compute_cycles", "gemm_folds", "kind_cost"]
+__all__ = ["COST_FUNCTIONS", "FORMAT_HOOKS", "Folds", "FormatPlan", "KindCost", "engine_slices",
+           "format_hook", "gemm_compute_cycles", "gemm_folds", "kind_cost"]
 
 #: The functions every kind's module defines (see the module docstring).
 COST_FUNCTIONS: tuple[str, ...] = ("arith_actions", "pe_area")
@@ -87,14 +87,48 @@ def kind_cost(kind: str) -> KindCost:
 #: Functions a kind's module may define to run number formats its own way, instead of the
 #: integer engines' slices and passes of :mod:`sim.execution`:
 #:
-#: * ``plan_formats(spec, gemm) -> (a_need_bits, w_need_bits, rescale_ops_per_output)``: the
-#:   operand widths one pass takes (no slicing) and the vector operations per output that
-#:   scale the results; raises :class:`sim.errors.FormatError` for formats it cannot run;
+#: * ``plan_formats(spec, gemm) -> FormatPlan``: the operand widths on the datapath (sliced
+#:   as on the integer engines when wider than the engine's ports), which scales the vector
+#:   unit applies, the engine configuration that runs the GEMM and what to tell the user;
+#:   raises :class:`sim.errors.FormatError` for formats it cannot run;
 #: * ``check_formats(spec, a_fmt, w_fmt)``: ``tpe sim gemm``'s ``--a-fmt``/``--w-fmt`` check;
-#: * ``auto_scheme(spec) -> QuantScheme``: the ``auto`` scheme (the engine's native formats);
-#: * ``check_scheme(spec, scheme)``: refuses a scheme whose storage the engine cannot take
-#:   (what the operators' formats alone do not say, such as the kind of block scale).
-FORMAT_HOOKS: tuple[str, ...] = ("plan_formats", "check_formats", "auto_scheme", "check_scheme")
+#: * ``auto_scheme(spec) -> QuantScheme``: the ``auto`` scheme (the engine's native formats).
+FORMAT_HOOKS: tuple[str, ...] = ("plan_formats", "check_formats", "auto_scheme")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormatPlan:
+    """How a kind runs one GEMM's formats (``plan_formats``, :data:`FORMAT_HOOKS`).
+
+    ``a_need_bits`` / ``w_need_bits``: each operand's bits on the datapath (more than the
+    engine's port: run in slices, :func:`engine_slices`); ``groups_outside``: the scale group
+    along K whose partial sums the vector unit scales (0: none; the engine applies every
+    block scale itself), ``sides_outside`` how many operands' scales it applies to each
+    (1 or 2: one multiply-add per output and group, plus one multiply for the second scale);
+    ``scaled``: the results are converted once per output (any scale or floating-point
+    operand); ``engine``: the engine configuration that runs the GEMM when not the built one
+    (e.g. one scale group per beat); ``note``: how the engine runs formats it does not take
+    as they are (``""`` when it does).
+    """
+
+    a_need_bits: int
+    w_need_bits: int
+    groups_outside: int = 0
+    sides_outside: int = 0
+    scaled: bool = False
+    engine: Any = None
+    note: str = ""
+
+
+def engine_slices(need: int, port_bits: int, signed: bool) -> int:
+    """Slices of a ``need``-bit operand on a ``port_bits``-bit port: a signed top slice and
+    unsigned ``port_bits - 1``-bit lower ones on a signed engine, ``port_bits``-bit ones on an
+    unsigned one (:mod:`sim.execution`)."""
+    if need <= port_bits:
+        return 1
+    if signed and port_bits > 1:
+        return 1 + -(-(need - port_bits) // (port_bits - 1))
+    return -(-need // port_bits)
 
 
 def format_hook(kind: str, name: str) -> Callable[..., Any] | None:

@@ -24,17 +24,32 @@ product's bits, ``S`` the block sum's, ``B`` the block, ``acc`` the accumulator'
   accumulator's alignment shifter (``acc * bit_length(acc)`` multiplexers per block) priced as
   gates like ``align``.
 
-Formats (the hooks of :data:`sim.engines.FORMAT_HOOKS`): a GEMM runs in one pass when each
-operand is in one of the engine's element formats (``spec.formats``), as MX blocks of
-``spec.block`` along K with E8M0 scales (a scheme's block along K must be the engine's), or
-an integer format of at most 8 bits on a signed datapath when ``int8`` is among them (run as
-MXINT8 elements with one constant scale: exact). The block scales are applied inside the
-engine, so the vector unit only converts each output once (one operation per output when an
-operand is scaled or floating point), plus, for integer operands with group scales, one per
-group as on the integer engines. Anything else (FP16/BF16 operands, NVFP4's E4M3 block
-scales, other blocks) is refused with a one-line :class:`sim.errors.FormatError` naming the
-operand and the schemes the engine runs. The ``auto`` scheme is the engine's first format
-in blocks of ``block`` for weights, activations and the KV cache.
+Formats (the hooks of :data:`sim.engines.FORMAT_HOOKS`, :class:`sim.engines.FormatPlan`):
+
+* an operand in one of the engine's element formats (``spec.formats``) runs as it is; its
+  E8M0 block scales along K are applied inside the engine when their group is a multiple of
+  ``spec.block`` (the scale repeated for each beat of the group);
+* with ``int8`` among the element formats, any integer runs as INT8 elements at one
+  constant scale (exact), in INT8 slices when wider than 8 bits on a signed datapath; a
+  float the engine does not decode (FP16, BF16, FP32) runs as block floating point integers
+  of ``mantissa + 2`` bits (a block's largest exponent as its E8M0 scale, the FP-INT scheme
+  the integer engines use: :mod:`sim.execution`), in INT8 slices; slices run as passes whose
+  results the vector unit shift-adds, as on the integer engines;
+* scales the engine cannot apply (NVFP4's FP8 E4M3 block scales, E8M0 groups that are not
+  a multiple of the block, the integer schemes' FP16 group scales) are applied on the vector
+  unit: the engine runs the elements with E8M0 scales at 1, one scale group per beat when
+  the group is shorter than the block (the engine then runs as one of that block, its other
+  product lanes idle), and the vector unit scales each group's partial sum (one
+  multiply-add per output and group, one more multiply when both operands carry such
+  scales); what it does is the operator's ``formats`` note. As for the integer engines'
+  weight groups, taking a group's partial sum out of the engine costs no cycles here (on the
+  generated RTL each group would end a fold: ``rows`` drain cycles more per group);
+* without ``int8`` among the element formats, an operand in neither of the first two is
+  refused with a one-line :class:`sim.errors.FormatError` naming the operand and the fix.
+
+The vector unit converts each output once when an operand is scaled or floating point. The
+``auto`` scheme is the engine's first format in blocks of ``block`` for weights, activations
+and the KV cache.
 
 Area: per product lane (``rows * lanes * block``) one ``s x s`` multiplier and the
 ``align`` shifter's gates (the table's ``and2_gate`` area each, else the multiplier power law
@@ -47,13 +62,16 @@ scales (``8 * (rows + lanes)``) and the ``rows x lanes`` accumulators (the footp
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
+
 from hw.spec.mx import SCALE_BITS, MxSpec
 from models import ModelError
-from models.formats import BLOCK_FORMATS, get_format
-from models.llm import query_format
+from models.formats import get_format
 from models.ops import Gemm
-from models.quant import QuantScheme, get_scheme, named_schemes
-from sim.engines import Folds, gemm_compute_cycles, gemm_folds
+from models.quant import QuantScheme
+from sim.engines import Folds, FormatPlan, engine_slices, gemm_compute_cycles, gemm_folds
 from sim.engines.cost import (
     ADD_RULE,
     MULT_RULE,
@@ -67,8 +85,8 @@ from sim.engines.cost import (
 )
 from sim.errors import FormatError
 
-__all__ = ["Folds", "arith_actions", "auto_scheme", "check_formats", "check_scheme",
-           "gemm_compute_cycles", "gemm_folds", "pe_area", "plan_formats"]
+__all__ = ["Folds", "arith_actions", "auto_scheme", "check_formats", "gemm_compute_cycles",
+           "gemm_folds", "pe_area", "plan_formats"]
 
 #: Bits of the exponent adder (two 8-bit E8M0 scales and the formats' constant).
 EXP_ADD_BITS = 10
@@ -139,92 +157,98 @@ def pe_area(spec: MxSpec, table: PriceTable, tech: float) -> PeArea:
 # -- number formats -----------------------------------------------------------------------------
 
 
-def _operand_bits(spec: MxSpec, fmt_name: str, group: int, scale_bits: int) -> int | str:
-    """Code bits of an operand the engine runs, or why it cannot (module docstring)."""
+@dataclass(frozen=True, slots=True)
+class _Operand:
+    """How the engine takes one operand: its code bits on the datapath, whether its scale
+    groups along K are applied outside the engine (on the vector unit, per group), the K
+    extent one beat may hold (``group`` when smaller than the block: a beat mixes no
+    groups), and what to tell the user (``""`` when the engine runs it as it is)."""
+
+    need_bits: int
+    group_outside: int = 0
+    beat_group: int = 0
+    note: str = ""
+
+
+def _operand(spec: MxSpec, fmt_name: str, group: int, scale_bits: int,
+             scale_fmt: str) -> _Operand | str:
+    """How the engine runs an operand, or why it cannot (module docstring)."""
     try:
         fmt = get_format(fmt_name)
     except ModelError:
         return f"unknown number format {fmt_name!r}"
-    native = fmt.name in spec.element_formats
-    blocks = not (scale_bits and group) or (scale_bits == SCALE_BITS and group == spec.block)
-    if native and blocks:
-        return fmt.bits
-    if fmt.family in ("int", "bipolar", "ternary") and "int8" in spec.element_formats \
-            and fmt.signed_datapath_bits() <= 8:
-        return 8  # as INT8 elements at one constant scale; group scales applied outside
-    if native:
-        return (f"{fmt.name} with {scale_bits}-bit scales per {group} elements along K, but "
-                f"the engine takes {SCALE_BITS}-bit E8M0 scales per block of {spec.block}")
-    return (f"{fmt.name} is not an element format of the MX engine (it decodes "
-            f"{spec.formats}" + (", and integers of at most 8 bits as INT8" if "int8" in
-                                 spec.element_formats else "") + ")")
-
-
-def _runnable(spec: MxSpec) -> list[str]:
-    """The named schemes whose every tensor the engine runs."""
-    out = []
-    for name in named_schemes():
-        s = get_scheme(name)
-        tensors = ((s.w_fmt, s.w_group, s.w_scale_bits), (s.a_fmt, s.a_group, s.a_scale_bits),
-                   (s.kv_fmt, s.kv_group, s.kv_scale_bits), (query_format(s), 0, 0))
-        if (all(isinstance(_operand_bits(spec, *t), int) for t in tensors)
-                and _scheme_problem(spec, s) is None and not s.overrides):
-            out.append(name)
-    return out
+    has_int8 = "int8" in spec.element_formats
+    if fmt.name in spec.element_formats:
+        need, note = fmt.bits, ""
+    elif not fmt.is_float and has_int8:
+        need = fmt.signed_datapath_bits()
+        slices = engine_slices(need, 8, True)
+        # INT8 elements at one constant scale: exact, nothing to say unless sliced
+        note = f"{fmt.name} in {slices} INT8 slices" if slices > 1 else ""
+        need = need if slices > 1 else 8
+    elif fmt.is_float and has_int8:
+        need = fmt.integer_bits
+        slices = engine_slices(need, 8, True)
+        note = (f"{fmt.name} as {need}-bit block floating point integers (a block's largest "
+                f"exponent as its E8M0 scale)"
+                + (f" in {slices} INT8 slices" if slices > 1 else " as INT8 elements"))
+    else:
+        return (f"{fmt.name} is not an element format of the MX engine (it decodes "
+                f"{spec.formats}; other integers and floats run in INT8 slices only with int8 "
+                f"among them)")
+    if not (scale_bits and group):
+        return _Operand(need, note=note)
+    if scale_fmt == "e8m0" and scale_bits == SCALE_BITS and group % spec.block == 0:
+        return _Operand(need, note=note)  # in the engine: the scale repeated for each beat
+    kind = scale_fmt or f"{scale_bits}-bit"
+    beat = (f"one group per beat of {spec.block}" if group < spec.block
+            else f"{-(-group // spec.block)} beats per group")
+    where = (f"{fmt.name} with {kind} scales per {group} along K: the engine runs the "
+             f"elements ({beat}, E8M0 scales at 1) and the vector unit scales each group's "
+             "partial sum")
+    return _Operand(need, group_outside=group, beat_group=group if group < spec.block else 0,
+                    note=f"{note}; {where}" if note else where)
 
 
 def _refuse(spec: MxSpec, what: str, why: str) -> FormatError:
-    runs = _runnable(spec)
-    return FormatError(f"{what}: {why}; the engine runs the schemes "
-                       f"{', '.join(runs) if runs else '(none named)'} or --set engine.formats")
+    fix = ("add int8 to --set engine.formats (floats then run in INT8 slices)"
+           if "int8" not in spec.element_formats else "use another --quant")
+    return FormatError(f"{what}: {why}; {fix}")
 
 
-def plan_formats(spec: MxSpec, gemm: Gemm) -> tuple[int, int, int]:
-    """``(a_need_bits, w_need_bits, rescale_ops_per_output)`` of ``gemm`` on the engine
-    (module docstring); :class:`FormatError` when an operand cannot run."""
-    need = []
-    for side, fmt, group, bits in (("a_fmt", gemm.a_fmt, gemm.a_group, gemm.a_scale_bits),
-                                   ("w_fmt", gemm.w_fmt, gemm.w_group, gemm.w_scale_bits)):
-        got = _operand_bits(spec, fmt, group, bits)
+def plan_formats(spec: MxSpec, gemm: Gemm) -> FormatPlan:
+    """How ``gemm`` runs on the engine (module docstring); :class:`FormatError` when an
+    operand cannot run."""
+    ops = []
+    for side, fmt, group, bits, sfmt in (
+            ("a_fmt", gemm.a_fmt, gemm.a_group, gemm.a_scale_bits, gemm.a_scale_fmt),
+            ("w_fmt", gemm.w_fmt, gemm.w_group, gemm.w_scale_bits, gemm.w_scale_fmt)):
+        got = _operand(spec, fmt, group, bits, sfmt)
         if isinstance(got, str):
             raise _refuse(spec, f"{gemm.name}.{side}", got)
-        need.append(got)
+        ops.append(got)
     a_fmt, w_fmt = get_format(gemm.a_fmt), get_format(gemm.w_fmt)
     scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float or w_fmt.is_float)
-    # integer weights with group scales: one partial sum per group is scaled outside, as on
-    # the integer engines; block formats are scaled in the engine
-    native = (w_fmt.name in spec.element_formats
-              and (not gemm.w_group or gemm.w_scale_bits == SCALE_BITS))
-    groups = 1 if native else gemm.w_groups_per_column
-    return need[0], need[1], groups * int(scaled)
+    outside = [o.group_outside for o in ops if o.group_outside]
+    beats = [o.beat_group for o in ops if o.beat_group]
+    engine = None
+    if beats:  # a beat holds one scale group: the engine runs as one of that block
+        engine = dataclasses.replace(spec, block=math.gcd(spec.block, *beats))
+    notes = list(dict.fromkeys(o.note for o in ops if o.note))
+    return FormatPlan(a_need_bits=ops[0].need_bits, w_need_bits=ops[1].need_bits,
+                      groups_outside=math.gcd(*outside) if outside else 0,
+                      sides_outside=len(outside), scaled=scaled, engine=engine,
+                      note="; ".join(notes))
 
 
 def check_formats(spec: MxSpec, a_fmt: str, w_fmt: str) -> None:
-    """``tpe sim gemm --a-fmt/--w-fmt``: element formats of the engine (or small integers
-    with ``int8`` among them)."""
+    """``tpe sim gemm --a-fmt/--w-fmt``: element formats of the engine, small integers and
+    floats in INT8 slices with ``int8`` among them."""
     for flag, fmt in (("--a-fmt", a_fmt), ("--w-fmt", w_fmt)):
-        got = _operand_bits(spec, fmt, 0, 0)
+        got = _operand(spec, fmt, 0, 0, "")
         if isinstance(got, str):
             raise FormatError(f"{flag}: {got}; use one of {spec.formats.replace('+', ', ')} "
                               "or --set engine.formats")
-
-
-def _scheme_problem(spec: MxSpec, scheme: QuantScheme) -> str | None:
-    for key in ("w_block", "a_block", "kv_block"):
-        name = getattr(scheme, key)
-        if name and BLOCK_FORMATS[name].scale != "e8m0":
-            f = BLOCK_FORMATS[name]
-            return (f"{key} {name} has {f.scale} block scales, the MX engine E8M0 ones "
-                    "(powers of two) only")
-    return None
-
-
-def check_scheme(spec: MxSpec, scheme: QuantScheme) -> None:
-    """Refuses a scheme whose block scales are not E8M0 (NVFP4's E4M3 scales): the
-    operators' formats carry the scale's width, not its kind."""
-    why = _scheme_problem(spec, scheme)
-    if why is not None:
-        raise _refuse(spec, f"--quant: {scheme.name}", why)
 
 
 def auto_scheme(spec: MxSpec) -> QuantScheme:
@@ -234,6 +258,6 @@ def auto_scheme(spec: MxSpec) -> QuantScheme:
     return QuantScheme(
         name="auto", source="engine spec",
         description=f"the engine's {e} elements in blocks of {spec.block} with E8M0 scales",
-        w_fmt=e, w_group=spec.block, w_scale_bits=SCALE_BITS,
-        a_fmt=e, a_group=spec.block, a_scale_bits=SCALE_BITS,
-        kv_fmt=e, kv_group=spec.block, kv_scale_bits=SCALE_BITS)
+        w_fmt=e, w_group=spec.block, w_scale_bits=SCALE_BITS, w_scale_fmt="e8m0",
+        a_fmt=e, a_group=spec.block, a_scale_bits=SCALE_BITS, a_scale_fmt="e8m0",
+        kv_fmt=e, kv_group=spec.block, kv_scale_bits=SCALE_BITS, kv_scale_fmt="e8m0")

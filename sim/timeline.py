@@ -75,7 +75,10 @@ class Nest:
     final output in DRAM; ``halves``: of A's, W's and the output's level; ``timing``: a
     :class:`TileTiming` per distinct tile size ``(tm, tn, tk)`` in the GEMM; ``early_op``: the
     input a fold holds stationary when the engine takes it while the previous fold streams
-    (released a fold early; ``None`` otherwise)."""
+    (released a fold early; ``None`` otherwise); ``preload``: the input a fold holds
+    stationary and the cycles the engine takes it in before the fold streams, when its kind
+    preloads (the GEMM's first tile may start on that input alone, the other one needed only
+    ``preload`` cycles later; ``None`` otherwise)."""
 
     dims: tuple[int, int, int]
     tile: tuple[int, int, int]
@@ -87,6 +90,7 @@ class Nest:
     halves: tuple[int, int, int]
     timing: tuple[tuple[tuple[int, int, int], TileTiming], ...]
     early_op: str | None
+    preload: tuple[str, Exact] | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +117,16 @@ OUTER_WHOLE = 6
 #: sampled iterations can stand for too few others to average out (a 6 x 11-tile nest came
 #: 6% under its whole timeline, below the link's own bound).
 WHOLE_TILES = 512
+
+
+#: The cycles a port of beats (a link with ``beat_bytes``: the tile's, ``hw.tile``) adds
+#: around its transfers, from the tile RTL's DMA (``hw.tile``, "Overlap": measured on
+#: ``amaranth.sim`` with a link that never limits, a GEMM takes the engine's cycles, the first
+#: tile's read beats and the last output tile's write beats plus these four): the loader
+#: queues its first job a cycle after the start; the link answers a request the cycle after
+#: it (after its latency); a tile is loaded the cycle after its last answer (the loaded
+#: count); a write-back's first beat follows its tile's drain by a cycle (the O line read).
+PORT_PIPELINE = (1, 1, 1, 1)
 
 
 def _positions(trips: int, sampled: bool, reduce: bool) -> list[tuple[int, float]]:
@@ -177,6 +191,9 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     beat_bytes: int | None = None, *, reduce: bool = True) -> float:
     """Cycles from the start of the GEMM to its last written byte (module doc), in float64;
     ``reduce=False`` runs every tile of the loop nest instead of the reduced nest."""
+    # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
+    queue, answer, loaded_after, line_read = (
+        PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0))
     steps = _steps(nest, reduce)
     n = len(steps)
     bw = float(bytes_per_cycle)
@@ -339,7 +356,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     free = release[op][j - h]
                 if free is None:
                     continue
-                t = max(free, req[op][j - 1]) if j else free
+                t = max(free, req[op][j - 1]) if j else free + queue
                 if op != "O":
                     t = o_wait(t, first)
                     if t is None:
@@ -362,12 +379,12 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     def serve_one() -> None:
         t, first, _, op, j = pending.pop(0)
         dur = link_time(*steps[first].jobs[_OPS.index(op)])
-        start = max(state["link"], t + lat)
+        start = max(state["link"], t + lat + answer)
         end = start + dur
         rows, row_bytes = steps[first].jobs[_OPS.index(op)]
         reads.append((start, end, rows * row_bytes / dur if dur else bw))
         state["link"] = end
-        ready[op][j] = end
+        ready[op][j] = end + loaded_after
 
     def loaded(op: str, j: int) -> float:
         while ready[op][j] is None:
@@ -394,7 +411,10 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                         raise AssertionError(f"timeline: {op} tile {j} never requested")
                     serve_one()
                     extend()
-                start = max(start, loaded(op, j))
+                # the first fold takes its stationary input in before the other one streams
+                ahead = (float(nest.preload[1]) if i == 0 and nest.preload is not None
+                         and op != nest.preload[0] else 0.0)
+                start = max(start, loaded(op, j) - ahead)
         total += (start - prev_start) * st.mult if prev_start is not None else start
         prev_start = last_start = start
         tm = st.timing
@@ -408,7 +428,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     release[op][tile_op[op][i]] = rel
         if st.write is not None:
             v = tile_op["O"][i]
-            wb_ready[v] = start + tm.busy + tm.drain
+            wb_ready[v] = start + tm.busy + tm.drain + line_read
             wb_job[v] = st.write
     while pending:
         serve_one()

@@ -200,8 +200,8 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     lat = float(latency)
     halves = dict(zip(_OPS, nest.halves, strict=True))
     # ties between loads requested together: the engine takes a fold's stationary input
-    # (early_op) first, then the other input, then the partial sums
-    first_op = nest.early_op or "A"
+    # (early_op, or the one it preloads) first, then the other input, then the partial sums
+    first_op = nest.early_op or (nest.preload[0] if nest.preload is not None else "A")
     tie = {first_op: 0, ("W" if first_op == "A" else "A"): 1, "O": 2}
 
     def link_time(rows: int, row_bytes: Exact) -> float:

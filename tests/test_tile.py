@@ -411,7 +411,7 @@ def test_verify_tile_on_verilator(tmp_path, capsys, preset, sets) -> None:
     measured and model cycles, those on the model's mapping within 2% of the model (the
     bound and why in each case); one case replayed on amaranth.sim takes the same cycles and
     bytes (the two benches share the memory model, the cases and the operands)."""
-    from sim.verify.tile_bench import bench_cases, random_operands
+    from sim.verify.tile_bench import bench_cases, oriented, random_operands
 
     argv = ["gen", "tile", "--arch", preset, "--out", str(tmp_path)]
     for s in sets:
@@ -450,7 +450,8 @@ def test_verify_tile_on_verilator(tmp_path, capsys, preset, sets) -> None:
     operands = [random_operands(spec, rng, p.M, p.N, p.K) for p in planned]
     i = min(range(len(planned)), key=lambda j: planned[j].M * planned[j].N * planned[j].K)
     p = planned[i]
-    res = run_tile_gemm(spec, *operands[i], tile=p.tile, loop_order=p.loop_order, gap=p.gap)
+    res = run_tile_gemm(spec, *oriented(p.transposed, *operands[i]), tile=p.tile,
+                        loop_order=p.loop_order, gap=p.gap)
     assert (res.cycles, res.read_bytes, res.write_bytes) == (
         cases[i]["measured_cycles"], cases[i]["read_bytes"], cases[i]["write_bytes"])
     text_code, text, _ = run(capsys, ["verify", str(tmp_path / spec.name)])
@@ -739,8 +740,8 @@ def test_the_outer_operand_loads_during_the_inner_sweep(M, N, order) -> None:
 
 def _model_cases(preset: str, sets: list[str], seed: int = 1):
     """The tile spec of ``preset`` with ``sets`` and the bench's GEMMs on the model's mapping
-    (``tpe verify``'s first cases), each with its operands."""
-    from sim.verify.tile_bench import bench_cases, random_operands
+    (``tpe verify``'s first cases), each with the operands the tile runs."""
+    from sim.verify.tile_bench import bench_cases, oriented, random_operands
 
     arch = load_arch(preset, sets)
     spec = tile_spec(arch)
@@ -749,7 +750,7 @@ def _model_cases(preset: str, sets: list[str], seed: int = 1):
     for case in bench_cases(arch, spec, rng):
         A, W = random_operands(spec, rng, case.M, case.N, case.K)
         if case.model_mapping:
-            out.append((case, A, W))
+            out.append((case, *oriented(case.transposed, A, W)))
     return spec, out
 
 
@@ -825,3 +826,34 @@ def test_verify_fails_a_tile_slower_than_its_model(tmp_path, capsys) -> None:
     assert code == 1 and report["pass"] is False
     assert all(c["results_ok"] for c in report["cases"])
     assert any(p.startswith("cycles: ") for c in report["cases"] for p in c["problems"])
+
+
+def test_verify_model_figure_is_tpe_sim_gemms(tmp_path, capsys) -> None:
+    """One question, one answer: the tile's manifest carries its architecture with the port's
+    beat (``dram.beat_bytes``), and `tpe sim gemm` on that architecture gives, for each GEMM
+    of `tpe verify` on the mapping the model picks, the model figure `tpe verify` holds the
+    tile to."""
+    from sim.verify.tile_bench import bench_cases
+
+    argv = ["gen", "tile", "--arch", "systolic", "--out", str(tmp_path)]
+    for s in SMALL:
+        argv += ["--set", s]
+    assert run(capsys, argv)[0] == 0
+    spec = tile_spec(load_arch("systolic", SMALL))
+    manifest = json.loads((tmp_path / spec.name / "manifest.json").read_text())
+    dram = next(lv for lv in manifest["architecture"]["memory"] if lv["name"] == "dram")
+    assert dram["beat_bytes"] == spec.ext_bytes == 4
+    arch = tile_from_manifest(manifest).architecture
+    cases = [c for c in bench_cases(arch, spec, np.random.default_rng(1)) if c.model_mapping]
+    assert len(cases) == 3
+    for c in cases:
+        argv = ["sim", "gemm", "--arch", "systolic", "--M", str(c.M), "--N", str(c.N),
+                "--K", str(c.K), "--json"]
+        for s in [*SMALL, f"dram.beat_bytes={dram['beat_bytes']}"]:
+            argv += ["--set", s]
+        code, out, _ = run(capsys, argv)
+        got = json.loads(out)
+        assert code == 0 and got["cycles"] == c.model_cycles, (c, got["cycles"])
+        tile = got["mapping"]["tile"]
+        assert (tile["M"], tile["N"], tile["K"]) == c.tile
+        assert got["mapping"]["transposed"] is c.transposed

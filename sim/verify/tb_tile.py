@@ -40,6 +40,7 @@ from sim.verify.tile_bench import (
     bench_cases,
     cycle_check,
     load_gemm,
+    oriented,
     random_operands,
     reference,
 )
@@ -119,12 +120,15 @@ async def _serve(dut: Any, mem: ExtMemory, codecs: dict[str, Codec], limit: int
 async def _run_case(dut: Any, spec: TileSpec, codecs: dict[str, Codec], case: BenchCase,
                     rng: np.random.Generator) -> dict[str, Any]:
     A, W = random_operands(spec, rng, case.M, case.N, case.K)
-    job = load_gemm(spec, A, W, tile=case.tile, loop_order=case.loop_order, gap=case.gap)
+    job = load_gemm(spec, *oriented(case.transposed, A, W), tile=case.tile,
+                    loop_order=case.loop_order, gap=case.gap)
     await _configure(dut, job.writes)
     limit = TIMEOUT_FACTOR * case.model_cycles + TIMEOUT_FLOOR
     measured, problems = await _serve(dut, job.mem, codecs, limit)
     e = spec.engine
     got, want = job.result(spec), reference(A, W, e.acc_bits, e.signed)
+    if case.transposed:  # the tile wrote C^T
+        got = got.T
     bad = np.argwhere(got != want)
     if len(bad):
         i, j = (int(x) for x in bad[0])

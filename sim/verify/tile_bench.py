@@ -31,7 +31,7 @@ from sim.verify.driver import log_uniform_dim
 __all__ = ["LINK_LIMITED_BOUND", "SMALL_CUBE", "SMALL_TILE", "SMALL_TILES", "Agreement",
            "BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases",
            "compare", "cycle_check", "cycle_table", "fit_mapping", "ideal_link", "fit_tile", "load_gemm", "model_cycles", "model_gemm", "pack",
-           "plan_gemm", "random_operands", "reference", "run_tile_gemm", "start_gemm",
+           "oriented", "plan_gemm", "random_operands", "reference", "run_tile_gemm", "start_gemm",
            "tile_arch", "unpack"]
 
 
@@ -418,28 +418,46 @@ class PlannedGemm:
     #: False when the model chose ``mapping`` itself; True when its choice did not fit the
     #: scratchpad lines and :func:`fit_mapping` refit it, or the tile was given.
     refit: bool
+    #: The model runs the GEMM transposed (``C^T = W^T A^T``: ``mapping`` tiles the N x M
+    #: GEMM): the tile is given ``W^T`` as A and ``A^T`` as W (:func:`oriented`).
+    transposed: bool = False
+
+
+def oriented(transposed: bool, A: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The operands the tile runs: ``(A, W)``, or ``(W^T, A^T)`` for a transposed GEMM (the
+    tile then writes ``C^T``)."""
+    return (W.T, A.T) if transposed else (A, W)
 
 
 def plan_gemm(arch: ArchSpec, spec: TileSpec, M: int, N: int, K: int,
               tile: tuple[int, int, int] | None = None, loop_order: str | None = None
               ) -> PlannedGemm:
-    """The mapping the system model chooses for ``M x N x K`` on ``arch``, refit to the tile's
-    scratchpads when it does not fit, or buffer tile ``tile`` in ``loop_order`` when given;
-    with the model's cycles and DRAM bytes for the mapping that runs."""
-    from sim.gemm import mapping_cost, simulate_gemm
+    """The mapping the system model chooses for ``M x N x K`` on ``arch`` (``tpe sim gemm``'s:
+    :func:`sim.system.simulate_op`, either orientation), refit to the tile's scratchpads when
+    it does not fit, or buffer tile ``tile`` in ``loop_order`` when given; with the model's
+    cycles and DRAM bytes for the mapping that runs."""
+    from sim.gemm import mapping_cost
+    from sim.system import simulate_op
 
     arch = tile_arch(arch)
     gemm = model_gemm(arch, M, N, K)
     if tile is None or loop_order is None:
-        model = simulate_gemm(arch, gemm)
-        mp = fit_mapping(spec, model.mapping, M, N, K)
-        if mp is model.mapping:
-            return PlannedGemm(mp, model.cycles, model.dram_bytes, refit=False)
+        model = simulate_op(arch, gemm)
+        transposed = bool(model.mapping["transposed"])
+        assert model.core is not None  # an engine architecture: the core's GEMM result
+        if transposed:
+            gemm = model_gemm(arch, N, M, K)
+            M, N = N, M
+        mp = fit_mapping(spec, model.core.mapping, M, N, K)
+        if mp is model.core.mapping:
+            return PlannedGemm(mp, model.cycles, model.dram_bytes, refit=False,
+                               transposed=transposed)
         mp = Candidates.from_mapping(mp, M, N, K).mapping(0, arch)
     else:
+        transposed = False
         mp = Candidates.single(M, N, K, tile, loop_order).mapping(0, arch)
     cycles, dram_bytes = mapping_cost(arch, gemm, mp)
-    return PlannedGemm(mp, cycles, dram_bytes, refit=True)
+    return PlannedGemm(mp, cycles, dram_bytes, refit=True, transposed=transposed)
 
 
 def random_operands(spec: TileSpec, rng: np.random.Generator, M: int, N: int, K: int
@@ -472,6 +490,9 @@ class BenchCase:
     #: lines if need be), not a random buffer tile: its cycles are held to the model's
     #: (:func:`cycle_check`).
     model_mapping: bool = False
+    #: The model runs it transposed (:attr:`PlannedGemm.transposed`): ``tile`` and
+    #: ``loop_order`` tile the N x M GEMM the tile runs on :func:`oriented` operands.
+    transposed: bool = False
 
 
 def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, model: int = 3,
@@ -498,7 +519,8 @@ def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, mod
             K = int(rng.integers(dk + 1, blocks * max(dm, dn) + 2))
         if i < model:
             plan = plan_gemm(arch, spec, M, N, K)
-            label = f"model mapping{' (refit)' if plan.refit else ''}"
+            label = (f"model mapping{' (refit)' if plan.refit else ''}"
+                     f"{' (C^T)' if plan.transposed else ''}")
         else:
             dims = mapping_mod.LOOP_ORDERS[(i - model) % len(mapping_mod.LOOP_ORDERS)]
             # at most half of each dimension: two tiles or more along every one
@@ -512,7 +534,7 @@ def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, mod
                              M=M, N=N, K=K, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
                              loop_order=order, gap=int(rng.integers(0, 5)),
                              model_cycles=plan.model_cycles, folds=mp.folds,
-                             model_mapping=i < model))
+                             model_mapping=i < model, transposed=plan.transposed))
     return out
 
 
@@ -571,6 +593,8 @@ class Agreement:
     #: Bytes the tile moved over its port (read + written), and the model's DRAM bytes.
     moved_bytes: int
     model_bytes: int
+    #: The model runs the GEMM transposed: ``mapping`` tiles ``C^T`` (N x M).
+    transposed: bool = False
 
     @property
     def error(self) -> float:
@@ -589,14 +613,16 @@ def compare(arch: ArchSpec, M: int, N: int, K: int, rng: np.random.Generator) ->
     plan = plan_gemm(arch, spec, M, N, K)
     mp = plan.mapping
     A, W = random_operands(spec, rng, M, N, K)
-    run = run_tile_gemm(spec, A, W, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
+    run = run_tile_gemm(spec, *oriented(plan.transposed, A, W),
+                        tile=(mp.tile_m, mp.tile_n, mp.tile_k),
                         loop_order="".join(mp.loop_order))
-    if not np.array_equal(run.C, reference(A, W, e.acc_bits, e.signed)):
+    C = run.C.T if plan.transposed else run.C
+    if not np.array_equal(C, reference(A, W, e.acc_bits, e.signed)):
         raise AssertionError(f"{M}x{N}x{K}: C differs from numpy")
     return Agreement(M=M, N=N, K=K, mapping=mp, refit=plan.refit, measured_cycles=run.cycles,
                      model_cycles=plan.model_cycles,
                      moved_bytes=run.read_bytes + run.write_bytes,
-                     model_bytes=plan.model_dram_bytes)
+                     model_bytes=plan.model_dram_bytes, transposed=plan.transposed)
 
 
 def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 1) -> str:

@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{s.rpartition('.')[2].replace('=', '-')}_" for s in args.sets)
     out = args.out or RESULTS / f"tile_agreement_{tag}{datetime.date.today().isoformat()}.csv"
     header = ["M", "N", "K", "bytes_per_cycle", "latency_cycles", "tile", "loop_order",
-              "refit", "transposed", "bound", "dram_stall_share", "measured_cycles", "model_cycles", "error",
-              "moved_bytes", "model_bytes"]
+              "refit", "transposed", "bound", "dram_stall_share", "measured_cycles",
+              "model_cycles", "error", "moved_bytes", "model_bytes"]
     rows_out = []
     rng = np.random.default_rng(args.seed + 1)
     t0 = time.perf_counter()

@@ -24,21 +24,25 @@ from sim.verify.tile_ref import reference_cycles
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: The committed agreement runs: (preset, overrides, file).
 RUNS = [
-    ("systolic", [], "tile_agreement_2026-12-05.csv"),
+    ("systolic", [], "tile_agreement_2026-12-06.csv"),
     ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
-     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-05.csv"),
-    ("cube", [], "tile_agreement_cube_2026-12-05.csv"),
-    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-05.csv"),
+     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-06.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06.csv"),
 ]
 
 
 def _points(preset: str, sets: list[str], name: str):
+    """(architecture, row, buffer tile) of each committed point; a point the model runs
+    transposed (``C^T = W^T A^T``) has M and N of its row swapped: the GEMM the tile ran."""
     with (RESULTS / name).open(newline="") as f:
         for row in csv.DictReader(f):
             arch = load_arch(preset, [*SMALL_TILES[preset], "clock_mhz=1000", *sets,
                                       f"dram.bandwidth_gb_per_s={row['bytes_per_cycle']}",
                                       f"dram.latency_ns={row['latency_cycles']}"])
             tile = tuple(int(x) for x in row["tile"].split("x"))
+            if row["transposed"] == "True":
+                row = {**row, "M": row["N"], "N": row["M"]}
             yield arch, row, tile
 
 

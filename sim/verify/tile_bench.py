@@ -28,11 +28,37 @@ from mapping import Candidates, Mapping
 from models.ops import Gemm
 from sim.verify.driver import log_uniform_dim
 
-__all__ = ["LINK_LIMITED_BOUND", "SMALL_CUBE", "SMALL_TILE", "SMALL_TILES", "Agreement",
-           "BenchCase", "ExtMemory", "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases",
-           "compare", "cycle_check", "cycle_table", "fit_mapping", "ideal_link", "fit_tile", "load_gemm", "model_cycles", "model_gemm", "pack",
-           "oriented", "plan_gemm", "random_operands", "reference", "run_tile_gemm", "start_gemm",
-           "tile_arch", "unpack"]
+__all__ = [
+    "LINK_LIMITED_BOUND",
+    "SMALL_CUBE",
+    "SMALL_TILE",
+    "SMALL_TILES",
+    "Agreement",
+    "BenchCase",
+    "ExtMemory",
+    "LoadedGemm",
+    "PlannedGemm",
+    "TileRun",
+    "bench_cases",
+    "compare",
+    "cycle_check",
+    "cycle_table",
+    "fit_mapping",
+    "fit_tile",
+    "ideal_link",
+    "load_gemm",
+    "model_cycles",
+    "model_gemm",
+    "oriented",
+    "pack",
+    "plan_gemm",
+    "random_operands",
+    "reference",
+    "run_tile_gemm",
+    "start_gemm",
+    "tile_arch",
+    "unpack",
+]
 
 
 #: A small tile of the ``systolic`` preset (``load_arch("systolic", SMALL_TILE + link)``): a

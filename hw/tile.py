@@ -146,10 +146,11 @@ last, a reload after it, and the loads of later tiles held back while the output
 waits for a running write-back. Given the link's beat (``dram.beat_bytes``; the tile's
 manifest carries the port's width: ``hw.spec.tile.port_arch``), a tile row takes whole beats
 and the port's pipeline counts (``sim.timeline.PORT_PIPELINE``: the first job queued a cycle
-after the start, an answer the cycle after its request, a tile loaded the cycle after its
-last answer, a write-back's first beat a cycle after its drain), which makes the model equal
-to the tile with an ideal link (no latency, a beat a cycle) on the output-stationary
-array, the cube, the 2D matrix and the weight-stationary array without its double buffer;
+after the start, an answer no earlier than the cycle after its request, a tile loaded the
+cycle after its last answer, a write-back's first beat a cycle after its drain), which makes
+the model equal to the tile with an ideal link (no latency, a beat a cycle) on the
+output-stationary array, the cube, the 2D matrix and the weight-stationary array without its
+double buffer;
 loads requested together go the preloaded input first, and the GEMM's first tile streams
 once its other input has loaded, its first fold's preload overlapping that load. It leaves
 out: the link's credit bucket and its read and write beat per cycle (the timeline moves

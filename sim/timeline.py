@@ -123,9 +123,10 @@ WHOLE_TILES = 512
 #: around its transfers, from the tile RTL's DMA (``hw.tile``, "Overlap": measured on
 #: ``amaranth.sim`` with a link that never limits, a GEMM takes the engine's cycles, the first
 #: tile's read beats and the last output tile's write beats plus these four): the loader
-#: queues its first job a cycle after the start; the link answers a request the cycle after
-#: it (after its latency); a tile is loaded the cycle after its last answer (the loaded
-#: count); a write-back's first beat follows its tile's drain by a cycle (the O line read).
+#: queues its first job a cycle after the start; the link answers a request no earlier than
+#: the cycle after it (its latency, at least a cycle); a tile is loaded the cycle after its
+#: last answer (the loaded count); a write-back's first beat follows its tile's drain by a
+#: cycle (the O line read).
 PORT_PIPELINE = (1, 1, 1, 1)
 
 
@@ -379,7 +380,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     def serve_one() -> None:
         t, first, _, op, j = pending.pop(0)
         dur = link_time(*steps[first].jobs[_OPS.index(op)])
-        start = max(state["link"], t + lat + answer)
+        start = max(state["link"], t + max(lat, answer))
         end = start + dur
         rows, row_bytes = steps[first].jobs[_OPS.index(op)]
         reads.append((start, end, rows * row_bytes / dur if dur else bw))

@@ -158,8 +158,8 @@ bytes at the link's rate, reads first); the request walker (a request per cycle,
 four jobs) and the request order within a job; the weight double buffer's first fold (with
 an ideal link the model is 1 or 2 cycles over the tile); line blocks narrower than a beat in
 one bank (a request per segment: on an odd cube, 3x4x3, `tpe verify`'s GEMMs on the model's
-mappings measured 4% to 15% fewer cycles than the model with a 4-byte link, 19% to 35% more
-with an ideal one); and, for loops of more trips than its reduced nest runs, the middle
+mappings measured 2% to 11% off the model, either side, with a 4- or a 16-byte link, so its
+cycle check fails); and, for loops of more trips than its reduced nest runs, the middle
 iterations, counted from samples of them. The
 candidates are still ranked by the closed form (``sim.memory``: per loop boundary, the
 transfer against the average tile), so the mapping the model picks is the closed form's best,

@@ -464,10 +464,19 @@ ODD = ["engine.rows=3", "engine.cols=5", "a_buffer.width_bits=24", "w_buffer.wid
        "o_buffer.width_bits=160", "o_buffer.capacity_bytes=1280"]
 
 
+#: The model's known gap (``hw.tile``, "What the model abstracts"): an A line block of 3x3
+#: elements that no beat fills whole takes a request per row segment, which the timeline does
+#: not count; `tpe verify` measured the odd cube 3% to 11% off the model on its mappings
+#: (both links), so its cycle check fails. Strict: fixing the model makes these pass.
+ODD_CUBE_GAP = pytest.mark.xfail(strict=True, reason="the model does not count an unbanked "
+                                 "line block's request per row segment (hw.tile)")
+
+
 @pytest.mark.rtl
 @pytest.mark.slow
 @pytest.mark.parametrize(("preset", "sets"), [
-    pytest.param(preset, sizes + link, id=f"{name}-{bw}")
+    pytest.param(preset, sizes + link, id=f"{name}-{bw}",
+                 marks=[ODD_CUBE_GAP] if name == "cube-odd" else [])
     for preset, name, sizes in (
         ("systolic", "os", SMALL), ("systolic", "os-odd", SMALL + ODD),
         ("systolic", "os-odb", [*SMALL, "engine.output_double_buffer=true"]),
@@ -479,7 +488,8 @@ ODD = ["engine.rows=3", "engine.cols=5", "a_buffer.width_bits=24", "w_buffer.wid
 def test_verify_tile_matrix_on_verilator(tmp_path, capsys, preset, sets) -> None:
     """The full matrix by hand: every engine and option the tile builds, at two sizes and two
     links (4 bytes per cycle, one line per beat; 16, the W and A scratchpads banked), through
-    `tpe verify` on Verilator: every GEMM bit exact."""
+    `tpe verify` on Verilator: every GEMM bit exact, the model's mappings within 2% of the
+    model (but the odd cube: :data:`ODD_CUBE_GAP`)."""
     argv = ["gen", "tile", "--arch", preset, "--out", str(tmp_path)]
     for s in sets:
         argv += ["--set", s]
@@ -487,8 +497,9 @@ def test_verify_tile_matrix_on_verilator(tmp_path, capsys, preset, sets) -> None
     spec = tile_spec(load_arch(preset, sets))
     code, out, err = run(capsys, ["verify", str(tmp_path / spec.name), "--json"])
     report = json.loads(out)
-    assert code == 0 and report["pass"] is True, (err, report)
     assert all(c["results_ok"] for c in report["cases"])
+    assert all(abs(c["cycle_error"]) <= 0.02 for c in report["cases"] if c["cycles_checked"])
+    assert code == 0 and report["pass"] is True, (err, report)
 
 
 @pytest.mark.parametrize(("args", "message"), [

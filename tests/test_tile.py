@@ -293,7 +293,11 @@ def test_gen_tile_writes_verilog_and_manifest(tmp_path, capsys) -> None:
     assert str(folder) in out
     # the architecture round-trips: a bench derives the same tile (and system model) from it
     assert tile_from_manifest(manifest) == spec
-    assert tile_from_manifest(manifest).architecture == load_arch("systolic", TINY)
+    # the architecture as its tile runs it: the port's beat as the link's (one model figure)
+    from hw.spec.tile import port_arch
+
+    arch = tile_from_manifest(manifest).architecture
+    assert arch == port_arch(load_arch("systolic", TINY)) and arch.memory[-1].beat_bytes == 4
 
 
 def test_tile_scratchpads_have_no_initial_value() -> None:

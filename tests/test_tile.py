@@ -475,12 +475,21 @@ ODD = ["engine.rows=3", "engine.cols=5", "a_buffer.width_bits=24", "w_buffer.wid
 ODD_CUBE_GAP = pytest.mark.xfail(strict=True, reason="the model does not count an unbanked "
                                  "line block's request per row segment (hw.tile)")
 
+#: A gap found by the cycle check (the agreement benchmark runs the weight-stationary array
+#: with its weight double buffer only): without it, on the 16-byte link with 40 cycles of
+#: latency, the model's mappings measured -4.9%, -1.2%, -2.2% (4x4) and +6.8%, +5.1%, +3.2%
+#: (3x5) against the model; on the 4-byte link they are within 2%. Not explained yet.
+WS_FAST_LINK_GAP = pytest.mark.xfail(strict=True, reason="the model is 2% to 7% off the "
+                                     "weight-stationary tile without its weight double "
+                                     "buffer on a fast link with latency")
+
 
 @pytest.mark.rtl
 @pytest.mark.slow
 @pytest.mark.parametrize(("preset", "sets"), [
     pytest.param(preset, sizes + link, id=f"{name}-{bw}",
-                 marks=[ODD_CUBE_GAP] if name == "cube-odd" else [])
+                 marks=[ODD_CUBE_GAP] if name == "cube-odd" else
+                 [WS_FAST_LINK_GAP] if name in ("ws", "ws-odd") and bw == "16B" else [])
     for preset, name, sizes in (
         ("systolic", "os", SMALL), ("systolic", "os-odd", SMALL + ODD),
         ("systolic", "os-odb", [*SMALL, "engine.output_double_buffer=true"]),

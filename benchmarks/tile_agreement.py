@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from hw.spec import SpecError, load_arch, tile_spec  # noqa: E402
-from sim.gemm import simulate_gemm  # noqa: E402
+from sim.system import simulate_op  # noqa: E402
 from sim.verify.tile_bench import SMALL_TILES, compare, model_gemm, tile_arch  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{s.rpartition('.')[2].replace('=', '-')}_" for s in args.sets)
     out = args.out or RESULTS / f"tile_agreement_{tag}{datetime.date.today().isoformat()}.csv"
     header = ["M", "N", "K", "bytes_per_cycle", "latency_cycles", "tile", "loop_order",
-              "refit", "bound", "dram_stall_share", "measured_cycles", "model_cycles", "error",
-              "moved_bytes", "model_bytes"]
+              "refit", "transposed", "bound", "dram_stall_share", "measured_cycles",
+              "model_cycles", "error", "moved_bytes", "model_bytes"]
     rows_out = []
     rng = np.random.default_rng(args.seed + 1)
     t0 = time.perf_counter()
@@ -114,20 +114,24 @@ def main(argv: list[str] | None = None) -> int:
         arch = load_arch(args.arch, [*base, f"dram.bandwidth_gb_per_s={bw}",
                                       f"dram.latency_ns={lat}"])
         r = compare(arch, M, N, K, rng)
-        res = simulate_gemm(tile_arch(arch), model_gemm(arch, M, N, K))
-        share = res.dram_stall_cycles / res.cycles
+        # tpe sim gemm's figures (either orientation), as tpe verify's
+        res = simulate_op(tile_arch(arch), model_gemm(arch, M, N, K))
+        assert res.core is not None
+        share = res.core.dram_stall_cycles / res.cycles
         limited = res.bound == "memory" or share >= 0.1
         mp = r.mapping
         tile = f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}"
         order = "".join(mp.loop_order)
         rows_out.append({"M": M, "N": N, "K": K, "bytes_per_cycle": bw, "latency_cycles": lat,
                          "tile": tile, "loop_order": order, "refit": r.refit,
+                         "transposed": r.transposed,
                          "bound": "link" if limited else "compute",
                          "dram_stall_share": round(share, 4),
                          "measured_cycles": r.measured_cycles, "model_cycles": r.model_cycles,
                          "error": round(r.error, 5), "moved_bytes": r.moved_bytes,
                          "model_bytes": r.model_bytes})
-        print(f"{f'{M}x{N}x{K}':>10} {bw:>6} {lat:>4} {tile + ('*' if r.refit else ''):>9} "
+        mark = ("*" if r.refit else "") + ("T" if r.transposed else "")
+        print(f"{f'{M}x{N}x{K}':>10} {bw:>6} {lat:>4} {tile + mark:>9} "
               f"{order:>5} {'link' if limited else 'compute':>7} {r.measured_cycles:>9} "
               f"{r.model_cycles:>7} {r.error:>+7.1%}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         w.writeheader()
         w.writerows(rows_out)
     print(f"\n{len(rows_out)} points in {time.perf_counter() - t0:.0f} s; * refit to the "
-          "scratchpad lines (model figures for the refit mapping)")
+          "scratchpad lines (model figures for the refit mapping); T the model runs C^T = "
+          "W^T A^T (the tile too, the buffer tile of N x M)")
     for label, n, largest, mean, within in summary(rows_out):
         print(f"{label:>14}: {n:>3} points, |error| max {largest:.1%}, mean {mean:.1%}, "
               f"within 2% {within}")
@@ -164,6 +169,7 @@ def markdown(rows: list[dict]) -> str:
              "| model | error |", "| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |"]
     for r in rows:
         refit = "*" if str(r["refit"]) == "True" else ""
+        refit += " (C^T)" if str(r.get("transposed")) == "True" else ""
         lines.append(f"| {r['M']}x{r['N']}x{r['K']} | {r['bytes_per_cycle']} | "
                      f"{r['latency_cycles']} | {r['tile']}{refit} | {r['loop_order']} | "
                      f"{r['bound']} | {int(r['measured_cycles']):,} | "

@@ -143,14 +143,24 @@ stationary released a fold early when the engine takes it while the previous fol
 streams), each write-back after its tile's drain and the previous write-back, taking what
 the reads leave of the link, an output half freed by the write-back of the visit before
 last, a reload after it, and the loads of later tiles held back while the output loader
-waits for a running write-back. Given the link's beat (``dram.beat_bytes``; the benchmark
-gives the port's width, ``tile_bench.tile_arch``), a tile row takes whole beats. It leaves
+waits for a running write-back. Given the link's beat (``dram.beat_bytes``; the tile's
+manifest carries the port's width: ``hw.spec.tile.port_arch``), a tile row takes whole beats
+and the port's pipeline counts (``sim.timeline.PORT_PIPELINE``: the first job queued a cycle
+after the start, an answer no earlier than the cycle after its request, a tile loaded the
+cycle after its last answer, a write-back's first beat a cycle after its drain), which makes
+the model equal to the tile with an ideal link (no latency, a beat a cycle) on the
+output-stationary array, the cube, the 2D matrix and the weight-stationary array without its
+double buffer;
+loads requested together go the preloaded input first, and the GEMM's first tile streams
+once its other input has loaded, its first fold's preload overlapping that load. It leaves
 out: the link's credit bucket and its read and write beat per cycle (the timeline moves
 bytes at the link's rate, reads first); the request walker (a request per cycle, a queue of
-four jobs) and the request order within a job; the cycles between a job's last answer and
-the tile's first beat and before a write-back's first beat (a few per tile); line blocks
-narrower than a beat in one bank (a request per segment); and, for loops of more trips
-than its reduced nest runs, the middle iterations, counted from samples of them. The
+four jobs) and the request order within a job; the weight double buffer's first fold (with
+an ideal link the model is 1 or 2 cycles over the tile); line blocks narrower than a beat in
+one bank (a request per segment: on an odd cube, 3x4x3, `tpe verify`'s GEMMs on the model's
+mappings measured 2% to 11% off the model, either side, with a 4- or a 16-byte link, so its
+cycle check fails); and, for loops of more trips than its reduced nest runs, the middle
+iterations, counted from samples of them. The
 candidates are still ranked by the closed form (``sim.memory``: per loop boundary, the
 transfer against the average tile), so the mapping the model picks is the closed form's best,
 evaluated by the timeline.

@@ -508,7 +508,8 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
                 w_bytes=exact_div(gemm.exact_w_storage_bits, 8),
                 acc_bytes=exact_div(spec.acc_bits, 8), o_bytes=exact_div(o_bits, 8),
                 halves=(h_a, h_w, h_o),
-                timing=timing, early_op=early)
+                timing=timing, early_op=early,
+                preload=(stationary, preload) if stationary and preload else None)
 
 
 #: Which loop dimensions (``DIMS``) index each operand (:data:`mapping.OPERAND_DIMS`): rows

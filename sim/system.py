@@ -172,7 +172,8 @@ def _tier_link(arch: ArchSpec, t: int, share: int) -> LevelSpec:
     """Tier ``t`` as one backing level of ``1/share`` of its bandwidth (a shared tier's
     bandwidth divides over the ``share`` instances of the tier in front of it): its levels'
     capacities and bandwidths summed (its operands move in parallel), the longest latency, and
-    the bytes-weighted mean energy per byte (operands equally)."""
+    the bytes-weighted mean energy per byte (operands equally); a tier of one level keeps its
+    beat (``beat_bytes``: each transfer takes whole beats of its port)."""
     tier = arch.tiers[t]
     clock = arch.clock_mhz
     gbps = sum(lv.bandwidth_bytes_per_cycle(clock) for lv in tier) * clock / 1e3 / share
@@ -182,7 +183,7 @@ def _tier_link(arch: ArchSpec, t: int, share: int) -> LevelSpec:
         holds=OPERANDS, capacity_bytes=sum(lv.capacity_bytes for lv in tier),
         bandwidth_gb_per_s=gbps, latency_ns=max(lv.latency_ns for lv in tier),
         energy_pj_per_byte=pj, instances="chip", double_buffered=False,
-        off_chip=tier[0].off_chip)
+        off_chip=tier[0].off_chip, beat_bytes=tier[0].beat_bytes if len(tier) == 1 else None)
 
 
 @memo(maxsize=256)

@@ -83,7 +83,10 @@ class Nest:
     final output in DRAM; ``halves``: of A's, W's and the output's level; ``timing``: a
     :class:`TileTiming` per distinct tile size ``(tm, tn, tk)`` in the GEMM; ``early_op``: the
     input a fold holds stationary when the engine takes it while the previous fold streams
-    (released a fold early; ``None`` otherwise)."""
+    (released a fold early; ``None`` otherwise); ``preload``: the input a fold holds
+    stationary and the cycles the engine takes it in before the fold streams, when its kind
+    preloads (the GEMM's first tile may start on that input alone, the other one needed only
+    ``preload`` cycles later; ``None`` otherwise)."""
 
     dims: tuple[int, int, int]
     tile: tuple[int, int, int]
@@ -95,6 +98,7 @@ class Nest:
     halves: tuple[int, int, int]
     timing: tuple[tuple[tuple[int, int, int], TileTiming], ...]
     early_op: str | None
+    preload: tuple[str, Exact] | None = None
 
 
 #: The reduced nest (module doc): the innermost loop that moves (more than one trip) runs
@@ -110,6 +114,17 @@ OUTER_WHOLE = 6
 #: sampled iterations can stand for too few others to average out (a 6 x 11-tile nest came
 #: 6% under its whole timeline, below the link's own bound).
 WHOLE_TILES = 512
+
+
+#: The cycles a port of beats (a link with ``beat_bytes``: the tile's, ``hw.tile``) adds
+#: around its transfers, from the tile RTL's DMA (``hw.tile``, "Overlap": measured on
+#: ``amaranth.sim`` with a link that never limits, a GEMM takes the engine's cycles, the first
+#: tile's read beats and the last output tile's write beats plus these four): the loader
+#: queues its first job a cycle after the start; the link answers a request no earlier than
+#: the cycle after it (its latency, at least a cycle); a tile is loaded the cycle after its
+#: last answer (the loaded count); a write-back's first beat follows its tile's drain by a
+#: cycle (the O line read).
+PORT_PIPELINE = (1, 1, 1, 1)
 
 
 def _positions(trips: int, sampled: bool, reduce: bool) -> list[tuple[int, float]]:
@@ -231,6 +246,9 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     beat_bytes: int | None = None, *, reduce: bool = True) -> float:
     """Cycles from the start of the GEMM to its last written byte (module doc), in float64;
     ``reduce=False`` runs every tile of the loop nest instead of the reduced nest."""
+    # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
+    queue, answer, loaded_after, line_read = (
+        PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0))
     plan = _plan(nest, reduce)
     n = plan.n
     bw = float(bytes_per_cycle)
@@ -240,8 +258,9 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     first_of = plan.first
     o_first = first_of[2]
     # ties between loads requested together: the engine takes a fold's stationary input
-    # (early_op) first, then the other input, then the partial sums
-    tie = (1, 0, 2) if nest.early_op == "W" else (0, 1, 2)
+    # (early_op, or the one it preloads) first, then the other input, then the partial sums
+    first_op = nest.early_op or (nest.preload[0] if nest.preload is not None else "A")
+    tie = (1, 0, 2) if first_op == "W" else (0, 1, 2)
     ntiles = (len(first_of[0]), len(first_of[1]), len(first_of[2]))
     nv = ntiles[2]
 
@@ -406,7 +425,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
             if j < n_a:
                 free = 0.0 if j < h_a else rel_at_a[j - h_a]
                 if free is not None:
-                    t = o_wait(max(free, req_a[j - 1]) if j else free, first_a[j])
+                    t = o_wait(max(free, req_a[j - 1]) if j else free + queue, first_a[j])
                     if t is not None:
                         req_a[j] = t
                         insort(pending, (t, first_a[j], tie_a, 0, j))
@@ -416,7 +435,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
             if j < n_w:
                 free = 0.0 if j < h_w else rel_at_w[j - h_w]
                 if free is not None:
-                    t = o_wait(max(free, req_w[j - 1]) if j else free, first_w[j])
+                    t = o_wait(max(free, req_w[j - 1]) if j else free + queue, first_w[j])
                     if t is not None:
                         req_w[j] = t
                         insort(pending, (t, first_w[j], tie_w, 1, j))
@@ -433,7 +452,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     free = wb_finish(j - h_o)
                 if free is None:
                     continue
-                t = max(free, req_o[j - 1]) if j else free
+                t = max(free, req_o[j - 1]) if j else free + queue
                 job = has_job_o[j]
                 if j and not job:
                     prev = ready_o[j - 1]
@@ -453,7 +472,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
         nonlocal link
         t, _, _, op, j = pending.pop(0)
         dur = dur_of[op][j]
-        start = t + lat
+        start = t + (lat if lat > answer else answer)
         if link > start:
             start = link
         end = start + dur
@@ -461,7 +480,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
         r_end.append(end)
         r_use.append(use_of[op][j])
         link = end
-        ready[op][j] = end
+        ready[op][j] = end + loaded_after
 
     def loaded(op: int, j: int) -> float:
         """When tile ``j`` of operand ``op`` has loaded (serving the link until it has)."""
@@ -490,6 +509,12 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     early_a = nest.early_op == "A"
     early_w = nest.early_op == "W"
     tile_a, tile_w, tile_o = plan.tile_of
+    # the first fold takes its stationary input in before the other one streams: the other
+    # input is needed that many cycles after the first tile starts
+    ahead = (0.0, 0.0, 0.0)
+    if nest.preload is not None:
+        pre = float(nest.preload[1])
+        ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
     for i in range(n):
         cur = i
         extend()
@@ -499,6 +524,8 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
             t = ready_a[j]
             if t is None:
                 t = loaded(0, j)
+            if i == 0:
+                t -= ahead[0]
             if t > start:
                 start = t
         j = tile_w[i]
@@ -506,6 +533,8 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
             t = ready_w[j]
             if t is None:
                 t = loaded(1, j)
+            if i == 0:
+                t -= ahead[1]
             if t > start:
                 start = t
         j = tile_o[i]
@@ -513,6 +542,8 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
             t = ready_o[j]
             if t is None:
                 t = loaded(2, j)
+            if i == 0:
+                t -= ahead[2]
             if t > start:
                 start = t
         total += (start - prev_start) * mult[i] if i else start
@@ -525,7 +556,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
             rel = start + rel_of[i]
             rel_at_w[tile_w[i]] = rel - early_of[i] if early_w else rel
         if writes[i]:
-            wb_ready[tile_o[i]] = free_at + drains[i]
+            wb_ready[tile_o[i]] = free_at + drains[i] + line_read
     while pending:
         serve_one()
     end = wb_finish(nv - 1)

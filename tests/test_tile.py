@@ -293,7 +293,11 @@ def test_gen_tile_writes_verilog_and_manifest(tmp_path, capsys) -> None:
     assert str(folder) in out
     # the architecture round-trips: a bench derives the same tile (and system model) from it
     assert tile_from_manifest(manifest) == spec
-    assert tile_from_manifest(manifest).architecture == load_arch("systolic", TINY)
+    # the architecture as its tile runs it: the port's beat as the link's (one model figure)
+    from hw.spec.tile import port_arch
+
+    arch = tile_from_manifest(manifest).architecture
+    assert arch == port_arch(load_arch("systolic", TINY)) and arch.memory[-1].beat_bytes == 4
 
 
 def test_tile_scratchpads_have_no_initial_value() -> None:
@@ -408,9 +412,10 @@ def test_verify_refuses_an_unreadable_tile_manifest(tmp_path, capsys, edit, mess
 def test_verify_tile_on_verilator(tmp_path, capsys, preset, sets) -> None:
     """`tpe verify DIR --json` on a small tile: random GEMMs (the model's mappings, random
     partial tiles in several loop orders) bit exact on Verilator, each with its shape and the
-    measured and model cycles; one case replayed on amaranth.sim takes the same cycles and
+    measured and model cycles, those on the model's mapping within 2% of the model (the
+    bound and why in each case); one case replayed on amaranth.sim takes the same cycles and
     bytes (the two benches share the memory model, the cases and the operands)."""
-    from sim.verify.tile_bench import bench_cases, random_operands
+    from sim.verify.tile_bench import bench_cases, oriented, random_operands
 
     argv = ["gen", "tile", "--arch", preset, "--out", str(tmp_path)]
     for s in sets:
@@ -424,13 +429,21 @@ def test_verify_tile_on_verilator(tmp_path, capsys, preset, sets) -> None:
     assert report["warnings"] == []  # -Wall with the tile's lint.vlt: none left
     cases = report["cases"]
     assert len(cases) >= 4
-    for c in cases:
-        assert c["results_ok"] and c["problems"] == []
-        assert c["cycles_checked"] is False
-        assert all(isinstance(c[k], int) and c[k] > 0
-                   for k in ("M", "N", "K", "measured_cycles", "model_cycles"))
     rng = np.random.default_rng(report["seed"])
     planned = bench_cases(arch, spec, rng)
+    for c, p in zip(cases, planned, strict=True):
+        assert c["results_ok"] and c["problems"] == []
+        assert all(isinstance(c[k], int) and c[k] > 0
+                   for k in ("M", "N", "K", "measured_cycles", "model_cycles"))
+        # the model's mappings held to the model (the link limits: 2%), random tiles reported
+        assert c["cycles_checked"] is p.model_mapping
+        assert c["cycle_bound"] == (0.02 if p.model_mapping else None)
+        assert c["cycle_bound_why"].startswith("link-limited" if p.model_mapping else "random")
+        err = (c["measured_cycles"] - c["model_cycles"]) / c["model_cycles"]
+        assert c["cycle_error"] == pytest.approx(err, abs=1e-6)
+        if p.model_mapping:
+            assert abs(err) <= 0.02
+    assert sum(p.model_mapping for p in planned) >= 3
     # several tiles along every dimension in the random-tile cases, a partial one somewhere
     chosen = [p for p in planned if p.label.startswith("random tile")]
     assert chosen and all(-(-d // t) >= 2 for p in chosen
@@ -441,11 +454,12 @@ def test_verify_tile_on_verilator(tmp_path, capsys, preset, sets) -> None:
     operands = [random_operands(spec, rng, p.M, p.N, p.K) for p in planned]
     i = min(range(len(planned)), key=lambda j: planned[j].M * planned[j].N * planned[j].K)
     p = planned[i]
-    res = run_tile_gemm(spec, *operands[i], tile=p.tile, loop_order=p.loop_order, gap=p.gap)
+    res = run_tile_gemm(spec, *oriented(p.transposed, *operands[i]), tile=p.tile,
+                        loop_order=p.loop_order, gap=p.gap)
     assert (res.cycles, res.read_bytes, res.write_bytes) == (
         cases[i]["measured_cycles"], cases[i]["read_bytes"], cases[i]["write_bytes"])
     text_code, text, _ = run(capsys, ["verify", str(tmp_path / spec.name)])
-    assert text_code == 0 and "cycles reported, not checked" in text
+    assert text_code == 0 and "measured cycles within the bound of the model's in 3 of 3" in text
 
 
 #: An odd-sized systolic array (3x5: A lines of 3, W lines of 5 elements, neither a power of
@@ -454,10 +468,28 @@ ODD = ["engine.rows=3", "engine.cols=5", "a_buffer.width_bits=24", "w_buffer.wid
        "o_buffer.width_bits=160", "o_buffer.capacity_bytes=1280"]
 
 
+#: The model's known gap (``hw.tile``, "What the model abstracts"): an A line block of 3x3
+#: elements that no beat fills whole takes a request per row segment, which the timeline does
+#: not count; `tpe verify` measured the odd cube 3% to 11% off the model on its mappings
+#: (both links), so its cycle check fails. Strict: fixing the model makes these pass.
+ODD_CUBE_GAP = pytest.mark.xfail(strict=True, reason="the model does not count an unbanked "
+                                 "line block's request per row segment (hw.tile)")
+
+#: A gap found by the cycle check (the agreement benchmark runs the weight-stationary array
+#: with its weight double buffer only): without it, on the 16-byte link with 40 cycles of
+#: latency, the model's mappings measured -4.9%, -1.2%, -2.2% (4x4) and +6.8%, +5.1%, +3.2%
+#: (3x5) against the model; on the 4-byte link they are within 2%. Not explained yet.
+WS_FAST_LINK_GAP = pytest.mark.xfail(strict=True, reason="the model is 2% to 7% off the "
+                                     "weight-stationary tile without its weight double "
+                                     "buffer on a fast link with latency")
+
+
 @pytest.mark.rtl
 @pytest.mark.slow
 @pytest.mark.parametrize(("preset", "sets"), [
-    pytest.param(preset, sizes + link, id=f"{name}-{bw}")
+    pytest.param(preset, sizes + link, id=f"{name}-{bw}",
+                 marks=[ODD_CUBE_GAP] if name == "cube-odd" else
+                 [WS_FAST_LINK_GAP] if name in ("ws", "ws-odd") and bw == "16B" else [])
     for preset, name, sizes in (
         ("systolic", "os", SMALL), ("systolic", "os-odd", SMALL + ODD),
         ("systolic", "os-odb", [*SMALL, "engine.output_double_buffer=true"]),
@@ -469,7 +501,8 @@ ODD = ["engine.rows=3", "engine.cols=5", "a_buffer.width_bits=24", "w_buffer.wid
 def test_verify_tile_matrix_on_verilator(tmp_path, capsys, preset, sets) -> None:
     """The full matrix by hand: every engine and option the tile builds, at two sizes and two
     links (4 bytes per cycle, one line per beat; 16, the W and A scratchpads banked), through
-    `tpe verify` on Verilator: every GEMM bit exact."""
+    `tpe verify` on Verilator: every GEMM bit exact, the model's mappings within 2% of the
+    model (but the odd cube: :data:`ODD_CUBE_GAP`)."""
     argv = ["gen", "tile", "--arch", preset, "--out", str(tmp_path)]
     for s in sets:
         argv += ["--set", s]
@@ -477,8 +510,9 @@ def test_verify_tile_matrix_on_verilator(tmp_path, capsys, preset, sets) -> None
     spec = tile_spec(load_arch(preset, sets))
     code, out, err = run(capsys, ["verify", str(tmp_path / spec.name), "--json"])
     report = json.loads(out)
-    assert code == 0 and report["pass"] is True, (err, report)
     assert all(c["results_ok"] for c in report["cases"])
+    assert all(abs(c["cycle_error"]) <= 0.02 for c in report["cases"] if c["cycles_checked"])
+    assert code == 0 and report["pass"] is True, (err, report)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -726,3 +760,124 @@ def test_the_outer_operand_loads_during_the_inner_sweep(M, N, order) -> None:
     last_inner = (sweep - 1) // tile[1 if order == "mnk" else 0]
     assert last_inner >= 2  # several tiles in the inner sweep
     assert tags.index((outer, 1)) < tags.index((inner, last_inner))
+
+
+def _model_cases(preset: str, sets: list[str], seed: int = 1):
+    """The tile spec of ``preset`` with ``sets`` and the bench's GEMMs on the model's mapping
+    (``tpe verify``'s first cases), each with the operands the tile runs."""
+    from sim.verify.tile_bench import bench_cases, oriented, random_operands
+
+    arch = load_arch(preset, sets)
+    spec = tile_spec(arch)
+    rng = np.random.default_rng(seed)
+    out = []
+    for case in bench_cases(arch, spec, rng):
+        A, W = random_operands(spec, rng, case.M, case.N, case.K)
+        if case.model_mapping:
+            out.append((case, *oriented(case.transposed, A, W)))
+    return spec, out
+
+
+@pytest.mark.parametrize(("preset", "sets"), [
+    ("systolic", SMALL[:-2]), pytest.param("cube", SMALL_CUBE, marks=pytest.mark.slow)],
+    ids=["os", "cube"])
+def test_ideal_link_cycles_equal_the_model(preset, sets) -> None:
+    """With an ideal link (no latency, a whole beat a cycle) the tile's cycles on the model's
+    mappings equal the model's (``tile_bench.cycle_check`` holds them to 0%): its first
+    loads, last write-back and the port's pipeline included."""
+    from sim.verify.tile_bench import cycle_check, ideal_link
+
+    spec, cases = _model_cases(preset, [*sets, *IDEAL])
+    assert ideal_link(spec) and len(cases) == 3
+    for case, A, W in cases:
+        res = run_tile_gemm(spec, A, W, tile=case.tile, loop_order=case.loop_order,
+                            gap=case.gap)
+        verdict = cycle_check(spec, case, res.cycles)
+        assert verdict["cycle_bound"] == 0.0 and verdict["cycle_bound_why"].startswith("ideal")
+        assert res.cycles == case.model_cycles and verdict["problem"] is None, case
+
+
+def test_cycle_check_fails_a_perturbed_model_or_a_slowed_dma() -> None:
+    """The mutation test of the tile's cycle check (what `tpe verify` fails a case on): a
+    model figure 3% off, or a DMA whose link answers 40 cycles later than the architecture
+    says, is beyond the 2% bound; the case as generated is within it; on an ideal link a
+    model figure one cycle off fails."""
+    import dataclasses
+
+    from sim.verify.tile_bench import cycle_check
+
+    spec, cases = _model_cases("systolic", SMALL)
+    case, A, W = max(cases, key=lambda c: c[0].model_cycles)
+    res = run_tile_gemm(spec, A, W, tile=case.tile, loop_order=case.loop_order, gap=case.gap)
+    assert cycle_check(spec, case, res.cycles)["problem"] is None
+    for scale in (0.97, 1.03):
+        off = dataclasses.replace(case, model_cycles=round(case.model_cycles * scale))
+        problem = cycle_check(spec, off, res.cycles)["problem"]
+        assert problem is not None and "beyond the bound of 2% (link-limited" in problem
+    slow = run_tile_gemm(spec, A, W, tile=case.tile, loop_order=case.loop_order,
+                         gap=case.gap, latency=spec.dram_latency_cycles + 40)
+    np.testing.assert_array_equal(slow.C, res.C)
+    assert cycle_check(spec, case, slow.cycles)["problem"] is not None
+    ideal, cases = _model_cases("systolic", [*SMALL[:-2], *IDEAL])
+    case, A, W = cases[0]
+    res = run_tile_gemm(ideal, A, W, tile=case.tile, loop_order=case.loop_order, gap=case.gap)
+    assert cycle_check(ideal, case, res.cycles)["problem"] is None
+    off = dataclasses.replace(case, model_cycles=case.model_cycles + 1)
+    assert "beyond the bound of 0% (ideal link" in cycle_check(ideal, off, res.cycles)["problem"]
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_verify_fails_a_tile_slower_than_its_model(tmp_path, capsys) -> None:
+    """The mutation test on Verilator: a tile whose DMA is slowed (its A scratchpad single
+    buffered, so each A tile loads after the engine has left the previous one), under the
+    manifest of the double-buffered tile (the same name and ports, the model's figure for
+    double buffering): `tpe verify` fails the cycle check (exit 1, `pass` false), the results
+    still exact."""
+    import shutil
+
+    single = [*SMALL, "a_buffer.double_buffered=false"]
+    for sub, sets in (("fast", SMALL), ("slow", single)):
+        argv = ["gen", "tile", "--arch", "systolic", "--out", str(tmp_path / sub)]
+        for s in sets:
+            argv += ["--set", s]
+        assert run(capsys, argv)[0] == 0
+    name = tile_spec(load_arch("systolic", SMALL)).name
+    assert tile_spec(load_arch("systolic", single)).name == name
+    shutil.copy(tmp_path / "slow" / name / f"{name}.v", tmp_path / "fast" / name / f"{name}.v")
+    code, out, _ = run(capsys, ["verify", str(tmp_path / "fast" / name), "--json"])
+    report = json.loads(out)
+    assert code == 1 and report["pass"] is False
+    assert all(c["results_ok"] for c in report["cases"])
+    assert any(p.startswith("cycles: ") for c in report["cases"] for p in c["problems"])
+
+
+def test_verify_model_figure_is_tpe_sim_gemms(tmp_path, capsys) -> None:
+    """One question, one answer: the tile's manifest carries its architecture with the port's
+    beat (``dram.beat_bytes``), and `tpe sim gemm` on that architecture gives, for each GEMM
+    of `tpe verify` on the mapping the model picks, the model figure `tpe verify` holds the
+    tile to."""
+    from sim.verify.tile_bench import bench_cases
+
+    argv = ["gen", "tile", "--arch", "systolic", "--out", str(tmp_path)]
+    for s in SMALL:
+        argv += ["--set", s]
+    assert run(capsys, argv)[0] == 0
+    spec = tile_spec(load_arch("systolic", SMALL))
+    manifest = json.loads((tmp_path / spec.name / "manifest.json").read_text())
+    dram = next(lv for lv in manifest["architecture"]["memory"] if lv["name"] == "dram")
+    assert dram["beat_bytes"] == spec.ext_bytes == 4
+    arch = tile_from_manifest(manifest).architecture
+    cases = [c for c in bench_cases(arch, spec, np.random.default_rng(1)) if c.model_mapping]
+    assert len(cases) == 3
+    for c in cases:
+        argv = ["sim", "gemm", "--arch", "systolic", "--M", str(c.M), "--N", str(c.N),
+                "--K", str(c.K), "--json"]
+        for s in [*SMALL, f"dram.beat_bytes={dram['beat_bytes']}"]:
+            argv += ["--set", s]
+        code, out, _ = run(capsys, argv)
+        got = json.loads(out)
+        assert code == 0 and got["cycles"] == c.model_cycles, (c, got["cycles"])
+        tile = got["mapping"]["tile"]
+        assert (tile["M"], tile["N"], tile["K"]) == c.tile
+        assert got["mapping"]["transposed"] is c.transposed

@@ -24,21 +24,25 @@ from sim.verify.tile_ref import reference_cycles
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: The committed agreement runs: (preset, overrides, file).
 RUNS = [
-    ("systolic", [], "tile_agreement_2026-12-05.csv"),
+    ("systolic", [], "tile_agreement_2026-12-06.csv"),
     ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
-     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-05.csv"),
-    ("cube", [], "tile_agreement_cube_2026-12-05.csv"),
-    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-05.csv"),
+     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-06.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06.csv"),
 ]
 
 
 def _points(preset: str, sets: list[str], name: str):
+    """(architecture, row, buffer tile) of each committed point; a point the model runs
+    transposed (``C^T = W^T A^T``) has M and N of its row swapped: the GEMM the tile ran."""
     with (RESULTS / name).open(newline="") as f:
         for row in csv.DictReader(f):
             arch = load_arch(preset, [*SMALL_TILES[preset], "clock_mhz=1000", *sets,
                                       f"dram.bandwidth_gb_per_s={row['bytes_per_cycle']}",
                                       f"dram.latency_ns={row['latency_cycles']}"])
             tile = tuple(int(x) for x in row["tile"].split("x"))
+            if row["transposed"] == "True":
+                row = {**row, "M": row["N"], "N": row["M"]}
             yield arch, row, tile
 
 
@@ -186,19 +190,20 @@ def _golden_cases():
 
 
 #: :func:`sim.timeline.timeline_cycles` of :func:`_golden_cases` as its event loop gave them
-#: before it was rewritten for speed (per-step objects and closures; commit 4766dae): the
-#: rewrite keeps every float64 operation and its order, so the figures are equal, not close.
+#: before it was rewritten for speed (per-step objects and closures; commit 7828fba, with the
+#: port's pipeline and the preload): the rewrite keeps every float64 operation and its order,
+#: so the figures are equal, not close.
 _GOLDEN = [
-    568775.0,
-    77778.79530303009,
-    2127805.0,
-    27608.596491228018,
-    75745.22147651194,
-    175920.59702674963,
-    2658062.0,
-    507490.6474318325,
-    1823409.0,
-    713019.0307711237,
+    570577.0,
+    78977.79469696942,
+    2137609.0,
+    27648.596491228018,
+    76580.22147651196,
+    176919.59702674963,
+    2666722.0,
+    507531.2682308179,
+    1829966.0,
+    813393.585865721,
 ]
 
 

@@ -275,8 +275,10 @@ class LevelSpec:
     #: A level with ``bandwidth_gb_per_s`` that moves at most one beat of this many bytes a
     #: cycle each way (a single port, such as a tile's: ``tpe gen tile`` builds its port this
     #: wide): a matrix row of a tile takes whole beats, so a row narrower than a beat takes a
-    #: cycle for its bytes. ``None``: bytes at the bandwidth, whatever the rows (channels
-    #: interleaved).
+    #: cycle for its bytes, and the port's DMA pipeline counts: a request answered no earlier
+    #: than the cycle after it, a cycle to a load's completion, the first request and a
+    #: write-back's start (the tile's, ``sim.timeline.PORT_PIPELINE``). ``None``: bytes at
+    #: the bandwidth, whatever the rows (channels interleaved).
     beat_bytes: Annotated[int, Field(ge=1, le=1 << 20)] | None = None
     #: Energy per byte read or written (pJ). ``None``: from the energy table, by capacity for
     #: an on-chip level, the ``dram_64b`` entry / 8 for an off-chip one. Give a source.

@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
 from hw.spec.base import EngineBase
 
 __all__ = ["LOOP_ORDERS", "ROW_COLUMN_KINDS", "Descriptor", "Register", "Scratchpad", "TileSpec",
-           "elem_bytes", "link_beat_bytes", "tile_spec"]
+           "elem_bytes", "link_beat_bytes", "port_arch", "tile_spec"]
 
 #: Loop orders of the tile loops, outer to inner; the controller's ``loop_order`` register
 #: holds an index into this tuple (the same order as ``mapping.LOOP_ORDERS``).
@@ -345,6 +345,19 @@ def link_beat_bytes(arch: ArchSpec) -> int:
     return beat
 
 
+def port_arch(arch: ArchSpec) -> ArchSpec:
+    """``arch`` as its tile runs it: the DRAM link moves a beat of the tile's port a cycle
+    (``dram.beat_bytes``: :func:`link_beat_bytes`, the port's width when the architecture
+    gives none), so the system model counts a tile row narrower than a beat as the port moves
+    it, and the port's pipeline (``sim.timeline.PORT_PIPELINE``). ``tpe sim gemm`` on this
+    architecture gives the figures ``tpe verify`` holds the tile to."""
+    dram = arch.memory[-1]
+    if dram.beat_bytes is not None:
+        return arch
+    link = replace(dram, beat_bytes=link_beat_bytes(arch))
+    return replace(arch, memory=(*arch.memory[:-1], link))
+
+
 def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR_BITS
               ) -> TileSpec:
     """The tile of ``arch`` (one core, an engine the tile RTL has, a buffer per operand in
@@ -424,4 +437,4 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
                     w=pads["W"], o=pads["O"], ext_bytes=ext_bytes,
                     dram_bytes_per_cycle=per_cycle,
                     dram_latency_cycles=math.ceil(dram.latency_ns * arch.clock_mhz / 1e3),
-                    dim_bits=dim_bits, addr_bits=addr_bits, architecture=arch)
+                    dim_bits=dim_bits, addr_bits=addr_bits, architecture=port_arch(arch))

@@ -208,7 +208,8 @@ def _write_report(out, arch, spec, verify, synth_fig, results, timings, gpu_resu
     ]
     for r in tile_runs:
         mp = r.mapping
-        lines.append(f"| {r.M} | {r.N} | {r.K} | {mp.tile_m}x{mp.tile_n}x{mp.tile_k} | "
+        lines.append(f"| {r.M} | {r.N} | {r.K} | {mp.tile_m}x{mp.tile_n}x{mp.tile_k}"
+                     f"{' (C^T)' if r.transposed else ''} | "
                      f"{''.join(mp.loop_order)} | {r.measured_cycles} | {r.model_cycles} | "
                      f"{r.error:+.1%} |")
     tpot = dec.seconds

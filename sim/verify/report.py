@@ -11,20 +11,24 @@ def format_report(cases: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     for c in cases:
         m, model = c["measured_cycles"], c["model_cycles"]
+        if "cycle_bound" in c:  # a tile: the error against the model and the bound held to
+            err = f"{c['cycle_error']:+.2%}"
+            if c["cycle_bound"] is None:
+                cyc = f"{err} vs model,"
+            else:
+                ok = abs(m - model) <= c["cycle_bound"] * model
+                cyc = f"{err} {'within' if ok else 'BEYOND'} {c['cycle_bound']:.0%},"
+            res = "exact" if c["results_ok"] else "WRONG"
+            lines.append(f"{c['case']:<42} {c['M']:>4} {c['N']:>4} {c['K']:>4} "
+                         f"{c['folds']:>5} {m:>9} {model:>7}  {cyc} {res} "
+                         f"({c['cycle_bound_why']})")
+            continue
         if c["cycles_checked"]:
             cyc = "=" if m == model else "!="
-        elif c.get("cycles_note"):  # reported beside the model (a tile): by how much
-            cyc = f"{(m - model) / model:+.1%} vs model," if model else "model 0,"
         else:  # stalls injected: at least the model's
             cyc = ">=" if m >= model else "<"
         res = "exact" if c["results_ok"] else "WRONG"
         lines.append(f"{c['case']:<42} {c['M']:>4} {c['N']:>4} {c['K']:>4} {c['folds']:>5} "
                      f"{c['measured_cycles']:>9} {c['model_cycles']:>7}  {cyc} {res}"
-                     f"{'' if c['cycles_checked'] else f' ({_unchecked_why(c)})'}")
+                     f"{'' if c['cycles_checked'] else ' (stalls injected)'}")
     return "\n".join(lines)
-
-
-def _unchecked_why(case: dict) -> str:
-    """Why a case's cycles are not checked: its ``cycles_note``, else the engine bench's
-    reason (stalls injected on the streams)."""
-    return str(case.get("cycles_note") or "stalls injected")

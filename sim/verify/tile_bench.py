@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from amaranth.sim import Simulator
@@ -27,11 +28,37 @@ from mapping import Candidates, Mapping
 from models.ops import Gemm
 from sim.verify.driver import log_uniform_dim
 
-__all__ = ["SMALL_CUBE", "SMALL_TILE", "SMALL_TILES", "Agreement", "BenchCase", "ExtMemory",
-           "LoadedGemm", "PlannedGemm", "TileRun", "bench_cases", "compare", "cycle_table",
-           "fit_mapping", "fit_tile", "load_gemm", "model_cycles", "model_gemm", "pack",
-           "plan_gemm", "random_operands", "reference", "run_tile_gemm", "start_gemm",
-           "tile_arch", "unpack"]
+__all__ = [
+    "LINK_LIMITED_BOUND",
+    "SMALL_CUBE",
+    "SMALL_TILE",
+    "SMALL_TILES",
+    "Agreement",
+    "BenchCase",
+    "ExtMemory",
+    "LoadedGemm",
+    "PlannedGemm",
+    "TileRun",
+    "bench_cases",
+    "compare",
+    "cycle_check",
+    "cycle_table",
+    "fit_mapping",
+    "fit_tile",
+    "ideal_link",
+    "load_gemm",
+    "model_cycles",
+    "model_gemm",
+    "oriented",
+    "pack",
+    "plan_gemm",
+    "random_operands",
+    "reference",
+    "run_tile_gemm",
+    "start_gemm",
+    "tile_arch",
+    "unpack",
+]
 
 
 #: A small tile of the ``systolic`` preset (``load_arch("systolic", SMALL_TILE + link)``): a
@@ -336,18 +363,12 @@ def model_cycles(arch: ArchSpec, M: int, N: int, K: int,
 
 
 def tile_arch(arch: ArchSpec) -> ArchSpec:
-    """``arch`` as its tile runs it: the DRAM link moves a beat of the tile's port a cycle
-    (``dram.beat_bytes``, the port's width when the architecture gives none), so the model
-    counts a tile row narrower than a beat as the port moves it."""
-    import dataclasses
+    """``arch`` as its tile runs it (:func:`hw.spec.tile.port_arch`: the DRAM link given the
+    tile's port as its beat, ``dram.beat_bytes``), the architecture the model's figures are
+    computed on (the tile's manifest carries it)."""
+    from hw.spec.tile import port_arch
 
-    from hw.spec.tile import link_beat_bytes
-
-    dram = arch.memory[-1]
-    if dram.beat_bytes is not None:
-        return arch
-    link = dataclasses.replace(dram, beat_bytes=link_beat_bytes(arch))
-    return dataclasses.replace(arch, memory=(*arch.memory[:-1], link))
+    return port_arch(arch)
 
 
 def model_gemm(arch: ArchSpec, M: int, N: int, K: int) -> Gemm:
@@ -423,28 +444,46 @@ class PlannedGemm:
     #: False when the model chose ``mapping`` itself; True when its choice did not fit the
     #: scratchpad lines and :func:`fit_mapping` refit it, or the tile was given.
     refit: bool
+    #: The model runs the GEMM transposed (``C^T = W^T A^T``: ``mapping`` tiles the N x M
+    #: GEMM): the tile is given ``W^T`` as A and ``A^T`` as W (:func:`oriented`).
+    transposed: bool = False
+
+
+def oriented(transposed: bool, A: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The operands the tile runs: ``(A, W)``, or ``(W^T, A^T)`` for a transposed GEMM (the
+    tile then writes ``C^T``)."""
+    return (W.T, A.T) if transposed else (A, W)
 
 
 def plan_gemm(arch: ArchSpec, spec: TileSpec, M: int, N: int, K: int,
               tile: tuple[int, int, int] | None = None, loop_order: str | None = None
               ) -> PlannedGemm:
-    """The mapping the system model chooses for ``M x N x K`` on ``arch``, refit to the tile's
-    scratchpads when it does not fit, or buffer tile ``tile`` in ``loop_order`` when given;
-    with the model's cycles and DRAM bytes for the mapping that runs."""
-    from sim.gemm import mapping_cost, simulate_gemm
+    """The mapping the system model chooses for ``M x N x K`` on ``arch`` (``tpe sim gemm``'s:
+    :func:`sim.system.simulate_op`, either orientation), refit to the tile's scratchpads when
+    it does not fit, or buffer tile ``tile`` in ``loop_order`` when given; with the model's
+    cycles and DRAM bytes for the mapping that runs."""
+    from sim.gemm import mapping_cost
+    from sim.system import simulate_op
 
     arch = tile_arch(arch)
     gemm = model_gemm(arch, M, N, K)
     if tile is None or loop_order is None:
-        model = simulate_gemm(arch, gemm)
-        mp = fit_mapping(spec, model.mapping, M, N, K)
-        if mp is model.mapping:
-            return PlannedGemm(mp, model.cycles, model.dram_bytes, refit=False)
+        model = simulate_op(arch, gemm)
+        transposed = bool(model.mapping["transposed"])
+        assert model.core is not None  # an engine architecture: the core's GEMM result
+        if transposed:
+            gemm = model_gemm(arch, N, M, K)
+            M, N = N, M
+        mp = fit_mapping(spec, model.core.mapping, M, N, K)
+        if mp is model.core.mapping:
+            return PlannedGemm(mp, model.cycles, model.dram_bytes, refit=False,
+                               transposed=transposed)
         mp = Candidates.from_mapping(mp, M, N, K).mapping(0, arch)
     else:
+        transposed = False
         mp = Candidates.single(M, N, K, tile, loop_order).mapping(0, arch)
     cycles, dram_bytes = mapping_cost(arch, gemm, mp)
-    return PlannedGemm(mp, cycles, dram_bytes, refit=True)
+    return PlannedGemm(mp, cycles, dram_bytes, refit=True, transposed=transposed)
 
 
 def random_operands(spec: TileSpec, rng: np.random.Generator, M: int, N: int, K: int
@@ -473,6 +512,13 @@ class BenchCase:
     model_cycles: int
     #: Engine folds of the mapping (the model's count: one per engine block per K tile).
     folds: int
+    #: The mapping is the one the system model picks for the GEMM (refit to the scratchpad
+    #: lines if need be), not a random buffer tile: its cycles are held to the model's
+    #: (:func:`cycle_check`).
+    model_mapping: bool = False
+    #: The model runs it transposed (:attr:`PlannedGemm.transposed`): ``tile`` and
+    #: ``loop_order`` tile the N x M GEMM the tile runs on :func:`oriented` operands.
+    transposed: bool = False
 
 
 def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, model: int = 3,
@@ -499,7 +545,8 @@ def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, mod
             K = int(rng.integers(dk + 1, blocks * max(dm, dn) + 2))
         if i < model:
             plan = plan_gemm(arch, spec, M, N, K)
-            label = f"model mapping{' (refit)' if plan.refit else ''}"
+            label = (f"model mapping{' (refit)' if plan.refit else ''}"
+                     f"{' (C^T)' if plan.transposed else ''}")
         else:
             dims = mapping_mod.LOOP_ORDERS[(i - model) % len(mapping_mod.LOOP_ORDERS)]
             # at most half of each dimension: two tiles or more along every one
@@ -512,8 +559,47 @@ def bench_cases(arch: ArchSpec, spec: TileSpec, rng: np.random.Generator, *, mod
         out.append(BenchCase(label=f"{label} {mp.tile_m}x{mp.tile_n}x{mp.tile_k} {order}",
                              M=M, N=N, K=K, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
                              loop_order=order, gap=int(rng.integers(0, 5)),
-                             model_cycles=plan.model_cycles, folds=mp.folds))
+                             model_cycles=plan.model_cycles, folds=mp.folds,
+                             model_mapping=i < model, transposed=plan.transposed))
     return out
+
+
+#: How far a tile GEMM's measured cycles may be from the system model's when the link limits
+#: (issue 11's acceptance; ``docs/tile.md`` has the benchmark against it). With an ideal link
+#: (:func:`ideal_link`) they must be equal.
+LINK_LIMITED_BOUND = 0.02
+
+
+def ideal_link(spec: TileSpec) -> bool:
+    """The link never holds the port back: no latency and at least a whole beat of the port
+    a cycle, so the tile's transfers take the port's beats and pipeline, nothing else."""
+    return spec.dram_latency_cycles == 0 and spec.dram_bytes_per_cycle >= spec.ext_bytes
+
+
+def cycle_check(spec: TileSpec, case: BenchCase, measured: int) -> dict[str, Any]:
+    """The cycle verdict of one bench GEMM: ``cycles_checked``, ``cycle_error``
+    ((measured - model) / model), ``cycle_bound`` (the largest ``|cycle_error|`` allowed,
+    ``None`` when not checked), ``cycle_bound_why`` and ``problem`` (``None`` or why it
+    fails). A GEMM on the mapping the model picks is held to the model's figure: equal with
+    an ideal link, within :data:`LINK_LIMITED_BOUND` when the link limits; a random buffer
+    tile (one the model does not choose: it exercises partial tiles and loop orders) is
+    reported only."""
+    model = case.model_cycles
+    error = (measured - model) / model if model else float("inf")
+    if not case.model_mapping:
+        bound, why = None, "random buffer tile: not the model's mapping, reported only"
+    elif ideal_link(spec):
+        bound, why = 0.0, "ideal link: no latency, a beat a cycle"
+    else:
+        bound, why = LINK_LIMITED_BOUND, (
+            f"link-limited: {spec.dram_bytes_per_cycle:g} bytes/cycle, "
+            f"{spec.dram_latency_cycles} cycles latency")
+    problem = None
+    if bound is not None and abs(measured - model) > bound * model:
+        problem = (f"cycles: measured {measured}, model {model} ({error:+.2%}), beyond the "
+                   f"bound of {bound:.0%} ({why})")
+    return {"cycles_checked": bound is not None, "cycle_error": round(error, 6),
+            "cycle_bound": bound, "cycle_bound_why": why, "problem": problem}
 
 
 @dataclass(frozen=True)
@@ -533,6 +619,8 @@ class Agreement:
     #: Bytes the tile moved over its port (read + written), and the model's DRAM bytes.
     moved_bytes: int
     model_bytes: int
+    #: The model runs the GEMM transposed: ``mapping`` tiles ``C^T`` (N x M).
+    transposed: bool = False
 
     @property
     def error(self) -> float:
@@ -551,14 +639,16 @@ def compare(arch: ArchSpec, M: int, N: int, K: int, rng: np.random.Generator) ->
     plan = plan_gemm(arch, spec, M, N, K)
     mp = plan.mapping
     A, W = random_operands(spec, rng, M, N, K)
-    run = run_tile_gemm(spec, A, W, tile=(mp.tile_m, mp.tile_n, mp.tile_k),
+    run = run_tile_gemm(spec, *oriented(plan.transposed, A, W),
+                        tile=(mp.tile_m, mp.tile_n, mp.tile_k),
                         loop_order="".join(mp.loop_order))
-    if not np.array_equal(run.C, reference(A, W, e.acc_bits, e.signed)):
+    C = run.C.T if plan.transposed else run.C
+    if not np.array_equal(C, reference(A, W, e.acc_bits, e.signed)):
         raise AssertionError(f"{M}x{N}x{K}: C differs from numpy")
     return Agreement(M=M, N=N, K=K, mapping=mp, refit=plan.refit, measured_cycles=run.cycles,
                      model_cycles=plan.model_cycles,
                      moved_bytes=run.read_bytes + run.write_bytes,
-                     model_bytes=plan.model_dram_bytes)
+                     model_bytes=plan.model_dram_bytes, transposed=plan.transposed)
 
 
 def cycle_table(arch: ArchSpec, shapes: list[tuple[int, int, int]], seed: int = 1) -> str:

@@ -78,14 +78,6 @@ def _held_model(passes: list[dict[str, Any]]) -> str:
     return ", ".join(sorted({p["model"] for p in passes} - {EAGER_FIT_MODEL}))
 
 
-def _finer_cell(rows: list[dict[str, str]], predicted: list[Any],
-                stats: dict[tuple[str, str, str], dict[str, float]]) -> str:
-    """What ``tpe gpu check`` prints on its finer-targets line, as a table cell."""
-    from sim.cli.gpu import _finer_verdict
-
-    return _finer_verdict(rows, predicted, stats).partition("): ")[2]
-
-
 def _unsteady(rows: list[dict[str, str]]) -> int:
     """Rows whose timed repetitions spread widely (80th over 20th percentile above 1.3: the
     host, not the kernel, set those medians)."""
@@ -94,7 +86,9 @@ def _unsteady(rows: list[dict[str, str]]) -> int:
 
 def _shape(r: dict[str, str]) -> tuple[str, ...]:
     """A kernel row's shape columns (the same kernel in two runs)."""
-    return tuple(r.get(c, "") for c in ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D"))
+    from sim.cli.gpu import SHAPE_COLUMNS
+
+    return tuple(r.get(c, "") for c in SHAPE_COLUMNS)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -695,7 +689,7 @@ def main() -> int:
     from hw.spec import load_arch
     from models.llm import load_model, lower
     from models.ops import Vector
-    from sim.cli.gpu import _kernels, _plot, _predict, check_rows
+    from sim.cli.gpu import _kernels, _plot, _predict, check_rows, finer_verdict
     from sim.gpu.framework import EAGER_FIT_MODEL, profiled_passes
     from sim.gpu.measure import ENERGY_SETS
     from sim.gpu_model import kernel_bytes_flops, load_eager
@@ -714,7 +708,7 @@ def main() -> int:
     # held-out figures of every measured run, each against its card's preset (the
     # calibration's own run is the one above)
     runs = [("measured_h100_v2.csv", "h100", measured[0]["gpu"], len(measured), stats)]
-    finer = {"measured_h100_v2.csv": _finer_cell(measured, predicted, stats)}
+    finer = {"measured_h100_v2.csv": finer_verdict(measured, predicted, stats)}
     for name, preset in (("measured_h100_v2_repeat.csv", "h100"),
                          ("measured_h100_v2e.csv", "h100"), ("measured_h100.csv", "h100"),
                          ("measured_h100_repeat.csv", "h100"), ("measured_h200.csv", "h200"),
@@ -727,7 +721,7 @@ def main() -> int:
         pred = _predict(a, _kernels(rows, name))
         st = check_rows(rows, pred)
         runs.append((name, preset, rows[0]["gpu"], len(rows), st))
-        finer[name] = _finer_cell(rows, pred, st)
+        finer[name] = finer_verdict(rows, pred, st)
 
     # plain roofline on the held-out rows
     roof: dict[str, list[tuple[float, float]]] = {}
@@ -778,52 +772,50 @@ def main() -> int:
     eager = load_eager("h100")
     eager_pred: dict[tuple[str, str, str, str], tuple[float, float]] = {}
     timed = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100.csv")}
+    def eager_run(on: Any, model: str, phase: str, batch: int, seq: int) -> tuple[Any, Any]:
+        """``tpe sim model --runtime eager`` on ``on`` for one pass: (its ops, the result)."""
+        ops = lower(load_model(model), phase=phase, batch=batch, seq=seq, quant="bf16",
+                    runtime="eager")
+        return ops, simulate_model(on, ops, phase=phase, batch=batch, seq=seq, runtime="eager",
+                                   host_launch_us=eager.host_launch_us[phase])
+
     for p in passes:
         case = (p["model"], p["phase"], str(p["batch"]), str(p["seq"]))
-        ops = lower(load_model(p["model"]), phase=p["phase"], batch=p["batch"], seq=p["seq"],
-                    quant="bf16", runtime="eager")
+        ops, res = eager_run(arch, p["model"], p["phase"], p["batch"], p["seq"])
         elem_bytes = sum(op.bytes * op.count for op in ops if isinstance(op, Vector))
         eager_rows.append((case, p["busy_us"], p["host_us"], p["wall_us"], p["launches"],
                            sum(getattr(op, "launches", 1) * op.count for op in ops),
                            p["elementwise_us"], elem_bytes))
-        # tpe sim model --runtime eager for the same pass
-        res = simulate_model(arch, ops, phase=p["phase"], batch=p["batch"], seq=p["seq"],
-                             runtime="eager", host_launch_us=eager.host_launch_us[p["phase"]])
         eager_pred[case] = ((res.cycles - res.host_wait_cycles) / arch.clock_mhz,
                             res.seconds * 1e6)
 
     # the device-bound passes (busier device than host): element-wise device time over busy
     device_bound = [(e, b) for (_, b, h, _, _, _, e, _) in eager_rows if b > h]
 
-    layer_rows = []
-    for r in _rows(DATA / "layer_h100.csv"):
-        cfg, res = simulated(r)
-        # one layer: the operators repeated once per layer, divided by the layer count
-        per_layer = [(o, o.seconds / cfg.num_layers) for o in res.ops
-                     if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]
-        total = sum(t for _, t in per_layer) * 1e6
-        gemm_attn = sum(t for o, t in per_layer if o.kind != "vector") * 1e6
-        layer_rows.append((r, total, gemm_attn, float(r["us_graph"])))
+    def layer_table(path: Path, on: Any) -> list[tuple[dict[str, str], float, float, float]]:
+        """Each measured torch layer (replayed from a graph) with ``tpe sim model`` on ``on``
+        for one layer: the operators repeated once per layer, divided by the layer count;
+        (row, predicted us, its GEMMs and attention us, measured us)."""
+        out = []
+        for r in _rows(path):
+            cfg, res = simulated(r, on)
+            per_layer = [(o, o.seconds / cfg.num_layers) for o in res.ops
+                         if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]
+            total = sum(t for _, t in per_layer) * 1e6
+            gemm_attn = sum(t for o, t in per_layer if o.kind != "vector") * 1e6
+            out.append((r, total, gemm_attn, float(r["us_graph"])))
+        return out
 
-    layer_h200 = []
-    for r in _rows(DATA / "layer_h200.csv"):
-        cfg, res = simulated(r, h200)
-        per_layer = [o.seconds / cfg.num_layers for o in res.ops
-                     if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]
-        layer_h200.append((r, sum(per_layer) * 1e6, 0.0, float(r["us_graph"])))
+    layer_rows = layer_table(DATA / "layer_h100.csv", arch)
+    layer_h200 = layer_table(DATA / "layer_h200.csv", h200)
     h100_mis = {_shape(r): r for r in _rows(DATA / "measured_h100_misaligned.csv")}
     loop_ratio = statistics.median(
         float(r["us_loop"]) / float(h100_mis[_shape(r)]["us_loop"])
         for r in _rows(DATA / "measured_h200_misaligned.csv")
         if _unsteady([r]) and r.get("us_loop") and h100_mis.get(_shape(r), {}).get("us_loop"))
-    eager_h200 = []
-    for r in _rows(DATA / "framework_h200.csv"):
-        batch, seq = int(r["batch"]), int(r["seq"])
-        ops = lower(load_model(r["model"]), phase=r["phase"], batch=batch, seq=seq,
-                    quant="bf16", runtime="eager")
-        res = simulate_model(h200, ops, phase=r["phase"], batch=batch, seq=seq,
-                             runtime="eager", host_launch_us=eager.host_launch_us[r["phase"]])
-        eager_h200.append((r, res.seconds * 1e6, float(r["us"])))
+    eager_h200 = [(r, eager_run(h200, r["model"], r["phase"], int(r["batch"]),
+                                int(r["seq"]))[1].seconds * 1e6, float(r["us"]))
+                  for r in _rows(DATA / "framework_h200.csv")]
 
     held = {fam: s for (split, fam, g), s in stats.items() if split == "held" and g == "all"}
     lines = [

@@ -27,7 +27,8 @@ from models.caches import memo
 if TYPE_CHECKING:
     from hw.spec import ArchSpec
 
-__all__ = ["TARGET_ENERGY_MAPE", "TARGET_MAPE", "TARGET_SPEARMAN", "check_rows", "register"]
+__all__ = ["SHAPE_COLUMNS", "TARGET_ENERGY_MAPE", "TARGET_MAPE", "TARGET_SPEARMAN", "check_rows",
+           "finer_verdict", "register"]
 
 #: The targets on held-out kernels, for each of gemm and attention.
 TARGET_MAPE = 0.10
@@ -362,21 +363,21 @@ def run_check(args: argparse.Namespace) -> int:
               f"attention): {'PASS' if energy_ok else 'FAIL'}")
     else:
         print("held-out energy: not checked (the measured file has no energy, column mj)")
-    print(_finer_verdict(rows, predicted, stats))
+    print(f"held-out finer targets (all kernels MAPE <= {TARGET_OVERALL_MAPE:.0%} and Spearman "
+          f">= {TARGET_OVERALL_SPEARMAN}, every category of {CATEGORY_MIN_N} or more kernels "
+          f"MAPE <= {TARGET_MAPE:.0%}): {finer_verdict(rows, predicted, stats)}")
     return 0 if ok else 1
 
 
-def _finer_verdict(rows: list[dict[str, str]], predicted: list[Any],
-                   stats: dict[tuple[str, str, str], dict[str, float]]) -> str:
-    """The line of the finer targets (:data:`TARGET_OVERALL_MAPE`, every category's
-    :data:`TARGET_MAPE`), naming what misses them."""
+def finer_verdict(rows: list[dict[str, str]], predicted: list[Any],
+                  stats: dict[tuple[str, str, str], dict[str, float]]) -> str:
+    """The verdict on the finer targets (:data:`TARGET_OVERALL_MAPE`, every category's
+    :data:`TARGET_MAPE`): ``PASS (...)``, or ``FAIL (...)`` naming what misses them, or
+    ``not checked (...)``; ``stats`` from :func:`check_rows` of the same rows."""
     held = [(e.us, float(r["us"])) for r, e in zip(rows, predicted, strict=True)
             if r.get("split") == "held"]
-    head = (f"held-out finer targets (all kernels MAPE <= {TARGET_OVERALL_MAPE:.0%} and Spearman "
-            f">= {TARGET_OVERALL_SPEARMAN}, every category of {CATEGORY_MIN_N} or more kernels "
-            f"MAPE <= {TARGET_MAPE:.0%})")
     if not held:
-        return f"{head}: not checked (no held-out rows)"
+        return "not checked (no held-out rows)"
     overall = _stats(held)
     misses = []
     if overall["mape"] > TARGET_OVERALL_MAPE or overall["spearman"] < TARGET_OVERALL_SPEARMAN:
@@ -385,9 +386,8 @@ def _finer_verdict(rows: list[dict[str, str]], predicted: list[Any],
                if split == "held" and group.count("/") >= 2 and s["n"] >= CATEGORY_MIN_N
                and s["mape"] > TARGET_MAPE]
     if not misses:
-        return (f"{head}: PASS (all {overall['mape']:.1%}, Spearman "
-                f"{overall['spearman']:.3f})")
-    return f"{head}: FAIL ({'; '.join(misses)})"
+        return f"PASS (all {overall['mape']:.1%}, Spearman {overall['spearman']:.3f})"
+    return f"FAIL ({'; '.join(misses)})"
 
 
 def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: str,

@@ -173,7 +173,8 @@ def _tier_link(arch: ArchSpec, t: int, share: int) -> LevelSpec:
     bandwidth divides over the ``share`` instances of the tier in front of it): its levels'
     capacities and bandwidths summed (its operands move in parallel), the longest latency, and
     the bytes-weighted mean energy per byte (operands equally); a tier of one level keeps its
-    beat (``beat_bytes``: each transfer takes whole beats of its port)."""
+    beat (``beat_bytes``: each transfer takes whole beats of its port; the spec refuses a beat
+    on a tier of several levels)."""
     tier = arch.tiers[t]
     clock = arch.clock_mhz
     gbps = sum(lv.bandwidth_bytes_per_cycle(clock) for lv in tier) * clock / 1e3 / share

@@ -139,6 +139,13 @@ def test_the_earlier_fixed_tables_still_load() -> None:
               "instances": "chip"},
       "d": {"holds": ["A", "W", "O"], "capacity_bytes": 1 << 30, "bandwidth_gb_per_s": 1.0}},
      r"^memory\.abc\.instances: the innermost levels feed one engine each"),
+    ({"abc": {"holds": ["A", "W", "O"], "capacity_bytes": 64, "width_bits": 64},
+      "wa": {"holds": ["A", "W"], "capacity_bytes": 1 << 20, "bandwidth_gb_per_s": 9.0,
+             "beat_bytes": 16, "instances": "chip"},
+      "o": {"holds": ["O"], "capacity_bytes": 1 << 20, "bandwidth_gb_per_s": 9.0,
+            "instances": "chip"},
+      "d": {"holds": ["A", "W", "O"], "capacity_bytes": 1 << 30, "bandwidth_gb_per_s": 1.0}},
+     r"^memory\.wa\.beat_bytes: a beat is a single port's, .* shares its tier with o: drop "),
 ])
 def test_malformed_hierarchies_name_the_level(memory: dict, message: str) -> None:
     raw = load_arch_dict("systolic")

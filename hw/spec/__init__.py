@@ -439,6 +439,12 @@ def _tiers(memory: tuple[LevelSpec, ...]) -> tuple[tuple[LevelSpec, ...], ...]:
             raise ValueError(f"memory.{tier[0].name}.instances: the levels of one tier "
                              f"({', '.join(x.name for x in tier)}) must all have the same "
                              "instances (core or chip)")
+        beat = next((x for x in tier if x.beat_bytes is not None), None)
+        if beat is not None and len(tier) > 1:
+            others = ", ".join(x.name for x in tier if x is not beat)
+            raise ValueError(f"memory.{beat.name}.beat_bytes: a beat is a single port's, on a "
+                             f"level that holds A, W and O alone; this level shares its tier "
+                             f"with {others}: drop beat_bytes or make it one level")
     if len(tiers) < 2:
         raise ValueError(f"memory.{memory[-1].name}: needs a level behind the engine's buffers "
                          "(DRAM: a level holding A, W and O with off_chip = true)")

@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/gpu_measure_card.sh kernels OUTDIR   # at most 9.5 min
 #   bash benchmarks/gpu_measure_card.sh models OUTDIR    # at most 9.7 min
+#   bash benchmarks/gpu_measure_card.sh layer OUTDIR     # at most 5.5 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -11,13 +12,14 @@
 # models:  shapes_decode.csv and shapes_quant.csv replayed from CUDA graphs, the plain-torch
 #          decoder layer (sim.gpu.layer), eager transformers (sim.gpu.framework), and the
 #          one-GPU half of benchmarks/scaleout_measure.py (the tensor-parallel layer's slices).
+# layer:   the decoder layer alone (plain torch and fused) and the one-GPU scale-out slices.
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models OUTDIR}
-out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models OUTDIR}
+part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer OUTDIR}
+out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer OUTDIR}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 case "$name" in
   *H100*) card=h100 ;;
@@ -44,6 +46,11 @@ case "$part" in
     timeout 60 python3 benchmarks/scaleout_measure.py --single --out "$out/scaleout_single_${card}.csv" \
       || echo "scaleout exited $?"
     ;;
-  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models OUTDIR" >&2; exit 2 ;;
+  layer)
+    timeout 240 python3 -m sim.gpu.layer --out "$out/layer_${card}.csv" || echo "layer exited $?"
+    timeout 90 python3 benchmarks/scaleout_measure.py --single --out "$out/scaleout_single_${card}.csv" \
+      || echo "scaleout exited $?"
+    ;;
+  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer OUTDIR" >&2; exit 2 ;;
 esac
 ls -la "$out"

@@ -105,7 +105,8 @@ each term fitted on the ``cal`` rows):
 
 **Energy** (:func:`predict_kernel`; millijoules per kernel, run back to back, as ``tpe gpu
 measure`` reads them from the board's energy counter): static power over the kernel's whole
-time, more while its work runs (its time beyond the fixed cost), an energy per operation of
+time back to back (its fixed cost less ``stream_overhead_us``: :func:`in_stream`), more while
+its work runs (its time beyond the fixed cost), an energy per operation of
 the path it takes (the tensor cores' dtype, the bf16/fp16 fallback kernels of misaligned
 shapes, attention: :func:`energy_class`) and one per HBM byte; the int4 weight-only GEMMs
 also one per weight their row tiles dequantize (:func:`dequant_weights`: each row tile reads
@@ -145,6 +146,7 @@ __all__ = [
     "FIT_PARAMS",
     "GEMM_FAMILIES",
     "KV_DTYPES",
+    "STREAM_OVERHEAD_MAX_US",
     "W4A16",
     "W4A16_ROW_TILE",
     "W4A16_TRITON_TILES",
@@ -161,6 +163,7 @@ __all__ = [
     "energy_class",
     "energy_work",
     "gemm_family",
+    "in_stream",
     "kernel_bytes_flops",
     "kernel_name",
     "kivi_split",
@@ -485,9 +488,22 @@ class GpuCalibration:
     peak_tflops: dict[str, float]
     sustained_clock_mhz: float
     launch_us: float
+    #: What timing a kernel alone (``tpe gpu measure``: CUDA events around one call after the
+    #: L2 flush) adds to it that the same kernel pays not in a stream of kernels (a model's
+    #: layers, replayed back to back), us: the median of ``us - us_loop`` over the calibration
+    #: kernels shorter than :data:`STREAM_OVERHEAD_MAX_US` (``sim.gpu.calibrate``).
+    stream_overhead_us: float
     params: dict[str, float]
     #: The energy constants; None only inside ``tpe gpu calibrate`` before they are fitted.
     energy: GpuEnergy | None = None
+
+
+#: The longest kernels (us, timed alone) whose ``us - us_loop`` gives the calibration's
+#: ``stream_overhead_us``: in longer ones the difference also holds their clock under the power
+#: cap when back to back and the L2 the flush left dirty (it spreads from -150 to +80 us above
+#: 100 us on the H100, and sits at 3.4-3.6 us below 10 us on the H100 and the H200:
+#: measured_h100_v2e.csv, measured_h200_v2.csv).
+STREAM_OVERHEAD_MAX_US = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,6 +543,11 @@ def _load(path: str) -> GpuCalibration:
     with open(path, "rb") as f:
         raw = tomllib.load(f)
     m = raw["measured"]
+    if "stream_overhead_us" not in m:
+        from hw.spec import SpecError
+
+        raise SpecError(f"gpu.calibration: {path} has no [measured] stream_overhead_us; tpe gpu "
+                        "calibrate --measured FILE --energy FILE --out writes one")
     if "energy" not in raw:
         from hw.spec import SpecError
 
@@ -537,6 +558,7 @@ def _load(path: str) -> GpuCalibration:
         card=raw["card"], sm_count=int(m["sm_count"]), read_gb_per_s=float(m["read_gb_per_s"]),
         peak_tflops={k: float(v) for k, v in m["peak_tflops"].items()},
         sustained_clock_mhz=float(m["sustained_clock_mhz"]), launch_us=float(m["launch_us"]),
+        stream_overhead_us=float(m["stream_overhead_us"]),
         params={k: float(v) for k, v in raw["fitted"].items()},
         energy=GpuEnergy(static_w=float(e["static_w"]), busy_w=float(e["busy_w"]),
                          hbm_pj_per_byte=float(e["hbm_pj_per_byte"]),
@@ -1056,8 +1078,12 @@ def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> Kern
     e = _energy(cal)
     fixed, work = predict_parts_us(cal, k)
     cls, ops, nbytes = energy_work(cal, k)
-    return _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
-                     * nbytes, board_power_w)
+    # the energy of the kernel back to back (as measured: its time in a stream), the time of
+    # the kernel alone (as timed)
+    stream = in_stream(cal, fixed)
+    est = _estimate(e, stream, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
+                    * nbytes, board_power_w)
+    return dataclasses.replace(est, us=est.us + fixed - stream)
 
 
 def _dynamic_pj(cal: GpuCalibration, e: GpuEnergy, k: Kernel, cls: str, ops: float) -> float:
@@ -1082,6 +1108,7 @@ def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
         card=cal.card, sm_count=sm_count, read_gb_per_s=cal.read_gb_per_s * bandwidth_scale,
         peak_tflops={d: v * compute_scale for d, v in cal.peak_tflops.items()},
         sustained_clock_mhz=cal.sustained_clock_mhz, launch_us=cal.launch_us,
+        stream_overhead_us=cal.stream_overhead_us,
         params=cal.params, energy=cal.energy)
 
 
@@ -1197,11 +1224,15 @@ def exact_widths(op: Any) -> tuple[Any, Any]:
 
 def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimate, bool, Any]:
     """(time and energy, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator
-    on a GPU preset (:func:`predict_kernel` on the preset's calibration and board power);
-    vector work is ``op.launches`` element-wise kernels: their launch cost plus the bytes at
-    the streaming bandwidth (eager PyTorch's kernels: :class:`EagerCalibration`), its energy
-    the static power and the bytes'. ``memory="ideal"``: infinite bandwidth (compute and
-    fixed costs only), no HBM bytes. The bytes are exact (:func:`exact_widths`)."""
+    on a GPU preset, as it runs in a stream of kernels (a model's, replayed back to back):
+    :func:`predict_kernel` on the preset's calibration and board power, its time less the
+    ``stream_overhead_us`` that timing it alone adds (:func:`in_stream`; its energy is that
+    time's already); vector work is ``op.launches`` element-wise kernels: their launch cost,
+    each less that overhead, plus the bytes at the streaming bandwidth (eager PyTorch's
+    kernels: :class:`EagerCalibration`, whose costs were measured in its passes), its energy
+    the static power and the bytes'.
+    ``memory="ideal"``: infinite bandwidth (compute and fixed costs only), no HBM bytes. The
+    bytes are exact (:func:`exact_widths`)."""
     from models.ops import Vector
 
     cal = arch_calibration(arch)
@@ -1211,9 +1242,9 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     e = _energy(cal)
     if isinstance(op, Vector):
         nbytes = 0 if memory == "ideal" else op.exact_bytes
-        fixed = op.launches * cal.launch_us
+        fixed = op.launches * in_stream(cal, cal.launch_us)
         work = op.bytes / (cal.read_gb_per_s * 1e9) * 1e6
-        if op.runtime == "eager":  # eager PyTorch's kernels, as measured on whole passes
+        if op.runtime == "eager":  # eager PyTorch's kernels, as measured in its passes
             eager = load_eager(arch.gpu.calibration)
             fixed = op.launches * eager.kernel_us
             work = op.bytes / (cal.read_gb_per_s * 1e9 * eager.elementwise_eff) * 1e6
@@ -1224,6 +1255,7 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
         cal.peak_tflops[tensor_dtype(k)] * 1e12)
     fixed, work = predict_parts_us(cal, k)
+    fixed = in_stream(cal, fixed)
     work += block_scale_us(arch, op)
     cls, ops, ebytes = energy_work(cal, k)
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
@@ -1231,6 +1263,12 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     est = _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
                     * ebytes, power)
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
+
+
+def in_stream(cal: GpuCalibration, fixed_us: float) -> float:
+    """A kernel's fixed cost (``fixed_us``, as timed alone) in a stream of kernels: less the
+    calibration's ``stream_overhead_us``, never below zero."""
+    return max(0.0, fixed_us - cal.stream_overhead_us)
 
 
 def block_scale_ops(op: Any) -> int:

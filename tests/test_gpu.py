@@ -458,7 +458,9 @@ def test_sim_gemm_on_a_gpu_preset_uses_the_kernel_model(capsys):
     cal = load_calibration("h100")
     us = predict_us(cal, Kernel(op="gemm", dtype="bf16", M=4096, N=4096, K=4096,
                                 a_bytes=2, w_bytes=2))
-    assert d["seconds"] == pytest.approx(us * 1e-6, rel=1e-3)
+    # in a stream of kernels: less what timing the kernel alone adds
+    assert cal.stream_overhead_us > 0
+    assert d["seconds"] == pytest.approx((us - cal.stream_overhead_us) * 1e-6, rel=1e-3)
     assert d["mapping"]["gpu_kernel_model"] == "h100"
 
 
@@ -1061,8 +1063,8 @@ def test_misaligned_gemms_held_out_per_category():
 
     measured = rows(MISALIGNED)
     stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
-    for dtype, mape, mj_mape in (("bf16", 0.12, 0.18), ("fp16", 0.08, 0.15), ("fp8", 0.08, 0.18),
-                                 ("int8", 0.12, 0.22)):
+    for dtype, mape, mj_mape in (("bf16", 0.12, 0.18), ("fp16", 0.08, 0.13), ("fp8", 0.08, 0.19),
+                                 ("int8", 0.12, 0.20)):
         s = stats[("held", "gemm", f"gemm/{dtype}/misaligned")]
         assert s["n"] >= 10 and s["mape"] <= mape and s["spearman"] >= 0.9, (dtype, s)
         assert s["mj_n"] == s["n"] and s["mj_mape"] <= mj_mape, (dtype, s)

@@ -22,6 +22,7 @@ from sim.gpu_model import (
     ELEM_BYTES,
     ENERGY_CLASSES,
     FIT_PARAMS,
+    STREAM_OVERHEAD_MAX_US,
     W4A16,
     GpuCalibration,
     GpuEnergy,
@@ -29,6 +30,7 @@ from sim.gpu_model import (
     dequant_weights,
     energy_work,
     gemm_family,
+    in_stream,
     predict_parts_us,
     predict_us,
 )
@@ -158,7 +160,8 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
                ) -> GpuEnergy:
     """The energy constants (:class:`sim.gpu_model.GpuEnergy`) that best predict ``mj``
     (millijoules per kernel; the calibration rows only) in relative terms, by linear least
-    squares, with the time ``cal`` predicts (its fixed cost and its work); ``limit_w``: the
+    squares, with the time ``cal`` predicts back to back (its fixed cost in a stream,
+    ``sim.gpu_model.in_stream``, and its work); ``limit_w``: the
     card's power limit during the measurement. ``cap_w`` is the highest power the fitted
     model gives one of these kernels (rounded up), so at ``limit_w`` none is stretched.
     ``ValueError`` when a path has no kernel to fit it on or a constant comes out negative.
@@ -169,6 +172,7 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     x = np.zeros((len(kernels), 3 + len(classes)))
     for i, k in enumerate(kernels):
         fixed, work = predict_parts_us(cal, k)
+        fixed = in_stream(cal, fixed)  # measured back to back
         cls, ops, nbytes = energy_work(cal, k)
         # microseconds (W -> uJ), MB (pJ/byte -> uJ), millions of operations (pJ/op -> uJ)
         x[i, :3] = fixed + work, work, nbytes * 1e-6
@@ -204,6 +208,7 @@ def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], m
     y: dict[str, list[float]] = {c: [] for c in QUANT_ENERGY_CLASSES}
     for k, m in zip(kernels, mj, strict=True):
         fixed, work = predict_parts_us(cal, k)
+        fixed = in_stream(cal, fixed)  # measured back to back
         cls, ops, nbytes = energy_work(cal, k)
         uj = m * 1e3
         base = e.static_w * (fixed + work) + e.busy_w * work + e.hbm_pj_per_byte * nbytes * 1e-6
@@ -267,6 +272,7 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         read_gb_per_s=mb["read_1gib"],
         peak_tflops={d: mb[f"peak_{d}_8192"] for d in ELEM_BYTES},
         sustained_clock_mhz=mb["sustained_sm_clock_bf16"], launch_us=mb["launch_elementwise"],
+        stream_overhead_us=0.0,  # from the energy file, once it is checked (below)
         params={n: v[0] for n, v in FIT_PARAMS.items()},
     )
     e_rows = [r for r in _read_csv(energy) if r.get("status", "ok") == "ok"
@@ -282,6 +288,7 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         raise ValueError(f"--energy: no {env.name} beside {energy.name} (the card's power "
                          "limit)")
     limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
+    base = dataclasses.replace(base, stream_overhead_us=_stream_overhead_us(energy))
     cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
     # the kernels measured and energy have, held out or not: an extra file's row of one of
     # them never joins a fit (its split there can differ from theirs)
@@ -325,6 +332,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"read_gb_per_s = {cal.read_gb_per_s:.6g}",
         f"sustained_clock_mhz = {cal.sustained_clock_mhz:.6g}",
         f"launch_us = {cal.launch_us:.6g}",
+        f"# median us - us_loop of the {_stream_overhead_n(energy)} 'cal' rows of {energy.name} "
+        f"under {STREAM_OVERHEAD_MAX_US:g} us",
+        f"stream_overhead_us = {cal.stream_overhead_us:.6g}",
         "peak_tflops = { " + ", ".join(f"{d} = {v:.6g}" for d, v in cal.peak_tflops.items())
         + " }",
         "",
@@ -359,6 +369,29 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         "",
     ]
     return cal, "\n".join(lines)
+
+
+def _short_rows(energy: Path) -> list[dict[str, str]]:
+    """The calibration rows of ``energy`` timed alone under :data:`STREAM_OVERHEAD_MAX_US`
+    that were also timed back to back (column ``us_loop``)."""
+    return [r for r in _read_csv(energy) if r.get("status", "ok") == "ok"
+            and r.get("split", "cal") == "cal" and r.get("us_loop")
+            and float(r["us"]) < STREAM_OVERHEAD_MAX_US]
+
+
+def _stream_overhead_n(energy: Path) -> int:
+    return len(_short_rows(energy))
+
+
+def _stream_overhead_us(energy: Path) -> float:
+    """What timing a kernel alone adds to it (``GpuCalibration.stream_overhead_us``): the
+    median of ``us - us_loop`` over :func:`_short_rows`."""
+    rows = _short_rows(energy)
+    if not rows:
+        raise ValueError(f"--energy: {energy.name} has no calibration row under "
+                         f"{STREAM_OVERHEAD_MAX_US:g} us timed back to back (column us_loop); "
+                         "measure it with --energy-s above 0")
+    return float(np.median([float(r["us"]) - float(r["us_loop"]) for r in rows]))
 
 
 def _kernel(row: dict[str, str]) -> Kernel:

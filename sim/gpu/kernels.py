@@ -14,6 +14,10 @@
   loads; split-KV (FlashDecoding): a first kernel runs the online softmax over a chunk of
   tokens per program, a second combines the chunks. ``bits=16`` runs the same kernel over a
   bf16 cache (the baseline it is compared with).
+* :func:`rms_norm`, :func:`rope_cache`, :func:`silu_mul`: a serving engine's fused
+  element-wise passes of a Llama layer (``sim.gpu.layer``'s fused layer), one kernel each: the
+  norm of a row in one read, RoPE of the query in place with the new keys rotated into the
+  cache and the values copied there, the gated activation.
 
 torch and triton are imported inside the functions (the rest of TPEForge runs without them);
 the decode kernel's split (:func:`sim.gpu_model.kivi_split`, which the kernel model reads too)
@@ -27,7 +31,7 @@ import math
 from typing import Any
 
 __all__ = ["KV_GROUP", "W4A16_CONFIGS", "dequant_kv", "kivi_decode", "pack_w4", "quantize_kv",
-           "w4a16_matmul", "w4a16_reference"]
+           "rms_norm", "rope_cache", "silu_mul", "w4a16_matmul", "w4a16_reference"]
 
 #: KIVI's group size, tokens per key scale and channels per value scale (models.quant's
 #: ``KIVI_GROUP``, held equal by a test).
@@ -335,3 +339,102 @@ def kivi_decode(torch: Any, q: Any, cache: dict[str, Any], sm_count: int
     combine_kernel[(B * H,)](o, ml, out, splits, D=D,
                              SP=max(2, 1 << max(0, (splits - 1).bit_length())), num_warps=4)
     return out
+
+
+# -- a serving engine's fused element-wise passes of a Llama layer -----------------------------
+
+_FUSED: dict[str, Any] = {}
+
+
+def _fused_kernels() -> dict[str, Any]:  # pragma: no cover - needs a GPU
+    if _FUSED:
+        return _FUSED
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def rms_norm_kernel(x_ptr, w_ptr, y_ptr, H, eps, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        offs = tl.arange(0, BLOCK)
+        mask = offs < H
+        x = tl.load(x_ptr + row * H + offs, mask=mask, other=0.0).to(tl.float32)
+        inv = tl.rsqrt(tl.sum(x * x, axis=0) / H + eps)
+        w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(y_ptr + row * H + offs, (x * inv * w).to(y_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def rope_cache_kernel(q_ptr, k_ptr, v_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, T, start,
+                          cap, HQ: tl.constexpr, HKV: tl.constexpr, HALF: tl.constexpr):
+        bt = tl.program_id(0).to(tl.int64)  # one token of one sequence
+        head = tl.program_id(1)
+        b = bt // T
+        pos = start + bt % T
+        d = tl.arange(0, HALF)
+        cos = tl.load(cos_ptr + pos * 2 * HALF + d).to(tl.float32)
+        sin = tl.load(sin_ptr + pos * 2 * HALF + d).to(tl.float32)
+        if head < HQ:  # a query head, rotated in place
+            base = q_ptr + (bt * HQ + head) * 2 * HALF
+            x1 = tl.load(base + d).to(tl.float32)
+            x2 = tl.load(base + HALF + d).to(tl.float32)
+            tl.store(base + d, (x1 * cos - x2 * sin).to(q_ptr.dtype.element_ty))
+            tl.store(base + HALF + d, (x2 * cos + x1 * sin).to(q_ptr.dtype.element_ty))
+        else:  # a key head, rotated into the cache, and its value head copied there
+            j = head - HQ
+            src = (bt * HKV + j) * 2 * HALF
+            dst = ((b * HKV + j) * cap + pos) * 2 * HALF
+            x1 = tl.load(k_ptr + src + d).to(tl.float32)
+            x2 = tl.load(k_ptr + src + HALF + d).to(tl.float32)
+            tl.store(kc_ptr + dst + d, (x1 * cos - x2 * sin).to(kc_ptr.dtype.element_ty))
+            tl.store(kc_ptr + dst + HALF + d, (x2 * cos + x1 * sin).to(kc_ptr.dtype.element_ty))
+            tl.store(vc_ptr + dst + d, tl.load(v_ptr + src + d))
+            tl.store(vc_ptr + dst + HALF + d, tl.load(v_ptr + src + HALF + d))
+
+    @triton.jit
+    def silu_mul_kernel(g_ptr, u_ptr, y_ptr, n, BLOCK: tl.constexpr):
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        u = tl.load(u_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(y_ptr + offs, (g / (1.0 + tl.exp(-g)) * u).to(y_ptr.dtype.element_ty),
+                 mask=mask)
+
+    _FUSED.update(rms_norm=rms_norm_kernel, rope_cache=rope_cache_kernel,
+                  silu_mul=silu_mul_kernel)
+    return _FUSED
+
+
+def rms_norm(torch: Any, x: Any, weight: Any, eps: float) -> Any:  # pragma: no cover - GPU
+    """RMSNorm of the rows of ``x`` (contiguous, last dimension ``H``) in one pass: each row
+    read once, ``x / sqrt(mean(x^2) + eps) * weight`` computed in fp32 and written."""
+    import triton
+
+    H = x.shape[-1]
+    y = torch.empty_like(x)
+    _fused_kernels()["rms_norm"][(x.numel() // H,)](
+        x, weight, y, H, eps, BLOCK=triton.next_power_of_2(H), num_warps=8)
+    return y
+
+
+def rope_cache(q: Any, k: Any, v: Any, cos: Any, sin: Any, start: int, k_cache: Any,
+               v_cache: Any) -> None:  # pragma: no cover - needs a GPU
+    """One pass of rotary embedding and cache append (a serving engine's fused kernel): ``q``
+    ``[B, T, HQ, D]`` rotated in place, ``k`` ``[B, T, HKV, D]`` rotated into ``k_cache`` and
+    ``v`` copied into ``v_cache`` (``[B, HKV, cap, D]``) at positions ``start`` to ``start +
+    T``; ``cos``/``sin`` ``[positions, D]``, both halves equal (Llama's rotate-half form)."""
+    B, T, HQ, D = q.shape
+    HKV = k.shape[2]
+    _fused_kernels()["rope_cache"][(B * T, HQ + HKV)](
+        q, k, v, cos, sin, k_cache, v_cache, T, start, k_cache.shape[2], HQ=HQ, HKV=HKV,
+        HALF=D // 2, num_warps=1)
+
+
+def silu_mul(torch: Any, gate: Any, up: Any) -> Any:  # pragma: no cover - needs a GPU
+    """``silu(gate) * up`` in one pass (contiguous tensors of one shape)."""
+    import triton
+
+    y = torch.empty_like(gate)
+    n = gate.numel()
+    block = 2048
+    _fused_kernels()["silu_mul"][(triton.cdiv(n, block),)](gate, up, y, n, BLOCK=block,
+                                                          num_warps=8)
+    return y

@@ -1,12 +1,22 @@
-"""Time one Llama decoder layer written in plain torch on the GPU (prefill and decode).
+"""Time one Llama decoder layer on the GPU (prefill and decode), in plain torch and fused.
 
 The end-to-end check of the GPU presets: the same layer that ``tpe sim model`` lowers
 (RMSNorm, q/k/v projections, RoPE, SDPA with grouped-query attention against a KV cache,
-o projection, residual, RMSNorm, SiLU-gated MLP, residual), in bf16, written as a serving
-engine runs it (fused ``F.rms_norm``, RoPE tables computed once, the cache updated in
-place), timed with CUDA events (median of repetitions after warm-up, L2 flushed before each,
-as ``sim.gpu.measure``), eager and replayed from a CUDA graph (how serving engines run
-decode). Writes one CSV row per (model, phase, batch, seq): ``us`` (eager) and ``us_graph``.
+o projection, residual, RMSNorm, SiLU-gated MLP, residual), in bf16, timed with CUDA events
+(median of repetitions after warm-up, L2 flushed before each, as ``sim.gpu.measure``), in two
+versions:
+
+* plain torch (``F.rms_norm``, RoPE from tables computed once as slices, a concatenation and
+  products, the cache updated in place, SiLU and the gate product as two kernels), eager
+  (column ``us``) and replayed from a CUDA graph (``us_graph``);
+* fused, as a serving engine runs it and as ``tpe sim model``'s default lowering counts it
+  (``--runtime fused``): the same GEMMs and SDPA, and one kernel per element-wise pass (the
+  project's Triton kernels, ``sim.gpu.kernels``: each RMSNorm, RoPE with the cache append, the
+  gated activation; the residual adds are one torch kernel each), replayed from a CUDA graph
+  (``us_fused_graph``); ``fused_rel_err`` is its output's relative error against the plain
+  layer's on the same inputs and weights.
+
+Writes one CSV row per (model, phase, batch, seq).
 
 Run as ``python -m sim.gpu.layer --out layer.csv`` (torch and triton only; the model shapes
 are read from the bundled config files with the standard library).
@@ -26,15 +36,18 @@ __all__ = ["main"]
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 CASES = (  # (model, phase, batch, seq)
     ("llama-2-7b", "prefill", 1, 512), ("llama-2-7b", "prefill", 1, 2048),
-    ("llama-2-7b", "prefill", 4, 1024),
+    ("llama-2-7b", "prefill", 4, 1024), ("llama-2-7b", "prefill", 8, 512),
     ("llama-2-7b", "decode", 1, 2048), ("llama-2-7b", "decode", 8, 2048),
     ("llama-2-7b", "decode", 32, 1024),
-    ("llama-3-8b", "prefill", 1, 2048), ("llama-3-8b", "decode", 1, 4096),
+    ("llama-3-8b", "prefill", 1, 512), ("llama-3-8b", "prefill", 1, 2048),
+    ("llama-3-8b", "prefill", 4, 1024), ("llama-3-8b", "decode", 1, 4096),
     ("llama-3-8b", "decode", 16, 4096),
 )
 
 
 def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
+    from sim.gpu import kernels
+
     nn, F = torch.nn, torch.nn.functional
     h = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
@@ -80,6 +93,23 @@ def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
             half = torch.cat([-x[..., hd // 2:], x[..., : hd // 2]], dim=-1)
             return x * cos + half * sin
 
+        def fused(self, x, k_cache, v_cache, start: int):
+            """The same layer with one kernel per element-wise pass (module doc)."""
+            B, T, _ = x.shape
+            r = x
+            x = kernels.rms_norm(torch, x, self.input_norm.weight, eps)
+            q = self.q(x).view(B, T, heads, hd)
+            kernels.rope_cache(q, self.k(x).view(B, T, kv_heads, hd),
+                               self.v(x).view(B, T, kv_heads, hd), self.cos, self.sin, start,
+                               k_cache, v_cache)
+            keys, values = k_cache[:, :, : start + T], v_cache[:, :, : start + T]
+            a = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values,
+                                               is_causal=T > 1, enable_gqa=kv_heads != heads)
+            x = r + self.o(a.transpose(1, 2).reshape(B, T, heads * hd))
+            r = x
+            x = kernels.rms_norm(torch, x, self.post_norm.weight, eps)
+            return r + self.down(kernels.silu_mul(torch, self.gate(x), self.up(x)))
+
         def forward(self, x, k_cache, v_cache, start: int):
             B, T, _ = x.shape
             r = x
@@ -99,6 +129,27 @@ def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
             return r + self.down(F.silu(self.gate(x)) * self.up(x))
 
     return Layer, kv_heads, hd, h
+
+
+def _graph_us(torch: Any, triton: Any, step: Any, budget_ms: float
+              ) -> str:  # pragma: no cover - needs a GPU
+    """The median time of ``step`` replayed from a CUDA graph, us (as text; the error's first
+    line when it cannot be captured)."""
+    try:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            step()
+        replay = triton.testing.do_bench(g.replay, warmup=25, rep=budget_ms,
+                                         return_mode="median")
+        return f"{replay * 1e3:.3f}"
+    except RuntimeError as err:
+        return f"error: {str(err).splitlines()[0][:80]}"
 
 
 def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - needs a GPU
@@ -127,26 +178,22 @@ def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - need
             with torch.no_grad():
                 return layer(x, k_cache, v_cache, start)
 
+        def fused_step(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
+            with torch.no_grad():
+                return layer.fused(x, k_cache, v_cache, start)
+
+        # the fused layer's output against the plain one's, each on its own copy of the cache
+        with torch.no_grad():
+            ref = layer(x, k_cache.clone(), v_cache.clone(), start).float()
+            got = layer.fused(x, k_cache.clone(), v_cache.clone(), start).float()
+        rel_err = float((got - ref).norm() / ref.norm())
         eager = triton.testing.do_bench(step, warmup=25, rep=budget_ms, return_mode="median")
-        graph_us = ""
-        try:
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(3):
-                    step()
-            torch.cuda.current_stream().wait_stream(s)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                step()
-            replay = triton.testing.do_bench(g.replay, warmup=25, rep=budget_ms,
-                                             return_mode="median")
-            graph_us = f"{replay * 1e3:.3f}"
-        except RuntimeError as err:
-            graph_us = f"error: {str(err).splitlines()[0][:80]}"
+        graph_us = _graph_us(torch, triton, step, budget_ms)
+        fused_us = _graph_us(torch, triton, fused_step, budget_ms)
         rows.append({"model": model, "phase": phase, "batch": batch, "seq": seq,
-                     "us": f"{eager * 1e3:.3f}", "us_graph": graph_us, "dtype": "bf16",
-                     "gpu": gpu})
+                     "us": f"{eager * 1e3:.3f}", "us_graph": graph_us,
+                     "us_fused_graph": fused_us, "fused_rel_err": f"{rel_err:.2e}",
+                     "dtype": "bf16", "gpu": gpu})
         print(rows[-1], flush=True)
         del layer, k_cache, v_cache, x
         torch.cuda.empty_cache()

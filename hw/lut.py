@@ -169,16 +169,16 @@ class LutArray(wiring.Component):
 
     def _pe_front(self, core: ShiftAddCore, entry: Shape, regs: list[int]) -> Block:
         """The PE block: ports ``t<x>`` (its row's table), ``sel`` (its column's index, when
-        the table has more than one entry), ``neg`` (the column's sign, when it can be
-        set); it reads the table at ``sel`` and adds the entry (negated with ``neg``),
-        doubling every step."""
+        the table has more than one entry), ``neg`` (the column's sign, symmetric tables);
+        it reads the table at ``sel`` and adds the entry, negated with ``neg`` (full
+        tables: in the sign plane of signed weights), doubling every step."""
         spec = self.spec
         G = spec.group
         members: dict[str, Any] = {f"t{x}": In(entry) for x in regs}
         n_entries = len(regs) + (0 if spec.symmetric else 1)
         if n_entries > 1:
             members["sel"] = In(G - 1 if spec.symmetric else G)
-        if spec.signed or spec.symmetric:
+        if spec.symmetric:
             members["neg"] = In(1)
 
         def front(m: Module, pe: Any) -> tuple[Value, Value, Value]:
@@ -186,7 +186,8 @@ class LutArray(wiring.Component):
                      for x in range(n_entries)]
             value = Signal(entry, name="lookup")
             m.d.comb += value.eq(Array(table)[pe.sel] if n_entries > 1 else table[0])
-            neg = pe.neg if "neg" in members else Const(0, 1)
+            # the sign plane (signed weights: the first step's) counts negatively
+            neg = pe.neg if spec.symmetric else pe.first if spec.signed else Const(0, 1)
             return value, neg, Const(1, 1)
 
         return core.pe_block(spec, members, front)

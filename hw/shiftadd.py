@@ -154,7 +154,14 @@ class ShiftAddCore:
         if W - drop_bits != len(Value.cast(self.comp.o.payload.c[0])):
             raise ValueError(f"drain: {W} accumulator bits less {drop_bits} do not fit the lane")
         for c in range(self.cols):
-            total = sum(self._regs[0][c][1:], self._regs[0][c][0])
+            regs = self._regs[0][c]
+            if self.carry_save:
+                # the PE's own compression of acc + p (:func:`_csa_acc`, the same gates on the
+                # same words: one copy after Yosys flattens), then one carry-propagate add
+                s3, c3 = _csa_acc(*regs, W)
+                total = s3 + c3
+            else:
+                total = regs[0] + regs[1]
             if row_corr is not None:
                 total = total - row_corr
             if col_corr is not None:
@@ -205,6 +212,13 @@ def _csa(x: Value, y: Value, z: Value, width: int,
     return s, c
 
 
+def _csa_acc(as_: Value, ac: Value, ps: Value, pc: Value, width: int) -> tuple[Value, Value]:
+    """``acc + p`` of carry-save words as a sum and a carry word (two rows of full adders):
+    what the first step of a beat accumulates and what the drain adds up."""
+    s2, c2 = _csa(as_, ac, ps, width)
+    return _csa(s2, c2, pc, width)
+
+
 def _shift_add(m: Module, pe: Any, regs: Sequence[Value], v: Value, neg: Value, dbl: Value,
                p_shape: Shape) -> None:
     """A PE's accumulator and group register (``regs``), one carry-propagate add a step."""
@@ -233,8 +247,7 @@ def _shift_add_csa(m: Module, pe: Any, regs: Sequence[Value], v: Value, neg: Val
     bs = Mux(dbl, ps << 1, ps)[:width]
     bc = Mux(dbl, pc << 1, pc)[:width]
     s1, c1 = _csa(bs, bc, term, width, neg)
-    s2, c2 = _csa(as_, ac, ps, width)
-    s3, c3 = _csa(s2, c2, pc, width)
+    s3, c3 = _csa_acc(as_, ac, ps, pc, width)
     with m.If(pe.step):
         with m.If(pe.first):
             m.d.sync += [as_.eq(s3), ac.eq(c3), ps.eq(term), pc.eq(neg)]

@@ -47,11 +47,14 @@ per step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from amaranth import Array, Cat, Module, Shape, Signal, Value
 from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In
 
 from hw.arith import const_terms, popcount, tree_sum
+from hw.hier import Block
 from hw.shiftadd import ShiftAddCore
 from hw.spec.bitplane import BitplaneSpec, bipolar_offset, plane_schedule
 from hw.streams import signature_members, tile_lane_order, tile_layouts
@@ -104,7 +107,7 @@ class BitplaneArray(wiring.Component):
         sched = plane_schedule(ab, wb)
         i_sel = Signal(range(max(ab, 2)))
         j_sel = Signal(range(max(wb, 2)))
-        dbl, neg = Signal(), Signal()
+        dbl, neg = Signal(name="dbl"), Signal(name="neg")
         with m.Switch(core.t_next):
             for t, (i, j, shift) in enumerate(sched):
                 sign = spec.signed and not bipolar and ((i == ab - 1) != (j == wb - 1))
@@ -120,14 +123,12 @@ class BitplaneArray(wiring.Component):
             planes = Array(Cat(w_reg[c * D + d][j] for d in range(D)) for j in range(wb))
             m.d.comb += w_plane[c].eq(planes[j_sel])
 
+        # The PEs: one block (hw.hier), placed rows x cols times, each fed its row's and its
+        # column's current plane.
+        pe = self._pe(core)
         for r in range(R):
             for c in range(C):
-                bits = Signal(D, name=f"bits_{r}_{c}")
-                m.d.comb += bits.eq(~(a_plane[r] ^ w_plane[c]) if bipolar
-                                    else a_plane[r] & w_plane[c])
-                x = Signal(range(D + 1), name=f"x_{r}_{c}")
-                m.d.comb += x.eq(popcount([bits[d] for d in range(D)]))
-                core.pe(r, c, x, neg, dbl)
+                core.pe(r, c, pe, a=a_plane[r], w=w_plane[c], neg=neg, dbl=dbl)
 
         if not bipolar:
             core.drain()
@@ -156,6 +157,22 @@ class BitplaneArray(wiring.Component):
             col_corr.append(core.col_register("col_corr", c, *const_terms(s_w, da)))
         core.drain(col_corr=col_corr, row_corr=row_corr[0], drop_bits=1)
         return m
+
+    def _pe(self, core: ShiftAddCore) -> Block:
+        """The PE block: ports ``a`` and ``w`` (the row's and the column's current plane,
+        ``depth`` bits), ``neg`` and ``dbl`` (the step's sign and doubling); it adds
+        ``popcount(a op w)`` (``op`` AND, or XNOR for bipolar planes)."""
+        D, bipolar = self.spec.depth, self.spec.encoding == "bipolar"
+        members = {"a": In(D), "w": In(D), "neg": In(1), "dbl": In(1)}
+
+        def front(m: Module, pe: Any) -> tuple[Value, Value, Value]:
+            bits = Signal(D, name="bits")
+            m.d.comb += bits.eq(~(pe.a ^ pe.w) if bipolar else pe.a & pe.w)
+            x = Signal(range(D + 1), name="x")
+            m.d.comb += x.eq(popcount([bits[d] for d in range(D)]))
+            return x, pe.neg, pe.dbl
+
+        return core.pe_block(self.spec, members, front)
 
     @staticmethod
     def _lane_sum(m: Module, lanes: Sequence[Value], load: Value, name: str) -> Signal:

@@ -48,13 +48,17 @@ length K (output stationary: PE (r, c) owns ``C[r, c]``); no PE has a multiplier
 
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth import Array, Cat, Const, Module, Shape, Signal, Value
 from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.arith import const_terms
+from hw.hier import Block, place
 from hw.shiftadd import ShiftAddCore
 from hw.spec.lut import LutSpec
-from hw.streams import signature_members, tile_lane_order, tile_layouts
+from hw.streams import operand_shapes, signature_members, tile_lane_order, tile_layouts
 
 __all__ = ["COMPONENT", "LutArray", "lane_order", "stream_layouts"]
 
@@ -133,26 +137,60 @@ class LutArray(wiring.Component):
         self.spec = spec
         super().__init__(signature_members(stream_layouts(spec)))
 
-    def _table(self, m: Module, r: int, load: Value, entry: Shape) -> list[Value]:
-        """Row r's table register, built from the input beat when ``load`` is high."""
+    def _table_block(self, entry: Shape) -> tuple[Block, list[int]]:
+        """A row's table unit (:mod:`hw.hier`), placed once per row: ports ``a<g>`` (the
+        row's activations of the beat), ``load`` (take the beat), out ``t<x>``: the table
+        register's entries, built from the beat when ``load`` is high. Also the indices of
+        the entries that are registers (the all-zero entry of a full table is a constant,
+        no port)."""
         spec, G = self.spec, self.spec.group
-        a = [self.i.payload.a[r * G + g] for g in range(G)]
+        a_shape, _, _ = operand_shapes(spec)
         a_lo, a_hi = _operand_range(spec.a_bits, spec.signed)
         if spec.symmetric:  # +-a_g for g < G-1 (index bit g), the top term fixed at -a
-            terms = [(a[g], (-1, 1)) for g in range(G - 1)] + [(a[G - 1], (-1,))]
+            coeffs = [(-1, 1)] * (G - 1) + [(-1,)]
         else:  # 0 or a_g (index bit g)
-            terms = [(a[g], (0, 1)) for g in range(G)]
-        calc = _subset_sums(m, [(v, c, a_lo, a_hi) for v, c in terms], f"tcalc_{r}")
-        table: list[Value] = []
-        for x, value in enumerate(calc):
-            if isinstance(value, Const):  # the all-zero entry of a full table
-                table.append(value)
-                continue
-            reg = Signal(entry, name=f"t_{r}_{x}")
-            with m.If(load):
-                m.d.sync += reg.eq(value)
-            table.append(reg)
-        return table
+            coeffs = [(0, 1)] * G
+        n_entries = 1 << (G - 1 if spec.symmetric else G)
+        regs = list(range(n_entries)) if spec.symmetric else list(range(1, n_entries))
+        members: dict[str, Any] = {f"a{g}": In(a_shape) for g in range(G)}
+        members["load"] = In(1)
+        members.update({f"t{x}": Out(entry) for x in regs})
+
+        def build(m: Module, unit: Any) -> None:
+            terms = [(getattr(unit, f"a{g}"), c, a_lo, a_hi) for g, c in enumerate(coeffs)]
+            calc = _subset_sums(m, terms, "tcalc")
+            for x, value in enumerate(calc):
+                if isinstance(value, Const):  # the all-zero entry of a full table
+                    continue
+                with m.If(unit.load):
+                    m.d.sync += getattr(unit, f"t{x}").eq(value)
+
+        return Block("table", spec, members, build), regs
+
+    def _pe_front(self, core: ShiftAddCore, entry: Shape, regs: list[int]) -> Block:
+        """The PE block: ports ``t<x>`` (its row's table), ``sel`` (its column's index, when
+        the table has more than one entry), ``neg`` (the column's sign, symmetric tables);
+        it reads the table at ``sel`` and adds the entry, negated with ``neg`` (full
+        tables: in the sign plane of signed weights), doubling every step."""
+        spec = self.spec
+        G = spec.group
+        members: dict[str, Any] = {f"t{x}": In(entry) for x in regs}
+        n_entries = len(regs) + (0 if spec.symmetric else 1)
+        if n_entries > 1:
+            members["sel"] = In(G - 1 if spec.symmetric else G)
+        if spec.symmetric:
+            members["neg"] = In(1)
+
+        def front(m: Module, pe: Any) -> tuple[Value, Value, Value]:
+            table = [getattr(pe, f"t{x}") if x in regs else Const(0, 1)
+                     for x in range(n_entries)]
+            value = Signal(entry, name="lookup")
+            m.d.comb += value.eq(Array(table)[pe.sel] if n_entries > 1 else table[0])
+            # the sign plane (signed weights: the first step's) counts negatively
+            neg = pe.neg if spec.symmetric else pe.first if spec.signed else Const(0, 1)
+            return value, neg, Const(1, 1)
+
+        return core.pe_block(spec, members, front)
 
     def elaborate(self, platform):
         spec = self.spec
@@ -167,7 +205,14 @@ class LutArray(wiring.Component):
                             p_shape=Shape.cast(range(-mag, mag + 1)),
                             carry_save=spec.carry_save)
 
-        tables = [self._table(m, r, core.accept, entry) for r in range(R)]
+        # The table units: one block (hw.hier), placed once per row.
+        unit, regs = self._table_block(entry)
+        tables: list[list[Value]] = []
+        for r in range(R):
+            outs = place(m, f"table_{r}", unit, load=core.accept,
+                         **{f"a{g}": self.i.payload.a[r * G + g] for g in range(G)})
+            tables.append([outs[f"t{x}"] if x in regs else Const(0, 1)
+                           for x in range(1 << (G - 1 if spec.symmetric else G))])
 
         # Weight shift registers: the most significant bit is the current plane.
         w_sr = [Signal(wb, name=f"w_sr{n}") for n in range(C * G)]
@@ -178,6 +223,9 @@ class LutArray(wiring.Component):
         # the sign plane (signed weights: the first, most significant) counts negatively
         sign_plane = core.first if spec.signed else Const(0, 1)
 
+        # The PEs: one block (hw.hier), placed rows x cols times, each fed its row's table
+        # and its column's index and sign.
+        pe = self._pe_front(core, entry, regs)
         for c in range(C):
             index = Signal(G, name=f"index{c}")
             m.d.comb += index.eq(Cat(w_sr[c * G + g][wb - 1] for g in range(G)))
@@ -195,10 +243,12 @@ class LutArray(wiring.Component):
             else:
                 sel = index
             for r in range(R):
-                value = Signal(entry, name=f"lookup_{r}_{c}")
-                m.d.comb += value.eq(Array(tables[r])[sel] if len(tables[r]) > 1
-                                     else tables[r][0])
-                core.pe(r, c, value, neg, Const(1, 1))
+                ports: dict[str, Any] = {f"t{x}": tables[r][x] for x in regs}
+                if "sel" in pe.members:
+                    ports["sel"] = sel
+                if "neg" in pe.members:
+                    ports["neg"] = neg
+                core.pe(r, c, pe, **ports)
 
         if not spec.symmetric:
             core.drain()

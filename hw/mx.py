@@ -37,12 +37,16 @@ any length K, one block of ``block`` elements per beat:
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from typing import Any
+
+from amaranth import Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.arith import add_tree
+from hw.hier import Block, place
 from hw.spec.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN, ElementDecode, MxSpec
-from hw.streams import RowDrain, out_layout, shift_rows, signature_members
+from hw.streams import RowDrain, out_layout, signature_members
 
 __all__ = ["COMPONENT", "MxEngine", "stream_layouts"]
 
@@ -102,81 +106,142 @@ class MxEngine(wiring.Component):
         fixed = Signal(d_shape, name="exp_base")
         m.d.comb += fixed.eq(units + base)
 
-        w_dec = [[self._decode(m, p.w[lane * B + q], w_sel, f"w{lane}_{q}") for q in range(B)]
+        # The element decoders: one block (hw.hier), placed once per element code of a beat
+        # (a lane's weight decoders serve every row).
+        dec = self._decoder()
+
+        def decode(code, sel, name: str) -> dict[str, Value]:
+            ports = {"code": code, "sel": sel} if spec.sel_bits else {"code": code}
+            return place(m, name, dec, **ports)
+
+        w_dec = [[decode(p.w[lane * B + q], w_sel, f"w_dec_{lane}_{q}") for q in range(B)]
                  for lane in range(L)]
         w_bad = []
         for lane in range(L):
             sig = Signal(name=f"w{lane}_invalid")
             m.d.comb += sig.eq((p.w_scale[lane] == SCALE_NAN)
-                               | _any([x for _, _, x in w_dec[lane]]))
+                               | _any([x["special"] for x in w_dec[lane]]))
             w_bad.append(sig)
 
-        regs = []
+        # The PEs: one block (hw.hier), placed rows x lanes times, fed the decoded elements
+        # of their row and lane; accumulators and flags shift up a row with ``drain.shift``,
+        # from the PE below through named signals (placed later).
+        pe = self._pe(d_shape)
+        below = [[(Signal(signed(width), name=f"acc_{row}_{lane}"),
+                   Signal(name=f"invalid_{row}_{lane}")) for lane in range(L)]
+                 for row in range(R)]
+        top = []
         for row in range(R):
-            a_dec = [self._decode(m, p.a[row * B + q], a_sel, f"a{row}_{q}") for q in range(B)]
+            a_dec = [decode(p.a[row * B + q], a_sel, f"a_dec_{row}_{q}") for q in range(B)]
             a_bad = Signal(name=f"a{row}_invalid")
             m.d.comb += a_bad.eq((p.a_scale[row] == SCALE_NAN)
-                                 | _any([x for _, _, x in a_dec]))
+                                 | _any([x["special"] for x in a_dec]))
             exp_row = Signal(d_shape, name=f"exp_a{row}")
             m.d.comb += exp_row.eq(fixed + p.a_scale[row])
-            row_regs = []
             for lane in range(L):
-                tag = f"{row}_{lane}"
-                step = self._block(m, a_dec, w_dec[lane], exp_row + p.w_scale[lane], d_shape,
-                                   tag)
-                acc = Signal(signed(width), name=f"acc{tag}")
-                bad = Signal(name=f"invalid{tag}")
-                with m.If(feed):
-                    m.d.sync += [acc.eq(acc + step), bad.eq(bad | a_bad | w_bad[lane])]
-                row_regs.append((acc, bad))
-            regs.append(row_regs)
-        shift_rows(m, regs, drain.shift)
+                ports: dict[str, Any] = {"exp_a": exp_row, "w_scale": p.w_scale[lane],
+                                         "feed": feed, "a_invalid": a_bad,
+                                         "w_invalid": w_bad[lane], "shift": drain.shift}
+                for q in range(B):
+                    ports[f"a_sig{q}"] = a_dec[q]["sig"]
+                    ports[f"w_sig{q}"] = w_dec[lane][q]["sig"]
+                    if spec.max_shift:
+                        ports[f"a_shift{q}"] = a_dec[q]["shift"]
+                        ports[f"w_shift{q}"] = w_dec[lane][q]["shift"]
+                nxt = below[row + 1][lane] if row + 1 < R else (0, 0)
+                ports.update(below_acc=nxt[0], below_invalid=nxt[1])
+                outs = place(m, f"pe_{row}_{lane}", pe, **ports)
+                if row:
+                    m.d.comb += [below[row][lane][0].eq(outs["acc"]),
+                                 below[row][lane][1].eq(outs["invalid"])]
+                else:
+                    top.append((outs["acc"], outs["invalid"]))
         indefinite = Const(-(1 << (width - 1)), signed(width))
         for lane in range(L):
-            acc, bad = regs[0][lane]
+            acc, bad = top[lane]
             m.d.comb += self.o.payload.c[lane].eq(Mux(bad, indefinite, acc))
         return m
 
-    def _block(self, m: Module, a_dec, w_dec, exponent, d_shape, tag: str) -> Signal:
-        """One block's exact dot product aligned on the accumulator's grid (``acc_bits``)."""
+    def _pe(self, d_shape) -> Block:
+        """The PE (placed once per output, :mod:`hw.hier`): one block's exact dot product of
+        the decoded elements ``a_sig<q>``/``a_shift<q>`` and ``w_sig<q>``/``w_shift<q>``
+        (no shifts when every format's is zero), aligned by the block exponent ``exp_a +
+        w_scale`` on the accumulator's grid (``acc_bits``) and added to ``acc`` when
+        ``feed``; ``invalid`` gathers ``a_invalid | w_invalid``. ``shift`` (the drain) loads
+        both from ``below_acc`` and ``below_invalid`` (the PE below's, zero under the last
+        row)."""
         spec = self.spec
-        width, sum_bits = spec.acc_bits, spec.block_sum_bits
-        prods = []
-        for q, ((sa, ha, _), (sw, hw, _)) in enumerate(zip(a_dec, w_dec, strict=True)):
-            prod = Signal(signed(spec.product_bits), name=f"prod{tag}_{q}")
-            m.d.comb += prod.eq((sa * sw) << (ha + hw))
-            prods.append(prod)
-        total = Signal(signed(sum_bits), name=f"block_sum{tag}")
-        m.d.comb += total.eq(add_tree(prods, sum_bits))
-        d = Signal(d_shape, name=f"d{tag}")
-        m.d.comb += d.eq(exponent)
-        left = Signal(range(width + 1), name=f"left{tag}")
-        right = Signal(range(sum_bits), name=f"right{tag}")
-        m.d.comb += [
-            left.eq(Mux(d >= width, width, Mux(d < 0, 0, d))),
-            right.eq(Mux(-d >= sum_bits - 1, sum_bits - 1, Mux(d > 0, 0, -d))),
-        ]
-        shl = Signal(signed(width), name=f"shl{tag}")
-        shr = Signal(signed(width), name=f"shr{tag}")
-        step = Signal(signed(width), name=f"step{tag}")
-        m.d.comb += [shl.eq(total << left), shr.eq(total >> right),
-                     step.eq(Mux(d < 0, shr, shl))]
-        return step
+        B, width, sum_bits = spec.block, spec.acc_bits, spec.block_sum_bits
+        sig = signed(spec.sig_bits)
+        members: dict[str, Any] = {}
+        for side in ("a", "w"):
+            members.update({f"{side}_sig{q}": In(sig) for q in range(B)})
+            if spec.max_shift:
+                members.update({f"{side}_shift{q}": In(range(spec.max_shift + 1))
+                                for q in range(B)})
+        members.update({"exp_a": In(d_shape), "w_scale": In(unsigned(SCALE_BITS)),
+                        "feed": In(1), "a_invalid": In(1), "w_invalid": In(1), "shift": In(1),
+                        "below_acc": In(signed(width)), "below_invalid": In(1),
+                        "acc": Out(signed(width)), "invalid": Out(1)})
+
+        def build(m: Module, pe: Any) -> None:
+            def shift(side: str, q: int) -> Value:
+                return getattr(pe, f"{side}_shift{q}") if spec.max_shift else Const(0, 1)
+
+            prods = []
+            for q in range(B):
+                prod = Signal(signed(spec.product_bits), name=f"prod{q}")
+                m.d.comb += prod.eq((getattr(pe, f"a_sig{q}") * getattr(pe, f"w_sig{q}"))
+                                    << (shift("a", q) + shift("w", q)))
+                prods.append(prod)
+            total = Signal(signed(sum_bits), name="block_sum")
+            m.d.comb += total.eq(add_tree(prods, sum_bits))
+            d = Signal(d_shape, name="d")
+            m.d.comb += d.eq(pe.exp_a + pe.w_scale)
+            left = Signal(range(width + 1), name="left")
+            right = Signal(range(sum_bits), name="right")
+            m.d.comb += [
+                left.eq(Mux(d >= width, width, Mux(d < 0, 0, d))),
+                right.eq(Mux(-d >= sum_bits - 1, sum_bits - 1, Mux(d > 0, 0, -d))),
+            ]
+            shl = Signal(signed(width), name="shl")
+            shr = Signal(signed(width), name="shr")
+            step = Signal(signed(width), name="step")
+            m.d.comb += [shl.eq(total << left), shr.eq(total >> right),
+                         step.eq(Mux(d < 0, shr, shl))]
+            with m.If(pe.feed):
+                m.d.sync += [pe.acc.eq(pe.acc + step),
+                             pe.invalid.eq(pe.invalid | pe.a_invalid | pe.w_invalid)]
+            with m.If(pe.shift):  # the drain, after the update (shift_rows' rule)
+                m.d.sync += [pe.acc.eq(pe.below_acc), pe.invalid.eq(pe.below_invalid)]
+
+        return Block("pe", (spec, d_shape), members, build)
 
     # -- decoding -----------------------------------------------------------------------
-    def _decode(self, m: Module, code, sel, name: str):
-        """``(sig, shift, special)`` signals of one element code under the selected format."""
+    def _decoder(self) -> Block:
+        """The element decoder (placed once per element code of a beat, :mod:`hw.hier`):
+        ``code`` (and ``sel``, the format select, with several formats) in; ``sig``,
+        ``shift`` (with a nonzero shift in some format) and ``special`` out, the code
+        decoded under the selected format (an unused select value decodes as zero)."""
         spec = self.spec
-        sig = Signal(signed(spec.sig_bits), name=f"{name}_sig")
-        sh = Signal(range(spec.max_shift + 1), name=f"{name}_shift")
-        special = Signal(name=f"{name}_special")
-        with m.Switch(sel):
-            for idx, dec in enumerate(spec.decodes):
-                with m.Case(idx):
-                    s, h, x = _decode_one(code[:dec.bits], dec)
-                    m.d.comb += [sig.eq(s), sh.eq(h), special.eq(x)]
-            # an unused select value decodes as zero
-        return sig, sh, special
+        members: dict[str, Any] = {"code": In(unsigned(spec.a_bits))}
+        if spec.sel_bits:
+            members["sel"] = In(unsigned(spec.sel_bits))
+        members["sig"] = Out(signed(spec.sig_bits))
+        if spec.max_shift:
+            members["shift"] = Out(range(spec.max_shift + 1))
+        members["special"] = Out(1)
+
+        def build(m: Module, dec: Any) -> None:
+            with m.Switch(dec.sel if spec.sel_bits else Const(0, 1)):
+                for idx, fmt in enumerate(spec.decodes):
+                    with m.Case(idx):
+                        s, h, x = _decode_one(dec.code[:fmt.bits], fmt)
+                        m.d.comb += [dec.sig.eq(s), dec.special.eq(x)]
+                        if spec.max_shift:
+                            m.d.comb += dec.shift.eq(h)
+
+        return Block("decode", spec, members, build)
 
     def _unit(self, m: Module, sel, name: str):
         """The selected format's fixed-point unit exponent."""

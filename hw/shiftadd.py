@@ -4,12 +4,15 @@ per step."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from hw.streams import RowDrain, shift_rows
+from hw.hier import Block, place
+from hw.streams import RowDrain
 
 __all__ = ["ShiftAddCore"]
 
@@ -21,9 +24,11 @@ class ShiftAddCore:
     Elaborates, into ``m``, the fold control of ``comp`` (its ``i``, ``o`` and ``busy``
     ports), a group register ``p`` and an accumulator per PE, and the drain. Every input
     beat is worked on for ``steps`` cycles (step ``t`` = 0 .. steps-1); the caller builds its
-    own stage registers (loaded on :attr:`accept`) and, per PE, the value added at each step
-    (:meth:`pe`). Accumulators are ``acc_width`` bits and wrap; the output drops
-    ``drop_bits`` low bits (exact halvings of the engines' corrected sums).
+    own stage registers (loaded on :attr:`accept`) and, per PE, the value added at each step:
+    the PE is one block (:mod:`hw.hier`, :meth:`pe_block`: the engine's front end, then the
+    shift-add registers and the drain's shift), placed at every position (:meth:`pe`), so
+    the Verilog has one PE module. Accumulators are ``acc_width`` bits and wrap; the output
+    drops ``drop_bits`` low bits (exact halvings of the engines' corrected sums).
 
     Signals for the caller: ``accept`` (an input beat is taken this cycle), ``step`` (the PEs
     work this cycle), ``t`` (the step index; ``t_next`` its value in the next cycle, to
@@ -48,7 +53,8 @@ class ShiftAddCore:
         self.t_next = Signal(range(max(steps, 2)))
         self.first = Signal()
         self._begin: Signal | None = None
-        self._regs: list[list[tuple[Signal, ...]]] = [[()] * cols for _ in range(rows)]
+        self._regs: list[list[tuple[Value, ...]]] = [[()] * cols for _ in range(rows)]
+        self._below: list[list[list[Signal]]] | None = None
         self._control()
 
     def _control(self) -> None:
@@ -84,64 +90,78 @@ class ShiftAddCore:
             self.m.d.comb += self._begin.eq(self.step & self.first)
         return self._begin
 
-    @staticmethod
-    def _csa(x: Value, y: Value, z: Value, width: int,
-             cin: Value | None = None) -> tuple[Value, Value]:
-        """A row of full adders: ``x + y + z + cin == s + c`` modulo ``2**width``."""
-        cin = Const(0, 1) if cin is None else cin
-        s = (x ^ y ^ z)[:width]
-        c = Cat(cin, ((x & y) | (x & z) | (y & z))[:width - 1])
-        return s, c
+    def words(self) -> list[tuple[str, Shape]]:
+        """The registers of a PE, as its block's output ports: the accumulator and group
+        register (``acc``, ``p``), or with ``carry_save`` their sum and carry words
+        (``acc_s``, ``acc_c``, ``p_s``, ``p_c``)."""
+        W = Shape(self.width)
+        if self.carry_save:
+            return [("acc_s", W), ("acc_c", W), ("p_s", W), ("p_c", W)]
+        return [("acc", W), ("p", self.p_shape)]
 
-    def pe(self, r: int, c: int, v: Value, neg: Value, dbl: Value) -> None:
-        """PE (r, c): at each step ``p = (2*p if dbl else p) + (-v if neg else v)``; the first
-        step of a beat starts ``p`` afresh from the value and adds the old ``p`` into the
-        accumulator."""
-        m, W = self.m, self.width
-        name = f"{r}_{c}"
-        if not self.carry_save:
-            # -v is ~v + 1: the inversion is a row of XORs and the +1 the adder's carry-in,
-            # so a step is one carry-propagate add, never a negation followed by an add.
-            p = Signal(self.p_shape, name=f"p_{name}")
-            acc = Signal(W, name=f"acc_{name}")
-            vx = Signal(self.p_shape, name=f"vx_{name}")
-            term = Signal(self.p_shape, name=f"term_{name}")
-            m.d.comb += [vx.eq(v), term.eq(vx ^ neg.replicate(self.p_shape.width))]
-            with m.If(self.step):
-                with m.If(self.first):
-                    m.d.sync += [acc.eq(acc + p), p.eq(term + neg)]
-                with m.Else():
-                    m.d.sync += p.eq(Mux(dbl, p << 1, p) + term + neg)
-            self._regs[r][c] = (acc, p)
-            return
-        # Carry-save (OPT1): sum and carry words, no carry propagation in the loop. -v is
-        # ~v + 1: the +1 enters the carry word's least significant bit, which is always free.
-        ps, pc, as_, ac = (Signal(W, name=f"{n}_{name}") for n in ("ps", "pc", "as", "ac"))
-        vx = Signal(W, name=f"vx_{name}")
-        term = Signal(W, name=f"term_{name}")
-        m.d.comb += [vx.eq(v), term.eq(vx ^ neg.replicate(W))]
-        bs = Mux(dbl, ps << 1, ps)[:W]
-        bc = Mux(dbl, pc << 1, pc)[:W]
-        s1, c1 = self._csa(bs, bc, term, W, neg)
-        s2, c2 = self._csa(as_, ac, ps, W)
-        s3, c3 = self._csa(s2, c2, pc, W)
-        with m.If(self.step):
-            with m.If(self.first):
-                m.d.sync += [as_.eq(s3), ac.eq(c3), ps.eq(term), pc.eq(neg)]
-            with m.Else():
-                m.d.sync += [ps.eq(s1), pc.eq(c1)]
-        self._regs[r][c] = (as_, ac, ps, pc)
+    def pe_block(self, key: Hashable, members: Mapping[str, Any],
+                 front: Callable[[Module, Any], tuple[Value, Value, Value]]) -> Block:
+        """The PE as one block (:mod:`hw.hier`), named ``pe``: the engine's ``members`` (its
+        own inputs) and ``front(m, pe)``, which builds from them, in the block's module, the
+        step's ``(v, neg, dbl)``; then the shift-add registers of :meth:`pe`'s docstring and
+        the drain's shift (ports ``step``, ``first``, ``shift``, ``below_<word>`` in, the
+        words of :meth:`words` out). ``key``: what ``front`` depends on besides the ports."""
+        words = self.words()
+        ports: dict[str, Any] = dict(members)
+        ports.update({"step": In(1), "first": In(1), "shift": In(1)})
+        ports.update({f"below_{n}": In(shape) for n, shape in words})
+        ports.update({n: Out(shape) for n, shape in words})
+        width, p_shape, carry_save = self.width, self.p_shape, self.carry_save
+
+        def build(m: Module, pe: Any) -> None:
+            v, neg, dbl = front(m, pe)
+            regs = [getattr(pe, n) for n, _ in words]
+            if not carry_save:
+                _shift_add(m, pe, regs, v, neg, dbl, p_shape)
+            else:
+                _shift_add_csa(m, pe, regs, v, neg, dbl, width)
+            # the drain, after the step (shift_rows' rule: the later update wins)
+            with m.If(pe.shift):
+                m.d.sync += [reg.eq(getattr(pe, f"below_{n}"))
+                             for reg, (n, _) in zip(regs, words, strict=True)]
+
+        return Block("pe", (key, width, p_shape, carry_save), ports, build)
+
+    def pe(self, r: int, c: int, block: Block, **inputs: Any) -> None:
+        """Place PE (r, c) (``block`` from :meth:`pe_block`, ``inputs`` its engine ports): at
+        each step ``p = (2*p if dbl else p) + (-v if neg else v)``; the first step of a beat
+        starts ``p`` afresh from the value and adds the old ``p`` into the accumulator. The
+        drain shifts the words of PE (r+1, c) into it (zeros under the last row)."""
+        words = self.words()
+        if self._below is None:  # the words PE (r, c) hands up, r > 0 (placed after it)
+            self._below = [[[Signal(shape, name=f"{n}_{rr}_{cc}") for n, shape in words]
+                            for cc in range(self.cols)] for rr in range(self.rows)]
+        below = self._below
+        ports = dict(inputs, step=self.step, first=self.first, shift=self.shift)
+        for k, (n, _) in enumerate(words):
+            ports[f"below_{n}"] = below[r + 1][c][k] if r + 1 < self.rows else 0
+        outs = place(self.m, f"pe_{r}_{c}", block, **ports)
+        regs = tuple(outs[n] for n, _ in words)
+        if r:
+            self.m.d.comb += [b.eq(v) for b, v in zip(below[r][c], regs, strict=True)]
+        self._regs[r][c] = regs
 
     def drain(self, col_corr: Sequence[Value] | None = None, row_corr: Value | None = None,
               drop_bits: int = 0) -> None:
-        """Shift the result rows out (after every :meth:`pe` call): output column c is
+        """The outputs (after every :meth:`pe` call; the PEs shift the rows out): column c is
         ``(acc + p - row_corr - col_corr[c]) >> drop_bits`` of row 0, wrapped to the lane."""
         m, W = self.m, self.width
-        shift_rows(m, self._regs, self.shift)
         if W - drop_bits != len(Value.cast(self.comp.o.payload.c[0])):
             raise ValueError(f"drain: {W} accumulator bits less {drop_bits} do not fit the lane")
         for c in range(self.cols):
-            total = sum(self._regs[0][c][1:], self._regs[0][c][0])
+            regs = self._regs[0][c]
+            if self.carry_save:
+                # the PE's own compression of acc + p (:func:`_csa_acc`, the same gates on the
+                # same words: one copy after Yosys flattens), then one carry-propagate add
+                s3, c3 = _csa_acc(*regs, W)
+                total = s3 + c3
+            else:
+                total = regs[0] + regs[1]
             if row_corr is not None:
                 total = total - row_corr
             if col_corr is not None:
@@ -181,3 +201,55 @@ class ShiftAddCore:
         for x in minus:
             total = total - x
         return total
+
+
+def _csa(x: Value, y: Value, z: Value, width: int,
+         cin: Value | None = None) -> tuple[Value, Value]:
+    """A row of full adders: ``x + y + z + cin == s + c`` modulo ``2**width``."""
+    cin = Const(0, 1) if cin is None else cin
+    s = (x ^ y ^ z)[:width]
+    c = Cat(cin, ((x & y) | (x & z) | (y & z))[:width - 1])
+    return s, c
+
+
+def _csa_acc(as_: Value, ac: Value, ps: Value, pc: Value, width: int) -> tuple[Value, Value]:
+    """``acc + p`` of carry-save words as a sum and a carry word (two rows of full adders):
+    what the first step of a beat accumulates and what the drain adds up."""
+    s2, c2 = _csa(as_, ac, ps, width)
+    return _csa(s2, c2, pc, width)
+
+
+def _shift_add(m: Module, pe: Any, regs: Sequence[Value], v: Value, neg: Value, dbl: Value,
+               p_shape: Shape) -> None:
+    """A PE's accumulator and group register (``regs``), one carry-propagate add a step."""
+    acc, p = regs
+    # -v is ~v + 1: the inversion is a row of XORs and the +1 the adder's carry-in, so a
+    # step is one carry-propagate add, never a negation followed by an add.
+    vx = Signal(p_shape, name="vx")
+    term = Signal(p_shape, name="term")
+    m.d.comb += [vx.eq(v), term.eq(vx ^ neg.replicate(p_shape.width))]
+    with m.If(pe.step):
+        with m.If(pe.first):
+            m.d.sync += [acc.eq(acc + p), p.eq(term + neg)]
+        with m.Else():
+            m.d.sync += p.eq(Mux(dbl, p << 1, p) + term + neg)
+
+
+def _shift_add_csa(m: Module, pe: Any, regs: Sequence[Value], v: Value, neg: Value,
+                   dbl: Value, width: int) -> None:
+    """Carry-save (OPT1): sum and carry words (``regs``), no carry propagation in the loop.
+    -v is ~v + 1: the +1 enters the carry word's least significant bit, which is always
+    free."""
+    as_, ac, ps, pc = regs
+    vx = Signal(width, name="vx")
+    term = Signal(width, name="term")
+    m.d.comb += [vx.eq(v), term.eq(vx ^ neg.replicate(width))]
+    bs = Mux(dbl, ps << 1, ps)[:width]
+    bc = Mux(dbl, pc << 1, pc)[:width]
+    s1, c1 = _csa(bs, bc, term, width, neg)
+    s3, c3 = _csa_acc(as_, ac, ps, pc, width)
+    with m.If(pe.step):
+        with m.If(pe.first):
+            m.d.sync += [as_.eq(s3), ac.eq(c3), ps.eq(term), pc.eq(neg)]
+        with m.Else():
+            m.d.sync += [ps.eq(s1), pc.eq(c1)]

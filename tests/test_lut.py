@@ -15,12 +15,13 @@ import zlib
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from lockstep import ci_subset, verify_lockstep
+from lockstep import check_gemm_amaranth, ci_subset, verify_lockstep
 
 from hw.lut import LutArray
 from hw.spec import SpecError, engine_from_dict, engine_kinds
 from hw.spec.lut import LutSpec
-from sim.engines.lut import gemm_compute_cycles, gemm_folds
+from hw.verilog import to_verilog
+from sim.engines.lut import gemm_compute_cycles
 from sim.verify.amaranth_bench import run_gemm_amaranth
 from sim.verify.driver import Case, case_operands, reference_gemm
 from sim.verify.plan_lut import plan_cases
@@ -71,20 +72,8 @@ def test_lockstep_amaranth(spec: LutSpec) -> None:
         for _ in range(2)
     ]
     for M, N, K in shapes:
-        A, W = case_operands(spec, Case("grid", M, N, K), rng)
-        got, drv = run_gemm_amaranth(spec, A, W, rng)
-        np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
-        assert drv.check_protocol() == []
-        measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
-        assert measured == gemm_compute_cycles(spec, M, N, K) == gemm_folds(spec, M, N, K).cycles
-        assert [t.cycles for t in drv.timing] == [spec.fold_cycles(K)] * len(drv.folds)
-    M, N, K = shapes[0]
-    A, W = case_operands(spec, Case("stalls", M, N, K), rng)
-    got, drv = run_gemm_amaranth(spec, A, W, rng, p_idle=0.4, p_stall=0.4)
-    np.testing.assert_array_equal(got, reference_gemm(spec, A, W))
-    assert drv.check_protocol() == []
-    assert drv.timing[-1].last_out - drv.timing[0].first_in + 1 >= gemm_compute_cycles(
-        spec, M, N, K)
+        check_gemm_amaranth(spec, Case("grid", M, N, K), rng)
+    check_gemm_amaranth(spec, Case("stalls", *shapes[0]), rng, p_idle=0.4, p_stall=0.4)
 
 
 @pytest.mark.parametrize("extreme", ["min", "max"])
@@ -111,16 +100,18 @@ def test_plan_cases_run_on_amaranth() -> None:
 
 
 def test_no_multipliers_and_table_size() -> None:
-    """Multiplier-free, and symmetrization halves the table registers."""
-    def netlist(**kw):
-        return rtlil.convert(LutArray(LutSpec(rows=2, cols=3, a_bits=8, w_bits=4, **kw)))
+    """Multiplier-free, and symmetrization halves the table registers (the outputs of the
+    table unit, one module placed once per row)."""
+    def spec(**kw):
+        return LutSpec(rows=2, cols=3, a_bits=8, w_bits=4, group=4, **kw)
 
-    full, sym = netlist(group=4, symmetric=False), netlist(group=4, symmetric=True)
-    for text in (full, sym):
-        assert "$mul" not in text
-    entries = r"wire width \d+ (?:signed )?\\t_1_\d+$"  # row 1's table registers
-    assert len(re.findall(entries, full, re.M)) == 15  # entry 0 is the constant 0
-    assert len(re.findall(entries, sym, re.M)) == 8
+    full, sym = spec(symmetric=False), spec(symmetric=True)
+    for s in (full, sym):
+        assert "$mul" not in rtlil.convert(LutArray(s))
+    entries = r"^  output \[\d+:0\] t\d+;$"  # a table unit's registers, each an output
+    texts = [to_verilog(LutArray(s), "top", check=True) for s in (full, sym)]
+    assert [len(re.findall(entries, t, re.M)) for t in texts] == [15, 8]  # full: 0 is 0
+    assert all(len(re.findall(r"^  top_table table_\d \($", t, re.M)) == 2 for t in texts)
 
 
 def test_timing_contract_formulas_match_fold_cycles() -> None:

@@ -185,26 +185,6 @@ def _pair_energy_per_mac(view: ArchSpec, att: Attention, rows: int, keys: int, k
     return {k: float(v) / g.macs for k, v in energy.items()}
 
 
-def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
-               full_keys: int) -> tuple[int, int, dict[str, float], int]:
-    """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
-    pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used), on a
-    :func:`sim.gemm.compute_view` (operands on chip: the DRAM link and clock do not matter)."""
-    cycles, vops, _ = _pair_cycles(_pair_view(view), att, rows, keys, kind)
-    # the MACs of _tile_gemm(att, rows, keys, kind), without building (and validating) it
-    macs = rows * keys * (att.v_dim if kind == "pv" else att.qk_dim)
-    return cycles, vops, _pair_energy(view, att, rows, keys, kind, full_keys), macs
-
-
-def _pair_energy(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
-                 full_keys: int) -> dict[str, float]:
-    """The engine energy by component of :func:`_pair_cost`, without planning the pair's own
-    GEMM (its rate per MAC is the full tile's)."""
-    macs = rows * keys * (att.v_dim if kind == "pv" else att.qk_dim)
-    rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)
-    return {k: v * macs for k, v in rate.items()}
-
-
 def _kv_bytes(att: Attention, tokens: np.ndarray) -> Exact:
     """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width), summed
     over the entries of ``tokens`` (an int64 array), exactly."""
@@ -324,30 +304,33 @@ class _Tile:
 def _tile_costs(view: ArchSpec, att: Attention, kv_split: int, tile: AttentionTile,
                 partial: bool) -> _Tile:
     """A tile's engine cycles, vector operations and engine energy: exact with ``partial``
-    (every tile pair planned), else a floor that plans only the full key tiles (the partial
-    ones and the selection GEMMs add their energy at the full tiles' rate per MAC but
-    neither cycles nor plan operations, which are non-negative)."""
+    (every tile pair planned), else a floor that plans only the full key tiles: the partial
+    ones add their energy (at the full tile's rate per MAC) but neither cycles nor plan
+    operations, the selection GEMMs nothing (all non-negative). The sums run in the same
+    order either way, so the floor's figures are at most the exact ones in floats too."""
     shape = _shapes(view, att, kv_split)[tile]
     part = key_share(att, kv_split)
+    pview = _pair_view(view)
     engine, vops = 0, shape.softmax_vops
     e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
     if partial:
         for r, nb in shape.select:
-            c, v, e, _ = _pair_cost(view, part, r, nb, "select", nb)
+            c, v, _ = _pair_cycles(pview, part, r, nb, "select")
             engine += c
             vops += v
-            for k2, x in e.items():
-                e_engine[k2] += x
+            macs = r * nb * att.qk_dim
+            for k2, x in _pair_energy_per_mac(view, part, r, nb, "select").items():
+                e_engine[k2] += x * macs
     for r, length, times in shape.work:
-        for kind in ("qk", "pv"):
+        for kind, dim in (("qk", att.qk_dim), ("pv", att.v_dim)):
             if partial or length == tile.keys:
-                c, v, e, _ = _pair_cost(view, part, r, length, kind, tile.keys)
+                c, v, _ = _pair_cycles(pview, part, r, length, kind)
                 engine += times * c
                 vops += times * v
-            else:
-                e = _pair_energy(view, part, r, length, kind, tile.keys)
-            for k2, x in e.items():
-                e_engine[k2] += times * x
+            # partial tiles are charged per MAC at the full tile's rate
+            macs = r * length * dim
+            for k2, x in _pair_energy_per_mac(view, part, r, tile.keys, kind).items():
+                e_engine[k2] += times * (x * macs)
     return _Tile(engine=engine, vops=vops, engine_energy=tuple(e_engine.items()), shape=shape)
 
 

@@ -304,10 +304,11 @@ class _Tile:
 def _tile_costs(view: ArchSpec, att: Attention, kv_split: int, tile: AttentionTile,
                 partial: bool) -> _Tile:
     """A tile's engine cycles, vector operations and engine energy: exact with ``partial``
-    (every tile pair planned), else a floor that plans only the full key tiles: the partial
-    ones add their energy (at the full tile's rate per MAC) but neither cycles nor plan
-    operations, the selection GEMMs nothing (all non-negative). The sums run in the same
-    order either way, so the floor's figures are at most the exact ones in floats too."""
+    (every tile pair planned), else a floor that plans only the full key tiles' GEMMs for
+    their cycles and plan operations, and counts no engine energy (pricing a tile pair's
+    actions runs the engine model's whole evaluation: the floor skips it); the partial key
+    tiles and the selection GEMMs add nothing. Everything left out is non-negative, so each
+    of the floor's figures is at most the exact one (in floats too: rounding is monotone)."""
     shape = _shapes(view, att, kv_split)[tile]
     part = key_share(att, kv_split)
     pview = _pair_view(view)
@@ -323,10 +324,15 @@ def _tile_costs(view: ArchSpec, att: Attention, kv_split: int, tile: AttentionTi
                 e_engine[k2] += x * macs
     for r, length, times in shape.work:
         for kind, dim in (("qk", att.qk_dim), ("pv", att.v_dim)):
-            if partial or length == tile.keys:
-                c, v, _ = _pair_cycles(pview, part, r, length, kind)
-                engine += times * c
-                vops += times * v
+            if not partial:  # the floor: full key tiles' cycles and plan operations only
+                if length == tile.keys:
+                    c, v, _ = _pair_cycles(pview, part, r, length, kind)
+                    engine += times * c
+                    vops += times * v
+                continue
+            c, v, _ = _pair_cycles(pview, part, r, length, kind)
+            engine += times * c
+            vops += times * v
             # partial tiles are charged per MAC at the full tile's rate
             macs = r * length * dim
             for k2, x in _pair_energy_per_mac(view, part, r, tile.keys, kind).items():

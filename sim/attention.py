@@ -188,9 +188,12 @@ def _pair_energy_per_mac(view: ArchSpec, att: Attention, rows: int, keys: int, k
 def _kv_bytes(att: Attention, tokens: np.ndarray) -> Exact:
     """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width), summed
     over the entries of ``tokens`` (an int64 array), exactly."""
+    return _kv_bytes_of(att, int(tokens.sum()), int(np.minimum(att.kv_residual, tokens).sum()))
+
+
+def _kv_bytes_of(att: Attention, total: int, residual: int) -> Exact:
+    """Bytes of ``total`` cached tokens of one unit, ``residual`` of them at full width."""
     width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
-    total = int(tokens.sum())
-    residual = int(np.minimum(att.kv_residual, tokens).sum())
     q_bits = get_format(att.q_fmt).bits
     bits = width * ((total - residual) * att.exact_kv_storage_bits + residual * q_bits)
     return exact_div(bits, 8)
@@ -236,57 +239,62 @@ def _shapes(view: ArchSpec, att: Attention, kv_split: int
     q_bytes = exact_div(q_rows * att.qk_dim * q_bits, 8)
     o_bytes = exact_div(q_rows * att.v_dim * q_bits, 8)
     out: dict[AttentionTile, _Shape] = {}
-    visible = row_sizes = np.zeros(0, dtype=np.int64)
     last_rows = 0
     for tile in attention_tiles(att, view, kv_split):
         rows, keys = tile.rows, tile.keys
-        if rows != last_rows:  # the candidates come rows-major
+        if rows != last_rows:  # the candidates come rows-major: what does not depend on keys
+            last_rows = rows
             visible = visible_keys(att, rows, kv_split)
             row_sizes = np.minimum(rows, q_rows - np.arange(visible.size) * rows)
-            last_rows = rows
-        seen = visible
-        vops = macs = select_bytes = 0
-        select: list[tuple[int, int]] = []
-        if att.sparse_block:
-            budget = att.sparse_topk * att.sparse_block
-            blocks = -(-visible // att.sparse_block)
-            seen = np.minimum(visible, budget)
-            for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
-                if nb > att.sparse_topk:  # selection only when there is a choice
-                    select.append((r, nb))
-                    vops += nb * math.ceil(math.log2(nb))
-                    macs += r * nb * att.qk_dim
-                    select_bytes += nb * att.qk_dim * SUMMARY_BITS // 8
+            seen = visible
+            row_vops = row_macs = select_bytes = 0
+            select: list[tuple[int, int]] = []
+            if att.sparse_block:
+                budget = att.sparse_topk * att.sparse_block
+                blocks = -(-visible // att.sparse_block)
+                seen = np.minimum(visible, budget)
+                for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
+                    if nb > att.sparse_topk:  # selection only when there is a choice
+                        select.append((r, nb))
+                        row_vops += nb * math.ceil(math.log2(nb))
+                        row_macs += r * nb * att.qk_dim
+                        select_bytes += nb * att.qk_dim * SUMMARY_BITS // 8
+            # the query tiles by their rows (all full but perhaps the last)
+            groups = [(r, row_sizes == r) for r in np.unique(row_sizes).tolist()]
+            for r, sel in groups:
+                row_vops += int(sel.sum()) * r * att.v_dim  # final normalization
+            # traffic with the backing level
+            tokens = seen
+            page_bytes = 0
+            if att.page_tokens:
+                pages = -(-seen // att.page_tokens)
+                tokens = pages * att.page_tokens
+                page_bytes = int(pages.sum()) * PAGE_ENTRY_BYTES
+            kv_traffic = _kv_bytes(part, np.minimum(tokens, kv_len))
+            per_unit = q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes
+            first_q = exact_div(rows * att.qk_dim * q_bits, 8)
+        vops, macs = row_vops, row_macs
         full, rem = np.divmod(seen, keys)
         pairs = int((full + (rem > 0)).sum())
+        # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
         work: dict[tuple[int, int], int] = {}
-        for r in np.unique(row_sizes).tolist():
-            sel = row_sizes == r
+        for r, sel in groups:
             work[(r, keys)] = work.get((r, keys), 0) + int(full[sel].sum())
             lens, counts = np.unique(rem[sel], return_counts=True)
             for length, t in zip(lens.tolist(), counts.tolist(), strict=True):
                 if length:
                     work[(r, length)] = work.get((r, length), 0) + t
-            vops += int(sel.sum()) * r * att.v_dim  # final normalization
         items = tuple((r, length, times) for (r, length), times in work.items() if times)
         for r, length, times in items:
             macs += times * r * length * (att.qk_dim + att.v_dim)
             vops += times * (r * length * soft_per_score + r * (att.v_dim + 1))
-        # traffic with the backing level
-        tokens = seen
-        page_bytes = 0
-        if att.page_tokens:
-            pages = -(-seen // att.page_tokens)
-            tokens = pages * att.page_tokens
-            page_bytes = int(pages.sum()) * PAGE_ENTRY_BYTES
-        kv_traffic = _kv_bytes(part, np.minimum(tokens, kv_len))
-        first = (exact_div(rows * att.qk_dim * q_bits, 8)
-                 + _kv_bytes(part, np.array([min(keys, kv_len)])))
+        first_kv = min(keys, kv_len)
         out[tile] = _Shape(
             work=items, select=tuple(select), pairs=pairs, softmax_vops=vops, macs=macs,
             q_bytes=q_bytes, o_bytes=o_bytes, kv_traffic=kv_traffic, select_bytes=select_bytes,
-            per_unit_bytes=q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes,
-            first_bytes=first)
+            per_unit_bytes=per_unit,
+            first_bytes=first_q + _kv_bytes_of(part, first_kv,
+                                               min(part.kv_residual, first_kv)))
     return MappingProxyType(out)
 
 

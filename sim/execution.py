@@ -173,9 +173,7 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
                               f"{err}") from None
     passes = a_slices * w_slices
     if passes > 1:
-        note = "; ".join(x for x in (note, f"{passes} passes of slices on the engine's "
-                                     f"{e.a_bits}x{e.w_bits}-bit ports, shift-added on the "
-                                     "vector unit") if x)
+        note = _passes_note(note, passes, e.a_bits, e.w_bits)
     # per output: one partial sum per scale group along K (one when none), each scaled (one
     # multiply-add, one more multiply for a second operand's scale) and the slices' partial
     # results shift-added
@@ -186,6 +184,15 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
         a_slices=a_slices, w_slices=w_slices, convert_ops=_convert_ops(gemm, a_fmt, w_fmt),
         rescale_ops=rescale, note=note,
     )
+
+
+@memo(maxsize=1024)
+def _passes_note(note: str, passes: int, a_bits: int, w_bits: int) -> str:
+    """``note`` and how the slices run (cached: the same few formats are planned for every
+    shape)."""
+    return "; ".join(x for x in (note, f"{passes} passes of slices on the engine's "
+                                 f"{a_bits}x{w_bits}-bit ports, shift-added on the vector "
+                                 "unit") if x)
 
 
 @memo(maxsize=1024)

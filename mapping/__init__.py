@@ -7,15 +7,8 @@ Imports ``hw.spec`` and ``models`` only: every search takes its cost function as
 (:func:`objective_key`).
 """
 
-from mapping.attention import (
-    MIN_TILE_KEYS,
-    MIN_TILE_ROWS,
-    AttentionTile,
-    attention_tiles,
-    key_share,
-    tile_sizes,
-    visible_keys,
-)
+from typing import TYPE_CHECKING, Any
+
 from mapping.cores import ORIENTATIONS, CoreSplit, SplitDim, core_splits
 from mapping.mapper import (
     OBJECTIVES,
@@ -83,3 +76,27 @@ __all__ = [
     "untiled",
     "visible_keys",
 ]
+
+#: The names of :mod:`mapping.attention`, imported on first use: a GEMM's simulation does not
+#: load the attention tiling (``tests/test_imports.py``).
+_ATTENTION_NAMES = ("MIN_TILE_KEYS", "MIN_TILE_ROWS", "AttentionTile", "attention_tiles",
+                    "key_share", "tile_sizes", "visible_keys")
+if TYPE_CHECKING:
+    from mapping.attention import (
+        MIN_TILE_KEYS,
+        MIN_TILE_ROWS,
+        AttentionTile,
+        attention_tiles,
+        key_share,
+        tile_sizes,
+        visible_keys,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """:data:`_ATTENTION_NAMES` from :mod:`mapping.attention`, imported on first use."""
+    if name in _ATTENTION_NAMES:
+        from mapping import attention
+
+        return getattr(attention, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

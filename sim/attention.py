@@ -185,141 +185,187 @@ def _pair_energy_per_mac(view: ArchSpec, att: Attention, rows: int, keys: int, k
     return {k: float(v) / g.macs for k, v in energy.items()}
 
 
-def _pair_cost(view: ArchSpec, att: Attention, rows: int, keys: int, kind: str,
-               full_keys: int) -> tuple[int, int, dict[str, float], int]:
-    """(engine cycles, vector ops, engine energy by component, MACs) of one GEMM of a tile
-    pair of ``keys`` keys (``full_keys``: the tile size, whose energy rate is used), on a
-    :func:`sim.gemm.compute_view` (operands on chip: the DRAM link and clock do not matter)."""
-    cycles, vops, _ = _pair_cycles(_pair_view(view), att, rows, keys, kind)
-    # the MACs of _tile_gemm(att, rows, keys, kind), without building (and validating) it
-    macs = rows * keys * (att.v_dim if kind == "pv" else att.qk_dim)
-    rate = _pair_energy_per_mac(view, att, rows, full_keys, kind)
-    return cycles, vops, {k: v * macs for k, v in rate.items()}, macs
-
-
 def _kv_bytes(att: Attention, tokens: np.ndarray) -> Exact:
     """Bytes of ``tokens`` cached tokens of one unit (K and V; residual at full width), summed
     over the entries of ``tokens`` (an int64 array), exactly."""
+    return _kv_bytes_of(att, int(tokens.sum()), int(np.minimum(att.kv_residual, tokens).sum()))
+
+
+def _kv_bytes_of(att: Attention, total: int, residual: int) -> Exact:
+    """Bytes of ``total`` cached tokens of one unit, ``residual`` of them at full width."""
     width = att.qk_dim if att.kv_shared else att.qk_dim + att.v_dim
-    total = int(tokens.sum())
-    residual = int(np.minimum(att.kv_residual, tokens).sum())
     q_bits = get_format(att.q_fmt).bits
     bits = width * ((total - residual) * att.exact_kv_storage_bits + residual * q_bits)
     return exact_div(bits, 8)
 
 
 @dataclass(frozen=True, slots=True)
-class _Tile:
-    """One tile choice's link-independent costs for one unit (see attention_core_cost)."""
+class _Shape:
+    """One candidate tile's geometry for one unit, and what follows from it without planning
+    any tile pair's GEMM (see :func:`_shapes`)."""
 
-    #: Busy cycles and bytes as floats, to rank the tiles; the exact ones are derived from
-    #: the ints and ``exact_bytes`` (``attention_core_cost``).
-    busy: float
-    engine: int
-    vector_cycles: float
-    vops: int
-    macs: int
+    #: Tile pairs by (query rows, keys), in the order they are costed: full key tiles and
+    #: each query tile's last partial one (``length < keys``), with how many of each.
+    work: tuple[tuple[int, int, int], ...]
+    #: Block-sparse selection GEMMs (query rows, blocks), one per query tile that selects.
+    select: tuple[tuple[int, int], ...]
     pairs: int
-    engine_energy: tuple[tuple[str, float], ...]
-    q_bytes: float
-    o_bytes: float
-    kv_traffic: float
-    select_bytes: float
-    per_unit_bytes: float
-    first_bytes: float
-    #: ``(per_unit_bytes, first_bytes)`` exactly.
-    exact_bytes: tuple[Exact, Exact]
+    #: Vector operations that no plan adds to: the online softmax, the rescale of the running
+    #: output, the final normalization and the top-k comparisons.
+    softmax_vops: int
+    #: MACs of the tile pairs and the selection GEMMs.
+    macs: int
+    q_bytes: Exact
+    o_bytes: Exact
+    kv_traffic: Exact
+    select_bytes: int
+    per_unit_bytes: Exact
+    first_bytes: Exact
 
 
 @memo(maxsize=4096)
-def _tiles(view: ArchSpec, att: Attention, kv_split: int
-           ) -> MappingProxyType[AttentionTile, _Tile]:
-    """What each candidate tile (:func:`mapping.attention_tiles`, in its order) costs one unit
-    apart from the backing link (cached per :func:`sim.gemm.compute_view`: shared by
-    architectures that differ only in their DRAM link or clock)."""
+def _shapes(view: ArchSpec, att: Attention, kv_split: int
+            ) -> MappingProxyType[AttentionTile, _Shape]:
+    """The :class:`_Shape` of each candidate tile (:func:`mapping.attention_tiles`, in its
+    order) of one unit: its tile pairs, bytes and plan-free vector work (numpy over the query
+    tiles; no GEMM is planned, so every candidate's is cheap)."""
     vec = view.vector
     assert vec is not None
-    g = att.group_size
-    q_rows = att.q_len * g
+    q_rows = att.q_len * att.group_size
     part = key_share(att, kv_split)
     kv_len = part.kv_len
     q_bits = get_format(att.q_fmt).bits
-    lanes = vec.lanes
     soft_per_score = 3 + vec.exp_ops
-    out: dict[AttentionTile, _Tile] = {}
-    visible = row_sizes = np.zeros(0, dtype=np.int64)
+    q_bytes = exact_div(q_rows * att.qk_dim * q_bits, 8)
+    o_bytes = exact_div(q_rows * att.v_dim * q_bits, 8)
+    out: dict[AttentionTile, _Shape] = {}
     last_rows = 0
     for tile in attention_tiles(att, view, kv_split):
         rows, keys = tile.rows, tile.keys
-        if rows != last_rows:  # the candidates come rows-major
+        if rows != last_rows:  # the candidates come rows-major: what does not depend on keys
+            last_rows = rows
             visible = visible_keys(att, rows, kv_split)
             row_sizes = np.minimum(rows, q_rows - np.arange(visible.size) * rows)
-            last_rows = rows
-        seen = visible
-        engine = vops = macs = 0
-        e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
-        select_bytes = 0
-        if att.sparse_block:
-            budget = att.sparse_topk * att.sparse_block
-            blocks = -(-visible // att.sparse_block)
-            seen = np.minimum(visible, budget)
-            for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
-                if nb > att.sparse_topk:  # selection only when there is a choice
-                    c, v, e, m = _pair_cost(view, part, r, nb, "select", nb)
-                    engine += c
-                    vops += v + nb * math.ceil(math.log2(nb))
-                    macs += m
-                    for k2, x in e.items():
-                        e_engine[k2] += x
-                    select_bytes += nb * att.qk_dim * SUMMARY_BITS // 8
+            seen = visible
+            row_vops = row_macs = select_bytes = 0
+            select: list[tuple[int, int]] = []
+            if att.sparse_block:
+                budget = att.sparse_topk * att.sparse_block
+                blocks = -(-visible // att.sparse_block)
+                seen = np.minimum(visible, budget)
+                for r, nb in zip(row_sizes.tolist(), blocks.tolist(), strict=True):
+                    if nb > att.sparse_topk:  # selection only when there is a choice
+                        select.append((r, nb))
+                        row_vops += nb * math.ceil(math.log2(nb))
+                        row_macs += r * nb * att.qk_dim
+                        select_bytes += nb * att.qk_dim * SUMMARY_BITS // 8
+            # the query tiles by their rows (all full but perhaps the last)
+            groups = [(r, row_sizes == r) for r in np.unique(row_sizes).tolist()]
+            for r, sel in groups:
+                row_vops += int(sel.sum()) * r * att.v_dim  # final normalization
+            # traffic with the backing level
+            tokens = seen
+            page_bytes = 0
+            if att.page_tokens:
+                pages = -(-seen // att.page_tokens)
+                tokens = pages * att.page_tokens
+                page_bytes = int(pages.sum()) * PAGE_ENTRY_BYTES
+            kv_traffic = _kv_bytes(part, np.minimum(tokens, kv_len))
+            per_unit = q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes
+            first_q = exact_div(rows * att.qk_dim * q_bits, 8)
+        vops, macs = row_vops, row_macs
         full, rem = np.divmod(seen, keys)
         pairs = int((full + (rem > 0)).sum())
         # tile pairs by (query rows, keys): full key tiles and each tile's last partial one
         work: dict[tuple[int, int], int] = {}
-        for r in np.unique(row_sizes).tolist():
-            sel = row_sizes == r
+        for r, sel in groups:
             work[(r, keys)] = work.get((r, keys), 0) + int(full[sel].sum())
             lens, counts = np.unique(rem[sel], return_counts=True)
             for length, t in zip(lens.tolist(), counts.tolist(), strict=True):
                 if length:
                     work[(r, length)] = work.get((r, length), 0) + t
-            vops += int(sel.sum()) * r * att.v_dim  # final normalization
-        for (r, length), times in work.items():
-            if not times:
-                continue
-            for kind in ("qk", "pv"):
-                c, v, e, m = _pair_cost(view, part, r, length, kind, keys)
-                engine += times * c
-                vops += times * v
-                macs += times * m
-                for k2, x in e.items():
-                    e_engine[k2] += times * x
+        items = tuple((r, length, times) for (r, length), times in work.items() if times)
+        for r, length, times in items:
+            macs += times * r * length * (att.qk_dim + att.v_dim)
             vops += times * (r * length * soft_per_score + r * (att.v_dim + 1))
-        vector_cycles = vops / lanes
-        busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(pairs, 1)
-        # traffic with the backing level
-        tokens = seen
-        page_bytes = 0
-        if att.page_tokens:
-            pages = -(-seen // att.page_tokens)
-            tokens = pages * att.page_tokens
-            page_bytes = int(pages.sum()) * PAGE_ENTRY_BYTES
-        kv_traffic = _kv_bytes(part, np.minimum(tokens, kv_len))
-        q_bytes = exact_div(q_rows * att.qk_dim * q_bits, 8)
-        o_bytes = exact_div(q_rows * att.v_dim * q_bits, 8)
-        first = (exact_div(rows * att.qk_dim * q_bits, 8)
-                 + _kv_bytes(part, np.array([min(keys, kv_len)])))
-        per_unit = q_bytes + o_bytes + kv_traffic + page_bytes + select_bytes
-        out[tile] = _Tile(
-            busy=busy, engine=engine, vector_cycles=vector_cycles,
-            vops=vops, macs=macs, pairs=pairs, engine_energy=tuple(e_engine.items()),
-            q_bytes=float(q_bytes), o_bytes=float(o_bytes), kv_traffic=float(kv_traffic),
-            select_bytes=float(select_bytes), per_unit_bytes=float(per_unit),
-            first_bytes=float(first), exact_bytes=(per_unit, first))
+        first_kv = min(keys, kv_len)
+        out[tile] = _Shape(
+            work=items, select=tuple(select), pairs=pairs, softmax_vops=vops, macs=macs,
+            q_bytes=q_bytes, o_bytes=o_bytes, kv_traffic=kv_traffic, select_bytes=select_bytes,
+            per_unit_bytes=per_unit,
+            first_bytes=first_q + _kv_bytes_of(part, first_kv,
+                                               min(part.kv_residual, first_kv)))
     return MappingProxyType(out)
 
 
-def attention_tile_cost(arch: ArchSpec, att: Attention, units: int, kv_split: int = 1
+@dataclass(frozen=True, slots=True)
+class _Tile:
+    """One tile choice's link-independent costs for one unit (see attention_core_cost), or a
+    floor of them (:func:`_tile_floor`)."""
+
+    engine: int
+    vops: int
+    engine_energy: tuple[tuple[str, float], ...]
+    shape: _Shape
+
+
+def _tile_costs(view: ArchSpec, att: Attention, kv_split: int, tile: AttentionTile,
+                partial: bool) -> _Tile:
+    """A tile's engine cycles, vector operations and engine energy: exact with ``partial``
+    (every tile pair planned), else a floor that plans only the full key tiles' GEMMs for
+    their cycles and plan operations, and counts no engine energy (pricing a tile pair's
+    actions runs the engine model's whole evaluation: the floor skips it); the partial key
+    tiles and the selection GEMMs add nothing. Everything left out is non-negative, so each
+    of the floor's figures is at most the exact one (in floats too: rounding is monotone)."""
+    shape = _shapes(view, att, kv_split)[tile]
+    part = key_share(att, kv_split)
+    pview = _pair_view(view)
+    engine, vops = 0, shape.softmax_vops
+    e_engine = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
+    if partial:
+        for r, nb in shape.select:
+            c, v, _ = _pair_cycles(pview, part, r, nb, "select")
+            engine += c
+            vops += v
+            macs = r * nb * att.qk_dim
+            for k2, x in _pair_energy_per_mac(view, part, r, nb, "select").items():
+                e_engine[k2] += x * macs
+    for r, length, times in shape.work:
+        for kind, dim in (("qk", att.qk_dim), ("pv", att.v_dim)):
+            if not partial:  # the floor: full key tiles' cycles and plan operations only
+                if length == tile.keys:
+                    c, v, _ = _pair_cycles(pview, part, r, length, kind)
+                    engine += times * c
+                    vops += times * v
+                continue
+            c, v, _ = _pair_cycles(pview, part, r, length, kind)
+            engine += times * c
+            vops += times * v
+            # partial tiles are charged per MAC at the full tile's rate
+            macs = r * length * dim
+            for k2, x in _pair_energy_per_mac(view, part, r, tile.keys, kind).items():
+                e_engine[k2] += times * (x * macs)
+    return _Tile(engine=engine, vops=vops, engine_energy=tuple(e_engine.items()), shape=shape)
+
+
+@memo(maxsize=16384)
+def _tile(view: ArchSpec, att: Attention, kv_split: int, tile: AttentionTile) -> _Tile:
+    """What ``tile`` costs one unit apart from the backing link, exactly (cached per
+    :func:`sim.gemm.compute_view`: shared by architectures that differ only in their DRAM
+    link or clock)."""
+    return _tile_costs(view, att, kv_split, tile, partial=True)
+
+
+@memo(maxsize=16384)
+def _tile_floor(view: ArchSpec, att: Attention, kv_split: int, tile: AttentionTile
+                ) -> _Tile:
+    """A floor of :func:`_tile`: engine cycles and vector operations at most the exact ones,
+    energy by component at most the exact one (:func:`_tile_costs`)."""
+    return _tile_costs(view, att, kv_split, tile, partial=False)
+
+
+def attention_tile_cost(arch: ArchSpec, att: Attention, units: int, kv_split: int = 1,
+                        *, floor: bool = False
                         ) -> Callable[[AttentionTile], Scored[dict[str, float]]]:
     """The cost function :func:`attention_core_cost` hands :func:`mapping.pick`: what ``units``
     units of one instance of ``att`` cost on one core (``arch``: the core's view) under one
@@ -327,7 +373,13 @@ def attention_tile_cost(arch: ArchSpec, att: Attention, units: int, kv_split: in
     kv_split)``), with the backing link: time ``max(compute, bytes / bandwidth)`` plus the
     first tiles' load and the link latency, in float64 to rank the tiles (the chosen one's
     figures are evaluated again exactly by :func:`attention_core_cost`); the detail is the
-    energy by component."""
+    energy by component.
+
+    ``floor``: the floor :func:`mapping.pick` prunes with (``floor_fn``): the same figures of
+    :func:`_tile_floor`, which plans only each tile's full key tiles. Every figure of the cost
+    is non-decreasing in the engine cycles, the vector operations and the energy by
+    component, and float rounding is monotone, so each figure of the floor is at most the
+    cost's."""
     if arch.vector is None:
         raise MappingError("vector: attention needs a vector unit for its softmax; add a "
                            "[vector] table (lanes = ...) to the architecture")
@@ -338,21 +390,28 @@ def attention_tile_cost(arch: ArchSpec, att: Attention, units: int, kv_split: in
             f"key/value head = {q_rows:,} query rows per (sequence, KV head) exceed 2^22 = "
             f"{MAX_QUERY_ROWS:,}, the most the attention tiling enumerates; simulate fewer "
             "query tokens per pass (--q-len, or --seq of a prefill)")
-    tiles = _tiles(compute_view(arch), att, kv_split)
+    view = compute_view(arch)
+    of = _tile_floor if floor else _tile
     energies = unit_energies(arch)
     vec_pj = vector_op_pj(arch)
+    lanes = arch.vector.lanes
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
 
     def cost(tile: AttentionTile) -> Scored[dict[str, float]]:
-        t = tiles[tile]
-        total_bytes = units * t.per_unit_bytes
-        cycles = max(units * t.busy, total_bytes / bw) + t.first_bytes / bw + lat
+        t = of(view, att, kv_split, tile)
+        s = t.shape
+        engine = float(t.engine)
+        vector_cycles = t.vops / lanes
+        busy = max(engine, vector_cycles) + (engine + vector_cycles) / max(s.pairs, 1)
+        total_bytes = units * float(s.per_unit_bytes)
+        cycles = max(units * busy, total_bytes / bw) + float(s.first_bytes) / bw + lat
         energy = {k2: units * x for k2, x in t.engine_energy}
         # fills of the buffers from the backing level, and the output write-back
-        energy["a_buffer"] += units * t.q_bytes * energies.a_buffer_byte_pj
-        energy["w_buffer"] += units * (t.kv_traffic + t.select_bytes) * energies.w_buffer_byte_pj
-        energy["o_buffer"] += units * t.o_bytes * energies.o_buffer_byte_pj
+        energy["a_buffer"] += units * float(s.q_bytes) * energies.a_buffer_byte_pj
+        energy["w_buffer"] += (units * (float(s.kv_traffic) + float(s.select_bytes))
+                               * energies.w_buffer_byte_pj)
+        energy["o_buffer"] += units * float(s.o_bytes) * energies.o_buffer_byte_pj
         energy["dram"] += total_bytes * energies.dram_byte_pj
         energy["vector"] = units * t.vops * vec_pj
         return Scored(cycles=cycles, energy_pj=sum(energy.values()), detail=energy)
@@ -365,19 +424,20 @@ def _exact_cost(arch: ArchSpec, att: Attention, units: int, kv_split: int,
     """The figures of ``units`` units under ``tile``, exactly (:func:`attention_tile_cost`'s
     floats only rank the tiles), with its energy by component."""
     assert arch.vector is not None
-    t = _tiles(compute_view(arch), att, kv_split)[tile]
+    t = _tile(compute_view(arch), att, kv_split, tile)
+    s = t.shape
     vector_cycles = exact_div(t.vops, arch.vector.lanes)
-    busy = max(t.engine, vector_cycles) + exact_div(t.engine + vector_cycles, max(t.pairs, 1))
-    per_unit_bytes, first_bytes = t.exact_bytes
+    busy = max(t.engine, vector_cycles) + exact_div(t.engine + vector_cycles, max(s.pairs, 1))
+    per_unit_bytes, first_bytes = s.per_unit_bytes, s.first_bytes
     total_bytes = units * per_unit_bytes
     bw, lat = exact_link(arch)
     return AttentionCost(
         cycles=(max(units * busy, exact_div(total_bytes, bw)) + exact_div(first_bytes, bw)
                 + lat),
         compute_cycles=units * busy, engine_cycles=units * t.engine,
-        vector_cycles=units * vector_cycles, vector_ops=units * t.vops, macs=units * t.macs,
+        vector_cycles=units * vector_cycles, vector_ops=units * t.vops, macs=units * s.macs,
         backing_bytes=total_bytes, energy_pj=energy, tile_rows=tile.rows, tile_keys=tile.keys,
-        tile_pairs=units * t.pairs,
+        tile_pairs=units * s.pairs,
     )
 
 
@@ -398,6 +458,7 @@ def attention_core_cost(
     query rows per unit.
     """
     cost = attention_tile_cost(arch, att, units, kv_split)
+    floor = attention_tile_cost(arch, att, units, kv_split, floor=True)
     cands = attention_tiles(att, compute_view(arch), kv_split)
-    tile, scored = pick(cands, cost, objective)
+    tile, scored = pick(cands, cost, objective, floor_fn=floor)
     return _exact_cost(arch, att, units, kv_split, tile, scored.detail)

@@ -159,7 +159,7 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
         group, sides = (math.gcd(*grouped), len(grouped)) if grouped else (0, 0)
         scaled = bool(gemm.w_scale_bits or gemm.a_scale_bits or a_fmt.is_float
                       or w_fmt.is_float)
-        note = _integer_note(gemm, a_fmt, w_fmt, a_need, w_need, group)
+        note = _integer_note(a_fmt, w_fmt, gemm.b_is_weight, a_need, w_need, group)
     port_a, port_w = (w_need, a_need) if transposed else (a_need, w_need)
     a_slices = engine_slices(port_a, e.a_bits, e.signed)
     w_slices = engine_slices(port_w, e.w_bits, e.signed)
@@ -173,9 +173,7 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
                               f"{err}") from None
     passes = a_slices * w_slices
     if passes > 1:
-        note = "; ".join(x for x in (note, f"{passes} passes of slices on the engine's "
-                                     f"{e.a_bits}x{e.w_bits}-bit ports, shift-added on the "
-                                     "vector unit") if x)
+        note = _passes_note(note, passes, e.a_bits, e.w_bits)
     # per output: one partial sum per scale group along K (one when none), each scaled (one
     # multiply-add, one more multiply for a second operand's scale) and the slices' partial
     # results shift-added
@@ -188,15 +186,26 @@ def plan_gemm(arch: ArchSpec, gemm: Gemm, transposed: bool = False) -> GemmPlan:
     )
 
 
-def _integer_note(gemm: Gemm, a_fmt: NumberFormat, w_fmt: NumberFormat, a_need: int,
+@memo(maxsize=1024)
+def _passes_note(note: str, passes: int, a_bits: int, w_bits: int) -> str:
+    """``note`` and how the slices run (cached: the same few formats are planned for every
+    shape)."""
+    return "; ".join(x for x in (note, f"{passes} passes of slices on the engine's "
+                                 f"{a_bits}x{w_bits}-bit ports, shift-added on the vector "
+                                 "unit") if x)
+
+
+@memo(maxsize=1024)
+def _integer_note(a_fmt: NumberFormat, w_fmt: NumberFormat, b_is_weight: bool, a_need: int,
                   w_need: int, group: int) -> str:
-    """What an integer engine makes of floating-point operands and scales along K."""
+    """What an integer engine makes of floating-point operands and scales along K (cached:
+    the same few formats are planned for every shape)."""
     notes = []
     for fmt, need, what in ((a_fmt, a_need, "activations"), (w_fmt, w_need, "weights")):
         if fmt.is_float:
             how = ("converted on the vector unit as produced, "
                    f"{CONVERT_OPS_PER_ELEM} operations each" if what == "activations"
-                   or not gemm.b_is_weight else "aligned offline")
+                   or not b_is_weight else "aligned offline")
             notes.append(f"{fmt.name} {what} as {need}-bit block floating point integers "
                          f"({how})")
     if group:

@@ -522,8 +522,45 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
                  bound="memory" if memory_bound else "compute")
 
 
+#: The name every operator is costed under on an engine architecture (:func:`_instance`).
+_UNNAMED = "op"
+
+
+@memo(maxsize=4096)
+def _unnamed(op: Op) -> Op:
+    """``op`` under the name :data:`_UNNAMED`, built and validated once per operator."""
+    return op if op.name == _UNNAMED else dataclasses.replace(op, name=_UNNAMED)
+
+
 @memo(maxsize=8192)
 def _instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _Inst:
+    """One instance of ``op`` on ``arch``. On an engine architecture an operator's cost does
+    not depend on its name (only its error messages and the core's GEMM name do), so
+    operators that differ only in their names (a layer's projections of one shape) share one
+    evaluation (:func:`_unnamed_instance`), its core's GEMM renamed; an operator that fails is
+    costed again under its own name, so that the error names it."""
+    if arch.gpu is not None:
+        return _op_instance(arch, op, memory, objective)
+    unnamed = _unnamed(op)
+    if unnamed is op:
+        return _unnamed_instance(arch, op, memory, objective)
+    try:
+        inst = _unnamed_instance(arch, unnamed, memory, objective)
+    except Exception:
+        return _op_instance(arch, op, memory, objective)  # raises, naming the operator
+    if inst.core is None:
+        return inst
+    core = dataclasses.replace(inst.core, gemm=dataclasses.replace(inst.core.gemm, name=op.name))
+    return dataclasses.replace(inst, core=core)
+
+
+@memo(maxsize=8192)
+def _unnamed_instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _Inst:
+    """:func:`_op_instance` of an operator named :data:`_UNNAMED` (cached)."""
+    return _op_instance(arch, op, memory, objective)
+
+
+def _op_instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _Inst:
     if arch.gpu is not None:
         inst = _gpu_instance(arch, op, memory)
     elif isinstance(op, Gemm):

@@ -31,6 +31,8 @@ NOT_FOR_A_GEMM = {
     "amaranth": "RTL generation",
     "numpy.ma": "np.unique's masked-array check (mapping.arrays.sorted_unique instead)",
     "sim.attention": "attention operators",
+    "mapping.attention": "attention operators",
+    "hw.spec.tile": "the tile's commands (tpe gen tile, tpe verify, tpe demo)",
     "sim.gpu_model": "GPU presets",
     "sim.model": "tpe sim model",
     "models.llm": "tpe sim model",

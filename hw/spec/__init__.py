@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic.dataclasses import dataclass
@@ -857,7 +857,20 @@ def field_names(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
 
 
-# The tile spec reads ArchSpec, so it is imported once everything above is defined.
-from hw.spec.tile import Descriptor, TileSpec, tile_spec  # noqa: E402
+# The tile spec (hw.spec.tile) reads ArchSpec, and only the tile's commands need it (``tpe gen
+# tile``, ``tpe verify``, the demo): its names are imported on first use, so that a simulation
+# does not build its pydantic classes.
+_TILE_NAMES = ("Descriptor", "TileSpec", "tile_spec")
+if TYPE_CHECKING:
+    from hw.spec.tile import Descriptor, TileSpec, tile_spec
 
 __all__ += ["Descriptor", "TileSpec", "tile_spec"]
+
+
+def __getattr__(name: str) -> Any:
+    """:data:`_TILE_NAMES` from :mod:`hw.spec.tile`, imported on first use."""
+    if name in _TILE_NAMES:
+        from hw.spec import tile
+
+        return getattr(tile, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hw.spec import EngineSpec
+from models.caches import memo
 from sim.engines.cost import ArithAction, PeArea, PriceTable
 
 __all__ = ["COST_FUNCTIONS", "FORMAT_HOOKS", "Folds", "FormatPlan", "KindCost", "engine_slices",
@@ -131,8 +132,10 @@ def engine_slices(need: int, port_bits: int, signed: bool) -> int:
     return -(-need // port_bits)
 
 
+@memo(maxsize=256)
 def format_hook(kind: str, name: str) -> Callable[..., Any] | None:
-    """The format hook ``name`` (:data:`FORMAT_HOOKS`) of kind ``kind``'s module, or None."""
+    """The format hook ``name`` (:data:`FORMAT_HOOKS`) of kind ``kind``'s module, or None
+    (cached: every plan of a GEMM asks, :func:`sim.execution.plan_gemm`)."""
     if name not in FORMAT_HOOKS:
         raise ValueError(f"name must be one of {', '.join(FORMAT_HOOKS)} (got {name!r})")
     try:

@@ -375,11 +375,11 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                 continue
             return end
 
-    def o_wait(t: float, first: int) -> Any:
+    def o_wait(t: float, first: int, u: int) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:
         not known yet): while the output's loader waits for the half a running write-back
-        frees, later loads wait too."""
-        u = bisect.bisect_right(o_reqs, t)  # the visit the output's loader is at
+        frees, later loads wait too. ``u``: the visit the output's loader is at, at ``t``
+        (the caller has found it not to precede the load's step)."""
         while True:
             if u >= nv or o_first[u] >= first or u < h_o:
                 return t
@@ -412,6 +412,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     h_a, h_w = halves[0], halves[1]
     tie_a, tie_w = tie[0], tie[1]
     insort = bisect.insort
+    bisect_right = bisect.bisect_right
     nxt_a = nxt_w = nxt_o = 0  # each operand's next tile to request
 
     def extend() -> None:
@@ -421,24 +422,43 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
         progress = True
         while progress:
             progress = False
+            # (o_wait's first test inline: the output's loader at t is not behind the load)
             j = nxt_a
             if j < n_a:
                 free = 0.0 if j < h_a else rel_at_a[j - h_a]
                 if free is not None:
-                    t = o_wait(max(free, req_a[j - 1]) if j else free + queue, first_a[j])
+                    if j:
+                        t = req_a[j - 1]
+                        if not t > free:
+                            t = free
+                    else:
+                        t = free + queue
+                    f = first_a[j]
+                    u = bisect_right(o_reqs, t)
+                    if u < nv and o_first[u] < f and u >= h_o:
+                        t = o_wait(t, f, u)
                     if t is not None:
                         req_a[j] = t
-                        insort(pending, (t, first_a[j], tie_a, 0, j))
+                        insort(pending, (t, f, tie_a, 0, j))
                         nxt_a = j + 1
                         progress = True
             j = nxt_w
             if j < n_w:
                 free = 0.0 if j < h_w else rel_at_w[j - h_w]
                 if free is not None:
-                    t = o_wait(max(free, req_w[j - 1]) if j else free + queue, first_w[j])
+                    if j:
+                        t = req_w[j - 1]
+                        if not t > free:
+                            t = free
+                    else:
+                        t = free + queue
+                    f = first_w[j]
+                    u = bisect_right(o_reqs, t)
+                    if u < nv and o_first[u] < f and u >= h_o:
+                        t = o_wait(t, f, u)
                     if t is not None:
                         req_w[j] = t
-                        insort(pending, (t, first_w[j], tie_w, 1, j))
+                        insort(pending, (t, f, tie_w, 1, j))
                         nxt_w = j + 1
                         progress = True
             j = nxt_o
@@ -468,11 +488,14 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                 nxt_o = j + 1
                 progress = True
 
+    wait = lat if lat > answer else answer  # from a request to its first answer
+
     def serve_one() -> None:
+        """Move the first pending load over the link."""
         nonlocal link
         t, _, _, op, j = pending.pop(0)
         dur = dur_of[op][j]
-        start = t + (lat if lat > answer else answer)
+        start = t + wait
         if link > start:
             start = link
         end = start + dur
@@ -484,6 +507,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
 
     def loaded(op: int, j: int) -> float:
         """When tile ``j`` of operand ``op`` has loaded (serving the link until it has)."""
+        nonlocal link
         reqs = req[op]
         while reqs[j] is None:
             if not pending:
@@ -496,8 +520,21 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                 extend()
                 if not pending:
                     raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
-            serve_one()
-            extend()
+            t, _, _, op_, j_ = pending.pop(0)  # serve_one(), inline
+            start = t + wait
+            if link > start:
+                start = link
+            end = start + dur_of[op_][j_]
+            r_start.append(start)
+            r_end.append(end)
+            r_use.append(use_of[op_][j_])
+            link = end
+            ready[op_][j_] = end + loaded_after
+            # a served read unblocks only the output's loader waiting for the reload before
+            # a visit without one (extend() left every other loader blocked on the engine)
+            k = nxt_o
+            if k < nv and k and not has_job_o[k] and ready_o[k - 1] is not None:
+                extend()
         return rd[j]
 
     total = 0.0

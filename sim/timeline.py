@@ -306,12 +306,14 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
                  moved=moved, busy_total=busy_total, events=events)
 
 
+@memo(maxsize=1024)
 def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                     beat_bytes: int | None = None, *, reduce: bool = True,
                     skip: bool = True) -> float:
     """Cycles from the start of the GEMM to its last written byte (module doc), in float64;
     ``reduce=False`` runs every tile of the loop nest instead of the reduced nest;
-    ``skip=False`` walks every step of the reduced nest (module doc, "Skips")."""
+    ``skip=False`` walks every step of the reduced nest (module doc, "Skips"). Memoized: a
+    sweep costs the same mapping on the same link again (points that differ elsewhere)."""
     plan = _plan(nest, reduce)
     bw = float(bytes_per_cycle)
     total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip)

@@ -192,7 +192,7 @@ def _golden_cases():
 #: :func:`sim.timeline.timeline_cycles` of :func:`_golden_cases` as its event loop gave them
 #: before it was rewritten for speed (per-step objects and closures; commit 7828fba, with the
 #: port's pipeline and the preload): the rewrite keeps every float64 operation and its order,
-#: so the figures are equal, not close.
+#: so the figures of its step-by-step walk (``skip=False``) are equal, not close.
 _GOLDEN = [
     570577.0,
     78977.79469696942,
@@ -214,6 +214,67 @@ def test_timeline_equals_the_event_loop_it_replaced():
                                                                       strict=True):
         arch = tile_arch(load_arch(preset, sets))
         nest, _, _ = _nest(arch, M, N, K, tile, order)
-        got = timeline_cycles(nest, arch.dram_bytes_per_cycle, arch.dram.latency_ns,
-                              arch.memory[-1].beat_bytes, reduce=reduce)
+        args = (nest, arch.dram_bytes_per_cycle, arch.dram.latency_ns,
+                arch.memory[-1].beat_bytes)
+        got = timeline_cycles(*args, reduce=reduce, skip=False)
         assert got == want, (preset, sets, (M, N, K), tile, order, reduce)
+        # the skips leave a nest that runs whole as it is, a reduced one within float64's
+        # rounding of its steps summed in another order
+        skipped = timeline_cycles(*args, reduce=reduce)
+        assert skipped == want if not reduce else skipped == pytest.approx(want, rel=1e-12)
+
+
+def test_skips_leave_out_steps_and_keep_the_figures(monkeypatch):
+    """The cold GEMM of benchmarks/sim_speed.py (512x4096x4096 INT8 on the systolic preset):
+    its mapping's timeline skips iterations of the outer loop (fewer steps walked than the
+    reduced nest has), and gives the figure of the step-by-step walk; so do random reduced
+    nests (every loop order, single buffers, a beat, the early input), to float64's rounding
+    (the steps' times summed in another order)."""
+    import sim.memory
+    from sim import clear_caches
+    from sim.timeline import _plan, _walk
+
+    calls = []
+
+    def recording(nest, *args):
+        calls.append((nest, *args))
+        return timeline_cycles(nest, *args)
+
+    monkeypatch.setattr(sim.memory, "timeline_cycles", recording)
+    clear_caches()
+    g = Gemm(name="g", M=512, N=4096, K=4096, a_fmt="int8", w_fmt="int8", o_fmt="int32")
+    simulate_gemm(load_arch("systolic"), g)
+    assert calls
+    for nest, bw, lat, beat in calls:
+        _, walked = _walk(nest, _plan(nest, True), float(bw), lat, beat)
+        assert walked < _plan(nest, True).n
+        assert timeline_cycles(nest, bw, lat, beat) == timeline_cycles(nest, bw, lat, beat,
+                                                                       skip=False)
+    seen = 0
+    rng = random.Random(3)
+    cases = []
+    for i in range(8):
+        preset = "cube" if i % 4 == 3 else "systolic"
+        sets = [*SMALL_TILES[preset], "clock_mhz=1000",
+                f"dram.bandwidth_gb_per_s={rng.uniform(0.5, 40):.2f}",
+                f"dram.latency_ns={rng.randint(0, 300)}"]
+        if i % 3 == 0:
+            sets.append("dram.beat_bytes=16")
+        if preset == "systolic" and i % 4 == 1:
+            sets += ["engine.dataflow=ws", "engine.weight_double_buffer=true"]
+        if i % 4 == 2:
+            sets.append(rng.choice(["a_buffer", "w_buffer", "o_buffer"]) + ".double_buffered=false")
+        dims = tuple(rng.randint(200, 400) for _ in range(3))
+        tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 13]))
+        cases.append((preset, sets, dims, tile, ["mnk", "mkn", "nmk", "nkm", "kmn", "knm"][i % 6]))
+    for preset, sets, (M, N, K), tile, order in cases:
+        arch = tile_arch(load_arch(preset, sets))
+        nest, _, _ = _nest(arch, M, N, K, tile, order)
+        bw, lat, beat = (arch.dram_bytes_per_cycle, arch.dram.latency_ns,
+                         arch.memory[-1].beat_bytes)
+        whole = timeline_cycles(nest, bw, lat, beat, skip=False)
+        _, walked = _walk(nest, _plan(nest, True), float(bw), lat, beat)
+        assert walked <= _plan(nest, True).n
+        seen += walked < _plan(nest, True).n
+        assert timeline_cycles(nest, bw, lat, beat) == pytest.approx(whole, rel=1e-12)
+    assert seen >= 4, seen

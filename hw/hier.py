@@ -118,6 +118,11 @@ def _convert(block: BlockComponent, module: str) -> tuple[str, set[str]]:
 
     text = rtlil.convert(block, name=module, emit_src=False)
     text = text.replace("attribute \\top 1\n", "")
+    # Amaranth gives a module whose registers all lack a reset (pipeline data registers) the
+    # sync domain's rst port anyway: dropped when nothing in the module reads it
+    rst = re.search(r"^\s*wire (?:width 1 )?input \d+\s+\\rst\n", text, re.MULTILINE)
+    if rst and not re.search(r"\\rst\b", text[:rst.start()] + text[rst.end():]):
+        text = text[:rst.start()] + text[rst.end():]
     return text, {m.group(2) for m in _PORT_RE.finditer(text)}
 
 

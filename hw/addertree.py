@@ -69,6 +69,13 @@ steps with the output register, so back-pressure stalls the whole pipeline. Each
 a cycle to ``drain_cycles``.
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output).
+
+Hierarchy (:mod:`hw.hier`): each product is a multiplier block ``mul`` (the product, or with
+``compress`` its partial-product row per digit position), placed as ``mul_<lane>_<q>``, and
+each lane's reduction tree with its pipeline registers (and, OS, the add of the accumulator) a
+block ``tree`` placed as ``tree_<lane>``; in the Verilog each is one module, instantiated
+``lanes*k`` and ``lanes`` times. The recoded digits and what their rows owe (shared by the
+lanes), the weights, the accumulators and the control stay in the top.
 """
 
 from __future__ import annotations

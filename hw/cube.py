@@ -70,6 +70,14 @@ carry-propagate adds of the draining row end in a register instead of on the por
 output beat leaves a cycle later, the cube is free as early as without it.
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output).
+
+Hierarchy (:mod:`hw.hier`): each product is a multiplier block ``mul``
+(:func:`hw.products.multiplier`: the product, or with ``csa_accumulate`` its carry-save
+words), placed as ``mul_<r>_<c>_<q>``, and each output's K-reduction tree with its pipeline
+registers a block ``tree`` placed as ``tree_<r>_<c>`` (the products in, the accumulator's
+next value out); in the Verilog each is one module, instantiated ``m*n*k`` and ``m*n``
+times. The recoded digits, the rows' correction words, the accumulators, the output bank and
+the control stay in the top.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -192,3 +192,16 @@ def test_tree_modules_do_not_grow_with_the_outputs() -> None:
         return [mods[f"{spec.name}_{b}"].replace(spec.name, "NAME") for b in ("mul", "tree")]
 
     assert blocks(2, 2) == blocks(4, 4)
+
+
+def test_block_of_gives_outputs_their_values_shapes() -> None:
+    """An output of ``block_of`` has the shape of the value it returns (a signed product is
+    as wide and as signed as Amaranth makes it), and a placement reads the same value."""
+    def outputs(m: Module, p: Any) -> dict[str, Any]:
+        return {"p": p.a * p.w, "s": (p.a + 1)[:2]}
+
+    block = hier.block_of("mul", 0, {"a": signed(3), "w": 4}, outputs)
+    a, w = Signal(signed(3)), Signal(4)
+    assert block.members["p"].shape == (a * w).shape()
+    assert block.members["s"].shape == unsigned(2)
+    assert [n for n, mem in block.members.items() if mem.flow == In] == ["a", "w"]

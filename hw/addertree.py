@@ -69,14 +69,32 @@ steps with the output register, so back-pressure stalls the whole pipeline. Each
 a cycle to ``drain_cycles``.
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output).
+
+Hierarchy (:mod:`hw.hier`): each product is a multiplier block ``mul`` (the product, or with
+``compress`` its partial-product row per digit position), placed as ``mul_<lane>_<q>``, and
+each lane's reduction tree with its pipeline registers (and, OS, the add of the accumulator) a
+block ``tree`` placed as ``tree_<lane>``; in the Verilog each is one module, instantiated
+``lanes*k`` and ``lanes`` times. The recoded digits and what their rows owe (shared by the
+lanes), the weights, the accumulators and the control stay in the top.
 """
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Signal, Value
+from typing import Any
+
+from amaranth import Const, Module, Shape, Signal, Value
 from amaranth.lib import data, wiring
 
 from hw.arith import Pipe, add_tree, csa_reduce, csa_row, neg_correction, pp_row, recode
+from hw.hier import Block, block_of, place
+from hw.products import (
+    Template,
+    digit_template,
+    multiplier,
+    owed_constant,
+    pack_digits,
+    unpack_digits,
+)
 from hw.spec.addertree import AdderTreeSpec
 from hw.streams import (
     delay_flags,
@@ -122,8 +140,7 @@ class AdderTree(wiring.Component):
         a = [self.i.payload.a[q] for q in range(K)]
         w = [[self.i.payload.w[lane * K + q] for q in range(K)] for lane in range(L)]
         acc = [Signal(acc_shape, name=f"acc_{lane}") for lane in range(L)]
-        pipe = self._pipe(m, Const(1, 1))
-        nxt = self._dot_products(m, a, w, acc, pipe)
+        nxt = self._dot_products(m, a, w, acc, Const(1, 1))
         # A beat's dot product reaches the accumulators spec.pipeline_cycles after it is
         # taken; its flags travel beside it through the same (free-running) registers.
         take, take_last = self._delay(m, feed, feed & self.i.payload.last, Const(1, 1))
@@ -183,7 +200,7 @@ class AdderTree(wiring.Component):
             *(self.o.payload.c[lane].eq(out[lane]) for lane in range(L)),
         ]
         a = [self.i.payload.a[q] for q in range(K)]
-        dots = self._dot_products(m, a, wt, None, self._pipe(m, step))
+        dots = self._dot_products(m, a, wt, None, step)
         took, took_last = self._delay(m, feed, feed & self.i.payload.last, step)
         with m.If(step):
             m.d.sync += [out_valid.eq(took), out_last.eq(took_last)]
@@ -223,23 +240,35 @@ class AdderTree(wiring.Component):
         return valid, last
 
     # -- the lanes' arithmetic ------------------------------------------------------------
-    def _dot_products(self, m: Module, a, w, acc, pipe: Pipe | None) -> list[Signal]:
+    def _dot_products(self, m: Module, a, w, acc, en: Value) -> list[Signal]:
         """Per lane, ``sum_q a[q] * w[lane][q]`` (plus ``acc[lane]`` when given, added as
         the pipeline's output leaves it), as ``acc_bits``-wide words, by the datapath the
-        options choose, through ``pipe``'s registers."""
+        options choose, through pipeline registers stepping with ``en``.
+
+        One multiplier per product (block ``mul``, placed lanes x k times) and one reduction
+        tree per lane (block ``tree``, placed lanes times; :mod:`hw.hier`). With ``booth`` or
+        ``compress`` the activations' digits are recoded once per beat and shared by every
+        lane, and so is what their rows owe: the correction word (``booth``) or the count of
+        negative digits at each position (``compress``), registered once with ``mult_reg``."""
         spec = self.spec
         L, K, width = spec.lanes, spec.k, spec.acc_bits
-        wb, ws = spec.w_bits, spec.signed
-        extra = acc if acc is not None else [None] * L
+        ws = spec.signed
+        pipe = self._pipe(m, en)
         out = [Signal(width, name=f"dot_{lane}") for lane in range(L)]
+        digits = None
+        shared: dict[str, Value] = {}  # tree inputs every lane shares
+        if spec.booth or spec.compress:
+            digits = [recode(m, a[q], spec.a_bits, ws, spec.booth, f"a{q}") for q in range(K)]
         if spec.compress:
-            self._compress(m, a, w, extra, out, pipe)
-            return out
-        levels = spec.tree_sections[0] if pipe is not None else None
-        if spec.booth:
-            # Digits recoded once per beat and the sign bits their rows owe summed once per
-            # beat, both shared by every lane.
-            digits = [recode(m, a[q], spec.a_bits, ws, True, f"a{q}") for q in range(K)]
+            for j, d in enumerate(digits[0]):
+                negs = [digits[q][j].neg for q in range(K) if digits[q][j].neg is not None]
+                if d.shift < width and negs:
+                    count = Signal(range(K + 1), name=f"neg_count{j}")
+                    m.d.comb += count.eq(add_tree(negs, width))
+                    if pipe is not None and spec.mult_reg:
+                        count = pipe.reg([count], f"neg_count{j}")[0]
+                    shared[f"n{j}"] = count
+        elif spec.booth:
             corr = neg_correction(digits, width)
             if corr is not None:
                 sig = Signal(width, name="neg_corr")
@@ -247,89 +276,128 @@ class AdderTree(wiring.Component):
                 corr = sig
                 if pipe is not None and spec.mult_reg:
                     corr = pipe.reg([corr], "neg_corr")[0]
+                shared["corr"] = corr
+        template = digit_template(digits[0]) if digits is not None else None
+        if spec.compress:
+            mul = block_of("mul", spec, {"d": len(pack_digits(digits[0])),
+                                         "w": operand_shapes(spec)[1]},
+                           lambda mm, p: self._plane_words(mm, template, p.d, p.w)[0])
+        else:
+            mul = multiplier(spec, template)
+        tree = self._tree(mul, template, {n: Value.cast(v).shape() for n, v in shared.items()},
+                          with_acc=acc is not None)
         for lane in range(L):
-            if spec.booth:
-                terms = [add_tree([pp_row(d, w[lane][q], wb, ws) << d.shift
-                                   for d in digits[q] if d.shift < width], width)
-                         for q in range(K)]
-            else:
-                terms = [a[q] * w[lane][q] for q in range(K)]
-            if pipe is not None and spec.mult_reg:
-                terms = pipe.reg(terms, f"prod{lane}")
-            if spec.booth and corr is not None:
-                terms.append(corr)
-            total = add_tree(terms, width, pipe=pipe, levels=levels, name=f"tree{lane}")
-            if extra[lane] is None:
-                m.d.comb += out[lane].eq(total)
-            else:
-                tree = Signal(width, name=f"tree_{lane}")
-                m.d.comb += [tree.eq(total), out[lane].eq(extra[lane] + tree)]
+            ports = dict(shared)
+            for q in range(K):
+                ins = {"d": pack_digits(digits[q])} if digits is not None else {"a": a[q]}
+                outs = place(m, f"mul_{lane}_{q}", mul, w=w[lane][q], **ins)
+                ports.update({f"{n}_{q}" if spec.compress else f"{n}{q}": v
+                              for n, v in outs.items()})
+            if acc is not None:
+                ports["acc"] = acc[lane]
+            if pipe is not None:
+                ports["en"] = en
+            m.d.comb += out[lane].eq(place(m, f"tree_{lane}", tree, **ports)["dot"])
         return out
 
-    def _compress(self, m: Module, a, w, extra, out, pipe: Pipe | None) -> None:
-        """OPT2: per lane, ``out = extra + sum_j (sum_q d_j(a_q) * w_q) << s_j``.
-
-        The digits of the k activations are recoded once per beat for every lane, and so is
-        the count of negative digits at each position (what the rows of that position owe,
-        see :func:`hw.arith.pp_row`). Per lane and digit position j, the k partial products
-        of equal weight and that count are compressed unshifted in a carry-save tree just
-        wide enough for their sum (each row is made non-negative by
-        :func:`hw.arith.csa_row`, so nothing overflows the narrow tree); then the sum and
-        carry words of every position, shifted to their weight, the rows' owed constant and
-        ``extra`` (the accumulator, if any) go through one carry-save tree and one
-        carry-propagate add. With ``tree_stage_levels`` the accumulator is added after that
-        add instead (outside the pipelined tree), and each section is built to the spec's
-        level count.
-        """
+    def _plane_words(self, m: Module, template: Template, d: Value, w: Value
+                     ) -> tuple[dict[str, Value], int]:
+        """OPT2's partial-product rows of one product: per digit position j within the
+        accumulator, ``pp<j>`` (``d_j * w`` made non-negative by :func:`hw.arith.csa_row`,
+        unshifted, as wide as the sum of the k rows of that position), and the constant
+        the rows owe, at their weights."""
         spec = self.spec
         K, width = spec.k, spec.acc_bits
-        wb, ws = spec.w_bits, spec.signed
-        digits = [recode(m, a[q], spec.a_bits, ws, spec.booth, f"a{q}") for q in range(K)]
-        positions = [j for j, d in enumerate(digits[0]) if d.shift < width]
-        counts: dict[int, Value] = {}
-        for j in positions:
-            negs = [digits[q][j].neg for q in range(K) if digits[q][j].neg is not None]
-            if negs:
-                counts[j] = Signal(range(K + 1), name=f"neg_count{j}")
-                m.d.comb += counts[j].eq(add_tree(negs, width))
+        words: dict[str, Value] = {}
+        const = 0
+        for j, digit in enumerate(unpack_digits(template, d)):
+            if digit.shift >= width:
+                continue
+            row = pp_row(digit, w, spec.w_bits, spec.signed)
+            pw = min(width - digit.shift, (K << len(row)).bit_length())
+            word, owed = csa_row(m, row, 0, pw, f"pl_{j}")
+            words[f"pp{j}"] = word
+            const += owed << digit.shift
+        return words, const
+
+    def _tree(self, mul: Block, template: Template | None, shared: dict[str, Any], *,
+              with_acc: bool) -> Block:
+        """The reduction tree of one lane (block ``tree``): inputs the outputs of its k
+        multipliers (``p<q>``, or with ``compress`` their rows ``pp<j>_<q>``), the shared
+        inputs (``corr``, or the counts ``n<j>``), the accumulator ``acc`` (OS) and with
+        pipelining ``en``; output ``dot``, the lane's sum (plus the accumulator).
+
+        With ``compress`` (OPT2): per digit position j, the k partial products of equal
+        weight and the count of negative digits at j are compressed unshifted in a
+        carry-save tree just wide enough for their sum (each row is made non-negative by
+        :func:`hw.arith.csa_row`, so nothing overflows the narrow tree); then the sum and
+        carry words of every position, shifted to their weight, the rows' owed constant and
+        the accumulator (if any) go through one carry-save tree and one carry-propagate add.
+        With ``tree_stage_levels`` the accumulator is added after that add instead (outside
+        the pipelined tree), and each section is built to the spec's level count."""
+        spec = self.spec
+        K, width = spec.k, spec.acc_bits
+        _, _, acc_shape = operand_shapes(spec)
+        mul_outs = {n: mem.shape for n, mem in mul.members.items() if mem.flow == wiring.Out}
+        inputs: dict[str, Any] = {}
+        for q in range(K):
+            inputs.update({f"{n}_{q}" if spec.compress else f"{n}{q}": shape
+                           for n, shape in mul_outs.items()})
+        inputs.update(shared)
+        if with_acc:
+            inputs["acc"] = acc_shape
+        piped = bool(spec.pipeline_cycles)
+        if piped:
+            inputs["en"] = 1
+        const = 0
+        if spec.compress:
+            const = owed_constant(spec, template, lambda m, d, w: self._plane_words(
+                m, template, pack_digits(d), w)) * K % (1 << width)
+
+        def outputs(m: Module, p: Any) -> dict[str, Value]:
+            pipe = Pipe(m, spec.tree_stage_levels, p.en, "pipe") if piped else None
+            if not spec.compress:
+                terms = [getattr(p, f"p{q}") for q in range(K)]
                 if pipe is not None and spec.mult_reg:
-                    counts[j] = pipe.reg([counts[j]], f"neg_count{j}")[0]
-        staged = pipe is not None and spec.tree_stage_levels > 0
-        sections = spec.tree_sections if staged else (None, None, None)
-        for lane in range(spec.lanes):
-            words, const = [], 0
-            for j in positions:
-                sh = digits[0][j].shift
-                rows = [pp_row(digits[q][j], w[lane][q], wb, ws) for q in range(K)]
-                pw = min(width - sh, (K << len(rows[0])).bit_length())
-                plane = []
-                for q, row in enumerate(rows):
-                    word, owed = csa_row(m, row, 0, pw, f"pl{lane}_{j}_{q}")
-                    plane.append(word)
-                    const += owed << sh
+                    terms = pipe.reg(terms, "prod")
+                if "corr" in shared:
+                    terms.append(p.corr)
+                total = add_tree(terms, width, pipe=pipe, name="tree",
+                                 levels=spec.tree_sections[0] if piped else None)
+                if not with_acc:
+                    return {"dot": total}
+                tree = Signal(width, name="tree")
+                m.d.comb += tree.eq(total)
+                return {"dot": p.acc + tree}
+            staged = pipe is not None and spec.tree_stage_levels > 0
+            sections = spec.tree_sections if staged else (None, None, None)
+            words: list[Value] = []
+            for n in mul_outs:
+                j = int(n[2:])
+                sh, pw = template[j][0], Shape.cast(mul_outs[n]).width
+                plane = [getattr(p, f"{n}_{q}") for q in range(K)]
                 if pipe is not None and spec.mult_reg:
-                    plane = pipe.reg(plane, f"pp{lane}_{j}")
-                if j in counts:
-                    plane.append(counts[j])
-                ps, pc = csa_reduce(m, plane, pw, f"plane{lane}_{j}", pipe=pipe,
-                                    levels=sections[0])
+                    plane = pipe.reg(plane, n)
+                if f"n{j}" in shared:
+                    plane.append(getattr(p, f"n{j}"))
+                ps, pc = csa_reduce(m, plane, pw, f"plane{j}", pipe=pipe, levels=sections[0])
                 for tag, x in (("s", ps), ("c", pc)):
-                    word = Signal(width, name=f"plane{lane}_{j}_{tag}")
+                    word = Signal(width, name=f"plane{j}_{tag}")
                     m.d.comb += word.eq(Value.cast(x).as_unsigned() << sh)
                     words.append(word)
-            const %= 1 << width
             words += [Const(const, width)] if const else []
-            if extra[lane] is not None and not staged:
-                words.append(extra[lane])
-            s, c = csa_reduce(m, words, width, f"sum{lane}", pipe=pipe,
+            if with_acc and not staged:
+                words.append(p.acc)
+            s, c = csa_reduce(m, words, width, "sum", pipe=pipe,
                               start=sections[0] or 0, levels=sections[1])
             if not staged:
-                m.d.comb += out[lane].eq(s + c)
-                continue
-            total = Signal(width, name=f"cpa_{lane}")
+                return {"dot": s + c}
+            total = Signal(width, name="cpa")
             m.d.comb += total.eq(s + c)
-            total = pipe.cut([total], sections[0] + sections[1] + 1, f"cpa{lane}")[0]
-            m.d.comb += out[lane].eq(total if extra[lane] is None else extra[lane] + total)
+            total = pipe.cut([total], sections[0] + sections[1] + 1, "cpa")[0]
+            return {"dot": total if not with_acc else p.acc + total}
+
+        return block_of("tree", spec, inputs, outputs)
 
 
 def lane_order(spec: AdderTreeSpec) -> dict[str, dict[str, str]]:

@@ -70,14 +70,24 @@ carry-propagate adds of the draining row end in a register instead of on the por
 output beat leaves a cycle later, the cube is free as early as without it.
 
 ``busy`` is high while a fold is in progress (from its first input beat to its last output).
+
+Hierarchy (:mod:`hw.hier`): each product is a multiplier block ``mul``
+(:func:`hw.products.multiplier`: the product, or with ``csa_accumulate`` its carry-save
+words), placed as ``mul_<r>_<c>_<q>``, and each output's K-reduction tree with its pipeline
+registers a block ``tree`` placed as ``tree_<r>_<c>`` (the products in, the accumulator's
+next value out); in the Verilog each is one module, instantiated ``m*n*k`` and ``m*n``
+times. The recoded digits, the rows' correction words, the accumulators, the output bank and
+the control stay in the top.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Value
+from amaranth import Const, Module, Signal, Value
 from amaranth.lib import data, stream, wiring
 
-from hw.arith import Pipe, add_tree, csa_reduce, neg_correction, pp_row, product_words, recode
+from hw.arith import Pipe, add_tree, csa_reduce, neg_correction, recode
+from hw.hier import Block, block_of, place
+from hw.products import Template, digit_template, multiplier, owed_constant, pack_digits
 from hw.spec.cube import CubeSpec
 from hw.streams import (
     RowDrain,
@@ -124,11 +134,9 @@ class Cube(wiring.Component):
 
         drain = RowDrain(m, self._o, M)
         shift = drain.shift  # result rows move one place towards the output
-        pipe = None
         if spec.accumulate_latency_cycles:
             # take: a beat leaves the pipeline into the accumulators; hand: the last one
             take, hand = self._pipelined_input(m, drain)
-            pipe = Pipe(m, spec.tree_stage_levels, self._advance, "pipe")
         elif spec.output_double_buffer:
             take = self._follow_with_bank(m, drain)
             hand = Signal()  # the last beat: the finished tile moves into the output bank
@@ -138,11 +146,11 @@ class Cube(wiring.Component):
         a = [[self.i.payload.a[r * K + q] for q in range(K)] for r in range(M)]
         w = [[self.i.payload.w[q * N + c] for c in range(N)] for q in range(K)]
 
-        wb, ws = spec.w_bits, spec.signed
+        digits = None
         if spec.booth or spec.csa_accumulate:
             # Digits of each activation recoded once, shared by the n columns; the owed sign
             # bits of a row's k activations summed once, shared by the n columns too.
-            digits = [[recode(m, a[r][q], spec.a_bits, ws, spec.booth, f"a{r}_{q}")
+            digits = [[recode(m, a[r][q], spec.a_bits, spec.signed, spec.booth, f"a{r}_{q}")
                        for q in range(K)] for r in range(M)]
             owed = []
             for r in range(M):
@@ -153,22 +161,12 @@ class Cube(wiring.Component):
                     corr = sig
                 owed.append(corr)
 
-        def dot_terms(r: int, c: int) -> list[Value]:
-            """Values whose sum is output (r, c)'s dot product of this beat."""
-            if not spec.booth:
-                return [a[r][q] * w[q][c] for q in range(K)]
-            prods = [add_tree([pp_row(d, w[q][c], wb, ws) << d.shift for d in digits[r][q]
-                               if d.shift < width], width) for q in range(K)]
-            return prods + ([owed[r]] if owed[r] is not None else [])
-
-        def csa_words(r: int, c: int) -> list[Value]:
-            """Every partial-product word of output (r, c)'s k products, the row's shared
-            correction and one constant word (what the rows' sign handling owes)."""
-            return product_words(m, [(digits[r][q], w[q][c]) for q in range(K)], wb, ws, width,
-                                 f"pp{r}_{c}", owed[r])
-
-        # Every accumulator (one word, or a sum and a carry word) and its value after this
-        # beat.
+        # One multiplier per product (block ``mul``, placed m x n x k times) and one
+        # reduction tree per output (block ``tree``, m x n times: the k products, the row's
+        # correction word and the accumulator's words in, the accumulator's next value out).
+        template = digit_template(digits[0][0]) if digits is not None else None
+        mul = multiplier(spec, template, words=spec.csa_accumulate)
+        tree = self._tree(mul, template, has_corr=digits is not None and owed[0] is not None)
         acc: list[list[list[Signal]]] = []
         nxt: list[list[list[Value]]] = []
         for r in range(M):
@@ -178,26 +176,23 @@ class Cube(wiring.Component):
                 if spec.csa_accumulate:
                     regs = [Signal(width, name=f"sum_{r}_{c}"),
                             Signal(width, name=f"carry_{r}_{c}")]
-                    words = csa_words(r, c)
-                    if pipe is not None and spec.mult_reg:
-                        words = pipe.reg(words, f"pp{r}_{c}")
-                    if pipe is not None and spec.tree_stage_levels:
-                        # the product words down to two through the pipelined tree, then
-                        # a 4:2 step with the accumulator's words in the loop
-                        words = list(csa_reduce(m, words, width, f"tree{r}_{c}", pipe=pipe,
-                                                levels=spec.tree_levels))
-                    s, cy = csa_reduce(m, [*words, *regs], width, f"csa{r}_{c}")
-                    after = [s, cy]
+                    ports = {"sum": regs[0], "carry": regs[1]}
                 else:
                     regs = [Signal(acc_shape, name=f"acc_{r}_{c}")]
-                    dot = Signal(width, name=f"dot_{r}_{c}")
-                    terms = dot_terms(r, c)
-                    if pipe is not None and spec.mult_reg:
-                        terms = pipe.reg(terms, f"prod{r}_{c}")
-                    m.d.comb += dot.eq(add_tree(
-                        terms, width, pipe=pipe, name=f"tree{r}_{c}",
-                        levels=spec.tree_levels if pipe is not None else None))
-                    after = [regs[0] + dot]
+                    ports = {"acc": regs[0]}
+                for q in range(K):
+                    ins = ({"d": pack_digits(digits[r][q])} if digits is not None
+                           else {"a": a[r][q]})
+                    outs = place(m, f"mul_{r}_{c}_{q}", mul, w=w[q][c], **ins)
+                    ports.update({f"{n}_{q}" if spec.csa_accumulate else f"{n}{q}": v
+                                  for n, v in outs.items()})
+                if "corr" in tree.members:
+                    ports["corr"] = owed[r]
+                if "en" in tree.members:
+                    ports["en"] = self._advance
+                outs = place(m, f"tree_{r}_{c}", tree, **ports)
+                after = ([outs["sum_next"], outs["carry_next"]] if spec.csa_accumulate
+                         else [outs["next"]])
                 acc[r].append(regs)
                 nxt[r].append(after)
                 with m.If(take):
@@ -223,6 +218,61 @@ class Cube(wiring.Component):
             held = output_register(m, self._o, self.o)
             m.d.comb += self.busy.eq(self._busy | held)
         return m
+
+    def _tree(self, mul: Block, template: Template | None, *, has_corr: bool) -> Block:
+        """The reduction tree of one output (block ``tree``, :mod:`hw.hier`): inputs the
+        outputs of its k multipliers (``p<q>``, or with ``csa_accumulate`` their words
+        ``pp<i>_<q>``), the row's correction word ``corr`` (what the partial-product rows owe,
+        where digits can be negative), the accumulator (``acc``, or ``sum`` and ``carry``) and
+        with pipelining ``en`` (the pipeline steps); outputs the accumulator's value after
+        the beat (``next``, or ``sum_next`` and ``carry_next``). With pipelining its registers
+        are the products' (``mult_reg``) and the tree's, after every ``tree_stage_levels``
+        adder levels."""
+        spec = self.spec
+        K, width = spec.k, spec.acc_bits
+        _, _, acc_shape = operand_shapes(spec)
+        mul_outs = {n: mem.shape for n, mem in mul.members.items() if mem.flow == wiring.Out}
+        inputs: dict = {}
+        for q in range(K):
+            inputs.update({f"{n}_{q}" if spec.csa_accumulate else f"{n}{q}": shape
+                           for n, shape in mul_outs.items()})
+        if has_corr:
+            inputs["corr"] = width
+        if spec.csa_accumulate:
+            inputs.update(sum=width, carry=width)
+            const = owed_constant(spec, template) * K % (1 << width) if template else 0
+        else:
+            inputs["acc"] = acc_shape
+        piped = bool(spec.accumulate_latency_cycles)
+        if piped:
+            inputs["en"] = 1
+
+        def outputs(m: Module, p) -> dict[str, Value]:
+            pipe = Pipe(m, spec.tree_stage_levels, p.en, "pipe") if piped else None
+            if not spec.csa_accumulate:
+                terms = [getattr(p, f"p{q}") for q in range(K)]
+                terms += [p.corr] if has_corr else []
+                if pipe is not None and spec.mult_reg:
+                    terms = pipe.reg(terms, "prod")
+                dot = Signal(width, name="dot")
+                m.d.comb += dot.eq(add_tree(terms, width, pipe=pipe, name="tree",
+                                            levels=spec.tree_levels if piped else None))
+                return {"next": p.acc + dot}
+            # every partial-product word of the k products, the row's shared correction and
+            # one constant word (what the rows' sign handling owes): hw.arith.product_words
+            words = [getattr(p, f"{n}_{q}") for q in range(K) for n in mul_outs]
+            words += ([p.corr] if has_corr else []) + ([Const(const, width)] if const else [])
+            if pipe is not None and spec.mult_reg:
+                words = pipe.reg(words, "pp")
+            if pipe is not None and spec.tree_stage_levels:
+                # the product words down to two through the pipelined tree, then a 4:2 step
+                # with the accumulator's words in the loop
+                words = list(csa_reduce(m, words, width, "tree", pipe=pipe,
+                                        levels=spec.tree_levels))
+            s, cy = csa_reduce(m, [*words, p.sum, p.carry], width, "csa")
+            return {"sum_next": s, "carry_next": cy}
+
+        return block_of("tree", spec, inputs, outputs)
 
     def _pipelined_input(self, m: Module, drain: RowDrain) -> tuple[Signal, Signal]:
         """The input side with ``spec.accumulate_latency_cycles`` registers between a beat and the

@@ -37,12 +37,13 @@ import contextvars
 import re
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from amaranth import ClockSignal, Const, Instance, Module, ResetSignal, Shape, Signal, Value
 from amaranth.lib import wiring
 
-__all__ = ["Block", "BlockComponent", "BlockMismatch", "Emitted", "emitting", "place"]
+__all__ = ["Block", "BlockComponent", "BlockMismatch", "Emitted", "block_of", "emitting", "place"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,6 +118,11 @@ def _convert(block: BlockComponent, module: str) -> tuple[str, set[str]]:
 
     text = rtlil.convert(block, name=module, emit_src=False)
     text = text.replace("attribute \\top 1\n", "")
+    # Amaranth gives a module whose registers all lack a reset (pipeline data registers) the
+    # sync domain's rst port anyway: dropped when nothing in the module reads it
+    rst = re.search(r"^\s*wire (?:width 1 )?input \d+\s+\\rst\n", text, re.MULTILINE)
+    if rst and not re.search(r"\\rst\b", text[:rst.start()] + text[rst.end():]):
+        text = text[:rst.start()] + text[rst.end():]
     return text, {m.group(2) for m in _PORT_RE.finditer(text)}
 
 
@@ -184,3 +190,23 @@ def place(m: Module, name: str, block: Block, *, unused: Collection[str] = (),
     m.submodules[name] = Instance(module, *args)
     return outs
 
+
+
+def block_of(name: str, key: Hashable, inputs: Mapping[str, Any],
+             outputs: Callable[[Module, Any], Mapping[str, Any]]) -> Block:
+    """A :class:`Block` whose outputs are values of its inputs: ``inputs`` gives each input
+    port's shape by name, ``outputs(m, ports)`` adds the logic to ``m`` (registers too) and
+    returns each output's value by name. The output ports take those values at their own
+    shapes (found by building the logic once on a scratch module), so a placement's outputs
+    read as the values would have without the block."""
+    scratch = Module()
+    scratch._MustUse__silence = True  # built for its shapes only: no unused-module warning
+    ports = SimpleNamespace(**{n: Signal(shape, name=n) for n, shape in inputs.items()})
+    shapes = {n: Value.cast(v).shape() for n, v in outputs(scratch, ports).items()}
+    members: dict[str, Any] = {n: wiring.In(shape) for n, shape in inputs.items()}
+    members.update({n: wiring.Out(shape) for n, shape in shapes.items()})
+
+    def build(m: Module, block: Any) -> None:
+        m.d.comb += [getattr(block, n).eq(v) for n, v in outputs(m, block).items()]
+
+    return Block(name, key, members, build)

@@ -31,6 +31,9 @@ and by the narrowest message pattern that holds:
 - PINMISSING on an output of a repeated structure's module that some of its instances leave
   unconnected (an edge PE's forwarded operand, which no PE reads): only outputs, by name; an
   input left unconnected is still reported.
+- UNUSEDSIGNAL on a named signal of a repeated structure's module that is exactly one of its
+  outputs (``assign csa_s4_0 = sum_next;``, the last words of a reduction tree): Amaranth
+  writes the output port as the value's wire and the name as a copy that nothing reads.
 - UNUSEDSIGNAL on a submodule's output that its parent does not read (a tile's engine's
   ``busy``), in that submodule's lines: Amaranth drops the output from the submodule's ports
   and keeps its logic.
@@ -70,7 +73,8 @@ def _dropped_outputs(name: str, lines: list[str],
     return out
 
 
-_MODULE = re.compile(r"^module \\?(\S+?)\((.*)\);$")
+#: A module's header, whose port list Yosys wraps over several lines when it is long.
+_MODULE = re.compile(r"^module \\?(\S+?)\(")
 _OUTPUT = re.compile(r"^\s*output (?:signed )?(?:\[[^\]]*\] )?\\?(\S+?) ?;$")
 
 
@@ -98,6 +102,24 @@ def _missing_outputs(name: str, lines: list[str]) -> list[str]:
             missing |= outputs[inst] - pins
             inst = None
     return [_match(f"Instance has missing pin: '{p}'") for p in sorted(missing)]
+
+
+def _output_aliases(name: str, lines: list[str]) -> list[str]:
+    """``-match`` of the named signals of the repeated structures' modules (``NAME_*``) that
+    are assigned one of the module's outputs (``assign csa_s4_0 = sum_next;``): the same
+    value under the generator's name, which the output carries (nothing else reads it)."""
+    outputs: set[str] = set()
+    module = None
+    found: set[str] = set()
+    for line in lines:
+        if m := _MODULE.match(line):
+            module, outputs = m.group(1).startswith(f"{name}_"), set()
+        elif module and (m := _OUTPUT.match(line)):
+            outputs.add(m.group(1))
+        elif module and (m := re.match(r"^\s*assign (\w+) = (\w+);$", line)):
+            if m.group(2) in outputs:
+                found.add(m.group(1))
+    return [_match(f"Signal is not used: '{s}'") for s in sorted(found)]
 
 
 def waivers(name: str, verilog: str,
@@ -141,6 +163,9 @@ def waivers(name: str, verilog: str,
         ("outputs of a repeated structure that its edge instances leave unconnected (the "
          "operand an edge PE would forward, which no PE reads)",
          "PINMISSING", _missing_outputs(name, lines)),
+        ("named signals of a repeated structure's module whose value is the module's output "
+         "(assign name = output;): the output carries the value, Amaranth writes the name too",
+         "UNUSEDSIGNAL", _output_aliases(name, lines)),
         ("a submodule's outputs that its parent does not read: Amaranth drops them from the "
          "submodule's ports and keeps their logic",
          "UNUSEDSIGNAL", _dropped_outputs(name, lines, submodule_outputs or {})),

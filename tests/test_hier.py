@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -114,3 +114,94 @@ def test_place_names_its_inputs() -> None:
     block = hier.Block("b", 0, {"x": In(1), "y": Out(1)}, lambda m, p: None)
     with pytest.raises(TypeError, match=r"inputs \['z'\] differ from the block's \['x'\]"):
         hier.place(Module(), "b0", block, z=1)
+
+
+#: The dot-product kinds: one multiplier module per product and one reduction-tree module per
+#: output (cube: m x n x k multipliers, m x n trees; adder tree: lanes x k, lanes), with
+#: options that change both blocks' ports (Booth digits, carry-save words, OPT2's planes,
+#: pipeline registers with their enable).
+TREE_POINTS: list[dict[str, Any]] = [
+    dict(kind="cube", m=2, n=3, k=2),
+    dict(kind="cube", m=2, n=2, k=3, booth=True),
+    dict(kind="cube", m=3, n=2, k=2, booth=True, csa_accumulate=True, output_double_buffer=True,
+         mult_reg=True, tree_stage_levels=1, cpa_reg=True),
+    dict(kind="cube", m=1, n=2, k=4, csa_accumulate=True, signed=False, tree_stage_levels=2),
+    dict(kind="addertree", lanes=3, k=4),
+    dict(kind="addertree", lanes=2, k=3, dataflow="ws", booth=True, mult_reg=True),
+    dict(kind="addertree", lanes=2, k=5, booth=True, compress=True, tree_stage_levels=1),
+    dict(kind="addertree", lanes=3, k=2, dataflow="ws", compress=True, signed=False),
+]
+
+
+#: A module header, its port list over one or several lines (Yosys wraps long ones).
+_HEADER_LINES = re.compile(r"^module (\S+)\(([^;]*)\);$", re.MULTILINE)
+
+
+def _ports(module_text: str) -> list[str]:
+    return re.split(r",\s*", _HEADER_LINES.match(module_text).group(2))
+
+
+def _positions(spec: Any) -> tuple[list[str], list[str]]:
+    """The instance names of the multipliers and of the trees."""
+    if spec.kind == "cube":
+        outs = [f"{r}_{c}" for r in range(spec.m) for c in range(spec.n)]
+    else:
+        outs = [f"{lane}" for lane in range(spec.lanes)]
+    return [f"mul_{o}_{q}" for o in outs for q in range(spec.k)], [f"tree_{o}" for o in outs]
+
+
+@pytest.mark.parametrize("point", TREE_POINTS, ids=lambda p: engine_from_dict(p).name)
+def test_one_multiplier_and_one_tree_module(point: dict[str, Any]) -> None:
+    spec = engine_from_dict(point)
+    text = to_verilog(build_component(spec), spec.name, check=True)
+    modules = {m.group(1): text[m.start():text.index("endmodule", m.start())]
+               for m in _HEADER_LINES.finditer(text)}
+    mul, tree = f"{spec.name}_mul", f"{spec.name}_tree"
+    assert set(modules) == {spec.name, mul, tree}
+    muls, trees = _positions(spec)
+    for module, names in ((mul, muls), (tree, trees)):
+        assert text.count(f"\nmodule {module}(") == 1
+        found = re.findall(rf"^  {module} (\S+) \($", modules[spec.name], re.MULTILINE)
+        assert sorted(found) == sorted(names)
+        pins = re.findall(rf"^  {module} \S+ \(\n((?:    \..*\n)+)  \);", modules[spec.name],
+                          re.MULTILINE)
+        assert len(pins) == len(names)
+        for block in pins:
+            for line in block.splitlines():
+                assert re.fullmatch(r"    \.\w+\([\w\[\]:'{}, ]+\),?", line), line
+    for header in _HEADER_LINES.finditer(text):
+        assert "\\" not in header.group(0), header.group(0)
+    # the multiplier is combinational; the tree has a clock exactly when it has registers
+    # (which have no reset: pipeline data, their valid flags are the parent's)
+    assert "clk" not in _ports(modules[mul])
+    registers = getattr(spec, "accumulate_latency_cycles", None)  # cube: cpa_reg is not the tree's
+    assert ("clk" in _ports(modules[tree])) == bool(spec.pipeline_cycles if registers is None
+                                                    else registers)
+    assert "rst" not in _ports(modules[tree])
+
+
+def test_tree_modules_do_not_grow_with_the_outputs() -> None:
+    """Elaboration builds each block once: the multiplier and tree modules of a 4 x 4 cube
+    are those of a 2 x 2 cube with the same k and options, letter for letter but the name."""
+    def blocks(m: int, n: int) -> list[str]:
+        spec = engine_from_dict(dict(kind="cube", m=m, n=n, k=3, booth=True,
+                                     csa_accumulate=True, mult_reg=True))
+        text = to_verilog(build_component(spec), spec.name)
+        mods = {m.group(1): text[m.start():text.index("endmodule", m.start())]
+                for m in _HEADER_LINES.finditer(text)}
+        return [mods[f"{spec.name}_{b}"].replace(spec.name, "NAME") for b in ("mul", "tree")]
+
+    assert blocks(2, 2) == blocks(4, 4)
+
+
+def test_block_of_gives_outputs_their_values_shapes() -> None:
+    """An output of ``block_of`` has the shape of the value it returns (a signed product is
+    as wide and as signed as Amaranth makes it), and a placement reads the same value."""
+    def outputs(m: Module, p: Any) -> dict[str, Any]:
+        return {"p": p.a * p.w, "s": (p.a + 1)[:2]}
+
+    block = hier.block_of("mul", 0, {"a": signed(3), "w": 4}, outputs)
+    a, w = Signal(signed(3)), Signal(4)
+    assert block.members["p"].shape == (a * w).shape()
+    assert block.members["s"].shape == unsigned(2)
+    assert [n for n, mem in block.members.items() if mem.flow == In] == ["a", "w"]

@@ -163,6 +163,21 @@ def test_a_beat_per_row_slows_only_rows_narrower_than_a_beat():
     assert mapping_cost(beat, g, mp)[0] > mapping_cost(plain, g, mp)[0] * 1.05
 
 
+def _varied_sets(rng: random.Random, preset: str, i: int) -> list[str]:
+    """Case ``i``'s ``--set`` keys on ``preset``'s small tiles: a random link, and in turn a
+    link beat, WS with the weights' double buffer, a single-buffered level."""
+    sets = [*SMALL_TILES[preset], "clock_mhz=1000",
+            f"dram.bandwidth_gb_per_s={rng.uniform(0.5, 40):.2f}",
+            f"dram.latency_ns={rng.randint(0, 300)}"]
+    if i % 3 == 0:
+        sets.append("dram.beat_bytes=16")
+    if preset == "systolic" and i % 4 == 1:
+        sets += ["engine.dataflow=ws", "engine.weight_double_buffer=true"]
+    if i % 4 == 2:
+        sets.append(rng.choice(["a_buffer", "w_buffer", "o_buffer"]) + ".double_buffered=false")
+    return sets
+
+
 def _golden_cases():
     """Mappings that exercise every path of the timeline: a link beat, single-buffered
     levels, an engine that takes its stationary input early (WS with the weights' double
@@ -172,15 +187,7 @@ def _golden_cases():
     out = []
     for i in range(10):
         preset = "cube" if i % 5 == 4 else "systolic"
-        sets = [*SMALL_TILES[preset], "clock_mhz=1000",
-                f"dram.bandwidth_gb_per_s={rng.uniform(0.5, 40):.2f}",
-                f"dram.latency_ns={rng.randint(0, 300)}"]
-        if i % 3 == 0:
-            sets.append("dram.beat_bytes=16")
-        if preset == "systolic" and i % 4 == 1:
-            sets += ["engine.dataflow=ws", "engine.weight_double_buffer=true"]
-        if i % 4 == 2:
-            sets.append(rng.choice(["a_buffer", "w_buffer", "o_buffer"]) + ".double_buffered=false")
+        sets = _varied_sets(rng, preset, i)
         reduce = i >= 6
         dims = tuple(rng.randint(130, 260) if reduce else rng.randint(20, 120) for _ in range(3))
         tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 13]))
@@ -255,15 +262,7 @@ def test_skips_leave_out_steps_and_keep_the_figures(monkeypatch):
     cases = []
     for i in range(8):
         preset = "cube" if i % 4 == 3 else "systolic"
-        sets = [*SMALL_TILES[preset], "clock_mhz=1000",
-                f"dram.bandwidth_gb_per_s={rng.uniform(0.5, 40):.2f}",
-                f"dram.latency_ns={rng.randint(0, 300)}"]
-        if i % 3 == 0:
-            sets.append("dram.beat_bytes=16")
-        if preset == "systolic" and i % 4 == 1:
-            sets += ["engine.dataflow=ws", "engine.weight_double_buffer=true"]
-        if i % 4 == 2:
-            sets.append(rng.choice(["a_buffer", "w_buffer", "o_buffer"]) + ".double_buffered=false")
+        sets = _varied_sets(rng, preset, i)
         dims = tuple(rng.randint(200, 400) for _ in range(3))
         tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 13]))
         cases.append((preset, sets, dims, tile, ["mnk", "mkn", "nmk", "nkm", "kmn", "knm"][i % 6]))

@@ -116,6 +116,15 @@ of 16)::
     E = static_w t + busy_w t_work + pj_per_op[class] ops + hbm_pj_per_byte bytes
         + pj_per_dequant[class] weights
 
+**Alone and in a stream.** The model predicts a kernel as ``tpe gpu measure`` times it: alone,
+CUDA events around one call after the L2 flush (``tpe gpu predict``, ``tpe gpu check``). In a
+model's pass the kernels run back to back, without what timing one call alone adds: the
+calibration's ``stream_overhead_us`` (measured: the median of ``us - us_loop`` over the short
+calibration kernels, :data:`STREAM_OVERHEAD_MAX_US`), which :func:`in_stream` takes off a
+kernel's fixed cost; the simulator's operators (:func:`op_estimate`: ``tpe sim gemm``,
+``attention``, ``model``, sweeps) are priced so, and the energy (measured back to back) is that
+time's.
+
 **Power cap.** The time model is fitted on kernels that ran under the measured card's power
 limit (``limit_w``), so at that limit it needs no correction; the model's power ``E / t`` at
 that limit reaches at most ``cap_w`` on the calibration kernels. A preset whose

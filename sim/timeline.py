@@ -113,7 +113,7 @@ class Nest:
     (released a fold early; ``None`` otherwise); ``preload``: the input a fold holds
     stationary and the cycles the engine takes it in before the fold streams, when its kind
     preloads (the GEMM's first tile may start on that input alone, the other one needed only
-    ``preload`` cycles later; ``None`` otherwise)."""
+    ``preload`` cycles later; ``None`` otherwise; every tile with ``preload_each``)."""
 
     dims: tuple[int, int, int]
     tile: tuple[int, int, int]
@@ -126,6 +126,12 @@ class Nest:
     timing: tuple[tuple[tuple[int, int, int], TileTiming], ...]
     early_op: str | None
     preload: tuple[str, Exact] | None = None
+    #: Every tile's first fold, not only the GEMM's first, preloads its stationary input
+    #: before the other one streams: an engine that takes a fold's stationary input only
+    #: between folds (the weight-stationary array without its weight double buffer; the
+    #: tile's weight walker needs only W loaded, its feeder A and O), so each tile may start
+    #: on that input alone.
+    preload_each: bool = False
 
 
 #: The reduced nest (module doc): the innermost loop that moves (more than one trip) runs
@@ -766,8 +772,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     early_w = nest.early_op == "W"
     tile_a, tile_w, tile_o = plan.tile_of
     # the first fold takes its stationary input in before the other one streams: the other
-    # input is needed that many cycles after the first tile starts
+    # input is needed that many cycles after the first tile starts (every tile's, with
+    # ``preload_each``)
     ahead = (0.0, 0.0, 0.0)
+    every = nest.preload_each
     if nest.preload is not None:
         pre = float(nest.preload[1])
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
@@ -805,7 +813,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_a[j]
             if t is None:
                 t = loaded(0, j)
-            if i == 0:
+            if i == 0 or every:
                 t -= ahead[0]
             if t > start:
                 start = t
@@ -814,7 +822,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_w[j]
             if t is None:
                 t = loaded(1, j)
-            if i == 0:
+            if i == 0 or every:
                 t -= ahead[1]
             if t > start:
                 start = t
@@ -823,7 +831,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_o[j]
             if t is None:
                 t = loaded(2, j)
-            if i == 0:
+            if i == 0 or every:
                 t -= ahead[2]
             if t > start:
                 start = t

@@ -132,6 +132,15 @@ class Nest:
     #: tile's weight walker needs only W loaded, its feeder A and O), so each tile may start
     #: on that input alone.
     preload_each: bool = False
+    #: The elements of a row of one line block of A, W and the partial sums (the tile's
+    #: scratchpad lines, ``hw.spec.tile.line_blocks``): on a port of beats, where no beat
+    #: fills several blocks' columns of A or W whole (one bank), the tile's DMA requests a
+    #: matrix row a block at a time, each segment in whole beats (a 5-element row of
+    #: 3-element blocks on a 16-byte beat: two beats, not one). None: whole rows. (The
+    #: partial sums' reload also goes a block's row at a time in the tile, which the
+    #: timeline does not count yet: a row of two 16-byte blocks on a 32-byte beat takes two
+    #: beats there, one here.)
+    segment: tuple[int, int, int] | None = None
 
 
 #: The reduced nest (module doc): the innermost loop that moves (more than one trip) runs
@@ -366,11 +375,20 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # each load's time on the link and the bytes per cycle it uses (rows 0: no load)
     dur_of: list[list[float]] = []
     use_of: list[list[float]] = []
-    for rows, row_bytes in zip(plan.rows, plan.row_bytes, strict=True):
+    elem = (float(nest.a_bytes), float(nest.w_bytes), float(nest.acc_bytes))
+    for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
         nbytes = rows * row_bytes
         dur = nbytes / bw
         if beat_bytes is not None:
-            dur = np.maximum(dur, rows * np.ceil(row_bytes / beat_bytes - 1e-9))
+            beats = np.ceil(row_bytes / beat_bytes - 1e-9)
+            seg = nest.segment[o] if nest.segment is not None else 0
+            per_beat = int(beat_bytes // elem[o]) if seg else 0
+            if seg and o < 2 and (per_beat <= seg or per_beat % seg):
+                # one bank: a request per block's row segment, each in whole beats (hw.tile)
+                full, rest = np.divmod(np.round(row_bytes / elem[o]), seg)
+                beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
+                         + np.ceil(rest * elem[o] / beat_bytes - 1e-9))
+            dur = np.maximum(dur, rows * beats)
         dur_of.append(dur.tolist())
         use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
                       .tolist())

@@ -152,15 +152,23 @@ the model equal to the tile with an ideal link (no latency, a beat a cycle) on t
 output-stationary array, the cube, the 2D matrix and the weight-stationary array without its
 double buffer;
 loads requested together go the preloaded input first, and the GEMM's first tile streams
-once its other input has loaded, its first fold's preload overlapping that load. It leaves
-out: the link's credit bucket and its read and write beat per cycle (the timeline moves
-bytes at the link's rate, reads first); the request walker (a request per cycle, a queue of
-four jobs) and the request order within a job; the weight double buffer's first fold (with
-an ideal link the model is 1 or 2 cycles over the tile); line blocks narrower than a beat in
-one bank (a request per segment: on an odd cube, 3x4x3, `tpe verify`'s GEMMs on the model's
-mappings measured 2% to 11% off the model, either side, with a 4- or a 16-byte link, so its
-cycle check fails); and, for loops of more trips than its reduced nest runs, the middle
-iterations, counted from samples of them. The
+once its other input has loaded, its first fold's preload overlapping that load; without the
+weight double buffer, every tile's (the weight walker needs only W loaded, the feeder A and
+O), and the W half is freed once the tile's last fold has preloaded its weights (the weight
+walker leaves the tile then, ``sim.memory``); an A or W tile in one bank (no beat fills
+several line blocks' columns whole) loads a row a line block's segment at a time, each in
+whole beats (``sim.timeline.Nest.segment``: on the odd weight-stationary array, A
+segments of 3 elements, the model was 9% to 13% under the tile without it on a 16-byte
+link). The odd cube, 3x4x3, is still off (its GEMMs on the model's mappings measured up to
+27% faster than the model on a 16-byte link, 13% on a 4-byte one, on ``amaranth.sim``; 22%
+and 8% with A counted in whole rows), so its cycle check fails: not explained yet. It
+leaves out: the link's credit bucket and its read and write beat per cycle (the timeline
+moves bytes at the link's rate, reads first); the request walker (a request per cycle, a
+queue of four jobs) and the request order within a job; the weight double buffer's first
+fold (with an ideal link the model is 1 or 2 cycles over the tile); the partial sums'
+reload a block's row at a time (it differs from whole rows only where a beat is wider than
+an accumulator block's row); and, for loops of more trips than its reduced nest runs, the
+middle iterations, counted from samples of them. The
 candidates are still ranked by the closed form (``sim.memory``: per loop boundary, the
 transfer against the average tile), so the mapping the model picks is the closed form's best,
 evaluated by the timeline.

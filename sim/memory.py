@@ -490,16 +490,27 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
         base[(tm, tn, tk)] = (folds * interval, interval, tail, gap)
         feed_sum += cm * cn * ck * folds * interval
     scale = exact_div(busy_total, feed_sum + base[last][2])
-    # the input a fold holds while the previous fold streams (weights, WS with its double
-    # buffer): released a fold before the tile ends
+    # the input a fold holds stationary is released before the tile's last beat: taken
+    # while the previous fold streams (weights, WS with its double buffer), a fold before;
+    # preloaded between folds (WS without it), once the last fold has preloaded it, ``gap +
+    # preload`` cycles into that fold (hw.tile: the weight walker leaves the tile then;
+    # with preload_each, measured on amaranth.sim on the 4x4 array of tests/test_tile.py, 10
+    # GEMMs on the model's mappings, a 16-byte link with 40 cycles of latency: the model was
+    # 1.7% over the tile on average, 4.5% at most, without the two; equal with them)
     stationary = next((op for op, dd in (("A", "mk"), ("W", "kn")) if u.stream not in dd),
                       None)
-    early = stationary if overlaps else None
+    early = stationary if overlaps or preload else None
     timing = tuple(
         (size, TileTiming(busy=feed * scale, release=(feed - gap) * scale,
-                          early=interval * scale, drain=tail * scale))
+                          early=(interval if overlaps else interval - gap - preload) * scale,
+                          drain=tail * scale))
         for size, (feed, interval, tail, gap) in base.items())
     o_bits = get_format(gemm.o_fmt).bits
+    blocks = None  # the tile's scratchpad lines, for its DMA's row segments on a port of beats
+    if arch.memory[-1].beat_bytes is not None:
+        from hw.spec.tile import line_blocks  # the tile's layout: only where a port has beats
+
+        blocks = line_blocks(spec)
     o1, o2, o3 = m.loop_order
     h_a, h_w, h_o = (2 if b.double_buffered else 1
                      for b in (arch.a_buffer, arch.w_buffer, arch.o_buffer))
@@ -509,7 +520,10 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
                 acc_bytes=exact_div(spec.acc_bits, 8), o_bytes=exact_div(o_bits, 8),
                 halves=(h_a, h_w, h_o),
                 timing=timing, early_op=early,
-                preload=(stationary, preload) if stationary and preload else None)
+                preload=(stationary, preload) if stationary and preload else None,
+                preload_each=bool(stationary and preload and not overlaps),
+                segment=None if blocks is None else (blocks["A"][1], blocks["W"][1],
+                                                     blocks["O"][1]))
 
 
 #: Which loop dimensions (``DIMS``) index each operand (:data:`mapping.OPERAND_DIMS`): rows

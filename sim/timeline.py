@@ -113,7 +113,7 @@ class Nest:
     (released a fold early; ``None`` otherwise); ``preload``: the input a fold holds
     stationary and the cycles the engine takes it in before the fold streams, when its kind
     preloads (the GEMM's first tile may start on that input alone, the other one needed only
-    ``preload`` cycles later; ``None`` otherwise)."""
+    ``preload`` cycles later; ``None`` otherwise; every tile with ``preload_each``)."""
 
     dims: tuple[int, int, int]
     tile: tuple[int, int, int]
@@ -126,6 +126,21 @@ class Nest:
     timing: tuple[tuple[tuple[int, int, int], TileTiming], ...]
     early_op: str | None
     preload: tuple[str, Exact] | None = None
+    #: Every tile's first fold, not only the GEMM's first, preloads its stationary input
+    #: before the other one streams: an engine that takes a fold's stationary input only
+    #: between folds (the weight-stationary array without its weight double buffer; the
+    #: tile's weight walker needs only W loaded, its feeder A and O), so each tile may start
+    #: on that input alone.
+    preload_each: bool = False
+    #: The elements of a row of one line block of A, W and the partial sums (the tile's
+    #: scratchpad lines, ``hw.spec.tile.line_blocks``): on a port of beats, where no beat
+    #: fills several blocks' columns of A or W whole (one bank), the tile's DMA requests a
+    #: matrix row a block at a time, each segment in whole beats (a 5-element row of
+    #: 3-element blocks on a 16-byte beat: two beats, not one). None: whole rows. (The
+    #: partial sums' reload also goes a block's row at a time in the tile, which the
+    #: timeline does not count yet: a row of two 16-byte blocks on a 32-byte beat takes two
+    #: beats there, one here.)
+    segment: tuple[int, int, int] | None = None
 
 
 #: The reduced nest (module doc): the innermost loop that moves (more than one trip) runs
@@ -360,11 +375,20 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # each load's time on the link and the bytes per cycle it uses (rows 0: no load)
     dur_of: list[list[float]] = []
     use_of: list[list[float]] = []
-    for rows, row_bytes in zip(plan.rows, plan.row_bytes, strict=True):
+    elem = (float(nest.a_bytes), float(nest.w_bytes), float(nest.acc_bytes))
+    for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
         nbytes = rows * row_bytes
         dur = nbytes / bw
         if beat_bytes is not None:
-            dur = np.maximum(dur, rows * np.ceil(row_bytes / beat_bytes - 1e-9))
+            beats = np.ceil(row_bytes / beat_bytes - 1e-9)
+            seg = nest.segment[o] if nest.segment is not None else 0
+            per_beat = int(beat_bytes // elem[o]) if seg else 0
+            if seg and o < 2 and (per_beat <= seg or per_beat % seg):
+                # one bank: a request per block's row segment, each in whole beats (hw.tile)
+                full, rest = np.divmod(np.round(row_bytes / elem[o]), seg)
+                beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
+                         + np.ceil(rest * elem[o] / beat_bytes - 1e-9))
+            dur = np.maximum(dur, rows * beats)
         dur_of.append(dur.tolist())
         use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
                       .tolist())
@@ -766,8 +790,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     early_w = nest.early_op == "W"
     tile_a, tile_w, tile_o = plan.tile_of
     # the first fold takes its stationary input in before the other one streams: the other
-    # input is needed that many cycles after the first tile starts
+    # input is needed that many cycles after the first tile starts (every tile's, with
+    # ``preload_each``)
     ahead = (0.0, 0.0, 0.0)
+    every = nest.preload_each
     if nest.preload is not None:
         pre = float(nest.preload[1])
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
@@ -805,7 +831,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_a[j]
             if t is None:
                 t = loaded(0, j)
-            if i == 0:
+            if i == 0 or every:
                 t -= ahead[0]
             if t > start:
                 start = t
@@ -814,7 +840,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_w[j]
             if t is None:
                 t = loaded(1, j)
-            if i == 0:
+            if i == 0 or every:
                 t -= ahead[1]
             if t > start:
                 start = t
@@ -823,7 +849,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_o[j]
             if t is None:
                 t = loaded(2, j)
-            if i == 0:
+            if i == 0 or every:
                 t -= ahead[2]
             if t > start:
                 start = t

@@ -46,7 +46,7 @@ from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
 from hw.spec.base import EngineBase
 
 __all__ = ["LOOP_ORDERS", "ROW_COLUMN_KINDS", "Descriptor", "Register", "Scratchpad", "TileSpec",
-           "elem_bytes", "link_beat_bytes", "port_arch", "tile_spec"]
+           "elem_bytes", "line_blocks", "link_beat_bytes", "port_arch", "tile_spec"]
 
 #: Loop orders of the tile loops, outer to inner; the controller's ``loop_order`` register
 #: holds an index into this tuple (the same order as ``mapping.LOOP_ORDERS``).
@@ -68,6 +68,23 @@ ROW_COLUMN_KINDS = ("matrix2d", "bitslice")
 def _weight_stationary(engine: EngineBase) -> bool:
     """Whether the tile runs ``engine`` weight stationary (the systolic array's WS dataflow)."""
     return isinstance(engine, SystolicSpec) and engine.dataflow == "ws"
+
+
+def line_blocks(engine: EngineBase) -> dict[str, tuple[int, int]] | None:
+    """The block of each operand one scratchpad line holds, ``(block_rows, block_cols)`` of
+    the operand as stored (module doc), for the engines the tile builds; None for others."""
+    ws = _weight_stationary(engine)
+    if engine.kind == "cube":
+        c: Any = engine  # hw.spec.cube.CubeSpec, not imported: loaded only for a cube
+        # a beat: an m x k block of A, a k x n block of W; a drained row: n accumulators
+        return {"A": (c.m, c.k), "W": (c.k, c.n), "O": (1, c.n)}
+    if isinstance(engine, SystolicSpec) or engine.kind in ROW_COLUMN_KINDS:
+        # OS (and the engines of the same protocol): a column of an A block (rows along M),
+        # a row of a W block; WS: a row segment of A along K, a row of a W block; a drained
+        # row: cols accumulators
+        rows, cols = engine.rows, engine.cols  # type: ignore[attr-defined]
+        return {"A": (1, rows) if ws else (rows, 1), "W": (1, cols), "O": (1, cols)}
+    return None
 
 
 def elem_bytes(bits: int) -> int:
@@ -370,17 +387,8 @@ def tile_spec(arch: ArchSpec, *, dim_bits: int = DIM_BITS, addr_bits: int = ADDR
                         "one-core architecture or --set cores=1")
     e = arch.engine
     ws = _weight_stationary(e)
-    if e.kind == "cube":
-        c: Any = e  # hw.spec.cube.CubeSpec, not imported: loaded only for a cube
-        # a beat: an m x k block of A, a k x n block of W; a drained row: n accumulators
-        shapes = {"A": (c.m, c.k), "W": (c.k, c.n), "O": (1, c.n)}
-    elif isinstance(e, SystolicSpec) or e.kind in ROW_COLUMN_KINDS:
-        # OS (and the engines of the same protocol): a column of an A block (rows along M),
-        # a row of a W block; WS: a row segment of A along K, a row of a W block; a drained
-        # row: cols accumulators
-        rows, cols = e.rows, e.cols  # type: ignore[attr-defined]
-        shapes = {"A": (1, rows) if ws else (rows, 1), "W": (1, cols), "O": (1, cols)}
-    else:
+    shapes = line_blocks(e)
+    if shapes is None:
         built = ", ".join(["systolic", "cube", *ROW_COLUMN_KINDS])
         raise SpecError(f"engine.kind: the tile RTL builds {built} engines so far (got "
                         f"{e.kind!r}); use one of those presets")

@@ -16,6 +16,7 @@ import pytest
 from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from hier_checks import check_blocks, modules, ports
 
 from hw import hier
 from hw.generators import build_component
@@ -36,38 +37,15 @@ POINTS: list[dict[str, Any]] = [
     dict(kind="bitslice", rows=3, cols=1, a_bits=4, w_bits=4, slice_bits=4),
 ]
 
-_HEADER = re.compile(r"^module (\S+)\((.*)\);$", re.MULTILINE)
-
-
-def _modules(text: str) -> dict[str, str]:
-    """Module name -> its text (header to endmodule)."""
-    out = {}
-    for m in _HEADER.finditer(text):
-        out[m.group(1)] = text[m.start():text.index("endmodule", m.start())]
-    return out
 
 
 @pytest.mark.parametrize("point", POINTS, ids=lambda p: engine_from_dict(p).name)
 def test_one_pe_module_instantiated_per_position(point: dict[str, Any]) -> None:
     spec = engine_from_dict(point)
     text = to_verilog(build_component(spec), spec.name, check=True)
-    modules = _modules(text)
-    pe = f"{spec.name}_pe"
-    assert set(modules) == {spec.name, pe}
-    assert text.count(f"\nmodule {pe}(") == 1
-    instances = re.findall(rf"^  {pe} (\S+) \($", modules[spec.name], re.MULTILINE)
-    positions = [f"pe_{r}_{c}" for r in range(spec.rows) for c in range(spec.cols)]
-    assert sorted(instances) == sorted(positions)
     # readable names: the interfaces of both modules and every pin of every instance
-    for header in _HEADER.finditer(text):
-        assert "\\" not in header.group(0), header.group(0)
-    pins = re.findall(rf"^  {pe} \S+ \(\n((?:    \..*\n)+)  \);", modules[spec.name],
-                      re.MULTILINE)
-    assert len(pins) == len(positions)
-    for block in pins:
-        for line in block.splitlines():
-            # a pin, connected to named signals, their bits or constants (no escaped name)
-            assert re.fullmatch(r"    \.\w+\([\w\[\]:'{}, ]+\),?", line), line
+    check_blocks(text, spec.name,
+                 {"pe": [f"pe_{r}_{c}" for r in range(spec.rows) for c in range(spec.cols)]})
 
 
 def test_escaped_names_fewer_than_per_pe() -> None:
@@ -77,7 +55,7 @@ def test_escaped_names_fewer_than_per_pe() -> None:
         spec = engine_from_dict(dict(kind="systolic", rows=rows, cols=cols, booth=True,
                                      csa_accumulate=True))
         text = to_verilog(build_component(spec), spec.name)
-        return len(set(re.findall(r"\\\$\S+", _modules(text)[f"{spec.name}_pe"])))
+        return len(set(re.findall(r"\\\$\S+", modules(text)[f"{spec.name}_pe"])))
 
     assert escaped(2, 2) == escaped(4, 4) > 0
 
@@ -134,13 +112,6 @@ TREE_POINTS: list[dict[str, Any]] = [
 
 
 #: A module header, its port list over one or several lines (Yosys wraps long ones).
-_HEADER_LINES = re.compile(r"^module (\S+)\(([^;]*)\);$", re.MULTILINE)
-
-
-def _ports(module_text: str) -> list[str]:
-    return re.split(r",\s*", _HEADER_LINES.match(module_text).group(2))
-
-
 def _positions(spec: Any) -> tuple[list[str], list[str]]:
     """The instance names of the multipliers and of the trees."""
     if spec.kind == "cube":
@@ -154,30 +125,16 @@ def _positions(spec: Any) -> tuple[list[str], list[str]]:
 def test_one_multiplier_and_one_tree_module(point: dict[str, Any]) -> None:
     spec = engine_from_dict(point)
     text = to_verilog(build_component(spec), spec.name, check=True)
-    modules = {m.group(1): text[m.start():text.index("endmodule", m.start())]
-               for m in _HEADER_LINES.finditer(text)}
-    mul, tree = f"{spec.name}_mul", f"{spec.name}_tree"
-    assert set(modules) == {spec.name, mul, tree}
     muls, trees = _positions(spec)
-    for module, names in ((mul, muls), (tree, trees)):
-        assert text.count(f"\nmodule {module}(") == 1
-        found = re.findall(rf"^  {module} (\S+) \($", modules[spec.name], re.MULTILINE)
-        assert sorted(found) == sorted(names)
-        pins = re.findall(rf"^  {module} \S+ \(\n((?:    \..*\n)+)  \);", modules[spec.name],
-                          re.MULTILINE)
-        assert len(pins) == len(names)
-        for block in pins:
-            for line in block.splitlines():
-                assert re.fullmatch(r"    \.\w+\([\w\[\]:'{}, ]+\),?", line), line
-    for header in _HEADER_LINES.finditer(text):
-        assert "\\" not in header.group(0), header.group(0)
+    mods = check_blocks(text, spec.name, {"mul": muls, "tree": trees})
+    mul, tree = f"{spec.name}_mul", f"{spec.name}_tree"
     # the multiplier is combinational; the tree has a clock exactly when it has registers
     # (which have no reset: pipeline data, their valid flags are the parent's)
-    assert "clk" not in _ports(modules[mul])
+    assert "clk" not in ports(mods[mul])
     registers = getattr(spec, "accumulate_latency_cycles", None)  # cube: cpa_reg is not the tree's
-    assert ("clk" in _ports(modules[tree])) == bool(spec.pipeline_cycles if registers is None
+    assert ("clk" in ports(mods[tree])) == bool(spec.pipeline_cycles if registers is None
                                                     else registers)
-    assert "rst" not in _ports(modules[tree])
+    assert "rst" not in ports(mods[tree])
 
 
 def test_tree_modules_do_not_grow_with_the_outputs() -> None:
@@ -187,8 +144,7 @@ def test_tree_modules_do_not_grow_with_the_outputs() -> None:
         spec = engine_from_dict(dict(kind="cube", m=m, n=n, k=3, booth=True,
                                      csa_accumulate=True, mult_reg=True))
         text = to_verilog(build_component(spec), spec.name)
-        mods = {m.group(1): text[m.start():text.index("endmodule", m.start())]
-                for m in _HEADER_LINES.finditer(text)}
+        mods = modules(text)
         return [mods[f"{spec.name}_{b}"].replace(spec.name, "NAME") for b in ("mul", "tree")]
 
     assert blocks(2, 2) == blocks(4, 4)

@@ -11,10 +11,10 @@ kind's lock-step test on Verilator (``tpe verify``).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
+from hier_checks import check_blocks, modules
 
 from hw.generators import build_component
 from hw.spec import engine_from_dict
@@ -33,16 +33,6 @@ POINTS: list[dict[str, Any]] = [
     dict(kind="mx", rows=1, lanes=2, block=1, formats="fp4_e2m1", acc_bits=12),
     dict(kind="mx", rows=3, lanes=1, block=2, formats="int8"),  # no shift ports
 ]
-
-#: A module's header, over several lines where its port list is long.
-_HEADER = re.compile(r"^module (\S+)\(([^;]*)\);$", re.MULTILINE)
-
-
-def _modules(text: str) -> dict[str, str]:
-    """Module name -> its text (header to endmodule)."""
-    return {m.group(1): text[m.start():text.index("endmodule", m.start())]
-            for m in _HEADER.finditer(text)}
-
 
 def _grid(rows: int, cols: int, name: str = "pe") -> list[str]:
     return [f"{name}_{r}_{c}" for r in range(rows) for c in range(cols)]
@@ -65,24 +55,7 @@ def placements(spec: Any) -> dict[str, list[str]]:
 def test_one_module_per_block_instantiated_per_position(point: dict[str, Any]) -> None:
     spec = engine_from_dict(point)
     text = to_verilog(build_component(spec), spec.name, check=True)
-    modules = _modules(text)
-    blocks = placements(spec)
-    assert set(modules) == {spec.name} | {f"{spec.name}_{b}" for b in blocks}
-    top = modules[spec.name]
-    for block, positions in blocks.items():
-        module = f"{spec.name}_{block}"
-        assert text.count(f"\nmodule {module}(") == 1
-        instances = re.findall(rf"^  {module} (\S+) \($", top, re.MULTILINE)
-        assert sorted(instances) == sorted(positions)
-        pins = re.findall(rf"^  {module} \S+ \(\n((?:    \..*\n)+)  \);", top, re.MULTILINE)
-        assert len(pins) == len(positions)
-        for lines in pins:
-            for line in lines.splitlines():
-                # a pin, connected to named signals, their bits or constants (no escaped name)
-                assert re.fullmatch(r"    \.\w+\([\w\[\]:'{}, ]+\),?", line), line
-    # readable names: the interfaces of every module
-    for header in _HEADER.finditer(text):
-        assert "\\" not in header.group(0), header.group(0)
+    check_blocks(text, spec.name, placements(spec))
 
 
 @pytest.mark.parametrize("kind", [dict(kind="lut", group=3), dict(kind="bitplane", depth=4),
@@ -95,7 +68,7 @@ def test_block_modules_do_not_grow_with_the_array(kind: dict[str, Any]) -> None:
         dims = {"rows": rows, "lanes" if kind["kind"] == "mx" else "cols": cols}
         spec = engine_from_dict({**kind, **dims})
         text = to_verilog(build_component(spec), "design")
-        return {n: t for n, t in _modules(text).items() if n != "design"}
+        return {n: t for n, t in modules(text).items() if n != "design"}
 
     small = blocks(2, 2)
     assert small and small == blocks(4, 3)

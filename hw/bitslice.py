@@ -53,7 +53,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arith import Terms
-from hw.hier import Block, place
+from hw.hier import Block, place_stacked
 from hw.spec.bitslice import BitsliceSpec
 from hw.streams import (
     RowDrain,
@@ -245,17 +245,16 @@ class Bitslice(wiring.Component):
         pe = self._pe(slice_a_shape, slice_w_shape, bit_sources, groups, levels)
         below = [[[Signal(word_shape, name=f"acc_{r}_{c}_{k}") for k in range(words)]
                   for c in range(C)] if r else [] for r in range(R)]
+        chain = [(f"below{k}", f"acc{k}") for k in range(words)]
         outs: list[list[dict]] = [[{} for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):
                 ports: dict = {"a": a_sl[r], "w": w_sl[c], "work": work, "shift": shift}
                 if groups:
                     ports["lvl"] = lvl
-                for k in range(words):
-                    ports[f"below{k}"] = below[r + 1][c][k] if r + 1 < R else 0
-                outs[r][c] = place(m, f"pe_{r}_{c}", pe, **ports)
-                if r:
-                    m.d.comb += [below[r][c][k].eq(outs[r][c][f"acc{k}"]) for k in range(words)]
+                outs[r][c] = place_stacked(m, f"pe_{r}_{c}", pe, chain,
+                                           below[r + 1][c] if r + 1 < R else None,
+                                           below[r][c] if r else None, **ports)
         top = [[outs[0][c][f"acc{k}"] for k in range(words)] for c in range(C)]
         if spec.csa_accumulate:  # one carry-propagate adder per output column, at the drain
             m.d.comb += [self.o.payload.c[c].eq((top[c][0] + top[c][1])[:P]) for c in range(C)]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
-from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -43,7 +43,8 @@ from typing import Any
 from amaranth import ClockSignal, Const, Instance, Module, ResetSignal, Shape, Signal, Value
 from amaranth.lib import wiring
 
-__all__ = ["Block", "BlockComponent", "BlockMismatch", "Emitted", "block_of", "emitting", "place"]
+__all__ = ["Block", "BlockComponent", "BlockMismatch", "Emitted", "block_of", "emitting", "place",
+           "place_stacked"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,6 +191,21 @@ def place(m: Module, name: str, block: Block, *, unused: Collection[str] = (),
     m.submodules[name] = Instance(module, *args)
     return outs
 
+
+
+def place_stacked(m: Module, name: str, block: Block, chain: Sequence[tuple[str, str]],
+                  below: Sequence[Value] | None, above: Sequence[Value] | None,
+                  **inputs: Any) -> dict[str, Value]:
+    """:func:`place` one of a column of placements that hand words up (an array's drain):
+    each ``(in_port, out_port)`` of ``chain`` reads ``below``'s word (the placement under
+    this one's outputs, as signals driven after it; ``None`` under the last row: zeros) and
+    drives ``above``'s signal (which the placement above reads; ``None`` in the top row)."""
+    words = below if below is not None else [0] * len(chain)
+    inputs.update({i: v for (i, _), v in zip(chain, words, strict=True)})
+    outs = place(m, name, block, **inputs)
+    if above is not None:
+        m.d.comb += [s.eq(outs[o]) for s, (_, o) in zip(above, chain, strict=True)]
+    return outs
 
 
 def block_of(name: str, key: Hashable, inputs: Mapping[str, Any],

@@ -51,7 +51,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arith import Terms, recode
-from hw.hier import Block, place
+from hw.hier import Block, place_stacked
 from hw.spec.matrix2d import Matrix2dSpec
 from hw.streams import (
     RowDrain,
@@ -141,6 +141,7 @@ class Matrix2d(wiring.Component):
         word_shape = P if spec.csa_accumulate else acc_shape
         below = [[[Signal(word_shape, name=f"acc_{r}_{c}_{k}") for k in range(words)]
                   for c in range(C)] if r else [] for r in range(R)]
+        chain = [(f"below{k}", f"acc{k}") for k in range(words)]
         outs: list[list[dict]] = [[{} for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):
@@ -153,11 +154,9 @@ class Matrix2d(wiring.Component):
                     ports.update(a=a[r], w=w[c])
                     if spec.csa_accumulate and spec.signed:
                         ports["w_neg"] = neg_w[c]
-                for k in range(words):
-                    ports[f"below{k}"] = below[r + 1][c][k] if r + 1 < R else 0
-                outs[r][c] = place(m, f"pe_{r}_{c}", pe, **ports)
-                if r:
-                    m.d.comb += [below[r][c][k].eq(outs[r][c][f"acc{k}"]) for k in range(words)]
+                outs[r][c] = place_stacked(m, f"pe_{r}_{c}", pe, chain,
+                                           below[r + 1][c] if r + 1 < R else None,
+                                           below[r][c] if r else None, **ports)
         top = [[outs[0][c][f"acc{k}"] for k in range(words)] for c in range(C)]
         if spec.csa_accumulate:
             # One carry-propagate adder per output column, at the drain.

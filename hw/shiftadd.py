@@ -11,7 +11,7 @@ from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.hier import Block, place
+from hw.hier import Block, place_stacked
 from hw.streams import RowDrain
 
 __all__ = ["ShiftAddCore"]
@@ -137,14 +137,12 @@ class ShiftAddCore:
             self._below = [[[Signal(shape, name=f"{n}_{rr}_{cc}") for n, shape in words]
                             for cc in range(self.cols)] for rr in range(self.rows)]
         below = self._below
-        ports = dict(inputs, step=self.step, first=self.first, shift=self.shift)
-        for k, (n, _) in enumerate(words):
-            ports[f"below_{n}"] = below[r + 1][c][k] if r + 1 < self.rows else 0
-        outs = place(self.m, f"pe_{r}_{c}", block, **ports)
-        regs = tuple(outs[n] for n, _ in words)
-        if r:
-            self.m.d.comb += [b.eq(v) for b, v in zip(below[r][c], regs, strict=True)]
-        self._regs[r][c] = regs
+        outs = place_stacked(self.m, f"pe_{r}_{c}", block,
+                             [(f"below_{n}", n) for n, _ in words],
+                             below[r + 1][c] if r + 1 < self.rows else None,
+                             below[r][c] if r else None,
+                             **inputs, step=self.step, first=self.first, shift=self.shift)
+        self._regs[r][c] = tuple(outs[n] for n, _ in words)
 
     def drain(self, col_corr: Sequence[Value] | None = None, row_corr: Value | None = None,
               drop_bits: int = 0) -> None:

@@ -133,23 +133,16 @@ def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
 
 def _graph_us(torch: Any, triton: Any, step: Any, budget_ms: float
               ) -> str:  # pragma: no cover - needs a GPU
-    """The median time of ``step`` replayed from a CUDA graph, us (as text; the error's first
-    line when it cannot be captured)."""
+    """The median time of ``step`` replayed from a CUDA graph (``sim.gpu.measure.graphed``),
+    us (as text; the error's first line when it cannot be captured)."""
+    from sim.gpu.measure import graphed
+
     try:
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                step()
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            step()
-        replay = triton.testing.do_bench(g.replay, warmup=25, rep=budget_ms,
-                                         return_mode="median")
-        return f"{replay * 1e3:.3f}"
+        us = triton.testing.do_bench(graphed(torch, step), warmup=25, rep=budget_ms,
+                                     return_mode="median")
     except RuntimeError as err:
         return f"error: {str(err).splitlines()[0][:80]}"
+    return f"{us * 1e3:.3f}"
 
 
 def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - needs a GPU

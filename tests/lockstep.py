@@ -47,16 +47,21 @@ def ci_subset(points: Sequence[Any], ci: Collection[int],
 
 
 def check_gemm_amaranth(spec, case: Case, rng: np.random.Generator, *,
-                        stream: int | None = None, **stalls: float) -> Any:
+                        stream: int | None = None,
+                        operands: Callable[..., Any] = case_operands,
+                        reference: Callable[..., Any] = reference_gemm,
+                        **stalls: float) -> Any:
     """``case``'s GEMM on ``spec``'s design in amaranth.sim (``stalls``: ``p_idle`` and
     ``p_stall`` of the driver): the results bit exact and the stream protocol kept; without
     stalls, the cycles from the first input beat to the last output beat the model's
     (``gemm_compute_cycles`` and ``gemm_folds``) and every fold ``fold_cycles(stream)``
-    (``stream``: the fold's stream length, default K); with stalls, no fewer. Returns the
-    driver, for more checks."""
-    A, W = case_operands(spec, case, rng)
+    (``stream``: the fold's stream length, default K); with stalls, no fewer. ``operands``
+    and ``reference``: the kind's own drawing of a case's operands and its reference GEMM,
+    where they are not the driver's (the MX engine's block formats). Returns the driver, for
+    more checks."""
+    A, W = operands(spec, case, rng)
     got, drv = run_gemm_amaranth(spec, A, W, rng, **stalls)
-    np.testing.assert_array_equal(got, reference_gemm(spec, A, W), err_msg=case.label)
+    np.testing.assert_array_equal(got, reference(spec, A, W), err_msg=case.label)
     assert drv.check_protocol() == []
     measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
     model = gemm_compute_cycles(spec, case.M, case.N, case.K)

@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from cli_run import run
-from lockstep import ci_subset, verify_lockstep
+from lockstep import check_gemm_amaranth, ci_subset, verify_lockstep
 
 from hw.spec import SpecError, engine_from_dict, engine_kinds, load_arch
 from hw.spec.mx import MX_ELEMENTS, MxSpec, element_decode
@@ -64,13 +64,8 @@ CI_SPECS = range(len(EDGE_SPECS) + 4)
 
 
 def _check(spec: MxSpec, case: Case, rng: np.random.Generator, **stalls: float) -> None:
-    A, W = case_operands(spec, case, rng)
-    got, drv = run_gemm_amaranth(spec, A, W, rng, **stalls)
-    np.testing.assert_array_equal(got, reference_gemm(spec, A, W), err_msg=case.label)
-    assert drv.check_protocol() == []
-    measured = drv.timing[-1].last_out - drv.timing[0].first_in + 1
-    model = gemm_compute_cycles(spec, case.M, case.N, case.K)
-    assert measured == model if not stalls else measured >= model, case.label
+    check_gemm_amaranth(spec, case, rng, operands=case_operands, reference=reference_gemm,
+                        **stalls)
 
 
 @pytest.mark.parametrize("spec", ci_subset(SPECS, CI_SPECS))

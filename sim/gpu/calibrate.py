@@ -288,7 +288,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         raise ValueError(f"--energy: no {env.name} beside {energy.name} (the card's power "
                          "limit)")
     limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
-    base = dataclasses.replace(base, stream_overhead_us=_stream_overhead_us(energy))
+    overhead_us, n_short = _stream_overhead_us(energy)
+    base = dataclasses.replace(base, stream_overhead_us=overhead_us)
     cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
     # the kernels measured and energy have, held out or not: an extra file's row of one of
     # them never joins a fit (its split there can differ from theirs)
@@ -332,7 +333,7 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"read_gb_per_s = {cal.read_gb_per_s:.6g}",
         f"sustained_clock_mhz = {cal.sustained_clock_mhz:.6g}",
         f"launch_us = {cal.launch_us:.6g}",
-        f"# median us - us_loop of the {_stream_overhead_n(energy)} 'cal' rows of {energy.name} "
+        f"# median us - us_loop of the {n_short} 'cal' rows of {energy.name} "
         f"under {STREAM_OVERHEAD_MAX_US:g} us",
         f"stream_overhead_us = {cal.stream_overhead_us:.6g}",
         "peak_tflops = { " + ", ".join(f"{d} = {v:.6g}" for d, v in cal.peak_tflops.items())
@@ -371,27 +372,19 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     return cal, "\n".join(lines)
 
 
-def _short_rows(energy: Path) -> list[dict[str, str]]:
-    """The calibration rows of ``energy`` timed alone under :data:`STREAM_OVERHEAD_MAX_US`
-    that were also timed back to back (column ``us_loop``)."""
-    return [r for r in _read_csv(energy) if r.get("status", "ok") == "ok"
+def _stream_overhead_us(energy: Path) -> tuple[float, int]:
+    """What timing a kernel alone adds to it (``GpuCalibration.stream_overhead_us``): the
+    median of ``us - us_loop`` over the calibration rows of ``energy`` timed alone under
+    :data:`STREAM_OVERHEAD_MAX_US` and timed back to back too (column ``us_loop``); and how
+    many rows that is."""
+    rows = [r for r in _read_csv(energy) if r.get("status", "ok") == "ok"
             and r.get("split", "cal") == "cal" and r.get("us_loop")
             and float(r["us"]) < STREAM_OVERHEAD_MAX_US]
-
-
-def _stream_overhead_n(energy: Path) -> int:
-    return len(_short_rows(energy))
-
-
-def _stream_overhead_us(energy: Path) -> float:
-    """What timing a kernel alone adds to it (``GpuCalibration.stream_overhead_us``): the
-    median of ``us - us_loop`` over :func:`_short_rows`."""
-    rows = _short_rows(energy)
     if not rows:
         raise ValueError(f"--energy: {energy.name} has no calibration row under "
                          f"{STREAM_OVERHEAD_MAX_US:g} us timed back to back (column us_loop); "
                          "measure it with --energy-s above 0")
-    return float(np.median([float(r["us"]) - float(r["us_loop"]) for r in rows]))
+    return float(np.median([float(r["us"]) - float(r["us_loop"]) for r in rows])), len(rows)
 
 
 def _kernel(row: dict[str, str]) -> Kernel:

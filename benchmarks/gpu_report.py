@@ -793,10 +793,9 @@ def main() -> int:
     device_bound = [(e, b) for (_, b, h, _, _, _, e, _) in eager_rows if b > h]
 
     def layer_table(path: Path, on: Any) -> list[tuple[dict[str, str], float, float, float]]:
-        """Each measured layer (replayed from a graph: the fused one where the file has it,
-        else the plain torch one) with ``tpe sim model`` on ``on`` for one layer: the
-        operators repeated once per layer, divided by the layer count; (row, predicted us,
-        its GEMMs and attention us, measured us)."""
+        """Each measured fused layer (replayed from a graph) with ``tpe sim model`` on ``on``
+        for one layer: the operators repeated once per layer, divided by the layer count;
+        (row, predicted us, its GEMMs and attention us, measured us)."""
         out = []
         for r in _rows(path):
             cfg, res = simulated(r, on)
@@ -804,7 +803,7 @@ def main() -> int:
                          if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]
             total = sum(t for _, t in per_layer) * 1e6
             gemm_attn = sum(t for o, t in per_layer if o.kind != "vector") * 1e6
-            out.append((r, total, gemm_attn, float(r.get("us_fused_graph") or r["us_graph"])))
+            out.append((r, total, gemm_attn, float(r["us_fused_graph"])))
         return out
 
     layer_rows = layer_table(DATA / "layer_h100.csv", arch)

@@ -257,6 +257,10 @@ ATTN_TILE = 128
 #: (sim/data/gpu/measured_h100_v2.csv), head dim 96 takes as long per score as 128, and 32 as
 #: long as 64 (there the softmax, not the tensor cores, sets the pace).
 ATTN_HEAD_DIM_STEP = 64
+#: The smallest and largest head dim of the measured attention kernels (the second dataset's
+#: ``sim.gpu.shapes.HEAD_DIMS``; a test holds them equal). 256 is also the largest head dim
+#: PyTorch's flash SDPA kernels take; above it SDPA runs other kernels, which were not measured.
+ATTN_HEAD_DIMS_MEASURED = (32, 256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1363,6 +1367,19 @@ def format_note(op: Any, k: Kernel) -> str:
                      "cores (one FMA per output and block, one more multiply for a second "
                      "operand's scales; in series with the kernel)")
     return "; ".join(notes)
+
+
+def range_note(k: Kernel) -> str:
+    """Where a prediction leaves the measured kernels: an attention head dim outside
+    :data:`ATTN_HEAD_DIMS_MEASURED` (an extrapolation of the model); ``""`` inside."""
+    lo, hi = ATTN_HEAD_DIMS_MEASURED
+    if k.op == "gemm" or lo <= k.D <= hi:
+        return ""
+    if k.D > hi:
+        return (f"head dim {k.D} is above {hi}, the largest measured and the largest PyTorch's "
+                "flash SDPA kernels take: an extrapolation of the kernel model")
+    return (f"head dim {k.D} is below {lo}, the smallest measured: an extrapolation of the "
+            "kernel model")
 
 
 def kernel_name(k: Kernel) -> str:

@@ -494,6 +494,7 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
         format_note,
         kernel_name,
         op_estimate,
+        range_note,
     )
 
     est, memory_bound, nbytes = op_estimate(arch, op, memory)
@@ -516,6 +517,8 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
         mapping["gpu_kernel"] = kernel_name(kernel)
         if note := format_note(op, kernel):
             mapping["formats"] = note
+        if note := range_note(kernel):
+            mapping["gpu_range"] = note
     return _Inst(cycles=cycles, compute=cycles, engine=0 if isinstance(op, Vector) else cycles,
                  vector=cycles if isinstance(op, Vector) else 0, vector_ops=ops, macs=macs,
                  dram_bytes=nbytes, energy=energy, mapping=mapping,

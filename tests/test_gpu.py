@@ -464,6 +464,26 @@ def test_sim_gemm_on_a_gpu_preset_uses_the_kernel_model(capsys):
     assert d["mapping"]["gpu_kernel_model"] == "h100"
 
 
+def test_attention_outside_the_measured_head_dims_says_it_is_an_extrapolation(capsys):
+    """The measured range is the dataset's head dims; inside it no note, outside it a
+    ``gpu_range`` note that names the head dim and the bound."""
+    from sim.gpu.shapes import HEAD_DIMS
+    from sim.gpu_model import ATTN_HEAD_DIMS_MEASURED
+
+    assert ATTN_HEAD_DIMS_MEASURED == (min(HEAD_DIMS), max(HEAD_DIMS))
+    lo, hi = ATTN_HEAD_DIMS_MEASURED
+    for d, bound in ((lo, None), (hi, None), (hi + 64, str(hi)), (lo // 2, str(lo))):
+        code, out, err = run(capsys, ["sim", "attention", "--arch", "h100", "--batch", "1",
+                                      "--heads", "8", "--kv-heads", "8", "--q-len", "1",
+                                      "--kv-len", "256", "--head-dim", str(d), "--json"])
+        assert code == 0, err
+        note = json.loads(out)["mapping"].get("gpu_range")
+        if bound is None:
+            assert note is None
+        else:
+            assert f"head dim {d} " in note and bound in note and "extrapolation" in note
+
+
 def _one_kernel(capsys, tmp_path: Path, row: str, sim: list[str]) -> tuple[float, float, float]:
     """A kernel's energy in mJ as ``tpe gpu predict`` writes it, as ``tpe gpu check`` compares
     it (the statistics of a measured file of that one row, measured as 1 mJ), and as

@@ -32,7 +32,8 @@ _OPERATOR = {
     "bound": "memory when moving the DRAM bytes alone takes longer than the compute, else "
              "compute",
     "mapping": "how it was mapped: cores used, split, orientation, passes, tile, loop order, "
-               "spatial unrolling, folds; on a GPU preset the kernel it stands for",
+               "spatial unrolling, folds; on a GPU preset the kernel it stands for, and notes "
+               "where it converts formats (formats) or leaves the measured kernels (gpu_range)",
 }
 _ARCH = {
     "arch": "the architecture's name",

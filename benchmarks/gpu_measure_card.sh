@@ -5,6 +5,7 @@
 #   bash benchmarks/gpu_measure_card.sh kernels OUTDIR   # at most 9.5 min
 #   bash benchmarks/gpu_measure_card.sh models OUTDIR    # at most 9.7 min
 #   bash benchmarks/gpu_measure_card.sh layer OUTDIR     # at most 5.5 min
+#   bash benchmarks/gpu_measure_card.sh eager OUTDIR     # at most 7 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -13,13 +14,16 @@
 #          decoder layer (sim.gpu.layer), eager transformers (sim.gpu.framework), and the
 #          one-GPU half of benchmarks/scaleout_measure.py (the tensor-parallel layer's slices).
 # layer:   the decoder layer alone (plain torch and fused) and the one-GPU scale-out slices.
+# eager:   eager transformers profiled (--ops: what each pass launches, its host and device
+#          time), timed, and profiled again, on one host in one call (the host's launch time,
+#          which bounds eager decode, is a property of the machine and of the moment).
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer OUTDIR}
-out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer OUTDIR}
+part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager OUTDIR}
+out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager OUTDIR}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 case "$name" in
   *H100*) card=h100 ;;
@@ -51,6 +55,14 @@ case "$part" in
     timeout 90 python3 benchmarks/scaleout_measure.py --single --out "$out/scaleout_single_${card}.csv" \
       || echo "scaleout exited $?"
     ;;
-  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer OUTDIR" >&2; exit 2 ;;
+  eager)
+    timeout 140 python3 -m sim.gpu.framework --ops --out "$out/framework_ops_${card}.csv" \
+      || echo "profile exited $?"
+    timeout 140 python3 -m sim.gpu.framework --out "$out/framework_${card}.csv" --budget-ms 200 \
+      || echo "framework exited $?"
+    timeout 140 python3 -m sim.gpu.framework --ops --out "$out/framework_ops_${card}_after.csv" \
+      || echo "profile exited $?"
+    ;;
+  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager OUTDIR" >&2; exit 2 ;;
 esac
 ls -la "$out"

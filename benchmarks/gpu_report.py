@@ -2,7 +2,7 @@
 """Write docs/gpu.md: the GPU presets against the kernels measured on the device.
 
 Everything in the page is computed here from the committed measurements
-(``sim/data/gpu/measured_*.csv``, ``layer_h100.csv``, ``framework_h100.csv``) and the presets:
+(``sim/data/gpu/measured_*.csv``, ``layer_h100.csv``, ``framework_*.csv``) and the presets:
 
 1. the ``tpe gpu check`` statistics per split, op, dtype and category (alignment, head dim,
    causal), and its plot, for the ``h100`` preset on the dataset it was calibrated on
@@ -692,7 +692,13 @@ def main() -> int:
     from sim.cli.gpu import _kernels, _plot, _predict, check_rows, finer_verdict
     from sim.gpu.framework import EAGER_FIT_MODEL, profiled_passes
     from sim.gpu.measure import ENERGY_SETS
-    from sim.gpu_model import kernel_bytes_flops, load_eager
+    from sim.gpu_model import (
+        ATTN_HEAD_DIMS_MEASURED,
+        Kernel,
+        kernel_bytes_flops,
+        load_eager,
+        range_note,
+    )
     from sim.model import simulate_model
 
     arch = load_arch("h100")
@@ -762,16 +768,19 @@ def main() -> int:
         ops = lower(cfg, phase=r["phase"], batch=batch, seq=seq, quant="bf16")
         return cfg, simulate_model(on, ops, phase=r["phase"], batch=batch, seq=seq)
 
+    # the eager run the constants are fitted on (profiled and timed in one device call), and
+    # the other timed runs of the same passes
     framework = [(r, simulated(r)[1].seconds * 1e6, float(r["us"]))
-                 for r in _rows(DATA / "framework_h100.csv")]
-    repeat = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100_repeat.csv")}
+                 for r in _rows(DATA / "framework_h100_b.csv")]
+    other_runs = {name: {_case(r): float(r["us"]) for r in _rows(DATA / name)}
+                  for name in ("framework_h100.csv", "framework_h100_repeat.csv")}
 
     # what eager transformers launches per pass (torch.profiler), against the eager lowering
-    passes = profiled_passes(DATA / "framework_ops_h100.csv")
+    passes = profiled_passes(DATA / "framework_ops_h100_b.csv")
     eager_rows = []
     eager = load_eager("h100")
     eager_pred: dict[tuple[str, str, str, str], tuple[float, float]] = {}
-    timed = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100.csv")}
+    timed = {_case(r): float(r["us"]) for r in _rows(DATA / "framework_h100_b.csv")}
     def eager_run(on: Any, model: str, phase: str, batch: int, seq: int) -> tuple[Any, Any]:
         """``tpe sim model --runtime eager`` on ``on`` for one pass: (its ops, the result)."""
         ops = lower(load_model(model), phase=phase, batch=batch, seq=seq, quant="bf16",
@@ -816,7 +825,19 @@ def main() -> int:
     eager_h200 = [(r, eager_run(h200, r["model"], r["phase"], int(r["batch"]),
                                 int(r["seq"]))[1].seconds * 1e6, float(r["us"]))
                   for r in _rows(DATA / "framework_h200.csv")]
+    # every timed eager run against --runtime eager on its card's preset:
+    # (file, card, [(model, predicted / timed - 1)])
+    eager_runs = []
+    for name, on in (("framework_h100_b.csv", arch), ("framework_h100_repeat.csv", arch),
+                     ("framework_h100.csv", arch), ("framework_h200.csv", h200)):
+        rs = _rows(DATA / name)
+        eager_runs.append((name, rs[0]["gpu"], [
+            (r["model"], eager_run(on, r["model"], r["phase"], int(r["batch"]),
+                                   int(r["seq"]))[1].seconds * 1e6 / float(r["us"]) - 1)
+            for r in rs]))
 
+    slow_run = statistics.median(other_runs["framework_h100.csv"][c] / timed[c] - 1
+                                 for c, b, h, *_ in eager_rows if h > b)
     held = {fam: s for (split, fam, g), s in stats.items() if split == "held" and g == "all"}
     lines = [
         "# GPU presets against measured kernels",
@@ -861,6 +882,14 @@ def main() -> int:
         "`D`); `dtype` is `bf16`, `fp16`, `fp8` or `int8` (attention: bf16 or fp16). An "
         "optional `causal` column (1 or 0, `attn_prefill` rows only; empty means 1) runs a "
         "prefill without the causal mask.",
+        "",
+        "The measured attention kernels have head dims "
+        f"{ATTN_HEAD_DIMS_MEASURED[0]} to {ATTN_HEAD_DIMS_MEASURED[1]} "
+        f"({ATTN_HEAD_DIMS_MEASURED[1]} is also the largest PyTorch's flash SDPA kernels "
+        "take). Outside that range `tpe sim attention` and `tpe sim model` on a GPU preset "
+        "still predict, from the same model, and say so: the operator's mapping carries a "
+        f"`gpu_range` note (`{range_note(Kernel(op='attn_decode', dtype='bf16', D=512))}`), "
+        "printed with the mapping and in the JSON.",
         "",
         "Beside the time (`us`, `us_p20`, `us_p80`) each kernel gets its energy and clock: "
         "after the timing it runs back to back (replays of a CUDA graph of several launches, "
@@ -971,7 +1000,7 @@ def main() -> int:
         "",
         "`sim/gpu/framework.py` times Hugging Face transformers' `LlamaForCausalLM` (random bf16 "
         "weights, SDPA, its own KV cache, no CUDA graphs: what `model(input_ids)` launches) "
-        "on the card (`framework_h100.csv`): a prefill and one decode step. Next to it, "
+        "on the card (`framework_h100_b.csv`): a prefill and one decode step. Next to it, "
         "`tpe sim model --arch h100 --quant bf16`, whose lowering is a serving engine's "
         "(fused element-wise passes, the cache written in place):",
         "",
@@ -985,14 +1014,17 @@ def main() -> int:
         "step launches each layer's unfused element-wise kernels from Python and appends to "
         "the cache by concatenation: the prediction stands for a fused serving engine, not "
         "for eager PyTorch. A decode repetition is the next generation step (the cache grows "
-        "by a token); run to run, the same cases measured again "
-        "(`framework_h100_repeat.csv`) differ by "
-        f"{_spread([(repeat[_case(r)], meas) for r, _, meas in framework])}.",
+        "by a token); run to run, the same cases measured in two other device calls differ "
+        "from these by "
+        + " and by ".join(
+            f"{_spread([(run[_case(r)], meas) for r, _, meas in framework])} "
+            f"(`{name}`)" for name, run in other_runs.items()) + ".",
         "",
         "### What eager transformers launches",
         "",
         "`python -m sim.gpu.framework --ops` profiles the same passes (`torch.profiler`, "
-        "`framework_ops_h100.csv`): every ATen operator that runs device work, with its "
+        "`framework_ops_h100_b.csv`, in the same device call as the timed passes): every "
+        "ATen operator that runs device work, with its "
         "calls, its device time and its host time, and per pass the host time of the call "
         "alone (Python returning before the GPU finishes), the device's busy time and the "
         "wall time. `lower(..., runtime=\"eager\")` (`models/llm.py`) is that pass as "
@@ -1001,12 +1033,21 @@ def main() -> int:
         "prefill:",
         "",
         "| model | phase | batch | seq | device busy (us) | host (us) | wall (us) | "
-        "kernels profiled | eager lowering | host us per kernel | element-wise device us "
-        "per GB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "timed (us) | kernels profiled | eager lowering | timed us per kernel (host-bound) | "
+        "element-wise device us per GB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(f"| {c[0]} | {c[1]} | {c[2]} | {c[3]} | {busy:.0f} | {host:.0f} | {wall:.0f} | "
-          f"{n:.0f} | {lowered} | {host / n:.1f} | {elem_us / (nbytes / 1e9):.0f} |"
+          f"{timed[c]:.0f} | {n:.0f} | {lowered} | "
+          f"{f'{timed[c] / n:.1f}' if host > busy else '-'} | "
+          f"{elem_us / (nbytes / 1e9):.0f} |"
           for c, busy, host, wall, n, lowered, elem_us, nbytes in eager_rows),
+        "",
+        "Under the profiler's session the host-bound passes' host time ran "
+        f"{_fraction_range([(h, timed[c]) for c, b, h, *_ in eager_rows if h > b])} of the "
+        "same passes timed (CUDA events around the call, `python -m sim.gpu.framework`): the "
+        "host's time per kernel is therefore taken from the timed passes "
+        "(`--fit-eager OPS_CSV --timed TIMED_CSV`), the profile deciding which passes the "
+        "host bounds and what the device does.",
         "",
         "`tpe sim model --arch h100 --quant bf16 --runtime eager` prices that lowering: the "
         "GEMMs and attention as the kernel model does, each element-wise kernel at "
@@ -1015,7 +1056,7 @@ def main() -> int:
         f"({eager.host_launch_us['prefill']:.1f} us in prefill, "
         f"{eager.host_launch_us['decode']:.1f} us in decode), the device waiting for the "
         "host when its own work is shorter (`eager_h100.toml`, written by `python -m "
-        "sim.gpu.framework --fit-eager` from the profile: fitted on "
+        "sim.gpu.framework --fit-eager` from the profile and the timed passes: fitted on "
         f"{EAGER_FIT_MODEL}'s passes, {_held_model(passes)}'s held out):",
         "",
         "| model | phase | batch | seq | device busy (us) | predicted device (us) | "
@@ -1028,12 +1069,32 @@ def main() -> int:
         "",
         "Decode, and prefill of a few hundred tokens, are bound by the host: the wall time "
         "is the host's, several times the device's busy time. The host's time per kernel "
-        f"ranged from {min(h / n for _, _, h, _, n, *_ in eager_rows):.0f} to "
-        f"{max(h / n for _, _, h, _, n, *_ in eager_rows):.0f} us in this one run: it is a "
-        "property of the machine and of what else runs on it, which a model of the GPU "
-        "cannot predict to 10%. Long prefill is bound by the device, where the unfused "
-        "element-wise kernels take "
+        "ranged from "
+        f"{min(timed[c] / n for c, b, h, _, n, *_ in eager_rows if h > b):.0f} to "
+        f"{max(timed[c] / n for c, b, h, _, n, *_ in eager_rows if h > b):.0f} us over the "
+        "host-bound passes of this one run: it is a property of the machine and of what else "
+        "runs on it (`--host-launch-us` sets yours). Long prefill is bound by the device, "
+        "where the unfused element-wise kernels take "
         f"{_fraction_range(device_bound)} of the busy time.",
+        "",
+        "Every timed run of these passes against `--runtime eager` on its card's preset "
+        "(the H200's with the H100 host's constants), all passes and those of the held-out "
+        "model:",
+        "",
+        "| run | card | passes | mean error | largest | within 10% | held out: mean | "
+        "largest |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(f"| `{name}` | {card} | {len(errs)} | "
+          f"{statistics.mean(abs(e) for _, e in errs):.1%} | "
+          f"{max((e for _, e in errs), key=abs):+.0%} | "
+          f"{sum(abs(e) <= 0.10 for _, e in errs)} | "
+          f"{statistics.mean(abs(e) for m, e in errs if m != EAGER_FIT_MODEL):.1%} | "
+          f"{max((e for m, e in errs if m != EAGER_FIT_MODEL), key=abs):+.0%} |"
+          for name, card, errs in eager_runs),
+        "",
+        "One run (`framework_h100.csv`, an earlier device call) ran the host-bound passes "
+        f"a median {slow_run:.0%} slower than the fit's run: its host launched kernels more "
+        "slowly.",
         "",
         "## The `h200` preset against an H200",
         "",
@@ -1113,8 +1174,8 @@ def main() -> int:
         "",
         "On this machine eager transformers is within "
         f"{max(abs(p / m - 1) for _, p, m in eager_h200):.0%} of the eager prediction "
-        f"(mean {statistics.mean(abs(p / m - 1) for _, p, m in eager_h200):.0%}; the H100 "
-        "machine's own run, above, was slower than its profile). The fused layer, whose "
+        f"(mean {statistics.mean(abs(p / m - 1) for _, p, m in eager_h200):.0%}). The fused "
+        "layer, whose "
         "kernels are the ones `tpe sim model`'s default lowering counts, is within "
         f"{max(abs(t / m - 1) for _, t, _, m in layer_h200):.1%} of the prediction (mean "
         f"{statistics.mean(abs(t / m - 1) for _, t, _, m in layer_h200):.1%}); the plain "

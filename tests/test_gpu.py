@@ -612,44 +612,60 @@ def _eager_result(r: dict, host_us: float | None = None):
                           seq=int(r["seq"]), runtime="eager", host_launch_us=host)
 
 
+#: The eager run the constants are fitted on: profiled and timed on one host in one call.
+EAGER_PROFILE, EAGER_TIMED = DATA / "framework_ops_h100_b.csv", DATA / "framework_h100_b.csv"
+
+
 def test_eager_constants_are_what_the_fit_writes(tmp_path):
     """sim/data/gpu/eager_h100.toml is python -m sim.gpu.framework --fit-eager's output on the
-    committed profile, byte for byte."""
-    from sim.gpu.framework import write_eager
+    committed profile and its timed passes, byte for byte."""
+    from sim.gpu.framework import main
 
     out = tmp_path / "eager.toml"
-    write_eager(DATA / "framework_ops_h100.csv", out, "h100")
+    assert main(["--fit-eager", str(EAGER_PROFILE), "--timed", str(EAGER_TIMED),
+                 "--out", str(out)]) == 0
     assert out.read_text() == (DATA / "eager_h100.toml").read_text()
 
 
-def test_eager_runtime_predicts_held_out_transformers_passes():
-    """On the model the eager constants were not fitted on (Llama-3-8B), every pass the
-    device bounds (busier device than host, as profiled) is predicted within 10% of its
-    timed eager transformers run (framework_h100.csv), the device's busy time of every pass
-    within 25% (the element-wise kernels' fixed cost is one constant); the host-bound passes'
-    time per launch lies in the range the constants report."""
-    from sim.gpu.framework import EAGER_FIT_MODEL, profiled_passes
-    from sim.gpu_model import load_eager
+def test_eager_fit_refusals(tmp_path, capsys):
+    """--timed without --fit-eager, a missing file, and a timed run lacking a profiled pass
+    each exit 2 with one line naming the flag; nothing is written."""
+    from sim.gpu.framework import main
 
-    eager = load_eager("h100")
+    out = tmp_path / "eager.toml"
+    short = tmp_path / "short.csv"
+    lines = EAGER_TIMED.read_text().splitlines()
+    short.write_text("\n".join(lines[:-1]) + "\n")
+    for argv, flag in ((["--timed", str(EAGER_TIMED)], "--timed"),
+                       (["--fit-eager", str(tmp_path / "none.csv")], "--fit-eager"),
+                       (["--fit-eager", str(EAGER_PROFILE), "--timed", str(short)], "--timed")):
+        assert main([*argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {flag}") and "\n" not in err, err
+        assert not out.exists()
+
+
+def test_eager_runtime_predicts_held_out_transformers_passes():
+    """On the model the eager constants were not fitted on (Llama-3-8B), every pass of the
+    fit's run is predicted within 25% of its timed eager transformers run, six of the eight
+    within 10% (the host's launch time moves by tens of percent from pass to pass and run to
+    run: docs/gpu.md); the device's busy time of every pass within 25% of the profile's (the
+    element-wise kernels' fixed cost is one constant)."""
+    from sim.gpu.framework import EAGER_FIT_MODEL, profiled_passes
+
     timed = {(r["model"], r["phase"], int(r["batch"]), int(r["seq"])): float(r["us"])
-             for r in rows(DATA / "framework_h100.csv")}
-    held = [p for p in profiled_passes(DATA / "framework_ops_h100.csv")
-            if p["model"] != EAGER_FIT_MODEL]
+             for r in rows(EAGER_TIMED)}
+    held = [p for p in profiled_passes(EAGER_PROFILE) if p["model"] != EAGER_FIT_MODEL]
     assert len(held) >= 8
-    device_bound = 0
+    errors = []
     for p in held:
         res = _eager_result({k: str(v) for k, v in p.items()})
         device_us = (res.cycles - res.host_wait_cycles) / res.arch.clock_mhz
         assert device_us == pytest.approx(p["busy_us"], rel=0.25), p
-        key = (p["model"], p["phase"], p["batch"], p["seq"])
-        if p["busy_us"] > p["host_us"]:
-            device_bound += 1
-            assert res.seconds * 1e6 == pytest.approx(timed[key], rel=0.10), p
-        else:
-            lo, hi = eager.host_launch_us_range[p["phase"]]
-            assert lo <= p["host_us"] / p["launches"] <= hi
-    assert device_bound >= 3
+        measured = timed[(p["model"], p["phase"], p["batch"], p["seq"])]
+        errors.append(abs(res.seconds * 1e6 / measured - 1))
+    assert max(errors) <= 0.25, errors
+    assert sum(e <= 0.10 for e in errors) >= 6, errors
 
 
 def test_eager_host_bound_decode_moves_with_the_hosts_launch_time(capsys):

@@ -653,13 +653,16 @@ def test_json_round_trip(tmp_path: Path, cfg: ModelConfig, drop_defaults: bool) 
 _GPU_DATA = Path(__file__).resolve().parents[1] / "sim" / "data" / "gpu"
 
 
-def _measured_launches() -> dict[tuple[str, str, int, int], float]:
-    """Device operators per forward pass of eager transformers, as profiled on the card
-    (``framework_ops_h100.csv``: the calls of every ATen operator that ran device work)."""
+def _measured_launches() -> list[tuple[tuple[str, str, int, int], float]]:
+    """Device operators per forward pass of eager transformers, as profiled on the card in
+    each profile (``framework_ops_h100*.csv``: the calls of every ATen operator that ran
+    device work)."""
     from sim.gpu.framework import profiled_passes
 
-    return {(p["model"], p["phase"], p["batch"], p["seq"]): p["launches"]
-            for p in profiled_passes(_GPU_DATA / "framework_ops_h100.csv")}
+    return [((p["model"], p["phase"], p["batch"], p["seq"]), p["launches"])
+            for name in ("framework_ops_h100.csv", "framework_ops_h100_b.csv",
+                         "framework_ops_h100_b_after.csv")
+            for p in profiled_passes(_GPU_DATA / name)]
 
 
 def test_eager_lowering_launches_what_transformers_launches() -> None:
@@ -668,8 +671,8 @@ def test_eager_lowering_launches_what_transformers_launches() -> None:
     over passes), and its element-wise work is what the fused lowering's is, unfused: more
     bytes, the same GEMMs but the head's (every position's logits)."""
     measured = _measured_launches()
-    assert len(measured) >= 16
-    for (name, phase, batch, seq), launches in measured.items():
+    assert len(measured) >= 48
+    for (name, phase, batch, seq), launches in measured:
         cfg = load_model(name)
         eager = lower(cfg, phase=phase, batch=batch, seq=seq, quant="bf16", runtime="eager")
         fused = lower(cfg, phase=phase, batch=batch, seq=seq, quant="bf16")

@@ -140,7 +140,7 @@ def _model_args(model: argparse.ArgumentParser) -> None:
     model.add_argument("--host-launch-us", type=float, default=None, metavar="US",
                        help="with --runtime eager: the host's time to launch one kernel, in us "
                             "(default: measured on the card's host per phase; measure yours "
-                            "with python -m sim.gpu.framework --ops)")
+                            "with python -m sim.gpu.framework, --ops and --fit-eager --timed)")
     par = model.add_argument_group(
         "several devices", "split the pass over devices of the architecture, joined by its "
         "[interconnect] (tensor, pipeline and expert parallelism; docs/scaleout.md)")

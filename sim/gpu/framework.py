@@ -252,19 +252,32 @@ def profiled_passes(path: Path) -> list[dict[str, Any]]:
     return list(cases.values())
 
 
-def fit_eager(path: Path, read_gb_per_s: float) -> dict[str, Any]:
+def _timed(path: Path) -> dict[tuple[str, str, int, int], float]:
+    """The timed passes of a :func:`run` CSV: per (model, phase, batch, seq) its median us."""
+    with open(path, newline="") as f:
+        return {(r["model"], r["phase"], int(r["batch"]), int(r["seq"])): float(r["us"])
+                for r in csv.DictReader(f) if r.get("status", "ok") == "ok" and r.get("us")}
+
+
+def fit_eager(path: Path, read_gb_per_s: float, timed: Path | None = None) -> dict[str, Any]:
     """The eager constants (:class:`sim.gpu_model.EagerCalibration`) from an ``--ops``
     profile: the element-wise kernels' device time of each pass of :data:`EAGER_FIT_MODEL`
     fitted as ``kernels x kernel_us + bytes / (elementwise_eff x read_gb_per_s)`` (least
     squares on relative error; the bytes those of ``lower(..., runtime="eager")``), and the
-    host's time per launched kernel: the median over that model's host-bound passes (host
-    time above the device's busy time), its range over every host-bound pass."""
+    host's time per launched kernel: the median over that model's host-bound passes (the
+    profile's host time above the device's busy time), its range over every host-bound pass.
+
+    ``timed``: a timed run of the same passes (:func:`run`'s CSV, measured on the same host);
+    a host-bound pass's time per kernel is then its timed time over its kernels (what the
+    prediction is compared with) instead of the profile's host time (taken under the
+    profiler's session, it ran up to 2x above the timed pass on one host)."""
     import numpy as np
 
     from models.llm import load_model, lower
     from models.ops import Vector
 
     passes = profiled_passes(path)
+    times = _timed(timed) if timed is not None else {}
     rows, rhs = [], []
     for p in passes:
         if p["model"] != EAGER_FIT_MODEL:
@@ -277,11 +290,21 @@ def fit_eager(path: Path, read_gb_per_s: float) -> dict[str, Any]:
         rhs.append(1.0)
     (kernel_us, inv_eff), *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
     bound = [p for p in passes if p["host_us"] > p["busy_us"]]
+
+    def host_us(p: dict[str, Any]) -> float:
+        if timed is None:
+            return p["host_us"]
+        key = (p["model"], p["phase"], p["batch"], p["seq"])
+        if key not in times:
+            raise ValueError(f"--timed: {timed.name} has no timed pass {key} of the profile "
+                             f"{path.name}; time the same cases")
+        return times[key]
+
     host: dict[str, float] = {}
     spread: dict[str, list[float]] = {}
     for phase in ("prefill", "decode"):
-        per = [p["host_us"] / p["launches"] for p in bound if p["phase"] == phase]
-        fit = [p["host_us"] / p["launches"] for p in bound
+        per = [host_us(p) / p["launches"] for p in bound if p["phase"] == phase]
+        fit = [host_us(p) / p["launches"] for p in bound
                if p["phase"] == phase and p["model"] == EAGER_FIT_MODEL]
         if not fit:
             raise ValueError(f"--fit-eager: {path.name} has no host-bound {phase} pass of "
@@ -294,26 +317,32 @@ def fit_eager(path: Path, read_gb_per_s: float) -> dict[str, Any]:
             "passes": len(passes), "fit_passes": len(rows), "host_bound": len(bound)}
 
 
-def write_eager(profile: Path, out: Path, calibration: str) -> dict[str, Any]:
-    """:func:`fit_eager` on ``profile`` with calibration ``calibration``'s bandwidth, written
-    as ``out`` (``sim/data/gpu/eager_<calibration>.toml``)."""
+def write_eager(profile: Path, out: Path, calibration: str,
+                timed: Path | None = None) -> dict[str, Any]:
+    """:func:`fit_eager` on ``profile`` (and ``timed``) with calibration ``calibration``'s
+    bandwidth, written as ``out`` (``sim/data/gpu/eager_<calibration>.toml``)."""
     from sim.gpu_model import load_calibration
 
     cal = load_calibration(calibration)
     with open(profile, newline="") as f:
         first = next(csv.DictReader(f))
-    fit = fit_eager(profile, cal.read_gb_per_s)
+    fit = fit_eager(profile, cal.read_gb_per_s, timed)
+    host_of = (f"its timed time ({timed.name})" if timed is not None
+               else "its profiled host time")
     text = (
         "# Eager-PyTorch constants of the card, written by python -m sim.gpu.framework "
         "--fit-eager\n"
         f"# from {profile.name} (torch.profiler of eager transformers passes; transformers "
-        f"{first['transformers']}, torch {first['torch']}).\n"
-        f'card = "{first["gpu"]}"\n'
+        f"{first['transformers']}, torch {first['torch']})"
+        + (f" and {timed.name} (the same passes timed).\n" if timed is not None else ".\n")
+        + f'card = "{first["gpu"]}"\n'
         f'source = "{profile.name}: {fit["fit_passes"]} passes of {EAGER_FIT_MODEL} fitted, '
         f'{fit["passes"] - fit["fit_passes"]} held out; calibration {calibration}"\n\n'
         "[measured]\n"
-        "# host time per launched kernel, per phase: median of the fitted model's host-bound\n"
-        f"# passes; range over all {fit['host_bound']} host-bound passes of the phase\n"
+        "# host time per launched kernel, per phase: the median over the fitted model's "
+        "host-bound\n# passes (profiled host time above the device's busy time) of "
+        f"{host_of} over its kernels;\n"
+        f"# the range over all {fit['host_bound']} host-bound passes of the phase\n"
         "host_launch_us = { " + ", ".join(
             f"{k} = {v:.4g}" for k, v in fit["host_launch_us"].items()) + " }\n"
         "host_launch_us_range = { " + ", ".join(
@@ -372,14 +401,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit-eager", type=Path, metavar="OPS_CSV",
                    help="instead of measuring, fit the eager constants from an --ops profile "
                         "and write them to --out (no GPU needed)")
+    p.add_argument("--timed", type=Path, metavar="TIMED_CSV",
+                   help="with --fit-eager: the same passes timed on the same host (this "
+                        "command's CSV without --ops); the host's time per kernel is then a "
+                        "timed pass over its kernels, not the profile's host time")
     p.add_argument("--calibration", default="h100",
                    help="with --fit-eager: the card's calibration (its streaming bandwidth)")
     args = p.parse_args(argv)
+    if args.timed is not None and args.fit_eager is None:
+        print("error: --timed: only with --fit-eager (it times nothing itself)", file=sys.stderr)
+        return 2
     if args.fit_eager is not None:
-        if not args.fit_eager.is_file():
-            print(f"error: --fit-eager: no file {args.fit_eager}", file=sys.stderr)
+        for flag, path in (("--fit-eager", args.fit_eager), ("--timed", args.timed)):
+            if path is not None and not path.is_file():
+                print(f"error: {flag}: no file {path}", file=sys.stderr)
+                return 2
+        try:
+            fit = write_eager(args.fit_eager, args.out, args.calibration, args.timed)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
             return 2
-        fit = write_eager(args.fit_eager, args.out, args.calibration)
         print(f"wrote {args.out}: {fit}")
         return 0
     try:

@@ -67,13 +67,22 @@ H100, as ``sim.gpu.measure --kernels`` recorded it: ``measured_h100_v2_decode_ke
 ``measured_h100_decode.csv``): a CTA takes up to 16 query heads of one KV head and one half of
 a head dim over 128 (at head dim 256 two CTAs each write 128 of the output's columns, both
 reading all of K for the scores), and its share of the cache's tokens (split-KV when the
-(sequence, head group) pairs leave SMs idle, then a second kernel combines the splits). The
-time: the cache read once from HBM at the achieved bandwidth, or the bytes the CTAs read
-together (K by every head group and half, V by every head group) at the L2's bandwidth, the
-larger; plus the softmax's work per score, a second fixed cost that ramps in with the bytes
-(the tail of large kernels) and the combine kernel, its cost growing with the splits and the
-head dim (measured: 2 to 6.5 us). This L2 term is what makes multi-query decode at head dim
-256 slow: 32 query heads over one KV head are two head groups, each reading K twice.
+(sequence, head group) pairs leave SMs idle, then a second kernel combines the splits). Each
+CTA walks its share of the cache in key tiles of 128 tokens, loading for every tile K and V at
+the tile's head dim (the recorded kernels' ``16x128xD`` tiles: :func:`_kernel_head_dim`, so
+head dim 32 loads as 64, 96 as 128, and each of the two CTAs of head dim 256 loads all of V).
+The time: the largest of the cache read once from HBM at the achieved bandwidth; the busiest
+SM's CTAs, their tiles loaded at the SM's share of the L2's bandwidth to the SMs (fitted, at
+least what a recorded kernel's SMs loaded) and each CTA's own start and end in turn; and one
+CTA's walk, its tiles one after another at a fitted time per tile (held out, a CTA alone on
+its SM stepped through a tile in about 0.95 us: head dim 32 over 32768 tokens, 128 CTAs,
+took 249 us on the H100 and 257 on the H200, whose HBM streams its cache in 178 and 124).
+Plus the softmax's work per score, a second fixed cost that ramps in with the bytes (the tail
+of large kernels) and the combine kernel, its cost growing with the splits and the head dim
+(measured: 2 to 6.5 us). The SMs' loads are what make multi-query decode slow at large head
+dims: 32 query heads over one KV head are two head groups, each loading the whole cache (at
+head dim 256 twice), at the L2's bandwidth and not the HBM's (so as slow on the H200 as on the
+H100); the walk is what makes a few long CTAs slow at small head dims.
 
 **Quantized kernels** (``sim/data/gpu/measured_h100_quant.csv``; the decode rows again in
 ``measured_h100_quant_graph.csv`` and the GEMM rows in ``measured_h100_quant_w4_graph.csv``,
@@ -392,7 +401,8 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # A and W tiles from L2 into shared memory (cp.async / ld of 2 bytes for align1, 4 for
     # align2 and int8's align-4 kernels, instead of the aligned kernels' 16-byte TMA loads): a
     # CTA's step along K moves (BM + BN) elements and takes at least their bytes at its SM's
-    # share of it (FALLBACK_TILES); at most the 8 TB/s decode_l2_gb_per_s is bounded by
+    # share of it (FALLBACK_TILES); at most 8 TB/s, about what the decode kernels' SMs load
+    # from L2 at the most (decode_l2_gb_per_s)
     "align1_load_gb_per_s": (2000.0, 200.0, 8000.0),
     "align2_load_gb_per_s": (2500.0, 200.0, 8000.0),
     # int8 padded to 8 with K off 16 (CUTLASS's i16832 align-4 kernels): their tensor-core
@@ -424,11 +434,20 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "decode_ramp_mb": (100.0, 1.0, 2000.0),
     # decode scores per ns, whole chip (the softmax's work beside streaming the cache)
     "decode_score_rate": (500.0, 10.0, 100000.0),
-    # the bandwidth of the L2 to the SMs that the decode CTAs' reads (the cache once per
-    # head group and half of the head dim, sdpa_decode_grid) share, GB/s: fitted (the L2's
-    # own bandwidth was not measured here); at least the measured HBM streaming read, at
-    # most 8 TB/s (below the L2 bandwidth microbenchmarks report for Hopper)
-    "decode_l2_gb_per_s": (5000.0, 3000.0, 8000.0),
+    # the bandwidth of the L2 to the SMs, whole chip, GB/s, of which each SM has an even share
+    # for its decode CTAs' tile loads (K and V of every key tile at the kernel's head dim:
+    # _decode_us): fitted (the L2's own bandwidth was not measured here); at least what the
+    # busiest SMs loaded in a calibration row's recorded kernel (B16 H32 Hkv1 S32768 D256,
+    # measured_h100_v2_decode_kernels.csv: 512 CTAs, so 4 on an SM, each 32 tiles of 128 KiB,
+    # in 277.3 us: 60.5 GB/s an SM, 7.99 TB/s over 132), at most what the SMs' shared memory
+    # takes in (128 B per clock per SM, whitepaper, at the sustained 1350 MHz: 22.8 TB/s)
+    "decode_l2_gb_per_s": (10000.0, 7987.0, 22800.0),
+    # one decode CTA's step over a key tile (its loads, products and softmax in sequence), ns
+    "decode_tile_ns": (900.0, 100.0, 5000.0),
+    # a decode CTA's own start and end (its queries in, its output or partial out), us, which
+    # the CTAs one SM runs pay in turn: one key tile a CTA took 6.0 us over 128 CTAs (one per
+    # SM) and 14.1 over 512 (B1 and B16, H32 Hkv1 D256, kernels of measured_h100_decode.csv)
+    "decode_cta_us": (1.0, 0.0, 10.0),
     # the split-KV combine kernel (cuDNN's lean_reduction_kernel): its fixed cost, and its
     # cost per split per 128 of the head dim (measured 1.8 to 6.5 us: the kernels columns of
     # measured_h100_decode.csv)
@@ -976,11 +995,16 @@ def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[flo
     nbytes = kernel_bytes_flops(k)[0]  # the cache, the query and the output
     bw = cal.read_gb_per_s * 1e9 * p["decode_bw_eff"]
     groups, halves, splits = sdpa_decode_grid(k.B, k.H, k.Hkv, k.S, k.D)
-    # what the CTAs read together: K by every head group and half of the head dim, V by every
-    # head group (its half); from L2 where the cache is read more than once
-    kv_bytes = k.B * k.S * k.D * (k.w_bytes or _stored_bytes(k))
-    l2_bytes = kv_bytes * groups * (halves + 1)
-    t_read = max(nbytes / bw, l2_bytes / (p["decode_l2_gb_per_s"] * 1e9))
+    # every CTA walks its split's key tiles, loading K and V of each at the kernel's head dim;
+    # the busiest SM's CTAs load theirs at its share of the L2's bandwidth to the SMs and pay
+    # their own start and end in turn, and a CTA steps through its tiles no faster than
+    # decode_tile_ns each
+    tiles = _cdiv(k.S, splits * ATTN_TILE)
+    tile_bytes = 2 * ATTN_TILE * _kernel_head_dim(k.D) * (k.w_bytes or _stored_bytes(k))
+    per_sm = _cdiv(k.B * groups * halves * splits, cal.sm_count)
+    t_sm = per_sm * (tiles * tile_bytes / (p["decode_l2_gb_per_s"] * 1e9 / cal.sm_count)
+                     + p["decode_cta_us"] * 1e-6)
+    t_read = max(nbytes / bw, t_sm, tiles * p["decode_tile_ns"] * 1e-9)
     # a second fixed cost that ramps in with the bytes (large kernels' tail), and the split-KV
     # combine kernel
     ramp = p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))

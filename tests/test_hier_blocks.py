@@ -67,9 +67,12 @@ def test_one_module_per_block_instantiated_per_position(point: dict[str, Any]) -
     check_blocks(text, spec.name, placements(spec))
 
 
-@pytest.mark.parametrize("kind", [dict(kind="lut", group=3), dict(kind="bitplane", depth=4),
+@pytest.mark.parametrize("kind", [dict(kind="lut", group=3),
+                                  dict(kind="lut", group=2, symmetric=False, carry_save=True),
+                                  dict(kind="bitplane", depth=4),
+                                  dict(kind="bitplane", depth=3, encoding="bipolar"),
                                   dict(kind="mx", block=2, formats="fp8_e4m3+fp4_e2m1")],
-                         ids=lambda p: p["kind"])
+                         ids=lambda p: "-".join(str(v) for v in p.values()))
 def test_block_modules_do_not_grow_with_the_array(kind: dict[str, Any]) -> None:
     """A block's module text is the same on a 2x2 and a 4x3 array: its logic (and its
     anonymous wires) is written once, whatever the number of placements."""

@@ -51,13 +51,13 @@ from typing import Any
 
 from amaranth import Array, Cat, Module, Shape, Signal, Value
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from hw.arith import const_terms, popcount, tree_sum
 from hw.hier import Block
 from hw.shiftadd import ShiftAddCore
 from hw.spec.bitplane import BitplaneSpec, bipolar_offset, plane_schedule
-from hw.streams import signature_members, tile_lane_order, tile_layouts
+from hw.streams import operand_shapes, signature_members, tile_lane_order, tile_layouts
 
 __all__ = ["COMPONENT", "BitplaneArray", "lane_order", "stream_layouts"]
 
@@ -90,18 +90,6 @@ class BitplaneArray(wiring.Component):
         core = ShiftAddCore(m, self, rows=R, cols=C, steps=ab * wb, acc_width=width,
                             p_shape=p_shape, carry_save=spec.carry_save)
 
-        # Stage registers: the raw bits of the beat's lanes. Bipolar reads a signed operand
-        # in offset binary (sign bit inverted) so that every plane is a {-1, +1} plane.
-        flip_a = (1 << (ab - 1)) if bipolar and spec.signed else 0
-        flip_w = (1 << (wb - 1)) if bipolar and spec.signed else 0
-        a_reg = [Signal(ab, name=f"a_reg{n}") for n in range(R * D)]
-        w_reg = [Signal(wb, name=f"w_reg{n}") for n in range(C * D)]
-        with m.If(core.accept):
-            m.d.sync += [a_reg[n].eq(self.i.payload.a[n].as_unsigned() ^ flip_a)
-                         for n in range(R * D)]
-            m.d.sync += [w_reg[n].eq(self.i.payload.w[n].as_unsigned() ^ flip_w)
-                         for n in range(C * D)]
-
         # The schedule ROM: plane indices, doubling and sign of each step, read one cycle
         # ahead (at the next step index) into registers, so no decoding is on the PE path.
         sched = plane_schedule(ab, wb)
@@ -114,49 +102,74 @@ class BitplaneArray(wiring.Component):
                 with m.Case(t):
                     m.d.sync += [i_sel.eq(i), j_sel.eq(j), dbl.eq(shift), neg.eq(int(sign))]
 
-        a_plane = [Signal(D, name=f"a_plane{r}") for r in range(R)]
-        w_plane = [Signal(D, name=f"w_plane{c}") for c in range(C)]
-        for r in range(R):
-            planes = Array(Cat(a_reg[r * D + d][i] for d in range(D)) for i in range(ab))
-            m.d.comb += a_plane[r].eq(planes[i_sel])
-        for c in range(C):
-            planes = Array(Cat(w_reg[c * D + d][j] for d in range(D)) for j in range(wb))
-            m.d.comb += w_plane[c].eq(planes[j_sel])
+        # The rows' and the columns' operand units: one block each (hw.hier), placed once per
+        # row and once per column, each giving its current plane (and its correction).
+        row, col = self._operand_block(core, "a"), self._operand_block(core, "w")
+        rows = [core.row(r, row, load=core.accept, sel=i_sel,
+                         **{f"a{d}": self.i.payload.a[r * D + d] for d in range(D)})
+                for r in range(R)]
+        cols = [core.col(c, col, load=core.accept, sel=j_sel,
+                         **{f"w{d}": self.i.payload.w[c * D + d] for d in range(D)})
+                for c in range(C)]
 
         # The PEs: one block (hw.hier), placed rows x cols times, each fed its row's and its
         # column's current plane.
         pe = self._pe(core)
         for r in range(R):
             for c in range(C):
-                core.pe(r, c, pe, a=a_plane[r], w=w_plane[c], neg=neg, dbl=dbl)
+                core.pe(r, c, pe, a=rows[r]["plane"], w=cols[c]["plane"], neg=neg, dbl=dbl)
 
         if not bipolar:
             core.drain()
-            return m
+        else:  # row 0's correction (the rows shift out) and each column's, at the output
+            core.drain(col_corr=[x["corr"] for x in cols], row_corr=rows[0]["corr"],
+                       drop_bits=1)
+        return m
 
-        # Bipolar-INT correction: 2*C = X - dw*sum_k A - da*sum_k W - L*kappa, applied once
-        # per output. A taken beat's lane sums go into narrow registers; the first step adds
-        # them, scaled by shifts, to row registers (with kappa per lane), which shift out
-        # with their rows, and to column registers shared by the column, cleared after the
-        # fold.
+    def _operand_block(self, core: ShiftAddCore, side: str) -> Block:
+        """A row's (``side`` "a") or a column's ("w") operand unit (:mod:`hw.hier`), placed
+        once per row (:meth:`ShiftAddCore.row`) or column (:meth:`ShiftAddCore.col`): ports
+        ``<side><d>`` (its ``depth`` lanes of the beat), ``load`` (take the beat), ``sel``
+        (the step's plane index); out ``plane``, the selected bit of every lane. The stage
+        registers hold the raw bits of the lanes; bipolar reads a signed operand in offset
+        binary (sign bit inverted) so that every plane is a {-1, +1} plane.
+
+        Bipolar-INT correction: ``2*C = X - dw*sum_k A - da*sum_k W - L*kappa``, applied once
+        per output. A taken beat's lane sum goes into a narrow register; the first step adds
+        it, scaled by shifts, to the unit's ``corr`` register: a row's (with kappa per lane,
+        :meth:`ShiftAddCore.row_register`) shifts out with its row, a column's
+        (:meth:`ShiftAddCore.col_register`) is cleared after the fold."""
+        spec, D = self.spec, self.spec.depth
+        ab, wb = spec.a_bits, spec.w_bits
+        bipolar = spec.encoding == "bipolar"
+        bits = ab if side == "a" else wb
+        shape = operand_shapes(spec)[0 if side == "a" else 1]
+        flip = (1 << (bits - 1)) if bipolar and spec.signed else 0
+        members: dict[str, Any] = {f"{side}{d}": In(shape) for d in range(D)}
+        members.update(load=In(1), sel=In(range(max(bits, 2))), plane=Out(D))
+        if bipolar:
+            members.update(core.row_members() if side == "a" else core.col_members())
         da, dw = bipolar_offset(ab, spec.signed), bipolar_offset(wb, spec.signed)
         kappa = (((1 << ab) - 1) * ((1 << wb) - 1) + da * dw) // 2
-        lanes_const = (kappa * D) % (1 << width)
-        row_corr: list[Signal] = []
-        for r in reversed(range(R)):
-            s_a = self._lane_sum(m, [self.i.payload.a[r * D + d] for d in range(D)],
-                                 core.accept, f"a_sum{r}")
-            plus, minus = const_terms(s_a, dw)
-            below = row_corr[0] if row_corr else 0
-            row_corr.insert(0, core.row_register("row_corr", r, below, [*plus, lanes_const],
-                                                 minus))
-        col_corr = []
-        for c in range(C):
-            s_w = self._lane_sum(m, [self.i.payload.w[c * D + d] for d in range(D)],
-                                 core.accept, f"w_sum{c}")
-            col_corr.append(core.col_register("col_corr", c, *const_terms(s_w, da)))
-        core.drain(col_corr=col_corr, row_corr=row_corr[0], drop_bits=1)
-        return m
+        lanes_const = (kappa * D) % (1 << core.width)
+
+        def build(m: Module, unit: Any) -> None:
+            lanes = [getattr(unit, f"{side}{d}") for d in range(D)]
+            reg = [Signal(bits, name=f"{side}_reg{d}") for d in range(D)]
+            with m.If(unit.load):
+                m.d.sync += [reg[d].eq(lanes[d].as_unsigned() ^ flip) for d in range(D)]
+            planes = Array(Cat(reg[d][i] for d in range(D)) for i in range(bits))
+            m.d.comb += unit.plane.eq(planes[unit.sel])
+            if not bipolar:
+                return
+            total = self._lane_sum(m, lanes, unit.load, f"{side}_sum")
+            if side == "a":
+                plus, minus = const_terms(total, dw)
+                core.row_register(m, unit, [*plus, lanes_const], minus)
+            else:
+                core.col_register(m, unit, *const_terms(total, da))
+
+        return Block("row" if side == "a" else "col", (spec, core.width), members, build)
 
     def _pe(self, core: ShiftAddCore) -> Block:
         """The PE block: ports ``a`` and ``w`` (the row's and the column's current plane,

@@ -55,7 +55,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arith import const_terms
-from hw.hier import Block, place
+from hw.hier import Block
 from hw.shiftadd import ShiftAddCore
 from hw.spec.lut import LutSpec
 from hw.streams import operand_shapes, signature_members, tile_lane_order, tile_layouts
@@ -137,12 +137,14 @@ class LutArray(wiring.Component):
         self.spec = spec
         super().__init__(signature_members(stream_layouts(spec)))
 
-    def _table_block(self, entry: Shape) -> tuple[Block, list[int]]:
-        """A row's table unit (:mod:`hw.hier`), placed once per row: ports ``a<g>`` (the
-        row's activations of the beat), ``load`` (take the beat), out ``t<x>``: the table
-        register's entries, built from the beat when ``load`` is high. Also the indices of
-        the entries that are registers (the all-zero entry of a full table is a constant,
-        no port)."""
+    def _row_block(self, core: ShiftAddCore, entry: Shape) -> tuple[Block, list[int]]:
+        """A row's table unit (:mod:`hw.hier`), placed once per row (:meth:`ShiftAddCore.row`):
+        ports ``a<g>`` (the row's activations of the beat), ``load`` (take the beat), out
+        ``t<x>``: the table register's entries, built from the beat when ``load`` is high;
+        with symmetric tables also the row's correction register (``corr``, ``Kw * T[0]``
+        gathered at the first step of every group, :meth:`ShiftAddCore.row_register`). Also
+        the indices of the entries that are registers (the all-zero entry of a full table is
+        a constant, no port)."""
         spec, G = self.spec, self.spec.group
         a_shape, _, _ = operand_shapes(spec)
         a_lo, a_hi = _operand_range(spec.a_bits, spec.signed)
@@ -155,6 +157,10 @@ class LutArray(wiring.Component):
         members: dict[str, Any] = {f"a{g}": In(a_shape) for g in range(G)}
         members["load"] = In(1)
         members.update({f"t{x}": Out(entry) for x in regs})
+        if spec.symmetric:
+            members.update(core.row_members())
+        # symmetric: 2*C = sum(PE) + Kw * sum_k A, and entry 0 is minus the group's sum
+        kw = -1 if spec.signed else (1 << spec.w_bits) - 1
 
         def build(m: Module, unit: Any) -> None:
             terms = [(getattr(unit, f"a{g}"), c, a_lo, a_hi) for g, c in enumerate(coeffs)]
@@ -164,8 +170,50 @@ class LutArray(wiring.Component):
                     continue
                 with m.If(unit.load):
                     m.d.sync += getattr(unit, f"t{x}").eq(value)
+            if spec.symmetric:  # from flip-flops (the table's entry) by shifts and adds
+                core.row_register(m, unit, *const_terms(unit.t0, kw))
 
-        return Block("table", spec, members, build), regs
+        return Block("row", (spec, core.width), members, build), regs
+
+    def _col_block(self) -> Block:
+        """A column's weight unit (:mod:`hw.hier`), placed once per column
+        (:meth:`ShiftAddCore.col`): ports ``w<g>`` (the column's weights of the beat),
+        ``load`` (take the beat), ``step`` (the PEs work: next plane), ``first`` (the sign
+        plane, signed symmetric tables); out the column's table index of the current plane,
+        ``sel`` (when the table has more than one entry) and with symmetric tables ``neg``
+        (read the complemented index and negate)."""
+        spec, G, wb = self.spec, self.spec.group, self.spec.w_bits
+        _, w_shape, _ = operand_shapes(spec)
+        n_entries = 1 << (G - 1 if spec.symmetric else G)
+        members: dict[str, Any] = {f"w{g}": In(w_shape) for g in range(G)}
+        members.update(load=In(1), step=In(1))
+        if spec.symmetric and spec.signed:
+            members["first"] = In(1)
+        if n_entries > 1:
+            members["sel"] = Out(G - 1 if spec.symmetric else G)
+        if spec.symmetric:
+            members["neg"] = Out(1)
+
+        def build(m: Module, col: Any) -> None:
+            # weight shift registers: the most significant bit is the current plane
+            w_sr = [Signal(wb, name=f"w_sr{g}") for g in range(G)]
+            with m.If(col.load):
+                m.d.sync += [w_sr[g].eq(getattr(col, f"w{g}").as_unsigned()) for g in range(G)]
+            with m.Elif(col.step):
+                m.d.sync += [w_sr[g].eq(w_sr[g] << 1) for g in range(G)]
+            index = Signal(G, name="index")
+            m.d.comb += index.eq(Cat(w_sr[g][wb - 1] for g in range(G)))
+            if not spec.symmetric:
+                m.d.comb += col.sel.eq(index)
+                return
+            # T[~x] = -T[x]: read the complement of an index whose top bit is set; the sign
+            # plane (signed weights: the first, most significant) counts negatively
+            top = index[G - 1]
+            if n_entries > 1:
+                m.d.comb += col.sel.eq(index[:G - 1] ^ top.replicate(G - 1))
+            m.d.comb += col.neg.eq(top ^ col.first if spec.signed else top)
+
+        return Block("col", spec, members, build)
 
     def _pe_front(self, core: ShiftAddCore, entry: Shape, regs: list[int]) -> Block:
         """The PE block: ports ``t<x>`` (its row's table), ``sel`` (its column's index, when
@@ -205,65 +253,36 @@ class LutArray(wiring.Component):
                             p_shape=Shape.cast(range(-mag, mag + 1)),
                             carry_save=spec.carry_save)
 
-        # The table units: one block (hw.hier), placed once per row.
-        unit, regs = self._table_block(entry)
-        tables: list[list[Value]] = []
+        # The rows' table units and the columns' weight units: one block each (hw.hier),
+        # placed once per row and once per column.
+        unit, regs = self._row_block(core, entry)
+        tables: list[dict[str, Value]] = []
         for r in range(R):
-            outs = place(m, f"table_{r}", unit, load=core.accept,
-                         **{f"a{g}": self.i.payload.a[r * G + g] for g in range(G)})
-            tables.append([outs[f"t{x}"] if x in regs else Const(0, 1)
-                           for x in range(1 << (G - 1 if spec.symmetric else G))])
-
-        # Weight shift registers: the most significant bit is the current plane.
-        w_sr = [Signal(wb, name=f"w_sr{n}") for n in range(C * G)]
-        with m.If(core.accept):
-            m.d.sync += [w_sr[n].eq(self.i.payload.w[n].as_unsigned()) for n in range(C * G)]
-        with m.Elif(core.step):
-            m.d.sync += [w_sr[n].eq(w_sr[n] << 1) for n in range(C * G)]
-        # the sign plane (signed weights: the first, most significant) counts negatively
-        sign_plane = core.first if spec.signed else Const(0, 1)
+            outs = core.row(r, unit, load=core.accept,
+                            **{f"a{g}": self.i.payload.a[r * G + g] for g in range(G)})
+            tables.append({f"t{x}": outs[f"t{x}"] for x in regs} | {"corr": outs.get("corr")})
+        col = self._col_block()
+        index: list[dict[str, Value]] = []
+        for c in range(C):
+            ports: dict[str, Any] = {f"w{g}": self.i.payload.w[c * G + g] for g in range(G)}
+            if "first" in col.members:
+                ports["first"] = core.first
+            outs = core.col(c, col, load=core.accept, step=core.step, **ports)
+            index.append({n: outs[n] for n in ("sel", "neg") if n in col.members})
 
         # The PEs: one block (hw.hier), placed rows x cols times, each fed its row's table
         # and its column's index and sign.
         pe = self._pe_front(core, entry, regs)
         for c in range(C):
-            index = Signal(G, name=f"index{c}")
-            m.d.comb += index.eq(Cat(w_sr[c * G + g][wb - 1] for g in range(G)))
-            neg: Value = sign_plane
-            if spec.symmetric:
-                # T[~x] = -T[x]: read the complement of an index whose top bit is set.
-                top = index[G - 1]
-                sel = Signal(max(G - 1, 1), name=f"sel{c}")
-                if G > 1:
-                    m.d.comb += sel.eq(index[:G - 1] ^ top.replicate(G - 1))
-                else:
-                    m.d.comb += sel.eq(0)
-                neg = Signal(name=f"neg{c}")
-                m.d.comb += neg.eq(top ^ sign_plane)
-            else:
-                sel = index
             for r in range(R):
-                ports: dict[str, Any] = {f"t{x}": tables[r][x] for x in regs}
-                if "sel" in pe.members:
-                    ports["sel"] = sel
-                if "neg" in pe.members:
-                    ports["neg"] = neg
-                core.pe(r, c, pe, **ports)
+                core.pe(r, c, pe, **{f"t{x}": tables[r][f"t{x}"] for x in regs}, **index[c])
 
-        if not spec.symmetric:
+        # Symmetric tables: 2*C = sum(PE) + Kw * sum_k A, the rows' correction registers
+        # (row 0's, as the rows shift out) subtracted at the output.
+        if spec.symmetric:
+            core.drain(row_corr=tables[0]["corr"], drop_bits=1)
+        else:
             core.drain()
-            return m
-
-        # Symmetric tables: 2*C = sum(PE) + Kw * sum_k A. Entry 0 of a row's table is minus
-        # the group's activation sum, so the row register gathers Kw * T[0] (subtracted at
-        # the output) at the first step of every group, from flip-flops by shifts and adds.
-        kw = -1 if spec.signed else (1 << wb) - 1
-        corr: list[Signal] = []
-        for r in reversed(range(R)):
-            below = corr[0] if corr else 0
-            corr.insert(0, core.row_register("row_corr", r, below,
-                                             *const_terms(tables[r][0], kw)))
-        core.drain(row_corr=corr[0], drop_bits=1)
         return m
 
 

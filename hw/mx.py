@@ -106,61 +106,102 @@ class MxEngine(wiring.Component):
         fixed = Signal(d_shape, name="exp_base")
         m.d.comb += fixed.eq(units + base)
 
-        # The element decoders: one block (hw.hier), placed once per element code of a beat
-        # (a lane's weight decoders serve every row).
-        dec = self._decoder()
-
-        def decode(code, sel, name: str) -> dict[str, Value]:
-            ports = {"code": code, "sel": sel} if spec.sel_bits else {"code": code}
-            return place(m, name, dec, **ports)
-
-        w_dec = [[decode(p.w[lane * B + q], w_sel, f"w_dec_{lane}_{q}") for q in range(B)]
-                 for lane in range(L)]
-        w_bad = []
-        for lane in range(L):
-            sig = Signal(name=f"w{lane}_invalid")
-            m.d.comb += sig.eq((p.w_scale[lane] == SCALE_NAN)
-                               | _any([x["special"] for x in w_dec[lane]]))
-            w_bad.append(sig)
+        # The rows' and the lanes' operand units: one block each (hw.hier), placed once per
+        # row and once per lane, each decoding its element codes of the beat (a lane's
+        # serve every row); a lane's also selects its output.
+        row_unit, lane_unit = self._operand_block("a", d_shape), self._operand_block("w")
+        rows = []
+        for row in range(R):
+            ports: dict[str, Any] = {f"a{q}": p.a[row * B + q] for q in range(B)}
+            ports.update(scale=p.a_scale[row], exp_base=fixed)
+            if spec.sel_bits:
+                ports["sel"] = a_sel
+            rows.append(place(m, f"row_{row}", row_unit, **ports))
 
         # The PEs: one block (hw.hier), placed rows x lanes times, fed the decoded elements
         # of their row and lane; accumulators and flags shift up a row with ``drain.shift``,
-        # from the PE below through named signals (placed later).
+        # from the PE below through named signals (placed later). The lanes' units read row
+        # 0's PEs (placed after them, through named signals too).
         pe = self._pe(d_shape)
         below = [[(Signal(signed(width), name=f"acc_{row}_{lane}"),
                    Signal(name=f"invalid_{row}_{lane}")) for lane in range(L)]
                  for row in range(R)]
-        top = []
+        lanes = []
+        for lane in range(L):
+            ports = {f"w{q}": p.w[lane * B + q] for q in range(B)}
+            ports.update(scale=p.w_scale[lane], acc=below[0][lane][0],
+                         acc_invalid=below[0][lane][1])
+            if spec.sel_bits:
+                ports["sel"] = w_sel
+            outs = place(m, f"lane_{lane}", lane_unit, **ports)
+            m.d.comb += self.o.payload.c[lane].eq(outs["c"])
+            lanes.append(outs)
         for row in range(R):
-            a_dec = [decode(p.a[row * B + q], a_sel, f"a_dec_{row}_{q}") for q in range(B)]
-            a_bad = Signal(name=f"a{row}_invalid")
-            m.d.comb += a_bad.eq((p.a_scale[row] == SCALE_NAN)
-                                 | _any([x["special"] for x in a_dec]))
-            exp_row = Signal(d_shape, name=f"exp_a{row}")
-            m.d.comb += exp_row.eq(fixed + p.a_scale[row])
+            a = rows[row]
             for lane in range(L):
-                ports: dict[str, Any] = {"exp_a": exp_row, "w_scale": p.w_scale[lane],
-                                         "feed": feed, "a_invalid": a_bad,
-                                         "w_invalid": w_bad[lane], "shift": drain.shift}
+                w = lanes[lane]
+                ports = {"exp_a": a["exp"], "w_scale": p.w_scale[lane], "feed": feed,
+                         "a_invalid": a["invalid"], "w_invalid": w["invalid"],
+                         "shift": drain.shift}
                 for q in range(B):
-                    ports[f"a_sig{q}"] = a_dec[q]["sig"]
-                    ports[f"w_sig{q}"] = w_dec[lane][q]["sig"]
+                    ports[f"a_sig{q}"] = a[f"sig{q}"]
+                    ports[f"w_sig{q}"] = w[f"sig{q}"]
                     if spec.max_shift:
-                        ports[f"a_shift{q}"] = a_dec[q]["shift"]
-                        ports[f"w_shift{q}"] = w_dec[lane][q]["shift"]
+                        ports[f"a_shift{q}"] = a[f"shift{q}"]
+                        ports[f"w_shift{q}"] = w[f"shift{q}"]
                 nxt = below[row + 1][lane] if row + 1 < R else (0, 0)
                 ports.update(below_acc=nxt[0], below_invalid=nxt[1])
                 outs = place(m, f"pe_{row}_{lane}", pe, **ports)
-                if row:
-                    m.d.comb += [below[row][lane][0].eq(outs["acc"]),
-                                 below[row][lane][1].eq(outs["invalid"])]
-                else:
-                    top.append((outs["acc"], outs["invalid"]))
-        indefinite = Const(-(1 << (width - 1)), signed(width))
-        for lane in range(L):
-            acc, bad = top[lane]
-            m.d.comb += self.o.payload.c[lane].eq(Mux(bad, indefinite, acc))
+                m.d.comb += [below[row][lane][0].eq(outs["acc"]),
+                             below[row][lane][1].eq(outs["invalid"])]
         return m
+
+    def _operand_block(self, side: str, d_shape: Any = None) -> Block:
+        """A row's (``side`` "a") or a lane's ("w") operand unit (:mod:`hw.hier`), placed
+        once per row or lane: ports ``<side><q>`` (its ``block`` element codes of the beat),
+        ``scale`` (its E8M0 scale code) and ``sel`` (the format select, with several
+        formats); every code decoded by an element decoder (``dec_<q>``, :meth:`_decoder`),
+        out ``sig<q>``, ``shift<q>`` (with a nonzero shift in some format) and ``invalid``
+        (a NaN scale or a NaN/infinity code). A row's also adds its scale to the block
+        exponent's format part (``exp_base`` in, ``exp`` out); a lane's selects its output
+        ``c`` from row 0's PE (``acc``, ``acc_invalid``: ``-2**(acc_bits-1)`` when
+        invalid)."""
+        spec, B, width = self.spec, self.spec.block, self.spec.acc_bits
+        code = unsigned(spec.a_bits if side == "a" else spec.w_bits)
+        members: dict[str, Any] = {f"{side}{q}": In(code) for q in range(B)}
+        members["scale"] = In(unsigned(SCALE_BITS))
+        if spec.sel_bits:
+            members["sel"] = In(unsigned(spec.sel_bits))
+        if side == "a":
+            members.update(exp_base=In(d_shape), exp=Out(d_shape))
+        else:
+            members.update(acc=In(signed(width)), acc_invalid=In(1), c=Out(signed(width)))
+        members.update({f"sig{q}": Out(signed(spec.sig_bits)) for q in range(B)})
+        if spec.max_shift:
+            members.update({f"shift{q}": Out(range(spec.max_shift + 1)) for q in range(B)})
+        members["invalid"] = Out(1)
+        dec = self._decoder()
+
+        def build(m: Module, unit: Any) -> None:
+            specials = []
+            for q in range(B):
+                ports = {"code": getattr(unit, f"{side}{q}")}
+                if spec.sel_bits:
+                    ports["sel"] = unit.sel
+                x = place(m, f"dec_{q}", dec, **ports)
+                m.d.comb += getattr(unit, f"sig{q}").eq(x["sig"])
+                if spec.max_shift:
+                    m.d.comb += getattr(unit, f"shift{q}").eq(x["shift"])
+                specials.append(x["special"])
+            m.d.comb += unit.invalid.eq((unit.scale == SCALE_NAN) | _any(specials))
+            if side == "a":
+                m.d.comb += unit.exp.eq(unit.exp_base + unit.scale)
+            else:
+                indefinite = Const(-(1 << (width - 1)), signed(width))
+                m.d.comb += unit.c.eq(Mux(unit.acc_invalid, indefinite, unit.acc))
+
+        key = (spec, d_shape) if side == "a" else spec
+        return Block("row" if side == "a" else "lane", key, members, build)
 
     def _pe(self, d_shape) -> Block:
         """The PE (placed once per output, :mod:`hw.hier`): one block's exact dot product of

@@ -11,7 +11,7 @@ from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.hier import Block, place_stacked
+from hw.hier import Block, block_of, place, place_stacked
 from hw.streams import RowDrain
 
 __all__ = ["ShiftAddCore"]
@@ -27,7 +27,11 @@ class ShiftAddCore:
     own stage registers (loaded on :attr:`accept`) and, per PE, the value added at each step:
     the PE is one block (:mod:`hw.hier`, :meth:`pe_block`: the engine's front end, then the
     shift-add registers and the drain's shift), placed at every position (:meth:`pe`), so
-    the Verilog has one PE module. Accumulators are ``acc_width`` bits and wrap; the output
+    the Verilog has one PE module. What the engine keeps once per row or per column (its
+    operands' stage registers, a table unit, a correction register) is a row and a column
+    block, placed once per row (:meth:`row`) and per column (:meth:`col`), and each column's
+    output adder one more (``out``, :meth:`drain`): the top module holds the control, the
+    instances and their wiring. Accumulators are ``acc_width`` bits and wrap; the output
     drops ``drop_bits`` low bits (exact halvings of the engines' corrected sums).
 
     Signals for the caller: ``accept`` (an input beat is taken this cycle), ``step`` (the PEs
@@ -55,6 +59,7 @@ class ShiftAddCore:
         self._begin: Signal | None = None
         self._regs: list[list[tuple[Value, ...]]] = [[()] * cols for _ in range(rows)]
         self._below: list[list[list[Signal]]] | None = None
+        self._corr_below: list[Signal] | None = None
         self._control()
 
     def _control(self) -> None:
@@ -144,16 +149,62 @@ class ShiftAddCore:
                              **inputs, step=self.step, first=self.first, shift=self.shift)
         self._regs[r][c] = tuple(outs[n] for n, _ in words)
 
+    def row_members(self) -> dict[str, Any]:
+        """The ports a row block (:meth:`row`) adds for a correction register kept per row
+        (:meth:`row_register`): ``beat_start``, ``shift``, ``below_corr`` in, ``corr`` out."""
+        return {"beat_start": In(1), "shift": In(1), "below_corr": In(self.width),
+                "corr": Out(self.width)}
+
+    def col_members(self) -> dict[str, Any]:
+        """The ports a column block (:meth:`col`) adds for a correction register kept per
+        column (:meth:`col_register`): ``beat_start``, ``done`` in, ``corr`` out."""
+        return {"beat_start": In(1), "done": In(1), "corr": Out(self.width)}
+
+    def row(self, r: int, block: Block, **inputs: Any) -> dict[str, Value]:
+        """Place row ``r``'s block (the engine's logic kept once per row: its operands'
+        registers, a table unit), as ``row_<r>``; ``inputs`` are its engine ports. A block
+        with :meth:`row_members` gets the control, and its ``corr`` words shift up with the
+        result rows (row r+1's into row r, zeros under the last row); row 0's is what
+        :meth:`drain` subtracts."""
+        if "corr" not in block.members:
+            return place(self.m, f"row_{r}", block, **inputs)
+        if self._corr_below is None:  # the word row r hands up, r > 0 (placed after it)
+            self._corr_below = [Signal(self.width, name=f"row_corr{rr}")
+                                for rr in range(self.rows)]
+        below = self._corr_below
+        return place_stacked(self.m, f"row_{r}", block, [("below_corr", "corr")],
+                             [below[r + 1]] if r + 1 < self.rows else None,
+                             [below[r]] if r else None,
+                             **inputs, beat_start=self.begin, shift=self.shift)
+
+    def col(self, c: int, block: Block, **inputs: Any) -> dict[str, Value]:
+        """Place column ``c``'s block (the engine's logic kept once per column: its weights'
+        registers and index), as ``col_<c>``; ``inputs`` are its engine ports. A block with
+        :meth:`col_members` gets the control; its ``corr`` is what :meth:`drain` subtracts
+        from the column."""
+        if "corr" in block.members:
+            inputs.update(beat_start=self.begin, done=self.done)
+        return place(self.m, f"col_{c}", block, **inputs)
+
     def drain(self, col_corr: Sequence[Value] | None = None, row_corr: Value | None = None,
               drop_bits: int = 0) -> None:
         """The outputs (after every :meth:`pe` call; the PEs shift the rows out): column c is
-        ``(acc + p - row_corr - col_corr[c]) >> drop_bits`` of row 0, wrapped to the lane."""
-        m, W = self.m, self.width
+        ``(acc + p - row_corr - col_corr[c]) >> drop_bits`` of row 0, wrapped to the lane,
+        one block (``out``, :mod:`hw.hier`) placed per column as ``out_<c>``."""
+        W = self.width
         if W - drop_bits != len(Value.cast(self.comp.o.payload.c[0])):
             raise ValueError(f"drain: {W} accumulator bits less {drop_bits} do not fit the lane")
-        for c in range(self.cols):
-            regs = self._regs[0][c]
-            if self.carry_save:
+        words = self.words()
+        inputs: dict[str, Any] = dict(words)
+        if row_corr is not None:
+            inputs["row_corr"] = Shape(W)
+        if col_corr is not None:
+            inputs["col_corr"] = Shape(W)
+        carry_save = self.carry_save
+
+        def outputs(m: Module, p: Any) -> dict[str, Value]:
+            regs = [getattr(p, n) for n, _ in words]
+            if carry_save:
                 # the PE's own compression of acc + p (:func:`_csa_acc`, the same gates on the
                 # same words: one copy after Yosys flattens), then one carry-propagate add
                 s3, c3 = _csa_acc(*regs, W)
@@ -161,35 +212,47 @@ class ShiftAddCore:
             else:
                 total = regs[0] + regs[1]
             if row_corr is not None:
-                total = total - row_corr
+                total = total - p.row_corr
             if col_corr is not None:
-                total = total - col_corr[c]
-            out = Signal(W, name=f"out{c}")
-            m.d.comb += [out.eq(total), self.comp.o.payload.c[c].eq(out[drop_bits:])]
+                total = total - p.col_corr
+            out = Signal(W, name="out")
+            m.d.comb += out.eq(total)
+            return {"c": out[drop_bits:]}
 
-    def row_register(self, name: str, r: int, below: Signal | int,
-                     plus: Sequence[Value | int] = (), minus: Sequence[Value] = ()) -> Signal:
-        """A per-row ``acc_width`` register that adds ``plus`` and subtracts ``minus`` at the
-        first step of every beat and shifts with the result rows during the drain (so it is
-        zero again after a fold). The terms should come from registers: one carry-save
-        tree and one adder from flip-flop to flip-flop."""
-        reg = Signal(self.width, name=f"{name}{r}")
-        with self.m.If(self.begin):
-            self.m.d.sync += reg.eq(self._update(reg, plus, minus))
-        with self.m.Elif(self.shift):
-            self.m.d.sync += reg.eq(below)
-        return reg
+        block = block_of("out", (W, self.p_shape, carry_save, drop_bits, tuple(sorted(inputs))),
+                         inputs, outputs)
+        for c in range(self.cols):
+            ports = {n: v for (n, _), v in zip(words, self._regs[0][c], strict=True)}
+            if row_corr is not None:
+                ports["row_corr"] = row_corr
+            if col_corr is not None:
+                ports["col_corr"] = col_corr[c]
+            outs = place(self.m, f"out_{c}", block, **ports)
+            self.m.d.comb += self.comp.o.payload.c[c].eq(outs["c"])
 
-    def col_register(self, name: str, c: int, plus: Sequence[Value | int] = (),
-                     minus: Sequence[Value] = ()) -> Signal:
-        """A per-column ``acc_width`` register that adds ``plus`` and subtracts ``minus`` at
-        the first step of every beat and clears when the fold's last output beat leaves."""
-        reg = Signal(self.width, name=f"{name}{c}")
-        with self.m.If(self.begin):
-            self.m.d.sync += reg.eq(self._update(reg, plus, minus))
-        with self.m.Elif(self.done):
-            self.m.d.sync += reg.eq(0)
-        return reg
+    @staticmethod
+    def row_register(m: Module, ports: Any, plus: Sequence[Value | int] = (),
+                     minus: Sequence[Value] = ()) -> None:
+        """In a row block's module ``m`` (:meth:`row_members`, ``ports``): its ``corr``
+        register adds ``plus`` and subtracts ``minus`` at the first step of every beat and
+        shifts with the result rows during the drain (so it is zero again after a fold). The
+        terms should come from registers: one carry-save tree and one adder from flip-flop
+        to flip-flop."""
+        with m.If(ports.beat_start):
+            m.d.sync += ports.corr.eq(ShiftAddCore._update(ports.corr, plus, minus))
+        with m.Elif(ports.shift):
+            m.d.sync += ports.corr.eq(ports.below_corr)
+
+    @staticmethod
+    def col_register(m: Module, ports: Any, plus: Sequence[Value | int] = (),
+                     minus: Sequence[Value] = ()) -> None:
+        """In a column block's module ``m`` (:meth:`col_members`, ``ports``): its ``corr``
+        register adds ``plus`` and subtracts ``minus`` at the first step of every beat and
+        clears when the fold's last output beat leaves."""
+        with m.If(ports.beat_start):
+            m.d.sync += ports.corr.eq(ShiftAddCore._update(ports.corr, plus, minus))
+        with m.Elif(ports.done):
+            m.d.sync += ports.corr.eq(0)
 
     @staticmethod
     def _update(reg: Value, plus, minus) -> Value:

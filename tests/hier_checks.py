@@ -22,24 +22,32 @@ def ports(module_text: str) -> list[str]:
     return re.split(r",\s*", match.group(2))
 
 
-def check_blocks(text: str, top: str, blocks: Mapping[str, Sequence[str]]) -> dict[str, str]:
+def check_blocks(text: str, top: str,
+                 blocks: Mapping[str, Sequence[str] | Mapping[str, Sequence[str]]]
+                 ) -> dict[str, str]:
     """``text`` (a design ``top``'s Verilog) defines ``top`` and one module ``<top>_<block>``
-    per block of ``blocks`` (block -> its instance names), each once, instantiated in ``top``
-    exactly at those names, every pin connected to named signals, their bits or constants
-    (no escaped name), and every module's interface readable. Returns :func:`modules`."""
+    per block of ``blocks`` (block -> its instance names in ``top``, or -> {parent block: its
+    instance names in the parent's module}, for a block placed inside another), each once,
+    instantiated exactly at those names, every pin connected to named signals, their bits or
+    constants (no escaped name), and every module's interface readable. Returns
+    :func:`modules`."""
     mods = modules(text)
     assert set(mods) == {top} | {f"{top}_{b}" for b in blocks}
-    for block, positions in blocks.items():
+    for block, where in blocks.items():
         module = f"{top}_{block}"
         assert text.count(f"\nmodule {module}(") == 1
-        instances = re.findall(rf"^  {module} (\S+) \($", mods[top], re.MULTILINE)
-        assert sorted(instances) == sorted(positions)
-        pins = re.findall(rf"^  {module} \S+ \(\n((?:    \..*\n)+)  \);", mods[top],
-                          re.MULTILINE)
-        assert len(pins) == len(positions)
-        for lines in pins:
-            for line in lines.splitlines():
-                assert re.fullmatch(r"    \.\w+\([\w\[\]:'{}, ]+\),?", line), line
+        parents = dict(where) if isinstance(where, Mapping) else {None: where}
+        for parent in mods:
+            owner = None if parent == top else parent.removeprefix(f"{top}_")
+            positions = parents.get(owner, [])
+            instances = re.findall(rf"^  {module} (\S+) \($", mods[parent], re.MULTILINE)
+            assert sorted(instances) == sorted(positions), (block, parent)
+            pins = re.findall(rf"^  {module} \S+ \(\n((?:    \..*\n)+)  \);", mods[parent],
+                              re.MULTILINE)
+            assert len(pins) == len(positions)
+            for lines in pins:
+                for line in lines.splitlines():
+                    assert re.fullmatch(r"    \.\w+\([\w\[\]:'{}, ]+\),?", line), line
     for header in HEADER.finditer(text):
         assert "\\" not in header.group(0), header.group(0)
     return mods

@@ -101,7 +101,7 @@ def test_plan_cases_run_on_amaranth() -> None:
 
 def test_no_multipliers_and_table_size() -> None:
     """Multiplier-free, and symmetrization halves the table registers (the outputs of the
-    table unit, one module placed once per row)."""
+    row's table unit, one module placed once per row)."""
     def spec(**kw):
         return LutSpec(rows=2, cols=3, a_bits=8, w_bits=4, group=4, **kw)
 
@@ -111,7 +111,7 @@ def test_no_multipliers_and_table_size() -> None:
     entries = r"^  output \[\d+:0\] t\d+;$"  # a table unit's registers, each an output
     texts = [to_verilog(LutArray(s), "top", check=True) for s in (full, sym)]
     assert [len(re.findall(entries, t, re.M)) for t in texts] == [15, 8]  # full: 0 is 0
-    assert all(len(re.findall(r"^  top_table table_\d \($", t, re.M)) == 2 for t in texts)
+    assert all(len(re.findall(r"^  top_row row_\d \($", t, re.M)) == 2 for t in texts)
 
 
 def test_timing_contract_formulas_match_fold_cycles() -> None:

@@ -55,7 +55,10 @@ rounding) over the same tiles runs the same way, and so does every iteration aft
 the last but one: the walk adds what the iteration before took (its steps' times, per unit of
 its share) times the shares of the iterations it leaves out, moves the state to the start of
 the last but one (tile numbers shifted by the tiles left out; a load already requested must
-go to a tile of the same size and step, else it does not skip) and goes on from there. A nest
+go to a tile of the same size and step, else it does not skip) and goes on from there. Where
+the loop's last iteration has the steps of the last but one (the same tile sizes, operands
+that change, write-backs, first and last K tiles: no ragged tile of that loop), the last but
+one runs as the others too, and the walk leaves it out as well, going on from the last. A nest
 that runs whole never skips (it is the step-by-step reference, and the tile RTL's). On
 1,526 timelines (sweep points, a Llama-2-70B, the cold 512x4096x4096 GEMM, random small
 nests) 444 of the 553 reduced nests that have such a loop skip, leaving out 25% of their
@@ -223,9 +226,11 @@ class _Plan:
     busy_total: float
     #: where the walk may skip (:func:`timeline_cycles`): per loop of five positions or more
     #: outside the innermost one that moves, per iteration of the loops around it: the first
-    #: steps of its iterations from the second to the last but one, and the shares of those
-    #: up to the last but two
-    events: tuple[tuple[tuple[int, ...], tuple[float, ...]], ...] = ()
+    #: steps of its iterations from the second to the last, the shares of those up to the
+    #: last but one, and whether its last iteration's steps are those of the last but one
+    #: (tile sizes, which operands change, write-backs, first and last K tiles), so that a
+    #: skip may leave out the last but one too
+    events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool], ...] = ()
 
 
 def _loops(nest: Nest, reduce: bool) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]],
@@ -263,8 +268,8 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
             continue
         for outer in itertools.product(*(range(k) for k in lens[:level])):
             at = sum(p * int(np.prod(lens[m + 1:])) for m, p in enumerate(outer))
-            events.append((tuple(at + q * stride for q in range(1, lens[level] - 1)),
-                           tuple(sh for _, sh in lp[1:-2])))
+            events.append((tuple(at + q * stride for q in range(1, lens[level])),
+                           tuple(sh for _, sh in lp[1:-1]), False))
     grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
     pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
                                                                           strict=True)]
@@ -275,7 +280,7 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
 
 def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
            shares: list[np.ndarray],
-           events: tuple[tuple[tuple[int, ...], tuple[float, ...]], ...] = ()) -> _Plan:
+           events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool], ...] = ()) -> _Plan:
     """The plan of the steps whose tile index (``pos_idx``) and share (``shares``) per loop,
     in the mapping's order, are given (:func:`_plan`)."""
     dims = nest.dims
@@ -317,6 +322,17 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
     first = tuple(np.flatnonzero(changed[o]).tolist() for o in range(3))
     tile_of = tuple((np.cumsum(changed[o]) - 1).tolist() for o in range(3))
     at = [np.flatnonzero(changed[o]) for o in range(3)]
+    if events:
+        # a loop's last iteration alike to the last but one: every step's tile sizes, which
+        # operands it changes, whether a write-back follows and whether its K tile is the
+        # first or the last (what its loads, write-backs and timing follow from)
+        sig = np.stack((tm, tn, tk, *changed, write, idx[2] == 0, idx[2] == trips[2] - 1))
+        alike = []
+        for starts, ev_shares, _ in events:
+            a, b = starts[-2], starts[-1]
+            alike.append((starts, ev_shares, b + (b - a) <= n
+                          and bool(np.array_equal(sig[:, a:b], sig[:, b:b + (b - a)]))))
+        events = tuple(alike)
     moved = sum(per_step.tolist())
     busy_total = sum((mult * busy).tolist())
     return _Plan(n=n, mult=mult.tolist(), busy=busy.tolist(), release=rel.tolist(),
@@ -648,9 +664,16 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             link = end
             ready[op_][j_] = end + loaded_after
             # a served read unblocks only the output's loader waiting for the reload before
-            # a visit without one (extend() left every other loader blocked on the engine)
+            # a visit without one (extend() left every other loader blocked on the engine);
+            # not where each loader is still blocked on the engine alone (a half not freed
+            # yet, the output's visit not reached): extend() would do nothing there
             k = nxt_o
-            if k < nv and k and not has_job_o[k] and ready_o[k - 1] is not None:
+            if (k < nv and k and not has_job_o[k] and ready_o[k - 1] is not None
+                    and not ((k >= h_o and cur < o_first[k])
+                             and (nxt_a >= n_a or (nxt_a >= h_a
+                                                   and rel_at_a[nxt_a - h_a] is None))
+                             and (nxt_w >= n_w or (nxt_w >= h_w
+                                                   and rel_at_w[nxt_w - h_w] is None)))):
                 extend()
         return rd[j]
 
@@ -799,8 +822,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
     plan_tile = plan.tile_of
     events = plan.events
-    at_step = {step: (e, q) for e, (starts, _) in enumerate(events)
-               for q, step in enumerate(starts[:-1])} if skip else {}
+    at_step = {step: (e, q) for e, (starts, _, _) in enumerate(events)
+               for q, step in enumerate(starts[:-2])} if skip else {}
     walked = 0
     seen: dict[int, tuple[list[Any], float, float]] = {}
     i = 0
@@ -813,15 +836,21 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             # up to the last but one: they take what that one took (times their shares), and
             # the walk goes on at the last but one, in the same state
             e, q = ev
-            starts, shares = events[e]
+            starts, shares, to_last = events[e]
             now, base = state(i)
             if q:
                 then, t1, total1 = seen[e]
-                if (_same(then, now, SAME_STATE * max(base, t1, 1.0))
-                        and relocate(i, starts[-1])):
-                    total += sum(shares[q:]) / shares[q - 1] * (total - total1)
-                    i = starts[-1]
-                    continue
+                if _same(then, now, SAME_STATE * max(base, t1, 1.0)):
+                    # to the last iteration where its steps are those of the last but one
+                    # (which then runs as the others), else to the last but one
+                    if to_last and relocate(i, starts[-1]):
+                        total += sum(shares[q:]) / shares[q - 1] * (total - total1)
+                        i = starts[-1]
+                        continue
+                    if relocate(i, starts[-2]):
+                        total += sum(shares[q:-1]) / shares[q - 1] * (total - total1)
+                        i = starts[-2]
+                        continue
             seen[e] = (now, base, total)
         walked += 1
         extend()

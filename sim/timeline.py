@@ -444,13 +444,17 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         cannot precede): reads first, the write-back in what they leave."""
         nonlocal wb_open, prog
         nreads = len(r_start)
+        if prog and prog[3] == nreads and prog[0] == wb_open:
+            return  # the open write-back has moved through every read so far
         while True:
             u = wb_open
             if u >= nv or wb_ready[u] is None:
                 return
             p = prog
             if not p or p[0] != u:
-                start = max(wb_ready[u], wb_end[u - 1] if u else 0.0)
+                start = wb_ready[u]
+                if u and wb_end[u - 1] > start:
+                    start = wb_end[u - 1]
                 wb_start[u] = start
                 p = prog = [u, start, wb_bytes[u],
                             max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
@@ -468,7 +472,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         break
                     left -= rate * (s_ - t)
                     t = s_
-                r = min(rate, max(0.0, bw - r_use[k]))
+                r = bw - r_use[k]  # min(rate, max(0.0, bw - use)), without the calls
+                r = (r if r < rate else rate) if r > 0.0 else (0.0 if 0.0 < rate else rate)
                 if r > 0 and left <= r * (e_ - t):
                     done = t + left / r
                     break
@@ -496,11 +501,13 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if wb_ready[u0] is None:
                 return None
             _, t, left, _, rate = prog
-            end = max(t, link) + left / rate  # after every read so far
+            end = (link if link > t else t) + left / rate  # after every read so far
             for u in range(u0 + 1, v + 1):
                 if wb_ready[u] is None:
                     return None
-                start = max(wb_ready[u], end)
+                start = wb_ready[u]
+                if end > start:
+                    start = end
                 wb_start[u] = start
                 end = start + wb_time[u]
             if pending and pending[0][0] < end:
@@ -605,13 +612,19 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     free = wb_finish(j - h_o)
                 if free is None:
                     continue
-                t = max(free, req_o[j - 1]) if j else free + queue
+                if j:
+                    t = req_o[j - 1]
+                    if not t > free:
+                        t = free
+                else:
+                    t = free + queue
                 job = has_job_o[j]
                 if j and not job:
                     prev = ready_o[j - 1]
                     if prev is None:
                         continue  # acquired only once the earlier reloads have come
-                    t = max(t, prev)
+                    if prev > t:
+                        t = prev
                 req_o[j] = t
                 o_reqs.append(t)
                 if job:

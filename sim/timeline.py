@@ -58,7 +58,12 @@ the last but one (tile numbers shifted by the tiles left out; a load already req
 go to a tile of the same size and step, else it does not skip) and goes on from there. Where
 the loop's last iteration has the steps of the last but one (the same tile sizes, operands
 that change, write-backs, first and last K tiles: no ragged tile of that loop), the last but
-one runs as the others too, and the walk leaves it out as well, going on from the last. A nest
+one runs as the others too, and the walk leaves it out as well, going on from the last; such
+a loop is also compared within its iterations, at the first step of each iteration of the
+loop inside it (from its first iteration on: a pipeline that settles within the first one
+skips from the second), and the same state there goes on from the same step of the last
+iteration, the steps left out taking what those of the iteration before took, its part
+before that step and its part after each per unit of its share. A nest
 that runs whole never skips (it is the step-by-step reference, and the tile RTL's). On
 1,526 timelines (sweep points, a Llama-2-70B, the cold 512x4096x4096 GEMM, random small
 nests) 444 of the 553 reduced nests that have such a loop skip, leaving out 25% of their
@@ -230,7 +235,10 @@ class _Plan:
     #: last but one, and whether its last iteration's steps are those of the last but one
     #: (tile sizes, which operands change, write-backs, first and last K tiles), so that a
     #: skip may leave out the last but one too
-    events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool], ...] = ()
+    #: (and, for the comparisons within its iterations, every position's share and the
+    #: offsets of the iterations of the loop inside it from its iterations' first steps)
+    events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
+                        tuple[int, ...]], ...] = ()
 
 
 def _loops(nest: Nest, reduce: bool) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]],
@@ -268,8 +276,14 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
             continue
         for outer in itertools.product(*(range(k) for k in lens[:level])):
             at = sum(p * int(np.prod(lens[m + 1:])) for m, p in enumerate(outer))
+            # also from the first step of each iteration of the loop inside it (the walk
+            # compares there too where every iteration, the last included, is alike)
+            inner_stride = math.prod(lens[level + 2:])
+            offsets = (tuple(range(inner_stride, stride, inner_stride))
+                       if level + 2 < len(lens) and inner_stride >= SKIP_STEPS // 2 else ())
             events.append((tuple(at + q * stride for q in range(1, lens[level])),
-                           tuple(sh for _, sh in lp[1:-1]), False))
+                           tuple(sh for _, sh in lp[1:-1]), False,
+                           tuple(sh for _, sh in lp), offsets))
     grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
     pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
                                                                           strict=True)]
@@ -280,7 +294,8 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
 
 def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
            shares: list[np.ndarray],
-           events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool], ...] = ()) -> _Plan:
+           events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
+                               tuple[int, ...]], ...] = ()) -> _Plan:
     """The plan of the steps whose tile index (``pos_idx``) and share (``shares``) per loop,
     in the mapping's order, are given (:func:`_plan`)."""
     dims = nest.dims
@@ -328,10 +343,11 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
         # first or the last (what its loads, write-backs and timing follow from)
         sig = np.stack((tm, tn, tk, *changed, write, idx[2] == 0, idx[2] == trips[2] - 1))
         alike = []
-        for starts, ev_shares, _ in events:
+        for starts, ev_shares, _, every, offsets in events:
             a, b = starts[-2], starts[-1]
             alike.append((starts, ev_shares, b + (b - a) <= n
-                          and bool(np.array_equal(sig[:, a:b], sig[:, b:b + (b - a)]))))
+                          and bool(np.array_equal(sig[:, a:b], sig[:, b:b + (b - a)])),
+                          every, offsets))
         events = tuple(alike)
     moved = sum(per_step.tolist())
     busy_total = sum((mult * busy).tolist())
@@ -835,13 +851,61 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
     plan_tile = plan.tile_of
     events = plan.events
-    at_step = {step: (e, q) for e, (starts, _, _) in enumerate(events)
+    at_step = {step: (e, q) for e, (starts, *_) in enumerate(events)
                for q, step in enumerate(starts[:-2])} if skip else {}
+    # within the iterations of a loop whose iterations are all alike: the first step of each
+    # iteration of the loop inside it, from the loop's first iteration to its last but two,
+    # and the totals at the first steps of the loop's iterations
+    at_off: dict[int, list[tuple[int, int, int]]] = {}
+    firsts_of: dict[int, tuple[int, ...]] = {}
+    if skip:
+        for e, (starts, _, to_last, _, offsets) in enumerate(events):
+            if to_last and offsets:
+                firsts = (2 * starts[0] - starts[1], *starts)
+                firsts_of[e] = firsts
+                for p in range(len(firsts) - 2):
+                    for off in offsets:
+                        at_off.setdefault(firsts[p] + off, []).append((e, p, off))
+    at_first: dict[int, list[int]] = {}
+    for e, firsts in firsts_of.items():
+        for f in firsts:
+            at_first.setdefault(f, []).append(e)
+    iter_total: dict[tuple[int, int], float] = {}
+    seen_off: dict[tuple[int, int], tuple[list[Any], float, float]] = {}
     walked = 0
     seen: dict[int, tuple[list[Any], float, float]] = {}
     i = 0
     while i < n:
         cur = i
+        if at_first and i in at_first:
+            for e in at_first[i]:
+                iter_total[(e, firsts_of[e].index(i))] = total
+        offs = at_off.get(i) if at_off else None
+        if offs is not None:
+            # the same from an offset within the loop's iterations: the state there, the
+            # same as an iteration earlier, runs as it did up to the same offset within the
+            # last iteration; the steps left out take what the iteration before took, its
+            # part before the offset and its part after each per unit of its share
+            now, base = state(i)
+            jumped = False
+            for e, p, off in offs:
+                if p:
+                    then, t1, total1 = seen_off[(e, off)]
+                    firsts = firsts_of[e]
+                    target = firsts[-1] + off
+                    if (_same(then, now, SAME_STATE * max(base, t1, 1.0))
+                            and relocate(i, target)):
+                        every = events[e][3]
+                        t_mid = iter_total[(e, p)]
+                        tail = (t_mid - total1) / every[p - 1]
+                        head = (total - t_mid) / every[p]
+                        total += tail * sum(every[p:-1]) + head * sum(every[p + 1:])
+                        i = target
+                        jumped = True
+                        break
+                seen_off[(e, off)] = (now, base, total)
+            if jumped:
+                continue
         ev = at_step.get(i) if at_step else None
         if ev is not None:
             # skip: an iteration of a loop that starts in the state the iteration before it
@@ -849,7 +913,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             # up to the last but one: they take what that one took (times their shares), and
             # the walk goes on at the last but one, in the same state
             e, q = ev
-            starts, shares, to_last = events[e]
+            starts, shares, to_last, _, _ = events[e]
             now, base = state(i)
             if q:
                 then, t1, total1 = seen[e]

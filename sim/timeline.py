@@ -871,7 +871,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         for f in firsts:
             at_first.setdefault(f, []).append(e)
     iter_total: dict[tuple[int, int], float] = {}
-    seen_off: dict[tuple[int, int], tuple[list[Any], float, float]] = {}
+    seen_off: dict[tuple[int, int], tuple[list[Any], float, float, int]] = {}
     walked = 0
     seen: dict[int, tuple[list[Any], float, float]] = {}
     i = 0
@@ -889,8 +889,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             now, base = state(i)
             jumped = False
             for e, p, off in offs:
-                if p:
-                    then, t1, total1 = seen_off[(e, off)]
+                if p and seen_off.get((e, off), (p,))[-1] == p - 1 and (e, p) in iter_total:
+                    then, t1, total1, _ = seen_off[(e, off)]
                     firsts = firsts_of[e]
                     target = firsts[-1] + off
                     if (_same(then, now, SAME_STATE * max(base, t1, 1.0))
@@ -903,7 +903,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         i = target
                         jumped = True
                         break
-                seen_off[(e, off)] = (now, base, total)
+                seen_off[(e, off)] = (now, base, total, p)
             if jumped:
                 continue
         ev = at_step.get(i) if at_step else None
@@ -915,7 +915,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             e, q = ev
             starts, shares, to_last, _, _ = events[e]
             now, base = state(i)
-            if q:
+            if q and e in seen:  # (not where a jump landed past the iteration before)
                 then, t1, total1 = seen[e]
                 if _same(then, now, SAME_STATE * max(base, t1, 1.0)):
                     # to the last iteration where its steps are those of the last but one

@@ -895,11 +895,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     target = firsts[-1] + off
                     if (_same(then, now, SAME_STATE * max(base, t1, 1.0))
                             and relocate(i, target)):
-                        every = events[e][3]
+                        all_shares = events[e][3]
                         t_mid = iter_total[(e, p)]
-                        tail = (t_mid - total1) / every[p - 1]
-                        head = (total - t_mid) / every[p]
-                        total += tail * sum(every[p:-1]) + head * sum(every[p + 1:])
+                        tail = (t_mid - total1) / all_shares[p - 1]
+                        head = (total - t_mid) / all_shares[p]
+                        total += (tail * sum(all_shares[p:-1])
+                                  + head * sum(all_shares[p + 1:]))
                         i = target
                         jumped = True
                         break

@@ -286,7 +286,8 @@ def test_a_skip_reaches_into_the_last_iteration_where_every_iteration_is_alike()
     step of the last iteration: fewer steps walked than going on from the last but one, the
     figure that of the step-by-step walk to float64's rounding. The cold GEMM of
     benchmarks/sim_speed.py walks no more than two of its loop's iterations; random nests
-    of whole tiles (every loop order, a beat, single buffers, WS's early input, the cube)
+    of whole tiles (every loop order, a beat, single buffers, WS's early input and its
+    preload, the cube)
     leave out at least one iteration more; where the last tile along the loop is ragged, the
     walk goes on from the last but one, as before."""
     import dataclasses
@@ -318,6 +319,8 @@ def test_a_skip_reaches_into_the_last_iteration_where_every_iteration_is_alike()
     for i in range(12):
         preset = ["systolic", "cube", "systolic", "matrix2d"][i % 4]
         sets = _varied_sets(rng, preset, i)
+        if i % 4 == 2:  # WS without the weights' double buffer: every tile preloads W
+            sets += ["engine.dataflow=ws", "engine.weight_double_buffer=false"]
         arch = tile_arch(load_arch(preset, sets))
         tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 16]))
         # whole tiles, except a ragged last tile along every dimension in every third case

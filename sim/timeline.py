@@ -55,7 +55,15 @@ rounding) over the same tiles runs the same way, and so does every iteration aft
 the last but one: the walk adds what the iteration before took (its steps' times, per unit of
 its share) times the shares of the iterations it leaves out, moves the state to the start of
 the last but one (tile numbers shifted by the tiles left out; a load already requested must
-go to a tile of the same size and step, else it does not skip) and goes on from there. A nest
+go to a tile of the same size and step, else it does not skip) and goes on from there. Where
+the loop's last iteration has the steps of the last but one (the same tile sizes, operands
+that change, write-backs, first and last K tiles: no ragged tile of that loop), the last but
+one runs as the others too, and the walk leaves it out as well, going on from the last; such
+a loop is also compared within its iterations, at the first step of each iteration of the
+loop inside it (from its first iteration on: a pipeline that settles within the first one
+skips from the second), and the same state there goes on from the same step of the last
+iteration, the steps left out taking what those of the iteration before took, its part
+before that step and its part after each per unit of its share. A nest
 that runs whole never skips (it is the step-by-step reference, and the tile RTL's). On
 1,526 timelines (sweep points, a Llama-2-70B, the cold 512x4096x4096 GEMM, random small
 nests) 444 of the 553 reduced nests that have such a loop skip, leaving out 25% of their
@@ -223,9 +231,14 @@ class _Plan:
     busy_total: float
     #: where the walk may skip (:func:`timeline_cycles`): per loop of five positions or more
     #: outside the innermost one that moves, per iteration of the loops around it: the first
-    #: steps of its iterations from the second to the last but one, and the shares of those
-    #: up to the last but two
-    events: tuple[tuple[tuple[int, ...], tuple[float, ...]], ...] = ()
+    #: steps of its iterations from the second to the last, the shares of those up to the
+    #: last but one, and whether its last iteration's steps are those of the last but one
+    #: (tile sizes, which operands change, write-backs, first and last K tiles), so that a
+    #: skip may leave out the last but one too
+    #: (and, for the comparisons within its iterations, every position's share and the
+    #: offsets of the iterations of the loop inside it from its iterations' first steps)
+    events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
+                        tuple[int, ...]], ...] = ()
 
 
 def _loops(nest: Nest, reduce: bool) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]],
@@ -263,8 +276,14 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
             continue
         for outer in itertools.product(*(range(k) for k in lens[:level])):
             at = sum(p * int(np.prod(lens[m + 1:])) for m, p in enumerate(outer))
-            events.append((tuple(at + q * stride for q in range(1, lens[level] - 1)),
-                           tuple(sh for _, sh in lp[1:-2])))
+            # also from the first step of each iteration of the loop inside it (the walk
+            # compares there too where every iteration, the last included, is alike)
+            inner_stride = math.prod(lens[level + 2:])
+            offsets = (tuple(range(inner_stride, stride, inner_stride))
+                       if level + 2 < len(lens) and inner_stride >= SKIP_STEPS // 2 else ())
+            events.append((tuple(at + q * stride for q in range(1, lens[level])),
+                           tuple(sh for _, sh in lp[1:-1]), False,
+                           tuple(sh for _, sh in lp), offsets))
     grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
     pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
                                                                           strict=True)]
@@ -275,7 +294,8 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
 
 def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
            shares: list[np.ndarray],
-           events: tuple[tuple[tuple[int, ...], tuple[float, ...]], ...] = ()) -> _Plan:
+           events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
+                               tuple[int, ...]], ...] = ()) -> _Plan:
     """The plan of the steps whose tile index (``pos_idx``) and share (``shares``) per loop,
     in the mapping's order, are given (:func:`_plan`)."""
     dims = nest.dims
@@ -317,6 +337,18 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
     first = tuple(np.flatnonzero(changed[o]).tolist() for o in range(3))
     tile_of = tuple((np.cumsum(changed[o]) - 1).tolist() for o in range(3))
     at = [np.flatnonzero(changed[o]) for o in range(3)]
+    if events:
+        # a loop's last iteration alike to the last but one: every step's tile sizes, which
+        # operands it changes, whether a write-back follows and whether its K tile is the
+        # first or the last (what its loads, write-backs and timing follow from)
+        sig = np.stack((tm, tn, tk, *changed, write, idx[2] == 0, idx[2] == trips[2] - 1))
+        alike = []
+        for starts, ev_shares, _, every, offsets in events:
+            a, b = starts[-2], starts[-1]
+            alike.append((starts, ev_shares, b + (b - a) <= n
+                          and bool(np.array_equal(sig[:, a:b], sig[:, b:b + (b - a)])),
+                          every, offsets))
+        events = tuple(alike)
     moved = sum(per_step.tolist())
     busy_total = sum((mult * busy).tolist())
     return _Plan(n=n, mult=mult.tolist(), busy=busy.tolist(), release=rel.tolist(),
@@ -428,13 +460,17 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         cannot precede): reads first, the write-back in what they leave."""
         nonlocal wb_open, prog
         nreads = len(r_start)
+        if prog and prog[3] == nreads and prog[0] == wb_open:
+            return  # the open write-back has moved through every read so far
         while True:
             u = wb_open
             if u >= nv or wb_ready[u] is None:
                 return
             p = prog
             if not p or p[0] != u:
-                start = max(wb_ready[u], wb_end[u - 1] if u else 0.0)
+                start = wb_ready[u]
+                if u and wb_end[u - 1] > start:
+                    start = wb_end[u - 1]
                 wb_start[u] = start
                 p = prog = [u, start, wb_bytes[u],
                             max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
@@ -452,7 +488,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         break
                     left -= rate * (s_ - t)
                     t = s_
-                r = min(rate, max(0.0, bw - r_use[k]))
+                r = bw - r_use[k]  # min(rate, max(0.0, bw - use)), without the calls
+                r = (r if r < rate else rate) if r > 0.0 else (0.0 if 0.0 < rate else rate)
                 if r > 0 and left <= r * (e_ - t):
                     done = t + left / r
                     break
@@ -480,11 +517,13 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if wb_ready[u0] is None:
                 return None
             _, t, left, _, rate = prog
-            end = max(t, link) + left / rate  # after every read so far
+            end = (link if link > t else t) + left / rate  # after every read so far
             for u in range(u0 + 1, v + 1):
                 if wb_ready[u] is None:
                     return None
-                start = max(wb_ready[u], end)
+                start = wb_ready[u]
+                if end > start:
+                    start = end
                 wb_start[u] = start
                 end = start + wb_time[u]
             if pending and pending[0][0] < end:
@@ -589,13 +628,19 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     free = wb_finish(j - h_o)
                 if free is None:
                     continue
-                t = max(free, req_o[j - 1]) if j else free + queue
+                if j:
+                    t = req_o[j - 1]
+                    if not t > free:
+                        t = free
+                else:
+                    t = free + queue
                 job = has_job_o[j]
                 if j and not job:
                     prev = ready_o[j - 1]
                     if prev is None:
                         continue  # acquired only once the earlier reloads have come
-                    t = max(t, prev)
+                    if prev > t:
+                        t = prev
                 req_o[j] = t
                 o_reqs.append(t)
                 if job:
@@ -648,9 +693,16 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             link = end
             ready[op_][j_] = end + loaded_after
             # a served read unblocks only the output's loader waiting for the reload before
-            # a visit without one (extend() left every other loader blocked on the engine)
+            # a visit without one (extend() left every other loader blocked on the engine);
+            # not where each loader is still blocked on the engine alone (a half not freed
+            # yet, the output's visit not reached): extend() would do nothing there
             k = nxt_o
-            if k < nv and k and not has_job_o[k] and ready_o[k - 1] is not None:
+            if (k < nv and k and not has_job_o[k] and ready_o[k - 1] is not None
+                    and not ((k >= h_o and cur < o_first[k])
+                             and (nxt_a >= n_a or (nxt_a >= h_a
+                                                   and rel_at_a[nxt_a - h_a] is None))
+                             and (nxt_w >= n_w or (nxt_w >= h_w
+                                                   and rel_at_w[nxt_w - h_w] is None)))):
                 extend()
         return rd[j]
 
@@ -799,13 +851,62 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
     plan_tile = plan.tile_of
     events = plan.events
-    at_step = {step: (e, q) for e, (starts, _) in enumerate(events)
-               for q, step in enumerate(starts[:-1])} if skip else {}
+    at_step = {step: (e, q) for e, (starts, *_) in enumerate(events)
+               for q, step in enumerate(starts[:-2])} if skip else {}
+    # within the iterations of a loop whose iterations are all alike: the first step of each
+    # iteration of the loop inside it, from the loop's first iteration to its last but two,
+    # and the totals at the first steps of the loop's iterations
+    at_off: dict[int, list[tuple[int, int, int]]] = {}
+    firsts_of: dict[int, tuple[int, ...]] = {}
+    if skip:
+        for e, (starts, _, to_last, _, offsets) in enumerate(events):
+            if to_last and offsets:
+                firsts = (2 * starts[0] - starts[1], *starts)
+                firsts_of[e] = firsts
+                for p in range(len(firsts) - 2):
+                    for off in offsets:
+                        at_off.setdefault(firsts[p] + off, []).append((e, p, off))
+    at_first: dict[int, list[int]] = {}
+    for e, firsts in firsts_of.items():
+        for f in firsts:
+            at_first.setdefault(f, []).append(e)
+    iter_total: dict[tuple[int, int], float] = {}
+    seen_off: dict[tuple[int, int], tuple[list[Any], float, float, int]] = {}
     walked = 0
     seen: dict[int, tuple[list[Any], float, float]] = {}
     i = 0
     while i < n:
         cur = i
+        if at_first and i in at_first:
+            for e in at_first[i]:
+                iter_total[(e, firsts_of[e].index(i))] = total
+        offs = at_off.get(i) if at_off else None
+        if offs is not None:
+            # the same from an offset within the loop's iterations: the state there, the
+            # same as an iteration earlier, runs as it did up to the same offset within the
+            # last iteration; the steps left out take what the iteration before took, its
+            # part before the offset and its part after each per unit of its share
+            now, base = state(i)
+            jumped = False
+            for e, p, off in offs:
+                if p and seen_off.get((e, off), (p,))[-1] == p - 1 and (e, p) in iter_total:
+                    then, t1, total1, _ = seen_off[(e, off)]
+                    firsts = firsts_of[e]
+                    target = firsts[-1] + off
+                    if (_same(then, now, SAME_STATE * max(base, t1, 1.0))
+                            and relocate(i, target)):
+                        all_shares = events[e][3]
+                        t_mid = iter_total[(e, p)]
+                        tail = (t_mid - total1) / all_shares[p - 1]
+                        head = (total - t_mid) / all_shares[p]
+                        total += (tail * sum(all_shares[p:-1])
+                                  + head * sum(all_shares[p + 1:]))
+                        i = target
+                        jumped = True
+                        break
+                seen_off[(e, off)] = (now, base, total, p)
+            if jumped:
+                continue
         ev = at_step.get(i) if at_step else None
         if ev is not None:
             # skip: an iteration of a loop that starts in the state the iteration before it
@@ -813,15 +914,21 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             # up to the last but one: they take what that one took (times their shares), and
             # the walk goes on at the last but one, in the same state
             e, q = ev
-            starts, shares = events[e]
+            starts, shares, to_last, _, _ = events[e]
             now, base = state(i)
-            if q:
+            if q and e in seen:  # (not where a jump landed past the iteration before)
                 then, t1, total1 = seen[e]
-                if (_same(then, now, SAME_STATE * max(base, t1, 1.0))
-                        and relocate(i, starts[-1])):
-                    total += sum(shares[q:]) / shares[q - 1] * (total - total1)
-                    i = starts[-1]
-                    continue
+                if _same(then, now, SAME_STATE * max(base, t1, 1.0)):
+                    # to the last iteration where its steps are those of the last but one
+                    # (which then runs as the others), else to the last but one
+                    if to_last and relocate(i, starts[-1]):
+                        total += sum(shares[q:]) / shares[q - 1] * (total - total1)
+                        i = starts[-1]
+                        continue
+                    if relocate(i, starts[-2]):
+                        total += sum(shares[q:-1]) / shares[q - 1] * (total - total1)
+                        i = starts[-2]
+                        continue
             seen[e] = (now, base, total)
         walked += 1
         extend()

@@ -277,3 +277,62 @@ def test_skips_leave_out_steps_and_keep_the_figures(monkeypatch):
         seen += walked < _plan(nest, True).n
         assert timeline_cycles(nest, bw, lat, beat) == pytest.approx(whole, rel=1e-12)
     assert seen >= 4, seen
+
+
+def test_a_skip_reaches_into_the_last_iteration_where_every_iteration_is_alike():
+    """Where a skipping loop's last iteration has the steps of the last but one (no ragged
+    tile along it), the walk leaves the last but one out too, and compares states within
+    the iterations as well (from each iteration of the loop inside), going on from the same
+    step of the last iteration: fewer steps walked than going on from the last but one, the
+    figure that of the step-by-step walk to float64's rounding. The cold GEMM of
+    benchmarks/sim_speed.py walks no more than two of its loop's iterations; random nests
+    of whole tiles (every loop order, a beat, single buffers, WS's early input and its
+    preload, the cube)
+    leave out at least one iteration more; where the last tile along the loop is ragged, the
+    walk goes on from the last but one, as before."""
+    import dataclasses
+
+    from sim.timeline import _plan, _walk
+
+    def walks(nest, bw, lat, beat):
+        plan = _plan(nest, True)
+        without = dataclasses.replace(plan, events=tuple((s, sh, False, *rest)
+                                                         for s, sh, _, *rest in plan.events))
+        got, walked = _walk(nest, plan, float(bw), lat, beat)
+        before, walked_before = _walk(nest, without, float(bw), lat, beat)
+        whole, _ = _walk(nest, plan, float(bw), lat, beat, skip=False)
+        assert got == pytest.approx(whole, rel=1e-12)
+        assert before == pytest.approx(whole, rel=1e-12)
+        strides = {s[-1] - s[-2] for s, _, last, *_ in plan.events if last}
+        return walked, walked_before - walked, strides
+
+    arch = load_arch("systolic")
+    g = Gemm(name="g", M=512, N=4096, K=4096, a_fmt="int8", w_fmt="int8", o_fmt="int32")
+    mp = simulate_gemm(arch, g).mapping
+    nest, _, _ = _nest(arch, 512, 4096, 4096, (mp.tile_m, mp.tile_n, mp.tile_k),
+                       mp.loop_order)
+    walked, fewer, strides = walks(nest, arch.dram_bytes_per_cycle, arch.dram.latency_ns,
+                                   arch.memory[-1].beat_bytes)
+    assert len(strides) == 1 and fewer >= min(strides) and walked <= 2 * min(strides)
+    rng = random.Random(5)
+    left_out = 0
+    for i in range(12):
+        preset = ["systolic", "cube", "systolic", "matrix2d"][i % 4]
+        sets = _varied_sets(rng, preset, i)
+        if i % 4 == 2:  # WS without the weights' double buffer: every tile preloads W
+            sets += ["engine.dataflow=ws", "engine.weight_double_buffer=false"]
+        arch = tile_arch(load_arch(preset, sets))
+        tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 16]))
+        # whole tiles, except a ragged last tile along every dimension in every third case
+        dims = tuple(t * rng.randint(20, 40) + (rng.randint(1, t - 1) if i % 3 == 2 else 0)
+                     for t in tile)
+        order = ["mnk", "mkn", "nmk", "nkm", "kmn", "knm"][i % 6]
+        nest, _, _ = _nest(arch, *dims, tile, order)
+        _, fewer, strides = walks(nest, arch.dram_bytes_per_cycle, arch.dram.latency_ns,
+                                  arch.memory[-1].beat_bytes)
+        if i % 3 == 2:
+            assert not strides and fewer == 0
+        else:
+            assert fewer == 0 or fewer >= min(strides)
+            left_out += fewer > 0
+    assert left_out >= 3, left_out

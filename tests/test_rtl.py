@@ -133,6 +133,29 @@ def test_verify_fails_on_a_timing_bug(tmp_path, capsys) -> None:
     assert all(any(p.startswith("measured ") for p in c["problems"]) for c in checked)
 
 
+def test_verify_fst_wave_is_written_or_refused_in_one_line(tmp_path, capsys) -> None:
+    """--wave FILE.fst: where the machine's C++ compiler finds lz4 and zlib (Verilator's FST
+    writer needs both) the run writes an FST trace; elsewhere `tpe verify` exits 2 before
+    building anything, with one line naming --wave, the missing libraries and the .vcd
+    alternative, and writes no file."""
+    from sim.verify.toolchain import ToolchainError, check_fst
+
+    spec = SystolicSpec(rows=2, cols=2, a_bits=4, w_bits=4, acc_bits=12, dataflow="os")
+    design = generate(spec, tmp_path)
+    wave = tmp_path / "run.fst"
+    args = ["verify", str(design), "--cases", "1", "--max-dim", "4", "--wave", str(wave)]
+    try:
+        check_fst()
+    except ToolchainError:
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "--wave" in err and "lz4" in err and ".vcd" in err, err
+        assert not wave.exists() and not (design / "sim_build").exists()
+        return
+    assert main(args) == 0
+    assert wave.stat().st_size > 0 and not wave.read_bytes().startswith(b"$")  # not a VCD
+
+
 def test_verify_more_and_larger_gemms_a_reset_and_a_wave(tmp_path, capsys) -> None:
     """--cases and --max-dim set the random GEMMs (log-uniform dimensions up to D), the run
     ends with a reset in the middle of a GEMM after which the same GEMM is exact, and --wave

@@ -51,11 +51,13 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
   to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
   ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: their tiles with 4-byte loads,
-  as the bf16 fallbacks (their own rate and load bandwidth); with only ``N`` off 16, cuBLASLt's
-  Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of two along N:
-  :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of kernel for the
-  smallest shapes, against 3.3 for CUTLASS's), but above :data:`INT8_N8_CUTLASS_MACS`
-  multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
+  as the bf16 fallbacks (their own rate and load bandwidth), but a CTA loads only the rows of
+  A and W inside the matrices (a tile over 8 columns of N loads a fraction of a full one's) and
+  a step along K takes at least its loop's latency (``int8_align8_step_ns``); with only ``N``
+  off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of
+  two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
+  kernel for the smallest shapes, against 3.3 for CUTLASS's), but above
+  :data:`INT8_N8_CUTLASS_MACS` multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -234,23 +236,29 @@ DOT_MIN_K = 128
 #: tile in the kernel's name, its orientation from the launched grid): ``align1`` CUTLASS's
 #: s1688 64x64, 128x128 and 128x256 tiles and the wmma 32x32 one; ``align2`` its s16816
 #: 128x64, 64x128, 128x128, 128x256 and 256x128 and the wmma 32x32; ``int8_align8`` its i16832
-#: align-4 64x64, 128x64, 128x256 and 256x128.
+#: align-4 tiles as they ran: cuBLAS computes the transposed product (``C^T = W A^T``, column
+#: major), so a CUTLASS name's first tile dimension runs along N (every recorded CUTLASS launch's
+#: grid is ``ceil(M / BM) x ceil(N / BN)`` so, with the kernel's swizzle:
+#: ``test_cutlass_grid_orientation`` in tests/test_gpu.py): ``_64x64_``, ``_128x64_`` (64 rows
+#: of M, 128 columns of N), ``_256x128_`` (128 x 256) and ``_128x256_`` (256 x 128); not
+#: ``_128x128_``, which ran once, at K = 8 (a single step along K).
 FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
     "align1": ((128, 256), (128, 128), (64, 64), (32, 32)),
     "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
-    "int8_align8": ((256, 128), (128, 256), (128, 64), (64, 64)),
+    "int8_align8": ((128, 256), (256, 128), (64, 128), (64, 64)),
 }
 #: The tile of cuBLASLt's Hopper int8 kernel for K a multiple of 16 and N off 16
 #: (``sm90_xmma_gemm_i8i32_i8i32_i32_tn_n_tilesize256x128x128``: 256 rows of M, 128 columns of
 #: N, as its grid was recorded), launched in clusters of two along N.
 INT8_N8_TILE = (256, 128)
-#: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile: the
+#: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile (64 rows of M,
+#: 128 columns of N, as :data:`FALLBACK_TILES` orients it): the
 #: calibration rows ran the Hopper kernel up to 1.7e9 multiply-adds (100x4104x4112 padded)
 #: and the 128x64 tile at 3.2e11 (12130x2296x11472); the bound is their geometric mean (a
 #: held-out row's kernel name, 6001x4104x4112 at 1.0e11 running the 128x64 tile, was seen
 #: before it was set).
 INT8_N8_CUTLASS_MACS = 2.3e10
-INT8_N8_CUTLASS_TILE = ((128, 64),)
+INT8_N8_CUTLASS_TILE = ((64, 128),)
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
 ATTN_TILE = 128
 #: The head dims the attention kernels run at are multiples of this: measured on the H100
@@ -398,6 +406,12 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # their tile's prologue and epilogue in elements of K (their deeper pipelines: 3 to 6
     # stages of 128; measured, a second wave of CTAs at K = 8 to 22 adds 2 to 6 us)
     "int8_align8_tile_k0": (128.0, 0.0, 4096.0),
+    # ... and the shortest step along K one of their CTAs takes however few rows it loads
+    # (its main loop's own latency), ns per element of K: measured, single-CTA kernels of a
+    # 64x64 tile with 41 and 49 rows in bounds took 3.4 and 3.5 ns per element of K at K of 11k
+    # to 16k, full 64x64 tiles 5.3 to 5.6 (measured_h100_v2_gemm_kernels.csv,
+    # measured_h100_misaligned.csv: kernel time over waves x K)
+    "int8_align8_step_ns": (3.0, 0.0, 20.0),
     # ... where only C is off (K a multiple of 16, N of 8 but not 16): cuBLASLt's Hopper
     # kernel (sm90_xmma_gemm_i8i32 tilesize256x128x128: INT8_N8_TILE): its fixed cost and its
     # tile's rate, a multiple of the aligned int8 rate measured at the sustained clock (up to
@@ -787,7 +801,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
             tiles = FALLBACK_TILES[family] if K % VECTOR_BYTES else INT8_N8_CUTLASS_TILE
             t, ops = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
-                                      p["int8_align8_tile_k0"])
+                                      p["int8_align8_tile_k0"], clipped_loads=True,
+                                      step_floor=p["int8_align8_step_ns"] * 1e-9)
             return p["fixed_us"], t * 1e6, ops
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
@@ -804,7 +819,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
-                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float
+                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float,
+                     clipped_loads: bool = False, step_floor: float = 0.0
                      ) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole): waves of CTAs over
@@ -812,12 +828,16 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     (ops/s per SM) and its ``(BM + BN)`` loaded elements at ``sm_load`` (bytes/s per SM), for
     its share of K plus ``k0`` elements (the prologue and epilogue); against the memory time
     ``t_m``; a split adds its fp32 partials' traffic (the reduction's launch is the
-    caller's)."""
+    caller's). ``clipped_loads``: a CTA loads only the rows of A and W inside the matrices
+    (int8's align-4 kernels: their cp.async copies of the rows past M or N are predicated off,
+    zero-filled without a read), so the slowest CTA's step loads ``min(BM, M) + min(BN, N)``
+    rows; ``step_floor``: the shortest step (seconds per element of K) however few it loads."""
     bw = cal.read_gb_per_s * 1e9
     best, ops = math.inf, 0.0
     for bm, bn in tiles:
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
-        step = max(2.0 * bm * bn / sm_rate, (bm + bn) * elem_bytes / sm_load)
+        rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
+        step = max(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, step_floor)
         for s in splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best

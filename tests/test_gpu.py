@@ -1053,6 +1053,39 @@ def test_the_fallback_tiles_are_the_recorded_ones():
     assert seen == {(f, min(t), max(t)) for f, tiles in FALLBACK_TILES.items() for t in tiles}
 
 
+def test_cutlass_grid_orientation():
+    """cuBLAS runs the transposed product (column major), so a recorded CUTLASS kernel's name
+    gives its tile as (columns of N, rows of M): its grid is ``ceil(M / BM) x ceil(N / BN)``
+    that way round, with a swizzle of 1 to 8 along M, for every recorded launch whose two
+    orientations differ; int8's align-4 tiles that ran past K = 8 (a single step along K)
+    are FALLBACK_TILES' in that orientation (sim.gpu_model.FALLBACK_TILES)."""
+    from sim.gpu_model import FALLBACK_TILES, gemm_family, padded_shape
+
+    checked = 0
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+        k = Kernel.from_row(r)
+        M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
+        for part in r["kernels"].split(" ; "):
+            tile = re.search(r"cutlass_\w*gemm_(?:bf16|f16|s8)_(\d+)x(\d+)_", part)
+            if not tile:
+                continue
+            bn, bm = int(tile.group(1)), int(tile.group(2))
+            gx, gy, _ = map(int, re.search(r"grid=\((\d+),(\d+),(\d+)\)", part).groups())
+
+            def fits(bm: int, bn: int, M: int = M, N: int = N, gx: int = gx, gy: int = gy
+                     ) -> bool:
+                n_tiles = -(-N // bn)
+                return any(gx == -(-M // bm) * sw and gy == -(-n_tiles // sw)
+                           for sw in (1, 2, 4, 8))
+
+            if fits(bm, bn) != fits(bn, bm):
+                assert fits(bm, bn), part
+                checked += 1
+            if gemm_family(k) == "int8_align8" and K > 8:
+                assert (bm, bn) in FALLBACK_TILES["int8_align8"], part
+    assert checked > 70
+
+
 def test_misaligned_gemms_held_out_per_category():
     """The held-out misaligned GEMMs, per category (``tpe gpu check``'s statistics), against
     the levels this model reaches (docs/gpu.md), time and energy: fp16 and fp8 within the

@@ -37,9 +37,14 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   128x256 one 62, and the align-2 kernels' 128x64 and 128x128 CTAs about as long as their
   128x256 ones, so small tiles run far below the family's rate. Each family also has its own HBM
   bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
-  would walk meanwhile), which short-K shapes pay for; CUTLASS runs its split-K variant (fp32
-  partials, then a ``splitKreduce_kernel`` launch; any count of splits, the model's the fastest
-  for its tiles) whenever 128x128 tiles would leave SMs idle and ``K`` is at least
+  would walk meanwhile), which short-K shapes pay for; these kernels (CUTLASS 2.x, one main loop
+  then the epilogue, no producer warps streaming the next tile meanwhile) store C after their
+  loop, so C's bytes come after the slower of the loop and the operands' reads, not under it
+  (measured, a short-K GEMM with a large C: 6708x7822x226 bf16 took 178 us of kernel, where 13
+  waves of its 256x128 tiles at the 31 ns per element of K they took at K = 4096 walk its 226
+  elements in 92 us; its C is 105 MB); CUTLASS runs its split-K variant (fp32 partials, then a
+  ``splitKreduce_kernel`` launch; any count of splits, the model's the fastest for its tiles)
+  whenever 128x128 tiles would leave SMs idle and ``K`` is at least
   :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer than 16 columns (the
   recorded dispatch, not a choice by speed). At vector 1 a ``K`` that is a multiple of 8 (only
   ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted factor, the cause not
@@ -51,11 +56,13 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
   to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
   ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: their tiles with 4-byte loads,
-  as the bf16 fallbacks (their own rate and load bandwidth); with only ``N`` off 16, cuBLASLt's
-  Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of two along N:
-  :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of kernel for the
-  smallest shapes, against 3.3 for CUTLASS's), but above :data:`INT8_N8_CUTLASS_MACS`
-  multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
+  as the bf16 fallbacks (their own rate and load bandwidth), but a CTA loads only the rows of
+  A and W inside the matrices (a tile over 8 columns of N loads a fraction of a full one's) and
+  a step along K takes at least its loop's latency (:data:`INT8_ALIGN4_STEP_NS`); with only ``N``
+  off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of
+  two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
+  kernel for the smallest shapes, against 3.3 for CUTLASS's), but above
+  :data:`INT8_N8_CUTLASS_MACS` multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -243,23 +250,36 @@ DOT_MIN_K = 128
 #: tile in the kernel's name, its orientation from the launched grid): ``align1`` CUTLASS's
 #: s1688 64x64, 128x128 and 128x256 tiles and the wmma 32x32 one; ``align2`` its s16816
 #: 128x64, 64x128, 128x128, 128x256 and 256x128 and the wmma 32x32; ``int8_align8`` its i16832
-#: align-4 64x64, 128x64, 128x256 and 256x128.
+#: align-4 tiles as they ran: cuBLAS computes the transposed product (``C^T = W A^T``, column
+#: major), so a CUTLASS name's first tile dimension runs along N (every recorded CUTLASS launch's
+#: grid is ``ceil(M / BM) x ceil(N / BN)`` so, with the kernel's swizzle:
+#: ``test_cutlass_grid_orientation`` in tests/test_gpu.py): ``_64x64_``, ``_128x64_`` (64 rows
+#: of M, 128 columns of N), ``_256x128_`` (128 x 256) and ``_128x256_`` (256 x 128); not
+#: ``_128x128_``, which ran once, at K = 8 (a single step along K).
 FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
     "align1": ((128, 256), (128, 128), (64, 64), (32, 32)),
     "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
-    "int8_align8": ((256, 128), (128, 256), (128, 64), (64, 64)),
+    "int8_align8": ((128, 256), (256, 128), (64, 128), (64, 64)),
 }
 #: The tile of cuBLASLt's Hopper int8 kernel for K a multiple of 16 and N off 16
 #: (``sm90_xmma_gemm_i8i32_i8i32_i32_tn_n_tilesize256x128x128``: 256 rows of M, 128 columns of
 #: N, as its grid was recorded), launched in clusters of two along N.
 INT8_N8_TILE = (256, 128)
-#: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile: the
+#: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile (64 rows of M,
+#: 128 columns of N, as :data:`FALLBACK_TILES` orients it): the
 #: calibration rows ran the Hopper kernel up to 1.7e9 multiply-adds (100x4104x4112 padded)
 #: and the 128x64 tile at 3.2e11 (12130x2296x11472); the bound is their geometric mean (a
 #: held-out row's kernel name, 6001x4104x4112 at 1.0e11 running the 128x64 tile, was seen
 #: before it was set).
 INT8_N8_CUTLASS_MACS = 2.3e10
-INT8_N8_CUTLASS_TILE = ((128, 64),)
+INT8_N8_CUTLASS_TILE = ((64, 128),)
+#: The shortest step along K (ns per element of K) a CTA of int8's align-4 kernels takes however
+#: few rows of A and W it loads (its main loop's own latency): the recorded single-CTA launches
+#: of their 64x64 tile at K of 4096 and more, over 17 to 33 rows of M and 8 to 32 columns of N
+#: (padded), took 3.37 to 4.06 ns per element of K, prologue and epilogue included, where full
+#: 64x64 tiles took 5.3 to 5.8 (the kernels columns of measured_h100_misaligned.csv and
+#: measured_h100_v2_gemm_kernels.csv; their least, as tests/test_gpu.py recomputes it).
+INT8_ALIGN4_STEP_NS = 3.37
 #: Query and key tile of the attention kernels (FlashAttention-2/3 on Hopper use 128).
 ATTN_TILE = 128
 #: The head dims the attention kernels run at are multiples of this: measured on the H100
@@ -781,7 +801,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         slow = p["align1_k8_slowdown"] if family == "align1" and K % 8 == 0 else 1.0
         sm_rate = peak * rate_eff / (slow * cal.sm_count)
         sm_load = p[f"{family}_load_gb_per_s"] * 1e9 / (slow * cal.sm_count)
-        t_m = nbytes * slow / (bw * bw_eff)
+        out = M * N * OUT_BYTES[k.dtype]  # C, stored after the main loop (module doc)
+        t_m = (nbytes - out) * slow / (bw * bw_eff)
+        t_store = out * slow / (bw * bw_eff)
         # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch) runs
         # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
         # has fewer than 16 columns (as recorded: the kernels column of
@@ -790,7 +812,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
         t, ops = _loaded_tiles_us(cal, M, N, K, FALLBACK_TILES[family], ELEM_BYTES[k.dtype],
                                   sm_rate, sm_load, t_m, FALLBACK_SPLITS if split else (1,),
-                                  p["fallback_tile_k0"])
+                                  p["fallback_tile_k0"], t_store=t_store)
         tiled = (p["fallback_fixed_us"] + (p["fallback_reduce_us"] if split else 0.0),
                  t * 1e6, ops)
         # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster,
@@ -810,7 +832,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
             tiles = FALLBACK_TILES[family] if K % VECTOR_BYTES else INT8_N8_CUTLASS_TILE
             t, ops = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
-                                      p["int8_align8_tile_k0"])
+                                      p["int8_align8_tile_k0"], clipped_loads=True,
+                                      step_floor=INT8_ALIGN4_STEP_NS * 1e-9)
             return p["fixed_us"], t * 1e6, ops
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
@@ -827,20 +850,27 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
-                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float
-                     ) -> tuple[float, float]:
+                     sm_load: float, t_m: float, splits: tuple[int, ...], k0: float,
+                     clipped_loads: bool = False, step_floor: float = 0.0,
+                     t_store: float = 0.0) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole): waves of CTAs over
     the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
     (ops/s per SM) and its ``(BM + BN)`` loaded elements at ``sm_load`` (bytes/s per SM), for
     its share of K plus ``k0`` elements (the prologue and epilogue); against the memory time
     ``t_m``; a split adds its fp32 partials' traffic (the reduction's launch is the
-    caller's)."""
+    caller's). ``clipped_loads``: a CTA loads only the rows of A and W inside the matrices
+    (int8's align-4 kernels: their cp.async copies of the rows past M or N are predicated off,
+    zero-filled without a read), so the slowest CTA's step loads ``min(BM, M) + min(BN, N)``
+    rows; ``step_floor``: the shortest step (seconds per element of K) however few it loads;
+    ``t_store``: the time C's stores take after the loop (unsplit; a split's partials are its
+    traffic above)."""
     bw = cal.read_gb_per_s * 1e9
     best, ops = math.inf, 0.0
     for bm, bn in tiles:
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
-        step = max(2.0 * bm * bn / sm_rate, (bm + bn) * elem_bytes / sm_load)
+        rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
+        step = max(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, step_floor)
         for s in splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best
@@ -848,7 +878,7 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                           or n_tiles * (K + s * k0) * step / cal.sm_count > best):
                 break
             t_c = _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step
-            extra = 2 * s * M * N * 4 / bw if s > 1 else 0.0
+            extra = 2 * s * M * N * 4 / bw if s > 1 else t_store
             t = max(t_c, t_m) + extra
             if t < best:
                 best, ops = t, n_tiles * s * 2.0 * bm * bn * _cdiv(K, s)

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["InputError", "main"]
+__all__ = ["InputError", "LazyHelp", "main"]
 
 
 class _SubParsers(argparse._SubParsersAction):
@@ -51,6 +51,25 @@ class _SubParsers(argparse._SubParsersAction):
             sub, fill = pending
             fill(sub)
         super().__call__(parser, namespace, values, option_string)
+
+
+class LazyHelp(str):
+    """A help text made when help is printed, from ``make()``: for a text that costs a file
+    read (the quantization schemes' names), which a command that prints no help never makes.
+
+    argparse expands every help text with ``%`` (``%(default)s`` and friends) as it prints
+    it; that is where this one is made (the text itself only tells that it is not yet).
+    """
+
+    make: Callable[[], str]
+
+    def __new__(cls, make: Callable[[], str]) -> LazyHelp:
+        text = super().__new__(cls, "(made when help is printed)")
+        text.make = make
+        return text
+
+    def __mod__(self, params: Any) -> str:
+        return self.make() % params
 
 
 class _Version(argparse.Action):
@@ -111,6 +130,39 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: pydantic's plugin loader, which :func:`_no_pydantic_plugins` replaces.
+PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
+#: The values of ``PYDANTIC_DISABLE_PLUGINS`` with which pydantic loads no plugin at all.
+PYDANTIC_PLUGINS_OFF = ("__all__", "1", "true")
+
+
+def _no_pydantic_plugins() -> None:
+    """With pydantic's plugins off (``PYDANTIC_DISABLE_PLUGINS``), give pydantic a plugin
+    loader that answers what its own answers then, no plugins, without importing
+    ``importlib.metadata``.
+
+    pydantic imports its loader on its first class, and the loader imports
+    ``importlib.metadata`` (email, zipfile, csv, socket, tempfile and more: about 15 ms, 6% of
+    ``tpe sim gemm``) before it looks at the switch, only to return no plugins. Nothing is
+    replaced when the user turned plugins on or the loader is already imported;
+    tests/test_imports.py checks that pydantic still takes ``get_plugins`` alone from it and
+    that both loaders give the same answer.
+    """
+    if (os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in PYDANTIC_PLUGINS_OFF
+            or PYDANTIC_PLUGIN_LOADER in sys.modules):
+        return
+    import types
+
+    loader = types.ModuleType(PYDANTIC_PLUGIN_LOADER, "pydantic's plugin loader with every "
+                              "plugin off (sim.cli._no_pydantic_plugins)")
+    loader.get_plugins = _no_plugins  # type: ignore[attr-defined]
+    sys.modules[PYDANTIC_PLUGIN_LOADER] = loader
+
+
+def _no_plugins() -> tuple[()]:
+    return ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # pydantic (the spec classes' base) looks for plugins of its own on its first class by
@@ -118,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # of a 0.25 s command); tpe uses none, so it skips the scan unless the user chose
     # otherwise (PYDANTIC_DISABLE_PLUGINS is pydantic's documented switch)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _no_pydantic_plugins()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

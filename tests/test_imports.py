@@ -45,7 +45,7 @@ NOT_FOR_A_GEMM = {
     "sim.cli.gpu": "another command",
     "sim.cli.hw": "another command",
     "sim.cli.sweep": "another command",
-    "importlib.metadata": "pydantic's plugin loader with plugins off (sim.cli._no_pydantic_plugins)",
+    "importlib.metadata": "pydantic's plugin loader, plugins off (sim.cli._no_pydantic_plugins)",
     "email": "importlib.metadata",
     "zipfile": "importlib.metadata",
     "tempfile": "importlib.metadata",

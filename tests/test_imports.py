@@ -50,6 +50,7 @@ NOT_FOR_A_GEMM = {
     "zipfile": "importlib.metadata",
     "tempfile": "importlib.metadata",
     "pkgutil": "every engine kind's module (hw.spec.engine_kinds; a preset needs its own)",
+    "shutil": "the terminal's width, for help only (sim.cli._Formatter)",
 }
 
 
@@ -176,6 +177,26 @@ def test_the_quant_help_is_made_when_help_is_printed() -> None:
         assert read == 1
         listed = text.split("or one of: ", 1)[1].split("; or wNaM", 1)[0]
         assert listed.split(", ") == named_schemes(), command
+
+
+@pytest.mark.parametrize(("before", "call", "want"), [
+    ("", "main()", "True True"),                  # the process is the command's: frozen
+    ("", "main(sys.argv[1:])", "True False"),     # a caller's process: its collector as it was
+    ("gc.disable()", "main()", "False False"),    # a collector turned off stays off
+])
+def test_start_up_objects_are_frozen_in_a_process_of_its_own(before: str, call: str,
+                                                             want: str) -> None:
+    code = ("import contextlib, gc, io, sys\n"
+            "from sim.cli import main\n"
+            f"{before}\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = {call}\n"
+            "print(rc, gc.isenabled(), gc.get_freeze_count() > 0)\n")
+    argv = ["sim", "gemm", "--arch", "systolic", "--M", "8", "--N", "8", "--K", "8", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.splitlines()[-1] == f"0 {want}"
 
 
 def test_the_harness_sees_what_a_command_imports_lazily() -> None:

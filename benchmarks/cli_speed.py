@@ -23,7 +23,8 @@ our commands taking turns so that a change of the shared machine's load touches 
   classes' base), which no ``tpe sim`` can go below;
 * with ``--baseline REV``: revision REV's ``python -m sim.cli sim gemm ...`` (bytecode cached)
   in a temporary worktree, in turn with ours; ``speed_ratio_rev_over_this`` is its median over
-  each of our gemm rows';
+  each of our gemm rows', ``cpu_ratio_rev_over_this`` the same of the processes' CPU seconds
+  (which the shared machine's load moves less than the wall-clock seconds);
 * SCALE-Sim 3.0.0 on the same GEMM (512x256x256) on a 32x32 array in the dataflow of our
   preset, ``--scalesim-runs`` fresh processes in its own venv: ``scalesim_compare.py``'s
   driver, which starts the interpreter, imports SCALE-Sim, writes and parses its
@@ -77,7 +78,8 @@ GEMM_ARGS = ("sim", "gemm", "--arch", "systolic", "--set", f"engine.rows={CASE.r
 BASELINE = "reference: import numpy, pydantic (the baseline)"
 CSV_FIELDS = ("what", "bytecode", "runs", "median_s", "min_s", "cpu_median_s",
               "ratio_to_baseline", "goal_s", "verdict", "speed_ratio_scalesim_over_this",
-              "speed_ratio_rev_over_this", "detail", "machine", "load_before", "load_after")
+              "speed_ratio_rev_over_this", "cpu_ratio_rev_over_this", "detail", "machine",
+              "load_before", "load_after")
 
 
 def tpe_command() -> list[str]:
@@ -95,6 +97,10 @@ class Timed:
     argv: list[str]
     env: dict[str, str]
     goal: bool = False  # the command the goal is about
+    #: Where it runs: the repository, or the baseline's worktree (``python -m`` puts the
+    #: working directory first on ``sys.path``, so a baseline run from the repository would
+    #: import this revision's code, whatever its PYTHONPATH)
+    cwd: Path = peers.REPO
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     stdout: str = ""  # of the last run
@@ -107,7 +113,7 @@ class Timed:
         """One run in the repository root; raises ``RuntimeError`` if it fails."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run(self.argv, cwd=peers.REPO, env=self.env, capture_output=True,
+        proc = subprocess.run(self.argv, cwd=self.cwd, env=self.env, capture_output=True,
                               text=True, timeout=timeout_s)
         dt = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -157,7 +163,7 @@ def measure_ours(runs: int, cache_dir: Path, rev: tuple[str, Path] | None = None
         name, tree = rev
         rows.append(Timed(f"python -m sim.cli {' '.join(GEMM_ARGS)} at {name}", "cached",
                           [sys.executable, "-m", "sim.cli", *GEMM_ARGS],
-                          {**envs["cached"], "PYTHONPATH": str(tree)}))
+                          {**envs["cached"], "PYTHONPATH": str(tree)}, cwd=tree))
     for i in range(runs + 1):
         for t in rows:
             t.run(timed=i > 0)
@@ -249,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline = next(t.median for t in ours if t.what == BASELINE)
     rev_median = next((t.median for t in ours if args.baseline and
                        t.what.endswith(f" at {args.baseline}")), None)
+    rev_cpu = next((statistics.median(t.cpu) for t in ours if args.baseline and
+                    t.what.endswith(f" at {args.baseline}")), None)
     rows: list[dict[str, object]] = []
     for t in ours:
         is_gemm = t.goal
@@ -263,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 round(ss_wall / t.median, 1) if is_gemm and ss_wall else "",
             "speed_ratio_rev_over_this":
                 round(rev_median / t.median, 2) if is_gemm and rev_median else "",
+            "cpu_ratio_rev_over_this":
+                round(rev_cpu / statistics.median(t.cpu), 2) if is_gemm and rev_cpu else "",
             "detail": (f"{result.get('cycles')} cycles, memory {result.get('memory')}, "
                        f"dataflow {dataflow}") if is_gemm else "",
         })
@@ -273,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "min_s": round(min(r.wall_s for r in scalesim), 4), "cpu_median_s": "",
             "ratio_to_baseline": round(ss_wall / baseline, 1),
             "goal_s": "", "verdict": "", "speed_ratio_scalesim_over_this": "",
-            "speed_ratio_rev_over_this": "",
+            "speed_ratio_rev_over_this": "", "cpu_ratio_rev_over_this": "",
             "detail": (f"{scalesim[0].cycles} cycles (stall-free); simulation alone "
                        f"{statistics.median(ss_sim):.3f} s; {scalesim[0].versions}")
             if ss_sim else scalesim[0].status,
@@ -283,18 +293,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print(peers.table_row(["what", "bytecode", "median (min) of n", "/ baseline", "goal",
-                           "SCALE-Sim / this", f"{args.baseline or 'REV'} / this"]))
-    print("| --- | --- | ---: | ---: | --- | ---: | ---: |")
+                           "SCALE-Sim / this", f"{args.baseline or 'REV'} / this",
+                           "CPU: REV / this"]))
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |")
     for r in rows:
         ratio = r["speed_ratio_scalesim_over_this"]
         rev_ratio = r["speed_ratio_rev_over_this"]
+        cpu_ratio = r["cpu_ratio_rev_over_this"]
         print(peers.table_row([
             str(r["what"]), str(r["bytecode"]),
             f"{r['median_s']:.3f} s ({r['min_s']:.3f} s) of {r['runs']}",
             f"{r['ratio_to_baseline']}x",
             f"<= {GOAL_S} s: {r['verdict']}" if r["verdict"] else "",
             f"{ratio:,.1f}x" if isinstance(ratio, float) else "",
-            f"{rev_ratio:.2f}x" if isinstance(rev_ratio, float) else ""]))
+            f"{rev_ratio:.2f}x" if isinstance(rev_ratio, float) else "",
+            f"{cpu_ratio:.2f}x" if isinstance(cpu_ratio, float) else ""]))
     print(f"\n1-minute load average: {load_before} before, {load_after} after")
     out = args.out or peers.RESULTS_DIR / f"cli_speed_{today}.csv"
     peers.write_csv(out, CSV_FIELDS, rows)

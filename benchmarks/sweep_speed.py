@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N")
     ap.add_argument("--baseline", default=None, metavar="REV",
                     help="also run git revision REV's version of this benchmark, in this run")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="CSV path (default benchmarks/results/sweep_speed_<date>.csv)")
     args = ap.parse_args(argv)
     spec = load_sweep(args.spec)
     if args.profile:
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
           + ("" if today is None else f"<= {today:.0f} s: {today_verdict}") + " | "
           + ("" if base is None else f"{base:.0f} ({args.baseline}) | {ratio:.2f}x") + " |")
     RESULTS.mkdir(exist_ok=True)
-    csv_path = RESULTS / f"sweep_speed_{datetime.date.today().isoformat()}.csv"
+    csv_path = args.out or RESULTS / f"sweep_speed_{datetime.date.today().isoformat()}.csv"
     tmp = csv_path.with_suffix(".tmp")
     opt = ["" if x is None else f"{x:.3f}" for x in (today, base, ratio)]
     tmp.write_text(

@@ -45,6 +45,12 @@ NOT_FOR_A_GEMM = {
     "sim.cli.gpu": "another command",
     "sim.cli.hw": "another command",
     "sim.cli.sweep": "another command",
+    "importlib.metadata": "pydantic's plugin loader, plugins off (sim.cli._no_pydantic_plugins)",
+    "email": "importlib.metadata",
+    "zipfile": "importlib.metadata",
+    "tempfile": "importlib.metadata",
+    "pkgutil": "every engine kind's module (hw.spec.engine_kinds; a preset needs its own)",
+    "shutil": "the terminal's width, for help only (sim.cli._Formatter)",
 }
 
 
@@ -86,6 +92,111 @@ def test_a_gemm_loads_its_own_path_only(preset: str) -> None:
     others = set(engine_kinds()) - {kind, "systolic"}
     assert sorted(m for k in others for m in (f"hw.spec.{k}", f"sim.engines.{k}")
                   if m in modules) == []
+
+
+def test_pydantic_takes_get_plugins_alone_from_its_loader() -> None:
+    """sim.cli._no_pydantic_plugins replaces pydantic's plugin loader with one that has
+    ``get_plugins`` alone: pydantic's modules take nothing else from it, and with plugins off
+    pydantic's own loader answers as the replacement does (no plugins)."""
+    import ast
+
+    import pydantic
+
+    from sim.cli import PYDANTIC_PLUGIN_LOADER, PYDANTIC_PLUGINS_OFF, _no_plugins
+
+    package = Path(pydantic.__file__).parent
+    taken: dict[str, list[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        if "v1" in path.relative_to(package).parts:
+            continue
+        module = ".".join(("pydantic", *path.relative_to(package).with_suffix("").parts))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                # relative to the module's package (a package's __init__ is its own)
+                base = module.rsplit(".", node.level)[0] if node.level else ""
+                target = ".".join(p for p in (base, node.module) if p)
+                if target == PYDANTIC_PLUGIN_LOADER:
+                    taken[module] = [a.name for a in node.names]
+                assert all(f"{target}.{a.name}" != PYDANTIC_PLUGIN_LOADER
+                           for a in node.names), f"{module} imports the loader module"
+            elif isinstance(node, ast.Import):
+                assert all(a.name != PYDANTIC_PLUGIN_LOADER for a in node.names), module
+    assert taken == {"pydantic.plugin._schema_validator": ["get_plugins"]}
+    for off in PYDANTIC_PLUGINS_OFF:
+        code = (f"import {PYDANTIC_PLUGIN_LOADER} as loader\n"
+                "print(repr(tuple(loader.get_plugins())))\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**os.environ, "PYDANTIC_DISABLE_PLUGINS": off},
+                              timeout=120, check=True)
+        assert proc.stdout.strip() == repr(_no_plugins())
+
+
+def test_the_plugin_loader_is_replaced_only_with_plugins_off() -> None:
+    """A user who turns pydantic's plugins on keeps pydantic's own loader."""
+    code = ("import sys\n"
+            "from sim.cli import main\n"
+            "rc = main(['sim', 'gemm', '--arch', 'systolic', '--M', '8', '--N', '8', '--K', '8',"
+            " '--json'])\n"
+            "print(rc, getattr(sys.modules['pydantic.plugin._loader'], '__file__', None))\n")
+    for value, replaced in (("__all__", True), ("", False), ("some_plugin", False)):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYDANTIC_DISABLE_PLUGINS": value}
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        rc, path = proc.stdout.splitlines()[-1].split(" ", 1)
+        assert (rc, path == "None") == ("0", replaced), value
+
+
+def test_the_quant_help_is_made_when_help_is_printed() -> None:
+    """--quant's help lists the schemes of the scheme table, which ``tpe sim gemm`` reads only
+    to print its help (sim.cli.LazyHelp): a GEMM that prints none leaves it unread."""
+    from models.quant import named_schemes
+
+    code = ("import contextlib, io, sys\n"
+            "import models.quant\n"
+            "from sim.cli import main\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    try:\n"
+            "        main(sys.argv[1:])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(models.quant._named.cache_info().currsize)\n"
+            "print(' '.join(out.getvalue().split()))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+
+    def run(*argv: str) -> tuple[int, str]:
+        proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        read, text = proc.stdout.splitlines()[-2:]
+        return int(read), text
+
+    assert run("sim", "gemm", "--arch", "systolic", "--M", "8", "--N", "8", "--K", "8",
+               "--json")[0] == 0
+    for command in ("gemm", "model"):
+        read, text = run("sim", command, "--help")
+        assert read == 1
+        listed = text.split("or one of: ", 1)[1].split("; or wNaM", 1)[0]
+        assert listed.split(", ") == named_schemes(), command
+
+
+@pytest.mark.parametrize(("before", "call", "want"), [
+    ("", "main()", "True True"),                  # the process is the command's: frozen
+    ("", "main(sys.argv[1:])", "True False"),     # a caller's process: its collector as it was
+    ("gc.disable()", "main()", "False False"),    # a collector turned off stays off
+])
+def test_start_up_objects_are_frozen_in_a_process_of_its_own(before: str, call: str,
+                                                             want: str) -> None:
+    code = ("import contextlib, gc, io, sys\n"
+            "from sim.cli import main\n"
+            f"{before}\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = {call}\n"
+            "print(rc, gc.isenabled(), gc.get_freeze_count() > 0)\n")
+    argv = ["sim", "gemm", "--arch", "systolic", "--M", "8", "--N", "8", "--K", "8", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.splitlines()[-1] == f"0 {want}"
 
 
 def test_the_harness_sees_what_a_command_imports_lazily() -> None:

@@ -9,11 +9,8 @@ out-of-range value or an unknown key raises :class:`SpecError` with a one-line m
 names the field, e.g. ``engine.rows: must be >= 1 (got 0)``.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import importlib
-import pkgutil
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -76,6 +73,8 @@ EngineSpec = EngineBase
 @memo(maxsize=None)
 def engine_kinds() -> dict[str, type]:
     """Every engine kind, by name: the EngineBase subclasses of the modules of this package."""
+    import pkgutil  # here: loading one preset needs its own kind only (engine_kind)
+
     for info in pkgutil.iter_modules(__path__):
         if info.name != "base":
             importlib.import_module(f"{__name__}.{info.name}")

@@ -1,7 +1,5 @@
 """Shared pieces of every spec: the error type, field types, the engine base class."""
 
-from __future__ import annotations
-
 import dataclasses
 from typing import Annotated, Any, ClassVar
 

@@ -1,7 +1,5 @@
 """The systolic array spec and its timing contract."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator

@@ -19,6 +19,7 @@ from models import ModelError
 from models.formats import get_format
 from models.ops import MAX_SIZE, Attention, Gemm, size_error
 from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
+from sim.cli import LazyHelp
 
 if TYPE_CHECKING:
     from hw.spec import ArchSpec
@@ -62,7 +63,8 @@ def register(subparsers: Any) -> argparse._SubParsersAction:
 
 
 # Each command's options are added when it is chosen (sim.cli._SubParsers): the choices of
-# --memory and --objective come from the simulator, --quant's help from the scheme table.
+# --memory and --objective come from the simulator, --quant's help from the scheme table
+# (made only when help is printed: sim.cli.LazyHelp).
 
 
 def _gemm_args(gemm: argparse.ArgumentParser) -> None:
@@ -78,9 +80,10 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
                       help="weight format (default: int<w_bits> of the engine, uint when it is "
                       "unsigned)")
     gemm.add_argument("--quant", default=None, metavar="SCHEME",
-                      help="take A and W in a quantization scheme's activation and weight "
-                      "formats, with their block or group scales (instead of --a-fmt/--w-fmt): "
-                      + QUANT_HELP.format(names=scheme_help()))
+                      help=LazyHelp(lambda: "take A and W in a quantization scheme's "
+                                    "activation and weight formats, with their block or group "
+                                    "scales (instead of --a-fmt/--w-fmt): "
+                                    + QUANT_HELP.format(names=scheme_help())))
     gemm.add_argument("--o-fmt", default=None,
                       help="output format (default: int<acc_bits> of the engine; fp32 on a GPU)")
     gemm.add_argument("--count", type=int, default=1,
@@ -129,7 +132,8 @@ def _model_args(model: argparse.ArgumentParser) -> None:
     model.add_argument("--seq", type=int, required=True,
                        help="prompt tokens (prefill) or cached tokens (decode), 1 to 2^40")
     model.add_argument("--quant", default="auto",
-                       help="quantization scheme: " + QUANT_HELP.format(names=scheme_help()))
+                       help=LazyHelp(lambda: "quantization scheme: "
+                                     + QUANT_HELP.format(names=scheme_help())))
     _kv_args(model)
     model.add_argument("--runtime", choices=("fused", "eager"), default="fused",
                        help="the software running the pass on a GPU preset: fused (a serving "

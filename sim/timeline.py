@@ -371,10 +371,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     """The timeline of ``plan``'s steps before the floor (:func:`timeline_cycles`), and the
     number of steps walked (less than the plan's where it skipped)."""
     # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
-    queue, answer, loaded_after, line_read, wb_gap = (
+    queue, answer, loaded_after, line_read, wb_wait = (
         PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0, 0))
-    if beat_bytes is not None:  # the link's banked credit bridges part of the gap
-        wb_gap = max(0.0, wb_gap - beat_bytes / bw)
+    # the link's banked credit bridges part of the gap between queued write-backs
+    wb_gap = max(0.0, wb_wait - beat_bytes / bw) if beat_bytes is not None else 0.0
     n = plan.n
     lat = float(latency)
     h_o = nest.halves[2]

@@ -136,8 +136,9 @@ others took fewer cycles.)
 with; ``benchmarks/tile_agreement.py`` sets them beside the measured cycles over random
 shapes and links, ``docs/tile.md`` has the table). The timeline follows this scheme load by
 load: a loader per operand that waits only for its own free half (so the operand that does
-not depend on the inner loop loads during the sweep on its current tile), the loads first
-come, first served on one link after its latency, a tile computing once its operands have
+not depend on the inner loop loads during the sweep on its current tile), the loads one
+after another on one link after its latency (when the link frees, of the loads requested by
+then the earliest tile's first, as the arbiter picks), a tile computing once its operands have
 loaded and the tile before it is done (its folds back to back; the input a fold holds
 stationary released a fold early when the engine takes it while the previous fold
 streams), each write-back after its tile's drain and the previous write-back, taking what
@@ -147,10 +148,11 @@ waits for a running write-back. Given the link's beat (``dram.beat_bytes``; the 
 manifest carries the port's width: ``hw.spec.tile.port_arch``), a tile row takes whole beats
 and the port's pipeline counts (``sim.timeline.PORT_PIPELINE``: the first job queued a cycle
 after the start, an answer no earlier than the cycle after its request, a tile loaded the
-cycle after its last answer, a write-back's first beat a cycle after its drain), which makes
-the model equal to the tile with an ideal link (no latency, a beat a cycle) on the
-output-stationary array, the cube, the 2D matrix and the weight-stationary array without its
-double buffer;
+cycle after its last answer, a write-back's first beat a cycle after its drain, or two after
+the last beat of the write-back it waited for, less what the link's banked credit bridges),
+which makes the model equal to the tile with an ideal link (no latency, a beat a cycle) on
+the output-stationary array, the cube (odd sizes too), the 2D matrix and the
+weight-stationary array without its double buffer;
 loads requested together go the preloaded input first, and the GEMM's first tile streams
 once its other input has loaded, its first fold's preload overlapping that load; without the
 weight double buffer, every tile's (the weight walker needs only W loaded, the feeder A and
@@ -159,11 +161,16 @@ walker leaves the tile then, ``sim.memory``); an A or W tile in one bank (no bea
 several line blocks' columns whole) loads a row a line block's segment at a time, each in
 whole beats (``sim.timeline.Nest.segment``: on the odd weight-stationary array, A
 segments of 3 elements, the model was 9% to 13% under the tile without it on a 16-byte
-link). The odd cube, 3x4x3, is still off (its GEMMs on the model's mappings measured up to
-27% faster than the model on a 16-byte link, 13% on a 4-byte one, on ``amaranth.sim``; 22%
-and 8% with A counted in whole rows), so its cycle check fails: not explained yet. It
-leaves out: the link's credit bucket and its read and write beat per cycle (the timeline
-moves bytes at the link's rate, reads first); the request walker (a request per cycle, a
+link). (The odd 3x4x3 cube was up to 27% faster than the model on its mappings, on a
+16-byte link: not the tile but the engine's rate, ``sim.memory.beat_cycles``, taken as the
+slope of ``fold_cycles`` over 4096 elements, 1365/4096 cycles an element, not 1/3, which
+made a 24-bit A beat ask its 72-bit line for 73 bits and counted an SRAM stall every third
+element; the slope is now over a multiple of every kind's chunk. On a 4-byte link, where
+reads and writes share one beat a cycle and the write-backs queue, the tile then was up to
+3.4% slower than the model: the write walker's two cycles between queued write-backs.) It
+leaves out: the link's credit bucket (but for the gap between write-backs) and its read and
+write beat per cycle (the timeline moves bytes at the link's rate, reads first); the request
+walker (a request per cycle, a
 queue of four jobs) and the request order within a job; the weight double buffer's first
 fold (with an ideal link the model is 1 or 2 cycles over the tile); the partial sums'
 reload a block's row at a time (it differs from whole rows only where a beat is wider than

@@ -174,11 +174,23 @@ def _cycles_per_beat(bits: int, buf: SramSpec, accesses_per_word: int = 1) -> in
     return max(1, -(-accesses // buf.ports))
 
 
+#: A stream length every kind's stream cycles repeat over: each kind takes a whole number of
+#: cycles per chunk of at most 64 elements (``ceil(len / k)`` beats of the cube, the adder
+#: tree's ``k``, the bit-plane array's ``depth``, the LUT's ``group``, the MX ``block``; their
+#: fields' bounds in ``hw.spec``), so the slope of ``fold_cycles`` over a multiple of every
+#: such chunk is exact. Over 4096 elements (as it was) a 3-deep cube's came out 1365/4096,
+#: not 1/3: its 24-bit A beat then asked the A buffer for 73 bits a cycle, one more access
+#: than its 72-bit line, and the model counted an SRAM stall on every third stream element
+#: (up to 27% more cycles than the tile RTL of a 3x4x3 cube, tests/test_tile.py).
+_STREAM_PERIOD = math.lcm(*range(1, 65))
+
+
 @memo(maxsize=256)
 def beat_cycles(spec: EngineSpec) -> Exact:
     """Engine cycles per element of the streamed dimension: the slope of ``fold_cycles``
-    (exact; ``float()`` of it for the candidates' arrays)."""
-    length = 1 << 12
+    over :data:`_STREAM_PERIOD` elements (exact; ``float()`` of it for the candidates'
+    arrays)."""
+    length = _STREAM_PERIOD
     return exact_div(spec.fold_cycles(2 * length) - spec.fold_cycles(length), length)
 
 

@@ -386,6 +386,24 @@ def test_a_narrow_sram_stalls_every_beat():
     assert r.sram_stall_cycles >= beats
 
 
+@pytest.mark.parametrize("k", [2, 3, 5, 7, 48, 63])
+def test_lines_one_beat_wide_never_stall(k):
+    """A cube whose A and W lines are one beat each (``m x k`` and ``k x n`` elements) takes
+    them without a stall whatever ``k``: the engine's cycles per streamed element are exactly
+    ``1/k`` (:func:`sim.memory.beat_cycles`; a slope over 4096 elements gave 1365/4096 for
+    ``k = 3``, which made the 24-bit A beat of a 3x4x3 cube 73 bits wide and stalled it)."""
+    from fractions import Fraction
+
+    from sim.memory import beat_cycles
+
+    arch = load_arch("cube", [f"engine.k={k}", "engine.m=3", "engine.n=4",
+                              f"a_buffer.width_bits={3 * k * 8}",
+                              f"w_buffer.width_bits={4 * k * 8}"])
+    assert beat_cycles(arch.engine) == Fraction(1, k)
+    r = simulate_gemm(arch, Gemm(name="g", M=30, N=40, K=10 * k + 1))
+    assert r.sram_stall_cycles == 0
+
+
 def test_double_buffered_weights_overlap_their_sram_stalls():
     """WS: a narrow weight buffer stalls every weight line of the preload, a narrow activation
     buffer every streamed beat; without double buffering the preload's stalls add to the

@@ -468,23 +468,10 @@ ODD = ["engine.rows=3", "engine.cols=5", "a_buffer.width_bits=24", "w_buffer.wid
        "o_buffer.width_bits=160", "o_buffer.capacity_bytes=1280"]
 
 
-#: The model's known gap on the odd cube (3x4x3: partial last K chunks, A line blocks of 3x3
-#: elements in one bank): `tpe verify` measured it 3% to 11% off the model on its mappings
-#: (both links); on amaranth.sim, 6 GEMMs on the model's mappings per link, the tile is 4.8%
-#: faster on average, 22% at most, on the 16-byte link with 40 cycles of latency, 1.0% and
-#: 7.8% on the 4-byte one, with A loaded in whole rows, and 16% and 27% (16-byte link) when
-#: the timeline counts its A row segments as the RTL requests them (which makes the odd
-#: weight-stationary array exact): something else the model counts for the odd cube (its
-#: fold timing?) takes more than the tile. Strict: fixing the model makes these pass.
-ODD_CUBE_GAP = pytest.mark.xfail(strict=True, reason="the model overcounts the odd cube "
-                                 "(hw.tile, 'What the model abstracts'); not explained yet")
-
-
 @pytest.mark.rtl
 @pytest.mark.slow
 @pytest.mark.parametrize(("preset", "sets"), [
-    pytest.param(preset, sizes + link, id=f"{name}-{bw}",
-                 marks=[ODD_CUBE_GAP] if name == "cube-odd" else [])
+    pytest.param(preset, sizes + link, id=f"{name}-{bw}")
     for preset, name, sizes in (
         ("systolic", "os", SMALL), ("systolic", "os-odd", SMALL + ODD),
         ("systolic", "os-odb", [*SMALL, "engine.output_double_buffer=true"]),
@@ -497,7 +484,7 @@ def test_verify_tile_matrix_on_verilator(tmp_path, capsys, preset, sets) -> None
     """The full matrix by hand: every engine and option the tile builds, at two sizes and two
     links (4 bytes per cycle, one line per beat; 16, the W and A scratchpads banked), through
     `tpe verify` on Verilator: every GEMM bit exact, the model's mappings within 2% of the
-    model (but the odd cube: :data:`ODD_CUBE_GAP`)."""
+    model."""
     argv = ["gen", "tile", "--arch", preset, "--out", str(tmp_path)]
     for s in sets:
         argv += ["--set", s]

@@ -24,11 +24,16 @@ from sim.verify.tile_ref import reference_cycles
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: The committed agreement runs: (preset, overrides, file).
 RUNS = [
-    ("systolic", [], "tile_agreement_2026-12-06.csv"),
+    ("systolic", [], "tile_agreement_2026-12-06_tile-odd-cube.csv"),
+    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-odd-cube.csv"),
     ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
-     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06.csv"),
-    ("cube", [], "tile_agreement_cube_2026-12-06.csv"),
-    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06.csv"),
+     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-odd-cube.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-06_tile-odd-cube.csv"),
+    # the odd cube (3x4x3: partial K chunks, A line blocks in one bank)
+    ("cube", ["engine.m=3", "engine.k=3", "a_buffer.width_bits=72", "w_buffer.width_bits=96",
+              "o_buffer.capacity_bytes=768"],
+     "tile_agreement_cube_odd_2026-12-06_tile-odd-cube.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-odd-cube.csv"),
 ]
 
 
@@ -46,7 +51,8 @@ def _points(preset: str, sets: list[str], name: str):
             yield arch, row, tile
 
 
-@pytest.mark.parametrize(("preset", "sets", "name"), RUNS, ids=["os", "ws", "cube", "matrix2d"])
+@pytest.mark.parametrize(("preset", "sets", "name"), RUNS,
+                         ids=["os", "ws", "ws-wdb", "cube", "cube-odd", "matrix2d"])
 def test_model_is_within_two_percent_of_the_rtl_where_the_link_limits(preset, sets, name):
     """Every committed point where the link limits: the model's cycles for the mapping the
     tile ran within 2% of the RTL's measured ones (and the CSV's model column is the model's
@@ -64,7 +70,7 @@ def test_model_is_within_two_percent_of_the_rtl_where_the_link_limits(preset, se
             assert abs(err) <= 0.05, (name, row, cycles)
 
 
-@pytest.mark.parametrize(("preset", "sets", "name"), RUNS[::2], ids=["os", "cube"])
+@pytest.mark.parametrize(("preset", "sets", "name"), [RUNS[0], RUNS[3]], ids=["os", "cube"])
 def test_reference_follows_the_rtl(preset, sets, name):
     """The cycle-level reference of the tile's DMA takes the RTL's cycles within 2% on the
     committed points (the model is held to the RTL itself, above)."""
@@ -199,7 +205,10 @@ def _golden_cases():
 #: :func:`sim.timeline.timeline_cycles` of :func:`_golden_cases` as its event loop gave them
 #: before it was rewritten for speed (per-step objects and closures; commit 7828fba, with the
 #: port's pipeline and the preload): the rewrite keeps every float64 operation and its order,
-#: so the figures of its step-by-step walk (``skip=False``) are equal, not close.
+#: so the figures of its step-by-step walk (``skip=False``) are equal, not close. The last
+#: one since the link serves, of the loads requested when it frees, the earliest tile's (the
+#: tile's arbiter; it was 813393.585865721 first come, first served: 4.5% more); the
+#: write-back gap changes none of them.
 _GOLDEN = [
     570577.0,
     78977.79469696942,
@@ -210,7 +219,7 @@ _GOLDEN = [
     2666722.0,
     507531.2682308179,
     1829966.0,
-    813393.585865721,
+    776424.2983714638,
 ]
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.report.console import blocks, check_file, matches, workspace, write_block
+from sim.report.console import DOCUMENTS, blocks, check_file, matches, workspace, write_block
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = list(DOCUMENTS)
 
 
 def test_elisions_and_masks() -> None:

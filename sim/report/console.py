@@ -16,7 +16,8 @@ earlier ones wrote) that holds links to the repository's ``examples`` and ``sim`
 data files the examples read), an empty ``docs/figures`` and ``rtl_out``, so that a check
 writes nothing into the repository.
 
-``python -m sim.report.console FILE...`` checks the files (exit 1 on a difference, printed
+``python -m sim.report.console [FILE...]`` checks the files (default :data:`DOCUMENTS`: the
+README and every page of docs/; exit 1 on a difference, printed
 as a unified diff); ``--write`` rewrites each differing example from the run: a block without
 elisions is replaced by what the commands printed, one with elisions keeps its shape (its
 first lines, its last lines and, between elisions, the lines starting as before, taken from
@@ -40,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MASKS", "Block", "blocks", "matches", "run_block", "write_block"]
+__all__ = ["DOCUMENTS", "MASKS", "Block", "blocks", "matches", "run_block", "write_block"]
 
 REPO = Path(__file__).resolve().parents[2]
 #: Wall-clock figures, masked in the expected and the actual text alike.
@@ -213,10 +214,16 @@ def check_file(path: Path, root: Path, write: bool) -> list[str]:
     return problems
 
 
+#: The files whose console examples are checked: the README and every page of docs/.
+DOCUMENTS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.report.console", description=__doc__
                                 .split("\n\n")[0])
-    p.add_argument("files", nargs="*", type=Path, default=[REPO / "README.md"])
+    p.add_argument("files", nargs="*", type=Path, default=list(DOCUMENTS),
+                   help="Markdown files (default: the README and every docs/*.md, as the "
+                        "tests check them)")
     p.add_argument("--write", action="store_true",
                    help="rewrite differing examples from the run (and copy the figures drawn)")
     args = p.parse_args(argv)

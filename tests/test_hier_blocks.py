@@ -67,6 +67,14 @@ def test_one_module_per_block_instantiated_per_position(point: dict[str, Any]) -
     check_blocks(text, spec.name, placements(spec))
 
 
+def _sized(point: dict[str, Any], rows: int, cols: int, name: str) -> str:
+    """The Verilog (top module ``name``) of ``point``'s engine on a ``rows`` x ``cols`` array
+    (the MX engine's columns are its lanes)."""
+    dims = {"rows": rows, "lanes" if point["kind"] == "mx" else "cols": cols}
+    spec = engine_from_dict({**point, **dims})
+    return to_verilog(build_component(spec), name)
+
+
 @pytest.mark.parametrize("kind", [dict(kind="lut", group=3),
                                   dict(kind="lut", group=2, symmetric=False, carry_save=True),
                                   dict(kind="bitplane", depth=4),
@@ -77,10 +85,8 @@ def test_block_modules_do_not_grow_with_the_array(kind: dict[str, Any]) -> None:
     """A block's module text is the same on a 2x2 and a 4x3 array: its logic (and its
     anonymous wires) is written once, whatever the number of placements."""
     def blocks(rows: int, cols: int) -> dict[str, str]:
-        dims = {"rows": rows, "lanes" if kind["kind"] == "mx" else "cols": cols}
-        spec = engine_from_dict({**kind, **dims})
-        text = to_verilog(build_component(spec), "design")
-        return {n: t for n, t in modules(text).items() if n != "design"}
+        return {n: t for n, t in modules(_sized(kind, rows, cols, "design")).items()
+                if n != "design"}
 
     small = blocks(2, 2)
     assert small and small == blocks(4, 3)
@@ -97,9 +103,7 @@ def test_top_registers_do_not_grow_with_the_array(point: dict[str, Any]) -> None
     registers) is in the row and column blocks: the top's own registers (the control) are
     the same on a 2x2 and a 5x3 array."""
     def top_registers(rows: int, cols: int) -> list[str]:
-        dims = {"rows": rows, "lanes" if point["kind"] == "mx" else "cols": cols}
-        spec = engine_from_dict({**point, **dims})
-        text = to_verilog(build_component(spec), "engine")
+        text = _sized(point, rows, cols, "engine")
         # flip-flops: a reg with its reset value as initial value (always @* regs have none)
         return sorted(re.findall(r"^  reg (?:signed )?(?:\[[^\]]*\] )?(\S+) = ",
                                  modules(text)["engine"], re.MULTILINE))

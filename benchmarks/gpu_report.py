@@ -850,19 +850,23 @@ def main() -> int:
         float(r["us_loop"]) / float(h100_mis[_shape(r)]["us_loop"])
         for r in _rows(DATA / "measured_h200_misaligned.csv")
         if _unsteady([r]) and r.get("us_loop") and h100_mis.get(_shape(r), {}).get("us_loop"))
-    eager_h200 = [(r, eager_run(h200, r["model"], r["phase"], int(r["batch"]),
-                                int(r["seq"]))[1].seconds * 1e6, float(r["us"]))
-                  for r in _rows(DATA / "framework_h200.csv")]
+    def eager_timed(name: str, on: Any) -> list[tuple[dict[str, str], float, float]]:
+        """Each timed eager pass of ``name`` with ``--runtime eager`` on ``on``: (row,
+        predicted us, timed us)."""
+        return [(r, eager_run(on, r["model"], r["phase"], int(r["batch"]),
+                              int(r["seq"]))[1].seconds * 1e6, float(r["us"]))
+                for r in _rows(DATA / name)]
+
+    eager_h200 = eager_timed("framework_h200.csv", h200)
     # every timed eager run against --runtime eager on its card's preset:
     # (file, card, [(model, predicted / timed - 1)])
-    eager_runs = []
-    for name, on in (("framework_h100_b.csv", arch), ("framework_h100_repeat.csv", arch),
-                     ("framework_h100.csv", arch), ("framework_h200.csv", h200)):
-        rs = _rows(DATA / name)
-        eager_runs.append((name, rs[0]["gpu"], [
-            (r["model"], eager_run(on, r["model"], r["phase"], int(r["batch"]),
-                                   int(r["seq"]))[1].seconds * 1e6 / float(r["us"]) - 1)
-            for r in rs]))
+    eager_runs = [
+        (name, rows_[0][0]["gpu"], [(r["model"], p / m - 1) for r, p, m in rows_])
+        for name, rows_ in (
+            *((n, eager_timed(n, arch)) for n in ("framework_h100_b.csv",
+                                                  "framework_h100_repeat.csv",
+                                                  "framework_h100.csv")),
+            ("framework_h200.csv", eager_h200))]
 
     slow_run = statistics.median(other_runs["framework_h100.csv"][c] / timed[c] - 1
                                  for c, b, h, *_ in eager_rows if h > b)

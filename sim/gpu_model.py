@@ -46,12 +46,17 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   ``splitKreduce_kernel`` launch; any count of splits, the model's the fastest for its tiles)
   whenever 128x128 tiles would leave SMs idle and ``K`` is at least
   :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer than 16 columns (the
-  recorded dispatch, not a choice by speed). At vector 1 a ``K`` that is a multiple of 8 (only
-  ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted factor, the cause not
-  established). Fewer than 16 rows of bf16 may run cuBLAS's CUDA-core kernels instead
-  (``gemmSN``, a GEMV for one row or column: no tensor cores, any alignment): the faster of the
-  two is taken, but where ``K`` is at least twice ``N`` (the split-K tiles run, as recorded);
-  fp16 never ran them (its wmma kernels did). A GEMV with one column of C and few rows runs a
+  recorded dispatch, not a choice by speed), but the wmma kernels, which split only from
+  :data:`WMMA_SPLIT_K` on (below it they run whole beside the others' split-K variant: the
+  faster of the two); where 128x128 tiles would leave SMs idle and K is short (no split), the
+  align-1 kernels run no tile larger than 64x64 (:data:`UNDERFILLED_TILE`); bf16 at vector 1
+  has no wmma kernel (:data:`WMMA_TILE`: Turing's WMMA has no bf16). At vector 1 a ``K`` that
+  is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096: about 25%; a
+  fitted factor, the cause not established). Fewer than 16 rows of bf16 at vector 1 run
+  cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
+  :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
+  recorded), and with fewer than 16 columns of C at any K below twice N; fp16 never ran it on
+  the calibration rows (its wmma kernels did). A GEMV with one column of C and few rows runs a
   dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
   take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
   to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
@@ -244,6 +249,15 @@ FALLBACK_SPLIT_K = 256
 #: K 2 to 251; gemvx at 158 rows and more, and at 3 rows with K 69).
 DOT_MAX_ROWS = 64
 DOT_MIN_K = 128
+#: The shortest K at which cuBLAS ran its CUDA-core kernel (gemmSN_TN_kernel) for a bf16 GEMM
+#: of fewer than 16 rows at vector 1 with K below twice N: 7x5143x149 (recorded on the H100:
+#: the kernels columns of measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv);
+#: at K of 141 and less (2x614x141, 4x3036x39, 2x1587x3) it ran the s1688 64x64 tiles, and
+#: from 149 on, every such GEMM recorded ran gemmSN, slower than the tiles would have been
+#: (7x11007x4096: 156 us, where 7x4096x11007 ran split-K tiles in 102); with fewer than 16
+#: columns of C too, at any K below twice N (10x5x4; 3x2x925 ran the split-K tiles, as did
+#: every GEMM of C's fewer than 16 columns from 16 rows on).
+GEMMSN_MIN_K = 149
 #: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
 #: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
 #: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
@@ -261,6 +275,27 @@ FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
     "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
     "int8_align8": ((128, 256), (256, 128), (64, 128), (64, 64)),
 }
+#: The tile of the fallback families' wmma kernels (``cutlass_75_wmma_tensorop_*`` at vector
+#: 1, ``cutlass_80_wmma_tensorop_*`` at 2 or 4). Turing's (sm_75) WMMA has no bf16 fragments
+#: (bf16 ``wmma`` came with sm_80: CUDA C++ Programming Guide, warp matrix functions), so bf16
+#: at vector 1 runs only the s1688 tiles: none of the bf16 align-1 launches recorded ran a
+#: wmma kernel (the kernels columns of measured_h100_misaligned.csv and
+#: measured_h100_v2_gemm_kernels.csv), where fp16's ran them from 2 to 13657 rows.
+WMMA_TILE = (32, 32)
+#: The shortest K at which the wmma kernels ran split (their split-K variant and the
+#: reduction kernel), as recorded on the H100: 36x18x717 fp16 in 8 splits; below it they ran
+#: whole even where 128x128 tiles leave SMs idle and K is past FALLBACK_SPLIT_K (47x154x274
+#: and 581x2x788 bf16, 12x314x429 fp16), where the s1688/s16816 kernels split; from it on
+#: they ran split or whole (7239x25x918 fp16 whole).
+WMMA_SPLIT_K = 717
+#: The largest CTA tile the align-1 kernels ran whole (no split-K reduction) where 128x128
+#: tiles would leave SMs idle: the s1688 64x64 tile. All 40 such recorded align-1 launches
+#: with K below FALLBACK_SPLIT_K (the kernels columns of measured_h100_misaligned.csv and
+#: measured_h100_v2_gemm_kernels.csv) ran 64x64 tiles or, in fp16, the wmma ones:
+#: 1639x939x148 and 2259x809x222 bf16 among them, 104 and 126 such tiles, where 128x128 tiles
+#: would take one wave; with as many tiles as SMs or more the model takes the fastest (they
+#: ran 128x128 at 5435x545x54 fp16, 215 tiles, and 646x6639x2 bf16, 312).
+UNDERFILLED_TILE = (64, 64)
 #: The tile of cuBLASLt's Hopper int8 kernel for K a multiple of 16 and N off 16
 #: (``sm90_xmma_gemm_i8i32_i8i32_i32_tn_n_tilesize256x128x128``: 256 rows of M, 128 columns of
 #: N, as its grid was recorded), launched in clusters of two along N.
@@ -694,10 +729,12 @@ GEMM_FAMILIES = ("aligned", "gemv", "align2", "align1", "int8_align8")
 
 def gemm_family(k: Kernel) -> str:
     """The kernel family the library runs a GEMM with (module doc): ``aligned`` (its fastest,
-    at a vector of 16 bytes; fp8 always, padded), ``gemv`` (a misaligned bf16/fp16
-    matrix-vector product), ``align2`` (bf16/fp16 at a vector of 2 or 4 elements), ``align1``
-    (bf16/fp16 at 1), ``int8_align8`` (int8 padded to a vector of 8 but not 16). The int4
-    weight-only kernels are ``aligned`` (their own models)."""
+    at a vector of 16 bytes; fp8 always, padded), ``gemv`` (cuBLAS's CUDA-core kernels: a
+    misaligned bf16/fp16 matrix-vector product, and bf16 of fewer than 16 rows at vector 1
+    where its gemmSN kernel runs: :data:`GEMMSN_MIN_K`), ``align2`` (bf16/fp16 at a vector
+    of 2 or 4 elements), ``align1`` (bf16/fp16 at 1), ``int8_align8`` (int8 padded to a
+    vector of 8 but not 16). The int4 weight-only kernels are ``aligned`` (their own
+    models)."""
     if k.dtype not in ELEM_BYTES:
         return "aligned"
     M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
@@ -710,6 +747,9 @@ def gemm_family(k: Kernel) -> str:
         return "aligned"
     if M == 1 or N == 1:
         return "gemv"
+    if (width == 1 and k.dtype == "bf16" and M < 16 and K < 2 * N
+            and (K >= GEMMSN_MIN_K or N < 16)):
+        return "gemv"  # cuBLAS's gemmSN (GEMMSN_MIN_K)
     return "align1" if width == 1 else "align2"
 
 
@@ -787,7 +827,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
     useful = 2.0 * M * N * K
     simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
                                useful / (p["simt_tflops"] * 1e12)) * 1e6, useful)
-    if family == "gemv":  # a matrix-vector product: a GEMV kernel takes any alignment
+    if family == "gemv":  # a GEMV (or gemmSN) kernel takes any alignment
         if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch
@@ -808,18 +848,28 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
         # has fewer than 16 columns (as recorded: the kernels column of
         # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv)
-        split = ((-(-M // 128) * -(-N // 128) < cal.sm_count and K >= FALLBACK_SPLIT_K)
+        underfilled = _cdiv(M, 128) * _cdiv(N, 128) < cal.sm_count
+        split = ((underfilled and K >= FALLBACK_SPLIT_K)
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
-        t, ops = _loaded_tiles_us(cal, M, N, K, FALLBACK_TILES[family], ELEM_BYTES[k.dtype],
-                                  sm_rate, sm_load, t_m, FALLBACK_SPLITS if split else (1,),
-                                  p["fallback_tile_k0"], t_store=t_store)
-        tiled = (p["fallback_fixed_us"] + (p["fallback_reduce_us"] if split else 0.0),
-                 t * 1e6, ops)
-        # fewer rows than a tensor-core tile's 16: the CUDA-core kernel where it is faster,
-        # unless K is long against N, where cuBLAS runs the split-K tiles; bf16 only (no fp16
-        # GEMM recorded ran it: fp16 takes the wmma kernels)
-        if M < 16 and K < 2 * N and k.dtype == "bf16":
-            return min(tiled, simt, key=lambda c: c[0] + c[1])
+        tiles = FALLBACK_TILES[family]
+        if family == "align1" and k.dtype == "bf16":  # no bf16 wmma at vector 1 (WMMA_TILE)
+            tiles = tuple(t for t in tiles if t != WMMA_TILE)
+        if family == "align1" and underfilled and not split:  # UNDERFILLED_TILE
+            tiles = tuple(t for t in tiles if t[0] * t[1] <= math.prod(UNDERFILLED_TILE))
+        # the wmma kernels split only from WMMA_SPLIT_K on: below it they run whole, beside
+        # the other kernels' split-K variant (the faster of the two)
+        whole = (WMMA_TILE,) if split and K < WMMA_SPLIT_K and WMMA_TILE in tiles else ()
+        fixed = p["fallback_fixed_us"]
+        choices = []
+        for group, splits in (([t for t in tiles if t not in whole], split), (whole, False)):
+            if group:
+                t, ops = _loaded_tiles_us(cal, M, N, K, tuple(group), ELEM_BYTES[k.dtype],
+                                          sm_rate, sm_load, t_m,
+                                          FALLBACK_SPLITS if splits else (1,),
+                                          p["fallback_tile_k0"], t_store=t_store)
+                choices.append((fixed + (p["fallback_reduce_us"] if splits else 0.0),
+                                t * 1e6, ops))
+        tiled = min(choices, key=lambda c: c[0] + c[1])
         return tiled
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import subprocess
 import sys
@@ -1033,7 +1034,7 @@ def test_the_kernel_families_are_the_kernels_cublas_ran():
         "aligned": ("nvjet_sm90", "sm90_xmma", "_align16"),
         "align2": ("_align2",),
         "align1": ("_align1", "gemmSN_TN"),
-        "gemv": ("gemv", "dot_kernel", "reduce_1Block", "_align1", "_align2"),
+        "gemv": ("gemv", "dot_kernel", "reduce_1Block", "gemmSN_TN", "_align1", "_align2"),
         "int8_align8": ("_align4", "sm90_xmma"),
     }
     seen = set()
@@ -1104,6 +1105,49 @@ def test_the_fallback_tiles_are_the_recorded_ones():
             macs = k.M * k.N * k.K
             assert hopper == (K % 16 == 0 and macs <= INT8_N8_CUTLASS_MACS), name
     assert seen == {(f, min(t), max(t)) for f, tiles in FALLBACK_TILES.items() for t in tiles}
+
+
+def test_the_fallback_dispatch_is_the_recorded_one():
+    """The dispatch rules of the fallback kernels hold for every recorded launch (the kernels
+    columns): no bf16 align-1 GEMM ran a wmma kernel (WMMA_TILE); a wmma kernel split only
+    from WMMA_SPLIT_K on; where 128x128 tiles leave SMs idle and K is below FALLBACK_SPLIT_K,
+    an align-1 kernel without a split-K reduction ran no tile larger than UNDERFILLED_TILE;
+    every bf16 GEMM of more than one row and column the model gives cuBLAS's CUDA-core kernels
+    (family gemv) ran gemmSN, and so did every bf16 align-1 one of 2 to 15 rows from
+    GEMMSN_MIN_K on with K below twice N."""
+    from sim.gpu_model import (
+        FALLBACK_SPLIT_K,
+        GEMMSN_MIN_K,
+        UNDERFILLED_TILE,
+        WMMA_SPLIT_K,
+        gemm_family,
+        vector_elems,
+    )
+
+    counts = {"wmma_split": 0, "underfilled": 0, "gemmsn": 0}
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+        k = Kernel.from_row(r)
+        family = gemm_family(k)
+        main = r["kernels"].split(" ; ")[0]
+        reduced = "splitKreduce" in r["kernels"]
+        if family == "align1" and k.dtype == "bf16":
+            assert "wmma" not in main, main
+        if "wmma" in main and reduced:
+            assert k.K >= WMMA_SPLIT_K, (k, main)
+            counts["wmma_split"] += 1
+        underfilled = -(-k.M // 128) * -(-k.N // 128) < 132
+        tile = re.search(r"s1688gemm_(?:bf16|f16)_(\d+)x(\d+)_", main)
+        if (family == "align1" and underfilled and k.K < FALLBACK_SPLIT_K and not reduced
+                and tile):
+            assert int(tile.group(1)) * int(tile.group(2)) <= math.prod(UNDERFILLED_TILE), main
+            counts["underfilled"] += 1
+        if k.dtype == "bf16" and k.M > 1 and k.N > 1 and family == "gemv":
+            assert "gemmSN_TN" in main, (k, main)
+            counts["gemmsn"] += 1
+        if (k.dtype == "bf16" and family in ("align1", "gemv") and 1 < k.M < 16
+                and GEMMSN_MIN_K <= k.K < 2 * k.N and vector_elems("bf16", k.N, k.K) == 1):
+            assert "gemmSN_TN" in main, (k, main)
+    assert counts["wmma_split"] >= 10 and counts["underfilled"] >= 15 and counts["gemmsn"] >= 10
 
 
 def test_cutlass_grid_orientation():

@@ -48,11 +48,13 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer than 16 columns (the
   recorded dispatch, not a choice by speed), but the wmma kernels, which split only from
   :data:`WMMA_SPLIT_K` on (below it they run whole beside the others' split-K variant: the
-  faster of the two); where 128x128 tiles would leave SMs idle and K is short (no split), the
-  align-1 kernels run no tile larger than 64x64 (:data:`UNDERFILLED_TILE`); bf16 at vector 1
-  has no wmma kernel (:data:`WMMA_TILE`: Turing's WMMA has no bf16). At vector 1 a ``K`` that
-  is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096: about 25%; a
-  fitted factor, the cause not established). Fewer than 16 rows of bf16 at vector 1 run
+  faster of the two; fewer than 16 rows run them alone, split from
+  :data:`WMMA_SPLIT_K_FEW_ROWS` on); where 128x128
+  tiles would leave SMs idle and K is short (no split), the align-1 kernels run no tile
+  larger than 64x64 (:data:`UNDERFILLED_TILE`); bf16 at vector 1 has no wmma kernel
+  (:data:`WMMA_TILE`: Turing's WMMA has no bf16). At vector 1 a ``K`` that is a multiple of
+  8 (only ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted factor, the
+  cause not established). Fewer than 16 rows of bf16 at vector 1 run
   cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
   :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
   recorded), and with fewer than 16 columns of C at any K below twice N; fp16 never ran it on
@@ -129,10 +131,10 @@ measure`` reads them from the board's energy counter): static power over the ker
 time back to back (its fixed cost less ``stream_overhead_us``: :func:`in_stream`), more while
 its work runs (its time beyond the fixed cost), an energy per operation of
 the path it takes (the tensor cores' dtype, the bf16/fp16 fallback kernels of misaligned
-shapes, attention: :func:`energy_class`) and one per HBM byte; the int4 weight-only GEMMs
-also one per weight their row tiles dequantize (:func:`dequant_weights`: each row tile reads
-the whole weight slice from L2 and unpacks it again, so a kernel of one row spends it as one
-of 16)::
+shapes, cuBLAS's CUDA-core kernels, attention: :func:`energy_class`) and one per HBM byte;
+the int4 weight-only GEMMs also one per weight their row tiles dequantize
+(:func:`dequant_weights`: each row tile reads the whole weight slice from L2 and unpacks it
+again, so a kernel of one row spends it as one of 16)::
 
     E = static_w t + busy_w t_work + pj_per_op[class] ops + hbm_pj_per_byte bytes
         + pj_per_dequant[class] weights
@@ -288,6 +290,13 @@ WMMA_TILE = (32, 32)
 #: and 581x2x788 bf16, 12x314x429 fp16), where the s1688/s16816 kernels split; from it on
 #: they ran split or whole (7239x25x918 fp16 whole).
 WMMA_SPLIT_K = 717
+#: ... and with fewer than 16 rows, only from K = 2497 on: where a wmma kernel exists (fp16,
+#: and bf16 at vector 2 or 4), GEMMs of fewer than 16 rows ran it (its 16x16 or 32x32 tiles,
+#: no tensor-op tile of 64 rows and more; but at K = 1, 7x16111x1 fp16 ran 64x64, and one
+#: held-out fp16 row, 9x836x429, ran gemmSN), and of
+#: them only 2x910x2497 fp16 in 15 splits and 13x148x5466 bf16 in 16 split; 5x124x861 and
+#: 5x73x1150 fp16 ran whole, 12x7423x956 fp16 too.
+WMMA_SPLIT_K_FEW_ROWS = 2497
 #: The largest CTA tile the align-1 kernels ran whole (no split-K reduction) where 128x128
 #: tiles would leave SMs idle: the s1688 64x64 tile. All 40 such recorded align-1 launches
 #: with K below FALLBACK_SPLIT_K (the kernels columns of measured_h100_misaligned.csv and
@@ -433,15 +442,18 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
     # align-2/4 families, their fixed cost, and how much slower align 1 runs when K is a
     # multiple of 8 (only N odd)
+    # (initial values: where the search settles lowest; from 0.2 for align1_bw_eff, 0.35 for
+    # align2_rate_eff and 128 for fallback_tile_k0 it stopped at a mean absolute log error
+    # of the group's calibration rows about 0.003 higher, a local minimum)
     "align1_rate_eff": (0.15, 0.01, 1.0),
-    "align1_bw_eff": (0.2, 0.02, 1.0),
-    "align2_rate_eff": (0.35, 0.01, 1.0),
+    "align1_bw_eff": (0.8, 0.02, 1.0),
+    "align2_rate_eff": (0.7, 0.01, 1.0),
     "align2_bw_eff": (0.4, 0.02, 1.0),
     "fallback_fixed_us": (10.0, 0.5, 100.0),
     "align1_k8_slowdown": (1.25, 1.0, 3.0),
     # a fallback tile's prologue and epilogue (its pipeline filled, its C tile written), in
     # elements of K its main loop would walk in that time
-    "fallback_tile_k0": (128.0, 0.0, 4096.0),
+    "fallback_tile_k0": (40.0, 0.0, 4096.0),
     # the split-K variant's second kernel (splitKreduce_kernel: its launch and pass)
     "fallback_reduce_us": (4.0, 0.0, 30.0),
     # the reduction kernel after cuBLAS's dot_kernel (DOT_MAX_ROWS): its launch and pass, us
@@ -536,7 +548,7 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
 
 
 #: The paths whose energy per operation the energy model tells apart (:func:`energy_class`).
-ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "align1", "align2", "int8_align8",
+ENERGY_CLASSES = ("bf16", "fp16", "fp8", "int8", "align1", "align2", "int8_align8", "simt",
                   "attention", "w4a16", "w4a16_triton", "attention_kivi")
 
 
@@ -856,9 +868,12 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             tiles = tuple(t for t in tiles if t != WMMA_TILE)
         if family == "align1" and underfilled and not split:  # UNDERFILLED_TILE
             tiles = tuple(t for t in tiles if t[0] * t[1] <= math.prod(UNDERFILLED_TILE))
+        if M < 16 and K > 1 and WMMA_TILE in tiles:  # WMMA_SPLIT_K_FEW_ROWS
+            tiles = (WMMA_TILE,)
         # the wmma kernels split only from WMMA_SPLIT_K on: below it they run whole, beside
         # the other kernels' split-K variant (the faster of the two)
-        whole = (WMMA_TILE,) if split and K < WMMA_SPLIT_K and WMMA_TILE in tiles else ()
+        wmma_k = WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
+        whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
         fixed = p["fallback_fixed_us"]
         choices = []
         for group, splits in (([t for t in tiles if t not in whole], split), (whole, False)):
@@ -1125,7 +1140,10 @@ def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None =
 def energy_class(k: Kernel) -> str:
     """The path whose energy per operation a kernel pays (:data:`ENERGY_CLASSES`): attention,
     each family of fallback kernels of misaligned bf16/fp16 GEMMs (``align1``, ``align2``:
-    :func:`gemm_family`; not a GEMV, which keeps its dtype's path), int8 padded to 8 but not
+    :func:`gemm_family`), cuBLAS's CUDA-core kernels (family ``gemv``: ``simt``, their FMAs
+    on the CUDA cores, not the tensor cores: a gemmSN GEMM of 7 rows drew about 35% more
+    energy than the bf16 tensor-core path's energy per operation gives it,
+    ``measured_h100_v2e.csv``), int8 padded to 8 but not
     16 (``int8_align8``: CUTLASS's align-4 mma.sync kernels, which drew about 600 W where the
     aligned int8 path's energy per operation gave 320: ``measured_h100_misaligned.csv``),
     else the GEMM's dtype (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
@@ -1134,6 +1152,8 @@ def energy_class(k: Kernel) -> str:
     if k.dtype in W4A16:  # each int4 kernel its own (dequantization, tiles)
         return k.dtype
     family = gemm_family(k)
+    if family == "gemv":
+        return "simt"
     return family if family in ("align1", "align2", "int8_align8") else k.dtype
 
 

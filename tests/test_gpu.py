@@ -1110,8 +1110,10 @@ def test_the_fallback_tiles_are_the_recorded_ones():
 def test_the_fallback_dispatch_is_the_recorded_one():
     """The dispatch rules of the fallback kernels hold for every recorded launch (the kernels
     columns): no bf16 align-1 GEMM ran a wmma kernel (WMMA_TILE); a wmma kernel split only
-    from WMMA_SPLIT_K on; where 128x128 tiles leave SMs idle and K is below FALLBACK_SPLIT_K,
-    an align-1 kernel without a split-K reduction ran no tile larger than UNDERFILLED_TILE;
+    from WMMA_SPLIT_K on (WMMA_SPLIT_K_FEW_ROWS for fewer than 16 rows, which ran no other
+    tensor-core kernel where a wmma one exists, but at K = 1); where 128x128 tiles
+    leave SMs idle and K is below FALLBACK_SPLIT_K, an align-1 kernel without a split-K
+    reduction ran no tile larger than UNDERFILLED_TILE;
     every bf16 GEMM of more than one row and column the model gives cuBLAS's CUDA-core kernels
     (family gemv) ran gemmSN, and so did every bf16 align-1 one of 2 to 15 rows from
     GEMMSN_MIN_K on with K below twice N."""
@@ -1120,6 +1122,7 @@ def test_the_fallback_dispatch_is_the_recorded_one():
         GEMMSN_MIN_K,
         UNDERFILLED_TILE,
         WMMA_SPLIT_K,
+        WMMA_SPLIT_K_FEW_ROWS,
         gemm_family,
         vector_elems,
     )
@@ -1132,8 +1135,11 @@ def test_the_fallback_dispatch_is_the_recorded_one():
         reduced = "splitKreduce" in r["kernels"]
         if family == "align1" and k.dtype == "bf16":
             assert "wmma" not in main, main
+        if k.dtype == "fp16" or family == "align2":
+            if 1 < k.M < 16 and k.K > 1 and family in ("align1", "align2"):  # wmma alone
+                assert "wmma" in main or "gemmSN_TN" in main, (k, main)
         if "wmma" in main and reduced:
-            assert k.K >= WMMA_SPLIT_K, (k, main)
+            assert k.K >= (WMMA_SPLIT_K_FEW_ROWS if k.M < 16 else WMMA_SPLIT_K), (k, main)
             counts["wmma_split"] += 1
         underfilled = -(-k.M // 128) * -(-k.N // 128) < 132
         tile = re.search(r"s1688gemm_(?:bf16|f16)_(\d+)x(\d+)_", main)

@@ -876,13 +876,14 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
         fixed = p["fallback_fixed_us"]
         choices = []
-        for group, splits in (([t for t in tiles if t not in whole], split), (whole, False)):
+        for group, splitting in (([t for t in tiles if t not in whole], split),
+                                 (whole, False)):
             if group:
                 t, ops = _loaded_tiles_us(cal, M, N, K, tuple(group), ELEM_BYTES[k.dtype],
                                           sm_rate, sm_load, t_m,
-                                          FALLBACK_SPLITS if splits else (1,),
+                                          FALLBACK_SPLITS if splitting else (1,),
                                           p["fallback_tile_k0"], t_store=t_store)
-                choices.append((fixed + (p["fallback_reduce_us"] if splits else 0.0),
+                choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                 t * 1e6, ops))
         tiled = min(choices, key=lambda c: c[0] + c[1])
         return tiled

@@ -85,14 +85,14 @@ CTA's walk, its tiles one after another at a fitted time per tile (held out, a C
 its SM stepped through a tile in about 0.95 us: head dim 32 over 32768 tokens, 128 CTAs,
 took 249 us on the H100 and 257 on the H200, whose HBM streams its cache in 178 and 124).
 Plus the softmax's work per score, a second cost that ramps in with the bytes up to about the
-L2's size (``decode_ramp_mb``, fitted: 72 MB; the L2 holds 50) and then stays (``decode_ramp_us``,
-fitted: 11.5 us on the H100, 34 MB at its decode bandwidth): read as the dirty lines the timing's
-L2 flush (``tpe gpu measure`` zeroes a 256 MB buffer before each call) leaves, which the
-kernel's reads evict and the L2 writes back to HBM, a time at the HBM's bandwidth that a card
-of more bandwidth spends less of (:func:`scaled`; on the H200 the decode kernels' held-out
-error at head dims 64 and 128 came down from 8.8 and 8.1% to 5.4 and 6.0%,
-``measured_h200_decode.csv``), and the combine kernel, its cost growing with the splits and the head dim
-(measured: 2 to 6.5 us). The SMs' loads are what make multi-query decode slow at large head
+L2's size (``decode_ramp_mb``, fitted: about 70 MB; the L2 holds 50) and then stays
+(``decode_ramp_us``, fitted: about 11 us on the H100, some 34 MB at its decode bandwidth): read
+as the dirty lines the timing's L2 flush (``tpe gpu measure`` zeroes a 256 MB buffer before
+each call) leaves, which the kernel's reads evict and the L2 writes back to HBM, a time at the
+HBM's bandwidth that a card of more bandwidth spends less of (:func:`scaled`; held out on the
+H200, ``measured_h200_decode.csv``, it brings the head dims 64 and 128 closer); and the
+combine kernel, its cost growing with the splits and the head dim (measured: 2 to 6.5 us).
+The SMs' loads are what make multi-query decode slow at large head
 dims: 32 query heads over one KV head are two head groups, each loading the whole cache (at
 head dim 256 twice), at the L2's bandwidth and not the HBM's (so as slow on the H200 as on the
 H100); the walk is what makes a few long CTAs slow at small head dims.

@@ -243,11 +243,13 @@ KIVI_MIN_CHUNK = 256
 KIVI_PROGRAMS_PER_SM = 2
 KIVI_BLOCK_N = 64
 #: Programs of the split-KV decode kernel resident on one SM at a time (:func:`kivi_rounds`):
-#: the two its split is sized for, as the measured times show (``measured_h100_quant_graph.csv``,
-#: ``measured_h200_quant.csv``, int8 at head dim 128: 512 programs of 32768 tokens, 3.9 per SM,
-#: and 2048 of 8192, 15.5 per SM, both take 0.076 us per token for each pair of them, the SMs'
-#: pairs in turn; 384 programs of 11008, 2.9 per SM, take one such pair and then one program
-#: alone, 1.8x the 256 programs' of 1024 per token, not 1.5x as three sharing an SM would).
+#: the two its split is sized for, as the measured times show (int8 at head dim 128, less the
+#: fitted ``kivi_fixed_us``: 512 programs of 32768 tokens, 3.9 per SM, and 2048 of 8192, 15.5
+#: per SM, take 0.081 and 0.080 us per token of each round of pairs on the H100,
+#: ``measured_h100_quant_graph.csv``, 0.076 and 0.076 on the H200, ``measured_h200_quant.csv``;
+#: 384 programs of 11008, 2.9 per SM, a round of pairs and then programs alone, take 1.69 and
+#: 1.73x as long per token of their chunk as 256 programs of 1024, 1.9 per SM, not the 1.5x of
+#: three programs sharing an SM's throughput).
 KIVI_RESIDENT_PER_SM = 2
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)

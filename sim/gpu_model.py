@@ -509,10 +509,11 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "w4t_col_ops": (50.0, 0.01, 1e4),
     "w4t_mac_ops": (4.6, 1e-3, 1e3),
     "w4t_dequant_eff": (0.0018, 1e-5, 1.0),
-    # the project's KIVI decode kernel: fixed cost, bandwidth efficiency, an SM's time per
-    # token of one program's chunk at head dim 128 (operations of one SM's bf16 rate; int8
-    # and int4 caches), and the programs an SM's time is never below (a program alone on its
-    # SM walks as slowly as that many sharing it: its loop is latency-bound)
+    # the project's KIVI decode kernel (kivi_rounds): fixed cost, bandwidth efficiency, an SM's
+    # time per token of one program's chunk at head dim 128 while two share the SM (operations
+    # of one SM's bf16 rate; int8 and int4 caches), and how many such shares a program alone
+    # on its SM takes per token (its loop latency-bound: at least one share, at most the two
+    # of a pair, or a pair would walk faster than one program alone)
     "kivi_fixed_us": (20.0, 0.0, 100.0),
     "kivi_bw_eff": (0.8, 0.1, 1.5),
     "kivi8_token_ops": (1.9e5, 1e3, 1e8),

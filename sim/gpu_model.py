@@ -91,9 +91,15 @@ least what a recorded kernel's SMs loaded) and each CTA's own start and end in t
 CTA's walk, its tiles one after another at a fitted time per tile (held out, a CTA alone on
 its SM stepped through a tile in about 0.95 us: head dim 32 over 32768 tokens, 128 CTAs,
 took 249 us on the H100 and 257 on the H200, whose HBM streams its cache in 178 and 124).
-Plus the softmax's work per score, a second fixed cost that ramps in with the bytes (the tail
-of large kernels) and the combine kernel, its cost growing with the splits and the head dim
-(measured: 2 to 6.5 us). The SMs' loads are what make multi-query decode slow at large head
+Plus the softmax's work per score, a second cost that ramps in with the bytes up to about the
+L2's size (``decode_ramp_mb``, fitted: about 70 MB; the L2 holds 50) and then stays
+(``decode_ramp_us``, fitted: about 11 us on the H100, some 34 MB at its decode bandwidth): read
+as the dirty lines the timing's L2 flush (``tpe gpu measure`` zeroes a 256 MB buffer before
+each call) leaves, which the kernel's reads evict and the L2 writes back to HBM, a time at the
+HBM's bandwidth that a card of more bandwidth spends less of (:func:`scaled`; held out on the
+H200, ``measured_h200_decode.csv``, it brings the head dims 64 and 128 closer); and the
+combine kernel, its cost growing with the splits and the head dim (measured: 2 to 6.5 us).
+The SMs' loads are what make multi-query decode slow at large head
 dims: 32 query heads over one KV head are two head groups, each loading the whole cache (at
 head dim 256 twice), at the L2's bandwidth and not the HBM's (so as slow on the H200 as on the
 H100); the walk is what makes a few long CTAs slow at small head dims.
@@ -119,10 +125,15 @@ each term fitted on the ``cal`` rows):
   the ``BM x BN`` products), in waves over the SMs; every row tile dequantizes its whole weight
   slice again (a whole-chip dequantization rate bounds it), and the bytes bound it from below;
 * decode attention over an int8 or int4 KIVI cache (``kv_dtype``), the project's split-KV Triton
-  kernel: its programs (:func:`kivi_split`) share the SMs, each SM's time its programs' chunks
-  of tokens at a fitted cost per token (per cache width; at least a fitted number of programs'
-  worth, a lone program's loop being latency-bound), the cache's bytes at the achieved
-  bandwidth below.
+  kernel (:func:`kivi_rounds`): its programs (:func:`kivi_split`) run two at a time on an SM
+  (:data:`KIVI_RESIDENT_PER_SM`), handed out in launch order (split-major: every head's first
+  chunk, then every head's second, the short last chunks last), one to each SM and then a
+  second; each round of resident programs takes as long as its busiest SM: two programs
+  sharing an SM walk their tokens at a fitted cost per token each (per cache width), the SM's
+  throughput split between them, and a program alone on its SM (the last round's, or the rest
+  of the longer of a pair) at a fitted multiple of that share (``kivi_lone_programs``: a lone
+  program's loop is latency-bound, so two on an SM take less than twice as long); the
+  cache's bytes at the achieved bandwidth below.
 
 **Element-wise / vector** kernels: bytes at the achieved bandwidth plus the fixed cost.
 
@@ -198,6 +209,7 @@ __all__ = [
     "in_stream",
     "kernel_bytes_flops",
     "kernel_name",
+    "kivi_rounds",
     "kivi_split",
     "load_calibration",
     "op_estimate",
@@ -237,6 +249,15 @@ W4A16_TRITON_UNPICKED = ((64, 128),)
 KIVI_MIN_CHUNK = 256
 KIVI_PROGRAMS_PER_SM = 2
 KIVI_BLOCK_N = 64
+#: Programs of the split-KV decode kernel resident on one SM at a time (:func:`kivi_rounds`):
+#: the two its split is sized for, as the measured times show (int8 at head dim 128, less the
+#: fitted ``kivi_fixed_us``: 512 programs of 32768 tokens, 3.9 per SM, and 2048 of 8192, 15.5
+#: per SM, take 0.081 and 0.080 us per token of each round of pairs on the H100,
+#: ``measured_h100_quant_graph.csv``, 0.076 and 0.076 on the H200, ``measured_h200_quant.csv``;
+#: 384 programs of 11008, 2.9 per SM, a round of pairs and then programs alone, take 1.69 and
+#: 1.73x as long per token of their chunk as 256 programs of 1024, 1.9 per SM, not the 1.5x of
+#: three programs sharing an SM's throughput).
+KIVI_RESIDENT_PER_SM = 2
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
 #: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
@@ -535,15 +556,16 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "w4t_col_ops": (50.0, 0.01, 1e4),
     "w4t_mac_ops": (4.6, 1e-3, 1e3),
     "w4t_dequant_eff": (0.0018, 1e-5, 1.0),
-    # the project's KIVI decode kernel: fixed cost, bandwidth efficiency, an SM's time per
-    # token of one program's chunk at head dim 128 (operations of one SM's bf16 rate; int8
-    # and int4 caches), and the programs an SM's time is never below (a program alone on its
-    # SM walks as slowly as that many sharing it: its loop is latency-bound)
+    # the project's KIVI decode kernel (kivi_rounds): fixed cost, bandwidth efficiency, an SM's
+    # time per token of one program's chunk at head dim 128 while two share the SM (operations
+    # of one SM's bf16 rate; int8 and int4 caches), and how many such shares a program alone
+    # on its SM takes per token (its loop latency-bound: at least one share, at most the two
+    # of a pair, or a pair would walk faster than one program alone)
     "kivi_fixed_us": (20.0, 0.0, 100.0),
     "kivi_bw_eff": (0.8, 0.1, 1.5),
     "kivi8_token_ops": (1.9e5, 1e3, 1e8),
     "kivi4_token_ops": (1.8e5, 1e3, 1e8),
-    "kivi_lone_programs": (2.0, 1.0, 16.0),
+    "kivi_lone_programs": (1.5, 1.0, 2.0),
 }
 
 
@@ -1015,14 +1037,46 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def kivi_rounds(batch: int, kv_heads: int, kv_len: int, sm_count: int, lone: float
+                ) -> float:
+    """The split-KV decode kernel's walk over the SMs, in tokens of one program's share of an
+    SM (module doc): its programs in launch order (every head's chunk of a split, split after
+    split: ``(splits - 1) x heads`` full chunks, then the ``heads`` last ones, shorter) fill
+    :data:`KIVI_RESIDENT_PER_SM` slots per SM, one per SM and then a second, in rounds; a round
+    lasts as long as its busiest SM: a pair of ``L1 >= L2`` tokens ``2 L2 + lone (L1 - L2)``,
+    a program alone ``lone L``. The rounds are taken one after another (a short chunk's slot is
+    not refilled early)."""
+    splits, chunk = kivi_split(batch, kv_heads, kv_len, sm_count)
+    heads = batch * kv_heads
+    programs = heads * splits
+    full = programs - heads  # the chunks before each head's last one
+    last = kv_len - (splits - 1) * chunk
+
+    def length(i: int) -> int:
+        return chunk if i < full else last
+
+    slots = KIVI_RESIDENT_PER_SM * sm_count
+    total = 0.0
+    for start in range(0, programs, slots):
+        # the first SM holds the round's longest programs (lengths never grow along the launch)
+        first, second = start, start + sm_count
+        t = 0.0
+        if second < programs:
+            l1, l2 = length(first), length(second)
+            t = 2 * l2 + lone * (l1 - l2)
+        alone = max(first, programs - sm_count)  # the first SM of the round with one program
+        if alone < second:
+            t = max(t, lone * length(alone))
+        total += t
+    return total
+
+
 def _kivi_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
-    """Decode attention over a KIVI cache, the project's kernel (module doc): the programs on
-    the busiest SM walking their chunks, the cache's bytes below."""
-    splits, chunk = kivi_split(k.B, k.Hkv, k.S, cal.sm_count)
-    per_sm = max(float(_cdiv(k.B * k.Hkv * splits, cal.sm_count)), p["kivi_lone_programs"])
+    """Decode attention over a KIVI cache, the project's kernel (module doc): its programs'
+    rounds on the SMs (:func:`kivi_rounds`), the cache's bytes below."""
+    tokens = kivi_rounds(k.B, k.Hkv, k.S, cal.sm_count, p["kivi_lone_programs"])
     per_token = p["kivi8_token_ops" if k.kv_dtype == "int8" else "kivi4_token_ops"]
-    walk = per_sm * chunk * per_token * k.D / 128 / (cal.peak_tflops["bf16"] * 1e12
-                                                      / cal.sm_count)
+    walk = tokens * per_token * k.D / 128 / (cal.peak_tflops["bf16"] * 1e12 / cal.sm_count)
     t_m = kernel_bytes_flops(k)[0] / (cal.read_gb_per_s * 1e9 * p["kivi_bw_eff"])
     return p["kivi_fixed_us"], max(walk, t_m) * 1e6
 
@@ -1101,8 +1155,8 @@ def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[flo
     t_sm = per_sm * (tiles * tile_bytes / (p["decode_l2_gb_per_s"] * 1e9 / cal.sm_count)
                      + p["decode_cta_us"] * 1e-6)
     t_read = max(nbytes / bw, t_sm, tiles * p["decode_tile_ns"] * 1e-9)
-    # a second fixed cost that ramps in with the bytes (large kernels' tail), and the split-KV
-    # combine kernel
+    # the write-back of the dirty L2 lines the kernel's reads evict, ramping in with the bytes
+    # (module doc), and the split-KV combine kernel
     ramp = p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))
     combine = (p["decode_combine_us"] + p["decode_combine_split_us"] * splits * k.D
                / DECODE_HALF_DIM) if splits > 1 else 0.0
@@ -1241,13 +1295,18 @@ def _pj_per_op(e: GpuEnergy, cls: str) -> float:
 def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
            compute_scale: float) -> GpuCalibration:
     """The calibration of a sibling card: ``sm_count`` SMs, bandwidth and whole-chip rates
-    scaled (datasheet ratios); the fitted efficiencies and the energy constants are kept."""
+    scaled (datasheet ratios); the fitted efficiencies and the energy constants are kept, and
+    the fitted times that are bytes at the HBM's bandwidth scale with it (the decode kernels'
+    write-back of the dirty L2, ``decode_ramp_us``: module doc)."""
+    params = cal.params
+    if "decode_ramp_us" in params:
+        params = params | {"decode_ramp_us": params["decode_ramp_us"] / bandwidth_scale}
     return GpuCalibration(
         card=cal.card, sm_count=sm_count, read_gb_per_s=cal.read_gb_per_s * bandwidth_scale,
         peak_tflops={d: v * compute_scale for d, v in cal.peak_tflops.items()},
         sustained_clock_mhz=cal.sustained_clock_mhz, launch_us=cal.launch_us,
         stream_overhead_us=cal.stream_overhead_us,
-        params=cal.params, energy=cal.energy)
+        params=params, energy=cal.energy)
 
 
 # -- the simulator's operators on a GPU preset ------------------------------------------------

@@ -934,6 +934,42 @@ def test_the_quantized_kernels_mechanisms():
     assert decode("int8", S=32768) > 3 * decode("int8", S=8192)
 
 
+def test_the_kivi_programs_run_two_to_an_sm_in_rounds():
+    """The KIVI decode kernel's programs share an SM two at a time, handed out in launch order:
+    a pair walks its tokens at twice one program's share each, a program alone at the fitted
+    lone multiple (between one share and two); so 384 programs on 132 SMs take a round of
+    pairs and then a round alone, and 512 two rounds of pairs."""
+    from sim.gpu_model import KIVI_RESIDENT_PER_SM, kivi_rounds, kivi_split
+
+    lone = load_calibration("h100").params["kivi_lone_programs"]
+    assert KIVI_RESIDENT_PER_SM == 2 and 1.0 < lone <= 2.0
+    # B 16 x Hkv 8, 32768 tokens: 3 splits of 11008 (the last 10752): 384 programs, so every
+    # SM's first two run as a pair, then 120 of the last split alone
+    assert kivi_split(16, 8, 32768, 132) == (3, 11008)
+    assert kivi_rounds(16, 8, 32768, 132, lone) == pytest.approx(2 * 11008 + lone * 10752)
+    # 512 programs of a whole cache each: two rounds of pairs (3.9 per SM, not 4 in turn)
+    assert kivi_split(16, 32, 32768, 132) == (1, 32768)
+    assert kivi_rounds(16, 32, 32768, 132, lone) == pytest.approx(2 * 2 * 32768)
+    # B 4 x Hkv 8: 9 splits of 3840, the last 2048: the round of pairs holds 8 SMs of a full
+    # chunk and a last one, the rest of the last chunks run alone after it
+    assert kivi_split(4, 8, 32768, 132) == (9, 3840)
+    assert kivi_rounds(4, 8, 32768, 132, lone) == pytest.approx(2 * 3840 + lone * 2048)
+    # a few programs: each alone on its SM
+    assert kivi_rounds(1, 8, 512, 132, lone) == pytest.approx(lone * 256)
+
+
+def test_the_h200_writes_the_dirty_l2_back_at_its_own_bandwidth():
+    """The decode kernels' ramp (the dirty L2 lines the timing's flush leaves, written back to
+    HBM) is a time at the HBM's bandwidth: the h200 preset's is the H100's over the datasheet
+    bandwidth ratio, the other fitted constants the H100's."""
+    h100, h200 = load_calibration("h100"), arch_calibration(load_arch("h200"))
+    ratio = h200.read_gb_per_s / h100.read_gb_per_s
+    assert ratio == pytest.approx(4800 / 3350)
+    assert h200.params["decode_ramp_us"] == pytest.approx(h100.params["decode_ramp_us"] / ratio)
+    assert {k: v for k, v in h200.params.items() if k != "decode_ramp_us"} == {
+        k: v for k, v in h100.params.items() if k != "decode_ramp_us"}
+
+
 def test_sim_model_names_the_kernel_of_every_gpu_operator(capsys):
     for quant, phase, want in (
             ("bf16", "decode", {"cuBLAS bf16", "SDPA decode bf16"}),

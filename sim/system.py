@@ -586,8 +586,15 @@ def _instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _
         return _op_instance(arch, op, memory, objective)  # raises, naming the operator
     if inst.core is None:
         return inst
-    core = dataclasses.replace(inst.core, gemm=dataclasses.replace(inst.core.gemm, name=op.name))
+    core = dataclasses.replace(inst.core, gemm=_renamed(inst.core.gemm, op.name))
     return dataclasses.replace(inst, core=core)
+
+
+@memo(maxsize=4096)
+def _renamed(g: Gemm, name: str) -> Gemm:
+    """The core's GEMM ``g`` under the operator's ``name``, built and validated once per
+    operator and core GEMM (not once per architecture: a sweep's design points share it)."""
+    return dataclasses.replace(g, name=name)
 
 
 @memo(maxsize=8192)

@@ -464,26 +464,59 @@ def _vector_instance(arch: ArchSpec, v: Vector, memory: Memory) -> _Inst:
     if arch.vector is None:
         raise MappingError(f"vector: {v.name} ({v.kind}) needs a vector unit; add a [vector] "
                            "table (lanes = ...) to the architecture")
-    lanes = arch.vector.lanes * arch.cores
+    return _vector_cost(_vector_terms(arch), v, memory)
+
+
+@dataclass(frozen=True, slots=True)
+class _VectorTerms:
+    """What a stand-alone vector operator's cost reads of an architecture (:func:`_vector_cost`),
+    and nothing else: architectures that differ elsewhere (the engine, a buffer that holds
+    neither activations nor outputs) share their vector operators' evaluations, e.g. the
+    design points of a sweep over array sizes."""
+
+    cores: int
+    lanes: int                    # all cores' vector lanes
+    components: tuple[str, ...]   # :func:`sim.energy.energy_components`
+    op_pj: float                  # :func:`sim.energy.vector_op_pj`
+    on_chip_bytes: int            # :func:`_on_chip_bytes`
+    o_level: str                  # the level holding O next to the engine, and its pJ/byte
+    o_byte_pj: float
+    outer: str                    # the outermost level, and its pJ/byte
+    outer_byte_pj: float
+    link: tuple[Exact, Exact]     # :func:`sim.memory.exact_link`
+
+
+@memo(maxsize=1024)
+def _vector_terms(arch: ArchSpec) -> _VectorTerms:
+    assert arch.vector is not None
+    o_level, outer = operand_level(arch, "O"), arch.memory[-1]
+    return _VectorTerms(
+        cores=arch.cores, lanes=arch.vector.lanes * arch.cores, components=energy_components(arch),
+        op_pj=vector_op_pj(arch), on_chip_bytes=_on_chip_bytes(arch), o_level=o_level.name,
+        o_byte_pj=level_byte_pj(arch, o_level), outer=outer.name,
+        outer_byte_pj=level_byte_pj(arch, outer), link=exact_link(arch))
+
+
+@memo(maxsize=8192)
+def _vector_cost(t: _VectorTerms, v: Vector, memory: Memory) -> _Inst:
+    """One instance of the fused vector operator ``v`` on the vector units (module doc)."""
     ops = v.elems * exact(v.ops_per_elem)
-    compute = exact_div(ops, lanes)
+    compute = exact_div(ops, t.lanes)
     nbytes = v.exact_bytes
-    energy = dict.fromkeys(energy_components(arch), 0.0)
-    energy["vector"] = float(ops) * vector_op_pj(arch)
+    energy = dict.fromkeys(t.components, 0.0)
+    energy["vector"] = float(ops) * t.op_pj
     table = exact(v.table_bytes)
-    on_chip = memory == "ideal" or nbytes - table <= _on_chip_bytes(arch)
+    on_chip = memory == "ideal" or nbytes - table <= t.on_chip_bytes
     dram = table if on_chip else nbytes
     if memory == "ideal":
         dram = 0
-    o_level = operand_level(arch, "O")
-    energy[o_level.name] += float(nbytes - dram) * level_byte_pj(arch, o_level)
-    outer = arch.memory[-1]
-    energy[outer.name] += float(dram) * level_byte_pj(arch, outer)
-    bw, lat = exact_link(arch)
+    energy[t.o_level] += float(nbytes - dram) * t.o_byte_pj
+    energy[t.outer] += float(dram) * t.outer_byte_pj
+    bw, lat = t.link
     cycles = max(compute, exact_div(dram, bw) + lat * (dram > 0))
     return _Inst(cycles=cycles, compute=compute, engine=0, vector=compute,
                  vector_ops=float(ops), macs=0, dram_bytes=dram, energy=energy,
-                 mapping={"cores_used": arch.cores, "on_chip": on_chip})
+                 mapping={"cores_used": t.cores, "on_chip": on_chip})
 
 
 def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
@@ -553,8 +586,15 @@ def _instance(arch: ArchSpec, op: Op, memory: Memory, objective: Objective) -> _
         return _op_instance(arch, op, memory, objective)  # raises, naming the operator
     if inst.core is None:
         return inst
-    core = dataclasses.replace(inst.core, gemm=dataclasses.replace(inst.core.gemm, name=op.name))
+    core = dataclasses.replace(inst.core, gemm=_renamed(inst.core.gemm, op.name))
     return dataclasses.replace(inst, core=core)
+
+
+@memo(maxsize=4096)
+def _renamed(g: Gemm, name: str) -> Gemm:
+    """The core's GEMM ``g`` under the operator's ``name``, built and validated once per
+    operator and core GEMM (not once per architecture: a sweep's design points share it)."""
+    return dataclasses.replace(g, name=name)
 
 
 @memo(maxsize=8192)

@@ -3,6 +3,7 @@ SIGINT, the Ray backend, the report."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -162,6 +163,25 @@ clock_mhz = {start = 0.5e3, stop = 1.0e3, step = 250.0}
     summary = run_sweep(load_sweep(rnd), out, workers=1)
     assert summary.points == summary.computed == 5
     assert len(set(read_results(out).column("point_id").to_pylist())) == 5
+
+
+def test_tasks_cover_the_points_in_aligned_blocks():
+    """A grid's tasks start at whole blocks of its last axes (the 10k benchmark: the 20 links
+    and clocks of one array and buffer), shrink towards the end, and cover every point once;
+    a chunk given by the caller is kept as it is."""
+    from sim.sweep.run import _task_sizes
+
+    spec = load_sweep(REPO / "examples" / "sweeps" / "llama7b_10k.toml")
+    block = math.prod(len(a.values) for a in spec.axes[-3:])
+    assert block == 20
+    sizes = list(_task_sizes(spec, grid_size(spec), 2, None))
+    assert sum(sizes) == grid_size(spec)
+    assert all(s % block == 0 for s in sizes)
+    assert max(sizes) <= 256 and sizes[-1] <= sizes[0] // 4
+    assert list(_task_sizes(spec, 1000, 2, 64)) == [64] * 15 + [40]
+    rnd = dataclasses.replace(spec, strategy="random", samples=1000)
+    sizes = list(_task_sizes(rnd, 1000, 2, None))
+    assert sum(sizes) == 1000 and sizes[0] == 32  # a sample is not contiguous: no blocks
 
 
 # -- rows ---------------------------------------------------------------------------------------

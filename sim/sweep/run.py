@@ -12,6 +12,7 @@ when a sweep uses them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import signal
@@ -382,7 +383,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local",
     """Run ``spec`` into the dataset directory ``out`` (see :mod:`sim.sweep.storage`).
 
     ``workers`` processes (default: the CPU count); ``chunk`` points per task (default: the
-    spec's, else about 16 tasks per worker, at most 256 points each); ``limit`` evaluates only
+    spec's, else about 16 tasks per worker, at most 256 points each, in whole blocks of the
+    grid's last axes and smaller towards the end: :func:`_task_sizes`); ``limit`` evaluates only
     the first ``limit`` candidate points (benchmarks); ``flush_seconds``: how often finished
     points are written (a killed sweep loses at most that much work); ``progress``: where the
     progress line goes (``None``: nowhere).
@@ -417,7 +419,37 @@ def _chunk_size(spec: SweepSpec, n: int, workers: int, chunk: int | None) -> int
     chosen = chunk or spec.chunk
     if chosen:
         return chosen
-    return max(1, min(256, math.ceil(n / (workers * 16))))
+    return _aligned(spec, max(1, min(256, math.ceil(n / (workers * 16)))))
+
+
+def _aligned(spec: SweepSpec, size: int) -> int:
+    """``size`` rounded down to whole blocks of the grid's last axes (the most of them whose
+    product is at most ``size``): on a grid, a task then starts where such a block starts,
+    so the points that differ only in those axes (e.g. the DRAM link and the clock, which
+    share the engine's and buffers' evaluations: :func:`sim.gemm.compute_view`) are all
+    evaluated by one worker, whose caches are warm for all but the first."""
+    if spec.strategy != "grid" or spec.per_base:
+        return size
+    block = 1
+    for axis in reversed(spec.axes):
+        if block * len(axis.values) > size:
+            break
+        block *= len(axis.values)
+    return size - size % block
+
+
+def _task_sizes(spec: SweepSpec, n: int, workers: int, chunk: int | None) -> Iterator[int]:
+    """Points per task for ``n`` points: :func:`_chunk_size`, or once fewer than two such
+    tasks per worker are left, about half of what is left per worker (in whole blocks of a
+    quarter of that size or more, :func:`_aligned`, so that the tasks stay aligned), so that
+    the workers finish at about the same time instead of one running the last task alone."""
+    size = _chunk_size(spec, n, workers, chunk)
+    unit = size if chunk or spec.chunk else _aligned(spec, math.ceil(size / 4))
+    left = n
+    while left > 0:
+        step = max(unit, min(size, math.ceil(left / (2 * workers))) // unit * unit)
+        yield min(step, left)
+        left -= step
 
 
 def _run_indices(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str], workers: int,
@@ -431,8 +463,8 @@ def _run_indices(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str],
         keep = np.fromiter((point_id(spec, point_values(spec, int(i))) not in done
                             for i in indices), dtype=bool, count=len(indices))
         indices = indices[keep]
-    size = _chunk_size(spec, len(indices), workers, chunk)
-    tasks = (("index", indices[i:i + size]) for i in range(0, len(indices), size))
+    starts = np.cumsum([0, *_task_sizes(spec, len(indices), workers, chunk)])
+    tasks = (("index", indices[a:b]) for a, b in itertools.pairwise(starts.tolist()))
     bar = _Progress(spec.name, len(indices), stream)
     try:
         for cols, n in pool.imap_unordered(_evaluate_chunk, tasks):

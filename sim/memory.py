@@ -809,7 +809,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateE
         slack = alone - busy  # the link's bandwidth alone beyond the busy time
         ov = np.maximum(0, np.maximum(
             (transfer(e.overlap_reads, e.overlap_written, alone) - busy) / 2, slack))
-        per = per + ov
+        per = ov if s is None else per + ov  # (never -0.0: 0 + ov is ov)
     boundaries = (e.counts * per).sum(axis=0) if isinstance(per, np.ndarray) else 0
     if lat and o is not None:
         # the first boundary (of the innermost loop with more than one trip): its

@@ -552,10 +552,10 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
     per tile and loop order ``(T, O)`` arrays, and the per-operand and per-loop-position
     quantities stacked in front of them (``(operand, position, T, O)``).
 
-    The three operands' reloads and bytes per boundary are computed together, stacked
-    ``(3, T, O)`` (A, W, O), each entry by the same float64 operations, in the same order, as
-    :func:`_mapping_dram` writes them for one operand: a few dozen array operations for every
-    candidate, whose cost is their count more than their size."""
+    The three operands' bytes per boundary are spread over their boundaries together,
+    stacked ``(3, T, O)`` (A, W, O), each entry by the float64 operations one operand's
+    array alone would take, in the same order (so every candidate's figures are the same
+    bits as one operand at a time gave)."""
     M, N, K = gemm.M, gemm.N, gemm.K
     a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
     o_bits, acc_bits = get_format(gemm.o_fmt).bits, arch.engine.acc_bits

@@ -58,7 +58,6 @@ from typing import Any, Literal
 import numpy as np
 
 from hw.spec import ArchSpec, EngineSpec, SpecError, SramSpec, Unrolling
-from mapping.arrays import sorted_unique
 from models.caches import clear_caches, memo
 from models.formats import get_format
 from models.ops import Gemm
@@ -391,7 +390,7 @@ def _frozen(M: int, N: int, K: int, tiles: np.ndarray, orders: np.ndarray,
 # paper prescribes them): a geometric grid whose neighbours differ by at most 1.5x from 2 on,
 # so every trip count has one on the grid within 1.5x of it; plus the finest split.
 @memo(maxsize=256)
-def _trip_counts(units: int) -> np.ndarray:
+def _trip_counts(units: int) -> tuple[int, ...]:
     """``{1, 2, 3, 4, 6, 8, 12, ...} <= units``, plus ``units`` itself."""
     trips = {units}
     p = 1
@@ -400,13 +399,15 @@ def _trip_counts(units: int) -> np.ndarray:
         if 3 * p // 2 <= units and p >= 2:
             trips.add(3 * p // 2)
         p *= 2
-    return np.array(sorted(trips), dtype=np.int64)
+    return tuple(sorted(trips))
 
 
 def _tile_choices(dim: int, unit: int) -> np.ndarray:
-    units = _ceil_div(dim, unit)
-    tiles = np.minimum(_ceil_div(units, _trip_counts(units)) * unit, dim)
-    return sorted_unique(tiles)
+    """The smallest tile giving each trip count of :func:`_trip_counts` (distinct, ascending;
+    in Python integers: a few dozen of them, fewer than numpy's per-call overhead pays for)."""
+    units = -(-dim // unit)
+    return np.array(sorted({min(-(-units // t) * unit, dim) for t in _trip_counts(units)}),
+                    dtype=np.int64)
 
 
 def _storage_bits(fmt: str) -> int:

@@ -479,18 +479,31 @@ def action_counts(
 
 
 @memo(maxsize=256)
-def _priced(arch: ArchSpec) -> tuple[tuple[str, str, float], ...]:
-    """``(action, component, pJ per action)`` for every action of ``arch``."""
+def _priced(arch: ArchSpec) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    """Per component of :data:`ENERGY_COMPONENTS`, in order: ``(action, pJ per action)`` of
+    every action of ``arch`` charged to it (none for a component no action reaches)."""
     per = unit_energies(arch).per_action_pj()
-    return tuple((k, v["component"], per[k]) for k, v in action_units(arch).items())
+    by_component: dict[str, list[tuple[str, float]]] = {c: [] for c in ENERGY_COMPONENTS}
+    for k, v in action_units(arch).items():
+        by_component[v["component"]].append((k, per[k]))
+    return tuple((c, tuple(priced)) for c, priced in by_component.items())
 
 
-def energy_breakdown(arch: ArchSpec, actions: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Energy (pJ) per component (:data:`ENERGY_COMPONENTS`): counts times per-action energy."""
-    shape = np.shape(actions["dram"])
-    out = {c: np.zeros(shape) for c in ENERGY_COMPONENTS}
-    for name, component, pj in _priced(arch):
-        out[component] = out[component] + actions[name] * pj
+def energy_breakdown(arch: ArchSpec, actions: Mapping[str, Any]) -> dict[str, Any]:
+    """Energy (pJ) per component (:data:`ENERGY_COMPONENTS`): counts times per-action energy,
+    summed in the order of :func:`action_units` (a float64 array over candidates, of the
+    shape of its actions' counts; a zero array of the DRAM count's shape for a component no
+    action reaches)."""
+    out: dict[str, Any] = {}
+    for component, priced in _priced(arch):
+        if not priced:
+            out[component] = np.zeros(np.shape(actions["dram"]))
+            continue
+        (name, pj), *rest = priced
+        total = actions[name] * pj
+        for name, pj in rest:
+            total = total + actions[name] * pj
+        out[component] = total
     return out
 
 

@@ -550,7 +550,12 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
                     ) -> tuple[tuple[Any, Any, Any, Any], CandidateExposure]:
     """:func:`_mapping_dram` for every candidate at once, in float64: per tile ``(T, 1)`` and
     per tile and loop order ``(T, O)`` arrays, and the per-operand and per-loop-position
-    quantities stacked in front of them (``(operand, position, T, O)``)."""
+    quantities stacked in front of them (``(operand, position, T, O)``).
+
+    The three operands' bytes per boundary are spread over their boundaries together,
+    stacked ``(3, T, O)`` (A, W, O), each entry by the float64 operations one operand's
+    array alone would take, in the same order (so every candidate's figures are the same
+    bits as one operand at a time gave)."""
     M, N, K = gemm.M, gemm.N, gemm.K
     a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
     o_bits, acc_bits = get_format(gemm.o_fmt).bits, arch.engine.acc_bits
@@ -558,51 +563,66 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
     tiles_m, tiles_n, tiles_k = cands.trips_f.T[:, :, None]
     t_ord = cands.trips_ordered  # trip counts by loop position (3, T, O)
     t1, t2, t3 = t_ord
-    counts = np.stack((t1 - 1, t1 * (t2 - 1), t1 * t2 * (t3 - 1)))
-    # (operand, position, 1, O): A does not depend on n (1), W on m (0), O on k (2)
+    # boundaries where loop j advances and inner loops wrap: t1 - 1, t1 (t2 - 1), t1 t2 (t3 - 1)
+    counts = np.empty(t_ord.shape)
+    np.subtract(t1, 1, out=counts[0])
+    np.multiply(t1, np.subtract(t2, 1, out=counts[1]), out=counts[1])
+    np.multiply(np.multiply(t1, t2), np.subtract(t3, 1, out=counts[2]), out=counts[2])
+    # Whether each operand's tile changes at each boundary class, (operand, position, T, O):
+    # it depends on the loop there, or an inner loop it depends on (with more than one
+    # trip) wraps. ``dep`` (operand, position, 1, O): A does not depend on n, W on m, O on k.
     dep = cands.orders.T[None, :, None, :] != _INDEPENDENT
-    moving = dep & (t_ord > 1)
-    ch = dep | np.zeros(moving.shape, dtype=bool)
-    ch[:, 1] |= moving[:, 2]
-    ch[:, 0] |= moving[:, 1] | moving[:, 2]
-    n_a, n_w, visits_o = 1 + (ch * counts).sum(axis=1)
+    ch = np.empty((3, 3, *t1.shape), dtype=bool)
+    inner = np.logical_and(dep[:, 2], t3 > 1, out=ch[:, 0])
+    np.logical_or(dep[:, 1], inner, out=ch[:, 1])
+    np.logical_or(np.logical_and(dep[:, 1], t2 > 1), inner, out=ch[:, 0])
+    ch[:, 0] |= dep[:, 0]
+    ch[:, 2] = dep[:, 2]
+    # tile loads (A, W) and output-tile residencies: one plus the boundaries it changes at
+    # (``1 + sum over positions``, the positions added in order)
+    loads = ch[:, 0] * counts[0]
+    loads += ch[:, 1] * counts[1]
+    loads += ch[:, 2] * counts[2]
+    loads += 1
+    n_a, n_w, visits_o = loads
     distinct_o = tiles_m * tiles_n
-    revisits_o = visits_o - distinct_o
+    iterations = distinct_o * tiles_k
     o_acc_bytes = M * N * acc_bits / 8
 
     dram_a = n_a * (M * K * a_dram_bits / 8) / (tiles_m * tiles_k)
     dram_w = n_w * (K * N * w_dram_bits / 8) / (tiles_k * tiles_n)
     part_tile = o_acc_bytes / distinct_o
-    dram_o_rd = revisits_o * part_tile
-    dram_o_wr = M * N * o_bits / 8 + dram_o_rd
+    # bytes moved after the first tile (A, W) and the partial sums reloaded (O), each spread
+    # over the boundaries it changes at
     first_a = tm * tk * a_dram_bits / 8
     first_w = tk * tn * w_dram_bits / 8
+    moved = np.empty(loads.shape)
+    np.subtract(dram_a, first_a, out=moved[0])
+    np.subtract(dram_w, first_w, out=moved[1])
+    dram_o_rd = np.multiply(visits_o - distinct_o, part_tile, out=moved[2])
+    dram_o_wr = M * N * o_bits / 8 + dram_o_rd
     last_o = (M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits / 8
-
-    def per_change(total: np.ndarray, changes_n: np.ndarray) -> np.ndarray:
-        return np.where(changes_n > 0, total / np.maximum(changes_n, 1), 0.0)
-
-    per_a = per_change(dram_a - first_a, n_a - 1)
-    per_w = per_change(dram_w - first_w, n_w - 1)
-    per_o_rd = per_change(dram_o_rd, visits_o - 1)  # partial sums reloaded
+    changes = loads - 1
+    per = np.where(changes > 0, moved / np.maximum(changes, 1), 0.0)  # per boundary
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
-    iterations = distinct_o * tiles_k
-    # the output tile's write-back (see _mapping_dram)
+    # the output tile's write-back (see _mapping_dram): per boundary of every kind (shape
+    # (1, T, O)) from a double-buffered level, where the output tile changes into a single one
     if dbuf["o"]:
-        per_o_wr = per_change(dram_o_wr - last_o, iterations - 1)
-        written: np.ndarray = np.broadcast_to(per_o_wr, (3, *per_o_wr.shape))
+        per_o_wr = _per_change(dram_o_wr - last_o, iterations - 1)
+        written: np.ndarray = per_o_wr[None]
     else:
-        per_o_wr = per_change(dram_o_wr - last_o, visits_o - 1)
+        per_o_wr = _per_change(dram_o_wr - last_o, changes[2])
         written = ch[2] * per_o_wr
+    by_role = ch * per[:, None]  # bytes per boundary, (operand, position, T, O)
     over: Any = None  # bytes per boundary into double-buffered tiles, (position, T, O)
     serial: Any = None  # and into single-buffered ones
-    for role, moved in (("a", ch[0] * per_a), ("w", ch[1] * per_w), ("o", ch[2] * per_o_rd),
-                        ("o", written)):
+    for role, bytes_in in (("a", by_role[0]), ("w", by_role[1]), ("o", by_role[2]),
+                           ("o", written)):
         if dbuf[role]:
-            over = moved if over is None else over + moved
+            over = bytes_in if over is None else over + bytes_in
         else:
-            serial = moved if serial is None else serial + moved
+            serial = bytes_in if serial is None else serial + bytes_in
     exposure = CandidateExposure(
         counts=counts, serial_bytes=serial, overlap_bytes=over,
         serial_written=None if dbuf["o"] else written,
@@ -610,6 +630,11 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
         busy_cycles=busy_total / iterations, first_bytes=first_a + first_w,
         last_bytes=last_o)
     return (dram_a, dram_w, dram_o_wr, dram_o_rd), exposure
+
+
+def _per_change(total: np.ndarray, changes_n: np.ndarray) -> np.ndarray:
+    """``total`` spread over ``changes_n`` boundaries (0 where there are none)."""
+    return np.where(changes_n > 0, total / np.maximum(changes_n, 1), 0.0)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -784,7 +809,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateE
         slack = alone - busy  # the link's bandwidth alone beyond the busy time
         ov = np.maximum(0, np.maximum(
             (transfer(e.overlap_reads, e.overlap_written, alone) - busy) / 2, slack))
-        per = per + ov
+        per = ov if s is None else per + ov  # (never -0.0: 0 + ov is ov)
     boundaries = (e.counts * per).sum(axis=0) if isinstance(per, np.ndarray) else 0
     if lat and o is not None:
         # the first boundary (of the innermost loop with more than one trip): its

@@ -195,7 +195,13 @@ SKIP_STEPS = 16
 #: odd 3x4x3 cube on a 4-byte port that reads and writes share, where write-backs queue
 #: back to back, the model was 1.4% to 3.4% under the tile without the gap, 9 GEMMs on its
 #: mappings, 0.3% to 1.3% over it with it; counting the whole two cycles put the committed
-#: agreement runs' slow links up to 1.9% over.)
+#: agreement runs' slow links up to 1.9% over.) An output half a write-back frees is free a
+#: cycle after its last beat (``hw.tile``'s free count is a register): the output loader
+#: acquires it then, and a visit without a reload is loaded the cycle after (its loaded
+#: count, as for an answered load); seen on ``amaranth.sim`` on the cube with its output
+#: double buffer (a tile started three cycles after the last beat of the write-back it
+#: waited for, the model said none: the model was up to 7.1% under the tile with an ideal
+#: link, ``tests/test_tile.py``).
 PORT_PIPELINE = (1, 1, 1, 1, 2, 1)
 
 

@@ -827,19 +827,24 @@ def test_cube_output_double_buffer_ideal_link_equals_the_model(M, N, K) -> None:
 #: model abstracts": the link's credit bucket): read and write beats share one beat a
 #: cycle, and a write-back starting after the link has banked credit moves a beat beside a
 #: read's, where the model moves the bytes at the link's rate.
-CREDIT_GAP = [("cube", [], 19, 21, 5), ("cube", [], 11, 5, 6), ("cube", CUBE_ODB, 25, 6, 10)]
+#: The last: a 32-byte ideal port, where the arbiter queues a W job only once the request
+#: walker has issued the A job's requests, by when the output loader waits for a write-back
+#: (the model requests both at once): the tile takes a few cycles more than the model.
+CREDIT_GAP = [("cube", [], 19, 21, 5), ("cube", [], 11, 5, 6), ("cube", CUBE_ODB, 25, 6, 10),
+              ("cube", ["dram.bandwidth_gb_per_s=32.0"], 20, 11, 9)]
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="the model leaves out the link's credit bucket "
-                   "(hw.tile, 'What the model abstracts'): a few cycles over the tile")
+                   "and the request walker (hw.tile, 'What the model abstracts'): a few "
+                   "cycles off the tile")
 @pytest.mark.parametrize(("preset", "sets", "M", "N", "K"), CREDIT_GAP,
-                         ids=["cube-19x21x5", "cube-11x5x6", "odb-25x6x10"])
+                         ids=["cube-19x21x5", "cube-11x5x6", "odb-25x6x10", "cube32-20x11x9"])
 def test_cube_credit_bucket_gap(preset, sets, M, N, K) -> None:
-    """The known gap, held open: each of these GEMMs on an ideal link takes fewer cycles
-    than the model (strict: a model that counts the credit bucket passes them, and this
-    test then fails until it is moved to the equality tests)."""
-    measured, model = _model_mapping_run(preset, [*SMALL_CUBE, *sets, *IDEAL], M, N, K)
+    """The known gaps, held open: each of these GEMMs on an ideal link takes other cycles
+    than the model (strict: a model that counts the credit bucket and the request walker
+    passes them, and this test then fails until they move to the equality tests)."""
+    measured, model = _model_mapping_run(preset, [*SMALL_CUBE, *IDEAL, *sets], M, N, K)
     assert measured == model
 
 

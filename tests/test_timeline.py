@@ -24,16 +24,18 @@ from sim.verify.tile_ref import reference_cycles
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: The committed agreement runs: (preset, overrides, file).
 RUNS = [
-    ("systolic", [], "tile_agreement_2026-12-06_tile-odd-cube.csv"),
-    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-odd-cube.csv"),
+    ("systolic", [], "tile_agreement_2026-12-06_tile-ideal.csv"),
+    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-ideal.csv"),
     ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
-     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-odd-cube.csv"),
-    ("cube", [], "tile_agreement_cube_2026-12-06_tile-odd-cube.csv"),
+     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-ideal.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-06_tile-ideal.csv"),
     # the odd cube (3x4x3: partial K chunks, A line blocks in one bank)
     ("cube", ["engine.m=3", "engine.k=3", "a_buffer.width_bits=72", "w_buffer.width_bits=96",
               "o_buffer.capacity_bytes=768"],
-     "tile_agreement_cube_odd_2026-12-06_tile-odd-cube.csv"),
-    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-odd-cube.csv"),
+     "tile_agreement_cube_odd_2026-12-06_tile-ideal.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-ideal.csv"),
+    ("cube", ["engine.output_double_buffer=true"],
+     "tile_agreement_cube_output_double_buffer-true_2026-12-06_tile-ideal.csv"),
 ]
 
 
@@ -52,7 +54,7 @@ def _points(preset: str, sets: list[str], name: str):
 
 
 @pytest.mark.parametrize(("preset", "sets", "name"), RUNS,
-                         ids=["os", "ws", "ws-wdb", "cube", "cube-odd", "matrix2d"])
+                         ids=["os", "ws", "ws-wdb", "cube", "cube-odd", "matrix2d", "cube-odb"])
 def test_model_is_within_two_percent_of_the_rtl_where_the_link_limits(preset, sets, name):
     """Every committed point where the link limits: the model's cycles for the mapping the
     tile ran within 2% of the RTL's measured ones (and the CSV's model column is the model's

@@ -149,15 +149,21 @@ manifest carries the port's width: ``hw.spec.tile.port_arch``), a tile row takes
 and the port's pipeline counts (``sim.timeline.PORT_PIPELINE``: the first job queued a cycle
 after the start, an answer no earlier than the cycle after its request, a tile loaded the
 cycle after its last answer, a write-back's first beat a cycle after its drain, or two after
-the last beat of the write-back it waited for, less what the link's banked credit bridges),
-which makes the model equal to the tile with an ideal link (no latency, a beat a cycle) on
-the output-stationary array, the cube (odd sizes too), the 2D matrix and the
-weight-stationary array without its double buffer;
+the last beat of the write-back it waited for, less what the link's banked credit bridges;
+an output half a write-back frees is free a cycle after its last beat, the output loader
+acquires it then, and a visit without a reload is loaded the cycle after that: the free and
+loaded counts are registers);
 loads requested together go the preloaded input first, and the GEMM's first tile streams
 once its other input has loaded, its first fold's preload overlapping that load; without the
 weight double buffer, every tile's (the weight walker needs only W loaded, the feeder A and
 O), and the W half is freed once the tile's last fold has preloaded its weights (the weight
-walker leaves the tile then, ``sim.memory``); an A or W tile in one bank (no beat fills
+walker leaves the tile then, ``sim.memory``); with it, only the GEMM's first fold preloads
+its weights before it streams (the others take theirs while the fold before streams), so
+the first tile's folds start that much after it (``sim.timeline``'s ``lead``) and the
+tiles' busy cycles leave that preload out (the model spread it over every tile, 1 or 2
+cycles over the tile on every GEMM of ``tpe verify``'s seeds 0 to 3 on the model's mappings
+with an ideal link, and 3.6% under it on one with a slow link); an A or W tile in one bank
+(no beat fills
 several line blocks' columns whole) loads a row a line block's segment at a time, each in
 whole beats (``sim.timeline.Nest.segment``: on the odd weight-stationary array, A
 segments of 3 elements, the model was 9% to 13% under the tile without it on a 16-byte
@@ -167,12 +173,30 @@ slope of ``fold_cycles`` over 4096 elements, 1365/4096 cycles an element, not 1/
 made a 24-bit A beat ask its 72-bit line for 73 bits and counted an SRAM stall every third
 element; the slope is now over a multiple of every kind's chunk. On a 4-byte link, where
 reads and writes share one beat a cycle and the write-backs queue, the tile then was up to
-3.4% slower than the model: the write walker's two cycles between queued write-backs.) It
-leaves out: the link's credit bucket (but for the gap between write-backs) and its read and
-write beat per cycle (the timeline moves bytes at the link's rate, reads first); the request
-walker (a request per cycle, a
-queue of four jobs) and the request order within a job; the weight double buffer's first
-fold (with an ideal link the model is 1 or 2 cycles over the tile); the partial sums'
+3.4% slower than the model: the write walker's two cycles between queued write-backs.)
+(The cube with its output double buffer was up to 7.1% slower than the model with an ideal
+link, ``tpe verify``'s seeds 0 to 5: its tiles wait for the output half the write-back of the
+visit before last frees, which reached the engine three cycles after that write-back's last
+beat, the model said none; counting the free and loaded registers left the model 0 to 3
+cycles over the tile, at most 2.2%, on those 18 GEMMs.)
+With an ideal link (no latency, a beat a cycle) the model equals the tile on the
+output-stationary array, the 2D matrix and the weight-stationary array with or without its
+weight double buffer (``tests/test_tile.py``); on the cube, plain or with its output double
+buffer, on about half the GEMMs, the others a few cycles off, most with the model over the
+tile (the credit bucket below: 12 of 24 GEMMs of seeds 0, 1 and 4 to 9 on the plain cube,
+-4.7% to +1.3%; 10 of 18 of seeds 0 to 5 with the output double buffer, -2.2% to 0%).
+It leaves out: the link's credit bucket (but for the gap between write-backs) and its read
+and write beat per cycle (the timeline moves bytes at the link's rate, reads first): where
+reads and writes share a beat a cycle, a write-back starting after the link has banked
+credit moves a beat beside a read's, and its last beat comes up to a cycle before the
+model's; where the engine waits for the output half that write-back frees (the cube, whose
+folds outlast few loads), those cycles add up (19x21x5 on the 4x4x2 cube: 225 cycles,
+model 236); the request walker (a request per cycle, a queue of four jobs) and the request
+order within a job, and so that the arbiter queues a job only once the walker is free for
+it, where the output loader's wait for a write-back then holds back a job the model
+requested earlier (20x11x9 on the cube with a 32-byte ideal port: 159 cycles, model 156;
+counting it in the timeline made that exact but, with the credit bucket left out, put
+19x21x5 12 cycles further over); the partial sums'
 reload a block's row at a time (it differs from whole rows only where a beat is wider than
 an accumulator block's row); and, for loops of more trips than its reduced nest runs, the
 middle iterations, counted from samples of them. The

@@ -501,7 +501,14 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
         tail = max(0, spec.fold_cycles(length) - interval - hidden)
         base[(tm, tn, tk)] = (folds * interval, interval, tail, gap)
         feed_sum += cm * cn * ck * folds * interval
-    scale = exact_div(busy_total, feed_sum + base[last][2])
+    # the GEMM's first fold preloads its stationary input before it streams, unhidden also
+    # where later folds take theirs while the previous one streams (``busy_total`` counts it,
+    # the tiles' folds do not: the timeline starts the first tile's folds that much later,
+    # ``sim.timeline``, ``lead``); the SRAM stalls spread over the rest
+    stationary = next((op for op, dd in (("A", "mk"), ("W", "kn")) if u.stream not in dd),
+                      None)
+    first_preload = preload if overlaps and stationary and preload else 0
+    scale = exact_div(busy_total - first_preload, feed_sum + base[last][2])
     # the input a fold holds stationary is released before the tile's last beat: taken
     # while the previous fold streams (weights, WS with its double buffer), a fold before;
     # preloaded between folds (WS without it), once the last fold has preloaded it, ``gap +
@@ -509,8 +516,6 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
     # with preload_each, measured on amaranth.sim on the 4x4 array of tests/test_tile.py, 10
     # GEMMs on the model's mappings, a 16-byte link with 40 cycles of latency: the model was
     # 1.7% over the tile on average, 4.5% at most, without the two; equal with them)
-    stationary = next((op for op, dd in (("A", "mk"), ("W", "kn")) if u.stream not in dd),
-                      None)
     early = stationary if overlaps or preload else None
     timing = tuple(
         (size, TileTiming(busy=feed * scale, release=(feed - gap) * scale,

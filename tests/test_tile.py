@@ -760,16 +760,22 @@ def _model_cases(preset: str, sets: list[str], seed: int = 1):
     return spec, out
 
 
-@pytest.mark.parametrize(("preset", "sets"), [
-    ("systolic", SMALL[:-2]), pytest.param("cube", SMALL_CUBE, marks=pytest.mark.slow)],
-    ids=["os", "cube"])
-def test_ideal_link_cycles_equal_the_model(preset, sets) -> None:
+@pytest.mark.parametrize(("preset", "sets", "seed"), [
+    ("systolic", SMALL[:-2], 1), pytest.param("cube", SMALL_CUBE, 1, marks=pytest.mark.slow),
+    # the weight double buffer's first fold preloads its weights before it streams (the
+    # model spread that preload over every tile: 1 or 2 cycles over the tile on every one
+    # of these twelve GEMMs); CI runs one seed
+    ("systolic", [*SMALL[:-2], *WDB], 3),
+    *(pytest.param("systolic", [*SMALL[:-2], *WDB], seed, marks=pytest.mark.slow)
+      for seed in (0, 1, 2))],
+    ids=["os", "cube", "wdb-3", "wdb-0", "wdb-1", "wdb-2"])
+def test_ideal_link_cycles_equal_the_model(preset, sets, seed) -> None:
     """With an ideal link (no latency, a whole beat a cycle) the tile's cycles on the model's
     mappings equal the model's (``tile_bench.cycle_check`` holds them to 0%): its first
     loads, last write-back and the port's pipeline included."""
     from sim.verify.tile_bench import cycle_check, ideal_link
 
-    spec, cases = _model_cases(preset, [*sets, *IDEAL])
+    spec, cases = _model_cases(preset, [*sets, *IDEAL], seed)
     assert ideal_link(spec) and len(cases) == 3
     for case, A, W in cases:
         res = run_tile_gemm(spec, A, W, tile=case.tile, loop_order=case.loop_order,
@@ -777,6 +783,84 @@ def test_ideal_link_cycles_equal_the_model(preset, sets) -> None:
         verdict = cycle_check(spec, case, res.cycles)
         assert verdict["cycle_bound"] == 0.0 and verdict["cycle_bound_why"].startswith("ideal")
         assert res.cycles == case.model_cycles and verdict["problem"] is None, case
+
+
+def _model_mapping_run(preset: str, sets: list[str], M: int, N: int, K: int
+                       ) -> tuple[int, int]:
+    """``M x N x K`` on the tile of ``preset`` with ``sets``, on the mapping the model picks
+    (``tpe verify``'s plan: either orientation, refit to the lines), C checked against
+    numpy: the measured and the model's cycles."""
+    from sim.verify.tile_bench import oriented, plan_gemm, random_operands
+
+    arch = load_arch(preset, sets)
+    spec = tile_spec(arch)
+    plan = plan_gemm(arch, spec, M, N, K)
+    A, W = random_operands(spec, np.random.default_rng(M * N * K), M, N, K)
+    mp = plan.mapping
+    res = run_tile_gemm(spec, *oriented(plan.transposed, A, W),
+                        tile=(mp.tile_m, mp.tile_n, mp.tile_k),
+                        loop_order="".join(mp.loop_order))
+    C = res.C.T if plan.transposed else res.C
+    e = arch.engine
+    np.testing.assert_array_equal(C, reference(A, W, e.acc_bits, e.signed))
+    return res.cycles, plan.model_cycles
+
+
+@pytest.mark.parametrize(("M", "N", "K"), [
+    # CI runs the smallest; the model was 4.7% (22x6x8), 0.3% and 0.2% under the tile before
+    # it counted the output half's free and loaded registers
+    (22, 6, 8), pytest.param(22, 18, 15, marks=pytest.mark.slow),
+    pytest.param(20, 24, 23, marks=pytest.mark.slow)])
+def test_cube_output_double_buffer_ideal_link_equals_the_model(M, N, K) -> None:
+    """The cube with its output double buffer drains a fold while the next one streams, so
+    its tiles wait for the output half the write-back of the visit before last frees: the
+    tile starts three cycles after that write-back's last beat (the half's free count, the
+    loader's acquire, the loaded count), which the model counts (``sim.timeline``,
+    ``PORT_PIPELINE``): with an ideal link the model's cycles on these GEMMs (those of
+    ``tpe verify``'s seeds 0, 3 and 4) are the tile's."""
+    measured, model = _model_mapping_run("cube", [*SMALL_CUBE, *CUBE_ODB, *IDEAL], M, N, K)
+    assert measured == model
+
+
+#: GEMMs (on the model's mappings, ideal link) where a cube tile, plain or with its output
+#: double buffer, still takes a few cycles fewer than the model (``hw.tile``, "What the
+#: model abstracts": the link's credit bucket): read and write beats share one beat a
+#: cycle, and a write-back starting after the link has banked credit moves a beat beside a
+#: read's, where the model moves the bytes at the link's rate.
+#: The last: a 32-byte ideal port, where the arbiter queues a W job only once the request
+#: walker has issued the A job's requests, by when the output loader waits for a write-back
+#: (the model requests both at once): the tile takes a few cycles more than the model.
+CREDIT_GAP = [("cube", [], 19, 21, 5), ("cube", [], 11, 5, 6), ("cube", CUBE_ODB, 25, 6, 10),
+              ("cube", ["dram.bandwidth_gb_per_s=32.0"], 20, 11, 9)]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the model leaves out the link's credit bucket "
+                   "and the request walker (hw.tile, 'What the model abstracts'): a few "
+                   "cycles off the tile")
+@pytest.mark.parametrize(("preset", "sets", "M", "N", "K"), CREDIT_GAP,
+                         ids=["cube-19x21x5", "cube-11x5x6", "odb-25x6x10", "cube32-20x11x9"])
+def test_cube_credit_bucket_gap(preset, sets, M, N, K) -> None:
+    """The known gaps, held open: each of these GEMMs on an ideal link takes other cycles
+    than the model (strict: a model that counts the credit bucket and the request walker
+    passes them, and this test then fails until they move to the equality tests)."""
+    measured, model = _model_mapping_run(preset, [*SMALL_CUBE, *IDEAL, *sets], M, N, K)
+    assert measured == model
+
+
+def test_weight_double_buffer_link_limited_within_the_bound() -> None:
+    """`tpe verify`'s GEMMs on the model's mappings (seed 0) on the weight-stationary tile
+    with its weight double buffer and a slow link (4 bytes a cycle, 10 cycles of latency):
+    within the 2% bound (the model spread the first fold's weight preload over every tile:
+    11x5x6 was 3.6% slower than the model)."""
+    from sim.verify.tile_bench import cycle_check
+
+    spec, cases = _model_cases("systolic", [*SMALL, *WDB], 0)
+    assert len(cases) == 3
+    for case, A, W in cases:
+        res = run_tile_gemm(spec, A, W, tile=case.tile, loop_order=case.loop_order,
+                            gap=case.gap)
+        assert cycle_check(spec, case, res.cycles)["problem"] is None, (case, res.cycles)
 
 
 def test_cycle_check_fails_a_perturbed_model_or_a_slowed_dma() -> None:

@@ -24,16 +24,18 @@ from sim.verify.tile_ref import reference_cycles
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: The committed agreement runs: (preset, overrides, file).
 RUNS = [
-    ("systolic", [], "tile_agreement_2026-12-06_tile-odd-cube.csv"),
-    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-odd-cube.csv"),
+    ("systolic", [], "tile_agreement_2026-12-06_tile-ideal.csv"),
+    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-ideal.csv"),
     ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
-     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-odd-cube.csv"),
-    ("cube", [], "tile_agreement_cube_2026-12-06_tile-odd-cube.csv"),
+     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-ideal.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-06_tile-ideal.csv"),
     # the odd cube (3x4x3: partial K chunks, A line blocks in one bank)
     ("cube", ["engine.m=3", "engine.k=3", "a_buffer.width_bits=72", "w_buffer.width_bits=96",
               "o_buffer.capacity_bytes=768"],
-     "tile_agreement_cube_odd_2026-12-06_tile-odd-cube.csv"),
-    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-odd-cube.csv"),
+     "tile_agreement_cube_odd_2026-12-06_tile-ideal.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-ideal.csv"),
+    ("cube", ["engine.output_double_buffer=true"],
+     "tile_agreement_cube_output_double_buffer-true_2026-12-06_tile-ideal.csv"),
 ]
 
 
@@ -52,7 +54,7 @@ def _points(preset: str, sets: list[str], name: str):
 
 
 @pytest.mark.parametrize(("preset", "sets", "name"), RUNS,
-                         ids=["os", "ws", "ws-wdb", "cube", "cube-odd", "matrix2d"])
+                         ids=["os", "ws", "ws-wdb", "cube", "cube-odd", "matrix2d", "cube-odb"])
 def test_model_is_within_two_percent_of_the_rtl_where_the_link_limits(preset, sets, name):
     """Every committed point where the link limits: the model's cycles for the mapping the
     tile ran within 2% of the RTL's measured ones (and the CSV's model column is the model's
@@ -208,18 +210,23 @@ def _golden_cases():
 #: so the figures of its step-by-step walk (``skip=False``) are equal, not close. The last
 #: one since the link serves, of the loads requested when it frees, the earliest tile's (the
 #: tile's arbiter; it was 813393.585865721 first come, first served: 4.5% more); the
-#: write-back gap changes none of them.
+#: write-back gap changes none of them. Six move with the output half a write-back frees
+#: acquired a cycle after its last beat and a visit without a reload loaded the cycle after
+#: (``sim.timeline.PORT_PIPELINE``), the second and the sixth (the weight double buffer) also
+#: with the first fold's preload counted at the first tile instead of spread over every
+#: tile: +0.14% to +2.1% (they were 78977.79469696942, 27648.596491228018,
+#: 76580.22147651196, 176919.59702674963, 507531.2682308179 and 776424.2983714638).
 _GOLDEN = [
     570577.0,
-    78977.79469696942,
+    79541.0,
     2137609.0,
-    27648.596491228018,
-    76580.22147651196,
-    176919.59702674963,
+    27744.596491228018,
+    77042.22147651197,
+    177376.6216385028,
     2666722.0,
-    507531.2682308179,
+    508235.2682308179,
     1829966.0,
-    776424.2983714638,
+    793045.3285659913,
 ]
 
 

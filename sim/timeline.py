@@ -699,10 +699,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     def next_load() -> int:
         """Of several pending loads, the one the link serves next: of those requested by the
         time the link frees (less the wait for an answer), the one whose tile the engine needs
-        first
-        (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles, nmk, an
-        ideal 16-byte link, took 385 cycles, the model 388 while it served the next W tile,
-        requested first, before the A tiles the engine needed sooner; 385 with this)."""
+        first (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles,
+        nmk, an ideal 16-byte link, took 385 cycles, the model 388 while it served the next W
+        tile, requested first, before the A tiles the engine needed sooner; 385 with this)."""
         best = 0
         ready_by = link - wait
         bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]

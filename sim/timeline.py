@@ -558,7 +558,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # where o_wait() last stopped for each loader's load (A, W): its arguments, and the
     # visit and time it had reached while every visit before read only final times (a
     # write-back started, a request made); its next call with the same arguments goes on
-    # from there, as the walk from the start would (relocate() clears it)
+    # from there, as the walk from the start would (relocate() clears it); and whether that
+    # visit's too were final (then, its request still not made, the answer is None again)
     o_resume: list[Any] = [None, None]
 
     def o_wait(t: float, first: int, u: int, op: int) -> Any:
@@ -570,6 +571,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         t_in, u_in = t, u
         if last is not None and last[0] == t and last[1] == first and last[2] == u:
             t, u = last[3], last[4]
+            if last[5] and req_o[u] is None:
+                return None
         final = True
         while True:
             if u >= nv or o_first[u] >= first or u < h_o:
@@ -579,7 +582,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 begin = wb_start[v]  # final once advance() has taken the write-back up
             else:
                 if final:
-                    o_resume[op] = (t_in, first, u_in, t, u)
+                    o_resume[op] = (t_in, first, u_in, t, u, False)
                     final = False
                 if wb_ready[v] is None:
                     return t if t < free_at else None
@@ -597,7 +600,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             x = req_o[u]
             if x is None:
                 if final:
-                    o_resume[op] = (t_in, first, u_in, t, u)
+                    o_resume[op] = (t_in, first, u_in, t, u, True)
                 return None
             t = x
             u += 1

@@ -298,11 +298,11 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
             events.append((tuple(at + q * stride for q in range(1, lens[level])),
                            tuple(sh for _, sh in lp[1:-1]), False,
                            tuple(sh for _, sh in lp), offsets))
-    grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
-    pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
-                                                                          strict=True)]
-    shares = [np.array([p[1] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
-                                                                         strict=True)]
+    # each loop's position at each step
+    steps = np.arange(math.prod(lens))
+    grids = [steps // math.prod(lens[level + 1:]) % lens[level] for level in range(len(lens))]
+    pos_idx = [np.array([p[0] for p in lp])[g] for lp, g in zip(loops, grids, strict=True)]
+    shares = [np.array([p[1] for p in lp])[g] for lp, g in zip(loops, grids, strict=True)]
     return _steps(nest, trips, pos_idx, shares, tuple(events))
 
 

@@ -291,11 +291,11 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
     events = []
     for level in range(min(inner, 3)):
         lp = loops[level]
-        stride = math.prod(lens[level + 1:])
+        stride = int(np.prod(lens[level + 1:]))
         if lens[level] < 5 or stride < SKIP_STEPS:
             continue
         for outer in itertools.product(*(range(k) for k in lens[:level])):
-            at = sum(p * math.prod(lens[m + 1:]) for m, p in enumerate(outer))
+            at = sum(p * int(np.prod(lens[m + 1:])) for m, p in enumerate(outer))
             # also from the first step of each iteration of the loop inside it (the walk
             # compares there too where every iteration, the last included, is alike)
             inner_stride = math.prod(lens[level + 2:])
@@ -304,11 +304,11 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
             events.append((tuple(at + q * stride for q in range(1, lens[level])),
                            tuple(sh for _, sh in lp[1:-1]), False,
                            tuple(sh for _, sh in lp), offsets))
-    # each loop's position at each step
-    steps = np.arange(math.prod(lens))
-    grids = [steps // math.prod(lens[level + 1:]) % lens[level] for level in range(len(lens))]
-    pos_idx = [np.array([p[0] for p in lp])[g] for lp, g in zip(loops, grids, strict=True)]
-    shares = [np.array([p[1] for p in lp])[g] for lp, g in zip(loops, grids, strict=True)]
+    grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
+    pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
+                                                                          strict=True)]
+    shares = [np.array([p[1] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
+                                                                         strict=True)]
     return _steps(nest, trips, pos_idx, shares, tuple(events))
 
 
@@ -354,14 +354,14 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
     # a step frees its tile of A (W) when the next step changes it
     free_a = [*changed[0][1:].tolist(), False]
     free_w = [*changed[1][1:].tolist(), False]
-    at = [changed[o].nonzero()[0] for o in range(3)]
-    first = tuple(at[o].tolist() for o in range(3))
-    tile_of = tuple((changed[o].cumsum() - 1).tolist() for o in range(3))
+    first = tuple(np.flatnonzero(changed[o]).tolist() for o in range(3))
+    tile_of = tuple((np.cumsum(changed[o]) - 1).tolist() for o in range(3))
+    at = [np.flatnonzero(changed[o]) for o in range(3)]
     if events:
         # a loop's last iteration alike to the last but one: every step's tile sizes, which
         # operands it changes, whether a write-back follows and whether its K tile is the
         # first or the last (what its loads, write-backs and timing follow from)
-        sig = np.array((tm, tn, tk, *changed, write, idx[2] == 0, idx[2] == trips[2] - 1))
+        sig = np.stack((tm, tn, tk, *changed, write, idx[2] == 0, idx[2] == trips[2] - 1))
         alike = []
         for starts, ev_shares, _, every, offsets in events:
             a, b = starts[-2], starts[-1]
@@ -477,8 +477,6 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     o_reqs: list[float] = []  # the output loader's requests so far, in order
     prog: list[Any] = []  # the first open write-back: [visit, time, bytes left, read, rate]
 
-    bisect_left = bisect.bisect_left
-
     def advance() -> None:
         """Move the write-backs on through the reads requested so far (which later reads
         cannot precede): reads first, the write-back in what they leave."""
@@ -493,13 +491,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             p = prog
             if not p or p[0] != u:
                 start = wb_ready[u]
-                if u:
-                    after = wb_end[u - 1] + wb_gap
-                    if after > start:
-                        start = after
+                if u and wb_end[u - 1] + wb_gap > start:
+                    start = wb_end[u - 1] + wb_gap
                 wb_start[u] = start
                 p = prog = [u, start, wb_bytes[u],
-                            max(0, bisect_left(r_start, start) - 1), wb_rate[u]]
+                            max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
             _, t, left, k, rate = p
             done = None
             while k < nreads:
@@ -509,19 +505,17 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     continue
                 s_ = r_start[k]
                 if s_ > t:  # the link idles until this read
-                    moved = rate * (s_ - t)
-                    if left <= moved:
+                    if left <= rate * (s_ - t):
                         done = t + left / rate
                         break
-                    left -= moved
+                    left -= rate * (s_ - t)
                     t = s_
                 r = bw - r_use[k]  # min(rate, max(0.0, bw - use)), without the calls
                 r = (r if r < rate else rate) if r > 0.0 else (0.0 if 0.0 < rate else rate)
-                moved = r * (e_ - t)
-                if r > 0 and left <= moved:
+                if r > 0 and left <= r * (e_ - t):
                     done = t + left / r
                     break
-                left -= moved
+                left -= r * (e_ - t)
                 t = e_
                 k += 1
             if done is None:
@@ -538,8 +532,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         if v < wb_open:
             return wb_end[v]
         while True:
-            if not (prog and prog[3] == len(r_start) and prog[0] == wb_open):
-                advance()  # (not where it has nothing to do)
+            advance()
             u0 = wb_open
             if v < u0:
                 return wb_end[v]
@@ -551,9 +544,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 if wb_ready[u] is None:
                     return None
                 start = wb_ready[u]
-                after = end + wb_gap
-                if after > start:
-                    start = after
+                if end + wb_gap > start:
+                    start = end + wb_gap
                 wb_start[u] = start
                 end = start + wb_time[u]
             if pending and pending[0][0] < end:
@@ -561,25 +553,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 continue
             return end
 
-    # where o_wait() last stopped for each loader's load (A, W): its arguments, and the
-    # visit and time it had reached while every visit before read only final times (a
-    # write-back started, a request made); its next call with the same arguments goes on
-    # from there, as the walk from the start would (relocate() clears it); and whether that
-    # visit's too were final (then, its request still not made, the answer is None again)
-    o_resume: list[Any] = [None, None]
-
-    def o_wait(t: float, first: int, u: int, op: int) -> Any:
+    def o_wait(t: float, first: int, u: int) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:
         not known yet): while the output's loader waits for the half a running write-back
         frees, later loads wait too. ``u``: the visit the output's loader is at, at ``t``
-        (the caller has found it not to precede the load's step); ``op``: the loader."""
-        last = o_resume[op]
-        t_in, u_in = t, u
-        if last is not None and last[0] == t and last[1] == first and last[2] == u:
-            t, u = last[3], last[4]
-            if last[5] and req_o[u] is None:
-                return None
-        final = True
+        (the caller has found it not to precede the load's step)."""
         while True:
             if u >= nv or o_first[u] >= first or u < h_o:
                 return t
@@ -587,13 +565,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if v < wb_open or (prog and prog[0] == v):
                 begin = wb_start[v]  # final once advance() has taken the write-back up
             else:
-                if final:
-                    o_resume[op] = (t_in, first, u_in, t, u, False)
-                    final = False
                 if wb_ready[v] is None:
                     return t if t < free_at else None
-                if not (prog and prog[3] == len(r_start) and prog[0] == wb_open):
-                    advance()  # (not where it has nothing to do)
+                advance()
                 u0 = wb_open
                 if v < u0 or v == u0:
                     begin = wb_start[v]  # set when advance() took the write-back up
@@ -603,12 +577,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     begin = wb_start[v]
             if t < begin:
                 return t
-            x = req_o[u]
-            if x is None:
-                if final:
-                    o_resume[op] = (t_in, first, u_in, t, u, True)
+            t = req_o[u]
+            if t is None:
                 return None
-            t = x
             u += 1
 
     first_a, first_w = first_of[0], first_of[1]
@@ -643,7 +614,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     f = first_a[j]
                     u = bisect_right(o_reqs, t)
                     if u < nv and o_first[u] < f and u >= h_o:
-                        t = o_wait(t, f, u, 0)
+                        t = o_wait(t, f, u)
                     if t is not None:
                         req_a[j] = t
                         insort(pending, (t, f, tie_a, 0, j))
@@ -662,7 +633,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     f = first_w[j]
                     u = bisect_right(o_reqs, t)
                     if u < nv and o_first[u] < f and u >= h_o:
-                        t = o_wait(t, f, u, 1)
+                        t = o_wait(t, f, u)
                     if t is not None:
                         req_w[j] = t
                         insort(pending, (t, f, tie_w, 1, j))
@@ -675,8 +646,6 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     free = 0.0
                 elif cur < first:
                     continue  # its write-back's end waits on reads not known yet
-                elif j - h_o < wb_open:
-                    free = wb_end[j - h_o]  # (wb_finish(), at once)
                 else:
                     free = wb_finish(j - h_o)
                     if free is not None:
@@ -708,27 +677,28 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     wait = lat if lat > answer else answer  # from a request to its first answer
 
     def next_load() -> int:
-        """Of several pending loads, the one the link serves next: of those requested by the
-        time the link frees (less the wait for an answer), the one whose tile the engine needs
-        first (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles,
-        nmk, an ideal 16-byte link, took 385 cycles, the model 388 while it served the next W
-        tile, requested first, before the A tiles the engine needed sooner; 385 with this)."""
+        """The pending load the link serves next: of those requested by the time the link
+        frees (less the wait for an answer), the one whose tile the engine needs first
+        (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles, nmk, an
+        ideal 16-byte link, took 385 cycles, the model 388 while it served the next W tile,
+        requested first, before the A tiles the engine needed sooner; 385 with this)."""
         best = 0
-        ready_by = link - wait
-        bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
-        if bt <= ready_by:
-            for q in range(1, len(pending)):
-                tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
-                if tq > ready_by:
-                    break
-                if fq < bf or (fq == bf and tieq < btie):
-                    best, bf, btie = q, fq, tieq
+        if len(pending) > 1:
+            ready_by = link - wait
+            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
+            if bt <= ready_by:
+                for q in range(1, len(pending)):
+                    tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
+                    if tq > ready_by:
+                        break
+                    if (fq, tieq) < (bf, btie):
+                        best, bf, btie = q, fq, tieq
         return best
 
     def serve_one() -> None:
         """Move the first pending load over the link."""
         nonlocal link
-        t, _, _, op, j = pending.pop(next_load() if len(pending) > 1 else 0)
+        t, _, _, op, j = pending.pop(next_load())
         dur = dur_of[op][j]
         start = t + wait
         if link > start:
@@ -755,7 +725,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 extend()
                 if not pending:
                     raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
-            t, _, _, op_, j_ = pending.pop(next_load() if len(pending) > 1 else 0)  # serve_one()
+            t, _, _, op_, j_ = pending.pop(next_load())  # serve_one(), inline
             start = t + wait
             if link > start:
                 start = link
@@ -899,7 +869,6 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             wb_open += k
             if prog:
                 prog[0] += k
-        o_resume[:] = [None, None]
         nxt_a += off[0]
         nxt_w += off[1]
         nxt_o += k

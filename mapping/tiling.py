@@ -260,10 +260,12 @@ class Candidates:
     dimensions outer to inner as indices into ``DIMS``), as read-only arrays.
 
     Candidate ``i`` is tile ``i // O`` in order ``i % O`` (``len`` is ``T * O``). The cost
-    models work on this grid: what depends on the tile alone is computed once per tile, as
-    ``(T, 1)`` arrays, what depends on the loop order too as ``(T, O)`` arrays; :meth:`flat`
-    turns either into one entry per candidate. ``tiles``, ``order`` and ``trips`` list every
-    candidate's row (``(T * O, 3)``).
+    models work on this grid laid out loop-order-major, :attr:`shape` ``(O, T)``: what depends
+    on the tile alone is computed once per tile, as ``(1, T)`` arrays, what depends on the loop
+    order too as ``(O, T)`` arrays (the tiles on the contiguous axis: broadcasting a per-tile
+    array against the grid then runs numpy's inner loops over ``T`` entries, not ``O = 6``);
+    :meth:`flat` turns either into one entry per candidate, in candidate order (``i = t * O +
+    o``). ``tiles``, ``order`` and ``trips`` list every candidate's row (``(T * O, 3)``).
     """
 
     M: int
@@ -277,12 +279,12 @@ class Candidates:
     at: np.ndarray
     #: Tiles along each dimension (``ceil(dim / tile)``) of each tile, shape ``(T, 3)``.
     tile_trips: np.ndarray
-    #: ``tile_set`` and ``tile_trips`` as float64, ``(T, 3)`` (products of tile sizes and of
-    #: trip counts could pass 2^63 in int64).
+    #: ``tile_set`` and ``tile_trips`` as float64, one per-tile row per dimension (m, n, k),
+    #: ``(3, 1, T)`` (products of tile sizes and of trip counts could pass 2^63 in int64).
     tiles_f: np.ndarray
     trips_f: np.ndarray
     #: Trip counts by loop position (outer to inner) of each tile in each order, float64
-    #: ``(3, T, O)``.
+    #: ``(3, O, T)``.
     trips_ordered: np.ndarray
 
     def __len__(self) -> int:
@@ -290,13 +292,24 @@ class Candidates:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(T, O)``: tiles by loop orders."""
-        return (int(self.tile_set.shape[0]), int(self.orders.shape[0]))
+        """``(O, T)``: the grid's layout, loop orders by tiles."""
+        return (int(self.orders.shape[0]), int(self.tile_set.shape[0]))
 
     def flat(self, x: Any) -> np.ndarray:
-        """A per-tile ``(T, 1)`` or per-candidate ``(T, O)`` array (or a scalar) as one
-        float64 entry per candidate, in candidate order."""
-        return np.broadcast_to(np.asarray(x, dtype=np.float64), self.shape).ravel()
+        """A per-tile ``(1, T)`` or per-candidate ``(O, T)`` array (or a scalar) as one
+        float64 entry per candidate, in candidate order (tile-major: entry ``t * O + o`` is
+        ``x[o, t]``)."""
+        return np.broadcast_to(np.asarray(x, dtype=np.float64), self.shape).T.ravel()
+
+    def on_grid(self, x: Any) -> Any:
+        """The inverse of :meth:`flat`: ``x`` with one entry per candidate, in candidate
+        order (``(T * O,)``), as an ``(O, T)`` array; a per-tile ``(1, T)`` or per-candidate
+        ``(O, T)`` array (or a scalar) as it is."""
+        x = np.asarray(x)
+        if x.ndim != 1:
+            return x
+        o, t = self.shape
+        return np.ascontiguousarray(x.reshape(t, o).T)
 
     @property
     def dims(self) -> np.ndarray:
@@ -318,14 +331,14 @@ class Candidates:
         return np.repeat(self.tile_trips, self.orders.shape[0], axis=0)
 
     def fold_grid(self, u: Unrolling) -> FoldGrid:
-        """:func:`fold_grid` of every tile, as ``(T, 1)`` int64 arrays, computed per distinct
+        """:func:`fold_grid` of every tile, as ``(1, T)`` int64 arrays, computed per distinct
         size of each dimension."""
         out = []
         for j, (extent, unit) in enumerate(zip((self.M, self.N, self.K), (u.m, u.n, u.k),
                                                strict=True)):
             sizes = self.choices[j]
             per = _ceil_div(extent, sizes) if unit is None else _folds_along(extent, sizes, unit)
-            out.append(per[self.at[:, j, None]])
+            out.append(per[self.at[None, :, j]])
         return FoldGrid(u, *out)
 
     @classmethod
@@ -378,9 +391,10 @@ def _frozen(M: int, N: int, K: int, tiles: np.ndarray, orders: np.ndarray,
     # trips per distinct size of each dimension, gathered per tile
     trips = np.stack([_ceil_div(d, c)[at[:, j]] for j, (d, c) in
                       enumerate(zip((M, N, K), choices, strict=True))], axis=1)
-    trips_f = trips.astype(np.float64)
-    arrays = (tiles, orders, trips, tiles.astype(np.float64), trips_f,
-              np.ascontiguousarray(trips_f[:, orders].transpose(2, 0, 1)), *choices, at)
+    # per dimension a per-tile row, (3, 1, T); by loop position, order and tile, (3, O, T)
+    trips_f = np.ascontiguousarray(trips.T[:, None, :], dtype=np.float64)
+    arrays = (tiles, orders, trips, np.ascontiguousarray(tiles.T[:, None, :], dtype=np.float64),
+              trips_f, np.ascontiguousarray(trips_f[orders.T, 0]), *choices, at)
     for a in arrays:
         a.setflags(write=False)
     return Candidates(M, N, K, tiles, orders, choices, at, *arrays[2:6])

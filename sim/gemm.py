@@ -172,7 +172,7 @@ def tiled_compute_cycles(
     :func:`sim.engines.gemm_compute_cycles` exactly. ``grid``: the tiles'
     :func:`mapping.fold_grid` when the caller has it already; ``cands``: the candidate set
     the tile arrays come from (its distinct sizes per dimension save sorting them; the
-    result is then per tile, ``(T, 1)``: :class:`mapping.Candidates`).
+    result is then per tile, ``(1, T)``: :class:`mapping.Candidates`).
     """
     u = spec.unrolling()
     if grid is None:
@@ -185,9 +185,9 @@ def tiled_compute_cycles(
         last_interval, last_tail = _one_fold(spec, last) if last else (0, full_tail)
         return grid.spatial * (chunks * full_interval + last_interval) + last_tail
     # per distinct tile size (a candidate set has a few dozen), then gathered per candidate
-    if cands is not None:  # per tile, (T, 1)
+    if cands is not None:  # per tile, (1, T)
         j = DIMS.index(u.stream)
-        sizes, at = cands.choices[j], cands.at[:, j, None]
+        sizes, at = cands.choices[j], cands.at[None, :, j]
     else:
         tile = np.atleast_1d(np.asarray(tile, dtype=np.int64))
         sizes = sorted_unique(tile)
@@ -257,8 +257,8 @@ def _static(view: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Mem
         tm, tn, tk = cands.tile_m, cands.tile_n, cands.tile_k
         grid = fold_grid(spec.unrolling(), M, N, K, tm, tn, tk)
         compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid)
-    else:  # per tile, (T, 1) arrays; what the loop order moves, (T, O)
-        tm, tn, tk = cands.tiles_f.T[:, :, None]
+    else:  # per tile, (1, T) arrays; what the loop order moves, (O, T)
+        tm, tn, tk = cands.tiles_f
         grid = cands.fold_grid(spec.unrolling())
         compute = passes * tiled_compute_cycles(spec, M, N, K, tm, tn, tk, grid=grid,
                                                 cands=cands)

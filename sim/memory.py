@@ -1,8 +1,8 @@
 """Memory-hierarchy model: DRAM traffic, SRAM traffic and stall cycles of a mapped GEMM.
 
 Everything is vectorised over candidate mappings (:class:`mapping.Candidates`: what depends on
-the tile alone as ``(T, 1)`` arrays, once per tile, what depends on the loop order too as
-``(T, O)``; :func:`memory_traffic` returns one entry per candidate) and describes ONE instance
+the tile alone as ``(1, T)`` arrays, once per tile, what depends on the loop order too as
+``(O, T)``; :func:`memory_traffic` returns one entry per candidate) and describes ONE instance
 of the GEMM (``gemm.count`` is applied by the caller).
 
 Storage widths: A and W move between DRAM and the buffers at their formats' widths plus their
@@ -257,13 +257,13 @@ def traffic_without_stalls(
     else:
         assert isinstance(cands, Candidates)
         zero = np.zeros(cands.shape)
-        # per tile (T, 1) or per candidate (T, O); a caller's arrays of one entry per
-        # candidate, in candidate order, are laid out as (T, O)
-        compute_cycles = _on_grid(cands, compute_cycles)
+        # per tile (1, T) or per candidate (O, T); a caller's arrays of one entry per
+        # candidate, in candidate order, are laid out as (O, T)
+        compute_cycles = cands.on_grid(compute_cycles)
         if grid is None:
             grid = cands.fold_grid(u)
         else:
-            grid = FoldGrid(u, *(_on_grid(cands, grid.along(d)) for d in DIMS))
+            grid = FoldGrid(u, *(cands.on_grid(grid.along(d)) for d in DIMS))
     sram = _sram_side(arch, gemm, grid, one)
     if memory == "ideal":
         return MemoryTraffic(
@@ -300,13 +300,6 @@ def traffic_without_stalls(
         dram_transfer_cycles=dram_a + dram_w + dram_o_wr + dram_o_rd,
     )
     return traffic, exposure
-
-
-def _on_grid(cands: Candidates, x: Any) -> Any:
-    """``x`` with one entry per candidate (``(T * O,)``) as ``(T, O)``; a per-tile ``(T, 1)``
-    or ``(T, O)`` array as it is."""
-    x = np.asarray(x)
-    return x.reshape(cands.shape) if x.ndim == 1 else x
 
 
 class _Sram(NamedTuple):
@@ -547,36 +540,36 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
 #: A, W, O.
 _DEP = np.array([[d in OPERAND_DIMS[op] for d in DIMS] for op in ("A", "W", "O")])
 #: The dimension (index into ``DIMS``) that does not index each operand, shaped to broadcast
-#: against (operand, loop position, tile, loop order).
+#: against (operand, loop position, loop order, tile).
 _INDEPENDENT = np.argmin(_DEP, axis=1)[:, None, None, None]
 
 
 def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: np.ndarray
                     ) -> tuple[tuple[Any, Any, Any, Any], CandidateExposure]:
-    """:func:`_mapping_dram` for every candidate at once, in float64: per tile ``(T, 1)`` and
-    per tile and loop order ``(T, O)`` arrays, and the per-operand and per-loop-position
-    quantities stacked in front of them (``(operand, position, T, O)``).
+    """:func:`_mapping_dram` for every candidate at once, in float64: per tile ``(1, T)`` and
+    per loop order and tile ``(O, T)`` arrays, and the per-operand and per-loop-position
+    quantities stacked in front of them (``(operand, position, O, T)``).
 
     The three operands' bytes per boundary are spread over their boundaries together,
-    stacked ``(3, T, O)`` (A, W, O), each entry by the float64 operations one operand's
+    stacked ``(3, O, T)`` (A, W, O), each entry by the float64 operations one operand's
     array alone would take, in the same order (so every candidate's figures are the same
     bits as one operand at a time gave)."""
     M, N, K = gemm.M, gemm.N, gemm.K
     a_dram_bits, w_dram_bits = gemm.a_storage_bits, gemm.w_storage_bits
     o_bits, acc_bits = get_format(gemm.o_fmt).bits, arch.engine.acc_bits
-    tm, tn, tk = cands.tiles_f.T[:, :, None]
-    tiles_m, tiles_n, tiles_k = cands.trips_f.T[:, :, None]
-    t_ord = cands.trips_ordered  # trip counts by loop position (3, T, O)
+    tm, tn, tk = cands.tiles_f  # per tile, (1, T) each
+    tiles_m, tiles_n, tiles_k = cands.trips_f
+    t_ord = cands.trips_ordered  # trip counts by loop position (3, O, T)
     t1, t2, t3 = t_ord
     # boundaries where loop j advances and inner loops wrap: t1 - 1, t1 (t2 - 1), t1 t2 (t3 - 1)
     counts = np.empty(t_ord.shape)
     np.subtract(t1, 1, out=counts[0])
     np.multiply(t1, np.subtract(t2, 1, out=counts[1]), out=counts[1])
     np.multiply(np.multiply(t1, t2), np.subtract(t3, 1, out=counts[2]), out=counts[2])
-    # Whether each operand's tile changes at each boundary class, (operand, position, T, O):
+    # Whether each operand's tile changes at each boundary class, (operand, position, O, T):
     # it depends on the loop there, or an inner loop it depends on (with more than one
-    # trip) wraps. ``dep`` (operand, position, 1, O): A does not depend on n, W on m, O on k.
-    dep = cands.orders.T[None, :, None, :] != _INDEPENDENT
+    # trip) wraps. ``dep`` (operand, position, O, 1): A does not depend on n, W on m, O on k.
+    dep = cands.orders.T[None, :, :, None] != _INDEPENDENT
     ch = np.empty((3, 3, *t1.shape), dtype=bool)
     inner = np.logical_and(dep[:, 2], t3 > 1, out=ch[:, 0])
     np.logical_or(dep[:, 1], inner, out=ch[:, 1])
@@ -612,15 +605,15 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
     # the output tile's write-back (see _mapping_dram): per boundary of every kind (shape
-    # (1, T, O)) from a double-buffered level, where the output tile changes into a single one
+    # (1, O, T)) from a double-buffered level, where the output tile changes into a single one
     if dbuf["o"]:
         per_o_wr = _per_change(dram_o_wr - last_o, iterations - 1)
         written: np.ndarray = per_o_wr[None]
     else:
         per_o_wr = _per_change(dram_o_wr - last_o, changes[2])
         written = ch[2] * per_o_wr
-    by_role = ch * per[:, None]  # bytes per boundary, (operand, position, T, O)
-    over: Any = None  # bytes per boundary into double-buffered tiles, (position, T, O)
+    by_role = ch * per[:, None]  # bytes per boundary, (operand, position, O, T)
+    over: Any = None  # bytes per boundary into double-buffered tiles, (position, O, T)
     serial: Any = None  # and into single-buffered ones
     for role, bytes_in in (("a", by_role[0]), ("w", by_role[1]), ("o", by_role[2]),
                            ("o", written)):
@@ -734,10 +727,10 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
 @dataclass(frozen=True, slots=True, eq=False)
 class CandidateExposure:
     """:class:`DramExposure` of every candidate at once (float64): per loop position, tile
-    and loop order, ``(3, T, O)`` arrays of boundary counts and of the bytes each boundary
+    and tile, ``(3, O, T)`` arrays of boundary counts and of the bytes each boundary
     moves into single-buffered (``serial_bytes``) and double-buffered (``overlap_bytes``)
     tiles, of which written (``*_written``); ``None`` where no operand moves bytes of that
-    kind. Per tile (``(T, 1)``): one tile iteration's busy cycles, the first tiles' bytes
+    kind. Per tile (``(1, T)``): one tile iteration's busy cycles, the first tiles' bytes
     (read) and the last output tile's (written) (:class:`mapping.Candidates`)."""
 
     counts: np.ndarray
@@ -845,7 +838,7 @@ def memory_traffic(
     one entry per candidate, or per tile as :meth:`mapping.Candidates.fold_grid` lays them
     out); ``grid``: the candidates' :func:`mapping.fold_grid` when the caller has it already.
     (:func:`traffic_without_stalls` and :func:`with_dram_stalls` keep the candidates' arrays
-    per tile, ``(T, 1)``, or per tile and loop order, ``(T, O)``.)
+    per tile, ``(1, T)``, or per loop order and tile, ``(O, T)``.)
     """
     traffic, exposure = traffic_without_stalls(arch, gemm, cands, compute_cycles,
                                                memory=memory, grid=grid)

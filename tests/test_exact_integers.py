@@ -159,7 +159,7 @@ def test_every_candidate_is_ranked_as_it_evaluates_exactly(preset, overrides):
         chosen = cands.mapping(best_index(gemm_cost(g, arch, cands), "latency"), arch)
         assert chosen == search(g, arch, gemm_cost)
         grid = cands.fold_grid(spec.unrolling())
-        float_compute = tiled_compute_cycles(spec, g.M, g.N, g.K, *cands.tiles_f.T[:, :, None],
+        float_compute = tiled_compute_cycles(spec, g.M, g.N, g.K, *cands.tiles_f,
                                              grid=grid, cands=cands)
         rows = rng.sample(range(len(cands)), min(len(cands), 12))
         for memory in ("real", "ideal"):

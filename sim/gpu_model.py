@@ -856,12 +856,12 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
     peak = cal.peak_tflops[k.dtype] * 1e12
     effs = (p["eff_128x256"], p["eff_128x128"], p["eff_64x128"], p["eff_64x64"])
     family = gemm_family(k)
-    # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores, any alignment; the bytes at
-    # the GEMV's bandwidth, the operations at the CUDA cores' rate
     useful = 2.0 * M * N * K
-    simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
-                               useful / (p["simt_tflops"] * 1e12)) * 1e6, useful)
     if family == "gemv":  # a GEMV (or gemmSN) kernel takes any alignment
+        # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores; the bytes at the GEMV's
+        # bandwidth, the operations at the CUDA cores' rate
+        simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
+                                   useful / (p["simt_tflops"] * 1e12)) * 1e6, useful)
         if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch
@@ -907,8 +907,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                                           p["fallback_tile_k0"], t_store=t_store)
                 choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                 t * 1e6, ops))
-        tiled = min(choices, key=lambda c: c[0] + c[1])
-        return tiled
+        return min(choices, key=lambda c: c[0] + c[1])
     dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)

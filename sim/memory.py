@@ -601,7 +601,7 @@ def _candidate_dram(arch: ArchSpec, gemm: Gemm, cands: Candidates, busy_total: n
     dram_o_wr = M * N * o_bits / 8 + dram_o_rd
     last_o = (M - (tiles_m - 1) * tm) * (N - (tiles_n - 1) * tn) * o_bits / 8
     changes = loads - 1
-    per = np.where(changes > 0, moved / np.maximum(changes, 1), 0.0)  # per boundary
+    per = _per_change(moved, changes)  # per boundary
     dbuf = {"a": arch.a_buffer.double_buffered, "w": arch.w_buffer.double_buffered,
             "o": arch.o_buffer.double_buffered}
     # the output tile's write-back (see _mapping_dram): per boundary of every kind (shape
@@ -726,8 +726,8 @@ def _exact_dram_stall(e: DramExposure, bw: Exact, lat: Exact) -> Exact:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CandidateExposure:
-    """:class:`DramExposure` of every candidate at once (float64): per loop position, tile
-    and tile, ``(3, O, T)`` arrays of boundary counts and of the bytes each boundary
+    """:class:`DramExposure` of every candidate at once (float64): per loop position, loop
+    order and tile, ``(3, O, T)`` arrays of boundary counts and of the bytes each boundary
     moves into single-buffered (``serial_bytes``) and double-buffered (``overlap_bytes``)
     tiles, of which written (``*_written``); ``None`` where no operand moves bytes of that
     kind. Per tile (``(1, T)``): one tile iteration's busy cycles, the first tiles' bytes

@@ -2,7 +2,8 @@
 
 * :func:`worktree`: revision ``rev`` of this repository checked out in a temporary git
   worktree, to run that revision's own version of a benchmark on its own code, now, on this
-  machine (the baseline of the ratios).
+  machine (the baseline of the ratios); :func:`run_on` runs a script on such a tree's code
+  (that revision's own benchmark, :func:`run_own_version`, or this tree's checker on it).
 * :func:`scaled_goal`: a goal in seconds, set against figures measured on this machine on an
   earlier day, scaled by how much slower or faster the machine runs the same code today:
   ``goal * baseline now / baseline then``. Shared 2-core machines vary from day to day by
@@ -43,17 +44,24 @@ def worktree(rev: str) -> Iterator[Path]:
                            check=False, capture_output=True)
 
 
+def run_on(tree: Path, script: Path, args: Sequence[str], written: Path, failed: str) -> None:
+    """Run the Python ``script`` with ``args`` on the code of ``tree`` (a :func:`worktree`:
+    its directory first on the import path), expecting it to write ``written``; exit with
+    ``failed: <the run's last error line>`` when it fails or writes nothing there."""
+    proc = subprocess.run([sys.executable, str(script), *args], cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0 or not written.exists():
+        raise SystemExit(f"{failed}: {last_line(proc)}")
+
+
 def run_own_version(rev: str, tree: Path, script: str, args: Sequence[str],
                     written: Path) -> list[dict[str, str]]:
     """Run ``rev``'s own ``benchmarks/<script>`` with ``args`` on ``rev``'s code (``tree``, a
     :func:`worktree`) and return the rows of the CSV it writes at ``written``; exit naming
     ``rev`` and the run's last error line when it fails."""
-    proc = subprocess.run([sys.executable, str(tree / "benchmarks" / script), *args], cwd=tree,
-                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0 or not written.exists():
-        raise SystemExit(f"{Path(script).stem}: --baseline {rev}: its benchmark failed: "
-                         f"{last_line(proc)}")
+    run_on(tree, tree / "benchmarks" / script, args, written,
+           f"{Path(script).stem}: --baseline {rev}: its benchmark failed")
     return read_rows(written)
 
 

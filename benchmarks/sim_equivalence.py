@@ -19,10 +19,8 @@ Prints how many results differ (and the first few), exit 1 when any does.
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -92,14 +90,11 @@ def dump(cases: int, seed: int, out: Path) -> None:
 
 
 def _run(tree: Path, cases: int, seed: int, out: Path) -> dict[tuple[Any, ...], Any]:
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--dump", str(out), "--cases",
-         str(cases), "--seed", str(seed)],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
-        check=False)
-    if proc.returncode != 0 or not out.exists():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SystemExit(f"sim_equivalence: the run on {tree} failed: {tail[0]}")
+    from _baseline import run_on
+
+    run_on(tree, Path(__file__).resolve(),
+           ["--dump", str(out), "--cases", str(cases), "--seed", str(seed)], out,
+           f"sim_equivalence: the run on {tree} failed")
     loaded: dict[tuple[Any, ...], Any] = pickle.loads(out.read_bytes())
     return loaded
 

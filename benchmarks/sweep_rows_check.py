@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -100,15 +98,13 @@ def compare(base: Path, ours: Path) -> str | None:
 
 
 def _run(tree: Path, args: argparse.Namespace, into: Path) -> None:
-    cmd = [sys.executable, str(REPO / "benchmarks" / "sweep_rows_check.py"), "--dump",
-           "--into", str(into), "--spec", str(args.spec), "--samples", str(args.samples),
-           "--limit", str(args.limit), "--workers", str(args.workers),
-           *(f"--only={o}" for o in args.only)]
-    proc = subprocess.run(cmd, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SystemExit(f"sweep_rows_check: the run on {tree} failed: {tail}")
+    from _baseline import run_on
+
+    run_on(tree, REPO / "benchmarks" / "sweep_rows_check.py",
+           ["--dump", "--into", str(into), "--spec", str(args.spec), "--samples",
+            str(args.samples), "--limit", str(args.limit), "--workers", str(args.workers),
+            *(f"--only={o}" for o in args.only)], into / "code",
+           f"sweep_rows_check: the run on {tree} failed")
     ran = Path((into / "code").read_text())
     if ran != tree.resolve():  # the run must import the tree's own code, not this one's
         raise SystemExit(f"sweep_rows_check: the run for {tree} imported the code of {ran}")

@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_measure_card.sh models OUTDIR    # at most 9.7 min
 #   bash benchmarks/gpu_measure_card.sh layer OUTDIR     # at most 5.5 min
 #   bash benchmarks/gpu_measure_card.sh eager OUTDIR     # at most 7 min
+#   bash benchmarks/gpu_measure_card.sh dispatch OUTDIR  # at most 6 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -17,13 +18,17 @@
 # eager:   eager transformers profiled (--ops: what each pass launches, its host and device
 #          time), timed, and profiled again, on one host in one call (the host's launch time,
 #          which bounds eager decode, is a property of the machine and of the moment).
+# dispatch: the GPU kernels cuBLAS launches for every GEMM of shapes_v2.csv (no energy loop:
+#          kernel names, measured_<card>_v2_gemm_kernels.csv), and shapes_misaligned.csv
+#          replayed from CUDA graphs with energy and kernels (the GPU's time of each kernel
+#          without the host's launch, against the launched times of measured_<card>_misaligned).
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager OUTDIR}
-out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager OUTDIR}
+part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch OUTDIR}
+out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch OUTDIR}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 case "$name" in
   *H100*) card=h100 ;;
@@ -63,6 +68,16 @@ case "$part" in
     timeout 140 python3 -m sim.gpu.framework --ops --out "$out/framework_ops_${card}_after.csv" \
       || echo "profile exited $?"
     ;;
-  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager OUTDIR" >&2; exit 2 ;;
+  dispatch)
+    python3 -c "import csv, sys; r = list(csv.DictReader(open('sim/data/gpu/shapes_v2.csv')));
+w = csv.DictWriter(sys.stdout, fieldnames=list(r[0])); w.writeheader(); w.writerows(x for x in r if x['op'] == 'gemm')" \
+      > "$out/shapes_v2_gemm.csv"
+    m 150 --in "$out/shapes_v2_gemm.csv" --out "$out/measured_${card}_v2_gemm_kernels.csv" \
+      --budget-ms 40 --energy-s 0 --no-micro --kernels
+    rm -f "$out/shapes_v2_gemm.csv"
+    m 200 --in sim/data/gpu/shapes_misaligned.csv --out "$out/measured_${card}_misaligned_graph.csv" \
+      --graph --kernels --budget-ms 40 --energy-s 0.2 --no-micro
+    ;;
+  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch OUTDIR" >&2; exit 2 ;;
 esac
 ls -la "$out"

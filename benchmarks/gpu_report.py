@@ -282,6 +282,11 @@ def _main_kernel(cell: str) -> str:
         f" align{align.group(1)}" if align else "")
 
 
+def _launches(cell: str) -> list[str]:
+    """The kernels of a ``kernels`` cell with their grids and blocks, without their times."""
+    return [p.rsplit(" us=", 1)[0] for p in cell.split(" ; ")]
+
+
 def _misaligned_section(arch: Any) -> list[str]:
     """The page's misaligned-GEMM section: the dataset, what cuBLAS runs per alignment class
     (read from the ``kernels`` columns), the alignment sweep and the model's error per
@@ -297,6 +302,15 @@ def _misaligned_section(arch: Any) -> list[str]:
                               for r in again)
     est = _predict(arch, _kernels(rows, "misaligned"))
     stats = check_rows(rows, est)
+    # the recording repeated on another machine, and the misaligned GEMMs replayed from graphs
+    repeat = _rows(DATA / "measured_h100_v2_gemm_kernels_repeat.csv")
+    same_kernels = sum(_launches(a["kernels"]) == _launches(b["kernels"])
+                       for a, b in zip(again, repeat, strict=True))
+    graph = {tuple(r[c] for c in ("dtype", "M", "N", "K")): float(r["us"])
+             for r in _rows(DATA / "measured_h100_misaligned_graph.csv")}
+    graph_ratio = {dt: statistics.median(
+        graph[tuple(r[c] for c in ("dtype", "M", "N", "K"))] / float(r["us"])
+        for r in rows if r["dtype"] == dt) for dt in ("bf16", "fp16", "fp8", "int8")}
     seen: dict[tuple[str, int, str], dict[str, Any]] = {}
     for r, k in zip(rows + again, _kernels(rows + again, "kernels"), strict=True):
         _, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
@@ -323,7 +337,16 @@ def _misaligned_section(arch: Any) -> list[str]:
         "and duration), in one device call with `measured_h100_v2_gemm_kernels.csv`: the "
         f"second dataset's {len(again)} GEMMs timed again with their kernels, without the energy "
         f"loop between them (a cooler card: median {ratio:.2f}x the times of "
-        "`measured_h100_v2.csv`; read for its kernel names only).",
+        "`measured_h100_v2.csv`; read for its kernel names only). Recorded again on another "
+        "H100 machine in another session (`measured_h100_v2_gemm_kernels_repeat.csv`, "
+        f"`bash benchmarks/gpu_measure_card.sh dispatch`), {same_kernels} of the {len(again)} "
+        "GEMMs launched the same kernels with the same grids and blocks: cuBLAS's choice is a "
+        "function of the shape, not of the moment. In the same call the misaligned GEMMs "
+        "replayed from CUDA graphs (`measured_h100_misaligned_graph.csv`: the GPU's time, no "
+        "host launch) took, per dtype, a median "
+        + ", ".join(f"{dt} {x:.2f}x" for dt, x in graph_ratio.items())
+        + " their launched times: the H100's misaligned timings are the kernels', not the "
+        "host's (the run table judges the replayed run too).",
         "",
         "The library's kernels load A and W (rows of K) and store C (rows of N) in vectors of "
         "up to 16 bytes, so the kernel family follows the widest vector both inner dimensions "
@@ -750,6 +773,7 @@ def main() -> int:
                          ("measured_h100_v2e.csv", "h100"), ("measured_h100.csv", "h100"),
                          ("measured_h100_repeat.csv", "h100"), ("measured_h200.csv", "h200"),
                          ("measured_h100_misaligned.csv", "h100"),
+                         ("measured_h100_misaligned_graph.csv", "h100"),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
                            for name in ("v2", "misaligned", "decode", "quant"))):

@@ -7,6 +7,7 @@
 #   bash benchmarks/gpu_measure_card.sh layer OUTDIR     # at most 5.5 min
 #   bash benchmarks/gpu_measure_card.sh eager OUTDIR     # at most 7 min
 #   bash benchmarks/gpu_measure_card.sh dispatch OUTDIR  # at most 6 min
+#   bash benchmarks/gpu_measure_card.sh tiles OUTDIR     # at most 8 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -22,13 +23,16 @@
 #          kernel names, measured_<card>_v2_gemm_kernels.csv), and shapes_misaligned.csv
 #          replayed from CUDA graphs with energy and kernels (the GPU's time of each kernel
 #          without the host's launch, against the launched times of measured_<card>_misaligned).
+# tiles:   shapes_tiles.csv (the 8-bit GEMMs' tile over M near 4096) with energy and kernels,
+#          and the GEMMs of shapes_v2.csv replayed from CUDA graphs with energy
+#          (measured_<card>_v2_graph.csv: the held-out GEMMs timed without the host's launch).
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch OUTDIR}
-out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch OUTDIR}
+part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles OUTDIR}
+out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles OUTDIR}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 case "$name" in
   *H100*) card=h100 ;;
@@ -37,6 +41,11 @@ case "$name" in
 esac
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+# the GEMM rows of shapes_v2.csv, written to $1
+v2_gemms() {
+  python3 -c "import csv, sys; r = list(csv.DictReader(open('sim/data/gpu/shapes_v2.csv')));
+w = csv.DictWriter(sys.stdout, fieldnames=list(r[0])); w.writeheader(); w.writerows(x for x in r if x['op'] == 'gemm')" > "$1"
+}
 m() { timeout "$1" python3 -m sim.gpu.measure "${@:2}" --no-triton || echo "step exited $?"; }
 case "$part" in
   kernels)
@@ -69,15 +78,21 @@ case "$part" in
       || echo "profile exited $?"
     ;;
   dispatch)
-    python3 -c "import csv, sys; r = list(csv.DictReader(open('sim/data/gpu/shapes_v2.csv')));
-w = csv.DictWriter(sys.stdout, fieldnames=list(r[0])); w.writeheader(); w.writerows(x for x in r if x['op'] == 'gemm')" \
-      > "$out/shapes_v2_gemm.csv"
+    v2_gemms "$out/shapes_v2_gemm.csv"
     m 150 --in "$out/shapes_v2_gemm.csv" --out "$out/measured_${card}_v2_gemm_kernels.csv" \
       --budget-ms 40 --energy-s 0 --no-micro --kernels
     rm -f "$out/shapes_v2_gemm.csv"
     m 200 --in sim/data/gpu/shapes_misaligned.csv --out "$out/measured_${card}_misaligned_graph.csv" \
       --graph --kernels --budget-ms 40 --energy-s 0.2 --no-micro
     ;;
-  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch OUTDIR" >&2; exit 2 ;;
+  tiles)
+    m 150 --in sim/data/gpu/shapes_tiles.csv --out "$out/measured_${card}_tiles.csv" \
+      --budget-ms 40 --energy-s 0.2 --no-micro --kernels
+    v2_gemms "$out/shapes_v2_gemm.csv"
+    m 320 --in "$out/shapes_v2_gemm.csv" --out "$out/measured_${card}_v2_graph.csv" \
+      --graph --budget-ms 40 --energy-s 0.2 --no-micro
+    rm -f "$out/shapes_v2_gemm.csv"
+    ;;
+  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles OUTDIR" >&2; exit 2 ;;
 esac
 ls -la "$out"

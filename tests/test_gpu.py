@@ -1264,3 +1264,25 @@ def test_misaligned_gemms_held_out_per_category():
         s = stats[("held", "gemm", f"gemm/{dtype}/misaligned")]
         assert s["n"] >= 10 and s["mape"] <= mape and s["spearman"] >= 0.9, (dtype, s)
         assert s["mj_n"] == s["n"] and s["mj_mape"] <= mj_mape, (dtype, s)
+
+
+def test_every_shapes_dataset_is_written_as_committed_and_the_command_refuses_unknown_options(
+        tmp_path, capsys):
+    from sim.gpu.shapes import DATASETS, main, split_of, tile_shapes
+
+    for name, (_, committed, _) in DATASETS.items():
+        out = tmp_path / f"{name}.csv"
+        assert main([*([f"--{name}"] if name != "default" else []), str(out)]) == 0
+        assert out.read_text() == committed.read_text(), name
+    # the tile dataset: int8 and fp8 over the rows near 4096, none measured in another dataset
+    tiles = tile_shapes()
+    assert {r["dtype"] for r in tiles} == {"int8", "fp8"}
+    assert all(split_of(r) == r["split"] for r in tiles)
+    others = {(r["dtype"], str(r["M"]), str(r["N"]), str(r["K"]))
+              for f in ("shapes_v2.csv", "shapes_misaligned.csv") for r in rows(DATA / f)}
+    assert not others & {(r["dtype"], str(r["M"]), str(r["N"]), str(r["K"])) for r in tiles}
+    for bad in (["--help-me"], ["--v2", "--tiles"], ["a.csv", "b.csv"]):
+        with pytest.raises(SystemExit) as e:
+            main(bad)
+        assert e.value.code == 2
+    assert not list(tmp_path.glob("--*"))

@@ -26,6 +26,10 @@ GEMMs with M, N and K off a multiple of 8 in every dtype, and sweeps that move o
 dimension's alignment at a time (by 1, 2 or 4 elements in bf16/fp16; the padded int8 kernel's
 8 or 16).
 
+The tile dataset (:func:`tile_shapes`, ``sim/data/gpu/shapes_tiles.csv``, ``python -m
+sim.gpu.shapes --tiles``) follows the tile cuBLAS picks for the 8-bit GEMMs as the rows grow
+(M from 256 to 2048) at inner dimensions near 4096, aligned and padded.
+
 The decode dataset (:func:`decode_shapes`, ``sim/data/gpu/shapes_decode.csv``, ``python -m
 sim.gpu.shapes --decode``) adds SDPA decode at head dim 256 (Gemma's) over multi-head, grouped
 and multi-query heads, and multi-query decode at head dims 64 and 128 beside it.
@@ -33,6 +37,7 @@ and multi-query heads, and multi-query decode at head dims 64 and 128 beside it.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import math
@@ -41,7 +46,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "misaligned_shapes",
-           "quant_shapes", "split_of", "v2_shapes", "write_shapes"]
+           "quant_shapes", "split_of", "tile_shapes", "v2_shapes", "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
@@ -51,6 +56,7 @@ SHAPES_V2_CSV = SHAPES_CSV.with_name("shapes_v2.csv")
 SHAPES_QUANT_CSV = SHAPES_CSV.with_name("shapes_quant.csv")
 SHAPES_MISALIGNED_CSV = SHAPES_CSV.with_name("shapes_misaligned.csv")
 SHAPES_DECODE_CSV = SHAPES_CSV.with_name("shapes_decode.csv")
+SHAPES_TILES_CSV = SHAPES_CSV.with_name("shapes_tiles.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -300,28 +306,69 @@ def misaligned_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
-def write_shapes(path: Path = SHAPES_CSV, v2: bool = False, quant: bool = False,
-                 misaligned: bool = False, decode: bool = False) -> Path:
-    rows = (decode_shapes() if decode else misaligned_shapes() if misaligned
-            else quant_shapes() if quant else v2_shapes() if v2 else default_shapes())
-    extra = QUANT_COLUMNS if quant else ("causal",) if v2 else ()
+#: The rows of the tile dataset: from a row count where one wave of 128x256 tiles leaves most
+#: SMs idle to one of several waves, denser where the recorded launches of the misaligned
+#: dataset switch tile (between 515 and 822 rows at N, K = 4104).
+TILE_TOKENS = (256, 320, 384, 437, 512, 515, 576, 640, 704, 768, 822, 896, 1000, 1152, 1536,
+               2048)
+#: (N, K) of the tile dataset: aligned, 8 off a multiple of 16 (how ``torch._int_mm`` runs
+#: 4097) and a multiple of 16 above 4096, and one inner dimension each off.
+TILE_NK = ((4096, 4096), (4104, 4104), (4112, 4112), (4104, 4096), (4096, 4104))
+
+
+def tile_shapes() -> list[dict[str, object]]:
+    """The tile dataset (``sim/data/gpu/shapes_tiles.csv``, ``python -m sim.gpu.shapes
+    --tiles``), each row with its ``split``: int8 and fp8 GEMMs at :data:`TILE_TOKENS` rows over
+    :data:`TILE_NK`. A row the other datasets already have is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes())}
+    rows = [_gemm(dtype, M, N, K) for dtype in ("int8", "fp8") for M in TILE_TOKENS
+            for N, K in TILE_NK]
+    return _new_rows(rows, seen)
+
+
+#: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
+DATASETS = {
+    "default": (default_shapes, SHAPES_CSV, ()),
+    "v2": (v2_shapes, SHAPES_V2_CSV, ("causal",)),
+    "quant": (quant_shapes, SHAPES_QUANT_CSV, QUANT_COLUMNS),
+    "misaligned": (misaligned_shapes, SHAPES_MISALIGNED_CSV, ()),
+    "decode": (decode_shapes, SHAPES_DECODE_CSV, ()),
+    "tiles": (tile_shapes, SHAPES_TILES_CSV, ()),
+}
+
+
+def write_shapes(path: Path | None = None, dataset: str = "default") -> Path:
+    """Write one of :data:`DATASETS` to ``path`` (default: the dataset's own file), whole or
+    not at all."""
+    rows_of, default, extra = DATASETS[dataset]
+    path = path or default
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[*COLUMNS, *extra, "split"], restval="")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(rows_of())
     tmp.replace(path)
     return path
 
 
-if __name__ == "__main__":
-    v2, quant = "--v2" in sys.argv[1:], "--quant" in sys.argv[1:]
-    misaligned, decode = "--misaligned" in sys.argv[1:], "--decode" in sys.argv[1:]
-    paths = [a for a in sys.argv[1:]
-             if a not in ("--v2", "--quant", "--misaligned", "--decode")]
-    default = (SHAPES_DECODE_CSV if decode else SHAPES_MISALIGNED_CSV if misaligned
-               else SHAPES_QUANT_CSV if quant else SHAPES_V2_CSV if v2 else SHAPES_CSV)
-    out = write_shapes(Path(paths[0]) if paths else default, v2=v2, quant=quant,
-                       misaligned=misaligned, decode=decode)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.gpu.shapes",
+        description="Write one of the GPU kernel datasets (shapes.csv format plus split).")
+    which = parser.add_mutually_exclusive_group()
+    for name in DATASETS:
+        if name != "default":
+            which.add_argument(f"--{name}", action="store_true",
+                               help=f"the {name} dataset (default path {DATASETS[name][1].name})")
+    parser.add_argument("out", nargs="?", type=Path,
+                        help=f"the CSV to write (default: the dataset's, e.g. {SHAPES_CSV.name})")
+    args = parser.parse_args(argv)
+    name = next((n for n in DATASETS if n != "default" and getattr(args, n)), "default")
+    out = write_shapes(args.out, name)
     print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -88,7 +88,10 @@ def _held_model(passes: list[dict[str, Any]]) -> str:
 def _unsteady(rows: list[dict[str, str]]) -> int:
     """Rows whose timed repetitions spread widely (80th over 20th percentile above 1.3: the
     host, not the kernel, set those medians)."""
-    return sum(1 for r in rows if r.get("us_p20") and float(r["us_p80"]) > 1.3 * float(r["us_p20"]))
+    from sim.gpu.measure import unsteady
+
+    return sum(1 for r in rows
+               if r.get("us_p20") and unsteady(float(r["us_p20"]), float(r["us_p80"])))
 
 
 def _shape(r: dict[str, str]) -> tuple[str, ...]:

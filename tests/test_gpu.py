@@ -1286,3 +1286,22 @@ def test_every_shapes_dataset_is_written_as_committed_and_the_command_refuses_un
             main(bad)
         assert e.value.code == 2
     assert not list(tmp_path.glob("--*"))
+
+
+def test_an_unsteady_timing_is_taken_again_and_the_steadiest_kept():
+    import types
+
+    from sim.gpu import measure
+
+    def bench(timings):
+        left = iter(timings)
+        fake = types.SimpleNamespace(testing=types.SimpleNamespace(
+            do_bench=lambda fn, **_: next(left)))
+        return measure._bench(fake, lambda: None, 40.0)
+
+    # (median, p20, p80) in ms from do_bench, in us and the number of timings back
+    assert bench([[0.010, 0.009, 0.010]]) == (10.0, 9.0, 10.0, 1)
+    assert bench([[0.010, 0.005, 0.020], [0.011, 0.010, 0.0105]]) == (11.0, 10.0, 10.5, 2)
+    # never more than RETRIES again; the steadiest of all kept, not the last
+    runs = [[0.01, 0.005, 0.008], [0.04, 0.005, 0.030], [0.03, 0.005, 0.020]]
+    assert measure.RETRIES == 2 and bench(runs) == (10.0, 5.0, 8.0, 3)

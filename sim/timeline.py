@@ -204,6 +204,18 @@ SKIP_STEPS = 16
 #: link, ``tests/test_tile.py``).
 PORT_PIPELINE = (1, 1, 1, 1, 2, 1)
 
+#: The read jobs the tile's DMA holds queued and not yet answered (``hw.tile``: its FIFO of
+#: job tags, four entries): on a port of beats its arbiter queues a job only while fewer
+#: await their answers.
+JOB_QUEUE = 4
+
+#: The credit, in beats, a port of beats banks while the link has bytes to spare (it idles,
+#: or a read's beats are narrower than the link's rate): the bench's link
+#: (``sim.verify.tile_bench.ExtMemory``) earns ``bytes_per_cycle`` each cycle and holds at
+#: most a beat and a cycle's bytes, so a beat beyond what the cycle earns. A write-back
+#: spends it at up to a write beat a cycle beside the reads (which take the credit first).
+CREDIT_BEATS = 1
+
 
 def _positions(trips: int, sampled: bool, reduce: bool) -> list[tuple[int, float]]:
     """(tile index, iterations it stands for) of one loop in the reduced nest (every
@@ -411,8 +423,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
     queue, answer, loaded_after, line_read, wb_wait, o_free = (
         PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0, 0, 0))
-    # the link's banked credit bridges part of the gap between queued write-backs
-    wb_gap = max(0.0, wb_wait - beat_bytes / bw) if beat_bytes is not None else 0.0
+    # the credit a port of beats banks while the link idles (or reads leave it room): at
+    # most a beat (CREDIT_BEATS); write-backs spend it (module doc, "The link")
+    bank_cap = CREDIT_BEATS * beat_bytes if beat_bytes is not None else 0.0
     n = plan.n
     lat = float(latency)
     h_o = nest.halves[2]
@@ -428,11 +441,13 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
 
     # each load's time on the link and the bytes per cycle it uses (rows 0: no load)
     dur_of: list[list[float]] = []
+    nreq_of: list[list[float]] = []
     use_of: list[list[float]] = []
     elem = (float(nest.a_bytes), float(nest.w_bytes), float(nest.acc_bytes))
     for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
         nbytes = rows * row_bytes
         dur = nbytes / bw
+        reqs = np.zeros(len(rows))
         if beat_bytes is not None:
             beats = np.ceil(row_bytes / beat_bytes - 1e-9)
             seg = nest.segment[o] if nest.segment is not None else 0
@@ -443,20 +458,29 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
                          + np.ceil(rest * elem[o] / beat_bytes - 1e-9))
             dur = np.maximum(dur, rows * beats)
+            # the requests the tile's walker issues for it, one a cycle: a row (a row's
+            # segment a line block wide where one bank; the partial sums': a block's row)
+            segs = 1.0
+            if seg and (o == 2 or per_beat <= seg or per_beat % seg):
+                segs = np.ceil(np.round(row_bytes / elem[o]) / seg - 1e-9)
+            reqs = rows * segs
         dur_of.append(dur.tolist())
+        nreq_of.append(reqs.tolist())
         use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
                       .tolist())
     has_job_o = (plan.rows[2] > 0).tolist()
     # each write-back's bytes, rate (reads first: at most a write beat a cycle) and time alone
     wb_bytes_a = plan.wb_rows * plan.wb_row_bytes
+    # (peak: a write beat a cycle, what banked credit lets it move at; rate: no faster than
+    # the link on average)
     if beat_bytes is None:
-        wb_rate_a = np.full(nv, bw)
+        wb_peak_a = np.full(nv, bw)
     else:
-        wb_rate_a = np.minimum(bw, wb_bytes_a / (
-            plan.wb_rows * np.ceil(plan.wb_row_bytes / beat_bytes - 1e-9)))
+        wb_peak_a = wb_bytes_a / (plan.wb_rows * np.ceil(plan.wb_row_bytes / beat_bytes - 1e-9))
+    wb_rate_a = np.minimum(bw, wb_peak_a)
     wb_bytes = wb_bytes_a.tolist()
     wb_rate = wb_rate_a.tolist()
-    wb_time = (wb_bytes_a / wb_rate_a).tolist()
+    wb_peak = wb_peak_a.tolist()
 
     release: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1]]
     req: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1], [None] * nv]
@@ -470,16 +494,20 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     wb_ready: list[Any] = [None] * nv
     wb_start: list[Any] = [None] * nv
     wb_end: list[Any] = [None] * nv  # final ends only
+    wb_bank: list[Any] = [None] * nv  # the link's banked credit at each final end
     link = 0.0
     free_at = 0.0
     cur = 0
     wb_open = 0
     o_reqs: list[float] = []  # the output loader's requests so far, in order
-    prog: list[Any] = []  # the first open write-back: [visit, time, bytes left, read, rate]
+    # the first open write-back: [visit, time, bytes left, read, rate, banked credit at the
+    # time, start, peak rate] (before its start, the time the bank is known at)
+    prog: list[Any] = []
 
     def advance() -> None:
         """Move the write-backs on through the reads requested so far (which later reads
-        cannot precede): reads first, the write-back in what they leave."""
+        cannot precede): reads first, the write-back in what they leave and in the credit
+        the link has banked (at most ``bank_cap``, spent at up to a write beat a cycle)."""
         nonlocal wb_open, prog
         nreads = len(r_start)
         if prog and prog[3] == nreads and prog[0] == wb_open:
@@ -491,12 +519,14 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             p = prog
             if not p or p[0] != u:
                 start = wb_ready[u]
-                if u and wb_end[u - 1] + wb_gap > start:
-                    start = wb_end[u - 1] + wb_gap
+                t = wb_end[u - 1] if u else 0.0
+                if u and t + wb_wait > start:
+                    start = t + wb_wait
                 wb_start[u] = start
-                p = prog = [u, start, wb_bytes[u],
-                            max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
-            _, t, left, k, rate = p
+                # the bank from the write-back before's end (the GEMM's start) to this start
+                p = prog = [u, t, wb_bytes[u], max(0, bisect.bisect_left(r_start, t) - 1),
+                            wb_rate[u], wb_bank[u - 1] if u else 0.0, start, wb_peak[u]]
+            _, t, left, k, _, bank, begin, peak = p
             done = None
             while k < nreads:
                 e_ = r_end[k]
@@ -505,26 +535,92 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     continue
                 s_ = r_start[k]
                 if s_ > t:  # the link idles until this read
-                    if left <= rate * (s_ - t):
-                        done = t + left / rate
+                    t1 = s_
+                    cap = bw
+                else:
+                    t1 = e_
+                    cap = bw - r_use[k]
+                    if cap < 0.0:
+                        cap = 0.0
+                if t < begin:  # not started: the link banks what it leaves
+                    if bank < bank_cap:
+                        m_ = t1 if t1 < begin else begin
+                        bank += cap * (m_ - t)
+                        if bank > bank_cap:
+                            bank = bank_cap
+                    if t1 <= begin:
+                        t = t1
+                        if t1 == e_:
+                            k += 1
+                        continue
+                    t = begin
+                if bank > 0.0 and peak > cap:  # a beat a cycle while the bank lasts
+                    spend = peak - cap
+                    m_ = t + bank / spend
+                    if m_ > t1:
+                        m_ = t1
+                    if left <= peak * (m_ - t):
+                        done = t + left / peak
+                        bank -= spend * (done - t)
                         break
-                    left -= rate * (s_ - t)
-                    t = s_
-                r = bw - r_use[k]  # min(rate, max(0.0, bw - use)), without the calls
-                r = (r if r < rate else rate) if r > 0.0 else (0.0 if 0.0 < rate else rate)
-                if r > 0 and left <= r * (e_ - t):
+                    left -= peak * (m_ - t)
+                    bank = 0.0 if m_ < t1 else bank - spend * (m_ - t)
+                    t = m_
+                    if t >= t1:
+                        if t1 == e_:
+                            k += 1
+                        continue
+                r = peak if peak < cap else cap
+                if r > 0.0 and left <= r * (t1 - t):
                     done = t + left / r
+                    if r < cap:
+                        bank += (cap - r) * (done - t)
+                        if bank > bank_cap:
+                            bank = bank_cap
                     break
-                left -= r * (e_ - t)
-                t = e_
-                k += 1
+                left -= r * (t1 - t)
+                if r < cap and bank < bank_cap:
+                    bank += (cap - r) * (t1 - t)
+                    if bank > bank_cap:
+                        bank = bank_cap
+                t = t1
+                if t1 == e_:
+                    k += 1
             if done is None:
                 p[1] = t
                 p[2] = left
                 p[3] = k
+                p[5] = bank
                 return
+            if walks:  # the last beat goes in a whole cycle
+                done = math.ceil(done - 1e-9)
             wb_end[u] = done
+            wb_bank[u] = bank
             wb_open = u + 1
+
+    def idle_end(t: float, left: float, bank: float, begin: float, peak: float,
+                 rate: float) -> tuple[float, float]:
+        """When a write-back of ``left`` bytes, from ``t`` with ``bank`` banked, starting at
+        ``begin``, ends on a link no read takes, and the bank then."""
+        if t < begin:
+            bank += bw * (begin - t)
+            if bank > bank_cap:
+                bank = bank_cap
+            t = begin
+        if bank > 0.0 and peak > bw:
+            spend = peak - bw
+            if left <= peak * bank / spend:
+                end = t + left / peak
+                return (math.ceil(end - 1e-9) if walks else end), bank - spend * left / peak
+            left -= peak * bank / spend
+            t += bank / spend
+            bank = 0.0
+        end = t + left / rate
+        if rate < bw:
+            bank += (bw - rate) * (left / rate)
+            if bank > bank_cap:
+                bank = bank_cap
+        return (math.ceil(end - 1e-9) if walks else end), bank
 
     def wb_finish(v: int) -> Any:
         """When visit ``v``'s write-back has gone, on the reads requested so far (reads
@@ -538,16 +634,16 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 return wb_end[v]
             if wb_ready[u0] is None:
                 return None
-            _, t, left, _, rate = prog
-            end = (link if link > t else t) + left / rate  # after every read so far
+            _, t, left, _, rate, bank, begin, peak = prog
+            end, bank = idle_end(t if t > link else link, left, bank, begin, peak, rate)
             for u in range(u0 + 1, v + 1):
                 if wb_ready[u] is None:
                     return None
                 start = wb_ready[u]
-                if end + wb_gap > start:
-                    start = end + wb_gap
+                if end + wb_wait > start:
+                    start = end + wb_wait
                 wb_start[u] = start
-                end = start + wb_time[u]
+                end, bank = idle_end(end, wb_bytes[u], bank, start, wb_peak[u], wb_rate[u])
             if pending and pending[0][0] < end:
                 serve_one()  # a read requested before it would end goes first
                 continue
@@ -593,6 +689,40 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     bisect_right = bisect.bisect_right
     nxt_a = nxt_w = nxt_o = 0  # each operand's next tile to request
 
+    def held(t: float, f: int, tie_: int) -> Any:
+        """When a load of step ``f`` wanted from ``t`` is requested (None: not known yet):
+        while the output's loader waits for the half a running write-back frees, the loads
+        of later steps wait too, from when the arbiter could queue them (on a port of
+        beats, once the request walker is free of the jobs before them: ``queued_at``)."""
+        tq = queued_at(t, f, tie_) if walks else t
+        while True:
+            u = bisect_right(o_reqs, tq)
+            if not (u < nv and o_first[u] < f and u >= h_o):
+                return t
+            tw = o_wait(tq, f, u)
+            if tw is None or tw <= tq:
+                return t if tw is not None else None
+            t = tw
+            if not walks:
+                return t
+            tq = queued_at(t, f, tie_)
+            if tq <= t:
+                return t
+
+    def queued_at(t: float, f: int, tie_: int) -> float:
+        """When the tile's arbiter can queue a load requested at ``t`` for step ``f``: once
+        the request walker is free of the jobs before it (those pending now, requested by
+        then, of earlier steps, and the ones already queued), each a request a cycle."""
+        at = walker
+        for tq, fq, tieq, oq, jq in pending:
+            if tq > t:
+                break
+            if fq < f or (fq == f and tieq < tie_):
+                if tq > at:
+                    at = tq
+                at += nreq_of[oq][jq]
+        return t if t > at else at
+
     def extend() -> None:
         """Request every load that can be requested now, A's, W's and the output's in turn
         until none can."""
@@ -612,9 +742,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     else:
                         t = free + queue
                     f = first_a[j]
-                    u = bisect_right(o_reqs, t)
-                    if u < nv and o_first[u] < f and u >= h_o:
-                        t = o_wait(t, f, u)
+                    t = held(t, f, tie_a)
                     if t is not None:
                         req_a[j] = t
                         insort(pending, (t, f, tie_a, 0, j))
@@ -631,9 +759,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     else:
                         t = free + queue
                     f = first_w[j]
-                    u = bisect_right(o_reqs, t)
-                    if u < nv and o_first[u] < f and u >= h_o:
-                        t = o_wait(t, f, u)
+                    t = held(t, f, tie_w)
                     if t is not None:
                         req_w[j] = t
                         insort(pending, (t, f, tie_w, 1, j))
@@ -675,44 +801,61 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 progress = True
 
     wait = lat if lat > answer else answer  # from a request to its first answer
+    walks = beat_bytes is not None  # the tile's request walker queues the jobs
+    walker = 0.0  # when it is free for the next job
 
-    def next_load() -> int:
-        """The pending load the link serves next: of those requested by the time the link
-        frees (less the wait for an answer), the one whose tile the engine needs first
+    def next_load() -> tuple[int, float]:
+        """The pending load the link serves next and when it is queued. On a port of beats,
+        the tile's arbiter queues a job when its request walker is free for it (the job
+        before has issued its requests, one a cycle, and fewer than ``JOB_QUEUE`` jobs await
+        answers) or, if later, when the first load is requested; of the loads requested by
+        then, the one whose tile the engine needs first (ties: the input taken first). Else
+        of those requested by the time the link frees (less the wait for an answer)
         (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles, nmk, an
         ideal 16-byte link, took 385 cycles, the model 388 while it served the next W tile,
         requested first, before the A tiles the engine needed sooner; 385 with this)."""
         best = 0
+        t0 = pending[0][0]
+        if walks:
+            at = walker
+            q = len(r_end) - JOB_QUEUE
+            if q >= 0 and r_end[q] > at:
+                at = r_end[q]
+            if t0 > at:
+                at = t0
+        else:
+            at = t0
         if len(pending) > 1:
-            ready_by = link - wait
-            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
-            if bt <= ready_by:
+            ready_by = at if walks else link - wait
+            bf, btie = pending[0][1], pending[0][2]
+            if t0 <= ready_by:
                 for q in range(1, len(pending)):
                     tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
                     if tq > ready_by:
                         break
                     if (fq, tieq) < (bf, btie):
                         best, bf, btie = q, fq, tieq
-        return best
+        return best, at
 
     def serve_one() -> None:
-        """Move the first pending load over the link."""
-        nonlocal link
-        t, _, _, op, j = pending.pop(next_load())
-        dur = dur_of[op][j]
-        start = t + wait
+        """Move the next pending load over the link."""
+        nonlocal link, walker
+        q, at = next_load()
+        _, _, _, op, j = pending.pop(q)
+        start = at + wait
         if link > start:
             start = link
-        end = start + dur
+        end = start + dur_of[op][j]
         r_start.append(start)
         r_end.append(end)
         r_use.append(use_of[op][j])
         link = end
+        walker = at + nreq_of[op][j]
         ready[op][j] = end + loaded_after
 
     def loaded(op: int, j: int) -> float:
         """When tile ``j`` of operand ``op`` has loaded (serving the link until it has)."""
-        nonlocal link
+        nonlocal link, walker
         reqs = req[op]
         while reqs[j] is None:
             if not pending:
@@ -725,8 +868,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 extend()
                 if not pending:
                     raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
-            t, _, _, op_, j_ = pending.pop(next_load())  # serve_one(), inline
-            start = t + wait
+            q, at = next_load()  # serve_one(), inline
+            _, _, _, op_, j_ = pending.pop(q)
+            start = at + wait
             if link > start:
                 start = link
             end = start + dur_of[op_][j_]
@@ -734,6 +878,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             r_end.append(end)
             r_use.append(use_of[op_][j_])
             link = end
+            walker = at + nreq_of[op_][j_]
             ready[op_][j_] = end + loaded_after
             # a served read unblocks only the output's loader waiting for the reload before
             # a visit without one (extend() left every other loader blocked on the engine);
@@ -754,7 +899,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         from the engine's next free cycle and every tile from step ``i``'s (a list to compare
         with another step's by :func:`_same`), and that cycle."""
         base = free_at
-        out: list[Any] = [prev_start - base, link - base, len(pending)]
+        out: list[Any] = [prev_start - base, link - base, walker - base, len(pending)]
         # the oldest time a loader may still request from: the loads of A and W wait on the
         # output's loader at that time (o_wait), the write-backs on the reads after it
         t_lo = base
@@ -888,6 +1033,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # input is needed that many cycles after the first tile starts (every tile's, with
     # ``preload_each``)
     ahead = (0.0, 0.0, 0.0)
+    behind = (0.0, 0.0, 0.0)
     every = nest.preload_each
     # an engine that takes a fold's stationary input while the previous fold streams
     # (not ``preload_each``) still preloads the GEMM's first fold's before it streams: the
@@ -898,6 +1044,13 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         pre = float(nest.preload[1])
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
         lead = 0.0 if every else pre
+        if not every:
+            # a later tile's first fold takes its stationary input while the fold before
+            # streams, once that input has loaded: one that loads late delays the tile's
+            # folds by the preload (the weight walker's, ``hw.tile``; measured on
+            # ``amaranth.sim``: the weight double buffer on a 16-byte link of 40 cycles,
+            # 22x18x15 on 11x4x15 tiles, mnk, took 547 cycles, the model 531 without this)
+            behind = (0.0, pre, 0.0) if nest.preload[0] == "W" else (pre, 0.0, 0.0)
     plan_tile = plan.tile_of
     events = plan.events
     at_step = {step: (e, q) for e, (starts, *_) in enumerate(events)
@@ -989,6 +1142,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(0, j)
             if i == 0 or every:
                 t -= ahead[0]
+            else:
+                t += behind[0]
             if t > start:
                 start = t
         j = tile_w[i]
@@ -998,6 +1153,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(1, j)
             if i == 0 or every:
                 t -= ahead[1]
+            else:
+                t += behind[1]
             if t > start:
                 start = t
         j = tile_o[i]
@@ -1007,6 +1164,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(2, j)
             if i == 0 or every:
                 t -= ahead[2]
+            else:
+                t += behind[2]
             if t > start:
                 start = t
         if not i:

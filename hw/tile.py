@@ -185,10 +185,11 @@ the request walker (a job queued once the walker has issued the requests of the 
 and fewer than four await answers, the output loader's wait for a write-back holding back
 later tiles' jobs from then: ``sim.timeline.JOB_QUEUE``) and, with the weight double buffer,
 a tile streaming no earlier than the preload's cycles after its weights have loaded (which
-delays a tile whose weights load late), are counted too. (Without them, with an ideal link the cube took other cycles than the
-model on 12 of 24 GEMMs of ``tpe verify``'s seeds 0, 1 and 4 to 9, -4.7% to +1.3%, and 8 of
-18 with its output double buffer, seeds 0 to 5; the weight double buffer on a 16-byte link
-of 40 cycles was 3.0% slower than the model on 22x18x15.)
+delays a tile whose weights load late), are counted too. (Without them, with an ideal
+link the cube took other cycles than the model on 12 of 24 GEMMs of ``tpe verify``'s seeds
+0, 1 and 4 to 9, -4.7% to +1.3%, and 8 of 18 with its output double buffer, seeds 0 to 5;
+the weight double buffer on a 16-byte link of 40 cycles was 3.0% slower than the model on
+22x18x15.)
 With an ideal link (no latency, a beat a cycle) the model equals the tile on the
 output-stationary array, the 2D matrix and the weight-stationary array with or without its
 weight double buffer (``tests/test_tile.py``); on the cube on 20 of those 24 GEMMs, and with

@@ -479,7 +479,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             dur = np.maximum(dur, rows * beats)
             # the requests the tile's walker issues for it, one a cycle: a row (a row's
             # segment a line block wide where one bank; the partial sums': a block's row)
-            segs = 1.0
+            segs: Any = 1.0
             if seg and (o == 2 or per_beat <= seg or per_beat % seg):
                 segs = np.ceil(np.round(row_bytes / elem[o]) / seg - 1e-9)
             nreq_of.append((rows * segs).tolist())

@@ -179,24 +179,26 @@ link, ``tpe verify``'s seeds 0 to 5: its tiles wait for the output half the writ
 visit before last frees, which reached the engine three cycles after that write-back's last
 beat, the model said none; counting the free and loaded registers left the model 0 to 3
 cycles over the tile, at most 2.2%, on those 18 GEMMs.)
+The link's credit bucket (up to a beat banked where the link has bytes to spare, spent by a
+write-back beside the reads, its last beat in a whole cycle: ``sim.timeline.CREDIT_BEATS``),
+the request walker (a job queued once the walker has issued the requests of the one before
+and fewer than four await answers, the output loader's wait for a write-back holding back
+later tiles' jobs from then: ``sim.timeline.JOB_QUEUE``) and, with the weight double buffer,
+a tile streaming no earlier than the preload's cycles after its weights have loaded (which
+delays a tile whose weights load late), are counted too. (Without them, with an ideal
+link the cube took other cycles than the model on 12 of 24 GEMMs of ``tpe verify``'s seeds
+0, 1 and 4 to 9, -4.7% to +1.3%, and 8 of 18 with its output double buffer, seeds 0 to 5;
+the weight double buffer on a 16-byte link of 40 cycles was 3.0% slower than the model on
+22x18x15.)
 With an ideal link (no latency, a beat a cycle) the model equals the tile on the
 output-stationary array, the 2D matrix and the weight-stationary array with or without its
-weight double buffer (``tests/test_tile.py``); on the cube, plain or with its output double
-buffer, on about half the GEMMs, the others a few cycles off, most with the model over the
-tile (the credit bucket below: 12 of 24 GEMMs of seeds 0, 1 and 4 to 9 on the plain cube,
--4.7% to +1.3%; 10 of 18 of seeds 0 to 5 with the output double buffer, -2.2% to 0%).
-It leaves out: the link's credit bucket (but for the gap between write-backs) and its read
-and write beat per cycle (the timeline moves bytes at the link's rate, reads first): where
-reads and writes share a beat a cycle, a write-back starting after the link has banked
-credit moves a beat beside a read's, and its last beat comes up to a cycle before the
-model's; where the engine waits for the output half that write-back frees (the cube, whose
-folds outlast few loads), those cycles add up (19x21x5 on the 4x4x2 cube: 225 cycles,
-model 236); the request walker (a request per cycle, a queue of four jobs) and the request
-order within a job, and so that the arbiter queues a job only once the walker is free for
-it, where the output loader's wait for a write-back then holds back a job the model
-requested earlier (20x11x9 on the cube with a 32-byte ideal port: 159 cycles, model 156;
-counting it in the timeline made that exact but, with the credit bucket left out, put
-19x21x5 12 cycles further over); the partial sums'
+weight double buffer (``tests/test_tile.py``); on the cube on 20 of those 24 GEMMs, and with
+its output double buffer on 15 of those 18, the others 1 or 2 cycles slower than the model
+(0.6% at most).
+It leaves out: the beats of the credit bucket within a write-back (it moves a write-back's
+bytes at what the reads and the bank leave, where the tile moves whole beats, each once the
+link has earned a beat's credit: a beat can go a cycle later than the bytes say); the
+request order within a job; the partial sums'
 reload a block's row at a time (it differs from whole rows only where a beat is wider than
 an accumulator block's row); and, for loops of more trips than its reduced nest runs, the
 middle iterations, counted from samples of them. The

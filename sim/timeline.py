@@ -10,14 +10,20 @@ the write-back of the output tile before last has gone), then requests the load.
 over the link one after another, each after the link's latency from its request (the
 requests of consecutive loads overlap their latencies); when the link frees, of the loads
 requested by then (less the latency) the one of the earliest tile goes next (the engine
-needs it sooner; the tile's arbiter so picks among the loaders waiting when its request
-walker frees, ``hw.tile``): a load requested early for a later tile (the next tile of an
-operand that stays over the inner loop) waits behind loads requested later for the tiles
-before it. A tile computes when its operands
+needs it sooner): a load requested early for a later tile (the next tile of an operand that
+stays over the inner loop) waits behind loads requested later for the tiles before it. On a
+port of beats (the tile's, ``hw.tile``) the choice is the tile's arbiter's: it queues a load
+when its request walker is free for it (the loads queued before it have issued their
+requests, a matrix row's or a row segment's a cycle, and fewer than :data:`JOB_QUEUE` await
+their answers), of those requested by then the earliest tile's, and the output loader's
+wait for a write-back holds back the loads of later tiles from when they would be queued,
+not from when they are requested. A tile computes when its operands
 have loaded and the engine has finished the tile before it: its busy cycles are its folds'
 (``fold_interval`` each) and its share of the SRAM stalls; it frees its inputs' halves with
 its last beat (the input a fold holds stationary a fold earlier, on an engine that takes it
-while the previous fold streams). When the loops leave an output
+while the previous fold streams; that input's first fold of a tile, taken while the tile
+before streams, is taken only once it has loaded: one that loads late delays the tile by the
+preload). When the loops leave an output
 tile, its write-back starts after its last fold has drained and the previous write-back has
 gone; reads have the link first and write-backs take what the reads leave. While the output's
 loader waits for the half a running write-back frees, the loads of later tiles wait too (their
@@ -27,7 +33,11 @@ last write-back has gone.
 **The link** moves ``bytes_per_cycle`` on average, reads and writes together; given a beat
 (``beat_bytes``, the architecture's ``dram.beat_bytes``), it moves at most one read beat and
 one write beat a cycle, and a matrix row of a tile takes whole beats (a row narrower than a
-beat takes a cycle for its bytes).
+beat takes a cycle for its bytes). A link of beats banks the bytes it leaves unused (it
+idles, or a read's beats are narrower than its rate), up to :data:`CREDIT_BEATS` beats, as
+the tile's bench link does; a write-back spends them beside the reads at up to a beat a
+cycle (reads take the link first; the bank does not speed them), and its last beat goes in
+a whole cycle.
 
 **Cost.** The loops repeat: within a loop, the iterations between the first few and the last
 (the edge) move and compute alike once the pipeline has settled, so the timeline runs a
@@ -188,14 +198,12 @@ SKIP_STEPS = 16
 #: cycle (the O line read), and a write-back that waited for the one before it follows that
 #: one's last beat by two (``hw.tile``'s write walker is free the cycle after the last beat,
 #: takes the waiting write-back, then reads its first O line: two idle cycles on the write
-#: stream, seen on ``amaranth.sim``). The link banks credit while a stream idles (the
-#: bench's link, ``sim.verify.tile_bench.ExtMemory``, keeps up to a beat and a cycle's
-#: bytes), which the beats after the gap spend: of those two cycles the link loses
-#: ``max(0, 2 - beat_bytes / bytes_per_cycle)``, which is what the timeline counts. (On the
-#: odd 3x4x3 cube on a 4-byte port that reads and writes share, where write-backs queue
-#: back to back, the model was 1.4% to 3.4% under the tile without the gap, 9 GEMMs on its
-#: mappings, 0.3% to 1.3% over it with it; counting the whole two cycles put the committed
-#: agreement runs' slow links up to 1.9% over.) An output half a write-back frees is free a
+#: stream, seen on ``amaranth.sim``). The link banks credit over the gap (:data:`CREDIT_BEATS`),
+#: which the beats after it spend: of those two cycles the link loses
+#: ``max(0, 2 - beat_bytes / bytes_per_cycle)`` where no read takes it. (On the odd 3x4x3
+#: cube on a 4-byte port that reads and writes share, where write-backs queue back to back,
+#: the model was 1.4% to 3.4% under the tile without the gap, 9 GEMMs on its mappings.) An
+#: output half a write-back frees is free a
 #: cycle after its last beat (``hw.tile``'s free count is a register): the output loader
 #: acquires it then, and a visit without a reload is loaded the cycle after (its loaded
 #: count, as for an answered load); seen on ``amaranth.sim`` on the cube with its output
@@ -203,6 +211,30 @@ SKIP_STEPS = 16
 #: waited for, the model said none: the model was up to 7.1% under the tile with an ideal
 #: link, ``tests/test_tile.py``).
 PORT_PIPELINE = (1, 1, 1, 1, 2, 1)
+
+#: The read jobs the tile's DMA holds queued and not yet answered (``hw.tile``: its FIFO of
+#: job tags, four entries): on a port of beats its arbiter queues a job only while fewer
+#: await their answers, and only once its request walker has issued the requests of the
+#: job before (a request a cycle). Measured on ``amaranth.sim``: on the cube with a 32-byte
+#: ideal port, 20x11x9 on 4x4x9 tiles, nmk, took 159 cycles; the model 156 while it took
+#: the W job it requested with an A job together with it, where the tile queues it after
+#: the A job's requests, by when the output loader waits for a write-back and holds it back
+#: (each time the walker freed, a write-back had begun: the last column's W tile went at
+#: cycle 99, the model had it at 58); 159 with this.
+JOB_QUEUE = 4
+
+#: The credit, in beats, a port of beats banks while the link has bytes to spare (it idles,
+#: or a read's beats are narrower than the link's rate): the bench's link
+#: (``sim.verify.tile_bench.ExtMemory``) earns ``bytes_per_cycle`` each cycle and holds at
+#: most a beat and a cycle's bytes, so a beat beyond what the cycle earns. A write-back
+#: spends it at up to a write beat a cycle beside the reads (which take the credit first).
+#: Measured on ``amaranth.sim``: on the cube with an ideal 16-byte port, 19x21x5 took 225
+#: cycles, the model 236 without the bank (it moved each write-back at what the 4-byte W
+#: rows left of the link, 12 bytes a cycle, where the tile's first write beats go beside
+#: the reads on the banked credit, and the engine waits for the output half every other
+#: tile); 225 with it, and with the write-back's last beat in a whole cycle (the model's
+#: fractional ends ran up to 7 cycles under the tile on 18x23x6).
+CREDIT_BEATS = 1
 
 
 def _positions(trips: int, sampled: bool, reduce: bool) -> list[tuple[int, float]]:
@@ -411,8 +443,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
     queue, answer, loaded_after, line_read, wb_wait, o_free = (
         PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0, 0, 0))
-    # the link's banked credit bridges part of the gap between queued write-backs
-    wb_gap = max(0.0, wb_wait - beat_bytes / bw) if beat_bytes is not None else 0.0
+    # the credit a port of beats banks while the link idles (or reads leave it room): at
+    # most a beat (CREDIT_BEATS); write-backs spend it (module doc, "The link")
+    bank_cap = CREDIT_BEATS * beat_bytes if beat_bytes is not None else 0.0
     n = plan.n
     lat = float(latency)
     h_o = nest.halves[2]
@@ -428,6 +461,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
 
     # each load's time on the link and the bytes per cycle it uses (rows 0: no load)
     dur_of: list[list[float]] = []
+    nreq_of: list[list[float]] = []
     use_of: list[list[float]] = []
     elem = (float(nest.a_bytes), float(nest.w_bytes), float(nest.acc_bytes))
     for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
@@ -443,19 +477,29 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
                          + np.ceil(rest * elem[o] / beat_bytes - 1e-9))
             dur = np.maximum(dur, rows * beats)
+            # the requests the tile's walker issues for it, one a cycle: a row (a row's
+            # segment a line block wide where one bank; the partial sums': a block's row)
+            segs: Any = 1.0
+            if seg and (o == 2 or per_beat <= seg or per_beat % seg):
+                segs = np.ceil(np.round(row_bytes / elem[o]) / seg - 1e-9)
+            nreq_of.append((rows * segs).tolist())
         dur_of.append(dur.tolist())
         use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
                       .tolist())
     has_job_o = (plan.rows[2] > 0).tolist()
     # each write-back's bytes, rate (reads first: at most a write beat a cycle) and time alone
     wb_bytes_a = plan.wb_rows * plan.wb_row_bytes
+    # (peak: a write beat a cycle, what banked credit lets it move at; rate: no faster than
+    # the link on average)
     if beat_bytes is None:
         wb_rate_a = np.full(nv, bw)
+        wb_rate = wb_peak = wb_rate_a.tolist()
     else:
-        wb_rate_a = np.minimum(bw, wb_bytes_a / (
-            plan.wb_rows * np.ceil(plan.wb_row_bytes / beat_bytes - 1e-9)))
+        wb_peak_a = wb_bytes_a / (plan.wb_rows * np.ceil(plan.wb_row_bytes / beat_bytes - 1e-9))
+        wb_rate_a = np.minimum(bw, wb_peak_a)
+        wb_rate = wb_rate_a.tolist()
+        wb_peak = wb_peak_a.tolist()
     wb_bytes = wb_bytes_a.tolist()
-    wb_rate = wb_rate_a.tolist()
     wb_time = (wb_bytes_a / wb_rate_a).tolist()
 
     release: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1]]
@@ -470,16 +514,19 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     wb_ready: list[Any] = [None] * nv
     wb_start: list[Any] = [None] * nv
     wb_end: list[Any] = [None] * nv  # final ends only
+    wb_bank: list[Any] = [None] * nv  # the link's banked credit at each final end
     link = 0.0
     free_at = 0.0
     cur = 0
     wb_open = 0
     o_reqs: list[float] = []  # the output loader's requests so far, in order
-    prog: list[Any] = []  # the first open write-back: [visit, time, bytes left, read, rate]
+    # the first open write-back: [visit, time, bytes left, read, rate, banked credit at the
+    # time, start, peak rate] (before its start, the time the bank is known at)
+    prog: list[Any] = []
 
-    def advance() -> None:
-        """Move the write-backs on through the reads requested so far (which later reads
-        cannot precede): reads first, the write-back in what they leave."""
+    def advance_plain() -> None:
+        """:func:`advance` on a link without beats (no bank): the write-back at what the
+        reads leave."""
         nonlocal wb_open, prog
         nreads = len(r_start)
         if prog and prog[3] == nreads and prog[0] == wb_open:
@@ -491,8 +538,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             p = prog
             if not p or p[0] != u:
                 start = wb_ready[u]
-                if u and wb_end[u - 1] + wb_gap > start:
-                    start = wb_end[u - 1] + wb_gap
+                if u and wb_end[u - 1] + wb_wait > start:
+                    start = wb_end[u - 1] + wb_wait
                 wb_start[u] = start
                 p = prog = [u, start, wb_bytes[u],
                             max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
@@ -526,6 +573,129 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             wb_end[u] = done
             wb_open = u + 1
 
+    def advance_walk() -> None:
+        """Move the write-backs on through the reads requested so far (which later reads
+        cannot precede): reads first, the write-back in what they leave and in the credit
+        the link has banked (at most ``bank_cap``, spent at up to a write beat a cycle)."""
+        nonlocal wb_open, prog
+        nreads = len(r_start)
+        if prog and prog[3] == nreads and prog[0] == wb_open:
+            return  # the open write-back has moved through every read so far
+        while True:
+            u = wb_open
+            if u >= nv or wb_ready[u] is None:
+                return
+            p = prog
+            if not p or p[0] != u:
+                start = wb_ready[u]
+                t = wb_end[u - 1] if u else 0.0
+                if u and t + wb_wait > start:
+                    start = t + wb_wait
+                wb_start[u] = start
+                # the bank from the write-back before's end (the GEMM's start) to this start
+                if u and wb_bank[u - 1] >= bank_cap:
+                    t = start  # (a full bank stays so up to the start)
+                p = prog = [u, t, wb_bytes[u], max(0, bisect.bisect_left(r_start, t) - 1),
+                            wb_rate[u], wb_bank[u - 1] if u else 0.0, start, wb_peak[u]]
+            _, t, left, k, _, bank, begin, peak = p
+            done = None
+            while k < nreads:
+                e_ = r_end[k]
+                if e_ <= t:
+                    k += 1
+                    continue
+                s_ = r_start[k]
+                if s_ > t:  # the link idles until this read
+                    t1 = s_
+                    cap = bw
+                else:
+                    t1 = e_
+                    cap = bw - r_use[k]
+                    if cap < 0.0:
+                        cap = 0.0
+                if t < begin:  # not started: the link banks what it leaves
+                    if bank < bank_cap:
+                        m_ = t1 if t1 < begin else begin
+                        bank += cap * (m_ - t)
+                    if bank >= bank_cap:  # full, it stays so up to the start
+                        bank = bank_cap
+                        t = begin
+                        if t >= t1:
+                            continue
+                    elif t1 <= begin:
+                        t = t1
+                        if t1 == e_:
+                            k += 1
+                        continue
+                    else:
+                        t = begin
+                if bank > 0.0 and peak > cap:  # a beat a cycle while the bank lasts
+                    spend = peak - cap
+                    m_ = t + bank / spend
+                    if m_ > t1:
+                        m_ = t1
+                    if left <= peak * (m_ - t):
+                        done = t + left / peak
+                        bank -= spend * (done - t)
+                        break
+                    left -= peak * (m_ - t)
+                    bank = 0.0 if m_ < t1 else bank - spend * (m_ - t)
+                    t = m_
+                    if t >= t1:
+                        if t1 == e_:
+                            k += 1
+                        continue
+                r = peak if peak < cap else cap
+                if r > 0.0 and left <= r * (t1 - t):
+                    done = t + left / r
+                    if r < cap:
+                        bank += (cap - r) * (done - t)
+                        if bank > bank_cap:
+                            bank = bank_cap
+                    break
+                left -= r * (t1 - t)
+                if r < cap and bank < bank_cap:
+                    bank += (cap - r) * (t1 - t)
+                    if bank > bank_cap:
+                        bank = bank_cap
+                t = t1
+                if t1 == e_:
+                    k += 1
+            if done is None:
+                p[1] = t
+                p[2] = left
+                p[3] = k
+                p[5] = bank
+                return
+            done = math.ceil(done - 1e-9)  # the last beat goes in a whole cycle
+            wb_end[u] = done
+            wb_bank[u] = bank
+            wb_open = u + 1
+
+    def idle_end(t: float, left: float, bank: float, begin: float, peak: float,
+                 rate: float) -> tuple[float, float]:
+        """When a write-back of ``left`` bytes, from ``t`` with ``bank`` banked, starting at
+        ``begin``, ends on a link no read takes, and the bank then."""
+        if t < begin:
+            bank += bw * (begin - t)
+            if bank > bank_cap:
+                bank = bank_cap
+            t = begin
+        if bank > 0.0 and peak > bw:
+            spend = peak - bw
+            if left <= peak * bank / spend:
+                end = t + left / peak
+                return (math.ceil(end - 1e-9) if walks else end), bank - spend * left / peak
+            left -= peak * bank / spend
+            t += bank / spend
+            bank = 0.0
+        end = t + left / rate
+        if rate < bw:
+            bank += (bw - rate) * (left / rate)
+            if bank > bank_cap:
+                bank = bank_cap
+        return (math.ceil(end - 1e-9) if walks else end), bank
+
     def wb_finish(v: int) -> Any:
         """When visit ``v``'s write-back has gone, on the reads requested so far (reads
         requested before it would end go first); None while it has not started."""
@@ -538,16 +708,24 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 return wb_end[v]
             if wb_ready[u0] is None:
                 return None
-            _, t, left, _, rate = prog
-            end = (link if link > t else t) + left / rate  # after every read so far
+            if walks:
+                _, t, left, _, rate, bank, begin, peak = prog
+                end, bank = idle_end(t if t > link else link, left, bank, begin, peak, rate)
+            else:
+                _, t, left, _, rate = prog
+                end = (link if link > t else t) + left / rate  # after every read so far
             for u in range(u0 + 1, v + 1):
                 if wb_ready[u] is None:
                     return None
                 start = wb_ready[u]
-                if end + wb_gap > start:
-                    start = end + wb_gap
+                if end + wb_wait > start:
+                    start = end + wb_wait
                 wb_start[u] = start
-                end = start + wb_time[u]
+                if walks:
+                    end, bank = idle_end(end, wb_bytes[u], bank, start, wb_peak[u],
+                                         wb_rate[u])
+                else:
+                    end = start + wb_time[u]
             if pending and pending[0][0] < end:
                 serve_one()  # a read requested before it would end goes first
                 continue
@@ -593,6 +771,40 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     bisect_right = bisect.bisect_right
     nxt_a = nxt_w = nxt_o = 0  # each operand's next tile to request
 
+    def held(t: float, f: int, tie_: int) -> Any:
+        """When a load of step ``f`` wanted from ``t`` is requested (None: not known yet):
+        while the output's loader waits for the half a running write-back frees, the loads
+        of later steps wait too, from when the arbiter could queue them (on a port of
+        beats, once the request walker is free of the jobs before them: ``queued_at``)."""
+        tq = queued_at(t, f, tie_) if walks else t
+        while True:
+            u = bisect_right(o_reqs, tq)
+            if not (u < nv and o_first[u] < f and u >= h_o):
+                return t
+            tw = o_wait(tq, f, u)
+            if tw is None or tw <= tq:
+                return t if tw is not None else None
+            t = tw
+            if not walks:
+                return t
+            tq = queued_at(t, f, tie_)
+            if tq <= t:
+                return t
+
+    def queued_at(t: float, f: int, tie_: int) -> float:
+        """When the tile's arbiter can queue a load requested at ``t`` for step ``f``: once
+        the request walker is free of the jobs before it (those pending now, requested by
+        then, of earlier steps, and the ones already queued), each a request a cycle."""
+        at = walker
+        for tq, fq, tieq, oq, jq in pending:
+            if tq > t:
+                break
+            if fq < f or (fq == f and tieq < tie_):
+                if tq > at:
+                    at = tq
+                at += nreq_of[oq][jq]
+        return t if t > at else at
+
     def extend() -> None:
         """Request every load that can be requested now, A's, W's and the output's in turn
         until none can."""
@@ -612,9 +824,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     else:
                         t = free + queue
                     f = first_a[j]
-                    u = bisect_right(o_reqs, t)
-                    if u < nv and o_first[u] < f and u >= h_o:
-                        t = o_wait(t, f, u)
+                    if walks:
+                        t = held(t, f, tie_a)
+                    else:  # (held(), inline)
+                        u = bisect_right(o_reqs, t)
+                        if u < nv and o_first[u] < f and u >= h_o:
+                            t = o_wait(t, f, u)
                     if t is not None:
                         req_a[j] = t
                         insort(pending, (t, f, tie_a, 0, j))
@@ -631,9 +846,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     else:
                         t = free + queue
                     f = first_w[j]
-                    u = bisect_right(o_reqs, t)
-                    if u < nv and o_first[u] < f and u >= h_o:
-                        t = o_wait(t, f, u)
+                    if walks:
+                        t = held(t, f, tie_w)
+                    else:  # (held(), inline)
+                        u = bisect_right(o_reqs, t)
+                        if u < nv and o_first[u] < f and u >= h_o:
+                            t = o_wait(t, f, u)
                     if t is not None:
                         req_w[j] = t
                         insort(pending, (t, f, tie_w, 1, j))
@@ -675,13 +893,42 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 progress = True
 
     wait = lat if lat > answer else answer  # from a request to its first answer
+    walks = beat_bytes is not None  # the tile's request walker queues the jobs
+    walker = 0.0  # when it is free for the next job
+    queued = 0.0  # when the arbiter queues the load next_load() picks
 
-    def next_load() -> int:
-        """The pending load the link serves next: of those requested by the time the link
-        frees (less the wait for an answer), the one whose tile the engine needs first
+    def next_load_walk() -> int:
+        """The pending load the link serves next. On a port of beats, the tile's arbiter
+        queues a job when its request walker is free for it (the job before has issued its
+        requests, one a cycle, and fewer than ``JOB_QUEUE`` jobs await answers) or, if
+        later, when the first load is requested (``queued``); of the loads requested by then,
+        the one whose tile the engine needs first (ties: the input taken first). Without
+        beats, of those requested by the time the link frees (less the wait for an answer)
         (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles, nmk, an
         ideal 16-byte link, took 385 cycles, the model 388 while it served the next W tile,
         requested first, before the A tiles the engine needed sooner; 385 with this)."""
+        nonlocal queued
+        best = 0
+        at = walker
+        q = len(r_end) - JOB_QUEUE
+        if q >= 0 and r_end[q] > at:
+            at = r_end[q]
+        if pending[0][0] > at:
+            at = pending[0][0]
+        queued = ready_by = at
+        if len(pending) > 1:
+            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
+            if bt <= ready_by:
+                for q in range(1, len(pending)):
+                    tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
+                    if tq > ready_by:
+                        break
+                    if (fq, tieq) < (bf, btie):
+                        best, bf, btie = q, fq, tieq
+        return best
+
+    def next_load_plain() -> int:
+        """:func:`next_load` on a link without beats."""
         best = 0
         if len(pending) > 1:
             ready_by = link - wait
@@ -696,23 +943,29 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         return best
 
     def serve_one() -> None:
-        """Move the first pending load over the link."""
-        nonlocal link
+        """Move the next pending load over the link."""
+        nonlocal link, walker
         t, _, _, op, j = pending.pop(next_load())
-        dur = dur_of[op][j]
+        if walks:
+            t = queued
+            walker = t + nreq_of[op][j]
         start = t + wait
         if link > start:
             start = link
-        end = start + dur
+        end = start + dur_of[op][j]
         r_start.append(start)
         r_end.append(end)
         r_use.append(use_of[op][j])
         link = end
         ready[op][j] = end + loaded_after
 
+    # a link without beats walks without the tile's port (as before the port was counted)
+    advance = advance_walk if walks else advance_plain
+    next_load = next_load_walk if walks else next_load_plain
+
     def loaded(op: int, j: int) -> float:
         """When tile ``j`` of operand ``op`` has loaded (serving the link until it has)."""
-        nonlocal link
+        nonlocal link, walker
         reqs = req[op]
         while reqs[j] is None:
             if not pending:
@@ -726,6 +979,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 if not pending:
                     raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
             t, _, _, op_, j_ = pending.pop(next_load())  # serve_one(), inline
+            if walks:
+                t = queued
+                walker = t + nreq_of[op_][j_]
             start = t + wait
             if link > start:
                 start = link
@@ -755,6 +1011,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         with another step's by :func:`_same`), and that cycle."""
         base = free_at
         out: list[Any] = [prev_start - base, link - base, len(pending)]
+        if walks:
+            out.append(walker - base)
         # the oldest time a loader may still request from: the loads of A and W wait on the
         # output's loader at that time (o_wait), the write-backs on the reads after it
         t_lo = base
@@ -808,6 +1066,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                                else 0)
                     x = wb_end[j]
                     out.append((x is None or x - base) if j >= wb_lo else 0)
+                    if walks:
+                        out.append(wb_bank[j] if j >= wb_lo else 0)
         to = plan_tile[2][i]
         out += (wb_open - to, prog[0] - to if prog else None)
         # the reads the write-backs still move through: from the open one's, and from the
@@ -823,6 +1083,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         k = max(0, bisect.bisect_left(r_start, r_lo) - 1)
         if prog:
             out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads)
+            if walks:  # the bank and the start of a write-back the bank runs up to
+                out += (prog[5], prog[6] - base)
             if prog[0] == wb_open:
                 k = min(k, prog[3])
         out.append(k - nreads)
@@ -858,7 +1120,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 continue
             lo, hi = windows[o]
             arrays = ((req[o], ready[o], release[o]) if o < 2
-                      else (req_o, ready_o, wb_ready, wb_start, wb_end))
+                      else (req_o, ready_o, wb_ready, wb_start, wb_end, wb_bank))
             for arr in arrays:
                 arr[lo + k:hi + k] = arr[lo:hi]
         k = off[2]
@@ -888,6 +1150,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # input is needed that many cycles after the first tile starts (every tile's, with
     # ``preload_each``)
     ahead = (0.0, 0.0, 0.0)
+    behind = (0.0, 0.0, 0.0)
+    late = False
     every = nest.preload_each
     # an engine that takes a fold's stationary input while the previous fold streams
     # (not ``preload_each``) still preloads the GEMM's first fold's before it streams: the
@@ -898,6 +1162,14 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         pre = float(nest.preload[1])
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
         lead = 0.0 if every else pre
+        if not every:
+            # a later tile's first fold takes its stationary input while the fold before
+            # streams, once that input has loaded: one that loads late delays the tile's
+            # folds by the preload (the weight walker's, ``hw.tile``; measured on
+            # ``amaranth.sim``: the weight double buffer on a 16-byte link of 40 cycles,
+            # 22x18x15 on 11x4x15 tiles, mnk, took 547 cycles, the model 531 without this)
+            behind = (0.0, pre, 0.0) if nest.preload[0] == "W" else (pre, 0.0, 0.0)
+            late = True
     plan_tile = plan.tile_of
     events = plan.events
     at_step = {step: (e, q) for e, (starts, *_) in enumerate(events)
@@ -989,6 +1261,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(0, j)
             if i == 0 or every:
                 t -= ahead[0]
+            elif late:
+                t += behind[0]
             if t > start:
                 start = t
         j = tile_w[i]
@@ -998,6 +1272,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(1, j)
             if i == 0 or every:
                 t -= ahead[1]
+            elif late:
+                t += behind[1]
             if t > start:
                 start = t
         j = tile_o[i]
@@ -1007,6 +1283,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 t = loaded(2, j)
             if i == 0 or every:
                 t -= ahead[2]
+            elif late:
+                t += behind[2]
             if t > start:
                 start = t
         if not i:

@@ -24,18 +24,18 @@ from sim.verify.tile_ref import reference_cycles
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: The committed agreement runs: (preset, overrides, file).
 RUNS = [
-    ("systolic", [], "tile_agreement_2026-12-06_tile-ideal.csv"),
-    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-ideal.csv"),
+    ("systolic", [], "tile_agreement_2026-12-06_tile-credit.csv"),
+    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-credit.csv"),
     ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
-     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-ideal.csv"),
-    ("cube", [], "tile_agreement_cube_2026-12-06_tile-ideal.csv"),
+     "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-credit.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-06_tile-credit.csv"),
     # the odd cube (3x4x3: partial K chunks, A line blocks in one bank)
     ("cube", ["engine.m=3", "engine.k=3", "a_buffer.width_bits=72", "w_buffer.width_bits=96",
               "o_buffer.capacity_bytes=768"],
-     "tile_agreement_cube_odd_2026-12-06_tile-ideal.csv"),
-    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-ideal.csv"),
+     "tile_agreement_cube_odd_2026-12-06_tile-credit.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-credit.csv"),
     ("cube", ["engine.output_double_buffer=true"],
-     "tile_agreement_cube_output_double_buffer-true_2026-12-06_tile-ideal.csv"),
+     "tile_agreement_cube_output_double_buffer-true_2026-12-06_tile-credit.csv"),
 ]
 
 
@@ -216,17 +216,26 @@ def _golden_cases():
 #: with the first fold's preload counted at the first tile instead of spread over every
 #: tile: +0.14% to +2.1% (they were 78977.79469696942, 27648.596491228018,
 #: 76580.22147651196, 176919.59702674963, 507531.2682308179 and 776424.2983714638).
+#: Six move with the tile's link credit bucket (a write-back spends up to a beat of banked
+#: credit beside the reads, its last beat in a whole cycle: ``sim.timeline.CREDIT_BEATS``),
+#: its request walker (a job queued once the walker is free of the jobs before it,
+#: ``JOB_QUEUE``) and, the second (WS with the weights' double buffer), a tile whose weights
+#: load late starting its preload after them: +1.4%, -1.2%, +2.9%, +1.1%, -0.1% and -6.8%
+#: (they were 79541.0, 27744.596491228018, 77042.22147651197, 177376.6216385028,
+#: 508235.2682308179 and 793045.3285659913; the last, a cube nest of 4x4x8 tiles that spills
+#: its partial sums every tile on a 12.79-byte link, 805537.0 without the bank: its 8-byte A
+#: rows leave credit that each write-back's first beats spend).
 _GOLDEN = [
     570577.0,
-    79541.0,
+    80692.0,
     2137609.0,
-    27744.596491228018,
-    77042.22147651197,
-    177376.6216385028,
+    27400.0,
+    79310.0,
+    179307.0,
     2666722.0,
-    508235.2682308179,
+    507735.00000000006,
     1829966.0,
-    793045.3285659913,
+    738966.0465207186,
 ]
 
 
@@ -351,4 +360,7 @@ def test_a_skip_reaches_into_the_last_iteration_where_every_iteration_is_alike()
         else:
             assert fewer == 0 or fewer >= min(strides)
             left_out += fewer > 0
-    assert left_out >= 3, left_out
+    # (4 of these 12 nests skipped before the tile's request walker and credit bucket were
+    # counted, 2 since: with them, two link-bound pipelines alternate between two states from
+    # one iteration to the next, or keep a growing backlog, and do not skip)
+    assert left_out >= 2, left_out

@@ -176,3 +176,20 @@ def test_calibration_keeps_the_burst_through_scaling():
     cal = load_calibration("h100")
     again = dataclasses.replace(cal, light_load=True)
     assert after_light_load(cal) == again
+
+
+def test_predict_after_light_load(capsys, tmp_path):
+    """``tpe gpu predict --after-light-load``: the burst clock's times, the rest as without."""
+    shapes = tmp_path / "s.csv"
+    shapes.write_text("op,dtype,M,N,K,B,H,Hkv,S,D\ngemm,bf16,2048,4096,4096,,,,,\n"
+                      "gemm,int8,2048,4096,4096,,,,,\ngemm,bf16,1,4096,4096,,,,,\n")
+    got = []
+    for extra in ([], ["--after-light-load"]):
+        out = tmp_path / f"p{len(extra)}.csv"
+        code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(shapes),
+                                    "--out", str(out), *extra])
+        assert code == 0, err
+        with open(out, newline="") as f:
+            got.append([float(r["us"]) for r in csv.DictReader(f)])
+    sustained, light = got
+    assert light[0] < sustained[0] / 1.05 and light[1:] == sustained[1:]

@@ -94,6 +94,10 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     _gpu_arg(p, required=True)
     p.add_argument("--in", dest="inp", required=True, help="shapes.csv")
     p.add_argument("--out", required=True, help="predicted.csv to write")
+    p.add_argument("--after-light-load", action="store_true",
+                   help="time the kernels as timed after light load (a cool card, no "
+                        "sustained load before them: bf16/fp16/fp8 GEMMs at the burst clock; "
+                        "default: the sustained state, as the calibration's kernels ran)")
     p.set_defaults(func=run_predict)
 
 
@@ -226,7 +230,7 @@ def run_predict(args: argparse.Namespace) -> int:
     out = output_file(args.out, "--out", suffixes=(".csv",))
     arch = _gpu_arch(args.gpu)
     rows = _read(args.inp, "--in")
-    predicted = _predict(arch, _kernels(rows, "--in"))
+    predicted = _predict(arch, _kernels(rows, "--in"), args.after_light_load)
     # the input's own columns pass through, but for the three this writes (a measured file's
     # us, mj and gpu are replaced, not repeated)
     mine = ("us", "mj", "gpu")

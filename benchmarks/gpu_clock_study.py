@@ -10,9 +10,10 @@ measurements and the presets:
 1. **Model error by duration, per run.** Every aligned bf16/fp16/fp8 GEMM the model calls
    compute-bound (its tiles' time above its bytes' time, :func:`plan`), the model's signed
    error (predicted / measured - 1, median) by the measured time; int8 apart (its kernels run
-   near the boost clock back to back, table 3). Column ``loop``: whether ``tpe gpu measure``
-   ran each row's back-to-back energy loop (0.2 to 0.3 s of the kernel at full load, columns
-   ``us_loop``, ``sm_mhz``) right after its timing, so before the next row's timing (its
+   near the boost clock back to back, table 3), and attention prefill (every such kernel).
+   Column ``loop``: whether ``tpe gpu measure`` ran each row's back-to-back energy loop
+   (0.2 to 0.3 s of the kernel at full load, columns ``us_loop``, ``sm_mhz``) right after
+   its timing, so before the next row's timing (its
    ``_env.json``: ``sim.gpu.measure.timed_after_light_load``). The prediction is the
    sustained state's throughout (the calibration's rates, no burst clock), so that the table
    shows what the burst clock (``sim.gpu_model.after_light_load``, fitted on the ``cal`` rows
@@ -177,6 +178,18 @@ def error_table(runs: dict[str, list[Timed]]) -> list[str]:
                 cells.append(f"{statistics.median(e):+.1%} ({len(e)})" if e else "-")
             out.append(f"| `{run}` | {ts[0].card} | {'yes' if ts[0].loop else 'no'} | "
                        f"{'/'.join(dtypes)} | {len(sel)} | {' | '.join(cells)} |")
+        # attention prefill (softmax-bound beside its tensor work), all of the run's
+        with open(DATA / run, newline="") as f:
+            prefill = [(gm.Kernel.from_row(r), float(r["us"])) for r in csv.DictReader(f)
+                       if r["op"] == "attn_prefill" and r.get("status", "ok") == "ok"]
+        cal = gm.arch_calibration(load_arch(ts[0].card))
+        cells = []
+        for i in range(len(BINS) - 1):
+            e = [gm.predict_us(cal, k) / us - 1 for k, us in prefill if _bin(us, BINS) == i]
+            cells.append(f"{statistics.median(e):+.1%} ({len(e)})" if e else "-")
+        if prefill:
+            out.append(f"| `{run}` | {ts[0].card} | {'yes' if ts[0].loop else 'no'} | "
+                       f"attn_prefill | {len(prefill)} | {' | '.join(cells)} |")
     return out
 
 

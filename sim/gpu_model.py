@@ -166,6 +166,23 @@ that limit reaches at most ``cap_w`` on the calibration kernels. A preset whose
 power exceeds it runs at a lower clock: its work time stretches until the power equals the
 cap (the energy of its operations and bytes unchanged, the static power drawn for longer).
 
+**The clock a kernel is timed at.** The calibration's rates are those its kernels ran at when
+timed by ``tpe gpu measure`` with its energy loop: each row's kernel runs back to back for 0.2
+to 0.3 s after its timing, at the card's power limit when it is compute-bound, right before the
+next row's timing, whose clock has not recovered in the tens of milliseconds the timing takes
+(the sustained state, the default: that of a compute-bound stretch of a model's pass). Timed
+after light load instead (no energy loop between the rows: ``measure --energy-s 0`` and the
+first runs; ``tpe gpu check`` reads it from the run's environment file), the same bf16, fp16
+and fp8 tensor-core GEMMs ran 8-15% faster from 30 us to 1 ms of kernel and alike from 1 ms on,
+on both cards (``benchmarks/gpu_clock_study.py``, tables 1 and 2): a kernel starts at a
+higher clock, which the power limit pulls down within a fraction of a millisecond of full load
+(the fitted ``[burst] us``). :class:`GpuBurst` models it (:func:`after_light_load`): the tiles'
+tensor work runs ``rate`` times faster for its first ``us`` microseconds, then at the
+calibrated rate (fitted on the H100's two runs of the first dataset, ``tpe gpu calibrate
+--burst``; held out on the H200's); int8's kernels, whose clock stays near the
+boost clock back to back too (about 1.8 GHz at the limit where bf16's drops to about 1.4), and
+the fallback, attention and vector kernels keep their rate.
+
 Constants: the calibration file holds (a) microbenchmark results of the card (copy bandwidth,
 peak matrix rates per dtype, launch cost, sustained clock), (b) the fitted efficiencies,
 fitted by :func:`fit` on the ``cal`` rows of the measured dataset only, and (c) the energy
@@ -185,6 +202,7 @@ from typing import Any
 from models.caches import memo
 
 __all__ = [
+    "BURST_DTYPES",
     "ENERGY_CLASSES",
     "FIT_PARAMS",
     "GEMM_FAMILIES",
@@ -194,14 +212,17 @@ __all__ = [
     "W4A16_ROW_TILE",
     "W4A16_TRITON_TILES",
     "W4A16_TRITON_UNPICKED",
+    "GpuBurst",
     "GpuCalibration",
     "GpuEnergy",
     "Kernel",
     "KernelEstimate",
+    "after_light_load",
     "arch_calibration",
     "arch_kernel",
     "block_scale_ops",
     "block_scale_us",
+    "burst_us",
     "dequant_weights",
     "energy_class",
     "energy_work",
@@ -598,6 +619,23 @@ class GpuEnergy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GpuBurst:
+    """The clock a compute-bound kernel starts at when timed after light load (the
+    calibration's ``[burst]`` table; module doc): its tensor work runs ``rate`` times the
+    calibrated rate for its first ``us`` microseconds."""
+
+    rate: float
+    us: float
+
+
+#: The tensor-core GEMMs the burst clock speeds up (module doc): the dtypes whose kernels the
+#: power limit holds at about 1.4 GHz back to back (``benchmarks/gpu_clock_study.py``, table 3:
+#: ``measured_h100_v2e.csv``, bf16 1425 MHz, fp16 1365, fp8 1410 median at 600 W and more of
+#: the model's power; int8 1800).
+BURST_DTYPES = ("bf16", "fp16", "fp8")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GpuCalibration:
     """A card's measured constants and fitted efficiencies (see the module doc)."""
 
@@ -617,6 +655,11 @@ class GpuCalibration:
     params: dict[str, float]
     #: The energy constants; None only inside ``tpe gpu calibrate`` before they are fitted.
     energy: GpuEnergy | None = None
+    #: The burst clock's constants (``[burst]``); None in a calibration without them.
+    burst: GpuBurst | None = None
+    #: Whether kernels are timed after light load (:func:`after_light_load`), at the burst
+    #: clock; False: the sustained state the rates were fitted in.
+    light_load: bool = False
 
 
 #: The longest kernels (us, timed alone) whose ``us - us_loop`` gives the calibration's
@@ -687,7 +730,30 @@ def _load(path: str) -> GpuCalibration:
                          pj_per_dequant={k: float(v) for k, v
                                          in e.get("pj_per_dequant", {}).items()},
                          limit_w=float(e["limit_w"]), cap_w=float(e["cap_w"])),
+        burst=(GpuBurst(rate=float(raw["burst"]["rate"]), us=float(raw["burst"]["us"]))
+               if "burst" in raw else None),
     )
+
+
+def after_light_load(cal: GpuCalibration) -> GpuCalibration:
+    """``cal`` for kernels timed after light load, at the burst clock (module doc); a
+    ``SpecError`` if the calibration has no ``[burst]`` constants."""
+    if cal.burst is None:
+        from hw.spec import SpecError
+
+        raise SpecError(f"gpu.calibration: the calibration of {cal.card} has no [burst] table; "
+                        "tpe gpu calibrate --burst FILE fits one")
+    return dataclasses.replace(cal, light_load=True)
+
+
+def burst_us(burst: GpuBurst | None, t_s: float) -> float:
+    """Seconds that ``t_s`` seconds of tensor work at the calibrated rate take at the burst
+    clock: ``burst.rate`` times faster for the first ``burst.us`` microseconds, then at the
+    calibrated rate (unchanged for None)."""
+    if burst is None:
+        return t_s
+    fast_s = burst.us * 1e-6
+    return min(t_s / burst.rate, fast_s) + max(0.0, t_s - fast_s * burst.rate)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -816,11 +882,13 @@ def padded_shape(dtype: str, M: int, N: int, K: int) -> tuple[int, int, int]:
 
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
-              k0: float = 0.0, split_us: float | None = None) -> float:
+              k0: float = 0.0, split_us: float | None = None,
+              burst: GpuBurst | None = None) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
     tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
     epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
-    ``split_cost_us``) and its partial results' traffic."""
+    ``split_cost_us``) and its partial results' traffic; ``burst``: the tiles' work at the
+    burst clock (:func:`burst_us`)."""
     split_s = (p["split_cost_us"] if split_us is None else split_us) * 1e-6
     bw = cal.read_gb_per_s * 1e9
     best = math.inf
@@ -830,7 +898,7 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
             if s > 1 and tiles * s > 2 * cal.sm_count:
                 break
             waves = -(-(tiles * s) // cal.sm_count)
-            t_c = waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff)
+            t_c = burst_us(burst, waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff))
             extra = 0.0
             if s > 1:  # partial results written and reduced
                 extra = split_s + 2 * s * M * N * 4 / bw
@@ -932,7 +1000,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
     sm_rate = peak * dtype_eff / cal.sm_count
     # cuBLASLt's int8 kernels (torch._int_mm) do not split K
     splits = (1,) if k.dtype == "int8" else SPLITS
-    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p) * 1e6, useful
+    burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
+    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p,
+                                    burst=burst) * 1e6, useful
 
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
@@ -1305,7 +1375,7 @@ def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
         peak_tflops={d: v * compute_scale for d, v in cal.peak_tflops.items()},
         sustained_clock_mhz=cal.sustained_clock_mhz, launch_us=cal.launch_us,
         stream_overhead_us=cal.stream_overhead_us,
-        params=params, energy=cal.energy)
+        params=params, energy=cal.energy, burst=cal.burst, light_load=cal.light_load)
 
 
 # -- the simulator's operators on a GPU preset ------------------------------------------------

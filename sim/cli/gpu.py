@@ -73,6 +73,10 @@ def register(subparsers: Any) -> None:
                         "a later file's kernel supersedes an earlier file's; e.g. "
                         "sim/data/gpu/measured_h100_quant.csv, "
                         "sim/data/gpu/measured_h100_misaligned.csv)")
+    k.add_argument("--burst", action="append", default=[], metavar="FILE",
+                   help="a measured.csv of the same card timed after light load (measured "
+                        "with --energy-s 0) whose 'cal' rows fit the clock kernels start at "
+                        "(repeatable; e.g. sim/data/gpu/measured_h100.csv)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 
@@ -90,6 +94,10 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     _gpu_arg(p, required=True)
     p.add_argument("--in", dest="inp", required=True, help="shapes.csv")
     p.add_argument("--out", required=True, help="predicted.csv to write")
+    p.add_argument("--after-light-load", action="store_true",
+                   help="time the kernels as timed after light load (a cool card, no "
+                        "sustained load before them: bf16/fp16/fp8 GEMMs at the burst clock; "
+                        "default: the sustained state, as the calibration's kernels ran)")
     p.set_defaults(func=run_predict)
 
 
@@ -180,13 +188,16 @@ def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
     return out
 
 
-def _predict(arch: ArchSpec, kernels: list[Any]) -> list[Any]:
-    """Each kernel's :class:`sim.gpu_model.KernelEstimate` on the preset."""
+def _predict(arch: ArchSpec, kernels: list[Any], light_load: bool = False) -> list[Any]:
+    """Each kernel's :class:`sim.gpu_model.KernelEstimate` on the preset; ``light_load``: timed
+    after light load, at the burst clock (:func:`sim.gpu_model.after_light_load`)."""
     from hw.spec import SpecError
-    from sim.gpu_model import arch_calibration, predict_kernel, tensor_dtype
+    from sim.gpu_model import after_light_load, arch_calibration, predict_kernel, tensor_dtype
 
     assert arch.gpu is not None
     cal = arch_calibration(arch)
+    if light_load:
+        cal = after_light_load(cal)
     out = []
     for k in kernels:
         if tensor_dtype(k) not in arch.gpu.dtypes:
@@ -219,7 +230,7 @@ def run_predict(args: argparse.Namespace) -> int:
     out = output_file(args.out, "--out", suffixes=(".csv",))
     arch = _gpu_arch(args.gpu)
     rows = _read(args.inp, "--in")
-    predicted = _predict(arch, _kernels(rows, "--in"))
+    predicted = _predict(arch, _kernels(rows, "--in"), args.after_light_load)
     # the input's own columns pass through, but for the three this writes (a measured file's
     # us, mj and gpu are replaced, not repeated)
     mine = ("us", "mj", "gpu")
@@ -336,10 +347,16 @@ def run_check(args: argparse.Namespace) -> int:
     if not rows:
         raise InputError(f"--measured: {args.measured} has no measured rows (column us)")
     arch = _gpu_arch(args.gpu or _infer_gpu(rows))
-    predicted = _predict(arch, _kernels(rows, "--measured"))
+    from sim.gpu.measure import timed_after_light_load
+
+    light = timed_after_light_load(Path(args.measured))
+    predicted = _predict(arch, _kernels(rows, "--measured"), light)
     stats = check_rows(rows, predicted)
     print(f"{args.measured} ({len(rows)} kernels, card {rows[0].get('gpu', '?')}) against "
           f"the {arch.name} preset")
+    if light:  # else the sustained state, the calibration's
+        print("timed after light load (its _env.json records no energy loop between the "
+              "rows): bf16/fp16/fp8 GEMMs at the burst clock")
     print(f"{'split':<6}{'family':<11}{'group':<32}{'n':>5}{'MAPE':>8}{'p90':>8}{'max':>8}"
           f"{'Spearman':>10}{'mJ MAPE':>9}{'mJ p90':>8}")
     for (split, family, group), s in stats.items():
@@ -446,8 +463,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
     for f in extra:
         if not f.is_file():
             raise InputError(f"--extra: no such file {str(f)!r}")
+    burst = tuple(Path(f) for f in args.burst)
+    for f in burst:
+        if not f.is_file():
+            raise InputError(f"--burst: no such file {str(f)!r}")
     try:
-        _, text = calibrate(measured, mb, energy, extra)
+        _, text = calibrate(measured, mb, energy, extra, burst)
     except (KeyError, ValueError, OSError) as err:
         if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
             raise InputError(str(err)) from None

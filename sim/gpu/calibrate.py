@@ -19,23 +19,27 @@ from pathlib import Path
 import numpy as np
 
 from sim.gpu_model import (
+    BURST_DTYPES,
     ELEM_BYTES,
     ENERGY_CLASSES,
     FIT_PARAMS,
     STREAM_OVERHEAD_MAX_US,
     W4A16,
+    GpuBurst,
     GpuCalibration,
     GpuEnergy,
     Kernel,
+    after_light_load,
     dequant_weights,
     energy_work,
     gemm_family,
     in_stream,
+    is_aligned,
     predict_parts_us,
     predict_us,
 )
 
-__all__ = ["calibrate", "fit", "fit_energy", "fit_group", "fit_quant_energy"]
+__all__ = ["calibrate", "fit", "fit_burst", "fit_energy", "fit_group", "fit_quant_energy"]
 
 
 def fit_group(k: Kernel) -> str:
@@ -156,6 +160,48 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
     return params
 
 
+#: The burst clock's search (:func:`fit_burst`): its rate from 1 (no burst) to the boost clock
+#: over the calibration's sustained clock (``BURST_MAX_MHZ``: the H100's and H200's
+#: clocks.max.sm, measured_h100_env.json, measured_h200_env.json) in steps of BURST_RATE_STEP,
+#: its length over BURST_US (us, log-spaced: 10 us to 10 ms, and no end).
+BURST_MAX_MHZ = 1980.0
+BURST_RATE_STEP = 0.01
+BURST_US = (*(float(round(10 ** (1 + i / 8), 1)) for i in range(25)), math.inf)
+
+
+def burst_kernels(kernels: list[Kernel]) -> list[int]:
+    """The kernels the burst clock is fitted on: aligned tensor-core GEMMs of
+    :data:`sim.gpu_model.BURST_DTYPES`."""
+    return [i for i, k in enumerate(kernels) if k.op == "gemm" and k.dtype in BURST_DTYPES
+            and is_aligned(k) and gemm_family(k) == "aligned"]
+
+
+def fit_burst(cal: GpuCalibration, kernels: list[Kernel], us: list[float]) -> GpuBurst:
+    """The burst clock (:class:`sim.gpu_model.GpuBurst`) on kernels timed after light load
+    (their ``cal`` rows; :func:`burst_kernels`), the fitted time model kept: the rate and length
+    of least mean absolute log error over a grid (:data:`BURST_US`, rates in steps of
+    :data:`BURST_RATE_STEP` up to :data:`BURST_MAX_MHZ` over the sustained clock; a piecewise
+    time, so a grid rather than a descent); the shorter, then the slower, of equals."""
+    sel = burst_kernels(kernels)
+    if not sel:
+        raise ValueError("--burst: no calibration row of an aligned "
+                         f"{'/'.join(BURST_DTYPES)} GEMM")
+    ks = [kernels[i] for i in sel]
+    meas = np.array([us[i] for i in sel])
+    top = BURST_MAX_MHZ / cal.sustained_clock_mhz
+    rates = np.arange(1.0, top + 1e-9, BURST_RATE_STEP)
+    best: tuple[float, float, float] = (math.inf, 1.0, 0.0)
+    for length in BURST_US:
+        for rate in rates:
+            trial = after_light_load(dataclasses.replace(
+                cal, burst=GpuBurst(rate=float(rate), us=length)))
+            loss = float(np.mean(np.abs(np.log(np.array([predict_us(trial, k) for k in ks])
+                                                / meas))))
+            if loss < best[0] - 1e-12:
+                best = (loss, float(rate), length)
+    return GpuBurst(rate=round(best[1], 6), us=best[2])
+
+
 def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limit_w: float
                ) -> GpuEnergy:
     """The energy constants (:class:`sim.gpu_model.GpuEnergy`) that best predict ``mj``
@@ -248,7 +294,8 @@ QUANT_ENERGY_CLASSES = ("w4a16", "w4a16_triton", "attention_kivi")
 
 
 def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None,
-              extra: tuple[Path, ...] = ()) -> tuple[GpuCalibration, str]:
+              extra: tuple[Path, ...] = (), burst: tuple[Path, ...] = ()
+              ) -> tuple[GpuCalibration, str]:
     """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
     microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
     ``sim.gpu.measure`` writes them): the time model on ``measured``'s ``us``, then the energy
@@ -260,7 +307,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     (measured again, e.g. ``measured_h100_quant_graph.csv``'s CUDA-graph timing of the KIVI
     kernels): the time fit of every group, the energy fit of the
     shared constants and the dtype paths, and the quantized kernels' own energy paths
-    (:data:`QUANT_ENERGY_CLASSES`, :func:`fit_quant_energy`)."""
+    (:data:`QUANT_ENERGY_CLASSES`, :func:`fit_quant_energy`). ``burst``: runs of the same card
+    timed after light load (``sim.gpu.measure.timed_after_light_load``) whose ``cal`` rows fit
+    the burst clock, the rest kept (:func:`fit_burst`; none: no ``[burst]`` table)."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
     energy = measured if energy is None else energy
@@ -290,6 +339,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     limit_w = float(json.loads(env.read_text())["smi_before"]["power.limit"])
     overhead_us, n_short = _stream_overhead_us(energy)
     base = dataclasses.replace(base, stream_overhead_us=overhead_us)
+    b_rows = _burst_rows(burst, card, measured.name)
+    b_kernels = [Kernel.from_row(r) for r in b_rows]
     cal_rows = [r for r in rows if r.get("split", "cal") == "cal"]
     # the kernels measured and energy have, held out or not: an extra file's row of one of
     # them never joins a fit (its split there can differ from theirs)
@@ -320,6 +371,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         e = fit_quant_energy(cal, e, [Kernel.from_row(r) for r in q_rows],
                              [float(r["mj"]) for r in q_rows])
     cal = dataclasses.replace(cal, energy=e)
+    if burst:
+        cal = dataclasses.replace(cal, burst=fit_burst(
+            cal, b_kernels, [float(r["us"]) for r in b_rows]))
     lines = [
         "# GPU kernel-model calibration, written by `tpe gpu calibrate` (sim/gpu_model.py).",
         f"# [measured]: microbenchmarks of the card ({microbench.name}); [fitted]: efficiencies",
@@ -369,7 +423,39 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"cap_w = {e.cap_w!r}",
         "",
     ]
+    if cal.burst is not None:
+        lines += [
+            "[burst]",
+            "# the clock kernels start at when timed after light load (sim/gpu_model.py GpuBurst):",
+            f"# {'/'.join(BURST_DTYPES)} tensor work `rate` times faster for its first `us` "
+            "microseconds; fitted on",
+            f"# the {len(burst_kernels(b_kernels))} 'cal' rows of those GEMMs in "
+            + " and ".join(p.name for p in burst) + ",",
+            "# timed without the energy loop, by the mean absolute log error, [fitted] kept",
+            f"rate = {cal.burst.rate:.6g}",
+            f"us = {cal.burst.us:.6g}" if math.isfinite(cal.burst.us) else "us = inf",
+            "",
+        ]
     return cal, "\n".join(lines)
+
+
+def _burst_rows(burst: tuple[Path, ...], card: str, measured: str) -> list[dict[str, str]]:
+    """The ``cal`` rows of the ``--burst`` files, each checked: the card's, and timed after
+    light load (``sim.gpu.measure.timed_after_light_load``)."""
+    from sim.gpu.measure import timed_after_light_load
+
+    out: list[dict[str, str]] = []
+    for path in burst:
+        more = [r for r in _read_csv(path) if r.get("status", "ok") == "ok"]
+        if _card(more, "--burst") != card:
+            raise ValueError(f"--burst: {path.name} was measured on {more[0]['gpu']}, "
+                             f"{measured} on {card}; give one card's files")
+        if not timed_after_light_load(path):
+            raise ValueError(f"--burst: {path.name} was timed with the energy loop between its "
+                             "rows (its _env.json records energy); give a run measured with "
+                             "--energy-s 0")
+        out += [r for r in more if r.get("split", "cal") == "cal"]
+    return out
 
 
 def _stream_overhead_us(energy: Path) -> tuple[float, int]:

@@ -84,7 +84,7 @@ from typing import Any
 from sim.gpu_model import W4A16, padded_shape, parse_causal, parse_quant
 
 __all__ = ["MeasureError", "add_options", "guarded", "kernel_names", "main", "measure",
-           "read_shapes", "select_rows"]
+           "read_shapes", "select_rows", "timed_after_light_load"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 OPS = ("gemm", "attn_prefill", "attn_decode")
@@ -353,6 +353,18 @@ def _energy(torch: Any, nvml: Nvml, fns: list[Callable[[], object]], us: float, 
         watts = (marks[-1][1] - marks[0][1]) / 1e3 / (marks[-1][0] - marks[0][0])
         out |= {"watts": f"{watts:.1f}", "mj": f"{watts * gpu_us * 1e-3:.5g}"}
     return out
+
+
+def timed_after_light_load(measured: Path) -> bool:
+    """Whether a measured run timed its kernels after light load: no energy loop (module doc)
+    ran between its rows, so a row's timing did not follow the previous row's 0.2 s or more
+    of back-to-back load (its environment file, ``<stem>_env.json``, records no ``energy``, or
+    that it was not measured; ``sim.gpu_model.after_light_load``). False without the file."""
+    env = measured.with_name(measured.stem + "_env.json")
+    if not env.is_file():
+        return False
+    energy = str(json.loads(env.read_text()).get("energy", "not measured"))
+    return energy.startswith("not measured")
 
 
 # -- kernels ---------------------------------------------------------------------------------

@@ -777,6 +777,8 @@ def main() -> int:
                          ("measured_h100_repeat.csv", "h100"), ("measured_h200.csv", "h200"),
                          ("measured_h100_misaligned.csv", "h100"),
                          ("measured_h100_misaligned_graph.csv", "h100"),
+                         ("measured_h100_v2_graph.csv", "h100"),
+                         ("measured_h100_tiles.csv", "h100"),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
                            for name in ("v2", "misaligned", "decode", "quant"))):

@@ -517,10 +517,12 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
         for size, (feed, interval, tail, gap) in base.items())
     o_bits = get_format(gemm.o_fmt).bits
     blocks = None  # the tile's scratchpad lines, for its DMA's row segments on a port of beats
+    write_block = None  # the blocks its write walker writes an output tile in
     if arch.memory[-1].beat_bytes is not None:
-        from hw.spec.tile import line_blocks  # the tile's layout: only where a port has beats
+        from hw.spec.tile import engine_block, line_blocks  # the tile's layout: beats only
 
         blocks = line_blocks(spec)
+        write_block = engine_block(spec) if blocks is not None else None
     o1, o2, o3 = m.loop_order
     h_a, h_w, h_o = (2 if b.double_buffered else 1
                      for b in (arch.a_buffer, arch.w_buffer, arch.o_buffer))
@@ -533,7 +535,8 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
                 preload=(stationary, preload) if stationary and preload else None,
                 preload_each=bool(stationary and preload and not overlaps),
                 segment=None if blocks is None else (blocks["A"][1], blocks["W"][1],
-                                                     blocks["O"][1]))
+                                                     blocks["O"][1]),
+                write_block=write_block)
 
 
 #: Which loop dimensions (``DIMS``) index each operand (:data:`mapping.OPERAND_DIMS`): rows

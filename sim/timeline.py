@@ -37,7 +37,10 @@ beat takes a cycle for its bytes). A link of beats banks the bytes it leaves unu
 idles, or a read's beats are narrower than its rate), up to :data:`CREDIT_BEATS` beats, as
 the tile's bench link does; a write-back spends them beside the reads at up to a beat a
 cycle (reads take the link first; the bank does not speed them), and its last beat goes in
-a whole cycle.
+a whole cycle. A write-back's beats are those of the tile's write walker, in its order
+(``Nest.write_block``): an output tile a block column of a block row at a time, each block
+row in whole beats, so a ragged tile's narrow blocks send their beats at a beat a cycle in
+their turn rather than at the rows' average beat.
 
 **Cost.** The loops repeat: within a loop, the iterations between the first few and the last
 (the edge) move and compute alike once the pipeline has settled, so the timeline runs a
@@ -163,6 +166,13 @@ class Nest:
     #: timeline does not count yet: a row of two 16-byte blocks on a 32-byte beat takes two
     #: beats there, one here.)
     segment: tuple[int, int, int] | None = None
+    #: The block (rows, cols) the tile's write walker writes an output tile in, on a port of
+    #: beats (``hw.tile``, ``hw.spec.tile.engine_block``): a block column of a block row of
+    #: the tile at a time, a request per row of the block in whole beats, so the write-back's
+    #: beats are its blocks' rows' and its narrow blocks' beats go at a beat a cycle in their
+    #: turn (a row of 6 four-byte elements in 4-element blocks on a 16-byte beat: four rows'
+    #: 16-byte beats, then their 8-byte beats). None: whole rows, at their average beat.
+    write_block: tuple[int, int] | None = None
 
 
 #: The reduced nest (module doc): the innermost loop that moves (more than one trip) runs
@@ -279,6 +289,7 @@ class _Plan:
     #: per visit: rows and row bytes of its write-back
     wb_rows: np.ndarray
     wb_row_bytes: np.ndarray
+    wb_cols: np.ndarray
     moved: float
     busy_total: float
     #: where the walk may skip (:func:`timeline_cycles`): per loop of five positions or more
@@ -411,6 +422,7 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
                  row_bytes=(row_bytes[0][at[0]], row_bytes[1][at[1]], row_bytes[2][at[2]]),
                  tile_of=(tile_of[0], tile_of[1], tile_of[2]),
                  wb_rows=wr_rows[write], wb_row_bytes=wr_row_bytes[write],
+                 wb_cols=tn[write].astype(float),
                  moved=moved, busy_total=busy_total, events=events)
 
 
@@ -500,6 +512,30 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         wb_rate = wb_rate_a.tolist()
         wb_peak = wb_peak_a.tolist()
     wb_bytes = wb_bytes_a.tolist()
+    # on a port of beats, each write-back's beats as phases of one beat size in the order
+    # the tile's write walker sends them: (bytes, bytes per beat), a beat a cycle at most
+    wb_phases: list[tuple[tuple[float, float], ...]] = [((b, p),) for b, p in
+                                                        zip(wb_bytes, wb_peak, strict=True)]
+    if beat_bytes is not None and nest.write_block is not None:
+        blk_rows, blk_cols = nest.write_block
+        known: dict[tuple[int, int, float], tuple[tuple[float, float], ...]] = {}
+        for v in range(nv):
+            rows_v, cols_v = int(plan.wb_rows[v]), int(plan.wb_cols[v])
+            key = (rows_v, cols_v, wb_bytes[v])
+            if key not in known:
+                elem_v = wb_bytes[v] / (rows_v * cols_v)
+                phases: list[tuple[float, float]] = []
+                for i0 in range(0, rows_v, blk_rows):
+                    rg = min(blk_rows, rows_v - i0)
+                    for c0 in range(0, cols_v, blk_cols):
+                        seg_bytes = min(blk_cols, cols_v - c0) * elem_v
+                        per_beat = seg_bytes / math.ceil(seg_bytes / beat_bytes - 1e-9)
+                        if phases and phases[-1][1] == per_beat:
+                            phases[-1] = (phases[-1][0] + rg * seg_bytes, per_beat)
+                        else:
+                            phases.append((rg * seg_bytes, per_beat))
+                known[key] = tuple(phases)
+            wb_phases[v] = known[key]
     wb_time = (wb_bytes_a / wb_rate_a).tolist()
 
     release: list[list[Any]] = [[None] * ntiles[0], [None] * ntiles[1]]
@@ -595,9 +631,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 # the bank from the write-back before's end (the GEMM's start) to this start
                 if u and wb_bank[u - 1] >= bank_cap:
                     t = start  # (a full bank stays so up to the start)
-                p = prog = [u, t, wb_bytes[u], max(0, bisect.bisect_left(r_start, t) - 1),
-                            wb_rate[u], wb_bank[u - 1] if u else 0.0, start, wb_peak[u]]
-            _, t, left, k, _, bank, begin, peak = p
+                left, peak = wb_phases[u][0]
+                p = prog = [u, t, left, max(0, bisect.bisect_left(r_start, t) - 1),
+                            wb_rate[u], wb_bank[u - 1] if u else 0.0, start, peak, 0]
+            _, t, left, k, _, bank, begin, peak, ph = p
+            phases = wb_phases[u]
             done = None
             while k < nreads:
                 e_ = r_end[k]
@@ -637,6 +675,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     if left <= peak * (m_ - t):
                         done = t + left / peak
                         bank -= spend * (done - t)
+                        if ph + 1 < len(phases):  # the next block's beats from here
+                            ph += 1
+                            left, peak = phases[ph]
+                            t = done
+                            done = None
+                            continue
                         break
                     left -= peak * (m_ - t)
                     bank = 0.0 if m_ < t1 else bank - spend * (m_ - t)
@@ -652,6 +696,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         bank += (cap - r) * (done - t)
                         if bank > bank_cap:
                             bank = bank_cap
+                    if ph + 1 < len(phases):  # the next block's beats from here
+                        ph += 1
+                        left, peak = phases[ph]
+                        t = done
+                        done = None
+                        continue
                     break
                 left -= r * (t1 - t)
                 if r < cap and bank < bank_cap:
@@ -666,35 +716,46 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 p[2] = left
                 p[3] = k
                 p[5] = bank
+                p[7] = peak
+                p[8] = ph
                 return
             done = math.ceil(done - 1e-9)  # the last beat goes in a whole cycle
             wb_end[u] = done
             wb_bank[u] = bank
             wb_open = u + 1
 
-    def idle_end(t: float, left: float, bank: float, begin: float, peak: float,
-                 rate: float) -> tuple[float, float]:
-        """When a write-back of ``left`` bytes, from ``t`` with ``bank`` banked, starting at
-        ``begin``, ends on a link no read takes, and the bank then."""
+    def idle_end(t: float, left: float, bank: float, begin: float,
+                 phases: tuple[tuple[float, float], ...], ph: int) -> tuple[float, float]:
+        """When a write-back, at its phase ``ph`` of ``phases`` with ``left`` bytes of it, from
+        ``t`` with ``bank`` banked, starting at ``begin``, ends on a link no read takes, and
+        the bank then."""
         if t < begin:
             bank += bw * (begin - t)
             if bank > bank_cap:
                 bank = bank_cap
             t = begin
-        if bank > 0.0 and peak > bw:
-            spend = peak - bw
-            if left <= peak * bank / spend:
+        while True:
+            peak = phases[ph][1]
+            rate = peak if peak < bw else bw
+            if bank > 0.0 and peak > bw and left <= peak * bank / (peak - bw):
                 end = t + left / peak
-                return (math.ceil(end - 1e-9) if walks else end), bank - spend * left / peak
-            left -= peak * bank / spend
-            t += bank / spend
-            bank = 0.0
-        end = t + left / rate
-        if rate < bw:
-            bank += (bw - rate) * (left / rate)
-            if bank > bank_cap:
-                bank = bank_cap
-        return (math.ceil(end - 1e-9) if walks else end), bank
+                bank -= (peak - bw) * left / peak
+            else:
+                if bank > 0.0 and peak > bw:
+                    spend = peak - bw
+                    left -= peak * bank / spend
+                    t += bank / spend
+                    bank = 0.0
+                end = t + left / rate
+                if rate < bw:
+                    bank += (bw - rate) * (left / rate)
+                    if bank > bank_cap:
+                        bank = bank_cap
+            ph += 1
+            if ph == len(phases):
+                return math.ceil(end - 1e-9), bank
+            t = end
+            left = phases[ph][0]
 
     def wb_finish(v: int) -> Any:
         """When visit ``v``'s write-back has gone, on the reads requested so far (reads
@@ -709,8 +770,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if wb_ready[u0] is None:
                 return None
             if walks:
-                _, t, left, _, rate, bank, begin, peak = prog
-                end, bank = idle_end(t if t > link else link, left, bank, begin, peak, rate)
+                _, t, left, _, _, bank, begin, _, ph = prog
+                end, bank = idle_end(t if t > link else link, left, bank, begin,
+                                     wb_phases[u0], ph)
             else:
                 _, t, left, _, rate = prog
                 end = (link if link > t else t) + left / rate  # after every read so far
@@ -722,8 +784,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     start = end + wb_wait
                 wb_start[u] = start
                 if walks:
-                    end, bank = idle_end(end, wb_bytes[u], bank, start, wb_peak[u],
-                                         wb_rate[u])
+                    end, bank = idle_end(end, wb_phases[u][0][0], bank, start,
+                                         wb_phases[u], 0)
                 else:
                     end = start + wb_time[u]
             if pending and pending[0][0] < end:
@@ -1059,6 +1121,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     out.append((x is None or x - base) if j >= nxt - h else 0)
                 else:
                     out += (has_job_o[j], wb_bytes[j], wb_rate[j])
+                    if walks:
+                        out.append(wb_phases[j])
                     x = wb_ready[j]
                     out.append((x is None or x - base) if j >= wb_open else 0)
                     x = wb_start[j]
@@ -1084,7 +1148,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         if prog:
             out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads)
             if walks:  # the bank and the start of a write-back the bank runs up to
-                out += (prog[5], prog[6] - base)
+                out += (prog[5], prog[6] - base, prog[7], prog[8])
             if prog[0] == wb_open:
                 k = min(k, prog[3])
         out.append(k - nreads)
@@ -1112,7 +1176,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         or fs[j] + step_off != fs[j + k]):
                     return False
                 if o == 2 and (has_job_o[j] != has_job_o[j + k] or wb_bytes[j] != wb_bytes[j + k]
-                               or wb_rate[j] != wb_rate[j + k]):
+                               or wb_rate[j] != wb_rate[j + k]
+                               or wb_phases[j] != wb_phases[j + k]):
                     return False
         for o in range(3):
             k = off[o]

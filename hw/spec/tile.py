@@ -46,7 +46,8 @@ from hw.spec import ArchSpec, LevelSpec, SpecError, SystolicSpec
 from hw.spec.base import EngineBase
 
 __all__ = ["LOOP_ORDERS", "ROW_COLUMN_KINDS", "Descriptor", "Register", "Scratchpad", "TileSpec",
-           "elem_bytes", "line_blocks", "link_beat_bytes", "port_arch", "tile_spec"]
+           "elem_bytes", "engine_block", "line_blocks", "link_beat_bytes", "port_arch",
+           "tile_spec"]
 
 #: Loop orders of the tile loops, outer to inner; the controller's ``loop_order`` register
 #: holds an index into this tuple (the same order as ``mapping.LOOP_ORDERS``).
@@ -85,6 +86,18 @@ def line_blocks(engine: EngineBase) -> dict[str, tuple[int, int]] | None:
         rows, cols = engine.rows, engine.cols  # type: ignore[attr-defined]
         return {"A": (1, rows) if ws else (rows, 1), "W": (1, cols), "O": (1, cols)}
     return None
+
+
+def engine_block(engine: EngineBase) -> tuple[int, int]:
+    """The block the tile's fold walks (rows, cols), :attr:`TileSpec.engine_block`: weight
+    stationary, the ``rows x cols`` W block a fold holds (rows along K); else the C block a
+    fold computes. The write walker writes an output tile a block column of these rows at a
+    time (``hw.tile``)."""
+    if _weight_stationary(engine):
+        e: Any = engine
+        return e.rows, e.cols
+    u = engine.unrolling()
+    return u.m or 1, u.n or 1
 
 
 def elem_bytes(bits: int) -> int:
@@ -253,8 +266,7 @@ class TileSpec:
     def engine_block(self) -> tuple[int, int]:
         """The block the RTL's fold walks (rows, cols): weight stationary, the ``rows x cols``
         W block a fold holds (rows along K); else :attr:`fold_block`, the C block."""
-        e: Any = self.engine
-        return (e.rows, e.cols) if self.weight_stationary else self.fold_block
+        return engine_block(self.engine)
 
     @property
     def k_per_beat(self) -> int:

@@ -185,7 +185,9 @@ the request walker (a job queued once the walker has issued the requests of the 
 and fewer than four await answers, the output loader's wait for a write-back holding back
 later tiles' jobs from then: ``sim.timeline.JOB_QUEUE``) and, with the weight double buffer,
 a tile streaming no earlier than the preload's cycles after its weights have loaded (which
-delays a tile whose weights load late), are counted too. (Without them, with an ideal
+delays a tile whose weights load late), are counted too, and so are a write-back's beats in
+the write walker's blocks (each block row of an output tile's last column a beat of its own
+size: ``sim.timeline.Nest.write_block``). (Without the first three, with an ideal
 link the cube took other cycles than the model on 12 of 24 GEMMs of ``tpe verify``'s seeds
 0, 1 and 4 to 9, -4.7% to +1.3%, and 8 of 18 with its output double buffer, seeds 0 to 5;
 the weight double buffer on a 16-byte link of 40 cycles was 3.0% slower than the model on
@@ -193,12 +195,12 @@ the weight double buffer on a 16-byte link of 40 cycles was 3.0% slower than the
 With an ideal link (no latency, a beat a cycle) the model equals the tile on the
 output-stationary array, the 2D matrix and the weight-stationary array with or without its
 weight double buffer (``tests/test_tile.py``); on the cube on 20 of those 24 GEMMs, and with
-its output double buffer on 15 of those 18, the others 1 or 2 cycles slower than the model
-(0.6% at most).
-It leaves out: the beats of the credit bucket within a write-back (it moves a write-back's
-bytes at what the reads and the bank leave, where the tile moves whole beats, each once the
-link has earned a beat's credit: a beat can go a cycle later than the bytes say); the
-request order within a job; the partial sums'
+its output double buffer on 17 of those 18, the others 1 or 2 cycles slower than the model
+(0.6% at most: 20x24x23 with the output double buffer, traced, is the engine's timing,
+which the model spreads over a tile's cycles in fractions where the tile's first beat waits
+for a whole cycle; the plain cube's four not traced).
+It leaves out: the engine's cycles within a tile as whole cycles (above); the request order
+within a job; the partial sums'
 reload a block's row at a time (it differs from whole rows only where a beat is wider than
 an accumulator block's row); and, for loops of more trips than its reduced nest runs, the
 middle iterations, counted from samples of them. The

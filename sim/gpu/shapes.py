@@ -45,6 +45,8 @@ import random
 import sys
 from pathlib import Path
 
+from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
+
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "misaligned_shapes",
            "quant_shapes", "split_of", "tile_shapes", "v2_shapes", "write_shapes"]
 
@@ -79,6 +81,9 @@ COLUMN_MEANINGS: dict[str, str] = {
     "us": "measured (or predicted) time per kernel, microseconds: median of the repetitions",
     "us_p20": "20th percentile of the repetitions, us",
     "us_p80": "80th percentile of the repetitions, us",
+    "tries": "timings taken (an unsteady one, 80th percentile above "
+             f"{UNSTEADY_SPREAD} times the 20th, is taken again, up to {RETRIES} times; the "
+             "steadiest kept)",
     "impl": "the implementation that was timed (e.g. torch.matmul, torch._scaled_mm, SDPA)",
     "us_triton": "GEMMs: the project's Triton GEMM's time, us",
     "triton_impl": "the Triton kernel's configuration",

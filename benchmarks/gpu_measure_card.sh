@@ -8,6 +8,7 @@
 #   bash benchmarks/gpu_measure_card.sh eager OUTDIR     # at most 7 min
 #   bash benchmarks/gpu_measure_card.sh dispatch OUTDIR  # at most 6 min
 #   bash benchmarks/gpu_measure_card.sh tiles OUTDIR     # at most 8 min
+#   bash benchmarks/gpu_measure_card.sh random OUTDIR    # at most 8 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -26,13 +27,15 @@
 # tiles:   shapes_tiles.csv (the 8-bit GEMMs' tile over M near 4096) with energy and kernels,
 #          and the GEMMs of shapes_v2.csv replayed from CUDA graphs with energy
 #          (measured_<card>_v2_graph.csv: the held-out GEMMs timed without the host's launch).
+# random:  shapes_random.csv (GEMMs in four dtypes drawn apart from the other datasets, aligned
+#          and not, M 1-16384, N and K 64-16384) with energy and kernels.
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles OUTDIR}
-out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles OUTDIR}
+part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random OUTDIR}
+out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random OUTDIR}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 case "$name" in
   *H100*) card=h100 ;;
@@ -93,6 +96,10 @@ case "$part" in
       --graph --budget-ms 40 --energy-s 0.2 --no-micro
     rm -f "$out/shapes_v2_gemm.csv"
     ;;
-  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles OUTDIR" >&2; exit 2 ;;
+  random)
+    m 470 --in sim/data/gpu/shapes_random.csv --out "$out/measured_${card}_random.csv" \
+      --budget-ms 40 --energy-s 0.2 --no-micro --kernels
+    ;;
+  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random OUTDIR" >&2; exit 2 ;;
 esac
 ls -la "$out"

@@ -59,6 +59,7 @@ SHAPES_QUANT_CSV = SHAPES_CSV.with_name("shapes_quant.csv")
 SHAPES_MISALIGNED_CSV = SHAPES_CSV.with_name("shapes_misaligned.csv")
 SHAPES_DECODE_CSV = SHAPES_CSV.with_name("shapes_decode.csv")
 SHAPES_TILES_CSV = SHAPES_CSV.with_name("shapes_tiles.csv")
+SHAPES_RANDOM_CSV = SHAPES_CSV.with_name("shapes_random.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -331,6 +332,40 @@ def tile_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+#: GEMMs per (dtype, alignment) of the random dataset (:func:`random_shapes`): ``aligned``
+#: draws N and K as multiples of 16 (every dtype's kernel runs them as they are), ``odd``
+#: as any integer (bf16/fp16 fall back to narrower kernels, fp8 and int8 run zero-padded).
+RANDOM_GEMMS = {("int8", "aligned"): 100, ("int8", "odd"): 50, ("fp8", "aligned"): 100,
+                ("fp8", "odd"): 50, ("bf16", "aligned"): 50, ("bf16", "odd"): 80,
+                ("fp16", "aligned"): 20, ("fp16", "odd"): 40}
+#: The seed of their draw (fixed: the dataset is data, not a run).
+RANDOM_SEED = 20261207
+
+
+def _log_uniform(rng: random.Random, lo: int, hi: int) -> int:
+    return int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1))))
+
+
+def random_shapes() -> list[dict[str, object]]:
+    """The random GEMM dataset (``sim/data/gpu/shapes_random.csv``, ``python -m
+    sim.gpu.shapes --random``), each row with its ``split``: GEMMs drawn apart from every
+    other dataset, to see what the library dispatches beyond the shapes the model was fitted
+    on: M log-uniform in 1..16384, N and K log-uniform in 64..16384 (multiples of 16 where
+    ``aligned``, any where ``odd``), :data:`RANDOM_GEMMS` per dtype and alignment. A row the
+    other datasets already have is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes())}
+    rng = random.Random(RANDOM_SEED)
+    rows: list[dict[str, object]] = []
+    for (dtype, kind), n in RANDOM_GEMMS.items():
+        for _ in range(n):
+            M = _log_uniform(rng, 1, 16384)
+            N, K = (_log_uniform(rng, 64, 16384) for _ in range(2))
+            if kind == "aligned":
+                N, K = (max(16, 16 * round(x / 16)) for x in (N, K))
+            rows.append(_gemm(dtype, M, N, K))
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -339,6 +374,7 @@ DATASETS = {
     "misaligned": (misaligned_shapes, SHAPES_MISALIGNED_CSV, ()),
     "decode": (decode_shapes, SHAPES_DECODE_CSV, ()),
     "tiles": (tile_shapes, SHAPES_TILES_CSV, ()),
+    "random": (random_shapes, SHAPES_RANDOM_CSV, ()),
 }
 
 

@@ -290,6 +290,39 @@ def _launches(cell: str) -> list[str]:
     return [p.rsplit(" us=", 1)[0] for p in cell.split(" ; ")]
 
 
+#: The runs of the random GEMM dataset (``python -m sim.gpu.shapes --random``): launched, and
+#: replayed from CUDA graphs.
+RANDOM_RUNS = ("random", "random_graph")
+
+
+def _unseen_datasets() -> list[str]:
+    """A paragraph on the two datasets drawn to test the kernel model beyond the shapes it was
+    fitted on (neither joins the calibration): the tile dataset and the random one, with the
+    random kernels' launched against replayed times and kernels."""
+    tiles = _rows(DATA / "measured_h100_tiles.csv")
+    launched, replayed = (_rows(DATA / f"measured_h100_{n}.csv") for n in RANDOM_RUNS)
+    key = ("dtype", "M", "N", "K")
+    again = {tuple(r[c] for c in key): r for r in replayed}
+    pairs = [(r, again[tuple(r[c] for c in key)]) for r in launched]
+    ratio = sorted(float(b["us"]) / float(a["us"]) for a, b in pairs)
+    same = sum(_launches(a["kernels"]) == _launches(b["kernels"]) for a, b in pairs)
+    dtypes = sorted({r["dtype"] for r in launched})
+    return [
+        "Two datasets test the model on shapes drawn apart from those it was fitted on, and "
+        f"join no calibration: `shapes_tiles.csv` ({len(tiles)} int8 and fp8 GEMMs of 256 to "
+        "2048 rows at N and K near 4096, aligned, 8 off and padded, where cuBLAS switches "
+        "tiles; `python -m sim.gpu.shapes --tiles`) and `shapes_random.csv` "
+        f"({len(launched)} GEMMs in {', '.join(dtypes)}, M log-uniform in 1..16384, N and K "
+        "in 64..16384, multiples of 16 or any; `python -m sim.gpu.shapes --random`; "
+        "`bash benchmarks/gpu_measure_card.sh random`), measured launched "
+        f"(`measured_h100_{RANDOM_RUNS[0]}.csv`) and replayed from CUDA graphs "
+        f"(`measured_h100_{RANDOM_RUNS[1]}.csv`) on the same machine: {same} of "
+        f"{len(pairs)} GEMMs launched the same kernels, grids and blocks both times, the "
+        f"replayed times a median {ratio[len(ratio) // 2]:.2f}x the launched "
+        f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x).",
+    ]
+
+
 def _misaligned_section(arch: Any) -> list[str]:
     """The page's misaligned-GEMM section: the dataset, what cuBLAS runs per alignment class
     (read from the ``kernels`` columns), the alignment sweep and the model's error per
@@ -779,6 +812,7 @@ def main() -> int:
                          ("measured_h100_misaligned_graph.csv", "h100"),
                          ("measured_h100_v2_graph.csv", "h100"),
                          ("measured_h100_tiles.csv", "h100"),
+                         *((f"measured_h100_{name}.csv", "h100") for name in RANDOM_RUNS),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
                            for name in ("v2", "misaligned", "decode", "quant"))):
@@ -1026,6 +1060,8 @@ def main() -> int:
         f"host's launches apart), so the table judges its {len(launched)} kernels by their "
         "times replayed (" + " and ".join(f"`{f}`" for f in QUANT_REPLAYED) + ", the "
         f"quantized section's files); on its own times it reads {launched_verdict}.",
+        "",
+        *_unseen_datasets(),
         "",
         "Held out on the calibration's dataset against a plain roofline "
         f"(datasheet {DATASHEET_TFLOPS['bf16']:g} TFLOPS bf16 and {DATASHEET_TBPS} TB/s):",

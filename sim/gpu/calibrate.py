@@ -45,9 +45,10 @@ __all__ = ["calibrate", "fit", "fit_burst", "fit_energy", "fit_group", "fit_quan
 def fit_group(k: Kernel) -> str:
     """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
     quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``), the fallback
-    kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``, fitted after ``gemm``) and cuBLAS's CUDA-core kernels (``gemm_simt``, family ``gemv``:
-    after ``gemm``, whose fixed cost they pay, and ``attn_decode``, whose L2 write-back they
-    share; their parameters govern no other kernel)."""
+    kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``, fitted after ``gemm``) and
+    cuBLAS's CUDA-core kernels (``gemm_simt``, family ``gemv``: after ``gemm``, whose fixed
+    cost they pay, and ``attn_decode``, whose L2 write-back they share; their parameters
+    govern no other kernel)."""
     if k.op == "gemm" and k.dtype in W4A16:
         return k.dtype
     if k.op == "gemm" and gemm_family(k) == "gemv":

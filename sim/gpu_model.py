@@ -58,7 +58,15 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
   :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
   recorded), and with fewer than 16 columns of C at any K below twice N; fp16 never ran it on
-  the calibration rows (its wmma kernels did). A GEMV with one column of C and few rows runs a
+  the calibration rows (its wmma kernels did); also where ``K`` is at least twice ``N`` but
+  within :data:`GEMMSN_BAND_K`, as recorded. These CUDA-core kernels (family ``gemv``) load
+  their bytes at a fitted load bandwidth of their own (below the HBM's), plus the write-back of
+  the dirty L2 lines their reads evict (the decode kernels' ramp, below, over a fitted span of
+  bytes: a large GEMV timed alone took 14 to 16 us beyond its profiled kernel); gemmSN runs
+  one CTA per :data:`GEMMSN_CTA_COLS` columns of C over all rows of A and the whole of K, and
+  where those CTAs are fewer than the SMs (each alone on its SM, its loads' latency unhidden)
+  no faster than one CTA's walk, a fitted time per row of A and element of K (14x23x1156 bf16,
+  three CTAs, took 20.9 us). A GEMV with one column of C and few rows runs a
   dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
   take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
   to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
@@ -302,6 +310,19 @@ DOT_MIN_K = 128
 #: columns of C too, at any K below twice N (10x5x4; 3x2x925 ran the split-K tiles, as did
 #: every GEMM of C's fewer than 16 columns from 16 rows on).
 GEMMSN_MIN_K = 149
+#: ... and with K at least twice N (where the split-K tiles run) in a band of K: every such
+#: bf16 GEMM of 2 to 15 rows recorded with K from 1156 to 1276 ran gemmSN (2x97x1243,
+#: 6x17x1276, 14x23x1156), every one with K of 925 and less or 1663 and more the split-K
+#: tiles (3x2x925, 2x63x513, 7x69x346; 10x151x1663, 5x162x2915, 7x1023x4097, 7x231x5283,
+#: 6x23x6785, 7x4096x11007); the band's ends are the geometric means of those neighbours,
+#: round(sqrt(925 * 1156)) and round(sqrt(1276 * 1663)) (tests/test_gpu.py recomputes them).
+GEMMSN_BAND_K = (1034, 1457)
+#: The columns of C one CTA of cuBLAS's gemmSN kernel computes, over the whole of K: its grid
+#: was ceil(N / 8) CTAs along N in every recorded launch (273 at N = 2178, 3 at N = 23, 1376
+#: at N = 11007: the kernels columns of measured_h100_misaligned.csv and
+#: measured_h100_v2_gemm_kernels.csv), each over all rows of A (its template's row count: M
+#: rounded up to even) but at 12 rows, two CTAs of 6 each along the grid's y.
+GEMMSN_CTA_COLS = 8
 #: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
 #: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
 #: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
@@ -527,7 +548,19 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # the datasheet's 1,979 dense TOPS at the boost clock over the measured 751: 2.64)
     "int8_n8_fixed_us": (8.0, 0.5, 30.0),
     "int8_n8_eff": (0.8, 0.05, 2.64),
-    "gemv_bw_eff": (0.4, 0.05, 1.2),
+    # the bytes per second (whole chip, GB/s) at which cuBLAS's CUDA-core kernels (gemv,
+    # gemmSN) load their operands: their SMs' load path, below the HBM's (the profiler's
+    # kernel times of the calibration rows' gemv2T launches: 1.8 to 2.5 TB/s, where the
+    # card streams 2.94), the achieved HBM read bandwidth above it
+    "gemv_load_gb_per_s": (1500.0, 200.0, 8000.0),
+    # the bytes over which their write-back of dirty L2 lines (decode_ramp_us, the decode
+    # kernels' own) ramps in, MB: measured, a gemv2T call took 14 to 16 us beyond its
+    # profiled kernel from 28 MB of operands on (1x5269x2724 to 1x11007x4096), 8 us at 11 MB
+    "gemv_ramp_mb": (30.0, 1.0, 2000.0),
+    # one gemmSN CTA's walk along K (8 columns of C over all rows of A), ns per
+    # row of A per element of K: its loop's dependent loads, which few CTAs do not hide
+    # (14x23x1156 bf16, three CTAs, took 20.9 us where its bytes and FMAs take under 1)
+    "gemmsn_row_ns": (0.5, 0.01, 20.0),
     "attn_rate_eff": (0.6, 0.1, 1.3),
     "attn_fixed_us": (8.0, 0.5, 50.0),
     # softmax of one score (max, exp, sum, rescale), scores per ns per SM: the H100's
@@ -847,9 +880,10 @@ def gemm_family(k: Kernel) -> str:
         return "aligned"
     if M == 1 or N == 1:
         return "gemv"
-    if (width == 1 and k.dtype == "bf16" and M < 16 and K < 2 * N
-            and (K >= GEMMSN_MIN_K or N < 16)):
-        return "gemv"  # cuBLAS's gemmSN (GEMMSN_MIN_K)
+    if width == 1 and k.dtype == "bf16" and M < 16 and (
+            (K < 2 * N and (K >= GEMMSN_MIN_K or N < 16))
+            or GEMMSN_BAND_K[0] <= K <= GEMMSN_BAND_K[1]):
+        return "gemv"  # cuBLAS's gemmSN (GEMMSN_MIN_K, GEMMSN_BAND_K)
     return "align1" if width == 1 else "align2"
 
 
@@ -926,10 +960,19 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
     family = gemm_family(k)
     useful = 2.0 * M * N * K
     if family == "gemv":  # a GEMV (or gemmSN) kernel takes any alignment
-        # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores; the bytes at the GEMV's
-        # bandwidth, the operations at the CUDA cores' rate
-        simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
-                                   useful / (p["simt_tflops"] * 1e12)) * 1e6, useful)
+        # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores; the bytes at their load
+        # path's bandwidth, the operations at the CUDA cores' rate; the bytes' time
+        # plus the write-back of the dirty L2 lines its reads evict, ramping in with the bytes
+        # as the decode kernels' (module doc); gemmSN's CTAs (GEMMSN_CTA_COLS columns of C
+        # each, over A's rows and all of K), fewer than the SMs, each alone on its SM, no
+        # faster than one CTA's walk along K (its loop's latency, which no other CTA on the
+        # SM hides), a fitted time per row of A and element of K
+        ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
+        lone = M > 1 and N > 1 and _cdiv(N, GEMMSN_CTA_COLS) < cal.sm_count
+        walk = M * K * p["gemmsn_row_ns"] * 1e-9 if lone else 0.0
+        load = min(bw, p["gemv_load_gb_per_s"] * 1e9)
+        simt = (p["fixed_us"], max(nbytes / load + ramp,
+                                   useful / (p["simt_tflops"] * 1e12), walk) * 1e6, useful)
         if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch

@@ -1195,6 +1195,67 @@ def test_the_fallback_dispatch_is_the_recorded_one():
     assert counts["wmma_split"] >= 10 and counts["underfilled"] >= 15 and counts["gemmsn"] >= 10
 
 
+def test_gemmsn_band_and_grid_are_the_recorded_ones():
+    """cuBLAS's gemmSN for bf16 of 2 to 15 rows at vector 1 with K at least twice N: every
+    recorded launch with K inside GEMMSN_BAND_K ran it, every one outside the split-K tiles,
+    and the band's ends are the geometric means of the recorded neighbours; every recorded
+    gemmSN launch ran ceil(N / GEMMSN_CTA_COLS) CTAs along its grid's x."""
+    from sim.gpu_model import GEMMSN_BAND_K, GEMMSN_CTA_COLS, gemm_family, vector_elems
+
+    inside, below, above, grids = [], [], [], 0
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+        k = Kernel.from_row(r)
+        main = r["kernels"].split(" ; ")[0]
+        if "gemmSN_TN" in main:
+            gx = int(re.search(r"grid=\((\d+),", main).group(1))
+            assert gx == -(-k.N // GEMMSN_CTA_COLS), (k, main[-60:])
+            grids += 1
+        if not (k.dtype == "bf16" and 1 < k.M < 16 and k.N > 1 and k.K >= 2 * k.N
+                and vector_elems("bf16", k.N, k.K) == 1):
+            continue
+        sn = "gemmSN_TN" in main
+        assert sn == (gemm_family(k) == "gemv"), (k, main[:80])
+        if GEMMSN_BAND_K[0] <= k.K <= GEMMSN_BAND_K[1]:
+            assert sn, (k, main[:80])
+            inside.append(k.K)
+        else:
+            assert not sn and "s1688gemm" in main, (k, main[:80])
+            (below if k.K < GEMMSN_BAND_K[0] else above).append(k.K)
+    assert len(inside) >= 3 and len(below) >= 3 and len(above) >= 5 and grids >= 15
+    assert GEMMSN_BAND_K == (round(math.sqrt(max(below) * min(inside))),
+                             round(math.sqrt(max(inside) * min(above))))
+
+
+def test_the_cuda_core_kernels_mechanisms():
+    """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs fewer than the SMs walk K at the
+    fitted time per row of A (a rate of one CTA, not of the chip), more of them run at the
+    chip's rate; GEMVs load at their own bandwidth, below the HBM's, and pay the L2
+    write-back ramp in their bytes."""
+    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
+
+    cal = load_calibration("h100")
+    p = cal.params
+
+    def us(M: int, N: int, K: int) -> float:
+        k = Kernel(op="gemm", dtype="bf16", M=M, N=N, K=K)
+        assert gemm_family(k) == "gemv", k
+        return predict_us(cal, k)
+
+    # three CTAs (N = 23): each row of A adds its walk along K
+    assert us(14, 23, 1156) - us(2, 23, 1156) == pytest.approx(
+        12 * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
+    # as many CTAs as SMs and more: no walk; 7 rows take less than 7x the time of 2
+    n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
+    assert us(7, n_many, 1156) < 2 * us(2, n_many, 1156)
+    assert 0 < p["gemv_load_gb_per_s"] < cal.read_gb_per_s
+    # a GEMV past the ramp's span pays all of it: twice the bytes, twice the load time only
+    k1 = int(p["gemv_ramp_mb"] * 1e6 // (2 * 4099)) + 1  # W's bytes just past the span
+    k2 = 2 * k1
+    t1, t2 = us(1, 4099, k1) - p["fixed_us"], us(1, 4099, k2) - p["fixed_us"]
+    assert t2 - t1 == pytest.approx((k2 - k1) * 4099 * 2 / p["gemv_load_gb_per_s"] / 1e3,
+                                    rel=0.01)
+
+
 def test_cutlass_grid_orientation():
     """cuBLAS runs the transposed product (column major), so a recorded CUTLASS kernel's name
     gives its tile as (columns of N, rows of M): its grid is ``ceil(M / BM) x ceil(N / BN)``

@@ -44,12 +44,16 @@ __all__ = ["calibrate", "fit", "fit_burst", "fit_energy", "fit_group", "fit_quan
 
 def fit_group(k: Kernel) -> str:
     """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
-    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``) and the
-    fallback and CUDA-core kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``: fitted
-    after ``gemm``, whose fixed and split-K costs they share)."""
+    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``), the fallback
+    kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``, fitted after ``gemm``) and
+    cuBLAS's CUDA-core kernels (``gemm_simt``, family ``gemv``: after ``gemm``, whose fixed
+    cost they pay, and ``attn_decode``, whose L2 write-back they share; their parameters
+    govern no other kernel)."""
     if k.op == "gemm" and k.dtype in W4A16:
         return k.dtype
-    if k.op == "gemm" and gemm_family(k) in ("gemv", "align1", "align2"):
+    if k.op == "gemm" and gemm_family(k) == "gemv":
+        return "gemm_simt"
+    if k.op == "gemm" and gemm_family(k) in ("align1", "align2"):
         return "gemm_fallback"
     if k.op == "gemm" and gemm_family(k) == "int8_align8":
         return "gemm_int8_align8"
@@ -119,17 +123,20 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
         "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
                  "eff_64x64", "split_cost_us", "int8_eff", "fp8_eff", "int8_bw_eff",
                  "fp8_bw_eff"],
-        "gemm_fallback": ["gemv_bw_eff", "align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
+        # before the CUDA-core kernels (gemm_simt), which share its L2 write-back
+        "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
+                        "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
+                        "decode_combine_split_us", "decode_tile_ns", "decode_cta_us"],
+        "gemm_fallback": ["align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
                           "align2_bw_eff", "fallback_fixed_us", "align1_k8_slowdown",
-                          "fallback_tile_k0", "fallback_reduce_us", "simt_tflops",
-                          "align1_load_gb_per_s", "align2_load_gb_per_s", "dot_reduce_us"],
+                          "fallback_tile_k0", "fallback_reduce_us",
+                          "align1_load_gb_per_s", "align2_load_gb_per_s"],
+        "gemm_simt": ["gemv_load_gb_per_s", "gemv_ramp_mb", "simt_tflops", "gemmsn_row_ns",
+                      "dot_reduce_us"],
         "gemm_int8_align8": ["int8_align8_eff", "int8_align8_load_gb_per_s", "int8_n8_fixed_us",
                              "int8_n8_eff", "int8_align8_tile_k0"],
         "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",
                          "attn_diag_extra"],
-        "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
-                        "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
-                        "decode_combine_split_us", "decode_tile_ns", "decode_cta_us"],
         "w4a16": ["w4_bw_eff", "w4_rate_eff", "w4_overlap"],
         "w4a16_triton": ["w4t_step_ops", "w4t_col_ops", "w4t_mac_ops", "w4t_dequant_eff"],
         "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",

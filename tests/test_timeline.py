@@ -136,6 +136,36 @@ def test_write_back_beats_go_in_the_write_walkers_blocks():
     assert timeline_cycles(rows, 16.0, 0.0, beat) == 294
 
 
+def test_a_folds_beats_are_whole_cycles():
+    """The engine takes a fold's elements in whole beats, so a tile frees its A and W halves
+    a whole number of cycles after its start: the 4x4x2 cube's 25-element folds take 13
+    beats. On an ideal 16-byte link, 13x23x25 on the model's 4x4x25 tiles (nmk) took 473
+    cycles on ``amaranth.sim`` (``tests/test_tile.py``), the model 471 while it freed the
+    halves 12.5 cycles in. Every tile of the committed cube points is timed in whole cycles
+    (their scratchpads never stall the engine): 15, 19 and 15 of the plain, odd and output
+    double-buffered cube's 30 had a half cycle, or a third, before."""
+    import dataclasses
+
+    arch = tile_arch(load_arch("cube", [*SMALL_TILES["cube"], "clock_mhz=1000",
+                                        "dram.bandwidth_gb_per_s=16.0", "dram.latency_ns=0"]))
+    nest, _, _ = _nest(arch, 13, 23, 25, (4, 4, 25), "nmk")
+    beat = arch.memory[-1].beat_bytes
+    assert {t.release for _, t in nest.timing} == {13}
+    assert timeline_cycles(nest, 16.0, 0.0, beat) == 473
+    halves = tuple((size, dataclasses.replace(t, release=Fraction(25, 2)))
+                   for size, t in nest.timing)
+    assert timeline_cycles(dataclasses.replace(nest, timing=halves), 16.0, 0.0, beat) == 471
+    for preset, sets, name in RUNS:
+        if preset != "cube":
+            continue
+        for arch, row, tile in _points(preset, sets, name):
+            nest, _, _ = _nest(tile_arch(arch), int(row["M"]), int(row["N"]), int(row["K"]),
+                               tile, row["loop_order"])
+            for _, t in nest.timing:
+                assert all(Fraction(v).denominator == 1
+                           for v in (t.busy, t.release, t.early, t.drain)), (name, row, t)
+
+
 def test_timeline_is_bounded_by_compute_and_by_the_link():
     """The GEMM takes at least its busy cycles and at least its bytes at the link's rate,
     and with a fast link and no latency little more than its compute."""

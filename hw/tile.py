@@ -206,12 +206,12 @@ weight double buffer (``tests/test_tile.py``), and on the cube, plain and with i
 double buffer, on every one of those 24 and 18 GEMMs (before the whole beats, four of the 24
 and one of the 18 were 1 or 2 cycles slower than the model, 0.4% at most).
 It leaves out: the SRAM stalls in whole cycles (where a scratchpad stalls the engine, a
-tile's cycles are the engine's scaled to its total with the stalls, in fractions; the
-tile's scratchpads never stall it: on every committed cube agreement point each tile's
-timing is whole); the link's bytes in whole beats on a link slower than a beat a cycle (a
-load ends at its average rate, a fraction of a cycle after the tile's last answer: 18x7x21
-on 9.6 bytes a cycle, the model's first tile half a cycle after the tile's); the request
-order within a job; the partial sums'
+tile's cycles are the engine's scaled to its total with the stalls, in fractions; on every
+committed cube agreement point the tile's scratchpads stall nothing and each tile's timing
+is whole); the link's bytes in whole beats on a link slower than a beat a cycle (a
+load ends at the link's average rate, in fractions of a cycle: 18x7x21 on 9.6 bytes a cycle,
+the model's first tile at 168.5, the tile's at 168); the request order within a job; the
+partial sums'
 reload a block's row at a time (it differs from whole rows only where a beat is wider than
 an accumulator block's row); and, for loops of more trips than its reduced nest runs, the
 middle iterations, counted from samples of them. The

@@ -142,8 +142,8 @@ def test_a_folds_beats_are_whole_cycles():
     beats. On an ideal 16-byte link, 13x23x25 on the model's 4x4x25 tiles (nmk) took 473
     cycles on ``amaranth.sim`` (``tests/test_tile.py``), the model 471 while it freed the
     halves 12.5 cycles in. Every tile of the committed cube points is timed in whole cycles
-    (their scratchpads never stall the engine): 15, 19 and 15 of the plain, odd and output
-    double-buffered cube's 30 had a half cycle, or a third, before."""
+    (their scratchpads stall nothing): 15, 19 and 15 of the plain, odd and output
+    double-buffered cube's 30 points had tiles timed in halves or thirds of a cycle before."""
     import dataclasses
 
     arch = tile_arch(load_arch("cube", [*SMALL_TILES["cube"], "clock_mhz=1000",

@@ -9,7 +9,10 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
 **GEMM** ``C[M, N] = A[M, K] W[N, K]^T``:
 
 * tiles and waves: the library picks, among CTA tiles ``BM x BN`` (128x256, 128x128, 64x128,
-  64x64) and split-K factors ``s`` (1, 2, 4, 8), the fastest; a choice runs
+  64x64; for bf16/fp16 also tiles sized to the shape, :func:`shape_fitted_tiles`: cuBLAS's
+  Hopper kernels spread ``M`` over the fewest row tiles that fill their waves, at each tile
+  width, as recorded on random shapes) and split-K factors ``s`` (1, 2, 4, 8), the fastest; a
+  choice runs
   ``ceil(ceil(M/BM) ceil(N/BN) s / SMs)`` waves, each as long as one tile's
   ``2 BM BN ceil(K/s)`` operations at the SM's rate times the tile's efficiency (smaller tiles
   reuse less and run below the rate: efficiencies fitted per tile size). Padding of partial tiles

@@ -157,7 +157,8 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
         "",
         f"fitted by `tpe gpu calibrate --energy` on the calibration rows' energy of "
         f"`measured_h100_v2e.csv`, of the misaligned GEMMs (`measured_h100_misaligned.csv`, "
-        f"below) and of the decode kernels (`measured_h100_decode.csv`, below; least squares "
+        f"below), of the random GEMMs (`measured_h100_random.csv`, above) and of the decode "
+        f"kernels (`measured_h100_decode.csv`, below; least squares "
         f"on the relative error, with the time the "
         f"model predicts): static {e.static_w:.0f} W, {e.busy_w:.0f} W more while busy, "
         f"{e.hbm_pj_per_byte:.0f} pJ per HBM byte, and per operation (pJ, i.e. J per TFLOP): "
@@ -307,11 +308,13 @@ def _unseen_datasets() -> list[str]:
     ratio = sorted(float(b["us"]) / float(a["us"]) for a, b in pairs)
     same = sum(_launches(a["kernels"]) == _launches(b["kernels"]) for a, b in pairs)
     dtypes = sorted({r["dtype"] for r in launched})
+    found, checked = _fitted_tiles_found(launched)
     return [
-        "Two datasets test the model on shapes drawn apart from those it was fitted on, and "
-        f"join no calibration: `shapes_tiles.csv` ({len(tiles)} int8 and fp8 GEMMs of 256 to "
+        "Two datasets test the model on shapes drawn apart from those it was fitted on: "
+        f"`shapes_tiles.csv` ({len(tiles)} int8 and fp8 GEMMs of 256 to "
         "2048 rows at N and K near 4096, aligned, 8 off and padded, where cuBLAS switches "
-        "tiles; `python -m sim.gpu.shapes --tiles`) and `shapes_random.csv` "
+        "tiles; `python -m sim.gpu.shapes --tiles`; it joins no calibration) and "
+        "`shapes_random.csv` "
         f"({len(launched)} GEMMs in {', '.join(dtypes)}, M log-uniform in 1..16384, N and K "
         "in 64..16384, multiples of 16 or any; `python -m sim.gpu.shapes --random`; "
         "`bash benchmarks/gpu_measure_card.sh random`), measured launched "
@@ -319,8 +322,46 @@ def _unseen_datasets() -> list[str]:
         f"(`measured_h100_{RANDOM_RUNS[1]}.csv`) on the same machine: {same} of "
         f"{len(pairs)} GEMMs launched the same kernels, grids and blocks both times, the "
         f"replayed times a median {ratio[len(ratio) // 2]:.2f}x the launched "
-        f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x).",
+        f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x). The random dataset's `cal` rows join the "
+        "calibration (`tpe gpu calibrate ... --extra sim/data/gpu/measured_h100_random.csv`, "
+        "the aligned GEMMs' shared constants, fp8's, int8's, attention's and the quantized "
+        "kernels' held at their values with `--hold`: the fallback and CUDA-core kernels' "
+        "refitted); its "
+        "held-out rows judge. Its aligned bf16 and fp16 GEMMs showed that cuBLAS's Hopper "
+        "kernels (`nvjet_sm90`) size their CTA tile to the shape, not only to the 128x256 and "
+        "128x128 tiles of the LLM shapes: 695x3808x14176 ran 176 rows by 128 columns of C "
+        "(4 x 30 = 120 tiles, one wave on 132 SMs, where 128 rows leave two), 1223x1920x3808 "
+        "96 by 192 (130 tiles). Beside its fixed tiles the model takes, at each tile width "
+        "(64 to 304 columns in steps of 16), the fewest rows (a multiple of 8, at most "
+        "256x160 elements a tile) whose row tiles fit its fewest waves "
+        "(`sim.gpu_model.shape_fitted_tiles`): of the unsplit launches of 64 rows and more "
+        f"above 2 GFLOP, {found} of {checked} ran a tile among those, and none a cheaper one.",
     ]
+
+
+def _fitted_tiles_found(rows: list[dict[str, str]]) -> tuple[int, int]:
+    """Of the aligned bf16/fp16 GEMMs of 64 rows and more above 2 GFLOP that ran an nvjet
+    kernel unsplit (column ``kernels``; its name gives the tile as cuBLAS's ``m x n``, columns
+    by rows of C), how many ran a tile (and waves) among ``shape_fitted_tiles``', and how
+    many there are."""
+    import re
+
+    from sim.gpu_model import SPLITS, _cdiv, load_calibration, shape_fitted_tiles
+
+    sm = load_calibration("h100").sm_count
+    found = checked = 0
+    for r in rows:
+        M, N, K = int(r["M"]), int(r["N"]), int(r["K"])
+        m = re.search(r"nvjet_sm90_\w+?_(\d+)x(\d+)_64x\d+_\dx\d_[hv]_bz_(splitK_)?",
+                      r.get("kernels", ""))
+        if (r["dtype"] not in ("bf16", "fp16") or N % 8 or K % 8 or not m or m.group(3)
+                or M < 64 or 2 * M * N * K < 2e9):
+            continue
+        bm, bn = int(m.group(2)), int(m.group(1))
+        checked += 1
+        found += (bm, bn, 1, _cdiv(_cdiv(M, bm) * _cdiv(N, bn), sm)) in shape_fitted_tiles(
+            M, N, sm, SPLITS)
+    return found, checked
 
 
 def _misaligned_section(arch: Any) -> list[str]:

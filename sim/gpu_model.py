@@ -9,7 +9,10 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
 **GEMM** ``C[M, N] = A[M, K] W[N, K]^T``:
 
 * tiles and waves: the library picks, among CTA tiles ``BM x BN`` (128x256, 128x128, 64x128,
-  64x64) and split-K factors ``s`` (1, 2, 4, 8), the fastest; a choice runs
+  64x64; for bf16/fp16 also tiles sized to the shape, :func:`shape_fitted_tiles`: cuBLAS's
+  Hopper kernels spread ``M`` over the fewest row tiles that fill their waves, at each tile
+  width, as recorded on random shapes) and split-K factors ``s`` (1, 2, 4, 8), the fastest; a
+  choice runs
   ``ceil(ceil(M/BM) ceil(N/BN) s / SMs)`` waves, each as long as one tile's
   ``2 BM BN ceil(K/s)`` operations at the SM's rate times the tile's efficiency (smaller tiles
   reuse less and run below the rate: efficiencies fitted per tile size). Padding of partial tiles
@@ -289,6 +292,23 @@ KIVI_BLOCK_N = 64
 KIVI_RESIDENT_PER_SM = 2
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
+#: cuBLAS's Hopper kernels for aligned bf16/fp16 (``nvjet_sm90_*``) size their CTA tile to the
+#: shape (:func:`shape_fitted_tiles`), beside the fixed :data:`TILES`: as the ``kernels`` column
+#: of ``sim/data/gpu/measured_h100_random.csv`` recorded (a kernel's name gives its tile as
+#: cuBLAS's ``m x n``, i.e. columns of C by rows of C here), 695x3808x14176 ran 176 rows by 128
+#: columns (4 x 30 = 120 tiles, one wave; 128x256 would pad N to 3840 and 128 rows would leave
+#: 6 x 30 = 180 tiles, two waves), 1223x1920x3808 96 by 192 (13 x 10 = 130 tiles), 11736x3680x
+#: 10976 152 by 256 and 16008x592x7200 128 by 304. Their columns, every multiple of 16 from
+#: NVJET_TILE_BN's first to its last as recorded (64, 96, 112, 128, 144, 192, 224, 256, 304
+#: among the GEMMs above 2 GFLOP); their rows a multiple of NVJET_TILE_ROWS_STEP (72, 80, 96,
+#: 104, 120, 128, 136, 152, 160, 176, 192, 208 recorded), at least NVJET_TILE_MIN_ROWS (fewer
+#: rows than that run the fixed tiles' padding in the model); a tile at most
+#: NVJET_TILE_MAX_AREA elements of C (the largest recorded: 256x160, then 192x208 and 304x128:
+#: the fp32 accumulators of two consumer warp groups).
+NVJET_TILE_BN = tuple(range(64, 305, 16))
+NVJET_TILE_ROWS_STEP = 8
+NVJET_TILE_MIN_ROWS = 64
+NVJET_TILE_MAX_AREA = 256 * 160
 #: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
 #: splits (any count: 3, 5, 11, 17, 27, 56 and more were recorded, not only powers of two),
 #: a second kernel (the reduction) even unsplit, and the shortest K it runs for when the tiles
@@ -914,29 +934,71 @@ def padded_shape(dtype: str, M: int, N: int, K: int) -> tuple[int, int, int]:
     return max(M, m_above + 1), -(-N // n_mult) * n_mult, -(-K // k_mult) * k_mult
 
 
+@memo(maxsize=4096)
+def shape_fitted_tiles(M: int, N: int, sm_count: int, splits: tuple[int, ...]
+                       ) -> tuple[tuple[int, int, int, int], ...]:
+    """The tiles cuBLAS's Hopper kernels size to a GEMM's shape (:data:`NVJET_TILE_BN`):
+    ``(BM, BN, split, waves)``. For each width ``BN`` and split ``s``, the fewest waves its
+    ``ceil(N / BN)`` column tiles allow with rows of at most :data:`NVJET_TILE_MAX_AREA` / BN,
+    and one wave more, each with the fewest rows (a multiple of
+    :data:`NVJET_TILE_ROWS_STEP`, at least :data:`NVJET_TILE_MIN_ROWS`) whose row tiles fit
+    them: ``M`` spread evenly over the tiles, not padded up to a fixed tile."""
+    step = NVJET_TILE_ROWS_STEP
+    out = []
+    for bn in NVJET_TILE_BN:
+        n_tiles = _cdiv(N, bn)
+        bm_max = NVJET_TILE_MAX_AREA // bn // step * step
+        if bm_max < NVJET_TILE_MIN_ROWS:
+            continue
+        for s in splits:
+            if s > 1 and n_tiles * s > 2 * sm_count:
+                break
+            first = _cdiv(_cdiv(M, bm_max) * n_tiles * s, sm_count)
+            for waves in (first, first + 1):
+                m_tiles = max(1, waves * sm_count // (n_tiles * s))
+                bm = max(NVJET_TILE_MIN_ROWS, _cdiv(_cdiv(M, m_tiles), step) * step)
+                tiles = _cdiv(M, bm) * n_tiles * s
+                if bm > bm_max or (s > 1 and tiles > 2 * sm_count):
+                    continue
+                out.append((bm, bn, s, _cdiv(tiles, sm_count)))
+    return tuple(out)
+
+
+def _tile_eff(effs: tuple[float, ...], area: int) -> float:
+    """A shape-fitted tile's efficiency (:func:`shape_fitted_tiles`): the best fitted one of
+    the :data:`TILES` no larger than it (a larger tile reuses each loaded element more)."""
+    return max(e for (bm, bn), e in zip(TILES, effs, strict=True) if bm * bn <= area)
+
+
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
               k0: float = 0.0, split_us: float | None = None,
-              burst: GpuBurst | None = None) -> float:
+              burst: GpuBurst | None = None, fitted: bool = False) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
     tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
     epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
     ``split_cost_us``) and its partial results' traffic; ``burst``: the tiles' work at the
-    burst clock (:func:`burst_us`)."""
+    burst clock (:func:`burst_us`); ``fitted``: also the tiles sized to the shape
+    (:func:`shape_fitted_tiles`)."""
     split_s = (p["split_cost_us"] if split_us is None else split_us) * 1e-6
     bw = cal.read_gb_per_s * 1e9
-    best = math.inf
+    choices = []
     for (bm, bn), eff in zip(TILES, effs, strict=True):
         tiles = -(-M // bm) * -(-N // bn)
         for s in splits:
             if s > 1 and tiles * s > 2 * cal.sm_count:
                 break
-            waves = -(-(tiles * s) // cal.sm_count)
-            t_c = burst_us(burst, waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff))
-            extra = 0.0
-            if s > 1:  # partial results written and reduced
-                extra = split_s + 2 * s * M * N * 4 / bw
-            best = min(best, max(t_c, t_m) + extra)
+            choices.append((bm, bn, s, -(-(tiles * s) // cal.sm_count), eff))
+    if fitted:
+        choices += [(bm, bn, s, waves, _tile_eff(effs, bm * bn))
+                    for bm, bn, s, waves in shape_fitted_tiles(M, N, cal.sm_count, splits)]
+    best = math.inf
+    for bm, bn, s, waves, eff in choices:
+        t_c = burst_us(burst, waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff))
+        extra = 0.0
+        if s > 1:  # partial results written and reduced
+            extra = split_s + 2 * s * M * N * 4 / bw
+        best = min(best, max(t_c, t_m) + extra)
     return best
 
 
@@ -1044,8 +1106,10 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
     # cuBLASLt's int8 kernels (torch._int_mm) do not split K
     splits = (1,) if k.dtype == "int8" else SPLITS
     burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
+    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
     return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p,
-                                    burst=burst) * 1e6, useful
+                                    burst=burst, fitted=k.dtype in ("bf16", "fp16")
+                                    ) * 1e6, useful
 
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,

@@ -17,6 +17,7 @@ from hw.spec import load_arch
 from models.llm import load_model, lower
 from sim.gpu.calibrate import calibrate
 from sim.gpu_model import (
+    NVJET_TILE_MAX_AREA,
     Kernel,
     arch_calibration,
     load_calibration,
@@ -50,6 +51,9 @@ QUANT_GRAPH = DATA / "measured_h100_quant_graph.csv"
 QUANT_W4 = DATA / "measured_h100_quant_w4_graph.csv"
 #: The calibration's extra files, in the order later ones supersede earlier ones.
 EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
+#: Random GEMMs drawn apart from every other dataset (sim/data/gpu/shapes_random.csv), with the
+#: kernels each launched: their 'cal' rows join the fit (after EXTRA's).
+RANDOM = DATA / "measured_h100_random.csv"
 #: The first dataset's two H100 runs, timed after light load (no energy loop between their
 #: rows): their 'cal' rows fit the burst clock (sim.gpu_model.after_light_load).
 BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")
@@ -179,7 +183,7 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     bad_energy = corrupted("e", ENERGY, "mj")
     seen: list[tuple[list[Kernel], list[float]]] = []
 
-    def spy(base, kernels, us):
+    def spy(base, kernels, us, hold=None):
         seen.append((kernels, us))
         return dict(base.params)
 
@@ -219,8 +223,15 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
 
 
 def test_the_committed_calibration_is_the_fit():
-    _, text = calibrate(MEASURED, energy=ENERGY, extra=EXTRA, burst=BURST)
+    """The committed file is what its header's command writes: the parameters it names as held
+    (``tpe gpu calibrate --hold``) at their committed values, the others fitted."""
+    import tomllib
+
     committed = (DATA / "calibration_h100.toml").read_text()
+    held = re.search(r"held at their previous values: ([\w, ]+)\.", committed)
+    fitted = tomllib.loads(committed)["fitted"]
+    hold = {n: float(fitted[n]) for n in held.group(1).split(", ")} if held else None
+    _, text = calibrate(MEASURED, energy=ENERGY, extra=(*EXTRA, RANDOM), burst=BURST, hold=hold)
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
 
@@ -232,9 +243,14 @@ def test_the_model_has_the_mechanisms_the_issue_names():
 
     # misaligned inner dimensions run several times slower
     assert us(M=1000, N=4095, K=4096) > 3 * us(M=1000, N=4096, K=4096)
-    # wave quantization: 8 x 16 tiles of 128 x 256 fill 132 SMs once; one more row of tiles
-    # needs a second wave (or smaller tiles), costing far more than its 12.5 % more work
-    assert us(M=1152, N=4096, K=4096) > 1.25 * us(M=1024, N=4096, K=4096)
+    # wave quantization: bf16's tiles sized to the shape (shape_fitted_tiles) take C in one
+    # wave of 132 tiles while it fits the largest tile (NVJET_TILE_MAX_AREA elements: 1024 x
+    # 5248 does); past it a second wave (or smaller tiles) costs far more than the added work
+    assert 1024 * 5248 <= 132 * NVJET_TILE_MAX_AREA < 1024 * 5376
+    assert us(M=1024, N=5376, K=4096) > 1.05 * (5376 / 5248) * us(M=1024, N=5248, K=4096)
+    # ... while below it the time grows with the work, not by a whole wave (1152 rows: 8
+    # row tiles of 144 by 16 of 256, one wave, where 128x256 tiles would need two)
+    assert us(M=1152, N=4096, K=4096) < 1.15 * us(M=1024, N=4096, K=4096)
     # a fixed cost: tiny GEMMs do not take zero time
     assert us(M=1, N=8, K=8) > 2.0
     # skinny GEMMs are memory-bound: time grows with the weight bytes, not with M
@@ -244,6 +260,71 @@ def test_the_model_has_the_mechanisms_the_issue_names():
     assert fp8 < 0.7 * us(M=4096, N=4096, K=4096)
     # the calibration's clock is the sustained one under the power cap (1.2-1.45 GHz)
     assert 1200 <= cal.sustained_clock_mhz <= 1450
+
+
+def _nvjet_tile(kernels: str) -> tuple[int, int, bool] | None:
+    """The (rows, columns) of C a recorded nvjet_sm90 kernel's CTA tile covers (its name gives
+    cuBLAS's ``m x n``: columns by rows here) and whether it ran split-K."""
+    m = re.search(r"nvjet_sm90_\w+?_(\d+)x(\d+)_64x\d+_\dx\d_[hv]_bz_(splitK_)?", kernels)
+    return (int(m.group(2)), int(m.group(1)), bool(m.group(3))) if m else None
+
+
+def test_aligned_tiles_are_sized_to_the_shape_as_recorded():
+    """cuBLAS's Hopper kernels size their tile to the shape (sim.gpu_model.shape_fitted_tiles):
+    of the random dataset's aligned bf16/fp16 GEMMs of 64 rows and more above 2 GFLOP, run
+    unsplit, the recorded tile and its waves are among the model's candidates for at least nine
+    in ten, and none of the recorded launches runs fewer waves x tile area than the model's
+    best candidate (the model never misses a cheaper tiling that cuBLAS found)."""
+    from sim.gpu_model import SPLITS, _cdiv, shape_fitted_tiles
+
+    sm = load_calibration("h100").sm_count
+    found = checked = 0
+    for r in rows(RANDOM):
+        M, N, K = int(r["M"]), int(r["N"]), int(r["K"])
+        tile = _nvjet_tile(r["kernels"])
+        if (r["dtype"] not in ("bf16", "fp16") or N % 8 or K % 8 or tile is None or tile[2]
+                or M < 64 or 2 * M * N * K < 2e9):
+            continue
+        bm, bn, _ = tile
+        waves = _cdiv(_cdiv(M, bm) * _cdiv(N, bn), sm)
+        candidates = shape_fitted_tiles(M, N, sm, SPLITS)
+        checked += 1
+        found += (bm, bn, 1, waves) in candidates
+        assert min(w * a * b for a, b, s, w in candidates if s == 1) <= waves * bm * bn, r
+    assert checked >= 15 and found >= 0.9 * checked, (found, checked)
+
+
+def test_a_tile_sized_to_the_shape_fills_the_sms():
+    """695x3808x14176 bf16 ran 176 x 128 tiles (4 x 30 = 120, one wave;
+    measured_h100_random.csv): the model takes it no slower than that one wave at the 128x128
+    tile's efficiency, where 128x256 tiles would pad N and 128 rows leave two waves."""
+    cal = load_calibration("h100")
+    p = cal.params
+    one_wave_s = 2 * 176 * 128 * 14176 / (cal.peak_tflops["bf16"] * 1e12 / cal.sm_count
+                                          * p["eff_128x128"])
+    fixed, work = predict_parts_us(cal, Kernel(op="gemm", dtype="bf16", M=695, N=3808,
+                                               K=14176))[:2]
+    assert fixed == p["fixed_us"] and work <= one_wave_s * 1e6 * (1 + 1e-9)
+
+
+def test_calibrate_holds_what_hold_names(capsys, tmp_path):
+    """``--hold`` keeps a fitted parameter at its value in the --out file, out of the search;
+    a name that is no fitted parameter, or an --out file that does not exist, is refused."""
+    from sim.gpu.calibrate import fit
+
+    cal = load_calibration("h100")
+    ks = [Kernel(op="gemm", dtype="bf16", M=m, N=4096, K=4096) for m in (256, 1024, 4096)]
+    us = [predict_us(cal, k) * 1.1 for k in ks]
+    params = fit(cal, ks, us, groups={"gemm": ["fixed_us", "eff_128x256"]},
+                 hold={"eff_128x256": 0.5})
+    assert params["eff_128x256"] == 0.5 and params["fixed_us"] != cal.params["fixed_us"]
+    out = tmp_path / "c.toml"
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
+                                "no_such", "--out", str(out)])
+    assert code == 2 and "--hold: 'no_such' is not a fitted parameter" in err
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
+                                "int8_eff", "--out", str(out)])
+    assert code == 2 and "--hold: --out" in err and "does not exist yet" in err
 
 
 def test_predict_needs_no_torch(tmp_path):

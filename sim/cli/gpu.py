@@ -77,6 +77,9 @@ def register(subparsers: Any) -> None:
                    help="a measured.csv of the same card timed after light load (measured "
                         "with --energy-s 0) whose 'cal' rows fit the clock kernels start at "
                         "(repeatable; e.g. sim/data/gpu/measured_h100.csv)")
+    k.add_argument("--hold", action="append", default=[], metavar="NAME",
+                   help="a [fitted] parameter kept at its value in the --out file as it is, "
+                        "out of the fit (repeatable; e.g. --hold int8_eff --hold fp8_eff)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 
@@ -444,6 +447,29 @@ def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: s
     plt.close(fig)
 
 
+def _held(names: list[str], out: Path) -> dict[str, float]:
+    """``--hold``'s parameters and their values in the calibration file ``out`` as it is."""
+    import tomllib
+
+    from sim.errors import InputError
+    from sim.gpu_model import FIT_PARAMS
+
+    if not names:
+        return {}
+    unknown = [n for n in names if n not in FIT_PARAMS]
+    if unknown:
+        raise InputError(f"--hold: {unknown[0]!r} is not a fitted parameter; give one of "
+                         f"{', '.join(FIT_PARAMS)}")
+    if not out.is_file():
+        raise InputError(f"--hold: --out {str(out)!r} does not exist yet (the held values are "
+                         "its [fitted] ones); give an existing calibration file")
+    fitted = tomllib.loads(out.read_text()).get("fitted", {})
+    missing = [n for n in names if n not in fitted]
+    if missing:
+        raise InputError(f"--hold: {out} has no [fitted] {missing[0]}; leave it out of --hold")
+    return {n: float(fitted[n]) for n in names}
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     from sim.errors import InputError
     from sim.files import output_file, replacing
@@ -467,8 +493,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     for f in burst:
         if not f.is_file():
             raise InputError(f"--burst: no such file {str(f)!r}")
+    hold = _held(args.hold, out)
     try:
-        _, text = calibrate(measured, mb, energy, extra, burst)
+        _, text = calibrate(measured, mb, energy, extra, burst, hold)
     except (KeyError, ValueError, OSError) as err:
         if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
             raise InputError(str(err)) from None

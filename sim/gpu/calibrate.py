@@ -111,12 +111,15 @@ MAX_RESTARTS = 12
 
 
 def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
-        groups: dict[str, list[str]] | None = None) -> dict[str, float]:
+        groups: dict[str, list[str]] | None = None,
+        hold: dict[str, float] | None = None) -> dict[str, float]:
     """Fit :data:`FIT_PARAMS` on ``kernels`` (the calibration rows only) by minimizing the mean
     absolute log error, one group of parameters (and the kernels they govern) at a time, each
-    search restarted until it settles (:data:`RESTART_TOL`)."""
+    search restarted until it settles (:data:`RESTART_TOL`); ``hold``: parameters kept at the
+    given values, out of every search."""
     us_arr = np.asarray(us, dtype=np.float64)
-    params = {n: v[0] for n, v in FIT_PARAMS.items()} | dict(cal.params)
+    hold = hold or {}
+    params = {n: v[0] for n, v in FIT_PARAMS.items()} | dict(cal.params) | hold
     cal = GpuCalibration(**{f.name: getattr(cal, f.name) for f in fields(cal)
                             if f.name != "params"}, params=params)
     groups = groups or {
@@ -143,8 +146,9 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
                              "kivi4_token_ops", "kivi_lone_programs"],
     }
     for op, names in groups.items():
+        names = [n for n in names if n not in hold]
         sel = [i for i, k in enumerate(kernels) if fit_group(k) == op]
-        if not sel:
+        if not sel or not names:
             continue
         ks = [kernels[i] for i in sel]
         x0 = np.array([params[n] for n in names], dtype=np.float64)
@@ -301,8 +305,8 @@ QUANT_ENERGY_CLASSES = ("w4a16", "w4a16_triton", "attention_kivi")
 
 
 def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None,
-              extra: tuple[Path, ...] = (), burst: tuple[Path, ...] = ()
-              ) -> tuple[GpuCalibration, str]:
+              extra: tuple[Path, ...] = (), burst: tuple[Path, ...] = (),
+              hold: dict[str, float] | None = None) -> tuple[GpuCalibration, str]:
     """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
     microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
     ``sim.gpu.measure`` writes them): the time model on ``measured``'s ``us``, then the energy
@@ -316,7 +320,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     shared constants and the dtype paths, and the quantized kernels' own energy paths
     (:data:`QUANT_ENERGY_CLASSES`, :func:`fit_quant_energy`). ``burst``: runs of the same card
     timed after light load (``sim.gpu.measure.timed_after_light_load``) whose ``cal`` rows fit
-    the burst clock, the rest kept (:func:`fit_burst`; none: no ``[burst]`` table)."""
+    the burst clock, the rest kept (:func:`fit_burst`; none: no ``[burst]`` table).
+    ``hold``: [fitted] parameters kept at the given values (e.g. a previous calibration's),
+    out of the time fit."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
     energy = measured if energy is None else energy
@@ -365,7 +371,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
                           if r.get("split", "cal") == "cal" and _kernel(r) not in later]
         later |= kernels
     cal_rows += [r for r in extra_rows if _kernel(r) not in timed]
-    params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows])
+    params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows],
+                 hold=hold)
     cal = dataclasses.replace(base, params=params)
     e_extra = [r for r in extra_rows if r.get("mj") and _kernel(r) not in metered
                and fit_group(Kernel.from_row(r)) not in QUANT_GROUPS]
@@ -386,7 +393,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"# [measured]: microbenchmarks of the card ({microbench.name}); [fitted]: efficiencies",
         f"# fitted on the {len(cal_rows)} 'cal' rows of "
         + " and ".join(p.name for p in (measured, *extra)) + " only",
-        "# (held-out rows never enter the fit).",
+        "# (held-out rows never enter the fit)"
+        + (f"; held at their previous values: {', '.join(sorted(hold))}" if hold else "")
+        + ".",
         f'card = "{card}"',
         "",
         "[measured]",

@@ -1413,7 +1413,7 @@ def test_misaligned_gemms_held_out_per_category():
 
 def test_every_shapes_dataset_is_written_as_committed_and_the_command_refuses_unknown_options(
         tmp_path, capsys):
-    from sim.gpu.shapes import DATASETS, main, split_of, tile_shapes
+    from sim.gpu.shapes import DATASETS, main, random_shapes, split_of, tile_shapes, unseen_shapes
 
     for name, (_, committed, _) in DATASETS.items():
         out = tmp_path / f"{name}.csv"
@@ -1426,6 +1426,11 @@ def test_every_shapes_dataset_is_written_as_committed_and_the_command_refuses_un
     others = {(r["dtype"], str(r["M"]), str(r["N"]), str(r["K"]))
               for f in ("shapes_v2.csv", "shapes_misaligned.csv") for r in rows(DATA / f)}
     assert not others & {(r["dtype"], str(r["M"]), str(r["N"]), str(r["K"])) for r in tiles}
+    # the unseen dataset: every row held out, none in the random dataset (nor another)
+    unseen = unseen_shapes()
+    assert len(unseen) >= 400 and {r["split"] for r in unseen} == {"held"}
+    drawn = {(r["dtype"], r["M"], r["N"], r["K"]) for r in (*random_shapes(), *tiles)}
+    assert not drawn & {(r["dtype"], r["M"], r["N"], r["K"]) for r in unseen}
     for bad in (["--help-me"], ["--v2", "--tiles"], ["a.csv", "b.csv"]):
         with pytest.raises(SystemExit) as e:
             main(bad)

@@ -60,6 +60,7 @@ SHAPES_MISALIGNED_CSV = SHAPES_CSV.with_name("shapes_misaligned.csv")
 SHAPES_DECODE_CSV = SHAPES_CSV.with_name("shapes_decode.csv")
 SHAPES_TILES_CSV = SHAPES_CSV.with_name("shapes_tiles.csv")
 SHAPES_RANDOM_CSV = SHAPES_CSV.with_name("shapes_random.csv")
+SHAPES_UNSEEN_CSV = SHAPES_CSV.with_name("shapes_unseen.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -340,21 +341,19 @@ RANDOM_GEMMS = {("int8", "aligned"): 100, ("int8", "odd"): 50, ("fp8", "aligned"
                 ("fp16", "aligned"): 20, ("fp16", "odd"): 40}
 #: The seed of their draw (fixed: the dataset is data, not a run).
 RANDOM_SEED = 20261207
+#: The seed of the unseen dataset (:func:`unseen_shapes`): drawn after the model was fitted on
+#: the random dataset's ``cal`` rows.
+UNSEEN_SEED = 20261206
 
 
 def _log_uniform(rng: random.Random, lo: int, hi: int) -> int:
     return int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1))))
 
 
-def random_shapes() -> list[dict[str, object]]:
-    """The random GEMM dataset (``sim/data/gpu/shapes_random.csv``, ``python -m
-    sim.gpu.shapes --random``), each row with its ``split``: GEMMs drawn apart from every
-    other dataset, to see what the library dispatches beyond the shapes the model was fitted
-    on: M log-uniform in 1..16384, N and K log-uniform in 64..16384 (multiples of 16 where
-    ``aligned``, any where ``odd``), :data:`RANDOM_GEMMS` per dtype and alignment. A row the
-    other datasets already have is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes())}
-    rng = random.Random(RANDOM_SEED)
+def _random_gemms(seed: int, seen: set[tuple[str, ...]]) -> list[dict[str, object]]:
+    """:data:`RANDOM_GEMMS` drawn with ``seed`` (M log-uniform in 1..16384, N and K in
+    64..16384, multiples of 16 where ``aligned``), those whose key is in ``seen`` left out."""
+    rng = random.Random(seed)
     rows: list[dict[str, object]] = []
     for (dtype, kind), n in RANDOM_GEMMS.items():
         for _ in range(n):
@@ -366,6 +365,31 @@ def random_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+def random_shapes() -> list[dict[str, object]]:
+    """The random GEMM dataset (``sim/data/gpu/shapes_random.csv``, ``python -m
+    sim.gpu.shapes --random``), each row with its ``split``: GEMMs drawn apart from every
+    other dataset, to see what the library dispatches beyond the shapes the model was fitted
+    on: M log-uniform in 1..16384, N and K log-uniform in 64..16384 (multiples of 16 where
+    ``aligned``, any where ``odd``), :data:`RANDOM_GEMMS` per dtype and alignment. A row the
+    other datasets already have is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes())}
+    return _random_gemms(RANDOM_SEED, seen)
+
+
+def unseen_shapes() -> list[dict[str, object]]:
+    """The unseen GEMM dataset (``sim/data/gpu/shapes_unseen.csv``, ``python -m
+    sim.gpu.shapes --unseen``): drawn as :func:`random_shapes` with another seed
+    (:data:`UNSEEN_SEED`) after the kernel model was fitted on the random dataset's ``cal``
+    rows, every row ``held``: a test of the model on shapes no fit has seen. A row another
+    dataset has is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes())}
+    rows = _random_gemms(UNSEEN_SEED, seen)
+    for row in rows:
+        row["split"] = "held"
+    return rows
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -375,6 +399,7 @@ DATASETS = {
     "decode": (decode_shapes, SHAPES_DECODE_CSV, ()),
     "tiles": (tile_shapes, SHAPES_TILES_CSV, ()),
     "random": (random_shapes, SHAPES_RANDOM_CSV, ()),
+    "unseen": (unseen_shapes, SHAPES_UNSEEN_CSV, ()),
 }
 
 

@@ -327,7 +327,8 @@ FALLBACK_SPLIT_K = 256
 #: unsplit (199x5670x273 bf16, 1433x956x312 bf16, 5426x102x508 fp16, 668x990x934 fp16), every
 #: one with K of 1310 and more split (1510x582x1310 bf16, 1541x958x1413 fp16, 3490x333x1514
 #: bf16 and on); the bound is their geometric mean, round(sqrt(934 * 1310))
-#: (tests/test_gpu.py recomputes it).
+#: (tests/test_gpu.py recomputes it). 1433x956x312 and 5426x102x508 are held-out rows: their
+#: recorded kernels, not their times, were read in setting it.
 FALLBACK_SPLIT_K_FILLED = 1106
 #: A misaligned bf16/fp16 GEMM with one column of C ran cuBLAS's dot_kernel and then its
 #: reduce_1Block_kernel (two launches) for one row, and for at most DOT_MAX_ROWS rows with K

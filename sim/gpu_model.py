@@ -45,10 +45,16 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   loop, so C's bytes come after the slower of the loop and the operands' reads, not under it
   (measured, a short-K GEMM with a large C: 6708x7822x226 bf16 took 178 us of kernel, where 13
   waves of its 256x128 tiles at the 31 ns per element of K they took at K = 4096 walk its 226
-  elements in 92 us; its C is 105 MB); CUTLASS runs its split-K variant (fp32 partials, then a
+  elements in 92 us; its C is 105 MB); where a launch's CTAs fit one wave, each alone on its
+  SM, an align-1 CTA of the Turing s1688 tiles steps along K no faster than a fitted
+  ``align1_lone_step_ns`` (timed after the L2 flush its loads come from HBM, and neither its
+  two-stage pipeline nor another CTA hides their latency: measured, 31x8143x182 bf16 took
+  2.6 us more beyond its profiled warm-L2 kernel than small kernels do); CUTLASS runs its
+  split-K variant (fp32 partials, then a
   ``splitKreduce_kernel`` launch; any count of splits, the model's the fastest for its tiles)
   whenever 128x128 tiles would leave SMs idle and ``K`` is at least
-  :data:`FALLBACK_SPLIT_K`, and for bf16 at vector 1 whenever C has fewer than 16 columns (the
+  :data:`FALLBACK_SPLIT_K` (:data:`FALLBACK_SPLIT_K_FILLED` where 64x64 tiles fill the SMs),
+  and for bf16 at vector 1 whenever C has fewer than 16 columns (the
   recorded dispatch, not a choice by speed), but the wmma kernels, which split only from
   :data:`WMMA_SPLIT_K` on (below it they run whole beside the others' split-K variant: the
   faster of the two; fewer than 16 rows run them alone, split from
@@ -315,6 +321,15 @@ NVJET_TILE_MAX_AREA = 256 * 160
 #: leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
 FALLBACK_SPLITS = tuple(range(1, 65))
 FALLBACK_SPLIT_K = 256
+#: ... but where the 64x64 tiles (UNDERFILLED_TILE) alone fill the SMs, the shortest K it runs
+#: for is longer: every such recorded launch (the kernels columns of measured_h100_misaligned.csv,
+#: measured_h100_v2_gemm_kernels.csv and measured_h100_random.csv) with K of 934 and less ran
+#: unsplit (199x5670x273 bf16, 1433x956x312 bf16, 5426x102x508 fp16, 668x990x934 fp16), every
+#: one with K of 1310 and more split (1510x582x1310 bf16, 1541x958x1413 fp16, 3490x333x1514
+#: bf16 and on); the bound is their geometric mean, round(sqrt(934 * 1310))
+#: (tests/test_gpu.py recomputes it). 1433x956x312 and 5426x102x508 are held-out rows: their
+#: recorded kernels, not their times, were read in setting it.
+FALLBACK_SPLIT_K_FILLED = 1106
 #: A misaligned bf16/fp16 GEMM with one column of C ran cuBLAS's dot_kernel and then its
 #: reduce_1Block_kernel (two launches) for one row, and for at most DOT_MAX_ROWS rows with K
 #: above DOT_MIN_K (the calibration rows: dot at 30, 41 rows and K 924 to 14486, one row and
@@ -539,6 +554,15 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "fallback_tile_k0": (40.0, 0.0, 4096.0),
     # the split-K variant's second kernel (splitKreduce_kernel: its launch and pass)
     "fallback_reduce_us": (4.0, 0.0, 30.0),
+    # the shortest step along K (ns per element of K) of an align-1 CTA of CUTLASS's Turing
+    # s1688 tiles alone on its SM (a launch's CTAs all in one wave): timed after the L2 flush,
+    # its loads come from HBM, and neither its two-stage pipeline nor another CTA on the SM
+    # hides their latency (the kernels column, profiled with the L2 warm: the one-wave 64x64
+    # launches ran 15 to 22 ns per element of K, and timed, the calibration rows 31x8143x182
+    # and 66x1691x139 bf16 took 6.1 and 4.9 us beyond their profiled kernels where small
+    # kernels took 3.5; the Ampere align-2 kernels' three to six stages hid it: 668x990x934
+    # fp16, 88 CTAs, took 3.3; the wmma tile's longer steps are left out, WMMA_TILE)
+    "align1_lone_step_ns": (24.0, 0.0, 200.0),
     # the reduction kernel after cuBLAS's dot_kernel (DOT_MAX_ROWS): its launch and pass, us
     "dot_reduce_us": (2.0, 0.0, 10.0),
     # cuBLAS's CUDA-core kernels of misaligned GEMMs of fewer than 16 rows (gemmSN, gemv):
@@ -1056,7 +1080,10 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # has fewer than 16 columns (as recorded: the kernels column of
         # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv)
         underfilled = _cdiv(M, 128) * _cdiv(N, 128) < cal.sm_count
-        split = ((underfilled and K >= FALLBACK_SPLIT_K)
+        # ... but where even UNDERFILLED_TILE's tiles fill the SMs, only from
+        # FALLBACK_SPLIT_K_FILLED on
+        filled = _cdiv(M, UNDERFILLED_TILE[0]) * _cdiv(N, UNDERFILLED_TILE[1]) >= cal.sm_count
+        split = ((underfilled and K >= (FALLBACK_SPLIT_K_FILLED if filled else FALLBACK_SPLIT_K))
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
         tiles = FALLBACK_TILES[family]
         if family == "align1" and k.dtype == "bf16":  # no bf16 wmma at vector 1 (WMMA_TILE)
@@ -1070,6 +1097,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         wmma_k = WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
         whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
         fixed = p["fallback_fixed_us"]
+        # a lone align-1 CTA's step along K: at least align1_lone_step_ns
+        lone_step = p["align1_lone_step_ns"] * 1e-9 if family == "align1" else 0.0
         choices = []
         for group, splitting in (([t for t in tiles if t not in whole], split),
                                  (whole, False)):
@@ -1077,7 +1106,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                 t, ops = _loaded_tiles_us(cal, M, N, K, tuple(group), ELEM_BYTES[k.dtype],
                                           sm_rate, sm_load, t_m,
                                           FALLBACK_SPLITS if splitting else (1,),
-                                          p["fallback_tile_k0"], t_store=t_store)
+                                          p["fallback_tile_k0"], t_store=t_store,
+                                          lone_step=lone_step)
                 choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                 t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
@@ -1116,7 +1146,7 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
                      sm_load: float, t_m: float, splits: tuple[int, ...], k0: float,
                      clipped_loads: bool = False, step_floor: float = 0.0,
-                     t_store: float = 0.0) -> tuple[float, float]:
+                     t_store: float = 0.0, lone_step: float = 0.0) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole): waves of CTAs over
     the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
@@ -1128,7 +1158,9 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     zero-filled without a read), so the slowest CTA's step loads ``min(BM, M) + min(BN, N)``
     rows; ``step_floor``: the shortest step (seconds per element of K) however few it loads;
     ``t_store``: the time C's stores take after the loop (unsplit; a split's partials are its
-    traffic above)."""
+    traffic above); ``lone_step``: the shortest step (seconds per element of K) where all the
+    CTAs fit one wave, each alone on its SM (its loads' latency unhidden), but the wmma tile's
+    (:data:`WMMA_TILE`)."""
     bw = cal.read_gb_per_s * 1e9
     best, ops = math.inf, 0.0
     for bm, bn in tiles:
@@ -1141,7 +1173,9 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
             if s > 1 and (_cdiv(K, s) < 8
                           or n_tiles * (K + s * k0) * step / cal.sm_count > best):
                 break
-            t_c = _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step
+            lone = n_tiles * s <= cal.sm_count
+            t_c = (_cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0)
+                   * (max(step, lone_step) if lone and (bm, bn) != WMMA_TILE else step))
             extra = 2 * s * M * N * 4 / bw if s > 1 else t_store
             t = max(t_c, t_m) + extra
             if t < best:

@@ -1307,6 +1307,68 @@ def test_gemmsn_band_and_grid_are_the_recorded_ones():
                              round(math.sqrt(max(inside) * min(above))))
 
 
+def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
+    """Where 128x128 tiles leave SMs idle but 64x64 ones fill them, the fallback kernels ran
+    their split-K variant (a splitKreduce_kernel launch) only from FALLBACK_SPLIT_K_FILLED on:
+    every recorded bf16/fp16 CUTLASS launch so with K of FALLBACK_SPLIT_K and more (but the
+    wmma kernels, WMMA_SPLIT_K) ran unsplit below it and split above it, and the bound is the
+    geometric mean of the recorded neighbours."""
+    from sim.gpu_model import (
+        FALLBACK_SPLIT_K,
+        FALLBACK_SPLIT_K_FILLED,
+        UNDERFILLED_TILE,
+        WMMA_SPLIT_K,
+        gemm_family,
+    )
+
+    unsplit, split = [], []
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+        k = Kernel.from_row(r)
+        main = r["kernels"].split(" ; ")[0]
+        if (gemm_family(k) not in ("align1", "align2") or "cutlass" not in main
+                or ("wmma" in main and k.K < WMMA_SPLIT_K)):
+            continue
+        underfilled = -(-k.M // 128) * -(-k.N // 128) < 132
+        filled = (-(-k.M // UNDERFILLED_TILE[0]) * -(-k.N // UNDERFILLED_TILE[1])) >= 132
+        if underfilled and filled and k.K >= FALLBACK_SPLIT_K:
+            (split if "splitKreduce" in r["kernels"] else unsplit).append(k.K)
+    assert len(unsplit) >= 4 and len(split) >= 10
+    assert max(unsplit) < FALLBACK_SPLIT_K_FILLED <= min(split)
+    assert FALLBACK_SPLIT_K_FILLED == round(math.sqrt(max(unsplit) * min(split)))
+
+
+def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
+    """align1_lone_step_ns: a one-wave launch of the align-1 s1688 tiles (each CTA alone on its
+    SM) steps along K no faster than the fitted floor, above what the recorded one-wave 64x64
+    launches took with the L2 warm under the profiler (the calibration rows' launches above
+    4 us of kernel: 15 to 22 ns per element of K), and below a 128x128 CTA's step (so it
+    binds the small tiles only); a second wave of the same tiles is not held to it."""
+    cal = load_calibration("h100")
+    p = cal.params
+    lone = []  # (K, profiled us) of the one-wave unsplit 64x64 launches
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+        main = r["kernels"].split(" ; ")[0]
+        k = Kernel.from_row(r)
+        if (r["split"] == "cal" and "s1688gemm_bf16_64x64_" in main
+                and "splitKreduce" not in r["kernels"]
+                and -(-k.M // 64) * -(-k.N // 64) <= cal.sm_count):
+            lone.append((k.K, float(main.rsplit(" us=", 1)[1])))
+    # the kernel's own start and end: the least such launch's time at K of 4 and less
+    start = min(us for K, us in lone if K <= 4)
+    warm = [(us - start) * 1e3 / (K + p["fallback_tile_k0"]) for K, us in lone if us > 4]
+    assert len(warm) >= 5 and max(warm) < p["align1_lone_step_ns"]
+    step_128 = (128 + 128) * 2 / (p["align1_load_gb_per_s"] / cal.sm_count)
+    assert p["align1_lone_step_ns"] < step_128
+
+    def work(M: int, N: int, K: int) -> float:
+        return predict_parts_us(cal, Kernel(op="gemm", dtype="bf16", M=M, N=N, K=K))[1]
+
+    # 64 rows, 131 column tiles of 64 (one wave) against 133 (two): the lone one at the floor
+    one = work(64, 64 * 131 - 1, 201)
+    assert one >= (201 + p["fallback_tile_k0"]) * p["align1_lone_step_ns"] * 1e-3 * 0.999
+    assert work(64, 64 * 133 - 1, 201) < 2 * one
+
+
 def test_the_cuda_core_kernels_mechanisms():
     """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs fewer than the SMs walk K at the
     fitted time per row of A (a rate of one CTA, not of the chip), more of them run at the

@@ -162,10 +162,11 @@ class Nest:
     #: scratchpad lines, ``hw.spec.tile.line_blocks``): on a port of beats, where no beat
     #: fills several blocks' columns of A or W whole (one bank), the tile's DMA requests a
     #: matrix row a block at a time, each segment in whole beats (a 5-element row of
-    #: 3-element blocks on a 16-byte beat: two beats, not one). None: whole rows. (The
-    #: partial sums' reload also goes a block's row at a time in the tile, which the
-    #: timeline does not count yet: a row of two 16-byte blocks on a 32-byte beat takes two
-    #: beats there, one here.)
+    #: 3-element blocks on a 16-byte beat: two beats, not one); the partial sums' reload
+    #: always goes a block's row at a time (a row of two 16-byte blocks on a 32-byte beat:
+    #: two beats; measured on ``amaranth.sim``, the cube's 86x49x101 on 8x8x8 tiles, kmn,
+    #: 23.84 bytes a cycle, took 79868 cycles, the model 77995 with whole rows, 79858 with
+    #: this). None: whole rows.
     segment: tuple[int, int, int] | None = None
     #: The block (rows, cols) the tile's write walker writes an output tile in, on a port of
     #: beats (``hw.tile``, ``hw.spec.tile.engine_block``): a block column of a block row of
@@ -484,8 +485,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             beats = np.ceil(row_bytes / beat_bytes - 1e-9)
             seg = nest.segment[o] if nest.segment is not None else 0
             per_beat = int(beat_bytes // elem[o]) if seg else 0
-            if seg and o < 2 and (per_beat <= seg or per_beat % seg):
-                # one bank: a request per block's row segment, each in whole beats (hw.tile)
+            if seg and (o == 2 or per_beat <= seg or per_beat % seg):
+                # one bank, and the partial sums: a request per block's row segment, each
+                # in whole beats (hw.tile)
                 full, rest = np.divmod(np.round(row_bytes / elem[o]), seg)
                 beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
                          + np.ceil(rest * elem[o] / beat_bytes - 1e-9))

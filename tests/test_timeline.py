@@ -24,18 +24,18 @@ from sim.verify.tile_ref import reference_cycles
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: The committed agreement runs: (preset, overrides, file).
 RUNS = [
-    ("systolic", [], "tile_agreement_2026-12-06_tile-credit.csv"),
-    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-beats.csv"),
+    ("systolic", [], "tile_agreement_2026-12-06_tile-hold.csv"),
+    ("systolic", ["engine.dataflow=ws"], "tile_agreement_dataflow-ws_2026-12-06_tile-hold.csv"),
     ("systolic", ["engine.dataflow=ws", "engine.weight_double_buffer=true"],
      "tile_agreement_dataflow-ws_weight_double_buffer-true_2026-12-06_tile-beats.csv"),
-    ("cube", [], "tile_agreement_cube_2026-12-06_tile-whole.csv"),
+    ("cube", [], "tile_agreement_cube_2026-12-06_tile-hold.csv"),
     # the odd cube (3x4x3: partial K chunks, A line blocks in one bank)
     ("cube", ["engine.m=3", "engine.k=3", "a_buffer.width_bits=72", "w_buffer.width_bits=96",
               "o_buffer.capacity_bytes=768"],
-     "tile_agreement_cube_odd_2026-12-06_tile-whole.csv"),
-    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-beats.csv"),
+     "tile_agreement_cube_odd_2026-12-06_tile-hold.csv"),
+    ("matrix2d", [], "tile_agreement_matrix2d_2026-12-06_tile-hold.csv"),
     ("cube", ["engine.output_double_buffer=true"],
-     "tile_agreement_cube_output_double_buffer-true_2026-12-06_tile-whole.csv"),
+     "tile_agreement_cube_output_double_buffer-true_2026-12-06_tile-hold.csv"),
 ]
 
 

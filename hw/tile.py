@@ -200,21 +200,30 @@ early: traced on ``amaranth.sim``, 13x23x25 (4x4x25 tiles) took 473 cycles, the 
 its tiles' first beats up to two cycles before the tile's; 20x24x23 with the output double
 buffer (its last K tiles 7 deep) 437, the model 436. Counted, every tile's first beat and
 every half's release of those two falls in the model's cycle.
-With an ideal link (no latency, a beat a cycle) the model equals the tile on the
-output-stationary array, the 2D matrix and the weight-stationary array with or without its
-weight double buffer (``tests/test_tile.py``), and on the cube, plain and with its output
+With an ideal link (no latency, a beat a cycle) the model equals the tile on every tile
+kind and option: the output-stationary array plain, odd-sized (3x5) and with its output
+double buffer, the weight-stationary array plain, odd-sized and with its weight double
+buffer, the odd 3x4x3 cube, the 2D matrix and the bit-slice array on ``tpe verify``'s seeds
+0 and 2 (54 GEMMs, ``tests/test_tile.py``), and on the cube, plain and with its output
 double buffer, on every one of those 24 and 18 GEMMs (before the whole beats, four of the 24
-and one of the 18 were 1 or 2 cycles slower than the model, 0.4% at most).
+and one of the 18 were 1 or 2 cycles slower than the model, 0.4% at most). The arbiter
+grants no load of a later tile while the output loader waits for a write-back, whenever
+that load was requested; the model checked that wait only when a load was requested, and
+the odd cube's 17x10x6 (seed 2) took 136 cycles, the model 132: its next W tile, requested
+at the start and queued behind the A tiles of earlier tiles, went at cycle 41 in the model
+and 49 in the tile (held, then behind the same tile's A tile). The model now holds a load
+when the arbiter would queue it (``sim.timeline``'s ``o_hold``), and counts the partial sums'
+reload a block's row at a time, each in whole beats, as the tile's DMA requests it (a row
+of 8 accumulators two 16-byte beats on a 32-byte port, not one: measured, the cube's
+86x49x101 on 8x8x8 tiles, a 23.84-byte link, took 79868 cycles, the model 79858).
 It leaves out: the SRAM stalls in whole cycles (where a scratchpad stalls the engine, a
 tile's cycles are the engine's scaled to its total with the stalls, in fractions; on every
 committed cube agreement point the tile's scratchpads stall nothing and each tile's timing
 is whole); the link's bytes in whole beats on a link slower than a beat a cycle (a
 load ends at the link's average rate, in fractions of a cycle: 18x7x21 on 9.6 bytes a cycle,
-the model's first tile at 168.5, the tile's at 168); the request order within a job; the
-partial sums'
-reload a block's row at a time (it differs from whole rows only where a beat is wider than
-an accumulator block's row); and, for loops of more trips than its reduced nest runs, the
-middle iterations, counted from samples of them. The
+the model's first tile at 168.5, the tile's at 168); the request order within a job; and,
+for loops of more trips than its reduced nest runs, the middle iterations, counted from
+samples of them. The
 candidates are still ranked by the closed form (``sim.memory``: per loop boundary, the
 transfer against the average tile), so the mapping the model picks is the closed form's best,
 evaluated by the timeline.

@@ -15,9 +15,10 @@ stays over the inner loop) waits behind loads requested later for the tiles befo
 port of beats (the tile's, ``hw.tile``) the choice is the tile's arbiter's: it queues a load
 when its request walker is free for it (the loads queued before it have issued their
 requests, a matrix row's or a row segment's a cycle, and fewer than :data:`JOB_QUEUE` await
-their answers), of those requested by then the earliest tile's, and the output loader's
-wait for a write-back holds back the loads of later tiles from when they would be queued,
-not from when they are requested. A tile computes when its operands
+their answers), of those requested by then the earliest tile's; while the output loader
+waits for a write-back, the arbiter queues no load of a later tile: a load is checked
+against that wait when it is requested and again when the arbiter would queue it (it may
+have waited long behind loads of earlier tiles). A tile computes when its operands
 have loaded and the engine has finished the tile before it: its busy cycles are its folds'
 (``fold_interval`` each) and its share of the SRAM stalls; it frees its inputs' halves with
 its last beat (the input a fold holds stationary a fold earlier, on an engine that takes it
@@ -161,10 +162,11 @@ class Nest:
     #: scratchpad lines, ``hw.spec.tile.line_blocks``): on a port of beats, where no beat
     #: fills several blocks' columns of A or W whole (one bank), the tile's DMA requests a
     #: matrix row a block at a time, each segment in whole beats (a 5-element row of
-    #: 3-element blocks on a 16-byte beat: two beats, not one). None: whole rows. (The
-    #: partial sums' reload also goes a block's row at a time in the tile, which the
-    #: timeline does not count yet: a row of two 16-byte blocks on a 32-byte beat takes two
-    #: beats there, one here.)
+    #: 3-element blocks on a 16-byte beat: two beats, not one); the partial sums' reload
+    #: always goes a block's row at a time (a row of two 16-byte blocks on a 32-byte beat:
+    #: two beats; measured on ``amaranth.sim``, the cube's 86x49x101 on 8x8x8 tiles, kmn,
+    #: 23.84 bytes a cycle, took 79868 cycles, the model 77995 with whole rows, 79858 with
+    #: this). None: whole rows.
     segment: tuple[int, int, int] | None = None
     #: The block (rows, cols) the tile's write walker writes an output tile in, on a port of
     #: beats (``hw.tile``, ``hw.spec.tile.engine_block``): a block column of a block row of
@@ -483,8 +485,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             beats = np.ceil(row_bytes / beat_bytes - 1e-9)
             seg = nest.segment[o] if nest.segment is not None else 0
             per_beat = int(beat_bytes // elem[o]) if seg else 0
-            if seg and o < 2 and (per_beat <= seg or per_beat % seg):
-                # one bank: a request per block's row segment, each in whole beats (hw.tile)
+            if seg and (o == 2 or per_beat <= seg or per_beat % seg):
+                # one bank, and the partial sums: a request per block's row segment, each
+                # in whole beats (hw.tile)
                 full, rest = np.divmod(np.round(row_bytes / elem[o]), seg)
                 beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
                          + np.ceil(rest * elem[o] / beat_bytes - 1e-9))
@@ -822,6 +825,58 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 return None
             u += 1
 
+    def wb_span(v: int) -> Any:
+        """When visit ``v``'s write-back starts and ends on the reads served so far (no
+        more after them: none that a later serve adds starts before the time the arbiter
+        queues it, so a start before that time is the final one), without serving any;
+        None where a write-back up to it is not ready yet."""
+        advance()
+        u0 = wb_open
+        if v < u0:
+            return wb_start[v], wb_end[v]
+        if wb_ready[u0] is None:
+            return None
+        _, t, left, _, _, bank, begin, _, ph = prog
+        end, bank = idle_end(t if t > link else link, left, bank, begin, wb_phases[u0], ph)
+        start = begin
+        for u in range(u0 + 1, v + 1):
+            if wb_ready[u] is None:
+                return None
+            start = wb_ready[u]
+            if end + wb_wait > start:
+                start = end + wb_wait
+            end, bank = idle_end(end, wb_phases[u][0][0], bank, start, wb_phases[u], 0)
+        return start, end
+
+    def o_hold(t: float, f: int) -> float:
+        """On a port of beats, the earliest time from ``t`` the arbiter may queue a pending
+        load of step ``f``: the tile's arbiter grants no load of a tile after the output
+        loader's while that loader waits for the half a running write-back frees (``hw.tile``,
+        ``o_wait``), whenever the load was requested: up to the loader's acquire, a cycle
+        after the write-back's last beat. (held() checks a load against the wait when it is
+        requested, at the time it then expects it queued, which loads of earlier tiles
+        requested later put off. Measured on ``amaranth.sim``: the odd 3x4x3 cube, 17x10x6
+        on 3x4x6 tiles, nmk, an ideal 16-byte link, took 136 cycles, the model 132 while it
+        queued the next column's W tile, requested at the start, at cycle 41: the arbiter
+        held it there, the output loader waiting for a write-back, then took the A tile of
+        the same tile first, and the W tile at 49; 136 with this.) A wait not known yet (a
+        write-back whose tile the walk has not reached) holds nothing."""
+        while True:
+            u = bisect_right(o_reqs, t)
+            if not (u < nv and o_first[u] < f and u >= h_o):
+                return t
+            span = wb_span(u - h_o)
+            if span is None or t < span[0]:
+                return t
+            tw = req_o[u]
+            if tw is None:  # the acquire (extend(), not walked yet) on these reads
+                tw = span[1] + o_free
+                if tw < req_o[u - 1]:
+                    tw = req_o[u - 1]
+            if tw <= t:
+                return t
+            t = tw
+
     first_a, first_w = first_of[0], first_of[1]
     rel_at_a, rel_at_w = release
     req_a, req_w = req[0], req[1]
@@ -968,25 +1023,35 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         beats, of those requested by the time the link frees (less the wait for an answer)
         (measured on ``amaranth.sim``: the odd cube's GEMM 22x10x13 on 3x4x13 tiles, nmk, an
         ideal 16-byte link, took 385 cycles, the model 388 while it served the next W tile,
-        requested first, before the A tiles the engine needed sooner; 385 with this)."""
+        requested first, before the A tiles the engine needed sooner; 385 with this). The
+        one it takes waits while the output loader waits for a write-back (:func:`o_hold`):
+        then the arbiter queues nothing until that wait ends or a load of an earlier tile is
+        requested."""
         nonlocal queued
-        best = 0
         at = walker
         q = len(r_end) - JOB_QUEUE
         if q >= 0 and r_end[q] > at:
             at = r_end[q]
         if pending[0][0] > at:
             at = pending[0][0]
-        queued = ready_by = at
-        if len(pending) > 1:
-            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
-            if bt <= ready_by:
-                for q in range(1, len(pending)):
-                    tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
-                    if tq > ready_by:
-                        break
-                    if (fq, tieq) < (bf, btie):
-                        best, bf, btie = q, fq, tieq
+        while True:
+            best = 0
+            bf, btie = pending[0][1], pending[0][2]
+            later = math.inf  # the first request after ``at``
+            for q in range(1, len(pending)):
+                tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
+                if tq > at:
+                    later = tq
+                    break
+                if (fq, tieq) < (bf, btie):
+                    best, bf, btie = q, fq, tieq
+            # the one the arbiter takes, unless the output loader's wait holds it: then
+            # nothing until the wait ends or a load of an earlier tile is requested
+            until = o_hold(at, bf)
+            if until <= at:
+                break
+            at = until if until < later else later
+        queued = at
         return best
 
     def next_load_plain() -> int:

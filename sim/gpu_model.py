@@ -70,6 +70,12 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
   kernel for the smallest shapes, against 3.3 for CUTLASS's), but above
   :data:`INT8_N8_CUTLASS_MACS` multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
+  Aligned int8 (K and N multiples of 16) runs CUTLASS's Ampere ``i16832gemm_s8_*_align16``
+  kernels, never a Hopper one: one of four tiles (:data:`INT8_TILES`), chosen by cuBLASLt's
+  heuristic as recorded (:func:`int8_tile`: by rows, tile count and K, not the fastest), never
+  split, each tile at its own fitted rate with a prologue and epilogue of ``int8_tile_k0``
+  elements of K (the 64x64 tile, which runs every GEMM of at most 32 rows, well below the
+  larger ones: a 32-row GEMM is as slow as a 128-row one).
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -359,6 +365,29 @@ INT8_N8_TILE = (256, 128)
 #: before it was set).
 INT8_N8_CUTLASS_MACS = 2.3e10
 INT8_N8_CUTLASS_TILE = ((64, 128),)
+#: The CTA tiles (rows of M, columns of N) cuBLASLt dispatches for an aligned int8 GEMM (K and
+#: N multiples of 16: torch._int_mm), as ``sim.gpu.measure --kernels`` recorded them on the
+#: H100 (the kernels columns of ``measured_h100_v2_gemm_kernels.csv``, its _repeat and
+#: ``measured_h100_misaligned.csv``): CUTLASS's sm80 i16832 align-16 kernels, oriented as
+#: :data:`FALLBACK_TILES` (``_64x64_`` 64 x 64, ``_128x64_`` 64 x 128, ``_128x128_``,
+#: ``_128x256_`` 256 x 128); never a Hopper (sm90) kernel. Which one runs is
+#: :func:`int8_tile` (rules checked against every recorded launch by tests/test_gpu.py).
+INT8_TILES = ((64, 64), (64, 128), (128, 128), (256, 128))
+#: The most rows of M for which the 64x64 tile ran however many tiles it takes: 32 (every
+#: recorded launch of 32 rows or fewer ran it, up to 224 tiles at 32x14336x4096; 64x11008x4096,
+#: 172 tiles, ran 64x128).
+INT8_SMALL_M = 32
+#: The fewest 256x128 tiles at which that tile ran: 256 (8192x1024x4096 and seven more shapes at
+#: exactly 256 ran it; 512x11008x4096 at 172 and 1000x4112x4112 at 132 did not), and only with K
+#: at least :data:`INT8_BK` (7429x5424x32, 1290 tiles, ran 64x128).
+INT8_256X128_MIN_TILES = 256
+#: The K step of the int8 align-16 tiles (their names' ``_128x3``, ``_128x5``, ``_128x6``: 128
+#: elements of K per stage).
+INT8_BK = 128
+#: The shortest K at which the 128x128 tile ran rather than 64x128 (where neither of the rules
+#: above applies): every such recorded launch at K of 8192 and more ran 128x128, every one at
+#: 4112 and less 64x128; the bound is their geometric mean (none recorded between them).
+INT8_128X128_MIN_K = 5804
 #: The shortest step along K (ns per element of K) a CTA of int8's align-4 kernels takes however
 #: few rows of A and W it loads (its main loop's own latency): the recorded single-CTA launches
 #: of their 64x64 tile at K of 4096 and more, over 17 to 33 rows of M and 8 to 32 columns of N
@@ -476,9 +505,17 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "eff_64x128": (0.7, 0.1, 1.3),
     "eff_64x64": (0.5, 0.05, 1.3),
     "split_cost_us": (2.0, 0.0, 30.0),
-    "int8_eff": (0.6, 0.2, 1.3),
     "fp8_eff": (0.7, 0.2, 1.3),
     "int8_bw_eff": (0.8, 0.2, 1.5),
+    # aligned int8 (cuBLASLt's CUTLASS align-16 kernels: INT8_TILES, int8_tile): each tile's
+    # rate, a multiple of the aligned int8 rate measured at the sustained clock (up to the
+    # datasheet's 1,979 dense TOPS at the boost clock over the measured 751: 2.64), and its
+    # prologue and epilogue in elements of K (3 to 6 stages of INT8_BK)
+    "int8_eff_64x64": (0.6, 0.05, 2.64),
+    "int8_eff_64x128": (0.8, 0.05, 2.64),
+    "int8_eff_128x128": (0.9, 0.05, 2.64),
+    "int8_eff_256x128": (1.0, 0.05, 2.64),
+    "int8_tile_k0": (128.0, 0.0, 4096.0),
     "fp8_bw_eff": (0.9, 0.2, 1.5),
     # the fallback kernels of misaligned bf16/fp16 GEMMs (gemm_family): rate (of the dtype's
     # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
@@ -976,7 +1013,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                 choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                 t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
-    dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
+    dtype_eff = p["fp8_eff"] if k.dtype == "fp8" else 1.0
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
@@ -997,12 +1034,31 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         t_c = _cdiv(ctas, cal.sm_count) * 2 * bm * bn * (K + p["fallback_tile_k0"]) / sm_rate
         executed = _cdiv(M, bm) * _cdiv(N, bn) * 2.0 * bm * bn * K
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
+    if k.dtype == "int8":
+        # cuBLASLt's int8 kernels (torch._int_mm): the tile it dispatches (int8_tile), never
+        # split along K, at that tile's rate
+        bm, bn = int8_tile(cal.sm_count, M, N, K)
+        rate = peak * p[f"int8_eff_{bm}x{bn}"] / cal.sm_count
+        t_c = (_cdiv(_cdiv(M, bm) * _cdiv(N, bn), cal.sm_count) * 2 * bm * bn
+               * (K + p["int8_tile_k0"]) / rate)
+        return p["fixed_us"], max(t_c, t_m) * 1e6, useful
     sm_rate = peak * dtype_eff / cal.sm_count
-    # cuBLASLt's int8 kernels (torch._int_mm) do not split K
-    splits = (1,) if k.dtype == "int8" else SPLITS
     burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
-    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p,
+    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, SPLITS, p,
                                     burst=burst) * 1e6, useful
+
+
+def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
+    """The tile (rows of M, columns of N) cuBLASLt runs an aligned int8 GEMM of the padded
+    shape ``M x N x K`` with (:data:`INT8_TILES`): 64x64 for at most :data:`INT8_SMALL_M`
+    rows or where its tiles fit one wave of ``sm_count`` SMs; else 256x128 from
+    :data:`INT8_256X128_MIN_TILES` of them on (K at least :data:`INT8_BK`); else 128x128 from
+    K = :data:`INT8_128X128_MIN_K` on; else 64x128."""
+    if M <= INT8_SMALL_M or _cdiv(M, 64) * _cdiv(N, 64) <= sm_count:
+        return 64, 64
+    if K >= INT8_BK and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
+        return 256, 128
+    return (128, 128) if K >= INT8_128X128_MIN_K else (64, 128)
 
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,

@@ -1228,6 +1228,29 @@ def test_cutlass_grid_orientation():
     assert checked > 70
 
 
+def test_the_aligned_int8_dispatch_is_the_recorded_one():
+    """Every recorded launch of an int8 GEMM whose padded shape is aligned (K and N multiples
+    of 16: cuBLASLt's CUTLASS align-16 kernels, every one of the four INT8_TILES among them) ran
+    the tile int8_tile gives its padded shape, name oriented as test_cutlass_grid_orientation
+    finds it (columns of N first)."""
+    from sim.gpu_model import INT8_TILES, gemm_family, int8_tile, padded_shape
+
+    seen: dict[tuple[int, int], int] = {}
+    for path in (MISALIGNED, GEMM_KERNELS, DATA / "measured_h100_v2_gemm_kernels_repeat.csv",
+                 DATA / "measured_h200_misaligned.csv"):
+        for r in rows(path):
+            k = Kernel.from_row(r)
+            if k.op != "gemm" or k.dtype != "int8" or gemm_family(k) != "aligned":
+                continue
+            main = r["kernels"].split(" ; ")[0]
+            tile = re.search(r"i16832gemm_s8_(\d+)x(\d+)_\d+x\d+_tn_align16", main)
+            assert tile, main
+            ran = (int(tile.group(2)), int(tile.group(1)))
+            assert int8_tile(132, *padded_shape("int8", k.M, k.N, k.K)) == ran, (k, main)
+            seen[ran] = seen.get(ran, 0) + 1
+    assert set(seen) == set(INT8_TILES) and sum(seen.values()) > 150, seen
+
+
 def test_the_int8_align4_step_floor_is_the_recorded_one():
     """INT8_ALIGN4_STEP_NS: the least time per element of K of the recorded single-CTA
     launches of int8's 64x64 align-4 tile at K of 4096 and more (few rows in bounds), well

@@ -46,13 +46,17 @@ def fit_group(k: Kernel) -> str:
     """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
     quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``) and the
     fallback and CUDA-core kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``: fitted
-    after ``gemm``, whose fixed and split-K costs they share)."""
+    after ``gemm``, whose fixed and split-K costs they share), int8's align-4 and Hopper kernels
+    (``gemm_int8_align8``) and its aligned CUTLASS tiles (``gemm_int8``: after ``gemm``, whose
+    fixed cost and bandwidth they share)."""
     if k.op == "gemm" and k.dtype in W4A16:
         return k.dtype
     if k.op == "gemm" and gemm_family(k) in ("gemv", "align1", "align2"):
         return "gemm_fallback"
     if k.op == "gemm" and gemm_family(k) == "int8_align8":
         return "gemm_int8_align8"
+    if k.op == "gemm" and k.dtype == "int8":
+        return "gemm_int8"
     if k.op == "attn_decode" and k.kv_dtype in ("int8", "int4"):
         return "attn_decode_kivi"
     return k.op
@@ -117,8 +121,9 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
                             if f.name != "params"}, params=params)
     groups = groups or {
         "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
-                 "eff_64x64", "split_cost_us", "int8_eff", "fp8_eff", "int8_bw_eff",
-                 "fp8_bw_eff"],
+                 "eff_64x64", "split_cost_us", "fp8_eff", "fp8_bw_eff"],
+        "gemm_int8": ["int8_eff_64x64", "int8_eff_64x128", "int8_eff_128x128",
+                      "int8_eff_256x128", "int8_tile_k0", "int8_bw_eff"],
         "gemm_fallback": ["gemv_bw_eff", "align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
                           "align2_bw_eff", "fallback_fixed_us", "align1_k8_slowdown",
                           "fallback_tile_k0", "fallback_reduce_us", "simt_tflops",

@@ -358,12 +358,12 @@ UNDERFILLED_TILE = (64, 64)
 #: N, as its grid was recorded), launched in clusters of two along N.
 INT8_N8_TILE = (256, 128)
 #: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile (64 rows of M,
-#: 128 columns of N, as :data:`FALLBACK_TILES` orients it): the
-#: calibration rows ran the Hopper kernel up to 1.7e9 multiply-adds (100x4104x4112 padded)
-#: and the 128x64 tile at 3.2e11 (12130x2296x11472); the bound is their geometric mean (a
-#: held-out row's kernel name, 6001x4104x4112 at 1.0e11 running the 128x64 tile, was seen
-#: before it was set).
-INT8_N8_CUTLASS_MACS = 2.3e10
+#: 128 columns of N, as :data:`FALLBACK_TILES` orients it): the largest recorded launch of the
+#: Hopper kernel is 1536x4104x4096 (2.6e10 multiply-adds, ``measured_h100_tiles.csv``), the
+#: smallest of the 128x64 tile 2048x4104x4096 (3.4e10, the same file; before it, the
+#: calibration rows had the Hopper kernel up to 1.7e9 and the 128x64 tile from 3.2e11, and a
+#: bound of 2.3e10 between them): the bound is the geometric mean of the two.
+INT8_N8_CUTLASS_MACS = math.sqrt(1536 * 4104 * 4096 * 2048 * 4104 * 4096)
 INT8_N8_CUTLASS_TILE = ((64, 128),)
 #: The CTA tiles (rows of M, columns of N) cuBLASLt dispatches for an aligned int8 GEMM (K and
 #: N multiples of 16: torch._int_mm), as ``sim.gpu.measure --kernels`` recorded them on the
@@ -516,6 +516,9 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "int8_eff_128x128": (0.9, 0.05, 2.64),
     "int8_eff_256x128": (1.0, 0.05, 2.64),
     "int8_tile_k0": (128.0, 0.0, 4096.0),
+    # ... and the whole chip's bandwidth (GB/s of L2 line traffic: line_traffic) at which their
+    # CTAs load their A and W tiles from L2
+    "int8_load_gb_per_s": (10000.0, 1000.0, 30000.0),
     "fp8_bw_eff": (0.9, 0.2, 1.5),
     # the fallback kernels of misaligned bf16/fp16 GEMMs (gemm_family): rate (of the dtype's
     # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
@@ -1036,16 +1039,38 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
     if k.dtype == "int8":
         # cuBLASLt's int8 kernels (torch._int_mm): the tile it dispatches (int8_tile), never
-        # split along K, at that tile's rate
+        # split along K, at that tile's rate; the CTAs' loads of A and W from L2 bound it too
+        # (L2_LINE_BYTES, line_traffic)
         bm, bn = int8_tile(cal.sm_count, M, N, K)
         rate = peak * p[f"int8_eff_{bm}x{bn}"] / cal.sm_count
-        t_c = (_cdiv(_cdiv(M, bm) * _cdiv(N, bn), cal.sm_count) * 2 * bm * bn
-               * (K + p["int8_tile_k0"]) / rate)
-        return p["fixed_us"], max(t_c, t_m) * 1e6, useful
+        n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
+        steps = K + p["int8_tile_k0"]
+        t_c = _cdiv(n_tiles, cal.sm_count) * 2 * bm * bn * steps / rate
+        t_l2 = (n_tiles * (bm + bn) * steps * line_traffic(K * ELEM_BYTES[k.dtype])
+                / (p["int8_load_gb_per_s"] * 1e9))
+        return p["fixed_us"], max(t_c, t_l2, t_m) * 1e6, useful
     sm_rate = peak * dtype_eff / cal.sm_count
     burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
     return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, SPLITS, p,
                                     burst=burst) * 1e6, useful
+
+
+#: The L2's line (bytes; the H100's and H200's L2 caches in 128-byte lines of four 32-byte
+#: sectors: NVIDIA's Hopper tuning guide, and the CUDA C++ Best Practices Guide's coalescing
+#: section).
+L2_LINE_BYTES = 128
+
+
+def line_traffic(row_bytes: int) -> float:
+    """The L2 line traffic of a CTA's loads of rows ``row_bytes`` long (A and W: rows of K)
+    per byte it loads: 1 where every row starts on a line (a multiple of
+    :data:`L2_LINE_BYTES`), else each of its line-long segments of a row that does not start on
+    a line spans two lines: ``1 + (1 - gcd(row_bytes, line) / line)`` (rows of 4112 bytes:
+    seven in eight rows off the line, 1.875). Measured: aligned int8 at K = 4112 (N = 4112)
+    ran its 64x128 tiles about twice as long as at K = 4096, the time growing with the count of
+    tiles rather than by waves (``measured_h100_tiles.csv``: 1000 rows 95 us of kernel against
+    50 at 4096), the whole chip's L2 bandwidth the bound."""
+    return 1.0 + (1.0 - math.gcd(row_bytes, L2_LINE_BYTES) / L2_LINE_BYTES)
 
 
 def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:

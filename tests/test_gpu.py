@@ -48,6 +48,9 @@ QUANT_GRAPH = DATA / "measured_h100_quant_graph.csv"
 #: The quantized file's GEMM rows again, replayed from CUDA graphs, with the kernels each
 #: launched: the int4 GEMMs' time and energy are fitted on its 'cal' rows.
 QUANT_W4 = DATA / "measured_h100_quant_w4_graph.csv"
+#: int8 and fp8 GEMMs of 256 to 2048 rows at N and K near 4096 (aligned, 8 off and padded;
+#: sim/data/gpu/shapes_tiles.csv) measured on an H100 with the kernels each launched.
+TILES = DATA / "measured_h100_tiles.csv"
 #: The calibration's extra files, in the order later ones supersede earlier ones.
 EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
 #: The first dataset's two H100 runs, timed after light load (no energy loop between their
@@ -1077,7 +1080,7 @@ def test_the_kernel_families_are_the_kernels_cublas_ran():
         "int8_align8": ("_align4", "sm90_xmma"),
     }
     seen = set()
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(TILES):
         parts = [p.rsplit(" us=", 1) for p in r["kernels"].split(" ; ")]
         name = max(parts, key=lambda x: ("reduce" not in x[0], float(x[1])))[0]
         family = gemm_family(Kernel.from_row(r))
@@ -1143,6 +1146,12 @@ def test_the_fallback_tiles_are_the_recorded_ones():
             hopper = "sm90_xmma" in name
             macs = k.M * k.N * k.K
             assert hopper == (K % 16 == 0 and macs <= INT8_N8_CUTLASS_MACS), name
+    for r in rows(TILES):  # (its align-4 launches at 256 and 320 rows ran a 128x128 tile)
+        k = Kernel.from_row(r)
+        if gemm_family(k) == "int8_align8":
+            name = r["kernels"].split(" ; ")[0]
+            hopper = "sm90_xmma" in name
+            assert hopper == (k.K % 16 == 0 and k.M * k.N * k.K <= INT8_N8_CUTLASS_MACS), name
     assert seen == {(f, min(t), max(t)) for f, tiles in FALLBACK_TILES.items() for t in tiles}
 
 
@@ -1237,7 +1246,7 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
 
     seen: dict[tuple[int, int], int] = {}
     for path in (MISALIGNED, GEMM_KERNELS, DATA / "measured_h100_v2_gemm_kernels_repeat.csv",
-                 DATA / "measured_h200_misaligned.csv"):
+                 DATA / "measured_h200_misaligned.csv", TILES):
         for r in rows(path):
             k = Kernel.from_row(r)
             if k.op != "gemm" or k.dtype != "int8" or gemm_family(k) != "aligned":

@@ -75,7 +75,22 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   heuristic as recorded (:func:`int8_tile`: by rows, tile count and K, not the fastest), never
   split, each tile at its own fitted rate with a prologue and epilogue of ``int8_tile_k0``
   elements of K (the 64x64 tile, which runs every GEMM of at most 32 rows, well below the
-  larger ones: a 32-row GEMM is as slow as a 128-row one).
+  larger ones: a 32-row GEMM is as slow as a 128-row one), and no faster than their CTAs load
+  A and W from L2 at a fitted whole-chip bandwidth (``int8_load_gb_per_s``) in the L2's line
+  traffic: a row of K bytes that does not start on a 128-byte line spans two lines per
+  segment (:func:`line_traffic`: at K = 4112 seven in eight rows, 1.875 times the traffic;
+  measured, 1000x4112x4112 took 95 us of kernel where 1000x4096x4096 took 50, the time growing
+  with the count of tiles rather than by waves: ``measured_h100_tiles.csv``).
+  fp8 runs cuBLASLt's Hopper kernels (``nvjet_sm90_qqtst_*``: persistent, one CTA per SM),
+  whose tiles (:data:`NVJET_FP8_TILES`, as recorded) are a multiple of 64 one way and of 8 the
+  other, so cuBLASLt fills the SMs' waves (at 4096 x 4096: 128x80 at 320 rows, 128x136 at
+  515, 128 tiles each): the fastest of them, whole or split along K, each CTA's step along K
+  its products at fp8's fitted rate and its A and W rows loaded from L2 (a fitted whole-chip
+  bandwidth, in :func:`line_traffic`: K = 4112 ran 24-48% longer than 4096 at the same tiles)
+  overlapping in part (``fp8_overlap``, as the tiles' work and the HBM's time do), and at
+  least a fitted shortest step (``fp8_step_ns``: a small tile's CTA walks K no faster). Each
+  8-bit dtype's constants are its own (fit groups ``gemm_int8``, ``gemm_fp8``), the fixed cost,
+  HBM efficiency and split cost shared with bf16/fp16.
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -212,7 +227,9 @@ __all__ = [
     "ENERGY_CLASSES",
     "FIT_PARAMS",
     "GEMM_FAMILIES",
+    "INT8_TILES",
     "KV_DTYPES",
+    "NVJET_FP8_TILES",
     "STREAM_OVERHEAD_MAX_US",
     "W4A16",
     "W4A16_ROW_TILE",
@@ -234,10 +251,12 @@ __all__ = [
     "energy_work",
     "gemm_family",
     "in_stream",
+    "int8_tile",
     "kernel_bytes_flops",
     "kernel_name",
     "kivi_rounds",
     "kivi_split",
+    "line_traffic",
     "load_calibration",
     "op_estimate",
     "op_kernel",
@@ -505,7 +524,18 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "eff_64x128": (0.7, 0.1, 1.3),
     "eff_64x64": (0.5, 0.05, 1.3),
     "split_cost_us": (2.0, 0.0, 30.0),
-    "fp8_eff": (0.7, 0.2, 1.3),
+    # cuBLASLt's Hopper fp8 kernels (NVJET_FP8_TILES): their rate (of the measured fp8 peak),
+    # the whole chip's bandwidth (GB/s of L2 line traffic) at which their CTAs load A and W,
+    # and a tile's prologue and epilogue in elements of K
+    "fp8_rate_eff": (1.0, 0.2, 1.6),
+    "fp8_load_gb_per_s": (10000.0, 1000.0, 60000.0),
+    "fp8_tile_k0": (128.0, 0.0, 4096.0),
+    # ... and how far a CTA's products and loads, and the tiles' work and the HBM's time,
+    # overlap (the p-norm's exponent minus one: 0 adds them, large takes the larger)
+    "fp8_overlap": (4.0, 0.0, 20.0),
+    # ... and the shortest step along K (ns per element) a CTA takes however small its tile
+    # (its pipeline's latency: a small tile's CTA walks K no faster)
+    "fp8_step_ns": (0.5, 0.0, 5.0),
     "int8_bw_eff": (0.8, 0.2, 1.5),
     # aligned int8 (cuBLASLt's CUTLASS align-16 kernels: INT8_TILES, int8_tile): each tile's
     # rate, a multiple of the aligned int8 rate measured at the sustained clock (up to the
@@ -1016,7 +1046,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                 choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                 t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
-    dtype_eff = p["fp8_eff"] if k.dtype == "fp8" else 1.0
+    dtype_eff = 1.0
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
@@ -1049,12 +1079,40 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         t_l2 = (n_tiles * (bm + bn) * steps * line_traffic(K * ELEM_BYTES[k.dtype])
                 / (p["int8_load_gb_per_s"] * 1e9))
         return p["fixed_us"], max(t_c, t_l2, t_m) * 1e6, useful
-    sm_rate = peak * dtype_eff / cal.sm_count
     burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
+    if k.dtype == "fp8":
+        # cuBLASLt's Hopper fp8 kernels (nvjet): the fastest of their tiles (NVJET_FP8_TILES),
+        # whole or split along K (then the split's cost), each CTA's step along K the slower of
+        # its products at fp8's rate and its A and W rows loaded from L2 in line traffic
+        # (line_traffic)
+        sm_rate = peak * p["fp8_rate_eff"] / cal.sm_count
+        sm_load = p["fp8_load_gb_per_s"] * 1e9 / (cal.sm_count * line_traffic(K))
+        plans = [_loaded_tiles_us(cal, M, N, K, NVJET_FP8_TILES, 1, sm_rate, sm_load, t_m,
+                                  splits, p["fp8_tile_k0"], burst=burst,
+                                  overlap=p["fp8_overlap"],
+                                  step_floor=p["fp8_step_ns"] * 1e-9)[0] + extra
+                 for splits, extra in (((1,), 0.0), (SPLITS, p["split_cost_us"] * 1e-6))]
+        return p["fixed_us"], min(plans) * 1e6, useful
+    sm_rate = peak * dtype_eff / cal.sm_count
     return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, SPLITS, p,
                                     burst=burst) * 1e6, useful
 
 
+#: The CTA tiles (rows of M, columns of N) of cuBLASLt's Hopper fp8 kernels
+#: (``nvjet_sm90_qqtst_<A>x<B>_*``, persistent: one CTA per SM walking its tiles), as
+#: ``sim.gpu.measure --kernels`` recorded them on the H100 and the H200 (the kernels columns of
+#: ``measured_h100_v2_gemm_kernels.csv``, its _repeat, ``measured_h100_misaligned.csv``,
+#: ``measured_h200_misaligned.csv`` and ``measured_h100_tiles.csv``): the name's ``A`` runs along
+#: N and ``B`` along M (``_128x80_`` at 320 x 4096: 32 x 4 = 128 tiles, one wave; 80 along N
+#: would be 52 x 3 = 156, two), one of them a multiple of 64 (the warpgroups' rows) and the
+#: other a multiple of 8 (wgmma's N). cuBLASLt picks the tile that fills the SMs' waves:
+#: 128x80, 128x112, 128x136 and 128x160 (the names') at 320, 437, 515 and 576 rows.
+NVJET_FP8_TILES = ((8, 64), (16, 64), (16, 128), (24, 64), (32, 64), (32, 128), (48, 64),
+                   (64, 8), (64, 16), (64, 24), (64, 40), (64, 48), (64, 64), (64, 88), (64, 96),
+                   (64, 112), (64, 128), (72, 128), (80, 128), (96, 64), (104, 128), (112, 128),
+                   (120, 128), (128, 16), (128, 32), (128, 64), (128, 80), (128, 96), (128, 112),
+                   (128, 128), (128, 144), (128, 160), (136, 128), (152, 128), (160, 128),
+                   (168, 64), (192, 96), (208, 64), (304, 64))
 #: The L2's line (bytes; the H100's and H200's L2 caches in 128-byte lines of four 32-byte
 #: sectors: NVIDIA's Hopper tuning guide, and the CUDA C++ Best Practices Guide's coalescing
 #: section).
@@ -1090,7 +1148,8 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
                      sm_load: float, t_m: float, splits: tuple[int, ...], k0: float,
                      clipped_loads: bool = False, step_floor: float = 0.0,
-                     t_store: float = 0.0) -> tuple[float, float]:
+                     t_store: float = 0.0, burst: GpuBurst | None = None,
+                     overlap: float = math.inf) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole): waves of CTAs over
     the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
@@ -1102,25 +1161,40 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     zero-filled without a read), so the slowest CTA's step loads ``min(BM, M) + min(BN, N)``
     rows; ``step_floor``: the shortest step (seconds per element of K) however few it loads;
     ``t_store``: the time C's stores take after the loop (unsplit; a split's partials are its
-    traffic above)."""
+    traffic above); ``burst``: the CTAs' work at the burst clock (:func:`burst_us`);
+    ``overlap``: how far a step's products and loads, and the CTAs' work and the memory time,
+    overlap (:func:`_overlapped`; default: wholly, the slower of the two)."""
     bw = cal.read_gb_per_s * 1e9
     best, ops = math.inf, 0.0
     for bm, bn in tiles:
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
         rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
-        step = max(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, step_floor)
+        step = max(_overlapped(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, overlap),
+                   step_floor)
         for s in splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best
             if s > 1 and (_cdiv(K, s) < 8
                           or n_tiles * (K + s * k0) * step / cal.sm_count > best):
                 break
-            t_c = _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step
+            t_c = burst_us(burst, _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0) * step)
             extra = 2 * s * M * N * 4 / bw if s > 1 else t_store
-            t = max(t_c, t_m) + extra
+            t = _overlapped(t_c, t_m, overlap) + extra
             if t < best:
                 best, ops = t, n_tiles * s * 2.0 * bm * bn * _cdiv(K, s)
     return best, ops
+
+
+def _overlapped(a: float, b: float, overlap: float) -> float:
+    """Two times that overlap in part: ``(a^q + b^q)^(1/q)``, ``q = 1 + overlap`` (0 adds
+    them; ``math.inf``, the larger)."""
+    if math.isinf(overlap):
+        return max(a, b)
+    q = 1.0 + overlap
+    hi = max(a, b)
+    if hi <= 0.0:
+        return 0.0
+    return hi * ((a / hi) ** q + (b / hi) ** q) ** (1.0 / q)
 
 
 def _w4a16_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:

@@ -52,7 +52,7 @@ QUANT_W4 = DATA / "measured_h100_quant_w4_graph.csv"
 #: sim/data/gpu/shapes_tiles.csv) measured on an H100 with the kernels each launched.
 TILES = DATA / "measured_h100_tiles.csv"
 #: The calibration's extra files, in the order later ones supersede earlier ones.
-EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
+EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4, TILES)
 #: The first dataset's two H100 runs, timed after light load (no energy loop between their
 #: rows): their 'cal' rows fit the burst clock (sim.gpu_model.after_light_load).
 BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")
@@ -194,13 +194,15 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     bad_graph_energy = corrupted("ge", QUANT_GRAPH, "mj")
     bad_w4 = corrupted("w", QUANT_W4, "us")
     bad_w4_energy = corrupted("we", QUANT_W4, "mj")
+    bad_tiles = corrupted("t8", TILES, "us")
+    bad_tiles_energy = corrupted("te", TILES, "mj")
     monkeypatch.setattr(calibration, "fit", spy)
     a, _ = calibrate(bad, energy=bad_energy,
-                     extra=(bad_quant, bad_misaligned, bad_decode, bad_graph, bad_w4))
+                     extra=(bad_quant, bad_misaligned, bad_decode, bad_graph, bad_w4, bad_tiles))
     b, _ = calibrate(MEASURED, energy=ENERGY, extra=EXTRA)
     c, _ = calibrate(MEASURED, energy=ENERGY,
                      extra=(QUANT, bad_misaligned_energy, DECODE, bad_graph_energy,
-                            bad_w4_energy))
+                            bad_w4_energy, bad_tiles_energy))
     assert len(seen) == 3 and seen[0] == seen[1] == seen[2][:1] + seen[2][1:]
     cal = [r for r in measured if r["split"] == "cal" and r.get("status", "ok") == "ok"]
 
@@ -215,14 +217,33 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     decode = [r for r in rows(DECODE) if r["split"] == "cal"]
     graph = [r for r in rows(QUANT_GRAPH) if r["split"] == "cal" and kivi(r)]
     w4 = [r for r in rows(QUANT_W4) if r["split"] == "cal"]
-    assert 0 < len(cal) < len(measured) and odd and decode and graph and w4
-    assert len(seen[0][0]) == len(cal) + len(odd) + len(decode) + len(graph) + len(w4)
-    assert seen[0][1] == [float(r["us"]) for r in cal + odd + decode + graph + w4]
+    tiles = [r for r in rows(TILES) if r["split"] == "cal"]
+    assert 0 < len(cal) < len(measured) and odd and decode and graph and w4 and tiles
+    assert len(seen[0][0]) == len(cal) + len(odd) + len(decode) + len(graph) + len(w4) + len(
+        tiles)
+    assert seen[0][1] == [float(r["us"]) for r in cal + odd + decode + graph + w4 + tiles]
     assert a.energy == b.energy == c.energy and a.energy is not None
 
 
+#: The parameter groups the committed calibration fitted last (``tpe gpu calibrate ... --hold
+#: sim/data/gpu/calibration_h100.toml --refit gemm_int8 --refit gemm_fp8``): the 8-bit GEMMs'
+#: own, every other constant kept as the calibration before had it (the bf16/fp16 predictions
+#: unchanged).
+REFIT = ("gemm_int8", "gemm_fp8")
+
+
 def test_the_committed_calibration_is_the_fit():
-    _, text = calibrate(MEASURED, energy=ENERGY, extra=EXTRA, burst=BURST)
+    from sim.gpu.calibrate import FIT_GROUPS
+
+    held = load_calibration(DATA / "calibration_h100.toml")
+    cal, text = calibrate(MEASURED, energy=ENERGY, extra=EXTRA, burst=BURST,
+                          hold=DATA / "calibration_h100.toml", refit=REFIT)
+    refitted = {n for g in REFIT for n in FIT_GROUPS[g]}
+    assert {n: v for n, v in cal.params.items() if n not in refitted} == {
+        n: v for n, v in held.params.items() if n not in refitted}
+    assert cal.burst == held.burst and cal.energy is not None and held.energy is not None
+    assert {c: v for c, v in cal.energy.pj_per_op.items() if c not in ("int8", "fp8")} == {
+        c: v for c, v in held.energy.pj_per_op.items() if c not in ("int8", "fp8")}
     committed = (DATA / "calibration_h100.toml").read_text()
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
@@ -590,6 +611,18 @@ def test_the_power_cap_stretches_kernels_on_a_lower_board_power(capsys):
     assert code == 2 and out == ""
     assert re.match(r"^tpe: error: gpu\.board_power_w: 100 W leaves a kernel no power beyond "
                     r"the card's static power; give at least \d+ W$", err.strip()), err
+
+
+def test_calibrate_refit_needs_a_held_calibration(capsys, tmp_path):
+    out = tmp_path / "c.toml"
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--energy",
+                                str(ENERGY), "--refit", "gemm_fp8", "--out", str(out)])
+    assert code == 2 and "--refit: give --hold FILE" in err
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--energy",
+                                str(ENERGY), "--hold", str(DATA / "calibration_h100.toml"),
+                                "--refit", "gemm_fp9", "--out", str(out)])
+    assert code == 2 and "--refit: gemm_fp9; give groups of gemm," in err
+    assert not out.exists()
 
 
 def test_calibrate_needs_measured_energy(capsys, tmp_path):
@@ -1340,3 +1373,46 @@ def test_an_unsteady_timing_is_taken_again_and_the_steadiest_kept():
     # never more than RETRIES again; the steadiest of all kept, not the last
     runs = [[0.01, 0.005, 0.008], [0.04, 0.005, 0.030], [0.03, 0.005, 0.020]]
     assert measure.RETRIES == 2 and bench(runs) == (10.0, 5.0, 8.0, 3)
+
+
+def test_the_fp8_tiles_are_the_recorded_ones():
+    """Every recorded launch of cuBLASLt's Hopper fp8 kernels ran a tile of NVJET_FP8_TILES,
+    oriented as the tile dataset's one-wave launches show (the name's first dimension along N):
+    at 320, 437 and 515 rows of 4096 x 4096 the names' 128x80, 128x112 and 128x136 fill 128 of
+    the 132 SMs once only so (the other way round, two waves)."""
+    from sim.gpu_model import NVJET_FP8_TILES
+
+    seen = set()
+    for path in (MISALIGNED, GEMM_KERNELS, DATA / "measured_h100_v2_gemm_kernels_repeat.csv",
+                 DATA / "measured_h200_misaligned.csv", TILES):
+        for r in rows(path):
+            if r["op"] != "gemm" or r["dtype"] != "fp8" or not r.get("kernels"):
+                continue
+            tile = re.search(r"nvjet_sm90_qqtst_(\d+)x(\d+)_", r["kernels"])
+            assert tile, r["kernels"][:90]
+            ran = (int(tile.group(2)), int(tile.group(1)))  # (rows of M, columns of N)
+            assert ran in NVJET_FP8_TILES, (r["M"], r["N"], r["K"], ran)
+            seen.add(ran)
+    assert seen == set(NVJET_FP8_TILES)
+    for M, (along_n, along_m) in ((320, (128, 80)), (437, (128, 112)), (515, (128, 136))):
+        assert -(-4096 // along_n) * -(-M // along_m) == 128
+        assert -(-4096 // along_m) * -(-M // along_n) > 132
+
+
+def test_the_8bit_gemms_mechanisms():
+    """The tile dataset's two effects (measured_h100_tiles.csv): fp8's kernels fill the SMs'
+    waves with tiles of any multiple of 8 (515 rows took 16.5 us of kernel where 512 took 14.5,
+    not a second wave of fixed 128-row tiles), and a row of K off the L2's 128-byte lines costs
+    the aligned int8 kernels about twice the load traffic (1000 x 4112 x 4112: 95 us of kernel,
+    1000 x 4096 x 4096: 50)."""
+    from sim.gpu_model import line_traffic
+
+    cal = load_calibration("h100")
+
+    def us(dtype: str, M: int, N: int, K: int) -> float:
+        return predict_us(cal, Kernel(op="gemm", dtype=dtype, M=M, N=N, K=K))
+
+    assert us("fp8", 515, 4096, 4096) < 1.25 * us("fp8", 512, 4096, 4096)
+    assert line_traffic(4096) == 1.0 and line_traffic(4112) == 1.875
+    assert line_traffic(4160) == 1.5
+    assert us("int8", 1000, 4112, 4112) > 1.6 * us("int8", 1000, 4096, 4096)

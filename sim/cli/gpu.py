@@ -77,6 +77,13 @@ def register(subparsers: Any) -> None:
                    help="a measured.csv of the same card timed after light load (measured "
                         "with --energy-s 0) whose 'cal' rows fit the clock kernels start at "
                         "(repeatable; e.g. sim/data/gpu/measured_h100.csv)")
+    k.add_argument("--hold", default=None, metavar="FILE",
+                   help="a calibration of the same card whose constants are kept but for the "
+                        "--refit groups' (and their kernels' energy paths, and its burst "
+                        "clock kept too)")
+    k.add_argument("--refit", action="append", default=[], metavar="GROUP",
+                   help="with --hold: a parameter group fitted anew (repeatable; e.g. "
+                        "gemm_int8, gemm_fp8)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 
@@ -467,8 +474,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
     for f in burst:
         if not f.is_file():
             raise InputError(f"--burst: no such file {str(f)!r}")
+    hold = Path(args.hold) if args.hold else None
+    if hold is not None and not hold.is_file():
+        raise InputError(f"--hold: no such file {args.hold!r}")
     try:
-        _, text = calibrate(measured, mb, energy, extra, burst)
+        _, text = calibrate(measured, mb, energy, extra, burst, hold, tuple(args.refit))
     except (KeyError, ValueError, OSError) as err:
         if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
             raise InputError(str(err)) from None

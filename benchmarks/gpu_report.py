@@ -157,7 +157,8 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
         "",
         f"fitted by `tpe gpu calibrate --energy` on the calibration rows' energy of "
         f"`measured_h100_v2e.csv`, of the misaligned GEMMs (`measured_h100_misaligned.csv`, "
-        f"below) and of the decode kernels (`measured_h100_decode.csv`, below; least squares "
+        f"below), of the random GEMMs (`measured_h100_random.csv`, above) and of the decode "
+        f"kernels (`measured_h100_decode.csv`, below; least squares "
         f"on the relative error, with the time the "
         f"model predicts): static {e.static_w:.0f} W, {e.busy_w:.0f} W more while busy, "
         f"{e.hbm_pj_per_byte:.0f} pJ per HBM byte, and per operation (pJ, i.e. J per TFLOP): "
@@ -290,6 +291,79 @@ def _launches(cell: str) -> list[str]:
     return [p.rsplit(" us=", 1)[0] for p in cell.split(" ; ")]
 
 
+#: The runs of the random GEMM dataset (``python -m sim.gpu.shapes --random``): launched, and
+#: replayed from CUDA graphs.
+RANDOM_RUNS = ("random", "random_graph")
+
+
+def _unseen_datasets() -> list[str]:
+    """A paragraph on the two datasets drawn to test the kernel model beyond the shapes it was
+    fitted on (neither joins the calibration): the tile dataset and the random one, with the
+    random kernels' launched against replayed times and kernels."""
+    tiles = _rows(DATA / "measured_h100_tiles.csv")
+    launched, replayed = (_rows(DATA / f"measured_h100_{n}.csv") for n in RANDOM_RUNS)
+    key = ("dtype", "M", "N", "K")
+    again = {tuple(r[c] for c in key): r for r in replayed}
+    pairs = [(r, again[tuple(r[c] for c in key)]) for r in launched]
+    ratio = sorted(float(b["us"]) / float(a["us"]) for a, b in pairs)
+    same = sum(_launches(a["kernels"]) == _launches(b["kernels"]) for a, b in pairs)
+    dtypes = sorted({r["dtype"] for r in launched})
+    found, checked = _fitted_tiles_found(launched)
+    return [
+        "Two datasets test the model on shapes drawn apart from those it was fitted on: "
+        f"`shapes_tiles.csv` ({len(tiles)} int8 and fp8 GEMMs of 256 to "
+        "2048 rows at N and K near 4096, aligned, 8 off and padded, where cuBLAS switches "
+        "tiles; `python -m sim.gpu.shapes --tiles`; it joins no calibration) and "
+        "`shapes_random.csv` "
+        f"({len(launched)} GEMMs in {', '.join(dtypes)}, M log-uniform in 1..16384, N and K "
+        "in 64..16384, multiples of 16 or any; `python -m sim.gpu.shapes --random`; "
+        "`bash benchmarks/gpu_measure_card.sh random`), measured launched "
+        f"(`measured_h100_{RANDOM_RUNS[0]}.csv`) and replayed from CUDA graphs "
+        f"(`measured_h100_{RANDOM_RUNS[1]}.csv`) on the same machine: {same} of "
+        f"{len(pairs)} GEMMs launched the same kernels, grids and blocks both times, the "
+        f"replayed times a median {ratio[len(ratio) // 2]:.2f}x the launched "
+        f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x). The random dataset's `cal` rows join the "
+        "calibration (`tpe gpu calibrate ... --extra sim/data/gpu/measured_h100_random.csv`, "
+        "the aligned GEMMs' shared constants, fp8's, int8's, attention's and the quantized "
+        "kernels' held at their values with `--hold`: the fallback and CUDA-core kernels' "
+        "refitted); its "
+        "held-out rows judge. Its aligned bf16 and fp16 GEMMs showed that cuBLAS's Hopper "
+        "kernels (`nvjet_sm90`) size their CTA tile to the shape, not only to the 128x256 and "
+        "128x128 tiles of the LLM shapes: 695x3808x14176 ran 176 rows by 128 columns of C "
+        "(4 x 30 = 120 tiles, one wave on 132 SMs, where 128 rows leave two), 1223x1920x3808 "
+        "96 by 192 (130 tiles). Beside its fixed tiles the model takes, at each tile width "
+        "(64 to 304 columns in steps of 16), the fewest rows (a multiple of 8, at most "
+        "256x160 elements a tile) whose row tiles fit its fewest waves "
+        "(`sim.gpu_model.shape_fitted_tiles`): of the unsplit launches of 64 rows and more "
+        f"above 2 GFLOP, {found} of {checked} ran a tile among those, and none a cheaper one.",
+    ]
+
+
+def _fitted_tiles_found(rows: list[dict[str, str]]) -> tuple[int, int]:
+    """Of the aligned bf16/fp16 GEMMs of 64 rows and more above 2 GFLOP that ran an nvjet
+    kernel unsplit (column ``kernels``; its name gives the tile as cuBLAS's ``m x n``, columns
+    by rows of C), how many ran a tile (and waves) among ``shape_fitted_tiles``', and how
+    many there are."""
+    import re
+
+    from sim.gpu_model import SPLITS, _cdiv, load_calibration, shape_fitted_tiles
+
+    sm = load_calibration("h100").sm_count
+    found = checked = 0
+    for r in rows:
+        M, N, K = int(r["M"]), int(r["N"]), int(r["K"])
+        m = re.search(r"nvjet_sm90_\w+?_(\d+)x(\d+)_64x\d+_\dx\d_[hv]_bz_(splitK_)?",
+                      r.get("kernels", ""))
+        if (r["dtype"] not in ("bf16", "fp16") or N % 8 or K % 8 or not m or m.group(3)
+                or M < 64 or 2 * M * N * K < 2e9):
+            continue
+        bm, bn = int(m.group(2)), int(m.group(1))
+        checked += 1
+        found += (bm, bn, 1, _cdiv(_cdiv(M, bm) * _cdiv(N, bn), sm)) in shape_fitted_tiles(
+            M, N, sm, SPLITS)
+    return found, checked
+
+
 def _misaligned_section(arch: Any) -> list[str]:
     """The page's misaligned-GEMM section: the dataset, what cuBLAS runs per alignment class
     (read from the ``kernels`` columns), the alignment sweep and the model's error per
@@ -391,7 +465,12 @@ def _misaligned_section(arch: Any) -> list[str]:
         "bandwidth, a tile's prologue and epilogue, C stored after the main loop (these CUTLASS "
         "2.x kernels run their epilogue after the loop: C's bytes add to the loop's time), the "
         "split-K variant's second kernel where the recorded dispatch runs it, cuBLAS's "
-        "CUDA-core kernels for fewer than 16 rows of bf16, and for int8 padded to 8 with K off "
+        "CUDA-core kernels for fewer than 16 rows of bf16 (gemmSN, also where K is at least "
+        "twice N inside `sim.gpu_model.GEMMSN_BAND_K`, as recorded; its CTAs, one per 8 "
+        "columns of C, no faster than one CTA's fitted walk along K where they are fewer than "
+        "the SMs) and the GEMVs (these kernels load at a fitted bandwidth of their own, below "
+        "the HBM's, plus the decode kernels' L2 write-back ramp over a fitted span of bytes), "
+        "and for int8 padded to 8 with K off "
         "16 the CUTLASS align-4 tiles the same way (oriented as their grids ran: a name's first "
         "dimension along N), each CTA loading only the rows of A and W inside the matrices and "
         "its step along K at least the 3.37 ns the recorded single-CTA launches took "
@@ -783,6 +862,7 @@ def main() -> int:
                          ("measured_h100_misaligned_graph.csv", "h100"),
                          ("measured_h100_v2_graph.csv", "h100"),
                          ("measured_h100_tiles.csv", "h100"),
+                         *((f"measured_h100_{name}.csv", "h100") for name in RANDOM_RUNS),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
                            for name in ("v2", "misaligned", "decode", "quant"))):
@@ -1030,6 +1110,8 @@ def main() -> int:
         f"host's launches apart), so the table judges its {len(launched)} kernels by their "
         "times replayed (" + " and ".join(f"`{f}`" for f in QUANT_REPLAYED) + ", the "
         f"quantized section's files); on its own times it reads {launched_verdict}.",
+        "",
+        *_unseen_datasets(),
         "",
         "Held out on the calibration's dataset against a plain roofline "
         f"(datasheet {DATASHEET_TFLOPS['bf16']:g} TFLOPS bf16 and {DATASHEET_TBPS} TB/s):",

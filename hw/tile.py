@@ -192,15 +192,26 @@ link the cube took other cycles than the model on 12 of 24 GEMMs of ``tpe verify
 0, 1 and 4 to 9, -4.7% to +1.3%, and 8 of 18 with its output double buffer, seeds 0 to 5;
 the weight double buffer on a 16-byte link of 40 cycles was 3.0% slower than the model on
 22x18x15.)
+A fold's beats are whole cycles: the engine takes a fold's ``L`` streamed elements in
+``ceil(L / k)`` beats (``k`` a beat: two on the 4x4x2 cube), and the tile frees its A and W
+halves on its last beat (``sim.memory._nest``); the model freed them ``L / k`` cycles in,
+half a cycle early on the cube's odd K extents, and the loads waiting for a half started
+early: traced on ``amaranth.sim``, 13x23x25 (4x4x25 tiles) took 473 cycles, the model 471,
+its tiles' first beats up to two cycles before the tile's; 20x24x23 with the output double
+buffer (its last K tiles 7 deep) 437, the model 436. Counted, every tile's first beat and
+every half's release of those two falls in the model's cycle.
 With an ideal link (no latency, a beat a cycle) the model equals the tile on the
 output-stationary array, the 2D matrix and the weight-stationary array with or without its
-weight double buffer (``tests/test_tile.py``); on the cube on 20 of those 24 GEMMs, and with
-its output double buffer on 17 of those 18, the others 1 or 2 cycles slower than the model
-(0.6% at most: 20x24x23 with the output double buffer, traced, is the engine's timing,
-which the model spreads over a tile's cycles in fractions where the tile's first beat waits
-for a whole cycle; the plain cube's four not traced).
-It leaves out: the engine's cycles within a tile as whole cycles (above); the request order
-within a job; the partial sums'
+weight double buffer (``tests/test_tile.py``), and on the cube, plain and with its output
+double buffer, on every one of those 24 and 18 GEMMs (before the whole beats, four of the 24
+and one of the 18 were 1 or 2 cycles slower than the model, 0.4% at most).
+It leaves out: the SRAM stalls in whole cycles (where a scratchpad stalls the engine, a
+tile's cycles are the engine's scaled to its total with the stalls, in fractions; on every
+committed cube agreement point the tile's scratchpads stall nothing and each tile's timing
+is whole); the link's bytes in whole beats on a link slower than a beat a cycle (a
+load ends at the link's average rate, in fractions of a cycle: 18x7x21 on 9.6 bytes a cycle,
+the model's first tile at 168.5, the tile's at 168); the request order within a job; the
+partial sums'
 reload a block's row at a time (it differs from whole rows only where a beat is wider than
 an accumulator block's row); and, for loops of more trips than its reduced nest runs, the
 middle iterations, counted from samples of them. The

@@ -9,7 +9,10 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
 **GEMM** ``C[M, N] = A[M, K] W[N, K]^T``:
 
 * tiles and waves: the library picks, among CTA tiles ``BM x BN`` (128x256, 128x128, 64x128,
-  64x64) and split-K factors ``s`` (1, 2, 4, 8), the fastest; a choice runs
+  64x64; for bf16/fp16 also tiles sized to the shape, :func:`shape_fitted_tiles`: cuBLAS's
+  Hopper kernels spread ``M`` over the fewest row tiles that fill their waves, at each tile
+  width, as recorded on random shapes) and split-K factors ``s`` (1, 2, 4, 8), the fastest; a
+  choice runs
   ``ceil(ceil(M/BM) ceil(N/BN) s / SMs)`` waves, each as long as one tile's
   ``2 BM BN ceil(K/s)`` operations at the SM's rate times the tile's efficiency (smaller tiles
   reuse less and run below the rate: efficiencies fitted per tile size). Padding of partial tiles
@@ -58,7 +61,15 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
   :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
   recorded), and with fewer than 16 columns of C at any K below twice N; fp16 never ran it on
-  the calibration rows (its wmma kernels did). A GEMV with one column of C and few rows runs a
+  the calibration rows (its wmma kernels did); also where ``K`` is at least twice ``N`` but
+  within :data:`GEMMSN_BAND_K`, as recorded. These CUDA-core kernels (family ``gemv``) load
+  their bytes at a fitted load bandwidth of their own (below the HBM's), plus the write-back of
+  the dirty L2 lines their reads evict (the decode kernels' ramp, below, over a fitted span of
+  bytes: a large GEMV timed alone took 14 to 16 us beyond its profiled kernel); gemmSN runs
+  one CTA per :data:`GEMMSN_CTA_COLS` columns of C over all rows of A and the whole of K, and
+  where those CTAs are fewer than the SMs (each alone on its SM, its loads' latency unhidden)
+  no faster than one CTA's walk, a fitted time per row of A and element of K (14x23x1156 bf16,
+  three CTAs, took 20.9 us). A GEMV with one column of C and few rows runs a
   dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
   take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
   to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
@@ -306,6 +317,23 @@ KIVI_BLOCK_N = 64
 KIVI_RESIDENT_PER_SM = 2
 TILES = ((128, 256), (128, 128), (64, 128), (64, 64))
 SPLITS = (1, 2, 4, 8)
+#: cuBLAS's Hopper kernels for aligned bf16/fp16 (``nvjet_sm90_*``) size their CTA tile to the
+#: shape (:func:`shape_fitted_tiles`), beside the fixed :data:`TILES`: as the ``kernels`` column
+#: of ``sim/data/gpu/measured_h100_random.csv`` recorded (a kernel's name gives its tile as
+#: cuBLAS's ``m x n``, i.e. columns of C by rows of C here), 695x3808x14176 ran 176 rows by 128
+#: columns (4 x 30 = 120 tiles, one wave; 128x256 would pad N to 3840 and 128 rows would leave
+#: 6 x 30 = 180 tiles, two waves), 1223x1920x3808 96 by 192 (13 x 10 = 130 tiles), 11736x3680x
+#: 10976 152 by 256 and 16008x592x7200 128 by 304. Their columns, every multiple of 16 from
+#: NVJET_TILE_BN's first to its last as recorded (64, 96, 112, 128, 144, 192, 224, 256, 304
+#: among the GEMMs above 2 GFLOP); their rows a multiple of NVJET_TILE_ROWS_STEP (72, 80, 96,
+#: 104, 120, 128, 136, 152, 160, 176, 192, 208 recorded), at least NVJET_TILE_MIN_ROWS (fewer
+#: rows than that run the fixed tiles' padding in the model); a tile at most
+#: NVJET_TILE_MAX_AREA elements of C (the largest recorded: 256x160, then 192x208 and 304x128:
+#: the fp32 accumulators of two consumer warp groups).
+NVJET_TILE_BN = tuple(range(64, 305, 16))
+NVJET_TILE_ROWS_STEP = 8
+NVJET_TILE_MIN_ROWS = 64
+NVJET_TILE_MAX_AREA = 256 * 160
 #: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
 #: splits (any count: 3, 5, 11, 17, 27, 56 and more were recorded, not only powers of two),
 #: a second kernel (the reduction) even unsplit, and the shortest K it runs for when the tiles
@@ -327,6 +355,19 @@ DOT_MIN_K = 128
 #: columns of C too, at any K below twice N (10x5x4; 3x2x925 ran the split-K tiles, as did
 #: every GEMM of C's fewer than 16 columns from 16 rows on).
 GEMMSN_MIN_K = 149
+#: ... and with K at least twice N (where the split-K tiles run) in a band of K: every such
+#: bf16 GEMM of 2 to 15 rows recorded with K from 1156 to 1276 ran gemmSN (2x97x1243,
+#: 6x17x1276, 14x23x1156), every one with K of 925 and less or 1663 and more the split-K
+#: tiles (3x2x925, 2x63x513, 7x69x346; 10x151x1663, 5x162x2915, 7x1023x4097, 7x231x5283,
+#: 6x23x6785, 7x4096x11007); the band's ends are the geometric means of those neighbours,
+#: round(sqrt(925 * 1156)) and round(sqrt(1276 * 1663)) (tests/test_gpu.py recomputes them).
+GEMMSN_BAND_K = (1034, 1457)
+#: The columns of C one CTA of cuBLAS's gemmSN kernel computes, over the whole of K: its grid
+#: was ceil(N / 8) CTAs along N in every recorded launch (273 at N = 2178, 3 at N = 23, 1376
+#: at N = 11007: the kernels columns of measured_h100_misaligned.csv and
+#: measured_h100_v2_gemm_kernels.csv), each over all rows of A (its template's row count: M
+#: rounded up to even) but at 12 rows, two CTAs of 6 each along the grid's y.
+GEMMSN_CTA_COLS = 8
 #: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
 #: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
 #: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
@@ -597,7 +638,19 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # the datasheet's 1,979 dense TOPS at the boost clock over the measured 751: 2.64)
     "int8_n8_fixed_us": (8.0, 0.5, 30.0),
     "int8_n8_eff": (0.8, 0.05, 2.64),
-    "gemv_bw_eff": (0.4, 0.05, 1.2),
+    # the bytes per second (whole chip, GB/s) at which cuBLAS's CUDA-core kernels (gemv,
+    # gemmSN) load their operands: their SMs' load path, below the HBM's (the profiler's
+    # kernel times of the calibration rows' gemv2T launches: 1.8 to 2.5 TB/s, where the
+    # card streams 2.94), the achieved HBM read bandwidth above it
+    "gemv_load_gb_per_s": (1500.0, 200.0, 8000.0),
+    # the bytes over which their write-back of dirty L2 lines (decode_ramp_us, the decode
+    # kernels' own) ramps in, MB: measured, a gemv2T call took 14 to 16 us beyond its
+    # profiled kernel from 28 MB of operands on (1x5269x2724 to 1x11007x4096), 8 us at 11 MB
+    "gemv_ramp_mb": (30.0, 1.0, 2000.0),
+    # one gemmSN CTA's walk along K (8 columns of C over all rows of A), ns per
+    # row of A per element of K: its loop's dependent loads, which few CTAs do not hide
+    # (14x23x1156 bf16, three CTAs, took 20.9 us where its bytes and FMAs take under 1)
+    "gemmsn_row_ns": (0.5, 0.01, 20.0),
     "attn_rate_eff": (0.6, 0.1, 1.3),
     "attn_fixed_us": (8.0, 0.5, 50.0),
     # softmax of one score (max, exp, sum, rescale), scores per ns per SM: the H100's
@@ -917,9 +970,10 @@ def gemm_family(k: Kernel) -> str:
         return "aligned"
     if M == 1 or N == 1:
         return "gemv"
-    if (width == 1 and k.dtype == "bf16" and M < 16 and K < 2 * N
-            and (K >= GEMMSN_MIN_K or N < 16)):
-        return "gemv"  # cuBLAS's gemmSN (GEMMSN_MIN_K)
+    if width == 1 and k.dtype == "bf16" and M < 16 and (
+            (K < 2 * N and (K >= GEMMSN_MIN_K or N < 16))
+            or GEMMSN_BAND_K[0] <= K <= GEMMSN_BAND_K[1]):
+        return "gemv"  # cuBLAS's gemmSN (GEMMSN_MIN_K, GEMMSN_BAND_K)
     return "align1" if width == 1 else "align2"
 
 
@@ -950,29 +1004,71 @@ def padded_shape(dtype: str, M: int, N: int, K: int) -> tuple[int, int, int]:
     return max(M, m_above + 1), -(-N // n_mult) * n_mult, -(-K // k_mult) * k_mult
 
 
+@memo(maxsize=4096)
+def shape_fitted_tiles(M: int, N: int, sm_count: int, splits: tuple[int, ...]
+                       ) -> tuple[tuple[int, int, int, int], ...]:
+    """The tiles cuBLAS's Hopper kernels size to a GEMM's shape (:data:`NVJET_TILE_BN`):
+    ``(BM, BN, split, waves)``. For each width ``BN`` and split ``s``, the fewest waves its
+    ``ceil(N / BN)`` column tiles allow with rows of at most :data:`NVJET_TILE_MAX_AREA` / BN,
+    and one wave more, each with the fewest rows (a multiple of
+    :data:`NVJET_TILE_ROWS_STEP`, at least :data:`NVJET_TILE_MIN_ROWS`) whose row tiles fit
+    them: ``M`` spread evenly over the tiles, not padded up to a fixed tile."""
+    step = NVJET_TILE_ROWS_STEP
+    out = []
+    for bn in NVJET_TILE_BN:
+        n_tiles = _cdiv(N, bn)
+        bm_max = NVJET_TILE_MAX_AREA // bn // step * step
+        if bm_max < NVJET_TILE_MIN_ROWS:
+            continue
+        for s in splits:
+            if s > 1 and n_tiles * s > 2 * sm_count:
+                break
+            first = _cdiv(_cdiv(M, bm_max) * n_tiles * s, sm_count)
+            for waves in (first, first + 1):
+                m_tiles = max(1, waves * sm_count // (n_tiles * s))
+                bm = max(NVJET_TILE_MIN_ROWS, _cdiv(_cdiv(M, m_tiles), step) * step)
+                tiles = _cdiv(M, bm) * n_tiles * s
+                if bm > bm_max or (s > 1 and tiles > 2 * sm_count):
+                    continue
+                out.append((bm, bn, s, _cdiv(tiles, sm_count)))
+    return tuple(out)
+
+
+def _tile_eff(effs: tuple[float, ...], area: int) -> float:
+    """A shape-fitted tile's efficiency (:func:`shape_fitted_tiles`): the best fitted one of
+    the :data:`TILES` no larger than it (a larger tile reuses each loaded element more)."""
+    return max(e for (bm, bn), e in zip(TILES, effs, strict=True) if bm * bn <= area)
+
+
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
               k0: float = 0.0, split_us: float | None = None,
-              burst: GpuBurst | None = None) -> float:
+              burst: GpuBurst | None = None, fitted: bool = False) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
     tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
     epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
     ``split_cost_us``) and its partial results' traffic; ``burst``: the tiles' work at the
-    burst clock (:func:`burst_us`)."""
+    burst clock (:func:`burst_us`); ``fitted``: also the tiles sized to the shape
+    (:func:`shape_fitted_tiles`)."""
     split_s = (p["split_cost_us"] if split_us is None else split_us) * 1e-6
     bw = cal.read_gb_per_s * 1e9
-    best = math.inf
+    choices = []
     for (bm, bn), eff in zip(TILES, effs, strict=True):
         tiles = -(-M // bm) * -(-N // bn)
         for s in splits:
             if s > 1 and tiles * s > 2 * cal.sm_count:
                 break
-            waves = -(-(tiles * s) // cal.sm_count)
-            t_c = burst_us(burst, waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff))
-            extra = 0.0
-            if s > 1:  # partial results written and reduced
-                extra = split_s + 2 * s * M * N * 4 / bw
-            best = min(best, max(t_c, t_m) + extra)
+            choices.append((bm, bn, s, -(-(tiles * s) // cal.sm_count), eff))
+    if fitted:
+        choices += [(bm, bn, s, waves, _tile_eff(effs, bm * bn))
+                    for bm, bn, s, waves in shape_fitted_tiles(M, N, cal.sm_count, splits)]
+    best = math.inf
+    for bm, bn, s, waves, eff in choices:
+        t_c = burst_us(burst, waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff))
+        extra = 0.0
+        if s > 1:  # partial results written and reduced
+            extra = split_s + 2 * s * M * N * 4 / bw
+        best = min(best, max(t_c, t_m) + extra)
     return best
 
 
@@ -996,10 +1092,19 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
     family = gemm_family(k)
     useful = 2.0 * M * N * K
     if family == "gemv":  # a GEMV (or gemmSN) kernel takes any alignment
-        # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores; the bytes at the GEMV's
-        # bandwidth, the operations at the CUDA cores' rate
-        simt = (p["fixed_us"], max(nbytes / (bw * p["gemv_bw_eff"]),
-                                   useful / (p["simt_tflops"] * 1e12)) * 1e6, useful)
+        # cuBLAS's CUDA-core kernels (gemv, gemmSN): no tensor cores; the bytes at their load
+        # path's bandwidth, the operations at the CUDA cores' rate; the bytes' time
+        # plus the write-back of the dirty L2 lines its reads evict, ramping in with the bytes
+        # as the decode kernels' (module doc); gemmSN's CTAs (GEMMSN_CTA_COLS columns of C
+        # each, over A's rows and all of K), fewer than the SMs, each alone on its SM, no
+        # faster than one CTA's walk along K (its loop's latency, which no other CTA on the
+        # SM hides), a fitted time per row of A and element of K
+        ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
+        lone = M > 1 and N > 1 and _cdiv(N, GEMMSN_CTA_COLS) < cal.sm_count
+        walk = M * K * p["gemmsn_row_ns"] * 1e-9 if lone else 0.0
+        load = min(bw, p["gemv_load_gb_per_s"] * 1e9)
+        simt = (p["fixed_us"], max(nbytes / load + ramp,
+                                   useful / (p["simt_tflops"] * 1e12), walk) * 1e6, useful)
         if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch
@@ -1046,7 +1151,6 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                 choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                 t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
-    dtype_eff = 1.0
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
@@ -1093,9 +1197,10 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                                   step_floor=p["fp8_step_ns"] * 1e-9)[0] + extra
                  for splits, extra in (((1,), 0.0), (SPLITS, p["split_cost_us"] * 1e-6))]
         return p["fixed_us"], min(plans) * 1e6, useful
-    sm_rate = peak * dtype_eff / cal.sm_count
-    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, SPLITS, p,
-                                    burst=burst) * 1e6, useful
+    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
+    return p["fixed_us"], _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p,
+                                    burst=burst, fitted=k.dtype in ("bf16", "fp16")
+                                    ) * 1e6, useful
 
 
 #: The CTA tiles (rows of M, columns of N) of cuBLASLt's Hopper fp8 kernels

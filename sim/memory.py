@@ -489,8 +489,14 @@ def _nest(arch: ArchSpec, gemm: Gemm, m: Mapping, busy_total: Exact) -> Nest:
         # engine that overlaps folds preloads the next fold's while this one streams: the
         # tile's last beat comes ``gap`` cycles before its last interval ends (a fold that
         # does not overlap drains inside it) and its results ``tail`` cycles after
+        # the engine takes a fold's ``length`` elements in whole beats (``ceil(length *
+        # beat)`` cycles, as ``fold_interval`` counts them), so the tile's last beat, which
+        # frees its A and W halves, is a whole cycle after its start: measured on
+        # ``amaranth.sim``, the 4x4x2 cube's 25-element folds take 13 beats, not 12.5 (the
+        # half freed half a cycle early put the model 1 or 2 cycles under the tile on four
+        # of ``tpe verify``'s GEMMs with an ideal link, and one with its output double buffer)
         hidden = preload if overlaps else 0
-        gap = max(0, interval - (preload - hidden) - length * beat)
+        gap = max(0, interval - (preload - hidden) - math.ceil(length * beat))
         tail = max(0, spec.fold_cycles(length) - interval - hidden)
         base[(tm, tn, tk)] = (folds * interval, interval, tail, gap)
         feed_sum += cm * cn * ck * folds * interval

@@ -17,6 +17,7 @@ from hw.spec import load_arch
 from models.llm import load_model, lower
 from sim.gpu.calibrate import calibrate
 from sim.gpu_model import (
+    NVJET_TILE_MAX_AREA,
     Kernel,
     arch_calibration,
     load_calibration,
@@ -52,7 +53,10 @@ QUANT_W4 = DATA / "measured_h100_quant_w4_graph.csv"
 #: sim/data/gpu/shapes_tiles.csv) measured on an H100 with the kernels each launched.
 TILES = DATA / "measured_h100_tiles.csv"
 #: The calibration's extra files, in the order later ones supersede earlier ones.
-EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4, TILES)
+EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
+#: Random GEMMs drawn apart from every other dataset (sim/data/gpu/shapes_random.csv), with the
+#: kernels each launched: their 'cal' rows join the fit (after EXTRA's).
+RANDOM = DATA / "measured_h100_random.csv"
 #: The first dataset's two H100 runs, timed after light load (no energy loop between their
 #: rows): their 'cal' rows fit the burst clock (sim.gpu_model.after_light_load).
 BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")
@@ -182,7 +186,7 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     bad_energy = corrupted("e", ENERGY, "mj")
     seen: list[tuple[list[Kernel], list[float]]] = []
 
-    def spy(base, kernels, us):
+    def spy(base, kernels, us, hold=None):
         seen.append((kernels, us))
         return dict(base.params)
 
@@ -225,26 +229,16 @@ def test_the_fit_never_sees_held_out_rows(tmp_path, monkeypatch):
     assert a.energy == b.energy == c.energy and a.energy is not None
 
 
-#: The parameter groups the committed calibration fitted last (``tpe gpu calibrate ... --hold
-#: sim/data/gpu/calibration_h100.toml --refit gemm_int8 --refit gemm_fp8``): the 8-bit GEMMs'
-#: own, every other constant kept as the calibration before had it (the bf16/fp16 predictions
-#: unchanged).
-REFIT = ("gemm_int8", "gemm_fp8")
-
-
 def test_the_committed_calibration_is_the_fit():
-    from sim.gpu.calibrate import FIT_GROUPS
+    """The committed file is what its header's command writes: the parameters it names as held
+    (``tpe gpu calibrate --hold``) at their committed values, the others fitted."""
+    import tomllib
 
-    held = load_calibration(DATA / "calibration_h100.toml")
-    cal, text = calibrate(MEASURED, energy=ENERGY, extra=EXTRA, burst=BURST,
-                          hold=DATA / "calibration_h100.toml", refit=REFIT)
-    refitted = {n for g in REFIT for n in FIT_GROUPS[g]}
-    assert {n: v for n, v in cal.params.items() if n not in refitted} == {
-        n: v for n, v in held.params.items() if n not in refitted}
-    assert cal.burst == held.burst and cal.energy is not None and held.energy is not None
-    assert {c: v for c, v in cal.energy.pj_per_op.items() if c not in ("int8", "fp8")} == {
-        c: v for c, v in held.energy.pj_per_op.items() if c not in ("int8", "fp8")}
     committed = (DATA / "calibration_h100.toml").read_text()
+    held = re.search(r"held at their previous values: ([\w, ]+)\.", committed)
+    fitted = tomllib.loads(committed)["fitted"]
+    hold = {n: float(fitted[n]) for n in held.group(1).split(", ")} if held else None
+    _, text = calibrate(MEASURED, energy=ENERGY, extra=(*EXTRA, RANDOM), burst=BURST, hold=hold)
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
 
@@ -256,9 +250,14 @@ def test_the_model_has_the_mechanisms_the_issue_names():
 
     # misaligned inner dimensions run several times slower
     assert us(M=1000, N=4095, K=4096) > 3 * us(M=1000, N=4096, K=4096)
-    # wave quantization: 8 x 16 tiles of 128 x 256 fill 132 SMs once; one more row of tiles
-    # needs a second wave (or smaller tiles), costing far more than its 12.5 % more work
-    assert us(M=1152, N=4096, K=4096) > 1.25 * us(M=1024, N=4096, K=4096)
+    # wave quantization: bf16's tiles sized to the shape (shape_fitted_tiles) take C in one
+    # wave of 132 tiles while it fits the largest tile (NVJET_TILE_MAX_AREA elements: 1024 x
+    # 5248 does); past it a second wave (or smaller tiles) costs far more than the added work
+    assert 1024 * 5248 <= 132 * NVJET_TILE_MAX_AREA < 1024 * 5376
+    assert us(M=1024, N=5376, K=4096) > 1.05 * (5376 / 5248) * us(M=1024, N=5248, K=4096)
+    # ... while below it the time grows with the work, not by a whole wave (1152 rows: 8
+    # row tiles of 144 by 16 of 256, one wave, where 128x256 tiles would need two)
+    assert us(M=1152, N=4096, K=4096) < 1.15 * us(M=1024, N=4096, K=4096)
     # a fixed cost: tiny GEMMs do not take zero time
     assert us(M=1, N=8, K=8) > 2.0
     # skinny GEMMs are memory-bound: time grows with the weight bytes, not with M
@@ -268,6 +267,85 @@ def test_the_model_has_the_mechanisms_the_issue_names():
     assert fp8 < 0.7 * us(M=4096, N=4096, K=4096)
     # the calibration's clock is the sustained one under the power cap (1.2-1.45 GHz)
     assert 1200 <= cal.sustained_clock_mhz <= 1450
+
+
+def _nvjet_tile(kernels: str) -> tuple[int, int, bool] | None:
+    """The (rows, columns) of C a recorded nvjet_sm90 kernel's CTA tile covers (its name gives
+    cuBLAS's ``m x n``: columns by rows here) and whether it ran split-K."""
+    m = re.search(r"nvjet_sm90_\w+?_(\d+)x(\d+)_64x\d+_\dx\d_[hv]_bz_(splitK_)?", kernels)
+    return (int(m.group(2)), int(m.group(1)), bool(m.group(3))) if m else None
+
+
+def test_aligned_tiles_are_sized_to_the_shape_as_recorded():
+    """cuBLAS's Hopper kernels size their tile to the shape (sim.gpu_model.shape_fitted_tiles):
+    of the random dataset's aligned bf16/fp16 GEMMs of 64 rows and more above 2 GFLOP, run
+    unsplit, the recorded tile and its waves are among the model's candidates for at least nine
+    in ten, and none of the recorded launches runs fewer waves x tile area than the model's
+    best candidate (the model never misses a cheaper tiling that cuBLAS found)."""
+    from sim.gpu_model import SPLITS, _cdiv, shape_fitted_tiles
+
+    sm = load_calibration("h100").sm_count
+    found = checked = 0
+    for r in rows(RANDOM):
+        M, N, K = int(r["M"]), int(r["N"]), int(r["K"])
+        tile = _nvjet_tile(r["kernels"])
+        if (r["dtype"] not in ("bf16", "fp16") or N % 8 or K % 8 or tile is None or tile[2]
+                or M < 64 or 2 * M * N * K < 2e9):
+            continue
+        bm, bn, _ = tile
+        waves = _cdiv(_cdiv(M, bm) * _cdiv(N, bn), sm)
+        candidates = shape_fitted_tiles(M, N, sm, SPLITS)
+        checked += 1
+        found += (bm, bn, 1, waves) in candidates
+        assert min(w * a * b for a, b, s, w in candidates if s == 1) <= waves * bm * bn, r
+    assert checked >= 15 and found >= 0.9 * checked, (found, checked)
+
+
+def test_a_tile_sized_to_the_shape_fills_the_sms():
+    """695x3808x14176 bf16 ran 176 x 128 tiles (4 x 30 = 120, one wave;
+    measured_h100_random.csv): the model takes it no slower than that one wave at the 128x128
+    tile's efficiency, where 128x256 tiles would pad N and 128 rows leave two waves."""
+    cal = load_calibration("h100")
+    p = cal.params
+    one_wave_s = 2 * 176 * 128 * 14176 / (cal.peak_tflops["bf16"] * 1e12 / cal.sm_count
+                                          * p["eff_128x128"])
+    fixed, work = predict_parts_us(cal, Kernel(op="gemm", dtype="bf16", M=695, N=3808,
+                                               K=14176))[:2]
+    assert fixed == p["fixed_us"] and work <= one_wave_s * 1e6 * (1 + 1e-9)
+
+
+def test_calibrate_holds_what_hold_names(capsys, tmp_path):
+    """``--hold`` keeps a fitted parameter, or every parameter of a group the fit fits together
+    (``FIT_GROUPS``), at its value in the --out file, out of the search; a name that is
+    neither, or an --out file that does not exist or lacks a held parameter, is refused."""
+    import tomllib
+
+    from sim.cli.gpu import _held
+    from sim.gpu.calibrate import FIT_GROUPS, fit
+
+    cal = load_calibration("h100")
+    ks = [Kernel(op="gemm", dtype="bf16", M=m, N=4096, K=4096) for m in (256, 1024, 4096)]
+    us = [predict_us(cal, k) * 1.1 for k in ks]
+    params = fit(cal, ks, us, groups={"gemm": ["fixed_us", "eff_128x256"]},
+                 hold={"eff_128x256": 0.5})
+    assert params["eff_128x256"] == 0.5 and params["fixed_us"] != cal.params["fixed_us"]
+    committed = DATA / "calibration_h100.toml"
+    fitted = tomllib.loads(committed.read_text())["fitted"]
+    assert _held(["gemm_fp8", "fixed_us"], committed) == {
+        n: fitted[n] for n in (*FIT_GROUPS["gemm_fp8"], "fixed_us")}
+    assert not set(FIT_GROUPS) & set(fitted)  # a group's name is never a parameter's
+    out = tmp_path / "c.toml"
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
+                                "no_such", "--out", str(out)])
+    assert code == 2 and ("--hold: 'no_such' is neither a fitted parameter nor a group of "
+                          "them; give one of fixed_us,") in err
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
+                                "int8_bw_eff", "--out", str(out)])
+    assert code == 2 and "--hold: --out" in err and "does not exist yet" in err
+    out.write_text(committed.read_text().replace("fp8_step_ns =", "# fp8_step_ns ="))
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
+                                "gemm_fp8", "--out", str(out)])
+    assert code == 2 and f"--hold: {out} has no [fitted] fp8_step_ns;" in err
 
 
 def test_predict_needs_no_torch(tmp_path):
@@ -611,18 +689,6 @@ def test_the_power_cap_stretches_kernels_on_a_lower_board_power(capsys):
     assert code == 2 and out == ""
     assert re.match(r"^tpe: error: gpu\.board_power_w: 100 W leaves a kernel no power beyond "
                     r"the card's static power; give at least \d+ W$", err.strip()), err
-
-
-def test_calibrate_refit_needs_a_held_calibration(capsys, tmp_path):
-    out = tmp_path / "c.toml"
-    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--energy",
-                                str(ENERGY), "--refit", "gemm_fp8", "--out", str(out)])
-    assert code == 2 and "--refit: give --hold FILE" in err
-    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--energy",
-                                str(ENERGY), "--hold", str(DATA / "calibration_h100.toml"),
-                                "--refit", "gemm_fp9", "--out", str(out)])
-    assert code == 2 and "--refit: gemm_fp9; give groups of gemm," in err
-    assert not out.exists()
 
 
 def test_calibrate_needs_measured_energy(capsys, tmp_path):
@@ -1235,6 +1301,67 @@ def test_the_fallback_dispatch_is_the_recorded_one():
                 and GEMMSN_MIN_K <= k.K < 2 * k.N and vector_elems("bf16", k.N, k.K) == 1):
             assert "gemmSN_TN" in main, (k, main)
     assert counts["wmma_split"] >= 10 and counts["underfilled"] >= 15 and counts["gemmsn"] >= 10
+
+
+def test_gemmsn_band_and_grid_are_the_recorded_ones():
+    """cuBLAS's gemmSN for bf16 of 2 to 15 rows at vector 1 with K at least twice N: every
+    recorded launch with K inside GEMMSN_BAND_K ran it, every one outside the split-K tiles,
+    and the band's ends are the geometric means of the recorded neighbours; every recorded
+    gemmSN launch ran ceil(N / GEMMSN_CTA_COLS) CTAs along its grid's x."""
+    from sim.gpu_model import GEMMSN_BAND_K, GEMMSN_CTA_COLS, gemm_family, vector_elems
+
+    inside, below, above, grids = [], [], [], 0
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+        k = Kernel.from_row(r)
+        main = r["kernels"].split(" ; ")[0]
+        if "gemmSN_TN" in main:
+            gx = int(re.search(r"grid=\((\d+),", main).group(1))
+            assert gx == -(-k.N // GEMMSN_CTA_COLS), (k, main[-60:])
+            grids += 1
+        if not (k.dtype == "bf16" and 1 < k.M < 16 and k.N > 1 and k.K >= 2 * k.N
+                and vector_elems("bf16", k.N, k.K) == 1):
+            continue
+        sn = "gemmSN_TN" in main
+        assert sn == (gemm_family(k) == "gemv"), (k, main[:80])
+        if GEMMSN_BAND_K[0] <= k.K <= GEMMSN_BAND_K[1]:
+            assert sn, (k, main[:80])
+            inside.append(k.K)
+        else:
+            assert not sn and "s1688gemm" in main, (k, main[:80])
+            (below if k.K < GEMMSN_BAND_K[0] else above).append(k.K)
+    assert len(inside) >= 3 and len(below) >= 3 and len(above) >= 5 and grids >= 15
+    assert GEMMSN_BAND_K == (round(math.sqrt(max(below) * min(inside))),
+                             round(math.sqrt(max(inside) * min(above))))
+
+
+def test_the_cuda_core_kernels_mechanisms():
+    """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs fewer than the SMs walk K at the
+    fitted time per row of A (a rate of one CTA, not of the chip), more of them run at the
+    chip's rate; GEMVs load at their own bandwidth, below the HBM's, and pay the L2
+    write-back ramp in their bytes."""
+    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
+
+    cal = load_calibration("h100")
+    p = cal.params
+
+    def us(M: int, N: int, K: int) -> float:
+        k = Kernel(op="gemm", dtype="bf16", M=M, N=N, K=K)
+        assert gemm_family(k) == "gemv", k
+        return predict_us(cal, k)
+
+    # three CTAs (N = 23): each row of A adds its walk along K
+    assert us(14, 23, 1156) - us(2, 23, 1156) == pytest.approx(
+        12 * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
+    # as many CTAs as SMs and more: no walk; 7 rows take less than 7x the time of 2
+    n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
+    assert us(7, n_many, 1156) < 2 * us(2, n_many, 1156)
+    assert 0 < p["gemv_load_gb_per_s"] < cal.read_gb_per_s
+    # a GEMV past the ramp's span pays all of it: twice the bytes, twice the load time only
+    k1 = int(p["gemv_ramp_mb"] * 1e6 // (2 * 4099)) + 1  # W's bytes just past the span
+    k2 = 2 * k1
+    t1, t2 = us(1, 4099, k1) - p["fixed_us"], us(1, 4099, k2) - p["fixed_us"]
+    assert t2 - t1 == pytest.approx((k2 - k1) * 4099 * 2 / p["gemv_load_gb_per_s"] / 1e3,
+                                    rel=0.01)
 
 
 def test_cutlass_grid_orientation():

@@ -145,7 +145,7 @@ def test_burst_fit_sees_only_cal_rows_and_refuses_a_run_with_the_loop(tmp_path, 
         return GpuBurst(rate=1.0, us=0.0)
 
     monkeypatch.setattr(calibration, "fit_burst", spy)
-    monkeypatch.setattr(calibration, "fit", lambda base, kernels, us: dict(base.params))
+    monkeypatch.setattr(calibration, "fit", lambda base, kernels, us, hold=None: dict(base.params))
     measured, energy = DATA / "measured_h100_v2.csv", DATA / "measured_h100_v2e.csv"
     calibration.calibrate(measured, energy=energy, burst=(bad,))
     calibration.calibrate(measured, energy=energy, burst=BURST[:1])

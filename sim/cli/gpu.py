@@ -77,13 +77,11 @@ def register(subparsers: Any) -> None:
                    help="a measured.csv of the same card timed after light load (measured "
                         "with --energy-s 0) whose 'cal' rows fit the clock kernels start at "
                         "(repeatable; e.g. sim/data/gpu/measured_h100.csv)")
-    k.add_argument("--hold", default=None, metavar="FILE",
-                   help="a calibration of the same card whose constants are kept but for the "
-                        "--refit groups' (and their kernels' energy paths, and its burst "
-                        "clock kept too)")
-    k.add_argument("--refit", action="append", default=[], metavar="GROUP",
-                   help="with --hold: a parameter group fitted anew (repeatable; e.g. "
-                        "gemm_int8, gemm_fp8)")
+    k.add_argument("--hold", action="append", default=[], metavar="NAME",
+                   help="a [fitted] parameter kept at its value in the --out file as it is, "
+                        "out of the fit, or a group the fit fits together (gemm, gemm_fp8, "
+                        "gemm_int8, gemm_fallback, gemm_simt, attn_decode, ...): all its "
+                        "parameters (repeatable; e.g. --hold gemm --hold int8_bw_eff)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 
@@ -451,6 +449,33 @@ def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: s
     plt.close(fig)
 
 
+def _held(names: list[str], out: Path) -> dict[str, float]:
+    """``--hold``'s parameters (a group's: all of it, :data:`sim.gpu.calibrate.FIT_GROUPS`)
+    and their values in the calibration file ``out`` as it is."""
+    import tomllib
+
+    from sim.errors import InputError
+    from sim.gpu.calibrate import FIT_GROUPS
+    from sim.gpu_model import FIT_PARAMS
+
+    if not names:
+        return {}
+    unknown = [n for n in names if n not in FIT_PARAMS and n not in FIT_GROUPS]
+    if unknown:
+        raise InputError(f"--hold: {unknown[0]!r} is neither a fitted parameter nor a group of "
+                         f"them; give one of {', '.join(FIT_PARAMS)} or of the groups "
+                         f"{', '.join(FIT_GROUPS)}")
+    if not out.is_file():
+        raise InputError(f"--hold: --out {str(out)!r} does not exist yet (the held values are "
+                         "its [fitted] ones); give an existing calibration file")
+    names = list(dict.fromkeys(p for n in names for p in FIT_GROUPS.get(n, [n])))
+    fitted = tomllib.loads(out.read_text()).get("fitted", {})
+    missing = [n for n in names if n not in fitted]
+    if missing:
+        raise InputError(f"--hold: {out} has no [fitted] {missing[0]}; leave it out of --hold")
+    return {n: float(fitted[n]) for n in names}
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     from sim.errors import InputError
     from sim.files import output_file, replacing
@@ -474,11 +499,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     for f in burst:
         if not f.is_file():
             raise InputError(f"--burst: no such file {str(f)!r}")
-    hold = Path(args.hold) if args.hold else None
-    if hold is not None and not hold.is_file():
-        raise InputError(f"--hold: no such file {args.hold!r}")
+    hold = _held(args.hold, out)
     try:
-        _, text = calibrate(measured, mb, energy, extra, burst, hold, tuple(args.refit))
+        _, text = calibrate(measured, mb, energy, extra, burst, hold)
     except (KeyError, ValueError, OSError) as err:
         if isinstance(err, ValueError) and str(err).startswith("--"):  # names its flag
             raise InputError(str(err)) from None

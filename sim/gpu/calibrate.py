@@ -31,12 +31,10 @@ from sim.gpu_model import (
     Kernel,
     after_light_load,
     dequant_weights,
-    energy_class,
     energy_work,
     gemm_family,
     in_stream,
     is_aligned,
-    load_calibration,
     predict_parts_us,
     predict_us,
 )
@@ -47,14 +45,18 @@ __all__ = ["FIT_GROUPS", "calibrate", "fit", "fit_burst", "fit_energy", "fit_gro
 
 def fit_group(k: Kernel) -> str:
     """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
-    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``) and the
-    fallback and CUDA-core kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``: fitted
-    after ``gemm``, whose fixed and split-K costs they share), int8's align-4 and Hopper kernels
-    (``gemm_int8_align8``) and its aligned CUTLASS tiles (``gemm_int8``: after ``gemm``, whose
-    fixed cost and bandwidth they share)."""
+    quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``), the fallback
+    kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``, fitted after ``gemm``),
+    cuBLAS's CUDA-core kernels (``gemm_simt``, family ``gemv``: after ``gemm``, whose fixed
+    cost they pay, and ``attn_decode``, whose L2 write-back they share; their parameters
+    govern no other kernel), int8's align-4 and Hopper kernels (``gemm_int8_align8``) and the
+    aligned fp8 and int8 tiles (``gemm_fp8``, ``gemm_int8``: after ``gemm``, whose fixed cost
+    and bandwidth they share)."""
     if k.op == "gemm" and k.dtype in W4A16:
         return k.dtype
-    if k.op == "gemm" and gemm_family(k) in ("gemv", "align1", "align2"):
+    if k.op == "gemm" and gemm_family(k) == "gemv":
+        return "gemm_simt"
+    if k.op == "gemm" and gemm_family(k) in ("align1", "align2"):
         return "gemm_fallback"
     if k.op == "gemm" and gemm_family(k) == "int8_align8":
         return "gemm_int8_align8"
@@ -123,17 +125,20 @@ FIT_GROUPS: dict[str, list[str]] = {
     "gemm_int8": ["int8_eff_64x64", "int8_eff_64x128", "int8_eff_128x128",
                   "int8_eff_256x128", "int8_tile_k0", "int8_bw_eff",
                   "int8_load_gb_per_s"],
-    "gemm_fallback": ["gemv_bw_eff", "align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
+    # before the CUDA-core kernels (gemm_simt), which share its L2 write-back
+    "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
+                    "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
+                    "decode_combine_split_us", "decode_tile_ns", "decode_cta_us"],
+    "gemm_fallback": ["align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
                       "align2_bw_eff", "fallback_fixed_us", "align1_k8_slowdown",
-                      "fallback_tile_k0", "fallback_reduce_us", "simt_tflops",
-                      "align1_load_gb_per_s", "align2_load_gb_per_s", "dot_reduce_us"],
+                      "fallback_tile_k0", "fallback_reduce_us",
+                      "align1_load_gb_per_s", "align2_load_gb_per_s"],
+    "gemm_simt": ["gemv_load_gb_per_s", "gemv_ramp_mb", "simt_tflops", "gemmsn_row_ns",
+                  "dot_reduce_us"],
     "gemm_int8_align8": ["int8_align8_eff", "int8_align8_load_gb_per_s", "int8_n8_fixed_us",
                          "int8_n8_eff", "int8_align8_tile_k0"],
     "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",
                      "attn_diag_extra"],
-    "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
-                    "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
-                    "decode_combine_split_us", "decode_tile_ns", "decode_cta_us"],
     "w4a16": ["w4_bw_eff", "w4_rate_eff", "w4_overlap"],
     "w4a16_triton": ["w4t_step_ops", "w4t_col_ops", "w4t_mac_ops", "w4t_dequant_eff"],
     "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",
@@ -142,18 +147,22 @@ FIT_GROUPS: dict[str, list[str]] = {
 
 
 def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
-        groups: dict[str, list[str]] | None = None) -> dict[str, float]:
+        groups: dict[str, list[str]] | None = None,
+        hold: dict[str, float] | None = None) -> dict[str, float]:
     """Fit :data:`FIT_PARAMS` on ``kernels`` (the calibration rows only) by minimizing the mean
     absolute log error, one group of parameters (and the kernels they govern) at a time, each
-    search restarted until it settles (:data:`RESTART_TOL`)."""
+    search restarted until it settles (:data:`RESTART_TOL`); ``hold``: parameters kept at the
+    given values, out of every search."""
     us_arr = np.asarray(us, dtype=np.float64)
-    params = {n: v[0] for n, v in FIT_PARAMS.items()} | dict(cal.params)
+    hold = hold or {}
+    params = {n: v[0] for n, v in FIT_PARAMS.items()} | dict(cal.params) | hold
     cal = GpuCalibration(**{f.name: getattr(cal, f.name) for f in fields(cal)
                             if f.name != "params"}, params=params)
     groups = groups or FIT_GROUPS
     for op, names in groups.items():
+        names = [n for n in names if n not in hold]
         sel = [i for i, k in enumerate(kernels) if fit_group(k) == op]
-        if not sel:
+        if not sel or not names:
             continue
         ks = [kernels[i] for i in sel]
         x0 = np.array([params[n] for n in names], dtype=np.float64)
@@ -258,19 +267,16 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
                      limit_w=limit_w, cap_w=math.ceil(cap * 1e3) / 1e3)
 
 
-def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], mj: list[float],
-                     classes: tuple[str, ...] | None = None) -> GpuEnergy:
+def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], mj: list[float]
+                     ) -> GpuEnergy:
     """``e`` with the energy per operation of each quantized kernel's path
     (:data:`QUANT_ENERGY_CLASSES`) and, for the int4 GEMMs, per weight their row tiles
     dequantize (:func:`sim.gpu_model.dequant_weights`) fitted on ``kernels`` (calibration rows,
     measured ``mj``), the shared constants (static and busy power, HBM bytes) kept as the other
     kernels fitted them: per path, the least squares on the relative error; where the two
-    unknowns of a GEMM path would not both come out positive, the operations' alone.
-    ``classes``: the paths fitted so (default :data:`QUANT_ENERGY_CLASSES`; ``kernels`` of
-    these paths only)."""
-    classes = QUANT_ENERGY_CLASSES if classes is None else classes
-    x: dict[str, list[list[float]]] = {c: [] for c in classes}
-    y: dict[str, list[float]] = {c: [] for c in classes}
+    unknowns of a GEMM path would not both come out positive, the operations' alone."""
+    x: dict[str, list[list[float]]] = {c: [] for c in QUANT_ENERGY_CLASSES}
+    y: dict[str, list[float]] = {c: [] for c in QUANT_ENERGY_CLASSES}
     for k, m in zip(kernels, mj, strict=True):
         fixed, work = predict_parts_us(cal, k)
         fixed = in_stream(cal, fixed)  # measured back to back
@@ -280,7 +286,7 @@ def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], m
         x[cls].append([ops * 1e-6 / uj, dequant_weights(cal, k) * 1e-6 / uj])
         y[cls].append(1.0 - base / uj)
     pj, pj_dequant = dict(e.pj_per_op), dict(e.pj_per_dequant)
-    for c in classes:
+    for c in QUANT_ENERGY_CLASSES:
         if not y[c]:
             raise ValueError(f"no calibration kernel of the {c} path has a measured energy "
                              "(column mj)")
@@ -299,31 +305,6 @@ def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], m
 # -- calibration files ---------------------------------------------------------------------
 
 
-def _held(hold: Path | None, refit: tuple[str, ...], card: str) -> GpuCalibration | None:
-    """The calibration ``hold`` names (None without), checked: of ``card``, ``refit`` groups of
-    :data:`FIT_GROUPS`, and every parameter outside them fitted in it."""
-    if hold is None:
-        if refit:
-            raise ValueError("--refit: give --hold FILE, the calibration whose other constants "
-                             "are kept")
-        return None
-    unknown = [g for g in refit if g not in FIT_GROUPS]
-    if unknown or not refit:
-        raise ValueError(f"--refit: {', '.join(unknown) or 'none given'}; give groups of "
-                         + ", ".join(FIT_GROUPS))
-    held = load_calibration(hold)
-    if held.card != card:
-        raise ValueError(f"--hold: {hold.name} is a calibration of {held.card}, the measured "
-                         f"files of {card}; give one card's files")
-    names = {n for g in refit for n in FIT_GROUPS[g]}
-    missing = [n for g, ns in FIT_GROUPS.items() for n in ns if n not in names
-               and n not in held.params]
-    if missing:
-        raise ValueError(f"--hold: {hold.name} has no fitted {', '.join(missing)}; refit "
-                         "their groups (--refit) or calibrate without --hold")
-    return held
-
-
 def _read_csv(path: Path) -> list[dict[str, str]]:
     import csv
 
@@ -339,8 +320,7 @@ QUANT_ENERGY_CLASSES = ("w4a16", "w4a16_triton", "attention_kivi")
 
 def calibrate(measured: Path, microbench: Path | None = None, energy: Path | None = None,
               extra: tuple[Path, ...] = (), burst: tuple[Path, ...] = (),
-              hold: Path | None = None, refit: tuple[str, ...] = ()
-              ) -> tuple[GpuCalibration, str]:
+              hold: dict[str, float] | None = None) -> tuple[GpuCalibration, str]:
     """Fit a calibration from a measured dataset (its ``cal`` rows only) and the card's
     microbenchmarks (default: ``<measured stem>_microbench.csv`` beside it, as
     ``sim.gpu.measure`` writes them): the time model on ``measured``'s ``us``, then the energy
@@ -355,11 +335,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     (:data:`QUANT_ENERGY_CLASSES`, :func:`fit_quant_energy`). ``burst``: runs of the same card
     timed after light load (``sim.gpu.measure.timed_after_light_load``) whose ``cal`` rows fit
     the burst clock, the rest kept (:func:`fit_burst`; none: no ``[burst]`` table).
-    ``hold``: a calibration of the same card whose constants are kept but for the parameter
-    groups ``refit`` (of :data:`FIT_GROUPS`), fitted as above from their initial values on the
-    kernels they govern, and those kernels' energy paths (:func:`fit_quant_energy`'s way, the
-    shared constants kept); its burst clock is kept too (a change to some kernels' model that
-    leaves the others' predictions as they were)."""
+    ``hold``: [fitted] parameters kept at the given values (e.g. a previous calibration's),
+    out of the time fit."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
     energy = measured if energy is None else energy
@@ -408,35 +385,21 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
                           if r.get("split", "cal") == "cal" and _kernel(r) not in later]
         later |= kernels
     cal_rows += [r for r in extra_rows if _kernel(r) not in timed]
-    held = _held(hold, refit, card)
-    if held is not None:
-        names = {n for g in refit for n in FIT_GROUPS[g]}
-        base = dataclasses.replace(base, params={n: v[0] for n, v in FIT_PARAMS.items()} | {
-            n: v for n, v in held.params.items() if n in FIT_PARAMS and n not in names})
-    kernels, times = [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows]
-    params = (fit(base, kernels, times) if held is None
-              else fit(base, kernels, times, groups={g: FIT_GROUPS[g] for g in refit}))
+    params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows],
+                 hold=hold)
     cal = dataclasses.replace(base, params=params)
     e_extra = [r for r in extra_rows if r.get("mj") and _kernel(r) not in metered
                and fit_group(Kernel.from_row(r)) not in QUANT_GROUPS]
     e_rows += e_extra
-    if held is not None and held.energy is not None:  # the refitted kernels' paths only
-        mine = [r for r in e_rows if fit_group(Kernel.from_row(r)) in refit]
-        classes = tuple(sorted({energy_class(Kernel.from_row(r)) for r in mine}))
-        e = fit_quant_energy(cal, held.energy, [Kernel.from_row(r) for r in mine],
-                             [float(r["mj"]) for r in mine], classes)
-    else:
-        e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows],
-                       [float(r["mj"]) for r in e_rows], limit_w)
+    e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows], [float(r["mj"]) for r in e_rows],
+                   limit_w)
     q_rows = [r for r in extra_rows if r.get("mj")
               and fit_group(Kernel.from_row(r)) in QUANT_GROUPS]
-    if q_rows and held is None:  # the quantized kernels' own paths, the shared constants kept
+    if q_rows:  # the quantized kernels' own paths, the shared constants kept
         e = fit_quant_energy(cal, e, [Kernel.from_row(r) for r in q_rows],
                              [float(r["mj"]) for r in q_rows])
     cal = dataclasses.replace(cal, energy=e)
-    if held is not None:
-        cal = dataclasses.replace(cal, burst=held.burst)
-    elif burst:
+    if burst:
         cal = dataclasses.replace(cal, burst=fit_burst(
             cal, b_kernels, [float(r["us"]) for r in b_rows]))
     lines = [
@@ -445,9 +408,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"# fitted on the {len(cal_rows)} 'cal' rows of "
         + " and ".join(p.name for p in (measured, *extra)) + " only",
         "# (held-out rows never enter the fit)"
-        + (f";\n# every constant but the groups {', '.join(refit)} and their kernels'\n"
-           f"# energy paths kept as {hold.name} had them (--hold, --refit)."
-           if held is not None and hold is not None else "."),
+        + (f"; held at their previous values: {', '.join(sorted(hold))}" if hold else "")
+        + ".",
         f'card = "{card}"',
         "",
         "[measured]",

@@ -99,31 +99,57 @@ class Timed:
 
 
 def plan(cal: gm.GpuCalibration, k: gm.Kernel) -> list[dict[str, Any]]:
-    """The aligned model's choices for ``k`` (:func:`sim.gpu_model._tiled_us`'s loop, each
-    choice's parts): tile, split, tiles, waves, SMs busy in the last wave, compute and memory
-    time (us)."""
+    """The aligned model's choices for ``k`` (each choice's parts): tile, split, tiles, waves,
+    SMs busy in the last wave, compute and memory time (us). bf16/fp16: the loop of
+    :func:`sim.gpu_model._tiled_us`; int8: the one tile :func:`sim.gpu_model.int8_tile`
+    dispatches, at its rate (its L2 loads' bound in the compute time); fp8: the nvjet tiles
+    (:data:`sim.gpu_model.NVJET_FP8_TILES`), each CTA's step the slower of its products, its
+    L2 loads and the shortest step (the compute time: the model overlaps them in part)."""
     p = cal.params
     M, N, K = gm.padded_shape(k.dtype, k.M, k.N, k.K)
     nbytes = gm.kernel_bytes_flops(dataclasses.replace(k, M=M, N=N, K=K))[0]
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
     t_m = nbytes / (cal.read_gb_per_s * 1e9 * bw_eff)
-    dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
-    sm_rate = cal.peak_tflops[k.dtype] * 1e12 * dtype_eff / cal.sm_count
-    splits = (1,) if k.dtype == "int8" else gm.SPLITS
+    peak = cal.peak_tflops[k.dtype] * 1e12
     out = []
+
+    def choice(bm: int, bn: int, s: int, tiles: int, t_c: float) -> dict[str, Any]:
+        waves = -(-tiles // cal.sm_count)
+        return {"tile": f"{bm}x{bn}", "split": s, "tiles": tiles, "waves": waves,
+                "last_wave_sms": tiles - (waves - 1) * cal.sm_count, "compute_us": t_c * 1e6,
+                "memory_us": t_m * 1e6}
+
+    if k.dtype == "int8":
+        bm, bn = gm.int8_tile(cal.sm_count, M, N, K)
+        tiles = -(-M // bm) * -(-N // bn)
+        steps = K + p["int8_tile_k0"]
+        t_c = max(-(-tiles // cal.sm_count) * 2 * bm * bn * steps
+                  / (peak * p[f"int8_eff_{bm}x{bn}"] / cal.sm_count),
+                  tiles * (bm + bn) * steps * gm.line_traffic(K)
+                  / (p["int8_load_gb_per_s"] * 1e9))
+        return [choice(bm, bn, 1, tiles, t_c)]
+    if k.dtype == "fp8":
+        sm_rate = peak * p["fp8_rate_eff"] / cal.sm_count
+        sm_load = p["fp8_load_gb_per_s"] * 1e9 / (cal.sm_count * gm.line_traffic(K))
+        for bm, bn in gm.NVJET_FP8_TILES:
+            step = max(2 * bm * bn / sm_rate, (bm + bn) / sm_load, p["fp8_step_ns"] * 1e-9)
+            tiles = -(-M // bm) * -(-N // bn)
+            for s in gm.SPLITS:
+                t_c = (-(-(tiles * s) // cal.sm_count) * (-(-K // s) + p["fp8_tile_k0"])
+                       * step)
+                out.append(choice(bm, bn, s, tiles * s, t_c))
+        return out
+    sm_rate = peak / cal.sm_count
     for bm, bn in gm.TILES:
         eff = p[f"eff_{bm}x{bn}"]
         tiles = -(-M // bm) * -(-N // bn)
-        for s in splits:
+        for s in gm.SPLITS:
             if s > 1 and tiles * s > 2 * cal.sm_count:
                 break
             waves = -(-(tiles * s) // cal.sm_count)
             t_c = waves * 2 * bm * bn * (-(-K // s)) / (sm_rate * eff)
-            last = tiles * s - (waves - 1) * cal.sm_count
-            out.append({"tile": f"{bm}x{bn}", "split": s, "tiles": tiles * s, "waves": waves,
-                        "last_wave_sms": last, "compute_us": t_c * 1e6,
-                        "memory_us": t_m * 1e6})
+            out.append(choice(bm, bn, s, tiles * s, t_c))
     return out
 
 

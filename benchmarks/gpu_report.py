@@ -298,8 +298,9 @@ RANDOM_RUNS = ("random", "random_graph")
 
 def _unseen_datasets() -> list[str]:
     """A paragraph on the two datasets drawn to test the kernel model beyond the shapes it was
-    fitted on (neither joins the calibration): the tile dataset and the random one, with the
-    random kernels' launched against replayed times and kernels."""
+    first fitted on (the tile dataset joins no calibration, the random one's 'cal' rows do):
+    the tile dataset and the random one, with the random kernels' launched against replayed
+    times and kernels."""
     tiles = _rows(DATA / "measured_h100_tiles.csv")
     launched, replayed = (_rows(DATA / f"measured_h100_{n}.csv") for n in RANDOM_RUNS)
     key = ("dtype", "M", "N", "K")
@@ -324,16 +325,16 @@ def _unseen_datasets() -> list[str]:
         f"replayed times a median {ratio[len(ratio) // 2]:.2f}x the launched "
         f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x). The random dataset's `cal` rows join the "
         "calibration (`tpe gpu calibrate ... --extra sim/data/gpu/measured_h100_random.csv`, "
-        "the aligned GEMMs' shared constants, fp8's, int8's, attention's and the quantized "
-        "kernels' held at their values with `--hold`: the fallback and CUDA-core kernels' "
-        "refitted); its "
-        "held-out rows judge. Its aligned bf16 and fp16 GEMMs showed that cuBLAS's Hopper "
-        "kernels (`nvjet_sm90`) size their CTA tile to the shape, not only to the 128x256 and "
-        "128x128 tiles of the LLM shapes: 695x3808x14176 ran 176 rows by 128 columns of C "
-        "(4 x 30 = 120 tiles, one wave on 132 SMs, where 128 rows leave two), 1223x1920x3808 "
-        "96 by 192 (130 tiles). Beside its fixed tiles the model takes, at each tile width "
-        "(64 to 304 columns in steps of 16), the fewest rows (a multiple of 8, at most "
-        "256x160 elements a tile) whose row tiles fit its fewest waves "
+        "the command in the calibration's commit: the aligned bf16/fp16 GEMMs' constants, the "
+        "fallback and CUDA-core kernels', fp8's, attention's and the quantized kernels' held "
+        "at their values with `--hold GROUP`, int8's aligned tiles fitted); its "
+        "held-out rows judge. The random dataset's aligned bf16 and fp16 GEMMs showed that "
+        "cuBLAS's Hopper kernels (`nvjet_sm90`) size their CTA tile to the shape, not only to "
+        "the 128x256 and 128x128 tiles of the LLM shapes: 695x3808x14176 ran 176 rows by 128 "
+        "columns of C (4 x 30 = 120 tiles, one wave on 132 SMs, where 128 rows leave two), "
+        "1223x1920x3808 96 by 192 (130 tiles). Beside its fixed tiles the model takes, at each "
+        "tile width (64 to 304 columns in steps of 16), the fewest rows (a multiple of 8, at "
+        "most 256x160 elements a tile) whose row tiles fit its fewest waves "
         "(`sim.gpu_model.shape_fitted_tiles`): of the unsplit launches of 64 rows and more "
         f"above 2 GFLOP, {found} of {checked} ran a tile among those, and none a cheaper one.",
     ]
@@ -476,7 +477,11 @@ def _misaligned_section(arch: Any) -> list[str]:
         "its step along K at least the 3.37 ns the recorded single-CTA launches took "
         "(`sim.gpu_model.INT8_ALIGN4_STEP_NS`), with only N off 16 cuBLASLt's Hopper kernel "
         "(one 256x128 tile, its own rate and fixed cost; CUTLASS's 128x64 tile for the largest "
-        "shapes); its "
+        "shapes); fp8 and int8 padded to 16 run the aligned 8-bit kernels: int8 the CUTLASS "
+        "align-16 tile cuBLASLt dispatches (`sim.gpu_model.int8_tile`), fp8 the nvjet tile "
+        "that fills the SMs' waves (`sim.gpu_model.NVJET_FP8_TILES`), both bounded by their "
+        "CTAs' loads from L2 in the L2's line traffic (`sim.gpu_model.line_traffic`: a row of "
+        "K bytes off the 128-byte lines spans two, as the tile dataset's K = 4112 showed); its "
         "constants are fitted on the `cal` rows of this file with the others (`tpe gpu "
         "calibrate ... --extra sim/data/gpu/measured_h100_misaligned.csv`). Held out "
         "(`tpe gpu check --measured sim/data/gpu/measured_h100_misaligned.csv`; the issue's "

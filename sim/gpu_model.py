@@ -87,6 +87,27 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
   kernel for the smallest shapes, against 3.3 for CUTLASS's), but above
   :data:`INT8_N8_CUTLASS_MACS` multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
+  Aligned int8 (K and N multiples of 16) runs CUTLASS's Ampere ``i16832gemm_s8_*_align16``
+  kernels, never a Hopper one: one of four tiles (:data:`INT8_TILES`), chosen by cuBLASLt's
+  heuristic as recorded (:func:`int8_tile`: by rows, tile count and K, not the fastest), never
+  split, each tile at its own fitted rate with a prologue and epilogue of ``int8_tile_k0``
+  elements of K (the 64x64 tile, which runs every GEMM of at most 32 rows, well below the
+  larger ones: a 32-row GEMM is as slow as a 128-row one), and no faster than their CTAs load
+  A and W from L2 at a fitted whole-chip bandwidth (``int8_load_gb_per_s``) in the L2's line
+  traffic: a row of K bytes that does not start on a 128-byte line spans two lines per
+  segment (:func:`line_traffic`: at K = 4112 seven in eight rows, 1.875 times the traffic;
+  measured, 1000x4112x4112 took 95 us of kernel where 1000x4096x4096 took 50, the time growing
+  with the count of tiles rather than by waves: ``measured_h100_tiles.csv``).
+  fp8 runs cuBLASLt's Hopper kernels (``nvjet_sm90_qqtst_*``: persistent, one CTA per SM),
+  whose tiles (:data:`NVJET_FP8_TILES`, as recorded) are a multiple of 64 one way and of 8 the
+  other, so cuBLASLt fills the SMs' waves (at 4096 x 4096: 128x80 at 320 rows, 128x136 at
+  515, 128 tiles each): the fastest of them, whole or split along K, each CTA's step along K
+  its products at fp8's fitted rate and its A and W rows loaded from L2 (a fitted whole-chip
+  bandwidth, in :func:`line_traffic`: K = 4112 ran 24-48% longer than 4096 at the same tiles)
+  overlapping in part (``fp8_overlap``, as the tiles' work and the HBM's time do), and at
+  least a fitted shortest step (``fp8_step_ns``: a small tile's CTA walks K no faster). Each
+  8-bit dtype's constants are its own (fit groups ``gemm_int8``, ``gemm_fp8``), the fixed cost,
+  HBM efficiency and split cost shared with bf16/fp16.
 
 **Attention** (SDPA). Prefill: query tiles of 128 rows per (sequence, head), each streaming the
 key tiles it can see (causal, the diagonal tiles masked at an extra cost), scheduled over the
@@ -223,7 +244,9 @@ __all__ = [
     "ENERGY_CLASSES",
     "FIT_PARAMS",
     "GEMM_FAMILIES",
+    "INT8_TILES",
     "KV_DTYPES",
+    "NVJET_FP8_TILES",
     "STREAM_OVERHEAD_MAX_US",
     "W4A16",
     "W4A16_ROW_TILE",
@@ -245,10 +268,12 @@ __all__ = [
     "energy_work",
     "gemm_family",
     "in_stream",
+    "int8_tile",
     "kernel_bytes_flops",
     "kernel_name",
     "kivi_rounds",
     "kivi_split",
+    "line_traffic",
     "load_calibration",
     "op_estimate",
     "op_kernel",
@@ -408,13 +433,36 @@ UNDERFILLED_TILE = (64, 64)
 #: N, as its grid was recorded), launched in clusters of two along N.
 INT8_N8_TILE = (256, 128)
 #: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile (64 rows of M,
-#: 128 columns of N, as :data:`FALLBACK_TILES` orients it): the
-#: calibration rows ran the Hopper kernel up to 1.7e9 multiply-adds (100x4104x4112 padded)
-#: and the 128x64 tile at 3.2e11 (12130x2296x11472); the bound is their geometric mean (a
-#: held-out row's kernel name, 6001x4104x4112 at 1.0e11 running the 128x64 tile, was seen
-#: before it was set).
-INT8_N8_CUTLASS_MACS = 2.3e10
+#: 128 columns of N, as :data:`FALLBACK_TILES` orients it): the largest recorded launch of the
+#: Hopper kernel is 1536x4104x4096 (2.6e10 multiply-adds, ``measured_h100_tiles.csv``), the
+#: smallest of the 128x64 tile 2048x4104x4096 (3.4e10, the same file; before it, the
+#: calibration rows had the Hopper kernel up to 1.7e9 and the 128x64 tile from 3.2e11, and a
+#: bound of 2.3e10 between them): the bound is the geometric mean of the two.
+INT8_N8_CUTLASS_MACS = math.sqrt(1536 * 4104 * 4096 * 2048 * 4104 * 4096)
 INT8_N8_CUTLASS_TILE = ((64, 128),)
+#: The CTA tiles (rows of M, columns of N) cuBLASLt dispatches for an aligned int8 GEMM (K and
+#: N multiples of 16: torch._int_mm), as ``sim.gpu.measure --kernels`` recorded them on the
+#: H100 (the kernels columns of ``measured_h100_v2_gemm_kernels.csv``, its _repeat and
+#: ``measured_h100_misaligned.csv``): CUTLASS's sm80 i16832 align-16 kernels, oriented as
+#: :data:`FALLBACK_TILES` (``_64x64_`` 64 x 64, ``_128x64_`` 64 x 128, ``_128x128_``,
+#: ``_128x256_`` 256 x 128); never a Hopper (sm90) kernel. Which one runs is
+#: :func:`int8_tile` (rules checked against every recorded launch by tests/test_gpu.py).
+INT8_TILES = ((64, 64), (64, 128), (128, 128), (256, 128))
+#: The most rows of M for which the 64x64 tile ran however many tiles it takes: 32 (every
+#: recorded launch of 32 rows or fewer ran it, up to 224 tiles at 32x14336x4096; 64x11008x4096,
+#: 172 tiles, ran 64x128).
+INT8_SMALL_M = 32
+#: The fewest 256x128 tiles at which that tile ran: 256 (8192x1024x4096 and seven more shapes at
+#: exactly 256 ran it; 512x11008x4096 at 172 and 1000x4112x4112 at 132 did not), and only with K
+#: at least :data:`INT8_BK` (7429x5424x32, 1290 tiles, ran 64x128).
+INT8_256X128_MIN_TILES = 256
+#: The K step of the int8 align-16 tiles (their names' ``_128x3``, ``_128x5``, ``_128x6``: 128
+#: elements of K per stage).
+INT8_BK = 128
+#: The shortest K at which the 128x128 tile ran rather than 64x128 (where neither of the rules
+#: above applies): every such recorded launch at K of 8192 and more ran 128x128, every one at
+#: 4112 and less 64x128; the bound is their geometric mean (none recorded between them).
+INT8_128X128_MIN_K = 5804
 #: The shortest step along K (ns per element of K) a CTA of int8's align-4 kernels takes however
 #: few rows of A and W it loads (its main loop's own latency): the recorded single-CTA launches
 #: of their 64x64 tile at K of 4096 and more, over 17 to 33 rows of M and 8 to 32 columns of N
@@ -532,9 +580,31 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "eff_64x128": (0.7, 0.1, 1.3),
     "eff_64x64": (0.5, 0.05, 1.3),
     "split_cost_us": (2.0, 0.0, 30.0),
-    "int8_eff": (0.6, 0.2, 1.3),
-    "fp8_eff": (0.7, 0.2, 1.3),
+    # cuBLASLt's Hopper fp8 kernels (NVJET_FP8_TILES): their rate (of the measured fp8 peak),
+    # the whole chip's bandwidth (GB/s of L2 line traffic) at which their CTAs load A and W,
+    # and a tile's prologue and epilogue in elements of K
+    "fp8_rate_eff": (1.0, 0.2, 1.6),
+    "fp8_load_gb_per_s": (10000.0, 1000.0, 60000.0),
+    "fp8_tile_k0": (128.0, 0.0, 4096.0),
+    # ... and how far a CTA's products and loads, and the tiles' work and the HBM's time,
+    # overlap (the p-norm's exponent minus one: 0 adds them, large takes the larger)
+    "fp8_overlap": (4.0, 0.0, 20.0),
+    # ... and the shortest step along K (ns per element) a CTA takes however small its tile
+    # (its pipeline's latency: a small tile's CTA walks K no faster)
+    "fp8_step_ns": (0.5, 0.0, 5.0),
     "int8_bw_eff": (0.8, 0.2, 1.5),
+    # aligned int8 (cuBLASLt's CUTLASS align-16 kernels: INT8_TILES, int8_tile): each tile's
+    # rate, a multiple of the aligned int8 rate measured at the sustained clock (up to the
+    # datasheet's 1,979 dense TOPS at the boost clock over the measured 751: 2.64), and its
+    # prologue and epilogue in elements of K (3 to 6 stages of INT8_BK)
+    "int8_eff_64x64": (0.6, 0.05, 2.64),
+    "int8_eff_64x128": (0.8, 0.05, 2.64),
+    "int8_eff_128x128": (0.9, 0.05, 2.64),
+    "int8_eff_256x128": (1.0, 0.05, 2.64),
+    "int8_tile_k0": (128.0, 0.0, 4096.0),
+    # ... and the whole chip's bandwidth (GB/s of L2 line traffic: line_traffic) at which their
+    # CTAs load their A and W tiles from L2
+    "int8_load_gb_per_s": (10000.0, 1000.0, 30000.0),
     "fp8_bw_eff": (0.9, 0.2, 1.5),
     # the fallback kernels of misaligned bf16/fp16 GEMMs (gemm_family): rate (of the dtype's
     # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
@@ -1111,7 +1181,6 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                 choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                 t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
-    dtype_eff = {"int8": p["int8_eff"], "fp8": p["fp8_eff"]}.get(k.dtype, 1.0)
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
@@ -1132,21 +1201,91 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         t_c = _cdiv(ctas, cal.sm_count) * 2 * bm * bn * (K + p["fallback_tile_k0"]) / sm_rate
         executed = _cdiv(M, bm) * _cdiv(N, bn) * 2.0 * bm * bn * K
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
-    sm_rate = peak * dtype_eff / cal.sm_count
-    # cuBLASLt's int8 kernels (torch._int_mm) do not split K
-    splits = (1,) if k.dtype == "int8" else SPLITS
+    if k.dtype == "int8":
+        # cuBLASLt's int8 kernels (torch._int_mm): the tile it dispatches (int8_tile), never
+        # split along K, at that tile's rate; the CTAs' loads of A and W from L2 bound it too
+        # (L2_LINE_BYTES, line_traffic)
+        bm, bn = int8_tile(cal.sm_count, M, N, K)
+        rate = peak * p[f"int8_eff_{bm}x{bn}"] / cal.sm_count
+        n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
+        steps = K + p["int8_tile_k0"]
+        t_c = _cdiv(n_tiles, cal.sm_count) * 2 * bm * bn * steps / rate
+        t_l2 = (n_tiles * (bm + bn) * steps * line_traffic(K * ELEM_BYTES[k.dtype])
+                / (p["int8_load_gb_per_s"] * 1e9))
+        return p["fixed_us"], max(t_c, t_l2, t_m) * 1e6, useful
     burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
+    if k.dtype == "fp8":
+        # cuBLASLt's Hopper fp8 kernels (nvjet): the fastest of their tiles (NVJET_FP8_TILES),
+        # whole or split along K (then the split's cost), each CTA's step along K the slower of
+        # its products at fp8's rate and its A and W rows loaded from L2 in line traffic
+        # (line_traffic)
+        sm_rate = peak * p["fp8_rate_eff"] / cal.sm_count
+        sm_load = p["fp8_load_gb_per_s"] * 1e9 / (cal.sm_count * line_traffic(K))
+        plans = [_loaded_tiles_us(cal, M, N, K, NVJET_FP8_TILES, 1, sm_rate, sm_load, t_m,
+                                  splits, p["fp8_tile_k0"], burst=burst,
+                                  overlap=p["fp8_overlap"],
+                                  step_floor=p["fp8_step_ns"] * 1e-9)[0] + extra
+                 for splits, extra in (((1,), 0.0), (SPLITS, p["split_cost_us"] * 1e-6))]
+        return p["fixed_us"], min(plans) * 1e6, useful
     # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
-    return p["fixed_us"], _tiled_us(cal, M, N, K, sm_rate, t_m, effs, splits, p,
+    return p["fixed_us"], _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p,
                                     burst=burst, fitted=k.dtype in ("bf16", "fp16")
                                     ) * 1e6, useful
+
+
+#: The CTA tiles (rows of M, columns of N) of cuBLASLt's Hopper fp8 kernels
+#: (``nvjet_sm90_qqtst_<A>x<B>_*``, persistent: one CTA per SM walking its tiles), as
+#: ``sim.gpu.measure --kernels`` recorded them on the H100 and the H200 (the kernels columns of
+#: ``measured_h100_v2_gemm_kernels.csv``, its _repeat, ``measured_h100_misaligned.csv``,
+#: ``measured_h200_misaligned.csv`` and ``measured_h100_tiles.csv``): the name's ``A`` runs along
+#: N and ``B`` along M (``_128x80_`` at 320 x 4096: 32 x 4 = 128 tiles, one wave; 80 along N
+#: would be 52 x 3 = 156, two), one of them a multiple of 64 (the warpgroups' rows) and the
+#: other a multiple of 8 (wgmma's N). cuBLASLt picks the tile that fills the SMs' waves:
+#: 128x80, 128x112, 128x136 and 128x160 (the names') at 320, 437, 515 and 576 rows.
+NVJET_FP8_TILES = ((8, 64), (16, 64), (16, 128), (24, 64), (32, 64), (32, 128), (48, 64),
+                   (64, 8), (64, 16), (64, 24), (64, 40), (64, 48), (64, 64), (64, 88), (64, 96),
+                   (64, 112), (64, 128), (72, 128), (80, 128), (96, 64), (104, 128), (112, 128),
+                   (120, 128), (128, 16), (128, 32), (128, 64), (128, 80), (128, 96), (128, 112),
+                   (128, 128), (128, 144), (128, 160), (136, 128), (152, 128), (160, 128),
+                   (168, 64), (192, 96), (208, 64), (304, 64))
+#: The L2's line (bytes; the H100's and H200's L2 caches in 128-byte lines of four 32-byte
+#: sectors: NVIDIA's Hopper tuning guide, and the CUDA C++ Best Practices Guide's coalescing
+#: section).
+L2_LINE_BYTES = 128
+
+
+def line_traffic(row_bytes: int) -> float:
+    """The L2 line traffic of a CTA's loads of rows ``row_bytes`` long (A and W: rows of K)
+    per byte it loads: 1 where every row starts on a line (a multiple of
+    :data:`L2_LINE_BYTES`), else each of its line-long segments of a row that does not start on
+    a line spans two lines: ``1 + (1 - gcd(row_bytes, line) / line)`` (rows of 4112 bytes:
+    seven in eight rows off the line, 1.875). Measured: aligned int8 at K = 4112 (N = 4112)
+    ran its 64x128 tiles about twice as long as at K = 4096, the time growing with the count of
+    tiles rather than by waves (``measured_h100_tiles.csv``: 1000 rows 95 us of kernel against
+    50 at 4096), the whole chip's L2 bandwidth the bound."""
+    return 1.0 + (1.0 - math.gcd(row_bytes, L2_LINE_BYTES) / L2_LINE_BYTES)
+
+
+def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
+    """The tile (rows of M, columns of N) cuBLASLt runs an aligned int8 GEMM of the padded
+    shape ``M x N x K`` with (:data:`INT8_TILES`): 64x64 for at most :data:`INT8_SMALL_M`
+    rows or where its tiles fit one wave of ``sm_count`` SMs; else 256x128 from
+    :data:`INT8_256X128_MIN_TILES` of them on (K at least :data:`INT8_BK`); else 128x128 from
+    K = :data:`INT8_128X128_MIN_K` on; else 64x128."""
+    if M <= INT8_SMALL_M or _cdiv(M, 64) * _cdiv(N, 64) <= sm_count:
+        return 64, 64
+    if K >= INT8_BK and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
+        return 256, 128
+    return (128, 128) if K >= INT8_128X128_MIN_K else (64, 128)
 
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
                      sm_load: float, t_m: float, splits: tuple[int, ...], k0: float,
                      clipped_loads: bool = False, step_floor: float = 0.0,
-                     t_store: float = 0.0, lone_step: float = 0.0) -> tuple[float, float]:
+                     t_store: float = 0.0, lone_step: float = 0.0,
+                     burst: GpuBurst | None = None,
+                     overlap: float = math.inf) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole): waves of CTAs over
     the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
@@ -1160,13 +1299,16 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     ``t_store``: the time C's stores take after the loop (unsplit; a split's partials are its
     traffic above); ``lone_step``: the shortest step (seconds per element of K) where all the
     CTAs fit one wave, each alone on its SM (its loads' latency unhidden), but the wmma tile's
-    (:data:`WMMA_TILE`)."""
+    (:data:`WMMA_TILE`); ``burst``: the CTAs' work at the burst clock (:func:`burst_us`);
+    ``overlap``: how far a step's products and loads, and the CTAs' work and the memory time,
+    overlap (:func:`_overlapped`; default: wholly, the slower of the two)."""
     bw = cal.read_gb_per_s * 1e9
     best, ops = math.inf, 0.0
     for bm, bn in tiles:
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
         rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
-        step = max(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, step_floor)
+        step = max(_overlapped(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, overlap),
+                   step_floor)
         for s in splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best
@@ -1174,13 +1316,26 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                           or n_tiles * (K + s * k0) * step / cal.sm_count > best):
                 break
             lone = n_tiles * s <= cal.sm_count
-            t_c = (_cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0)
-                   * (max(step, lone_step) if lone and (bm, bn) != WMMA_TILE else step))
+            t_c = burst_us(burst, _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0)
+                           * (max(step, lone_step) if lone and (bm, bn) != WMMA_TILE
+                              else step))
             extra = 2 * s * M * N * 4 / bw if s > 1 else t_store
-            t = max(t_c, t_m) + extra
+            t = _overlapped(t_c, t_m, overlap) + extra
             if t < best:
                 best, ops = t, n_tiles * s * 2.0 * bm * bn * _cdiv(K, s)
     return best, ops
+
+
+def _overlapped(a: float, b: float, overlap: float) -> float:
+    """Two times that overlap in part: ``(a^q + b^q)^(1/q)``, ``q = 1 + overlap`` (0 adds
+    them; ``math.inf``, the larger)."""
+    if math.isinf(overlap):
+        return max(a, b)
+    q = 1.0 + overlap
+    hi = max(a, b)
+    if hi <= 0.0:
+        return 0.0
+    return hi * ((a / hi) ** q + (b / hi) ** q) ** (1.0 / q)
 
 
 def _w4a16_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:

@@ -49,6 +49,10 @@ QUANT_GRAPH = DATA / "measured_h100_quant_graph.csv"
 #: The quantized file's GEMM rows again, replayed from CUDA graphs, with the kernels each
 #: launched: the int4 GEMMs' time and energy are fitted on its 'cal' rows.
 QUANT_W4 = DATA / "measured_h100_quant_w4_graph.csv"
+#: int8 and fp8 GEMMs of 256 to 2048 rows at N and K near 4096 (aligned, 8 off and padded;
+#: sim/data/gpu/shapes_tiles.csv) measured on an H100 with the kernels each launched (it
+#: joins no calibration: its rows test the 8-bit tile dispatch).
+TILES = DATA / "measured_h100_tiles.csv"
 #: The calibration's extra files, in the order later ones supersede earlier ones.
 EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
 #: Random GEMMs drawn apart from every other dataset (sim/data/gpu/shapes_random.csv), with the
@@ -308,9 +312,13 @@ def test_a_tile_sized_to_the_shape_fills_the_sms():
 
 
 def test_calibrate_holds_what_hold_names(capsys, tmp_path):
-    """``--hold`` keeps a fitted parameter at its value in the --out file, out of the search;
-    a name that is no fitted parameter, or an --out file that does not exist, is refused."""
-    from sim.gpu.calibrate import fit
+    """``--hold`` keeps a fitted parameter, or every parameter of a group the fit fits together
+    (``FIT_GROUPS``), at its value in the --out file, out of the search; a name that is
+    neither, or an --out file that does not exist or lacks a held parameter, is refused."""
+    import tomllib
+
+    from sim.cli.gpu import _held
+    from sim.gpu.calibrate import FIT_GROUPS, fit
 
     cal = load_calibration("h100")
     ks = [Kernel(op="gemm", dtype="bf16", M=m, N=4096, K=4096) for m in (256, 1024, 4096)]
@@ -318,13 +326,23 @@ def test_calibrate_holds_what_hold_names(capsys, tmp_path):
     params = fit(cal, ks, us, groups={"gemm": ["fixed_us", "eff_128x256"]},
                  hold={"eff_128x256": 0.5})
     assert params["eff_128x256"] == 0.5 and params["fixed_us"] != cal.params["fixed_us"]
+    committed = DATA / "calibration_h100.toml"
+    fitted = tomllib.loads(committed.read_text())["fitted"]
+    assert _held(["gemm_fp8", "fixed_us"], committed) == {
+        n: fitted[n] for n in (*FIT_GROUPS["gemm_fp8"], "fixed_us")}
+    assert not set(FIT_GROUPS) & set(fitted)  # a group's name is never a parameter's
     out = tmp_path / "c.toml"
     code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
                                 "no_such", "--out", str(out)])
-    assert code == 2 and "--hold: 'no_such' is not a fitted parameter" in err
+    assert code == 2 and ("--hold: 'no_such' is neither a fitted parameter nor a group of "
+                          "them; give one of fixed_us,") in err
     code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
-                                "int8_eff", "--out", str(out)])
+                                "int8_bw_eff", "--out", str(out)])
     assert code == 2 and "--hold: --out" in err and "does not exist yet" in err
+    out.write_text(committed.read_text().replace("fp8_step_ns =", "# fp8_step_ns ="))
+    code, _, err = run(capsys, ["gpu", "calibrate", "--measured", str(MEASURED), "--hold",
+                                "gemm_fp8", "--out", str(out)])
+    assert code == 2 and f"--hold: {out} has no [fitted] fp8_step_ns;" in err
 
 
 def test_predict_needs_no_torch(tmp_path):
@@ -1158,7 +1176,7 @@ def test_the_kernel_families_are_the_kernels_cublas_ran():
         "int8_align8": ("_align4", "sm90_xmma"),
     }
     seen = set()
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(TILES):
         parts = [p.rsplit(" us=", 1) for p in r["kernels"].split(" ; ")]
         name = max(parts, key=lambda x: ("reduce" not in x[0], float(x[1])))[0]
         family = gemm_family(Kernel.from_row(r))
@@ -1224,6 +1242,12 @@ def test_the_fallback_tiles_are_the_recorded_ones():
             hopper = "sm90_xmma" in name
             macs = k.M * k.N * k.K
             assert hopper == (K % 16 == 0 and macs <= INT8_N8_CUTLASS_MACS), name
+    for r in rows(TILES):  # (its align-4 launches at 256 and 320 rows ran a 128x128 tile)
+        k = Kernel.from_row(r)
+        if gemm_family(k) == "int8_align8":
+            name = r["kernels"].split(" ; ")[0]
+            hopper = "sm90_xmma" in name
+            assert hopper == (k.K % 16 == 0 and k.M * k.N * k.K <= INT8_N8_CUTLASS_MACS), name
     assert seen == {(f, min(t), max(t)) for f, tiles in FALLBACK_TILES.items() for t in tiles}
 
 
@@ -1432,6 +1456,29 @@ def test_cutlass_grid_orientation():
     assert checked > 70
 
 
+def test_the_aligned_int8_dispatch_is_the_recorded_one():
+    """Every recorded launch of an int8 GEMM whose padded shape is aligned (K and N multiples
+    of 16: cuBLASLt's CUTLASS align-16 kernels, every one of the four INT8_TILES among them) ran
+    the tile int8_tile gives its padded shape, name oriented as test_cutlass_grid_orientation
+    finds it (columns of N first)."""
+    from sim.gpu_model import INT8_TILES, gemm_family, int8_tile, padded_shape
+
+    seen: dict[tuple[int, int], int] = {}
+    for path in (MISALIGNED, GEMM_KERNELS, DATA / "measured_h100_v2_gemm_kernels_repeat.csv",
+                 DATA / "measured_h200_misaligned.csv", TILES):
+        for r in rows(path):
+            k = Kernel.from_row(r)
+            if k.op != "gemm" or k.dtype != "int8" or gemm_family(k) != "aligned":
+                continue
+            main = r["kernels"].split(" ; ")[0]
+            tile = re.search(r"i16832gemm_s8_(\d+)x(\d+)_\d+x\d+_tn_align16", main)
+            assert tile, main
+            ran = (int(tile.group(2)), int(tile.group(1)))
+            assert int8_tile(132, *padded_shape("int8", k.M, k.N, k.K)) == ran, (k, main)
+            seen[ran] = seen.get(ran, 0) + 1
+    assert set(seen) == set(INT8_TILES) and sum(seen.values()) > 150, seen
+
+
 def test_the_int8_align4_step_floor_is_the_recorded_one():
     """INT8_ALIGN4_STEP_NS: the least time per element of K of the recorded single-CTA
     launches of int8's 64x64 align-4 tile at K of 4096 and more (few rows in bounds), well
@@ -1517,3 +1564,46 @@ def test_an_unsteady_timing_is_taken_again_and_the_steadiest_kept():
     # never more than RETRIES again; the steadiest of all kept, not the last
     runs = [[0.01, 0.005, 0.008], [0.04, 0.005, 0.030], [0.03, 0.005, 0.020]]
     assert measure.RETRIES == 2 and bench(runs) == (10.0, 5.0, 8.0, 3)
+
+
+def test_the_fp8_tiles_are_the_recorded_ones():
+    """Every recorded launch of cuBLASLt's Hopper fp8 kernels ran a tile of NVJET_FP8_TILES,
+    oriented as the tile dataset's one-wave launches show (the name's first dimension along N):
+    at 320, 437 and 515 rows of 4096 x 4096 the names' 128x80, 128x112 and 128x136 fill 128 of
+    the 132 SMs once only so (the other way round, two waves)."""
+    from sim.gpu_model import NVJET_FP8_TILES
+
+    seen = set()
+    for path in (MISALIGNED, GEMM_KERNELS, DATA / "measured_h100_v2_gemm_kernels_repeat.csv",
+                 DATA / "measured_h200_misaligned.csv", TILES):
+        for r in rows(path):
+            if r["op"] != "gemm" or r["dtype"] != "fp8" or not r.get("kernels"):
+                continue
+            tile = re.search(r"nvjet_sm90_qqtst_(\d+)x(\d+)_", r["kernels"])
+            assert tile, r["kernels"][:90]
+            ran = (int(tile.group(2)), int(tile.group(1)))  # (rows of M, columns of N)
+            assert ran in NVJET_FP8_TILES, (r["M"], r["N"], r["K"], ran)
+            seen.add(ran)
+    assert seen == set(NVJET_FP8_TILES)
+    for M, (along_n, along_m) in ((320, (128, 80)), (437, (128, 112)), (515, (128, 136))):
+        assert -(-4096 // along_n) * -(-M // along_m) == 128
+        assert -(-4096 // along_m) * -(-M // along_n) > 132
+
+
+def test_the_8bit_gemms_mechanisms():
+    """The tile dataset's two effects (measured_h100_tiles.csv): fp8's kernels fill the SMs'
+    waves with tiles of any multiple of 8 (515 rows took 16.5 us of kernel where 512 took 14.5,
+    not a second wave of fixed 128-row tiles), and a row of K off the L2's 128-byte lines costs
+    the aligned int8 kernels about twice the load traffic (1000 x 4112 x 4112: 95 us of kernel,
+    1000 x 4096 x 4096: 50)."""
+    from sim.gpu_model import line_traffic
+
+    cal = load_calibration("h100")
+
+    def us(dtype: str, M: int, N: int, K: int) -> float:
+        return predict_us(cal, Kernel(op="gemm", dtype=dtype, M=M, N=N, K=K))
+
+    assert us("fp8", 515, 4096, 4096) < 1.25 * us("fp8", 512, 4096, 4096)
+    assert line_traffic(4096) == 1.0 and line_traffic(4112) == 1.875
+    assert line_traffic(4160) == 1.5
+    assert us("int8", 1000, 4112, 4112) > 1.6 * us("int8", 1000, 4096, 4096)

@@ -79,7 +79,9 @@ def register(subparsers: Any) -> None:
                         "(repeatable; e.g. sim/data/gpu/measured_h100.csv)")
     k.add_argument("--hold", action="append", default=[], metavar="NAME",
                    help="a [fitted] parameter kept at its value in the --out file as it is, "
-                        "out of the fit (repeatable; e.g. --hold int8_eff --hold fp8_eff)")
+                        "out of the fit, or a group the fit fits together (gemm, gemm_fp8, "
+                        "gemm_int8, gemm_fallback, gemm_simt, attn_decode, ...): all its "
+                        "parameters (repeatable; e.g. --hold gemm --hold int8_bw_eff)")
     k.add_argument("--out", required=True, help="calibration TOML to write")
     k.set_defaults(func=run_calibrate)
 
@@ -448,21 +450,25 @@ def _plot(rows: list[dict[str, str]], predicted: list[float], path: Path, gpu: s
 
 
 def _held(names: list[str], out: Path) -> dict[str, float]:
-    """``--hold``'s parameters and their values in the calibration file ``out`` as it is."""
+    """``--hold``'s parameters (a group's: all of it, :data:`sim.gpu.calibrate.FIT_GROUPS`)
+    and their values in the calibration file ``out`` as it is."""
     import tomllib
 
     from sim.errors import InputError
+    from sim.gpu.calibrate import FIT_GROUPS
     from sim.gpu_model import FIT_PARAMS
 
     if not names:
         return {}
-    unknown = [n for n in names if n not in FIT_PARAMS]
+    unknown = [n for n in names if n not in FIT_PARAMS and n not in FIT_GROUPS]
     if unknown:
-        raise InputError(f"--hold: {unknown[0]!r} is not a fitted parameter; give one of "
-                         f"{', '.join(FIT_PARAMS)}")
+        raise InputError(f"--hold: {unknown[0]!r} is neither a fitted parameter nor a group of "
+                         f"them; give one of {', '.join(FIT_PARAMS)} or of the groups "
+                         f"{', '.join(FIT_GROUPS)}")
     if not out.is_file():
         raise InputError(f"--hold: --out {str(out)!r} does not exist yet (the held values are "
                          "its [fitted] ones); give an existing calibration file")
+    names = list(dict.fromkeys(p for n in names for p in FIT_GROUPS.get(n, [n])))
     fitted = tomllib.loads(out.read_text()).get("fitted", {})
     missing = [n for n in names if n not in fitted]
     if missing:

@@ -39,16 +39,19 @@ from sim.gpu_model import (
     predict_us,
 )
 
-__all__ = ["calibrate", "fit", "fit_burst", "fit_energy", "fit_group", "fit_quant_energy"]
+__all__ = ["FIT_GROUPS", "calibrate", "fit", "fit_burst", "fit_energy", "fit_group",
+           "fit_quant_energy"]
 
 
 def fit_group(k: Kernel) -> str:
     """The group of parameters that governs a kernel's time (:func:`fit`): its op, but the
     quantized kernels' own (``w4a16``, ``w4a16_triton``, ``attn_decode_kivi``), the fallback
-    kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``, fitted after ``gemm``) and
+    kernels of misaligned bf16/fp16 GEMMs (``gemm_fallback``, fitted after ``gemm``),
     cuBLAS's CUDA-core kernels (``gemm_simt``, family ``gemv``: after ``gemm``, whose fixed
     cost they pay, and ``attn_decode``, whose L2 write-back they share; their parameters
-    govern no other kernel)."""
+    govern no other kernel), int8's align-4 and Hopper kernels (``gemm_int8_align8``) and the
+    aligned fp8 and int8 tiles (``gemm_fp8``, ``gemm_int8``: after ``gemm``, whose fixed cost
+    and bandwidth they share)."""
     if k.op == "gemm" and k.dtype in W4A16:
         return k.dtype
     if k.op == "gemm" and gemm_family(k) == "gemv":
@@ -57,6 +60,8 @@ def fit_group(k: Kernel) -> str:
         return "gemm_fallback"
     if k.op == "gemm" and gemm_family(k) == "int8_align8":
         return "gemm_int8_align8"
+    if k.op == "gemm" and k.dtype in ("int8", "fp8"):
+        return f"gemm_{k.dtype}"
     if k.op == "attn_decode" and k.kv_dtype in ("int8", "int4"):
         return "attn_decode_kivi"
     return k.op
@@ -110,6 +115,38 @@ RESTART_TOL = 1e-4
 MAX_RESTARTS = 12
 
 
+#: The parameter groups :func:`fit` fits one after another, each on the kernels of its
+#: :func:`fit_group`.
+FIT_GROUPS: dict[str, list[str]] = {
+    "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
+             "eff_64x64", "split_cost_us"],
+    "gemm_fp8": ["fp8_rate_eff", "fp8_load_gb_per_s", "fp8_tile_k0", "fp8_bw_eff",
+                 "fp8_overlap", "fp8_step_ns"],
+    "gemm_int8": ["int8_eff_64x64", "int8_eff_64x128", "int8_eff_128x128",
+                  "int8_eff_256x128", "int8_tile_k0", "int8_bw_eff",
+                  "int8_load_gb_per_s"],
+    # before the CUDA-core kernels (gemm_simt), which share its L2 write-back
+    "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
+                    "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
+                    "decode_combine_split_us", "decode_tile_ns", "decode_cta_us"],
+    "gemm_fallback": ["align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
+                      "align2_bw_eff", "fallback_fixed_us", "align1_k8_slowdown",
+                      "fallback_tile_k0", "fallback_reduce_us",
+                      "align1_load_gb_per_s", "align2_load_gb_per_s",
+                      "align1_lone_step_ns"],
+    "gemm_simt": ["gemv_load_gb_per_s", "gemv_ramp_mb", "simt_tflops", "gemmsn_row_ns",
+                  "dot_reduce_us"],
+    "gemm_int8_align8": ["int8_align8_eff", "int8_align8_load_gb_per_s", "int8_n8_fixed_us",
+                         "int8_n8_eff", "int8_align8_tile_k0"],
+    "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",
+                     "attn_diag_extra"],
+    "w4a16": ["w4_bw_eff", "w4_rate_eff", "w4_overlap"],
+    "w4a16_triton": ["w4t_step_ops", "w4t_col_ops", "w4t_mac_ops", "w4t_dequant_eff"],
+    "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",
+                         "kivi4_token_ops", "kivi_lone_programs"],
+}
+
+
 def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
         groups: dict[str, list[str]] | None = None,
         hold: dict[str, float] | None = None) -> dict[str, float]:
@@ -122,30 +159,7 @@ def fit(cal: GpuCalibration, kernels: list[Kernel], us: list[float],
     params = {n: v[0] for n, v in FIT_PARAMS.items()} | dict(cal.params) | hold
     cal = GpuCalibration(**{f.name: getattr(cal, f.name) for f in fields(cal)
                             if f.name != "params"}, params=params)
-    groups = groups or {
-        "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
-                 "eff_64x64", "split_cost_us", "int8_eff", "fp8_eff", "int8_bw_eff",
-                 "fp8_bw_eff"],
-        # before the CUDA-core kernels (gemm_simt), which share its L2 write-back
-        "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
-                        "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",
-                        "decode_combine_split_us", "decode_tile_ns", "decode_cta_us"],
-        "gemm_fallback": ["align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
-                          "align2_bw_eff", "fallback_fixed_us", "align1_k8_slowdown",
-                          "fallback_tile_k0", "fallback_reduce_us",
-                          "align1_load_gb_per_s", "align2_load_gb_per_s",
-                          "align1_lone_step_ns"],
-        "gemm_simt": ["gemv_load_gb_per_s", "gemv_ramp_mb", "simt_tflops", "gemmsn_row_ns",
-                      "dot_reduce_us"],
-        "gemm_int8_align8": ["int8_align8_eff", "int8_align8_load_gb_per_s", "int8_n8_fixed_us",
-                             "int8_n8_eff", "int8_align8_tile_k0"],
-        "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",
-                         "attn_diag_extra"],
-        "w4a16": ["w4_bw_eff", "w4_rate_eff", "w4_overlap"],
-        "w4a16_triton": ["w4t_step_ops", "w4t_col_ops", "w4t_mac_ops", "w4t_dequant_eff"],
-        "attn_decode_kivi": ["kivi_fixed_us", "kivi_bw_eff", "kivi8_token_ops",
-                             "kivi4_token_ops", "kivi_lone_programs"],
-    }
+    groups = groups or FIT_GROUPS
     for op, names in groups.items():
         names = [n for n in names if n not in hold]
         sel = [i for i, k in enumerate(kernels) if fit_group(k) == op]

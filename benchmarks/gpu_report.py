@@ -294,14 +294,17 @@ def _launches(cell: str) -> list[str]:
 #: The runs of the random GEMM dataset (``python -m sim.gpu.shapes --random``): launched, and
 #: replayed from CUDA graphs.
 RANDOM_RUNS = ("random", "random_graph")
+#: The unseen dataset's run (``python -m sim.gpu.shapes --unseen``), in the run table once measured.
+UNSEEN_RUN = "measured_h100_unseen.csv"
 
 
 def _unseen_datasets() -> list[str]:
-    """A paragraph on the two datasets drawn to test the kernel model beyond the shapes it was
+    """A paragraph on the datasets drawn to test the kernel model beyond the shapes it was
     first fitted on (the tile dataset joins no calibration, the random one's 'cal' rows do):
     the tile dataset and the random one, with the random kernels' launched against replayed
-    times and kernels."""
+    times and kernels, and the unseen one (its run in the table once measured)."""
     tiles = _rows(DATA / "measured_h100_tiles.csv")
+    unseen = _rows(DATA / "shapes_unseen.csv")
     launched, replayed = (_rows(DATA / f"measured_h100_{n}.csv") for n in RANDOM_RUNS)
     key = ("dtype", "M", "N", "K")
     again = {tuple(r[c] for c in key): r for r in replayed}
@@ -325,9 +328,9 @@ def _unseen_datasets() -> list[str]:
         f"replayed times a median {ratio[len(ratio) // 2]:.2f}x the launched "
         f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x). The random dataset's `cal` rows join the "
         "calibration (`tpe gpu calibrate ... --extra sim/data/gpu/measured_h100_random.csv`, "
-        "the command in the calibration's commit: the aligned bf16/fp16 GEMMs' constants, the "
-        "fallback and CUDA-core kernels', fp8's, attention's and the quantized kernels' held "
-        "at their values with `--hold GROUP`, int8's aligned tiles fitted); its "
+        "the command in the calibration's commit; each kernel family's constants fitted "
+        "on the rows of its own family, then held at those values with `--hold GROUP` while "
+        "the energy constants and the burst clock are fitted on the whole model); its "
         "held-out rows judge. The random dataset's aligned bf16 and fp16 GEMMs showed that "
         "cuBLAS's Hopper kernels (`nvjet_sm90`) size their CTA tile to the shape, not only to "
         "the 128x256 and 128x128 tiles of the LLM shapes: 695x3808x14176 ran 176 rows by 128 "
@@ -336,7 +339,13 @@ def _unseen_datasets() -> list[str]:
         "tile width (64 to 304 columns in steps of 16), the fewest rows (a multiple of 8, at "
         "most 256x160 elements a tile) whose row tiles fit its fewest waves "
         "(`sim.gpu_model.shape_fitted_tiles`): of the unsplit launches of 64 rows and more "
-        f"above 2 GFLOP, {found} of {checked} ran a tile among those, and none a cheaper one.",
+        f"above 2 GFLOP, {found} of {checked} ran a tile among those, and none a cheaper one. "
+        f"A third dataset, `shapes_unseen.csv` ({len(unseen)} GEMMs drawn as the random ones "
+        "with another seed, every row held out; `python -m sim.gpu.shapes --unseen`; `bash "
+        "benchmarks/gpu_measure_card.sh unseen`), was drawn after the model was fitted on the "
+        "random dataset, to judge it on shapes no fit has seen: "
+        + (f"`{UNSEEN_RUN}` is in the table above." if (DATA / UNSEEN_RUN).exists()
+           else "it has not been measured yet."),
     ]
 
 
@@ -864,6 +873,7 @@ def main() -> int:
                          ("measured_h100_v2_graph.csv", "h100"),
                          ("measured_h100_tiles.csv", "h100"),
                          *((f"measured_h100_{name}.csv", "h100") for name in RANDOM_RUNS),
+                         *(((UNSEEN_RUN, "h100"),) if (DATA / UNSEEN_RUN).exists() else ()),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
                            for name in ("v2", "misaligned", "decode", "quant"))):

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""How far ``sim.timeline``'s reduced loop nest is from the whole one (every tile's timeline).
+
+The runs are ``timeline_equivalence.py``'s (the nests the simulator builds on every
+engine-array preset and the tile's small-tile architectures, each on its own link and on two
+random links, a beat or none), those whose nest is reduced (more than ``WHOLE_TILES`` tiles)
+and runs whole in reasonable time (at most ``--max-tiles`` tiles). Each run's
+``timeline_cycles(..., reduce=False)`` is the reference; the reduced nest's relative error
+against it is summarized with a beat (``beat_bytes``) and without: count, mean and largest
+absolute error, and how many are over 2%. With ``--baseline REV`` the same runs are measured
+on REV's ``sim/timeline.py`` too (read with ``git show``, run in this process).
+
+Usage (repository root)::
+
+    .venv/bin/python benchmarks/timeline_reduction.py                     # about a minute
+    .venv/bin/python benchmarks/timeline_reduction.py --baseline 23e377b~1
+
+Prints a summary per revision and the worst runs; exits 1 where the largest error of this
+revision exceeds ``--bound`` (the module doc's promise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for p in (REPO, REPO / "benchmarks"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import timeline_equivalence as te  # noqa: E402
+
+from sim import timeline  # noqa: E402
+
+
+def tiles_of(nest) -> int:
+    n = 1
+    for d, t in zip(nest.dims, nest.tile, strict=True):
+        n *= -(-d // t)
+    return n
+
+
+def errors(mod, todo: list[tuple]) -> list[float]:
+    """Relative error of the reduced nest against the whole one, per run, on ``mod``."""
+    out = []
+    for nest, bw, lat, beat in todo:
+        whole = mod.timeline_cycles.__wrapped__(nest, bw, lat, beat, reduce=False)
+        reduced = mod.timeline_cycles.__wrapped__(nest, bw, lat, beat)
+        out.append((reduced - whole) / whole)
+    return out
+
+
+def summary(name: str, todo: list[tuple], errs: list[float]) -> float:
+    """Print the distribution with a beat and without; return the largest error."""
+    for label, keep in (("no beat", lambda b: b is None), ("beat", lambda b: b is not None),
+                        ("all", lambda b: True)):
+        e = [abs(x) for (_, _, _, b), x in zip(todo, errs, strict=True) if keep(b)]
+        if e:
+            print(f"{name:>12} {label:>8}: {len(e):4d} runs, mean {100 * sum(e) / len(e):.3f}%, "
+                  f"max {100 * max(e):.2f}%, over 2%: {sum(x > 0.02 for x in e)}")
+    worst = sorted(range(len(errs)), key=lambda i: -abs(errs[i]))[:5]
+    for i in worst:
+        nest, bw, lat, beat = todo[i]
+        print(f"{'':>12} {100 * errs[i]:+.2f}%: {nest.dims} tile {nest.tile} "
+              f"{''.join(nest.order)} bw={float(bw):.3g} lat={float(lat):.3g} beat={beat}")
+    return max(abs(x) for x in errs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", metavar="REV", help="also measure REV's sim/timeline.py")
+    ap.add_argument("--shapes", type=int, default=10, help="random GEMM shapes per preset")
+    ap.add_argument("--small", type=int, default=420, help="small-tile GEMMs")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--max-tiles", type=int, default=4000,
+                    help="the largest nest run whole (tiles)")
+    ap.add_argument("--bound", type=float, default=0.015,
+                    help="the largest relative error allowed (module doc)")
+    args = ap.parse_args(argv)
+    calls = te.nests(args.shapes, args.small, args.seed)
+    todo = list(dict.fromkeys(
+        (nest, bw, lat, beat) for nest, bw, lat, beat, reduce, _ in te.runs(calls, args.seed)
+        if reduce and timeline.WHOLE_TILES < tiles_of(nest) <= args.max_tiles))
+    mods = [("this", timeline)]
+    if args.baseline:
+        mods.append((args.baseline, te.load_revision(args.baseline)))
+    worst = 0.0
+    for name, mod in mods:
+        m = summary(name, todo, errors(mod, todo))
+        worst = m if mod is timeline else worst
+    print(f"largest error {100 * worst:.2f}% (bound {100 * args.bound:.2f}%)")
+    return 1 if worst > args.bound else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -304,17 +304,22 @@ class _Plan:
     #: offsets of the iterations of the loop inside it from its iterations' first steps)
     events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
                         tuple[int, ...]], ...] = ()
+    #: per step: whether it is one of the innermost moving loop's sampled iterations (it
+    #: stands for several: :func:`timeline_cycles` checks the arbiter's holds against them)
+    sampled: tuple[bool, ...] = ()
 
 
-def _loops(nest: Nest, reduce: bool) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]],
-                                               int]:
+def _loops(nest: Nest, reduce: bool, sample: bool = True
+           ) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]], int]:
     """The nest's trips per dimension (M, N, K), the positions of each loop in the mapping's
     order (:func:`_positions`) and the level of the innermost loop that moves in a reduced
-    nest (0 in a nest that runs whole: no loop outside it)."""
+    nest (0 in a nest that runs whole: no loop outside it). Without ``sample`` the innermost
+    loop that moves runs whole in a reduced nest (the others reduced)."""
     trips = tuple(-(-d // t) for d, t in zip(nest.dims, nest.tile, strict=True))
     reduce = reduce and trips[0] * trips[1] * trips[2] > WHOLE_TILES
     moving = [d for d in nest.order if trips["mnk".index(d)] > 1]
-    loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1], reduce)
+    loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1],
+                        reduce and (sample or d != moving[-1]))
              for d in nest.order]
     # skips (timeline_cycles) in a reduced nest only: a nest that runs whole is the
     # step-by-step reference of the reduced ones (and the tile RTL's, tests/test_timeline.py)
@@ -323,11 +328,12 @@ def _loops(nest: Nest, reduce: bool) -> tuple[tuple[int, int, int], list[list[tu
 
 
 @memo(maxsize=256)
-def _plan(nest: Nest, reduce: bool) -> _Plan:
+def _plan(nest: Nest, reduce: bool, sample: bool = True) -> _Plan:
     """The reduced loop nest's tiles in loop order (every tile of a nest of at most
     :data:`WHOLE_TILES`) as :func:`timeline_cycles` walks them: numpy over the steps, the
-    same float64 operations in the same order as a step-by-step walk."""
-    trips, loops, inner = _loops(nest, reduce)
+    same float64 operations in the same order as a step-by-step walk. Without ``sample``
+    the innermost loop that moves runs whole (:func:`_loops`)."""
+    trips, loops, inner = _loops(nest, reduce, sample)
     # the steps: every combination of the loops' positions, the innermost fastest
     lens = [len(lp) for lp in loops]
     # a loop outside the innermost one that moves, of five positions or more: from its third
@@ -354,13 +360,18 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
                                                                           strict=True)]
     shares = [np.array([p[1] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
                                                                          strict=True)]
-    return _steps(nest, trips, pos_idx, shares, tuple(events))
+    # the innermost moving loop's sampled steps (a share over 1 in its position)
+    moving = [lvl for lvl, d in enumerate(nest.order) if trips["mnk".index(d)] > 1]
+    sampled = (tuple((shares[moving[-1]] > 1).tolist())
+               if moving and any(sh > 1 for _, sh in loops[moving[-1]]) else ())
+    return _steps(nest, trips, pos_idx, shares, tuple(events), sampled)
 
 
 def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
            shares: list[np.ndarray],
            events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
-                               tuple[int, ...]], ...] = ()) -> _Plan:
+                               tuple[int, ...]], ...] = (),
+           sampled: tuple[bool, ...] = ()) -> _Plan:
     """The plan of the steps whose tile index (``pos_idx``) and share (``shares``) per loop,
     in the mapping's order, are given (:func:`_plan`)."""
     dims = nest.dims
@@ -425,7 +436,7 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
                  tile_of=(tile_of[0], tile_of[1], tile_of[2]),
                  wb_rows=wr_rows[write], wb_row_bytes=wr_row_bytes[write],
                  wb_cols=tn[write].astype(float),
-                 moved=moved, busy_total=busy_total, events=events)
+                 moved=moved, busy_total=busy_total, events=events, sampled=sampled)
 
 
 @memo(maxsize=1024)
@@ -438,7 +449,14 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     sweep costs the same mapping on the same link again (points that differ elsewhere)."""
     plan = _plan(nest, reduce)
     bw = float(bytes_per_cycle)
-    total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip)
+    holds: list[int] | None = [] if plan.sampled and beat_bytes is not None else None
+    total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip, holds)
+    if holds:
+        # the arbiter held a load while the engine was at a sampled step (module doc,
+        # "Cost"): a hold that comes once a sweep would count for every iteration the step
+        # stands for; the innermost loop that moves runs whole instead
+        plan = _plan(nest, reduce, False)
+        total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip)
     # no schedule beats the engine's busy time or the link's time for the bytes it moves: a
     # reduced nest's sampled iterations can fall short of either
     return max(total, plan.moved / bw, float(plan.busy_total))
@@ -451,9 +469,11 @@ SAME_STATE = 1e-12
 
 
 def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | None,
-          skip: bool = True) -> tuple[float, int]:
+          skip: bool = True, holds: list[int] | None = None) -> tuple[float, int]:
     """The timeline of ``plan``'s steps before the floor (:func:`timeline_cycles`), and the
-    number of steps walked (less than the plan's where it skipped)."""
+    number of steps walked (less than the plan's where it skipped). ``holds``, where given,
+    gets the engine's step each time the arbiter holds a load (:func:`o_hold`) while the
+    engine is at one of the plan's sampled steps (``_Plan.sampled``)."""
     # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
     queue, answer, loaded_after, line_read, wb_wait, o_free = (
         PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0, 0, 0))
@@ -461,6 +481,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # most a beat (CREDIT_BEATS); write-backs spend it (module doc, "The link")
     bank_cap = CREDIT_BEATS * beat_bytes if beat_bytes is not None else 0.0
     n = plan.n
+    sampled = plan.sampled
     lat = float(latency)
     h_o = nest.halves[2]
     halves = nest.halves
@@ -902,6 +923,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if tw is None or tw <= tq:
                 return t if tw is not None else None
             t = tw
+            if holds is not None and sampled[cur]:
+                holds.append(cur)
             if not walks:
                 return t
             tq = queued_at(t, f, tie_)
@@ -1050,6 +1073,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             until = o_hold(at, bf)
             if until <= at:
                 break
+            if holds is not None and sampled[cur]:
+                holds.append(cur)
             at = until if until < later else later
         queued = at
         return best

@@ -14,16 +14,22 @@ Usage (repository root)::
 
     .venv/bin/python benchmarks/timeline_reduction.py                     # about a minute
     .venv/bin/python benchmarks/timeline_reduction.py --baseline 23e377b~1
+    .venv/bin/python benchmarks/timeline_reduction.py --baseline main --speed 5   # the cost
 
 Prints a summary per revision and the worst runs; exits 1 where the largest error of this
-revision exceeds ``--bound`` (the module doc's promise).
+revision exceeds ``--bound`` (the module doc's promise). ``--speed REPEATS`` also times the
+reduced runs of every size (``timeline_cycles``, its memo cleared before each) on each
+revision, taking turns, and prints the ratio to the baseline's.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 for p in (REPO, REPO / "benchmarks"):
@@ -68,6 +74,32 @@ def summary(name: str, todo: list[tuple], errs: list[float]) -> float:
     return max(abs(x) for x in errs)
 
 
+def speed(mods: list[tuple[str, Any]], runs: list[tuple], repeats: int) -> None:
+    """Seconds for every reduced run (any size), with a beat and without, per revision: the
+    least of ``repeats`` passes, the revisions taking turns, each run's memo cleared (the
+    nest's plans stay memoized, as in a sweep: a first pass fills them)."""
+    best = {(name, b): math.inf for name, _ in mods for b in (False, True)}
+    for k in range(repeats + 1):
+        for name, mod in (mods if k % 2 else mods[::-1]):
+            for with_beat in (False, True):
+                t = 0.0
+                for nest, bw, lat, beat in runs:
+                    if (beat is not None) != with_beat:
+                        continue
+                    mod.timeline_cycles.cache_clear()
+                    start = time.perf_counter()
+                    mod.timeline_cycles(nest, bw, lat, beat)
+                    t += time.perf_counter() - start
+                if k:
+                    best[name, with_beat] = min(best[name, with_beat], t)
+    for with_beat in (False, True):
+        n = sum((beat is not None) == with_beat for *_, beat in runs)
+        times = ", ".join(f"{name} {best[name, with_beat]:.3f} s" for name, _ in mods)
+        ratio = (f", {best[mods[0][0], with_beat] / best[mods[1][0], with_beat]:.3f}x "
+                 f"{mods[1][0]}'s" if len(mods) > 1 else "")
+        print(f"speed, {'beat' if with_beat else 'no beat'}: {n} reduced runs: {times}{ratio}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", metavar="REV", help="also measure REV's sim/timeline.py")
@@ -76,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--max-tiles", type=int, default=4000,
                     help="the largest nest run whole (tiles)")
+    ap.add_argument("--speed", type=int, default=0, metavar="REPEATS",
+                    help="also time every reduced run (least of REPEATS passes)")
     ap.add_argument("--bound", type=float, default=0.015,
                     help="the largest relative error allowed (module doc)")
     args = ap.parse_args(argv)
@@ -90,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, mod in mods:
         m = summary(name, todo, errors(mod, todo))
         worst = m if mod is timeline else worst
+    if args.speed:
+        every = list(dict.fromkeys(
+            (nest, bw, lat, beat) for nest, bw, lat, beat, reduce, _
+            in te.runs(calls, args.seed) if reduce and tiles_of(nest) > timeline.WHOLE_TILES))
+        speed(mods, every, args.speed)
     print(f"largest error {100 * worst:.2f}% (bound {100 * args.bound:.2f}%)")
     return 1 if worst > args.bound else 0
 

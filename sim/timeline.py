@@ -190,6 +190,9 @@ OUTER_WHOLE = 6
 #: sampled iterations can stand for too few others to average out (a 6 x 11-tile nest came
 #: 6% under its whole timeline, below the link's own bound).
 WHOLE_TILES = 512
+#: ``_plan``'s ``warm`` where the innermost loop that moves runs every iteration (a reduced
+#: nest's fallback on a port of beats, :func:`timeline_cycles`): more than any loop's trips.
+WHOLE_INNER = 1 << 62
 
 
 #: A loop skips (module doc, "Skips") only where each of its iterations is at least this many
@@ -249,14 +252,16 @@ JOB_QUEUE = 4
 CREDIT_BEATS = 1
 
 
-def _positions(trips: int, sampled: bool, reduce: bool) -> list[tuple[int, float]]:
+def _positions(trips: int, sampled: bool, reduce: bool, warm: int = WARM
+               ) -> list[tuple[int, float]]:
     """(tile index, iterations it stands for) of one loop in the reduced nest (every
-    iteration without ``reduce``). The reduced loop keeps the parity of its trips (one more
-    warm-up iteration when they differ), so that a pattern that alternates from tile to tile
-    keeps its phase from one sweep of the loop to the next."""
-    if not reduce or trips <= (WARM + SAMPLE + 1 if sampled else OUTER_WHOLE):
+    iteration without ``reduce``); ``warm``: the sampled loop's first iterations that run as
+    themselves. The reduced loop keeps the parity of its trips (one more warm-up iteration
+    when they differ), so that a pattern that alternates from tile to tile keeps its phase
+    from one sweep of the loop to the next."""
+    if not reduce or trips <= (warm + SAMPLE + 1 if sampled else OUTER_WHOLE):
         return [(i, 1.0) for i in range(trips)]
-    warm, sample = (WARM, SAMPLE) if sampled else (2, 2)
+    warm, sample = (warm, SAMPLE) if sampled else (2, 2)
     warm += (trips - warm - sample - 1) % 2
     share = (trips - 1 - warm) / sample
     return [*((i, 1.0) for i in range(warm)), *((warm + i, share) for i in range(sample)),
@@ -304,22 +309,22 @@ class _Plan:
     #: offsets of the iterations of the loop inside it from its iterations' first steps)
     events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
                         tuple[int, ...]], ...] = ()
-    #: per step: whether it is one of the innermost moving loop's sampled iterations (it
-    #: stands for several: :func:`timeline_cycles` checks the arbiter's holds against them)
+    #: per step: whether it is one of the innermost moving loop's sampled iterations (that
+    #: stand for several: :func:`timeline_cycles` checks the arbiter's holds against them);
+    #: empty where no step stands for several
     sampled: tuple[bool, ...] = ()
 
 
-def _loops(nest: Nest, reduce: bool, sample: bool = True
+def _loops(nest: Nest, reduce: bool, warm: int = WARM
            ) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]], int]:
     """The nest's trips per dimension (M, N, K), the positions of each loop in the mapping's
-    order (:func:`_positions`) and the level of the innermost loop that moves in a reduced
-    nest (0 in a nest that runs whole: no loop outside it). Without ``sample`` the innermost
-    loop that moves runs whole in a reduced nest (the others reduced)."""
+    order (:func:`_positions`; ``warm``: the innermost moving loop's first iterations that
+    run as themselves) and the level of the innermost loop that moves in a reduced nest (0
+    in a nest that runs whole: no loop outside it)."""
     trips = tuple(-(-d // t) for d, t in zip(nest.dims, nest.tile, strict=True))
     reduce = reduce and trips[0] * trips[1] * trips[2] > WHOLE_TILES
     moving = [d for d in nest.order if trips["mnk".index(d)] > 1]
-    loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1],
-                        reduce and (sample or d != moving[-1]))
+    loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1], reduce, warm)
              for d in nest.order]
     # skips (timeline_cycles) in a reduced nest only: a nest that runs whole is the
     # step-by-step reference of the reduced ones (and the tile RTL's, tests/test_timeline.py)
@@ -328,12 +333,12 @@ def _loops(nest: Nest, reduce: bool, sample: bool = True
 
 
 @memo(maxsize=256)
-def _plan(nest: Nest, reduce: bool, sample: bool = True) -> _Plan:
+def _plan(nest: Nest, reduce: bool, warm: int = WARM) -> _Plan:
     """The reduced loop nest's tiles in loop order (every tile of a nest of at most
     :data:`WHOLE_TILES`) as :func:`timeline_cycles` walks them: numpy over the steps, the
-    same float64 operations in the same order as a step-by-step walk. Without ``sample``
-    the innermost loop that moves runs whole (:func:`_loops`)."""
-    trips, loops, inner = _loops(nest, reduce, sample)
+    same float64 operations in the same order as a step-by-step walk. ``warm``: the
+    innermost moving loop's first iterations that run as themselves (:func:`_loops`)."""
+    trips, loops, inner = _loops(nest, reduce, warm)
     # the steps: every combination of the loops' positions, the innermost fastest
     lens = [len(lp) for lp in loops]
     # a loop outside the innermost one that moves, of five positions or more: from its third
@@ -452,10 +457,13 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     holds: list[int] | None = [] if plan.sampled and beat_bytes is not None else None
     total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip, holds)
     if holds:
-        # the arbiter held a load while the engine was at a sampled step (module doc,
-        # "Cost"): a hold that comes once a sweep would count for every iteration the step
-        # stands for; the innermost loop that moves runs whole instead
-        plan = _plan(nest, reduce, False)
+        # the arbiter held a load of a step that stands for itself alone (a later sweep's,
+        # or the sweep's last iteration's) while the engine was at a sampled step (module
+        # doc, "Cost"): the sweep's first iterations need not have settled (a hold that
+        # comes once a sweep moves the loads after it) and a sampled step would count what
+        # it took for every iteration it stands for; the innermost moving loop runs every
+        # iteration instead (the other loops reduced)
+        plan = _plan(nest, reduce, WHOLE_INNER)
         total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip)
     # no schedule beats the engine's busy time or the link's time for the bytes it moves: a
     # reduced nest's sampled iterations can fall short of either
@@ -472,8 +480,9 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
           skip: bool = True, holds: list[int] | None = None) -> tuple[float, int]:
     """The timeline of ``plan``'s steps before the floor (:func:`timeline_cycles`), and the
     number of steps walked (less than the plan's where it skipped). ``holds``, where given,
-    gets the engine's step each time the arbiter holds a load (:func:`o_hold`) while the
-    engine is at one of the plan's sampled steps (``_Plan.sampled``)."""
+    gets the engine's step each time the arbiter holds a load of a step that is not one of
+    the plan's sampled steps (``_Plan.sampled``) while the engine is at one of them
+    (:func:`held`, :func:`o_hold`)."""
     # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
     queue, answer, loaded_after, line_read, wb_wait, o_free = (
         PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0, 0, 0))
@@ -923,7 +932,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if tw is None or tw <= tq:
                 return t if tw is not None else None
             t = tw
-            if holds is not None and sampled[cur]:
+            if holds is not None and sampled[cur] and not sampled[f]:
                 holds.append(cur)
             if not walks:
                 return t
@@ -1073,7 +1082,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             until = o_hold(at, bf)
             if until <= at:
                 break
-            if holds is not None and sampled[cur]:
+            if holds is not None and sampled[cur] and not sampled[bf]:
                 holds.append(cur)
             at = until if until < later else later
         queued = at

@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="the largest nest run whole (tiles)")
     ap.add_argument("--speed", type=int, default=0, metavar="REPEATS",
                     help="also time every reduced run (least of REPEATS passes)")
-    ap.add_argument("--bound", type=float, default=0.015,
-                    help="the largest relative error allowed (module doc)")
+    # sim.timeline's module doc, "Cost": 11.5% at most (1024x1024x1024 on 128x128x32 tiles,
+    # mnk, without a beat), 3.7% with one
+    ap.add_argument("--bound", type=float, default=0.115,
+                    help="the largest relative error allowed (sim.timeline's module doc)")
     args = ap.parse_args(argv)
     calls = te.nests(args.shapes, args.small, args.seed)
     todo = list(dict.fromkeys(

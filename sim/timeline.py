@@ -49,10 +49,21 @@ reduced loop nest: the innermost loop that moves runs its first iterations, a fe
 stand for a share of the ones between, and its last; every other loop likewise with fewer
 (:data:`WARM`, :data:`SAMPLE`, :data:`OUTER_WHOLE`). A tile's time (from the start of the tile
 before it) counts once per iteration it stands for: at most a few hundred tiles whatever the
-GEMM's size. Against every tile's timeline on 100 random GEMMs of up to 50 tiles a loop
-(every loop order, small tiles of the systolic array and the cube), the reduced nest
-differs by 0.06% on average and 1.5% at most. Times are float64: a GEMM's
-cycles are exact below 2^53.
+GEMM's size. On a port of beats, where the arbiter holds a load of a step that stands for
+itself alone (a later sweep's, or the sweep's last tile's) while the engine is at a sampled
+step, the sweep's first tiles need not have settled and that step would count the hold once
+per iteration it stands for (``systolic-4core``'s 3061x1683x455 on 128x32x455 tiles, mnk, a
+4-byte beat at 34 bytes a cycle: 56% over every tile's timeline): the walk then runs again
+with the innermost loop that moves whole (:data:`WHOLE_INNER`): 95 of the 1,002 reduced runs
+with a beat of ``benchmarks/timeline_reduction.py``'s set do, the steps of all 1,002 going
+from 262,283 to 383,768 and their time 1.66x (none without a beat: those walk as before).
+Against every tile's timeline on that benchmark's 327 runs (the nests the simulator builds
+on the engine presets and the tile's small tiles, of 513 to 4,000 tiles, each on its own
+link and two random ones), the reduced nest differs without a beat (85 runs) by 0.18% on
+average and 11.5% at most (1024x1024x1024 on 128x128x32 tiles, mnk, at 12.8 bytes a cycle,
+as before; the only one over 2%), with one (242 runs) by 0.06% on average
+and 3.7% at most (the same nest, a 32-byte beat at 16 bytes a cycle; the only one over 2%).
+Times are float64: a GEMM's cycles are exact below 2^53.
 
 The nest's steps (sizes, multiplicities, which operand changes, the engine's timing per step)
 do not depend on the link: they are planned once per nest, with numpy, and memoized (a sweep

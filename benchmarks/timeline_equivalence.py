@@ -17,7 +17,8 @@ Usage (repository root)::
 
     .venv/bin/python benchmarks/timeline_equivalence.py --baseline main   # about a minute
 
-Prints the number of runs and of differences; exits 1 where any differs.
+Prints the number of runs and of differences (and how many of those are without a beat, of
+whole nests); exits 1 where any differs.
 """
 
 from __future__ import annotations
@@ -165,16 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     base = load_revision(args.baseline)
     calls = nests(args.shapes, args.small, args.seed)
     todo = runs(calls, args.seed)
-    differ = 0
+    differ = plain = whole = 0
     for run in todo:
         ours, theirs = figures(timeline, run), figures(base, run)
         if ours != theirs:
             differ += 1
+            plain += run[3] is None
+            whole += not run[4]
             if differ <= 10:
                 nest, bw, lat, beat, reduce, skip = run
                 print(f"differs: {nest.dims} tile {nest.tile} {''.join(nest.order)} bw={bw} "
                       f"lat={lat} beat={beat} reduce={reduce} skip={skip}: {ours} vs {theirs}")
-    print(f"{len(calls)} nests, {len(todo)} runs: {differ} differ from {args.baseline}'s")
+    print(f"{len(calls)} nests, {len(todo)} runs: {differ} differ from {args.baseline}'s "
+          f"({plain} without a beat, {whole} of whole nests)")
     return 1 if differ else 0
 
 

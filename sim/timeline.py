@@ -49,10 +49,21 @@ reduced loop nest: the innermost loop that moves runs its first iterations, a fe
 stand for a share of the ones between, and its last; every other loop likewise with fewer
 (:data:`WARM`, :data:`SAMPLE`, :data:`OUTER_WHOLE`). A tile's time (from the start of the tile
 before it) counts once per iteration it stands for: at most a few hundred tiles whatever the
-GEMM's size. Against every tile's timeline on 100 random GEMMs of up to 50 tiles a loop
-(every loop order, small tiles of the systolic array and the cube), the reduced nest
-differs by 0.06% on average and 1.5% at most. Times are float64: a GEMM's
-cycles are exact below 2^53.
+GEMM's size. On a port of beats, where the arbiter holds a load of a step that stands for
+itself alone (a later sweep's, or the sweep's last tile's) while the engine is at a sampled
+step, the sweep's first tiles need not have settled and that step would count the hold once
+per iteration it stands for (``systolic-4core``'s 3061x1683x455 on 128x32x455 tiles, mnk, a
+4-byte beat at 34 bytes a cycle: 56% over every tile's timeline): the walk then runs again
+with the innermost loop that moves whole (:data:`WHOLE_INNER`): 95 of the 1,002 reduced runs
+with a beat of ``benchmarks/timeline_reduction.py``'s set do, the steps of all 1,002 going
+from 262,283 to 383,768 and their time 1.66x (none without a beat: those walk as before).
+Against every tile's timeline on that benchmark's 327 runs (the nests the simulator builds
+on the engine presets and the tile's small tiles, of 513 to 4,000 tiles, each on its own
+link and two random ones), the reduced nest differs without a beat (85 runs) by 0.18% on
+average and 11.5% at most (1024x1024x1024 on 128x128x32 tiles, mnk, at 12.8 bytes a cycle,
+as before; the only one over 2%), with one (242 runs) by 0.06% on average
+and 3.7% at most (the same nest, a 32-byte beat at 16 bytes a cycle; the only one over 2%).
+Times are float64: a GEMM's cycles are exact below 2^53.
 
 The nest's steps (sizes, multiplicities, which operand changes, the engine's timing per step)
 do not depend on the link: they are planned once per nest, with numpy, and memoized (a sweep
@@ -190,6 +201,9 @@ OUTER_WHOLE = 6
 #: sampled iterations can stand for too few others to average out (a 6 x 11-tile nest came
 #: 6% under its whole timeline, below the link's own bound).
 WHOLE_TILES = 512
+#: ``_plan``'s ``warm`` where the innermost loop that moves runs every iteration (a reduced
+#: nest's fallback on a port of beats, :func:`timeline_cycles`): more than any loop's trips.
+WHOLE_INNER = 1 << 62
 
 
 #: A loop skips (module doc, "Skips") only where each of its iterations is at least this many
@@ -249,14 +263,16 @@ JOB_QUEUE = 4
 CREDIT_BEATS = 1
 
 
-def _positions(trips: int, sampled: bool, reduce: bool) -> list[tuple[int, float]]:
+def _positions(trips: int, sampled: bool, reduce: bool, warm: int = WARM
+               ) -> list[tuple[int, float]]:
     """(tile index, iterations it stands for) of one loop in the reduced nest (every
-    iteration without ``reduce``). The reduced loop keeps the parity of its trips (one more
-    warm-up iteration when they differ), so that a pattern that alternates from tile to tile
-    keeps its phase from one sweep of the loop to the next."""
-    if not reduce or trips <= (WARM + SAMPLE + 1 if sampled else OUTER_WHOLE):
+    iteration without ``reduce``); ``warm``: the sampled loop's first iterations that run as
+    themselves. The reduced loop keeps the parity of its trips (one more warm-up iteration
+    when they differ), so that a pattern that alternates from tile to tile keeps its phase
+    from one sweep of the loop to the next."""
+    if not reduce or trips <= (warm + SAMPLE + 1 if sampled else OUTER_WHOLE):
         return [(i, 1.0) for i in range(trips)]
-    warm, sample = (WARM, SAMPLE) if sampled else (2, 2)
+    warm, sample = (warm, SAMPLE) if sampled else (2, 2)
     warm += (trips - warm - sample - 1) % 2
     share = (trips - 1 - warm) / sample
     return [*((i, 1.0) for i in range(warm)), *((warm + i, share) for i in range(sample)),
@@ -304,17 +320,22 @@ class _Plan:
     #: offsets of the iterations of the loop inside it from its iterations' first steps)
     events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
                         tuple[int, ...]], ...] = ()
+    #: per step: whether it is one of the innermost moving loop's sampled iterations (that
+    #: stand for several: :func:`timeline_cycles` checks the arbiter's holds against them);
+    #: empty where no step stands for several
+    sampled: tuple[bool, ...] = ()
 
 
-def _loops(nest: Nest, reduce: bool) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]],
-                                               int]:
+def _loops(nest: Nest, reduce: bool, warm: int = WARM
+           ) -> tuple[tuple[int, int, int], list[list[tuple[int, float]]], int]:
     """The nest's trips per dimension (M, N, K), the positions of each loop in the mapping's
-    order (:func:`_positions`) and the level of the innermost loop that moves in a reduced
-    nest (0 in a nest that runs whole: no loop outside it)."""
+    order (:func:`_positions`; ``warm``: the innermost moving loop's first iterations that
+    run as themselves) and the level of the innermost loop that moves in a reduced nest (0
+    in a nest that runs whole: no loop outside it)."""
     trips = tuple(-(-d // t) for d, t in zip(nest.dims, nest.tile, strict=True))
     reduce = reduce and trips[0] * trips[1] * trips[2] > WHOLE_TILES
     moving = [d for d in nest.order if trips["mnk".index(d)] > 1]
-    loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1], reduce)
+    loops = [_positions(trips["mnk".index(d)], bool(moving) and d == moving[-1], reduce, warm)
              for d in nest.order]
     # skips (timeline_cycles) in a reduced nest only: a nest that runs whole is the
     # step-by-step reference of the reduced ones (and the tile RTL's, tests/test_timeline.py)
@@ -323,11 +344,12 @@ def _loops(nest: Nest, reduce: bool) -> tuple[tuple[int, int, int], list[list[tu
 
 
 @memo(maxsize=256)
-def _plan(nest: Nest, reduce: bool) -> _Plan:
+def _plan(nest: Nest, reduce: bool, warm: int = WARM) -> _Plan:
     """The reduced loop nest's tiles in loop order (every tile of a nest of at most
     :data:`WHOLE_TILES`) as :func:`timeline_cycles` walks them: numpy over the steps, the
-    same float64 operations in the same order as a step-by-step walk."""
-    trips, loops, inner = _loops(nest, reduce)
+    same float64 operations in the same order as a step-by-step walk. ``warm``: the
+    innermost moving loop's first iterations that run as themselves (:func:`_loops`)."""
+    trips, loops, inner = _loops(nest, reduce, warm)
     # the steps: every combination of the loops' positions, the innermost fastest
     lens = [len(lp) for lp in loops]
     # a loop outside the innermost one that moves, of five positions or more: from its third
@@ -354,13 +376,18 @@ def _plan(nest: Nest, reduce: bool) -> _Plan:
                                                                           strict=True)]
     shares = [np.array([p[1] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
                                                                          strict=True)]
-    return _steps(nest, trips, pos_idx, shares, tuple(events))
+    # the innermost moving loop's sampled steps (a share over 1 in its position)
+    moving = [lvl for lvl, d in enumerate(nest.order) if trips["mnk".index(d)] > 1]
+    sampled = (tuple((shares[moving[-1]] > 1).tolist())
+               if moving and any(sh > 1 for _, sh in loops[moving[-1]]) else ())
+    return _steps(nest, trips, pos_idx, shares, tuple(events), sampled)
 
 
 def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
            shares: list[np.ndarray],
            events: tuple[tuple[tuple[int, ...], tuple[float, ...], bool, tuple[float, ...],
-                               tuple[int, ...]], ...] = ()) -> _Plan:
+                               tuple[int, ...]], ...] = (),
+           sampled: tuple[bool, ...] = ()) -> _Plan:
     """The plan of the steps whose tile index (``pos_idx``) and share (``shares``) per loop,
     in the mapping's order, are given (:func:`_plan`)."""
     dims = nest.dims
@@ -425,7 +452,7 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
                  tile_of=(tile_of[0], tile_of[1], tile_of[2]),
                  wb_rows=wr_rows[write], wb_row_bytes=wr_row_bytes[write],
                  wb_cols=tn[write].astype(float),
-                 moved=moved, busy_total=busy_total, events=events)
+                 moved=moved, busy_total=busy_total, events=events, sampled=sampled)
 
 
 @memo(maxsize=1024)
@@ -438,7 +465,17 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     sweep costs the same mapping on the same link again (points that differ elsewhere)."""
     plan = _plan(nest, reduce)
     bw = float(bytes_per_cycle)
-    total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip)
+    holds: list[int] | None = [] if plan.sampled and beat_bytes is not None else None
+    total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip, holds)
+    if holds:
+        # the arbiter held a load of a step that stands for itself alone (a later sweep's,
+        # or the sweep's last iteration's) while the engine was at a sampled step (module
+        # doc, "Cost"): the sweep's first iterations need not have settled (a hold that
+        # comes once a sweep moves the loads after it) and a sampled step would count what
+        # it took for every iteration it stands for; the innermost moving loop runs every
+        # iteration instead (the other loops reduced)
+        plan = _plan(nest, reduce, WHOLE_INNER)
+        total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip)
     # no schedule beats the engine's busy time or the link's time for the bytes it moves: a
     # reduced nest's sampled iterations can fall short of either
     return max(total, plan.moved / bw, float(plan.busy_total))
@@ -451,9 +488,12 @@ SAME_STATE = 1e-12
 
 
 def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | None,
-          skip: bool = True) -> tuple[float, int]:
+          skip: bool = True, holds: list[int] | None = None) -> tuple[float, int]:
     """The timeline of ``plan``'s steps before the floor (:func:`timeline_cycles`), and the
-    number of steps walked (less than the plan's where it skipped)."""
+    number of steps walked (less than the plan's where it skipped). ``holds``, where given,
+    gets the engine's step each time the arbiter holds a load of a step that is not one of
+    the plan's sampled steps (``_Plan.sampled``) while the engine is at one of them
+    (:func:`held`, :func:`o_hold`)."""
     # a port of beats (``beat_bytes``) has the DMA's registers around it (PORT_PIPELINE)
     queue, answer, loaded_after, line_read, wb_wait, o_free = (
         PORT_PIPELINE if beat_bytes is not None else (0, 0, 0, 0, 0, 0))
@@ -461,6 +501,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # most a beat (CREDIT_BEATS); write-backs spend it (module doc, "The link")
     bank_cap = CREDIT_BEATS * beat_bytes if beat_bytes is not None else 0.0
     n = plan.n
+    sampled = plan.sampled
     lat = float(latency)
     h_o = nest.halves[2]
     halves = nest.halves
@@ -902,6 +943,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if tw is None or tw <= tq:
                 return t if tw is not None else None
             t = tw
+            if holds is not None and sampled[cur] and not sampled[f]:
+                holds.append(cur)
             if not walks:
                 return t
             tq = queued_at(t, f, tie_)
@@ -1050,6 +1093,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             until = o_hold(at, bf)
             if until <= at:
                 break
+            if holds is not None and sampled[cur] and not sampled[bf]:
+                holds.append(cur)
             at = until if until < later else later
         queued = at
         return best

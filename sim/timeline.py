@@ -801,6 +801,26 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = end
             left = phases[ph][0]
 
+    def wb_chain(u0: int, v: int, end: float, bank: float, record: bool) -> Any:
+        """The write-backs queued behind the running one (``u0``, ending at ``end`` with
+        ``bank`` credit) up to visit ``v``: (the last one's start, its end), each starting
+        ``wb_wait`` after the one before ends at the earliest (its start kept in ``wb_start``
+        where ``record``); None where one of them is not ready yet."""
+        start = end
+        for u in range(u0 + 1, v + 1):
+            if wb_ready[u] is None:
+                return None
+            start = wb_ready[u]
+            if end + wb_wait > start:
+                start = end + wb_wait
+            if record:
+                wb_start[u] = start
+            if walks:
+                end, bank = idle_end(end, wb_phases[u][0][0], bank, start, wb_phases[u], 0)
+            else:
+                end = start + wb_time[u]
+        return start, end
+
     def wb_finish(v: int) -> Any:
         """When visit ``v``'s write-back has gone, on the reads requested so far (reads
         requested before it would end go first); None while it has not started."""
@@ -820,18 +840,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             else:
                 _, t, left, _, rate = prog
                 end = (link if link > t else t) + left / rate  # after every read so far
-            for u in range(u0 + 1, v + 1):
-                if wb_ready[u] is None:
-                    return None
-                start = wb_ready[u]
-                if end + wb_wait > start:
-                    start = end + wb_wait
-                wb_start[u] = start
-                if walks:
-                    end, bank = idle_end(end, wb_phases[u][0][0], bank, start,
-                                         wb_phases[u], 0)
-                else:
-                    end = start + wb_time[u]
+                bank = 0.0  # no credit without beats
+            span = wb_chain(u0, v, end, bank, True)
+            if span is None:
+                return None
+            end = span[1]
             if pending and pending[0][0] < end:
                 serve_one()  # a read requested before it would end goes first
                 continue
@@ -879,15 +892,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             return None
         _, t, left, _, _, bank, begin, _, ph = prog
         end, bank = idle_end(t if t > link else link, left, bank, begin, wb_phases[u0], ph)
-        start = begin
-        for u in range(u0 + 1, v + 1):
-            if wb_ready[u] is None:
-                return None
-            start = wb_ready[u]
-            if end + wb_wait > start:
-                start = end + wb_wait
-            end, bank = idle_end(end, wb_phases[u][0][0], bank, start, wb_phases[u], 0)
-        return start, end
+        span = wb_chain(u0, v, end, bank, False)
+        return None if span is None else (begin if v == u0 else span[0], span[1])
 
     def o_hold(t: float, f: int) -> float:
         """On a port of beats, the earliest time from ``t`` the arbiter may queue a pending

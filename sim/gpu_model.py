@@ -452,17 +452,26 @@ INT8_TILES = ((64, 64), (64, 128), (128, 128), (256, 128))
 #: recorded launch of 32 rows or fewer ran it, up to 224 tiles at 32x14336x4096; 64x11008x4096,
 #: 172 tiles, ran 64x128).
 INT8_SMALL_M = 32
+#: The most waves of 64x64 tiles over the SMs at which that tile ran from 33 rows on: 170
+#: tiles on the H100's 132 SMs, the geometric mean of 168 (5344x80x2848 ran it, as did
+#: 358x1680x80 at 162 and 1247x496x656 at 160: ``measured_h100_random.csv``) and 172
+#: (64x11008x4096 ran 64x128).
+INT8_64X64_MAX_WAVES = math.sqrt(168 * 172) / 132
 #: The fewest 256x128 tiles at which that tile ran: 256 (8192x1024x4096 and seven more shapes at
 #: exactly 256 ran it; 512x11008x4096 at 172 and 1000x4112x4112 at 132 did not), and only with K
-#: at least :data:`INT8_BK` (7429x5424x32, 1290 tiles, ran 64x128).
+#: at least :data:`INT8_BK` (7429x5424x32, 1290 tiles, ran 64x128). Not the rule: at K of 3680
+#: and less the random dataset's GEMMs ran 64x128 at as many (3769x9184x3680, 1080 tiles; ten
+#: shapes, counted by tests/test_gpu.py), but with that rule, refitted, the int8 rows of every
+#: run predicted worse (``measured_h100_random.csv`` held out 7.40% -> 7.56%).
 INT8_256X128_MIN_TILES = 256
 #: The K step of the int8 align-16 tiles (their names' ``_128x3``, ``_128x5``, ``_128x6``: 128
 #: elements of K per stage).
 INT8_BK = 128
 #: The shortest K at which the 128x128 tile ran rather than 64x128 (where neither of the rules
-#: above applies): every such recorded launch at K of 8192 and more ran 128x128, every one at
-#: 4112 and less 64x128; the bound is their geometric mean (none recorded between them).
-INT8_128X128_MIN_K = 5804
+#: above applies): every such recorded launch at K of 8192 and more ran 128x128 (141x6064x8336
+#: too), every one at 6768 and less 64x128 (544x6080x6768, 1314x2672x5840, 788x5744x4672:
+#: ``measured_h100_random.csv``); the bound is their geometric mean.
+INT8_128X128_MIN_K = round(math.sqrt(6768 * 8192))
 #: The shortest step along K (ns per element of K) a CTA of int8's align-4 kernels takes however
 #: few rows of A and W it loads (its main loop's own latency): the recorded single-CTA launches
 #: of their 64x64 tile at K of 4096 and more, over 17 to 33 rows of M and 8 to 32 columns of N
@@ -1269,10 +1278,12 @@ def line_traffic(row_bytes: int) -> float:
 def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
     """The tile (rows of M, columns of N) cuBLASLt runs an aligned int8 GEMM of the padded
     shape ``M x N x K`` with (:data:`INT8_TILES`): 64x64 for at most :data:`INT8_SMALL_M`
-    rows or where its tiles fit one wave of ``sm_count`` SMs; else 256x128 from
-    :data:`INT8_256X128_MIN_TILES` of them on (K at least :data:`INT8_BK`); else 128x128 from
-    K = :data:`INT8_128X128_MIN_K` on; else 64x128."""
-    if M <= INT8_SMALL_M or _cdiv(M, 64) * _cdiv(N, 64) <= sm_count:
+    rows or where its tiles fill at most :data:`INT8_64X64_MAX_WAVES` waves of ``sm_count``
+    SMs; else 256x128 from :data:`INT8_256X128_MIN_TILES` of them
+    on (K at least :data:`INT8_BK`); else 128x128 from K =
+    :data:`INT8_128X128_MIN_K` on; else 64x128."""
+    if (M <= INT8_SMALL_M
+            or _cdiv(M, 64) * _cdiv(N, 64) <= INT8_64X64_MAX_WAVES * sm_count):
         return 64, 64
     if K >= INT8_BK and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
         return 256, 128

@@ -1460,12 +1460,19 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
     """Every recorded launch of an int8 GEMM whose padded shape is aligned (K and N multiples
     of 16: cuBLASLt's CUTLASS align-16 kernels, every one of the four INT8_TILES among them) ran
     the tile int8_tile gives its padded shape, name oriented as test_cutlass_grid_orientation
-    finds it (columns of N first)."""
+    finds it (columns of N first), the random dataset's launched and replayed launches too; but
+    where 256x128 tiles are many and K short (3680 and less) the random dataset's GEMMs ran
+    64x128, a rule int8_tile leaves out: with it, refitted, the int8 rows of every run
+    predicted worse (random held out 7.40% -> 7.56%, replayed 7.72% -> 8.15%: the model's
+    64x128 timing is off at those shapes, the cause not established). The test counts those
+    exceptions, so a change to either shows."""
     from sim.gpu_model import INT8_TILES, gemm_family, int8_tile, padded_shape
 
     seen: dict[tuple[int, int], int] = {}
+    short_k: set[tuple[int, int, int]] = set()
     for path in (MISALIGNED, GEMM_KERNELS, DATA / "measured_h100_v2_gemm_kernels_repeat.csv",
-                 DATA / "measured_h200_misaligned.csv", TILES):
+                 DATA / "measured_h200_misaligned.csv", TILES, RANDOM,
+                 DATA / "measured_h100_random_graph.csv"):
         for r in rows(path):
             k = Kernel.from_row(r)
             if k.op != "gemm" or k.dtype != "int8" or gemm_family(k) != "aligned":
@@ -1474,9 +1481,15 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
             tile = re.search(r"i16832gemm_s8_(\d+)x(\d+)_\d+x\d+_tn_align16", main)
             assert tile, main
             ran = (int(tile.group(2)), int(tile.group(1)))
-            assert int8_tile(132, *padded_shape("int8", k.M, k.N, k.K)) == ran, (k, main)
+            shape = padded_shape("int8", k.M, k.N, k.K)
+            tile_of = int8_tile(132, *shape)
+            if (tile_of, ran) == ((256, 128), (64, 128)) and shape[2] <= 3680:
+                short_k.add(shape)
+            else:
+                assert tile_of == ran, (k, main)
             seen[ran] = seen.get(ran, 0) + 1
-    assert set(seen) == set(INT8_TILES) and sum(seen.values()) > 150, seen
+    assert set(seen) == set(INT8_TILES) and sum(seen.values()) > 400, seen
+    assert len(short_k) == 10, sorted(short_k)
 
 
 def test_the_int8_align4_step_floor_is_the_recorded_one():

@@ -573,11 +573,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     rg = min(blk_rows, rows_v - i0)
                     for c0 in range(0, cols_v, blk_cols):
                         seg_bytes = min(blk_cols, cols_v - c0) * elem_v
-                        per_beat = seg_bytes / math.ceil(seg_bytes / beat_bytes - 1e-9)
-                        if phases and phases[-1][1] == per_beat:
-                            phases[-1] = (phases[-1][0] + rg * seg_bytes, per_beat)
+                        seg_beat = seg_bytes / math.ceil(seg_bytes / beat_bytes - 1e-9)
+                        if phases and phases[-1][1] == seg_beat:
+                            phases[-1] = (phases[-1][0] + rg * seg_bytes, seg_beat)
                         else:
-                            phases.append((rg * seg_bytes, per_beat))
+                            phases.append((rg * seg_bytes, seg_beat))
                 known[key] = tuple(phases)
             wb_phases[v] = known[key]
     wb_time = (wb_bytes_a / wb_rate_a).tolist()
@@ -874,9 +874,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     begin = wb_start[v]
             if t < begin:
                 return t
-            t = req_o[u]
-            if t is None:
+            r = req_o[u]
+            if r is None:
                 return None
+            t = r
             u += 1
 
     def wb_span(v: int) -> Any:

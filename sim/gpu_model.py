@@ -267,6 +267,7 @@ __all__ = [
     "energy_class",
     "energy_work",
     "gemm_family",
+    "gemv_splits_k",
     "in_stream",
     "int8_tile",
     "kernel_bytes_flops",
@@ -361,6 +362,16 @@ FALLBACK_SPLIT_K_FILLED = 1106
 #: K 2 to 251; gemvx at 158 rows and more, and at 3 rows with K 69).
 DOT_MAX_ROWS = 64
 DOT_MIN_K = 128
+#: A misaligned bf16/fp16 GEMV (one row of A, or one column of C) cuBLAS split along K, its
+#: gemv2T kernel's grid 8 deep along z, then cuBLASLt's splitKreduce_kernel (a second
+#: launch), from GEMV_SPLIT_MIN_K on where C has at most GEMV_SPLIT_MAX_LEN elements: the
+#: recorded launches (the kernels columns of measured_h100_random.csv and
+#: measured_h100_v2_gemm_kernels.csv) split 1x85x7448 and 1x4096x11007 and no GEMV of K 4097
+#: or less (1x1023x4097, 1x11007x4096, 5777x1x4031), nor 1x8972x9078; the bounds are the
+#: geometric means of those neighbours, round(sqrt(4097 * 7448)) and round(sqrt(4096 * 8972))
+#: (tests/test_gpu.py recomputes them).
+GEMV_SPLIT_MIN_K = 5524
+GEMV_SPLIT_MAX_LEN = 6062
 #: The shortest K at which cuBLAS ran its CUDA-core kernel (gemmSN_TN_kernel) for a bf16 GEMM
 #: of fewer than 16 rows at vector 1 with K below twice N: 7x5143x149 (recorded on the H100:
 #: the kernels columns of measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv);
@@ -1010,6 +1021,12 @@ def gemm_family(k: Kernel) -> str:
     return "align1" if width == 1 else "align2"
 
 
+def gemv_splits_k(M: int, N: int, K: int) -> bool:
+    """Whether cuBLAS splits a GEMV (family ``gemv``, ``M`` or ``N`` 1) along ``K`` and reduces
+    the parts in a second launch (:data:`GEMV_SPLIT_MIN_K`): ``K`` long and ``C`` short."""
+    return min(M, N) == 1 and K >= GEMV_SPLIT_MIN_K and M * N <= GEMV_SPLIT_MAX_LEN
+
+
 def is_aligned(k: Kernel) -> bool:
     """Whether the library has a kernel for the GEMM's shape as it is: bf16/fp16 with both
     inner dimensions multiples of 8 (else a slower fallback kernel runs), fp8/int8 at their
@@ -1142,6 +1159,10 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch
             return simt[0] + p["dot_reduce_us"], simt[1], useful
+        if gemv_splits_k(M, N, K):
+            # split along K (GEMV_SPLIT_MIN_K): cuBLASLt's splitKreduce_kernel after it, the
+            # reduction the tensor-core kernels' splits launch too (split_cost_us)
+            return simt[0] + p["split_cost_us"], simt[1], useful
         return simt
     if family in ("align1", "align2"):
         # the fallback kernels: their own tiles (FALLBACK_TILES), each CTA's step along K the

@@ -1331,6 +1331,37 @@ def test_gemmsn_band_and_grid_are_the_recorded_ones():
                              round(math.sqrt(max(inside) * min(above))))
 
 
+def test_the_gemv_split_k_is_the_recorded_one():
+    """Every recorded launch of a GEMV the model gives cuBLAS's CUDA-core kernels (family
+    gemv, one row of A or one column of C, not its dot kernel) split along K (a
+    splitKreduce_kernel launch after it) exactly where gemv_splits_k says, and its bounds are
+    the geometric means of the recorded neighbours."""
+    from sim.gpu_model import (
+        DOT_MAX_ROWS,
+        GEMV_SPLIT_MAX_LEN,
+        GEMV_SPLIT_MIN_K,
+        gemm_family,
+        gemv_splits_k,
+    )
+
+    split, whole = [], []
+    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+        k = Kernel.from_row(r)
+        if gemm_family(k) != "gemv" or min(k.M, k.N) != 1 or "dot_kernel" in r["kernels"]:
+            continue
+        assert not (k.N == 1 and k.M <= DOT_MAX_ROWS and k.K > 128), (k, r["kernels"][:80])
+        reduced = "splitKreduce" in r["kernels"]
+        assert reduced == gemv_splits_k(k.M, k.N, k.K), (k, r["kernels"][:80])
+        if reduced:
+            assert re.search(r"gemv2T_kernel_val<.*grid=\(\d+,1,8\)", r["kernels"]), k
+        (split if reduced else whole).append((k.M * k.N, k.K))
+    assert len(split) >= 2 and len(whole) >= 20
+    assert GEMV_SPLIT_MIN_K == round(math.sqrt(
+        max(kk for _, kk in whole if kk < min(kk for _, kk in split)) * min(kk for _, kk in split)))
+    assert GEMV_SPLIT_MAX_LEN == round(math.sqrt(
+        max(n for n, _ in split) * min(n for n, kk in whole if kk >= GEMV_SPLIT_MIN_K)))
+
+
 def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
     """Where 128x128 tiles leave SMs idle but 64x64 ones fill them, the fallback kernels ran
     their split-K variant (a splitKreduce_kernel launch) only from FALLBACK_SPLIT_K_FILLED on:

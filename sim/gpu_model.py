@@ -79,7 +79,9 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
   take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
   to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
-  ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: their tiles with 4-byte loads,
+  ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: the tile cuBLAS dispatches
+  (:func:`int8_align4_tile`: by tile counts and rows, as recorded, not the fastest; of its
+  256-by-128 tile the faster orientation, :data:`INT8_ALIGN4_LARGE_TILES`) with 4-byte loads,
   as the bf16 fallbacks (their own rate and load bandwidth), but a CTA loads only the rows of
   A and W inside the matrices (a tile over 8 columns of N loads a fraction of a full one's) and
   a step along K takes at least its loop's latency (:data:`INT8_ALIGN4_STEP_NS`); with only ``N``
@@ -269,6 +271,7 @@ __all__ = [
     "gemm_family",
     "gemv_splits_k",
     "in_stream",
+    "int8_align4_tile",
     "int8_tile",
     "kernel_bytes_flops",
     "kernel_name",
@@ -404,12 +407,13 @@ GEMMSN_CTA_COLS = 8
 #: major), so a CUTLASS name's first tile dimension runs along N (every recorded CUTLASS launch's
 #: grid is ``ceil(M / BM) x ceil(N / BN)`` so, with the kernel's swizzle:
 #: ``test_cutlass_grid_orientation`` in tests/test_gpu.py): ``_64x64_``, ``_128x64_`` (64 rows
-#: of M, 128 columns of N), ``_256x128_`` (128 x 256) and ``_128x256_`` (256 x 128); not
-#: ``_128x128_``, which ran once, at K = 8 (a single step along K).
+#: of M, 128 columns of N), ``_128x128_``, ``_256x128_`` (128 x 256) and ``_128x256_``
+#: (256 x 128), one of them as cuBLAS dispatches it (:func:`int8_align4_tile`; the
+#: ``_128x128_`` tile ran on the random and tiles datasets, 86x14424x232 to 4053x296x2936).
 FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
     "align1": ((128, 256), (128, 128), (64, 64), (32, 32)),
     "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
-    "int8_align8": ((128, 256), (256, 128), (64, 128), (64, 64)),
+    "int8_align8": ((128, 256), (256, 128), (128, 128), (64, 128), (64, 64)),
 }
 #: The tile of the fallback families' wmma kernels (``cutlass_75_wmma_tensorop_*`` at vector
 #: 1, ``cutlass_80_wmma_tensorop_*`` at 2 or 4). Turing's (sm_75) WMMA has no bf16 fragments
@@ -483,6 +487,43 @@ INT8_BK = 128
 #: too), every one at 6768 and less 64x128 (544x6080x6768, 1314x2672x5840, 788x5744x4672:
 #: ``measured_h100_random.csv``); the bound is their geometric mean.
 INT8_128X128_MIN_K = round(math.sqrt(6768 * 8192))
+#: The most waves of 64x64 tiles over the SMs at which int8's align-4 kernels (K padded to 8 off
+#: 16: :func:`int8_align4_tile`) ran that tile: 116.8 tiles on the H100's 132 SMs, the geometric
+#: mean of 105 (427x960x8 ran it; 5778x64x8 at 91, 285x776x1400 at 65) and 130 (100x4104x4104,
+#: padded, ran 64x128; 9852x64x24 at 154, 205x2496x56 at 156): the kernels columns of
+#: measured_h100_misaligned.csv, measured_h100_v2_gemm_kernels.csv and measured_h100_random.csv.
+INT8_ALIGN4_64X64_MAX_WAVES = math.sqrt(105 * 130) / 132
+#: ... and where M or N is at most 32 (a 64-wide tile at most half full along it): 229.4 tiles,
+#: the geometric mean of 222 (17x14208x968 ran 64x64; 14047x8x24 at 220) and 237 (17x15152x40
+#: ran 64x128; 15860x8x8 at 248).
+INT8_ALIGN4_64X64_MAX_WAVES_THIN = math.sqrt(222 * 237) / 132
+#: The most waves of 128x128 tiles at which the align-4 kernels ran 64x128 rather than a larger
+#: tile (as they also did wherever M or N is at most 64): 51.8 tiles on 132 SMs, the geometric
+#: mean of 42 (351x1744x8, 794x712x168 and 5327x128x40 ran 64x128) and 64 (256x4096x4104 ran
+#: 128x128: measured_h100_tiles.csv).
+INT8_ALIGN4_64X128_MAX_WAVES = math.sqrt(42 * 64) / 132
+#: The fewest waves of 256x128 tiles at which the align-4 kernels ran that tile where 128x128
+#: tiles fit one wave: 56.9 tiles on 132 SMs, the geometric mean of 54 (1313x1080x248 ran
+#: 128x128, as did 4053x296x2936 at 48 and 3467x312x8 at 42) and 60 (1089x1456x4216 ran
+#: 256x128, as did 384 to 512 rows at N = 4104, K = 4104, 64 and 66 tiles:
+#: measured_h100_tiles.csv; but 320 rows, 66 tiles, ran 128x128).
+INT8_ALIGN4_256X128_MIN_WAVES = math.sqrt(54 * 60) / 132
+#: The most rows of M for which the align-4 kernels ran 256x128 rather than 128x256 where
+#: 128x128 tiles take more than one wave: 795, the geometric mean of 768 (the most rows
+#: measured_h100_tiles.csv's sweep at K = 4104 ran it at both N, three row tiles of 256) and 822
+#: (which ran 128x256 at N = 4104 and at 822x6840x8, but 256x128 at N = 4096), as did every
+#: recorded launch from 822 rows on (896 to 9434 rows).
+INT8_ALIGN4_256X128_MAX_M = round(math.sqrt(768 * 822))
+#: The align-4 kernels' 256-by-128 tile, either way round: where :func:`int8_align4_tile` gives
+#: one of them the model times the faster, not the one dispatched. Its waves (``ceil(tiles /
+#: SMs)``) overcharge a short last wave of that tile: 1000x4104x4104 (padded) ran 136 of its
+#: 128x256 tiles on 132 SMs in 109 us of kernel, 1.5 times the 72 us one wave of them took at
+#: 896 rows, not 2 (2048x4104x4104, 272 tiles, 2.6 times; but 1152x4096x4104, 144 tiles, 1.9:
+#: measured_h100_tiles.csv), so the one dispatched, timed in whole waves, predicted those rows
+#: 46% and 28% slow, and with gemm_int8_align8 refitted the held-out int8 of the misaligned
+#: and tiles runs worse (measured_h100_misaligned.csv 7.4% -> 8.3%, measured_h100_tiles.csv
+#: 9.3% -> 11.0%); the faster of the two takes one wave there.
+INT8_ALIGN4_LARGE_TILES = ((256, 128), (128, 256))
 #: The shortest step along K (ns per element of K) a CTA of int8's align-4 kernels takes however
 #: few rows of A and W it loads (its main loop's own latency): the recorded single-CTA launches
 #: of their 64x64 tile at K of 4096 and more, over 17 to 33 rows of M and 8 to 32 columns of N
@@ -1219,7 +1260,13 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         if K % VECTOR_BYTES or n8_large:  # CUTLASS's align-4 kernels: tiles, rate, load path
             sm_rate = peak * p["int8_align8_eff"] / cal.sm_count
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
-            tiles = FALLBACK_TILES[family] if K % VECTOR_BYTES else INT8_N8_CUTLASS_TILE
+            # the tile cuBLAS dispatches (int8_align4_tile), not the fastest; but of the
+            # 256-by-128 tile either orientation (INT8_ALIGN4_LARGE_TILES)
+            tiles = INT8_N8_CUTLASS_TILE
+            if K % VECTOR_BYTES:
+                tiles = (int8_align4_tile(cal.sm_count, M, N, K),)
+                if tiles[0] in INT8_ALIGN4_LARGE_TILES:
+                    tiles = INT8_ALIGN4_LARGE_TILES
             t, ops = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
                                       p["int8_align8_tile_k0"], clipped_loads=True,
                                       step_floor=INT8_ALIGN4_STEP_NS * 1e-9)
@@ -1309,6 +1356,31 @@ def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
     if K >= INT8_BK and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
         return 256, 128
     return (128, 128) if K >= INT8_128X128_MIN_K else (64, 128)
+
+
+def int8_align4_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
+    """The tile (rows of M, columns of N) cuBLAS runs an int8 GEMM of the padded shape
+    ``M x N x K`` with where ``K`` is 8 off a multiple of 16 (CUTLASS's align-4 kernels,
+    :data:`FALLBACK_TILES`), as recorded, not the fastest: 64x64 where its tiles fill at most
+    :data:`INT8_ALIGN4_64X64_MAX_WAVES` waves of ``sm_count`` SMs
+    (:data:`INT8_ALIGN4_64X64_MAX_WAVES_THIN` with M or N at most 32); else 64x128 with M or N
+    at most 64 or where 128x128 tiles fill at most :data:`INT8_ALIGN4_64X128_MAX_WAVES`; else,
+    where 128x128 tiles fit one wave, 256x128 if its tiles fill at least
+    :data:`INT8_ALIGN4_256X128_MIN_WAVES` and are fewer (M above 128), else 128x128; else
+    256x128 up to :data:`INT8_ALIGN4_256X128_MAX_M` rows, 128x256 beyond (no recorded
+    launch's tile turned on ``K``)."""
+    thin = min(M, N) <= 32
+    max_64x64 = INT8_ALIGN4_64X64_MAX_WAVES_THIN if thin else INT8_ALIGN4_64X64_MAX_WAVES
+    if _cdiv(M, 64) * _cdiv(N, 64) <= max_64x64 * sm_count:
+        return 64, 64
+    n_128 = _cdiv(M, 128) * _cdiv(N, 128)
+    if min(M, N) <= 64 or n_128 <= INT8_ALIGN4_64X128_MAX_WAVES * sm_count:
+        return 64, 128
+    if n_128 <= sm_count:
+        n_256 = _cdiv(M, 256) * _cdiv(N, 128)
+        return ((256, 128) if INT8_ALIGN4_256X128_MIN_WAVES * sm_count <= n_256 < n_128
+                else (128, 128))
+    return (256, 128) if M <= INT8_ALIGN4_256X128_MAX_M else (128, 256)
 
 
 def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,

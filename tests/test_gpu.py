@@ -1222,8 +1222,9 @@ def test_the_misaligned_kernels_mechanisms():
 def test_the_fallback_tiles_are_the_recorded_ones():
     """The CUTLASS fallback kernels the calibration rows recorded (the tile in the kernel's
     name) run tiles of FALLBACK_TILES of their family, in either orientation, but the wmma
-    16x16 ones (not modelled: the 32x32 is the smallest tile); int8 with K a multiple of 16
-    (padded) ran cuBLASLt's Hopper kernel up to INT8_N8_CUTLASS_MACS, CUTLASS's beyond."""
+    16x16 ones (not modelled: the 32x32 is the smallest tile), and the tiles dataset's int8 ones
+    (int8's 128x128 align-4 tile among them); int8 with K a multiple of 16 (padded) ran
+    cuBLASLt's Hopper kernel up to INT8_N8_CUTLASS_MACS, CUTLASS's beyond."""
     from sim.gpu_model import FALLBACK_TILES, INT8_N8_CUTLASS_MACS, gemm_family, padded_shape
 
     seen = set()
@@ -1248,6 +1249,11 @@ def test_the_fallback_tiles_are_the_recorded_ones():
             name = r["kernels"].split(" ; ")[0]
             hopper = "sm90_xmma" in name
             assert hopper == (k.K % 16 == 0 and k.M * k.N * k.K <= INT8_N8_CUTLASS_MACS), name
+            tile = re.search(r"gemm_s8_(\d+)x(\d+)_", name)
+            if r["split"] == "cal" and tile:
+                bm, bn = int(tile.group(1)), int(tile.group(2))
+                assert {(bm, bn), (bn, bm)} & set(FALLBACK_TILES["int8_align8"]), name
+                seen.add(("int8_align8", min(bm, bn), max(bm, bn)))
     assert seen == {(f, min(t), max(t)) for f, tiles in FALLBACK_TILES.items() for t in tiles}
 
 
@@ -1521,6 +1527,47 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
             seen[ran] = seen.get(ran, 0) + 1
     assert set(seen) == set(INT8_TILES) and sum(seen.values()) > 400, seen
     assert len(short_k) == 10, sorted(short_k)
+
+
+def test_the_int8_align4_dispatch_is_the_recorded_one():
+    """Every recorded launch of CUTLASS's align-4 int8 kernels for a padded K 8 off a multiple of
+    16 (every measured file with a kernels column, both cards) ran the tile int8_align4_tile
+    gives its padded shape (name oriented as test_cutlass_grid_orientation finds it, columns of
+    N first), but three of the tiles sweep's shapes: 320 rows (N = 4096 and 4104) ran 128x128
+    where the rule gives 256x128 (as many tiles of each as 384 rows, which ran 256x128), and
+    822x4096 ran 256x128 where it gives 128x256 (822x4104 ran 128x256). The H200 ran the same
+    kernel and grid as the H100 at every shape both recorded. The test counts the launches and
+    the exceptions, so a change to either shows."""
+    from sim.gpu_model import FALLBACK_TILES, int8_align4_tile, padded_shape
+
+    launches: dict[tuple[int, int, int], dict[str, set[str]]] = {}
+    matched, missed = 0, set()
+    for path in sorted(DATA.glob("measured_*.csv")):
+        table = rows(path)
+        if not table or "kernels" not in table[0]:
+            continue
+        for r in table:
+            if r["op"] != "gemm" or r["dtype"] != "int8":
+                continue
+            shape = padded_shape("int8", int(r["M"]), int(r["N"]), int(r["K"]))
+            for part in r["kernels"].split(" ; "):
+                tile = re.search(r"i16832gemm_s8_(\d+)x(\d+)_128x\d+_tn_align4", part)
+                if not tile or shape[2] % 16 == 0:
+                    continue
+                card = "h200" if "h200" in path.name else "h100"
+                launches.setdefault(shape, {}).setdefault(card, set()).add(
+                    re.sub(r" us=.*", "", part))
+                ran = (int(tile.group(2)), int(tile.group(1)))
+                assert ran in FALLBACK_TILES["int8_align8"], part
+                if int8_align4_tile(132, *shape) == ran:
+                    matched += 1
+                else:
+                    missed.add(shape)
+    assert all(len(k) == 1 for by_card in launches.values() for k in by_card.values())
+    both = [s for s, by_card in launches.items() if len(by_card) == 2]
+    assert len(both) == 33 and all(launches[s]["h100"] == launches[s]["h200"] for s in both)
+    assert matched == 255 and len(launches) == 111, (matched, len(launches))
+    assert missed == {(320, 4096, 4104), (320, 4104, 4104), (822, 4096, 4104)}
 
 
 def test_the_int8_align4_step_floor_is_the_recorded_one():

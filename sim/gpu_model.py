@@ -1093,15 +1093,23 @@ def _tile_eff(effs: tuple[float, ...], area: int) -> float:
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
               k0: float = 0.0, split_us: float | None = None,
-              burst: GpuBurst | None = None, fitted: bool = False) -> float:
+              burst: GpuBurst | None = None, fitted: bool = False,
+              elem_bytes: int = 0) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
     tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
     epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
     ``split_cost_us``) and its partial results' traffic; ``burst``: the tiles' work at the
     burst clock (:func:`burst_us`); ``fitted``: also the tiles sized to the shape
-    (:func:`shape_fitted_tiles`)."""
+    (:func:`shape_fitted_tiles`); ``elem_bytes`` (0: no such bound): every tile's A and W rows,
+    ``(BM + BN) K`` elements of that many bytes, loaded from L2 in line traffic
+    (:func:`line_traffic`) at the whole chip's L2 load bandwidth, ``fp8_load_gb_per_s``: the
+    L2 and the SMs' load path are the same hardware whatever the dtype, so the rate fitted on
+    the fp8 kernels (module doc) bounds these tiles too, a constant of the card, not refitted
+    here (however split, a tile's rows are loaded once over its K)."""
     split_s = (p["split_cost_us"] if split_us is None else split_us) * 1e-6
     bw = cal.read_gb_per_s * 1e9
+    l2_s_per_elem = (elem_bytes * line_traffic(K * elem_bytes) / (p["fp8_load_gb_per_s"] * 1e9)
+                     if elem_bytes else 0.0)
     choices = []
     for (bm, bn), eff in zip(TILES, effs, strict=True):
         tiles = -(-M // bm) * -(-N // bn)
@@ -1115,10 +1123,11 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
     best = math.inf
     for bm, bn, s, waves, eff in choices:
         t_c = burst_us(burst, waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff))
+        t_l2 = -(-M // bm) * -(-N // bn) * (bm + bn) * K * l2_s_per_elem
         extra = 0.0
         if s > 1:  # partial results written and reduced
             extra = split_s + 2 * s * M * N * 4 / bw
-        best = min(best, max(t_c, t_m) + extra)
+        best = min(best, max(t_c, t_m, t_l2) + extra)
     return best
 
 
@@ -1259,8 +1268,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         return p["fixed_us"], min(plans) * 1e6, useful
     # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
     return p["fixed_us"], _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p,
-                                    burst=burst, fitted=k.dtype in ("bf16", "fp16")
-                                    ) * 1e6, useful
+                                    burst=burst, fitted=k.dtype in ("bf16", "fp16"),
+                                    elem_bytes=ELEM_BYTES[k.dtype]) * 1e6, useful
 
 
 #: The CTA tiles (rows of M, columns of N) of cuBLASLt's Hopper fp8 kernels

@@ -311,6 +311,35 @@ def test_a_tile_sized_to_the_shape_fills_the_sms():
     assert fixed == p["fixed_us"] and work <= one_wave_s * 1e6 * (1 + 1e-9)
 
 
+def test_bf16_tiles_load_their_rows_from_l2_at_the_fp8_kernels_rate():
+    """3272x192x9200 bf16 (measured_h100_random.csv: nvjet 64x80 tiles, 2 x 63 CTAs, K rows of
+    18400 bytes, off the L2's line): the model takes it no faster than the cheapest tile's A
+    and W rows in line traffic at fp8_load_gb_per_s, the L2 rate fitted on the fp8 kernels (no
+    constant of its own), and that bound is what sets its time: a faster L2 makes it faster;
+    a GEMM whose products bind (4096 cubed) does not move."""
+    import dataclasses
+
+    from sim.gpu_model import L2_LINE_BYTES, NVJET_TILE_BN, TILES, line_traffic
+
+    cal = load_calibration("h100")
+    p = cal.params
+    M, N, K = 3272, 192, 9200
+    assert (K * 2) % L2_LINE_BYTES and line_traffic(K * 2) > 1
+    # every tile the model may take, fixed or sized to the shape (at most 256x160 elements)
+    rows = min((-(-M // bm)) * (-(-N // bn)) * (bm + bn)
+               for bm, bn in (*TILES, *((bm, bn) for bn in NVJET_TILE_BN
+                                        for bm in range(64, 257, 8) if bm * bn <= 256 * 160)))
+    floor_s = rows * K * 2 * line_traffic(K * 2) / (p["fp8_load_gb_per_s"] * 1e9)
+    k = Kernel(op="gemm", dtype="bf16", M=M, N=N, K=K)
+    work = predict_parts_us(cal, k)[1]
+    assert work >= floor_s * 1e6 * (1 - 1e-9)
+    faster = dataclasses.replace(cal, params={**p, "fp8_load_gb_per_s":
+                                              2 * p["fp8_load_gb_per_s"]})
+    assert predict_parts_us(faster, k)[1] < 0.9 * work
+    big = Kernel(op="gemm", dtype="bf16", M=4096, N=4096, K=4096)
+    assert predict_parts_us(faster, big) == predict_parts_us(cal, big)
+
+
 def test_calibrate_holds_what_hold_names(capsys, tmp_path):
     """``--hold`` keeps a fitted parameter, or every parameter of a group the fit fits together
     (``FIT_GROUPS``), at its value in the --out file, out of the search; a name that is

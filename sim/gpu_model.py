@@ -424,13 +424,17 @@ WMMA_TILE = (32, 32)
 #: and 581x2x788 bf16, 12x314x429 fp16), where the s1688/s16816 kernels split; from it on
 #: they ran split or whole (7239x25x918 fp16 whole).
 WMMA_SPLIT_K = 717
-#: ... and with fewer than 16 rows, only from K = 2497 on: where a wmma kernel exists (fp16,
+#: ... and with fewer than 16 rows, only from a longer K: where a wmma kernel exists (fp16,
 #: and bf16 at vector 2 or 4), GEMMs of fewer than 16 rows ran it (its 16x16 or 32x32 tiles,
 #: no tensor-op tile of 64 rows and more; but at K = 1, 7x16111x1 fp16 ran 64x64, and one
-#: held-out fp16 row, 9x836x429, ran gemmSN), and of
-#: them only 2x910x2497 fp16 in 15 splits and 13x148x5466 bf16 in 16 split; 5x124x861 and
-#: 5x73x1150 fp16 ran whole, 12x7423x956 fp16 too.
-WMMA_SPLIT_K_FEW_ROWS = 2497
+#: held-out fp16 row, 9x836x429, ran gemmSN). Of the recorded launches so with K of
+#: FALLBACK_SPLIT_K and more (the kernels columns of every measured run that has one), those
+#: of K 1150 and less ran whole (5x73x1150 and 5x124x861 fp16, 12x7423x956 fp16, 4x236x380
+#: bf16 and on) but 14x512x498 bf16 (8 splits), and every one from K = 2404 on split
+#: (8x5652x2404 fp16 in 3, 2x910x2497 fp16 in 15, 13x148x5466 bf16 in 16); the bound is the
+#: geometric mean of those neighbours, round(sqrt(1150 * 2404)) (tests/test_gpu.py
+#: recomputes it and counts the one exception).
+WMMA_SPLIT_K_FEW_ROWS = 1663
 #: The largest CTA tile the align-1 kernels ran whole (no split-K reduction) where 128x128
 #: tiles would leave SMs idle: the s1688 64x64 tile. All 40 such recorded align-1 launches
 #: with K below FALLBACK_SPLIT_K (the kernels columns of measured_h100_misaligned.csv and

@@ -58,6 +58,10 @@ EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
 #: Random GEMMs drawn apart from every other dataset (sim/data/gpu/shapes_random.csv), with the
 #: kernels each launched: their 'cal' rows join the fit (after EXTRA's).
 RANDOM = DATA / "measured_h100_random.csv"
+#: Every measured run that recorded the kernels each row launched (column kernels), H100 and
+#: H200: the dispatch rules are checked against every recorded launch.
+KERNEL_RUNS = tuple(f for f in sorted(DATA.glob("measured_*.csv"))
+                    if "kernels" in f.read_text().partition("\n")[0].split(","))
 #: The first dataset's two H100 runs, timed after light load (no energy loop between their
 #: rows): their 'cal' rows fit the burst clock (sim.gpu_model.after_light_load).
 BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")
@@ -67,6 +71,11 @@ BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")
 def rows(path: Path = MEASURED) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def launched_gemms() -> list[dict[str, str]]:
+    """Every GEMM row of KERNEL_RUNS with its recorded kernels."""
+    return [r for f in KERNEL_RUNS for r in rows(f) if r["op"] == "gemm" and r.get("kernels")]
 
 
 def test_the_dataset_is_large_varied_and_split_before_fitting():
@@ -1282,9 +1291,11 @@ def test_the_fallback_tiles_are_the_recorded_ones():
 
 def test_the_fallback_dispatch_is_the_recorded_one():
     """The dispatch rules of the fallback kernels hold for every recorded launch (the kernels
-    columns): no bf16 align-1 GEMM ran a wmma kernel (WMMA_TILE); a wmma kernel split only
-    from WMMA_SPLIT_K on (WMMA_SPLIT_K_FEW_ROWS for fewer than 16 rows, which ran no other
-    tensor-core kernel where a wmma one exists, but at K = 1); where 128x128 tiles
+    columns of every measured run that has them, KERNEL_RUNS): no bf16 align-1 GEMM ran a
+    wmma kernel (WMMA_TILE); a wmma kernel split only from WMMA_SPLIT_K on, and with fewer
+    than 16 rows (which ran no other tensor-core kernel where a wmma one exists, but at
+    K = 1) only from WMMA_SPLIT_K_FEW_ROWS on, the geometric mean of the recorded neighbours,
+    but for one launch; where 128x128 tiles
     leave SMs idle and K is below FALLBACK_SPLIT_K, an align-1 kernel without a split-K
     reduction ran no tile larger than UNDERFILLED_TILE;
     every bf16 GEMM of more than one row and column the model gives cuBLAS's CUDA-core kernels
@@ -1301,7 +1312,8 @@ def test_the_fallback_dispatch_is_the_recorded_one():
     )
 
     counts = {"wmma_split": 0, "underfilled": 0, "gemmsn": 0}
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+    few_rows: dict[bool, set[tuple[str, int, int, int]]] = {False: set(), True: set()}
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         family = gemm_family(k)
         main = r["kernels"].split(" ; ")[0]
@@ -1312,8 +1324,10 @@ def test_the_fallback_dispatch_is_the_recorded_one():
             if 1 < k.M < 16 and k.K > 1 and family in ("align1", "align2"):  # wmma alone
                 assert "wmma" in main or "gemmSN_TN" in main, (k, main)
         if "wmma" in main and reduced:
-            assert k.K >= (WMMA_SPLIT_K_FEW_ROWS if k.M < 16 else WMMA_SPLIT_K), (k, main)
+            assert k.K >= WMMA_SPLIT_K or k.M < 16, (k, main)  # fewer rows: few_rows
             counts["wmma_split"] += 1
+        if "wmma" in main and k.M < 16 and k.K >= FALLBACK_SPLIT_K:
+            few_rows[reduced].add((k.dtype, k.M, k.N, k.K))
         underfilled = -(-k.M // 128) * -(-k.N // 128) < 132
         tile = re.search(r"s1688gemm_(?:bf16|f16)_(\d+)x(\d+)_", main)
         if (family == "align1" and underfilled and k.K < FALLBACK_SPLIT_K and not reduced
@@ -1327,6 +1341,12 @@ def test_the_fallback_dispatch_is_the_recorded_one():
                 and GEMMSN_MIN_K <= k.K < 2 * k.N and vector_elems("bf16", k.N, k.K) == 1):
             assert "gemmSN_TN" in main, (k, main)
     assert counts["wmma_split"] >= 10 and counts["underfilled"] >= 15 and counts["gemmsn"] >= 10
+    # fewer than 16 rows: whole up to K = 1150, split from 2404 on, but for one launch
+    whole_k = max(kk for *_, kk in few_rows[False])
+    split_k = min(kk for *_, kk in few_rows[True] if kk > whole_k)
+    assert WMMA_SPLIT_K_FEW_ROWS == round(math.sqrt(whole_k * split_k))
+    assert [s for s in few_rows[True] if s[3] < WMMA_SPLIT_K_FEW_ROWS] == [("bf16", 14, 512, 498)]
+    assert len(few_rows[False]) >= 5 and len(few_rows[True]) >= 4
 
 
 def test_gemmsn_band_and_grid_are_the_recorded_ones():
@@ -1337,7 +1357,7 @@ def test_gemmsn_band_and_grid_are_the_recorded_ones():
     from sim.gpu_model import GEMMSN_BAND_K, GEMMSN_CTA_COLS, gemm_family, vector_elems
 
     inside, below, above, grids = [], [], [], 0
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         main = r["kernels"].split(" ; ")[0]
         if "gemmSN_TN" in main:
@@ -1374,7 +1394,7 @@ def test_the_gemv_split_k_is_the_recorded_one():
     )
 
     split, whole = [], []
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         if gemm_family(k) != "gemv" or min(k.M, k.N) != 1 or "dot_kernel" in r["kernels"]:
             continue
@@ -1406,7 +1426,7 @@ def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
     )
 
     unsplit, split = [], []
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         main = r["kernels"].split(" ; ")[0]
         if (gemm_family(k) not in ("align1", "align2") or "cutlass" not in main
@@ -1430,7 +1450,7 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
     cal = load_calibration("h100")
     p = cal.params
     lone = []  # (K, profiled us) of the one-wave unsplit 64x64 launches
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+    for r in launched_gemms():
         main = r["kernels"].split(" ; ")[0]
         k = Kernel.from_row(r)
         if (r["split"] == "cal" and "s1688gemm_bf16_64x64_" in main

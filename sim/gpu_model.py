@@ -343,8 +343,15 @@ NVJET_TILE_MIN_ROWS = 64
 NVJET_TILE_MAX_AREA = 256 * 160
 #: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
 #: splits (any count: 3, 5, 11, 17, 27, 56 and more were recorded, not only powers of two),
-#: a second kernel (the reduction) even unsplit, and the shortest K it runs for when the tiles
-#: leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
+#: a second kernel (the reduction) even unsplit, and the K from which it always runs where
+#: the tiles leave SMs idle (128x128 tiles and 64x64 ones fewer than the SMs; every such
+#: recorded launch of the s1688/s16816 kernels of K 256 and more but 3674x102x303 bf16). Below
+#: it cuBLAS ran either (the kernels columns of every measured run that has them): bf16 align-1
+#: launches split from K = 4 on (37x147x81 in 11 splits, 10x97x218 in 28, 71x101x146 in 19,
+#: 35x183x181 in 23, 231x156x207 in 3, 69x405x65, 6269x25x9, 22x461x4) and ran whole up to
+#: K = 182 (31x8143x182, 131x1513x180, 20x8033x157, 2x614x141 and on), no bound of K, M, N or
+#: their tile counts parting them: the model takes the faster of the two there
+#: (tests/test_gpu.py counts the recorded launches it matches).
 FALLBACK_SPLITS = tuple(range(1, 65))
 FALLBACK_SPLIT_K = 256
 #: ... but where the 64x64 tiles (UNDERFILLED_TILE) alone fill the SMs, the shortest K it runs
@@ -1198,31 +1205,35 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         filled = _cdiv(M, UNDERFILLED_TILE[0]) * _cdiv(N, UNDERFILLED_TILE[1]) >= cal.sm_count
         split = ((underfilled and K >= (FALLBACK_SPLIT_K_FILLED if filled else FALLBACK_SPLIT_K))
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
-        tiles = FALLBACK_TILES[family]
-        if family == "align1" and k.dtype == "bf16":  # no bf16 wmma at vector 1 (WMMA_TILE)
-            tiles = tuple(t for t in tiles if t != WMMA_TILE)
-        if family == "align1" and underfilled and not split:  # UNDERFILLED_TILE
-            tiles = tuple(t for t in tiles if t[0] * t[1] <= math.prod(UNDERFILLED_TILE))
-        if M < 16 and K > 1 and WMMA_TILE in tiles:  # WMMA_SPLIT_K_FEW_ROWS
-            tiles = (WMMA_TILE,)
-        # the wmma kernels split only from WMMA_SPLIT_K on: below it they run whole, beside
-        # the other kernels' split-K variant (the faster of the two)
-        wmma_k = WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
-        whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
+        # below FALLBACK_SPLIT_K, where even 64x64 tiles leave SMs idle, cuBLAS ran either
+        # variant: the faster of the two
+        variants = (False, True) if underfilled and not filled and not split else (split,)
         fixed = p["fallback_fixed_us"]
         # a lone align-1 CTA's step along K: at least align1_lone_step_ns
         lone_step = p["align1_lone_step_ns"] * 1e-9 if family == "align1" else 0.0
         choices = []
-        for group, splitting in (([t for t in tiles if t not in whole], split),
-                                 (whole, False)):
-            if group:
-                t, ops = _loaded_tiles_us(cal, M, N, K, tuple(group), ELEM_BYTES[k.dtype],
-                                          sm_rate, sm_load, t_m,
-                                          FALLBACK_SPLITS if splitting else (1,),
-                                          p["fallback_tile_k0"], t_store=t_store,
-                                          lone_step=lone_step)
-                choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
-                                t * 1e6, ops))
+        for split in variants:
+            tiles = FALLBACK_TILES[family]
+            if family == "align1" and k.dtype == "bf16":  # no bf16 wmma at vector 1 (WMMA_TILE)
+                tiles = tuple(t for t in tiles if t != WMMA_TILE)
+            if family == "align1" and underfilled and not split:  # UNDERFILLED_TILE
+                tiles = tuple(t for t in tiles if t[0] * t[1] <= math.prod(UNDERFILLED_TILE))
+            if M < 16 and K > 1 and WMMA_TILE in tiles:  # WMMA_SPLIT_K_FEW_ROWS
+                tiles = (WMMA_TILE,)
+            # the wmma kernels split only from WMMA_SPLIT_K on: below it they run whole, beside
+            # the other kernels' split-K variant (the faster of the two)
+            wmma_k = WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
+            whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
+            for group, splitting in (([t for t in tiles if t not in whole], split),
+                                     (whole, False)):
+                if group:
+                    t, ops = _loaded_tiles_us(cal, M, N, K, tuple(group), ELEM_BYTES[k.dtype],
+                                              sm_rate, sm_load, t_m,
+                                              FALLBACK_SPLITS if splitting else (1,),
+                                              p["fallback_tile_k0"], t_store=t_store,
+                                              lone_step=lone_step)
+                    choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
+                                    t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)

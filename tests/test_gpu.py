@@ -1411,6 +1411,43 @@ def test_the_gemv_split_k_is_the_recorded_one():
         max(n for n, _ in split) * min(n for n, kk in whole if kk >= GEMV_SPLIT_MIN_K)))
 
 
+def test_the_fallback_split_k_below_its_bound_is_either_variant():
+    """Where 128x128 and 64x64 tiles both leave SMs idle, every recorded CUTLASS launch of the
+    fallback kernels (but wmma's, WMMA_SPLIT_K) from FALLBACK_SPLIT_K on ran the split-K
+    variant (a splitKreduce_kernel launch) but one; below it both ran, split from K = 4 on,
+    whole up to K = 182, and the model, taking the faster, splits none that ran whole."""
+    from sim.gpu_model import FALLBACK_SPLIT_K, UNDERFILLED_TILE, _gemm_plan, gemm_family
+
+    cal = load_calibration("h100")
+    above: dict[bool, set[tuple[str, int, int, int]]] = {False: set(), True: set()}
+    below: dict[bool, set[tuple[str, int, int, int]]] = {False: set(), True: set()}
+    matched = set()
+    for r in launched_gemms():
+        k = Kernel.from_row(r)
+        family = gemm_family(k)
+        main = r["kernels"].split(" ; ")[0]
+        underfilled = -(-k.M // 128) * -(-k.N // 128) < cal.sm_count
+        filled = (-(-k.M // UNDERFILLED_TILE[0]) * -(-k.N // UNDERFILLED_TILE[1])
+                  >= cal.sm_count)
+        if (family not in ("align1", "align2") or "cutlass" not in main or not underfilled
+                or filled or k.K < 2 or (family == "align1" and k.dtype == "bf16" and k.N < 16)):
+            continue
+        shape = (k.dtype, k.M, k.N, k.K)
+        recorded = "splitKreduce" in r["kernels"]
+        if k.K >= FALLBACK_SPLIT_K:
+            if "wmma" not in main:
+                above[recorded].add(shape)
+            continue
+        model = _gemm_plan(cal, k, cal.params)[0] > cal.params["fallback_fixed_us"]
+        assert recorded or not model, (shape, main[:90])
+        below[recorded].add(shape)
+        if model == recorded:
+            matched.add(shape)
+    assert above[False] == {("bf16", 3674, 102, 303)} and len(above[True]) >= 10
+    assert min(s[3] for s in below[True]) == 4 and max(s[3] for s in below[False]) == 182
+    assert (len(below[True]), len(below[False] - below[True]), len(matched)) == (8, 47, 48)
+
+
 def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
     """Where 128x128 tiles leave SMs idle but 64x64 ones fill them, the fallback kernels ran
     their split-K variant (a splitKreduce_kernel launch) only from FALLBACK_SPLIT_K_FILLED on:

@@ -346,8 +346,15 @@ NVJET_TILE_MIN_ROWS = 64
 NVJET_TILE_MAX_AREA = 256 * 160
 #: The split-K variant of the fallback kernels (:func:`gemm_family` align1, align2): its
 #: splits (any count: 3, 5, 11, 17, 27, 56 and more were recorded, not only powers of two),
-#: a second kernel (the reduction) even unsplit, and the shortest K it runs for when the tiles
-#: leave SMs idle (seen on the H100: at K of 256 and more; not below 111).
+#: a second kernel (the reduction) even unsplit, and the K from which it always runs where
+#: the tiles leave SMs idle (128x128 tiles and 64x64 ones fewer than the SMs; every such
+#: recorded launch of the s1688/s16816 kernels of K 256 and more but 3674x102x303 bf16). Below
+#: it cuBLAS ran either (the kernels columns of every measured run that has them): bf16 align-1
+#: launches split from K = 4 on (37x147x81 in 11 splits, 10x97x218 in 28, 71x101x146 in 19,
+#: 35x183x181 in 23, 231x156x207 in 3, 69x405x65, 6269x25x9, 22x461x4) and ran whole up to
+#: K = 182 (31x8143x182, 131x1513x180, 20x8033x157, 2x614x141 and on), no bound of K, M, N or
+#: their tile counts parting them: the model takes the faster of the two there
+#: (tests/test_gpu.py counts the recorded launches it matches).
 FALLBACK_SPLITS = tuple(range(1, 65))
 FALLBACK_SPLIT_K = 256
 #: ... but where the 64x64 tiles (UNDERFILLED_TILE) alone fill the SMs, the shortest K it runs
@@ -428,13 +435,17 @@ WMMA_TILE = (32, 32)
 #: and 581x2x788 bf16, 12x314x429 fp16), where the s1688/s16816 kernels split; from it on
 #: they ran split or whole (7239x25x918 fp16 whole).
 WMMA_SPLIT_K = 717
-#: ... and with fewer than 16 rows, only from K = 2497 on: where a wmma kernel exists (fp16,
+#: ... and with fewer than 16 rows, only from a longer K: where a wmma kernel exists (fp16,
 #: and bf16 at vector 2 or 4), GEMMs of fewer than 16 rows ran it (its 16x16 or 32x32 tiles,
 #: no tensor-op tile of 64 rows and more; but at K = 1, 7x16111x1 fp16 ran 64x64, and one
-#: held-out fp16 row, 9x836x429, ran gemmSN), and of
-#: them only 2x910x2497 fp16 in 15 splits and 13x148x5466 bf16 in 16 split; 5x124x861 and
-#: 5x73x1150 fp16 ran whole, 12x7423x956 fp16 too.
-WMMA_SPLIT_K_FEW_ROWS = 2497
+#: held-out fp16 row, 9x836x429, ran gemmSN). Of the recorded launches so with K of
+#: FALLBACK_SPLIT_K and more (the kernels columns of every measured run that has one), those
+#: of K 1150 and less ran whole (5x73x1150 and 5x124x861 fp16, 12x7423x956 fp16, 4x236x380
+#: bf16 and on) but 14x512x498 bf16 (8 splits), and every one from K = 2404 on split
+#: (8x5652x2404 fp16 in 3, 2x910x2497 fp16 in 15, 13x148x5466 bf16 in 16); the bound is the
+#: geometric mean of those neighbours, round(sqrt(1150 * 2404)) (tests/test_gpu.py
+#: recomputes it and counts the one exception).
+WMMA_SPLIT_K_FEW_ROWS = 1663
 #: The largest CTA tile the align-1 kernels ran whole (no split-K reduction) where 128x128
 #: tiles would leave SMs idle: the s1688 64x64 tile. All 40 such recorded align-1 launches
 #: with K below FALLBACK_SPLIT_K (the kernels columns of measured_h100_misaligned.csv and
@@ -1134,15 +1145,23 @@ def _tile_eff(effs: tuple[float, ...], area: int) -> float:
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
               k0: float = 0.0, split_us: float | None = None,
-              burst: GpuBurst | None = None, fitted: bool = False) -> float:
+              burst: GpuBurst | None = None, fitted: bool = False,
+              elem_bytes: int = 0) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
     tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
     epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
     ``split_cost_us``) and its partial results' traffic; ``burst``: the tiles' work at the
     burst clock (:func:`burst_us`); ``fitted``: also the tiles sized to the shape
-    (:func:`shape_fitted_tiles`)."""
+    (:func:`shape_fitted_tiles`); ``elem_bytes`` (0: no such bound): every tile's A and W rows,
+    ``(BM + BN) K`` elements of that many bytes, loaded from L2 in line traffic
+    (:func:`line_traffic`) at the whole chip's L2 load bandwidth, ``fp8_load_gb_per_s``: the
+    L2 and the SMs' load path are the same hardware whatever the dtype, so the rate fitted on
+    the fp8 kernels (module doc) bounds these tiles too, a constant of the card, not refitted
+    here (however split, a tile's rows are loaded once over its K)."""
     split_s = (p["split_cost_us"] if split_us is None else split_us) * 1e-6
     bw = cal.read_gb_per_s * 1e9
+    l2_s_per_elem = (elem_bytes * line_traffic(K * elem_bytes) / (p["fp8_load_gb_per_s"] * 1e9)
+                     if elem_bytes else 0.0)
     choices = []
     for (bm, bn), eff in zip(TILES, effs, strict=True):
         tiles = -(-M // bm) * -(-N // bn)
@@ -1156,10 +1175,11 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
     best = math.inf
     for bm, bn, s, waves, eff in choices:
         t_c = burst_us(burst, waves * 2 * bm * bn * (-(-K // s) + k0) / (sm_rate * eff))
+        t_l2 = -(-M // bm) * -(-N // bn) * (bm + bn) * K * l2_s_per_elem
         extra = 0.0
         if s > 1:  # partial results written and reduced
             extra = split_s + 2 * s * M * N * 4 / bw
-        best = min(best, max(t_c, t_m) + extra)
+        best = min(best, max(t_c, t_m, t_l2) + extra)
     return best
 
 
@@ -1226,31 +1246,35 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         filled = _cdiv(M, UNDERFILLED_TILE[0]) * _cdiv(N, UNDERFILLED_TILE[1]) >= cal.sm_count
         split = ((underfilled and K >= (FALLBACK_SPLIT_K_FILLED if filled else FALLBACK_SPLIT_K))
                  or (family == "align1" and k.dtype == "bf16" and N < 16 and K > 1))
-        tiles = FALLBACK_TILES[family]
-        if family == "align1" and k.dtype == "bf16":  # no bf16 wmma at vector 1 (WMMA_TILE)
-            tiles = tuple(t for t in tiles if t != WMMA_TILE)
-        if family == "align1" and underfilled and not split:  # UNDERFILLED_TILE
-            tiles = tuple(t for t in tiles if t[0] * t[1] <= math.prod(UNDERFILLED_TILE))
-        if M < 16 and K > 1 and WMMA_TILE in tiles:  # WMMA_SPLIT_K_FEW_ROWS
-            tiles = (WMMA_TILE,)
-        # the wmma kernels split only from WMMA_SPLIT_K on: below it they run whole, beside
-        # the other kernels' split-K variant (the faster of the two)
-        wmma_k = WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
-        whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
+        # below FALLBACK_SPLIT_K, where even 64x64 tiles leave SMs idle, cuBLAS ran either
+        # variant: the faster of the two
+        variants = (False, True) if underfilled and not filled and not split else (split,)
         fixed = p["fallback_fixed_us"]
         # a lone align-1 CTA's step along K: at least align1_lone_step_ns
         lone_step = p["align1_lone_step_ns"] * 1e-9 if family == "align1" else 0.0
         choices = []
-        for group, splitting in (([t for t in tiles if t not in whole], split),
-                                 (whole, False)):
-            if group:
-                t, ops = _loaded_tiles_us(cal, M, N, K, tuple(group), ELEM_BYTES[k.dtype],
-                                          sm_rate, sm_load, t_m,
-                                          FALLBACK_SPLITS if splitting else (1,),
-                                          p["fallback_tile_k0"], t_store=t_store,
-                                          lone_step=lone_step)
-                choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
-                                t * 1e6, ops))
+        for split in variants:
+            tiles = FALLBACK_TILES[family]
+            if family == "align1" and k.dtype == "bf16":  # no bf16 wmma at vector 1 (WMMA_TILE)
+                tiles = tuple(t for t in tiles if t != WMMA_TILE)
+            if family == "align1" and underfilled and not split:  # UNDERFILLED_TILE
+                tiles = tuple(t for t in tiles if t[0] * t[1] <= math.prod(UNDERFILLED_TILE))
+            if M < 16 and K > 1 and WMMA_TILE in tiles:  # WMMA_SPLIT_K_FEW_ROWS
+                tiles = (WMMA_TILE,)
+            # the wmma kernels split only from WMMA_SPLIT_K on: below it they run whole, beside
+            # the other kernels' split-K variant (the faster of the two)
+            wmma_k = WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
+            whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
+            for group, splitting in (([t for t in tiles if t not in whole], split),
+                                     (whole, False)):
+                if group:
+                    t, ops = _loaded_tiles_us(cal, M, N, K, tuple(group), ELEM_BYTES[k.dtype],
+                                              sm_rate, sm_load, t_m,
+                                              FALLBACK_SPLITS if splitting else (1,),
+                                              p["fallback_tile_k0"], t_store=t_store,
+                                              lone_step=lone_step)
+                    choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
+                                    t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
     bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
         k.dtype, 1.0)
@@ -1306,8 +1330,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         return p["fixed_us"], min(plans) * 1e6, useful
     # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
     return p["fixed_us"], _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p,
-                                    burst=burst, fitted=k.dtype in ("bf16", "fp16")
-                                    ) * 1e6, useful
+                                    burst=burst, fitted=k.dtype in ("bf16", "fp16"),
+                                    elem_bytes=ELEM_BYTES[k.dtype]) * 1e6, useful
 
 
 #: The CTA tiles (rows of M, columns of N) of cuBLASLt's Hopper fp8 kernels

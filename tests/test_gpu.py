@@ -58,6 +58,10 @@ EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
 #: Random GEMMs drawn apart from every other dataset (sim/data/gpu/shapes_random.csv), with the
 #: kernels each launched: their 'cal' rows join the fit (after EXTRA's).
 RANDOM = DATA / "measured_h100_random.csv"
+#: Every measured run that recorded the kernels each row launched (column kernels), H100 and
+#: H200: the dispatch rules are checked against every recorded launch.
+KERNEL_RUNS = tuple(f for f in sorted(DATA.glob("measured_*.csv"))
+                    if "kernels" in f.read_text().partition("\n")[0].split(","))
 #: The first dataset's two H100 runs, timed after light load (no energy loop between their
 #: rows): their 'cal' rows fit the burst clock (sim.gpu_model.after_light_load).
 BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")
@@ -67,6 +71,11 @@ BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")
 def rows(path: Path = MEASURED) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def launched_gemms() -> list[dict[str, str]]:
+    """Every GEMM row of KERNEL_RUNS with its recorded kernels."""
+    return [r for f in KERNEL_RUNS for r in rows(f) if r["op"] == "gemm" and r.get("kernels")]
 
 
 def test_the_dataset_is_large_varied_and_split_before_fitting():
@@ -309,6 +318,35 @@ def test_a_tile_sized_to_the_shape_fills_the_sms():
     fixed, work = predict_parts_us(cal, Kernel(op="gemm", dtype="bf16", M=695, N=3808,
                                                K=14176))[:2]
     assert fixed == p["fixed_us"] and work <= one_wave_s * 1e6 * (1 + 1e-9)
+
+
+def test_bf16_tiles_load_their_rows_from_l2_at_the_fp8_kernels_rate():
+    """3272x192x9200 bf16 (measured_h100_random.csv: nvjet 64x80 tiles, 2 x 63 CTAs, K rows of
+    18400 bytes, off the L2's line): the model takes it no faster than the cheapest tile's A
+    and W rows in line traffic at fp8_load_gb_per_s, the L2 rate fitted on the fp8 kernels (no
+    constant of its own), and that bound is what sets its time: a faster L2 makes it faster;
+    a GEMM whose products bind (4096 cubed) does not move."""
+    import dataclasses
+
+    from sim.gpu_model import L2_LINE_BYTES, NVJET_TILE_BN, TILES, line_traffic
+
+    cal = load_calibration("h100")
+    p = cal.params
+    M, N, K = 3272, 192, 9200
+    assert (K * 2) % L2_LINE_BYTES and line_traffic(K * 2) > 1
+    # every tile the model may take, fixed or sized to the shape (at most 256x160 elements)
+    rows = min((-(-M // bm)) * (-(-N // bn)) * (bm + bn)
+               for bm, bn in (*TILES, *((bm, bn) for bn in NVJET_TILE_BN
+                                        for bm in range(64, 257, 8) if bm * bn <= 256 * 160)))
+    floor_s = rows * K * 2 * line_traffic(K * 2) / (p["fp8_load_gb_per_s"] * 1e9)
+    k = Kernel(op="gemm", dtype="bf16", M=M, N=N, K=K)
+    work = predict_parts_us(cal, k)[1]
+    assert work >= floor_s * 1e6 * (1 - 1e-9)
+    faster = dataclasses.replace(cal, params={**p, "fp8_load_gb_per_s":
+                                              2 * p["fp8_load_gb_per_s"]})
+    assert predict_parts_us(faster, k)[1] < 0.9 * work
+    big = Kernel(op="gemm", dtype="bf16", M=4096, N=4096, K=4096)
+    assert predict_parts_us(faster, big) == predict_parts_us(cal, big)
 
 
 def test_calibrate_holds_what_hold_names(capsys, tmp_path):
@@ -1259,9 +1297,11 @@ def test_the_fallback_tiles_are_the_recorded_ones():
 
 def test_the_fallback_dispatch_is_the_recorded_one():
     """The dispatch rules of the fallback kernels hold for every recorded launch (the kernels
-    columns): no bf16 align-1 GEMM ran a wmma kernel (WMMA_TILE); a wmma kernel split only
-    from WMMA_SPLIT_K on (WMMA_SPLIT_K_FEW_ROWS for fewer than 16 rows, which ran no other
-    tensor-core kernel where a wmma one exists, but at K = 1); where 128x128 tiles
+    columns of every measured run that has them, KERNEL_RUNS): no bf16 align-1 GEMM ran a
+    wmma kernel (WMMA_TILE); a wmma kernel split only from WMMA_SPLIT_K on, and with fewer
+    than 16 rows (which ran no other tensor-core kernel where a wmma one exists, but at
+    K = 1) only from WMMA_SPLIT_K_FEW_ROWS on, the geometric mean of the recorded neighbours,
+    but for one launch; where 128x128 tiles
     leave SMs idle and K is below FALLBACK_SPLIT_K, an align-1 kernel without a split-K
     reduction ran no tile larger than UNDERFILLED_TILE;
     every bf16 GEMM of more than one row and column the model gives cuBLAS's CUDA-core kernels
@@ -1278,7 +1318,8 @@ def test_the_fallback_dispatch_is_the_recorded_one():
     )
 
     counts = {"wmma_split": 0, "underfilled": 0, "gemmsn": 0}
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+    few_rows: dict[bool, set[tuple[str, int, int, int]]] = {False: set(), True: set()}
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         family = gemm_family(k)
         main = r["kernels"].split(" ; ")[0]
@@ -1289,8 +1330,10 @@ def test_the_fallback_dispatch_is_the_recorded_one():
             if 1 < k.M < 16 and k.K > 1 and family in ("align1", "align2"):  # wmma alone
                 assert "wmma" in main or "gemmSN_TN" in main, (k, main)
         if "wmma" in main and reduced:
-            assert k.K >= (WMMA_SPLIT_K_FEW_ROWS if k.M < 16 else WMMA_SPLIT_K), (k, main)
+            assert k.K >= WMMA_SPLIT_K or k.M < 16, (k, main)  # fewer rows: few_rows
             counts["wmma_split"] += 1
+        if "wmma" in main and k.M < 16 and k.K >= FALLBACK_SPLIT_K:
+            few_rows[reduced].add((k.dtype, k.M, k.N, k.K))
         underfilled = -(-k.M // 128) * -(-k.N // 128) < 132
         tile = re.search(r"s1688gemm_(?:bf16|f16)_(\d+)x(\d+)_", main)
         if (family == "align1" and underfilled and k.K < FALLBACK_SPLIT_K and not reduced
@@ -1304,6 +1347,12 @@ def test_the_fallback_dispatch_is_the_recorded_one():
                 and GEMMSN_MIN_K <= k.K < 2 * k.N and vector_elems("bf16", k.N, k.K) == 1):
             assert "gemmSN_TN" in main, (k, main)
     assert counts["wmma_split"] >= 10 and counts["underfilled"] >= 15 and counts["gemmsn"] >= 10
+    # fewer than 16 rows: whole up to K = 1150, split from 2404 on, but for one launch
+    whole_k = max(kk for *_, kk in few_rows[False])
+    split_k = min(kk for *_, kk in few_rows[True] if kk > whole_k)
+    assert WMMA_SPLIT_K_FEW_ROWS == round(math.sqrt(whole_k * split_k))
+    assert [s for s in few_rows[True] if s[3] < WMMA_SPLIT_K_FEW_ROWS] == [("bf16", 14, 512, 498)]
+    assert len(few_rows[False]) >= 5 and len(few_rows[True]) >= 4
 
 
 def test_gemmsn_band_and_grid_are_the_recorded_ones():
@@ -1314,7 +1363,7 @@ def test_gemmsn_band_and_grid_are_the_recorded_ones():
     from sim.gpu_model import GEMMSN_BAND_K, GEMMSN_CTA_COLS, gemm_family, vector_elems
 
     inside, below, above, grids = [], [], [], 0
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS):
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         main = r["kernels"].split(" ; ")[0]
         if "gemmSN_TN" in main:
@@ -1351,7 +1400,7 @@ def test_the_gemv_split_k_is_the_recorded_one():
     )
 
     split, whole = [], []
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         if gemm_family(k) != "gemv" or min(k.M, k.N) != 1 or "dot_kernel" in r["kernels"]:
             continue
@@ -1366,6 +1415,43 @@ def test_the_gemv_split_k_is_the_recorded_one():
         max(kk for _, kk in whole if kk < min(kk for _, kk in split)) * min(kk for _, kk in split)))
     assert GEMV_SPLIT_MAX_LEN == round(math.sqrt(
         max(n for n, _ in split) * min(n for n, kk in whole if kk >= GEMV_SPLIT_MIN_K)))
+
+
+def test_the_fallback_split_k_below_its_bound_is_either_variant():
+    """Where 128x128 and 64x64 tiles both leave SMs idle, every recorded CUTLASS launch of the
+    fallback kernels (but wmma's, WMMA_SPLIT_K) from FALLBACK_SPLIT_K on ran the split-K
+    variant (a splitKreduce_kernel launch) but one; below it both ran, split from K = 4 on,
+    whole up to K = 182, and the model, taking the faster, splits none that ran whole."""
+    from sim.gpu_model import FALLBACK_SPLIT_K, UNDERFILLED_TILE, _gemm_plan, gemm_family
+
+    cal = load_calibration("h100")
+    above: dict[bool, set[tuple[str, int, int, int]]] = {False: set(), True: set()}
+    below: dict[bool, set[tuple[str, int, int, int]]] = {False: set(), True: set()}
+    matched = set()
+    for r in launched_gemms():
+        k = Kernel.from_row(r)
+        family = gemm_family(k)
+        main = r["kernels"].split(" ; ")[0]
+        underfilled = -(-k.M // 128) * -(-k.N // 128) < cal.sm_count
+        filled = (-(-k.M // UNDERFILLED_TILE[0]) * -(-k.N // UNDERFILLED_TILE[1])
+                  >= cal.sm_count)
+        if (family not in ("align1", "align2") or "cutlass" not in main or not underfilled
+                or filled or k.K < 2 or (family == "align1" and k.dtype == "bf16" and k.N < 16)):
+            continue
+        shape = (k.dtype, k.M, k.N, k.K)
+        recorded = "splitKreduce" in r["kernels"]
+        if k.K >= FALLBACK_SPLIT_K:
+            if "wmma" not in main:
+                above[recorded].add(shape)
+            continue
+        model = _gemm_plan(cal, k, cal.params)[0] > cal.params["fallback_fixed_us"]
+        assert recorded or not model, (shape, main[:90])
+        below[recorded].add(shape)
+        if model == recorded:
+            matched.add(shape)
+    assert above[False] == {("bf16", 3674, 102, 303)} and len(above[True]) >= 10
+    assert min(s[3] for s in below[True]) == 4 and max(s[3] for s in below[False]) == 182
+    assert (len(below[True]), len(below[False] - below[True]), len(matched)) == (8, 47, 48)
 
 
 def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
@@ -1383,7 +1469,7 @@ def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
     )
 
     unsplit, split = [], []
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+    for r in launched_gemms():
         k = Kernel.from_row(r)
         main = r["kernels"].split(" ; ")[0]
         if (gemm_family(k) not in ("align1", "align2") or "cutlass" not in main
@@ -1407,7 +1493,7 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
     cal = load_calibration("h100")
     p = cal.params
     lone = []  # (K, profiled us) of the one-wave unsplit 64x64 launches
-    for r in rows(MISALIGNED) + rows(GEMM_KERNELS) + rows(RANDOM):
+    for r in launched_gemms():
         main = r["kernels"].split(" ; ")[0]
         k = Kernel.from_row(r)
         if (r["split"] == "cal" and "s1688gemm_bf16_64x64_" in main

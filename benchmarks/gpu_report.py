@@ -303,6 +303,8 @@ def _unseen_datasets() -> list[str]:
     first fitted on (the tile dataset joins no calibration, the random one's 'cal' rows do):
     the tile dataset and the random one, with the random kernels' launched against replayed
     times and kernels, and the unseen one (its run in the table once measured)."""
+    from sim.gpu_model import GRAPH_REPLAY_US
+
     tiles = _rows(DATA / "measured_h100_tiles.csv")
     unseen = _rows(DATA / "shapes_unseen.csv")
     launched, replayed = (_rows(DATA / f"measured_h100_{n}.csv") for n in RANDOM_RUNS)
@@ -326,7 +328,11 @@ def _unseen_datasets() -> list[str]:
         f"(`measured_h100_{RANDOM_RUNS[1]}.csv`) on the same machine: {same} of "
         f"{len(pairs)} GEMMs launched the same kernels, grids and blocks both times, the "
         f"replayed times a median {ratio[len(ratio) // 2]:.2f}x the launched "
-        f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x). The random dataset's `cal` rows join the "
+        f"({ratio[0]:.2f}x to {ratio[-1]:.2f}x); the replay adds a fixed cost to the short "
+        f"ones (`sim.gpu_model.GRAPH_REPLAY_US`, {GRAPH_REPLAY_US} us: the median over the "
+        "short `cal` GEMMs of the random, misaligned and v2 runs, replayed less launched), "
+        "which the model adds to the GEMMs of a run whose `_env.json` command has `--graph`. "
+        "The random dataset's `cal` rows join the "
         "calibration (`tpe gpu calibrate ... --extra sim/data/gpu/measured_h100_random.csv`, "
         "the command in the calibration's commit; each kernel family's constants fitted "
         "on the rows of its own family, then held at those values with `--hold GROUP` while "
@@ -834,7 +840,7 @@ def main() -> int:
     from models.ops import Vector
     from sim.cli.gpu import _kernels, _plot, _predict, check_rows, finer_verdict
     from sim.gpu.framework import EAGER_FIT_MODEL, profiled_passes
-    from sim.gpu.measure import ENERGY_SETS, timed_after_light_load
+    from sim.gpu.measure import ENERGY_SETS, timed_after_light_load, timed_replayed
     from sim.gpu_model import (
         ATTN_HEAD_DIMS_MEASURED,
         Kernel,
@@ -884,7 +890,9 @@ def main() -> int:
             rows = replayed
         a = load_arch(preset)
         # each run in the clock state it was timed in (tpe gpu check: its _env.json)
-        pred = _predict(a, _kernels(rows, name), timed_after_light_load(DATA / name))
+        # (and replayed from CUDA graphs where it was: the quant run judged on its replays)
+        graph = timed_replayed(DATA / (QUANT_REPLAYED[1] if name == QUANT_LAUNCHED else name))
+        pred = _predict(a, _kernels(rows, name), timed_after_light_load(DATA / name), graph)
         st = check_rows(rows, pred)
         runs.append((name, preset, rows[0]["gpu"], len(rows), st))
         finer[name] = finer_verdict(rows, pred, st)

@@ -1784,3 +1784,35 @@ def test_the_8bit_gemms_mechanisms():
     assert line_traffic(4096) == 1.0 and line_traffic(4112) == 1.875
     assert line_traffic(4160) == 1.5
     assert us("int8", 1000, 4112, 4112) > 1.6 * us("int8", 1000, 4096, 4096)
+
+
+def test_graph_replay_cost_is_the_recorded_one():
+    """GRAPH_REPLAY_US is the median of replayed less launched ``us`` over the short 'cal'
+    GEMMs of every launched run and its ``_graph`` replay; only the runs whose env records
+    ``--graph`` are replayed, and only the launched-fitted GEMM paths pay it."""
+    import dataclasses
+    import statistics
+
+    from sim.gpu.measure import timed_replayed
+    from sim.gpu_model import GRAPH_REPLAY_US, Kernel, replay_us, replayed
+
+    diffs = []
+    for name in ("random", "misaligned", "v2"):
+        launched = DATA / f"measured_h100_{name}.csv"
+        graph = DATA / f"measured_h100_{name}_graph.csv"
+        assert timed_replayed(graph) and not timed_replayed(launched)
+        key = ("op", "dtype", "M", "N", "K")
+        with open(launched) as f:
+            us = {tuple(r[c] for c in key): float(r["us"]) for r in csv.DictReader(f) if r["us"]}
+        with open(graph) as f:
+            for r in csv.DictReader(f):
+                base = us.get(tuple(r[c] for c in key))
+                if r["split"] == "cal" and r["us"] and base is not None and base < 10.0:
+                    diffs.append(float(r["us"]) - base)
+    assert len(diffs) == 229
+    assert round(statistics.median(diffs), 3) == GRAPH_REPLAY_US
+    c = replayed(arch_calibration(load_arch("h100")))
+    gemm = Kernel.from_row({"op": "gemm", "dtype": "bf16", "M": "64", "N": "64", "K": "64"})
+    assert replay_us(c, gemm) == GRAPH_REPLAY_US
+    assert replay_us(dataclasses.replace(c, replayed=False), gemm) == 0.0
+    assert replay_us(c, dataclasses.replace(gemm, dtype="w4a16")) == 0.0

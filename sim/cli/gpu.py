@@ -193,16 +193,26 @@ def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
     return out
 
 
-def _predict(arch: ArchSpec, kernels: list[Any], light_load: bool = False) -> list[Any]:
+def _predict(arch: ArchSpec, kernels: list[Any], light_load: bool = False,
+             graph: bool = False) -> list[Any]:
     """Each kernel's :class:`sim.gpu_model.KernelEstimate` on the preset; ``light_load``: timed
-    after light load, at the burst clock (:func:`sim.gpu_model.after_light_load`)."""
+    after light load, at the burst clock (:func:`sim.gpu_model.after_light_load`); ``graph``:
+    timed replayed from a CUDA graph of one call (:func:`sim.gpu_model.replayed`)."""
     from hw.spec import SpecError
-    from sim.gpu_model import after_light_load, arch_calibration, predict_kernel, tensor_dtype
+    from sim.gpu_model import (
+        after_light_load,
+        arch_calibration,
+        predict_kernel,
+        replayed,
+        tensor_dtype,
+    )
 
     assert arch.gpu is not None
     cal = arch_calibration(arch)
     if light_load:
         cal = after_light_load(cal)
+    if graph:
+        cal = replayed(cal)
     out = []
     for k in kernels:
         if tensor_dtype(k) not in arch.gpu.dtypes:
@@ -352,16 +362,20 @@ def run_check(args: argparse.Namespace) -> int:
     if not rows:
         raise InputError(f"--measured: {args.measured} has no measured rows (column us)")
     arch = _gpu_arch(args.gpu or _infer_gpu(rows))
-    from sim.gpu.measure import timed_after_light_load
+    from sim.gpu.measure import timed_after_light_load, timed_replayed
 
     light = timed_after_light_load(Path(args.measured))
-    predicted = _predict(arch, _kernels(rows, "--measured"), light)
+    graph = timed_replayed(Path(args.measured))
+    predicted = _predict(arch, _kernels(rows, "--measured"), light, graph)
     stats = check_rows(rows, predicted)
     print(f"{args.measured} ({len(rows)} kernels, card {rows[0].get('gpu', '?')}) against "
           f"the {arch.name} preset")
     if light:  # else the sustained state, the calibration's
         print("timed after light load (its _env.json records no energy loop between the "
               "rows): bf16/fp16/fp8 GEMMs at the burst clock")
+    if graph:
+        print("replayed from CUDA graphs (its _env.json's command has --graph): bf16/fp16/fp8/"
+              "int8 GEMMs pay the replay's cost (sim.gpu_model.GRAPH_REPLAY_US)")
     print(f"{'split':<6}{'family':<11}{'group':<32}{'n':>5}{'MAPE':>8}{'p90':>8}{'max':>8}"
           f"{'Spearman':>10}{'mJ MAPE':>9}{'mJ p90':>8}")
     for (split, family, group), s in stats.items():

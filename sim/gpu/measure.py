@@ -367,6 +367,15 @@ def timed_after_light_load(measured: Path) -> bool:
     return energy.startswith("not measured")
 
 
+def timed_replayed(measured: Path) -> bool:
+    """Whether a measured run timed each call replayed from a CUDA graph (``--graph``: its
+    environment file's ``command``; ``sim.gpu_model.replayed``). False without the file."""
+    env = measured.with_name(measured.stem + "_env.json")
+    if not env.is_file():
+        return False
+    return "--graph" in str(json.loads(env.read_text()).get("command", "")).split()
+
+
 # -- kernels ---------------------------------------------------------------------------------
 
 

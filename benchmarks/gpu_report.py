@@ -294,8 +294,10 @@ def _launches(cell: str) -> list[str]:
 #: The runs of the random GEMM dataset (``python -m sim.gpu.shapes --random``): launched, and
 #: replayed from CUDA graphs.
 RANDOM_RUNS = ("random", "random_graph")
-#: The unseen dataset's run (``python -m sim.gpu.shapes --unseen``), in the run table once measured.
-UNSEEN_RUN = "measured_h100_unseen.csv"
+#: The unseen dataset's runs (``python -m sim.gpu.shapes --unseen``): launched, replayed from CUDA
+#: graphs, and launched again; each in the run table once measured.
+UNSEEN_RUNS = ("measured_h100_unseen.csv", "measured_h100_unseen_graph.csv",
+               "measured_h100_unseen_repeat.csv")
 
 
 def _unseen_datasets() -> list[str]:
@@ -315,6 +317,7 @@ def _unseen_datasets() -> list[str]:
     same = sum(_launches(a["kernels"]) == _launches(b["kernels"]) for a, b in pairs)
     dtypes = sorted({r["dtype"] for r in launched})
     found, checked = _fitted_tiles_found(launched)
+    measured = [n for n in UNSEEN_RUNS if (DATA / n).exists()]
     return [
         "Two datasets test the model on shapes drawn apart from those it was fitted on: "
         f"`shapes_tiles.csv` ({len(tiles)} int8 and fp8 GEMMs of 256 to "
@@ -350,9 +353,23 @@ def _unseen_datasets() -> list[str]:
         "with another seed, every row held out; `python -m sim.gpu.shapes --unseen`; `bash "
         "benchmarks/gpu_measure_card.sh unseen`), was drawn after the model was fitted on the "
         "random dataset, to judge it on shapes no fit has seen: "
-        + (f"`{UNSEEN_RUN}` is in the table above." if (DATA / UNSEEN_RUN).exists()
-           else "it has not been measured yet."),
+        + (_unseen_sentence(measured) if measured else "it has not been measured yet."),
     ]
+
+
+def _unseen_sentence(measured: list[str]) -> str:
+    """What the unseen dataset's measured runs are and how many of its GEMMs ran (its rows
+    without a time say why in column ``status``)."""
+    with open(DATA / measured[0], newline="") as f:
+        rows = list(csv.DictReader(f))
+    ran = _rows(DATA / measured[0])
+    failed = [f"{r['dtype']} {r['M']}x{r['N']}x{r['K']} ({r['status'].split(' when ')[0]})"
+              for r in rows if r.get("status", "ok") != "ok"]
+    return (", ".join(f"`{n}`" for n in measured) + " (launched, replayed from CUDA graphs, "
+            "launched again: the same command with `--graph`, then without, on the same "
+            f"machine) are in the table above: {len(ran)} of {len(rows)} GEMMs ran"
+            + (f"; {'; '.join(failed)} did not" if failed else "") + ". They join no "
+            "calibration: these are the model's figures on shapes it was never fitted on.")
 
 
 def _fitted_tiles_found(rows: list[dict[str, str]]) -> tuple[int, int]:
@@ -881,7 +898,7 @@ def main() -> int:
                          ("measured_h100_v2_graph.csv", "h100"),
                          ("measured_h100_tiles.csv", "h100"),
                          *((f"measured_h100_{name}.csv", "h100") for name in RANDOM_RUNS),
-                         *(((UNSEEN_RUN, "h100"),) if (DATA / UNSEEN_RUN).exists() else ()),
+                         *((name, "h100") for name in UNSEEN_RUNS if (DATA / name).exists()),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
                            for name in ("v2", "misaligned", "decode", "quant"))):

@@ -59,9 +59,12 @@ EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
 #: kernels each launched: their 'cal' rows join the fit (after EXTRA's).
 RANDOM = DATA / "measured_h100_random.csv"
 #: Every measured run that recorded the kernels each row launched (column kernels), H100 and
-#: H200: the dispatch rules are checked against every recorded launch.
+#: H200, the dispatch rules are read from and checked against; not the unseen dataset's runs
+#: (``python -m sim.gpu.shapes --unseen``), which judge the model on shapes that no fit and no
+#: rule has seen (docs/gpu.md's run table).
 KERNEL_RUNS = tuple(f for f in sorted(DATA.glob("measured_*.csv"))
-                    if "kernels" in f.read_text().partition("\n")[0].split(","))
+                    if "_unseen" not in f.stem
+                    and "kernels" in f.read_text().partition("\n")[0].split(","))
 #: The first dataset's two H100 runs, timed after light load (no energy loop between their
 #: rows): their 'cal' rows fit the burst clock (sim.gpu_model.after_light_load).
 BURST = (DATA / "measured_h100.csv", DATA / "measured_h100_repeat.csv")

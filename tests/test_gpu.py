@@ -1720,6 +1720,16 @@ def test_every_shapes_dataset_is_written_as_committed_and_the_command_refuses_un
     assert len(unseen) >= 400 and {r["split"] for r in unseen} == {"held"}
     drawn = {(r["dtype"], r["M"], r["N"], r["K"]) for r in (*random_shapes(), *tiles)}
     assert not drawn & {(r["dtype"], r["M"], r["N"], r["K"]) for r in unseen}
+    # the gemmSN probe: bf16 at vector 1, 2 to 17 rows, K below twice N, none measured before
+    from sim.gpu.shapes import gemmsn_shapes
+    from sim.gpu_model import vector_elems
+
+    probe = gemmsn_shapes()
+    assert {r["M"] for r in probe} == set(range(2, 18))
+    assert all(r["dtype"] == "bf16" and vector_elems("bf16", r["N"], r["K"]) == 1
+               and r["K"] < 2 * r["N"] for r in probe)
+    measured = drawn | {(r["dtype"], r["M"], r["N"], r["K"]) for r in unseen}
+    assert not measured & {(r["dtype"], r["M"], r["N"], r["K"]) for r in probe}
     for bad in (["--help-me"], ["--v2", "--tiles"], ["a.csv", "b.csv"]):
         with pytest.raises(SystemExit) as e:
             main(bad)

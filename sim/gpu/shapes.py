@@ -33,6 +33,10 @@ sim.gpu.shapes --tiles``) follows the tile cuBLAS picks for the 8-bit GEMMs as t
 The decode dataset (:func:`decode_shapes`, ``sim/data/gpu/shapes_decode.csv``, ``python -m
 sim.gpu.shapes --decode``) adds SDPA decode at head dim 256 (Gemma's) over multi-head, grouped
 and multi-query heads, and multi-query decode at head dims 64 and 128 beside it.
+
+The gemmSN dataset (:func:`gemmsn_shapes`, ``sim/data/gpu/shapes_gemmsn.csv``, ``python -m
+sim.gpu.shapes --gemmsn``) probes which kernel cuBLAS runs for bf16 GEMMs of 2 to 17 rows at
+vector 1 with K below twice N: its CUDA-core gemmSN kernel or the s1688 tiles.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ from pathlib import Path
 
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
-__all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "misaligned_shapes",
-           "quant_shapes", "split_of", "tile_shapes", "v2_shapes", "write_shapes"]
+__all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "gemmsn_shapes",
+           "misaligned_shapes", "quant_shapes", "split_of", "tile_shapes", "v2_shapes",
+           "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
@@ -61,6 +66,7 @@ SHAPES_DECODE_CSV = SHAPES_CSV.with_name("shapes_decode.csv")
 SHAPES_TILES_CSV = SHAPES_CSV.with_name("shapes_tiles.csv")
 SHAPES_RANDOM_CSV = SHAPES_CSV.with_name("shapes_random.csv")
 SHAPES_UNSEEN_CSV = SHAPES_CSV.with_name("shapes_unseen.csv")
+SHAPES_GEMMSN_CSV = SHAPES_CSV.with_name("shapes_gemmsn.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -390,6 +396,31 @@ def unseen_shapes() -> list[dict[str, object]]:
     return rows
 
 
+#: The rows (M), columns of C (N) and K as a share of N of the gemmSN dataset
+#: (:func:`gemmsn_shapes`): every row count from 2 to 17 (the calibration rows ran cuBLAS's
+#: gemmSN at 12 rows and less with K below twice N, and the s1688 tiles from 18 rows on: the
+#: kernels columns of measured_h100_misaligned.csv, measured_h100_v2_gemm_kernels.csv and
+#: measured_h100_random.csv, none in between), N and K odd (vector 1), K from half of N to
+#: nearly twice it.
+GEMMSN_ROWS = tuple(range(2, 18))
+GEMMSN_N = (301, 1201, 4001, 12001)
+GEMMSN_K_SHARES = (0.5, 1.0, 1.5, 1.9)
+
+
+def gemmsn_shapes() -> list[dict[str, object]]:
+    """The gemmSN dataset (``sim/data/gpu/shapes_gemmsn.csv``, ``python -m sim.gpu.shapes
+    --gemmsn``), each row with its ``split``: bf16 GEMMs of few rows at vector 1 with K below
+    twice N (:data:`GEMMSN_ROWS`, :data:`GEMMSN_N`, :data:`GEMMSN_K_SHARES`), measured with
+    their kernels to find the row count from which cuBLAS runs the s1688 tiles instead of its
+    CUDA-core gemmSN kernel (``sim.gpu_model.gemm_family``). A row another dataset has is left
+    out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes(), *unseen_shapes())}
+    rows = [_gemm("bf16", M, N, int(N * share) | 1) for M in GEMMSN_ROWS for N in GEMMSN_N
+            for share in GEMMSN_K_SHARES]
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -400,6 +431,7 @@ DATASETS = {
     "tiles": (tile_shapes, SHAPES_TILES_CSV, ()),
     "random": (random_shapes, SHAPES_RANDOM_CSV, ()),
     "unseen": (unseen_shapes, SHAPES_UNSEEN_CSV, ()),
+    "gemmsn": (gemmsn_shapes, SHAPES_GEMMSN_CSV, ()),
 }
 
 

@@ -1620,7 +1620,7 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
 
 def test_the_int8_align4_dispatch_is_the_recorded_one():
     """Every recorded launch of CUTLASS's align-4 int8 kernels for a padded K 8 off a multiple of
-    16 (every measured file with a kernels column, both cards) ran the tile int8_align4_tile
+    16 (every run of KERNEL_RUNS, both cards) ran the tile int8_align4_tile
     gives its padded shape (name oriented as test_cutlass_grid_orientation finds it, columns of
     N first), but three of the tiles sweep's shapes: 320 rows (N = 4096 and 4104) ran 128x128
     where the rule gives 256x128 (as many tiles of each as 384 rows, which ran 256x128), and
@@ -1631,11 +1631,8 @@ def test_the_int8_align4_dispatch_is_the_recorded_one():
 
     launches: dict[tuple[int, int, int], dict[str, set[str]]] = {}
     matched, missed = 0, set()
-    for path in sorted(DATA.glob("measured_*.csv")):
-        table = rows(path)
-        if not table or "kernels" not in table[0]:
-            continue
-        for r in table:
+    for path in KERNEL_RUNS:
+        for r in rows(path):
             if r["op"] != "gemm" or r["dtype"] != "int8":
                 continue
             shape = padded_shape("int8", int(r["M"]), int(r["N"]), int(r["K"]))

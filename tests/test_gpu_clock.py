@@ -193,3 +193,42 @@ def test_predict_after_light_load(capsys, tmp_path):
             got.append([float(r["us"]) for r in csv.DictReader(f)])
     sustained, light = got
     assert light[0] < sustained[0] / 1.05 and light[1:] == sustained[1:]
+
+
+def test_predict_replayed_is_what_check_compares_a_replayed_run_with(capsys, tmp_path):
+    """``tpe gpu predict --replayed``: the GEMMs of the paths fitted on launched timings pay
+    GRAPH_REPLAY_US more, the rest as without; and on a run timed replayed
+    (measured_h100_random_graph.csv, whose _env.json command has --graph) its times are the
+    ones ``tpe gpu check`` compares the run with (one answer for one question)."""
+    from sim.cli.gpu import _kernels, _predict
+    from sim.gpu.measure import timed_replayed
+    from sim.gpu_model import GRAPH_REPLAY_US
+
+    shapes = tmp_path / "s.csv"
+    shapes.write_text("op,dtype,M,N,K,B,H,Hkv,S,D,group\ngemm,bf16,2048,4096,4096,,,,,,\n"
+                      "gemm,w4a16,1,4096,4096,,,,,,128\n"
+                      "attn_decode,bf16,,,,8,32,8,4096,128,\n")
+    got = []
+    for extra in ([], ["--replayed"]):
+        out = tmp_path / f"p{len(extra)}.csv"
+        code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(shapes),
+                                    "--out", str(out), *extra])
+        assert code == 0, err
+        with open(out, newline="") as f:
+            got.append([float(r["us"]) for r in csv.DictReader(f)])
+    launched, replayed = got
+    assert replayed[0] == pytest.approx(launched[0] + GRAPH_REPLAY_US, abs=1e-3)
+    assert replayed[1:] == launched[1:]  # W4A16 fitted on replays; attention as fitted
+
+    measured = DATA / "measured_h100_random_graph.csv"
+    assert timed_replayed(measured)
+    out = tmp_path / "graph.csv"
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(measured),
+                                "--out", str(out), "--replayed"])
+    assert code == 0, err
+    with open(measured, newline="") as f:
+        rows = [r for r in csv.DictReader(f)]
+    with open(out, newline="") as f:
+        predicted = [float(r["us"]) for r in csv.DictReader(f)]
+    checked = _predict(load_arch("h100"), _kernels(rows, "--in"), False, True)
+    assert predicted == pytest.approx([e.us for e in checked], abs=5e-4)

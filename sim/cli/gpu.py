@@ -103,6 +103,10 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
                    help="time the kernels as timed after light load (a cool card, no "
                         "sustained load before them: bf16/fp16/fp8 GEMMs at the burst clock; "
                         "default: the sustained state, as the calibration's kernels ran)")
+    p.add_argument("--replayed", action="store_true",
+                   help="time the kernels as timed replayed from a CUDA graph of one call "
+                        "(tpe gpu measure --graph: bf16/fp16/fp8/int8 GEMMs pay the replay's "
+                        "fixed cost; default: launched, as the GEMMs were fitted)")
     p.set_defaults(func=run_predict)
 
 
@@ -245,7 +249,7 @@ def run_predict(args: argparse.Namespace) -> int:
     out = output_file(args.out, "--out", suffixes=(".csv",))
     arch = _gpu_arch(args.gpu)
     rows = _read(args.inp, "--in")
-    predicted = _predict(arch, _kernels(rows, "--in"), args.after_light_load)
+    predicted = _predict(arch, _kernels(rows, "--in"), args.after_light_load, args.replayed)
     # the input's own columns pass through, but for the three this writes (a measured file's
     # us, mj and gpu are replaced, not repeated)
     mine = ("us", "mj", "gpu")

@@ -178,20 +178,23 @@ def test_calibration_keeps_the_burst_through_scaling():
     assert after_light_load(cal) == again
 
 
+def predicted_us(capsys, shapes: Path, out: Path, *extra: str) -> list[float]:
+    """``tpe gpu predict --gpu h100`` of ``shapes`` (with the options ``extra``) into ``out``:
+    each row's ``us``."""
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(shapes),
+                                "--out", str(out), *extra])
+    assert code == 0, err
+    with open(out, newline="") as f:
+        return [float(r["us"]) for r in csv.DictReader(f)]
+
+
 def test_predict_after_light_load(capsys, tmp_path):
     """``tpe gpu predict --after-light-load``: the burst clock's times, the rest as without."""
     shapes = tmp_path / "s.csv"
     shapes.write_text("op,dtype,M,N,K,B,H,Hkv,S,D\ngemm,bf16,2048,4096,4096,,,,,\n"
                       "gemm,int8,2048,4096,4096,,,,,\ngemm,bf16,1,4096,4096,,,,,\n")
-    got = []
-    for extra in ([], ["--after-light-load"]):
-        out = tmp_path / f"p{len(extra)}.csv"
-        code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(shapes),
-                                    "--out", str(out), *extra])
-        assert code == 0, err
-        with open(out, newline="") as f:
-            got.append([float(r["us"]) for r in csv.DictReader(f)])
-    sustained, light = got
+    sustained, light = (predicted_us(capsys, shapes, tmp_path / f"p{i}.csv", *extra)
+                        for i, extra in enumerate(([], ["--after-light-load"])))
     assert light[0] < sustained[0] / 1.05 and light[1:] == sustained[1:]
 
 
@@ -208,27 +211,15 @@ def test_predict_replayed_is_what_check_compares_a_replayed_run_with(capsys, tmp
     shapes.write_text("op,dtype,M,N,K,B,H,Hkv,S,D,group\ngemm,bf16,2048,4096,4096,,,,,,\n"
                       "gemm,w4a16,1,4096,4096,,,,,,128\n"
                       "attn_decode,bf16,,,,8,32,8,4096,128,\n")
-    got = []
-    for extra in ([], ["--replayed"]):
-        out = tmp_path / f"p{len(extra)}.csv"
-        code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(shapes),
-                                    "--out", str(out), *extra])
-        assert code == 0, err
-        with open(out, newline="") as f:
-            got.append([float(r["us"]) for r in csv.DictReader(f)])
-    launched, replayed = got
+    launched, replayed = (predicted_us(capsys, shapes, tmp_path / f"p{i}.csv", *extra)
+                          for i, extra in enumerate(([], ["--replayed"])))
     assert replayed[0] == pytest.approx(launched[0] + GRAPH_REPLAY_US, abs=1e-3)
     assert replayed[1:] == launched[1:]  # W4A16 fitted on replays; attention as fitted
 
     measured = DATA / "measured_h100_random_graph.csv"
     assert timed_replayed(measured)
-    out = tmp_path / "graph.csv"
-    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(measured),
-                                "--out", str(out), "--replayed"])
-    assert code == 0, err
+    predicted = predicted_us(capsys, measured, tmp_path / "graph.csv", "--replayed")
     with open(measured, newline="") as f:
-        rows = [r for r in csv.DictReader(f)]
-    with open(out, newline="") as f:
-        predicted = [float(r["us"]) for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
     checked = _predict(load_arch("h100"), _kernels(rows, "--in"), False, True)
     assert predicted == pytest.approx([e.us for e in checked], abs=5e-4)

@@ -362,7 +362,7 @@ def _unseen_sentence(measured: list[str]) -> str:
     without a time say why in column ``status``)."""
     with open(DATA / measured[0], newline="") as f:
         rows = list(csv.DictReader(f))
-    ran = _rows(DATA / measured[0])
+    ran = [r for r in rows if r.get("status", "ok") == "ok"]  # as _rows keeps them
     failed = [f"{r['dtype']} {r['M']}x{r['N']}x{r['K']} ({r['status'].split(' when ')[0]})"
               for r in rows if r.get("status", "ok") != "ok"]
     return (", ".join(f"`{n}`" for n in measured) + " (launched, replayed from CUDA graphs, "

@@ -360,20 +360,22 @@ def timed_after_light_load(measured: Path) -> bool:
     ran between its rows, so a row's timing did not follow the previous row's 0.2 s or more
     of back-to-back load (its environment file, ``<stem>_env.json``, records no ``energy``, or
     that it was not measured; ``sim.gpu_model.after_light_load``). False without the file."""
-    env = measured.with_name(measured.stem + "_env.json")
-    if not env.is_file():
-        return False
-    energy = str(json.loads(env.read_text()).get("energy", "not measured"))
-    return energy.startswith("not measured")
+    env = _run_env(measured)
+    return env is not None and str(env.get("energy", "not measured")).startswith("not measured")
 
 
 def timed_replayed(measured: Path) -> bool:
     """Whether a measured run timed each call replayed from a CUDA graph (``--graph``: its
     environment file's ``command``; ``sim.gpu_model.replayed``). False without the file."""
+    env = _run_env(measured)
+    return env is not None and "--graph" in str(env.get("command", "")).split()
+
+
+def _run_env(measured: Path) -> dict[str, Any] | None:
+    """A measured run's environment file (``<stem>_env.json``, written beside it), parsed;
+    ``None`` without one."""
     env = measured.with_name(measured.stem + "_env.json")
-    if not env.is_file():
-        return False
-    return "--graph" in str(json.loads(env.read_text()).get("command", "")).split()
+    return json.loads(env.read_text()) if env.is_file() else None
 
 
 # -- kernels ---------------------------------------------------------------------------------

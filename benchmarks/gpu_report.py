@@ -298,6 +298,9 @@ RANDOM_RUNS = ("random", "random_graph")
 #: graphs, and launched again; each in the run table once measured.
 UNSEEN_RUNS = ("measured_h100_unseen.csv", "measured_h100_unseen_graph.csv",
                "measured_h100_unseen_repeat.csv")
+#: The gemmSN probe's runs (``python -m sim.gpu.shapes --gemmsn``): launched, and replayed from
+#: CUDA graphs; its kernels set ``sim.gpu_model.GEMMSN_REACH``.
+GEMMSN_RUNS = ("measured_h100_gemmsn.csv", "measured_h100_gemmsn_graph.csv")
 
 
 def _unseen_datasets() -> list[str]:
@@ -354,7 +357,29 @@ def _unseen_datasets() -> list[str]:
         "benchmarks/gpu_measure_card.sh unseen`), was drawn after the model was fitted on the "
         "random dataset, to judge it on shapes no fit has seen: "
         + (_unseen_sentence(measured) if measured else "it has not been measured yet."),
+        _gemmsn_sentence(),
     ]
+
+
+def _gemmsn_sentence() -> str:
+    """What the gemmSN probe is, how many of its GEMMs ran gemmSN and how many launches the
+    model's kernel family matches."""
+    from sim.gpu_model import Kernel, gemm_family
+
+    rows = _rows(DATA / GEMMSN_RUNS[0])
+    ran = ["gemmSN_TN" in r["kernels"].split(" ; ")[0] for r in rows]
+    said = [gemm_family(Kernel.from_row(r)) == "gemv" for r in rows]
+    ok = sum(a == b for a, b in zip(ran, said, strict=True))
+    return (f"A fourth, `shapes_gemmsn.csv` ({len(rows)} bf16 GEMMs of 2 to 17 rows at vector 1, "
+            "N of 301 to 12001 and K from half N to 1.9 N; `python -m sim.gpu.shapes --gemmsn`; "
+            "`bash benchmarks/gpu_measure_card.sh gemmsn`), probes where cuBLAS leaves its "
+            f"CUDA-core gemmSN kernel for the split-K tiles: {sum(ran)} of them ran gemmSN, and "
+            f"the model's kernel family matches {ok} of the {len(rows)} launches "
+            "(`sim.gpu_model.GEMMSN_REACH`, read off these launches with the other runs' "
+            "kernels). Its runs, " + " and ".join(f"`{n}`" for n in GEMMSN_RUNS)
+            + " (launched, replayed from CUDA graphs), join no calibration and are in the "
+            "table above: the model's times of gemmSN (fitted on the 2- to 15-row launches of "
+            "the other runs) are what they judge.")
 
 
 def _unseen_sentence(measured: list[str]) -> str:
@@ -498,7 +523,9 @@ def _misaligned_section(arch: Any) -> list[str]:
         "bandwidth, a tile's prologue and epilogue, C stored after the main loop (these CUTLASS "
         "2.x kernels run their epilogue after the loop: C's bytes add to the loop's time), the "
         "split-K variant's second kernel where the recorded dispatch runs it, cuBLAS's "
-        "CUDA-core kernels for fewer than 16 rows of bf16 (gemmSN, also where K is at least "
+        "CUDA-core kernels for fewer than 16 rows of bf16 (gemmSN; from six rows on only up "
+        "to a K that grows as N^1.5, `sim.gpu_model.GEMMSN_REACH`, read off the gemmSN probe "
+        "below; also where K is at least "
         "twice N inside `sim.gpu_model.GEMMSN_BAND_K`, as recorded; its CTAs, one per 8 "
         "columns of C, no faster than one CTA's fitted walk along K where they are fewer than "
         "the SMs) and the GEMVs (these kernels load at a fitted bandwidth of their own, below "
@@ -899,6 +926,7 @@ def main() -> int:
                          ("measured_h100_tiles.csv", "h100"),
                          *((f"measured_h100_{name}.csv", "h100") for name in RANDOM_RUNS),
                          *((name, "h100") for name in UNSEEN_RUNS if (DATA / name).exists()),
+                         *((name, "h100") for name in GEMMSN_RUNS),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
                            for name in ("v2", "misaligned", "decode", "quant"))):

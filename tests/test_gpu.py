@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import re
@@ -1344,11 +1345,12 @@ def test_the_fallback_dispatch_is_the_recorded_one():
             assert int(tile.group(1)) * int(tile.group(2)) <= math.prod(UNDERFILLED_TILE), main
             counts["underfilled"] += 1
         if k.dtype == "bf16" and k.M > 1 and k.N > 1 and family == "gemv":
-            assert "gemmSN_TN" in main, (k, main)
+            assert ("gemmSN_TN" in main) != ((k.M, k.N, k.K) in GEMMSN_MISSES), (k, main)
             counts["gemmsn"] += 1
-        if (k.dtype == "bf16" and family in ("align1", "gemv") and 1 < k.M < 16
+        if (k.dtype == "bf16" and family in ("align1", "gemv") and 1 < k.M < 6
                 and GEMMSN_MIN_K <= k.K < 2 * k.N and vector_elems("bf16", k.N, k.K) == 1):
-            assert "gemmSN_TN" in main, (k, main)
+            # up to five rows (GEMMSN_REACH: from six on, test_gemmsn_reach_is_the_recorded_one)
+            assert ("gemmSN_TN" in main) != ((k.M, k.N, k.K) in GEMMSN_FIVE_ROW_TILES), (k, main)
     assert counts["wmma_split"] >= 10 and counts["underfilled"] >= 15 and counts["gemmsn"] >= 10
     # fewer than 16 rows: whole up to K = 1150, split from 2404 on, but for one launch
     whole_k = max(kk for *_, kk in few_rows[False])
@@ -1356,6 +1358,56 @@ def test_the_fallback_dispatch_is_the_recorded_one():
     assert WMMA_SPLIT_K_FEW_ROWS == round(math.sqrt(whole_k * split_k))
     assert [s for s in few_rows[True] if s[3] < WMMA_SPLIT_K_FEW_ROWS] == [("bf16", 14, 512, 498)]
     assert len(few_rows[False]) >= 5 and len(few_rows[True]) >= 4
+
+
+#: The recorded bf16 launches of up to five rows with K from GEMMSN_MIN_K to below twice N that
+#: ran the split-K tiles, not gemmSN (sim.gpu_model.GEMMSN_REACH: the rule of fewer rows).
+GEMMSN_FIVE_ROW_TILES = {(5, 1201, 1801), (5, 1201, 2281)}
+#: The recorded bf16 launches of 6 to 15 rows that fall on the wrong side of GEMMSN_REACH's
+#: bounds, as its doc names them (gemmSN where the bound says the tiles, and the reverse).
+GEMMSN_REACH_MISSES = {(8, 12001, 22801), (9, 12001, 18001), (10, 4001, 2001),
+                       (14, 301, 571), (15, 301, 571)}
+#: Every recorded launch the model gives gemmSN (family gemv) that ran the split-K tiles.
+GEMMSN_MISSES = GEMMSN_FIVE_ROW_TILES | {(9, 12001, 18001)}
+
+
+def test_gemmsn_reach_is_the_recorded_one():
+    """From six rows on, cuBLAS ran gemmSN for a bf16 GEMM at vector 1 with K from GEMMSN_MIN_K
+    to below twice N only up to a K of about c * N**1.5 (and from ten rows, up to a K bound as
+    well): every band's c, and the K bound, is the geometric mean of the neighbouring recorded
+    launches at the split with the fewest launches on the wrong side, and those are the ones
+    GEMMSN_REACH_MISSES names."""
+    from sim.gpu_model import GEMMSN_MIN_K, GEMMSN_REACH, gemm_family, vector_elems
+
+    launches = set()
+    for r in launched_gemms():
+        k = Kernel.from_row(r)
+        if (k.dtype == "bf16" and GEMMSN_REACH[0][0] <= k.M <= GEMMSN_REACH[-1][1]
+                and k.N >= 16 and GEMMSN_MIN_K <= k.K < 2 * k.N
+                and vector_elems("bf16", k.N, k.K) == 1):
+            launches.add((k.M, k.N, k.K, "gemmSN_TN" in r["kernels"].split(" ; ")[0]))
+    misses = set()
+    for first, last, c, max_k in GEMMSN_REACH:
+        band = [x for x in launches if first <= x[0] <= last]
+        assert len(band) >= 30, (first, last)
+        xs = sorted({kk / n ** 1.5 for _, n, kk, _ in band})
+        ks = sorted({kk for _, _, kk, _ in band}) if max_k is not None else [math.inf] * 2
+        best = None
+        for (a, b), (ka, kb) in itertools.product(zip(xs, xs[1:]), zip(ks, ks[1:])):
+            cut, k_cut = math.sqrt(a * b), math.sqrt(ka * kb)
+            wrong = {(m, n, kk) for m, n, kk, sn in band
+                     if (kk <= min(cut * n ** 1.5, k_cut)) != sn}
+            if best is None or len(wrong) < len(best[2]):
+                best = (cut, k_cut, wrong)
+        assert best is not None
+        assert c == float(f"{best[0]:.3g}"), (first, last, best[0])
+        if max_k is not None:
+            assert max_k == round(best[1]), (first, last, best[1])
+        misses |= best[2]
+        for m, n, kk, sn in band:  # the model's family follows the bound
+            assert (gemm_family(Kernel(op="gemm", dtype="bf16", M=m, N=n, K=kk)) == "gemv") == (
+                sn != ((m, n, kk) in best[2])), (m, n, kk)
+    assert misses == GEMMSN_REACH_MISSES
 
 
 def test_gemmsn_band_and_grid_are_the_recorded_ones():
@@ -1454,7 +1506,7 @@ def test_the_fallback_split_k_below_its_bound_is_either_variant():
             matched.add(shape)
     assert above[False] == {("bf16", 3674, 102, 303)} and len(above[True]) >= 10
     assert min(s[3] for s in below[True]) == 4 and max(s[3] for s in below[False]) == 182
-    assert (len(below[True]), len(below[False] - below[True]), len(matched)) == (8, 47, 48)
+    assert (len(below[True]), len(below[False] - below[True]), len(matched)) == (20, 47, 48)
 
 
 def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
@@ -1539,7 +1591,7 @@ def test_the_cuda_core_kernels_mechanisms():
         12 * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
     # as many CTAs as SMs and more: no walk; 7 rows take less than 7x the time of 2
     n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
-    assert us(7, n_many, 1156) < 2 * us(2, n_many, 1156)
+    assert us(7, n_many, 601) < 2 * us(2, n_many, 601)
     assert 0 < p["gemv_load_gb_per_s"] < cal.read_gb_per_s
     # a GEMV past the ramp's span pays all of it: twice the bytes, twice the load time only
     k1 = int(p["gemv_ramp_mb"] * 1e6 // (2 * 4099)) + 1  # W's bytes just past the span

@@ -66,13 +66,15 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   cause not established). Fewer than 16 rows of bf16 at vector 1 run
   cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
   :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
-  recorded) and, from six rows on, past a K that grows as ``N**1.5`` and shrinks with the rows
-  (:data:`GEMMSN_REACH`), and with fewer than 16 columns of C at any K below twice N; fp16 never ran it on
-  the calibration rows (its wmma kernels did); also where ``K`` is at least twice ``N`` but
-  within :data:`GEMMSN_BAND_K`, as recorded. These CUDA-core kernels (family ``gemv``) load
-  their bytes at a fitted load bandwidth of their own (below the HBM's), plus the write-back of
-  the dirty L2 lines their reads evict (the decode kernels' ramp, below, over a fitted span of
-  bytes: a large GEMV timed alone took 14 to 16 us beyond its profiled kernel); gemmSN runs
+  recorded) and, from six rows on, past a K that grows as ``N**1.5`` and shrinks with the
+  rows (:data:`GEMMSN_REACH`), and with fewer than 16 columns of C at any K below twice N;
+  fp16 never ran it on the calibration rows (its wmma kernels did); also where ``K`` is at
+  least twice ``N`` but within :data:`GEMMSN_BAND_K`, as recorded. These CUDA-core kernels
+  (family ``gemv``) load their bytes at a fitted load bandwidth of their own (below the HBM's;
+  gemmSN at another, and its CUDA cores compute the rows of A rounded up to even:
+  :data:`GEMMSN_ROWS_STEP`), plus the write-back of the dirty L2 lines their reads evict
+  (the decode kernels' ramp, below, over a fitted span of bytes: a large GEMV timed alone took
+  14 to 16 us beyond its profiled kernel); gemmSN runs
   one CTA per :data:`GEMMSN_CTA_COLS` columns of C over all rows of A and the whole of K, and
   where those CTAs are fewer than the SMs (each alone on its SM, its loads' latency unhidden)
   no faster than one CTA's walk, a fitted time per row of A and element of K (14x23x1156 bf16,
@@ -426,6 +428,12 @@ GEMMSN_REACH: tuple[tuple[int, int, float, int | None], ...] = (
 #: measured_h100_v2_gemm_kernels.csv), each over all rows of A (its template's row count: M
 #: rounded up to even) but at 12 rows, two CTAs of 6 each along the grid's y.
 GEMMSN_CTA_COLS = 8
+#: The rows of A gemmSN computes come in steps of two: each recorded launch's template computes
+#: M rounded up to even (its template's row parameter 2 at 2 rows, 4 at 3 and 4, 6 at 5 and 6,
+#: 8 at 7 and 8, 10 at 9 and 10, 14 at 14; two CTAs of 8 along the grid's y at 15 and 16: the
+#: kernels column of measured_h100_gemmsn.csv), and 5 rows took as long as 6 (303 and 306 us
+#: at 12001x12001), 7 as long as 8 (442 and 446 us).
+GEMMSN_ROWS_STEP = 2
 #: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
 #: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
 #: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
@@ -761,6 +769,9 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # kernel times of the calibration rows' gemv2T launches: 1.8 to 2.5 TB/s, where the
     # card streams 2.94), the achieved HBM read bandwidth above it
     "gemv_load_gb_per_s": (1500.0, 200.0, 8000.0),
+    # ... and gemmSN's (more than one row and column): its CTAs stream W once for all rows of
+    # A (2x12001x12001 took 182 us for W's 288 MB: 1.58 TB/s, measured_h100_gemmsn.csv)
+    "gemmsn_load_gb_per_s": (1500.0, 200.0, 8000.0),
     # the bytes over which their write-back of dirty L2 lines (decode_ramp_us, the decode
     # kernels' own) ramps in, MB: measured, a gemv2T call took 14 to 16 us beyond its
     # profiled kernel from 28 MB of operands on (1x5269x2724 to 1x11007x4096), 8 us at 11 MB
@@ -1275,13 +1286,17 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # as the decode kernels' (module doc); gemmSN's CTAs (GEMMSN_CTA_COLS columns of C
         # each, over A's rows and all of K), fewer than the SMs, each alone on its SM, no
         # faster than one CTA's walk along K (its loop's latency, which no other CTA on the
-        # SM hides), a fitted time per row of A and element of K
+        # SM hides), a fitted time per row of A and element of K; gemmSN computes an even
+        # number of rows (GEMMSN_ROWS_STEP) and loads at a fitted bandwidth of its own
         ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
-        lone = M > 1 and N > 1 and _cdiv(N, GEMMSN_CTA_COLS) < cal.sm_count
-        walk = M * K * p["gemmsn_row_ns"] * 1e-9 if lone else 0.0
-        load = min(bw, p["gemv_load_gb_per_s"] * 1e9)
+        sn = M > 1 and N > 1
+        rows = -(-M // GEMMSN_ROWS_STEP) * GEMMSN_ROWS_STEP if sn else M
+        lone = sn and _cdiv(N, GEMMSN_CTA_COLS) < cal.sm_count
+        walk = rows * K * p["gemmsn_row_ns"] * 1e-9 if lone else 0.0
+        load = min(bw, p["gemmsn_load_gb_per_s" if sn else "gemv_load_gb_per_s"] * 1e9)
         simt = (p["fixed_us"], max(nbytes / load + ramp,
-                                   useful / (p["simt_tflops"] * 1e12), walk) * 1e6, useful)
+                                   useful * rows / M / (p["simt_tflops"] * 1e12), walk) * 1e6,
+                useful)
         if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch

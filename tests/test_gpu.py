@@ -1393,7 +1393,7 @@ def test_gemmsn_reach_is_the_recorded_one():
         xs = sorted({kk / n ** 1.5 for _, n, kk, _ in band})
         ks = sorted({kk for _, _, kk, _ in band}) if max_k is not None else [math.inf] * 2
         best = None
-        for (a, b), (ka, kb) in itertools.product(zip(xs, xs[1:]), zip(ks, ks[1:])):
+        for (a, b), (ka, kb) in itertools.product(itertools.pairwise(xs), itertools.pairwise(ks)):
             cut, k_cut = math.sqrt(a * b), math.sqrt(ka * kb)
             wrong = {(m, n, kk) for m, n, kk, sn in band
                      if (kk <= min(cut * n ** 1.5, k_cut)) != sn}
@@ -1574,8 +1574,8 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
 def test_the_cuda_core_kernels_mechanisms():
     """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs fewer than the SMs walk K at the
     fitted time per row of A (a rate of one CTA, not of the chip), more of them run at the
-    chip's rate; GEMVs load at their own bandwidth, below the HBM's, and pay the L2
-    write-back ramp in their bytes."""
+    chip's rate on an even number of rows; GEMVs and gemmSN load at bandwidths of their own,
+    below the HBM's, and GEMVs pay the L2 write-back ramp in their bytes."""
     from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
 
     cal = load_calibration("h100")
@@ -1592,7 +1592,12 @@ def test_the_cuda_core_kernels_mechanisms():
     # as many CTAs as SMs and more: no walk; 7 rows take less than 7x the time of 2
     n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
     assert us(7, n_many, 601) < 2 * us(2, n_many, 601)
+    # its CUDA cores compute an even number of rows: 5 take as long as 6 where the operations
+    # bind (12001x12001: 303 and 306 us measured), 4 a third less
+    assert us(5, 12001, 12001) == pytest.approx(us(6, 12001, 12001), rel=1e-9)
+    assert us(4, 12001, 12001) < 0.75 * us(5, 12001, 12001)
     assert 0 < p["gemv_load_gb_per_s"] < cal.read_gb_per_s
+    assert 0 < p["gemmsn_load_gb_per_s"] < cal.read_gb_per_s
     # a GEMV past the ramp's span pays all of it: twice the bytes, twice the load time only
     k1 = int(p["gemv_ramp_mb"] * 1e6 // (2 * 4099)) + 1  # W's bytes just past the span
     k2 = 2 * k1

@@ -135,7 +135,7 @@ FIT_GROUPS: dict[str, list[str]] = {
                       "align1_load_gb_per_s", "align2_load_gb_per_s",
                       "align1_lone_step_ns"],
     "gemm_simt": ["gemv_load_gb_per_s", "gemv_ramp_mb", "simt_tflops", "gemmsn_row_ns",
-                  "dot_reduce_us"],
+                  "dot_reduce_us", "gemmsn_load_gb_per_s"],
     "gemm_int8_align8": ["int8_align8_eff", "int8_align8_load_gb_per_s", "int8_n8_fixed_us",
                          "int8_n8_eff", "int8_align8_tile_k0"],
     "attn_prefill": ["attn_rate_eff", "attn_fixed_us", "attn_score_rate",

@@ -358,11 +358,11 @@ def _plan(nest: Nest, reduce: bool, warm: int = WARM) -> _Plan:
     events = []
     for level in range(min(inner, 3)):
         lp = loops[level]
-        stride = int(np.prod(lens[level + 1:]))
+        stride = math.prod(lens[level + 1:])
         if lens[level] < 5 or stride < SKIP_STEPS:
             continue
         for outer in itertools.product(*(range(k) for k in lens[:level])):
-            at = sum(p * int(np.prod(lens[m + 1:])) for m, p in enumerate(outer))
+            at = sum(p * math.prod(lens[m + 1:]) for m, p in enumerate(outer))
             # also from the first step of each iteration of the loop inside it (the walk
             # compares there too where every iteration, the last included, is alike)
             inner_stride = math.prod(lens[level + 2:])
@@ -371,11 +371,16 @@ def _plan(nest: Nest, reduce: bool, warm: int = WARM) -> _Plan:
             events.append((tuple(at + q * stride for q in range(1, lens[level])),
                            tuple(sh for _, sh in lp[1:-1]), False,
                            tuple(sh for _, sh in lp), offsets))
-    grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
-    pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
-                                                                          strict=True)]
-    shares = [np.array([p[1] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
-                                                                         strict=True)]
+    # each loop's positions over the steps: every position once per iteration of the loops
+    # outside it, each repeated for the steps of the loops inside it
+    pos_idx = []
+    shares = []
+    for level, lp in enumerate(loops):
+        outer_n, inner_n = math.prod(lens[:level]), math.prod(lens[level + 1:])
+        pos = np.array([p[0] for p in lp]).repeat(inner_n)
+        share = np.array([p[1] for p in lp]).repeat(inner_n)
+        pos_idx.append(np.concatenate([pos] * outer_n) if outer_n > 1 else pos)
+        shares.append(np.concatenate([share] * outer_n) if outer_n > 1 else share)
     # the innermost moving loop's sampled steps (a share over 1 in its position)
     moving = [lvl for lvl, d in enumerate(nest.order) if trips["mnk".index(d)] > 1]
     sampled = (tuple((shares[moving[-1]] > 1).tolist())
@@ -397,9 +402,13 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
     idx = [pos_idx[nest.order.index(d)] for d in "mnk"]  # tile index of m, n, k per step
     size = [np.minimum(t, d - i * t) for d, t, i in zip(dims, tile, idx, strict=True)]
     tm, tn, tk = size
-    # which operand's tile changes at each step (all at the first)
-    same = [np.concatenate(([False], i[1:] == i[:-1])) for i in idx]
-    changed = np.stack((~(same[0] & same[2]), ~(same[1] & same[2]), ~(same[0] & same[1])))
+    # which operand's tile changes at each step (all at the first): A's where the M or the K
+    # tile does, W's where the N or the K tile does, the output's where the M or the N tile does
+    moves = [i[1:] != i[:-1] for i in idx]
+    changed = np.ones((3, n), dtype=bool)
+    np.logical_or(moves[0], moves[2], out=changed[0, 1:])
+    np.logical_or(moves[1], moves[2], out=changed[1, 1:])
+    np.logical_or(moves[0], moves[1], out=changed[2, 1:])
     a_b, w_b = float(nest.a_bytes), float(nest.w_bytes)
     acc_b, o_b = float(nest.acc_bytes), float(nest.o_bytes)
     rows = (tm.astype(float), tk.astype(float), np.where(idx[2] > 0, tm, 0).astype(float))
@@ -426,9 +435,9 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
     # a step frees its tile of A (W) when the next step changes it
     free_a = [*changed[0][1:].tolist(), False]
     free_w = [*changed[1][1:].tolist(), False]
-    first = tuple(np.flatnonzero(changed[o]).tolist() for o in range(3))
-    tile_of = tuple((np.cumsum(changed[o]) - 1).tolist() for o in range(3))
     at = [np.flatnonzero(changed[o]) for o in range(3)]
+    first = [a.tolist() for a in at]
+    tile_of = (np.cumsum(changed, axis=1) - 1).tolist()
     if events:
         # a loop's last iteration alike to the last but one: every step's tile sizes, which
         # operands it changes, whether a write-back follows and whether its K tile is the

@@ -631,7 +631,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     start = wb_end[u - 1] + wb_wait
                 wb_start[u] = start
                 p = prog = [u, start, wb_bytes[u],
-                            max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
+                            max(0, bisect_left(r_start, start) - 1), wb_rate[u]]
             _, t, left, k, rate = p
             done = None
             while k < nreads:
@@ -685,7 +685,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 if u and wb_bank[u - 1] >= bank_cap:
                     t = start  # (a full bank stays so up to the start)
                 left, peak = wb_phases[u][0]
-                p = prog = [u, t, left, max(0, bisect.bisect_left(r_start, t) - 1),
+                p = prog = [u, t, left, max(0, bisect_left(r_start, t) - 1),
                             wb_rate[u], wb_bank[u - 1] if u else 0.0, start, peak, 0]
             _, t, left, k, _, bank, begin, peak, ph = p
             phases = wb_phases[u]
@@ -943,6 +943,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     tie_a, tie_w = tie[0], tie[1]
     insort = bisect.insort
     bisect_right = bisect.bisect_right
+    bisect_left = bisect.bisect_left
     nxt_a = nxt_w = nxt_o = 0  # each operand's next tile to request
 
     def held(t: float, f: int, tie_: int) -> Any:
@@ -1116,24 +1117,24 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         return best
 
     def next_load_plain() -> int:
-        """:func:`next_load` on a link without beats."""
+        """:func:`next_load` on a link without beats (its callers take the only pending load
+        without calling it)."""
         best = 0
-        if len(pending) > 1:
-            ready_by = link - wait
-            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
-            if bt <= ready_by:
-                for q in range(1, len(pending)):
-                    tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
-                    if tq > ready_by:
-                        break
-                    if (fq, tieq) < (bf, btie):
-                        best, bf, btie = q, fq, tieq
+        ready_by = link - wait
+        bt, bf, btie, _, _ = pending[0]
+        if bt <= ready_by:
+            for q in range(1, len(pending)):
+                tq, fq, tieq, _, _ = pending[q]
+                if tq > ready_by:
+                    break
+                if fq < bf or (fq == bf and tieq < btie):
+                    best, bf, btie = q, fq, tieq
         return best
 
     def serve_one() -> None:
         """Move the next pending load over the link."""
         nonlocal link, walker
-        t, _, _, op, j = pending.pop(next_load())
+        t, _, _, op, j = pending.pop(next_load() if walks or len(pending) > 1 else 0)
         if walks:
             t = queued
             walker = t + nreq_of[op][j]
@@ -1166,7 +1167,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 extend()
                 if not pending:
                     raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
-            t, _, _, op_, j_ = pending.pop(next_load())  # serve_one(), inline
+            # serve_one(), inline
+            t, _, _, op_, j_ = pending.pop(next_load() if walks or len(pending) > 1 else 0)
             if walks:
                 t = queued
                 walker = t + nreq_of[op_][j_]
@@ -1230,34 +1232,36 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 lo = 0
             windows[o] = (lo, min(max(cur_t, nxt) + 2, ntiles[o]))
             rq, rd, durs, fs = req[o], ready[o], dur_of[o], first_of[o]
-            for j in range(lo, max(cur_t, nxt) + 2):
-                if j >= ntiles[o]:
-                    out.append(None)
-                    break
-                x = rq[j]
-                out.append((x is None or x - base) if j >= nxt - 1 or (o == 2 and j >= u_lo)
-                           else 0)
-                x = rd[j]
-                out.append((x is None or x - base) if j >= cur_t or j == nxt - 1 else 0)
-                out.append(durs[j] if j >= nxt else 0)
-                out.append(fs[j] - i if j >= cur_t or j >= nxt or (o == 2 and j >= u_lo)
-                           else 0)
-                if o < 2:
-                    x = release[o][j]
-                    out.append((x is None or x - base) if j >= nxt - h else 0)
-                else:
-                    out += (has_job_o[j], wb_bytes[j], wb_rate[j])
+            hi = max(cur_t, nxt) + 2
+            # (each tile's entries added as one tuple: the same list, fewer calls)
+            if o < 2:
+                rel_o = release[o]
+                for j in range(lo, hi if hi < ntiles[o] else ntiles[o]):
+                    x, y, z = rq[j], rd[j], rel_o[j]
+                    out += ((x is None or x - base) if j >= nxt - 1 else 0,
+                            (y is None or y - base) if j >= cur_t or j == nxt - 1 else 0,
+                            durs[j] if j >= nxt else 0,
+                            fs[j] - i if j >= cur_t or j >= nxt else 0,
+                            (z is None or z - base) if j >= nxt - h else 0)
+            else:
+                for j in range(lo, hi if hi < ntiles[o] else ntiles[o]):
+                    x, y = rq[j], rd[j]
+                    out += ((x is None or x - base) if j >= nxt - 1 or j >= u_lo else 0,
+                            (y is None or y - base) if j >= cur_t or j == nxt - 1 else 0,
+                            durs[j] if j >= nxt else 0,
+                            fs[j] - i if j >= cur_t or j >= nxt or j >= u_lo else 0,
+                            has_job_o[j], wb_bytes[j], wb_rate[j])
                     if walks:
                         out.append(wb_phases[j])
-                    x = wb_ready[j]
-                    out.append((x is None or x - base) if j >= wb_open else 0)
-                    x = wb_start[j]
-                    out.append((x is None or x - base) if j >= wb_open or j >= u_lo - h - 1
-                               else 0)
-                    x = wb_end[j]
-                    out.append((x is None or x - base) if j >= wb_lo else 0)
+                    x, y, z = wb_ready[j], wb_start[j], wb_end[j]
+                    out += ((x is None or x - base) if j >= wb_open else 0,
+                            (y is None or y - base) if j >= wb_open or j >= u_lo - h - 1
+                            else 0,
+                            (z is None or z - base) if j >= wb_lo else 0)
                     if walks:
                         out.append(wb_bank[j] if j >= wb_lo else 0)
+            if hi > ntiles[o]:
+                out.append(None)
         to = plan_tile[2][i]
         out += (wb_open - to, prog[0] - to if prog else None)
         # the reads the write-backs still move through: from the open one's, and from the
@@ -1270,7 +1274,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if w < r_lo:
                 r_lo = w
         nreads = len(r_start)
-        k = max(0, bisect.bisect_left(r_start, r_lo) - 1)
+        k = max(0, bisect_left(r_start, r_lo) - 1)
         if prog:
             out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads)
             if walks:  # the bank and the start of a write-back the bank runs up to
@@ -1349,7 +1353,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # first tile's folds start ``lead`` cycles after it does (``sim.memory._nest`` leaves
     # that preload out of the tiles' busy cycles)
     lead = 0.0
-    if nest.preload is not None:
+    pre_any = nest.preload is not None  # (else ahead, behind and lead are 0)
+    if pre_any:
         pre = float(nest.preload[1])
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
         lead = 0.0 if every else pre
@@ -1450,10 +1455,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_a[j]
             if t is None:
                 t = loaded(0, j)
-            if i == 0 or every:
-                t -= ahead[0]
-            elif late:
-                t += behind[0]
+            if pre_any:
+                if i == 0 or every:
+                    t -= ahead[0]
+                elif late:
+                    t += behind[0]
             if t > start:
                 start = t
         j = tile_w[i]
@@ -1461,10 +1467,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_w[j]
             if t is None:
                 t = loaded(1, j)
-            if i == 0 or every:
-                t -= ahead[1]
-            elif late:
-                t += behind[1]
+            if pre_any:
+                if i == 0 or every:
+                    t -= ahead[1]
+                elif late:
+                    t += behind[1]
             if t > start:
                 start = t
         j = tile_o[i]
@@ -1472,10 +1479,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_o[j]
             if t is None:
                 t = loaded(2, j)
-            if i == 0 or every:
-                t -= ahead[2]
-            elif late:
-                t += behind[2]
+            if pre_any:
+                if i == 0 or every:
+                    t -= ahead[2]
+                elif late:
+                    t += behind[2]
             if t > start:
                 start = t
         if not i:

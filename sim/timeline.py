@@ -612,6 +612,14 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # the first open write-back: [visit, time, bytes left, read, rate, banked credit at the
     # time, start, peak rate] (before its start, the time the bank is known at)
     prog: list[Any] = []
+    # the last call of o_wait() for a load of A's (W's) loader: its time, step and visit, and
+    # the visit it reached over write-backs already taken up and the time there. What it read
+    # of those visits does not change (a taken-up write-back's start and an output request
+    # are final, and a write-back taken up stays so): a call for the same load at the same
+    # visit goes on from there, the same figures without walking them again (the cold GEMM's
+    # loads walk four visits a call otherwise); relocate() clears it
+    o_memo_a: list[Any] = [None] * 5
+    o_memo_w: list[Any] = [None] * 5
 
     def advance_plain() -> None:
         """:func:`advance` on a link without beats (no bank): the write-back at what the
@@ -859,18 +867,35 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 continue
             return end
 
-    def o_wait(t: float, first: int, u: int) -> Any:
+    def o_wait(t: float, first: int, u: int, memo: list[Any]) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:
         not known yet): while the output's loader waits for the half a running write-back
         frees, later loads wait too. ``u``: the visit the output's loader is at, at ``t``
-        (the caller has found it not to precede the load's step)."""
+        (the caller has found it not to precede the load's step). ``memo``: the loader's
+        last call (``o_memo``), which a call for the same load goes on from."""
+        if memo[0] == t and memo[1] == first and memo[2] == u:
+            u, t = memo[3], memo[4]
+        else:
+            memo[0] = t
+            memo[1] = first
+            memo[2] = u
+            memo[3] = u
+            memo[4] = t
+        moved = True  # (over visits whose write-backs were taken up)
         while True:
             if u >= nv or o_first[u] >= first or u < h_o:
+                if moved:
+                    memo[3] = u
+                    memo[4] = t
                 return t
             v = u - h_o
             if v < wb_open or (prog and prog[0] == v):
                 begin = wb_start[v]  # final once advance() has taken the write-back up
             else:
+                if moved:
+                    memo[3] = u
+                    memo[4] = t
+                    moved = False
                 if wb_ready[v] is None:
                     return t if t < free_at else None
                 advance()
@@ -881,12 +906,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     return None
                 else:
                     begin = wb_start[v]
-            if t < begin:
-                return t
-            r = req_o[u]
-            if r is None:
-                return None
-            t = r
+            if t < begin or req_o[u] is None:
+                if moved:
+                    memo[3] = u
+                    memo[4] = t
+                return t if t < begin else None
+            t = req_o[u]
             u += 1
 
     def wb_span(v: int) -> Any:
@@ -946,7 +971,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     bisect_left = bisect.bisect_left
     nxt_a = nxt_w = nxt_o = 0  # each operand's next tile to request
 
-    def held(t: float, f: int, tie_: int) -> Any:
+    def held(t: float, f: int, tie_: int, memo: list[Any]) -> Any:
         """When a load of step ``f`` wanted from ``t`` is requested (None: not known yet):
         while the output's loader waits for the half a running write-back frees, the loads
         of later steps wait too, from when the arbiter could queue them (on a port of
@@ -956,7 +981,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             u = bisect_right(o_reqs, tq)
             if not (u < nv and o_first[u] < f and u >= h_o):
                 return t
-            tw = o_wait(tq, f, u)
+            tw = o_wait(tq, f, u, memo)
             if tw is None or tw <= tq:
                 return t if tw is not None else None
             t = tw
@@ -1002,11 +1027,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         t = free + queue
                     f = first_a[j]
                     if walks:
-                        t = held(t, f, tie_a)
+                        t = held(t, f, tie_a, o_memo_a)
                     else:  # (held(), inline)
                         u = bisect_right(o_reqs, t)
                         if u < nv and o_first[u] < f and u >= h_o:
-                            t = o_wait(t, f, u)
+                            t = o_wait(t, f, u, o_memo_a)
                     if t is not None:
                         req_a[j] = t
                         insort(pending, (t, f, tie_a, 0, j))
@@ -1024,11 +1049,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         t = free + queue
                     f = first_w[j]
                     if walks:
-                        t = held(t, f, tie_w)
+                        t = held(t, f, tie_w, o_memo_w)
                     else:  # (held(), inline)
                         u = bisect_right(o_reqs, t)
                         if u < nv and o_first[u] < f and u >= h_o:
-                            t = o_wait(t, f, u)
+                            t = o_wait(t, f, u, o_memo_w)
                     if t is not None:
                         req_w[j] = t
                         insort(pending, (t, f, tie_w, 1, j))
@@ -1330,6 +1355,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         nxt_w += off[1]
         nxt_o += k
         pending[:] = [(t, f + step_off, tie_, o, j + off[o]) for t, f, tie_, o, j in pending]
+        o_memo_a[0] = o_memo_w[0] = None
         return True
 
     total = 0.0

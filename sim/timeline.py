@@ -528,10 +528,19 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     nreq_of: list[list[float]] = []
     use_of: list[list[float]] = []
     elem = (float(nest.a_bytes), float(nest.w_bytes), float(nest.acc_bytes))
-    for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
-        nbytes = rows * row_bytes
+    if beat_bytes is None:
+        # the three operands' loads at once (the same figures: numpy's cost is per call)
+        nbytes = np.concatenate(plan.rows) * np.concatenate(plan.row_bytes)
         dur = nbytes / bw
-        if beat_bytes is not None:
+        use_all = np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0).tolist()
+        dur_all = dur.tolist()
+        for lo, hi in ((0, ntiles[0]), (ntiles[0], ntiles[0] + ntiles[1]),
+                       (ntiles[0] + ntiles[1], len(dur_all))):
+            dur_of.append(dur_all[lo:hi])
+            use_of.append(use_all[lo:hi])
+    else:
+        for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
+            nbytes = rows * row_bytes
             beats = np.ceil(row_bytes / beat_bytes - 1e-9)
             seg = nest.segment[o] if nest.segment is not None else 0
             per_beat = int(beat_bytes // elem[o]) if seg else 0
@@ -541,16 +550,16 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 full, rest = np.divmod(np.round(row_bytes / elem[o]), seg)
                 beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
                          + np.ceil(rest * elem[o] / beat_bytes - 1e-9))
-            dur = np.maximum(dur, rows * beats)
+            dur = np.maximum(nbytes / bw, rows * beats)
             # the requests the tile's walker issues for it, one a cycle: a row (a row's
             # segment a line block wide where one bank; the partial sums': a block's row)
             segs: Any = 1.0
             if seg and (o == 2 or per_beat <= seg or per_beat % seg):
                 segs = np.ceil(np.round(row_bytes / elem[o]) / seg - 1e-9)
             nreq_of.append((rows * segs).tolist())
-        dur_of.append(dur.tolist())
-        use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
-                      .tolist())
+            dur_of.append(dur.tolist())
+            use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
+                          .tolist())
     has_job_o = (plan.rows[2] > 0).tolist()
     # each write-back's bytes, rate (reads first: at most a write beat a cycle) and time alone
     wb_bytes_a = plan.wb_rows * plan.wb_row_bytes
@@ -567,8 +576,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     wb_bytes = wb_bytes_a.tolist()
     # on a port of beats, each write-back's beats as phases of one beat size in the order
     # the tile's write walker sends them: (bytes, bytes per beat), a beat a cycle at most
-    wb_phases: list[tuple[tuple[float, float], ...]] = [((b, p),) for b, p in
-                                                        zip(wb_bytes, wb_peak, strict=True)]
+    # (none without beats: such a link moves a write-back at its rate, advance_plain())
+    wb_phases: list[tuple[tuple[float, float], ...]] = (
+        [((b, p),) for b, p in zip(wb_bytes, wb_peak, strict=True)] if beat_bytes is not None
+        else [])
     if beat_bytes is not None and nest.write_block is not None:
         blk_rows, blk_cols = nest.write_block
         known: dict[tuple[int, int, float], tuple[tuple[float, float], ...]] = {}
@@ -1332,7 +1343,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     return False
                 if o == 2 and (has_job_o[j] != has_job_o[j + k] or wb_bytes[j] != wb_bytes[j + k]
                                or wb_rate[j] != wb_rate[j + k]
-                               or wb_phases[j] != wb_phases[j + k]):
+                               or (walks and wb_phases[j] != wb_phases[j + k])):
                     return False
         for o in range(3):
             k = off[o]

@@ -7,11 +7,16 @@ The timelines are those the simulator runs: the cold 512x4096x4096 INT8 GEMM of
 in this process both ways, taking turns (``skip=False``: every step of the reduced nest, the
 walk before the skips; the default: with them), its memo cleared before each call (the nest's
 plan stays memoized, as in a sweep), and the figures compared (cycle counts must be equal).
+``--baseline REV`` also times revision REV's ``sim/timeline.py`` (read with ``git show``, run in
+this process on the same calls, taking turns with this tree's): each call with the skips, and
+each distinct nest's plan (``_plan``, its memo bypassed, as a sweep point's new nest costs it),
+and counts the cycle counts that differ from REV's (none may).
 
 Usage (repository root)::
 
     .venv/bin/python benchmarks/timeline_speed.py              # about a minute
     .venv/bin/python benchmarks/timeline_speed.py --points 20
+    .venv/bin/python benchmarks/timeline_speed.py --baseline main   # this tree against main
 
 Writes ``benchmarks/results/timeline_speed_<date>.csv`` and prints a Markdown table.
 """
@@ -98,16 +103,53 @@ def time_case(calls: list[tuple], repeats: int) -> dict[str, float]:
             "no_skip_s": best[False], "skip_s": best[True], "differ": differ}
 
 
+def time_against(calls: list[tuple], base, repeats: int) -> dict[str, float]:
+    """Seconds for all ``calls`` with skips and for the plans of their distinct nests, on this
+    tree and on ``base`` (another revision's module; the least of ``repeats`` runs, taking
+    turns), and how many cycle counts differ between the two."""
+    nests = list(dict.fromkeys(nest for nest, *_ in calls))
+    best = {}
+    figures: dict[str, list[float]] = {}
+    for k in range(repeats):
+        for name, mod in (("", timeline), ("baseline_", base))[::1 if k % 2 else -1]:
+            start = time.perf_counter()
+            for nest in nests:
+                mod._plan.__wrapped__(nest, True)
+            t_plan = time.perf_counter() - start
+            t = 0.0
+            out = []
+            for nest, bw, lat, beat in calls:
+                mod.timeline_cycles.cache_clear()
+                start = time.perf_counter()
+                out.append(mod.timeline_cycles(nest, bw, lat, beat))
+                t += time.perf_counter() - start
+            best[f"{name}plan_s"] = min(best.get(f"{name}plan_s", math.inf), t_plan)
+            best[f"{name}skip_s"] = min(best.get(f"{name}skip_s", math.inf), t)
+            figures[name] = out
+    differ = sum(a != b for a, b in zip(figures[""], figures["baseline_"], strict=True))
+    return {"nests": len(nests), **best, "baseline_differ": differ}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=8)
+    ap.add_argument("--baseline", default=None, metavar="REV",
+                    help="also time revision REV's sim/timeline.py on the same calls")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="CSV path (default benchmarks/results/timeline_speed_<date>.csv)")
     args = ap.parse_args(argv)
+    base = None
+    if args.baseline:
+        from timeline_equivalence import load_revision
+        base = load_revision(args.baseline)
     rows = []
     for what, calls in record(args.points, args.seed).items():
         r = time_case(calls, args.repeats)
         rows.append({"what": what, **r, "ratio": r["no_skip_s"] / r["skip_s"]})
+        if base is not None:
+            rows[-1].update(time_against(calls, base, args.repeats))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average {load:.1f}\n")
     print("| timelines of | timelines | steps | walked | no skips | skips | ratio | cycle counts "
@@ -116,14 +158,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['what']} | {r['timelines']} | {r['steps']:,} | {r['walked']:,} | "
               f"{r['no_skip_s'] * 1e3:,.1f} ms | {r['skip_s'] * 1e3:,.1f} ms | "
               f"{r['ratio']:.2f}x | {r['differ']} |")
-    out = RESULTS / f"timeline_speed_{_dt.date.today().isoformat()}.csv"
+    if base is not None:
+        print(f"\n| timelines of | nests | plans | {args.baseline}'s plans | with skips | "
+              f"{args.baseline}'s | ratio | cycle counts that differ from {args.baseline}'s |\n"
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in rows:
+            print(f"| {r['what']} | {r['nests']} | {r['plan_s'] * 1e3:,.2f} ms | "
+                  f"{r['baseline_plan_s'] * 1e3:,.2f} ms | {r['skip_s'] * 1e3:,.2f} ms | "
+                  f"{r['baseline_skip_s'] * 1e3:,.2f} ms | "
+                  f"{r['baseline_skip_s'] / r['skip_s']:.2f}x | {r['baseline_differ']} |")
+    out = args.out or RESULTS / f"timeline_speed_{_dt.date.today().isoformat()}.csv"
     with out.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[*rows[0], "load_average"])
         w.writeheader()
         for r in rows:
             w.writerow({**r, "load_average": round(load, 2)})
-    print(f"\nwrote {out.relative_to(REPO)}")
-    return 1 if any(r["differ"] for r in rows) else 0
+    print(f"\nwrote {out}")
+    return 1 if any(r["differ"] or r.get("baseline_differ") for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -358,11 +358,11 @@ def _plan(nest: Nest, reduce: bool, warm: int = WARM) -> _Plan:
     events = []
     for level in range(min(inner, 3)):
         lp = loops[level]
-        stride = int(np.prod(lens[level + 1:]))
+        stride = math.prod(lens[level + 1:])
         if lens[level] < 5 or stride < SKIP_STEPS:
             continue
         for outer in itertools.product(*(range(k) for k in lens[:level])):
-            at = sum(p * int(np.prod(lens[m + 1:])) for m, p in enumerate(outer))
+            at = sum(p * math.prod(lens[m + 1:]) for m, p in enumerate(outer))
             # also from the first step of each iteration of the loop inside it (the walk
             # compares there too where every iteration, the last included, is alike)
             inner_stride = math.prod(lens[level + 2:])
@@ -371,11 +371,16 @@ def _plan(nest: Nest, reduce: bool, warm: int = WARM) -> _Plan:
             events.append((tuple(at + q * stride for q in range(1, lens[level])),
                            tuple(sh for _, sh in lp[1:-1]), False,
                            tuple(sh for _, sh in lp), offsets))
-    grids = np.meshgrid(*(np.arange(k) for k in lens), indexing="ij")
-    pos_idx = [np.array([p[0] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
-                                                                          strict=True)]
-    shares = [np.array([p[1] for p in lp])[g.ravel()] for lp, g in zip(loops, grids,
-                                                                         strict=True)]
+    # each loop's positions over the steps: every position once per iteration of the loops
+    # outside it, each repeated for the steps of the loops inside it
+    pos_idx = []
+    shares = []
+    for level, lp in enumerate(loops):
+        outer_n, inner_n = math.prod(lens[:level]), math.prod(lens[level + 1:])
+        pos = np.array([p[0] for p in lp]).repeat(inner_n)
+        share = np.array([p[1] for p in lp]).repeat(inner_n)
+        pos_idx.append(np.concatenate([pos] * outer_n) if outer_n > 1 else pos)
+        shares.append(np.concatenate([share] * outer_n) if outer_n > 1 else share)
     # the innermost moving loop's sampled steps (a share over 1 in its position)
     moving = [lvl for lvl, d in enumerate(nest.order) if trips["mnk".index(d)] > 1]
     sampled = (tuple((shares[moving[-1]] > 1).tolist())
@@ -397,9 +402,13 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
     idx = [pos_idx[nest.order.index(d)] for d in "mnk"]  # tile index of m, n, k per step
     size = [np.minimum(t, d - i * t) for d, t, i in zip(dims, tile, idx, strict=True)]
     tm, tn, tk = size
-    # which operand's tile changes at each step (all at the first)
-    same = [np.concatenate(([False], i[1:] == i[:-1])) for i in idx]
-    changed = np.stack((~(same[0] & same[2]), ~(same[1] & same[2]), ~(same[0] & same[1])))
+    # which operand's tile changes at each step (all at the first): A's where the M or the K
+    # tile does, W's where the N or the K tile does, the output's where the M or the N tile does
+    moves = [i[1:] != i[:-1] for i in idx]
+    changed = np.ones((3, n), dtype=bool)
+    np.logical_or(moves[0], moves[2], out=changed[0, 1:])
+    np.logical_or(moves[1], moves[2], out=changed[1, 1:])
+    np.logical_or(moves[0], moves[1], out=changed[2, 1:])
     a_b, w_b = float(nest.a_bytes), float(nest.w_bytes)
     acc_b, o_b = float(nest.acc_bytes), float(nest.o_bytes)
     rows = (tm.astype(float), tk.astype(float), np.where(idx[2] > 0, tm, 0).astype(float))
@@ -426,9 +435,9 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
     # a step frees its tile of A (W) when the next step changes it
     free_a = [*changed[0][1:].tolist(), False]
     free_w = [*changed[1][1:].tolist(), False]
-    first = tuple(np.flatnonzero(changed[o]).tolist() for o in range(3))
-    tile_of = tuple((np.cumsum(changed[o]) - 1).tolist() for o in range(3))
     at = [np.flatnonzero(changed[o]) for o in range(3)]
+    first = [a.tolist() for a in at]
+    tile_of = (np.cumsum(changed, axis=1) - 1).tolist()
     if events:
         # a loop's last iteration alike to the last but one: every step's tile sizes, which
         # operands it changes, whether a write-back follows and whether its K tile is the
@@ -519,10 +528,19 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     nreq_of: list[list[float]] = []
     use_of: list[list[float]] = []
     elem = (float(nest.a_bytes), float(nest.w_bytes), float(nest.acc_bytes))
-    for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
-        nbytes = rows * row_bytes
+    if beat_bytes is None:
+        # the three operands' loads at once (the same figures: numpy's cost is per call)
+        nbytes = np.concatenate(plan.rows) * np.concatenate(plan.row_bytes)
         dur = nbytes / bw
-        if beat_bytes is not None:
+        use_all = np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0).tolist()
+        dur_all = dur.tolist()
+        for lo, hi in ((0, ntiles[0]), (ntiles[0], ntiles[0] + ntiles[1]),
+                       (ntiles[0] + ntiles[1], len(dur_all))):
+            dur_of.append(dur_all[lo:hi])
+            use_of.append(use_all[lo:hi])
+    else:
+        for o, (rows, row_bytes) in enumerate(zip(plan.rows, plan.row_bytes, strict=True)):
+            nbytes = rows * row_bytes
             beats = np.ceil(row_bytes / beat_bytes - 1e-9)
             seg = nest.segment[o] if nest.segment is not None else 0
             per_beat = int(beat_bytes // elem[o]) if seg else 0
@@ -532,16 +550,16 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 full, rest = np.divmod(np.round(row_bytes / elem[o]), seg)
                 beats = (full * math.ceil(seg * elem[o] / beat_bytes - 1e-9)
                          + np.ceil(rest * elem[o] / beat_bytes - 1e-9))
-            dur = np.maximum(dur, rows * beats)
+            dur = np.maximum(nbytes / bw, rows * beats)
             # the requests the tile's walker issues for it, one a cycle: a row (a row's
             # segment a line block wide where one bank; the partial sums': a block's row)
             segs: Any = 1.0
             if seg and (o == 2 or per_beat <= seg or per_beat % seg):
                 segs = np.ceil(np.round(row_bytes / elem[o]) / seg - 1e-9)
             nreq_of.append((rows * segs).tolist())
-        dur_of.append(dur.tolist())
-        use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
-                      .tolist())
+            dur_of.append(dur.tolist())
+            use_of.append(np.divide(nbytes, dur, out=np.full(len(dur), bw), where=dur != 0)
+                          .tolist())
     has_job_o = (plan.rows[2] > 0).tolist()
     # each write-back's bytes, rate (reads first: at most a write beat a cycle) and time alone
     wb_bytes_a = plan.wb_rows * plan.wb_row_bytes
@@ -558,8 +576,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     wb_bytes = wb_bytes_a.tolist()
     # on a port of beats, each write-back's beats as phases of one beat size in the order
     # the tile's write walker sends them: (bytes, bytes per beat), a beat a cycle at most
-    wb_phases: list[tuple[tuple[float, float], ...]] = [((b, p),) for b, p in
-                                                        zip(wb_bytes, wb_peak, strict=True)]
+    # (none without beats: such a link moves a write-back at its rate, advance_plain())
+    wb_phases: list[tuple[tuple[float, float], ...]] = (
+        [((b, p),) for b, p in zip(wb_bytes, wb_peak, strict=True)] if beat_bytes is not None
+        else [])
     if beat_bytes is not None and nest.write_block is not None:
         blk_rows, blk_cols = nest.write_block
         known: dict[tuple[int, int, float], tuple[tuple[float, float], ...]] = {}
@@ -603,6 +623,14 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # the first open write-back: [visit, time, bytes left, read, rate, banked credit at the
     # time, start, peak rate] (before its start, the time the bank is known at)
     prog: list[Any] = []
+    # the last call of o_wait() for a load of A's (W's) loader: its time, step and visit, and
+    # the visit it reached over write-backs already taken up and the time there. What it read
+    # of those visits does not change (a taken-up write-back's start and an output request
+    # are final, and a write-back taken up stays so): a call for the same load at the same
+    # visit goes on from there, the same figures without walking them again (the cold GEMM's
+    # loads walk four visits a call otherwise); relocate() clears it
+    o_memo_a: list[Any] = [None] * 5
+    o_memo_w: list[Any] = [None] * 5
 
     def advance_plain() -> None:
         """:func:`advance` on a link without beats (no bank): the write-back at what the
@@ -622,7 +650,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     start = wb_end[u - 1] + wb_wait
                 wb_start[u] = start
                 p = prog = [u, start, wb_bytes[u],
-                            max(0, bisect.bisect_left(r_start, start) - 1), wb_rate[u]]
+                            max(0, bisect_left(r_start, start) - 1), wb_rate[u]]
             _, t, left, k, rate = p
             done = None
             while k < nreads:
@@ -676,7 +704,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 if u and wb_bank[u - 1] >= bank_cap:
                     t = start  # (a full bank stays so up to the start)
                 left, peak = wb_phases[u][0]
-                p = prog = [u, t, left, max(0, bisect.bisect_left(r_start, t) - 1),
+                p = prog = [u, t, left, max(0, bisect_left(r_start, t) - 1),
                             wb_rate[u], wb_bank[u - 1] if u else 0.0, start, peak, 0]
             _, t, left, k, _, bank, begin, peak, ph = p
             phases = wb_phases[u]
@@ -850,18 +878,35 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 continue
             return end
 
-    def o_wait(t: float, first: int, u: int) -> Any:
+    def o_wait(t: float, first: int, u: int, memo: list[Any]) -> Any:
         """The earliest time from ``t`` a load of step ``first`` may be requested (None:
         not known yet): while the output's loader waits for the half a running write-back
         frees, later loads wait too. ``u``: the visit the output's loader is at, at ``t``
-        (the caller has found it not to precede the load's step)."""
+        (the caller has found it not to precede the load's step). ``memo``: the loader's
+        last call (``o_memo``), which a call for the same load goes on from."""
+        if memo[0] == t and memo[1] == first and memo[2] == u:
+            u, t = memo[3], memo[4]
+        else:
+            memo[0] = t
+            memo[1] = first
+            memo[2] = u
+            memo[3] = u
+            memo[4] = t
+        moved = True  # (over visits whose write-backs were taken up)
         while True:
             if u >= nv or o_first[u] >= first or u < h_o:
+                if moved:
+                    memo[3] = u
+                    memo[4] = t
                 return t
             v = u - h_o
             if v < wb_open or (prog and prog[0] == v):
                 begin = wb_start[v]  # final once advance() has taken the write-back up
             else:
+                if moved:
+                    memo[3] = u
+                    memo[4] = t
+                    moved = False
                 if wb_ready[v] is None:
                     return t if t < free_at else None
                 advance()
@@ -872,12 +917,12 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     return None
                 else:
                     begin = wb_start[v]
-            if t < begin:
-                return t
-            r = req_o[u]
-            if r is None:
-                return None
-            t = r
+            if t < begin or req_o[u] is None:
+                if moved:
+                    memo[3] = u
+                    memo[4] = t
+                return t if t < begin else None
+            t = req_o[u]
             u += 1
 
     def wb_span(v: int) -> Any:
@@ -934,9 +979,10 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     tie_a, tie_w = tie[0], tie[1]
     insort = bisect.insort
     bisect_right = bisect.bisect_right
+    bisect_left = bisect.bisect_left
     nxt_a = nxt_w = nxt_o = 0  # each operand's next tile to request
 
-    def held(t: float, f: int, tie_: int) -> Any:
+    def held(t: float, f: int, tie_: int, memo: list[Any]) -> Any:
         """When a load of step ``f`` wanted from ``t`` is requested (None: not known yet):
         while the output's loader waits for the half a running write-back frees, the loads
         of later steps wait too, from when the arbiter could queue them (on a port of
@@ -946,7 +992,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             u = bisect_right(o_reqs, tq)
             if not (u < nv and o_first[u] < f and u >= h_o):
                 return t
-            tw = o_wait(tq, f, u)
+            tw = o_wait(tq, f, u, memo)
             if tw is None or tw <= tq:
                 return t if tw is not None else None
             t = tw
@@ -992,11 +1038,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         t = free + queue
                     f = first_a[j]
                     if walks:
-                        t = held(t, f, tie_a)
+                        t = held(t, f, tie_a, o_memo_a)
                     else:  # (held(), inline)
                         u = bisect_right(o_reqs, t)
                         if u < nv and o_first[u] < f and u >= h_o:
-                            t = o_wait(t, f, u)
+                            t = o_wait(t, f, u, o_memo_a)
                     if t is not None:
                         req_a[j] = t
                         insort(pending, (t, f, tie_a, 0, j))
@@ -1014,11 +1060,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                         t = free + queue
                     f = first_w[j]
                     if walks:
-                        t = held(t, f, tie_w)
+                        t = held(t, f, tie_w, o_memo_w)
                     else:  # (held(), inline)
                         u = bisect_right(o_reqs, t)
                         if u < nv and o_first[u] < f and u >= h_o:
-                            t = o_wait(t, f, u)
+                            t = o_wait(t, f, u, o_memo_w)
                     if t is not None:
                         req_w[j] = t
                         insort(pending, (t, f, tie_w, 1, j))
@@ -1107,24 +1153,24 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         return best
 
     def next_load_plain() -> int:
-        """:func:`next_load` on a link without beats."""
+        """:func:`next_load` on a link without beats (its callers take the only pending load
+        without calling it)."""
         best = 0
-        if len(pending) > 1:
-            ready_by = link - wait
-            bt, bf, btie = pending[0][0], pending[0][1], pending[0][2]
-            if bt <= ready_by:
-                for q in range(1, len(pending)):
-                    tq, fq, tieq = pending[q][0], pending[q][1], pending[q][2]
-                    if tq > ready_by:
-                        break
-                    if (fq, tieq) < (bf, btie):
-                        best, bf, btie = q, fq, tieq
+        ready_by = link - wait
+        bt, bf, btie, _, _ = pending[0]
+        if bt <= ready_by:
+            for q in range(1, len(pending)):
+                tq, fq, tieq, _, _ = pending[q]
+                if tq > ready_by:
+                    break
+                if fq < bf or (fq == bf and tieq < btie):
+                    best, bf, btie = q, fq, tieq
         return best
 
     def serve_one() -> None:
         """Move the next pending load over the link."""
         nonlocal link, walker
-        t, _, _, op, j = pending.pop(next_load())
+        t, _, _, op, j = pending.pop(next_load() if walks or len(pending) > 1 else 0)
         if walks:
             t = queued
             walker = t + nreq_of[op][j]
@@ -1157,7 +1203,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 extend()
                 if not pending:
                     raise AssertionError(f"timeline: {_OPS[op]} tile {j} never loads")
-            t, _, _, op_, j_ = pending.pop(next_load())  # serve_one(), inline
+            # serve_one(), inline
+            t, _, _, op_, j_ = pending.pop(next_load() if walks or len(pending) > 1 else 0)
             if walks:
                 t = queued
                 walker = t + nreq_of[op_][j_]
@@ -1221,34 +1268,36 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                 lo = 0
             windows[o] = (lo, min(max(cur_t, nxt) + 2, ntiles[o]))
             rq, rd, durs, fs = req[o], ready[o], dur_of[o], first_of[o]
-            for j in range(lo, max(cur_t, nxt) + 2):
-                if j >= ntiles[o]:
-                    out.append(None)
-                    break
-                x = rq[j]
-                out.append((x is None or x - base) if j >= nxt - 1 or (o == 2 and j >= u_lo)
-                           else 0)
-                x = rd[j]
-                out.append((x is None or x - base) if j >= cur_t or j == nxt - 1 else 0)
-                out.append(durs[j] if j >= nxt else 0)
-                out.append(fs[j] - i if j >= cur_t or j >= nxt or (o == 2 and j >= u_lo)
-                           else 0)
-                if o < 2:
-                    x = release[o][j]
-                    out.append((x is None or x - base) if j >= nxt - h else 0)
-                else:
-                    out += (has_job_o[j], wb_bytes[j], wb_rate[j])
+            hi = max(cur_t, nxt) + 2
+            # (each tile's entries added as one tuple: the same list, fewer calls)
+            if o < 2:
+                rel_o = release[o]
+                for j in range(lo, hi if hi < ntiles[o] else ntiles[o]):
+                    x, y, z = rq[j], rd[j], rel_o[j]
+                    out += ((x is None or x - base) if j >= nxt - 1 else 0,
+                            (y is None or y - base) if j >= cur_t or j == nxt - 1 else 0,
+                            durs[j] if j >= nxt else 0,
+                            fs[j] - i if j >= cur_t or j >= nxt else 0,
+                            (z is None or z - base) if j >= nxt - h else 0)
+            else:
+                for j in range(lo, hi if hi < ntiles[o] else ntiles[o]):
+                    x, y = rq[j], rd[j]
+                    out += ((x is None or x - base) if j >= nxt - 1 or j >= u_lo else 0,
+                            (y is None or y - base) if j >= cur_t or j == nxt - 1 else 0,
+                            durs[j] if j >= nxt else 0,
+                            fs[j] - i if j >= cur_t or j >= nxt or j >= u_lo else 0,
+                            has_job_o[j], wb_bytes[j], wb_rate[j])
                     if walks:
                         out.append(wb_phases[j])
-                    x = wb_ready[j]
-                    out.append((x is None or x - base) if j >= wb_open else 0)
-                    x = wb_start[j]
-                    out.append((x is None or x - base) if j >= wb_open or j >= u_lo - h - 1
-                               else 0)
-                    x = wb_end[j]
-                    out.append((x is None or x - base) if j >= wb_lo else 0)
+                    x, y, z = wb_ready[j], wb_start[j], wb_end[j]
+                    out += ((x is None or x - base) if j >= wb_open else 0,
+                            (y is None or y - base) if j >= wb_open or j >= u_lo - h - 1
+                            else 0,
+                            (z is None or z - base) if j >= wb_lo else 0)
                     if walks:
                         out.append(wb_bank[j] if j >= wb_lo else 0)
+            if hi > ntiles[o]:
+                out.append(None)
         to = plan_tile[2][i]
         out += (wb_open - to, prog[0] - to if prog else None)
         # the reads the write-backs still move through: from the open one's, and from the
@@ -1261,7 +1310,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             if w < r_lo:
                 r_lo = w
         nreads = len(r_start)
-        k = max(0, bisect.bisect_left(r_start, r_lo) - 1)
+        k = max(0, bisect_left(r_start, r_lo) - 1)
         if prog:
             out += (prog[1] - base, prog[2], prog[4], prog[3] - nreads)
             if walks:  # the bank and the start of a write-back the bank runs up to
@@ -1294,7 +1343,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
                     return False
                 if o == 2 and (has_job_o[j] != has_job_o[j + k] or wb_bytes[j] != wb_bytes[j + k]
                                or wb_rate[j] != wb_rate[j + k]
-                               or wb_phases[j] != wb_phases[j + k]):
+                               or (walks and wb_phases[j] != wb_phases[j + k])):
                     return False
         for o in range(3):
             k = off[o]
@@ -1317,6 +1366,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
         nxt_w += off[1]
         nxt_o += k
         pending[:] = [(t, f + step_off, tie_, o, j + off[o]) for t, f, tie_, o, j in pending]
+        o_memo_a[0] = o_memo_w[0] = None
         return True
 
     total = 0.0
@@ -1340,7 +1390,8 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # first tile's folds start ``lead`` cycles after it does (``sim.memory._nest`` leaves
     # that preload out of the tiles' busy cycles)
     lead = 0.0
-    if nest.preload is not None:
+    pre_any = nest.preload is not None  # (else ahead, behind and lead are 0)
+    if pre_any:
         pre = float(nest.preload[1])
         ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
         lead = 0.0 if every else pre
@@ -1441,10 +1492,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_a[j]
             if t is None:
                 t = loaded(0, j)
-            if i == 0 or every:
-                t -= ahead[0]
-            elif late:
-                t += behind[0]
+            if pre_any:
+                if i == 0 or every:
+                    t -= ahead[0]
+                elif late:
+                    t += behind[0]
             if t > start:
                 start = t
         j = tile_w[i]
@@ -1452,10 +1504,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_w[j]
             if t is None:
                 t = loaded(1, j)
-            if i == 0 or every:
-                t -= ahead[1]
-            elif late:
-                t += behind[1]
+            if pre_any:
+                if i == 0 or every:
+                    t -= ahead[1]
+                elif late:
+                    t += behind[1]
             if t > start:
                 start = t
         j = tile_o[i]
@@ -1463,10 +1516,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             t = ready_o[j]
             if t is None:
                 t = loaded(2, j)
-            if i == 0 or every:
-                t -= ahead[2]
-            elif late:
-                t += behind[2]
+            if pre_any:
+                if i == 0 or every:
+                    t -= ahead[2]
+                elif late:
+                    t += behind[2]
             if t > start:
                 start = t
         if not i:

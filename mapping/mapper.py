@@ -72,11 +72,15 @@ def objective_key(objective: Objective, cycles: Any, energy: Any, dram: Any) -> 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Costs:
-    """Costs of every candidate (arrays of equal length). ``dram_bytes`` breaks ties."""
+    """Costs of every candidate: arrays of one entry per candidate, in candidate order, or,
+    with ``grid``, laid out as the candidates' grid (:attr:`mapping.Candidates.shape`, ``(O,
+    T)``; a per-tile ``(1, T)`` array or a scalar broadcast over it), which spares a cost
+    model that computes on the grid one copy per array. ``dram_bytes`` breaks ties."""
 
     cycles: np.ndarray
     energy_pj: np.ndarray
     dram_bytes: np.ndarray | None = None
+    grid: tuple[int, int] | None = None
 
 
 #: ``cost_fn(gemm, arch, cands) -> Costs`` for one instance of ``gemm`` (``count`` ignored).
@@ -117,14 +121,28 @@ def best_index(costs: Costs, objective: Objective) -> int:
     """Index of the best candidate (:func:`objective_key`; see :func:`search`)."""
     cycles = np.asarray(costs.cycles, dtype=np.float64)
     energy = np.asarray(costs.energy_pj, dtype=np.float64)
-    dram = (np.zeros_like(cycles) if costs.dram_bytes is None
-            else np.asarray(costs.dram_bytes, dtype=np.float64))
+    dram: Any = (0.0 if costs.dram_bytes is None
+                 else np.asarray(costs.dram_bytes, dtype=np.float64))
     keys = objective_key(objective, cycles, energy, dram)[::-1]  # lexsort: last key first
     # the lexicographic minimum: only the candidates tied on the primary key need sorting
-    tied = np.flatnonzero(keys[-1] == keys[-1].min())
-    if tied.size == 1:
-        return int(tied[0])
-    return int(tied[np.lexsort(tuple(k[tied] for k in keys))[0]])
+    primary = keys[-1]
+    tied_mask = primary == primary.min()
+    if costs.grid is None:
+        tied = np.flatnonzero(tied_mask)
+        if tied.size == 1:
+            return int(tied[0])
+        return int(tied[np.lexsort(tuple(np.broadcast_to(k, primary.shape)[tied]
+                                         for k in keys))[0]])
+    # on the (O, T) grid candidate ``t * O + o`` is entry ``[o, t]``: the tied entries in
+    # candidate order, then sorted (stably) by the keys as above
+    n_orders = costs.grid[0]
+    o, t = np.nonzero(np.broadcast_to(tied_mask, costs.grid))
+    if o.size == 1:
+        return int(t[0]) * n_orders + int(o[0])
+    at = np.argsort(t * n_orders + o, kind="stable")
+    o, t = o[at], t[at]
+    best = np.lexsort(tuple(np.broadcast_to(k, costs.grid)[o, t] for k in keys))[0]
+    return int(t[best]) * n_orders + int(o[best])
 
 
 class Scored(NamedTuple, Generic[T]):

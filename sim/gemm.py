@@ -315,9 +315,10 @@ def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
 
 
 def _costs(ev: _Evaluation, cands: Candidates) -> Costs:
-    """An evaluation of ``cands`` as :class:`mapping.Costs`, one entry per candidate."""
-    return Costs(cycles=cands.flat(ev.cycles), energy_pj=cands.flat(ev.energy_pj),
-                 dram_bytes=cands.flat(ev.traffic.dram_bytes))
+    """An evaluation of ``cands`` as :class:`mapping.Costs`, laid out as the candidates'
+    ``(O, T)`` grid (the evaluation's own arrays, not copied into candidate order)."""
+    return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes,
+                 grid=cands.shape)
 
 
 @memo(maxsize=64)

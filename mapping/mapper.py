@@ -119,30 +119,32 @@ def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective) ->
 
 def best_index(costs: Costs, objective: Objective) -> int:
     """Index of the best candidate (:func:`objective_key`; see :func:`search`)."""
-    cycles = np.asarray(costs.cycles, dtype=np.float64)
-    energy = np.asarray(costs.energy_pj, dtype=np.float64)
-    dram: Any = (0.0 if costs.dram_bytes is None
-                 else np.asarray(costs.dram_bytes, dtype=np.float64))
-    keys = objective_key(objective, cycles, energy, dram)[::-1]  # lexsort: last key first
-    # the lexicographic minimum: only the candidates tied on the primary key need sorting
-    primary = keys[-1]
-    tied_mask = primary == primary.min()
-    if costs.grid is None:
-        tied = np.flatnonzero(tied_mask)
-        if tied.size == 1:
-            return int(tied[0])
-        return int(tied[np.lexsort(tuple(np.broadcast_to(k, primary.shape)[tied]
-                                         for k in keys))[0]])
-    # on the (O, T) grid candidate ``t * O + o`` is entry ``[o, t]``: the tied entries in
-    # candidate order, then sorted (stably) by the keys as above
-    n_orders = costs.grid[0]
-    o, t = np.nonzero(np.broadcast_to(tied_mask, costs.grid))
-    if o.size == 1:
-        return int(t[0]) * n_orders + int(o[0])
-    at = np.argsort(t * n_orders + o, kind="stable")
-    o, t = o[at], t[at]
-    best = np.lexsort(tuple(np.broadcast_to(k, costs.grid)[o, t] for k in keys))[0]
-    return int(t[best]) * n_orders + int(o[best])
+    keys = objective_key(objective, np.asarray(costs.cycles, dtype=np.float64),
+                         np.asarray(costs.energy_pj, dtype=np.float64),
+                         None if costs.dram_bytes is None
+                         else np.asarray(costs.dram_bytes, dtype=np.float64))
+    # one entry per candidate is a grid of one loop order: candidate ``t * O + o`` is entry
+    # ``[o, t]`` of an (O, T) grid, whose per-tile keys are (1, T) rows
+    n_orders = 1 if costs.grid is None else costs.grid[0]
+    width = np.size(costs.cycles) if costs.grid is None else costs.grid[1]
+    rows = [None if np.ndim(k) == 0 else np.reshape(k, (-1, width)) for k in keys]
+    # the lexicographic minimum: the candidates at the primary key's minimum, narrowed to
+    # those at the next key's minimum among them, and so on; then the earliest candidate
+    primary = rows[0]
+    assert primary is not None
+    o, t = np.nonzero(primary == primary.min())
+    if primary.shape[0] < n_orders:  # a per-tile key: every loop order of its best tiles
+        o, t = np.divmod(np.arange(n_orders * t.size), t.size)
+        t = np.nonzero(primary[0] == primary.min())[0][t]
+    for k in rows[1:]:
+        if o.size == 1:
+            break
+        if k is None:  # a scalar (or no DRAM bytes): every candidate ties
+            continue
+        at = k[o, t] if k.shape[0] > 1 else k[0, t]
+        keep = at == at.min()
+        o, t = o[keep], t[keep]
+    return int((t * n_orders + o).min())
 
 
 class Scored(NamedTuple, Generic[T]):

@@ -74,7 +74,9 @@ from sim.memory import (
     DramExposure,
     Memory,
     MemoryTraffic,
+    candidate_dram_stalls,
     traffic_without_stalls,
+    whole_stall_cycles,
     with_dram_stalls,
 )
 
@@ -243,6 +245,8 @@ class _Static:
     actions: dict[str, np.ndarray]
     energy: dict[str, np.ndarray]
     energy_pj: Any
+    #: ``traffic.dram_bytes``, summed once.
+    dram_bytes: Any
 
 
 @memo(maxsize=128)
@@ -280,7 +284,7 @@ def _static(view: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Mem
         actions["pe_registers"] = actions["pe_registers"] * passes
     energy = energy_breakdown(view, actions)
     return _Static(compute_cycles=compute, traffic=traffic, exposure=exposure, actions=actions,
-                   energy=energy, energy_pj=sum(energy.values()))
+                   energy=energy, energy_pj=sum(energy.values()), dram_bytes=traffic.dram_bytes)
 
 
 def _evaluate(
@@ -311,14 +315,20 @@ def _evaluate(
 
 def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
     """The simulator's cost function for :func:`mapping.search` (real memory, one instance)."""
-    return _costs(_evaluate(arch, gemm, cands, "real"), cands)
+    return _candidate_costs(arch, gemm, cands, 1)
 
 
-def _costs(ev: _Evaluation, cands: Candidates) -> Costs:
-    """An evaluation of ``cands`` as :class:`mapping.Costs`, laid out as the candidates'
-    ``(O, T)`` grid (the evaluation's own arrays, not copied into candidate order)."""
-    return Costs(cycles=ev.cycles, energy_pj=ev.energy_pj, dram_bytes=ev.traffic.dram_bytes,
-                 grid=cands.shape)
+def _candidate_costs(arch: ArchSpec, gemm: Gemm, cands: Candidates, passes: int) -> Costs:
+    """What :func:`_evaluate` gives every candidate, as :class:`mapping.Costs` laid out as the
+    candidates' ``(O, T)`` grid: its cycles (the compute cycles plus the whole stall cycles,
+    the DRAM stalls of ``arch``'s link: :func:`sim.memory.candidate_dram_stalls`), energy and
+    DRAM bytes, by the same float64 operations, without the rest of the traffic."""
+    st = _static(compute_view(arch), gemm, cands, "real", passes)
+    assert isinstance(st.exposure, CandidateExposure)  # real memory
+    stall = whole_stall_cycles(st.traffic.sram_stall_cycles,
+                               candidate_dram_stalls(st.exposure, arch))
+    return Costs(cycles=st.compute_cycles + stall, energy_pj=st.energy_pj,
+                 dram_bytes=st.dram_bytes, grid=cands.shape)
 
 
 @memo(maxsize=64)
@@ -329,7 +339,7 @@ def gemm_cost_passes(passes: int) -> CostFn:
         return gemm_cost
 
     def cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
-        return _costs(_evaluate(arch, gemm, cands, "real", passes), cands)
+        return _candidate_costs(arch, gemm, cands, passes)
 
     return cost
 

@@ -227,12 +227,22 @@ def compute_view(arch: ArchSpec) -> ArchSpec:
     """``arch`` with its DRAM link's bandwidth and latency and its clock set to fixed values
     (its DRAM energy per byte kept): everything of a GEMM's cost but the DRAM stalls is the
     same on every architecture with the same view, so results computed on it are shared
-    (e.g. by the points of a sweep over bandwidth and clock)."""
+    (e.g. by the points of a sweep over bandwidth and clock). Equal views are one object
+    (:func:`_interned`)."""
     d = arch.memory[-1]
     if (d.bandwidth_gb_per_s, d.latency_ns, arch.clock_mhz) == (1.0, 0.0, 1000.0):
-        return arch
+        return _interned(arch)
     link = replace(d, bandwidth_gb_per_s=1.0, width_bits=None, ports=1, latency_ns=0.0)
-    return replace(arch, memory=(*arch.memory[:-1], link), clock_mhz=1000.0)
+    return _interned(replace(arch, memory=(*arch.memory[:-1], link), clock_mhz=1000.0))
+
+
+@memo(maxsize=256)
+def _interned(view: ArchSpec) -> ArchSpec:
+    """The first of the views equal to ``view``: the views of a sweep's links differ only as
+    objects, and every memo table keyed on a view (its GEMM costs, buffers, energies) finds
+    the one object it holds by identity, where an equal copy costs a comparison of the whole
+    architecture on every lookup."""
+    return view
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -72,11 +72,15 @@ def objective_key(objective: Objective, cycles: Any, energy: Any, dram: Any) -> 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Costs:
-    """Costs of every candidate (arrays of equal length). ``dram_bytes`` breaks ties."""
+    """Costs of every candidate: arrays of one entry per candidate, in candidate order, or,
+    with ``grid``, laid out as the candidates' grid (:attr:`mapping.Candidates.shape`, ``(O,
+    T)``; a per-tile ``(1, T)`` array or a scalar broadcast over it), which spares a cost
+    model that computes on the grid one copy per array. ``dram_bytes`` breaks ties."""
 
     cycles: np.ndarray
     energy_pj: np.ndarray
     dram_bytes: np.ndarray | None = None
+    grid: tuple[int, int] | None = None
 
 
 #: ``cost_fn(gemm, arch, cands) -> Costs`` for one instance of ``gemm`` (``count`` ignored).
@@ -115,16 +119,32 @@ def _search(one: Gemm, arch: ArchSpec, cost_fn: CostFn, objective: Objective) ->
 
 def best_index(costs: Costs, objective: Objective) -> int:
     """Index of the best candidate (:func:`objective_key`; see :func:`search`)."""
-    cycles = np.asarray(costs.cycles, dtype=np.float64)
-    energy = np.asarray(costs.energy_pj, dtype=np.float64)
-    dram = (np.zeros_like(cycles) if costs.dram_bytes is None
-            else np.asarray(costs.dram_bytes, dtype=np.float64))
-    keys = objective_key(objective, cycles, energy, dram)[::-1]  # lexsort: last key first
-    # the lexicographic minimum: only the candidates tied on the primary key need sorting
-    tied = np.flatnonzero(keys[-1] == keys[-1].min())
-    if tied.size == 1:
-        return int(tied[0])
-    return int(tied[np.lexsort(tuple(k[tied] for k in keys))[0]])
+    keys = objective_key(objective, np.asarray(costs.cycles, dtype=np.float64),
+                         np.asarray(costs.energy_pj, dtype=np.float64),
+                         None if costs.dram_bytes is None
+                         else np.asarray(costs.dram_bytes, dtype=np.float64))
+    # one entry per candidate is a grid of one loop order: candidate ``t * O + o`` is entry
+    # ``[o, t]`` of an (O, T) grid, whose per-tile keys are (1, T) rows
+    n_orders = 1 if costs.grid is None else costs.grid[0]
+    width = np.size(costs.cycles) if costs.grid is None else costs.grid[1]
+    rows = [None if np.ndim(k) == 0 else np.reshape(k, (-1, width)) for k in keys]
+    # the lexicographic minimum: the candidates at the primary key's minimum, narrowed to
+    # those at the next key's minimum among them, and so on; then the earliest candidate
+    primary = rows[0]
+    assert primary is not None
+    o, t = np.nonzero(primary == primary.min())
+    if primary.shape[0] < n_orders:  # a per-tile key: every loop order of its best tiles
+        o, t = np.divmod(np.arange(n_orders * t.size), t.size)
+        t = np.nonzero(primary[0] == primary.min())[0][t]
+    for k in rows[1:]:
+        if o.size == 1:
+            break
+        if k is None:  # a scalar (or no DRAM bytes): every candidate ties
+            continue
+        at = k[o, t] if k.shape[0] > 1 else k[0, t]
+        keep = at == at.min()
+        o, t = o[keep], t[keep]
+    return int((t * n_orders + o).min())
 
 
 class Scored(NamedTuple, Generic[T]):

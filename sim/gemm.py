@@ -74,7 +74,9 @@ from sim.memory import (
     DramExposure,
     Memory,
     MemoryTraffic,
+    candidate_dram_stalls,
     traffic_without_stalls,
+    whole_stall_cycles,
     with_dram_stalls,
 )
 
@@ -225,12 +227,22 @@ def compute_view(arch: ArchSpec) -> ArchSpec:
     """``arch`` with its DRAM link's bandwidth and latency and its clock set to fixed values
     (its DRAM energy per byte kept): everything of a GEMM's cost but the DRAM stalls is the
     same on every architecture with the same view, so results computed on it are shared
-    (e.g. by the points of a sweep over bandwidth and clock)."""
+    (e.g. by the points of a sweep over bandwidth and clock). Equal views are one object
+    (:func:`_interned`)."""
     d = arch.memory[-1]
     if (d.bandwidth_gb_per_s, d.latency_ns, arch.clock_mhz) == (1.0, 0.0, 1000.0):
-        return arch
+        return _interned(arch)
     link = replace(d, bandwidth_gb_per_s=1.0, width_bits=None, ports=1, latency_ns=0.0)
-    return replace(arch, memory=(*arch.memory[:-1], link), clock_mhz=1000.0)
+    return _interned(replace(arch, memory=(*arch.memory[:-1], link), clock_mhz=1000.0))
+
+
+@memo(maxsize=256)
+def _interned(view: ArchSpec) -> ArchSpec:
+    """The first of the views equal to ``view``: the views of a sweep's links differ only as
+    objects, and every memo table keyed on a view (its GEMM costs, buffers, energies) finds
+    the one object it holds by identity, where an equal copy costs a comparison of the whole
+    architecture on every lookup."""
+    return view
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -243,6 +255,8 @@ class _Static:
     actions: dict[str, np.ndarray]
     energy: dict[str, np.ndarray]
     energy_pj: Any
+    #: ``traffic.dram_bytes``, summed once.
+    dram_bytes: Any
 
 
 @memo(maxsize=128)
@@ -280,7 +294,7 @@ def _static(view: ArchSpec, gemm: Gemm, cands: Candidates | Mapping, memory: Mem
         actions["pe_registers"] = actions["pe_registers"] * passes
     energy = energy_breakdown(view, actions)
     return _Static(compute_cycles=compute, traffic=traffic, exposure=exposure, actions=actions,
-                   energy=energy, energy_pj=sum(energy.values()))
+                   energy=energy, energy_pj=sum(energy.values()), dram_bytes=traffic.dram_bytes)
 
 
 def _evaluate(
@@ -311,13 +325,20 @@ def _evaluate(
 
 def gemm_cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
     """The simulator's cost function for :func:`mapping.search` (real memory, one instance)."""
-    return _costs(_evaluate(arch, gemm, cands, "real"), cands)
+    return _candidate_costs(arch, gemm, cands, 1)
 
 
-def _costs(ev: _Evaluation, cands: Candidates) -> Costs:
-    """An evaluation of ``cands`` as :class:`mapping.Costs`, one entry per candidate."""
-    return Costs(cycles=cands.flat(ev.cycles), energy_pj=cands.flat(ev.energy_pj),
-                 dram_bytes=cands.flat(ev.traffic.dram_bytes))
+def _candidate_costs(arch: ArchSpec, gemm: Gemm, cands: Candidates, passes: int) -> Costs:
+    """What :func:`_evaluate` gives every candidate, as :class:`mapping.Costs` laid out as the
+    candidates' ``(O, T)`` grid: its cycles (the compute cycles plus the whole stall cycles,
+    the DRAM stalls of ``arch``'s link: :func:`sim.memory.candidate_dram_stalls`), energy and
+    DRAM bytes, by the same float64 operations, without the rest of the traffic."""
+    st = _static(compute_view(arch), gemm, cands, "real", passes)
+    assert isinstance(st.exposure, CandidateExposure)  # real memory
+    stall = whole_stall_cycles(st.traffic.sram_stall_cycles,
+                               candidate_dram_stalls(st.exposure, arch))
+    return Costs(cycles=st.compute_cycles + stall, energy_pj=st.energy_pj,
+                 dram_bytes=st.dram_bytes, grid=cands.shape)
 
 
 @memo(maxsize=64)
@@ -328,7 +349,7 @@ def gemm_cost_passes(passes: int) -> CostFn:
         return gemm_cost
 
     def cost(gemm: Gemm, arch: ArchSpec, cands: Candidates) -> Costs:
-        return _costs(_evaluate(arch, gemm, cands, "real", passes), cands)
+        return _candidate_costs(arch, gemm, cands, passes)
 
     return cost
 

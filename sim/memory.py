@@ -111,10 +111,12 @@ __all__ = [
     "Memory",
     "MemoryTraffic",
     "beat_cycles",
+    "candidate_dram_stalls",
     "exact_link",
     "memory_traffic",
     "overlaps_folds",
     "traffic_without_stalls",
+    "whole_stall_cycles",
     "with_dram_stalls",
 ]
 
@@ -161,11 +163,17 @@ class MemoryTraffic:
     @property
     def stall_cycles(self) -> Any:
         """Whole stall cycles, rounded up: an exact int for one mapping; float64 over
-        candidates (where it only ranks them; ``1e-9`` absorbs float noise on whole values)."""
-        total = self.sram_stall_cycles + self.dram_stall_cycles
-        if isinstance(total, np.ndarray):
-            return np.ceil(total - 1e-9)
-        return math.ceil(total)
+        candidates (where it only ranks them: :func:`whole_stall_cycles`)."""
+        return whole_stall_cycles(self.sram_stall_cycles, self.dram_stall_cycles)
+
+
+def whole_stall_cycles(sram_stall_cycles: Any, dram_stall_cycles: Any) -> Any:
+    """The SRAM and DRAM stalls' sum in whole cycles, rounded up: an exact int for one
+    mapping; float64 over candidates (``1e-9`` absorbs float noise on whole values)."""
+    total = sram_stall_cycles + dram_stall_cycles
+    if isinstance(total, np.ndarray):
+        return np.ceil(total - 1e-9)
+    return math.ceil(total)
 
 
 def _cycles_per_beat(bits: int, buf: SramSpec, accesses_per_word: int = 1) -> int:
@@ -790,6 +798,14 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateE
         else:
             stall = _exact_dram_stall(exposure, exact_bw, exact_lat)
         return traffic.with_link(stall, exact_div(traffic.dram_transfer_cycles, exact_bw))
+    return traffic.with_link(candidate_dram_stalls(exposure, arch),
+                             traffic.dram_transfer_cycles / arch.dram_bytes_per_cycle)
+
+
+def candidate_dram_stalls(exposure: CandidateExposure, arch: ArchSpec) -> np.ndarray:
+    """The DRAM stall cycles of every candidate on ``arch``'s link (float64, ``(O, T)``): the
+    closed form of the module doc, what :func:`with_dram_stalls` adds to their traffic (a
+    search needs only these: :func:`sim.gemm.gemm_cost`)."""
     e = exposure
     bw = arch.dram_bytes_per_cycle
     lat = arch.dram.latency_ns * arch.clock_mhz / 1e3
@@ -824,8 +840,7 @@ def with_dram_stalls(traffic: MemoryTraffic, exposure: DramExposure | CandidateE
         # overlapped those transfers
         boundaries = boundaries - ((ov - np.maximum(0, slack)) * e.first_class).sum(axis=0)
     first = e.first_bytes
-    dram_stall = transfer(e.first_reads, None, first / bw) + e.last_bytes / bw + boundaries
-    return traffic.with_link(dram_stall, traffic.dram_transfer_cycles / bw)
+    return transfer(e.first_reads, None, first / bw) + e.last_bytes / bw + boundaries
 
 
 def memory_traffic(

@@ -62,7 +62,7 @@ from sim.energy import (
     operand_level,
     vector_op_pj,
 )
-from sim.execution import plan_gemm
+from sim.execution import GemmPlan, plan_gemm
 from sim.gemm import GemmResult, run_gemm
 from sim.memory import Memory, exact_link
 
@@ -298,8 +298,7 @@ def _gemm_tier_bytes(arch: ArchSpec, g: Gemm, sub: Gemm, used: int) -> Callable[
 def _gemm_instance(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective) -> _Inst:
     """The best of :func:`mapping.core_splits` (N or M, either orientation) for
     ``objective`` under :func:`gemm_split_cost`."""
-    cost = gemm_split_cost(arch, g, memory, objective)
-    floor = gemm_split_cost(arch, g, memory, objective, floor=True)
+    cost, floor = _split_costs(arch, g, memory, objective)
     return pick(core_splits(g, arch.cores), cost, objective, floor)[1].detail
 
 
@@ -311,22 +310,46 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
     for ``objective`` (:func:`sim.gemm.run_gemm`), and the tiers behind the cores. ``floor``:
     the cores' cycles a lower bound, without running their mapping's timeline (energy and
     bytes exact): :func:`mapping.pick`'s ``floor_fn``, which skips splits that cannot win."""
+    return _split_costs(arch, g, memory, objective)[1 if floor else 0]
+
+
+@dataclass(frozen=True, slots=True)
+class _SplitParts:
+    """What a split's cost (:func:`gemm_split_cost`) takes from its core's GEMM that is the
+    same for the floor and the exact cost (the mapping, bytes and energy: only the core's
+    cycles differ), and the tiers' own time behind the cores."""
+
+    plan: GemmPlan
+    vec_cycles: Exact
+    #: The tiers behind the cores: the most cycles any of them takes to move its bytes.
+    tier_cycles: Exact
+    dram: Exact
+    energy: dict[str, float]
+    energy_pj: float
+    mapping: dict[str, Any]
+
+
+def _split_costs(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objective) -> tuple[
+        Callable[[CoreSplit], Scored[_Inst]], Callable[[CoreSplit], Scored[_Inst]]]:
+    """:func:`gemm_split_cost`'s exact cost and floor of the splits of one GEMM, which share
+    each split's plan, energy, bytes, tiers and mapping: the cost of a split after its floor
+    (:func:`mapping.pick` takes every floor first) adds only its core's exact cycles."""
     core = core_arch(arch) if memory == "real" else _ideal_link(arch)
     lanes = arch.vector.lanes if arch.vector is not None else 0
     vec_pj = vector_op_pj(arch) if lanes else 0.0
     macs = g.M * g.N * g.K
+    known: dict[CoreSplit, _SplitParts] = {}
 
-    def cost(split: CoreSplit) -> Scored[_Inst]:
-        sub = split.share(g)
-        used, transposed = split.cores_used, split.transposed
-        plan = plan_gemm(core, sub, transposed)
+    def plan_of(split: CoreSplit) -> GemmPlan:
+        plan = plan_gemm(core, split.share(g), split.transposed)
         if plan.vector_ops and not lanes:
             raise MappingError(f"vector: {g.name} needs a vector unit ({plan.vector_ops:.3g}"
                                " rescale/convert operations); add a [vector] table")
-        r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
-                     passes=plan.passes, floor=floor)
+        return plan
+
+    def parts_of(split: CoreSplit, plan: GemmPlan, r: GemmResult) -> _SplitParts:
+        used, transposed = split.cores_used, split.transposed
         vec_cycles = exact_div(plan.vector_ops, lanes) if lanes else 0
-        core_cycles = max(r.cycles, vec_cycles)
         # bytes each operand moves between the cores and tier 1 (C^T swaps A and W)
         a_b, w_b = ((r.dram_w_bytes, r.dram_a_bytes) if transposed
                     else (r.dram_a_bytes, r.dram_w_bytes))
@@ -336,24 +359,45 @@ def gemm_split_cost(arch: ArchSpec, g: Gemm, memory: Memory, objective: Objectiv
         energy = _core_energy(arch, dict(r.energy_breakdown_pj), backing, used)
         energy["vector"] = used * plan.vector_ops * vec_pj
         backed = sum(backing.values())
-        cycles, dram = _outer_tiers(arch, energy, core_cycles, backed, used,
-                                    memory, _gemm_tier_bytes(arch, g, sub, used))
-        inst = _Inst(
-            cycles=cycles, compute=max(r.compute_cycles, vec_cycles),
-            engine=r.compute_cycles, vector=vec_cycles,
-            vector_ops=float(used * plan.vector_ops), macs=macs,
-            dram_bytes=dram, energy=energy,
+        # the tiers' time alone (from 0 cycles): a split takes the most of it and its cores'
+        tier_cycles, dram = _outer_tiers(arch, energy, 0, backed, used, memory,
+                                         _gemm_tier_bytes(arch, g, split.share(g), used))
+        return _SplitParts(
+            plan=plan, vec_cycles=vec_cycles, tier_cycles=tier_cycles, dram=dram,
+            energy=energy, energy_pj=sum(energy.values()),
             mapping={"cores_used": used, "core_split": split.dim, "transposed": transposed,
                      "passes": plan.passes, "a_slices": plan.a_slices,
                      "w_slices": plan.w_slices, "engine_a_bits": plan.arch.engine.a_bits,
                      "engine_w_bits": plan.arch.engine.w_bits, **r.mapping.to_dict(),
-                     **({"formats": plan.note} if plan.note else {})},
+                     **({"formats": plan.note} if plan.note else {})})
+
+    def scored(split: CoreSplit, floor: bool) -> Scored[_Inst]:
+        parts = known.get(split)
+        plan = plan_of(split) if parts is None else parts.plan
+        r = run_gemm(plan.arch, plan.gemm, memory=memory, objective=objective,
+                     passes=plan.passes, floor=floor)
+        if parts is None:
+            parts = known[split] = parts_of(split, plan, r)
+        vec_cycles = parts.vec_cycles
+        core_cycles = max(r.cycles, vec_cycles)
+        cycles = max(core_cycles, parts.tier_cycles)
+        inst = _Inst(
+            cycles=cycles, compute=max(r.compute_cycles, vec_cycles),
+            engine=r.compute_cycles, vector=vec_cycles,
+            vector_ops=float(split.cores_used * plan.vector_ops), macs=macs,
+            dram_bytes=parts.dram, energy=dict(parts.energy), mapping=dict(parts.mapping),
             core=r,
         )
         # ranked in float64 (mapping.pick); the chosen instance's figures stay exact
-        return Scored(cycles=float(cycles), energy_pj=sum(energy.values()), detail=inst)
+        return Scored(cycles=float(cycles), energy_pj=parts.energy_pj, detail=inst)
 
-    return cost
+    def cost(split: CoreSplit) -> Scored[_Inst]:
+        return scored(split, False)
+
+    def floor(split: CoreSplit) -> Scored[_Inst]:
+        return scored(split, True)
+
+    return cost, floor
 
 
 def _attention_tier_bytes(arch: ArchSpec, compulsory: dict[str, Exact]

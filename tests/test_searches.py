@@ -83,6 +83,33 @@ def test_pick_returns_the_brute_force_argmin_for_each_objective(values, objectiv
 
 
 @settings(max_examples=200, deadline=None)
+@given(data=st.data(), orders=st.integers(1, 6), tiles=st.integers(1, 8),
+       objective=st.sampled_from(OBJECTIVES), per_tile_energy=st.booleans(),
+       with_bytes=st.booleans())
+def test_best_index_on_the_grid_picks_the_brute_force_candidate(
+        data, orders, tiles, objective, per_tile_energy, with_bytes):
+    """Costs laid out as the candidates' (O, T) grid (candidate ``t * O + o`` at ``[o, t]``,
+    energy per tile ``(1, T)`` as the simulator's): the same pick as the brute force over
+    the candidates in order, ties included."""
+    small = st.integers(0, 3)
+    cycles = np.array(data.draw(st.lists(small, min_size=orders * tiles,
+                                         max_size=orders * tiles)), dtype=np.float64)
+    cycles = cycles.reshape(orders, tiles)
+    energy = np.array(data.draw(st.lists(small, min_size=tiles, max_size=tiles)),
+                      dtype=np.float64)[None, :]
+    if not per_tile_energy:
+        energy = energy + cycles % 2
+    dram = (np.array(data.draw(st.lists(small, min_size=orders * tiles,
+                                        max_size=orders * tiles)), dtype=np.float64)
+            .reshape(orders, tiles) if with_bytes else None)
+    full = [np.broadcast_to(x, (orders, tiles)) for x in
+            (cycles, energy, np.zeros((orders, tiles)) if dram is None else dram)]
+    values = list(zip(*(x.T.ravel().tolist() for x in full), strict=True))
+    costs = Costs(cycles=cycles, energy_pj=energy, dram_bytes=dram, grid=(orders, tiles))
+    assert best_index(costs, objective) == brute_force(values, objective)
+
+
+@settings(max_examples=200, deadline=None)
 @given(values=triples, slack=st.lists(st.integers(0, 3), min_size=30, max_size=30),
        objective=st.sampled_from(OBJECTIVES))
 def test_pick_with_floors_picks_the_same_and_skips_what_cannot_win(values, slack, objective):

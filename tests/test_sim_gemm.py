@@ -26,7 +26,7 @@ from sim.energy import (
     unit_energies,
 )
 from sim.engines.systolic import gemm_compute_cycles
-from sim.gemm import FormatError, gemm_cost, simulate_gemm, tiled_compute_cycles
+from sim.gemm import FormatError, compute_view, gemm_cost, simulate_gemm, tiled_compute_cycles
 from sim.memory import memory_traffic
 from sim.system import simulate_op
 
@@ -65,6 +65,19 @@ def min_dram_bytes(gemm: Gemm, arch) -> float:
 
 dim = st.integers(min_value=1, max_value=700)
 edge = st.integers(min_value=1, max_value=40)
+
+
+def test_the_views_of_architectures_that_differ_in_their_link_are_one_object():
+    """The cost model's memo tables are keyed on an architecture's compute view: the views
+    of a sweep's links and clocks are one object, found by identity (an equal copy would be
+    compared field by field on every lookup), and the view of a view is itself."""
+    links = [arch_with(f"memory.dram.bandwidth_gb_per_s={bw}", f"memory.dram.latency_ns={lat}",
+                       f"clock_mhz={mhz}")
+             for bw, lat, mhz in ((16.0, 50.0, 1000.0), (64.0, 100.0, 800.0), (1.0, 0.0, 1000.0))]
+    views = [compute_view(a) for a in links]
+    assert len({id(v) for v in views}) == 1
+    assert compute_view(views[0]) is views[0]
+    assert compute_view(arch_with("engine.rows=16")) is not views[0]
 
 
 @settings(max_examples=80, deadline=None)

@@ -11,6 +11,7 @@
 #   bash benchmarks/gpu_measure_card.sh random OUTDIR    # at most 8 min
 #   bash benchmarks/gpu_measure_card.sh unseen OUTDIR    # at most 8 min
 #   bash benchmarks/gpu_measure_card.sh gemmsn OUTDIR    # at most 4 min
+#   bash benchmarks/gpu_measure_card.sh sectors OUTDIR   # at most 4 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -35,13 +36,15 @@
 #          out: no fit has seen them) with energy and kernels.
 # gemmsn:  shapes_gemmsn.csv (bf16 GEMMs of 2 to 17 rows at vector 1, K below twice N) with
 #          their kernels, no energy loop: the rows from which cuBLAS runs tiles, not gemmSN.
+# sectors: shapes_sectors.csv (aligned int8 and fp8 GEMMs, K at every offset of a row to the
+#          L2's 32-byte sectors and 128-byte lines) with their kernels, no energy loop.
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn OUTDIR}
-out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn OUTDIR}
+part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors OUTDIR}
+out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors OUTDIR}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 case "$name" in
   *H100*) card=h100 ;;
@@ -114,6 +117,10 @@ case "$part" in
     m 230 --in sim/data/gpu/shapes_gemmsn.csv --out "$out/measured_${card}_gemmsn.csv" \
       --budget-ms 20 --energy-s 0 --no-micro --kernels
     ;;
-  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn OUTDIR" >&2; exit 2 ;;
+  sectors)
+    m 230 --in sim/data/gpu/shapes_sectors.csv --out "$out/measured_${card}_sectors.csv" \
+      --budget-ms 20 --energy-s 0 --no-micro --kernels
+    ;;
+  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors OUTDIR" >&2; exit 2 ;;
 esac
 ls -la "$out"

@@ -37,6 +37,10 @@ and multi-query heads, and multi-query decode at head dims 64 and 128 beside it.
 The gemmSN dataset (:func:`gemmsn_shapes`, ``sim/data/gpu/shapes_gemmsn.csv``, ``python -m
 sim.gpu.shapes --gemmsn``) probes which kernel cuBLAS runs for bf16 GEMMs of 2 to 17 rows at
 vector 1 with K below twice N: its CUDA-core gemmSN kernel or the s1688 tiles.
+
+The sector dataset (:func:`sector_shapes`, ``sim/data/gpu/shapes_sectors.csv``, ``python -m
+sim.gpu.shapes --sectors``) runs aligned int8 and fp8 GEMMs at every offset of a row of K to
+the L2's 32-byte sectors and 128-byte lines.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ SHAPES_TILES_CSV = SHAPES_CSV.with_name("shapes_tiles.csv")
 SHAPES_RANDOM_CSV = SHAPES_CSV.with_name("shapes_random.csv")
 SHAPES_UNSEEN_CSV = SHAPES_CSV.with_name("shapes_unseen.csv")
 SHAPES_GEMMSN_CSV = SHAPES_CSV.with_name("shapes_gemmsn.csv")
+SHAPES_SECTORS_CSV = SHAPES_CSV.with_name("shapes_sectors.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -421,6 +426,29 @@ def gemmsn_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+#: The sector dataset (:func:`sector_shapes`): rows, columns of C, and K from a multiple of
+#: 128 in steps of 16 over one line of 128 bytes (every alignment of an int8 row to the L2's
+#: 32-byte sectors and 128-byte lines; fp8's rows likewise), at shapes whose tiles' loads from
+#: L2 can bound them.
+SECTOR_ROWS = (1024, 2048, 4096)
+SECTOR_N = (4096, 8192)
+SECTOR_K = tuple(4096 + 16 * i for i in range(9))
+
+
+def sector_shapes() -> list[dict[str, object]]:
+    """The sector dataset (``sim/data/gpu/shapes_sectors.csv``, ``python -m sim.gpu.shapes
+    --sectors``), each row with its ``split``: aligned int8 and fp8 GEMMs at every offset of a
+    row of K to the L2's sectors and lines (:data:`SECTOR_ROWS`, :data:`SECTOR_N`,
+    :data:`SECTOR_K`), to test how the L2's line and sector traffic bounds the 8-bit kernels'
+    loads (``sim.gpu_model.line_traffic``, ``sim.gpu_model.sector_traffic``). A row another
+    dataset has is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes())}
+    rows = [_gemm(dtype, M, N, K) for dtype in ("int8", "fp8") for M in SECTOR_ROWS
+            for N in SECTOR_N for K in SECTOR_K]
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -432,6 +460,7 @@ DATASETS = {
     "random": (random_shapes, SHAPES_RANDOM_CSV, ()),
     "unseen": (unseen_shapes, SHAPES_UNSEEN_CSV, ()),
     "gemmsn": (gemmsn_shapes, SHAPES_GEMMSN_CSV, ()),
+    "sectors": (sector_shapes, SHAPES_SECTORS_CSV, ()),
 }
 
 

@@ -1390,10 +1390,11 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
     # first tile's folds start ``lead`` cycles after it does (``sim.memory._nest`` leaves
     # that preload out of the tiles' busy cycles)
     lead = 0.0
-    pre_any = nest.preload is not None  # (else ahead, behind and lead are 0)
-    if pre_any:
-        pre = float(nest.preload[1])
-        ahead = (pre, 0.0, pre) if nest.preload[0] == "W" else (0.0, pre, pre)
+    preload = nest.preload
+    pre_any = preload is not None  # (else ahead, behind and lead are 0)
+    if preload is not None:
+        pre = float(preload[1])
+        ahead = (pre, 0.0, pre) if preload[0] == "W" else (0.0, pre, pre)
         lead = 0.0 if every else pre
         if not every:
             # a later tile's first fold takes its stationary input while the fold before
@@ -1401,7 +1402,7 @@ def _walk(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | 
             # folds by the preload (the weight walker's, ``hw.tile``; measured on
             # ``amaranth.sim``: the weight double buffer on a 16-byte link of 40 cycles,
             # 22x18x15 on 11x4x15 tiles, mnk, took 547 cycles, the model 531 without this)
-            behind = (0.0, pre, 0.0) if nest.preload[0] == "W" else (pre, 0.0, 0.0)
+            behind = (0.0, pre, 0.0) if preload[0] == "W" else (pre, 0.0, 0.0)
             late = True
     plan_tile = plan.tile_of
     events = plan.events

@@ -43,8 +43,9 @@
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-part=${1:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors OUTDIR}
-out=${2:?usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors OUTDIR}
+usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors OUTDIR"
+part=${1:?$usage}
+out=${2:?$usage}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 case "$name" in
   *H100*) card=h100 ;;
@@ -59,11 +60,16 @@ v2_gemms() {
 w = csv.DictWriter(sys.stdout, fieldnames=list(r[0])); w.writeheader(); w.writerows(x for x in r if x['op'] == 'gemm')" > "$1"
 }
 m() { timeout "$1" python3 -m sim.gpu.measure "${@:2}" --no-triton || echo "step exited $?"; }
+# sim/data/gpu/shapes_$1.csv into measured_<card>_$1.csv with the kernels each row launches,
+# under time limit $2, with measure's options after them
+with_kernels() {
+  m "$2" --in "sim/data/gpu/shapes_$1.csv" --out "$out/measured_${card}_$1.csv" "${@:3}" \
+    --no-micro --kernels
+}
 case "$part" in
   kernels)
     m 400 --in sim/data/gpu/shapes_v2.csv --out "$out/measured_${card}_v2.csv" --budget-ms 40
-    m 150 --in sim/data/gpu/shapes_misaligned.csv --out "$out/measured_${card}_misaligned.csv" \
-      --budget-ms 40 --energy-s 0.2 --no-micro --kernels
+    with_kernels misaligned 150 --budget-ms 40 --energy-s 0.2
     ;;
   models)
     m 90 --in sim/data/gpu/shapes_decode.csv --out "$out/measured_${card}_decode.csv" \
@@ -98,29 +104,18 @@ case "$part" in
       --graph --kernels --budget-ms 40 --energy-s 0.2 --no-micro
     ;;
   tiles)
-    m 150 --in sim/data/gpu/shapes_tiles.csv --out "$out/measured_${card}_tiles.csv" \
-      --budget-ms 40 --energy-s 0.2 --no-micro --kernels
+    with_kernels tiles 150 --budget-ms 40 --energy-s 0.2
     v2_gemms "$out/shapes_v2_gemm.csv"
     m 320 --in "$out/shapes_v2_gemm.csv" --out "$out/measured_${card}_v2_graph.csv" \
       --graph --budget-ms 40 --energy-s 0.2 --no-micro
     rm -f "$out/shapes_v2_gemm.csv"
     ;;
-  random)
-    m 470 --in sim/data/gpu/shapes_random.csv --out "$out/measured_${card}_random.csv" \
-      --budget-ms 40 --energy-s 0.2 --no-micro --kernels
+  random|unseen)
+    with_kernels "$part" 470 --budget-ms 40 --energy-s 0.2
     ;;
-  unseen)
-    m 470 --in sim/data/gpu/shapes_unseen.csv --out "$out/measured_${card}_unseen.csv" \
-      --budget-ms 40 --energy-s 0.2 --no-micro --kernels
+  gemmsn|sectors)
+    with_kernels "$part" 230 --budget-ms 20 --energy-s 0
     ;;
-  gemmsn)
-    m 230 --in sim/data/gpu/shapes_gemmsn.csv --out "$out/measured_${card}_gemmsn.csv" \
-      --budget-ms 20 --energy-s 0 --no-micro --kernels
-    ;;
-  sectors)
-    m 230 --in sim/data/gpu/shapes_sectors.csv --out "$out/measured_${card}_sectors.csv" \
-      --budget-ms 20 --energy-s 0 --no-micro --kernels
-    ;;
-  *) echo "usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors OUTDIR" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 ls -la "$out"

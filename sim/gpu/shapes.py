@@ -41,6 +41,11 @@ vector 1 with K below twice N: its CUDA-core gemmSN kernel or the s1688 tiles.
 The sector dataset (:func:`sector_shapes`, ``sim/data/gpu/shapes_sectors.csv``, ``python -m
 sim.gpu.shapes --sectors``) runs aligned int8 and fp8 GEMMs at every offset of a row of K to
 the L2's 32-byte sectors and 128-byte lines.
+
+The int8 N8 dataset (:func:`int8_n8_shapes`, ``sim/data/gpu/shapes_int8n8.csv``, ``python -m
+sim.gpu.shapes --int8n8``) runs int8 GEMMs with K a multiple of 16 and N 8 off one, at tile
+counts and K chosen apart, to find what makes cuBLASLt leave its Hopper kernel for CUTLASS's
+align-4 tiles: the count of the Hopper kernel's tiles or the multiply-adds.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from pathlib import Path
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "gemmsn_shapes",
+           "int8_n8_shapes",
            "misaligned_shapes", "quant_shapes", "split_of", "tile_shapes", "v2_shapes",
            "write_shapes"]
 
@@ -72,6 +78,7 @@ SHAPES_RANDOM_CSV = SHAPES_CSV.with_name("shapes_random.csv")
 SHAPES_UNSEEN_CSV = SHAPES_CSV.with_name("shapes_unseen.csv")
 SHAPES_GEMMSN_CSV = SHAPES_CSV.with_name("shapes_gemmsn.csv")
 SHAPES_SECTORS_CSV = SHAPES_CSV.with_name("shapes_sectors.csv")
+SHAPES_INT8_N8_CSV = SHAPES_CSV.with_name("shapes_int8n8.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -449,6 +456,36 @@ def sector_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+#: The int8 N8 dataset (:func:`int8_n8_shapes`): N 8 off a multiple of 16 (9 and 33 columns of
+#: the Hopper kernel's 128-column tiles, ``sim.gpu_model.INT8_N8_TILE``), rows for about
+#: :data:`INT8_N8_TILE_COUNTS` of its 256-row tiles, each at every K of :data:`INT8_N8_K`: so
+#: that the tile count and the multiply-adds vary apart (the recorded launches so far had the
+#: Hopper kernel up to 198 tiles and 2.6e10 multiply-adds, CUTLASS's from 264 tiles and 3.4e10,
+#: where both bounds separate them).
+INT8_N8_N = (1032, 4104)
+INT8_N8_TILE_COUNTS = (99, 132, 165, 198, 231, 264, 297, 330, 396)
+INT8_N8_K = (128, 1024, 4096, 8192)
+
+
+def int8_n8_shapes() -> list[dict[str, object]]:
+    """The int8 N8 dataset (``sim/data/gpu/shapes_int8n8.csv``, ``python -m sim.gpu.shapes
+    --int8n8``), each row with its ``split``: int8 GEMMs with K a multiple of 16 and N 8 off one
+    (:data:`INT8_N8_N`, :data:`INT8_N8_TILE_COUNTS`, :data:`INT8_N8_K`; M 8 short of a multiple
+    of 256, so that the last row tile is ragged as a user's would be), measured with their
+    kernels to find which of the Hopper kernel and CUTLASS's align-4 tiles cuBLASLt runs
+    (``sim.gpu_model.INT8_N8_CUTLASS_MACS``). A row another dataset has is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
+                              *sector_shapes())}
+    rows = []
+    for N in INT8_N8_N:
+        cols = -(-N // 128)
+        for tiles in INT8_N8_TILE_COUNTS:
+            M = 256 * max(1, round(tiles / cols)) - 8
+            rows += [_gemm("int8", M, N, K) for K in INT8_N8_K]
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -461,6 +498,7 @@ DATASETS = {
     "unseen": (unseen_shapes, SHAPES_UNSEEN_CSV, ()),
     "gemmsn": (gemmsn_shapes, SHAPES_GEMMSN_CSV, ()),
     "sectors": (sector_shapes, SHAPES_SECTORS_CSV, ()),
+    "int8n8": (int8_n8_shapes, SHAPES_INT8_N8_CSV, ()),
 }
 
 

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -1441,6 +1442,37 @@ def test_gemmsn_band_and_grid_are_the_recorded_ones():
                              round(math.sqrt(max(inside) * min(above))))
 
 
+def test_gemmsn_templates_and_speeds_are_the_recorded_ones():
+    """Every recorded gemmSN launch ran the template gemmsn_template gives: its CTAs' rows (two
+    CTAs along the grid's y at 12, 15 and 16 rows, their rows together) and its flag (true at
+    GEMMSN_EXACT_ROWS only); and GEMMSN_SPEED is each template's rate over its rows, relative
+    to the 8-row template's, recomputed from the probe's calibration rows at N = 12001."""
+    from sim.gpu_model import GEMMSN_SPEED, gemmsn_template
+
+    template = re.compile(r"gemmSN_TN_kernel<float, 128, 16, 2, 4, (\d+), \d+, (true|false),"
+                          r".*? grid=\((\d+),(\d+),1\).*? us=([0-9.]+)")
+    seen = set()
+    for r in launched_gemms():
+        m = template.search(r["kernels"].split(" ; ")[0])
+        if not m:
+            continue
+        k = Kernel.from_row(r)
+        rows_cta, exact, grid_y = int(m.group(1)), m.group(2) == "true", int(m.group(4))
+        assert gemmsn_template(k.M) == (rows_cta * grid_y, exact), (k, m.group(0)[:60])
+        seen.add(k.M)
+    rates: dict[tuple[int, bool], list[float]] = {}
+    for r in rows(DATA / "measured_h100_gemmsn.csv"):
+        m = template.search(r["kernels"].split(" ; ")[0])
+        if m and r["split"] == "cal" and r["N"] == "12001":
+            rates.setdefault((int(m.group(1)), m.group(2) == "true"), []).append(
+                2 * int(m.group(1)) * int(r["N"]) * int(r["K"]) / float(m.group(5)))
+    assert {2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 15, 16} <= seen
+    ref = statistics.median(rates[(8, False)])
+    # the 2-row template is load-bound at that N (its rate not its CUDA cores'): no entry
+    assert GEMMSN_SPEED == {t: round(statistics.median(v) / ref, 3)
+                            for t, v in rates.items() if t[0] not in (2, 8)}
+
+
 def test_the_gemv_split_k_is_the_recorded_one():
     """Every recorded launch of a GEMV the model gives cuBLAS's CUDA-core kernels (family
     gemv, one row of A or one column of C, not its dot kernel) split along K (a
@@ -1572,9 +1604,9 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
 
 
 def test_the_cuda_core_kernels_mechanisms():
-    """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs fewer than the SMs walk K at the
-    fitted time per row of A (a rate of one CTA, not of the chip), more of them run at the
-    chip's rate on an even number of rows; GEMVs and gemmSN load at bandwidths of their own,
+    """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs walk K at no less than the fitted
+    time per row of A (a rate of one CTA, not of the chip), many of them run at the chip's
+    rate on an even number of rows, each template at its speed; GEMVs and gemmSN load at bandwidths of their own,
     below the HBM's, and GEMVs pay the L2 write-back ramp in their bytes."""
     from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
 
@@ -1589,13 +1621,18 @@ def test_the_cuda_core_kernels_mechanisms():
     # three CTAs (N = 23): each row of A adds its walk along K
     assert us(14, 23, 1156) - us(2, 23, 1156) == pytest.approx(
         12 * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
-    # as many CTAs as SMs and more: no walk; 7 rows take less than 7x the time of 2
+    # as many CTAs as SMs and more: a CTA that shares its SM walks no faster (7x1201x601:
+    # 151 CTAs, 13 us measured); 7 rows take less than 7x the time of 2
     n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
     assert us(7, n_many, 601) < 2 * us(2, n_many, 601)
+    assert us(7, 1201, 601) == pytest.approx(
+        p["fixed_us"] + 8 * 601 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
     # its CUDA cores compute an even number of rows: 5 take as long as 6 where the operations
-    # bind (12001x12001: 303 and 306 us measured), 4 a third less
+    # bind (12001x12001: 303 and 306 us measured), 4 (the 4-row template, flag true) about a
+    # fifth less (250), 3 (the same rows on its predicated path) 1.3 times as long as 4 (321)
     assert us(5, 12001, 12001) == pytest.approx(us(6, 12001, 12001), rel=1e-9)
-    assert us(4, 12001, 12001) < 0.75 * us(5, 12001, 12001)
+    assert 0.7 * us(5, 12001, 12001) < us(4, 12001, 12001) < 0.9 * us(5, 12001, 12001)
+    assert us(3, 12001, 12001) > 1.25 * us(4, 12001, 12001)
     assert 0 < p["gemv_load_gb_per_s"] < cal.read_gb_per_s
     assert 0 < p["gemmsn_load_gb_per_s"] < cal.read_gb_per_s
     # a GEMV past the ramp's span pays all of it: twice the bytes, twice the load time only

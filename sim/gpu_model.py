@@ -449,16 +449,18 @@ GEMMSN_ROWS_STEP = 2
 GEMMSN_EXACT_ROWS = (2, 4)
 #: The rate of each gemmSN template's CUDA cores over the rows it computes
 #: (:func:`gemmsn_template`), relative to the 8-row template's, the template of the largest
-#: calibration row the fitted ``simt_tflops`` serves (7x11007x4096): the median over the
-#: probe's calibration rows at N = 12001 (measured_h100_gemmsn.csv, split ``cal``: 1501 CTAs,
-#: eleven to an SM, where the operations bind, not one CTA's walk) of ``2 R N K`` over the
-#: profiled kernel time, ``R`` the template's rows, over the 8-row template's median (5.47
-#: TFLOP/s): the 4-row template 4.90 with its flag true, 3.71 with it false (the predicated
-#: path), the 6-row one 5.94. Templates without an entry run at 1: the 2-row one is
-#: load-bound there (its rate not observed), the 10-row and larger ones have no calibration
-#: row at that N. tests/test_gpu.py recomputes the table.
+#: calibration row the fitted ``simt_tflops`` serves (7x11007x4096): over the probe's
+#: calibration rows with N of 4001 and more (measured_h100_gemmsn.csv, split ``cal``: 501 CTAs
+#: and more, four to eleven to an SM, where the operations bind, not one CTA's walk), the
+#: median of ``2 R N K`` over the profiled kernel time (``R`` the template's rows) divided by
+#: the 8-row template's at the same N and K: the 4-row template 0.905 with its flag true, 0.691
+#: with it false (its predicated path: 3.73 TFLOP/s where the flag-true one ran 4.83 and the
+#: 8-row one 5.35, at 12001x12001), the 6-row one 1.10 (seven shapes), the 10-row one 1.09
+#: (one shape, 10x4001x2001). Templates without an entry run at 1: the 2-row one is load-bound
+#: there (its rate not its CUDA cores'), the larger ones have no such calibration row.
+#: tests/test_gpu.py recomputes the table.
 GEMMSN_SPEED: dict[tuple[int, bool], float] = {
-    (4, False): 0.679, (4, True): 0.894, (6, False): 1.085}
+    (4, False): 0.691, (4, True): 0.905, (6, False): 1.099, (10, False): 1.094}
 
 
 def gemmsn_template(M: int) -> tuple[int, bool]:

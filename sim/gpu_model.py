@@ -463,11 +463,23 @@ GEMMSN_SPEED: dict[tuple[int, bool], float] = {
     (4, False): 0.691, (4, True): 0.905, (6, False): 1.099, (10, False): 1.094}
 
 
-def gemmsn_template(M: int) -> tuple[int, bool]:
-    """(rows, exact) of the gemmSN template cuBLAS runs for ``M`` rows of A: the rows its CTAs
-    compute (:data:`GEMMSN_ROWS_STEP`) and whether its flag is true (:data:`GEMMSN_EXACT_ROWS`),
-    the key of :data:`GEMMSN_SPEED`."""
-    return -(-M // GEMMSN_ROWS_STEP) * GEMMSN_ROWS_STEP, M in GEMMSN_EXACT_ROWS
+#: The rows of A at which cuBLAS's gemmSN launches ran two CTAs along the grid's y for each
+#: GEMMSN_CTA_COLS columns of C, each over half of the rows: 12 (two of the 6-row template),
+#: 15 and 16 (two of the 8-row one); every other recorded row count ran one (14 one of the
+#: 14-row template: the kernels columns of measured_h100_gemmsn.csv,
+#: measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv; tests/test_gpu.py
+#: checks every recorded launch).
+GEMMSN_ROW_CTAS = {12: 2, 15: 2, 16: 2}
+
+
+def gemmsn_template(M: int) -> tuple[int, int, bool]:
+    """(rows, CTAs along y, exact) of the gemmSN template cuBLAS runs for ``M`` rows of A: the
+    rows each of its CTAs computes (all of them rounded up to even, :data:`GEMMSN_ROWS_STEP`,
+    over :data:`GEMMSN_ROW_CTAS`), how many CTAs share the rows, and whether its flag is true
+    (:data:`GEMMSN_EXACT_ROWS`); (rows, exact) is the key of :data:`GEMMSN_SPEED`."""
+    ctas = GEMMSN_ROW_CTAS.get(M, 1)
+    rows = -(-M // (GEMMSN_ROWS_STEP * ctas)) * GEMMSN_ROWS_STEP
+    return rows, ctas, M in GEMMSN_EXACT_ROWS
 
 
 #: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
@@ -1320,16 +1332,18 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # path's bandwidth, the operations at the CUDA cores' rate; the bytes' time
         # plus the write-back of the dirty L2 lines its reads evict, ramping in with the bytes
         # as the decode kernels' (module doc); gemmSN's CTAs (GEMMSN_CTA_COLS columns of C
-        # each, over A's rows and all of K) no faster than one CTA's walk along K (its loop's
-        # latency: fitted on CTAs fewer than the SMs, each alone on its SM, and a CTA that
-        # shares its SM walks no faster), a fitted time per row of A and element of K; gemmSN computes an even number of rows (GEMMSN_ROWS_STEP), each
+        # each, over its template's rows and all of K) no faster than one CTA's walk along K
+        # (its loop's latency: fitted on CTAs fewer than the SMs, each alone on its SM, and a
+        # CTA that shares its SM walks no faster), a fitted time per row and element of K;
+        # gemmSN computes an even number of rows (GEMMSN_ROWS_STEP, gemmsn_template), each
         # template at its own speed (GEMMSN_SPEED: its operations and its walk), and loads at
         # a fitted bandwidth of its own
         ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
         sn = M > 1 and N > 1
-        rows, exact = gemmsn_template(M) if sn else (M, True)
-        speed = GEMMSN_SPEED.get((rows, exact), 1.0) if sn else 1.0
-        walk = rows * K * p["gemmsn_row_ns"] * 1e-9 / speed if sn else 0.0
+        cta_rows, row_ctas, exact = gemmsn_template(M) if sn else (M, 1, True)
+        rows = cta_rows * row_ctas  # all the rows its CTAs compute
+        speed = GEMMSN_SPEED.get((cta_rows, exact), 1.0) if sn else 1.0
+        walk = cta_rows * K * p["gemmsn_row_ns"] * 1e-9 / speed if sn else 0.0
         load = min(bw, p["gemmsn_load_gb_per_s" if sn else "gemv_load_gb_per_s"] * 1e9)
         simt = (p["fixed_us"], max(nbytes / load + ramp,
                                    useful * rows / M / (p["simt_tflops"] * 1e12 * speed),

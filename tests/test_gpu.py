@@ -1443,9 +1443,9 @@ def test_gemmsn_band_and_grid_are_the_recorded_ones():
 
 
 def test_gemmsn_templates_and_speeds_are_the_recorded_ones():
-    """Every recorded gemmSN launch ran the template gemmsn_template gives: its CTAs' rows (two
-    CTAs along the grid's y at 12, 15 and 16 rows, their rows together) and its flag (true at
-    GEMMSN_EXACT_ROWS only); and GEMMSN_SPEED is each template's rate over its rows, relative
+    """Every recorded gemmSN launch ran the template gemmsn_template gives: its CTAs' rows, the
+    CTAs along the grid's y (two at GEMMSN_ROW_CTAS's 12, 15 and 16 rows) and its flag (true
+    at GEMMSN_EXACT_ROWS only); and GEMMSN_SPEED is each template's rate over its rows, relative
     to the 8-row template's at the same shape, recomputed from the probe's calibration rows
     with N of 4001 and more."""
     from sim.gpu_model import GEMMSN_SPEED, gemmsn_template
@@ -1459,7 +1459,7 @@ def test_gemmsn_templates_and_speeds_are_the_recorded_ones():
             continue
         k = Kernel.from_row(r)
         rows_cta, exact, grid_y = int(m.group(1)), m.group(2) == "true", int(m.group(4))
-        assert gemmsn_template(k.M) == (rows_cta * grid_y, exact), (k, m.group(0)[:60])
+        assert gemmsn_template(k.M) == (rows_cta, grid_y, exact), (k, m.group(0)[:60])
         seen.add(k.M)
     shapes: dict[tuple[int, int], dict[tuple[int, bool], list[float]]] = {}
     for r in rows(DATA / "measured_h100_gemmsn.csv"):

@@ -73,18 +73,20 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   (family ``gemv``) load their bytes at a fitted load bandwidth of their own (below the HBM's;
   gemmSN at another, and its CUDA cores compute the rows of A rounded up to even:
   :data:`GEMMSN_ROWS_STEP`, each template at its own speed, :data:`GEMMSN_SPEED`: 3 rows run
-  the 4-row template's predicated path, 1.3 times as long as 4), plus the write-back of the dirty L2 lines their reads evict
-  (the decode kernels' ramp, below, over a fitted span of bytes: a large GEMV timed alone took
-  14 to 16 us beyond its profiled kernel); gemmSN runs
-  one CTA per :data:`GEMMSN_CTA_COLS` columns of C over all rows of A and the whole of K, and
-  no faster than one CTA's walk, a fitted time per row of A and element of K (14x23x1156 bf16,
-  three CTAs, each alone on its SM, its loads' latency unhidden, took 20.9 us), which a CTA
-  that shares its SM does not beat (at N = 1201, 151 CTAs on 132 SMs, every gemmSN launch of
-  measured_h100_gemmsn.csv took longer than its operations and bytes: 13 us for 7x1201x601). A GEMV with one column of C and few rows runs a
-  dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
-  take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
-  to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
-  ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: the tile cuBLAS dispatches
+  the 4-row template's predicated path, 1.3 times as long as 4), plus the write-back of the
+  dirty L2 lines their reads evict (the decode kernels' ramp, below, over a fitted span of
+  bytes: a large GEMV timed alone took 14 to 16 us beyond its profiled kernel); gemmSN runs
+  one CTA per :data:`GEMMSN_CTA_COLS` columns of C over its template's rows of A (all of them,
+  or half: :data:`GEMMSN_ROW_CTAS`) and the whole of K, and no faster than one CTA's walk, a
+  fitted time per row of A and element of K (14x23x1156 bf16, three CTAs, each alone on its
+  SM, its loads' latency unhidden, took 20.9 us), which a CTA that shares its SM does not beat
+  (at N = 1201, 151 CTAs on 132 SMs, every gemmSN launch of measured_h100_gemmsn.csv took
+  longer than its operations and bytes: 13 us for 7x1201x601). A GEMV with one column of C
+  and few rows runs a dot product per row and then a reduction kernel
+  (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels take no shape off their alignment at all
+  (:data:`ALIGNMENT`): their operands run zero-padded to it (fp8 to 16, already its widest
+  vector: the aligned kernels run); int8, padded to 8 with ``K`` off 16, runs CUTLASS's
+  ``i16832gemm_*_align4`` kernels: the tile cuBLAS dispatches
   (:func:`int8_align4_tile`: by tile counts and rows, as recorded, not the fastest; of its
   256-by-128 tile the faster orientation, :data:`INT8_ALIGN4_LARGE_TILES`) with 4-byte loads,
   as the bf16 fallbacks (their own rate and load bandwidth), but a CTA loads only the rows of

@@ -1613,8 +1613,9 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
 def test_the_cuda_core_kernels_mechanisms():
     """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs walk K at no less than the fitted
     time per row of A (a rate of one CTA, not of the chip), many of them run at the chip's
-    rate on an even number of rows, each template at its speed; GEMVs and gemmSN load at bandwidths of their own,
-    below the HBM's, and GEMVs pay the L2 write-back ramp in their bytes."""
+    rate on an even number of rows, each template at its speed; GEMVs and gemmSN load at
+    bandwidths of their own, below the HBM's, and GEMVs pay the L2 write-back ramp in their
+    bytes."""
     from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
 
     cal = load_calibration("h100")

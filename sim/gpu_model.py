@@ -72,17 +72,21 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   least twice ``N`` but within :data:`GEMMSN_BAND_K`, as recorded. These CUDA-core kernels
   (family ``gemv``) load their bytes at a fitted load bandwidth of their own (below the HBM's;
   gemmSN at another, and its CUDA cores compute the rows of A rounded up to even:
-  :data:`GEMMSN_ROWS_STEP`), plus the write-back of the dirty L2 lines their reads evict
-  (the decode kernels' ramp, below, over a fitted span of bytes: a large GEMV timed alone took
-  14 to 16 us beyond its profiled kernel); gemmSN runs
-  one CTA per :data:`GEMMSN_CTA_COLS` columns of C over all rows of A and the whole of K, and
-  where those CTAs are fewer than the SMs (each alone on its SM, its loads' latency unhidden)
-  no faster than one CTA's walk, a fitted time per row of A and element of K (14x23x1156 bf16,
-  three CTAs, took 20.9 us). A GEMV with one column of C and few rows runs a
-  dot product per row and then a reduction kernel (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels
-  take no shape off their alignment at all (:data:`ALIGNMENT`): their operands run zero-padded
-  to it (fp8 to 16, already its widest vector: the aligned kernels run); int8, padded to 8 with
-  ``K`` off 16, runs CUTLASS's ``i16832gemm_*_align4`` kernels: the tile cuBLAS dispatches
+  :data:`GEMMSN_ROWS_STEP`, each template at its own speed, :data:`GEMMSN_SPEED`: 3 rows run
+  the 4-row template's predicated path, 1.3 times as long as 4), plus the write-back of the
+  dirty L2 lines their reads evict (the decode kernels' ramp, below, over a fitted span of
+  bytes: a large GEMV timed alone took 14 to 16 us beyond its profiled kernel); gemmSN runs
+  one CTA per :data:`GEMMSN_CTA_COLS` columns of C over its template's rows of A (all of them,
+  or half: :data:`GEMMSN_ROW_CTAS`) and the whole of K, and no faster than one CTA's walk, a
+  fitted time per row of A and element of K (14x23x1156 bf16, three CTAs, each alone on its
+  SM, its loads' latency unhidden, took 20.9 us), which a CTA that shares its SM does not beat
+  (at N = 1201, 151 CTAs on 132 SMs, every gemmSN launch of measured_h100_gemmsn.csv took
+  longer than its operations and bytes: 13 us for 7x1201x601). A GEMV with one column of C
+  and few rows runs a dot product per row and then a reduction kernel
+  (:data:`DOT_MAX_ROWS`). fp8 and int8 kernels take no shape off their alignment at all
+  (:data:`ALIGNMENT`): their operands run zero-padded to it (fp8 to 16, already its widest
+  vector: the aligned kernels run); int8, padded to 8 with ``K`` off 16, runs CUTLASS's
+  ``i16832gemm_*_align4`` kernels: the tile cuBLAS dispatches
   (:func:`int8_align4_tile`: by tile counts and rows, as recorded, not the fastest; of its
   256-by-128 tile the faster orientation, :data:`INT8_ALIGN4_LARGE_TILES`) with 4-byte loads,
   as the bf16 fallbacks (their own rate and load bandwidth), but a CTA loads only the rows of
@@ -435,6 +439,51 @@ GEMMSN_CTA_COLS = 8
 #: kernels column of measured_h100_gemmsn.csv), and 5 rows took as long as 6 (303 and 306 us
 #: at 12001x12001), 7 as long as 8 (442 and 446 us).
 GEMMSN_ROWS_STEP = 2
+#: The rows at which cuBLAS ran a gemmSN template whose last flag is true: 2 and 4, each with
+#: its row parameter equal to M (``gemmSN_TN_kernel<float, 128, 16, 2, 4, 2, 2, true>`` and
+#: ``<..., 4, 4, true>``); every other row count ran a template with the flag false, 3 rows the
+#: same 4-row template as 4 (``<..., 4, 4, false>``), 5 and 6 the 6-row one, 7 and 8 the 8-row
+#: one, 9 and 10 the 10-row one (the kernels column of measured_h100_gemmsn.csv, and of
+#: measured_h100_misaligned.csv, measured_h100_random.csv, measured_h100_v2_gemm_kernels.csv:
+#: tests/test_gpu.py checks every recorded launch). The flag-false 4-row template ran 3 rows
+#: 1.30 times as long as the flag-true one ran 4 (309 and 238 us of kernel at 12001x12001):
+#: the rows past M predicated off in its loop (GEMMSN_SPEED).
+GEMMSN_EXACT_ROWS = (2, 4)
+#: The rate of each gemmSN template's CUDA cores over the rows it computes
+#: (:func:`gemmsn_template`), relative to the 8-row template's, the template of the largest
+#: calibration row the fitted ``simt_tflops`` serves (7x11007x4096): over the probe's
+#: calibration rows with N of 4001 and more (measured_h100_gemmsn.csv, split ``cal``: 501 CTAs
+#: and more, four to eleven to an SM, where the operations bind, not one CTA's walk), the
+#: median of ``2 R N K`` over the profiled kernel time (``R`` the template's rows) divided by
+#: the 8-row template's at the same N and K: the 4-row template 0.905 with its flag true, 0.691
+#: with it false (its predicated path: 3.73 TFLOP/s where the flag-true one ran 4.83 and the
+#: 8-row one 5.35, at 12001x12001), the 6-row one 1.10 (seven shapes), the 10-row one 1.09
+#: (one shape, 10x4001x2001). Templates without an entry run at 1: the 2-row one is load-bound
+#: there (its rate not its CUDA cores'), the larger ones have no such calibration row.
+#: tests/test_gpu.py recomputes the table.
+GEMMSN_SPEED: dict[tuple[int, bool], float] = {
+    (4, False): 0.691, (4, True): 0.905, (6, False): 1.099, (10, False): 1.094}
+
+
+#: The rows of A at which cuBLAS's gemmSN launches ran two CTAs along the grid's y for each
+#: GEMMSN_CTA_COLS columns of C, each over half of the rows: 12 (two of the 6-row template),
+#: 15 and 16 (two of the 8-row one); every other recorded row count ran one (14 one of the
+#: 14-row template: the kernels columns of measured_h100_gemmsn.csv,
+#: measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv; tests/test_gpu.py
+#: checks every recorded launch).
+GEMMSN_ROW_CTAS = {12: 2, 15: 2, 16: 2}
+
+
+def gemmsn_template(M: int) -> tuple[int, int, bool]:
+    """(rows, CTAs along y, exact) of the gemmSN template cuBLAS runs for ``M`` rows of A: the
+    rows each of its CTAs computes (all of them rounded up to even, :data:`GEMMSN_ROWS_STEP`,
+    over :data:`GEMMSN_ROW_CTAS`), how many CTAs share the rows, and whether its flag is true
+    (:data:`GEMMSN_EXACT_ROWS`); (rows, exact) is the key of :data:`GEMMSN_SPEED`."""
+    ctas = GEMMSN_ROW_CTAS.get(M, 1)
+    rows = -(-M // (GEMMSN_ROWS_STEP * ctas)) * GEMMSN_ROWS_STEP
+    return rows, ctas, M in GEMMSN_EXACT_ROWS
+
+
 #: The CTA tiles (rows of M, columns of N) of each fallback family's kernels, as
 #: ``sim.gpu.measure --kernels`` recorded them on the H100 (the kernels columns of
 #: ``sim/data/gpu/measured_h100_misaligned.csv`` and ``measured_h100_v2_gemm_kernels.csv``: the
@@ -1285,18 +1334,22 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # path's bandwidth, the operations at the CUDA cores' rate; the bytes' time
         # plus the write-back of the dirty L2 lines its reads evict, ramping in with the bytes
         # as the decode kernels' (module doc); gemmSN's CTAs (GEMMSN_CTA_COLS columns of C
-        # each, over A's rows and all of K), fewer than the SMs, each alone on its SM, no
-        # faster than one CTA's walk along K (its loop's latency, which no other CTA on the
-        # SM hides), a fitted time per row of A and element of K; gemmSN computes an even
-        # number of rows (GEMMSN_ROWS_STEP) and loads at a fitted bandwidth of its own
+        # each, over its template's rows and all of K) no faster than one CTA's walk along K
+        # (its loop's latency: fitted on CTAs fewer than the SMs, each alone on its SM, and a
+        # CTA that shares its SM walks no faster), a fitted time per row and element of K;
+        # gemmSN computes an even number of rows (GEMMSN_ROWS_STEP, gemmsn_template), each
+        # template at its own speed (GEMMSN_SPEED: its operations and its walk), and loads at
+        # a fitted bandwidth of its own
         ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
         sn = M > 1 and N > 1
-        rows = -(-M // GEMMSN_ROWS_STEP) * GEMMSN_ROWS_STEP if sn else M
-        lone = sn and _cdiv(N, GEMMSN_CTA_COLS) < cal.sm_count
-        walk = rows * K * p["gemmsn_row_ns"] * 1e-9 if lone else 0.0
+        cta_rows, row_ctas, exact = gemmsn_template(M) if sn else (M, 1, True)
+        rows = cta_rows * row_ctas  # all the rows its CTAs compute
+        speed = GEMMSN_SPEED.get((cta_rows, exact), 1.0) if sn else 1.0
+        walk = cta_rows * K * p["gemmsn_row_ns"] * 1e-9 / speed if sn else 0.0
         load = min(bw, p["gemmsn_load_gb_per_s" if sn else "gemv_load_gb_per_s"] * 1e9)
         simt = (p["fixed_us"], max(nbytes / load + ramp,
-                                   useful * rows / M / (p["simt_tflops"] * 1e12), walk) * 1e6,
+                                   useful * rows / M / (p["simt_tflops"] * 1e12 * speed),
+                                   walk) * 1e6,
                 useful)
         if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -1443,6 +1444,44 @@ def test_gemmsn_band_and_grid_are_the_recorded_ones():
                              round(math.sqrt(max(inside) * min(above))))
 
 
+def test_gemmsn_templates_and_speeds_are_the_recorded_ones():
+    """Every recorded gemmSN launch ran the template gemmsn_template gives: its CTAs' rows, the
+    CTAs along the grid's y (two at GEMMSN_ROW_CTAS's 12, 15 and 16 rows) and its flag (true
+    at GEMMSN_EXACT_ROWS only); and GEMMSN_SPEED is each template's rate over its rows, relative
+    to the 8-row template's at the same shape, recomputed from the probe's calibration rows
+    with N of 4001 and more."""
+    from sim.gpu_model import GEMMSN_SPEED, gemmsn_template
+
+    template = re.compile(r"gemmSN_TN_kernel<float, 128, 16, 2, 4, (\d+), \d+, (true|false),"
+                          r".*? grid=\((\d+),(\d+),1\).*? us=([0-9.]+)")
+    seen = set()
+    for r in launched_gemms():
+        m = template.search(r["kernels"].split(" ; ")[0])
+        if not m:
+            continue
+        k = Kernel.from_row(r)
+        rows_cta, exact, grid_y = int(m.group(1)), m.group(2) == "true", int(m.group(4))
+        assert gemmsn_template(k.M) == (rows_cta, grid_y, exact), (k, m.group(0)[:60])
+        seen.add(k.M)
+    shapes: dict[tuple[int, int], dict[tuple[int, bool], list[float]]] = {}
+    for r in rows(DATA / "measured_h100_gemmsn.csv"):
+        m = template.search(r["kernels"].split(" ; ")[0])
+        if m and r["split"] == "cal" and int(r["N"]) >= 4001:
+            rows_cta, n, kk = int(m.group(1)), int(r["N"]), int(r["K"])
+            shapes.setdefault((n, kk), {}).setdefault((rows_cta, m.group(2) == "true"), []).append(
+                2 * rows_cta * n * kk / float(m.group(5)))
+    speeds: dict[tuple[int, bool], list[float]] = {}
+    for rates in shapes.values():
+        if (8, False) in rates:
+            ref = statistics.median(rates[(8, False)])
+            for t, v in rates.items():
+                speeds.setdefault(t, []).extend(x / ref for x in v)
+    # the 2-row template is load-bound there (its rate not its CUDA cores'): no entry
+    assert GEMMSN_SPEED == {t: round(statistics.median(v), 3) for t, v in speeds.items()
+                            if t[0] not in (2, 8)}
+    assert len(speeds[(6, False)]) >= 5
+
+
 def test_the_gemv_split_k_is_the_recorded_one():
     """Every recorded launch of a GEMV the model gives cuBLAS's CUDA-core kernels (family
     gemv, one row of A or one column of C, not its dot kernel) split along K (a
@@ -1574,10 +1613,11 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
 
 
 def test_the_cuda_core_kernels_mechanisms():
-    """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs fewer than the SMs walk K at the
-    fitted time per row of A (a rate of one CTA, not of the chip), more of them run at the
-    chip's rate on an even number of rows; GEMVs and gemmSN load at bandwidths of their own,
-    below the HBM's, and GEMVs pay the L2 write-back ramp in their bytes."""
+    """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs walk K at no less than the fitted
+    time per row of A (a rate of one CTA, not of the chip), many of them run at the chip's
+    rate on an even number of rows, each template at its speed; GEMVs and gemmSN load at
+    bandwidths of their own, below the HBM's, and GEMVs pay the L2 write-back ramp in their
+    bytes."""
     from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
 
     cal = load_calibration("h100")
@@ -1591,13 +1631,18 @@ def test_the_cuda_core_kernels_mechanisms():
     # three CTAs (N = 23): each row of A adds its walk along K
     assert us(14, 23, 1156) - us(2, 23, 1156) == pytest.approx(
         12 * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
-    # as many CTAs as SMs and more: no walk; 7 rows take less than 7x the time of 2
+    # as many CTAs as SMs and more: a CTA that shares its SM walks no faster (7x1201x601:
+    # 151 CTAs, 13 us measured); 7 rows take less than 7x the time of 2
     n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
     assert us(7, n_many, 601) < 2 * us(2, n_many, 601)
+    assert us(7, 1201, 601) == pytest.approx(
+        p["fixed_us"] + 8 * 601 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
     # its CUDA cores compute an even number of rows: 5 take as long as 6 where the operations
-    # bind (12001x12001: 303 and 306 us measured), 4 a third less
+    # bind (12001x12001: 303 and 306 us measured), 4 (the 4-row template, flag true) about a
+    # fifth less (250), 3 (the same rows on its predicated path) 1.3 times as long as 4 (321)
     assert us(5, 12001, 12001) == pytest.approx(us(6, 12001, 12001), rel=1e-9)
-    assert us(4, 12001, 12001) < 0.75 * us(5, 12001, 12001)
+    assert 0.7 * us(5, 12001, 12001) < us(4, 12001, 12001) < 0.9 * us(5, 12001, 12001)
+    assert us(3, 12001, 12001) > 1.25 * us(4, 12001, 12001)
     assert 0 < p["gemv_load_gb_per_s"] < cal.read_gb_per_s
     assert 0 < p["gemmsn_load_gb_per_s"] < cal.read_gb_per_s
     # a GEMV past the ramp's span pays all of it: twice the bytes, twice the load time only

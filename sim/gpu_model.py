@@ -516,11 +516,16 @@ INT8_SMALL_M = 32
 INT8_64X64_MAX_WAVES = math.sqrt(168 * 172) / 132
 #: The fewest 256x128 tiles at which that tile ran: 256 (8192x1024x4096 and seven more shapes at
 #: exactly 256 ran it; 512x11008x4096 at 172 and 1000x4112x4112 at 132 did not), and only with K
-#: at least :data:`INT8_BK` (7429x5424x32, 1290 tiles, ran 64x128). Not the rule: at K of 3680
-#: and less the random dataset's GEMMs ran 64x128 at as many (3769x9184x3680, 1080 tiles; ten
-#: shapes, counted by tests/test_gpu.py), but with that rule, refitted, the int8 rows of every
-#: run predicted worse (``measured_h100_random.csv`` held out 7.40% -> 7.56%).
+#: at least :data:`INT8_256X128_MIN_K`.
 INT8_256X128_MIN_TILES = 256
+#: ... the shortest K at which it ran there: every recorded launch of at least
+#: :data:`INT8_256X128_MIN_TILES` such tiles (and more than :data:`INT8_64X64_MAX_WAVES`) at K
+#: of 3824 and more ran 256x128 (8440x8464x3824, 2211 tiles: ``measured_h100_random.csv``; the
+#: v2 kernels', tiles', misaligned and random datasets' at 4096 to 14336), every one at 3680 and
+#: less 64x128 (3769x9184x3680, 1080 tiles; 907x11104x3376, 348; down to 7429x5424x32, 1290:
+#: ``measured_h100_v2_gemm_kernels.csv`` and the random dataset, 13 shapes); the bound is
+#: their geometric mean.
+INT8_256X128_MIN_K = round(math.sqrt(3680 * 3824))
 #: The K step of the int8 align-16 tiles (their names' ``_128x3``, ``_128x5``, ``_128x6``: 128
 #: elements of K per stage).
 INT8_BK = 128
@@ -1468,13 +1473,13 @@ def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
     """The tile (rows of M, columns of N) cuBLASLt runs an aligned int8 GEMM of the padded
     shape ``M x N x K`` with (:data:`INT8_TILES`): 64x64 for at most :data:`INT8_SMALL_M`
     rows or where its tiles fill at most :data:`INT8_64X64_MAX_WAVES` waves of ``sm_count``
-    SMs; else 256x128 from :data:`INT8_256X128_MIN_TILES` of them
-    on (K at least :data:`INT8_BK`); else 128x128 from K =
-    :data:`INT8_128X128_MIN_K` on; else 64x128."""
+    SMs; else 256x128 from :data:`INT8_256X128_MIN_TILES` of them on (K at least
+    :data:`INT8_256X128_MIN_K`); else 128x128 from K = :data:`INT8_128X128_MIN_K` on; else
+    64x128."""
     if (M <= INT8_SMALL_M
             or _cdiv(M, 64) * _cdiv(N, 64) <= INT8_64X64_MAX_WAVES * sm_count):
         return 64, 64
-    if K >= INT8_BK and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
+    if K >= INT8_256X128_MIN_K and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
         return 256, 128
     return (128, 128) if K >= INT8_128X128_MIN_K else (64, 128)
 

@@ -1643,16 +1643,17 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
     """Every recorded launch of an int8 GEMM whose padded shape is aligned (K and N multiples
     of 16: cuBLASLt's CUTLASS align-16 kernels, every one of the four INT8_TILES among them) ran
     the tile int8_tile gives its padded shape, name oriented as test_cutlass_grid_orientation
-    finds it (columns of N first), the random dataset's launched and replayed launches too; but
-    where 256x128 tiles are many and K short (3680 and less) the random dataset's GEMMs ran
-    64x128, a rule int8_tile leaves out: with it, refitted, the int8 rows of every run
-    predicted worse (random held out 7.40% -> 7.56%, replayed 7.72% -> 8.15%: the model's
-    64x128 timing is off at those shapes, the cause not established). The test counts those
-    exceptions, so a change to either shows."""
-    from sim.gpu_model import INT8_TILES, gemm_family, int8_tile, padded_shape
+    finds it (columns of N first), the random dataset's launched and replayed launches too: no
+    exception. INT8_256X128_MIN_K is recomputed: the geometric mean of the longest K at which a
+    GEMM of at least INT8_256X128_MIN_TILES 256x128 tiles (and more 64x64 tiles than
+    INT8_64X64_MAX_WAVES fill) ran 64x128 and the shortest at which one ran 256x128, 13 shapes
+    below it, none between."""
+    from sim.gpu_model import (INT8_256X128_MIN_K, INT8_256X128_MIN_TILES,
+                               INT8_64X64_MAX_WAVES, INT8_SMALL_M, INT8_TILES, gemm_family,
+                               int8_tile, padded_shape)
 
     seen: dict[tuple[int, int], int] = {}
-    short_k: set[tuple[int, int, int]] = set()
+    many: dict[tuple[int, int], set[tuple[int, int, int]]] = {}
     for path in (MISALIGNED, GEMM_KERNELS, DATA / "measured_h100_v2_gemm_kernels_repeat.csv",
                  DATA / "measured_h200_misaligned.csv", TILES, RANDOM,
                  DATA / "measured_h100_random_graph.csv"):
@@ -1665,14 +1666,18 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
             assert tile, main
             ran = (int(tile.group(2)), int(tile.group(1)))
             shape = padded_shape("int8", k.M, k.N, k.K)
-            tile_of = int8_tile(132, *shape)
-            if (tile_of, ran) == ((256, 128), (64, 128)) and shape[2] <= 3680:
-                short_k.add(shape)
-            else:
-                assert tile_of == ran, (k, main)
+            assert int8_tile(132, *shape) == ran, (k, main)
             seen[ran] = seen.get(ran, 0) + 1
+            M, N, K = shape
+            if (M > INT8_SMALL_M and -(-M // 64) * -(-N // 64) > INT8_64X64_MAX_WAVES * 132
+                    and -(-M // 256) * -(-N // 128) >= INT8_256X128_MIN_TILES):
+                many.setdefault(ran, set()).add(shape)
     assert set(seen) == set(INT8_TILES) and sum(seen.values()) > 400, seen
-    assert len(short_k) == 10, sorted(short_k)
+    assert set(many) == {(64, 128), (256, 128)}, many
+    below = max(K for _, _, K in many[(64, 128)])
+    above = min(K for _, _, K in many[(256, 128)])
+    assert (below, above) == (3680, 3824) and len(many[(64, 128)]) == 13
+    assert INT8_256X128_MIN_K == round(math.sqrt(below * above))
 
 
 def test_the_int8_align4_dispatch_is_the_recorded_one():

@@ -98,18 +98,19 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   split, each tile at its own fitted rate with a prologue and epilogue of ``int8_tile_k0``
   elements of K (the 64x64 tile, which runs every GEMM of at most 32 rows, well below the
   larger ones: a 32-row GEMM is as slow as a 128-row one), and no faster than their CTAs load
-  A and W from L2 at a fitted whole-chip bandwidth (``int8_load_gb_per_s``) in the L2's line
-  traffic: a row of K bytes that does not start on a 128-byte line spans two lines per
-  segment (:func:`line_traffic`: at K = 4112 seven in eight rows, 1.875 times the traffic;
-  measured, 1000x4112x4112 took 95 us of kernel where 1000x4096x4096 took 50, the time growing
-  with the count of tiles rather than by waves: ``measured_h100_tiles.csv``), but a row that
-  starts on a 32-byte sector costs no more than an aligned one (:func:`sector_traffic`); that
-  work overlapping in part (``int8_overlap``, as fp8's) the HBM's time for their bytes, the
-  reads of A and W at int8's fitted efficiency and the int32 stores of C at their own
-  (``int8_store_eff``, fitted: about 0.92 of the measured streaming read, where the reads get
-  about 0.68): the GEMMs whose bytes are nearly all C (K of 11 to 672, many 64x128 tiles) ran
+  A and W (K bytes a row: the prologue and epilogue load none) from L2 at a fitted whole-chip
+  bandwidth (``int8_load_gb_per_s``) in the L2's line traffic: a row of K bytes that does
+  not start on a 128-byte line spans two lines per segment (:func:`line_traffic`: at K = 4112
+  seven in eight rows, 1.875 times the traffic; measured, 1000x4112x4112 took 95 us of kernel
+  where 1000x4096x4096 took 50, the time growing with the count of tiles rather than by
+  waves: ``measured_h100_tiles.csv``), but a row that starts on a 32-byte sector costs no
+  more than an aligned one (:func:`sector_traffic`); that work overlapping in part
+  (``int8_overlap``, as fp8's) the HBM's time for their bytes, the reads of A and W at int8's
+  fitted efficiency and the int32 stores of C at their own
+  (``int8_store_eff``, fitted: about 0.90 of the measured streaming read, where the reads get
+  about 0.72): the GEMMs whose bytes are nearly all C (K of 11 to 672, many 64x128 tiles) ran
   as fast as their stores drain (7429x5424x32: 162 MB in 60 us of kernel, 2.7 TB/s:
-  ``measured_h100_v2_gemm_kernels.csv``), some 17% faster on average than at the reads'
+  ``measured_h100_v2_gemm_kernels.csv``), some 14% faster on average than at the reads'
   efficiency (``measured_h100_random.csv`` and ``measured_h100_v2.csv``: tests/test_gpu.py).
   fp8 runs cuBLASLt's Hopper kernels (``nvjet_sm90_qqtst_*``: persistent, one CTA per SM),
   whose tiles (:data:`NVJET_FP8_TILES`, as recorded) are a multiple of 64 one way and of 8 the
@@ -1406,15 +1407,16 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
     if k.dtype == "int8":
         # cuBLASLt's int8 kernels (torch._int_mm): the tile it dispatches (int8_tile), never
-        # split along K, at that tile's rate; the CTAs' loads of A and W from L2 bound it too
-        # (L2_LINE_BYTES, sector_traffic); that work overlaps in part (int8_overlap) the HBM's
-        # time, its int32 stores of C at their own efficiency (int8_store_eff)
+        # split along K, at that tile's rate; the CTAs' loads of A and W from L2 (K bytes a
+        # row) bound it too (L2_LINE_BYTES, sector_traffic); that work overlaps in part
+        # (int8_overlap) the HBM's time, its int32 stores of C at their own efficiency
+        # (int8_store_eff)
         bm, bn = int8_tile(cal.sm_count, M, N, K)
         rate = peak * p[f"int8_eff_{bm}x{bn}"] / cal.sm_count
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
         steps = K + p["int8_tile_k0"]
         t_c = _cdiv(n_tiles, cal.sm_count) * 2 * bm * bn * steps / rate
-        t_l2 = (n_tiles * (bm + bn) * steps * sector_traffic(K * ELEM_BYTES[k.dtype])
+        t_l2 = (n_tiles * (bm + bn) * K * sector_traffic(K * ELEM_BYTES[k.dtype])
                 / (p["int8_load_gb_per_s"] * 1e9))
         c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
         t_m = (nbytes - c_bytes) / (bw * bw_eff) + c_bytes / (bw * p["int8_store_eff"])
@@ -1480,9 +1482,9 @@ def sector_traffic(row_bytes: int) -> float:
     on an L2 sector (a multiple of :data:`L2_SECTOR_BYTES`), a line's worth where one does not.
     Measured on the aligned int8 GEMMs bound by their L2 loads (the random dataset's
     ``measured_h100_random.csv`` and the tile dataset's): at K an odd multiple of 16 the line
-    traffic held them (mean error -1.4%, 33 GEMMs); at K a multiple of 32 but not of 128 the
-    model with line traffic ran slow by 13% (K a multiple of 64, 3 GEMMs) and 27% (of 32 only,
-    7) on average, with sector traffic within 9%, as it would if their rows cost no more than
+    traffic held them (mean error -1.7%, 33 GEMMs); at K a multiple of 32 but not of 128 the
+    model with line traffic ran slow by 12% (K a multiple of 64, 3 GEMMs) and 26% (of 32 only,
+    7) on average, with sector traffic within 8%, as it would if their rows cost no more than
     aligned ones (``tests/test_gpu.py`` recomputes these)."""
     return 1.0 if row_bytes % L2_SECTOR_BYTES == 0 else line_traffic(row_bytes)
 

@@ -1648,9 +1648,16 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
     GEMM of at least INT8_256X128_MIN_TILES 256x128 tiles (and more 64x64 tiles than
     INT8_64X64_MAX_WAVES fill) ran 64x128 and the shortest at which one ran 256x128, 13 shapes
     below it, none between."""
-    from sim.gpu_model import (INT8_256X128_MIN_K, INT8_256X128_MIN_TILES,
-                               INT8_64X64_MAX_WAVES, INT8_SMALL_M, INT8_TILES, gemm_family,
-                               int8_tile, padded_shape)
+    from sim.gpu_model import (
+        INT8_64X64_MAX_WAVES,
+        INT8_256X128_MIN_K,
+        INT8_256X128_MIN_TILES,
+        INT8_SMALL_M,
+        INT8_TILES,
+        gemm_family,
+        int8_tile,
+        padded_shape,
+    )
 
     seen: dict[tuple[int, int], int] = {}
     many: dict[tuple[int, int], set[tuple[int, int, int]]] = {}
@@ -1668,7 +1675,7 @@ def test_the_aligned_int8_dispatch_is_the_recorded_one():
             shape = padded_shape("int8", k.M, k.N, k.K)
             assert int8_tile(132, *shape) == ran, (k, main)
             seen[ran] = seen.get(ran, 0) + 1
-            M, N, K = shape
+            M, N, _ = shape
             if (M > INT8_SMALL_M and -(-M // 64) * -(-N // 64) > INT8_64X64_MAX_WAVES * 132
                     and -(-M // 256) * -(-N // 128) >= INT8_256X128_MIN_TILES):
                 many.setdefault(ran, set()).add(shape)
@@ -1861,8 +1868,8 @@ def test_the_8bit_gemms_mechanisms():
 def test_int8_rows_on_an_l2_sector_cost_no_line_traffic(monkeypatch):
     """The aligned int8 GEMMs of the random and tile datasets that the L2's line traffic would
     bound (more than 16 rows, 3 GFLOP and more): at K an odd multiple of 16 the line traffic
-    holds them (33 GEMMs), at K a multiple of 32 (64) but not 128 it makes the model 27% (13%)
-    slow where their rows cost as aligned ones (sim.gpu_model.sector_traffic: within 9%)."""
+    holds them (33 GEMMs), at K a multiple of 32 (64) but not 128 it makes the model 26% (12%)
+    slow where their rows cost as aligned ones (sim.gpu_model.sector_traffic: within 8%)."""
     import statistics
 
     import sim.gpu_model as gm
@@ -1901,13 +1908,13 @@ def test_int8_rows_on_an_l2_sector_cost_no_line_traffic(monkeypatch):
     assert (sector[32][0], sector[64][0]) == (7, 3)
     assert abs(line[16][1]) < 0.03 and sector[16] == line[16]
     assert line[32][1] > 0.25 and line[64][1] > 0.1
-    assert abs(sector[32][1]) < 0.09 and abs(sector[64][1]) < 0.09
+    assert abs(sector[32][1]) < 0.08 and abs(sector[64][1]) < 0.08
 
 
 def test_int8_stores_of_c_drain_at_their_own_efficiency():
     """The aligned int8 GEMMs of the random and v2 datasets whose HBM bytes are nearly all C
     (its int32 stores at least 90% of them, 4 MB and more: K of 11 to 672) the model predicts
-    within 5% on average with C's stores at int8_store_eff, but 15% slow or more with them
+    within 5% on average with C's stores at int8_store_eff, but 10% slow or more with them
     at the reads' efficiency (gemm_bw_eff * int8_bw_eff), which the fit puts well below it;
     the recorded kernel of the largest moved its bytes at 2.7 TB/s (the module doc's)."""
     import dataclasses
@@ -1918,7 +1925,7 @@ def test_int8_stores_of_c_drain_at_their_own_efficiency():
     cal = load_calibration("h100")
     p = cal.params
     reads_eff = p["gemm_bw_eff"] * p["int8_bw_eff"]
-    assert p["int8_store_eff"] > 1.3 * reads_eff
+    assert p["int8_store_eff"] > 1.2 * reads_eff
     split, reads = [], []
     for name in ("random", "v2"):
         for r in rows(DATA / f"measured_h100_{name}.csv"):
@@ -1932,7 +1939,7 @@ def test_int8_stores_of_c_drain_at_their_own_efficiency():
             split.append(predict_us(cal, k) / us - 1)
             reads.append(predict_us(cal, k, p | {"int8_store_eff": reads_eff}) / us - 1)
     assert len(split) == 14
-    assert abs(statistics.mean(split)) < 0.05 and statistics.mean(reads) > 0.15
+    assert abs(statistics.mean(split)) < 0.05 and statistics.mean(reads) > 0.1
     # the recorded kernel of 7429x5421x29 (padded 7429x5424x32): 162 MB in 60 us, 2.7 TB/s
     (r,) = [r for r in rows(GEMM_KERNELS) if r["dtype"] == "int8" and r["M"] == "7429"]
     k = Kernel.from_row(r)

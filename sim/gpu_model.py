@@ -102,12 +102,20 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   split, each tile at its own fitted rate with a prologue and epilogue of ``int8_tile_k0``
   elements of K (the 64x64 tile, which runs every GEMM of at most 32 rows, well below the
   larger ones: a 32-row GEMM is as slow as a 128-row one), and no faster than their CTAs load
-  A and W from L2 at a fitted whole-chip bandwidth (``int8_load_gb_per_s``) in the L2's line
-  traffic: a row of K bytes that does not start on a 128-byte line spans two lines per
-  segment (:func:`line_traffic`: at K = 4112 seven in eight rows, 1.875 times the traffic;
-  measured, 1000x4112x4112 took 95 us of kernel where 1000x4096x4096 took 50, the time growing
-  with the count of tiles rather than by waves: ``measured_h100_tiles.csv``), but a row that
-  starts on a 32-byte sector costs no more than an aligned one (:func:`sector_traffic`).
+  A and W (K bytes a row: the prologue and epilogue load none) from L2 at a fitted whole-chip
+  bandwidth (``int8_load_gb_per_s``) in the L2's line traffic: a row of K bytes that does
+  not start on a 128-byte line spans two lines per segment (:func:`line_traffic`: at K = 4112
+  seven in eight rows, 1.875 times the traffic; measured, 1000x4112x4112 took 95 us of kernel
+  where 1000x4096x4096 took 50, the time growing with the count of tiles rather than by
+  waves: ``measured_h100_tiles.csv``), but a row that starts on a 32-byte sector costs no
+  more than an aligned one (:func:`sector_traffic`); that work overlapping in part
+  (``int8_overlap``, as fp8's) the HBM's time for their bytes, the reads of A and W at int8's
+  fitted efficiency and the int32 stores of C at their own
+  (``int8_store_eff``, fitted: about 0.90 of the measured streaming read, where the reads get
+  about 0.72): the GEMMs whose bytes are nearly all C (K of 11 to 672, many 64x128 tiles) ran
+  as fast as their stores drain (7429x5424x32: 162 MB in 60 us of kernel, 2.7 TB/s:
+  ``measured_h100_v2_gemm_kernels.csv``), some 14% faster on average than at the reads'
+  efficiency (``measured_h100_random.csv`` and ``measured_h100_v2.csv``: tests/test_gpu.py).
   fp8 runs cuBLASLt's Hopper kernels (``nvjet_sm90_qqtst_*``: persistent, one CTA per SM),
   whose tiles (:data:`NVJET_FP8_TILES`, as recorded) are a multiple of 64 one way and of 8 the
   other, so cuBLASLt fills the SMs' waves (at 4096 x 4096: 128x80 at 320 rows, 128x136 at
@@ -565,11 +573,16 @@ INT8_SMALL_M = 32
 INT8_64X64_MAX_WAVES = math.sqrt(168 * 172) / 132
 #: The fewest 256x128 tiles at which that tile ran: 256 (8192x1024x4096 and seven more shapes at
 #: exactly 256 ran it; 512x11008x4096 at 172 and 1000x4112x4112 at 132 did not), and only with K
-#: at least :data:`INT8_BK` (7429x5424x32, 1290 tiles, ran 64x128). Not the rule: at K of 3680
-#: and less the random dataset's GEMMs ran 64x128 at as many (3769x9184x3680, 1080 tiles; ten
-#: shapes, counted by tests/test_gpu.py), but with that rule, refitted, the int8 rows of every
-#: run predicted worse (``measured_h100_random.csv`` held out 7.40% -> 7.56%).
+#: at least :data:`INT8_256X128_MIN_K`.
 INT8_256X128_MIN_TILES = 256
+#: ... the shortest K at which it ran there: every recorded launch of at least
+#: :data:`INT8_256X128_MIN_TILES` such tiles (and more than :data:`INT8_64X64_MAX_WAVES`) at K
+#: of 3824 and more ran 256x128 (8440x8464x3824, 2211 tiles: ``measured_h100_random.csv``; the
+#: v2 kernels', tiles', misaligned and random datasets' at 4096 to 14336), every one at 3680 and
+#: less 64x128 (3769x9184x3680, 1080 tiles; 907x11104x3376, 348; down to 7429x5424x32, 1290:
+#: ``measured_h100_v2_gemm_kernels.csv`` and the random dataset, 13 shapes); the bound is
+#: their geometric mean.
+INT8_256X128_MIN_K = round(math.sqrt(3680 * 3824))
 #: The K step of the int8 align-16 tiles (their names' ``_128x3``, ``_128x5``, ``_128x6``: 128
 #: elements of K per stage).
 INT8_BK = 128
@@ -757,6 +770,14 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # ... and the whole chip's bandwidth (GB/s of L2 line traffic: line_traffic) at which their
     # CTAs load their A and W tiles from L2
     "int8_load_gb_per_s": (10000.0, 1000.0, 30000.0),
+    # ... and the HBM's efficiency (of the measured streaming read) at which their int32
+    # stores of C drain, beside their reads' (gemm_bw_eff * int8_bw_eff); the misaligned int8
+    # kernels (gemm_int8_align8) keep int8_bw_eff for all their bytes (split for them too,
+    # their group held, the random and unseen runs predicted worse)
+    "int8_store_eff": (0.8, 0.2, 1.5),
+    # ... and how far their tiles' work and the HBM's time overlap (the p-norm's exponent
+    # minus one, as fp8_overlap)
+    "int8_overlap": (4.0, 0.0, 20.0),
     "fp8_bw_eff": (0.9, 0.2, 1.5),
     # the fallback kernels of misaligned bf16/fp16 GEMMs (gemm_family): rate (of the dtype's
     # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
@@ -1439,16 +1460,20 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
     if k.dtype == "int8":
         # cuBLASLt's int8 kernels (torch._int_mm): the tile it dispatches (int8_tile), never
-        # split along K, at that tile's rate; the CTAs' loads of A and W from L2 bound it too
-        # (L2_LINE_BYTES, sector_traffic)
+        # split along K, at that tile's rate; the CTAs' loads of A and W from L2 (K bytes a
+        # row) bound it too (L2_LINE_BYTES, sector_traffic); that work overlaps in part
+        # (int8_overlap) the HBM's time, its int32 stores of C at their own efficiency
+        # (int8_store_eff)
         bm, bn = int8_tile(cal.sm_count, M, N, K)
         rate = peak * p[f"int8_eff_{bm}x{bn}"] / cal.sm_count
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
         steps = K + p["int8_tile_k0"]
         t_c = _cdiv(n_tiles, cal.sm_count) * 2 * bm * bn * steps / rate
-        t_l2 = (n_tiles * (bm + bn) * steps * sector_traffic(K * ELEM_BYTES[k.dtype])
+        t_l2 = (n_tiles * (bm + bn) * K * sector_traffic(K * ELEM_BYTES[k.dtype])
                 / (p["int8_load_gb_per_s"] * 1e9))
-        return p["fixed_us"], max(t_c, t_l2, t_m) * 1e6, useful
+        c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
+        t_m = (nbytes - c_bytes) / (bw * bw_eff) + c_bytes / (bw * p["int8_store_eff"])
+        return p["fixed_us"], _overlapped(max(t_c, t_l2), t_m, p["int8_overlap"]) * 1e6, useful
     burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
     if k.dtype == "fp8":
         # cuBLASLt's Hopper fp8 kernels (nvjet): the fastest of their tiles (NVJET_FP8_TILES),
@@ -1510,10 +1535,10 @@ def sector_traffic(row_bytes: int) -> float:
     on an L2 sector (a multiple of :data:`L2_SECTOR_BYTES`), a line's worth where one does not.
     Measured on the aligned int8 GEMMs bound by their L2 loads (the random dataset's
     ``measured_h100_random.csv`` and the tile dataset's): at K an odd multiple of 16 the line
-    traffic held them (mean errors -0.6% and -1.4%, 31 GEMMs); at K a multiple of 32 but not of
-    128 the model with line traffic ran slow by 18% (K a multiple of 64) and 21% (of 32 only) on
-    average (7 GEMMs), as it would if their rows cost no more than aligned ones
-    (``tests/test_gpu.py`` recomputes these)."""
+    traffic held them (mean error -1.7%, 33 GEMMs); at K a multiple of 32 but not of 128 the
+    model with line traffic ran slow by 12% (K a multiple of 64, 3 GEMMs) and 26% (of 32 only,
+    7) on average, with sector traffic within 8%, as it would if their rows cost no more than
+    aligned ones (``tests/test_gpu.py`` recomputes these)."""
     return 1.0 if row_bytes % L2_SECTOR_BYTES == 0 else line_traffic(row_bytes)
 
 
@@ -1521,13 +1546,13 @@ def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
     """The tile (rows of M, columns of N) cuBLASLt runs an aligned int8 GEMM of the padded
     shape ``M x N x K`` with (:data:`INT8_TILES`): 64x64 for at most :data:`INT8_SMALL_M`
     rows or where its tiles fill at most :data:`INT8_64X64_MAX_WAVES` waves of ``sm_count``
-    SMs; else 256x128 from :data:`INT8_256X128_MIN_TILES` of them
-    on (K at least :data:`INT8_BK`); else 128x128 from K =
-    :data:`INT8_128X128_MIN_K` on; else 64x128."""
+    SMs; else 256x128 from :data:`INT8_256X128_MIN_TILES` of them on (K at least
+    :data:`INT8_256X128_MIN_K`); else 128x128 from K = :data:`INT8_128X128_MIN_K` on; else
+    64x128."""
     if (M <= INT8_SMALL_M
             or _cdiv(M, 64) * _cdiv(N, 64) <= INT8_64X64_MAX_WAVES * sm_count):
         return 64, 64
-    if K >= INT8_BK and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
+    if K >= INT8_256X128_MIN_K and _cdiv(M, 256) * _cdiv(N, 128) >= INT8_256X128_MIN_TILES:
         return 256, 128
     return (128, 128) if K >= INT8_128X128_MIN_K else (64, 128)
 

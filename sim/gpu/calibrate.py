@@ -124,7 +124,7 @@ FIT_GROUPS: dict[str, list[str]] = {
                  "fp8_overlap", "fp8_step_ns"],
     "gemm_int8": ["int8_eff_64x64", "int8_eff_64x128", "int8_eff_128x128",
                   "int8_eff_256x128", "int8_tile_k0", "int8_bw_eff",
-                  "int8_load_gb_per_s"],
+                  "int8_load_gb_per_s", "int8_store_eff", "int8_overlap"],
     # before the CUDA-core kernels (gemm_simt), which share its L2 write-back
     "attn_decode": ["decode_bw_eff", "decode_fixed_us", "decode_ramp_us", "decode_ramp_mb",
                     "decode_score_rate", "decode_l2_gb_per_s", "decode_combine_us",

@@ -1376,13 +1376,21 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         cta_rows, row_ctas, exact = gemmsn_template(M) if sn else (M, 1, True)
         rows = cta_rows * row_ctas  # all the rows its CTAs compute
         speed = GEMMSN_SPEED.get((cta_rows, exact), 1.0) if sn else 1.0
-        walk = cta_rows * K * p["gemmsn_row_ns"] * 1e-9 / speed if sn else 0.0
+        dot = N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K))
+        # ... and a GEMV's (gemvx: a warp per output, over all of K unless it splits K) no
+        # faster than one warp's walk along K, one row's at gemmSN's time per row and element
+        # (its kernel times: 3.2 us at 1x88x1060, 3.9 at 1x114x1653, 4.8 at 1x164x3146,
+        # about 2.1 us plus 0.89 ns per element of K over 14 such launches of fewer CTAs than
+        # SMs; test_a_gemv_walks_its_k)
+        lone_warp = not (sn or dot or gemv_splits_k(M, N, K))
+        walk = (cta_rows * K * p["gemmsn_row_ns"] * 1e-9 / speed if sn
+                else K * p["gemmsn_row_ns"] * 1e-9 if lone_warp else 0.0)
         load = min(bw, p["gemmsn_load_gb_per_s" if sn else "gemv_load_gb_per_s"] * 1e9)
         simt = (p["fixed_us"], max(nbytes / load + ramp,
                                    useful * rows / M / (p["simt_tflops"] * 1e12 * speed),
                                    walk) * 1e6,
                 useful)
-        if N == 1 and (M == 1 or (M <= DOT_MAX_ROWS and K > DOT_MIN_K)):
+        if dot:
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
             # second launch
             return simt[0] + p["dot_reduce_us"], simt[1], useful

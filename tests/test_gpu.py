@@ -2071,3 +2071,32 @@ def test_an_unsteady_row_is_shown_apart_and_not_judged():
     # the same row steady is judged
     rows[6] = {**shaky, "us_p80": "101"}
     assert finer_verdict(rows, est, check_rows(rows, est)).startswith("FAIL")
+
+
+def test_a_gemv_walks_its_k():
+    """cuBLAS's gemvx kernel (a warp of 32 lanes per output, four to a CTA) of fewer CTAs than
+    SMs takes about a fixed time plus one warp's walk along K: over the recorded launches of
+    the fitted runs its kernel times grow with K at gemmSN's fitted time per row and element of
+    K (gemmsn_row_ns, within 20%), and the model's GEMV is no faster than that walk."""
+    import numpy as np
+
+    from sim.gpu_model import GEMV_SPLIT_MIN_K, gemv_splits_k
+
+    cal = load_calibration("h100")
+    row_ns = cal.params["gemmsn_row_ns"]
+    pts = {}
+    for path in (RANDOM, MISALIGNED, GEMM_KERNELS):
+        for r in rows(path):
+            hit = re.search(r"gemvx::kernel<.*?grid=\((\d+),1,1\) block=\(32,4,1\) us=([\d.]+)",
+                            r.get("kernels", ""))
+            if r["op"] == "gemm" and hit and int(hit.group(1)) < cal.sm_count:
+                pts[(r["dtype"], r["M"], r["N"], r["K"])] = (int(r["K"]), float(hit.group(2)))
+    k = np.array([p[0] for p in pts.values()], dtype=float)
+    t = np.array([p[1] for p in pts.values()])
+    assert len(pts) >= 10 and k.max() > 3000
+    slope = np.polyfit(k, t, 1)[0] * 1e3  # ns per element of K
+    assert slope == pytest.approx(row_ns, rel=0.2), slope
+    for K in (1060, 3146, GEMV_SPLIT_MIN_K - 1):  # (from GEMV_SPLIT_MIN_K on it splits K)
+        kernel = Kernel(op="gemm", dtype="bf16", M=1, N=101, K=K)
+        assert not gemv_splits_k(1, 101, K)
+        assert predict_us(cal, kernel) >= cal.params["fixed_us"] + K * row_ns * 1e-3

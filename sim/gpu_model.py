@@ -67,8 +67,8 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   :func:`fallback_serial_splits` gives (the recorded grids' z): each slice's CTAs step at the
   unsplit step over their share of K, in waves of all the slices' CTAs, and each slice stores
   its partial tile of C (all but the first reading the one before's). At vector 1 a ``K``
-  that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted factor, the
-  cause not established). Fewer than 16 rows of bf16 at vector 1 run
+  that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096: about
+  25%; a fitted factor, the cause not established). Fewer than 16 rows of bf16 at vector 1 run
   cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
   :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
   recorded) and, from six rows on, past a K that grows as ``N**1.5`` and shrinks with the

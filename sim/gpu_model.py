@@ -61,9 +61,14 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   :data:`WMMA_SPLIT_K_FEW_ROWS` on); where 128x128
   tiles would leave SMs idle and K is short (no split), the align-1 kernels run no tile
   larger than 64x64 (:data:`UNDERFILLED_TILE`); bf16 at vector 1 has no wmma kernel
-  (:data:`WMMA_TILE`: Turing's WMMA has no bf16). At vector 1 a ``K`` that is a multiple of
-  8 (only ``N`` odd) runs slower still (measured at K = 4096: about 25%; a fitted factor, the
-  cause not established). Fewer than 16 rows of bf16 at vector 1 run
+  (:data:`WMMA_TILE`: Turing's WMMA has no bf16). Where 128x128 tiles fill the SMs, the
+  large tiles (:data:`FALLBACK_SERIAL_TILES`) run whole or in CUTLASS's serial split-K (no
+  reduction launch: the slices of a tile add into C in turn), in the slices
+  :func:`fallback_serial_splits` gives (the recorded grids' z): each slice's CTAs step at the
+  unsplit step over their share of K, in waves of all the slices' CTAs, and each slice stores
+  its partial tile of C (all but the first reading the one before's). At vector 1 a ``K``
+  that is a multiple of 8 (only ``N`` odd) runs slower still (measured at K = 4096: about
+  25%; a fitted factor, the cause not established). Fewer than 16 rows of bf16 at vector 1 run
   cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
   :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
   recorded) and, from six rows on, past a K that grows as ``N**1.5`` and shrinks with the
@@ -385,6 +390,35 @@ FALLBACK_SPLIT_K = 256
 #: (tests/test_gpu.py recomputes it). 1433x956x312 and 5426x102x508 are held-out rows: their
 #: recorded kernels, not their times, were read in setting it.
 FALLBACK_SPLIT_K_FILLED = 1106
+#: CUTLASS's serial split-K of the fallback kernels (:func:`gemm_family` align1, align2): no
+#: splitKreduce_kernel; the launch's grid is z slices deep, each slice walks its share of K and
+#: the slices of a tile add into C in turn (a semaphore: each slice reads the partial tile the
+#: one before stored, adds its own and stores it). cuBLAS ran it for the large tiles
+#: (:data:`FALLBACK_SERIAL_TILES`) where 128x128 tiles fill the SMs (else the split-K variant
+#: and its reduction run: FALLBACK_SPLIT_K) and the launch's tiles are at least the SMs (none
+#: of fewer split: 1180x1972x2276 fp16, 80 256x128 tiles, ran whole), z as
+#: :func:`fallback_serial_splits` picks it: the fewest waves of CTAs times each slice's walk,
+#: its share of K plus FALLBACK_SERIAL_K0 elements, with FALLBACK_SERIAL_SLOTS CTAs of a tile
+#: resident per SM. Of the 92 such recorded launches (the kernels columns of
+#: measured_h100_random.csv, measured_h100_misaligned.csv, measured_h100_v2_gemm_kernels.csv
+#: and their _graph/_repeat runs; 18 of them with z of 2 to 6: 1097x2114x4477 bf16 in 5,
+#: 3001x1023x4097 in 4, 9471x2010x8023 fp16 in 2, ...) the rule gives the recorded z of 87
+#: for any FALLBACK_SERIAL_K0 from 135 to 147 (the midpoint: 141; tests/test_gpu.py
+#: recomputes it and names the misses: 1102x4274x980 fp16 and 5502x998x1728 bf16 in 3 slices
+#: for 1 and 2, 14659x515x3111 bf16 in 3 for 4, 417x10112x1466 fp16 in 3 for 2,
+#: 9488x14494x5123 bf16 whole for 2).
+#: Measured, each z slice's CTAs step along K as fast as unsplit ones of the tile, in waves of
+#: all the slices' CTAs, and each slice stores its partial tile of C (all but the first read
+#: one): at their recorded tile and z the model is off the profiler's kernel times of the 14
+#: H100 split launches the rule matches by 6.3% (MAPE; 2.2% too fast on average), where
+#: modelled whole it is off by 11.6% (9.0% too slow): tests/test_gpu.py recomputes both.
+FALLBACK_SERIAL_TILES = ((128, 128), (128, 256), (256, 128))
+FALLBACK_SERIAL_K0 = 141
+#: ... CTAs of a 128x128 tile resident per SM (two: CUTLASS's s1688/s16816 128x128 kernels run
+#: 128 threads; the 128x256 and 256x128 ones 256 threads, one per SM), as the rule counts its
+#: waves: one per SM for every tile matches at most 82 of the 92 launches above (at any
+#: FALLBACK_SERIAL_K0).
+FALLBACK_SERIAL_SLOTS = {(128, 128): 2}
 #: A misaligned bf16/fp16 GEMM with one column of C ran cuBLAS's dot_kernel and then its
 #: reduce_1Block_kernel (two launches) for one row, and for at most DOT_MAX_ROWS rows with K
 #: above DOT_MIN_K (the calibration rows: dot at 30, 41 rows and K 924 to 14486, one row and
@@ -1413,7 +1447,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch) runs
         # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
         # has fewer than 16 columns (as recorded: the kernels column of
-        # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv)
+        # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv);
+        # where they fill the SMs, the large tiles' serial split-K (fallback_serial_splits)
         underfilled = _cdiv(M, 128) * _cdiv(N, 128) < cal.sm_count
         # ... but where even UNDERFILLED_TILE's tiles fill the SMs, only from
         # FALLBACK_SPLIT_K_FILLED on
@@ -1446,7 +1481,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                                               sm_rate, sm_load, t_m,
                                               FALLBACK_SPLITS if splitting else (1,),
                                               p["fallback_tile_k0"], t_store=t_store,
-                                              lone_step=lone_step)
+                                              lone_step=lone_step,
+                                              serial=not splitting and not underfilled)
                     choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                     t * 1e6, ops))
         return min(choices, key=lambda c: c[0] + c[1])
@@ -1575,6 +1611,31 @@ def int8_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
     return (128, 128) if K >= INT8_128X128_MIN_K else (64, 128)
 
 
+def fallback_serial_splits(sm_count: int, M: int, N: int, K: int, tile: tuple[int, int],
+                           k0: float = FALLBACK_SERIAL_K0,
+                           slots: dict[tuple[int, int], int] | None = None) -> int:
+    """The slices along K (the grid's z) cuBLAS runs a fallback kernel of ``tile`` (rows of M,
+    columns of N) in, unsplit or CUTLASS's serial split-K (:data:`FALLBACK_SERIAL_K0`), where
+    its split-K variant and reduction do not run: 1 but for :data:`FALLBACK_SERIAL_TILES` of
+    at least as many tiles as SMs; for those the count of the fewest waves of CTAs
+    (:data:`FALLBACK_SERIAL_SLOTS` resident per SM) times each slice's walk, its share of K
+    plus FALLBACK_SERIAL_K0, the fewer slices on a tie (at most FALLBACK_SPLITS' largest, each
+    at least 8 elements of K). ``k0`` and ``slots`` (CTAs resident per SM by tile, 1 for those
+    it omits) replace the recorded constants (their test recomputes them)."""
+    n_tiles = _cdiv(M, tile[0]) * _cdiv(N, tile[1])
+    if tile not in FALLBACK_SERIAL_TILES or n_tiles < sm_count:
+        return 1
+    resident = sm_count * (FALLBACK_SERIAL_SLOTS if slots is None else slots).get(tile, 1)
+    best, best_z = math.inf, 1
+    for z in FALLBACK_SPLITS:
+        if z > 1 and _cdiv(K, z) < 8:
+            break
+        walk = _cdiv(n_tiles * z, resident) * (_cdiv(K, z) + k0)
+        if walk < best:
+            best, best_z = walk, z
+    return best_z
+
+
 def int8_align4_tile(sm_count: int, M: int, N: int, K: int) -> tuple[int, int]:
     """The tile (rows of M, columns of N) cuBLAS runs an int8 GEMM of the padded shape
     ``M x N x K`` with where ``K`` is 8 off a multiple of 16 (CUTLASS's align-4 kernels,
@@ -1604,7 +1665,7 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      tiles: tuple[tuple[int, int], ...], elem_bytes: int, sm_rate: float,
                      sm_load: float, t_m: float, splits: tuple[int, ...], k0: float,
                      clipped_loads: bool = False, step_floor: float = 0.0,
-                     t_store: float = 0.0, lone_step: float = 0.0,
+                     t_store: float = 0.0, lone_step: float = 0.0, serial: bool = False,
                      burst: GpuBurst | None = None,
                      overlap: float = math.inf) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
@@ -1620,7 +1681,10 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     ``t_store``: the time C's stores take after the loop (unsplit; a split's partials are its
     traffic above); ``lone_step``: the shortest step (seconds per element of K) where all the
     CTAs fit one wave, each alone on its SM (its loads' latency unhidden), but the wmma tile's
-    (:data:`WMMA_TILE`); ``burst``: the CTAs' work at the burst clock (:func:`burst_us`);
+    (:data:`WMMA_TILE`); ``serial``: unsplit (``splits`` ``(1,)``), each tile runs in the
+    slices cuBLAS picks for it (:func:`fallback_serial_splits`: CUTLASS's serial split-K), whose
+    partial tiles of C each slice but the first reads and each stores in turn (``t_store``
+    each); ``burst``: the CTAs' work at the burst clock (:func:`burst_us`);
     ``overlap``: how far a step's products and loads, and the CTAs' work and the memory time,
     overlap (:func:`_overlapped`; default: wholly, the slower of the two)."""
     bw = cal.read_gb_per_s * 1e9
@@ -1630,7 +1694,10 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
         rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
         step = max(_overlapped(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, overlap),
                    step_floor)
-        for s in splits:
+        tile_splits = splits
+        if serial and splits == (1,):
+            tile_splits = (fallback_serial_splits(cal.sm_count, M, N, K, (bm, bn)),)
+        for s in tile_splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best
             if s > 1 and (_cdiv(K, s) < 8
@@ -1640,7 +1707,10 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
             t_c = burst_us(burst, _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0)
                            * (max(step, lone_step) if lone and (bm, bn) != WMMA_TILE
                               else step))
-            extra = 2 * s * M * N * 4 / bw if s > 1 else t_store
+            if serial or s == 1:  # C's stores (a serial split's partial tiles: in turn)
+                extra = (2 * s - 1) * t_store
+            else:  # the split-K variant's fp32 partials, written and read back
+                extra = 2 * s * M * N * 4 / bw
             t = _overlapped(t_c, t_m, overlap) + extra
             if t < best:
                 best, ops = t, n_tiles * s * 2.0 * bm * bn * _cdiv(K, s)

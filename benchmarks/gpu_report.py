@@ -378,8 +378,10 @@ def _gemmsn_sentence() -> str:
             "(`sim.gpu_model.GEMMSN_REACH`, read off these launches with the other runs' "
             "kernels). Its runs, " + " and ".join(f"`{n}`" for n in GEMMSN_RUNS)
             + " (launched, replayed from CUDA graphs), join no calibration and are in the "
-            "table above: the model's times of gemmSN (fitted on the 2- to 15-row launches of "
-            "the other runs) are what they judge.")
+            "table above: the kernel times of the launched run's `cal` rows give each gemmSN "
+            "template's speed against the 8-row one (`sim.gpu_model.GEMMSN_SPEED`, recomputed "
+            "by tests/test_gpu.py), gemmSN's rate and walk stay fitted on the 2- to 15-row "
+            "launches of the other runs, and the `held` rows judge.")
 
 
 def _unseen_sentence(measured: list[str]) -> str:
@@ -522,14 +524,19 @@ def _misaligned_section(arch: Any) -> list[str]:
         "align-1 CTA took about 16 ns per element of K, a 128x128 one 32), its own HBM "
         "bandwidth, a tile's prologue and epilogue, C stored after the main loop (these CUTLASS "
         "2.x kernels run their epilogue after the loop: C's bytes add to the loop's time), the "
-        "split-K variant's second kernel where the recorded dispatch runs it, cuBLAS's "
+        "split-K variant's second kernel where the recorded dispatch runs it, the serial "
+        "split along K (grid z, no second kernel: its slices reduce into C in turn) where the "
+        "tiles fill the SMs and slices fill their waves better "
+        "(`sim.gpu_model.fallback_serial_splits`, read off the recorded grids), cuBLAS's "
         "CUDA-core kernels for fewer than 16 rows of bf16 (gemmSN; from six rows on only up "
         "to a K that grows as N^1.5, `sim.gpu_model.GEMMSN_REACH`, read off the gemmSN probe "
         "below; also where K is at least "
         "twice N inside `sim.gpu_model.GEMMSN_BAND_K`, as recorded; its CTAs, one per 8 "
-        "columns of C, no faster than one CTA's fitted walk along K where they are fewer than "
-        "the SMs; its CUDA cores compute the rows of A rounded up to even, "
-        "`sim.gpu_model.GEMMSN_ROWS_STEP`) and the GEMVs (these kernels load at fitted "
+        "columns of C, no faster than one CTA's fitted walk along K; each row count runs the "
+        "template cuBLAS launches for it, its rows rounded up to even, at the template's "
+        "speed read off the probe, `sim.gpu_model.gemmsn_template` and "
+        "`sim.gpu_model.GEMMSN_SPEED`) and the GEMVs (a warp per output, no faster than its "
+        "walk along K at gemmSN's time per row and element; these kernels load at fitted "
         "bandwidths of their own, gemmSN's and the GEMVs', below "
         "the HBM's, plus the decode kernels' L2 write-back ramp over a fitted span of bytes), "
         "and for int8 padded to 8 with K off "
@@ -541,7 +548,10 @@ def _misaligned_section(arch: Any) -> list[str]:
         "(`sim.gpu_model.INT8_ALIGN4_STEP_NS`), with only N off 16 cuBLASLt's Hopper kernel "
         "(one 256x128 tile, its own rate and fixed cost; CUTLASS's 128x64 tile for the largest "
         "shapes); fp8 and int8 padded to 16 run the aligned 8-bit kernels: int8 the CUTLASS "
-        "align-16 tile cuBLASLt dispatches (`sim.gpu_model.int8_tile`), fp8 the nvjet tile "
+        "align-16 tile cuBLASLt dispatches (`sim.gpu_model.int8_tile`; 256x128 at many tiles "
+        "only from K of `sim.gpu_model.INT8_256X128_MIN_K` on), C's int32 stores at a fitted "
+        "efficiency of their own beside the reads, the CTAs' work and the memory time "
+        "overlapping in part (`int8_overlap`), fp8 the nvjet tile "
         "that fills the SMs' waves (`sim.gpu_model.NVJET_FP8_TILES`), both bounded by their "
         "CTAs' loads from L2 in the L2's line traffic (`sim.gpu_model.line_traffic`: a row of "
         "K bytes off the 128-byte lines spans two, as the tile dataset's K = 4112 showed; "

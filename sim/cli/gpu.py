@@ -450,7 +450,7 @@ def finer_verdict(rows: list[dict[str, str]], predicted: list[Any],
     held = [(e.us, float(r["us"])) for r, e in zip(rows, predicted, strict=True)
             if r.get("split") == "held" and steady(r)]
     if not held:
-        return "not checked (no held-out rows)"
+        return "not checked (no held-out rows with a steady timing)"
     overall = _stats(held)
     misses = []
     if overall["mape"] > TARGET_OVERALL_MAPE or overall["spearman"] < TARGET_OVERALL_SPEARMAN:

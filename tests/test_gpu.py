@@ -1892,9 +1892,7 @@ def test_misaligned_gemms_held_out_per_category():
     10 % (bf16 just: cuBLAS's choice among kernels and split-K counts of one family for small
     shapes is not modelled), energy above its 15 % for bf16 and fp8; held here so that they do
     not get worse."""
-    from sim.cli.gpu import _gpu_arch, _kernels, _predict, check_rows
-
-    from sim.cli.gpu import category
+    from sim.cli.gpu import _gpu_arch, _kernels, _predict, category, check_rows
 
     measured = rows(MISALIGNED)
     stats = check_rows(measured, _predict(_gpu_arch("h100"), _kernels(measured, "--measured")))
@@ -2182,7 +2180,7 @@ def test_an_unsteady_row_is_shown_apart_and_not_judged():
     shaky = {**base, "M": "4096", "us": "500", "us_p20": "100",
              "us_p80": str(100 * UNSTEADY_SPREAD * 1.01)}
     bare = {**base, "M": "8192", "us": "70"}
-    assert all(map(steady, good + [bare])) and not steady(shaky)
+    assert all(map(steady, [*good, bare])) and not steady(shaky)
     rows = [*good, shaky, bare]
     est = [SimpleNamespace(us=float(r["us"]), mj=0.0) for r in rows]
     est[6] = SimpleNamespace(us=50.0, mj=0.0)  # 90% off: judged, it would fail everything

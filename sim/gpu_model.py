@@ -1686,7 +1686,7 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     ``t_store``: the time C's stores take after the loop (unsplit; a split's partials are its
     traffic above); ``lone_step``: the shortest step (seconds per element of K) where all the
     CTAs fit one wave, each alone on its SM (its loads' latency unhidden), but the wmma tile's
-    (:data:`WMMA_TILE`); ``serial``: unsplit (``splits`` ``(1,)``), each tile runs in the
+    (:data:`WMMA_TILE`); ``serial``: in place of ``splits``, each tile runs in the
     slices cuBLAS picks for it (:func:`fallback_serial_splits`: CUTLASS's serial split-K), whose
     partial tiles of C each slice but the first reads and each stores in turn (``t_store``
     each); ``burst``: the CTAs' work at the burst clock (:func:`burst_us`);
@@ -1699,9 +1699,8 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
         rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
         step = max(_overlapped(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, overlap),
                    step_floor)
-        tile_splits = splits
-        if serial and splits == (1,):
-            tile_splits = (fallback_serial_splits(cal.sm_count, M, N, K, (bm, bn)),)
+        tile_splits = ((fallback_serial_splits(cal.sm_count, M, N, K, (bm, bn)),) if serial
+                       else splits)
         for s in tile_splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best

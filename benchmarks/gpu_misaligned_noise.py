@@ -118,7 +118,7 @@ def main() -> int:
                 fixed, work = predict_parts_us(cal, k)
                 t_stream = in_stream(cal, fixed) + work
                 loop = float(r["us_loop"])
-                energy.setdefault((name, energy_class(k)), []).append(
+                energy.setdefault((name, energy_class(k, cal.sm_count)), []).append(
                     (est.mj / float(r["mj"]) - 1, est.mj / t_stream * loop / float(r["mj"]) - 1,
                      t_stream / loop - 1, r["split"] == "held"))
         for cat, v in sorted(groups.items()):

@@ -99,8 +99,9 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   a step along K takes at least its loop's latency (:data:`INT8_ALIGN4_STEP_NS`); with only ``N``
   off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of
   two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
-  kernel for the smallest shapes, against 3.3 for CUTLASS's), but above
-  :data:`INT8_N8_CUTLASS_MACS` multiply-adds CUTLASS's 128x64 align-4 tile, as recorded.
+  kernel for the smallest shapes, against 3.3 for CUTLASS's), but where its CTAs take more
+  than two waves of the SMs CUTLASS's 128x64 align-4 tile, as recorded
+  (:data:`INT8_N8_MAX_WAVES`).
   Aligned int8 (K and N multiples of 16) runs CUTLASS's Ampere ``i16832gemm_s8_*_align16``
   kernels, never a Hopper one: one of four tiles (:data:`INT8_TILES`), chosen by cuBLASLt's
   heuristic as recorded (:func:`int8_tile`: by rows, tile count and K, not the fastest), never
@@ -580,14 +581,35 @@ UNDERFILLED_TILE = (64, 64)
 #: (``sm90_xmma_gemm_i8i32_i8i32_i32_tn_n_tilesize256x128x128``: 256 rows of M, 128 columns of
 #: N, as its grid was recorded), launched in clusters of two along N.
 INT8_N8_TILE = (256, 128)
-#: ... but for the largest such GEMMs cuBLASLt ran CUTLASS's 128x64 align-4 tile (64 rows of M,
-#: 128 columns of N, as :data:`FALLBACK_TILES` orients it): the largest recorded launch of the
-#: Hopper kernel is 1536x4104x4096 (2.6e10 multiply-adds, ``measured_h100_tiles.csv``), the
-#: smallest of the 128x64 tile 2048x4104x4096 (3.4e10, the same file; before it, the
-#: calibration rows had the Hopper kernel up to 1.7e9 and the 128x64 tile from 3.2e11, and a
-#: bound of 2.3e10 between them): the bound is the geometric mean of the two.
-INT8_N8_CUTLASS_MACS = math.sqrt(1536 * 4104 * 4096 * 2048 * 4104 * 4096)
+#: ... while its CTAs (one per tile, in clusters of two along N) fit this many waves of the
+#: SMs; beyond, cuBLASLt ran CUTLASS's 128x64 align-4 tile (:data:`INT8_N8_CUTLASS_TILE`),
+#: whatever K. Every recorded launch: ``measured_h200_int8n8.csv`` (72 GEMMs at N = 1032 and
+#: 4104, K of 128 to 8192, its rows spaced in tile counts: the Hopper kernel up to 260 CTAs,
+#: 3832 to 6648 rows at N = 1032 among them, CUTLASS from 272, at every K alike) and the H100's
+#: (``measured_h100_tiles.csv``: 1536x4104x4096, 204 CTAs, the Hopper kernel, 2048x4104x4096,
+#: 272, CUTLASS; the random and misaligned datasets' launches, 58 CTAs at most): two waves of
+#: the 132 SMs, 264 CTAs, lie between the two (tests/test_gpu.py checks every launch). An
+#: earlier bound on multiply-adds (2.98e10, from the two tile-dataset launches alone) put
+#: 6648x1032x8192 on CUTLASS (the model 5.8 times its 91 us) and 7416x1032x1024 on the Hopper
+#: kernel (0.42 times its 70 us).
+INT8_N8_MAX_WAVES = 2
+#: CUTLASS's 128x64 align-4 tile as :data:`FALLBACK_TILES` orients it (64 rows of M, 128 columns
+#: of N), where cuBLASLt leaves its Hopper kernel (:data:`INT8_N8_MAX_WAVES`).
 INT8_N8_CUTLASS_TILE = ((64, 128),)
+
+
+def int8_n8_ctas(M: int, N: int) -> int:
+    """The CTAs of cuBLASLt's Hopper int8 kernel for ``M x N`` (padded): one per
+    :data:`INT8_N8_TILE`, in clusters of two along N."""
+    bm, bn = INT8_N8_TILE
+    return _cdiv(M, bm) * 2 * _cdiv(N, 2 * bn)
+
+
+def int8_n8_hopper(sm_count: int, M: int, N: int, K: int) -> bool:
+    """Whether an int8 GEMM of family ``int8_align8`` (padded ``M x N x K``) runs cuBLASLt's
+    Hopper kernel: K a multiple of 16 and its CTAs within :data:`INT8_N8_MAX_WAVES` waves of
+    the SMs; else CUTLASS's align-4 kernels."""
+    return K % VECTOR_BYTES == 0 and int8_n8_ctas(M, N) <= INT8_N8_MAX_WAVES * sm_count
 #: The CTA tiles (rows of M, columns of N) cuBLASLt dispatches for an aligned int8 GEMM (K and
 #: N multiples of 16: torch._int_mm), as ``sim.gpu.measure --kernels`` recorded them on the
 #: H100 (the kernels columns of ``measured_h100_v2_gemm_kernels.csv``, its _repeat and
@@ -1490,8 +1512,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
     if family == "int8_align8":
-        n8_large = M * N * K > INT8_N8_CUTLASS_MACS
-        if K % VECTOR_BYTES or n8_large:  # CUTLASS's align-4 kernels: tiles, rate, load path
+        if not int8_n8_hopper(cal.sm_count, M, N, K):
+            # CUTLASS's align-4 kernels: tiles, rate, load path
             sm_rate = peak * p["int8_align8_eff"] / cal.sm_count
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
             # the tile cuBLAS dispatches (int8_align4_tile), not the fastest; but of the
@@ -1508,7 +1530,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
         bm, bn = INT8_N8_TILE
-        ctas = _cdiv(M, bm) * 2 * _cdiv(N, 2 * bn)  # clusters of two along N
+        ctas = int8_n8_ctas(M, N)
         t_c = _cdiv(ctas, cal.sm_count) * 2 * bm * bn * (K + p["fallback_tile_k0"]) / sm_rate
         executed = _cdiv(M, bm) * _cdiv(N, bn) * 2.0 * bm * bn * K
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed
@@ -1952,16 +1974,21 @@ def predict_us(cal: GpuCalibration, k: Kernel, params: dict[str, float] | None =
     return fixed + work
 
 
-def energy_class(k: Kernel) -> str:
-    """The path whose energy per operation a kernel pays (:data:`ENERGY_CLASSES`): attention,
-    each family of fallback kernels of misaligned bf16/fp16 GEMMs (``align1``, ``align2``:
-    :func:`gemm_family`), cuBLAS's CUDA-core kernels (family ``gemv``: ``simt``, their FMAs
-    on the CUDA cores, not the tensor cores: a gemmSN GEMM of 7 rows drew about 35% more
-    energy than the bf16 tensor-core path's energy per operation gives it,
-    ``measured_h100_v2e.csv``), int8 padded to 8 but not
-    16 (``int8_align8``: CUTLASS's align-4 mma.sync kernels, which drew about 600 W where the
-    aligned int8 path's energy per operation gave 320: ``measured_h100_misaligned.csv``),
-    else the GEMM's dtype (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
+def energy_class(k: Kernel, sm_count: int) -> str:
+    """The path whose energy per operation a kernel pays (:data:`ENERGY_CLASSES`) on a card of
+    ``sm_count`` SMs: attention, each family of fallback kernels of misaligned bf16/fp16 GEMMs
+    (``align1``, ``align2``: :func:`gemm_family`), cuBLAS's CUDA-core kernels (family
+    ``gemv``: ``simt``, their FMAs on the CUDA cores, not the tensor cores: a gemmSN GEMM of 7
+    rows drew about 35% more energy than the bf16 tensor-core path's energy per operation gives
+    it, ``measured_h100_v2e.csv``), int8 padded to 8 but not 16 (``int8_align8``: CUTLASS's
+    align-4 mma.sync kernels, which drew about 600 W where the aligned int8 path's energy per
+    operation gave 320: ``measured_h100_misaligned.csv``; but where cuBLASLt runs its Hopper
+    kernel, :func:`int8_n8_hopper`, the ``fp8`` path: both run Hopper's 8-bit warpgroup MMAs, at
+    the same peak rate; fitted apart, the Hopper int8 kernel's energy per operation came out
+    within 7% of fp8's, 0.47 pJ against 0.44, about half the align-4 kernels'; with the align-4
+    path's, 1536x4104x4096 came out at 68.5 mJ, its time stretched 36% under the power cap,
+    where it drew 38.5 mJ in 54 us, ``measured_h100_tiles.csv``), else the GEMM's dtype
+    (fp8/int8 run padded, never on the 16-bit fallback kernels)."""
     if k.op != "gemm":
         return "attention_kivi" if k.kv_dtype in ("int8", "int4") else "attention"
     if k.dtype in W4A16:  # each int4 kernel its own (dequantization, tiles)
@@ -1969,6 +1996,9 @@ def energy_class(k: Kernel) -> str:
     family = gemm_family(k)
     if family == "gemv":
         return "simt"
+    if family == "int8_align8" and int8_n8_hopper(sm_count, *padded_shape(k.dtype, k.M, k.N,
+                                                                          k.K)):
+        return "fp8"
     return family if family in ("align1", "align2", "int8_align8") else k.dtype
 
 
@@ -1978,7 +2008,7 @@ def energy_work(cal: GpuCalibration, k: Kernel) -> tuple[str, float, float]:
     fallback families' tensor-core operations as their chosen tiles execute them, partial
     tiles whole, as ``cal`` times them; a prefill's operations at the head dim its tensor
     cores work at, as its time, its bytes at its own)."""
-    cls = energy_class(k)
+    cls = energy_class(k, cal.sm_count)
     if k.op == "gemm":
         M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
         k = dataclasses.replace(k, M=M, N=N, K=K)

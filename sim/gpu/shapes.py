@@ -473,7 +473,7 @@ def int8_n8_shapes() -> list[dict[str, object]]:
     (:data:`INT8_N8_N`, :data:`INT8_N8_TILE_COUNTS`, :data:`INT8_N8_K`; M 8 short of a multiple
     of 256, so that the last row tile is ragged as a user's would be), measured with their
     kernels to find which of the Hopper kernel and CUTLASS's align-4 tiles cuBLASLt runs
-    (``sim.gpu_model.INT8_N8_CUTLASS_MACS``). A row another dataset has is left out."""
+    (``sim.gpu_model.INT8_N8_MAX_WAVES``). A row another dataset has is left out."""
     seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
                               *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
                               *sector_shapes())}

@@ -84,7 +84,11 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   one CTA per :data:`GEMMSN_CTA_COLS` columns of C over its template's rows of A (all of them,
   or half: :data:`GEMMSN_ROW_CTAS`) and the whole of K, and no faster than one CTA's walk, a
   fitted time per row of A and element of K (14x23x1156 bf16, three CTAs, each alone on its
-  SM, its loads' latency unhidden, took 20.9 us), which a CTA that shares its SM does not beat
+  SM, its loads' latency unhidden, took 20.9 us), of at least :data:`GEMMSN_MIN_WALK_ROWS`
+  rows (the 2-row template's CTA walks K no faster than the 4-row one's) and at the
+  template's walk speed (:data:`GEMMSN_WALK_SPEED`: the 4-row template's predicated path
+  walks K 1.9 times as long as its flag-true one, more than it costs the SM's throughput),
+  which a CTA that shares its SM does not beat
   (at N = 1201, 151 CTAs on 132 SMs, every gemmSN launch of measured_h100_gemmsn.csv took
   longer than its operations and bytes: 13 us for 7x1201x601). A GEMV with one column of C
   and few rows runs a dot product per row and then a reduction kernel
@@ -514,6 +518,39 @@ GEMMSN_SPEED: dict[tuple[int, bool], float] = {
 #: measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv; tests/test_gpu.py
 #: checks every recorded launch).
 GEMMSN_ROW_CTAS = {12: 2, 15: 2, 16: 2}
+
+
+#: The fewest rows a gemmSN CTA walks K as: the 2-row template's CTA walks no faster than the
+#: 4-row flag-true one's (its loop's latency per element of K, not its two rows' products,
+#: sets its pace). Timed, the probe's launches where one CTA's walk binds (measured_h100_gemmsn.csv,
+#: N of 301 and 1201: 38 and 151 CTAs on 132 SMs) took per element of K (least squares of the
+#: time over K) 1.25 and 0.92 times as long at 2 rows as at 4, where a walk in proportion to
+#: the rows would take 0.5: the rows of the 4-row template's walk that time is, 4 times their
+#: geometric mean, to the template rows' step (GEMMSN_ROWS_STEP), is 4 (tests/test_gpu.py
+#: recomputes it). Held out on another run: 2x97x1243 bf16 (13 CTAs, each alone on its SM,
+#: measured_h100_misaligned.csv) took 11.6 us, where the walk in proportion to its rows
+#: predicted 8.5.
+GEMMSN_MIN_WALK_ROWS = 4
+#: The speed of a gemmSN template's walk along K where it is not its rate's (GEMMSN_SPEED),
+#: relative to the 8-row template's: the 4-row template with its flag false (3 rows,
+#: GEMMSN_EXACT_ROWS) walks K 1.89 times as long as with its flag true, where its rate over
+#: many CTAs is 1.31 times as low (its predicated path lengthens each step of its loop more
+#: than it costs the SM's throughput): on the probe's calibration rows at N = 1201 (151 CTAs,
+#: at most two to an SM: the walk binds), the least-squares time per element of K of the
+#: 3-row GEMMs over the 4-row ones', 10.97 and 5.81 ns, times the 4-row flag-true template's
+#: speed (tests/test_gpu.py recomputes it).
+GEMMSN_WALK_SPEED: dict[tuple[int, bool], float] = {(4, False): 0.479}
+
+
+def gemmsn_walk(rows: int, exact: bool) -> tuple[int, float]:
+    """(rows, speed) of one gemmSN CTA's walk along K for its template's ``rows`` and flag
+    (:func:`gemmsn_template`): at least :data:`GEMMSN_MIN_WALK_ROWS` rows (those of the
+    flag-true template of that many), at the template's walk speed
+    (:data:`GEMMSN_WALK_SPEED`, else its rate's, :data:`GEMMSN_SPEED`, else 1)."""
+    if rows < GEMMSN_MIN_WALK_ROWS:
+        rows, exact = GEMMSN_MIN_WALK_ROWS, True
+    key = (rows, exact)
+    return rows, GEMMSN_WALK_SPEED.get(key, GEMMSN_SPEED.get(key, 1.0))
 
 
 def gemmsn_template(M: int) -> tuple[int, int, bool]:
@@ -1403,8 +1440,10 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # (its loop's latency: fitted on CTAs fewer than the SMs, each alone on its SM, and a
         # CTA that shares its SM walks no faster), a fitted time per row and element of K;
         # gemmSN computes an even number of rows (GEMMSN_ROWS_STEP, gemmsn_template), each
-        # template at its own speed (GEMMSN_SPEED: its operations and its walk), and loads at
-        # a fitted bandwidth of its own
+        # template at its own speed (GEMMSN_SPEED: its operations, and its walk where
+        # GEMMSN_WALK_SPEED has no entry), and loads at
+        # a fitted bandwidth of its own; a CTA's walk is that of at least GEMMSN_MIN_WALK_ROWS
+        # rows, at its template's walk speed (gemmsn_walk: GEMMSN_WALK_SPEED)
         ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
         sn = M > 1 and N > 1
         cta_rows, row_ctas, exact = gemmsn_template(M) if sn else (M, 1, True)
@@ -1417,8 +1456,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # about 2.1 us plus 0.89 ns per element of K over 14 such launches of fewer CTAs than
         # SMs; test_a_gemv_walks_its_k)
         lone_warp = not (sn or dot or gemv_splits_k(M, N, K))
-        walk = (cta_rows * K * p["gemmsn_row_ns"] * 1e-9 / speed if sn
-                else K * p["gemmsn_row_ns"] * 1e-9 if lone_warp else 0.0)
+        walk_rows, walk_speed = gemmsn_walk(cta_rows, exact) if sn else (1, 1.0)
+        walk = (walk_rows * K * p["gemmsn_row_ns"] * 1e-9 / walk_speed if sn or lone_warp
+                else 0.0)
         load = min(bw, p["gemmsn_load_gb_per_s" if sn else "gemv_load_gb_per_s"] * 1e9)
         simt = (p["fixed_us"], max(nbytes / load + ramp,
                                    useful * rows / M / (p["simt_tflops"] * 1e12 * speed),

@@ -1482,6 +1482,59 @@ def test_gemmsn_templates_and_speeds_are_the_recorded_ones():
     assert len(speeds[(6, False)]) >= 5
 
 
+def _gemmsn_k_slopes(split: tuple[str, ...]) -> dict[tuple[int, int], float]:
+    """Per (M, N) of the probe's launched gemmSN rows (measured_h100_gemmsn.csv) of ``split``:
+    the least-squares slope of the timed us over K, ns per element of K."""
+    pts: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    for r in rows(DATA / "measured_h100_gemmsn.csv"):
+        if "gemmSN_TN" in r["kernels"].split(" ; ")[0] and r["split"] in split:
+            pts.setdefault((int(r["M"]), int(r["N"])), []).append((int(r["K"]), float(r["us"])))
+    out = {}
+    for key, p in pts.items():
+        if len(p) >= 2:
+            k_mean = statistics.fmean(k for k, _ in p)
+            u_mean = statistics.fmean(u for _, u in p)
+            out[key] = 1e3 * (sum((k - k_mean) * (u - u_mean) for k, u in p)
+                              / sum((k - k_mean) ** 2 for k, _ in p))
+    return out
+
+
+def test_gemmsn_walks_are_the_recorded_ones():
+    """GEMMSN_MIN_WALK_ROWS: where one CTA's walk binds (the probe's N of 301 and 1201), the
+    2-row template took per element of K about as long as the 4-row flag-true one (their
+    ratio's geometric mean, times 4 rows, to the rows' step), not half; GEMMSN_WALK_SPEED:
+    the 4-row flag-false template's walk over the flag-true one's at N = 1201 on the
+    calibration rows, times the flag-true template's speed; and the model's walk follows
+    them (held out: 2x97x1243 of measured_h100_misaligned.csv within 5%, where a walk in
+    proportion to the rows is 20% short)."""
+    from sim.gpu_model import (
+        GEMMSN_MIN_WALK_ROWS,
+        GEMMSN_ROWS_STEP,
+        GEMMSN_SPEED,
+        GEMMSN_WALK_SPEED,
+        gemmsn_walk,
+    )
+
+    every = _gemmsn_k_slopes(("cal", "held"))
+    ratios = [every[(2, n)] / every[(4, n)] for n in (301, 1201)]
+    assert all(0.75 < x < 1.5 for x in ratios), ratios
+    rows_walked = 4 * math.exp(statistics.fmean(math.log(x) for x in ratios))
+    assert GEMMSN_MIN_WALK_ROWS == round(rows_walked / GEMMSN_ROWS_STEP) * GEMMSN_ROWS_STEP
+    cal = _gemmsn_k_slopes(("cal",))
+    assert GEMMSN_WALK_SPEED == {
+        (4, False): round(GEMMSN_SPEED[(4, True)] * cal[(4, 1201)] / cal[(3, 1201)], 3)}
+    assert gemmsn_walk(2, True) == (4, GEMMSN_SPEED[(4, True)])
+    assert gemmsn_walk(4, False) == (4, GEMMSN_WALK_SPEED[(4, False)])
+    assert gemmsn_walk(6, False) == (6, GEMMSN_SPEED[(6, False)])
+    cal_h100 = load_calibration("h100")
+    p = cal_h100.params
+    measured = next(float(r["us"]) for r in rows(DATA / "measured_h100_misaligned.csv")
+                    if (r["op"], r["dtype"], r["M"], r["N"], r["K"])
+                    == ("gemm", "bf16", "2", "97", "1243"))
+    k = Kernel(op="gemm", dtype="bf16", M=2, N=97, K=1243)
+    assert abs(predict_us(cal_h100, k) / measured - 1) < 0.05
+    assert p["fixed_us"] + 2 * 1243 * p["gemmsn_row_ns"] * 1e-3 < 0.8 * measured
+
 def test_the_gemv_split_k_is_the_recorded_one():
     """Every recorded launch of a GEMV the model gives cuBLAS's CUDA-core kernels (family
     gemv, one row of A or one column of C, not its dot kernel) split along K (a
@@ -1704,11 +1757,12 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
 
 def test_the_cuda_core_kernels_mechanisms():
     """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs walk K at no less than the fitted
-    time per row of A (a rate of one CTA, not of the chip), many of them run at the chip's
+    time per row of A (a rate of one CTA, not of the chip; at least GEMMSN_MIN_WALK_ROWS
+    rows), many of them run at the chip's
     rate on an even number of rows, each template at its speed; GEMVs and gemmSN load at
     bandwidths of their own, below the HBM's, and GEMVs pay the L2 write-back ramp in their
     bytes."""
-    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
+    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family, gemmsn_walk
 
     cal = load_calibration("h100")
     p = cal.params
@@ -1718,9 +1772,12 @@ def test_the_cuda_core_kernels_mechanisms():
         assert gemm_family(k) == "gemv", k
         return predict_us(cal, k)
 
-    # three CTAs (N = 23): each row of A adds its walk along K
+    # three CTAs (N = 23): each row of A adds its walk along K, the 2-row template's CTA
+    # walking as the 4-row one's (GEMMSN_MIN_WALK_ROWS, gemmsn_walk)
+    (r14, s14), (r2, s2) = gemmsn_walk(14, False), gemmsn_walk(2, True)
+    assert r2 == 4 and s14 == 1.0
     assert us(14, 23, 1156) - us(2, 23, 1156) == pytest.approx(
-        12 * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
+        (r14 / s14 - r2 / s2) * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
     # as many CTAs as SMs and more: a CTA that shares its SM walks no faster (7x1201x601:
     # 151 CTAs, 13 us measured); 7 rows take less than 7x the time of 2
     n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1

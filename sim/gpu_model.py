@@ -87,8 +87,9 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   SM, its loads' latency unhidden, took 20.9 us), of at least :data:`GEMMSN_MIN_WALK_ROWS`
   rows (the 2-row template's CTA walks K no faster than the 4-row one's) and at the
   template's walk speed (:data:`GEMMSN_WALK_SPEED`: the 4-row template's predicated path
-  walks K 1.9 times as long as its flag-true one, more than it costs the SM's throughput),
-  which a CTA that shares its SM does not beat
+  walks K 2.2 times as long as its flag-true one, more than it costs the SM's throughput),
+  its loads waiting behind the L2's write-back (the ramp above adds to the walk as to the
+  bytes' time), which a CTA that shares its SM does not beat
   (at N = 1201, 151 CTAs on 132 SMs, every gemmSN launch of measured_h100_gemmsn.csv took
   longer than its operations and bytes: 13 us for 7x1201x601). A GEMV with one column of C
   and few rows runs a dot product per row and then a reduction kernel
@@ -524,22 +525,24 @@ GEMMSN_ROW_CTAS = {12: 2, 15: 2, 16: 2}
 #: 4-row flag-true one's (its loop's latency per element of K, not its two rows' products,
 #: sets its pace). Timed, the probe's launches where one CTA's walk binds (measured_h100_gemmsn.csv,
 #: N of 301 and 1201: 38 and 151 CTAs on 132 SMs) took per element of K (least squares of the
-#: time over K) 1.25 and 0.92 times as long at 2 rows as at 4, where a walk in proportion to
-#: the rows would take 0.5: the rows of the 4-row template's walk that time is, 4 times their
-#: geometric mean, to the template rows' step (GEMMSN_ROWS_STEP), is 4 (tests/test_gpu.py
-#: recomputes it). Held out on another run: 2x97x1243 bf16 (13 CTAs, each alone on its SM,
-#: measured_h100_misaligned.csv) took 11.6 us, where the walk in proportion to its rows
-#: predicted 8.5.
+#: time over K, less the L2 write-back's ramp over K that the walk waits behind) 1.27 and 0.89
+#: times as long at 2 rows as at 4, where a walk in proportion to the rows would take 0.5: the
+#: rows of the 4-row template's walk that time is, 4 times their geometric mean (4.26), to the
+#: template rows' step (GEMMSN_ROWS_STEP), is 4 (tests/test_gpu.py recomputes it). Held out on
+#: another run: 2x97x1243 bf16 (13 CTAs, each alone on its SM, measured_h100_misaligned.csv)
+#: took 11.6 us, where the walk in proportion to its rows predicted 8.5.
 GEMMSN_MIN_WALK_ROWS = 4
 #: The speed of a gemmSN template's walk along K where it is not its rate's (GEMMSN_SPEED),
 #: relative to the 8-row template's: the 4-row template with its flag false (3 rows,
-#: GEMMSN_EXACT_ROWS) walks K 1.89 times as long as with its flag true, where its rate over
+#: GEMMSN_EXACT_ROWS) walks K 2.2 times as long as with its flag true, where its rate over
 #: many CTAs is 1.31 times as low (its predicated path lengthens each step of its loop more
 #: than it costs the SM's throughput): on the probe's calibration rows at N = 1201 (151 CTAs,
 #: at most two to an SM: the walk binds), the least-squares time per element of K of the
-#: 3-row GEMMs over the 4-row ones', 10.97 and 5.81 ns, times the 4-row flag-true template's
-#: speed (tests/test_gpu.py recomputes it).
-GEMMSN_WALK_SPEED: dict[tuple[int, bool], float] = {(4, False): 0.479}
+#: 3-row GEMMs over the 4-row ones', each less the ramp's (10.97 and 5.81 ns, less 1.53),
+#: times the 4-row flag-true template's speed (tests/test_gpu.py recomputes it). Held out on
+#: another run: 3x1117x1142 bf16 (measured_h100_random.csv) took 18.7 us, where the walk at
+#: GEMMSN_SPEED's 0.691 and without the ramp predicted 12.7.
+GEMMSN_WALK_SPEED: dict[tuple[int, bool], float] = {(4, False): 0.410}
 
 
 def gemmsn_walk(rows: int, exact: bool) -> tuple[int, float]:
@@ -1443,7 +1446,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # template at its own speed (GEMMSN_SPEED: its operations, and its walk where
         # GEMMSN_WALK_SPEED has no entry), and loads at
         # a fitted bandwidth of its own; a CTA's walk is that of at least GEMMSN_MIN_WALK_ROWS
-        # rows, at its template's walk speed (gemmsn_walk: GEMMSN_WALK_SPEED)
+        # rows, at its template's walk speed (gemmsn_walk: GEMMSN_WALK_SPEED), and waits
+        # behind the L2's write-back as the loads do (its loads miss to the HBM the
+        # write-back occupies: the ramp adds to it)
         ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
         sn = M > 1 and N > 1
         cta_rows, row_ctas, exact = gemmsn_template(M) if sn else (M, 1, True)
@@ -1462,7 +1467,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         load = min(bw, p["gemmsn_load_gb_per_s" if sn else "gemv_load_gb_per_s"] * 1e9)
         simt = (p["fixed_us"], max(nbytes / load + ramp,
                                    useful * rows / M / (p["simt_tflops"] * 1e12 * speed),
-                                   walk) * 1e6,
+                                   walk + (ramp if sn else 0.0)) * 1e6,
                 useful)
         if dot:
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a

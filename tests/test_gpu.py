@@ -1505,8 +1505,10 @@ def test_gemmsn_walks_are_the_recorded_ones():
     ratio's geometric mean, times 4 rows, to the rows' step), not half; GEMMSN_WALK_SPEED:
     the 4-row flag-false template's walk over the flag-true one's at N = 1201 on the
     calibration rows, times the flag-true template's speed; and the model's walk follows
-    them (held out: 2x97x1243 of measured_h100_misaligned.csv within 5%, where a walk in
-    proportion to the rows is 20% short)."""
+    them (held out: 2x97x1243 of measured_h100_misaligned.csv and 3x1117x1142 of
+    measured_h100_random.csv within 5%, where a walk in proportion to the rows at the rate's
+    speed is 20% short). The slopes are taken less the L2 write-back's ramp, which the walk
+    waits behind."""
     from sim.gpu_model import (
         GEMMSN_MIN_WALK_ROWS,
         GEMMSN_ROWS_STEP,
@@ -1515,25 +1517,35 @@ def test_gemmsn_walks_are_the_recorded_ones():
         gemmsn_walk,
     )
 
+    p = load_calibration("h100").params
+
+    def ramp(n: int) -> float:  # the L2 write-back's ramp per element of K (within its span)
+        return p["decode_ramp_us"] * 1e3 * n * 2 / (p["gemv_ramp_mb"] * 1e6)
+
     every = _gemmsn_k_slopes(("cal", "held"))
-    ratios = [every[(2, n)] / every[(4, n)] for n in (301, 1201)]
+    ratios = [(every[(2, n)] - ramp(n)) / (every[(4, n)] - ramp(n)) for n in (301, 1201)]
     assert all(0.75 < x < 1.5 for x in ratios), ratios
     rows_walked = 4 * math.exp(statistics.fmean(math.log(x) for x in ratios))
     assert GEMMSN_MIN_WALK_ROWS == round(rows_walked / GEMMSN_ROWS_STEP) * GEMMSN_ROWS_STEP
     cal = _gemmsn_k_slopes(("cal",))
-    assert GEMMSN_WALK_SPEED == {
-        (4, False): round(GEMMSN_SPEED[(4, True)] * cal[(4, 1201)] / cal[(3, 1201)], 3)}
+    assert GEMMSN_WALK_SPEED == {(4, False): round(
+        GEMMSN_SPEED[(4, True)] * (cal[(4, 1201)] - ramp(1201)) / (cal[(3, 1201)] - ramp(1201)),
+        3)}
     assert gemmsn_walk(2, True) == (4, GEMMSN_SPEED[(4, True)])
     assert gemmsn_walk(4, False) == (4, GEMMSN_WALK_SPEED[(4, False)])
     assert gemmsn_walk(6, False) == (6, GEMMSN_SPEED[(6, False)])
     cal_h100 = load_calibration("h100")
-    p = cal_h100.params
-    measured = next(float(r["us"]) for r in rows(DATA / "measured_h100_misaligned.csv")
-                    if (r["op"], r["dtype"], r["M"], r["N"], r["K"])
-                    == ("gemm", "bf16", "2", "97", "1243"))
-    k = Kernel(op="gemm", dtype="bf16", M=2, N=97, K=1243)
-    assert abs(predict_us(cal_h100, k) / measured - 1) < 0.05
-    assert p["fixed_us"] + 2 * 1243 * p["gemmsn_row_ns"] * 1e-3 < 0.8 * measured
+    for run_name, (m, n, kk), speed in (("misaligned", (2, 97, 1243), 1.0),
+                                        ("random", (3, 1117, 1142),
+                                         GEMMSN_SPEED[(4, False)])):
+        measured = next(float(r["us"]) for r in rows(DATA / f"measured_h100_{run_name}.csv")
+                        if (r["op"], r["dtype"], r["M"], r["N"], r["K"])
+                        == ("gemm", "bf16", str(m), str(n), str(kk)))
+        k = Kernel(op="gemm", dtype="bf16", M=m, N=n, K=kk)
+        assert abs(predict_us(cal_h100, k) / measured - 1) < 0.05, (k, measured)
+        # a walk of its template's rows in proportion, at its rate's speed, falls well short
+        walk_us = -(-m // 2) * 2 * kk * p["gemmsn_row_ns"] * 1e-3 / speed
+        assert p["fixed_us"] + walk_us < 0.8 * measured, (k, measured)
 
 def test_the_gemv_split_k_is_the_recorded_one():
     """Every recorded launch of a GEMV the model gives cuBLAS's CUDA-core kernels (family
@@ -1761,8 +1773,8 @@ def test_the_cuda_core_kernels_mechanisms():
     rows), many of them run at the chip's
     rate on an even number of rows, each template at its speed; GEMVs and gemmSN load at
     bandwidths of their own, below the HBM's, and GEMVs pay the L2 write-back ramp in their
-    bytes."""
-    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family, gemmsn_walk
+    bytes (gemmSN's walk waits behind it too)."""
+    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family, gemmsn_walk, kernel_bytes_flops
 
     cal = load_calibration("h100")
     p = cal.params
@@ -1773,17 +1785,21 @@ def test_the_cuda_core_kernels_mechanisms():
         return predict_us(cal, k)
 
     # three CTAs (N = 23): each row of A adds its walk along K, the 2-row template's CTA
-    # walking as the 4-row one's (GEMMSN_MIN_WALK_ROWS, gemmsn_walk)
+    # walking as the 4-row one's (GEMMSN_MIN_WALK_ROWS, gemmsn_walk), and the walk waits
+    # behind the write-back's ramp of the bytes (12 more rows of A and of C)
     (r14, s14), (r2, s2) = gemmsn_walk(14, False), gemmsn_walk(2, True)
     assert r2 == 4 and s14 == 1.0
+    ramp_a = p["decode_ramp_us"] * 12 * (1156 + 23) * 2 / (p["gemv_ramp_mb"] * 1e6)
     assert us(14, 23, 1156) - us(2, 23, 1156) == pytest.approx(
-        (r14 / s14 - r2 / s2) * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
+        (r14 / s14 - r2 / s2) * 1156 * p["gemmsn_row_ns"] * 1e-3 + ramp_a, rel=1e-6)
     # as many CTAs as SMs and more: a CTA that shares its SM walks no faster (7x1201x601:
     # 151 CTAs, 13 us measured); 7 rows take less than 7x the time of 2
     n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
     assert us(7, n_many, 601) < 2 * us(2, n_many, 601)
+    nbytes = kernel_bytes_flops(Kernel(op="gemm", dtype="bf16", M=7, N=1201, K=601))[0]
     assert us(7, 1201, 601) == pytest.approx(
-        p["fixed_us"] + 8 * 601 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
+        p["fixed_us"] + 8 * 601 * p["gemmsn_row_ns"] * 1e-3
+        + p["decode_ramp_us"] * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6)), rel=1e-6)
     # its CUDA cores compute an even number of rows: 5 take as long as 6 where the operations
     # bind (12001x12001: 303 and 306 us measured), 4 (the 4-row template, flag true) about a
     # fifth less (250), 3 (the same rows on its predicated path) 1.3 times as long as 4 (321)

@@ -38,7 +38,10 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   (their narrow loads from L2 into shared memory, not the aligned kernels' 16-byte TMA copies):
   measured, a 64x64 align-1 CTA takes about 16 ns per element of K, a 128x128 one 32 and a
   128x256 one 62, and the align-2 kernels' 128x64 and 128x128 CTAs about as long as their
-  128x256 ones, so small tiles run far below the family's rate. Each family also has its own HBM
+  128x256 ones, so small tiles run far below the family's rate (but the align-1 split-K
+  variant's 64x64 CTAs load only the rows inside the matrices, at their own time per row, the
+  latency of a CTA alone on its SM hidden as more share it: :data:`ALIGN1_SPLIT_STEPS`, fitted
+  on its recorded launches). Each family also has its own HBM
   bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
   would walk meanwhile), which short-K shapes pay for; these kernels (CUTLASS 2.x, one main loop
   then the epilogue, no producer warps streaming the next tile meanwhile) store C after their
@@ -584,6 +587,22 @@ FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
     "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
     "int8_align8": ((128, 256), (256, 128), (128, 128), (64, 128), (64, 64)),
 }
+#: The CTAs of the align-1 kernels' split-K variant (fp32 partials, then splitKreduce_kernel) of
+#: these tiles step along K by their own measure, (ns per loaded row and element of K, the
+#: CTA's start and end in elements of K), not the family's load bandwidth and
+#: fallback_tile_k0: a CTA loads only the rows of A and W inside the matrices (its predicated
+#: loads of the rows past M issue no reads: at 5 to 17 rows a 64x64 CTA loads 69 to 81 rows,
+#: not 128) at that time per row where its SM runs enough CTAs to hide their loads' latency,
+#: and alone on its SM at align1_lone_step_ns, the excess shared among the CTAs an SM runs
+#: (:func:`_loaded_tiles_us`). Fitted (least mean absolute log error, the lone step the
+#: calibration's) on the profiled kernel times of every recorded H100 launch of the split-K
+#: 64x64 align-1 tile (221: the kernels columns of measured_h100_gemmsn.csv,
+#: measured_h100_misaligned.csv, measured_h100_random.csv, measured_h100_v2_gemm_kernels.csv;
+#: at their recorded grids): 11.6% MAPE, where the family's 16.6 ns per element of K for
+#: every such CTA and its 32 of start and end leave the probe's 12001-column GEMMs of 9 to 17
+#: rows 23% slow (the model ran them in 128x256 tiles, the recorded launches ran 64x64:
+#: 10x12001x12001, 3008 CTAs, 23 to an SM, 208 us of kernel). tests/test_gpu.py refits them.
+ALIGN1_SPLIT_STEPS = {(64, 64): (0.132, 95.0)}
 #: The tile of the fallback families' wmma kernels (``cutlass_75_wmma_tensorop_*`` at vector
 #: 1, ``cutlass_80_wmma_tensorop_*`` at 2 or 4). Turing's (sm_75) WMMA has no bf16 fragments
 #: (bf16 ``wmma`` came with sm_80: CUDA C++ Programming Guide, warp matrix functions), so bf16
@@ -1489,7 +1508,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         out = M * N * OUT_BYTES[k.dtype]  # C, stored after the main loop (module doc)
         t_m = (nbytes - out) * slow / (bw * bw_eff)
         t_store = out * slow / (bw * bw_eff)
-        # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch) runs
+        # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch; its
+        # CTAs of ALIGN1_SPLIT_STEPS' tiles step by their own measure) runs
         # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
         # has fewer than 16 columns (as recorded: the kernels column of
         # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv);
@@ -1527,6 +1547,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                                               FALLBACK_SPLITS if splitting else (1,),
                                               p["fallback_tile_k0"], t_store=t_store,
                                               lone_step=lone_step,
+                                              tile_steps=(ALIGN1_SPLIT_STEPS
+                                                          if family == "align1" and splitting
+                                                          else None),
                                               serial=not splitting and not underfilled)
                     choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                     t * 1e6, ops))
@@ -1717,7 +1740,9 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      clipped_loads: bool = False, step_floor: float = 0.0,
                      t_store: float = 0.0, lone_step: float = 0.0, serial: bool = False,
                      burst: GpuBurst | None = None,
-                     overlap: float = math.inf) -> tuple[float, float]:
+                     overlap: float = math.inf,
+                     tile_steps: dict[tuple[int, int], tuple[float, float]] | None = None
+                     ) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole): waves of CTAs over
     the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
@@ -1736,26 +1761,34 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     partial tiles of C each slice but the first reads and each stores in turn (``t_store``
     each); ``burst``: the CTAs' work at the burst clock (:func:`burst_us`);
     ``overlap``: how far a step's products and loads, and the CTAs' work and the memory time,
-    overlap (:func:`_overlapped`; default: wholly, the slower of the two)."""
+    overlap (:func:`_overlapped`; default: wholly, the slower of the two); ``tile_steps``:
+    tiles whose CTAs load only the rows inside the matrices at their own time per row and
+    element of K and start and end in their own elements of K (:data:`ALIGN1_SPLIT_STEPS`),
+    each stepping at that step plus ``lone_step``'s excess over it shared among the CTAs on
+    its SM."""
     bw = cal.read_gb_per_s * 1e9
     best, ops = math.inf, 0.0
     for bm, bn in tiles:
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
-        rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
-        step = max(_overlapped(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, overlap),
-                   step_floor)
+        own = tile_steps.get((bm, bn)) if tile_steps else None
+        rows = min(bm, M) + min(bn, N) if clipped_loads or own else bm + bn
+        load = rows * own[0] * 1e-9 if own else rows * elem_bytes / sm_load
+        tk0 = own[1] if own else k0
+        step = max(_overlapped(2.0 * bm * bn / sm_rate, load, overlap), step_floor)
         tile_splits = ((fallback_serial_splits(cal.sm_count, M, N, K, (bm, bn)),) if serial
                        else splits)
         for s in tile_splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best
             if s > 1 and (_cdiv(K, s) < 8
-                          or n_tiles * (K + s * k0) * step / cal.sm_count > best):
+                          or n_tiles * (K + s * tk0) * step / cal.sm_count > best):
                 break
             lone = n_tiles * s <= cal.sm_count
-            t_c = burst_us(burst, _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0)
-                           * (max(step, lone_step) if lone and (bm, bn) != WMMA_TILE
-                              else step))
+            per_sm = _cdiv(n_tiles * s, cal.sm_count)
+            cta_step = (step + max(lone_step - step, 0.0) / per_sm if own
+                        else max(step, lone_step) if lone and (bm, bn) != WMMA_TILE
+                        else step)
+            t_c = burst_us(burst, per_sm * (_cdiv(K, s) + tk0) * cta_step)
             if serial or s == 1:  # C's stores (a serial split's partial tiles: in turn)
                 extra = (2 * s - 1) * t_store
             else:  # the split-K variant's fp32 partials, written and read back

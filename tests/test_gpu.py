@@ -1482,6 +1482,50 @@ def test_gemmsn_templates_and_speeds_are_the_recorded_ones():
     assert len(speeds[(6, False)]) >= 5
 
 
+def test_the_align1_split_steps_are_the_fit_of_their_launches():
+    """ALIGN1_SPLIT_STEPS: the (ns per loaded row, start and end) of the split-K 64x64 align-1
+    CTAs that fit the profiled kernel times of every recorded H100 launch of that tile (at its
+    recorded grid: its CTAs per SM, rows inside the matrices) best, in mean absolute log error
+    over a grid of 0.0001 ns and 0.5 elements; and it fits them within 12% MAPE."""
+    from sim.gpu_model import ALIGN1_SPLIT_STEPS
+
+    lone = load_calibration("h100").params["align1_lone_step_ns"]
+    tile = re.compile(r"s1688gemm_(?:bf16|f16)_64x64_tn_align1.*?grid=\((\d+),(\d+),(\d+)\)"
+                      r".*? us=([0-9.]+)")
+    launches = []
+    for f in KERNEL_RUNS:
+        if not f.stem.startswith("measured_h100") or f.stem.endswith(("_graph", "_repeat")):
+            continue
+        for r in rows(f):
+            kernels = r.get("kernels") or ""
+            m = tile.search(kernels.split(" ; ")[0])
+            if r["op"] != "gemm" or "splitKreduce" not in kernels or not m:
+                continue
+            M, N, K, z = int(r["M"]), int(r["N"]), int(r["K"]), int(m.group(3))
+            per_sm = -(-(-(-M // 64) * -(-N // 64) * z) // 132)
+            launches.append((per_sm, min(64, M) + min(64, N), -(-K // z), float(m.group(4))))
+    assert len(launches) >= 200
+
+    def err(ns: float, k0: float) -> float:
+        total = 0.0
+        for per_sm, loaded, k_cta, us in launches:
+            step = loaded * ns
+            total += abs(math.log(per_sm * (k_cta + k0) * (step + max(lone - step, 0.0) / per_sm)
+                                  * 1e-3 / us))
+        return total / len(launches)
+
+    coarse = min((err(c / 1e4, k0), c / 1e4, k0) for c in range(1000, 2500, 10)
+                 for k0 in range(0, 200, 2))
+    fine = min((err(c / 1e4, k0 / 2), c / 1e4, k0 / 2)
+               for c in range(round(coarse[1] * 1e4) - 10, round(coarse[1] * 1e4) + 11)
+               for k0 in range(round(coarse[2] * 2) - 4, round(coarse[2] * 2) + 5))
+    assert ALIGN1_SPLIT_STEPS == {(64, 64): (fine[1], fine[2])}
+    ns, k0 = fine[1], fine[2]
+    mape = statistics.fmean(
+        abs(per_sm * (k_cta + k0) * (loaded * ns + max(lone - loaded * ns, 0.0) / per_sm)
+            * 1e-3 / us - 1) for per_sm, loaded, k_cta, us in launches)
+    assert mape < 0.12
+
 def _gemmsn_k_slopes(split: tuple[str, ...]) -> dict[tuple[int, int], float]:
     """Per (M, N) of the probe's launched gemmSN rows (measured_h100_gemmsn.csv) of ``split``:
     the least-squares slope of the timed us over K, ns per element of K."""

@@ -898,16 +898,17 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # and 66x1691x139 bf16 took 6.1 and 4.9 us beyond their profiled kernels where small
     # kernels took 3.5; the Ampere align-2 kernels' three to six stages hid it: 668x990x934
     # fp16, 88 CTAs, took 3.3; the wmma tile's longer steps are left out, WMMA_TILE).
-    # Not one mechanism with the CTAs that share an SM: a step of max(throughput step, this
-    # / CTAs resident per SM, at most 2 to 4) for every launch, refitted, never binds
-    # (this / 2 stays under the 16.6 ns load step) or, with the loads clipped to the rows
+    # The split-K variant's 64x64 CTAs share its excess among an SM's CTAs, at their own
+    # step and start and end (ALIGN1_SPLIT_STEPS: about 95 elements of K, not
+    # fallback_tile_k0's 32). Not so for every tile and variant: a step of max(throughput
+    # step, this / CTAs resident per SM, at most 2 to 4) for every launch, refitted, never
+    # binds (this / 2 stays under the 16.6 ns load step) or, with the loads clipped to the rows
     # inside the matrices (as int8's align-4 kernels), binds but turned measured_h100_v2.csv,
-    # measured_h100_misaligned.csv and measured_h200_misaligned.csv FAIL; and the profiled
-    # 64x64 split-K launches of measured_h100_gemmsn.csv step no faster with more CTAs per SM
-    # (at 10 to 11.5 per SM, their profiled kernel less 2.5 us over each SM's CTAs' elements
-    # of K: 11.3 to 14.7 ns at N = 12001, 14.5 to 15.6 at N = 4001): their time per step
-    # falls with N through their longer share of K, each CTA's start and end about 43 steps,
-    # not fallback_tile_k0's 32 (a fit of the profiled times of those launches)
+    # measured_h100_misaligned.csv and measured_h200_misaligned.csv FAIL; ALIGN1_SPLIT_STEPS'
+    # step for the unsplit 64x64 launches too turned measured_h100_v2.csv FAIL (fp16
+    # misaligned 11.1%), and the clipped loads with the family's refitted load bandwidth,
+    # or with a fitted partial overlap of products and loads (it went to its bound, the
+    # larger of the two), left measured_h100_random.csv FAIL
     "align1_lone_step_ns": (24.0, 0.0, 200.0),
     # the reduction kernel after cuBLAS's dot_kernel (DOT_MAX_ROWS): its launch and pass, us
     "dot_reduce_us": (2.0, 0.0, 10.0),

@@ -38,7 +38,10 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   (their narrow loads from L2 into shared memory, not the aligned kernels' 16-byte TMA copies):
   measured, a 64x64 align-1 CTA takes about 16 ns per element of K, a 128x128 one 32 and a
   128x256 one 62, and the align-2 kernels' 128x64 and 128x128 CTAs about as long as their
-  128x256 ones, so small tiles run far below the family's rate. Each family also has its own HBM
+  128x256 ones, so small tiles run far below the family's rate (but the align-1 split-K
+  variant's 64x64 CTAs load only the rows inside the matrices, at their own time per row, the
+  latency of a CTA alone on its SM hidden as more share it: :data:`ALIGN1_SPLIT_STEPS`, fitted
+  on its recorded launches). Each family also has its own HBM
   bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
   would walk meanwhile), which short-K shapes pay for; these kernels (CUTLASS 2.x, one main loop
   then the epilogue, no producer warps streaming the next tile meanwhile) store C after their
@@ -84,7 +87,12 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   one CTA per :data:`GEMMSN_CTA_COLS` columns of C over its template's rows of A (all of them,
   or half: :data:`GEMMSN_ROW_CTAS`) and the whole of K, and no faster than one CTA's walk, a
   fitted time per row of A and element of K (14x23x1156 bf16, three CTAs, each alone on its
-  SM, its loads' latency unhidden, took 20.9 us), which a CTA that shares its SM does not beat
+  SM, its loads' latency unhidden, took 20.9 us), of at least :data:`GEMMSN_MIN_WALK_ROWS`
+  rows (the 2-row template's CTA walks K no faster than the 4-row one's) and at the
+  template's walk speed (:data:`GEMMSN_WALK_SPEED`: the 4-row template's predicated path
+  walks K 2.2 times as long as its flag-true one, more than it costs the SM's throughput),
+  its loads waiting behind the L2's write-back (the ramp above adds to the walk as to the
+  bytes' time), which a CTA that shares its SM does not beat
   (at N = 1201, 151 CTAs on 132 SMs, every gemmSN launch of measured_h100_gemmsn.csv took
   longer than its operations and bytes: 13 us for 7x1201x601). A GEMV with one column of C
   and few rows runs a dot product per row and then a reduction kernel
@@ -517,6 +525,41 @@ GEMMSN_SPEED: dict[tuple[int, bool], float] = {
 GEMMSN_ROW_CTAS = {12: 2, 15: 2, 16: 2}
 
 
+#: The fewest rows a gemmSN CTA walks K as: the 2-row template's CTA walks no faster than the
+#: 4-row flag-true one's (its loop's latency per element of K, not its two rows' products,
+#: sets its pace). Timed, the probe's launches where one CTA's walk binds (measured_h100_gemmsn.csv,
+#: N of 301 and 1201: 38 and 151 CTAs on 132 SMs) took per element of K (least squares of the
+#: time over K, less the L2 write-back's ramp over K that the walk waits behind) 1.27 and 0.89
+#: times as long at 2 rows as at 4, where a walk in proportion to the rows would take 0.5: the
+#: rows of the 4-row template's walk that time is, 4 times their geometric mean (4.26), to the
+#: template rows' step (GEMMSN_ROWS_STEP), is 4 (tests/test_gpu.py recomputes it). Held out on
+#: another run: 2x97x1243 bf16 (13 CTAs, each alone on its SM, measured_h100_misaligned.csv)
+#: took 11.6 us, where the walk in proportion to its rows predicted 8.5.
+GEMMSN_MIN_WALK_ROWS = 4
+#: The speed of a gemmSN template's walk along K where it is not its rate's (GEMMSN_SPEED),
+#: relative to the 8-row template's: the 4-row template with its flag false (3 rows,
+#: GEMMSN_EXACT_ROWS) walks K 2.2 times as long as with its flag true, where its rate over
+#: many CTAs is 1.31 times as low (its predicated path lengthens each step of its loop more
+#: than it costs the SM's throughput): on the probe's calibration rows at N = 1201 (151 CTAs,
+#: at most two to an SM: the walk binds), the least-squares time per element of K of the
+#: 3-row GEMMs over the 4-row ones', each less the ramp's (10.97 and 5.81 ns, less 1.53),
+#: times the 4-row flag-true template's speed (tests/test_gpu.py recomputes it). Held out on
+#: another run: 3x1117x1142 bf16 (measured_h100_random.csv) took 18.7 us, where the walk at
+#: GEMMSN_SPEED's 0.691 and without the ramp predicted 12.7.
+GEMMSN_WALK_SPEED: dict[tuple[int, bool], float] = {(4, False): 0.410}
+
+
+def gemmsn_walk(rows: int, exact: bool) -> tuple[int, float]:
+    """(rows, speed) of one gemmSN CTA's walk along K for its template's ``rows`` and flag
+    (:func:`gemmsn_template`): at least :data:`GEMMSN_MIN_WALK_ROWS` rows (those of the
+    flag-true template of that many), at the template's walk speed
+    (:data:`GEMMSN_WALK_SPEED`, else its rate's, :data:`GEMMSN_SPEED`, else 1)."""
+    if rows < GEMMSN_MIN_WALK_ROWS:
+        rows, exact = GEMMSN_MIN_WALK_ROWS, True
+    key = (rows, exact)
+    return rows, GEMMSN_WALK_SPEED.get(key, GEMMSN_SPEED.get(key, 1.0))
+
+
 def gemmsn_template(M: int) -> tuple[int, int, bool]:
     """(rows, CTAs along y, exact) of the gemmSN template cuBLAS runs for ``M`` rows of A: the
     rows each of its CTAs computes (all of them rounded up to even, :data:`GEMMSN_ROWS_STEP`,
@@ -545,6 +588,22 @@ FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
     "align2": ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (32, 32)),
     "int8_align8": ((128, 256), (256, 128), (128, 128), (64, 128), (64, 64)),
 }
+#: The CTAs of the align-1 kernels' split-K variant (fp32 partials, then splitKreduce_kernel) of
+#: these tiles step along K by their own measure, (ns per loaded row and element of K, the
+#: CTA's start and end in elements of K), not the family's load bandwidth and
+#: fallback_tile_k0: a CTA loads only the rows of A and W inside the matrices (its predicated
+#: loads of the rows past M issue no reads: at 5 to 17 rows a 64x64 CTA loads 69 to 81 rows,
+#: not 128) at that time per row where its SM runs enough CTAs to hide their loads' latency,
+#: and alone on its SM at align1_lone_step_ns, the excess shared among the CTAs an SM runs
+#: (:func:`_loaded_tiles_us`). Fitted (least mean absolute log error, the lone step the
+#: calibration's) on the profiled kernel times of every recorded H100 launch of the split-K
+#: 64x64 align-1 tile (221: the kernels columns of measured_h100_gemmsn.csv,
+#: measured_h100_misaligned.csv, measured_h100_random.csv, measured_h100_v2_gemm_kernels.csv;
+#: at their recorded grids): 11.6% MAPE, where the family's 16.6 ns per element of K for
+#: every such CTA and its 32 of start and end leave the probe's 12001-column GEMMs of 9 to 17
+#: rows 23% slow (the model ran them in 128x256 tiles, the recorded launches ran 64x64:
+#: 10x12001x12001, 3008 CTAs, 23 to an SM, 208 us of kernel). tests/test_gpu.py refits them.
+ALIGN1_SPLIT_STEPS = {(64, 64): (0.132, 95.0)}
 #: The tile of the fallback families' wmma kernels (``cutlass_75_wmma_tensorop_*`` at vector
 #: 1, ``cutlass_80_wmma_tensorop_*`` at 2 or 4). Turing's (sm_75) WMMA has no bf16 fragments
 #: (bf16 ``wmma`` came with sm_80: CUDA C++ Programming Guide, warp matrix functions), so bf16
@@ -861,16 +920,17 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # and 66x1691x139 bf16 took 6.1 and 4.9 us beyond their profiled kernels where small
     # kernels took 3.5; the Ampere align-2 kernels' three to six stages hid it: 668x990x934
     # fp16, 88 CTAs, took 3.3; the wmma tile's longer steps are left out, WMMA_TILE).
-    # Not one mechanism with the CTAs that share an SM: a step of max(throughput step, this
-    # / CTAs resident per SM, at most 2 to 4) for every launch, refitted, never binds
-    # (this / 2 stays under the 16.6 ns load step) or, with the loads clipped to the rows
+    # The split-K variant's 64x64 CTAs share its excess among an SM's CTAs, at their own
+    # step and start and end (ALIGN1_SPLIT_STEPS: about 95 elements of K, not
+    # fallback_tile_k0's 32). Not so for every tile and variant: a step of max(throughput
+    # step, this / CTAs resident per SM, at most 2 to 4) for every launch, refitted, never
+    # binds (this / 2 stays under the 16.6 ns load step) or, with the loads clipped to the rows
     # inside the matrices (as int8's align-4 kernels), binds but turned measured_h100_v2.csv,
-    # measured_h100_misaligned.csv and measured_h200_misaligned.csv FAIL; and the profiled
-    # 64x64 split-K launches of measured_h100_gemmsn.csv step no faster with more CTAs per SM
-    # (at 10 to 11.5 per SM, their profiled kernel less 2.5 us over each SM's CTAs' elements
-    # of K: 11.3 to 14.7 ns at N = 12001, 14.5 to 15.6 at N = 4001): their time per step
-    # falls with N through their longer share of K, each CTA's start and end about 43 steps,
-    # not fallback_tile_k0's 32 (a fit of the profiled times of those launches)
+    # measured_h100_misaligned.csv and measured_h200_misaligned.csv FAIL; ALIGN1_SPLIT_STEPS'
+    # step for the unsplit 64x64 launches too turned measured_h100_v2.csv FAIL (fp16
+    # misaligned 11.1%), and the clipped loads with the family's refitted load bandwidth,
+    # or with a fitted partial overlap of products and loads (it went to its bound, the
+    # larger of the two), left measured_h100_random.csv FAIL
     "align1_lone_step_ns": (24.0, 0.0, 200.0),
     # the reduction kernel after cuBLAS's dot_kernel (DOT_MAX_ROWS): its launch and pass, us
     "dot_reduce_us": (2.0, 0.0, 10.0),
@@ -1425,8 +1485,12 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # (its loop's latency: fitted on CTAs fewer than the SMs, each alone on its SM, and a
         # CTA that shares its SM walks no faster), a fitted time per row and element of K;
         # gemmSN computes an even number of rows (GEMMSN_ROWS_STEP, gemmsn_template), each
-        # template at its own speed (GEMMSN_SPEED: its operations and its walk), and loads at
-        # a fitted bandwidth of its own
+        # template at its own speed (GEMMSN_SPEED: its operations, and its walk where
+        # GEMMSN_WALK_SPEED has no entry), and loads at
+        # a fitted bandwidth of its own; a CTA's walk is that of at least GEMMSN_MIN_WALK_ROWS
+        # rows, at its template's walk speed (gemmsn_walk: GEMMSN_WALK_SPEED), and waits
+        # behind the L2's write-back as the loads do (its loads miss to the HBM the
+        # write-back occupies: the ramp adds to it)
         ramp = p["decode_ramp_us"] * 1e-6 * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6))
         sn = M > 1 and N > 1
         cta_rows, row_ctas, exact = gemmsn_template(M) if sn else (M, 1, True)
@@ -1439,12 +1503,13 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         # about 2.1 us plus 0.89 ns per element of K over 14 such launches of fewer CTAs than
         # SMs; test_a_gemv_walks_its_k)
         lone_warp = not (sn or dot or gemv_splits_k(M, N, K))
-        walk = (cta_rows * K * p["gemmsn_row_ns"] * 1e-9 / speed if sn
-                else K * p["gemmsn_row_ns"] * 1e-9 if lone_warp else 0.0)
+        walk_rows, walk_speed = gemmsn_walk(cta_rows, exact) if sn else (1, 1.0)
+        walk = (walk_rows * K * p["gemmsn_row_ns"] * 1e-9 / walk_speed if sn or lone_warp
+                else 0.0)
         load = min(bw, p["gemmsn_load_gb_per_s" if sn else "gemv_load_gb_per_s"] * 1e9)
         simt = (p["fixed_us"], max(nbytes / load + ramp,
                                    useful * rows / M / (p["simt_tflops"] * 1e12 * speed),
-                                   walk) * 1e6,
+                                   walk + (ramp if sn else 0.0)) * 1e6,
                 useful)
         if dot:
             # one dot product per row (cuBLAS's dot_kernel), then reduce_1Block_kernel: a
@@ -1466,7 +1531,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         out = M * N * OUT_BYTES[k.dtype]  # C, stored after the main loop (module doc)
         t_m = (nbytes - out) * slow / (bw * bw_eff)
         t_store = out * slow / (bw * bw_eff)
-        # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch) runs
+        # CUTLASS's split-K variant (fp32 partials, then a splitKreduce_kernel launch; its
+        # CTAs of ALIGN1_SPLIT_STEPS' tiles step by their own measure) runs
         # whenever 128x128 tiles would leave SMs idle and K is long, and for bf16 whenever C
         # has fewer than 16 columns (as recorded: the kernels column of
         # sim/data/gpu/measured_h100_misaligned.csv and measured_h100_v2_gemm_kernels.csv);
@@ -1504,6 +1570,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                                               FALLBACK_SPLITS if splitting else (1,),
                                               p["fallback_tile_k0"], t_store=t_store,
                                               lone_step=lone_step,
+                                              tile_steps=(ALIGN1_SPLIT_STEPS
+                                                          if family == "align1" and splitting
+                                                          else None),
                                               serial=not splitting and not underfilled)
                     choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                     t * 1e6, ops))
@@ -1694,7 +1763,9 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      clipped_loads: bool = False, step_floor: float = 0.0,
                      t_store: float = 0.0, lone_step: float = 0.0, serial: bool = False,
                      burst: GpuBurst | None = None,
-                     overlap: float = math.inf) -> tuple[float, float]:
+                     overlap: float = math.inf,
+                     tile_steps: dict[tuple[int, int], tuple[float, float]] | None = None
+                     ) -> tuple[float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole): waves of CTAs over
     the SMs, each CTA's step along K the slower of its ``2 BM BN`` operations at ``sm_rate``
@@ -1713,26 +1784,34 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     partial tiles of C each slice but the first reads and each stores in turn (``t_store``
     each); ``burst``: the CTAs' work at the burst clock (:func:`burst_us`);
     ``overlap``: how far a step's products and loads, and the CTAs' work and the memory time,
-    overlap (:func:`_overlapped`; default: wholly, the slower of the two)."""
+    overlap (:func:`_overlapped`; default: wholly, the slower of the two); ``tile_steps``:
+    tiles whose CTAs load only the rows inside the matrices at their own time per row and
+    element of K and start and end in their own elements of K (:data:`ALIGN1_SPLIT_STEPS`),
+    each stepping at that step plus ``lone_step``'s excess over it shared among the CTAs on
+    its SM."""
     bw = cal.read_gb_per_s * 1e9
     best, ops = math.inf, 0.0
     for bm, bn in tiles:
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
-        rows = min(bm, M) + min(bn, N) if clipped_loads else bm + bn
-        step = max(_overlapped(2.0 * bm * bn / sm_rate, rows * elem_bytes / sm_load, overlap),
-                   step_floor)
+        own = tile_steps.get((bm, bn)) if tile_steps else None
+        rows = min(bm, M) + min(bn, N) if clipped_loads or own else bm + bn
+        load = rows * own[0] * 1e-9 if own else rows * elem_bytes / sm_load
+        tk0 = own[1] if own else k0
+        step = max(_overlapped(2.0 * bm * bn / sm_rate, load, overlap), step_floor)
         tile_splits = ((fallback_serial_splits(cal.sm_count, M, N, K, (bm, bn)),) if serial
                        else splits)
         for s in tile_splits:
             # no split below 8 elements of K; nor once the CTAs' work alone, which grows with
             # s (each pays k0), exceeds the best
             if s > 1 and (_cdiv(K, s) < 8
-                          or n_tiles * (K + s * k0) * step / cal.sm_count > best):
+                          or n_tiles * (K + s * tk0) * step / cal.sm_count > best):
                 break
             lone = n_tiles * s <= cal.sm_count
-            t_c = burst_us(burst, _cdiv(n_tiles * s, cal.sm_count) * (_cdiv(K, s) + k0)
-                           * (max(step, lone_step) if lone and (bm, bn) != WMMA_TILE
-                              else step))
+            per_sm = _cdiv(n_tiles * s, cal.sm_count)
+            cta_step = (step + max(lone_step - step, 0.0) / per_sm if own
+                        else max(step, lone_step) if lone and (bm, bn) != WMMA_TILE
+                        else step)
+            t_c = burst_us(burst, per_sm * (_cdiv(K, s) + tk0) * cta_step)
             if serial or s == 1:  # C's stores (a serial split's partial tiles: in turn)
                 extra = (2 * s - 1) * t_store
             else:  # the split-K variant's fp32 partials, written and read back

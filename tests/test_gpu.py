@@ -1529,6 +1529,115 @@ def test_gemmsn_templates_and_speeds_are_the_recorded_ones():
     assert len(speeds[(6, False)]) >= 5
 
 
+def test_the_align1_split_steps_are_the_fit_of_their_launches():
+    """ALIGN1_SPLIT_STEPS: the (ns per loaded row, start and end) of the split-K 64x64 align-1
+    CTAs that fit the profiled kernel times of every recorded H100 launch of that tile (at its
+    recorded grid: its CTAs per SM, rows inside the matrices) best, in mean absolute log error
+    over a grid of 0.0001 ns and 0.5 elements; and it fits them within 12% MAPE."""
+    from sim.gpu_model import ALIGN1_SPLIT_STEPS
+
+    lone = load_calibration("h100").params["align1_lone_step_ns"]
+    tile = re.compile(r"s1688gemm_(?:bf16|f16)_64x64_tn_align1.*?grid=\((\d+),(\d+),(\d+)\)"
+                      r".*? us=([0-9.]+)")
+    launches = []
+    for f in KERNEL_RUNS:
+        if not f.stem.startswith("measured_h100") or f.stem.endswith(("_graph", "_repeat")):
+            continue
+        for r in rows(f):
+            kernels = r.get("kernels") or ""
+            m = tile.search(kernels.split(" ; ")[0])
+            if r["op"] != "gemm" or "splitKreduce" not in kernels or not m:
+                continue
+            M, N, K, z = int(r["M"]), int(r["N"]), int(r["K"]), int(m.group(3))
+            per_sm = -(-(-(-M // 64) * -(-N // 64) * z) // 132)
+            launches.append((per_sm, min(64, M) + min(64, N), -(-K // z), float(m.group(4))))
+    assert len(launches) >= 200
+
+    def err(ns: float, k0: float) -> float:
+        total = 0.0
+        for per_sm, loaded, k_cta, us in launches:
+            step = loaded * ns
+            total += abs(math.log(per_sm * (k_cta + k0) * (step + max(lone - step, 0.0) / per_sm)
+                                  * 1e-3 / us))
+        return total / len(launches)
+
+    coarse = min((err(c / 1e4, k0), c / 1e4, k0) for c in range(1000, 2500, 10)
+                 for k0 in range(0, 200, 2))
+    fine = min((err(c / 1e4, k0 / 2), c / 1e4, k0 / 2)
+               for c in range(round(coarse[1] * 1e4) - 10, round(coarse[1] * 1e4) + 11)
+               for k0 in range(round(coarse[2] * 2) - 4, round(coarse[2] * 2) + 5))
+    assert ALIGN1_SPLIT_STEPS == {(64, 64): (fine[1], fine[2])}
+    ns, k0 = fine[1], fine[2]
+    mape = statistics.fmean(
+        abs(per_sm * (k_cta + k0) * (loaded * ns + max(lone - loaded * ns, 0.0) / per_sm)
+            * 1e-3 / us - 1) for per_sm, loaded, k_cta, us in launches)
+    assert mape < 0.12
+
+def _gemmsn_k_slopes(split: tuple[str, ...]) -> dict[tuple[int, int], float]:
+    """Per (M, N) of the probe's launched gemmSN rows (measured_h100_gemmsn.csv) of ``split``:
+    the least-squares slope of the timed us over K, ns per element of K."""
+    pts: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    for r in rows(DATA / "measured_h100_gemmsn.csv"):
+        if "gemmSN_TN" in r["kernels"].split(" ; ")[0] and r["split"] in split:
+            pts.setdefault((int(r["M"]), int(r["N"])), []).append((int(r["K"]), float(r["us"])))
+    out = {}
+    for key, p in pts.items():
+        if len(p) >= 2:
+            k_mean = statistics.fmean(k for k, _ in p)
+            u_mean = statistics.fmean(u for _, u in p)
+            out[key] = 1e3 * (sum((k - k_mean) * (u - u_mean) for k, u in p)
+                              / sum((k - k_mean) ** 2 for k, _ in p))
+    return out
+
+
+def test_gemmsn_walks_are_the_recorded_ones():
+    """GEMMSN_MIN_WALK_ROWS: where one CTA's walk binds (the probe's N of 301 and 1201), the
+    2-row template took per element of K about as long as the 4-row flag-true one (their
+    ratio's geometric mean, times 4 rows, to the rows' step), not half; GEMMSN_WALK_SPEED:
+    the 4-row flag-false template's walk over the flag-true one's at N = 1201 on the
+    calibration rows, times the flag-true template's speed; and the model's walk follows
+    them (held out: 2x97x1243 of measured_h100_misaligned.csv and 3x1117x1142 of
+    measured_h100_random.csv within 5%, where a walk in proportion to the rows at the rate's
+    speed is 20% short). The slopes are taken less the L2 write-back's ramp, which the walk
+    waits behind."""
+    from sim.gpu_model import (
+        GEMMSN_MIN_WALK_ROWS,
+        GEMMSN_ROWS_STEP,
+        GEMMSN_SPEED,
+        GEMMSN_WALK_SPEED,
+        gemmsn_walk,
+    )
+
+    p = load_calibration("h100").params
+
+    def ramp(n: int) -> float:  # the L2 write-back's ramp per element of K (within its span)
+        return p["decode_ramp_us"] * 1e3 * n * 2 / (p["gemv_ramp_mb"] * 1e6)
+
+    every = _gemmsn_k_slopes(("cal", "held"))
+    ratios = [(every[(2, n)] - ramp(n)) / (every[(4, n)] - ramp(n)) for n in (301, 1201)]
+    assert all(0.75 < x < 1.5 for x in ratios), ratios
+    rows_walked = 4 * math.exp(statistics.fmean(math.log(x) for x in ratios))
+    assert GEMMSN_MIN_WALK_ROWS == round(rows_walked / GEMMSN_ROWS_STEP) * GEMMSN_ROWS_STEP
+    cal = _gemmsn_k_slopes(("cal",))
+    assert GEMMSN_WALK_SPEED == {(4, False): round(
+        GEMMSN_SPEED[(4, True)] * (cal[(4, 1201)] - ramp(1201)) / (cal[(3, 1201)] - ramp(1201)),
+        3)}
+    assert gemmsn_walk(2, True) == (4, GEMMSN_SPEED[(4, True)])
+    assert gemmsn_walk(4, False) == (4, GEMMSN_WALK_SPEED[(4, False)])
+    assert gemmsn_walk(6, False) == (6, GEMMSN_SPEED[(6, False)])
+    cal_h100 = load_calibration("h100")
+    for run_name, (m, n, kk), speed in (("misaligned", (2, 97, 1243), 1.0),
+                                        ("random", (3, 1117, 1142),
+                                         GEMMSN_SPEED[(4, False)])):
+        measured = next(float(r["us"]) for r in rows(DATA / f"measured_h100_{run_name}.csv")
+                        if (r["op"], r["dtype"], r["M"], r["N"], r["K"])
+                        == ("gemm", "bf16", str(m), str(n), str(kk)))
+        k = Kernel(op="gemm", dtype="bf16", M=m, N=n, K=kk)
+        assert abs(predict_us(cal_h100, k) / measured - 1) < 0.05, (k, measured)
+        # a walk of its template's rows in proportion, at its rate's speed, falls well short
+        walk_us = -(-m // 2) * 2 * kk * p["gemmsn_row_ns"] * 1e-3 / speed
+        assert p["fixed_us"] + walk_us < 0.8 * measured, (k, measured)
+
 def test_the_gemv_split_k_is_the_recorded_one():
     """Every recorded launch of a GEMV the model gives cuBLAS's CUDA-core kernels (family
     gemv, one row of A or one column of C, not its dot kernel) split along K (a
@@ -1751,11 +1860,12 @@ def test_a_lone_align1_cta_steps_no_faster_than_its_cold_loads():
 
 def test_the_cuda_core_kernels_mechanisms():
     """cuBLAS's CUDA-core kernels (family gemv): gemmSN CTAs walk K at no less than the fitted
-    time per row of A (a rate of one CTA, not of the chip), many of them run at the chip's
+    time per row of A (a rate of one CTA, not of the chip; at least GEMMSN_MIN_WALK_ROWS
+    rows), many of them run at the chip's
     rate on an even number of rows, each template at its speed; GEMVs and gemmSN load at
     bandwidths of their own, below the HBM's, and GEMVs pay the L2 write-back ramp in their
-    bytes."""
-    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family
+    bytes (gemmSN's walk waits behind it too)."""
+    from sim.gpu_model import GEMMSN_CTA_COLS, gemm_family, gemmsn_walk, kernel_bytes_flops
 
     cal = load_calibration("h100")
     p = cal.params
@@ -1765,15 +1875,22 @@ def test_the_cuda_core_kernels_mechanisms():
         assert gemm_family(k) == "gemv", k
         return predict_us(cal, k)
 
-    # three CTAs (N = 23): each row of A adds its walk along K
+    # three CTAs (N = 23): each row of A adds its walk along K, the 2-row template's CTA
+    # walking as the 4-row one's (GEMMSN_MIN_WALK_ROWS, gemmsn_walk), and the walk waits
+    # behind the write-back's ramp of the bytes (12 more rows of A and of C)
+    (r14, s14), (r2, s2) = gemmsn_walk(14, False), gemmsn_walk(2, True)
+    assert r2 == 4 and s14 == 1.0
+    ramp_a = p["decode_ramp_us"] * 12 * (1156 + 23) * 2 / (p["gemv_ramp_mb"] * 1e6)
     assert us(14, 23, 1156) - us(2, 23, 1156) == pytest.approx(
-        12 * 1156 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
+        (r14 / s14 - r2 / s2) * 1156 * p["gemmsn_row_ns"] * 1e-3 + ramp_a, rel=1e-6)
     # as many CTAs as SMs and more: a CTA that shares its SM walks no faster (7x1201x601:
     # 151 CTAs, 13 us measured); 7 rows take less than 7x the time of 2
     n_many = GEMMSN_CTA_COLS * cal.sm_count + 1  # odd: vector 1
     assert us(7, n_many, 601) < 2 * us(2, n_many, 601)
+    nbytes = kernel_bytes_flops(Kernel(op="gemm", dtype="bf16", M=7, N=1201, K=601))[0]
     assert us(7, 1201, 601) == pytest.approx(
-        p["fixed_us"] + 8 * 601 * p["gemmsn_row_ns"] * 1e-3, rel=1e-6)
+        p["fixed_us"] + 8 * 601 * p["gemmsn_row_ns"] * 1e-3
+        + p["decode_ramp_us"] * min(1.0, nbytes / (p["gemv_ramp_mb"] * 1e6)), rel=1e-6)
     # its CUDA cores compute an even number of rows: 5 take as long as 6 where the operations
     # bind (12001x12001: 303 and 306 us measured), 4 (the 4-row template, flag true) about a
     # fifth less (250), 3 (the same rows on its predicated path) 1.3 times as long as 4 (321)

@@ -23,6 +23,7 @@ from sim.gpu_model import (
     ELEM_BYTES,
     ENERGY_CLASSES,
     FIT_PARAMS,
+    L2_LINE_PJ_PER_BYTE,
     STREAM_OVERHEAD_MAX_US,
     W4A16,
     GpuBurst,
@@ -242,26 +243,28 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     classes = {c: i for i, c in enumerate(c for c in ENERGY_CLASSES
                                           if c not in QUANT_ENERGY_CLASSES)}
     x = np.zeros((len(kernels), 3 + len(classes)))
+    known = np.zeros(len(kernels))  # uJ the model gives without a fitted constant
     for i, k in enumerate(kernels):
         fixed, work = predict_parts_us(cal, k)
         fixed = in_stream(cal, fixed)  # measured back to back
-        cls, ops, nbytes = energy_work(cal, k)
+        cls, ops, nbytes, excess = energy_work(cal, k)
         # microseconds (W -> uJ), MB (pJ/byte -> uJ), millions of operations (pJ/op -> uJ)
         x[i, :3] = fixed + work, work, nbytes * 1e-6
         x[i, 3 + classes[cls]] = ops * 1e-6
+        known[i] = L2_LINE_PJ_PER_BYTE * excess * 1e-6  # a constant of the card, not fitted
     uj = np.asarray(mj, dtype=np.float64) * 1e3
     for c, i in classes.items():
         if not x[:, 3 + i].any():
             raise ValueError(f"no calibration kernel of the {c} path has a measured energy "
                              "(column mj)")
-    coef = np.linalg.lstsq(x / uj[:, None], np.ones(len(uj)), rcond=None)[0]
+    coef = np.linalg.lstsq(x / uj[:, None], 1.0 - known / uj, rcond=None)[0]
     names = ["static_w", "busy_w", "hbm_pj_per_byte", *(f"pj_per_op.{c}" for c in classes)]
     for n, v in zip(names, coef, strict=True):
         if v < 0:
             raise ValueError(f"the energy fit gives {n} = {v:.3g} < 0: the measured energies "
                              "do not follow the model")
     coef = np.array([float(f"{v:.6g}") for v in coef])  # as the TOML file holds them
-    cap = float(np.max(x @ coef / x[:, 0]))
+    cap = float(np.max((x @ coef + known) / x[:, 0]))
     return GpuEnergy(static_w=float(coef[0]), busy_w=float(coef[1]),
                      hbm_pj_per_byte=float(coef[2]),
                      pj_per_op={c: float(coef[3 + i]) for c, i in classes.items()},
@@ -281,9 +284,10 @@ def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], m
     for k, m in zip(kernels, mj, strict=True):
         fixed, work = predict_parts_us(cal, k)
         fixed = in_stream(cal, fixed)  # measured back to back
-        cls, ops, nbytes = energy_work(cal, k)
+        cls, ops, nbytes, excess = energy_work(cal, k)
         uj = m * 1e3
-        base = e.static_w * (fixed + work) + e.busy_w * work + e.hbm_pj_per_byte * nbytes * 1e-6
+        base = (e.static_w * (fixed + work) + e.busy_w * work
+                + (e.hbm_pj_per_byte * nbytes + L2_LINE_PJ_PER_BYTE * excess) * 1e-6)
         x[cls].append([ops * 1e-6 / uj, dequant_weights(cal, k) * 1e-6 / uj])
         y[cls].append(1.0 - base / uj)
     pj, pj_dequant = dict(e.pj_per_op), dict(e.pj_per_dequant)

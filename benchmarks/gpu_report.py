@@ -301,6 +301,11 @@ UNSEEN_RUNS = ("measured_h100_unseen.csv", "measured_h100_unseen_graph.csv",
 #: The gemmSN probe's runs (``python -m sim.gpu.shapes --gemmsn``): launched, and replayed from
 #: CUDA graphs; its kernels set ``sim.gpu_model.GEMMSN_REACH``.
 GEMMSN_RUNS = ("measured_h100_gemmsn.csv", "measured_h100_gemmsn_graph.csv")
+#: The H200's runs in the run table (``measured_h200_<name>.csv``): the v2, misaligned, decode
+#: and quantized datasets, the misaligned and unseen ones replayed from CUDA graphs, the unseen
+#: one launched, and the gemmSN, sector and int8 N8 probes.
+H200_RUNS = ("v2", "misaligned", "misaligned_graph", "decode", "quant", "unseen", "unseen_graph",
+             "gemmsn", "sectors", "int8n8")
 
 
 def _unseen_datasets() -> list[str]:
@@ -358,7 +363,33 @@ def _unseen_datasets() -> list[str]:
         "random dataset, to judge it on shapes no fit has seen: "
         + (_unseen_sentence(measured) if measured else "it has not been measured yet."),
         _gemmsn_sentence(),
+        _probes_sentence(),
     ]
+
+
+def _probes_sentence() -> str:
+    """The sector and int8 N8 probes: what they are, where they ran, and what the int8 one
+    showed of cuBLASLt's dispatch (its launches counted from the file)."""
+    from sim.gpu_model import INT8_N8_MAX_WAVES, int8_n8_ctas, padded_shape
+
+    sectors = _rows(DATA / "shapes_sectors.csv")
+    probe = _rows(DATA / "measured_h200_int8n8.csv")
+    hopper, cutlass = [], []
+    for r in probe:
+        M, N, _ = padded_shape("int8", int(r["M"]), int(r["N"]), int(r["K"]))
+        (hopper if "sm90_xmma" in r["kernels"] else cutlass).append(int8_n8_ctas(M, N))
+    ks = sorted({int(r["K"]) for r in probe})
+    return (f"Two more probes measure one mechanism each: `shapes_sectors.csv` ({len(sectors)} "
+            "aligned int8 and fp8 GEMMs with K at every offset of a row to the L2's 32-byte "
+            "sectors and 128-byte lines; `python -m sim.gpu.shapes --sectors`) and "
+            f"`shapes_int8n8.csv` ({len(probe)} int8 GEMMs with K a multiple of 16 and N 8 off "
+            f"one, K of {', '.join(map(str, ks))}; `python -m sim.gpu.shapes --int8n8`), both "
+            "so far on an H200 only (`bash benchmarks/gpu_measure_card.sh sectors|int8n8`; in "
+            "the table above). Of the int8 probe's launches, cuBLASLt's Hopper kernel ran "
+            f"{len(hopper)}, up to {max(hopper)} CTAs, and CUTLASS's 128x64 align-4 tile "
+            f"{len(cutlass)}, from {min(cutlass)} CTAs on, at every K alike: the Hopper kernel "
+            f"while its CTAs fit {INT8_N8_MAX_WAVES} waves of the SMs "
+            "(`sim.gpu_model.INT8_N8_MAX_WAVES`), as every H100 launch recorded too.")
 
 
 def _gemmsn_sentence() -> str:
@@ -944,7 +975,7 @@ def main() -> int:
                          *((name, "h100") for name in GEMMSN_RUNS),
                          ("measured_h100_decode.csv", "h100"), ("measured_h100_quant.csv", "h100"),
                          *((f"measured_h200_{name}.csv", "h200")
-                           for name in ("v2", "misaligned", "decode", "quant"))):
+                           for name in H200_RUNS)):
         rows = _rows(DATA / name)
         if name == QUANT_LAUNCHED:  # judged on its kernels replayed from CUDA graphs
             rows = replayed
@@ -1391,10 +1422,12 @@ def main() -> int:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in ("measured_h200_v2.csv", "measured_h200_misaligned.csv",
-                 "measured_h200_misaligned_repeat.csv", "measured_h200_decode.csv",
-                 "measured_h200_quant.csv"):
+                 "measured_h200_misaligned_repeat.csv", "measured_h200_misaligned_graph.csv",
+                 "measured_h200_decode.csv", "measured_h200_quant.csv",
+                 "measured_h200_unseen.csv", "measured_h200_unseen_graph.csv"):
         rows = _rows(DATA / name)
-        pred = _predict(h200, _kernels(rows, name))
+        pred = _predict(h200, _kernels(rows, name), timed_after_light_load(DATA / name),
+                        timed_replayed(DATA / name))
         every = check_rows([{**r, "split": "all"} for r in rows], pred)
         held_st = check_rows(rows, pred)
         for fam in ("gemm", "attention"):

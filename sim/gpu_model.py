@@ -41,14 +41,16 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   128x256 ones, so small tiles run far below the family's rate (but the align-1 split-K
   variant's 64x64 CTAs load only the rows inside the matrices, at their own time per row, the
   latency of a CTA alone on its SM hidden as more share it: :data:`ALIGN1_SPLIT_STEPS`, fitted
-  on its recorded launches). Each family also has its own HBM
-  bandwidth, and a tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop
-  would walk meanwhile), which short-K shapes pay for; these kernels (CUTLASS 2.x, one main loop
-  then the epilogue, no producer warps streaming the next tile meanwhile) store C after their
-  loop, so C's bytes come after the slower of the loop and the operands' reads, not under it
-  (measured, a short-K GEMM with a large C: 6708x7822x226 bf16 took 178 us of kernel, where 13
-  waves of its 256x128 tiles at the 31 ns per element of K they took at K = 4096 walk its 226
-  elements in 92 us; its C is 105 MB); where a launch's CTAs fit one wave, each alone on its
+  on its recorded launches). Each family also has its own bandwidth for the bytes it moves (a fitted
+  fraction of the card's streaming read; a path on the chip, its narrow loads and stores, not the
+  HBM: the same bytes per second on a card of more HBM bandwidth, :data:`FALLBACK_PATH_EFFS`), and a
+  tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop would walk meanwhile),
+  which short-K shapes pay for; these kernels (CUTLASS 2.x, one main loop then the epilogue, no
+  producer warps streaming the next tile meanwhile) store C after their loop, so C's bytes come
+  after the slower of the loop and the operands' reads, not under it (measured, a short-K GEMM with
+  a large C: 6708x7822x226 bf16 took 178 us of kernel, where 13 waves of its 256x128 tiles at the 31
+  ns per element of K they took at K = 4096 walk its 226 elements in 92 us; its C is 105 MB); where
+  a launch's CTAs fit one wave, each alone on its
   SM, an align-1 CTA of the Turing s1688 tiles steps along K no faster than a fitted
   ``align1_lone_step_ns`` (timed after the L2 flush its loads come from HBM, and neither its
   two-stage pipeline nor another CTA hides their latency: measured, 31x8143x182 bf16 took
@@ -2193,15 +2195,36 @@ def _pj_per_op(e: GpuEnergy, cls: str) -> float:
     return e.pj_per_op["attention" if cls.startswith("attention") else "bf16"]
 
 
+#: The fitted parameters that are a fraction of the measured card's streaming read
+#: (``read_gb_per_s``) but a path on the chip, not the HBM: the fallback kernels' (align1,
+#: align2: CUTLASS's Turing and Ampere kernels of misaligned bf16/fp16) bytes, their operands
+#: read and C stored in 2- and 4-byte accesses through the SMs and L2 (module doc), at
+#: 0.82 and 0.52 of the H100's streaming read. :func:`scaled` keeps their bytes per second
+#: on a card of another HBM. Recorded on both cards (the kernels column of
+#: ``measured_h100_misaligned.csv``, ``measured_h200_misaligned.csv`` and their ``_graph``
+#: runs): of the 20 launches that the H100's time with these scaled by the HBM's
+#: 4.8 / 3.35 put at least 10% faster on the H200 (short K and a large C, as 5315x3486x5
+#: fp16 and 6708x7822x226 bf16; W read once, as 21x2574x6262 bf16), the H200's profiled
+#: kernels took a median 1.002 times the H100's (warm L2; the HBM's ratio would be 0.70),
+#: and timed after the L2 flush, 0.934 (the cold reads and the split-K variant's fp32
+#: partials are the HBM's: ``_loaded_tiles_us``); the h200 preset's mean error on those
+#: timings is 3.7% with the path kept, 8.1% with it scaled
+#: (``test_fallback_path_is_on_the_chip``).
+FALLBACK_PATH_EFFS: tuple[str, ...] = ("align1_bw_eff", "align2_bw_eff")
+
+
 def scaled(cal: GpuCalibration, *, sm_count: int, bandwidth_scale: float,
            compute_scale: float) -> GpuCalibration:
     """The calibration of a sibling card: ``sm_count`` SMs, bandwidth and whole-chip rates
     scaled (datasheet ratios); the fitted efficiencies and the energy constants are kept, and
     the fitted times that are bytes at the HBM's bandwidth scale with it (the decode kernels'
-    write-back of the dirty L2, ``decode_ramp_us``: module doc)."""
+    write-back of the dirty L2, ``decode_ramp_us``: module doc); but the fallback kernels'
+    bytes keep their bytes per second (:data:`FALLBACK_PATH_EFFS`: a path on the chip)."""
     params = cal.params
     if "decode_ramp_us" in params:
         params = params | {"decode_ramp_us": params["decode_ramp_us"] / bandwidth_scale}
+    params = params | {k: params[k] / bandwidth_scale for k in FALLBACK_PATH_EFFS
+                       if k in params}
     return GpuCalibration(
         card=cal.card, sm_count=sm_count, read_gb_per_s=cal.read_gb_per_s * bandwidth_scale,
         peak_tflops={d: v * compute_scale for d, v in cal.peak_tflops.items()},
@@ -2330,7 +2353,8 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     each less that overhead, plus the bytes at the streaming bandwidth (eager PyTorch's
     kernels: :class:`EagerCalibration`, whose costs were measured in its passes), its energy
     the static power and the bytes'.
-    ``memory="ideal"``: infinite bandwidth (compute and fixed costs only), no HBM bytes. The
+    ``memory="ideal"``: infinite HBM bandwidth (compute, the paths on the chip: the fitted
+    load paths and :data:`FALLBACK_PATH_EFFS`, and fixed costs only), no HBM bytes. The
     bytes are exact (:func:`exact_widths`)."""
     from models.ops import Vector
 

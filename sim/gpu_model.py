@@ -50,8 +50,8 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   after the slower of the loop and the operands' reads, not under it (measured, a short-K GEMM with
   a large C: 6708x7822x226 bf16 took 178 us of kernel, where 13 waves of its 256x128 tiles at the 31
   ns per element of K they took at K = 4096 walk its 226 elements in 92 us; its C is 105 MB); where
-  a launch's CTAs fit one wave, each alone on its
-  SM, an align-1 CTA of the Turing s1688 tiles steps along K no faster than a fitted
+  a launch's CTAs fit one wave, each alone on its SM, an align-1 CTA of the Turing s1688 tiles
+  steps along K no faster than a fitted
   ``align1_lone_step_ns`` (timed after the L2 flush its loads come from HBM, and neither its
   two-stage pipeline nor another CTA hides their latency: measured, 31x8143x182 bf16 took
   2.6 us more beyond its profiled warm-L2 kernel than small kernels do); CUTLASS runs its

@@ -107,9 +107,12 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   a step along K takes at least its loop's latency (:data:`INT8_ALIGN4_STEP_NS`); with only ``N``
   off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of
   two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
-  kernel for the smallest shapes, against 3.3 for CUTLASS's), but where its CTAs take more
+  kernel for the smallest shapes, against 3.3 for CUTLASS's), each wave of its CTAs past the
+  first adding its start and end (:data:`INT8_N8_WAVE_K0`), but where its CTAs take more
   than two waves of the SMs CUTLASS's 128x64 align-4 tile, as recorded
-  (:data:`INT8_N8_MAX_WAVES`).
+  (:data:`INT8_N8_MAX_WAVES`): its three-stage variant, three CTAs to an SM, at its own step
+  per loaded row in the L2 sectors the rows span (:data:`INT8_N8_CUTLASS_STEPS`,
+  :func:`int8_align4_sectors`), not the K-off kernels' load bandwidth.
   Aligned int8 (K and N multiples of 16) runs CUTLASS's Ampere ``i16832gemm_s8_*_align16``
   kernels, never a Hopper one: one of four tiles (:data:`INT8_TILES`), chosen by cuBLASLt's
   heuristic as recorded (:func:`int8_tile`: by rows, tile count and K, not the fastest), never

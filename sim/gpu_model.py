@@ -1631,18 +1631,18 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             # 256-by-128 tile either orientation (INT8_ALIGN4_LARGE_TILES); K a multiple of 16
             # (past the Hopper kernel's waves) runs the 64x128 tile's three-stage variant, at
             # its own step in the sectors its rows span (INT8_N8_CUTLASS_STEPS)
-            tiles, steps = INT8_N8_CUTLASS_TILE, None
+            tiles, own_steps = INT8_N8_CUTLASS_TILE, None
             if K % VECTOR_BYTES:
                 tiles = (int8_align4_tile(cal.sm_count, M, N, K),)
                 if tiles[0] in INT8_ALIGN4_LARGE_TILES:
                     tiles = INT8_ALIGN4_LARGE_TILES
             else:
-                steps = {t: (ns * int8_align4_sectors(K), k0)
+                own_steps = {t: (ns * int8_align4_sectors(K), k0)
                          for t, (ns, k0) in INT8_N8_CUTLASS_STEPS.items()}
             t, ops, _ = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
                                          p["int8_align8_tile_k0"], clipped_loads=True,
                                          step_floor=INT8_ALIGN4_STEP_NS * 1e-9,
-                                         tile_steps=steps)
+                                         tile_steps=own_steps)
             return p["fixed_us"], t * 1e6, ops, 0.0
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count

@@ -109,9 +109,12 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   a step along K takes at least its loop's latency (:data:`INT8_ALIGN4_STEP_NS`); with only ``N``
   off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of
   two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
-  kernel for the smallest shapes, against 3.3 for CUTLASS's), but where its CTAs take more
+  kernel for the smallest shapes, against 3.3 for CUTLASS's), each wave of its CTAs past the
+  first adding its start and end (:data:`INT8_N8_WAVE_K0`), but where its CTAs take more
   than two waves of the SMs CUTLASS's 128x64 align-4 tile, as recorded
-  (:data:`INT8_N8_MAX_WAVES`).
+  (:data:`INT8_N8_MAX_WAVES`): its three-stage variant, three CTAs to an SM, at its own step
+  per loaded row in the L2 sectors the rows span (:data:`INT8_N8_CUTLASS_STEPS`,
+  :func:`int8_align4_sectors`), not the K-off kernels' load bandwidth.
   Aligned int8 (K and N multiples of 16) runs CUTLASS's Ampere ``i16832gemm_s8_*_align16``
   kernels, never a Hopper one: one of four tiles (:data:`INT8_TILES`), chosen by cuBLASLt's
   heuristic as recorded (:func:`int8_tile`: by rows, tile count and K, not the fastest), never
@@ -307,6 +310,7 @@ __all__ = [
     "gemm_family",
     "gemv_splits_k",
     "in_stream",
+    "int8_align4_sectors",
     "int8_align4_tile",
     "int8_tile",
     "kernel_bytes_flops",
@@ -660,6 +664,37 @@ INT8_N8_MAX_WAVES = 2
 #: CUTLASS's 128x64 align-4 tile as :data:`FALLBACK_TILES` orients it (64 rows of M, 128 columns
 #: of N), where cuBLASLt leaves its Hopper kernel (:data:`INT8_N8_MAX_WAVES`).
 INT8_N8_CUTLASS_TILE = ((64, 128),)
+#: ... its CTAs' step along K by their own measure, (ns per loaded row, in
+#: :func:`int8_align4_sectors`, and element of K; the CTA's start and end in elements of K), not
+#: the K-off kernels' fitted load bandwidth and int8_align8_tile_k0: there (K a multiple of 16)
+#: cuBLASLt runs that tile's three-stage variant (``i16832gemm_s8_128x64_128x3_tn_align4``: 72 KB
+#: of shared memory, three CTAs to an SM), where at K 8 off 16 it ran the six-stage one
+#: (``_128x64_128x6_``, 144 KB, one CTA to an SM: every recorded launch of the 64x128 tile,
+#: 100x4104x4104 and 205x2496x56 among them); and their rows of K bytes start on a 32-byte
+#: sector wherever K is a multiple of 32, where the K-off rows never do. Measured, the probe's
+#: 32 launches of it took 6.7 to 7.4 ns per element of K per wave of 64x128 tiles at K of 4096
+#: and 8192 (``measured_h200_int8n8.csv``, and 2048x4104x4096 on the H100 7.2:
+#: ``measured_h100_tiles.csv``), where the K-off path's load bandwidth gives 7.7, and the
+#: launches at K an odd multiple of 16 (6001x4104x4112: 8.0) about one in eight more. Fitted
+#: (least mean absolute log error, as :data:`ALIGN1_SPLIT_STEPS`, at ``ceil(tiles / SMs)`` CTAs
+#: to the busiest SM) on every recorded launch of that kernel (37: the kernels columns of
+#: measured_h200_int8n8.csv, measured_h100_tiles.csv, measured_h100_misaligned.csv,
+#: measured_h200_misaligned.csv, measured_h100_random.csv and
+#: measured_h100_v2_gemm_kernels.csv), their timed us less the calibration's fixed_us (the
+#: model's composition: a kernel's own start is in fixed_us; fitted on the profiled kernel times
+#: instead, 0.03546 ns and 266.5 elements, the probe's K = 128 rows came out 10% slow, its
+#: timed rows 3.1 to 4.2 us beyond their kernels where fixed_us is 6.0): 2.7% MAPE, where the
+#: K-off path's constants left the probe's rows 13 to 26% slow. tests/test_gpu.py refits them.
+INT8_N8_CUTLASS_STEPS = {(64, 128): (0.03488, 230.5)}
+#: A wave of the Hopper int8 kernel's CTAs (:data:`INT8_N8_TILE`) past the first adds its
+#: start and end (its C tile, 256x128 int32, 128 KB a CTA, stored; the next tile's pipeline
+#: filled) as this many elements of K at its step: 706, the least-squares fit of the probe's
+#: 40 launches of it (``measured_h200_int8n8.csv``, kernels column: K of 128 to 8192 at one
+#: wave, 102 and 110 CTAs, and at two, 136 to 260; profiled kernel time ``a + (waves - 1) b +
+#: waves K c``: b = 3.39 us, c = 4.80 ns per element of K, 2.2% MAPE; k0 = b / c). With
+#: ``fallback_tile_k0`` (32) a wave alone, the two-wave launches at K = 1024 ran 15 to 22% longer
+#: than the model gave (tests/test_gpu.py refits it).
+INT8_N8_WAVE_K0 = 706
 
 
 def int8_n8_ctas(M: int, N: int) -> int:
@@ -1595,21 +1630,30 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             sm_rate = peak * p["int8_align8_eff"] / cal.sm_count
             sm_load = p["int8_align8_load_gb_per_s"] * 1e9 / cal.sm_count
             # the tile cuBLAS dispatches (int8_align4_tile), not the fastest; but of the
-            # 256-by-128 tile either orientation (INT8_ALIGN4_LARGE_TILES)
-            tiles = INT8_N8_CUTLASS_TILE
+            # 256-by-128 tile either orientation (INT8_ALIGN4_LARGE_TILES); K a multiple of 16
+            # (past the Hopper kernel's waves) runs the 64x128 tile's three-stage variant, at
+            # its own step in the sectors its rows span (INT8_N8_CUTLASS_STEPS)
+            tiles, own_steps = INT8_N8_CUTLASS_TILE, None
             if K % VECTOR_BYTES:
                 tiles = (int8_align4_tile(cal.sm_count, M, N, K),)
                 if tiles[0] in INT8_ALIGN4_LARGE_TILES:
                     tiles = INT8_ALIGN4_LARGE_TILES
+            else:
+                own_steps = {t: (ns * int8_align4_sectors(K), k0)
+                         for t, (ns, k0) in INT8_N8_CUTLASS_STEPS.items()}
             t, ops, _ = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
                                          p["int8_align8_tile_k0"], clipped_loads=True,
-                                         step_floor=INT8_ALIGN4_STEP_NS * 1e-9)
+                                         step_floor=INT8_ALIGN4_STEP_NS * 1e-9,
+                                         tile_steps=own_steps)
             return p["fixed_us"], t * 1e6, ops, 0.0
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
         bm, bn = INT8_N8_TILE
         ctas = int8_n8_ctas(M, N)
-        t_c = _cdiv(ctas, cal.sm_count) * 2 * bm * bn * (K + p["fallback_tile_k0"]) / sm_rate
+        # each wave past the first adds its CTAs' start and end (INT8_N8_WAVE_K0)
+        waves = _cdiv(ctas, cal.sm_count)
+        t_c = (2 * bm * bn * (waves * (K + p["fallback_tile_k0"]) + (waves - 1) * INT8_N8_WAVE_K0)
+               / sm_rate)
         executed = _cdiv(M, bm) * _cdiv(N, bn) * 2.0 * bm * bn * K
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed, 0.0
     if k.dtype == "int8":
@@ -1686,6 +1730,21 @@ def line_traffic(row_bytes: int) -> float:
     tiles rather than by waves (``measured_h100_tiles.csv``: 1000 rows 95 us of kernel against
     50 at 4096), the whole chip's L2 bandwidth the bound."""
     return 1.0 + (1.0 - math.gcd(row_bytes, L2_LINE_BYTES) / L2_LINE_BYTES)
+
+
+def int8_align4_sectors(row_bytes: int) -> float:
+    """The L2 sectors the loads of int8's align-4 kernels (CUTLASS's ``cp.async`` of 4 bytes)
+    touch per sector's worth of a row ``row_bytes`` long (A and W: rows of K), relative to a row
+    on a sector: each stage's :data:`INT8_BK` bytes of a row that does not start on a sector
+    (a multiple of :data:`L2_SECTOR_BYTES`) span one sector more: ``1 + (1 - gcd(row_bytes,
+    sector) / sector) * sector / INT8_BK`` (K 8 off 16: 1.1875; an odd multiple of 16: 1.125).
+    Their CTAs load rows at this cost (:data:`INT8_N8_CUTLASS_STEPS`), not whole lines as the
+    align-16 kernels' 16-byte copies (:func:`sector_traffic`): measured, the 64x128 tile's
+    three-stage launches at K an odd multiple of 16 (6001x4104x4112, 12130x2296x11472) took
+    8.0 and 8.8 ns per element of K per wave, at a multiple of 32 6.7 to 7.6; every K-off
+    launch pays the same 1.1875, within the K-off kernels' fitted load bandwidth."""
+    sector = L2_SECTOR_BYTES
+    return 1.0 + (1.0 - math.gcd(row_bytes, sector) / sector) * sector / INT8_BK
 
 
 def sector_traffic(row_bytes: int) -> float:

@@ -2105,6 +2105,76 @@ def test_the_int8_align4_step_floor_is_the_recorded_one():
     assert max(single) < 4.1 < 5.0 < min(full)
 
 
+def test_the_int8_n8_cutlass_steps_are_the_fit_of_their_launches():
+    """INT8_N8_CUTLASS_STEPS: K a multiple of 16 ran the 64x128 align-4 tile's three-stage
+    variant and K 8 off 16 its six-stage one (every recorded launch of that tile); the (ns per
+    loaded row in int8_align4_sectors, start and end) of the three-stage CTAs that fit the
+    timed us less the calibration's fixed_us of every recorded launch of it (both cards, at
+    ``ceil(tiles / SMs)`` CTAs to the busiest SM) best, in mean absolute log error over a grid
+    of 0.00001 ns and 0.5 elements; and it fits them within 4% MAPE."""
+    from sim.gpu_model import INT8_N8_CUTLASS_STEPS, int8_align4_sectors, padded_shape
+
+    assert int8_align4_sectors(4104) == 1.1875 and int8_align4_sectors(4112) == 1.125
+    assert int8_align4_sectors(4096) == int8_align4_sectors(10688) == 1.0
+    fixed = load_calibration("h100").params["fixed_us"]
+    tile = re.compile(r"i16832gemm_s8_128x64_128x(\d)_tn_align4")
+    launches, stages = [], set()
+    for f in KERNEL_RUNS:
+        if f.stem.endswith(("_graph", "_repeat")):
+            continue
+        for r in rows(f):
+            m = tile.search((r.get("kernels") or "").split(" ; ")[0])
+            if r["op"] != "gemm" or not m:
+                continue
+            M, N, K = padded_shape("int8", int(r["M"]), int(r["N"]), int(r["K"]))
+            stages.add((K % 16, m.group(1)))
+            if m.group(1) == "3":
+                per_sm = -(-(-(-M // 64) * -(-N // 128)) // 132)
+                loaded = (min(64, M) + min(128, N)) * int8_align4_sectors(K)
+                launches.append((per_sm, loaded, K, float(r["us"]) - fixed))
+    assert stages == {(0, "3"), (8, "6")} and len(launches) >= 37
+
+    def err(ns: float, k0: float) -> float:
+        return statistics.fmean(abs(math.log(per_sm * (K + k0) * loaded * ns * 1e-3 / us))
+                                for per_sm, loaded, K, us in launches)
+
+    coarse = min((err(c / 1e4, k0), c / 1e4, k0) for c in range(250, 500, 2)
+                 for k0 in range(0, 600, 4))
+    fine = min((err(c / 1e5, k0 / 2), c / 1e5, k0 / 2)
+               for c in range(round(coarse[1] * 1e5) - 20, round(coarse[1] * 1e5) + 21)
+               for k0 in range(round(coarse[2] * 2) - 8, round(coarse[2] * 2) + 9))
+    assert INT8_N8_CUTLASS_STEPS == {(64, 128): (fine[1], fine[2])}
+    ns, k0 = fine[1], fine[2]
+    mape = statistics.fmean(abs(per_sm * (K + k0) * loaded * ns * 1e-3 / us - 1)
+                            for per_sm, loaded, K, us in launches)
+    assert mape < 0.04
+
+
+def test_the_int8_n8_wave_k0_is_the_fit_of_the_probe():
+    """INT8_N8_WAVE_K0: the least-squares fit of the int8 N8 probe's launches of the Hopper
+    kernel (its profiled kernel time ``a + (waves - 1) b + waves K c``, K of 128 to 8192 at
+    one and two waves of its CTAs) gives a wave's start and end b / c elements of K; the fit is
+    within 3% MAPE."""
+    import numpy as np
+
+    from sim.gpu_model import INT8_N8_WAVE_K0, int8_n8_ctas, padded_shape
+
+    xs, ys = [], []
+    for r in rows(DATA / "measured_h200_int8n8.csv"):
+        m = re.search(r"sm90_xmma_gemm_i8i32.*? us=([0-9.]+)", r["kernels"])
+        if not m:
+            continue
+        M, N, K = padded_shape("int8", int(r["M"]), int(r["N"]), int(r["K"]))
+        waves = -(-int8_n8_ctas(M, N) // 132)
+        xs.append((1.0, waves - 1.0, waves * K))
+        ys.append(float(m.group(1)))
+    a, y = np.array(xs), np.array(ys)
+    assert len(ys) == 40 and {1.0, 2.0} == set(a[:, 1] + 1)
+    coef = np.linalg.lstsq(a, y, rcond=None)[0]
+    assert INT8_N8_WAVE_K0 == round(coef[1] / coef[2])
+    assert float(np.mean(np.abs(a @ coef / y - 1))) < 0.03
+
+
 def test_misaligned_gemms_held_out_per_category():
     """The held-out misaligned GEMMs, per category (``tpe gpu check``'s statistics), against
     the levels this model reaches (docs/gpu.md), time and energy: all four within the issue's

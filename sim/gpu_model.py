@@ -76,8 +76,8 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   25%; a fitted factor, the cause not established). Fewer than 16 rows of bf16 at vector 1 run
   cuBLAS's CUDA-core kernel (``gemmSN``: no tensor cores, any alignment; family ``gemv``) from
   :data:`GEMMSN_MIN_K` on, but where ``K`` is at least twice ``N`` (the split-K tiles run, as
-  recorded) and, from six rows on, past a K that grows as ``N**1.5`` and shrinks with the
-  rows (:data:`GEMMSN_REACH`), and with fewer than 16 columns of C at any K below twice N;
+  recorded) and, from six rows on, past a K that grows as a power of ``N`` and shrinks with
+  the rows (:data:`GEMMSN_REACH`), and with fewer than 16 columns of C at any K below twice N;
   fp16 never ran it on the calibration rows (its wmma kernels did); also where ``K`` is at
   least twice ``N`` but within :data:`GEMMSN_BAND_K`, as recorded. These CUDA-core kernels
   (family ``gemv``) load their bytes at a fitted load bandwidth of their own (below the HBM's;
@@ -469,24 +469,31 @@ GEMMSN_MIN_K = 149
 #: 6x23x6785, 7x4096x11007); the band's ends are the geometric means of those neighbours,
 #: round(sqrt(925 * 1156)) and round(sqrt(1276 * 1663)) (tests/test_gpu.py recomputes them).
 GEMMSN_BAND_K = (1034, 1457)
-#: ... but from six rows on, with K below twice N, only up to a K that grows as N^1.5: the
-#: probe of 256 bf16 GEMMs of 2 to 17 rows at vector 1 (``python -m sim.gpu.shapes --gemmsn``,
-#: measured_h100_gemmsn.csv: N of 301 to 12001, K from half N to 1.9 N) ran gemmSN at every
-#: shape of 2 to 4 rows, but from 6 rows on the split-K tiles once K passed a bound that is
-#: about ``c * N**1.5`` (6 and 7 rows: gemmSN at 6x1201x601 and 6x4001x4001, the tiles at
-#: 6x1201x1201, 6x4001x6001 and 6x301x151), with ``c`` smaller for more rows; from 10 rows on
-#: also no further than K of 535 (12x1377x501 ran gemmSN, 11x1201x601, 11x4001x2001 and
-#: 11x12001x6001 the tiles). Each ``c`` (and the 535) is the
-#: geometric mean of the neighbouring recorded launches' ``K / N**1.5`` (K) at the split with
-#: the fewest launches on the wrong side (tests/test_gpu.py recomputes them over every
-#: recorded launch and names the five that fall on the wrong side: 8x12001x22801 ran gemmSN,
-#: 9x12001x18001 the tiles, 10x4001x2001 and two 301-column GEMMs of 14 and 15 rows gemmSN).
-#: Five rows follow the rule of fewer (5x1201x1801 and 5x1201x2281 ran the tiles: two of 21
-#: five-row launches). cuBLAS's choice is its own heuristic's, not the faster kernel's:
-#: 9x12001x12001 ran gemmSN in 463 us, 10x12001x12001 the tiles in 219.
+#: ... but from six rows on, with K below twice N, only up to a K that grows as a power of N
+#: (GEMMSN_REACH_POWER): the probe of 256 bf16 GEMMs of 2 to 17 rows at vector 1
+#: (``python -m sim.gpu.shapes --gemmsn``, measured_h100_gemmsn.csv: N of 301 to 12001, K from
+#: half N to 1.9 N) ran gemmSN at every shape of 2 to 4 rows, but from 6 rows on the split-K
+#: tiles once K passed a bound of about ``c * N**GEMMSN_REACH_POWER`` (6 and 7 rows: gemmSN at
+#: 6x1201x601 and 6x4001x4001, the tiles at 6x1201x1201, 6x4001x6001 and 6x301x151), with
+#: ``c`` smaller for more rows, and its own for 8 and for 9 rows (9 rows run the 10-row
+#: template, 8 the 8-row one: at 12001 columns gemmSN ran 8x12001x18001, the tiles
+#: 9x12001x18001); from 10 rows on also no further than K of 535 (12x1377x501 ran gemmSN,
+#: 11x1201x601, 11x4001x2001 and 11x12001x6001 the tiles). Each ``c`` (and the 535) is the
+#: geometric mean of the neighbouring recorded launches' ``K / N**GEMMSN_REACH_POWER`` (K) at
+#: the split with the fewest launches on the wrong side (tests/test_gpu.py recomputes them over
+#: every recorded launch and names the four that fall on the wrong side: 8x12001x22801 ran
+#: gemmSN, 10x4001x2001 and two 301-column GEMMs of 14 and 15 rows gemmSN). Five rows follow
+#: the rule of fewer (5x1201x1801 and 5x1201x2281 ran the tiles: two of 21 five-row launches).
+#: cuBLAS's choice is its own heuristic's, not the faster kernel's: 9x12001x12001 ran gemmSN
+#: in 463 us, 10x12001x12001 the tiles in 219.
 #: Per band of rows: (first rows, last rows, c, the longest K or None).
 GEMMSN_REACH: tuple[tuple[int, int, float, int | None], ...] = (
-    (6, 7, 0.0203, None), (8, 9, 0.0151, None), (10, 15, 0.0116, 535))
+    (6, 7, 0.041, None), (8, 8, 0.0299, None), (9, 9, 0.0272, None), (10, 15, 0.0184, 535))
+#: ... the power of N in GEMMSN_REACH's bound: the middle of the powers (in steps of 0.01) at
+#: which its bands' bounds leave the fewest recorded launches on the wrong side (four, from
+#: 1.37 to 1.47; at 1.5, where 8 and 9 rows shared a band, five: 9x12001x18001 then ran the
+#: tiles where the bound gave gemmSN, 2.3 times the time; tests/test_gpu.py recomputes it).
+GEMMSN_REACH_POWER = 1.42
 #: The columns of C one CTA of cuBLAS's gemmSN kernel computes, over the whole of K: its grid
 #: was ceil(N / 8) CTAs along N in every recorded launch (273 at N = 2178, 3 at N = 23, 1376
 #: at N = 11007: the kernels columns of measured_h100_misaligned.csv and
@@ -1382,7 +1389,7 @@ def gemmsn_max_k(M: int, N: int) -> float:
         return math.inf
     for first, last, c, max_k in GEMMSN_REACH:
         if first <= M <= last:
-            bound = c * N ** 1.5
+            bound = c * N ** GEMMSN_REACH_POWER
             return bound if max_k is None else min(bound, max_k)
     return 0.0
 

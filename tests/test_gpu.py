@@ -1470,19 +1470,25 @@ def test_the_fallback_dispatch_is_the_recorded_one():
 GEMMSN_FIVE_ROW_TILES = {(5, 1201, 1801), (5, 1201, 2281)}
 #: The recorded bf16 launches of 6 to 15 rows that fall on the wrong side of GEMMSN_REACH's
 #: bounds, as its doc names them (gemmSN where the bound says the tiles, and the reverse).
-GEMMSN_REACH_MISSES = {(8, 12001, 22801), (9, 12001, 18001), (10, 4001, 2001),
-                       (14, 301, 571), (15, 301, 571)}
+GEMMSN_REACH_MISSES = {(8, 12001, 22801), (10, 4001, 2001), (14, 301, 571), (15, 301, 571)}
 #: Every recorded launch the model gives gemmSN (family gemv) that ran the split-K tiles.
-GEMMSN_MISSES = GEMMSN_FIVE_ROW_TILES | {(9, 12001, 18001)}
+GEMMSN_MISSES = GEMMSN_FIVE_ROW_TILES
 
 
 def test_gemmsn_reach_is_the_recorded_one():
     """From six rows on, cuBLAS ran gemmSN for a bf16 GEMM at vector 1 with K from GEMMSN_MIN_K
-    to below twice N only up to a K of about c * N**1.5 (and from ten rows, up to a K bound as
-    well): every band's c, and the K bound, is the geometric mean of the neighbouring recorded
-    launches at the split with the fewest launches on the wrong side, and those are the ones
-    GEMMSN_REACH_MISSES names."""
-    from sim.gpu_model import GEMMSN_MIN_K, GEMMSN_REACH, gemm_family, vector_elems
+    to below twice N only up to a K of about c * N**GEMMSN_REACH_POWER (and from ten rows, up to
+    a K bound as well): every band's c, and the K bound, is the geometric mean of the
+    neighbouring recorded launches at the split with the fewest launches on the wrong side,
+    the power the middle of those (in steps of 0.01) whose bands leave the fewest on the wrong
+    side, and those are the ones GEMMSN_REACH_MISSES names."""
+    from sim.gpu_model import (
+        GEMMSN_MIN_K,
+        GEMMSN_REACH,
+        GEMMSN_REACH_POWER,
+        gemm_family,
+        vector_elems,
+    )
 
     launches = set()
     for r in launched_gemms():
@@ -1491,27 +1497,41 @@ def test_gemmsn_reach_is_the_recorded_one():
                 and k.N >= 16 and GEMMSN_MIN_K <= k.K < 2 * k.N
                 and vector_elems("bf16", k.N, k.K) == 1):
             launches.add((k.M, k.N, k.K, "gemmSN_TN" in r["kernels"].split(" ; ")[0]))
-    misses = set()
-    for first, last, c, max_k in GEMMSN_REACH:
-        band = [x for x in launches if first <= x[0] <= last]
-        assert len(band) >= 30, (first, last)
-        xs = sorted({kk / n ** 1.5 for _, n, kk, _ in band})
-        ks = sorted({kk for _, _, kk, _ in band}) if max_k is not None else [math.inf] * 2
+
+    def fit(band: list[tuple[int, int, int, bool]], power: float, capped: bool
+            ) -> tuple[float, float, set[tuple[int, int, int]]]:
+        xs = sorted({kk / n ** power for _, n, kk, _ in band})
+        ks = sorted({kk for _, _, kk, _ in band}) if capped else [math.inf] * 2
         best = None
         for (a, b), (ka, kb) in itertools.product(itertools.pairwise(xs), itertools.pairwise(ks)):
             cut, k_cut = math.sqrt(a * b), math.sqrt(ka * kb)
             wrong = {(m, n, kk) for m, n, kk, sn in band
-                     if (kk <= min(cut * n ** 1.5, k_cut)) != sn}
+                     if (kk <= min(cut * n ** power, k_cut)) != sn}
             if best is None or len(wrong) < len(best[2]):
                 best = (cut, k_cut, wrong)
         assert best is not None
-        assert c == float(f"{best[0]:.3g}"), (first, last, best[0])
+        return best
+
+    bands = [[x for x in launches if first <= x[0] <= last] for first, last, _, _ in GEMMSN_REACH]
+    assert all(len(band) >= 15 for band in bands)
+    wrong_at = {}
+    for i in range(100, 201):  # powers 1 to 2
+        power = i / 100
+        wrong_at[power] = sum(len(fit(band, power, spec[3] is not None)[2])
+                              for band, spec in zip(bands, GEMMSN_REACH, strict=True))
+    fewest = [pw for pw, n in wrong_at.items() if n == min(wrong_at.values())]
+    assert fewest == [pw / 100 for pw in range(round(fewest[0] * 100), round(fewest[-1] * 100) + 1)]
+    assert GEMMSN_REACH_POWER == round((fewest[0] + fewest[-1]) / 2, 2)
+    misses = set()
+    for band, (first, last, c, max_k) in zip(bands, GEMMSN_REACH, strict=True):
+        cut, k_cut, wrong = fit(band, GEMMSN_REACH_POWER, max_k is not None)
+        assert c == float(f"{cut:.3g}"), (first, last, cut)
         if max_k is not None:
-            assert max_k == round(best[1]), (first, last, best[1])
-        misses |= best[2]
+            assert max_k == round(k_cut), (first, last, k_cut)
+        misses |= wrong
         for m, n, kk, sn in band:  # the model's family follows the bound
             assert (gemm_family(Kernel(op="gemm", dtype="bf16", M=m, N=n, K=kk)) == "gemv") == (
-                sn != ((m, n, kk) in best[2])), (m, n, kk)
+                sn != ((m, n, kk) in wrong)), (m, n, kk)
     assert misses == GEMMSN_REACH_MISSES
 
 

@@ -21,7 +21,15 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   the card sustains under dense load (the power cap: about 1.35 GHz on the H100 at 700 W,
   sampled by ``sim.gpu.measure``), divided over the SMs;
 * memory: every operand once from HBM (L2 keeps the re-reads) at the *achieved* bandwidth
-  (the streaming read bandwidth measured on the card, times a fitted efficiency);
+  (the streaming read bandwidth measured on the card, times a fitted efficiency; the aligned
+  bf16/fp16 kernels at the streaming read itself, plus the write-back of the dirty L2 lines
+  their reads evict, as the decode kernels' below, :func:`l2_write_back_us`: measured, a
+  line through the times of their few-row GEMMs streaming 80 to 500 MB of W crosses at
+  15.2-15.4 us and rises at 2.89-2.91 TB/s on the H100, the streaming read's 2.94, and at
+  13.5-14.4 us and 4.16-4.19 TB/s on the H200, the datasheets' 1.43 times: a fitted
+  fraction of the read alone put the H100's mid-sized ones below and its large ones above,
+  and on the H200, whose write-back is shorter but not by the HBM's whole ratio, the
+  mid-sized ones further below; ``test_aligned_gemms_pay_the_l2_write_back``);
 * time ``= fixed + max(compute, memory)`` (split-K adds the reduction's traffic);
 * alignment (:func:`vector_elems`, :func:`gemm_family`): the library's kernels load A and W
   (rows of ``K``, their leading dimension) and store C (rows of ``N``) in vectors of up to 16
@@ -901,6 +909,10 @@ def parse_quant(op: str, dtype: str, N: int, K: int, S: int, D: int, group_cell:
 #: Fitted parameters (name -> (initial value, lower bound, upper bound)).
 FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "fixed_us": (5.0, 0.5, 30.0),
+    # the fraction of the streaming read the aligned fp8/int8 kernels' bytes move at, times
+    # their own (fp8_bw_eff, int8_bw_eff); the aligned bf16/fp16 kernels stream at the read
+    # itself plus the L2's write-back (module doc): the gemm group's rows do not constrain
+    # it, and a refit of that group holds it
     "gemm_bw_eff": (0.8, 0.2, 1.2),
     "eff_128x256": (0.95, 0.3, 1.3),
     "eff_128x128": (0.85, 0.2, 1.3),
@@ -1698,7 +1710,10 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             plans.append((t + extra, loaded))
         t, loaded = min(plans)
         return p["fixed_us"], t * 1e6, useful, loaded * (sector_traffic(K) - 1.0)
-    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
+    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN); their bytes
+    # at the card's streaming read, plus the write-back of the dirty L2 lines their reads
+    # evict, ramping in with the bytes as the decode kernels' (l2_write_back_us; module doc)
+    t_m = nbytes / bw + l2_write_back_us(p, nbytes) * 1e-6
     return p["fixed_us"], _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p,
                                     burst=burst, fitted=k.dtype in ("bf16", "fp16"),
                                     elem_bytes=ELEM_BYTES[k.dtype]) * 1e6, useful, 0.0
@@ -2084,6 +2099,15 @@ def sdpa_decode_grid(B: int, H: int, Hkv: int, S: int, D: int) -> tuple[int, int
     return groups, halves, splits
 
 
+def l2_write_back_us(p: dict[str, float], nbytes: float) -> float:
+    """What a kernel that reads ``nbytes`` from HBM after the timing's L2 flush pays for the
+    dirty lines the flush left, which its reads evict and the L2 writes back to HBM: the fitted
+    ``decode_ramp_us``, ramping in with the bytes over ``decode_ramp_mb`` (module doc; a time
+    at the HBM's bandwidth, :func:`scaled`). The decode kernels and the aligned bf16/fp16 GEMMs
+    pay it (module doc)."""
+    return p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))
+
+
 def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float, float]:
     nbytes = kernel_bytes_flops(k)[0]  # the cache, the query and the output
     bw = cal.read_gb_per_s * 1e9 * p["decode_bw_eff"]
@@ -2100,7 +2124,7 @@ def _decode_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[flo
     t_read = max(nbytes / bw, t_sm, tiles * p["decode_tile_ns"] * 1e-9)
     # the write-back of the dirty L2 lines the kernel's reads evict, ramping in with the bytes
     # (module doc), and the split-KV combine kernel
-    ramp = p["decode_ramp_us"] * min(1.0, nbytes / (p["decode_ramp_mb"] * 1e6))
+    ramp = l2_write_back_us(p, nbytes)
     combine = (p["decode_combine_us"] + p["decode_combine_split_us"] * splits * k.D
                / DECODE_HALF_DIM) if splits > 1 else 0.0
     scores = k.B * k.H * k.S / (p["decode_score_rate"] * 1e9)

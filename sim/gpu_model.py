@@ -909,11 +909,6 @@ def parse_quant(op: str, dtype: str, N: int, K: int, S: int, D: int, group_cell:
 #: Fitted parameters (name -> (initial value, lower bound, upper bound)).
 FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "fixed_us": (5.0, 0.5, 30.0),
-    # the fraction of the streaming read the aligned fp8/int8 kernels' bytes move at, times
-    # their own (fp8_bw_eff, int8_bw_eff); the aligned bf16/fp16 kernels stream at the read
-    # itself plus the L2's write-back (module doc): the gemm group's rows do not constrain
-    # it, and a refit of that group holds it
-    "gemm_bw_eff": (0.8, 0.2, 1.2),
     "eff_128x256": (0.95, 0.3, 1.3),
     "eff_128x128": (0.85, 0.2, 1.3),
     "eff_64x128": (0.7, 0.1, 1.3),
@@ -931,7 +926,10 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # ... and the shortest step along K (ns per element) a CTA takes however small its tile
     # (its pipeline's latency: a small tile's CTA walks K no faster)
     "fp8_step_ns": (0.5, 0.0, 5.0),
-    "int8_bw_eff": (0.8, 0.2, 1.5),
+    # the fraction of the streaming read at which the 8-bit kernels' bytes move (int8, fp8
+    # below; the aligned bf16/fp16 kernels' move at the read itself plus the L2's write-back:
+    # module doc)
+    "int8_bw_eff": (0.7, 0.2, 1.5),
     # aligned int8 (cuBLASLt's CUTLASS align-16 kernels: INT8_TILES, int8_tile): each tile's
     # rate, a multiple of the aligned int8 rate measured at the sustained clock (up to the
     # datasheet's 1,979 dense TOPS at the boost clock over the measured 751: 2.64), and its
@@ -945,14 +943,14 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # CTAs load their A and W tiles from L2
     "int8_load_gb_per_s": (10000.0, 1000.0, 30000.0),
     # ... and the HBM's efficiency (of the measured streaming read) at which their int32
-    # stores of C drain, beside their reads' (gemm_bw_eff * int8_bw_eff); the misaligned int8
+    # stores of C drain, beside their reads' (int8_bw_eff); the misaligned int8
     # kernels (gemm_int8_align8) keep int8_bw_eff for all their bytes (split for them too,
     # their group held, the random and unseen runs predicted worse)
     "int8_store_eff": (0.8, 0.2, 1.5),
     # ... and how far their tiles' work and the HBM's time overlap (the p-norm's exponent
     # minus one, as fp8_overlap)
     "int8_overlap": (4.0, 0.0, 20.0),
-    "fp8_bw_eff": (0.9, 0.2, 1.5),
+    "fp8_bw_eff": (0.75, 0.2, 1.5),
     # the fallback kernels of misaligned bf16/fp16 GEMMs (gemm_family): rate (of the dtype's
     # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
     # align-2/4 families, their fixed cost, and how much slower align 1 runs when K is a
@@ -1640,8 +1638,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                     choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                     t * 1e6, ops, 0.0))
         return min(choices, key=lambda c: c[0] + c[1])
-    bw_eff = p["gemm_bw_eff"] * {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(
-        k.dtype, 1.0)
+    bw_eff = {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(k.dtype, 1.0)
     t_m = nbytes / (bw * bw_eff)
     if family == "int8_align8":
         if not int8_n8_hopper(cal.sm_count, M, N, K):

@@ -119,7 +119,7 @@ MAX_RESTARTS = 12
 #: The parameter groups :func:`fit` fits one after another, each on the kernels of its
 #: :func:`fit_group`.
 FIT_GROUPS: dict[str, list[str]] = {
-    "gemm": ["fixed_us", "gemm_bw_eff", "eff_128x256", "eff_128x128", "eff_64x128",
+    "gemm": ["fixed_us", "eff_128x256", "eff_128x128", "eff_64x128",
              "eff_64x64", "split_cost_us"],
     "gemm_fp8": ["fp8_rate_eff", "fp8_load_gb_per_s", "fp8_tile_k0", "fp8_bw_eff",
                  "fp8_overlap", "fp8_step_ns"],

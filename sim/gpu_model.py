@@ -1656,7 +1656,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                     tiles = INT8_ALIGN4_LARGE_TILES
             else:
                 own_steps = {t: (ns * int8_align4_sectors(K), k0)
-                         for t, (ns, k0) in INT8_N8_CUTLASS_STEPS.items()}
+                             for t, (ns, k0) in INT8_N8_CUTLASS_STEPS.items()}
             t, ops, _ = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
                                          p["int8_align8_tile_k0"], clipped_loads=True,
                                          step_floor=INT8_ALIGN4_STEP_NS * 1e-9,
@@ -1739,6 +1739,15 @@ L2_LINE_BYTES = 128
 L2_SECTOR_BYTES = 32
 
 
+def _span_traffic(row_bytes: int, unit: int, segment: int) -> float:
+    """The units (L2 lines or sectors, ``unit`` bytes) a CTA's loads of rows ``row_bytes`` long
+    touch per unit's worth of bytes, each row loaded in segments of ``segment`` bytes: the rows'
+    starts cycle over the multiples of ``gcd(row_bytes, unit)``, one of them on a unit, and a
+    segment that starts off a unit spans one unit more:
+    ``1 + (1 - gcd(row_bytes, unit) / unit) * unit / segment``."""
+    return 1.0 + (1.0 - math.gcd(row_bytes, unit) / unit) * unit / segment
+
+
 def line_traffic(row_bytes: int) -> float:
     """The L2 line traffic of a CTA's loads of rows ``row_bytes`` long (A and W: rows of K)
     per byte it loads: 1 where every row starts on a line (a multiple of
@@ -1748,7 +1757,7 @@ def line_traffic(row_bytes: int) -> float:
     ran its 64x128 tiles about twice as long as at K = 4096, the time growing with the count of
     tiles rather than by waves (``measured_h100_tiles.csv``: 1000 rows 95 us of kernel against
     50 at 4096), the whole chip's L2 bandwidth the bound."""
-    return 1.0 + (1.0 - math.gcd(row_bytes, L2_LINE_BYTES) / L2_LINE_BYTES)
+    return _span_traffic(row_bytes, L2_LINE_BYTES, L2_LINE_BYTES)
 
 
 def int8_align4_sectors(row_bytes: int) -> float:
@@ -1762,8 +1771,7 @@ def int8_align4_sectors(row_bytes: int) -> float:
     three-stage launches at K an odd multiple of 16 (6001x4104x4112, 12130x2296x11472) took
     8.0 and 8.8 ns per element of K per wave, at a multiple of 32 6.7 to 7.6; every K-off
     launch pays the same 1.1875, within the K-off kernels' fitted load bandwidth."""
-    sector = L2_SECTOR_BYTES
-    return 1.0 + (1.0 - math.gcd(row_bytes, sector) / sector) * sector / INT8_BK
+    return _span_traffic(row_bytes, L2_SECTOR_BYTES, INT8_BK)
 
 
 def sector_traffic(row_bytes: int) -> float:

@@ -108,8 +108,7 @@ def plan(cal: gm.GpuCalibration, k: gm.Kernel) -> list[dict[str, Any]]:
     p = cal.params
     M, N, K = gm.padded_shape(k.dtype, k.M, k.N, k.K)
     nbytes = gm.kernel_bytes_flops(dataclasses.replace(k, M=M, N=N, K=K))[0]
-    bw_eff = {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(k.dtype, 1.0)
-    t_m = nbytes / (cal.read_gb_per_s * 1e9 * bw_eff)
+    t_m = gm.aligned_memory_s(cal, p, k.dtype, nbytes)
     peak = cal.peak_tflops[k.dtype] * 1e12
     out = []
 

@@ -307,6 +307,7 @@ __all__ = [
     "Kernel",
     "KernelEstimate",
     "after_light_load",
+    "aligned_memory_s",
     "arch_calibration",
     "arch_kernel",
     "block_scale_ops",
@@ -1473,6 +1474,19 @@ def _tile_eff(effs: tuple[float, ...], area: int) -> float:
     return max(e for (bm, bn), e in zip(TILES, effs, strict=True) if bm * bn <= area)
 
 
+def aligned_memory_s(cal: GpuCalibration, p: dict[str, float], dtype: str,
+                     nbytes: float) -> float:
+    """Seconds the aligned tensor-core GEMMs' ``nbytes`` of HBM traffic take under the
+    parameters ``p`` (:func:`_gemm_plan`'s memory time): the 8-bit kernels' at their fitted
+    fraction of the card's streaming read (``int8_bw_eff``, ``fp8_bw_eff``); bf16/fp16's at the
+    read itself, plus the write-back of the dirty L2 lines their reads evict, ramping in with
+    the bytes as the decode kernels' (:func:`l2_write_back_us`; module doc)."""
+    bw = cal.read_gb_per_s * 1e9
+    if dtype in ("int8", "fp8"):
+        return nbytes / (bw * p[f"{dtype}_bw_eff"])
+    return nbytes / bw + l2_write_back_us(p, nbytes) * 1e-6
+
+
 def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: float,
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
               k0: float = 0.0, split_us: float | None = None,
@@ -1638,8 +1652,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                     choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
                                     t * 1e6, ops, 0.0))
         return min(choices, key=lambda c: c[0] + c[1])
-    bw_eff = {"int8": p["int8_bw_eff"], "fp8": p["fp8_bw_eff"]}.get(k.dtype, 1.0)
-    t_m = nbytes / (bw * bw_eff)
+    t_m = aligned_memory_s(cal, p, k.dtype, nbytes)
     if family == "int8_align8":
         if not int8_n8_hopper(cal.sm_count, M, N, K):
             # CUTLASS's align-4 kernels: tiles, rate, load path
@@ -1686,7 +1699,8 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         t_l2 = (n_tiles * (bm + bn) * K * sector_traffic(K * ELEM_BYTES[k.dtype])
                 / (p["int8_load_gb_per_s"] * 1e9))
         c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
-        t_m = (nbytes - c_bytes) / (bw * bw_eff) + c_bytes / (bw * p["int8_store_eff"])
+        t_m = ((nbytes - c_bytes) / (bw * p["int8_bw_eff"])
+               + c_bytes / (bw * p["int8_store_eff"]))
         excess = n_tiles * (bm + bn) * K * (sector_traffic(K * ELEM_BYTES[k.dtype]) - 1.0)
         return (p["fixed_us"], _overlapped(max(t_c, t_l2), t_m, p["int8_overlap"]) * 1e6, useful,
                 excess)
@@ -1707,10 +1721,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             plans.append((t + extra, loaded))
         t, loaded = min(plans)
         return p["fixed_us"], t * 1e6, useful, loaded * (sector_traffic(K) - 1.0)
-    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN); their bytes
-    # at the card's streaming read, plus the write-back of the dirty L2 lines their reads
-    # evict, ramping in with the bytes as the decode kernels' (l2_write_back_us; module doc)
-    t_m = nbytes / bw + l2_write_back_us(p, nbytes) * 1e-6
+    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
     return p["fixed_us"], _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p,
                                     burst=burst, fitted=k.dtype in ("bf16", "fp16"),
                                     elem_bytes=ELEM_BYTES[k.dtype]) * 1e6, useful, 0.0

@@ -306,6 +306,7 @@ __all__ = [
     "GpuEnergy",
     "Kernel",
     "KernelEstimate",
+    "TileChoice",
     "after_light_load",
     "aligned_memory_s",
     "arch_calibration",
@@ -316,6 +317,7 @@ __all__ = [
     "dequant_weights",
     "energy_class",
     "energy_work",
+    "gemm_choices",
     "gemm_family",
     "gemv_splits_k",
     "in_stream",
@@ -1196,6 +1198,24 @@ STREAM_OVERHEAD_MAX_US = 10.0
 
 
 @dataclass(frozen=True, slots=True)
+class TileChoice:
+    """One tile and split-K factor the GEMM model weighs (:func:`gemm_choices`): the CTA
+    tile (rows of M, columns of N), the split, the CTAs' waves over the SMs (the busiest
+    SM's CTAs), and in microseconds the CTAs' work, the memory time, the two together with
+    the split's partials (``us``, the kernel's work) and the fixed cost of the launches
+    (``fixed_us``: the family's, and a split's reduction kernel): the model's time is the
+    least ``fixed_us + us``."""
+
+    tile: tuple[int, int]
+    split: int
+    waves: int
+    compute_us: float
+    memory_us: float
+    us: float
+    fixed_us: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KernelEstimate:
     """A kernel's predicted time and energy on a preset (:func:`predict_kernel`)."""
 
@@ -1491,7 +1511,7 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
               effs: tuple[float, ...], splits: tuple[int, ...], p: dict[str, float],
               k0: float = 0.0, split_us: float | None = None,
               burst: GpuBurst | None = None, fitted: bool = False,
-              elem_bytes: int = 0) -> float:
+              elem_bytes: int = 0, trace: list[TileChoice] | None = None) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
     tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
     epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
@@ -1502,7 +1522,8 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
     (:func:`line_traffic`) at the whole chip's L2 load bandwidth, ``fp8_load_gb_per_s``: the
     L2 and the SMs' load path are the same hardware whatever the dtype, so the rate fitted on
     the fp8 kernels (module doc) bounds these tiles too, a constant of the card, not refitted
-    here (however split, a tile's rows are loaded once over its K)."""
+    here (however split, a tile's rows are loaded once over its K); ``trace``: a list that
+    every choice weighed is appended to (:class:`TileChoice`)."""
     split_s = (p["split_cost_us"] if split_us is None else split_us) * 1e-6
     bw = cal.read_gb_per_s * 1e9
     l2_s_per_elem = (elem_bytes * line_traffic(K * elem_bytes) / (p["fp8_load_gb_per_s"] * 1e9)
@@ -1524,7 +1545,11 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
         extra = 0.0
         if s > 1:  # partial results written and reduced
             extra = split_s + 2 * s * M * N * 4 / bw
-        best = min(best, max(t_c, t_m, t_l2) + extra)
+        t = max(t_c, t_m, t_l2) + extra
+        best = min(best, t)
+        if trace is not None:
+            trace.append(TileChoice((bm, bn), s, waves, max(t_c, t_l2) * 1e6, t_m * 1e6,
+                                    t * 1e6))
     return best
 
 
@@ -1533,14 +1558,33 @@ def _gemm_us(cal: GpuCalibration, k: Kernel, p: dict[str, float]) -> tuple[float
     return fixed, work
 
 
-def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
-               ) -> tuple[float, float, float, float]:
+def gemm_choices(cal: GpuCalibration, k: Kernel) -> list[TileChoice]:
+    """Every tile and split-K factor the model weighs for the GEMM ``k`` (bf16, fp16, fp8 or
+    int8) on the calibration ``cal``, in the kernel family it runs (:func:`gemm_family`), each
+    with its parts (:class:`TileChoice`): the model's time is the least ``fixed_us + us``
+    (:func:`predict_parts_us`). Empty for the CUDA-core kernels (family ``gemv``), which have
+    no tiles."""
+    if k.op != "gemm" or k.dtype not in ELEM_BYTES:
+        raise ValueError(f"gemm_choices: a bf16/fp16/fp8/int8 GEMM, not {k.op} {k.dtype}")
+    trace: list[TileChoice] = []
+    _gemm_plan(cal, k, cal.params, trace)
+    # the fallback kernels and the Hopper int8 kernel state their own fixed costs; every other
+    # tensor-core kernel pays the fitted fixed_us
+    fixed = cal.params["fixed_us"]
+    return [c if c.fixed_us is not None else dataclasses.replace(c, fixed_us=fixed)
+            for c in trace]
+
+
+def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
+               trace: list[TileChoice] | None = None) -> tuple[float, float, float, float]:
     """(fixed cost, work, tensor-core operations executed, L2 line traffic beyond the bytes
     loaded) of a GEMM: the operations are the useful ones but for the fallback families',
     whose chosen tiles and splits execute their partial tiles whole
     (:func:`_loaded_tiles_us`); the excess traffic that of the 8-bit kernels' chosen tiles,
     whose loads of rows off the L2's sectors move whole lines (:func:`sector_traffic`; none
-    counted for the other kernels)."""
+    counted for the other kernels). ``trace``: a list that every tile and split the chosen
+    kernel family weighs is appended to (:class:`TileChoice`; none for the CUDA-core
+    kernels)."""
     M, N, K = padded_shape(k.dtype, k.M, k.N, k.K)
     if (M, N, K) != (k.M, k.N, k.K):
         # no misaligned fp8/int8 kernel: the padded GEMM runs, moving the padded operands
@@ -1640,6 +1684,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             for group, splitting in (([t for t in tiles if t not in whole], split),
                                      (whole, False)):
                 if group:
+                    weighed: list[TileChoice] | None = [] if trace is not None else None
                     t, ops, _ = _loaded_tiles_us(cal, M, N, K, tuple(group),
                                                  ELEM_BYTES[k.dtype], sm_rate, sm_load, t_m,
                                                  FALLBACK_SPLITS if splitting else (1,),
@@ -1648,9 +1693,13 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
                                                  tile_steps=(ALIGN1_SPLIT_STEPS
                                                              if family == "align1" and splitting
                                                              else None),
-                                                 serial=not splitting and not underfilled)
-                    choices.append((fixed + (p["fallback_reduce_us"] if splitting else 0.0),
-                                    t * 1e6, ops, 0.0))
+                                                 serial=not splitting and not underfilled,
+                                                 trace=weighed)
+                    reduce_us = p["fallback_reduce_us"] if splitting else 0.0
+                    choices.append((fixed + reduce_us, t * 1e6, ops, 0.0))
+                    if trace is not None and weighed is not None:  # the reduction's launch
+                        trace += [dataclasses.replace(c, fixed_us=fixed + reduce_us)
+                                  for c in weighed]
         return min(choices, key=lambda c: c[0] + c[1])
     t_m = aligned_memory_s(cal, p, k.dtype, nbytes)
     if family == "int8_align8":
@@ -1673,7 +1722,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
             t, ops, _ = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
                                          p["int8_align8_tile_k0"], clipped_loads=True,
                                          step_floor=INT8_ALIGN4_STEP_NS * 1e-9,
-                                         tile_steps=own_steps)
+                                         tile_steps=own_steps, trace=trace)
             return p["fixed_us"], t * 1e6, ops, 0.0
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
@@ -1684,6 +1733,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         t_c = (2 * bm * bn * (waves * (K + p["fallback_tile_k0"]) + (waves - 1) * INT8_N8_WAVE_K0)
                / sm_rate)
         executed = _cdiv(M, bm) * _cdiv(N, bn) * 2.0 * bm * bn * K
+        if trace is not None:
+            trace.append(TileChoice((bm, bn), 1, waves, t_c * 1e6, t_m * 1e6,
+                                    max(t_c, t_m) * 1e6, p["int8_n8_fixed_us"]))
         return p["int8_n8_fixed_us"], max(t_c, t_m) * 1e6, executed, 0.0
     if k.dtype == "int8":
         # cuBLASLt's int8 kernels (torch._int_mm): the tile it dispatches (int8_tile), never
@@ -1702,8 +1754,11 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         t_m = ((nbytes - c_bytes) / (bw * p["int8_bw_eff"])
                + c_bytes / (bw * p["int8_store_eff"]))
         excess = n_tiles * (bm + bn) * K * (sector_traffic(K * ELEM_BYTES[k.dtype]) - 1.0)
-        return (p["fixed_us"], _overlapped(max(t_c, t_l2), t_m, p["int8_overlap"]) * 1e6, useful,
-                excess)
+        t = _overlapped(max(t_c, t_l2), t_m, p["int8_overlap"])
+        if trace is not None:
+            trace.append(TileChoice((bm, bn), 1, _cdiv(n_tiles, cal.sm_count),
+                                    max(t_c, t_l2) * 1e6, t_m * 1e6, t * 1e6))
+        return p["fixed_us"], t * 1e6, useful, excess
     burst = cal.burst if cal.light_load and k.dtype in BURST_DTYPES else None
     if k.dtype == "fp8":
         # cuBLASLt's Hopper fp8 kernels (nvjet): the fastest of their tiles (NVJET_FP8_TILES),
@@ -1714,17 +1769,22 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float]
         sm_load = p["fp8_load_gb_per_s"] * 1e9 / (cal.sm_count * sector_traffic(K))
         plans = []
         for splits, extra in (((1,), 0.0), (SPLITS, p["split_cost_us"] * 1e-6)):
+            weighed = [] if trace is not None else None
             t, _, loaded = _loaded_tiles_us(cal, M, N, K, NVJET_FP8_TILES, 1, sm_rate, sm_load,
                                             t_m, splits, p["fp8_tile_k0"], burst=burst,
                                             overlap=p["fp8_overlap"],
-                                            step_floor=p["fp8_step_ns"] * 1e-9)
+                                            step_floor=p["fp8_step_ns"] * 1e-9, trace=weighed)
             plans.append((t + extra, loaded))
+            if trace is not None and weighed is not None:  # a split pays its cost
+                trace += [dataclasses.replace(c, us=c.us + extra * 1e6) if c.split > 1 else c
+                          for c in weighed if c.split > 1 or splits == (1,)]
         t, loaded = min(plans)
         return p["fixed_us"], t * 1e6, useful, loaded * (sector_traffic(K) - 1.0)
     # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
-    return p["fixed_us"], _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p,
-                                    burst=burst, fitted=k.dtype in ("bf16", "fp16"),
-                                    elem_bytes=ELEM_BYTES[k.dtype]) * 1e6, useful, 0.0
+    t = _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p, burst=burst,
+                  fitted=k.dtype in ("bf16", "fp16"), elem_bytes=ELEM_BYTES[k.dtype],
+                  trace=trace)
+    return p["fixed_us"], t * 1e6, useful, 0.0
 
 
 #: The CTA tiles (rows of M, columns of N) of cuBLASLt's Hopper fp8 kernels
@@ -1875,8 +1935,8 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      t_store: float = 0.0, lone_step: float = 0.0, serial: bool = False,
                      burst: GpuBurst | None = None,
                      overlap: float = math.inf,
-                     tile_steps: dict[tuple[int, int], tuple[float, float]] | None = None
-                     ) -> tuple[float, float, float]:
+                     tile_steps: dict[tuple[int, int], tuple[float, float]] | None = None,
+                     trace: list[TileChoice] | None = None) -> tuple[float, float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole, the bytes of A and W its CTAs load, each
     tile's rows once over K): waves of CTAs over
@@ -1900,7 +1960,8 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     tiles whose CTAs load only the rows inside the matrices at their own time per row and
     element of K and start and end in their own elements of K (:data:`ALIGN1_SPLIT_STEPS`),
     each stepping at that step plus ``lone_step``'s excess over it shared among the CTAs on
-    its SM."""
+    its SM; ``trace``: a list that every choice weighed is appended to
+    (:class:`TileChoice`)."""
     bw = cal.read_gb_per_s * 1e9
     best, ops, loaded = math.inf, 0.0, 0.0
     for bm, bn in tiles:
@@ -1929,6 +1990,8 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
             else:  # the split-K variant's fp32 partials, written and read back
                 extra = 2 * s * M * N * 4 / bw
             t = _overlapped(t_c, t_m, overlap) + extra
+            if trace is not None:
+                trace.append(TileChoice((bm, bn), s, per_sm, t_c * 1e6, t_m * 1e6, t * 1e6))
             if t < best:
                 best, ops = t, n_tiles * s * 2.0 * bm * bn * _cdiv(K, s)
                 loaded = float(n_tiles * rows * elem_bytes * K)

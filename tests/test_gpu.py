@@ -312,6 +312,39 @@ def test_aligned_tiles_are_sized_to_the_shape_as_recorded():
     assert checked >= 15 and found >= 0.9 * checked, (found, checked)
 
 
+def test_the_choices_the_model_weighs_give_its_time():
+    """sim.gpu_model.gemm_choices (what benchmarks/gpu_clock_study.py tabulates) lists the
+    tiles and splits the GEMM model weighs: its least fixed cost plus work is the model's time
+    for every GEMM drawn (any alignment, every dtype, both presets), the CUDA-core kernels
+    have none, and every choice's time is at least its compute and its memory time."""
+    import random
+
+    from sim.gpu_model import gemm_choices, gemm_family
+
+    rng = random.Random(12)
+    for card in ("h100", "h200"):
+        cal = arch_calibration(load_arch(card))
+        tiled = 0
+        for _ in range(400):
+            M, N, K = (int(2 ** rng.uniform(0, 14)) for _ in range(3))
+            if rng.random() < 0.5:
+                N, K = 16 * max(1, N // 16), 16 * max(1, K // 16)
+            k = Kernel(op="gemm", dtype=rng.choice(("bf16", "fp16", "fp8", "int8")), M=M, N=N,
+                       K=K)
+            choices = gemm_choices(cal, k)
+            if gemm_family(k) == "gemv":
+                assert choices == [], k
+                continue
+            tiled += 1
+            assert min(c.fixed_us + c.us for c in choices) == pytest.approx(
+                sum(predict_parts_us(cal, k)), rel=1e-12), k
+            assert all(c.us >= min(c.compute_us, c.memory_us) * (1 - 1e-12) for c in choices)
+        assert tiled > 300
+    with pytest.raises(ValueError, match="gemm_choices"):
+        gemm_choices(load_calibration("h100"), Kernel(op="gemm", dtype="w4a16", M=1, N=64,
+                                                      K=64))
+
+
 def test_a_tile_sized_to_the_shape_fills_the_sms():
     """695x3808x14176 bf16 ran 176 x 128 tiles (4 x 30 = 120, one wave;
     measured_h100_random.csv): the model takes it no slower than that one wave at the 128x128

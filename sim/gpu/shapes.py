@@ -46,6 +46,11 @@ The int8 N8 dataset (:func:`int8_n8_shapes`, ``sim/data/gpu/shapes_int8n8.csv``,
 sim.gpu.shapes --int8n8``) runs int8 GEMMs with K a multiple of 16 and N 8 off one, at tile
 counts and K chosen apart, to find what makes cuBLASLt leave its Hopper kernel for CUTLASS's
 align-4 tiles: the count of the Hopper kernel's tiles or the multiply-adds.
+
+The store dataset (:func:`store_shapes`, ``sim/data/gpu/shapes_store.csv``, ``python -m
+sim.gpu.shapes --store``) runs GEMMs whose C is large against their work (M and N in the
+thousands, K from 16 to 2048), in every dtype: where storing C, not the products or the loads,
+bounds the kernel, and how that store's rate compares between cards of different HBM.
 """
 
 from __future__ import annotations
@@ -61,9 +66,8 @@ from pathlib import Path
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "gemmsn_shapes",
-           "int8_n8_shapes",
-           "misaligned_shapes", "quant_shapes", "split_of", "tile_shapes", "v2_shapes",
-           "write_shapes"]
+           "int8_n8_shapes", "misaligned_shapes", "quant_shapes", "split_of", "store_shapes",
+           "tile_shapes", "v2_shapes", "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
@@ -79,6 +83,7 @@ SHAPES_UNSEEN_CSV = SHAPES_CSV.with_name("shapes_unseen.csv")
 SHAPES_GEMMSN_CSV = SHAPES_CSV.with_name("shapes_gemmsn.csv")
 SHAPES_SECTORS_CSV = SHAPES_CSV.with_name("shapes_sectors.csv")
 SHAPES_INT8_N8_CSV = SHAPES_CSV.with_name("shapes_int8n8.csv")
+SHAPES_STORE_CSV = SHAPES_CSV.with_name("shapes_store.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -486,6 +491,43 @@ def int8_n8_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+#: The store dataset (:func:`store_shapes`): :data:`STORE_RANDOM` rows per dtype and
+#: alignment (M and N log-uniform in :data:`STORE_MN`, K in :data:`STORE_K`; N and K multiples
+#: of 16 where aligned, odd where not) and, at :data:`STORE_SWEEP_MN` rows and columns, every K
+#: of :data:`STORE_SWEEP_K` (from C's store far above the products' time to below it).
+STORE_SEED = 20261208
+STORE_RANDOM = {("bf16", "aligned"): 24, ("fp16", "aligned"): 24, ("fp8", "aligned"): 24,
+                ("int8", "aligned"): 24, ("bf16", "odd"): 12, ("fp16", "odd"): 12}
+STORE_MN = (1024, 16384)
+STORE_K = (16, 2048)
+STORE_SWEEP_MN = (8192, 8192)
+STORE_SWEEP_K = (16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+def store_shapes() -> list[dict[str, object]]:
+    """The store dataset (``sim/data/gpu/shapes_store.csv``, ``python -m sim.gpu.shapes
+    --store``), each row with its ``split``: GEMMs whose C is large against their products and
+    loads (:data:`STORE_RANDOM`, :data:`STORE_MN`, :data:`STORE_K`, and the K sweep
+    :data:`STORE_SWEEP_K` at :data:`STORE_SWEEP_MN`), to find the rate at which the kernels
+    store C and whether it follows the card's HBM. A row another dataset has is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
+                              *sector_shapes(), *int8_n8_shapes())}
+    rng = random.Random(STORE_SEED)
+    rows = [_gemm(dtype, *STORE_SWEEP_MN, K) for dtype in ("bf16", "fp16", "fp8", "int8")
+            for K in STORE_SWEEP_K]
+    for (dtype, kind), n in STORE_RANDOM.items():
+        for _ in range(n):
+            M, N = (_log_uniform(rng, *STORE_MN) for _ in range(2))
+            K = _log_uniform(rng, *STORE_K)
+            if kind == "aligned":
+                N, K = (max(16, 16 * round(x / 16)) for x in (N, K))
+            else:
+                M, N, K = (x | 1 for x in (M, N, K))
+            rows.append(_gemm(dtype, M, N, K))
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -499,6 +541,7 @@ DATASETS = {
     "gemmsn": (gemmsn_shapes, SHAPES_GEMMSN_CSV, ()),
     "sectors": (sector_shapes, SHAPES_SECTORS_CSV, ()),
     "int8n8": (int8_n8_shapes, SHAPES_INT8_N8_CSV, ()),
+    "store": (store_shapes, SHAPES_STORE_CSV, ()),
 }
 
 

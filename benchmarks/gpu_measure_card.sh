@@ -14,6 +14,7 @@
 #   bash benchmarks/gpu_measure_card.sh sectors OUTDIR   # at most 4 min
 #   bash benchmarks/gpu_measure_card.sh int8n8 OUTDIR    # at most 4 min
 #   bash benchmarks/gpu_measure_card.sh store OUTDIR     # at most 5 min
+#   bash benchmarks/gpu_measure_card.sh longk OUTDIR     # at most 3 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -45,12 +46,14 @@
 #          CUTLASS's align-4 tiles runs.
 # store:   shapes_store.csv (GEMMs whose C is large against their work: M and N in the thousands,
 #          K 16-2048, every dtype) with energy and kernels: the rate at which C is stored.
+# longk:   shapes_longk.csv (misaligned bf16/fp16 GEMMs of 2-64 rows, K 2000-16000) with
+#          energy and kernels: the split-K fallback kernels where W's bytes set the time.
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|store OUTDIR"
+usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|store|longk OUTDIR"
 part=${1:?$usage}
 out=${2:?$usage}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
@@ -125,6 +128,9 @@ case "$part" in
     ;;
   store)
     with_kernels store 290 --budget-ms 40 --energy-s 0.2
+    ;;
+  longk)
+    with_kernels longk 170 --budget-ms 40 --energy-s 0.2
     ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac

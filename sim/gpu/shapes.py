@@ -51,6 +51,11 @@ The store dataset (:func:`store_shapes`, ``sim/data/gpu/shapes_store.csv``, ``py
 sim.gpu.shapes --store``) runs GEMMs whose C is large against their work (M and N in the
 thousands, K from 16 to 2048), in every dtype: where storing C, not the products or the loads,
 bounds the kernel, and how that store's rate compares between cards of different HBM.
+
+The long-K dataset (:func:`long_k_shapes`, ``sim/data/gpu/shapes_longk.csv``, ``python -m
+sim.gpu.shapes --longk``) runs misaligned bf16 and fp16 GEMMs of few rows (2 to 64) with K long
+against N (2000 to 16000): where cuBLAS splits K over the fallback kernels' small tiles and W's
+bytes, read once, set the time.
 """
 
 from __future__ import annotations
@@ -66,8 +71,8 @@ from pathlib import Path
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "gemmsn_shapes",
-           "int8_n8_shapes", "misaligned_shapes", "quant_shapes", "split_of", "store_shapes",
-           "tile_shapes", "v2_shapes", "write_shapes"]
+           "int8_n8_shapes", "long_k_shapes", "misaligned_shapes", "quant_shapes", "split_of",
+           "store_shapes", "tile_shapes", "v2_shapes", "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
@@ -84,6 +89,7 @@ SHAPES_GEMMSN_CSV = SHAPES_CSV.with_name("shapes_gemmsn.csv")
 SHAPES_SECTORS_CSV = SHAPES_CSV.with_name("shapes_sectors.csv")
 SHAPES_INT8_N8_CSV = SHAPES_CSV.with_name("shapes_int8n8.csv")
 SHAPES_STORE_CSV = SHAPES_CSV.with_name("shapes_store.csv")
+SHAPES_LONG_K_CSV = SHAPES_CSV.with_name("shapes_longk.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -528,6 +534,35 @@ def store_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+#: The long-K dataset (:func:`long_k_shapes`): :data:`LONG_K_RANDOM` rows per dtype, M
+#: log-uniform in :data:`LONG_K_ROWS`, N in :data:`LONG_K_N` and K in :data:`LONG_K_K`, all
+#: odd (vector 1).
+LONG_K_SEED = 20261209
+LONG_K_RANDOM = {"bf16": 48, "fp16": 24}
+LONG_K_ROWS = (2, 64)
+LONG_K_N = (64, 12000)
+LONG_K_K = (2000, 16000)
+
+
+def long_k_shapes() -> list[dict[str, object]]:
+    """The long-K dataset (``sim/data/gpu/shapes_longk.csv``, ``python -m sim.gpu.shapes
+    --longk``), each row with its ``split``: misaligned (odd) bf16 and fp16 GEMMs of few rows
+    and long K (:data:`LONG_K_RANDOM`, :data:`LONG_K_ROWS`, :data:`LONG_K_N`,
+    :data:`LONG_K_K`), measured with their kernels: the split-K fallback kernels' time where
+    W's bytes bound it. A row another dataset has is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
+                              *sector_shapes(), *int8_n8_shapes(), *store_shapes())}
+    rng = random.Random(LONG_K_SEED)
+    rows = []
+    for dtype, n in LONG_K_RANDOM.items():
+        for _ in range(n):
+            M = _log_uniform(rng, *LONG_K_ROWS)
+            N, K = (_log_uniform(rng, *r) | 1 for r in (LONG_K_N, LONG_K_K))
+            rows.append(_gemm(dtype, M, N, K))
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -542,6 +577,7 @@ DATASETS = {
     "sectors": (sector_shapes, SHAPES_SECTORS_CSV, ()),
     "int8n8": (int8_n8_shapes, SHAPES_INT8_N8_CSV, ()),
     "store": (store_shapes, SHAPES_STORE_CSV, ()),
+    "longk": (long_k_shapes, SHAPES_LONG_K_CSV, ()),
 }
 
 

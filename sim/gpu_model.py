@@ -118,7 +118,11 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   off 16, cuBLASLt's Hopper kernel (``sm90_xmma_gemm_i8i32``, one 256x128 tile in clusters of
   two along N: :data:`INT8_N8_TILE`) at its own fitted rate and fixed cost (about 5.5 us of
   kernel for the smallest shapes, against 3.3 for CUTLASS's), each wave of its CTAs past the
-  first adding its start and end (:data:`INT8_N8_WAVE_K0`), but where its CTAs take more
+  first adding its start and end (:data:`INT8_N8_WAVE_K0`), its int32 stores of C at the
+  efficiency of cuBLASLt's other int8 kernels' (``int8_store_eff``, below: on the H200's
+  int8 N8 probe, ``measured_h200_int8n8.csv``, its ``cal`` rows at K = 128 and N = 4104,
+  whose bytes are nearly all C, took 15.7 and 16.4 us at 1016 and 1528 rows, where C at the
+  reads' efficiency makes the second 17.4), but where its CTAs take more
   than two waves of the SMs CUTLASS's 128x64 align-4 tile, as recorded
   (:data:`INT8_N8_MAX_WAVES`): its three-stage variant, three CTAs to an SM, at its own step
   per loaded row in the L2 sectors the rows span (:data:`INT8_N8_CUTLASS_STEPS`,
@@ -1724,7 +1728,11 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
                                          step_floor=INT8_ALIGN4_STEP_NS * 1e-9,
                                          tile_steps=own_steps, trace=trace)
             return p["fixed_us"], t * 1e6, ops, 0.0
-        # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate
+        # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate; its
+        # int32 stores of C at int8_store_eff, as cuBLASLt's other int8 kernels' (module doc)
+        c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
+        t_m = ((nbytes - c_bytes) / (bw * p["int8_bw_eff"])
+               + c_bytes / (bw * p["int8_store_eff"]))
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
         bm, bn = INT8_N8_TILE
         ctas = int8_n8_ctas(M, N)

@@ -232,12 +232,14 @@ the path it takes (the tensor cores' dtype, the bf16/fp16 fallback kernels of mi
 shapes, cuBLAS's CUDA-core kernels, attention: :func:`energy_class`) and one per HBM byte;
 the int4 weight-only GEMMs also one per weight their row tiles dequantize
 (:func:`dequant_weights`: each row tile reads the whole weight slice from L2 and unpacks it
-again, so a kernel of one row spends it as one of 16), and the 8-bit GEMMs one per byte of L2
+again, so a kernel of one row spends it as one of 16), the attention kernels one per score
+(its softmax: :func:`attention_scores`), and the 8-bit GEMMs one per byte of L2
 line traffic beyond what their tiles load (rows off the L2's sectors: :func:`sector_traffic`,
 :data:`L2_LINE_PJ_PER_BYTE`, a constant measured on the fp8 GEMMs at K = 4112)::
 
     E = static_w t + busy_w t_work + pj_per_op[class] ops + hbm_pj_per_byte bytes
-        + pj_per_dequant[class] weights + L2_LINE_PJ_PER_BYTE excess_l2_bytes
+        + pj_per_dequant[class] weights + pj_per_score scores
+        + L2_LINE_PJ_PER_BYTE excess_l2_bytes
 
 **Alone and in a stream.** The model predicts a kernel as ``tpe gpu measure`` times it: alone,
 CUDA events around one call after the L2 flush (``tpe gpu predict``, ``tpe gpu check``). In a
@@ -315,6 +317,7 @@ __all__ = [
     "aligned_memory_s",
     "arch_calibration",
     "arch_kernel",
+    "attention_scores",
     "block_scale_ops",
     "block_scale_us",
     "burst_us",
@@ -1124,6 +1127,10 @@ class GpuEnergy:
     #: and its unpacking; :func:`dequant_weights`), pJ, per path (:data:`W4A16`); a path
     #: missing (a calibration without them) spends none.
     pj_per_dequant: dict[str, float] = field(default_factory=dict)
+    #: Energy per attention score (query-key pair) a kernel computes (:func:`attention_scores`:
+    #: its softmax, beside the two products' operations that ``pj_per_op`` counts), pJ; a
+    #: calibration without it spends none.
+    pj_per_score: float = 0.0
     #: The card's power limit while its energy was measured, W.
     limit_w: float
     #: The highest power (``E / t``) the model gives a calibration kernel: at ``limit_w`` no
@@ -1278,6 +1285,7 @@ def _load(path: str) -> GpuCalibration:
                          pj_per_op={k: float(v) for k, v in e["pj_per_op"].items()},
                          pj_per_dequant={k: float(v) for k, v
                                          in e.get("pj_per_dequant", {}).items()},
+                         pj_per_score=float(e.get("pj_per_score", 0.0)),
                          limit_w=float(e["limit_w"]), cap_w=float(e["cap_w"])),
         burst=(GpuBurst(rate=float(raw["burst"]["rate"]), us=float(raw["burst"]["us"]))
                if "burst" in raw else None),
@@ -2359,9 +2367,24 @@ def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> Kern
 
 
 def _dynamic_pj(cal: GpuCalibration, e: GpuEnergy, k: Kernel, cls: str, ops: float) -> float:
-    """A kernel's energy of its operations and, for an int4 GEMM, its dequantized weights."""
+    """A kernel's energy of its operations, an attention kernel's scores and an int4 GEMM's
+    dequantized weights."""
     dequant = e.pj_per_dequant.get(cls, 0.0) * dequant_weights(cal, k) if cls in W4A16 else 0.0
-    return _pj_per_op(e, cls) * ops + dequant
+    return _pj_per_op(e, cls) * ops + e.pj_per_score * attention_scores(k) + dequant
+
+
+def attention_scores(k: Kernel) -> float:
+    """The attention scores (query-key pairs, each a softmax exponent and its share of the row's
+    maximum, sum and rescale) an attention kernel computes, a causal prefill's masked half left
+    out; none for a GEMM. The energy model's ``pj_per_score`` multiplies them: fitted beside the
+    products' energy per operation, it brings the prefills' energy at every head dim within
+    the other kernels' error (without it, the operations' energy alone left the ``cal``
+    prefills of ``measured_h100_v2e.csv`` at head dims 32 and 64 11 to 14% under their measured
+    energy on average and those at 256 11 to 19% over: a score's softmax costs the same at
+    every head dim, its products grow with it)."""
+    if k.op == "gemm":
+        return 0.0
+    return kernel_bytes_flops(k)[1] / (4.0 * k.D)
 
 
 def _pj_per_op(e: GpuEnergy, cls: str) -> float:

@@ -31,6 +31,7 @@ from sim.gpu_model import (
     GpuEnergy,
     Kernel,
     after_light_load,
+    attention_scores,
     dequant_weights,
     energy_work,
     gemm_family,
@@ -242,23 +243,25 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     (:func:`fit_quant_energy`)."""
     classes = {c: i for i, c in enumerate(c for c in ENERGY_CLASSES
                                           if c not in QUANT_ENERGY_CLASSES)}
-    x = np.zeros((len(kernels), 3 + len(classes)))
+    x = np.zeros((len(kernels), 4 + len(classes)))
     known = np.zeros(len(kernels))  # uJ the model gives without a fitted constant
     for i, k in enumerate(kernels):
         fixed, work = predict_parts_us(cal, k)
         fixed = in_stream(cal, fixed)  # measured back to back
         cls, ops, nbytes, excess = energy_work(cal, k)
-        # microseconds (W -> uJ), MB (pJ/byte -> uJ), millions of operations (pJ/op -> uJ)
-        x[i, :3] = fixed + work, work, nbytes * 1e-6
-        x[i, 3 + classes[cls]] = ops * 1e-6
+        # microseconds (W -> uJ), MB (pJ/byte -> uJ), millions of operations or scores
+        # (pJ/op -> uJ)
+        x[i, :4] = fixed + work, work, nbytes * 1e-6, attention_scores(k) * 1e-6
+        x[i, 4 + classes[cls]] = ops * 1e-6
         known[i] = L2_LINE_PJ_PER_BYTE * excess * 1e-6  # a constant of the card, not fitted
     uj = np.asarray(mj, dtype=np.float64) * 1e3
     for c, i in classes.items():
-        if not x[:, 3 + i].any():
+        if not x[:, 4 + i].any():
             raise ValueError(f"no calibration kernel of the {c} path has a measured energy "
                              "(column mj)")
     coef = np.linalg.lstsq(x / uj[:, None], 1.0 - known / uj, rcond=None)[0]
-    names = ["static_w", "busy_w", "hbm_pj_per_byte", *(f"pj_per_op.{c}" for c in classes)]
+    names = ["static_w", "busy_w", "hbm_pj_per_byte", "pj_per_score",
+             *(f"pj_per_op.{c}" for c in classes)]
     for n, v in zip(names, coef, strict=True):
         if v < 0:
             raise ValueError(f"the energy fit gives {n} = {v:.3g} < 0: the measured energies "
@@ -266,8 +269,8 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     coef = np.array([float(f"{v:.6g}") for v in coef])  # as the TOML file holds them
     cap = float(np.max((x @ coef + known) / x[:, 0]))
     return GpuEnergy(static_w=float(coef[0]), busy_w=float(coef[1]),
-                     hbm_pj_per_byte=float(coef[2]),
-                     pj_per_op={c: float(coef[3 + i]) for c, i in classes.items()},
+                     hbm_pj_per_byte=float(coef[2]), pj_per_score=float(coef[3]),
+                     pj_per_op={c: float(coef[4 + i]) for c, i in classes.items()},
                      limit_w=limit_w, cap_w=math.ceil(cap * 1e3) / 1e3)
 
 
@@ -287,7 +290,8 @@ def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], m
         cls, ops, nbytes, excess = energy_work(cal, k)
         uj = m * 1e3
         base = (e.static_w * (fixed + work) + e.busy_w * work
-                + (e.hbm_pj_per_byte * nbytes + L2_LINE_PJ_PER_BYTE * excess) * 1e-6)
+                + (e.hbm_pj_per_byte * nbytes + e.pj_per_score * attention_scores(k)
+                   + L2_LINE_PJ_PER_BYTE * excess) * 1e-6)
         x[cls].append([ops * 1e-6 / uj, dequant_weights(cal, k) * 1e-6 / uj])
         y[cls].append(1.0 - base / uj)
     pj, pj_dequant = dict(e.pj_per_op), dict(e.pj_per_dequant)
@@ -433,6 +437,7 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         "",
         "[energy]",
         "# E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes"
+        + " + pj_per_score scores"
         + (" + pj_per_dequant[path] weights" if e.pj_per_dequant else ""),
         f"# (sim/gpu_model.py), fitted on the {len(e_rows) - len(e_extra)} 'cal' rows of "
         f"{energy.name}"
@@ -450,6 +455,7 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"static_w = {e.static_w:.6g}",
         f"busy_w = {e.busy_w:.6g}",
         f"hbm_pj_per_byte = {e.hbm_pj_per_byte:.6g}",
+        f"pj_per_score = {e.pj_per_score:.6g}",
         "pj_per_op = { " + ", ".join(f"{c} = {v:.6g}" for c, v in e.pj_per_op.items()) + " }",
         *(["pj_per_dequant = { " + ", ".join(f"{c} = {v:.6g}" for c, v
                                               in e.pj_per_dequant.items()) + " }"]

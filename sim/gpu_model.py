@@ -702,15 +702,15 @@ INT8_N8_CUTLASS_TILE = ((64, 128),)
 #: ``measured_h100_tiles.csv``), where the K-off path's load bandwidth gives 7.7, and the
 #: launches at K an odd multiple of 16 (6001x4104x4112: 8.0) about one in eight more. Fitted
 #: (least mean absolute log error, as :data:`ALIGN1_SPLIT_STEPS`, at ``ceil(tiles / SMs)`` CTAs
-#: to the busiest SM) on every recorded launch of that kernel (37: the kernels columns of
-#: measured_h200_int8n8.csv, measured_h100_tiles.csv, measured_h100_misaligned.csv,
-#: measured_h200_misaligned.csv, measured_h100_random.csv and
+#: to the busiest SM) on every recorded launch of that kernel (69: the kernels columns of
+#: measured_h200_int8n8.csv, measured_h100_int8n8.csv, measured_h100_tiles.csv,
+#: measured_h100_misaligned.csv, measured_h200_misaligned.csv, measured_h100_random.csv and
 #: measured_h100_v2_gemm_kernels.csv), their timed us less the calibration's fixed_us (the
 #: model's composition: a kernel's own start is in fixed_us; fitted on the profiled kernel times
 #: instead, 0.03546 ns and 266.5 elements, the probe's K = 128 rows came out 10% slow, its
 #: timed rows 3.1 to 4.2 us beyond their kernels where fixed_us is 6.0): 2.7% MAPE, where the
 #: K-off path's constants left the probe's rows 13 to 26% slow. tests/test_gpu.py refits them.
-INT8_N8_CUTLASS_STEPS = {(64, 128): (0.03488, 230.5)}
+INT8_N8_CUTLASS_STEPS = {(64, 128): (0.03459, 233.0)}
 #: A wave of the Hopper int8 kernel's CTAs (:data:`INT8_N8_TILE`) past the first adds its
 #: start and end (its C tile, 256x128 int32, 128 KB a CTA, stored; the next tile's pipeline
 #: filled) as this many elements of K at its step: 706, the least-squares fit of the probe's

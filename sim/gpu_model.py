@@ -708,7 +708,7 @@ INT8_N8_CUTLASS_TILE = ((64, 128),)
 #: measured_h100_v2_gemm_kernels.csv), their timed us less the calibration's fixed_us (the
 #: model's composition: a kernel's own start is in fixed_us; fitted on the profiled kernel times
 #: instead, 0.03546 ns and 266.5 elements, the probe's K = 128 rows came out 10% slow, its
-#: timed rows 3.1 to 4.2 us beyond their kernels where fixed_us is 6.0): 2.7% MAPE, where the
+#: timed rows 3.1 to 4.2 us beyond their kernels where fixed_us is 6.0): 2.9% MAPE, where the
 #: K-off path's constants left the probe's rows 13 to 26% slow. tests/test_gpu.py refits them.
 INT8_N8_CUTLASS_STEPS = {(64, 128): (0.03459, 233.0)}
 #: A wave of the Hopper int8 kernel's CTAs (:data:`INT8_N8_TILE`) past the first adds its

@@ -383,14 +383,13 @@ def _probes_sentence() -> str:
     from sim.gpu_model import INT8_N8_MAX_WAVES, OUT_BYTES, int8_n8_ctas, padded_shape
 
     sectors = _rows(DATA / "shapes_sectors.csv")
-    hopper, cutlass, n8 = [], [], 0
+    hopper, cutlass = [], []
     for card in ("h100", "h200"):
-        probe = _rows(DATA / f"measured_{card}_int8n8.csv")
-        n8 = len(probe)
-        for r in probe:
+        for r in _rows(DATA / f"measured_{card}_int8n8.csv"):
             M, N, _ = padded_shape("int8", int(r["M"]), int(r["N"]), int(r["K"]))
             (hopper if "sm90_xmma" in r["kernels"] else cutlass).append(int8_n8_ctas(M, N))
-    ks = sorted({int(r["K"]) for r in _rows(DATA / "shapes_int8n8.csv")})
+    n8_shapes = _rows(DATA / "shapes_int8n8.csv")
+    n8, ks = len(n8_shapes), sorted({int(r["K"]) for r in n8_shapes})
     arch = load_arch("h100")
     store = _rows(DATA / "measured_h100_store.csv")
     pred = _predict(arch, _kernels(store, "store"))

@@ -1507,13 +1507,18 @@ def _tile_eff(effs: tuple[float, ...], area: int) -> float:
 
 
 def aligned_memory_s(cal: GpuCalibration, p: dict[str, float], dtype: str,
-                     nbytes: float) -> float:
+                     nbytes: float, c_bytes: float = 0.0) -> float:
     """Seconds the aligned tensor-core GEMMs' ``nbytes`` of HBM traffic take under the
     parameters ``p`` (:func:`_gemm_plan`'s memory time): the 8-bit kernels' at their fitted
-    fraction of the card's streaming read (``int8_bw_eff``, ``fp8_bw_eff``); bf16/fp16's at the
-    read itself, plus the write-back of the dirty L2 lines their reads evict, ramping in with
-    the bytes as the decode kernels' (:func:`l2_write_back_us`; module doc)."""
+    fraction of the card's streaming read (``int8_bw_eff``, ``fp8_bw_eff``), but ``c_bytes`` of
+    them, cuBLASLt's int8 kernels' int32 stores of C, at their own (``int8_store_eff``; module
+    doc); bf16/fp16's at the read itself, plus the write-back of the dirty L2 lines their reads
+    evict, ramping in with the bytes as the decode kernels' (:func:`l2_write_back_us`; module
+    doc)."""
     bw = cal.read_gb_per_s * 1e9
+    if dtype == "int8" and c_bytes:
+        return ((nbytes - c_bytes) / (bw * p["int8_bw_eff"])
+                + c_bytes / (bw * p["int8_store_eff"]))
     if dtype in ("int8", "fp8"):
         return nbytes / (bw * p[f"{dtype}_bw_eff"])
     return nbytes / bw + l2_write_back_us(p, nbytes) * 1e-6
@@ -1738,9 +1743,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
             return p["fixed_us"], t * 1e6, ops, 0.0
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate; its
         # int32 stores of C at int8_store_eff, as cuBLASLt's other int8 kernels' (module doc)
-        c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
-        t_m = ((nbytes - c_bytes) / (bw * p["int8_bw_eff"])
-               + c_bytes / (bw * p["int8_store_eff"]))
+        t_m = aligned_memory_s(cal, p, k.dtype, nbytes, M * N * (k.o_bytes or OUT_BYTES[k.dtype]))
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
         bm, bn = INT8_N8_TILE
         ctas = int8_n8_ctas(M, N)
@@ -1766,9 +1769,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
         t_c = _cdiv(n_tiles, cal.sm_count) * 2 * bm * bn * steps / rate
         t_l2 = (n_tiles * (bm + bn) * K * sector_traffic(K * ELEM_BYTES[k.dtype])
                 / (p["int8_load_gb_per_s"] * 1e9))
-        c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
-        t_m = ((nbytes - c_bytes) / (bw * p["int8_bw_eff"])
-               + c_bytes / (bw * p["int8_store_eff"]))
+        t_m = aligned_memory_s(cal, p, k.dtype, nbytes, M * N * (k.o_bytes or OUT_BYTES[k.dtype]))
         excess = n_tiles * (bm + bn) * K * (sector_traffic(K * ELEM_BYTES[k.dtype]) - 1.0)
         t = _overlapped(max(t_c, t_l2), t_m, p["int8_overlap"])
         if trace is not None:

@@ -731,14 +731,14 @@ INT8_N8_WAVE_K0 = 706
 #: work and the operands' reads in part, as the p-norm of exponent ``1 + STORE_OVERLAP``
 #: (:func:`_overlapped`: 0 would add them, a large value take the larger). Measured on the H100
 #: (``python -m sim.gpu.shapes --store``, measured_h100_store.csv: M and N in the thousands, K
-#: 16 to 2048), at 8192x8192 a GEMM of K 16 to 64, its bytes nearly all C's 134 MB, took 54.6
-#: to 56.1 us (C at about 2.7 TB/s of the whole time, fixed cost included, where the reads'
-#: 2.94 TB/s plus the L2's write-back, which the model charged C with, gave 63.4), and from K
-#: 512 to 2048 9 to 17% longer than the larger of its products and its bytes (the stores do
-#: not all hide under the main loop). Fitted (least mean absolute log error over a grid of 0.01
-#: in each, the calibration held) on the calibration rows of the aligned bf16/fp16 GEMMs of
+#: 16 to 2048), at 8192x8192 a bf16/fp16 GEMM of K 16 to 64, its bytes nearly all C's 134 MB,
+#: took 54.6 to 56.1 us (C at 2.7 TB/s less the fixed cost, where C's bytes at the reads' 2.94
+#: TB/s plus the L2's write-back gave 63.4 to 63.9 us), and from K 512 to 2048 the larger of
+#: its products and all its bytes was 9 to 21% short (the stores do not all hide under the
+#: main loop). Fitted (least mean absolute log error over a grid of 0.01 in each, the
+#: calibration held) on the calibration rows of the aligned bf16/fp16 GEMMs of
 #: measured_h100_v2.csv, measured_h100_random.csv and measured_h100_store.csv (202 rows; the
-#: first two alone give the same 1.1 and 0.2 on a grid of 0.05 and 0.1): their error 0.047,
+#: first two alone give 1.1 and 0.2 on a coarser grid, without the probe): their error 0.047,
 #: where the stores as bytes of the reads gave 0.059; held out, measured_h100_store.csv's
 #: aligned bf16/fp16 rows 0.121 -> 0.058, measured_h100_v2.csv's 0.038 -> 0.035,
 #: measured_h100_random.csv's 0.060 -> 0.058. tests/test_gpu.py checks that no neighbour on

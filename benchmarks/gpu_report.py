@@ -397,8 +397,11 @@ def _probes_sentence() -> str:
     for r, e in zip(store, pred, strict=True):
         if (r["M"], r["N"]) == ("8192", "8192"):
             sweep[r["dtype"], int(r["K"])] = (float(r["us"]), e.us / float(r["us"]) - 1)
-    short = [err for (d, k), (_, err) in sweep.items() if k <= 128 and d != "int8"]
-    mid = [err for (d, k), (_, err) in sweep.items() if 256 < k <= 1024 and d != "int8"]
+    def errs(dtypes: tuple[str, ...], lo: int, hi: int) -> str:
+        e = [err for (d, k), (_, err) in sweep.items() if d in dtypes and lo <= k <= hi]
+        return f"{min(e):+.0%} to {max(e):+.0%}"
+
+    wide, fp8 = ("bf16", "fp16"), ("fp8",)
     rate = [8192 * 8192 * OUT_BYTES[d] / us * 1e-6 for (d, k), (us, _) in sweep.items()
             if k == 16]
     longk = _rows(DATA / "measured_h100_longk.csv")
@@ -418,16 +421,19 @@ def _probes_sentence() -> str:
             "N in the thousands, K 16 to 2048, every dtype, and a K sweep at 8192 x 8192; "
             "`python -m sim.gpu.shapes --store`) and `shapes_longk.csv` "
             f"({len(longk)} misaligned bf16 and fp16 GEMMs of 2 to 64 rows, K 2000 to 16000; "
-            "`--longk`) ran on an H100 only so far, each twice (`_repeat`), and show where the "
-            "model is still off: at 8192 x 8192 the bf16, fp16 and fp8 kernels of K up to 128, "
-            f"nearly all C, moved C at {min(rate):.1f} to {max(rate):.1f} TB/s of their time "
-            f"(the int8 kernel's int32 C included) and the model takes them {min(short):+.0%} to "
-            f"{max(short):+.0%}; from K of 512 to 1024 it takes them {min(mid):+.0%} to "
-            f"{max(mid):+.0%} (their products and C's stores overlap less than the model's "
-            "slower-of-the-two); and cuBLAS ran its gemmSN kernel for "
-            f"{len(sn16)} fp16 GEMMs of few rows there, which the model gives gemmSN in bf16 "
-            "only. A refit of the aligned GEMMs' groups with the store probe's `cal` rows "
-            "did not settle (the energy fit's busy power came out negative); these are open.")
+            "`--longk`) ran on an H100 only so far, each twice (`_repeat`). At 8192 x 8192 the "
+            "bf16, fp16 and fp8 kernels of K up to 128, nearly all C, moved C at "
+            f"{min(rate):.1f} to {max(rate):.1f} TB/s of their time (the int8 kernel's int32 C "
+            "included), and from K of 512 on their products and C's stores did not overlap "
+            "wholly: the bf16/fp16 kernels' stores of C drain at their own rate, in part under "
+            "the rest (`sim.gpu_model.STORE_EFF`, `STORE_OVERLAP`, fitted with this probe's "
+            f"`cal` rows), and the model takes them {errs(wide, 16, 128)} at K up to 128 and "
+            f"{errs(wide, 512, 1024)} at K of 512 to 1024; the fp8 kernels, whose C the model "
+            f"still moves with their reads, {errs(fp8, 16, 128)} and {errs(fp8, 512, 1024)} "
+            "(their fitted group, refitted with the stores apart, with or without the probe's "
+            "`cal` rows, left the probe's fp8 rows further off). cuBLAS ran its gemmSN kernel "
+            f"for {len(sn16)} fp16 GEMMs of few rows in the long-K probe, which the model gives "
+            "gemmSN in bf16 only. The fp8 kernels' stores and fp16's gemmSN are open.")
 
 
 def _gemmsn_sentence() -> str:

@@ -31,10 +31,10 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   and on the H200, whose write-back is shorter but not by the HBM's whole ratio, the
   mid-sized ones further below; ``test_aligned_gemms_pay_the_l2_write_back``);
 * time ``= fixed + max(compute, memory)`` (split-K adds the reduction's traffic); but the
-  aligned bf16/fp16 kernels' stores of C are not in their memory time: they drain at their own
-  rate and overlap the rest in part (:data:`STORE_EFF`, :data:`STORE_OVERLAP`: measured, a
-  short-K GEMM whose bytes are nearly all C's stored them faster than the reads' rate, and from
-  K of about 512 on the stores did not all hide under the products);
+  aligned bf16/fp16 and fp8 kernels' stores of C are not in their memory time: they drain at
+  their own rate and overlap the rest in part (:data:`STORE_EFF`, :data:`STORE_OVERLAP`:
+  measured, a short-K GEMM whose bytes are nearly all C's stored them faster than the reads'
+  rate, and from K of about 512 on the stores did not all hide under the products);
 * alignment (:func:`vector_elems`, :func:`gemm_family`): the library's kernels load A and W
   (rows of ``K``, their leading dimension) and store C (rows of ``N``) in vectors of up to 16
   bytes, so the kernel family follows the widest vector both allow: the largest power of two
@@ -158,7 +158,11 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   its products at fp8's fitted rate and its A and W rows loaded from L2 (a fitted whole-chip
   bandwidth, in :func:`sector_traffic`: K = 4112 ran 24-48% longer than 4096 at the same tiles)
   overlapping in part (``fp8_overlap``, as the tiles' work and the HBM's time do), and at
-  least a fitted shortest step (``fp8_step_ns``: a small tile's CTA walks K no faster). Each
+  least a fitted shortest step (``fp8_step_ns``: a small tile's CTA walks K no faster); its
+  reads of A and W at a fitted fraction of the streaming read plus the L2's write-back (as
+  bf16/fp16's), and C's stores (bf16) apart, at the rate and overlap of bf16/fp16's
+  (:data:`STORE_EFF`, :data:`STORE_OVERLAP`; with C among the reads at one efficiency the
+  store probe's fp8 rows at 8192 x 8192 came out +22% at K = 64 and -20% at K = 1024). Each
   8-bit dtype's constants are its own (fit groups ``gemm_int8``, ``gemm_fp8``), the fixed cost,
   HBM efficiency and split cost shared with bf16/fp16.
 
@@ -725,8 +729,9 @@ INT8_N8_CUTLASS_STEPS = {(64, 128): (0.03459, 233.0)}
 #: ``fallback_tile_k0`` (32) a wave alone, the two-wave launches at K = 1024 ran 15 to 22% longer
 #: than the model gave (tests/test_gpu.py refits it).
 INT8_N8_WAVE_K0 = 706
-#: The aligned bf16/fp16 kernels' stores of C (``nvjet_sm90``: each CTA stores its C tile from
-#: shared memory by TMA while it or the next CTA on its SM runs the next tile's main loop): they
+#: The aligned bf16/fp16 kernels' stores of C, and the fp8 kernels' (a bf16 C; their fit group
+#: gemm_fp8 refitted with them) (``nvjet_sm90``: each CTA stores its C tile from shared memory
+#: by TMA while it or the next CTA on its SM runs the next tile's main loop): they
 #: drain at STORE_EFF times the card's streaming read (:func:`c_store_s`) and overlap the tiles'
 #: work and the operands' reads in part, as the p-norm of exponent ``1 + STORE_OVERLAP``
 #: (:func:`_overlapped`: 0 would add them, a large value take the larger). Measured on the H100
@@ -961,9 +966,9 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # ... and the shortest step along K (ns per element) a CTA takes however small its tile
     # (its pipeline's latency: a small tile's CTA walks K no faster)
     "fp8_step_ns": (0.5, 0.0, 5.0),
-    # the fraction of the streaming read at which the 8-bit kernels' bytes move (int8, fp8
-    # below; the aligned bf16/fp16 kernels' move at the read itself plus the L2's write-back:
-    # module doc)
+    # the fraction of the streaming read at which the 8-bit kernels' bytes move (int8; fp8's
+    # reads below, plus the L2's write-back, C's stores apart: STORE_EFF; the aligned
+    # bf16/fp16 kernels' reads move at the read itself plus the write-back: module doc)
     "int8_bw_eff": (0.7, 0.2, 1.5),
     # aligned int8 (cuBLASLt's CUTLASS align-16 kernels: INT8_TILES, int8_tile): each tile's
     # rate, a multiple of the aligned int8 rate measured at the sustained clock (up to the
@@ -985,6 +990,9 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # ... and how far their tiles' work and the HBM's time overlap (the p-norm's exponent
     # minus one, as fp8_overlap)
     "int8_overlap": (4.0, 0.0, 20.0),
+    # fp8's reads of A and W (C's stores apart, STORE_EFF), plus the L2's write-back: fitted
+    # about 1.12 of the measured streaming read, 3.3 TB/s, under the HBM's datasheet 3.35 (the
+    # streaming read is a copy's; with C's stores among them at one efficiency it fitted 0.75)
     "fp8_bw_eff": (0.75, 0.2, 1.5),
     # the fallback kernels of misaligned bf16/fp16 GEMMs (gemm_family): rate (of the dtype's
     # measured peak) and bandwidth (of the measured streaming read) of the align-1 and the
@@ -1534,24 +1542,25 @@ def _tile_eff(effs: tuple[float, ...], area: int) -> float:
 def aligned_memory_s(cal: GpuCalibration, p: dict[str, float], dtype: str,
                      nbytes: float, c_bytes: float = 0.0) -> float:
     """Seconds the aligned tensor-core GEMMs' ``nbytes`` of HBM traffic take under the
-    parameters ``p`` (:func:`_gemm_plan`'s memory time): the 8-bit kernels' at their fitted
-    fraction of the card's streaming read (``int8_bw_eff``, ``fp8_bw_eff``), but ``c_bytes`` of
-    them, cuBLASLt's int8 kernels' int32 stores of C, at their own (``int8_store_eff``; module
-    doc); bf16/fp16's at the read itself, plus the write-back of the dirty L2 lines their reads
-    evict, ramping in with the bytes as the decode kernels' (:func:`l2_write_back_us`; module
-    doc), all but ``c_bytes``, their stores of C (:func:`c_store_s`, which the caller overlaps
-    with the rest)."""
+    parameters ``p`` (:func:`_gemm_plan`'s memory time): int8's at its fitted fraction of the
+    card's streaming read (``int8_bw_eff``), but ``c_bytes`` of them, cuBLASLt's int8 kernels'
+    int32 stores of C, at their own (``int8_store_eff``; module doc); bf16/fp16's at the read
+    itself and fp8's at their fitted fraction of it (``fp8_bw_eff``), plus the write-back of
+    the dirty L2 lines their reads evict, ramping in with the bytes as the decode kernels'
+    (:func:`l2_write_back_us`; module doc), all but ``c_bytes``, their stores of C
+    (:func:`c_store_s`, which the caller overlaps with the rest)."""
     bw = cal.read_gb_per_s * 1e9
     if dtype == "int8" and c_bytes:
         return ((nbytes - c_bytes) / (bw * p["int8_bw_eff"])
                 + c_bytes / (bw * p["int8_store_eff"]))
-    if dtype in ("int8", "fp8"):
-        return nbytes / (bw * p[f"{dtype}_bw_eff"])
-    return (nbytes - c_bytes) / bw + l2_write_back_us(p, nbytes) * 1e-6
+    if dtype == "int8":
+        return nbytes / (bw * p["int8_bw_eff"])
+    eff = p["fp8_bw_eff"] if dtype == "fp8" else 1.0
+    return (nbytes - c_bytes) / (bw * eff) + l2_write_back_us(p, nbytes) * 1e-6
 
 
 def c_store_s(cal: GpuCalibration, c_bytes: float) -> float:
-    """Seconds the aligned bf16/fp16 kernels' stores of ``c_bytes`` of C take, at
+    """Seconds the aligned bf16/fp16/fp8 kernels' stores of ``c_bytes`` of C take, at
     :data:`STORE_EFF` times the card's streaming read; they overlap the rest of the kernel in
     part (:data:`STORE_OVERLAP`)."""
     return c_bytes / (cal.read_gb_per_s * 1e9 * STORE_EFF)
@@ -1820,13 +1829,18 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
         # where a row is off the sectors (sector_traffic, as for int8's loads)
         sm_rate = peak * p["fp8_rate_eff"] / cal.sm_count
         sm_load = p["fp8_load_gb_per_s"] * 1e9 / (cal.sm_count * sector_traffic(K))
+        # ... against their reads (fp8_bw_eff, and the L2's write-back) and, apart, C's stores
+        # in part under the rest, as the bf16/fp16 kernels' (STORE_EFF, STORE_OVERLAP)
+        c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
+        t_m = aligned_memory_s(cal, p, k.dtype, nbytes, c_bytes)
         plans = []
         for splits, extra in (((1,), 0.0), (SPLITS, p["split_cost_us"] * 1e-6)):
             weighed = [] if trace is not None else None
             t, _, loaded = _loaded_tiles_us(cal, M, N, K, NVJET_FP8_TILES, 1, sm_rate, sm_load,
                                             t_m, splits, p["fp8_tile_k0"], burst=burst,
                                             overlap=p["fp8_overlap"],
-                                            step_floor=p["fp8_step_ns"] * 1e-9, trace=weighed)
+                                            step_floor=p["fp8_step_ns"] * 1e-9,
+                                            c_store=c_store_s(cal, c_bytes), trace=weighed)
             plans.append((t + extra, loaded))
             if trace is not None and weighed is not None:  # a split pays its cost
                 trace += [dataclasses.replace(c, us=c.us + extra * 1e6) if c.split > 1 else c
@@ -1911,8 +1925,8 @@ def sector_traffic(row_bytes: int) -> float:
     128 the model with line traffic ran slow by 12% (K a multiple of 64, 3 GEMMs) and 26% (of
     32 only, 7) on average, with sector traffic within 8%, as it would if their rows cost no
     more than aligned ones. fp8's L2-bound GEMMs of the random dataset at K a multiple of 32 but
-    not of 128 lie between the two: 7.3% MAPE with sector traffic (mean -5.7%), 10.2% with line
-    traffic (mean +3.8%; ``tests/test_gpu.py`` recomputes these), and the large fp8 GEMMs at
+    not of 128 lie between the two: 7.2% MAPE with sector traffic (mean -2.2%), 10.7% with line
+    traffic (mean +5.2%; ``tests/test_gpu.py`` recomputes these), and the large fp8 GEMMs at
     such K ran up to 29% faster than line traffic let them (6104x4893x4125 at 1,242 TFLOP/s).
     bf16 and fp16 keep :func:`line_traffic` (sector traffic for them too was tried and made the
     held-out fp16 aligned GEMMs worse)."""
@@ -1992,6 +2006,7 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      burst: GpuBurst | None = None,
                      overlap: float = math.inf,
                      tile_steps: dict[tuple[int, int], tuple[float, float]] | None = None,
+                     c_store: float = 0.0,
                      trace: list[TileChoice] | None = None) -> tuple[float, float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole, the bytes of A and W its CTAs load, each
@@ -2016,8 +2031,9 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     tiles whose CTAs load only the rows inside the matrices at their own time per row and
     element of K and start and end in their own elements of K (:data:`ALIGN1_SPLIT_STEPS`),
     each stepping at that step plus ``lone_step``'s excess over it shared among the CTAs on
-    its SM; ``trace``: a list that every choice weighed is appended to
-    (:class:`TileChoice`)."""
+    its SM; ``c_store``: the seconds the stores of C take apart from ``t_m`` (the aligned
+    fp8 kernels', :func:`c_store_s`), overlapping the rest in part (:data:`STORE_OVERLAP`);
+    ``trace``: a list that every choice weighed is appended to (:class:`TileChoice`)."""
     bw = cal.read_gb_per_s * 1e9
     best, ops, loaded = math.inf, 0.0, 0.0
     for bm, bn in tiles:
@@ -2045,7 +2061,7 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                 extra = (2 * s - 1) * t_store
             else:  # the split-K variant's fp32 partials, written and read back
                 extra = 2 * s * M * N * 4 / bw
-            t = _overlapped(t_c, t_m, overlap) + extra
+            t = _overlapped(_overlapped(t_c, t_m, overlap), c_store, STORE_OVERLAP) + extra
             if trace is not None:
                 trace.append(TileChoice((bm, bn), s, per_sm, t_c * 1e6, t_m * 1e6, t * 1e6))
             if t < best:
@@ -2349,13 +2365,13 @@ def energy_work(cal: GpuCalibration, k: Kernel) -> tuple[str, float, float, floa
 #: lines an 8-bit GEMM's loads of rows off the L2's sectors move (:func:`sector_traffic`,
 #: :func:`energy_work`). Measured (``measured_h100_tiles.csv``, the same fp8 shapes at K = 4096
 #: and 4112): the model without it gives the GEMMs at K = 4112 (rows off the sectors, 1.875
-#: times the line traffic) 21% less energy than they drew on average ('cal' rows; held out
+#: times the line traffic) 20% less energy than they drew on average ('cal' rows; held out
 #: 19%), those at K = 4096 within 3%; the least-squares energy per excess byte over its 'cal'
 #: fp8 rows at K = 4112, the calibration's energy constants fitted with it (tests/test_gpu.py
-#: recomputes it; with it, -1.8% and held out +0.4%). Held out, the same constant brings the
+#: recomputes it; with it, -1.6% and held out +0.5%). Held out, the same constant brings the
 #: int8 GEMMs' energy and the other runs' fp8 energy off the sectors closer (held-out mJ MAPE,
 #: ``measured_h100_random.csv``: fp8 15.8% to 13.5%, int8 12.8% to 10.6%).
-L2_LINE_PJ_PER_BYTE = 24.6
+L2_LINE_PJ_PER_BYTE = 24.4
 
 
 #: The energy paths whose operations are counted as their tiles execute them (energy_work).

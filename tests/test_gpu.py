@@ -60,6 +60,9 @@ EXTRA = (QUANT, MISALIGNED, DECODE, QUANT_GRAPH, QUANT_W4)
 #: Random GEMMs drawn apart from every other dataset (sim/data/gpu/shapes_random.csv), with the
 #: kernels each launched: their 'cal' rows join the fit (after EXTRA's).
 RANDOM = DATA / "measured_h100_random.csv"
+#: GEMMs whose C is large against their work (``python -m sim.gpu.shapes --store``): their 'cal'
+#: rows join the fit after RANDOM's (the stores of C: sim.gpu_model.STORE_EFF).
+STORE = DATA / "measured_h100_store.csv"
 #: The probes measured after the dispatch rules were last read (``python -m sim.gpu.shapes
 #: --store``, ``--longk``): their launches disagree with some of the rules (few-row long-K
 #: GEMMs that ran gemmSN past GEMMSN_BAND_K, fp16 gemmSN, other split-K steps), which stay read
@@ -255,7 +258,8 @@ def test_the_committed_calibration_is_the_fit():
     held = re.search(r"held at their previous values: ([\w, ]+)\.", committed)
     fitted = tomllib.loads(committed)["fitted"]
     hold = {n: float(fitted[n]) for n in held.group(1).split(", ")} if held else None
-    _, text = calibrate(MEASURED, energy=ENERGY, extra=(*EXTRA, RANDOM), burst=BURST, hold=hold)
+    _, text = calibrate(MEASURED, energy=ENERGY, extra=(*EXTRA, RANDOM, STORE), burst=BURST,
+                        hold=hold)
     assert committed.split("card =", 1)[1] == text.split("card =", 1)[1]
 
 
@@ -368,8 +372,11 @@ def test_bf16_tiles_load_their_rows_from_l2_at_the_fp8_kernels_rate():
     """3272x192x9200 bf16 (measured_h100_random.csv: nvjet 64x80 tiles, 2 x 63 CTAs, K rows of
     18400 bytes, off the L2's line): the model takes it no faster than the cheapest tile's A
     and W rows in line traffic at fp8_load_gb_per_s, the L2 rate fitted on the fp8 kernels (no
-    constant of its own), and that bound is what sets its time: a faster L2 makes it faster;
-    a GEMM whose products bind (4096 cubed) does not move."""
+    constant of its own); the bound is live: at half that rate it sets its time (fitted with
+    C's stores apart from the fp8 kernels' reads, 19 TB/s, it binds on none of the v2, random
+    and store datasets' aligned bf16/fp16 GEMMs; fitted with them among the reads, 15 TB/s, it
+    bound this one); a GEMM
+    whose products bind (4096 cubed) does not move."""
     import dataclasses
 
     from sim.gpu_model import L2_LINE_BYTES, NVJET_TILE_BN, TILES, line_traffic
@@ -386,11 +393,11 @@ def test_bf16_tiles_load_their_rows_from_l2_at_the_fp8_kernels_rate():
     k = Kernel(op="gemm", dtype="bf16", M=M, N=N, K=K)
     work = predict_parts_us(cal, k)[1]
     assert work >= floor_s * 1e6 * (1 - 1e-9)
-    faster = dataclasses.replace(cal, params={**p, "fp8_load_gb_per_s":
-                                              2 * p["fp8_load_gb_per_s"]})
-    assert predict_parts_us(faster, k)[1] < 0.9 * work
+    slower = dataclasses.replace(cal, params={**p, "fp8_load_gb_per_s":
+                                              p["fp8_load_gb_per_s"] / 2})
+    assert predict_parts_us(slower, k)[1] > 1.1 * work
     big = Kernel(op="gemm", dtype="bf16", M=4096, N=4096, K=4096)
-    assert predict_parts_us(faster, big) == predict_parts_us(cal, big)
+    assert predict_parts_us(slower, big) == predict_parts_us(cal, big)
 
 
 def test_calibrate_holds_what_hold_names(capsys, tmp_path):
@@ -1695,8 +1702,8 @@ def test_the_store_constants_are_the_fit_of_the_aligned_gemms(monkeypatch):
 
     cal = load_calibration("h100")
     cases = []
-    for name in ("measured_h100_v2.csv", "measured_h100_random.csv", "measured_h100_store.csv"):
-        for r in rows(DATA / name):
+    for path in (MEASURED, RANDOM, STORE):
+        for r in rows(path):
             if r["split"] != "cal" or r["op"] != "gemm" or r.get("status", "ok") != "ok":
                 continue
             k = Kernel.from_row(r)
@@ -2487,8 +2494,8 @@ def test_int8_rows_on_an_l2_sector_cost_no_line_traffic(monkeypatch):
 def test_fp8_rows_on_an_l2_sector_pay_between_sector_and_line_traffic(monkeypatch):
     """The random dataset's steady fp8 GEMMs whose padded K is a multiple of 32 but not of 128
     and whose time the L2's traffic moves (by 1% or more between sector and line traffic): the
-    model with sector traffic (sim.gpu_model.sector_traffic, as it runs) is too fast by 5.7% on
-    average and 7.3% MAPE, with line traffic too slow by 3.8% and 10.2% MAPE: sector traffic
+    model with sector traffic (sim.gpu_model.sector_traffic, as it runs) is too fast by 2.2% on
+    average and 7.2% MAPE, with line traffic too slow by 5.2% and 10.7% MAPE: sector traffic
     is the nearer of the two (its docstring's figures)."""
     import statistics
 
@@ -2510,18 +2517,18 @@ def test_fp8_rows_on_an_l2_sector_pay_between_sector_and_line_traffic(monkeypatc
             line = predict_us(cal, k)
         if abs(line / sector - 1) >= 0.01:
             errors.append((sector / float(r["us"]) - 1, line / float(r["us"]) - 1))
-    assert len(errors) == 21
+    assert len(errors) == 24
     sector_mean, line_mean = (statistics.mean(e[i] for e in errors) for i in (0, 1))
     sector_mape, line_mape = (statistics.mean(abs(e[i]) for e in errors) for i in (0, 1))
-    assert round(sector_mean, 3) == -0.057 and round(line_mean, 3) == 0.038
-    assert round(sector_mape, 3) == 0.073 and round(line_mape, 3) == 0.102
+    assert round(sector_mean, 3) == -0.022 and round(line_mean, 3) == 0.052
+    assert round(sector_mape, 3) == 0.072 and round(line_mape, 3) == 0.107
 
 
 def test_l2_line_energy_is_the_tile_datasets_excess():
     """sim.gpu_model.L2_LINE_PJ_PER_BYTE is the least-squares energy per byte of excess line
     traffic over the tile dataset's 'cal' fp8 GEMMs at K = 4112 (rows off the L2's sectors):
     of what they drew beyond the rest of the model's energy (the committed calibration's
-    constants, fitted with it). Without it the model gives those GEMMs 21% less energy than
+    constants, fitted with it). Without it the model gives those GEMMs 20% less energy than
     they drew on average (held out 19%) and the ones at K = 4096 (no excess) within 3%; with
     it, those at K = 4112 within 2% (its comment's figures)."""
     import numpy as np
@@ -2551,7 +2558,7 @@ def test_l2_line_energy_is_the_tile_datasets_excess():
     mean = {key: tuple(statistics.mean(e[i] for e in v) for i in (0, 1))
             for key, v in errors.items()}
     assert sorted(mean) == [("cal", 4096), ("cal", 4112), ("held", 4096), ("held", 4112)]
-    assert round(mean["cal", 4112][0], 2) == -0.21 and round(mean["held", 4112][0], 2) == -0.19
+    assert round(mean["cal", 4112][0], 2) == -0.20 and round(mean["held", 4112][0], 2) == -0.19
     assert all(abs(mean[s, 4096][0]) < 0.03 for s in ("cal", "held"))
     assert all(abs(mean[s, 4112][1]) < 0.02 for s in ("cal", "held"))
 

@@ -425,15 +425,17 @@ def _probes_sentence() -> str:
             "bf16, fp16 and fp8 kernels of K up to 128, nearly all C, moved C at "
             f"{min(rate):.1f} to {max(rate):.1f} TB/s of their time (the int8 kernel's int32 C "
             "included), and from K of 512 on their products and C's stores did not overlap "
-            "wholly: the bf16/fp16 kernels' stores of C drain at their own rate, in part under "
-            "the rest (`sim.gpu_model.STORE_EFF`, `STORE_OVERLAP`, fitted with this probe's "
-            f"`cal` rows), and the model takes them {errs(wide, 16, 128)} at K up to 128 and "
-            f"{errs(wide, 512, 1024)} at K of 512 to 1024; the fp8 kernels, whose C the model "
-            f"still moves with their reads, {errs(fp8, 16, 128)} and {errs(fp8, 512, 1024)} "
-            "(their fitted group, refitted with the stores apart, with or without the probe's "
-            "`cal` rows, left the probe's fp8 rows further off). cuBLAS ran its gemmSN kernel "
-            f"for {len(sn16)} fp16 GEMMs of few rows in the long-K probe, which the model gives "
-            "gemmSN in bf16 only. The fp8 kernels' stores and fp16's gemmSN are open.")
+            "wholly: the model stores C apart from the reads, at its own rate and in part under "
+            "the rest (`sim.gpu_model.STORE_EFF`, `STORE_OVERLAP`, fitted on the bf16/fp16 "
+            "GEMMs with this probe's `cal` rows; the fp8 group refitted with them), and takes "
+            f"the bf16/fp16 ones {errs(wide, 16, 128)} at K up to 128 and "
+            f"{errs(wide, 512, 1024)} at K of 512 to 1024, the fp8 ones {errs(fp8, 16, 128)} "
+            f"and {errs(fp8, 512, 1024)} (fp8's tile start and end, `fp8_tile_k0`, fitted as "
+            "the time of its short-K GEMMs of smaller C, weighs on its mid-K ones). cuBLAS ran "
+            f"its gemmSN kernel for {len(sn16)} fp16 GEMMs of few rows in the long-K probe, "
+            "which the model gives gemmSN in bf16 only, and its fp16 wmma tiles of few rows "
+            "(16x16 at 8 rows and fewer) step along K faster than the family's loads let "
+            "them; these are open.")
 
 
 def _gemmsn_sentence() -> str:

@@ -13,6 +13,7 @@
 #   bash benchmarks/gpu_measure_card.sh gemmsn OUTDIR    # at most 4 min
 #   bash benchmarks/gpu_measure_card.sh sectors OUTDIR   # at most 4 min
 #   bash benchmarks/gpu_measure_card.sh int8n8 OUTDIR    # at most 4 min
+#   bash benchmarks/gpu_measure_card.sh int8n8e OUTDIR   # at most 7 min
 #   bash benchmarks/gpu_measure_card.sh store OUTDIR     # at most 5 min
 #   bash benchmarks/gpu_measure_card.sh longk OUTDIR     # at most 3 min
 #
@@ -44,6 +45,8 @@
 # int8n8:  shapes_int8n8.csv (int8 GEMMs with K a multiple of 16 and N 8 off one, tile counts and
 #          K apart) with their kernels, no energy loop: which of cuBLASLt's Hopper kernel and
 #          CUTLASS's align-4 tiles runs.
+# int8n8e: the same with each row's energy (measured_<card>_int8n8e.csv): the Hopper int8
+#          kernel's and CUTLASS's tiles' energy per operation.
 # store:   shapes_store.csv (GEMMs whose C is large against their work: M and N in the thousands,
 #          K 16-2048, every dtype) with energy and kernels: the rate at which C is stored.
 # longk:   shapes_longk.csv (misaligned bf16/fp16 GEMMs of 2-64 rows, K 2000-16000) with
@@ -53,7 +56,7 @@
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|store|longk OUTDIR"
+usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|int8n8e|store|longk OUTDIR"
 part=${1:?$usage}
 out=${2:?$usage}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
@@ -125,6 +128,10 @@ case "$part" in
     ;;
   gemmsn|sectors|int8n8)
     with_kernels "$part" 230 --budget-ms 20 --energy-s 0
+    ;;
+  int8n8e)
+    m 400 --in sim/data/gpu/shapes_int8n8.csv --out "$out/measured_${card}_int8n8e.csv" \
+      --budget-ms 20 --energy-s 0.2 --no-micro --kernels
     ;;
   store)
     with_kernels store 290 --budget-ms 40 --energy-s 0.2

@@ -305,9 +305,11 @@ UNSEEN_RUNS = ("measured_h100_unseen.csv", "measured_h100_unseen_graph.csv",
 #: The gemmSN probe's runs (``python -m sim.gpu.shapes --gemmsn``): launched, and replayed from
 #: CUDA graphs; its kernels set ``sim.gpu_model.GEMMSN_REACH``.
 GEMMSN_RUNS = ("measured_h100_gemmsn.csv", "measured_h100_gemmsn_graph.csv")
-#: The H100's runs of the probes (``measured_h100_<name>.csv``): the sector and int8 N8 probes,
-#: and the store and long-K probes, each launched twice on one machine.
-H100_PROBE_RUNS = ("sectors", "int8n8", "store", "store_repeat", "longk", "longk_repeat")
+#: The H100's runs of the probes (``measured_h100_<name>.csv``): the sector and int8 N8 probes
+#: (the latter again with its energy, ``int8n8e``), and the store and long-K probes, each
+#: launched twice on one machine.
+H100_PROBE_RUNS = ("sectors", "int8n8", "int8n8e", "store", "store_repeat", "longk",
+                   "longk_repeat")
 #: The H200's runs in the run table (``measured_h200_<name>.csv``): the v2, misaligned, decode
 #: and quantized datasets, the misaligned and unseen ones replayed from CUDA graphs, the unseen
 #: one launched, and the gemmSN, sector and int8 N8 probes.
@@ -412,7 +414,8 @@ def _probes_sentence() -> str:
             f"sim.gpu.shapes --sectors`) and `shapes_int8n8.csv` ({n8} int8 GEMMs with K a "
             f"multiple of 16 and N 8 off one, K of {', '.join(map(str, ks))}; `python -m "
             "sim.gpu.shapes --int8n8`), both on the H100 and the H200 (`bash "
-            "benchmarks/gpu_measure_card.sh sectors|int8n8`; in the table above). Of the int8 "
+            "benchmarks/gpu_measure_card.sh sectors|int8n8`; in the table above; the int8 one "
+            "again on the H100 with each row's energy, `int8n8e`). Of the int8 "
             f"probe's launches on both cards, cuBLASLt's Hopper kernel ran {len(hopper)}, up to "
             f"{max(hopper)} CTAs, and CUTLASS's 128x64 align-4 tile {len(cutlass)}, from "
             f"{min(cutlass)} CTAs on, at every K alike: the Hopper kernel while its CTAs fit "

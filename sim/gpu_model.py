@@ -1245,10 +1245,11 @@ STREAM_OVERHEAD_MAX_US = 10.0
 class TileChoice:
     """One tile and split-K factor the GEMM model weighs (:func:`gemm_choices`): the CTA
     tile (rows of M, columns of N), the split, the CTAs' waves over the SMs (the busiest
-    SM's CTAs), and in microseconds the CTAs' work, the memory time, the two together with
-    the split's partials (``us``, the kernel's work) and the fixed cost of the launches
-    (``fixed_us``: the family's, and a split's reduction kernel): the model's time is the
-    least ``fixed_us + us``."""
+    SM's CTAs), and in microseconds the CTAs' work, the memory time (of the aligned bf16,
+    fp16 and fp8 kernels, their reads: their stores of C are in ``us``, :func:`c_store_s`),
+    the two together with the split's partials (``us``, the kernel's work) and the fixed cost
+    of the launches (``fixed_us``: the family's, and a split's reduction kernel): the model's
+    time is the least ``fixed_us + us``."""
 
     tile: tuple[int, int]
     split: int

@@ -1572,7 +1572,7 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
               k0: float = 0.0, split_us: float | None = None,
               burst: GpuBurst | None = None, fitted: bool = False,
               elem_bytes: int = 0, trace: list[TileChoice] | None = None,
-              t_store: float = 0.0) -> float:
+              c_store: float = 0.0) -> float:
     """Fastest tile and split-K choice: waves of tiles at ``sm_rate`` (ops/s per SM) times the
     tile's efficiency, against the memory time ``t_m`` (seconds); each tile's prologue and
     epilogue cost as much as ``k0`` more elements of K; a split costs ``split_us`` (default
@@ -1583,7 +1583,7 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
     (:func:`line_traffic`) at the whole chip's L2 load bandwidth, ``fp8_load_gb_per_s``: the
     L2 and the SMs' load path are the same hardware whatever the dtype, so the rate fitted on
     the fp8 kernels (module doc) bounds these tiles too, a constant of the card, not refitted
-    here (however split, a tile's rows are loaded once over its K); ``t_store``: the seconds
+    here (however split, a tile's rows are loaded once over its K); ``c_store``: the seconds
     C's stores take, overlapping the larger of the tiles' work and ``t_m`` in part
     (:data:`STORE_OVERLAP`); ``trace``: a list that every choice weighed is appended to
     (:class:`TileChoice`)."""
@@ -1608,7 +1608,7 @@ def _tiled_us(cal: GpuCalibration, M: int, N: int, K: int, sm_rate: float, t_m: 
         extra = 0.0
         if s > 1:  # partial results written and reduced
             extra = split_s + 2 * s * M * N * 4 / bw
-        t = _overlapped(max(t_c, t_m, t_l2), t_store, STORE_OVERLAP) + extra
+        t = _overlapped(max(t_c, t_m, t_l2), c_store, STORE_OVERLAP) + extra
         best = min(best, t)
         if trace is not None:
             trace.append(TileChoice((bm, bn), s, waves, max(t_c, t_l2) * 1e6, t_m * 1e6,
@@ -1854,7 +1854,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
     t_m = aligned_memory_s(cal, p, k.dtype, nbytes, c_bytes)
     t = _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p, burst=burst,
                   fitted=k.dtype in ("bf16", "fp16"), elem_bytes=ELEM_BYTES[k.dtype], trace=trace,
-                  t_store=c_store_s(cal, c_bytes))
+                  c_store=c_store_s(cal, c_bytes))
     return p["fixed_us"], t * 1e6, useful, 0.0
 
 

@@ -56,6 +56,11 @@ The long-K dataset (:func:`long_k_shapes`, ``sim/data/gpu/shapes_longk.csv``, ``
 sim.gpu.shapes --longk``) runs misaligned bf16 and fp16 GEMMs of few rows (2 to 64) with K long
 against N (2000 to 16000): where cuBLAS splits K over the fallback kernels' small tiles and W's
 bytes, read once, set the time.
+
+The short-K dataset (:func:`short_k_shapes`, ``sim/data/gpu/shapes_shortk.csv``, ``python -m
+sim.gpu.shapes --shortk``) runs aligned bf16 and fp8 GEMMs of the same shapes, C from 2 to 64
+MB and K from 16 to 512: how a kernel's time at short K splits between a cost per tile (its
+start, its epilogue) and C's stores, and where the fp8 kernels part from the bf16 ones.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ SHAPES_SECTORS_CSV = SHAPES_CSV.with_name("shapes_sectors.csv")
 SHAPES_INT8_N8_CSV = SHAPES_CSV.with_name("shapes_int8n8.csv")
 SHAPES_STORE_CSV = SHAPES_CSV.with_name("shapes_store.csv")
 SHAPES_LONG_K_CSV = SHAPES_CSV.with_name("shapes_longk.csv")
+SHAPES_SHORT_K_CSV = SHAPES_CSV.with_name("shapes_shortk.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -563,6 +569,28 @@ def long_k_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+#: The short-K dataset (:func:`short_k_shapes`): every (M, N) of :data:`SHORT_K_MN` at every K
+#: of :data:`SHORT_K_K`, in each of :data:`SHORT_K_DTYPES`.
+SHORT_K_MN = ((1024, 1024), (2048, 2048), (1024, 8192), (4096, 4096), (2048, 8192),
+              (8192, 4096))
+SHORT_K_K = (16, 32, 64, 128, 256, 512)
+SHORT_K_DTYPES = ("bf16", "fp8")
+
+
+def short_k_shapes() -> list[dict[str, object]]:
+    """The short-K dataset (``sim/data/gpu/shapes_shortk.csv``, ``python -m sim.gpu.shapes
+    --shortk``), each row with its ``split``: aligned bf16 and fp8 GEMMs of the same shapes
+    (:data:`SHORT_K_MN` x :data:`SHORT_K_K`), measured with their kernels and energy: a cost per
+    tile against C's stores at short K. A row another dataset has is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
+                              *sector_shapes(), *int8_n8_shapes(), *store_shapes(),
+                              *long_k_shapes())}
+    rows = [_gemm(dtype, M, N, K) for dtype in SHORT_K_DTYPES for M, N in SHORT_K_MN
+            for K in SHORT_K_K]
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -578,6 +606,7 @@ DATASETS = {
     "int8n8": (int8_n8_shapes, SHAPES_INT8_N8_CSV, ()),
     "store": (store_shapes, SHAPES_STORE_CSV, ()),
     "longk": (long_k_shapes, SHAPES_LONG_K_CSV, ()),
+    "shortk": (short_k_shapes, SHAPES_SHORT_K_CSV, ()),
 }
 
 

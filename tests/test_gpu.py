@@ -375,8 +375,7 @@ def test_bf16_tiles_load_their_rows_from_l2_at_the_fp8_kernels_rate():
     constant of its own); the bound is live: at half that rate it sets its time (fitted with
     C's stores apart from the fp8 kernels' reads, 19 TB/s, it binds on none of the v2, random
     and store datasets' aligned bf16/fp16 GEMMs; fitted with them among the reads, 15 TB/s, it
-    bound this one); a GEMM
-    whose products bind (4096 cubed) does not move."""
+    bound this one); a GEMM whose products bind (4096 cubed) does not move."""
     import dataclasses
 
     from sim.gpu_model import L2_LINE_BYTES, NVJET_TILE_BN, TILES, line_traffic

@@ -1765,7 +1765,11 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
                         trace += [dataclasses.replace(c, fixed_us=fixed + reduce_us)
                                   for c in weighed]
         return min(choices, key=lambda c: c[0] + c[1])
-    t_m = aligned_memory_s(cal, p, k.dtype, nbytes)
+    # the aligned kernels' memory time: cuBLASLt's int8 kernels store their int32 C at
+    # int8_store_eff beside the reads; the bf16/fp16/fp8 ones' stores of C (c_store_s) are
+    # apart from it, overlapping the rest in part (STORE_OVERLAP)
+    c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
+    t_m = aligned_memory_s(cal, p, k.dtype, nbytes, c_bytes)
     if family == "int8_align8":
         if not int8_n8_hopper(cal.sm_count, M, N, K):
             # CUTLASS's align-4 kernels: tiles, rate, load path
@@ -1783,14 +1787,15 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
             else:
                 own_steps = {t: (ns * int8_align4_sectors(K), k0)
                              for t, (ns, k0) in INT8_N8_CUTLASS_STEPS.items()}
-            t, ops, _ = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load, t_m, (1,),
+            # (their bytes all at int8_bw_eff, C's too)
+            t, ops, _ = _loaded_tiles_us(cal, M, N, K, tiles, 1, sm_rate, sm_load,
+                                         aligned_memory_s(cal, p, k.dtype, nbytes), (1,),
                                          p["int8_align8_tile_k0"], clipped_loads=True,
                                          step_floor=INT8_ALIGN4_STEP_NS * 1e-9,
                                          tile_steps=own_steps, trace=trace)
             return p["fixed_us"], t * 1e6, ops, 0.0
         # only N off 16: cuBLASLt's Hopper kernel, one tile, its own fixed cost and rate; its
         # int32 stores of C at int8_store_eff, as cuBLASLt's other int8 kernels' (module doc)
-        t_m = aligned_memory_s(cal, p, k.dtype, nbytes, M * N * (k.o_bytes or OUT_BYTES[k.dtype]))
         sm_rate = peak * p["int8_n8_eff"] / cal.sm_count
         bm, bn = INT8_N8_TILE
         ctas = int8_n8_ctas(M, N)
@@ -1816,7 +1821,6 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
         t_c = _cdiv(n_tiles, cal.sm_count) * 2 * bm * bn * steps / rate
         t_l2 = (n_tiles * (bm + bn) * K * sector_traffic(K * ELEM_BYTES[k.dtype])
                 / (p["int8_load_gb_per_s"] * 1e9))
-        t_m = aligned_memory_s(cal, p, k.dtype, nbytes, M * N * (k.o_bytes or OUT_BYTES[k.dtype]))
         excess = n_tiles * (bm + bn) * K * (sector_traffic(K * ELEM_BYTES[k.dtype]) - 1.0)
         t = _overlapped(max(t_c, t_l2), t_m, p["int8_overlap"])
         if trace is not None:
@@ -1833,8 +1837,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
         sm_load = p["fp8_load_gb_per_s"] * 1e9 / (cal.sm_count * sector_traffic(K))
         # ... against their reads (fp8_bw_eff, and the L2's write-back) and, apart, C's stores
         # in part under the rest, as the bf16/fp16 kernels' (STORE_EFF, STORE_OVERLAP)
-        c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
-        t_m = aligned_memory_s(cal, p, k.dtype, nbytes, c_bytes)
+        c_store = c_store_s(cal, c_bytes)
         plans = []
         for splits, extra in (((1,), 0.0), (SPLITS, p["split_cost_us"] * 1e-6)):
             weighed = [] if trace is not None else None
@@ -1842,17 +1845,15 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
                                             t_m, splits, p["fp8_tile_k0"], burst=burst,
                                             overlap=p["fp8_overlap"],
                                             step_floor=p["fp8_step_ns"] * 1e-9,
-                                            c_store=c_store_s(cal, c_bytes), trace=weighed)
+                                            c_store=c_store, trace=weighed)
             plans.append((t + extra, loaded))
             if trace is not None and weighed is not None:  # a split pays its cost
                 trace += [dataclasses.replace(c, us=c.us + extra * 1e6) if c.split > 1 else c
                           for c in weighed if c.split > 1 or splits == (1,)]
         t, loaded = min(plans)
         return p["fixed_us"], t * 1e6, useful, loaded * (sector_traffic(K) - 1.0)
-    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN)
-    # ... and store C in part under the rest (STORE_EFF, STORE_OVERLAP)
-    c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
-    t_m = aligned_memory_s(cal, p, k.dtype, nbytes, c_bytes)
+    # bf16/fp16's Hopper kernels size their tiles to the shape (NVJET_TILE_BN), and store C in
+    # part under the rest (STORE_EFF, STORE_OVERLAP)
     t = _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p, burst=burst,
                   fitted=k.dtype in ("bf16", "fp16"), elem_bytes=ELEM_BYTES[k.dtype], trace=trace,
                   c_store=c_store_s(cal, c_bytes))

@@ -377,10 +377,10 @@ def _unseen_datasets() -> list[str]:
 
 
 def _probes_sentence() -> str:
-    """The sector, int8 N8, store and long-K probes: what they are, where they ran, what the
-    int8 one showed of cuBLASLt's dispatch (its launches on both cards counted from the files),
-    and where the store, long-K and short-K probes find the model off (computed from the H100's
-    runs)."""
+    """The sector, int8 N8, store, long-K and short-K probes: what they are, where they ran,
+    what the int8 one showed of cuBLASLt's dispatch (its launches on both cards counted from
+    the files), and where the store, long-K and short-K probes find the model off (computed from
+    the H100's runs)."""
     from hw.spec import load_arch
     from sim.cli.gpu import _kernels, _predict, steady
     from sim.gpu_model import INT8_N8_MAX_WAVES, OUT_BYTES, int8_n8_ctas, padded_shape
@@ -400,6 +400,7 @@ def _probes_sentence() -> str:
     for r, e in zip(store, pred, strict=True):
         if (r["M"], r["N"]) == ("8192", "8192"):
             sweep[r["dtype"], int(r["K"])] = (float(r["us"]), e.us / float(r["us"]) - 1)
+
     def errs(dtypes: tuple[str, ...], lo: int, hi: int) -> str:
         e = [err for (d, k), (_, err) in sweep.items() if d in dtypes and lo <= k <= hi]
         return f"{min(e):+.0%} to {max(e):+.0%}"
@@ -451,8 +452,7 @@ def _probes_sentence() -> str:
             f"{bias['fp8']:+.0%} on its fp8 ones on average (the L2 write-back's ramp, charged "
             "on all the bytes beside C's stores, weighs most at these sizes; charged on the "
             "reads alone, with the stores' constants and the fp8 group refitted, the probe "
-            "passed, 5.3%, but the unseen runs and the store probe's fp8 rows came out worse: "
-            "open).")
+            "passed but the unseen runs and the store probe's fp8 rows came out worse: open).")
 
 
 def _gemmsn_sentence() -> str:

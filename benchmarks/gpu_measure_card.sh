@@ -17,6 +17,7 @@
 #   bash benchmarks/gpu_measure_card.sh store OUTDIR     # at most 5 min
 #   bash benchmarks/gpu_measure_card.sh longk OUTDIR     # at most 3 min
 #   bash benchmarks/gpu_measure_card.sh shortk OUTDIR    # at most 3 min
+#   bash benchmarks/gpu_measure_card.sh cstore OUTDIR    # at most 3 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -54,12 +55,15 @@
 #          energy and kernels: the split-K fallback kernels where W's bytes set the time.
 # shortk:  shapes_shortk.csv (aligned bf16 and fp8 GEMMs of the same shapes, C of 2-64 MB, K
 #          16-512) with energy and kernels: a cost per tile against C's stores at short K.
+# cstore:  shapes_cstore.csv (aligned bf16 GEMMs of C of 8-134 MB at K 32 and 256, M and N
+#          powers of two and apart from them) with energy and kernels: C's store rate against
+#          its rows' and tiles' alignment to the L2's lines.
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|int8n8e|store|longk|shortk OUTDIR"
+usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|int8n8e|store|longk|shortk|cstore OUTDIR"
 part=${1:?$usage}
 out=${2:?$usage}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
@@ -142,8 +146,8 @@ case "$part" in
   longk)
     with_kernels longk 170 --budget-ms 40 --energy-s 0.2
     ;;
-  shortk)
-    with_kernels shortk 170 --budget-ms 40 --energy-s 0.2
+  shortk|cstore)
+    with_kernels "$part" 170 --budget-ms 40 --energy-s 0.2
     ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac

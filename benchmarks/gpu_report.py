@@ -87,9 +87,9 @@ def _held_model(passes: list[dict[str, Any]]) -> str:
 
 def _unsteady(rows: list[dict[str, str]]) -> int:
     """Rows whose timed repetitions spread widely (80th over 20th percentile above 1.3: the
-    host, not the kernel, set those medians; ``sim.cli.gpu.steady``), which the checks show
+    host, not the kernel, set those medians; ``sim.gpu.measure.steady``), which the checks show
     apart and do not judge."""
-    from sim.cli.gpu import steady
+    from sim.gpu.measure import steady
 
     return sum(1 for r in rows if not steady(r))
 
@@ -104,6 +104,12 @@ def _shape(r: dict[str, str]) -> tuple[str, ...]:
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
+
+
+def _kernel_us(row: dict[str, str]) -> float:
+    """A measured row's kernels' time as the profiler recorded them (its kernels column: the
+    ``us=`` of each kernel the call launched, summed)."""
+    return sum(float(x) for x in re.findall(r" us=([\d.]+)", row["kernels"]))
 
 
 def _noise(run: list[dict[str, str]], again: list[dict[str, str]]) -> list[float]:
@@ -306,10 +312,10 @@ UNSEEN_RUNS = ("measured_h100_unseen.csv", "measured_h100_unseen_graph.csv",
 #: CUDA graphs; its kernels set ``sim.gpu_model.GEMMSN_REACH``.
 GEMMSN_RUNS = ("measured_h100_gemmsn.csv", "measured_h100_gemmsn_graph.csv")
 #: The H100's runs of the probes (``measured_h100_<name>.csv``): the sector and int8 N8 probes
-#: (the latter again with its energy, ``int8n8e``), and the store, long-K and short-K probes,
-#: each launched twice on one machine.
+#: (the latter again with its energy, ``int8n8e``), and the store, long-K, short-K and C-store
+#: probes, each launched twice on one machine.
 H100_PROBE_RUNS = ("sectors", "int8n8", "int8n8e", "store", "store_repeat", "longk",
-                   "longk_repeat", "shortk", "shortk_repeat")
+                   "longk_repeat", "shortk", "shortk_repeat", "cstore", "cstore_repeat")
 #: The H200's runs in the run table (``measured_h200_<name>.csv``): the v2, misaligned, decode
 #: and quantized datasets, the misaligned and unseen ones replayed from CUDA graphs, the unseen
 #: one launched, and the gemmSN, sector and int8 N8 probes.
@@ -377,12 +383,13 @@ def _unseen_datasets() -> list[str]:
 
 
 def _probes_sentence() -> str:
-    """The sector, int8 N8, store, long-K and short-K probes: what they are, where they ran,
-    what the int8 one showed of cuBLASLt's dispatch (its launches on both cards counted from
-    the files), and where the store, long-K and short-K probes find the model off (computed from
-    the H100's runs)."""
+    """The sector, int8 N8, store, long-K, short-K and C-store probes: what they are, where they
+    ran, what the int8 one showed of cuBLASLt's dispatch (its launches on both cards counted
+    from the files), and where the store, long-K, short-K and C-store probes find the model off
+    (computed from the H100's runs)."""
     from hw.spec import load_arch
-    from sim.cli.gpu import _kernels, _predict, steady
+    from sim.cli.gpu import _kernels, _predict
+    from sim.gpu.measure import steady
     from sim.gpu_model import INT8_N8_MAX_WAVES, OUT_BYTES, int8_n8_ctas, padded_shape
 
     sectors = _rows(DATA / "shapes_sectors.csv")
@@ -416,7 +423,11 @@ def _probes_sentence() -> str:
     bias = {d: statistics.fmean(e.us / float(r["us"]) - 1
                                 for r, e in zip(steady_k, pred_k, strict=True) if r["dtype"] == d)
             for d in ("bf16", "fp8")}
-    return (f"Five more probes measure one mechanism each, on both cards where the device lent "
+    cstore = _rows(DATA / "measured_h100_cstore.csv")
+    kern = {(int(r["M"]), int(r["N"]), int(r["K"])): _kernel_us(r)
+            for r in (*cstore, *shortk) if r["dtype"] == "bf16"}
+    off = [kern[4096, n, 32] for n in (4112, 4128, 4144)]
+    return (f"Six more probes measure one mechanism each, on both cards where the device lent "
             f"them: `shapes_sectors.csv` ({len(sectors)} aligned int8 and fp8 GEMMs with K at "
             "every offset of a row to the L2's 32-byte sectors and 128-byte lines; `python -m "
             f"sim.gpu.shapes --sectors`) and `shapes_int8n8.csv` ({n8} int8 GEMMs with K a "
@@ -438,7 +449,8 @@ def _probes_sentence() -> str:
             "included), and from K of 512 on their products and C's stores did not overlap "
             "wholly: the model stores C apart from the reads, at its own rate and in part under "
             "the rest (`sim.gpu_model.STORE_EFF`, `STORE_OVERLAP`, fitted on the bf16/fp16 "
-            "GEMMs with this probe's `cal` rows; the fp8 group refitted with them), and takes "
+            "GEMMs with this probe's and the short-K probe's `cal` rows; the fp8 group fitted "
+            "with C's stores apart), and takes "
             f"the bf16/fp16 ones {errs(wide, 16, 128)} at K up to 128 and "
             f"{errs(wide, 512, 1024)} at K of 512 to 1024, the fp8 ones {errs(fp8, 16, 128)} "
             f"and {errs(fp8, 512, 1024)} (fp8's tile start and end, `fp8_tile_k0`, fitted as "
@@ -447,12 +459,19 @@ def _probes_sentence() -> str:
             "which the model gives gemmSN in bf16 only, and its fp16 wmma tiles of few rows "
             "(16x16 at 8 rows and fewer) step along K faster than the family's loads let "
             "them; these are open. `shapes_shortk.csv` (`--shortk`: bf16 and fp8 GEMMs of the "
-            f"same {len(shortk) // 2} shapes, C of 2 to 64 MB, K 16 to 512; on an H100, twice) "
-            f"finds the model slow there: {bias['bf16']:+.0%} on its steady bf16 GEMMs and "
-            f"{bias['fp8']:+.0%} on its fp8 ones on average (the L2 write-back's ramp, charged "
-            "on all the bytes beside C's stores, weighs most at these sizes; charged on the "
-            "reads alone, with the stores' constants and the fp8 group refitted, the probe "
-            "passed but the unseen runs and the store probe's fp8 rows came out worse: open).")
+            f"same {len(shortk) // 2} shapes, C of 2 to 64 MB, K 16 to 512; on an H100, twice), "
+            "whose `cal` rows the stores' constants are fitted with, is taken "
+            f"{bias['bf16']:+.0%} on its steady bf16 GEMMs and {bias['fp8']:+.0%} on its fp8 "
+            f"ones on average. `shapes_cstore.csv` (`--cstore`: {len(cstore)} aligned bf16 "
+            "GEMMs of C of about 8, 34, 67 and 134 MB at K 32 and 256, M and N powers of two "
+            "and apart from them; on an H100, twice; in no fit) finds C's stores run at the "
+            "rate of the tile cuBLAS picks, not of C's rows on or off the L2's lines: at K = 32 "
+            f"and C of 34 MB, N 16 to 48 off a multiple of 64 took {min(off):.1f} to "
+            f"{max(off):.1f} us of kernel in 128x256 tiles (4096 x 4096: "
+            f"{kern[4096, 4096, 32]:.1f}), 4000 x 4200 in 128x144 tiles "
+            f"{kern[4000, 4200, 32]:.1f} and 8000 x 4200 in 192x192 tiles "
+            f"{kern[8000, 4200, 32]:.1f}, where 8192 x 4096 took {kern[8192, 4096, 32]:.1f}: "
+            "a store rate per tile is open.")
 
 
 def _gemmsn_sentence() -> str:
@@ -996,9 +1015,9 @@ def main() -> int:
     from hw.spec import load_arch
     from models.llm import load_model, lower
     from models.ops import Vector
-    from sim.cli.gpu import UNSTEADY, _kernels, _plot, _predict, check_rows, finer_verdict, steady
+    from sim.cli.gpu import UNSTEADY, _kernels, _plot, _predict, check_rows, finer_verdict
     from sim.gpu.framework import EAGER_FIT_MODEL, profiled_passes
-    from sim.gpu.measure import ENERGY_SETS, timed_after_light_load, timed_replayed
+    from sim.gpu.measure import ENERGY_SETS, steady, timed_after_light_load, timed_replayed
     from sim.gpu_model import (
         ATTN_HEAD_DIMS_MEASURED,
         Kernel,
@@ -1161,7 +1180,7 @@ def main() -> int:
     eager_h200 = eager_timed("framework_h200.csv", h200)
     # every timed eager run against --runtime eager on its card's preset:
     # (file, card, [(model, predicted / timed - 1)])
-    # (a pass whose repetitions spread widely, sim.cli.gpu.steady's rule for kernels, is
+    # (a pass whose repetitions spread widely, sim.gpu.measure.steady's rule for kernels, is
     # counted apart: the host's jitter set its median)
     eager_runs = [
         (name, rows_[0][0]["gpu"], [(r["model"], p / m - 1) for r, p, m in rows_ if steady(r)],

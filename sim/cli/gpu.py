@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from hw.spec import ArchSpec
 
 __all__ = ["SHAPE_COLUMNS", "TARGET_ENERGY_MAPE", "TARGET_MAPE", "TARGET_SPEARMAN", "UNSTEADY",
-           "check_rows", "finer_verdict", "register", "steady"]
+           "check_rows", "finer_verdict", "register"]
 
 #: The targets on held-out kernels, for each of gemm and attention.
 TARGET_MAPE = 0.10
@@ -43,7 +43,7 @@ TARGET_OVERALL_SPEARMAN = 0.97
 CATEGORY_MIN_N = 5
 SHAPE_COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: The group of :func:`check_rows` that holds the rows whose timing stayed unsteady
-#: (:func:`steady`): shown, never judged.
+#: (:func:`sim.gpu.measure.steady`): shown, never judged.
 UNSTEADY = "unsteady"
 
 
@@ -332,32 +332,20 @@ def category(row: dict[str, str]) -> str:
     return f"{base}/d{k.D}{mask}{cache}"
 
 
-def steady(row: dict[str, str]) -> bool:
-    """Whether a measured row's timing is steady enough to judge a model by: not
-    :func:`sim.gpu.measure.unsteady` (its repetitions' 80th percentile above 1.3 times their
-    20th) after the retries the measurement took (column ``tries``): the host's launch jitter,
-    not the kernel, set such a median, and the same kernel timed again lands elsewhere (on the
-    held-out ``measured_h100_unseen.csv`` the fp8 GEMMs 33x87x171 and 3x13089x69 took 17.7 and
-    13.5 us, each with its 20th and 80th percentiles 2x and 3x apart, and 5.95 and 7.55 us,
-    steady, in ``measured_h100_unseen_repeat.csv``). A row without the percentiles counts as
-    steady."""
-    from sim.gpu.measure import unsteady
-
-    p20, p80 = row.get("us_p20"), row.get("us_p80")
-    return not (p20 and p80 and unsteady(float(p20), float(p80)))
-
-
 def check_rows(rows: list[dict[str, str]], predicted: list[Any]
                ) -> dict[tuple[str, str, str], dict[str, float]]:
     """Statistics per (split, family, group): family ``gemm`` or ``attention``, group ``all``,
-    ``op/dtype`` or a :func:`category` within it, over the rows whose timing is
-    :func:`steady`; the others in group :data:`UNSTEADY` alone (shown, never judged).
+    ``op/dtype`` or a :func:`category` within it, over the rows whose timing is steady
+    (:func:`sim.gpu.measure.steady`); the others in group :data:`UNSTEADY` alone (shown, never
+    judged).
     ``predicted``: each row's :class:`sim.gpu_model.KernelEstimate`. The time's ``n``,
     ``mape``, ``p90``, ``max`` and ``spearman``, and the energy's ``mj_n``, ``mj_mape`` and
     ``mj_p90`` over every row of the group with a measured energy (column ``mj``, measured
     over a loop of the kernel, steady timing or not; ``mj_n`` 0 and the others NaN
     without)."""
     import numpy as np
+
+    from sim.gpu.measure import steady
 
     timed: dict[tuple[str, str, str], list[tuple[Any, dict[str, str]]]] = {}
     metered: dict[tuple[str, str, str], list[tuple[Any, dict[str, str]]]] = {}
@@ -447,6 +435,8 @@ def finer_verdict(rows: list[dict[str, str]], predicted: list[Any],
     """The verdict on the finer targets (:data:`TARGET_OVERALL_MAPE`, every category's
     :data:`TARGET_MAPE`): ``PASS (...)``, or ``FAIL (...)`` naming what misses them, or
     ``not checked (...)``; ``stats`` from :func:`check_rows` of the same rows."""
+    from sim.gpu.measure import steady
+
     held = [(e.us, float(r["us"])) for r, e in zip(rows, predicted, strict=True)
             if r.get("split") == "held" and steady(r)]
     if not held:

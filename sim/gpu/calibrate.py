@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.gpu.measure import steady
 from sim.gpu_model import (
     BURST_DTYPES,
     ELEM_BYTES,
@@ -345,7 +346,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     timed after light load (``sim.gpu.measure.timed_after_light_load``) whose ``cal`` rows fit
     the burst clock, the rest kept (:func:`fit_burst`; none: no ``[burst]`` table).
     ``hold``: [fitted] parameters kept at the given values (e.g. a previous calibration's),
-    out of the time fit."""
+    out of the time fit. The time fit takes the rows whose timing is steady
+    (:func:`sim.gpu.measure.steady`), as ``tpe gpu check`` judges only those."""
     if microbench is None:
         microbench = measured.with_name(measured.stem + "_microbench.csv")
     energy = measured if energy is None else energy
@@ -394,6 +396,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
                           if r.get("split", "cal") == "cal" and _kernel(r) not in later]
         later |= kernels
     cal_rows += [r for r in extra_rows if _kernel(r) not in timed]
+    # a timing the host's launch jitter set (sim.gpu.measure.steady) is no kernel's time: it
+    # fits nothing, as the checks judge nothing by it
+    cal_rows = [r for r in cal_rows if steady(r)]
     params = fit(base, [Kernel.from_row(r) for r in cal_rows], [float(r["us"]) for r in cal_rows],
                  hold=hold)
     cal = dataclasses.replace(base, params=params)

@@ -61,6 +61,12 @@ The short-K dataset (:func:`short_k_shapes`, ``sim/data/gpu/shapes_shortk.csv``,
 sim.gpu.shapes --shortk``) runs aligned bf16 and fp8 GEMMs of the same shapes, C from 2 to 64
 MB and K from 16 to 512: how a kernel's time at short K splits between a cost per tile (its
 start, its epilogue) and C's stores, and where the fp8 kernels part from the bf16 ones.
+
+The C-store dataset (:func:`c_store_shapes`, ``sim/data/gpu/shapes_cstore.csv``, ``python -m
+sim.gpu.shapes --cstore``) runs aligned bf16 GEMMs of C of about 8, 34, 67 and 134 MB at K 32
+and 256, each size with M and N powers of two and apart from them: M or N off a multiple of 64
+(C's rows or its row of tiles off the L2's 128-byte lines) or on 64 but not a power of two;
+whether C's stores run at one rate for C of one size.
 """
 
 from __future__ import annotations
@@ -75,9 +81,10 @@ from pathlib import Path
 
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
-__all__ = ["COLUMNS", "HELD_OUT_SHARE", "decode_shapes", "default_shapes", "gemmsn_shapes",
-           "int8_n8_shapes", "long_k_shapes", "misaligned_shapes", "quant_shapes", "split_of",
-           "store_shapes", "tile_shapes", "v2_shapes", "write_shapes"]
+__all__ = ["COLUMNS", "HELD_OUT_SHARE", "c_store_shapes", "decode_shapes", "default_shapes",
+           "gemmsn_shapes", "int8_n8_shapes", "long_k_shapes", "misaligned_shapes",
+           "quant_shapes", "split_of", "store_shapes", "tile_shapes", "v2_shapes",
+           "write_shapes"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
 #: Share of rows held out from calibration.
@@ -96,6 +103,7 @@ SHAPES_INT8_N8_CSV = SHAPES_CSV.with_name("shapes_int8n8.csv")
 SHAPES_STORE_CSV = SHAPES_CSV.with_name("shapes_store.csv")
 SHAPES_LONG_K_CSV = SHAPES_CSV.with_name("shapes_longk.csv")
 SHAPES_SHORT_K_CSV = SHAPES_CSV.with_name("shapes_shortk.csv")
+SHAPES_C_STORE_CSV = SHAPES_CSV.with_name("shapes_cstore.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -591,6 +599,31 @@ def short_k_shapes() -> list[dict[str, object]]:
     return _new_rows(rows, seen)
 
 
+#: The C-store dataset (:func:`c_store_shapes`): (M, N) of C of about 8, 34, 67 and 134 MB in
+#: bf16, each size's first a power of two in both and the others off it: N or M 16, 32 or 48
+#: off a multiple of 64, or a multiple of 64 that is not a power of two, or both apart.
+C_STORE_MN = ((2048, 2048), (2048, 2064), (2048, 2112), (2064, 2048), (2000, 2100),
+              (4096, 4096), (4096, 4112), (4096, 4128), (4096, 4144), (4096, 4160), (4112, 4096),
+              (3968, 4224), (4000, 4200), (2048, 8192), (2048, 8208), (8192, 2064),
+              (8192, 4096), (8192, 4112), (8192, 4160), (8000, 4200),
+              (8192, 8192), (8192, 8208), (8192, 8256), (8208, 8192), (8000, 8400))
+C_STORE_K = (32, 256)
+
+
+def c_store_shapes() -> list[dict[str, object]]:
+    """The C-store dataset (``sim/data/gpu/shapes_cstore.csv``, ``python -m sim.gpu.shapes
+    --cstore``), each row with its ``split``: aligned bf16 GEMMs of :data:`C_STORE_MN` at every
+    K of :data:`C_STORE_K`, measured with their kernels and energy: whether C's stores run at
+    one rate for C of one size, its rows and tiles on the L2's lines or off them. A row another
+    dataset has is left out."""
+    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
+                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
+                              *sector_shapes(), *int8_n8_shapes(), *store_shapes(),
+                              *long_k_shapes(), *short_k_shapes())}
+    rows = [_gemm("bf16", M, N, K) for M, N in C_STORE_MN for K in C_STORE_K]
+    return _new_rows(rows, seen)
+
+
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).
 DATASETS = {
     "default": (default_shapes, SHAPES_CSV, ()),
@@ -607,6 +640,7 @@ DATASETS = {
     "store": (store_shapes, SHAPES_STORE_CSV, ()),
     "longk": (long_k_shapes, SHAPES_LONG_K_CSV, ()),
     "shortk": (short_k_shapes, SHAPES_SHORT_K_CSV, ()),
+    "cstore": (c_store_shapes, SHAPES_C_STORE_CSV, ()),
 }
 
 

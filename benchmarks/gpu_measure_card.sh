@@ -55,9 +55,9 @@
 #          energy and kernels: the split-K fallback kernels where W's bytes set the time.
 # shortk:  shapes_shortk.csv (aligned bf16 and fp8 GEMMs of the same shapes, C of 2-64 MB, K
 #          16-512) with energy and kernels: a cost per tile against C's stores at short K.
-# cstore:  shapes_cstore.csv (aligned bf16 GEMMs of C of 8-134 MB at K 32 and 256, M and N
-#          powers of two and apart from them) with energy and kernels: C's store rate against
-#          its rows' and tiles' alignment to the L2's lines.
+# cstore:  shapes_cstore.csv (bf16 GEMMs, all but one aligned, of C of 8-134 MB at K 32 and
+#          256, M and N powers of two and apart from them) with energy and kernels: C's store
+#          rate against its rows' and tiles' alignment to the L2's lines.
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves

@@ -63,10 +63,11 @@ MB and K from 16 to 512: how a kernel's time at short K splits between a cost pe
 start, its epilogue) and C's stores, and where the fp8 kernels part from the bf16 ones.
 
 The C-store dataset (:func:`c_store_shapes`, ``sim/data/gpu/shapes_cstore.csv``, ``python -m
-sim.gpu.shapes --cstore``) runs aligned bf16 GEMMs of C of about 8, 34, 67 and 134 MB at K 32
-and 256, each size with M and N powers of two and apart from them: M or N off a multiple of 64
-(C's rows or its row of tiles off the L2's 128-byte lines) or on 64 but not a power of two;
-whether C's stores run at one rate for C of one size.
+sim.gpu.shapes --cstore``) runs bf16 GEMMs of C of about 8, 34, 67 and 134 MB at K 32 and 256,
+each size with M and N powers of two and apart from them: M or N off a multiple of 64 (C's rows
+or its row of tiles off the L2's 128-byte lines) or on 64 but not a power of two; whether C's
+stores run at one rate for C of one size. All are aligned but 2000 x 2100 (N a multiple of 4,
+not 8: cuBLAS's align-2 fallback kernels).
 """
 
 from __future__ import annotations
@@ -601,7 +602,8 @@ def short_k_shapes() -> list[dict[str, object]]:
 
 #: The C-store dataset (:func:`c_store_shapes`): (M, N) of C of about 8, 34, 67 and 134 MB in
 #: bf16, each size's first a power of two in both and the others off it: N or M 16, 32 or 48
-#: off a multiple of 64, or a multiple of 64 that is not a power of two, or both apart.
+#: off a multiple of 64, or a multiple of 64 that is not a power of two, or both apart (2000 x
+#: 2100 misaligned: N a multiple of 4, not 8).
 C_STORE_MN = ((2048, 2048), (2048, 2064), (2048, 2112), (2064, 2048), (2000, 2100),
               (4096, 4096), (4096, 4112), (4096, 4128), (4096, 4144), (4096, 4160), (4112, 4096),
               (3968, 4224), (4000, 4200), (2048, 8192), (2048, 8208), (8192, 2064),
@@ -612,10 +614,10 @@ C_STORE_K = (32, 256)
 
 def c_store_shapes() -> list[dict[str, object]]:
     """The C-store dataset (``sim/data/gpu/shapes_cstore.csv``, ``python -m sim.gpu.shapes
-    --cstore``), each row with its ``split``: aligned bf16 GEMMs of :data:`C_STORE_MN` at every
-    K of :data:`C_STORE_K`, measured with their kernels and energy: whether C's stores run at
-    one rate for C of one size, its rows and tiles on the L2's lines or off them. A row another
-    dataset has is left out."""
+    --cstore``), each row with its ``split``: bf16 GEMMs of :data:`C_STORE_MN` at every K of
+    :data:`C_STORE_K` (all aligned but 2000 x 2100), measured with their kernels and energy:
+    whether C's stores run at one rate for C of one size, its rows and tiles on the L2's lines
+    or off them. A row another dataset has is left out."""
     seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
                               *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
                               *sector_shapes(), *int8_n8_shapes(), *store_shapes(),

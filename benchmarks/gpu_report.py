@@ -106,12 +106,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
 
 
-def _kernel_us(row: dict[str, str]) -> float:
-    """A measured row's kernels' time as the profiler recorded them (its kernels column: the
-    ``us=`` of each kernel the call launched, summed)."""
-    return sum(float(x) for x in re.findall(r" us=([\d.]+)", row["kernels"]))
-
-
 def _noise(run: list[dict[str, str]], again: list[dict[str, str]]) -> list[float]:
     """Each kernel's time difference between two runs of the same kernels, relative to the
     first, sorted."""
@@ -301,6 +295,11 @@ def _launches(cell: str) -> list[str]:
     return [p.rsplit(" us=", 1)[0] for p in cell.split(" ; ")]
 
 
+def _kernel_us(cell: str) -> float:
+    """The kernels of a ``kernels`` cell's time as the profiler recorded them, summed."""
+    return sum(float(p.rsplit(" us=", 1)[1]) for p in cell.split(" ; "))
+
+
 #: The runs of the random GEMM dataset (``python -m sim.gpu.shapes --random``): launched, and
 #: replayed from CUDA graphs.
 RANDOM_RUNS = ("random", "random_graph")
@@ -424,7 +423,7 @@ def _probes_sentence() -> str:
                                 for r, e in zip(steady_k, pred_k, strict=True) if r["dtype"] == d)
             for d in ("bf16", "fp8")}
     cstore = _rows(DATA / "measured_h100_cstore.csv")
-    kern = {(int(r["M"]), int(r["N"]), int(r["K"])): _kernel_us(r)
+    kern = {(int(r["M"]), int(r["N"]), int(r["K"])): _kernel_us(r["kernels"])
             for r in (*cstore, *shortk) if r["dtype"] == "bf16"}
     off = [kern[4096, n, 32] for n in (4112, 4128, 4144)]
     return (f"Six more probes measure one mechanism each, on both cards where the device lent "

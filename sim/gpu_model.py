@@ -730,33 +730,32 @@ INT8_N8_CUTLASS_STEPS = {(64, 128): (0.03459, 233.0)}
 #: than the model gave (tests/test_gpu.py refits it).
 INT8_N8_WAVE_K0 = 706
 #: The aligned bf16/fp16 kernels' stores of C, and the fp8 kernels' (a bf16 C; their fit group
-#: gemm_fp8 fitted with C's stores apart, below) (``nvjet_sm90``: each CTA stores its C tile
-#: from shared memory by TMA while it or the next CTA on its SM runs the next tile's main
-#: loop): they
+#: gemm_fp8 fitted with C's stores apart, below) (``nvjet_sm90``: each CTA stores its C tile from
+#: shared memory by TMA while it or the next CTA on its SM runs the next tile's main loop): they
 #: drain at STORE_EFF times the card's streaming read (:func:`c_store_s`) and overlap the tiles'
 #: work and the operands' reads in part, as the p-norm of exponent ``1 + STORE_OVERLAP``
 #: (:func:`_overlapped`: 0 would add them, a large value take the larger). Measured on the H100
-#: (``python -m sim.gpu.shapes --store``, measured_h100_store.csv: M and N in the thousands, K
-#: 16 to 2048), at 8192x8192 a bf16/fp16 GEMM of K 16 to 64, its bytes nearly all C's 134 MB,
-#: took 54.6 to 56.1 us (C at 2.7 TB/s less the fixed cost, where C's bytes at the reads' 2.94
-#: TB/s plus the L2's write-back gave 63.4 to 63.9 us), and from K 512 to 2048 the larger of
-#: its products and all its bytes was 9 to 21% short (the stores do not all hide under the
-#: main loop). Fitted (least mean absolute log error over a grid of 0.01 in each, the
-#: calibration held) on the calibration rows, their timing steady, of the aligned bf16/fp16
-#: GEMMs of measured_h100_v2.csv, measured_h100_random.csv, measured_h100_store.csv and the
-#: short-K probe's measured_h100_shortk.csv (``python -m sim.gpu.shapes --shortk``: C of 2 to
-#: 64 MB, K 16 to 512; 224 rows): their error 0.051, where the previous fit without the
-#: short-K rows (1.10 and 0.19) gave 0.053 and the stores as bytes of the reads 0.059 or more.
-#: Held out, the short-K probe's rows 0.105 -> 0.064 (its run's MAPE 9.8 -> 6.3%), the C-store
-#: probe's (``--cstore``, measured_h100_cstore.csv, in no fit) 0.110 -> 0.091, the store
-#: probe's 0.061 -> 0.065, v2's 0.035 -> 0.036, random's 0.064 -> 0.063. The fp8 kernels' group
-#: (gemm_fp8) stays at its fit with the previous constants: refitted with these and the short-K
-#: rows, its L2 rate (fp8_load_gb_per_s, which bounds the bf16/fp16 tiles' loads too) fell from
-#: 19.2 to 15.1 TB/s and the v2, random and H200 held-out runs came out worse. What is left:
-#: the C-store probe's kernels store at a rate of their own tile (C of 34 MB at K = 32: 12.5 us
-#: of kernel at 128x256 tiles, 17.8 us at 4000x4200's 128x144 and 16.7 us at 2048x8208's 168x128;
-#: 8000x4200 in 192x192 tiles 42.7 us, where 8192x4096 took 26.6), which one rate does not
-#: follow. tests/test_gpu.py checks that no neighbour on the grid fits better.
+#: (``python -m sim.gpu.shapes --store``, measured_h100_store.csv: M and N in the thousands, K 16 to
+#: 2048), at 8192x8192 a bf16/fp16 GEMM of K 16 to 64, its bytes nearly all C's 134 MB, took 54.6 to
+#: 56.1 us (C at 2.7 TB/s less the fixed cost, where C's bytes at the reads' 2.94 TB/s plus the L2's
+#: write-back gave 63.4 to 63.9 us), and from K 512 to 2048 the larger of its products and all its
+#: bytes was 9 to 21% short (the stores do not all hide under the main loop). Fitted (least mean
+#: absolute log error over a grid of 0.01 in each, the calibration held) on the calibration rows,
+#: their timing steady, of the aligned bf16/fp16 GEMMs of measured_h100_v2.csv,
+#: measured_h100_random.csv, measured_h100_store.csv and the short-K probe's
+#: measured_h100_shortk.csv (``python -m sim.gpu.shapes --shortk``: C of 2 to 64 MB, K 16 to 512;
+#: 224 rows): their error 0.051, where the previous fit without the short-K rows (1.10 and 0.19)
+#: gave 0.053 and the stores as bytes of the reads 0.059 or more. Held out, the short-K probe's rows
+#: 0.105 -> 0.064 (its run's MAPE 9.8 -> 6.3%), the C-store probe's (``--cstore``,
+#: measured_h100_cstore.csv, in no fit) 0.110 -> 0.091, the store probe's 0.061 -> 0.065, v2's 0.035
+#: -> 0.036, random's 0.064 -> 0.063. The fp8 kernels' group (gemm_fp8) stays at its fit with the
+#: previous constants: refitted with these and the short-K rows, its L2 rate (fp8_load_gb_per_s,
+#: which bounds the bf16/fp16 tiles' loads too) fell from 19.2 to 15.1 TB/s and the v2, random and
+#: H200 held-out runs came out worse. What is left: the C-store probe's kernels store at a rate of
+#: their own tile (C of 34 MB at K = 32: 12.5 us of kernel at 128x256 tiles, 17.8 us at 4000x4200's
+#: 128x144 and 16.7 us at 2048x8208's 168x128; 8000x4200 in 192x192 tiles 42.7 us, where 8192x4096
+#: took 26.6), which one rate does not follow. tests/test_gpu.py checks that no neighbour on the
+#: grid fits better.
 STORE_EFF = 1.12
 STORE_OVERLAP = 0.32
 
@@ -1778,6 +1777,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
     # apart from it, overlapping the rest in part (STORE_OVERLAP)
     c_bytes = M * N * (k.o_bytes or OUT_BYTES[k.dtype])
     t_m = aligned_memory_s(cal, p, k.dtype, nbytes, c_bytes)
+    c_store = c_store_s(cal, c_bytes)
     if family == "int8_align8":
         if not int8_n8_hopper(cal.sm_count, M, N, K):
             # CUTLASS's align-4 kernels: tiles, rate, load path
@@ -1845,7 +1845,6 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
         sm_load = p["fp8_load_gb_per_s"] * 1e9 / (cal.sm_count * sector_traffic(K))
         # ... against their reads (fp8_bw_eff, and the L2's write-back) and, apart, C's stores
         # in part under the rest, as the bf16/fp16 kernels' (STORE_EFF, STORE_OVERLAP)
-        c_store = c_store_s(cal, c_bytes)
         plans = []
         for splits, extra in (((1,), 0.0), (SPLITS, p["split_cost_us"] * 1e-6)):
             weighed = [] if trace is not None else None
@@ -1864,7 +1863,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
     # part under the rest (STORE_EFF, STORE_OVERLAP)
     t = _tiled_us(cal, M, N, K, peak / cal.sm_count, t_m, effs, SPLITS, p, burst=burst,
                   fitted=k.dtype in ("bf16", "fp16"), elem_bytes=ELEM_BYTES[k.dtype], trace=trace,
-                  c_store=c_store_s(cal, c_bytes))
+                  c_store=c_store)
     return p["fixed_us"], t * 1e6, useful, 0.0
 
 

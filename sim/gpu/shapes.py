@@ -80,6 +80,7 @@ import random
 import sys
 from pathlib import Path
 
+from models.caches import memo
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "c_store_shapes", "decode_shapes", "default_shapes",
@@ -344,7 +345,7 @@ def misaligned_shapes() -> list[dict[str, object]]:
     and alignment sweeps at :data:`SWEEP_TOKENS` rows over (N, K) near 4096 that change one
     inner dimension's alignment at a time (:data:`SWEEP_16BIT` in bf16 and fp16,
     :data:`SWEEP_INT8` in int8). A row :func:`v2_shapes` already has is left out."""
-    seen = {_key(r) for r in v2_shapes()}
+    seen = _seen_before("misaligned")
     rows: list[dict[str, object]] = []
     rng = random.Random(MISALIGNED_SEED)
     for dtype, n in MISALIGNED_GEMMS.items():
@@ -371,7 +372,7 @@ def tile_shapes() -> list[dict[str, object]]:
     """The tile dataset (``sim/data/gpu/shapes_tiles.csv``, ``python -m sim.gpu.shapes
     --tiles``), each row with its ``split``: int8 and fp8 GEMMs at :data:`TILE_TOKENS` rows over
     :data:`TILE_NK`. A row the other datasets already have is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes())}
+    seen = _seen_before("tiles")
     rows = [_gemm(dtype, M, N, K) for dtype in ("int8", "fp8") for M in TILE_TOKENS
             for N, K in TILE_NK]
     return _new_rows(rows, seen)
@@ -416,7 +417,7 @@ def random_shapes() -> list[dict[str, object]]:
     on: M log-uniform in 1..16384, N and K log-uniform in 64..16384 (multiples of 16 where
     ``aligned``, any where ``odd``), :data:`RANDOM_GEMMS` per dtype and alignment. A row the
     other datasets already have is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes())}
+    seen = _seen_before("random")
     return _random_gemms(RANDOM_SEED, seen)
 
 
@@ -426,8 +427,7 @@ def unseen_shapes() -> list[dict[str, object]]:
     (:data:`UNSEEN_SEED`) after the kernel model was fitted on the random dataset's ``cal``
     rows, every row ``held``: a test of the model on shapes no fit has seen. A row another
     dataset has is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes())}
+    seen = _seen_before("unseen")
     rows = _random_gemms(UNSEEN_SEED, seen)
     for row in rows:
         row["split"] = "held"
@@ -452,8 +452,7 @@ def gemmsn_shapes() -> list[dict[str, object]]:
     their kernels to find the row count from which cuBLAS runs the s1688 tiles instead of its
     CUDA-core gemmSN kernel (``sim.gpu_model.gemm_family``). A row another dataset has is left
     out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes(), *unseen_shapes())}
+    seen = _seen_before("gemmsn")
     rows = [_gemm("bf16", M, N, int(N * share) | 1) for M in GEMMSN_ROWS for N in GEMMSN_N
             for share in GEMMSN_K_SHARES]
     return _new_rows(rows, seen)
@@ -475,8 +474,7 @@ def sector_shapes() -> list[dict[str, object]]:
     :data:`SECTOR_K`), to test how the L2's line and sector traffic bounds the 8-bit kernels'
     loads (``sim.gpu_model.line_traffic``, ``sim.gpu_model.sector_traffic``). A row another
     dataset has is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes())}
+    seen = _seen_before("sectors")
     rows = [_gemm(dtype, M, N, K) for dtype in ("int8", "fp8") for M in SECTOR_ROWS
             for N in SECTOR_N for K in SECTOR_K]
     return _new_rows(rows, seen)
@@ -500,9 +498,7 @@ def int8_n8_shapes() -> list[dict[str, object]]:
     of 256, so that the last row tile is ragged as a user's would be), measured with their
     kernels to find which of the Hopper kernel and CUTLASS's align-4 tiles cuBLASLt runs
     (``sim.gpu_model.INT8_N8_MAX_WAVES``). A row another dataset has is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
-                              *sector_shapes())}
+    seen = _seen_before("int8n8")
     rows = []
     for N in INT8_N8_N:
         cols = -(-N // 128)
@@ -531,9 +527,7 @@ def store_shapes() -> list[dict[str, object]]:
     loads (:data:`STORE_RANDOM`, :data:`STORE_MN`, :data:`STORE_K`, and the K sweep
     :data:`STORE_SWEEP_K` at :data:`STORE_SWEEP_MN`), to find the rate at which the kernels
     store C and whether it follows the card's HBM. A row another dataset has is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
-                              *sector_shapes(), *int8_n8_shapes())}
+    seen = _seen_before("store")
     rng = random.Random(STORE_SEED)
     rows = [_gemm(dtype, *STORE_SWEEP_MN, K) for dtype in ("bf16", "fp16", "fp8", "int8")
             for K in STORE_SWEEP_K]
@@ -565,9 +559,7 @@ def long_k_shapes() -> list[dict[str, object]]:
     and long K (:data:`LONG_K_RANDOM`, :data:`LONG_K_ROWS`, :data:`LONG_K_N`,
     :data:`LONG_K_K`), measured with their kernels: the split-K fallback kernels' time where
     W's bytes bound it. A row another dataset has is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
-                              *sector_shapes(), *int8_n8_shapes(), *store_shapes())}
+    seen = _seen_before("longk")
     rng = random.Random(LONG_K_SEED)
     rows = []
     for dtype, n in LONG_K_RANDOM.items():
@@ -591,10 +583,7 @@ def short_k_shapes() -> list[dict[str, object]]:
     --shortk``), each row with its ``split``: aligned bf16 and fp8 GEMMs of the same shapes
     (:data:`SHORT_K_MN` x :data:`SHORT_K_K`), measured with their kernels and energy: a cost per
     tile against C's stores at short K. A row another dataset has is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
-                              *sector_shapes(), *int8_n8_shapes(), *store_shapes(),
-                              *long_k_shapes())}
+    seen = _seen_before("shortk")
     rows = [_gemm(dtype, M, N, K) for dtype in SHORT_K_DTYPES for M, N in SHORT_K_MN
             for K in SHORT_K_K]
     return _new_rows(rows, seen)
@@ -618,12 +607,31 @@ def c_store_shapes() -> list[dict[str, object]]:
     :data:`C_STORE_K` (all aligned but 2000 x 2100), measured with their kernels and energy:
     whether C's stores run at one rate for C of one size, its rows and tiles on the L2's lines
     or off them. A row another dataset has is left out."""
-    seen = {_key(r) for r in (*v2_shapes(), *misaligned_shapes(), *tile_shapes(),
-                              *random_shapes(), *unseen_shapes(), *gemmsn_shapes(),
-                              *sector_shapes(), *int8_n8_shapes(), *store_shapes(),
-                              *long_k_shapes(), *short_k_shapes())}
+    seen = _seen_before("cstore")
     rows = [_gemm("bf16", M, N, K) for M, N in C_STORE_MN for K in C_STORE_K]
     return _new_rows(rows, seen)
+
+
+#: The GEMM datasets in the order they were drawn: each leaves out every row of the ones
+#: before it (:func:`_seen_before`), so that no kernel is measured in two of them.
+DRAW_ORDER = ("v2", "misaligned", "tiles", "random", "unseen", "gemmsn", "sectors", "int8n8",
+              "store", "longk", "shortk", "cstore")
+
+
+@memo(maxsize=None)
+def _keys_of(dataset: str) -> frozenset[tuple[str, ...]]:
+    """The keys (:func:`_key`) of one of :data:`DATASETS`' rows (each dataset drawn once, not
+    again for every dataset drawn after it)."""
+    return frozenset(_key(r) for r in DATASETS[dataset][0]())
+
+
+def _seen_before(dataset: str) -> set[tuple[str, ...]]:
+    """The keys of every dataset drawn before ``dataset`` (:data:`DRAW_ORDER`): the rows it
+    leaves out (a new set, which :func:`_new_rows` adds to)."""
+    seen: set[tuple[str, ...]] = set()
+    for earlier in DRAW_ORDER[:DRAW_ORDER.index(dataset)]:
+        seen |= _keys_of(earlier)
+    return seen
 
 
 #: ``python -m sim.gpu.shapes``'s datasets: option -> (rows, default path, extra columns).

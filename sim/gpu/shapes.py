@@ -80,7 +80,6 @@ import random
 import sys
 from pathlib import Path
 
-from models.caches import memo
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "c_store_shapes", "decode_shapes", "default_shapes",
@@ -338,14 +337,15 @@ SWEEP_16BIT = ((1, 0), (2, 0), (4, 0), (0, 1), (0, 2), (0, 4), (1, 1))
 SWEEP_INT8 = ((1, 1), (1, 9), (9, 1), (9, 9))
 
 
-def misaligned_shapes() -> list[dict[str, object]]:
+def misaligned_shapes(seen: set[tuple[str, ...]] | None = None
+                      ) -> list[dict[str, object]]:
     """The misaligned GEMM dataset (``sim/data/gpu/shapes_misaligned.csv``, ``python -m
     sim.gpu.shapes --misaligned``), each row with its ``split``: random GEMMs whose M, N and K
     are log-uniform in 1..16384 and none a multiple of 8 (:data:`MISALIGNED_GEMMS` per dtype),
     and alignment sweeps at :data:`SWEEP_TOKENS` rows over (N, K) near 4096 that change one
     inner dimension's alignment at a time (:data:`SWEEP_16BIT` in bf16 and fp16,
     :data:`SWEEP_INT8` in int8). A row :func:`v2_shapes` already has is left out."""
-    seen = _seen_before("misaligned")
+    seen = _seen_before("misaligned") if seen is None else seen
     rows: list[dict[str, object]] = []
     rng = random.Random(MISALIGNED_SEED)
     for dtype, n in MISALIGNED_GEMMS.items():
@@ -368,11 +368,12 @@ TILE_TOKENS = (256, 320, 384, 437, 512, 515, 576, 640, 704, 768, 822, 896, 1000,
 TILE_NK = ((4096, 4096), (4104, 4104), (4112, 4112), (4104, 4096), (4096, 4104))
 
 
-def tile_shapes() -> list[dict[str, object]]:
+def tile_shapes(seen: set[tuple[str, ...]] | None = None
+                ) -> list[dict[str, object]]:
     """The tile dataset (``sim/data/gpu/shapes_tiles.csv``, ``python -m sim.gpu.shapes
     --tiles``), each row with its ``split``: int8 and fp8 GEMMs at :data:`TILE_TOKENS` rows over
     :data:`TILE_NK`. A row the other datasets already have is left out."""
-    seen = _seen_before("tiles")
+    seen = _seen_before("tiles") if seen is None else seen
     rows = [_gemm(dtype, M, N, K) for dtype in ("int8", "fp8") for M in TILE_TOKENS
             for N, K in TILE_NK]
     return _new_rows(rows, seen)
@@ -410,24 +411,26 @@ def _random_gemms(seed: int, seen: set[tuple[str, ...]]) -> list[dict[str, objec
     return _new_rows(rows, seen)
 
 
-def random_shapes() -> list[dict[str, object]]:
+def random_shapes(seen: set[tuple[str, ...]] | None = None
+                  ) -> list[dict[str, object]]:
     """The random GEMM dataset (``sim/data/gpu/shapes_random.csv``, ``python -m
     sim.gpu.shapes --random``), each row with its ``split``: GEMMs drawn apart from every
     other dataset, to see what the library dispatches beyond the shapes the model was fitted
     on: M log-uniform in 1..16384, N and K log-uniform in 64..16384 (multiples of 16 where
     ``aligned``, any where ``odd``), :data:`RANDOM_GEMMS` per dtype and alignment. A row the
     other datasets already have is left out."""
-    seen = _seen_before("random")
+    seen = _seen_before("random") if seen is None else seen
     return _random_gemms(RANDOM_SEED, seen)
 
 
-def unseen_shapes() -> list[dict[str, object]]:
+def unseen_shapes(seen: set[tuple[str, ...]] | None = None
+                  ) -> list[dict[str, object]]:
     """The unseen GEMM dataset (``sim/data/gpu/shapes_unseen.csv``, ``python -m
     sim.gpu.shapes --unseen``): drawn as :func:`random_shapes` with another seed
     (:data:`UNSEEN_SEED`) after the kernel model was fitted on the random dataset's ``cal``
     rows, every row ``held``: a test of the model on shapes no fit has seen. A row another
     dataset has is left out."""
-    seen = _seen_before("unseen")
+    seen = _seen_before("unseen") if seen is None else seen
     rows = _random_gemms(UNSEEN_SEED, seen)
     for row in rows:
         row["split"] = "held"
@@ -445,14 +448,15 @@ GEMMSN_N = (301, 1201, 4001, 12001)
 GEMMSN_K_SHARES = (0.5, 1.0, 1.5, 1.9)
 
 
-def gemmsn_shapes() -> list[dict[str, object]]:
+def gemmsn_shapes(seen: set[tuple[str, ...]] | None = None
+                  ) -> list[dict[str, object]]:
     """The gemmSN dataset (``sim/data/gpu/shapes_gemmsn.csv``, ``python -m sim.gpu.shapes
     --gemmsn``), each row with its ``split``: bf16 GEMMs of few rows at vector 1 with K below
     twice N (:data:`GEMMSN_ROWS`, :data:`GEMMSN_N`, :data:`GEMMSN_K_SHARES`), measured with
     their kernels to find the row count from which cuBLAS runs the s1688 tiles instead of its
     CUDA-core gemmSN kernel (``sim.gpu_model.gemm_family``). A row another dataset has is left
     out."""
-    seen = _seen_before("gemmsn")
+    seen = _seen_before("gemmsn") if seen is None else seen
     rows = [_gemm("bf16", M, N, int(N * share) | 1) for M in GEMMSN_ROWS for N in GEMMSN_N
             for share in GEMMSN_K_SHARES]
     return _new_rows(rows, seen)
@@ -467,14 +471,15 @@ SECTOR_N = (4096, 8192)
 SECTOR_K = tuple(4096 + 16 * i for i in range(9))
 
 
-def sector_shapes() -> list[dict[str, object]]:
+def sector_shapes(seen: set[tuple[str, ...]] | None = None
+                  ) -> list[dict[str, object]]:
     """The sector dataset (``sim/data/gpu/shapes_sectors.csv``, ``python -m sim.gpu.shapes
     --sectors``), each row with its ``split``: aligned int8 and fp8 GEMMs at every offset of a
     row of K to the L2's sectors and lines (:data:`SECTOR_ROWS`, :data:`SECTOR_N`,
     :data:`SECTOR_K`), to test how the L2's line and sector traffic bounds the 8-bit kernels'
     loads (``sim.gpu_model.line_traffic``, ``sim.gpu_model.sector_traffic``). A row another
     dataset has is left out."""
-    seen = _seen_before("sectors")
+    seen = _seen_before("sectors") if seen is None else seen
     rows = [_gemm(dtype, M, N, K) for dtype in ("int8", "fp8") for M in SECTOR_ROWS
             for N in SECTOR_N for K in SECTOR_K]
     return _new_rows(rows, seen)
@@ -491,14 +496,15 @@ INT8_N8_TILE_COUNTS = (99, 132, 165, 198, 231, 264, 297, 330, 396)
 INT8_N8_K = (128, 1024, 4096, 8192)
 
 
-def int8_n8_shapes() -> list[dict[str, object]]:
+def int8_n8_shapes(seen: set[tuple[str, ...]] | None = None
+                   ) -> list[dict[str, object]]:
     """The int8 N8 dataset (``sim/data/gpu/shapes_int8n8.csv``, ``python -m sim.gpu.shapes
     --int8n8``), each row with its ``split``: int8 GEMMs with K a multiple of 16 and N 8 off one
     (:data:`INT8_N8_N`, :data:`INT8_N8_TILE_COUNTS`, :data:`INT8_N8_K`; M 8 short of a multiple
     of 256, so that the last row tile is ragged as a user's would be), measured with their
     kernels to find which of the Hopper kernel and CUTLASS's align-4 tiles cuBLASLt runs
     (``sim.gpu_model.INT8_N8_MAX_WAVES``). A row another dataset has is left out."""
-    seen = _seen_before("int8n8")
+    seen = _seen_before("int8n8") if seen is None else seen
     rows = []
     for N in INT8_N8_N:
         cols = -(-N // 128)
@@ -521,13 +527,14 @@ STORE_SWEEP_MN = (8192, 8192)
 STORE_SWEEP_K = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
-def store_shapes() -> list[dict[str, object]]:
+def store_shapes(seen: set[tuple[str, ...]] | None = None
+                 ) -> list[dict[str, object]]:
     """The store dataset (``sim/data/gpu/shapes_store.csv``, ``python -m sim.gpu.shapes
     --store``), each row with its ``split``: GEMMs whose C is large against their products and
     loads (:data:`STORE_RANDOM`, :data:`STORE_MN`, :data:`STORE_K`, and the K sweep
     :data:`STORE_SWEEP_K` at :data:`STORE_SWEEP_MN`), to find the rate at which the kernels
     store C and whether it follows the card's HBM. A row another dataset has is left out."""
-    seen = _seen_before("store")
+    seen = _seen_before("store") if seen is None else seen
     rng = random.Random(STORE_SEED)
     rows = [_gemm(dtype, *STORE_SWEEP_MN, K) for dtype in ("bf16", "fp16", "fp8", "int8")
             for K in STORE_SWEEP_K]
@@ -553,13 +560,14 @@ LONG_K_N = (64, 12000)
 LONG_K_K = (2000, 16000)
 
 
-def long_k_shapes() -> list[dict[str, object]]:
+def long_k_shapes(seen: set[tuple[str, ...]] | None = None
+                  ) -> list[dict[str, object]]:
     """The long-K dataset (``sim/data/gpu/shapes_longk.csv``, ``python -m sim.gpu.shapes
     --longk``), each row with its ``split``: misaligned (odd) bf16 and fp16 GEMMs of few rows
     and long K (:data:`LONG_K_RANDOM`, :data:`LONG_K_ROWS`, :data:`LONG_K_N`,
     :data:`LONG_K_K`), measured with their kernels: the split-K fallback kernels' time where
     W's bytes bound it. A row another dataset has is left out."""
-    seen = _seen_before("longk")
+    seen = _seen_before("longk") if seen is None else seen
     rng = random.Random(LONG_K_SEED)
     rows = []
     for dtype, n in LONG_K_RANDOM.items():
@@ -578,12 +586,13 @@ SHORT_K_K = (16, 32, 64, 128, 256, 512)
 SHORT_K_DTYPES = ("bf16", "fp8")
 
 
-def short_k_shapes() -> list[dict[str, object]]:
+def short_k_shapes(seen: set[tuple[str, ...]] | None = None
+                   ) -> list[dict[str, object]]:
     """The short-K dataset (``sim/data/gpu/shapes_shortk.csv``, ``python -m sim.gpu.shapes
     --shortk``), each row with its ``split``: aligned bf16 and fp8 GEMMs of the same shapes
     (:data:`SHORT_K_MN` x :data:`SHORT_K_K`), measured with their kernels and energy: a cost per
     tile against C's stores at short K. A row another dataset has is left out."""
-    seen = _seen_before("shortk")
+    seen = _seen_before("shortk") if seen is None else seen
     rows = [_gemm(dtype, M, N, K) for dtype in SHORT_K_DTYPES for M, N in SHORT_K_MN
             for K in SHORT_K_K]
     return _new_rows(rows, seen)
@@ -601,13 +610,14 @@ C_STORE_MN = ((2048, 2048), (2048, 2064), (2048, 2112), (2064, 2048), (2000, 210
 C_STORE_K = (32, 256)
 
 
-def c_store_shapes() -> list[dict[str, object]]:
+def c_store_shapes(seen: set[tuple[str, ...]] | None = None
+                   ) -> list[dict[str, object]]:
     """The C-store dataset (``sim/data/gpu/shapes_cstore.csv``, ``python -m sim.gpu.shapes
     --cstore``), each row with its ``split``: bf16 GEMMs of :data:`C_STORE_MN` at every K of
     :data:`C_STORE_K` (all aligned but 2000 x 2100), measured with their kernels and energy:
     whether C's stores run at one rate for C of one size, its rows and tiles on the L2's lines
     or off them. A row another dataset has is left out."""
-    seen = _seen_before("cstore")
+    seen = _seen_before("cstore") if seen is None else seen
     rows = [_gemm("bf16", M, N, K) for M, N in C_STORE_MN for K in C_STORE_K]
     return _new_rows(rows, seen)
 
@@ -618,19 +628,14 @@ DRAW_ORDER = ("v2", "misaligned", "tiles", "random", "unseen", "gemmsn", "sector
               "store", "longk", "shortk", "cstore")
 
 
-@memo(maxsize=None)
-def _keys_of(dataset: str) -> frozenset[tuple[str, ...]]:
-    """The keys (:func:`_key`) of one of :data:`DATASETS`' rows (each dataset drawn once, not
-    again for every dataset drawn after it)."""
-    return frozenset(_key(r) for r in DATASETS[dataset][0]())
-
-
 def _seen_before(dataset: str) -> set[tuple[str, ...]]:
-    """The keys of every dataset drawn before ``dataset`` (:data:`DRAW_ORDER`): the rows it
-    leaves out (a new set, which :func:`_new_rows` adds to)."""
-    seen: set[tuple[str, ...]] = set()
-    for earlier in DRAW_ORDER[:DRAW_ORDER.index(dataset)]:
-        seen |= _keys_of(earlier)
+    """The keys (:func:`_key`) of every dataset drawn before ``dataset`` (:data:`DRAW_ORDER`):
+    the rows it leaves out. Each earlier dataset is drawn once, in order, given the keys of the
+    ones before it (``seen``, to which :func:`_new_rows` adds its own rows' keys), not again
+    for every dataset after it."""
+    seen = {_key(r) for r in v2_shapes()}
+    for earlier in DRAW_ORDER[1:DRAW_ORDER.index(dataset)]:
+        DATASETS[earlier][0](seen)
     return seen
 
 

@@ -139,6 +139,12 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
     cal = arch_calibration(arch)
     e = cal.energy
     board = arch.gpu.board_power_w
+    # the runs whose calibration rows the energy fit took: its [energy] table's comment
+    toml = (DATA / f"calibration_{arch.gpu.calibration}.toml").read_text()
+    section = toml.split("[energy]", 1)[1].split("\n[", 1)[0]
+    comment = "\n".join(ln for ln in section.splitlines() if ln.startswith("#"))
+    fitted_on = list(dict.fromkeys(re.findall(r"measured_\w+\.csv", comment)))
+    quant = {f for f in fitted_on if "quant" in f}  # the quantized paths' own fit
     noise = sorted(abs(float(a["mj"]) - float(b["mj"])) / float(a["mj"])
                    for a, b in zip(rows, repeat, strict=False))
     drift = _noise(measured, rows)
@@ -154,12 +160,13 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
         "",
         "    E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes",
         "        + pj_per_score scores + pj_per_dequant[path] weights",
+        "        + pj_per_c_byte[path] narrow_c_bytes",
         "",
-        f"fitted by `tpe gpu calibrate --energy` on the calibration rows' energy of "
-        f"`measured_h100_v2e.csv`, of the misaligned GEMMs (`measured_h100_misaligned.csv`, "
-        f"below), of the random GEMMs (`measured_h100_random.csv`, above) and of the decode "
-        f"kernels (`measured_h100_decode.csv`, below; least squares "
-        f"on the relative error, with the time the "
+        "fitted by `tpe gpu calibrate --energy` on the calibration rows' energy of "
+        + ", ".join(f"`{f}`" for f in fitted_on if f not in quant)
+        + " (the quantized kernels' paths on those of "
+        + " and ".join(f"`{f}`" for f in fitted_on if f in quant)
+        + f"; least squares on the relative error, with the time the "
         f"model predicts): static {e.static_w:.0f} W, {e.busy_w:.0f} W more while busy, "
         f"{e.hbm_pj_per_byte:.0f} pJ per HBM byte, and per operation (pJ, i.e. J per TFLOP): "
         + ", ".join(f"{c} {v:.2f}" for c, v in e.pj_per_op.items())
@@ -172,7 +179,13 @@ def _energy_section(arch: Any, measured: list[dict[str, str]], predicted: list[A
         "measured energy and those at 256 11 to 19% over); the int4 weight-only GEMMs also "
         "per weight their row tiles dequantize (each tile of rows reads the whole weight slice "
         "from L2 and unpacks it again: `sim.gpu_model.dequant_weights`), pJ: "
-        + ", ".join(f"{c} {v:.0f}" for c, v in e.pj_per_dequant.items()) + ".",
+        + ", ".join(f"{c} {v:.0f}" for c, v in e.pj_per_dequant.items())
+        + "; and the misaligned fallback kernels per byte of C, which their epilogue stores "
+        "an element (`align1`) or a pair (`align2`) an access, beside the HBM's energy for "
+        "those bytes (`sim.gpu_model.narrow_c_bytes`, whose doc gives what it changes: "
+        "without it their GEMMs of a large C and a short K came out well under what they "
+        "drew), pJ: "
+        + ", ".join(f"{c} {v:.0f}" for c, v in e.pj_per_c_byte.items()) + ".",
         "",
         f"`measured_h100_v2e.csv` is the dataset's {len(rows)} kernels measured again on an "
         f"{rows[0]['gpu']} with the energy loop rotating input sets (column `energy_sets`; a "

@@ -23,6 +23,7 @@ from sim.gpu_model import (
     BURST_DTYPES,
     ELEM_BYTES,
     ENERGY_CLASSES,
+    FALLBACK_ENERGY_CLASSES,
     FIT_PARAMS,
     L2_LINE_PJ_PER_BYTE,
     STREAM_OVERHEAD_MAX_US,
@@ -38,6 +39,7 @@ from sim.gpu_model import (
     gemm_family,
     in_stream,
     is_aligned,
+    narrow_c_bytes,
     predict_parts_us,
     predict_us,
 )
@@ -244,7 +246,8 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     (:func:`fit_quant_energy`)."""
     classes = {c: i for i, c in enumerate(c for c in ENERGY_CLASSES
                                           if c not in QUANT_ENERGY_CLASSES)}
-    x = np.zeros((len(kernels), 4 + len(classes)))
+    narrow = {c: len(classes) + i for i, c in enumerate(FALLBACK_ENERGY_CLASSES)}
+    x = np.zeros((len(kernels), 4 + len(classes) + len(narrow)))
     known = np.zeros(len(kernels))  # uJ the model gives without a fitted constant
     for i, k in enumerate(kernels):
         fixed, work = predict_parts_us(cal, k)
@@ -254,6 +257,8 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
         # (pJ/op -> uJ)
         x[i, :4] = fixed + work, work, nbytes * 1e-6, attention_scores(k) * 1e-6
         x[i, 4 + classes[cls]] = ops * 1e-6
+        if cls in narrow:
+            x[i, 4 + narrow[cls]] = narrow_c_bytes(k, cls) * 1e-6
         known[i] = L2_LINE_PJ_PER_BYTE * excess * 1e-6  # a constant of the card, not fitted
     uj = np.asarray(mj, dtype=np.float64) * 1e3
     for c, i in classes.items():
@@ -262,7 +267,7 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
                              "(column mj)")
     coef = np.linalg.lstsq(x / uj[:, None], 1.0 - known / uj, rcond=None)[0]
     names = ["static_w", "busy_w", "hbm_pj_per_byte", "pj_per_score",
-             *(f"pj_per_op.{c}" for c in classes)]
+             *(f"pj_per_op.{c}" for c in classes), *(f"pj_per_c_byte.{c}" for c in narrow)]
     for n, v in zip(names, coef, strict=True):
         if v < 0:
             raise ValueError(f"the energy fit gives {n} = {v:.3g} < 0: the measured energies "
@@ -272,6 +277,7 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     return GpuEnergy(static_w=float(coef[0]), busy_w=float(coef[1]),
                      hbm_pj_per_byte=float(coef[2]), pj_per_score=float(coef[3]),
                      pj_per_op={c: float(coef[4 + i]) for c, i in classes.items()},
+                     pj_per_c_byte={c: float(coef[4 + i]) for c, i in narrow.items()},
                      limit_w=limit_w, cap_w=math.ceil(cap * 1e3) / 1e3)
 
 
@@ -443,7 +449,8 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         "[energy]",
         "# E = static_w t + busy_w t_work + pj_per_op[path] ops + hbm_pj_per_byte bytes"
         + " + pj_per_score scores"
-        + (" + pj_per_dequant[path] weights" if e.pj_per_dequant else ""),
+        + (" + pj_per_dequant[path] weights" if e.pj_per_dequant else "")
+        + ("\n#     + pj_per_c_byte[path] narrow_c_bytes" if e.pj_per_c_byte else ""),
         f"# (sim/gpu_model.py), fitted on the {len(e_rows) - len(e_extra)} 'cal' rows of "
         f"{energy.name}"
         + (f"\n# and the {len(e_extra)} of "
@@ -465,6 +472,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         *(["pj_per_dequant = { " + ", ".join(f"{c} = {v:.6g}" for c, v
                                               in e.pj_per_dequant.items()) + " }"]
           if e.pj_per_dequant else []),
+        *(["pj_per_c_byte = { " + ", ".join(f"{c} = {v:.6g}" for c, v
+                                             in e.pj_per_c_byte.items()) + " }"]
+          if e.pj_per_c_byte else []),
         f"limit_w = {e.limit_w:.6g}",
         f"cap_w = {e.cap_w!r}",
         "",

@@ -230,8 +230,7 @@ def clock_table(runs: dict[str, list[Timed]]) -> list[str]:
         for r in rows:
             k = gm.Kernel.from_row(r)
             est = gm.predict_kernel(cal, k, arch.gpu.board_power_w)
-            fixed, work = gm.predict_parts_us(cal, k)
-            model_w = est.mj * 1e3 / (gm.in_stream(cal, fixed) + work)
+            model_w = est.mj * 1e3 / sum(gm.stream_parts_us(cal, k))
             data.setdefault(_bin(model_w, POWER_BINS), []).append(
                 (float(r["watts"]), float(r["sm_mhz"])))
         for i, vals in sorted(data.items()):

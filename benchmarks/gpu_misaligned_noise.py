@@ -87,8 +87,7 @@ def main() -> int:
         Kernel,
         arch_calibration,
         energy_class,
-        in_stream,
-        predict_parts_us,
+        stream_parts_us,
     )
 
     out = ["## 1. Held-out misaligned categories, with and without the rows the timing "
@@ -115,8 +114,7 @@ def main() -> int:
                     (err, bool(_unsteady([r])), _host_bound(r, cal.stream_overhead_us)))
             if r.get("mj") and r.get("us_loop") and cat.endswith("/misaligned"):
                 k = Kernel.from_row(r)
-                fixed, work = predict_parts_us(cal, k)
-                t_stream = in_stream(cal, fixed) + work
+                t_stream = sum(stream_parts_us(cal, k))
                 loop = float(r["us_loop"])
                 energy.setdefault((name, energy_class(k, cal.sm_count)), []).append(
                     (est.mj / float(r["mj"]) - 1, est.mj / t_stream * loop / float(r["mj"]) - 1,

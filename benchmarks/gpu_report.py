@@ -1162,10 +1162,15 @@ def main() -> int:
     # the device-bound passes (busier device than host): element-wise device time over busy
     device_bound = [(e, b) for (_, b, h, _, _, _, e, _) in eager_rows if b > h]
 
-    def layer_table(path: Path, on: Any) -> list[tuple[dict[str, str], float, float, float]]:
-        """Each measured fused layer (replayed from a graph) with ``tpe sim model`` on ``on``
-        for one layer: the operators repeated once per layer, divided by the layer count;
-        (row, predicted us, its GEMMs and attention us, measured us)."""
+    def layer_table(path: Path, on: Any
+                    ) -> list[tuple[dict[str, str], float, float, float, float]]:
+        """Each measured fused layer (replayed from a graph, timed alone after the L2 flush)
+        with ``tpe sim model`` on ``on`` for one layer: the operators repeated once per layer,
+        divided by the layer count, in a stream, and that layer timed as ``sim.gpu.layer``
+        times it (``sim.gpu_model.timed_alone_us``); (row, predicted us timed alone, in a
+        stream, its GEMMs and attention us in a stream, measured us)."""
+        from sim.gpu_model import arch_calibration, arch_kernel, timed_alone_us
+
         out = []
         for r in _rows(path):
             cfg, res = simulated(r, on)
@@ -1173,7 +1178,9 @@ def main() -> int:
                          if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]
             total = sum(t for _, t in per_layer) * 1e6
             gemm_attn = sum(t for o, t in per_layer if o.kind != "vector") * 1e6
-            out.append((r, total, gemm_attn, float(r["us_fused_graph"])))
+            kernels = [arch_kernel(on, o.op) for o, _ in per_layer if o.kind != "vector"]
+            alone = timed_alone_us(arch_calibration(on), total, kernels)
+            out.append((r, alone, total, gemm_attn, float(r["us_fused_graph"])))
         return out
 
     layer_rows = layer_table(DATA / "layer_h100.csv", arch)
@@ -1367,28 +1374,34 @@ def main() -> int:
         "of the operators that repeat per layer:",
         "",
         "| model | phase | batch | seq | plain torch layer (us) | fused layer (us) | "
-        "fused vs plain output | predicted (us) | error vs fused | GEMMs + attention (us) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "fused vs plain output | in a stream (us) | predicted (us) | error vs fused | "
+        "GEMMs + attention (us) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r, total, ga, meas in layer_rows:
+    for r, alone, total, ga, meas in layer_rows:
         lines.append(f"| {r['model']} | {r['phase']} | {r['batch']} | {r['seq']} | "
                      f"{float(r['us_graph']):.0f} | {meas:.0f} | "
-                     f"{float(r['fused_rel_err']):.0e} | {total:.0f} | "
-                     f"{(total - meas) / meas:+.1%} | {ga:.0f} |")
-    errs = [abs(t - m) / m for _, t, _, m in layer_rows]
+                     f"{float(r['fused_rel_err']):.0e} | {total:.0f} | {alone:.0f} | "
+                     f"{(alone - meas) / meas:+.1%} | {ga:.0f} |")
+    errs = [abs(a - m) / m for _, a, _, _, m in layer_rows]
     lines += [
         "",
         f"Against the fused layer: mean absolute error {statistics.fmean(errs):.1%}, at most "
         f"{max(errs):.1%}. The plain torch layer runs "
-        f"{min(float(r['us_graph']) / m for r, _, _, m in layer_rows) - 1:.0%} to "
-        f"{max(float(r['us_graph']) / m for r, _, _, m in layer_rows) - 1:.0%} slower than the "
+        f"{min(float(r['us_graph']) / m for r, *_, m in layer_rows) - 1:.0%} to "
+        f"{max(float(r['us_graph']) / m for r, *_, m in layer_rows) - 1:.0%} slower than the "
         "fused one: it applies RoPE as slices, a concatenation, a negation, two products and "
         "a sum, and the SiLU and the gate product as separate kernels, each a full pass over "
         "a prefill-sized tensor. The prediction counts each kernel as it runs in a stream, "
-        "back to back: its time alone less the calibration's `stream_overhead_us` (what "
-        "timing a kernel alone adds: events around one call after the L2 flush; the median "
-        "of `us - us_loop` over the short calibration kernels), as "
-        "`sim.gpu_model.op_estimate` does for every operator of `tpe sim`.",
+        "back to back (column `in a stream`, what `tpe sim model` charges a layer): its time "
+        "alone less the calibration's `stream_overhead_us` (what timing a kernel alone adds: "
+        "events around one call after the L2 flush; the median of `us - us_loop` over the "
+        "short calibration kernels) and less the part of the flush's write-back it pays "
+        "alone but not back to back (`sim.gpu_model.stream_parts_us`, the calibration's "
+        "`stream_write_back_share`), as `sim.gpu_model.op_estimate` does for every operator "
+        "of `tpe sim`; the layer was timed as one call alone after the L2 flush, which adds "
+        "to its kernels' stream time the timing's overhead and the flush's write-back once "
+        "(`sim.gpu_model.timed_alone_us`: column `predicted`).",
         "",
         "## Whole models as eager PyTorch runs them",
         "",
@@ -1561,11 +1574,12 @@ def main() -> int:
         "constants are the H100 machine's):",
         "",
         "| model | phase | batch | seq | plain torch layer (us) | fused layer (us) | "
-        "fused vs plain output | layer predicted (us) | error vs fused |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "fused vs plain output | in a stream (us) | layer predicted (us) | error vs fused |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(f"| {r['model']} | {r['phase']} | {r['batch']} | {r['seq']} | "
           f"{float(r['us_graph']):.0f} | {meas:.0f} | {float(r['fused_rel_err']):.0e} | "
-          f"{total:.0f} | {total / meas - 1:+.1%} |" for r, total, _, meas in layer_h200),
+          f"{total:.0f} | {alone:.0f} | {alone / meas - 1:+.1%} |"
+          for r, alone, total, _, meas in layer_h200),
         "",
         "| model | phase | batch | seq | eager transformers (us) | --runtime eager (us) | "
         "error |",
@@ -1578,11 +1592,11 @@ def main() -> int:
         f"(mean {statistics.mean(abs(p / m - 1) for _, p, m in eager_h200):.0%}). The fused "
         "layer, whose "
         "kernels are the ones `tpe sim model`'s default lowering counts, is within "
-        f"{max(abs(t / m - 1) for _, t, _, m in layer_h200):.1%} of the prediction (mean "
-        f"{statistics.mean(abs(t / m - 1) for _, t, _, m in layer_h200):.1%}); the plain "
+        f"{max(abs(a / m - 1) for _, a, _, _, m in layer_h200):.1%} of the prediction (mean "
+        f"{statistics.mean(abs(a / m - 1) for _, a, _, _, m in layer_h200):.1%}); the plain "
         "torch layer, which takes several kernels for RoPE and for the activation, runs "
-        f"{min(float(r['us_graph']) / m for r, _, _, m in layer_h200) - 1:.0%} to "
-        f"{max(float(r['us_graph']) / m for r, _, _, m in layer_h200) - 1:.0%} slower than "
+        f"{min(float(r['us_graph']) / m for r, *_, m in layer_h200) - 1:.0%} to "
+        f"{max(float(r['us_graph']) / m for r, *_, m in layer_h200) - 1:.0%} slower than "
         "the fused one (the H100's, above, likewise).",
         "",
         f"![h200 predicted vs measured](figures/{fig_h200.name})",

@@ -2538,7 +2538,7 @@ def test_l2_line_energy_is_the_tile_datasets_excess():
     """sim.gpu_model.L2_LINE_PJ_PER_BYTE is the least-squares energy per byte of excess line
     traffic over the tile dataset's 'cal' fp8 GEMMs at K = 4112 (rows off the L2's sectors):
     of what they drew beyond the rest of the model's energy (the committed calibration's
-    constants, fitted with it). Without it the model gives those GEMMs 20% less energy than
+    constants, fitted with it). Without it the model gives those GEMMs 19% less energy than
     they drew on average (held out 18%) and the ones at K = 4096 (no excess) within 3%; with
     it, those at K = 4112 within 2% (its comment's figures)."""
     import numpy as np
@@ -2568,7 +2568,7 @@ def test_l2_line_energy_is_the_tile_datasets_excess():
     mean = {key: tuple(statistics.mean(e[i] for e in v) for i in (0, 1))
             for key, v in errors.items()}
     assert sorted(mean) == [("cal", 4096), ("cal", 4112), ("held", 4096), ("held", 4112)]
-    assert round(mean["cal", 4112][0], 2) == -0.20 and round(mean["held", 4112][0], 2) == -0.18
+    assert round(mean["cal", 4112][0], 2) == -0.19 and round(mean["held", 4112][0], 2) == -0.18
     assert all(abs(mean[s, 4096][0]) < 0.03 for s in ("cal", "held"))
     assert all(abs(mean[s, 4112][1]) < 0.02 for s in ("cal", "held"))
 
@@ -2706,8 +2706,8 @@ def test_the_fallback_kernels_pay_for_each_byte_of_c_they_store():
     (alignment 2) at a time: the calibration's ``pj_per_c_byte`` prices those bytes on both
     paths and no other (sim.gpu_model.narrow_c_bytes). Over the paths' rows with an energy in
     the energy fit's files, the model with it is within 11.3% of their energy on average on
-    the calibration rows and 12.3% held out, against 13.5% and 14.7% with it zeroed (the
-    function's doc); the largest C of the store probe drew 48.2 mJ, 28.1 without it."""
+    the calibration rows and 12.2% held out, against 13.3% and 14.5% with it zeroed (the
+    function's doc); the largest C of the store probe drew 48.2 mJ, 28.8 without it."""
     import dataclasses
 
     import sim.gpu_model as gm
@@ -2744,6 +2744,59 @@ def test_the_fallback_kernels_pay_for_each_byte_of_c_they_store():
     mape = {s: tuple(round(100 * statistics.mean(e[i] for e in v), 1) for i in (0, 1))
             for s, v in errors.items()}
     assert (len(errors["cal"]), len(errors["held"])) == (199, 144)
-    assert mape == {"cal": (11.3, 13.5), "held": (12.3, 14.7)}
+    assert mape == {"cal": (11.3, 13.3), "held": (12.2, 14.5)}
     assert largest is not None
-    assert [round(x, 1) for x in largest] == [48.2, 41.5, 28.1]
+    assert [round(x, 1) for x in largest] == [48.2, 41.5, 28.8]
+
+
+def test_a_kernel_in_a_stream_pays_a_share_of_the_flush_write_back():
+    """A kernel timed alone writes back the dirty lines the timing's L2 flush left; back to back
+    in a stream it pays the calibration's share of that (fitted on the H100's back-to-back
+    times, sim.gpu_model.stream_parts_us). On the H200's runs, which no fit saw, that share
+    predicts the back-to-back times (``us_loop``) better than the whole write-back or none, and
+    within 0.002 of the best share (mean absolute log error); and the fused decoder layers of both cards, timed as
+    ``sim.gpu.layer`` times them (sim.gpu_model.timed_alone_us), are within 10% of the
+    prediction (the whole-model target)."""
+    import dataclasses
+    import math
+
+    import sim.gpu_model as gm
+    from models.llm import load_model, lower
+    from sim.gpu.measure import steady
+    from sim.model import simulate_model
+
+    cal = load_calibration("h100")
+    assert 0.0 < cal.stream_write_back_share < 1.0
+    h200 = load_arch("h200")
+    on = gm.arch_calibration(h200)
+    assert on.stream_write_back_share == cal.stream_write_back_share
+    looped = [(Kernel.from_row(r), float(r["us_loop"]))
+              for name in ("v2", "misaligned", "decode")
+              for r in rows(DATA / f"measured_h200_{name}.csv")
+              if r.get("status", "ok") == "ok" and r.get("us_loop") and steady(r)]
+    assert len(looped) > 1000
+
+    def error(share: float) -> float:
+        c = dataclasses.replace(on, stream_write_back_share=share)
+        return statistics.mean(abs(math.log(sum(gm.stream_parts_us(c, k)) / loop))
+                               for k, loop in looped)
+
+    fitted = error(cal.stream_write_back_share)
+    assert fitted < error(0.0) - 0.005 and fitted < error(1.0) - 0.015
+    assert fitted < min(error(s / 20) for s in range(21)) + 0.002
+    for card in ("h100", "h200"):
+        arch = load_arch(card)
+        for r in rows(DATA / f"layer_{card}.csv"):
+            cfg = load_model(r["model"])
+            batch, seq = int(r["batch"]), int(r["seq"])
+            res = simulate_model(arch, lower(cfg, phase=r["phase"], batch=batch, seq=seq,
+                                             quant="bf16"),
+                                 phase=r["phase"], batch=batch, seq=seq)
+            layer = [o for o in res.ops
+                     if o.count % cfg.num_layers == 0 and o.count >= cfg.num_layers]
+            stream = sum(o.seconds for o in layer) / cfg.num_layers * 1e6
+            alone = gm.timed_alone_us(gm.arch_calibration(arch), stream,
+                                      [gm.arch_kernel(arch, o.op) for o in layer
+                                       if o.kind != "vector"])
+            assert alone > stream + gm.arch_calibration(arch).stream_overhead_us - 1e-9
+            assert abs(alone / float(r["us_fused_graph"]) - 1) < 0.10, (card, r)

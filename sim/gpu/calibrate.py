@@ -37,15 +37,14 @@ from sim.gpu_model import (
     dequant_weights,
     energy_work,
     gemm_family,
-    in_stream,
     is_aligned,
     narrow_c_bytes,
-    predict_parts_us,
     predict_us,
+    stream_parts_us,
 )
 
 __all__ = ["FIT_GROUPS", "calibrate", "fit", "fit_burst", "fit_energy", "fit_group",
-           "fit_quant_energy"]
+           "fit_quant_energy", "fit_stream_share"]
 
 
 def fit_group(k: Kernel) -> str:
@@ -237,8 +236,8 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
                ) -> GpuEnergy:
     """The energy constants (:class:`sim.gpu_model.GpuEnergy`) that best predict ``mj``
     (millijoules per kernel; the calibration rows only) in relative terms, by linear least
-    squares, with the time ``cal`` predicts back to back (its fixed cost in a stream,
-    ``sim.gpu_model.in_stream``, and its work); ``limit_w``: the
+    squares, with the time ``cal`` predicts back to back (``sim.gpu_model.stream_parts_us``:
+    its fixed cost and its work in a stream); ``limit_w``: the
     card's power limit during the measurement. ``cap_w`` is the highest power the fitted
     model gives one of these kernels (rounded up), so at ``limit_w`` none is stretched.
     ``ValueError`` when a path has no kernel to fit it on or a constant comes out negative.
@@ -250,8 +249,7 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
     x = np.zeros((len(kernels), 4 + len(classes) + len(narrow)))
     known = np.zeros(len(kernels))  # uJ the model gives without a fitted constant
     for i, k in enumerate(kernels):
-        fixed, work = predict_parts_us(cal, k)
-        fixed = in_stream(cal, fixed)  # measured back to back
+        fixed, work = stream_parts_us(cal, k)  # measured back to back
         cls, ops, nbytes, excess = energy_work(cal, k)
         # microseconds (W -> uJ), MB (pJ/byte -> uJ), millions of operations or scores
         # (pJ/op -> uJ)
@@ -281,6 +279,31 @@ def fit_energy(cal: GpuCalibration, kernels: list[Kernel], mj: list[float], limi
                      limit_w=limit_w, cap_w=math.ceil(cap * 1e3) / 1e3)
 
 
+#: The grid :func:`fit_stream_share` searches (shares of the flush's write-back, 0 to 1).
+STREAM_SHARE_GRID = tuple(i / 100 for i in range(101))
+
+
+def fit_stream_share(cal: GpuCalibration, kernels: list[Kernel], us_loop: list[float]
+                     ) -> float:
+    """The calibration's ``stream_write_back_share`` (:func:`sim.gpu_model.stream_parts_us`):
+    the share of the timing's flush write-back, on :data:`STREAM_SHARE_GRID`, whose time back
+    to back in a stream best predicts ``us_loop`` (the kernels timed back to back; the energy
+    fit's calibration rows) by the mean absolute log error; the smallest such share on a tie
+    (the rows that pay no write-back add the same error to every share)."""
+    if not kernels:
+        raise ValueError("no calibration kernel of the energy fit was timed back to back "
+                         "(column us_loop); measure it with --energy-s above 0")
+    loop = np.log(np.asarray(us_loop, dtype=np.float64))
+    best = (math.inf, 1.0)
+    for share in STREAM_SHARE_GRID:
+        trial = dataclasses.replace(cal, stream_write_back_share=share)
+        t = np.array([sum(stream_parts_us(trial, k)) for k in kernels])
+        loss = float(np.mean(np.abs(np.log(t) - loop)))
+        if loss < best[0] - 1e-12:
+            best = (loss, share)
+    return best[1]
+
+
 def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], mj: list[float]
                      ) -> GpuEnergy:
     """``e`` with the energy per operation of each quantized kernel's path
@@ -292,8 +315,7 @@ def fit_quant_energy(cal: GpuCalibration, e: GpuEnergy, kernels: list[Kernel], m
     x: dict[str, list[list[float]]] = {c: [] for c in QUANT_ENERGY_CLASSES}
     y: dict[str, list[float]] = {c: [] for c in QUANT_ENERGY_CLASSES}
     for k, m in zip(kernels, mj, strict=True):
-        fixed, work = predict_parts_us(cal, k)
-        fixed = in_stream(cal, fixed)  # measured back to back
+        fixed, work = stream_parts_us(cal, k)  # measured back to back
         cls, ops, nbytes, excess = energy_work(cal, k)
         uj = m * 1e3
         base = (e.static_w * (fixed + work) + e.busy_w * work
@@ -411,6 +433,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
     e_extra = [r for r in extra_rows if r.get("mj") and _kernel(r) not in metered
                and fit_group(Kernel.from_row(r)) not in QUANT_GROUPS]
     e_rows += e_extra
+    looped = [r for r in e_rows if r.get("us_loop") and steady(r)]
+    cal = dataclasses.replace(cal, stream_write_back_share=fit_stream_share(
+        cal, [Kernel.from_row(r) for r in looped], [float(r["us_loop"]) for r in looped]))
     e = fit_energy(cal, [Kernel.from_row(r) for r in e_rows], [float(r["mj"]) for r in e_rows],
                    limit_w)
     q_rows = [r for r in extra_rows if r.get("mj")
@@ -440,6 +465,9 @@ def calibrate(measured: Path, microbench: Path | None = None, energy: Path | Non
         f"# median us - us_loop of the {n_short} 'cal' rows of {energy.name} "
         f"under {STREAM_OVERHEAD_MAX_US:g} us",
         f"stream_overhead_us = {cal.stream_overhead_us:.6g}",
+        "# the share of the flush's write-back (decode_ramp_us) a kernel pays back to back: the",
+        f"# one that best predicts the us_loop of the energy fit's {len(looped)} 'cal' rows",
+        f"stream_write_back_share = {cal.stream_write_back_share:.6g}",
         "peak_tflops = { " + ", ".join(f"{d} = {v:.6g}" for d, v in cal.peak_tflops.items())
         + " }",
         "",

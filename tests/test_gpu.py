@@ -2752,11 +2752,12 @@ def test_the_fallback_kernels_pay_for_each_byte_of_c_they_store():
 def test_a_kernel_in_a_stream_pays_a_share_of_the_flush_write_back():
     """A kernel timed alone writes back the dirty lines the timing's L2 flush left; back to back
     in a stream it pays the calibration's share of that (fitted on the H100's back-to-back
-    times, sim.gpu_model.stream_parts_us). On the H200's runs, which no fit saw, that share
-    predicts the back-to-back times (``us_loop``) better than the whole write-back or none, and
-    within 0.002 of the best share (mean absolute log error); and the fused decoder layers of both cards, timed as
-    ``sim.gpu.layer`` times them (sim.gpu_model.timed_alone_us), are within 10% of the
-    prediction (the whole-model target)."""
+    times, sim.gpu_model.stream_parts_us, whose doc's GEMVs are checked here). On the H200's
+    runs, which no fit saw, that share predicts the back-to-back times (``us_loop``) better
+    than the whole write-back or none, and within 0.002 of the best share (mean absolute log
+    error); and the fused decoder layers of both cards, timed as ``sim.gpu.layer`` times them
+    (sim.gpu_model.timed_alone_us), are within 10% of the prediction (the whole-model
+    target)."""
     import dataclasses
     import math
 
@@ -2767,6 +2768,15 @@ def test_a_kernel_in_a_stream_pays_a_share_of_the_flush_write_back():
 
     cal = load_calibration("h100")
     assert 0.0 < cal.stream_write_back_share < 1.0
+    # the decode GEMVs of stream_parts_us's doc: back to back, with the share, whole
+    whole = dataclasses.replace(cal, stream_write_back_share=1.0)
+    loops = {(int(r["M"]), int(r["N"]), int(r["K"])): float(r["us_loop"])
+             for r in rows(DATA / "measured_h100_v2e.csv")
+             if r["op"] == "gemm" and r["dtype"] == "bf16" and r["M"] == "1"}
+    gemvs = [Kernel(op="gemm", dtype="bf16", M=1, N=n, K=4096) for n in (4096, 11008)]
+    assert [[round(x, 1) for x in (loops[(1, k.N, k.K)], sum(gm.stream_parts_us(c, k)))]
+            for c in (cal, whole) for k in gemvs] == [[15.4, 15.3], [34.7, 36.3],
+                                                      [15.4, 19.2], [34.7, 44.6]]
     h200 = load_arch("h200")
     on = gm.arch_calibration(h200)
     assert on.stream_write_back_share == cal.stream_write_back_share

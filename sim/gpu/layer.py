@@ -16,6 +16,12 @@ versions:
   (``us_fused_graph``); ``fused_rel_err`` is its output's relative error against the plain
   layer's on the same inputs and weights.
 
+Each is timed as one call alone, after the L2 flush, as ``sim.gpu.measure`` times a kernel. The
+fused layer is also timed back to back, as the layers of a model's pass run
+(``us_fused_loop``): a CUDA graph of :data:`LOOP_LAYERS` calls of it, replayed and timed as
+one call, less the one call's time, over the calls it adds (the flush and the timing
+counted once, in the one call).
+
 Writes one CSV row per (model, phase, batch, seq).
 
 Run as ``python -m sim.gpu.layer --out layer.csv`` (torch and triton only; the model shapes
@@ -43,6 +49,11 @@ CASES = (  # (model, phase, batch, seq)
     ("llama-3-8b", "prefill", 4, 1024), ("llama-3-8b", "decode", 1, 4096),
     ("llama-3-8b", "decode", 16, 4096),
 )
+
+
+#: The calls of the fused layer in the CUDA graph that times it back to back
+#: (``us_fused_loop``).
+LOOP_LAYERS = 8
 
 
 def _layer(torch: Any, cfg: dict[str, Any]):  # pragma: no cover - needs a GPU
@@ -175,6 +186,13 @@ def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - need
             with torch.no_grad():
                 return layer.fused(x, k_cache, v_cache, start)
 
+        def fused_steps(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
+            with torch.no_grad():
+                y = x
+                for _ in range(LOOP_LAYERS):  # each call's output the next one's input
+                    y = layer.fused(y, k_cache, v_cache, start)
+                return y
+
         # the fused layer's output against the plain one's, each on its own copy of the cache
         with torch.no_grad():
             ref = layer(x, k_cache.clone(), v_cache.clone(), start).float()
@@ -183,10 +201,13 @@ def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - need
         eager = triton.testing.do_bench(step, warmup=25, rep=budget_ms, return_mode="median")
         graph_us = _graph_us(torch, triton, step, budget_ms)
         fused_us = _graph_us(torch, triton, fused_step, budget_ms)
+        steps_us = _graph_us(torch, triton, fused_steps, budget_ms)
+        loop_us = (f"{(float(steps_us) - float(fused_us)) / (LOOP_LAYERS - 1):.3f}"
+                   if not (steps_us + fused_us).count("error") else "")
         rows.append({"model": model, "phase": phase, "batch": batch, "seq": seq,
                      "us": f"{eager * 1e3:.3f}", "us_graph": graph_us,
-                     "us_fused_graph": fused_us, "fused_rel_err": f"{rel_err:.2e}",
-                     "dtype": "bf16", "gpu": gpu})
+                     "us_fused_graph": fused_us, "us_fused_loop": loop_us,
+                     "fused_rel_err": f"{rel_err:.2e}", "dtype": "bf16", "gpu": gpu})
         print(rows[-1], flush=True)
         del layer, k_cache, v_cache, x
         torch.cuda.empty_cache()

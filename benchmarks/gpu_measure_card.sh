@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/gpu_measure_card.sh kernels OUTDIR   # at most 9.5 min
 #   bash benchmarks/gpu_measure_card.sh models OUTDIR    # at most 9.7 min
-#   bash benchmarks/gpu_measure_card.sh layer OUTDIR     # at most 5.5 min
+#   bash benchmarks/gpu_measure_card.sh layer OUTDIR     # at most 6.5 min
 #   bash benchmarks/gpu_measure_card.sh eager OUTDIR     # at most 7 min
 #   bash benchmarks/gpu_measure_card.sh dispatch OUTDIR  # at most 6 min
 #   bash benchmarks/gpu_measure_card.sh tiles OUTDIR     # at most 8 min
@@ -103,7 +103,7 @@ case "$part" in
       || echo "scaleout exited $?"
     ;;
   layer)
-    timeout 240 python3 -m sim.gpu.layer --out "$out/layer_${card}.csv" || echo "layer exited $?"
+    timeout 300 python3 -m sim.gpu.layer --out "$out/layer_${card}.csv" || echo "layer exited $?"
     timeout 90 python3 benchmarks/scaleout_measure.py --single --out "$out/scaleout_single_${card}.csv" \
       || echo "scaleout exited $?"
     ;;

@@ -22,7 +22,7 @@ fused layer is also timed back to back, as the layers of a model's pass run
 one call, less the one call's time, over the calls it adds (the flush and the timing
 counted once, in the one call).
 
-Writes one CSV row per (model, phase, batch, seq).
+Writes one CSV row per (model, phase, batch, seq), each as it is measured.
 
 Run as ``python -m sim.gpu.layer --out layer.csv`` (torch and triton only; the model shapes
 are read from the bundled config files with the standard library).
@@ -162,60 +162,62 @@ def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - need
     import triton.testing
 
     gpu = torch.cuda.get_device_name(0)
-    rows = []
     torch.manual_seed(0)
-    for model, phase, batch, seq in CASES:
-        cfg = json.loads((CONFIGS / f"{model}.json").read_text())
-        Layer, kv_heads, hd, h = _layer(torch, cfg)
-        layer = Layer().to("cuda", torch.bfloat16).eval()
-        for p in layer.parameters():
-            torch.nn.init.normal_(p, std=0.02)
-        T = seq if phase == "prefill" else 1
-        start = 0 if phase == "prefill" else seq
-        cap = start + T
-        layer.set_rope(cap, "cuda", torch.bfloat16)
-        k_cache = torch.randn(batch, kv_heads, cap, hd, device="cuda", dtype=torch.bfloat16)
-        v_cache = torch.randn_like(k_cache)
-        x = torch.randn(batch, T, h, device="cuda", dtype=torch.bfloat16)
-
-        def step(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
-            with torch.no_grad():
-                return layer(x, k_cache, v_cache, start)
-
-        def fused_step(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
-            with torch.no_grad():
-                return layer.fused(x, k_cache, v_cache, start)
-
-        def fused_steps(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
-            with torch.no_grad():
-                y = x
-                for _ in range(LOOP_LAYERS):  # each call's output the next one's input
-                    y = layer.fused(y, k_cache, v_cache, start)
-                return y
-
-        # the fused layer's output against the plain one's, each on its own copy of the cache
-        with torch.no_grad():
-            ref = layer(x, k_cache.clone(), v_cache.clone(), start).float()
-            got = layer.fused(x, k_cache.clone(), v_cache.clone(), start).float()
-        rel_err = float((got - ref).norm() / ref.norm())
-        eager = triton.testing.do_bench(step, warmup=25, rep=budget_ms, return_mode="median")
-        graph_us = _graph_us(torch, triton, step, budget_ms)
-        fused_us = _graph_us(torch, triton, fused_step, budget_ms)
-        steps_us = _graph_us(torch, triton, fused_steps, budget_ms)
-        loop_us = (f"{(float(steps_us) - float(fused_us)) / (LOOP_LAYERS - 1):.3f}"
-                   if not (steps_us + fused_us).count("error") else "")
-        rows.append({"model": model, "phase": phase, "batch": batch, "seq": seq,
-                     "us": f"{eager * 1e3:.3f}", "us_graph": graph_us,
-                     "us_fused_graph": fused_us, "us_fused_loop": loop_us,
-                     "fused_rel_err": f"{rel_err:.2e}", "dtype": "bf16", "gpu": gpu})
-        print(rows[-1], flush=True)
-        del layer, k_cache, v_cache, x
-        torch.cuda.empty_cache()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    fields = ["model", "phase", "batch", "seq", "us", "us_graph", "us_fused_graph",
+              "us_fused_loop", "fused_rel_err", "dtype", "gpu"]
+    with open(out, "w", newline="") as f:  # row by row: a run cut short keeps its rows
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        w.writerows(rows)
+        for model, phase, batch, seq in CASES:
+            cfg = json.loads((CONFIGS / f"{model}.json").read_text())
+            Layer, kv_heads, hd, h = _layer(torch, cfg)
+            layer = Layer().to("cuda", torch.bfloat16).eval()
+            for p in layer.parameters():
+                torch.nn.init.normal_(p, std=0.02)
+            T = seq if phase == "prefill" else 1
+            start = 0 if phase == "prefill" else seq
+            cap = start + T
+            layer.set_rope(cap, "cuda", torch.bfloat16)
+            k_cache = torch.randn(batch, kv_heads, cap, hd, device="cuda", dtype=torch.bfloat16)
+            v_cache = torch.randn_like(k_cache)
+            x = torch.randn(batch, T, h, device="cuda", dtype=torch.bfloat16)
+
+            def step(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
+                with torch.no_grad():
+                    return layer(x, k_cache, v_cache, start)
+
+            def fused_step(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
+                with torch.no_grad():
+                    return layer.fused(x, k_cache, v_cache, start)
+
+            def fused_steps(x=x, layer=layer, k_cache=k_cache, v_cache=v_cache, start=start):
+                with torch.no_grad():
+                    y = x
+                    for _ in range(LOOP_LAYERS):  # each call's output the next one's input
+                        y = layer.fused(y, k_cache, v_cache, start)
+                    return y
+
+            # the fused layer's output against the plain one's, each on its own copy of the cache
+            with torch.no_grad():
+                ref = layer(x, k_cache.clone(), v_cache.clone(), start).float()
+                got = layer.fused(x, k_cache.clone(), v_cache.clone(), start).float()
+            rel_err = float((got - ref).norm() / ref.norm())
+            eager = triton.testing.do_bench(step, warmup=25, rep=budget_ms, return_mode="median")
+            graph_us = _graph_us(torch, triton, step, budget_ms)
+            fused_us = _graph_us(torch, triton, fused_step, budget_ms)
+            steps_us = _graph_us(torch, triton, fused_steps, budget_ms)
+            loop_us = (f"{(float(steps_us) - float(fused_us)) / (LOOP_LAYERS - 1):.3f}"
+                       if not (steps_us + fused_us).count("error") else "")
+            row = {"model": model, "phase": phase, "batch": batch, "seq": seq,
+                   "us": f"{eager * 1e3:.3f}", "us_graph": graph_us, "us_fused_graph": fused_us,
+                   "us_fused_loop": loop_us, "fused_rel_err": f"{rel_err:.2e}", "dtype": "bf16",
+                   "gpu": gpu}
+            w.writerow(row)
+            f.flush()
+            print(row, flush=True)
+            del layer, k_cache, v_cache, x
+            torch.cuda.empty_cache()
     return out
 
 

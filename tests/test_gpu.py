@@ -2816,3 +2816,23 @@ def test_a_kernel_in_a_stream_pays_a_share_of_the_flush_write_back():
                 assert abs(stream / float(r["us_fused_loop"]) - 1) < 0.05, (card, r)
                 back_to_back += 1
     assert back_to_back == len(rows(DATA / "layer_h100.csv"))
+
+
+def test_the_stream_share_fit_needs_back_to_back_times_and_breaks_ties_low():
+    """fit_stream_share refuses a fit without back-to-back times (naming --energy); where no
+    kernel pays the flush's write-back (a small GEMM) every share fits alike: the smallest; a
+    decode GEMV timed back to back at its stream time with half the write-back gives 0.5."""
+    import dataclasses
+
+    from sim.gpu.calibrate import fit_stream_share
+    from sim.gpu_model import stream_parts_us as gm_stream
+
+    cal = load_calibration("h100")
+    with pytest.raises(ValueError, match=r"^--energy: .*us_loop"):
+        fit_stream_share(cal, [], [])
+    small = Kernel(op="gemm", dtype="bf16", M=64, N=64, K=64)
+    assert fit_stream_share(cal, [small], [3.0]) == 0.0
+    # a decode GEMV pays it: the share whose stream time is its back-to-back time
+    gemv = Kernel(op="gemm", dtype="bf16", M=1, N=4096, K=4096)
+    half = sum(gm_stream(dataclasses.replace(cal, stream_write_back_share=0.5), gemv))
+    assert fit_stream_share(cal, [small, gemv], [3.0, half]) == 0.5

@@ -291,8 +291,8 @@ def fit_stream_share(cal: GpuCalibration, kernels: list[Kernel], us_loop: list[f
     fit's calibration rows) by the mean absolute log error; the smallest such share on a tie
     (the rows that pay no write-back add the same error to every share)."""
     if not kernels:
-        raise ValueError("no calibration kernel of the energy fit was timed back to back "
-                         "(column us_loop); measure it with --energy-s above 0")
+        raise ValueError("--energy: no calibration kernel of the energy fit was timed back to "
+                         "back (column us_loop); measure it with --energy-s above 0")
     loop = np.log(np.asarray(us_loop, dtype=np.float64))
     best = (math.inf, 1.0)
     for share in STREAM_SHARE_GRID:

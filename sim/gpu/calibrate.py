@@ -294,11 +294,22 @@ def fit_stream_share(cal: GpuCalibration, kernels: list[Kernel], us_loop: list[f
         raise ValueError("--energy: no calibration kernel of the energy fit was timed back to "
                          "back (column us_loop); measure it with --energy-s above 0")
     loop = np.log(np.asarray(us_loop, dtype=np.float64))
+
+    def times(share: float, ks: list[Kernel]) -> np.ndarray:
+        trial = dataclasses.replace(cal, stream_write_back_share=share)
+        return np.array([sum(stream_parts_us(trial, k)) for k in ks])
+
+    # a kernel's stream time grows with the share (the write-back only adds to its terms), so
+    # one whose time is the same with none and with all of it has that time at every share:
+    # its error is computed once, the others' at each share
+    lo, hi = times(0.0, kernels), times(1.0, kernels)
+    moved = lo != hi
+    fixed_err = float(np.sum(np.abs(np.log(lo[~moved]) - loop[~moved])))
+    paying = [k for k, m in zip(kernels, moved, strict=True) if m]
     best = (math.inf, 1.0)
     for share in STREAM_SHARE_GRID:
-        trial = dataclasses.replace(cal, stream_write_back_share=share)
-        t = np.array([sum(stream_parts_us(trial, k)) for k in kernels])
-        loss = float(np.mean(np.abs(np.log(t) - loop)))
+        err = np.abs(np.log(times(share, paying)) - loop[moved]) if paying else np.zeros(0)
+        loss = (fixed_err + float(np.sum(err))) / len(kernels)
         if loss < best[0] - 1e-12:
             best = (loss, share)
     return best[1]

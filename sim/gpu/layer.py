@@ -207,8 +207,9 @@ def run(out: Path, budget_ms: float = 100.0) -> Path:  # pragma: no cover - need
             graph_us = _graph_us(torch, triton, step, budget_ms)
             fused_us = _graph_us(torch, triton, fused_step, budget_ms)
             steps_us = _graph_us(torch, triton, fused_steps, budget_ms)
+            captured = not (steps_us.startswith("error") or fused_us.startswith("error"))
             loop_us = (f"{(float(steps_us) - float(fused_us)) / (LOOP_LAYERS - 1):.3f}"
-                       if not (steps_us + fused_us).count("error") else "")
+                       if captured else "")
             row = {"model": model, "phase": phase, "batch": batch, "seq": seq,
                    "us": f"{eager * 1e3:.3f}", "us_graph": graph_us, "us_fused_graph": fused_us,
                    "us_fused_loop": loop_us, "fused_rel_err": f"{rel_err:.2e}", "dtype": "bf16",

@@ -18,6 +18,7 @@
 #   bash benchmarks/gpu_measure_card.sh longk OUTDIR     # at most 3 min
 #   bash benchmarks/gpu_measure_card.sh shortk OUTDIR    # at most 3 min
 #   bash benchmarks/gpu_measure_card.sh cstore OUTDIR    # at most 3 min
+#   bash benchmarks/gpu_measure_card.sh longctx OUTDIR   # at most 5 min
 #
 # kernels: shapes_v2.csv (every category of the held-out set: GEMMs aligned and misaligned in
 #          four dtypes, attention at head dims 32-256, causal and not, with energy and SM clock)
@@ -58,12 +59,15 @@
 # cstore:  shapes_cstore.csv (bf16 GEMMs, all but one aligned, of C of 8-134 MB at K 32 and
 #          256, M and N powers of two and apart from them) with energy and kernels: C's store
 #          rate against its rows' and tiles' alignment to the L2's lines.
+# longctx: shapes_longctx.csv (SDPA decode over caches of 64k and 128k tokens, KIVI decode over
+#          int8 and int4 caches as long, SDPA prefill of 32k and 64k tokens; every row held out)
+#          with energy and kernels: the attention models past the contexts they were fitted on.
 #
 # Files are named measured_<card>_<set>.csv (card h100, h200 or gpu from nvidia-smi's name),
 # each with its _env.json; every step runs under its own time limit so that a slow one leaves
 # the rest their share, and each CSV is written row by row (a step cut short keeps its rows).
 set -uo pipefail
-usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|int8n8e|store|longk|shortk|cstore OUTDIR"
+usage="usage: bash benchmarks/gpu_measure_card.sh kernels|models|layer|eager|dispatch|tiles|random|unseen|gemmsn|sectors|int8n8|int8n8e|store|longk|shortk|cstore|longctx OUTDIR"
 part=${1:?$usage}
 out=${2:?$usage}
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
@@ -148,6 +152,9 @@ case "$part" in
     ;;
   shortk|cstore)
     with_kernels "$part" 170 --budget-ms 40 --energy-s 0.2
+    ;;
+  longctx)
+    with_kernels longctx 290 --budget-ms 40 --energy-s 0.2
     ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac

@@ -2386,6 +2386,19 @@ def test_every_shapes_dataset_is_written_as_committed_and_the_command_refuses_un
     assert any(t1 < t2 and m1 > m2 for t1, m1 in shapes for t2, m2 in shapes)
     assert not (measured | {(r["dtype"], r["M"], r["N"], r["K"]) for r in probe}) & {
         (r["dtype"], r["M"], r["N"], r["K"]) for r in n8}
+    # the long-context probe: every row held out, each context past every other dataset's of
+    # its op, each cache within its bound
+    from sim.gpu.shapes import LONG_CONTEXT_MAX_CACHE, long_context_shapes
+
+    longctx = long_context_shapes()
+    assert {r["split"] for r in longctx} == {"held"}
+    for op in ("attn_decode", "attn_prefill"):
+        before = max(int(r["S"]) for f in ("shapes_v2.csv", "shapes_decode.csv", "shapes_quant.csv")
+                     for r in rows(DATA / f) if r["op"] == op)
+        assert all(r["S"] > before for r in longctx if r["op"] == op), op
+    assert all(4 * r["B"] * r["Hkv"] * r["S"] * r["D"] <= LONG_CONTEXT_MAX_CACHE
+               for r in longctx if r["op"] == "attn_decode")
+    assert {r.get("kv_dtype", "") for r in longctx} == {"", "int8", "int4"}
     for bad in (["--help-me"], ["--v2", "--tiles"], ["a.csv", "b.csv"]):
         with pytest.raises(SystemExit) as e:
             main(bad)

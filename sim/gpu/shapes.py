@@ -68,6 +68,13 @@ each size with M and N powers of two and apart from them: M or N off a multiple 
 or its row of tiles off the L2's 128-byte lines) or on 64 but not a power of two; whether C's
 stores run at one rate for C of one size. All are aligned but 2000 x 2100 (N a multiple of 4,
 not 8: cuBLAS's align-2 fallback kernels).
+
+The long-context dataset (:func:`long_context_shapes`, ``sim/data/gpu/shapes_longctx.csv``,
+``python -m sim.gpu.shapes --longctx``) runs attention past the other datasets' contexts: SDPA
+decode over caches of 64k and 128k tokens (multi-head, grouped and multi-query, head dims 64 to
+256, batch 1 to 16), the project's KIVI decode over int8 and int4 caches of as many tokens, and
+SDPA prefill of 32k and 64k tokens, causal and not; every row held out (no fit sees them): how
+the attention models, fitted on contexts of at most 32k tokens, carry to a long-context model's.
 """
 
 from __future__ import annotations
@@ -83,7 +90,8 @@ from pathlib import Path
 from sim.gpu.measure import RETRIES, UNSTEADY_SPREAD
 
 __all__ = ["COLUMNS", "HELD_OUT_SHARE", "c_store_shapes", "decode_shapes", "default_shapes",
-           "gemmsn_shapes", "int8_n8_shapes", "long_k_shapes", "misaligned_shapes",
+           "gemmsn_shapes", "int8_n8_shapes", "long_context_shapes", "long_k_shapes",
+           "misaligned_shapes",
            "quant_shapes", "split_of", "store_shapes", "tile_shapes", "v2_shapes",
            "write_shapes"]
 
@@ -105,6 +113,7 @@ SHAPES_STORE_CSV = SHAPES_CSV.with_name("shapes_store.csv")
 SHAPES_LONG_K_CSV = SHAPES_CSV.with_name("shapes_longk.csv")
 SHAPES_SHORT_K_CSV = SHAPES_CSV.with_name("shapes_shortk.csv")
 SHAPES_C_STORE_CSV = SHAPES_CSV.with_name("shapes_cstore.csv")
+SHAPES_LONG_CONTEXT_CSV = SHAPES_CSV.with_name("shapes_longctx.csv")
 #: The optional cells of the quantized kernels' rows (sim.gpu.measure: ``group`` of the int4
 #: weight-only GEMMs, ``kv_dtype`` of decode attention's cache).
 QUANT_COLUMNS = ("group", "kv_dtype")
@@ -622,6 +631,56 @@ def c_store_shapes(seen: set[tuple[str, ...]] | None = None
     return _new_rows(rows, seen)
 
 
+#: The long-context dataset (:func:`long_context_shapes`): the cached tokens of its decode rows
+#: (64k and 128k: Llama-3.1's context is 128k) and the prompt tokens of its prefill rows, past
+#: every other dataset's (decode caches of at most 32k tokens, prefills of 16k).
+LONG_CONTEXT_DECODE_S = (65536, 131072)
+LONG_CONTEXT_PREFILL_S = (32768, 65536)
+#: (H, Hkv) of its SDPA decode rows: Llama-2-7B's 32 heads, Llama-3-8B's 32 over 8, Llama-3-70B's
+#: 64 over 8, multi-query 32 over 1.
+LONG_CONTEXT_HEADS = ((32, 32), (32, 8), (64, 8), (32, 1))
+LONG_CONTEXT_BATCH = (1, 4, 16)
+#: The largest cache (keys and values, bf16) of a row: 16 GiB.
+LONG_CONTEXT_MAX_CACHE = 1 << 34
+
+
+def long_context_shapes() -> list[dict[str, object]]:
+    """The long-context dataset (``sim/data/gpu/shapes_longctx.csv``, ``python -m
+    sim.gpu.shapes --longctx``), every row ``held`` (module doc): SDPA decode over
+    :data:`LONG_CONTEXT_DECODE_S` cached tokens at head dim 128 over
+    :data:`LONG_CONTEXT_HEADS` and :data:`LONG_CONTEXT_BATCH` (caches of at most
+    :data:`LONG_CONTEXT_MAX_CACHE` bytes), and at head dims 64 and 256 (32 over 8 heads, batch
+    1 and 4); the project's KIVI decode over int8 and int4 caches (32 over 8 heads, head dim
+    128, batch 1 to 16); SDPA prefill of :data:`LONG_CONTEXT_PREFILL_S` tokens (batch 1, 32
+    over 8 and 32 heads, head dims 64 and 128), causal, and not at the shorter one."""
+    rows: list[dict[str, object]] = []
+
+    def decode(B: int, H: int, Hkv: int, S: int, D: int, kv: str = "") -> None:
+        if 4 * B * Hkv * S * D <= LONG_CONTEXT_MAX_CACHE:
+            rows.append({"op": "attn_decode", "dtype": "bf16", "B": B, "H": H, "Hkv": Hkv,
+                         "S": S, "D": D} | ({"kv_dtype": kv} if kv else {}))
+
+    for S in LONG_CONTEXT_DECODE_S:
+        for H, Hkv in LONG_CONTEXT_HEADS:
+            for B in LONG_CONTEXT_BATCH:
+                decode(B, H, Hkv, S, 128)
+        for D in (64, 256):
+            for B in LONG_CONTEXT_BATCH[:2]:
+                decode(B, 32, 8, S, D)
+        for kv in ("int8", "int4"):
+            for B in LONG_CONTEXT_BATCH:
+                decode(B, 32, 8, S, 128, kv)
+    for S in LONG_CONTEXT_PREFILL_S:
+        for H, Hkv in ((32, 8), (32, 32)):
+            for D in (64, 128):
+                for causal in (1, 0) if S == LONG_CONTEXT_PREFILL_S[0] else (1,):
+                    rows.append({"op": "attn_prefill", "dtype": "bf16", "B": 1, "H": H,
+                                 "Hkv": Hkv, "S": S, "D": D, "causal": causal})
+    for row in rows:
+        row["split"] = "held"
+    return rows
+
+
 #: The GEMM datasets in the order they were drawn: each leaves out every row of the ones
 #: before it (:func:`_seen_before`), so that no kernel is measured in two of them.
 DRAW_ORDER = ("v2", "misaligned", "tiles", "random", "unseen", "gemmsn", "sectors", "int8n8",
@@ -656,6 +715,7 @@ DATASETS = {
     "longk": (long_k_shapes, SHAPES_LONG_K_CSV, ()),
     "shortk": (short_k_shapes, SHAPES_SHORT_K_CSV, ()),
     "cstore": (c_store_shapes, SHAPES_C_STORE_CSV, ()),
+    "longctx": (long_context_shapes, SHAPES_LONG_CONTEXT_CSV, ("causal", *QUANT_COLUMNS)),
 }
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sim.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "output_dir", "output_file", "replacing"]
+__all__ = ["FILE_SUFFIXES", "IMAGE_SUFFIXES", "output_dir", "output_file", "replacing"]
 
 #: The image formats the plots are written in (matplotlib's Agg, PDF, SVG and PostScript
 #: back-ends, all installed with matplotlib), by file suffix.
@@ -67,13 +67,23 @@ def output_file(path: str | os.PathLike[str], flag: str, *,
     return p
 
 
+#: Suffixes of the single files the commands write or read (plots, tables, reports, Verilog,
+#: specs): a folder flag given such a name (``--plot p.png``, ``--out r.csv``) is refused,
+#: since it would make a folder named as a file.
+FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".tsv", ".json", ".jsonl", ".xlsx", ".txt", ".md",
+                 ".html", ".v", ".sv", ".vcd", ".toml")
+
+
 def output_dir(path: str | os.PathLike[str], flag: str) -> Path:
     """``path`` as a folder a command may write into (created if missing), checked: not a
-    file, and writable (or the nearest existing folder above it). Raises
-    :class:`InputError` naming ``flag``."""
+    file, not named as one (:data:`FILE_SUFFIXES`), and writable (or the nearest existing
+    folder above it). Raises :class:`InputError` naming ``flag``."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise InputError(f"{flag}: {p} exists and is not a folder; give a folder path")
+    if not p.is_dir() and p.suffix.lower() in FILE_SUFFIXES:
+        raise InputError(f"{flag}: {str(p)!r} names a {p.suffix} file, but {flag} takes a "
+                         f"folder; give a folder name, e.g. {str(p.with_suffix(''))!r}")
     _check_ancestors(p.absolute(), flag, p)
     return p
 

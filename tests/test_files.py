@@ -43,6 +43,16 @@ def test_output_dir(tmp_path: Path) -> None:
         output_dir(UNWRITABLE, "--plot")
     assert output_dir(tmp_path / "a" / "b", "--plot") == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()  # checking creates nothing
+    # a folder named as a file (``--plot p.png``) is refused; an existing folder so named, or
+    # a suffix no command writes a single file with (a Parquet dataset's), is not
+    for name in ("p.png", "r.CSV", "t.json", "x.v"):
+        with pytest.raises(InputError, match=r"^--plot: '.*' names a \.\w+ file, but --plot "
+                                             r"takes a folder; give a folder name, e.g. '.*'$"):
+            output_dir(tmp_path / name, "--plot")
+        assert not (tmp_path / name).exists()
+    (tmp_path / "old.png").mkdir()
+    assert output_dir(tmp_path / "old.png", "--plot") == tmp_path / "old.png"
+    assert output_dir(tmp_path / "results.parquet", "--out") == tmp_path / "results.parquet"
 
 
 def test_replacing_writes_whole_files_or_nothing(tmp_path: Path) -> None:

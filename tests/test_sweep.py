@@ -132,12 +132,13 @@ def test_bad_workload_exits_2(tmp_path, capsys, workload, message):
 @pytest.mark.parametrize("name", ["r.csv", "r.JSON", "r.xlsx"])
 def test_an_out_named_as_a_table_file_is_refused(tmp_path, capsys, name):
     """A sweep writes a Parquet dataset (a folder): ``--out r.csv`` would make a folder named
-    as a CSV file, not a CSV; it is refused before anything runs or is written."""
+    as a CSV file, not a CSV; it is refused (sim.files.output_dir) before anything runs or is
+    written."""
     spec = _spec(tmp_path, '[axes]\n"engine.rows" = [16]\n')
     assert main(["sweep", str(spec), "--out", str(tmp_path / name)]) == 2
     err = capsys.readouterr().err
-    assert re.fullmatch(r"tpe: error: --out: '.*' names a \.\w+ file, but a sweep writes a "
-                        r"Parquet dataset .*'.*r\.parquet'.*\n", err), err
+    assert re.fullmatch(r"tpe: error: --out: '.*' names a \.\w+ file, but --out takes a "
+                        r"folder; give a folder name, e.g. '.*r'\n", err), err
     assert not (tmp_path / name).exists()
 
 

@@ -15,8 +15,6 @@ from typing import Any
 
 __all__ = ["register", "run_report", "run_sweep_command"]
 
-#: Suffixes of single-file tables that ``--out`` may not carry: a sweep's results are a folder.
-TABLE_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".xlsx", ".txt")
 _USAGE = ("tpe sweep SPEC.toml [--backend local|ray] [--workers N] [--out results.parquet] "
           "[--resume] [--report DIR]\n       tpe sweep report RESULTS [--out DIR]")
 
@@ -77,10 +75,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from sim.files import output_dir
 
     out = output_dir(args.out or "results.parquet", "--out")
-    if out.suffix.lower() in TABLE_FILE_SUFFIXES:
-        raise InputError(f"--out: {str(out)!r} names a {out.suffix} file, but a sweep writes a "
-                         "Parquet dataset (a folder of part files); give a folder such as "
-                         f"{str(out.with_suffix('.parquet'))!r} (pandas.read_parquet reads it)")
     if args.report:
         output_dir(args.report, "--report")
     spec = load_sweep(args.target)

@@ -215,6 +215,18 @@ MODEL = ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b", "--phase
           "int33x"], r"^tpe: error: --kv-fmt: unknown number format 'int33x'"),
         ([*MODEL[:9], "0", *MODEL[10:]], r"^tpe: error: --batch: must be a positive integer"),
         ([*MODEL[:11], "0"], r"^tpe: error: --seq: must be a positive integer \(got 0\)$"),
+        # a GPU preset's kernel model searches no mapping: an energy or EDP objective would
+        # change nothing, so it is refused (in every command, and on several devices too)
+        (["sim", "gemm", "--arch", "h100", "--M", "8", "--N", "8", "--K", "8", "--objective",
+          "energy"], r"^tpe: error: --objective: h100 is a GPU preset, whose kernel model "
+         r"predicts the kernels its library runs \(no mapping to search for energy\); drop "),
+        ([*MODEL[:3], "h200", *MODEL[4:], "--objective", "edp"],
+         r"^tpe: error: --objective: h200 is a GPU preset, .*edp"),
+        ([*MODEL[:3], "h100", *MODEL[4:], "--objective", "edp", "--devices", "2", "--tp", "2"],
+         r"^tpe: error: --objective: h100 is a GPU preset, .*edp"),
+        (["sim", "attention", "--arch", "a100", "--batch", "1", "--heads", "8", "--kv-heads", "8",
+          "--q-len", "1", "--kv-len", "8", "--head-dim", "64", "--objective", "energy"],
+         r"^tpe: error: --objective: a100 is a GPU preset, "),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, pattern):

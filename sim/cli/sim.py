@@ -198,7 +198,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", choices=MEMORY_MODES, default="real",
                    help="real: buffers and DRAM of the arch; ideal: no stalls (default real)")
     p.add_argument("--objective", choices=OBJECTIVES, default="latency",
-                   help="what the mapping search minimises (default latency)")
+                   help="what the mapping search minimises (default latency; a GPU "
+                   "preset, which searches no mapping, takes latency only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -223,7 +224,20 @@ def _bounded(flag: str, value: int) -> int:
 def _load(args: argparse.Namespace) -> ArchSpec:
     from hw.spec import load_arch
 
-    return load_arch(args.arch, args.set)
+    return _objective_acts(args, load_arch(args.arch, args.set))
+
+
+def _objective_acts(args: argparse.Namespace, arch: ArchSpec) -> ArchSpec:
+    """``arch``, where ``--objective`` acts on it: a GPU preset's kernel model predicts the
+    kernels its library runs, the fastest it finds (no mapping is searched), so an energy or
+    EDP objective would change nothing there and is refused."""
+    if arch.gpu is not None and args.objective != "latency":
+        from sim.errors import InputError
+
+        raise InputError(f"--objective: {arch.name} is a GPU preset, whose kernel model "
+                         "predicts the kernels its library runs (no mapping to search for "
+                         f"{args.objective}); drop --objective, or use an engine architecture")
+    return arch
 
 
 def run_gemm(args: argparse.Namespace) -> int:
@@ -388,7 +402,8 @@ def run_model(args: argparse.Namespace) -> int:
                              "runtime (a serving engine); use --runtime fused")
     from hw.spec import load_arch
 
-    arch = load_arch(args.arch, args.set, devices=1 if plan is None else plan.devices)
+    arch = _objective_acts(args, load_arch(args.arch, args.set,
+                                           devices=1 if plan is None else plan.devices))
     host_us = _host_launch_us(args, arch)
     scheme = resolve_scheme(args.quant, arch.engine)
     try:

@@ -2608,8 +2608,8 @@ def op_kernel(op: Any) -> Kernel:
     path's rate, as weight-only kernels (e.g. Marlin) do. Attention: the SDPA prefill kernel
     for several queries (causal or not, the queries the last ``q_len`` of ``kv_len`` tokens),
     decode for one, in bf16 with the KV cache at its stored width; decode over an int8 or int4
-    cache is the project's KIVI kernel (``kv_dtype``); windows and block sparsity are not
-    modelled on GPUs.
+    cache is the project's KIVI kernel (``kv_dtype``); a sliding window is in its ``kv_len``
+    (the tokens a query sees), a paged or block-sparse cache is refused (:func:`arch_kernel`).
     """
     from models.formats import get_format
     from models.ops import Attention, Gemm
@@ -2638,7 +2638,21 @@ def arch_kernel(arch: Any, op: Any) -> Kernel:
     tensor cores for (fp8 on an A100) is widened to the 16-bit path as its operands load (as
     weight-only fp8 kernels on Ampere do), moving their stored bytes; an int4 weight-only GEMM
     runs the faster, for its shape, of PyTorch's kernel and the project's Triton one (as a
-    deployment that dispatches per shape would)."""
+    deployment that dispatches per shape would). Attention over a paged KV cache or block-sparse
+    attention raises :class:`hw.spec.SpecError` naming the field: the kernel model times SDPA
+    and the project's KIVI kernel over a contiguous cache read whole, and no paged or sparse
+    kernel was measured, so neither would change its figure."""
+    from models.ops import Attention
+
+    if isinstance(op, Attention) and (op.page_tokens or op.sparse_block):
+        from hw.spec import SpecError
+
+        field, flag = (("page_tokens", "--kv-page") if op.page_tokens
+                       else ("sparse_block", "--sparse-block/--sparse-topk"))
+        raise SpecError(f"{op.name}.{field}: {arch.name}'s kernel model times attention over a "
+                        "contiguous KV cache read whole (no paged or block-sparse kernel was "
+                        f"measured on it); drop {flag} on a GPU preset, or use an engine "
+                        "architecture")
     k = op_kernel(op)
     if tensor_dtype(k) not in arch.gpu.dtypes:
         wide = "bf16" if "bf16" in arch.gpu.dtypes else arch.gpu.dtypes[0]

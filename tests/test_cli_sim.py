@@ -227,6 +227,17 @@ MODEL = ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b", "--phase
         (["sim", "attention", "--arch", "a100", "--batch", "1", "--heads", "8", "--kv-heads", "8",
           "--q-len", "1", "--kv-len", "8", "--head-dim", "64", "--objective", "energy"],
          r"^tpe: error: --objective: a100 is a GPU preset, "),
+        # nor does it time a paged or block-sparse cache: the options are refused, not ignored
+        (["sim", "attention", "--arch", "h100", "--batch", "4", "--heads", "32", "--kv-heads",
+          "8", "--q-len", "1", "--kv-len", "8192", "--head-dim", "128", "--kv-page", "16"],
+         r"^tpe: error: attention\.page_tokens: h100's kernel model times attention over a "
+         r"contiguous KV cache read whole .*; drop --kv-page on a GPU preset, or use an engine "
+         r"architecture$"),
+        (["sim", "attention", "--arch", "h200", "--batch", "4", "--heads", "32", "--kv-heads",
+          "8", "--q-len", "1", "--kv-len", "8192", "--head-dim", "128", "--sparse-block", "64",
+          "--sparse-topk", "8"], r"^tpe: error: attention\.sparse_block: h200's kernel model "),
+        ([*MODEL[:3], "h100", *MODEL[4:], "--kv-page", "16"],
+         r"^tpe: error: attention\.page_tokens: h100's kernel model "),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, pattern):

@@ -141,8 +141,9 @@ class SystemResult:
         return all(s.fits for s in self.stages)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``tpe sim model --devices N --json``)."""
-        assert self.arch.interconnect is not None
+        """A JSON-ready dict (``tpe sim model --devices N --json``); ``interconnect`` ``None``
+        on one device of an architecture without one (a plan of one device needs none)."""
+        link = self.arch.interconnect
         return {
             "arch": self.arch.name, "model": self.name, "phase": self.phase,
             "batch": self.batch, "seq": self.seq, "quant": self.quant,
@@ -150,7 +151,7 @@ class SystemResult:
             "devices": self.plan.devices, "tp": self.plan.tp, "pp": self.plan.pp,
             "ep": self.plan.ep, "sp": self.plan.sp, "microbatches": self.plan.microbatches,
             "overlap": self.overlap,
-            "interconnect": spec_to_dict(self.arch.interconnect),
+            "interconnect": None if link is None else spec_to_dict(link),
             "seconds": self.seconds,
             "ttft_s": self.seconds if self.phase == "prefill" else None,
             "tpot_s": self.seconds if self.phase == "decode" else None,

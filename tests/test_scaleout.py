@@ -230,6 +230,10 @@ def test_cli_devices(capsys) -> None:
     code, out, _ = run(capsys, [*MODEL, "--arch", "h100", "--quant", "bf16", "--tp", "2",
                                 "--overlap"])
     assert code == 0 and "collectives per micro-batch" in out and "overlapped" in out
+    # a plan of one device (micro-batches alone) on an architecture without an interconnect
+    # needs none: its JSON says so
+    one = _json(capsys, [*MODEL, "--arch", "systolic", "--microbatches", "2"])
+    assert (one["devices"], one["interconnect"]) == (1, None)
 
 
 @pytest.mark.parametrize("argv,flag", [
@@ -241,6 +245,9 @@ def test_cli_devices(capsys) -> None:
     (["--arch", "systolic", "--tp", "2"], "interconnect"),
     (["--arch", "h100", "--tp", "2", "--plot", "x"], "--plot"),
     (["--arch", "h100", "--tp", "2", "--runtime", "eager"], "--runtime"),
+    # the overlap acts on the tensor-parallel collectives alone: refused where there are none
+    (["--arch", "h100", "--overlap"], "--overlap"),
+    (["--arch", "h100", "--pp", "2", "--overlap"], "--overlap"),
 ])
 def test_cli_refuses_plans_in_one_line(capsys, tmp_path: Path, argv: list[str], flag: str,
                                        monkeypatch) -> None:

@@ -166,7 +166,9 @@ def _model_args(model: argparse.ArgumentParser) -> None:
                      help="sequence parallelism: norms and residual adds on a slice of the "
                           "tokens, each all-reduce a reduce-scatter and an all-gather")
     par.add_argument("--overlap", action="store_true",
-                     help="overlap each collective with the operator producing its data")
+                     help="overlap each tensor-parallel collective with the operator "
+                     "producing its data (needs --tp above 1; the pipeline's sends are not "
+                     "overlapped)")
     model.add_argument("--plot", default=None, metavar="DIR",
                        help="write op_breakdown.png and roofline.png into DIR")
     model.add_argument("--csv", default=None, metavar="FILE",
@@ -362,6 +364,11 @@ def _plan(args: argparse.Namespace) -> Any:
     micro = _positive("--microbatches", args.microbatches)
     if (tp, pp, ep, micro, args.sp, args.overlap) == (1, 1, 1, 1, False, False):
         return None
+    if args.overlap and tp == 1:
+        raise InputError("--overlap: overlaps the tensor-parallel collectives with the "
+                         "operators producing their data; with --tp 1 there are none (the "
+                         "pipeline's sends between stages are not overlapped): give --tp above "
+                         "1, or drop --overlap")
     try:
         return ParallelPlan(tp=tp, pp=pp, ep=ep, microbatches=micro, sp=args.sp)
     except ModelError as err:

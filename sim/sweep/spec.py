@@ -150,7 +150,8 @@ WORKLOAD_KEYS: dict[str, str] = {
                     "[1])",
     "sp": "sequence parallelism, true or false (default [false]; left out where tp is 1)",
     "overlap": "collectives overlap the operators producing their data, true or false "
-               "(default [false]; left out on one device)",
+               "(default [false]; left out where tp is 1: the pipeline's sends between "
+               "stages are not overlapped)",
 }
 _SWEEP_KEYS = tuple(SWEEP_KEYS)
 _WORKLOAD_KEYS = tuple(WORKLOAD_KEYS)
@@ -592,7 +593,9 @@ def _workloads(table: Mapping[str, Any], root: Path
         cfg = load_model(resolved[m])
         if ep != 1 and (ep != tp or cfg.moe is None):  # spans a stage's tensor parallelism
             continue
-        if (sp and tp == 1) or (overlap and tp * pp == 1):  # nothing to split or overlap
+        # nothing to split or overlap: sequence parallelism and the overlap act on the
+        # tensor-parallel collectives (the pipeline's sends between stages are not overlapped)
+        if (sp or overlap) and tp == 1:
             continue
         try:
             lower(cfg, phase=p, batch=b, seq=s, quant="fp16")

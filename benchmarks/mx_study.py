@@ -71,7 +71,7 @@ def run(out: Path) -> dict:
     from hw.spec import load_arch
     from models.llm import load_model, lower, weight_bytes
     from sim.errors import FormatError
-    from sim.execution import resolve_scheme
+    from sim.execution import arch_scheme
     from sim.model import simulate_model
 
     results: dict = {}
@@ -85,7 +85,7 @@ def run(out: Path) -> dict:
                 for scheme in SCHEMES:
                     key = (model, phase, engine, scheme)
                     try:
-                        q = resolve_scheme(scheme, arch.engine)
+                        q = arch_scheme(scheme, arch)
                         ops = lower(cfg, phase=phase, batch=batch, seq=seq, quant=q)
                         r = simulate_model(arch, ops, name=cfg.name, phase=phase, batch=batch,
                                            seq=seq, quant=scheme,

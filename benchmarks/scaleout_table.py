@@ -27,7 +27,7 @@ from hw.spec import load_arch  # noqa: E402
 from models.llm import load_model  # noqa: E402
 from models.parallel import ParallelPlan, lower_parallel  # noqa: E402
 from sim.devices import simulate_devices  # noqa: E402
-from sim.execution import resolve_scheme  # noqa: E402
+from sim.execution import arch_scheme  # noqa: E402
 
 MARK = "<!-- scaleout-table -->"
 #: (preset, --quant): the GPU in bf16, the TPU-like NPU at its own int8.
@@ -55,7 +55,7 @@ def table() -> str:
     lines: list[str] = []
     for arch_name, quant in ARCHS:
         arch = load_arch(arch_name)
-        scheme = resolve_scheme(quant, arch.engine)
+        scheme = arch_scheme(quant, arch)
         assert arch.interconnect is not None
         ic = arch.interconnect
         lines += [f"### {arch_name} ({scheme.name}; {ic.topology}, "

@@ -287,3 +287,28 @@ def test_version(capsys) -> None:
 
     code, out, _ = run(capsys, ["--version"])
     assert code == 0 and out == f"tpe (TPEForge) {version('tpeforge')}\n"
+
+
+@pytest.mark.parametrize("arch", ["h100", "h200"])
+def test_auto_on_a_gpu_preset_is_its_bf16_path(capsys, arch):
+    """``--quant auto`` (every command's default) on a GPU preset is bf16, the 16-bit float
+    path ``tpe sim gemm`` takes there without --quant: not the engine's int16 widths, which a
+    GPU runs as bf16 while the lowering prices their quantization besides."""
+    model = ["sim", "model", "--arch", arch, "--model", "llama-2-7b", "--phase", "decode",
+             "--batch", "4", "--seq", "2048", "--json"]
+    results = []
+    for extra in ([], ["--quant", "auto"], ["--quant", "bf16"]):
+        code, out, err = run(capsys, [*model, *extra])
+        assert code == 0, err
+        results.append(json.loads(out))
+    fields = ("seconds", "energy_pj", "dram_bytes")
+    assert all({f: r[f] for f in fields} == {f: results[2][f] for f in fields}
+               for r in results[:2])
+    assert {op["shape"]["a_fmt"] for op in results[0]["ops"] if op["kind"] == "gemm"} == {"bf16"}
+    gemm = ["sim", "gemm", "--arch", arch, "--M", "8", "--N", "4096", "--K", "4096", "--json"]
+    outs = []
+    for extra in ([], ["--quant", "auto"]):
+        code, out, err = run(capsys, [*gemm, *extra])
+        assert code == 0, err
+        outs.append(json.loads(out))
+    assert outs[0]["shape"] == outs[1]["shape"] and outs[0]["cycles"] == outs[1]["cycles"]

@@ -41,7 +41,7 @@ __all__ = [
 
 QUANT_HELP = (
     "auto (default: integers at the engine's operand widths, the KV cache at the narrower "
-    "of the two, no scales), or one of: {names}"
+    "of the two, no scales; bf16 on a GPU preset), or one of: {names}"
 )
 
 
@@ -245,7 +245,7 @@ def _objective_acts(args: argparse.Namespace, arch: ArchSpec) -> ArchSpec:
 def run_gemm(args: argparse.Namespace) -> int:
     """``tpe sim gemm``."""
     from sim.errors import FormatError
-    from sim.execution import quant_formats, resolve_scheme
+    from sim.execution import arch_scheme, quant_formats
     from sim.gemm import check_formats
     from sim.system import simulate_op
 
@@ -262,7 +262,7 @@ def run_gemm(args: argparse.Namespace) -> int:
 
         if args.a_fmt is not None or args.w_fmt is not None:
             raise InputError("--quant: give either --quant or --a-fmt/--w-fmt")
-        scheme = resolve_scheme(args.quant, arch.engine).for_op("gemm")
+        scheme = arch_scheme(args.quant, arch).for_op("gemm")
         a_fmt, w_fmt = scheme.a_fmt, scheme.w_fmt
         scales = {"a_group": scheme.a_group, "a_scale_bits": scheme.a_scale_bits,
                   "w_group": scheme.w_group, "w_scale_bits": scheme.w_scale_bits,
@@ -381,7 +381,7 @@ def run_model(args: argparse.Namespace) -> int:
     """``tpe sim model``."""
     from models.llm import load_model, lower, weight_bytes
     from sim.errors import FormatError
-    from sim.execution import resolve_scheme
+    from sim.execution import arch_scheme
     from sim.files import output_dir, output_file
     from sim.model import simulate_model
 
@@ -412,7 +412,7 @@ def run_model(args: argparse.Namespace) -> int:
     arch = _objective_acts(args, load_arch(args.arch, args.set,
                                            devices=1 if plan is None else plan.devices))
     host_us = _host_launch_us(args, arch)
-    scheme = resolve_scheme(args.quant, arch.engine)
+    scheme = arch_scheme(args.quant, arch)
     try:
         cfg = load_model(args.model)
     except ModelError as err:

@@ -118,9 +118,9 @@ class _Evaluator:
         from models.parallel import ParallelPlan, lower_parallel
         from sim.devices import simulate_devices
         from sim.energy import system_area_breakdown
-        from sim.execution import resolve_scheme
+        from sim.execution import arch_scheme
 
-        scheme = resolve_scheme(w.quant, arch.engine)
+        scheme = arch_scheme(w.quant, arch)
         plan = ParallelPlan(tp=w.tp, pp=w.pp, ep=w.ep, microbatches=w.microbatches, sp=w.sp)
         key = (w.key, scheme.name, scheme.w_fmt, scheme.a_fmt, scheme.kv_fmt)
         if key not in self._ops:
@@ -144,7 +144,7 @@ class _Evaluator:
         }
 
     def evaluate(self, points: Iterable[Sequence[Any]]) -> dict[str, list[Any]]:
-        from sim.execution import resolve_scheme
+        from sim.execution import arch_scheme
         from sim.model import simulate_model
 
         spec = self.spec
@@ -178,7 +178,7 @@ class _Evaluator:
                         error = str(err)
                 elif arch is not None:
                     try:
-                        scheme = resolve_scheme(w.quant, arch.engine)
+                        scheme = arch_scheme(w.quant, arch)
                         r = simulate_model(arch, self._lowered(w, scheme), name=w.model,
                                            phase=w.phase, batch=w.batch, seq=w.seq,
                                            quant=scheme.name)

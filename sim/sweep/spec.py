@@ -139,8 +139,8 @@ WORKLOAD_KEYS: dict[str, str] = {
     "batch": "sequences per pass, positive integers (default [1])",
     "seq": "prompt tokens (prefill) or cached tokens (decode), positive integers (default "
            "[512])",
-    "quant": "quantization schemes, or auto: the engine's own integer widths (default "
-             "[\"auto\"])",
+    "quant": "quantization schemes, or auto: the engine's own integer widths, bf16 on a "
+             "GPU preset (default [\"auto\"])",
     "tp": "tensor-parallel devices per pipeline stage (default [1]; several devices need the "
           "base's [interconnect])",
     "pp": "pipeline stages (default [1])",

@@ -307,16 +307,19 @@ from typing import Any
 from models.caches import memo
 
 __all__ = [
+    "ATTN_DTYPES",
     "BURST_DTYPES",
     "ENERGY_CLASSES",
     "FALLBACK_ENERGY_CLASSES",
     "FIT_PARAMS",
+    "GEMM_DTYPES",
     "GEMM_FAMILIES",
     "GRAPH_REPLAY_US",
     "INT8_TILES",
     "KV_DTYPES",
     "L2_LINE_PJ_PER_BYTE",
     "NVJET_FP8_TILES",
+    "SHAPE_OPS",
     "STREAM_OVERHEAD_MAX_US",
     "W4A16",
     "W4A16_ROW_TILE",
@@ -337,6 +340,7 @@ __all__ = [
     "block_scale_us",
     "burst_us",
     "c_store_s",
+    "check_op_dtype",
     "dequant_weights",
     "energy_class",
     "energy_work",
@@ -380,6 +384,25 @@ W4A16 = ("w4a16", "w4a16_triton")
 W4_GROUPS = (32, 64, 128, 256)
 #: KV-cache formats of decode attention (shapes.csv column ``kv_dtype``).
 KV_DTYPES = ("bf16", "int8", "int4")
+#: The ops of a shapes.csv row, and the dtypes each runs in (:func:`check_op_dtype`): GEMMs on
+#: the tensor-core paths and the int4 weight-only kernels; attention (SDPA, and the KIVI kernel
+#: over a cache of ``kv_dtype``) in bf16 or fp16.
+SHAPE_OPS = ("gemm", "attn_prefill", "attn_decode")
+GEMM_DTYPES = ("bf16", "fp16", "fp8", "int8", *W4A16)
+ATTN_DTYPES = ("bf16", "fp16")
+
+
+def check_op_dtype(op: str, dtype: str) -> None:
+    """A shapes.csv row's ``op`` and ``dtype`` (:data:`SHAPE_OPS`, :data:`GEMM_DTYPES`,
+    :data:`ATTN_DTYPES`), as ``tpe gpu measure`` runs and ``tpe gpu predict`` and ``check``
+    price them; ``ValueError`` naming the column otherwise."""
+    if op not in SHAPE_OPS:
+        raise ValueError(f"op: unknown {op!r}; one of {', '.join(SHAPE_OPS)}")
+    if dtype not in GEMM_DTYPES:
+        raise ValueError(f"dtype: unknown {dtype!r}; one of {', '.join(GEMM_DTYPES)}")
+    if op != "gemm" and dtype not in ATTN_DTYPES:
+        raise ValueError(f"dtype: attention runs in {' or '.join(ATTN_DTYPES)} (got {dtype!r}; "
+                         "a quantized KV cache is the kv_dtype column)")
 #: (BM, BN) of the autotuned configurations of the project's Triton W4A16 GEMM (the
 #: ``configs`` of ``sim/gpu/kernels.py``; a test holds them equal).
 W4A16_TRITON_TILES = ((16, 16), (16, 32), (16, 32), (16, 64), (16, 128), (32, 64), (64, 128),

@@ -520,6 +520,23 @@ def test_bad_shapes_rows_name_the_line(capsys, tmp_path):
                                 str(tmp_path / "p.csv")])
     assert code == 2
     assert "a100 has no fp8 tensor cores" in err
+    # the measurement and the prediction read the shapes with one rule (check_op_dtype): a
+    # row one refuses, the other refuses with the same message (attention in fp8 was priced at
+    # the fp8 rate while the measurement would have run it in fp16; in w4a16 it raised)
+    from sim.gpu.measure import MeasureError, read_shapes
+
+    for row, message in (("attn_decode,fp8,,,,1,32,8,100,128",
+                          "dtype: attention runs in bf16 or fp16 (got 'fp8'"),
+                         ("attn_prefill,w4a16,,,,1,32,8,1000,128",
+                          "dtype: attention runs in bf16 or fp16 (got 'w4a16'"),
+                         ("gemm,bf17,4,4,4,,,,,", "dtype: unknown 'bf17'; one of bf16, fp16"),
+                         ("conv,bf16,1,1,1,,,,,", "op: unknown 'conv'; one of gemm")):
+        bad.write_text(f"op,dtype,M,N,K,B,H,Hkv,S,D\n{row}\n")
+        code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(bad),
+                                    "--out", str(tmp_path / "p.csv")])
+        assert code == 2 and err.startswith(f"tpe: error: --in: line 2: {message}"), err
+        with pytest.raises(MeasureError, match=rf"^line 2: {re.escape(message)}"):
+            read_shapes(bad)
 
 
 def test_predict_on_a_measured_file_replaces_its_time_and_card(capsys, tmp_path):

@@ -166,19 +166,13 @@ def _read(path: str, flag: str) -> list[dict[str, str]]:
 
 def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
     from sim.errors import InputError
-    from sim.gpu_model import W4A16, Kernel, parse_causal
+    from sim.gpu_model import Kernel, check_op_dtype, parse_causal
 
-    dtypes = ("bf16", "fp16", "fp8", "int8", *W4A16)
     out = []
     for line, row in enumerate(rows, start=2):
         op, dtype = str(row.get("op", "")), str(row.get("dtype", ""))
-        if op not in ("gemm", "attn_prefill", "attn_decode"):
-            raise InputError(f"{flag}: line {line}: op: unknown {op!r}; one of gemm, "
-                             "attn_prefill, attn_decode")
-        if dtype not in dtypes:
-            raise InputError(f"{flag}: line {line}: dtype: unknown {dtype!r}; one of "
-                             + ", ".join(dtypes))
         try:
+            check_op_dtype(op, dtype)
             parse_causal(op, row.get("causal"))
         except ValueError as err:
             raise InputError(f"{flag}: line {line}: {err}") from None

@@ -81,14 +81,22 @@ from typing import Any
 
 # the padded shape fp8 and int8 kernels run and the causal, group and kv_dtype columns, as the
 # model reads them
-from sim.gpu_model import W4A16, padded_shape, parse_causal, parse_quant
+from sim.gpu_model import (
+    GEMM_DTYPES,
+    SHAPE_OPS,
+    W4A16,
+    check_op_dtype,
+    padded_shape,
+    parse_causal,
+    parse_quant,
+)
 
 __all__ = ["MeasureError", "add_options", "guarded", "kernel_names", "main", "measure",
            "read_shapes", "select_rows", "steady", "timed_after_light_load", "unsteady"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
-OPS = ("gemm", "attn_prefill", "attn_decode")
-DTYPES = ("bf16", "fp16", "fp8", "int8", *W4A16)
+OPS = SHAPE_OPS
+DTYPES = GEMM_DTYPES
 #: The most input sets the energy loop rotates through (:func:`_energy`): enough for a kernel of
 #: 1.6 MB of operands to stream twice the H100's 50 MB L2; smaller ones stay partly in it.
 ENERGY_SETS = 64
@@ -131,11 +139,10 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
         rows = []
         for line, row in enumerate(reader, start=2):
             op, dtype = (row.get("op") or "").strip(), (row.get("dtype") or "").strip()
-            if op not in OPS:
-                raise MeasureError(f"line {line}: op: unknown {op!r}; one of {', '.join(OPS)}")
-            if dtype not in DTYPES:
-                raise MeasureError(f"line {line}: dtype: unknown {dtype!r}; one of "
-                                   + ", ".join(DTYPES))
+            try:
+                check_op_dtype(op, dtype)
+            except ValueError as err:
+                raise MeasureError(f"line {line}: {err}") from None
             out: dict[str, Any] = {k: v for k, v in row.items() if k not in COLUMNS}
             out |= {"op": op, "dtype": dtype}
             gemm = op == "gemm"
@@ -158,9 +165,6 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
             if group:
                 out["group"] = group
             if not gemm:
-                if dtype not in ("bf16", "fp16"):
-                    raise MeasureError(f"line {line}: dtype: attention runs in bf16 or fp16 "
-                                       f"(got {dtype!r})")
                 out["Hkv"] = out["Hkv"] or out["H"]
                 if out["H"] % out["Hkv"]:
                     raise MeasureError(f"line {line}: Hkv: {out['H']} heads are not a multiple "

@@ -83,7 +83,6 @@ from typing import Any
 # model reads them
 from sim.gpu_model import (
     GEMM_DTYPES,
-    SHAPE_OPS,
     W4A16,
     check_op_dtype,
     padded_shape,
@@ -95,8 +94,6 @@ __all__ = ["MeasureError", "add_options", "guarded", "kernel_names", "main", "me
            "read_shapes", "select_rows", "steady", "timed_after_light_load", "unsteady"]
 
 COLUMNS = ("op", "dtype", "M", "N", "K", "B", "H", "Hkv", "S", "D")
-OPS = SHAPE_OPS
-DTYPES = GEMM_DTYPES
 #: The most input sets the energy loop rotates through (:func:`_energy`): enough for a kernel of
 #: 1.6 MB of operands to stream twice the H100's 50 MB L2; smaller ones stay partly in it.
 ENERGY_SETS = 64
@@ -711,7 +708,7 @@ def microbench(torch: Any, triton: Any, budget_ms: float) -> list[dict[str, Any]
     out.append({"name": "read_1gib", "us": us, "value": x.numel() * 2 / (us * 1e-6) / 1e9,
                 "unit": "GB/s (read)"})
     x = y = None  # free the 2 GiB before the matrix products
-    for dtype in DTYPES:
+    for dtype in GEMM_DTYPES:
         for size in (8192, 16384) if dtype != "int8" else (8192,):
             fn, impl, keep = _gemm_fn(torch, dtype, size, size, size, gen)
             us = _bench(triton, fn, budget_ms)[0]

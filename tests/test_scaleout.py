@@ -256,6 +256,22 @@ def test_cli_refuses_plans_in_one_line(capsys, tmp_path: Path, argv: list[str], 
     assert code == 2 and err.count("\n") == 1 and flag in err, err
 
 
+def test_a_sweep_overlaps_only_tensor_parallel_collectives(tmp_path: Path) -> None:
+    """The overlap acts on the tensor-parallel collectives alone (the pipeline's sends are not
+    overlapped): a sweep leaves ``overlap = true`` out wherever tp is 1, as ``tpe sim model``
+    refuses ``--overlap`` there."""
+    from sim.sweep import load_sweep
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('[sweep]\nbase = "h100"\n[axes]\n"interconnect.bandwidth_gb_per_s" = '
+                    '[450.0]\n[workload]\nmodels = ["llama-2-7b"]\nphases = ["decode"]\n'
+                    'batch = [2]\nseq = [128]\ntp = [1, 2]\npp = [1, 2]\n'
+                    'overlap = [false, true]\n')
+    plans = {(w.tp, w.pp, w.overlap) for w in load_sweep(spec).workloads}
+    assert plans == {(1, 1, False), (1, 2, False), (2, 1, False), (2, 1, True), (2, 2, False),
+                     (2, 2, True)}
+
+
 def test_sweep_over_devices(tmp_path: Path, capsys) -> None:
     spec = tmp_path / "s.toml"
     spec.write_text('[sweep]\nbase = "h100"\n[axes]\n"interconnect.bandwidth_gb_per_s" = '

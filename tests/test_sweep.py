@@ -129,6 +129,24 @@ def test_bad_workload_exits_2(tmp_path, capsys, workload, message):
     assert re.fullmatch(r"tpe: error: " + message + "\n", err), err
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ('[sweep]\nbase = "h100"\n[axes]\n"dram.latency_ns" = [0.0, 100.0]\n',
+     r"axes\.dram\.latency_ns: a GPU architecture's kernel model does not read this field, so "
+     r"it would change nothing; the fields it reads: .*dram\.bandwidth_gb_per_s.*"),
+    ('[axes]\nbase = ["systolic", "h200"]\n"a_buffer.capacity_bytes" = [65536]\n',
+     r"axes\.a_buffer\.capacity_bytes: a GPU architecture's kernel model does not read this "
+     r"field, .* \(base 'h200'\)"),
+])
+def test_an_axis_a_gpu_base_does_not_read_is_refused(tmp_path, capsys, body, message):
+    """A sweep's axis over a field a GPU base's kernel model does not read is refused as
+    ``--set`` on it is (hw.spec.unread_by_gpu_model): every point would give the same row."""
+    spec = _spec(tmp_path, body)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"tpe: error: " + message + "\n", err), err
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("name", ["r.csv", "r.JSON", "r.xlsx"])
 def test_an_out_named_as_a_table_file_is_refused(tmp_path, capsys, name):
     """A sweep writes a Parquet dataset (a folder): ``--out r.csv`` would make a folder named

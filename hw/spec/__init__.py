@@ -62,6 +62,7 @@ __all__ = [
     "load_arch",
     "operand_buffer",
     "spec_to_dict",
+    "unread_by_gpu_model",
 ]
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -802,21 +803,29 @@ def load_arch(arch: str, overrides: Sequence[str] = (), *, devices: int = 1) -> 
                                 "one it would change nothing; run tpe sim model with "
                                 "--devices N (N > 1)")
     spec = arch_from_dict(apply_overrides(data, overrides))
-    allowed = gpu_model_keys(spec) if spec.gpu is not None else None
     for key in keys:
         if spec.cores == 1 and key.endswith(".instances"):
             raise SpecError(f"--set {key}: with one core a per-core level and a shared one "
                             "are the same, so it would change nothing; set cores too")
-        if allowed is None:
-            continue
-        path = ".".join(_route(data, key.split(".")))
-        if not any(path == k or (k.endswith(".*") and path.startswith(k[:-1]))
-                   for k in allowed):
-            shown = ", ".join(k.removeprefix("memory.") for k in allowed)
-            raise SpecError(
-                f"--set {key}: a GPU architecture's kernel model does not read this field, "
-                f"so it would change nothing; the fields it reads: {shown}")
+        if (why := unread_by_gpu_model(data, spec, key)) is not None:
+            raise SpecError(f"--set {key}: {why}")
     return spec
+
+
+def unread_by_gpu_model(data: dict[str, Any], spec: ArchSpec, key: str) -> str | None:
+    """Why a change of field ``key`` (a ``--set`` path) would change nothing on ``spec``, a GPU
+    architecture loaded from ``data``: its kernel model does not read the field
+    (:func:`gpu_model_keys`); ``None`` where it does, or where ``spec`` is no GPU. ``tpe sim
+    --set`` and a sweep's axes refuse such a field alike."""
+    if spec.gpu is None:
+        return None
+    allowed = gpu_model_keys(spec)
+    path = ".".join(_route(data, key.split(".")))
+    if any(path == k or (k.endswith(".*") and path.startswith(k[:-1])) for k in allowed):
+        return None
+    shown = ", ".join(k.removeprefix("memory.") for k in allowed)
+    return ("a GPU architecture's kernel model does not read this field, so it would change "
+            f"nothing; the fields it reads: {shown}")
 
 
 def gpu_model_keys(arch: ArchSpec) -> tuple[str, ...]:

@@ -62,7 +62,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hw.spec import SpecError, apply_overrides, arch_from_dict, load_arch_dict, read_toml
+from hw.spec import (
+    SpecError,
+    apply_overrides,
+    arch_from_dict,
+    load_arch_dict,
+    read_toml,
+    unread_by_gpu_model,
+)
 from models import ModelError
 from models.llm import load_model, lower
 from models.parallel import ParallelPlan, lower_parallel
@@ -527,16 +534,20 @@ def override(key: str, value: Any) -> str:
 
 def _check_axis(axis: Axis, base_dicts: Mapping[str, dict[str, Any]], prefix: str = "axes."
                 ) -> None:
-    """Every value of ``axis`` on every base (the other fields at the base's values)."""
+    """Every value of ``axis`` on every base (the other fields at the base's values), and its
+    field one a GPU base's kernel model reads (as ``--set`` requires:
+    :func:`hw.spec.unread_by_gpu_model`)."""
     for name, data in base_dicts.items():
+        extra = f" (base {name!r})" if len(base_dicts) > 1 else ""
         for v in axis.values:
             try:
-                arch_from_dict(apply_overrides(data, [override(axis.key, v)]))
+                spec = arch_from_dict(apply_overrides(data, [override(axis.key, v)]))
             except SpecError as err:
                 text = str(err)
                 text = text.removeprefix(f"{axis.key}: ")
-                extra = f" (base {name!r})" if len(base_dicts) > 1 else ""
                 raise _err(f"{prefix}{axis.key}", f"{text}{extra}") from None
+            if (why := unread_by_gpu_model(data, spec, axis.key)) is not None:
+                raise _err(f"{prefix}{axis.key}", f"{why}{extra}")
 
 
 def _workloads(table: Mapping[str, Any], root: Path

@@ -227,15 +227,9 @@ def _convert_ops(gemm: Gemm, a_fmt: NumberFormat, w_fmt: NumberFormat) -> int:
 # -- the engine's own scheme ---------------------------------------------------------------
 
 
-def auto_scheme(engine: EngineSpec, *, gpu: bool = False) -> QuantScheme:
+def auto_scheme(engine: EngineSpec) -> QuantScheme:
     """The ``auto`` scheme: the engine's own integer widths, no scales (or the kind's own
-    native formats, :data:`sim.engines.FORMAT_HOOKS`); on a GPU preset (``gpu``: the
-    architecture has a ``[gpu]`` table) its 16-bit float path, bf16, as ``tpe sim gemm`` takes
-    there by default (a GPU has no 16-bit integer path: its kernel model would run the engine's
-    int16 widths as bf16 and price their quantization besides)."""
-    if gpu:
-        return dataclasses.replace(get_scheme("bf16"), name="auto",
-                                   description="a GPU preset's 16-bit float path (bf16)")
+    native formats, :data:`sim.engines.FORMAT_HOOKS`)."""
     hook = format_hook(engine.kind, "auto_scheme")
     if hook is not None:
         return hook(engine)
@@ -246,18 +240,23 @@ def auto_scheme(engine: EngineSpec, *, gpu: bool = False) -> QuantScheme:
                        a_fmt=f"{p}{engine.a_bits}", kv_fmt=f"{p}{kv}")
 
 
-def resolve_scheme(text: str, engine: EngineSpec, *, gpu: bool = False) -> QuantScheme:
-    """``--quant``: ``auto`` (:func:`auto_scheme`; ``gpu``: on a GPU preset) or any
-    :func:`models.quant.get_scheme` string; a scheme the engine's kind refuses raises
-    :class:`FormatError` naming it."""
+def resolve_scheme(text: str, engine: EngineSpec) -> QuantScheme:
+    """``--quant``: ``auto`` or any :func:`models.quant.get_scheme` string; a scheme the
+    engine's kind refuses raises :class:`FormatError` naming it."""
     if text == "auto":
-        return auto_scheme(engine, gpu=gpu)
+        return auto_scheme(engine)
     return get_scheme(text)
 
 
 def arch_scheme(text: str, arch: ArchSpec) -> QuantScheme:
-    """:func:`resolve_scheme` on ``arch``: its engine, and ``auto`` a GPU preset's own."""
-    return resolve_scheme(text, arch.engine, gpu=arch.gpu is not None)
+    """:func:`resolve_scheme` on ``arch``'s engine, but ``auto`` on a GPU preset (a ``[gpu]``
+    table) is its 16-bit float path, bf16, as ``tpe sim gemm`` takes there by default: a GPU
+    has no 16-bit integer path, so its kernel model would run the engine's int16 widths as
+    bf16 while the lowering priced their quantization besides."""
+    if text == "auto" and arch.gpu is not None:
+        return dataclasses.replace(get_scheme("bf16"), name="auto",
+                                   description="a GPU preset's 16-bit float path (bf16)")
+    return resolve_scheme(text, arch.engine)
 
 
 def quant_formats(scheme: str, engine: EngineSpec) -> tuple[str, str, str]:

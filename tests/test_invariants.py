@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
@@ -154,14 +155,14 @@ def vectors(draw: st.DrawFn) -> Vector:
 ops = st.one_of(gemms(), attentions(), vectors())
 
 
-def _refused_by_the_gpu(arch: ArchSpec, ops: list[Op], run: object) -> None:
+def _refused_by_the_gpu(arch: ArchSpec, ops: list[Op], run: Callable[[], object]) -> None:
     """Reject the example where a GPU preset is given paged or block-sparse attention, which
     its kernel model refuses (``sim.gpu_model.arch_kernel``; not an invariant's business),
     after checking that ``run()`` raises that refusal, naming the field."""
     if arch.gpu is not None and any(isinstance(o, Attention) and (o.page_tokens or o.sparse_block)
                                     for o in ops):
         with pytest.raises(SpecError, match=r"\.(page_tokens|sparse_block): .* kernel model"):
-            run()  # type: ignore[operator]
+            run()
         reject()
 
 

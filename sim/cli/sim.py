@@ -269,8 +269,9 @@ def run_gemm(args: argparse.Namespace) -> int:
                   "a_scale_fmt": scheme.a_scale_fmt, "w_scale_fmt": scheme.w_scale_fmt}
         out_fmt = ("fp32" if get_format(a_fmt).is_float or get_format(w_fmt).is_float
                    or arch.gpu is not None else f"int{arch.engine.acc_bits}")
-    elif arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), bf16 default
-        a_fmt, w_fmt = args.a_fmt or "bf16", args.w_fmt or args.a_fmt or "bf16"
+    elif arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), auto's bf16
+        auto = arch_scheme("auto", arch)
+        a_fmt, w_fmt = args.a_fmt or auto.a_fmt, args.w_fmt or args.a_fmt or auto.w_fmt
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
     else:

@@ -529,6 +529,8 @@ class _Reader:
             return default
         if not _positive_int(v):
             raise ModelError(f"{self.source}: {key}: must be a positive integer (got {v!r})")
+        if v > MAX_SIZE:
+            raise ModelError(f"{self.source}: {size_error(key, v)}")
         return v
 
     def nonneg_int(self, key: str, default: int) -> int:
@@ -537,6 +539,8 @@ class _Reader:
             return default
         if not _nonnegative_int(v):
             raise ModelError(f"{self.source}: {key}: must be an integer >= 0 (got {v!r})")
+        if v > MAX_SIZE:
+            raise ModelError(f"{self.source}: {size_error(key, v)}")
         return int(v)
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -941,6 +945,12 @@ def lower(
         raise ModelError(
             f"seq: {seq} prompt tokens exceed max_position_embeddings {limit} of {cfg.name}; "
             f"use seq <= {limit}"
+        )
+    if phase == "decode" and limit < 2:
+        raise ModelError(
+            f"phase: {cfg.name} has max_position_embeddings {limit}, no position left to decode "
+            "after a cached token; use --phase prefill or a config with max_position_embeddings "
+            ">= 2"
         )
     if phase == "decode" and seq + 1 > limit:
         raise ModelError(

@@ -323,6 +323,28 @@ def test_heads_not_divisible_by_kv_heads(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("key", ["hidden_size", "num_hidden_layers", "intermediate_size",
+                                 "vocab_size"])
+def test_config_size_above_2_40_names_its_key(tmp_path: Path, key: str) -> None:
+    # the config's own key, not the first operator whose size it makes too large
+    with pytest.raises(ModelError) as e:
+        load_model(str(write(tmp_path, {**MINIMAL, key: 10**18})))
+    assert re.fullmatch(rf".*config\.json: {key}: 1,000,000,000,000,000,000 exceeds 2\^40 .*",
+                        one_line(e))
+    cfg = load_model(str(write(tmp_path, {**MINIMAL, "max_position_embeddings": 1 << 40})))
+    assert cfg.max_position_embeddings == 1 << 40  # the bound itself is allowed
+
+
+def test_decode_needs_two_positions(tmp_path: Path) -> None:
+    cfg = load_model(str(write(tmp_path, {**MINIMAL, "max_position_embeddings": 1})))
+    with pytest.raises(ModelError) as e:
+        lower(cfg, phase="decode", batch=1, seq=1)
+    assert re.fullmatch(r"phase: .* has max_position_embeddings 1, no position left to decode "
+                        r"after a cached token; use --phase prefill or a config with "
+                        r"max_position_embeddings >= 2", one_line(e))
+    assert lower(cfg, phase="prefill", batch=1, seq=1)
+
+
 def test_model_config_validates_directly() -> None:
     base = load_model("llama-2-7b")
     fields = {f: getattr(base, f) for f in base.__dataclass_fields__}

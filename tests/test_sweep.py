@@ -272,6 +272,24 @@ def test_combination_errors_become_rows(tmp_path):
     assert all(cols["tokens_per_s"][i] is None for i in failed)
 
 
+def test_cycles_beyond_int64_become_an_error_row(tmp_path):
+    # 2^40 sequences decoding on an 8x8 array: the tiny model's bytes above 2^53 go into the
+    # float64 column rounded; Llama-2-7B's exact cycles exceed the table's int64 column
+    workload = (WORKLOAD.replace("batch = [1]", f"batch = [{1 << 40}]")
+                .replace('["prefill", "decode"]', '["decode"]')
+                .replace('["tiny.json"]', '["tiny.json", "llama-2-7b"]'))
+    spec = load_sweep(_spec(tmp_path, '[axes]\n"engine.rows" = [8]\n"engine.cols" = [8]\n',
+                            workload=workload))
+    out = tmp_path / "big"
+    run_sweep(spec, out, workers=1)
+    rows = {r["model"]: r for r in read_results(out).to_pylist()}
+    tiny, llama = rows["tiny.json"], rows["llama-2-7b"]
+    assert tiny["error"] is None and tiny["dram_bytes"] > 2.0 ** 53 and tiny["cycles"] > 0
+    assert llama["cycles"] is None and llama["seconds"] is None
+    assert re.fullmatch(r"cycles: [\d,]+ exceeds the results table's int64 column "
+                        r"\(2\^63 - 1\); use a smaller batch or seq", llama["error"])
+
+
 # -- resume after a kill ------------------------------------------------------------------------
 
 # Large enough that a signal sent once the first parts exist lands midway (points that share

@@ -193,12 +193,33 @@ class _Evaluator:
                         }
                     except (SpecError, ModelError, MappingError) as err:
                         error = str(err)
+                too_large = _int64_overflow(metrics)
+                if too_large is not None:
+                    metrics, error = dict.fromkeys(METRIC_COLUMNS), too_large
                 cols["arch"].append(None if arch is None else arch.name)
                 cols["engine"].append(None if arch is None else arch.engine.name)
                 for k, v in metrics.items():
-                    cols[k].append(v)
+                    # an exact int or fraction into a float64 column rounds as float() does
+                    # (pyarrow refuses an int above 2^53 there)
+                    cols[k].append(float(v) if v is not None and METRIC_COLUMNS[k] == "float64"
+                                   else v)
                 cols["error"].append(error)
         return cols
+
+
+#: The largest value of the table's int64 columns.
+_INT64_MAX = (1 << 63) - 1
+
+
+def _int64_overflow(metrics: dict[str, Any]) -> str | None:
+    """The row's error where an integer metric (its cycles) exceeds the table's int64 column
+    (a batch or sequence of about 2^40 on a small array), else None."""
+    for k, kind in METRIC_COLUMNS.items():
+        v = metrics.get(k)
+        if kind == "int64" and v is not None and v > _INT64_MAX:
+            return (f"{k}: {v:,} exceeds the results table's int64 column (2^63 - 1); use a "
+                    "smaller batch or seq")
+    return None
 
 
 _WORKER: _Evaluator | None = None

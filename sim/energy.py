@@ -80,7 +80,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from hw.spec import ArchSpec, LevelSpec, SpecError, read_toml
+from hw.spec import MAX_BYTE_PJ, ArchSpec, LevelSpec, SpecError, read_toml
 from mapping import OPERAND_DIMS, FoldGrid
 from models.caches import memo
 from sim.engines import kind_cost
@@ -392,8 +392,17 @@ def level_byte_pj(arch: ArchSpec, level: LevelSpec) -> float:
         return level.energy_pj_per_byte
     table = load_table(arch.energy_table)
     if level.off_chip:
-        return table.energy_pj("dram_64b", arch.tech_nm) / 8
-    return _sram_byte_pj(table, level.capacity_bytes, arch.tech_nm)
+        pj = table.energy_pj("dram_64b", arch.tech_nm) / 8
+    else:
+        pj = _sram_byte_pj(table, level.capacity_bytes, arch.tech_nm)
+    if pj > MAX_BYTE_PJ:
+        where = (f"off chip at {arch.tech_nm:g} nm" if level.off_chip else
+                 f"for {level.capacity_bytes:,} bytes on chip at {arch.tech_nm:g} nm")
+        raise SpecError(f"memory.{level.name}: the energy table {arch.energy_table!r} gives "
+                        f"{pj:,.0f} pJ a byte {where}, above the {MAX_BYTE_PJ:,.0f} pJ a level "
+                        f"may take; use a smaller capacity_bytes or give "
+                        f"memory.{level.name}.energy_pj_per_byte (with its source)")
+    return pj
 
 
 @memo(maxsize=1024)

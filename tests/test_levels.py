@@ -152,3 +152,30 @@ def test_malformed_hierarchies_name_the_level(memory: dict, message: str) -> Non
     raw["memory"] = memory
     with pytest.raises(SpecError, match=message):
         arch_from_dict(raw)
+
+
+def test_a_level_the_energy_table_prices_out_of_bounds_is_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # a 4 TiB on-chip L2: the table's SRAM scaling gives it more than MAX_BYTE_PJ a byte (a
+    # given energy_pj_per_byte that large is refused as it loads); every command says so
+    # naming the level, never a validation traceback from a view built inside the simulator
+    from hw.spec import MAX_BYTE_PJ
+    from sim.energy import level_byte_pj
+
+    big = ["l2.capacity_bytes=4398046511104"]
+    arch = load_arch(str(FOUR_LEVEL), big)
+    with pytest.raises(SpecError, match=r"^memory\.l2: the energy table 'horowitz45' gives "
+                       r"[\d,]+ pJ a byte for 4,398,046,511,104 bytes on chip at 45 nm, above "
+                       r"the 10,000 pJ a level may take; use a smaller capacity_bytes or give "
+                       r"memory\.l2\.energy_pj_per_byte \(with its source\)$"):
+        level_byte_pj(arch, arch.tiers[2][0])
+    for cmd in (["gemm", "--M", "512", "--N", "4096", "--K", "4096"],
+                ["model", "--model", "llama-2-7b", "--phase", "decode", "--batch", "1",
+                 "--seq", "128"]):
+        assert main(["sim", *cmd, "--arch", str(FOUR_LEVEL), "--set", big[0], "--json"]) == 2
+        assert capsys.readouterr().err.startswith("tpe: error: memory.l2: the energy table")
+    # with its own energy it runs; the bound is the spec's
+    ok = load_arch(str(FOUR_LEVEL), [*big, "l2.energy_pj_per_byte=50"])
+    assert level_byte_pj(ok, ok.tiers[2][0]) == 50 < MAX_BYTE_PJ
+    with pytest.raises(SpecError, match=r"l2\.energy_pj_per_byte: must be <= 10000"):
+        load_arch(str(FOUR_LEVEL), [f"l2.energy_pj_per_byte={MAX_BYTE_PJ * 2}"])

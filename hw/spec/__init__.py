@@ -35,6 +35,7 @@ from hw.spec.systolic import SystolicSpec
 from models.caches import memo
 
 __all__ = [
+    "MAX_BYTE_PJ",
     "OPERANDS",
     "AccBits",
     "ArchSpec",
@@ -139,6 +140,15 @@ class SramSpec:
         return self.capacity_bytes // 2 if self.double_buffered else self.capacity_bytes
 
 
+#: The most energy a byte read or written in a memory level may take, pJ: a sanity bound
+#: (typos, units) on a given ``energy_pj_per_byte`` and on the one the energy table gives a
+#: level by its capacity (``sim.energy.level_byte_pj``). 10^4 pJ is about 41 times an
+#: off-chip DRAM byte (Horowitz's 1.95 nJ per 64-bit access, the ``horowitz45`` table's
+#: ``dram_64b``, / 8) and what that table's SRAM scaling gives an on-chip level of about
+#: 1.7 TiB at 45 nm.
+MAX_BYTE_PJ = 1e4
+
+
 @dataclass(config=CONFIG, kw_only=True)
 class DramSpec:
     """A link to a backing level (DRAM or HBM, or an on-chip level behind the buffers):
@@ -149,7 +159,7 @@ class DramSpec:
     latency_ns: Annotated[float, Field(ge=0, le=1e4)] = 0.0
     #: Energy per byte moved (pJ); ``None``: the energy table's ``dram_64b`` entry / 8. Set it
     #: for a memory the table does not describe (e.g. HBM), with its source in a comment.
-    energy_pj_per_byte: Annotated[float, Field(gt=0, le=1e4)] | None = None
+    energy_pj_per_byte: Annotated[float, Field(gt=0, le=MAX_BYTE_PJ)] | None = None
 
 
 @dataclass(config=CONFIG, kw_only=True)
@@ -282,7 +292,7 @@ class LevelSpec:
     beat_bytes: Annotated[int, Field(ge=1, le=1 << 20)] | None = None
     #: Energy per byte read or written (pJ). ``None``: from the energy table, by capacity for
     #: an on-chip level, the ``dram_64b`` entry / 8 for an off-chip one. Give a source.
-    energy_pj_per_byte: Annotated[float, Field(gt=0, le=1e4)] | None = None
+    energy_pj_per_byte: Annotated[float, Field(gt=0, le=MAX_BYTE_PJ)] | None = None
     #: ``core``: one instance per core; ``chip``: one shared by all cores.
     instances: Literal["core", "chip"] = "core"
     #: Two halves: the next tile is filled while the current one is used.

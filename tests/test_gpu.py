@@ -2702,6 +2702,44 @@ def test_an_unsteady_row_is_shown_apart_and_not_judged():
     assert finer_verdict(rows, est, check_rows(rows, est)).startswith("FAIL")
 
 
+def test_one_held_out_kernel_has_no_spearman_and_passes_no_target():
+    """Spearman's rank correlation is undefined over one held-out kernel: the table shows
+    '-', and neither verdict passes on it (a NaN compares false against the bound)."""
+    from types import SimpleNamespace
+
+    from sim.cli.gpu import check_rows, finer_verdict
+
+    rows = [{"op": "gemm", "dtype": "bf16", "M": "64", "N": "64", "K": "64", "split": "held",
+             "us": "10"}]
+    est = [SimpleNamespace(us=10.0, mj=0.0)]
+    stats = check_rows(rows, est)
+    assert math.isnan(stats[("held", "gemm", "all")]["spearman"])
+    assert finer_verdict(rows, est, stats) == (
+        "FAIL (all 0.00%, Spearman undefined over 1 held-out kernel(s): it needs two or more "
+        "of different times)")
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("us", "x"), ("us", "-0"), ("us", "inf"), ("mj", "x"), ("mj", "0"), ("us_p20", "nan"),
+    ("us_p80", "-3")])
+def test_check_refuses_a_measured_value_that_is_not_a_positive_number(
+        capsys, tmp_path, column, value):
+    """The measured values the check reads are positive finite numbers: another value exits 2
+    naming the line and the column (it was a traceback, or a division by zero's NaN)."""
+    source = rows(DATA / "measured_h100_random.csv")[:5]
+    bad = tmp_path / "m.csv"
+    with open(bad, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(source[0]))
+        w.writeheader()
+        for i, r in enumerate(source):
+            w.writerow({**r, column: value} if i == 3 else r)
+    code, out, err = run(capsys, ["gpu", "check", "--measured", str(bad)])
+    assert code == 2 and not out
+    assert err.strip() == (f"tpe: error: --measured: line 5: {column}: must be a positive "
+                           f"number of {'millijoules' if column == 'mj' else 'microseconds'} "
+                           f"(got {value!r})")
+
+
 def test_a_gemv_walks_its_k():
     """cuBLAS's gemvx kernel (a warp of 32 lanes per output, four to a CTA) of fewer CTAs than
     SMs takes about a fixed time plus one warp's walk along K: over the recorded launches of

@@ -164,12 +164,15 @@ def _read(path: str, flag: str) -> list[dict[str, str]]:
     return rows
 
 
-def _kernels(rows: list[dict[str, str]], flag: str) -> list[Any]:
+def _kernels(rows: list[dict[str, str]], flag: str, lines: list[int] | None = None
+             ) -> list[Any]:
+    """Each row's kernel, checked; ``lines``: the rows' line numbers in their file (default:
+    the rows are the file's, from line 2)."""
     from sim.errors import InputError
     from sim.gpu_model import Kernel, check_op_dtype, parse_causal
 
     out = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in zip(lines or range(2, len(rows) + 2), rows, strict=True):
         op, dtype = str(row.get("op", "")), str(row.get("dtype", ""))
         try:
             check_op_dtype(op, dtype)
@@ -365,22 +368,48 @@ def check_rows(rows: list[dict[str, str]], predicted: list[Any]
     return out
 
 
+#: The measured columns ``tpe gpu check`` reads, and what each holds (``us`` required).
+MEASURED_VALUES = {"us": "microseconds", "mj": "millijoules", "us_p20": "microseconds",
+                   "us_p80": "microseconds"}
+
+
+def _check_measured(row: dict[str, str], line: int) -> None:
+    """A measured row's values that the check reads: positive finite numbers (``us``, and
+    ``mj``, ``us_p20``, ``us_p80`` where given)."""
+    from sim.errors import InputError
+
+    for col, unit in MEASURED_VALUES.items():
+        text = row.get(col)
+        if col != "us" and not text:
+            continue
+        try:
+            v = float(text or "")
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and v > 0):
+            raise InputError(f"--measured: line {line}: {col}: must be a positive number of "
+                             f"{unit} (got {text!r})")
+
+
 def run_check(args: argparse.Namespace) -> int:
     from sim.errors import InputError
     from sim.files import IMAGE_SUFFIXES, output_file
 
     plot = output_file(args.plot, "--plot", suffixes=IMAGE_SUFFIXES) if args.plot else None
 
-    rows = [r for r in _read(args.measured, "--measured")
-            if r.get("status", "ok") == "ok" and r.get("us")]
-    if not rows:
+    picked = [(line, r) for line, r in enumerate(_read(args.measured, "--measured"), start=2)
+              if r.get("status", "ok") == "ok" and r.get("us")]
+    if not picked:
         raise InputError(f"--measured: {args.measured} has no measured rows (column us)")
+    for line, r in picked:
+        _check_measured(r, line)
+    rows, lines = [r for _, r in picked], [line for line, _ in picked]
     arch = _gpu_arch(args.gpu or _infer_gpu(rows))
     from sim.gpu.measure import timed_after_light_load, timed_replayed
 
     light = timed_after_light_load(Path(args.measured))
     graph = timed_replayed(Path(args.measured))
-    predicted = _predict(arch, _kernels(rows, "--measured"), light, graph)
+    predicted = _predict(arch, _kernels(rows, "--measured", lines), light, graph)
     stats = check_rows(rows, predicted)
     print(f"{args.measured} ({len(rows)} kernels, card {rows[0].get('gpu', '?')}) against "
           f"the {arch.name} preset")
@@ -395,8 +424,9 @@ def run_check(args: argparse.Namespace) -> int:
     for (split, family, group), s in stats.items():
         energy = (f"{s['mj_mape']:>9.1%}{s['mj_p90']:>8.1%}" if s["mj_n"]
                   else f"{'-':>9}{'-':>8}")
+        rho = f"{s['spearman']:>10.3f}" if math.isfinite(s["spearman"]) else f"{'-':>10}"
         print(f"{split:<6}{family:<11}{group:<32}{s['n']:>5}{s['mape']:>8.1%}{s['p90']:>8.1%}"
-              f"{s['max']:>8.1%}{s['spearman']:>10.3f}{energy}")
+              f"{s['max']:>8.1%}{rho}{energy}")
     shaky = sum(s["n"] for (_, _, group), s in stats.items() if group == UNSTEADY)
     if shaky:
         print(f"{UNSTEADY}: {shaky} rows whose timing stayed unsteady after the measurement's "
@@ -437,7 +467,11 @@ def finer_verdict(rows: list[dict[str, str]], predicted: list[Any],
         return "not checked (no held-out rows with a steady timing)"
     overall = _stats(held)
     misses = []
-    if overall["mape"] > TARGET_OVERALL_MAPE or overall["spearman"] < TARGET_OVERALL_SPEARMAN:
+    if not math.isfinite(overall["spearman"]):
+        # (a NaN compares false: it would pass)
+        misses.append(f"all {overall['mape']:.2%}, Spearman undefined over {len(held)} "
+                      "held-out kernel(s): it needs two or more of different times")
+    elif overall["mape"] > TARGET_OVERALL_MAPE or overall["spearman"] < TARGET_OVERALL_SPEARMAN:
         misses.append(f"all {overall['mape']:.2%}, Spearman {overall['spearman']:.3f}")
     misses += [f"{group} {s['mape']:.1%}" for (split, _, group), s in stats.items()
                if split == "held" and group.count("/") >= 2 and s["n"] >= CATEGORY_MIN_N

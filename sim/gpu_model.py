@@ -367,6 +367,7 @@ __all__ = [
     "replayed",
     "scaled",
     "sdpa_decode_grid",
+    "shape_cell",
     "stream_params",
     "stream_parts_us",
     "tensor_dtype",
@@ -931,8 +932,8 @@ class Kernel:
         """The kernel of a shapes.csv row; ``ValueError`` naming the column on a bad
         ``causal``, ``group`` or ``kv_dtype`` cell (:func:`parse_quant`)."""
         def num(k: str) -> int:
-            v = row.get(k)
-            return int(v) if v not in (None, "") else 0
+            v = shape_cell(row, k)
+            return 0 if v is None else v
 
         hkv = num("Hkv") or num("H")
         op, dtype = str(row["op"]), str(row["dtype"])
@@ -942,6 +943,23 @@ class Kernel:
         return cls(op=op, dtype=dtype, M=num("M"), N=num("N"), K=num("K"), B=num("B"),
                    H=num("H"), Hkv=hkv, S=num("S"), D=num("D"), causal=causal, group=group,
                    kv_dtype=kv)
+
+
+def shape_cell(row: dict[str, Any], key: str) -> int | None:
+    """A shapes.csv row's size cell ``key`` (``M``, ``N``, ``K``, ``B``, ``H``, ``Hkv``,
+    ``S``, ``D``): None where empty, else an integer >= 1; ``ValueError`` naming the column
+    otherwise. The one rule of ``tpe gpu measure``'s reader and :meth:`Kernel.from_row`."""
+    cell = row.get(key)
+    raw = str(cell if cell is not None else "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{key}: must be an integer (got {raw!r})") from None
+    if value < 1:
+        raise ValueError(f"{key}: must be >= 1 (got {value})")
+    return value
 
 
 def parse_causal(op: str, cell: Any) -> bool:

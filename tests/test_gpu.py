@@ -530,7 +530,11 @@ def test_bad_shapes_rows_name_the_line(capsys, tmp_path):
                          ("attn_prefill,w4a16,,,,1,32,8,1000,128",
                           "dtype: attention runs in bf16 or fp16 (got 'w4a16'"),
                          ("gemm,bf17,4,4,4,,,,,", "dtype: unknown 'bf17'; one of bf16, fp16"),
-                         ("conv,bf16,1,1,1,,,,,", "op: unknown 'conv'; one of gemm")):
+                         ("conv,bf16,1,1,1,,,,,", "op: unknown 'conv'; one of gemm"),
+                         # a size cell, used or not by its op (one rule: shape_cell)
+                         ("gemm,bf16,4,x,4,,,,,", "N: must be an integer (got 'x')"),
+                         ("gemm,bf16,4,4,4,,1e3,,,", "H: must be an integer (got '1e3')"),
+                         ("attn_decode,bf16,-5,,,1,32,8,100,128", "M: must be >= 1 (got -5)")):
         bad.write_text(f"op,dtype,M,N,K,B,H,Hkv,S,D\n{row}\n")
         code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(bad),
                                     "--out", str(tmp_path / "p.csv")])

@@ -180,12 +180,9 @@ def _kernels(rows: list[dict[str, str]], flag: str, lines: list[int] | None = No
         except ValueError as err:
             raise InputError(f"{flag}: line {line}: {err}") from None
         try:
-            k = Kernel.from_row(row)
+            k = Kernel.from_row(row)  # (its ValueErrors name the column)
         except ValueError as err:
-            text = str(err)
-            if not text.startswith(("group:", "kv_dtype:", "N:")):
-                text = "a shape cell is not an integer"
-            raise InputError(f"{flag}: line {line}: {text}") from None
+            raise InputError(f"{flag}: line {line}: {err}") from None
         need = ("M", "N", "K") if k.op == "gemm" else ("B", "H", "S", "D")
         for n in need:
             if getattr(k, n) < 1:

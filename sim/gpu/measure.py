@@ -88,6 +88,7 @@ from sim.gpu_model import (
     padded_shape,
     parse_causal,
     parse_quant,
+    shape_cell,
 )
 
 __all__ = ["MeasureError", "add_options", "guarded", "kernel_names", "main", "measure",
@@ -107,17 +108,12 @@ class MeasureError(ValueError):
 
 
 def _int(row: dict[str, str], key: str, line: int, required: bool) -> int | None:
-    raw = (row.get(key) or "").strip()
-    if not raw:
-        if required:
-            raise MeasureError(f"line {line}: {key}: required for op {row['op']!r}")
-        return None
     try:
-        value = int(raw)
-    except ValueError:
-        raise MeasureError(f"line {line}: {key}: must be an integer (got {raw!r})") from None
-    if value < 1:
-        raise MeasureError(f"line {line}: {key}: must be >= 1 (got {value})")
+        value = shape_cell(row, key)
+    except ValueError as err:
+        raise MeasureError(f"line {line}: {err}") from None
+    if value is None and required:
+        raise MeasureError(f"line {line}: {key}: required for op {row['op']!r}")
     return value
 
 

@@ -340,6 +340,7 @@ __all__ = [
     "block_scale_us",
     "burst_us",
     "c_store_s",
+    "check_kernel_shape",
     "check_op_dtype",
     "dequant_weights",
     "energy_class",
@@ -960,6 +961,18 @@ def shape_cell(row: dict[str, Any], key: str) -> int | None:
     if value < 1:
         raise ValueError(f"{key}: must be >= 1 (got {value})")
     return value
+
+
+def check_kernel_shape(k: Kernel) -> None:
+    """The sizes ``k``'s op needs (``M``, ``N``, ``K`` of a GEMM; ``B``, ``H``, ``S``, ``D``
+    of attention, whose ``H`` is a multiple of ``Hkv``); ``ValueError`` naming the column
+    otherwise. The one rule of ``tpe gpu measure``'s reader and of predict and check."""
+    for n in (("M", "N", "K") if k.op == "gemm" else ("B", "H", "S", "D")):
+        if getattr(k, n) < 1:
+            raise ValueError(f"{n}: required (>= 1) for op {k.op}")
+    if k.op != "gemm" and k.H % k.Hkv:
+        raise ValueError(f"Hkv: {k.H} query heads are not a multiple of {k.Hkv} key/value "
+                         "heads")
 
 
 def parse_causal(op: str, cell: Any) -> bool:

@@ -534,7 +534,13 @@ def test_bad_shapes_rows_name_the_line(capsys, tmp_path):
                          # a size cell, used or not by its op (one rule: shape_cell)
                          ("gemm,bf16,4,x,4,,,,,", "N: must be an integer (got 'x')"),
                          ("gemm,bf16,4,4,4,,1e3,,,", "H: must be an integer (got '1e3')"),
-                         ("attn_decode,bf16,-5,,,1,32,8,100,128", "M: must be >= 1 (got -5)")):
+                         ("attn_decode,bf16,-5,,,1,32,8,100,128", "M: must be >= 1 (got -5)"),
+                         # the sizes an op needs (one rule: check_kernel_shape)
+                         ("gemm,bf16,4,,4,,,,,", "N: required (>= 1) for op gemm"),
+                         ("attn_prefill,bf16,,,,1,32,8,,128", "S: required (>= 1) for op "
+                          "attn_prefill"),
+                         ("attn_decode,bf16,,,,1,32,5,100,128", "Hkv: 32 query heads are not a "
+                          "multiple of 5 key/value heads")):
         bad.write_text(f"op,dtype,M,N,K,B,H,Hkv,S,D\n{row}\n")
         code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(bad),
                                     "--out", str(tmp_path / "p.csv")])

@@ -169,7 +169,7 @@ def _kernels(rows: list[dict[str, str]], flag: str, lines: list[int] | None = No
     """Each row's kernel, checked; ``lines``: the rows' line numbers in their file (default:
     the rows are the file's, from line 2)."""
     from sim.errors import InputError
-    from sim.gpu_model import Kernel, check_op_dtype, parse_causal
+    from sim.gpu_model import Kernel, check_kernel_shape, check_op_dtype, parse_causal
 
     out = []
     for line, row in zip(lines or range(2, len(rows) + 2), rows, strict=True):
@@ -181,15 +181,9 @@ def _kernels(rows: list[dict[str, str]], flag: str, lines: list[int] | None = No
             raise InputError(f"{flag}: line {line}: {err}") from None
         try:
             k = Kernel.from_row(row)  # (its ValueErrors name the column)
+            check_kernel_shape(k)
         except ValueError as err:
             raise InputError(f"{flag}: line {line}: {err}") from None
-        need = ("M", "N", "K") if k.op == "gemm" else ("B", "H", "S", "D")
-        for n in need:
-            if getattr(k, n) < 1:
-                raise InputError(f"{flag}: line {line}: {n}: required (>= 1) for op {k.op}")
-        if k.op != "gemm" and k.H % k.Hkv:
-            raise InputError(f"{flag}: line {line}: Hkv: {k.H} heads are not a multiple of "
-                             f"{k.Hkv}")
         out.append(k)
     return out
 

@@ -84,10 +84,10 @@ from typing import Any
 from sim.gpu_model import (
     GEMM_DTYPES,
     W4A16,
+    Kernel,
+    check_kernel_shape,
     check_op_dtype,
     padded_shape,
-    parse_causal,
-    parse_quant,
     shape_cell,
 )
 
@@ -107,14 +107,6 @@ class MeasureError(ValueError):
 # -- input ---------------------------------------------------------------------------------
 
 
-def _int(row: dict[str, str], key: str, line: int, required: bool) -> int | None:
-    try:
-        value = shape_cell(row, key)
-    except ValueError as err:
-        raise MeasureError(f"line {line}: {err}") from None
-    if value is None and required:
-        raise MeasureError(f"line {line}: {key}: required for op {row['op']!r}")
-    return value
 
 
 def read_shapes(path: Path) -> list[dict[str, Any]]:
@@ -138,30 +130,20 @@ def read_shapes(path: Path) -> list[dict[str, Any]]:
                 raise MeasureError(f"line {line}: {err}") from None
             out: dict[str, Any] = {k: v for k, v in row.items() if k not in COLUMNS}
             out |= {"op": op, "dtype": dtype}
-            gemm = op == "gemm"
-            for key in ("M", "N", "K"):
-                out[key] = _int(row, key, line, gemm)
-            for key in ("B", "H", "S", "D"):
-                out[key] = _int(row, key, line, not gemm)
-            out["Hkv"] = _int(row, "Hkv", line, False)
             try:
-                causal = parse_causal(op, row.get("causal"))
+                # the cells, the causal mask and the quantization as predict reads them
+                k = Kernel.from_row({**row, "op": op, "dtype": dtype})
+                check_kernel_shape(k)
+                for key in ("M", "N", "K", "B", "H", "Hkv", "S", "D"):
+                    out[key] = shape_cell(row, key)
             except ValueError as err:
                 raise MeasureError(f"line {line}: {err}") from None
             if op == "attn_prefill":
-                out["causal"] = int(causal)
-            try:
-                group, _ = parse_quant(op, dtype, out["N"] or 0, out["K"] or 0, out["S"] or 0,
-                                       out["D"] or 0, row.get("group"), row.get("kv_dtype"))
-            except ValueError as err:
-                raise MeasureError(f"line {line}: {err}") from None
-            if group:
-                out["group"] = group
-            if not gemm:
-                out["Hkv"] = out["Hkv"] or out["H"]
-                if out["H"] % out["Hkv"]:
-                    raise MeasureError(f"line {line}: Hkv: {out['H']} heads are not a multiple "
-                                       f"of {out['Hkv']} key/value heads")
+                out["causal"] = int(k.causal)
+            if k.group:
+                out["group"] = k.group
+            if op != "gemm":
+                out["Hkv"] = k.Hkv
             rows.append(out)
     return rows
 

@@ -1306,6 +1306,15 @@ def main() -> int:
         "kernels is `measured_h100_v2e.csv` (below); `measured_h100_v2.csv`, the time "
         "calibration's run, leaves its energy columns empty (its env file says why).",
         "",
+        "`tpe gpu predict` writes each row's `us` (the kernel timed alone, as `tpe gpu "
+        "measure` times it: CUDA events around one call after the L2 flush), `us_stream` (the "
+        "same kernel back to back in a stream of kernels: less the timing's overhead and the "
+        "part of the flush's write-back a kernel in a stream does not pay; "
+        "`sim.gpu_model.stream_parts_us`) and `mj` (its energy back to back). `tpe sim gemm` "
+        "and `tpe sim attention` on a GPU preset report the `us_stream` time, what a model's "
+        "pass charges the kernel (`tpe sim model`), and give the timed-alone `us` beside it "
+        "(`gpu_timed_alone_us` in the JSON's mapping): both from `sim.gpu_model.predict_kernel`.",
+        "",
         "## Held-out accuracy of the `h100` preset",
         "",
         "The kernel model (`sim/gpu_model.py`) was calibrated on the calibration rows only "

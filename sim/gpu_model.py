@@ -1349,12 +1349,18 @@ class TileChoice:
 class KernelEstimate:
     """A kernel's predicted time and energy on a preset (:func:`predict_kernel`)."""
 
-    #: Time in microseconds (stretched when the power cap binds).
+    #: Time in microseconds (stretched when the power cap binds): the kernel timed alone, as
+    #: ``tpe gpu measure`` times it (:func:`predict_kernel`), or, for element-wise work and
+    #: ideal memory (:func:`op_estimate`), its time in a stream.
     us: float
     #: Energy per kernel in millijoules, run back to back.
     mj: float
     #: Whether the power cap stretched the time.
     capped: bool
+    #: Its time back to back in a stream of kernels (:func:`stream_parts_us`, stretched as
+    #: ``us`` is): what a model's pass charges it (``tpe sim``), less than ``us`` by what
+    #: timing it alone adds.
+    stream_us: float
 
     @property
     def watts(self) -> float:
@@ -2486,7 +2492,8 @@ def _estimate(e: GpuEnergy, fixed_us: float, work_us: float, dynamic_pj: float,
         work_us = (dynamic_uj + (e.static_w - cap_w) * fixed_us) / (cap_w - e.static_w
                                                                      - e.busy_w)
         uj = e.static_w * (fixed_us + work_us) + e.busy_w * work_us + dynamic_uj
-    return KernelEstimate(us=fixed_us + work_us, mj=uj * 1e-3, capped=capped)
+    return KernelEstimate(us=fixed_us + work_us, mj=uj * 1e-3, capped=capped,
+                          stream_us=fixed_us + work_us)
 
 
 def _energy(cal: GpuCalibration) -> GpuEnergy:
@@ -2496,21 +2503,26 @@ def _energy(cal: GpuCalibration) -> GpuEnergy:
     return cal.energy
 
 
-def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float) -> KernelEstimate:
+def predict_kernel(cal: GpuCalibration, k: Kernel, board_power_w: float,
+                   extra_work_us: float = 0.0) -> KernelEstimate:
     """Predicted time and energy of a kernel on a card of ``board_power_w`` (the preset's
     ``gpu.board_power_w``): :func:`predict_us`, stretched under the power cap, and the energy
-    model (module doc). ``tpe gpu predict``, ``tpe gpu check`` and the simulator's GPU
-    operators all read this."""
+    model (module doc); its time timed alone (``us``) and back to back in a stream
+    (``stream_us``). ``tpe gpu predict``, ``tpe gpu check`` and the simulator's GPU operators
+    (:func:`op_estimate`) all read this. ``extra_work_us``: work the kernel model does not
+    see, added to both (an operator's block scales: :func:`block_scale_us`)."""
     e = _energy(cal)
     fixed, work = predict_parts_us(cal, k)
     cls, ops, nbytes, excess = energy_work(cal, k)
     # the energy of the kernel back to back (as measured: its time in a stream), the time of
     # the kernel alone (as timed), stretched as its time in a stream is under the power cap
     s_fixed, s_work = stream_parts_us(cal, k)
+    s_work += extra_work_us
     est = _estimate(e, s_fixed, s_work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
                     * nbytes + L2_LINE_PJ_PER_BYTE * excess, board_power_w)
     stretch = est.us - s_fixed - s_work
-    return dataclasses.replace(est, us=fixed + work + stretch + replay_us(cal, k))
+    return dataclasses.replace(
+        est, us=fixed + (work + extra_work_us) + stretch + replay_us(cal, k))
 
 
 def _dynamic_pj(cal: GpuCalibration, e: GpuEnergy, k: Kernel, cls: str, ops: float) -> float:
@@ -2732,14 +2744,15 @@ def exact_widths(op: Any) -> tuple[Any, Any]:
 
 def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimate, bool, Any]:
     """(time and energy, memory-bound?, HBM bytes) of one instance of a ``models.ops`` operator
-    on a GPU preset, as it runs in a stream of kernels (a model's, replayed back to back):
-    :func:`predict_kernel` on the preset's calibration and board power, its time back to back
-    (:func:`stream_parts_us`: less the ``stream_overhead_us`` that timing it alone adds and the
-    share of the flush's write-back a kernel in a stream does not pay; its energy is that
-    time's already); vector work is ``op.launches`` element-wise kernels: their launch cost,
-    each less that overhead, plus the bytes at the streaming bandwidth (eager PyTorch's
-    kernels: :class:`EagerCalibration`, whose costs were measured in its passes), its energy
-    the static power and the bytes'.
+    on a GPU preset, as it runs in a stream of kernels (a model's, replayed back to back): the
+    estimate's ``stream_us``. A GEMM or attention is :func:`predict_kernel` on the preset's
+    calibration and board power, its time back to back (:func:`stream_parts_us`: less the
+    ``stream_overhead_us`` that timing it alone adds and the share of the flush's write-back a
+    kernel in a stream does not pay; its energy is that time's already) and its ``us`` the time
+    alone that ``tpe gpu predict`` gives; vector work is ``op.launches`` element-wise kernels:
+    their launch cost, each less that overhead, plus the bytes at the streaming bandwidth
+    (eager PyTorch's kernels: :class:`EagerCalibration`, whose costs were measured in its
+    passes), its energy the static power and the bytes'.
     ``memory="ideal"``: infinite HBM bandwidth (compute, the paths on the chip: the fitted
     load paths and :data:`FALLBACK_PATH_EFFS`, and fixed costs only), no HBM bytes. The
     bytes are exact (:func:`exact_widths`)."""
@@ -2764,15 +2777,15 @@ def op_estimate(arch: Any, op: Any, memory: str = "real") -> tuple[KernelEstimat
     nbytes, flops = kernel_bytes_flops(k)
     memory_bound = nbytes / (cal.read_gb_per_s * 1e9) > flops / (
         cal.peak_tflops[tensor_dtype(k)] * 1e12)
-    fixed, work = stream_parts_us(cal, k)
-    work += block_scale_us(arch, op)
-    cls, ops, ebytes, excess = energy_work(cal, k)
-    l2_pj = L2_LINE_PJ_PER_BYTE * excess  # on chip: spent whether the operands are or not
     if memory == "ideal":  # the operands on chip: no HBM bytes, nor their energy
+        fixed, work = stream_parts_us(cal, k)
+        work += block_scale_us(arch, op)
+        cls, ops, _, excess = energy_work(cal, k)
+        l2_pj = L2_LINE_PJ_PER_BYTE * excess  # on chip: spent whether the operands are or not
         return (_estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + l2_pj, power),
                 memory_bound, 0)
-    est = _estimate(e, fixed, work, _dynamic_pj(cal, e, k, cls, ops) + e.hbm_pj_per_byte
-                    * ebytes + l2_pj, power)
+    # the kernel as tpe gpu predict has it: timed alone (us) and in a stream (stream_us)
+    est = predict_kernel(cal, k, power, block_scale_us(arch, op))
     return est, memory_bound, kernel_bytes_flops(k, widths=exact_widths(op))[0]
 
 

@@ -750,6 +750,43 @@ def test_one_energy_per_kernel_in_predict_check_and_the_simulator(capsys, tmp_pa
         assert checked == pytest.approx(charged, rel=1e-12)
 
 
+def test_one_time_per_kernel_in_predict_and_the_simulator(capsys, tmp_path):
+    """A kernel's two times, each from one place (sim.gpu_model.predict_kernel): tpe gpu
+    predict's ``us`` (timed alone, as tpe gpu measure times it) is what tpe sim reports as
+    ``gpu_timed_alone_us``, and its ``us_stream`` (back to back in a stream) is tpe sim's
+    time, on random GEMMs of every dtype and random attention."""
+    import random
+
+    rng = random.Random(7)
+    cases = []
+    for _ in range(6):
+        dtype = rng.choice(["bf16", "fp16", "fp8", "int8"])
+        M, N, K = rng.choice([1, 7, 300, 4096]), rng.randint(1, 9000), rng.randint(1, 9000)
+        cases.append((f"gemm,{dtype},{M},{N},{K},,,,,",
+                      ["sim", "gemm", "--M", str(M), "--N", str(N), "--K", str(K), "--a-fmt",
+                       dtype, "--w-fmt", dtype]))
+    for _ in range(3):
+        b, hkv, s, d = rng.randint(1, 16), rng.choice([1, 8]), rng.randint(1, 9000), 128
+        op, q = rng.choice([("attn_decode", 1), ("attn_prefill", s)])
+        cases.append((f"{op},bf16,,,,{b},32,{hkv},{s},{d}",
+                      ["sim", "attention", "--batch", str(b), "--heads", "32", "--kv-heads",
+                       str(hkv), "--q-len", str(q), "--kv-len", str(s), "--head-dim", str(d),
+                       "--q-fmt", "bf16", "--kv-fmt", "bf16", *(["--causal"] if q > 1 else [])]))
+    shapes = tmp_path / "s.csv"
+    shapes.write_text("op,dtype,M,N,K,B,H,Hkv,S,D\n" + "\n".join(r for r, _ in cases) + "\n")
+    code, _, err = run(capsys, ["gpu", "predict", "--gpu", "h100", "--in", str(shapes),
+                                "--out", str(tmp_path / "p.csv")])
+    assert code == 0, err
+    for (row, sim), p in zip(cases, rows(tmp_path / "p.csv"), strict=True):
+        code, out, err = run(capsys, [*sim, "--arch", "h100", "--json"])
+        assert code == 0, (row, err)
+        j = json.loads(out)
+        # (predict writes 3 decimals; tpe sim's time is whole cycles of 1/1980 us)
+        assert j["seconds"] * 1e6 == pytest.approx(float(p["us_stream"]), abs=1.1e-3), row
+        assert j["mapping"]["gpu_timed_alone_us"] == pytest.approx(float(p["us"]), abs=6e-4)
+        assert float(p["us"]) > float(p["us_stream"])  # timing alone adds to the kernel
+
+
 def test_held_out_energy_meets_the_target():
     """The energy model on the kernels whose energy was never fitted, against the measured
     energy (input sets rotated), and against board power x time, which it replaces."""

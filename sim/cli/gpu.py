@@ -241,17 +241,18 @@ def run_predict(args: argparse.Namespace) -> int:
     arch = _gpu_arch(args.gpu)
     rows = _read(args.inp, "--in")
     predicted = _predict(arch, _kernels(rows, "--in"), args.after_light_load, args.replayed)
-    # the input's own columns pass through, but for the three this writes (a measured file's
-    # us, mj and gpu are replaced, not repeated)
-    mine = ("us", "mj", "gpu")
+    # the input's own columns pass through, but for the ones this writes (a measured file's
+    # us, mj and gpu are replaced, not repeated); us_stream: the kernel back to back in a
+    # stream, what tpe sim charges it in a model's pass
+    mine = ("us", "us_stream", "mj", "gpu")
     fields = [*SHAPE_COLUMNS, *[c for c in (rows[0] if rows else {})
                                 if c not in SHAPE_COLUMNS and c not in mine], *mine]
     with replacing(out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for row, est in zip(rows, predicted, strict=True):
-            w.writerow({**row, "us": f"{est.us:.3f}", "mj": f"{est.mj:.5g}",
-                        "gpu": arch.name})
+            w.writerow({**row, "us": f"{est.us:.3f}", "us_stream": f"{est.stream_us:.3f}",
+                        "mj": f"{est.mj:.5g}", "gpu": arch.name})
     print(f"wrote {out} ({len(rows)} kernels on {arch.name})")
     if not arch.gpu.validated:
         from sim.cli.sim import validation_note

@@ -623,6 +623,7 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
     from sim.report.tables import shape_text
 
     m = dict(r.mapping)
+    alone = m.pop("gpu_timed_alone_us", None)
     label = r.kind if r.name == r.kind else f"{r.kind} {r.name}"
     cores = f"{arch.cores} cores" if arch.cores > 1 else "1 core"
     mapping = ", ".join(f"{k} {v}" for k, v in m.items() if not isinstance(v, (dict, list)))
@@ -638,7 +639,9 @@ def format_op(r: OpResult, arch: ArchSpec) -> str:
         f"x {cores}",
         f"  cycles        {r.cycles:,}  (compute {r.compute_cycles:,}: engine "
         f"{r.engine_cycles:,}, vector {r.vector_cycles:,}; stall {r.stall_cycles:,})",
-        f"  time          {_time(r.seconds)} at {arch.clock_mhz:g} MHz",
+        f"  time          {_time(r.seconds)} at {arch.clock_mhz:g} MHz"
+        + (f", back to back in a stream (timed alone, as tpe gpu measure and predict time "
+           f"it: {_time(alone * 1e-6)})" if alone is not None else ""),
         f"  utilization   {r.utilization:.1%}   bound: {r.bound}",
         f"  {arch.memory[-1].name:<14}{_si(r.dram_bytes, 'B')}",
         f"  mapping       {mapping}",

@@ -334,6 +334,16 @@ def test_halving_weight_bits_never_adds_cycles(arch: ArchSpec, bits: int,
     cycles with int1 weights (tiles of 22 rows) and 8,740 with int2 (tiles of 33 rows)."""
     full = data.draw(gemms(w_fmt=f"int{2 * bits}"))
     r_full, r_half = (_sim(arch, g, memory="ideal") for g in (full, _halved(full, bits)))
+    if arch.gpu is not None:
+        # a GPU runs the narrower weights in the kernel its formats take (the narrowest
+        # tensor cores that hold both operands, or an int4 weight-only kernel): another kernel
+        # (no mapping to keep), which may cost more, as measured (sim/data/gpu: a tiny int8
+        # GEMM, torch._int_mm, about 6.8 us timed alone, a bf16 one about 5.6 us; a100, 1x1x9
+        # with int2 activations: int5 weights on the int8 tensor cores 8,180 cycles, int10 on
+        # the bf16 ones 6,515); the invariant holds within one kernel
+        from sim.gpu_model import arch_kernel
+
+        assume(arch_kernel(arch, full).dtype == arch_kernel(arch, _halved(full, bits)).dtype)
     assert r_half.cycles <= r_full.cycles, (
         f"int{bits} weights take {r_half.cycles} cycles, int{2 * bits} {r_full.cycles}")
 

@@ -108,6 +108,25 @@ def test_gen_bad_input_exits_2_with_one_line(tmp_path, args, message) -> None:
     assert not out.exists()  # nothing half-written
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    # a rule over the whole spec names the option it is about, not "spec"
+    (["mx", "--lanes", "2", "--a-bits", "4"], r"^tpe: error: --a-bits: the codes of fp8_e4m3 "
+     r"are 8 bits wide; "),
+    (["mx", "--lanes", "2", "--unsigned"],
+     r"^tpe: error: --unsigned: the mx engine takes signed operands only; drop --unsigned$"),
+    (["addertree", "--lanes", "1", "--k", "2", "--tree-stage-levels", "3"],
+     r"^tpe: error: --tree-stage-levels: 3 adder levels per stage, more than the 1 level of "
+     r"the tree of k=2 products .*; set 1, or 0 for none$"),
+])
+def test_gen_rules_name_the_option(tmp_path, capsys, args, message) -> None:
+    from cli_run import run
+
+    code, out, err = run(capsys, ["gen", *args, "--out", str(tmp_path / "o")])
+    assert code == 2 and not out and err.count("\n") == 1
+    assert re.search(message, err), err
+    assert not (tmp_path / "o").exists()
+
+
 def test_gen_out_is_a_file(tmp_path, capsys) -> None:
     f = tmp_path / "f"
     f.write_text("x")

@@ -249,8 +249,8 @@ def test_tpe_sim_sees_the_latency(capsys) -> None:
          r"^engine\.tree_stage_levels: 1 adder levels per stage, but the tree of k=1 products "
          r"has no adder level to register; set 0$"),
         (dict(kind="cube", m=2, n=2, k=2, tree_stage_levels=2),
-         r"^engine\.tree_stage_levels: 2 adder levels per stage, more than the 1 levels of "
-         r"the tree of k=2 products .*; set 1\.\.1, or 0 for none$"),
+         r"^engine\.tree_stage_levels: 2 adder levels per stage, more than the 1 level of "
+         r"the tree of k=2 products .*; set 1, or 0 for none$"),
         (dict(kind="cube", m=2, n=2, k=2, tree_stage_levels=-1),
          r"^engine\.tree_stage_levels: must be >= 0 \(got -1\)$"),
         (dict(kind="systolic", rows=2, cols=2, cpa_reg=True),

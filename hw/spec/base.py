@@ -61,9 +61,10 @@ def check_tree_stages(every: int, levels: int, tree: str) -> int:
         raise ValueError(f"{every} adder levels per stage, but {tree} has no adder level to "
                          "register; set 0")
     if every > levels:
-        raise ValueError(f"{every} adder levels per stage, more than the {levels} levels of "
-                         f"{tree} (no register would land in it); set 1..{levels}, or 0 for "
-                         "none")
+        allowed = "1" if levels == 1 else f"1..{levels}"
+        raise ValueError(f"{every} adder levels per stage, more than the {levels} "
+                         f"level{'s' if levels > 1 else ''} of {tree} (no register would land "
+                         f"in it); set {allowed}, or 0 for none")
     return every
 
 

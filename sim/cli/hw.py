@@ -195,6 +195,13 @@ def _engine_spec(args: argparse.Namespace):
         return engine_from_dict({"kind": args.kind, **given}, prefix="")
     except SpecError as err:
         field, _, rest = str(err).partition(":")
+        if field == "spec":  # a rule over the whole spec that names its field first
+            inner, _, more = rest.strip().partition(":")
+            if inner in names:
+                field, rest = inner, more
+        if field == "signed" and given.get("signed") is False and "True" in rest:
+            raise SpecError(f"--unsigned: the {args.kind} engine takes signed operands only; "
+                            "drop --unsigned") from None
         flag = "--signed/--unsigned" if field == "signed" else _flag(field)
         raise SpecError(f"{flag if field in names else field}:{rest}") from None
 

@@ -38,6 +38,7 @@ __all__ = [
     "MLAConfig",
     "MoEConfig",
     "ModelConfig",
+    "attention_formats",
     "expected_active_experts",
     "kv_cache_bytes",
     "load_model",
@@ -804,14 +805,22 @@ class _Ctx:
                         table_bytes=width * _FP16_BYTES)
 
 
+def attention_formats(scheme: QuantScheme) -> dict[str, Any]:
+    """The formats attention runs in under ``scheme`` (its ``attention`` override's): the
+    queries' and probabilities' (:func:`query_format`) and the KV cache's, with its groups,
+    scale bits and full-precision residual tokens; the :class:`Attention` fields ``q_fmt``,
+    ``kv_fmt``, ``kv_group``, ``kv_scale_bits``, ``kv_residual`` (of a lowered model's
+    attention, and of ``tpe sim attention --quant``)."""
+    s = scheme.for_op("attention")
+    return {"q_fmt": query_format(scheme), "kv_fmt": s.kv_fmt, "kv_group": s.kv_group,
+            "kv_scale_bits": s.kv_scale_bits, "kv_residual": s.kv_residual}
+
+
 def _attention(cfg: ModelConfig, scheme: QuantScheme, *, phase: str, batch: int, q_len: int,
                kv_len: int, count: int, page_tokens: int, sparse_block: int,
                sparse_topk: int) -> Attention:
-    s = scheme.for_op("attention")
-    q_fmt = query_format(scheme)
-    cache: dict[str, Any] = {"kv_fmt": s.kv_fmt, "kv_group": s.kv_group,
-                             "kv_scale_bits": s.kv_scale_bits,
-                             "kv_residual": s.kv_residual}
+    cache = attention_formats(scheme)
+    q_fmt = cache.pop("q_fmt")
     H, m = cfg.num_heads, cfg.mla
     if m is None:
         kv_heads, qk, v, shared = cfg.num_kv_heads, cfg.head_dim, cfg.head_dim, False

@@ -150,7 +150,8 @@ def _shape(op: Op) -> dict[str, Any]:
         return {"batch": op.batch, "heads": op.heads, "kv_heads": op.kv_heads,
                 "q_len": op.q_len, "kv_len": op.kv_len, "qk_dim": op.qk_dim,
                 "v_dim": op.v_dim, "causal": op.causal, "q_fmt": op.q_fmt,
-                "kv_fmt": op.kv_fmt, "page_tokens": op.page_tokens,
+                "kv_fmt": op.kv_fmt, "kv_group": op.kv_group, "kv_scale_bits": op.kv_scale_bits,
+                "kv_residual": op.kv_residual, "page_tokens": op.page_tokens,
                 "sparse_block": op.sparse_block, "sparse_topk": op.sparse_topk}
     return {"kind": op.kind, "elems": op.elems, "ops_per_elem": op.ops_per_elem,
             "fmt": op.fmt, "bytes": op.bytes, "launches": op.launches}

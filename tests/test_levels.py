@@ -56,6 +56,42 @@ def test_gemm_equals_its_row_in_the_model(preset: str, tmp_path: Path,
         assert _drop_names({k: gemm[k] for k in row}) == _drop_names(row), row["name"]
 
 
+@pytest.mark.parametrize("preset", list_presets())
+def test_attention_under_a_scheme_equals_its_row_in_the_model(
+        preset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tpe sim attention --quant S --json` is the attention row of `tpe sim model --quant S`
+    (random model shapes and phases; S auto, and a scheme with a quantized KV cache)."""
+    rng = random.Random(f"attention {preset}")
+    heads = rng.choice([2, 4, 8])
+    cfg = {"model_type": "llama", "hidden_size": 32 * heads, "intermediate_size": 128,
+           "num_hidden_layers": rng.randint(1, 3), "num_attention_heads": heads,
+           "num_key_value_heads": heads // rng.choice([1, 2]), "vocab_size": 1000,
+           "max_position_embeddings": 4096}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    gpu = load_arch(preset).gpu is not None
+    compared = []
+    for quant in ("auto", "bf16" if gpu else "w4a8kv4"):
+        phase = rng.choice(["prefill", "decode"])
+        argv = ["sim", "model", "--arch", preset, "--model", str(path), "--phase", phase,
+                "--batch", str(rng.randint(1, 3)), "--seq", str(rng.randint(5, 300)),
+                "--quant", quant, "--json"]
+        if main(argv) != 0:  # a scheme the engine does not take (the MX engine's formats)
+            assert quant != "auto" and capsys.readouterr().err.startswith("tpe: error: ")
+            continue
+        model = json.loads(capsys.readouterr().out)
+        row = next(op for op in model["ops"] if op["kind"] == "attention")
+        s = row["shape"]
+        att = _json(capsys, "sim", "attention", "--arch", preset, "--batch", str(s["batch"]),
+                    "--heads", str(s["heads"]), "--kv-heads", str(s["kv_heads"]), "--q-len",
+                    str(s["q_len"]), "--kv-len", str(s["kv_len"]), "--head-dim",
+                    str(s["qk_dim"]), "--layers", str(row["count"]), "--quant", quant,
+                    *(["--causal"] if s["causal"] else []), "--json")
+        assert _drop_names({k: att[k] for k in row}) == _drop_names(row), (quant, phase)
+        compared.append(quant)
+    assert "auto" in compared
+
+
 def test_four_cores_run_a_compute_bound_gemm_3x_faster(capsys: pytest.CaptureFixture[str]
                                                        ) -> None:
     args = ["sim", "gemm", "--M", "4096", "--N", "4096", "--K", "4096", "--json"]

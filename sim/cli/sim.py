@@ -114,6 +114,12 @@ def _attention_args(att: argparse.ArgumentParser) -> None:
                      help="KV-cache format (default --q-fmt); integer formats narrower than 16 "
                      f"bits are stored KIVI-style in groups of {KIVI_GROUP} with an fp16 scale "
                      "and zero point")
+    att.add_argument("--quant", default=None, metavar="SCHEME",
+                     help=LazyHelp(lambda: "take the queries and the KV cache in the formats "
+                                   "a quantization scheme runs attention in, as tpe sim model "
+                                   "lowers it (instead of --q-fmt/--kv-fmt; auto: tpe sim "
+                                   "model's default): "
+                                   + QUANT_HELP.format(names=scheme_help())))
     att.add_argument("--layers", type=int, default=1,
                      help="identical layers (default 1; at most 2^40)")
     _kv_args(att)
@@ -520,24 +526,35 @@ def run_attention(args: argparse.Namespace) -> int:
     page = _nonnegative("--kv-page", args.kv_page)
     block, topk = _sparse(args)
     arch = _load(args)
-    native = (auto_scheme(arch.engine) if format_hook(arch.engine.kind, "auto_scheme")
-              else None)
-    q_fmt = args.q_fmt or (native.a_fmt if native is not None else "fp16")
-    kv_fmt = args.kv_fmt or q_fmt
-    _check_fmt_flags(("--q-fmt", q_fmt), ("--kv-fmt", kv_fmt))
-    kv = get_format(kv_fmt)
-    if native is not None and kv_fmt == native.kv_fmt:  # the engine's own block format
-        kv_group, kv_scale_bits = native.kv_group, native.kv_scale_bits
+    formats: dict[str, Any]
+    if args.quant is not None:
+        from models.llm import attention_formats
+        from sim.errors import InputError
+        from sim.execution import arch_scheme
+
+        if args.q_fmt is not None or args.kv_fmt is not None:
+            raise InputError("--quant: give either --quant or --q-fmt/--kv-fmt")
+        formats = attention_formats(arch_scheme(args.quant, arch))
     else:
-        quantized = kv.family in ("int", "uint") and kv.bits < 16
-        kv_group = KIVI_GROUP if quantized else 0
-        kv_scale_bits = KIVI_SCALE_BITS if quantized else 0
+        native = (auto_scheme(arch.engine) if format_hook(arch.engine.kind, "auto_scheme")
+                  else None)
+        q_fmt = args.q_fmt or (native.a_fmt if native is not None else "fp16")
+        kv_fmt = args.kv_fmt or q_fmt
+        _check_fmt_flags(("--q-fmt", q_fmt), ("--kv-fmt", kv_fmt))
+        kv = get_format(kv_fmt)
+        if native is not None and kv_fmt == native.kv_fmt:  # the engine's own block format
+            kv_group, kv_scale_bits = native.kv_group, native.kv_scale_bits
+        else:
+            quantized = kv.family in ("int", "uint") and kv.bits < 16
+            kv_group = KIVI_GROUP if quantized else 0
+            kv_scale_bits = KIVI_SCALE_BITS if quantized else 0
+        formats = {"q_fmt": q_fmt, "kv_fmt": kv_fmt, "kv_group": kv_group,
+                   "kv_scale_bits": kv_scale_bits}
     att = Attention(
         name="attention", batch=dims["batch"], heads=dims["heads"], kv_heads=dims["kv_heads"],
         q_len=dims["q_len"], kv_len=dims["kv_len"], qk_dim=dims["head_dim"], v_dim=v_dim,
-        causal=args.causal, count=dims["layers"], q_fmt=q_fmt, kv_fmt=kv_fmt,
-        kv_group=kv_group, kv_scale_bits=kv_scale_bits,
-        page_tokens=page, sparse_block=block, sparse_topk=topk,
+        causal=args.causal, count=dims["layers"], page_tokens=page, sparse_block=block,
+        sparse_topk=topk, **formats,
     )
     return _print_op(args, arch, simulate_op(arch, att, memory=args.memory,
                                              objective=args.objective))

@@ -13,8 +13,9 @@ _OPERATOR = {
     "kind": "gemm, attention or vector",
     "count": "identical instances (figures are over all of them)",
     "shape": "the operator's shape and formats (GEMM: M, N, K, a_fmt, w_fmt, o_fmt, w_group; "
-             "attention: batch, heads, kv_heads, q_len, kv_len, qk_dim, v_dim, causal, formats, "
-             "paging and sparsity; vector: its kind, elements, operations per element, format, "
+             "attention: batch, heads, kv_heads, q_len, kv_len, qk_dim, v_dim, causal, q_fmt, "
+             "kv_fmt, the KV cache's kv_group, kv_scale_bits and kv_residual, paging and "
+             "sparsity; vector: its kind, elements, operations per element, format, "
              "bytes, kernel launches)",
     "cycles": "cycles of all instances at the architecture's clock (exact integer)",
     "compute_cycles": "the cores' busy cycles with memory that never waits",

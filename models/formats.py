@@ -9,8 +9,8 @@ from typing import Literal
 from models import ModelError
 from models.caches import memo
 
-__all__ = ["BLOCK_FORMATS", "BlockFormat", "NumberFormat", "get_block_format", "get_format",
-           "known_formats"]
+__all__ = ["BLOCK_FORMATS", "BlockFormat", "NumberFormat", "accumulator_format",
+           "full_precision_format", "get_block_format", "get_format", "known_formats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,19 @@ def get_format(name: str) -> NumberFormat:
         raise ModelError(f"format: expected a format name string (got {name!r}); known: "
                          f"{', '.join(known_formats())}")
     return _get_format(name)
+
+
+def accumulator_format(*fmts: str) -> str:
+    """The format a product of operands in ``fmts`` accumulates and is written in: fp32 if any
+    operand is floating point, else int32 (a model's GEMMs, ``models.llm.lower`` and
+    ``models.trace``, and ``tpe sim gemm``'s default ``--o-fmt``)."""
+    return "fp32" if any(get_format(f).is_float for f in fmts) else "int32"
+
+
+def full_precision_format(fmt: str) -> str:
+    """The format of full-precision activations next to ``fmt``: itself if floating point,
+    else fp16."""
+    return fmt if get_format(fmt).is_float else "fp16"
 
 
 @memo(maxsize=512)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
 from models import ModelError
-from models.formats import get_format
+from models.formats import accumulator_format, full_precision_format, get_format
 from models.ops import MAX_SIZE, Attention, Gemm, Op, Vector, size_error
 from models.quant import QuantScheme, get_scheme
 
@@ -718,14 +718,6 @@ def _is_int(fmt: str) -> bool:
     return not get_format(fmt).is_float
 
 
-def _acc_fmt(*fmts: str) -> str:
-    """Accumulator format: fp32 if any operand is floating point, else int32."""
-    return "fp32" if any(get_format(f).is_float for f in fmts) else "int32"
-
-
-def _full_fmt(fmt: str) -> str:
-    """Format of full-precision activations next to ``fmt``: itself if floating, else fp16."""
-    return fmt if get_format(fmt).is_float else "fp16"
 
 
 def query_format(scheme: QuantScheme) -> str:
@@ -734,7 +726,7 @@ def query_format(scheme: QuantScheme) -> str:
     are block-scaled (MX: every activation is quantized to blocks, the queries too), else the
     activation format if floating point, else fp16."""
     s = scheme.for_op("attention")
-    return s.a_fmt if s.a_block else _full_fmt(s.a_fmt)
+    return s.a_fmt if s.a_block else full_precision_format(s.a_fmt)
 
 
 def expected_active_experts(num_experts: int, experts_per_tok: int, tokens: int) -> float:
@@ -779,7 +771,7 @@ class _Ctx:
         """A projection with a weight operand, formats from ``scheme.for_op(name)``."""
         s = self.scheme.for_op(name)
         return Gemm(name=name, M=M, N=N, K=K, count=count, a_fmt=s.a_fmt, w_fmt=s.w_fmt,
-                    o_fmt=_acc_fmt(s.a_fmt, s.w_fmt), b_is_weight=True, w_group=s.w_group,
+                    o_fmt=accumulator_format(s.a_fmt, s.w_fmt), b_is_weight=True, w_group=s.w_group,
                     w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits,
                     a_group=s.a_group, w_scale_fmt=s.w_scale_fmt, a_scale_fmt=s.a_scale_fmt)
 

@@ -51,7 +51,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from models import ModelError
-from models.formats import get_format
+from models.formats import accumulator_format, full_precision_format
 from models.ops import Attention, Gemm, Op
 from models.quant import QuantScheme, get_scheme
 
@@ -70,14 +70,6 @@ def _torch() -> Any:
     return torch
 
 
-def _acc_fmt(*fmts: str) -> str:
-    """Accumulator format: fp32 if any operand is floating point, else int32 (as ``lower``)."""
-    return "fp32" if any(get_format(f).is_float for f in fmts) else "int32"
-
-
-def _full_fmt(fmt: str) -> str:
-    """Full-precision activations next to ``fmt``: itself if floating, else fp16 (as ``lower``)."""
-    return fmt if get_format(fmt).is_float else "fp16"
 
 
 def _leaf(qualname: str, root: str) -> str:
@@ -376,12 +368,12 @@ def _gemm_op(scheme: QuantScheme, *, name: str, m: int, n: int, k: int, weight: 
     s = scheme.for_op(name)
     if weight:
         return Gemm(name=name, M=m, N=n, K=k, a_fmt=s.a_fmt, w_fmt=s.w_fmt,
-                    o_fmt=_acc_fmt(s.a_fmt, s.w_fmt), w_group=s.w_group,
+                    o_fmt=accumulator_format(s.a_fmt, s.w_fmt), w_group=s.w_group,
                     w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits,
                     a_group=s.a_group, w_scale_fmt=s.w_scale_fmt, a_scale_fmt=s.a_scale_fmt)
     # both operands are activations: stored and scaled alike
     return Gemm(name=name, M=m, N=n, K=k, a_fmt=s.a_fmt, w_fmt=s.a_fmt,
-                o_fmt=_acc_fmt(s.a_fmt), b_is_weight=False, w_scale_bits=s.a_scale_bits,
+                o_fmt=accumulator_format(s.a_fmt), b_is_weight=False, w_scale_bits=s.a_scale_bits,
                 w_group=s.a_group, a_scale_bits=s.a_scale_bits, a_group=s.a_group,
                 w_scale_fmt=s.a_scale_fmt, a_scale_fmt=s.a_scale_fmt)
 
@@ -391,6 +383,6 @@ def _attention_op(scheme: QuantScheme, batch: int, heads: int, kv_heads: int, q_
     s = scheme.for_op(_ATTENTION)
     return Attention(name=_ATTENTION, batch=batch, heads=heads, kv_heads=kv_heads, q_len=q_len,
                      kv_len=kv_len, qk_dim=qk_dim, v_dim=v_dim, causal=causal,
-                     q_fmt=_full_fmt(s.a_fmt),
+                     q_fmt=full_precision_format(s.a_fmt),
                      kv_fmt=s.kv_fmt, kv_group=s.kv_group, kv_scale_bits=s.kv_scale_bits,
                      kv_residual=s.kv_residual)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 # models is plain Python; the simulator (numpy, and pydantic through hw.spec) is imported by
 # the functions that use it, each command loading only its own part (sim.cli's docstring).
 from models import ModelError
-from models.formats import get_format
+from models.formats import accumulator_format, get_format
 from models.ops import MAX_SIZE, Attention, Gemm, size_error
 from models.quant import KIVI_GROUP, KIVI_SCALE_BITS, scheme_help
 from sim.cli import LazyHelp
@@ -85,7 +85,8 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
                                     "scales (instead of --a-fmt/--w-fmt): "
                                     + QUANT_HELP.format(names=scheme_help())))
     gemm.add_argument("--o-fmt", default=None,
-                      help="output format (default: int<acc_bits> of the engine; fp32 on a GPU)")
+                      help="output format (default: fp32 if either operand is floating point, "
+                      "else int32: what tpe sim model's GEMMs write)")
     gemm.add_argument("--count", type=int, default=1,
                       help="identical instances, e.g. one per layer (default 1; at most 2^40)")
     gemm.add_argument("--trace", default=None, metavar="DIR",
@@ -273,20 +274,18 @@ def run_gemm(args: argparse.Namespace) -> int:
         scales = {"a_group": scheme.a_group, "a_scale_bits": scheme.a_scale_bits,
                   "w_group": scheme.w_group, "w_scale_bits": scheme.w_scale_bits,
                   "a_scale_fmt": scheme.a_scale_fmt, "w_scale_fmt": scheme.w_scale_fmt}
-        out_fmt = ("fp32" if get_format(a_fmt).is_float or get_format(w_fmt).is_float
-                   or arch.gpu is not None else f"int{arch.engine.acc_bits}")
     elif arch.gpu is not None:  # a GPU preset: its kernel model (sim.gpu_model), auto's bf16
         auto = arch_scheme("auto", arch)
         a_fmt, w_fmt = args.a_fmt or auto.a_fmt, args.w_fmt or args.a_fmt or auto.w_fmt
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
-        out_fmt = "fp32" if get_format(a_fmt).is_float else "int32"
     else:
         auto_a, auto_w, _ = quant_formats("auto", arch.engine)
         a_fmt, w_fmt = args.a_fmt or auto_a, args.w_fmt or auto_w
         _check_fmt_flags(("--a-fmt", a_fmt), ("--w-fmt", w_fmt))
         check_formats(arch.engine, a_fmt, w_fmt)
         scales = _native_scales(arch.engine, a_fmt, w_fmt)
-        out_fmt = f"int{arch.engine.acc_bits}"
+    # what a model's GEMM of these operands writes (models.llm.lower), whatever the engine
+    out_fmt = accumulator_format(a_fmt, w_fmt)
     if args.o_fmt is not None:
         _check_fmt_flags(("--o-fmt", args.o_fmt))
         out_fmt = args.o_fmt

@@ -92,6 +92,9 @@ BAD = [
      r"sweep\.strategy: must be one of grid, random, nsga2 \(got 'exhaustive'\)"),
     ('[sweep]\nstrategy = "random"\n[axes]\n"engine.rows" = [16]\n',
      r"sweep\.samples: strategy random needs a positive integer \(got None\)"),
+    ('[sweep]\nstrategy = "random"\nsamples = 3\n[axes]\n"engine.rows" = [16, 32]\n',
+     r"sweep\.samples: 3 distinct points drawn from a grid of 2; use at most 2, or strategy "
+     r"grid"),
     ('[sweep]\nobjectives = ["speed:max"]\n[axes]\n"engine.rows" = [16]\n',
      r"sweep\.objectives: unknown metric 'speed'; known: .*"),
     ('[sweep]\nseeds = 1\n[axes]\n"engine.rows" = [16]\n', r"sweep\.seeds: unknown key; .*"),
@@ -441,6 +444,7 @@ objectives = ["tokens_per_s:max", "area_mm2:min"]
     assert summary.computed == len(set(ids))
     again = run_sweep(spec, out, workers=1, resume=True)  # same trials, all known
     assert again.computed == 0
+    assert again.skipped == len(set(ids))  # points, not the trials that asked for them
 
 
 def test_pareto_mask():

@@ -520,7 +520,8 @@ def _run_nsga2(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str], w
         # a trial may ask for a point evaluated before: the count is of trials, the note
         # says how many points were new
         bar = _Progress(spec.name, spec.samples, stream, unit="trials")
-        told = computed = skipped = 0
+        told = computed = 0
+        skipped: set[str] = set()  # points of earlier runs the trials asked for
         try:
             while told < spec.samples:
                 trials = [study.ask() for _ in range(min(population, spec.samples - told))]
@@ -530,7 +531,7 @@ def _run_nsga2(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str], w
                     pid = point_id(spec, v)
                     if pid not in known and pid not in new:
                         new[pid] = v
-                skipped += sum(1 for v in values if point_id(spec, v) in done)
+                skipped.update(pid for v in values if (pid := point_id(spec, v)) in done)
                 todo = list(new.values())
                 size = _chunk_size(spec, len(todo), workers, chunk)
                 tasks = [("values", todo[i:i + size]) for i in range(0, len(todo), size)]
@@ -553,7 +554,7 @@ def _run_nsga2(spec: SweepSpec, pool: Any, writer: PartWriter, done: set[str], w
         bar.close()
     finally:
         optuna.logging.set_verbosity(logger)
-    return len(known), skipped, computed
+    return len(known), len(skipped), computed
 
 
 def _objectives_of(spec: SweepSpec, table: Any) -> dict[str, tuple[float, ...] | None]:

@@ -390,10 +390,15 @@ def parse_sweep(raw: Mapping[str, Any], *, root: Path = Path("."),
         "strategy": strategy, "samples": samples, "seed": seed,
         "objectives": [list(o) for o in objectives] if strategy == "nsga2" else None,
     })
-    return SweepSpec(name=name, axes=axes, workloads=workloads, strategy=strategy,
+    spec = SweepSpec(name=name, axes=axes, workloads=workloads, strategy=strategy,
                      samples=samples, seed=seed, objectives=objectives, chunk=chunk,
                      base=base if base_axis is None else None, bases=bases, models=models,
                      fingerprint=fingerprint, per_base=per_base)
+    if strategy == "random" and samples is not None and samples > grid_size(spec):
+        # (a sample draws distinct points: it would run the whole grid, not `samples`)
+        raise _err("sweep.samples", f"{samples:,} distinct points drawn from a grid of "
+                   f"{grid_size(spec):,}; use at most {grid_size(spec):,}, or strategy grid")
+    return spec
 
 
 def _union(per_base: Mapping[str, tuple[Axis, ...]]) -> tuple[Axis, ...]:

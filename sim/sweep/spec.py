@@ -133,7 +133,8 @@ SWEEP_KEYS: dict[str, str] = {
             "default systolic; or instead an axes.base axis",
     "strategy": "grid (every point), random (a sample of the grid) or nsga2 (optuna's NSGA-II "
                 "over the objectives); default grid",
-    "samples": "random: distinct grid points drawn; nsga2: trials (required by both)",
+    "samples": "random: distinct grid points drawn (at most the grid's points); nsga2: trials "
+               "(required by both)",
     "seed": "the random sample's and the search's seed (integer >= 0, default 0)",
     "objectives": "nsga2: the metrics searched, `metric:max` or `metric:min` (default "
                   "tokens_per_s:max, energy_per_token_pj:min, area_mm2:min)",

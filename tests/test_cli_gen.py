@@ -164,6 +164,7 @@ def test_gen_tells_its_long_steps_for_large_designs(tmp_path, capsys) -> None:
     (["--cases", "0"], "--cases"), (["--max-dim", "0"], "--max-dim"),
     (["--max-dim", "5000"], "--max-dim"), (["--wave", "run.txt"], "--wave"),
     (["--wave", "/proc/tpe-x/run.vcd"], "--wave"), (["--wave", "/tmp"], "--wave"),
+    (["--seed", "-1"], "--seed"),
 ])
 def test_verify_refuses_bad_run_options_naming_the_flag(tmp_path, capsys, args, flag) -> None:
     """Checked once (sim.verify.options.option_error) for the library and the command, before

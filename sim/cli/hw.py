@@ -288,7 +288,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise InputError(f"DIR: {args.design} is not a folder; create one with `tpe gen`")
     if not (args.design / "manifest.json").is_file():
         raise InputError(f"DIR: {args.design} has no manifest.json; create it with `tpe gen`")
-    if (bad := option_error(args.cases, args.max_dim, args.wave)) is not None:
+    if (bad := option_error(args.cases, args.max_dim, args.wave, args.seed)) is not None:
         raise InputError(f"--{bad[0].replace('_', '-')}: {bad[1]}")
     try:
         tool = find_verilator()

@@ -17,12 +17,16 @@ MAX_DIM = 1024
 WAVE_FORMATS = {".fst": "--trace-fst", ".vcd": "--trace"}
 
 
-def option_error(cases: object, max_dim: object, wave: Path | None) -> tuple[str, str] | None:
+def option_error(cases: object, max_dim: object, wave: Path | None, seed: object = 0
+                 ) -> tuple[str, str] | None:
     """``(field, reason)`` of the first run option out of range (``cases``, ``max_dim``,
-    ``wave``), ``None`` when all are valid: the one check that the library and ``tpe verify``
-    (which names the flag) share."""
+    ``wave``, ``seed``), ``None`` when all are valid: the one check that the library and
+    ``tpe verify`` (which names the flag) share."""
     if not isinstance(cases, int) or isinstance(cases, bool) or cases < 1:
         return "cases", f"must be an integer >= 1 (got {cases!r})"
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        # (numpy's generators, which draw the bench's GEMMs, take no negative seed)
+        return "seed", f"must be an integer >= 0 (got {seed!r})"
     if max_dim is not None and not (isinstance(max_dim, int) and not isinstance(max_dim, bool)
                                     and 1 <= max_dim <= MAX_DIM):
         return "max_dim", f"must be an integer in 1..{MAX_DIM} (got {max_dim!r})"

@@ -125,7 +125,8 @@ def verify_design(design_dir: Path | str, *, seed: int = 1, verbose: bool = Fals
     ``FileNotFoundError`` when the folder, its Verilog or its ``lint.vlt`` is missing."""
     if cxx_opt not in CXX_OPT_LEVELS:
         raise ValueError(f"cxx_opt must be one of {', '.join(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
-    if (bad := option_error(cases, max_dim, None if wave is None else Path(wave))) is not None:
+    if (bad := option_error(cases, max_dim, None if wave is None else Path(wave),
+                            seed)) is not None:
         raise ValueError(f"{bad[0]}: {bad[1]}")
     trace = None
     if wave is not None:

@@ -718,8 +718,6 @@ def _is_int(fmt: str) -> bool:
     return not get_format(fmt).is_float
 
 
-
-
 def query_format(scheme: QuantScheme) -> str:
     """The format of attention's queries and probabilities under ``scheme`` (its
     ``attention`` override's): the activations' block format's elements when activations
@@ -771,8 +769,8 @@ class _Ctx:
         """A projection with a weight operand, formats from ``scheme.for_op(name)``."""
         s = self.scheme.for_op(name)
         return Gemm(name=name, M=M, N=N, K=K, count=count, a_fmt=s.a_fmt, w_fmt=s.w_fmt,
-                    o_fmt=accumulator_format(s.a_fmt, s.w_fmt), b_is_weight=True, w_group=s.w_group,
-                    w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits,
+                    o_fmt=accumulator_format(s.a_fmt, s.w_fmt), b_is_weight=True,
+                    w_group=s.w_group, w_scale_bits=s.w_scale_bits, a_scale_bits=s.a_scale_bits,
                     a_group=s.a_group, w_scale_fmt=s.w_scale_fmt, a_scale_fmt=s.a_scale_fmt)
 
     def vec(self, name: str, kind: Any, elems: int, ops: float, count: int, *, reads: int = 1,

@@ -70,8 +70,6 @@ def _torch() -> Any:
     return torch
 
 
-
-
 def _leaf(qualname: str, root: str) -> str:
     """``model.layers.3.self_attn.q_proj`` -> ``q_proj``; ``mlp.0`` stays ``mlp.0``."""
     if not qualname:
@@ -373,9 +371,9 @@ def _gemm_op(scheme: QuantScheme, *, name: str, m: int, n: int, k: int, weight: 
                     a_group=s.a_group, w_scale_fmt=s.w_scale_fmt, a_scale_fmt=s.a_scale_fmt)
     # both operands are activations: stored and scaled alike
     return Gemm(name=name, M=m, N=n, K=k, a_fmt=s.a_fmt, w_fmt=s.a_fmt,
-                o_fmt=accumulator_format(s.a_fmt), b_is_weight=False, w_scale_bits=s.a_scale_bits,
-                w_group=s.a_group, a_scale_bits=s.a_scale_bits, a_group=s.a_group,
-                w_scale_fmt=s.a_scale_fmt, a_scale_fmt=s.a_scale_fmt)
+                o_fmt=accumulator_format(s.a_fmt), b_is_weight=False,
+                w_scale_bits=s.a_scale_bits, w_group=s.a_group, a_scale_bits=s.a_scale_bits,
+                a_group=s.a_group, w_scale_fmt=s.a_scale_fmt, a_scale_fmt=s.a_scale_fmt)
 
 
 def _attention_op(scheme: QuantScheme, batch: int, heads: int, kv_heads: int, q_len: int,

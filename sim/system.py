@@ -595,7 +595,7 @@ def _gpu_instance(arch: ArchSpec, op: Op, memory: Memory) -> _Inst:
         mapping["gpu_kernel"] = kernel_name(kernel)
         if memory == "real":
             # the same kernel timed alone (tpe gpu measure's timing, tpe gpu predict's us):
-            # the time above less what that timing adds
+            # the time above and what that timing adds to it
             mapping["gpu_timed_alone_us"] = est.us
         if note := format_note(op, kernel):
             mapping["formats"] = note

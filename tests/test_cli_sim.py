@@ -227,6 +227,10 @@ MODEL = ["sim", "model", "--arch", "systolic", "--model", "llama-2-7b", "--phase
         (["sim", "attention", "--arch", "a100", "--batch", "1", "--heads", "8", "--kv-heads", "8",
           "--q-len", "1", "--kv-len", "8", "--head-dim", "64", "--objective", "energy"],
          r"^tpe: error: --objective: a100 is a GPU preset, "),
+        # nor does it write C in another format than its kernel's (a bf16 GEMM's C in bf16)
+        (["sim", "gemm", "--arch", "h100", "--M", "8", "--N", "8", "--K", "8", "--o-fmt",
+          "fp32"], r"^tpe: error: --o-fmt: h100's kernel model writes C in the format its "
+         r"kernel writes .*; drop --o-fmt on a GPU preset$"),
         # nor does it time a paged or block-sparse cache: the options are refused, not ignored
         (["sim", "attention", "--arch", "h100", "--batch", "4", "--heads", "32", "--kv-heads",
           "8", "--q-len", "1", "--kv-len", "8192", "--head-dim", "128", "--kv-page", "16"],

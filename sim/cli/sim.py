@@ -86,7 +86,8 @@ def _gemm_args(gemm: argparse.ArgumentParser) -> None:
                                     + QUANT_HELP.format(names=scheme_help())))
     gemm.add_argument("--o-fmt", default=None,
                       help="output format (default: fp32 if either operand is floating point, "
-                      "else int32: what tpe sim model's GEMMs write)")
+                      "else int32: what tpe sim model's GEMMs write; an engine preset's only: a "
+                      "GPU's kernels write C in their own format)")
     gemm.add_argument("--count", type=int, default=1,
                       help="identical instances, e.g. one per layer (default 1; at most 2^40)")
     gemm.add_argument("--trace", default=None, metavar="DIR",
@@ -287,6 +288,12 @@ def run_gemm(args: argparse.Namespace) -> int:
     # what a model's GEMM of these operands writes (models.llm.lower), whatever the engine
     out_fmt = accumulator_format(a_fmt, w_fmt)
     if args.o_fmt is not None:
+        if arch.gpu is not None:
+            from sim.errors import InputError
+
+            raise InputError(f"--o-fmt: {arch.name}'s kernel model writes C in the format its "
+                             "kernel writes (a bf16 GEMM's C in bf16, torch._int_mm's in int32) "
+                             "whatever --o-fmt says; drop --o-fmt on a GPU preset")
         _check_fmt_flags(("--o-fmt", args.o_fmt))
         out_fmt = args.o_fmt
     op = Gemm(name="gemm", M=M, N=N, K=K, count=count, a_fmt=a_fmt, w_fmt=w_fmt, o_fmt=out_fmt,

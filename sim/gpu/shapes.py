@@ -134,6 +134,8 @@ COLUMN_MEANINGS: dict[str, str] = {
                 "empty: dtype)",
     "split": "cal (calibration) or held (held out), fixed by a hash of the row",
     "us": "measured (or predicted) time per kernel, microseconds: median of the repetitions",
+    "us_stream": "predicted: the kernel's time back to back in a stream of kernels (what tpe "
+                 "sim charges it in a model's pass; us less what timing it alone adds), us",
     "us_p20": "20th percentile of the repetitions, us",
     "us_p80": "80th percentile of the repetitions, us",
     "tries": "timings taken (an unsteady one, 80th percentile above "

@@ -693,7 +693,14 @@ def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
                 objective: Objective = "latency") -> OpResult:
     """All ``op.count`` instances of ``op`` on ``arch`` (module doc). Raises
     :class:`sim.gemm.FormatError` for a format the engine cannot take at all,
-    :class:`mapping.MappingError` when nothing fits or a vector unit is missing."""
+    :class:`mapping.MappingError` when nothing fits or a vector unit is missing;
+    ``TypeError`` for an ``arch`` or ``op`` of another type."""
+    if not isinstance(arch, ArchSpec):
+        raise TypeError(f"arch: expected an ArchSpec (hw.spec.load_arch), got "
+                        f"{type(arch).__name__}")
+    if not isinstance(op, (Gemm, Attention, Vector)):
+        raise TypeError(f"op: expected a models.ops Gemm, Attention or Vector, got "
+                        f"{type(op).__name__}")
     inst = _instance(arch, _single(op), memory, objective)
     n = op.count
     # count times one instance's whole cycles and bytes (exact ints: _instance rounds them)

@@ -165,6 +165,12 @@ def test_errors_are_one_line():
         simulate_model(load_arch("systolic"), [])
     with pytest.raises(TypeError, match=r"^ops\[1\]: expected a models\.ops operator, got str$"):
         simulate_model(load_arch("systolic"), [small_ops()[1], "q_proj"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"^op: expected a models\.ops Gemm, Attention or "
+                       r"Vector, got str$"):
+        simulate_op(load_arch("systolic"), "q_proj")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^arch: expected an ArchSpec \(hw\.spec\.load_arch\), "
+                       r"got str$"):
+        simulate_op("systolic", small_ops()[0])  # type: ignore[arg-type]
     no_vec = dataclasses.replace(load_arch("systolic"), vector=None)
     with pytest.raises(MappingError, match=r"^vector: norm \(norm\) needs a vector unit; "):
         simulate_op(no_vec, small_ops()[0])

@@ -124,6 +124,10 @@ def test_bad_spec_exits_2_naming_the_key(tmp_path, capsys, body, message):
     ('[workload]\nmodels = ["tiny.json"]\nquant = ["w99"]\n', r"workload\.quant: .*"),
     ('[workload]\nmodels = ["tiny.json"]\nseq = [4096]\n', r"workload\.seq: .*2048.*"),
     ('[workload]\nmodel = ["tiny.json"]\n', r"workload\.model: unknown key; known: .*"),
+    # a parallel plan's rule names its key once
+    ('[workload]\nmodels = ["tiny.json"]\nphases = ["prefill"]\nbatch = [1]\nmicrobatches = [2]'
+     '\npp = [2]\n', r"workload\.microbatches: tiny\.json prefill batch 1: 2 does not divide the "
+     r"batch of 1 sequences; use a divisor of 1"),
 ])
 def test_bad_workload_exits_2(tmp_path, capsys, workload, message):
     spec = _spec(tmp_path, '[axes]\n"engine.rows" = [16]\n', workload)

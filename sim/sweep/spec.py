@@ -626,9 +626,10 @@ def _workloads(table: Mapping[str, Any], root: Path
                 lower_parallel(cfg, ParallelPlan(tp=tp, pp=pp, ep=ep, microbatches=mb, sp=sp),
                                phase=p, batch=b, seq=s, quant="fp16")
             except ModelError as err:
-                field = str(err).split(":", 1)[0]
-                raise _err(f"workload.{field}" if field in PLAN_KEYS else "workload",
-                           f"{m} {p} batch {b}: {err}") from None
+                field, _, why = str(err).partition(": ")
+                if field in PLAN_KEYS:  # the key is named once, first
+                    raise _err(f"workload.{field}", f"{m} {p} batch {b}: {why}") from None
+                raise _err("workload", f"{m} {p} batch {b}: {err}") from None
         out.append(w)
     if len({w.key for w in out}) != len(out):
         raise _err("workload", "a workload appears twice (repeated list entries)")

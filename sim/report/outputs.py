@@ -33,8 +33,10 @@ _OPERATOR = {
     "bound": "memory when moving the DRAM bytes alone takes longer than the compute, else "
              "compute",
     "mapping": "how it was mapped: cores used, split, orientation, passes, tile, loop order, "
-               "spatial unrolling, folds; on a GPU preset the kernel it stands for, and notes "
-               "where it converts formats (formats) or leaves the measured kernels (gpu_range)",
+               "spatial unrolling, folds; on a GPU preset the kernel it stands for, its time "
+               "timed alone as tpe gpu measure and predict time it (gpu_timed_alone_us; the "
+               "operator's own time is the kernel's back to back in a stream), and notes where it "
+               "converts formats (formats) or leaves the measured kernels (gpu_range)",
 }
 _ARCH = {
     "arch": "the architecture's name",

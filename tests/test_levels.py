@@ -59,7 +59,7 @@ def test_gemm_equals_its_row_in_the_model(preset: str, tmp_path: Path,
     for quant in ("w8a8", "w4a16", "fp8"):
         argv = ["sim", "model", "--arch", preset, "--model", str(path), "--phase", "decode",
                 "--batch", "2", "--seq", "33", "--quant", quant, "--json"]
-        if main(argv) != 0:  # a scheme the engine does not take: refused alike by tpe sim gemm
+        if main(argv) != 0:  # a scheme the engine's model does not take: nothing to compare
             capsys.readouterr()
             continue
         row = next(op for op in json.loads(capsys.readouterr().out)["ops"]

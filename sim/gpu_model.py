@@ -975,6 +975,20 @@ def check_kernel_shape(k: Kernel) -> None:
                          "heads")
 
 
+def read_kernel(row: dict[str, Any]) -> Kernel:
+    """The kernel of a shapes.csv row, every cell checked in one order: ``op`` and ``dtype``
+    (:func:`check_op_dtype`), the causal mask (:func:`parse_causal`), the size, group and
+    ``kv_dtype`` cells (:meth:`Kernel.from_row`), the sizes its op needs
+    (:func:`check_kernel_shape`); ``ValueError`` naming the column otherwise. The one reader of
+    ``tpe gpu measure`` and of ``predict`` and ``check``."""
+    op = str(row.get("op", ""))
+    check_op_dtype(op, str(row.get("dtype", "")))
+    parse_causal(op, row.get("causal"))
+    k = Kernel.from_row(row)
+    check_kernel_shape(k)
+    return k
+
+
 def parse_causal(op: str, cell: Any) -> bool:
     """The optional ``causal`` cell of a shapes.csv row: ``1`` or ``0`` on ``attn_prefill``
     rows (empty means causal), empty on the others (decode and GEMMs have no mask to choose);

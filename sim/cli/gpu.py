@@ -169,19 +169,12 @@ def _kernels(rows: list[dict[str, str]], flag: str, lines: list[int] | None = No
     """Each row's kernel, checked; ``lines``: the rows' line numbers in their file (default:
     the rows are the file's, from line 2)."""
     from sim.errors import InputError
-    from sim.gpu_model import Kernel, check_kernel_shape, check_op_dtype, parse_causal
+    from sim.gpu_model import read_kernel
 
     out = []
     for line, row in zip(lines or range(2, len(rows) + 2), rows, strict=True):
-        op, dtype = str(row.get("op", "")), str(row.get("dtype", ""))
         try:
-            check_op_dtype(op, dtype)
-            parse_causal(op, row.get("causal"))
-        except ValueError as err:
-            raise InputError(f"{flag}: line {line}: {err}") from None
-        try:
-            k = Kernel.from_row(row)  # (its ValueErrors name the column)
-            check_kernel_shape(k)
+            k = read_kernel(row)  # (its ValueErrors name the column)
         except ValueError as err:
             raise InputError(f"{flag}: line {line}: {err}") from None
         out.append(k)

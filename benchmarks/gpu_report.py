@@ -402,7 +402,13 @@ def _probes_sentence() -> str:
     from hw.spec import load_arch
     from sim.cli.gpu import _kernels, _predict
     from sim.gpu.measure import steady
-    from sim.gpu_model import INT8_N8_MAX_WAVES, OUT_BYTES, int8_n8_ctas, padded_shape
+    from sim.gpu_model import (
+        INT8_N8_MAX_WAVES,
+        OUT_BYTES,
+        int8_n8_ctas,
+        load_calibration,
+        padded_shape,
+    )
 
     sectors = _rows(DATA / "shapes_sectors.csv")
     hopper, cutlass = [], []
@@ -413,6 +419,7 @@ def _probes_sentence() -> str:
     n8_shapes = _rows(DATA / "shapes_int8n8.csv")
     n8, ks = len(n8_shapes), sorted({int(r["K"]) for r in n8_shapes})
     arch = load_arch("h100")
+    cal = load_calibration("h100")
     store = _rows(DATA / "measured_h100_store.csv")
     pred = _predict(arch, _kernels(store, "store"))
     sweep = {}  # (dtype, K) -> (measured us, error) of the 8192 x 8192 rows
@@ -468,9 +475,14 @@ def _probes_sentence() -> str:
             f"and {errs(fp8, 512, 1024)} (fp8's tile start and end, `fp8_tile_k0`, fitted as "
             "the time of its short-K GEMMs of smaller C, weighs on its mid-K ones). cuBLAS ran "
             f"its gemmSN kernel for {len(sn16)} fp16 GEMMs of few rows in the long-K probe, "
-            "which the model gives gemmSN in bf16 only, and its fp16 wmma tiles of few rows "
-            "(16x16 at 8 rows and fewer) step along K faster than the family's loads let "
-            "them; these are open. `shapes_shortk.csv` (`--shortk`: bf16 and fp8 GEMMs of the "
+            "which the model gives gemmSN in bf16 only (open); its fp16 wmma tiles step along "
+            "K faster than the align-1 family's loads let its other tiles, and the model "
+            "loads them at a bandwidth of their own (`wmma_load_gb_per_s`, "
+            f"{cal.params['wmma_load_gb_per_s']:.0f} GB/s against the family's "
+            f"{cal.params['align1_load_gb_per_s']:.0f}, fitted with the probe's `cal` rows); "
+            "the dispatch rules are read from its launches too (`WMMA_SPLIT_K_FEW_ROWS`, "
+            "`GEMMSN_BAND_K`, `GEMMSN_REACH`). `shapes_shortk.csv` (`--shortk`: bf16 and "
+            "fp8 GEMMs of the "
             f"same {len(shortk) // 2} shapes, C of 2 to 64 MB, K 16 to 512; on an H100, twice), "
             "whose `cal` rows the stores' constants are fitted with, is taken "
             f"{bias['bf16']:+.0%} on its steady bf16 GEMMs and {bias['fp8']:+.0%} on its fp8 "

@@ -53,9 +53,13 @@ FlashAttention-style SDPA) take on it; every term is a mechanism of those kernel
   128x256 ones, so small tiles run far below the family's rate (but the align-1 split-K
   variant's 64x64 CTAs load only the rows inside the matrices, at their own time per row, the
   latency of a CTA alone on its SM hidden as more share it: :data:`ALIGN1_SPLIT_STEPS`, fitted
-  on its recorded launches). Each family also has its own bandwidth for the bytes it moves (a fitted
-  fraction of the card's streaming read; a path on the chip, its narrow loads and stores, not the
-  HBM: the same bytes per second on a card of more HBM bandwidth, :data:`FALLBACK_PATH_EFFS`), and a
+  on its recorded launches; and the align-1 wmma kernels' CTAs, fp16's :data:`WMMA_TILE`,
+  load their tiles at a fitted bandwidth of their own, ``wmma_load_gb_per_s``, above the
+  family's: measured, their long-K launches of few rows ran about a fifth faster than the
+  family's load bandwidth gave them). Each family also has its own bandwidth for the bytes it
+  moves (a fitted fraction of the card's streaming read; a path on the chip, its narrow loads
+  and stores, not the HBM: the same bytes per second on a card of more HBM bandwidth,
+  :data:`FALLBACK_PATH_EFFS`), and a
   tile's prologue and epilogue (``fallback_tile_k0``: elements of K its loop would walk meanwhile),
   which short-K shapes pay for; these kernels (CUTLASS 2.x, one main loop then the epilogue, no
   producer warps streaming the next tile meanwhile) store C after their loop, so C's bytes come
@@ -480,14 +484,15 @@ FALLBACK_SPLIT_K_FILLED = 1106
 #: of fewer split: 1180x1972x2276 fp16, 80 256x128 tiles, ran whole), z as
 #: :func:`fallback_serial_splits` picks it: the fewest waves of CTAs times each slice's walk,
 #: its share of K plus FALLBACK_SERIAL_K0 elements, with FALLBACK_SERIAL_SLOTS CTAs of a tile
-#: resident per SM. Of the 93 such recorded launches (the kernels columns of
+#: resident per SM. Of the 113 such recorded launches (the kernels columns of
 #: measured_h100_random.csv, measured_h100_misaligned.csv, measured_h100_v2_gemm_kernels.csv and
-#: their _graph/_repeat runs, and measured_h100_cstore.csv's 2000x2100x256; 18 of them with z of 2
-#: to 6: 1097x2114x4477 bf16 in 5, 3001x1023x4097 in 4, 9471x2010x8023 fp16 in 2, ...) the rule
-#: gives the recorded z of 88 for any FALLBACK_SERIAL_K0 from 135 to 147 (the midpoint: 141;
-#: tests/test_gpu.py recomputes it and names the misses: 1102x4274x980 fp16 and 5502x998x1728 bf16
-#: in 3 slices for 1 and 2, 14659x515x3111 bf16 in 3 for 4, 417x10112x1466 fp16 in 3 for 2,
-#: 9488x14494x5123 bf16 whole for 2).
+#: their _graph/_repeat runs, measured_h100_store.csv's 20 and measured_h100_cstore.csv's
+#: 2000x2100x256; 19 of them with z of 2 to 6: 1097x2114x4477 bf16 in 5, 3001x1023x4097 in 4,
+#: 9471x2010x8023 fp16 in 2, ...) the rule gives the recorded z of 107 for any
+#: FALLBACK_SERIAL_K0 from 135 to 147 (the midpoint: 141; tests/test_gpu.py recomputes it and
+#: names the misses: 1102x4274x980 fp16 and 5502x998x1728 bf16 in 3 slices for 1 and 2,
+#: 14659x515x3111 bf16 in 3 for 4, 417x10112x1466 fp16 in 3 for 2, 9488x14494x5123 bf16 and
+#: the store probe's 11059x12889x753 fp16 whole for 2).
 #: Measured, each z slice's CTAs step along K as fast as unsplit ones of the tile, in waves of
 #: all the slices' CTAs, and each slice stores its partial tile of C (all but the first read
 #: one): at their recorded tile and z the model is off the profiler's kernel times of the 14
@@ -497,7 +502,7 @@ FALLBACK_SERIAL_TILES = ((128, 128), (128, 256), (256, 128))
 FALLBACK_SERIAL_K0 = 141
 #: ... CTAs of a 128x128 tile resident per SM (two: CUTLASS's s1688/s16816 128x128 kernels run
 #: 128 threads; the 128x256 and 256x128 ones 256 threads, one per SM), as the rule counts its
-#: waves: one per SM for every tile matches at most 83 of the 93 launches above (at any
+#: waves: one per SM for every tile matches at most 102 of the 113 launches above (at any
 #: FALLBACK_SERIAL_K0).
 FALLBACK_SERIAL_SLOTS = {(128, 128): 2}
 #: A misaligned bf16/fp16 GEMM with one column of C ran cuBLAS's dot_kernel and then its
@@ -529,15 +534,19 @@ GEMMSN_MIN_K = 149
 #: bf16 GEMM of 2 to 15 rows recorded with K from 1156 to 1276 ran gemmSN (2x97x1243,
 #: 6x17x1276, 14x23x1156), every one with K of 925 and less or 1663 and more the split-K
 #: tiles (3x2x925, 2x63x513, 7x69x346; 10x151x1663, 5x162x2915, 7x1023x4097, 7x231x5283,
-#: 6x23x6785, 7x4096x11007); the band's ends are the geometric means of those neighbours,
-#: round(sqrt(925 * 1156)) and round(sqrt(1276 * 1663)) (tests/test_gpu.py recomputes them).
+#: 6x23x6785, 7x4096x11007, and the long-K probe's 19 others of K 2297 to 15375) but
+#: one (the probe's 3x2645x13831 ran gemmSN: the only such launch of fewer than 7 rows and
+#: more than 1000 columns, too few to read a bound from); the band's ends are the geometric
+#: means of those neighbours, round(sqrt(925 * 1156)) and round(sqrt(1276 * 1663))
+#: (tests/test_gpu.py recomputes them and names the one exception).
 GEMMSN_BAND_K = (1034, 1457)
 #: ... but from six rows on, with K below twice N, only up to a K that grows as a power of N
 #: (GEMMSN_REACH_POWER): the probe of 256 bf16 GEMMs of 2 to 17 rows at vector 1
 #: (``python -m sim.gpu.shapes --gemmsn``, measured_h100_gemmsn.csv: N of 301 to 12001, K from
 #: half N to 1.9 N) ran gemmSN at every shape of 2 to 4 rows, but from 6 rows on the split-K
 #: tiles once K passed a bound of about ``c * N**GEMMSN_REACH_POWER`` (6 and 7 rows: gemmSN at
-#: 6x1201x601 and 6x4001x4001, the tiles at 6x1201x1201, 6x4001x6001 and 6x301x151), with
+#: 6x1201x601, 6x4001x4001 and the long-K probe's 7x8133x13313, the nearest below the bound,
+#: the tiles at 6x1201x1201, 6x4001x6001 and 6x301x151, the nearest above it), with
 #: ``c`` smaller for more rows, and its own for 8 and for 9 rows (9 rows run the 10-row
 #: template, 8 the 8-row one: at 12001 columns gemmSN ran 8x12001x18001, the tiles
 #: 9x12001x18001); from 10 rows on also no further than K of 535 (12x1377x501 ran gemmSN,
@@ -551,7 +560,7 @@ GEMMSN_BAND_K = (1034, 1457)
 #: in 463 us, 10x12001x12001 the tiles in 219.
 #: Per band of rows: (first rows, last rows, c, the longest K or None).
 GEMMSN_REACH: tuple[tuple[int, int, float, int | None], ...] = (
-    (6, 7, 0.041, None), (8, 8, 0.0299, None), (9, 9, 0.0272, None), (10, 15, 0.0184, 535))
+    (6, 7, 0.0413, None), (8, 8, 0.0299, None), (9, 9, 0.0272, None), (10, 15, 0.0184, 535))
 #: ... the power of N in GEMMSN_REACH's bound: the middle of the powers (in steps of 0.01) at
 #: which its bands' bounds leave the fewest recorded launches on the wrong side (four, from
 #: 1.37 to 1.47; at 1.5, where 8 and 9 rows shared a band, five: 9x12001x18001 then ran the
@@ -682,6 +691,16 @@ FALLBACK_TILES: dict[str, tuple[tuple[int, int], ...]] = {
 #: every such CTA and its 32 of start and end leave the probe's 12001-column GEMMs of 9 to 17
 #: rows 23% slow (the model ran them in 128x256 tiles, the recorded launches ran 64x64:
 #: 10x12001x12001, 3008 CTAs, 23 to an SM, 208 us of kernel). tests/test_gpu.py refits them.
+#: The long-K probe's 40 such launches (measured_h100_longk.csv: one to four CTAs to an SM)
+#: are not among them: this step leaves them 15% slow on average (a CTA's step along K, about
+#: 24 ns alone on its SM, was 13.7 with two to an SM, 12 with three and 10.5 with four, where
+#: the lone step's excess shared among them gives 18, 15 and 13), and with them the fit moves
+#: to (0.1284, 94.5) at 12.2% MAPE, which times the gemmSN probe's kernels worse than this one
+#: (measured_h100_gemmsn.csv 6.5% -> 6.8%, measured_h200_gemmsn.csv 7.2% -> 7.6%). A step that
+#: fits all 261 at 9.3% (the SM's CTAs' steps summed and the lone step in a p-norm, 0.147 ns,
+#: 117 elements, exponent 5) was tried and not kept: fitted on the profiler's kernel times
+#: (the L2 warm), it timed the runs' kernels (after the L2's flush) worse still, refitted
+#: family parameters and all (measured_h100_gemmsn.csv 7.8%, measured_h100_longk.csv 12.3%).
 ALIGN1_SPLIT_STEPS = {(64, 64): (0.132, 95.0)}
 #: The tile of the fallback families' wmma kernels (``cutlass_75_wmma_tensorop_*`` at vector
 #: 1, ``cutlass_80_wmma_tensorop_*`` at 2 or 4). Turing's (sm_75) WMMA has no bf16 fragments
@@ -701,12 +720,12 @@ WMMA_SPLIT_K = 717
 #: no tensor-op tile of 64 rows and more; but at K = 1, 7x16111x1 fp16 ran 64x64, and one
 #: held-out fp16 row, 9x836x429, ran gemmSN). Of the recorded launches so with K of
 #: FALLBACK_SPLIT_K and more (the kernels columns of every measured run that has one), those
-#: of K 1150 and less ran whole (5x73x1150 and 5x124x861 fp16, 12x7423x956 fp16, 4x236x380
-#: bf16 and on) but 14x512x498 bf16 (8 splits), and every one from K = 2404 on split
-#: (8x5652x2404 fp16 in 3, 2x910x2497 fp16 in 15, 13x148x5466 bf16 in 16); the bound is the
-#: geometric mean of those neighbours, round(sqrt(1150 * 2404)) (tests/test_gpu.py
-#: recomputes it and counts the one exception).
-WMMA_SPLIT_K_FEW_ROWS = 1663
+#: of K 2259 and less ran whole (4x171x2259 fp16 of the long-K probe, 5x73x1150 and 5x124x861
+#: fp16, 12x7423x956 fp16, 4x236x380 bf16 and on) but 14x512x498 bf16 (8 splits), and every
+#: one from K = 2404 on split (8x5652x2404 fp16 in 3, 2x910x2497 fp16 in 15, 15x453x2783 fp16
+#: in 16, 13x148x5466 bf16 in 16); the bound is the geometric mean of those neighbours,
+#: round(sqrt(2259 * 2404)) (tests/test_gpu.py recomputes it and counts the one exception).
+WMMA_SPLIT_K_FEW_ROWS = 2330
 #: The largest CTA tile the align-1 kernels ran whole (no split-K reduction) where 128x128
 #: tiles would leave SMs idle: the s1688 64x64 tile. All 40 such recorded align-1 launches
 #: with K below FALLBACK_SPLIT_K (the kernels columns of measured_h100_misaligned.csv and
@@ -1135,6 +1154,10 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     # from L2 at the most (decode_l2_gb_per_s)
     "align1_load_gb_per_s": (2000.0, 200.0, 8000.0),
     "align2_load_gb_per_s": (2500.0, 200.0, 8000.0),
+    # ... and the align-1 family's wmma kernels' (WMMA_TILE: cutlass_75_wmma_tensorop_*, fp16
+    # at vector 1), whose CTAs load their tiles by their own code (the WMMA API's fragments,
+    # not the s1688 kernels' ldmatrix path)
+    "wmma_load_gb_per_s": (2000.0, 200.0, 8000.0),
     # int8 padded to 8 with K off 16 (CUTLASS's i16832 align-4 kernels): their tensor-core
     # rate (a fraction of the aligned int8 one) and their load path's bandwidth
     "int8_align8_eff": (0.5, 0.05, 1.0),
@@ -1839,6 +1862,9 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
         fixed = p["fallback_fixed_us"]
         # a lone align-1 CTA's step along K: at least align1_lone_step_ns
         lone_step = p["align1_lone_step_ns"] * 1e-9 if family == "align1" else 0.0
+        # the align-1 wmma kernels' CTAs load at their own bandwidth (wmma_load_gb_per_s)
+        wmma_load = ({WMMA_TILE: p["wmma_load_gb_per_s"] * 1e9 / (slow * cal.sm_count)}
+                     if family == "align1" else None)
         choices = []
         for split in variants:
             tiles = FALLBACK_TILES[family]
@@ -1865,7 +1891,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
                                                              if family == "align1" and splitting
                                                              else None),
                                                  serial=not splitting and not underfilled,
-                                                 trace=weighed)
+                                                 tile_loads=wmma_load, trace=weighed)
                     reduce_us = p["fallback_reduce_us"] if splitting else 0.0
                     choices.append((fixed + reduce_us, t * 1e6, ops, 0.0))
                     if trace is not None and weighed is not None:  # the reduction's launch
@@ -2117,6 +2143,7 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
                      overlap: float = math.inf,
                      tile_steps: dict[tuple[int, int], tuple[float, float]] | None = None,
                      c_store: float = 0.0,
+                     tile_loads: dict[tuple[int, int], float] | None = None,
                      trace: list[TileChoice] | None = None) -> tuple[float, float, float]:
     """Fastest of a fallback family's tiles and split-K factors: (seconds, the tensor-core
     operations its CTAs execute, partial tiles whole, the bytes of A and W its CTAs load, each
@@ -2150,7 +2177,8 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
         n_tiles = _cdiv(M, bm) * _cdiv(N, bn)
         own = tile_steps.get((bm, bn)) if tile_steps else None
         rows = min(bm, M) + min(bn, N) if clipped_loads or own else bm + bn
-        load = rows * own[0] * 1e-9 if own else rows * elem_bytes / sm_load
+        tile_load = tile_loads.get((bm, bn), sm_load) if tile_loads else sm_load
+        load = rows * own[0] * 1e-9 if own else rows * elem_bytes / tile_load
         tk0 = own[1] if own else k0
         step = max(_overlapped(2.0 * bm * bn / sm_rate, load, overlap), step_floor)
         tile_splits = ((fallback_serial_splits(cal.sm_count, M, N, K, (bm, bn)),) if serial
@@ -2558,10 +2586,10 @@ def narrow_c_bytes(k: Kernel, cls: str) -> float:
     it comes out near the HBM's per byte on the alignment-1 path and a third of it on the
     alignment-2 path (accesses of two elements). Without it the model left the fallback GEMMs
     of a large C and a short K well under what they drew (``measured_h100_store.csv``,
-    5163x7877x23 bf16: 48.2 mJ drawn, 28.8 predicted without it, 41.5 with it). Over those
+    5163x7877x23 bf16: 48.2 mJ drawn, 28.6 predicted without it, 41.9 with it). Over those
     paths' rows with an energy in the energy fit's files (``measured_h100_v2e.csv`` and the
-    misaligned, random, store and short-K runs), the mean error with the term zeroed and with
-    it: 13.3% -> 11.3% on the 199 calibration rows, 14.5% -> 12.2% on the 144 held out
+    misaligned, random, store, short-K and long-K runs), the mean error with the term zeroed
+    and with it: 13.9% -> 12.1% on the 243 calibration rows, 15.1% -> 13.1% on the 165 held out
     (``test_the_fallback_kernels_pay_for_each_byte_of_c_they_store``); a term per byte of C
     beyond the L2's capacity (write-backs of partial sectors) or per byte of the operands fit
     the calibration rows worse."""
@@ -2819,7 +2847,7 @@ def stream_parts_us(cal: GpuCalibration, k: Kernel) -> tuple[float, float]:
     back-to-back times of the energy fit's calibration rows, the share comes out well below one
     (the calibration's rerun in ``tests/test_gpu.py`` refits it): a decode step's bf16 GEMVs,
     back to back (``measured_h100_v2e.csv``'s ``us_loop``), took 15.4 us at 1x4096x4096 and
-    34.7 at 1x11008x4096, the model 15.3 and 36.3 with the share, 19.2 and 44.6 with the whole
+    34.7 at 1x11008x4096, the model 15.4 and 36.5 with the share, 19.2 and 44.6 with the whole
     write-back."""
     fixed, work = predict_parts_us(cal, k, stream_params(cal))
     return in_stream(cal, fixed), work

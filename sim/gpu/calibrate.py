@@ -136,7 +136,7 @@ FIT_GROUPS: dict[str, list[str]] = {
     "gemm_fallback": ["align1_rate_eff", "align1_bw_eff", "align2_rate_eff",
                       "align2_bw_eff", "fallback_fixed_us", "align1_k8_slowdown",
                       "fallback_tile_k0", "fallback_reduce_us",
-                      "align1_load_gb_per_s", "align2_load_gb_per_s",
+                      "align1_load_gb_per_s", "align2_load_gb_per_s", "wmma_load_gb_per_s",
                       "align1_lone_step_ns"],
     "gemm_simt": ["gemv_load_gb_per_s", "gemv_ramp_mb", "simt_tflops", "gemmsn_row_ns",
                   "dot_reduce_us", "gemmsn_load_gb_per_s"],

@@ -1155,8 +1155,9 @@ FIT_PARAMS: dict[str, tuple[float, float, float]] = {
     "align1_load_gb_per_s": (2000.0, 200.0, 8000.0),
     "align2_load_gb_per_s": (2500.0, 200.0, 8000.0),
     # ... and the align-1 family's wmma kernels' (WMMA_TILE: cutlass_75_wmma_tensorop_*, fp16
-    # at vector 1), whose CTAs load their tiles by their own code (the WMMA API's fragments,
-    # not the s1688 kernels' ldmatrix path)
+    # at vector 1), kernels of their own whose CTAs stepped along K faster than the family's
+    # load bandwidth gives them (the long-K probe's fp16 GEMMs of few rows, up to 28% over
+    # their measured time at the family's)
     "wmma_load_gb_per_s": (2000.0, 200.0, 8000.0),
     # int8 padded to 8 with K off 16 (CUTLASS's i16832 align-4 kernels): their tensor-core
     # rate (a fraction of the aligned int8 one) and their load path's bandwidth
@@ -2168,7 +2169,9 @@ def _loaded_tiles_us(cal: GpuCalibration, M: int, N: int, K: int,
     tiles whose CTAs load only the rows inside the matrices at their own time per row and
     element of K and start and end in their own elements of K (:data:`ALIGN1_SPLIT_STEPS`),
     each stepping at that step plus ``lone_step``'s excess over it shared among the CTAs on
-    its SM; ``c_store``: the seconds the stores of C take apart from ``t_m`` (the aligned
+    its SM; ``tile_loads``: tiles whose CTAs load at their own bytes per second per SM in
+    place of ``sm_load`` (the align-1 wmma kernels', ``wmma_load_gb_per_s``); ``c_store``:
+    the seconds the stores of C take apart from ``t_m`` (the aligned
     fp8 kernels', :func:`c_store_s`), overlapping the rest in part (:data:`STORE_OVERLAP`);
     ``trace``: a list that every choice weighed is appended to (:class:`TileChoice`)."""
     bw = cal.read_gb_per_s * 1e9

@@ -1814,10 +1814,10 @@ def test_the_store_constants_are_the_fit_of_the_aligned_gemms(monkeypatch):
 
 def test_the_align1_split_steps_are_the_fit_of_their_launches():
     """ALIGN1_SPLIT_STEPS: the (ns per loaded row, start and end) of the split-K 64x64 align-1
-    CTAs that fit the profiled kernel times of every recorded H100 launch of that tile (at its
-    recorded grid: its CTAs per SM, rows inside the matrices) best, in mean absolute log error
-    over a grid of 0.0001 ns and 0.5 elements; and it fits them within 12% MAPE. But the
-    long-K probe's (SPLIT_STEPS_APART: ALIGN1_SPLIT_STEPS' comment says why)."""
+    CTAs that fit the profiled kernel times of every recorded H100 launch of that tile but the
+    long-K probe's (SPLIT_STEPS_APART: ALIGN1_SPLIT_STEPS' comment says why), at its recorded
+    grid (its CTAs per SM, rows inside the matrices), best in mean absolute log error over a
+    grid of 0.0001 ns and 0.5 elements; and it fits them within 12% MAPE."""
     from sim.gpu_model import ALIGN1_SPLIT_STEPS
 
     lone = load_calibration("h100").params["align1_lone_step_ns"]

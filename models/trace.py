@@ -33,8 +33,9 @@ activation GEMMs of the attention module instead of one ``attention`` op.
 Formats come from the quantization scheme exactly as :func:`models.llm.lower` applies them,
 ``get_scheme(quant).for_op(name)`` per operator: a weight GEMM takes the scheme's ``a_fmt``,
 ``w_fmt``, ``w_group``, ``w_scale_bits``, ``a_scale_bits`` (output fp32 if an operand is floating
-point, else int32); ``attention`` reads queries in ``a_fmt`` if floating (else fp16) and the
-cache in ``kv_fmt`` with ``kv_group``/``kv_scale_bits``/``kv_residual``. A product of two
+point, else int32); ``attention`` takes :func:`models.llm.attention_formats`' (queries in
+``a_fmt`` if floating or block-scaled, else fp16; the cache in ``kv_fmt`` with
+``kv_group``/``kv_scale_bits``/``kv_residual``). A product of two
 activations (no weight) reads both in ``a_fmt`` with ``a_scale_bits``.
 
 torch is an optional extra (``pip install -e '.[trace]'``); it is imported only when a trace
@@ -51,7 +52,8 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from models import ModelError
-from models.formats import accumulator_format, full_precision_format
+from models.formats import accumulator_format
+from models.llm import attention_formats
 from models.ops import Attention, Gemm, Op
 from models.quant import QuantScheme, get_scheme
 
@@ -378,9 +380,7 @@ def _gemm_op(scheme: QuantScheme, *, name: str, m: int, n: int, k: int, weight: 
 
 def _attention_op(scheme: QuantScheme, batch: int, heads: int, kv_heads: int, q_len: int,
                   kv_len: int, qk_dim: int, v_dim: int, causal: bool) -> Attention:
-    s = scheme.for_op(_ATTENTION)
+    # the formats lower() runs attention in (block-scaled activations' queries too)
     return Attention(name=_ATTENTION, batch=batch, heads=heads, kv_heads=kv_heads, q_len=q_len,
                      kv_len=kv_len, qk_dim=qk_dim, v_dim=v_dim, causal=causal,
-                     q_fmt=full_precision_format(s.a_fmt),
-                     kv_fmt=s.kv_fmt, kv_group=s.kv_group, kv_scale_bits=s.kv_scale_bits,
-                     kv_residual=s.kv_residual)
+                     **attention_formats(scheme))

@@ -50,7 +50,7 @@ def _by_name(ops: list[Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("quant", ["fp16", "w8a8", "w4a8-mixed", "w4a16+kv4"])
+@pytest.mark.parametrize("quant", ["fp16", "w8a8", "w4a8-mixed", "w4a16+kv4", "mxint8"])
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_llama_trace_matches_lower(llama7b: tuple[ModelConfig, Any], phase: str,
                                    quant: str) -> None:

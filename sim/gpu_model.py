@@ -2752,8 +2752,10 @@ def arch_kernel(arch: Any, op: Any) -> Kernel:
     deployment that dispatches per shape would). Attention over a paged KV cache or block-sparse
     attention raises :class:`hw.spec.SpecError` naming the field: the kernel model times SDPA
     and the project's KIVI kernel over a contiguous cache read whole, and no paged or sparse
-    kernel was measured, so neither would change its figure."""
-    from models.ops import Attention
+    kernel was measured, so neither would change its figure. So does a GEMM whose ``o_fmt`` is not
+    its operands' accumulator format (:func:`models.formats.accumulator_format`, what a model's
+    GEMMs have): the kernel writes C in its own format, so ``o_fmt`` would change nothing."""
+    from models.ops import Attention, Gemm
 
     if isinstance(op, Attention) and (op.page_tokens or op.sparse_block):
         from hw.spec import SpecError
@@ -2764,6 +2766,16 @@ def arch_kernel(arch: Any, op: Any) -> Kernel:
                         "contiguous KV cache read whole (no paged or block-sparse kernel was "
                         f"measured on it); drop {flag} on a GPU preset, or use an engine "
                         "architecture")
+    if isinstance(op, Gemm):
+        from models.formats import accumulator_format
+
+        if op.o_fmt != (acc := accumulator_format(op.a_fmt, op.w_fmt)):
+            from hw.spec import SpecError
+
+            raise SpecError(f"{op.name}.o_fmt: {arch.name}'s kernel model writes C as its "
+                            "kernel does (a bf16 GEMM's in bf16, torch._int_mm's in int32) "
+                            f"whatever o_fmt says (got {op.o_fmt}); leave o_fmt at {acc}, its "
+                            "operands' accumulator format, on a GPU preset")
     k = op_kernel(op)
     if tensor_dtype(k) not in arch.gpu.dtypes:
         wide = "bf16" if "bf16" in arch.gpu.dtypes else arch.gpu.dtypes[0]

@@ -694,13 +694,21 @@ def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
     """All ``op.count`` instances of ``op`` on ``arch`` (module doc). Raises
     :class:`sim.gemm.FormatError` for a format the engine cannot take at all,
     :class:`mapping.MappingError` when nothing fits or a vector unit is missing;
-    ``TypeError`` for an ``arch`` or ``op`` of another type."""
+    :class:`sim.errors.InputError` for an ``objective`` other than latency on a GPU preset
+    (its kernel model searches no mapping); ``TypeError`` for an ``arch`` or ``op`` of
+    another type."""
     if not isinstance(arch, ArchSpec):
         raise TypeError(f"arch: expected an ArchSpec (hw.spec.load_arch), got "
                         f"{type(arch).__name__}")
     if not isinstance(op, (Gemm, Attention, Vector)):
         raise TypeError(f"op: expected a models.ops Gemm, Attention or Vector, got "
                         f"{type(op).__name__}")
+    if arch.gpu is not None and objective != "latency":
+        from sim.errors import InputError
+
+        raise InputError(f"objective: {arch.name} is a GPU preset, whose kernel model "
+                         "predicts the kernels its library runs (no mapping to search for "
+                         f"{objective!r}); use objective 'latency', or an engine architecture")
     inst = _instance(arch, _single(op), memory, objective)
     n = op.count
     # count times one instance's whole cycles and bytes (exact ints: _instance rounds them)

@@ -161,7 +161,8 @@ def test_gen_tells_its_long_steps_for_large_designs(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize(("args", "flag"), [
-    (["--cases", "0"], "--cases"), (["--max-dim", "0"], "--max-dim"),
+    (["--cases", "0"], "--cases"), (["--cases", "100001"], "--cases"),
+    (["--max-dim", "0"], "--max-dim"),
     (["--max-dim", "5000"], "--max-dim"), (["--wave", "run.txt"], "--wave"),
     (["--wave", "/proc/tpe-x/run.vcd"], "--wave"), (["--wave", "/tmp"], "--wave"),
     (["--seed", "-1"], "--seed"),

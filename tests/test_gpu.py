@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -17,6 +18,7 @@ from cli_run import run
 
 from hw.spec import load_arch
 from models.llm import load_model, lower
+from models.ops import Gemm
 from sim.gpu.calibrate import calibrate
 from sim.gpu_model import (
     NVJET_TILE_MAX_AREA,
@@ -697,6 +699,33 @@ def test_sim_gemm_on_a_gpu_preset_uses_the_kernel_model(capsys):
     assert cal.stream_overhead_us > 0
     assert d["seconds"] == pytest.approx((us - cal.stream_overhead_us) * 1e-6, rel=1e-3)
     assert d["mapping"]["gpu_kernel_model"] == "h100"
+
+
+@pytest.mark.parametrize("preset", ["h100", "h200", "a100"])
+def test_the_library_refuses_what_a_gpu_kernel_model_would_ignore(preset):
+    """``simulate_op`` itself, not only the command line, refuses an energy or EDP objective
+    and an output format other than the accumulator's on a GPU preset (neither would change
+    its figure), naming the field; the accumulator's format and latency run."""
+    from sim.errors import INPUT_ERRORS
+    from sim.system import simulate_op
+
+    arch = load_arch(preset)
+    ok = Gemm(name="proj", M=64, N=256, K=512, a_fmt="bf16", w_fmt="bf16", o_fmt="fp32")
+    assert simulate_op(arch, ok).cycles > 0
+    for objective in ("energy", "edp"):
+        with pytest.raises(INPUT_ERRORS, match=rf"^objective: {preset} is a GPU preset, .*"
+                           rf"'{objective}'\); use objective 'latency'"):
+            simulate_op(arch, ok, objective=objective)
+    for o_fmt in ("bf16", "int8", "fp16"):
+        bad = dataclasses.replace(ok, o_fmt=o_fmt)
+        with pytest.raises(INPUT_ERRORS, match=rf"^proj\.o_fmt: {preset}'s kernel model writes "
+                           rf"C as its kernel does .*\(got {o_fmt}\); leave o_fmt at fp32, "):
+            simulate_op(arch, bad)
+    # an int8 GEMM's accumulator is int32: that runs, fp32 does not
+    i8 = Gemm(name="q", M=64, N=256, K=512, a_fmt="int8", w_fmt="int8", o_fmt="int32")
+    assert simulate_op(arch, i8).cycles > 0
+    with pytest.raises(INPUT_ERRORS, match=r"^q\.o_fmt: .*leave o_fmt at int32"):
+        simulate_op(arch, dataclasses.replace(i8, o_fmt="fp32"))
 
 
 def test_attention_outside_the_measured_head_dims_says_it_is_an_extrapolation(capsys):

@@ -125,9 +125,20 @@ def test_bad_spec_exits_2_naming_the_key(tmp_path, capsys, body, message):
     ('[workload]\nmodels = ["tiny.json"]\nseq = [4096]\n', r"workload\.seq: .*2048.*"),
     ('[workload]\nmodel = ["tiny.json"]\n', r"workload\.model: unknown key; known: .*"),
     # a parallel plan's rule names its key once
-    ('[workload]\nmodels = ["tiny.json"]\nphases = ["prefill"]\nbatch = [1]\nmicrobatches = [2]'
-     '\npp = [2]\n', r"workload\.microbatches: tiny\.json prefill batch 1: 2 does not divide the "
-     r"batch of 1 sequences; use a divisor of 1"),
+    ('[workload]\nmodels = ["tiny.json"]\nphases = ["prefill"]\nbatch = [1]\npp = [99]\n',
+     r"workload\.pp: tiny\.json prefill batch 1: 99 pipeline stages for \d+ layers .*"),
+    # a combination that cannot run is left out, a value that runs in no workload refused
+    ('[workload]\nmodels = ["tiny.json"]\nphases = ["prefill"]\nbatch = [1, 3]\n'
+     'microbatches = [1, 2]\npp = [2]\n', r"workload\.microbatches: 2 runs in no workload \(it "
+     r"divides none of the batches \[1, 3\]\); drop it or add what it needs"),
+    ('[workload]\nmodels = ["tiny.json"]\ntp = [1, 2]\nep = [1, 4]\n',
+     r"workload\.ep: 4 runs in no workload \(an ep above 1 needs a model with experts and a tp "
+     r"equal to it\); drop it or add what it needs"),
+    ('[workload]\nmodels = ["tiny.json"]\nsp = [false, true]\n',
+     r"workload\.sp: true runs in no workload \(sequence parallelism needs a tp above 1\); .*"),
+    ('[workload]\nmodels = ["tiny.json"]\noverlap = [true]\n',
+     r"workload\.overlap: true runs in no workload \(the overlap acts on the tensor-parallel "
+     r"collectives: it needs a tp above 1\); .*"),
 ])
 def test_bad_workload_exits_2(tmp_path, capsys, workload, message):
     spec = _spec(tmp_path, '[axes]\n"engine.rows" = [16]\n', workload)
@@ -172,6 +183,23 @@ def test_missing_spec_and_results(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("tpe: error: ")
     assert main(["sweep", "report", str(tmp_path / "none.parquet")]) == 2
     assert "RESULTS:" in capsys.readouterr().err
+
+
+def test_plan_combinations_that_cannot_run_are_left_out(tmp_path):
+    """The workload table is a product: a micro-batch count that does not divide a batch is
+    left out of that batch's workloads (as an ep other than the tp is), not the whole spec."""
+    spec = load_sweep(_spec(tmp_path, '[axes]\n"engine.rows" = [16]\n', """
+[workload]
+models = ["tiny.json"]
+phases = ["prefill"]
+batch = [1, 2, 3]
+pp = [2]
+microbatches = [1, 2]
+tp = [1, 2]
+"""))
+    plans = sorted((w.batch, w.tp, w.microbatches) for w in spec.workloads)
+    assert plans == [(b, tp, mb) for b in (1, 2, 3) for tp in (1, 2) for mb in (1, 2)
+                     if b % mb == 0]
 
 
 # -- expansion --------------------------------------------------------------------------------

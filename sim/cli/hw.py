@@ -13,7 +13,7 @@ __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     from sim.verify.cxx_opt import CXX_OPT_LEVELS, DEFAULT_CXX_OPT
-    from sim.verify.options import MAX_DIM, RANDOM_GEMMS
+    from sim.verify.options import MAX_CASES, MAX_DIM, RANDOM_GEMMS
 
     sub.add_parser("gen", help="generate an engine's Verilog and manifest",
                    description="Generate an engine: <out>/<name>/<name>.v, lint.vlt (its "
@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "the build, not the short bench, dominates; raise it for a large design "
                      "whose simulation is the slow part)")
     ver.add_argument("--cases", type=int, default=RANDOM_GEMMS, metavar="N",
-                     help=f"random GEMMs beside the bench's fixed cases (default {RANDOM_GEMMS})")
+                     help=f"random GEMMs beside the bench's fixed cases (default {RANDOM_GEMMS}, "
+                          f"at most {MAX_CASES:,})")
     ver.add_argument("--max-dim", type=int, default=None, metavar="D",
                      help=f"the random GEMMs' M, N and K log-uniform in 1..D (at most {MAX_DIM}; "
                      "default: up to about two folds of the engine)")

@@ -24,7 +24,7 @@ and its design points (the grid, point ids).
     [axes.lut]
     "engine.group" = [2, 4]
 
-    [workload]                    # every combination is run on every design point
+    [workload]                    # every combination that can run, on every design point
     models = ["llama-2-7b"]       # zoo names or config.json paths
     phases = ["prefill", "decode"]
     batch = [1]
@@ -41,6 +41,10 @@ of every axis is validated against every base architecture before anything runs,
 unknown key, an empty range or a value of the wrong type stops the sweep with one line
 naming ``axes.<key>``. Combinations that are individually valid but not together (a mapping
 that does not fit, a format the engine cannot take) become rows whose ``error`` says why.
+The workloads are the product of the ``[workload]`` lists, less the combinations of a parallel
+plan that cannot run (an ``ep`` other than the ``tp``, ``microbatches`` that do not divide the
+``batch``, ``sp`` or ``overlap`` without tensor parallelism); a listed value that runs in no
+workload stops the sweep naming ``workload.<key>``, since it would change nothing.
 
 **Design points** are the grid (the product of the axes, the last axis varying fastest), a
 ``random`` sample of it (distinct points, ``np.random.default_rng(seed)``) or the trials of an
@@ -154,8 +158,8 @@ WORKLOAD_KEYS: dict[str, str] = {
     "pp": "pipeline stages (default [1])",
     "ep": "expert parallelism, 1 or a workload's tp (default [1]; a combination with another "
           "tp, or an ep above 1 on a model without experts, is left out)",
-    "microbatches": "micro-batches through the pipeline, divisors of every batch (default "
-                    "[1])",
+    "microbatches": "micro-batches through the pipeline, each dividing the batch (default [1]; "
+                    "a combination with a batch it does not divide is left out)",
     "sp": "sequence parallelism, true or false (default [false]; left out where tp is 1)",
     "overlap": "collectives overlap the operators producing their data, true or false "
                "(default [false]; left out where tp is 1: the pipeline's sends between "
@@ -603,16 +607,24 @@ def _workloads(table: Mapping[str, Any], root: Path
             except ModelError as err:
                 raise _err("workload.quant", str(err).removeprefix("--quant: ")) from None
     out = []
+    skipped: dict[str, Any] = {}
     combos = itertools.product(models, phases, batches, seqs, quants, plans["tp"],
                                plans["pp"], plans["ep"], plans["microbatches"], flags["sp"],
                                flags["overlap"])
     for m, p, b, s, q, tp, pp, ep, mb, sp, overlap in combos:
         cfg = load_model(resolved[m])
+        # a combination that cannot run is left out (the first key that rules it out kept, to
+        # name where nothing runs)
         if ep != 1 and (ep != tp or cfg.moe is None):  # spans a stage's tensor parallelism
+            skipped.setdefault("ep", ep)
+            continue
+        if b % mb:  # micro-batches of whole sequences only
+            skipped.setdefault("microbatches", mb)
             continue
         # nothing to split or overlap: sequence parallelism and the overlap act on the
         # tensor-parallel collectives (the pipeline's sends between stages are not overlapped)
         if (sp or overlap) and tp == 1:
+            skipped.setdefault("sp" if sp else "overlap", True)
             continue
         try:
             lower(cfg, phase=p, batch=b, seq=s, quant="fp16")
@@ -633,6 +645,20 @@ def _workloads(table: Mapping[str, Any], root: Path
         out.append(w)
     if len({w.key for w in out}) != len(out):
         raise _err("workload", "a workload appears twice (repeated list entries)")
+    # a value that no combination runs would be ignored, so it is refused
+    left_out = {"ep": "an ep above 1 needs a model with experts and a tp equal to it",
+                "microbatches": f"it divides none of the batches {batches}",
+                "sp": "sequence parallelism needs a tp above 1",
+                "overlap": "the overlap acts on the tensor-parallel collectives: it needs a tp "
+                           "above 1"}
+    for key, why in left_out.items():
+        vals = plans[key] if key in plans else flags[key]
+        ran = {getattr(w, key) for w in out}
+        for v in vals:
+            if v not in ran and (out or skipped.get(key) == v):
+                shown = str(v).lower() if isinstance(v, bool) else v
+                raise _err(f"workload.{key}", f"{shown} runs in no workload ({why}); drop it "
+                           "or add what it needs")
     return tuple(out), resolved
 
 

@@ -683,8 +683,9 @@ def _timeline_stall(e: DramExposure, arch: ArchSpec, bw: Exact, lat: Exact,
     assert e.nest is not None
     busy = e.busy_cycles * count_product(*(-(-d // t) for d, t in zip(
         e.nest.dims, e.nest.tile, strict=True)))
-    cycles = (timeline_floor(e.nest, bw) if floor
-              else timeline_cycles(e.nest, bw, lat, arch.memory[-1].beat_bytes))
+    beat = arch.memory[-1].beat_bytes
+    cycles = (timeline_floor(e.nest, bw, lat, beat) if floor
+              else timeline_cycles(e.nest, bw, lat, beat))
     total = math.ceil(cycles - 1e-6)
     stall = total - busy
     if stall <= 0:

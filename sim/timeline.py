@@ -104,6 +104,20 @@ a later iteration otherwise than those of the one compared, and the skip would m
 None of those 553 nests did; skipping whole nests too (and loops of short iterations), 4 of
 the 530 timelines of whole nests did (two small GEMMs, 13x87x92 and 91x71x36, up to 0.045%
 off): one more reason a whole nest does not skip.
+
+**Floor.** :func:`timeline_floor` bounds a mapping's timeline from below without walking it,
+from the plan and the link: the link's time for the bytes, the engine's busy cycles, and, in a
+row, the first tiles of A and W loaded one after the other behind the link's latency, every
+step's busy cycles as the walk counts them and the last write-back. Where no step waits on the
+link the last is the walk's figure itself (in exact arithmetic; :data:`BOUND_ROUNDING`), so a
+search over splits whose timelines tie (a compute-bound GEMM over four cores, each split's
+core the same GEMM turned or cut another way) walks one: Llama-2-70B's w8a8 prefill and a
+decode step on ``systolic-4core`` walk 12 splits where busy cycles and link time alone walked
+24. On 400 consecutive points of the 10,000-point sweep the floor met the walk in 61% of the
+5,600 timelines (busy cycles and link time alone: 1%); none of its walks fell below it, nor
+did any of 3,015 runs of ``benchmarks/timeline_equivalence.py``'s nests change (the floor
+joins the maximum :func:`timeline_cycles` takes, which it leaves as it was wherever the walk
+is of the plan the floor reads).
 """
 
 from __future__ import annotations
@@ -310,6 +324,10 @@ class _Plan:
     wb_cols: np.ndarray
     moved: float
     busy_total: float
+    #: the engine's busy cycles as the walk counts them (a step's time from the start of the
+    #: step before, times its own share: ``mult[i] * busy[i - 1]``), and the last step's once
+    #: (:func:`_bound`)
+    busy_walked: float = 0.0
     #: where the walk may skip (:func:`timeline_cycles`): per loop of five positions or more
     #: outside the innermost one that moves, per iteration of the loops around it: the first
     #: steps of its iterations from the second to the last, the shares of those up to the
@@ -452,6 +470,7 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
         events = tuple(alike)
     moved = sum(per_step.tolist())
     busy_total = sum((mult * busy).tolist())
+    busy_walked = sum((mult[1:] * busy[:-1]).tolist()) + float(busy[-1])
     return _Plan(n=n, mult=mult.tolist(), busy=busy.tolist(), release=rel.tolist(),
                  early=early.tolist(), drain=drain.tolist(), free_a=free_a, free_w=free_w,
                  write=write.tolist(),
@@ -461,7 +480,56 @@ def _steps(nest: Nest, trips: tuple[int, int, int], pos_idx: list[np.ndarray],
                  tile_of=(tile_of[0], tile_of[1], tile_of[2]),
                  wb_rows=wr_rows[write], wb_row_bytes=wr_row_bytes[write],
                  wb_cols=tn[write].astype(float),
-                 moved=moved, busy_total=busy_total, events=events, sampled=sampled)
+                 moved=moved, busy_total=busy_total, busy_walked=busy_walked,
+                 events=events, sampled=sampled)
+
+
+def _bound(nest: Nest, plan: _Plan, bw: float, latency: Exact, beat_bytes: int | None
+           ) -> float:
+    """A lower bound on ``plan``'s walk (:func:`_walk`), from the plan and the link alone: the
+    link's time for the bytes it moves, the engine's busy cycles, and the engine's busy
+    cycles as the walk counts them (``_Plan.busy_walked``: each step at least its busy cycles
+    after the one before) after the first step's start and before the last write-back. The
+    first step starts once the first tiles of A and W have loaded, one after the other, each
+    at least its bytes at the link's rate (on a port of beats, at least a beat a cycle per
+    row) after the link's wait for an answer (less the cycles a preloaded stationary input
+    lets the other come late); the last write-back starts after the last step's busy cycles
+    and its drain, and moves its bytes at the link's rate (less the credit a port of beats
+    banks). None of these depends on the order the link serves loads in."""
+    queue, answer, loaded_after, line_read = (
+        PORT_PIPELINE[:4] if beat_bytes is not None else (0, 0, 0, 0))
+    lat = float(latency)
+    wait = lat if lat > answer else answer
+    dur = []
+    for o in (0, 1):
+        rows, row_bytes = float(plan.rows[o][0]), float(plan.row_bytes[o][0])
+        d = rows * row_bytes / bw
+        if beat_bytes is not None:
+            d = max(d, rows * math.ceil(row_bytes / beat_bytes - 1e-9))
+        dur.append(d)
+    ahead = [0.0, 0.0]
+    lead = 0.0
+    if nest.preload is not None:
+        pre = float(nest.preload[1])
+        ahead[0 if nest.preload[0] == "W" else 1] = pre  # the input not preloaded comes later
+        lead = 0.0 if nest.preload_each else pre
+    first = max(dur[0] + dur[1] - max(ahead), dur[0] - ahead[0], dur[1] - ahead[1])
+    start = max(0.0, queue + wait + loaded_after + first) + lead
+    bank = CREDIT_BEATS * beat_bytes if beat_bytes is not None else 0.0
+    last_wb = float(plan.wb_rows[-1] * plan.wb_row_bytes[-1])
+    tail = plan.drain[-1] + line_read + max(0.0, last_wb - bank) / bw
+    # the walk sums its float64 times in another order: a bound equal to its figure in exact
+    # arithmetic (a step never waits on the link) may round a few units in the last place
+    # above it, so the bound gives up BOUND_ROUNDING of itself
+    return max(plan.moved / bw, float(plan.busy_total),
+               (start + plan.busy_walked + tail) * (1.0 - BOUND_ROUNDING))
+
+
+#: The share of itself :func:`_bound`'s sum of the first loads, the engine's busy cycles and
+#: the last write-back gives up, so that float64 rounding never puts it above a walk it equals
+#: in exact arithmetic: a sum of ``n`` float64 terms rounds by at most about ``n`` units in
+#: the last place (2.2e-16 each), and walks have at most a few thousand steps.
+BOUND_ROUNDING = 1e-11
 
 
 @memo(maxsize=1024)
@@ -474,6 +542,7 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
     sweep costs the same mapping on the same link again (points that differ elsewhere)."""
     plan = _plan(nest, reduce)
     bw = float(bytes_per_cycle)
+    bound = _bound(nest, plan, bw, latency, beat_bytes)
     holds: list[int] | None = [] if plan.sampled and beat_bytes is not None else None
     total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip, holds)
     if holds:
@@ -486,8 +555,10 @@ def timeline_cycles(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
         plan = _plan(nest, reduce, WHOLE_INNER)
         total, _ = _walk(nest, plan, bw, latency, beat_bytes, skip)
     # no schedule beats the engine's busy time or the link's time for the bytes it moves: a
-    # reduced nest's sampled iterations can fall short of either
-    return max(total, plan.moved / bw, float(plan.busy_total))
+    # reduced nest's sampled iterations can fall short of either; nor the bound the floor
+    # gives (_bound: the walk never falls below it, but the fallback above walks another
+    # plan)
+    return max(total, bound, plan.moved / bw, float(plan.busy_total))
 
 
 #: Two states at the start of a loop's iterations are the same when every time in them,
@@ -1561,10 +1632,11 @@ def _same(a: list[Any], b: list[Any], tol: float) -> bool:
     return True
 
 
-def timeline_floor(nest: Nest, bytes_per_cycle: Exact, *, reduce: bool = True) -> float:
-    """The floor :func:`timeline_cycles` applies to its result: the engine's busy cycles and
-    the link's time for the bytes it moves, the same float64 figures, so that
-    ``timeline_floor(nest, bw) <= timeline_cycles(nest, bw, ...)`` for every latency and beat
-    (a lower bound on a mapping's timeline without running it)."""
-    plan = _plan(nest, reduce)
-    return max(plan.moved / float(bytes_per_cycle), float(plan.busy_total))
+def timeline_floor(nest: Nest, bytes_per_cycle: Exact, latency: Exact = 0,
+                   beat_bytes: int | None = None, *, reduce: bool = True) -> float:
+    """The floor :func:`timeline_cycles` applies to its result (:func:`_bound`: the engine's
+    busy cycles, the link's time for the bytes it moves, and the first tiles' loads, the
+    engine's busy cycles and the last write-back in a row), the same float64 figures, so
+    that ``timeline_floor(nest, bw, lat, beat) <= timeline_cycles(nest, bw, lat, beat)``: a
+    lower bound on a mapping's timeline without running it."""
+    return _bound(nest, _plan(nest, reduce), float(bytes_per_cycle), latency, beat_bytes)

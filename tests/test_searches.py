@@ -392,6 +392,32 @@ def test_the_attention_tile_and_split_are_the_brute_force_best(preset):
             assert dict(r.mapping) == inst.mapping
 
 
+def test_split_floors_that_meet_the_timeline_leave_tied_splits_uncosted():
+    """A compute-bound GEMM over four cores: every split's floor is its timeline (the first
+    loads, the engine's busy cycles and the last write-back: ``sim.timeline.timeline_floor``),
+    so once the first split is costed the others, which at best tie, are not; the pick is the
+    exhaustive one. (With floors of busy cycles and link time alone all four were costed:
+    Llama-2-70B's w8a8 prefill projections on ``systolic-4core``.)"""
+    from sim.system import _gemm_instance, _split_costs
+
+    arch = load_arch("systolic-4core")
+    g = Gemm(name="g", M=2048, N=7168, K=8192, a_fmt="int8", w_fmt="int8", o_fmt="int32",
+             a_scale_bits=16, w_scale_bits=16)
+    cost, floor = _split_costs(arch, g, "real", "latency")
+    costed = []
+
+    def counted(split):
+        costed.append(split)
+        return cost(split)
+
+    splits = core_splits(g, arch.cores)
+    chosen = pick(splits, counted, "latency", floor)
+    assert len(splits) == 4 and len(costed) == 1
+    exhaustive = pick(splits, gemm_split_cost(arch, g, "real", "latency"), "latency")
+    assert chosen[0] == exhaustive[0] and chosen[1].detail == exhaustive[1].detail
+    assert _gemm_instance(arch, g, "real", "latency") == exhaustive[1].detail
+
+
 @pytest.mark.parametrize("preset", ["systolic", "systolic-4core", "npu-hbm", "cube"])
 def test_gemm_split_search_with_floors_is_the_exhaustive_one(preset):
     """The GEMM's core splits picked with floors (each split's cycles bounded below without

@@ -17,7 +17,7 @@ from mapping import Candidates
 from models.ops import Gemm
 from sim.gemm import mapping_cost, simulate_gemm
 from sim.memory import traffic_without_stalls
-from sim.timeline import timeline_cycles
+from sim.timeline import timeline_cycles, timeline_floor
 from sim.verify.tile_bench import SMALL_TILES, model_gemm, tile_arch
 from sim.verify.tile_ref import reference_cycles
 
@@ -217,6 +217,36 @@ def test_timeline_is_bounded_by_compute_and_by_the_link():
                                   "dram.bandwidth_gb_per_s=100000", "dram.latency_ns=0"])
     nest, compute, _ = _nest(arch, M, N, K, tile, "mnk")
     assert compute <= timeline_cycles(nest, 1e5, 0.0) <= compute * 1.01
+
+
+def test_the_floor_bounds_the_timeline_and_meets_it_where_no_step_waits():
+    """``timeline_floor`` is at most the timeline, walked with skips or step by step, whole
+    or reduced, on random links (beats, single-buffered levels, the weight double buffer's
+    preload); on a link that never holds the engine up it is the timeline (the first tiles'
+    loads after the link's latency, every step's busy cycles, the last write-back), where the
+    engine's busy cycles and the link's time for the bytes alone fall short by the latency."""
+    rng = random.Random(23)
+    for i in range(12):
+        preset = "cube" if i % 5 == 4 else "systolic"
+        arch = tile_arch(load_arch(preset, _varied_sets(rng, preset, i)))
+        reduce = i % 2 == 0
+        M, N, K = (rng.randint(130, 260) if reduce else rng.randint(20, 120) for _ in range(3))
+        tile = (rng.choice([4, 8]), rng.choice([4, 8]), rng.choice([8, 13]))
+        nest, _, _ = _nest(arch, M, N, K, tile, rng.choice(["mnk", "nkm", "kmn", "knm"]))
+        for bw in (arch.dram_bytes_per_cycle, rng.uniform(0.5, 64.0)):
+            args = (nest, bw, arch.dram.latency_ns, arch.memory[-1].beat_bytes)
+            floor = timeline_floor(*args, reduce=reduce)
+            assert floor <= timeline_cycles(*args, reduce=reduce)
+            assert floor <= timeline_cycles(*args, reduce=reduce, skip=False)
+    # a latency below a tile's busy cycles: only the first loads wait for it
+    arch = load_arch("systolic", [*SMALL_TILES["systolic"], "clock_mhz=1000",
+                                  "dram.bandwidth_gb_per_s=100000", "dram.latency_ns=50"])
+    nest, compute, _ = _nest(arch, 48, 40, 36, (8, 16, 12), "mnk")
+    total = timeline_cycles(nest, 1e5, 50.0)
+    assert total > compute + 50
+    assert timeline_floor(nest, 1e5, 50.0) == pytest.approx(total, rel=1e-10)
+    # a latency above it holds steps up: the floor stays below
+    assert timeline_floor(nest, 1e5, 300.0) < timeline_cycles(nest, 1e5, 300.0) - 300
 
 
 def test_reported_stalls_are_exact_and_ideal_memory_has_none():

@@ -1632,11 +1632,13 @@ def _same(a: list[Any], b: list[Any], tol: float) -> bool:
     return True
 
 
-def timeline_floor(nest: Nest, bytes_per_cycle: Exact, latency: Exact = 0,
+def timeline_floor(nest: Nest, bytes_per_cycle: Exact, latency: Exact,
                    beat_bytes: int | None = None, *, reduce: bool = True) -> float:
     """The floor :func:`timeline_cycles` applies to its result (:func:`_bound`: the engine's
     busy cycles, the link's time for the bytes it moves, and the first tiles' loads, the
     engine's busy cycles and the last write-back in a row), the same float64 figures, so
-    that ``timeline_floor(nest, bw, lat, beat) <= timeline_cycles(nest, bw, lat, beat)``: a
-    lower bound on a mapping's timeline without running it."""
+    that ``timeline_floor(nest, bw, lat, beat) <= timeline_cycles(nest, bw, lat, beat)`` on
+    the same link (a beat's banked credit speeds the last write-back: a floor without the
+    beat does not bound a timeline with it): a lower bound on a mapping's timeline without
+    running it."""
     return _bound(nest, _plan(nest, reduce), float(bytes_per_cycle), latency, beat_bytes)

@@ -646,19 +646,30 @@ def _workloads(table: Mapping[str, Any], root: Path
     if len({w.key for w in out}) != len(out):
         raise _err("workload", "a workload appears twice (repeated list entries)")
     # a value that no combination runs would be ignored, so it is refused
-    left_out = {"ep": "an ep above 1 needs a model with experts and a tp equal to it",
-                "microbatches": f"it divides none of the batches {batches}",
-                "sp": "sequence parallelism needs a tp above 1",
-                "overlap": "the overlap acts on the tensor-parallel collectives: it needs a tp "
-                           "above 1"}
-    for key, why in left_out.items():
+    experts = any(load_model(resolved[m]).moe is not None for m in models)
+    several_tp = any(tp > 1 for tp in plans["tp"])
+
+    def why_left_out(key: str, v: Any) -> str:
+        """Why no combination runs ``v`` of ``key``: its own rule where no other list could
+        have met it, else the other keys' rules."""
+        if key == "ep" and not (experts and v in plans["tp"]):
+            return "an ep above 1 needs a model with experts and a tp equal to it"
+        if key == "microbatches" and all(b % v for b in batches):
+            return f"it divides none of the batches {batches}"
+        if key == "sp" and not several_tp:
+            return "sequence parallelism needs a tp above 1"
+        if key == "overlap" and not several_tp:
+            return "the overlap acts on the tensor-parallel collectives: it needs a tp above 1"
+        return "every combination with it is left out by another key's rule"
+
+    for key in ("ep", "microbatches", "sp", "overlap"):
         vals = plans[key] if key in plans else flags[key]
         ran = {getattr(w, key) for w in out}
         for v in vals:
             if v not in ran and (out or skipped.get(key) == v):
                 shown = str(v).lower() if isinstance(v, bool) else v
-                raise _err(f"workload.{key}", f"{shown} runs in no workload ({why}); drop it "
-                           "or add what it needs")
+                raise _err(f"workload.{key}", f"{shown} runs in no workload "
+                           f"({why_left_out(key, v)}); drop it or add what it needs")
     return tuple(out), resolved
 
 

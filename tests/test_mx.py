@@ -255,8 +255,10 @@ def test_gpu_block_scales_take_cuda_core_time() -> None:
     from sim.gpu_model import block_scale_ops, op_estimate
 
     arch = load_arch("h100")
-    plain = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3")
-    mx = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3",
+    # C in the accumulator's format, as a model's GEMMs (the GPU model refuses another)
+    plain = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3",
+                 o_fmt="fp32")
+    mx = Gemm(name="g", M=2048, N=4096, K=4096, a_fmt="fp8_e4m3", w_fmt="fp8_e4m3", o_fmt="fp32",
               a_group=32, a_scale_bits=8, a_scale_fmt="e8m0", w_group=32, w_scale_bits=8,
               w_scale_fmt="e8m0")
     assert block_scale_ops(plain) == 0

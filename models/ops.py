@@ -26,7 +26,7 @@ from fractions import Fraction
 from typing import Literal
 
 from models import ModelError
-from models.formats import get_format
+from models.formats import accumulator_format, get_format
 
 __all__ = ["MAX_SIZE", "VECTOR_KINDS", "Attention", "Exact", "Gemm", "Op", "Vector", "exact",
            "exact_div", "op_macs", "size_error"]
@@ -114,7 +114,10 @@ class Gemm:
     count: int = 1
     a_fmt: str = "int8"
     w_fmt: str = "int8"
-    o_fmt: str = "int32"
+    #: C's format; ``""`` (the default): the format its products accumulate in
+    #: (:func:`models.formats.accumulator_format`: fp32 if an operand is floating point, else
+    #: int32), as a model's GEMMs have it.
+    o_fmt: str = ""
     b_is_weight: bool = True
     w_group: int = 0
     w_scale_bits: int = 0
@@ -130,8 +133,11 @@ class Gemm:
         _check_positive(self.name, self, "M", "N", "K", "count")
         _check_nonnegative(self.name, self, "w_group", "w_scale_bits", "a_scale_bits",
                            "a_group")
-        for field in ("a_fmt", "w_fmt", "o_fmt"):
+        for field in ("a_fmt", "w_fmt"):
             get_format(getattr(self, field))  # raises ModelError naming the format
+        if self.o_fmt == "":
+            object.__setattr__(self, "o_fmt", accumulator_format(self.a_fmt, self.w_fmt))
+        get_format(self.o_fmt)
 
     @property
     def macs(self) -> int:

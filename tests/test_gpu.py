@@ -721,6 +721,10 @@ def test_the_library_refuses_what_a_gpu_kernel_model_would_ignore(preset):
         with pytest.raises(INPUT_ERRORS, match=rf"^proj\.o_fmt: {preset}'s kernel model writes "
                            rf"C as its kernel does .*\(got {o_fmt}\); leave o_fmt at fp32, "):
             simulate_op(arch, bad)
+    # a GEMM built without o_fmt writes its accumulator's format, and runs
+    default = Gemm(name="d", M=64, N=256, K=512, a_fmt="bf16", w_fmt="bf16")
+    assert default.o_fmt == "fp32"
+    assert simulate_op(arch, default).cycles == simulate_op(arch, ok).cycles
     # an int8 GEMM's accumulator is int32: that runs, fp32 does not
     i8 = Gemm(name="q", M=64, N=256, K=512, a_fmt="int8", w_fmt="int8", o_fmt="int32")
     assert simulate_op(arch, i8).cycles > 0

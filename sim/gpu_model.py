@@ -726,6 +726,14 @@ WMMA_SPLIT_K = 717
 #: in 16, 13x148x5466 bf16 in 16); the bound is the geometric mean of those neighbours,
 #: round(sqrt(2259 * 2404)) (tests/test_gpu.py recomputes it and counts the one exception).
 WMMA_SPLIT_K_FEW_ROWS = 2330
+
+
+def wmma_split_k(M: int) -> int:
+    """The shortest K from which the wmma kernels run split for a GEMM of ``M`` rows:
+    :data:`WMMA_SPLIT_K_FEW_ROWS` below 16 rows, else :data:`WMMA_SPLIT_K`."""
+    return WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
+
+
 #: The largest CTA tile the align-1 kernels ran whole (no split-K reduction) where 128x128
 #: tiles would leave SMs idle: the s1688 64x64 tile. All 40 such recorded align-1 launches
 #: with K below FALLBACK_SPLIT_K (the kernels columns of measured_h100_misaligned.csv and
@@ -1877,8 +1885,7 @@ def _gemm_plan(cal: GpuCalibration, k: Kernel, p: dict[str, float],
                 tiles = (WMMA_TILE,)
             # the wmma kernels split only from WMMA_SPLIT_K on: below it they run whole, beside
             # the other kernels' split-K variant (the faster of the two)
-            wmma_k = WMMA_SPLIT_K_FEW_ROWS if M < 16 else WMMA_SPLIT_K
-            whole = (WMMA_TILE,) if split and K < wmma_k and WMMA_TILE in tiles else ()
+            whole = (WMMA_TILE,) if split and K < wmma_split_k(M) and WMMA_TILE in tiles else ()
             for group, splitting in (([t for t in tiles if t not in whole], split),
                                      (whole, False)):
                 if group:

@@ -2035,18 +2035,16 @@ def test_the_split_k_bound_where_64x64_tiles_fill_the_sms_is_the_recorded_one():
         FALLBACK_SPLIT_K,
         FALLBACK_SPLIT_K_FILLED,
         UNDERFILLED_TILE,
-        WMMA_SPLIT_K,
-        WMMA_SPLIT_K_FEW_ROWS,
         gemm_family,
+        wmma_split_k,
     )
 
     unsplit, split = [], []
     for r in launched_gemms():
         k = Kernel.from_row(r)
         main = r["kernels"].split(" ; ")[0]
-        wmma_k = WMMA_SPLIT_K_FEW_ROWS if k.M < 16 else WMMA_SPLIT_K
         if (gemm_family(k) not in ("align1", "align2") or "cutlass" not in main
-                or ("wmma" in main and k.K < wmma_k)):
+                or ("wmma" in main and k.K < wmma_split_k(k.M))):
             continue
         underfilled = -(-k.M // 128) * -(-k.N // 128) < 132
         filled = (-(-k.M // UNDERFILLED_TILE[0]) * -(-k.N // UNDERFILLED_TILE[1])) >= 132

@@ -689,6 +689,17 @@ def _single(op: Op) -> Op:
     return op if op.count == 1 else dataclasses.replace(op, count=1)
 
 
+def objective_error(arch: ArchSpec, objective: str) -> str | None:
+    """Why ``objective`` cannot act on ``arch`` (``None`` where it can): a GPU preset's kernel
+    model predicts the kernels its library runs, the fastest it finds, with no mapping to
+    search, so only latency acts there. The one check :func:`simulate_op` and the command line
+    (which names the flag) share."""
+    if arch.gpu is not None and objective != "latency":
+        return (f"{arch.name} is a GPU preset, whose kernel model predicts the kernels its "
+                f"library runs (no mapping to search for {objective})")
+    return None
+
+
 def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
                 objective: Objective = "latency") -> OpResult:
     """All ``op.count`` instances of ``op`` on ``arch`` (module doc). Raises
@@ -703,12 +714,11 @@ def simulate_op(arch: ArchSpec, op: Op, *, memory: Memory = "real",
     if not isinstance(op, (Gemm, Attention, Vector)):
         raise TypeError(f"op: expected a models.ops Gemm, Attention or Vector, got "
                         f"{type(op).__name__}")
-    if arch.gpu is not None and objective != "latency":
+    if (why := objective_error(arch, objective)) is not None:
         from sim.errors import InputError
 
-        raise InputError(f"objective: {arch.name} is a GPU preset, whose kernel model "
-                         "predicts the kernels its library runs (no mapping to search for "
-                         f"{objective!r}); use objective 'latency', or an engine architecture")
+        raise InputError(f"objective: {why}; use objective 'latency', or an engine "
+                         "architecture")
     inst = _instance(arch, _single(op), memory, objective)
     n = op.count
     # count times one instance's whole cycles and bytes (exact ints: _instance rounds them)

@@ -238,15 +238,16 @@ def _load(args: argparse.Namespace) -> ArchSpec:
 
 
 def _objective_acts(args: argparse.Namespace, arch: ArchSpec) -> ArchSpec:
-    """``arch``, where ``--objective`` acts on it: a GPU preset's kernel model predicts the
-    kernels its library runs, the fastest it finds (no mapping is searched), so an energy or
-    EDP objective would change nothing there and is refused."""
-    if arch.gpu is not None and args.objective != "latency":
+    """``arch``, where ``--objective`` acts on it (:func:`sim.system.objective_error`: on a
+    GPU preset an energy or EDP objective would change nothing and is refused), checked before
+    anything runs."""
+    from sim.system import objective_error
+
+    if (why := objective_error(arch, args.objective)) is not None:
         from sim.errors import InputError
 
-        raise InputError(f"--objective: {arch.name} is a GPU preset, whose kernel model "
-                         "predicts the kernels its library runs (no mapping to search for "
-                         f"{args.objective}); drop --objective, or use an engine architecture")
+        raise InputError(f"--objective: {why}; drop --objective, or use an engine "
+                         "architecture")
     return arch
 
 

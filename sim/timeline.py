@@ -327,7 +327,7 @@ class _Plan:
     #: the engine's busy cycles as the walk counts them (a step's time from the start of the
     #: step before, times its own share: ``mult[i] * busy[i - 1]``), and the last step's once
     #: (:func:`_bound`)
-    busy_walked: float = 0.0
+    busy_walked: float
     #: where the walk may skip (:func:`timeline_cycles`): per loop of five positions or more
     #: outside the innermost one that moves, per iteration of the loops around it: the first
     #: steps of its iterations from the second to the last, the shares of those up to the
